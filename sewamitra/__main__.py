@@ -1,0 +1,3 @@
+from sewamitra.cli import main
+
+main()

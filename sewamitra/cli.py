@@ -1,0 +1,231 @@
+"""The `sewamitra` command: run, administer and seed the helpline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from sqlmodel import Session
+
+from sewamitra import localsecrets
+from storage import db, redisdb
+from storage.exceptions import SewamitraError
+from storage.models import Role
+from storage.settings import CONFIG_ENV, Settings, default_config_path, load_settings
+
+log = logging.getLogger("sewamitra")
+DEFAULT_PORT = 8155
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    engine = db.create_engine(settings.sqlalchemy_url)
+    try:
+        with db.session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="config.yaml to use")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Sewamitra helpline: telephony back office for booking verified home-service workers."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = (config_path or default_config_path()).resolve()
+    os.environ[CONFIG_ENV] = str(path)  # every child process reads the same file
+    try:
+        ctx.obj = {"settings": load_settings(path)}
+    except SewamitraError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="web port")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address the web app listens on")
+@click.option("--no-seed", is_flag=True, help="do not add demo data to an empty database")
+@click.pass_context
+def up(ctx: click.Context, port: int, host: str, no_seed: bool) -> None:
+    """Run the whole helpline: web app, RQ workers and scheduler (and Redis, if none is set)."""
+    from sewamitra import startup
+
+    sys.exit(startup.up(_settings(ctx), port=port, host=host, seed_demo=not no_seed))
+
+
+@main.command()
+@click.option("--port", default=DEFAULT_PORT, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--workers", type=int, default=None, help="gunicorn processes (default: workers.web)")
+@click.pass_context
+def serve(ctx: click.Context, port: int, host: str, workers: int | None) -> None:
+    """Serve the web app (webhooks, console, API) with gunicorn."""
+    from sewamitra.web import serve as run_gunicorn
+
+    settings = _settings(ctx)
+    run_gunicorn(settings, host=host, port=port, workers=workers or settings.workers.web)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="stop when the queues are empty")
+@click.option("--name", default=None, help="worker name (default: host and pid)")
+@click.pass_context
+def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
+    """Run an RQ worker for the dispatch and default queues."""
+    from dispatch.queues import worker as make_worker
+
+    connection = _redis(_settings(ctx))
+    make_worker(connection, name=name).work(burst=burst, with_scheduler=True)
+
+
+@main.command()
+@click.pass_context
+def scheduler(ctx: click.Context) -> None:
+    """Run the scheduler that enqueues periodic jobs (sweeps, heartbeats)."""
+    from dispatch.schedule import scheduler as make_scheduler
+
+    make_scheduler(_redis(_settings(ctx))).start()
+
+
+def _redis(settings: Settings) -> Any:
+    try:
+        return redisdb.connect(settings)
+    except SewamitraError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command()
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Migrate the database to the newest schema."""
+    settings = _settings(ctx)
+    engine = db.create_engine(settings.sqlalchemy_url)
+    db.upgrade(engine)
+    click.echo(f"database at revision {db.current_revision(engine)}: {engine.url.render_as_string()}")
+    engine.dispose()
+
+
+@main.command()
+@click.option("--seed", "seed_number", default=155330, show_default=True, help="random seed")
+@click.option("--providers", default=80, show_default=True)
+@click.option("--workers", default=800, show_default=True)
+@click.pass_context
+def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> None:
+    """Fill an empty database with Uttar Pradesh demo data (districts, agencies, workers)."""
+    from storage import demo
+
+    settings = _settings(ctx)
+    db.upgrade(db.create_engine(settings.sqlalchemy_url))
+    with _session(settings) as session, click.progressbar(length=workers, label="workers") as bar:
+        try:
+            summary = demo.seed(
+                session, settings, seed=seed_number, providers=providers, workers=workers,
+                progress=lambda done, _total: bar.update(done - bar.pos),
+            )  # fmt: skip
+        except SewamitraError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"seeded: {summary}")
+
+
+@main.group(name="import")
+def import_group() -> None:
+    """Bulk imports."""
+
+
+@import_group.command(name="workers")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.pass_context
+def import_workers(ctx: click.Context, csv_file: Any) -> None:
+    """Import workers from CSV; bad rows are reported and skipped (exit status 1 if any)."""
+    from storage.importer import import_workers as run_import
+
+    settings = _settings(ctx)
+    with _session(settings) as session, click.progressbar(length=0, label="rows") as bar:
+        try:
+            report = run_import(session, settings, csv_file, progress=lambda done, total: _advance(bar, done, total))
+        except SewamitraError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"imported {report.imported} worker(s)")
+    if report.providers_created:
+        click.echo(f"new provider agencies: {', '.join(report.providers_created)}")
+    for error in report.errors:
+        click.echo(f"row {error.row}: {error.reason}", err=True)
+    if report.errors:
+        click.echo(f"{len(report.errors)} row(s) skipped", err=True)
+        sys.exit(1)
+
+
+def _advance(bar: Any, done: int, total: int) -> None:
+    bar.length = total
+    bar.update(done - bar.pos)
+
+
+@main.command(name="create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--full-name", default=None)
+@click.option("--phone", default=None, help="desk phone the console rings for this agent")
+@click.option("--provider", default=None, help="agency name (provider role only)")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@click.pass_context
+def create_user(
+    ctx: click.Context, username: str, role: str, full_name: str | None, phone: str | None,
+    provider: str | None, password_stdin: bool,
+) -> None:  # fmt: skip
+    """Add a console user. Without --password-stdin you are asked, or one is made and shown."""
+    from storage.users import create_user as add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = secrets.token_urlsafe(12)
+        click.echo(f"password: {password}")
+    with _session(_settings(ctx)) as session:
+        try:
+            user = add_user(session, username, Role(role), password, full_name=full_name, phone=phone,
+                            provider=provider)  # fmt: skip
+        except SewamitraError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"created {user.role.value} {user.username!r}")
+
+
+@main.command(name="twilio-signature")
+@click.argument("path")
+@click.argument("params", nargs=-1)
+@click.pass_context
+def twilio_signature(ctx: click.Context, path: str, params: tuple[str, ...]) -> None:
+    """Print the X-Twilio-Signature for a POST of KEY=VALUE PARAMS to PATH (for curl tests)."""
+    from twilio.request_validator import RequestValidator
+
+    settings = _settings(ctx)
+    token = settings.twilio.auth_token or _local_token(settings)
+    form = dict(p.split("=", 1) for p in params)
+    url = settings.public_url + (path if path.startswith("/") else urlsplit(path).path)
+    click.echo(RequestValidator(token).compute_signature(url, form))
+
+
+def _local_token(settings: Settings) -> str:
+    file = localsecrets.path(settings.data_dir, "TWILIO_AUTH_TOKEN")
+    if not file.exists():
+        raise click.ClickException("TWILIO_AUTH_TOKEN is not set and `sewamitra up` has not made a local one")
+    return file.read_text().strip()

@@ -1,0 +1,45 @@
+"""GET /healthz: is the database reachable, Redis up, and are jobs running?"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from rq import Worker
+from rq.cron import CronScheduler
+
+from dispatch.jobs import HEARTBEAT_KEY
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    helpline = current_app.extensions["sewamitra"]
+    report: dict[str, object] = {}
+    try:
+        with helpline.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        report["database"] = "ok"
+    except sa.exc.SQLAlchemyError as exc:
+        report["database"] = f"error: {type(exc).__name__}"
+    try:
+        connection = helpline.redis
+        connection.ping()
+        report["redis"] = "ok"
+        report["rq_workers"] = Worker.count(connection=connection)
+        report["schedulers"] = len(CronScheduler.all(connection))
+        report["jobs_last_ran_s_ago"] = _seconds_since(connection.get(HEARTBEAT_KEY))
+    except Exception as exc:  # any Redis failure is a health answer, not a crash
+        report["redis"] = f"error: {type(exc).__name__}"
+    healthy = report["database"] == "ok" and report["redis"] == "ok"
+    report["status"] = "ok" if healthy else "degraded"
+    return jsonify(report), 200 if healthy else 503
+
+
+def _seconds_since(raw: bytes | None) -> float | None:
+    if raw is None:
+        return None
+    return round((datetime.now(UTC) - datetime.fromisoformat(raw.decode())).total_seconds(), 1)

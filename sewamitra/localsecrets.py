@@ -1,0 +1,43 @@
+"""Secrets for a one-box demo: made once, kept (mode 0600) in the data directory.
+
+Production sets them in the environment; `sewamitra up` falls back to these so a fresh
+checkout runs without any setup, and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+FILES = {
+    "SEWAMITRA_SECRET_KEY": "secret-key",
+    "TWILIO_AUTH_TOKEN": "local-twilio-auth-token",
+}
+ADMIN_PASSWORD_FILE = "console-admin-password"
+
+
+def path(data_dir: Path, env_name: str) -> Path:
+    return data_dir / FILES[env_name]
+
+
+def read_or_create(file: Path, make: int = 32) -> str:
+    """The secret in `file`, created with `make` random bytes the first time."""
+    if file.exists():
+        return file.read_text().strip()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(make)
+    descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def fill_environment(data_dir: Path, environ: dict[str, str]) -> list[str]:
+    """Put the local secret of every variable `environ` lacks into it; name those filled."""
+    filled = []
+    for env_name in FILES:
+        if not environ.get(env_name):
+            environ[env_name] = read_or_create(path(data_dir, env_name))
+            filled.append(env_name)
+    return filled

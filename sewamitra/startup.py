@@ -1,0 +1,104 @@
+"""What `sewamitra up` does before and around the processes: Redis, secrets, schema, demo data,
+the first console login."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from sqlmodel import Session, select
+
+from sewamitra import localsecrets
+from sewamitra.supervisor import Child, Supervisor
+from storage import db
+from storage.models import Role, User, Worker
+from storage.redisdb import EmbeddedRedis
+from storage.settings import Settings, load_settings
+from storage.users import create_user
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
+    """Prepare one box and run every process until Ctrl-C or SIGTERM; return the exit status."""
+    environ = dict(os.environ)
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        environ["SEWAMITRA_REDIS_URL"] = embedded.start()
+        click.echo(f"embedded Redis on {embedded.socket} (data kept in {embedded.directory})")
+    try:
+        for name in localsecrets.fill_environment(settings.data_dir, environ):
+            click.echo(f"{name} is not set: using the local one in {localsecrets.path(settings.data_dir, name)}")
+        if urlsplit(settings.public_url).hostname in LOCAL_HOSTS and "SEWAMITRA_PUBLIC_URL" not in os.environ:
+            environ["SEWAMITRA_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+        settings = load_settings(environ=environ)
+        login = prepare_database(settings, seed_demo=seed_demo)
+        return _supervise(settings, environ, port=port, host=host, login=login)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def prepare_database(settings: Settings, *, seed_demo: bool) -> str:
+    """Migrate; seed an empty database; make the first admin. Return how to log in."""
+    from storage import demo
+
+    engine = db.create_engine(settings.sqlalchemy_url)
+    db.upgrade(engine)
+    with db.session_scope(engine) as session:
+        if seed_demo and session.exec(select(Worker.id).limit(1)).first() is None:
+            with click.progressbar(length=0, label="demo data: workers") as bar:
+                demo.seed(session, settings, progress=lambda done, total: _advance(bar, done, total))
+        login = _first_admin(session, settings.data_dir)
+    engine.dispose()
+    return login
+
+
+def _advance(bar: Any, done: int, total: int) -> None:
+    bar.length = total
+    bar.update(done - bar.pos)
+
+
+def _first_admin(session: Session, data_dir: Path) -> str:
+    """A fresh database gets user 'admin' with a random password kept in the data directory."""
+    password_file = data_dir / localsecrets.ADMIN_PASSWORD_FILE
+    if session.exec(select(User.id).limit(1)).first() is None:
+        password_file.unlink(missing_ok=True)
+        password = localsecrets.read_or_create(password_file, make=12)
+        create_user(session, "admin", Role.ADMIN, password, full_name="Helpline administrator", actor="up")
+        return f"admin / {password}   (kept in {password_file}; change it after signing in)"
+    if password_file.exists():
+        return f"admin / {password_file.read_text().strip()}   (from {password_file}, unless changed since)"
+    return "the users made with `sewamitra create-user`"
+
+
+def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: str, login: str) -> int:
+    children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
+    children += [Child(f"worker-{i}", ["worker", "--name", _worker_name(i)]) for i in range(settings.workers.rq)]
+    children.append(Child("scheduler", ["scheduler"]))
+    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    banner = {
+        "ready": click.style(f"\n{settings.helpline_name} is up.", bold=True),
+        "voice": f"  Twilio voice webhook : {settings.public_url}/twilio/voice   (POST, signed)",
+        "health": f"  Health               : {local}/healthz",
+        "console": f"  Console login        : {login}",
+        "redis": f"  Redis                : {settings.redis_url}",
+        "database": f"  Database             : {_safe_url(settings.sqlalchemy_url)}",
+        "stop": "Press Ctrl-C to stop everything.\n",
+    }
+    return Supervisor(children, environ).run(on_ready=banner, ready_url=f"{local}/healthz")
+
+
+def _worker_name(index: int) -> str:
+    return f"sewamitra-{os.getpid()}-{index}-{secrets.token_hex(2)}"
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,106 @@
+"""`sewamitra up`: the web app, RQ workers and the scheduler as child processes of one command,
+stopped together on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if `sewamitra up` itself is killed, so nothing is orphaned."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, environ: Mapping[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sewamitra", *self.args],
+            env=dict(environ),
+            # A group of its own: Ctrl-C reaches `up` alone, which then sends each child one SIGTERM
+            # (a second signal would make an RQ worker abandon the job it is running).
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+
+@dataclass
+class Supervisor:
+    children: list[Child]
+    environ: Mapping[str, str]
+    stopping: bool = field(default=False, init=False)
+
+    def run(self, on_ready: Mapping[str, str] | None = None, ready_url: str | None = None) -> int:
+        """Start every child, wait for them; return the exit status `up` should have."""
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for child in self.children:
+                child.start(self.environ)
+            if ready_url and not self._wait_ready(ready_url):
+                return self.stop(1)
+            if on_ready:
+                for line in on_ready.values():
+                    print(line, flush=True)
+            while not self.stopping:
+                for child in self.children:
+                    if child.exit_code is not None:
+                        log.error("%s exited with status %s; stopping the helpline", child.name, child.exit_code)
+                        return self.stop(1)
+                time.sleep(0.2)
+            return self.stop(0)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _wait_ready(self, url: str, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            if any(child.exit_code is not None for child in self.children):
+                return False
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return True
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        return False
+
+    def stop(self, status: int, timeout: float = 15) -> int:
+        """SIGTERM every child (each finishes what it is doing), then SIGKILL the stragglers."""
+        print("stopping: web, workers, scheduler …", flush=True)
+        running = [c.process for c in self.children if c.process is not None and c.process.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return status

@@ -1,0 +1,44 @@
+"""gunicorn serving the app: the production WSGI server, used by `serve` and `up`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from storage.settings import Settings
+
+# Twilio waits 15 s for a webhook; a request still running after that is lost anyway.
+REQUEST_TIMEOUT_S = 20
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        from sewamitra.app import create_app
+
+        return create_app(self.settings)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": REQUEST_TIMEOUT_S,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "forwarded_allow_ips": "127.0.0.1",
+        "control_socket_disable": True,
+    }
+    _Gunicorn(settings, options).run()

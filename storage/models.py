@@ -1,0 +1,294 @@
+"""The helpline's records: SQLModel tables, one class a noun, statuses as str Enums."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which drops the zone) and PostgreSQL alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use storage.models.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(enum: type[StrEnum]) -> sa.Enum:
+    return sa.Enum(
+        enum,
+        native_enum=False,
+        length=20,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _moment(index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=True, index=index)
+
+
+class VerificationStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+
+
+class Origin(StrEnum):
+    LOCAL = "local"
+    RETURNED_MIGRANT = "returned_migrant"
+
+
+class RequestStatus(StrEnum):
+    NEW = "new"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    COMPLETED = "completed"
+    CLOSED = "closed"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+
+
+class Channel(StrEnum):
+    IVR = "ivr"
+    AGENT = "agent"
+    SMS = "sms"
+    API = "api"
+    OPEN311 = "open311"
+
+
+class OfferStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
+class OfferChannel(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+    AGENT = "agent"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    PROVIDER = "provider"
+
+
+class District(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True, description="as the India Post directory spells it")
+    state: str = Field(max_length=80, index=True)
+
+
+class Provider(SQLModel, table=True):
+    """An agency that employs or registers workers."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=160, unique=True)
+    district: str | None = Field(default=None, max_length=80, index=True)
+    phone: str | None = Field(default=None, max_length=20)
+    email: str | None = Field(default=None, max_length=160)
+    active: bool = True
+    created_at: datetime = _created()
+
+
+class Worker(SQLModel, table=True):
+    """A sewamitra: a skilled worker who takes home visits."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    phone: str = Field(max_length=20, unique=True, description="E.164")
+    language: str = Field(default="hi", max_length=5)
+    voice_preferred: bool = Field(default=False, description="offers by voice call, not SMS")
+    pincode: str = Field(max_length=6, index=True)
+    district: str = Field(max_length=80, index=True)
+    latitude: float
+    longitude: float
+    service_radius_km: float | None = Field(default=None, description="None: the config default")
+    police_verification: VerificationStatus = Field(
+        default=VerificationStatus.PENDING, sa_type=_enum(VerificationStatus), index=True
+    )
+    police_verified_on: date | None = None
+    police_reference: str | None = Field(default=None, max_length=60)
+    police_note: str | None = Field(default=None, max_length=500)
+    certification: str | None = Field(default=None, max_length=60, description="e.g. RPL under PMKVY")
+    certification_grade: str | None = Field(default=None, max_length=10)
+    certifying_institution: str | None = Field(default=None, max_length=160)
+    rating: float | None = Field(default=None, ge=1, le=5)
+    rating_count: int = 0
+    available: bool = True
+    active: bool = True
+    origin: Origin = Field(default=Origin.LOCAL, sa_type=_enum(Origin))
+    provider_id: int | None = Field(default=None, foreign_key="provider.id", index=True)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class WorkerSkill(SQLModel, table=True):
+    __tablename__ = "worker_skill"
+
+    worker_id: int = Field(foreign_key="worker.id", primary_key=True, ondelete="CASCADE")
+    service_code: str = Field(max_length=32, primary_key=True, index=True)
+
+
+class Caller(SQLModel, table=True):
+    """A citizen who phoned or was phoned; known by number."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=20, unique=True, description="E.164")
+    language: str | None = Field(default=None, max_length=5)
+    created_at: datetime = _created()
+    last_seen_at: datetime = _created()
+
+
+class ServiceRequest(SQLModel, table=True):
+    __tablename__ = "service_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=8, unique=True, description="7 digits, the last a Verhoeff check digit")
+    idempotency_key: str | None = Field(default=None, max_length=120, unique=True)
+    service_code: str = Field(max_length=32, index=True)
+    pincode: str = Field(max_length=6)
+    district: str = Field(max_length=80, index=True)
+    latitude: float | None = None
+    longitude: float | None = None
+    address_note: str | None = Field(default=None, max_length=500)
+    preferred_time: str | None = Field(default=None, max_length=80)
+    caller_id: int | None = Field(default=None, foreign_key="caller.id", index=True)
+    language: str = Field(default="hi", max_length=5)
+    channel: Channel = Field(default=Channel.IVR, sa_type=_enum(Channel))
+    status: RequestStatus = Field(default=RequestStatus.NEW, sa_type=_enum(RequestStatus), index=True)
+    worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
+    completion_code: str | None = Field(default=None, max_length=4)
+    rating: int | None = Field(default=None, ge=1, le=5)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    updated_at: datetime = _created()
+    assigned_at: datetime | None = _moment()
+    completed_at: datetime | None = _moment()
+
+
+class Offer(SQLModel, table=True):
+    """One worker asked to take one request."""
+
+    __table_args__ = (
+        sa.Index(
+            "uq_offer_one_accepted",
+            "request_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'accepted'"),
+            postgresql_where=sa.text("status = 'accepted'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="service_request.id", index=True)
+    worker_id: int = Field(foreign_key="worker.id", index=True)
+    status: OfferStatus = Field(default=OfferStatus.PENDING, sa_type=_enum(OfferStatus), index=True)
+    channel: OfferChannel = Field(default=OfferChannel.SMS, sa_type=_enum(OfferChannel))
+    created_at: datetime = _created()
+    expires_at: datetime | None = _moment(index=True)
+    answered_at: datetime | None = _moment()
+
+
+class CallLog(SQLModel, table=True):
+    __tablename__ = "call_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_sid: str = Field(max_length=40, unique=True)
+    direction: Direction = Field(default=Direction.INBOUND, sa_type=_enum(Direction))
+    from_number: str | None = Field(default=None, max_length=40)
+    to_number: str | None = Field(default=None, max_length=40)
+    status: str | None = Field(default=None, max_length=20)
+    duration_s: int | None = None
+    language: str | None = Field(default=None, max_length=5)
+    path: list[str] = Field(default_factory=list, sa_type=sa.JSON, description="menu nodes visited")
+    outcome: str | None = Field(default=None, max_length=40)
+    request_id: int | None = Field(default=None, foreign_key="service_request.id", index=True)
+    worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    ended_at: datetime | None = _moment()
+
+
+class SmsLog(SQLModel, table=True):
+    __tablename__ = "sms_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_sid: str | None = Field(default=None, max_length=40, unique=True)
+    direction: Direction = Field(default=Direction.OUTBOUND, sa_type=_enum(Direction))
+    from_number: str | None = Field(default=None, max_length=40)
+    to_number: str | None = Field(default=None, max_length=40)
+    body: str = Field(max_length=1600)
+    template: str | None = Field(default=None, max_length=40)
+    status: str | None = Field(default=None, max_length=20)
+    error_code: str | None = Field(default=None, max_length=10)
+    request_id: int | None = Field(default=None, foreign_key="service_request.id", index=True)
+    worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    updated_at: datetime = _created()
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record, when and why."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (sa.Index("ix_audit_event_entity", "entity", "entity_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    actor: str = Field(max_length=80, description="'ivr', 'system', 'user:<id>', 'worker:<id>'")
+    action: str = Field(max_length=60)
+    entity: str = Field(max_length=40)
+    entity_id: int | None = None
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=500)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class User(SQLModel, table=True):
+    """A console user: agent, supervisor, admin, or a provider agency's staff."""
+
+    __tablename__ = "console_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=60, unique=True)
+    password_hash: str = Field(max_length=255)
+    role: Role = Field(sa_type=_enum(Role))
+    full_name: str | None = Field(default=None, max_length=120)
+    phone: str | None = Field(default=None, max_length=20, description="desk phone the console rings")
+    provider_id: int | None = Field(default=None, foreign_key="provider.id")
+    active: bool = True
+    created_at: datetime = _created()
+    last_login_at: datetime | None = _moment()

@@ -1,0 +1,43 @@
+"""Phone numbers: E.164 via phonenumbers, Indian mobiles checked, masked for display."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "private", "+266696687"})
+
+
+def is_withheld(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in WITHHELD
+
+
+def to_e164(raw: str, region: str = "IN") -> str | None:
+    """The number in E.164, or None when it is not a valid number."""
+    try:
+        number = phonenumbers.parse(raw.strip(), region)
+    except NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def indian_mobile(raw: str) -> str | None:
+    """The E.164 form of an Indian mobile number (the only kind that can get SMS), else None."""
+    try:
+        number = phonenumbers.parse(raw.strip(), "IN")
+    except NumberParseException:
+        return None
+    if number.country_code != 91 or not phonenumbers.is_valid_number(number):
+        return None
+    if phonenumbers.number_type(number) not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(e164: str | None) -> str:
+    """'+919876543210' -> '+91 98xxxxx210'."""
+    if not e164 or len(e164) < 8:
+        return "withheld"
+    return f"{e164[:3]} {e164[3:5]}{'x' * (len(e164) - 8)}{e164[-3:]}"

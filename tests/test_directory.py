@@ -1,0 +1,47 @@
+"""PIN codes and phone numbers are checked against real directories, offline."""
+
+from __future__ import annotations
+
+from storage import phones, pincodes
+
+
+def test_a_lucknow_pin_code_names_its_district_and_centre() -> None:
+    place = pincodes.lookup("226001")
+    assert place is not None
+    assert (place.district, place.state) == ("LUCKNOW", "UTTAR PRADESH")
+    assert place.latitude is not None and 26.5 < place.latitude < 27.2
+    assert place.longitude is not None and 80.5 < place.longitude < 81.3
+
+
+def test_unknown_or_malformed_pin_codes_are_none() -> None:
+    for pin in ["999999", "012345", "2260", "22600a", ""]:
+        assert pincodes.lookup(pin) is None
+
+
+def test_a_pin_code_outside_uttar_pradesh_is_known_but_not_in_the_state() -> None:
+    place = pincodes.lookup("110001")
+    assert place is not None and not place.in_state("Uttar Pradesh")
+
+
+def test_uttar_pradesh_has_75_districts() -> None:
+    districts = pincodes.districts("UTTAR PRADESH")
+    assert len(districts) == 75
+    assert {"LUCKNOW", "VARANASI", "GAUTAM BUDDHA NAGAR", "PRAYAGRAJ"} <= set(districts)
+    assert pincodes.display_name("GAUTAM BUDDHA NAGAR") == "Gautam Buddha Nagar"
+
+
+def test_indian_mobiles_are_normalised_and_landlines_refused() -> None:
+    assert phones.indian_mobile("98765 43210") == "+919876543210"
+    assert phones.indian_mobile("+91-98765-43210") == "+919876543210"
+    assert phones.indian_mobile("09876543210") == "+919876543210"
+    assert phones.indian_mobile("0522 262 3456") is None  # a Lucknow landline cannot get SMS
+    assert phones.indian_mobile("+14155550100") is None
+    assert phones.indian_mobile("12345") is None
+    assert phones.indian_mobile("=HYPERLINK(1)") is None
+
+
+def test_withheld_numbers_are_recognised_and_masked() -> None:
+    assert phones.is_withheld("anonymous") and phones.is_withheld("") and phones.is_withheld(None)
+    assert not phones.is_withheld("+919876543210")
+    assert phones.mask("+919876543210") == "+91 98xxxxx210"
+    assert phones.mask(None) == "withheld"
