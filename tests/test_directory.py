@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from storage import phones, pincodes
+from storage.geo import distance_km
 
 
 def test_a_lucknow_pin_code_names_its_district_and_centre() -> None:
@@ -45,3 +46,20 @@ def test_withheld_numbers_are_recognised_and_masked() -> None:
     assert not phones.is_withheld("+919876543210")
     assert phones.mask("+919876543210") == "+91 98xxxxx210"
     assert phones.mask(None) == "withheld"
+
+
+def test_misplaced_post_offices_do_not_misplace_a_pin_code() -> None:
+    # India Post puts Noida's sector offices in Madhya Pradesh and most of Pratapgarh in
+    # Chhattisgarh; the PIN code must still land in its own town.
+    noida = pincodes.lookup("201301")
+    pratapgarh = pincodes.lookup("230001")
+    assert noida is not None and pratapgarh is not None
+    assert distance_km(noida.latitude, noida.longitude, 28.57, 77.32) < 15  # type: ignore[arg-type]
+    assert distance_km(pratapgarh.latitude, pratapgarh.longitude, 25.90, 81.94) < 15  # type: ignore[arg-type]
+
+
+def test_every_uttar_pradesh_pin_code_lies_inside_the_state() -> None:
+    for pin in pincodes.pincodes("UTTAR PRADESH"):
+        place = pincodes.lookup(pin)
+        assert place is not None and place.latitude is not None and place.longitude is not None
+        assert 23.8 <= place.latitude <= 30.5 and 77.0 <= place.longitude <= 84.7, place

@@ -19,7 +19,7 @@ TABLES = {"district", "provider", "worker", "worker_skill", "caller", "service_r
 
 
 def test_upgrade_builds_every_table_at_the_newest_revision(engine: sa.Engine) -> None:
-    assert TABLES <= set(sa.inspect(engine).get_table_names())
+    assert set(sa.inspect(engine).get_table_names()) >= TABLES
     assert db.current_revision(engine) == db.head_revision()
 
 
@@ -33,7 +33,7 @@ def test_downgrade_to_nothing_and_up_again(engine: sa.Engine) -> None:
     db.downgrade(engine, "base")
     assert not TABLES & set(sa.inspect(engine).get_table_names())
     db.upgrade(engine)
-    assert TABLES <= set(sa.inspect(engine).get_table_names())
+    assert set(sa.inspect(engine).get_table_names()) >= TABLES
 
 
 def test_upgrade_twice_changes_nothing(engine: sa.Engine) -> None:
