@@ -22,3 +22,9 @@ def prompts(language: str) -> dict[str, str]:
 
 def text(name: str, language: str) -> str:
     return prompts(language)[name]
+
+
+def digits(number: str, language: str) -> str:
+    """'226001' → 'two, two, six, zero, zero, one': a number read key by key, as it is keyed."""
+    words = prompts(language)["digit_words"].split()
+    return ", ".join(words[int(c)] if c.isdigit() else c for c in number)

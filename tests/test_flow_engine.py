@@ -1,0 +1,271 @@
+"""The helpline flow, run by the pure engine: keys and effect outcomes in, what the caller hears
+and what the edge must do out. No Flask, no Redis, no database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows import definition
+from flows.definition import ServiceChoice
+from flows.engine import (
+    Effect,
+    Enqueue,
+    Event,
+    Gather,
+    Hangup,
+    Keys,
+    Outcome,
+    Say,
+    Session,
+    Status,
+    Trigger,
+    resume,
+    start,
+)
+
+SERVICES = [
+    ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Plumber"}, 200),
+    ServiceChoice("electrician", "2", {"hi": "इलेक्ट्रीशियन", "en": "Electrician"}, 250),
+]
+FLOW = definition.load("helpline", languages=["hi", "en"], services=SERVICES)
+
+
+def heard(events: list[Event]) -> list[str]:
+    """Everything spoken, in order, including the prompts inside a keypad wait."""
+    texts: list[str] = []
+    for event in events:
+        if isinstance(event, Say):
+            texts.append(event.text)
+        elif isinstance(event, Gather):
+            texts += [say.text for say in event.prompts]
+    return texts
+
+
+class Call:
+    """A caller working through the flow; effects are answered by the test."""
+
+    def __init__(self, language: str | None = None) -> None:
+        self.session, self.events = start(FLOW, Trigger(language, {"known_language": language or ""}))
+
+    def press(self, digits: str) -> list[str]:
+        self.session, self.events = resume(FLOW, self.session, Keys(digits))
+        return heard(self.events)
+
+    def effect(self) -> Effect:
+        assert self.session.status is Status.WAITING_EFFECT, self.events
+        effect = self.events[-1]
+        assert isinstance(effect, Effect)
+        return effect
+
+    def outcome(self, name: str, **values: object) -> list[str]:
+        self.session, self.events = resume(FLOW, self.session, Outcome(name, values))
+        return heard(self.events)
+
+    @property
+    def node(self) -> str:
+        return self.session.node
+
+
+def test_a_new_caller_is_welcomed_in_both_languages_then_asked_to_choose() -> None:
+    call = Call()
+    assert heard(call.events) == [
+        "सेवामित्र हेल्पलाइन में आपका स्वागत है।", "Welcome to the Sewamitra helpline.",
+        "हिंदी के लिए 1 दबाएँ।", "For English, press 2.",
+    ]  # fmt: skip
+    gather = call.events[-1]
+    assert isinstance(gather, Gather) and gather.num_digits == 1
+
+
+def test_english_plumber_at_226001_books_a_request() -> None:
+    call = Call()
+    assert call.press("2")[0].startswith("To book a new service, press 1.")
+    assert call.press("1")[:3] == ["Please choose a service.", "For Plumber, press 1.", "For Electrician, press 2."]
+    assert call.press("1")[0] == "The standard visit charge for a Plumber is 200 rupees."
+    call.press("226001")
+    assert call.effect() == Effect("lookup_pincode", {"pincode": "226001"})
+    assert call.outcome("found", district="Lucknow") == [
+        "You keyed PIN code two, two, six, zero, zero, one, district Lucknow. "
+        "If that is right, press 1. To key it again, press 2."
+    ]
+    call.press("1")
+    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001"})
+    spoken = call.outcome("created", request_number="9320413", sms_sent="yes")
+    number = "nine, three, two, zero, four, one, three"
+    assert spoken[:3] == [
+        f"Thank you. Your request is registered. Your request number is: {number}.",
+        f"Once again, your request number is: {number}.",
+        "We are also sending this number to you by SMS.",
+    ]
+    assert call.session.language == "en" and call.node == "after_request"
+    assert call.session.path[:4] == ("welcome", "language", "main_menu", "service_menu")
+
+
+def test_hindi_is_the_default_when_the_caller_keys_nothing() -> None:
+    call = Call()
+    spoken = call.press("")
+    assert spoken[0].startswith("नई सेवा बुक करने के लिए 1 दबाएँ।")
+    assert call.session.language == "hi" and call.session.vars["remember_language"] == "yes"
+
+
+def test_a_returning_caller_skips_the_language_menu() -> None:
+    call = Call(language="en")
+    assert heard(call.events)[:2] == [
+        "Welcome to the Sewamitra helpline.",
+        "To book a new service, press 1. To know about your request, press 2. To speak to an agent, press 3. "
+        "To hear these choices again, press 9.",
+    ]
+    assert call.node == "main_menu"
+
+
+def test_a_withheld_caller_hears_the_number_a_third_time_instead_of_an_sms() -> None:
+    call = Call(language="en")
+    for keys in ("1", "2", "226001"):
+        call.press(keys)
+    call.outcome("found", district="Lucknow")
+    call.press("1")
+    spoken = call.outcome("created", request_number="1234566", sms_sent="no")
+    assert spoken[2] == "Please write it down. Your request number is: one, two, three, four, five, six, six."
+
+
+def test_a_wrong_key_is_explained_and_the_menu_repeated_three_times_then_an_agent() -> None:
+    call = Call(language="en")
+    assert call.press("7")[:2] == ["Sorry, that is not one of the choices.", heard(call.events)[1]]
+    assert call.node == "main_menu" and call.session.tries == {"main_menu": 1}
+    call.press("8")
+    assert call.session.tries == {"main_menu": 2}
+    spoken = call.press("")
+    assert spoken == ["Sorry, that is not one of the choices.", "We are connecting you to one of our agents."]
+    assert call.effect().name == "agents_available"
+    call.outcome("open")
+    assert heard(call.events) == ["Please hold; the next available agent will take your call."]
+    assert call.events[-1] == Enqueue("helpline") and call.session.status is Status.ENDED
+
+
+def test_zero_reaches_an_agent_from_any_menu_even_mid_pincode() -> None:
+    call = Call(language="hi")
+    call.press("1")
+    call.press("1")
+    assert call.node == "ask_pincode"
+    call.press("0")
+    assert call.effect().name == "agents_available"
+
+
+def test_nine_repeats_the_main_menu_without_counting_a_try() -> None:
+    call = Call(language="en")
+    for _ in range(5):
+        assert call.press("9")[0].startswith("To book a new service")
+    assert call.session.tries == {} and call.node == "main_menu"
+
+
+def test_an_unknown_pincode_is_explained_and_asked_again_three_times_at_most() -> None:
+    call = Call(language="en")
+    call.press("1")
+    call.press("1")
+    for attempt in (1, 2):
+        call.press("999999")
+        assert call.outcome("unknown") == [
+            "We could not find the PIN code nine, nine, nine, nine, nine, nine.",
+            "Please key in the six-digit PIN code of the address where you need the service, then press hash.",
+        ]
+        assert call.session.tries == {"ask_pincode": attempt}
+    call.press("999999")
+    assert call.outcome("unknown")[-1] == "We are connecting you to one of our agents."
+
+
+def test_a_pincode_outside_the_state_is_explained() -> None:
+    call = Call(language="en")
+    call.press("1")
+    call.press("1")
+    call.press("110001")
+    spoken = call.outcome("outside", district="New Delhi")
+    assert spoken[0].startswith("The PIN code one, one, zero, zero, zero, one is in New Delhi district.")
+    assert call.node == "ask_pincode"
+
+
+def test_a_short_pincode_is_refused_without_a_lookup() -> None:
+    call = Call(language="en")
+    call.press("1")
+    call.press("1")
+    assert call.press("2260")[0] == "A PIN code has six digits."
+    assert call.session.status is Status.WAITING_KEYS and call.node == "ask_pincode"
+
+
+def test_two_at_the_confirmation_asks_for_the_pincode_again() -> None:
+    call = Call(language="en")
+    call.press("1")
+    call.press("1")
+    call.press("226001")
+    call.outcome("found", district="Lucknow")
+    assert call.press("2") == [
+        "Please key in the six-digit PIN code of the address where you need the service, then press hash."
+    ]
+
+
+def test_tracking_reads_the_callers_open_requests() -> None:
+    call = Call(language="en")
+    call.press("2")
+    assert call.effect().name == "find_open_requests"
+    requests = [{"number": "9320413", "service": "plumber", "status": "assigned"}]
+    spoken = call.outcome("found", requests=requests, request_count="1")
+    assert spoken[:2] == [
+        "You have 1 open requests.",
+        "Request number nine, three, two, zero, four, one, three, Plumber: a worker is assigned.",
+    ]
+
+
+def test_tracking_by_number_when_the_caller_has_none_open() -> None:
+    call = Call(language="hi")
+    call.press("2")
+    assert call.outcome("none") == ["कृपया अपना सात अंकों का अनुरोध नंबर डालें, फिर हैश दबाएँ।"]
+    call.press("9320413")
+    assert call.effect() == Effect("find_request", {"number": "9320413"})
+    spoken = call.outcome("found", number="9320413", service="electrician", status="new")
+    assert spoken[0] == "अनुरोध नंबर नौ, तीन, दो, शून्य, चार, एक, तीन, इलेक्ट्रीशियन: दर्ज हो गया है, कारीगर खोजा जा रहा है।"
+
+
+def test_out_of_hours_a_callback_is_offered_and_recorded() -> None:
+    call = Call(language="en")
+    call.press("3")
+    assert call.outcome("closed")[0].startswith("Our agents are available from 8 in the morning")
+    call.press("1")
+    assert call.effect().name == "request_callback"
+    assert call.outcome("recorded") == [
+        "Thank you. An agent will call you back soon.",
+        "Thank you for calling the Sewamitra helpline.",
+    ]
+    assert call.events[-1] == Hangup()
+
+
+def test_an_input_the_session_is_not_waiting_for_changes_nothing() -> None:
+    call = Call(language="en")
+    before = call.session
+    call.session, call.events = resume(FLOW, call.session, Outcome("found"))
+    assert call.session == before and call.events == []
+
+
+def test_a_session_survives_a_round_trip_through_json() -> None:
+    call = Call(language="en")
+    call.press("2")
+    call.outcome("found", requests=[{"number": "9320413", "service": "plumber", "status": "new"}], request_count="1")
+    assert Session.from_dict(call.session.to_dict()) == call.session
+
+
+def test_the_step_guard_stops_a_flow_that_loops_without_waiting(tmp_path: Path) -> None:
+    looping = {
+        "flow": "loop", "start": "a", "max_steps": 10, "on_fail": {"goto": "bye"},
+        "nodes": {"a": {"goto": "b"}, "b": {"goto": "a"}, "bye": {"say": ["goodbye"], "hangup": True}},
+    }  # fmt: skip
+    (tmp_path / "loop.yaml").write_text(yaml.safe_dump(looping), encoding="utf-8")
+    flow = definition.load("loop", languages=["hi", "en"], directory=tmp_path)
+    session, events = start(flow, Trigger("en"))
+    assert heard(events) == ["Thank you for calling the Sewamitra helpline."]
+    assert session.status is Status.ENDED
+
+
+@pytest.mark.parametrize("garbage", ["1' OR 1=1", "१", "12345678901234567890", "*#*#"])
+def test_garbage_keys_are_a_wrong_key(garbage: str) -> None:
+    call = Call(language="en")
+    assert call.press(garbage)[0] == "Sorry, that is not one of the choices."
