@@ -16,6 +16,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/sewamitra flows check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,46 +1,270 @@
-"""Voice webhooks. Until the call flow lands this answers every call with a greeting."""
+"""Voice webhooks: Twilio's form → the flow engine → TwiML, with call state in Redis.
+
+Every answer is valid TwiML: whatever fails, the caller hears an apology and is put through to
+an agent (or offered a callback), never Twilio's "application error".
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from flows import prompts
+from flows import definition, prompts
+from flows.definition import Flow, ServiceChoice
+from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
+from ivr import calllog
+from ivr.callstate import CallState
+from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language
 from ivr.signature import twilio_signed
+from ivr.twiml import QUEUE_WAIT_PATH, Voice, render, speak
+from storage import phones
+from storage.runtime import Runtime
+from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+HELPLINE_QUEUE = "helpline"
+MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
 
 
-def twiml(response: VoiceResponse) -> Response:
-    return Response(str(response), mimetype="text/xml")
+@dataclass(frozen=True)
+class Ivr:
+    """What the voice views need besides the runtime: the loaded flow and the voices."""
+
+    flow: Flow
+    voices: dict[str, Voice]
+    recordings_dir: Path
+
+    def recording(self, prompt: str, language: str) -> str | None:
+        if (self.recordings_dir / language / f"{prompt}.mp3").is_file():
+            return f"/twilio/voice/recordings/{language}/{prompt}.mp3"
+        return None
 
 
-def _say_in_every_language(response: VoiceResponse, prompt: str) -> None:
-    for language in current_app.extensions["sewamitra"].settings.languages:
-        response.say(prompts.text(prompt, language.code), language=language.tts_language, voice=language.voice)
+def init_app(app: Flask, settings: Settings) -> None:
+    """Load and check the helpline flow once, at start: a broken flow never reaches a call."""
+    app.extensions["ivr"] = Ivr(load_helpline(settings), voices(settings), settings.recordings_dir)
+
+
+def load_helpline(settings: Settings, name: str = "helpline") -> Flow:
+    languages = [lang.code for lang in settings.languages]
+    return definition.load(name, languages=languages, services=service_choices(settings))
+
+
+def service_choices(settings: Settings) -> list[ServiceChoice]:
+    """The catalogue as the flows see it."""
+    return [ServiceChoice(s.code, s.digit, {"hi": s.name_hi, "en": s.name_en}, s.visit_charge)
+            for s in settings.services]  # fmt: skip
+
+
+def voices(settings: Settings) -> dict[str, Voice]:
+    return {lang.code: Voice(lang.tts_language, lang.voice) for lang in settings.languages}
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["sewamitra"]
+    return runtime
+
+
+def _ivr() -> Ivr:
+    ivr: Ivr = current_app.extensions["ivr"]
+    return ivr
+
+
+def twiml(document: str | VoiceResponse) -> Response:
+    return Response(str(document), mimetype="text/xml")
+
+
+# -- the call ---------------------------------------------------------------------------------------
 
 
 @bp.post("")
 @twilio_signed
 def incoming() -> Response:
+    """A call comes in: greet, in the caller's remembered language if we know it."""
+    state = _state()
+    with state.locked():
+        answered = state.answer("start")
+        if answered is not None:
+            return twiml(answered)  # Twilio retried the first request
+        caller = _caller()
+        language = known_language(_runtime().engine, caller)
+        session, events = start(_ivr().flow, Trigger(language, {"known_language": language or ""}))
+        return _answer(state, session, events, key="start", turn=0)
+
+
+@bp.post("/step")
+@twilio_signed
+def step() -> Response:
+    """The caller keyed something (or nothing) at a wait."""
+    state = _state()
+    turn = request.args.get("turn", default=-1, type=int)
+    with state.locked():
+        answered = state.answer(str(turn))
+        if answered is not None:
+            return twiml(answered)  # a retry of this very step
+        session = state.load()
+        if session is None or session.turn != turn:
+            return _lost(session)
+        digits = request.form.get("Digits", "")[:32]
+        session, events = resume(_ivr().flow, session, Keys(digits))
+        return _answer(state, session, events, key=str(turn), turn=turn)
+
+
+def _answer(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
+    """Perform the effects the flow asks for, then store and send the TwiML of what it says."""
+    ctx = _context(state, session, turn)
+    for _ in range(MAX_EFFECTS_PER_TURN):
+        if session.status is not Status.WAITING_EFFECT:
+            break
+        effect = events.pop()
+        assert isinstance(effect, Effect)
+        session, more = resume(_ivr().flow, session, HANDLERS[effect.name](ctx, effect.args))
+        events += more
+        ctx = _context(state, session, turn)
+    else:
+        raise RuntimeError(f"flow {session.flow} asked for more than {MAX_EFFECTS_PER_TURN} effects in one turn")
+    if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
+        remember_language(ctx)
+        session = _with_known_language(session)
+    document = str(render(events, _ivr().voices, turn=session.turn, recordings=_ivr().recording))
+    state.save(session, key, document)
+    return twiml(document)
+
+
+def _with_known_language(session: Session) -> Session:
+    return Session.from_dict({**session.to_dict(), "vars": {**session.vars, "known_language": session.language}})
+
+
+def _lost(session: Session | None) -> Response:
+    """A step we have no state for (expired, or a forged turn): start the caller over, politely."""
+    log.warning("step for call %s at an unexpected turn; starting over", request.form.get("CallSid"))
     response = VoiceResponse()
-    _say_in_every_language(response, "welcome_setting_up")
+    response.redirect("/twilio/voice", method="POST")
+    return twiml(response)
+
+
+def _state() -> CallState:
+    call_sid = request.form.get("CallSid", "")
+    if not CALL_SID.match(call_sid):
+        raise BadCall(f"not a CallSid: {call_sid[:40]!r}")
+    return CallState(_runtime().redis, call_sid)
+
+
+def _caller() -> str | None:
+    raw = request.form.get("From", "")
+    return None if phones.is_withheld(raw) else phones.to_e164(raw[:40])
+
+
+def _context(state: CallState, session: Session, turn: int) -> CallContext:
+    runtime = _runtime()
+    return CallContext(runtime.settings, runtime.engine, runtime.redis, state.key.rsplit(":", 1)[-1], _caller(),
+                       turn, session.language)  # fmt: skip
+
+
+class BadCall(Exception):
+    """A request that cannot be part of any call (no valid CallSid)."""
+
+
+# -- the agent queue --------------------------------------------------------------------------------
+
+
+@bp.post("/queue/wait")
+@twilio_signed
+def queue_wait() -> Response:
+    """Twilio's waitUrl: tell the caller where they are, and how to leave for a callback."""
+    language = _language()
+    position = request.form.get("QueuePosition", "1")
+    position = position if position.isdigit() and len(position) < 5 else "1"
+    response = VoiceResponse()
+    gather = response.gather(num_digits=1, action="/twilio/voice/queue/key", method="POST", timeout=8,
+                             finish_on_key="")  # fmt: skip
+    _say(gather, "queue_position", language, position=prompts.digits(position, language))
+    _say(gather, "queue_leave_option", language)
+    _say(response, "queue_hold", language)
+    response.pause(length=15)
+    return twiml(response)  # when this runs out, Twilio fetches the waitUrl again
+
+
+@bp.post("/queue/key")
+@twilio_signed
+def queue_key() -> Response:
+    response = VoiceResponse()
+    if request.form.get("Digits") == "1":
+        response.leave()
+    else:
+        response.redirect(QUEUE_WAIT_PATH, method="POST")
+    return twiml(response)
+
+
+@bp.post("/queue/result")
+@twilio_signed
+def queue_result() -> Response:
+    """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full."""
+    result = request.form.get("QueueResult", "")
+    response = VoiceResponse()
+    if result not in ("bridged", "hangup"):
+        state = _state()
+        session = state.load()
+        language = session.language if session else _language()
+        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, state.key.rsplit(":", 1)[-1],
+                          _caller(), session.turn if session else 0, language)  # fmt: skip
+        reason = "left_queue" if result == "leave" else "queue_unavailable"
+        recorded = record_callback(ctx, reason)
+        _say(response, "callback_recorded" if recorded else "callback_impossible", language)
+        _say(response, "goodbye", language)
     response.hangup()
     return twiml(response)
+
+
+def _language() -> str:
+    try:
+        session = _state().load()
+    except BadCall:
+        session = None
+    return session.language if session else _runtime().settings.languages[0].code
+
+
+def _say(parent: VoiceResponse, prompt: str, language: str, **params: str) -> None:
+    text = prompts.text(prompt, language).format(**params)
+    speak(parent, Say(text, language, None if params else prompt), _ivr().voices, _ivr().recording)
+
+
+# -- the end of the call, and failures -------------------------------------------------------------
+
+
+@bp.post("/status")
+@twilio_signed
+def status() -> Response:
+    """Twilio's status callback: keep a CallLog with duration, path and outcome."""
+    try:
+        session = _state().load()
+    except BadCall:
+        return Response(status=204)
+    calllog.record(_runtime().engine, request.form, session)
+    return Response(status=204)
 
 
 @bp.post("/fallback")
 @twilio_signed
 def fallback() -> Response:
-    """Twilio calls this when our voice URL failed; the caller hears an apology, not an error."""
-    response = VoiceResponse()
-    _say_in_every_language(response, "technical_problem")
-    response.hangup()
-    return twiml(response)
+    """Twilio calls this when our voice URL failed: an apology, then an agent."""
+    return _apology()
+
+
+@bp.get("/recordings/<language>/<name>.mp3")
+def recording(language: str, name: str) -> Response:
+    if language not in _ivr().voices or not re.fullmatch(r"[a-z0-9_]{1,60}", name):
+        return Response(status=404)
+    return send_from_directory(_ivr().recordings_dir / language, f"{name}.mp3", mimetype="audio/mpeg")
 
 
 @bp.errorhandler(Exception)
@@ -49,7 +273,21 @@ def internal_error(error: Exception) -> Response | HTTPException:
     if isinstance(error, HTTPException):
         return error
     log.exception("voice webhook failed", exc_info=error)
+    return _apology()
+
+
+def _apology() -> Response:
+    """Say sorry in every language, then the agent queue in hours, or goodbye outside them."""
+    settings = _runtime().settings
     response = VoiceResponse()
-    _say_in_every_language(response, "technical_problem")
-    response.hangup()
+    for language in settings.languages:
+        voice = Voice(language.tts_language, language.voice)
+        response.say(prompts.text("technical_problem", language.code), language=voice.tts_language,
+                     voice=voice.voice)  # fmt: skip
+    if settings.call_centre.is_open(datetime.now(UTC)):
+        response.enqueue(HELPLINE_QUEUE, wait_url=QUEUE_WAIT_PATH, wait_url_method="POST")
+    else:
+        for language in settings.languages:
+            response.say(prompts.text("goodbye", language.code), language=language.tts_language, voice=language.voice)
+        response.hangup()
     return twiml(response)

@@ -85,9 +85,15 @@ def serve(ctx: click.Context, port: int, host: str, workers: int | None) -> None
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for the dispatch and default queues."""
+    from dispatch import context
     from dispatch.queues import worker as make_worker
+    from ivr.gateway import telephony
+    from storage.db import create_engine
 
-    connection = _redis(_settings(ctx))
+    settings = _settings(ctx)
+    connection = _redis(settings)
+    context.install(context.JobContext(settings, create_engine(settings.sqlalchemy_url), connection,
+                                       telephony(settings)))  # fmt: skip
     make_worker(connection, name=name).work(burst=burst, with_scheduler=True)
 
 
@@ -207,6 +213,53 @@ def create_user(
         except SewamitraError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"created {user.role.value} {user.username!r}")
+
+
+@main.group(name="flows")
+def flows_group() -> None:
+    """Call flows (flows/definitions/*.yaml)."""
+
+
+@flows_group.command(name="check")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def flows_check(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Validate every flow (or the FILES given): routes, reachability, prompts in every language."""
+    from flows import definition
+    from flows.exceptions import FlowError
+    from ivr.voice import service_choices
+
+    settings = _settings(ctx)
+    paths = files or tuple(sorted(definition.DEFINITIONS.glob("*.yaml")))
+    failed = 0
+    for path in paths:
+        try:
+            flow = definition.load(path.stem, languages=[lang.code for lang in settings.languages],
+                                   services=service_choices(settings), directory=path.parent)  # fmt: skip
+        except FlowError as exc:
+            failed += 1
+            click.echo(f"FAIL {exc}", err=True)
+        else:
+            click.echo(f"ok   {path} ({len(flow.nodes)} nodes)")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(paths)} flow file(s) are broken")
+
+
+@main.command()
+@click.option("--url", default=None, help="where the helpline runs (default: public_url)")
+@click.option("--from", "from_number", default="+919876543210", show_default=True, help="caller ID, or anonymous")
+@click.option("--keys", default=None, help="a script such as 2,1,1,226001#,1 ('-' = silence); else typed")
+@click.pass_context
+def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | None) -> None:
+    """Place a call from the terminal, as Twilio would, and print what the caller hears."""
+    from ivr.simulator import simulate_command
+
+    settings = _settings(ctx)
+    token = settings.twilio.auth_token or _local_token(settings)
+    transcript = simulate_command(url or settings.public_url, public_url=settings.public_url, auth_token=token,
+                                  from_number=from_number, keys=keys, out=sys.stdout, inp=sys.stdin)  # fmt: skip
+    if transcript.errors:
+        sys.exit(1)
 
 
 @main.command(name="twilio-signature")

@@ -13,7 +13,9 @@ from pathlib import Path
 FILES = {
     "SEWAMITRA_SECRET_KEY": "secret-key",
     "TWILIO_AUTH_TOKEN": "local-twilio-auth-token",
+    "TWILIO_ACCOUNT_SID": "local-twilio-account-sid",
 }
+SANDBOX_ONLY = {"TWILIO_ACCOUNT_SID"}  # an account sid is made up only for the local Twilio sandbox
 ADMIN_PASSWORD_FILE = "console-admin-password"
 
 
@@ -21,23 +23,27 @@ def path(data_dir: Path, env_name: str) -> Path:
     return data_dir / FILES[env_name]
 
 
-def read_or_create(file: Path, make: int = 32) -> str:
-    """The secret in `file`, created with `make` random bytes the first time."""
+def read_or_create(file: Path, make: int = 32, prefix: str = "") -> str:
+    """The secret in `file`, created from `make` random bytes the first time."""
     if file.exists():
         return file.read_text().strip()
     file.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(make)
+    value = prefix + (secrets.token_hex(make) if prefix else secrets.token_urlsafe(make))
     descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value + "\n")
     return value
 
 
-def fill_environment(data_dir: Path, environ: dict[str, str]) -> list[str]:
+def fill_environment(data_dir: Path, environ: dict[str, str], *, sandbox: bool) -> list[str]:
     """Put the local secret of every variable `environ` lacks into it; name those filled."""
     filled = []
     for env_name in FILES:
-        if not environ.get(env_name):
+        if environ.get(env_name) or (env_name in SANDBOX_ONLY and not sandbox):
+            continue
+        if env_name == "TWILIO_ACCOUNT_SID":
+            environ[env_name] = read_or_create(path(data_dir, env_name), make=16, prefix="AC")
+        else:
             environ[env_name] = read_or_create(path(data_dir, env_name))
-            filled.append(env_name)
+        filled.append(env_name)
     return filled

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,13 +33,17 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
         environ["SEWAMITRA_REDIS_URL"] = embedded.start()
         click.echo(f"embedded Redis on {embedded.socket} (data kept in {embedded.directory})")
     try:
-        for name in localsecrets.fill_environment(settings.data_dir, environ):
+        sandbox_port = None
+        if not environ.get("TWILIO_ACCOUNT_SID") and not settings.twilio.api_base_url:
+            sandbox_port = free_port()
+            environ["SEWAMITRA_TWILIO__API_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
+        for name in localsecrets.fill_environment(settings.data_dir, environ, sandbox=sandbox_port is not None):
             click.echo(f"{name} is not set: using the local one in {localsecrets.path(settings.data_dir, name)}")
         if urlsplit(settings.public_url).hostname in LOCAL_HOSTS and "SEWAMITRA_PUBLIC_URL" not in os.environ:
             environ["SEWAMITRA_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         settings = load_settings(environ=environ)
         login = prepare_database(settings, seed_demo=seed_demo)
-        return _supervise(settings, environ, port=port, host=host, login=login)
+        return _supervise(settings, environ, port=port, host=host, login=login, sandbox_port=sandbox_port)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -77,8 +82,11 @@ def _first_admin(session: Session, data_dir: Path) -> str:
     return "the users made with `sewamitra create-user`"
 
 
-def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: str, login: str) -> int:
+def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: str, login: str,
+               sandbox_port: int | None) -> int:  # fmt: skip
     children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
+    if sandbox_port is not None:
+        children.append(Child("twilio-sandbox", ["--port", str(sandbox_port)], module="ivr.twilio_sandbox"))
     children += [Child(f"worker-{i}", ["worker", "--name", _worker_name(i)]) for i in range(settings.workers.rq)]
     children.append(Child("scheduler", ["scheduler"]))
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -87,11 +95,24 @@ def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: 
         "voice": f"  Twilio voice webhook : {settings.public_url}/twilio/voice   (POST, signed)",
         "health": f"  Health               : {local}/healthz",
         "console": f"  Console login        : {login}",
+        "twilio": f"  SMS and calls        : {_telephony(settings, sandbox_port)}",
         "redis": f"  Redis                : {settings.redis_url}",
         "database": f"  Database             : {_safe_url(settings.sqlalchemy_url)}",
         "stop": "Press Ctrl-C to stop everything.\n",
     }
     return Supervisor(children, environ).run(on_ready=banner, ready_url=f"{local}/healthz")
+
+
+def _telephony(settings: Settings, sandbox_port: int | None) -> str:
+    if sandbox_port is None:
+        return str(settings.twilio.api_base_url or "Twilio")
+    return f"the local Twilio sandbox: {settings.twilio.api_base_url}/_sandbox/messages"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _worker_name(index: int) -> str:

@@ -30,11 +30,12 @@ def _die_with_parent() -> None:
 class Child:
     name: str
     args: list[str]
+    module: str = "sewamitra"
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, environ: Mapping[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sewamitra", *self.args],
+            [sys.executable, "-m", self.module, *self.args],
             env=dict(environ),
             # A group of its own: Ctrl-C reaches `up` alone, which then sends each child one SIGTERM
             # (a second signal would make an RQ worker abandon the job it is running).

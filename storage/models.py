@@ -99,6 +99,12 @@ class Direction(StrEnum):
     OUTBOUND = "outbound"
 
 
+class CallbackStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
 class Role(StrEnum):
     AGENT = "agent"
     SUPERVISOR = "supervisor"
@@ -239,6 +245,24 @@ class CallLog(SQLModel, table=True):
     worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     ended_at: datetime | None = _moment()
+
+
+class CallbackRequest(SQLModel, table=True):
+    """A caller who asked to be called back: out of hours, or tired of waiting in the queue."""
+
+    __tablename__ = "callback_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=20, description="E.164")
+    caller_id: int | None = Field(default=None, foreign_key="caller.id", index=True)
+    language: str = Field(default="hi", max_length=5)
+    reason: str = Field(max_length=40, description="out_of_hours, left_queue, queue_full, …")
+    call_sid: str | None = Field(default=None, max_length=40, unique=True)
+    status: CallbackStatus = Field(default=CallbackStatus.PENDING, sa_type=_enum(CallbackStatus), index=True)
+    note: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    handled_at: datetime | None = _moment()
+    handled_by: int | None = Field(default=None, foreign_key="console_user.id")
 
 
 class SmsLog(SQLModel, table=True):

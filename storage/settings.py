@@ -129,6 +129,7 @@ class Settings(_Frozen):
     helpline_number: str
     public_url: str = Field(pattern=r"^https?://[^/]+(/.*)?$")
     data_dir: Path = Path("var")
+    recordings_dir: Path = Path("recordings")
     database_url: str | None = None
     redis_url: str | None = None
     secret_key: str | None = None
@@ -207,9 +208,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(path, exc, origins)) from None
-    if not settings.data_dir.is_absolute():
-        settings = settings.model_copy(update={"data_dir": (path.parent / settings.data_dir).resolve()})
-    return settings
+    relative = {key: (path.parent / getattr(settings, key)).resolve()
+                for key in ("data_dir", "recordings_dir") if not getattr(settings, key).is_absolute()}  # fmt: skip
+    return settings.model_copy(update=relative) if relative else settings
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

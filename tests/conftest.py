@@ -12,6 +12,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from ivr.twilio_sandbox import TwilioSandbox
 from storage.db import create_engine, upgrade
 from storage.settings import Settings, load_settings
 
@@ -75,3 +76,32 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+PUBLIC_URL = "https://helpline.example.gov.in"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[TwilioSandbox]:
+    """The local stand-in for Twilio's REST API: records every SMS and call asked of it."""
+    with TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+def helpline_settings(tmp_path: Path, engine: sa.Engine, redis_client: redis.Redis, sandbox: TwilioSandbox) -> Settings:
+    """Settings for the whole helpline on real services: a migrated database of each kind, the
+    real Redis, and Twilio's REST API pointed at the sandbox."""
+    kwargs = redis_client.connection_pool.connection_kwargs
+    return make_settings(
+        tmp_path,
+        SEWAMITRA_DATABASE_URL=engine.url.render_as_string(hide_password=False),
+        SEWAMITRA_REDIS_URL=f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}",
+        SEWAMITRA_PUBLIC_URL=PUBLIC_URL,
+        SEWAMITRA_SECRET_KEY="s" * 40,
+        SEWAMITRA_TWILIO__API_BASE_URL=sandbox.base_url,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+    )

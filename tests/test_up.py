@@ -1,10 +1,12 @@
 """A new user runs `sewamitra up` on a fresh checkout: everything starts on embedded defaults with
-demo data, answers a signed call, and stops cleanly on SIGTERM."""
+demo data, books a plumber from a simulated call, texts the caller through the local Twilio sandbox,
+and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,12 +18,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 import sqlalchemy as sa
-from twilio.request_validator import RequestValidator
 
+from ivr.simulator import CallSimulator, HttpTransport
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -39,6 +40,11 @@ def get_json(url: str) -> dict:
             return dict(json.load(answer))
     except urllib.error.HTTPError as error:
         return dict(json.load(error))
+
+
+def get_json_list(url: str) -> list:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return list(json.load(answer))
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -106,7 +112,7 @@ def _read_until(process: subprocess.Popen[str], output: list[str], marker: str) 
     return marker in line
 
 
-def test_up_runs_everything_answers_a_signed_call_and_stops_cleanly(helpline) -> None:
+def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     process, port, data_dir, output = helpline
     banner = "".join(output)
     assert f"http://127.0.0.1:{port}/twilio/voice" in banner
@@ -126,18 +132,23 @@ def test_up_runs_everything_answers_a_signed_call_and_stops_cleanly(helpline) ->
     engine.dispose()
 
     token = (data_dir / "local-twilio-auth-token").read_text().strip()
-    url = f"http://127.0.0.1:{port}/twilio/voice"
-    form = {"CallSid": "CA" + "0" * 32, "From": "+919876543210", "To": "+18005550100", "CallStatus": "ringing"}
-    request = urllib.request.Request(
-        url, data=urllib.parse.urlencode(form).encode(),
-        headers={"X-Twilio-Signature": RequestValidator(token).compute_signature(url, form)},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.headers.get_content_type() == "text/xml"
-        assert ElementTree.fromstring(answer.read()).tag == "Response"
+    public_url = f"http://127.0.0.1:{port}"
+    transport = HttpTransport(public_url, public_url, token)
+    transcript = CallSimulator(transport, public_url=public_url).run("2,1,1,226001#,1,2")
+    assert not transcript.errors, transcript.render(requests=True)
+    assert transcript.said("Your request number is:")
+
+    engine = sa.create_engine(f"sqlite:///{data_dir / 'sewamitra.db'}")
+    with engine.connect() as connection:
+        number = connection.execute(sa.text("SELECT number FROM service_request")).scalar_one()
+    engine.dispose()
+    sandbox = re.search(r"(http://127\.0\.0\.1:\d+)/_sandbox/messages", banner)
+    assert sandbox, banner
+    messages = wait_for(lambda: get_json_list(f"{sandbox.group(1)}/_sandbox/messages"), 30, "the SMS to be sent")
+    assert [m["to"] for m in messages] == ["+919876543210"] and number in messages[0]["body"]
 
     children = descendants(process.pid)
-    assert len(children) >= 5  # redis, gunicorn (+ its workers), 2 RQ workers, scheduler
+    assert len(children) >= 6  # redis, gunicorn (+ its workers), 2 RQ workers, scheduler, Twilio sandbox
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=40) == 0
     wait_for(lambda: not any(alive(pid) for pid in children), 10, "every child process to exit")

@@ -1,4 +1,5 @@
-"""Twilio posts a signed form to /twilio/voice; only a correctly signed one is answered."""
+"""Twilio posts signed forms to the voice webhooks; only correctly signed ones are answered, and
+every answer is valid TwiML, whatever breaks behind it."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
 from sewamitra.app import create_app
-from tests.conftest import make_settings
+from storage.settings import Settings
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
 
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-PUBLIC_URL = "https://helpline.example.gov.in"
 CALL = {
     "CallSid": "CA0123456789abcdef0123456789abcdef",
     "AccountSid": "AC0123456789abcdef0123456789abcdef",
@@ -27,11 +28,8 @@ CALL = {
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    settings = make_settings(
-        tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, SEWAMITRA_PUBLIC_URL=PUBLIC_URL, SEWAMITRA_SECRET_KEY="s" * 40
-    )
-    return create_app(settings)
+def app(helpline_settings: Settings) -> Flask:
+    return create_app(helpline_settings)
 
 
 @pytest.fixture
@@ -45,17 +43,15 @@ def signed_post(client: FlaskClient, path: str, form: dict[str, str], *, token: 
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
 
-def test_a_signed_incoming_call_is_greeted_in_hindi_then_english(client: FlaskClient) -> None:
+def test_a_signed_incoming_call_is_answered_with_twiml(client: FlaskClient) -> None:
     answer = signed_post(client, "/twilio/voice", CALL)
-    assert answer.status_code == 200
-    assert answer.mimetype == "text/xml"
+    assert answer.status_code == 200 and answer.mimetype == "text/xml"
     response = ElementTree.fromstring(answer.data)
-    says = response.findall("Say")
     assert response.tag == "Response"
+    says = response.findall("Say")
     assert [s.get("language") for s in says] == ["hi-IN", "en-IN"]
     assert says[0].get("voice") == "Polly.Aditi"
-    assert "सेवामित्र" in (says[0].text or "")
-    assert response[-1].tag == "Hangup"  # never left hanging in silence
+    assert [e.tag for e in response][-2:] == ["Gather", "Redirect"]  # never left in silence
 
 
 def test_an_unsigned_post_is_refused(client: FlaskClient) -> None:
@@ -79,16 +75,43 @@ def test_the_signature_is_checked_against_the_public_url_not_the_local_one(clien
     assert answer.status_code == 403
 
 
+WEBHOOKS = ["/twilio/voice/step?turn=0", "/twilio/voice/status", "/twilio/voice/fallback",
+            "/twilio/voice/queue/wait", "/twilio/voice/queue/result", "/twilio/sms/status"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", WEBHOOKS)
+def test_every_webhook_refuses_an_unsigned_post(client: FlaskClient, path: str) -> None:
+    assert client.post(path, data=CALL).status_code == 403
+
+
 def test_the_fallback_apologises_in_valid_twiml(client: FlaskClient) -> None:
     answer = signed_post(client, "/twilio/voice/fallback", {**CALL, "ErrorCode": "11200"})
     response = ElementTree.fromstring(answer.data)
     assert answer.status_code == 200
-    assert [e.tag for e in response] == ["Say", "Say", "Hangup"]
+    assert [e.tag for e in response][:2] == ["Say", "Say"]
+    assert response[-1].tag in ("Enqueue", "Hangup")
 
 
-def test_with_signature_checks_off_unsigned_posts_pass(tmp_path: Path, caplog) -> None:
-    settings = make_settings(tmp_path, SEWAMITRA_TWILIO__VALIDATE_SIGNATURES="false")
-    app = create_app(settings)
+def test_a_broken_redis_still_gets_the_caller_an_apology(tmp_path: Path, helpline_settings: Settings) -> None:
+    broken = helpline_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    client = create_app(broken).test_client()
+    answer = signed_post(client, "/twilio/voice", CALL)
+    assert answer.status_code == 200
+    response = ElementTree.fromstring(answer.data)
+    assert "technical problem" in "".join(s.text or "" for s in response.findall("Say"))
+
+
+def test_a_forged_call_sid_gets_twiml_not_a_crash(client: FlaskClient) -> None:
+    answer = signed_post(client, "/twilio/voice", {**CALL, "CallSid": "../../etc/passwd"})
+    assert answer.status_code == 200
+    assert ElementTree.fromstring(answer.data).tag == "Response"
+
+
+def test_with_signature_checks_off_unsigned_posts_pass(helpline_settings: Settings, caplog) -> None:
+    relaxed = helpline_settings.model_copy(
+        update={"twilio": helpline_settings.twilio.model_copy(update={"validate_signatures": False})}
+    )
+    app = create_app(relaxed)
     assert "signature checks are OFF" in caplog.text
     assert app.test_client().post("/twilio/voice", data=CALL).status_code == 200
 
@@ -96,3 +119,8 @@ def test_with_signature_checks_off_unsigned_posts_pass(tmp_path: Path, caplog) -
 def test_without_an_auth_token_every_webhook_is_refused(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path))
     assert app.test_client().post("/twilio/voice", data=CALL, headers={"X-Twilio-Signature": "x"}).status_code == 403
+
+
+def test_a_retried_first_request_gets_the_same_answer(client: FlaskClient, redis_client: redis.Redis) -> None:
+    first = signed_post(client, "/twilio/voice", CALL).data
+    assert signed_post(client, "/twilio/voice", CALL).data == first

@@ -1,0 +1,67 @@
+"""CallLog rows from Twilio's status callbacks: duration, the path through the menu, the outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from flows.engine import Session
+from storage import phones
+from storage.db import session_scope
+from storage.models import CallLog, Direction, ServiceRequest, utcnow
+
+FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def outcome(session: Session | None, call_status: str) -> str:
+    """What the call came to, in the words a supervisor's report uses."""
+    if session is None:
+        return "no_flow" if call_status in FINAL else "in_progress"
+    path = set(session.path)
+    if session.vars.get("request_number"):
+        return "request_created"
+    if "record_callback" in path:
+        return "callback_requested"
+    if "agent_queue" in path:
+        return "agent_queue"
+    if path & {"read_requests", "find_request"}:
+        return "tracked"
+    return "ended_in_menu" if session.status.value == "ended" else "abandoned"
+
+
+def record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
+    """Insert or update the call's log; a late, out-of-order callback never undoes a final status."""
+    call_sid = form.get("CallSid", "")
+    status = form.get("CallStatus", "")[:20]
+    with session_scope(engine) as db:
+        log = db.exec(select(CallLog).where(CallLog.call_sid == call_sid)).first()
+        if log is None:
+            log = CallLog(call_sid=call_sid, from_number=_number(form.get("From")), to_number=_number(form.get("To")),
+                          direction=Direction.OUTBOUND if form.get("Direction", "").startswith("outbound")
+                          else Direction.INBOUND)  # fmt: skip
+        elif log.status in FINAL and status not in FINAL:
+            return
+        log.status = status
+        duration = form.get("CallDuration", "")
+        log.duration_s = int(duration) if duration.isdigit() else log.duration_s
+        if session is not None:
+            log.path, log.language = list(session.path), session.language
+            log.request_id = _request_id(db, session.vars.get("request_number"))
+        log.outcome = outcome(session, status)
+        if status in FINAL:
+            log.ended_at = utcnow()
+        db.add(log)
+
+
+def _number(raw: str | None) -> str | None:
+    if phones.is_withheld(raw):
+        return "anonymous"
+    return (raw or "")[:40]
+
+
+def _request_id(db: object, number: object) -> int | None:
+    if not isinstance(number, str):
+        return None
+    return db.exec(select(ServiceRequest.id).where(ServiceRequest.number == number)).first()  # type: ignore[attr-defined]

@@ -1,0 +1,26 @@
+"""The connections one process needs, built once from the settings and shared by its views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import redis
+import sqlalchemy as sa
+
+from storage import redisdb
+from storage.db import create_engine
+from storage.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: sa.Engine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = create_engine(self.settings.sqlalchemy_url)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redisdb.connect(self.settings)
