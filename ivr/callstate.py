@@ -20,6 +20,7 @@ LOCK_TTL_S = 20  # Twilio gives up on a webhook after 15 s
 class CallState:
     def __init__(self, connection: redis.Redis, call_sid: str) -> None:
         self.redis = connection
+        self.call_sid = call_sid
         self.key = PREFIX + call_sid
 
     def load(self) -> Session | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,7 +113,7 @@ def step() -> Response:
             return twiml(answered)  # a retry of this very step
         session = state.load()
         if session is None or session.turn != turn:
-            return _lost(session)
+            return _lost(state, session)
         digits = request.form.get("Digits", "")[:32]
         session, events = resume(_ivr().flow, session, Keys(digits))
         return _answer(state, session, events, key=str(turn), turn=turn)
@@ -141,12 +141,16 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
 
 
 def _with_known_language(session: Session) -> Session:
-    return Session.from_dict({**session.to_dict(), "vars": {**session.vars, "known_language": session.language}})
+    return replace(session, vars={**session.vars, "known_language": session.language})
 
 
-def _lost(session: Session | None) -> Response:
-    """A step we have no state for (expired, or a forged turn): start the caller over, politely."""
-    log.warning("step for call %s at an unexpected turn; starting over", request.form.get("CallSid"))
+def _lost(state: CallState, session: Session | None) -> Response:
+    """A step out of turn repeats what the caller is at now; with no state left, start over."""
+    log.warning("call %s: step out of turn, or its state is gone", state.call_sid)
+    if session is not None:
+        current = state.answer(str(session.turn - 1) if session.turn else "start")
+        if current is not None:
+            return twiml(current)
     response = VoiceResponse()
     response.redirect("/twilio/voice", method="POST")
     return twiml(response)
@@ -166,8 +170,8 @@ def _caller() -> str | None:
 
 def _context(state: CallState, session: Session, turn: int) -> CallContext:
     runtime = _runtime()
-    return CallContext(runtime.settings, runtime.engine, runtime.redis, state.key.rsplit(":", 1)[-1], _caller(),
-                       turn, session.language)  # fmt: skip
+    return CallContext(runtime.settings, runtime.engine, runtime.redis, state.call_sid, _caller(), turn,
+                       session.language)  # fmt: skip
 
 
 class BadCall(Exception):
@@ -215,8 +219,8 @@ def queue_result() -> Response:
         state = _state()
         session = state.load()
         language = session.language if session else _language()
-        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, state.key.rsplit(":", 1)[-1],
-                          _caller(), session.turn if session else 0, language)  # fmt: skip
+        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, state.call_sid, _caller(),
+                          session.turn if session else 0, language)  # fmt: skip
         reason = "left_queue" if result == "leave" else "queue_unavailable"
         recorded = record_callback(ctx, reason)
         _say(response, "callback_recorded" if recorded else "callback_impossible", language)

@@ -83,7 +83,7 @@ def test_english_plumber_at_226001_books_a_request() -> None:
     call = Call()
     assert call.press("2")[0].startswith("To book a new service, press 1.")
     assert call.press("1")[:3] == ["Please choose a service.", "For Plumber, press 1.", "For Electrician, press 2."]
-    assert call.press("1")[0] == "The standard visit charge for a Plumber is 200 rupees."
+    assert call.press("1")[0] == "Plumber: the standard visit charge is 200 rupees."
     call.press("226001")
     assert call.effect() == Effect("lookup_pincode", {"pincode": "226001"})
     assert call.outcome("found", district="Lucknow") == [

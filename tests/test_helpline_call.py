@@ -85,7 +85,7 @@ HINDI_DIGITS = "शून्य एक दो तीन चार पाँच �
 def test_an_english_caller_books_a_plumber_at_226001(app: Flask, sandbox: TwilioSandbox) -> None:
     transcript = call(app, ENGLISH_PLUMBER_AT_226001)
 
-    assert transcript.said("The standard visit charge for a Plumber is 200 rupees.")
+    assert transcript.said("Plumber: the standard visit charge is 200 rupees.")
     assert transcript.said("You keyed PIN code two, two, six, zero, zero, one, district Lucknow.")
     [request] = stored(app)
     assert (request.service_code, request.pincode, request.district) == ("plumber", "226001", "LUCKNOW")
@@ -282,3 +282,40 @@ def test_the_session_is_kept_in_redis_with_a_ttl(app: Flask) -> None:
     connection = app.extensions["sewamitra"].redis
     ttl = connection.ttl(f"sewamitra:call:{transcript.call_sid}")
     assert 0 < ttl <= 4 * 3600
+
+
+def test_nine_repeats_menus_and_leads_back_from_the_services(app: Flask) -> None:
+    transcript = call(app, "2,9,1,9,1,2,226001#,1,1")
+    main_menu = "To book a new service, press 1. To know about your request, press 2."
+    assert sum(1 for text in transcript.heard if text.startswith(main_menu)) == 4  # first, 9, back from services, after
+    assert transcript.said("Electrician: the standard visit charge is 200 rupees.")
+    [request] = stored(app)
+    assert request.service_code == "electrician"
+
+
+def test_a_full_queue_records_a_callback(app: Flask) -> None:
+    client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
+    form = {"CallSid": "CA" + "7" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
+    client.post(f"{PUBLIC_URL}/twilio/voice", form)
+    answer = client.post(f"{PUBLIC_URL}/twilio/voice/queue/result", {**form, "QueueResult": "queue-full"})
+    assert answer.status == 200 and "धन्यवाद। हमारा सहायक आपको जल्द ही वापस कॉल करेगा।" in answer.body
+    assert answer.body.endswith("<Hangup /></Response>")
+    [callback] = rows(app, CallbackRequest)
+    assert (callback.phone, callback.reason) == (CITIZEN, "queue_unavailable")
+
+
+def test_a_step_out_of_turn_repeats_where_the_caller_is(app: Flask) -> None:
+    client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
+    form = {"CallSid": "CA" + "8" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
+    client.post(f"{PUBLIC_URL}/twilio/voice", form)
+    current = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=0", {**form, "Digits": "2"})
+    stray = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=99", {**form, "Digits": "1"})
+    assert stray.body == current.body and "step?turn=1" in stray.body
+    assert stored(app) == []
+
+
+def test_a_step_whose_state_is_gone_starts_the_call_over(app: Flask) -> None:
+    client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
+    form = {"CallSid": "CA" + "9" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
+    answer = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=3", {**form, "Digits": "1"})
+    assert answer.status == 200 and '<Redirect method="POST">/twilio/voice</Redirect>' in answer.body
