@@ -1,20 +1,42 @@
-"""Background jobs. Module-level functions that take ids, never ORM objects."""
+"""Background jobs. Module-level functions that take ids, never ORM objects; each can run twice
+(a retry, the sweeper) without doing its work twice."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from rq import Retry, get_current_job
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from dispatch import context
-from storage.models import SmsLog, utcnow
+from dispatch import context, geoindex, offers, sms_text
+from dispatch.matching import Candidate, rank
+from dispatch.queues import QueueName, queue
+from storage import pincodes
+from storage.db import session_scope
+from storage.models import (
+    Caller,
+    Offer,
+    OfferChannel,
+    OfferStatus,
+    RequestStatus,
+    ServiceRequest,
+    SmsLog,
+    Worker,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
 # A failed send is tried again after these pauses (seconds), then left as failed.
 SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
+OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
+NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 def heartbeat() -> str:
@@ -22,13 +44,185 @@ def heartbeat() -> str:
     job = get_current_job()
     if job is None:
         raise RuntimeError("heartbeat runs only as an RQ job")
-    moment = datetime.now(UTC).isoformat()
+    moment = now().isoformat()
     job.connection.set(HEARTBEAT_KEY, moment)
     return moment
 
 
+# -- dispatch -------------------------------------------------------------------------------------
+
+
+def enqueue_dispatch(request_id: int) -> None:
+    """Queue the dispatch of a request (deterministic job id: queuing it twice does no harm)."""
+    ctx = context.current()
+    queue(ctx.redis, QueueName.DISPATCH).enqueue(dispatch_request, request_id, job_id=f"dispatch-{request_id}")
+
+
+def dispatch_request(request_id: int) -> str:
+    """Offer the request to the best workers near it, or escalate it; then send the offers."""
+    ctx = context.current()
+    rules = ctx.settings.dispatch
+    with ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=30):
+        moment = now()
+        with session_scope(ctx.engine) as session:
+            request = session.get(ServiceRequest, request_id)
+            if request is None or request.status not in offers.DISPATCHABLE:
+                return "nothing to do"
+            candidates = _candidates(request, moment)
+            result = offers.next_offers(session, request_id, candidates, rules, moment)
+    for offer in result.offers:
+        _schedule_offer(offer)
+    return result.reason or f"offered to {len(result.offers)}"
+
+
+def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
+    ctx = context.current()
+    if request.latitude is None or request.longitude is None:
+        return []
+    rules = ctx.settings.dispatch
+    radius = geoindex.search_radius(ctx.redis, rules.default_radius_km)
+    found = geoindex.nearby(ctx.redis, request.service_code, request.latitude, request.longitude, radius, moment.date())
+    return rank(found, default_radius_km=rules.default_radius_km)
+
+
+def _schedule_offer(offer: Offer) -> None:
+    ctx = context.current()
+    jobs = queue(ctx.redis, QueueName.DISPATCH)
+    jobs.enqueue(send_offer, offer.id, job_id=f"offer-{offer.id}")
+    assert offer.expires_at is not None
+    jobs.enqueue_at(offer.expires_at, expire_offer, offer.id, job_id=f"expire-{offer.id}")
+
+
+def send_offer(offer_id: int, attempt: int = 1) -> str:
+    """Tell the worker about the job, by SMS or by a call; undeliverable means unanswered."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        offer = session.get(Offer, offer_id)
+        if offer is None or offer.status is not OfferStatus.PENDING:
+            return "offer closed"
+        worker = session.get(Worker, offer.worker_id)
+        request = session.get(ServiceRequest, offer.request_id)
+        assert worker is not None and request is not None
+    try:
+        if offer.channel is OfferChannel.VOICE:
+            url = f"{ctx.settings.public_url}/twilio/voice/offer?offer={offer_id}"
+            ctx.telephony.place_call(
+                worker.phone, url, status_callback=f"{ctx.settings.public_url}/twilio/voice/status"
+            )
+        else:
+            values = {"number": request.number, "service": _service(request, worker.language),
+                      "locality": _locality(request)}  # fmt: skip
+            text_sms(worker.phone, "offer", worker.language, values, request_id=request.id, worker_id=worker.id)
+    except Exception as exc:
+        return _undelivered(offer_id, attempt, exc)
+    return f"sent by {offer.channel.value}"
+
+
+def _undelivered(offer_id: int, attempt: int, error: Exception) -> str:
+    ctx = context.current()
+    if getattr(error, "retryable", False) and attempt <= len(OFFER_SEND_BACKOFF):
+        delay = timedelta(seconds=OFFER_SEND_BACKOFF[attempt - 1])
+        queue(ctx.redis, QueueName.DISPATCH).enqueue_in(delay, send_offer, offer_id, attempt + 1,
+                                                         job_id=f"offer-{offer_id}-{attempt + 1}")  # fmt: skip
+        return f"send failed ({error}); retrying in {delay.seconds} s"
+    log.warning("offer %s could not be delivered: %s", offer_id, error)
+    return expire_offer(offer_id, reason="could not be delivered", force=True)
+
+
+def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool = False) -> str:
+    """The worker did not answer in time: the request goes to the next candidate."""
+    ctx = context.current()
+    moment = now()
+    with session_scope(ctx.engine) as session:
+        offer = session.get(Offer, offer_id)
+        if offer is None or offer.status is not OfferStatus.PENDING:
+            return "already answered"
+        if not force and offer.expires_at is not None and offer.expires_at > moment:
+            return "not due yet"
+        offers.expire(session, offer_id, moment, reason)
+        request_id = offer.request_id
+    enqueue_dispatch(request_id)
+    return "expired"
+
+
+# -- after an answer -------------------------------------------------------------------------------
+
+
+def notify_assigned(request_id: int) -> str:
+    """Both sides learn who and where: the citizen the worker and the code, the worker the citizen."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        request = session.get(ServiceRequest, request_id)
+        if request is None or request.status is not RequestStatus.ASSIGNED or request.worker_id is None:
+            return "not assigned"
+        worker = session.get(Worker, request.worker_id)
+        caller = session.get(Caller, request.caller_id) if request.caller_id else None
+        geoindex.update(ctx.redis, session, request.worker_id, all_skills=ctx.settings.service_codes,
+                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+    assert worker is not None
+    geoindex.count_job(ctx.redis, worker.id or 0, now().date())
+    if caller is not None:
+        text_sms(caller.phone, "assigned_citizen", request.language,
+                 {"number": request.number, "worker": worker.name, "worker_phone": worker.phone,
+                  "code": request.completion_code or ""}, request_id=request.id)  # fmt: skip
+    text_sms(worker.phone, "assigned_worker", worker.language,
+             {"number": request.number, "citizen_phone": caller.phone if caller else "-",
+              "address": request.address_note or _locality(request)},
+             request_id=request.id, worker_id=worker.id)  # fmt: skip
+    return "notified"
+
+
+def after_completion(request_id: int) -> str:
+    """The worker is free again; the citizen is asked how it went."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        request = session.get(ServiceRequest, request_id)
+        if request is None or request.worker_id is None:
+            return "no request"
+        geoindex.update(ctx.redis, session, request.worker_id, all_skills=ctx.settings.service_codes,
+                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+        caller = session.get(Caller, request.caller_id) if request.caller_id else None
+    if caller is None:
+        return "no citizen to ask"
+    text_sms(caller.phone, "feedback", request.language, {"number": request.number}, request_id=request.id)
+    return "feedback asked"
+
+
+def reindex_worker(worker_id: int) -> str:
+    """Bring one worker's GEO index entries in step after a change to them."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        geoindex.update(ctx.redis, session, worker_id, all_skills=ctx.settings.service_codes,
+                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+    return "indexed"
+
+
+def reply_sms(to: str, template: str, language: str, values: dict[str, str]) -> str:
+    """A short answer to an SMS that came in."""
+    return text_sms(to, template, language, values)
+
+
+# -- SMS ------------------------------------------------------------------------------------------
+
+
+def text_sms(to: str, template: str, language: str, values: Mapping[str, str], *, request_id: int | None = None,
+             worker_id: int | None = None) -> str:  # fmt: skip
+    """Record an SMS from a template, fitted to two segments, then send it now."""
+    ctx = context.current()
+    body = sms_text.render(ctx.settings.sms.templates[template].text(language), values)
+    with session_scope(ctx.engine) as session:
+        sms = SmsLog(to_number=to, body=body, template=template, status="pending", request_id=request_id,
+                     worker_id=worker_id)  # fmt: skip
+        session.add(sms)
+        session.flush()
+        sms_id = sms.id
+    assert sms_id is not None
+    sid = send_sms(sms_id)
+    return sid or ""
+
+
 def send_sms(sms_log_id: int) -> str | None:
-    """Send one SMS already recorded as queued; record Twilio's sid. Sending twice is refused."""
+    """Send one SMS already recorded as pending; record Twilio's sid. Sending twice is refused."""
     ctx = context.current()
     with Session(ctx.engine) as session:
         sms = session.get(SmsLog, sms_log_id)
@@ -47,3 +241,49 @@ def send_sms(sms_log_id: int) -> str | None:
         session.add(sms)
         session.commit()
         return sid
+
+
+def _service(request: ServiceRequest, language: str) -> str:
+    return context.current().settings.service(request.service_code).name(language)
+
+
+def _locality(request: ServiceRequest) -> str:
+    return f"{pincodes.display_name(request.district)} {request.pincode}"
+
+
+# -- the sweeper ----------------------------------------------------------------------------------
+
+
+def sweep() -> dict[str, int]:
+    """Find work a lost job left undone (Redis restarted, a worker died) and queue it again."""
+    ctx = context.current()
+    moment = now()
+    with Session(ctx.engine) as session:
+        stuck_new = session.exec(
+            select(ServiceRequest.id).where(
+                ServiceRequest.status == RequestStatus.NEW, col(ServiceRequest.created_at) < moment - NEW_REQUEST_GRACE
+            )
+        ).all()
+        overdue = session.exec(
+            select(Offer.id).where(
+                Offer.status == OfferStatus.PENDING, col(Offer.expires_at) < moment - NEW_REQUEST_GRACE
+            )
+        ).all()
+        unsent = session.exec(select(SmsLog.id).where(
+            SmsLog.status == "pending", col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
+    jobs = queue(ctx.redis, QueueName.DISPATCH)
+    for request_id in stuck_new:
+        enqueue_dispatch(int(request_id or 0))
+    for offer_id in overdue:
+        jobs.enqueue(expire_offer, offer_id, job_id=f"expire-{offer_id}")
+    for sms_id in unsent:
+        queue(ctx.redis, QueueName.DEFAULT).enqueue(send_sms, sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
+    return {"new_requests": len(stuck_new), "overdue_offers": len(overdue), "unsent_sms": len(unsent)}
+
+
+def rebuild_index() -> int:
+    """Build the GEO index of available workers from the database."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        return geoindex.rebuild(ctx.redis, session, all_skills=ctx.settings.service_codes,
+                                allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
 from flows.engine import Outcome
-from storage import numbers, pincodes
+from storage import numbers, phones, pincodes
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -71,12 +71,15 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     key = f"ivr:{ctx.call_sid}:{ctx.turn}"
     with session_scope(ctx.engine) as session:
         request = session.exec(select(ServiceRequest).where(ServiceRequest.idempotency_key == key)).first()
+        created = request is None
         if request is None:
             request, sms_id = _store_request(session, ctx, key, service, place)
         else:
-            sms_id = None  # a retry: already stored and texted
+            sms_id = None  # a retry: already stored, texted and queued
     if sms_id is not None:
-        _enqueue(ctx, jobs.send_sms, sms_id, job_id=f"sms-{sms_id}", retry=jobs.SMS_RETRY)
+        _enqueue(ctx, QueueName.DEFAULT, jobs.send_sms, sms_id, job_id=f"sms-{sms_id}", retry=jobs.SMS_RETRY)
+    if created:
+        _enqueue(ctx, QueueName.DISPATCH, jobs.dispatch_request, request.id, job_id=f"dispatch-{request.id}")
     texted = ctx.caller is not None and _is_mobile(ctx.caller)
     return Outcome("created", {"request_number": request.number, "sms_sent": "yes" if texted else "no"})
 
@@ -126,8 +129,8 @@ def _caller(session: Session, phone: str, language: str) -> Caller:
 
 
 def _is_mobile(phone: str) -> bool:
-    """Only Indian mobile numbers can receive our SMS (E.164 +91 followed by 6–9)."""
-    return phone.startswith("+91") and len(phone) == 13 and phone[3] in "6789"
+    """Only Indian mobile numbers can receive our SMS."""
+    return phones.indian_mobile(phone) is not None
 
 
 def find_open_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
@@ -205,10 +208,11 @@ def known_language(engine: sa.Engine, phone: str | None) -> str | None:
         return session.exec(select(Caller.language).where(Caller.phone == phone)).first()
 
 
-def _enqueue(ctx: CallContext, func: Callable[..., object], *args: object, job_id: str, **options: object) -> None:
+def _enqueue(ctx: CallContext, name: QueueName, func: Callable[..., object], *args: object, job_id: str,
+             **options: object) -> None:  # fmt: skip
     """Queue a job after the commit; if Redis refuses, the stored row waits for the sweeper."""
     try:
-        queue(ctx.redis, QueueName.DEFAULT).enqueue(func, *args, job_id=job_id, **options)
+        queue(ctx.redis, name).enqueue(func, *args, job_id=job_id, **options)
     except redis.RedisError:
         log.exception("could not queue %s for %s; it stays pending in the database", func.__name__, job_id)
 

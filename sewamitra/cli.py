@@ -103,7 +103,8 @@ def scheduler(ctx: click.Context) -> None:
     """Run the scheduler that enqueues periodic jobs (sweeps, heartbeats)."""
     from dispatch.schedule import scheduler as make_scheduler
 
-    make_scheduler(_redis(_settings(ctx))).start()
+    settings = _settings(ctx)
+    make_scheduler(_redis(settings), settings).start()
 
 
 def _redis(settings: Settings) -> Any:

@@ -90,6 +90,7 @@ class CallCentre(_Frozen):
 class Dispatch(_Frozen):
     offer_timeout: int = Field(300, ge=10, le=86400)
     max_offers: int = Field(5, ge=1, le=50)
+    parallel_offers: int = Field(1, ge=1, le=20)
     escalate_after: int = Field(1800, ge=60)
     default_radius_km: float = Field(10, gt=0, le=200)
     voice_after_unanswered_sms: int = Field(1, ge=0)

@@ -1,0 +1,147 @@
+"""The Redis GEO index of workers who can take a job now, one sorted set per skill.
+
+The database is the truth; this index mirrors it (rebuilt at start, updated on every change) so
+that finding the nearest worker costs one GEOSEARCH and one pipelined read, not a table scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import cast
+
+import redis
+from sqlmodel import Session, select
+
+from dispatch.matching import Candidate
+from storage.models import RequestStatus, ServiceRequest, VerificationStatus, Worker, WorkerSkill
+
+PREFIX = "sewamitra:geo:"
+META = "sewamitra:worker:"  # hash per worker: radius, rating
+JOBS_TODAY = "sewamitra:jobs-today:"  # hash per day: worker id → jobs assigned
+MAX_RADIUS = "sewamitra:geo-max-radius"  # the widest service radius of any indexed worker
+SEARCH_LIMIT = 64  # nearest workers read per search; ranking needs only the first few
+
+
+def key(skill: str) -> str:
+    return f"{PREFIX}{skill}"
+
+
+def can_take_offers(worker: Worker, *, busy: bool, allow_parallel_jobs: bool) -> bool:
+    """Active, police-verified, available, with a home position, and (unless allowed) not on a job."""
+    return (
+        worker.active
+        and worker.available
+        and worker.police_verification is VerificationStatus.VERIFIED
+        and worker.latitude is not None
+        and (allow_parallel_jobs or not busy)
+    )
+
+
+def put(pipe: redis.client.Pipeline, worker: Worker, skills: Iterable[str], all_skills: Iterable[str],
+        *, offerable: bool) -> None:  # fmt: skip
+    """Add the worker under each of their skills, or take them out of every skill."""
+    assert worker.id is not None
+    member = str(worker.id)
+    mine = set(skills) if offerable else set()
+    for skill in all_skills:
+        if skill in mine:
+            pipe.geoadd(key(skill), (worker.longitude, worker.latitude, member))
+        else:
+            pipe.zrem(key(skill), member)
+    pipe.hset(f"{META}{member}", mapping={"radius": worker.service_radius_km or "", "rating": worker.rating or ""})
+
+
+def update(connection: redis.Redis, session: Session, worker_id: int, *, all_skills: Iterable[str],
+           allow_parallel_jobs: bool) -> None:  # fmt: skip
+    """Bring one worker's entries in step with the database (after any change to them)."""
+    worker = session.get(Worker, worker_id)
+    if worker is None:
+        return
+    skills = session.exec(select(WorkerSkill.service_code).where(WorkerSkill.worker_id == worker_id)).all()
+    offerable = can_take_offers(worker, busy=_busy(session, worker_id), allow_parallel_jobs=allow_parallel_jobs)
+    with connection.pipeline() as pipe:
+        put(pipe, worker, skills, all_skills, offerable=offerable)
+        pipe.execute()
+    if offerable and worker.service_radius_km and worker.service_radius_km > search_radius(connection, 0):
+        connection.set(MAX_RADIUS, worker.service_radius_km)
+
+
+def search_radius(connection: redis.Redis, default_radius_km: float) -> float:
+    """How far to search: no worker serves further than the widest radius any of them has."""
+    raw = connection.get(MAX_RADIUS)
+    return max(default_radius_km, float(raw) if raw else 0.0)
+
+
+def _busy(session: Session, worker_id: int) -> bool:
+    query = select(ServiceRequest.id).where(
+        ServiceRequest.worker_id == worker_id, ServiceRequest.status == RequestStatus.ASSIGNED
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
+def rebuild(connection: redis.Redis, session: Session, *, all_skills: Iterable[str], allow_parallel_jobs: bool) -> int:
+    """Build the whole index from the database into fresh keys, then swap them in at once."""
+    skills_of: dict[int, list[str]] = {}
+    for worker_id, skill in session.exec(select(WorkerSkill.worker_id, WorkerSkill.service_code)).all():
+        skills_of.setdefault(worker_id, []).append(skill)
+    on_a_job = select(ServiceRequest.worker_id).where(ServiceRequest.status == RequestStatus.ASSIGNED)
+    busy = {worker_id for worker_id in session.exec(on_a_job).all() if worker_id is not None}
+    all_skills = list(all_skills)
+    indexed, widest = 0, 0.0
+    with connection.pipeline(transaction=False) as pipe:
+        for skill in all_skills:
+            pipe.delete(key(skill) + ":new")
+        for worker in session.exec(select(Worker)).all():
+            offerable = can_take_offers(worker, busy=worker.id in busy, allow_parallel_jobs=allow_parallel_jobs)
+            if offerable:
+                indexed += 1
+                widest = max(widest, worker.service_radius_km or 0.0)
+                for skill in skills_of.get(worker.id or 0, []):
+                    pipe.geoadd(key(skill) + ":new", (worker.longitude, worker.latitude, str(worker.id)))
+            pipe.hset(f"{META}{worker.id}",
+                      mapping={"radius": worker.service_radius_km or "", "rating": worker.rating or ""})  # fmt: skip
+        pipe.execute()
+    with connection.pipeline() as pipe:  # MULTI: every skill switches at the same moment
+        pipe.set(MAX_RADIUS, widest)
+        for skill in all_skills:
+            if connection.exists(key(skill) + ":new"):
+                pipe.rename(key(skill) + ":new", key(skill))
+            else:
+                pipe.delete(key(skill))
+        pipe.execute()
+    return indexed
+
+
+def nearby(connection: redis.Redis, skill: str, latitude: float, longitude: float, radius_km: float,
+           today: date) -> list[Candidate]:  # fmt: skip
+    """Indexed workers of `skill` within `radius_km`, nearest first, with their radius and rating."""
+    raw = connection.geosearch(
+        key(skill), longitude=longitude, latitude=latitude, radius=radius_km, unit="km",
+        sort="ASC", count=SEARCH_LIMIT, withdist=True,
+    )  # fmt: skip
+    found = [(bytes(member), float(distance)) for member, distance in cast(list[tuple[bytes, float]], raw)]
+    if not found:
+        return []
+    with connection.pipeline(transaction=False) as pipe:
+        for member, _ in found:
+            pipe.hmget(f"{META}{member.decode()}", "radius", "rating")
+        pipe.hmget(f"{JOBS_TODAY}{today.isoformat()}", *[member for member, _ in found])
+        *metas, jobs = pipe.execute()
+    return [
+        Candidate(int(member), float(distance), _number(meta[0]), _number(meta[1]), int(done or 0))
+        for (member, distance), meta, done in zip(found, metas, jobs, strict=True)
+    ]
+
+
+def count_job(connection: redis.Redis, worker_id: int, today: date) -> None:
+    """One more job for this worker today: the ranking prefers those with fewer."""
+    day = f"{JOBS_TODAY}{today.isoformat()}"
+    with connection.pipeline() as pipe:
+        pipe.hincrby(day, str(worker_id), 1)
+        pipe.expire(day, 2 * 86400)
+        pipe.execute()
+
+
+def _number(raw: bytes | None) -> float | None:
+    return float(raw) if raw else None

@@ -1,0 +1,190 @@
+"""What an SMS that reaches the helpline means, and what it changes.
+
+A worker answers offers (yes/no), reports a job done with the citizen's code, or says they are
+available or busy; a citizen rates a finished job 1–5. Anything else gets a short, helpful reply
+and changes nothing but an audit event. Replies are returned, not sent: the view queues them
+after the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from dispatch import offers
+from dispatch.replies import Reply, ReplyKind, parse, parse_rating
+from storage.db import session_scope
+from storage.models import (
+    AuditEvent,
+    Caller,
+    Offer,
+    RequestStatus,
+    ServiceRequest,
+    Worker,
+)
+
+STATES = {"hi": {True: "उपलब्ध", False: "व्यस्त"}, "en": {True: "available", False: "busy"}}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An SMS to send back, by template."""
+
+    template: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the message did: the replies to send and the follow-up jobs to queue."""
+
+    replies: tuple[Outgoing, ...] = ()
+    assigned: int | None = None  # request id: tell both sides
+    redispatch: int | None = None  # request id: offer it to the next worker
+    completed: int | None = None  # request id: free the worker, ask the citizen
+    worker_changed: int | None = None  # worker id: bring the GEO index in step
+    language: str = "hi"
+
+
+def handle(engine: sa.Engine, sender: str, body: str, now: datetime) -> Outcome:
+    """Act on one inbound SMS from `sender` (E.164)."""
+    with Session(engine) as session:
+        worker = session.exec(select(Worker).where(Worker.phone == sender, Worker.active)).first()
+        caller = session.exec(select(Caller).where(Caller.phone == sender)).first()
+    if worker is not None:
+        return _from_worker(engine, worker, parse(body), now)
+    return _from_citizen(engine, caller, sender, body)
+
+
+def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Outcome:
+    assert worker.id is not None
+    language = worker.language
+    if reply.kind in (ReplyKind.ACCEPT, ReplyKind.DECLINE):
+        return _answer(engine, worker, reply, now)
+    if reply.kind is ReplyKind.DONE:
+        return _done(engine, worker, reply, now)
+    if reply.kind in (ReplyKind.AVAILABLE, ReplyKind.BUSY):
+        available = reply.kind is ReplyKind.AVAILABLE
+        with session_scope(engine) as session:
+            session.execute(sa.update(Worker).where(col(Worker.id) == worker.id).values(available=available))
+            _audit(session, f"worker:{worker.id}", "worker.availability", "worker", worker.id,
+                   reason="available" if available else "busy")  # fmt: skip
+        state = STATES[language if language in STATES else "hi"][available]
+        return Outcome((Outgoing("availability_set", {"state": state}),), worker_changed=worker.id, language=language)
+    _note_unclear(engine, f"worker:{worker.id}", reply)
+    return Outcome((Outgoing("reply_help_worker"),), language=language)
+
+
+def _answer(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Outcome:
+    assert worker.id is not None
+    offer = _offer_meant(engine, worker.id, reply.number, now)
+    if offer is None:
+        return _no_open_offer(engine, worker, reply)
+    request_number = _number_of(engine, offer.request_id)
+    result = offers.reply(engine, offer.id or 0, reply.kind is ReplyKind.ACCEPT, now, f"worker:{worker.id}")
+    language = worker.language
+    if result is offers.Answer.ACCEPTED:
+        return Outcome(assigned=offer.request_id, language=language)
+    if result is offers.Answer.DECLINED:
+        return Outcome((Outgoing("declined_ack", {"number": request_number}),), redispatch=offer.request_id,
+                       language=language)  # fmt: skip
+    return Outcome((Outgoing("already_taken", {"number": request_number}),), language=language)
+
+
+def _offer_meant(engine: sa.Engine, worker_id: int, number: str | None, now: datetime) -> Offer | None:
+    """The offer a reply answers: the one for the number given, else the worker's open one."""
+    with Session(engine) as session:
+        if number is None:
+            return offers.pending_offer(session, worker_id, now)
+        query = (
+            select(Offer)
+            .join(ServiceRequest, col(ServiceRequest.id) == Offer.request_id)
+            .where(ServiceRequest.number == number, Offer.worker_id == worker_id)
+            .order_by(col(Offer.id).desc())
+        )
+        return session.exec(query).first()
+
+
+def _no_open_offer(engine: sa.Engine, worker: Worker, reply: Reply) -> Outcome:
+    """A yes with no offer open: the job went to someone else, or there never was one."""
+    with Session(engine) as session:
+        last = session.exec(select(Offer).where(Offer.worker_id == worker.id).order_by(col(Offer.id).desc())).first()
+        number = session.get(ServiceRequest, last.request_id).number if last else None  # type: ignore[union-attr]
+    _note_unclear(engine, f"worker:{worker.id}", reply, "no open offer")
+    if number is not None and reply.kind is ReplyKind.ACCEPT:
+        return Outcome((Outgoing("already_taken", {"number": number}),), language=worker.language)
+    return Outcome((Outgoing("offer_none"),), language=worker.language)
+
+
+def _done(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Outcome:
+    assert worker.id is not None
+    if reply.number is None or reply.code is None:
+        _note_unclear(engine, f"worker:{worker.id}", reply, "DONE without number and code")
+        return Outcome((Outgoing("reply_help_worker"),), language=worker.language)
+    with session_scope(engine) as session:
+        request = offers.complete(session, reply.number, worker.id, reply.code, now)
+        if request is None:
+            _audit(session, f"worker:{worker.id}", "request.completion_refused", "worker", worker.id,
+                   reason="wrong number or code", number=reply.number)  # fmt: skip
+    if request is None:
+        return Outcome((Outgoing("code_mismatch", {"number": reply.number}),), language=worker.language)
+    return Outcome((Outgoing("completed_worker", {"number": request.number}),), completed=request.id,
+                   worker_changed=worker.id, language=worker.language)  # fmt: skip
+
+
+def _from_citizen(engine: sa.Engine, caller: Caller | None, sender: str, body: str) -> Outcome:
+    rating = parse_rating(body)
+    language = (caller.language if caller else None) or "hi"
+    if caller is None or rating is None:
+        _note_unclear(engine, f"phone:{sender[-4:]}", parse(body), "not a worker, not a rating")
+        return Outcome((Outgoing("reply_help_citizen"),), language=language)
+    with session_scope(engine) as session:
+        request = session.exec(
+            select(ServiceRequest)
+            .where(ServiceRequest.caller_id == caller.id, ServiceRequest.status == RequestStatus.COMPLETED)
+            .order_by(col(ServiceRequest.completed_at).desc())
+        ).first()
+        if request is None:
+            return Outcome((Outgoing("reply_help_citizen"),), language=language)
+        rate(session, request, rating, actor=f"caller:{caller.id}")
+    return Outcome((Outgoing("rating_thanks", {"number": request.number}),), language=language)
+
+
+def rate(session: Session, request: ServiceRequest, rating: int, actor: str) -> None:
+    """The citizen's rating closes the request and moves the worker's average."""
+    moved = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == RequestStatus.COMPLETED)
+        .values(status=RequestStatus.CLOSED, rating=rating)
+    ).rowcount  # type: ignore[attr-defined]
+    if not moved or request.worker_id is None:
+        return
+    worker = session.get(Worker, request.worker_id)
+    assert worker is not None
+    total = (worker.rating or 0.0) * worker.rating_count + rating
+    worker.rating_count += 1
+    worker.rating = round(total / worker.rating_count, 2)
+    session.add(worker)
+    session.refresh(request)
+    offers.audit(session, actor, "request.closed", request, from_status=RequestStatus.COMPLETED.value,
+                 reason=f"rated {rating}")  # fmt: skip
+
+
+def _number_of(engine: sa.Engine, request_id: int) -> str:
+    with Session(engine) as session:
+        request = session.get(ServiceRequest, request_id)
+        return request.number if request else ""
+
+
+def _note_unclear(engine: sa.Engine, actor: str, reply: Reply, reason: str = "not understood") -> None:
+    with session_scope(engine) as session:
+        _audit(session, actor, "sms.unclear", "sms", None, reason=reason, kind=reply.kind.value)
+
+
+def _audit(session: Session, actor: str, action: str, entity: str, entity_id: int | None, *, reason: str,
+           **detail: object) -> None:  # fmt: skip
+    session.add(AuditEvent(actor=actor, action=action, entity=entity, entity_id=entity_id, reason=reason,
+                           detail=dict(detail)))  # fmt: skip

@@ -1,0 +1,33 @@
+"""Which worker gets the offer: a pure ranking over candidates the GEO index found nearby."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A worker the index found near the request, with what the ranking needs to know."""
+
+    worker_id: int
+    distance_km: float
+    radius_km: float | None  # the worker's own service radius; None: the configured default
+    rating: float | None
+    jobs_today: int = 0
+
+
+def rank(candidates: Iterable[Candidate], *, default_radius_km: float, exclude: frozenset[int] = frozenset()
+         ) -> list[Candidate]:  # fmt: skip
+    """Those who serve this spot (within their own radius), nearest first, then best rated, then least
+    busy today; a worker already asked about this request is not asked again."""
+    eligible = [
+        c for c in candidates
+        if c.worker_id not in exclude and c.distance_km <= (c.radius_km or default_radius_km)
+    ]  # fmt: skip
+    return sorted(eligible, key=_order)
+
+
+def _order(candidate: Candidate) -> tuple[float, float, int, int]:
+    # Distances within 100 m are a tie: a rating is worth more than a street's length.
+    return (round(candidate.distance_km, 1), -(candidate.rating or 0.0), candidate.jobs_today, candidate.worker_id)

@@ -1,0 +1,274 @@
+"""The life of a request's offers, in the database: offer, accept, decline, expire, escalate,
+complete. Every change of state is a compare-and-set UPDATE, so two replies racing each other
+(or a retried job racing the sweeper) can never both win; each change is an audit event.
+
+Functions that take a session flush but never commit: the job or view that calls them owns the
+transaction, and sends SMS or places calls only after it has committed. `reply` owns its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from dispatch.matching import Candidate
+from storage import numbers
+from storage.db import session_scope
+from storage.models import (
+    AuditEvent,
+    Offer,
+    OfferChannel,
+    OfferStatus,
+    RequestStatus,
+    ServiceRequest,
+    VerificationStatus,
+    Worker,
+    WorkerSkill,
+    utcnow,
+)
+from storage.settings import Dispatch
+
+DISPATCHABLE = (RequestStatus.NEW, RequestStatus.OFFERED)
+
+
+class Answer(StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    TAKEN = "taken"  # someone else already has the job
+    TOO_LATE = "too_late"  # this offer expired or was withdrawn
+    NO_OFFER = "no_offer"
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """What one round of dispatch did: new offers to send, or an escalation, or nothing."""
+
+    offers: tuple[Offer, ...] = ()
+    escalated: bool = False
+    reason: str = ""
+
+
+def audit(session: Session, actor: str, action: str, request: ServiceRequest, *, from_status: str | None = None,
+          reason: str | None = None, **detail: object) -> None:  # fmt: skip
+    session.add(AuditEvent(actor=actor, action=action, entity="service_request", entity_id=request.id,
+                           from_status=from_status, to_status=request.status.value, reason=reason,
+                           detail=dict(detail)))  # fmt: skip
+
+
+def next_offers(session: Session, request_id: int, candidates: Sequence[Candidate], rules: Dispatch,
+                now: datetime) -> Dispatched:  # fmt: skip
+    """One round of dispatch: expire stale offers, then offer to the best eligible candidates or,
+    when the request has waited or been refused too long, escalate it."""
+    request = session.get(ServiceRequest, request_id)
+    if request is None or request.status not in DISPATCHABLE:
+        return Dispatched(reason="not dispatchable")
+    expire_stale(session, request_id, now)
+    offers = session.exec(select(Offer).where(Offer.request_id == request_id)).all()
+    live = [o for o in offers if o.status is OfferStatus.PENDING]
+    if len(live) >= rules.parallel_offers:
+        return Dispatched(reason="waiting for an answer")
+    if len(offers) >= rules.max_offers or now - request.created_at >= timedelta(seconds=rules.escalate_after):
+        return _escalate(session, request, "no worker took it in time", live)
+    asked = frozenset(o.worker_id for o in offers)
+    chosen = _eligible(session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live))
+    if not chosen and not live:
+        return _escalate(session, request, "no eligible worker in range", live)
+    made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
+    if made and request.status is RequestStatus.NEW:
+        _move(session, request, RequestStatus.NEW, RequestStatus.OFFERED, "dispatch", "first offer sent")
+    return Dispatched(offers=made)
+
+
+def _eligible(session: Session, request: ServiceRequest, candidates: Sequence[Candidate], asked: frozenset[int],
+              rules: Dispatch, limit: int) -> list[Worker]:  # fmt: skip
+    """The first `limit` candidates the database confirms: the index may lag a moment behind."""
+    chosen: list[Worker] = []
+    for candidate in candidates:
+        if len(chosen) >= limit:
+            break
+        if candidate.worker_id in asked:
+            continue
+        worker = session.get(Worker, candidate.worker_id)
+        if worker is not None and _can_take(session, worker, request.service_code, rules):
+            chosen.append(worker)
+    return chosen
+
+
+def _can_take(session: Session, worker: Worker, skill: str, rules: Dispatch) -> bool:
+    if not (worker.active and worker.available and worker.police_verification is VerificationStatus.VERIFIED):
+        return False
+    has_skill = session.exec(select(WorkerSkill).where(
+        WorkerSkill.worker_id == worker.id, WorkerSkill.service_code == skill)).first()  # fmt: skip
+    if has_skill is None:
+        return False
+    if rules.allow_parallel_jobs:
+        return True
+    on_a_job = select(ServiceRequest.id).where(
+        ServiceRequest.worker_id == worker.id, ServiceRequest.status == RequestStatus.ASSIGNED
+    )
+    return session.exec(on_a_job.limit(1)).first() is None
+
+
+def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dispatch, now: datetime) -> Offer:
+    assert worker.id is not None and request.id is not None
+    previous = session.exec(select(Offer).where(Offer.worker_id == worker.id).order_by(col(Offer.id).desc())).first()
+    unanswered_sms = previous is not None and previous.status is OfferStatus.EXPIRED
+    by_voice = worker.voice_preferred or (rules.voice_after_unanswered_sms > 0 and unanswered_sms)
+    offer = Offer(request_id=request.id, worker_id=worker.id, created_at=now,
+                  expires_at=now + timedelta(seconds=rules.offer_timeout),
+                  channel=OfferChannel.VOICE if by_voice else OfferChannel.SMS)  # fmt: skip
+    session.add(offer)
+    session.flush()
+    audit(session, "dispatch", "offer.sent", request, worker_id=worker.id, offer_id=offer.id,
+          channel=offer.channel.value)  # fmt: skip
+    return offer
+
+
+def _escalate(session: Session, request: ServiceRequest, reason: str, live: Sequence[Offer]) -> Dispatched:
+    for offer in live:
+        _set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, None)
+    if not _move(session, request, request.status, RequestStatus.ESCALATED, "dispatch", reason):
+        return Dispatched(reason="changed meanwhile")
+    return Dispatched(escalated=True, reason=reason)
+
+
+def expire_stale(session: Session, request_id: int, now: datetime) -> int:
+    """Pending offers past their time become expired (unanswered)."""
+    result = session.execute(
+        sa.update(Offer)
+        .where(
+            col(Offer.request_id) == request_id, col(Offer.status) == OfferStatus.PENDING, col(Offer.expires_at) <= now
+        )
+        .values(status=OfferStatus.EXPIRED, answered_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def expire(session: Session, offer_id: int, now: datetime, reason: str = "no answer in time") -> bool:
+    """This one offer goes unanswered (its time ran out, or it could not be delivered)."""
+    offer = session.get(Offer, offer_id)
+    if offer is None or not _set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.EXPIRED, now):
+        return False
+    request = session.get(ServiceRequest, offer.request_id)
+    if request is not None:
+        audit(session, "dispatch", "offer.expired", request, reason=reason, offer_id=offer_id,
+              worker_id=offer.worker_id)  # fmt: skip
+    return True
+
+
+def accept(session: Session, offer_id: int, now: datetime, actor: str) -> Answer:
+    """The worker says yes. The first yes for a request wins; every later one finds it taken."""
+    offer = session.get(Offer, offer_id)
+    if offer is None:
+        return Answer.NO_OFFER
+    request_id, worker_id = offer.request_id, offer.worker_id
+    # The request row first: a concurrent accept waits on it, then finds it no longer dispatchable.
+    assigned = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status).in_(DISPATCHABLE))
+        .values(
+            status=RequestStatus.ASSIGNED,
+            worker_id=worker_id,
+            assigned_at=now,
+            updated_at=now,
+            completion_code=numbers.completion_code(),
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if not assigned:
+        return Answer.TAKEN
+    if not _set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.ACCEPTED, now, not_expired_at=now):
+        raise _Lost()  # the request was ours only if the offer was still open
+    session.execute(
+        sa.update(Offer)
+        .where(col(Offer.request_id) == request_id, col(Offer.status) == OfferStatus.PENDING)
+        .values(status=OfferStatus.WITHDRAWN, answered_at=now)
+    )
+    request = session.get(ServiceRequest, request_id)
+    assert request is not None
+    session.refresh(request)
+    audit(session, actor, "request.assigned", request, from_status=RequestStatus.OFFERED.value,
+          worker_id=worker_id, offer_id=offer_id)  # fmt: skip
+    return Answer.ACCEPTED
+
+
+class _Lost(Exception):
+    """The offer closed while the request was being assigned: the transaction must roll back."""
+
+
+def reply(engine: sa.Engine, offer_id: int, yes: bool, now: datetime, actor: str) -> Answer:
+    """A worker's yes or no to one offer, however it came (SMS, a call, the console), in a
+    transaction of its own: a yes that finds its offer closed undoes everything it did."""
+    try:
+        with session_scope(engine) as session:
+            return accept(session, offer_id, now, actor) if yes else decline(session, offer_id, now, actor)
+    except _Lost:
+        return Answer.TOO_LATE
+    except sa.exc.IntegrityError:  # the one-accepted-offer index caught a second yes
+        return Answer.TAKEN
+
+
+def decline(session: Session, offer_id: int, now: datetime, actor: str) -> Answer:
+    if not _set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.DECLINED, now):
+        return Answer.TOO_LATE
+    offer = session.get(Offer, offer_id)
+    request = session.get(ServiceRequest, offer.request_id) if offer else None
+    if request is not None and offer is not None:
+        audit(session, actor, "offer.declined", request, offer_id=offer_id, worker_id=offer.worker_id)
+    return Answer.DECLINED
+
+
+def _set_offer(session: Session, offer_id: int | None, old: OfferStatus, new: OfferStatus, now: datetime | None,
+               not_expired_at: datetime | None = None) -> bool:  # fmt: skip
+    query = sa.update(Offer).where(col(Offer.id) == offer_id, col(Offer.status) == old)
+    if not_expired_at is not None:
+        query = query.where(col(Offer.expires_at) > not_expired_at)
+    changed = session.execute(query.values(status=new, answered_at=now)).rowcount  # type: ignore[attr-defined]
+    return bool(changed)
+
+
+def _move(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, actor: str,
+          reason: str) -> bool:  # fmt: skip
+    """Move a request along its lifecycle, only if it is still where we think it is."""
+    moved = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == old)
+        .values(status=new, updated_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if moved:
+        session.refresh(request)
+        audit(session, actor, f"request.{new.value}", request, from_status=old.value, reason=reason)
+    return bool(moved)
+
+
+def complete(session: Session, number: str, worker_id: int, code: str, now: datetime) -> ServiceRequest | None:
+    """The worker reports the job done with the citizen's code; None when it does not match."""
+    done = session.execute(
+        sa.update(ServiceRequest)
+        .where(
+            col(ServiceRequest.number) == number,
+            col(ServiceRequest.worker_id) == worker_id,
+            col(ServiceRequest.status) == RequestStatus.ASSIGNED,
+            col(ServiceRequest.completion_code) == code,
+        )
+        .values(status=RequestStatus.COMPLETED, completed_at=now, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if not done:
+        return None
+    request = session.exec(select(ServiceRequest).where(ServiceRequest.number == number)).one()
+    audit(session, f"worker:{worker_id}", "request.completed", request, from_status=RequestStatus.ASSIGNED.value)
+    return request
+
+
+def pending_offer(session: Session, worker_id: int, now: datetime) -> Offer | None:
+    """The worker's open offer, newest first (a worker is asked about one job at a time)."""
+    query = (
+        select(Offer)
+        .where(Offer.worker_id == worker_id, Offer.status == OfferStatus.PENDING, col(Offer.expires_at) > now)
+        .order_by(col(Offer.id).desc())
+    )
+    return session.exec(query).first()

@@ -1,0 +1,169 @@
+"""What a worker or a citizen meant by an SMS reply, typed in Hindi, Hinglish or English.
+
+Pure and forgiving of how people text (case, punctuation, Devanagari digits, "haan ji"), but
+strict where a wrong guess would commit someone: anything mixed or unexpected is UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+MAX_BODY = 1600  # Twilio's limit for an inbound body; anything past it is not read
+MAX_TOKENS = 12  # a real reply is a few words; a long text is a message for a person
+NUMBER_DIGITS = 7
+CODE_DIGITS = 4
+
+
+class ReplyKind(StrEnum):
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    DONE = "done"
+    RATING = "rating"
+    AVAILABLE = "available"
+    BUSY = "busy"
+    HELP = "help"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: ReplyKind
+    number: str | None = None  # the 7-digit request number, when the sender gave one
+    code: str | None = None  # the 4-digit completion code of a DONE
+    rating: int | None = None  # 1-5, for RATING
+
+
+# Our own templates say "स्वीकार: 1, मना: 2" and "Reply 1 to accept, 2 to decline".
+KEYWORDS: dict[str, ReplyKind] = {
+    **dict.fromkeys(
+        ["yes", "y", "ok", "okay", "accept", "haan", "han", "haa", "हाँ", "हां", "हा", "स्वीकार"], ReplyKind.ACCEPT
+    ),
+    **dict.fromkeys(
+        ["no", "n", "decline", "nahi", "nahin", "nahee", "nhi", "नहीं", "नही", "नहि", "मना"], ReplyKind.DECLINE
+    ),
+    **dict.fromkeys(["available", "free", "khali", "खाली"], ReplyKind.AVAILABLE),
+    **dict.fromkeys(["busy", "vyast", "व्यस्त"], ReplyKind.BUSY),
+    **dict.fromkeys(["help", "madad", "मदद"], ReplyKind.HELP),
+}
+DIGIT_KEYWORDS = {"1": ReplyKind.ACCEPT, "2": ReplyKind.DECLINE}
+DONE_WORDS = frozenset(["done", "d", "पूरा", "pura", "poora"])
+# Politeness alone ("ji") means yes; next to another word it only softens it ("nahi ji").
+POLITE = frozenset(["ji", "जी", "sir", "सर"])
+ALONE_MEANS_YES = frozenset(["ji", "जी"])
+
+_DEVANAGARI_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
+_VARIATION_SELECTORS = frozenset(chr(c) for c in range(0xFE00, 0xFE10))  # "⭐️" is "⭐" + U+FE0F
+_RATING = re.compile(r"([1-5])(?:\s*(?:/\s*5|out of 5|stars?|स्टार|अंक))?")
+_STARS = frozenset("⭐★")
+
+
+def parse(body: str) -> Reply:
+    """The sender's intent; bare 1 and 2 answer an offer, so a citizen's rating needs `parse_rating`."""
+    text = normalise(body)
+    rating = _rating(text)
+    if rating is not None and _trim(text) not in DIGIT_KEYWORDS:
+        return Reply(ReplyKind.RATING, rating=rating)
+    tokens = list(_tokens(text))
+    if not tokens:
+        return Reply(ReplyKind.HELP if "?" in text else ReplyKind.UNKNOWN)
+    if len(tokens) > MAX_TOKENS:
+        return Reply(ReplyKind.UNKNOWN)
+    if tokens[0] in DONE_WORDS:
+        return _done([t for t in tokens[1:] if t.isdigit()])
+    return _keyword_reply(tokens)
+
+
+def parse_rating(body: str) -> int | None:
+    """A citizen's 1-5 for the service: "5", "५", "5 stars", "5/5" or "⭐⭐⭐"; None otherwise."""
+    return _rating(normalise(body))
+
+
+def normalise(body: object) -> str:
+    """Lower-case text with ASCII digits and single spaces, whatever the phone or the sender typed."""
+    text = body[:MAX_BODY] if isinstance(body, str) else ""
+    text = unicodedata.normalize("NFKC", text)[:MAX_BODY]  # fullwidth "１" is "1"
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cs") and c not in _VARIATION_SELECTORS)
+    return " ".join(text.translate(_DEVANAGARI_DIGITS).casefold().split())
+
+
+def _rating(text: str) -> int | None:
+    """1-5 from a normalised body, or None."""
+    trimmed = _trim(text)
+    if trimmed and len(trimmed) <= 5 and set(trimmed) <= _STARS:
+        return len(trimmed)
+    match = _RATING.fullmatch(trimmed)
+    return int(match.group(1)) if match else None
+
+
+def _trim(text: str) -> str:
+    """Without leading or trailing spaces, punctuation and symbols ("5!", "(5)", "५।")."""
+    start, end = 0, len(text)
+    while start < end and _is_edge_junk(text[start]):
+        start += 1
+    while end > start and _is_edge_junk(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _is_edge_junk(char: str) -> bool:
+    return char not in _STARS and unicodedata.category(char)[0] in "ZPS"
+
+
+def _tokens(text: str) -> Iterator[str]:
+    """Runs of digits and runs of letters (with their vowel signs); everything else separates."""
+    token, kind = "", ""
+    for char in text:
+        char_kind = "9" if char in "0123456789" else "a" if unicodedata.category(char)[0] in "LM" else ""
+        if char_kind != kind and token:
+            yield token
+            token = ""
+        kind = char_kind
+        if char_kind:
+            token += char
+    if token:
+        yield token
+
+
+def _keyword_reply(tokens: list[str]) -> Reply:
+    """ACCEPT, DECLINE, AVAILABLE, BUSY or HELP with an optional request number; else UNKNOWN."""
+    kinds: set[ReplyKind] = set()
+    digits: list[str] = []
+    for index, token in enumerate(tokens):
+        if index == 0 and token in DIGIT_KEYWORDS:
+            kinds.add(DIGIT_KEYWORDS[token])
+        elif token.isdigit():
+            digits.append(token)
+        elif token in KEYWORDS:
+            kinds.add(KEYWORDS[token])
+        elif token not in POLITE:
+            return Reply(ReplyKind.UNKNOWN)
+    if not kinds and ALONE_MEANS_YES & set(tokens):
+        kinds.add(ReplyKind.ACCEPT)
+    number = "".join(digits)
+    if len(kinds) != 1 or len(number) not in (0, NUMBER_DIGITS):
+        return Reply(ReplyKind.UNKNOWN)
+    return Reply(kinds.pop(), number=number or None)
+
+
+def _done(digits: list[str]) -> Reply:
+    """DONE with whichever of number and code can be told apart; the caller asks for the rest."""
+    lengths = sorted(len(d) for d in digits)
+    if lengths == [CODE_DIGITS, NUMBER_DIGITS]:
+        number = next(d for d in digits if len(d) == NUMBER_DIGITS)
+        code = next(d for d in digits if len(d) == CODE_DIGITS)
+        return Reply(ReplyKind.DONE, number=number, code=code)
+    joined = "".join(digits)  # "123 4567 4821" or "12345674821"
+    if len(joined) == NUMBER_DIGITS + CODE_DIGITS:
+        return Reply(ReplyKind.DONE, number=joined[:NUMBER_DIGITS], code=joined[NUMBER_DIGITS:])
+    return _done_fields([joined] if len(joined) in (NUMBER_DIGITS, CODE_DIGITS) else digits)
+
+
+def _done_fields(digits: list[str]) -> Reply:
+    """The first group of each length, when the groups cannot be read any other way."""
+    number = next((d for d in digits if len(d) == NUMBER_DIGITS), None)
+    code = next((d for d in digits if len(d) == CODE_DIGITS), None)
+    return Reply(ReplyKind.DONE, number=number, code=code)

@@ -1,0 +1,422 @@
+"""A stored request finds its worker: offered to the nearest eligible one, by SMS through the
+Twilio sandbox, answered by SMS to our webhook, timed out, escalated, completed and rated. Real
+Redis, real databases of each kind, real RQ jobs; only the clock is moved, by editing expiry times."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, col, select
+from twilio.request_validator import RequestValidator
+
+from dispatch import context, jobs, offers
+from dispatch.queues import worker as rq_worker
+from ivr.gateway import TwilioTelephony
+from ivr.twilio_sandbox import TwilioSandbox
+from sewamitra.app import create_app
+from storage import numbers, pincodes
+from storage.db import session_scope
+from storage.models import (
+    AuditEvent,
+    Caller,
+    Offer,
+    OfferStatus,
+    RequestStatus,
+    ServiceRequest,
+    VerificationStatus,
+    Worker,
+    WorkerSkill,
+)
+from storage.settings import Settings
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+
+CITIZEN = "+919876543210"
+GPO = pincodes.lookup("226001")
+assert GPO is not None and GPO.latitude is not None and GPO.longitude is not None
+KM_NORTH = 1 / 111.0  # degrees of latitude in a kilometre
+
+
+def rules(settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update={"dispatch": settings.dispatch.model_copy(update=changes)})
+
+
+@pytest.fixture
+def settings(helpline_settings: Settings) -> Settings:
+    return helpline_settings
+
+
+@pytest.fixture
+def installed(settings: Settings, engine: sa.Engine, redis_client: redis.Redis) -> Iterator[context.JobContext]:
+    ctx = context.JobContext(settings, engine, redis_client, TwilioTelephony(settings))
+    context.install(ctx)
+    yield ctx
+    context.install(None)
+
+
+def add_worker(engine: sa.Engine, name: str, phone: str, km_north: float, *, skills: tuple[str, ...] = ("plumber",),
+               verified: bool = True, available: bool = True, rating: float | None = 4.0,
+               voice: bool = False) -> int:  # fmt: skip
+    with session_scope(engine) as session:
+        worker = Worker(
+            name=name, phone=phone, pincode="226001", district="LUCKNOW",
+            latitude=GPO.latitude + km_north * KM_NORTH, longitude=GPO.longitude, rating=rating,  # type: ignore[operator]
+            police_verification=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
+            available=available, voice_preferred=voice,
+        )  # fmt: skip
+        session.add(worker)
+        session.flush()
+        session.add_all([WorkerSkill(worker_id=worker.id, service_code=skill) for skill in skills])
+        assert worker.id is not None
+        return worker.id
+
+
+def add_request(engine: sa.Engine, service: str = "plumber", created: datetime | None = None) -> int:
+    with session_scope(engine) as session:
+        caller = session.exec(select(Caller).where(Caller.phone == CITIZEN)).first() or Caller(phone=CITIZEN)
+        session.add(caller)
+        session.flush()
+        request = ServiceRequest(
+            number=numbers.new_request_number(), service_code=service, pincode="226001", district="LUCKNOW",
+            latitude=GPO.latitude, longitude=GPO.longitude, caller_id=caller.id, address_note="12 Hazratganj",
+            created_at=created or datetime.now(UTC),
+        )  # fmt: skip
+        session.add(request)
+        session.flush()
+        assert request.id is not None
+        return request.id
+
+
+def run_jobs(ctx: context.JobContext) -> None:
+    rq_worker(ctx.redis).work(burst=True)
+
+
+def request_of(engine: sa.Engine, request_id: int) -> ServiceRequest:
+    with Session(engine) as session:
+        request = session.get(ServiceRequest, request_id)
+        assert request is not None
+        return request
+
+
+def offers_of(engine: sa.Engine, request_id: int) -> list[Offer]:
+    with Session(engine) as session:
+        return list(session.exec(select(Offer).where(Offer.request_id == request_id).order_by(col(Offer.id))).all())
+
+
+def time_passes(engine: sa.Engine, request_id: int) -> None:
+    """The pending offers' time runs out."""
+    with session_scope(engine) as session:
+        session.execute(sa.update(Offer).where(col(Offer.request_id) == request_id, col(Offer.status) == "pending")
+                        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))  # fmt: skip
+
+
+def texts_to(sandbox: TwilioSandbox, phone: str) -> list[str]:
+    return [m["body"] for m in sandbox.messages if m["to"] == phone]
+
+
+@pytest.fixture
+def webhook(settings: Settings) -> FlaskClient:
+    return create_app(settings).test_client()
+
+
+def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None) -> None:
+    """A text reaches our webhook, signed as Twilio signs it."""
+    form = {"MessageSid": sid or "SM" + numbers.new_request_number().ljust(32, "0"), "From": phone,
+            "To": "+18005550100", "Body": body}  # fmt: skip
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{PUBLIC_URL}/twilio/sms", form)
+    answer = client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 200 and answer.data.startswith(b"<?xml")
+
+
+# -- matching ---------------------------------------------------------------------------------------
+
+
+def test_the_nearest_available_verified_plumber_gets_the_offer(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    add_worker(engine, "Unverified Nearest", "+919800000001", 0.2, verified=False)
+    add_worker(engine, "Busy Near", "+919800000002", 0.4, available=False)
+    add_worker(engine, "Electrician Near", "+919800000003", 0.5, skills=("electrician",))
+    ramesh = add_worker(engine, "Ramesh Kumar", "+919800000004", 1.0)
+    add_worker(engine, "Suresh Far", "+919800000005", 3.0)
+    add_worker(engine, "Out Of Range", "+919800000006", 15.0)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+
+    [offer] = offers_of(engine, request_id)
+    assert (offer.worker_id, offer.status, offer.channel) == (ramesh, OfferStatus.PENDING, "sms")
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+    [text] = texts_to(sandbox, "+919800000004")
+    number = request_of(engine, request_id).number
+    assert number in text and "प्लंबर" in text and "Lucknow 226001" in text
+
+
+def test_silence_moves_the_offer_to_the_next_worker_then_it_escalates(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings
+) -> None:
+    context.install(context.JobContext(rules(settings, max_offers=2), engine, installed.redis, installed.telephony))
+    first = add_worker(engine, "First", "+919800000011", 0.5)
+    second = add_worker(engine, "Second", "+919800000012", 1.5)
+    add_worker(engine, "Third", "+919800000013", 2.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+
+    time_passes(engine, request_id)
+    [pending] = [o for o in offers_of(engine, request_id) if o.status is OfferStatus.PENDING]
+    assert jobs.expire_offer(pending.id or 0) == "expired"
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (first, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
+
+    time_passes(engine, request_id)
+    jobs.expire_offer(offers_of(engine, request_id)[-1].id or 0)
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED  # max_offers=2 reached
+
+
+def test_an_offer_is_not_expired_before_its_time(installed: context.JobContext, engine: sa.Engine) -> None:
+    add_worker(engine, "First", "+919800000021", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(engine, request_id)
+    assert jobs.expire_offer(offer.id or 0) == "not due yet"
+    assert offers_of(engine, request_id)[0].status is OfferStatus.PENDING
+
+
+def test_no_eligible_worker_in_range_escalates_at_once(installed: context.JobContext, engine: sa.Engine) -> None:
+    add_worker(engine, "Far Away", "+919800000031", 40.0)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    assert jobs.dispatch_request(request_id) == "no eligible worker in range"
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED
+
+
+def test_a_request_waiting_too_long_escalates(installed: context.JobContext, engine: sa.Engine) -> None:
+    add_worker(engine, "Near", "+919800000041", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine, created=datetime.now(UTC) - timedelta(hours=2))
+    assert jobs.dispatch_request(request_id) == "no worker took it in time"
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED
+
+
+# -- answers by SMS ---------------------------------------------------------------------------------
+
+
+def test_yes_assigns_both_sides_are_told_done_completes_and_the_rating_closes(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    ramesh = add_worker(engine, "Ramesh Kumar", "+919800000051", 1.0, rating=4.0)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+
+    sms_from(webhook, "+919800000051", "हाँ")
+    run_jobs(installed)
+    request = request_of(engine, request_id)
+    assert (request.status, request.worker_id) == (RequestStatus.ASSIGNED, ramesh)
+    code = request.completion_code
+    assert code is not None and len(code) == 4
+    [to_citizen] = texts_to(sandbox, CITIZEN)
+    assert "Ramesh Kumar" in to_citizen and "+919800000051" in to_citizen and code in to_citizen
+    assert any(CITIZEN in t and "12 Hazratganj" in t for t in texts_to(sandbox, "+919800000051"))
+
+    sms_from(webhook, "+919800000051", f"DONE {request.number} {code}")
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.COMPLETED
+    assert any("1 से 5" in t for t in texts_to(sandbox, CITIZEN))  # the feedback question
+
+    sms_from(webhook, CITIZEN, "2")
+    run_jobs(installed)
+    closed = request_of(engine, request_id)
+    assert (closed.status, closed.rating) == (RequestStatus.CLOSED, 2)
+    with Session(engine) as session:
+        worker = session.get(Worker, ramesh)
+        assert worker is not None and (worker.rating, worker.rating_count) == (2.0, 1)
+
+
+def test_no_moves_the_request_on_and_a_late_yes_is_told_it_is_taken(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "First", "+919800000061", 0.5)
+    second = add_worker(engine, "Second", "+919800000062", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+
+    sms_from(webhook, "+919800000061", "NO")
+    run_jobs(installed)
+    assert offers_of(engine, request_id)[-1].worker_id == second
+    sms_from(webhook, "+919800000062", "1")
+    run_jobs(installed)
+    assert request_of(engine, request_id).worker_id == second
+
+    sms_from(webhook, "+919800000061", "YES")
+    run_jobs(installed)
+    number = request_of(engine, request_id).number
+    assert any(f"काम {number} किसी और ने ले लिया है" in t for t in texts_to(sandbox, "+919800000061"))
+
+
+def test_the_same_message_delivered_twice_counts_once(
+    installed: context.JobContext, engine: sa.Engine, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "First", "+919800000071", 0.5)
+    add_worker(engine, "Second", "+919800000072", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sid = "SM" + "d" * 32
+    sms_from(webhook, "+919800000071", "2", sid=sid)
+    sms_from(webhook, "+919800000071", "2", sid=sid)
+    run_jobs(installed)
+    assert [o.status for o in offers_of(engine, request_id)] == [OfferStatus.DECLINED, OfferStatus.PENDING]
+
+
+@pytest.mark.parametrize(
+    ("sender", "body", "reply"),
+    [
+        ("+919800000081", "kya hai", "काम लेने के लिए 1"),  # a worker's gibberish
+        ("+919800000081", "DONE 1234566 0000", "मेल नहीं खाता"),  # not their job
+        ("+919811111111", "YES", "155330 पर कॉल करें"),  # a stranger
+    ],
+)
+def test_bad_messages_get_a_helpful_reply_and_change_nothing(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient,
+    sender: str, body: str, reply: str,
+) -> None:  # fmt: skip
+    add_worker(engine, "Worker", "+919800000081", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    before = [(o.id, o.status) for o in offers_of(engine, request_id)]
+
+    sms_from(webhook, sender, body)
+    run_jobs(installed)
+    assert any(reply in t for t in texts_to(sandbox, sender))
+    assert [(o.id, o.status) for o in offers_of(engine, request_id)] == before
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+    with Session(engine) as session:
+        actions = session.exec(select(AuditEvent.action)).all()
+    assert "sms.unclear" in actions or "request.completion_refused" in actions
+
+
+def test_a_wrong_completion_code_is_refused(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Worker", "+919800000091", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, "+919800000091", "1")
+    run_jobs(installed)
+    request = request_of(engine, request_id)
+    wrong = "0000" if request.completion_code != "0000" else "1111"
+    sms_from(webhook, "+919800000091", f"DONE {request.number} {wrong}")
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
+    assert any("मेल नहीं खाता" in t for t in texts_to(sandbox, "+919800000091"))
+
+
+def test_a_worker_on_a_job_is_not_offered_another(installed: context.JobContext, engine: sa.Engine,
+                                                  webhook: FlaskClient) -> None:  # fmt: skip
+    busy = add_worker(engine, "Busy", "+919800000101", 0.3)
+    other = add_worker(engine, "Other", "+919800000102", 2.0)
+    jobs.rebuild_index()
+    first = add_request(engine)
+    jobs.dispatch_request(first)
+    sms_from(webhook, "+919800000101", "1")
+    run_jobs(installed)
+    assert request_of(engine, first).worker_id == busy
+    second = add_request(engine)
+    jobs.dispatch_request(second)
+    assert [o.worker_id for o in offers_of(engine, second)] == [other]
+
+
+def test_a_worker_texts_busy_and_is_no_longer_offered(installed: context.JobContext, engine: sa.Engine,
+                                                     sandbox: TwilioSandbox, webhook: FlaskClient) -> None:  # fmt: skip
+    add_worker(engine, "Goes Busy", "+919800000111", 0.3)
+    other = add_worker(engine, "Other", "+919800000112", 2.0)
+    jobs.rebuild_index()
+    sms_from(webhook, "+919800000111", "BUSY")
+    run_jobs(installed)
+    assert any("व्यस्त" in t for t in texts_to(sandbox, "+919800000111"))
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    assert [o.worker_id for o in offers_of(engine, request_id)] == [other]
+
+
+# -- races and lost jobs ----------------------------------------------------------------------------
+
+
+def test_twenty_workers_saying_yes_at_once_make_exactly_one_assignment(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings
+) -> None:
+    context.install(context.JobContext(rules(settings, parallel_offers=20, max_offers=20), engine, installed.redis,
+                                       installed.telephony))  # fmt: skip
+    workers = [add_worker(engine, f"Worker {i}", f"+9198000002{i:02d}", 0.1 * (i + 1)) for i in range(20)]
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    made = offers_of(engine, request_id)
+    assert sorted(o.worker_id for o in made) == sorted(workers)
+
+    start = threading.Barrier(len(made))
+    answers: list[offers.Answer] = []
+
+    def say_yes(offer_id: int) -> None:
+        start.wait()
+        answers.append(offers.reply(engine, offer_id, True, datetime.now(UTC), "worker"))
+
+    threads = [threading.Thread(target=say_yes, args=(o.id,)) for o in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(answers) == len(made) and answers.count(offers.Answer.ACCEPTED) == 1
+    assert all(a in (offers.Answer.TAKEN, offers.Answer.TOO_LATE) for a in answers if a is not offers.Answer.ACCEPTED)
+    final = offers_of(engine, request_id)
+    assert [o.status for o in final].count(OfferStatus.ACCEPTED) == 1
+    [winner] = [o for o in final if o.status is OfferStatus.ACCEPTED]
+    assert request_of(engine, request_id).worker_id == winner.worker_id
+
+
+def test_the_sweeper_dispatches_a_request_whose_job_was_lost(
+    installed: context.JobContext, engine: sa.Engine, redis_client: redis.Redis
+) -> None:
+    add_worker(engine, "Near", "+919800000301", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine, created=datetime.now(UTC) - timedelta(minutes=2))  # never queued
+    assert jobs.sweep()["new_requests"] == 1
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+
+
+def test_a_phone_booking_is_dispatched(installed: context.JobContext, engine: sa.Engine, settings: Settings,
+                                       sandbox: TwilioSandbox) -> None:  # fmt: skip
+    from ivr.simulator import CallSimulator, FlaskTransport
+
+    add_worker(engine, "Ramesh Kumar", "+919800000401", 1.0)
+    jobs.rebuild_index()
+    always = settings.call_centre.model_copy(update={"days": ()})
+    app: Flask = create_app(settings.model_copy(update={"call_centre": always}))
+    transport = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=CITIZEN).run("2,1,1,226001#,1")
+    assert not transcript.errors
+    run_jobs(installed)
+    assert len(texts_to(sandbox, CITIZEN)) == 1  # the request number
+    assert len(texts_to(sandbox, "+919800000401")) == 1  # the offer
