@@ -105,10 +105,9 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
         assert worker is not None and request is not None
     try:
         if offer.channel is OfferChannel.VOICE:
-            url = f"{ctx.settings.public_url}/twilio/voice/offer?offer={offer_id}"
-            ctx.telephony.place_call(
-                worker.phone, url, status_callback=f"{ctx.settings.public_url}/twilio/voice/status"
-            )
+            public = ctx.settings.public_url
+            ctx.telephony.place_call(worker.phone, f"{public}/twilio/voice",
+                                     status_callback=f"{public}/twilio/voice/status?offer={offer_id}")  # fmt: skip
         else:
             values = {"number": request.number, "service": _service(request, worker.language),
                       "locality": _locality(request)}  # fmt: skip
@@ -173,7 +172,7 @@ def notify_assigned(request_id: int) -> str:
 
 
 def after_completion(request_id: int) -> str:
-    """The worker is free again; the citizen is asked how it went."""
+    """The worker is free again; the citizen is rung to rate the job (or texted, if that fails)."""
     ctx = context.current()
     with Session(ctx.engine) as session:
         request = session.get(ServiceRequest, request_id)
@@ -184,8 +183,26 @@ def after_completion(request_id: int) -> str:
         caller = session.get(Caller, request.caller_id) if request.caller_id else None
     if caller is None:
         return "no citizen to ask"
+    public = ctx.settings.public_url
+    try:
+        ctx.telephony.place_call(caller.phone, f"{public}/twilio/voice?flow=feedback",
+                                 status_callback=f"{public}/twilio/voice/status?feedback={request_id}")  # fmt: skip
+    except Exception as exc:
+        log.warning("feedback call for request %s failed (%s); texting instead", request_id, exc)
+        return feedback_sms(request_id)
+    return "feedback call placed"
+
+
+def feedback_sms(request_id: int) -> str:
+    """The SMS fallback of the feedback call: reply 1 to 5."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        request = session.get(ServiceRequest, request_id)
+        caller = session.get(Caller, request.caller_id) if request and request.caller_id else None
+    if request is None or caller is None or request.status is not RequestStatus.COMPLETED:
+        return "nothing to ask"
     text_sms(caller.phone, "feedback", request.language, {"number": request.number}, request_id=request.id)
-    return "feedback asked"
+    return "feedback texted"
 
 
 def reindex_worker(worker_id: int) -> str:

@@ -80,7 +80,7 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
         return _escalate(session, request, "no eligible worker in range", live)
     made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
     if made and request.status is RequestStatus.NEW:
-        _move(session, request, RequestStatus.NEW, RequestStatus.OFFERED, "dispatch", "first offer sent")
+        move(session, request, RequestStatus.NEW, RequestStatus.OFFERED, "dispatch", "first offer sent")
     return Dispatched(offers=made)
 
 
@@ -132,7 +132,7 @@ def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dis
 def _escalate(session: Session, request: ServiceRequest, reason: str, live: Sequence[Offer]) -> Dispatched:
     for offer in live:
         _set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, None)
-    if not _move(session, request, request.status, RequestStatus.ESCALATED, "dispatch", reason):
+    if not move(session, request, request.status, RequestStatus.ESCALATED, "dispatch", reason):
         return Dispatched(reason="changed meanwhile")
     return Dispatched(escalated=True, reason=reason)
 
@@ -231,7 +231,7 @@ def _set_offer(session: Session, offer_id: int | None, old: OfferStatus, new: Of
     return bool(changed)
 
 
-def _move(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, actor: str,
+def move(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, actor: str,
           reason: str) -> bool:  # fmt: skip
     """Move a request along its lifecycle, only if it is still where we think it is."""
     moved = session.execute(

@@ -205,7 +205,9 @@ def _shrink(template: str, values: Mapping[str, str], name: str, max_segments: i
         return _fits(fill(template, {**values, name: candidate(keep)}), max_segments)
 
     low, high = 0, len(value) - 1  # keep == len(value) was tried by the caller
-    if high < 0 or not fits(0):
+    if not value:
+        return value
+    if not fits(0):
         return candidate(0)
     while low < high:  # the largest `keep` that fits: fewer characters never need more room
         middle = (low + high + 1) // 2

@@ -35,6 +35,13 @@ EFFECTS: dict[str, frozenset[str]] = {
     "find_request": frozenset({"found", "unknown"}),
     "agents_available": frozenset({"open", "closed"}),
     "request_callback": frozenset({"recorded", "failed"}),
+    "find_pending_offer": frozenset({"found", "none"}),
+    "answer_offer": frozenset({"accepted", "declined", "taken"}),
+    "set_availability": frozenset({"set"}),
+    "complete_job": frozenset({"completed", "refused"}),
+    "find_completed_request": frozenset({"found", "none"}),
+    "record_rating": frozenset({"saved", "failed"}),
+    "report_problem": frozenset({"recorded", "failed"}),
 }
 
 

@@ -13,6 +13,7 @@ from storage.db import session_scope
 from storage.models import CallLog, Direction, ServiceRequest, utcnow
 
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
 
 
 def outcome(session: Session | None, call_status: str) -> str:

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 
 import redis
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from dispatch import jobs
+from dispatch import inbox, jobs
+from dispatch import offers as dispatch_offers
 from dispatch.queues import QueueName, queue
 from flows.engine import Outcome
 from storage import numbers, phones, pincodes
@@ -25,9 +26,11 @@ from storage.models import (
     CallbackRequest,
     Caller,
     Channel,
+    Offer,
     RequestStatus,
     ServiceRequest,
     SmsLog,
+    Worker,
     utcnow,
 )
 from storage.settings import Settings
@@ -201,6 +204,14 @@ def remember_language(ctx: CallContext) -> None:
         session.add(caller)
 
 
+def worker_by_phone(engine: sa.Engine, phone: str | None) -> Worker | None:
+    """A registered, active worker, recognised by the number they call from."""
+    if phone is None:
+        return None
+    with Session(engine) as session:
+        return session.exec(select(Worker).where(Worker.phone == phone, Worker.active)).first()
+
+
 def known_language(engine: sa.Engine, phone: str | None) -> str | None:
     if phone is None:
         return None
@@ -217,7 +228,117 @@ def _enqueue(ctx: CallContext, name: QueueName, func: Callable[..., object], *ar
         log.exception("could not queue %s for %s; it stays pending in the database", func.__name__, job_id)
 
 
+# -- a worker on the phone -------------------------------------------------------------------------
+
+
+def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    with Session(ctx.engine) as session:
+        offer = dispatch_offers.pending_offer(session, _int(args.get("worker")), ctx.now())
+        request = session.get(ServiceRequest, offer.request_id) if offer else None
+    if offer is None or request is None:
+        return Outcome("none")
+    locality = f"{pincodes.display_name(request.district)}, {' '.join(request.pincode)}"
+    return Outcome("found", {"offer_id": str(offer.id), "offer_number": request.number,
+                             "offer_service": request.service_code, "offer_locality": locality})  # fmt: skip
+
+
+def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The worker keys 1 or 2 to an offer read out to them."""
+    offer_id, worker_id = _int(args.get("offer")), _int(args.get("worker"))
+    with Session(ctx.engine) as session:
+        offer = session.get(Offer, offer_id)
+    if offer is None or offer.worker_id != worker_id:
+        return Outcome("taken")
+    yes = args.get("answer") == "yes"
+    answer = dispatch_offers.reply(ctx.engine, offer_id, yes, ctx.now(), f"worker:{worker_id}")
+    if answer is dispatch_offers.Answer.ACCEPTED:
+        _enqueue(ctx, QueueName.DISPATCH, jobs.notify_assigned, offer.request_id, job_id=f"assigned-{offer.request_id}")
+        return Outcome("accepted")
+    if answer is dispatch_offers.Answer.DECLINED:
+        _enqueue(ctx, QueueName.DISPATCH, jobs.dispatch_request, offer.request_id,
+                 job_id=f"dispatch-{offer.request_id}")  # fmt: skip
+        return Outcome("declined")
+    return Outcome("taken")
+
+
+def set_availability(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    worker_id, available = _int(args.get("worker")), args.get("state") == "available"
+    with session_scope(ctx.engine) as session:
+        session.execute(sa.update(Worker).where(col(Worker.id) == worker_id).values(available=available))
+        session.add(AuditEvent(actor=f"worker:{worker_id}", action="worker.availability", entity="worker",
+                               entity_id=worker_id, reason=args.get("state")))  # fmt: skip
+    _enqueue(ctx, QueueName.DEFAULT, jobs.reindex_worker, worker_id, job_id=f"reindex-{worker_id}-{ctx.call_sid}")
+    return Outcome("set")
+
+
+def complete_job(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    worker_id = _int(args.get("worker"))
+    with session_scope(ctx.engine) as session:
+        request = dispatch_offers.complete(session, args.get("number", ""), worker_id, args.get("code", ""), ctx.now())
+        if request is None:
+            session.add(AuditEvent(actor=f"worker:{worker_id}", action="request.completion_refused", entity="worker",
+                                   entity_id=worker_id, reason="wrong number or code"))  # fmt: skip
+    if request is None:
+        return Outcome("refused")
+    _enqueue(ctx, QueueName.DEFAULT, jobs.after_completion, request.id, job_id=f"completed-{request.id}")
+    return Outcome("completed")
+
+
+# -- the citizen's feedback call ----------------------------------------------------------------------
+
+
+def find_completed_request(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+    if ctx.caller is None:
+        return Outcome("none")
+    with Session(ctx.engine) as session:
+        request = session.exec(
+            select(ServiceRequest)
+            .join(Caller, col(Caller.id) == ServiceRequest.caller_id)
+            .where(Caller.phone == ctx.caller, ServiceRequest.status == RequestStatus.COMPLETED)
+            .order_by(col(ServiceRequest.completed_at).desc())
+        ).first()
+    if request is None:
+        return Outcome("none")
+    return Outcome("found", {"request_id": str(request.id), "number": request.number,
+                             "service": request.service_code})  # fmt: skip
+
+
+def record_rating(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    rating = _int(args.get("rating"))
+    if not 1 <= rating <= 5:
+        return Outcome("failed")
+    with session_scope(ctx.engine) as session:
+        request = session.get(ServiceRequest, _int(args.get("request")))
+        if request is None:
+            return Outcome("failed")
+        inbox.rate(session, request, rating, actor="ivr:feedback")
+    return Outcome("saved")
+
+
+def report_problem(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """A problem after the job: the request goes back to an agent (escalated)."""
+    with session_scope(ctx.engine) as session:
+        request = session.get(ServiceRequest, _int(args.get("request")))
+        if request is None:
+            return Outcome("failed")
+        if not dispatch_offers.move(session, request, RequestStatus.COMPLETED, RequestStatus.ESCALATED,
+                                    "ivr:feedback", "the citizen reported a problem"):  # fmt: skip
+            return Outcome("failed")
+    return Outcome("recorded")
+
+
+def _int(raw: str | None) -> int:
+    return int(raw) if raw and raw.isdigit() else 0
+
+
 HANDLERS: dict[str, Handler] = {
+    "find_pending_offer": find_pending_offer,
+    "answer_offer": answer_offer,
+    "set_availability": set_availability,
+    "complete_job": complete_job,
+    "find_completed_request": find_completed_request,
+    "record_rating": record_rating,
+    "report_problem": report_problem,
     "lookup_pincode": lookup_pincode,
     "create_request": create_request,
     "find_open_requests": find_open_requests,

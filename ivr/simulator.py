@@ -582,6 +582,7 @@ class CallSimulator:
     to_number: str = "+18005550100"
     call_sid: str | None = None
     voice_path: str = "/twilio/voice"
+    direction: str = "inbound"  # "outbound-api" for a call the helpline placed (from_number is then ours)
     status_path: str = "/twilio/voice/status"
     fallback_path: str = "/twilio/voice/fallback"
     max_turns: int = 200
@@ -631,7 +632,7 @@ class _Call:
         sim = self.sim
         call = {"CallSid": self.transcript.call_sid, "AccountSid": sim.account_sid}
         parties = {"From": sim.from_number, "To": sim.to_number, "Caller": sim.from_number, "Called": sim.to_number}
-        state = {"CallStatus": self.call_status, "Direction": "inbound", "ApiVersion": API_VERSION}
+        state = {"CallStatus": self.call_status, "Direction": sim.direction, "ApiVersion": API_VERSION}
         return {**call, **parties, **state, **params}
 
     def _send(self, url: str, method: str, params: dict[str, str]) -> Reply:

@@ -16,12 +16,14 @@ from flask import Blueprint, Flask, Response, current_app, request, send_from_di
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
+from dispatch import jobs
+from dispatch.queues import QueueName, queue
 from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
 from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
 from ivr import calllog
 from ivr.callstate import CallState
-from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language
+from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, worker_by_phone
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_WAIT_PATH, Voice, render, speak
 from storage import phones
@@ -35,11 +37,14 @@ HELPLINE_QUEUE = "helpline"
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
 
 
+FLOWS = ("helpline", "worker", "feedback")
+
+
 @dataclass(frozen=True)
 class Ivr:
-    """What the voice views need besides the runtime: the loaded flow and the voices."""
+    """What the voice views need besides the runtime: the loaded flows and the voices."""
 
-    flow: Flow
+    flows: dict[str, Flow]
     voices: dict[str, Voice]
     recordings_dir: Path
 
@@ -50,11 +55,12 @@ class Ivr:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Load and check the helpline flow once, at start: a broken flow never reaches a call."""
-    app.extensions["ivr"] = Ivr(load_helpline(settings), voices(settings), settings.recordings_dir)
+    """Load and check the flows once, at start: a broken flow never reaches a call."""
+    app.extensions["ivr"] = Ivr({name: load_flow(settings, name) for name in FLOWS}, voices(settings),
+                                settings.recordings_dir)  # fmt: skip
 
 
-def load_helpline(settings: Settings, name: str = "helpline") -> Flow:
+def load_flow(settings: Settings, name: str) -> Flow:
     languages = [lang.code for lang in settings.languages]
     return definition.load(name, languages=languages, services=service_choices(settings))
 
@@ -95,10 +101,23 @@ def incoming() -> Response:
         answered = state.answer("start")
         if answered is not None:
             return twiml(answered)  # Twilio retried the first request
-        caller = _caller()
-        language = known_language(_runtime().engine, caller)
-        session, events = start(_ivr().flow, Trigger(language, {"known_language": language or ""}))
+        flow, trigger = _flow_for(_party())
+        session, events = start(_ivr().flows[flow], trigger)
         return _answer(state, session, events, key="start", turn=0)
+
+
+def _flow_for(party: str | None) -> tuple[str, Trigger]:
+    """Which call this is: our feedback call to a citizen, a worker (ringing in, or rung with an
+    offer), or a citizen ringing the helpline."""
+    engine = _runtime().engine
+    outbound = request.form.get("Direction", "").startswith("outbound")
+    if outbound and request.args.get("flow") == "feedback":
+        return "feedback", Trigger(known_language(engine, party))
+    worker = worker_by_phone(engine, party)
+    if worker is not None:
+        return "worker", Trigger(worker.language, {"worker_id": str(worker.id), "worker_name": worker.name})
+    language = known_language(engine, party)
+    return "helpline", Trigger(language, {"known_language": language or ""})
 
 
 @bp.post("/step")
@@ -115,7 +134,7 @@ def step() -> Response:
         if session is None or session.turn != turn:
             return _lost(state, session)
         digits = request.form.get("Digits", "")[:32]
-        session, events = resume(_ivr().flow, session, Keys(digits))
+        session, events = resume(_ivr().flows[session.flow], session, Keys(digits))
         return _answer(state, session, events, key=str(turn), turn=turn)
 
 
@@ -127,7 +146,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
             break
         effect = events.pop()
         assert isinstance(effect, Effect)
-        session, more = resume(_ivr().flow, session, HANDLERS[effect.name](ctx, effect.args))
+        session, more = resume(_ivr().flows[session.flow], session, HANDLERS[effect.name](ctx, effect.args))
         events += more
         ctx = _context(state, session, turn)
     else:
@@ -163,14 +182,16 @@ def _state() -> CallState:
     return CallState(_runtime().redis, call_sid)
 
 
-def _caller() -> str | None:
-    raw = request.form.get("From", "")
+def _party() -> str | None:
+    """The phone at the other end: the caller when they ring us, the callee when we ring them."""
+    outbound = request.form.get("Direction", "").startswith("outbound")
+    raw = request.form.get("To" if outbound else "From", "")
     return None if phones.is_withheld(raw) else phones.to_e164(raw[:40])
 
 
 def _context(state: CallState, session: Session, turn: int) -> CallContext:
     runtime = _runtime()
-    return CallContext(runtime.settings, runtime.engine, runtime.redis, state.call_sid, _caller(), turn,
+    return CallContext(runtime.settings, runtime.engine, runtime.redis, state.call_sid, _party(), turn,
                        session.language)  # fmt: skip
 
 
@@ -219,7 +240,7 @@ def queue_result() -> Response:
         state = _state()
         session = state.load()
         language = session.language if session else _language()
-        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, state.call_sid, _caller(),
+        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, state.call_sid, _party(),
                           session.turn if session else 0, language)  # fmt: skip
         reason = "left_queue" if result == "leave" else "queue_unavailable"
         recorded = record_callback(ctx, reason)
@@ -254,7 +275,21 @@ def status() -> Response:
     except BadCall:
         return Response(status=204)
     calllog.record(_runtime().engine, request.form, session)
+    if request.form.get("CallStatus") in calllog.UNANSWERED:
+        _unanswered_outbound_call()
     return Response(status=204)
+
+
+def _unanswered_outbound_call() -> None:
+    """Our call went unanswered: an offer counts as unanswered, a feedback call falls back to SMS."""
+    dispatching = queue(_runtime().redis, QueueName.DISPATCH)
+    offer_id = request.args.get("offer", type=int)
+    request_id = request.args.get("feedback", type=int)
+    if offer_id:
+        dispatching.enqueue(jobs.expire_offer, offer_id, "the call was not answered", True,
+                            job_id=f"unanswered-{offer_id}")  # fmt: skip
+    if request_id:
+        dispatching.enqueue(jobs.feedback_sms, request_id, job_id=f"feedback-sms-{request_id}")
 
 
 @bp.post("/fallback")

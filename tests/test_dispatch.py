@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 from dispatch import context, jobs, offers
 from dispatch.queues import worker as rq_worker
 from ivr.gateway import TwilioTelephony
+from ivr.simulator import CallSimulator, FlaskTransport, Transcript
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage import numbers, pincodes
@@ -123,6 +124,28 @@ def texts_to(sandbox: TwilioSandbox, phone: str) -> list[str]:
 @pytest.fixture
 def webhook(settings: Settings) -> FlaskClient:
     return create_app(settings).test_client()
+
+
+def answer_our_call(client: FlaskClient, placed: dict, keys: str) -> Transcript:
+    """Twilio runs a call the helpline placed (recorded by the sandbox): the callee answers and keys."""
+    voice = placed["url"].removeprefix(PUBLIC_URL)
+    status = placed["status_callback"].removeprefix(PUBLIC_URL)
+    transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN)
+    simulator = CallSimulator(transport, public_url=PUBLIC_URL, direction="outbound-api", from_number=placed["from"],
+                              to_number=placed["to"], voice_path=voice, status_path=status)  # fmt: skip
+    transcript = simulator.run(keys)
+    assert not transcript.errors, transcript.render(requests=True)
+    return transcript
+
+
+def our_call_unanswered(client: FlaskClient, placed: dict, status: str = "no-answer") -> None:
+    """Twilio's status callback for a call of ours nobody picked up."""
+    form = {"CallSid": "CA" + "e" * 32, "From": placed["from"], "To": placed["to"], "CallStatus": status,
+            "Direction": "outbound-api", "CallDuration": "0"}  # fmt: skip
+    url = placed["status_callback"]
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    answer = client.post(url.removeprefix(PUBLIC_URL), data=form, headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 204
 
 
 def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None) -> None:
@@ -236,10 +259,10 @@ def test_yes_assigns_both_sides_are_told_done_completes_and_the_rating_closes(
     sms_from(webhook, "+919800000051", f"DONE {request.number} {code}")
     run_jobs(installed)
     assert request_of(engine, request_id).status is RequestStatus.COMPLETED
-    assert any("1 से 5" in t for t in texts_to(sandbox, CITIZEN))  # the feedback question
-
-    sms_from(webhook, CITIZEN, "2")
-    run_jobs(installed)
+    [feedback_call] = sandbox.calls
+    transcript = answer_our_call(webhook, feedback_call, "2")
+    assert transcript.said("सेवा को 1 से 5 अंक देने के लिए वह अंक दबाएँ।")
+    assert transcript.said("आपकी राय के लिए धन्यवाद।")
     closed = request_of(engine, request_id)
     assert (closed.status, closed.rating) == (RequestStatus.CLOSED, 2)
     with Session(engine) as session:
@@ -408,8 +431,6 @@ def test_the_sweeper_dispatches_a_request_whose_job_was_lost(
 
 def test_a_phone_booking_is_dispatched(installed: context.JobContext, engine: sa.Engine, settings: Settings,
                                        sandbox: TwilioSandbox) -> None:  # fmt: skip
-    from ivr.simulator import CallSimulator, FlaskTransport
-
     add_worker(engine, "Ramesh Kumar", "+919800000401", 1.0)
     jobs.rebuild_index()
     always = settings.call_centre.model_copy(update={"days": ()})
@@ -420,3 +441,132 @@ def test_a_phone_booking_is_dispatched(installed: context.JobContext, engine: sa
     run_jobs(installed)
     assert len(texts_to(sandbox, CITIZEN)) == 1  # the request number
     assert len(texts_to(sandbox, "+919800000401")) == 1  # the offer
+
+
+# -- by voice ---------------------------------------------------------------------------------------
+
+
+def test_a_voice_preferred_worker_is_rung_and_takes_the_job_with_1(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    kamla = add_worker(engine, "Kamla Devi", "+919800000501", 0.5, voice=True)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    assert texts_to(sandbox, "+919800000501") == []
+    [placed] = sandbox.calls
+    assert placed["to"] == "+919800000501"
+
+    transcript = answer_our_call(webhook, placed, "1")
+    number = request_of(engine, request_id).number
+    assert transcript.said("नमस्ते Kamla Devi जी, सेवामित्र में आपका स्वागत है।")
+    words = ["शून्य", "एक", "दो", "तीन", "चार", "पाँच", "छह", "सात", "आठ", "नौ"]
+    assert transcript.said(f"अनुरोध नंबर {', '.join(words[int(d)] for d in number)}")
+    assert transcript.said("काम आपका है।")
+    run_jobs(installed)
+    assert request_of(engine, request_id).worker_id == kamla
+    assert len(texts_to(sandbox, "+919800000501")) == 1  # the citizen's number and address
+
+
+def test_an_unanswered_offer_call_moves_the_job_on(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Kamla Devi", "+919800000511", 0.5, voice=True)
+    second = add_worker(engine, "Second", "+919800000512", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    our_call_unanswered(webhook, sandbox.calls[0])
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-1] == (second, OfferStatus.PENDING)
+
+
+def test_after_an_unanswered_sms_offer_the_worker_is_rung_next_time(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    add_worker(engine, "Sunil", "+919800000521", 0.5)
+    jobs.rebuild_index()
+    first = add_request(engine)
+    jobs.dispatch_request(first)
+    time_passes(engine, first)
+    jobs.expire_offer(offers_of(engine, first)[0].id or 0)
+    run_jobs(installed)  # the first request escalates: nobody else is near
+    second = add_request(engine)
+    jobs.dispatch_request(second)
+    run_jobs(installed)
+    assert offers_of(engine, second)[0].channel == "voice"
+    assert [c["to"] for c in sandbox.calls] == ["+919800000521"]
+
+
+def test_a_worker_rings_in_hears_the_offer_and_declines(
+    installed: context.JobContext, engine: sa.Engine, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Ramesh Kumar", "+919800000531", 0.5)
+    second = add_worker(engine, "Second", "+919800000532", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    transport = FlaskTransport(webhook, PUBLIC_URL, AUTH_TOKEN)
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number="+919800000531").run("2,2")
+    assert not transcript.errors
+    assert transcript.said("आपके लिए नया काम है")
+    assert transcript.said("ठीक है, यह काम किसी और को भेजा जाएगा।")
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-1] == (second, OfferStatus.PENDING)
+
+
+def test_a_worker_reports_a_job_done_on_the_phone(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Ramesh Kumar", "+919800000541", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, "+919800000541", "1")
+    run_jobs(installed)
+    request = request_of(engine, request_id)
+    transport = FlaskTransport(webhook, PUBLIC_URL, AUTH_TOKEN)
+    keys = f"3,{request.number}#,{request.completion_code}#"
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number="+919800000541").run(keys)
+    assert transcript.said("अभी आपके लिए कोई नया काम नहीं है।")
+    assert transcript.said("धन्यवाद, काम पूरा दर्ज हो गया।")
+    assert request_of(engine, request_id).status is RequestStatus.COMPLETED
+
+
+def test_an_unanswered_feedback_call_falls_back_to_sms_and_a_reply_rates(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Ramesh Kumar", "+919800000551", 0.5, rating=None)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, "+919800000551", "1")
+    run_jobs(installed)
+    request = request_of(engine, request_id)
+    sms_from(webhook, "+919800000551", f"DONE {request.number} {request.completion_code}")
+    run_jobs(installed)
+    our_call_unanswered(webhook, sandbox.calls[-1], "busy")
+    run_jobs(installed)
+    assert any("1 से 5" in t for t in texts_to(sandbox, CITIZEN))
+    sms_from(webhook, CITIZEN, "५")
+    run_jobs(installed)
+    assert (request_of(engine, request_id).status, request_of(engine, request_id).rating) == (RequestStatus.CLOSED, 5)
+
+
+def test_nine_on_the_feedback_call_reports_a_problem(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Ramesh Kumar", "+919800000561", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, "+919800000561", "1")
+    run_jobs(installed)
+    request = request_of(engine, request_id)
+    sms_from(webhook, "+919800000561", f"DONE {request.number} {request.completion_code}")
+    run_jobs(installed)
+    transcript = answer_our_call(webhook, sandbox.calls[-1], "9")
+    assert transcript.said("आपकी शिकायत दर्ज हो गई है।")
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED

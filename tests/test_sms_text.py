@@ -166,7 +166,9 @@ def test_values_not_named_shrinkable_are_never_cut() -> None:
 
 
 def test_max_segments_of_one() -> None:
-    text = render("Job {number} at {locality}. " + "x" * 120, {"number": "1234567", "locality": LONG_ADDRESS}, max_segments=1)
+    text = render(
+        "Job {number} at {locality}. " + "x" * 120, {"number": "1234567", "locality": LONG_ADDRESS}, max_segments=1
+    )
     assert segments(text) == 1 and text.startswith("Job 1234567 at Flat 4B")
 
 
@@ -174,6 +176,8 @@ def test_a_template_too_long_on_its_own_names_its_length() -> None:
     with pytest.raises(SmsTooLong, match=r"SMS template is 140 UTF-16 units") as caught:
         render(HI * 140 + "{address}", {"address": "Gomti Nagar"})
     assert caught.value.template_length == 140 and caught.value.max_segments == 2
+    with pytest.raises(SmsTooLong, match="140 UTF-16 units without its values and 140 with them"):
+        render(HI * 140 + "{address}", {"address": ""})  # an empty value gains no ellipsis
 
 
 def test_check_templates_finds_no_problem_in_a_short_template() -> None:
@@ -209,18 +213,9 @@ def shipped_templates() -> dict[str, tuple[str, str]]:
     return {name: (t.hi, t.en) for name, t in settings.sms.templates.items()}
 
 
-# assigned_worker.hi is 156 UTF-16 units with a 60-character address: config.yaml should shorten
-# its fixed text by 22 units. Not strict: config.yaml has other writers; XPASS says it was fixed.
-TOO_LONG = {("assigned_worker", "hi")}
-
-
 @pytest.mark.parametrize(
     ("name", "language"),
-    [
-        pytest.param(name, language, marks=[pytest.mark.xfail(strict=False)] if (name, language) in TOO_LONG else [])
-        for name in shipped_templates()
-        for language in ("hi", "en")
-    ],
+    [(name, language) for name in shipped_templates() for language in ("hi", "en")],
 )
 def test_every_shipped_template_fits_two_segments_with_typical_values(name: str, language: str) -> None:
     hi, en = shipped_templates()[name]
