@@ -32,7 +32,8 @@ HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
 # A failed send is tried again after these pauses (seconds), then left as failed.
 SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
-NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
+NEW_REQUEST_GRACE = timedelta(seconds=30)
+EXPIRY_MARGIN = timedelta(seconds=1)  # a request this old and still new lost its dispatch job
 
 
 def now() -> datetime:
@@ -89,8 +90,14 @@ def _schedule_offer(offer: Offer) -> None:
     ctx = context.current()
     jobs = queue(ctx.redis, QueueName.DISPATCH)
     jobs.enqueue(send_offer, offer.id, job_id=f"offer-{offer.id}")
+    _schedule_expiry(offer)
+
+
+def _schedule_expiry(offer: Offer) -> None:
     assert offer.expires_at is not None
-    jobs.enqueue_at(offer.expires_at, expire_offer, offer.id, job_id=f"expire-{offer.id}")
+    queue(context.current().redis, QueueName.DISPATCH).enqueue_at(
+        offer.expires_at + EXPIRY_MARGIN, expire_offer, offer.id, job_id=f"expire-{offer.id}"
+    )
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:
@@ -137,6 +144,7 @@ def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool =
         if offer is None or offer.status is not OfferStatus.PENDING:
             return "already answered"
         if not force and offer.expires_at is not None and offer.expires_at > moment:
+            _schedule_expiry(offer)  # RQ's scheduler works in whole seconds and may run a job early
             return "not due yet"
         offers.expire(session, offer_id, moment, reason)
         request_id = offer.request_id

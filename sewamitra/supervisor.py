@@ -1,5 +1,5 @@
 """`sewamitra up`: the web app, RQ workers and the scheduler as child processes of one command,
-stopped together on Ctrl-C or SIGTERM."""
+restarted when one dies, stopped together on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0  # more restarts than this in the window: give up
 
 
 def _die_with_parent() -> None:
@@ -32,6 +33,7 @@ class Child:
     args: list[str]
     module: str = "sewamitra"
     process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
 
     def start(self, environ: Mapping[str, str]) -> None:
         self.process = subprocess.Popen(
@@ -67,14 +69,24 @@ class Supervisor:
                     print(line, flush=True)
             while not self.stopping:
                 for child in self.children:
-                    if child.exit_code is not None:
-                        log.error("%s exited with status %s; stopping the helpline", child.name, child.exit_code)
+                    if child.exit_code is not None and not self._restart(child):
                         return self.stop(1)
                 time.sleep(0.2)
             return self.stop(0)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _restart(self, child: Child) -> bool:
+        """A child that died is started again; one that keeps dying stops the helpline."""
+        now = time.monotonic()
+        child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(child.restarts) > MAX_RESTARTS:
+            log.error("%s keeps exiting (status %s); stopping the helpline", child.name, child.exit_code)
+            return False
+        log.warning("%s exited with status %s; starting it again", child.name, child.exit_code)
+        child.start(self.environ)
+        return True
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
