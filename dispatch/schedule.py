@@ -6,16 +6,17 @@ import redis
 from rq.cron import CronScheduler
 
 from dispatch import jobs
-from dispatch.queues import QueueName, queue
+from dispatch.queues import QueueName
 from storage.settings import Settings
 
 HEARTBEAT_INTERVAL = 30
+REBUILD_INTERVAL = 900  # also a safety net: changes made outside the app (a CSV import) reach the index
 
 
 def scheduler(connection: redis.Redis, settings: Settings) -> CronScheduler:
-    """The periodic jobs; and, once at start, a rebuild of the worker index from the database."""
-    queue(connection, QueueName.DISPATCH).enqueue(jobs.rebuild_index, job_id="rebuild-index")
+    """The periodic jobs. Each runs once at start too: the worker index is rebuilt from the database."""
     cron = CronScheduler(connection=connection, name="")
     cron.register(jobs.heartbeat, QueueName.DEFAULT.value, interval=HEARTBEAT_INTERVAL, result_ttl=60)
     cron.register(jobs.sweep, QueueName.DISPATCH.value, interval=settings.dispatch.sweep_interval, result_ttl=300)
+    cron.register(jobs.rebuild_index, QueueName.DISPATCH.value, interval=REBUILD_INTERVAL, result_ttl=300)
     return cron

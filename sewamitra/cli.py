@@ -171,6 +171,7 @@ def import_workers(ctx: click.Context, csv_file: Any) -> None:
         except SewamitraError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"imported {report.imported} worker(s)")
+    _reindex_workers(settings)
     if report.providers_created:
         click.echo(f"new provider agencies: {', '.join(report.providers_created)}")
     for error in report.errors:
@@ -178,6 +179,19 @@ def import_workers(ctx: click.Context, csv_file: Any) -> None:
     if report.errors:
         click.echo(f"{len(report.errors)} row(s) skipped", err=True)
         sys.exit(1)
+
+
+def _reindex_workers(settings: Settings) -> None:
+    """Ask the workers to rebuild the dispatch index; without a Redis, the next start does it."""
+    if not settings.redis_url:
+        return
+    from dispatch import jobs
+    from dispatch.queues import QueueName, queue
+
+    try:
+        queue(redisdb.connect(settings), QueueName.DISPATCH).enqueue(jobs.rebuild_index, job_id="rebuild-index")
+    except Exception as exc:  # the import is done; the index catches up at the next start
+        click.echo(f"could not queue the index rebuild ({exc}); it happens at the next start", err=True)
 
 
 def _advance(bar: Any, done: int, total: int) -> None:
