@@ -140,17 +140,24 @@ def find_open_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     if ctx.caller is None:
         return Outcome("none")
     with Session(ctx.engine) as session:
-        rows = session.exec(
-            select(ServiceRequest)
-            .join(Caller, Caller.id == ServiceRequest.caller_id)  # type: ignore[arg-type]
-            .where(Caller.phone == ctx.caller, ServiceRequest.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
-            .order_by(ServiceRequest.created_at.desc())  # type: ignore[attr-defined]
-            .limit(MAX_OPEN_READ)
-        ).all()
+        rows = _requests_of(session, ctx.caller, OPEN_STATUSES, limit=MAX_OPEN_READ)
     if not rows:
         return Outcome("none")
     requests = [{"number": r.number, "service": r.service_code, "status": r.status.value} for r in rows]
     return Outcome("found", {"requests": requests, "request_count": str(len(requests))})
+
+
+def _requests_of(session: Session, phone: str, statuses: tuple[RequestStatus, ...], limit: int
+                 ) -> list[ServiceRequest]:  # fmt: skip
+    """A caller's requests in these states, the newest first."""
+    query = (
+        select(ServiceRequest)
+        .join(Caller, col(Caller.id) == ServiceRequest.caller_id)
+        .where(Caller.phone == phone, col(ServiceRequest.status).in_(statuses))
+        .order_by(col(ServiceRequest.created_at).desc())
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
 
 
 def find_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
@@ -291,16 +298,11 @@ def find_completed_request(ctx: CallContext, _args: Mapping[str, str]) -> Outcom
     if ctx.caller is None:
         return Outcome("none")
     with Session(ctx.engine) as session:
-        request = session.exec(
-            select(ServiceRequest)
-            .join(Caller, col(Caller.id) == ServiceRequest.caller_id)
-            .where(Caller.phone == ctx.caller, ServiceRequest.status == RequestStatus.COMPLETED)
-            .order_by(col(ServiceRequest.completed_at).desc())
-        ).first()
-    if request is None:
+        done = _requests_of(session, ctx.caller, (RequestStatus.COMPLETED,), limit=1)
+    if not done:
         return Outcome("none")
-    return Outcome("found", {"request_id": str(request.id), "number": request.number,
-                             "service": request.service_code})  # fmt: skip
+    return Outcome("found", {"request_id": str(done[0].id), "number": done[0].number,
+                             "service": done[0].service_code})  # fmt: skip
 
 
 def record_rating(ctx: CallContext, args: Mapping[str, str]) -> Outcome:

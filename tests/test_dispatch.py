@@ -157,6 +157,20 @@ def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None)
     assert answer.status_code == 200 and answer.data.startswith(b"<?xml")
 
 
+def assigned_job(ctx: context.JobContext, engine: sa.Engine, webhook: FlaskClient, phone: str,
+                 **worker: object) -> ServiceRequest:  # fmt: skip
+    """A worker near 226001 who took a fresh request by texting 1."""
+    add_worker(engine, str(worker.pop("name", "Ramesh Kumar")), phone, 0.5, **worker)  # type: ignore[arg-type]
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, phone, "1")
+    run_jobs(ctx)
+    request = request_of(engine, request_id)
+    assert request.status is RequestStatus.ASSIGNED
+    return request
+
+
 # -- matching ---------------------------------------------------------------------------------------
 
 
@@ -340,13 +354,8 @@ def test_bad_messages_get_a_helpful_reply_and_change_nothing(
 def test_a_wrong_completion_code_is_refused(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
-    add_worker(engine, "Worker", "+919800000091", 0.5)
-    jobs.rebuild_index()
-    request_id = add_request(engine)
-    jobs.dispatch_request(request_id)
-    sms_from(webhook, "+919800000091", "1")
-    run_jobs(installed)
-    request = request_of(engine, request_id)
+    request = assigned_job(installed, engine, webhook, "+919800000091")
+    request_id = request.id or 0
     wrong = "0000" if request.completion_code != "0000" else "1111"
     sms_from(webhook, "+919800000091", f"DONE {request.number} {wrong}")
     run_jobs(installed)
@@ -520,13 +529,8 @@ def test_a_worker_rings_in_hears_the_offer_and_declines(
 def test_a_worker_reports_a_job_done_on_the_phone(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
-    add_worker(engine, "Ramesh Kumar", "+919800000541", 0.5)
-    jobs.rebuild_index()
-    request_id = add_request(engine)
-    jobs.dispatch_request(request_id)
-    sms_from(webhook, "+919800000541", "1")
-    run_jobs(installed)
-    request = request_of(engine, request_id)
+    request = assigned_job(installed, engine, webhook, "+919800000541")
+    request_id = request.id or 0
     transport = FlaskTransport(webhook, PUBLIC_URL, AUTH_TOKEN)
     keys = f"3,{request.number}#,{request.completion_code}#"
     transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number="+919800000541").run(keys)
@@ -538,13 +542,8 @@ def test_a_worker_reports_a_job_done_on_the_phone(
 def test_an_unanswered_feedback_call_falls_back_to_sms_and_a_reply_rates(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
-    add_worker(engine, "Ramesh Kumar", "+919800000551", 0.5, rating=None)
-    jobs.rebuild_index()
-    request_id = add_request(engine)
-    jobs.dispatch_request(request_id)
-    sms_from(webhook, "+919800000551", "1")
-    run_jobs(installed)
-    request = request_of(engine, request_id)
+    request = assigned_job(installed, engine, webhook, "+919800000551", rating=None)
+    request_id = request.id or 0
     sms_from(webhook, "+919800000551", f"DONE {request.number} {request.completion_code}")
     run_jobs(installed)
     our_call_unanswered(webhook, sandbox.calls[-1], "busy")
@@ -558,13 +557,8 @@ def test_an_unanswered_feedback_call_falls_back_to_sms_and_a_reply_rates(
 def test_nine_on_the_feedback_call_reports_a_problem(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
-    add_worker(engine, "Ramesh Kumar", "+919800000561", 0.5)
-    jobs.rebuild_index()
-    request_id = add_request(engine)
-    jobs.dispatch_request(request_id)
-    sms_from(webhook, "+919800000561", "1")
-    run_jobs(installed)
-    request = request_of(engine, request_id)
+    request = assigned_job(installed, engine, webhook, "+919800000561")
+    request_id = request.id or 0
     sms_from(webhook, "+919800000561", f"DONE {request.number} {request.completion_code}")
     run_jobs(installed)
     transcript = answer_our_call(webhook, sandbox.calls[-1], "9")
