@@ -6,6 +6,7 @@ that finding the nearest worker costs one GEOSEARCH and one pipelined read, not 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import date
 from typing import cast
@@ -17,7 +18,8 @@ from dispatch.matching import Candidate
 from storage.models import RequestStatus, ServiceRequest, VerificationStatus, Worker, WorkerSkill
 
 PREFIX = "sewamitra:geo:"
-META = "sewamitra:worker:"  # hash per worker: radius, rating
+RADIUS = "sewamitra:worker-radius"  # hash: worker id → own service radius (km), when set
+RATING = "sewamitra:worker-rating"  # hash: worker id → average rating, when rated
 JOBS_TODAY = "sewamitra:jobs-today:"  # hash per day: worker id → jobs assigned
 MAX_RADIUS = "sewamitra:geo-max-radius"  # the widest service radius of any indexed worker
 SEARCH_LIMIT = 64  # nearest workers read per search; ranking needs only the first few
@@ -49,7 +51,17 @@ def put(pipe: redis.client.Pipeline, worker: Worker, skills: Iterable[str], all_
             pipe.geoadd(key(skill), (worker.longitude, worker.latitude, member))
         else:
             pipe.zrem(key(skill), member)
-    pipe.hset(f"{META}{member}", mapping={"radius": worker.service_radius_km or "", "rating": worker.rating or ""})
+    _meta(pipe, worker)
+
+
+def _meta(pipe: redis.client.Pipeline, worker: Worker) -> None:
+    """What the ranking reads besides the distance: two hashes, so one search costs two reads."""
+    member = str(worker.id)
+    for name, value in ((RADIUS, worker.service_radius_km), (RATING, worker.rating)):
+        if value:
+            pipe.hset(name, member, value)
+        else:
+            pipe.hdel(name, member)
 
 
 def update(connection: redis.Redis, session: Session, worker_id: int, *, all_skills: Iterable[str],
@@ -65,12 +77,21 @@ def update(connection: redis.Redis, session: Session, worker_id: int, *, all_ski
         pipe.execute()
     if offerable and worker.service_radius_km and worker.service_radius_km > search_radius(connection, 0):
         connection.set(MAX_RADIUS, worker.service_radius_km)
+        _widest[:] = [worker.service_radius_km, time.monotonic()]
 
 
 def search_radius(connection: redis.Redis, default_radius_km: float) -> float:
     """How far to search: no worker serves further than the widest radius any of them has."""
-    raw = connection.get(MAX_RADIUS)
-    return max(default_radius_km, float(raw) if raw else 0.0)
+    now = time.monotonic()
+    if now - _widest[1] > WIDEST_CACHE_S:
+        raw = connection.get(MAX_RADIUS)
+        _widest[:] = [float(raw) if raw else 0.0, now]
+    return max(default_radius_km, _widest[0])
+
+
+# The widest radius changes only when a worker's does; reading it once a few seconds is enough.
+WIDEST_CACHE_S = 5.0
+_widest: list[float] = [0.0, float("-inf")]
 
 
 def _busy(session: Session, worker_id: int) -> bool:
@@ -99,9 +120,9 @@ def rebuild(connection: redis.Redis, session: Session, *, all_skills: Iterable[s
                 widest = max(widest, worker.service_radius_km or 0.0)
                 for skill in skills_of.get(worker.id or 0, []):
                     pipe.geoadd(key(skill) + ":new", (worker.longitude, worker.latitude, str(worker.id)))
-            pipe.hset(f"{META}{worker.id}",
-                      mapping={"radius": worker.service_radius_km or "", "rating": worker.rating or ""})  # fmt: skip
+            _meta(pipe, worker)
         pipe.execute()
+    _widest[:] = [widest, time.monotonic()]
     with connection.pipeline() as pipe:  # MULTI: every skill switches at the same moment
         pipe.set(MAX_RADIUS, widest)
         for skill in all_skills:
@@ -123,14 +144,15 @@ def nearby(connection: redis.Redis, skill: str, latitude: float, longitude: floa
     found = [(bytes(member), float(distance)) for member, distance in cast(list[tuple[bytes, float]], raw)]
     if not found:
         return []
+    members = [member for member, _ in found]
     with connection.pipeline(transaction=False) as pipe:
-        for member, _ in found:
-            pipe.hmget(f"{META}{member.decode()}", "radius", "rating")
-        pipe.hmget(f"{JOBS_TODAY}{today.isoformat()}", *[member for member, _ in found])
-        *metas, jobs = pipe.execute()
+        pipe.hmget(RADIUS, members)
+        pipe.hmget(RATING, members)
+        pipe.hmget(f"{JOBS_TODAY}{today.isoformat()}", members)
+        radii, ratings, jobs = pipe.execute()
     return [
-        Candidate(int(member), float(distance), _number(meta[0]), _number(meta[1]), int(done or 0))
-        for (member, distance), meta, done in zip(found, metas, jobs, strict=True)
+        Candidate(int(member), distance, _number(radius), _number(rating), int(done or 0))
+        for (member, distance), radius, rating, done in zip(found, radii, ratings, jobs, strict=True)
     ]
 
 

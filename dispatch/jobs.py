@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+import redis
 from rq import Retry, get_current_job
 from sqlmodel import Session, col, select
 
@@ -32,8 +33,9 @@ HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
 # A failed send is tried again after these pauses (seconds), then left as failed.
 SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
-NEW_REQUEST_GRACE = timedelta(seconds=30)
-EXPIRY_MARGIN = timedelta(seconds=1)  # a request this old and still new lost its dispatch job
+NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
+EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
+RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
 
 
 def now() -> datetime:
@@ -56,7 +58,8 @@ def heartbeat() -> str:
 def enqueue_dispatch(request_id: int) -> None:
     """Queue the dispatch of a request (deterministic job id: queuing it twice does no harm)."""
     ctx = context.current()
-    queue(ctx.redis, QueueName.DISPATCH).enqueue(dispatch_request, request_id, job_id=f"dispatch-{request_id}")
+    queue(ctx.redis, QueueName.DISPATCH).enqueue(dispatch_request, request_id, job_id=f"dispatch-{request_id}",
+                                                  result_ttl=RESULT_TTL)  # fmt: skip
 
 
 def dispatch_request(request_id: int) -> str:
@@ -87,17 +90,21 @@ def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
 
 
 def _schedule_offer(offer: Offer) -> None:
-    ctx = context.current()
-    jobs = queue(ctx.redis, QueueName.DISPATCH)
-    jobs.enqueue(send_offer, offer.id, job_id=f"offer-{offer.id}")
-    _schedule_expiry(offer)
+    """Send the offer now and look at it again when its time is up, in one round trip to Redis."""
+    connection = context.current().redis
+    with connection.pipeline() as pipe:
+        queue(connection, QueueName.DISPATCH).enqueue_call(send_offer, args=(offer.id,), job_id=f"offer-{offer.id}",
+                                                           result_ttl=RESULT_TTL, pipeline=pipe)  # fmt: skip
+        _schedule_expiry(offer, pipe)
+        pipe.execute()
 
 
-def _schedule_expiry(offer: Offer) -> None:
+def _schedule_expiry(offer: Offer, pipe: redis.client.Pipeline | None = None) -> None:
     assert offer.expires_at is not None
     queue(context.current().redis, QueueName.DISPATCH).enqueue_at(
-        offer.expires_at + EXPIRY_MARGIN, expire_offer, offer.id, job_id=f"expire-{offer.id}"
-    )
+        offer.expires_at + EXPIRY_MARGIN, expire_offer, offer.id, job_id=f"expire-{offer.id}",
+        result_ttl=RESULT_TTL, pipeline=pipe,
+    )  # fmt: skip
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from dispatch.matching import Candidate
@@ -67,8 +68,10 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
     request = session.get(ServiceRequest, request_id)
     if request is None or request.status not in DISPATCHABLE:
         return Dispatched(reason="not dispatchable")
-    expire_stale(session, request_id, now)
-    offers = session.exec(select(Offer).where(Offer.request_id == request_id)).all()
+    first_round = request.status is RequestStatus.NEW  # no offers yet: nothing to expire or count
+    if not first_round:
+        expire_stale(session, request_id, now)
+    offers = [] if first_round else session.exec(select(Offer).where(Offer.request_id == request_id)).all()
     live = [o for o in offers if o.status is OfferStatus.PENDING]
     if len(live) >= rules.parallel_offers:
         return Dispatched(reason="waiting for an answer")
@@ -78,55 +81,67 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
     chosen = _eligible(session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live))
     if not chosen and not live:
         return _escalate(session, request, "no eligible worker in range", live)
+    first = request.status is RequestStatus.NEW
+    if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED):
+        return Dispatched(reason="changed meanwhile")
     made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
-    if made and request.status is RequestStatus.NEW:
-        move(session, request, RequestStatus.NEW, RequestStatus.OFFERED, "dispatch", "first offer sent")
+    session.add_all(made)
+    session.flush()  # the offers' ids, for the audit trail and the jobs that send them
+    if first:
+        audit(session, "dispatch", "request.offered", request, from_status=RequestStatus.NEW.value,
+              reason="first offer sent")  # fmt: skip
+    for offer in made:
+        audit(session, "dispatch", "offer.sent", request, worker_id=offer.worker_id, offer_id=offer.id,
+              channel=offer.channel.value)  # fmt: skip
     return Dispatched(offers=made)
 
 
 def _eligible(session: Session, request: ServiceRequest, candidates: Sequence[Candidate], asked: frozenset[int],
               rules: Dispatch, limit: int) -> list[Worker]:  # fmt: skip
-    """The first `limit` candidates the database confirms: the index may lag a moment behind."""
-    chosen: list[Worker] = []
-    for candidate in candidates:
-        if len(chosen) >= limit:
-            break
-        if candidate.worker_id in asked:
-            continue
-        worker = session.get(Worker, candidate.worker_id)
-        if worker is not None and _can_take(session, worker, request.service_code, rules):
-            chosen.append(worker)
-    return chosen
-
-
-def _can_take(session: Session, worker: Worker, skill: str, rules: Dispatch) -> bool:
-    if not (worker.active and worker.available and worker.police_verification is VerificationStatus.VERIFIED):
-        return False
-    has_skill = session.exec(select(WorkerSkill).where(
-        WorkerSkill.worker_id == worker.id, WorkerSkill.service_code == skill)).first()  # fmt: skip
-    if has_skill is None:
-        return False
-    if rules.allow_parallel_jobs:
-        return True
-    on_a_job = select(ServiceRequest.id).where(
-        ServiceRequest.worker_id == worker.id, ServiceRequest.status == RequestStatus.ASSIGNED
+    """The first `limit` candidates the database confirms (the index may lag a moment behind),
+    in the ranking's order."""
+    wanted = [c.worker_id for c in candidates if c.worker_id not in asked][: max(limit * 4, 8)]
+    if not wanted or limit < 1:
+        return []
+    has_skill = sa.exists().where(
+        col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == request.service_code
     )
-    return session.exec(on_a_job.limit(1)).first() is None
+    query = select(Worker).where(col(Worker.id).in_(wanted), has_skill)
+    if not rules.allow_parallel_jobs:
+        on_a_job = sa.exists().where(
+            col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status) == RequestStatus.ASSIGNED
+        )
+        query = query.where(~on_a_job)
+    # Selected by primary key and filtered here, so no query plan can favour a poor index.
+    found = {
+        worker.id: worker
+        for worker in session.exec(query).all()
+        if worker.active and worker.available and worker.police_verification is VerificationStatus.VERIFIED
+    }
+    return [found[worker_id] for worker_id in wanted if worker_id in found][:limit]
 
 
 def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dispatch, now: datetime) -> Offer:
+    """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered."""
     assert worker.id is not None and request.id is not None
-    previous = session.exec(select(Offer).where(Offer.worker_id == worker.id).order_by(col(Offer.id).desc())).first()
-    unanswered_sms = previous is not None and previous.status is OfferStatus.EXPIRED
-    by_voice = worker.voice_preferred or (rules.voice_after_unanswered_sms > 0 and unanswered_sms)
-    offer = Offer(request_id=request.id, worker_id=worker.id, created_at=now,
-                  expires_at=now + timedelta(seconds=rules.offer_timeout),
-                  channel=OfferChannel.VOICE if by_voice else OfferChannel.SMS)  # fmt: skip
-    session.add(offer)
-    session.flush()
-    audit(session, "dispatch", "offer.sent", request, worker_id=worker.id, offer_id=offer.id,
-          channel=offer.channel.value)  # fmt: skip
-    return offer
+    by_voice = worker.voice_preferred or (
+        rules.voice_after_unanswered_sms > 0 and _unanswered_sms_offers(session, worker.id, rules) > 0
+    )
+    return Offer(request_id=request.id, worker_id=worker.id, created_at=now,
+                 expires_at=now + timedelta(seconds=rules.offer_timeout),
+                 channel=OfferChannel.VOICE if by_voice else OfferChannel.SMS)  # fmt: skip
+
+
+def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) -> int:
+    """How many of the worker's latest SMS offers went unanswered in a row."""
+    latest = session.exec(select(Offer.status).where(Offer.worker_id == worker_id)
+                          .order_by(col(Offer.id).desc()).limit(rules.voice_after_unanswered_sms)).all()  # fmt: skip
+    unanswered = 0
+    for status in latest:
+        if status is not OfferStatus.EXPIRED:
+            break
+        unanswered += 1
+    return unanswered if unanswered >= rules.voice_after_unanswered_sms else 0
 
 
 def _escalate(session: Session, request: ServiceRequest, reason: str, live: Sequence[Offer]) -> Dispatched:
@@ -232,16 +247,22 @@ def _set_offer(session: Session, offer_id: int | None, old: OfferStatus, new: Of
 
 
 def move(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, actor: str,
-          reason: str) -> bool:  # fmt: skip
-    """Move a request along its lifecycle, only if it is still where we think it is."""
+         reason: str) -> bool:  # fmt: skip
+    """Move a request along its lifecycle, only if it is still where we think it is; audited."""
+    moved = _compare_and_set(session, request, old, new)
+    if moved:
+        audit(session, actor, f"request.{new.value}", request, from_status=old.value, reason=reason)
+    return moved
+
+
+def _compare_and_set(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus) -> bool:
     moved = session.execute(
         sa.update(ServiceRequest)
         .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == old)
         .values(status=new, updated_at=utcnow())
     ).rowcount  # type: ignore[attr-defined]
     if moved:
-        session.refresh(request)
-        audit(session, actor, f"request.{new.value}", request, from_status=old.value, reason=reason)
+        set_committed_value(request, "status", new)  # what the UPDATE wrote; no second write
     return bool(moved)
 
 

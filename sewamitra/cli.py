@@ -277,6 +277,32 @@ def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | 
         sys.exit(1)
 
 
+@main.group(name="bench")
+def bench_group() -> None:
+    """Benchmarks: measured figures next to a baseline measured in the same run."""
+
+
+@bench_group.command(name="dispatch")
+@click.option("--workers", default=100_000, show_default=True, help="workers indexed")
+@click.option("--requests", "requests_", default=2_000, show_default=True, help="requests dispatched end to end")
+@click.option("--matches", default=2_000, show_default=True, help="request points matched")
+@click.option("--processes", default=2, show_default=True, help="RQ worker processes")
+@click.option("--seed", default=155330, show_default=True)
+@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
+              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
+@click.option("--redis-url", default="redis://127.0.0.1:6379/12", show_default=True, help="an empty Redis database")
+def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, seed: int, postgres_url: str,
+                   redis_url: str) -> None:  # fmt: skip
+    """Matching latency (p50/p99) and requests offered per second through real RQ and Redis."""
+    from dispatch.bench import main as run_bench
+
+    try:
+        run_bench(workers=workers, requests=requests_, matches=matches, processes=processes, seed=seed,
+                  postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)  # fmt: skip
+    except SewamitraError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command(name="twilio-signature")
 @click.argument("path")
 @click.argument("params", nargs=-1)

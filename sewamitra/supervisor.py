@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -49,6 +50,13 @@ class Child:
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def kill_leftovers(self) -> None:
+        """What the child started and left behind (an RQ worker's scheduler, when the worker was
+        killed) shares its process group: end them all."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
 
 @dataclass
 class Supervisor:
@@ -85,6 +93,7 @@ class Supervisor:
             log.error("%s keeps exiting (status %s); stopping the helpline", child.name, child.exit_code)
             return False
         log.warning("%s exited with status %s; starting it again", child.name, child.exit_code)
+        child.kill_leftovers()
         child.start(self.environ)
         return True
 
@@ -116,4 +125,6 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for child in self.children:
+            child.kill_leftovers()
         return status

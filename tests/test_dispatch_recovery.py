@@ -3,6 +3,7 @@ the sweeper finds the request still new and it is offered. Real processes, real 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,7 +40,8 @@ def start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
         "TWILIO_AUTH_TOKEN": str(settings.twilio.auth_token),
     }
     return subprocess.Popen([sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "worker"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:
@@ -68,7 +70,7 @@ def test_a_worker_killed_mid_dispatch_loses_nothing(
         started = StartedJobRegistry(QueueName.DISPATCH.value, connection=redis_client)
         wait_until(lambda: f"dispatch-{request_id}" in started.get_job_ids(), 30, "the worker to start the job")
 
-        worker.send_signal(signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and the scheduler process it forked
         worker.wait(10)
         held.release()
         assert request_of(engine, request_id).status is RequestStatus.NEW  # the job died with it
@@ -80,5 +82,7 @@ def test_a_worker_killed_mid_dispatch_loses_nothing(
         finally:
             again.terminate()
             again.wait(10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(again.pid, signal.SIGKILL)
     finally:
         context.install(None)

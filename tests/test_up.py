@@ -134,9 +134,10 @@ def rq_workers(pid: int) -> list[int]:
     for child in descendants(pid):
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
             continue
-        if b"worker" in command and b"sewamitra" in command and alive(child):
+        if parent == pid and b"worker" in command and b"sewamitra" in command and alive(child):
             found.append(child)
     return sorted(found)
 
@@ -251,7 +252,8 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     # An RQ worker killed outright is started again, and the next booking is still offered.
     workers = rq_workers(process.pid)
     os.kill(workers[0], signal.SIGKILL)
-    wait_for(lambda: len(set(rq_workers(process.pid)) - set(workers)) == 1, 30, "the worker to be restarted")
+    wait_for(lambda: set(workers) - set(rq_workers(process.pid)), 30, "the killed worker to be gone")
+    wait_for(lambda: len(rq_workers(process.pid)) == len(workers), 30, "the worker to be restarted")
     transcript = CallSimulator(transport, public_url=public_url).run("1,1,226001#,1,2")  # English remembered
     assert not transcript.errors, transcript.render(requests=True)
     wait_for(lambda: one(database, "SELECT count(*) FROM service_request WHERE status = 'offered'") == (1,), 30,
