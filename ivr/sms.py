@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from sqlmodel import select
 from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.exceptions import HTTPException
 
 from dispatch import inbox, jobs
 from dispatch.queues import QueueName, queue
@@ -66,6 +67,15 @@ def _follow_up(connection: redis.Redis, sender: str, outcome: inbox.Outcome) -> 
 
 def _empty() -> Response:
     return Response(str(MessagingResponse()), mimetype="text/xml")
+
+
+@bp.errorhandler(Exception)
+def internal_error(error: Exception) -> Response | HTTPException:
+    """Twilio gets a valid answer whatever broke; the message is in the log and, once recorded, in SmsLog."""
+    if isinstance(error, HTTPException):
+        return error
+    log.exception("SMS webhook failed", exc_info=error)
+    return _empty()
 
 
 # Twilio's order of message states; a callback arriving late never moves a message backwards.

@@ -124,3 +124,11 @@ def test_without_an_auth_token_every_webhook_is_refused(tmp_path: Path) -> None:
 def test_a_retried_first_request_gets_the_same_answer(client: FlaskClient, redis_client: redis.Redis) -> None:
     first = signed_post(client, "/twilio/voice", CALL).data
     assert signed_post(client, "/twilio/voice", CALL).data == first
+
+
+def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: Settings) -> None:
+    broken = helpline_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    client = create_app(broken).test_client()
+    form = {"MessageSid": "SM" + "a" * 32, "From": "+919876543210", "To": "+18005550100", "Body": "YES"}
+    answer = signed_post(client, "/twilio/sms", form)
+    assert answer.status_code == 200 and ElementTree.fromstring(answer.data).tag == "Response"
