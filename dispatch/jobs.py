@@ -15,7 +15,7 @@ from dispatch import context, geoindex, offers, sms_text
 from dispatch.matching import Candidate, rank
 from dispatch.queues import QueueName, queue
 from storage import pincodes
-from storage.db import session_scope
+from storage.db import commit_without_waiting_for_disk, session_scope
 from storage.models import (
     Caller,
     Offer,
@@ -69,6 +69,7 @@ def dispatch_request(request_id: int) -> str:
     with ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=30):
         moment = now()
         with session_scope(ctx.engine) as session:
+            commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
             request = session.get(ServiceRequest, request_id)
             if request is None or request.status not in offers.DISPATCHABLE:
                 return "nothing to do"
