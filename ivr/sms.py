@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import redis
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
-from sqlmodel import select
+from sqlmodel import Session, select
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
@@ -18,11 +18,15 @@ from dispatch.queues import QueueName, queue
 from ivr.signature import twilio_signed
 from storage import phones
 from storage.db import session_scope
-from storage.models import Direction, SmsLog, utcnow
+from storage.models import Direction, Offer, OfferStatus, SmsLog, utcnow
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
 log = logging.getLogger(__name__)
 MAX_BODY = 1600
+# Twilio's order of message states; a callback arriving late never moves a message backwards.
+ORDER = {"pending": 0, "queued": 1, "sending": 2, "sent": 3, "failed": 4, "undelivered": 4, "delivered": 5}
+UNDELIVERED = frozenset({"failed", "undelivered"})
+MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 
 
 @bp.post("")
@@ -78,22 +82,35 @@ def internal_error(error: Exception) -> Response | HTTPException:
     return _empty()
 
 
-# Twilio's order of message states; a callback arriving late never moves a message backwards.
-ORDER = {"pending": 0, "queued": 1, "sending": 2, "sent": 3, "failed": 4, "undelivered": 4, "delivered": 5}
-MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
-
-
 @bp.post("/status")
 @twilio_signed
 def status() -> Response:
+    """Keep each message's delivery status; an offer that could not be delivered goes unanswered."""
+    runtime = current_app.extensions["sewamitra"]
     sid = request.form.get("MessageSid", "")
     new = request.form.get("MessageStatus", "")
     if not MESSAGE_SID.match(sid) or new not in ORDER:
         return Response(status=204)
-    with session_scope(current_app.extensions["sewamitra"].engine) as session:
+    with session_scope(runtime.engine) as session:
         sms = session.exec(select(SmsLog).where(SmsLog.message_sid == sid)).first()
-        if sms is not None and ORDER[new] >= ORDER.get(sms.status or "pending", 0):
-            sms.status, sms.updated_at = new, utcnow()
-            sms.error_code = request.form.get("ErrorCode", "")[:10] or sms.error_code
-            session.add(sms)
+        if sms is None or ORDER[new] < ORDER.get(sms.status or "pending", 0):
+            return Response(status=204)
+        sms.status, sms.updated_at = new, utcnow()
+        sms.error_code = request.form.get("ErrorCode", "")[:10] or sms.error_code
+        session.add(sms)
+        offer = _offer_texted(session, sms) if new in UNDELIVERED else None
+    if offer is not None:
+        queue(runtime.redis, QueueName.DISPATCH).enqueue(
+            jobs.expire_offer, offer.id, "the SMS could not be delivered", True, job_id=f"undelivered-{offer.id}"
+        )
     return Response(status=204)
+
+
+def _offer_texted(session: Session, sms: SmsLog) -> Offer | None:
+    """The still-open offer an SMS carried, if it was one."""
+    if sms.template != "offer" or sms.worker_id is None or sms.request_id is None:
+        return None
+    query = select(Offer).where(
+        Offer.request_id == sms.request_id, Offer.worker_id == sms.worker_id, Offer.status == OfferStatus.PENDING
+    )
+    return session.exec(query).first()

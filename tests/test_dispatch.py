@@ -564,3 +564,42 @@ def test_nine_on_the_feedback_call_reports_a_problem(
     transcript = answer_our_call(webhook, sandbox.calls[-1], "9")
     assert transcript.said("आपकी शिकायत दर्ज हो गई है।")
     assert request_of(engine, request_id).status is RequestStatus.ESCALATED
+
+
+def test_an_offer_sms_that_cannot_be_delivered_moves_the_job_on(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Unreachable", "+919800000601", 0.5)
+    second = add_worker(engine, "Second", "+919800000602", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    [sent] = [m for m in sandbox.messages if m["to"] == "+919800000601"]
+    form = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{PUBLIC_URL}/twilio/sms/status", form)
+    assert webhook.post("/twilio/sms/status", data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-2:] == [
+        (offers_of(engine, request_id)[0].worker_id, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
+
+
+def test_a_failing_sms_api_is_retried_then_the_offer_counts_as_unanswered(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    add_worker(engine, "First", "+919800000611", 0.5)
+    second = add_worker(engine, "Second", "+919800000612", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    sandbox.fail_next(3, status=500)
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(engine, request_id)
+    assert jobs.send_offer(offer.id or 0).startswith("send failed")  # attempt 1: retried later
+    assert redis_client.zcard("rq:scheduled:dispatch") >= 1
+    assert jobs.send_offer(offer.id or 0, attempt=2).startswith("send failed")
+    assert jobs.send_offer(offer.id or 0, attempt=3) == "expired"  # out of retries: unanswered
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (offer.worker_id, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
