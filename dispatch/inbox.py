@@ -21,6 +21,7 @@ from storage.models import (
     AuditEvent,
     Caller,
     Offer,
+    OfferStatus,
     RequestStatus,
     ServiceRequest,
     Worker,
@@ -91,7 +92,15 @@ def _answer(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> O
     if result is offers.Answer.DECLINED:
         return Outcome((Outgoing("declined_ack", {"number": request_number}),), redispatch=offer.request_id,
                        language=language)  # fmt: skip
+    if _accepted_by(engine, offer.id or 0, worker.id):  # a second yes (SMS and call, or texted twice)
+        return Outcome((Outgoing("offer_already_yours", {"number": request_number}),), language=language)
     return Outcome((Outgoing("already_taken", {"number": request_number}),), language=language)
+
+
+def _accepted_by(engine: sa.Engine, offer_id: int, worker_id: int) -> bool:
+    with Session(engine) as session:
+        offer = session.get(Offer, offer_id)
+    return offer is not None and offer.worker_id == worker_id and offer.status is OfferStatus.ACCEPTED
 
 
 def _offer_meant(engine: sa.Engine, worker_id: int, number: str | None, now: datetime) -> Offer | None:
@@ -113,6 +122,8 @@ def _no_open_offer(engine: sa.Engine, worker: Worker, reply: Reply) -> Outcome:
     with Session(engine) as session:
         last = session.exec(select(Offer).where(Offer.worker_id == worker.id).order_by(col(Offer.id).desc())).first()
         number = session.get(ServiceRequest, last.request_id).number if last else None  # type: ignore[union-attr]
+    if last is not None and number is not None and last.status is OfferStatus.ACCEPTED:
+        return Outcome((Outgoing("offer_already_yours", {"number": number}),), language=worker.language)
     _note_unclear(engine, f"worker:{worker.id}", reply, "no open offer")
     if number is not None and reply.kind is ReplyKind.ACCEPT:
         return Outcome((Outgoing("already_taken", {"number": number}),), language=worker.language)
@@ -150,27 +161,31 @@ def _from_citizen(engine: sa.Engine, caller: Caller | None, sender: str, body: s
         if request is None:
             return Outcome((Outgoing("reply_help_citizen"),), language=language)
         rate(session, request, rating, actor=f"caller:{caller.id}")
-    return Outcome((Outgoing("rating_thanks", {"number": request.number}),), language=language)
+    return Outcome((Outgoing("rating_thanks", {"number": request.number}),), worker_changed=request.worker_id,
+                   language=language)  # fmt: skip
 
 
-def rate(session: Session, request: ServiceRequest, rating: int, actor: str) -> None:
-    """The citizen's rating closes the request and moves the worker's average."""
+def rate(session: Session, request: ServiceRequest, rating: int, actor: str) -> bool:
+    """The citizen's rating closes the request and moves the worker's average (in one UPDATE, so two
+    ratings arriving together both count)."""
     moved = session.execute(
         sa.update(ServiceRequest)
         .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == RequestStatus.COMPLETED)
         .values(status=RequestStatus.CLOSED, rating=rating)
     ).rowcount  # type: ignore[attr-defined]
     if not moved or request.worker_id is None:
-        return
-    worker = session.get(Worker, request.worker_id)
-    assert worker is not None
-    total = (worker.rating or 0.0) * worker.rating_count + rating
-    worker.rating_count += 1
-    worker.rating = round(total / worker.rating_count, 2)
-    session.add(worker)
+        return False
+    total = sa.func.coalesce(col(Worker.rating), 0) * col(Worker.rating_count) + rating
+    average = sa.func.round(sa.cast(total / (col(Worker.rating_count) + 1), sa.Numeric(6, 3)), 2)
+    session.execute(
+        sa.update(Worker)
+        .where(col(Worker.id) == request.worker_id)
+        .values(rating=average, rating_count=col(Worker.rating_count) + 1)
+    )
     session.refresh(request)
     offers.audit(session, actor, "request.closed", request, from_status=RequestStatus.COMPLETED.value,
                  reason=f"rated {rating}")  # fmt: skip
+    return True
 
 
 def _number_of(engine: sa.Engine, request_id: int) -> str:

@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import redis
+import sqlalchemy as sa
 from rq import Retry, get_current_job
 from sqlmodel import Session, col, select
 
-from dispatch import context, geoindex, offers, sms_text
+from dispatch import context, geoindex, inbox, offers, sms_text
 from dispatch.matching import Candidate, rank
 from dispatch.queues import QueueName, queue
-from storage import pincodes
+from storage import phones, pincodes
 from storage.db import commit_without_waiting_for_disk, session_scope
 from storage.models import (
     Caller,
@@ -176,15 +177,23 @@ def notify_assigned(request_id: int) -> str:
                         allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
     assert worker is not None
     geoindex.count_job(ctx.redis, worker.id or 0, now().date())
-    if caller is not None:
-        text_sms(caller.phone, "assigned_citizen", request.language,
+    if caller is not None and phones.indian_mobile(caller.phone):
+        _try_sms(caller.phone, "assigned_citizen", request.language,
                  {"number": request.number, "worker": worker.name, "worker_phone": worker.phone,
                   "code": request.completion_code or ""}, request_id=request.id)  # fmt: skip
-    text_sms(worker.phone, "assigned_worker", worker.language,
+    _try_sms(worker.phone, "assigned_worker", worker.language,
              {"number": request.number, "citizen_phone": caller.phone if caller else "-",
               "address": request.address_note or _locality(request)},
              request_id=request.id, worker_id=worker.id)  # fmt: skip
     return "notified"
+
+
+def _try_sms(to: str, template: str, language: str, values: Mapping[str, str], **links: int | None) -> None:
+    """One failed SMS must not stop the next: it stays in SmsLog as send_failed, for an agent to see."""
+    try:
+        text_sms(to, template, language, values, **links)
+    except Exception as exc:
+        log.warning("%s SMS for request %s not sent: %s", template, links.get("request_id"), type(exc).__name__)
 
 
 def after_completion(request_id: int) -> str:
@@ -215,8 +224,13 @@ def feedback_sms(request_id: int) -> str:
     with Session(ctx.engine) as session:
         request = session.get(ServiceRequest, request_id)
         caller = session.get(Caller, request.caller_id) if request and request.caller_id else None
-    if request is None or caller is None or request.status is not RequestStatus.COMPLETED:
+        asked = session.exec(
+            select(SmsLog.id).where(SmsLog.request_id == request_id, SmsLog.template == "feedback")
+        ).first()
+    if request is None or caller is None or request.status is not RequestStatus.COMPLETED or asked is not None:
         return "nothing to ask"
+    if not phones.indian_mobile(caller.phone):
+        return "the citizen's phone cannot get SMS"
     text_sms(caller.phone, "feedback", request.language, {"number": request.number}, request_id=request.id)
     return "feedback texted"
 
@@ -230,9 +244,52 @@ def reindex_worker(worker_id: int) -> str:
     return "indexed"
 
 
-def reply_sms(to: str, template: str, language: str, values: dict[str, str]) -> str:
-    """A short answer to an SMS that came in."""
-    return text_sms(to, template, language, values)
+RECEIVED, HANDLING, HANDLED, FAILED = "received", "handling", "handled", "failed"
+
+
+def handle_sms(sms_log_id: int) -> str:
+    """Act on an SMS that came in (once, whoever runs this first), then answer and follow up."""
+    ctx = context.current()
+    with session_scope(ctx.engine) as session:
+        claimed = session.execute(
+            sa.update(SmsLog)
+            .where(col(SmsLog.id) == sms_log_id, col(SmsLog.status) == RECEIVED)
+            .values(status=HANDLING, updated_at=utcnow())
+        ).rowcount  # type: ignore[attr-defined]
+        sms = session.get(SmsLog, sms_log_id)
+    if not claimed or sms is None or sms.from_number is None:
+        return "already handled"
+    try:
+        outcome = inbox.handle(ctx.engine, sms.from_number, sms.body, now())
+        _follow_up(sms.from_number, outcome)
+    except Exception:
+        _set_sms_status(sms_log_id, FAILED)  # kept, for an agent to read: the message is not lost
+        raise
+    _set_sms_status(sms_log_id, HANDLED)
+    return "handled"
+
+
+def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
+    """Answer the sender and queue what the message calls for; the database already holds the change."""
+    ctx = context.current()
+    dispatching, default = queue(ctx.redis, QueueName.DISPATCH), queue(ctx.redis, QueueName.DEFAULT)
+    if outcome.assigned is not None:
+        dispatching.enqueue(notify_assigned, outcome.assigned, job_id=f"assigned-{outcome.assigned}")
+    if outcome.redispatch is not None:
+        enqueue_dispatch(outcome.redispatch)
+    if outcome.completed is not None:
+        default.enqueue(after_completion, outcome.completed, job_id=f"completed-{outcome.completed}")
+    if outcome.worker_changed is not None:
+        default.enqueue(reindex_worker, outcome.worker_changed)
+    for reply in outcome.replies:
+        _try_sms(sender, reply.template, outcome.language, reply.values)
+
+
+def _set_sms_status(sms_log_id: int, status: str) -> None:
+    with session_scope(context.current().engine) as session:
+        session.execute(
+            sa.update(SmsLog).where(col(SmsLog.id) == sms_log_id).values(status=status, updated_at=utcnow())
+        )
 
 
 # -- SMS ------------------------------------------------------------------------------------------
@@ -297,6 +354,16 @@ def sweep() -> dict[str, int]:
                 ServiceRequest.status == RequestStatus.NEW, col(ServiceRequest.created_at) < moment - NEW_REQUEST_GRACE
             )
         ).all()
+        open_offer = sa.exists().where(
+            col(Offer.request_id) == col(ServiceRequest.id), col(Offer.status) == OfferStatus.PENDING
+        )
+        unoffered = session.exec(
+            select(ServiceRequest.id).where(
+                ServiceRequest.status == RequestStatus.OFFERED,
+                col(ServiceRequest.updated_at) < moment - NEW_REQUEST_GRACE,
+                ~open_offer,
+            )
+        ).all()
         overdue = session.exec(
             select(Offer.id).where(
                 Offer.status == OfferStatus.PENDING, col(Offer.expires_at) < moment - NEW_REQUEST_GRACE
@@ -304,14 +371,19 @@ def sweep() -> dict[str, int]:
         ).all()
         unsent = session.exec(select(SmsLog.id).where(
             SmsLog.status == "pending", col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
+        unread = session.exec(select(SmsLog.id).where(
+            SmsLog.status == RECEIVED, col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
     jobs = queue(ctx.redis, QueueName.DISPATCH)
-    for request_id in stuck_new:
+    for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
         enqueue_dispatch(int(request_id or 0))
     for offer_id in overdue:
         jobs.enqueue(expire_offer, offer_id, job_id=f"expire-{offer_id}")
+    for sms_id in unread:
+        jobs.enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
     for sms_id in unsent:
         queue(ctx.redis, QueueName.DEFAULT).enqueue(send_sms, sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
-    return {"new_requests": len(stuck_new), "overdue_offers": len(overdue), "unsent_sms": len(unsent)}
+    return {"new_requests": len(stuck_new), "offered_without_open_offer": len(unoffered),
+            "overdue_offers": len(overdue), "unsent_sms": len(unsent), "unread_sms": len(unread)}  # fmt: skip
 
 
 def rebuild_index() -> int:

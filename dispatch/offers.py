@@ -111,7 +111,10 @@ def _eligible(session: Session, request: ServiceRequest, candidates: Sequence[Ca
         on_a_job = sa.exists().where(
             col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status) == RequestStatus.ASSIGNED
         )
-        query = query.where(~on_a_job)
+        asked_elsewhere = sa.exists().where(
+            col(Offer.worker_id) == col(Worker.id), col(Offer.status) == OfferStatus.PENDING
+        )
+        query = query.where(~on_a_job, ~asked_elsewhere)  # one job, and one question, at a time
     # Selected by primary key and filtered here, so no query plan can favour a poor index.
     found = {
         worker.id: worker

@@ -131,7 +131,8 @@ def resume(flow: Flow, session: Session, given: Input) -> tuple[Session, list[Ev
     """Go on from where `session` waits, with the caller's keys or an effect's outcome."""
     if session.status is Status.ENDED:
         return session, []
-    run = _Run(flow, session.language, dict(session.vars), dict(session.tries), session.steps, list(session.path))
+    # The step guard counts the nodes run for one input: a long call is no loop.
+    run = _Run(flow, session.language, dict(session.vars), dict(session.tries), 0, list(session.path))
     run.node = session.node
     node = flow.nodes.get(session.node)
     if node is None:

@@ -313,7 +313,10 @@ def record_rating(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         request = session.get(ServiceRequest, _int(args.get("request")))
         if request is None:
             return Outcome("failed")
+        worker_id = request.worker_id
         inbox.rate(session, request, rating, actor="ivr:feedback")
+    if worker_id is not None:
+        _enqueue(ctx, QueueName.DEFAULT, jobs.reindex_worker, worker_id, job_id=f"reindex-{worker_id}-{ctx.call_sid}")
     return Outcome("saved")
 
 

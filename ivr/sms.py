@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 
 import redis
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ from sqlmodel import Session, select
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
-from dispatch import inbox, jobs
+from dispatch import jobs
 from dispatch.queues import QueueName, queue
 from ivr.signature import twilio_signed
 from storage import phones
@@ -32,41 +31,37 @@ MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 @bp.post("")
 @twilio_signed
 def incoming() -> Response:
-    """A message comes in: act on it once (Twilio may deliver it twice), reply by queued SMS."""
+    """A message comes in: record it once (Twilio may deliver it twice), then let a job act on it.
+
+    Recorded first, so nothing a worker or citizen sends is lost: if the job cannot be queued now,
+    the sweeper finds the message still `received`.
+    """
     runtime = current_app.extensions["sewamitra"]
     sender = phones.to_e164(request.form.get("From", "")[:40])
     sid = request.form.get("MessageSid", "")
     body = request.form.get("Body", "")[:MAX_BODY]
-    if sender is None or not MESSAGE_SID.match(sid) or not _first_delivery(runtime.engine, sid, sender, body):
+    if sender is None or not MESSAGE_SID.match(sid):
         return _empty()
-    outcome = inbox.handle(runtime.engine, sender, body, datetime.now(UTC))
-    _follow_up(runtime.redis, sender, outcome)
+    sms_id = _record(runtime.engine, sid, sender, body)
+    if sms_id is not None:
+        try:
+            queue(runtime.redis, QueueName.DISPATCH).enqueue(jobs.handle_sms, sms_id, job_id=f"inbound-{sms_id}")
+        except redis.RedisError:
+            log.exception("inbound SMS %s recorded but not queued; the sweeper will pick it up", sms_id)
     return _empty()
 
 
-def _first_delivery(engine: sa.Engine, sid: str, sender: str, body: str) -> bool:
+def _record(engine: sa.Engine, sid: str, sender: str, body: str) -> int | None:
+    """The new message's id, or None when Twilio delivered this one before."""
     try:
         with session_scope(engine) as session:
-            session.add(SmsLog(message_sid=sid, direction=Direction.INBOUND, from_number=sender, body=body,
-                               status="received"))  # fmt: skip
+            sms = SmsLog(message_sid=sid, direction=Direction.INBOUND, from_number=sender, body=body,
+                         status=jobs.RECEIVED)  # fmt: skip
+            session.add(sms)
+            session.flush()
+            return sms.id
     except sa.exc.IntegrityError:
-        return False
-    return True
-
-
-def _follow_up(connection: redis.Redis, sender: str, outcome: inbox.Outcome) -> None:
-    """Queue the replies and the jobs the message calls for; the database already holds the change."""
-    dispatching, default = queue(connection, QueueName.DISPATCH), queue(connection, QueueName.DEFAULT)
-    if outcome.assigned is not None:
-        dispatching.enqueue(jobs.notify_assigned, outcome.assigned, job_id=f"assigned-{outcome.assigned}")
-    if outcome.redispatch is not None:
-        dispatching.enqueue(jobs.dispatch_request, outcome.redispatch, job_id=f"dispatch-{outcome.redispatch}")
-    if outcome.completed is not None:
-        default.enqueue(jobs.after_completion, outcome.completed, job_id=f"completed-{outcome.completed}")
-    if outcome.worker_changed is not None:
-        default.enqueue(jobs.reindex_worker, outcome.worker_changed)
-    for reply in outcome.replies:
-        default.enqueue(jobs.reply_sms, sender, reply.template, outcome.language, reply.values, retry=jobs.SMS_RETRY)
+        return None
 
 
 def _empty() -> Response:

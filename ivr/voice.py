@@ -25,7 +25,7 @@ from ivr import calllog
 from ivr.callstate import CallState
 from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, worker_by_phone
 from ivr.signature import twilio_signed
-from ivr.twiml import QUEUE_WAIT_PATH, Voice, render, speak
+from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
 from storage import phones
 from storage.runtime import Runtime
 from storage.settings import Settings
@@ -141,16 +141,16 @@ def step() -> Response:
 def _answer(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
     """Perform the effects the flow asks for, then store and send the TwiML of what it says."""
     ctx = _context(state, session, turn)
-    for _ in range(MAX_EFFECTS_PER_TURN):
-        if session.status is not Status.WAITING_EFFECT:
-            break
+    performed = 0
+    while session.status is Status.WAITING_EFFECT:
+        performed += 1
+        if performed > MAX_EFFECTS_PER_TURN:
+            raise RuntimeError(f"flow {session.flow} asked for more than {MAX_EFFECTS_PER_TURN} effects in one turn")
         effect = events.pop()
         assert isinstance(effect, Effect)
         session, more = resume(_ivr().flows[session.flow], session, HANDLERS[effect.name](ctx, effect.args))
         events += more
         ctx = _context(state, session, turn)
-    else:
-        raise RuntimeError(f"flow {session.flow} asked for more than {MAX_EFFECTS_PER_TURN} effects in one turn")
     if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
         remember_language(ctx)
         session = _with_known_language(session)
@@ -324,7 +324,8 @@ def _apology() -> Response:
         response.say(prompts.text("technical_problem", language.code), language=voice.tts_language,
                      voice=voice.voice)  # fmt: skip
     if settings.call_centre.is_open(datetime.now(UTC)):
-        response.enqueue(HELPLINE_QUEUE, wait_url=QUEUE_WAIT_PATH, wait_url_method="POST")
+        response.enqueue(HELPLINE_QUEUE, action=QUEUE_RESULT_PATH, method="POST", wait_url=QUEUE_WAIT_PATH,
+                         wait_url_method="POST")  # fmt: skip
     else:
         for language in settings.languages:
             response.say(prompts.text("goodbye", language.code), language=language.tts_language, voice=language.voice)

@@ -78,7 +78,7 @@ def _first_admin(session: Session, data_dir: Path) -> str:
         create_user(session, "admin", Role.ADMIN, password, full_name="Helpline administrator", actor="up")
         return f"admin / {password}   (kept in {password_file}; change it after signing in)"
     if password_file.exists():
-        return f"admin / {password_file.read_text().strip()}   (from {password_file}, unless changed since)"
+        return f"admin (first password in {password_file}, unless changed since)"
     return "the users made with `sewamitra create-user`"
 
 
@@ -96,7 +96,7 @@ def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: 
         "health": f"  Health               : {local}/healthz",
         "console": f"  Console login        : {login}",
         "twilio": f"  SMS and calls        : {_telephony(settings, sandbox_port)}",
-        "redis": f"  Redis                : {settings.redis_url}",
+        "redis": f"  Redis                : {_safe_url(settings.redis_url or '')}",
         "database": f"  Database             : {_safe_url(settings.sqlalchemy_url)}",
         "stop": "Press Ctrl-C to stop everything.\n",
     }

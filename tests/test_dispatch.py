@@ -31,6 +31,7 @@ from storage.models import (
     OfferStatus,
     RequestStatus,
     ServiceRequest,
+    SmsLog,
     VerificationStatus,
     Worker,
     WorkerSkill,
@@ -603,3 +604,86 @@ def test_a_failing_sms_api_is_retried_then_the_offer_counts_as_unanswered(
     assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
         (offer.worker_id, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
     ]  # fmt: skip
+
+
+def test_a_worker_saying_yes_twice_is_told_the_job_is_theirs(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000701")
+    sms_from(webhook, "+919800000701", "YES")
+    run_jobs(installed)
+    assert any(f"काम {request.number} पहले से आपका है" in t for t in texts_to(sandbox, "+919800000701"))
+    assert not any("किसी और ने ले लिया" in t for t in texts_to(sandbox, "+919800000701"))
+
+
+def test_a_worker_already_asked_about_one_job_is_not_asked_about_another(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    asked = add_worker(engine, "Asked", "+919800000711", 0.3)
+    other = add_worker(engine, "Other", "+919800000712", 2.0)
+    jobs.rebuild_index()
+    first, second = add_request(engine), add_request(engine)
+    jobs.dispatch_request(first)
+    jobs.dispatch_request(second)
+    assert [o.worker_id for o in offers_of(engine, first)] == [asked]
+    assert [o.worker_id for o in offers_of(engine, second)] == [other]
+
+
+def test_the_sweeper_moves_on_a_request_left_offered_with_every_offer_closed(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    first = add_worker(engine, "Declined", "+919800000721", 0.5)
+    second = add_worker(engine, "Next", "+919800000722", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    # The worker said no, but the follow-up dispatch job was lost with Redis.
+    assert offers.reply(engine, offers_of(engine, request_id)[0].id or 0, False, datetime.now(UTC), "worker") is (
+        offers.Answer.DECLINED
+    )
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(updated_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+    assert jobs.sweep()["offered_without_open_offer"] == 1
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (first, OfferStatus.DECLINED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
+
+
+def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    with session_scope(engine) as session:
+        session.add(Caller(phone="+915222623456"))  # a Lucknow landline
+    add_worker(engine, "Ramesh Kumar", "+919800000731", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    with session_scope(engine) as session:
+        landline = session.exec(select(Caller).where(Caller.phone == "+915222623456")).one()
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(caller_id=landline.id))  # fmt: skip
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, "+919800000731", "1")
+    run_jobs(installed)
+    assert texts_to(sandbox, "+915222623456") == []
+    assert any("+915222623456" in t for t in texts_to(sandbox, "+919800000731"))
+
+
+def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings, sandbox: TwilioSandbox
+) -> None:
+    add_worker(engine, "Ramesh Kumar", "+919800000741", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    offline = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})).test_client()
+    sms_from(offline, "+919800000741", "1")  # recorded, but its job could not be queued
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+    with session_scope(engine) as session:
+        session.execute(sa.update(SmsLog).where(col(SmsLog.status) == "received")
+                        .values(created_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+    assert jobs.sweep()["unread_sms"] == 1
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
