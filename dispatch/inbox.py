@@ -137,9 +137,6 @@ def _done(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Out
         return Outcome((Outgoing("reply_help_worker"),), language=worker.language)
     with session_scope(engine) as session:
         request = offers.complete(session, reply.number, worker.id, reply.code, now)
-        if request is None:
-            _audit(session, f"worker:{worker.id}", "request.completion_refused", "worker", worker.id,
-                   reason="wrong number or code", number=reply.number)  # fmt: skip
     if request is None:
         return Outcome((Outgoing("code_mismatch", {"number": reply.number}),), language=worker.language)
     return Outcome((Outgoing("completed_worker", {"number": request.number}),), completed=request.id,

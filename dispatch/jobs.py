@@ -210,7 +210,7 @@ def after_completion(request_id: int) -> str:
         return "no citizen to ask"
     public = ctx.settings.public_url
     try:
-        ctx.telephony.place_call(caller.phone, f"{public}/twilio/voice?flow=feedback",
+        ctx.telephony.place_call(caller.phone, f"{public}/twilio/voice?flow=feedback&request={request_id}",
                                  status_callback=f"{public}/twilio/voice/status?feedback={request_id}")  # fmt: skip
     except Exception as exc:
         log.warning("feedback call for request %s failed (%s); texting instead", request_id, exc)

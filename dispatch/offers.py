@@ -269,23 +269,48 @@ def _compare_and_set(session: Session, request: ServiceRequest, old: RequestStat
     return bool(moved)
 
 
+MAX_CODE_TRIES = 5  # wrong completion codes a worker may send for one job; then only an agent can close it
+
+
 def complete(session: Session, number: str, worker_id: int, code: str, now: datetime) -> ServiceRequest | None:
-    """The worker reports the job done with the citizen's code; None when it does not match."""
+    """The worker reports the job done with the citizen's code; None (and an audit event) when the
+    job is not theirs, the code is wrong, or too many wrong codes came before."""
+    request = session.exec(select(ServiceRequest).where(ServiceRequest.number == number)).first()
+    if request is None or request.worker_id != worker_id:
+        _refuse(session, worker_id, None, "not their job", number)
+        return None
+    if _wrong_codes(session, request.id or 0) >= MAX_CODE_TRIES:
+        _refuse(session, worker_id, request.id, "too many wrong codes", number)
+        return None
     done = session.execute(
         sa.update(ServiceRequest)
         .where(
-            col(ServiceRequest.number) == number,
-            col(ServiceRequest.worker_id) == worker_id,
+            col(ServiceRequest.id) == request.id,
             col(ServiceRequest.status) == RequestStatus.ASSIGNED,
             col(ServiceRequest.completion_code) == code,
         )
         .values(status=RequestStatus.COMPLETED, completed_at=now, updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
     if not done:
+        _refuse(session, worker_id, request.id, "wrong code, or not assigned", number)
         return None
-    request = session.exec(select(ServiceRequest).where(ServiceRequest.number == number)).one()
+    session.refresh(request)
     audit(session, f"worker:{worker_id}", "request.completed", request, from_status=RequestStatus.ASSIGNED.value)
     return request
+
+
+def _wrong_codes(session: Session, request_id: int) -> int:
+    query = select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "request.completion_refused", AuditEvent.entity == "service_request",
+        AuditEvent.entity_id == request_id,
+    )  # fmt: skip
+    return int(session.exec(query).one())
+
+
+def _refuse(session: Session, worker_id: int, request_id: int | None, reason: str, number: str) -> None:
+    session.add(AuditEvent(actor=f"worker:{worker_id}", action="request.completion_refused",
+                           entity="service_request" if request_id else "worker", entity_id=request_id or worker_id,
+                           reason=reason, detail={"number": number[:8]}))  # fmt: skip
 
 
 def pending_offer(session: Session, worker_id: int, now: datetime) -> Offer | None:

@@ -282,9 +282,6 @@ def complete_job(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     worker_id = _int(args.get("worker"))
     with session_scope(ctx.engine) as session:
         request = dispatch_offers.complete(session, args.get("number", ""), worker_id, args.get("code", ""), ctx.now())
-        if request is None:
-            session.add(AuditEvent(actor=f"worker:{worker_id}", action="request.completion_refused", entity="worker",
-                                   entity_id=worker_id, reason="wrong number or code"))  # fmt: skip
     if request is None:
         return Outcome("refused")
     _enqueue(ctx, QueueName.DEFAULT, jobs.after_completion, request.id, job_id=f"completed-{request.id}")
@@ -294,11 +291,13 @@ def complete_job(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
 # -- the citizen's feedback call ----------------------------------------------------------------------
 
 
-def find_completed_request(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+def find_completed_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The job the feedback call is about: the one it was placed for, else the caller's latest."""
     if ctx.caller is None:
         return Outcome("none")
     with Session(ctx.engine) as session:
-        done = _requests_of(session, ctx.caller, (RequestStatus.COMPLETED,), limit=1)
+        done = [r for r in _requests_of(session, ctx.caller, (RequestStatus.COMPLETED,), limit=20)
+                if not args.get("request") or str(r.id) == args["request"]][:1]  # fmt: skip
     if not done:
         return Outcome("none")
     return Outcome("found", {"request_id": str(done[0].id), "number": done[0].number,

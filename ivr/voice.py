@@ -112,7 +112,8 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
     engine = _runtime().engine
     outbound = request.form.get("Direction", "").startswith("outbound")
     if outbound and request.args.get("flow") == "feedback":
-        return "feedback", Trigger(known_language(engine, party))
+        about = request.args.get("request", "")
+        return "feedback", Trigger(known_language(engine, party), {"request_id": about if about.isdigit() else ""})
     worker = worker_by_phone(engine, party)
     if worker is not None:
         return "worker", Trigger(worker.language, {"worker_id": str(worker.id), "worker_name": worker.name})

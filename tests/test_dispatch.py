@@ -687,3 +687,20 @@ def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(
     assert jobs.sweep()["unread_sms"] == 1
     run_jobs(installed)
     assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
+
+
+def test_five_wrong_codes_lock_the_job_even_against_the_right_one(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000751")
+    right = request.completion_code or ""
+    wrong = [f"{n:04d}" for n in range(10) if f"{n:04d}" != right][: offers.MAX_CODE_TRIES]
+    for code in wrong:
+        sms_from(webhook, "+919800000751", f"DONE {request.number} {code}")
+    sms_from(webhook, "+919800000751", f"DONE {request.number} {right}")
+    run_jobs(installed)
+    assert request_of(engine, request.id or 0).status is RequestStatus.ASSIGNED  # an agent must close it now
+    with Session(engine) as session:
+        reasons = session.exec(select(AuditEvent.reason).where(AuditEvent.action == "request.completion_refused")).all()
+    assert reasons.count("wrong code, or not assigned") == offers.MAX_CODE_TRIES
+    assert reasons.count("too many wrong codes") == 1
