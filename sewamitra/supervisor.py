@@ -4,7 +4,6 @@ restarted when one dies, stopped together on Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -17,15 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 
+from storage.process import die_with_parent
+
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0  # more restarts than this in the window: give up
-
-
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if `sewamitra up` itself is killed, so nothing is orphaned."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -43,7 +37,7 @@ class Child:
             # A group of its own: Ctrl-C reaches `up` alone, which then sends each child one SIGTERM
             # (a second signal would make an RQ worker abandon the job it is running).
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     @property

@@ -14,6 +14,7 @@ from pathlib import Path
 import redis
 
 from storage.exceptions import SewamitraError
+from storage.process import die_with_parent
 from storage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ class EmbeddedRedis:
             cwd=self.directory,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C reaches `up`, which stops Redis last
+            preexec_fn=die_with_parent,
         )
         self._wait_until_ready(timeout)
         return self.url

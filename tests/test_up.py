@@ -175,9 +175,13 @@ def helpline() -> Iterator[tuple[subprocess.Popen[str], int, Path, list[str]]]:
         wait_for(lambda: _up_or_gone(process, output), 120, "the helpline to come up")
         yield process, port, data_dir, output
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # a failed test: stop it as an operator would, then for sure
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
