@@ -1,0 +1,1 @@
+"""The console: agents, supervisors and provider agencies in a browser, under /console."""

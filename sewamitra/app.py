@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "!!! Twilio signature checks are OFF (twilio.validate_signatures=false): local development only !!!"
         )
 
+    from agents import web as console
     from ivr import sms, voice
     from sewamitra import health
 
@@ -35,4 +36,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
+    console.init_app(app)
     return app

@@ -203,6 +203,9 @@ class ServiceRequest(SQLModel, table=True):
     updated_at: datetime = _created()
     assigned_at: datetime | None = _moment()
     completed_at: datetime | None = _moment()
+    round_started_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, nullable=True, description="an agent restarted dispatch; None: created_at"
+    )
 
 
 class Offer(SQLModel, table=True):
@@ -241,6 +244,8 @@ class CallLog(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=5)
     path: list[str] = Field(default_factory=list, sa_type=sa.JSON, description="menu nodes visited")
     outcome: str | None = Field(default=None, max_length=40)
+    queue_result: str | None = Field(default=None, max_length=20, description="Twilio's QueueResult: bridged, hangup…")
+    queue_wait_s: int | None = Field(default=None, description="seconds the caller waited in the agent queue")
     request_id: int | None = Field(default=None, foreign_key="service_request.id", index=True)
     worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
@@ -260,6 +265,8 @@ class CallbackRequest(SQLModel, table=True):
     call_sid: str | None = Field(default=None, max_length=40, unique=True)
     status: CallbackStatus = Field(default=CallbackStatus.PENDING, sa_type=_enum(CallbackStatus), index=True)
     note: str | None = Field(default=None, max_length=500)
+    request_id: int | None = Field(default=None, foreign_key="service_request.id", index=True)
+    due_at: datetime | None = _moment(index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     handled_at: datetime | None = _moment()
     handled_by: int | None = Field(default=None, foreign_key="console_user.id")

@@ -98,6 +98,14 @@ class Dispatch(_Frozen):
     allow_parallel_jobs: bool = False
 
 
+class Console(_Frozen):
+    idle_timeout_minutes: int = Field(30, ge=1, le=720)
+    max_session_hours: int = Field(12, ge=1, le=72)
+    login_attempts: int = Field(5, ge=1, le=100, description="failed sign-ins before a pause")
+    login_window_minutes: int = Field(15, ge=1, le=1440)
+    assignment_sla_minutes: int = Field(60, ge=1, le=10080, description="a request unassigned longer breaches SLA")
+
+
 class Processes(_Frozen):
     web: int = Field(2, ge=1, le=64)
     rq: int = Field(2, ge=1, le=64)
@@ -139,6 +147,7 @@ class Settings(_Frozen):
     services: tuple[Service, ...]
     call_centre: CallCentre = CallCentre()
     dispatch: Dispatch = Dispatch()
+    console: Console = Console()
     workers: Processes = Processes()
     twilio: Twilio = Twilio()
     sms: Sms = Sms()

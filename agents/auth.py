@@ -1,0 +1,207 @@
+"""Signing in and out, who is signed in, and what their role lets them do.
+
+The session cookie (signed, HttpOnly, SameSite=Lax, Secure behind HTTPS) holds the user's id and
+two moments: when they signed in and when they were last seen. A session idle for longer than
+`console.idle_timeout_minutes`, or older than `console.max_session_hours`, is over. Failed
+sign-ins are counted in Redis per user name and per address; past `console.login_attempts` in
+`console.login_window_minutes`, sign-in pauses for that name or address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from sqlmodel import Session, select
+
+from storage.db import session_scope
+from storage.models import AuditEvent, Role, User, utcnow
+from storage.runtime import Runtime
+from storage.users import verify_password
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+ATTEMPTS_KEY = "sewamitra:console:login-failures:"
+# Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
+HOME = {Role.AGENT: "console.queue.live", Role.SUPERVISOR: "console.dashboard.today",
+        Role.ADMIN: "console.dashboard.today", Role.PROVIDER: "console.workers.index"}  # fmt: skip
+WRONG = "Wrong user name or password."
+PAUSED = "Too many failed attempts. Wait a while, then try again."
+STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
+
+
+def runtime() -> Runtime:
+    helpline: Runtime = current_app.extensions["sewamitra"]
+    return helpline
+
+
+def home_endpoint(role: Role) -> str:
+    return HOME[role]
+
+
+def requires(*roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Only users with one of `roles` may use this view; anyone else gets 403 (and an audit event)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if g.user.role not in roles:
+                audit_refusal("access.refused")
+                abort(403)
+            return view(*args, **kwargs)
+
+        checked.roles = roles  # type: ignore[attr-defined]  # read by the route-by-route security test
+        return checked
+
+    return decorate
+
+
+def signed_in_user() -> User | None:
+    """The user of this session, unless it was idle too long, is too old, or the user was disabled."""
+    user_id, seen, since = session.get("uid"), session.get("seen", 0), session.get("since", 0)
+    if not isinstance(user_id, int):
+        return None
+    rules, now = runtime().settings.console, time.time()
+    if now - seen > rules.idle_timeout_minutes * 60 or now - since > rules.max_session_hours * 3600:
+        session.clear()
+        flash("You were signed out after a time without activity.")
+        return None
+    with Session(runtime().engine, expire_on_commit=False) as db:
+        user = db.get(User, user_id)
+    if user is None or not user.active:
+        session.clear()
+        return None
+    session["seen"] = now
+    return user
+
+
+def actor() -> str:
+    return f"user:{g.user.id}"
+
+
+def audit(db: Session, action: str, entity: str, entity_id: int | None, *, reason: str | None = None,
+          from_status: str | None = None, to_status: str | None = None, **detail: Any) -> None:  # fmt: skip
+    """One console action, recorded with who did it and from where."""
+    db.add(AuditEvent(actor=actor(), action=action, entity=entity, entity_id=entity_id, reason=reason,
+                      from_status=from_status, to_status=to_status,
+                      detail={"ip": request.remote_addr, **detail}))  # fmt: skip
+
+
+def audit_refusal(action: str) -> None:
+    """A refused request (forged form, a page above the user's role) is worth knowing about."""
+    user = g.get("user")
+    try:
+        with session_scope(runtime().engine) as db:
+            db.add(AuditEvent(actor=f"user:{user.id}" if user else "anonymous", action=action, entity="console",
+                              detail={"path": request.path[:200], "method": request.method,
+                                      "ip": request.remote_addr}))  # fmt: skip
+    except Exception:  # the refusal stands even when it cannot be recorded
+        log.exception("could not record %s", action)
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("console/sign_in.html", next=request.args.get("next", ""))
+    username = request.form.get("username", "").strip().lower()[:60]
+    password = request.form.get("password", "")[:200]
+    address = request.remote_addr or "unknown"
+    if _paused(username, address):
+        _record_sign_in(None, "user.sign_in_paused", username)
+        return render_template("console/sign_in.html", error=PAUSED, username=username), 429
+    user = _user_named(username)
+    if user is None or not user.active or not verify_password(user, password):
+        if user is None:
+            verify_password(User(username="", password_hash=_DUMMY_HASH, role=Role.AGENT), password)
+        _count_failure(username, address)
+        _record_sign_in(user, "user.sign_in_failed", username)
+        return render_template("console/sign_in.html", error=WRONG, username=username), 401
+    _forget_failures(username)
+    language = session.get("language")
+    session.clear()  # a new session: nothing from before signing in survives (session fixation)
+    session.update(uid=user.id, since=time.time(), seen=time.time(), language=language or "en")
+    session.permanent = False
+    _record_sign_in(user, "user.signed_in", username)
+    target = request.form.get("next", "")
+    return redirect(local_path(target) if target else url_for(home_endpoint(user.role)))
+
+
+@bp.post("/sign-out")
+def sign_out() -> ResponseReturnValue:
+    with session_scope(runtime().engine) as db:
+        audit(db, "user.signed_out", "user", g.user.id)
+    session.clear()
+    flash("You have signed out.")
+    return redirect(url_for("console.auth.sign_in"))
+
+
+@bp.post("/language")
+def language() -> ResponseReturnValue:
+    """Switch the console between English and Hindi labels."""
+    chosen = request.form.get("language")
+    if chosen in ("en", "hi"):
+        session["language"] = chosen
+    return redirect(local_path(request.form.get("back", "")))
+
+
+def local_path(path: str) -> str:
+    """Only a path of the console may be a place to go back to (no open redirects)."""
+    path = path.rstrip("?")
+    ok = path.startswith("/console") and "//" not in path and "\\" not in path
+    return path if ok else "/console/"
+
+
+def _user_named(username: str) -> User | None:
+    with Session(runtime().engine) as db:
+        return db.exec(select(User).where(User.username == username)).first()
+
+
+def _record_sign_in(user: User | None, action: str, username: str) -> None:
+    with session_scope(runtime().engine) as db:
+        if user is not None and action == "user.signed_in":
+            found = db.get(User, user.id)
+            if found is not None:
+                found.last_login_at = utcnow()
+        db.add(AuditEvent(actor=f"user:{user.id}" if user else "anonymous", action=action, entity="user",
+                          entity_id=user.id if user else None,
+                          detail={"username": username, "ip": request.remote_addr}))  # fmt: skip
+
+
+def _keys(username: str, address: str) -> tuple[str, str]:
+    return ATTEMPTS_KEY + "user:" + username, ATTEMPTS_KEY + "ip:" + address
+
+
+def _paused(username: str, address: str) -> bool:
+    limit = runtime().settings.console.login_attempts
+    try:
+        counts = runtime().redis.mget(_keys(username, address))
+    except redis.RedisError:  # without Redis, sign-in still works; the pause needs it
+        log.warning("Redis unreachable: sign-in attempts are not being limited")
+        return False
+    return any(int(count or 0) >= limit for count in counts)
+
+
+def _count_failure(username: str, address: str) -> None:
+    window = runtime().settings.console.login_window_minutes * 60
+    try:
+        with runtime().redis.pipeline() as pipe:
+            for key in _keys(username, address):
+                pipe.incr(key)
+                pipe.expire(key, window, nx=True)
+            pipe.execute()
+    except redis.RedisError:
+        log.warning("Redis unreachable: a failed sign-in was not counted")
+
+
+def _forget_failures(username: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        runtime().redis.delete(_keys(username, "")[0])

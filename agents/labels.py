@@ -1,0 +1,143 @@
+"""The console's labels in English and Hindi: English is the key, Hindi its translation."""
+
+from __future__ import annotations
+
+from flask import g, session
+
+LANGUAGES = ("en", "hi")
+
+HINDI: dict[str, str] = {
+    # frame
+    "Sewamitra console": "सेवामित्र कंसोल",
+    "Sign in": "साइन इन",
+    "Sign out": "साइन आउट",
+    "User name": "उपयोगकर्ता नाम",
+    "Password": "पासवर्ड",
+    "Wrong user name or password.": "उपयोगकर्ता नाम या पासवर्ड गलत है।",
+    "Too many failed attempts. Wait a while, then try again.": "बहुत अधिक गलत प्रयास। कुछ देर बाद फिर कोशिश करें।",
+    "You were signed out after a time without activity.": "निष्क्रियता के कारण आप साइन आउट हो गए।",
+    "You have signed out.": "आप साइन आउट हो गए हैं।",
+    "Live queue": "लाइव कतार",
+    "Requests": "अनुरोध",
+    "Workers": "कार्यकर्ता",
+    "Providers": "प्रदाता एजेंसियाँ",
+    "Worklist": "कॉल-बैक सूची",
+    "Dashboard": "डैशबोर्ड",
+    "Callers": "कॉलर",
+    "agent": "एजेंट",
+    "supervisor": "पर्यवेक्षक",
+    "admin": "प्रशासक",
+    "provider": "प्रदाता",
+    # queue
+    "Callers waiting": "प्रतीक्षा में कॉलर",
+    "Position": "स्थान",
+    "Waiting": "प्रतीक्षा",
+    "Language": "भाषा",
+    "Caller": "कॉलर",
+    "Take next caller": "अगला कॉलर लें",
+    "Nobody is waiting.": "कोई प्रतीक्षा में नहीं है।",
+    "Callbacks requested": "कॉल-बैक अनुरोध",
+    "Escalated requests": "एस्केलेट अनुरोध",
+    "Offers about to expire": "समाप्त होने वाले प्रस्ताव",
+    "Reason": "कारण",
+    "Due": "नियत समय",
+    "Requested": "अनुरोधित",
+    "Open": "खोलें",
+    "Updated": "अद्यतन",
+    "None.": "कोई नहीं।",
+    "Expires": "समाप्ति",
+    "Call back": "वापस कॉल करें",
+    "Mark done": "पूरा करें",
+    "Your desk phone is ringing; answer it to talk to the caller.": "आपका डेस्क फ़ोन बज रहा है; कॉलर से बात करने के लिए उठाएँ।",
+    # requests
+    "Request": "अनुरोध",
+    "Number": "संख्या",
+    "Status": "स्थिति",
+    "Service": "सेवा",
+    "District": "ज़िला",
+    "PIN code": "पिन कोड",
+    "Address note": "पते का विवरण",
+    "Preferred time": "पसंदीदा समय",
+    "Created": "बनाया गया",
+    "Worker": "कार्यकर्ता",
+    "Phone": "फ़ोन",
+    "Search": "खोजें",
+    "Filter": "छाँटें",
+    "All": "सभी",
+    "From": "से",
+    "To": "तक",
+    "SLA breached": "SLA उल्लंघन",
+    "Export CSV": "CSV निर्यात",
+    "Timeline": "समय-रेखा",
+    "Offers": "प्रस्ताव",
+    "Calls": "कॉल",
+    "SMS": "एसएमएस",
+    "Notes": "टिप्पणियाँ",
+    "Add a note": "टिप्पणी जोड़ें",
+    "Cancel request": "अनुरोध रद्द करें",
+    "Dispatch again": "फिर से भेजें",
+    "Assign to worker": "कार्यकर्ता को सौंपें",
+    "Schedule a callback": "कॉल-बैक तय करें",
+    "Create request": "अनुरोध बनाएँ",
+    "New request": "नया अनुरोध",
+    "Past requests": "पिछले अनुरोध",
+    "Channel": "माध्यम",
+    "Rating": "रेटिंग",
+    "Save": "सहेजें",
+    "Previous": "पिछला",
+    "Next": "अगला",
+    "new": "नया",
+    "offered": "प्रस्तावित",
+    "assigned": "सौंपा गया",
+    "completed": "पूरा",
+    "closed": "बंद",
+    "escalated": "एस्केलेट",
+    "cancelled": "रद्द",
+    # workers
+    "Skills": "कौशल",
+    "Verification": "सत्यापन",
+    "Available": "उपलब्ध",
+    "Busy": "व्यस्त",
+    "Active": "सक्रिय",
+    "Deactivate": "निष्क्रिय करें",
+    "Provider": "प्रदाता",
+    "pending": "लंबित",
+    "verified": "सत्यापित",
+    "rejected": "अस्वीकृत",
+    "Add a worker": "कार्यकर्ता जोड़ें",
+    "Upload CSV": "CSV अपलोड करें",
+    "Police verification": "पुलिस सत्यापन",
+    "Reference number": "संदर्भ संख्या",
+    "Date": "दिनांक",
+    "Verified": "सत्यापित",
+    "Rejected": "अस्वीकृत",
+    "Jobs": "काम",
+    "Certification": "प्रमाणन",
+    "Name": "नाम",
+    # worklist and dashboard
+    "Outcome": "परिणाम",
+    "Record outcome": "परिणाम दर्ज करें",
+    "Calls today": "आज की कॉल",
+    "Answered in IVR": "IVR में पूरी",
+    "Answered by agents": "एजेंटों द्वारा",
+    "Abandon rate": "छोड़ी गई कॉल दर",
+    "Average wait": "औसत प्रतीक्षा",
+    "Time to assignment": "सौंपने में समय",
+    "Median": "माध्यिका",
+    "90th percentile": "90वाँ प्रतिशतक",
+    "SLA breaches": "SLA उल्लंघन",
+    "By status": "स्थिति अनुसार",
+    "By district": "ज़िले अनुसार",
+}
+
+
+def language() -> str:
+    chosen = session.get("language")
+    return chosen if chosen in LANGUAGES else "en"
+
+
+def translate(text: str) -> str:
+    """The label in the console's language: Hindi when chosen and known, else English."""
+    if g.get("language") == "hi":
+        return HINDI.get(text, text)
+    return text

@@ -1,0 +1,74 @@
+"""The console blueprint: every /console page behind a session, a role and a CSRF token."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from agents import auth, csrf, labels
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+               static_folder="static", static_url_path="/static")  # fmt: skip
+# Pages anyone may reach: signing in, and the stylesheet and script the sign-in page uses.
+PUBLIC_ENDPOINTS = frozenset({"console.auth.sign_in", "console.static", "console.auth.language"})
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def init_app(app: Flask) -> None:
+    from agents import callers, dashboard, queue, requests, workers, worklist
+
+    for module in (auth, queue, callers, requests, workers, worklist, dashboard):
+        bp.register_blueprint(module.bp)
+    app.register_blueprint(bp)
+    app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)
+
+
+@bp.before_request
+def guard() -> ResponseReturnValue | None:
+    """Signed in (and not idle too long), else the sign-in page; a post without our token is refused."""
+    g.language = labels.language()
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf.is_valid():
+        auth.audit_refusal("csrf.refused")
+        return Response("This form has expired or did not come from the console. Reload the page and try again.\n",
+                        status=403, mimetype="text/plain")  # fmt: skip
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    g.user = auth.signed_in_user()
+    if g.user is None:
+        return redirect(url_for("console.auth.sign_in", next=auth.local_path(request.full_path)))
+    return None
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    return redirect(url_for(auth.home_endpoint(g.user.role)))
+
+
+@bp.after_request
+def secure(response: Response) -> Response:
+    for header, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(header, value)
+    return response
+
+
+@bp.app_errorhandler(403)
+def forbidden(error: Exception) -> ResponseReturnValue:
+    if not request.path.startswith("/console"):
+        return Response("forbidden\n", status=403, mimetype="text/plain")
+    message = "Your role does not allow this page or action."
+    return render_template("console/error.html", code=403, title="Forbidden", message=message), 403
+
+
+@bp.app_errorhandler(404)
+def not_found(error: Exception) -> ResponseReturnValue:
+    if not request.path.startswith("/console") or g.get("user") is None:
+        return Response("not found\n", status=404, mimetype="text/plain")
+    return render_template("console/error.html", code=404, title="Not found", message="No such page or record."), 404

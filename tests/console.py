@@ -1,0 +1,68 @@
+"""Helpers for console tests: users of each role, and a browser-like client that signs in and
+sends the session's CSRF token with every form, as the console's own pages do."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+from werkzeug.test import TestResponse
+
+from storage.db import session_scope
+from storage.models import Provider, Role, User
+from storage.users import create_user
+
+PASSWORD = "correct horse battery"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def add_user(engine: sa.Engine, username: str, role: Role, *, provider: str | None = None,
+             phone: str | None = None) -> User:  # fmt: skip
+    with session_scope(engine) as session:
+        if provider and session.exec(select(Provider).where(Provider.name == provider)).first() is None:
+            session.add(Provider(name=provider, district="LUCKNOW"))
+            session.flush()
+        return create_user(session, username, role, PASSWORD, full_name=username.title(), phone=phone,
+                           provider=provider)  # fmt: skip
+
+
+class Console:
+    """One person at the console: a test client with a cookie jar, signing in like a browser."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.client: FlaskClient = app.test_client()
+        self.csrf = ""
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        response = self.client.get(path, **kwargs)
+        found = TOKEN.search(response.get_data(as_text=True))
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> TestResponse:
+        """A form sent from a console page: with the token the page carried."""
+        if not self.csrf:
+            self.get("/console/sign-in")
+        return self.client.post(path, data={"csrf_token": self.csrf, **(data or {})}, **kwargs)
+
+    def sign_in(self, username: str, password: str = PASSWORD) -> TestResponse:
+        self.get("/console/sign-in")
+        response = self.post("/console/sign-in", {"username": username, "password": password})
+        self.get("/console/")  # a page of the signed-in session, for its token
+        return response
+
+
+def engine_of(app: Flask) -> sa.Engine:
+    engine: sa.Engine = app.extensions["sewamitra"].engine
+    return engine
+
+
+def rows(app: Flask, model: type) -> list[Any]:
+    with Session(engine_of(app)) as session:
+        return list(session.exec(select(model)).all())
