@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from dispatch import inbox, jobs
 from dispatch import offers as dispatch_offers
+from dispatch.intake import Intake, caller_for, new_request
 from dispatch.queues import QueueName, queue
 from flows.engine import Outcome
 from storage import numbers, phones, pincodes
@@ -29,7 +30,6 @@ from storage.models import (
     Offer,
     RequestStatus,
     ServiceRequest,
-    SmsLog,
     Worker,
     utcnow,
 )
@@ -89,46 +89,9 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
 
 def _store_request(session: Session, ctx: CallContext, key: str, service: str,
                    place: pincodes.Place) -> tuple[ServiceRequest, int | None]:  # fmt: skip
-    caller = _caller(session, ctx.caller, ctx.language) if ctx.caller else None
-    request = ServiceRequest(
-        number=_unused_number(session), idempotency_key=key, service_code=service, pincode=place.pincode,
-        district=place.district, latitude=place.latitude, longitude=place.longitude,
-        caller_id=caller.id if caller else None, language=ctx.language, channel=Channel.IVR,
-    )  # fmt: skip
-    session.add(request)
-    session.flush()
-    session.add(AuditEvent(actor="ivr", action="request.created", entity="service_request", entity_id=request.id,
-                           to_status=RequestStatus.NEW.value, detail={"call_sid": ctx.call_sid}))  # fmt: skip
-    if ctx.caller is None or not _is_mobile(ctx.caller):
-        return request, None
-    sms = SmsLog(to_number=ctx.caller, body=_request_sms(ctx, request), template="request_created",
-                 status="pending", request_id=request.id)  # fmt: skip
-    session.add(sms)
-    session.flush()
-    return request, sms.id
-
-
-def _request_sms(ctx: CallContext, request: ServiceRequest) -> str:
-    template = ctx.settings.sms.templates["request_created"]
-    service = ctx.settings.service(request.service_code).name(ctx.language)
-    return template.text(ctx.language).format(number=request.number, service=service)
-
-
-def _unused_number(session: Session) -> str:
-    for _ in range(20):
-        number = numbers.new_request_number()
-        if session.exec(select(ServiceRequest.id).where(ServiceRequest.number == number)).first() is None:
-            return number
-    raise RuntimeError("no free request number found in 20 draws")
-
-
-def _caller(session: Session, phone: str, language: str) -> Caller:
-    caller = session.exec(select(Caller).where(Caller.phone == phone)).first()
-    if caller is None:
-        caller = Caller(phone=phone, language=language)
-        session.add(caller)
-        session.flush()
-    return caller
+    intake = Intake(service=service, place=place, phone=ctx.caller, language=ctx.language, channel=Channel.IVR,
+                    actor="ivr", idempotency_key=key, detail=(("call_sid", ctx.call_sid),))  # fmt: skip
+    return new_request(session, ctx.settings, intake)
 
 
 def _is_mobile(phone: str) -> bool:
@@ -191,7 +154,7 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
     with session_scope(ctx.engine) as session:
         if session.exec(select(CallbackRequest).where(CallbackRequest.call_sid == ctx.call_sid)).first():
             return True
-        caller = _caller(session, ctx.caller, ctx.language)
+        caller = caller_for(session, ctx.caller, ctx.language)
         callback = CallbackRequest(phone=ctx.caller, caller_id=caller.id, language=ctx.language, reason=reason,
                                    call_sid=ctx.call_sid)  # fmt: skip
         session.add(callback)
@@ -206,7 +169,7 @@ def remember_language(ctx: CallContext) -> None:
     if ctx.caller is None:
         return
     with session_scope(ctx.engine) as session:
-        caller = _caller(session, ctx.caller, ctx.language)
+        caller = caller_for(session, ctx.caller, ctx.language)
         caller.language, caller.last_seen_at = ctx.language, utcnow()
         session.add(caller)
 
