@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from agents import auth, csrf, labels
+from agents import auth, callers, csrf, dashboard, labels, present, queue, requests, workers, worklist
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")  # fmt: skip
@@ -22,28 +22,28 @@ SECURITY_HEADERS = {
 }
 
 
-def init_app(app: Flask) -> None:
-    from agents import callers, dashboard, queue, requests, workers, worklist
+for _part in (auth, queue, callers, requests, workers, worklist, dashboard):
+    bp.register_blueprint(_part.bp)
 
-    for module in (auth, queue, callers, requests, workers, worklist, dashboard):
-        bp.register_blueprint(module.bp)
+
+def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)
+    present.init_app(app)
 
 
 @bp.before_request
 def guard() -> ResponseReturnValue | None:
-    """Signed in (and not idle too long), else the sign-in page; a post without our token is refused."""
+    """Signed in (and not idle too long), else the sign-in page; then a post without our token is refused."""
     g.language = labels.language()
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        g.user = auth.signed_in_user()
+        if g.user is None:
+            return redirect(url_for("console.auth.sign_in", next=auth.local_path(request.full_path)))
     if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf.is_valid():
         auth.audit_refusal("csrf.refused")
         return Response("This form has expired or did not come from the console. Reload the page and try again.\n",
                         status=403, mimetype="text/plain")  # fmt: skip
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return None
-    g.user = auth.signed_in_user()
-    if g.user is None:
-        return redirect(url_for("console.auth.sign_in", next=auth.local_path(request.full_path)))
     return None
 
 

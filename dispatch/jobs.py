@@ -235,6 +235,16 @@ def feedback_sms(request_id: int) -> str:
     return "feedback texted"
 
 
+def ring_agent(user_id: int, desk_phone: str) -> str:
+    """An agent took the next caller on the console: ring their desk phone, which then bridges
+    them with the caller (`<Dial><Queue>` in the /twilio/voice/agent answer)."""
+    ctx = context.current()
+    public = ctx.settings.public_url
+    sid = ctx.telephony.place_call(desk_phone, f"{public}/twilio/voice/agent?user={user_id}",
+                                   status_callback=f"{public}/twilio/voice/status", timeout=20)  # fmt: skip
+    return f"ringing the agent: {sid}"
+
+
 def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()

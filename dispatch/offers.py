@@ -68,14 +68,16 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
     request = session.get(ServiceRequest, request_id)
     if request is None or request.status not in DISPATCHABLE:
         return Dispatched(reason="not dispatchable")
-    first_round = request.status is RequestStatus.NEW  # no offers yet: nothing to expire or count
+    first_round = request.status is RequestStatus.NEW  # no open offers in this round: nothing to expire or count
     if not first_round:
         expire_stale(session, request_id, now)
-    offers = [] if first_round else session.exec(select(Offer).where(Offer.request_id == request_id)).all()
+    since = request.round_started_at or request.created_at  # an agent may start a new round of offers
+    offers = [] if first_round else session.exec(
+        select(Offer).where(Offer.request_id == request_id, col(Offer.created_at) >= since)).all()  # fmt: skip
     live = [o for o in offers if o.status is OfferStatus.PENDING]
     if len(live) >= rules.parallel_offers:
         return Dispatched(reason="waiting for an answer")
-    if len(offers) >= rules.max_offers or now - request.created_at >= timedelta(seconds=rules.escalate_after):
+    if len(offers) >= rules.max_offers or now - since >= timedelta(seconds=rules.escalate_after):
         return _escalate(session, request, "no worker took it in time", live)
     asked = frozenset(o.worker_id for o in offers)
     chosen = _eligible(session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live))

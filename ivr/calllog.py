@@ -66,3 +66,15 @@ def _request_id(db: object, number: object) -> int | None:
     if not isinstance(number, str):
         return None
     return db.exec(select(ServiceRequest.id).where(ServiceRequest.number == number)).first()  # type: ignore[attr-defined]
+
+
+def record_queue_result(engine: sa.Engine, form: Mapping[str, str], result: str, wait_s: int) -> None:
+    """How the caller's wait for an agent ended, and how long it was: the dashboard's abandon rate."""
+    call_sid = form.get("CallSid", "")
+    with session_scope(engine) as db:
+        log = db.exec(select(CallLog).where(CallLog.call_sid == call_sid)).first()
+        if log is None:
+            log = CallLog(call_sid=call_sid, from_number=_number(form.get("From")), to_number=_number(form.get("To")),
+                          status="in-progress", outcome="agent_queue")  # fmt: skip
+        log.queue_result, log.queue_wait_s = result or None, wait_s
+        db.add(log)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import redis
 from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
@@ -26,7 +28,7 @@ from ivr.callstate import CallState
 from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, worker_by_phone
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
-from storage import phones
+from storage import callqueue, phones
 from storage.runtime import Runtime
 from storage.settings import Settings
 
@@ -210,6 +212,7 @@ def queue_wait() -> Response:
     language = _language()
     position = request.form.get("QueuePosition", "1")
     position = position if position.isdigit() and len(position) < 5 else "1"
+    _note_waiting(language, int(position))
     response = VoiceResponse()
     gather = response.gather(num_digits=1, action="/twilio/voice/queue/key", method="POST", timeout=8,
                              finish_on_key="")  # fmt: skip
@@ -235,7 +238,8 @@ def queue_key() -> Response:
 @twilio_signed
 def queue_result() -> Response:
     """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full."""
-    result = request.form.get("QueueResult", "")
+    result = request.form.get("QueueResult", "")[:20]
+    _left_queue(result)
     response = VoiceResponse()
     if result not in ("bridged", "hangup"):
         state = _state()
@@ -247,6 +251,75 @@ def queue_result() -> Response:
         recorded = record_callback(ctx, reason)
         _say(response, "callback_recorded" if recorded else "callback_impossible", language)
         _say(response, "goodbye", language)
+    response.hangup()
+    return twiml(response)
+
+
+def _note_waiting(language: str, position: int) -> None:
+    """Show the caller in the console's live queue; a Redis failure must not cost the caller the queue."""
+    try:
+        callqueue.note_waiting(_runtime().redis, _state().call_sid, _party(), language, position,
+                               _seconds(request.form.get("QueueTime")), time.time())  # fmt: skip
+    except (redis.RedisError, BadCall):
+        log.warning("could not note a waiting caller for the console", exc_info=True)
+
+
+def _left_queue(result: str) -> None:
+    """The caller is out of the queue: off the console's list, and their wait kept for the reports."""
+    call_sid = request.form.get("CallSid", "")
+    if not CALL_SID.match(call_sid):
+        return
+    try:
+        callqueue.left(_runtime().redis, call_sid)
+    except redis.RedisError:
+        log.warning("could not take call %s off the console's queue", call_sid)
+    calllog.record_queue_result(_runtime().engine, request.form, result, _seconds(request.form.get("QueueTime")))
+
+
+def _seconds(raw: str | None) -> int:
+    return int(raw) if raw and raw.isdigit() and len(raw) < 7 else 0
+
+
+# -- an agent's desk phone, rung from the console -----------------------------------------------------
+
+
+@bp.post("/agent")
+@twilio_signed
+def agent_leg() -> Response:
+    """The agent answered their desk phone: bridge them with the longest-waiting caller."""
+    response = VoiceResponse()
+    _say(response, "agent_next_caller", "en")
+    user = request.args.get("user", default=0, type=int)
+    dial = response.dial(action="/twilio/voice/agent/done", method="POST", timeout=20)
+    dial.queue(HELPLINE_QUEUE, url=f"/twilio/voice/agent/bridging?user={user}", method="POST")
+    return twiml(response)
+
+
+@bp.post("/agent/bridging")
+@twilio_signed
+def agent_bridging() -> Response:
+    """Played to the caller just before the bridge; records which caller this agent now has."""
+    user = request.args.get("user", default=0, type=int)
+    call_sid = request.form.get("CallSid", "")
+    language: str = _runtime().settings.languages[0].code
+    if CALL_SID.match(call_sid):
+        try:
+            callqueue.bridged(_runtime().redis, user, call_sid)
+        except redis.RedisError:
+            log.warning("could not note that call %s was bridged to user %s", call_sid, user)
+        language = _language()
+    response = VoiceResponse()
+    _say(response, "agent_connecting", language)
+    return twiml(response)
+
+
+@bp.post("/agent/done")
+@twilio_signed
+def agent_done() -> Response:
+    """The agent's call is over (or nobody was waiting any more)."""
+    response = VoiceResponse()
+    if request.form.get("DialCallStatus") != "completed":
+        _say(response, "agent_queue_empty", "en")
     response.hangup()
     return twiml(response)
 

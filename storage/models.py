@@ -201,7 +201,7 @@ class ServiceRequest(SQLModel, table=True):
     rating: int | None = Field(default=None, ge=1, le=5)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     updated_at: datetime = _created()
-    assigned_at: datetime | None = _moment()
+    assigned_at: datetime | None = _moment(index=True)
     completed_at: datetime | None = _moment()
     round_started_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, nullable=True, description="an agent restarted dispatch; None: created_at"

@@ -54,7 +54,7 @@ class Console:
     def sign_in(self, username: str, password: str = PASSWORD) -> TestResponse:
         self.get("/console/sign-in")
         response = self.post("/console/sign-in", {"username": username, "password": password})
-        self.get("/console/")  # a page of the signed-in session, for its token
+        self.get("/console/", follow_redirects=True)  # a page of the signed-in session, for its token
         return response
 
 

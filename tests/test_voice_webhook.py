@@ -76,7 +76,9 @@ def test_the_signature_is_checked_against_the_public_url_not_the_local_one(clien
 
 
 WEBHOOKS = ["/twilio/voice/step?turn=0", "/twilio/voice/status", "/twilio/voice/fallback",
-            "/twilio/voice/queue/wait", "/twilio/voice/queue/result", "/twilio/sms/status"]  # fmt: skip
+            "/twilio/voice/queue/wait", "/twilio/voice/queue/result", "/twilio/sms/status",
+            "/twilio/voice/agent?user=1", "/twilio/voice/agent/bridging?user=1",
+            "/twilio/voice/agent/done"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", WEBHOOKS)

@@ -24,6 +24,18 @@
     document.querySelectorAll("[data-live]").forEach(function (element) {
       setInterval(function () { refresh(element); }, PERIOD_MS);
     });
+    document.querySelectorAll("input[data-district-url]").forEach(function (input) {
+      const target = document.getElementById(input.dataset.districtTarget);
+      input.addEventListener("input", function () {
+        if (!/^[0-9]{6}$/.test(input.value)) { target.value = ""; return; }
+        fetch(input.dataset.districtUrl.replace("000000", input.value), {credentials: "same-origin"})
+          .then(function (response) { return response.json(); })
+          .then(function (place) {
+            target.value = !place.found ? "?" : place.district + (place.in_service_area ? "" : " ✗");
+          })
+          .catch(function () { target.value = ""; });
+      });
+    });
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.dataset.confirm)) event.preventDefault();

@@ -1,0 +1,64 @@
+"""How the console shows things: times in the call centre's zone, waits, phone numbers for a role."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask, g
+
+from agents.auth import runtime
+from storage import phones, pincodes
+from storage.models import Role
+
+# Roles that phone citizens back and so see their numbers in full.
+SEES_CITIZEN_NUMBERS = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(local=local_time, wait=wait, citizen_phone=citizen_phone,
+                                 district=pincodes.display_name, service=service_name)  # fmt: skip
+
+
+def zone() -> ZoneInfo:
+    return ZoneInfo(runtime().settings.call_centre.timezone)
+
+
+def local_time(moment: datetime | None, fmt: str = "%d %b %H:%M") -> str:
+    return moment.astimezone(zone()).strftime(fmt) if moment else "–"
+
+
+def day_range(day: date) -> tuple[datetime, datetime]:
+    """The UTC bounds of a calendar day in the call centre's zone."""
+    start = datetime.combine(day, time(0), tzinfo=zone())
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def today() -> date:
+    return datetime.now(zone()).date()
+
+
+def wait(seconds: float | int | None) -> str:
+    """'4 min 05 s', '35 s'."""
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def citizen_phone(number: str | None) -> str:
+    """A citizen's number in full for those who ring them back, masked for everyone else."""
+    if not number:
+        return "withheld"
+    return number if g.user.role in SEES_CITIZEN_NUMBERS else phones.mask(number)
+
+
+def service_name(code: str) -> str:
+    try:
+        return runtime().settings.service(code).name(g.get("language", "en"))
+    except KeyError:
+        return code

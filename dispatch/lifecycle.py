@@ -1,0 +1,184 @@
+"""What an agent does to a request: cancel it, start its dispatch again, or give it to a chosen
+worker. Each move is a compare-and-set on the request's status, audited with who and why, so an
+agent and a worker answering at the same moment cannot both win."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from dispatch.offers import audit
+from storage import numbers
+from storage.models import (
+    Offer,
+    OfferChannel,
+    OfferStatus,
+    RequestStatus,
+    ServiceRequest,
+    VerificationStatus,
+    Worker,
+    WorkerSkill,
+)
+
+CANCELLABLE = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
+REDISPATCHABLE = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)
+ASSIGNABLE = REDISPATCHABLE
+DONE_BEFORE = "a worker already took this job; record a follow-up, or create a new request for new work"
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What a move did: `error` says, in an agent's words, why it did not happen."""
+
+    error: str | None = None
+    freed_worker: int | None = None  # a worker whose job this was: now free for other offers
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def cancel(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> Moved:
+    request = session.get(ServiceRequest, request_id)
+    if request is None:
+        return Moved("no such request")
+    old = request.status
+    if old not in CANCELLABLE:
+        return Moved(f"a request that is {old.value} cannot be cancelled")
+    if not _set_status(session, request, old, RequestStatus.CANCELLED, now):
+        return Moved("the request changed meanwhile; look again")
+    _withdraw_pending(session, request_id, now)
+    audit(session, actor, "request.cancelled", request, from_status=old.value, reason=reason)
+    return Moved(freed_worker=request.worker_id if old is RequestStatus.ASSIGNED else None)
+
+
+def redispatch(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> Moved:
+    """A fresh round of offers: the offer count and the escalation clock start again from now."""
+    request = session.get(ServiceRequest, request_id)
+    if request is None:
+        return Moved("no such request")
+    old = request.status
+    if old not in REDISPATCHABLE:
+        return Moved(f"a request that is {old.value} cannot be dispatched again")
+    if _had_a_worker(session, request_id):
+        return Moved(DONE_BEFORE)
+    moved = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == old)
+        .values(status=RequestStatus.NEW, round_started_at=now, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if not moved:
+        return Moved("the request changed meanwhile; look again")
+    _withdraw_pending(session, request_id, now)
+    session.refresh(request)
+    audit(session, actor, "request.redispatched", request, from_status=old.value, reason=reason)
+    return Moved()
+
+
+def assign(session: Session, request_id: int, worker_id: int, actor: str, now: datetime) -> Moved:
+    """Give the job to a worker the agent chose (after phoning them): verified and skilled only."""
+    request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
+    if request is None or worker is None:
+        return Moved("no such request or worker")
+    refusal = _unfit(session, request, worker)
+    if refusal:
+        return Moved(refusal)
+    old = request.status
+    moved = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == old)
+        .values(
+            status=RequestStatus.ASSIGNED,
+            worker_id=worker_id,
+            assigned_at=now,
+            updated_at=now,
+            completion_code=numbers.completion_code(),
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if not moved:
+        return Moved("the request changed meanwhile; look again")
+    _withdraw_pending(session, request_id, now)
+    offer = Offer(request_id=request_id, worker_id=worker_id, status=OfferStatus.ACCEPTED,
+                  channel=OfferChannel.AGENT, created_at=now, expires_at=now, answered_at=now)  # fmt: skip
+    session.add(offer)
+    session.flush()
+    session.refresh(request)
+    audit(session, actor, "request.assigned", request, from_status=old.value, worker_id=worker_id,
+          offer_id=offer.id, by="agent")  # fmt: skip
+    return Moved()
+
+
+def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: datetime) -> list[int]:
+    """A worker may no longer visit homes (deactivated, police verification refused): their open
+    offers are withdrawn and their jobs in hand go back to an agent. Return the requests to dispatch again."""
+    pending = session.exec(select(Offer).where(Offer.worker_id == worker_id, Offer.status == OfferStatus.PENDING)).all()
+    again = []
+    for offer in pending:
+        request = session.get(ServiceRequest, offer.request_id)
+        if request is not None and _set_offer_withdrawn(session, offer.id, now):
+            audit(session, actor, "offer.withdrawn", request, reason=reason, offer_id=offer.id, worker_id=worker_id)
+            again.append(request.id or 0)
+    in_hand = select(ServiceRequest).where(ServiceRequest.worker_id == worker_id,
+                                           ServiceRequest.status == RequestStatus.ASSIGNED)  # fmt: skip
+    jobs = session.exec(in_hand).all()
+    for job in jobs:
+        if _set_status(session, job, RequestStatus.ASSIGNED, RequestStatus.ESCALATED, now):
+            audit(session, actor, "request.escalated", job, from_status=RequestStatus.ASSIGNED.value,
+                  reason=f"the worker was stood down: {reason}", worker_id=worker_id)  # fmt: skip
+    return again
+
+
+def _set_offer_withdrawn(session: Session, offer_id: int | None, now: datetime) -> bool:
+    withdrawn = session.execute(
+        sa.update(Offer)
+        .where(col(Offer.id) == offer_id, col(Offer.status) == OfferStatus.PENDING)
+        .values(status=OfferStatus.WITHDRAWN, answered_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(withdrawn)
+
+
+def _unfit(session: Session, request: ServiceRequest, worker: Worker) -> str | None:
+    """Why this worker may not take this job, or None. An unverified worker never visits a home."""
+    if request.status not in ASSIGNABLE:
+        return f"a request that is {request.status.value} cannot be assigned"
+    if _had_a_worker(session, request.id or 0):
+        return DONE_BEFORE
+    if not worker.active:
+        return f"{worker.name} is deactivated"
+    if worker.police_verification is not VerificationStatus.VERIFIED:
+        return f"{worker.name} is not police-verified"
+    skilled = session.exec(
+        select(WorkerSkill).where(WorkerSkill.worker_id == worker.id, WorkerSkill.service_code == request.service_code)
+    ).first()
+    if skilled is None:
+        return f"{worker.name} does not do {request.service_code}"
+    return None
+
+
+def _had_a_worker(session: Session, request_id: int) -> bool:
+    """A job that was once accepted (then reported as a problem) is not offered again: one accepted offer."""
+    accepted = select(Offer.id).where(Offer.request_id == request_id, Offer.status == OfferStatus.ACCEPTED)
+    return session.exec(accepted).first() is not None
+
+
+def _set_status(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus,
+                now: datetime) -> bool:  # fmt: skip
+    moved = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == old)
+        .values(status=new, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if moved:
+        session.refresh(request)
+    return bool(moved)
+
+
+def _withdraw_pending(session: Session, request_id: int, now: datetime) -> None:
+    session.execute(
+        sa.update(Offer)
+        .where(col(Offer.request_id) == request_id, col(Offer.status) == OfferStatus.PENDING)
+        .values(status=OfferStatus.WITHDRAWN, answered_at=now)
+    )
