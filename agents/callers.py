@@ -75,7 +75,7 @@ def blank() -> ResponseReturnValue:
     return _screen(None, _prefill(None, request.args.get("call", "")))
 
 
-@bp.get("/<int:caller_id>")
+@bp.get("/<id:caller_id>")
 @requires(*STAFF)
 def show(caller_id: int) -> ResponseReturnValue:
     with Session(runtime().engine) as db:
@@ -208,7 +208,7 @@ def pincode(pincode: str) -> ResponseReturnValue:
     return jsonify(found=True, district=pincodes.display_name(place.district), in_service_area=inside)
 
 
-@bp.post("/<int:caller_id>/callback")
+@bp.post("/<id:caller_id>/callback")
 @requires(*STAFF)
 def schedule_callback(caller_id: int) -> ResponseReturnValue:
     """An agent promises to ring the caller back at a time."""

@@ -196,6 +196,16 @@ HINDI: dict[str, str] = {
     "Callers who hung up while waiting, of those who entered the agent queue": "एजेंट कतार में आए कॉलरों में से जिन्होंने प्रतीक्षा करते हुए कॉल काट दी",
     "Calls, requests made and requests assigned on this day, by the call centre's clock; open requests and SLA waits "
     "as of now.": "इस दिन की कॉल, बने और सौंपे गए अनुरोध, कॉल सेंटर के समय अनुसार; खुले अनुरोध और SLA प्रतीक्षा अभी की स्थिति में।",
+    "Form expired": "फ़ॉर्म की अवधि समाप्त",
+    "This form has expired or did not come from the console. Reload the page and try again.": "यह फ़ॉर्म पुराना है या कंसोल से नहीं आया। पेज फिर से खोलकर दोबारा कोशिश करें।",
+    "Forbidden": "अनुमति नहीं",
+    "Your role does not allow this page or action.": "आपकी भूमिका में यह पेज या काम शामिल नहीं है।",
+    "Not found": "नहीं मिला",
+    "No such page or record.": "ऐसा कोई पेज या रिकॉर्ड नहीं।",
+    "ivr": "IVR",
+    "api": "API",
+    "open311": "Open311",
+    "voice": "कॉल",
     # workers and providers
     "A new worker waits for police verification before any home visit is offered.": "नया कार्यकर्ता पुलिस सत्यापन के बाद ही किसी घर भेजा जाएगा।",
     "Availability": "उपलब्धता",
@@ -261,6 +271,33 @@ HINDI: dict[str, str] = {
 }
 
 
+# Codes the views hand to t() (reasons, outcomes, channels), as English readers want them.
+ENGLISH: dict[str, str] = {
+    "out_of_hours": "Out of hours",
+    "left_queue": "Left the queue",
+    "queue_unavailable": "Queue unavailable",
+    "queue_full": "Queue full",
+    "asked": "Asked for one",
+    "agent_scheduled": "Promised by an agent",
+    "resolved": "Resolved",
+    "needs_visit": "Needs another visit",
+    "no_answer": "No answer",
+    "wrong_number": "Wrong number",
+    "event": "Event",
+    "sms": "SMS",
+    "call": "Call",
+    "callback": "Callback",
+    "ivr": "IVR",
+    "api": "API",
+    "open311": "Open311",
+    "voice": "Phone call",
+    "agent": "Agent",
+    "supervisor": "Supervisor",
+    "admin": "Administrator",
+    "provider": "Provider agency",
+}
+
+
 def language() -> str:
     chosen = session.get("language")
     return chosen if chosen in LANGUAGES else "en"
@@ -269,5 +306,5 @@ def language() -> str:
 def translate(text: str) -> str:
     """The label in the console's language: Hindi when chosen and known, else English."""
     if g.get("language") == "hi":
-        return HINDI.get(text, text)
-    return text
+        return HINDI.get(text) or ENGLISH.get(text, text)
+    return ENGLISH.get(text, text)

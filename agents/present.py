@@ -25,7 +25,12 @@ def zone() -> ZoneInfo:
 
 
 def local_time(moment: datetime | None, fmt: str = "%d %b %H:%M") -> str:
-    return moment.astimezone(zone()).strftime(fmt) if moment else "–"
+    """In the call centre's zone; in Hindi with the month as a number (strftime knows English names only)."""
+    if moment is None:
+        return "–"
+    if g.get("language") == "hi":
+        fmt = fmt.replace("%b", "%m").replace("%d %m", "%d/%m")
+    return moment.astimezone(zone()).strftime(fmt)
 
 
 def day_range(day: date) -> tuple[datetime, datetime]:

@@ -100,7 +100,7 @@ def take_next() -> ResponseReturnValue:
     return redirect(url_for("console.callers.for_call", call=taken.call_sid))
 
 
-@bp.post("/callbacks/<int:callback_id>")
+@bp.post("/callbacks/<id:callback_id>")
 @requires(*STAFF)
 def callback_done(callback_id: int) -> ResponseReturnValue:
     """The agent rang the caller back (or gave up): off the list, with a note."""

@@ -34,6 +34,7 @@ from storage.models import (
     Role,
     ServiceRequest,
     SmsLog,
+    User,
     VerificationStatus,
     Worker,
     WorkerSkill,
@@ -251,7 +252,8 @@ def _timeline(db: Session, found: ServiceRequest) -> list[Moment]:
     sms = db.exec(select(SmsLog).where(SmsLog.request_id == found.id)).all()
     calls = db.exec(select(CallLog).where(CallLog.request_id == found.id)).all()
     callbacks = db.exec(select(CallbackRequest).where(CallbackRequest.request_id == found.id)).all()
-    moments = [Moment(e.at, "event", _describe(e), e.to_status or "") for e in events]
+    names = _user_names(db, events)
+    moments = [Moment(e.at, "event", _describe(e, names), e.to_status or "") for e in events]
     moments += [Moment(s.created_at, "sms", f"SMS {s.direction.value} {_sms_party(s)}: {s.body}", s.status or "")
                 for s in sms]  # fmt: skip
     moments += [Moment(c.started_at, "call", f"call {c.direction.value}, {c.duration_s or 0} s, {c.outcome or ''}",
@@ -261,8 +263,16 @@ def _timeline(db: Session, found: ServiceRequest) -> list[Moment]:
     return sorted(moments, key=lambda m: m.at)
 
 
-def _describe(event: AuditEvent) -> str:
-    who = event.actor
+def _user_names(db: Session, events: list[AuditEvent] | Any) -> dict[str, str]:
+    """'user:7' → 'asha': console users by name on the timeline."""
+    ids = {int(e.actor[5:]) for e in events if e.actor.startswith("user:") and e.actor[5:].isdigit()}
+    if not ids:
+        return {}
+    return {f"user:{u.id}": u.username for u in db.exec(select(User).where(col(User.id).in_(ids))).all()}
+
+
+def _describe(event: AuditEvent, names: dict[str, str]) -> str:
+    who = names.get(event.actor, event.actor)
     what = event.action.replace("request.", "").replace(".", " ")
     change = f" ({event.from_status} → {event.to_status})" if event.from_status and event.to_status else ""
     why = f": {event.reason}" if event.reason else ""

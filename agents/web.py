@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.routing import IntegerConverter, Map
 
 from agents import auth, callers, csrf, dashboard, labels, present, queue, requests, workers, worklist
 
@@ -11,6 +12,8 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
                static_folder="static", static_url_path="/static")  # fmt: skip
 # Pages anyone may reach: signing in, and the stylesheet and script the sign-in page uses.
 PUBLIC_ENDPOINTS = frozenset({"console.auth.sign_in", "console.static", "console.auth.language"})
+MAX_ID = 2**31 - 1  # PostgreSQL's integer
+FORGED = "This form has expired or did not come from the console. Reload the page and try again."
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -26,7 +29,15 @@ for _part in (auth, queue, callers, requests, workers, worklist, dashboard):
     bp.register_blueprint(_part.bp)
 
 
+class RecordId(IntegerConverter):
+    """A record's id in a URL: a positive 32-bit integer, so a huge one is a 404, not a database error."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["id"] = RecordId
     app.register_blueprint(bp)
     app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)
     present.init_app(app)
@@ -42,8 +53,7 @@ def guard() -> ResponseReturnValue | None:
             return redirect(url_for("console.auth.sign_in", next=auth.local_path(request.full_path)))
     if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf.is_valid():
         auth.audit_refusal("csrf.refused")
-        return Response("This form has expired or did not come from the console. Reload the page and try again.\n",
-                        status=403, mimetype="text/plain")  # fmt: skip
+        return render_template("console/error.html", code=403, title="Form expired", message=FORGED), 403
     return None
 
 

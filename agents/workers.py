@@ -13,9 +13,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis
 import sqlalchemy as sa
@@ -25,12 +24,12 @@ from sqlmodel import Session, col, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from agents import auth
+from agents import auth, present
 from agents.auth import MANAGERS, runtime
 from dispatch import lifecycle
 from dispatch.jobs import dispatch_request, rebuild_index, reindex_worker
 from dispatch.queues import QueueName, queue
-from storage import phones, pincodes
+from storage import phones
 from storage.db import session_scope
 from storage.exceptions import ImportFileError
 from storage.importer import (
@@ -259,7 +258,7 @@ def _visible() -> sa.ColumnElement[bool]:
 
 def _worker_or_refuse(db: Session, worker_id: int, *, for_change: bool = False) -> Worker:
     """The worker, if it exists (404) and the user may see it (403)."""
-    worker = db.get(Worker, worker_id, with_for_update=for_change) if worker_id <= MAX_ID else None
+    worker = db.get(Worker, worker_id, with_for_update=for_change)
     if worker is None:
         abort(404)
     if _is_provider() and (g.user.provider_id is None or worker.provider_id != g.user.provider_id):
@@ -270,7 +269,7 @@ def _worker_or_refuse(db: Session, worker_id: int, *, for_change: bool = False) 
 
 def _today() -> date:
     """Today where the helpline is, not where the server's clock is set."""
-    return datetime.now(ZoneInfo(runtime().settings.call_centre.timezone)).date()
+    return present.today()
 
 
 @bp.context_processor
@@ -281,23 +280,7 @@ def helpers() -> dict[str, Any]:
         "can_manage": role in MANAGERS,
         "can_onboard": role in ONBOARDERS,
         "is_provider": role is Role.PROVIDER,
-        "local_time": _local_time,
-        "place_name": pincodes.display_name,
-        "service_name": _service_name,
     }
-
-
-def _local_time(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(ZoneInfo(runtime().settings.call_centre.timezone)).strftime("%d %b %Y %H:%M")
-
-
-def _service_name(code: str) -> str:
-    try:
-        return runtime().settings.service(code).name(g.language)
-    except KeyError:
-        return code
 
 
 # -- the dispatch index catches up after a change ---------------------------------------------------
@@ -432,7 +415,7 @@ def _provider_names(db: Session) -> dict[int, str]:
 # -- one worker -------------------------------------------------------------------------------------
 
 
-@bp.get("/workers/<int:worker_id>")
+@bp.get("/workers/<id:worker_id>")
 @auth.requires(*EVERYONE)
 def worker(worker_id: int) -> ResponseReturnValue:
     return _worker_page(worker_id, {})
@@ -509,7 +492,7 @@ def _change(worker_id: int, apply: Callable[[Session, Worker], None], message: s
     return redirect(url_for("console.workers.worker", worker_id=worker_id))
 
 
-@bp.post("/workers/<int:worker_id>/availability")
+@bp.post("/workers/<id:worker_id>/availability")
 @auth.requires(*EVERYONE)
 def availability(worker_id: int) -> ResponseReturnValue:
     wanted = YES_NO.get(request.form.get("available", ""))
@@ -528,7 +511,7 @@ def _availability(available: bool) -> str:
     return "available" if available else "busy"
 
 
-@bp.post("/workers/<int:worker_id>/deactivate")
+@bp.post("/workers/<id:worker_id>/deactivate")
 @auth.requires(*ONBOARDERS)
 def deactivate(worker_id: int) -> ResponseReturnValue:
     reason = plain(request.form.get("reason", ""), MAX_NOTE) or None
@@ -542,7 +525,7 @@ def deactivate(worker_id: int) -> ResponseReturnValue:
                    stand_down=reason or "deactivated")  # fmt: skip
 
 
-@bp.post("/workers/<int:worker_id>/reactivate")
+@bp.post("/workers/<id:worker_id>/reactivate")
 @auth.requires(*MANAGERS)
 def reactivate(worker_id: int) -> ResponseReturnValue:
     def apply(db: Session, changed: Worker) -> None:
@@ -557,7 +540,7 @@ def _activity(active: bool) -> str:
     return "active" if active else "inactive"
 
 
-@bp.post("/workers/<int:worker_id>/verification")
+@bp.post("/workers/<id:worker_id>/verification")
 @auth.requires(*MANAGERS)
 def verification(worker_id: int) -> ResponseReturnValue:
     verdict = parse_verdict(request.form, _today())
@@ -801,11 +784,11 @@ def providers() -> ResponseReturnValue:
                            unaffiliated=counts.get(None, PoolCounts()))  # fmt: skip
 
 
-@bp.get("/providers/<int:provider_id>")
+@bp.get("/providers/<id:provider_id>")
 @auth.requires(*MANAGERS)
 def provider(provider_id: int) -> ResponseReturnValue:
     with Session(runtime().engine) as db:
-        agency = db.get(Provider, provider_id) if provider_id <= MAX_ID else None
+        agency = db.get(Provider, provider_id)
         if agency is None:
             abort(404)
         counts = _pool_counts(db, provider_id).get(provider_id, PoolCounts())

@@ -94,7 +94,7 @@ def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: 
         "ready": click.style(f"\n{settings.helpline_name} is up.", bold=True),
         "voice": f"  Twilio voice webhook : {settings.public_url}/twilio/voice   (POST, signed)",
         "health": f"  Health               : {local}/healthz",
-        "console": f"  Console login        : {login}",
+        "console": f"  Console              : {local}/console   sign in as {login}",
         "twilio": f"  SMS and calls        : {_telephony(settings, sandbox_port)}",
         "redis": f"  Redis                : {_safe_url(settings.redis_url or '')}",
         "database": f"  Database             : {_safe_url(settings.sqlalchemy_url)}",

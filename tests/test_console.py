@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, select
+from werkzeug.routing import IntegerConverter
 
 from agents.web import PUBLIC_ENDPOINTS
 from dispatch import context, jobs
@@ -197,7 +198,7 @@ def console_routes(app: Flask) -> list[tuple[str, str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/console") or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
-        values = {arg: 1 if rule._converters[arg].__class__.__name__ == "IntegerConverter" else "1234567"
+        values = {arg: 1 if isinstance(rule._converters[arg], IntegerConverter) else "1234567"
                   for arg in rule.arguments}  # fmt: skip
         with app.test_request_context():
             from flask import url_for
@@ -324,7 +325,7 @@ def test_callbacks_and_escalated_requests_wait_on_the_board(app: Flask, agent: C
         session.execute(sa.update(ServiceRequest).values(status=RequestStatus.ESCALATED))
         session.add(CallbackRequest(phone=CITIZEN, reason="left_queue", language="hi"))
     board = page(agent.get("/console/queue/board"))
-    assert _stored_number(app, request_id) in board and "left_queue" in board
+    assert _stored_number(app, request_id) in board and "Left the queue" in board
     [callback] = rows(app, CallbackRequest)
     agent.post(f"/console/queue/callbacks/{callback.id}", {"outcome": "done"})
     [callback] = rows(app, CallbackRequest)
@@ -458,10 +459,13 @@ def test_notes_and_the_whole_story_are_on_the_timeline(app: Flask, agent: Consol
     assert "citizen asks for a woman worker" in timeline and "escalated" in timeline
 
 
-def test_unknown_and_malformed_request_numbers_are_404(agent: Console) -> None:
+def test_unknown_and_malformed_numbers_and_ids_are_404(agent: Console) -> None:
     assert agent.get("/console/requests/1234567").status_code == 404
     assert agent.get("/console/requests/abc").status_code == 404
     assert agent.post("/console/requests/abc/note", {"note": "x"}).status_code == 404
+    assert agent.get("/console/callers/99999999999").status_code == 404  # past PostgreSQL's integer
+    assert agent.get("/console/workers/99999999999").status_code == 404
+    assert agent.post("/console/queue/callbacks/0").status_code == 404
 
 
 # -- lists, filters, export ---------------------------------------------------------------------------
