@@ -4,10 +4,10 @@ filled in from what they keyed on the phone."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 import redis
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -15,9 +15,8 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 from werkzeug.datastructures import MultiDict
 
-from agents import auth
+from agents import auth, present
 from agents.auth import STAFF, requires, runtime
-from agents.present import zone
 from dispatch import jobs
 from dispatch.intake import Intake, caller_for, new_request
 from dispatch.queues import QueueName, queue
@@ -29,6 +28,7 @@ from storage.models import CallbackRequest, Caller, CallLog, Channel, ServiceReq
 
 log = logging.getLogger(__name__)
 bp = Blueprint("callers", __name__, url_prefix="/callers")
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 TEXT_MAX = {"address_note": 500, "preferred_time": 80, "note": 500}
 PAST_SHOWN = 20
 
@@ -52,6 +52,8 @@ class Draft:
 @requires(*STAFF)
 def for_call(call: str) -> ResponseReturnValue:
     """The screen of the caller on this call: known by number, or a blank one when withheld."""
+    if not CALL_SID.match(call):
+        abort(404)
     entry, session = _call(call)
     phone = entry.phone if entry else _logged_phone(call)
     if phone is None:
@@ -112,7 +114,7 @@ def _call(call_sid: str) -> tuple[callqueue.Waiting | None, FlowSession | None]:
 
 def _prefill(caller: Caller | None, call_sid: str) -> Draft:
     """The service and PIN code the caller keyed before asking for an agent, if they did."""
-    _entry, session = _call(call_sid) if call_sid else (None, None)
+    _entry, session = _call(call_sid) if CALL_SID.match(call_sid) else (None, None)
     keyed = dict(session.vars) if session else {}
     pincode = str(keyed.get("pincode") or "")
     place = pincodes.lookup(pincode) if pincode else None
@@ -212,7 +214,7 @@ def pincode(pincode: str) -> ResponseReturnValue:
 @requires(*STAFF)
 def schedule_callback(caller_id: int) -> ResponseReturnValue:
     """An agent promises to ring the caller back at a time."""
-    due = _local_moment(request.form.get("due", ""))
+    due = present.local_moment(request.form.get("due", ""))
     note = request.form.get("note", "").strip()[: TEXT_MAX["note"]] or None
     with session_scope(runtime().engine) as db:
         caller = db.get(Caller, caller_id)
@@ -228,13 +230,3 @@ def schedule_callback(caller_id: int) -> ResponseReturnValue:
         auth.audit(db, "callback.scheduled", "callback_request", callback.id, reason=note, due_at=due.isoformat())
     flash("Callback scheduled.")
     return redirect(url_for(".show", caller_id=caller_id))
-
-
-def _local_moment(raw: str) -> datetime | None:
-    """A datetime-local field ('2026-12-02T10:30') in the call centre's zone; None if absent or absurd."""
-    try:
-        moment = datetime.fromisoformat(raw[:16]).replace(tzinfo=zone())
-    except ValueError:
-        return None
-    now = datetime.now(zone())
-    return moment if now - timedelta(minutes=5) <= moment <= now + timedelta(days=30) else None

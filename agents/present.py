@@ -67,3 +67,13 @@ def service_name(code: str) -> str:
         return runtime().settings.service(code).name(g.get("language", "en"))
     except KeyError:
         return code
+
+
+def local_moment(raw: str) -> datetime | None:
+    """A datetime-local field ('2026-12-02T10:30') in the call centre's zone; None if absent or absurd."""
+    try:
+        moment = datetime.fromisoformat(raw[:16]).replace(tzinfo=zone())
+    except ValueError:
+        return None
+    now = datetime.now(zone())
+    return moment if now - timedelta(minutes=5) <= moment <= now + timedelta(days=30) else None

@@ -88,12 +88,18 @@ def take_next() -> ResponseReturnValue:
         flash("Your profile has no desk phone: ask an administrator to set one (sewamitra create-user --phone).")
         return redirect(url_for(".live"))
     connection = runtime().redis
-    taken = callqueue.claim_next(connection, g.user.id, time.time())
+    try:
+        taken = callqueue.claim_next(connection, g.user.id, time.time())
+        if taken is not None:
+            ring = f"ring-agent-{g.user.id}-{taken.call_sid}"
+            queue(connection, QueueName.DISPATCH).enqueue(jobs.ring_agent, g.user.id, g.user.phone, job_id=ring)
+    except redis.RedisError:  # a lock not had in time is a RedisError too
+        log.exception("could not take the next caller")
+        flash("The queue cannot be read right now (Redis is unreachable).")
+        return redirect(url_for(".live"))
     if taken is None:
         flash("Nobody is waiting.")
         return redirect(url_for(".live"))
-    queue(connection, QueueName.DISPATCH).enqueue(jobs.ring_agent, g.user.id, g.user.phone,
-                                                  job_id=f"ring-agent-{g.user.id}-{taken.call_sid}")  # fmt: skip
     with session_scope(runtime().engine) as db:
         auth.audit(db, "queue.taken", "call", None, call_sid=taken.call_sid, waited_s=taken.wait_s(time.time()))
     flash("Your desk phone is ringing; answer it to talk to the caller.")

@@ -19,11 +19,12 @@ from sqlmodel import Session, col, select
 
 from agents import auth
 from agents.auth import MANAGERS, STAFF, requires, runtime
-from agents.present import day_range, local_time
+from agents.present import day_range, local_moment, local_time
 from dispatch import jobs, lifecycle
 from dispatch.queues import QueueName, queue
-from storage import numbers, phones, pincodes
+from storage import numbers, phones
 from storage.db import session_scope
+from storage.geo import distance_km
 from storage.models import (
     AuditEvent,
     CallbackRequest,
@@ -295,8 +296,6 @@ def _candidates(db: Session, found: ServiceRequest) -> list[tuple[Worker, float]
     near = db.exec(select(Worker).where(Worker.district == found.district, col(Worker.active).is_(True),
                                         Worker.police_verification == VerificationStatus.VERIFIED,
                                         skilled).limit(500)).all()  # fmt: skip
-    from storage.geo import distance_km
-
     ranked = sorted(((w, distance_km(found.latitude, found.longitude, w.latitude, w.longitude)) for w in near),
                     key=lambda pair: pair[1])  # fmt: skip
     return ranked[:CANDIDATES_SHOWN]
@@ -377,9 +376,7 @@ def note(number: str) -> ResponseReturnValue:
 @requires(*STAFF)
 def callback(number: str) -> ResponseReturnValue:
     """Promise the citizen a call back about this request."""
-    from agents.callers import _local_moment
-
-    due = _local_moment(request.form.get("due", ""))
+    due = local_moment(request.form.get("due", ""))
     text = request.form.get("note", "").strip()[:NOTE_MAX] or None
     with session_scope(runtime().engine) as db:
         found = _request(db, number)
@@ -394,7 +391,3 @@ def callback(number: str) -> ResponseReturnValue:
         auth.audit(db, "callback.scheduled", "service_request", found.id, reason=text, due_at=local_time(due))
     flash("Callback scheduled.")
     return redirect(url_for(".show", number=number))
-
-
-def district_choices(db: Session) -> list[str]:
-    return [pincodes.display_name(d) for d in db.exec(select(ServiceRequest.district).distinct()).all()]

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from agents import auth
 from agents.auth import STAFF, requires, runtime
+from dispatch.jobs import UNANSWERED_FEEDBACK
 from storage import numbers
 from storage.db import session_scope
 from storage.models import AuditEvent, Caller, RequestStatus, ServiceRequest, utcnow
@@ -62,8 +63,11 @@ def _items(now: datetime) -> list[Item]:
             AuditEvent.entity == "service_request", AuditEvent.action == "request.escalated",
             AuditEvent.actor == PROBLEM_ACTOR,
         )  # fmt: skip
+        unanswered = select(AuditEvent.entity_id).where(AuditEvent.entity == "service_request",
+                                                        AuditEvent.action == UNANSWERED_FEEDBACK)  # fmt: skip
         unrated = sa.and_(col(ServiceRequest.status) == RequestStatus.COMPLETED, col(ServiceRequest.rating).is_(None),
-                          col(ServiceRequest.completed_at) < now - NO_RATING_AFTER)  # fmt: skip
+                          sa.or_(col(ServiceRequest.completed_at) < now - NO_RATING_AFTER,
+                                 col(ServiceRequest.id).in_(unanswered)))  # fmt: skip
         low = sa.and_(col(ServiceRequest.rating).is_not(None), col(ServiceRequest.rating) <= LOW_RATING)
         reported = col(ServiceRequest.id).in_(problem)
         wanted = sa.and_(sa.or_(unrated, low, reported), col(ServiceRequest.id).not_in(closed))
@@ -82,7 +86,7 @@ def _why(request: ServiceRequest, reported: bool) -> str:
         return "Problem reported"
     if request.rating is not None:
         return "Low rating"
-    return "No rating after the feedback call"
+    return "No rating after the feedback call"  # not answered, or no key pressed and no SMS reply
 
 
 def _tries(db: Session, ids: list[int | None]) -> dict[int, int]:

@@ -36,6 +36,7 @@ SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
 EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
+UNANSWERED_FEEDBACK = "feedback.call_unanswered"  # audit action: the citizen did not pick up the feedback call
 RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
 
 

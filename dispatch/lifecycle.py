@@ -10,8 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dispatch.offers import audit
-from storage import numbers
+from dispatch.offers import audit, hand_over, set_offer, withdraw_pending
 from storage.models import (
     Offer,
     OfferChannel,
@@ -50,7 +49,7 @@ def cancel(session: Session, request_id: int, actor: str, reason: str, now: date
         return Moved(f"a request that is {old.value} cannot be cancelled")
     if not _set_status(session, request, old, RequestStatus.CANCELLED, now):
         return Moved("the request changed meanwhile; look again")
-    _withdraw_pending(session, request_id, now)
+    withdraw_pending(session, request_id, now)
     audit(session, actor, "request.cancelled", request, from_status=old.value, reason=reason)
     return Moved(freed_worker=request.worker_id if old is RequestStatus.ASSIGNED else None)
 
@@ -72,7 +71,7 @@ def redispatch(session: Session, request_id: int, actor: str, reason: str, now: 
     ).rowcount  # type: ignore[attr-defined]
     if not moved:
         return Moved("the request changed meanwhile; look again")
-    _withdraw_pending(session, request_id, now)
+    withdraw_pending(session, request_id, now)
     session.refresh(request)
     audit(session, actor, "request.redispatched", request, from_status=old.value, reason=reason)
     return Moved()
@@ -87,20 +86,9 @@ def assign(session: Session, request_id: int, worker_id: int, actor: str, now: d
     if refusal:
         return Moved(refusal)
     old = request.status
-    moved = session.execute(
-        sa.update(ServiceRequest)
-        .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == old)
-        .values(
-            status=RequestStatus.ASSIGNED,
-            worker_id=worker_id,
-            assigned_at=now,
-            updated_at=now,
-            completion_code=numbers.completion_code(),
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    if not moved:
+    if not hand_over(session, request_id, worker_id, (old,), now):
         return Moved("the request changed meanwhile; look again")
-    _withdraw_pending(session, request_id, now)
+    withdraw_pending(session, request_id, now)
     offer = Offer(request_id=request_id, worker_id=worker_id, status=OfferStatus.ACCEPTED,
                   channel=OfferChannel.AGENT, created_at=now, expires_at=now, answered_at=now)  # fmt: skip
     session.add(offer)
@@ -118,7 +106,7 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
     again = []
     for offer in pending:
         request = session.get(ServiceRequest, offer.request_id)
-        if request is not None and _set_offer_withdrawn(session, offer.id, now):
+        if request is not None and set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, now):
             audit(session, actor, "offer.withdrawn", request, reason=reason, offer_id=offer.id, worker_id=worker_id)
             again.append(request.id or 0)
     in_hand = select(ServiceRequest).where(ServiceRequest.worker_id == worker_id,
@@ -129,15 +117,6 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
             audit(session, actor, "request.escalated", job, from_status=RequestStatus.ASSIGNED.value,
                   reason=f"the worker was stood down: {reason}", worker_id=worker_id)  # fmt: skip
     return again
-
-
-def _set_offer_withdrawn(session: Session, offer_id: int | None, now: datetime) -> bool:
-    withdrawn = session.execute(
-        sa.update(Offer)
-        .where(col(Offer.id) == offer_id, col(Offer.status) == OfferStatus.PENDING)
-        .values(status=OfferStatus.WITHDRAWN, answered_at=now)
-    ).rowcount  # type: ignore[attr-defined]
-    return bool(withdrawn)
 
 
 def _unfit(session: Session, request: ServiceRequest, worker: Worker) -> str | None:
@@ -174,11 +153,3 @@ def _set_status(session: Session, request: ServiceRequest, old: RequestStatus, n
     if moved:
         session.refresh(request)
     return bool(moved)
-
-
-def _withdraw_pending(session: Session, request_id: int, now: datetime) -> None:
-    session.execute(
-        sa.update(Offer)
-        .where(col(Offer.request_id) == request_id, col(Offer.status) == OfferStatus.PENDING)
-        .values(status=OfferStatus.WITHDRAWN, answered_at=now)
-    )

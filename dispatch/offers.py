@@ -151,7 +151,7 @@ def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) ->
 
 def _escalate(session: Session, request: ServiceRequest, reason: str, live: Sequence[Offer]) -> Dispatched:
     for offer in live:
-        _set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, None)
+        set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, None)
     if not move(session, request, request.status, RequestStatus.ESCALATED, "dispatch", reason):
         return Dispatched(reason="changed meanwhile")
     return Dispatched(escalated=True, reason=reason)
@@ -172,7 +172,7 @@ def expire_stale(session: Session, request_id: int, now: datetime) -> int:
 def expire(session: Session, offer_id: int, now: datetime, reason: str = "no answer in time") -> bool:
     """This one offer goes unanswered (its time ran out, or it could not be delivered)."""
     offer = session.get(Offer, offer_id)
-    if offer is None or not _set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.EXPIRED, now):
+    if offer is None or not set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.EXPIRED, now):
         return False
     request = session.get(ServiceRequest, offer.request_id)
     if request is not None:
@@ -188,9 +188,25 @@ def accept(session: Session, offer_id: int, now: datetime, actor: str) -> Answer
         return Answer.NO_OFFER
     request_id, worker_id = offer.request_id, offer.worker_id
     # The request row first: a concurrent accept waits on it, then finds it no longer dispatchable.
+    if not hand_over(session, request_id, worker_id, DISPATCHABLE, now):
+        return Answer.TAKEN
+    if not set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.ACCEPTED, now, not_expired_at=now):
+        raise _Lost()  # the request was ours only if the offer was still open
+    withdraw_pending(session, request_id, now)
+    request = session.get(ServiceRequest, request_id)
+    assert request is not None
+    session.refresh(request)
+    audit(session, actor, "request.assigned", request, from_status=RequestStatus.OFFERED.value,
+          worker_id=worker_id, offer_id=offer_id)  # fmt: skip
+    return Answer.ACCEPTED
+
+
+def hand_over(session: Session, request_id: int, worker_id: int, statuses: Sequence[RequestStatus],
+              now: datetime) -> bool:  # fmt: skip
+    """The request becomes the worker's, with a new completion code, if it is still in one of `statuses`."""
     assigned = session.execute(
         sa.update(ServiceRequest)
-        .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status).in_(DISPATCHABLE))
+        .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status).in_(statuses))
         .values(
             status=RequestStatus.ASSIGNED,
             worker_id=worker_id,
@@ -199,21 +215,16 @@ def accept(session: Session, offer_id: int, now: datetime, actor: str) -> Answer
             completion_code=numbers.completion_code(),
         )
     ).rowcount  # type: ignore[attr-defined]
-    if not assigned:
-        return Answer.TAKEN
-    if not _set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.ACCEPTED, now, not_expired_at=now):
-        raise _Lost()  # the request was ours only if the offer was still open
+    return bool(assigned)
+
+
+def withdraw_pending(session: Session, request_id: int, now: datetime) -> None:
+    """Every offer of the request still waiting for an answer is closed."""
     session.execute(
         sa.update(Offer)
         .where(col(Offer.request_id) == request_id, col(Offer.status) == OfferStatus.PENDING)
         .values(status=OfferStatus.WITHDRAWN, answered_at=now)
     )
-    request = session.get(ServiceRequest, request_id)
-    assert request is not None
-    session.refresh(request)
-    audit(session, actor, "request.assigned", request, from_status=RequestStatus.OFFERED.value,
-          worker_id=worker_id, offer_id=offer_id)  # fmt: skip
-    return Answer.ACCEPTED
 
 
 class _Lost(Exception):
@@ -233,7 +244,7 @@ def reply(engine: sa.Engine, offer_id: int, yes: bool, now: datetime, actor: str
 
 
 def decline(session: Session, offer_id: int, now: datetime, actor: str) -> Answer:
-    if not _set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.DECLINED, now):
+    if not set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.DECLINED, now):
         return Answer.TOO_LATE
     offer = session.get(Offer, offer_id)
     request = session.get(ServiceRequest, offer.request_id) if offer else None
@@ -242,8 +253,9 @@ def decline(session: Session, offer_id: int, now: datetime, actor: str) -> Answe
     return Answer.DECLINED
 
 
-def _set_offer(session: Session, offer_id: int | None, old: OfferStatus, new: OfferStatus, now: datetime | None,
+def set_offer(session: Session, offer_id: int | None, old: OfferStatus, new: OfferStatus, now: datetime | None,
                not_expired_at: datetime | None = None) -> bool:  # fmt: skip
+    """Move one offer from `old` to `new` only if it is still `old` (a compare-and-set)."""
     query = sa.update(Offer).where(col(Offer.id) == offer_id, col(Offer.status) == old)
     if not_expired_at is not None:
         query = query.where(col(Offer.expires_at) > not_expired_at)

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlmodel import select
 
+from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
 from storage import phones
 from storage.db import session_scope
-from storage.models import CallLog, Direction, ServiceRequest, utcnow
+from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
 
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
@@ -78,3 +79,15 @@ def record_queue_result(engine: sa.Engine, form: Mapping[str, str], result: str,
                           status="in-progress", outcome="agent_queue")  # fmt: skip
         log.queue_result, log.queue_wait_s = result or None, wait_s
         db.add(log)
+
+
+def note_unanswered_feedback(engine: sa.Engine, request_id: int, call_status: str) -> None:
+    """The citizen did not pick up the feedback call: the request goes on the agents' worklist (once)."""
+    with session_scope(engine) as db:
+        if db.get(ServiceRequest, request_id) is None:
+            return
+        noted = db.exec(select(AuditEvent.id).where(AuditEvent.action == UNANSWERED_FEEDBACK,
+                                                    AuditEvent.entity_id == request_id)).first()  # fmt: skip
+        if noted is None:
+            db.add(AuditEvent(actor="ivr", action=UNANSWERED_FEEDBACK, entity="service_request", entity_id=request_id,
+                              reason=call_status[:20] or None))  # fmt: skip

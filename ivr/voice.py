@@ -363,6 +363,7 @@ def _unanswered_outbound_call() -> None:
         dispatching.enqueue(jobs.expire_offer, offer_id, "the call was not answered", True,
                             job_id=f"unanswered-{offer_id}")  # fmt: skip
     if request_id:
+        calllog.note_unanswered_feedback(_runtime().engine, request_id, request.form.get("CallStatus", ""))
         dispatching.enqueue(jobs.feedback_sms, request_id, job_id=f"feedback-sms-{request_id}")
 
 

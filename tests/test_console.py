@@ -17,10 +17,8 @@ from sqlmodel import Session, select
 from werkzeug.routing import IntegerConverter
 
 from agents.web import PUBLIC_ENDPOINTS
-from dispatch import context, jobs
+from dispatch import jobs
 from dispatch.queues import QueueName, queue
-from dispatch.queues import worker as rq_worker
-from ivr.gateway import TwilioTelephony
 from ivr.simulator import CallSimulator, FlaskTransport
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
@@ -42,7 +40,7 @@ from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.console import Console, add_user, engine_of, rows
 from tests.test_dispatch import CITIZEN, add_request, add_worker
-from tests.test_helpline_call import ALWAYS_OPEN, with_hours
+from tests.test_helpline_call import ALWAYS_OPEN, run_jobs, with_hours
 from tests.test_voice_webhook import signed_post
 
 DESK_PHONE = "+919811112222"
@@ -84,17 +82,6 @@ def file_request(app: Flask, **kwargs: object) -> str:
     return _stored_number(app, request_id)
 
 
-def run_jobs(app: Flask) -> None:
-    """What the RQ workers would do next, with Twilio's API at the sandbox."""
-    runtime = app.extensions["sewamitra"]
-    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis,
-                                       TwilioTelephony(runtime.settings)))  # fmt: skip
-    try:
-        rq_worker(runtime.redis).work(burst=True)
-    finally:
-        context.install(None)
-
-
 def caller_waits(app: Flask, call_sid: str = CALL_SID, phone: str = CITIZEN, queue_time: int = 40) -> None:
     """Twilio fetches the queue's waitUrl for a caller on hold, as it does every half minute."""
     form = {"CallSid": call_sid, "From": phone, "To": "+18005550100", "CallStatus": "in-progress",
@@ -132,6 +119,11 @@ def test_a_wrong_password_is_refused_and_recorded(app: Flask) -> None:
     assert response.status_code == 401 and "Wrong user name or password." in page(response)
     assert console.get("/console/requests").status_code == 302
     assert "user.sign_in_failed" in audit_actions(app)
+
+
+def test_an_unknown_user_name_gets_the_same_answer_as_a_wrong_password(app: Flask) -> None:
+    response = Console(app).sign_in("nobody", "whatever it is")
+    assert response.status_code == 401 and "Wrong user name or password." in page(response)
 
 
 def test_an_agent_signs_in_and_lands_on_the_live_queue(app: Flask) -> None:
@@ -466,6 +458,7 @@ def test_unknown_and_malformed_numbers_and_ids_are_404(agent: Console) -> None:
     assert agent.get("/console/callers/99999999999").status_code == 404  # past PostgreSQL's integer
     assert agent.get("/console/workers/99999999999").status_code == 404
     assert agent.post("/console/queue/callbacks/0").status_code == 404
+    assert agent.get("/console/callers/call/not-a-call-sid").status_code == 404
 
 
 # -- lists, filters, export ---------------------------------------------------------------------------
@@ -545,3 +538,18 @@ def test_an_unrated_job_two_hours_after_completion_is_on_the_worklist(app: Flask
                         .values(status=RequestStatus.COMPLETED, completed_at=datetime.now(UTC)))  # fmt: skip
     listed = page(agent.get("/console/worklist"))
     assert old in listed and recent not in listed
+
+
+def test_a_feedback_call_nobody_answered_goes_on_the_worklist_at_once(app: Flask, agent: Console) -> None:
+    number = _stored_number(app, add_request(engine_of(app)))
+    with session_scope(engine_of(app)) as session:
+        session.execute(
+            sa.update(ServiceRequest).values(status=RequestStatus.COMPLETED, completed_at=datetime.now(UTC))
+        )
+        request_id = session.exec(select(ServiceRequest.id)).one()
+    assert number not in page(agent.get("/console/worklist"))
+    form = {"CallSid": "CA" + "3" * 32, "To": CITIZEN, "Direction": "outbound-api", "CallStatus": "no-answer"}
+    for _ in range(2):  # Twilio retries the status callback
+        signed_post(app.test_client(), f"/twilio/voice/status?feedback={request_id}", form)
+    assert number in page(agent.get("/console/worklist"))
+    assert audit_actions(app).count("feedback.call_unanswered") == 1
