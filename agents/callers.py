@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from agents import auth, present
 from agents.auth import STAFF, requires, runtime
+from agents.forms import NOTE_MAX, plain
 from dispatch import jobs
 from dispatch.intake import Intake, caller_for, new_request
 from dispatch.queues import QueueName, queue
@@ -29,7 +30,7 @@ from storage.models import CallbackRequest, Caller, CallLog, Channel, ServiceReq
 log = logging.getLogger(__name__)
 bp = Blueprint("callers", __name__, url_prefix="/callers")
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-TEXT_MAX = {"address_note": 500, "preferred_time": 80, "note": 500}
+TEXT_MAX = {"address_note": NOTE_MAX, "preferred_time": 80}
 PAST_SHOWN = 20
 
 
@@ -156,9 +157,9 @@ def create() -> ResponseReturnValue:
 
 def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes.Place | None, str | None]:
     """The form as typed, what is wrong with it, the place its PIN names and the caller's phone."""
-    text = {name: form.get(name, "").strip()[:limit] for name, limit in TEXT_MAX.items()}
-    raw_phone, service = form.get("phone", "").strip()[:20], form.get("service", "")[:32]
-    pincode, language = form.get("pincode", "").strip()[:6], form.get("language", "hi")
+    text = {name: plain(form.get(name, ""), limit) for name, limit in TEXT_MAX.items()}
+    raw_phone, service = plain(form.get("phone", ""), 20), form.get("service", "")[:32]
+    pincode, language = plain(form.get("pincode", ""), 6), form.get("language", "hi")
     errors: dict[str, str] = {}
     phone = phones.to_e164(raw_phone) if raw_phone else None
     if raw_phone and phone is None:
@@ -215,7 +216,7 @@ def pincode(pincode: str) -> ResponseReturnValue:
 def schedule_callback(caller_id: int) -> ResponseReturnValue:
     """An agent promises to ring the caller back at a time."""
     due = present.local_moment(request.form.get("due", ""))
-    note = request.form.get("note", "").strip()[: TEXT_MAX["note"]] or None
+    note = plain(request.form.get("note", ""), NOTE_MAX) or None
     with session_scope(runtime().engine) as db:
         caller = db.get(Caller, caller_id)
         if caller is None:

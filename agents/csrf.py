@@ -23,4 +23,4 @@ def token() -> str:
 def is_valid() -> bool:
     expected = session.get(SESSION_KEY)
     given = request.form.get(FIELD) or request.headers.get(HEADER) or ""
-    return bool(expected) and hmac.compare_digest(str(expected), given)
+    return bool(expected) and hmac.compare_digest(str(expected).encode(), given.encode())

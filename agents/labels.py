@@ -199,6 +199,8 @@ HINDI: dict[str, str] = {
     "Form expired": "फ़ॉर्म की अवधि समाप्त",
     "This form has expired or did not come from the console. Reload the page and try again.": "यह फ़ॉर्म पुराना है या कंसोल से नहीं आया। पेज फिर से खोलकर दोबारा कोशिश करें।",
     "Forbidden": "अनुमति नहीं",
+    "Bad request": "गलत अनुरोध",
+    "The form held characters that cannot be read. Type it again.": "फ़ॉर्म में ऐसे अक्षर थे जो पढ़े नहीं जा सकते। फिर से लिखें।",
     "Your role does not allow this page or action.": "आपकी भूमिका में यह पेज या काम शामिल नहीं है।",
     "Not found": "नहीं मिला",
     "No such page or record.": "ऐसा कोई पेज या रिकॉर्ड नहीं।",

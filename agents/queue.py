@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from agents import auth
 from agents.auth import STAFF, requires, runtime
+from agents.forms import NOTE_MAX, plain
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
 from storage import callqueue
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("queue", __name__, url_prefix="/queue")
 SHOWN = 25  # rows of each list: a live page must stay small
 EXPIRING = timedelta(minutes=2)  # an offer with less than this left is about to expire
-NOTE_MAX = 500
 
 
 @bp.get("")
@@ -111,7 +111,7 @@ def take_next() -> ResponseReturnValue:
 def callback_done(callback_id: int) -> ResponseReturnValue:
     """The agent rang the caller back (or gave up): off the list, with a note."""
     done = request.form.get("outcome") == "done"
-    note = request.form.get("note", "").strip()[:NOTE_MAX] or None
+    note = plain(request.form.get("note", ""), NOTE_MAX) or None
     with session_scope(runtime().engine) as db:
         callback = db.get(CallbackRequest, callback_id)
         if callback is None or callback.status is not CallbackStatus.PENDING:

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from agents import auth
 from agents.auth import MANAGERS, STAFF, requires, runtime
+from agents.forms import NOTE_MAX, parse_id, plain
 from agents.present import day_range, local_moment, local_time
 from dispatch import jobs, lifecycle
 from dispatch.queues import QueueName, queue
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 PAGE = 50
 EXPORT_MAX = 100_000
-NOTE_MAX = 500
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 E164 = re.compile(r"^\+\d{8,15}$")
@@ -74,9 +75,9 @@ class Filters:
         service = args.get("service", "")
         return cls(status=status if status in {s.value for s in RequestStatus} else "",
                    service=service if service in runtime().settings.service_codes else "",
-                   district=args.get("district", "").strip().upper()[:80], start=_day(args.get("from")),
-                   end=_day(args.get("to")), sla=args.get("sla") == "breached", q=args.get("q", "").strip()[:20],
-                   page=max(1, min(_int(args.get("page")), 10_000)))  # fmt: skip
+                   district=plain(args.get("district", ""), 80).upper(), start=_day(args.get("from")),
+                   end=_day(args.get("to")), sla=args.get("sla") == "breached", q=plain(args.get("q", ""), 20),
+                   page=min(parse_id(args.get("page")) or 1, 10_000))  # fmt: skip
 
     def query_args(self, **changes: Any) -> dict[str, Any]:
         values = {"status": self.status, "service": self.service, "district": self.district,
@@ -89,14 +90,12 @@ class Filters:
 
 
 def _day(raw: str | None) -> date | None:
+    """A date in the form's YYYY-MM-DD, within the years a helpline can have records of."""
     try:
-        return date.fromisoformat(raw or "")
+        day = date.fromisoformat(raw or "")
     except ValueError:
         return None
-
-
-def _int(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() and len(raw) < 7 else 1
+    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 def _filtered(filters: Filters) -> sa.Select[Any]:
@@ -237,26 +236,40 @@ def show(number: str) -> ResponseReturnValue:
         found = _request(db, number)
         caller = db.get(Caller, found.caller_id) if found.caller_id else None
         worker = db.get(Worker, found.worker_id) if found.worker_id else None
+        agency = g.user.provider_id if g.user.role is Role.PROVIDER else None
         offers = db.exec(select(Offer, Worker).join(Worker, col(Worker.id) == Offer.worker_id)
-                         .where(Offer.request_id == found.id).order_by(col(Offer.id))).all()  # fmt: skip
-        timeline = _timeline(db, found)
+                         .where(Offer.request_id == found.id, _of_agency(agency))
+                         .order_by(col(Offer.id))).all()  # fmt: skip
+        timeline = _timeline(db, found, agency)
         candidates = _candidates(db, found) if g.user.role in STAFF else []
     return render_template("console/request.html", r=found, caller=caller, worker=worker, offers=offers,
                            timeline=timeline, candidates=candidates,
                            can_act=g.user.role in STAFF)  # fmt: skip
 
 
-def _timeline(db: Session, found: ServiceRequest) -> list[Moment]:
-    """Everything that happened to the request, oldest first: audit events, SMS, calls, callbacks."""
+def _of_agency(agency: int | None) -> sa.ColumnElement[bool]:
+    """Every worker for the helpline's staff; an agency's own workers for a provider user."""
+    return sa.true() if agency is None else col(Worker.provider_id) == agency
+
+
+def _timeline(db: Session, found: ServiceRequest, agency: int | None) -> list[Moment]:
+    """Everything that happened to the request, oldest first: audit events, SMS, calls, callbacks.
+
+    An agency sees only what concerns its own workers, and no message texts (they carry the
+    citizen's number and address); nobody sees the completion code, the citizen's proof of a visit."""
     events = db.exec(select(AuditEvent).where(AuditEvent.entity == "service_request",
                                               AuditEvent.entity_id == found.id)).all()  # fmt: skip
     sms = db.exec(select(SmsLog).where(SmsLog.request_id == found.id)).all()
     calls = db.exec(select(CallLog).where(CallLog.request_id == found.id)).all()
     callbacks = db.exec(select(CallbackRequest).where(CallbackRequest.request_id == found.id)).all()
-    names = _user_names(db, events)
+    if agency is not None:
+        own = set(db.exec(select(Worker.id).where(Worker.provider_id == agency)).all())
+        events = [e for e in events if _worker_of(e) in own | {None}]
+        sms = [m for m in sms if m.worker_id in own]
+        calls, callbacks = [], []
+    names = _user_names(db, events) if agency is None else {}
     moments = [Moment(e.at, "event", _describe(e, names), e.to_status or "") for e in events]
-    moments += [Moment(s.created_at, "sms", f"SMS {s.direction.value} {_sms_party(s)}: {s.body}", s.status or "")
-                for s in sms]  # fmt: skip
+    moments += [Moment(m.created_at, "sms", _sms_line(m, found, agency is None), m.status or "") for m in sms]
     moments += [Moment(c.started_at, "call", f"call {c.direction.value}, {c.duration_s or 0} s, {c.outcome or ''}",
                        c.status or "") for c in calls]  # fmt: skip
     moments += [Moment(c.created_at, "callback", f"callback {c.reason}: {c.note or ''}", c.status.value)
@@ -282,9 +295,21 @@ def _describe(event: AuditEvent, names: dict[str, str]) -> str:
     return f"{who}: {what}{change}{why}{extra}"
 
 
-def _sms_party(sms: SmsLog) -> str:
+def _worker_of(event: AuditEvent) -> int | None:
+    worker = event.detail.get("worker_id") if isinstance(event.detail, dict) else None
+    return worker if isinstance(worker, int) else None
+
+
+def _sms_line(sms: SmsLog, found: ServiceRequest, with_text: bool) -> str:
+    """One SMS on the timeline: to whom (masked) and which message; its text for the helpline's staff."""
     number = sms.to_number if sms.direction.value == "outbound" else sms.from_number
-    return phones.mask(number)
+    line = f"SMS {sms.direction.value} {phones.mask(number)} ({sms.template or 'reply'})"
+    if not with_text:
+        return line
+    body = sms.body
+    if found.completion_code:
+        body = re.sub(rf"(?<!\d){re.escape(found.completion_code)}(?!\d)", "••••", body)
+    return f"{line}: {body}"
 
 
 def _candidates(db: Session, found: ServiceRequest) -> list[tuple[Worker, float]]:
@@ -307,7 +332,7 @@ def _candidates(db: Session, found: ServiceRequest) -> list[tuple[Worker, float]
 @bp.post("/<number>/cancel")
 @requires(*STAFF)
 def cancel(number: str) -> ResponseReturnValue:
-    reason = request.form.get("reason", "").strip()[:NOTE_MAX]
+    reason = plain(request.form.get("reason", ""), NOTE_MAX)
     if not reason:
         flash("Say why the request is cancelled.")
         return redirect(url_for(".show", number=number))
@@ -317,7 +342,7 @@ def cancel(number: str) -> ResponseReturnValue:
 @bp.post("/<number>/redispatch")
 @requires(*STAFF)
 def redispatch(number: str) -> ResponseReturnValue:
-    reason = request.form.get("reason", "").strip()[:NOTE_MAX] or "dispatched again from the console"
+    reason = plain(request.form.get("reason", ""), NOTE_MAX) or "dispatched again from the console"
     return _move(number, lambda db, r: lifecycle.redispatch(db, r.id or 0, auth.actor(), reason, utcnow()),
                  "Dispatching again.", then=jobs.dispatch_request)  # fmt: skip
 
@@ -325,11 +350,11 @@ def redispatch(number: str) -> ResponseReturnValue:
 @bp.post("/<number>/assign")
 @requires(*STAFF)
 def assign(number: str) -> ResponseReturnValue:
-    worker_id = request.form.get("worker", "")
-    if not worker_id.isdigit():
+    worker_id = parse_id(request.form.get("worker"))
+    if worker_id is None:
         flash("Choose a worker.")
         return redirect(url_for(".show", number=number))
-    return _move(number, lambda db, r: lifecycle.assign(db, r.id or 0, int(worker_id), auth.actor(), utcnow()),
+    return _move(number, lambda db, r: lifecycle.assign(db, r.id or 0, worker_id, auth.actor(), utcnow()),
                  "Assigned.", then=jobs.notify_assigned)  # fmt: skip
 
 
@@ -362,7 +387,7 @@ def _enqueue(request_id: int, then: Any, freed_worker: int | None) -> None:
 @bp.post("/<number>/note")
 @requires(*STAFF)
 def note(number: str) -> ResponseReturnValue:
-    text = request.form.get("note", "").strip()[:NOTE_MAX]
+    text = plain(request.form.get("note", ""), NOTE_MAX)
     if not text:
         flash("The note is empty.")
         return redirect(url_for(".show", number=number))
@@ -377,7 +402,7 @@ def note(number: str) -> ResponseReturnValue:
 def callback(number: str) -> ResponseReturnValue:
     """Promise the citizen a call back about this request."""
     due = local_moment(request.form.get("due", ""))
-    text = request.form.get("note", "").strip()[:NOTE_MAX] or None
+    text = plain(request.form.get("note", ""), NOTE_MAX) or None
     with session_scope(runtime().engine) as db:
         found = _request(db, number)
         caller = db.get(Caller, found.caller_id) if found.caller_id else None

@@ -7,12 +7,13 @@ from flask.typing import ResponseReturnValue
 from werkzeug.routing import IntegerConverter, Map
 
 from agents import auth, callers, csrf, dashboard, labels, present, queue, requests, workers, worklist
+from agents.forms import MAX_ID, has_nul
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")  # fmt: skip
 # Pages anyone may reach: signing in, and the stylesheet and script the sign-in page uses.
 PUBLIC_ENDPOINTS = frozenset({"console.auth.sign_in", "console.static", "console.auth.language"})
-MAX_ID = 2**31 - 1  # PostgreSQL's integer
+UNREADABLE = "The form held characters that cannot be read. Type it again."
 FORGED = "This form has expired or did not come from the console. Reload the page and try again."
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -39,6 +40,7 @@ class RecordId(IntegerConverter):
 def init_app(app: Flask) -> None:
     app.url_map.converters["id"] = RecordId
     app.register_blueprint(bp)
+    app.after_request(secure)
     app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)
     present.init_app(app)
 
@@ -47,6 +49,8 @@ def init_app(app: Flask) -> None:
 def guard() -> ResponseReturnValue | None:
     """Signed in (and not idle too long), else the sign-in page; then a post without our token is refused."""
     g.language = labels.language()
+    if has_nul(request.args) or has_nul(request.form):
+        return render_template("console/error.html", code=400, title="Bad request", message=UNREADABLE), 400
     if request.endpoint not in PUBLIC_ENDPOINTS:
         g.user = auth.signed_in_user()
         if g.user is None:
@@ -62,10 +66,13 @@ def home() -> ResponseReturnValue:
     return redirect(url_for(auth.home_endpoint(g.user.role)))
 
 
-@bp.after_request
 def secure(response: Response) -> Response:
-    for header, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(header, value)
+    """Every console answer, pages not found included, with the headers that keep it to itself."""
+    if request.path.startswith("/console"):
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        if auth.runtime().settings.public_url.startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

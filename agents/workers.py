@@ -26,6 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from agents import auth, present
 from agents.auth import MANAGERS, runtime
+from agents.forms import MAX_ID, NOTE_MAX, is_control, parse_id, plain
 from dispatch import lifecycle
 from dispatch.jobs import dispatch_request, rebuild_index, reindex_worker
 from dispatch.queues import QueueName, queue
@@ -67,9 +68,8 @@ bp = Blueprint("workers", __name__)
 EVERYONE = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.PROVIDER)
 ONBOARDERS = (Role.SUPERVISOR, Role.ADMIN, Role.PROVIDER)
 PAGE_SIZE = 50
-MAX_ID = 2**31 - 1  # larger ids cannot exist, and PostgreSQL refuses to compare them with an integer
 MAX_SEARCH = 60
-MAX_NOTE = 500
+MAX_NOTE = NOTE_MAX
 MAX_REFERENCE = LIMITS["police_reference"]
 RECENT_JOBS = 20
 HISTORY = 50
@@ -131,20 +131,6 @@ def parse_filters(args: Mapping[str, str], skills: frozenset[str], districts: li
     )  # fmt: skip
 
 
-def plain(text: str, limit: int) -> str:
-    """One line of printable text: whitespace tidied, control characters (NUL too) dropped, cut to `limit`."""
-    return " ".join("".join(char for char in text if not _is_control(char)).split())[:limit]
-
-
-def _is_control(char: str) -> bool:
-    return ord(char) < 32 or ord(char) == 127
-
-
-def parse_id(raw: str) -> int | None:
-    """A positive id that can exist, or None."""
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID else None
-
-
 def _yes_no_text(value: bool | None) -> str | None:
     return None if value is None else ("yes" if value else "no")
 
@@ -195,7 +181,7 @@ def _verified(raw_reference: str, raw_date: str, today: date) -> Verdict | dict[
 
 
 def _has_control(text: str) -> bool:
-    return any(_is_control(char) for char in text)
+    return any(is_control(char) for char in text)
 
 
 def field_errors(problems: list[str]) -> dict[str, list[str]]:

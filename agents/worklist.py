@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from agents import auth
 from agents.auth import STAFF, requires, runtime
+from agents.forms import NOTE_MAX, plain
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from storage import numbers
 from storage.db import session_scope
@@ -26,7 +27,6 @@ LOW_RATING = 2
 SHOWN = 100
 FOLLOWUP = "request.followup"
 PROBLEM_ACTOR = "ivr:feedback"
-NOTE_MAX = 500
 
 
 class Outcome(StrEnum):
@@ -103,7 +103,7 @@ def _tries(db: Session, ids: list[int | None]) -> dict[int, int]:
 def record(number: str) -> ResponseReturnValue:
     """How the call back went, kept on the request's timeline; a closing outcome takes it off the list."""
     raw = request.form.get("outcome", "")
-    note = request.form.get("note", "").strip()[:NOTE_MAX] or None
+    note = plain(request.form.get("note", ""), NOTE_MAX) or None
     if raw not in {o.value for o in Outcome} or not numbers.is_valid(number):
         flash("Choose how the call went.")
         return redirect(url_for(".index"))

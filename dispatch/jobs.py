@@ -360,9 +360,10 @@ def sweep() -> dict[str, int]:
     ctx = context.current()
     moment = now()
     with Session(ctx.engine) as session:
+        round_started = sa.func.coalesce(col(ServiceRequest.round_started_at), col(ServiceRequest.created_at))
         stuck_new = session.exec(
             select(ServiceRequest.id).where(
-                ServiceRequest.status == RequestStatus.NEW, col(ServiceRequest.created_at) < moment - NEW_REQUEST_GRACE
+                ServiceRequest.status == RequestStatus.NEW, round_started < moment - NEW_REQUEST_GRACE
             )
         ).all()
         open_offer = sa.exists().where(

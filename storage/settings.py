@@ -142,6 +142,7 @@ class Settings(_Frozen):
     database_url: str | None = None
     redis_url: str | None = None
     secret_key: str | None = None
+    proxy_hops: int = Field(0, ge=0, le=5, description="reverse proxies in front whose X-Forwarded-* to trust")
     service_area: ServiceArea = ServiceArea()
     languages: tuple[Language, ...]
     services: tuple[Service, ...]

@@ -152,6 +152,15 @@ def test_a_session_idle_past_the_timeout_is_signed_out(agent: Console) -> None:
     assert response.status_code == 302 and response.headers["Location"].startswith("/console/sign-in")
 
 
+def test_the_live_queue_refreshing_itself_does_not_keep_an_idle_desk_signed_in(agent: Console) -> None:
+    with agent.client.session_transaction() as session:
+        session["seen"] = time.time() - 29 * 60
+    assert agent.get("/console/queue/board", headers={"X-Live": "1"}).status_code == 200
+    with agent.client.session_transaction() as session:
+        session["seen"] -= 2 * 60  # two more minutes pass with nobody at the desk
+    assert agent.get("/console/queue/board", headers={"X-Live": "1"}).status_code == 302
+
+
 def test_a_deactivated_user_is_signed_out_at_the_next_page(app: Flask, agent: Console) -> None:
     with session_scope(engine_of(app)) as session:
         session.execute(sa.update(User).values(active=False))
@@ -175,10 +184,11 @@ def test_the_session_cookie_is_http_only_same_site_and_secure_behind_https(app: 
 
 
 def test_console_pages_carry_security_headers(agent: Console) -> None:
-    headers = agent.get("/console/queue").headers
-    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
-    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
-    assert headers["Cache-Control"] == "no-store"
+    for path in ("/console/queue", "/console/no-such-page", "/console/sign-in"):
+        headers = agent.get(path).headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store" and "max-age" in headers["Strict-Transport-Security"]
 
 
 # -- security, route by route -------------------------------------------------------------------------
@@ -553,3 +563,63 @@ def test_a_feedback_call_nobody_answered_goes_on_the_worklist_at_once(app: Flask
         signed_post(app.test_client(), f"/twilio/voice/status?feedback={request_id}", form)
     assert number in page(agent.get("/console/worklist"))
     assert audit_actions(app).count("feedback.call_unanswered") == 1
+
+
+def test_an_agency_reading_its_job_sees_neither_the_code_nor_others_workers_nor_the_citizens_number(
+    app: Flask, agent: Console, sandbox: TwilioSandbox
+) -> None:
+    theirs = hire(app, "Sunita Theirs", "+919800000004", km_north=1)
+    ours = hire(app, "Ramesh Ours", "+919800000005", km_north=3)
+    number = file_request(app)
+    run_jobs(app)  # offered to the nearest: the other agency's worker
+    add_user(engine_of(app), "gomti", Role.PROVIDER, provider="Gomti Services")
+    with session_scope(engine_of(app)) as session:
+        provider_id = session.exec(select(User.provider_id).where(User.username == "gomti")).one()
+        session.execute(sa.text("UPDATE worker SET provider_id = :p WHERE id = :w"), {"p": provider_id, "w": ours})
+    agent.post(f"/console/requests/{number}/assign", {"worker": str(ours)})
+    run_jobs(app)  # the assignment SMS: the citizen's number to the worker, the code to the citizen
+    [made] = rows(app, ServiceRequest)
+    assert made.worker_id == ours and made.completion_code and theirs
+
+    agency = Console(app)
+    agency.sign_in("gomti")
+    seen = page(agency.get(f"/console/requests/{number}"))
+    assert "Ramesh Ours" in seen and "Sunita Theirs" not in seen
+    assert CITIZEN not in seen and "asha" not in seen and not shows_code(seen, made.completion_code)
+    staff = page(agent.get(f"/console/requests/{number}"))
+    assert "Sunita Theirs" in staff and CITIZEN in staff and "••••" in staff
+    assert not shows_code(staff, made.completion_code)
+
+
+def shows_code(html: str, code: str) -> bool:
+    """The completion code as a number of its own on the request's timeline."""
+    timeline = html.split('id="timeline"', 1)[1].split("</ul>", 1)[0]
+    return re.search(rf"(?<!\d){code}(?!\d)", timeline) is not None
+
+
+def test_hostile_forms_and_query_strings_get_an_answer_never_a_crash(app: Flask, agent: Console) -> None:
+    number = file_request(app)
+    anonymous = Console(app)
+    anonymous.get("/console/sign-in")
+    assert anonymous.post("/console/sign-in", {"username": "x\x00y", "password": "p"}).status_code == 400
+    assert anonymous.client.post("/console/sign-in", data={"csrf_token": "é", "username": "x"}).status_code == 403
+    for path in ["/console/requests?to=9999-12-31&from=0001-01-01", "/console/requests?page=²",
+                 "/console/requests?district=%00", "/console/requests/export.csv?to=9999-12-31"]:  # fmt: skip
+        assert agent.get(path).status_code in (200, 400, 403), path
+    for worker in ("²", "99999999999999999999999", "9999999999"):
+        assert agent.post(f"/console/requests/{number}/assign", {"worker": worker}).status_code == 302
+    assert agent.post(f"/console/requests/{number}/note", {"note": "a\x00b"}).status_code == 400
+    assert agent.post(f"/console/requests/{number}/note", {"note": "x" * 100_000}).status_code == 302
+    [note] = [e for e in rows(app, AuditEvent) if e.action == "request.note"]
+    assert len(note.reason or "") == 500
+
+
+def test_behind_a_proxy_the_citizen_facing_address_is_the_one_counted(helpline_settings: Settings) -> None:
+    app = create_app(helpline_settings.model_copy(update={"proxy_hops": 1}))
+    add_user(engine_of(app), "asha", Role.AGENT)
+    console = Console(app)
+    console.get("/console/sign-in")
+    console.post("/console/sign-in", {"username": "asha", "password": "not it at all"},
+                 headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+    [failed] = [e for e in rows(app, AuditEvent) if e.action == "user.sign_in_failed"]
+    assert failed.detail["ip"] == "203.0.113.9"
