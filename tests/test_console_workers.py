@@ -603,13 +603,16 @@ def test_hostile_input_is_refused_or_ignored_never_a_crash(app: Flask, engine: s
     nul_reason = gomti.post(f"/console/workers/{ramesh}/deactivate", {"reason": "left\x00 the agency"})
     verdict = {"outcome": "verified", "reference": "LKO\x00/1", "verified_on": "2026-01-15"}
     nul_reference = supervisor.post(f"/console/workers/{ramesh}/verification", verdict)
-    typed = onboarding(name="N\x00" * 300, skills=["plumber"] * 500 + ["x"] * 500, certification='=HYPERLINK("x")')
+    typed = onboarding(name="N" * 300, skills=["plumber"] * 500 + ["x"] * 500, certification='=HYPERLINK("x")')
     flood = supervisor.post("/console/workers/new", typed)
     nul_file = upload(gomti, b"name,phone\x00\n", filename="a\x00b.csv")
 
-    assert searched.status_code == 200 and "Ramesh Yadav" in page(searched)
-    assert nul_reason.status_code == 302
-    assert audit_trail(engine, "worker.deactivated")[0].reason == "left the agency"
+    # A NUL is no character a person types: the console answers 400 and changes nothing.
+    assert searched.status_code == 400 and "cannot be read" in page(searched)
+    assert nul_reason.status_code == 400 and worker_of(engine, ramesh).active
+    assert audit_trail(engine, "worker.deactivated") == []
     assert nul_reference.status_code == 400 and worker_of(engine, ramesh).police_reference is None
+    quoted = supervisor.get("/console/workers?q=Ram&skill=%27--&provider=1x")
+    assert quoted.status_code == 200 and "Ramesh Yadav" in page(quoted)
     assert flood.status_code == 400 and "which a spreadsheet would run as a formula" in page(flood)
     assert nul_file.status_code == 400 and "Nothing was imported." in page(nul_file)
