@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from agents import auth
 from agents.auth import STAFF, requires, runtime
 from agents.forms import NOTE_MAX, plain
+from dispatch import lifecycle
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from storage import numbers
 from storage.db import session_scope
@@ -113,10 +114,7 @@ def record(number: str) -> ResponseReturnValue:
             flash("No such request.")
             return redirect(url_for(".index"))
         auth.audit(db, FOLLOWUP, "service_request", found.id, to_status=raw, reason=note)
-        if Outcome(raw) in CLOSING and found.status is RequestStatus.ESCALATED:
-            found.status, found.updated_at = RequestStatus.CLOSED, utcnow()
-            db.add(found)
-            auth.audit(db, "request.closed", "service_request", found.id, from_status=RequestStatus.ESCALATED.value,
-                       to_status=RequestStatus.CLOSED.value, reason=f"follow-up: {raw}")  # fmt: skip
+        if Outcome(raw) in CLOSING:
+            lifecycle.close_after_follow_up(db, found.id or 0, auth.actor(), f"follow-up: {raw}")
     flash("Outcome recorded.")
     return redirect(url_for(".index"))

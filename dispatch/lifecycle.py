@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dispatch.offers import audit, hand_over, set_offer, withdraw_pending
+from dispatch.offers import audit, hand_over, move, set_offer, withdraw_pending
 from storage.models import (
     Offer,
     OfferChannel,
@@ -47,10 +47,9 @@ def cancel(session: Session, request_id: int, actor: str, reason: str, now: date
     old = request.status
     if old not in CANCELLABLE:
         return Moved(f"a request that is {old.value} cannot be cancelled")
-    if not _set_status(session, request, old, RequestStatus.CANCELLED, now):
+    if not move(session, request, old, RequestStatus.CANCELLED, actor, reason):
         return Moved("the request changed meanwhile; look again")
     withdraw_pending(session, request_id, now)
-    audit(session, actor, "request.cancelled", request, from_status=old.value, reason=reason)
     return Moved(freed_worker=request.worker_id if old is RequestStatus.ASSIGNED else None)
 
 
@@ -67,7 +66,12 @@ def redispatch(session: Session, request_id: int, actor: str, reason: str, now: 
     moved = session.execute(
         sa.update(ServiceRequest)
         .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == old)
-        .values(status=RequestStatus.NEW, round_started_at=now, updated_at=now)
+        .values(
+            status=RequestStatus.NEW,
+            round_started_at=now,
+            updated_at=now,
+            dispatch_round=col(ServiceRequest.dispatch_round) + 1,
+        )
     ).rowcount  # type: ignore[attr-defined]
     if not moved:
         return Moved("the request changed meanwhile; look again")
@@ -99,9 +103,18 @@ def assign(session: Session, request_id: int, worker_id: int, actor: str, now: d
     return Moved()
 
 
+def close_after_follow_up(session: Session, request_id: int, actor: str, reason: str) -> bool:
+    """A finished job the citizen reported a problem with is closed once an agent has sorted it out."""
+    request = session.get(ServiceRequest, request_id)
+    if request is None or request.status is not RequestStatus.ESCALATED or request.completed_at is None:
+        return False
+    return move(session, request, RequestStatus.ESCALATED, RequestStatus.CLOSED, actor, reason)
+
+
 def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: datetime) -> list[int]:
     """A worker may no longer visit homes (deactivated, police verification refused): their open
-    offers are withdrawn and their jobs in hand go back to an agent. Return the requests to dispatch again."""
+    offers are withdrawn and their jobs in hand go back to an agent (escalated, to be given to
+    someone else). Return the requests to dispatch again."""
     pending = session.exec(select(Offer).where(Offer.worker_id == worker_id, Offer.status == OfferStatus.PENDING)).all()
     again = []
     for offer in pending:
@@ -113,10 +126,36 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
                                            ServiceRequest.status == RequestStatus.ASSIGNED)  # fmt: skip
     jobs = session.exec(in_hand).all()
     for job in jobs:
-        if _set_status(session, job, RequestStatus.ASSIGNED, RequestStatus.ESCALATED, now):
-            audit(session, actor, "request.escalated", job, from_status=RequestStatus.ASSIGNED.value,
-                  reason=f"the worker was stood down: {reason}", worker_id=worker_id)  # fmt: skip
+        _take_back(session, job, worker_id, actor, reason, now)
     return again
+
+
+def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str, reason: str, now: datetime) -> None:
+    """A job in hand goes back to an agent (escalated), free to give to someone else: the worker's
+    acceptance is withdrawn and the old completion code no longer closes it."""
+    taken = session.execute(
+        sa.update(ServiceRequest)
+        .where(
+            col(ServiceRequest.id) == job.id,
+            col(ServiceRequest.status) == RequestStatus.ASSIGNED,
+            col(ServiceRequest.worker_id) == worker_id,
+        )
+        .values(status=RequestStatus.ESCALATED, worker_id=None, completion_code=None, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if not taken:
+        return
+    session.execute(
+        sa.update(Offer)
+        .where(
+            col(Offer.request_id) == job.id,
+            col(Offer.worker_id) == worker_id,
+            col(Offer.status) == OfferStatus.ACCEPTED,
+        )
+        .values(status=OfferStatus.WITHDRAWN, answered_at=now)
+    )
+    session.refresh(job)
+    audit(session, actor, "request.escalated", job, from_status=RequestStatus.ASSIGNED.value,
+          reason=f"the worker was stood down: {reason}", worker_id=worker_id)  # fmt: skip
 
 
 def _unfit(session: Session, request: ServiceRequest, worker: Worker) -> str | None:
@@ -141,15 +180,3 @@ def _had_a_worker(session: Session, request_id: int) -> bool:
     """A job that was once accepted (then reported as a problem) is not offered again: one accepted offer."""
     accepted = select(Offer.id).where(Offer.request_id == request_id, Offer.status == OfferStatus.ACCEPTED)
     return session.exec(accepted).first() is not None
-
-
-def _set_status(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus,
-                now: datetime) -> bool:  # fmt: skip
-    moved = session.execute(
-        sa.update(ServiceRequest)
-        .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == old)
-        .values(status=new, updated_at=now)
-    ).rowcount  # type: ignore[attr-defined]
-    if moved:
-        session.refresh(request)
-    return bool(moved)

@@ -70,10 +70,12 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
         return Dispatched(reason="not dispatchable")
     first_round = request.status is RequestStatus.NEW  # no open offers in this round: nothing to expire or count
     if not first_round:
+        if not _hold(session, request, now):
+            return Dispatched(reason="changed meanwhile")
         expire_stale(session, request_id, now)
     since = request.round_started_at or request.created_at  # an agent may start a new round of offers
-    offers = [] if first_round else session.exec(
-        select(Offer).where(Offer.request_id == request_id, col(Offer.created_at) >= since)).all()  # fmt: skip
+    this_round = select(Offer).where(Offer.request_id == request_id, Offer.dispatch_round == request.dispatch_round)
+    offers = [] if first_round else session.exec(this_round).all()
     live = [o for o in offers if o.status is OfferStatus.PENDING]
     if len(live) >= rules.parallel_offers:
         return Dispatched(reason="waiting for an answer")
@@ -96,6 +98,21 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
         audit(session, "dispatch", "offer.sent", request, worker_id=offer.worker_id, offer_id=offer.id,
               channel=offer.channel.value)  # fmt: skip
     return Dispatched(offers=made)
+
+
+def _hold(session: Session, request: ServiceRequest, now: datetime) -> bool:
+    """Lock the request row for this round, if it is still offered in the same round: an agent's
+    cancel, assignment or new round waits for this round to commit, then finds it changed."""
+    held = session.execute(
+        sa.update(ServiceRequest)
+        .where(
+            col(ServiceRequest.id) == request.id,
+            col(ServiceRequest.status) == RequestStatus.OFFERED,
+            col(ServiceRequest.dispatch_round) == request.dispatch_round,
+        )
+        .values(updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(held)
 
 
 def _eligible(session: Session, request: ServiceRequest, candidates: Sequence[Candidate], asked: frozenset[int],
@@ -132,7 +149,7 @@ def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dis
     by_voice = worker.voice_preferred or (
         rules.voice_after_unanswered_sms > 0 and _unanswered_sms_offers(session, worker.id, rules) > 0
     )
-    return Offer(request_id=request.id, worker_id=worker.id, created_at=now,
+    return Offer(request_id=request.id, worker_id=worker.id, created_at=now, dispatch_round=request.dispatch_round,
                  expires_at=now + timedelta(seconds=rules.offer_timeout),
                  channel=OfferChannel.VOICE if by_voice else OfferChannel.SMS)  # fmt: skip
 

@@ -203,6 +203,7 @@ class ServiceRequest(SQLModel, table=True):
     updated_at: datetime = _created()
     assigned_at: datetime | None = _moment(index=True)
     completed_at: datetime | None = _moment()
+    dispatch_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"}, description="an agent's redo: +1")
     round_started_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, nullable=True, description="an agent restarted dispatch; None: created_at"
     )
@@ -226,6 +227,7 @@ class Offer(SQLModel, table=True):
     worker_id: int = Field(foreign_key="worker.id", index=True)
     status: OfferStatus = Field(default=OfferStatus.PENDING, sa_type=_enum(OfferStatus), index=True)
     channel: OfferChannel = Field(default=OfferChannel.SMS, sa_type=_enum(OfferChannel))
+    dispatch_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"}, description="the request's round")
     created_at: datetime = _created()
     expires_at: datetime | None = _moment(index=True)
     answered_at: datetime | None = _moment()

@@ -427,7 +427,9 @@ def test_an_escalated_request_is_dispatched_again_with_a_fresh_round(app: Flask,
     agent.post(f"/console/requests/{number}/redispatch")
     run_jobs(app)
     [made] = rows(app, ServiceRequest)
-    assert made.status is RequestStatus.OFFERED and made.round_started_at is not None
+    assert made.status is RequestStatus.OFFERED and made.round_started_at is not None and made.dispatch_round == 1
+    [offer] = rows(app, Offer)
+    assert offer.dispatch_round == 1
     assert "request.redispatched" in audit_actions(app)
 
 

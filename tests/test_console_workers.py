@@ -298,8 +298,10 @@ def test_a_worker_rejected_while_asked_loses_the_offer_and_a_job_in_hand_goes_ba
         session.add_all([offered, in_hand])
         session.flush()
         offered.status, in_hand.status, in_hand.worker_id = RequestStatus.OFFERED, RequestStatus.ASSIGNED, holding
+        in_hand.completion_code = "4321"
         session.add(Offer(request_id=offered.id, worker_id=asked, expires_at=datetime.now(UTC) + timedelta(minutes=5)))
-        offered_id, in_hand_id = offered.id, in_hand.id
+        session.add(Offer(request_id=in_hand.id, worker_id=holding, status=OfferStatus.ACCEPTED))
+        offered_id, in_hand_id, in_hand_number = offered.id, in_hand.id, in_hand.number
 
     supervisor.post(f"/console/workers/{asked}/verification", {"outcome": "rejected", "reason": "Record found"})
     supervisor.post(f"/console/workers/{holding}/deactivate", {"reason": "left the agency"})
@@ -309,6 +311,14 @@ def test_a_worker_rejected_while_asked_loses_the_offer_and_a_job_in_hand_goes_ba
         job = session.get(ServiceRequest, in_hand_id)
     assert offer.status is OfferStatus.WITHDRAWN  # a yes from Ramesh now finds it closed
     assert job is not None and job.status is RequestStatus.ESCALATED
+    assert job.worker_id is None and job.completion_code is None  # Suresh's code no longer closes it
+
+    # The agent gives the job to someone else.
+    kamla = add_worker(engine, "Kamla Devi", "+919839012347", km_north=0.5)
+    supervisor.post(f"/console/requests/{in_hand_number}/assign", {"worker": str(kamla)})
+    with Session(engine) as session:
+        job = session.get(ServiceRequest, in_hand_id)
+    assert job is not None and job.status is RequestStatus.ASSIGNED and job.worker_id == kamla
     queued = [j.func_name for j in queue(redis_client, QueueName.DISPATCH).get_jobs()]
     assert "dispatch.jobs.dispatch_request" in queued  # the offered request goes to the next worker
 

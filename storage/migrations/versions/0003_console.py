@@ -28,17 +28,23 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("service_request", schema=None) as batch_op:
         batch_op.add_column(sa.Column("round_started_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("dispatch_round", sa.Integer(), server_default="0", nullable=False))
         batch_op.create_index(batch_op.f("ix_service_request_assigned_at"), ["assigned_at"], unique=False)
+    with op.batch_alter_table("offer", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dispatch_round", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("call_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("queue_result", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("queue_wait_s", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("offer", schema=None) as batch_op:
+        batch_op.drop_column("dispatch_round")
     with op.batch_alter_table("call_log", schema=None) as batch_op:
         batch_op.drop_column("queue_wait_s")
         batch_op.drop_column("queue_result")
     with op.batch_alter_table("service_request", schema=None) as batch_op:
+        batch_op.drop_column("dispatch_round")
         batch_op.drop_index(batch_op.f("ix_service_request_assigned_at"))
         batch_op.drop_column("round_started_at")
     with op.batch_alter_table("callback_request", schema=None) as batch_op:
