@@ -4,12 +4,12 @@ filled in from what they keyed on the phone."""
 from __future__ import annotations
 
 import logging
-import re
 import secrets
-import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import redis
+import sqlalchemy as sa
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
@@ -21,15 +21,12 @@ from agents.forms import NOTE_MAX, plain
 from dispatch import jobs
 from dispatch.intake import Intake, caller_for, new_request
 from dispatch.queues import QueueName, queue
-from flows.engine import Session as FlowSession
-from ivr.callstate import CallState
 from storage import callqueue, phones, pincodes
 from storage.db import session_scope
 from storage.models import CallbackRequest, Caller, CallLog, Channel, ServiceRequest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("callers", __name__, url_prefix="/callers")
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 TEXT_MAX = {"address_note": NOTE_MAX, "preferred_time": 80}
 PAST_SHOWN = 20
 
@@ -53,14 +50,14 @@ class Draft:
 @requires(*STAFF)
 def for_call(call: str) -> ResponseReturnValue:
     """The screen of the caller on this call: known by number, or a blank one when withheld."""
-    if not CALL_SID.match(call):
+    if not callqueue.CALL_SID.match(call):
         abort(404)
-    entry, session = _call(call)
-    phone = entry.phone if entry else _logged_phone(call)
+    known = _call(call)
+    phone = known.phone if known else _logged_phone(call)
     if phone is None:
         return redirect(url_for(".blank", call=call))
     with session_scope(runtime().engine) as db:
-        caller = caller_for(db, phone, session.language if session else "hi")
+        caller = caller_for(db, phone, known.language if known else "hi")
     return redirect(url_for(".show", caller_id=caller.id, call=call))
 
 
@@ -102,28 +99,26 @@ def _screen(caller: Caller | None, draft: Draft, errors: dict[str, str] | None =
                            callbacks=callbacks, services=runtime().settings.services), status  # fmt: skip
 
 
-def _call(call_sid: str) -> tuple[callqueue.Waiting | None, FlowSession | None]:
-    """What Redis knows of a call: its place in the queue and its flow session (what was keyed)."""
+def _call(call_sid: str) -> callqueue.Call | None:
+    """What the queue knows of a call: the caller's number and language, and what they keyed."""
+    if not callqueue.CALL_SID.match(call_sid):
+        return None
     try:
-        connection = runtime().redis
-        entry = next((w for w in callqueue.waiting(connection, time.time()) if w.call_sid == call_sid), None)
-        return entry, CallState(connection, call_sid).load()
-    except (redis.RedisError, ValueError):
-        log.warning("could not read call %s from Redis", call_sid[:40])
-        return None, None
+        return callqueue.call(runtime().redis, call_sid)
+    except redis.RedisError:
+        log.warning("could not read call %s from Redis", call_sid)
+        return None
 
 
 def _prefill(caller: Caller | None, call_sid: str) -> Draft:
     """The service and PIN code the caller keyed before asking for an agent, if they did."""
-    _entry, session = _call(call_sid) if CALL_SID.match(call_sid) else (None, None)
-    keyed = dict(session.vars) if session else {}
-    pincode = str(keyed.get("pincode") or "")
-    place = pincodes.lookup(pincode) if pincode else None
-    language = (session.language if session else None) or (caller.language if caller else None) or "hi"
-    return Draft(phone=caller.phone if caller else "", service=str(keyed.get("service") or ""),
-                 pincode=pincode if place else "", district=pincodes.display_name(place.district) if place else "",
-                 language=language, call_sid=call_sid if session else "",
-                 form_id=_form_id())  # fmt: skip
+    known = _call(call_sid)
+    place = pincodes.lookup(known.pincode) if known and known.pincode else None
+    language = (known.language if known else None) or (caller.language if caller else None) or "hi"
+    district = pincodes.display_name(place.district) if place else ""
+    return Draft(phone=caller.phone if caller else "", service=known.service if known else "",
+                 pincode=place.pincode if place else "", district=district, language=language,
+                 call_sid=call_sid if known else "", form_id=_form_id())  # fmt: skip
 
 
 def _form_id() -> str:
@@ -139,20 +134,29 @@ def create() -> ResponseReturnValue:
     caller = _known_caller(phone)
     if errors or place is None:
         return _screen(caller, draft, errors, status=400)
-    key = f"console:{draft.form_id}"
-    settings = runtime().settings
-    with session_scope(runtime().engine) as db:
-        existing = db.exec(select(ServiceRequest).where(ServiceRequest.idempotency_key == key)).first()
-        if existing is not None:  # the same form sent twice (a double click, a reload)
-            return redirect(url_for("console.requests.show", number=existing.number))
-        intake = Intake(service=draft.service, place=place, phone=phone, language=draft.language,
-                        channel=Channel.AGENT, actor=auth.actor(), idempotency_key=key,
-                        address_note=draft.address_note or None, preferred_time=draft.preferred_time or None,
-                        detail=(("call_sid", draft.call_sid),) if draft.call_sid else ())  # fmt: skip
-        made, sms_id = new_request(db, settings, intake)
-    _after_create(made.id or 0, sms_id)
-    flash("Request created.")
+    intake = Intake(service=draft.service, place=place, phone=phone, language=draft.language,
+                    channel=Channel.AGENT, actor=auth.actor(), idempotency_key=f"console:{draft.form_id}",
+                    address_note=draft.address_note or None, preferred_time=draft.preferred_time or None,
+                    detail=(("call_sid", draft.call_sid),) if draft.call_sid else ())  # fmt: skip
+    try:
+        made, sms_id, created = _file(intake)
+    except sa.exc.IntegrityError:  # the same form at the same moment, or a first-time caller added twice
+        made, sms_id, created = _file(intake)
+    if created:
+        _after_create(made.id or 0, sms_id)
+        flash("Request created.")
     return redirect(url_for("console.requests.show", number=made.number))
+
+
+def _file(intake: Intake) -> tuple[ServiceRequest, int | None, bool]:
+    """The request this form makes, its SMS, and whether it is new (a form sent twice makes one)."""
+    with session_scope(runtime().engine) as db:
+        key = intake.idempotency_key
+        found = db.exec(select(ServiceRequest).where(ServiceRequest.idempotency_key == key)).first()
+        if found is not None:
+            return found, None, False
+        made, sms_id = new_request(db, runtime().settings, intake)
+        return made, sms_id, True
 
 
 def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes.Place | None, str | None]:
@@ -224,10 +228,17 @@ def schedule_callback(caller_id: int) -> ResponseReturnValue:
         if due is None:
             flash("Give the callback a date and time, from now to 30 days ahead.")
             return redirect(url_for(".show", caller_id=caller_id))
-        callback = CallbackRequest(phone=caller.phone, caller_id=caller.id, language=caller.language or "hi",
-                                   reason="agent_scheduled", note=note, due_at=due)  # fmt: skip
-        db.add(callback)
-        db.flush()
-        auth.audit(db, "callback.scheduled", "callback_request", callback.id, reason=note, due_at=due.isoformat())
+        promise_callback(db, caller, due, note, caller.language or "hi")
     flash("Callback scheduled.")
     return redirect(url_for(".show", caller_id=caller_id))
+
+
+def promise_callback(db: Session, caller: Caller, due: datetime, note: str | None, language: str,
+                     request_id: int | None = None) -> None:  # fmt: skip
+    """An agent's promise to ring the citizen back at `due` (about a request, perhaps), on the live queue."""
+    callback = CallbackRequest(phone=caller.phone, caller_id=caller.id, language=language, reason="agent_scheduled",
+                               note=note, due_at=due, request_id=request_id)  # fmt: skip
+    db.add(callback)
+    db.flush()
+    auth.audit(db, "callback.scheduled", "callback_request", callback.id, reason=note, due_at=due.isoformat(),
+               request_id=request_id)  # fmt: skip

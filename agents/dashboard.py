@@ -16,13 +16,13 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import col
 
 from agents import auth, charts, labels, metrics
+from dispatch import lifecycle
 from storage import pincodes
 from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest, utcnow
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 TOP_DISTRICTS = 15
 OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
-UNASSIGNED = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)
 STATUS_COLOURS = {"new": "brand", "offered": "brand", "assigned": "ok", "completed": "ok", "closed": "muted",
                   "escalated": "bad", "cancelled": "muted"}  # fmt: skip
 FIRST_DAY = date(2000, 1, 1)
@@ -119,7 +119,7 @@ def _assignments(db: sa.Connection, start: datetime, end: datetime) -> list[tupl
 
 def _waiting_past_sla(db: sa.Connection, overdue_before: datetime) -> int:
     """Requests nobody has taken yet that have already waited longer than the SLA."""
-    query = sa.select(sa.func.count()).where(col(ServiceRequest.status).in_(UNASSIGNED),
+    query = sa.select(sa.func.count()).where(col(ServiceRequest.status).in_(lifecycle.UNASSIGNED),
                                               col(ServiceRequest.created_at) < overdue_before)  # fmt: skip
     return int(db.execute(query).scalar_one())
 

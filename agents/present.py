@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g
 
+from agents import metrics
 from agents.auth import runtime
 from storage import phones, pincodes
 from storage.models import Role
@@ -35,12 +36,11 @@ def local_time(moment: datetime | None, fmt: str = "%d %b %H:%M") -> str:
 
 def day_range(day: date) -> tuple[datetime, datetime]:
     """The UTC bounds of a calendar day in the call centre's zone."""
-    start = datetime.combine(day, time(0), tzinfo=zone())
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+    return metrics.day_bounds(day, runtime().settings.call_centre.timezone)
 
 
 def today() -> date:
-    return datetime.now(zone()).date()
+    return metrics.local_day(datetime.now(UTC), runtime().settings.call_centre.timezone)
 
 
 def wait(seconds: float | int | None) -> str:

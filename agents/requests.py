@@ -19,8 +19,9 @@ from sqlmodel import Session, col, select
 
 from agents import auth
 from agents.auth import MANAGERS, STAFF, requires, runtime
+from agents.callers import promise_callback
 from agents.forms import NOTE_MAX, parse_id, plain
-from agents.present import day_range, local_moment, local_time
+from agents.present import day_range, local_moment
 from dispatch import jobs, lifecycle
 from dispatch.queues import QueueName, queue
 from storage import numbers, phones
@@ -48,7 +49,6 @@ bp = Blueprint("requests", __name__, url_prefix="/requests")
 PAGE = 50
 EXPORT_MAX = 100_000
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
-OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 E164 = re.compile(r"^\+\d{8,15}$")
 CANDIDATES_SHOWN = 12
@@ -125,7 +125,9 @@ def _filtered(filters: Filters) -> sa.Select[Any]:
 def _breached() -> sa.ColumnElement[bool]:
     """Assigned later than the SLA allows, or still waiting for a worker past it."""
     limit = timedelta(minutes=runtime().settings.console.assignment_sla_minutes)
-    late_unassigned = sa.and_(col(ServiceRequest.status).in_(OPEN), col(ServiceRequest.created_at) < utcnow() - limit)
+    late_unassigned = sa.and_(
+        col(ServiceRequest.status).in_(lifecycle.UNASSIGNED), col(ServiceRequest.created_at) < utcnow() - limit
+    )
     if runtime().engine.dialect.name == "postgresql":
         late_assigned = col(ServiceRequest.assigned_at) - col(ServiceRequest.created_at) > limit
     else:  # SQLite keeps datetimes as text: compare in days
@@ -409,10 +411,6 @@ def callback(number: str) -> ResponseReturnValue:
         if caller is None or due is None:
             flash("A callback needs the caller's number and a time from now to 30 days ahead.")
             return redirect(url_for(".show", number=number))
-        made = CallbackRequest(phone=caller.phone, caller_id=caller.id, language=found.language,
-                               reason="agent_scheduled", note=text, due_at=due, request_id=found.id)  # fmt: skip
-        db.add(made)
-        db.flush()
-        auth.audit(db, "callback.scheduled", "service_request", found.id, reason=text, due_at=local_time(due))
+        promise_callback(db, caller, due, text, found.language, request_id=found.id)
     flash("Callback scheduled.")
     return redirect(url_for(".show", number=number))

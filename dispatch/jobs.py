@@ -385,6 +385,11 @@ def sweep() -> dict[str, int]:
             SmsLog.status == "pending", col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
         unread = session.exec(select(SmsLog.id).where(
             SmsLog.status == RECEIVED, col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
+        told = sa.exists().where(col(SmsLog.request_id) == col(ServiceRequest.id),
+                                 col(SmsLog.template) == "assigned_worker")  # fmt: skip
+        untold = session.exec(select(ServiceRequest.id).where(
+            ServiceRequest.status == RequestStatus.ASSIGNED,
+            col(ServiceRequest.assigned_at) < moment - NEW_REQUEST_GRACE, ~told)).all()  # fmt: skip
     jobs = queue(ctx.redis, QueueName.DISPATCH)
     for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
         enqueue_dispatch(int(request_id or 0))
@@ -392,10 +397,13 @@ def sweep() -> dict[str, int]:
         jobs.enqueue(expire_offer, offer_id, job_id=f"expire-{offer_id}")
     for sms_id in unread:
         jobs.enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
+    for request_id in untold:  # assigned, but the job that tells both sides was lost
+        jobs.enqueue(notify_assigned, request_id, job_id=f"assigned-{request_id}")
     for sms_id in unsent:
         queue(ctx.redis, QueueName.DEFAULT).enqueue(send_sms, sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
     return {"new_requests": len(stuck_new), "offered_without_open_offer": len(unoffered),
-            "overdue_offers": len(overdue), "unsent_sms": len(unsent), "unread_sms": len(unread)}  # fmt: skip
+            "overdue_offers": len(overdue), "unsent_sms": len(unsent), "unread_sms": len(unread),
+            "untold_assignments": len(untold)}  # fmt: skip
 
 
 def rebuild_index() -> int:

@@ -23,8 +23,8 @@ from storage.models import (
 )
 
 CANCELLABLE = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
-REDISPATCHABLE = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)
-ASSIGNABLE = REDISPATCHABLE
+UNASSIGNED = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)  # waiting for a worker
+REDISPATCHABLE = ASSIGNABLE = UNASSIGNED
 DONE_BEFORE = "a worker already took this job; record a follow-up, or create a new request for new work"
 
 

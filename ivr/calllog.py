@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -35,6 +35,18 @@ def outcome(session: Session | None, call_status: str) -> str:
 
 def record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
     """Insert or update the call's log; a late, out-of-order callback never undoes a final status."""
+    _twice_if_raced(lambda: _record(engine, form, session))
+
+
+def _twice_if_raced(write: Callable[[], None]) -> None:
+    """Two webhooks of one call may both insert its log at once; the loser does it again, as an update."""
+    try:
+        write()
+    except sa.exc.IntegrityError:
+        write()
+
+
+def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
     call_sid = form.get("CallSid", "")
     status = form.get("CallStatus", "")[:20]
     with session_scope(engine) as db:
@@ -71,6 +83,10 @@ def _request_id(db: object, number: object) -> int | None:
 
 def record_queue_result(engine: sa.Engine, form: Mapping[str, str], result: str, wait_s: int) -> None:
     """How the caller's wait for an agent ended, and how long it was: the dashboard's abandon rate."""
+    _twice_if_raced(lambda: _record_queue_result(engine, form, result, wait_s))
+
+
+def _record_queue_result(engine: sa.Engine, form: Mapping[str, str], result: str, wait_s: int) -> None:
     call_sid = form.get("CallSid", "")
     with session_scope(engine) as db:
         log = db.exec(select(CallLog).where(CallLog.call_sid == call_sid)).first()

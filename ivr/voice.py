@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
+import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
@@ -34,7 +35,6 @@ from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 HELPLINE_QUEUE = "helpline"
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
 
@@ -180,7 +180,7 @@ def _lost(state: CallState, session: Session | None) -> Response:
 
 def _state() -> CallState:
     call_sid = request.form.get("CallSid", "")
-    if not CALL_SID.match(call_sid):
+    if not callqueue.CALL_SID.match(call_sid):
         raise BadCall(f"not a CallSid: {call_sid[:40]!r}")
     return CallState(_runtime().redis, call_sid)
 
@@ -211,7 +211,7 @@ def queue_wait() -> Response:
     """Twilio's waitUrl: tell the caller where they are, and how to leave for a callback."""
     language = _language()
     position = request.form.get("QueuePosition", "1")
-    position = position if position.isdigit() and len(position) < 5 else "1"
+    position = position if position.isascii() and position.isdigit() and len(position) < 5 else "1"
     _note_waiting(language, int(position))
     response = VoiceResponse()
     gather = response.gather(num_digits=1, action="/twilio/voice/queue/key", method="POST", timeout=8,
@@ -256,10 +256,15 @@ def queue_result() -> Response:
 
 
 def _note_waiting(language: str, position: int) -> None:
-    """Show the caller in the console's live queue; a Redis failure must not cost the caller the queue."""
+    """Show the caller in the console's live queue, with what they keyed for the agent's form; a
+    Redis failure must not cost the caller their place in the queue."""
     try:
-        callqueue.note_waiting(_runtime().redis, _state().call_sid, _party(), language, position,
-                               _seconds(request.form.get("QueueTime")), time.time())  # fmt: skip
+        state = _state()
+        session = state.load()
+        keyed = session.vars if session else {}
+        call = callqueue.Call(state.call_sid, _party(), language, str(keyed.get("service") or "")[:32],
+                              str(keyed.get("pincode") or "")[:6])  # fmt: skip
+        callqueue.note_waiting(_runtime().redis, call, position, _seconds(request.form.get("QueueTime")), time.time())
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
 
@@ -267,17 +272,20 @@ def _note_waiting(language: str, position: int) -> None:
 def _left_queue(result: str) -> None:
     """The caller is out of the queue: off the console's list, and their wait kept for the reports."""
     call_sid = request.form.get("CallSid", "")
-    if not CALL_SID.match(call_sid):
+    if not callqueue.CALL_SID.match(call_sid):
         return
     try:
         callqueue.left(_runtime().redis, call_sid)
     except redis.RedisError:
         log.warning("could not take call %s off the console's queue", call_sid)
-    calllog.record_queue_result(_runtime().engine, request.form, result, _seconds(request.form.get("QueueTime")))
+    try:  # the caller may still be on the line (left for a callback): their TwiML comes first
+        calllog.record_queue_result(_runtime().engine, request.form, result, _seconds(request.form.get("QueueTime")))
+    except sa.exc.SQLAlchemyError:
+        log.exception("could not record how call %s left the queue", call_sid)
 
 
 def _seconds(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() and len(raw) < 7 else 0
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 7 else 0
 
 
 # -- an agent's desk phone, rung from the console -----------------------------------------------------
@@ -286,23 +294,44 @@ def _seconds(raw: str | None) -> int:
 @bp.post("/agent")
 @twilio_signed
 def agent_leg() -> Response:
-    """The agent answered their desk phone: bridge them with the longest-waiting caller."""
+    """The agent's desk phone was picked up: a key press proves it is the agent, not voicemail."""
+    user = _user_arg()
     response = VoiceResponse()
-    _say(response, "agent_next_caller", "en")
-    user = request.args.get("user", default=0, type=int)
-    dial = response.dial(action="/twilio/voice/agent/done", method="POST", timeout=20)
-    dial.queue(HELPLINE_QUEUE, url=f"/twilio/voice/agent/bridging?user={user}", method="POST")
+    gather = response.gather(num_digits=1, action=f"/twilio/voice/agent/answer?user={user}", method="POST",
+                             timeout=8, finish_on_key="")  # fmt: skip
+    _say(gather, "agent_next_caller", "en")
+    _say(response, "agent_queue_empty", "en")
+    response.hangup()
     return twiml(response)
+
+
+@bp.post("/agent/answer")
+@twilio_signed
+def agent_answer() -> Response:
+    """The agent pressed 1: bridge them with the longest-waiting caller."""
+    response = VoiceResponse()
+    if request.form.get("Digits") != "1":
+        _say(response, "agent_queue_empty", "en")
+        response.hangup()
+        return twiml(response)
+    dial = response.dial(action="/twilio/voice/agent/done", method="POST", timeout=20)
+    dial.queue(HELPLINE_QUEUE, url=f"/twilio/voice/agent/bridging?user={_user_arg()}", method="POST")
+    return twiml(response)
+
+
+def _user_arg() -> int:
+    raw = request.args.get("user", "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else 0
 
 
 @bp.post("/agent/bridging")
 @twilio_signed
 def agent_bridging() -> Response:
     """Played to the caller just before the bridge; records which caller this agent now has."""
-    user = request.args.get("user", default=0, type=int)
+    user = _user_arg()
     call_sid = request.form.get("CallSid", "")
     language: str = _runtime().settings.languages[0].code
-    if CALL_SID.match(call_sid):
+    if callqueue.CALL_SID.match(call_sid):
         try:
             callqueue.bridged(_runtime().redis, user, call_sid)
         except redis.RedisError:
@@ -318,7 +347,7 @@ def agent_bridging() -> Response:
 def agent_done() -> Response:
     """The agent's call is over (or nobody was waiting any more)."""
     response = VoiceResponse()
-    if request.form.get("DialCallStatus") != "completed":
+    if request.form.get("DialCallStatus") not in ("completed", "answered"):
         _say(response, "agent_queue_empty", "en")
     response.hangup()
     return twiml(response)

@@ -1,67 +1,117 @@
 """Who is waiting for an agent: the helpline queue as the console sees it, kept in Redis from
-Twilio's waitUrl requests (each waiting caller's is fetched again every half minute or so)."""
+Twilio's waitUrl requests (each waiting caller's is fetched again every half minute or so), with
+what the caller keyed before asking for an agent, and which agent's desk phone rings for whom."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import redis
 
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")  # Twilio's id of a call
 KEY = "sewamitra:helpline-queue"
+CLAIMS = KEY + ":claims"  # call_sid → the agent whose desk phone rings for that caller, and since when
 CLAIM_LOCK = KEY + ":claim"
+CALL = "sewamitra:helpline-call:"  # + call_sid: what the console knows of a call, after the queue too
 ON_THE_LINE = KEY + ":agent:"
+CALL_TTL_S = 4 * 3600
 ON_THE_LINE_TTL_S = 3600
 STALE_S = 120  # a caller whose waitUrl has not been fetched for this long has left the queue
+CLAIM_TTL_S = 45  # a desk phone not answered by then (it rings 20 s) frees the caller for another agent
+
+
+@dataclass(frozen=True)
+class Call:
+    """A caller who asked for an agent: their number (None when withheld), language, and what they
+    keyed before (the service and PIN code, when they got that far)."""
+
+    call_sid: str
+    phone: str | None
+    language: str
+    service: str = ""
+    pincode: str = ""
 
 
 @dataclass(frozen=True)
 class Waiting:
-    call_sid: str
-    phone: str | None  # E.164; None when withheld
-    language: str
+    call: Call
     position: int
     entered_at: float  # epoch seconds: when the caller joined the queue
     seen_at: float
     claimed_by: int | None = None  # the console user whose desk phone is ringing for them
 
+    @property
+    def call_sid(self) -> str:
+        return self.call.call_sid
+
+    @property
+    def phone(self) -> str | None:
+        return self.call.phone
+
+    @property
+    def language(self) -> str:
+        return self.call.language
+
     def wait_s(self, now: float) -> int:
         return max(0, int(now - self.entered_at))
 
 
-def note_waiting(connection: redis.Redis, call_sid: str, phone: str | None, language: str, position: int,
-                 queue_time_s: int, now: float) -> None:  # fmt: skip
+def note_waiting(connection: redis.Redis, call: Call, position: int, queue_time_s: int, now: float) -> None:
     """A waitUrl request: the caller is still in the queue, at `position`, for `queue_time_s`."""
-    known = _get(connection, call_sid)
-    entry = Waiting(call_sid, phone, language, position, now - queue_time_s, now,
-                    known.claimed_by if known else None)  # fmt: skip
-    connection.hset(KEY, call_sid, json.dumps(asdict(entry)))
+    entry = {"call": asdict(call), "position": position, "entered_at": now - queue_time_s, "seen_at": now}
+    with connection.pipeline() as pipe:
+        pipe.hset(KEY, call.call_sid, json.dumps(entry))
+        pipe.set(CALL + call.call_sid, json.dumps(asdict(call)), ex=CALL_TTL_S)
+        pipe.execute()
+
+
+def call(connection: redis.Redis, call_sid: str) -> Call | None:
+    """What the console knows of a call that reached the agent queue (for four hours)."""
+    raw = connection.get(CALL + call_sid)
+    return Call(**json.loads(raw)) if raw else None
 
 
 def left(connection: redis.Redis, call_sid: str) -> None:
-    connection.hdel(KEY, call_sid)
+    with connection.pipeline() as pipe:
+        pipe.hdel(KEY, call_sid)
+        pipe.hdel(CLAIMS, call_sid)
+        pipe.execute()
 
 
 def waiting(connection: redis.Redis, now: float) -> list[Waiting]:
-    """Everyone still waiting, longest wait first; stale entries are dropped."""
-    entries = [Waiting(**json.loads(raw)) for raw in connection.hvals(KEY)]
-    stale = [e.call_sid for e in entries if now - e.seen_at > STALE_S]
+    """Everyone still waiting, longest wait first, with live claims; stale entries are dropped."""
+    with connection.pipeline() as pipe:
+        pipe.hgetall(KEY)
+        pipe.hgetall(CLAIMS)
+        entries, claims = pipe.execute()
+    found = [_waiting(json.loads(raw), _claimant(claims.get(sid), now)) for sid, raw in entries.items()]
+    stale = [w.call_sid for w in found if now - w.seen_at > STALE_S]
     if stale:
-        connection.hdel(KEY, *stale)
-    return sorted((e for e in entries if e.call_sid not in stale), key=lambda e: (e.entered_at, e.position))
+        left_all(connection, stale)
+    return sorted((w for w in found if w.call_sid not in stale), key=lambda w: (w.entered_at, w.position))
+
+
+def left_all(connection: redis.Redis, call_sids: list[str]) -> None:
+    with connection.pipeline() as pipe:
+        pipe.hdel(KEY, *call_sids)
+        pipe.hdel(CLAIMS, *call_sids)
+        pipe.execute()
 
 
 def claim_next(connection: redis.Redis, user_id: int, now: float) -> Waiting | None:
-    """The longest-waiting caller nobody has taken yet, now taken by `user_id` (one agent each).
+    """The longest-waiting caller no agent is being rung for, now claimed by `user_id`.
 
-    `<Dial><Queue>` bridges the agent with the head of Twilio's queue: the same caller, as the
-    queue is first in, first out."""
+    `<Dial><Queue>` bridges whoever heads Twilio's queue, normally this same caller; when two
+    agents answer out of turn, the console shows each agent the caller actually bridged to them
+    (`bridged`, `on_the_line`)."""
     with connection.lock(CLAIM_LOCK, timeout=5, blocking_timeout=5):
         for entry in waiting(connection, now):
             if entry.claimed_by is None:
-                taken = Waiting(**{**asdict(entry), "claimed_by": user_id})
-                connection.hset(KEY, entry.call_sid, json.dumps(asdict(taken)))
-                return taken
+                connection.hset(CLAIMS, entry.call_sid, json.dumps({"user": user_id, "at": now}))
+                return Waiting(entry.call, entry.position, entry.entered_at, entry.seen_at, user_id)
     return None
 
 
@@ -69,6 +119,7 @@ def bridged(connection: redis.Redis, user_id: int, call_sid: str) -> None:
     """Twilio is connecting this caller to this agent (whoever the console thought was next)."""
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, call_sid)
+        pipe.hdel(CLAIMS, call_sid)
         pipe.set(ON_THE_LINE + str(user_id), call_sid, ex=ON_THE_LINE_TTL_S)
         pipe.execute()
 
@@ -79,6 +130,14 @@ def on_the_line(connection: redis.Redis, user_id: int) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def _get(connection: redis.Redis, call_sid: str) -> Waiting | None:
-    raw = connection.hget(KEY, call_sid)
-    return Waiting(**json.loads(raw)) if raw else None
+def _waiting(entry: dict[str, Any], claimed_by: int | None) -> Waiting:
+    return Waiting(Call(**entry["call"]), int(entry["position"]), float(entry["entered_at"]), float(entry["seen_at"]),
+                   claimed_by)  # fmt: skip
+
+
+def _claimant(raw: bytes | None, now: float) -> int | None:
+    """Whose desk phone rings for this caller, unless it has rung too long to be answered now."""
+    if not raw:
+        return None
+    claim = json.loads(raw)
+    return int(claim["user"]) if now - float(claim["at"]) < CLAIM_TTL_S else None

@@ -19,9 +19,10 @@ from werkzeug.routing import IntegerConverter
 from agents.web import PUBLIC_ENDPOINTS
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
-from ivr.simulator import CallSimulator, FlaskTransport
+from ivr.simulator import CallSimulator, Dialed, FlaskTransport
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
+from storage import callqueue
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -39,7 +40,7 @@ from storage.models import (
 from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.console import Console, add_user, engine_of, rows
-from tests.test_dispatch import CITIZEN, add_request, add_worker
+from tests.test_dispatch import CITIZEN, add_request, add_worker, answer_our_call
 from tests.test_helpline_call import ALWAYS_OPEN, run_jobs, with_hours
 from tests.test_voice_webhook import signed_post
 
@@ -280,17 +281,14 @@ def test_taking_the_next_caller_rings_the_desk_phone_which_bridges_with_the_queu
     [ring] = sandbox.calls
     assert ring["to"] == DESK_PHONE and ring["url"].startswith(f"{PUBLIC_URL}/twilio/voice/agent?user=")
 
-    # The agent picks up: Twilio fetches the agent leg, which dials the helpline queue.
-    path = ring["url"].removeprefix(PUBLIC_URL)
-    agent_call = {"CallSid": "CA" + "2" * 32, "To": DESK_PHONE, "Direction": "outbound-api"}
-    answer = signed_post(app.test_client(), path, agent_call)
-    twiml = page(answer)
-    assert "<Dial" in twiml and ">helpline</Queue>" in twiml and "/twilio/voice/agent/bridging?user=" in twiml
+    # The agent picks up and presses 1 (voicemail would not): Twilio dials the helpline queue.
+    transcript = answer_our_call(app.test_client(), ring, "1")
+    assert transcript.said("to talk to the next caller, press 1")
+    assert Dialed("helpline", "queue") in transcript.events
 
     # Twilio dequeues the caller and tells us who is being bridged: the agent's screen links to them.
-    bridging = re.search(r'url="([^"]+)"', twiml)
-    assert bridging
-    said = signed_post(app.test_client(), bridging.group(1).replace("&amp;", "&"),
+    user_id = ring["url"].rsplit("=", 1)[1]
+    said = signed_post(app.test_client(), f"/twilio/voice/agent/bridging?user={user_id}",
                        {"CallSid": CALL_SID, "DequeingCallSid": "CA" + "2" * 32, "QueueTime": "50"})  # fmt: skip
     assert "<Say" in page(said)
     board = page(agent.get("/console/queue/board"))
@@ -298,8 +296,28 @@ def test_taking_the_next_caller_rings_the_desk_phone_which_bridges_with_the_queu
 
     signed_post(app.test_client(), "/twilio/voice/queue/result",
                 {"CallSid": CALL_SID, "From": CITIZEN, "QueueResult": "bridged", "QueueTime": "50"})  # fmt: skip
-    [log] = rows(app, CallLog)
+    [log] = [row for row in rows(app, CallLog) if row.call_sid == CALL_SID]
     assert (log.queue_result, log.queue_wait_s) == ("bridged", 50)
+
+
+def test_a_desk_phone_nobody_answers_frees_the_caller_for_another_agent(app: Flask, agent: Console) -> None:
+    caller_waits(app)
+    agent.post("/console/queue/take")
+    assert "Taken" in page(agent.get("/console/queue/board"))
+    connection = app.extensions["sewamitra"].redis
+    later = time.time() + callqueue.CLAIM_TTL_S + 1
+    [entry] = callqueue.waiting(connection, later)
+    assert entry.claimed_by is None
+    assert callqueue.claim_next(connection, 99, later) is not None
+
+
+def test_voicemail_answering_the_desk_phone_takes_no_caller(app: Flask, agent: Console, sandbox: TwilioSandbox) -> None:
+    caller_waits(app)
+    agent.post("/console/queue/take")
+    run_jobs(app)
+    [ring] = sandbox.calls
+    transcript = answer_our_call(app.test_client(), ring, "-")  # a recorded greeting, no key
+    assert not any(isinstance(event, Dialed) for event in transcript.events)
 
 
 def test_two_agents_never_take_the_same_caller(app: Flask, agent: Console) -> None:
@@ -339,7 +357,7 @@ def test_callbacks_and_escalated_requests_wait_on_the_board(app: Flask, agent: C
 
 def test_the_form_is_prefilled_with_what_the_caller_keyed_before_pressing_zero(app: Flask, agent: Console) -> None:
     transport = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=CITIZEN).run("2,1,1,226001#,0,agent")
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=CITIZEN).run("2,1,1,226001#,0,-,agent")
     assert not transcript.errors
     screen = agent.get(agent.get(f"/console/callers/call/{transcript.call_sid}").headers["Location"])
     html = page(screen)

@@ -689,6 +689,21 @@ def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(
     assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
 
 
+def test_an_assignment_whose_notice_was_lost_is_told_by_the_sweeper(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    worker_id = add_worker(engine, "Ramesh", "+919800000761", km_north=1)
+    request_id = add_request(engine)
+    with session_scope(engine) as session:  # assigned (by an agent, say), and the notify job lost with Redis
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(status=RequestStatus.ASSIGNED, worker_id=worker_id, completion_code="1234",
+                                assigned_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+    assert jobs.sweep()["untold_assignments"] == 1
+    run_jobs(installed)
+    assert set(texts_to(sandbox, "+919800000761")) and set(texts_to(sandbox, CITIZEN))
+    assert jobs.sweep()["untold_assignments"] == 0
+
+
 def test_five_wrong_codes_lock_the_job_even_against_the_right_one(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
