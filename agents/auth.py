@@ -1,7 +1,8 @@
 """Signing in and out, who is signed in, and what their role lets them do.
 
-The session cookie (signed, HttpOnly, SameSite=Lax, Secure behind HTTPS) holds the user's id and
-two moments: when they signed in and when they were last seen. A session idle for longer than
+The session cookie (signed, HttpOnly, SameSite=Lax, Secure behind HTTPS) holds the user's id, their
+session epoch (signing out moves it on, so a copied cookie dies too) and two moments: when they
+signed in and when they were last seen. A session idle for longer than
 `console.idle_timeout_minutes`, or older than `console.max_session_hours`, is over. Sign-in
 attempts are counted in Redis (per name and address, per name, per address) before they are
 judged; past `console.login_attempts` failures in `console.login_window_minutes` for a name from
@@ -18,9 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.db import session_scope
 from storage.models import AuditEvent, Role, User, utcnow
@@ -78,7 +80,7 @@ def signed_in_user() -> User | None:
         return None
     with Session(runtime().engine, expire_on_commit=False) as db:
         user = db.get(User, user_id)
-    if user is None or not user.active:
+    if user is None or not user.active or session.get("epoch", 0) != user.session_epoch:
         session.clear()
         return None
     if request.headers.get("X-Live") != "1":  # a page refreshing itself is not the person at the desk
@@ -130,7 +132,8 @@ def sign_in() -> ResponseReturnValue:
     _forget_failures(username, address)
     language = session.get("language")
     session.clear()  # a new session: nothing from before signing in survives (session fixation)
-    session.update(uid=user.id, since=time.time(), seen=time.time(), language=language or "en")
+    session.update(uid=user.id, epoch=user.session_epoch, since=time.time(), seen=time.time(),
+                   language=language or "en")  # fmt: skip
     session.permanent = False
     _record_sign_in(user, "user.signed_in", username)
     return redirect(local_path(target) if target else url_for(home_endpoint(user.role)))
@@ -138,7 +141,8 @@ def sign_in() -> ResponseReturnValue:
 
 @bp.post("/sign-out")
 def sign_out() -> ResponseReturnValue:
-    with session_scope(runtime().engine) as db:
+    with session_scope(runtime().engine) as db:  # a copy of the cookie is worth nothing after this
+        db.execute(sa.update(User).where(col(User.id) == g.user.id).values(session_epoch=User.session_epoch + 1))
         audit(db, "user.signed_out", "user", g.user.id)
     session.clear()
     flash("You have signed out.")

@@ -156,7 +156,8 @@ def index() -> ResponseReturnValue:
         total = db.execute(select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
         found = db.exec(query.offset((filters.page - 1) * PAGE).limit(PAGE)).all()  # type: ignore[call-overload]
         phones_of = _caller_phones(db, [r.caller_id for r in found if r.caller_id])
-        districts = db.exec(select(ServiceRequest.district).distinct().order_by(ServiceRequest.district)).all()
+        seen = _filtered(Filters()).with_only_columns(col(ServiceRequest.district)).distinct().order_by(None)
+        districts = sorted(db.execute(seen).scalars())  # a provider's list: the districts of its jobs
     return render_template("console/requests.html", requests=found, filters=filters, total=total, page=PAGE,
                            phones_of=phones_of, districts=districts, statuses=list(RequestStatus),
                            services=runtime().settings.services)  # fmt: skip
@@ -380,8 +381,9 @@ def _enqueue(request_id: int, then: Any, freed_worker: int | None) -> None:
             queue(connection, QueueName.DISPATCH).enqueue(then, request_id, job_id=f"dispatch-{request_id}")
         elif then is jobs.notify_assigned:
             queue(connection, QueueName.DISPATCH).enqueue(then, request_id, job_id=f"assigned-{request_id}")
-        if freed_worker is not None:
-            queue(connection, QueueName.DEFAULT).enqueue(jobs.reindex_worker, freed_worker)
+        if freed_worker is not None:  # a cancelled job in hand: the worker must not go
+            queue(connection, QueueName.DISPATCH).enqueue(jobs.job_cancelled, request_id, freed_worker,
+                                                          job_id=f"cancelled-{request_id}")  # fmt: skip
     except redis.RedisError:
         log.exception("could not queue the follow-up of request %s; the sweeper will", request_id)
 

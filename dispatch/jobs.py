@@ -246,6 +246,20 @@ def ring_agent(user_id: int, desk_phone: str) -> str:
     return f"ringing the agent: {sid}"
 
 
+def job_cancelled(request_id: int, worker_id: int) -> str:
+    """An agent cancelled a job a worker had taken: the worker is told not to go, and is free again."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
+        if request is None or worker is None or request.status is not RequestStatus.CANCELLED:
+            return "nothing to tell"
+        geoindex.update(ctx.redis, session, worker_id, all_skills=ctx.settings.service_codes,
+                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+    _try_sms(worker.phone, "job_cancelled", worker.language, {"number": request.number}, request_id=request.id,
+             worker_id=worker.id)  # fmt: skip
+    return "worker told"
+
+
 def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()

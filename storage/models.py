@@ -323,5 +323,7 @@ class User(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=20, description="desk phone the console rings")
     provider_id: int | None = Field(default=None, foreign_key="provider.id")
     active: bool = True
+    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"},
+                               description="+1 at sign-out: every session signed in before is over")  # fmt: skip
     created_at: datetime = _created()
     last_login_at: datetime | None = _moment()

@@ -162,6 +162,16 @@ def test_the_live_queue_refreshing_itself_does_not_keep_an_idle_desk_signed_in(a
     assert agent.get("/console/queue/board", headers={"X-Live": "1"}).status_code == 302
 
 
+def test_signing_out_ends_every_copy_of_the_session(app: Flask, agent: Console) -> None:
+    cookie = agent.client.get_cookie("session")
+    assert cookie is not None
+    copy = app.test_client()
+    copy.set_cookie("session", cookie.value)
+    assert copy.get("/console/queue").status_code == 200
+    agent.post("/console/sign-out")
+    assert copy.get("/console/queue").status_code == 302
+
+
 def test_a_deactivated_user_is_signed_out_at_the_next_page(app: Flask, agent: Console) -> None:
     with session_scope(engine_of(app)) as session:
         session.execute(sa.update(User).values(active=False))
@@ -643,3 +653,17 @@ def test_behind_a_proxy_the_citizen_facing_address_is_the_one_counted(helpline_s
                  headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
     [failed] = [e for e in rows(app, AuditEvent) if e.action == "user.sign_in_failed"]
     assert failed.detail["ip"] == "203.0.113.9"
+
+
+def test_cancelling_a_job_in_hand_tells_the_worker_not_to_go(
+    app: Flask, agent: Console, sandbox: TwilioSandbox
+) -> None:
+    worker_id = hire(app, "Ramesh", "+919800000001", km_north=1)
+    number = file_request(app)
+    agent.post(f"/console/requests/{number}/assign", {"worker": str(worker_id)})
+    run_jobs(app)
+    sandbox.clear()
+    agent.post(f"/console/requests/{number}/cancel", {"reason": "the citizen found someone"})
+    run_jobs(app)
+    [told] = [m["body"] for m in sandbox.messages if m["to"] == "+919800000001"]
+    assert number in told and "रद्द" in told  # the worker's language: Hindi

@@ -1,5 +1,5 @@
 """The console: callbacks scheduled for a time and about a request, and dispatch rounds an agent
-restarts, and how long callers waited for an agent (issue 6).
+restarts, and how long callers waited for an agent and sessions a sign-out ends (issue 6).
 
 Revision ID: 0003
 Revises: 0002
@@ -30,6 +30,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("round_started_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("dispatch_round", sa.Integer(), server_default="0", nullable=False))
         batch_op.create_index(batch_op.f("ix_service_request_assigned_at"), ["assigned_at"], unique=False)
+    with op.batch_alter_table("console_user", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("session_epoch", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("offer", schema=None) as batch_op:
         batch_op.add_column(sa.Column("dispatch_round", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("call_log", schema=None) as batch_op:
@@ -38,6 +40,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("console_user", schema=None) as batch_op:
+        batch_op.drop_column("session_epoch")
     with op.batch_alter_table("offer", schema=None) as batch_op:
         batch_op.drop_column("dispatch_round")
     with op.batch_alter_table("call_log", schema=None) as batch_op:
