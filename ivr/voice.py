@@ -300,7 +300,7 @@ def agent_leg() -> Response:
     gather = response.gather(num_digits=1, action=f"/twilio/voice/agent/answer?user={user}", method="POST",
                              timeout=8, finish_on_key="")  # fmt: skip
     _say(gather, "agent_next_caller", "en")
-    _say(response, "agent_queue_empty", "en")
+    _say(response, "agent_not_taken", "en")
     response.hangup()
     return twiml(response)
 
@@ -311,7 +311,7 @@ def agent_answer() -> Response:
     """The agent pressed 1: bridge them with the longest-waiting caller."""
     response = VoiceResponse()
     if request.form.get("Digits") != "1":
-        _say(response, "agent_queue_empty", "en")
+        _say(response, "agent_not_taken", "en")
         response.hangup()
         return twiml(response)
     dial = response.dial(action="/twilio/voice/agent/done", method="POST", timeout=20)

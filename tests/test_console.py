@@ -328,6 +328,7 @@ def test_voicemail_answering_the_desk_phone_takes_no_caller(app: Flask, agent: C
     [ring] = sandbox.calls
     transcript = answer_our_call(app.test_client(), ring, "-")  # a recorded greeting, no key
     assert not any(isinstance(event, Dialed) for event in transcript.events)
+    assert transcript.said("No key was pressed, so the caller stays in the queue.")
 
 
 def test_two_agents_never_take_the_same_caller(app: Flask, agent: Console) -> None:
