@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, Response, g, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import IntegerConverter, Map
 
-from agents import auth, callers, csrf, dashboard, labels, present, queue, requests, workers, worklist
+from agents import auth, callers, csrf, dashboard, labels, present, providers, queue, requests, workers, worklist
 from agents.forms import MAX_ID, has_nul
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
@@ -26,7 +26,7 @@ SECURITY_HEADERS = {
 }
 
 
-for _part in (auth, queue, callers, requests, workers, worklist, dashboard):
+for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard):
     bp.register_blueprint(_part.bp)
 
 
