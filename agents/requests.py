@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -361,11 +362,17 @@ def assign(number: str) -> ResponseReturnValue:
                  "Assigned.", then=jobs.notify_assigned)  # fmt: skip
 
 
-def _move(number: str, move: Any, done: str, then: Any = None) -> ResponseReturnValue:
+Move = Callable[[Session, ServiceRequest], lifecycle.Moved]
+FollowUp = Callable[[int], str]
+# The job a move calls for, and its id's prefix: the same ids the rest of dispatch uses, so queuing twice is harmless.
+JOB_IDS: dict[FollowUp, str] = {jobs.dispatch_request: "dispatch", jobs.notify_assigned: "assigned"}
+
+
+def _move(number: str, move: Move, done: str, then: FollowUp | None = None) -> ResponseReturnValue:
     """Make one lifecycle move; after the commit, queue what it calls for."""
     with session_scope(runtime().engine) as db:
         found = _request(db, number)
-        moved: lifecycle.Moved = move(db, found)
+        moved = move(db, found)
     if not moved.ok:
         flash(moved.error or "")
         return redirect(url_for(".show", number=number))
@@ -374,18 +381,16 @@ def _move(number: str, move: Any, done: str, then: Any = None) -> ResponseReturn
     return redirect(url_for(".show", number=number))
 
 
-def _enqueue(request_id: int, then: Any, freed_worker: int | None) -> None:
+def _enqueue(request_id: int, then: FollowUp | None, freed_worker: int | None) -> None:
+    """A lost job here is redone by the sweeper (a request left new, an assignment nobody was told of)."""
     try:
-        connection = runtime().redis
-        if then is jobs.dispatch_request:
-            queue(connection, QueueName.DISPATCH).enqueue(then, request_id, job_id=f"dispatch-{request_id}")
-        elif then is jobs.notify_assigned:
-            queue(connection, QueueName.DISPATCH).enqueue(then, request_id, job_id=f"assigned-{request_id}")
+        dispatching = queue(runtime().redis, QueueName.DISPATCH)
+        if then is not None:
+            dispatching.enqueue(then, request_id, job_id=f"{JOB_IDS[then]}-{request_id}")
         if freed_worker is not None:  # a cancelled job in hand: the worker must not go
-            queue(connection, QueueName.DISPATCH).enqueue(jobs.job_cancelled, request_id, freed_worker,
-                                                          job_id=f"cancelled-{request_id}")  # fmt: skip
+            dispatching.enqueue(jobs.job_cancelled, request_id, freed_worker, job_id=f"cancelled-{request_id}")
     except redis.RedisError:
-        log.exception("could not queue the follow-up of request %s; the sweeper will", request_id)
+        log.exception("could not queue the follow-up of request %s", request_id)
 
 
 @bp.post("/<number>/note")
