@@ -112,6 +112,16 @@ class Role(StrEnum):
     PROVIDER = "provider"
 
 
+class ApiRole(StrEnum):
+    """What another system may do through the JSON API and Open311."""
+
+    PARTNER = "partner"  # a state portal or app: files requests and follows its own
+    AGENT = "agent"  # a call-centre system: every request, workers' availability
+    SUPERVISOR = "supervisor"  # and onboarding workers
+    ADMIN = "admin"
+    PROVIDER = "provider"  # an agency's system: its own workers and their jobs
+
+
 class District(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=80, unique=True, description="as the India Post directory spells it")
@@ -192,6 +202,9 @@ class ServiceRequest(SQLModel, table=True):
     longitude: float | None = None
     address_note: str | None = Field(default=None, max_length=500)
     preferred_time: str | None = Field(default=None, max_length=80)
+    description: str | None = Field(default=None, max_length=4000, description="what the citizen wrote (API)")
+    contact_name: str | None = Field(default=None, max_length=120, description="the citizen's name, when given")
+    filed_by: str | None = Field(default=None, max_length=80, index=True, description="'api:<client>' that filed it")
     caller_id: int | None = Field(default=None, foreign_key="caller.id", index=True)
     language: str = Field(default="hi", max_length=5)
     channel: Channel = Field(default=Channel.IVR, sa_type=_enum(Channel))
@@ -308,6 +321,23 @@ class AuditEvent(SQLModel, table=True):
     to_status: str | None = Field(default=None, max_length=20)
     reason: str | None = Field(default=None, max_length=500)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token another system uses; only its SHA-256 is kept, the token itself is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client: str = Field(max_length=60, index=True, description="the system it belongs to; tokens rotate, it stays")
+    role: ApiRole = Field(sa_type=_enum(ApiRole))
+    provider_id: int | None = Field(default=None, foreign_key="provider.id")
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=12, description="the token's first characters, to tell tokens apart")
+    created_at: datetime = _created()
+    expires_at: datetime | None = _moment()
+    revoked_at: datetime | None = _moment()
+    last_used_at: datetime | None = _moment()
 
 
 class User(SQLModel, table=True):
