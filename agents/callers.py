@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
-import sqlalchemy as sa
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
@@ -18,9 +17,7 @@ from werkzeug.datastructures import MultiDict
 from agents import auth, present
 from agents.auth import STAFF, requires, runtime
 from agents.forms import NOTE_MAX, plain
-from dispatch import jobs
-from dispatch.intake import Intake, caller_for, new_request
-from dispatch.queues import QueueName, queue
+from dispatch.intake import Intake, caller_for, file_request, queue_follow_ups
 from storage import callqueue, phones, pincodes
 from storage.db import session_scope
 from storage.models import CallbackRequest, Caller, CallLog, Channel, ServiceRequest
@@ -138,25 +135,11 @@ def create() -> ResponseReturnValue:
                     channel=Channel.AGENT, actor=auth.actor(), idempotency_key=f"console:{draft.form_id}",
                     address_note=draft.address_note or None, preferred_time=draft.preferred_time or None,
                     detail=(("call_sid", draft.call_sid),) if draft.call_sid else ())  # fmt: skip
-    try:
-        made, sms_id, created = _file(intake)
-    except sa.exc.IntegrityError:  # the same form at the same moment, or a first-time caller added twice
-        made, sms_id, created = _file(intake)
-    if created:
-        _after_create(made.id or 0, sms_id)
+    filed = file_request(runtime().engine, runtime().settings, intake)
+    if filed.created:
+        queue_follow_ups(runtime().redis, filed)
         flash("Request created.")
-    return redirect(url_for("console.requests.show", number=made.number))
-
-
-def _file(intake: Intake) -> tuple[ServiceRequest, int | None, bool]:
-    """The request this form makes, its SMS, and whether it is new (a form sent twice makes one)."""
-    with session_scope(runtime().engine) as db:
-        key = intake.idempotency_key
-        found = db.exec(select(ServiceRequest).where(ServiceRequest.idempotency_key == key)).first()
-        if found is not None:
-            return found, None, False
-        made, sms_id = new_request(db, runtime().settings, intake)
-        return made, sms_id, True
+    return redirect(url_for("console.requests.show", number=filed.request.number))
 
 
 def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes.Place | None, str | None]:
@@ -189,19 +172,6 @@ def _known_caller(phone: str | None) -> Caller | None:
         return None
     with Session(runtime().engine) as db:
         return db.exec(select(Caller).where(Caller.phone == phone)).first()
-
-
-def _after_create(request_id: int, sms_id: int | None) -> None:
-    """Queue the SMS and the dispatch after the commit; a Redis failure leaves them to the sweeper."""
-    try:
-        connection = runtime().redis
-        if sms_id is not None:
-            queue(connection, QueueName.DEFAULT).enqueue(jobs.send_sms, sms_id, job_id=f"sms-{sms_id}",
-                                                         retry=jobs.SMS_RETRY)  # fmt: skip
-        queue(connection, QueueName.DISPATCH).enqueue(jobs.dispatch_request, request_id,
-                                                      job_id=f"dispatch-{request_id}")  # fmt: skip
-    except redis.RedisError:
-        log.exception("could not queue request %s; the sweeper will", request_id)
 
 
 @bp.get("/pincode/<pincode>")

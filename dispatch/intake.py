@@ -1,16 +1,23 @@
-"""A request comes in, from the phone line or an agent's console: stored with its caller, audited,
-and its confirmation SMS recorded in the same transaction (sent after the commit)."""
+"""A request comes in, from the phone line, an agent's console or another system: stored with its
+caller, audited, and its confirmation SMS recorded in the same transaction (sent after the commit)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import redis
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from dispatch import jobs
+from dispatch.queues import QueueName, queue
 from storage import numbers, phones, pincodes
+from storage.db import session_scope
 from storage.models import AuditEvent, Caller, Channel, RequestStatus, ServiceRequest, SmsLog
 from storage.settings import Settings
 
+log = logging.getLogger(__name__)
 MAX_NUMBER_DRAWS = 20
 
 
@@ -27,7 +34,19 @@ class Intake:
     idempotency_key: str | None = None
     address_note: str | None = None
     preferred_time: str | None = None
+    description: str | None = None
+    contact_name: str | None = None
+    filed_by: str | None = None  # 'api:<client>': the system that filed it, which may follow it
     detail: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Filed:
+    """A request as filed: `created` is False when its idempotency key had filed it before."""
+
+    request: ServiceRequest
+    sms_id: int | None
+    created: bool
 
 
 def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[ServiceRequest, int | None]:
@@ -37,8 +56,9 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     request = ServiceRequest(
         number=unused_number(session), idempotency_key=intake.idempotency_key, service_code=intake.service,
         pincode=place.pincode, district=place.district, latitude=place.latitude, longitude=place.longitude,
-        address_note=intake.address_note, preferred_time=intake.preferred_time,
-        caller_id=caller.id if caller else None, language=intake.language, channel=intake.channel,
+        address_note=intake.address_note, preferred_time=intake.preferred_time, description=intake.description,
+        contact_name=intake.contact_name, filed_by=intake.filed_by, caller_id=caller.id if caller else None,
+        language=intake.language, channel=intake.channel,
     )  # fmt: skip
     session.add(request)
     session.flush()
@@ -52,6 +72,41 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     session.add(sms)
     session.flush()
     return request, sms.id
+
+
+def file_request(engine: sa.Engine, settings: Settings, intake: Intake) -> Filed:
+    """Store the request once per idempotency key (a form sent twice, a client's retry), committed."""
+    try:
+        return _file(engine, settings, intake)
+    except sa.exc.IntegrityError:  # the same key at the same moment, or a first-time caller added twice
+        return _file(engine, settings, intake)
+
+
+def _file(engine: sa.Engine, settings: Settings, intake: Intake) -> Filed:
+    with session_scope(engine) as session:
+        key = intake.idempotency_key
+        same_key = select(ServiceRequest).where(ServiceRequest.idempotency_key == key)
+        found = session.exec(same_key).first() if key else None
+        if found is not None:
+            return Filed(found, None, created=False)
+        request, sms_id = new_request(session, settings, intake)
+        return Filed(request, sms_id, created=True)
+
+
+def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
+    """After the commit: text the request's number and dispatch it. A Redis failure leaves both
+    pending in the database, where the sweeper finds them."""
+    if not filed.created:
+        return
+    request_id = filed.request.id
+    try:
+        if filed.sms_id is not None:
+            queue(connection, QueueName.DEFAULT).enqueue(jobs.send_sms, filed.sms_id, job_id=f"sms-{filed.sms_id}",
+                                                         retry=jobs.SMS_RETRY)  # fmt: skip
+        queue(connection, QueueName.DISPATCH).enqueue(jobs.dispatch_request, request_id,
+                                                      job_id=f"dispatch-{request_id}")  # fmt: skip
+    except redis.RedisError:
+        log.exception("could not queue request %s; the sweeper will", request_id)
 
 
 def confirmation_sms(settings: Settings, request: ServiceRequest) -> str:
