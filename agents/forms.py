@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-MAX_ID = 2**31 - 1  # PostgreSQL's integer: a larger id cannot exist, and comparing with one is an error
+from storage.models import MAX_ID
+from storage.text import is_control, plain
+
+__all__ = ["MAX_ID", "NOTE_MAX", "has_nul", "is_control", "parse_id", "plain"]
+
 NOTE_MAX = 500  # notes, reasons, address notes: the database's column width
-
-
-def plain(text: str, limit: int) -> str:
-    """One line of printable text: whitespace tidied, control characters (NUL too) dropped, cut to `limit`."""
-    return " ".join("".join(char for char in text if not is_control(char)).split())[:limit]
-
-
-def is_control(char: str) -> bool:
-    return ord(char) < 32 or ord(char) == 127
 
 
 def parse_id(raw: str | None) -> int | None:

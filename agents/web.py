@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.routing import IntegerConverter, Map
 
 from agents import auth, callers, csrf, dashboard, labels, present, providers, queue, requests, workers, worklist
-from agents.forms import MAX_ID, has_nul
+from agents.forms import has_nul
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")  # fmt: skip
@@ -30,15 +29,7 @@ for _part in (auth, queue, callers, requests, workers, providers, worklist, dash
     bp.register_blueprint(_part.bp)
 
 
-class RecordId(IntegerConverter):
-    """A record's id in a URL: a positive 32-bit integer, so a huge one is a 404, not a database error."""
-
-    def __init__(self, url_map: Map) -> None:
-        super().__init__(url_map, min=1, max=MAX_ID)
-
-
 def init_app(app: Flask) -> None:
-    app.url_map.converters["id"] = RecordId
     app.register_blueprint(bp)
     app.after_request(secure)
     app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)

@@ -40,10 +40,12 @@ from storage.importer import (
     ImportReport,
     RowError,
     WorkerRow,
+    by_column,
     import_workers,
     parse_row,
     provider_key,
     read_records,
+    save_rows,
     without_duplicates,
 )
 from storage.models import (
@@ -78,10 +80,6 @@ ORIGINS = {Origin.LOCAL.value: "Local", Origin.RETURNED_MIGRANT.value: "Returned
 YES_NO = {"yes": True, "no": False}
 STATUSES = frozenset(status.value for status in VerificationStatus)
 PHONE_LIKE = re.compile(r"^[0-9+\-() ]+$")
-# The importer's messages start with the column they are about; these name the form field instead.
-FIELD_OF_MESSAGE = (("no skills", "skills"), ("unknown skill", "skills"), ("unknown pincode", "pincode"))
-FORM_FIELDS = ("name", "phone", "skills", "pincode", "provider", "service_radius_km", "language",
-               "voice_preferred", "certification_grade", "certification", "origin")  # fmt: skip
 
 
 # -- what the request asks for: pure parsing --------------------------------------------------------
@@ -182,16 +180,6 @@ def _verified(raw_reference: str, raw_date: str, today: date) -> Verdict | dict[
 
 def _has_control(text: str) -> bool:
     return any(is_control(char) for char in text)
-
-
-def field_errors(problems: list[str]) -> dict[str, list[str]]:
-    """The importer's reasons, put next to the form field each is about ('' for the rest)."""
-    placed: dict[str, list[str]] = {}
-    for problem in problems:
-        named = [name for start, name in FIELD_OF_MESSAGE if problem.startswith(start)]
-        named += [name for name in FORM_FIELDS if problem.startswith(name + " ")]
-        placed.setdefault(named[0] if named else "", []).append(problem)
-    return placed
 
 
 def onboarding_cells(form: MultiDict[str, str], skills: frozenset[str]) -> dict[str, str]:
@@ -572,7 +560,7 @@ def create() -> ResponseReturnValue:
     except sa.exc.IntegrityError:  # the same phone number, added by someone else a moment ago
         outcome = ["phone is already registered to a worker added a moment ago"]
     if isinstance(outcome, list):
-        return _onboarding_page(Onboarding(form=request.form, errors=field_errors(outcome)), 400)
+        return _onboarding_page(Onboarding(form=request.form, errors=by_column(outcome)), 400)
     _reindex(outcome)
     flash("The worker is added and waits for police verification.")
     return redirect(url_for("console.workers.worker", worker_id=outcome))
@@ -625,21 +613,10 @@ def _active_providers(db: Session) -> list[Provider]:
 
 def _onboard(db: Session, row: WorkerRow, provider: Provider | None) -> int:
     """Store the new worker, pending police verification, with the audit event of it."""
-    added = _save_rows(db, [row], provider.id if provider else None)[0]
+    added = save_rows(db, [row], provider.id if provider else None)[0]
     auth.audit(db, "worker.created", "worker", added, to_status=VerificationStatus.PENDING.value,
                provider_id=provider.id if provider else None, skills=list(row.skills))  # fmt: skip
     return added
-
-
-def _save_rows(db: Session, rows: list[WorkerRow], provider_id: int | None) -> list[int]:
-    workers = [row.worker(provider_id) for row in rows]
-    db.add_all(workers)
-    db.flush()
-    ids = [worker.id for worker in workers if worker.id is not None]
-    db.add_all(WorkerSkill(worker_id=worker_id, service_code=code)
-               for worker_id, row in zip(ids, rows, strict=True) for code in row.skills)  # fmt: skip
-    db.flush()
-    return ids
 
 
 def _registered(db: Session, numbers: list[str]) -> set[str]:
@@ -720,7 +697,7 @@ def _import_for_agency(db: Session, source: io.StringIO, agency: Provider) -> Im
         else:
             rows.append(parsed)
     rows, duplicates = without_duplicates(rows, _registered(db, [row.phone for row in rows]))
-    _save_rows(db, rows, agency.id)
+    save_rows(db, rows, agency.id)
     return ImportReport(len(rows), [], sorted(errors + duplicates, key=lambda error: error.row))
 
 

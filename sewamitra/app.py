@@ -6,11 +6,20 @@ import logging
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
+from storage.models import MAX_ID
 from storage.runtime import Runtime
 from storage.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+
+class RecordId(IntegerConverter):
+    """A record's id in a URL: a positive 32-bit integer, so a huge one is a 404, not a database error."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -25,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
+    app.url_map.converters["id"] = RecordId
     app.extensions["sewamitra"] = Runtime(settings)
     if not settings.twilio.validate_signatures:
         log.warning(

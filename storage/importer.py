@@ -45,6 +45,8 @@ FORMULA_STARTS = ("=", "+", "-", "@")
 PHONE_CHARACTERS = re.compile(r"^[0-9+\-() ]{1,20}$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 YES_NO = {"yes": True, "no": False}
+# Messages start with the column they are about, but for these.
+COLUMN_OF_MESSAGE = (("no skills", "skills"), ("unknown skill", "skills"), ("unknown pincode", "pincode"))
 
 
 def _column_size(model: type[SQLModel], column: str) -> int:
@@ -381,6 +383,29 @@ def without_duplicates(rows: list[WorkerRow], registered: set[str]) -> tuple[lis
             first_row[row.phone] = row.row
             kept.append(row)
     return kept, errors
+
+
+def by_column(problems: list[str]) -> dict[str, list[str]]:
+    """A row's problems, by the column each is about ('' for the rest): for a form or an API to
+    show next to the field."""
+    placed: dict[str, list[str]] = {}
+    for problem in problems:
+        named = [column for start, column in COLUMN_OF_MESSAGE if problem.startswith(start)]
+        named += [column for column in (*REQUIRED, *OPTIONAL) if problem.startswith(column + " ")]
+        placed.setdefault(named[0] if named else "", []).append(problem)
+    return placed
+
+
+def save_rows(session: Session, rows: list[WorkerRow], provider_id: int | None) -> list[int]:
+    """Workers for rows already checked, all of one agency (or none); their ids, in the rows' order."""
+    workers = [row.worker(provider_id) for row in rows]
+    session.add_all(workers)
+    session.flush()
+    ids = [_saved(worker.id) for worker in workers]
+    session.add_all(WorkerSkill(worker_id=worker_id, service_code=code)
+                    for worker_id, row in zip(ids, rows, strict=True) for code in row.skills)  # fmt: skip
+    session.flush()
+    return ids
 
 
 def _registered_phones(session: Session, phones: list[str]) -> set[str]:

@@ -1,0 +1,18 @@
+"""Text from outside (forms, API bodies): printable, tidied, and within the column it goes to."""
+
+from __future__ import annotations
+
+
+def plain(text: str, limit: int) -> str:
+    """One line of printable text: whitespace tidied, control characters (NUL too) dropped, cut to `limit`."""
+    return " ".join("".join(char for char in text if not is_control(char)).split())[:limit]
+
+
+def lines(text: str) -> str:
+    """Printable text that may run over several lines: line breaks kept, other control characters dropped."""
+    kept = (plain(line, len(line)) for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    return "\n".join(kept).strip()
+
+
+def is_control(char: str) -> bool:
+    return ord(char) < 32 or ord(char) == 127
