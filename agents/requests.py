@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import redis
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -24,7 +23,6 @@ from agents.callers import promise_callback
 from agents.forms import NOTE_MAX, parse_id, plain
 from agents.present import day_range, local_moment
 from dispatch import jobs, lifecycle
-from dispatch.queues import QueueName, queue
 from storage import numbers, phones
 from storage.db import session_scope
 from storage.geo import distance_km
@@ -363,12 +361,9 @@ def assign(number: str) -> ResponseReturnValue:
 
 
 Move = Callable[[Session, ServiceRequest], lifecycle.Moved]
-FollowUp = Callable[[int], str]
-# The job a move calls for, and its id's prefix: the same ids the rest of dispatch uses, so queuing twice is harmless.
-JOB_IDS: dict[FollowUp, str] = {jobs.dispatch_request: "dispatch", jobs.notify_assigned: "assigned"}
 
 
-def _move(number: str, move: Move, done: str, then: FollowUp | None = None) -> ResponseReturnValue:
+def _move(number: str, move: Move, done: str, then: lifecycle.FollowUp | None = None) -> ResponseReturnValue:
     """Make one lifecycle move; after the commit, queue what it calls for."""
     with session_scope(runtime().engine) as db:
         found = _request(db, number)
@@ -376,21 +371,9 @@ def _move(number: str, move: Move, done: str, then: FollowUp | None = None) -> R
     if not moved.ok:
         flash(moved.error or "")
         return redirect(url_for(".show", number=number))
-    _enqueue(found.id or 0, then, moved.freed_worker)
+    lifecycle.queue_after(runtime().redis, found.id or 0, moved, then)
     flash(done)
     return redirect(url_for(".show", number=number))
-
-
-def _enqueue(request_id: int, then: FollowUp | None, freed_worker: int | None) -> None:
-    """A lost job here is redone by the sweeper (a request left new, an assignment nobody was told of)."""
-    try:
-        dispatching = queue(runtime().redis, QueueName.DISPATCH)
-        if then is not None:
-            dispatching.enqueue(then, request_id, job_id=f"{JOB_IDS[then]}-{request_id}")
-        if freed_worker is not None:  # a cancelled job in hand: the worker must not go
-            dispatching.enqueue(jobs.job_cancelled, request_id, freed_worker, job_id=f"cancelled-{request_id}")
-    except redis.RedisError:
-        log.exception("could not queue the follow-up of request %s", request_id)
 
 
 @bp.post("/<number>/note")

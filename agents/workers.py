@@ -28,7 +28,7 @@ from agents import auth, present
 from agents.auth import MANAGERS, runtime
 from agents.forms import MAX_ID, NOTE_MAX, is_control, parse_id, plain
 from dispatch import lifecycle
-from dispatch.jobs import dispatch_request, rebuild_index, reindex_worker
+from dispatch.jobs import dispatch_request, queue_reindex, rebuild_index
 from dispatch.queues import QueueName, queue
 from storage import phones
 from storage.db import session_scope
@@ -261,11 +261,7 @@ def helpers() -> dict[str, Any]:
 
 
 def _reindex(worker_id: int) -> None:
-    """Put one worker's dispatch index entries in step; without Redis, the scheduled rebuild does."""
-    try:
-        queue(runtime().redis, QueueName.DEFAULT).enqueue(reindex_worker, worker_id)
-    except redis.RedisError:
-        log.warning("Redis unreachable: worker %s is reindexed at the next rebuild", worker_id)
+    queue_reindex(runtime().redis, worker_id)
 
 
 def _dispatch_again(request_ids: list[int]) -> None:

@@ -260,6 +260,14 @@ def job_cancelled(request_id: int, worker_id: int) -> str:
     return "worker told"
 
 
+def queue_reindex(connection: redis.Redis, worker_id: int) -> None:
+    """Ask for a changed worker's index entries to catch up; without Redis, the scheduled rebuild does it."""
+    try:
+        queue(connection, QueueName.DEFAULT).enqueue(reindex_worker, worker_id)
+    except redis.RedisError:
+        log.warning("Redis unreachable: worker %s is reindexed at the next rebuild", worker_id)
+
+
 def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()

@@ -4,13 +4,18 @@ agent and a worker answering at the same moment cannot both win."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from dispatch import jobs
 from dispatch.offers import audit, hand_over, move, set_offer, withdraw_pending
+from dispatch.queues import QueueName, queue
 from storage.models import (
     Offer,
     OfferChannel,
@@ -22,6 +27,7 @@ from storage.models import (
     WorkerSkill,
 )
 
+log = logging.getLogger(__name__)
 CANCELLABLE = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
 UNASSIGNED = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)  # waiting for a worker
 REDISPATCHABLE = ASSIGNABLE = UNASSIGNED
@@ -38,6 +44,24 @@ class Moved:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+FollowUp = Callable[[int], str]
+# The job a move calls for, and its id's prefix: the same ids the rest of dispatch uses, so queuing twice is harmless.
+JOB_IDS: dict[FollowUp, str] = {jobs.dispatch_request: "dispatch", jobs.notify_assigned: "assigned"}
+
+
+def queue_after(connection: redis.Redis, request_id: int, moved: Moved, then: FollowUp | None = None) -> None:
+    """After the commit: the job the move calls for, and a stood-down worker told not to go. A lost
+    job is redone by the sweeper (a request left new, an assignment nobody was told of)."""
+    try:
+        dispatching = queue(connection, QueueName.DISPATCH)
+        if then is not None:
+            dispatching.enqueue(then, request_id, job_id=f"{JOB_IDS[then]}-{request_id}")
+        if moved.freed_worker is not None:  # a cancelled job in hand: the worker must not go
+            dispatching.enqueue(jobs.job_cancelled, request_id, moved.freed_worker, job_id=f"cancelled-{request_id}")
+    except redis.RedisError:
+        log.exception("could not queue the follow-up of request %s", request_id)
 
 
 def cancel(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> Moved:
