@@ -51,8 +51,8 @@ def lookup(pincode: str) -> Place | None:
     if not is_well_formed(pincode) or not indian_pincode.validate(pincode):
         return None
     details = indian_pincode.get_details(pincode)
-    if details is None or not details["state"]:
-        return None
+    if details is None or not details["state"] or not details["districts"]:
+        return None  # a few codes have only a state inferred from their postal circle: no place to name
     state, district = details["state"], _primary_district(pincode, details["districts"], details["state"])
     position, approximate = _position(pincode, state, district)
     return Place(

@@ -19,6 +19,12 @@ def test_unknown_or_malformed_pin_codes_are_none() -> None:
         assert pincodes.lookup(pin) is None
 
 
+def test_a_pin_code_india_post_knows_no_district_of_is_none_not_a_crash() -> None:
+    """Found by fuzzing the API: 18 codes (Bilaspur's 495002 among them) have a state only."""
+    for pin in ["495002", "121999", "462034", "590100"]:
+        assert pincodes.lookup(pin) is None
+
+
 def test_a_pin_code_outside_uttar_pradesh_is_known_but_not_in_the_state() -> None:
     place = pincodes.lookup("110001")
     assert place is not None and not place.in_state("Uttar Pradesh")
