@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from agents import auth, callers, csrf, dashboard, labels, present, providers, queue, requests, workers, worklist
 from agents.forms import has_nul
@@ -67,16 +68,12 @@ def secure(response: Response) -> Response:
     return response
 
 
-@bp.app_errorhandler(403)
-def forbidden(error: Exception) -> ResponseReturnValue:
-    if not request.path.startswith("/console"):
-        return Response("forbidden\n", status=403, mimetype="text/plain")
-    message = "Your role does not allow this page or action."
-    return render_template("console/error.html", code=403, title="Forbidden", message=message), 403
-
-
-@bp.app_errorhandler(404)
-def not_found(error: Exception) -> ResponseReturnValue:
-    if not request.path.startswith("/console") or g.get("user") is None:
-        return Response("not found\n", status=404, mimetype="text/plain")
-    return render_template("console/error.html", code=404, title="Not found", message="No such page or record."), 404
+def http_error(error: HTTPException) -> ResponseReturnValue:
+    """A refused or missing page: the console's own page for its users, plain text anywhere else."""
+    if request.path.startswith("/console") and error.code == 403:
+        message = "Your role does not allow this page or action."
+        return render_template("console/error.html", code=403, title="Forbidden", message=message), 403
+    if request.path.startswith("/console") and error.code == 404 and g.get("user") is not None:
+        message = "No such page or record."
+        return render_template("console/error.html", code=404, title="Not found", message=message), 404
+    return Response(f"{error.name.lower()}\n", status=error.code or 500, mimetype="text/plain")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, current_app, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
 
     from agents import web as console
+    from api import web as api
     from ivr import sms, voice
     from sewamitra import health
 
@@ -50,4 +53,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
     console.init_app(app)
+    api.init_app(app)
+    for code in (403, 404, 405):
+        app.register_error_handler(code, _http_error)
     return app
+
+
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    """A refused, missing or misused path, answered in the language of the part asked: JSON for the
+    API, Open311's own errors, the console's pages (plain text elsewhere)."""
+    from agents import web as console
+    from api import open311
+    from api import web as api
+
+    if request.path.startswith("/api/"):
+        answer = api.http_error(error)
+    elif request.path.startswith("/open311/"):
+        answer = open311.http_error(error)
+    else:
+        answer = console.http_error(error)
+    response = current_app.make_response(answer)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:  # RFC 9110: a 405 says what is allowed
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from sewamitra import localsecrets
 from storage import db, redisdb
 from storage.exceptions import SewamitraError
-from storage.models import Role
+from storage.models import ApiRole, Role
 from storage.settings import CONFIG_ENV, Settings, default_config_path, load_settings
 
 log = logging.getLogger("sewamitra")
@@ -228,6 +228,43 @@ def create_user(
         except SewamitraError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"created {user.role.value} {user.username!r}")
+
+
+@main.command(name="create-token")
+@click.argument("client")
+@click.option("--role", type=click.Choice([r.value for r in ApiRole]), required=True,
+              help="partner: files and follows its own requests; agent/supervisor/admin: the helpline's systems; "
+                   "provider: an agency's own workers")  # fmt: skip
+@click.option("--provider", default=None, help="agency name (provider role only)")
+@click.option("--expires-days", type=int, default=None, help="the token stops working after this many days")
+@click.pass_context
+def create_token(ctx: click.Context, client: str, role: str, provider: str | None, expires_days: int | None) -> None:
+    """Make a bearer token for another system (JSON API, Open311 api_key); it is shown once."""
+    from storage.tokens import create_token as make_token
+
+    with _session(_settings(ctx)) as session:
+        try:
+            issued = make_token(session, client, ApiRole(role), provider=provider, expires_days=expires_days)
+        except SewamitraError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"token for {issued.token.client} ({issued.token.role.value}); keep it secret, it is not shown again:")
+    click.echo(issued.secret)
+
+
+@main.command(name="revoke-token")
+@click.argument("token")
+@click.pass_context
+def revoke_token(ctx: click.Context, token: str) -> None:
+    """Stop a token working: give it whole, or its first characters as create-token printed them."""
+    from storage.tokens import revoke
+
+    with _session(_settings(ctx)) as session:
+        try:
+            revoked = revoke(session, token)
+        except SewamitraError as exc:
+            raise click.ClickException(str(exc)) from None
+    for found in revoked:
+        click.echo(f"revoked {found.prefix}… of {found.client} ({found.role.value})")
 
 
 @main.group(name="flows")

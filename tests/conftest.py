@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from flask import Flask
 
+from dispatch import context
+from ivr.gateway import TwilioTelephony
 from ivr.twilio_sandbox import TwilioSandbox
 from storage.db import create_engine, upgrade
 from storage.settings import Settings, load_settings
@@ -105,3 +108,14 @@ def helpline_settings(tmp_path: Path, engine: sa.Engine, redis_client: redis.Red
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
     )
+
+
+@pytest.fixture
+def jobs_run(app: Flask) -> Iterator[None]:
+    """The RQ workers' side of the test's `app` (its settings and connections, Twilio at the
+    sandbox), installed so its jobs can run in the test's process."""
+    runtime = app.extensions["sewamitra"]
+    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis,
+                                       TwilioTelephony(runtime.settings)))  # fmt: skip
+    yield
+    context.install(None)

@@ -1,0 +1,111 @@
+"""A request filed by another system, the same way for the JSON API and Open311: where it is, who
+asks, checked field by field; then stored through the intake the phone line and console use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from dispatch.intake import Filed, Intake, file_request, queue_follow_ups
+from storage import phones, pincodes
+from storage.models import Channel
+from storage.runtime import Runtime
+from storage.settings import Settings
+from storage.text import lines, plain
+
+Problems = dict[str, str]  # field → what is wrong with it
+
+
+@dataclass(frozen=True)
+class Location:
+    """What the client said of where the visit is, by field."""
+
+    pincode: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Filing:
+    """A request another system asks for, every field already checked."""
+
+    service: str
+    place: pincodes.Place
+    phone: str
+    language: str
+    name: str | None = None
+    address: str | None = None
+    description: str | None = None
+    preferred_time: str | None = None
+
+
+def locate(where: Location, settings: Settings) -> pincodes.Place | Problems:
+    """The place to send a worker: the PIN code's, at the client's point when it gave one; or the
+    PIN code nearest the point; or the PIN code written in the address. Else what is wrong, by field."""
+    state = settings.service_area.state
+    has_point = where.latitude is not None or where.longitude is not None
+    if has_point and (where.latitude is None or where.longitude is None):
+        missing = "latitude" if where.latitude is None else "longitude"
+        return {missing: "give latitude and longitude together"}
+    if where.pincode:
+        return _by_pincode(where, state)
+    if where.latitude is not None and where.longitude is not None:
+        near = pincodes.nearest(where.latitude, where.longitude, state)
+        if near is None:
+            return {"latitude": f"the point is not in the service area ({state.title()})"}
+        return replace(near, latitude=where.latitude, longitude=where.longitude)
+    written = pincodes.in_text(where.address or "")
+    if written is not None:
+        return _by_pincode(Location(pincode=written), state, field="address")
+    if where.address:
+        return {"address": "write the 6-digit PIN code in the address, or give pincode or latitude and longitude"}
+    return {"pincode": "give the PIN code, latitude and longitude, or an address with its PIN code"}
+
+
+def _by_pincode(where: Location, state: str, field: str = "pincode") -> pincodes.Place | Problems:
+    pincode = "".join((where.pincode or "").split())
+    place = pincodes.lookup(pincode) if pincodes.is_well_formed(pincode) else None
+    if not pincodes.is_well_formed(pincode):
+        return {field: "a PIN code has 6 digits and does not start with 0"}
+    if place is None:
+        return {field: f"India Post does not know PIN code {pincode}"}
+    if not place.in_state(state):
+        return {field: f"PIN code {pincode} is in {place.state.title()}, outside the service area ({state.title()})"}
+    if where.latitude is not None and where.longitude is not None:
+        return replace(place, latitude=where.latitude, longitude=where.longitude)
+    return place
+
+
+def indian_phone(raw: str) -> str | None:
+    """The citizen's number in E.164, if it is an Indian one (a worker must be able to ring it)."""
+    number = phones.to_e164(raw[:40]) if raw.strip() else None
+    return number if number is not None and number.startswith("+91") else None
+
+
+def check_contact(raw_phone: str, settings: Settings, service: str) -> Problems:
+    problems: Problems = {}
+    if service not in settings.service_codes:
+        problems["service"] = f"not a service of the helpline; one of {', '.join(sorted(settings.service_codes))}"
+    if indian_phone(raw_phone) is None:
+        problems["phone"] = "not a valid Indian phone number; the worker and the helpline ring the citizen on it"
+    return problems
+
+
+def tidy(text: str | None, limit: int) -> str | None:
+    return plain(text, limit) or None if text else None
+
+
+def tidy_lines(text: str | None, limit: int) -> str | None:
+    return lines(text)[:limit] or None if text else None
+
+
+def file(runtime: Runtime, filing: Filing, *, channel: Channel, client: str, key: str | None) -> Filed:
+    """Store the request (once per client and idempotency key), then text the citizen its number and dispatch it."""
+    actor = f"api:{client}"
+    intake = Intake(service=filing.service, place=filing.place, phone=filing.phone, language=filing.language,
+                    channel=channel, actor=actor, idempotency_key=f"{actor}:{key}"[:120] if key else None,
+                    address_note=filing.address, preferred_time=filing.preferred_time,
+                    description=filing.description, contact_name=filing.name, filed_by=actor)  # fmt: skip
+    filed = file_request(runtime.engine, runtime.settings, intake)
+    queue_follow_ups(runtime.redis, filed)
+    return filed

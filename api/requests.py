@@ -1,0 +1,150 @@
+"""/api/v1/requests: list with filters, one with its offers and timeline, file one, cancel one.
+
+A partner sees and cancels the requests it filed; an agency sees its workers' jobs; staff see all.
+A request outside what a token may see is answered 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+from sqlmodel import Session, col, select
+
+from api import filing, inputs, present
+from api.auth import EVERYONE, STAFF, actor, client, requires, runtime
+from api.errors import ApiError, invalid
+from api.schemas import Cancellation, RequestCreate, RequestPage
+from dispatch import lifecycle
+from storage import numbers
+from storage.db import session_scope
+from storage.models import ApiRole, Caller, Channel, RequestStatus, ServiceRequest, Worker, utcnow
+
+bp = Blueprint("requests", __name__, url_prefix="/requests")
+PER_PAGE = 50
+PER_PAGE_MAX = 200
+FILERS = (ApiRole.PARTNER, *STAFF)
+
+
+FILTERS = ("status", "service", "district", "phone", "created_from", "created_to", "page", "per_page")
+
+
+@bp.get("")
+@requires(*EVERYONE)
+@inputs.only(*FILTERS)
+def index() -> ResponseReturnValue:
+    query = _filtered(_visible(select(ServiceRequest)))
+    page = inputs.whole_number("page", 1, 1, inputs.MAX_PAGE)
+    per_page = inputs.whole_number("per_page", PER_PAGE, 1, PER_PAGE_MAX)
+    with Session(runtime().engine) as db:
+        total = db.execute(select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        newest = query.order_by(col(ServiceRequest.created_at).desc(), col(ServiceRequest.id).desc())
+        found = db.exec(newest.offset((page - 1) * per_page).limit(per_page)).all()
+        items = present.requests(db, runtime().settings, found, client())
+    return present.answer(RequestPage(items=items, page=page, per_page=per_page, total=total))
+
+
+def _visible(query: Any) -> Any:
+    """Only what this token may see."""
+    token = client()
+    if token.role is ApiRole.PARTNER:
+        return query.where(ServiceRequest.filed_by == actor())
+    if token.role is ApiRole.PROVIDER:
+        return query.join(Worker, col(Worker.id) == ServiceRequest.worker_id).where(
+            Worker.provider_id == token.provider_id
+        )
+    return query
+
+
+def _filtered(query: Any) -> Any:
+    settings = runtime().settings
+    statuses = inputs.choices("status", [s.value for s in RequestStatus])
+    services = inputs.choices("service", settings.service_codes)
+    district, phone = inputs.district(settings.service_area.state), _phone()
+    since, until = inputs.day_or_moment("created_from"), inputs.day_or_moment("created_to", end=True)
+    if statuses:
+        query = query.where(col(ServiceRequest.status).in_([RequestStatus(s) for s in statuses]))
+    if services:
+        query = query.where(col(ServiceRequest.service_code).in_(services))
+    if district:
+        query = query.where(ServiceRequest.district == district)
+    if phone:
+        query = query.where(col(ServiceRequest.caller_id).in_(select(Caller.id).where(Caller.phone == phone)))
+    if since:
+        query = query.where(col(ServiceRequest.created_at) >= since)
+    if until:
+        query = query.where(col(ServiceRequest.created_at) <= until)
+    return query
+
+
+def _phone() -> str | None:
+    raw = inputs.one("phone")
+    if raw is None:
+        return None
+    phone = filing.indian_phone(raw)
+    if phone is None:
+        raise invalid({"phone": "not a valid Indian phone number"})
+    return phone
+
+
+@bp.get("/<number>")
+@requires(*EVERYONE)
+@inputs.only()
+def show(number: str) -> ResponseReturnValue:
+    with Session(runtime().engine) as db:
+        return present.answer(present.request_detail(db, runtime().settings, _one(db, number), client()))
+
+
+def _one(db: Session, number: str) -> ServiceRequest:
+    """The request with this number, if this token may see it; else 404."""
+    if not numbers.is_valid(number):
+        raise ApiError(404, "no such request: a request number has 7 digits")
+    found = db.exec(_visible(select(ServiceRequest)).where(ServiceRequest.number == number)).first()
+    if found is None:
+        raise ApiError(404, f"no request {number}")
+    return found
+
+
+@bp.post("")
+@requires(*FILERS)
+@inputs.only()
+def create() -> ResponseReturnValue:
+    """File a request: stored, texted to the citizen and dispatched like one made on the phone."""
+    key = inputs.idempotency_key()
+    asked = inputs.json_body(RequestCreate)
+    settings = runtime().settings
+    where = filing.Location(asked.pincode, asked.latitude, asked.longitude, asked.address)
+    place = filing.locate(where, settings)
+    problems = filing.check_contact(asked.phone, settings, asked.service)
+    if isinstance(place, dict) or problems:
+        raise invalid({**problems, **(place if isinstance(place, dict) else {})})
+    phone = filing.indian_phone(asked.phone)
+    assert phone is not None
+    made = filing.Filing(service=asked.service, place=place, phone=phone, language=asked.language,
+                         name=filing.tidy(asked.name, 120), address=filing.tidy(asked.address, 500),
+                         description=filing.tidy_lines(asked.description, 4000),
+                         preferred_time=filing.tidy(asked.preferred_time, 80))  # fmt: skip
+    filed = filing.file(runtime(), made, channel=Channel.API, client=client().client, key=key)
+    with Session(runtime().engine) as db:
+        shown = present.request_detail(db, settings, filed.request, client())
+    return present.answer(shown, 201 if filed.created else 200)
+
+
+@bp.post("/<number>/cancel")
+@requires(*FILERS)
+@inputs.only()
+def cancel(number: str) -> ResponseReturnValue:
+    """Cancel a request that is not finished; a worker already on their way is told not to go."""
+    reason = filing.tidy(inputs.json_body(Cancellation).reason, 500)
+    if reason is None:
+        raise invalid({"reason": "say why the request is cancelled"})
+    with session_scope(runtime().engine) as db:
+        found = _one(db, number)
+        moved = lifecycle.cancel(db, found.id or 0, actor(), reason, utcnow())
+    if not moved.ok:
+        raise ApiError(409, moved.error or "the request cannot be cancelled")
+    lifecycle.queue_after(runtime().redis, found.id or 0, moved)
+    with Session(runtime().engine) as db:
+        return present.answer(present.request_detail(db, runtime().settings, _one(db, number), client()))
