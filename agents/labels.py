@@ -58,6 +58,8 @@ HINDI: dict[str, str] = {
     "PIN code": "पिन कोड",
     "Address note": "पते का विवरण",
     "Preferred time": "पसंदीदा समय",
+    "Filed by": "दर्ज करने वाला सिस्टम",
+    "Description": "विवरण",
     "Created": "बनाया गया",
     "Worker": "कार्यकर्ता",
     "Phone": "फ़ोन",

@@ -259,3 +259,15 @@ def test_discovery_names_the_endpoint_and_its_formats(app: Flask) -> None:
     found = xml(app.test_client().get("/open311/v2/discovery.xml"))
     assert found.findtext("endpoints/endpoint/specification") == "http://wiki.open311.org/GeoReport_v2"
     assert [f.text for f in found.iter("format")] == ["text/xml", "application/json"]
+
+
+def test_an_agent_reads_what_the_citizen_wrote_on_the_request_page(app: Flask, api_key: str) -> None:
+    from storage.models import Role
+    from tests.console import Console, add_user
+
+    number = file(app, {**BY_PINCODE, "api_key": api_key}).get_json()[0]["service_request_id"]
+    add_user(engine_of(app), "asha", Role.AGENT)
+    agent = Console(app)
+    agent.sign_in("asha")
+    page = agent.get(f"/console/requests/{number}").get_data(as_text=True)
+    assert "The fan does not run." in page and "Ravi Shankar" in page and "api:up-portal" in page
