@@ -12,6 +12,7 @@ from flows.engine import Session
 from storage import phones
 from storage.db import session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
+from storage.text import storable
 
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
@@ -48,7 +49,7 @@ def _twice_if_raced(write: Callable[[], None]) -> None:
 
 def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
     call_sid = form.get("CallSid", "")
-    status = form.get("CallStatus", "")[:20]
+    status = storable(form.get("CallStatus", ""), 20)
     with session_scope(engine) as db:
         log = db.exec(select(CallLog).where(CallLog.call_sid == call_sid)).first()
         if log is None:
@@ -72,7 +73,7 @@ def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None)
 def _number(raw: str | None) -> str | None:
     if phones.is_withheld(raw):
         return "anonymous"
-    return (raw or "")[:40]
+    return storable(raw or "", 40)
 
 
 def _request_id(db: object, number: object) -> int | None:

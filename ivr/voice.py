@@ -32,6 +32,7 @@ from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
 from storage import callqueue, phones
 from storage.runtime import Runtime
 from storage.settings import Settings
+from storage.text import storable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -238,7 +239,7 @@ def queue_key() -> Response:
 @twilio_signed
 def queue_result() -> Response:
     """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full."""
-    result = request.form.get("QueueResult", "")[:20]
+    result = storable(request.form.get("QueueResult", ""), 20)
     _left_queue(result)
     response = VoiceResponse()
     if result not in ("bridged", "hangup"):

@@ -3,6 +3,7 @@ every answer is valid TwiML, whatever breaks behind it."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -10,9 +11,11 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
 from sewamitra.app import create_app
+from storage.models import CallLog, SmsLog
 from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
 
@@ -134,3 +137,21 @@ def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: 
     form = {"MessageSid": "SM" + "a" * 32, "From": "+919876543210", "To": "+18005550100", "Body": "YES"}
     answer = signed_post(client, "/twilio/sms", form)
     assert answer.status_code == 200 and ElementTree.fromstring(answer.data).tag == "Response"
+
+
+def test_a_nul_in_a_message_or_a_call_field_loses_nothing(app: Flask, client: FlaskClient, caplog) -> None:
+    """PostgreSQL refuses a NUL in text: the message and the call's log are kept without it."""
+    form = {"MessageSid": "SM" + "d" * 32, "From": "+919876543210", "To": "+18005550100", "Body": "हाँ\x00 1"}
+    assert signed_post(client, "/twilio/sms", form).status_code == 200
+    status = {**CALL, "From": "+91\x00", "CallStatus": "completed\x00", "CallDuration": "12"}
+    assert signed_post(client, "/twilio/voice/status", status).status_code == 204
+    left = {**CALL, "CallSid": "CA" + "d" * 32, "QueueResult": "hangup\x00", "QueueTime": "7"}
+    assert signed_post(client, "/twilio/voice/queue/result", left).status_code == 200
+    engine = app.extensions["sewamitra"].engine
+    with Session(engine) as session:
+        [sms] = session.exec(select(SmsLog)).all()
+        logs = {log.call_sid: log for log in session.exec(select(CallLog)).all()}
+    assert sms.body == "हाँ 1" and sms.from_number == "+919876543210"
+    assert (logs[CALL["CallSid"]].from_number, logs[CALL["CallSid"]].status) == ("+91", "completed")
+    assert logs["CA" + "d" * 32].queue_result == "hangup"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
