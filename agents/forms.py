@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-MAX_ID = 2**31 - 1  # PostgreSQL's integer: a larger id cannot exist, and comparing with one is an error
+from storage.ids import MAX_ID, parse_id
+
+__all__ = ["MAX_ID", "NOTE_MAX", "has_nul", "is_control", "parse_id", "plain"]
 NOTE_MAX = 500  # notes, reasons, address notes: the database's column width
 
 
@@ -13,12 +15,6 @@ def plain(text: str, limit: int) -> str:
 
 def is_control(char: str) -> bool:
     return ord(char) < 32 or ord(char) == 127
-
-
-def parse_id(raw: str | None) -> int | None:
-    """A positive id that can exist, or None."""
-    raw = raw or ""
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID else None
 
 
 def has_nul(values: object) -> bool:

@@ -30,6 +30,7 @@ from ivr.effects import HANDLERS, CallContext, known_language, record_callback, 
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
 from storage import callqueue, phones
+from storage.ids import parse_id
 from storage.runtime import Runtime
 from storage.settings import Settings
 from storage.text import storable
@@ -115,8 +116,8 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
     engine = _runtime().engine
     outbound = request.form.get("Direction", "").startswith("outbound")
     if outbound and request.args.get("flow") == "feedback":
-        about = request.args.get("request", "")
-        return "feedback", Trigger(known_language(engine, party), {"request_id": about if about.isdigit() else ""})
+        about = parse_id(request.args.get("request"))
+        return "feedback", Trigger(known_language(engine, party), {"request_id": str(about or "")})
     worker = worker_by_phone(engine, party)
     if worker is not None:
         return "worker", Trigger(worker.language, {"worker_id": str(worker.id), "worker_name": worker.name})
@@ -387,8 +388,7 @@ def status() -> Response:
 def _unanswered_outbound_call() -> None:
     """Our call went unanswered: an offer counts as unanswered, a feedback call falls back to SMS."""
     dispatching = queue(_runtime().redis, QueueName.DISPATCH)
-    offer_id = request.args.get("offer", type=int)
-    request_id = request.args.get("feedback", type=int)
+    offer_id, request_id = parse_id(request.args.get("offer")), parse_id(request.args.get("feedback"))
     if offer_id:
         dispatching.enqueue(jobs.expire_offer, offer_id, "the call was not answered", True,
                             job_id=f"unanswered-{offer_id}")  # fmt: skip

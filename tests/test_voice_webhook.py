@@ -155,3 +155,16 @@ def test_a_nul_in_a_message_or_a_call_field_loses_nothing(app: Flask, client: Fl
     assert (logs[CALL["CallSid"]].from_number, logs[CALL["CallSid"]].status) == ("+91", "completed")
     assert logs["CA" + "d" * 32].queue_result == "hangup"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("query", ["offer=99999999999999999999", "feedback=99999999999", "offer=-4&feedback=%C2%B2"])
+def test_a_status_callback_naming_a_record_that_cannot_exist_is_logged_quietly(
+    app: Flask, client: FlaskClient, caplog, query: str
+) -> None:
+    """Ids in our callback URLs past PostgreSQL's integer are no records at all, not a crash."""
+    answer = signed_post(client, f"/twilio/voice/status?{query}", {**CALL, "CallStatus": "no-answer"})
+    assert answer.status_code == 204
+    with Session(app.extensions["sewamitra"].engine) as session:
+        [log] = session.exec(select(CallLog)).all()
+    assert log.status == "no-answer"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
