@@ -59,8 +59,8 @@ def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None)
         elif log.status in FINAL and status not in FINAL:
             return
         log.status = status
-        duration = form.get("CallDuration", "")
-        log.duration_s = int(duration) if duration.isdigit() else log.duration_s
+        duration = seconds(form.get("CallDuration"))
+        log.duration_s = log.duration_s if duration is None else duration
         if session is not None:
             log.path, log.language = list(session.path), session.language
             log.request_id = _request_id(db, session.vars.get("request_number"))
@@ -68,6 +68,12 @@ def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None)
         if status in FINAL:
             log.ended_at = utcnow()
         db.add(log)
+
+
+def seconds(raw: str | None) -> int | None:
+    """Twilio's count of seconds (CallDuration, QueueTime), or None when it is not one: "²" is a
+    digit to str.isdigit, not to int(), and a day has fewer than a million seconds."""
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 7 else None
 
 
 def _number(raw: str | None) -> str | None:

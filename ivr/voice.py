@@ -266,7 +266,9 @@ def _note_waiting(language: str, position: int) -> None:
         keyed = session.vars if session else {}
         call = callqueue.Call(state.call_sid, _party(), language, str(keyed.get("service") or "")[:32],
                               str(keyed.get("pincode") or "")[:6])  # fmt: skip
-        callqueue.note_waiting(_runtime().redis, call, position, _seconds(request.form.get("QueueTime")), time.time())
+        callqueue.note_waiting(
+            _runtime().redis, call, position, calllog.seconds(request.form.get("QueueTime")) or 0, time.time()
+        )
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
 
@@ -281,13 +283,11 @@ def _left_queue(result: str) -> None:
     except redis.RedisError:
         log.warning("could not take call %s off the console's queue", call_sid)
     try:  # the caller may still be on the line (left for a callback): their TwiML comes first
-        calllog.record_queue_result(_runtime().engine, request.form, result, _seconds(request.form.get("QueueTime")))
+        calllog.record_queue_result(
+            _runtime().engine, request.form, result, calllog.seconds(request.form.get("QueueTime")) or 0
+        )
     except sa.exc.SQLAlchemyError:
         log.exception("could not record how call %s left the queue", call_sid)
-
-
-def _seconds(raw: str | None) -> int:
-    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 7 else 0
 
 
 # -- an agent's desk phone, rung from the console -----------------------------------------------------

@@ -168,3 +168,16 @@ def test_a_status_callback_naming_a_record_that_cannot_exist_is_logged_quietly(
         [log] = session.exec(select(CallLog)).all()
     assert log.status == "no-answer"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("duration", ["²", "٣", "9" * 30, "-5", "1e3"])
+def test_a_call_duration_that_is_not_a_count_of_seconds_keeps_the_call_log(
+    app: Flask, client: FlaskClient, caplog, duration: str
+) -> None:
+    signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "in-progress", "CallDuration": "40"})
+    answer = signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "completed", "CallDuration": duration})
+    assert answer.status_code == 204
+    with Session(app.extensions["sewamitra"].engine) as session:
+        [log] = session.exec(select(CallLog)).all()
+    assert (log.status, log.duration_s) == ("completed", 40)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
