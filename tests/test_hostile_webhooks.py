@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 from werkzeug.test import TestResponse
 
+from dispatch import context
+from ivr.gateway import TwilioTelephony
 from ivr.simulator import CallSimulator, FlaskTransport
 from sewamitra.app import create_app
 from storage import callqueue
@@ -39,6 +41,7 @@ from tests.hostile import (
     twiml,
 )
 from tests.test_helpline_call import ALWAYS_OPEN, with_hours
+from tests.test_hostile_sms import sender_of
 
 VICTIM = "CA" + "a" * 32  # a real call in progress while the junk arrives
 CITIZEN = "+919876543210"
@@ -366,3 +369,72 @@ def test_a_message_with_any_body_is_recorded_once(app: Flask, client: FlaskClien
 def stored_form(body: str) -> str:
     """What of a body the helpline can keep: every character but NUL, which no database column holds."""
     return body.replace("\x00", "")
+
+
+# -- whole calls, with junk keyed at every prompt of every flow ------------------------------------
+
+FLOW_KEYS = st.one_of(
+    st.sampled_from(["1", "2", "3", "4", "5", "9", "0", "#", "*", "", "226001", "226001#", "110001", "{number}",
+                     "{number}#", "{code}", "{code}#", "1234567", "12", "2260011"]),
+    junk(40),
+)  # fmt: skip
+
+
+@pytest.fixture
+def installed(helpline_settings: Settings, app: Flask, redis_client: redis.Redis) -> Iterator[context.JobContext]:
+    ctx = context.JobContext(helpline_settings, app.extensions["sewamitra"].engine, redis_client,
+                             TwilioTelephony(helpline_settings))  # fmt: skip
+    context.install(ctx)
+    yield ctx
+    context.install(None)
+
+
+ROLES = {"citizen": "stranger", "worker": "offered", "worker on a job": "assigned", "feedback": "citizen"}
+
+
+def start_of(ctx: context.JobContext, who: str) -> tuple[str, list[tuple[str, str]], str, str]:
+    """Where a call of this kind starts: its URL, its parties, and the number and code it may key."""
+    caller = sender_of(ctx, ROLES[who])
+    number, code = "1234567", "1234"
+    if caller.request_id is not None:
+        with Session(ctx.engine) as session:
+            request = session.get(ServiceRequest, caller.request_id)
+            assert request is not None
+            number, code = request.number, request.completion_code or "0000"
+    if who == "feedback":
+        parties = [("From", "+18005550100"), ("To", caller.phone), ("Direction", "outbound-api")]
+        return f"/twilio/voice?flow=feedback&request={caller.request_id}", parties, number, code
+    return "/twilio/voice", [("From", caller.phone), ("To", "+18005550100"), ("Direction", "inbound")], number, code
+
+
+def test_junk_keyed_at_every_prompt_of_every_flow_never_breaks_a_call(
+    app: Flask, client: FlaskClient, installed: context.JobContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = itertools.count(1)
+
+    @hypothesis_settings(max_examples=2 * hypothesis_settings.default.max_examples)
+    @given(who=st.sampled_from(sorted(ROLES)),
+           keys=st.lists(FLOW_KEYS, min_size=1, max_size=8))  # fmt: skip
+    @example(who="worker on a job", keys=["3", "{number}", "{code}"])
+    @example(who="feedback", keys=["²"])
+    @example(who="feedback", keys=["9"])
+    @example(who="citizen", keys=["2", "1", "1", "226001", "1"])
+    def hostile(who: str, keys: list[str]) -> None:
+        caplog.clear()
+        url, parties, number, code = start_of(installed, who)
+        call = [("CallSid", f"CA{next(calls):032x}"), *parties]
+        path, _, query = url.partition("?")
+        answer = post_pairs(client, path, call, query=query.encode())
+        for keyed in keys:
+            check_answer(app, path, answer, must_end=True)
+            gathers = twiml(answer).findall("Gather")
+            if not gathers:
+                break  # the call went to the queue, or ended
+            path, _, query = gathers[0].get("action", "").partition("?")
+            digits = keyed.replace("{number}", number).replace("{code}", code)
+            answer = post_pairs(client, path, [*call, ("Digits", digits)], query=query.encode())
+        check_answer(app, path, answer, must_end=True)
+        assert failures(caplog) == [], "a call fell into the error path"
+        call_states_load(installed.redis)
+
+    hostile()
