@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from storage.models import MAX_ID
+from storage.ids import MAX_ID, parse_id
 from storage.text import is_control, plain
 
 __all__ = ["MAX_ID", "NOTE_MAX", "has_nul", "is_control", "parse_id", "plain"]
 
 NOTE_MAX = 500  # notes, reasons, address notes: the database's column width
-
-
-def parse_id(raw: str | None) -> int | None:
-    """A positive id that can exist, or None."""
-    raw = raw or ""
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID else None
 
 
 def has_nul(values: object) -> bool:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api import schemas
+from storage.ids import MAX_ID
 from storage.models import RequestStatus, VerificationStatus
 from storage.settings import Settings
 
@@ -96,7 +97,7 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
     number = {"name": "number", "in": "path", "required": True, "description": "the request number (7 digits)",
               "schema": {"type": "string", "maxLength": 20}}  # fmt: skip
     worker_id = {"name": "worker_id", "in": "path", "required": True,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}  # fmt: skip
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}  # fmt: skip
     key = {"name": "Idempotency-Key", "in": "header", "required": False,
            "description": "the same key files the same request once (1–64 printable ASCII characters)",
            "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]+$"}}  # fmt: skip
@@ -115,7 +116,7 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
         _query("available", "true or false", {"type": "string", "enum": ["true", "false"]}),
         _query("active", "true or false", {"type": "string", "enum": ["true", "false"]}),
         _query("district", "as India Post spells it"),
-        _query("provider_id", "an agency's id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
+        _query("provider_id", "an agency's id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}),
         *_paging(),
     ]
     return {

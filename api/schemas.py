@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from storage.ids import MAX_ID
 from storage.models import Origin
 
 PINCODE = r"^[1-9][0-9]{5}$"
@@ -44,7 +45,7 @@ class WorkerCreate(_Strict):
     skills: list[str] = Field(min_length=1, max_length=8, description="service codes from GET /api/v1/services")
     pincode: str = Field(pattern=PINCODE, description="where the worker lives")
     provider_id: int | None = Field(
-        None, ge=1, le=2**31 - 1, description="the agency (staff only; an agency's token: its own)"
+        None, ge=1, le=MAX_ID, description="the agency (staff only; an agency's token: its own)"
     )
     service_radius_km: float | None = Field(None, gt=0, le=200, allow_inf_nan=False)
     language: Literal["hi", "en"] = "hi"

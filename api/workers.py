@@ -19,6 +19,7 @@ from api.errors import ApiError, invalid
 from api.schemas import Availability, WorkerCreate, WorkerPage
 from dispatch.jobs import queue_reindex
 from storage.db import session_scope
+from storage.ids import MAX_ID
 from storage.importer import WorkerRow, by_column, parse_row, save_rows
 from storage.models import (
     ApiRole,
@@ -66,7 +67,7 @@ def _filtered(query: Any) -> Any:
     verification = inputs.choices("police_verification", [v.value for v in VerificationStatus])
     available, active = inputs.flag("available"), inputs.flag("active")
     district = inputs.district(runtime().settings.service_area.state)
-    agency = inputs.whole_number("provider_id", 0, 1, 2**31 - 1)
+    agency = inputs.whole_number("provider_id", 0, 1, MAX_ID)
     if skills:
         has_skill = sa.exists().where(col(WorkerSkill.worker_id) == col(Worker.id),
                                       col(WorkerSkill.service_code).in_(skills))  # fmt: skip

@@ -12,6 +12,7 @@ from flows.engine import Session
 from storage import phones
 from storage.db import session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
+from storage.text import storable
 
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
@@ -48,7 +49,7 @@ def _twice_if_raced(write: Callable[[], None]) -> None:
 
 def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
     call_sid = form.get("CallSid", "")
-    status = form.get("CallStatus", "")[:20]
+    status = storable(form.get("CallStatus", ""), 20)
     with session_scope(engine) as db:
         log = db.exec(select(CallLog).where(CallLog.call_sid == call_sid)).first()
         if log is None:
@@ -58,8 +59,8 @@ def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None)
         elif log.status in FINAL and status not in FINAL:
             return
         log.status = status
-        duration = form.get("CallDuration", "")
-        log.duration_s = int(duration) if duration.isdigit() else log.duration_s
+        duration = seconds(form.get("CallDuration"))
+        log.duration_s = log.duration_s if duration is None else duration
         if session is not None:
             log.path, log.language = list(session.path), session.language
             log.request_id = _request_id(db, session.vars.get("request_number"))
@@ -69,10 +70,16 @@ def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None)
         db.add(log)
 
 
+def seconds(raw: str | None) -> int | None:
+    """Twilio's count of seconds (CallDuration, QueueTime), or None when it is not one: "²" is a
+    digit to str.isdigit, not to int(), and a day has fewer than a million seconds."""
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 7 else None
+
+
 def _number(raw: str | None) -> str | None:
     if phones.is_withheld(raw):
         return "anonymous"
-    return (raw or "")[:40]
+    return storable(raw or "", 40)
 
 
 def _request_id(db: object, number: object) -> int | None:

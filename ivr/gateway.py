@@ -11,6 +11,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from storage import phones
 from storage.exceptions import SewamitraError
 from storage.settings import Settings
 
@@ -138,7 +139,7 @@ def _refused(action: str, error: TwilioRestException | TwilioServiceException) -
     status = int(error.status)
     # Without an error JSON the library puts the HTTP status where Twilio's code would be.
     code = error.code if error.code and error.code != status else None
-    detail = error.msg if isinstance(error, TwilioRestException) else error.detail or error.title
+    detail = phones.mask_all(str(error.msg if isinstance(error, TwilioRestException) else error.detail or error.title))
     return GatewayError(
         f"cannot {action}: Twilio answered HTTP {status}" + (f", error {code}" if code else "") + f": {detail}",
         retryable=is_retryable_status(status),

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
+LOGGED_PATH = 120  # characters of a refused request's path worth logging
 
 
 def public_url_of_request(public_url: str) -> str:
@@ -35,7 +36,10 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         token = settings.twilio.auth_token
         url = public_url_of_request(settings.public_url)
         if not token or not is_signed(token, url, request.form, request.headers.get(SIGNATURE_HEADER, "")):
-            log.warning("refused unsigned or mis-signed webhook %s from %s", url, request.remote_addr)
+            # The path alone, quoted and cut short: anyone can send a URL of any length, with line ends,
+            # or a query holding a phone number (Twilio's GET webhooks carry From there).
+            log.warning("refused unsigned or mis-signed webhook %r from %s", request.path[:LOGGED_PATH],
+                        request.remote_addr)  # fmt: skip
             return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
         return view(*args, **kwargs)
 

@@ -18,6 +18,7 @@ from ivr.signature import twilio_signed
 from storage import phones
 from storage.db import session_scope
 from storage.models import Direction, Offer, OfferStatus, SmsLog, utcnow
+from storage.text import storable
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def incoming() -> Response:
     runtime = current_app.extensions["sewamitra"]
     sender = phones.to_e164(request.form.get("From", "")[:40])
     sid = request.form.get("MessageSid", "")
-    body = request.form.get("Body", "")[:MAX_BODY]
+    body = storable(request.form.get("Body", ""), MAX_BODY)
     if sender is None or not MESSAGE_SID.match(sid):
         return _empty()
     sms_id = _record(runtime.engine, sid, sender, body)
@@ -91,7 +92,7 @@ def status() -> Response:
         if sms is None or ORDER[new] < ORDER.get(sms.status or "pending", 0):
             return Response(status=204)
         sms.status, sms.updated_at = new, utcnow()
-        sms.error_code = request.form.get("ErrorCode", "")[:10] or sms.error_code
+        sms.error_code = storable(request.form.get("ErrorCode", ""), 10) or sms.error_code
         session.add(sms)
         offer = _offer_texted(session, sms) if new in UNDELIVERED else None
     if offer is not None:

@@ -30,8 +30,10 @@ from ivr.effects import HANDLERS, CallContext, known_language, record_callback, 
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
 from storage import callqueue, phones
+from storage.ids import parse_id
 from storage.runtime import Runtime
 from storage.settings import Settings
+from storage.text import storable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -114,8 +116,8 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
     engine = _runtime().engine
     outbound = request.form.get("Direction", "").startswith("outbound")
     if outbound and request.args.get("flow") == "feedback":
-        about = request.args.get("request", "")
-        return "feedback", Trigger(known_language(engine, party), {"request_id": about if about.isdigit() else ""})
+        about = parse_id(request.args.get("request"))
+        return "feedback", Trigger(known_language(engine, party), {"request_id": str(about or "")})
     worker = worker_by_phone(engine, party)
     if worker is not None:
         return "worker", Trigger(worker.language, {"worker_id": str(worker.id), "worker_name": worker.name})
@@ -238,7 +240,7 @@ def queue_key() -> Response:
 @twilio_signed
 def queue_result() -> Response:
     """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full."""
-    result = request.form.get("QueueResult", "")[:20]
+    result = storable(request.form.get("QueueResult", ""), 20)
     _left_queue(result)
     response = VoiceResponse()
     if result not in ("bridged", "hangup"):
@@ -264,7 +266,9 @@ def _note_waiting(language: str, position: int) -> None:
         keyed = session.vars if session else {}
         call = callqueue.Call(state.call_sid, _party(), language, str(keyed.get("service") or "")[:32],
                               str(keyed.get("pincode") or "")[:6])  # fmt: skip
-        callqueue.note_waiting(_runtime().redis, call, position, _seconds(request.form.get("QueueTime")), time.time())
+        callqueue.note_waiting(
+            _runtime().redis, call, position, calllog.seconds(request.form.get("QueueTime")) or 0, time.time()
+        )
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
 
@@ -279,13 +283,11 @@ def _left_queue(result: str) -> None:
     except redis.RedisError:
         log.warning("could not take call %s off the console's queue", call_sid)
     try:  # the caller may still be on the line (left for a callback): their TwiML comes first
-        calllog.record_queue_result(_runtime().engine, request.form, result, _seconds(request.form.get("QueueTime")))
+        calllog.record_queue_result(
+            _runtime().engine, request.form, result, calllog.seconds(request.form.get("QueueTime")) or 0
+        )
     except sa.exc.SQLAlchemyError:
         log.exception("could not record how call %s left the queue", call_sid)
-
-
-def _seconds(raw: str | None) -> int:
-    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 7 else 0
 
 
 # -- an agent's desk phone, rung from the console -----------------------------------------------------
@@ -386,8 +388,7 @@ def status() -> Response:
 def _unanswered_outbound_call() -> None:
     """Our call went unanswered: an offer counts as unanswered, a feedback call falls back to SMS."""
     dispatching = queue(_runtime().redis, QueueName.DISPATCH)
-    offer_id = request.args.get("offer", type=int)
-    request_id = request.args.get("feedback", type=int)
+    offer_id, request_id = parse_id(request.args.get("offer")), parse_id(request.args.get("feedback"))
     if offer_id:
         dispatching.enqueue(jobs.expire_offer, offer_id, "the call was not answered", True,
                             job_id=f"unanswered-{offer_id}")  # fmt: skip

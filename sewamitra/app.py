@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from storage.models import MAX_ID
+from storage.ids import MAX_ID
 from storage.runtime import Runtime
 from storage.settings import Settings, load_settings
 

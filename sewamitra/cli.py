@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import click
 from sqlmodel import Session
 
-from sewamitra import localsecrets
+from sewamitra import localsecrets, logs
 from storage import db, redisdb
 from storage.exceptions import SewamitraError
 from storage.models import ApiRole, Role
@@ -45,7 +45,7 @@ def _session(settings: Settings) -> Iterator[Session]:
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """Sewamitra helpline: telephony back office for booking verified home-service workers."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     path = (config_path or default_config_path()).resolve()
     os.environ[CONFIG_ENV] = str(path)  # every child process reads the same file
     try:

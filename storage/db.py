@@ -19,7 +19,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    """An engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys. An error's
+    message never carries the statement's parameters (citizens' and workers' numbers) into a log."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         _make_sqlite_dir(url)
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)

@@ -47,6 +47,9 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 YES_NO = {"yes": True, "no": False}
 # Messages start with the column they are about, but for these.
 COLUMN_OF_MESSAGE = (("no skills", "skills"), ("unknown skill", "skills"), ("unknown pincode", "pincode"))
+JOINERS = frozenset("\u200c\u200d")  # ZWNJ and ZWJ: part of how Hindi is written
+# Embeddings, overrides and isolates: a name holding one can show agents and citizens other text.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _column_size(model: type[SQLModel], column: str) -> int:
@@ -245,9 +248,14 @@ def _cell(cells: Mapping[str, str], column: str) -> str:
 
 
 def _text(cells: Mapping[str, str], column: str, problems: list[str], *, required: bool = False) -> str | None:
-    """Free text, whitespace tidied, refused when too long for its column or formula-like."""
-    value = " ".join(cells.get(column, "").split())
-    if not value:
+    """Free text, whitespace and invisible characters tidied, refused when too long for its column,
+    formula-like, or holding characters that hide or reorder what an agent or a citizen reads."""
+    raw = cells.get(column, "")
+    if any(char in BIDI_CONTROLS for char in raw):
+        problems.append(f"{column} contains characters that reverse or reorder the text")
+        return None
+    value = " ".join(_without_invisible(raw).split())
+    if not value.strip("".join(JOINERS)):
         if required:
             problems.append(f"{column} is empty")
         return None
@@ -260,6 +268,12 @@ def _text(cells: Mapping[str, str], column: str, problems: list[str], *, require
     else:
         return value
     return None
+
+
+def _without_invisible(text: str) -> str:
+    """Without format characters (byte-order marks, zero-width spaces…), except the joiners that
+    Devanagari and other Indian scripts need to shape their letters."""
+    return "".join(char for char in text if unicodedata.category(char) != "Cf" or char in JOINERS)
 
 
 def _mobile(cells: Mapping[str, str], problems: list[str]) -> str | None:

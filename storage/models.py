@@ -9,8 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-MAX_ID = 2**31 - 1  # PostgreSQL's integer: a larger id cannot exist, and comparing with one is an error
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

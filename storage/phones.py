@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+# In free text (a log line, a provider's error message): a number in E.164, written with or
+# without spaces or dashes between its digits, or a bare 10-digit Indian mobile.
+_IN_TEXT = re.compile(r"(?<![\w+])\+[1-9](?:[ -]?\d){9,14}(?!\d)|(?<![\w+])[6-9]\d{4}[ -]?\d{5}(?!\d)")
 WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "private", "+266696687"})
 
 
@@ -41,3 +46,13 @@ def mask(e164: str | None) -> str:
     if not e164 or len(e164) < 8:
         return "withheld"
     return f"{e164[:3]} {e164[3:5]}{'x' * (len(e164) - 8)}{e164[-3:]}"
+
+
+def mask_all(text: str) -> str:
+    """`text` with every phone number in it masked: for log lines and messages from elsewhere."""
+    return _IN_TEXT.sub(_masked, text)
+
+
+def _masked(found: re.Match[str]) -> str:
+    digits = "".join(char for char in found.group() if char.isdigit())
+    return mask("+" + digits if found.group().startswith("+") else "+91" + digits)

@@ -1,4 +1,5 @@
-"""Text from outside (forms, API bodies): printable, tidied, and within the column it goes to."""
+"""Text from outside (Twilio's forms, SMS bodies, console forms, API bodies) as every database we
+run on can keep it: printable, tidied, and within the column it goes to."""
 
 from __future__ import annotations
 
@@ -16,3 +17,9 @@ def lines(text: str) -> str:
 
 def is_control(char: str) -> bool:
     return ord(char) < 32 or ord(char) == 127
+
+
+def storable(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, without NUL: PostgreSQL refuses a NUL in any text column,
+    and a message must not be lost for one invisible character."""
+    return text.replace("\x00", "")[:limit]

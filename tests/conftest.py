@@ -12,6 +12,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from dispatch import context
 from ivr.gateway import TwilioTelephony
@@ -108,6 +110,18 @@ def helpline_settings(tmp_path: Path, engine: sa.Engine, redis_client: redis.Red
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
     )
+
+
+# Property-based tests: modest example counts so the suite stays quick on two cores, no deadline
+# (a real database answers in its own time); HYPOTHESIS_PROFILE=thorough runs ten times as many.
+hypothesis_settings.register_profile(
+    "sewamitra",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile("thorough", hypothesis_settings.get_profile("sewamitra"), max_examples=250)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "sewamitra"))
 
 
 @pytest.fixture

@@ -238,21 +238,29 @@ def test_every_console_view_states_the_roles_that_may_use_it(app: Flask) -> None
     assert unguarded == []
 
 
-@pytest.mark.parametrize("role", [Role.AGENT, Role.PROVIDER])
-def test_every_route_refuses_the_roles_it_does_not_name(app: Flask, role: Role) -> None:
+@pytest.mark.parametrize("role", list(Role))
+def test_every_route_answers_the_roles_it_names_refuses_the_others_and_sends_security_headers(
+    app: Flask, role: Role
+) -> None:
+    """The whole matrix, route by route, for each role: named, answered (never 403); not named, 403
+    and an audit event; either way with the console's security headers."""
     add_user(engine_of(app), "someone", role, provider="Gomti Services" if role is Role.PROVIDER else None)
     console = Console(app)
     console.sign_in("someone")
-    refused = 0
+    answered = refused = 0
     for endpoint, method, url in console_routes(app):
         roles = getattr(app.view_functions[endpoint], "roles", None)
-        if roles is None or role in roles:
-            continue
+        if roles is None:
+            continue  # home and sign-out: every signed-in user's
         response = console.post(url) if method == "POST" else console.get(url)
-        assert response.status_code == 403, (endpoint, method, response.status_code)
-        refused += 1
-    assert refused > 0
-    assert "access.refused" in audit_actions(app)
+        assert (response.status_code == 403) is (role not in roles), (endpoint, method, response.status_code)
+        assert response.headers["X-Frame-Options"] == "DENY", (endpoint, method)
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], (endpoint, method)
+        assert response.headers["Cache-Control"] == "no-store", (endpoint, method)
+        answered, refused = answered + (role in roles), refused + (role not in roles)
+    assert answered > 0
+    assert (refused > 0) is (role in (Role.AGENT, Role.PROVIDER))  # managers may use every console page
+    assert ("access.refused" in audit_actions(app)) is (refused > 0)
 
 
 def test_a_forged_post_without_the_token_changes_nothing(app: Flask, agent: Console) -> None:

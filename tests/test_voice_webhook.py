@@ -3,6 +3,7 @@ every answer is valid TwiML, whatever breaks behind it."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -10,9 +11,11 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
 from sewamitra.app import create_app
+from storage.models import CallLog, SmsLog
 from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
 
@@ -134,3 +137,47 @@ def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: 
     form = {"MessageSid": "SM" + "a" * 32, "From": "+919876543210", "To": "+18005550100", "Body": "YES"}
     answer = signed_post(client, "/twilio/sms", form)
     assert answer.status_code == 200 and ElementTree.fromstring(answer.data).tag == "Response"
+
+
+def test_a_nul_in_a_message_or_a_call_field_loses_nothing(app: Flask, client: FlaskClient, caplog) -> None:
+    """PostgreSQL refuses a NUL in text: the message and the call's log are kept without it."""
+    form = {"MessageSid": "SM" + "d" * 32, "From": "+919876543210", "To": "+18005550100", "Body": "हाँ\x00 1"}
+    assert signed_post(client, "/twilio/sms", form).status_code == 200
+    status = {**CALL, "From": "+91\x00", "CallStatus": "completed\x00", "CallDuration": "12"}
+    assert signed_post(client, "/twilio/voice/status", status).status_code == 204
+    left = {**CALL, "CallSid": "CA" + "d" * 32, "QueueResult": "hangup\x00", "QueueTime": "7"}
+    assert signed_post(client, "/twilio/voice/queue/result", left).status_code == 200
+    engine = app.extensions["sewamitra"].engine
+    with Session(engine) as session:
+        [sms] = session.exec(select(SmsLog)).all()
+        logs = {log.call_sid: log for log in session.exec(select(CallLog)).all()}
+    assert sms.body == "हाँ 1" and sms.from_number == "+919876543210"
+    assert (logs[CALL["CallSid"]].from_number, logs[CALL["CallSid"]].status) == ("+91", "completed")
+    assert logs["CA" + "d" * 32].queue_result == "hangup"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("query", ["offer=99999999999999999999", "feedback=99999999999", "offer=-4&feedback=%C2%B2"])
+def test_a_status_callback_naming_a_record_that_cannot_exist_is_logged_quietly(
+    app: Flask, client: FlaskClient, caplog, query: str
+) -> None:
+    """Ids in our callback URLs past PostgreSQL's integer are no records at all, not a crash."""
+    answer = signed_post(client, f"/twilio/voice/status?{query}", {**CALL, "CallStatus": "no-answer"})
+    assert answer.status_code == 204
+    with Session(app.extensions["sewamitra"].engine) as session:
+        [log] = session.exec(select(CallLog)).all()
+    assert log.status == "no-answer"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("duration", ["²", "٣", "9" * 30, "-5", "1e3"])
+def test_a_call_duration_that_is_not_a_count_of_seconds_keeps_the_call_log(
+    app: Flask, client: FlaskClient, caplog, duration: str
+) -> None:
+    signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "in-progress", "CallDuration": "40"})
+    answer = signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "completed", "CallDuration": duration})
+    assert answer.status_code == 204
+    with Session(app.extensions["sewamitra"].engine) as session:
+        [log] = session.exec(select(CallLog)).all()
+    assert (log.status, log.duration_s) == ("completed", 40)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -343,3 +343,27 @@ def test_one_row_is_checked_without_a_database(settings: Settings) -> None:
         "name is empty",
         f"no skills given; name one or more of {VALID_CODES} separated by ';'",
     ]
+
+
+def test_invisible_and_text_reversing_characters_are_not_stored(engine: sa.Engine, settings: Settings) -> None:
+    """A name that shows agents and citizens other text than it holds is refused; invisible marks
+    are dropped, but the joiners Hindi is written with are kept."""
+    report = run_import(
+        engine,
+        settings,
+        f"{HEADER},police_reference",
+        "Ramesh \u202eramuK,9415000001,plumber,226001,,yes,yes,",
+        "\u200bRamesh\ufeff Kumar,9415000002,plumber,226001,\u2067Gomti\u2069,yes,yes,",
+        "लक्ष्\u200dमी देवी,9415000003,plumber,226001,,yes,yes,\ufeff",
+        "\u200b\ufeff,9415000004,plumber,226001,,yes,yes,",
+    )
+
+    assert report.errors == [
+        RowError(2, "name contains characters that reverse or reorder the text"),
+        RowError(3, "provider contains characters that reverse or reorder the text"),
+        RowError(5, "name is empty"),
+    ]
+    [lakshmi] = registered(engine).values()
+    assert lakshmi.name == "लक्ष्\u200dमी देवी" and lakshmi.police_reference is None
+    assert run_import(engine, settings, HEADER, "\u200bRamesh\ufeff Kumar,9415000002,plumber,226001,,yes,yes").imported
+    assert registered(engine)["+919415000002"].name == "Ramesh Kumar"
