@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from ivr.twilio_sandbox import TwilioSandbox
 from storage.db import create_engine, upgrade
 from storage.settings import Settings, load_settings
+from tests.chaos import Chaos
 
 ROOT = Path(__file__).resolve().parent.parent
 # The services CI starts; override to point the suite elsewhere.
@@ -105,3 +106,17 @@ def helpline_settings(tmp_path: Path, engine: sa.Engine, redis_client: redis.Red
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
     )
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chaos]:
+    """Real processes a chaos test starts and breaks: all stopped when it ends, whatever happened;
+    what they said is printed when the test failed."""
+    started = Chaos(tmp_path / "chaos")
+    failed_before = request.session.testsfailed
+    try:
+        yield started
+    finally:
+        started.stop_all()
+        if request.session.testsfailed > failed_before:
+            print(started.report())
