@@ -436,16 +436,19 @@ def internal_error(error: Exception) -> Response | HTTPException:
 
 
 def _apology() -> Response:
-    """Say sorry in every language, then the agent queue in hours, or goodbye outside them."""
+    """Say sorry in every language, then the agent queue in hours; outside them, a callback (when
+    the caller's number is known and the database can keep it) and goodbye. Never a dead end."""
     settings = _runtime().settings
     response = VoiceResponse()
     _say_in_every_language(response, "technical_problem")
     if settings.call_centre.is_open(datetime.now(UTC)):
         response.enqueue(HELPLINE_QUEUE, action=QUEUE_RESULT_PATH, method="POST", wait_url=QUEUE_WAIT_PATH,
                          wait_url_method="POST")  # fmt: skip
-    else:
-        _say_in_every_language(response, "goodbye")
-        response.hangup()
+        return twiml(response)
+    if _promise_callback():
+        _say_in_every_language(response, "callback_recorded")
+    _say_in_every_language(response, "goodbye")
+    response.hangup()
     return twiml(response)
 
 
@@ -453,6 +456,20 @@ def _say_in_every_language(response: VoiceResponse, prompt: str) -> None:
     """For when the caller's language may be unknown (their call state unreachable)."""
     for language in _runtime().settings.languages:
         response.say(prompts.text(prompt, language.code), language=language.tts_language, voice=language.voice)
+
+
+def _promise_callback() -> bool:
+    """Record that an agent rings this caller back; False when that cannot be done now."""
+    call_sid = request.form.get("CallSid", "")
+    if not callqueue.CALL_SID.match(call_sid):
+        return False
+    runtime = _runtime()
+    ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, call_sid, _party(), 0, _language())
+    try:
+        return record_callback(ctx, "out_of_hours")
+    except sa.exc.SQLAlchemyError:
+        log.exception("could not record a callback for call %s", call_sid)
+        return False
 
 
 def _hold() -> Response:

@@ -136,3 +136,21 @@ def test_a_call_that_comes_in_while_redis_is_down_reaches_the_agent_queue(app: F
     transcript = call(app, Line("-", "-"), caller="+919876500004")  # listens to the hold message, hangs up
     assert transcript.said(SORRY) and Queued("helpline") in transcript.events
     assert transcript.said("आप कतार में एक नंबर पर हैं।")  # a new caller: in Hindi, the helpline's first language
+
+
+def test_out_of_hours_redis_dies_mid_call_and_the_caller_is_promised_a_callback(
+    settings: Settings, own_redis: RedisServer, database: sa.Engine
+) -> None:
+    closed = settings.model_copy(update={"call_centre": settings.call_centre.model_copy(update=NEVER_OPEN)})
+    transcript = call(create_app(closed), Line("2", "1", own_redis.kill, "1"), caller="+919876500005")
+
+    assert transcript.said(SORRY) and Queued("helpline") not in transcript.events
+    assert transcript.said("Thank you. An agent will call you back soon.")
+    assert transcript.said("Thank you for calling the Sewamitra helpline.") and transcript.ended_by == "app"
+    with Session(database) as session:
+        [callback] = session.exec(select(CallbackRequest)).all()
+    assert (callback.phone, callback.reason, callback.call_sid) == (
+        "+919876500005",
+        "out_of_hours",
+        transcript.call_sid,
+    )
