@@ -38,6 +38,7 @@ NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lo
 EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
 UNANSWERED_FEEDBACK = "feedback.call_unanswered"  # audit action: the citizen did not pick up the feedback call
 RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
+INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 
 
 def now() -> datetime:
@@ -68,6 +69,7 @@ def dispatch_request(request_id: int) -> str:
     """Offer the request to the best workers near it, or escalate it; then send the offers."""
     ctx = context.current()
     rules = ctx.settings.dispatch
+    _ensure_index()
     with ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=30):
         moment = now()
         with session_scope(ctx.engine) as session:
@@ -80,6 +82,19 @@ def dispatch_request(request_id: int) -> str:
     for offer in result.offers:
         _schedule_offer(offer)
     return result.reason or f"offered to {len(result.offers)}"
+
+
+def _ensure_index() -> None:
+    """Redis came back without its data (restarted without persistence, or flushed): build the
+    worker index from the database before matching, or every request would escalate for want of
+    workers until the next scheduled rebuild. One job builds it; the others wait for it."""
+    connection = context.current().redis
+    if geoindex.is_built(connection):
+        return
+    with connection.lock(INDEX_LOCK, timeout=300, blocking_timeout=120):
+        if not geoindex.is_built(connection):
+            log.warning("the worker index is missing from Redis: rebuilding it from the database")
+            rebuild_index()
 
 
 def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:

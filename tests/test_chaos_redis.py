@@ -14,16 +14,17 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, select
 
-from dispatch import context
+from dispatch import context, jobs
 from ivr.gateway import TwilioTelephony
 from ivr.simulator import CallSimulator, FlaskTransport, Queued, Transcript
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import create_engine, session_scope, upgrade
-from storage.models import CallbackRequest, ServiceRequest, SmsLog
+from storage.models import CallbackRequest, RequestStatus, ServiceRequest, SmsLog
 from storage.settings import Settings
-from tests.chaos import Chaos, RedisServer
+from tests.chaos import Chaos, RedisServer, wait_until
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, make_settings
+from tests.test_dispatch import add_worker
 
 pytestmark = pytest.mark.slow
 ALWAYS_OPEN = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
@@ -149,8 +150,34 @@ def test_out_of_hours_redis_dies_mid_call_and_the_caller_is_promised_a_callback(
     assert transcript.said("Thank you for calling the Sewamitra helpline.") and transcript.ended_by == "app"
     with Session(database) as session:
         [callback] = session.exec(select(CallbackRequest)).all()
-    assert (callback.phone, callback.reason, callback.call_sid) == (
-        "+919876500005",
-        "out_of_hours",
-        transcript.call_sid,
-    )
+    assert (callback.phone, callback.reason) == ("+919876500005", "out_of_hours")
+    assert callback.call_sid == transcript.call_sid
+
+
+def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_returns(
+    app: Flask, installed: context.JobContext, database: sa.Engine, own_redis: RedisServer, chaos: Chaos,
+    sandbox: TwilioSandbox, settings: Settings,
+) -> None:  # fmt: skip
+    for (phone, name), km in zip(WORKERS.items(), (0.5, 1.0), strict=True):
+        add_worker(database, name, phone, km)
+    jobs.rebuild_index()
+    # Two callers book a plumber and hear their request numbers; no RQ worker has run yet.
+    for citizen in ("+919876500001", "+919876500002"):
+        assert call(app, ENGLISH_PLUMBER_AT_226001, caller=citizen).said("Your request number is:")
+    confirmed = requests_in(database)
+
+    # Redis dies and comes back empty: their queued jobs, and the index of workers, are gone. An
+    # RQ worker starts; the sweeper runs, as the scheduler would every sweep_interval.
+    own_redis.kill()
+    own_redis.start()
+    chaos.worker(settings)
+    time_passes(database)
+    jobs.sweep()
+
+    wait_until(lambda: RequestStatus.NEW not in {r.status for r in requests_in(database)}, 60,
+               "the sweeper's dispatch jobs to run")  # fmt: skip
+    assert [r.status for r in requests_in(database)] == [RequestStatus.OFFERED, RequestStatus.OFFERED]
+    texted = wait_until(lambda: len(sandbox.messages) >= 4 and sandbox.messages, 30, "the SMS to go out")
+    for request, citizen in zip(confirmed, ("+919876500001", "+919876500002"), strict=True):
+        assert any(m["to"] == citizen and request.number in m["body"] for m in texted)  # its number, by SMS
+        assert any(m["to"] in WORKERS and request.number in m["body"] for m in texted)  # the offer, by SMS
