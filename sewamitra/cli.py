@@ -81,7 +81,9 @@ def serve(ctx: click.Context, port: int, host: str, workers: int | None) -> None
 
 @main.command()
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
-@click.option("--name", default=None, help="worker name (default: host and pid)")
+@click.option("--name", default=None,
+              help="worker name, unique among running workers; a killed worker's stays taken for minutes "
+                   "(default: a new random one)")  # fmt: skip
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for the dispatch and default queues."""
