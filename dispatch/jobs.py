@@ -35,6 +35,8 @@ HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
 SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
+# A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
+ABANDONED_AFTER = timedelta(minutes=5)
 EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
 UNANSWERED_FEEDBACK = "feedback.call_unanswered"  # audit action: the citizen did not pick up the feedback call
 RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
@@ -424,7 +426,8 @@ def sweep() -> dict[str, int]:
         enqueue_dispatch(int(request_id or 0))
     for offer_id in overdue:
         jobs.enqueue(expire_offer, offer_id, job_id=f"expire-{offer_id}")
-    for sms_id in unread:
+    abandoned = _reclaim_abandoned_sms(moment)
+    for sms_id in [*unread, *abandoned]:
         jobs.enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
     for request_id in untold:  # assigned, but the job that tells both sides was lost
         jobs.enqueue(notify_assigned, request_id, job_id=f"assigned-{request_id}")
@@ -432,7 +435,23 @@ def sweep() -> dict[str, int]:
         queue(ctx.redis, QueueName.DEFAULT).enqueue(send_sms, sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
     return {"new_requests": len(stuck_new), "offered_without_open_offer": len(unoffered),
             "overdue_offers": len(overdue), "unsent_sms": len(unsent), "unread_sms": len(unread),
-            "untold_assignments": len(untold)}  # fmt: skip
+            "abandoned_sms": len(abandoned), "untold_assignments": len(untold)}  # fmt: skip
+
+
+def _reclaim_abandoned_sms(moment: datetime) -> list[int]:
+    """Messages whose handling job died with its worker (killed between claiming and finishing)
+    go back to `received`, each by compare-and-set, so that they are handled after all."""
+    ctx = context.current()
+    cutoff = moment - ABANDONED_AFTER
+    stuck = (col(SmsLog.status) == HANDLING) & (col(SmsLog.updated_at) < cutoff)
+    reclaimed = []
+    with session_scope(ctx.engine) as session:
+        for sms_id in session.exec(select(SmsLog.id).where(stuck)).all():
+            back = sa.update(SmsLog).where(col(SmsLog.id) == sms_id, stuck).values(status=RECEIVED, updated_at=moment)
+            if session.execute(back).rowcount:  # type: ignore[attr-defined]
+                log.warning("inbound SMS %s was abandoned mid-handling by a dead worker; handling it again", sms_id)
+                reclaimed.append(int(sms_id or 0))
+    return reclaimed
 
 
 def rebuild_index() -> int:

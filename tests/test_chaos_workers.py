@@ -21,7 +21,7 @@ from dispatch.queues import QueueName
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
-from storage.models import RequestStatus, SmsLog
+from storage.models import Offer, RequestStatus, SmsLog
 from storage.settings import Settings
 from tests.chaos import Chaos, wait_until
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
@@ -84,3 +84,35 @@ def test_a_worker_killed_while_texting_an_offer_the_offer_is_texted_again(
     assert request_of(postgres, request_id).number in sent["body"]
     assert sms_log(postgres, id=offer_sms.id)[0].message_sid == sent["sid"]
     assert request_of(postgres, request_id).status is RequestStatus.OFFERED
+
+
+def test_a_worker_killed_while_handling_a_yes_the_yes_is_handled_after_all(
+    app: Flask, job_context: JobContext, postgres: sa.Engine, sandbox: TwilioSandbox, chaos: Chaos,
+    chaos_settings: Settings,
+) -> None:  # fmt: skip
+    add_worker(postgres, "Ramesh Kumar", RAMESH, 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(postgres)
+    jobs.dispatch_request(request_id)
+    [offer] = list(Session(postgres).exec(select(Offer).where(Offer.request_id == request_id)).all())
+
+    # Ramesh texts YES. The RQ worker claims the message, and is caught inside the job: an agent's
+    # transaction holds the offer's row, so accepting it waits. Then the worker is killed.
+    with postgres.connect() as agent:
+        agent.execute(sa.text("SELECT id FROM offer WHERE id = :id FOR UPDATE"), {"id": offer.id})
+        first = chaos.worker(chaos_settings)
+        worker_texts(app, RAMESH, "YES")
+        wait_until(lambda: sms_log(postgres, direction="inbound", status="handling"), 60, "the worker to take the YES")
+        wait_until(lambda: running(job_context, f"inbound-{sms_log(postgres, direction='inbound')[0].id}"), 30,
+                   "the job to be running")  # fmt: skip
+        first.kill()
+        agent.rollback()
+    assert request_of(postgres, request_id).status is RequestStatus.OFFERED  # the YES died with the worker
+
+    chaos.worker(chaos_settings)
+    time_passes(postgres, minutes=10)  # longer than any job may run (RQ's 180 s timeout)
+    assert jobs.sweep()["abandoned_sms"] == 1
+    wait_until(lambda: request_of(postgres, request_id).status is RequestStatus.ASSIGNED, 60, "Ramesh to get the job")
+    [yes] = sms_log(postgres, direction="inbound")
+    assert yes.status == "handled"
+    wait_until(lambda: any(m["to"] == RAMESH for m in sandbox.messages), 60, "Ramesh to be told the address")
