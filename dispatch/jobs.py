@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from rq import Retry, get_current_job
 from sqlmodel import Session, col, select
 
-from dispatch import context, geoindex, inbox, offers, sms_text
+from dispatch import context, geoindex, inbox, messages, offers, sms_text
 from dispatch.matching import Candidate, rank
 from dispatch.queues import QueueName, queue
 from storage import phones, pincodes
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
 # A failed send is tried again after these pauses (seconds), then left as failed.
 SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
+# A webhook whose write the database could not take hands it to a job, tried again for about an
+# hour; after that it waits in RQ's failed registry for an operator, never dropped.
+DATABASE_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
@@ -286,7 +289,25 @@ def reindex_worker(worker_id: int) -> str:
     return "indexed"
 
 
-RECEIVED, HANDLING, HANDLED, FAILED = "received", "handling", "handled", "failed"
+RECEIVED, HANDLING, HANDLED, FAILED = messages.RECEIVED, "handling", "handled", "failed"
+
+
+def receive_sms(message_sid: str, sender: str, body: str) -> str:
+    """A message that came in while the database was unreachable: record it now, then handle it."""
+    ctx = context.current()
+    sms_id = messages.record_inbound(ctx.engine, message_sid, sender, body)
+    if sms_id is None:
+        return "recorded before"
+    queue(ctx.redis, QueueName.DISPATCH).enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
+    return "recorded"
+
+
+def record_delivery(message_sid: str, status: str, error_code: str) -> str:
+    """A delivery report that came while the database was unreachable: an undelivered offer moves on."""
+    offer_id = messages.record_delivery(context.current().engine, message_sid, status, error_code)
+    if offer_id is None:
+        return "kept"
+    return expire_offer(offer_id, reason="the SMS could not be delivered", force=True)
 
 
 def handle_sms(sms_log_id: int) -> str:

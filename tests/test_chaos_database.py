@@ -12,12 +12,16 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
+from dispatch import jobs
+from dispatch.context import JobContext
+from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
-from storage.models import Offer, RequestStatus, ServiceRequest
+from storage.models import Offer, OfferStatus, RequestStatus, ServiceRequest, SmsLog
 from storage.settings import Settings
 from tests.calls import Line, call
-from tests.chaos import Chaos, TcpProxy
+from tests.chaos import Chaos, RedisServer, TcpProxy, wait_until
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.test_dispatch import add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
 SORRY = "Sorry, we have a technical problem."
@@ -74,3 +78,55 @@ def test_the_database_goes_away_as_a_caller_confirms_they_hear_sorry_and_wait_fo
     with Session(postgres) as session:
         [request] = session.exec(select(ServiceRequest)).all()
     assert request.status is RequestStatus.NEW
+
+
+def test_a_worker_texts_yes_while_the_database_is_unreachable_and_gets_the_job_when_it_is_back(
+    app: Flask, proxy: TcpProxy, postgres: sa.Engine, job_context: JobContext, chaos: Chaos, settings: Settings,
+    sandbox: TwilioSandbox,
+) -> None:  # fmt: skip
+    add_worker(postgres, "Ramesh Kumar", RAMESH, 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(postgres)
+    jobs.dispatch_request(request_id)
+
+    proxy.kill()
+    assert texts(app, RAMESH, "YES", "SM" + "7" * 32) == 200  # Twilio hears it was taken
+    proxy.start()
+
+    chaos.worker(settings)
+    wait_until(lambda: request_of(postgres, request_id).status is RequestStatus.ASSIGNED, 60, "Ramesh to get the job")
+    with Session(postgres) as session:
+        [yes] = session.exec(select(SmsLog).where(SmsLog.direction == "inbound")).all()
+    assert (yes.message_sid, yes.body, yes.status) == ("SM" + "7" * 32, "YES", "handled")
+    wait_until(lambda: any(m["to"] == RAMESH for m in sandbox.messages), 30, "Ramesh to be told the address")
+
+
+def test_an_undelivered_offer_reported_during_the_outage_moves_the_job_on_when_it_is_back(
+    app: Flask, proxy: TcpProxy, postgres: sa.Engine, job_context: JobContext, chaos: Chaos, settings: Settings,
+    sandbox: TwilioSandbox,
+) -> None:  # fmt: skip
+    add_worker(postgres, "Ramesh Kumar", RAMESH, 0.5)
+    suresh = add_worker(postgres, "Suresh Yadav", SURESH, 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(postgres)
+    jobs.dispatch_request(request_id)
+    jobs.send_offer(offers_of(postgres, request_id)[0].id or 0)
+    [sent] = sandbox.messages
+
+    proxy.kill()
+    report = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert twilio_posts(app, "/twilio/sms/status", report) == 204
+    proxy.start()
+
+    chaos.worker(settings)
+    wait_until(lambda: len(offers_of(postgres, request_id)) == 2, 60, "the job to move on to Suresh")
+    first, second = offers_of(postgres, request_id)
+    assert (first.status, second.worker_id, second.status) == (OfferStatus.EXPIRED, suresh, OfferStatus.PENDING)
+
+
+def test_with_redis_down_too_an_sms_is_refused_with_503_so_twilio_can_send_it_again(
+    app: Flask, proxy: TcpProxy, own_redis: RedisServer
+) -> None:
+    proxy.kill()
+    own_redis.kill()
+    assert texts(app, RAMESH, "YES", "SM" + "8" * 32) == 503
