@@ -16,11 +16,12 @@ from dispatch import jobs
 from dispatch.context import JobContext
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
-from storage.models import Offer, OfferStatus, RequestStatus, ServiceRequest, SmsLog
+from storage.models import Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
 from storage.settings import Settings
 from tests.calls import Line, call
 from tests.chaos import Chaos, RedisServer, TcpProxy, wait_until
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.console import Console, add_user
 from tests.test_dispatch import add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
@@ -130,3 +131,22 @@ def test_with_redis_down_too_an_sms_is_refused_with_503_so_twilio_can_send_it_ag
     proxy.kill()
     own_redis.kill()
     assert texts(app, RAMESH, "YES", "SM" + "8" * 32) == 503
+
+
+def test_healthz_and_the_console_say_the_database_is_unreachable_and_recover(
+    app: Flask, proxy: TcpProxy, postgres: sa.Engine
+) -> None:
+    add_user(postgres, "asha", Role.AGENT)
+    asha = Console(app)
+    assert asha.sign_in("asha").status_code == 302
+
+    proxy.kill()
+    health = asha.get("/healthz")
+    assert health.status_code == 503 and health.json is not None
+    assert health.json["database"].startswith("error") and health.json["redis"] == "ok"
+    page = asha.get("/console/queue")
+    assert page.status_code == 503 and "database cannot be reached" in page.get_data(as_text=True)
+
+    proxy.start()
+    assert asha.get("/healthz").status_code == 200
+    assert asha.get("/console/queue").status_code == 200  # still signed in
