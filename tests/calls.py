@@ -3,11 +3,14 @@ them; whatever happens, Twilio must never log an error."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from flask import Flask
+from werkzeug.serving import make_server
 
-from ivr.simulator import CallSimulator, FlaskTransport, Transcript
+from ivr.simulator import CallSimulator, FlaskTransport, HttpTransport, Transcript
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 
 
@@ -32,4 +35,27 @@ def call(app: Flask, keys: Line | list[str], *, caller: str) -> Transcript:
     transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=caller).run(keys)
     assert not transcript.errors, transcript.render(requests=True)
     assert all(r.status < 500 for r in transcript.requests), transcript.render(requests=True)
+    return transcript
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """The app on a real HTTP port of its own (threaded, as gunicorn would), for calls placed over
+    HTTP with Twilio's 15 s patience; yields the base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def call_over_http(base_url: str, keys: Line | list[str], *, caller: str) -> Transcript:
+    """As `call`, over real HTTP: a webhook that does not answer within 15 s is one Twilio gives up on."""
+    transport = HttpTransport(base_url, PUBLIC_URL, AUTH_TOKEN, timeout=15)
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=caller).run(keys)
+    assert not transcript.errors, transcript.render(requests=True)
+    assert all(0 < r.status < 500 for r in transcript.requests), transcript.render(requests=True)
     return transcript

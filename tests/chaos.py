@@ -133,10 +133,17 @@ class TcpProxy(Process):
         self.target = target
 
     def start(self) -> TcpProxy:
-        script = str(Path(__file__).with_name("tcp_proxy.py"))
-        self.spawn([sys.executable, script, "--port", str(self.port), "--to", self.target])
+        self.spawn([sys.executable, self.SCRIPT, "--port", str(self.port), "--to", self.target])
         wait_until(self._accepts, 10, "the proxy to listen")
         return self
+
+    def go_silent(self) -> None:
+        """Cut every connection, then accept new ones and answer nothing (a host gone dark)."""
+        self.kill()
+        self.spawn([sys.executable, self.SCRIPT, "--port", str(self.port), "--blackhole"])
+        wait_until(self._accepts, 10, "the silent listener")
+
+    SCRIPT = str(Path(__file__).with_name("tcp_proxy.py"))
 
     def _accepts(self) -> bool:
         with socket.socket() as probe:

@@ -52,11 +52,26 @@ class Handler(socketserver.BaseRequestHandler):
         upstream.close()
 
 
+def blackhole(port: int) -> None:
+    """Listen and never answer: the kernel completes each connection, nothing ever replies, as
+    with a database host that is down behind a firewall that drops instead of refusing."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(128)
+        print("listening, answering nothing", flush=True)
+        threading.Event().wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--to", required=True, help="host:port to forward to")
+    parser.add_argument("--to", help="host:port to forward to")
+    parser.add_argument("--blackhole", action="store_true", help="accept connections, answer nothing")
     args = parser.parse_args(argv)
+    if args.blackhole:
+        blackhole(args.port)
+        return 0
     host, _, port = args.to.rpartition(":")
     with Proxy(args.port, (host, int(port))) as proxy:
         print("listening", flush=True)

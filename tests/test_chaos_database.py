@@ -14,11 +14,12 @@ from twilio.request_validator import RequestValidator
 
 from dispatch import jobs
 from dispatch.context import JobContext
+from ivr.simulator import Queued
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.models import Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
 from storage.settings import Settings
-from tests.calls import Line, call
+from tests.calls import Line, call, call_over_http, served
 from tests.chaos import Chaos, RedisServer, TcpProxy, wait_until
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.console import Console, add_user
@@ -79,6 +80,19 @@ def test_the_database_goes_away_as_a_caller_confirms_they_hear_sorry_and_wait_fo
     with Session(postgres) as session:
         [request] = session.exec(select(ServiceRequest)).all()
     assert request.status is RequestStatus.NEW
+
+
+def test_a_database_that_answers_nothing_gets_the_caller_an_apology_before_twilio_gives_up(
+    app: Flask, proxy: TcpProxy, postgres: sa.Engine
+) -> None:
+    # As the caller confirms, PostgreSQL's host goes dark: connections are accepted and never
+    # answered. Each webhook must still answer within Twilio's 15 s, or Twilio logs an error and
+    # the caller waits in silence.
+    with served(app) as helpline:
+        line = Line("2", "1", "1", "226001#", proxy.go_silent, "1", "-")
+        transcript = call_over_http(helpline, line, caller="+919876500013")
+    assert transcript.said(SORRY) and Queued("helpline") in transcript.events
+    assert not transcript.said("Your request number is")
 
 
 def test_a_worker_texts_yes_while_the_database_is_unreachable_and_gets_the_job_when_it_is_back(
