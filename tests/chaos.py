@@ -159,22 +159,25 @@ def helpline_environment(settings: Settings, data_dir: Path) -> dict[str, str]:
         "SEWAMITRA_REDIS_URL": str(settings.redis_url),
         "SEWAMITRA_PUBLIC_URL": settings.public_url,
         "SEWAMITRA_TWILIO__API_BASE_URL": str(settings.twilio.api_base_url),
+        "SEWAMITRA_DISPATCH__SWEEP_INTERVAL": str(settings.dispatch.sweep_interval),
         "TWILIO_ACCOUNT_SID": str(settings.twilio.account_sid),
         "TWILIO_AUTH_TOKEN": str(settings.twilio.auth_token),
     }
 
 
-class RqWorker(Process):
-    """One `sewamitra worker` process (with RQ's scheduler, as in production)."""
+class Helpline(Process):
+    """One `sewamitra` command as a process: `worker` (an RQ worker with RQ's scheduler, as in
+    production) or `scheduler` (the periodic jobs: sweeps, heartbeats)."""
 
-    def __init__(self, settings: Settings, directory: Path, name: str) -> None:
+    def __init__(self, settings: Settings, directory: Path, name: str, command: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         super().__init__(name, directory / f"{name}.log")
         self.settings = settings
         self.directory = directory
+        self.command = command
 
-    def start(self) -> RqWorker:
-        command = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "worker"]
+    def start(self) -> Helpline:
+        command = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), self.command]
         self.spawn(command, helpline_environment(self.settings, self.directory / "var"))
         return self
 
@@ -197,8 +200,11 @@ class Chaos:
     def proxy(self, target: str = "127.0.0.1:5432") -> TcpProxy:
         return self._keep(TcpProxy(self.directory / f"proxy-{len(self.started)}", target)).start()
 
-    def worker(self, settings: Settings, name: str = "worker") -> RqWorker:
-        return self._keep(RqWorker(settings, self.directory, f"{name}-{len(self.started)}")).start()
+    def worker(self, settings: Settings) -> Helpline:
+        return self._keep(Helpline(settings, self.directory, f"worker-{len(self.started)}", "worker")).start()
+
+    def scheduler(self, settings: Settings) -> Helpline:
+        return self._keep(Helpline(settings, self.directory, f"scheduler-{len(self.started)}", "scheduler")).start()
 
     def _keep(self, process: P) -> P:
         self.started.append(process)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, select
@@ -22,7 +23,7 @@ from storage.models import CallbackRequest, RequestStatus, ServiceRequest, SmsLo
 from storage.settings import Settings
 from tests.calls import Line, call
 from tests.chaos import Chaos, RedisServer, wait_until
-from tests.test_dispatch import add_worker
+from tests.test_dispatch import add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
 NEVER_OPEN = {"days": ()}
@@ -34,6 +35,14 @@ WORKERS = {"+919800000901": "Ramesh Kumar", "+919800000902": "Suresh Yadav"}
 @pytest.fixture
 def app(chaos_settings: Settings) -> Flask:
     return create_app(chaos_settings)
+
+
+def own_redis_keys(server: RedisServer) -> list[bytes]:
+    client = redis.Redis.from_url(server.url)
+    try:
+        return list(client.keys("sewamitra:*"))
+    finally:
+        client.close()
 
 
 def requests_in(engine: sa.Engine) -> list[ServiceRequest]:
@@ -117,3 +126,33 @@ def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_r
     for request, citizen in zip(confirmed, ("+919876500001", "+919876500002"), strict=True):
         assert any(m["to"] == citizen and request.number in m["body"] for m in texted)  # its number, by SMS
         assert any(m["to"] in WORKERS and request.number in m["body"] for m in texted)  # the offer, by SMS
+
+
+def test_redis_dies_under_a_busy_worker_and_the_scheduler_and_both_carry_on_by_themselves_when_it_returns(
+    job_context: JobContext, postgres: sa.Engine, own_redis: RedisServer, chaos: Chaos, sandbox: TwilioSandbox,
+    chaos_settings: Settings,
+) -> None:  # fmt: skip
+    settings = chaos_settings.model_copy(update={"dispatch": chaos_settings.dispatch.model_copy(
+        update={"sweep_interval": 5})})  # fmt: skip
+    for (phone, name), km in zip(WORKERS.items(), (0.5, 1.0), strict=True):
+        add_worker(postgres, name, phone, km)
+    jobs.rebuild_index()
+    worker, scheduler = chaos.worker(settings), chaos.scheduler(settings)
+    wait_until(lambda: jobs.HEARTBEAT_KEY.encode() in own_redis_keys(own_redis), 60, "the scheduler's first job")
+
+    # The worker is in the middle of texting an offer (Twilio takes 3 s) when Redis dies.
+    sandbox.delay_next(1, seconds=3)
+    first = add_request(postgres)
+    jobs.enqueue_dispatch(first)
+    wait_until(lambda: sandbox.faults_left == 0, 60, "the offer SMS to reach Twilio")
+    own_redis.kill()
+    wait_until(lambda: all(p.output().count("Redis cannot be reached") or not p.running for p in (worker, scheduler)),
+               60, "the worker and the scheduler to meet the outage")  # fmt: skip
+    assert worker.running and scheduler.running
+
+    # A request stored meanwhile (its dispatch job lost); Redis comes back empty. Nobody but the
+    # helpline's own processes acts: the scheduler's sweep queues it, the worker offers it.
+    second = add_request(postgres, created=datetime.now(UTC) - timedelta(minutes=2))
+    own_redis.start()
+    wait_until(lambda: request_of(postgres, second).status is RequestStatus.OFFERED, 60, "the second request's offer")
+    assert request_of(postgres, first).status is RequestStatus.OFFERED
