@@ -459,9 +459,10 @@ def _say_in_every_language(response: VoiceResponse, prompt: str) -> None:
 
 
 def _promise_callback() -> bool:
-    """Record that an agent rings this caller back; False when that cannot be done now."""
+    """Record that an agent rings this caller back (someone who rang us, not a worker or an agent
+    we rang); False when that cannot be done now."""
     call_sid = request.form.get("CallSid", "")
-    if not callqueue.CALL_SID.match(call_sid):
+    if not callqueue.CALL_SID.match(call_sid) or request.form.get("Direction", "inbound") != "inbound":
         return False
     runtime = _runtime()
     ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, call_sid, _party(), 0, _language())
