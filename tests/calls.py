@@ -11,6 +11,8 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from ivr.simulator import CallSimulator, FlaskTransport, HttpTransport, Transcript
+from sewamitra.app import create_app
+from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 
 
@@ -27,6 +29,13 @@ class Line:
                 return item
             item()
         return None
+
+
+def running_app(settings: Settings) -> Iterator[Flask]:
+    """The helpline's web app, its database connections closed when the test is over."""
+    app = create_app(settings)
+    yield app
+    app.extensions["sewamitra"].engine.dispose()
 
 
 def call(app: Flask, keys: Line | list[str], *, caller: str) -> Transcript:

@@ -211,8 +211,9 @@ class Chaos:
         return process
 
     def stop_all(self) -> None:
+        """The test is over: no need to wait for anyone to finish politely."""
         for process in reversed(self.started):
-            process.stop()
+            process.kill()
 
     def report(self) -> str:
         return outputs(*self.started)

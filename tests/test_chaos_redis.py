@@ -5,6 +5,7 @@ processes, real PostgreSQL, the Twilio sandbox for SMS."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +22,7 @@ from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import CallbackRequest, RequestStatus, ServiceRequest, SmsLog
 from storage.settings import Settings
-from tests.calls import Line, call
+from tests.calls import Line, call, running_app
 from tests.chaos import Chaos, RedisServer, wait_until
 from tests.test_dispatch import add_request, add_worker, request_of
 
@@ -33,8 +34,8 @@ WORKERS = {"+919800000901": "Ramesh Kumar", "+919800000902": "Suresh Yadav"}
 
 
 @pytest.fixture
-def app(chaos_settings: Settings) -> Flask:
-    return create_app(chaos_settings)
+def app(chaos_settings: Settings) -> Iterator[Flask]:
+    yield from running_app(chaos_settings)
 
 
 def own_redis_keys(server: RedisServer) -> list[bytes]:
