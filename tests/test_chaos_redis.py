@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from dispatch import jobs
 from dispatch.context import JobContext
-from ivr.simulator import Queued
+from ivr.simulator import CallSimulator, FlaskTransport, Queued
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
@@ -24,6 +24,7 @@ from storage.models import CallbackRequest, RequestStatus, ServiceRequest, SmsLo
 from storage.settings import Settings
 from tests.calls import Line, call, running_app
 from tests.chaos import Chaos, RedisServer, wait_until
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.test_dispatch import add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
@@ -88,16 +89,26 @@ def test_out_of_hours_redis_dies_mid_call_and_the_caller_is_promised_a_callback(
     chaos_settings: Settings, own_redis: RedisServer, postgres: sa.Engine
 ) -> None:
     hours = chaos_settings.call_centre.model_copy(update=NEVER_OPEN)
-    closed = chaos_settings.model_copy(update={"call_centre": hours})
-    transcript = call(create_app(closed), Line("2", "1", own_redis.kill, "1"), caller="+919876500005")
+    app = create_app(chaos_settings.model_copy(update={"call_centre": hours}))
+    transcript = call(app, Line("2", "1", own_redis.kill, "1"), caller="+919876500005")
 
     assert transcript.said(SORRY) and Queued("helpline") not in transcript.events
     assert transcript.said("Thank you. An agent will call you back soon.")
     assert transcript.said("Thank you for calling the Sewamitra helpline.") and transcript.ended_by == "app"
+    # A worker the helpline rings with an offer meanwhile hears sorry and goodbye: no callback for them.
+    rung = CallSimulator(
+        FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN),
+        public_url=PUBLIC_URL,
+        direction="outbound-api",
+        from_number="+18005550100",
+        to_number="+919800000901",
+    ).run([])
+    assert rung.said(SORRY) and not rung.errors
     with Session(postgres) as session:
         [callback] = session.exec(select(CallbackRequest)).all()
     assert (callback.phone, callback.reason) == ("+919876500005", "out_of_hours")
     assert callback.call_sid == transcript.call_sid
+    app.extensions["sewamitra"].engine.dispose()
 
 
 def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_returns(
