@@ -205,6 +205,8 @@ HINDI: dict[str, str] = {
     "The form held characters that cannot be read. Type it again.": "फ़ॉर्म में ऐसे अक्षर थे जो पढ़े नहीं जा सकते। फिर से लिखें।",
     "Your role does not allow this page or action.": "आपकी भूमिका में यह पेज या काम शामिल नहीं है।",
     "Not found": "नहीं मिला",
+    "Database unreachable": "डेटाबेस तक पहुँच नहीं",
+    "The database cannot be reached right now, so nothing was shown or changed. Try again in a minute.": "अभी डेटाबेस तक नहीं पहुँचा जा सकता, इसलिए न कुछ दिखाया गया न बदला गया। एक मिनट बाद फिर कोशिश करें।",
     "No such page or record.": "ऐसा कोई पेज या रिकॉर्ड नहीं।",
     "ivr": "IVR",
     "api": "API",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
@@ -9,12 +12,14 @@ from werkzeug.exceptions import HTTPException
 from agents import auth, callers, csrf, dashboard, labels, present, providers, queue, requests, workers, worklist
 from agents.forms import has_nul
 
+log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")  # fmt: skip
 # Pages anyone may reach: signing in, and the stylesheet and script the sign-in page uses.
 PUBLIC_ENDPOINTS = frozenset({"console.auth.sign_in", "console.static", "console.auth.language"})
 UNREADABLE = "The form held characters that cannot be read. Type it again."
 FORGED = "This form has expired or did not come from the console. Reload the page and try again."
+UNREACHABLE = "The database cannot be reached right now, so nothing was shown or changed. Try again in a minute."
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -66,6 +71,14 @@ def secure(response: Response) -> Response:
         if auth.runtime().settings.public_url.startswith("https://"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
+
+
+@bp.errorhandler(sa.exc.OperationalError)
+@bp.errorhandler(sa.exc.InterfaceError)
+def database_unreachable(error: Exception) -> ResponseReturnValue:
+    """The database is down or cut off: say so (503), rather than an internal error page."""
+    log.error("console: the database cannot be reached (%s)", type(error).__name__)
+    return render_template("console/error.html", code=503, title="Database unreachable", message=UNREACHABLE), 503
 
 
 def http_error(error: HTTPException) -> ResponseReturnValue:

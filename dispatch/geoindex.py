@@ -22,6 +22,7 @@ RADIUS = "sewamitra:worker-radius"  # hash: worker id → own service radius (km
 RATING = "sewamitra:worker-rating"  # hash: worker id → average rating, when rated
 JOBS_TODAY = "sewamitra:jobs-today:"  # hash per day: worker id → jobs assigned
 MAX_RADIUS = "sewamitra:geo-max-radius"  # the widest service radius of any indexed worker
+BUILT = "sewamitra:geo-built"  # when the index was last built whole; gone when Redis lost its data
 SEARCH_LIMIT = 64  # nearest workers read per search; ranking needs only the first few
 
 
@@ -125,6 +126,7 @@ def rebuild(connection: redis.Redis, session: Session, *, all_skills: Iterable[s
     _widest[:] = [widest, time.monotonic()]
     with connection.pipeline() as pipe:  # MULTI: every skill switches at the same moment
         pipe.set(MAX_RADIUS, widest)
+        pipe.set(BUILT, time.time())
         for skill in all_skills:
             if connection.exists(key(skill) + ":new"):
                 pipe.rename(key(skill) + ":new", key(skill))
@@ -132,6 +134,11 @@ def rebuild(connection: redis.Redis, session: Session, *, all_skills: Iterable[s
                 pipe.delete(key(skill))
         pipe.execute()
     return indexed
+
+
+def is_built(connection: redis.Redis) -> bool:
+    """Whether the index is there: a Redis restarted without its data has none, and finds nobody."""
+    return bool(connection.exists(BUILT))
 
 
 def nearby(connection: redis.Redis, skill: str, latitude: float, longitude: float, radius_km: float,

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from rq import Retry, get_current_job
 from sqlmodel import Session, col, select
 
-from dispatch import context, geoindex, inbox, offers, sms_text
+from dispatch import context, geoindex, inbox, messages, offers, sms_text
 from dispatch.matching import Candidate, rank
 from dispatch.queues import QueueName, queue
 from storage import phones, pincodes
@@ -33,11 +33,17 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
 # A failed send is tried again after these pauses (seconds), then left as failed.
 SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
+# A webhook whose write the database could not take hands it to a job, tried again for about an
+# hour; after that it waits in RQ's failed registry for an operator, never dropped.
+DATABASE_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
+# A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
+ABANDONED_AFTER = timedelta(minutes=5)
 EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
 UNANSWERED_FEEDBACK = "feedback.call_unanswered"  # audit action: the citizen did not pick up the feedback call
 RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
+INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 
 
 def now() -> datetime:
@@ -68,6 +74,7 @@ def dispatch_request(request_id: int) -> str:
     """Offer the request to the best workers near it, or escalate it; then send the offers."""
     ctx = context.current()
     rules = ctx.settings.dispatch
+    _ensure_index()
     with ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=30):
         moment = now()
         with session_scope(ctx.engine) as session:
@@ -80,6 +87,19 @@ def dispatch_request(request_id: int) -> str:
     for offer in result.offers:
         _schedule_offer(offer)
     return result.reason or f"offered to {len(result.offers)}"
+
+
+def _ensure_index() -> None:
+    """Redis came back without its data (restarted without persistence, or flushed): build the
+    worker index from the database before matching, or every request would escalate for want of
+    workers until the next scheduled rebuild. One job builds it; the others wait for it."""
+    connection = context.current().redis
+    if geoindex.is_built(connection):
+        return
+    with connection.lock(INDEX_LOCK, timeout=300, blocking_timeout=120):
+        if not geoindex.is_built(connection):
+            log.warning("the worker index is missing from Redis: rebuilding it from the database")
+            rebuild_index()
 
 
 def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
@@ -277,7 +297,25 @@ def reindex_worker(worker_id: int) -> str:
     return "indexed"
 
 
-RECEIVED, HANDLING, HANDLED, FAILED = "received", "handling", "handled", "failed"
+RECEIVED, HANDLING, HANDLED, FAILED = messages.RECEIVED, "handling", "handled", "failed"
+
+
+def receive_sms(message_sid: str, sender: str, body: str) -> str:
+    """A message that came in while the database was unreachable: record it now, then handle it."""
+    ctx = context.current()
+    sms_id = messages.record_inbound(ctx.engine, message_sid, sender, body)
+    if sms_id is None:
+        return "recorded before"
+    queue(ctx.redis, QueueName.DISPATCH).enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
+    return "recorded"
+
+
+def record_delivery(message_sid: str, status: str, error_code: str) -> str:
+    """A delivery report that came while the database was unreachable: an undelivered offer moves on."""
+    offer_id = messages.record_delivery(context.current().engine, message_sid, status, error_code)
+    if offer_id is None:
+        return "kept"
+    return expire_offer(offer_id, reason="the SMS could not be delivered", force=True)
 
 
 def handle_sms(sms_log_id: int) -> str:
@@ -417,7 +455,8 @@ def sweep() -> dict[str, int]:
         enqueue_dispatch(int(request_id or 0))
     for offer_id in overdue:
         jobs.enqueue(expire_offer, offer_id, job_id=f"expire-{offer_id}")
-    for sms_id in unread:
+    abandoned = _reclaim_abandoned_sms(moment)
+    for sms_id in [*unread, *abandoned]:
         jobs.enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
     for request_id in untold:  # assigned, but the job that tells both sides was lost
         jobs.enqueue(notify_assigned, request_id, job_id=f"assigned-{request_id}")
@@ -425,7 +464,23 @@ def sweep() -> dict[str, int]:
         queue(ctx.redis, QueueName.DEFAULT).enqueue(send_sms, sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
     return {"new_requests": len(stuck_new), "offered_without_open_offer": len(unoffered),
             "overdue_offers": len(overdue), "unsent_sms": len(unsent), "unread_sms": len(unread),
-            "untold_assignments": len(untold)}  # fmt: skip
+            "abandoned_sms": len(abandoned), "untold_assignments": len(untold)}  # fmt: skip
+
+
+def _reclaim_abandoned_sms(moment: datetime) -> list[int]:
+    """Messages whose handling job died with its worker (killed between claiming and finishing)
+    go back to `received`, each by compare-and-set, so that they are handled after all."""
+    ctx = context.current()
+    cutoff = moment - ABANDONED_AFTER
+    stuck = (col(SmsLog.status) == HANDLING) & (col(SmsLog.updated_at) < cutoff)
+    reclaimed = []
+    with session_scope(ctx.engine) as session:
+        for sms_id in session.exec(select(SmsLog.id).where(stuck)).all():
+            back = sa.update(SmsLog).where(col(SmsLog.id) == sms_id, stuck).values(status=RECEIVED, updated_at=moment)
+            if session.execute(back).rowcount:  # type: ignore[attr-defined]
+                log.warning("inbound SMS %s was abandoned mid-handling by a dead worker; handling it again", sms_id)
+                reclaimed.append(int(sms_id or 0))
+    return reclaimed
 
 
 def rebuild_index() -> int:

@@ -1,11 +1,21 @@
-"""RQ queues and the worker class that runs them."""
+"""RQ queues, the worker class that runs them, and how a long-running RQ process outlives a Redis
+outage."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
 from enum import StrEnum
 
 import redis
 from rq import Queue, SimpleWorker
+
+log = logging.getLogger(__name__)
+# Pauses (seconds) between tries to reach Redis again after it went away; the last one repeats.
+REDIS_PAUSES_S = (1, 2, 5, 10)
 
 
 class QueueName(StrEnum):
@@ -26,3 +36,48 @@ def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
     I/O-bound, and a fork per job would also reopen every database connection)."""
     queues = [queue(connection, q) for q in QUEUE_ORDER]
     return SimpleWorker(queues, connection=connection, name=name)
+
+
+def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
+    """`sewamitra worker`: run an RQ worker (with RQ's scheduler) through Redis outages."""
+
+    def run(attempt: int) -> None:
+        # A name of its own at each start: RQ refuses one still registered by the worker before it.
+        renamed = f"{name}-{attempt}" if name and attempt else name
+        worker(connection, name=renamed).work(burst=burst, with_scheduler=True)
+
+    outlast_redis_outages(run, connection, "RQ worker")
+
+
+def outlast_redis_outages(run: Callable[[int], object], connection: redis.Redis, what: str) -> None:
+    """Run `run(attempt)` until it returns. RQ's worker and cron scheduler stop when their Redis
+    connection fails; then wait until Redis answers and start again, so the process outlives the
+    outage (rather than exiting, and its supervisor giving up on restarting it while Redis is down)."""
+    attempt = 0
+    while True:
+        try:
+            run(attempt)
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            log.warning("%s: Redis cannot be reached (%s); starting again once it answers", what, error)
+        attempt += 1
+        if not _redis_answers_again(connection):
+            return
+
+
+def _redis_answers_again(connection: redis.Redis) -> bool:
+    """Wait until Redis answers; False when asked to stop meanwhile (nothing is in flight then, so
+    SIGTERM may end the process at once)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    tries = 0
+    try:
+        while True:
+            time.sleep(REDIS_PAUSES_S[min(tries, len(REDIS_PAUSES_S) - 1)])
+            tries += 1
+            with contextlib.suppress(redis.RedisError):
+                if connection.ping():
+                    log.info("Redis answers again")
+                    return True
+    except KeyboardInterrupt:
+        return False

@@ -6,7 +6,7 @@ import redis
 from rq.cron import CronScheduler
 
 from dispatch import jobs
-from dispatch.queues import QueueName
+from dispatch.queues import QueueName, outlast_redis_outages
 from storage.settings import Settings
 
 HEARTBEAT_INTERVAL = 30
@@ -20,3 +20,9 @@ def scheduler(connection: redis.Redis, settings: Settings) -> CronScheduler:
     cron.register(jobs.sweep, QueueName.DISPATCH.value, interval=settings.dispatch.sweep_interval, result_ttl=300)
     cron.register(jobs.rebuild_index, QueueName.DISPATCH.value, interval=REBUILD_INTERVAL, result_ttl=300)
     return cron
+
+
+def run(connection: redis.Redis, settings: Settings) -> None:
+    """`sewamitra scheduler`: the periodic jobs, through Redis outages. A new scheduler after an
+    outage runs each job at once: the sweep that brings back what the outage lost, and the index."""
+    outlast_redis_outages(lambda _attempt: scheduler(connection, settings).start(), connection, "scheduler")

@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 import redis
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
-from sqlmodel import Session, select
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
-from dispatch import jobs
+from dispatch import jobs, messages
 from dispatch.queues import QueueName, queue
 from ivr.signature import twilio_signed
 from storage import phones
-from storage.db import session_scope
-from storage.models import Direction, Offer, OfferStatus, SmsLog, utcnow
 from storage.text import storable
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
 log = logging.getLogger(__name__)
 MAX_BODY = 1600
-# Twilio's order of message states; a callback arriving late never moves a message backwards.
-ORDER = {"pending": 0, "queued": 1, "sending": 2, "sent": 3, "failed": 4, "undelivered": 4, "delivered": 5}
-UNDELIVERED = frozenset({"failed", "undelivered"})
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+# The database cannot be reached (as opposed to refusing what we asked of it).
+UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 @bp.post("")
@@ -35,7 +32,8 @@ def incoming() -> Response:
     """A message comes in: record it once (Twilio may deliver it twice), then let a job act on it.
 
     Recorded first, so nothing a worker or citizen sends is lost: if the job cannot be queued now,
-    the sweeper finds the message still `received`.
+    the sweeper finds the message still `received`; if the database cannot be reached, a job
+    records it when it is back.
     """
     runtime = current_app.extensions["sewamitra"]
     sender = phones.to_e164(request.form.get("From", "")[:40])
@@ -43,7 +41,10 @@ def incoming() -> Response:
     body = storable(request.form.get("Body", ""), MAX_BODY)
     if sender is None or not MESSAGE_SID.match(sid):
         return _empty()
-    sms_id = _record(runtime.engine, sid, sender, body)
+    try:
+        sms_id = messages.record_inbound(runtime.engine, sid, sender, body)
+    except UNREACHABLE:
+        return _later(jobs.receive_sms, sid, sender, body, job_id=f"receive-{sid}", done=_empty())
     if sms_id is not None:
         try:
             queue(runtime.redis, QueueName.DISPATCH).enqueue(jobs.handle_sms, sms_id, job_id=f"inbound-{sms_id}")
@@ -52,17 +53,18 @@ def incoming() -> Response:
     return _empty()
 
 
-def _record(engine: sa.Engine, sid: str, sender: str, body: str) -> int | None:
-    """The new message's id, or None when Twilio delivered this one before."""
+def _later(func: Callable[..., object], *args: str, job_id: str, done: Response) -> Response:
+    """The database cannot be reached: a job keeps what Twilio sent and writes it when it is back.
+    If Redis cannot take it either, Twilio hears 503 (its debugger shows it; with the `rp=5xx`
+    connection override on the webhook URL, Twilio sends it again)."""
+    log.warning("the database is unreachable: %s goes to a job that writes it when it is back", job_id)
+    runtime = current_app.extensions["sewamitra"]
     try:
-        with session_scope(engine) as session:
-            sms = SmsLog(message_sid=sid, direction=Direction.INBOUND, from_number=sender, body=body,
-                         status=jobs.RECEIVED)  # fmt: skip
-            session.add(sms)
-            session.flush()
-            return sms.id
-    except sa.exc.IntegrityError:
-        return None
+        queue(runtime.redis, QueueName.DISPATCH).enqueue(func, *args, job_id=job_id, retry=jobs.DATABASE_RETRY)
+    except redis.RedisError:
+        log.exception("neither the database nor Redis can keep %s", job_id)
+        return Response("cannot keep this now\n", status=503, mimetype="text/plain", headers={"Retry-After": "60"})
+    return done
 
 
 def _empty() -> Response:
@@ -85,28 +87,16 @@ def status() -> Response:
     runtime = current_app.extensions["sewamitra"]
     sid = request.form.get("MessageSid", "")
     new = request.form.get("MessageStatus", "")
-    if not MESSAGE_SID.match(sid) or new not in ORDER:
+    if not MESSAGE_SID.match(sid) or new not in messages.ORDER:
         return Response(status=204)
-    with session_scope(runtime.engine) as session:
-        sms = session.exec(select(SmsLog).where(SmsLog.message_sid == sid)).first()
-        if sms is None or ORDER[new] < ORDER.get(sms.status or "pending", 0):
-            return Response(status=204)
-        sms.status, sms.updated_at = new, utcnow()
-        sms.error_code = storable(request.form.get("ErrorCode", ""), 10) or sms.error_code
-        session.add(sms)
-        offer = _offer_texted(session, sms) if new in UNDELIVERED else None
-    if offer is not None:
+    error_code = storable(request.form.get("ErrorCode", ""), 10)
+    try:
+        offer_id = messages.record_delivery(runtime.engine, sid, new, error_code)
+    except UNREACHABLE:
+        return _later(jobs.record_delivery, sid, new, error_code, job_id=f"delivery-{sid}-{new}",
+                      done=Response(status=204))  # fmt: skip
+    if offer_id is not None:
         queue(runtime.redis, QueueName.DISPATCH).enqueue(
-            jobs.expire_offer, offer.id, "the SMS could not be delivered", True, job_id=f"undelivered-{offer.id}"
+            jobs.expire_offer, offer_id, "the SMS could not be delivered", True, job_id=f"undelivered-{offer_id}"
         )
     return Response(status=204)
-
-
-def _offer_texted(session: Session, sms: SmsLog) -> Offer | None:
-    """The still-open offer an SMS carried, if it was one."""
-    if sms.template != "offer" or sms.worker_id is None or sms.request_id is None:
-        return None
-    query = select(Offer).where(
-        Offer.request_id == sms.request_id, Offer.worker_id == sms.worker_id, Offer.status == OfferStatus.PENDING
-    )
-    return session.exec(query).first()

@@ -314,6 +314,12 @@ class TwilioSandbox:
         """Stall the next `n` API requests, then handle them: Twilio too may send what a client gave up on."""
         self._add_faults(n, Fault(delay=float(seconds)))
 
+    @property
+    def faults_left(self) -> int:
+        """Faults injected but not yet met by a request: 0 once a stalled request has arrived."""
+        with self._changed:
+            return len(self._faults)
+
     def _add_faults(self, n: int, fault: Fault) -> None:
         if n < 0:
             raise ValueError("n must not be negative")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,10 +245,10 @@ def queue_result() -> Response:
     _left_queue(result)
     response = VoiceResponse()
     if result not in ("bridged", "hangup"):
-        state = _state()
-        session = state.load()
+        call_sid = _state().call_sid
+        session = _session()
         language = session.language if session else _language()
-        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, state.call_sid, _party(),
+        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, call_sid, _party(),
                           session.turn if session else 0, language)  # fmt: skip
         reason = "left_queue" if result == "leave" else "queue_unavailable"
         recorded = record_callback(ctx, reason)
@@ -355,12 +356,28 @@ def agent_done() -> Response:
     return twiml(response)
 
 
-def _language() -> str:
+def _session() -> Session | None:
+    """The call's flow session; None when there is none, or when Redis cannot be reached now."""
     try:
-        session = _state().load()
+        return _state().load()
     except BadCall:
-        session = None
-    return session.language if session else _runtime().settings.languages[0].code
+        return None
+    except redis.RedisError:
+        log.warning("call state of %s unreachable; going on without it", request.form.get("CallSid", "")[:40])
+        return None
+
+
+def _language() -> str:
+    """The caller's language: from the call state, else the one the database remembers for their
+    number (so a Redis outage does not switch a caller to another language), else the first."""
+    session = _session()
+    if session is not None:
+        return session.language
+    try:
+        known = known_language(_runtime().engine, _party())
+    except sa.exc.SQLAlchemyError:
+        known = None
+    return known or _runtime().settings.languages[0].code
 
 
 def _say(parent: VoiceResponse, prompt: str, language: str, **params: str) -> None:
@@ -375,11 +392,9 @@ def _say(parent: VoiceResponse, prompt: str, language: str, **params: str) -> No
 @twilio_signed
 def status() -> Response:
     """Twilio's status callback: keep a CallLog with duration, path and outcome."""
-    try:
-        session = _state().load()
-    except BadCall:
+    if not callqueue.CALL_SID.match(request.form.get("CallSid", "")):
         return Response(status=204)
-    calllog.record(_runtime().engine, request.form, session)
+    calllog.record(_runtime().engine, request.form, _session())
     if request.form.get("CallStatus") in calllog.UNANSWERED:
         _unanswered_outbound_call()
     return Response(status=204)
@@ -413,26 +428,86 @@ def recording(language: str, name: str) -> Response:
 
 @bp.errorhandler(Exception)
 def internal_error(error: Exception) -> Response | HTTPException:
-    """Whatever broke, Twilio gets valid TwiML: never a 500, never Twilio's 'application error'."""
+    """Whatever broke, Twilio gets TwiML that is valid where it asked for it: never a 500, never
+    Twilio's 'application error'."""
     if isinstance(error, HTTPException):
         return error
     log.exception("voice webhook failed", exc_info=error)
-    return _apology()
+    return FAILSAFE.get(request.endpoint or "", _apology)()
 
 
 def _apology() -> Response:
-    """Say sorry in every language, then the agent queue in hours, or goodbye outside them."""
+    """Say sorry in every language, then the agent queue in hours; outside them, a callback (when
+    the caller's number is known and the database can keep it) and goodbye. Never a dead end."""
     settings = _runtime().settings
     response = VoiceResponse()
-    for language in settings.languages:
-        voice = Voice(language.tts_language, language.voice)
-        response.say(prompts.text("technical_problem", language.code), language=voice.tts_language,
-                     voice=voice.voice)  # fmt: skip
+    _say_in_every_language(response, "technical_problem")
     if settings.call_centre.is_open(datetime.now(UTC)):
         response.enqueue(HELPLINE_QUEUE, action=QUEUE_RESULT_PATH, method="POST", wait_url=QUEUE_WAIT_PATH,
                          wait_url_method="POST")  # fmt: skip
-    else:
-        for language in settings.languages:
-            response.say(prompts.text("goodbye", language.code), language=language.tts_language, voice=language.voice)
-        response.hangup()
+        return twiml(response)
+    if _promise_callback():
+        _say_in_every_language(response, "callback_recorded")
+    _say_in_every_language(response, "goodbye")
+    response.hangup()
     return twiml(response)
+
+
+def _say_in_every_language(response: VoiceResponse, prompt: str) -> None:
+    """For when the caller's language may be unknown (their call state unreachable)."""
+    for language in _runtime().settings.languages:
+        response.say(prompts.text(prompt, language.code), language=language.tts_language, voice=language.voice)
+
+
+def _promise_callback() -> bool:
+    """Record that an agent rings this caller back (someone who rang us, not a worker or an agent
+    we rang); False when that cannot be done now."""
+    call_sid = request.form.get("CallSid", "")
+    if not callqueue.CALL_SID.match(call_sid) or request.form.get("Direction", "inbound") != "inbound":
+        return False
+    runtime = _runtime()
+    ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, call_sid, _party(), 0, _language())
+    try:
+        return record_callback(ctx, "out_of_hours")
+    except sa.exc.SQLAlchemyError:
+        log.exception("could not record a callback for call %s", call_sid)
+        return False
+
+
+def _hold() -> Response:
+    """For a caller already in the queue (the waitUrl, and its Gather's action), where Enqueue is
+    not allowed: stay on the line, in every language, then Twilio asks again."""
+    response = VoiceResponse()
+    _say_in_every_language(response, "queue_hold")
+    response.pause(length=15)
+    return twiml(response)
+
+
+def _agent_sorry() -> Response:
+    """An agent's desk phone: an apology and the end of that call (never the callers' queue)."""
+    response = VoiceResponse()
+    _say(response, "technical_problem", "en")
+    response.hangup()
+    return twiml(response)
+
+
+def _bridge_anyway() -> Response:
+    """Played to a caller just before an agent takes them: say nothing, let the bridge happen."""
+    return twiml(VoiceResponse())
+
+
+def _no_content() -> Response:
+    """A status callback: Twilio reads no TwiML from it."""
+    return Response(status=204)
+
+
+# What a failed request answers, by endpoint; any other voice endpoint gets the apology and the queue.
+FAILSAFE: dict[str, Callable[[], Response]] = {
+    "voice.queue_wait": _hold,
+    "voice.queue_key": _hold,
+    "voice.agent_leg": _agent_sorry,
+    "voice.agent_answer": _agent_sorry,
+    "voice.agent_done": _agent_sorry,
+    "voice.agent_bridging": _bridge_anyway,
+    "voice.status": _no_content,
+}

@@ -81,12 +81,14 @@ def serve(ctx: click.Context, port: int, host: str, workers: int | None) -> None
 
 @main.command()
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
-@click.option("--name", default=None, help="worker name (default: host and pid)")
+@click.option("--name", default=None,
+              help="worker name, unique among running workers; a killed worker's stays taken for minutes "
+                   "(default: a new random one)")  # fmt: skip
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
-    """Run an RQ worker for the dispatch and default queues."""
+    """Run an RQ worker for the dispatch and default queues; it waits out a Redis outage."""
     from dispatch import context
-    from dispatch.queues import worker as make_worker
+    from dispatch.queues import work
     from ivr.gateway import telephony
     from storage.db import create_engine
 
@@ -94,17 +96,17 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     connection = _redis(settings)
     context.install(context.JobContext(settings, create_engine(settings.sqlalchemy_url), connection,
                                        telephony(settings)))  # fmt: skip
-    make_worker(connection, name=name).work(burst=burst, with_scheduler=True)
+    work(connection, name=name, burst=burst)
 
 
 @main.command()
 @click.pass_context
 def scheduler(ctx: click.Context) -> None:
-    """Run the scheduler that enqueues periodic jobs (sweeps, heartbeats)."""
-    from dispatch.schedule import scheduler as make_scheduler
+    """Run the scheduler that enqueues periodic jobs (sweeps, heartbeats); it waits out a Redis outage."""
+    from dispatch.schedule import run
 
     settings = _settings(ctx)
-    make_scheduler(_redis(settings), settings).start()
+    run(_redis(settings), settings)
 
 
 def _redis(settings: Settings) -> Any:

@@ -3,6 +3,7 @@ the first console login."""
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
@@ -87,7 +88,7 @@ def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: 
     children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
     if sandbox_port is not None:
         children.append(Child("twilio-sandbox", ["--port", str(sandbox_port)], module="ivr.twilio_sandbox"))
-    children += [Child(f"worker-{i}", ["worker", "--name", _worker_name(i)]) for i in range(settings.workers.rq)]
+    children += [Child(f"worker-{i}", functools.partial(_worker_args, i)) for i in range(settings.workers.rq)]
     children.append(Child("scheduler", ["scheduler"]))
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     banner = {
@@ -115,8 +116,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _worker_name(index: int) -> str:
-    return f"sewamitra-{os.getpid()}-{index}-{secrets.token_hex(2)}"
+def _worker_args(index: int) -> list[str]:
+    """A new name at every start: RQ keeps a killed worker's name registered for minutes."""
+    return ["worker", "--name", f"sewamitra-{os.getpid()}-{index}-{secrets.token_hex(4)}"]
 
 
 def _safe_url(url: str) -> str:

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -25,14 +25,17 @@ MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0  # more restarts than this in the windo
 @dataclass
 class Child:
     name: str
-    args: list[str]
+    # A callable gives each start its own arguments: an RQ worker needs a new name after a kill,
+    # since RQ refuses a name still registered by the worker that died without saying so.
+    args: list[str] | Callable[[], list[str]]
     module: str = "sewamitra"
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
     def start(self, environ: Mapping[str, str]) -> None:
+        args = self.args() if callable(self.args) else self.args
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            [sys.executable, "-m", self.module, *args],
             env=dict(environ),
             # A group of its own: Ctrl-C reaches `up` alone, which then sends each child one SIGTERM
             # (a second signal would make an RQ worker abandon the job it is running).

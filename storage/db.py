@@ -15,6 +15,9 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Seconds to wait for PostgreSQL to answer a new connection. libpq waits for ever by default, so a
+# database host gone dark would hold a webhook past Twilio's 15 s; a URL's own connect_timeout wins.
+CONNECT_TIMEOUT_S = 5
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -27,6 +30,8 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if "connect_timeout" not in sa.engine.make_url(url).query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 

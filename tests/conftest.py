@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,12 @@ from flask import Flask
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from dispatch import context
+from dispatch.context import JobContext, install
 from ivr.gateway import TwilioTelephony
 from ivr.twilio_sandbox import TwilioSandbox
 from storage.db import create_engine, upgrade
 from storage.settings import Settings, load_settings
+from tests.chaos import Chaos, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 # The services CI starts; override to point the suite elsewhere.
@@ -129,7 +131,66 @@ def jobs_run(app: Flask) -> Iterator[None]:
     """The RQ workers' side of the test's `app` (its settings and connections, Twilio at the
     sandbox), installed so its jobs can run in the test's process."""
     runtime = app.extensions["sewamitra"]
-    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis,
-                                       TwilioTelephony(runtime.settings)))  # fmt: skip
+    install(JobContext(runtime.settings, runtime.engine, runtime.redis, TwilioTelephony(runtime.settings)))
     yield
-    context.install(None)
+    install(None)
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chaos]:
+    """Real processes a chaos test starts and breaks: all stopped when it ends, whatever happened;
+    what they said is printed when the test failed."""
+    started = Chaos(tmp_path / "chaos")
+    failed_before = request.session.testsfailed
+    try:
+        yield started
+    finally:
+        started.stop_all()
+        if request.session.testsfailed > failed_before:
+            print(started.report())
+
+
+@pytest.fixture
+def postgres(postgres_url: str) -> Iterator[sa.Engine]:
+    """A PostgreSQL database of the test's own, migrated."""
+    engine = create_engine(postgres_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def own_redis(chaos: Chaos) -> RedisServer:
+    """A redis-server of the test's own, to kill and start again."""
+    return chaos.redis()
+
+
+@pytest.fixture
+def chaos_settings(tmp_path: Path, postgres: sa.Engine, own_redis: RedisServer, sandbox: TwilioSandbox) -> Settings:
+    """The helpline on its own PostgreSQL database and redis-server, Twilio's API at the sandbox, and
+    the call centre open round the clock (so a failure's apology leads to the agent queue)."""
+    loaded = make_settings(
+        tmp_path,
+        SEWAMITRA_DATABASE_URL=postgres.url.render_as_string(hide_password=False),
+        SEWAMITRA_REDIS_URL=own_redis.url,
+        SEWAMITRA_PUBLIC_URL=PUBLIC_URL,
+        SEWAMITRA_SECRET_KEY="s" * 40,
+        SEWAMITRA_TWILIO__API_BASE_URL=sandbox.base_url,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+    )
+    always = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
+    return loaded.model_copy(update={"call_centre": loaded.call_centre.model_copy(update=always)})
+
+
+@pytest.fixture
+def job_context(chaos_settings: Settings) -> Iterator[JobContext]:
+    """What the scheduler's jobs run with, for the sweeps and index builds a test runs itself."""
+    engine = create_engine(chaos_settings.sqlalchemy_url)
+    ctx = JobContext(chaos_settings, engine, redis.Redis.from_url(str(chaos_settings.redis_url)),
+                     TwilioTelephony(chaos_settings))  # fmt: skip
+    install(ctx)
+    yield ctx
+    install(None)
+    ctx.redis.close()
+    engine.dispose()

@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
+from rq import Worker
 from twilio.request_validator import RequestValidator
 
 from ivr.simulator import CallSimulator, HttpTransport
@@ -142,6 +144,17 @@ def rq_workers(pid: int) -> list[int]:
     return sorted(found)
 
 
+def rq_worker_names(data_dir: Path) -> set[str]:
+    """The workers RQ knows of, read from the embedded Redis (none when it is gone)."""
+    connection = redis.Redis(unix_socket_path=str(data_dir / "redis" / "redis.sock"), socket_timeout=5)
+    try:
+        return {worker.name for worker in Worker.all(connection=connection)}
+    except redis.RedisError:
+        return set()
+    finally:
+        connection.close()
+
+
 def descendants(pid: int) -> set[int]:
     found: set[int] = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -156,8 +169,10 @@ def descendants(pid: int) -> set[int]:
 
 
 @pytest.fixture
-def helpline() -> Iterator[tuple[subprocess.Popen[str], int, Path, list[str]]]:
-    """`sewamitra up` with no Redis and no database configured, in a data directory of its own."""
+def helpline(request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], int, Path, list[str]]]:
+    """`sewamitra up` with no Redis and no database configured, in a data directory of its own;
+    what it printed is shown when the test failed."""
+    failed_before = request.session.testsfailed
     data_dir = Path(tempfile.mkdtemp(prefix="sm-up-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_"))}
@@ -183,6 +198,8 @@ def helpline() -> Iterator[tuple[subprocess.Popen[str], int, Path, list[str]]]:
                 process.kill()
                 process.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
+        if request.session.testsfailed > failed_before:
+            print("--- what `sewamitra up` printed ---\n" + "".join(output))
 
 
 def _read_all(process: subprocess.Popen[str], output: list[str]) -> None:
@@ -253,11 +270,14 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     assert "flow=feedback" in calls[0]["url"]
     assert one(database, "SELECT status FROM service_request") == ("completed",)
 
-    # An RQ worker killed outright is started again, and the next booking is still offered.
+    # An RQ worker killed outright is started again, registers with RQ under a name of its own (the
+    # dead one's stays taken for minutes), and the next booking is still offered.
     workers = rq_workers(process.pid)
+    registered = rq_worker_names(data_dir)
     os.kill(workers[0], signal.SIGKILL)
     wait_for(lambda: set(workers) - set(rq_workers(process.pid)), 30, "the killed worker to be gone")
     wait_for(lambda: len(rq_workers(process.pid)) == len(workers), 30, "the worker to be restarted")
+    wait_for(lambda: rq_worker_names(data_dir) - registered, 60, "the restarted worker to register with RQ")
     transcript = CallSimulator(transport, public_url=public_url).run("1,1,226001#,1,2")  # English remembered
     assert not transcript.errors, transcript.render(requests=True)
     wait_for(lambda: one(database, "SELECT count(*) FROM service_request WHERE status = 'offered'") == (1,), 30,
