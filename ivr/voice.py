@@ -29,7 +29,7 @@ from ivr.callstate import CallState
 from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, worker_by_phone
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
-from storage import callqueue, phones
+from storage import callqueue, phones, pincodes
 from storage.runtime import Runtime
 from storage.settings import Settings
 
@@ -60,6 +60,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     """Load and check the flows once, at start: a broken flow never reaches a call."""
     app.extensions["ivr"] = Ivr({name: load_flow(settings, name) for name in FLOWS}, voices(settings),
                                 settings.recordings_dir)  # fmt: skip
+    # Placing the service area's PIN codes takes a second or two of CPU: each web process pays it
+    # here, at start, not its first caller (whose wait would also hold up every call that process serves).
+    pincodes.pincodes(settings.service_area.state)
 
 
 def load_flow(settings: Settings, name: str) -> Flow:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
 from sewamitra.app import create_app
+from storage import pincodes
 from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
 
@@ -134,3 +135,16 @@ def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: 
     form = {"MessageSid": "SM" + "a" * 32, "From": "+919876543210", "To": "+18005550100", "Body": "YES"}
     answer = signed_post(client, "/twilio/sms", form)
     assert answer.status_code == 200 and ElementTree.fromstring(answer.data).tag == "Response"
+
+
+def test_the_service_areas_pin_codes_are_placed_when_the_app_starts_not_at_a_callers_turn(settings: Settings) -> None:
+    """Found by `sewamitra bench calls`: each web process placed the PIN codes (a second or two of CPU)
+    at its first caller's PIN, and every call that process served waited too."""
+    pincodes.lookup.cache_clear()
+    pincodes._district_centres.cache_clear()
+
+    create_app(settings)
+    placed = pincodes.lookup.cache_info().misses, pincodes._district_centres.cache_info().misses
+
+    assert pincodes.lookup("226001") is not None
+    assert (pincodes.lookup.cache_info().misses, pincodes._district_centres.cache_info().misses) == placed
