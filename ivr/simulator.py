@@ -312,7 +312,7 @@ def twilio_signature(auth_token: str, url: str, form: dict[str, str]) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, form))
 
 
-def _twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str, str]:
+def twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str, str]:
     return {
         SIGNATURE_HEADER: twilio_signature(auth_token, url, form),
         "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
@@ -320,7 +320,7 @@ def _twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str
     }
 
 
-def _local_part(public_url: str, url: str) -> str | None:
+def local_part(public_url: str, url: str) -> str | None:
     """Path and query of `url` behind our public URL; None when Twilio would call another host."""
     base = public_url.rstrip("/")
     if not url.startswith(base) or url[len(base) : len(base) + 1] not in ("", "/", "?"):
@@ -347,10 +347,10 @@ class FlaskTransport:
         return self._send("GET", url, {})
 
     def _send(self, method: str, url: str, form: dict[str, str]) -> Reply:
-        path = _local_part(self.public_url, url)
+        path = local_part(self.public_url, url)
         if path is None:
             return _elsewhere(url)
-        headers = _twilio_headers(self.auth_token, url, form)
+        headers = twilio_headers(self.auth_token, url, form)
         answer = self.client.open(path, method=method, data=form or None, headers=headers, follow_redirects=True)
         return Reply(answer.status_code, answer.content_type or "", answer.get_data(as_text=True))
 
@@ -371,10 +371,10 @@ class HttpTransport:
         return self._send(url, {}, None)
 
     def _send(self, url: str, form: dict[str, str], data: bytes | None) -> Reply:
-        path = _local_part(self.public_url, url)
+        path = local_part(self.public_url, url)
         if path is None:
             return _elsewhere(url)
-        headers = _twilio_headers(self.auth_token, url, form)
+        headers = twilio_headers(self.auth_token, url, form)
         request = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, headers=headers)
         failure = ""
         for _attempt in range(2):  # Twilio tries once more when it cannot connect
