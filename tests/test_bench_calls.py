@@ -8,13 +8,14 @@ import io
 import os
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
 
 from flows import prompts
 from ivr.simulator import APPLICATION_ERROR, Failure, Heard, Request, Transcript, TwilioError
-from sewamitra.callbench import baseline, figures, procfs, report, run, scripts
+from sewamitra.callbench import baseline, figures, procfs, report, run, scripts, servers
 from sewamitra.callbench.load import Log, Pacing, Sample
 from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
 
@@ -181,3 +182,18 @@ def test_proc_reads_this_process() -> None:
     assert procfs.cpu_seconds(pid) > 0 and procfs.peak_rss_kb(pid) > 0
     assert os.getpid() in procfs.children(os.getppid())
     assert procfs.machine_busy_s() > 0
+
+
+def test_the_exceptions_a_server_logged_are_counted_by_their_last_line(tmp_path: Path) -> None:
+    log = tmp_path / "helpline.log"
+    log.write_text(
+        "2026-12-02 INFO booted\n"
+        'ERROR ivr.voice: voice webhook failed\nTraceback (most recent call last):\n  File "x.py", line 1\n'
+        "    boom()\nTimeoutError: call sewamitra:call:CA1 is busy\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1\nTimeoutError: call sewamitra:call:CA1 is busy\n'
+        "[2026-12-02 04:39:32 +0000] [77] [CRITICAL] WORKER TIMEOUT (pid:78)\n"
+    )
+
+    assert servers.logged_errors(log) == Counter(
+        {"TimeoutError: call sewamitra:call:CA1 is busy": 2, "WORKER TIMEOUT (pid:78)": 1}
+    )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sewamitra.callbench.load import Log, Sample
+from sewamitra.callbench.scripts import Verdict
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Phase:
     turns_per_s: float
     latency_ms: dict[str, float]  # p50, p95, p99, max over every turn started in the hold
     errors: Counter[str]  # whole phase, ramp and drain included: a kind per occurrence
+    first_errors: dict[str, str]  # for each kind, the first call's first error of that kind, in a line
     calls: int  # calls placed
     calls_completed: int  # calls that ran to their end without an error
     requests: int  # webhook requests made, status callbacks included
@@ -84,10 +86,19 @@ def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Pha
         name=name, callers=log.pacing.callers, think_s=log.pacing.think_s,
         calls_in_progress=sum(holding) / len(holding) if holding else 0.0,
         turns=len(answered), turns_per_s=len(answered) / log.pacing.hold_s, latency_ms=latencies_ms(turns),
-        errors=errors, calls=len(log.verdicts), calls_completed=sum(1 for v in log.verdicts if not v.errors),
+        errors=errors, first_errors=first_errors(log.verdicts), calls=len(log.verdicts),
+        calls_completed=sum(1 for v in log.verdicts if not v.errors),
         requests=len(log.samples), bookings=bookings, server=server,
         generator_cpu_cores=log.cpu_s / wall if wall else 0.0, loop_lag_p99_ms=percentile(lags, 99), wall_s=wall,
     )  # fmt: skip
+
+
+def first_errors(verdicts: Sequence[Verdict]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for verdict in verdicts:
+        if verdict.errors:
+            found.setdefault(verdict.errors[0], verdict.first_error)
+    return found
 
 
 def ratio(top: float, bottom: float) -> float:

@@ -11,6 +11,7 @@ import asyncio
 import random
 import secrets
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ CONNECT_TIMEOUT_S = 5.0  # Twilio's webhook timeouts
 TOTAL_TIMEOUT_S = 15.0
 CLIENT_KEEPALIVE_S = 1.0  # below gunicorn's 2 s, so the client never reuses a connection the server closes
 WATCH_EVERY_S = 0.1
+FORM = "application/x-www-form-urlencoded"
 CUT_OFF_AFTER_S = 120.0  # a call still running this long after the hold is cut off, and an error
 
 
@@ -93,6 +95,8 @@ class Wire:
         if path is None:
             return Reply(0, "", "", failure=f"{url} is not under the public URL")
         headers = twilio_headers(self.target.auth_token, url, form)
+        if form:
+            headers["Content-Type"] = FORM
         reply = Reply(0, "", "")
         for _attempt in range(2):  # Twilio tries once more when it cannot connect
             started = time.perf_counter()
@@ -104,7 +108,8 @@ class Wire:
 
     async def _exchange(self, method: str, url: str, form: dict[str, str], headers: dict[str, str]) -> Reply:
         try:
-            async with self.session.request(method, url, data=form or None, headers=headers) as answer:
+            body = urllib.parse.urlencode(form).encode() if form else None  # as Twilio posts it; cheaper than FormData
+            async with self.session.request(method, url, data=body, headers=headers) as answer:
                 body = await answer.read()
                 text = body.decode(answer.charset or "utf-8", errors="replace")
                 return Reply(answer.status, answer.headers.get("Content-Type", ""), text)

@@ -17,7 +17,7 @@ import random
 import secrets
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -94,6 +94,7 @@ class World:
     rng: random.Random
     logs: Path
     say: Callable[[str], None]
+    logged: list[str] = field(default_factory=list)  # errors the servers logged, for the report
 
 
 def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: Path | None = None) -> Result:
@@ -121,7 +122,7 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
             engine.dispose()
     phases = (ours[0], base[0], ours[1], base[1])
     gunicorn = {k: v for k, v in web.options(host="", port=0, workers=plan.workers).items() if k != "bind"}
-    text = report(machine, asdict(plan), gunicorn, phases, notes(phases))
+    text = report(machine, asdict(plan), gunicorn, phases, notes(phases) + world.logged)
     out.write(text)
     return Result(phases, text)
 
@@ -171,6 +172,8 @@ def measure(world: World, name: str, command: Callable[[int], list[str]]) -> tup
         paced = phase(world, f"{name}, paced", server, target, plan.paced())
         world.say(f"{name}: {plan.callers:,} callers, closed loop for {plan.saturation_s:g} s")
         saturated = phase(world, f"{name}, saturated", server, target, plan.saturated())
+    world.logged.extend(f"the {name} logged {count:,}x: {line}"
+                        for line, count in servers.logged_errors(server.log).most_common(5))  # fmt: skip
     return paced, saturated
 
 
@@ -214,6 +217,8 @@ def notes(phases: Sequence[Phase]) -> list[str]:
         "the baseline answers one fixed menu to every request, without a signature check, state or database; "
         "its callers key the same scripts with the same pacing",
     ]
+    for phase in phases:
+        found += [f"{phase.name}, first {kind}: {line}" for kind, line in sorted(phase.first_errors.items())]
     if not all(phase.server.peaks_reset for phase in phases):
         found.append("this kernel would not reset VmHWM: peaks marked 'since start' cover earlier phases too")
     return found

@@ -91,26 +91,26 @@ class Verdict:
     booked: str | None  # the number read back after booking
     read_back: tuple[str, ...]  # numbers read to a caller tracking their requests
     requests: int  # webhook requests the call made
-    cut_off: bool = False
+    first_error: str = ""  # what the first error was, in a line: for the report
 
 
 def judge(script: Script, transcript: Transcript, *, helpline: bool) -> Verdict:
     """The errors of one call; against the helpline, a booking must end with a number read back."""
-    errors = [error_kind(failure) for failure in transcript.errors]
-    errors += ["apology" for text in transcript.heard if text in APOLOGIES]
+    errors = [(error_kind(failure), failure.line()) for failure in transcript.errors]
+    errors += [("apology", f"the caller heard {text!r}") for text in transcript.heard if text in APOLOGIES]
     booked = next(iter(numbers_in(transcript.heard, BOOKED_PROMPT)), None)
     read_back = tuple(numbers_in(transcript.heard, READ_BACK_PROMPT))
     if helpline and script.books and booked is None:
-        errors.append("no_request_number")
+        errors.append(("no_request_number", f"{script.kind} {','.join(script.keys)}: no request number read back"))
     if helpline and not script.books and not read_back:
-        errors.append("nothing_read_back")
-    return Verdict(transcript.call_sid, script.kind, script.from_number, tuple(errors), booked, read_back,
-                   len(transcript.requests))  # fmt: skip
+        errors.append(("nothing_read_back", f"{script.kind} {','.join(script.keys)}: no request read back"))
+    return Verdict(transcript.call_sid, script.kind, script.from_number, tuple(kind for kind, _ in errors), booked,
+                   read_back, len(transcript.requests), errors[0][1] if errors else "")  # fmt: skip
 
 
 def cut_off(script: Script, call_sid: str) -> Verdict:
     """A call still running when the phase's time ran out."""
-    return Verdict(call_sid, script.kind, script.from_number, ("cut_off",), None, (), 0, cut_off=True)
+    return Verdict(call_sid, script.kind, script.from_number, ("cut_off",), None, (), 0, "still running at the end")
 
 
 def error_kind(failure: Failure) -> str:

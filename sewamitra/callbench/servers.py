@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,3 +109,22 @@ def tail(log: Path, lines: int = 30) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no output)"
+
+
+def logged_errors(log: Path) -> Counter[str]:
+    """The exceptions (last line of each traceback) and gunicorn's critical lines in a server's output."""
+    found: Counter[str] = Counter()
+    in_traceback = False
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+        elif in_traceback and line and not line.startswith((" ", "\t")):
+            found[line[:160]] += 1
+            in_traceback = False
+        elif "[CRITICAL]" in line:
+            found[line.split("[CRITICAL]", 1)[1].strip()[:160]] += 1
+    return found
