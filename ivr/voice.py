@@ -133,10 +133,9 @@ def step() -> Response:
     state = _state()
     turn = request.args.get("turn", default=-1, type=int)
     with state.locked():
-        answered = state.answer(str(turn))
+        answered, session = state.recall(str(turn))
         if answered is not None:
             return twiml(answered)  # a retry of this very step
-        session = state.load()
         if session is None or session.turn != turn:
             return _lost(state, session)
         digits = request.form.get("Digits", "")[:32]
