@@ -26,7 +26,7 @@ from flows.definition import Flow, ServiceChoice
 from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
 from ivr import calllog
 from ivr.callstate import CallState
-from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, worker_by_phone
+from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, who_rings
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
 from storage import callqueue, phones, pincodes
@@ -119,10 +119,9 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
     if outbound and request.args.get("flow") == "feedback":
         about = request.args.get("request", "")
         return "feedback", Trigger(known_language(engine, party), {"request_id": about if about.isdigit() else ""})
-    worker = worker_by_phone(engine, party)
+    worker, language = who_rings(engine, party)
     if worker is not None:
         return "worker", Trigger(worker.language, {"worker_id": str(worker.id), "worker_name": worker.name})
-    language = known_language(engine, party)
     return "helpline", Trigger(language, {"known_language": language or ""})
 
 

@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 import redis
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
@@ -127,6 +128,15 @@ def test_without_an_auth_token_every_webhook_is_refused(tmp_path: Path) -> None:
 def test_a_retried_first_request_gets_the_same_answer(client: FlaskClient, redis_client: redis.Redis) -> None:
     first = signed_post(client, "/twilio/voice", CALL).data
     assert signed_post(client, "/twilio/voice", CALL).data == first
+
+
+def test_a_calls_first_turn_asks_the_database_once_who_is_ringing(app: Flask, client: FlaskClient) -> None:
+    checkouts: list[object] = []
+    sa.event.listen(app.extensions["sewamitra"].engine, "checkout", lambda *args: checkouts.append(args))
+
+    answer = signed_post(client, "/twilio/voice", CALL)
+
+    assert answer.status_code == 200 and len(checkouts) == 1  # worker or citizen, and the citizen's language
 
 
 def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: Settings) -> None:
