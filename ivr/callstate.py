@@ -1,26 +1,35 @@
 """Call state in Redis, keyed by CallSid: the flow session and the answer given at each turn, so
 a Twilio retry of a step gets the same answer and changes nothing twice.
 
-A turn takes three round trips to Redis: the call's lock, the answer and session read together, and
-the new ones stored in the same breath as the lock is let go.
+One request of a call at a time holds the call's lock. A turn takes two round trips to Redis: the
+lock taken and the answer and session read in one, the new ones stored and the lock let go in the
+other.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
-from redis.lock import Lock
 
 from flows.engine import Session
 
 PREFIX = "sewamitra:call:"
 TTL_S = 4 * 3600  # longer than any call, short enough to keep Redis small
 LOCK_TTL_S = 20  # Twilio gives up on a webhook after 15 s
+LOCK_POLL_S = 0.1  # how often a retry looks whether the first request is done
 
+# Take the call's lock if it is free, and then read the step's answer and the session.
+TAKE_AND_READ = """
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return false
+end
+return redis.call('HMGET', KEYS[1], ARGV[3], 'session')
+"""
 # Store the session and a step's answer; then free the call's lock, but only while it is still ours
 # (a request that outlived its lock must not free the one a retry took since).
 SAVE_AND_UNLOCK = """
@@ -31,6 +40,12 @@ if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) == ARGV[5] then
 end
 return 1
 """
+UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class CallState:
@@ -39,7 +54,7 @@ class CallState:
         self.call_sid = call_sid
         self.key = PREFIX + call_sid
         self.lock_key = self.key + ":lock"
-        self._held: Lock | None = None  # the lock this request holds, until save() or the end of locked()
+        self._token = ""  # the lock this request holds, until save() or the end of its turn
 
     def load(self) -> Session | None:
         return _session(self.redis.hget(self.key, "session"))
@@ -48,32 +63,36 @@ class CallState:
         """The TwiML already given to the request of this step ("start", or a turn), if any."""
         return _text(self.redis.hget(self.key, f"answer:{step}"))
 
-    def recall(self, step: str) -> tuple[str | None, Session | None]:
-        """The answer already given to `step` (if this is a retry) and the session, in one round trip."""
-        answer, session = self.redis.hmget(self.key, [f"answer:{step}", "session"])
-        return _text(answer), _session(session)
+    @contextmanager
+    def turn(self, step: str, wait_s: float = 10) -> Iterator[tuple[str | None, Session | None]]:
+        """One request of a call at a time (a retry waits for the first to finish), given the answer
+        already stored for `step` (when this is a retry) and the session."""
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + wait_s
+        while (found := self._take(token, step)) is None:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"call {self.key} is busy")
+            time.sleep(LOCK_POLL_S)
+        self._token = token
+        try:
+            yield _text(found[0]), _session(found[1])
+        finally:
+            if self._token == token:  # save() did not let go of it
+                self._token = ""
+                self.redis.register_script(UNLOCK)(keys=[self.lock_key], args=[token])
 
     def save(self, session: Session, step: str, answer: str) -> None:
         """Store the new session and the answer given to `step`, together, and let go of the call's lock."""
-        token = self._held.local.token if self._held is not None else None
-        values = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S, token or ""]
+        values: list[str | int] = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S,
+                                   self._token]  # fmt: skip
         self.redis.register_script(SAVE_AND_UNLOCK)(keys=[self.key, self.lock_key], args=values)
-        self._held = None
+        self._token = ""
 
-    @contextmanager
-    def locked(self, wait_s: float = 10) -> Iterator[None]:
-        """One request of a call at a time: a retry waits for the first to finish."""
-        lock = self.redis.lock(self.lock_key, timeout=LOCK_TTL_S, blocking_timeout=wait_s)
-        if not lock.acquire():
-            raise TimeoutError(f"call {self.key} is busy")
-        self._held = lock
-        try:
-            yield
-        finally:
-            if self._held is lock:  # save() did not let go of it
-                self._held = None
-                with contextlib.suppress(redis.exceptions.LockError):  # expired while we worked
-                    lock.release()
+    def _take(self, token: str, step: str) -> list[bytes | None] | None:
+        take = self.redis.register_script(TAKE_AND_READ)
+        found: list[bytes | None] | None = take(keys=[self.key, self.lock_key],
+                                                args=[token, LOCK_TTL_S * 1000, f"answer:{step}"])  # fmt: skip
+        return found
 
 
 def _text(raw: bytes | str | None) -> str | None:

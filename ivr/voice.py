@@ -102,8 +102,7 @@ def twiml(document: str | VoiceResponse) -> Response:
 def incoming() -> Response:
     """A call comes in: greet, in the caller's remembered language if we know it."""
     state = _state()
-    with state.locked():
-        answered = state.answer("start")
+    with state.turn("start") as (answered, _session):
         if answered is not None:
             return twiml(answered)  # Twilio retried the first request
         flow, trigger = _flow_for(_party())
@@ -131,8 +130,7 @@ def step() -> Response:
     """The caller keyed something (or nothing) at a wait."""
     state = _state()
     turn = request.args.get("turn", default=-1, type=int)
-    with state.locked():
-        answered, session = state.recall(str(turn))
+    with state.turn(str(turn)) as (answered, session):
         if answered is not None:
             return twiml(answered)  # a retry of this very step
         if session is None or session.turn != turn:
