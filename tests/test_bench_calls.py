@@ -88,9 +88,9 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
         Sample(105.0, 15.000, True, 0),  # no answer: its latency counts, the turn was not answered
         Sample(106.5, 0.040, True, 200),  # in the drain: left out
     ]
-    verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5)
+    verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5, "!! timeout", 40)
     log = log_of(samples)
-    log.verdicts = [verdict, scripts.Verdict("CA2", scripts.BOOK, "+919800000002", (), "1234567", (), 8)]
+    log.verdicts = [verdict, scripts.Verdict("CA2", scripts.BOOK, "+919800000002", (), "1234567", (), 8, "", 90)]
     server = figures.Server(cpu_s=5.0, machine_busy_s=15.0, peak_rss_kb=(1024, 2048), peaks_reset=True,
                             restarted_workers=0)  # fmt: skip
 
@@ -102,6 +102,9 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
     assert (phase.calls, phase.calls_completed, phase.requests) == (2, 1, 6)
     assert phase.calls_in_progress == 10.0  # watched at 103 and 105
     assert phase.wall_s == 10.0 and phase.loop_lag_p99_ms == 4.0
+    assert phase.first_errors == {"timeout": "!! timeout"}
+    assert phase.listening_s_per_request == 10.0  # 130 s of calls over 13 requests
+    assert round(phase.server_ms_per_request, 3) == round(5.0 / 6 * 1000, 3)
 
 
 def test_the_callers_mix_books_first_and_tracks_only_what_was_booked() -> None:

@@ -52,6 +52,15 @@ class Phase:
     generator_cpu_cores: float
     loop_lag_p99_ms: float
     wall_s: float
+    listening_s_per_request: float  # a caller who heard every prompt at speaking pace: seconds per webhook request
+
+    @property
+    def server_ms_per_request(self) -> float:
+        return self.server.cpu_s / self.requests * 1000 if self.requests else 0.0
+
+    @property
+    def generator_ms_per_request(self) -> float:
+        return self.generator_cpu_cores * self.wall_s / self.requests * 1000 if self.requests else 0.0
 
     @property
     def error_count(self) -> int:
@@ -90,7 +99,14 @@ def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Pha
         calls_completed=sum(1 for v in log.verdicts if not v.errors),
         requests=len(log.samples), bookings=bookings, server=server,
         generator_cpu_cores=log.cpu_s / wall if wall else 0.0, loop_lag_p99_ms=percentile(lags, 99), wall_s=wall,
+        listening_s_per_request=listening(log.verdicts),
     )  # fmt: skip
+
+
+def listening(verdicts: Sequence[Verdict]) -> float:
+    """Seconds of a call per webhook request, had its caller heard every prompt (the simulator's clock)."""
+    requests = sum(verdict.requests for verdict in verdicts)
+    return sum(verdict.call_seconds for verdict in verdicts) / requests if requests else 0.0
 
 
 def first_errors(verdicts: Sequence[Verdict]) -> dict[str, str]:

@@ -17,7 +17,7 @@ Row = tuple[str, Callable[[Phase], str]]
 
 
 def _ms(value: float) -> str:
-    return f"{value:,.1f} ms"
+    return f"{value:,.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
 def _booking(phase: Phase, figure: Callable[[Any], int]) -> str:
@@ -52,7 +52,9 @@ ROWS: Sequence[Row] = (
     ("peak RSS per web worker (VmHWM)", _peaks),
     ("workers gunicorn had to replace", lambda p: f"{p.server.restarted_workers}"),
     ("server CPU (gunicorn master + workers)", lambda p: f"{p.server.cpu_s / p.wall_s:.2f} cores"),
+    ("server CPU per webhook request", lambda p: _ms(p.server_ms_per_request)),
     ("generator CPU (the bench's own process)", lambda p: f"{p.generator_cpu_cores:.2f} cores"),
+    ("generator CPU per webhook request", lambda p: _ms(p.generator_ms_per_request)),
     ("machine busy (every process)", lambda p: f"{p.server.machine_busy_s / p.wall_s:.2f} cores"),
     ("generator event-loop lag p99", lambda p: _ms(p.loop_lag_p99_ms)),
     ("phase wall time (ramp, hold, drain)", lambda p: f"{p.wall_s:,.1f} s"),

@@ -41,6 +41,7 @@ AUTH_TOKEN = "bench-calls-" + "0" * 20
 NOWHERE = "http://127.0.0.1:9"  # Twilio's REST API for the app: nothing listens, nothing leaves the machine
 SATURATION_RAMP_S = 5.0
 READY_PATH = "/healthz"  # the baseline answers every path
+GENERATOR_LAG_LIMIT_MS = 50.0  # a generator this late to wake is short of CPU: the run measures the machine
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,16 @@ def notes(phases: Sequence[Phase]) -> list[str]:
         "the baseline answers one fixed menu to every request, without a signature check, state or database; "
         "its callers key the same scripts with the same pacing",
     ]
+    ours = phases[0]
+    if ours.think_s and ours.listening_s_per_request:
+        found.append(f"callers who heard every prompt at speaking pace (the simulator's clock) would take "
+                     f"{ours.listening_s_per_request:.1f} s per webhook request; a {ours.think_s:g} s think time "
+                     f"offers about {ours.listening_s_per_request / ours.think_s:.1f}x their rate")  # fmt: skip
     for phase in phases:
+        if phase.loop_lag_p99_ms > GENERATOR_LAG_LIMIT_MS:
+            found.append(f"{phase.name}: THE GENERATOR FELL BEHIND (event-loop lag p99 {phase.loop_lag_p99_ms:,.0f} ms "
+                         f"> {GENERATOR_LAG_LIMIT_MS:g} ms): its latencies and lost connections measure the machine, "
+                         "not only the server")  # fmt: skip
         found += [f"{phase.name}, first {kind}: {line}" for kind, line in sorted(phase.first_errors.items())]
     if not all(phase.server.peaks_reset for phase in phases):
         found.append("this kernel would not reset VmHWM: peaks marked 'since start' cover earlier phases too")

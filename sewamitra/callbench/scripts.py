@@ -92,6 +92,7 @@ class Verdict:
     read_back: tuple[str, ...]  # numbers read to a caller tracking their requests
     requests: int  # webhook requests the call made
     first_error: str = ""  # what the first error was, in a line: for the report
+    call_seconds: int = 0  # how long the call took on the simulator's clock: prompts at speaking pace, keys
 
 
 def judge(script: Script, transcript: Transcript, *, helpline: bool) -> Verdict:
@@ -104,8 +105,9 @@ def judge(script: Script, transcript: Transcript, *, helpline: bool) -> Verdict:
         errors.append(("no_request_number", f"{script.kind} {','.join(script.keys)}: no request number read back"))
     if helpline and not script.books and not read_back:
         errors.append(("nothing_read_back", f"{script.kind} {','.join(script.keys)}: no request read back"))
-    return Verdict(transcript.call_sid, script.kind, script.from_number, tuple(kind for kind, _ in errors), booked,
-                   read_back, len(transcript.requests), errors[0][1] if errors else "")  # fmt: skip
+    kinds, first = tuple(kind for kind, _ in errors), errors[0][1] if errors else ""
+    return Verdict(transcript.call_sid, script.kind, script.from_number, kinds, booked, read_back,
+                   len(transcript.requests), first, transcript.duration)  # fmt: skip
 
 
 def cut_off(script: Script, call_sid: str) -> Verdict:
