@@ -6,6 +6,7 @@ an agent (or offered a callback), never Twilio's "application error".
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -42,7 +43,7 @@ MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waitin
 FLOWS = ("helpline", "worker", "feedback")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ivr:
     """What the voice views need besides the runtime: the loaded flows and the voices."""
 
@@ -54,6 +55,30 @@ class Ivr:
         if (self.recordings_dir / language / f"{prompt}.mp3").is_file():
             return f"/twilio/voice/recordings/{language}/{prompt}.mp3"
         return None
+
+    def document(self, events: list[Event], turn: int) -> str:
+        """The TwiML of what the flow says. A menu is the same document for every caller at that
+        turn, so each is rendered once for the recordings on disk and then remembered."""
+        try:
+            return _rendered(self, tuple(events), turn, self._recordings_changed())
+        except TypeError:  # an event that cannot be a key (an effect): render() says what is wrong
+            return str(render(events, self.voices, turn=turn, recordings=self.recording))
+
+    def _recordings_changed(self) -> tuple[int, ...]:
+        """When a recording last came or went: adding or removing a file changes its directory."""
+        return tuple(_modified(self.recordings_dir / language) for language in ("", *self.voices))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(ivr: Ivr, events: tuple[Event, ...], turn: int, _recordings_changed: tuple[int, ...]) -> str:
+    return str(render(events, ivr.voices, turn=turn, recordings=ivr.recording))
+
+
+def _modified(directory: Path) -> int:
+    try:
+        return directory.stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -156,7 +181,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
     if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
         remember_language(ctx)
         session = _with_known_language(session)
-    document = str(render(events, _ivr().voices, turn=session.turn, recordings=_ivr().recording))
+    document = _ivr().document(events, session.turn)
     state.save(session, key, document)
     return twiml(document)
 
