@@ -311,6 +311,8 @@ def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, s
               help="a caller's mean pause before each key item, in seconds  [default: 3]")  # fmt: skip
 @click.option("--saturation", "saturation_s", type=float, default=None,
               help="seconds of each closed-loop phase (no think time)  [default: 20]")  # fmt: skip
+@click.option("--saturation-callers", type=int, default=None,
+              help="calls at once in each closed-loop phase, the same for both servers  [default: 50]")  # fmt: skip
 @click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
 @click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
 @click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")

@@ -50,7 +50,7 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
     for label, _figure in report.ROWS:
         assert label in short_run.report
     assert "paced: same callers and think time" in short_run.report
-    assert "saturated: closed loop, no think time" in short_run.report
+    assert "saturated: closed loop, no think time, 30 callers for each" in short_run.report
     assert "not judged at 30" in short_run.report  # the latency target is for 1,000 callers
 
 

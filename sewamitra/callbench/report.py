@@ -82,7 +82,7 @@ def ratios(phases: Sequence[Phase]) -> list[str]:
         ("throughput against the baseline, measured in this run", "ours / baseline", f"target >= {TARGET_RATIO:.0%}"),
         ("paced: same callers and think time (both may just keep up with the offered load)",
          f"{ours.turns_per_s:,.1f} / {base.turns_per_s:,.1f} = {paced:.1%}", _judged(paced >= TARGET_RATIO)),
-        ("saturated: closed loop, no think time, the same callers for both",
+        (f"saturated: closed loop, no think time, {ours_saturated.callers:,} callers for each",
          f"{ours_saturated.turns_per_s:,.1f} / {base_saturated.turns_per_s:,.1f} = {saturated:.1%}",
          _judged(saturated >= TARGET_RATIO)),
     ])  # fmt: skip

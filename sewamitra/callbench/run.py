@@ -53,6 +53,9 @@ class Plan:
     hold_s: float = 60.0
     think_s: float = 3.0
     saturation_s: float = 20.0
+    # Enough calls at once to keep every gunicorn thread of either server busy, few enough that a
+    # closed loop's queue stays well inside Twilio's 15 s: a timeout there is an error, not a figure.
+    saturation_callers: int = 50
     workers: int = 2
     seed: int = 155330
 
@@ -60,10 +63,11 @@ class Plan:
         return load.Pacing(self.callers, self.ramp_s, self.hold_s, self.think_s)
 
     def saturated(self) -> load.Pacing:
-        return load.Pacing(self.callers, min(self.ramp_s, SATURATION_RAMP_S), self.saturation_s, 0.0)
+        ramp = min(self.ramp_s, SATURATION_RAMP_S)
+        return load.Pacing(self.saturation_callers, ramp, self.saturation_s, 0.0)
 
 
-SHORT = Plan(callers=30, ramp_s=2.0, hold_s=4.0, think_s=0.3, saturation_s=3.0)
+SHORT = Plan(callers=30, ramp_s=2.0, hold_s=4.0, think_s=0.3, saturation_s=3.0, saturation_callers=30)
 
 
 @dataclass(frozen=True)
@@ -129,9 +133,9 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
 
 
 def _check(plan: Plan) -> None:
-    for name in ("callers", "workers"):
+    for name in ("callers", "saturation_callers", "workers"):
         if getattr(plan, name) < 1:
-            raise SewamitraError(f"--{name} must be at least 1")
+            raise SewamitraError(f"--{name.replace('_', '-')} must be at least 1")
     if plan.hold_s <= 0 or plan.saturation_s <= 0 or plan.ramp_s < 0 or plan.think_s < 0:
         raise SewamitraError("the hold and saturation times must be positive, the ramp and think time not negative")
 
@@ -171,7 +175,7 @@ def measure(world: World, name: str, command: Callable[[int], list[str]]) -> tup
         world.say(f"{name}: {plan.callers:,} callers, {plan.ramp_s:g} s ramp, {plan.hold_s:g} s hold, "
                   f"{plan.think_s:g} s think time")  # fmt: skip
         paced = phase(world, f"{name}, paced", server, target, plan.paced())
-        world.say(f"{name}: {plan.callers:,} callers, closed loop for {plan.saturation_s:g} s")
+        world.say(f"{name}: {plan.saturation_callers:,} callers, closed loop for {plan.saturation_s:g} s")
         saturated = phase(world, f"{name}, saturated", server, target, plan.saturated())
     world.logged.extend(f"the {name} logged {count:,}x: {line}"
                         for line, count in servers.logged_errors(server.log).most_common(5))  # fmt: skip
