@@ -88,9 +88,9 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
         Sample(105.0, 15.000, True, 0),  # no answer: its latency counts, the turn was not answered
         Sample(106.5, 0.040, True, 200),  # in the drain: left out
     ]
-    verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5, "!! timeout", 40)
+    verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5, ("!! timeout",), 40)
     log = log_of(samples)
-    log.verdicts = [verdict, scripts.Verdict("CA2", scripts.BOOK, "+919800000002", (), "1234567", (), 8, "", 90)]
+    log.verdicts = [verdict, scripts.Verdict("CA2", scripts.BOOK, "+919800000002", (), "1234567", (), 8, (), 90)]
     server = figures.Server(cpu_s=5.0, machine_busy_s=15.0, peak_rss_kb=(1024, 2048), peaks_reset=True,
                             restarted_workers=0)  # fmt: skip
 

@@ -43,7 +43,7 @@ class Phase:
     turns_per_s: float
     latency_ms: dict[str, float]  # p50, p95, p99, max over every turn started in the hold
     errors: Counter[str]  # whole phase, ramp and drain included: a kind per occurrence
-    first_errors: dict[str, str]  # for each kind, the first call's first error of that kind, in a line
+    first_errors: dict[str, str]  # the first error of each kind, in a line
     calls: int  # calls placed
     calls_completed: int  # calls that ran to their end without an error
     requests: int  # webhook requests made, status callbacks included
@@ -112,8 +112,8 @@ def listening(verdicts: Sequence[Verdict]) -> float:
 def first_errors(verdicts: Sequence[Verdict]) -> dict[str, str]:
     found: dict[str, str] = {}
     for verdict in verdicts:
-        if verdict.errors:
-            found.setdefault(verdict.errors[0], verdict.first_error)
+        for kind, line in zip(verdict.errors, verdict.error_lines, strict=True):
+            found.setdefault(kind, line)
     return found
 
 

@@ -97,26 +97,27 @@ class Wire:
         headers = twilio_headers(self.target.auth_token, url, form)
         if form:
             headers["Content-Type"] = FORM
+        data = urllib.parse.urlencode(form).encode() if form else None  # as Twilio posts it
         reply = Reply(0, "", "")
         for _attempt in range(2):  # Twilio tries once more when it cannot connect
             started = time.perf_counter()
-            reply = await self._exchange(method, self.target.base_url + path, form, headers)
+            reply, connected = await self._exchange(method, self.target.base_url + path, data, headers)
             self.log.samples.append(Sample(started, time.perf_counter() - started, turn, reply.status))
-            if not reply.failure.startswith("cannot connect"):
+            if connected:
                 break
         return reply
 
-    async def _exchange(self, method: str, url: str, form: dict[str, str], headers: dict[str, str]) -> Reply:
+    async def _exchange(self, method: str, url: str, data: bytes | None, headers: dict[str, str]
+                        ) -> tuple[Reply, bool]:  # fmt: skip
+        """One attempt, and whether it connected at all."""
         try:
-            body = urllib.parse.urlencode(form).encode() if form else None  # as Twilio posts it; cheaper than FormData
-            async with self.session.request(method, url, data=body, headers=headers) as answer:
-                body = await answer.read()
-                text = body.decode(answer.charset or "utf-8", errors="replace")
-                return Reply(answer.status, answer.headers.get("Content-Type", ""), text)
+            async with self.session.request(method, url, data=data, headers=headers) as answer:
+                text = (await answer.read()).decode(answer.charset or "utf-8", errors="replace")
+                return Reply(answer.status, answer.headers.get("Content-Type", ""), text), True
         except aiohttp.ClientConnectorError as error:
-            return Reply(0, "", "", failure=f"cannot connect: {error}")
+            return Reply(0, "", "", failure=f"cannot connect: {error}"), False
         except (aiohttp.ClientError, TimeoutError) as error:
-            return Reply(0, "", "", failure=f"no answer: {error or type(error).__name__}")
+            return Reply(0, "", "", failure=f"no answer: {error or type(error).__name__}"), True
 
 
 class Line:

@@ -91,7 +91,7 @@ class Verdict:
     booked: str | None  # the number read back after booking
     read_back: tuple[str, ...]  # numbers read to a caller tracking their requests
     requests: int  # webhook requests the call made
-    first_error: str = ""  # what the first error was, in a line: for the report
+    error_lines: tuple[str, ...] = ()  # each error in a line, for the report
     call_seconds: int = 0  # how long the call took on the simulator's clock: prompts at speaking pace, keys
 
 
@@ -105,14 +105,14 @@ def judge(script: Script, transcript: Transcript, *, helpline: bool) -> Verdict:
         errors.append(("no_request_number", f"{script.kind} {','.join(script.keys)}: no request number read back"))
     if helpline and not script.books and not read_back:
         errors.append(("nothing_read_back", f"{script.kind} {','.join(script.keys)}: no request read back"))
-    kinds, first = tuple(kind for kind, _ in errors), errors[0][1] if errors else ""
+    kinds, lines = tuple(kind for kind, _ in errors), tuple(line for _, line in errors)
     return Verdict(transcript.call_sid, script.kind, script.from_number, kinds, booked, read_back,
-                   len(transcript.requests), first, transcript.duration)  # fmt: skip
+                   len(transcript.requests), lines, transcript.duration)  # fmt: skip
 
 
 def cut_off(script: Script, call_sid: str) -> Verdict:
     """A call still running when the phase's time ran out."""
-    return Verdict(call_sid, script.kind, script.from_number, ("cut_off",), None, (), 0, "still running at the end")
+    return Verdict(call_sid, script.kind, script.from_number, ("cut_off",), None, (), 0, ("still running at the end",))
 
 
 def error_kind(failure: Failure) -> str:
