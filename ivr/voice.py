@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 import sqlalchemy as sa
@@ -37,6 +38,7 @@ from storage.settings import Settings
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 HELPLINE_QUEUE = "helpline"
+QUEUE_KEY_PATH = "/twilio/voice/queue/key"  # the action of the Gather in the waitUrl document
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
 
 
@@ -238,7 +240,7 @@ def queue_wait() -> Response:
     position = position if position.isascii() and position.isdigit() and len(position) < 5 else "1"
     _note_waiting(language, int(position))
     response = VoiceResponse()
-    gather = response.gather(num_digits=1, action="/twilio/voice/queue/key", method="POST", timeout=8,
+    gather = response.gather(num_digits=1, action=QUEUE_KEY_PATH, method="POST", timeout=8,
                              finish_on_key="")  # fmt: skip
     _say(gather, "queue_position", language, position=prompts.digits(position, language))
     _say(gather, "queue_leave_option", language)
@@ -424,6 +426,8 @@ def _unanswered_outbound_call() -> None:
 @twilio_signed
 def fallback() -> Response:
     """Twilio calls this when our voice URL failed: an apology, then an agent."""
+    if _waiting(urlsplit(request.form.get("ErrorUrl", "")).path):
+        return _still_waiting()
     return _apology()
 
 
@@ -440,7 +444,22 @@ def internal_error(error: Exception) -> Response | HTTPException:
     if isinstance(error, HTTPException):
         return error
     log.exception("voice webhook failed", exc_info=error)
-    return _apology()
+    return _still_waiting() if _waiting(request.path) else _apology()
+
+
+def _waiting(path: str) -> bool:
+    """Whether Twilio runs this path's TwiML for a caller waiting in the queue (no <Enqueue> there)."""
+    return path in (QUEUE_WAIT_PATH, QUEUE_KEY_PATH)
+
+
+def _still_waiting() -> Response:
+    """A waitUrl document for when the wait itself failed: the caller keeps their place in the queue,
+    and Twilio asks for the waitUrl again after the pause."""
+    response = VoiceResponse()
+    for language in _runtime().settings.languages:
+        response.say(prompts.text("queue_hold", language.code), language=language.tts_language, voice=language.voice)
+    response.pause(length=15)
+    return twiml(response)
 
 
 def _apology() -> Response:

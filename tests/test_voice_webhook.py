@@ -17,6 +17,7 @@ from sewamitra.app import create_app
 from storage import pincodes
 from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
+from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 
 CALL = {
     "CallSid": "CA0123456789abcdef0123456789abcdef",
@@ -94,6 +95,36 @@ def test_the_fallback_apologises_in_valid_twiml(client: FlaskClient) -> None:
     assert answer.status_code == 200
     assert [e.tag for e in response][:2] == ["Say", "Say"]
     assert response[-1].tag in ("Enqueue", "Hangup")
+
+
+# What Twilio runs in a waitUrl document (and in the action of a Gather inside one): no <Enqueue>.
+WAIT_VERBS = {"Say", "Play", "Pause", "Gather", "Redirect", "Leave", "Hangup"}
+WAITING = {**CALL, "CallStatus": "in-progress", "QueueSid": "QU" + "1" * 32, "QueuePosition": "1", "QueueTime": "30"}
+
+
+def test_a_failure_while_the_caller_waits_in_the_queue_keeps_them_there(helpline_settings: Settings) -> None:
+    """Found by `sewamitra bench calls`: the apology put a caller already in the queue into it again,
+    and <Enqueue> is not allowed in a waitUrl document (Twilio error 12200)."""
+    broken = with_hours(helpline_settings, **ALWAYS_OPEN).model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    client = create_app(broken).test_client()
+
+    answer = signed_post(client, "/twilio/voice/queue/wait", WAITING)
+
+    response = ElementTree.fromstring(answer.data)
+    assert answer.status_code == 200 and {e.tag for e in response} <= WAIT_VERBS, answer.data
+    assert response[-1].tag == "Pause"  # then Twilio fetches the waitUrl again: the caller keeps their place
+
+
+@pytest.mark.parametrize("failed", ["/twilio/voice/queue/wait", "/twilio/voice/queue/key"])
+def test_the_fallback_for_a_failed_wait_document_keeps_the_caller_in_the_queue(helpline_settings: Settings,
+                                                                              failed: str) -> None:  # fmt: skip
+    client = create_app(with_hours(helpline_settings, **ALWAYS_OPEN)).test_client()
+    form = {**CALL, "ErrorCode": "11205", "ErrorUrl": PUBLIC_URL + failed}
+
+    answer = signed_post(client, "/twilio/voice/fallback", form)
+
+    response = ElementTree.fromstring(answer.data)
+    assert answer.status_code == 200 and {e.tag for e in response} <= WAIT_VERBS, answer.data
 
 
 def test_a_broken_redis_still_gets_the_caller_an_apology(tmp_path: Path, helpline_settings: Settings) -> None:
