@@ -36,6 +36,7 @@ def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_
 
     assert short_run.errors == 0 and not short_run.failed, short_run.report
     for phase in (ours, ours_saturated):
+        assert phase.server.database_cpu_s  # its own PostgreSQL backends were found and measured
         assert phase.bookings is not None
         assert phase.bookings.heard > 0 and phase.bookings.lost == 0
         assert phase.bookings.created == phase.bookings.heard  # no caller missed the number of a stored request
@@ -91,8 +92,8 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
     verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5, ("!! timeout",), 40)
     log = log_of(samples)
     log.verdicts = [verdict, scripts.Verdict("CA2", scripts.BOOK, "+919800000002", (), "1234567", (), 8, (), 90)]
-    server = figures.Server(cpu_s=5.0, machine_busy_s=15.0, peak_rss_kb=(1024, 2048), peaks_reset=True,
-                            restarted_workers=0)  # fmt: skip
+    server = figures.Server(cpu_s=5.0, database_cpu_s=2.0, machine_busy_s=15.0, peak_rss_kb=(1024, 2048),
+                            peaks_reset=True, restarted_workers=0)  # fmt: skip
 
     phase = figures.phase("helpline, paced", log, server, None)
 
@@ -181,6 +182,7 @@ def test_the_baseline_answers_its_menu_to_any_request() -> None:
 
 def test_proc_reads_this_process() -> None:
     pid = os.getpid()
+    assert pid in procfs.matching("pytest") or pid in procfs.matching("python")
 
     assert procfs.cpu_seconds(pid) > 0 and procfs.peak_rss_kb(pid) > 0
     assert os.getpid() in procfs.children(os.getppid())

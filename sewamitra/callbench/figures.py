@@ -16,6 +16,7 @@ class Server:
     """What the server's processes did during the phase (from /proc)."""
 
     cpu_s: float  # gunicorn master and workers
+    database_cpu_s: float | None  # the PostgreSQL backends serving the bench's database (None: no database)
     machine_busy_s: float  # every process on the machine: the server, the generator, PostgreSQL, Redis, others
     peak_rss_kb: tuple[int, ...]  # per worker, over this phase (VmHWM)
     peaks_reset: bool  # False: the peaks are since the worker started, not since the phase did

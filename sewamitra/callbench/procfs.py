@@ -63,3 +63,19 @@ def machine_busy_s() -> float:
     values = [int(v) for v in (PROC / "stat").read_text().splitlines()[0].split()[1:9]]
     idle, iowait = values[3], values[4]
     return (sum(values) - idle - iowait) / TICKS_PER_S
+
+
+def matching(fragment: str) -> list[int]:
+    """The live processes whose command line holds `fragment` (PostgreSQL names the database its
+    backend serves in its process title)."""
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fragment in title:
+            found.append(int(entry.name))
+    return found

@@ -28,6 +28,11 @@ def _errors(phase: Phase) -> str:
     return ", ".join(f"{kind} {count:,}" for kind, count in sorted(phase.errors.items())) or "none"
 
 
+def _database_cpu(phase: Phase) -> str:
+    cpu = phase.server.database_cpu_s
+    return f"{cpu / phase.wall_s:.2f} cores" if cpu is not None else "n/a (no database)"
+
+
 def _peaks(phase: Phase) -> str:
     peaks = " / ".join(f"{kb / 1024:,.0f}" for kb in phase.server.peak_rss_kb) + " MB"
     return peaks if phase.server.peaks_reset else peaks + " (since start)"
@@ -53,6 +58,7 @@ ROWS: Sequence[Row] = (
     ("workers gunicorn had to replace", lambda p: f"{p.server.restarted_workers}"),
     ("server CPU (gunicorn master + workers)", lambda p: f"{p.server.cpu_s / p.wall_s:.2f} cores"),
     ("server CPU per webhook request", lambda p: _ms(p.server_ms_per_request)),
+    ("PostgreSQL CPU (backends of the bench's database)", _database_cpu),
     ("generator CPU (the bench's own process)", lambda p: f"{p.generator_cpu_cores:.2f} cores"),
     ("generator CPU per webhook request", lambda p: _ms(p.generator_ms_per_request)),
     ("machine busy (every process)", lambda p: f"{p.server.machine_busy_s / p.wall_s:.2f} cores"),

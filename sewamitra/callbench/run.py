@@ -94,6 +94,7 @@ class World:
 
     plan: Plan
     engine: sa.Engine
+    database: str  # its name, as PostgreSQL's backends show it in their process titles
     environ: Mapping[str, str]
     mix: Mix
     rng: random.Random
@@ -119,7 +120,8 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
         try:
             say("migrating and seeding the demo data")
             rng = random.Random(plan.seed)
-            world = World(plan, engine, environ, callers_mix(engine, settings, rng), rng, Path(tmp), say)
+            world = World(plan, engine, str(engine.url.database), environ, callers_mix(engine, settings, rng), rng,
+                          Path(tmp), say)  # fmt: skip
             ours = measure(world, "helpline", lambda port: servers.helpline_command(config, port, plan.workers))
             base = measure(world, "baseline", lambda port: servers.baseline_command(port, plan.workers))
             machine = describe_machine(engine, connection)
@@ -185,14 +187,22 @@ def measure(world: World, name: str, command: Callable[[int], list[str]]) -> tup
 def phase(world: World, name: str, server: servers.Server, target: load.Target, pacing: load.Pacing) -> Phase:
     workers = set(server.workers())
     reset = server.reset_peaks()
-    cpu, busy = server.cpu_seconds(), procfs.machine_busy_s()
+    cpu, busy, database = server.cpu_seconds(), procfs.machine_busy_s(), _database_cpu(world)
     log = asyncio.run(load.run(pacing, target, world.mix, world.rng))
+    database_cpu = sum(_database_cpu(world).get(pid, 0.0) - seconds for pid, seconds in database.items())
+    database_cpu += sum(seconds for pid, seconds in _database_cpu(world).items() if pid not in database)
     measured = figures.Server(
-        cpu_s=server.cpu_seconds() - cpu, machine_busy_s=procfs.machine_busy_s() - busy,
-        peak_rss_kb=tuple(server.peaks_kb()), peaks_reset=reset, restarted_workers=len(workers - set(server.workers())),
+        cpu_s=server.cpu_seconds() - cpu, database_cpu_s=database_cpu if target.helpline else None,
+        machine_busy_s=procfs.machine_busy_s() - busy, peak_rss_kb=tuple(server.peaks_kb()), peaks_reset=reset,
+        restarted_workers=len(workers - set(server.workers())),
     )  # fmt: skip
     bookings = check_bookings(world.engine, log.verdicts) if target.helpline else None
     return figures.phase(name, log, measured, bookings)
+
+
+def _database_cpu(world: World) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the bench's database."""
+    return {pid: procfs.cpu_seconds(pid) for pid in procfs.matching(f" {world.database} ")}
 
 
 def check_bookings(engine: sa.Engine, verdicts: Sequence[Verdict]) -> Bookings:
