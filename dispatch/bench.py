@@ -180,7 +180,7 @@ def main(*, workers: int, requests: int, matches: int, processes: int, seed: int
                              "call main() under `if __name__ == '__main__':`")  # fmt: skip
     _check_sizes(workers=workers, requests=requests, matches=matches, processes=processes)
     started = time.perf_counter()
-    with _fresh_database(postgres_url) as database_url, _claimed_redis(redis_url) as connection, \
+    with fresh_database(postgres_url) as database_url, claimed_redis(redis_url) as connection, \
             TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as sandbox:  # fmt: skip
         settings = bench_settings(config or default_config_path(), database_url, redis_url, sandbox.base_url)
         engine = create_engine(database_url)
@@ -189,7 +189,7 @@ def main(*, workers: int, requests: int, matches: int, processes: int, seed: int
             bench = Bench(settings, engine, connection, random.Random(seed), spots(settings.service_area.state), out)
             figures, notes = _run(bench, sandbox, workers=workers, requests=requests, matches=matches,
                                   processes=processes)  # fmt: skip
-            machine = _machine(engine, connection)
+            machine = describe_machine(engine, connection)
         finally:
             engine.dispose()
     figures["total_s"] = time.perf_counter() - started
@@ -223,7 +223,7 @@ def _check_sizes(**sizes: int) -> None:
 
 
 @contextmanager
-def _fresh_database(admin_url: str) -> Iterator[str]:
+def fresh_database(admin_url: str) -> Iterator[str]:
     """A new PostgreSQL database on the server `admin_url` names, dropped however the run ends."""
     admin = sa.create_engine(_with_driver(admin_url), isolation_level="AUTOCOMMIT")
     name = f"sewamitra_bench_{uuid.uuid4().hex[:12]}"
@@ -250,7 +250,7 @@ def _with_driver(url: str) -> str:
 
 
 @contextmanager
-def _claimed_redis(url: str) -> Iterator[redis.Redis]:
+def claimed_redis(url: str) -> Iterator[redis.Redis]:
     """The Redis database `url` names, emptied before and after: only if it is empty or a bench's."""
     connection = redis.Redis.from_url(url)
     try:
@@ -658,7 +658,7 @@ def offer_by_sql(connection: sa.Connection, request_id: int, rules: Dispatch, no
 # -- 4. the report --------------------------------------------------------------------------------
 
 
-def _machine(engine: sa.Engine, connection: redis.Redis) -> dict[str, str]:
+def describe_machine(engine: sa.Engine, connection: redis.Redis) -> dict[str, str]:
     with engine.connect() as db:
         postgres = str(db.execute(sa.text("SHOW server_version")).scalar_one())
     return {
@@ -689,7 +689,7 @@ def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[st
     rows = [("phase", "figure", "value", "target")]
     rows += [(phase, label, _value(figures[key], unit), _target(key, figures[key]))
              for key, (phase, label, unit) in FIGURES.items() if key in figures]  # fmt: skip
-    lines += _table(rows)
+    lines += table(rows)
     lines += ["", "Baselines: SQL = one haversine nearest-neighbour query on PostgreSQL (skill, verified, available,",
               f"within the worker's radius, ORDER BY distance LIMIT {SQL_LIMIT}); its loop writes one Offer row per",
               "request and commits, in one process, with no Redis, RQ, lock, audit event or SMS."]  # fmt: skip
@@ -697,7 +697,7 @@ def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[st
     return "\n".join(lines) + "\n"
 
 
-def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+def table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 
     def render(row: tuple[str, ...]) -> str:

@@ -1,10 +1,16 @@
 """Call state in Redis, keyed by CallSid: the flow session and the answer given at each turn, so
-a Twilio retry of a step gets the same answer and changes nothing twice."""
+a Twilio retry of a step gets the same answer and changes nothing twice.
+
+One request of a call at a time holds the call's lock. A turn takes two round trips to Redis: the
+lock taken and the answer and session read in one, the new ones stored and the lock let go in the
+other.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,6 +21,31 @@ from flows.engine import Session
 PREFIX = "sewamitra:call:"
 TTL_S = 4 * 3600  # longer than any call, short enough to keep Redis small
 LOCK_TTL_S = 20  # Twilio gives up on a webhook after 15 s
+LOCK_POLL_S = 0.1  # how often a retry looks whether the first request is done
+
+# Take the call's lock if it is free, and then read the step's answer and the session.
+TAKE_AND_READ = """
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return false
+end
+return redis.call('HMGET', KEYS[1], ARGV[3], 'session')
+"""
+# Store the session and a step's answer; then free the call's lock, but only while it is still ours
+# (a request that outlived its lock must not free the one a retry took since).
+SAVE_AND_UNLOCK = """
+redis.call('HSET', KEYS[1], 'session', ARGV[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) == ARGV[5] then
+    redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class CallState:
@@ -22,32 +53,51 @@ class CallState:
         self.redis = connection
         self.call_sid = call_sid
         self.key = PREFIX + call_sid
+        self.lock_key = self.key + ":lock"
+        self._token = ""  # the lock this request holds, until save() or the end of its turn
 
     def load(self) -> Session | None:
-        raw = self.redis.hget(self.key, "session")
-        return Session.from_dict(json.loads(raw)) if raw else None
+        return _session(self.redis.hget(self.key, "session"))
 
     def answer(self, step: str) -> str | None:
         """The TwiML already given to the request of this step ("start", or a turn), if any."""
-        raw = self.redis.hget(self.key, f"answer:{step}")
-        return raw.decode() if isinstance(raw, bytes) else raw
-
-    def save(self, session: Session, step: str, answer: str) -> None:
-        """Store the new session and the answer given to `step`, together."""
-        with self.redis.pipeline() as pipe:
-            pipe.hset(self.key, "session", json.dumps(session.to_dict(), ensure_ascii=False))
-            pipe.hset(self.key, f"answer:{step}", answer)
-            pipe.expire(self.key, TTL_S)
-            pipe.execute()
+        return _text(self.redis.hget(self.key, f"answer:{step}"))
 
     @contextmanager
-    def locked(self, wait_s: float = 10) -> Iterator[None]:
-        """One request of a call at a time: a retry waits for the first to finish."""
-        lock = self.redis.lock(self.key + ":lock", timeout=LOCK_TTL_S, blocking_timeout=wait_s)
-        if not lock.acquire():
-            raise TimeoutError(f"call {self.key} is busy")
+    def turn(self, step: str, wait_s: float = 10) -> Iterator[tuple[str | None, Session | None]]:
+        """One request of a call at a time (a retry waits for the first to finish), given the answer
+        already stored for `step` (when this is a retry) and the session."""
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + wait_s
+        while (found := self._take(token, step)) is None:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"call {self.key} is busy")
+            time.sleep(LOCK_POLL_S)
+        self._token = token
         try:
-            yield
+            yield _text(found[0]), _session(found[1])
         finally:
-            with contextlib.suppress(redis.exceptions.LockError):  # expired while we worked
-                lock.release()
+            if self._token == token:  # save() did not let go of it
+                self._token = ""
+                self.redis.register_script(UNLOCK)(keys=[self.lock_key], args=[token])
+
+    def save(self, session: Session, step: str, answer: str) -> None:
+        """Store the new session and the answer given to `step`, together, and let go of the call's lock."""
+        values: list[str | int] = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S,
+                                   self._token]  # fmt: skip
+        self.redis.register_script(SAVE_AND_UNLOCK)(keys=[self.key, self.lock_key], args=values)
+        self._token = ""
+
+    def _take(self, token: str, step: str) -> list[bytes | None] | None:
+        take = self.redis.register_script(TAKE_AND_READ)
+        found: list[bytes | None] | None = take(keys=[self.key, self.lock_key],
+                                                args=[token, LOCK_TTL_S * 1000, f"answer:{step}"])  # fmt: skip
+        return found
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _session(raw: bytes | str | None) -> Session | None:
+    return Session.from_dict(json.loads(raw)) if raw else None

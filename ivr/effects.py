@@ -174,19 +174,25 @@ def remember_language(ctx: CallContext) -> None:
         session.add(caller)
 
 
-def worker_by_phone(engine: sa.Engine, phone: str | None) -> Worker | None:
-    """A registered, active worker, recognised by the number they call from."""
+def who_rings(engine: sa.Engine, phone: str | None) -> tuple[Worker | None, str | None]:
+    """A registered, active worker, recognised by the number they call from; else the language a
+    citizen chose last time. One session: a call's first turn waits on it."""
     if phone is None:
-        return None
+        return None, None
     with Session(engine) as session:
-        return session.exec(select(Worker).where(Worker.phone == phone, Worker.active)).first()
+        worker = session.exec(select(Worker).where(Worker.phone == phone, Worker.active)).first()
+        return worker, None if worker else _language_of(session, phone)
 
 
 def known_language(engine: sa.Engine, phone: str | None) -> str | None:
     if phone is None:
         return None
     with Session(engine) as session:
-        return session.exec(select(Caller.language).where(Caller.phone == phone)).first()
+        return _language_of(session, phone)
+
+
+def _language_of(session: Session, phone: str) -> str | None:
+    return session.exec(select(Caller.language).where(Caller.phone == phone)).first()
 
 
 def _enqueue(ctx: CallContext, name: QueueName, func: Callable[..., object], *args: object, job_id: str,

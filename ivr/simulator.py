@@ -15,12 +15,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from enum import IntEnum
-from typing import TYPE_CHECKING, Literal, NoReturn, Protocol, TextIO, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Literal, NoReturn, Protocol, TextIO, TypeAlias, TypeVar, runtime_checkable
 from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
@@ -254,11 +254,65 @@ class Transport(Protocol):
     def get(self, url: str) -> Reply: ...
 
 
+class AsyncTransport(Protocol):
+    """A Transport for many calls at once in one event loop (the load benchmark)."""
+
+    async def post(self, url: str, form: dict[str, str]) -> Reply: ...
+
+    async def get(self, url: str) -> Reply: ...
+
+
+@dataclass(frozen=True)
+class Send:
+    """A request the simulated Twilio makes next; its driver delivers it and sends the Reply back.
+
+    `turn` is false for a request whose TwiML nobody runs (status callback, an action after the call
+    ended); `acted` says the caller did something (keys or silence) since the previous request.
+    """
+
+    url: str
+    method: str
+    form: dict[str, str]
+    turn: bool = True
+    acted: bool = False
+
+
+# A call as a generator of requests: the TwiML rules without I/O, shared by a sync and an async driver.
+Steps: TypeAlias = Generator[Send, Reply, "Transcript"]
+
+
+def drive(steps: Steps, transport: Transport) -> Transcript:
+    """Run a call to its end, each request delivered by `transport` as it comes."""
+    try:
+        send = next(steps)
+        while True:
+            url = _with_query(send.url, send.form) if send.method == "GET" else send.url
+            reply = transport.get(url) if send.method == "GET" else transport.post(url, send.form)
+            send = steps.send(reply)
+    except StopIteration as ended:
+        return ended.value
+
+
+async def drive_async(steps: Steps, transport: AsyncTransport,
+                      before: Callable[[Send], Awaitable[None]] | None = None) -> Transcript:  # fmt: skip
+    """`drive` in an event loop; `before` may wait first (the caller's think time)."""
+    try:
+        send = next(steps)
+        while True:
+            if before is not None:
+                await before(send)
+            url = _with_query(send.url, send.form) if send.method == "GET" else send.url
+            reply = await (transport.get(url) if send.method == "GET" else transport.post(url, send.form))
+            send = steps.send(reply)
+    except StopIteration as ended:
+        return ended.value
+
+
 def twilio_signature(auth_token: str, url: str, form: dict[str, str]) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, form))
 
 
-def _twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str, str]:
+def twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str, str]:
     return {
         SIGNATURE_HEADER: twilio_signature(auth_token, url, form),
         "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
@@ -266,7 +320,7 @@ def _twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str
     }
 
 
-def _local_part(public_url: str, url: str) -> str | None:
+def local_part(public_url: str, url: str) -> str | None:
     """Path and query of `url` behind our public URL; None when Twilio would call another host."""
     base = public_url.rstrip("/")
     if not url.startswith(base) or url[len(base) : len(base) + 1] not in ("", "/", "?"):
@@ -293,10 +347,10 @@ class FlaskTransport:
         return self._send("GET", url, {})
 
     def _send(self, method: str, url: str, form: dict[str, str]) -> Reply:
-        path = _local_part(self.public_url, url)
+        path = local_part(self.public_url, url)
         if path is None:
             return _elsewhere(url)
-        headers = _twilio_headers(self.auth_token, url, form)
+        headers = twilio_headers(self.auth_token, url, form)
         answer = self.client.open(path, method=method, data=form or None, headers=headers, follow_redirects=True)
         return Reply(answer.status_code, answer.content_type or "", answer.get_data(as_text=True))
 
@@ -317,10 +371,10 @@ class HttpTransport:
         return self._send(url, {}, None)
 
     def _send(self, url: str, form: dict[str, str], data: bytes | None) -> Reply:
-        path = _local_part(self.public_url, url)
+        path = local_part(self.public_url, url)
         if path is None:
             return _elsewhere(url)
-        headers = _twilio_headers(self.auth_token, url, form)
+        headers = twilio_headers(self.auth_token, url, form)
         request = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, headers=headers)
         failure = ""
         for _attempt in range(2):  # Twilio tries once more when it cannot connect
@@ -471,6 +525,8 @@ class _Queue:
 
 
 _Outcome: TypeAlias = "_Fetch | Literal['leave'] | None"
+T = TypeVar("T")
+_Io: TypeAlias = Generator[Send, Reply, T]  # a step of the call that may make requests, returning a T
 
 
 def _sid(prefix: str) -> str:
@@ -572,10 +628,9 @@ class _Fatal(Exception):
 
 
 @dataclass
-class CallSimulator:
-    """Places simulated inbound calls against our webhooks; one `run` is one call."""
+class CallSetup:
+    """Who calls whom and where Twilio posts: one simulated call, whatever delivers its requests."""
 
-    transport: Transport
     _: KW_ONLY
     public_url: str
     from_number: str = "+919876543210"
@@ -590,18 +645,29 @@ class CallSimulator:
     account_sid: str = field(default_factory=lambda: _sid("AC"))
     on_event: Callable[[Event], None] | None = None
 
-    def run(self, keys: Iterable[str] | KeySource) -> Transcript:
-        """Call the helpline and press `keys`, one item at each prompt; returns what happened."""
+    def steps(self, keys: Iterable[str] | KeySource) -> Steps:
+        """The call, pressing `keys` one item at each prompt, as requests for a driver to deliver."""
         return _Call(self, _Keys.of(keys)).run()
 
     def url(self, path: str) -> str:
         return self.public_url.rstrip("/") + path
 
 
+@dataclass
+class CallSimulator(CallSetup):
+    """Places simulated inbound calls against our webhooks; one `run` is one call."""
+
+    transport: Transport
+
+    def run(self, keys: Iterable[str] | KeySource) -> Transcript:
+        """Call the helpline and press `keys`, one item at each prompt; returns what happened."""
+        return drive(self.steps(keys), self.transport)
+
+
 class _Call:
     """One call's state: Twilio's side of it (documents, clock, queue) and the caller's keys."""
 
-    def __init__(self, simulator: CallSimulator, keys: _Keys) -> None:
+    def __init__(self, simulator: CallSetup, keys: _Keys) -> None:
         self.sim = simulator
         self.keys = keys
         self.transcript = Transcript(call_sid=simulator.call_sid or _sid("CA"))
@@ -611,14 +677,15 @@ class _Call:
         self.turns = 0
         self.redirects = 0
         self.answered = False
+        self.acted_at = 0  # the caller's key items taken when the previous request went out
 
-    def run(self) -> Transcript:
+    def run(self) -> Steps:
         try:
-            self._run(_Fetch(self.sim.url(self.sim.voice_path)), None)
+            yield from self._run(_Fetch(self.sim.url(self.sim.voice_path)), None)
             self._hang_up("app")  # the TwiML ran out: Twilio ends the call
         except _Ended:
             pass
-        self._finish()
+        yield from self._finish()
         return self.transcript
 
     # requests
@@ -635,25 +702,25 @@ class _Call:
         state = {"CallStatus": self.call_status, "Direction": sim.direction, "ApiVersion": API_VERSION}
         return {**call, **parties, **state, **params}
 
-    def _send(self, url: str, method: str, params: dict[str, str]) -> Reply:
+    def _send(self, url: str, method: str, params: dict[str, str], *, turn: bool = True) -> _Io[Reply]:
         form = self._form(params)
-        transport = self.sim.transport
-        reply = transport.get(_with_query(url, form)) if method == "GET" else transport.post(url, form)
+        acted, self.acted_at = self.keys.taken != self.acted_at, self.keys.taken
+        reply = yield Send(url, method, form, turn, acted)
         self._emit(Request(url, form, reply.status, method))
         return reply
 
-    def _notify(self, fetch: _Fetch) -> None:
+    def _notify(self, fetch: _Fetch) -> _Io[None]:
         """A request whose TwiML nobody runs (status callback, actions after the call ended)."""
-        reply = self._send(fetch.url, fetch.method, fetch.params)
+        reply = yield from self._send(fetch.url, fetch.method, fetch.params, turn=False)
         if not 200 <= reply.status < 300:
             self._emit(Failure(TwilioError.HTTP_RETRIEVAL_FAILURE, _problem(reply), fetch.url))
 
-    def _load(self, fetch: _Fetch) -> _Document:
+    def _load(self, fetch: _Fetch) -> _Io[_Document]:
         self.turns += 1
         if self.turns > self.sim.max_turns:
             self._emit(Failure(None, f"the call did not end within {self.sim.max_turns} requests", fetch.url))
             self._hang_up("caller")
-        reply = self._send(fetch.url, fetch.method, fetch.params)
+        reply = yield from self._send(fetch.url, fetch.method, fetch.params)
         self.call_status = "in-progress"
         loaded = _document_of(fetch.url, reply)
         if isinstance(loaded, Failure):
@@ -662,13 +729,13 @@ class _Call:
 
     # documents
 
-    def _run(self, fetch: _Fetch, queue: _Queue | None) -> Literal["leave"] | None:
+    def _run(self, fetch: _Fetch, queue: _Queue | None) -> _Io[Literal["leave"] | None]:
         """Fetch and run documents until one runs out, ends the call or leaves the queue."""
         outcome: _Outcome = fetch
         while isinstance(outcome, _Fetch):
             current = outcome
             try:
-                outcome = self._execute(self._load(current), queue)
+                outcome = yield from self._execute((yield from self._load(current)), queue)
             except _Fatal as fatal:
                 outcome = self._recover(current, fatal.failure)
         return outcome
@@ -682,14 +749,14 @@ class _Call:
         params = {"ErrorCode": str(int(failure.code or 0)), "ErrorUrl": failure.url or fetch.url}
         return _Fetch(self.sim.url(self.sim.fallback_path), "POST", params, fallback=True)
 
-    def _execute(self, document: _Document, queue: _Queue | None) -> _Outcome:
+    def _execute(self, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
         for verb in document.root:
-            outcome = self._verb(verb, document, queue)
+            outcome = yield from self._verb(verb, document, queue)
             if outcome is not None:
                 return outcome
         return None
 
-    def _verb(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Outcome:
+    def _verb(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
         if verb.tag not in (CALL_VERBS if queue is None else WAIT_VERBS):
             self._unsupported(verb, "in <Response>" if queue is None else "in a waitUrl document")
             return None
@@ -697,6 +764,8 @@ class _Call:
         if verb.tag in AUDIO_VERBS:
             self._audio(verb)
             return None
+        if verb.tag in _REQUESTING_VERBS:
+            return (yield from _REQUESTING_VERBS[verb.tag](self, verb, document, queue))
         return _VERBS[verb.tag](self, verb, document, queue)
 
     def _unsupported(self, verb: ElementTree.Element, where: str) -> None:
@@ -805,7 +874,7 @@ class _Call:
         result = {"DialCallStatus": "completed", "DialCallSid": _sid("CA")}
         return self._action(verb, document, {**result, "DialCallDuration": str(AGENT_TALK_SECONDS)})
 
-    def _record(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Outcome:
+    def _record(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
         seconds = min(RECORDING_SECONDS, self._number(verb, "maxLength", 3600))
         hung_up = self.keys.peek() in (None, HANGUP)
         item = self.keys.take() if hung_up else self._take(queue)
@@ -815,7 +884,7 @@ class _Call:
         recording = {"RecordingUrl": self._recording_url(), "RecordingDuration": str(seconds)}
         fetch = self._action(verb, document, {**recording, "Digits": digits})
         if hung_up:
-            self._hang_up("caller", then=fetch)
+            yield from self._hang_up_then("caller", fetch)
         return fetch
 
     def _recording_url(self) -> str:
@@ -823,27 +892,27 @@ class _Call:
 
     # queues
 
-    def _enqueue(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Outcome:
+    def _enqueue(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
         stay = _Queue(_text(verb), entered=self.clock)
         self._emit(Queued(stay.name))
         action = self._action(verb, document, {}) if verb.get("action") else None
         wait = verb.get("waitUrl")
         wait_fetch = _Fetch(_resolve(document.url, wait), verb.get("waitUrlMethod", "POST").upper()) if wait else None
         try:
-            self._wait(stay, wait_fetch)
+            yield from self._wait(stay, wait_fetch)
         except _Ended as ended:
             if action is not None:  # Twilio still tells the action how the stay ended; nobody runs its TwiML
                 result = "bridged" if ended.by == "agent" else "hangup"
-                self._notify(replace(action, params=self._queue_result(stay, result)))
+                yield from self._notify(replace(action, params=self._queue_result(stay, result)))
             raise
         return replace(action, params=self._queue_result(stay, "leave")) if action else None
 
-    def _wait(self, stay: _Queue, wait: _Fetch | None) -> None:
+    def _wait(self, stay: _Queue, wait: _Fetch | None) -> _Io[None]:
         """Hold the caller in the queue, running the wait TwiML again and again, until they leave it."""
         while True:
             self._agent_or_hangup(stay)
             taken, started = self.keys.taken, self.clock
-            if self._hold_round(stay, wait) == "leave":
+            if (yield from self._hold_round(stay, wait)) == "leave":
                 return
             self.clock = max(self.clock, started + 1)
             if self.keys.taken == taken:
@@ -854,12 +923,12 @@ class _Call:
         if self.keys.peek() in (HANGUP, AGENT):
             self._take(stay)
 
-    def _hold_round(self, stay: _Queue, wait: _Fetch | None) -> Literal["leave"] | None:
+    def _hold_round(self, stay: _Queue, wait: _Fetch | None) -> _Io[Literal["leave"] | None]:
         if wait is None:
             self._emit(Played(DEFAULT_HOLD_MUSIC))
             self._pass(PLAY_SECONDS, heard=True)
             return None
-        return self._run(replace(wait, params=self._queue_params(stay)), stay)
+        return (yield from self._run(replace(wait, params=self._queue_params(stay)), stay))
 
     def _idle(self, stay: _Queue) -> None:
         """A round in which nobody asked for input uses up one key item: silence waits, keys go unheard."""
@@ -882,22 +951,27 @@ class _Call:
 
     # the end
 
-    def _hang_up(self, by: Ender, status: str = "completed", *, then: _Fetch | None = None) -> NoReturn:
-        """End the call now; `then` is an action Twilio still requests afterwards."""
+    def _hang_up(self, by: Ender, status: str = "completed") -> NoReturn:
+        """End the call now."""
         self._emit(Hangup(by))
         self.call_status = status
-        if then is not None:
-            self._notify(then)
         raise _Ended(by)
 
-    def _finish(self) -> None:
+    def _hang_up_then(self, by: Ender, then: _Fetch) -> _Io[NoReturn]:
+        """End the call now; `then` is an action Twilio still requests afterwards."""
+        self._emit(Hangup(by))
+        self.call_status = "completed"
+        yield from self._notify(then)
+        raise _Ended(by)
+
+    def _finish(self) -> _Io[None]:
         transcript = self.transcript
         transcript.status = self.call_status
         transcript.duration = math.ceil(self.clock) if self.answered else 0
         transcript.unused_keys = self.keys.unused()
         ended = email.utils.format_datetime(self.started + timedelta(seconds=transcript.duration))
         params = {"CallDuration": str(transcript.duration), "Timestamp": ended, "SequenceNumber": "0"}
-        self._notify(_Fetch(self.sim.url(self.sim.status_path), "POST", params))
+        yield from self._notify(_Fetch(self.sim.url(self.sim.status_path), "POST", params))
 
 
 _VerbHandler: TypeAlias = Callable[[_Call, ElementTree.Element, _Document, "_Queue | None"], _Outcome]
@@ -908,9 +982,10 @@ _VERBS: dict[str, _VerbHandler] = {
     "Reject": _Call._reject,
     "Leave": _Call._leave,
     "Dial": _Call._dial,
-    "Record": _Call._record,
-    "Enqueue": _Call._enqueue,
 }
+# Verbs whose handling may itself make requests (the queue's waitUrl, an action after a hang-up).
+_RequestingVerb: TypeAlias = Callable[[_Call, ElementTree.Element, _Document, "_Queue | None"], "_Io[_Outcome]"]
+_REQUESTING_VERBS: dict[str, _RequestingVerb] = {"Record": _Call._record, "Enqueue": _Call._enqueue}
 
 
 # --- the terminal ---------------------------------------------------------------------------------

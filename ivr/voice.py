@@ -6,6 +6,7 @@ an agent (or offered a callback), never Twilio's "application error".
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 import sqlalchemy as sa
@@ -27,10 +29,10 @@ from flows.definition import Flow, ServiceChoice
 from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
 from ivr import calllog
 from ivr.callstate import CallState
-from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, worker_by_phone
+from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, who_rings
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
-from storage import callqueue, phones
+from storage import callqueue, phones, pincodes
 from storage.ids import parse_id
 from storage.runtime import Runtime
 from storage.settings import Settings
@@ -39,13 +41,14 @@ from storage.text import storable
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 HELPLINE_QUEUE = "helpline"
+QUEUE_KEY_PATH = "/twilio/voice/queue/key"  # the action of the Gather in the waitUrl document
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
 
 
 FLOWS = ("helpline", "worker", "feedback")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ivr:
     """What the voice views need besides the runtime: the loaded flows and the voices."""
 
@@ -58,11 +61,38 @@ class Ivr:
             return f"/twilio/voice/recordings/{language}/{prompt}.mp3"
         return None
 
+    def document(self, events: list[Event], turn: int) -> str:
+        """The TwiML of what the flow says. A menu is the same document for every caller at that
+        turn, so each is rendered once for the recordings on disk and then remembered."""
+        try:
+            return _rendered(self, tuple(events), turn, self._recordings_changed())
+        except TypeError:  # an event that cannot be a key (an effect): render() says what is wrong
+            return str(render(events, self.voices, turn=turn, recordings=self.recording))
+
+    def _recordings_changed(self) -> tuple[int, ...]:
+        """When a recording last came or went: adding or removing a file changes its directory."""
+        return tuple(_modified(self.recordings_dir / language) for language in ("", *self.voices))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(ivr: Ivr, events: tuple[Event, ...], turn: int, _recordings_changed: tuple[int, ...]) -> str:
+    return str(render(events, ivr.voices, turn=turn, recordings=ivr.recording))
+
+
+def _modified(directory: Path) -> int:
+    try:
+        return directory.stat().st_mtime_ns
+    except OSError:
+        return -1
+
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Load and check the flows once, at start: a broken flow never reaches a call."""
     app.extensions["ivr"] = Ivr({name: load_flow(settings, name) for name in FLOWS}, voices(settings),
                                 settings.recordings_dir)  # fmt: skip
+    # Placing the service area's PIN codes takes a second or two of CPU: each web process pays it
+    # here, at start, not its first caller (whose wait would also hold up every call that process serves).
+    pincodes.pincodes(settings.service_area.state)
 
 
 def load_flow(settings: Settings, name: str) -> Flow:
@@ -102,8 +132,7 @@ def twiml(document: str | VoiceResponse) -> Response:
 def incoming() -> Response:
     """A call comes in: greet, in the caller's remembered language if we know it."""
     state = _state()
-    with state.locked():
-        answered = state.answer("start")
+    with state.turn("start") as (answered, _session):
         if answered is not None:
             return twiml(answered)  # Twilio retried the first request
         flow, trigger = _flow_for(_party())
@@ -119,10 +148,9 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
     if outbound and request.args.get("flow") == "feedback":
         about = parse_id(request.args.get("request"))
         return "feedback", Trigger(known_language(engine, party), {"request_id": str(about or "")})
-    worker = worker_by_phone(engine, party)
+    worker, language = who_rings(engine, party)
     if worker is not None:
         return "worker", Trigger(worker.language, {"worker_id": str(worker.id), "worker_name": worker.name})
-    language = known_language(engine, party)
     return "helpline", Trigger(language, {"known_language": language or ""})
 
 
@@ -132,11 +160,9 @@ def step() -> Response:
     """The caller keyed something (or nothing) at a wait."""
     state = _state()
     turn = request.args.get("turn", default=-1, type=int)
-    with state.locked():
-        answered = state.answer(str(turn))
+    with state.turn(str(turn)) as (answered, session):
         if answered is not None:
             return twiml(answered)  # a retry of this very step
-        session = state.load()
         if session is None or session.turn != turn:
             return _lost(state, session)
         digits = request.form.get("Digits", "")[:32]
@@ -160,7 +186,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
     if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
         remember_language(ctx)
         session = _with_known_language(session)
-    document = str(render(events, _ivr().voices, turn=session.turn, recordings=_ivr().recording))
+    document = _ivr().document(events, session.turn)
     state.save(session, key, document)
     return twiml(document)
 
@@ -217,7 +243,7 @@ def queue_wait() -> Response:
     position = position if position.isascii() and position.isdigit() and len(position) < 5 else "1"
     _note_waiting(language, int(position))
     response = VoiceResponse()
-    gather = response.gather(num_digits=1, action="/twilio/voice/queue/key", method="POST", timeout=8,
+    gather = response.gather(num_digits=1, action=QUEUE_KEY_PATH, method="POST", timeout=8,
                              finish_on_key="")  # fmt: skip
     _say(gather, "queue_position", language, position=prompts.digits(position, language))
     _say(gather, "queue_leave_option", language)
@@ -416,6 +442,8 @@ def _unanswered_outbound_call() -> None:
 @twilio_signed
 def fallback() -> Response:
     """Twilio calls this when our voice URL failed: an apology, then an agent."""
+    if urlsplit(request.form.get("ErrorUrl", "")).path in (QUEUE_WAIT_PATH, QUEUE_KEY_PATH):
+        return _hold()  # the waitUrl failed: the caller is already in the queue, where Enqueue is refused
     return _apology()
 
 

@@ -342,6 +342,38 @@ def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, s
         raise click.ClickException(str(exc)) from None
 
 
+@bench_group.command(name="calls")
+@click.option("--callers", type=int, default=None, help="calls in progress at once  [default: 1000; --short: 30]")
+@click.option("--ramp", "ramp_s", type=float, default=None, help="seconds to bring every caller on  [default: 20]")
+@click.option("--hold", "hold_s", type=float, default=None, help="seconds measured with every caller on  [default: 60]")
+@click.option("--think", "think_s", type=float, default=None,
+              help="a caller's mean pause before each key item, in seconds  [default: 3]")  # fmt: skip
+@click.option("--saturation", "saturation_s", type=float, default=None,
+              help="seconds of each closed-loop phase (no think time)  [default: 20]")  # fmt: skip
+@click.option("--saturation-callers", type=int, default=None,
+              help="calls at once in each closed-loop phase, the same for both servers  [default: 50]")  # fmt: skip
+@click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
+@click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
+@click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")
+@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
+              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
+@click.option("--redis-url", default="redis://127.0.0.1:6379/11", show_default=True, help="an empty Redis database")
+def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) -> None:
+    """Simulated callers through the signed webhooks under gunicorn: turns/s, latency, errors, bookings."""
+    from dataclasses import replace
+
+    from sewamitra.callbench import run
+
+    plan = replace(run.SHORT if short else run.Plan(), **{k: v for k, v in sizes.items() if v is not None})
+    try:
+        result = run.main(plan, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)
+    except SewamitraError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.failed:
+        click.echo(f"FAILED: {result.errors} error(s), {result.lost} booking(s) missing from the database", err=True)
+        sys.exit(1)
+
+
 @main.command(name="twilio-signature")
 @click.argument("path")
 @click.argument("params", nargs=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -14,8 +15,8 @@ REQUEST_TIMEOUT_S = 20
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
+    def __init__(self, load: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self.load_app = load
         self.options = options
         super().__init__()
 
@@ -24,13 +25,12 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        from sewamitra.app import create_app
-
-        return create_app(self.settings)
+        return self.load_app()
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
-    options = {
+def options(*, host: str, port: int, workers: int) -> dict[str, Any]:
+    """The gunicorn settings of `sewamitra serve`; the call benchmark's baseline runs under them too."""
+    return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
@@ -41,4 +41,18 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,
     }
-    _Gunicorn(settings, options).run()
+
+
+def run(load: Callable[[], Flask], *, host: str, port: int, workers: int) -> None:
+    """Serve the app `load` builds (in each worker) under the settings of `sewamitra serve`."""
+    _Gunicorn(load, options(host=host, port=port, workers=workers)).run()
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    run(lambda: _helpline(settings), host=host, port=port, workers=workers)
+
+
+def _helpline(settings: Settings) -> Flask:
+    from sewamitra.app import create_app
+
+    return create_app(settings)

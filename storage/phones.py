@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -17,8 +18,10 @@ def is_withheld(raw: str | None) -> bool:
     return (raw or "").strip().lower() in WITHHELD
 
 
+@functools.lru_cache(maxsize=4096)
 def to_e164(raw: str, region: str = "IN") -> str | None:
-    """The number in E.164, or None when it is not a valid number."""
+    """The number in E.164, or None when it is not a valid number. Remembered: every turn of a call
+    asks again for the same caller."""
     try:
         number = phonenumbers.parse(raw.strip(), region)
     except NumberParseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
+from time import sleep
 
 import pytest
 from flask import Flask
@@ -275,6 +276,21 @@ def test_a_recorded_prompt_is_played_instead_of_spoken(settings: Settings, tmp_p
     played = [e.url for e in transcript.events if isinstance(e, Played)]
     assert played == ["/twilio/voice/recordings/hi/welcome.mp3"]  # Twilio resolves it against our URL
     assert app.test_client().get("/twilio/voice/recordings/hi/welcome.mp3").data == b"ID3"
+
+
+def test_a_recording_added_while_the_helpline_runs_is_played_from_the_next_call(settings: Settings,
+                                                                                tmp_path: Path) -> None:  # fmt: skip
+    recordings = tmp_path / "recordings"
+    app = create_app(settings.model_copy(update={"recordings_dir": recordings}))
+    before = call(app, "", from_number="+919800000001")
+    sleep(0.05)  # directory times are coarse: the recording comes clearly after that first answer
+    (recordings / "hi").mkdir(parents=True)
+    (recordings / "hi" / "welcome.mp3").write_bytes(b"ID3")
+
+    after = call(app, "", from_number="+919800000002")
+
+    assert not [e for e in before.events if isinstance(e, Played)]
+    assert [e.url for e in after.events if isinstance(e, Played)] == ["/twilio/voice/recordings/hi/welcome.mp3"]
 
 
 def test_the_session_is_kept_in_redis_with_a_ttl(app: Flask) -> None:

@@ -6,6 +6,7 @@ public URL, exactly as ours does, so every green call also proves the simulator 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import threading
@@ -23,6 +24,7 @@ from ivr.simulator import (
     APPLICATION_ERROR,
     DEFAULT_HOLD_MUSIC,
     Bridged,
+    CallSetup,
     CallSimulator,
     FlaskTransport,
     Heard,
@@ -30,10 +32,13 @@ from ivr.simulator import (
     Played,
     Pressed,
     Queued,
+    Reply,
+    Send,
     Silence,
     TerminalKeys,
     Transcript,
     collect_digits,
+    drive_async,
     parse_keys,
     simulate_command,
 )
@@ -496,3 +501,48 @@ def test_simulate_command_reads_keys_typed_at_the_terminal(server: str) -> None:
     assert transcript.said("You chose 1")
     assert out.getvalue().count(TerminalKeys.PROMPT) == 2  # "x" is refused and asked again
     assert "not a key item" in out.getvalue()
+
+
+# --- the same call from an event loop (the load benchmark's driver) --------------------------------
+
+
+class AsyncFlask:
+    """The Flask test client behind the async transport protocol."""
+
+    def __init__(self, pages: dict[str, Page]) -> None:
+        self.sync = FlaskTransport(helpline(pages).test_client(), PUBLIC_URL, AUTH_TOKEN)
+
+    async def post(self, url: str, form: dict[str, str]) -> Reply:
+        return self.sync.post(url, form)
+
+    async def get(self, url: str) -> Reply:
+        return self.sync.get(url)
+
+
+def test_an_async_driver_runs_the_same_call_by_the_same_rules() -> None:
+    pages: dict[str, Page] = {
+        VOICE: twiml(
+            '<Gather action="/twilio/choice"><Say>Press 1</Say></Gather><Redirect method="GET">menu</Redirect>'
+        ),
+        "/twilio/menu": twiml('<Gather action="/twilio/choice"><Say>Press 1 now</Say></Gather>'),
+        "/twilio/choice": lambda form: twiml(f"<Say>You chose {form['Digits']}</Say><Hangup/>"),
+    }
+    sent: list[Send] = []
+
+    async def note(send: Send) -> None:
+        sent.append(send)
+
+    setup = CallSetup(public_url=PUBLIC_URL, call_sid="CA" + "0" * 32)
+    transcript = asyncio.run(drive_async(setup.steps(["-", "1"]), AsyncFlask(pages), note))
+    expected = CallSimulator(FlaskTransport(helpline(pages).test_client(), PUBLIC_URL, AUTH_TOKEN),
+                             public_url=PUBLIC_URL, call_sid="CA" + "0" * 32).run(["-", "1"])  # fmt: skip
+
+    assert transcript.heard == expected.heard == ["Press 1", "Press 1 now", "You chose 1"], transcript.render()
+    assert [r.url for r in transcript.requests] == [r.url for r in expected.requests]
+    assert transcript.errors == []
+    assert [(s.method, s.turn, s.acted) for s in sent] == [
+        ("POST", True, False),  # the call comes in
+        ("GET", True, True),  # after the silence, the Redirect
+        ("POST", True, True),  # the caller pressed 1
+        ("POST", False, False),  # the status callback: nobody runs its TwiML
+    ]

@@ -9,15 +9,18 @@ from xml.etree import ElementTree
 
 import pytest
 import redis
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
 from sewamitra.app import create_app
+from storage import pincodes
 from storage.models import CallLog, SmsLog
 from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
+from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 
 CALL = {
     "CallSid": "CA0123456789abcdef0123456789abcdef",
@@ -97,6 +100,36 @@ def test_the_fallback_apologises_in_valid_twiml(client: FlaskClient) -> None:
     assert response[-1].tag in ("Enqueue", "Hangup")
 
 
+# What Twilio runs in a waitUrl document (and in the action of a Gather inside one): no <Enqueue>.
+WAIT_VERBS = {"Say", "Play", "Pause", "Gather", "Redirect", "Leave", "Hangup"}
+WAITING = {**CALL, "CallStatus": "in-progress", "QueueSid": "QU" + "1" * 32, "QueuePosition": "1", "QueueTime": "30"}
+
+
+def test_a_failure_while_the_caller_waits_in_the_queue_keeps_them_there(helpline_settings: Settings) -> None:
+    """Found by `sewamitra bench calls`: the apology put a caller already in the queue into it again,
+    and <Enqueue> is not allowed in a waitUrl document (Twilio error 12200)."""
+    broken = with_hours(helpline_settings, **ALWAYS_OPEN).model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    client = create_app(broken).test_client()
+
+    answer = signed_post(client, "/twilio/voice/queue/wait", WAITING)
+
+    response = ElementTree.fromstring(answer.data)
+    assert answer.status_code == 200 and {e.tag for e in response} <= WAIT_VERBS, answer.data
+    assert response[-1].tag == "Pause"  # then Twilio fetches the waitUrl again: the caller keeps their place
+
+
+@pytest.mark.parametrize("failed", ["/twilio/voice/queue/wait", "/twilio/voice/queue/key"])
+def test_the_fallback_for_a_failed_wait_document_keeps_the_caller_in_the_queue(helpline_settings: Settings,
+                                                                              failed: str) -> None:  # fmt: skip
+    client = create_app(with_hours(helpline_settings, **ALWAYS_OPEN)).test_client()
+    form = {**CALL, "ErrorCode": "11205", "ErrorUrl": PUBLIC_URL + failed}
+
+    answer = signed_post(client, "/twilio/voice/fallback", form)
+
+    response = ElementTree.fromstring(answer.data)
+    assert answer.status_code == 200 and {e.tag for e in response} <= WAIT_VERBS, answer.data
+
+
 def test_a_broken_redis_still_gets_the_caller_an_apology(tmp_path: Path, helpline_settings: Settings) -> None:
     broken = helpline_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     client = create_app(broken).test_client()
@@ -129,6 +162,15 @@ def test_without_an_auth_token_every_webhook_is_refused(tmp_path: Path) -> None:
 def test_a_retried_first_request_gets_the_same_answer(client: FlaskClient, redis_client: redis.Redis) -> None:
     first = signed_post(client, "/twilio/voice", CALL).data
     assert signed_post(client, "/twilio/voice", CALL).data == first
+
+
+def test_a_calls_first_turn_asks_the_database_once_who_is_ringing(app: Flask, client: FlaskClient) -> None:
+    checkouts: list[object] = []
+    sa.event.listen(app.extensions["sewamitra"].engine, "checkout", lambda *args: checkouts.append(args))
+
+    answer = signed_post(client, "/twilio/voice", CALL)
+
+    assert answer.status_code == 200 and len(checkouts) == 1  # worker or citizen, and the citizen's language
 
 
 def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: Settings) -> None:
@@ -181,3 +223,16 @@ def test_a_call_duration_that_is_not_a_count_of_seconds_keeps_the_call_log(
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.duration_s) == ("completed", 40)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_the_service_areas_pin_codes_are_placed_when_the_app_starts_not_at_a_callers_turn(settings: Settings) -> None:
+    """Found by `sewamitra bench calls`: each web process placed the PIN codes (a second or two of CPU)
+    at its first caller's PIN, and every call that process served waited too."""
+    pincodes.lookup.cache_clear()
+    pincodes._district_centres.cache_clear()
+
+    create_app(settings)
+    placed = pincodes.lookup.cache_info().misses, pincodes._district_centres.cache_info().misses
+
+    assert pincodes.lookup("226001") is not None
+    assert (pincodes.lookup.cache_info().misses, pincodes._district_centres.cache_info().misses) == placed

@@ -1,0 +1,78 @@
+"""Call state in the real Redis: one request of a call at a time, a retry answered from what was
+stored, and a turn in two round trips."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from flows.engine import Session, Status
+from ivr.callstate import CallState
+
+SESSION = Session("helpline", "main_menu", Status.WAITING_KEYS, "en", {"service": "plumber"}, {}, 3, 2, ("welcome",))
+
+
+def test_a_retry_is_given_the_answer_already_stored_and_the_session(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("2") as (answered, session):
+        assert (answered, session) == (None, None)
+        state.save(SESSION, "2", "<Response/>")
+
+    with CallState(redis_client, "CA1").turn("2") as retried:
+        assert retried == ("<Response/>", SESSION)
+    assert state.answer("2") == "<Response/>" and state.load() == SESSION
+    assert 0 < redis_client.ttl(state.key) <= 4 * 3600
+
+
+def test_the_lock_is_held_until_the_answer_is_stored(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("2"):
+        assert redis_client.pttl(state.lock_key) > 19_000
+        with pytest.raises(TimeoutError, match="busy"), CallState(redis_client, "CA1").turn("2", wait_s=0.2):
+            pass  # a retry meanwhile waits, then gives up
+        state.save(SESSION, "2", "<Response/>")
+        assert not redis_client.exists(state.lock_key)
+
+
+def test_a_retry_waits_for_the_first_request_and_then_has_its_answer(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("2"):
+        redis_client.pexpire(state.lock_key, 300)  # the first request finishes in 0.3 s, as far as the lock goes
+        with CallState(redis_client, "CA1").turn("2", wait_s=2) as (answered, _session):
+            assert answered is None
+
+
+def test_a_turn_that_fails_still_lets_go_of_the_lock(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    with pytest.raises(RuntimeError), state.turn("2"):
+        raise RuntimeError("the flow broke")
+
+    assert not redis_client.exists(state.lock_key)
+
+
+def test_a_request_that_outlived_its_lock_leaves_the_retrys_lock_alone(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("2"):
+        redis_client.set(state.lock_key, "the retry's token")  # ours expired; a retry took the call
+        state.save(SESSION, "2", "<Response/>")
+    failing = CallState(redis_client, "CA2")
+    with pytest.raises(RuntimeError), failing.turn("2"):
+        redis_client.set(failing.lock_key, "the retry's token")
+        raise RuntimeError("the flow broke")
+
+    assert redis_client.get(state.lock_key) == redis_client.get(failing.lock_key) == b"the retry's token"
+
+
+def test_a_turn_is_two_round_trips(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("1"):
+        state.save(SESSION, "1", "<Response/>")  # the first turn loads the scripts into Redis
+    sent: list[object] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command",
+                        lambda self, *args, **kwargs: sent.append(args) or send(self, *args, **kwargs))  # fmt: skip
+
+    with state.turn("2"):
+        state.save(SESSION, "2", "<Response/>")
+
+    assert len(sent) == 2
