@@ -122,6 +122,7 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
             rng = random.Random(plan.seed)
             world = World(plan, engine, str(engine.url.database), environ, callers_mix(engine, settings, rng), rng,
                           Path(tmp), say)  # fmt: skip
+            web.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
             ours = measure(world, "helpline", lambda port: servers.helpline_command(config, port, plan.workers))
             base = measure(world, "baseline", lambda port: servers.baseline_command(port, plan.workers))
             machine = describe_machine(engine, connection)
