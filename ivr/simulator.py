@@ -267,7 +267,10 @@ class Send:
     """A request the simulated Twilio makes next; its driver delivers it and sends the Reply back.
 
     `turn` is false for a request whose TwiML nobody runs (status callback, an action after the call
-    ended); `acted` says the caller did something (keys or silence) since the previous request.
+    ended); `acted` says the caller did something (keys or silence) since the previous request;
+    `played_s` is how long the call went on at Twilio's end since then, on the simulated clock: the
+    prompts played, the keys pressed, the silences waited out. A real Twilio sends this request only
+    after that much time.
     """
 
     url: str
@@ -275,6 +278,7 @@ class Send:
     form: dict[str, str]
     turn: bool = True
     acted: bool = False
+    played_s: float = 0.0
 
 
 # A call as a generator of requests: the TwiML rules without I/O, shared by a sync and an async driver.
@@ -678,6 +682,7 @@ class _Call:
         self.redirects = 0
         self.answered = False
         self.acted_at = 0  # the caller's key items taken when the previous request went out
+        self.sent_at = 0.0  # the clock when the previous request went out
 
     def run(self) -> Steps:
         try:
@@ -705,7 +710,8 @@ class _Call:
     def _send(self, url: str, method: str, params: dict[str, str], *, turn: bool = True) -> _Io[Reply]:
         form = self._form(params)
         acted, self.acted_at = self.keys.taken != self.acted_at, self.keys.taken
-        reply = yield Send(url, method, form, turn, acted)
+        played, self.sent_at = self.clock - self.sent_at, self.clock
+        reply = yield Send(url, method, form, turn, acted, played)
         self._emit(Request(url, form, reply.status, method))
         return reply
 

@@ -344,10 +344,13 @@ def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, s
 
 @bench_group.command(name="calls")
 @click.option("--callers", type=int, default=None, help="calls in progress at once  [default: 1000; --short: 30]")
-@click.option("--ramp", "ramp_s", type=float, default=None, help="seconds to bring every caller on  [default: 20]")
+@click.option("--ramp", "ramp_s", type=float, default=None, help="seconds to bring every caller on  [default: 120]")
 @click.option("--hold", "hold_s", type=float, default=None, help="seconds measured with every caller on  [default: 60]")
 @click.option("--think", "think_s", type=float, default=None,
-              help="a caller's mean pause before each key item, in seconds  [default: 3]")  # fmt: skip
+              help="a caller's mean pause before each key item, in seconds  [default: 2]")  # fmt: skip
+@click.option("--listen/--no-listen", default=None,
+              help="callers hear each prompt out before they think and key, as Twilio paces a call; "
+                   "--no-listen: they key over every prompt  [default: --listen]")  # fmt: skip
 @click.option("--saturation", "saturation_s", type=float, default=None,
               help="seconds of each closed-loop phase (no think time)  [default: 20]")  # fmt: skip
 @click.option("--saturation-callers", type=int, default=None,

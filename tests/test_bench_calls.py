@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from flows import prompts
-from ivr.simulator import APPLICATION_ERROR, Failure, Heard, Request, Transcript, TwilioError
+from ivr.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
 from sewamitra.callbench import baseline, figures, procfs, report, run, scripts, servers
 from sewamitra.callbench.load import Log, Pacing, Sample
 from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
@@ -50,7 +50,7 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
         assert len(phase.server.peak_rss_kb) == run.SHORT.workers and all(phase.server.peak_rss_kb)
     for label, _figure in report.ROWS:
         assert label in short_run.report
-    assert "paced: same callers and think time" in short_run.report
+    assert "paced: same callers and pace" in short_run.report
     assert "saturated: closed loop, no think time, 30 callers for each" in short_run.report
     assert "not judged at 30" in short_run.report  # the latency target is for 1,000 callers
 
@@ -127,6 +127,19 @@ def test_think_time_is_drawn_around_its_mean_and_a_closed_loop_has_none() -> Non
 
     assert min(pauses) >= 1.5 and max(pauses) <= 4.5
     assert Pacing(1, 0, 1, think_s=0).think(rng) == 0.0
+
+
+def test_a_listening_caller_hears_out_what_twilio_played_then_thinks_before_keying() -> None:
+    rng = random.Random(3)
+    keyed = Send("https://x.invalid/twilio/voice/step", "POST", {}, acted=True, played_s=12.5)
+    callback = Send("https://x.invalid/twilio/voice/status", "POST", {}, turn=False, played_s=2.0)
+    listening, keying = Pacing(1, 0, 1, think_s=2.0, listen=True), Pacing(1, 0, 1, think_s=2.0)
+
+    assert all(13.5 <= listening.pause(keyed, rng) <= 15.5 for _ in range(100))
+    assert listening.pause(callback, rng) == 2.0  # the goodbye played out; nobody keys a status callback
+    assert all(1.0 <= keying.pause(keyed, rng) <= 3.0 for _ in range(100))  # over the prompt
+    assert keying.pause(callback, rng) == 0.0
+    assert Pacing(1, 0, 1, think_s=0).pause(keyed, rng) == 0.0  # a closed loop
 
 
 def said(language: str, prompt: str, number: str, **params: str) -> str:

@@ -540,9 +540,9 @@ def test_an_async_driver_runs_the_same_call_by_the_same_rules() -> None:
     assert transcript.heard == expected.heard == ["Press 1", "Press 1 now", "You chose 1"], transcript.render()
     assert [r.url for r in transcript.requests] == [r.url for r in expected.requests]
     assert transcript.errors == []
-    assert [(s.method, s.turn, s.acted) for s in sent] == [
-        ("POST", True, False),  # the call comes in
-        ("GET", True, True),  # after the silence, the Redirect
-        ("POST", True, True),  # the caller pressed 1
-        ("POST", False, False),  # the status callback: nobody runs its TwiML
+    assert [(s.method, s.turn, s.acted, round(s.played_s * 12)) for s in sent] == [
+        ("POST", True, False, 0),  # the call comes in
+        ("GET", True, True, 7 + 5 * 12),  # after "Press 1" (12 characters a second) and 5 s of silence, the Redirect
+        ("POST", True, True, 11 + (1 + 5) * 12),  # "Press 1 now", a second a key, then the 5 s timeout: no #
+        ("POST", False, False, 11),  # "You chose 1", then the status callback: nobody runs its TwiML
     ]

@@ -39,6 +39,7 @@ class Phase:
     name: str
     callers: int
     think_s: float
+    listen: bool  # the callers heard each prompt out (see load.Pacing)
     calls_in_progress: float  # mean over the hold
     turns: int  # turns answered 2xx that started in the hold
     turns_per_s: float
@@ -93,7 +94,7 @@ def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Pha
     wall = log.ended - log.started
     errors = Counter(kind for verdict in log.verdicts for kind in verdict.errors)
     return Phase(
-        name=name, callers=log.pacing.callers, think_s=log.pacing.think_s,
+        name=name, callers=log.pacing.callers, think_s=log.pacing.think_s, listen=log.pacing.listen,
         calls_in_progress=sum(holding) / len(holding) if holding else 0.0,
         turns=len(answered), turns_per_s=len(answered) / log.pacing.hold_s, latency_ms=latencies_ms(turns),
         errors=errors, first_errors=first_errors(log.verdicts), calls=len(log.verdicts),

@@ -25,20 +25,27 @@ TOTAL_TIMEOUT_S = 15.0
 CLIENT_KEEPALIVE_S = 1.0  # below gunicorn's 2 s, so the client never reuses a connection the server closes
 WATCH_EVERY_S = 0.1
 FORM = "application/x-www-form-urlencoded"
-CUT_OFF_AFTER_S = 120.0  # a call still running this long after the hold is cut off, and an error
+CUT_OFF_AFTER_S = 300.0  # a call still running this long after the hold is cut off, and an error
 
 
 @dataclass(frozen=True)
 class Pacing:
-    """How many calls at once, for how long, and how long a caller thinks before each key item."""
+    """How many calls at once, for how long, and how long a caller takes before each request:
+    listening, they first hear out what Twilio plays them (as Twilio sends no request before it has
+    played it), then think before each key item; not listening, they key over every prompt."""
 
     callers: int
     ramp_s: float
     hold_s: float
-    think_s: float  # mean; each pause is drawn from 0.5x to 1.5x of it. 0: closed loop
+    think_s: float  # mean; each pause is drawn from 0.5x to 1.5x of it
+    listen: bool = False  # neither listening nor thinking: a closed loop
 
     def think(self, rng: random.Random) -> float:
         return rng.uniform(0.5 * self.think_s, 1.5 * self.think_s) if self.think_s > 0 else 0.0
+
+    def pause(self, send: Send, rng: random.Random) -> float:
+        """Seconds between the previous request's answer and this request."""
+        return (send.played_s if self.listen else 0.0) + (self.think(rng) if send.acted else 0.0)
 
 
 @dataclass(frozen=True)
@@ -121,16 +128,16 @@ class Wire:
 
 
 class Line:
-    """One call's transport: the caller thinks before each key item, then the request goes out."""
+    """One call's transport: the caller listens and thinks as paced, then the request goes out."""
 
-    def __init__(self, wire: Wire, think: Callable[[], float]) -> None:
-        self.wire, self.think = wire, think
+    def __init__(self, wire: Wire, pause: Callable[[Send], float]) -> None:
+        self.wire, self.pause = wire, pause
         self.turn = True
 
     async def before(self, send: Send) -> None:
         self.turn = send.turn
-        if send.acted:
-            await asyncio.sleep(self.think())
+        if seconds := self.pause(send):
+            await asyncio.sleep(seconds)
 
     async def post(self, url: str, form: dict[str, str]) -> Reply:
         return await self.wire.request("POST", url, form, self.turn)
@@ -177,7 +184,7 @@ async def _call(script: Script, wire: Wire, rng: random.Random) -> Verdict:
     call_sid = "CA" + secrets.token_hex(16)
     setup = CallSetup(public_url=target.public_url, from_number=script.from_number, call_sid=call_sid,
                       account_sid=target.account_sid)  # fmt: skip
-    line = Line(wire, lambda: log.pacing.think(rng))
+    line = Line(wire, lambda send: log.pacing.pause(send, rng))
     log.in_progress += 1
     try:
         transcript = await drive_async(setup.steps(script.keys), line, line.before)

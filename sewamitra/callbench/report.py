@@ -16,6 +16,11 @@ TARGET_RATIO = 0.5
 Row = tuple[str, Callable[[Phase], str]]
 
 
+def _pace(phase: Phase) -> str:
+    think = f"{phase.think_s:g} s think" if phase.think_s else "no think"
+    return f"listening, {think}" if phase.listen else think if phase.think_s else "closed loop"
+
+
 def _ms(value: float) -> str:
     return f"{value:,.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
@@ -39,7 +44,7 @@ def _peaks(phase: Phase) -> str:
 
 
 ROWS: Sequence[Row] = (
-    ("callers (mean think time)", lambda p: f"{p.callers:,} ({f'{p.think_s:g} s' if p.think_s else 'none'})"),
+    ("callers (pace)", lambda p: f"{p.callers:,} ({_pace(p)})"),
     ("calls in progress, mean over the hold", lambda p: f"{p.calls_in_progress:,.0f}"),
     ("turns answered per second (hold)", lambda p: f"{p.turns_per_s:,.1f}/s"),
     ("turn latency p50", lambda p: _ms(p.latency_ms["p50"])),
@@ -86,7 +91,7 @@ def ratios(phases: Sequence[Phase]) -> list[str]:
     saturated = ratio(ours_saturated.turns_per_s, base_saturated.turns_per_s)
     return table([
         ("throughput against the baseline, measured in this run", "ours / baseline", f"target >= {TARGET_RATIO:.0%}"),
-        ("paced: same callers and think time (both may just keep up with the offered load)",
+        ("paced: same callers and pace (both may just keep up with the offered load)",
          f"{ours.turns_per_s:,.1f} / {base.turns_per_s:,.1f} = {paced:.1%}", _judged(paced >= TARGET_RATIO)),
         (f"saturated: closed loop, no think time, {ours_saturated.callers:,} callers for each",
          f"{ours_saturated.turns_per_s:,.1f} / {base_saturated.turns_per_s:,.1f} = {saturated:.1%}",

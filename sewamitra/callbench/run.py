@@ -24,6 +24,7 @@ from typing import TextIO
 import sqlalchemy as sa
 
 from dispatch.bench import claimed_redis, describe_machine, fresh_database
+from ivr.simulator import SAY_CHARS_PER_SECOND
 from sewamitra import web
 from sewamitra.callbench import figures, load, procfs, servers
 from sewamitra.callbench.figures import Bookings, Phase
@@ -46,12 +47,13 @@ GENERATOR_LAG_LIMIT_MS = 50.0  # a generator this late to wake is short of CPU: 
 
 @dataclass(frozen=True)
 class Plan:
-    """The run's sizes: callers and phases, the callers' think time, gunicorn workers, random seed."""
+    """The run's sizes: callers and phases, the callers' pace, gunicorn workers, random seed."""
 
     callers: int = 1_000
-    ramp_s: float = 20.0
+    ramp_s: float = 120.0  # about a listening call's length: the hold then sees every turn of a call in its share
     hold_s: float = 60.0
-    think_s: float = 3.0
+    think_s: float = 2.0
+    listen: bool = True  # callers hear each prompt out before they key (False: they key over every prompt)
     saturation_s: float = 20.0
     # Enough calls at once to keep every gunicorn thread of either server busy, few enough that a
     # closed loop's queue stays well inside Twilio's 15 s: a timeout there is an error, not a figure.
@@ -60,14 +62,14 @@ class Plan:
     seed: int = 155330
 
     def paced(self) -> load.Pacing:
-        return load.Pacing(self.callers, self.ramp_s, self.hold_s, self.think_s)
+        return load.Pacing(self.callers, self.ramp_s, self.hold_s, self.think_s, self.listen)
 
     def saturated(self) -> load.Pacing:
         ramp = min(self.ramp_s, SATURATION_RAMP_S)
         return load.Pacing(self.saturation_callers, ramp, self.saturation_s, 0.0)
 
 
-SHORT = Plan(callers=30, ramp_s=2.0, hold_s=4.0, think_s=0.3, saturation_s=3.0, saturation_callers=30)
+SHORT = Plan(callers=30, ramp_s=2.0, hold_s=4.0, think_s=0.3, listen=False, saturation_s=3.0, saturation_callers=30)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def measure(world: World, name: str, command: Callable[[int], list[str]]) -> tup
                          ready_path=READY_PATH, log_dir=world.logs) as server:  # fmt: skip
         target = load.Target(server.base_url, PUBLIC_URL, AUTH_TOKEN, ACCOUNT_SID, helpline=name == "helpline")
         world.say(f"{name}: {plan.callers:,} callers, {plan.ramp_s:g} s ramp, {plan.hold_s:g} s hold, "
-                  f"{plan.think_s:g} s think time")  # fmt: skip
+                  f"{'listening, ' if plan.listen else ''}{plan.think_s:g} s think time")  # fmt: skip
         paced = phase(world, f"{name}, paced", server, target, plan.paced())
         world.say(f"{name}: {plan.saturation_callers:,} callers, closed loop for {plan.saturation_s:g} s")
         saturated = phase(world, f"{name}, saturated", server, target, plan.saturated())
@@ -234,7 +236,15 @@ def notes(phases: Sequence[Phase]) -> list[str]:
         "its callers key the same scripts with the same pacing",
     ]
     ours = phases[0]
-    if ours.think_s and ours.listening_s_per_request:
+    if ours.listen:
+        found.append(f"paced callers listen: each hears what Twilio plays out (the simulator's clock: "
+                     f"{SAY_CHARS_PER_SECOND} characters of speech a second, a second a key, a Gather's timeout "
+                     f"waited out), then thinks about {ours.think_s:g} s before each key item; "
+                     f"{ours.listening_s_per_request:.1f} s of call per webhook request, on average. Each "
+                     "server's own prompts pace its callers, so the paced ratio compares what each was offered. "
+                     "With `--no-listen` they key over every prompt (Twilio's barge-in), the think time alone "
+                     "between requests")  # fmt: skip
+    elif ours.think_s and ours.listening_s_per_request:
         found.append(f"callers who heard every prompt at speaking pace (the simulator's clock) would take "
                      f"{ours.listening_s_per_request:.1f} s per webhook request; a {ours.think_s:g} s think time "
                      f"offers about {ours.listening_s_per_request / ours.think_s:.1f}x their rate")  # fmt: skip
