@@ -94,17 +94,19 @@ def _file(engine: sa.Engine, settings: Settings, intake: Intake) -> Filed:
 
 
 def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
-    """After the commit: text the request's number and dispatch it. A Redis failure leaves both
-    pending in the database, where the sweeper finds them."""
+    """After the commit: text the request's number and dispatch it, both jobs in one round trip to
+    Redis. A Redis failure leaves both pending in the database, where the sweeper finds them."""
     if not filed.created:
         return
     request_id = filed.request.id
     try:
-        if filed.sms_id is not None:
-            queue(connection, QueueName.DEFAULT).enqueue(jobs.send_sms, filed.sms_id, job_id=f"sms-{filed.sms_id}",
-                                                         retry=jobs.SMS_RETRY)  # fmt: skip
-        queue(connection, QueueName.DISPATCH).enqueue(jobs.dispatch_request, request_id,
-                                                      job_id=f"dispatch-{request_id}")  # fmt: skip
+        with connection.pipeline() as pipe:
+            if filed.sms_id is not None:
+                queue(connection, QueueName.DEFAULT).enqueue(jobs.send_sms, filed.sms_id, job_id=f"sms-{filed.sms_id}",
+                                                             retry=jobs.SMS_RETRY, pipeline=pipe)  # fmt: skip
+            queue(connection, QueueName.DISPATCH).enqueue(jobs.dispatch_request, request_id,
+                                                          job_id=f"dispatch-{request_id}", pipeline=pipe)  # fmt: skip
+            pipe.execute()
     except redis.RedisError:
         log.exception("could not queue request %s; the sweeper will", request_id)
 

@@ -17,11 +17,11 @@ from sqlmodel import Session, col, select
 
 from dispatch import inbox, jobs
 from dispatch import offers as dispatch_offers
-from dispatch.intake import Intake, caller_for, new_request
+from dispatch.intake import Intake, caller_for, file_request, queue_follow_ups
 from dispatch.queues import QueueName, queue
 from flows.engine import Outcome
 from storage import numbers, phones, pincodes
-from storage.db import session_scope
+from storage.db import session_scope, upsert
 from storage.models import (
     AuditEvent,
     CallbackRequest,
@@ -71,27 +71,13 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     service = args.get("service", "")
     if place is None or service not in ctx.settings.service_codes:
         return Outcome("failed")
-    key = f"ivr:{ctx.call_sid}:{ctx.turn}"
-    with session_scope(ctx.engine) as session:
-        request = session.exec(select(ServiceRequest).where(ServiceRequest.idempotency_key == key)).first()
-        created = request is None
-        if request is None:
-            request, sms_id = _store_request(session, ctx, key, service, place)
-        else:
-            sms_id = None  # a retry: already stored, texted and queued
-    if sms_id is not None:
-        _enqueue(ctx, QueueName.DEFAULT, jobs.send_sms, sms_id, job_id=f"sms-{sms_id}", retry=jobs.SMS_RETRY)
-    if created:
-        _enqueue(ctx, QueueName.DISPATCH, jobs.dispatch_request, request.id, job_id=f"dispatch-{request.id}")
-    texted = ctx.caller is not None and _is_mobile(ctx.caller)
-    return Outcome("created", {"request_number": request.number, "sms_sent": "yes" if texted else "no"})
-
-
-def _store_request(session: Session, ctx: CallContext, key: str, service: str,
-                   place: pincodes.Place) -> tuple[ServiceRequest, int | None]:  # fmt: skip
     intake = Intake(service=service, place=place, phone=ctx.caller, language=ctx.language, channel=Channel.IVR,
-                    actor="ivr", idempotency_key=key, detail=(("call_sid", ctx.call_sid),))  # fmt: skip
-    return new_request(session, ctx.settings, intake)
+                    actor="ivr", idempotency_key=f"ivr:{ctx.call_sid}:{ctx.turn}",
+                    detail=(("call_sid", ctx.call_sid),))  # fmt: skip
+    filed = file_request(ctx.engine, ctx.settings, intake)
+    queue_follow_ups(ctx.redis, filed)  # a retry finds the request filed before, and queues nothing again
+    texted = ctx.caller is not None and _is_mobile(ctx.caller)
+    return Outcome("created", {"request_number": filed.request.number, "sms_sent": "yes" if texted else "no"})
 
 
 def _is_mobile(phone: str) -> bool:
@@ -165,13 +151,13 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
 
 
 def remember_language(ctx: CallContext) -> None:
-    """A returning caller is greeted in the language they chose last time."""
+    """A returning caller is greeted in the language they chose last time (a new one is added)."""
     if ctx.caller is None:
         return
-    with session_scope(ctx.engine) as session:
-        caller = caller_for(session, ctx.caller, ctx.language)
-        caller.language, caller.last_seen_at = ctx.language, utcnow()
-        session.add(caller)
+    now = utcnow()
+    values = {"phone": ctx.caller, "language": ctx.language, "created_at": now, "last_seen_at": now}
+    with ctx.engine.begin() as connection:
+        connection.execute(upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at")))
 
 
 def who_rings(engine: sa.Engine, phone: str | None) -> tuple[Worker | None, str | None]:

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -60,6 +61,15 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def upsert(connection: sa.Connection, model: type[Any], values: dict[str, Any], *, key: str,
+           update: tuple[str, ...]) -> sa.Executable:  # fmt: skip
+    """INSERT … ON CONFLICT (key) DO UPDATE the `update` columns of a model's table: one statement,
+    on PostgreSQL and SQLite alike, and no race between two first-time inserts of one key."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(sa.inspect(model).local_table).values(**values)
+    return statement.on_conflict_do_update(index_elements=[key], set_={c: statement.excluded[c] for c in update})
 
 
 def commit_without_waiting_for_disk(session: Session) -> None:
