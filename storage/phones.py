@@ -31,8 +31,10 @@ def to_e164(raw: str, region: str = "IN") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=4096)
 def indian_mobile(raw: str) -> str | None:
-    """The E.164 form of an Indian mobile number (the only kind that can get SMS), else None."""
+    """The E.164 form of an Indian mobile number (the only kind that can get SMS), else None.
+    Remembered: a booking asks it of the same caller three times."""
     try:
         number = phonenumbers.parse(raw.strip(), "IN")
     except NumberParseException:
