@@ -93,13 +93,8 @@ def _ensure_index() -> None:
     """Redis came back without its data (restarted without persistence, or flushed): build the
     worker index from the database before matching, or every request would escalate for want of
     workers until the next scheduled rebuild. One job builds it; the others wait for it."""
-    connection = context.current().redis
-    if geoindex.is_built(connection):
-        return
-    with connection.lock(INDEX_LOCK, timeout=300, blocking_timeout=120):
-        if not geoindex.is_built(connection):
-            log.warning("the worker index is missing from Redis: rebuilding it from the database")
-            rebuild_index()
+    if not geoindex.is_built(context.current().redis):
+        rebuild_index(only_if_missing=True)
 
 
 def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
@@ -483,9 +478,16 @@ def _reclaim_abandoned_sms(moment: datetime) -> list[int]:
     return reclaimed
 
 
-def rebuild_index() -> int:
-    """Build the GEO index of available workers from the database."""
+def rebuild_index(only_if_missing: bool = False) -> int:
+    """Build the GEO index of available workers from the database. One rebuild at a time, whoever
+    asks (the scheduler, the console, a dispatch finding it gone): two at once would each swap in,
+    or delete, the fresh keys the other is building."""
     ctx = context.current()
-    with Session(ctx.engine) as session:
-        return geoindex.rebuild(ctx.redis, session, all_skills=ctx.settings.service_codes,
-                                allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+    with ctx.redis.lock(INDEX_LOCK, timeout=300, blocking_timeout=120):
+        if only_if_missing:
+            if geoindex.is_built(ctx.redis):
+                return 0  # another job built it while this one waited
+            log.warning("the worker index is missing from Redis: rebuilding it from the database")
+        with Session(ctx.engine) as session:
+            return geoindex.rebuild(ctx.redis, session, all_skills=ctx.settings.service_codes,
+                                    allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
-from dispatch import context, jobs, offers
+from dispatch import context, geoindex, jobs, offers
 from dispatch.queues import worker as rq_worker
 from ivr.gateway import TwilioTelephony
 from ivr.simulator import CallSimulator, FlaskTransport, Transcript
@@ -196,6 +196,31 @@ def test_the_nearest_available_verified_plumber_gets_the_offer(
     [text] = texts_to(sandbox, "+919800000004")
     number = request_of(engine, request_id).number
     assert number in text and "प्लंबर" in text and "Lucknow 226001" in text
+
+
+def test_index_rebuilds_take_turns_whoever_asks(installed: context.JobContext, engine: sa.Engine) -> None:
+    """Two rebuilds at once (the scheduler's, and a dispatch's after Redis lost its data) would swap
+    in or delete each other's fresh keys and leave a skill's index empty: the second waits."""
+    connection = installed.redis
+    add_worker(engine, "Ramesh Kumar", "+919800000004", 1.0)
+    under_way = connection.lock(jobs.INDEX_LOCK, timeout=30)
+    assert under_way.acquire(blocking=False)
+    scheduled: list[int] = []  # the scheduler's rebuild: always builds
+    found_gone: list[int] = []  # two dispatches that found the index gone: build it only if still gone
+    waiting = [threading.Thread(target=lambda: scheduled.append(jobs.rebuild_index())),
+               *(threading.Thread(target=lambda: found_gone.append(jobs.rebuild_index(only_if_missing=True)))
+                 for _ in range(2))]  # fmt: skip
+    for thread in waiting:
+        thread.start()
+        thread.join(0.3)
+    assert all(thread.is_alive() for thread in waiting) and not geoindex.is_built(connection)
+
+    under_way.release()
+    for thread in waiting:
+        thread.join(30)
+
+    assert scheduled == [1] and 0 in found_gone  # the last dispatch in line found it built
+    assert geoindex.is_built(connection)
 
 
 def test_silence_moves_the_offer_to_the_next_worker_then_it_escalates(
