@@ -3,10 +3,12 @@ asks, checked field by field; then stored through the intake the phone line and 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from dispatch.intake import Filed, Intake, file_request, queue_follow_ups
 from storage import phones, pincodes
+from storage.geo import distance_km
 from storage.models import Channel
 from storage.runtime import Runtime
 from storage.settings import Settings
@@ -64,16 +66,23 @@ def locate(where: Location, settings: Settings) -> pincodes.Place | Problems:
 
 def _by_pincode(where: Location, state: str, field: str = "pincode") -> pincodes.Place | Problems:
     pincode = "".join((where.pincode or "").split())
-    place = pincodes.lookup(pincode) if pincodes.is_well_formed(pincode) else None
     if not pincodes.is_well_formed(pincode):
         return {field: "a PIN code has 6 digits and does not start with 0"}
+    place = pincodes.lookup(pincode)
     if place is None:
         return {field: f"India Post does not know PIN code {pincode}"}
     if not place.in_state(state):
         return {field: f"PIN code {pincode} is in {place.state.title()}, outside the service area ({state.title()})"}
-    if where.latitude is not None and where.longitude is not None:
-        return replace(place, latitude=where.latitude, longitude=where.longitude)
-    return place
+    if where.latitude is None or where.longitude is None:
+        return place
+    if place.latitude is not None and place.longitude is not None:
+        away = distance_km(place.latitude, place.longitude, where.latitude, where.longitude)
+        if away > pincodes.NEAR_DISTRICT_KM:  # swapped coordinates, or another address's point
+            return {"latitude": f"the point is {away:,.0f} km from PIN code {pincode}: give the address's own "
+                                "point, or leave latitude and longitude out"}  # fmt: skip
+    elif pincodes.nearest(where.latitude, where.longitude, state) is None:
+        return {"latitude": f"the point is not in the service area ({state.title()})"}
+    return replace(place, latitude=where.latitude, longitude=where.longitude)
 
 
 def indian_phone(raw: str) -> str | None:
@@ -99,11 +108,17 @@ def tidy_lines(text: str | None, limit: int) -> str | None:
     return lines(text)[:limit] or None if text else None
 
 
+def idempotency_key(client: str, key: str) -> str:
+    """The stored key: the client's name and a digest of its key, whole whatever their lengths (cut
+    short, two long keys sharing a beginning would be one, and the second request never filed)."""
+    return f"api:{hashlib.sha256(client.encode()).hexdigest()[:32]}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def file(runtime: Runtime, filing: Filing, *, channel: Channel, client: str, key: str | None) -> Filed:
     """Store the request (once per client and idempotency key), then text the citizen its number and dispatch it."""
     actor = f"api:{client}"
     intake = Intake(service=filing.service, place=filing.place, phone=filing.phone, language=filing.language,
-                    channel=channel, actor=actor, idempotency_key=f"{actor}:{key}"[:120] if key else None,
+                    channel=channel, actor=actor, idempotency_key=idempotency_key(client, key) if key else None,
                     address_note=filing.address, preferred_time=filing.preferred_time,
                     description=filing.description, contact_name=filing.name, filed_by=actor)  # fmt: skip
     filed = file_request(runtime.engine, runtime.settings, intake)

@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
 from api import filing, inputs, present
-from api.auth import EVERYONE, STAFF, actor, client, requires, runtime
+from api.auth import EVERYONE, STAFF, actor, client, refuse, requires, runtime
 from api.errors import ApiError, invalid
 from api.schemas import Cancellation, RequestCreate, RequestPage
 from dispatch import lifecycle
@@ -83,6 +83,8 @@ def _phone() -> str | None:
     raw = inputs.one("phone")
     if raw is None:
         return None
+    if client().role is ApiRole.PROVIDER:  # it sees numbers masked: trying each hidden digit would unmask one
+        refuse("an agency's token cannot look up requests by the citizen's phone number")
     phone = filing.indian_phone(raw)
     if phone is None:
         raise invalid({"phone": "not a valid Indian phone number"})

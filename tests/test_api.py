@@ -15,6 +15,7 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
+from api.inputs import KEY_MAX
 from dispatch import jobs
 from dispatch.queues import worker as rq_worker
 from ivr.twilio_sandbox import TwilioSandbox
@@ -154,6 +155,11 @@ def test_the_same_idempotency_key_files_one_request(app: Flask, portal: Api) -> 
     assert len(requests_in(app)) == 1
     with Session(engine_of(app)) as session:
         assert len(session.exec(select(SmsLog).where(SmsLog.template == "request_created")).all()) == 1
+    # A client with a long name and long keys that share their beginning: still two keys, two requests.
+    long_named = Api(app, token(app, ApiRole.PARTNER, "uttar-pradesh-jan-sunwai-samadhan-portal-integration"))
+    for key in ("form-" + "x" * (KEY_MAX - 10) + suffix for suffix in ("-0001", "-0002")):
+        assert long_named.post("/api/v1/requests", LUCKNOW_REQUEST, **{"Idempotency-Key": key}).status_code == 201
+    assert len(requests_in(app)) == 3
 
 
 def test_a_point_or_an_address_with_its_pin_code_places_the_request(app: Flask, portal: Api) -> None:
@@ -162,6 +168,11 @@ def test_a_point_or_an_address_with_its_pin_code_places_the_request(app: Flask, 
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["district"] == "AGRA"
     assert (response.get_json()["latitude"], response.get_json()["longitude"]) == (27.1767, 78.0081)
+
+    with_its_point = {**LUCKNOW_REQUEST, "latitude": 26.8506, "longitude": 80.9462}  # Hazratganj, in 226001
+    response = portal.post("/api/v1/requests", with_its_point)
+    assert response.status_code == 201, response.get_json()
+    assert (response.get_json()["latitude"], response.get_json()["longitude"]) == (26.8506, 80.9462)
 
     by_address = {"service": "carpenter", "phone": "+919811122233", "address": "House 4, Civil Lines, Prayagraj 211001"}
     response = portal.post("/api/v1/requests", by_address)
@@ -183,6 +194,8 @@ BAD_BODIES = [
     ({"service": "plumber", "phone": CITIZEN, "latitude": 91.0, "longitude": 80.9}, "latitude"),
     ({"service": "plumber", "phone": CITIZEN, "latitude": 19.07, "longitude": 72.87}, "latitude"),  # Mumbai
     ({"service": "plumber", "phone": CITIZEN, "address": "12 Hazratganj, Lucknow"}, "address"),  # no PIN code
+    ({**LUCKNOW_REQUEST, "latitude": 80.9462, "longitude": 26.8506}, "latitude"),  # swapped: far from 226001
+    ({**LUCKNOW_REQUEST, "latitude": 27.1767, "longitude": 78.0081}, "latitude"),  # Agra's point, Lucknow's PIN
     ({**LUCKNOW_REQUEST, "language": "fr"}, "language"),
     ({**LUCKNOW_REQUEST, "description": "x" * 4001}, "description"),
     ({**LUCKNOW_REQUEST, "priority": "urgent"}, "priority"),  # not a field of the API
@@ -330,6 +343,11 @@ def test_an_agency_sees_its_workers_jobs_with_the_citizens_number_masked(
     seen = agency.get(f"/api/v1/requests/{number}").get_json()
     assert seen["worker"]["name"] == "Kamla Devi" and seen["citizen"]["phone"] == "+91 98xxxxx210"
     assert [r["number"] for r in agency.get("/api/v1/requests").get_json()["items"]] == [number]
+    # Nor can it unmask the number by trying each hidden digit as a filter: refused, and recorded.
+    tried = agency.get("/api/v1/requests", phone="+919876543210")
+    assert tried.status_code == 403 and tried.get_json()["error"]["code"] == "forbidden", tried.get_json()
+    with Session(engine_of(app)) as session:
+        assert session.exec(select(AuditEvent).where(AuditEvent.action == "access.refused")).all()
 
 
 # -- lists and their filters ----------------------------------------------------------------------------
