@@ -96,7 +96,10 @@ def status() -> Response:
         return _later(jobs.record_delivery, sid, new, error_code, job_id=f"delivery-{sid}-{new}",
                       done=Response(status=204))  # fmt: skip
     if offer_id is not None:
-        queue(runtime.redis, QueueName.DISPATCH).enqueue(
-            jobs.expire_offer, offer_id, "the SMS could not be delivered", True, job_id=f"undelivered-{offer_id}"
-        )
+        try:
+            queue(runtime.redis, QueueName.DISPATCH).enqueue(
+                jobs.expire_offer, offer_id, "the SMS could not be delivered", True, job_id=f"undelivered-{offer_id}"
+            )
+        except redis.RedisError:
+            log.warning("could not move offer %s on after its SMS failed; the sweeper expires it", offer_id)
     return Response(status=204)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import redis
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, g, request, send_from_directory
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
@@ -400,7 +400,7 @@ def _language() -> str:
     if session is not None:
         return session.language
     try:
-        known = known_language(_runtime().engine, _party())
+        known = None if g.get("database_failed") else known_language(_runtime().engine, _party())
     except sa.exc.SQLAlchemyError:
         known = None
     return known or _runtime().settings.languages[0].code
@@ -420,7 +420,10 @@ def status() -> Response:
     """Twilio's status callback: keep a CallLog with duration, path and outcome."""
     if not callqueue.CALL_SID.match(request.form.get("CallSid", "")):
         return Response(status=204)
-    calllog.record(_runtime().engine, request.form, _session())
+    try:
+        calllog.record(_runtime().engine, request.form, _session())
+    except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
+        log.exception("could not keep the log of call %s", request.form["CallSid"])
     if request.form.get("CallStatus") in calllog.UNANSWERED:
         _unanswered_outbound_call()
     return Response(status=204)
@@ -434,8 +437,8 @@ def _unanswered_outbound_call() -> None:
         dispatching.enqueue(jobs.expire_offer, offer_id, "the call was not answered", True,
                             job_id=f"unanswered-{offer_id}")  # fmt: skip
     if request_id:
-        calllog.note_unanswered_feedback(_runtime().engine, request_id, request.form.get("CallStatus", ""))
         dispatching.enqueue(jobs.feedback_sms, request_id, job_id=f"feedback-sms-{request_id}")
+        calllog.note_unanswered_feedback(_runtime().engine, request_id, request.form.get("CallStatus", ""))
 
 
 @bp.post("/fallback")
@@ -461,6 +464,7 @@ def internal_error(error: Exception) -> Response | HTTPException:
     if isinstance(error, HTTPException):
         return error
     log.exception("voice webhook failed", exc_info=error)
+    g.database_failed = isinstance(error, sa.exc.DBAPIError)  # asking it again could take what Twilio has left
     return FAILSAFE.get(request.endpoint or "", _apology)()
 
 
@@ -492,6 +496,8 @@ def _promise_callback() -> bool:
     we rang); False when that cannot be done now."""
     call_sid = request.form.get("CallSid", "")
     if not callqueue.CALL_SID.match(call_sid) or request.form.get("Direction", "inbound") != "inbound":
+        return False
+    if g.get("database_failed"):  # a host gone dark makes each try wait out the connect timeout
         return False
     runtime = _runtime()
     ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, call_sid, _party(), 0, _language())

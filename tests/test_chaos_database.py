@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from dispatch import jobs
 from dispatch.context import JobContext
+from dispatch.queues import QueueName, queue
 from ivr.simulator import Queued
 from ivr.twilio_sandbox import TwilioSandbox
 from storage.models import Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
@@ -101,6 +102,23 @@ def test_a_database_that_answers_nothing_gets_the_caller_an_apology_before_twili
     assert not transcript.said("Your request number is")
 
 
+def test_out_of_hours_a_database_that_answers_nothing_still_gets_the_caller_sorry_and_goodbye_in_time(
+    settings: Settings, proxy: TcpProxy
+) -> None:
+    # The centre is closed and PostgreSQL's host is dark before the call comes in. The first
+    # webhook waits out one connect timeout (5 s) to learn who rings; the apology must not then try
+    # the database again, for the caller's language and to promise a callback (5 s each), or
+    # Twilio gives up at 15 s and the caller hears its "application error".
+    closed = settings.model_copy(update={"call_centre": settings.call_centre.model_copy(update={"days": ()})})
+    proxy.go_silent()
+    for app in running_app(closed):
+        with served(app) as helpline:
+            transcript = call_over_http(helpline, [], caller="+919876500014")
+    assert transcript.said(SORRY) and transcript.said("Thank you for calling the Sewamitra helpline.")
+    assert not transcript.said("Thank you. An agent will call you back soon.")  # nothing could be recorded
+    assert Queued("helpline") not in transcript.events
+
+
 def test_a_worker_texts_yes_while_the_database_is_unreachable_and_gets_the_job_when_it_is_back(
     app: Flask, proxy: TcpProxy, postgres: sa.Engine, job_context: JobContext, chaos: Chaos, settings: Settings,
     sandbox: TwilioSandbox,
@@ -142,6 +160,19 @@ def test_an_undelivered_offer_reported_during_the_outage_moves_the_job_on_when_i
     wait_until(lambda: len(offers_of(postgres, request_id)) == 2, 60, "the job to move on to Suresh")
     first, second = offers_of(postgres, request_id)
     assert (first.status, second.worker_id, second.status) == (OfferStatus.EXPIRED, suresh, OfferStatus.PENDING)
+
+
+def test_a_feedback_call_nobody_answered_during_the_outage_still_falls_back_to_sms(
+    app: Flask, proxy: TcpProxy, postgres: sa.Engine
+) -> None:
+    # The call log and the worklist note cannot be written; the SMS asking for a rating is queued all the same.
+    request_id = add_request(postgres)
+    proxy.kill()
+    unanswered = {"CallSid": "CA" + "5" * 32, "To": "+919876543210", "From": "+18005550100",
+                  "Direction": "outbound-api", "CallStatus": "no-answer"}  # fmt: skip
+    assert twilio_posts(app, f"/twilio/voice/status?feedback={request_id}", unanswered) == 204
+    waiting = queue(app.extensions["sewamitra"].redis, QueueName.DISPATCH).job_ids
+    assert f"feedback-sms-{request_id}" in waiting
 
 
 def test_with_redis_down_too_an_sms_is_refused_with_503_so_twilio_can_send_it_again(
