@@ -120,6 +120,9 @@ def create() -> ResponseReturnValue:
     where = filing.Location(asked.pincode, asked.latitude, asked.longitude, asked.address)
     place = filing.locate(where, settings)
     problems = filing.check_contact(asked.phone, settings, asked.service)
+    spoken = [lang.code for lang in settings.languages]
+    if asked.language not in spoken:  # the document lists every language the product has; this helpline may not
+        problems["language"] = f"one of {', '.join(spoken)}"
     if isinstance(place, dict) or problems:
         raise invalid({**problems, **(place if isinstance(place, dict) else {})})
     phone = filing.indian_phone(asked.phone)

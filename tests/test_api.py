@@ -213,6 +213,14 @@ def test_a_malformed_field_is_a_400_that_names_it_and_nothing_is_stored(
     assert requests_in(app) == []
 
 
+def test_a_language_this_helpline_does_not_speak_is_refused(helpline_settings: Settings) -> None:
+    hindi_only = helpline_settings.model_copy(update={"languages": helpline_settings.languages[:1]})
+    app = create_app(hindi_only)
+    response = Api(app, token(app, ApiRole.PARTNER)).post("/api/v1/requests", LUCKNOW_REQUEST)  # in English
+    assert response.status_code == 400 and "language" in error_fields(response), response.get_json()
+    assert requests_in(app) == []
+
+
 def test_bodies_that_are_not_a_json_object_are_refused_for_what_they_are(app: Flask, portal: Api) -> None:
     send = portal.client.post
     auth = portal.headers
