@@ -184,6 +184,15 @@ def chaos_settings(tmp_path: Path, postgres: sa.Engine, own_redis: RedisServer, 
 
 
 @pytest.fixture
+def installed(settings: Settings, engine: sa.Engine, redis_client: redis.Redis) -> Iterator[JobContext]:
+    """The jobs' context, on the test's database and Redis, with the module's `settings`."""
+    ctx = JobContext(settings, engine, redis_client, TwilioTelephony(settings))
+    install(ctx)
+    yield ctx
+    install(None)
+
+
+@pytest.fixture
 def job_context(chaos_settings: Settings) -> Iterator[JobContext]:
     """What the scheduler's jobs run with, for the sweeps and index builds a test runs itself."""
     engine = create_engine(chaos_settings.sqlalchemy_url)

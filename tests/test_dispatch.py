@@ -5,7 +5,6 @@ Redis, real databases of each kind, real RQ jobs; only the clock is moved, by ed
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,6 @@ from twilio.request_validator import RequestValidator
 
 from dispatch import context, geoindex, jobs, offers
 from dispatch.queues import worker as rq_worker
-from ivr.gateway import TwilioTelephony
 from ivr.simulator import CallSimulator, FlaskTransport, Transcript
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
@@ -52,14 +50,6 @@ def rules(settings: Settings, **changes: object) -> Settings:
 @pytest.fixture
 def settings(helpline_settings: Settings) -> Settings:
     return helpline_settings
-
-
-@pytest.fixture
-def installed(settings: Settings, engine: sa.Engine, redis_client: redis.Redis) -> Iterator[context.JobContext]:
-    ctx = context.JobContext(settings, engine, redis_client, TwilioTelephony(settings))
-    context.install(ctx)
-    yield ctx
-    context.install(None)
 
 
 def add_worker(engine: sa.Engine, name: str, phone: str, km_north: float, *, skills: tuple[str, ...] = ("plumber",),

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -26,7 +24,6 @@ from dispatch.intake import unused_number
 from dispatch.jobs import now
 from dispatch.matching import Candidate
 from dispatch.queues import worker as rq_worker
-from ivr.gateway import TwilioTelephony
 from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
@@ -65,14 +62,6 @@ class Sender:
 @pytest.fixture
 def settings(helpline_settings: Settings) -> Settings:
     return helpline_settings
-
-
-@pytest.fixture
-def installed(settings: Settings, engine: sa.Engine, redis_client: redis.Redis) -> Iterator[context.JobContext]:
-    ctx = context.JobContext(settings, engine, redis_client, TwilioTelephony(settings))
-    context.install(ctx)
-    yield ctx
-    context.install(None)
 
 
 @pytest.fixture

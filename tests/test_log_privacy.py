@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
@@ -50,14 +49,6 @@ def leaked(text: str, numbers: list[str]) -> list[str]:
 @pytest.fixture
 def settings(helpline_settings: Settings) -> Settings:
     return with_hours(helpline_settings, **ALWAYS_OPEN)
-
-
-@pytest.fixture
-def installed(settings: Settings, engine: sa.Engine, redis_client: redis.Redis) -> Iterator[context.JobContext]:
-    ctx = context.JobContext(settings, engine, redis_client, TwilioTelephony(settings))
-    context.install(ctx)
-    yield ctx
-    context.install(None)
 
 
 @pytest.fixture
