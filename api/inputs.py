@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from flask import request
 from pydantic import BaseModel, ValidationError
+from sqlmodel import Session, select
 
 from api.errors import ApiError, from_validation, invalid
 from storage import pincodes
@@ -18,6 +20,7 @@ from storage.text import is_control
 
 Model = TypeVar("Model", bound=BaseModel)
 MAX_PAGE = 10_000
+PER_PAGE, PER_PAGE_MAX = 50, 200  # a list's rows a page: by default, and at most
 KEY_MAX = 64  # an Idempotency-Key's length
 TEXT_MAX = 100  # a query parameter's length: district names, phone numbers, dates, lists of codes
 View = TypeVar("View", bound=Callable[..., Any])
@@ -96,6 +99,16 @@ def district(state: str) -> str | None:
     if name not in pincodes.districts(state):
         raise invalid({"district": f"not a district of {state.title()} (as India Post spells it: Lucknow, Agra…)"})
     return name
+
+
+def paged(db: Session, query: Any, *order: Any) -> tuple[list[Any], int, int, int]:
+    """The page of `query`, in `order`, that the `page` and `per_page` parameters ask for: its rows,
+    the page, its size, and how many rows the whole query has."""
+    page = whole_number("page", 1, 1, MAX_PAGE)
+    per_page = whole_number("per_page", PER_PAGE, 1, PER_PAGE_MAX)
+    total = db.execute(select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    rows = db.exec(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+    return list(rows), page, per_page, total
 
 
 def whole_number(name: str, default: int, lowest: int, highest: int) -> int:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from api import schemas
+from api.auth import STAFF
 from storage import phones
 from storage.models import (
     ApiRole,
@@ -27,8 +28,6 @@ from storage.models import (
     WorkerSkill,
 )
 from storage.settings import Settings
-
-STAFF = (ApiRole.AGENT, ApiRole.SUPERVISOR, ApiRole.ADMIN)
 
 
 def answer(shown: BaseModel, status: int = 200) -> Response:

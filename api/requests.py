@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
@@ -23,8 +22,6 @@ from storage.db import session_scope
 from storage.models import ApiRole, Caller, Channel, RequestStatus, ServiceRequest, Worker, utcnow
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
-PER_PAGE = 50
-PER_PAGE_MAX = 200
 FILERS = (ApiRole.PARTNER, *STAFF)
 
 
@@ -36,12 +33,9 @@ FILTERS = ("status", "service", "district", "phone", "created_from", "created_to
 @inputs.only(*FILTERS)
 def index() -> ResponseReturnValue:
     query = _filtered(_visible(select(ServiceRequest)))
-    page = inputs.whole_number("page", 1, 1, inputs.MAX_PAGE)
-    per_page = inputs.whole_number("per_page", PER_PAGE, 1, PER_PAGE_MAX)
     with Session(runtime().engine) as db:
-        total = db.execute(select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        newest = query.order_by(col(ServiceRequest.created_at).desc(), col(ServiceRequest.id).desc())
-        found = db.exec(newest.offset((page - 1) * per_page).limit(per_page)).all()
+        newest = (col(ServiceRequest.created_at).desc(), col(ServiceRequest.id).desc())
+        found, page, per_page, total = inputs.paged(db, query, *newest)
         items = present.requests(db, runtime().settings, found, client())
     return present.answer(RequestPage(items=items, page=page, per_page=per_page, total=total))
 

@@ -33,7 +33,6 @@ from storage.models import (
 from storage.settings import Settings
 
 bp = Blueprint("workers", __name__, url_prefix="/workers")
-PER_PAGE, PER_PAGE_MAX = 50, 200
 READERS = (*STAFF, ApiRole.PROVIDER)
 ONBOARDERS = (*MANAGERS, ApiRole.PROVIDER)
 
@@ -53,11 +52,8 @@ FILTERS = ("skill", "police_verification", "available", "active", "district", "p
 @inputs.only(*FILTERS)
 def index() -> ResponseReturnValue:
     query = _filtered(_visible(select(Worker)))
-    page = inputs.whole_number("page", 1, 1, inputs.MAX_PAGE)
-    per_page = inputs.whole_number("per_page", PER_PAGE, 1, PER_PAGE_MAX)
     with Session(runtime().engine) as db:
-        total = db.execute(select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        found = db.exec(query.order_by(col(Worker.id)).offset((page - 1) * per_page).limit(per_page)).all()
+        found, page, per_page, total = inputs.paged(db, query, col(Worker.id))
         items = present.workers(db, found)
     return present.answer(WorkerPage(items=items, page=page, per_page=per_page, total=total))
 
