@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
 from storage import phones
-from storage.db import session_scope
+from storage.db import insert, session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
 from storage.text import storable
 
@@ -35,8 +37,37 @@ def outcome(session: Session | None, call_status: str) -> str:
 
 
 def record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
-    """Insert or update the call's log; a late, out-of-order callback never undoes a final status."""
-    _twice_if_raced(lambda: _record(engine, form, session))
+    """Insert or update the call's log in one statement (every call ends with this callback, so it
+    stays one round trip); a late, out-of-order callback never undoes a final status."""
+    status = storable(form.get("CallStatus", ""), 20)
+    number = session.vars.get("request_number") if session else None  # the request the call filed
+    values = {
+        "call_sid": form.get("CallSid", ""), "from_number": _number(form.get("From")),
+        "to_number": _number(form.get("To")), "status": status, "duration_s": seconds(form.get("CallDuration")),
+        "direction": Direction.OUTBOUND if form.get("Direction", "").startswith("outbound") else Direction.INBOUND,
+        "outcome": outcome(session, status), "path": list(session.path) if session else [],
+        "language": session.language if session else None, "started_at": utcnow(),
+        "ended_at": utcnow() if status in FINAL else None,
+        "request_number": number if isinstance(number, str) else None,
+    }  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(_upsert(connection.dialect.name, session is not None, status in FINAL), values)
+
+
+@functools.lru_cache(maxsize=8)
+def _upsert(dialect: str, with_session: bool, final: bool) -> sa.Executable:
+    """The statement that logs a callback, built once for each shape: what a callback with or without
+    a flow session, final or not, may change in a log already there."""
+    table = CallLog.__table__.c  # type: ignore[attr-defined]
+    filed = sa.select(col(ServiceRequest.id)).where(col(ServiceRequest.number) == sa.bindparam("request_number"))
+    statement = insert(dialect, CallLog).values(request_id=filed.scalar_subquery())
+    updated = ["status", "outcome", *(["path", "language", "request_id"] if with_session else []),
+               *(["ended_at"] if final else [])]  # fmt: skip
+    changes: dict[str, Any] = {name: statement.excluded[name] for name in updated}
+    changes["duration_s"] = sa.func.coalesce(statement.excluded.duration_s, table.duration_s)
+    still_open = sa.func.coalesce(table.status, "").not_in(FINAL)
+    return statement.on_conflict_do_update(index_elements=["call_sid"], set_=changes,
+                                           where=sa.or_(still_open, statement.excluded.status.in_(FINAL)))  # fmt: skip
 
 
 def _twice_if_raced(write: Callable[[], None]) -> None:
@@ -45,29 +76,6 @@ def _twice_if_raced(write: Callable[[], None]) -> None:
         write()
     except sa.exc.IntegrityError:
         write()
-
-
-def _record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
-    call_sid = form.get("CallSid", "")
-    status = storable(form.get("CallStatus", ""), 20)
-    with session_scope(engine) as db:
-        log = db.exec(select(CallLog).where(CallLog.call_sid == call_sid)).first()
-        if log is None:
-            log = CallLog(call_sid=call_sid, from_number=_number(form.get("From")), to_number=_number(form.get("To")),
-                          direction=Direction.OUTBOUND if form.get("Direction", "").startswith("outbound")
-                          else Direction.INBOUND)  # fmt: skip
-        elif log.status in FINAL and status not in FINAL:
-            return
-        log.status = status
-        duration = seconds(form.get("CallDuration"))
-        log.duration_s = log.duration_s if duration is None else duration
-        if session is not None:
-            log.path, log.language = list(session.path), session.language
-            log.request_id = _request_id(db, session.vars.get("request_number"))
-        log.outcome = outcome(session, status)
-        if status in FINAL:
-            log.ended_at = utcnow()
-        db.add(log)
 
 
 def seconds(raw: str | None) -> int | None:
@@ -80,12 +88,6 @@ def _number(raw: str | None) -> str | None:
     if phones.is_withheld(raw):
         return "anonymous"
     return storable(raw or "", 40)
-
-
-def _request_id(db: object, number: object) -> int | None:
-    if not isinstance(number, str):
-        return None
-    return db.exec(select(ServiceRequest.id).where(ServiceRequest.number == number)).first()  # type: ignore[attr-defined]
 
 
 def record_queue_result(engine: sa.Engine, form: Mapping[str, str], result: str, wait_s: int) -> None:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import sqlalchemy as sa
@@ -157,17 +158,35 @@ def remember_language(ctx: CallContext) -> None:
     now = utcnow()
     values = {"phone": ctx.caller, "language": ctx.language, "created_at": now, "last_seen_at": now}
     with ctx.engine.begin() as connection:
-        connection.execute(upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at")))
+        upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at"))
 
 
-def who_rings(engine: sa.Engine, phone: str | None) -> tuple[Worker | None, str | None]:
+@dataclass(frozen=True)
+class KnownWorker:
+    """A registered, active worker ringing in (or rung), as the worker flow greets them."""
+
+    id: int
+    name: str
+    language: str
+
+
+def who_rings(engine: sa.Engine, phone: str | None) -> tuple[KnownWorker | None, str | None]:
     """A registered, active worker, recognised by the number they call from; else the language a
-    citizen chose last time. One session: a call's first turn waits on it."""
+    citizen chose last time. One round trip: a call's first turn waits on it."""
     if phone is None:
         return None, None
-    with Session(engine) as session:
-        worker = session.exec(select(Worker).where(Worker.phone == phone, Worker.active)).first()
-        return worker, None if worker else _language_of(session, phone)
+    workers = sa.select(col(Worker.id), col(Worker.name), col(Worker.language)).where(
+        col(Worker.phone) == phone, col(Worker.active)
+    )
+    nothing = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
+    callers = sa.select(*nothing, col(Caller.language)).where(col(Caller.phone) == phone)
+    either: sa.CompoundSelect[Any] = sa.union_all(workers, callers)
+    with engine.connect() as connection:
+        rows = connection.execute(either).all()
+    for worker_id, name, language in rows:
+        if worker_id is not None:
+            return KnownWorker(worker_id, name, language), None
+    return None, rows[0][2] if rows else None
 
 
 def known_language(engine: sa.Engine, phone: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,12 +64,23 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
             raise
 
 
+def insert(dialect: str, model: type[Any] | sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into a model's table that can say ON CONFLICT, in PostgreSQL's or SQLite's words."""
+    table = model if isinstance(model, sa.Table) else sa.inspect(model).local_table
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
 def upsert(connection: sa.Connection, model: type[Any], values: dict[str, Any], *, key: str,
-           update: tuple[str, ...]) -> sa.Executable:  # fmt: skip
+           update: tuple[str, ...]) -> None:  # fmt: skip
     """INSERT … ON CONFLICT (key) DO UPDATE the `update` columns of a model's table: one statement,
     on PostgreSQL and SQLite alike, and no race between two first-time inserts of one key."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(sa.inspect(model).local_table).values(**values)
+    connection.execute(_upsert(connection.dialect.name, sa.inspect(model).local_table, key, update), values)
+
+
+@functools.lru_cache(maxsize=32)
+def _upsert(dialect: str, table: sa.Table, key: str, update: tuple[str, ...]) -> sa.Executable:
+    """Built once for each shape (building one takes longer than running it); the values are its parameters."""
+    statement = insert(dialect, table)
     return statement.on_conflict_do_update(index_elements=[key], set_={c: statement.excluded[c] for c in update})
 
 

@@ -225,6 +225,31 @@ def test_a_call_duration_that_is_not_a_count_of_seconds_keeps_the_call_log(
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+def test_a_late_status_callback_never_undoes_the_end_of_the_call(app: Flask, client: FlaskClient) -> None:
+    """Twilio may deliver a call's callbacks out of order: 'ringing' after 'completed' changes nothing,
+    and a callback without a duration keeps the one already logged."""
+    for status, duration in (("completed", "31"), ("ringing", "0"), ("in-progress", "")):
+        form = {**CALL, "CallStatus": status, **({"CallDuration": duration} if duration else {})}
+        assert signed_post(client, "/twilio/voice/status", form).status_code == 204
+    with Session(app.extensions["sewamitra"].engine) as session:
+        [log] = session.exec(select(CallLog)).all()
+    assert (log.status, log.duration_s, log.outcome) == ("completed", 31, "no_flow")
+    assert log.ended_at is not None and log.from_number == CALL["From"]
+
+
+def test_a_call_logged_from_the_agent_queue_is_completed_by_its_status_callback(
+    app: Flask, client: FlaskClient
+) -> None:
+    left = {**CALL, "QueueResult": "hangup", "QueueTime": "42"}
+    assert signed_post(client, "/twilio/voice/queue/result", left).status_code == 200
+    done = {**CALL, "CallStatus": "completed", "CallDuration": "50"}
+    assert signed_post(client, "/twilio/voice/status", done).status_code == 204
+    with Session(app.extensions["sewamitra"].engine) as session:
+        [log] = session.exec(select(CallLog)).all()
+    assert (log.status, log.duration_s, log.queue_result, log.queue_wait_s) == ("completed", 50, "hangup", 42)
+    assert log.ended_at is not None
+
+
 def test_the_service_areas_pin_codes_are_placed_when_the_app_starts_not_at_a_callers_turn(settings: Settings) -> None:
     """Found by `sewamitra bench calls`: each web process placed the PIN codes (a second or two of CPU)
     at its first caller's PIN, and every call that process served waited too."""
