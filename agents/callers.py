@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from agents import auth, present
 from agents.auth import STAFF, requires, runtime
 from agents.forms import NOTE_MAX, plain
-from dispatch.intake import Intake, caller_for, file_request, queue_follow_ups
+from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from storage import callqueue, phones, pincodes
 from storage.db import session_scope
 from storage.models import CallbackRequest, Caller, CallLog, Channel, ServiceRequest
@@ -54,8 +54,8 @@ def for_call(call: str) -> ResponseReturnValue:
     if phone is None:
         return redirect(url_for(".blank", call=call))
     with session_scope(runtime().engine) as db:
-        caller = caller_for(db, phone, known.language if known else "hi")
-    return redirect(url_for(".show", caller_id=caller.id, call=call))
+        caller_id = caller_id_for(db, phone, known.language if known else "hi")
+    return redirect(url_for(".show", caller_id=caller_id, call=call))
 
 
 def _logged_phone(call_sid: str) -> str | None:

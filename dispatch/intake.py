@@ -51,13 +51,13 @@ class Filed:
 
 def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[ServiceRequest, int | None]:
     """Store the request; return it and the id of its confirmation SMS (None: the phone cannot get one)."""
-    caller = caller_for(session, intake.phone, intake.language) if intake.phone else None
+    caller_id = caller_id_for(session, intake.phone, intake.language) if intake.phone else None
     place = intake.place
     request = ServiceRequest(
         number=unused_number(session), idempotency_key=intake.idempotency_key, service_code=intake.service,
         pincode=place.pincode, district=place.district, latitude=place.latitude, longitude=place.longitude,
         address_note=intake.address_note, preferred_time=intake.preferred_time, description=intake.description,
-        contact_name=intake.contact_name, filed_by=intake.filed_by, caller_id=caller.id if caller else None,
+        contact_name=intake.contact_name, filed_by=intake.filed_by, caller_id=caller_id,
         language=intake.language, channel=intake.channel,
     )  # fmt: skip
     session.add(request)
@@ -75,18 +75,20 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
 
 
 def file_request(engine: sa.Engine, settings: Settings, intake: Intake) -> Filed:
-    """Store the request once per idempotency key (a form sent twice, a client's retry), committed."""
+    """Store the request once per idempotency key (a form sent twice, a client's retry), committed.
+    The key is unique in the table, so a first filing does not look for it first: a key filed before
+    fails the insert, and the second try finds its request."""
     try:
-        return _file(engine, settings, intake)
-    except sa.exc.IntegrityError:  # the same key at the same moment, or a first-time caller added twice
-        return _file(engine, settings, intake)
+        return _file(engine, settings, intake, look_first=False)
+    except sa.exc.IntegrityError:  # the key filed before (or at the same moment), or a first-time caller added twice
+        return _file(engine, settings, intake, look_first=True)
 
 
-def _file(engine: sa.Engine, settings: Settings, intake: Intake) -> Filed:
+def _file(engine: sa.Engine, settings: Settings, intake: Intake, *, look_first: bool) -> Filed:
     with session_scope(engine) as session:
         key = intake.idempotency_key
         same_key = select(ServiceRequest).where(ServiceRequest.idempotency_key == key)
-        found = session.exec(same_key).first() if key else None
+        found = session.exec(same_key).first() if key and look_first else None
         if found is not None:
             return Filed(found, None, created=False)
         request, sms_id = new_request(session, settings, intake)
@@ -125,11 +127,13 @@ def unused_number(session: Session) -> str:
     raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
 
 
-def caller_for(session: Session, phone: str, language: str) -> Caller:
-    """The citizen with this number, added the first time they are seen."""
-    caller = session.exec(select(Caller).where(Caller.phone == phone)).first()
-    if caller is None:
-        caller = Caller(phone=phone, language=language)
-        session.add(caller)
-        session.flush()
-    return caller
+def caller_id_for(session: Session, phone: str, language: str) -> int:
+    """The id of the citizen with this number, added the first time they are seen."""
+    known = session.exec(select(Caller.id).where(Caller.phone == phone)).first()
+    if known is not None:
+        return known
+    caller = Caller(phone=phone, language=language)
+    session.add(caller)
+    session.flush()
+    assert caller.id is not None
+    return caller.id

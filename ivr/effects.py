@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from dispatch import inbox, jobs
 from dispatch import offers as dispatch_offers
-from dispatch.intake import Intake, caller_for, file_request, queue_follow_ups
+from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from dispatch.queues import QueueName, queue
 from flows.engine import Outcome
 from storage import numbers, phones, pincodes
@@ -141,8 +141,8 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
     with session_scope(ctx.engine) as session:
         if session.exec(select(CallbackRequest).where(CallbackRequest.call_sid == ctx.call_sid)).first():
             return True
-        caller = caller_for(session, ctx.caller, ctx.language)
-        callback = CallbackRequest(phone=ctx.caller, caller_id=caller.id, language=ctx.language, reason=reason,
+        caller_id = caller_id_for(session, ctx.caller, ctx.language)
+        callback = CallbackRequest(phone=ctx.caller, caller_id=caller_id, language=ctx.language, reason=reason,
                                    call_sid=ctx.call_sid)  # fmt: skip
         session.add(callback)
         session.flush()
