@@ -175,18 +175,25 @@ def who_rings(engine: sa.Engine, phone: str | None) -> tuple[KnownWorker | None,
     citizen chose last time. One round trip: a call's first turn waits on it."""
     if phone is None:
         return None, None
-    workers = sa.select(col(Worker.id), col(Worker.name), col(Worker.language)).where(
-        col(Worker.phone) == phone, col(Worker.active)
-    )
-    nothing = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
-    callers = sa.select(*nothing, col(Caller.language)).where(col(Caller.phone) == phone)
-    either: sa.CompoundSelect[Any] = sa.union_all(workers, callers)
     with engine.connect() as connection:
-        rows = connection.execute(either).all()
+        rows = connection.execute(_WHO_RINGS, {"phone": phone}).all()
     for worker_id, name, language in rows:
         if worker_id is not None:
             return KnownWorker(worker_id, name, language), None
     return None, rows[0][2] if rows else None
+
+
+def _who_rings() -> sa.CompoundSelect[Any]:
+    """Built once: building the statement takes longer than running it."""
+    phone = sa.bindparam("phone", type_=sa.String)
+    workers = sa.select(col(Worker.id), col(Worker.name), col(Worker.language)).where(
+        col(Worker.phone) == phone, col(Worker.active)
+    )
+    nothing = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.String)
+    return sa.union_all(workers, sa.select(*nothing, col(Caller.language)).where(col(Caller.phone) == phone))
+
+
+_WHO_RINGS = _who_rings()
 
 
 def known_language(engine: sa.Engine, phone: str | None) -> str | None:
