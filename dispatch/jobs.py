@@ -181,27 +181,44 @@ def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool =
 
 
 def notify_assigned(request_id: int) -> str:
-    """Both sides learn who and where: the citizen the worker and the code, the worker the citizen."""
+    """Both sides learn who and where: the citizen the worker and the code, the worker the citizen.
+
+    Once per worker assigned: RQ runs a job queued twice twice (the sweeper queues this one again when
+    the first waits past its grace), so both messages are recorded first, under the request's row
+    lock, and a second run finds the worker's and sends nothing. A message recorded and not sent (the
+    job died between) is the sweeper's to send."""
     ctx = context.current()
-    with Session(ctx.engine) as session:
-        request = session.get(ServiceRequest, request_id)
+    with session_scope(ctx.engine) as session:
+        request = session.get(ServiceRequest, request_id, with_for_update=True)
         if request is None or request.status is not RequestStatus.ASSIGNED or request.worker_id is None:
             return "not assigned"
+        if _told(session, request_id, request.worker_id):
+            return "already told"
         worker = session.get(Worker, request.worker_id)
         caller = session.get(Caller, request.caller_id) if request.caller_id else None
+        assert worker is not None
         geoindex.update(ctx.redis, session, request.worker_id, all_skills=ctx.settings.service_codes,
                         allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
-    assert worker is not None
+        messages = []
+        if caller is not None and phones.indian_mobile(caller.phone):
+            messages.append(record_sms(session, caller.phone, "assigned_citizen", request.language,
+                                       {"number": request.number, "worker": worker.name, "worker_phone": worker.phone,
+                                        "code": request.completion_code or ""}, request_id=request_id))  # fmt: skip
+        messages.append(record_sms(session, worker.phone, "assigned_worker", worker.language,
+                                   {"number": request.number, "citizen_phone": caller.phone if caller else "-",
+                                    "address": request.address_note or _locality(request)},
+                                   request_id=request_id, worker_id=worker.id))  # fmt: skip
     geoindex.count_job(ctx.redis, worker.id or 0, now().date())
-    if caller is not None and phones.indian_mobile(caller.phone):
-        _try_sms(caller.phone, "assigned_citizen", request.language,
-                 {"number": request.number, "worker": worker.name, "worker_phone": worker.phone,
-                  "code": request.completion_code or ""}, request_id=request.id)  # fmt: skip
-    _try_sms(worker.phone, "assigned_worker", worker.language,
-             {"number": request.number, "citizen_phone": caller.phone if caller else "-",
-              "address": request.address_note or _locality(request)},
-             request_id=request.id, worker_id=worker.id)  # fmt: skip
+    for sms_id in messages:
+        _try_send(sms_id, request_id)
     return "notified"
+
+
+def _told(session: Session, request_id: int, worker_id: int) -> bool:
+    """Whether this worker's notice of this assignment is recorded (sent or not)."""
+    notice = select(SmsLog.id).where(SmsLog.request_id == request_id, SmsLog.worker_id == worker_id,
+                                     SmsLog.template == "assigned_worker")  # fmt: skip
+    return session.exec(notice).first() is not None
 
 
 def _try_sms(to: str, template: str, language: str, values: Mapping[str, str], **links: int | None) -> None:
@@ -210,6 +227,14 @@ def _try_sms(to: str, template: str, language: str, values: Mapping[str, str], *
         text_sms(to, template, language, values, **links)
     except Exception as exc:
         log.warning("%s SMS for request %s not sent: %s", template, links.get("request_id"), type(exc).__name__)
+
+
+def _try_send(sms_id: int, request_id: int) -> None:
+    """`_try_sms` for a message already recorded."""
+    try:
+        send_sms(sms_id)
+    except Exception as exc:
+        log.warning("SMS %s of request %s not sent: %s", sms_id, request_id, type(exc).__name__)
 
 
 def after_completion(request_id: int) -> str:
@@ -364,17 +389,22 @@ def _set_sms_status(sms_log_id: int, status: str) -> None:
 def text_sms(to: str, template: str, language: str, values: Mapping[str, str], *, request_id: int | None = None,
              worker_id: int | None = None) -> str:  # fmt: skip
     """Record an SMS from a template, fitted to two segments, then send it now."""
-    ctx = context.current()
-    body = sms_text.render(ctx.settings.sms.templates[template].text(language), values)
-    with session_scope(ctx.engine) as session:
-        sms = SmsLog(to_number=to, body=body, template=template, status="pending", request_id=request_id,
-                     worker_id=worker_id)  # fmt: skip
-        session.add(sms)
-        session.flush()
-        sms_id = sms.id
-    assert sms_id is not None
+    with session_scope(context.current().engine) as session:
+        sms_id = record_sms(session, to, template, language, values, request_id=request_id, worker_id=worker_id)
     sid = send_sms(sms_id)
     return sid or ""
+
+
+def record_sms(session: Session, to: str, template: str, language: str, values: Mapping[str, str], *,
+               request_id: int | None = None, worker_id: int | None = None) -> int:  # fmt: skip
+    """An SMS from a template, fitted to two segments, recorded as pending; its id."""
+    body = sms_text.render(context.current().settings.sms.templates[template].text(language), values)
+    sms = SmsLog(to_number=to, body=body, template=template, status="pending", request_id=request_id,
+                 worker_id=worker_id)  # fmt: skip
+    session.add(sms)
+    session.flush()
+    assert sms.id is not None
+    return sms.id
 
 
 def send_sms(sms_log_id: int) -> str | None:

@@ -49,7 +49,7 @@ class Moved:
 FollowUp = Callable[[int], str]
 # The job a move calls for, and its id's prefix: the same ids the rest of dispatch uses. RQ does not
 # dedupe by id: a job queued twice runs twice (a second dispatch round finds its offers open; a second
-# notify_assigned would text both sides again), so a move queues its job once, after its commit.
+# notify_assigned finds the notice recorded and sends nothing), so a move queues its job once, after its commit.
 JOB_IDS: dict[FollowUp, str] = {jobs.dispatch_request: "dispatch", jobs.notify_assigned: "assigned"}
 
 

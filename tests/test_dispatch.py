@@ -719,6 +719,53 @@ def test_an_assignment_whose_notice_was_lost_is_told_by_the_sweeper(
     assert jobs.sweep()["untold_assignments"] == 0
 
 
+def test_an_assignment_notified_twice_texts_each_side_once(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    """The sweeper queued a second notice while the first waited in a busy queue: RQ runs both."""
+    first = add_worker(engine, "Ramesh", "+919800000762", km_north=1)
+    request_id = add_request(engine)
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(status=RequestStatus.ASSIGNED, worker_id=first, completion_code="1234",
+                                assigned_at=datetime.now(UTC)))  # fmt: skip
+    assert [jobs.notify_assigned(request_id), jobs.notify_assigned(request_id)] == ["notified", "already told"]
+    assert len(texts_to(sandbox, "+919800000762")) == 1 and len(texts_to(sandbox, CITIZEN)) == 1
+    assert jobs.sweep()["unsent_sms"] == 0
+    second = add_worker(engine, "Suresh", "+919800000763", km_north=2)  # an agent gives the job to another
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id).values(worker_id=second))
+    assert jobs.notify_assigned(request_id) == "notified"
+    assert len(texts_to(sandbox, "+919800000763")) == 1 and "Suresh" in texts_to(sandbox, CITIZEN)[-1]
+
+
+def test_notices_of_one_assignment_run_at_once_text_the_worker_once(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    """Two RQ workers take the two notices at the same moment: the request's row lock lets one write."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time and no row locks; production runs PostgreSQL")
+    worker_id = add_worker(engine, "Ramesh", "+919800000764", km_north=1)
+    request_id = add_request(engine)
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(status=RequestStatus.ASSIGNED, worker_id=worker_id, completion_code="1234",
+                                assigned_at=datetime.now(UTC)))  # fmt: skip
+    start, outcomes = threading.Barrier(4), []
+
+    def notify() -> None:
+        start.wait()
+        outcomes.append(jobs.notify_assigned(request_id))
+
+    threads = [threading.Thread(target=notify) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["already told"] * 3 + ["notified"]
+    assert len(texts_to(sandbox, "+919800000764")) == 1 and len(texts_to(sandbox, CITIZEN)) == 1
+
+
 def test_five_wrong_codes_lock_the_job_even_against_the_right_one(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
