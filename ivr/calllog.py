@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from dispatch import context
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
 from storage import phones
@@ -36,9 +38,11 @@ def outcome(session: Session | None, call_status: str) -> str:
     return "ended_in_menu" if session.status.value == "ended" else "abandoned"
 
 
-def record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) -> None:
+def record(engine: sa.Engine, form: Mapping[str, str], session: Session | None, at: datetime | None = None) -> None:
     """Insert or update the call's log in one statement (every call ends with this callback, so it
-    stays one round trip); a late, out-of-order callback never undoes a final status."""
+    stays one round trip); a late, out-of-order callback never undoes a final status. `at`: when
+    Twilio sent the callback, if not now."""
+    at = at or utcnow()
     status = storable(form.get("CallStatus", ""), 20)
     number = session.vars.get("request_number") if session else None  # the request the call filed
     values = {
@@ -46,8 +50,8 @@ def record(engine: sa.Engine, form: Mapping[str, str], session: Session | None) 
         "to_number": _number(form.get("To")), "status": status, "duration_s": seconds(form.get("CallDuration")),
         "direction": Direction.OUTBOUND if form.get("Direction", "").startswith("outbound") else Direction.INBOUND,
         "outcome": outcome(session, status), "path": list(session.path) if session else [],
-        "language": session.language if session else None, "started_at": utcnow(),
-        "ended_at": utcnow() if status in FINAL else None,
+        "language": session.language if session else None, "started_at": at,
+        "ended_at": at if status in FINAL else None,
         "request_number": number if isinstance(number, str) else None,
     }  # fmt: skip
     with engine.begin() as connection:
@@ -68,6 +72,14 @@ def _upsert(dialect: str, with_session: bool, final: bool) -> sa.Executable:
     still_open = sa.func.coalesce(table.status, "").not_in(FINAL)
     return statement.on_conflict_do_update(index_elements=["call_sid"], set_=changes,
                                            where=sa.or_(still_open, statement.excluded.status.in_(FINAL)))  # fmt: skip
+
+
+def record_when_back(form: dict[str, str], session: dict[str, Any] | None, at: str) -> str:
+    """The RQ job a status callback hands its log to when the database cannot be reached: written
+    when it is back (RQ tries again, jobs.DATABASE_RETRY), dated when Twilio sent it."""
+    engine = context.current().engine
+    record(engine, form, Session.from_dict(session) if session else None, datetime.fromisoformat(at))
+    return "logged"
 
 
 def _twice_if_raced(write: Callable[[], None]) -> None:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 
 import redis
-import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
@@ -16,6 +15,7 @@ from dispatch import jobs, messages
 from dispatch.queues import QueueName, queue
 from ivr.signature import twilio_signed
 from storage import phones
+from storage.db import UNREACHABLE
 from storage.text import storable
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1600
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 # The database cannot be reached (as opposed to refusing what we asked of it).
-UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 @bp.post("")

@@ -33,7 +33,9 @@ from ivr.effects import HANDLERS, CallContext, known_language, record_callback, 
 from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
 from storage import callqueue, phones, pincodes
+from storage.db import UNREACHABLE
 from storage.ids import parse_id
+from storage.models import utcnow
 from storage.runtime import Runtime
 from storage.settings import Settings
 from storage.text import storable
@@ -420,13 +422,30 @@ def status() -> Response:
     """Twilio's status callback: keep a CallLog with duration, path and outcome."""
     if not callqueue.CALL_SID.match(request.form.get("CallSid", "")):
         return Response(status=204)
+    session = _session()
     try:
-        calllog.record(_runtime().engine, request.form, _session())
+        calllog.record(_runtime().engine, request.form, session)
+    except UNREACHABLE:
+        _log_when_back(session)
     except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
         log.exception("could not keep the log of call %s", request.form["CallSid"])
     if request.form.get("CallStatus") in calllog.UNANSWERED:
         _unanswered_outbound_call()
     return Response(status=204)
+
+
+def _log_when_back(session: Session | None) -> None:
+    """The database is out of reach: a job writes the call's log when it is back. If Redis cannot
+    take the job either, the report misses this call (and says so in the log)."""
+    form, call_sid = request.form.to_dict(), request.form["CallSid"]
+    job_id = f"call-log-{call_sid}-{storable(form.get('CallStatus', ''), 20)}"
+    try:
+        queue(_runtime().redis, QueueName.DEFAULT).enqueue(
+            calllog.record_when_back, form, session.to_dict() if session else None, utcnow().isoformat(),
+            job_id=job_id, retry=jobs.DATABASE_RETRY,
+        )  # fmt: skip
+    except redis.RedisError:
+        log.exception("neither the database nor Redis can keep the log of call %s", call_sid)
 
 
 def _unanswered_outbound_call() -> None:

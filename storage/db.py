@@ -21,6 +21,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # database host gone dark would hold a webhook past Twilio's 15 s; a URL's own connect_timeout wins.
 CONNECT_TIMEOUT_S = 5
 MIGRATIONS = Path(__file__).with_name("migrations")
+# What SQLAlchemy raises when the database cannot be reached (refused, cut, timed out), as opposed
+# to a statement it refused.
+UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:

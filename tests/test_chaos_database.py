@@ -19,7 +19,7 @@ from dispatch.context import JobContext
 from dispatch.queues import QueueName, queue
 from ivr.simulator import Queued
 from ivr.twilio_sandbox import TwilioSandbox
-from storage.models import Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
+from storage.models import CallLog, Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
 from storage.settings import Settings
 from tests.calls import Line, call, call_over_http, running_app, served
 from tests.chaos import Chaos, RedisServer, TcpProxy, wait_until
@@ -163,9 +163,10 @@ def test_an_undelivered_offer_reported_during_the_outage_moves_the_job_on_when_i
 
 
 def test_a_feedback_call_nobody_answered_during_the_outage_still_falls_back_to_sms(
-    app: Flask, proxy: TcpProxy, postgres: sa.Engine
+    app: Flask, proxy: TcpProxy, postgres: sa.Engine, chaos: Chaos, settings: Settings
 ) -> None:
-    # The call log and the worklist note cannot be written; the SMS asking for a rating is queued all the same.
+    # The worklist note cannot be written; the SMS asking for a rating is queued all the same, and
+    # the call's log is handed to a job that writes it once the database is back.
     request_id = add_request(postgres)
     proxy.kill()
     unanswered = {"CallSid": "CA" + "5" * 32, "To": "+919876543210", "From": "+18005550100",
@@ -173,6 +174,18 @@ def test_a_feedback_call_nobody_answered_during_the_outage_still_falls_back_to_s
     assert twilio_posts(app, f"/twilio/voice/status?feedback={request_id}", unanswered) == 204
     waiting = queue(app.extensions["sewamitra"].redis, QueueName.DISPATCH).job_ids
     assert f"feedback-sms-{request_id}" in waiting
+
+    proxy.start()
+    chaos.worker(settings)
+    wait_until(lambda: call_logs(postgres), 60, "the call's log to be written")
+    [logged] = call_logs(postgres)
+    assert (logged.call_sid, logged.status, logged.direction.value) == (unanswered["CallSid"], "no-answer", "outbound")
+    assert logged.ended_at is not None
+
+
+def call_logs(engine: sa.Engine) -> list[CallLog]:
+    with Session(engine) as session:
+        return list(session.exec(select(CallLog)).all())
 
 
 def test_with_redis_down_too_an_sms_is_refused_with_503_so_twilio_can_send_it_again(
