@@ -704,15 +704,20 @@ def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(
     assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
 
 
+def assigned(engine: sa.Engine, request_id: int, worker_id: int, minutes_ago: int = 0) -> None:
+    """The request is the worker's, as an agent assigns it: no offer, no notice sent yet."""
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(status=RequestStatus.ASSIGNED, worker_id=worker_id, completion_code="1234",
+                                assigned_at=datetime.now(UTC) - timedelta(minutes=minutes_ago)))  # fmt: skip
+
+
 def test_an_assignment_whose_notice_was_lost_is_told_by_the_sweeper(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
 ) -> None:
     worker_id = add_worker(engine, "Ramesh", "+919800000761", km_north=1)
     request_id = add_request(engine)
-    with session_scope(engine) as session:  # assigned (by an agent, say), and the notify job lost with Redis
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                        .values(status=RequestStatus.ASSIGNED, worker_id=worker_id, completion_code="1234",
-                                assigned_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+    assigned(engine, request_id, worker_id, minutes_ago=2)  # by an agent, say, and the notify job lost with Redis
     assert jobs.sweep()["untold_assignments"] == 1
     run_jobs(installed)
     assert set(texts_to(sandbox, "+919800000761")) and set(texts_to(sandbox, CITIZEN))
@@ -725,16 +730,11 @@ def test_an_assignment_notified_twice_texts_each_side_once(
     """The sweeper queued a second notice while the first waited in a busy queue: RQ runs both."""
     first = add_worker(engine, "Ramesh", "+919800000762", km_north=1)
     request_id = add_request(engine)
-    with session_scope(engine) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                        .values(status=RequestStatus.ASSIGNED, worker_id=first, completion_code="1234",
-                                assigned_at=datetime.now(UTC)))  # fmt: skip
+    assigned(engine, request_id, first)
     assert [jobs.notify_assigned(request_id), jobs.notify_assigned(request_id)] == ["notified", "already told"]
     assert len(texts_to(sandbox, "+919800000762")) == 1 and len(texts_to(sandbox, CITIZEN)) == 1
     assert jobs.sweep()["unsent_sms"] == 0
-    second = add_worker(engine, "Suresh", "+919800000763", km_north=2)  # an agent gives the job to another
-    with session_scope(engine) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id).values(worker_id=second))
+    assigned(engine, request_id, add_worker(engine, "Suresh", "+919800000763", km_north=2))  # an agent's choice
     assert jobs.notify_assigned(request_id) == "notified"
     assert len(texts_to(sandbox, "+919800000763")) == 1 and "Suresh" in texts_to(sandbox, CITIZEN)[-1]
 
@@ -747,10 +747,7 @@ def test_notices_of_one_assignment_run_at_once_text_the_worker_once(
         pytest.skip("SQLite has one writer at a time and no row locks; production runs PostgreSQL")
     worker_id = add_worker(engine, "Ramesh", "+919800000764", km_north=1)
     request_id = add_request(engine)
-    with session_scope(engine) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                        .values(status=RequestStatus.ASSIGNED, worker_id=worker_id, completion_code="1234",
-                                assigned_at=datetime.now(UTC)))  # fmt: skip
+    assigned(engine, request_id, worker_id)
     start, outcomes = threading.Barrier(4), []
 
     def notify() -> None:
