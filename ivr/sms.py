@@ -22,7 +22,6 @@ bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
 log = logging.getLogger(__name__)
 MAX_BODY = 1600
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
-# The database cannot be reached (as opposed to refusing what we asked of it).
 
 
 @bp.post("")

@@ -438,7 +438,7 @@ def _log_when_back(session: Session | None) -> None:
     """The database is out of reach: a job writes the call's log when it is back. If Redis cannot
     take the job either, the report misses this call (and says so in the log)."""
     form, call_sid = request.form.to_dict(), request.form["CallSid"]
-    job_id = f"call-log-{call_sid}-{storable(form.get('CallStatus', ''), 20)}"
+    job_id = f"call-log-{call_sid}-{re.sub(r'[^a-z-]', '', form.get('CallStatus', ''))[:20]}"  # RQ's id characters
     try:
         queue(_runtime().redis, QueueName.DEFAULT).enqueue(
             calllog.record_when_back, form, session.to_dict() if session else None, utcnow().isoformat(),

@@ -174,11 +174,14 @@ def test_a_feedback_call_nobody_answered_during_the_outage_still_falls_back_to_s
     assert twilio_posts(app, f"/twilio/voice/status?feedback={request_id}", unanswered) == 204
     waiting = queue(app.extensions["sewamitra"].redis, QueueName.DISPATCH).job_ids
     assert f"feedback-sms-{request_id}" in waiting
+    junk = {**unanswered, "CallSid": "CA" + "6" * 32, "CallStatus": "ring ing/\x00é"}  # no valid RQ job id as it is
+    assert twilio_posts(app, "/twilio/voice/status", junk) == 204
+    assert f"call-log-{junk['CallSid']}-ringing" in queue(app.extensions["sewamitra"].redis, QueueName.DEFAULT).job_ids
 
     proxy.start()
     chaos.worker(settings)
-    wait_until(lambda: call_logs(postgres), 60, "the call's log to be written")
-    [logged] = call_logs(postgres)
+    wait_until(lambda: len(call_logs(postgres)) == 2, 60, "the calls' logs to be written")
+    logged = next(log for log in call_logs(postgres) if log.call_sid == unanswered["CallSid"])
     assert (logged.call_sid, logged.status, logged.direction.value) == (unanswered["CallSid"], "no-answer", "outbound")
     assert logged.ended_at is not None
 
