@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from sqlmodel import Session, col, select
 from werkzeug.exceptions import HTTPException
 
 from api import filing, inputs
-from api.auth import STAFF, authenticate, bearer, runtime
+from api.auth import STAFF, audit_refusal, authenticate, bearer, runtime
 from api.errors import RETRY_AFTER_S, ApiError, unavailable
 from api.georeport import Format, answer, errors
 from dispatch.intake import Filed
@@ -225,6 +225,8 @@ def _filer(form: dict[str, str]) -> ApiToken:
     except ApiError:
         raise Refused(401, {"api_key": "not a valid token (unknown, revoked or expired)"}) from None
     if token.role not in FILERS:
+        g.client = token
+        audit_refusal()  # as /api/v1 does: a client reaching past its role is worth knowing about
         raise Refused(403, {"api_key": "this token's role may not file requests"})
     return token
 

@@ -20,7 +20,7 @@ from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage import pincodes
 from storage.db import session_scope
-from storage.models import ApiRole, Channel, Offer, ServiceRequest
+from storage.models import ApiRole, AuditEvent, Channel, Offer, ServiceRequest
 from storage.settings import Open311, Settings
 from tests.test_api import AGENCY, engine_of, requests_in, run_jobs, token
 from tests.test_dispatch import add_worker
@@ -186,6 +186,9 @@ def test_a_field_given_twice_a_json_body_or_an_agencys_token_is_refused(app: Fla
     refused = file(app, {**BY_PINCODE, "api_key": agency})
     assert refused.status_code == 403 and "api_key" in georeport_errors(refused)
     assert requests_in(app) == []
+    with Session(engine_of(app)) as session:
+        [audited] = session.exec(select(AuditEvent).where(AuditEvent.action == "access.refused")).all()
+    assert (audited.actor, audited.detail["path"]) == ("api:gomti", "/open311/v2/requests.json")
 
 
 # -- following requests ---------------------------------------------------------------------------------
