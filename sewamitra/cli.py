@@ -377,6 +377,25 @@ def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) ->
         sys.exit(1)
 
 
+@bench_group.command(name="turns")
+@click.option("--calls", type=int, default=400, show_default=True, help="calls measured, after 20 not counted")
+@click.option("--seed", type=int, default=155330, show_default=True, help="random seed of the callers' mix")
+@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
+              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
+@click.option("--redis-url", default="redis://127.0.0.1:6379/11", show_default=True, help="an empty Redis database")
+def bench_turns(calls: int, seed: int, postgres_url: str, redis_url: str) -> None:
+    """CPU per webhook in one process, by webhook, the callers' mix of `bench calls`, against the baseline's."""
+    from sewamitra.callbench import turns
+
+    try:
+        result = turns.main(calls, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout, seed=seed)
+    except SewamitraError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.errors:
+        click.echo(f"FAILED: the callers heard {result.errors} error(s)", err=True)
+        sys.exit(1)
+
+
 @main.command(name="twilio-signature")
 @click.argument("path")
 @click.argument("params", nargs=-1)

@@ -15,7 +15,7 @@ import redis
 
 from flows import prompts
 from ivr.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
-from sewamitra.callbench import baseline, figures, procfs, report, run, scripts, servers
+from sewamitra.callbench import baseline, figures, procfs, report, run, scripts, servers, turns
 from sewamitra.callbench.load import Log, Pacing, Sample
 from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
 
@@ -215,3 +215,21 @@ def test_the_exceptions_a_server_logged_are_counted_by_their_last_line(tmp_path:
     assert servers.logged_errors(log) == Counter(
         {"TimeoutError: call sewamitra:call:CA1 is busy": 2, "WORKER TIMEOUT (pid:78)": 1}
     )
+
+
+@pytest.mark.slow
+def test_bench_turns_counts_every_request_of_its_calls_by_webhook() -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    client.close()
+    config = ROOT / "config.yaml"
+    result = turns.main(6, postgres_url=POSTGRES_URL, redis_url=REDIS_URL, out=io.StringIO(), config=config)
+
+    assert result.errors == 0, result.report
+    assert {"/twilio/voice", "/twilio/voice/status", "/twilio/voice/step (turn 0)"} <= set(result.helpline.spent)
+    assert len(result.helpline.spent["/twilio/voice"]) == 6  # each measured call once; the warm-up not counted
+    assert result.helpline.requests == result.baseline.requests  # the baseline took the same calls
+    assert all(seconds > 0 for times in result.helpline.spent.values() for seconds in times)
+    for webhook in result.helpline.spent:
+        assert f"| {webhook} " in result.report
+    assert "| baseline (one fixed menu) |" in result.report
