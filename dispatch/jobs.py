@@ -471,6 +471,7 @@ def sweep() -> dict[str, int]:
         unread = session.exec(select(SmsLog.id).where(
             SmsLog.status == RECEIVED, col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
         told = sa.exists().where(col(SmsLog.request_id) == col(ServiceRequest.id),
+                                 col(SmsLog.worker_id) == col(ServiceRequest.worker_id),
                                  col(SmsLog.template) == "assigned_worker")  # fmt: skip
         untold = session.exec(select(ServiceRequest.id).where(
             ServiceRequest.status == RequestStatus.ASSIGNED,

@@ -722,6 +722,11 @@ def test_an_assignment_whose_notice_was_lost_is_told_by_the_sweeper(
     run_jobs(installed)
     assert set(texts_to(sandbox, "+919800000761")) and set(texts_to(sandbox, CITIZEN))
     assert jobs.sweep()["untold_assignments"] == 0
+    # given to another worker, and that notice lost too: the first worker's does not count for them
+    assigned(engine, request_id, add_worker(engine, "Suresh", "+919800000765", km_north=2), minutes_ago=2)
+    assert jobs.sweep()["untold_assignments"] == 1
+    run_jobs(installed)
+    assert len(texts_to(sandbox, "+919800000765")) == 1 and jobs.sweep()["untold_assignments"] == 0
 
 
 def test_an_assignment_notified_twice_texts_each_side_once(
