@@ -180,6 +180,13 @@ def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool =
 # -- after an answer -------------------------------------------------------------------------------
 
 
+# Whether the worker a request is assigned to has its notice recorded (sent or not): one test, so the
+# notice job and the sweeper that redoes it agree on it.
+TOLD = sa.exists().where(col(SmsLog.request_id) == col(ServiceRequest.id),
+                         col(SmsLog.worker_id) == col(ServiceRequest.worker_id),
+                         col(SmsLog.template) == "assigned_worker")  # fmt: skip
+
+
 def notify_assigned(request_id: int) -> str:
     """Both sides learn who and where: the citizen the worker and the code, the worker the citizen.
 
@@ -192,7 +199,7 @@ def notify_assigned(request_id: int) -> str:
         request = session.get(ServiceRequest, request_id, with_for_update=True)
         if request is None or request.status is not RequestStatus.ASSIGNED or request.worker_id is None:
             return "not assigned"
-        if _told(session, request_id, request.worker_id):
+        if session.scalar(sa.select(TOLD).where(col(ServiceRequest.id) == request_id)):
             return "already told"
         worker = session.get(Worker, request.worker_id)
         caller = session.get(Caller, request.caller_id) if request.caller_id else None
@@ -212,13 +219,6 @@ def notify_assigned(request_id: int) -> str:
     for sms_id in messages:
         _try_send(sms_id, request_id)
     return "notified"
-
-
-def _told(session: Session, request_id: int, worker_id: int) -> bool:
-    """Whether this worker's notice of this assignment is recorded (sent or not)."""
-    notice = select(SmsLog.id).where(SmsLog.request_id == request_id, SmsLog.worker_id == worker_id,
-                                     SmsLog.template == "assigned_worker")  # fmt: skip
-    return session.exec(notice).first() is not None
 
 
 def _try_sms(to: str, template: str, language: str, values: Mapping[str, str], **links: int | None) -> None:
@@ -470,12 +470,9 @@ def sweep() -> dict[str, int]:
             SmsLog.status == "pending", col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
         unread = session.exec(select(SmsLog.id).where(
             SmsLog.status == RECEIVED, col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
-        told = sa.exists().where(col(SmsLog.request_id) == col(ServiceRequest.id),
-                                 col(SmsLog.worker_id) == col(ServiceRequest.worker_id),
-                                 col(SmsLog.template) == "assigned_worker")  # fmt: skip
         untold = session.exec(select(ServiceRequest.id).where(
             ServiceRequest.status == RequestStatus.ASSIGNED,
-            col(ServiceRequest.assigned_at) < moment - NEW_REQUEST_GRACE, ~told)).all()  # fmt: skip
+            col(ServiceRequest.assigned_at) < moment - NEW_REQUEST_GRACE, ~TOLD)).all()  # fmt: skip
     jobs = queue(ctx.redis, QueueName.DISPATCH)
     for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
         enqueue_dispatch(int(request_id or 0))
