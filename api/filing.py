@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 
+from core import phones, pincodes
+from core.geo import distance_km
+from core.settings import Settings
+from core.text import lines, plain
 from dispatch.intake import Filed, Intake, file_request, queue_follow_ups
-from storage import phones, pincodes
-from storage.geo import distance_km
 from storage.models import Channel
 from storage.runtime import Runtime
-from storage.settings import Settings
-from storage.text import lines, plain
 
 Problems = dict[str, str]  # field → what is wrong with it
 

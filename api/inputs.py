@@ -15,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, select
 
 from api.errors import ApiError, from_validation, invalid
-from storage import pincodes
-from storage.text import is_control
+from core import pincodes
+from core.text import is_control
 
 Model = TypeVar("Model", bound=BaseModel)
 MAX_PAGE = 10_000

@@ -24,10 +24,10 @@ from api import filing, inputs
 from api.auth import STAFF, audit_refusal, authenticate, bearer, runtime
 from api.errors import RETRY_AFTER_S, ApiError, unavailable
 from api.georeport import Format, answer, errors
+from core import numbers, pincodes
+from core.settings import Settings
 from dispatch.intake import Filed
-from storage import numbers, pincodes
 from storage.models import ApiRole, ApiToken, Channel, Provider, RequestStatus, ServiceRequest, Worker, utcnow
-from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api import schemas
-from storage.ids import MAX_ID
+from core.ids import MAX_ID
+from core.settings import Settings
 from storage.models import RequestStatus, VerificationStatus
-from storage.settings import Settings
 
 REF = "#/components/schemas/{model}"
 INPUTS: tuple[type[BaseModel], ...] = (schemas.RequestCreate, schemas.Cancellation, schemas.WorkerCreate,

@@ -15,7 +15,8 @@ from sqlmodel import Session, col, select
 
 from api import schemas
 from api.auth import STAFF
-from storage import phones
+from core import phones
+from core.settings import Settings
 from storage.models import (
     ApiRole,
     ApiToken,
@@ -27,7 +28,6 @@ from storage.models import (
     Worker,
     WorkerSkill,
 )
-from storage.settings import Settings
 
 
 def answer(shown: BaseModel, status: int = 200) -> Response:

@@ -16,8 +16,8 @@ from api import filing, inputs, present
 from api.auth import EVERYONE, STAFF, actor, client, refuse, requires, runtime
 from api.errors import ApiError, invalid
 from api.schemas import Cancellation, RequestCreate, RequestPage
+from core import numbers
 from dispatch import lifecycle
-from storage import numbers
 from storage.db import session_scope
 from storage.models import ApiRole, Caller, Channel, RequestStatus, ServiceRequest, Worker, utcnow
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.ids import MAX_ID
+from core.ids import MAX_ID
 from storage.models import Origin
 
 PINCODE = r"^[1-9][0-9]{5}$"

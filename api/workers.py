@@ -17,10 +17,11 @@ from api import inputs, present
 from api.auth import MANAGERS, STAFF, actor, client, requires, runtime
 from api.errors import ApiError, invalid
 from api.schemas import Availability, WorkerCreate, WorkerPage
+from core.ids import MAX_ID
+from core.settings import Settings
+from directory.importer import WorkerRow, by_column, parse_row, save_rows
 from dispatch.jobs import queue_reindex
 from storage.db import session_scope
-from storage.ids import MAX_ID
-from storage.importer import WorkerRow, by_column, parse_row, save_rows
 from storage.models import (
     ApiRole,
     AuditEvent,
@@ -30,7 +31,6 @@ from storage.models import (
     WorkerSkill,
     utcnow,
 )
-from storage.settings import Settings
 
 bp = Blueprint("workers", __name__, url_prefix="/workers")
 READERS = (*STAFF, ApiRole.PROVIDER)

@@ -4,20 +4,12 @@ composition root (`sewamitra worker`, or a test) and installed here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import redis
 import sqlalchemy as sa
 
-from storage.settings import Settings
-
-
-class Telephony(Protocol):
-    """Sends SMS and places calls (ivr.gateway implements it over Twilio's REST API)."""
-
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> str: ...
-
-    def place_call(self, to: str, url: str, *, status_callback: str | None = None, timeout: int = 30) -> str: ...
+from core.settings import Settings
+from telephony.port import Telephony
 
 
 @dataclass(frozen=True)

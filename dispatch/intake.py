@@ -10,12 +10,12 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core import numbers, phones, pincodes
+from core.settings import Settings
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
-from storage import numbers, phones, pincodes
 from storage.db import session_scope
 from storage.models import AuditEvent, Caller, Channel, RequestStatus, ServiceRequest, SmsLog
-from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_NUMBER_DRAWS = 20

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from rq import Retry, get_current_job
 from sqlmodel import Session, col, select
 
+from core import phones, pincodes
 from dispatch import context, geoindex, inbox, messages, offers, sms_text
 from dispatch.matching import Candidate, rank
 from dispatch.queues import QueueName, queue
-from storage import phones, pincodes
 from storage.db import commit_without_waiting_for_disk, session_scope
 from storage.models import (
     Caller,
@@ -28,6 +28,7 @@ from storage.models import (
     Worker,
     utcnow,
 )
+from telephony.port import GatewayError
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
@@ -144,14 +145,16 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
             values = {"number": request.number, "service": _service(request, worker.language),
                       "locality": _locality(request)}  # fmt: skip
             text_sms(worker.phone, "offer", worker.language, values, request_id=request.id, worker_id=worker.id)
-    except Exception as exc:
-        return _undelivered(offer_id, attempt, exc)
+    except GatewayError as exc:
+        return _undelivered(offer_id, attempt, exc, retryable=exc.retryable)
+    except Exception as exc:  # not the platform's answer: trying the same send again cannot help
+        return _undelivered(offer_id, attempt, exc, retryable=False)
     return f"sent by {offer.channel.value}"
 
 
-def _undelivered(offer_id: int, attempt: int, error: Exception) -> str:
+def _undelivered(offer_id: int, attempt: int, error: Exception, *, retryable: bool) -> str:
     ctx = context.current()
-    if getattr(error, "retryable", False) and attempt <= len(OFFER_SEND_BACKOFF):
+    if retryable and attempt <= len(OFFER_SEND_BACKOFF):
         delay = timedelta(seconds=OFFER_SEND_BACKOFF[attempt - 1])
         queue(ctx.redis, QueueName.DISPATCH).enqueue_in(delay, send_offer, offer_id, attempt + 1,
                                                          job_id=f"offer-{offer_id}-{attempt + 1}")  # fmt: skip
@@ -419,7 +422,7 @@ def send_sms(sms_log_id: int) -> str | None:
             sid = ctx.telephony.send_sms(sms.to_number, sms.body, status_callback=callback)
         except Exception as exc:
             sms.status, sms.updated_at = "send_failed", utcnow()
-            sms.error_code = str(getattr(exc, "code", "") or "")[:10] or None
+            sms.error_code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
             session.add(sms)
             session.commit()
             raise

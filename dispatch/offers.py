@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from core import numbers
+from core.settings import Dispatch
 from dispatch.matching import Candidate
-from storage import numbers
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -32,7 +33,6 @@ from storage.models import (
     WorkerSkill,
     utcnow,
 )
-from storage.settings import Dispatch
 
 DISPATCHABLE = (RequestStatus.NEW, RequestStatus.OFFERED)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import redis
 from rq.cron import CronScheduler
 
+from core.settings import Settings
 from dispatch import jobs
 from dispatch.queues import QueueName, outlast_redis_outages
-from storage.settings import Settings
 
 HEARTBEAT_INTERVAL = 30
 REBUILD_INTERVAL = 900  # also a safety net: changes made outside the app (a CSV import) reach the index

@@ -10,13 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core import phones
+from core.text import storable
 from dispatch import context
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
-from storage import phones
 from storage.db import insert, session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
-from storage.text import storable
 
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})

@@ -16,12 +16,13 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core import numbers, phones, pincodes
+from core.settings import Settings
 from dispatch import inbox, jobs
 from dispatch import offers as dispatch_offers
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from dispatch.queues import QueueName, queue
 from flows.engine import Outcome
-from storage import numbers, phones, pincodes
 from storage.db import session_scope, upsert
 from storage.models import (
     AuditEvent,
@@ -34,7 +35,6 @@ from storage.models import (
     Worker,
     utcnow,
 )
-from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)

@@ -11,12 +11,12 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
+from core import phones
+from core.text import storable
 from dispatch import jobs, messages
 from dispatch.queues import QueueName, queue
-from ivr.signature import twilio_signed
-from storage import phones
 from storage.db import UNREACHABLE
-from storage.text import storable
+from telephony.twilio.signature import twilio_signed
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
 log = logging.getLogger(__name__)

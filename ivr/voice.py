@@ -22,6 +22,10 @@ from flask import Blueprint, Flask, Response, current_app, g, request, send_from
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
+from core import phones, pincodes
+from core.ids import parse_id
+from core.settings import Settings
+from core.text import storable
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
 from flows import definition, prompts
@@ -30,15 +34,12 @@ from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, res
 from ivr import calllog
 from ivr.callstate import CallState
 from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, who_rings
-from ivr.signature import twilio_signed
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
-from storage import callqueue, phones, pincodes
+from storage import callqueue
 from storage.db import UNREACHABLE
-from storage.ids import parse_id
 from storage.models import utcnow
 from storage.runtime import Runtime
-from storage.settings import Settings
-from storage.text import storable
+from telephony.twilio.signature import twilio_signed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")

@@ -10,9 +10,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from storage.ids import MAX_ID
+from core.ids import MAX_ID
+from core.settings import Settings, load_settings
 from storage.runtime import Runtime
-from storage.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             "!!! Twilio signature checks are OFF (twilio.validate_signatures=false): local development only !!!"
         )
 
-    from agents import web as console
     from api import web as api
+    from console import web as console
     from ivr import sms, voice
     from sewamitra import health
 
@@ -62,9 +62,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _http_error(error: HTTPException) -> ResponseReturnValue:
     """A refused, missing or misused path, answered in the language of the part asked: JSON for the
     API, Open311's own errors, the console's pages (plain text elsewhere)."""
-    from agents import web as console
     from api import open311
     from api import web as api
+    from console import web as console
 
     if request.path.startswith("/api/"):
         answer = api.http_error(error)

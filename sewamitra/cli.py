@@ -8,21 +8,22 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 from sqlmodel import Session
 
-from sewamitra import localsecrets, logs
+from core.exceptions import SewamitraError
+from core.settings import CONFIG_ENV, Settings, default_config_path, load_settings
+from sewamitra import logs
 from storage import db, redisdb
-from storage.exceptions import SewamitraError
 from storage.models import ApiRole, Role
-from storage.settings import CONFIG_ENV, Settings, default_config_path, load_settings
 
 log = logging.getLogger("sewamitra")
 DEFAULT_PORT = 8155
+COMMANDS_GROUP = "sewamitra.commands"
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -55,18 +56,6 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @main.command()
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="web port")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address the web app listens on")
-@click.option("--no-seed", is_flag=True, help="do not add demo data to an empty database")
-@click.pass_context
-def up(ctx: click.Context, port: int, host: str, no_seed: bool) -> None:
-    """Run the whole helpline: web app, RQ workers and scheduler (and Redis, if none is set)."""
-    from sewamitra import startup
-
-    sys.exit(startup.up(_settings(ctx), port=port, host=host, seed_demo=not no_seed))
-
-
-@main.command()
 @click.option("--port", default=DEFAULT_PORT, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", type=int, default=None, help="gunicorn processes (default: workers.web)")
@@ -89,8 +78,8 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for the dispatch and default queues; it waits out a Redis outage."""
     from dispatch import context
     from dispatch.queues import work
-    from ivr.gateway import telephony
     from storage.db import create_engine
+    from telephony import telephony
 
     settings = _settings(ctx)
     connection = _redis(settings)
@@ -132,28 +121,6 @@ def upgrade(ctx: click.Context) -> None:
     engine.dispose()
 
 
-@main.command()
-@click.option("--seed", "seed_number", default=155330, show_default=True, help="random seed")
-@click.option("--providers", default=80, show_default=True)
-@click.option("--workers", default=800, show_default=True)
-@click.pass_context
-def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> None:
-    """Fill an empty database with Uttar Pradesh demo data (districts, agencies, workers)."""
-    from storage import demo
-
-    settings = _settings(ctx)
-    db.upgrade(db.create_engine(settings.sqlalchemy_url))
-    with _session(settings) as session, click.progressbar(length=workers, label="workers") as bar:
-        try:
-            summary = demo.seed(
-                session, settings, seed=seed_number, providers=providers, workers=workers,
-                progress=lambda done, _total: bar.update(done - bar.pos),
-            )  # fmt: skip
-        except SewamitraError as exc:
-            raise click.ClickException(str(exc)) from None
-    click.echo(f"seeded: {summary}")
-
-
 @main.group(name="import")
 def import_group() -> None:
     """Bulk imports."""
@@ -164,7 +131,7 @@ def import_group() -> None:
 @click.pass_context
 def import_workers(ctx: click.Context, csv_file: Any) -> None:
     """Import workers from CSV; bad rows are reported and skipped (exit status 1 if any)."""
-    from storage.importer import import_workers as run_import
+    from directory.importer import import_workers as run_import
 
     settings = _settings(ctx)
     with _session(settings) as session, click.progressbar(length=0, label="rows") as bar:
@@ -299,120 +266,11 @@ def flows_check(ctx: click.Context, files: tuple[Path, ...]) -> None:
         raise click.ClickException(f"{failed} of {len(paths)} flow file(s) are broken")
 
 
-@main.command()
-@click.option("--url", default=None, help="where the helpline runs (default: public_url)")
-@click.option("--from", "from_number", default="+919876543210", show_default=True, help="caller ID, or anonymous")
-@click.option("--keys", default=None, help="a script such as 2,1,1,226001#,1 ('-' = silence); else typed")
-@click.pass_context
-def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | None) -> None:
-    """Place a call from the terminal, as Twilio would, and print what the caller hears."""
-    from ivr.simulator import simulate_command
-
-    settings = _settings(ctx)
-    token = settings.twilio.auth_token or _local_token(settings)
-    transcript = simulate_command(url or settings.public_url, public_url=settings.public_url, auth_token=token,
-                                  from_number=from_number, keys=keys, out=sys.stdout, inp=sys.stdin)  # fmt: skip
-    if transcript.errors:
-        sys.exit(1)
+def _add_plugin_commands() -> None:
+    """Commands other packages give through the `sewamitra.commands` entry points (the developer
+    tools: `up`, `seed`, `simulate`, `bench`, `twilio-signature`), without this module importing them."""
+    for entry in entry_points(group=COMMANDS_GROUP):
+        main.add_command(entry.load(), entry.name)
 
 
-@main.group(name="bench")
-def bench_group() -> None:
-    """Benchmarks: measured figures next to a baseline measured in the same run."""
-
-
-@bench_group.command(name="dispatch")
-@click.option("--workers", default=100_000, show_default=True, help="workers indexed")
-@click.option("--requests", "requests_", default=2_000, show_default=True, help="requests dispatched end to end")
-@click.option("--matches", default=2_000, show_default=True, help="request points matched")
-@click.option("--processes", default=2, show_default=True, help="RQ worker processes")
-@click.option("--seed", default=155330, show_default=True)
-@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
-              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
-@click.option("--redis-url", default="redis://127.0.0.1:6379/12", show_default=True, help="an empty Redis database")
-def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, seed: int, postgres_url: str,
-                   redis_url: str) -> None:  # fmt: skip
-    """Matching latency (p50/p99) and requests offered per second through real RQ and Redis."""
-    from dispatch.bench import main as run_bench
-
-    try:
-        run_bench(workers=workers, requests=requests_, matches=matches, processes=processes, seed=seed,
-                  postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)  # fmt: skip
-    except SewamitraError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@bench_group.command(name="calls")
-@click.option("--callers", type=int, default=None, help="calls in progress at once  [default: 1000; --short: 30]")
-@click.option("--ramp", "ramp_s", type=float, default=None, help="seconds to bring every caller on  [default: 120]")
-@click.option("--hold", "hold_s", type=float, default=None, help="seconds measured with every caller on  [default: 60]")
-@click.option("--think", "think_s", type=float, default=None,
-              help="a caller's mean pause before each key item, in seconds  [default: 2]")  # fmt: skip
-@click.option("--listen/--no-listen", default=None,
-              help="callers hear each prompt out before they think and key, as Twilio paces a call; "
-                   "--no-listen: they key over every prompt  [default: --listen]")  # fmt: skip
-@click.option("--saturation", "saturation_s", type=float, default=None,
-              help="seconds of each closed-loop phase (no think time)  [default: 20]")  # fmt: skip
-@click.option("--saturation-callers", type=int, default=None,
-              help="calls at once in each closed-loop phase, the same for both servers  [default: 50]")  # fmt: skip
-@click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
-@click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
-@click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")
-@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
-              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
-@click.option("--redis-url", default="redis://127.0.0.1:6379/11", show_default=True, help="an empty Redis database")
-def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) -> None:
-    """Simulated callers through the signed webhooks under gunicorn: turns/s, latency, errors, bookings."""
-    from dataclasses import replace
-
-    from sewamitra.callbench import run
-
-    plan = replace(run.SHORT if short else run.Plan(), **{k: v for k, v in sizes.items() if v is not None})
-    try:
-        result = run.main(plan, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)
-    except SewamitraError as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.failed:
-        click.echo(f"FAILED: {result.errors} error(s), {result.lost} booking(s) missing from the database", err=True)
-        sys.exit(1)
-
-
-@bench_group.command(name="turns")
-@click.option("--calls", type=int, default=400, show_default=True, help="calls measured, after 20 not counted")
-@click.option("--seed", type=int, default=155330, show_default=True, help="random seed of the callers' mix")
-@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
-              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
-@click.option("--redis-url", default="redis://127.0.0.1:6379/11", show_default=True, help="an empty Redis database")
-def bench_turns(calls: int, seed: int, postgres_url: str, redis_url: str) -> None:
-    """CPU per webhook in one process, by webhook, the callers' mix of `bench calls`, against the baseline's."""
-    from sewamitra.callbench import turns
-
-    try:
-        result = turns.main(calls, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout, seed=seed)
-    except SewamitraError as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.errors:
-        click.echo(f"FAILED: the callers heard {result.errors} error(s)", err=True)
-        sys.exit(1)
-
-
-@main.command(name="twilio-signature")
-@click.argument("path")
-@click.argument("params", nargs=-1)
-@click.pass_context
-def twilio_signature(ctx: click.Context, path: str, params: tuple[str, ...]) -> None:
-    """Print the X-Twilio-Signature for a POST of KEY=VALUE PARAMS to PATH (for curl tests)."""
-    from twilio.request_validator import RequestValidator
-
-    settings = _settings(ctx)
-    token = settings.twilio.auth_token or _local_token(settings)
-    form = dict(p.split("=", 1) for p in params)
-    url = settings.public_url + (path if path.startswith("/") else urlsplit(path).path)
-    click.echo(RequestValidator(token).compute_signature(url, form))
-
-
-def _local_token(settings: Settings) -> str:
-    file = localsecrets.path(settings.data_dir, "TWILIO_AUTH_TOKEN")
-    if not file.exists():
-        raise click.ClickException("TWILIO_AUTH_TOKEN is not set and `sewamitra up` has not made a local one")
-    return file.read_text().strip()
+_add_plugin_commands()

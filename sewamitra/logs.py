@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TextIO
 
-from storage.phones import mask_all
+from core.phones import mask_all
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 
-from storage.process import die_with_parent
+from sewamitra.process import die_with_parent
 
 log = logging.getLogger(__name__)
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0  # more restarts than this in the window: give up

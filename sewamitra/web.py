@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from storage.settings import Settings
+from core.settings import Settings
 
 # Twilio waits 15 s for a webhook; a request still running after that is lost anyway.
 REQUEST_TIMEOUT_S = 20

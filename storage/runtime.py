@@ -8,9 +8,9 @@ from functools import cached_property
 import redis
 import sqlalchemy as sa
 
+from core.settings import Settings
 from storage import redisdb
 from storage.db import create_engine
-from storage.settings import Settings
 
 
 @dataclass

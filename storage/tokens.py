@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage.exceptions import SewamitraError
+from core.exceptions import SewamitraError
 from storage.models import ApiRole, ApiToken, AuditEvent, Provider, utcnow
 
 PREFIX = "sm_"

@@ -7,8 +7,8 @@ import re
 from sqlmodel import Session, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from storage import phones
-from storage.exceptions import SewamitraError
+from core import phones
+from core.exceptions import SewamitraError
 from storage.models import AuditEvent, Provider, Role, User
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,59}$")

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from flask import Flask
 from werkzeug.serving import make_server
 
-from ivr.simulator import CallSimulator, FlaskTransport, HttpTransport, Transcript
+from core.settings import Settings
+from devtools.simulator import CallSimulator, FlaskTransport, HttpTransport, Transcript
 from sewamitra.app import create_app
-from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 
 

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import redis
 
-from storage.redisdb import redis_server_binary
-from storage.settings import Settings
+from core.settings import Settings
+from devtools.embedded_redis import redis_server_binary
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

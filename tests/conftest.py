@@ -16,11 +16,11 @@ from flask import Flask
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from core.settings import Settings, load_settings
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch.context import JobContext, install
-from ivr.gateway import TwilioTelephony
-from ivr.twilio_sandbox import TwilioSandbox
 from storage.db import create_engine, upgrade
-from storage.settings import Settings, load_settings
+from telephony.twilio.rest import TwilioTelephony
 from tests.chaos import Chaos, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent

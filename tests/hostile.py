@@ -19,7 +19,7 @@ from werkzeug.test import EnvironBuilder, TestResponse
 from werkzeug.wrappers import Request
 
 from ivr.callstate import PREFIX, CallState
-from ivr.signature import SIGNATURE_HEADER
+from telephony.twilio.signature import SIGNATURE_HEADER
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 
 Pairs = Sequence[tuple[str, str]]

@@ -16,9 +16,10 @@ from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
 from api.inputs import KEY_MAX
+from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
 from dispatch.queues import worker as rq_worker
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import session_scope
@@ -36,7 +37,6 @@ from storage.models import (
     utcnow,
 )
 from storage.runtime import Runtime
-from storage.settings import Settings
 from tests.test_dispatch import add_worker
 
 CITIZEN = "+919876543210"

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from core.settings import Settings
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import session_scope
 from storage.models import ApiRole, Provider
-from storage.settings import Settings
 from tests.test_api import LUCKNOW_REQUEST, Api
 from tests.test_dispatch import add_worker
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.bench.calls import baseline, figures, procfs, report, run, scripts, servers, turns
+from devtools.bench.calls.load import Log, Pacing, Sample
+from devtools.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
 from flows import prompts
-from ivr.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
-from sewamitra.callbench import baseline, figures, procfs, report, run, scripts, servers, turns
-from sewamitra.callbench.load import Log, Pacing, Sample
 from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
 
 

@@ -13,11 +13,11 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from core.exceptions import SewamitraError
+from core.geo import distance_km
+from core.settings import Settings
 from dispatch import bench, geoindex
 from storage.db import create_engine, upgrade
-from storage.exceptions import SewamitraError
-from storage.geo import distance_km
-from storage.settings import Settings
 from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
 
 pytestmark = pytest.mark.slow  # starts a real RQ worker process

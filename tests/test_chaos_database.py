@@ -14,13 +14,13 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
+from core.settings import Settings
+from devtools.simulator import Queued
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
 from dispatch.context import JobContext
 from dispatch.queues import QueueName, queue
-from ivr.simulator import Queued
-from ivr.twilio_sandbox import TwilioSandbox
 from storage.models import CallLog, Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
-from storage.settings import Settings
 from tests.calls import Line, call, call_over_http, running_app, served
 from tests.chaos import Chaos, RedisServer, TcpProxy, wait_until
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL

@@ -14,14 +14,14 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, select
 
+from core.settings import Settings
+from devtools.simulator import CallSimulator, FlaskTransport, Queued
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
 from dispatch.context import JobContext
-from ivr.simulator import CallSimulator, FlaskTransport, Queued
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import CallbackRequest, RequestStatus, ServiceRequest, SmsLog
-from storage.settings import Settings
 from tests.calls import Line, call, running_app
 from tests.chaos import Chaos, RedisServer, wait_until
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL

@@ -16,13 +16,13 @@ from flask import Flask
 from rq.registry import FailedJobRegistry
 from sqlmodel import Session, col, select
 
+from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
 from dispatch.context import JobContext
 from dispatch.queues import QueueName
-from ivr.gateway import DEFAULT_TIMEOUT
-from ivr.twilio_sandbox import TwilioSandbox
 from storage.models import Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
-from storage.settings import Settings
+from telephony.twilio.rest import DEFAULT_TIMEOUT
 from tests.calls import call, running_app
 from tests.chaos import Chaos, wait_until
 from tests.console import Console, add_user

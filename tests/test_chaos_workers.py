@@ -16,13 +16,13 @@ from rq.registry import StartedJobRegistry
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
+from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
 from dispatch.context import JobContext
 from dispatch.queues import QueueName
-from ivr.twilio_sandbox import TwilioSandbox
 from storage.db import session_scope
 from storage.models import Offer, RequestStatus, SmsLog
-from storage.settings import Settings
 from tests.calls import running_app
 from tests.chaos import Chaos, wait_until
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL

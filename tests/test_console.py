@@ -16,11 +16,12 @@ from flask import Flask
 from sqlmodel import Session, select
 from werkzeug.routing import IntegerConverter
 
-from agents.web import PUBLIC_ENDPOINTS
+from console.web import PUBLIC_ENDPOINTS
+from core.settings import Settings
+from devtools.simulator import CallSimulator, Dialed, FlaskTransport
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
-from ivr.simulator import CallSimulator, Dialed, FlaskTransport
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage import callqueue
 from storage.db import session_scope
@@ -37,7 +38,6 @@ from storage.models import (
     ServiceRequest,
     User,
 )
-from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.console import Console, add_user, engine_of, rows
 from tests.test_dispatch import CITIZEN, add_request, add_worker, answer_our_call

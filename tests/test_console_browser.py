@@ -25,8 +25,9 @@ from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
+from core import pincodes
+from core.settings import Settings
 from sewamitra.app import create_app
-from storage import pincodes
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -39,7 +40,6 @@ from storage.models import (
     ServiceRequest,
     Worker,
 )
-from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, ROOT
 from tests.console import PASSWORD, add_user
 from tests.test_dispatch import CITIZEN, add_request, add_worker

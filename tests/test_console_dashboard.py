@@ -11,10 +11,10 @@ from itertools import count
 import pytest
 from flask import Flask
 
+from core.settings import Settings
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest, utcnow
-from storage.settings import Settings
 from tests.console import Console, add_user, engine_of
 
 DAY = "2025-03-10"  # in India; it runs from 18:30 UTC on the 9th to 18:30 UTC on the 10th

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agents.labels import HINDI
+from console.labels import HINDI
 from storage.models import CallbackStatus, OfferStatus, RequestStatus, Role, VerificationStatus
 
 AGENTS = Path(__file__).resolve().parent.parent / "agents"

@@ -17,12 +17,12 @@ from rq import Queue
 from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
+from core import numbers, pincodes
+from core.settings import Settings
 from dispatch import context, geoindex, jobs
 from dispatch.queues import QueueName, queue
 from dispatch.queues import worker as rq_worker
-from ivr.gateway import TwilioTelephony
 from sewamitra.app import create_app
-from storage import numbers, pincodes
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -37,7 +37,7 @@ from storage.models import (
     Worker,
     WorkerSkill,
 )
-from storage.settings import Settings
+from telephony.twilio.rest import TwilioTelephony
 from tests.console import Console, add_user
 
 GOMTI = "Gomti Home Services"

@@ -13,12 +13,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage import demo, pincodes
+from core import pincodes
+from core.exceptions import SewamitraError
+from core.phones import indian_mobile, to_e164
+from core.settings import Settings
+from devtools import seed as demo
 from storage.db import create_engine, session_scope, upgrade
-from storage.exceptions import SewamitraError
 from storage.models import District, Provider, VerificationStatus, Worker, WorkerSkill
-from storage.phones import indian_mobile, to_e164
-from storage.settings import Settings
 
 TODAY = date(2026, 11, 23)
 STATE = "UTTAR PRADESH"

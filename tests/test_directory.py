@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from storage import phones, pincodes
-from storage.geo import distance_km
+from core import phones, pincodes
+from core.geo import distance_km
 
 
 def test_a_lucknow_pin_code_names_its_district_and_centre() -> None:

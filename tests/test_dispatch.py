@@ -15,12 +15,13 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
+from core import numbers, pincodes
+from core.settings import Settings
+from devtools.simulator import CallSimulator, FlaskTransport, Transcript
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, geoindex, jobs, offers
 from dispatch.queues import worker as rq_worker
-from ivr.simulator import CallSimulator, FlaskTransport, Transcript
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
-from storage import numbers, pincodes
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -34,7 +35,6 @@ from storage.models import (
     Worker,
     WorkerSkill,
 )
-from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 
 CITIZEN = "+919876543210"

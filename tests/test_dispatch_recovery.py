@@ -17,11 +17,11 @@ import redis
 import sqlalchemy as sa
 from rq.registry import StartedJobRegistry
 
+from core.settings import Settings
 from dispatch import context, jobs
 from dispatch.queues import QueueName, queue
-from ivr.gateway import TwilioTelephony
 from storage.models import RequestStatus
-from storage.settings import Settings
+from telephony.twilio.rest import TwilioTelephony
 from tests.conftest import ROOT
 from tests.test_dispatch import add_request, add_worker, request_of
 

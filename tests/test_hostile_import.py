@@ -18,11 +18,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 
+from core.exceptions import ImportFileError
+from core.settings import Settings
+from directory.importer import FORMULA_STARTS, OPTIONAL, REQUIRED, ImportReport, import_workers
 from storage.db import session_scope
-from storage.exceptions import ImportFileError
-from storage.importer import FORMULA_STARTS, OPTIONAL, REQUIRED, ImportReport, import_workers
 from storage.models import Provider, Worker, WorkerSkill
-from storage.settings import Settings
 from tests.hostile import NASTY, junk
 
 TODAY = date(2026, 11, 23)

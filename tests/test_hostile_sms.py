@@ -19,16 +19,16 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
+from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, lifecycle, offers
 from dispatch.intake import unused_number
 from dispatch.jobs import now
 from dispatch.matching import Candidate
 from dispatch.queues import worker as rq_worker
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import Caller, Direction, Offer, OfferStatus, RequestStatus, ServiceRequest, SmsLog
-from storage.settings import Settings
 from tests.hostile import junk, post_pairs
 from tests.test_dispatch import GPO, add_worker
 

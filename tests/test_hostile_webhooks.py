@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 from werkzeug.test import TestResponse
 
+from core.settings import Settings
+from devtools.simulator import CallSimulator, FlaskTransport
 from dispatch import context
-from ivr.gateway import TwilioTelephony
-from ivr.simulator import CallSimulator, FlaskTransport
 from sewamitra.app import create_app
 from storage import callqueue
 from storage.models import ServiceRequest, SmsLog
-from storage.settings import Settings
+from telephony.twilio.rest import TwilioTelephony
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.hostile import (
     FORM,

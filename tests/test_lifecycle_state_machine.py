@@ -32,12 +32,12 @@ from hypothesis.stateful import (
 )
 from sqlmodel import Session, col, select
 
+from core.settings import Dispatch, Settings
 from dispatch import inbox, lifecycle, offers
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.db import session_scope
 from storage.models import AuditEvent, Offer, OfferStatus, RequestStatus, ServiceRequest, Worker
-from storage.settings import Dispatch, Settings
 from tests.test_dispatch import GPO, add_worker
 
 S, OS = RequestStatus, OfferStatus

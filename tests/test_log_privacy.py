@@ -18,16 +18,17 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
+from core.settings import Settings
+from devtools.simulator import CallSimulator, FlaskTransport
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, jobs
 from dispatch.queues import worker as rq_worker
-from ivr.gateway import GatewayError, TwilioTelephony
-from ivr.simulator import CallSimulator, FlaskTransport
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra import logs
 from sewamitra.app import create_app
 from storage.db import create_engine, session_scope, upgrade
 from storage.models import Caller, ServiceRequest
-from storage.settings import Settings
+from telephony.port import GatewayError
+from telephony.twilio.rest import TwilioTelephony
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.hostile import post_pairs, post_raw
 from tests.test_dispatch import add_worker, sms_from

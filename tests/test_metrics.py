@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from agents import charts, metrics
-from agents.metrics import CallGroup
+from console import charts, metrics
+from console.metrics import CallGroup
 
 WAITS_MIN = [4, 1, 3, 2, 10, 6, 5, 8, 7, 9]  # minutes; sorted: 1..10
 

@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
+from core.numbers import new_request_number
 from storage import db
 from storage.models import Caller, Offer, OfferStatus, ServiceRequest, Worker
-from storage.numbers import new_request_number
 
 TABLES = {"district", "provider", "worker", "worker_skill", "caller", "service_request", "offer", "call_log",
           "sms_log", "audit_event", "console_user", "callback_request", "api_token"}  # fmt: skip

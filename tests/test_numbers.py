@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.numbers import check_digit, completion_code, is_valid, new_request_number
+from core.numbers import check_digit, completion_code, is_valid, new_request_number
 
 
 def test_a_new_number_is_seven_digits_and_valid() -> None:

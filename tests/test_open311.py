@@ -15,13 +15,13 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
+from core import pincodes
+from core.settings import Open311, Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
-from storage import pincodes
 from storage.db import session_scope
 from storage.models import ApiRole, AuditEvent, Channel, Offer, ServiceRequest
-from storage.settings import Open311, Settings
 from tests.test_api import AGENCY, engine_of, requests_in, run_jobs, token
 from tests.test_dispatch import add_worker
 from tests.test_helpline_call import ALWAYS_OPEN, ENGLISH_DIGITS, call, spoken_digits, with_hours

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from storage.exceptions import ConfigError
-from storage.settings import load_settings
+from core.exceptions import ConfigError
+from core.settings import load_settings
 from tests.conftest import ROOT
 
 

@@ -20,7 +20,7 @@ from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
-from ivr.simulator import (
+from devtools.simulator import (
     APPLICATION_ERROR,
     DEFAULT_HOLD_MUSIC,
     Bridged,

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
+from core.settings import load_settings
 from dispatch import sms_text
 from dispatch.sms_text import SmsTooLong, check_templates, encoding, length, render, segments
-from storage.settings import load_settings
 from tests.conftest import ROOT
 
 HI = "न"  # one Devanagari letter: forces UCS-2, one UTF-16 unit

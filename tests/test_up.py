@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from rq import Worker
 from twilio.request_validator import RequestValidator
 
-from ivr.simulator import CallSimulator, HttpTransport
-from storage.geo import distance_km
+from core.geo import distance_km
+from devtools.simulator import CallSimulator, HttpTransport
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
+from core import pincodes
+from core.settings import Settings
 from sewamitra.app import create_app
-from storage import pincodes
 from storage.models import CallLog, SmsLog
-from storage.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
 from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 

@@ -16,14 +16,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
 
+from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context
 from dispatch.queues import worker as rq_worker
-from ivr.gateway import TwilioTelephony
-from ivr.signature import SIGNATURE_HEADER
-from ivr.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.models import AuditEvent, CallbackRequest, CallLog, ServiceRequest, SmsLog
-from storage.settings import Settings
+from telephony.twilio.rest import TwilioTelephony
+from telephony.twilio.signature import SIGNATURE_HEADER
 from tests.conftest import PUBLIC_URL
 from tests.hostile import post_raw, signature
 from tests.test_helpline_call import ALWAYS_OPEN, with_hours

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from storage import pincodes
+from core import pincodes
+from core.exceptions import ImportFileError
+from core.settings import Settings
+from directory.importer import ImportReport, RowError, WorkerRow, import_workers, parse_row
 from storage.db import session_scope
-from storage.exceptions import ImportFileError
-from storage.importer import ImportReport, RowError, WorkerRow, import_workers, parse_row
 from storage.models import Origin, Provider, VerificationStatus, Worker, WorkerSkill
-from storage.settings import Settings
 
 TODAY = date(2026, 11, 23)
 HEADER = "name,phone,skills,pincode,provider,police_verified,available"

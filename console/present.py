@@ -1,0 +1,79 @@
+"""How the console shows things: times in the call centre's zone, waits, phone numbers for a role."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask, g
+
+from console import metrics
+from console.auth import runtime
+from core import phones, pincodes
+from storage.models import Role
+
+# Roles that phone citizens back and so see their numbers in full.
+SEES_CITIZEN_NUMBERS = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(local=local_time, wait=wait, citizen_phone=citizen_phone,
+                                 district=pincodes.display_name, service=service_name)  # fmt: skip
+
+
+def zone() -> ZoneInfo:
+    return ZoneInfo(runtime().settings.call_centre.timezone)
+
+
+def local_time(moment: datetime | None, fmt: str = "%d %b %H:%M") -> str:
+    """In the call centre's zone; in Hindi with the month as a number (strftime knows English names only)."""
+    if moment is None:
+        return "–"
+    if g.get("language") == "hi":
+        fmt = fmt.replace("%b", "%m").replace("%d %m", "%d/%m")
+    return moment.astimezone(zone()).strftime(fmt)
+
+
+def day_range(day: date) -> tuple[datetime, datetime]:
+    """The UTC bounds of a calendar day in the call centre's zone."""
+    return metrics.day_bounds(day, runtime().settings.call_centre.timezone)
+
+
+def today() -> date:
+    return metrics.local_day(datetime.now(UTC), runtime().settings.call_centre.timezone)
+
+
+def wait(seconds: float | int | None) -> str:
+    """'4 min 05 s', '35 s'."""
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def citizen_phone(number: str | None) -> str:
+    """A citizen's number in full for those who ring them back, masked for everyone else."""
+    if not number:
+        return "withheld"
+    return number if g.user.role in SEES_CITIZEN_NUMBERS else phones.mask(number)
+
+
+def service_name(code: str) -> str:
+    try:
+        return runtime().settings.service(code).name(g.get("language", "en"))
+    except KeyError:
+        return code
+
+
+def local_moment(raw: str) -> datetime | None:
+    """A datetime-local field ('2026-12-02T10:30') in the call centre's zone; None if absent or absurd."""
+    try:
+        moment = datetime.fromisoformat(raw[:16]).replace(tzinfo=zone())
+    except ValueError:
+        return None
+    now = datetime.now(zone())
+    return moment if now - timedelta(minutes=5) <= moment <= now + timedelta(days=30) else None

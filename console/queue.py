@@ -1,0 +1,125 @@
+"""The live queue: callers waiting for an agent, callbacks due, requests that need a person, and
+offers about to run out; an agent takes the next caller from here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import redis
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlmodel import Session, col, select
+
+from console import auth
+from console.auth import STAFF, requires, runtime
+from console.forms import NOTE_MAX, plain
+from dispatch import jobs
+from dispatch.queues import QueueName, queue
+from storage import callqueue
+from storage.db import session_scope
+from storage.models import (
+    CallbackRequest,
+    CallbackStatus,
+    Offer,
+    OfferStatus,
+    RequestStatus,
+    ServiceRequest,
+    Worker,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("queue", __name__, url_prefix="/queue")
+SHOWN = 25  # rows of each list: a live page must stay small
+EXPIRING = timedelta(minutes=2)  # an offer with less than this left is about to expire
+
+
+@bp.get("")
+@requires(*STAFF)
+def live() -> ResponseReturnValue:
+    return render_template("console/queue.html", **_board())
+
+
+@bp.get("/board")
+@requires(*STAFF)
+def board() -> ResponseReturnValue:
+    """The page's live part, fetched again every few seconds."""
+    return render_template("console/queue_board.html", **_board())
+
+
+def _board() -> dict[str, object]:
+    now = utcnow()
+    waiting, on_the_line, redis_ok = _waiting()
+    with Session(runtime().engine) as db:
+        callbacks = db.exec(select(CallbackRequest).where(CallbackRequest.status == CallbackStatus.PENDING)
+                            .order_by(col(CallbackRequest.due_at).asc().nulls_first(),
+                                      col(CallbackRequest.created_at)).limit(SHOWN)).all()  # fmt: skip
+        escalated = db.exec(select(ServiceRequest).where(ServiceRequest.status == RequestStatus.ESCALATED)
+                            .order_by(col(ServiceRequest.updated_at)).limit(SHOWN)).all()  # fmt: skip
+        dispatching = db.exec(select(ServiceRequest)
+                              .where(col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED)))
+                              .order_by(col(ServiceRequest.created_at).desc()).limit(SHOWN)).all()  # fmt: skip
+        expiring = db.exec(select(Offer, ServiceRequest, Worker)
+                           .join(ServiceRequest, col(ServiceRequest.id) == Offer.request_id)
+                           .join(Worker, col(Worker.id) == Offer.worker_id)
+                           .where(Offer.status == OfferStatus.PENDING, col(Offer.expires_at) <= now + EXPIRING)
+                           .order_by(col(Offer.expires_at)).limit(SHOWN)).all()  # fmt: skip
+    return {"waiting": waiting, "on_the_line": on_the_line, "redis_ok": redis_ok, "callbacks": callbacks,
+            "escalated": escalated, "dispatching": dispatching, "expiring": expiring, "now": now,
+            "clock": time.time()}  # fmt: skip
+
+
+def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool]:
+    try:
+        connection = runtime().redis
+        return callqueue.waiting(connection, time.time()), callqueue.on_the_line(connection, g.user.id), True
+    except redis.RedisError:
+        log.warning("Redis unreachable: the live queue cannot show who is waiting")
+        return [], None, False
+
+
+@bp.post("/take")
+@requires(*STAFF)
+def take_next() -> ResponseReturnValue:
+    """Ring the agent's desk phone for the longest-waiting caller and open that caller's screen."""
+    if not g.user.phone:
+        flash("Your profile has no desk phone: ask an administrator to set one (sewamitra create-user --phone).")
+        return redirect(url_for(".live"))
+    connection = runtime().redis
+    try:
+        taken = callqueue.claim_next(connection, g.user.id, time.time())
+        if taken is not None:
+            ring = f"ring-agent-{g.user.id}-{taken.call_sid}"
+            queue(connection, QueueName.DISPATCH).enqueue(jobs.ring_agent, g.user.id, g.user.phone, job_id=ring)
+    except redis.RedisError:  # a lock not had in time is a RedisError too
+        log.exception("could not take the next caller")
+        flash("The queue cannot be read right now (Redis is unreachable).")
+        return redirect(url_for(".live"))
+    if taken is None:
+        flash("Nobody is waiting.")
+        return redirect(url_for(".live"))
+    with session_scope(runtime().engine) as db:
+        auth.audit(db, "queue.taken", "call", None, call_sid=taken.call_sid, waited_s=taken.wait_s(time.time()))
+    flash("Your desk phone is ringing; answer it to talk to the caller.")
+    return redirect(url_for("console.callers.for_call", call=taken.call_sid))
+
+
+@bp.post("/callbacks/<id:callback_id>")
+@requires(*STAFF)
+def callback_done(callback_id: int) -> ResponseReturnValue:
+    """The agent rang the caller back (or gave up): off the list, with a note."""
+    done = request.form.get("outcome") == "done"
+    note = plain(request.form.get("note", ""), NOTE_MAX) or None
+    with session_scope(runtime().engine) as db:
+        callback = db.get(CallbackRequest, callback_id)
+        if callback is None or callback.status is not CallbackStatus.PENDING:
+            flash("That callback was already handled.")
+            return redirect(url_for(".live"))
+        callback.status = CallbackStatus.DONE if done else CallbackStatus.CANCELLED
+        callback.note, callback.handled_at, callback.handled_by = note, utcnow(), g.user.id
+        db.add(callback)
+        auth.audit(db, "callback.handled", "callback_request", callback_id, to_status=callback.status.value,
+                   reason=note)  # fmt: skip
+    return redirect(url_for(".live"))

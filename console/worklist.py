@@ -1,0 +1,120 @@
+"""The telecaller worklist: finished jobs to ring the citizen about — no rating came in after
+the feedback call and its SMS, a rating of 2 or less, or a problem reported — until an agent
+records how the call went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlmodel import Session, col, select
+
+from console import auth
+from console.auth import STAFF, requires, runtime
+from console.forms import NOTE_MAX, plain
+from core import numbers
+from dispatch import lifecycle
+from dispatch.jobs import UNANSWERED_FEEDBACK
+from storage.db import session_scope
+from storage.models import AuditEvent, Caller, RequestStatus, ServiceRequest, utcnow
+
+bp = Blueprint("worklist", __name__, url_prefix="/worklist")
+NO_RATING_AFTER = timedelta(hours=2)  # the feedback call and its SMS have had their chance
+LOW_RATING = 2
+SHOWN = 100
+FOLLOWUP = "request.followup"
+PROBLEM_ACTOR = "ivr:feedback"
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"  # reached; satisfied, or the issue is sorted out
+    NEEDS_VISIT = "needs_visit"  # reached; a new visit is needed (a new request is filed for it)
+    NO_ANSWER = "no_answer"  # not reached: stays on the list
+    WRONG_NUMBER = "wrong_number"
+
+
+CLOSING = frozenset({Outcome.RESOLVED, Outcome.NEEDS_VISIT, Outcome.WRONG_NUMBER})
+
+
+@dataclass(frozen=True)
+class Item:
+    request: ServiceRequest
+    why: str
+    phone: str | None
+    tries: int
+
+
+@bp.get("")
+@requires(*STAFF)
+def index() -> ResponseReturnValue:
+    return render_template("console/worklist.html", items=_items(utcnow()), outcomes=list(Outcome))
+
+
+def _items(now: datetime) -> list[Item]:
+    with Session(runtime().engine) as db:
+        closed = select(AuditEvent.entity_id).where(
+            AuditEvent.entity == "service_request", AuditEvent.action == FOLLOWUP,
+            col(AuditEvent.to_status).in_([o.value for o in CLOSING]),
+        )  # fmt: skip
+        problem = select(AuditEvent.entity_id).where(
+            AuditEvent.entity == "service_request", AuditEvent.action == "request.escalated",
+            AuditEvent.actor == PROBLEM_ACTOR,
+        )  # fmt: skip
+        unanswered = select(AuditEvent.entity_id).where(AuditEvent.entity == "service_request",
+                                                        AuditEvent.action == UNANSWERED_FEEDBACK)  # fmt: skip
+        unrated = sa.and_(col(ServiceRequest.status) == RequestStatus.COMPLETED, col(ServiceRequest.rating).is_(None),
+                          sa.or_(col(ServiceRequest.completed_at) < now - NO_RATING_AFTER,
+                                 col(ServiceRequest.id).in_(unanswered)))  # fmt: skip
+        low = sa.and_(col(ServiceRequest.rating).is_not(None), col(ServiceRequest.rating) <= LOW_RATING)
+        reported = col(ServiceRequest.id).in_(problem)
+        wanted = sa.and_(sa.or_(unrated, low, reported), col(ServiceRequest.id).not_in(closed))
+        found = db.exec(select(ServiceRequest).where(wanted).order_by(col(ServiceRequest.completed_at).desc())
+                        .limit(SHOWN)).all()  # fmt: skip
+        ids = [r.id for r in found]
+        reported_ids = set(db.exec(problem.where(col(AuditEvent.entity_id).in_(ids))).all()) if ids else set()
+        tries = _tries(db, ids)
+        phones = {c.id: c.phone for c in db.exec(select(Caller).where(
+            col(Caller.id).in_([r.caller_id for r in found if r.caller_id]))).all()}  # fmt: skip
+    return [Item(r, _why(r, r.id in reported_ids), phones.get(r.caller_id), tries.get(r.id or 0, 0)) for r in found]
+
+
+def _why(request: ServiceRequest, reported: bool) -> str:
+    if reported:
+        return "Problem reported"
+    if request.rating is not None:
+        return "Low rating"
+    return "No rating after the feedback call"  # not answered, or no key pressed and no SMS reply
+
+
+def _tries(db: Session, ids: list[int | None]) -> dict[int, int]:
+    if not ids:
+        return {}
+    entity_id = col(AuditEvent.entity_id)
+    query = (select(entity_id, sa.func.count()).where(AuditEvent.entity == "service_request",
+             AuditEvent.action == FOLLOWUP, entity_id.in_(ids)).group_by(entity_id))  # fmt: skip
+    return {int(found or 0): int(count) for found, count in db.exec(query).all()}
+
+
+@bp.post("/<number>")
+@requires(*STAFF)
+def record(number: str) -> ResponseReturnValue:
+    """How the call back went, kept on the request's timeline; a closing outcome takes it off the list."""
+    raw = request.form.get("outcome", "")
+    note = plain(request.form.get("note", ""), NOTE_MAX) or None
+    if raw not in {o.value for o in Outcome} or not numbers.is_valid(number):
+        flash("Choose how the call went.")
+        return redirect(url_for(".index"))
+    with session_scope(runtime().engine) as db:
+        found = db.exec(select(ServiceRequest).where(ServiceRequest.number == number)).first()
+        if found is None:
+            flash("No such request.")
+            return redirect(url_for(".index"))
+        auth.audit(db, FOLLOWUP, "service_request", found.id, to_status=raw, reason=note)
+        if Outcome(raw) in CLOSING:
+            lifecycle.close_after_follow_up(db, found.id or 0, auth.actor(), f"follow-up: {raw}")
+    flash("Outcome recorded.")
+    return redirect(url_for(".index"))

@@ -1,0 +1,286 @@
+"""Settings: config.yaml parsed once into a frozen, typed object, validated at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.exceptions import ConfigError
+
+ENV_PREFIX = "SEWAMITRA_"
+CONFIG_ENV = "SEWAMITRA_CONFIG"
+# Read from the environment only; a config file that holds one is refused.
+SECRET_ENV = {
+    ("twilio", "account_sid"): "TWILIO_ACCOUNT_SID",
+    ("twilio", "auth_token"): "TWILIO_AUTH_TOKEN",
+    ("secret_key",): "SEWAMITRA_SECRET_KEY",
+}
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Service(_Frozen):
+    code: str = Field(pattern=r"^[a-z][a-z_]{1,31}$")
+    digit: str = Field(pattern=r"^[1-8]$")
+    name_en: str = Field(min_length=1)
+    name_hi: str = Field(min_length=1)
+    visit_charge: int = Field(ge=0, description="standard visit charge in rupees")
+
+    def name(self, language: str) -> str:
+        return self.name_hi if language == "hi" else self.name_en
+
+
+class Language(_Frozen):
+    code: Literal["hi", "en"]
+    digit: str = Field(pattern=r"^[1-9]$")
+    name: str
+    tts_language: str = Field(pattern=r"^[a-z]{2}-[A-Z]{2}$")
+    voice: str
+
+
+class ServiceArea(_Frozen):
+    state: str = "UTTAR PRADESH"
+
+
+class CallCentre(_Frozen):
+    timezone: str = "Asia/Kolkata"
+    opens: time = time(8, 0)
+    closes: time = time(20, 0)
+    days: tuple[str, ...] = DAYS
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [day for day in value if day not in DAYS]
+        if unknown:
+            raise ValueError(f"unknown day(s) {unknown}; use {list(DAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> CallCentre:
+        if self.opens >= self.closes:
+            raise ValueError("call_centre.opens must be before call_centre.closes")
+        return self
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether agents are on the floor at the (timezone-aware) moment `at`."""
+        local = at.astimezone(ZoneInfo(self.timezone))
+        return DAYS[local.weekday()] in self.days and self.opens <= local.time() < self.closes
+
+
+class Dispatch(_Frozen):
+    offer_timeout: int = Field(300, ge=10, le=86400)
+    max_offers: int = Field(5, ge=1, le=50)
+    parallel_offers: int = Field(1, ge=1, le=20)
+    escalate_after: int = Field(1800, ge=60)
+    default_radius_km: float = Field(10, gt=0, le=200)
+    voice_after_unanswered_sms: int = Field(1, ge=0)
+    sweep_interval: int = Field(60, ge=5, le=3600)
+    allow_parallel_jobs: bool = False
+
+
+class Console(_Frozen):
+    idle_timeout_minutes: int = Field(30, ge=1, le=720)
+    max_session_hours: int = Field(12, ge=1, le=72)
+    login_attempts: int = Field(5, ge=1, le=100, description="failed sign-ins before a pause")
+    login_window_minutes: int = Field(15, ge=1, le=1440)
+    assignment_sla_minutes: int = Field(60, ge=1, le=10080, description="a request unassigned longer breaches SLA")
+
+
+class Open311(_Frozen):
+    jurisdiction_id: str | None = Field(None, max_length=100, description="GeoReport's id of the place served")
+
+
+class Processes(_Frozen):
+    web: int = Field(2, ge=1, le=64)
+    rq: int = Field(2, ge=1, le=64)
+
+
+class Twilio(_Frozen):
+    api_base_url: str | None = None
+    validate_signatures: bool = True
+    messaging_service_sid: str | None = None
+    from_number: str | None = None
+    account_sid: str | None = None
+    auth_token: str | None = None
+
+
+class SmsTemplate(_Frozen):
+    dlt_template_id: str = Field(pattern=r"^\d{19}$")
+    hi: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    def text(self, language: str) -> str:
+        return self.hi if language == "hi" else self.en
+
+
+class Sms(_Frozen):
+    templates: dict[str, SmsTemplate] = Field(default_factory=dict)
+
+
+class Settings(_Frozen):
+    helpline_name: str = "Sewamitra"
+    helpline_number: str
+    public_url: str = Field(pattern=r"^https?://[^/]+(/.*)?$")
+    data_dir: Path = Path("var")
+    recordings_dir: Path = Path("recordings")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    proxy_hops: int = Field(0, ge=0, le=5, description="reverse proxies in front whose X-Forwarded-* to trust")
+    service_area: ServiceArea = ServiceArea()
+    languages: tuple[Language, ...]
+    services: tuple[Service, ...]
+    call_centre: CallCentre = CallCentre()
+    dispatch: Dispatch = Dispatch()
+    console: Console = Console()
+    open311: Open311 = Open311()
+    workers: Processes = Processes()
+    twilio: Twilio = Twilio()
+    sms: Sms = Sms()
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("services")
+    @classmethod
+    def _unique_services(cls, value: tuple[Service, ...]) -> tuple[Service, ...]:
+        _require_unique("code", [s.code for s in value])
+        _require_unique("digit", [s.digit for s in value])
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _unique_languages(cls, value: tuple[Language, ...]) -> tuple[Language, ...]:
+        if not value:
+            raise ValueError("at least one language is needed")
+        _require_unique("code", [lang.code for lang in value])
+        _require_unique("digit", [lang.digit for lang in value])
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sewamitra.db'}"
+
+    def service(self, code: str) -> Service:
+        for service in self.services:
+            if service.code == code:
+                return service
+        raise KeyError(code)
+
+    def service_name(self, code: str, language: str = "en") -> str:
+        """The service's name; a code since retired from the catalogue (an old request's) stands as itself."""
+        known = next((service for service in self.services if service.code == code), None)
+        return known.name(language) if known else code
+
+    @property
+    def service_codes(self) -> frozenset[str]:
+        return frozenset(s.code for s in self.services)
+
+
+def _require_unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} appears twice")
+        seen.add(value)
+
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get(CONFIG_ENV, "config.yaml"))
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read config.yaml, apply SEWAMITRA_* overrides and secrets from `environ`, validate."""
+    path = path or default_config_path(environ)
+    raw = _read_yaml(path)
+    origins: dict[tuple[str, ...], str] = {}
+    for env_name, value in environ.items():
+        if env_name.startswith(ENV_PREFIX) and env_name != CONFIG_ENV:
+            key = tuple(part.lower() for part in env_name[len(ENV_PREFIX) :].split("__"))
+            _set_nested(raw, key, value)
+            origins[key] = env_name
+    for key, env_name in SECRET_ENV.items():
+        if env_name in environ:
+            _set_nested(raw, key, environ[env_name])
+            origins[key] = env_name
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(path, exc, origins)) from None
+    relative = {key: (path.parent / getattr(settings, key)).resolve()
+                for key in ("data_dir", "recordings_dir") if not getattr(settings, key).is_absolute()}  # fmt: skip
+    return settings.model_copy(update=relative) if relative else settings
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    for key, env_name in SECRET_ENV.items():
+        if _get_nested(raw, key) is not None:
+            raise ConfigError(
+                f"{path}: {'.'.join(key)} is a secret and is read only from the environment "
+                f"variable {env_name}; remove it from the file"
+            )
+    return raw
+
+
+def _get_nested(raw: dict[str, Any], key: tuple[str, ...]) -> Any:
+    node: Any = raw
+    for part in key:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _set_nested(raw: dict[str, Any], key: tuple[str, ...], value: str) -> None:
+    node = raw
+    for part in key[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[key[-1]] = None if value.lower() in ("", "null", "none") else value
+
+
+def _explain(path: Path, exc: ValidationError, origins: dict[tuple[str, ...], str]) -> str:
+    lines = [f"{path}: the configuration is not valid:"]
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "(top level)"
+        source = next((f" (from {env})" for k, env in origins.items() if loc[: len(k)] == k), "")
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        given = error.get("input")
+        shown = "" if isinstance(given, dict | list) or given is None else f", got {given!r}"
+        lines.append(f"  {key}{source}: {message}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""The report of `sewamitra bench calls`: every phase side by side, the ratios to the baseline, and the
+issue's targets judged, markdown tables like `sewamitra bench dispatch`. It prints, never rounds up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from devtools.bench.calls.figures import Phase, ratio
+from devtools.bench.dispatch import table
+
+TARGET_CALLERS = 1_000
+TARGET_P99_MS = 100.0
+TARGET_RATIO = 0.5
+
+Row = tuple[str, Callable[[Phase], str]]
+
+
+def _pace(phase: Phase) -> str:
+    think = f"{phase.think_s:g} s think" if phase.think_s else "no think"
+    return f"listening, {think}" if phase.listen else think if phase.think_s else "closed loop"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def _booking(phase: Phase, figure: Callable[[Any], int]) -> str:
+    return f"{figure(phase.bookings):,}" if phase.bookings is not None else "n/a (no database)"
+
+
+def _errors(phase: Phase) -> str:
+    return ", ".join(f"{kind} {count:,}" for kind, count in sorted(phase.errors.items())) or "none"
+
+
+def _database_cpu(phase: Phase) -> str:
+    cpu = phase.server.database_cpu_s
+    return f"{cpu / phase.wall_s:.2f} cores" if cpu is not None else "n/a (no database)"
+
+
+def _peaks(phase: Phase) -> str:
+    peaks = " / ".join(f"{kb / 1024:,.0f}" for kb in phase.server.peak_rss_kb) + " MB"
+    return peaks if phase.server.peaks_reset else peaks + " (since start)"
+
+
+ROWS: Sequence[Row] = (
+    ("callers (pace)", lambda p: f"{p.callers:,} ({_pace(p)})"),
+    ("calls in progress, mean over the hold", lambda p: f"{p.calls_in_progress:,.0f}"),
+    ("turns answered per second (hold)", lambda p: f"{p.turns_per_s:,.1f}/s"),
+    ("turn latency p50", lambda p: _ms(p.latency_ms["p50"])),
+    ("turn latency p95", lambda p: _ms(p.latency_ms["p95"])),
+    ("turn latency p99", lambda p: _ms(p.latency_ms["p99"])),
+    ("turn latency max", lambda p: _ms(p.latency_ms["max"])),
+    ("errors (whole phase)", lambda p: f"{p.error_count:,}"),
+    ("errors by kind", _errors),
+    ("calls placed", lambda p: f"{p.calls:,}"),
+    ("calls completed without an error", lambda p: f"{p.calls_completed:,}"),
+    ("webhook requests (status callbacks included)", lambda p: f"{p.requests:,}"),
+    ("requests created in the database", lambda p: _booking(p, lambda b: b.created)),
+    ("calls that heard a request number", lambda p: _booking(p, lambda b: b.heard)),
+    ("numbers heard that are not in the database", lambda p: _booking(p, lambda b: b.lost)),
+    ("peak RSS per web worker (VmHWM)", _peaks),
+    ("workers gunicorn had to replace", lambda p: f"{p.server.restarted_workers}"),
+    ("server CPU (gunicorn master + workers)", lambda p: f"{p.server.cpu_s / p.wall_s:.2f} cores"),
+    ("server CPU per webhook request", lambda p: _ms(p.server_ms_per_request)),
+    ("PostgreSQL CPU (backends of the bench's database)", _database_cpu),
+    ("generator CPU (the bench's own process)", lambda p: f"{p.generator_cpu_cores:.2f} cores"),
+    ("generator CPU per webhook request", lambda p: _ms(p.generator_ms_per_request)),
+    ("machine busy (every process)", lambda p: f"{p.server.machine_busy_s / p.wall_s:.2f} cores"),
+    ("generator event-loop lag p99", lambda p: _ms(p.loop_lag_p99_ms)),
+    ("phase wall time (ramp, hold, drain)", lambda p: f"{p.wall_s:,.1f} s"),
+)
+
+
+def report(machine: Mapping[str, str], parameters: Mapping[str, object], gunicorn: Mapping[str, object],
+           phases: Sequence[Phase], notes: Sequence[str]) -> str:  # fmt: skip
+    """The whole report; `phases` are helpline paced, baseline paced, helpline saturated, baseline saturated."""
+    lines = ["", "# sewamitra bench calls", ""]
+    lines += [f"- {name}: {value}" for name, value in machine.items()]
+    lines += ["- parameters: " + ", ".join(f"{name}={value}" for name, value in parameters.items())]
+    lines += ["- gunicorn, as `sewamitra serve` runs it: " + ", ".join(f"{k}={v}" for k, v in gunicorn.items()), ""]
+    lines += table([("figure", *(p.name for p in phases)), *((label, *(f(p) for p in phases)) for label, f in ROWS)])
+    lines += ["", *ratios(phases), "", *targets(phases[0]), ""]
+    lines += [f"note: {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def ratios(phases: Sequence[Phase]) -> list[str]:
+    ours, base, ours_saturated, base_saturated = phases
+    paced = ratio(ours.turns_per_s, base.turns_per_s)
+    saturated = ratio(ours_saturated.turns_per_s, base_saturated.turns_per_s)
+    return table([
+        ("throughput against the baseline, measured in this run", "ours / baseline", f"target >= {TARGET_RATIO:.0%}"),
+        ("paced: same callers and pace (both may just keep up with the offered load)",
+         f"{ours.turns_per_s:,.1f} / {base.turns_per_s:,.1f} = {paced:.1%}", _judged(paced >= TARGET_RATIO)),
+        (f"saturated: closed loop, no think time, {ours_saturated.callers:,} callers for each",
+         f"{ours_saturated.turns_per_s:,.1f} / {base_saturated.turns_per_s:,.1f} = {saturated:.1%}",
+         _judged(saturated >= TARGET_RATIO)),
+    ])  # fmt: skip
+
+
+def targets(ours: Phase) -> list[str]:
+    """The issue's targets, judged on the helpline's paced phase; latency only at 1,000 callers."""
+    p99 = ours.latency_ms["p99"]
+    latency = _judged(p99 < TARGET_P99_MS) if ours.callers >= TARGET_CALLERS else f"not judged at {ours.callers:,}"
+    lost = ours.bookings.lost if ours.bookings else 0
+    return table([
+        ("target (issue 8)", "this run", "judged"),
+        (f"p99 turn latency < {TARGET_P99_MS:g} ms with {TARGET_CALLERS:,} callers", _ms(p99), latency),
+        ("zero errors (helpline, paced)", f"{ours.error_count:,}", _judged(ours.error_count == 0)),
+        ("every booked call's request in the database", f"{lost:,} lost", _judged(lost == 0)),
+    ])  # fmt: skip
+
+
+def _judged(met: bool) -> str:
+    return "met" if met else "MISSED"

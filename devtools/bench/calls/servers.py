@@ -1,0 +1,130 @@
+"""The servers `sewamitra bench calls` measures, each a gunicorn master in a child process under the
+settings of `sewamitra serve`: the helpline itself (`sewamitra serve`), and the bare baseline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.exceptions import SewamitraError
+from devtools.bench.calls import procfs
+from sewamitra.process import die_with_parent
+
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running gunicorn: its master's pid, where it listens, and where its output goes."""
+
+    name: str
+    pid: int
+    base_url: str
+    log: Path
+
+    def workers(self) -> list[int]:
+        return procfs.children(self.pid)
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the master and its live workers so far."""
+        return sum(procfs.cpu_seconds(pid) for pid in [self.pid, *self.workers()])
+
+    def reset_peaks(self) -> bool:
+        return all([procfs.reset_peak_rss(pid) for pid in self.workers()])
+
+    def peaks_kb(self) -> list[int]:
+        return [procfs.peak_rss_kb(pid) for pid in self.workers()]
+
+
+def helpline_command(config: Path, port: int, workers: int) -> list[str]:
+    """`sewamitra serve`, exactly as an operator runs it."""
+    return [sys.executable, "-m", "sewamitra", "--config", str(config), "serve", "--host", HOST, "--port", str(port),
+            "--workers", str(workers)]  # fmt: skip
+
+
+def baseline_command(port: int, workers: int) -> list[str]:
+    return [sys.executable, "-m", "devtools.bench.calls.baseline", "--host", HOST, "--port", str(port),
+            "--workers", str(workers)]  # fmt: skip
+
+
+@contextmanager
+def running(name: str, command: list[str], environ: Mapping[str, str], *, port: int, workers: int,
+            ready_path: str, log_dir: Path) -> Iterator[Server]:  # fmt: skip
+    """Start the server, wait until it answers with all its workers up, and stop it afterwards."""
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=dict(environ), stdout=output, stderr=subprocess.STDOUT,
+                                   preexec_fn=die_with_parent)  # fmt: skip
+    server = Server(name, process.pid, f"http://{HOST}:{port}", log)
+    try:
+        _await_ready(process, server, workers, ready_path)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _await_ready(process: subprocess.Popen[bytes], server: Server, workers: int, path: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SewamitraError(f"{server.name} exited with {process.returncode} at start:\n{tail(server.log)}")
+        if len(server.workers()) >= workers and _answers(server.base_url + path):
+            return
+        time.sleep(0.2)
+    raise SewamitraError(f"{server.name} did not answer within {READY_TIMEOUT_S:.0f} s:\n{tail(server.log)}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: gunicorn lets its workers finish what they are doing, then exits."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def tail(log: Path, lines: int = 30) -> str:
+    """The end of a server's output, for an error message."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
+
+
+def logged_errors(log: Path) -> Counter[str]:
+    """The exceptions (last line of each traceback) and gunicorn's critical lines in a server's output."""
+    found: Counter[str] = Counter()
+    in_traceback = False
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+        elif in_traceback and line and not line.startswith((" ", "\t")):
+            found[line[:160]] += 1
+            in_traceback = False
+        elif "[CRITICAL]" in line:
+            found[line.split("[CRITICAL]", 1)[1].strip()[:160]] += 1
+    return found

@@ -1,0 +1,730 @@
+"""`sewamitra bench dispatch`: how fast the helpline finds a worker and offers the job, measured on
+the real services (PostgreSQL, Redis, RQ and the Twilio sandbox), each figure beside a plain SQL
+baseline run in the same process on the same data.
+
+It builds a world of its own and takes it away afterwards: a fresh PostgreSQL database, a Redis
+database emptied before and after, and the sandbox in place of Twilio. It prints measurements and
+never judges them: a missed target is a figure, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import platform
+import queue as queue_module
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from multiprocessing.context import SpawnProcess
+from multiprocessing.queues import Queue as ProcessQueue
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import redis
+import sqlalchemy as sa
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from sqlmodel import Session, col
+
+from core import numbers, pincodes
+from core.exceptions import SewamitraError
+from core.settings import Dispatch, Settings, default_config_path, load_settings
+from devtools.twilio_sandbox import TwilioSandbox
+from dispatch import context, geoindex, queues
+from dispatch.jobs import dispatch_request
+from dispatch.matching import Candidate, rank
+from storage import redisdb
+from storage.db import create_engine, upgrade
+from storage.models import (
+    AuditEvent,
+    Channel,
+    Offer,
+    OfferChannel,
+    OfferStatus,
+    Origin,
+    RequestStatus,
+    ServiceRequest,
+    SmsLog,
+    VerificationStatus,
+    Worker,
+    WorkerSkill,
+)
+from telephony.twilio.rest import TwilioTelephony
+
+TARGET_MATCH_P99_MS = 5.0  # from the issue: finding the worker must not be what a caller waits on
+TARGET_OFFERED_PER_S = 200.0  # from the issue: a district's morning rush, all at once
+JITTER_KM = 3.0  # workers and match points scatter this far around their PIN code's position
+RADII_KM = (5.0, 8.0, 10.0, 12.0, 15.0)  # the service radii a fifth of workers set for themselves
+SQL_LIMIT = 10
+# Redis GEO measures with this earth radius; the SQL baseline uses it too, so both agree to the metre.
+REDIS_EARTH_KM = 6372.797560856
+TIE_KM = 0.005  # two workers this close in distance are equally near (the index keeps 52-bit geohashes)
+WARM_UP = 10  # untimed first searches: connections, prepared statements, caches
+READY_TIMEOUT_S = 120.0
+DRAIN_TIMEOUT_S = 3600.0
+MAX_REQUESTS = 100_000  # request numbers have six random digits: leave most of them free
+MARKER = "sewamitra:bench:owner"  # a Redis database holding this may be emptied by the next run
+ACCOUNT_SID = "AC" + "b3" * 16  # the sandbox's own credentials: never a real account
+AUTH_TOKEN = "bench-" + "0" * 26
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A PIN code with a position on the map: where workers live and citizens call from."""
+
+    pincode: str
+    district: str
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where a citizen needs someone, and for what."""
+
+    latitude: float
+    longitude: float
+    skill: str
+
+
+@dataclass(frozen=True)
+class Found:
+    """The nearest eligible worker one method found for a point, and how far that worker serves."""
+
+    worker_id: int
+    distance_km: float
+    reach_km: float
+
+
+@dataclass
+class Bench:
+    """What every phase of one run shares: settings, connections, one random stream, the map."""
+
+    settings: Settings
+    engine: sa.Engine
+    redis: redis.Redis
+    rng: random.Random
+    spots: tuple[Spot, ...]
+    out: TextIO
+
+    @property
+    def rules(self) -> Dispatch:
+        return self.settings.dispatch
+
+    @property
+    def skills(self) -> tuple[str, ...]:
+        return tuple(sorted(self.settings.service_codes))
+
+    def say(self, line: str) -> None:
+        self.out.write(f"… {line}\n")
+        self.out.flush()
+
+
+# Every figure main() returns: phase, label, unit. The report prints them in this order.
+FIGURES: dict[str, tuple[str, str, str]] = {
+    "workers_insert_s": ("set-up", "workers bulk-inserted (with their skills)", "s"),
+    "workers_per_s": ("set-up", "insert rate", "workers/s"),
+    "rebuild_s": ("set-up", "GEO index rebuilt (geoindex.rebuild)", "s"),
+    "indexed_workers": ("set-up", "workers in the index (offerable)", "workers"),
+    "match_p50_ms": ("matching", "index p50 (geoindex.nearby + matching.rank)", "ms"),
+    "match_p90_ms": ("matching", "index p90", "ms"),
+    "match_p99_ms": ("matching", "index p99", "ms"),
+    "match_max_ms": ("matching", "index max", "ms"),
+    "sql_match_p50_ms": ("matching", "SQL baseline p50 (nearest-neighbour query)", "ms"),
+    "sql_match_p90_ms": ("matching", "SQL baseline p90", "ms"),
+    "sql_match_p99_ms": ("matching", "SQL baseline p99", "ms"),
+    "sql_match_max_ms": ("matching", "SQL baseline max", "ms"),
+    "match_speedup": ("matching", "speed-up (SQL p50 / index p50)", "x"),
+    "match_found": ("matching", "points with an eligible worker in range", "points"),
+    "match_agreement": ("matching", "points where index and SQL chose the same nearest worker", "share"),
+    "e2e_offered": ("end to end", "requests offered (status in the database)", "requests"),
+    "e2e_escalated": ("end to end", "requests escalated (no eligible worker)", "requests"),
+    "e2e_lost": ("end to end", "requests left in any other status", "requests"),
+    "e2e_failed_jobs": ("end to end", "failed RQ jobs", "jobs"),
+    "e2e_dispatch_s": ("end to end", "first enqueue -> last dispatch job done", "s"),
+    "e2e_created_per_s": ("end to end", "requests offered per second (offers created)", "requests/s"),
+    "e2e_drain_s": ("end to end", "first enqueue -> queue drained (offers delivered)", "s"),
+    "e2e_offered_per_s": ("end to end", "requests offered per second (queue drained)", "requests/s"),
+    "e2e_delivered": ("end to end", "offers delivered to the Twilio sandbox (SMS + calls)", "offers"),
+    "e2e_delivered_per_s": ("end to end", "delivery rate (after the last dispatch job)", "offers/s"),
+    "sql_offered": ("SQL baseline", "requests offered by a plain loop (one process, no Redis/RQ)", "requests"),
+    "sql_dispatch_s": ("SQL baseline", "loop wall time", "s"),
+    "sql_offered_per_s": ("SQL baseline", "requests offered per second", "requests/s"),
+    "e2e_speedup_created": ("SQL baseline", "ratio, offers created (ours / baseline)", "x"),
+    "e2e_speedup_drained": ("SQL baseline", "ratio, queue drained (ours / baseline)", "x"),
+    "total_s": ("run", "whole benchmark wall time", "s"),
+}
+TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "match_p99_ms": (f"< {TARGET_MATCH_P99_MS:g} ms", lambda value: value < TARGET_MATCH_P99_MS),
+    "e2e_created_per_s": (f">= {TARGET_OFFERED_PER_S:g}/s", lambda value: value >= TARGET_OFFERED_PER_S),
+    "e2e_offered_per_s": (f">= {TARGET_OFFERED_PER_S:g}/s", lambda value: value >= TARGET_OFFERED_PER_S),
+}
+
+
+def main(*, workers: int, requests: int, matches: int, processes: int, seed: int, postgres_url: str,
+         redis_url: str, out: TextIO, config: Path | None = None) -> dict[str, float]:  # fmt: skip
+    """Run every phase on a world of its own, print the report, and return the figures."""
+    # Worker processes are spawned, and a spawned process imports its parent's main script again.
+    if multiprocessing.parent_process() is not None:
+        raise SewamitraError("the dispatch benchmark was started again inside one of its own worker processes: "
+                             "call main() under `if __name__ == '__main__':`")  # fmt: skip
+    _check_sizes(workers=workers, requests=requests, matches=matches, processes=processes)
+    started = time.perf_counter()
+    with fresh_database(postgres_url) as database_url, claimed_redis(redis_url) as connection, \
+            TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as sandbox:  # fmt: skip
+        settings = bench_settings(config or default_config_path(), database_url, redis_url, sandbox.base_url)
+        engine = create_engine(database_url)
+        try:
+            upgrade(engine)
+            bench = Bench(settings, engine, connection, random.Random(seed), spots(settings.service_area.state), out)
+            figures, notes = _run(bench, sandbox, workers=workers, requests=requests, matches=matches,
+                                  processes=processes)  # fmt: skip
+            machine = describe_machine(engine, connection)
+        finally:
+            engine.dispose()
+    figures["total_s"] = time.perf_counter() - started
+    parameters = {"workers": workers, "requests": requests, "matches": matches, "processes": processes,
+                  "seed": seed, **settings.dispatch.model_dump()}  # fmt: skip
+    out.write(report(machine, parameters, figures, notes))
+    return figures
+
+
+def _run(bench: Bench, sandbox: TwilioSandbox, *, workers: int, requests: int, matches: int, processes: int
+         ) -> tuple[dict[str, float], list[str]]:  # fmt: skip
+    figures = set_up(bench, workers)
+    matching, notes = measure_matching(bench, matches)
+    offered, more_notes, request_ids = measure_offers(bench, sandbox, requests, processes)
+    baseline = measure_sql_offers(bench, request_ids)
+    figures |= matching | offered | baseline
+    figures["e2e_speedup_created"] = _ratio(figures["e2e_created_per_s"], figures["sql_offered_per_s"])
+    figures["e2e_speedup_drained"] = _ratio(figures["e2e_offered_per_s"], figures["sql_offered_per_s"])
+    return figures, notes + more_notes
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, size in sizes.items():
+        if size < 1:
+            raise SewamitraError(f"--{name} must be at least 1, not {size}")
+    if sizes["requests"] > MAX_REQUESTS:
+        raise SewamitraError(f"--requests may be at most {MAX_REQUESTS:,}: request numbers would run out")
+
+
+# -- the world ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new PostgreSQL database on the server `admin_url` names, dropped however the run ends."""
+    admin = sa.create_engine(_with_driver(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"sewamitra_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin.url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// means psycopg2 to SQLAlchemy; the helpline ships psycopg 3."""
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if not parsed.drivername.startswith("postgresql"):
+        raise SewamitraError(f"the benchmark needs a PostgreSQL server, not {parsed.drivername}")
+    return parsed.render_as_string(hide_password=False)
+
+
+@contextmanager
+def claimed_redis(url: str) -> Iterator[redis.Redis]:
+    """The Redis database `url` names, emptied before and after: only if it is empty or a bench's."""
+    connection = redis.Redis.from_url(url)
+    try:
+        if connection.dbsize() and not connection.exists(MARKER):
+            raise SewamitraError(f"{url} holds keys the benchmark did not make; give it an empty Redis database")
+        connection.flushdb()
+        connection.set(MARKER, "1")
+        try:
+            yield connection
+        finally:
+            connection.flushdb()
+    finally:
+        connection.close()
+
+
+def bench_settings(config: Path, database_url: str, redis_url: str, twilio_base_url: str) -> Settings:
+    """The helpline's own settings (config.yaml and SEWAMITRA_* overrides), pointed at the bench's world."""
+    environ = {
+        **os.environ,
+        "SEWAMITRA_DATABASE_URL": database_url,
+        "SEWAMITRA_REDIS_URL": redis_url,
+        "SEWAMITRA_TWILIO__API_BASE_URL": twilio_base_url,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+    }
+    return load_settings(config, environ)
+
+
+def spots(state: str) -> tuple[Spot, ...]:
+    """Every PIN code of the service area that India Post places on the map."""
+    found = []
+    for pin in pincodes.pincodes(state):
+        place = pincodes.lookup(pin)
+        if place and place.latitude is not None and place.longitude is not None:
+            found.append(Spot(place.pincode, place.district, place.latitude, place.longitude))
+    if not found:
+        raise SewamitraError(f"the India Post directory has no PIN codes on the map for {state!r}")
+    return tuple(found)
+
+
+def jitter(rng: random.Random, latitude: float, longitude: float, km: float) -> tuple[float, float]:
+    """A point drawn evenly from the disc of `km` around the given one."""
+    distance, bearing = km * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+    north, east = distance * math.cos(bearing), distance * math.sin(bearing)
+    return latitude + north / 111.32, longitude + east / (111.32 * math.cos(math.radians(latitude)))
+
+
+# -- 1. set-up ------------------------------------------------------------------------------------
+
+
+def set_up(bench: Bench, count: int) -> dict[str, float]:
+    """Register `count` workers and build the index: the two costs of a restart."""
+    bench.say(f"inserting {count:,} workers")
+    inserted = add_workers(bench, count)
+    bench.say("rebuilding the GEO index")
+    rebuilt, indexed = rebuild_index(bench)
+    return {"workers_insert_s": inserted, "workers_per_s": count / inserted, "rebuild_s": rebuilt,
+            "indexed_workers": float(indexed)}  # fmt: skip
+
+
+def add_workers(bench: Bench, count: int) -> float:
+    """Workers spread over the service area's PIN codes, inserted in bulk; returns the seconds taken."""
+    now = datetime.now(UTC)
+    rows, skills = [], []
+    for worker_id in range(1, count + 1):
+        row, codes = worker_row(bench.rng, worker_id, bench.rng.choice(bench.spots), bench.skills, now)
+        rows.append(row)
+        skills += [{"worker_id": worker_id, "service_code": code} for code in codes]
+    started = time.perf_counter()
+    with bench.engine.begin() as connection:
+        connection.execute(sa.insert(Worker), rows)
+        connection.execute(sa.insert(WorkerSkill), skills)
+        _advance_ids(connection, "worker", count)
+    with bench.engine.connect() as connection:  # as autovacuum would soon: a live table has statistics
+        connection.execute(sa.text("ANALYZE worker, worker_skill"))
+        connection.commit()
+    return time.perf_counter() - started
+
+
+def worker_row(rng: random.Random, worker_id: int, spot: Spot, skills: Sequence[str], now: datetime
+               ) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """One worker near `spot`: four in five police-verified and available, one or two skills."""
+    latitude, longitude = jitter(rng, spot.latitude, spot.longitude, JITTER_KM)
+    verification, available = _standing(rng)
+    row = {
+        "id": worker_id, "name": f"Bench Worker {worker_id}", "phone": f"+91{7_000_000_000 + worker_id}",
+        "language": "en" if rng.random() < 0.08 else "hi", "voice_preferred": rng.random() < 0.2,
+        "pincode": spot.pincode, "district": spot.district, "latitude": latitude, "longitude": longitude,
+        "service_radius_km": rng.choice(RADII_KM) if rng.random() < 0.2 else None,
+        "police_verification": verification, "available": available, "active": True, "origin": Origin.LOCAL,
+        "rating": None if rng.random() < 0.15 else round(rng.uniform(3.0, 5.0), 1), "rating_count": 0,
+        "created_at": now, "updated_at": now,
+    }  # fmt: skip
+    return row, rng.sample(list(skills), 2 if rng.random() < 0.35 else 1)
+
+
+def _standing(rng: random.Random) -> tuple[VerificationStatus, bool]:
+    draw = rng.random()
+    if draw < 0.80:
+        return VerificationStatus.VERIFIED, True
+    if draw < 0.88:
+        return VerificationStatus.VERIFIED, False
+    if draw < 0.96:
+        return VerificationStatus.PENDING, True
+    return VerificationStatus.REJECTED, False
+
+
+def _advance_ids(connection: sa.Connection, table: str, last: int) -> None:
+    """Rows went in with their ids given: the sequence must not hand those ids out again."""
+    connection.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), :last)"), {"last": last})
+
+
+def rebuild_index(bench: Bench) -> tuple[float, int]:
+    """geoindex.rebuild as the helpline runs it at start; returns seconds and workers indexed."""
+    started = time.perf_counter()
+    with Session(bench.engine) as session:
+        indexed = geoindex.rebuild(bench.redis, session, all_skills=bench.settings.service_codes,
+                                   allow_parallel_jobs=bench.rules.allow_parallel_jobs)  # fmt: skip
+    return time.perf_counter() - started, indexed
+
+
+# -- 2. matching ----------------------------------------------------------------------------------
+
+NEAREST_SQL = sa.text(
+    """
+    SELECT w.id, d.km, coalesce(nullif(w.service_radius_km, 0), :default_radius) AS reach
+    FROM worker AS w
+    JOIN worker_skill AS s ON s.worker_id = w.id AND s.service_code = :skill
+    CROSS JOIN LATERAL (SELECT 2 * :earth * asin(least(1, sqrt(
+        power(sin(radians(w.latitude - :lat) / 2), 2)
+        + cos(radians(:lat)) * cos(radians(w.latitude)) * power(sin(radians(w.longitude - :lon) / 2), 2)
+    ))) AS km) AS d
+    WHERE w.active AND w.available AND w.police_verification = 'verified'
+      AND d.km <= coalesce(nullif(w.service_radius_km, 0), :default_radius)
+      AND (:parallel OR NOT EXISTS (
+          SELECT 1 FROM service_request AS r WHERE r.worker_id = w.id AND r.status = 'assigned'))
+    ORDER BY d.km, w.id
+    LIMIT :limit
+    """
+)
+
+
+def measure_matching(bench: Bench, count: int) -> tuple[dict[str, float], list[str]]:
+    """Latency of finding the worker for `count` points, by the index and by SQL, and whether they agree."""
+    bench.say(f"matching {count:,} points by the index and by SQL")
+    points = request_points(bench, count)
+    radius = geoindex.search_radius(bench.redis, bench.rules.default_radius_km)
+    today = datetime.now(UTC).date()
+    index_ns, ranked = _timed(lambda point: by_index(bench, point, radius, today), points)
+    with bench.engine.connect() as connection:
+        sql_ns, rows = _timed(lambda point: by_sql(connection, point, bench.rules), points)
+    ours = [nearest_by_index(found, bench.rules.default_radius_km) for found in ranked]
+    theirs = [nearest_by_sql(found) for found in rows]
+    figures = _latencies("match", index_ns) | _latencies("sql_match", sql_ns)
+    figures["match_speedup"] = _ratio(figures["sql_match_p50_ms"], figures["match_p50_ms"])
+    figures["match_found"] = float(sum(found is not None for found in theirs))
+    agree = [same_nearest(a, b) for a, b in zip(ours, theirs, strict=True)]
+    figures["match_agreement"] = sum(agree) / len(agree)
+    notes = [f"index and SQL disagree at {point}: index {a}, SQL {b}"
+             for point, a, b, ok in zip(points, ours, theirs, agree, strict=True) if not ok]  # fmt: skip
+    return figures, notes[:5]
+
+
+def request_points(bench: Bench, count: int) -> list[Point]:
+    """Where citizens call from: around real PIN codes, each needing one skill of the catalogue."""
+    points = []
+    for _ in range(count):
+        spot = bench.rng.choice(bench.spots)
+        latitude, longitude = jitter(bench.rng, spot.latitude, spot.longitude, JITTER_KM)
+        points.append(Point(latitude, longitude, bench.rng.choice(bench.skills)))
+    return points
+
+
+def by_index(bench: Bench, point: Point, radius_km: float, today: date) -> list[Candidate]:
+    """What a dispatch job does to choose: one GEO search, then the pure ranking."""
+    found = geoindex.nearby(bench.redis, point.skill, point.latitude, point.longitude, radius_km, today)
+    return rank(found, default_radius_km=bench.rules.default_radius_km)
+
+
+def by_sql(connection: sa.Connection, point: Point, rules: Dispatch) -> list[sa.Row[Any]]:
+    """The same choice without the index: every eligible worker of the skill, by distance."""
+    params = {"skill": point.skill, "lat": point.latitude, "lon": point.longitude, "earth": REDIS_EARTH_KM,
+              "default_radius": rules.default_radius_km, "parallel": rules.allow_parallel_jobs,
+              "limit": SQL_LIMIT}  # fmt: skip
+    return list(connection.execute(NEAREST_SQL, params).all())
+
+
+def nearest_by_index(ranked: Sequence[Candidate], default_radius_km: float) -> Found | None:
+    """The nearest of the ranked (the ranking itself may prefer a better-rated one within 100 m)."""
+    if not ranked:
+        return None
+    best = min(ranked, key=lambda candidate: (candidate.distance_km, candidate.worker_id))
+    return Found(best.worker_id, best.distance_km, best.radius_km or default_radius_km)
+
+
+def nearest_by_sql(rows: Sequence[sa.Row[Any]]) -> Found | None:
+    if not rows:
+        return None
+    return Found(int(rows[0].id), float(rows[0].km), float(rows[0].reach))
+
+
+def same_nearest(index: Found | None, sql: Found | None) -> bool:
+    """The same worker, or one just as near; or none, unless the one found stands at its radius's edge."""
+    if index is None or sql is None:
+        only = index or sql
+        return only is None or only.reach_km - only.distance_km <= TIE_KM
+    return index.worker_id == sql.worker_id or abs(index.distance_km - sql.distance_km) <= TIE_KM
+
+
+def _timed(call: Callable[[Point], T], points: Sequence[Point]) -> tuple[list[int], list[T]]:
+    for point in points[:WARM_UP]:
+        call(point)
+    durations, results = [], []
+    for point in points:
+        started = time.perf_counter_ns()
+        results.append(call(point))
+        durations.append(time.perf_counter_ns() - started)
+    return durations, results
+
+
+def _latencies(name: str, durations_ns: Sequence[int]) -> dict[str, float]:
+    ordered = sorted(durations_ns)
+    figures = {f"{name}_p{p}_ms": percentile(ordered, p) / 1e6 for p in (50, 90, 99)}
+    return figures | {f"{name}_max_ms": ordered[-1] / 1e6}
+
+
+def percentile(ordered: Sequence[int], p: float) -> float:
+    """The nearest-rank percentile: a value that was measured, never one interpolated between two."""
+    return float(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)])
+
+
+# -- 3. end to end --------------------------------------------------------------------------------
+
+
+def measure_offers(bench: Bench, sandbox: TwilioSandbox, count: int, processes: int
+                   ) -> tuple[dict[str, float], list[str], list[int]]:  # fmt: skip
+    """`count` new requests through the real dispatch queue and `processes` RQ workers."""
+    request_ids = insert_requests(bench, count)
+    bench.say(f"dispatching {count:,} requests through RQ with {processes} worker process(es)")
+    started = run_workers(bench, request_ids, processes)
+    statuses = _statuses(bench.engine)
+    dispatched, drained = _finish_times(bench, request_ids, started)
+    delivered = len(sandbox.messages) + len(sandbox.calls)
+    failed = FailedJobRegistry(queues.QueueName.DISPATCH.value, connection=bench.redis)
+    offered = statuses[RequestStatus.OFFERED.value]
+    figures = {
+        "e2e_offered": float(offered), "e2e_escalated": float(statuses[RequestStatus.ESCALATED.value]),
+        "e2e_lost": float(count - offered - statuses[RequestStatus.ESCALATED.value]),
+        "e2e_failed_jobs": float(failed.count), "e2e_dispatch_s": dispatched, "e2e_drain_s": drained,
+        "e2e_created_per_s": _ratio(offered, dispatched), "e2e_offered_per_s": _ratio(offered, drained),
+        "e2e_delivered": float(delivered), "e2e_delivered_per_s": _ratio(delivered, drained - dispatched),
+    }  # fmt: skip
+    return figures, _failures(bench, failed), request_ids
+
+
+def insert_requests(bench: Bench, count: int) -> list[int]:
+    """New requests at real PIN codes, placed where the IVR places them: at the PIN code itself."""
+    now = datetime.now(UTC)
+    rows = []
+    for request_id, number in enumerate(_request_numbers(bench.rng, count), start=1):
+        spot = bench.rng.choice(bench.spots)
+        rows.append({"id": request_id, "number": number, "service_code": bench.rng.choice(bench.skills),
+                     "pincode": spot.pincode, "district": spot.district, "latitude": spot.latitude,
+                     "longitude": spot.longitude, "language": "hi", "channel": Channel.IVR,
+                     "status": RequestStatus.NEW, "created_at": now, "updated_at": now})  # fmt: skip
+    with bench.engine.begin() as connection:
+        connection.execute(sa.insert(ServiceRequest), rows)
+        _advance_ids(connection, "service_request", count)
+    return list(range(1, count + 1))
+
+
+def _request_numbers(rng: random.Random, count: int) -> list[str]:
+    """Distinct request numbers with a valid check digit, as core.numbers makes them."""
+    made: dict[str, None] = {}
+    while len(made) < count:
+        body = str(rng.randrange(100_000, 1_000_000))
+        made[body + numbers.check_digit(body)] = None
+    return list(made)
+
+
+def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> datetime:
+    """Enqueue every dispatch job only once all workers are connected; returns when the clock started."""
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no connection crosses a fork
+    ready, go = spawn.Queue(), spawn.Event()
+    workers = [spawn.Process(target=_serve, args=(bench.settings, ready, go, f"bench-{uuid.uuid4().hex[:8]}-{n}"),
+                             daemon=True) for n in range(processes)]  # fmt: skip
+    try:
+        for worker in workers:
+            worker.start()
+        _await_ready(ready, workers)
+        started = datetime.now(UTC)
+        jobs = [Queue.prepare_data(dispatch_request, (request_id,), job_id=f"dispatch-{request_id}")
+                for request_id in request_ids]  # fmt: skip
+        queues.queue(bench.redis, queues.QueueName.DISPATCH).enqueue_many(jobs)
+        go.set()
+        _join(workers)
+        return started
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(5)
+
+
+def _serve(settings: Settings, ready: ProcessQueue[str], go: Event, name: str) -> None:
+    """One RQ worker process as `sewamitra worker` runs it, connected before the clock starts."""
+    engine = create_engine(settings.sqlalchemy_url)
+    with engine.connect():
+        pass
+    connection = redisdb.connect(settings)
+    connection.ping()
+    context.install(context.JobContext(settings, engine, connection, TwilioTelephony(settings)))
+    ready.put(name)
+    go.wait()
+    queues.worker(connection, name=name).work(burst=True, logging_level="WARNING")
+
+
+def _await_ready(ready: ProcessQueue[str], workers: Sequence[SpawnProcess]) -> None:
+    deadline, waiting = time.monotonic() + READY_TIMEOUT_S, len(workers)
+    while waiting:
+        try:
+            ready.get(timeout=0.2)
+            waiting -= 1
+        except queue_module.Empty:
+            if any(worker.exitcode is not None for worker in workers) or time.monotonic() > deadline:
+                raise SewamitraError("an RQ worker process did not start; see its error above") from None
+
+
+def _join(workers: Sequence[SpawnProcess]) -> None:
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.exitcode != 0:
+            raise SewamitraError(f"RQ worker process {worker.name} ended with {worker.exitcode}")
+
+
+def _statuses(engine: sa.Engine) -> Counter[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT status, count(*) FROM service_request GROUP BY status")).all()
+    return Counter({str(status): int(n) for status, n in rows})
+
+
+def _finish_times(bench: Bench, request_ids: Sequence[int], started: datetime) -> tuple[float, float]:
+    """Seconds from the first enqueue to the last dispatch job's end, and to the last job's end."""
+    with bench.engine.connect() as connection:
+        offer_ids = connection.execute(sa.select(col(Offer.id))).scalars().all()
+    dispatched = _last_end(bench.redis, [f"dispatch-{i}" for i in request_ids], started)
+    delivered = _last_end(bench.redis, [f"offer-{i}" for i in offer_ids], started)
+    return (dispatched - started).total_seconds(), (max(dispatched, delivered) - started).total_seconds()
+
+
+def _last_end(connection: redis.Redis, job_ids: Sequence[str], default: datetime) -> datetime:
+    jobs = Job.fetch_many(job_ids, connection=connection)
+    return max((job.ended_at for job in jobs if job is not None and job.ended_at), default=default)
+
+
+def _failures(bench: Bench, failed: FailedJobRegistry) -> list[str]:
+    notes = []
+    for job in Job.fetch_many(failed.get_job_ids()[:3], connection=bench.redis):
+        result = job.latest_result() if job else None
+        error = (result.exc_string or "").strip().splitlines()[-1:] if result else []
+        notes.append(f"failed job {job.id if job else '?'}: {' '.join(error) or 'no error recorded'}")
+    return notes
+
+
+# -- 3b. the SQL baseline -------------------------------------------------------------------------
+
+
+def measure_sql_offers(bench: Bench, request_ids: Sequence[int]) -> dict[str, float]:
+    """The same requests, made new again, offered by one plain loop: SQL nearest worker, one Offer row."""
+    bench.say(f"dispatching the same {len(request_ids):,} requests by a plain SQL loop")
+    _make_new_again(bench.engine)
+    started = time.perf_counter()
+    with bench.engine.connect() as connection:
+        for request_id in request_ids:
+            with connection.begin():
+                offer_by_sql(connection, request_id, bench.rules, datetime.now(UTC))
+    elapsed = time.perf_counter() - started
+    offered = _statuses(bench.engine)[RequestStatus.OFFERED.value]
+    return {"sql_offered": float(offered), "sql_dispatch_s": elapsed, "sql_offered_per_s": offered / elapsed}
+
+
+def _make_new_again(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        for model in (Offer, AuditEvent, SmsLog):
+            connection.execute(sa.delete(model))
+        connection.execute(sa.update(ServiceRequest).values(status=RequestStatus.NEW))
+
+
+def offer_by_sql(connection: sa.Connection, request_id: int, rules: Dispatch, now: datetime) -> None:
+    """Offer one request to its nearest eligible worker, or escalate it: no index, no queue, no audit."""
+    spot = connection.execute(sa.text("SELECT latitude, longitude, service_code FROM service_request WHERE id = :id"),
+                              {"id": request_id}).one()  # fmt: skip
+    nearest = nearest_by_sql(by_sql(connection, Point(spot[0], spot[1], spot[2]), rules))
+    if nearest is not None:
+        expires_at = now + timedelta(seconds=rules.offer_timeout)
+        connection.execute(sa.insert(Offer).values(request_id=request_id, worker_id=nearest.worker_id,
+                                                   status=OfferStatus.PENDING, channel=OfferChannel.SMS,
+                                                   created_at=now, expires_at=expires_at))  # fmt: skip
+    status = RequestStatus.OFFERED if nearest else RequestStatus.ESCALATED
+    connection.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                       .values(status=status, updated_at=now))  # fmt: skip
+
+
+# -- 4. the report --------------------------------------------------------------------------------
+
+
+def describe_machine(engine: sa.Engine, connection: redis.Redis) -> dict[str, str]:
+    with engine.connect() as db:
+        postgres = str(db.execute(sa.text("SHOW server_version")).scalar_one())
+    return {
+        "CPUs (nproc)": str(len(os.sched_getaffinity(0))),
+        "CPU": _cpu_model(),
+        "system": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "Python": platform.python_version(),
+        "PostgreSQL": postgres,
+        "Redis": str(connection.info("server")["redis_version"]),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        models = []
+    return models[0] if models else platform.processor() or "unknown"
+
+
+def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[str, float], notes: Sequence[str]
+           ) -> str:  # fmt: skip
+    """The figures as a markdown table, with what they ran on and the issue's targets beside them."""
+    lines = ["", "# sewamitra bench dispatch", ""]
+    lines += [f"- {name}: {value}" for name, value in machine.items()]
+    lines += ["- parameters: " + ", ".join(f"{name}={value}" for name, value in parameters.items()), ""]
+    rows = [("phase", "figure", "value", "target")]
+    rows += [(phase, label, _value(figures[key], unit), _target(key, figures[key]))
+             for key, (phase, label, unit) in FIGURES.items() if key in figures]  # fmt: skip
+    lines += table(rows)
+    lines += ["", "Baselines: SQL = one haversine nearest-neighbour query on PostgreSQL (skill, verified, available,",
+              f"within the worker's radius, ORDER BY distance LIMIT {SQL_LIMIT}); its loop writes one Offer row per",
+              "request and commits, in one process, with no Redis, RQ, lock, audit event or SMS."]  # fmt: skip
+    lines += ["", *(f"note: {note}" for note in notes)] if notes else []
+    return "\n".join(lines) + "\n"
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def render(row: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
+
+    return [render(rows[0]), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *map(render, rows[1:])]
+
+
+def _value(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:.3f} ms"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "x":
+        return f"{value:.1f}x"
+    if unit == "share":
+        return f"{value:.1%}"
+    return f"{value:,.0f} {unit}"
+
+
+def _target(key: str, value: float) -> str:
+    if key not in TARGETS:
+        return ""
+    target, met = TARGETS[key]
+    return f"{target}: {'met' if met(value) else 'MISSED'}"
+
+
+def _ratio(top: float, bottom: float) -> float:
+    return top / bottom if bottom > 0 else 0.0

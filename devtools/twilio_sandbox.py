@@ -1,0 +1,491 @@
+"""A local stand-in for Twilio's REST API: records what the helpline asks to send, so tests and the
+one-box demo run without Twilio.
+
+It answers the two calls the gateway makes (Messages.json, Calls.json) the way Twilio does (201
+with Twilio's JSON, 400/401 with Twilio's error JSON), records each accepted message and call, and
+can be told to fail or stall the next requests. Other processes read it over HTTP under
+`/_sandbox/`. It listens on loopback only: it holds citizens' numbers and has no real security.
+
+    python -m devtools.twilio_sandbox --port 8099 --account-sid AC... --auth-token ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import email.utils
+import functools
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2010-04-01"
+ACCOUNT_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<resource>Messages|Calls)\.json$")
+SANDBOX_PREFIX = "/_sandbox"
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
+MAX_BODY_CHARS = 1600
+DEFAULT_CALL_TIMEOUT = 60
+MAX_REQUEST_BYTES = 1 << 20
+SHUTDOWN_POLL = 0.05  # seconds: how soon stop() is noticed, so a test's teardown stays quick
+
+# Twilio's own error codes, as its API answers them.
+AUTHENTICATE = 20003
+NOT_FOUND = 20404
+TOO_MANY_REQUESTS = 20429
+INTERNAL_ERROR = 20500
+SERVICE_UNAVAILABLE = 20503
+CALL_INVALID = 21200
+CALL_TO_MISSING = 21201
+CALL_URL_MISSING = 21205
+INVALID_TO = 21211
+CALL_FROM_MISSING = 21213
+MESSAGE_BODY_MISSING = 21602
+MESSAGE_FROM_MISSING = 21603
+MESSAGE_TO_MISSING = 21604
+MESSAGE_TOO_LONG = 21617
+CODE_FOR_STATUS = {429: TOO_MANY_REQUESTS, 500: INTERNAL_ERROR, 503: SERVICE_UNAVAILABLE}
+
+# Message and call statuses Twilio reports when it has just accepted a request.
+QUEUED = "queued"
+ACCEPTED = "accepted"  # a message sent through a Messaging Service, before a sender is chosen
+OUTBOUND_API = "outbound-api"
+
+# GSM 03.38: the basic set costs one septet, the extension set two; anything else forces UCS-2.
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_SINGLE, GSM7_PART = 160, 153
+UCS2_SINGLE, UCS2_PART = 70, 67
+
+
+class SandboxRefusal(Exception):
+    """A request Twilio would refuse: carries the HTTP status and Twilio's error code."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "more_info": MORE_INFO.format(code=self.code),
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to one upcoming API request: stall it, then maybe answer with an error status."""
+
+    delay: float = 0.0
+    status: int | None = None
+
+
+def num_segments(body: str) -> int:
+    """How many SMS segments Twilio bills for `body`: Devanagari forces UCS-2 (70, then 67 each)."""
+    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in body):
+        units, single, part = sum(2 if char in GSM7_EXTENSION else 1 for char in body), GSM7_SINGLE, GSM7_PART
+    else:
+        units, single, part = len(body.encode("utf-16-le")) // 2, UCS2_SINGLE, UCS2_PART
+    return 1 if units <= single else math.ceil(units / part)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only; the sandbox refuses to listen anywhere else."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _rfc2822(moment: datetime) -> str:
+    return email.utils.format_datetime(moment)
+
+
+def _require(form: dict[str, str], field: str, code: int, message: str) -> str:
+    value = form.get(field, "")
+    if not value:
+        raise SandboxRefusal(HTTPStatus.BAD_REQUEST, code, message)
+    return value
+
+
+def _require_e164(number: str) -> None:
+    if not E164.match(number):
+        raise SandboxRefusal(
+            HTTPStatus.BAD_REQUEST, INVALID_TO, f"The 'To' number {number} is not a valid phone number."
+        )
+
+
+def _message_resource(account_sid: str, form: dict[str, str], now: datetime) -> dict[str, Any]:
+    """Validate a Messages.json form as Twilio does and build the resource Twilio would return."""
+    to = _require(form, "To", MESSAGE_TO_MISSING, "A 'To' phone number is required.")
+    body = _require(form, "Body", MESSAGE_BODY_MISSING, "Message body is required.")
+    sender, service = form.get("From") or None, form.get("MessagingServiceSid") or None
+    if not sender and not service:
+        raise SandboxRefusal(HTTPStatus.BAD_REQUEST, MESSAGE_FROM_MISSING, "A 'From' phone number is required.")
+    _require_e164(to)
+    if len(body) > MAX_BODY_CHARS:
+        raise SandboxRefusal(
+            HTTPStatus.BAD_REQUEST, MESSAGE_TOO_LONG, f"The message body exceeds the {MAX_BODY_CHARS} character limit."
+        )
+    sid = f"SM{uuid.uuid4().hex}"
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}"
+    return {
+        "account_sid": account_sid, "api_version": API_VERSION, "body": body,
+        "date_created": _rfc2822(now), "date_sent": None, "date_updated": _rfc2822(now),
+        "direction": OUTBOUND_API, "error_code": None, "error_message": None, "from": sender,
+        "messaging_service_sid": service, "num_media": "0", "num_segments": str(num_segments(body)),
+        "price": None, "price_unit": "USD", "sid": sid, "status": QUEUED if sender else ACCEPTED,
+        "subresource_uris": {"media": f"{uri}/Media.json"}, "to": to, "uri": f"{uri}.json",
+    }  # fmt: skip
+
+
+def _call_resource(account_sid: str, form: dict[str, str], now: datetime) -> dict[str, Any]:
+    """Validate a Calls.json form as Twilio does and build the resource Twilio would return."""
+    to = _require(form, "To", CALL_TO_MISSING, "No 'To' number is specified.")
+    sender = _require(form, "From", CALL_FROM_MISSING, "A 'From' phone number is required.")
+    if not form.get("Url") and not form.get("Twiml"):
+        raise SandboxRefusal(HTTPStatus.BAD_REQUEST, CALL_URL_MISSING, "A 'Url' or 'Twiml' parameter is required.")
+    _require_e164(to)
+    if not form.get("Timeout", str(DEFAULT_CALL_TIMEOUT)).isdigit():
+        raise SandboxRefusal(HTTPStatus.BAD_REQUEST, CALL_INVALID, "Timeout must be a whole number of seconds.")
+    sid = f"CA{uuid.uuid4().hex}"
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Calls/{sid}"
+    return {
+        "account_sid": account_sid, "annotation": None, "answered_by": None, "api_version": API_VERSION,
+        "caller_name": None, "date_created": _rfc2822(now), "date_updated": _rfc2822(now),
+        "direction": OUTBOUND_API, "duration": None, "end_time": None, "forwarded_from": None,
+        "from": sender, "from_formatted": sender, "group_sid": None, "parent_call_sid": None,
+        "phone_number_sid": None, "price": None, "price_unit": "USD", "queue_time": "0", "sid": sid,
+        "start_time": None, "status": QUEUED, "subresource_uris": {"recordings": f"{uri}/Recordings.json"},
+        "to": to, "to_formatted": to, "trunk_sid": None, "uri": f"{uri}.json",
+    }  # fmt: skip
+
+
+def _message_record(resource: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    return {**resource, "status_callback": form.get("StatusCallback"), "params": form}
+
+
+def _call_record(resource: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    return {
+        **resource,
+        "url": form.get("Url"),
+        "method": form.get("Method", "POST"),
+        "twiml": form.get("Twiml"),
+        "timeout": int(form.get("Timeout", DEFAULT_CALL_TIMEOUT)),
+        "status_callback": form.get("StatusCallback"),
+        "params": form,
+    }
+
+
+RESOURCES: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., dict[str, Any]]]] = {
+    "Messages": (_message_resource, _message_record),
+    "Calls": (_call_resource, _call_record),
+}
+
+
+class TwilioSandbox:
+    """Twilio's Messages and Calls API on a loopback port, recording every accepted request."""
+
+    def __init__(self, account_sid: str, auth_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        if not is_loopback(host):
+            raise ValueError(f"the Twilio sandbox listens on loopback only, not {host!r}")
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.host = "127.0.0.1" if host == "localhost" else host
+        self.port = port
+        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": []}
+        self._faults: deque[Fault] = deque()
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._server: _SandboxServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Listen and serve in a background thread; return the base URL to give the client."""
+        if self._server is not None:
+            return self.base_url
+        self._stopping.clear()
+        self._server = _SandboxServer((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        serve = functools.partial(self._server.serve_forever, poll_interval=SHUTDOWN_POLL)
+        self._thread = threading.Thread(target=serve, name="twilio-sandbox", daemon=True)
+        self._thread.start()
+        log.info("Twilio sandbox listening on %s", self.base_url)
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving and wake any stalled request, so a test never waits on an injected delay."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __enter__(self) -> TwilioSandbox:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- what was sent -----------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        with self._changed:
+            return list(self._records["Messages"])
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        with self._changed:
+            return list(self._records["Calls"])
+
+    def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The messages, once at least `n` have arrived: sends happen in background jobs."""
+        return self._wait_for("Messages", n, timeout)
+
+    def wait_for_calls(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The calls, once at least `n` have been placed."""
+        return self._wait_for("Calls", n, timeout)
+
+    def _wait_for(self, resource: str, n: int, timeout: float) -> list[dict[str, Any]]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._records[resource]) >= n, timeout):
+                got = len(self._records[resource])
+                raise TimeoutError(f"waited {timeout}s for {n} {resource.lower()} in the Twilio sandbox, got {got}")
+            return list(self._records[resource])
+
+    def clear(self) -> None:
+        """Forget every record and pending fault, so one test does not see another's."""
+        with self._changed:
+            for records in self._records.values():
+                records.clear()
+            self._faults.clear()
+
+    # -- fault injection ---------------------------------------------------------------------------
+
+    def fail_next(self, n: int = 1, status: int = HTTPStatus.INTERNAL_SERVER_ERROR) -> None:
+        """Answer the next `n` API requests with `status` and Twilio's error JSON, recording nothing."""
+        if not HTTPStatus.BAD_REQUEST <= status < 600:
+            raise ValueError(f"a failure needs an error status (400-599), not {status}")
+        self._add_faults(n, Fault(status=int(status)))
+
+    def delay_next(self, n: int, seconds: float) -> None:
+        """Stall the next `n` API requests, then handle them: Twilio too may send what a client gave up on."""
+        self._add_faults(n, Fault(delay=float(seconds)))
+
+    @property
+    def faults_left(self) -> int:
+        """Faults injected but not yet met by a request: 0 once a stalled request has arrived."""
+        with self._changed:
+            return len(self._faults)
+
+    def _add_faults(self, n: int, fault: Fault) -> None:
+        if n < 0:
+            raise ValueError("n must not be negative")
+        with self._changed:
+            self._faults.extend([fault] * n)
+
+    def _next_fault(self) -> Fault | None:
+        with self._changed:
+            return self._faults.popleft() if self._faults else None
+
+    # -- the API -----------------------------------------------------------------------------------
+
+    def handle_api(self, account_sid: str, resource: str, authorization: str, form: dict[str, str]) -> dict[str, Any]:
+        """Answer one API request as Twilio would; raise SandboxRefusal where Twilio would refuse."""
+        fault = self._next_fault()
+        if fault and fault.delay and self._stopping.wait(fault.delay):
+            raise SandboxRefusal(HTTPStatus.SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE, "The sandbox is stopping.")
+        if fault and fault.status:
+            code = CODE_FOR_STATUS.get(fault.status, fault.status)
+            raise SandboxRefusal(fault.status, code, f"Injected failure ({fault.status}).")
+        if not self._authenticated(authorization):
+            raise SandboxRefusal(HTTPStatus.UNAUTHORIZED, AUTHENTICATE, "Authenticate")
+        if account_sid != self.account_sid:
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The account {account_sid} was not found")
+        build, record = RESOURCES[resource]
+        answer = build(account_sid, form, datetime.now(UTC))
+        self._record(resource, {**record(answer, form), "received_at": datetime.now(UTC).isoformat()})
+        return answer
+
+    def _authenticated(self, authorization: str) -> bool:
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        expected = f"{self.account_sid}:{self.auth_token}".encode()
+        return hmac.compare_digest(f"{user}:{password}".encode(), expected)
+
+    def _record(self, resource: str, record: dict[str, Any]) -> None:
+        with self._changed:
+            self._records[resource].append(record)
+            self._changed.notify_all()
+
+    def apply_faults(self, spec: dict[str, Any]) -> None:
+        """Faults from another process: {"fail_next": n, "status": 500} and/or {"delay_next": n, "seconds": s}."""
+        if spec.get("fail_next"):
+            self.fail_next(int(spec["fail_next"]), int(spec.get("status", HTTPStatus.INTERNAL_SERVER_ERROR)))
+        if spec.get("delay_next"):
+            self.delay_next(int(spec["delay_next"]), float(spec["seconds"]))
+
+
+class _SandboxServer(ThreadingHTTPServer):
+    """The HTTP server, refusing anything but loopback peers and holding the sandbox for handlers."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], sandbox: TwilioSandbox) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sandbox = sandbox
+        super().__init__(address, _SandboxHandler)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return is_loopback(str(client_address[0]))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("Twilio sandbox: request from %s failed", client_address, exc_info=True)
+
+
+class _SandboxHandler(BaseHTTPRequestHandler):
+    """Routes Twilio's API paths and the sandbox's own `/_sandbox/` inspection paths."""
+
+    server: _SandboxServer
+    server_version = "TwilioSandbox/1"
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        api = ACCOUNT_PATH.match(path)
+        if api:
+            self._api(api["account"], api["resource"])
+        elif path == f"{SANDBOX_PREFIX}/faults":
+            self._faults()
+        else:
+            self._not_found(path)
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        listings = {f"{SANDBOX_PREFIX}/messages": "messages", f"{SANDBOX_PREFIX}/calls": "calls"}
+        if path in listings:
+            self._send_json(HTTPStatus.OK, getattr(self.server.sandbox, listings[path]))
+        else:
+            self._not_found(path)
+
+    def do_DELETE(self) -> None:
+        path = urlsplit(self.path).path
+        if path == SANDBOX_PREFIX:
+            self.server.sandbox.clear()
+            self._send_json(HTTPStatus.OK, {"cleared": True})
+        else:
+            self._not_found(path)
+
+    def _api(self, account_sid: str, resource: str) -> None:
+        form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            answer = self.server.sandbox.handle_api(account_sid, resource, self.headers.get("Authorization", ""), form)
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        else:
+            self._send_json(HTTPStatus.CREATED, answer)
+
+    def _faults(self) -> None:
+        try:
+            spec = json.loads(self._body() or b"{}")
+            self.server.sandbox.apply_faults(spec)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"message": f"bad fault spec: {error}", "status": 400})
+        else:
+            self._send_json(HTTPStatus.OK, {"accepted": spec})
+
+    def _not_found(self, path: str) -> None:
+        refusal = SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The requested resource {path} was not found")
+        self._send_json(refusal.status, refusal.payload())
+
+    def _body(self) -> bytes:
+        length = min(int(self.headers.get("Content-Length") or 0), MAX_REQUEST_BYTES)
+        return self.rfile.read(length)
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("Twilio sandbox: the client left before its answer (it timed out)")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("Twilio sandbox: " + format, *args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sandbox as a process until SIGTERM or Ctrl-C; print the base URL first."""
+    parser = argparse.ArgumentParser(prog="python -m devtools.twilio_sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--account-sid", default=os.environ.get("TWILIO_ACCOUNT_SID"))
+    parser.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"), help="or TWILIO_AUTH_TOKEN")
+    args = parser.parse_args(argv)
+    if not args.account_sid or not args.auth_token:
+        parser.error("--account-sid and --auth-token (or TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN) are required")
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    with TwilioSandbox(args.account_sid, args.auth_token, args.host, args.port) as sandbox:
+        print(sandbox.base_url, flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""What `sewamitra up` does before and around the processes: Redis, secrets, schema, demo data,
+the first console login."""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from sqlmodel import Session, select
+
+from core.settings import Settings, load_settings
+from devtools.embedded_redis import EmbeddedRedis
+from sewamitra import localsecrets
+from sewamitra.supervisor import Child, Supervisor
+from storage import db
+from storage.models import Role, User, Worker
+from storage.users import create_user
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
+    """Prepare one box and run every process until Ctrl-C or SIGTERM; return the exit status."""
+    environ = dict(os.environ)
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        environ["SEWAMITRA_REDIS_URL"] = embedded.start()
+        click.echo(f"embedded Redis on {embedded.socket} (data kept in {embedded.directory})")
+    try:
+        sandbox_port = None
+        if not environ.get("TWILIO_ACCOUNT_SID") and not settings.twilio.api_base_url:
+            sandbox_port = free_port()
+            environ["SEWAMITRA_TWILIO__API_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
+        for name in localsecrets.fill_environment(settings.data_dir, environ, sandbox=sandbox_port is not None):
+            click.echo(f"{name} is not set: using the local one in {localsecrets.path(settings.data_dir, name)}")
+        if urlsplit(settings.public_url).hostname in LOCAL_HOSTS and "SEWAMITRA_PUBLIC_URL" not in os.environ:
+            environ["SEWAMITRA_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+        settings = load_settings(environ=environ)
+        login = prepare_database(settings, seed_demo=seed_demo)
+        return _supervise(settings, environ, port=port, host=host, login=login, sandbox_port=sandbox_port)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def prepare_database(settings: Settings, *, seed_demo: bool) -> str:
+    """Migrate; seed an empty database; make the first admin. Return how to log in."""
+    from devtools import seed as demo
+
+    engine = db.create_engine(settings.sqlalchemy_url)
+    db.upgrade(engine)
+    with db.session_scope(engine) as session:
+        if seed_demo and session.exec(select(Worker.id).limit(1)).first() is None:
+            with click.progressbar(length=0, label="demo data: workers") as bar:
+                demo.seed(session, settings, progress=lambda done, total: _advance(bar, done, total))
+        login = _first_admin(session, settings.data_dir)
+    engine.dispose()
+    return login
+
+
+def _advance(bar: Any, done: int, total: int) -> None:
+    bar.length = total
+    bar.update(done - bar.pos)
+
+
+def _first_admin(session: Session, data_dir: Path) -> str:
+    """A fresh database gets user 'admin' with a random password kept in the data directory."""
+    password_file = data_dir / localsecrets.ADMIN_PASSWORD_FILE
+    if session.exec(select(User.id).limit(1)).first() is None:
+        password_file.unlink(missing_ok=True)
+        password = localsecrets.read_or_create(password_file, make=12)
+        create_user(session, "admin", Role.ADMIN, password, full_name="Helpline administrator", actor="up")
+        return f"admin / {password}   (kept in {password_file}; change it after signing in)"
+    if password_file.exists():
+        return f"admin (first password in {password_file}, unless changed since)"
+    return "the users made with `sewamitra create-user`"
+
+
+def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: str, login: str,
+               sandbox_port: int | None) -> int:  # fmt: skip
+    children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
+    if sandbox_port is not None:
+        children.append(Child("twilio-sandbox", ["--port", str(sandbox_port)], module="devtools.twilio_sandbox"))
+    children += [Child(f"worker-{i}", functools.partial(_worker_args, i)) for i in range(settings.workers.rq)]
+    children.append(Child("scheduler", ["scheduler"]))
+    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    banner = {
+        "ready": click.style(f"\n{settings.helpline_name} is up.", bold=True),
+        "voice": f"  Twilio voice webhook : {settings.public_url}/twilio/voice   (POST, signed)",
+        "health": f"  Health               : {local}/healthz",
+        "console": f"  Console              : {local}/console   sign in as {login}",
+        "twilio": f"  SMS and calls        : {_telephony(settings, sandbox_port)}",
+        "redis": f"  Redis                : {_safe_url(settings.redis_url or '')}",
+        "database": f"  Database             : {_safe_url(settings.sqlalchemy_url)}",
+        "stop": "Press Ctrl-C to stop everything.\n",
+    }
+    return Supervisor(children, environ).run(on_ready=banner, ready_url=f"{local}/healthz")
+
+
+def _telephony(settings: Settings, sandbox_port: int | None) -> str:
+    if sandbox_port is None:
+        return str(settings.twilio.api_base_url or "Twilio")
+    return f"the local Twilio sandbox: {settings.twilio.api_base_url}/_sandbox/messages"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _worker_args(index: int) -> list[str]:
+    """A new name at every start: RQ keeps a killed worker's name registered for minutes."""
+    return ["worker", "--name", f"sewamitra-{os.getpid()}-{index}-{secrets.token_hex(4)}"]
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,37 @@
+"""The port every SMS and outbound call goes through: jobs depend on `Telephony`, never on a
+platform, and catch `GatewayError` by type."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.exceptions import SewamitraError
+
+DEFAULT_RING_TIMEOUT = 30  # seconds an outbound call rings before the platform gives up
+# Statuses under 500 that say "try again later" rather than "this request is wrong".
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
+
+
+class GatewayError(SewamitraError):
+    """Sending failed; `retryable` tells the job whether trying again later can help."""
+
+    def __init__(self, message: str, *, retryable: bool, code: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code  # the platform's error code (e.g. Twilio's 21211 invalid 'To'), when it gave one
+        self.status = status  # the HTTP status, when there was an answer at all
+
+
+class Telephony(Protocol):
+    """Sends SMS and places outbound calls; both return the platform's id for status callbacks."""
+
+    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> str: ...
+
+    def place_call(
+        self, to: str, url: str, *, status_callback: str | None = None, timeout: int = DEFAULT_RING_TIMEOUT
+    ) -> str: ...
+
+
+def is_retryable_status(status: int) -> bool:
+    """5xx, 408 and 429 may succeed later; any other 4xx (bad number, bad credentials) fails again."""
+    return status >= 500 or status in RETRYABLE_CLIENT_STATUSES

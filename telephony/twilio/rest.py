@@ -1,0 +1,127 @@
+"""`Telephony` over Twilio's REST API (or a Twilio-compatible one at twilio.api_base_url)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from core import phones
+from core.settings import Settings
+from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_status
+
+DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
+ACCOUNT_SID_ENV = "TWILIO_ACCOUNT_SID"
+AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
+
+T = TypeVar("T")
+
+
+def twilio_client(account_sid: str, auth_token: str, *, api_base_url: str | None, timeout: float) -> Client:
+    """The real REST client, with a request timeout and, when configured, another API base URL."""
+    if timeout <= 0:
+        raise ValueError("the Twilio request timeout must be positive")
+    http_client = TwilioHttpClient(timeout=timeout)
+    client = Client(account_sid, auth_token, http_client=http_client)
+    if api_base_url:
+        # Every Messages/Calls URL is the Api domain's base_url + "/2010-04-01/Accounts/...".
+        client.api.base_url = api_base_url.rstrip("/")
+        # TWILIO_EDGE / TWILIO_REGION would rewrite the host of this literal URL, proxies reroute it.
+        client.edge = client.region = None
+        if http_client.session is not None:
+            http_client.session.trust_env = False
+    return client
+
+
+class TwilioTelephony:
+    """`Telephony` through Twilio's REST API (or a Twilio-compatible one at twilio.api_base_url)."""
+
+    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        twilio = settings.twilio
+        self.timeout = timeout
+        self.from_number = twilio.from_number
+        self.messaging_service_sid = twilio.messaging_service_sid
+        sid, token = twilio.account_sid, twilio.auth_token
+        self._missing = [env for env, value in ((ACCOUNT_SID_ENV, sid), (AUTH_TOKEN_ENV, token)) if not value]
+        self._client: Client | None = None
+        if sid and token:
+            self._client = twilio_client(sid, token, api_base_url=twilio.api_base_url, timeout=timeout)
+
+    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+        """Send `body` to `to`; return the MessageSid that Twilio's status callbacks will carry."""
+        sender = self._sms_sender()
+        message = self._request(
+            "send an SMS",
+            lambda client: client.messages.create(to=to, body=body, status_callback=status_callback, **sender),
+        )
+        return _sid(message, "MessageSid")
+
+    def place_call(
+        self, to: str, url: str, *, status_callback: str | None = None, timeout: int = DEFAULT_RING_TIMEOUT
+    ) -> str:
+        """Ring `to`; when answered Twilio fetches TwiML from `url`. Return the CallSid."""
+        if not self.from_number:
+            raise GatewayError("cannot place a call: set twilio.from_number in config.yaml", retryable=False)
+        caller = self.from_number
+        call = self._request(
+            "place a call",
+            lambda client: client.calls.create(
+                to=to, from_=caller, url=url, status_callback=status_callback, timeout=timeout
+            ),
+        )
+        return _sid(call, "CallSid")
+
+    def _sms_sender(self) -> dict[str, str]:
+        """A Messaging Service picks the sender itself (and India's DLT header); else our number."""
+        if self.messaging_service_sid:
+            return {"messaging_service_sid": self.messaging_service_sid}
+        if self.from_number:
+            return {"from_": self.from_number}
+        raise GatewayError(
+            "cannot send an SMS: set twilio.messaging_service_sid or twilio.from_number in config.yaml",
+            retryable=False,
+        )
+
+    def _request(self, action: str, send: Callable[[Client], T]) -> T:
+        """Run one REST request, turning every way it can fail into a GatewayError."""
+        if self._client is None:
+            missing = " and ".join(self._missing)
+            message = f"cannot {action}: Twilio credentials are missing; set {missing} in the environment"
+            raise GatewayError(message, retryable=False)
+        try:
+            return send(self._client)
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise _refused(action, error) from error
+        except requests.Timeout as error:
+            message = f"cannot {action}: Twilio did not answer within {self.timeout}s"
+            raise GatewayError(message, retryable=True) from error
+        except requests.RequestException as error:
+            raise GatewayError(f"cannot {action}: Twilio is unreachable ({error})", retryable=True) from error
+        except (TwilioException, ValueError) as error:
+            raise GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False) from error
+
+
+def _refused(action: str, error: TwilioRestException | TwilioServiceException) -> GatewayError:
+    """Twilio answered with an error: keep its status and error code for the job and the logs."""
+    status = int(error.status)
+    # Without an error JSON the library puts the HTTP status where Twilio's code would be.
+    code = error.code if error.code and error.code != status else None
+    detail = phones.mask_all(str(error.msg if isinstance(error, TwilioRestException) else error.detail or error.title))
+    return GatewayError(
+        f"cannot {action}: Twilio answered HTTP {status}" + (f", error {code}" if code else "") + f": {detail}",
+        retryable=is_retryable_status(status),
+        code=code,
+        status=status,
+    )
+
+
+def _sid(resource: Any, name: str) -> str:
+    sid = getattr(resource, "sid", None)
+    if not sid:
+        # Twilio may have accepted the request: not retryable, a retry could send twice.
+        raise GatewayError(f"Twilio accepted the request but returned no {name}", retryable=False)
+    return str(sid)
