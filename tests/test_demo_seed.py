@@ -250,3 +250,20 @@ def test_seed_155330_gives_exactly_the_pool_it_always_has(engine: sa.Engine, set
         "75 districts, 80 providers, 800 workers (695 police-verified, 83 pending, 22 rejected; "
         "545 available, 341 certified)"
     )
+
+
+def test_the_name_lists_are_read_one_name_a_line_in_order(tmp_path: Path) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("Ram Prakash\n\n  Śrī  \nमुन्ना\n", encoding="utf-8")
+
+    assert demo.listed(names) == ("Ram Prakash", "Śrī", "मुन्ना")
+    assert demo.Names.read().agency_endings[:4] == ("", "", "", " Sewa Samiti")
+
+
+def test_a_missing_or_empty_name_list_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+
+    with pytest.raises(SewamitraError, match="cannot read the demo names in"):
+        demo.Names.read(tmp_path)
+    with pytest.raises(SewamitraError, match="lists no names"):
+        demo.listed(tmp_path / "empty.txt")
