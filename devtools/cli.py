@@ -5,7 +5,9 @@ call, signatures for curl, and the benchmarks. `sewamitra.cli` finds them throug
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
@@ -15,6 +17,8 @@ from core.settings import Settings
 from sewamitra import localsecrets
 from sewamitra.cli import DEFAULT_PORT, _session, _settings
 from storage import db
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.command()
@@ -40,14 +44,11 @@ def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> 
 
     settings = _settings(ctx)
     db.upgrade(db.create_engine(settings.sqlalchemy_url))
-    with _session(settings) as session, click.progressbar(length=workers, label="workers") as bar:
-        try:
-            summary = demo.seed(
-                session, settings, seed=seed_number, providers=providers, workers=workers,
-                progress=lambda done, _total: bar.update(done - bar.pos),
-            )  # fmt: skip
-        except SewamitraError as exc:
-            raise click.ClickException(str(exc)) from None
+    with _session(settings) as session, click.progressbar(length=workers, label="workers") as bar, _reported():
+        summary = demo.seed(
+            session, settings, seed=seed_number, providers=providers, workers=workers,
+            progress=lambda done, _total: bar.update(done - bar.pos),
+        )  # fmt: skip
     click.echo(f"seeded: {summary}")
 
 
@@ -68,6 +69,18 @@ def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | 
         sys.exit(1)
 
 
+# The benchmarks' own services: a PostgreSQL server to make a database on, and an empty Redis database.
+POSTGRES_URL_OPTION = click.option(
+    "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
+    help="a PostgreSQL server; the bench makes and drops a database of its own",
+)  # fmt: skip
+
+
+def redis_url_option(database: int) -> Callable[[F], F]:
+    return click.option("--redis-url", default=f"redis://127.0.0.1:6379/{database}", show_default=True,
+                        help="an empty Redis database")  # fmt: skip
+
+
 @click.group(name="bench")
 def bench_group() -> None:
     """Benchmarks: measured figures next to a baseline measured in the same run."""
@@ -79,19 +92,16 @@ def bench_group() -> None:
 @click.option("--matches", default=2_000, show_default=True, help="request points matched")
 @click.option("--processes", default=2, show_default=True, help="RQ worker processes")
 @click.option("--seed", default=155330, show_default=True)
-@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
-              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
-@click.option("--redis-url", default="redis://127.0.0.1:6379/12", show_default=True, help="an empty Redis database")
+@POSTGRES_URL_OPTION
+@redis_url_option(12)
 def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, seed: int, postgres_url: str,
                    redis_url: str) -> None:  # fmt: skip
     """Matching latency (p50/p99) and requests offered per second through real RQ and Redis."""
     from devtools.bench.dispatch import main as run_bench
 
-    try:
+    with _reported():
         run_bench(workers=workers, requests=requests_, matches=matches, processes=processes, seed=seed,
                   postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)  # fmt: skip
-    except SewamitraError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @bench_group.command(name="calls")
@@ -110,9 +120,8 @@ def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, s
 @click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
 @click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
 @click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")
-@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
-              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
-@click.option("--redis-url", default="redis://127.0.0.1:6379/11", show_default=True, help="an empty Redis database")
+@POSTGRES_URL_OPTION
+@redis_url_option(11)
 def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) -> None:
     """Simulated callers through the signed webhooks under gunicorn: turns/s, latency, errors, bookings."""
     from dataclasses import replace
@@ -120,10 +129,8 @@ def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) ->
     from devtools.bench.calls import run
 
     plan = replace(run.SHORT if short else run.Plan(), **{k: v for k, v in sizes.items() if v is not None})
-    try:
+    with _reported():
         result = run.main(plan, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)
-    except SewamitraError as exc:
-        raise click.ClickException(str(exc)) from None
     if result.failed:
         click.echo(f"FAILED: {result.errors} error(s), {result.lost} booking(s) missing from the database", err=True)
         sys.exit(1)
@@ -132,17 +139,14 @@ def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) ->
 @bench_group.command(name="turns")
 @click.option("--calls", type=int, default=400, show_default=True, help="calls measured, after 20 not counted")
 @click.option("--seed", type=int, default=155330, show_default=True, help="random seed of the callers' mix")
-@click.option("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
-              help="a PostgreSQL server; the bench makes and drops a database of its own")  # fmt: skip
-@click.option("--redis-url", default="redis://127.0.0.1:6379/11", show_default=True, help="an empty Redis database")
+@POSTGRES_URL_OPTION
+@redis_url_option(11)
 def bench_turns(calls: int, seed: int, postgres_url: str, redis_url: str) -> None:
     """CPU per webhook in one process, by webhook, the callers' mix of `bench calls`, against the baseline's."""
     from devtools.bench.calls import turns
 
-    try:
+    with _reported():
         result = turns.main(calls, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout, seed=seed)
-    except SewamitraError as exc:
-        raise click.ClickException(str(exc)) from None
     if result.errors:
         click.echo(f"FAILED: the callers heard {result.errors} error(s)", err=True)
         sys.exit(1)
@@ -161,6 +165,15 @@ def twilio_signature(ctx: click.Context, path: str, params: tuple[str, ...]) -> 
     form = dict(p.split("=", 1) for p in params)
     url = settings.public_url + (path if path.startswith("/") else urlsplit(path).path)
     click.echo(RequestValidator(token).compute_signature(url, form))
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """A refusal of the tools as a one-line error on the terminal, not a traceback."""
+    try:
+        yield
+    except SewamitraError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _local_token(settings: Settings) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import redis
 
+from devtools import procfs
 from sewamitra.process import die_with_parent
 from storage.redisdb import RedisUnavailable
 
@@ -133,16 +134,7 @@ def _terminate_pid(pid: int, timeout: float) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not procfs.alive(pid):
             return
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs (an exited child not yet reaped by its parent does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

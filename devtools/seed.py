@@ -1,7 +1,8 @@
 """Demo data: Uttar Pradesh districts, agencies and workers, the same for the same seed.
 
 Every draw comes from one local `random.Random(seed)` in a fixed order (sorted districts, the
-catalogue's order), so two databases seeded with one number hold the same people.
+catalogue's order), so two databases seeded with one number hold the same people. The names are
+drawn from the lists in devtools/data/ (one name a line), read when a seed runs.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
@@ -24,10 +26,6 @@ from core.settings import Settings
 from storage.models import District, Origin, Provider, VerificationStatus, Worker, WorkerSkill
 
 Progress = Callable[[int, int], None]
-
-
-def _names(listed: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in listed.split(","))
 
 
 BATCH = 200
@@ -97,57 +95,9 @@ WOMEN_SKILLS = {
     "pest_control": 1,
 }
 OTHER_SKILL_WEIGHT = 5
+PLAIN_AGENCIES = 3  # the weight of a name that ends at its trade, against 1 for each of the agency forms
 
-HINDU_MEN = _names(
-    "Ramesh, Suresh, Rajesh, Mukesh, Dinesh, Santosh, Manoj, Anil, Sunil, Vinod, Pankaj, Sanjay, "
-    "Ajay, Vijay, Rakesh, Ravi, Amit, Sumit, Deepak, Pradeep, Ashok, Rajendra, Shyam, Brijesh, "
-    "Awadhesh, Kamlesh, Shailendra, Dharmendra, Jitendra, Virendra, Arvind, Sachin, Rahul, Vikas, "
-    "Gaurav, Anuj, Neeraj, Ankit, Shivam, Satyam, Abhishek, Ram Prakash, Ram Naresh, Ram Kishan, "
-    "Lalji, Chhotelal, Rambabu, Munna, Om Prakash, Hari Om"
-)
-HINDU_WOMEN = _names(
-    "Sunita, Geeta, Anita, Kiran, Poonam, Rekha, Meena, Suman, Asha, Usha, Savita, Neelam, Pooja, "
-    "Priya, Shalini, Jyoti, Neha, Anjali, Preeti, Sarita, Kusum, Manju, Radha, Mamta, Sangeeta, "
-    "Kavita, Shashi, Pushpa, Rani, Seema"
-)
-HINDU_MIDDLES = _names("Kumar, Prasad, Chandra, Nath, Prakash, Lal, Shankar")
-HINDU_SURNAMES = _names(
-    "Yadav, Kumar, Verma, Sharma, Mishra, Tiwari, Pandey, Shukla, Dubey, Tripathi, Srivastava, "
-    "Gupta, Maurya, Kushwaha, Patel, Singh, Chauhan, Prajapati, Vishwakarma, Nishad, Pal, Rajbhar, "
-    "Saroj, Gautam, Jatav, Kashyap, Lodhi, Rawat, Sonkar, Bind, Chaurasia, Saini, Baghel, Jaiswal, "
-    "Agrahari, Kannaujia, Valmiki, Kori, Pasi, Rathore"
-)
-MUSLIM_MEN = _names(
-    "Irfan, Salim, Arif, Shahid, Imran, Salman, Rizwan, Nadeem, Naseem, Wasim, Aslam, Akram, Javed, "
-    "Sajid, Zahid, Faheem, Anwar, Iqbal, Shakeel, Jameel, Raees, Parvez, Danish, Aamir, Arshad, "
-    "Abdul Rahman, Abdul Majeed, Mustaqeem"
-)
-MUSLIM_WOMEN = _names(
-    "Shabnam, Nazia, Rukhsar, Farzana, Shabana, Nasreen, Rubina, Zainab, Sana, Afreen, Tabassum, "
-    "Shaheen, Gulnaz, Najma, Reshma"
-)
-MUSLIM_SURNAMES = _names(
-    "Ansari, Qureshi, Khan, Siddiqui, Ahmad, Alvi, Saifi, Mansoori, Rizvi, Hashmi, Idrisi, Salmani, "
-    "Abbasi, Malik, Shaikh"
-)
-MUSLIM_WOMEN_SURNAMES = ("Bano", "Khatoon", "Parveen", *MUSLIM_SURNAMES)
-SIKH_MEN = _names("Gurpreet, Harjeet, Manjeet, Jaswinder, Kulwinder, Balwinder, Sukhdev, Paramjeet")
-SIKH_WOMEN = _names("Harpreet, Simran, Manpreet, Jasleen, Gurleen, Amarjeet")
-CHRISTIAN_MEN = _names("Joseph, Peter, Sunil, Anil, Daniel, Samuel, Thomas")
-CHRISTIAN_WOMEN = _names("Mary, Reena, Grace, Sheela, Esther")
-
-AGENCY_PREFIXES = _names(
-    "Gomti, Kashi, Awadh, Ganga, Sangam, Triveni, Yamuna, Saryu, Naimish, Purvanchal, Bundelkhand, "
-    "Rohilkhand, Doaba, Shri Balaji, Shri Ram, Jai Hanuman, Maa Vindhyavasini, Maa Durga, Sai, "
-    "Vishwakarma, Navyug, Jan Seva, Sarvodaya, Pragati, Adarsh, Lakshmi, Saraswati, Taj, Nawab, "
-    "Kisan, Shiv Shakti, Ashoka"
-)
-AGENCY_TRADES = _names(
-    "Home Services, Electricals, Urban Care, Facility Services, Technical Services, Skill Services, "
-    "Repair Works, Manpower Services, Enterprises, Electric Works, Plumbing Works, "
-    "Maintenance Services, Home Solutions, Griha Sewa"
-)
-AGENCY_FORMS = ("", "", "", " Sewa Samiti", " Pvt Ltd", " & Sons", " Cooperative Society", " LLP", " Shram Samiti")
+DATA = Path(__file__).with_name("data")
 
 CERTIFICATIONS = ("RPL (PMKVY)", "RPL (PMKVY)", "NCVT (CTS)", "ITI certificate", "DDU-GKY", "Skill India (NSDC)")
 KNOWN_ITIS = {
@@ -163,6 +113,48 @@ REJECTION_NOTES = (
     "Did not appear for verification within 90 days",
 )
 RADII_KM = (5.0, 8.0, 10.0, 12.0, 15.0)
+
+
+@dataclass(frozen=True)
+class Names:
+    """The name lists of devtools/data/, one name a line; the draws pick by position, so their order
+    is part of what a seed number gives."""
+
+    hindu_men: tuple[str, ...]
+    hindu_women: tuple[str, ...]
+    hindu_middle_names: tuple[str, ...]
+    hindu_surnames: tuple[str, ...]
+    muslim_men: tuple[str, ...]
+    muslim_women: tuple[str, ...]
+    muslim_surnames: tuple[str, ...]
+    muslim_women_surnames: tuple[str, ...]  # only women's; they take the men's too
+    sikh_men: tuple[str, ...]
+    sikh_women: tuple[str, ...]
+    christian_men: tuple[str, ...]
+    christian_women: tuple[str, ...]
+    agency_prefixes: tuple[str, ...]
+    agency_trades: tuple[str, ...]
+    agency_forms: tuple[str, ...]  # what may follow the trade: Pvt Ltd, & Sons…
+
+    @classmethod
+    def read(cls, folder: Path = DATA) -> Names:
+        return cls(**{field.name: listed(folder / f"{field.name}.txt") for field in fields(cls)})
+
+    @property
+    def agency_endings(self) -> tuple[str, ...]:
+        return ("",) * PLAIN_AGENCIES + tuple(f" {form}" for form in self.agency_forms)
+
+
+def listed(path: Path) -> tuple[str, ...]:
+    """The names in a UTF-8 file, one a line, in the file's order; blank lines are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SewamitraError(f"cannot read the demo names in {path}: {exc}") from None
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not names:
+        raise SewamitraError(f"{path} lists no names")
+    return names
 
 
 @dataclass(frozen=True)
@@ -243,10 +235,11 @@ def seed(
     area = Area.of(settings.service_area.state)
     if not area.populated():
         raise SewamitraError(f"the India Post directory has no PIN codes for {area.state!r}; check service_area.state")
+    names = Names.read()
     district_count = _ensure_districts(session, area)
     phones = PhoneBook(rng)
-    agencies = _add_providers(session, rng, area, phones, providers)
-    people = Generator(rng, settings, area, phones, today or date.today())
+    agencies = _add_providers(session, rng, area, phones, names, providers)
+    people = Generator(rng, settings, area, phones, names, today or date.today())
     added = _add_workers(session, people, agencies, _worker_districts(rng, area, workers), progress)
     return _summary(district_count, len(agencies), added)
 
@@ -282,21 +275,22 @@ class PhoneBook:
                 return number
 
 
-def _add_providers(session: Session, rng: random.Random, area: Area, phones: PhoneBook, count: int) -> list[Provider]:
+def _add_providers(session: Session, rng: random.Random, area: Area, phones: PhoneBook, names: Names,
+                   count: int) -> list[Provider]:  # fmt: skip
     taken = set(session.exec(select(Provider.name)).all())
     agencies = []
     for district in _weighted_districts(rng, area, count, every=False):
-        name = _agency_name(rng, district, taken)
+        name = _agency_name(rng, names, district, taken)
         agencies.append(Provider(name=name, district=district, phone=_agency_phone(rng, phones, district)))
     session.add_all(agencies)
     session.flush()
     return agencies
 
 
-def _agency_name(rng: random.Random, district: str, taken: set[str]) -> str:
+def _agency_name(rng: random.Random, names: Names, district: str, taken: set[str]) -> str:
     for attempt in range(100):
-        prefix = pincodes.display_name(district) if rng.random() < 0.15 else rng.choice(AGENCY_PREFIXES)
-        name = f"{prefix} {rng.choice(AGENCY_TRADES)}{rng.choice(AGENCY_FORMS)}"
+        prefix = pincodes.display_name(district) if rng.random() < 0.15 else rng.choice(names.agency_prefixes)
+        name = f"{prefix} {rng.choice(names.agency_trades)}{rng.choice(names.agency_endings)}"
         if attempt >= 50:
             name = f"{name} ({pincodes.display_name(district)} {attempt})"
         if name not in taken:
@@ -330,10 +324,12 @@ def _worker_districts(rng: random.Random, area: Area, count: int) -> list[str]:
 class Generator:
     """Makes one plausible worker at a time from the shared random stream."""
 
-    def __init__(self, rng: random.Random, settings: Settings, area: Area, phones: PhoneBook, today: date):
+    def __init__(self, rng: random.Random, settings: Settings, area: Area, phones: PhoneBook, names: Names,
+                 today: date):  # fmt: skip
         self.rng = rng
         self.area = area
         self.phones = phones
+        self.names = names
         self.today = today
         self.codes = tuple(service.code for service in settings.services)
         self.languages = tuple(language.code for language in settings.languages)
@@ -361,7 +357,7 @@ class Generator:
     def person(self) -> tuple[str, bool]:
         woman = self.rng.random() < WOMEN_SHARE
         community = self.rng.choices(("hindu", "muslim", "sikh", "christian"), weights=(78, 19, 2, 1))[0]
-        return _NAMERS[community](self.rng, woman), woman
+        return _NAMERS[community](self.rng, self.names, woman), woman
 
     def skills(self, woman: bool) -> list[str]:
         table = WOMEN_SKILLS if woman else MEN_SKILLS
@@ -422,34 +418,34 @@ class Generator:
         return {"rating": rating, "rating_count": min(400, int(self.rng.expovariate(1 / 40)) + 1)}
 
 
-def _hindu(rng: random.Random, woman: bool) -> str:
+def _hindu(rng: random.Random, names: Names, woman: bool) -> str:
     if woman:
-        first = rng.choice(HINDU_WOMEN)
-        last = rng.choices(("Devi", "Kumari", rng.choice(HINDU_SURNAMES)), weights=(40, 15, 45))[0]
+        first = rng.choice(names.hindu_women)
+        last = rng.choices(("Devi", "Kumari", rng.choice(names.hindu_surnames)), weights=(40, 15, 45))[0]
         return f"{first} {last}"
-    first, surname = rng.choice(HINDU_MEN), rng.choice(HINDU_SURNAMES)
+    first, surname = rng.choice(names.hindu_men), rng.choice(names.hindu_surnames)
     if " " in first or surname == "Kumar" or rng.random() >= 0.3:
         return f"{first} {surname}"
-    return f"{first} {rng.choice(HINDU_MIDDLES)} {surname}"
+    return f"{first} {rng.choice(names.hindu_middle_names)} {surname}"
 
 
-def _muslim(rng: random.Random, woman: bool) -> str:
+def _muslim(rng: random.Random, names: Names, woman: bool) -> str:
     if woman:
-        return f"{rng.choice(MUSLIM_WOMEN)} {rng.choice(MUSLIM_WOMEN_SURNAMES)}"
-    first = rng.choice(MUSLIM_MEN)
+        return f"{rng.choice(names.muslim_women)} {rng.choice(names.muslim_women_surnames + names.muslim_surnames)}"
+    first = rng.choice(names.muslim_men)
     prefix = "Mohd. " if " " not in first and rng.random() < 0.3 else ""
-    return f"{prefix}{first} {rng.choice(MUSLIM_SURNAMES)}"
+    return f"{prefix}{first} {rng.choice(names.muslim_surnames)}"
 
 
-def _sikh(rng: random.Random, woman: bool) -> str:
-    return f"{rng.choice(SIKH_WOMEN)} Kaur" if woman else f"{rng.choice(SIKH_MEN)} Singh"
+def _sikh(rng: random.Random, names: Names, woman: bool) -> str:
+    return f"{rng.choice(names.sikh_women)} Kaur" if woman else f"{rng.choice(names.sikh_men)} Singh"
 
 
-def _christian(rng: random.Random, woman: bool) -> str:
-    return f"{rng.choice(CHRISTIAN_WOMEN if woman else CHRISTIAN_MEN)} Masih"
+def _christian(rng: random.Random, names: Names, woman: bool) -> str:
+    return f"{rng.choice(names.christian_women if woman else names.christian_men)} Masih"
 
 
-_NAMERS: dict[str, Callable[[random.Random, bool], str]] = {
+_NAMERS: dict[str, Callable[[random.Random, Names, bool], str]] = {
     "hindu": _hindu,
     "muslim": _muslim,
     "sikh": _sikh,

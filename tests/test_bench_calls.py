@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from devtools.bench.calls import baseline, figures, procfs, report, run, scripts, servers, turns
+from devtools import procfs
+from devtools.bench import stats
+from devtools.bench.calls import baseline, figures, report, run, scripts, servers, turns
 from devtools.bench.calls.load import Log, Pacing, Sample
 from devtools.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
 from flows import prompts
@@ -68,9 +70,9 @@ def test_the_run_leaves_its_redis_database_empty(short_run: run.Result) -> None:
 def test_percentiles_are_measured_values_by_nearest_rank() -> None:
     ordered = [float(v) for v in range(1, 101)]
 
-    assert [figures.percentile(ordered, p) for p in (50, 95, 99, 100)] == [50, 95, 99, 100]
-    assert figures.percentile([7.0], 99) == 7.0
-    assert figures.percentile([], 99) == 0.0
+    assert [stats.percentile(ordered, p) for p in (50, 95, 99, 100)] == [50, 95, 99, 100]
+    assert stats.percentile([7.0], 99) == 7.0
+    assert stats.percentile([], 99) == 0.0
 
 
 def log_of(samples: list[Sample]) -> Log:

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from core.exceptions import SewamitraError
 from core.geo import distance_km
 from core.settings import Settings
-from dispatch import bench, geoindex
+from devtools.bench import dispatch as bench
+from devtools.bench import stats
+from dispatch import geoindex
 from storage.db import create_engine, upgrade
 from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
 
@@ -140,5 +142,5 @@ def bench_databases() -> set[str]:
 def test_percentiles_are_measured_values_by_nearest_rank() -> None:
     ordered = list(range(1, 101))
 
-    assert [bench.percentile(ordered, p) for p in (50, 90, 99, 100)] == [50, 90, 99, 100]
-    assert bench.percentile([7], 99) == 7
+    assert [stats.percentile(ordered, p) for p in (50, 90, 99, 100)] == [50, 90, 99, 100]
+    assert stats.percentile([7], 99) == 7

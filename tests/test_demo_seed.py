@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from collections import Counter
@@ -213,3 +215,55 @@ def test_progress_is_reported_as_workers_are_added(engine: sa.Engine, settings: 
 
     assert reports[-1] == (800, 800)
     assert [done for done, _ in reports] == sorted({done for done, _ in reports})
+
+
+# The digest of everything seed 155330 puts in, taken before the name lists moved to devtools/data/:
+# a change to the lists, their order or the draws shows here as another digest.
+SEED_155330_DIGEST = "ab5a7482a08f00e5311714aa495dc2d6ad085be7651f89686c8bed1a5d5d96af"
+
+
+def seeded_digest(engine: sa.Engine) -> str:
+    """A SHA-256 of every seeded row, in insertion order, without ids and timestamps."""
+    with session_scope(engine) as session:
+        districts = sorted((d.name, d.state) for d in session.exec(select(District)).all())
+        providers = session.exec(select(Provider).order_by(col(Provider.id))).all()
+        names = {p.id: p.name for p in providers}
+        skills = skills_of(session)
+        workers = [
+            {
+                **w.model_dump(exclude={"id", "created_at", "updated_at", "provider_id"}),
+                "provider": names.get(w.provider_id),
+                "skills": skills.get(w.id or 0, ()),
+            }
+            for w in everyone(session)
+        ]
+        agencies = [(p.name, p.district, p.phone, p.email, p.active) for p in providers]
+    text = json.dumps([districts, agencies, workers], default=str, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_seed_155330_gives_exactly_the_pool_it_always_has(engine: sa.Engine, settings: Settings) -> None:
+    summary = seeded(engine, settings, seed=155330)
+
+    assert seeded_digest(engine) == SEED_155330_DIGEST
+    assert str(summary) == (
+        "75 districts, 80 providers, 800 workers (695 police-verified, 83 pending, 22 rejected; "
+        "545 available, 341 certified)"
+    )
+
+
+def test_the_name_lists_are_read_one_name_a_line_in_order(tmp_path: Path) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("Ram Prakash\n\n  Śrī  \nमुन्ना\n", encoding="utf-8")
+
+    assert demo.listed(names) == ("Ram Prakash", "Śrī", "मुन्ना")
+    assert demo.Names.read().agency_endings[:4] == ("", "", "", " Sewa Samiti")
+
+
+def test_a_missing_or_empty_name_list_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+
+    with pytest.raises(SewamitraError, match="cannot read the demo names in"):
+        demo.Names.read(tmp_path)
+    with pytest.raises(SewamitraError, match="lists no names"):
+        demo.listed(tmp_path / "empty.txt")

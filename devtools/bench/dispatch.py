@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
-import platform
 import queue as queue_module
 import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from multiprocessing.context import SpawnProcess
@@ -38,6 +35,8 @@ from sqlmodel import Session, col
 from core import numbers, pincodes
 from core.exceptions import SewamitraError
 from core.settings import Dispatch, Settings, default_config_path, load_settings
+from devtools.bench import scratch, stats
+from devtools.bench.output import describe_machine, heading, say, table
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, geoindex, queues
 from dispatch.jobs import dispatch_request
@@ -72,7 +71,6 @@ WARM_UP = 10  # untimed first searches: connections, prepared statements, caches
 READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 3600.0
 MAX_REQUESTS = 100_000  # request numbers have six random digits: leave most of them free
-MARKER = "sewamitra:bench:owner"  # a Redis database holding this may be emptied by the next run
 ACCOUNT_SID = "AC" + "b3" * 16  # the sandbox's own credentials: never a real account
 AUTH_TOKEN = "bench-" + "0" * 26
 
@@ -127,8 +125,7 @@ class Bench:
         return tuple(sorted(self.settings.service_codes))
 
     def say(self, line: str) -> None:
-        self.out.write(f"… {line}\n")
-        self.out.flush()
+        say(self.out, line)
 
 
 # Every figure main() returns: phase, label, unit. The report prints them in this order.
@@ -181,7 +178,7 @@ def main(*, workers: int, requests: int, matches: int, processes: int, seed: int
                              "call main() under `if __name__ == '__main__':`")  # fmt: skip
     _check_sizes(workers=workers, requests=requests, matches=matches, processes=processes)
     started = time.perf_counter()
-    with fresh_database(postgres_url) as database_url, claimed_redis(redis_url) as connection, \
+    with scratch.fresh_database(postgres_url) as database_url, scratch.claimed_redis(redis_url) as connection, \
             TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as sandbox:  # fmt: skip
         settings = bench_settings(config or default_config_path(), database_url, redis_url, sandbox.base_url)
         engine = create_engine(database_url)
@@ -207,8 +204,8 @@ def _run(bench: Bench, sandbox: TwilioSandbox, *, workers: int, requests: int, m
     offered, more_notes, request_ids = measure_offers(bench, sandbox, requests, processes)
     baseline = measure_sql_offers(bench, request_ids)
     figures |= matching | offered | baseline
-    figures["e2e_speedup_created"] = _ratio(figures["e2e_created_per_s"], figures["sql_offered_per_s"])
-    figures["e2e_speedup_drained"] = _ratio(figures["e2e_offered_per_s"], figures["sql_offered_per_s"])
+    figures["e2e_speedup_created"] = stats.ratio(figures["e2e_created_per_s"], figures["sql_offered_per_s"])
+    figures["e2e_speedup_drained"] = stats.ratio(figures["e2e_offered_per_s"], figures["sql_offered_per_s"])
     return figures, notes + more_notes
 
 
@@ -223,60 +220,11 @@ def _check_sizes(**sizes: int) -> None:
 # -- the world ------------------------------------------------------------------------------------
 
 
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """A new PostgreSQL database on the server `admin_url` names, dropped however the run ends."""
-    admin = sa.create_engine(_with_driver(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"sewamitra_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield admin.url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-def _with_driver(url: str) -> str:
-    """postgresql:// means psycopg2 to SQLAlchemy; the helpline ships psycopg 3."""
-    parsed = sa.engine.make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if not parsed.drivername.startswith("postgresql"):
-        raise SewamitraError(f"the benchmark needs a PostgreSQL server, not {parsed.drivername}")
-    return parsed.render_as_string(hide_password=False)
-
-
-@contextmanager
-def claimed_redis(url: str) -> Iterator[redis.Redis]:
-    """The Redis database `url` names, emptied before and after: only if it is empty or a bench's."""
-    connection = redis.Redis.from_url(url)
-    try:
-        if connection.dbsize() and not connection.exists(MARKER):
-            raise SewamitraError(f"{url} holds keys the benchmark did not make; give it an empty Redis database")
-        connection.flushdb()
-        connection.set(MARKER, "1")
-        try:
-            yield connection
-        finally:
-            connection.flushdb()
-    finally:
-        connection.close()
-
-
 def bench_settings(config: Path, database_url: str, redis_url: str, twilio_base_url: str) -> Settings:
     """The helpline's own settings (config.yaml and SEWAMITRA_* overrides), pointed at the bench's world."""
-    environ = {
-        **os.environ,
-        "SEWAMITRA_DATABASE_URL": database_url,
-        "SEWAMITRA_REDIS_URL": redis_url,
-        "SEWAMITRA_TWILIO__API_BASE_URL": twilio_base_url,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-    }
+    environ = scratch.helpline_environ(
+        database_url, redis_url, twilio_base_url=twilio_base_url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+    )
     return load_settings(config, environ)
 
 
@@ -406,7 +354,7 @@ def measure_matching(bench: Bench, count: int) -> tuple[dict[str, float], list[s
     ours = [nearest_by_index(found, bench.rules.default_radius_km) for found in ranked]
     theirs = [nearest_by_sql(found) for found in rows]
     figures = _latencies("match", index_ns) | _latencies("sql_match", sql_ns)
-    figures["match_speedup"] = _ratio(figures["sql_match_p50_ms"], figures["match_p50_ms"])
+    figures["match_speedup"] = stats.ratio(figures["sql_match_p50_ms"], figures["match_p50_ms"])
     figures["match_found"] = float(sum(found is not None for found in theirs))
     agree = [same_nearest(a, b) for a, b in zip(ours, theirs, strict=True)]
     figures["match_agreement"] = sum(agree) / len(agree)
@@ -473,14 +421,7 @@ def _timed(call: Callable[[Point], T], points: Sequence[Point]) -> tuple[list[in
 
 
 def _latencies(name: str, durations_ns: Sequence[int]) -> dict[str, float]:
-    ordered = sorted(durations_ns)
-    figures = {f"{name}_p{p}_ms": percentile(ordered, p) / 1e6 for p in (50, 90, 99)}
-    return figures | {f"{name}_max_ms": ordered[-1] / 1e6}
-
-
-def percentile(ordered: Sequence[int], p: float) -> float:
-    """The nearest-rank percentile: a value that was measured, never one interpolated between two."""
-    return float(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)])
+    return {f"{name}_{key}_ms": value / 1e6 for key, value in stats.spread(durations_ns, (50, 90, 99)).items()}
 
 
 # -- 3. end to end --------------------------------------------------------------------------------
@@ -501,8 +442,8 @@ def measure_offers(bench: Bench, sandbox: TwilioSandbox, count: int, processes: 
         "e2e_offered": float(offered), "e2e_escalated": float(statuses[RequestStatus.ESCALATED.value]),
         "e2e_lost": float(count - offered - statuses[RequestStatus.ESCALATED.value]),
         "e2e_failed_jobs": float(failed.count), "e2e_dispatch_s": dispatched, "e2e_drain_s": drained,
-        "e2e_created_per_s": _ratio(offered, dispatched), "e2e_offered_per_s": _ratio(offered, drained),
-        "e2e_delivered": float(delivered), "e2e_delivered_per_s": _ratio(delivered, drained - dispatched),
+        "e2e_created_per_s": stats.ratio(offered, dispatched), "e2e_offered_per_s": stats.ratio(offered, drained),
+        "e2e_delivered": float(delivered), "e2e_delivered_per_s": stats.ratio(delivered, drained - dispatched),
     }  # fmt: skip
     return figures, _failures(bench, failed), request_ids
 
@@ -659,34 +600,10 @@ def offer_by_sql(connection: sa.Connection, request_id: int, rules: Dispatch, no
 # -- 4. the report --------------------------------------------------------------------------------
 
 
-def describe_machine(engine: sa.Engine, connection: redis.Redis) -> dict[str, str]:
-    with engine.connect() as db:
-        postgres = str(db.execute(sa.text("SHOW server_version")).scalar_one())
-    return {
-        "CPUs (nproc)": str(len(os.sched_getaffinity(0))),
-        "CPU": _cpu_model(),
-        "system": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "Python": platform.python_version(),
-        "PostgreSQL": postgres,
-        "Redis": str(connection.info("server")["redis_version"]),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    except OSError:
-        models = []
-    return models[0] if models else platform.processor() or "unknown"
-
-
 def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[str, float], notes: Sequence[str]
            ) -> str:  # fmt: skip
     """The figures as a markdown table, with what they ran on and the issue's targets beside them."""
-    lines = ["", "# sewamitra bench dispatch", ""]
-    lines += [f"- {name}: {value}" for name, value in machine.items()]
-    lines += ["- parameters: " + ", ".join(f"{name}={value}" for name, value in parameters.items()), ""]
+    lines = [*heading("sewamitra bench dispatch", machine, parameters), ""]
     rows = [("phase", "figure", "value", "target")]
     rows += [(phase, label, _value(figures[key], unit), _target(key, figures[key]))
              for key, (phase, label, unit) in FIGURES.items() if key in figures]  # fmt: skip
@@ -696,15 +613,6 @@ def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[st
               "request and commits, in one process, with no Redis, RQ, lock, audit event or SMS."]  # fmt: skip
     lines += ["", *(f"note: {note}" for note in notes)] if notes else []
     return "\n".join(lines) + "\n"
-
-
-def table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-
-    def render(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
-
-    return [render(rows[0]), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *map(render, rows[1:])]
 
 
 def _value(value: float, unit: str) -> str:
@@ -724,7 +632,3 @@ def _target(key: str, value: float) -> str:
         return ""
     target, met = TARGETS[key]
     return f"{target}: {'met' if met(value) else 'MISSED'}"
-
-
-def _ratio(top: float, bottom: float) -> float:
-    return top / bottom if bottom > 0 else 0.0

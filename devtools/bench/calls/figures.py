@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from devtools.bench import stats
 from devtools.bench.calls.load import Log, Sample
 from devtools.bench.calls.scripts import Verdict
 
@@ -69,21 +69,13 @@ class Phase:
         return sum(self.errors.values())
 
 
-def percentile(ordered: Sequence[float], p: float) -> float:
-    """The nearest-rank percentile: a measured value, never one interpolated between two; 0 if none."""
-    if not ordered:
-        return 0.0
-    return float(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)])
-
-
 def in_hold(log: Log) -> list[Sample]:
     """The turns that started while every caller was on the line: ramp and drain left out."""
     return [s for s in log.samples if s.turn and log.hold_start <= s.started < log.hold_end]
 
 
 def latencies_ms(samples: Sequence[Sample]) -> dict[str, float]:
-    ordered = sorted(s.seconds * 1000 for s in samples)
-    return {f"p{p}": percentile(ordered, p) for p in (50, 95, 99)} | {"max": ordered[-1] if ordered else 0.0}
+    return stats.spread((s.seconds * 1000 for s in samples), (50, 95, 99))
 
 
 def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Phase:
@@ -100,7 +92,7 @@ def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Pha
         errors=errors, first_errors=first_errors(log.verdicts), calls=len(log.verdicts),
         calls_completed=sum(1 for v in log.verdicts if not v.errors),
         requests=len(log.samples), bookings=bookings, server=server,
-        generator_cpu_cores=log.cpu_s / wall if wall else 0.0, loop_lag_p99_ms=percentile(lags, 99), wall_s=wall,
+        generator_cpu_cores=log.cpu_s / wall if wall else 0.0, loop_lag_p99_ms=stats.percentile(lags, 99), wall_s=wall,
         listening_s_per_request=listening(log.verdicts),
     )  # fmt: skip
 
@@ -117,7 +109,3 @@ def first_errors(verdicts: Sequence[Verdict]) -> dict[str, str]:
         for kind, line in zip(verdict.errors, verdict.error_lines, strict=True):
             found.setdefault(kind, line)
     return found
-
-
-def ratio(top: float, bottom: float) -> float:
-    return top / bottom if bottom > 0 else 0.0

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from devtools.bench.calls.figures import Phase, ratio
-from devtools.bench.dispatch import table
+from devtools.bench.calls.figures import Phase
+from devtools.bench.output import heading, table
+from devtools.bench.stats import ratio
 
 TARGET_CALLERS = 1_000
 TARGET_P99_MS = 100.0
@@ -75,9 +76,7 @@ ROWS: Sequence[Row] = (
 def report(machine: Mapping[str, str], parameters: Mapping[str, object], gunicorn: Mapping[str, object],
            phases: Sequence[Phase], notes: Sequence[str]) -> str:  # fmt: skip
     """The whole report; `phases` are helpline paced, baseline paced, helpline saturated, baseline saturated."""
-    lines = ["", "# sewamitra bench calls", ""]
-    lines += [f"- {name}: {value}" for name, value in machine.items()]
-    lines += ["- parameters: " + ", ".join(f"{name}={value}" for name, value in parameters.items())]
+    lines = heading("sewamitra bench calls", machine, parameters)
     lines += ["- gunicorn, as `sewamitra serve` runs it: " + ", ".join(f"{k}={v}" for k, v in gunicorn.items()), ""]
     lines += table([("figure", *(p.name for p in phases)), *((label, *(f(p) for p in phases)) for label, f in ROWS)])
     lines += ["", *ratios(phases), "", *targets(phases[0]), ""]

@@ -12,7 +12,7 @@ missing from the database, make the run fail.
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 import random
 import secrets
 import tempfile
@@ -26,12 +26,13 @@ import sqlalchemy as sa
 from core import pincodes
 from core.exceptions import SewamitraError
 from core.settings import Settings, default_config_path, load_settings
+from devtools import procfs
 from devtools import seed as demo
-from devtools.bench.calls import figures, load, procfs, servers
+from devtools.bench import output, scratch
+from devtools.bench.calls import figures, load, servers
 from devtools.bench.calls.figures import Bookings, Phase
 from devtools.bench.calls.report import report
 from devtools.bench.calls.scripts import Mix, Verdict
-from devtools.bench.dispatch import claimed_redis, describe_machine, fresh_database
 from devtools.simulator import SAY_CHARS_PER_SECOND
 from devtools.up import free_port
 from sewamitra import web
@@ -111,11 +112,8 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
     _check(plan)
     config = config or default_config_path()
 
-    def say(line: str) -> None:
-        out.write(f"… {line}\n")
-        out.flush()
-
-    with fresh_database(postgres_url) as database_url, claimed_redis(redis_url) as connection, \
+    say = functools.partial(output.say, out)
+    with scratch.fresh_database(postgres_url) as database_url, scratch.claimed_redis(redis_url) as connection, \
             tempfile.TemporaryDirectory(prefix="sewamitra-bench-calls-") as tmp:  # fmt: skip
         environ = bench_environ(database_url, redis_url, Path(tmp))
         settings = load_settings(config, environ)
@@ -128,7 +126,7 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
             web.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
             ours = measure(world, "helpline", lambda port: servers.helpline_command(config, port, plan.workers))
             base = measure(world, "baseline", lambda port: servers.baseline_command(port, plan.workers))
-            machine = describe_machine(engine, connection)
+            machine = output.describe_machine(engine, connection)
         finally:
             engine.dispose()
     phases = (ours[0], base[0], ours[1], base[1])
@@ -149,15 +147,12 @@ def _check(plan: Plan) -> None:
 def bench_environ(database_url: str, redis_url: str, tmp: Path) -> dict[str, str]:
     """The helpline's environment (config.yaml and SEWAMITRA_* overrides), pointed at the bench's world."""
     return {
-        **os.environ,
-        "SEWAMITRA_DATABASE_URL": database_url,
-        "SEWAMITRA_REDIS_URL": redis_url,
+        **scratch.helpline_environ(
+            database_url, redis_url, twilio_base_url=NOWHERE, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
+        ),
         "SEWAMITRA_PUBLIC_URL": PUBLIC_URL,
         "SEWAMITRA_DATA_DIR": str(tmp / "var"),
         "SEWAMITRA_SECRET_KEY": secrets.token_hex(32),
-        "SEWAMITRA_TWILIO__API_BASE_URL": NOWHERE,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
     }
 
 

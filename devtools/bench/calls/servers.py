@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.exceptions import SewamitraError
-from devtools.bench.calls import procfs
+from devtools import procfs
 from sewamitra.process import die_with_parent
 
 READY_TIMEOUT_S = 90.0

@@ -23,7 +23,8 @@ from core.exceptions import SewamitraError
 from core.settings import default_config_path, load_settings
 from devtools.bench.calls import baseline, run
 from devtools.bench.calls.scripts import Mix, Script, judge
-from devtools.bench.dispatch import claimed_redis, fresh_database, table
+from devtools.bench.output import table
+from devtools.bench.scratch import claimed_redis, fresh_database
 from devtools.simulator import CallSetup, FlaskTransport, drive
 from sewamitra import web
 from sewamitra.app import create_app

@@ -1,4 +1,5 @@
-"""What Linux's /proc says about the processes a benchmark started: children, CPU time, peak memory."""
+"""What Linux's /proc says about the processes the tools started: whether they run, their children,
+CPU time and peak memory."""
 
 from __future__ import annotations
 
@@ -24,9 +25,21 @@ def children(pid: int) -> list[int]:
             fields = _stat_fields(int(entry.name))
         except (OSError, IndexError):
             continue  # gone while we looked
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+        if int(fields[1]) == pid and _running(fields):
             found.append(int(entry.name))
     return sorted(found)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (an exited child not yet reaped by its parent does not)."""
+    try:
+        return _running(_stat_fields(pid))
+    except (OSError, IndexError):
+        return False
+
+
+def _running(fields: list[str]) -> bool:
+    return fields[0] not in ("Z", "X")  # zombie, dead
 
 
 def cpu_seconds(pid: int) -> float:
