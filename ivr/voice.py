@@ -33,7 +33,15 @@ from flows.definition import Flow, ServiceChoice
 from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
 from ivr import calllog
 from ivr.callstate import CallState
-from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, who_rings
+from ivr.effects import (
+    EFFECTS,
+    CallContext,
+    known_effects,
+    known_language,
+    record_callback,
+    remember_language,
+    who_rings,
+)
 from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
 from storage import callqueue
 from storage.db import UNREACHABLE
@@ -100,7 +108,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 def load_flow(settings: Settings, name: str) -> Flow:
     languages = [lang.code for lang in settings.languages]
-    return definition.load(name, languages=languages, services=service_choices(settings))
+    return definition.load(name, languages=languages, effects=known_effects(), services=service_choices(settings))
 
 
 def service_choices(settings: Settings) -> list[ServiceChoice]:
@@ -183,7 +191,8 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
             raise RuntimeError(f"flow {session.flow} asked for more than {MAX_EFFECTS_PER_TURN} effects in one turn")
         effect = events.pop()
         assert isinstance(effect, Effect)
-        session, more = resume(_ivr().flows[session.flow], session, HANDLERS[effect.name](ctx, effect.args))
+        outcome = EFFECTS[effect.name].perform(ctx, effect.args)
+        session, more = resume(_ivr().flows[session.flow], session, outcome)
         events += more
         ctx = _context(state, session, turn)
     if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
