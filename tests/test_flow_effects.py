@@ -54,8 +54,8 @@ def test_flows_check_fails_a_flow_naming_an_unknown_effect(tmp_path: Path) -> No
     assert "1 of 1 flow file(s) are broken" in answer.output
 
 
-def test_an_effect_is_known_only_when_the_helpline_has_its_handler(tmp_path: Path) -> None:
-    """The same flow loads once the effect is in the table the calls use (here, a copy with it added)."""
+def test_the_same_flow_loads_once_its_effect_is_among_those_the_edge_performs(tmp_path: Path) -> None:
+    """What refused it was the effect's name alone (here, a copy of the table with the effect added)."""
     flow = flow_naming(UNKNOWN)
     with_fax = {**known_effects(), UNKNOWN: frozenset({"sent"})}
     loaded = definition.load(
