@@ -15,7 +15,7 @@ A wrong key or silence at a menu or input counts a try; after `max_tries` the no
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,22 +27,9 @@ from flows.exceptions import FlowError
 
 DEFINITIONS = Path(__file__).with_name("definitions")
 PARAM_FORMS = ("digits", "text", "prompt", "service_name")
-# Effects the edge must perform, and the outcomes each can report.
-EFFECTS: dict[str, frozenset[str]] = {
-    "lookup_pincode": frozenset({"found", "unknown", "outside"}),
-    "create_request": frozenset({"created", "failed"}),
-    "find_open_requests": frozenset({"found", "none"}),
-    "find_request": frozenset({"found", "unknown"}),
-    "agents_available": frozenset({"open", "closed"}),
-    "request_callback": frozenset({"recorded", "failed"}),
-    "find_pending_offer": frozenset({"found", "none"}),
-    "answer_offer": frozenset({"accepted", "declined", "taken"}),
-    "set_availability": frozenset({"set"}),
-    "complete_job": frozenset({"completed", "refused"}),
-    "find_completed_request": frozenset({"found", "none"}),
-    "record_rating": frozenset({"saved", "failed"}),
-    "report_problem": frozenset({"recorded", "failed"}),
-}
+# Effects the edge performs, each with the outcomes it can report (name → outcomes). The edge is the
+# one that knows them: it passes its list to `load`, which refuses a flow naming any other.
+Effects = Mapping[str, Collection[str]]
 
 
 @dataclass(frozen=True)
@@ -127,9 +114,10 @@ class Flow:
         return next((s for s in self.services if s.code == code), None)
 
 
-def load(name: str, *, languages: Iterable[str], services: Iterable[ServiceChoice] = (),
+def load(name: str, *, languages: Iterable[str], effects: Effects, services: Iterable[ServiceChoice] = (),
          directory: Path = DEFINITIONS) -> Flow:  # fmt: skip
-    """Read `<directory>/<name>.yaml` and validate it; FlowError lists everything wrong."""
+    """Read `<directory>/<name>.yaml` and validate it against the effects the edge performs;
+    FlowError lists everything wrong."""
     path = directory / f"{name}.yaml"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -138,7 +126,7 @@ def load(name: str, *, languages: Iterable[str], services: Iterable[ServiceChoic
     problems: list[str] = []
     flow = _build(raw, tuple(languages), tuple(services), problems)
     if flow is not None:
-        problems += validate(flow)
+        problems += validate(flow, effects)
     if problems or flow is None:
         raise FlowError(path, problems)
     return flow
@@ -303,8 +291,9 @@ def _int(value: Any, where: str, problems: list[str]) -> int:
 # -- validation -----------------------------------------------------------------------------------
 
 
-def validate(flow: Flow) -> list[str]:
-    """Everything wrong with `flow`: dangling routes, unreachable nodes, missing prompts, …"""
+def validate(flow: Flow, effects: Effects) -> list[str]:
+    """Everything wrong with `flow`: dangling routes, unreachable nodes, missing prompts, effects the
+    edge does not perform, …"""
     problems: list[str] = []
     if flow.start not in flow.nodes:
         problems.append(f"start: no node named {flow.start!r}")
@@ -318,13 +307,13 @@ def validate(flow: Flow) -> list[str]:
     for key, route in flow.anywhere.items():
         problems += _check_route(flow, route, f"anywhere.{key}")
     for node in flow.nodes.values():
-        problems += _check_node(flow, node)
+        problems += _check_node(flow, node, effects)
     problems += _check_reachable(flow)
     problems += _check_prompts(flow)
     return problems
 
 
-def _check_node(flow: Flow, node: Node) -> list[str]:
+def _check_node(flow: Flow, node: Node, effects: Effects) -> list[str]:
     where = f"nodes.{node.name}"
     enders = [bool(node.goto), bool(node.wait), bool(node.effect), bool(node.switch), bool(node.enqueue),
               node.hangup]  # fmt: skip
@@ -334,7 +323,7 @@ def _check_node(flow: Flow, node: Node) -> list[str]:
     if node.goto and node.goto not in flow.nodes:
         problems.append(f"{where}.goto: no node named {node.goto!r}")
     if node.effect:
-        problems += _check_effect(flow, node, where)
+        problems += _check_effect(flow, node, where, effects)
     if node.switch:
         for key, route in node.cases.items():
             problems += _check_route(flow, route, f"{where}.cases.{key}")
@@ -347,11 +336,13 @@ def _check_node(flow: Flow, node: Node) -> list[str]:
     return problems
 
 
-def _check_effect(flow: Flow, node: Node, where: str) -> list[str]:
+def _check_effect(flow: Flow, node: Node, where: str, effects: Effects) -> list[str]:
     assert node.effect is not None
-    outcomes = EFFECTS.get(node.effect)
-    if outcomes is None:
-        return [f"{where}.effect: unknown effect {node.effect!r}; known: {sorted(EFFECTS)}"]
+    known = effects.get(node.effect)
+    if known is None:
+        return [f"{where}.effect: unknown effect {node.effect!r}, which the helpline cannot perform; "
+                f"known: {sorted(effects)}"]  # fmt: skip
+    outcomes = frozenset(known)
     problems = [f"{where}.outcomes: {node.effect} has no outcome {o!r}" for o in sorted(set(node.outcomes) - outcomes)]
     problems += [f"{where}.outcomes: outcome {o!r} of {node.effect} is not handled"
                  for o in sorted(outcomes - set(node.outcomes))]  # fmt: skip

@@ -1,7 +1,8 @@
 """The flow engine: pure functions from (flow, session, input) to (session, events). No I/O.
 
-The edge (ivr/) turns events into TwiML or into effects it performs (a lookup, a database write),
-and feeds effect outcomes and the caller's keys back through `resume`.
+The edge (ivr/) turns events into call instructions (which the telephony platform renders) or into
+effects it performs (a lookup, a database write), and feeds effect outcomes and the caller's keys
+back through `resume`.
 """
 
 from __future__ import annotations

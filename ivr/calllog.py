@@ -1,9 +1,10 @@
-"""CallLog rows from Twilio's status callbacks: duration, the path through the menu, the outcome."""
+"""CallLog rows from the platform's status callbacks: duration, the path through the menu, the outcome."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
 from storage.db import insert, session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
+from telephony.call import CallTurn
+from telephony.twilio.twiml import call_turn as twilio_call_turn
 
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
@@ -38,17 +41,17 @@ def outcome(session: Session | None, call_status: str) -> str:
     return "ended_in_menu" if session.status.value == "ended" else "abandoned"
 
 
-def record(engine: sa.Engine, form: Mapping[str, str], session: Session | None, at: datetime | None = None) -> None:
+def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime | None = None) -> None:
     """Insert or update the call's log in one statement (every call ends with this callback, so it
     stays one round trip); a late, out-of-order callback never undoes a final status. `at`: when
-    Twilio sent the callback, if not now."""
+    the platform sent the callback, if not now."""
     at = at or utcnow()
-    status = storable(form.get("CallStatus", ""), 20)
+    status = storable(turn.status, 20)
     number = session.vars.get("request_number") if session else None  # the request the call filed
     values = {
-        "call_sid": form.get("CallSid", ""), "from_number": _number(form.get("From")),
-        "to_number": _number(form.get("To")), "status": status, "duration_s": seconds(form.get("CallDuration")),
-        "direction": Direction.OUTBOUND if form.get("Direction", "").startswith("outbound") else Direction.INBOUND,
+        "call_sid": turn.call_id, "from_number": _number(turn.caller), "to_number": _number(turn.callee),
+        "status": status, "duration_s": seconds(turn.duration),
+        "direction": Direction.OUTBOUND if turn.outbound else Direction.INBOUND,
         "outcome": outcome(session, status), "path": list(session.path) if session else [],
         "language": session.language if session else None, "started_at": at,
         "ended_at": at if status in FINAL else None,
@@ -74,12 +77,24 @@ def _upsert(dialect: str, with_session: bool, final: bool) -> sa.Executable:
                                            where=sa.or_(still_open, statement.excluded.status.in_(FINAL)))  # fmt: skip
 
 
-def record_when_back(form: dict[str, str], session: dict[str, Any] | None, at: str) -> str:
+def record_when_back(turn: dict[str, Any], session: dict[str, Any] | None, at: str) -> str:
     """The RQ job a status callback hands its log to when the database cannot be reached: written
-    when it is back (RQ tries again, jobs.DATABASE_RETRY), dated when Twilio sent it."""
+    when it is back (RQ tries again, jobs.DATABASE_RETRY), dated when the platform sent it."""
     engine = context.current().engine
-    record(engine, form, Session.from_dict(session) if session else None, datetime.fromisoformat(at))
+    record(engine, _call_turn(turn), Session.from_dict(session) if session else None, datetime.fromisoformat(at))
     return "logged"
+
+
+def fields(turn: CallTurn) -> dict[str, Any]:
+    """A status callback as a job's argument (plain values, read back by record_when_back)."""
+    return dataclasses.asdict(turn)
+
+
+def _call_turn(fields: dict[str, Any]) -> CallTurn:
+    """A job's status callback; one queued before the call turn existed holds Twilio's form."""
+    if "CallSid" in fields:
+        return twilio_call_turn(fields)
+    return CallTurn(**fields)
 
 
 def _twice_if_raced(write: Callable[[], None]) -> None:
@@ -91,7 +106,7 @@ def _twice_if_raced(write: Callable[[], None]) -> None:
 
 
 def seconds(raw: str | None) -> int | None:
-    """Twilio's count of seconds (CallDuration, QueueTime), or None when it is not one: "²" is a
+    """The platform's count of seconds (a call's duration, a queue wait), or None when it is not one: "²" is a
     digit to str.isdigit, not to int(), and a day has fewer than a million seconds."""
     return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 7 else None
 
@@ -102,17 +117,16 @@ def _number(raw: str | None) -> str | None:
     return storable(raw or "", 40)
 
 
-def record_queue_result(engine: sa.Engine, form: Mapping[str, str], result: str, wait_s: int) -> None:
+def record_queue_result(engine: sa.Engine, turn: CallTurn, result: str, wait_s: int) -> None:
     """How the caller's wait for an agent ended, and how long it was: the dashboard's abandon rate."""
-    _twice_if_raced(lambda: _record_queue_result(engine, form, result, wait_s))
+    _twice_if_raced(lambda: _record_queue_result(engine, turn, result, wait_s))
 
 
-def _record_queue_result(engine: sa.Engine, form: Mapping[str, str], result: str, wait_s: int) -> None:
-    call_sid = form.get("CallSid", "")
+def _record_queue_result(engine: sa.Engine, turn: CallTurn, result: str, wait_s: int) -> None:
     with session_scope(engine) as db:
-        log = db.exec(select(CallLog).where(CallLog.call_sid == call_sid)).first()
+        log = db.exec(select(CallLog).where(CallLog.call_sid == turn.call_id)).first()
         if log is None:
-            log = CallLog(call_sid=call_sid, from_number=_number(form.get("From")), to_number=_number(form.get("To")),
+            log = CallLog(call_sid=turn.call_id, from_number=_number(turn.caller), to_number=_number(turn.callee),
                           status="in-progress", outcome="agent_queue")  # fmt: skip
         log.queue_result, log.queue_wait_s = result or None, wait_s
         db.add(log)

@@ -316,18 +316,36 @@ def _int(raw: str | None) -> int:
     return int(raw) if raw and raw.isdigit() else 0
 
 
-HANDLERS: dict[str, Handler] = {
-    "find_pending_offer": find_pending_offer,
-    "answer_offer": answer_offer,
-    "set_availability": set_availability,
-    "complete_job": complete_job,
-    "find_completed_request": find_completed_request,
-    "record_rating": record_rating,
-    "report_problem": report_problem,
-    "lookup_pincode": lookup_pincode,
-    "create_request": create_request,
-    "find_open_requests": find_open_requests,
-    "find_request": find_request,
-    "agents_available": agents_available,
-    "request_callback": request_callback,
+@dataclass(frozen=True)
+class Performed:
+    """An effect this helpline can perform: its handler, and every outcome the handler reports."""
+
+    perform: Handler
+    outcomes: frozenset[str]
+
+
+def _performs(handler: Handler, *outcomes: str) -> Performed:
+    return Performed(handler, frozenset(outcomes))
+
+
+# The one list of effects a flow may name: `flows check` and the flows loaded at start refuse any other.
+EFFECTS: dict[str, Performed] = {
+    "find_pending_offer": _performs(find_pending_offer, "found", "none"),
+    "answer_offer": _performs(answer_offer, "accepted", "declined", "taken"),
+    "set_availability": _performs(set_availability, "set"),
+    "complete_job": _performs(complete_job, "completed", "refused"),
+    "find_completed_request": _performs(find_completed_request, "found", "none"),
+    "record_rating": _performs(record_rating, "saved", "failed"),
+    "report_problem": _performs(report_problem, "recorded", "failed"),
+    "lookup_pincode": _performs(lookup_pincode, "found", "unknown", "outside"),
+    "create_request": _performs(create_request, "created", "failed"),
+    "find_open_requests": _performs(find_open_requests, "found", "none"),
+    "find_request": _performs(find_request, "found", "unknown"),
+    "agents_available": _performs(agents_available, "open", "closed"),
+    "request_callback": _performs(request_callback, "recorded", "failed"),
 }
+
+
+def known_effects() -> dict[str, frozenset[str]]:
+    """Each effect's name and outcomes, as `flows.definition.load` checks a flow against them."""
+    return {name: effect.outcomes for name, effect in EFFECTS.items()}

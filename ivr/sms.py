@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import redis
 from flask import Blueprint, Response, current_app, request
-from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
 from core import phones
@@ -16,6 +15,7 @@ from core.text import storable
 from dispatch import jobs, messages
 from dispatch.queues import QueueName, queue
 from storage.db import UNREACHABLE
+from telephony.call import CallPlatform
 from telephony.twilio.signature import twilio_signed
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
@@ -27,16 +27,17 @@ MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 @bp.post("")
 @twilio_signed
 def incoming() -> Response:
-    """A message comes in: record it once (Twilio may deliver it twice), then let a job act on it.
+    """A message comes in: record it once (the platform may deliver it twice), then let a job act on it.
 
     Recorded first, so nothing a worker or citizen sends is lost: if the job cannot be queued now,
     the sweeper finds the message still `received`; if the database cannot be reached, a job
     records it when it is back.
     """
     runtime = current_app.extensions["sewamitra"]
-    sender = phones.to_e164(request.form.get("From", "")[:40])
-    sid = request.form.get("MessageSid", "")
-    body = storable(request.form.get("Body", ""), MAX_BODY)
+    message = _platform().inbound_message(request.form)
+    sender = phones.to_e164(message.sender[:40])
+    sid = message.message_id
+    body = storable(message.body, MAX_BODY)
     if sender is None or not MESSAGE_SID.match(sid):
         return _empty()
     try:
@@ -65,8 +66,14 @@ def _later(func: Callable[..., object], *args: str, job_id: str, done: Response)
     return done
 
 
+def _platform() -> CallPlatform:
+    platform: CallPlatform = current_app.extensions["call_platform"]
+    return platform
+
+
 def _empty() -> Response:
-    return Response(str(MessagingResponse()), mimetype="text/xml")
+    platform = _platform()
+    return Response(platform.message_reply(), mimetype=platform.mimetype)
 
 
 @bp.errorhandler(Exception)
@@ -83,11 +90,11 @@ def internal_error(error: Exception) -> Response | HTTPException:
 def status() -> Response:
     """Keep each message's delivery status; an offer that could not be delivered goes unanswered."""
     runtime = current_app.extensions["sewamitra"]
-    sid = request.form.get("MessageSid", "")
-    new = request.form.get("MessageStatus", "")
+    report = _platform().delivery_report(request.form)
+    sid, new = report.message_id, report.status
     if not MESSAGE_SID.match(sid) or new not in messages.ORDER:
         return Response(status=204)
-    error_code = storable(request.form.get("ErrorCode", ""), 10)
+    error_code = storable(report.error_code, 10)
     try:
         offer_id = messages.record_delivery(runtime.engine, sid, new, error_code)
     except UNREACHABLE:

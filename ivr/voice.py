@@ -1,7 +1,8 @@
-"""Voice webhooks: Twilio's form → the flow engine → TwiML, with call state in Redis.
+"""Voice webhooks: the platform's call turn → the flow engine → call instructions, rendered by the
+platform (TwiML for Twilio), with call state in Redis.
 
-Every answer is valid TwiML: whatever fails, the caller hears an apology and is put through to
-an agent (or offered a callback), never Twilio's "application error".
+Every answer is a valid document: whatever fails, the caller hears an apology and is put through to
+an agent (or offered a callback), never the platform's "application error".
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from urllib.parse import urlsplit
 import redis
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, g, request, send_from_directory
-from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 from core import phones, pincodes
@@ -33,12 +33,34 @@ from flows.definition import Flow, ServiceChoice
 from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
 from ivr import calllog
 from ivr.callstate import CallState
-from ivr.effects import HANDLERS, CallContext, known_language, record_callback, remember_language, who_rings
-from ivr.twiml import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, render, speak
+from ivr.effects import (
+    EFFECTS,
+    CallContext,
+    known_effects,
+    known_language,
+    record_callback,
+    remember_language,
+    who_rings,
+)
+from ivr.instructions import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, instructions, spoken
 from storage import callqueue
 from storage.db import UNREACHABLE
 from storage.models import utcnow
 from storage.runtime import Runtime
+from telephony.call import (
+    CallPlatform,
+    CallTurn,
+    Dial,
+    Enqueue,
+    Gather,
+    Hangup,
+    Instruction,
+    Leave,
+    Pause,
+    Play,
+    Redirect,
+)
+from telephony.call import Say as Spoken
 from telephony.twilio.signature import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -53,11 +75,13 @@ FLOWS = ("helpline", "worker", "feedback")
 
 @dataclass(frozen=True, eq=False)
 class Ivr:
-    """What the voice views need besides the runtime: the loaded flows and the voices."""
+    """What the voice views need besides the runtime: the loaded flows, the voices, and the platform
+    that reads the webhooks and renders the answers."""
 
     flows: dict[str, Flow]
     voices: dict[str, Voice]
     recordings_dir: Path
+    platform: CallPlatform
 
     def recording(self, prompt: str, language: str) -> str | None:
         if (self.recordings_dir / language / f"{prompt}.mp3").is_file():
@@ -65,12 +89,12 @@ class Ivr:
         return None
 
     def document(self, events: list[Event], turn: int) -> str:
-        """The TwiML of what the flow says. A menu is the same document for every caller at that
-        turn, so each is rendered once for the recordings on disk and then remembered."""
+        """The platform's document of what the flow says. A menu is the same document for every
+        caller at that turn, so each is rendered once for the recordings on disk and then remembered."""
         try:
             return _rendered(self, tuple(events), turn, self._recordings_changed())
-        except TypeError:  # an event that cannot be a key (an effect): render() says what is wrong
-            return str(render(events, self.voices, turn=turn, recordings=self.recording))
+        except TypeError:  # an event that cannot be a key (an effect): instructions() says what is wrong
+            return self.platform.document(instructions(events, self.voices, turn=turn, recordings=self.recording))
 
     def _recordings_changed(self) -> tuple[int, ...]:
         """When a recording last came or went: adding or removing a file changes its directory."""
@@ -79,7 +103,7 @@ class Ivr:
 
 @functools.lru_cache(maxsize=1024)
 def _rendered(ivr: Ivr, events: tuple[Event, ...], turn: int, _recordings_changed: tuple[int, ...]) -> str:
-    return str(render(events, ivr.voices, turn=turn, recordings=ivr.recording))
+    return ivr.platform.document(instructions(events, ivr.voices, turn=turn, recordings=ivr.recording))
 
 
 def _modified(directory: Path) -> int:
@@ -90,9 +114,10 @@ def _modified(directory: Path) -> int:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Load and check the flows once, at start: a broken flow never reaches a call."""
+    """Load and check the flows once, at start: a broken flow never reaches a call. The platform
+    (app.extensions["call_platform"]) reads the webhooks and renders the answers."""
     app.extensions["ivr"] = Ivr({name: load_flow(settings, name) for name in FLOWS}, voices(settings),
-                                settings.recordings_dir)  # fmt: skip
+                                settings.recordings_dir, app.extensions["call_platform"])  # fmt: skip
     # Placing the service area's PIN codes takes a second or two of CPU: each web process pays it
     # here, at start, not its first caller (whose wait would also hold up every call that process serves).
     pincodes.pincodes(settings.service_area.state)
@@ -100,7 +125,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 def load_flow(settings: Settings, name: str) -> Flow:
     languages = [lang.code for lang in settings.languages]
-    return definition.load(name, languages=languages, services=service_choices(settings))
+    return definition.load(name, languages=languages, effects=known_effects(), services=service_choices(settings))
 
 
 def service_choices(settings: Settings) -> list[ServiceChoice]:
@@ -123,8 +148,20 @@ def _ivr() -> Ivr:
     return ivr
 
 
-def twiml(document: str | VoiceResponse) -> Response:
-    return Response(str(document), mimetype="text/xml")
+def _turn() -> CallTurn:
+    """This webhook, read by the platform once per request."""
+    turn: CallTurn | None = g.get("call_turn")
+    if turn is None:
+        turn = g.call_turn = _ivr().platform.call_turn(request.form)
+    return turn
+
+
+def _answered(*said: Instruction) -> Response:
+    return _sent(_ivr().platform.document(said))
+
+
+def _sent(document: str) -> Response:
+    return Response(document, mimetype=_ivr().platform.mimetype)
 
 
 # -- the call ---------------------------------------------------------------------------------------
@@ -137,7 +174,7 @@ def incoming() -> Response:
     state = _state()
     with state.turn("start") as (answered, _session):
         if answered is not None:
-            return twiml(answered)  # Twilio retried the first request
+            return _sent(answered)  # the platform retried the first request
         flow, trigger = _flow_for(_party())
         session, events = start(_ivr().flows[flow], trigger)
         return _answer(state, session, events, key="start", turn=0)
@@ -147,8 +184,7 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
     """Which call this is: our feedback call to a citizen, a worker (ringing in, or rung with an
     offer), or a citizen ringing the helpline."""
     engine = _runtime().engine
-    outbound = request.form.get("Direction", "").startswith("outbound")
-    if outbound and request.args.get("flow") == "feedback":
+    if _turn().outbound and request.args.get("flow") == "feedback":
         about = parse_id(request.args.get("request"))
         return "feedback", Trigger(known_language(engine, party), {"request_id": str(about or "")})
     worker, language = who_rings(engine, party)
@@ -165,16 +201,16 @@ def step() -> Response:
     turn = request.args.get("turn", default=-1, type=int)
     with state.turn(str(turn)) as (answered, session):
         if answered is not None:
-            return twiml(answered)  # a retry of this very step
+            return _sent(answered)  # a retry of this very step
         if session is None or session.turn != turn:
             return _lost(state, session)
-        digits = request.form.get("Digits", "")[:32]
+        digits = _turn().digits[:32]
         session, events = resume(_ivr().flows[session.flow], session, Keys(digits))
         return _answer(state, session, events, key=str(turn), turn=turn)
 
 
 def _answer(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
-    """Perform the effects the flow asks for, then store and send the TwiML of what it says."""
+    """Perform the effects the flow asks for, then store and send the document of what it says."""
     ctx = _context(state, session, turn)
     performed = 0
     while session.status is Status.WAITING_EFFECT:
@@ -183,7 +219,8 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
             raise RuntimeError(f"flow {session.flow} asked for more than {MAX_EFFECTS_PER_TURN} effects in one turn")
         effect = events.pop()
         assert isinstance(effect, Effect)
-        session, more = resume(_ivr().flows[session.flow], session, HANDLERS[effect.name](ctx, effect.args))
+        outcome = EFFECTS[effect.name].perform(ctx, effect.args)
+        session, more = resume(_ivr().flows[session.flow], session, outcome)
         events += more
         ctx = _context(state, session, turn)
     if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
@@ -191,7 +228,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
         session = _with_known_language(session)
     document = _ivr().document(events, session.turn)
     state.save(session, key, document)
-    return twiml(document)
+    return _sent(document)
 
 
 def _with_known_language(session: Session) -> Session:
@@ -204,14 +241,12 @@ def _lost(state: CallState, session: Session | None) -> Response:
     if session is not None:
         current = state.answer(str(session.turn - 1) if session.turn else "start")
         if current is not None:
-            return twiml(current)
-    response = VoiceResponse()
-    response.redirect("/twilio/voice", method="POST")
-    return twiml(response)
+            return _sent(current)
+    return _answered(Redirect("/twilio/voice"))
 
 
 def _state() -> CallState:
-    call_sid = request.form.get("CallSid", "")
+    call_sid = _turn().call_id
     if not callqueue.CALL_SID.match(call_sid):
         raise BadCall(f"not a CallSid: {call_sid[:40]!r}")
     return CallState(_runtime().redis, call_sid)
@@ -219,8 +254,7 @@ def _state() -> CallState:
 
 def _party() -> str | None:
     """The phone at the other end: the caller when they ring us, the callee when we ring them."""
-    outbound = request.form.get("Direction", "").startswith("outbound")
-    raw = request.form.get("To" if outbound else "From", "")
+    raw = _turn().party
     return None if phones.is_withheld(raw) else phones.to_e164(raw[:40])
 
 
@@ -240,39 +274,33 @@ class BadCall(Exception):
 @bp.post("/queue/wait")
 @twilio_signed
 def queue_wait() -> Response:
-    """Twilio's waitUrl: tell the caller where they are, and how to leave for a callback."""
+    """The queue's wait URL: tell the caller where they are, and how to leave for a callback."""
     language = _language()
-    position = request.form.get("QueuePosition", "1")
+    position = _turn().queue_position or "1"
     position = position if position.isascii() and position.isdigit() and len(position) < 5 else "1"
     _note_waiting(language, int(position))
-    response = VoiceResponse()
-    gather = response.gather(num_digits=1, action=QUEUE_KEY_PATH, method="POST", timeout=8,
-                             finish_on_key="")  # fmt: skip
-    _say(gather, "queue_position", language, position=prompts.digits(position, language))
-    _say(gather, "queue_leave_option", language)
-    _say(response, "queue_hold", language)
-    response.pause(length=15)
-    return twiml(response)  # when this runs out, Twilio fetches the waitUrl again
+    options = (_said("queue_position", language, position=prompts.digits(position, language)),
+               _said("queue_leave_option", language))  # fmt: skip
+    # When the pause runs out, the platform fetches the wait URL again.
+    return _answered(Gather(options, QUEUE_KEY_PATH, timeout=8, finish_on_key="", num_digits=1),
+                     _said("queue_hold", language), Pause(15))  # fmt: skip
 
 
 @bp.post("/queue/key")
 @twilio_signed
 def queue_key() -> Response:
-    response = VoiceResponse()
-    if request.form.get("Digits") == "1":
-        response.leave()
-    else:
-        response.redirect(QUEUE_WAIT_PATH, method="POST")
-    return twiml(response)
+    if _turn().digits == "1":
+        return _answered(Leave())
+    return _answered(Redirect(QUEUE_WAIT_PATH))
 
 
 @bp.post("/queue/result")
 @twilio_signed
 def queue_result() -> Response:
     """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full."""
-    result = storable(request.form.get("QueueResult", ""), 20)
+    result = storable(_turn().queue_result, 20)
     _left_queue(result)
-    response = VoiceResponse()
+    said: list[Instruction] = []
     if result not in ("bridged", "hangup"):
         call_sid = _state().call_sid
         session = _session()
@@ -280,11 +308,9 @@ def queue_result() -> Response:
         ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, call_sid, _party(),
                           session.turn if session else 0, language)  # fmt: skip
         reason = "left_queue" if result == "leave" else "queue_unavailable"
-        recorded = record_callback(ctx, reason)
-        _say(response, "callback_recorded" if recorded else "callback_impossible", language)
-        _say(response, "goodbye", language)
-    response.hangup()
-    return twiml(response)
+        said.append(_said("callback_recorded" if record_callback(ctx, reason) else "callback_impossible", language))
+        said.append(_said("goodbye", language))
+    return _answered(*said, Hangup())
 
 
 def _note_waiting(language: str, position: int) -> None:
@@ -296,26 +322,22 @@ def _note_waiting(language: str, position: int) -> None:
         keyed = session.vars if session else {}
         call = callqueue.Call(state.call_sid, _party(), language, str(keyed.get("service") or "")[:32],
                               str(keyed.get("pincode") or "")[:6])  # fmt: skip
-        callqueue.note_waiting(
-            _runtime().redis, call, position, calllog.seconds(request.form.get("QueueTime")) or 0, time.time()
-        )
+        callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, time.time())
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
 
 
 def _left_queue(result: str) -> None:
     """The caller is out of the queue: off the console's list, and their wait kept for the reports."""
-    call_sid = request.form.get("CallSid", "")
+    call_sid = _turn().call_id
     if not callqueue.CALL_SID.match(call_sid):
         return
     try:
         callqueue.left(_runtime().redis, call_sid)
     except redis.RedisError:
         log.warning("could not take call %s off the console's queue", call_sid)
-    try:  # the caller may still be on the line (left for a callback): their TwiML comes first
-        calllog.record_queue_result(
-            _runtime().engine, request.form, result, calllog.seconds(request.form.get("QueueTime")) or 0
-        )
+    try:  # the caller may still be on the line (left for a callback): their document comes first
+        calllog.record_queue_result(_runtime().engine, _turn(), result, calllog.seconds(_turn().queue_time) or 0)
     except sa.exc.SQLAlchemyError:
         log.exception("could not record how call %s left the queue", call_sid)
 
@@ -328,27 +350,19 @@ def _left_queue(result: str) -> None:
 def agent_leg() -> Response:
     """The agent's desk phone was picked up: a key press proves it is the agent, not voicemail."""
     user = _user_arg()
-    response = VoiceResponse()
-    gather = response.gather(num_digits=1, action=f"/twilio/voice/agent/answer?user={user}", method="POST",
-                             timeout=8, finish_on_key="")  # fmt: skip
-    _say(gather, "agent_next_caller", "en")
-    _say(response, "agent_not_taken", "en")
-    response.hangup()
-    return twiml(response)
+    ask = Gather((_said("agent_next_caller", "en"),), f"/twilio/voice/agent/answer?user={user}", timeout=8,
+                 finish_on_key="", num_digits=1)  # fmt: skip
+    return _answered(ask, _said("agent_not_taken", "en"), Hangup())
 
 
 @bp.post("/agent/answer")
 @twilio_signed
 def agent_answer() -> Response:
     """The agent pressed 1: bridge them with the longest-waiting caller."""
-    response = VoiceResponse()
-    if request.form.get("Digits") != "1":
-        _say(response, "agent_not_taken", "en")
-        response.hangup()
-        return twiml(response)
-    dial = response.dial(action="/twilio/voice/agent/done", method="POST", timeout=20)
-    dial.queue(HELPLINE_QUEUE, url=f"/twilio/voice/agent/bridging?user={_user_arg()}", method="POST")
-    return twiml(response)
+    if _turn().digits != "1":
+        return _answered(_said("agent_not_taken", "en"), Hangup())
+    return _answered(Dial(HELPLINE_QUEUE, bridge_url=f"/twilio/voice/agent/bridging?user={_user_arg()}",
+                          action="/twilio/voice/agent/done", timeout=20))  # fmt: skip
 
 
 def _user_arg() -> int:
@@ -361,7 +375,7 @@ def _user_arg() -> int:
 def agent_bridging() -> Response:
     """Played to the caller just before the bridge; records which caller this agent now has."""
     user = _user_arg()
-    call_sid = request.form.get("CallSid", "")
+    call_sid = _turn().call_id
     language: str = _runtime().settings.languages[0].code
     if callqueue.CALL_SID.match(call_sid):
         try:
@@ -369,20 +383,16 @@ def agent_bridging() -> Response:
         except redis.RedisError:
             log.warning("could not note that call %s was bridged to user %s", call_sid, user)
         language = _language()
-    response = VoiceResponse()
-    _say(response, "agent_connecting", language)
-    return twiml(response)
+    return _answered(_said("agent_connecting", language))
 
 
 @bp.post("/agent/done")
 @twilio_signed
 def agent_done() -> Response:
     """The agent's call is over (or nobody was waiting any more)."""
-    response = VoiceResponse()
-    if request.form.get("DialCallStatus") not in ("completed", "answered"):
-        _say(response, "agent_queue_empty", "en")
-    response.hangup()
-    return twiml(response)
+    if _turn().dial_status not in ("completed", "answered"):
+        return _answered(_said("agent_queue_empty", "en"), Hangup())
+    return _answered(Hangup())
 
 
 def _session() -> Session | None:
@@ -392,7 +402,7 @@ def _session() -> Session | None:
     except BadCall:
         return None
     except redis.RedisError:
-        log.warning("call state of %s unreachable; going on without it", request.form.get("CallSid", "")[:40])
+        log.warning("call state of %s unreachable; going on without it", _turn().call_id[:40])
         return None
 
 
@@ -409,9 +419,9 @@ def _language() -> str:
     return known or _runtime().settings.languages[0].code
 
 
-def _say(parent: VoiceResponse, prompt: str, language: str, **params: str) -> None:
+def _said(prompt: str, language: str, **params: str) -> Spoken | Play:
     text = prompts.text(prompt, language).format(**params)
-    speak(parent, Say(text, language, None if params else prompt), _ivr().voices, _ivr().recording)
+    return spoken(Say(text, language, None if params else prompt), _ivr().voices, _ivr().recording)
 
 
 # -- the end of the call, and failures -------------------------------------------------------------
@@ -420,17 +430,18 @@ def _say(parent: VoiceResponse, prompt: str, language: str, **params: str) -> No
 @bp.post("/status")
 @twilio_signed
 def status() -> Response:
-    """Twilio's status callback: keep a CallLog with duration, path and outcome."""
-    if not callqueue.CALL_SID.match(request.form.get("CallSid", "")):
+    """The platform's status callback: keep a CallLog with duration, path and outcome."""
+    turn = _turn()
+    if not callqueue.CALL_SID.match(turn.call_id):
         return Response(status=204)
     session = _session()
     try:
-        calllog.record(_runtime().engine, request.form, session)
+        calllog.record(_runtime().engine, turn, session)
     except UNREACHABLE:
         _log_when_back(session)
     except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
-        log.exception("could not keep the log of call %s", request.form["CallSid"])
-    if request.form.get("CallStatus") in calllog.UNANSWERED:
+        log.exception("could not keep the log of call %s", turn.call_id)
+    if turn.status in calllog.UNANSWERED:
         _unanswered_outbound_call()
     return Response(status=204)
 
@@ -438,15 +449,15 @@ def status() -> Response:
 def _log_when_back(session: Session | None) -> None:
     """The database is out of reach: a job writes the call's log when it is back. If Redis cannot
     take the job either, the report misses this call (and says so in the log)."""
-    form, call_sid = request.form.to_dict(), request.form["CallSid"]
-    job_id = f"call-log-{call_sid}-{re.sub(r'[^a-z-]', '', form.get('CallStatus', ''))[:20]}"  # RQ's id characters
+    turn = _turn()
+    job_id = f"call-log-{turn.call_id}-{re.sub(r'[^a-z-]', '', turn.status)[:20]}"  # RQ's id characters
     try:
         queue(_runtime().redis, QueueName.DEFAULT).enqueue(
-            calllog.record_when_back, form, session.to_dict() if session else None, utcnow().isoformat(),
-            job_id=job_id, retry=jobs.DATABASE_RETRY,
+            calllog.record_when_back, calllog.fields(turn), session.to_dict() if session else None,
+            utcnow().isoformat(), job_id=job_id, retry=jobs.DATABASE_RETRY,
         )  # fmt: skip
     except redis.RedisError:
-        log.exception("neither the database nor Redis can keep the log of call %s", call_sid)
+        log.exception("neither the database nor Redis can keep the log of call %s", turn.call_id)
 
 
 def _unanswered_outbound_call() -> None:
@@ -458,15 +469,15 @@ def _unanswered_outbound_call() -> None:
                             job_id=f"unanswered-{offer_id}")  # fmt: skip
     if request_id:
         dispatching.enqueue(jobs.feedback_sms, request_id, job_id=f"feedback-sms-{request_id}")
-        calllog.note_unanswered_feedback(_runtime().engine, request_id, request.form.get("CallStatus", ""))
+        calllog.note_unanswered_feedback(_runtime().engine, request_id, _turn().status)
 
 
 @bp.post("/fallback")
 @twilio_signed
 def fallback() -> Response:
-    """Twilio calls this when our voice URL failed: an apology, then an agent."""
-    if urlsplit(request.form.get("ErrorUrl", "")).path in (QUEUE_WAIT_PATH, QUEUE_KEY_PATH):
-        return _hold()  # the waitUrl failed: the caller is already in the queue, where Enqueue is refused
+    """The platform calls this when our voice URL failed: an apology, then an agent."""
+    if urlsplit(_turn().failed_url).path in (QUEUE_WAIT_PATH, QUEUE_KEY_PATH):
+        return _hold()  # the wait URL failed: the caller is already in the queue, where Enqueue is refused
     return _apology()
 
 
@@ -479,12 +490,12 @@ def recording(language: str, name: str) -> Response:
 
 @bp.errorhandler(Exception)
 def internal_error(error: Exception) -> Response | HTTPException:
-    """Whatever broke, Twilio gets TwiML that is valid where it asked for it: never a 500, never
-    Twilio's 'application error'."""
+    """Whatever broke, the platform gets a document that is valid where it asked for it: never a
+    500, never the platform's 'application error'."""
     if isinstance(error, HTTPException):
         return error
     log.exception("voice webhook failed", exc_info=error)
-    g.database_failed = isinstance(error, sa.exc.DBAPIError)  # asking it again could take what Twilio has left
+    g.database_failed = isinstance(error, sa.exc.DBAPIError)  # asking it again could take what the platform has left
     return FAILSAFE.get(request.endpoint or "", _apology)()
 
 
@@ -492,66 +503,54 @@ def _apology() -> Response:
     """Say sorry in every language, then the agent queue in hours; outside them, a callback (when
     the caller's number is known and the database can keep it) and goodbye. Never a dead end."""
     settings = _runtime().settings
-    response = VoiceResponse()
-    _say_in_every_language(response, "technical_problem")
+    sorry = _in_every_language("technical_problem")
     if settings.call_centre.is_open(datetime.now(UTC)):
-        response.enqueue(HELPLINE_QUEUE, action=QUEUE_RESULT_PATH, method="POST", wait_url=QUEUE_WAIT_PATH,
-                         wait_url_method="POST")  # fmt: skip
-        return twiml(response)
-    if _promise_callback():
-        _say_in_every_language(response, "callback_recorded")
-    _say_in_every_language(response, "goodbye")
-    response.hangup()
-    return twiml(response)
+        return _answered(*sorry, Enqueue(HELPLINE_QUEUE, wait_url=QUEUE_WAIT_PATH, action=QUEUE_RESULT_PATH))
+    promised = _in_every_language("callback_recorded") if _promise_callback() else []
+    return _answered(*sorry, *promised, *_in_every_language("goodbye"), Hangup())
 
 
-def _say_in_every_language(response: VoiceResponse, prompt: str) -> None:
+def _in_every_language(prompt: str) -> list[Instruction]:
     """For when the caller's language may be unknown (their call state unreachable)."""
-    for language in _runtime().settings.languages:
-        response.say(prompts.text(prompt, language.code), language=language.tts_language, voice=language.voice)
+    return [Spoken(prompts.text(prompt, language.code), language.tts_language, language.voice)
+            for language in _runtime().settings.languages]  # fmt: skip
 
 
 def _promise_callback() -> bool:
     """Record that an agent rings this caller back (someone who rang us, not a worker or an agent
     we rang); False when that cannot be done now."""
-    call_sid = request.form.get("CallSid", "")
-    if not callqueue.CALL_SID.match(call_sid) or request.form.get("Direction", "inbound") != "inbound":
+    turn = _turn()
+    if not callqueue.CALL_SID.match(turn.call_id) or not turn.inbound:
         return False
     if g.get("database_failed"):  # a host gone dark makes each try wait out the connect timeout
         return False
     runtime = _runtime()
-    ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, call_sid, _party(), 0, _language())
+    ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, turn.call_id, _party(), 0, _language())
     try:
         return record_callback(ctx, "out_of_hours")
     except sa.exc.SQLAlchemyError:
-        log.exception("could not record a callback for call %s", call_sid)
+        log.exception("could not record a callback for call %s", turn.call_id)
         return False
 
 
 def _hold() -> Response:
-    """For a caller already in the queue (the waitUrl, and its Gather's action), where Enqueue is
-    not allowed: stay on the line, in every language, then Twilio asks again."""
-    response = VoiceResponse()
-    _say_in_every_language(response, "queue_hold")
-    response.pause(length=15)
-    return twiml(response)
+    """For a caller already in the queue (the wait URL, and its Gather's action), where Enqueue is
+    not allowed: stay on the line, in every language, then the platform asks again."""
+    return _answered(*_in_every_language("queue_hold"), Pause(15))
 
 
 def _agent_sorry() -> Response:
     """An agent's desk phone: an apology and the end of that call (never the callers' queue)."""
-    response = VoiceResponse()
-    _say(response, "technical_problem", "en")
-    response.hangup()
-    return twiml(response)
+    return _answered(_said("technical_problem", "en"), Hangup())
 
 
 def _bridge_anyway() -> Response:
     """Played to a caller just before an agent takes them: say nothing, let the bridge happen."""
-    return twiml(VoiceResponse())
+    return _answered()
 
 
 def _no_content() -> Response:
-    """A status callback: Twilio reads no TwiML from it."""
+    """A status callback: the platform reads no document from it."""
     return Response(status=204)
 
 

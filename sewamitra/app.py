@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from console import web as console
     from ivr import sms, voice
     from sewamitra import health
+    from telephony import call_platform
 
+    app.extensions["call_platform"] = call_platform(settings)  # whose webhooks the voice and SMS views answer
     voice.init_app(app, settings)
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)

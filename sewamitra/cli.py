@@ -245,9 +245,11 @@ def flows_group() -> None:
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
 def flows_check(ctx: click.Context, files: tuple[Path, ...]) -> None:
-    """Validate every flow (or the FILES given): routes, reachability, prompts in every language."""
+    """Validate every flow (or the FILES given): routes, reachability, prompts in every language, and
+    effects the helpline performs."""
     from flows import definition
     from flows.exceptions import FlowError
+    from ivr.effects import known_effects
     from ivr.voice import service_choices
 
     settings = _settings(ctx)
@@ -256,7 +258,8 @@ def flows_check(ctx: click.Context, files: tuple[Path, ...]) -> None:
     for path in paths:
         try:
             flow = definition.load(path.stem, languages=[lang.code for lang in settings.languages],
-                                   services=service_choices(settings), directory=path.parent)  # fmt: skip
+                                   effects=known_effects(), services=service_choices(settings),
+                                   directory=path.parent)  # fmt: skip
         except FlowError as exc:
             failed += 1
             click.echo(f"FAIL {exc}", err=True)

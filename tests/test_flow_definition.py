@@ -9,8 +9,9 @@ import yaml
 from click.testing import CliRunner
 
 from flows import definition
-from flows.definition import EFFECTS, ServiceChoice
+from flows.definition import ServiceChoice
 from flows.exceptions import FlowError
+from ivr.effects import EFFECTS, known_effects
 from sewamitra.cli import main
 from tests.conftest import ROOT
 
@@ -19,7 +20,8 @@ SERVICES = [ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Pl
 
 def load(tmp_path: Path, flow: dict) -> definition.Flow:
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(flow, allow_unicode=True), encoding="utf-8")
-    return definition.load("test", languages=["hi", "en"], services=SERVICES, directory=tmp_path)
+    return definition.load("test", languages=["hi", "en"], effects=known_effects(), services=SERVICES,
+                           directory=tmp_path)  # fmt: skip
 
 
 def small_flow() -> dict:
@@ -42,7 +44,7 @@ def problems(tmp_path: Path, flow: dict) -> list[str]:
 
 
 def test_the_shipped_helpline_flow_loads() -> None:
-    flow = definition.load("helpline", languages=["hi", "en"], services=SERVICES)
+    flow = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
     assert flow.start == "welcome" and "main_menu" in flow.nodes
 
 
@@ -89,7 +91,7 @@ def test_an_effect_with_an_unhandled_outcome(tmp_path: Path) -> None:
     found = problems(tmp_path, flow)
     assert "nodes.look.outcomes: outcome 'outside' of lookup_pincode is not handled" in found
     assert "nodes.look.outcomes: outcome 'unknown' of lookup_pincode is not handled" in found
-    assert set(EFFECTS["lookup_pincode"]) == {"found", "unknown", "outside"}
+    assert set(EFFECTS["lookup_pincode"].outcomes) == {"found", "unknown", "outside"}
 
 
 def test_typos_in_keys_are_caught(tmp_path: Path) -> None:

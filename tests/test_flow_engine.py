@@ -25,12 +25,13 @@ from flows.engine import (
     resume,
     start,
 )
+from ivr.effects import known_effects
 
 SERVICES = [
     ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Plumber"}, 200),
     ServiceChoice("electrician", "2", {"hi": "इलेक्ट्रीशियन", "en": "Electrician"}, 250),
 ]
-FLOW = definition.load("helpline", languages=["hi", "en"], services=SERVICES)
+FLOW = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
 
 
 def heard(events: list[Event]) -> list[str]:
@@ -259,7 +260,7 @@ def test_the_step_guard_stops_a_flow_that_loops_without_waiting(tmp_path: Path) 
         "nodes": {"a": {"goto": "b"}, "b": {"goto": "a"}, "bye": {"say": ["goodbye"], "hangup": True}},
     }  # fmt: skip
     (tmp_path / "loop.yaml").write_text(yaml.safe_dump(looping), encoding="utf-8")
-    flow = definition.load("loop", languages=["hi", "en"], directory=tmp_path)
+    flow = definition.load("loop", languages=["hi", "en"], effects=known_effects(), directory=tmp_path)
     session, events = start(flow, Trigger("en"))
     assert heard(events) == ["Thank you for calling the Sewamitra helpline."]
     assert session.status is Status.ENDED

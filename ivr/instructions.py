@@ -1,0 +1,58 @@
+"""Engine events → the call instructions a platform renders. Pure: the same events always give the
+same instructions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from flows import engine
+from telephony import call
+
+STEP_PATH = "/twilio/voice/step"
+QUEUE_WAIT_PATH = "/twilio/voice/queue/wait"
+QUEUE_RESULT_PATH = "/twilio/voice/queue/result"
+
+
+@dataclass(frozen=True)
+class Voice:
+    tts_language: str
+    voice: str
+
+
+Recordings = Callable[[str, str], str | None]  # (prompt, language) → URL of a recording, or None
+
+
+def no_recordings(_prompt: str, _language: str) -> str | None:
+    return None
+
+
+def instructions(events: Iterable[engine.Event], voices: Mapping[str, Voice], *, turn: int,
+                 recordings: Recordings = no_recordings) -> list[call.Instruction]:  # fmt: skip
+    """What the engine said, as instructions; a Gather always has a Redirect after it."""
+    said: list[call.Instruction] = []
+    for event in events:
+        if isinstance(event, engine.Say):
+            said.append(spoken(event, voices, recordings))
+        elif isinstance(event, engine.Gather):
+            action = f"{STEP_PATH}?turn={turn}"
+            prompts = tuple(spoken(say, voices, recordings) for say in event.prompts)
+            wait = call.Gather(prompts, action, event.timeout, event.finish_on_key, event.num_digits, on_empty=True)
+            said.append(wait)
+            said.append(call.Redirect(action))  # no input and no action: the platform goes on to this
+        elif isinstance(event, engine.Enqueue):
+            said.append(call.Enqueue(event.queue, wait_url=QUEUE_WAIT_PATH, action=QUEUE_RESULT_PATH))
+        elif isinstance(event, engine.Hangup):
+            said.append(call.Hangup())
+        elif isinstance(event, engine.Effect):
+            raise ValueError(f"effect {event.name} reached the call: the edge must perform it first")
+    return said
+
+
+def spoken(say: engine.Say, voices: Mapping[str, Voice], recordings: Recordings) -> call.Say | call.Play:
+    """A recording of the prompt when there is one, else the text in the language's voice."""
+    url = recordings(say.prompt, say.language) if say.prompt else None
+    if url:
+        return call.Play(url)
+    voice = voices[say.language]
+    return call.Say(say.text, voice.tts_language, voice.voice)

@@ -1,0 +1,124 @@
+"""Twilio's webhooks: its forms read into the helpline's call types, and call instructions written
+as TwiML (with Twilio's SDK, so the documents are the ones Twilio documents)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
+
+from telephony.call import (
+    CallTurn,
+    DeliveryReport,
+    Dial,
+    Enqueue,
+    Gather,
+    Hangup,
+    InboundMessage,
+    Instruction,
+    Leave,
+    Pause,
+    Play,
+    Redirect,
+    Say,
+)
+
+MIMETYPE = "text/xml"
+
+
+class TwilioWebhooks:
+    """The `CallPlatform` of Twilio."""
+
+    mimetype = MIMETYPE
+
+    def call_turn(self, form: Mapping[str, str]) -> CallTurn:
+        return call_turn(form)
+
+    def inbound_message(self, form: Mapping[str, str]) -> InboundMessage:
+        return InboundMessage(form.get("MessageSid", ""), form.get("From", ""), form.get("Body", ""))
+
+    def delivery_report(self, form: Mapping[str, str]) -> DeliveryReport:
+        return DeliveryReport(form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode", ""))
+
+    def document(self, instructions: Sequence[Instruction]) -> str:
+        return document(instructions)
+
+    def message_reply(self) -> str:
+        return EMPTY_MESSAGE_REPLY
+
+
+def call_turn(form: Mapping[str, str]) -> CallTurn:
+    """A voice webhook's form (Twilio's names) as a CallTurn."""
+    direction = form.get("Direction", "inbound")
+    get = form.get
+    return CallTurn(
+        call_id=get("CallSid", ""), caller=get("From", ""), callee=get("To", ""),
+        outbound=direction.startswith("outbound"), inbound=direction == "inbound", digits=get("Digits", ""),
+        status=get("CallStatus", ""), duration=get("CallDuration", ""), queue_position=get("QueuePosition", ""),
+        queue_result=get("QueueResult", ""), queue_time=get("QueueTime", ""), dial_status=get("DialCallStatus", ""),
+        failed_url=get("ErrorUrl", ""),
+    )  # fmt: skip
+
+
+def document(instructions: Sequence[Instruction]) -> str:
+    """The TwiML document of `instructions`, in order."""
+    response = VoiceResponse()
+    for instruction in instructions:
+        _WRITERS[type(instruction)](response, instruction)
+    return str(response)
+
+
+# Each instruction as a verb of `parent` (the Response, or a Gather for its prompts).
+def _say(parent: Any, say: Say) -> None:
+    parent.say(say.text, language=say.language, voice=say.voice)
+
+
+def _play(parent: Any, play: Play) -> None:
+    parent.play(play.url)
+
+
+def _gather(parent: Any, gather: Gather) -> None:
+    options: dict[str, object] = {"action": gather.action, "method": "POST", "timeout": gather.timeout,
+                                  "finish_on_key": gather.finish_on_key}  # fmt: skip
+    if gather.on_empty:
+        options["action_on_empty_result"] = True
+    if gather.num_digits:
+        options["num_digits"] = gather.num_digits
+    verb = parent.gather(**options)
+    for prompt in gather.prompts:
+        _WRITERS[type(prompt)](verb, prompt)
+
+
+def _redirect(parent: Any, redirect: Redirect) -> None:
+    parent.redirect(redirect.url, method="POST")
+
+
+def _enqueue(parent: Any, enqueue: Enqueue) -> None:
+    parent.enqueue(enqueue.queue, action=enqueue.action, method="POST", wait_url=enqueue.wait_url,
+                   wait_url_method="POST")  # fmt: skip
+
+
+def _leave(parent: Any, _leave: Leave) -> None:
+    parent.leave()
+
+
+def _pause(parent: Any, pause: Pause) -> None:
+    parent.pause(length=pause.seconds)
+
+
+def _hangup(parent: Any, _hangup: Hangup) -> None:
+    parent.hangup()
+
+
+def _dial(parent: Any, dial: Dial) -> None:
+    verb = parent.dial(action=dial.action, method="POST", timeout=dial.timeout)
+    verb.queue(dial.queue, url=dial.bridge_url, method="POST")
+
+
+_WRITERS: dict[type, Callable[[Any, Any], None]] = {
+    Say: _say, Play: _play, Gather: _gather, Redirect: _redirect, Enqueue: _enqueue, Leave: _leave, Pause: _pause,
+    Hangup: _hangup, Dial: _dial,
+}  # fmt: skip
+EMPTY_MESSAGE_REPLY = str(MessagingResponse())
