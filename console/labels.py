@@ -6,6 +6,7 @@ in the session), English until they choose."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from flask import Flask, session
@@ -30,9 +31,40 @@ def translate(text: str, **values: object) -> str:
     """The label in the console's language, with `values` put in; a text the catalogue does not know, as it is."""
     if not isinstance(text, str) or not text:  # gettext("") is the catalogue's header
         return text
-    return gettext(text, **values)
+    if values:
+        return gettext(text, **values)
+    translated = gettext(text)
+    return translated if translated != text else _by_shape(text)
 
 
 def N_(text: str) -> str:
     """Marks a label for the catalogue where it is made; t() translates it where it is shown."""
+    return text
+
+
+# Texts the domain writes with a value in them (reasons on a timeline, refusals an agent is shown),
+# as the catalogue has them: a value named `code` is a code and is translated too, a name or number is not.
+SHAPED = (
+    N_("rated %(stars)s"),
+    N_("the worker was stood down: %(code)s"),
+    N_("a request that is %(code)s cannot be cancelled"),
+    N_("a request that is %(code)s cannot be dispatched again"),
+    N_("a request that is %(code)s cannot be assigned"),
+    N_("%(name)s is deactivated"),
+    N_("%(name)s is not police-verified"),
+    N_("%(name)s does not do %(service)s"),
+)
+_PLACE = re.compile(r"%\\\((\w+)\\\)s")  # a value's place, once re.escape has been through the label
+SHAPES = tuple((re.compile(_PLACE.sub(r"(?P<\1>.+)", re.escape(label))), label) for label in SHAPED)
+
+
+def _by_shape(text: str) -> str:
+    """A text of one of the SHAPED forms, translated with its values in place; any other text as it is."""
+    for shape, label in SHAPES:
+        found = shape.fullmatch(text)
+        if found:
+            values = found.groupdict()
+            if "code" in values:
+                values["code"] = translate(values["code"])
+            return gettext(label, **values)
     return text

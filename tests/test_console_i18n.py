@@ -5,15 +5,18 @@ console's own, in Hindi. English readers see what they saw before."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask, session
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from console import present
+from console.labels import translate
 from core.settings import Settings
-from dispatch import jobs
+from dispatch import jobs, lifecycle
 from dispatch.queues import QueueName, queue
 from sewamitra.app import create_app
-from storage.models import Role, ServiceRequest
+from storage.db import session_scope
+from storage.models import RequestStatus, Role, ServiceRequest
 from tests.console import Console, add_user, engine_of
 from tests.test_dispatch import add_request, add_worker
 from tests.test_helpline_call import ALWAYS_OPEN, run_jobs, with_hours
@@ -112,3 +115,27 @@ def test_waits_are_in_hindi_units(app: Flask) -> None:
             session["language"] = language
             assert [present.wait(35), present.wait(245), present.wait(7260)] == waits
             assert present.duration(75) == tile
+
+
+def test_a_refusal_from_dispatch_is_shown_in_hindi(app: Flask) -> None:
+    request_id = add_request(engine_of(app))
+    with session_scope(engine_of(app)) as db:
+        db.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                   .values(status=RequestStatus.CLOSED))  # fmt: skip
+        number = db.exec(select(ServiceRequest.number).where(ServiceRequest.id == request_id)).one()
+    hindi = signed_in(app, "asha", Role.AGENT, "hi")
+    refused = text(hindi.post(f"/console/requests/{number}/cancel", {"reason": "दोहराया गया"}, follow_redirects=True))
+    assert '<p class="flash">जो अनुरोध बंद है, वह रद्द नहीं हो सकता</p>' in refused
+    english = signed_in(app, "vikram", Role.SUPERVISOR, "en")
+    refused = text(english.post(f"/console/requests/{number}/cancel", {"reason": "duplicate"}, follow_redirects=True))
+    assert '<p class="flash">a request that is closed cannot be cancelled</p>' in refused
+
+
+def test_reasons_with_a_value_read_in_hindi(app: Flask) -> None:
+    with app.test_request_context("/console/"):
+        session["language"] = "hi"
+        assert translate("rated 4") == "रेटिंग 4"
+        assert translate("the worker was stood down: deactivated") == "कार्यकर्ता को हटाया गया: निष्क्रिय किया गया"
+        assert translate("Ramesh Yadav is not police-verified") == "Ramesh Yadav का पुलिस सत्यापन नहीं हुआ है"
+        assert translate(lifecycle.DONE_BEFORE).startswith("एक कार्यकर्ता यह काम पहले ही ले चुका है")
+        assert translate("a note an agent wrote") == "a note an agent wrote"
