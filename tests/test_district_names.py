@@ -15,14 +15,15 @@ from sqlmodel import col
 from core import pincodes
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import jobs
+from dispatch import context, jobs
 from dispatch.queues import QueueName, queue
 from ivr.effects import CallContext, lookup_pincode
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import Worker
 from tests.console import engine_of
-from tests.test_dispatch import add_request, add_worker
+from tests.test_dispatch import add_request, add_worker, answer_our_call
+from tests.test_dispatch import run_jobs as dispatch_jobs
 from tests.test_helpline_call import ALWAYS_OPEN, call, run_jobs, with_hours
 
 DEVANAGARI = re.compile(r"[\u0900-\u097F]")
@@ -31,6 +32,12 @@ DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 @pytest.fixture
 def app(helpline_settings: Settings) -> Flask:
     return create_app(with_hours(helpline_settings, **ALWAYS_OPEN))
+
+
+@pytest.fixture
+def settings(helpline_settings: Settings) -> Settings:
+    """The jobs' settings (`installed`): the whole helpline, Twilio at the sandbox."""
+    return helpline_settings
 
 
 def test_every_district_of_uttar_pradesh_the_directory_knows_has_its_hindi_name() -> None:
@@ -87,3 +94,15 @@ def test_an_offer_sms_names_the_district_in_the_workers_language(
     run_jobs(app)
     [offer] = [m["body"] for m in sandbox.messages if m["to"] == "+919800000001"]
     assert locality in offer
+
+
+def test_a_worker_rung_with_an_offer_hears_the_district_in_hindi(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, settings: Settings
+) -> None:
+    add_worker(engine, "Kamla Devi", "+919800000501", 0.5, voice=True)  # speaks Hindi, as workers do unless told
+    jobs.rebuild_index()
+    jobs.dispatch_request(add_request(engine))
+    dispatch_jobs(installed)
+    [placed] = sandbox.calls
+    transcript = answer_our_call(create_app(settings).test_client(), placed, "2")
+    assert transcript.said("प्लंबर, लखनऊ, 2 2 6 0 0 1।")
