@@ -24,6 +24,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
+from console.labels import N_
 from storage.db import session_scope
 from storage.models import AuditEvent, Role, User, utcnow
 from storage.runtime import Runtime
@@ -36,8 +37,8 @@ ATTEMPTS_KEY = "sewamitra:console:login-failures:"
 _DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
 HOME = {Role.AGENT: "console.queue.live", Role.SUPERVISOR: "console.dashboard.today",
         Role.ADMIN: "console.dashboard.today", Role.PROVIDER: "console.workers.index"}  # fmt: skip
-WRONG = "Wrong user name or password."
-PAUSED = "Too many failed attempts. Wait a while, then try again."
+WRONG = N_("Wrong user name or password.")
+PAUSED = N_("Too many failed attempts. Wait a while, then try again.")
 STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
 

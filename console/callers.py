@@ -17,6 +17,9 @@ from werkzeug.datastructures import MultiDict
 from console import auth, present
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
+from console.labels import N_
+from console.labels import translate as t
+from console.present import district_name
 from core import phones, pincodes
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from storage import callqueue
@@ -113,7 +116,7 @@ def _prefill(caller: Caller | None, call_sid: str) -> Draft:
     known = _call(call_sid)
     place = pincodes.lookup(known.pincode) if known and known.pincode else None
     language = (known.language if known else None) or (caller.language if caller else None) or "hi"
-    district = pincodes.display_name(place.district) if place else ""
+    district = district_name(place.district) if place else ""
     return Draft(phone=caller.phone if caller else "", service=known.service if known else "",
                  pincode=place.pincode if place else "", district=district, language=language,
                  call_sid=call_sid if known else "", form_id=_form_id())  # fmt: skip
@@ -151,18 +154,20 @@ def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes
     errors: dict[str, str] = {}
     phone = phones.to_e164(raw_phone) if raw_phone else None
     if raw_phone and phone is None:
-        errors["phone"] = "Not a valid phone number."
+        errors["phone"] = N_("Not a valid phone number.")
     if service not in runtime().settings.service_codes:
-        errors["service"] = "Choose a service."
+        errors["service"] = N_("Choose a service.")
     place = pincodes.lookup(pincode)
     if place is None:
-        errors["pincode"] = "Not a PIN code India Post knows."
+        errors["pincode"] = N_("Not a PIN code India Post knows.")
     elif not place.in_state(runtime().settings.service_area.state):
-        errors["pincode"] = f"This PIN code is in {pincodes.display_name(place.district)}, outside the service area."
+        errors["pincode"] = t(
+            "This PIN code is in %(district)s, outside the service area.", district=district_name(place.district)
+        )
     if language not in {lang.code for lang in runtime().settings.languages}:
         language = "hi"
     draft = Draft(phone=raw_phone, service=service, pincode=pincode,
-                  district=pincodes.display_name(place.district) if place else "", language=language,
+                  district=district_name(place.district) if place else "", language=language,
                   call_sid=form.get("call_sid", "")[:40], form_id=form.get("form_id", "")[:40] or _form_id(),
                   address_note=text["address_note"], preferred_time=text["preferred_time"])  # fmt: skip
     return draft, errors, place if not errors else None, phone
@@ -183,7 +188,7 @@ def pincode(pincode: str) -> ResponseReturnValue:
     if place is None:
         return jsonify(found=False), 404
     inside = place.in_state(runtime().settings.service_area.state)
-    return jsonify(found=True, district=pincodes.display_name(place.district), in_service_area=inside)
+    return jsonify(found=True, district=district_name(place.district), in_service_area=inside)
 
 
 @bp.post("/<id:caller_id>/callback")

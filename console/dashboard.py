@@ -26,7 +26,7 @@ OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, Reques
 STATUS_COLOURS = {"new": "brand", "offered": "brand", "assigned": "ok", "completed": "ok", "closed": "muted",
                   "escalated": "bad", "cancelled": "muted"}  # fmt: skip
 FIRST_DAY = date(2000, 1, 1)
-UNREADABLE_DAY = "That date could not be read; showing today."
+UNREADABLE_DAY = labels.N_("That date could not be read; showing today.")
 
 
 @dataclass(frozen=True)
@@ -128,14 +128,14 @@ def _charts(figures: Figures) -> dict[str, str]:
     """The three charts, drawn in the console's language."""
     t = labels.translate
     calls = figures.calls
-    parts = [("Answered in IVR", calls.in_ivr, "ok"), ("Answered by agents", calls.by_agents, "brand"),
-             ("Abandoned in queue", calls.abandoned, "bad"), ("Other", calls.other, "muted")]  # fmt: skip
-    call_bars = [charts.Bar(t(label), count, colour, metrics.format_percent(metrics.rate(count, calls.calls)))
+    parts = [(t("Answered in IVR"), calls.in_ivr, "ok"), (t("Answered by agents"), calls.by_agents, "brand"),
+             (t("Abandoned in queue"), calls.abandoned, "bad"), (t("Other"), calls.other, "muted")]  # fmt: skip
+    call_bars = [charts.Bar(label, count, colour, metrics.format_percent(metrics.rate(count, calls.calls)))
                  for label, count, colour in parts]  # fmt: skip
     created = figures.created
     status_bars = [charts.Bar(t(s.value), created.get(s.value, 0), STATUS_COLOURS[s.value]) for s in RequestStatus]
     shown, rest = metrics.top(figures.districts, TOP_DISTRICTS)
-    district_bars = [charts.Bar(pincodes.display_name(name), count) for name, count in shown]
+    district_bars = [charts.Bar(pincodes.display_name(name, labels.language()), count) for name, count in shown]
     if rest:
         district_bars.append(charts.Bar(t("Other districts"), rest, "muted"))
     return {"calls": charts.horizontal_bars(call_bars, t("Calls")) if calls.calls else "",

@@ -1,307 +1,25 @@
-"""The console's labels in English and Hindi: English is the key, Hindi its translation."""
+"""The console's labels: English msgids, translated through the gettext catalogues in console/translations.
+
+The Hindi catalogue translates every label; the English one only turns the codes the views hand to
+t() (reasons, outcomes, channels, roles) into words. The language is the one the user chose (kept
+in the session), English until they choose."""
 
 from __future__ import annotations
 
-from flask import g, session
+import re
+from pathlib import Path
+
+from flask import Flask, session
+from flask_babel import Babel, gettext
 
 LANGUAGES = ("en", "hi")
-
-HINDI: dict[str, str] = {
-    # frame
-    "Sewamitra console": "सेवामित्र कंसोल",
-    "Sign in": "साइन इन",
-    "Sign out": "साइन आउट",
-    "User name": "उपयोगकर्ता नाम",
-    "Password": "पासवर्ड",
-    "Wrong user name or password.": "उपयोगकर्ता नाम या पासवर्ड गलत है।",
-    "Too many failed attempts. Wait a while, then try again.": "बहुत अधिक गलत प्रयास। कुछ देर बाद फिर कोशिश करें।",
-    "You were signed out after a time without activity.": "निष्क्रियता के कारण आप साइन आउट हो गए।",
-    "You have signed out.": "आप साइन आउट हो गए हैं।",
-    "Live queue": "लाइव कतार",
-    "Requests": "अनुरोध",
-    "Workers": "कार्यकर्ता",
-    "Providers": "प्रदाता एजेंसियाँ",
-    "Worklist": "कॉल-बैक सूची",
-    "Dashboard": "डैशबोर्ड",
-    "Callers": "कॉलर",
-    "agent": "एजेंट",
-    "supervisor": "पर्यवेक्षक",
-    "admin": "प्रशासक",
-    "provider": "प्रदाता",
-    # queue
-    "Callers waiting": "प्रतीक्षा में कॉलर",
-    "Position": "स्थान",
-    "Waiting": "प्रतीक्षा",
-    "Language": "भाषा",
-    "Caller": "कॉलर",
-    "Take next caller": "अगला कॉलर लें",
-    "Nobody is waiting.": "कोई प्रतीक्षा में नहीं है।",
-    "Callbacks requested": "कॉल-बैक अनुरोध",
-    "Escalated requests": "एस्केलेट अनुरोध",
-    "Offers about to expire": "समाप्त होने वाले प्रस्ताव",
-    "Reason": "कारण",
-    "Due": "नियत समय",
-    "Requested": "अनुरोधित",
-    "Open": "खोलें",
-    "Updated": "अद्यतन",
-    "None.": "कोई नहीं।",
-    "Expires": "समाप्ति",
-    "Call back": "वापस कॉल करें",
-    "Mark done": "पूरा करें",
-    "Your desk phone is ringing; answer it to talk to the caller.": "आपका डेस्क फ़ोन बज रहा है; कॉलर से बात करने के लिए उठाएँ।",
-    # requests
-    "Request": "अनुरोध",
-    "Number": "संख्या",
-    "Status": "स्थिति",
-    "Service": "सेवा",
-    "District": "ज़िला",
-    "PIN code": "पिन कोड",
-    "Address note": "पते का विवरण",
-    "Preferred time": "पसंदीदा समय",
-    "Filed by": "दर्ज करने वाला सिस्टम",
-    "Description": "विवरण",
-    "Created": "बनाया गया",
-    "Worker": "कार्यकर्ता",
-    "Phone": "फ़ोन",
-    "Search": "खोजें",
-    "Filter": "छाँटें",
-    "All": "सभी",
-    "From": "से",
-    "To": "तक",
-    "SLA breached": "SLA उल्लंघन",
-    "Export CSV": "CSV निर्यात",
-    "Timeline": "समय-रेखा",
-    "Offers": "प्रस्ताव",
-    "Calls": "कॉल",
-    "SMS": "एसएमएस",
-    "Notes": "टिप्पणियाँ",
-    "Add a note": "टिप्पणी जोड़ें",
-    "Cancel request": "अनुरोध रद्द करें",
-    "Dispatch again": "फिर से भेजें",
-    "Assign to worker": "कार्यकर्ता को सौंपें",
-    "Schedule a callback": "कॉल-बैक तय करें",
-    "Create request": "अनुरोध बनाएँ",
-    "New request": "नया अनुरोध",
-    "Past requests": "पिछले अनुरोध",
-    "Channel": "माध्यम",
-    "Rating": "रेटिंग",
-    "Save": "सहेजें",
-    "Previous": "पिछला",
-    "Next": "अगला",
-    "new": "नया",
-    "offered": "प्रस्तावित",
-    "assigned": "सौंपा गया",
-    "completed": "पूरा",
-    "closed": "बंद",
-    "escalated": "एस्केलेट",
-    "cancelled": "रद्द",
-    # workers
-    "Skills": "कौशल",
-    "Verification": "सत्यापन",
-    "Available": "उपलब्ध",
-    "Busy": "व्यस्त",
-    "Active": "सक्रिय",
-    "Deactivate": "निष्क्रिय करें",
-    "Provider": "प्रदाता",
-    "pending": "लंबित",
-    "verified": "सत्यापित",
-    "rejected": "अस्वीकृत",
-    "Add a worker": "कार्यकर्ता जोड़ें",
-    "Upload CSV": "CSV अपलोड करें",
-    "Police verification": "पुलिस सत्यापन",
-    "Reference number": "संदर्भ संख्या",
-    "Date": "दिनांक",
-    "Verified": "सत्यापित",
-    "Rejected": "अस्वीकृत",
-    "Jobs": "काम",
-    "Certification": "प्रमाणन",
-    "Name": "नाम",
-    # worklist and dashboard
-    "Outcome": "परिणाम",
-    "Record outcome": "परिणाम दर्ज करें",
-    "Calls today": "आज की कॉल",
-    "Answered in IVR": "IVR में पूरी",
-    "Answered by agents": "एजेंटों द्वारा",
-    "Abandon rate": "छोड़ी गई कॉल दर",
-    "Average wait": "औसत प्रतीक्षा",
-    "Time to assignment": "सौंपने में समय",
-    "Median": "माध्यिका",
-    "90th percentile": "90वाँ प्रतिशतक",
-    "SLA breaches": "SLA उल्लंघन",
-    "By status": "स्थिति अनुसार",
-    "By district": "ज़िले अनुसार",
-    # live queue, caller screen, request actions
-    "On the line": "लाइन पर",
-    "Open the caller's screen": "कॉलर की स्क्रीन खोलें",
-    "The queue cannot be read right now (Redis is unreachable).": "कतार अभी पढ़ी नहीं जा सकती (Redis उपलब्ध नहीं)।",
-    "Taken": "लिया गया",
-    "Being dispatched": "भेजे जा रहे अनुरोध",
-    "Your profile has no desk phone: ask an administrator to set one (sewamitra create-user --phone).": "आपकी प्रोफ़ाइल में डेस्क फ़ोन नहीं है: प्रशासक से जुड़वाएँ (sewamitra create-user --phone)।",
-    "That callback was already handled.": "यह कॉल-बैक पहले ही निपटाया जा चुका है।",
-    "Please correct the marked fields.": "कृपया चिह्नित जानकारी ठीक करें।",
-    "Not a valid phone number.": "यह मान्य फ़ोन नंबर नहीं है।",
-    "Choose a service.": "सेवा चुनें।",
-    "Not a PIN code India Post knows.": "यह पिन कोड इंडिया पोस्ट की सूची में नहीं है।",
-    "Request created.": "अनुरोध बन गया।",
-    "Callback scheduled.": "कॉल-बैक तय हो गया।",
-    "Give the callback a date and time, from now to 30 days ahead.": "कॉल-बैक के लिए अभी से 30 दिन तक की तारीख़ और समय दें।",
-    "A callback needs the caller's number and a time from now to 30 days ahead.": "कॉल-बैक के लिए कॉलर का नंबर और अभी से 30 दिन तक का समय चाहिए।",
-    "Request number or phone": "अनुरोध संख्या या फ़ोन",
-    "Assigned": "सौंपा गया",
-    "No verified worker with this skill in the district.": "ज़िले में इस कौशल का कोई सत्यापित कार्यकर्ता नहीं।",
-    "Cancel this request?": "यह अनुरोध रद्द करें?",
-    "Say why the request is cancelled.": "बताएँ कि अनुरोध क्यों रद्द हो रहा है।",
-    "Choose a worker.": "कार्यकर्ता चुनें।",
-    "Dispatching again.": "फिर से भेजा जा रहा है।",
-    "Assigned.": "सौंप दिया गया।",
-    "Cancelled.": "रद्द कर दिया गया।",
-    "The note is empty.": "टिप्पणी खाली है।",
-    "No such request.": "ऐसा कोई अनुरोध नहीं।",
-    "event": "घटना",
-    "sms": "एसएमएस",
-    "call": "कॉल",
-    "callback": "कॉल-बैक",
-    "done": "पूरा",
-    "out_of_hours": "समय के बाद",
-    "left_queue": "कतार छोड़ी",
-    "queue_unavailable": "कतार उपलब्ध नहीं",
-    "queue_full": "कतार भरी",
-    "asked": "माँगा गया",
-    "agent_scheduled": "एजेंट ने तय किया",
-    # worklist
-    "Why": "कारण",
-    "Tries": "प्रयास",
-    "Problem reported": "समस्या बताई गई",
-    "Low rating": "कम रेटिंग",
-    "No rating after the feedback call": "फ़ीडबैक कॉल के बाद भी रेटिंग नहीं",
-    "Outcome recorded.": "परिणाम दर्ज हुआ।",
-    "Choose how the call went.": "कॉल का परिणाम चुनें।",
-    "resolved": "हल हो गया",
-    "needs_visit": "फिर से जाना होगा",
-    "no_answer": "उत्तर नहीं मिला",
-    "wrong_number": "गलत नंबर",
-    # dashboard
-    "Today": "आज",
-    "Show": "दिखाएँ",
-    "Open now": "अभी खुले",
-    "Abandoned in queue": "कतार में छोड़ी गई",
-    "Other": "अन्य",
-    "Other districts": "अन्य ज़िले",
-    "in the agent queue": "एजेंट कतार में",
-    "assigned late": "देर से सौंपे गए",
-    "still unassigned": "अभी तक नहीं सौंपे गए",
-    "Assigned late": "देर से सौंपे गए",
-    "Assignment within": "सौंपने की समय-सीमा",
-    "Still unassigned, past the SLA": "SLA के बाद भी नहीं सौंपे गए",
-    "List the breached requests": "उल्लंघन वाले अनुरोधों की सूची",
-    "That date could not be read; showing today.": "यह तारीख़ समझ नहीं आई; आज का दिखाया जा रहा है।",
-    "Callers who hung up while waiting, of those who entered the agent queue": "एजेंट कतार में आए कॉलरों में से जिन्होंने प्रतीक्षा करते हुए कॉल काट दी",
-    "Calls, requests made and requests assigned on this day, by the call centre's clock; open requests and SLA waits "
-    "as of now.": "इस दिन की कॉल, बने और सौंपे गए अनुरोध, कॉल सेंटर के समय अनुसार; खुले अनुरोध और SLA प्रतीक्षा अभी की स्थिति में।",
-    "Form expired": "फ़ॉर्म की अवधि समाप्त",
-    "This form has expired or did not come from the console. Reload the page and try again.": "यह फ़ॉर्म पुराना है या कंसोल से नहीं आया। पेज फिर से खोलकर दोबारा कोशिश करें।",
-    "Forbidden": "अनुमति नहीं",
-    "Bad request": "गलत अनुरोध",
-    "The form held characters that cannot be read. Type it again.": "फ़ॉर्म में ऐसे अक्षर थे जो पढ़े नहीं जा सकते। फिर से लिखें।",
-    "Your role does not allow this page or action.": "आपकी भूमिका में यह पेज या काम शामिल नहीं है।",
-    "Not found": "नहीं मिला",
-    "Database unreachable": "डेटाबेस तक पहुँच नहीं",
-    "The database cannot be reached right now, so nothing was shown or changed. Try again in a minute.": "अभी डेटाबेस तक नहीं पहुँचा जा सकता, इसलिए न कुछ दिखाया गया न बदला गया। एक मिनट बाद फिर कोशिश करें।",
-    "No such page or record.": "ऐसा कोई पेज या रिकॉर्ड नहीं।",
-    "ivr": "IVR",
-    "api": "API",
-    "open311": "Open311",
-    "voice": "कॉल",
-    # workers and providers
-    "A new worker waits for police verification before any home visit is offered.": "नया कार्यकर्ता पुलिस सत्यापन के बाद ही किसी घर भेजा जाएगा।",
-    "Availability": "उपलब्धता",
-    "CSV file (UTF-8, at most 2 MB)": "CSV फ़ाइल (UTF-8, अधिकतम 2 MB)",
-    "Choose verified or rejected.": "सत्यापित या अस्वीकृत चुनें।",
-    "Columns": "कॉलम",
-    "Console users": "कंसोल उपयोगकर्ता",
-    "Details": "विवरण",
-    "Email": "ईमेल",
-    "Give the date of the verification (YYYY-MM-DD).": "सत्यापन की तारीख लिखें (YYYY-MM-DD)।",
-    "Grade": "ग्रेड",
-    "History": "इतिहास",
-    "Imported": "आयात किए गए",
-    "Inactive": "निष्क्रिय",
-    "Leave provider empty or write your agency's name; write police_verified as no. A supervisor records the police verification.": "provider खाली छोड़ें या अपनी एजेंसी का नाम लिखें; police_verified में no लिखें। पुलिस सत्यापन पर्यवेक्षक दर्ज करते हैं।",
-    "Local": "स्थानीय",
-    "Mark available": "उपलब्ध करें",
-    "Mark busy": "व्यस्त करें",
-    "Marked available.": "उपलब्ध कर दिया गया।",
-    "Marked busy.": "व्यस्त कर दिया गया।",
-    "Name or phone": "नाम या फ़ोन",
-    "New provider agencies": "नई प्रदाता एजेंसियाँ",
-    "No workers match these filters.": "इन फ़िल्टरों से कोई कार्यकर्ता नहीं मिला।",
-    "None (state register)": "कोई नहीं (राज्य रजिस्टर)",
-    "Not offered any home visit until the police verification is recorded.": "पुलिस सत्यापन दर्ज होने तक कोई काम नहीं भेजा जाएगा।",
-    "Nothing was imported.": "कुछ भी आयात नहीं हुआ।",
-    "Offers by phone call": "प्रस्ताव फ़ोन कॉल से",
-    "Optional": "वैकल्पिक",
-    "Origin": "मूल",
-    "Pending verification": "सत्यापन लंबित",
-    "Police verification recorded.": "पुलिस सत्यापन दर्ज किया गया।",
-    "Police verification rejected.": "पुलिस सत्यापन अस्वीकृत दर्ज किया गया।",
-    "Reactivate": "फिर सक्रिय करें",
-    "Record verification": "सत्यापन दर्ज करें",
-    "Reject": "अस्वीकार करें",
-    "Required": "आवश्यक",
-    "Returned migrant": "लौटे प्रवासी",
-    "Row": "पंक्ति",
-    "Rows not imported": "आयात न हुई पंक्तियाँ",
-    "Service radius": "सेवा दायरा",
-    "Skill": "कौशल",
-    "Skills, separated by ';'": "कौशल, ';' से अलग करके",
-    "Standard": "मानक",
-    "The date of the verification cannot be in the future.": "सत्यापन की तारीख भविष्य की नहीं हो सकती।",
-    "The reason must be plain text of at most 500 characters.": "कारण अधिकतम 500 अक्षरों का सादा पाठ होना चाहिए।",
-    "The reference number must be plain text of at most 60 characters.": "संदर्भ संख्या अधिकतम 60 अक्षरों का सादा पाठ होनी चाहिए।",
-    "The worker is active again.": "कार्यकर्ता फिर से सक्रिय है।",
-    "The worker is added and waits for police verification.": "कार्यकर्ता जोड़ा गया; पुलिस सत्यापन की प्रतीक्षा है।",
-    "The worker is deactivated and gets no more offers.": "कार्यकर्ता निष्क्रिय किया गया; अब कोई प्रस्ताव नहीं भेजे जाएँगे।",
-    "The worker was not added. Correct the fields marked below.": "कार्यकर्ता नहीं जोड़ा गया। नीचे चिह्नित जानकारी ठीक करें।",
-    "Write the police verification's reference number.": "पुलिस सत्यापन की संदर्भ संख्या लिखें।",
-    "Write why the police verification was refused.": "पुलिस सत्यापन अस्वीकार होने का कारण लिखें।",
-    "Your agency": "आपकी एजेंसी",
-    "Choose a CSV file to upload.": "अपलोड के लिए CSV फ़ाइल चुनें।",
-    "The file is not UTF-8 text; save it from the spreadsheet as 'CSV UTF-8'.": "फ़ाइल UTF-8 पाठ नहीं है; स्प्रेडशीट से 'CSV UTF-8' के रूप में सहेजें।",
-    "The file is larger than 2 MB; split it and upload the parts in turn.": "फ़ाइल 2 MB से बड़ी है; इसे भागों में बाँटकर एक-एक करके अपलोड करें।",
-    "A worker in this file was added meanwhile; nothing was imported. Upload again.": "इस बीच इस फ़ाइल का एक कार्यकर्ता जोड़ा गया; कुछ आयात नहीं हुआ। फिर से अपलोड करें।",
-    "accepted": "स्वीकृत",
-    "declined": "मना किया",
-    "expired": "समय समाप्त",
-    "withdrawn": "वापस लिया",
-    "ratings": "रेटिंग",
-}
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+DOMAIN = "messages"
 
 
-# Codes the views hand to t() (reasons, outcomes, channels), as English readers want them.
-ENGLISH: dict[str, str] = {
-    "out_of_hours": "Out of hours",
-    "left_queue": "Left the queue",
-    "queue_unavailable": "Queue unavailable",
-    "queue_full": "Queue full",
-    "asked": "Asked for one",
-    "agent_scheduled": "Promised by an agent",
-    "resolved": "Resolved",
-    "needs_visit": "Needs another visit",
-    "no_answer": "No answer",
-    "wrong_number": "Wrong number",
-    "event": "Event",
-    "sms": "SMS",
-    "call": "Call",
-    "callback": "Callback",
-    "ivr": "IVR",
-    "api": "API",
-    "open311": "Open311",
-    "voice": "Phone call",
-    "agent": "Agent",
-    "supervisor": "Supervisor",
-    "admin": "Administrator",
-    "provider": "Provider agency",
-}
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=language, default_translation_directories=str(TRANSLATIONS),
+          default_domain=DOMAIN)  # fmt: skip
 
 
 def language() -> str:
@@ -309,8 +27,44 @@ def language() -> str:
     return chosen if chosen in LANGUAGES else "en"
 
 
-def translate(text: str) -> str:
-    """The label in the console's language: Hindi when chosen and known, else English."""
-    if g.get("language") == "hi":
-        return HINDI.get(text) or ENGLISH.get(text, text)
-    return ENGLISH.get(text, text)
+def translate(text: str, **values: object) -> str:
+    """The label in the console's language, with `values` put in; a text the catalogue does not know, as it is."""
+    if not isinstance(text, str) or not text:  # gettext("") is the catalogue's header
+        return text
+    if values:
+        return gettext(text, **values)
+    translated = gettext(text)
+    return translated if translated != text else _by_shape(text)
+
+
+def N_(text: str) -> str:
+    """Marks a label for the catalogue where it is made; t() translates it where it is shown."""
+    return text
+
+
+# Texts the domain writes with a value in them (reasons on a timeline, refusals an agent is shown),
+# as the catalogue has them: a value named `code` is a code and is translated too, a name or number is not.
+SHAPED = (
+    N_("rated %(stars)s"),
+    N_("the worker was stood down: %(code)s"),
+    N_("a request that is %(code)s cannot be cancelled"),
+    N_("a request that is %(code)s cannot be dispatched again"),
+    N_("a request that is %(code)s cannot be assigned"),
+    N_("%(name)s is deactivated"),
+    N_("%(name)s is not police-verified"),
+    N_("%(name)s does not do %(service)s"),
+)
+_PLACE = re.compile(r"%\\\((\w+)\\\)s")  # a value's place, once re.escape has been through the label
+SHAPES = tuple((re.compile(_PLACE.sub(r"(?P<\1>.+)", re.escape(label))), label) for label in SHAPED)
+
+
+def _by_shape(text: str) -> str:
+    """A text of one of the SHAPED forms, translated with its values in place; any other text as it is."""
+    for shape, label in SHAPES:
+        found = shape.fullmatch(text)
+        if found:
+            values = found.groupdict()
+            if "code" in values:
+                values["code"] = translate(values["code"])
+            return gettext(label, **values)
+    return text

@@ -142,18 +142,20 @@ def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def format_duration(seconds: float | None) -> str:
-    """A wait short enough for a tile, in minutes like the SLA itself: 45 s, 4 min 05 s, 111 min, 26 h."""
+def format_duration(seconds: float | None, units: tuple[str, str, str] = ("s", "min", "h")) -> str:
+    """A wait short enough for a tile, in minutes like the SLA itself: 45 s, 4 min 05 s, 111 min, 26 h
+    (`units`: seconds, minutes and hours in the reader's language)."""
     if seconds is None:
         return NO_FIGURE
+    s, m, h = units
     whole = round(seconds)
     if whole < 60:
-        return f"{whole} s"
+        return f"{whole} {s}"
     if whole < 600:
-        return f"{whole // 60} min {whole % 60:02d} s"
+        return f"{whole // 60} {m} {whole % 60:02d} {s}"
     if whole < 1000 * 60:
-        return f"{whole // 60} min"
-    return f"{whole // 3600} h"
+        return f"{whole // 60} {m}"
+    return f"{whole // 3600} {h}"
 
 
 def format_percent(share: float | None) -> str:

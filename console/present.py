@@ -9,6 +9,7 @@ from flask import Flask, g
 
 from console import metrics
 from console.auth import runtime
+from console.labels import translate as t
 from core import phones, pincodes
 from storage.models import Role
 
@@ -18,7 +19,8 @@ SEES_CITIZEN_NUMBERS = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(local=local_time, wait=wait, citizen_phone=citizen_phone,
-                                 district=pincodes.display_name, service=service_name)  # fmt: skip
+                                 district=district_name, service=service_name,
+                                 duration=duration)  # fmt: skip
 
 
 def zone() -> ZoneInfo:
@@ -44,22 +46,32 @@ def today() -> date:
 
 
 def wait(seconds: float | int | None) -> str:
-    """'4 min 05 s', '35 s'."""
+    """'4 min 05 s', '35 s' (in Hindi '4 मिनट 05 सेकंड')."""
     if seconds is None:
         return "–"
-    seconds = int(seconds)
+    seconds, s, m, h = int(seconds), t("s"), t("min"), t("h")
     if seconds < 60:
-        return f"{seconds} s"
+        return f"{seconds} {s}"
     if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+        return f"{seconds // 60} {m} {seconds % 60:02d} {s}"
+    return f"{seconds // 3600} {h} {seconds % 3600 // 60:02d} {m}"
+
+
+def duration(seconds: float | None) -> str:
+    """A dashboard tile's wait, in the console's language."""
+    return metrics.format_duration(seconds, (t("s"), t("min"), t("h")))
 
 
 def citizen_phone(number: str | None) -> str:
     """A citizen's number in full for those who ring them back, masked for everyone else."""
     if not number:
-        return "withheld"
+        return t("withheld")
     return number if g.user.role in SEES_CITIZEN_NUMBERS else phones.mask(number)
+
+
+def district_name(district: str) -> str:
+    """The directory's district in the console's language: 'LUCKNOW' -> 'Lucknow' or 'लखनऊ'."""
+    return pincodes.display_name(district, g.get("language", "en"))
 
 
 def service_name(code: str) -> str:

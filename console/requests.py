@@ -17,10 +17,11 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
-from console import auth
+from console import auth, history
 from console.auth import MANAGERS, STAFF, requires, runtime
 from console.callers import promise_callback
 from console.forms import NOTE_MAX, parse_id, plain
+from console.labels import N_
 from console.present import day_range, local_moment
 from core import numbers, phones
 from core.geo import distance_km
@@ -270,11 +271,10 @@ def _timeline(db: Session, found: ServiceRequest, agency: int | None) -> list[Mo
         sms = [m for m in sms if m.worker_id in own]
         calls, callbacks = [], []
     names = _user_names(db, events) if agency is None else {}
-    moments = [Moment(e.at, "event", _describe(e, names), e.to_status or "") for e in events]
+    moments = [Moment(e.at, "event", history.request_event(e, names), e.to_status or "") for e in events]
     moments += [Moment(m.created_at, "sms", _sms_line(m, found, agency is None), m.status or "") for m in sms]
-    moments += [Moment(c.started_at, "call", f"call {c.direction.value}, {c.duration_s or 0} s, {c.outcome or ''}",
-                       c.status or "") for c in calls]  # fmt: skip
-    moments += [Moment(c.created_at, "callback", f"callback {c.reason}: {c.note or ''}", c.status.value)
+    moments += [Moment(c.started_at, "call", history.call(c), c.status or "") for c in calls]
+    moments += [Moment(c.created_at, "callback", history.callback(c.reason, c.note), c.status.value)
                 for c in callbacks]  # fmt: skip
     return sorted(moments, key=lambda m: m.at)
 
@@ -287,16 +287,6 @@ def _user_names(db: Session, events: list[AuditEvent] | Any) -> dict[str, str]:
     return {f"user:{u.id}": u.username for u in db.exec(select(User).where(col(User.id).in_(ids))).all()}
 
 
-def _describe(event: AuditEvent, names: dict[str, str]) -> str:
-    who = names.get(event.actor, event.actor)
-    what = event.action.replace("request.", "").replace(".", " ")
-    change = f" ({event.from_status} → {event.to_status})" if event.from_status and event.to_status else ""
-    why = f": {event.reason}" if event.reason else ""
-    extra = f" · worker {event.detail['worker_id']}" if isinstance(event.detail, dict) and event.detail.get(
-        "worker_id") else ""  # fmt: skip
-    return f"{who}: {what}{change}{why}{extra}"
-
-
 def _worker_of(event: AuditEvent) -> int | None:
     worker = event.detail.get("worker_id") if isinstance(event.detail, dict) else None
     return worker if isinstance(worker, int) else None
@@ -304,8 +294,7 @@ def _worker_of(event: AuditEvent) -> int | None:
 
 def _sms_line(sms: SmsLog, found: ServiceRequest, with_text: bool) -> str:
     """One SMS on the timeline: to whom (masked) and which message; its text for the helpline's staff."""
-    number = sms.to_number if sms.direction.value == "outbound" else sms.from_number
-    line = f"SMS {sms.direction.value} {phones.mask(number)} ({sms.template or 'reply'})"
+    line = history.sms(sms)
     if not with_text:
         return line
     body = sms.body
@@ -338,7 +327,9 @@ def cancel(number: str) -> ResponseReturnValue:
     if not reason:
         flash("Say why the request is cancelled.")
         return redirect(url_for(".show", number=number))
-    return _move(number, lambda db, r: lifecycle.cancel(db, r.id or 0, auth.actor(), reason, utcnow()), "Cancelled.")
+    return _move(
+        number, lambda db, r: lifecycle.cancel(db, r.id or 0, auth.actor(), reason, utcnow()), N_("Cancelled.")
+    )
 
 
 @bp.post("/<number>/redispatch")
@@ -346,7 +337,7 @@ def cancel(number: str) -> ResponseReturnValue:
 def redispatch(number: str) -> ResponseReturnValue:
     reason = plain(request.form.get("reason", ""), NOTE_MAX) or "dispatched again from the console"
     return _move(number, lambda db, r: lifecycle.redispatch(db, r.id or 0, auth.actor(), reason, utcnow()),
-                 "Dispatching again.", then=jobs.dispatch_request)  # fmt: skip
+                 N_("Dispatching again."), then=jobs.dispatch_request)  # fmt: skip
 
 
 @bp.post("/<number>/assign")
@@ -357,7 +348,7 @@ def assign(number: str) -> ResponseReturnValue:
         flash("Choose a worker.")
         return redirect(url_for(".show", number=number))
     return _move(number, lambda db, r: lifecycle.assign(db, r.id or 0, worker_id, auth.actor(), utcnow()),
-                 "Assigned.", then=jobs.notify_assigned)  # fmt: skip
+                 N_("Assigned."), then=jobs.notify_assigned)  # fmt: skip
 
 
 Move = Callable[[Session, ServiceRequest], lifecycle.Moved]
@@ -369,7 +360,8 @@ def _move(number: str, move: Move, done: str, then: lifecycle.FollowUp | None = 
         found = _request(db, number)
         moved = move(db, found)
     if not moved.ok:
-        flash(moved.error or "")
+        if moved.error:
+            flash(moved.error)
         return redirect(url_for(".show", number=number))
     lifecycle.queue_after(runtime().redis, found.id or 0, moved, then)
     flash(done)

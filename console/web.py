@@ -11,15 +11,18 @@ from werkzeug.exceptions import HTTPException
 
 from console import auth, callers, csrf, dashboard, labels, present, providers, queue, requests, workers, worklist
 from console.forms import has_nul
+from console.labels import N_
 
 log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")  # fmt: skip
 # Pages anyone may reach: signing in, and the stylesheet and script the sign-in page uses.
 PUBLIC_ENDPOINTS = frozenset({"console.auth.sign_in", "console.static", "console.auth.language"})
-UNREADABLE = "The form held characters that cannot be read. Type it again."
-FORGED = "This form has expired or did not come from the console. Reload the page and try again."
-UNREACHABLE = "The database cannot be reached right now, so nothing was shown or changed. Try again in a minute."
+UNREADABLE = N_("The form held characters that cannot be read. Type it again.")
+FORGED = N_("This form has expired or did not come from the console. Reload the page and try again.")
+UNREACHABLE = N_("The database cannot be reached right now, so nothing was shown or changed. Try again in a minute.")
+REFUSED = N_("Your role does not allow this page or action.")
+MISSING = N_("No such page or record.")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -37,6 +40,7 @@ for _part in (auth, queue, callers, requests, workers, providers, worklist, dash
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    labels.init_app(app)
     app.after_request(secure)
     app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)
     present.init_app(app)
@@ -47,14 +51,14 @@ def guard() -> ResponseReturnValue | None:
     """Signed in (and not idle too long), else the sign-in page; then a post without our token is refused."""
     g.language = labels.language()
     if has_nul(request.args) or has_nul(request.form):
-        return render_template("console/error.html", code=400, title="Bad request", message=UNREADABLE), 400
+        return render_template("console/error.html", code=400, title=N_("Bad request"), message=UNREADABLE), 400
     if request.endpoint not in PUBLIC_ENDPOINTS:
         g.user = auth.signed_in_user()
         if g.user is None:
             return redirect(url_for("console.auth.sign_in", next=auth.local_path(request.full_path)))
     if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf.is_valid():
         auth.audit_refusal("csrf.refused")
-        return render_template("console/error.html", code=403, title="Form expired", message=FORGED), 403
+        return render_template("console/error.html", code=403, title=N_("Form expired"), message=FORGED), 403
     return None
 
 
@@ -78,15 +82,24 @@ def secure(response: Response) -> Response:
 def database_unreachable(error: Exception) -> ResponseReturnValue:
     """The database is down or cut off: say so (503), rather than an internal error page."""
     log.error("console: the database cannot be reached (%s)", type(error).__name__)
-    return render_template("console/error.html", code=503, title="Database unreachable", message=UNREACHABLE), 503
+    return render_template("console/error.html", code=503, title=N_("Database unreachable"), message=UNREACHABLE), 503
 
 
 def http_error(error: HTTPException) -> ResponseReturnValue:
     """A refused or missing page: the console's own page for its users, plain text anywhere else."""
     if request.path.startswith("/console") and error.code == 403:
-        message = "Your role does not allow this page or action."
-        return render_template("console/error.html", code=403, title="Forbidden", message=message), 403
-    if request.path.startswith("/console") and error.code == 404 and g.get("user") is not None:
-        message = "No such page or record."
-        return render_template("console/error.html", code=404, title="Not found", message=message), 404
+        return render_template("console/error.html", code=403, title=N_("Forbidden"), message=REFUSED), 403
+    if request.path.startswith("/console") and error.code == 404 and _signed_in():
+        return render_template("console/error.html", code=404, title=N_("Not found"), message=MISSING), 404
     return Response(f"{error.name.lower()}\n", status=error.code or 500, mimetype="text/plain")
+
+
+def _signed_in() -> bool:
+    """Whether a console user asked: a path no view matched never ran the guard, so ask the session here."""
+    if "user" not in g:
+        g.language = labels.language()
+        try:
+            g.user = auth.signed_in_user()
+        except sa.exc.SQLAlchemyError:  # a missing page stays a 404 while the database is away
+            g.user = None
+    return g.user is not None

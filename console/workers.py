@@ -24,9 +24,10 @@ from sqlmodel import Session, col, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from console import auth, present
+from console import auth, history, present
 from console.auth import MANAGERS, runtime
 from console.forms import MAX_ID, NOTE_MAX, is_control, parse_id, plain
+from console.labels import N_
 from core import phones
 from core.exceptions import ImportFileError
 from directory.importer import (
@@ -76,7 +77,7 @@ MAX_REFERENCE = LIMITS["police_reference"]
 RECENT_JOBS = 20
 HISTORY = 50
 PHONE_BATCH = 500
-ORIGINS = {Origin.LOCAL.value: "Local", Origin.RETURNED_MIGRANT.value: "Returned migrant"}
+ORIGINS = {Origin.LOCAL.value: N_("Local"), Origin.RETURNED_MIGRANT.value: N_("Returned migrant")}
 YES_NO = {"yes": True, "no": False}
 STATUSES = frozenset(status.value for status in VerificationStatus)
 PHONE_LIKE = re.compile(r"^[0-9+\-() ]+$")
@@ -151,18 +152,18 @@ def parse_verdict(form: Mapping[str, str], today: date) -> Verdict | dict[str, s
     if outcome == VerificationStatus.REJECTED:
         reason = " ".join(form.get("reason", "").split())
         if not reason:
-            return {"reason": "Write why the police verification was refused."}
+            return {"reason": N_("Write why the police verification was refused.")}
         if len(reason) > MAX_NOTE or _has_control(reason):
             return {"reason": f"The reason must be plain text of at most {MAX_NOTE} characters."}
         return Verdict(VerificationStatus.REJECTED, note=reason)
-    return {"outcome": "Choose verified or rejected."}
+    return {"outcome": N_("Choose verified or rejected.")}
 
 
 def _verified(raw_reference: str, raw_date: str, today: date) -> Verdict | dict[str, str]:
     errors: dict[str, str] = {}
     reference = " ".join(raw_reference.split())
     if not reference:
-        errors["reference"] = "Write the police verification's reference number."
+        errors["reference"] = N_("Write the police verification's reference number.")
     elif len(reference) > MAX_REFERENCE or _has_control(reference):
         errors["reference"] = f"The reference number must be plain text of at most {MAX_REFERENCE} characters."
     try:
@@ -170,9 +171,9 @@ def _verified(raw_reference: str, raw_date: str, today: date) -> Verdict | dict[
     except ValueError:
         day = None
     if day is None:
-        errors["verified_on"] = "Give the date of the verification (YYYY-MM-DD)."
+        errors["verified_on"] = N_("Give the date of the verification (YYYY-MM-DD).")
     elif day > today:
-        errors["verified_on"] = "The date of the verification cannot be in the future."
+        errors["verified_on"] = N_("The date of the verification cannot be in the future.")
     if errors or day is None:
         return errors
     return Verdict(VerificationStatus.VERIFIED, reference=reference, verified_on=day)
@@ -434,7 +435,8 @@ def _history(db: Session, worker_id: int) -> list[dict[str, Any]]:
     events = list(db.exec(query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc()).limit(HISTORY)).all())
     user_ids = {user_id for e in events if (user_id := _actor_id(e.actor)) is not None}
     names = dict(db.exec(select(User.id, User.username).where(col(User.id).in_(user_ids))).all()) if user_ids else {}
-    return [{"event": e, "who": names.get(_actor_id(e.actor), e.actor)} for e in events]
+    return [{"event": e, "line": history.worker_event(e),
+             "who": names.get(_actor_id(e.actor)) or history.who(e.actor, {})} for e in events]  # fmt: skip
 
 
 def _actor_id(actor: str) -> int | None:
@@ -474,7 +476,7 @@ def availability(worker_id: int) -> ResponseReturnValue:
                    to_status=_availability(wanted))  # fmt: skip
         changed.available = bool(wanted)
 
-    return _change(worker_id, apply, "Marked available." if wanted else "Marked busy.")
+    return _change(worker_id, apply, N_("Marked available.") if wanted else N_("Marked busy."))
 
 
 def _availability(available: bool) -> str:
@@ -491,7 +493,7 @@ def deactivate(worker_id: int) -> ResponseReturnValue:
                    from_status=_activity(changed.active), to_status="inactive")  # fmt: skip
         changed.active = False
 
-    return _change(worker_id, apply, "The worker is deactivated and gets no more offers.",
+    return _change(worker_id, apply, N_("The worker is deactivated and gets no more offers."),
                    stand_down=reason or "deactivated")  # fmt: skip
 
 
@@ -503,7 +505,7 @@ def reactivate(worker_id: int) -> ResponseReturnValue:
                    to_status="active")  # fmt: skip
         changed.active = True
 
-    return _change(worker_id, apply, "The worker is active again.")
+    return _change(worker_id, apply, N_("The worker is active again."))
 
 
 def _activity(active: bool) -> str:
@@ -526,8 +528,8 @@ def verification(worker_id: int) -> ResponseReturnValue:
         changed.police_verified_on, changed.police_note = verdict.verified_on, verdict.note
 
     if verdict.status is VerificationStatus.VERIFIED:
-        return _change(worker_id, apply, "Police verification recorded.")
-    return _change(worker_id, apply, "Police verification rejected.", stand_down="police verification refused")
+        return _change(worker_id, apply, N_("Police verification recorded."))
+    return _change(worker_id, apply, N_("Police verification rejected."), stand_down="police verification refused")
 
 
 # -- onboarding one worker --------------------------------------------------------------------------
@@ -637,17 +639,19 @@ def upload() -> ResponseReturnValue:
 def import_file() -> ResponseReturnValue:
     sent = request.files.get("file")
     if sent is None or not sent.filename:
-        return _import_page(error="Choose a CSV file to upload."), 400
+        return _import_page(error=N_("Choose a CSV file to upload.")), 400
     try:
         text = sent.read().decode("utf-8-sig")
     except UnicodeDecodeError:
-        return _import_page(error="The file is not UTF-8 text; save it from the spreadsheet as 'CSV UTF-8'."), 400
+        return _import_page(error=N_("The file is not UTF-8 text; save it from the spreadsheet as 'CSV UTF-8'.")), 400
     try:
         report = _import(io.StringIO(text, newline=""), plain(sent.filename, 120))
     except ImportFileError as exc:
         return _import_page(error=str(exc)), 400
     except sa.exc.IntegrityError:  # a phone number was registered by someone else meanwhile
-        return _import_page(error="A worker in this file was added meanwhile; nothing was imported. Upload again."), 409
+        return _import_page(
+            error=N_("A worker in this file was added meanwhile; nothing was imported. Upload again.")
+        ), 409
     _rebuild_index()
     return _import_page(report=report)
 
@@ -658,7 +662,7 @@ def too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
     g.user = auth.signed_in_user()
     if request.endpoint != "console.workers.import_file" or g.user is None or g.user.role not in ONBOARDERS:
         return error
-    return _import_page(error="The file is larger than 2 MB; split it and upload the parts in turn."), 413
+    return _import_page(error=N_("The file is larger than 2 MB; split it and upload the parts in turn.")), 413
 
 
 def _import(source: io.StringIO, filename: str) -> ImportReport:

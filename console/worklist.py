@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from console import auth
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
+from console.labels import N_
 from core import numbers
 from dispatch import lifecycle
 from dispatch.jobs import UNANSWERED_FEEDBACK
@@ -84,10 +85,10 @@ def _items(now: datetime) -> list[Item]:
 
 def _why(request: ServiceRequest, reported: bool) -> str:
     if reported:
-        return "Problem reported"
+        return N_("Problem reported")
     if request.rating is not None:
-        return "Low rating"
-    return "No rating after the feedback call"  # not answered, or no key pressed and no SMS reply
+        return N_("Low rating")
+    return N_("No rating after the feedback call")  # not answered, or no key pressed and no SMS reply
 
 
 def _tries(db: Session, ids: list[int | None]) -> dict[int, int]:

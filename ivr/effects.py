@@ -60,7 +60,7 @@ def lookup_pincode(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     place = pincodes.lookup(args.get("pincode", ""))
     if place is None:
         return Outcome("unknown")
-    district = pincodes.display_name(place.district)
+    district = pincodes.display_name(place.district, ctx.language)  # read back in the caller's language
     if not place.in_state(ctx.settings.service_area.state):
         return Outcome("outside", {"district": district})
     return Outcome("found", {"district": district})
@@ -225,7 +225,7 @@ def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         request = session.get(ServiceRequest, offer.request_id) if offer else None
     if offer is None or request is None:
         return Outcome("none")
-    locality = f"{pincodes.display_name(request.district)}, {' '.join(request.pincode)}"
+    locality = f"{pincodes.display_name(request.district, ctx.language)}, {' '.join(request.pincode)}"
     return Outcome("found", {"offer_id": str(offer.id), "offer_number": request.number,
                              "offer_service": request.service_code, "offer_locality": locality})  # fmt: skip
 

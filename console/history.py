@@ -1,0 +1,55 @@
+"""How audit events, SMS and calls read on a request's timeline and in a worker's history, in the
+console's language: every code in them (actions, statuses, actors, dispatch's reasons, templates)
+passes through the catalogue; what people wrote (notes, reasons) stays as they wrote it."""
+
+from __future__ import annotations
+
+from console.labels import translate as t
+from core import phones
+from storage.models import AuditEvent, CallLog, SmsLog
+
+
+def who(actor: str, names: dict[str, str]) -> str:
+    """A console user by name; 'dispatch', 'ivr', 'worker:12' in words."""
+    if actor in names:
+        return names[actor]
+    if t(actor) != actor:
+        return t(actor)
+    kind, colon, rest = actor.partition(":")
+    return f"{t(kind)}{colon}{rest}"
+
+
+def request_event(event: AuditEvent, names: dict[str, str]) -> str:
+    """'dispatch: offered (new → offered): first offer sent · worker 7'."""
+    what = t(event.action.replace("request.", "").replace(".", " "))
+    change = f" ({t(event.from_status)} → {t(event.to_status)})" if event.from_status and event.to_status else ""
+    why = f": {t(event.reason)}" if event.reason else ""
+    worker = event.detail.get("worker_id") if isinstance(event.detail, dict) else None
+    extra = f" · {t('worker')} {worker}" if worker else ""
+    return f"{who(event.actor, names)}: {what}{change}{why}{extra}"
+
+
+def worker_event(event: AuditEvent) -> str:
+    """'worker.verified · pending → verified', the statuses as words."""
+    line = t(event.action)
+    if event.from_status or event.to_status:
+        line += f" · {t(event.from_status or '—')} → {t(event.to_status or '—')}"
+    return line
+
+
+def sms(message: SmsLog) -> str:
+    """'SMS outbound 98•••••210 (offer)', without the text."""
+    number = message.to_number if message.direction.value == "outbound" else message.from_number
+    sms, template = t("SMS"), t(message.template or "reply")
+    return f"{sms} {t(message.direction.value)} {phones.mask(number)} ({template})"
+
+
+def call(log: CallLog) -> str:
+    """'call inbound, 35 s, request_created'."""
+    call, seconds = t("call"), t("s")
+    return f"{call} {t(log.direction.value)}, {log.duration_s or 0} {seconds}, {t(log.outcome or '')}"
+
+
+def callback(reason: str, note: str | None) -> str:
+    callback = t("callback")
+    return f"{callback} {t(reason)}: {note or ''}"
