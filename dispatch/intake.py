@@ -15,7 +15,7 @@ from core.settings import Settings
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
 from storage.db import session_scope
-from storage.models import AuditEvent, Caller, Channel, RequestStatus, ServiceRequest, SmsLog
+from storage.models import AuditEvent, Caller, Channel, RequestStatus, ServiceRequest, SmsDelivery, SmsLog
 
 log = logging.getLogger(__name__)
 MAX_NUMBER_DRAWS = 20
@@ -73,7 +73,7 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     if intake.phone is None or phones.indian_mobile(intake.phone) is None:
         return request, None
     sms = SmsLog(to_number=intake.phone, body=confirmation_sms(settings, request), template="request_created",
-                 status="pending", request_id=request.id)  # fmt: skip
+                 status=SmsDelivery.PENDING, request_id=request.id)  # fmt: skip
     session.add(sms)
     session.flush()
     return request, sms.id

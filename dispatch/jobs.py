@@ -24,6 +24,8 @@ from storage.models import (
     OfferStatus,
     RequestStatus,
     ServiceRequest,
+    SmsDelivery,
+    SmsHandling,
     SmsLog,
     Worker,
     utcnow,
@@ -320,9 +322,6 @@ def reindex_worker(worker_id: int) -> str:
     return "indexed"
 
 
-RECEIVED, HANDLING, HANDLED, FAILED = messages.RECEIVED, "handling", "handled", "failed"
-
-
 def receive_sms(message_sid: str, sender: str, body: str) -> str:
     """A message that came in while the database was unreachable: record it now, then handle it."""
     ctx = context.current()
@@ -347,8 +346,8 @@ def handle_sms(sms_log_id: int) -> str:
     with session_scope(ctx.engine) as session:
         claimed = session.execute(
             sa.update(SmsLog)
-            .where(col(SmsLog.id) == sms_log_id, col(SmsLog.status) == RECEIVED)
-            .values(status=HANDLING, updated_at=utcnow())
+            .where(col(SmsLog.id) == sms_log_id, col(SmsLog.status) == SmsHandling.RECEIVED)
+            .values(status=SmsHandling.HANDLING, updated_at=utcnow())
         ).rowcount  # type: ignore[attr-defined]
         sms = session.get(SmsLog, sms_log_id)
     if not claimed or sms is None or sms.from_number is None:
@@ -357,9 +356,9 @@ def handle_sms(sms_log_id: int) -> str:
         outcome = inbox.handle(ctx.engine, sms.from_number, sms.body, now())
         _follow_up(sms.from_number, outcome)
     except Exception:
-        _set_sms_status(sms_log_id, FAILED)  # kept, for an agent to read: the message is not lost
+        _set_sms_status(sms_log_id, SmsHandling.FAILED)  # kept, for an agent to read: the message is not lost
         raise
-    _set_sms_status(sms_log_id, HANDLED)
+    _set_sms_status(sms_log_id, SmsHandling.HANDLED)
     return "handled"
 
 
@@ -379,7 +378,7 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
         _try_sms(sender, reply.template, outcome.language, reply.values)
 
 
-def _set_sms_status(sms_log_id: int, status: str) -> None:
+def _set_sms_status(sms_log_id: int, status: SmsHandling) -> None:
     with session_scope(context.current().engine) as session:
         session.execute(
             sa.update(SmsLog).where(col(SmsLog.id) == sms_log_id).values(status=status, updated_at=utcnow())
@@ -402,7 +401,7 @@ def record_sms(session: Session, to: str, template: str, language: str, values: 
                request_id: int | None = None, worker_id: int | None = None) -> int:  # fmt: skip
     """An SMS from a template, fitted to two segments, recorded as pending; its id."""
     body = sms_text.render(context.current().settings.sms.templates[template].text(language), values)
-    sms = SmsLog(to_number=to, body=body, template=template, status="pending", request_id=request_id,
+    sms = SmsLog(to_number=to, body=body, template=template, status=SmsDelivery.PENDING, request_id=request_id,
                  worker_id=worker_id)  # fmt: skip
     session.add(sms)
     session.flush()
@@ -421,12 +420,12 @@ def send_sms(sms_log_id: int) -> str | None:
         try:
             sid = ctx.telephony.send_sms(sms.to_number, sms.body, status_callback=callback)
         except Exception as exc:
-            sms.status, sms.updated_at = "send_failed", utcnow()
+            sms.status, sms.updated_at = SmsDelivery.SEND_FAILED, utcnow()
             sms.error_code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
             session.add(sms)
             session.commit()
             raise
-        sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, "queued", None, utcnow()
+        sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, SmsDelivery.QUEUED, None, utcnow()
         session.add(sms)
         session.commit()
         return sid
@@ -469,10 +468,9 @@ def sweep() -> dict[str, int]:
                 Offer.status == OfferStatus.PENDING, col(Offer.expires_at) < moment - NEW_REQUEST_GRACE
             )
         ).all()
-        unsent = session.exec(select(SmsLog.id).where(
-            SmsLog.status == "pending", col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
-        unread = session.exec(select(SmsLog.id).where(
-            SmsLog.status == RECEIVED, col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
+        old_sms = col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE
+        unsent = session.exec(select(SmsLog.id).where(SmsLog.status == SmsDelivery.PENDING, old_sms)).all()
+        unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
         untold = session.exec(select(ServiceRequest.id).where(
             ServiceRequest.status == RequestStatus.ASSIGNED,
             col(ServiceRequest.assigned_at) < moment - NEW_REQUEST_GRACE, ~TOLD)).all()  # fmt: skip
@@ -498,11 +496,12 @@ def _reclaim_abandoned_sms(moment: datetime) -> list[int]:
     go back to `received`, each by compare-and-set, so that they are handled after all."""
     ctx = context.current()
     cutoff = moment - ABANDONED_AFTER
-    stuck = (col(SmsLog.status) == HANDLING) & (col(SmsLog.updated_at) < cutoff)
+    stuck = (col(SmsLog.status) == SmsHandling.HANDLING) & (col(SmsLog.updated_at) < cutoff)
     reclaimed = []
     with session_scope(ctx.engine) as session:
         for sms_id in session.exec(select(SmsLog.id).where(stuck)).all():
-            back = sa.update(SmsLog).where(col(SmsLog.id) == sms_id, stuck).values(status=RECEIVED, updated_at=moment)
+            back = sa.update(SmsLog).where(col(SmsLog.id) == sms_id, stuck)
+            back = back.values(status=SmsHandling.RECEIVED, updated_at=moment)
             if session.execute(back).rowcount:  # type: ignore[attr-defined]
                 log.warning("inbound SMS %s was abandoned mid-handling by a dead worker; handling it again", sms_id)
                 reclaimed.append(int(sms_id or 0))
