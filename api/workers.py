@@ -20,7 +20,7 @@ from api.schemas import Availability, WorkerCreate, WorkerPage
 from core.ids import MAX_ID
 from core.settings import Settings
 from directory.importer import WorkerRow, by_column, parse_row, save_rows
-from dispatch.jobs import queue_reindex
+from dispatch import enqueue
 from storage.db import session_scope
 from storage.models import (
     ApiRole,
@@ -115,7 +115,7 @@ def create() -> ResponseReturnValue:
                               to_status=VerificationStatus.PENDING.value, detail=detail))  # fmt: skip
     except sa.exc.IntegrityError:  # the same phone, added by someone else a moment ago
         raise ApiError(409, "a worker with this phone was just added", {"phone": "already registered"}) from None
-    queue_reindex(runtime().redis, worker_id)
+    enqueue.reindex_worker(runtime().redis, worker_id)
     with Session(runtime().engine) as db:
         return present.answer(present.workers(db, [_one(db, worker_id)])[0]), 201
 
@@ -171,7 +171,7 @@ def availability(worker_id: int) -> ResponseReturnValue:
                               from_status=_state(worker.available), to_status=_state(wanted)))  # fmt: skip
             worker.available, worker.updated_at = wanted, utcnow()
             db.add(worker)
-    queue_reindex(runtime().redis, worker_id)
+    enqueue.reindex_worker(runtime().redis, worker_id)
     with Session(runtime().engine) as db:
         return present.answer(present.workers(db, [_one(db, worker_id)])[0])
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-import redis
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -44,9 +43,7 @@ from directory.importer import (
     save_rows,
     without_duplicates,
 )
-from dispatch import lifecycle
-from dispatch.jobs import dispatch_request, queue_reindex, rebuild_index
-from dispatch.queues import QueueName, queue
+from dispatch import enqueue, lifecycle
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -261,24 +258,17 @@ def helpers() -> dict[str, Any]:
 
 
 def _reindex(worker_id: int) -> None:
-    queue_reindex(runtime().redis, worker_id)
+    enqueue.reindex_worker(runtime().redis, worker_id)
 
 
 def _dispatch_again(request_ids: list[int]) -> None:
     """Requests whose offer to a stood-down worker was withdrawn go to the next worker."""
-    try:
-        for request_id in request_ids:
-            queue(runtime().redis, QueueName.DISPATCH).enqueue(dispatch_request, request_id,
-                                                               job_id=f"dispatch-{request_id}")  # fmt: skip
-    except redis.RedisError:
-        log.warning("Redis unreachable: requests %s wait for the sweeper", request_ids)
+    for request_id in request_ids:
+        enqueue.dispatch_request(runtime().redis, request_id)
 
 
 def _rebuild_index() -> None:
-    try:
-        queue(runtime().redis, QueueName.DISPATCH).enqueue(rebuild_index, job_id="rebuild-index")
-    except redis.RedisError:
-        log.warning("Redis unreachable: the imported workers are indexed at the next rebuild")
+    enqueue.rebuild_index(runtime().redis)
 
 
 # -- the list ---------------------------------------------------------------------------------------

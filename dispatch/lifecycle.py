@@ -13,9 +13,8 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dispatch import jobs
+from dispatch import enqueue, jobs
 from dispatch.offers import audit, hand_over, move, set_offer, withdraw_pending
-from dispatch.queues import QueueName, queue
 from storage.models import (
     Offer,
     OfferChannel,
@@ -47,23 +46,21 @@ class Moved:
 
 
 FollowUp = Callable[[int], str]
-# The job a move calls for, and its id's prefix: the same ids the rest of dispatch uses. RQ does not
-# dedupe by id: a job queued twice runs twice (a second dispatch round finds its offers open; a second
-# notify_assigned finds the notice recorded and sends nothing), so a move queues its job once, after its commit.
-JOB_IDS: dict[FollowUp, str] = {jobs.dispatch_request: "dispatch", jobs.notify_assigned: "assigned"}
+# The job a move calls for, queued once, after the move's commit (a second dispatch round finds its
+# offers open; a second notify_assigned finds the notice recorded and sends nothing).
+FOLLOW_UPS: dict[FollowUp, Callable[[redis.Redis, int], bool]] = {
+    jobs.dispatch_request: enqueue.dispatch_request,
+    jobs.notify_assigned: enqueue.notify_assigned,
+}
 
 
 def queue_after(connection: redis.Redis, request_id: int, moved: Moved, then: FollowUp | None = None) -> None:
     """After the commit: the job the move calls for, and a stood-down worker told not to go. A lost
     job is redone by the sweeper (a request left new, an assignment nobody was told of)."""
-    try:
-        dispatching = queue(connection, QueueName.DISPATCH)
-        if then is not None:
-            dispatching.enqueue(then, request_id, job_id=f"{JOB_IDS[then]}-{request_id}")
-        if moved.freed_worker is not None:  # a cancelled job in hand: the worker must not go
-            dispatching.enqueue(jobs.job_cancelled, request_id, moved.freed_worker, job_id=f"cancelled-{request_id}")
-    except redis.RedisError:
-        log.exception("could not queue the follow-up of request %s", request_id)
+    if then is not None:
+        FOLLOW_UPS[then](connection, request_id)
+    if moved.freed_worker is not None:  # a cancelled job in hand: the worker must not go
+        enqueue.job_cancelled(connection, request_id, moved.freed_worker)
 
 
 def cancel(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> Moved:
