@@ -21,10 +21,11 @@ from core.ids import MAX_ID
 from core.settings import Settings
 from directory.importer import WorkerRow, by_column, parse_row, save_rows
 from dispatch import enqueue
+from storage import audit
+from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
     ApiRole,
-    AuditEvent,
     Provider,
     VerificationStatus,
     Worker,
@@ -111,8 +112,8 @@ def create() -> ResponseReturnValue:
             _refuse_registered(db, row.phone)
             worker_id = save_rows(db, [row], agency.id if agency else None)[0]
             detail = {"provider_id": agency.id if agency else None, "skills": list(row.skills)}
-            db.add(AuditEvent(actor=actor(), action="worker.created", entity="worker", entity_id=worker_id,
-                              to_status=VerificationStatus.PENDING.value, detail=detail))  # fmt: skip
+            audit.record(db, AuditAction.WORKER_CREATED, actor=actor(), entity="worker", entity_id=worker_id,
+                         to_status=VerificationStatus.PENDING.value, detail=detail)  # fmt: skip
     except sa.exc.IntegrityError:  # the same phone, added by someone else a moment ago
         raise ApiError(409, "a worker with this phone was just added", {"phone": "already registered"}) from None
     enqueue.reindex_worker(runtime().redis, worker_id)
@@ -167,8 +168,8 @@ def availability(worker_id: int) -> ResponseReturnValue:
     with session_scope(runtime().engine) as db:
         worker = _one(db, worker_id, for_change=True)
         if worker.available != wanted:
-            db.add(AuditEvent(actor=actor(), action="worker.availability", entity="worker", entity_id=worker_id,
-                              from_status=_state(worker.available), to_status=_state(wanted)))  # fmt: skip
+            audit.record(db, AuditAction.WORKER_AVAILABILITY, actor=actor(), entity="worker", entity_id=worker_id,
+                         from_status=_state(worker.available), to_status=_state(wanted))  # fmt: skip
             worker.available, worker.updated_at = wanted, utcnow()
             db.add(worker)
     enqueue.reindex_worker(runtime().redis, worker_id)

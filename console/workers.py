@@ -44,6 +44,7 @@ from directory.importer import (
     without_duplicates,
 )
 from dispatch import enqueue, lifecycle
+from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -233,7 +234,7 @@ def _worker_or_refuse(db: Session, worker_id: int, *, for_change: bool = False) 
     if worker is None:
         abort(404)
     if _is_provider() and (g.user.provider_id is None or worker.provider_id != g.user.provider_id):
-        auth.audit_refusal("access.refused")
+        auth.audit_refusal(AuditAction.ACCESS_REFUSED)
         abort(403)
     return worker
 
@@ -460,8 +461,8 @@ def availability(worker_id: int) -> ResponseReturnValue:
         abort(400)
 
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, "worker.availability", "worker", worker_id, from_status=_availability(changed.available),
-                   to_status=_availability(wanted))  # fmt: skip
+        auth.audit(db, AuditAction.WORKER_AVAILABILITY, "worker", worker_id,
+                   from_status=_availability(changed.available), to_status=_availability(wanted))  # fmt: skip
         changed.available = bool(wanted)
 
     return _change(worker_id, apply, "Marked available." if wanted else "Marked busy.")
@@ -477,7 +478,7 @@ def deactivate(worker_id: int) -> ResponseReturnValue:
     reason = plain(request.form.get("reason", ""), MAX_NOTE) or None
 
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, "worker.deactivated", "worker", worker_id, reason=reason,
+        auth.audit(db, AuditAction.WORKER_DEACTIVATED, "worker", worker_id, reason=reason,
                    from_status=_activity(changed.active), to_status="inactive")  # fmt: skip
         changed.active = False
 
@@ -489,7 +490,7 @@ def deactivate(worker_id: int) -> ResponseReturnValue:
 @auth.requires(*MANAGERS)
 def reactivate(worker_id: int) -> ResponseReturnValue:
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, "worker.reactivated", "worker", worker_id, from_status=_activity(changed.active),
+        auth.audit(db, AuditAction.WORKER_REACTIVATED, "worker", worker_id, from_status=_activity(changed.active),
                    to_status="active")  # fmt: skip
         changed.active = True
 
@@ -508,7 +509,8 @@ def verification(worker_id: int) -> ResponseReturnValue:
         return _worker_page(worker_id, verdict, 400, request.form)
 
     def apply(db: Session, changed: Worker) -> None:
-        action = "worker.verified" if verdict.status is VerificationStatus.VERIFIED else "worker.rejected"
+        verified = verdict.status is VerificationStatus.VERIFIED
+        action = AuditAction.WORKER_VERIFIED if verified else AuditAction.WORKER_REJECTED
         auth.audit(db, action, "worker", worker_id, reason=verdict.note, from_status=changed.police_verification.value,
                    to_status=verdict.status.value, reference=verdict.reference,
                    verified_on=verdict.verified_on.isoformat() if verdict.verified_on else None)  # fmt: skip
@@ -600,7 +602,7 @@ def _active_providers(db: Session) -> list[Provider]:
 def _onboard(db: Session, row: WorkerRow, provider: Provider | None) -> int:
     """Store the new worker, pending police verification, with the audit event of it."""
     added = save_rows(db, [row], provider.id if provider else None)[0]
-    auth.audit(db, "worker.created", "worker", added, to_status=VerificationStatus.PENDING.value,
+    auth.audit(db, AuditAction.WORKER_CREATED, "worker", added, to_status=VerificationStatus.PENDING.value,
                provider_id=provider.id if provider else None, skills=list(row.skills))  # fmt: skip
     return added
 
@@ -659,7 +661,7 @@ def _import(source: io.StringIO, filename: str) -> ImportReport:
             report = _import_for_agency(db, source, _own_agency(db))
         else:
             report = import_workers(db, settings, source, today=_today())
-        auth.audit(db, "workers.imported", "worker", None, file=filename, imported=report.imported,
+        auth.audit(db, AuditAction.WORKERS_IMPORTED, "worker", None, file=filename, imported=report.imported,
                    refused=len(report.errors), providers_created=report.providers_created)  # fmt: skip
     return report
 

@@ -13,8 +13,10 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes
 from core.settings import Settings
 from dispatch import enqueue
+from storage import audit
+from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import AuditEvent, Caller, Channel, RequestStatus, ServiceRequest, SmsDelivery, SmsLog
+from storage.models import Caller, Channel, RequestStatus, ServiceRequest, SmsDelivery, SmsLog
 
 log = logging.getLogger(__name__)
 MAX_NUMBER_DRAWS = 20
@@ -66,9 +68,8 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     )  # fmt: skip
     session.add(request)
     session.flush()
-    session.add(AuditEvent(actor=intake.actor, action="request.created", entity="service_request",
-                           entity_id=request.id, to_status=RequestStatus.NEW.value,
-                           detail=dict(intake.detail)))  # fmt: skip
+    audit.record(session, AuditAction.REQUEST_CREATED, actor=intake.actor, entity="service_request",
+                 entity_id=request.id, to_status=RequestStatus.NEW.value, detail=dict(intake.detail))  # fmt: skip
     if intake.phone is None or phones.indian_mobile(intake.phone) is None:
         return request, None
     sms = SmsLog(to_number=intake.phone, body=confirmation_sms(settings, request), template="request_created",

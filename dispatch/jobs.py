@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from core import phones, pincodes
 from dispatch import context, enqueue, geoindex, inbox, messages, offers, sms_text
 from dispatch.matching import Candidate, rank
+from storage.audit import AuditAction
 from storage.db import commit_without_waiting_for_disk, session_scope
 from storage.models import (
     Caller,
@@ -37,7 +38,7 @@ OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these r
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
 ABANDONED_AFTER = timedelta(minutes=5)
-UNANSWERED_FEEDBACK = "feedback.call_unanswered"  # audit action: the citizen did not pick up the feedback call
+UNANSWERED_FEEDBACK = AuditAction.FEEDBACK_CALL_UNANSWERED  # the citizen did not pick up the feedback call
 INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 
 

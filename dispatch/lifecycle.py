@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from dispatch import enqueue, jobs
 from dispatch.offers import audit, hand_over, move, set_offer, withdraw_pending
+from storage.audit import AuditAction
 from storage.models import (
     Offer,
     OfferChannel,
@@ -100,7 +101,7 @@ def redispatch(session: Session, request_id: int, actor: str, reason: str, now: 
         return Moved("the request changed meanwhile; look again")
     withdraw_pending(session, request_id, now)
     session.refresh(request)
-    audit(session, actor, "request.redispatched", request, from_status=old.value, reason=reason)
+    audit(session, actor, AuditAction.REQUEST_REDISPATCHED, request, from_status=old.value, reason=reason)
     return Moved()
 
 
@@ -121,7 +122,7 @@ def assign(session: Session, request_id: int, worker_id: int, actor: str, now: d
     session.add(offer)
     session.flush()
     session.refresh(request)
-    audit(session, actor, "request.assigned", request, from_status=old.value, worker_id=worker_id,
+    audit(session, actor, AuditAction.REQUEST_ASSIGNED, request, from_status=old.value, worker_id=worker_id,
           offer_id=offer.id, by="agent")  # fmt: skip
     return Moved()
 
@@ -143,7 +144,8 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
     for offer in pending:
         request = session.get(ServiceRequest, offer.request_id)
         if request is not None and set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, now):
-            audit(session, actor, "offer.withdrawn", request, reason=reason, offer_id=offer.id, worker_id=worker_id)
+            audit(session, actor, AuditAction.OFFER_WITHDRAWN, request, reason=reason, offer_id=offer.id,
+                  worker_id=worker_id)  # fmt: skip
             again.append(request.id or 0)
     in_hand = select(ServiceRequest).where(ServiceRequest.worker_id == worker_id,
                                            ServiceRequest.status == RequestStatus.ASSIGNED)  # fmt: skip
@@ -177,7 +179,7 @@ def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str
         .values(status=OfferStatus.WITHDRAWN, answered_at=now)
     )
     session.refresh(job)
-    audit(session, actor, "request.escalated", job, from_status=RequestStatus.ASSIGNED.value,
+    audit(session, actor, AuditAction.REQUEST_ESCALATED, job, from_status=RequestStatus.ASSIGNED.value,
           reason=f"the worker was stood down: {reason}", worker_id=worker_id)  # fmt: skip
 
 

@@ -22,9 +22,10 @@ from dispatch import enqueue, inbox
 from dispatch import offers as dispatch_offers
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from flows.engine import Outcome
+from storage import audit
+from storage.audit import AuditAction
 from storage.db import session_scope, upsert
 from storage.models import (
-    AuditEvent,
     CallbackRequest,
     Caller,
     Channel,
@@ -145,8 +146,8 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
                                    call_sid=ctx.call_sid)  # fmt: skip
         session.add(callback)
         session.flush()
-        session.add(AuditEvent(actor="ivr", action="callback.requested", entity="callback_request",
-                               entity_id=callback.id, reason=reason))  # fmt: skip
+        audit.record(session, AuditAction.CALLBACK_REQUESTED, actor="ivr", entity="callback_request",
+                     entity_id=callback.id, reason=reason)  # fmt: skip
     return True
 
 
@@ -242,8 +243,8 @@ def set_availability(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     worker_id, available = _int(args.get("worker")), args.get("state") == "available"
     with session_scope(ctx.engine) as session:
         session.execute(sa.update(Worker).where(col(Worker.id) == worker_id).values(available=available))
-        session.add(AuditEvent(actor=f"worker:{worker_id}", action="worker.availability", entity="worker",
-                               entity_id=worker_id, reason=args.get("state")))  # fmt: skip
+        audit.record(session, AuditAction.WORKER_AVAILABILITY, actor=f"worker:{worker_id}", entity="worker",
+                     entity_id=worker_id, reason=args.get("state"))  # fmt: skip
     enqueue.reindex_worker(ctx.redis, worker_id, call_sid=ctx.call_sid)
     return Outcome("set")
 
