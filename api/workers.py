@@ -21,6 +21,7 @@ from core.ids import MAX_ID
 from core.settings import Settings
 from directory.importer import WorkerRow, by_column, parse_row, save_rows
 from dispatch import enqueue
+from dispatch.availability import Via, set_availability
 from storage import audit
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -166,16 +167,8 @@ def availability(worker_id: int) -> ResponseReturnValue:
     """Mark a worker available for offers, or busy; the dispatch index catches up."""
     wanted = inputs.json_body(Availability).available
     with session_scope(runtime().engine) as db:
-        worker = _one(db, worker_id, for_change=True)
-        if worker.available != wanted:
-            audit.record(db, AuditAction.WORKER_AVAILABILITY, actor=actor(), entity="worker", entity_id=worker_id,
-                         from_status=_state(worker.available), to_status=_state(wanted))  # fmt: skip
-            worker.available, worker.updated_at = wanted, utcnow()
-            db.add(worker)
+        _one(db, worker_id, for_change=True)  # an agency's token reaches its own workers only
+        set_availability(db, worker_id, wanted, actor=actor(), channel=Via.API, now=utcnow())
     enqueue.reindex_worker(runtime().redis, worker_id)
     with Session(runtime().engine) as db:
         return present.answer(present.workers(db, [_one(db, worker_id)])[0])
-
-
-def _state(available: bool) -> str:
-    return "available" if available else "busy"

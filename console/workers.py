@@ -44,6 +44,7 @@ from directory.importer import (
     without_duplicates,
 )
 from dispatch import enqueue, lifecycle
+from dispatch.availability import Via, set_availability
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
@@ -461,15 +462,9 @@ def availability(worker_id: int) -> ResponseReturnValue:
         abort(400)
 
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, AuditAction.WORKER_AVAILABILITY, "worker", worker_id,
-                   from_status=_availability(changed.available), to_status=_availability(wanted))  # fmt: skip
-        changed.available = bool(wanted)
+        set_availability(db, worker_id, bool(wanted), actor=auth.actor(), channel=Via.CONSOLE, now=utcnow())
 
     return _change(worker_id, apply, "Marked available." if wanted else "Marked busy.")
-
-
-def _availability(available: bool) -> str:
-    return "available" if available else "busy"
 
 
 @bp.post("/workers/<id:worker_id>/deactivate")

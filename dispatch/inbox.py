@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from dispatch import offers
+from dispatch.availability import Via, set_availability
 from dispatch.replies import Reply, ReplyKind, parse, parse_rating
 from storage.audit import AuditAction, record
 from storage.db import session_scope
@@ -70,9 +71,7 @@ def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime)
     if reply.kind in (ReplyKind.AVAILABLE, ReplyKind.BUSY):
         available = reply.kind is ReplyKind.AVAILABLE
         with session_scope(engine) as session:
-            session.execute(sa.update(Worker).where(col(Worker.id) == worker.id).values(available=available))
-            record(session, AuditAction.WORKER_AVAILABILITY, actor=f"worker:{worker.id}", entity="worker",
-                   entity_id=worker.id, reason="available" if available else "busy")  # fmt: skip
+            set_availability(session, worker.id, available, actor=f"worker:{worker.id}", channel=Via.SMS, now=now)
         state = STATES[language if language in STATES else "hi"][available]
         return Outcome((Outgoing("availability_set", {"state": state}),), worker_changed=worker.id, language=language)
     _note_unclear(engine, f"worker:{worker.id}", reply)

@@ -18,8 +18,9 @@ from sqlmodel import Session, col, select
 
 from core import numbers, phones, pincodes
 from core.settings import Settings
-from dispatch import enqueue, inbox
+from dispatch import availability, enqueue, inbox
 from dispatch import offers as dispatch_offers
+from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from flows.engine import Outcome
 from storage import audit
@@ -242,9 +243,8 @@ def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
 def set_availability(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     worker_id, available = _int(args.get("worker")), args.get("state") == "available"
     with session_scope(ctx.engine) as session:
-        session.execute(sa.update(Worker).where(col(Worker.id) == worker_id).values(available=available))
-        audit.record(session, AuditAction.WORKER_AVAILABILITY, actor=f"worker:{worker_id}", entity="worker",
-                     entity_id=worker_id, reason=args.get("state"))  # fmt: skip
+        availability.set_availability(session, worker_id, available, actor=f"worker:{worker_id}", channel=Via.IVR,
+                                      now=ctx.now())  # fmt: skip
     enqueue.reindex_worker(ctx.redis, worker_id, call_sid=ctx.call_sid)
     return Outcome("set")
 
