@@ -19,11 +19,10 @@ from api.errors import ApiError, invalid
 from api.schemas import Availability, WorkerCreate, WorkerPage
 from core.ids import MAX_ID
 from core.settings import Settings
-from directory.importer import WorkerRow, by_column, parse_row, save_rows
+from directory.importer import WorkerRow, by_column, parse_row
+from directory.onboarding import onboard
 from dispatch import enqueue
 from dispatch.availability import Via, set_availability
-from storage import audit
-from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
     ApiRole,
@@ -111,10 +110,7 @@ def create() -> ResponseReturnValue:
             agency, problems = _agency(db, asked.provider_id)
             row = _checked_row(asked, settings, problems)
             _refuse_registered(db, row.phone)
-            worker_id = save_rows(db, [row], agency.id if agency else None)[0]
-            detail = {"provider_id": agency.id if agency else None, "skills": list(row.skills)}
-            audit.record(db, AuditAction.WORKER_CREATED, actor=actor(), entity="worker", entity_id=worker_id,
-                         to_status=VerificationStatus.PENDING.value, detail=detail)  # fmt: skip
+            worker_id = onboard(db, row, agency.id if agency else None, actor=actor())
     except sa.exc.IntegrityError:  # the same phone, added by someone else a moment ago
         raise ApiError(409, "a worker with this phone was just added", {"phone": "already registered"}) from None
     enqueue.reindex_worker(runtime().redis, worker_id)

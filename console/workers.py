@@ -40,9 +40,11 @@ from directory.importer import (
     parse_row,
     provider_key,
     read_records,
+    registered_phones,
     save_rows,
     without_duplicates,
 )
+from directory.onboarding import onboard
 from dispatch import enqueue, lifecycle
 from dispatch.availability import Via, set_availability
 from storage.audit import AuditAction
@@ -74,7 +76,6 @@ MAX_NOTE = NOTE_MAX
 MAX_REFERENCE = LIMITS["police_reference"]
 RECENT_JOBS = 20
 HISTORY = 50
-PHONE_BATCH = 500
 ORIGINS = {Origin.LOCAL.value: "Local", Origin.RETURNED_MIGRANT.value: "Returned migrant"}
 YES_NO = {"yes": True, "no": False}
 STATUSES = frozenset(status.value for status in VerificationStatus)
@@ -556,10 +557,10 @@ def _onboarding(db: Session) -> int | list[str]:
                        _today())  # fmt: skip
     if isinstance(parsed, list) or problems:
         return problems + (parsed if isinstance(parsed, list) else [])
-    duplicates = without_duplicates([parsed], _registered(db, [parsed.phone]))[1]
+    duplicates = without_duplicates([parsed], registered_phones(db, [parsed.phone]))[1]
     if duplicates:
         return [duplicate.reason for duplicate in duplicates]
-    return _onboard(db, parsed, provider)
+    return onboard(db, parsed, provider.id if provider else None, actor=auth.actor())
 
 
 def _chosen_provider(db: Session, raw: str) -> tuple[Provider | None, list[str]]:
@@ -592,22 +593,6 @@ def _chosen_skills(form: Mapping[str, Any]) -> list[str]:
 def _active_providers(db: Session) -> list[Provider]:
     query = select(Provider).where(col(Provider.active).is_(True)).order_by(col(Provider.name))
     return list(db.exec(query).all())
-
-
-def _onboard(db: Session, row: WorkerRow, provider: Provider | None) -> int:
-    """Store the new worker, pending police verification, with the audit event of it."""
-    added = save_rows(db, [row], provider.id if provider else None)[0]
-    auth.audit(db, AuditAction.WORKER_CREATED, "worker", added, to_status=VerificationStatus.PENDING.value,
-               provider_id=provider.id if provider else None, skills=list(row.skills))  # fmt: skip
-    return added
-
-
-def _registered(db: Session, numbers: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(numbers), PHONE_BATCH):
-        chunk = numbers[start : start + PHONE_BATCH]
-        found.update(db.exec(select(Worker.phone).where(col(Worker.phone).in_(chunk))).all())
-    return found
 
 
 # -- a CSV file of workers --------------------------------------------------------------------------
@@ -679,7 +664,7 @@ def _import_for_agency(db: Session, source: io.StringIO, agency: Provider) -> Im
             errors.append(RowError(number, "; ".join(problems)))
         else:
             rows.append(parsed)
-    rows, duplicates = without_duplicates(rows, _registered(db, [row.phone for row in rows]))
+    rows, duplicates = without_duplicates(rows, registered_phones(db, [row.phone for row in rows]))
     save_rows(db, rows, agency.id)
     return ImportReport(len(rows), [], sorted(errors + duplicates, key=lambda error: error.row))
 
