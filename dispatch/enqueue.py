@@ -12,8 +12,7 @@ jobs queue further jobs, can use this module too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import redis
@@ -30,24 +29,24 @@ DATABASE_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
 RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
 EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
 JOBS = "dispatch.jobs."
+SWEEPER = "the sweeper queues it again"
 
 
-@contextmanager
-def _surviving(what: str, then: str = "the sweeper queues it again") -> Iterator[list[bool]]:
-    """Queue inside; a Redis error is logged, and `queued[0]` says whether the jobs were taken."""
-    queued = [True]
+def _attempt(put: Callable[[], object], what: str, then: str = SWEEPER) -> bool:
+    """Whether Redis took the job(s) `put` queues; a Redis error is logged, never raised."""
     try:
-        yield queued
+        put()
     except redis.RedisError:
-        queued[0] = False
         log.exception("could not queue %s; %s", what, then)
+        return False
+    return True
 
 
 def _put(connection: redis.Redis, name: QueueName, job: str, *args: object, job_id: str | None,
-         **options: object) -> bool:  # fmt: skip
-    with _surviving(job_id or job) as queued:
-        queue(connection, name).enqueue(JOBS + job, *args, job_id=job_id, **options)
-    return queued[0]
+         then: str = SWEEPER, **options: object) -> bool:  # fmt: skip
+    """Queue `dispatch.jobs.<job>(*args)` on `name`; `then` says what makes up for a refusal."""
+    return _attempt(lambda: queue(connection, name).enqueue(JOBS + job, *args, job_id=job_id, **options),
+                    job_id or job, then)  # fmt: skip
 
 
 # -- a request --------------------------------------------------------------------------------------
@@ -55,15 +54,18 @@ def _put(connection: redis.Redis, name: QueueName, job: str, *args: object, job_
 
 def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) -> bool:
     """A request just filed: text its number and dispatch it, both in one round trip to Redis."""
-    with _surviving(f"request {request_id}") as queued, connection.pipeline() as pipe:
-        if sms_id is not None:
-            queue(connection, QueueName.DEFAULT).enqueue(JOBS + "send_sms", sms_id, job_id=f"sms-{sms_id}",
-                                                         retry=SMS_RETRY, pipeline=pipe)  # fmt: skip
-        queue(connection, QueueName.DISPATCH).enqueue(JOBS + "dispatch_request", request_id,
-                                                      job_id=f"dispatch-{request_id}", result_ttl=RESULT_TTL,
-                                                      pipeline=pipe)  # fmt: skip
-        pipe.execute()
-    return queued[0]
+
+    def put() -> None:
+        with connection.pipeline() as pipe:
+            if sms_id is not None:
+                queue(connection, QueueName.DEFAULT).enqueue(JOBS + "send_sms", sms_id, job_id=f"sms-{sms_id}",
+                                                             retry=SMS_RETRY, pipeline=pipe)  # fmt: skip
+            queue(connection, QueueName.DISPATCH).enqueue(JOBS + "dispatch_request", request_id,
+                                                          job_id=f"dispatch-{request_id}", result_ttl=RESULT_TTL,
+                                                          pipeline=pipe)  # fmt: skip
+            pipe.execute()
+
+    return _attempt(put, f"request {request_id}")
 
 
 def dispatch_request(connection: redis.Redis, request_id: int) -> bool:
@@ -93,20 +95,21 @@ def after_completion(connection: redis.Redis, request_id: int) -> bool:
 
 def new_offer(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:
     """Send the offer now and look at it again when its time is up, in one round trip to Redis."""
-    with _surviving(f"offer {offer_id}", "it expires by the sweeper") as queued, connection.pipeline() as pipe:
-        queue(connection, QueueName.DISPATCH).enqueue_call(JOBS + "send_offer", args=(offer_id,),
-                                                           job_id=f"offer-{offer_id}", result_ttl=RESULT_TTL,
-                                                           pipeline=pipe)  # fmt: skip
-        _expiry(connection, offer_id, expires_at, pipe)
-        pipe.execute()
-    return queued[0]
+
+    def put() -> None:
+        with connection.pipeline() as pipe:
+            queue(connection, QueueName.DISPATCH).enqueue_call(JOBS + "send_offer", args=(offer_id,),
+                                                               job_id=f"offer-{offer_id}", result_ttl=RESULT_TTL,
+                                                               pipeline=pipe)  # fmt: skip
+            _expiry(connection, offer_id, expires_at, pipe)
+            pipe.execute()
+
+    return _attempt(put, f"offer {offer_id}", "the sweeper expires it")
 
 
 def offer_expiry(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:
     """Look at an offer again when its time is up."""
-    with _surviving(f"expire-{offer_id}") as queued:
-        _expiry(connection, offer_id, expires_at)
-    return queued[0]
+    return _attempt(lambda: _expiry(connection, offer_id, expires_at), f"expire-{offer_id}")
 
 
 def _expiry(connection: redis.Redis, offer_id: int, expires_at: datetime,
@@ -118,10 +121,12 @@ def _expiry(connection: redis.Redis, offer_id: int, expires_at: datetime,
 
 def offer_resent(connection: redis.Redis, offer_id: int, attempt: int, delay: timedelta) -> bool:
     """Try an offer's SMS or call again after `delay`: this is try number `attempt`."""
-    with _surviving(f"offer-{offer_id}-{attempt}", "the offer expires in its time") as queued:
-        queue(connection, QueueName.DISPATCH).enqueue_in(delay, JOBS + "send_offer", offer_id, attempt,
-                                                         job_id=f"offer-{offer_id}-{attempt}")  # fmt: skip
-    return queued[0]
+    job_id = f"offer-{offer_id}-{attempt}"
+
+    def put() -> None:
+        queue(connection, QueueName.DISPATCH).enqueue_in(delay, JOBS + "send_offer", offer_id, attempt, job_id=job_id)
+
+    return _attempt(put, job_id, "the offer expires in its time")
 
 
 def overdue_offer(connection: redis.Redis, offer_id: int) -> bool:
@@ -166,13 +171,11 @@ def record_delivery(connection: redis.Redis, message_sid: str, status: str, erro
 def reindex_worker(connection: redis.Redis, worker_id: int, *, call_sid: str | None = None) -> bool:
     """Bring a changed worker's dispatch index entries in step; a lost job, the scheduled rebuild does."""
     job_id = f"reindex-{worker_id}-{call_sid}" if call_sid else None
-    with _surviving(f"the reindex of worker {worker_id}", "the next rebuild indexes the worker") as queued:
-        queue(connection, QueueName.DEFAULT).enqueue(JOBS + "reindex_worker", worker_id, job_id=job_id)
-    return queued[0]
+    return _put(connection, QueueName.DEFAULT, "reindex_worker", worker_id, job_id=job_id,
+                then="the next rebuild indexes the worker")  # fmt: skip
 
 
 def rebuild_index(connection: redis.Redis) -> bool:
     """Build the whole dispatch index again from the database (after an import)."""
-    with _surviving("the index rebuild", "the scheduled rebuild does it") as queued:
-        queue(connection, QueueName.DISPATCH).enqueue(JOBS + "rebuild_index", job_id="rebuild-index")
-    return queued[0]
+    return _put(connection, QueueName.DISPATCH, "rebuild_index", job_id="rebuild-index",
+                then="the scheduled rebuild does it")  # fmt: skip
