@@ -11,9 +11,10 @@ from flask import current_app, g, request
 from sqlmodel import Session
 
 from api.errors import ApiError
-from storage import tokens
+from storage import audit, tokens
+from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import ApiRole, ApiToken, AuditEvent, utcnow
+from storage.models import ApiRole, ApiToken, utcnow
 from storage.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,8 @@ def actor() -> str:
 def audit_refusal() -> None:
     try:
         with session_scope(runtime().engine) as db:
-            db.add(AuditEvent(actor=actor(), action="access.refused", entity="api",
-                              detail={"path": request.path[:200], "method": request.method,
-                                      "role": client().role.value, "ip": request.remote_addr}))  # fmt: skip
+            audit.record(db, AuditAction.ACCESS_REFUSED, actor=actor(), entity="api",
+                         detail={"path": request.path[:200], "method": request.method,
+                                 "role": client().role.value, "ip": request.remote_addr})  # fmt: skip
     except Exception:  # the refusal stands even when it cannot be recorded
         log.exception("could not record an API refusal")

@@ -19,12 +19,13 @@ from api.errors import ApiError, invalid
 from api.schemas import Availability, WorkerCreate, WorkerPage
 from core.ids import MAX_ID
 from core.settings import Settings
-from directory.importer import WorkerRow, by_column, parse_row, save_rows
-from dispatch.jobs import queue_reindex
+from directory.importer import WorkerRow, by_column, parse_row
+from directory.onboarding import onboard
+from dispatch import enqueue
+from dispatch.availability import Via, set_availability
 from storage.db import session_scope
 from storage.models import (
     ApiRole,
-    AuditEvent,
     Provider,
     VerificationStatus,
     Worker,
@@ -109,13 +110,10 @@ def create() -> ResponseReturnValue:
             agency, problems = _agency(db, asked.provider_id)
             row = _checked_row(asked, settings, problems)
             _refuse_registered(db, row.phone)
-            worker_id = save_rows(db, [row], agency.id if agency else None)[0]
-            detail = {"provider_id": agency.id if agency else None, "skills": list(row.skills)}
-            db.add(AuditEvent(actor=actor(), action="worker.created", entity="worker", entity_id=worker_id,
-                              to_status=VerificationStatus.PENDING.value, detail=detail))  # fmt: skip
+            worker_id = onboard(db, row, agency.id if agency else None, actor=actor())
     except sa.exc.IntegrityError:  # the same phone, added by someone else a moment ago
         raise ApiError(409, "a worker with this phone was just added", {"phone": "already registered"}) from None
-    queue_reindex(runtime().redis, worker_id)
+    enqueue.reindex_worker(runtime().redis, worker_id)
     with Session(runtime().engine) as db:
         return present.answer(present.workers(db, [_one(db, worker_id)])[0]), 201
 
@@ -165,16 +163,8 @@ def availability(worker_id: int) -> ResponseReturnValue:
     """Mark a worker available for offers, or busy; the dispatch index catches up."""
     wanted = inputs.json_body(Availability).available
     with session_scope(runtime().engine) as db:
-        worker = _one(db, worker_id, for_change=True)
-        if worker.available != wanted:
-            db.add(AuditEvent(actor=actor(), action="worker.availability", entity="worker", entity_id=worker_id,
-                              from_status=_state(worker.available), to_status=_state(wanted)))  # fmt: skip
-            worker.available, worker.updated_at = wanted, utcnow()
-            db.add(worker)
-    queue_reindex(runtime().redis, worker_id)
+        _one(db, worker_id, for_change=True)  # an agency's token reaches its own workers only
+        set_availability(db, worker_id, wanted, actor=actor(), channel=Via.API, now=utcnow())
+    enqueue.reindex_worker(runtime().redis, worker_id)
     with Session(runtime().engine) as db:
         return present.answer(present.workers(db, [_one(db, worker_id)])[0])
-
-
-def _state(available: bool) -> str:
-    return "available" if available else "busy"

@@ -25,8 +25,9 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
 from console.labels import N_
+from storage.audit import AuditAction, record
 from storage.db import session_scope
-from storage.models import AuditEvent, Role, User, utcnow
+from storage.models import Role, User, utcnow
 from storage.runtime import Runtime
 from storage.users import verify_password
 
@@ -59,7 +60,7 @@ def requires(*roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         @functools.wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
             if g.user.role not in roles:
-                audit_refusal("access.refused")
+                audit_refusal(AuditAction.ACCESS_REFUSED)
                 abort(403)
             return view(*args, **kwargs)
 
@@ -93,22 +94,21 @@ def actor() -> str:
     return f"user:{g.user.id}"
 
 
-def audit(db: Session, action: str, entity: str, entity_id: int | None, *, reason: str | None = None,
+def audit(db: Session, action: AuditAction, entity: str, entity_id: int | None, *, reason: str | None = None,
           from_status: str | None = None, to_status: str | None = None, **detail: Any) -> None:  # fmt: skip
     """One console action, recorded with who did it and from where."""
-    db.add(AuditEvent(actor=actor(), action=action, entity=entity, entity_id=entity_id, reason=reason,
-                      from_status=from_status, to_status=to_status,
-                      detail={"ip": request.remote_addr, **detail}))  # fmt: skip
+    record(db, action, actor=actor(), entity=entity, entity_id=entity_id, reason=reason, from_status=from_status,
+           to_status=to_status, detail={"ip": request.remote_addr, **detail})  # fmt: skip
 
 
-def audit_refusal(action: str) -> None:
+def audit_refusal(action: AuditAction) -> None:
     """A refused request (forged form, a page above the user's role) is worth knowing about."""
     user = g.get("user")
     try:
         with session_scope(runtime().engine) as db:
-            db.add(AuditEvent(actor=f"user:{user.id}" if user else "anonymous", action=action, entity="console",
-                              detail={"path": request.path[:200], "method": request.method,
-                                      "ip": request.remote_addr}))  # fmt: skip
+            record(db, action, actor=f"user:{user.id}" if user else "anonymous", entity="console",
+                   detail={"path": request.path[:200], "method": request.method,
+                           "ip": request.remote_addr})  # fmt: skip
     except Exception:  # the refusal stands even when it cannot be recorded
         log.exception("could not record %s", action)
 
@@ -122,13 +122,13 @@ def sign_in() -> ResponseReturnValue:
     address = request.remote_addr or "unknown"
     target = request.form.get("next", "")
     if _attempt(username, address):
-        _record_sign_in(None, "user.sign_in_paused", username)
+        _record_sign_in(None, AuditAction.USER_SIGN_IN_PAUSED, username)
         return render_template("console/sign_in.html", error=PAUSED, username=username, next=target), 429
     user = _user_named(username)
     if user is None or not user.active or not verify_password(user, password):
         if user is None:
             verify_password(User(username="", password_hash=_DUMMY_HASH, role=Role.AGENT), password)
-        _record_sign_in(user, "user.sign_in_failed", username)
+        _record_sign_in(user, AuditAction.USER_SIGN_IN_FAILED, username)
         return render_template("console/sign_in.html", error=WRONG, username=username, next=target), 401
     _forget_failures(username, address)
     language = session.get("language")
@@ -136,7 +136,7 @@ def sign_in() -> ResponseReturnValue:
     session.update(uid=user.id, epoch=user.session_epoch, since=time.time(), seen=time.time(),
                    language=language or "en")  # fmt: skip
     session.permanent = False
-    _record_sign_in(user, "user.signed_in", username)
+    _record_sign_in(user, AuditAction.USER_SIGNED_IN, username)
     return redirect(local_path(target) if target else url_for(home_endpoint(user.role)))
 
 
@@ -144,7 +144,7 @@ def sign_in() -> ResponseReturnValue:
 def sign_out() -> ResponseReturnValue:
     with session_scope(runtime().engine) as db:  # a copy of the cookie is worth nothing after this
         db.execute(sa.update(User).where(col(User.id) == g.user.id).values(session_epoch=User.session_epoch + 1))
-        audit(db, "user.signed_out", "user", g.user.id)
+        audit(db, AuditAction.USER_SIGNED_OUT, "user", g.user.id)
     session.clear()
     flash("You have signed out.")
     return redirect(url_for("console.auth.sign_in"))
@@ -171,15 +171,15 @@ def _user_named(username: str) -> User | None:
         return db.exec(select(User).where(User.username == username)).first()
 
 
-def _record_sign_in(user: User | None, action: str, username: str) -> None:
+def _record_sign_in(user: User | None, action: AuditAction, username: str) -> None:
     with session_scope(runtime().engine) as db:
-        if user is not None and action == "user.signed_in":
+        if user is not None and action is AuditAction.USER_SIGNED_IN:
             found = db.get(User, user.id)
             if found is not None:
                 found.last_login_at = utcnow()
-        db.add(AuditEvent(actor=f"user:{user.id}" if user else "anonymous", action=action, entity="user",
-                          entity_id=user.id if user else None,
-                          detail={"username": username, "ip": request.remote_addr}))  # fmt: skip
+        record(db, action, actor=f"user:{user.id}" if user else "anonymous", entity="user",
+               entity_id=user.id if user else None,
+               detail={"username": username, "ip": request.remote_addr})  # fmt: skip
 
 
 def _limits(username: str, address: str) -> dict[str, int]:

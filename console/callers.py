@@ -23,6 +23,7 @@ from console.present import district_name
 from core import phones, pincodes
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from storage import callqueue
+from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import CallbackRequest, Caller, CallLog, Channel, ServiceRequest
 
@@ -216,5 +217,5 @@ def promise_callback(db: Session, caller: Caller, due: datetime, note: str | Non
                                note=note, due_at=due, request_id=request_id)  # fmt: skip
     db.add(callback)
     db.flush()
-    auth.audit(db, "callback.scheduled", "callback_request", callback.id, reason=note, due_at=due.isoformat(),
+    auth.audit(db, AuditAction.CALLBACK_SCHEDULED, "callback_request", callback.id, reason=note, due_at=due.isoformat(),
                request_id=request_id)  # fmt: skip

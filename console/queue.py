@@ -18,6 +18,7 @@ from console.forms import NOTE_MAX, plain
 from dispatch import jobs
 from dispatch.queues import QueueName, queue
 from storage import callqueue
+from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
     CallbackRequest,
@@ -101,7 +102,8 @@ def take_next() -> ResponseReturnValue:
         flash("Nobody is waiting.")
         return redirect(url_for(".live"))
     with session_scope(runtime().engine) as db:
-        auth.audit(db, "queue.taken", "call", None, call_sid=taken.call_sid, waited_s=taken.wait_s(time.time()))
+        auth.audit(db, AuditAction.QUEUE_TAKEN, "call", None, call_sid=taken.call_sid,
+                   waited_s=taken.wait_s(time.time()))  # fmt: skip
     flash("Your desk phone is ringing; answer it to talk to the caller.")
     return redirect(url_for("console.callers.for_call", call=taken.call_sid))
 
@@ -120,6 +122,6 @@ def callback_done(callback_id: int) -> ResponseReturnValue:
         callback.status = CallbackStatus.DONE if done else CallbackStatus.CANCELLED
         callback.note, callback.handled_at, callback.handled_by = note, utcnow(), g.user.id
         db.add(callback)
-        auth.audit(db, "callback.handled", "callback_request", callback_id, to_status=callback.status.value,
+        auth.audit(db, AuditAction.CALLBACK_HANDLED, "callback_request", callback_id, to_status=callback.status.value,
                    reason=note)  # fmt: skip
     return redirect(url_for(".live"))

@@ -26,6 +26,7 @@ from console.present import day_range, local_moment
 from core import numbers, phones
 from core.geo import distance_km
 from dispatch import jobs, lifecycle
+from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -182,7 +183,8 @@ def export() -> ResponseReturnValue:
         phones_of = _caller_phones(db, [r.caller_id for r in found if r.caller_id])
         for r in found:
             writer.writerow([_cell(v) for v in _export_row(r, phones_of.get(r.caller_id or 0, ""))])
-        auth.audit(db, "requests.exported", "service_request", None, rows=len(found), filters=filters.query_args())
+        auth.audit(db, AuditAction.REQUESTS_EXPORTED, "service_request", None, rows=len(found),
+                   filters=filters.query_args())  # fmt: skip
         db.commit()
     name = f"requests-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(out.getvalue(), mimetype="text/csv",
@@ -227,7 +229,7 @@ def _request(db: Session, number: str) -> ServiceRequest:
     if g.user.role is Role.PROVIDER:
         worker = db.get(Worker, found.worker_id) if found.worker_id else None
         if worker is None or worker.provider_id != g.user.provider_id:
-            auth.audit_refusal("access.refused")
+            auth.audit_refusal(AuditAction.ACCESS_REFUSED)
             abort(403)
     return found
 
@@ -377,7 +379,7 @@ def note(number: str) -> ResponseReturnValue:
         return redirect(url_for(".show", number=number))
     with session_scope(runtime().engine) as db:
         found = _request(db, number)
-        auth.audit(db, "request.note", "service_request", found.id, reason=text, to_status=found.status.value)
+        auth.audit(db, AuditAction.REQUEST_NOTE, "service_request", found.id, reason=text, to_status=found.status.value)
     return redirect(url_for(".show", number=number))
 
 

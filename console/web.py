@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from console import auth, callers, csrf, dashboard, labels, present, providers, queue, requests, workers, worklist
 from console.forms import has_nul
 from console.labels import N_
+from storage.audit import AuditAction
 
 log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
@@ -57,7 +58,7 @@ def guard() -> ResponseReturnValue | None:
         if g.user is None:
             return redirect(url_for("console.auth.sign_in", next=auth.local_path(request.full_path)))
     if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf.is_valid():
-        auth.audit_refusal("csrf.refused")
+        auth.audit_refusal(AuditAction.CSRF_REFUSED)
         return render_template("console/error.html", code=403, title=N_("Form expired"), message=FORGED), 403
     return None
 

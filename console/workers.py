@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-import redis
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -42,12 +41,14 @@ from directory.importer import (
     parse_row,
     provider_key,
     read_records,
+    registered_phones,
     save_rows,
     without_duplicates,
 )
-from dispatch import lifecycle
-from dispatch.jobs import dispatch_request, queue_reindex, rebuild_index
-from dispatch.queues import QueueName, queue
+from directory.onboarding import onboard
+from dispatch import enqueue, lifecycle
+from dispatch.availability import Via, set_availability
+from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -76,7 +77,6 @@ MAX_NOTE = NOTE_MAX
 MAX_REFERENCE = LIMITS["police_reference"]
 RECENT_JOBS = 20
 HISTORY = 50
-PHONE_BATCH = 500
 ORIGINS = {Origin.LOCAL.value: N_("Local"), Origin.RETURNED_MIGRANT.value: N_("Returned migrant")}
 YES_NO = {"yes": True, "no": False}
 STATUSES = frozenset(status.value for status in VerificationStatus)
@@ -237,7 +237,7 @@ def _worker_or_refuse(db: Session, worker_id: int, *, for_change: bool = False) 
     if worker is None:
         abort(404)
     if _is_provider() and (g.user.provider_id is None or worker.provider_id != g.user.provider_id):
-        auth.audit_refusal("access.refused")
+        auth.audit_refusal(AuditAction.ACCESS_REFUSED)
         abort(403)
     return worker
 
@@ -262,24 +262,17 @@ def helpers() -> dict[str, Any]:
 
 
 def _reindex(worker_id: int) -> None:
-    queue_reindex(runtime().redis, worker_id)
+    enqueue.reindex_worker(runtime().redis, worker_id)
 
 
 def _dispatch_again(request_ids: list[int]) -> None:
     """Requests whose offer to a stood-down worker was withdrawn go to the next worker."""
-    try:
-        for request_id in request_ids:
-            queue(runtime().redis, QueueName.DISPATCH).enqueue(dispatch_request, request_id,
-                                                               job_id=f"dispatch-{request_id}")  # fmt: skip
-    except redis.RedisError:
-        log.warning("Redis unreachable: requests %s wait for the sweeper", request_ids)
+    for request_id in request_ids:
+        enqueue.dispatch_request(runtime().redis, request_id)
 
 
 def _rebuild_index() -> None:
-    try:
-        queue(runtime().redis, QueueName.DISPATCH).enqueue(rebuild_index, job_id="rebuild-index")
-    except redis.RedisError:
-        log.warning("Redis unreachable: the imported workers are indexed at the next rebuild")
+    enqueue.rebuild_index(runtime().redis)
 
 
 # -- the list ---------------------------------------------------------------------------------------
@@ -472,15 +465,9 @@ def availability(worker_id: int) -> ResponseReturnValue:
         abort(400)
 
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, "worker.availability", "worker", worker_id, from_status=_availability(changed.available),
-                   to_status=_availability(wanted))  # fmt: skip
-        changed.available = bool(wanted)
+        set_availability(db, worker_id, bool(wanted), actor=auth.actor(), channel=Via.CONSOLE, now=utcnow())
 
     return _change(worker_id, apply, N_("Marked available.") if wanted else N_("Marked busy."))
-
-
-def _availability(available: bool) -> str:
-    return "available" if available else "busy"
 
 
 @bp.post("/workers/<id:worker_id>/deactivate")
@@ -489,7 +476,7 @@ def deactivate(worker_id: int) -> ResponseReturnValue:
     reason = plain(request.form.get("reason", ""), MAX_NOTE) or None
 
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, "worker.deactivated", "worker", worker_id, reason=reason,
+        auth.audit(db, AuditAction.WORKER_DEACTIVATED, "worker", worker_id, reason=reason,
                    from_status=_activity(changed.active), to_status="inactive")  # fmt: skip
         changed.active = False
 
@@ -501,7 +488,7 @@ def deactivate(worker_id: int) -> ResponseReturnValue:
 @auth.requires(*MANAGERS)
 def reactivate(worker_id: int) -> ResponseReturnValue:
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, "worker.reactivated", "worker", worker_id, from_status=_activity(changed.active),
+        auth.audit(db, AuditAction.WORKER_REACTIVATED, "worker", worker_id, from_status=_activity(changed.active),
                    to_status="active")  # fmt: skip
         changed.active = True
 
@@ -520,7 +507,8 @@ def verification(worker_id: int) -> ResponseReturnValue:
         return _worker_page(worker_id, verdict, 400, request.form)
 
     def apply(db: Session, changed: Worker) -> None:
-        action = "worker.verified" if verdict.status is VerificationStatus.VERIFIED else "worker.rejected"
+        verified = verdict.status is VerificationStatus.VERIFIED
+        action = AuditAction.WORKER_VERIFIED if verified else AuditAction.WORKER_REJECTED
         auth.audit(db, action, "worker", worker_id, reason=verdict.note, from_status=changed.police_verification.value,
                    to_status=verdict.status.value, reference=verdict.reference,
                    verified_on=verdict.verified_on.isoformat() if verdict.verified_on else None)  # fmt: skip
@@ -571,10 +559,10 @@ def _onboarding(db: Session) -> int | list[str]:
                        _today())  # fmt: skip
     if isinstance(parsed, list) or problems:
         return problems + (parsed if isinstance(parsed, list) else [])
-    duplicates = without_duplicates([parsed], _registered(db, [parsed.phone]))[1]
+    duplicates = without_duplicates([parsed], registered_phones(db, [parsed.phone]))[1]
     if duplicates:
         return [duplicate.reason for duplicate in duplicates]
-    return _onboard(db, parsed, provider)
+    return onboard(db, parsed, provider.id if provider else None, actor=auth.actor())
 
 
 def _chosen_provider(db: Session, raw: str) -> tuple[Provider | None, list[str]]:
@@ -607,22 +595,6 @@ def _chosen_skills(form: Mapping[str, Any]) -> list[str]:
 def _active_providers(db: Session) -> list[Provider]:
     query = select(Provider).where(col(Provider.active).is_(True)).order_by(col(Provider.name))
     return list(db.exec(query).all())
-
-
-def _onboard(db: Session, row: WorkerRow, provider: Provider | None) -> int:
-    """Store the new worker, pending police verification, with the audit event of it."""
-    added = save_rows(db, [row], provider.id if provider else None)[0]
-    auth.audit(db, "worker.created", "worker", added, to_status=VerificationStatus.PENDING.value,
-               provider_id=provider.id if provider else None, skills=list(row.skills))  # fmt: skip
-    return added
-
-
-def _registered(db: Session, numbers: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(numbers), PHONE_BATCH):
-        chunk = numbers[start : start + PHONE_BATCH]
-        found.update(db.exec(select(Worker.phone).where(col(Worker.phone).in_(chunk))).all())
-    return found
 
 
 # -- a CSV file of workers --------------------------------------------------------------------------
@@ -673,7 +645,7 @@ def _import(source: io.StringIO, filename: str) -> ImportReport:
             report = _import_for_agency(db, source, _own_agency(db))
         else:
             report = import_workers(db, settings, source, today=_today())
-        auth.audit(db, "workers.imported", "worker", None, file=filename, imported=report.imported,
+        auth.audit(db, AuditAction.WORKERS_IMPORTED, "worker", None, file=filename, imported=report.imported,
                    refused=len(report.errors), providers_created=report.providers_created)  # fmt: skip
     return report
 
@@ -696,7 +668,7 @@ def _import_for_agency(db: Session, source: io.StringIO, agency: Provider) -> Im
             errors.append(RowError(number, "; ".join(problems)))
         else:
             rows.append(parsed)
-    rows, duplicates = without_duplicates(rows, _registered(db, [row.phone for row in rows]))
+    rows, duplicates = without_duplicates(rows, registered_phones(db, [row.phone for row in rows]))
     save_rows(db, rows, agency.id)
     return ImportReport(len(rows), [], sorted(errors + duplicates, key=lambda error: error.row))
 

@@ -20,6 +20,7 @@ from console.labels import N_
 from core import numbers
 from dispatch import lifecycle
 from dispatch.jobs import UNANSWERED_FEEDBACK
+from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import AuditEvent, Caller, RequestStatus, ServiceRequest, utcnow
 
@@ -27,7 +28,7 @@ bp = Blueprint("worklist", __name__, url_prefix="/worklist")
 NO_RATING_AFTER = timedelta(hours=2)  # the feedback call and its SMS have had their chance
 LOW_RATING = 2
 SHOWN = 100
-FOLLOWUP = "request.followup"
+FOLLOWUP = AuditAction.REQUEST_FOLLOWUP
 PROBLEM_ACTOR = "ivr:feedback"
 
 
@@ -62,7 +63,7 @@ def _items(now: datetime) -> list[Item]:
             col(AuditEvent.to_status).in_([o.value for o in CLOSING]),
         )  # fmt: skip
         problem = select(AuditEvent.entity_id).where(
-            AuditEvent.entity == "service_request", AuditEvent.action == "request.escalated",
+            AuditEvent.entity == "service_request", AuditEvent.action == AuditAction.REQUEST_ESCALATED,
             AuditEvent.actor == PROBLEM_ACTOR,
         )  # fmt: skip
         unanswered = select(AuditEvent.entity_id).where(AuditEvent.entity == "service_request",

@@ -142,7 +142,7 @@ def import_workers(
     """Import every good row of `source`; flushes, never commits: the caller decides."""
     columns, records = read_records(source)
     rows, errors = _parse_all(columns, records, settings, today or date.today())
-    rows, duplicates = without_duplicates(rows, _registered_phones(session, [row.phone for row in rows]))
+    rows, duplicates = without_duplicates(rows, registered_phones(session, [row.phone for row in rows]))
     provider_ids, created = _providers(session, rows)
     _save(session, rows, provider_ids, progress)
     return ImportReport(len(rows), created, sorted(errors + duplicates, key=lambda error: error.row))
@@ -422,7 +422,8 @@ def save_rows(session: Session, rows: list[WorkerRow], provider_id: int | None) 
     return ids
 
 
-def _registered_phones(session: Session, phones: list[str]) -> set[str]:
+def registered_phones(session: Session, phones: list[str]) -> set[str]:
+    """Which of these numbers a worker on the register already has (asked in batches)."""
     found: set[str] = set()
     for start in range(0, len(phones), BATCH):
         chunk = phones[start : start + BATCH]

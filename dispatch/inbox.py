@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from dispatch import offers
+from dispatch.availability import Via, set_availability
 from dispatch.replies import Reply, ReplyKind, parse, parse_rating
+from storage.audit import AuditAction, record
 from storage.db import session_scope
 from storage.models import (
-    AuditEvent,
     Caller,
     Offer,
     OfferStatus,
@@ -70,9 +71,7 @@ def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime)
     if reply.kind in (ReplyKind.AVAILABLE, ReplyKind.BUSY):
         available = reply.kind is ReplyKind.AVAILABLE
         with session_scope(engine) as session:
-            session.execute(sa.update(Worker).where(col(Worker.id) == worker.id).values(available=available))
-            _audit(session, f"worker:{worker.id}", "worker.availability", "worker", worker.id,
-                   reason="available" if available else "busy")  # fmt: skip
+            set_availability(session, worker.id, available, actor=f"worker:{worker.id}", channel=Via.SMS, now=now)
         state = STATES[language if language in STATES else "hi"][available]
         return Outcome((Outgoing("availability_set", {"state": state}),), worker_changed=worker.id, language=language)
     _note_unclear(engine, f"worker:{worker.id}", reply)
@@ -180,7 +179,7 @@ def rate(session: Session, request: ServiceRequest, rating: int, actor: str) -> 
         .values(rating=average, rating_count=col(Worker.rating_count) + 1)
     )
     session.refresh(request)
-    offers.audit(session, actor, "request.closed", request, from_status=RequestStatus.COMPLETED.value,
+    offers.audit(session, actor, AuditAction.REQUEST_CLOSED, request, from_status=RequestStatus.COMPLETED.value,
                  reason=f"rated {rating}")  # fmt: skip
     return True
 
@@ -193,10 +192,5 @@ def _number_of(engine: sa.Engine, request_id: int) -> str:
 
 def _note_unclear(engine: sa.Engine, actor: str, reply: Reply, reason: str = "not understood") -> None:
     with session_scope(engine) as session:
-        _audit(session, actor, "sms.unclear", "sms", None, reason=reason, kind=reply.kind.value)
-
-
-def _audit(session: Session, actor: str, action: str, entity: str, entity_id: int | None, *, reason: str,
-           **detail: object) -> None:  # fmt: skip
-    session.add(AuditEvent(actor=actor, action=action, entity=entity, entity_id=entity_id, reason=reason,
-                           detail=dict(detail)))  # fmt: skip
+        record(session, AuditAction.SMS_UNCLEAR, actor=actor, entity="sms", reason=reason,
+               detail={"kind": reply.kind.value})  # fmt: skip

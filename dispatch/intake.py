@@ -12,10 +12,11 @@ from sqlmodel import Session, col, select
 
 from core import numbers, phones, pincodes
 from core.settings import Settings
-from dispatch import jobs
-from dispatch.queues import QueueName, queue
+from dispatch import enqueue
+from storage import audit
+from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import AuditEvent, Caller, Channel, RequestStatus, ServiceRequest, SmsLog
+from storage.models import Caller, Channel, RequestStatus, ServiceRequest, SmsDelivery, SmsLog
 
 log = logging.getLogger(__name__)
 MAX_NUMBER_DRAWS = 20
@@ -67,13 +68,12 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     )  # fmt: skip
     session.add(request)
     session.flush()
-    session.add(AuditEvent(actor=intake.actor, action="request.created", entity="service_request",
-                           entity_id=request.id, to_status=RequestStatus.NEW.value,
-                           detail=dict(intake.detail)))  # fmt: skip
+    audit.record(session, AuditAction.REQUEST_CREATED, actor=intake.actor, entity="service_request",
+                 entity_id=request.id, to_status=RequestStatus.NEW.value, detail=dict(intake.detail))  # fmt: skip
     if intake.phone is None or phones.indian_mobile(intake.phone) is None:
         return request, None
     sms = SmsLog(to_number=intake.phone, body=confirmation_sms(settings, request), template="request_created",
-                 status="pending", request_id=request.id)  # fmt: skip
+                 status=SmsDelivery.PENDING, request_id=request.id)  # fmt: skip
     session.add(sms)
     session.flush()
     return request, sms.id
@@ -101,21 +101,9 @@ def _file(engine: sa.Engine, settings: Settings, intake: Intake, *, look_first: 
 
 
 def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
-    """After the commit: text the request's number and dispatch it, both jobs in one round trip to
-    Redis. A Redis failure leaves both pending in the database, where the sweeper finds them."""
-    if not filed.created:
-        return
-    request_id = filed.request.id
-    try:
-        with connection.pipeline() as pipe:
-            if filed.sms_id is not None:
-                queue(connection, QueueName.DEFAULT).enqueue(jobs.send_sms, filed.sms_id, job_id=f"sms-{filed.sms_id}",
-                                                             retry=jobs.SMS_RETRY, pipeline=pipe)  # fmt: skip
-            queue(connection, QueueName.DISPATCH).enqueue(jobs.dispatch_request, request_id,
-                                                          job_id=f"dispatch-{request_id}", pipeline=pipe)  # fmt: skip
-            pipe.execute()
-    except redis.RedisError:
-        log.exception("could not queue request %s; the sweeper will", request_id)
+    """After the commit: a request filed now (not found by its key) is texted and dispatched."""
+    if filed.created and filed.request.id is not None:
+        enqueue.new_request(connection, filed.request.id, filed.sms_id)
 
 
 def confirmation_sms(settings: Settings, request: ServiceRequest) -> str:

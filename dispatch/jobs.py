@@ -7,15 +7,14 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-import redis
 import sqlalchemy as sa
-from rq import Retry, get_current_job
+from rq import get_current_job
 from sqlmodel import Session, col, select
 
 from core import phones, pincodes
-from dispatch import context, geoindex, inbox, messages, offers, sms_text
+from dispatch import context, enqueue, geoindex, inbox, messages, offers, sms_text
 from dispatch.matching import Candidate, rank
-from dispatch.queues import QueueName, queue
+from storage.audit import AuditAction
 from storage.db import commit_without_waiting_for_disk, session_scope
 from storage.models import (
     Caller,
@@ -24,6 +23,8 @@ from storage.models import (
     OfferStatus,
     RequestStatus,
     ServiceRequest,
+    SmsDelivery,
+    SmsHandling,
     SmsLog,
     Worker,
     utcnow,
@@ -32,18 +33,12 @@ from telephony.port import GatewayError
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
-# A failed send is tried again after these pauses (seconds), then left as failed.
-SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
-# A webhook whose write the database could not take hands it to a job, tried again for about an
-# hour; after that it waits in RQ's failed registry for an operator, never dropped.
-DATABASE_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
+DATABASE_RETRY = enqueue.DATABASE_RETRY  # what the voice webhooks hand to a job
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
 ABANDONED_AFTER = timedelta(minutes=5)
-EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
-UNANSWERED_FEEDBACK = "feedback.call_unanswered"  # audit action: the citizen did not pick up the feedback call
-RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
+UNANSWERED_FEEDBACK = AuditAction.FEEDBACK_CALL_UNANSWERED  # the citizen did not pick up the feedback call
 INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 
 
@@ -65,10 +60,8 @@ def heartbeat() -> str:
 
 
 def enqueue_dispatch(request_id: int) -> None:
-    """Queue the dispatch of a request (deterministic job id: queuing it twice does no harm)."""
-    ctx = context.current()
-    queue(ctx.redis, QueueName.DISPATCH).enqueue(dispatch_request, request_id, job_id=f"dispatch-{request_id}",
-                                                  result_ttl=RESULT_TTL)  # fmt: skip
+    """Queue the dispatch of a request, from a job (its context's Redis)."""
+    enqueue.dispatch_request(context.current().redis, request_id)
 
 
 def dispatch_request(request_id: int) -> str:
@@ -86,7 +79,8 @@ def dispatch_request(request_id: int) -> str:
             candidates = _candidates(request, moment)
             result = offers.next_offers(session, request_id, candidates, rules, moment)
     for offer in result.offers:
-        _schedule_offer(offer)
+        assert offer.id is not None and offer.expires_at is not None
+        enqueue.new_offer(ctx.redis, offer.id, offer.expires_at)
     return result.reason or f"offered to {len(result.offers)}"
 
 
@@ -106,24 +100,6 @@ def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
     radius = geoindex.search_radius(ctx.redis, rules.default_radius_km)
     found = geoindex.nearby(ctx.redis, request.service_code, request.latitude, request.longitude, radius, moment.date())
     return rank(found, default_radius_km=rules.default_radius_km)
-
-
-def _schedule_offer(offer: Offer) -> None:
-    """Send the offer now and look at it again when its time is up, in one round trip to Redis."""
-    connection = context.current().redis
-    with connection.pipeline() as pipe:
-        queue(connection, QueueName.DISPATCH).enqueue_call(send_offer, args=(offer.id,), job_id=f"offer-{offer.id}",
-                                                           result_ttl=RESULT_TTL, pipeline=pipe)  # fmt: skip
-        _schedule_expiry(offer, pipe)
-        pipe.execute()
-
-
-def _schedule_expiry(offer: Offer, pipe: redis.client.Pipeline | None = None) -> None:
-    assert offer.expires_at is not None
-    queue(context.current().redis, QueueName.DISPATCH).enqueue_at(
-        offer.expires_at + EXPIRY_MARGIN, expire_offer, offer.id, job_id=f"expire-{offer.id}",
-        result_ttl=RESULT_TTL, pipeline=pipe,
-    )  # fmt: skip
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:
@@ -156,8 +132,7 @@ def _undelivered(offer_id: int, attempt: int, error: Exception, *, retryable: bo
     ctx = context.current()
     if retryable and attempt <= len(OFFER_SEND_BACKOFF):
         delay = timedelta(seconds=OFFER_SEND_BACKOFF[attempt - 1])
-        queue(ctx.redis, QueueName.DISPATCH).enqueue_in(delay, send_offer, offer_id, attempt + 1,
-                                                         job_id=f"offer-{offer_id}-{attempt + 1}")  # fmt: skip
+        enqueue.offer_resent(ctx.redis, offer_id, attempt + 1, delay)
         return f"send failed ({error}); retrying in {delay.seconds} s"
     log.warning("offer %s could not be delivered: %s", offer_id, error)
     return expire_offer(offer_id, reason="could not be delivered", force=True)
@@ -172,7 +147,8 @@ def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool =
         if offer is None or offer.status is not OfferStatus.PENDING:
             return "already answered"
         if not force and offer.expires_at is not None and offer.expires_at > moment:
-            _schedule_expiry(offer)  # RQ's scheduler works in whole seconds and may run a job early
+            # RQ's scheduler works in whole seconds and may run a job early
+            enqueue.offer_expiry(ctx.redis, offer_id, offer.expires_at)
             return "not due yet"
         offers.expire(session, offer_id, moment, reason)
         request_id = offer.request_id
@@ -303,14 +279,6 @@ def job_cancelled(request_id: int, worker_id: int) -> str:
     return "worker told"
 
 
-def queue_reindex(connection: redis.Redis, worker_id: int) -> None:
-    """Ask for a changed worker's index entries to catch up; without Redis, the scheduled rebuild does it."""
-    try:
-        queue(connection, QueueName.DEFAULT).enqueue(reindex_worker, worker_id)
-    except redis.RedisError:
-        log.warning("Redis unreachable: worker %s is reindexed at the next rebuild", worker_id)
-
-
 def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()
@@ -320,16 +288,13 @@ def reindex_worker(worker_id: int) -> str:
     return "indexed"
 
 
-RECEIVED, HANDLING, HANDLED, FAILED = messages.RECEIVED, "handling", "handled", "failed"
-
-
 def receive_sms(message_sid: str, sender: str, body: str) -> str:
     """A message that came in while the database was unreachable: record it now, then handle it."""
     ctx = context.current()
     sms_id = messages.record_inbound(ctx.engine, message_sid, sender, body)
     if sms_id is None:
         return "recorded before"
-    queue(ctx.redis, QueueName.DISPATCH).enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
+    enqueue.handle_sms(ctx.redis, sms_id)
     return "recorded"
 
 
@@ -347,8 +312,8 @@ def handle_sms(sms_log_id: int) -> str:
     with session_scope(ctx.engine) as session:
         claimed = session.execute(
             sa.update(SmsLog)
-            .where(col(SmsLog.id) == sms_log_id, col(SmsLog.status) == RECEIVED)
-            .values(status=HANDLING, updated_at=utcnow())
+            .where(col(SmsLog.id) == sms_log_id, col(SmsLog.status) == SmsHandling.RECEIVED)
+            .values(status=SmsHandling.HANDLING, updated_at=utcnow())
         ).rowcount  # type: ignore[attr-defined]
         sms = session.get(SmsLog, sms_log_id)
     if not claimed or sms is None or sms.from_number is None:
@@ -357,29 +322,28 @@ def handle_sms(sms_log_id: int) -> str:
         outcome = inbox.handle(ctx.engine, sms.from_number, sms.body, now())
         _follow_up(sms.from_number, outcome)
     except Exception:
-        _set_sms_status(sms_log_id, FAILED)  # kept, for an agent to read: the message is not lost
+        _set_sms_status(sms_log_id, SmsHandling.FAILED)  # kept, for an agent to read: the message is not lost
         raise
-    _set_sms_status(sms_log_id, HANDLED)
+    _set_sms_status(sms_log_id, SmsHandling.HANDLED)
     return "handled"
 
 
 def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
     """Answer the sender and queue what the message calls for; the database already holds the change."""
-    ctx = context.current()
-    dispatching, default = queue(ctx.redis, QueueName.DISPATCH), queue(ctx.redis, QueueName.DEFAULT)
+    connection = context.current().redis
     if outcome.assigned is not None:
-        dispatching.enqueue(notify_assigned, outcome.assigned, job_id=f"assigned-{outcome.assigned}")
+        enqueue.notify_assigned(connection, outcome.assigned)
     if outcome.redispatch is not None:
-        enqueue_dispatch(outcome.redispatch)
+        enqueue.dispatch_request(connection, outcome.redispatch)
     if outcome.completed is not None:
-        default.enqueue(after_completion, outcome.completed, job_id=f"completed-{outcome.completed}")
+        enqueue.after_completion(connection, outcome.completed)
     if outcome.worker_changed is not None:
-        default.enqueue(reindex_worker, outcome.worker_changed)
+        enqueue.reindex_worker(connection, outcome.worker_changed)
     for reply in outcome.replies:
         _try_sms(sender, reply.template, outcome.language, reply.values)
 
 
-def _set_sms_status(sms_log_id: int, status: str) -> None:
+def _set_sms_status(sms_log_id: int, status: SmsHandling) -> None:
     with session_scope(context.current().engine) as session:
         session.execute(
             sa.update(SmsLog).where(col(SmsLog.id) == sms_log_id).values(status=status, updated_at=utcnow())
@@ -402,7 +366,7 @@ def record_sms(session: Session, to: str, template: str, language: str, values: 
                request_id: int | None = None, worker_id: int | None = None) -> int:  # fmt: skip
     """An SMS from a template, fitted to two segments, recorded as pending; its id."""
     body = sms_text.render(context.current().settings.sms.templates[template].text(language), values)
-    sms = SmsLog(to_number=to, body=body, template=template, status="pending", request_id=request_id,
+    sms = SmsLog(to_number=to, body=body, template=template, status=SmsDelivery.PENDING, request_id=request_id,
                  worker_id=worker_id)  # fmt: skip
     session.add(sms)
     session.flush()
@@ -421,12 +385,12 @@ def send_sms(sms_log_id: int) -> str | None:
         try:
             sid = ctx.telephony.send_sms(sms.to_number, sms.body, status_callback=callback)
         except Exception as exc:
-            sms.status, sms.updated_at = "send_failed", utcnow()
+            sms.status, sms.updated_at = SmsDelivery.SEND_FAILED, utcnow()
             sms.error_code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
             session.add(sms)
             session.commit()
             raise
-        sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, "queued", None, utcnow()
+        sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, SmsDelivery.QUEUED, None, utcnow()
         session.add(sms)
         session.commit()
         return sid
@@ -470,25 +434,23 @@ def sweep() -> dict[str, int]:
                 Offer.status == OfferStatus.PENDING, col(Offer.expires_at) < moment - NEW_REQUEST_GRACE
             )
         ).all()
-        unsent = session.exec(select(SmsLog.id).where(
-            SmsLog.status == "pending", col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
-        unread = session.exec(select(SmsLog.id).where(
-            SmsLog.status == RECEIVED, col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE)).all()  # fmt: skip
+        old_sms = col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE
+        unsent = session.exec(select(SmsLog.id).where(SmsLog.status == SmsDelivery.PENDING, old_sms)).all()
+        unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
         untold = session.exec(select(ServiceRequest.id).where(
             ServiceRequest.status == RequestStatus.ASSIGNED,
             col(ServiceRequest.assigned_at) < moment - NEW_REQUEST_GRACE, ~TOLD)).all()  # fmt: skip
-    jobs = queue(ctx.redis, QueueName.DISPATCH)
     for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
-        enqueue_dispatch(int(request_id or 0))
+        enqueue.dispatch_request(ctx.redis, int(request_id or 0))
     for offer_id in overdue:
-        jobs.enqueue(expire_offer, offer_id, job_id=f"expire-{offer_id}")
+        enqueue.overdue_offer(ctx.redis, int(offer_id or 0))
     abandoned = _reclaim_abandoned_sms(moment)
     for sms_id in [*unread, *abandoned]:
-        jobs.enqueue(handle_sms, sms_id, job_id=f"inbound-{sms_id}")
+        enqueue.handle_sms(ctx.redis, int(sms_id or 0))
     for request_id in untold:  # assigned, but the job that tells both sides was lost
-        jobs.enqueue(notify_assigned, request_id, job_id=f"assigned-{request_id}")
+        enqueue.notify_assigned(ctx.redis, int(request_id or 0))
     for sms_id in unsent:
-        queue(ctx.redis, QueueName.DEFAULT).enqueue(send_sms, sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
+        enqueue.send_sms(ctx.redis, int(sms_id or 0))
     return {"new_requests": len(stuck_new), "offered_without_open_offer": len(unoffered),
             "overdue_offers": len(overdue), "unsent_sms": len(unsent), "unread_sms": len(unread),
             "abandoned_sms": len(abandoned), "untold_assignments": len(untold)}  # fmt: skip
@@ -499,11 +461,12 @@ def _reclaim_abandoned_sms(moment: datetime) -> list[int]:
     go back to `received`, each by compare-and-set, so that they are handled after all."""
     ctx = context.current()
     cutoff = moment - ABANDONED_AFTER
-    stuck = (col(SmsLog.status) == HANDLING) & (col(SmsLog.updated_at) < cutoff)
+    stuck = (col(SmsLog.status) == SmsHandling.HANDLING) & (col(SmsLog.updated_at) < cutoff)
     reclaimed = []
     with session_scope(ctx.engine) as session:
         for sms_id in session.exec(select(SmsLog.id).where(stuck)).all():
-            back = sa.update(SmsLog).where(col(SmsLog.id) == sms_id, stuck).values(status=RECEIVED, updated_at=moment)
+            back = sa.update(SmsLog).where(col(SmsLog.id) == sms_id, stuck)
+            back = back.values(status=SmsHandling.RECEIVED, updated_at=moment)
             if session.execute(back).rowcount:  # type: ignore[attr-defined]
                 log.warning("inbound SMS %s was abandoned mid-handling by a dead worker; handling it again", sms_id)
                 reclaimed.append(int(sms_id or 0))

@@ -13,9 +13,9 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dispatch import jobs
+from dispatch import enqueue, jobs
 from dispatch.offers import audit, hand_over, move, set_offer, withdraw_pending
-from dispatch.queues import QueueName, queue
+from storage.audit import AuditAction
 from storage.models import (
     Offer,
     OfferChannel,
@@ -47,23 +47,21 @@ class Moved:
 
 
 FollowUp = Callable[[int], str]
-# The job a move calls for, and its id's prefix: the same ids the rest of dispatch uses. RQ does not
-# dedupe by id: a job queued twice runs twice (a second dispatch round finds its offers open; a second
-# notify_assigned finds the notice recorded and sends nothing), so a move queues its job once, after its commit.
-JOB_IDS: dict[FollowUp, str] = {jobs.dispatch_request: "dispatch", jobs.notify_assigned: "assigned"}
+# The job a move calls for, queued once, after the move's commit (a second dispatch round finds its
+# offers open; a second notify_assigned finds the notice recorded and sends nothing).
+FOLLOW_UPS: dict[FollowUp, Callable[[redis.Redis, int], bool]] = {
+    jobs.dispatch_request: enqueue.dispatch_request,
+    jobs.notify_assigned: enqueue.notify_assigned,
+}
 
 
 def queue_after(connection: redis.Redis, request_id: int, moved: Moved, then: FollowUp | None = None) -> None:
     """After the commit: the job the move calls for, and a stood-down worker told not to go. A lost
     job is redone by the sweeper (a request left new, an assignment nobody was told of)."""
-    try:
-        dispatching = queue(connection, QueueName.DISPATCH)
-        if then is not None:
-            dispatching.enqueue(then, request_id, job_id=f"{JOB_IDS[then]}-{request_id}")
-        if moved.freed_worker is not None:  # a cancelled job in hand: the worker must not go
-            dispatching.enqueue(jobs.job_cancelled, request_id, moved.freed_worker, job_id=f"cancelled-{request_id}")
-    except redis.RedisError:
-        log.exception("could not queue the follow-up of request %s", request_id)
+    if then is not None:
+        FOLLOW_UPS[then](connection, request_id)
+    if moved.freed_worker is not None:  # a cancelled job in hand: the worker must not go
+        enqueue.job_cancelled(connection, request_id, moved.freed_worker)
 
 
 def cancel(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> Moved:
@@ -103,7 +101,7 @@ def redispatch(session: Session, request_id: int, actor: str, reason: str, now: 
         return Moved("the request changed meanwhile; look again")
     withdraw_pending(session, request_id, now)
     session.refresh(request)
-    audit(session, actor, "request.redispatched", request, from_status=old.value, reason=reason)
+    audit(session, actor, AuditAction.REQUEST_REDISPATCHED, request, from_status=old.value, reason=reason)
     return Moved()
 
 
@@ -124,7 +122,7 @@ def assign(session: Session, request_id: int, worker_id: int, actor: str, now: d
     session.add(offer)
     session.flush()
     session.refresh(request)
-    audit(session, actor, "request.assigned", request, from_status=old.value, worker_id=worker_id,
+    audit(session, actor, AuditAction.REQUEST_ASSIGNED, request, from_status=old.value, worker_id=worker_id,
           offer_id=offer.id, by="agent")  # fmt: skip
     return Moved()
 
@@ -146,7 +144,8 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
     for offer in pending:
         request = session.get(ServiceRequest, offer.request_id)
         if request is not None and set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, now):
-            audit(session, actor, "offer.withdrawn", request, reason=reason, offer_id=offer.id, worker_id=worker_id)
+            audit(session, actor, AuditAction.OFFER_WITHDRAWN, request, reason=reason, offer_id=offer.id,
+                  worker_id=worker_id)  # fmt: skip
             again.append(request.id or 0)
     in_hand = select(ServiceRequest).where(ServiceRequest.worker_id == worker_id,
                                            ServiceRequest.status == RequestStatus.ASSIGNED)  # fmt: skip
@@ -180,7 +179,7 @@ def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str
         .values(status=OfferStatus.WITHDRAWN, answered_at=now)
     )
     session.refresh(job)
-    audit(session, actor, "request.escalated", job, from_status=RequestStatus.ASSIGNED.value,
+    audit(session, actor, AuditAction.REQUEST_ESCALATED, job, from_status=RequestStatus.ASSIGNED.value,
           reason=f"the worker was stood down: {reason}", worker_id=worker_id)  # fmt: skip
 
 

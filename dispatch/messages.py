@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from storage.db import session_scope
-from storage.models import Direction, Offer, OfferStatus, SmsLog, utcnow
+from storage.models import Direction, Offer, OfferStatus, SmsDelivery, SmsHandling, SmsLog, utcnow
 
-RECEIVED = "received"  # recorded, not yet handled
 # Twilio's order of message states; a report arriving late never moves a message backwards.
-ORDER = {"pending": 0, "queued": 1, "sending": 2, "sent": 3, "failed": 4, "undelivered": 4, "delivered": 5}
-UNDELIVERED = frozenset({"failed", "undelivered"})
+ORDER = {SmsDelivery.PENDING: 0, SmsDelivery.QUEUED: 1, SmsDelivery.SENDING: 2, SmsDelivery.SENT: 3,
+         SmsDelivery.FAILED: 4, SmsDelivery.UNDELIVERED: 4, SmsDelivery.DELIVERED: 5}  # fmt: skip
+RANKS: dict[str, int] = {status.value: rank for status, rank in ORDER.items()}
+UNDELIVERED = frozenset({SmsDelivery.FAILED, SmsDelivery.UNDELIVERED})
 
 
 def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) -> int | None:
@@ -21,7 +22,7 @@ def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) 
     try:
         with session_scope(engine) as session:
             sms = SmsLog(message_sid=message_sid, direction=Direction.INBOUND, from_number=sender, body=body,
-                         status=RECEIVED)  # fmt: skip
+                         status=SmsHandling.RECEIVED)  # fmt: skip
             session.add(sms)
             session.flush()
             return sms.id
@@ -30,16 +31,23 @@ def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) 
 
 
 def record_delivery(engine: sa.Engine, message_sid: str, status: str, error_code: str) -> int | None:
-    """Keep a delivery report; return the open offer an undelivered SMS carried (it goes unanswered)."""
+    """Keep a delivery report (`status` one of ORDER); return the open offer an undelivered SMS
+    carried (it goes unanswered)."""
+    reported = SmsDelivery(status)
     with session_scope(engine) as session:
         sms = session.exec(select(SmsLog).where(SmsLog.message_sid == message_sid)).first()
-        if sms is None or ORDER[status] < ORDER.get(sms.status or "pending", 0):
+        if sms is None or sms.direction is not Direction.OUTBOUND or ORDER[reported] < _rank(sms.status):
             return None
-        sms.status, sms.updated_at = status, utcnow()
+        sms.status, sms.updated_at = reported, utcnow()
         sms.error_code = error_code or sms.error_code
         session.add(sms)
-        offer = _offer_texted(session, sms) if status in UNDELIVERED else None
+        offer = _offer_texted(session, sms) if reported in UNDELIVERED else None
         return offer.id if offer else None
+
+
+def _rank(status: str | None) -> int:
+    """Where a message's status stands in Twilio's order (ours, send_failed, before any of Twilio's)."""
+    return RANKS.get(status or SmsDelivery.PENDING, 0)
 
 
 def _offer_texted(session: Session, sms: SmsLog) -> Offer | None:

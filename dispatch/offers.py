@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from core import numbers
 from core.settings import Dispatch
 from dispatch.matching import Candidate
+from storage.audit import AuditAction, record
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -54,11 +55,11 @@ class Dispatched:
     reason: str = ""
 
 
-def audit(session: Session, actor: str, action: str, request: ServiceRequest, *, from_status: str | None = None,
-          reason: str | None = None, **detail: object) -> None:  # fmt: skip
-    session.add(AuditEvent(actor=actor, action=action, entity="service_request", entity_id=request.id,
-                           from_status=from_status, to_status=request.status.value, reason=reason,
-                           detail=dict(detail)))  # fmt: skip
+def audit(session: Session, actor: str, action: AuditAction, request: ServiceRequest, *,
+          from_status: str | None = None, reason: str | None = None, **detail: object) -> None:  # fmt: skip
+    """A move of a request, recorded with the status it reached."""
+    record(session, action, actor=actor, entity="service_request", entity_id=request.id, from_status=from_status,
+           to_status=request.status.value, reason=reason, detail=detail)  # fmt: skip
 
 
 def next_offers(session: Session, request_id: int, candidates: Sequence[Candidate], rules: Dispatch,
@@ -92,10 +93,10 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
     session.add_all(made)
     session.flush()  # the offers' ids, for the audit trail and the jobs that send them
     if first:
-        audit(session, "dispatch", "request.offered", request, from_status=RequestStatus.NEW.value,
+        audit(session, "dispatch", AuditAction.REQUEST_OFFERED, request, from_status=RequestStatus.NEW.value,
               reason="first offer sent")  # fmt: skip
     for offer in made:
-        audit(session, "dispatch", "offer.sent", request, worker_id=offer.worker_id, offer_id=offer.id,
+        audit(session, "dispatch", AuditAction.OFFER_SENT, request, worker_id=offer.worker_id, offer_id=offer.id,
               channel=offer.channel.value)  # fmt: skip
     return Dispatched(offers=made)
 
@@ -193,7 +194,7 @@ def expire(session: Session, offer_id: int, now: datetime, reason: str = "no ans
         return False
     request = session.get(ServiceRequest, offer.request_id)
     if request is not None:
-        audit(session, "dispatch", "offer.expired", request, reason=reason, offer_id=offer_id,
+        audit(session, "dispatch", AuditAction.OFFER_EXPIRED, request, reason=reason, offer_id=offer_id,
               worker_id=offer.worker_id)  # fmt: skip
     return True
 
@@ -213,7 +214,7 @@ def accept(session: Session, offer_id: int, now: datetime, actor: str) -> Answer
     request = session.get(ServiceRequest, request_id)
     assert request is not None
     session.refresh(request)
-    audit(session, actor, "request.assigned", request, from_status=RequestStatus.OFFERED.value,
+    audit(session, actor, AuditAction.REQUEST_ASSIGNED, request, from_status=RequestStatus.OFFERED.value,
           worker_id=worker_id, offer_id=offer_id)  # fmt: skip
     return Answer.ACCEPTED
 
@@ -266,7 +267,7 @@ def decline(session: Session, offer_id: int, now: datetime, actor: str) -> Answe
     offer = session.get(Offer, offer_id)
     request = session.get(ServiceRequest, offer.request_id) if offer else None
     if request is not None and offer is not None:
-        audit(session, actor, "offer.declined", request, offer_id=offer_id, worker_id=offer.worker_id)
+        audit(session, actor, AuditAction.OFFER_DECLINED, request, offer_id=offer_id, worker_id=offer.worker_id)
     return Answer.DECLINED
 
 
@@ -285,7 +286,7 @@ def move(session: Session, request: ServiceRequest, old: RequestStatus, new: Req
     """Move a request along its lifecycle, only if it is still where we think it is; audited."""
     moved = _compare_and_set(session, request, old, new)
     if moved:
-        audit(session, actor, f"request.{new.value}", request, from_status=old.value, reason=reason)
+        audit(session, actor, AuditAction.request_moved(new), request, from_status=old.value, reason=reason)
     return moved
 
 
@@ -326,22 +327,23 @@ def complete(session: Session, number: str, worker_id: int, code: str, now: date
         _refuse(session, worker_id, request.id, "wrong code, or not assigned", number)
         return None
     session.refresh(request)
-    audit(session, f"worker:{worker_id}", "request.completed", request, from_status=RequestStatus.ASSIGNED.value)
+    audit(session, f"worker:{worker_id}", AuditAction.REQUEST_COMPLETED, request,
+          from_status=RequestStatus.ASSIGNED.value)  # fmt: skip
     return request
 
 
 def _wrong_codes(session: Session, request_id: int) -> int:
     query = select(sa.func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "request.completion_refused", AuditEvent.entity == "service_request",
+        AuditEvent.action == AuditAction.REQUEST_COMPLETION_REFUSED, AuditEvent.entity == "service_request",
         AuditEvent.entity_id == request_id,
     )  # fmt: skip
     return int(session.exec(query).one())
 
 
 def _refuse(session: Session, worker_id: int, request_id: int | None, reason: str, number: str) -> None:
-    session.add(AuditEvent(actor=f"worker:{worker_id}", action="request.completion_refused",
-                           entity="service_request" if request_id else "worker", entity_id=request_id or worker_id,
-                           reason=reason, detail={"number": number[:8]}))  # fmt: skip
+    record(session, AuditAction.REQUEST_COMPLETION_REFUSED, actor=f"worker:{worker_id}",
+           entity="service_request" if request_id else "worker", entity_id=request_id or worker_id, reason=reason,
+           detail={"number": number[:8]})  # fmt: skip
 
 
 def pending_offer(session: Session, worker_id: int, now: datetime) -> Offer | None:

@@ -16,6 +16,7 @@ from core.text import storable
 from dispatch import context
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
+from storage import audit
 from storage.db import insert, session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
 from telephony.call import CallTurn
@@ -140,5 +141,5 @@ def note_unanswered_feedback(engine: sa.Engine, request_id: int, call_status: st
         noted = db.exec(select(AuditEvent.id).where(AuditEvent.action == UNANSWERED_FEEDBACK,
                                                     AuditEvent.entity_id == request_id)).first()  # fmt: skip
         if noted is None:
-            db.add(AuditEvent(actor="ivr", action=UNANSWERED_FEEDBACK, entity="service_request", entity_id=request_id,
-                              reason=call_status[:20] or None))  # fmt: skip
+            audit.record(db, UNANSWERED_FEEDBACK, actor="ivr", entity="service_request", entity_id=request_id,
+                         reason=call_status[:20] or None)  # fmt: skip

@@ -18,14 +18,15 @@ from sqlmodel import Session, col, select
 
 from core import numbers, phones, pincodes
 from core.settings import Settings
-from dispatch import inbox, jobs
+from dispatch import availability, enqueue, inbox
 from dispatch import offers as dispatch_offers
+from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
-from dispatch.queues import QueueName, queue
 from flows.engine import Outcome
+from storage import audit
+from storage.audit import AuditAction
 from storage.db import session_scope, upsert
 from storage.models import (
-    AuditEvent,
     CallbackRequest,
     Caller,
     Channel,
@@ -146,8 +147,8 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
                                    call_sid=ctx.call_sid)  # fmt: skip
         session.add(callback)
         session.flush()
-        session.add(AuditEvent(actor="ivr", action="callback.requested", entity="callback_request",
-                               entity_id=callback.id, reason=reason))  # fmt: skip
+        audit.record(session, AuditAction.CALLBACK_REQUESTED, actor="ivr", entity="callback_request",
+                     entity_id=callback.id, reason=reason)  # fmt: skip
     return True
 
 
@@ -207,15 +208,6 @@ def _language_of(session: Session, phone: str) -> str | None:
     return session.exec(select(Caller.language).where(Caller.phone == phone)).first()
 
 
-def _enqueue(ctx: CallContext, name: QueueName, func: Callable[..., object], *args: object, job_id: str,
-             **options: object) -> None:  # fmt: skip
-    """Queue a job after the commit; if Redis refuses, the stored row waits for the sweeper."""
-    try:
-        queue(ctx.redis, name).enqueue(func, *args, job_id=job_id, **options)
-    except redis.RedisError:
-        log.exception("could not queue %s for %s; it stays pending in the database", func.__name__, job_id)
-
-
 # -- a worker on the phone -------------------------------------------------------------------------
 
 
@@ -240,11 +232,10 @@ def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     yes = args.get("answer") == "yes"
     answer = dispatch_offers.reply(ctx.engine, offer_id, yes, ctx.now(), f"worker:{worker_id}")
     if answer is dispatch_offers.Answer.ACCEPTED:
-        _enqueue(ctx, QueueName.DISPATCH, jobs.notify_assigned, offer.request_id, job_id=f"assigned-{offer.request_id}")
+        enqueue.notify_assigned(ctx.redis, offer.request_id)
         return Outcome("accepted")
     if answer is dispatch_offers.Answer.DECLINED:
-        _enqueue(ctx, QueueName.DISPATCH, jobs.dispatch_request, offer.request_id,
-                 job_id=f"dispatch-{offer.request_id}")  # fmt: skip
+        enqueue.dispatch_request(ctx.redis, offer.request_id)
         return Outcome("declined")
     return Outcome("taken")
 
@@ -252,10 +243,9 @@ def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
 def set_availability(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     worker_id, available = _int(args.get("worker")), args.get("state") == "available"
     with session_scope(ctx.engine) as session:
-        session.execute(sa.update(Worker).where(col(Worker.id) == worker_id).values(available=available))
-        session.add(AuditEvent(actor=f"worker:{worker_id}", action="worker.availability", entity="worker",
-                               entity_id=worker_id, reason=args.get("state")))  # fmt: skip
-    _enqueue(ctx, QueueName.DEFAULT, jobs.reindex_worker, worker_id, job_id=f"reindex-{worker_id}-{ctx.call_sid}")
+        availability.set_availability(session, worker_id, available, actor=f"worker:{worker_id}", channel=Via.IVR,
+                                      now=ctx.now())  # fmt: skip
+    enqueue.reindex_worker(ctx.redis, worker_id, call_sid=ctx.call_sid)
     return Outcome("set")
 
 
@@ -265,7 +255,7 @@ def complete_job(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         request = dispatch_offers.complete(session, args.get("number", ""), worker_id, args.get("code", ""), ctx.now())
     if request is None:
         return Outcome("refused")
-    _enqueue(ctx, QueueName.DEFAULT, jobs.after_completion, request.id, job_id=f"completed-{request.id}")
+    enqueue.after_completion(ctx.redis, request.id or 0)
     return Outcome("completed")
 
 
@@ -296,7 +286,7 @@ def record_rating(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         worker_id = request.worker_id
         inbox.rate(session, request, rating, actor="ivr:feedback")
     if worker_id is not None:
-        _enqueue(ctx, QueueName.DEFAULT, jobs.reindex_worker, worker_id, job_id=f"reindex-{worker_id}-{ctx.call_sid}")
+        enqueue.reindex_worker(ctx.redis, worker_id, call_sid=ctx.call_sid)
     return Outcome("saved")
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 
-import redis
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from core import phones
 from core.text import storable
-from dispatch import jobs, messages
-from dispatch.queues import QueueName, queue
+from dispatch import enqueue, messages
 from storage.db import UNREACHABLE
 from telephony.call import CallPlatform
 from telephony.twilio.signature import twilio_signed
@@ -43,26 +40,19 @@ def incoming() -> Response:
     try:
         sms_id = messages.record_inbound(runtime.engine, sid, sender, body)
     except UNREACHABLE:
-        return _later(jobs.receive_sms, sid, sender, body, job_id=f"receive-{sid}", done=_empty())
+        return _later(enqueue.receive_sms(runtime.redis, sid, sender, body), done=_empty())
     if sms_id is not None:
-        try:
-            queue(runtime.redis, QueueName.DISPATCH).enqueue(jobs.handle_sms, sms_id, job_id=f"inbound-{sms_id}")
-        except redis.RedisError:
-            log.exception("inbound SMS %s recorded but not queued; the sweeper will pick it up", sms_id)
+        enqueue.handle_sms(runtime.redis, sms_id)
     return _empty()
 
 
-def _later(func: Callable[..., object], *args: str, job_id: str, done: Response) -> Response:
-    """The database cannot be reached: a job keeps what Twilio sent and writes it when it is back.
-    If Redis cannot take it either, Twilio hears 503 (its debugger shows it; with the `rp=5xx`
-    connection override on the webhook URL, Twilio sends it again)."""
-    log.warning("the database is unreachable: %s goes to a job that writes it when it is back", job_id)
-    runtime = current_app.extensions["sewamitra"]
-    try:
-        queue(runtime.redis, QueueName.DISPATCH).enqueue(func, *args, job_id=job_id, retry=jobs.DATABASE_RETRY)
-    except redis.RedisError:
-        log.exception("neither the database nor Redis can keep %s", job_id)
+def _later(kept: bool, done: Response) -> Response:
+    """The database could not be reached, and a job was asked to write what Twilio sent when it is
+    back. If Redis could not take it either (`kept` False), Twilio hears 503 (its debugger shows it;
+    with the `rp=5xx` connection override on the webhook URL, Twilio sends it again)."""
+    if not kept:
         return Response("cannot keep this now\n", status=503, mimetype="text/plain", headers={"Retry-After": "60"})
+    log.warning("the database is unreachable: a job writes what Twilio sent when it is back")
     return done
 
 
@@ -98,13 +88,7 @@ def status() -> Response:
     try:
         offer_id = messages.record_delivery(runtime.engine, sid, new, error_code)
     except UNREACHABLE:
-        return _later(jobs.record_delivery, sid, new, error_code, job_id=f"delivery-{sid}-{new}",
-                      done=Response(status=204))  # fmt: skip
+        return _later(enqueue.record_delivery(runtime.redis, sid, new, error_code), done=Response(status=204))
     if offer_id is not None:
-        try:
-            queue(runtime.redis, QueueName.DISPATCH).enqueue(
-                jobs.expire_offer, offer_id, "the SMS could not be delivered", True, job_id=f"undelivered-{offer_id}"
-            )
-        except redis.RedisError:
-            log.warning("could not move offer %s on after its SMS failed; the sweeper expires it", offer_id)
+        enqueue.undelivered_offer(runtime.redis, offer_id)
     return Response(status=204)

@@ -99,6 +99,28 @@ class Direction(StrEnum):
     OUTBOUND = "outbound"
 
 
+class SmsDelivery(StrEnum):
+    """An SMS of ours on its way out: recorded, handed to Twilio, then Twilio's reports of it."""
+
+    PENDING = "pending"  # recorded, not yet handed to Twilio
+    SEND_FAILED = "send_failed"  # Twilio would not take it (or could not be reached): an agent may see why
+    QUEUED = "queued"  # Twilio took it
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # Twilio could not send it
+    UNDELIVERED = "undelivered"  # the carrier could not deliver it
+    DELIVERED = "delivered"
+
+
+class SmsHandling(StrEnum):
+    """An SMS that came in, as the helpline acts on it."""
+
+    RECEIVED = "received"  # recorded, not yet handled
+    HANDLING = "handling"  # a job has claimed it
+    HANDLED = "handled"
+    FAILED = "handling_failed"  # acting on it failed; kept for an agent to read
+
+
 class CallbackStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
@@ -297,7 +319,8 @@ class SmsLog(SQLModel, table=True):
     to_number: str | None = Field(default=None, max_length=40)
     body: str = Field(max_length=1600)
     template: str | None = Field(default=None, max_length=40)
-    status: str | None = Field(default=None, max_length=20)
+    status: str | None = Field(default=None, max_length=20,
+                               description="outbound: an SmsDelivery; inbound: an SmsHandling")  # fmt: skip
     error_code: str | None = Field(default=None, max_length=10)
     request_id: int | None = Field(default=None, foreign_key="service_request.id", index=True)
     worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.exceptions import SewamitraError
-from storage.models import ApiRole, ApiToken, AuditEvent, Provider, utcnow
+from storage import audit
+from storage.audit import AuditAction
+from storage.models import ApiRole, ApiToken, Provider, utcnow
 
 PREFIX = "sm_"
 TOKEN = re.compile(r"^sm_[A-Za-z0-9_-]{43}$")
@@ -53,8 +55,8 @@ def create_token(session: Session, client: str, role: ApiRole, *, provider: str 
                      expires_at=utcnow() + timedelta(days=expires_days) if expires_days else None)  # fmt: skip
     session.add(token)
     session.flush()
-    session.add(AuditEvent(actor=actor, action="api_token.created", entity="api_token", entity_id=token.id,
-                           detail={"client": client, "role": role.value, "prefix": token.prefix}))  # fmt: skip
+    audit.record(session, AuditAction.API_TOKEN_CREATED, actor=actor, entity="api_token", entity_id=token.id,
+                 detail={"client": client, "role": role.value, "prefix": token.prefix})  # fmt: skip
     return Issued(token, secret)
 
 
@@ -96,6 +98,6 @@ def revoke(session: Session, prefix: str, actor: str = "cli") -> list[ApiToken]:
     for token in found:
         token.revoked_at = utcnow()
         session.add(token)
-        session.add(AuditEvent(actor=actor, action="api_token.revoked", entity="api_token", entity_id=token.id,
-                               detail={"client": token.client, "prefix": token.prefix}))  # fmt: skip
+        audit.record(session, AuditAction.API_TOKEN_REVOKED, actor=actor, entity="api_token", entity_id=token.id,
+                     detail={"client": token.client, "prefix": token.prefix})  # fmt: skip
     return list(found)

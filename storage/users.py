@@ -9,7 +9,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import phones
 from core.exceptions import SewamitraError
-from storage.models import AuditEvent, Provider, Role, User
+from storage import audit
+from storage.audit import AuditAction
+from storage.models import Provider, Role, User
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,59}$")
 MIN_PASSWORD = 10
@@ -48,15 +50,8 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action="user.created",
-            entity="user",
-            entity_id=user.id,
-            detail={"username": username, "role": role.value},
-        )
-    )
+    audit.record(session, AuditAction.USER_CREATED, actor=actor, entity="user", entity_id=user.id,
+                 detail={"username": username, "role": role.value})  # fmt: skip
     return user
 
 

@@ -1,0 +1,181 @@
+"""Every job the helpline queues: its id, its queue, its retry policy, and what a Redis error does.
+
+Called after the commit that made the work. Redis refusing a job loses nothing: the database holds
+the work, and the sweeper (or the scheduled index rebuild) queues it again; so a Redis error is
+logged here and the caller goes on. Job ids are fixed here, once: the sweeper and the tests know
+jobs by them. RQ does not dedupe by id: a job queued twice runs twice, and every job can.
+
+Jobs are named by their dotted path (RQ imports them in the worker), so that `dispatch.jobs`, whose
+jobs queue further jobs, can use this module too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import redis
+from rq import Retry
+
+from dispatch.queues import QueueName, queue
+
+log = logging.getLogger(__name__)
+# A failed send is tried again after these pauses (seconds), then left as failed.
+SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
+# A webhook whose write the database could not take hands it to a job, tried again for about an
+# hour; after that it waits in RQ's failed registry for an operator, never dropped.
+DATABASE_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
+RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
+EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
+JOBS = "dispatch.jobs."
+SWEEPER = "the sweeper queues it again"
+
+
+def _attempt(put: Callable[[], object], what: str, then: str = SWEEPER) -> bool:
+    """Whether Redis took the job(s) `put` queues; a Redis error is logged, never raised."""
+    try:
+        put()
+    except redis.RedisError:
+        log.exception("could not queue %s; %s", what, then)
+        return False
+    return True
+
+
+def _put(connection: redis.Redis, name: QueueName, job: str, *args: object, job_id: str | None,
+         then: str = SWEEPER, **options: object) -> bool:  # fmt: skip
+    """Queue `dispatch.jobs.<job>(*args)` on `name`; `then` says what makes up for a refusal."""
+    return _attempt(lambda: queue(connection, name).enqueue(JOBS + job, *args, job_id=job_id, **options),
+                    job_id or job, then)  # fmt: skip
+
+
+# -- a request --------------------------------------------------------------------------------------
+
+
+def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) -> bool:
+    """A request just filed: text its number and dispatch it, both in one round trip to Redis."""
+
+    def put() -> None:
+        with connection.pipeline() as pipe:
+            if sms_id is not None:
+                queue(connection, QueueName.DEFAULT).enqueue(JOBS + "send_sms", sms_id, job_id=f"sms-{sms_id}",
+                                                             retry=SMS_RETRY, pipeline=pipe)  # fmt: skip
+            queue(connection, QueueName.DISPATCH).enqueue(JOBS + "dispatch_request", request_id,
+                                                          job_id=f"dispatch-{request_id}", result_ttl=RESULT_TTL,
+                                                          pipeline=pipe)  # fmt: skip
+            pipe.execute()
+
+    return _attempt(put, f"request {request_id}")
+
+
+def dispatch_request(connection: redis.Redis, request_id: int) -> bool:
+    """Offer the request to the next workers (a new round, or the next after a no)."""
+    return _put(connection, QueueName.DISPATCH, "dispatch_request", request_id, job_id=f"dispatch-{request_id}",
+                result_ttl=RESULT_TTL)  # fmt: skip
+
+
+def notify_assigned(connection: redis.Redis, request_id: int) -> bool:
+    """Tell the citizen and the worker who took the job."""
+    return _put(connection, QueueName.DISPATCH, "notify_assigned", request_id, job_id=f"assigned-{request_id}")
+
+
+def job_cancelled(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
+    """Tell a worker not to go: the job they had taken was cancelled."""
+    return _put(connection, QueueName.DISPATCH, "job_cancelled", request_id, worker_id,
+                job_id=f"cancelled-{request_id}")  # fmt: skip
+
+
+def after_completion(connection: redis.Redis, request_id: int) -> bool:
+    """Free the worker and ask the citizen for a rating."""
+    return _put(connection, QueueName.DEFAULT, "after_completion", request_id, job_id=f"completed-{request_id}")
+
+
+# -- offers -----------------------------------------------------------------------------------------
+
+
+def new_offer(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:
+    """Send the offer now and look at it again when its time is up, in one round trip to Redis."""
+
+    def put() -> None:
+        with connection.pipeline() as pipe:
+            queue(connection, QueueName.DISPATCH).enqueue_call(JOBS + "send_offer", args=(offer_id,),
+                                                               job_id=f"offer-{offer_id}", result_ttl=RESULT_TTL,
+                                                               pipeline=pipe)  # fmt: skip
+            _expiry(connection, offer_id, expires_at, pipe)
+            pipe.execute()
+
+    return _attempt(put, f"offer {offer_id}", "the sweeper expires it")
+
+
+def offer_expiry(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:
+    """Look at an offer again when its time is up."""
+    return _attempt(lambda: _expiry(connection, offer_id, expires_at), f"expire-{offer_id}")
+
+
+def _expiry(connection: redis.Redis, offer_id: int, expires_at: datetime,
+            pipe: redis.client.Pipeline | None = None) -> None:  # fmt: skip
+    queue(connection, QueueName.DISPATCH).enqueue_at(expires_at + EXPIRY_MARGIN, JOBS + "expire_offer", offer_id,
+                                                     job_id=f"expire-{offer_id}", result_ttl=RESULT_TTL,
+                                                     pipeline=pipe)  # fmt: skip
+
+
+def offer_resent(connection: redis.Redis, offer_id: int, attempt: int, delay: timedelta) -> bool:
+    """Try an offer's SMS or call again after `delay`: this is try number `attempt`."""
+    job_id = f"offer-{offer_id}-{attempt}"
+
+    def put() -> None:
+        queue(connection, QueueName.DISPATCH).enqueue_in(delay, JOBS + "send_offer", offer_id, attempt, job_id=job_id)
+
+    return _attempt(put, job_id, "the offer expires in its time")
+
+
+def overdue_offer(connection: redis.Redis, offer_id: int) -> bool:
+    """An offer whose expiry job was lost: expire it now."""
+    return _put(connection, QueueName.DISPATCH, "expire_offer", offer_id, job_id=f"expire-{offer_id}")
+
+
+def undelivered_offer(connection: redis.Redis, offer_id: int) -> bool:
+    """The offer's SMS could not be delivered: it goes unanswered, to the next worker."""
+    return _put(connection, QueueName.DISPATCH, "expire_offer", offer_id, "the SMS could not be delivered", True,
+                job_id=f"undelivered-{offer_id}")  # fmt: skip
+
+
+# -- SMS --------------------------------------------------------------------------------------------
+
+
+def send_sms(connection: redis.Redis, sms_id: int) -> bool:
+    """Send an SMS already recorded as pending."""
+    return _put(connection, QueueName.DEFAULT, "send_sms", sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
+
+
+def handle_sms(connection: redis.Redis, sms_id: int) -> bool:
+    """Act on an SMS recorded as received."""
+    return _put(connection, QueueName.DISPATCH, "handle_sms", sms_id, job_id=f"inbound-{sms_id}")
+
+
+def receive_sms(connection: redis.Redis, message_sid: str, sender: str, body: str) -> bool:
+    """An SMS that came while the database was unreachable: a job records it when it is back."""
+    return _put(connection, QueueName.DISPATCH, "receive_sms", message_sid, sender, body,
+                job_id=f"receive-{message_sid}", retry=DATABASE_RETRY)  # fmt: skip
+
+
+def record_delivery(connection: redis.Redis, message_sid: str, status: str, error_code: str) -> bool:
+    """A delivery report that came while the database was unreachable: a job records it when it is back."""
+    return _put(connection, QueueName.DISPATCH, "record_delivery", message_sid, status, error_code,
+                job_id=f"delivery-{message_sid}-{status}", retry=DATABASE_RETRY)  # fmt: skip
+
+
+# -- workers ----------------------------------------------------------------------------------------
+
+
+def reindex_worker(connection: redis.Redis, worker_id: int, *, call_sid: str | None = None) -> bool:
+    """Bring a changed worker's dispatch index entries in step; a lost job, the scheduled rebuild does."""
+    job_id = f"reindex-{worker_id}-{call_sid}" if call_sid else None
+    return _put(connection, QueueName.DEFAULT, "reindex_worker", worker_id, job_id=job_id,
+                then="the next rebuild indexes the worker")  # fmt: skip
+
+
+def rebuild_index(connection: redis.Redis) -> bool:
+    """Build the whole dispatch index again from the database (after an import)."""
+    return _put(connection, QueueName.DISPATCH, "rebuild_index", job_id="rebuild-index",
+                then="the scheduled rebuild does it")  # fmt: skip

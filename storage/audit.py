@@ -1,0 +1,68 @@
+"""The audit trail: who did what to which record, written one way by every channel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from storage.models import AuditEvent, RequestStatus
+
+
+class AuditAction(StrEnum):
+    """Every action the helpline records; the values are what the database and the timelines hold."""
+
+    ACCESS_REFUSED = "access.refused"
+    CSRF_REFUSED = "csrf.refused"
+    API_TOKEN_CREATED = "api_token.created"
+    API_TOKEN_REVOKED = "api_token.revoked"
+    USER_CREATED = "user.created"
+    USER_SIGNED_IN = "user.signed_in"
+    USER_SIGNED_OUT = "user.signed_out"
+    USER_SIGN_IN_FAILED = "user.sign_in_failed"
+    USER_SIGN_IN_PAUSED = "user.sign_in_paused"
+    CALLBACK_REQUESTED = "callback.requested"
+    CALLBACK_SCHEDULED = "callback.scheduled"
+    CALLBACK_HANDLED = "callback.handled"
+    QUEUE_TAKEN = "queue.taken"
+    FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
+    REQUEST_CREATED = "request.created"
+    REQUEST_OFFERED = "request.offered"
+    REQUEST_ASSIGNED = "request.assigned"
+    REQUEST_COMPLETED = "request.completed"
+    REQUEST_COMPLETION_REFUSED = "request.completion_refused"
+    REQUEST_CLOSED = "request.closed"
+    REQUEST_ESCALATED = "request.escalated"
+    REQUEST_CANCELLED = "request.cancelled"
+    REQUEST_REDISPATCHED = "request.redispatched"
+    REQUEST_NOTE = "request.note"
+    REQUEST_FOLLOWUP = "request.followup"
+    REQUESTS_EXPORTED = "requests.exported"
+    OFFER_SENT = "offer.sent"
+    OFFER_DECLINED = "offer.declined"
+    OFFER_EXPIRED = "offer.expired"
+    OFFER_WITHDRAWN = "offer.withdrawn"
+    SMS_UNCLEAR = "sms.unclear"
+    WORKER_CREATED = "worker.created"
+    WORKER_AVAILABILITY = "worker.availability"
+    WORKER_DEACTIVATED = "worker.deactivated"
+    WORKER_REACTIVATED = "worker.reactivated"
+    WORKER_VERIFIED = "worker.verified"
+    WORKER_REJECTED = "worker.rejected"
+    WORKERS_IMPORTED = "workers.imported"
+
+    @classmethod
+    def request_moved(cls, status: RequestStatus) -> AuditAction:
+        """A request moved to `status` by a plain compare-and-set (cancelled, escalated, closed)."""
+        return cls(f"request.{status.value}")
+
+
+def record(session: Session, action: AuditAction, *, actor: str, entity: str, entity_id: int | None = None,
+           from_status: str | None = None, to_status: str | None = None, reason: str | None = None,
+           detail: Mapping[str, object] | None = None) -> AuditEvent:  # fmt: skip
+    """Add one audit event to the session's transaction: it is kept if, and only if, the change is."""
+    event = AuditEvent(actor=actor, action=action.value, entity=entity, entity_id=entity_id, from_status=from_status,
+                       to_status=to_status, reason=reason, detail=dict(detail or {}))  # fmt: skip
+    session.add(event)
+    return event

@@ -1,0 +1,93 @@
+"""Each job has one id, one queue and one retry policy, set in `dispatch.enqueue`: the sweeper and
+the chaos tests find jobs by these ids. A Redis that cannot be reached loses nothing and raises
+nothing: the call says False, and the database keeps the work for the sweeper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from dispatch import enqueue
+
+MOMENT = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+SID = "SM" + "a" * 32
+
+# what is called, and the job it queues: (queue, id, function, arguments, retries)
+JOBS: list[tuple[Callable[[redis.Redis], bool], str, str, str, tuple[Any, ...], int | None]] = [
+    (lambda r: enqueue.dispatch_request(r, 7), "dispatch", "dispatch-7", "dispatch_request", (7,), None),
+    (lambda r: enqueue.notify_assigned(r, 7), "dispatch", "assigned-7", "notify_assigned", (7,), None),
+    (lambda r: enqueue.job_cancelled(r, 7, 3), "dispatch", "cancelled-7", "job_cancelled", (7, 3), None),
+    (lambda r: enqueue.after_completion(r, 7), "default", "completed-7", "after_completion", (7,), None),
+    (lambda r: enqueue.overdue_offer(r, 9), "dispatch", "expire-9", "expire_offer", (9,), None),
+    (lambda r: enqueue.undelivered_offer(r, 9), "dispatch", "undelivered-9", "expire_offer",
+     (9, "the SMS could not be delivered", True), None),
+    (lambda r: enqueue.send_sms(r, 5), "default", "sms-5", "send_sms", (5,), 3),
+    (lambda r: enqueue.handle_sms(r, 5), "dispatch", "inbound-5", "handle_sms", (5,), None),
+    (lambda r: enqueue.receive_sms(r, SID, "+919800000001", "HAAN"), "dispatch", f"receive-{SID}", "receive_sms",
+     (SID, "+919800000001", "HAAN"), 8),
+    (lambda r: enqueue.record_delivery(r, SID, "failed", "30003"), "dispatch", f"delivery-{SID}-failed",
+     "record_delivery", (SID, "failed", "30003"), 8),
+    (lambda r: enqueue.reindex_worker(r, 4, call_sid="CA1"), "default", "reindex-4-CA1", "reindex_worker", (4,), None),
+    (lambda r: enqueue.rebuild_index(r), "dispatch", "rebuild-index", "rebuild_index", (), None),
+]  # fmt: skip
+
+
+@pytest.fixture
+def unreachable() -> Iterator[redis.Redis]:
+    """A Redis client for a port nothing listens on."""
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize(("put", "name", "job_id", "function", "args", "retries"), JOBS)
+def test_each_job_has_its_id_queue_and_retries(redis_client: redis.Redis, put: Callable[[redis.Redis], bool],
+                                               name: str, job_id: str, function: str, args: tuple[Any, ...],
+                                               retries: int | None) -> None:  # fmt: skip
+    assert put(redis_client) is True
+    [job] = Queue(name, connection=redis_client).jobs
+    assert (job.id, job.func_name, tuple(job.args), job.retries_left) == (job_id, f"dispatch.jobs.{function}", args,
+                                                                         retries)  # fmt: skip
+
+
+@pytest.mark.parametrize(("put", "name", "job_id", "function", "args", "retries"), JOBS)
+def test_an_unreachable_redis_is_survived(unreachable: redis.Redis, put: Callable[[redis.Redis], bool], name: str,
+                                          job_id: str, function: str, args: tuple[Any, ...],
+                                          retries: int | None) -> None:  # fmt: skip
+    assert put(unreachable) is False
+
+
+def test_a_worker_reindexed_outside_a_call_gets_a_fresh_id(redis_client: redis.Redis) -> None:
+    assert enqueue.reindex_worker(redis_client, 4) and enqueue.reindex_worker(redis_client, 4)
+    first, second = Queue("default", connection=redis_client).jobs
+    assert first.id != second.id and tuple(first.args) == tuple(second.args) == (4,)
+
+
+def test_a_new_request_is_texted_and_dispatched(redis_client: redis.Redis, unreachable: redis.Redis) -> None:
+    assert enqueue.new_request(redis_client, 7, 5)
+    assert [job.id for job in Queue("default", connection=redis_client).jobs] == ["sms-5"]
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-7"]
+    assert enqueue.new_request(redis_client, 8, None)
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-7", "dispatch-8"]
+    assert enqueue.new_request(unreachable, 9, 6) is False
+
+
+def test_an_offer_is_sent_now_and_looked_at_when_its_time_is_up(redis_client: redis.Redis) -> None:
+    assert enqueue.new_offer(redis_client, 11, MOMENT)
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["offer-11"]
+    scheduled = ScheduledJobRegistry("dispatch", connection=redis_client)
+    assert scheduled.get_job_ids() == ["expire-11"]
+    assert scheduled.get_scheduled_time("expire-11") == MOMENT + enqueue.EXPIRY_MARGIN
+
+
+def test_an_offer_sent_again_later_is_scheduled_under_its_attempt(redis_client: redis.Redis) -> None:
+    assert enqueue.offer_resent(redis_client, 11, 2, timedelta(seconds=10))
+    assert enqueue.offer_expiry(redis_client, 12, MOMENT)
+    scheduled = ScheduledJobRegistry("dispatch", connection=redis_client)
+    assert sorted(scheduled.get_job_ids()) == ["expire-12", "offer-11-2"]
