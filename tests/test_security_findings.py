@@ -1,0 +1,126 @@
+"""What an outside penetration test of `sewamitra up` found, each held by a test that failed before
+its fix: log lines with numbers and tokens, malformed JSON answered with a 500, control characters
+in a sign-in's `next`, text that reorders itself, data files every local user could read, a
+police verification without its reference, and a simulated call refused for its signature."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from storage import tokens
+from storage.db import create_engine, session_scope, upgrade
+from storage.models import ApiRole
+from tests.chaos import free_port, wait_until
+from tests.conftest import AUTH_TOKEN, REDIS_URL, ROOT
+
+CITIZEN_DIGITS = "9876543210"
+PASSWORD_SENT = "hunter2-never-logged"
+
+
+# -- 1. every log line, the access log too, masks numbers and holds no token or password ------------
+
+
+def _answer(url: str, headers: dict[str, str] | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as answered:
+            return int(answered.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+@pytest.fixture
+def served(tmp_path: Path, redis_client: redis.Redis) -> Iterator[tuple[str, str, Path]]:
+    """`sewamitra serve` (the real gunicorn, as `up` runs it) on a SQLite database and the test's
+    Redis, everything it writes kept in a file: its base URL, a live token, the file."""
+    database = f"sqlite:///{tmp_path / 'helpline.db'}"
+    engine = create_engine(database)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        secret = tokens.create_token(session, "state-portal", ApiRole.PARTNER).secret
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_"))}
+    env |= {"SEWAMITRA_DATA_DIR": str(tmp_path / "var"), "SEWAMITRA_DATABASE_URL": database,
+            "SEWAMITRA_REDIS_URL": REDIS_URL, "SEWAMITRA_SECRET_KEY": "s" * 40, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "SEWAMITRA_PUBLIC_URL": "https://helpline.example.gov.in"}  # fmt: skip
+    port = free_port()
+    written = tmp_path / "serve.log"
+    with written.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "serve", "--port", str(port),
+             "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _reachable(base, process), 60, "gunicorn to answer")
+        yield base, secret, written
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _reachable(base: str, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(f"`sewamitra serve` exited with {process.returncode}")
+    try:
+        return _answer(f"{base}/healthz") > 0
+    except OSError:
+        return False
+
+
+def _stop(base: str, written: Path) -> str:
+    """What the server wrote once it has written the last request's line (gunicorn logs it after answering)."""
+    _answer(f"{base}/healthz?last=1")
+    return wait_until(lambda: _with(written.read_text(), "/healthz?last=1"), 20, "the last request's log line")
+
+
+def _with(text: str, line: str) -> str:
+    return text if line in text else ""
+
+
+def _revealed(log: str) -> str:
+    """The log as someone who decodes its URLs reads it, separators between digits dropped."""
+    for _ in range(3):
+        log = urllib.parse.unquote_plus(log)
+    return re.sub(r"(?<=\d)[\s\-()]+(?=\d)", "", log)
+
+
+def test_the_access_log_masks_numbers_and_holds_no_token_or_password(served: tuple[str, str, Path]) -> None:
+    base, secret, written = served
+    refused = "sm_" + "R" * 43
+    nested = urllib.parse.quote(f"/console/requests?q=%2B91{CITIZEN_DIGITS}&api_key={refused}", safe="/")
+    referrer = f"https://portal.example/?phone=%2B91{CITIZEN_DIGITS}&password={PASSWORD_SENT}&api_key={secret}"
+    asked = [
+        (f"/api/v1/requests?phone=%2B91{CITIZEN_DIGITS}", {"Authorization": f"Bearer {secret}"}),
+        (f"/api/v1/requests?phone={CITIZEN_DIGITS[:5]}+{CITIZEN_DIGITS[5:]}", {"Authorization": f"Bearer {secret}"}),
+        (f"/open311/v2/requests.json?api_key={secret}&phone={CITIZEN_DIGITS}", {}),
+        (f"/open311/v2/requests.json?api_key={refused}", {}),
+        (f"/console/sign-in?next={nested}", {"Referer": referrer}),
+        (f"/console/requests?q=%2B91%20{CITIZEN_DIGITS}&password={PASSWORD_SENT}", {}),  # redirected to sign in
+        (f"/healthz?token={secret}", {"Authorization": "Basic " + "c21fc2VjcmV0OnB3"}),  # user sm_secret, basic
+    ]
+    for path, headers in asked:
+        assert _answer(base + path, headers) > 0
+    log = _stop(base, written)
+    assert "GET /api/v1/requests?phone=" in log and "GET /console/sign-in?next=" in log, log  # the access log
+    revealed = _revealed(log)
+    assert CITIZEN_DIGITS not in revealed, log
+    for kept_back in (secret, refused, secret[:20], refused[:20], PASSWORD_SENT, "sm_secret"):
+        assert kept_back not in revealed, (kept_back, log)
+    assert not re.search(r"api_key=(?!\[hidden\])", revealed), log
