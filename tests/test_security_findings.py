@@ -5,6 +5,7 @@ police verification without its reference, and a simulated call refused for its 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -18,7 +19,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
 
+from core.settings import Settings
+from sewamitra.app import create_app
 from storage import tokens
 from storage.db import create_engine, session_scope, upgrade
 from storage.models import ApiRole
@@ -124,3 +128,45 @@ def test_the_access_log_masks_numbers_and_holds_no_token_or_password(served: tup
     for kept_back in (secret, refused, secret[:20], refused[:20], PASSWORD_SENT, "sm_secret"):
         assert kept_back not in revealed, (kept_back, log)
     assert not re.search(r"api_key=(?!\[hidden\])", revealed), log
+
+
+# -- 2. a malformed JSON body is a 400 `invalid`, never a 500 ----------------------------------------
+
+FILED = {"service": "plumber", "phone": "98765 43210", "pincode": "226001", "name": "Asha Verma", "language": "en"}
+
+
+@pytest.fixture
+def app(helpline_settings: Settings) -> Flask:
+    return create_app(helpline_settings)
+
+
+def partner_token(app: Flask) -> str:
+    with session_scope(app.extensions["sewamitra"].engine) as session:
+        return tokens.create_token(session, "state-portal", ApiRole.PARTNER).secret
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 30000 + "]" * 30000,
+        '{"a":' * 9000 + "1" + "}" * 9000,
+        '{"phone": ' + "1" * 5000 + "}",
+        json.dumps(FILED)[:-1] + ', "latitude": ' + "9" * 5000 + ".5}",
+        json.dumps(FILED)[:-1] + ', "latitude": NaN, "longitude": Infinity}',
+        json.dumps(FILED)[:-1] + ', "latitude": 1e999, "longitude": 80.9}',
+        json.dumps({**FILED, "name": "Asha"})[:-1] + ', "description": "\\ud800 leaks"}',
+    ],
+    ids=["deep-array", "deep-object", "long-integer", "long-float", "nan", "overflow", "lone-surrogate"],
+)
+def test_a_malformed_json_body_is_invalid_not_a_500(app: Flask, body: str) -> None:
+    answered = app.test_client().post("/api/v1/requests", data=body, content_type="application/json",
+                                      headers={"Authorization": f"Bearer {partner_token(app)}"})  # fmt: skip
+    assert answered.status_code == 400, answered.get_data(as_text=True)[:300]
+    error = answered.get_json()["error"]
+    assert error["code"] == "invalid" and error["fields"], error
+
+
+def test_open311_takes_no_json_and_says_so_with_a_400(app: Flask) -> None:
+    answered = app.test_client().post("/open311/v2/requests.json", data="[" * 30000 + "]" * 30000,
+                                      content_type="application/json")  # fmt: skip
+    assert answered.status_code == 400
