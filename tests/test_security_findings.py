@@ -25,9 +25,10 @@ from core.settings import Settings
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import create_engine, session_scope, upgrade
-from storage.models import ApiRole
+from storage.models import ApiRole, Role
 from tests.chaos import free_port, wait_until
 from tests.conftest import AUTH_TOKEN, REDIS_URL, ROOT
+from tests.console import PASSWORD, Console, add_user
 
 CITIZEN_DIGITS = "9876543210"
 PASSWORD_SENT = "hunter2-never-logged"
@@ -170,3 +171,19 @@ def test_open311_takes_no_json_and_says_so_with_a_400(app: Flask) -> None:
     answered = app.test_client().post("/open311/v2/requests.json", data="[" * 30000 + "]" * 30000,
                                       content_type="application/json")  # fmt: skip
     assert answered.status_code == 400
+
+
+# -- 3. a `next` with a control character in it goes to the console's home ----------------------------
+
+
+@pytest.mark.parametrize("target", ["/console/\r\nX: 1", "/console/\nSet-Cookie: a=b", "/\t/evil.example",
+                                    "/console\t/\t/evil.example", "/console/\x7f", "/console/\x85"])  # fmt: skip
+def test_a_control_character_in_next_falls_back_to_the_console(app: Flask, target: str) -> None:
+    add_user(app.extensions["sewamitra"].engine, "asha", Role.AGENT)
+    console = Console(app)
+    console.get("/console/sign-in?" + urllib.parse.urlencode({"next": target}))
+    answered = console.post("/console/sign-in", {"username": "asha", "password": PASSWORD, "next": target})
+    assert answered.status_code == 302 and answered.headers["Location"] == "/console/"
+    console.get("/console/", follow_redirects=True)  # a page of the signed-in session, for its form token
+    back = console.post("/console/language", {"language": "hi", "back": target})
+    assert back.status_code == 302 and back.headers["Location"] == "/console/"
