@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 import redis
 from flask import Flask
+from sqlmodel import Session, select
 
 from core.settings import Settings
+from core.text import REORDERS
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import create_engine, session_scope, upgrade
-from storage.models import ApiRole, Role
+from storage.models import ApiRole, Role, ServiceRequest
 from tests.chaos import free_port, wait_until
 from tests.conftest import AUTH_TOKEN, REDIS_URL, ROOT
 from tests.console import PASSWORD, Console, add_user
@@ -187,3 +189,38 @@ def test_a_control_character_in_next_falls_back_to_the_console(app: Flask, targe
     console.get("/console/", follow_redirects=True)  # a page of the signed-in session, for its form token
     back = console.post("/console/language", {"language": "hi", "back": target})
     assert back.status_code == 302 and back.headers["Location"] == "/console/"
+
+
+# -- 4. text that reverses or reorders itself is refused, as the CSV import refuses it ----------------
+
+REORDERED = "Asha \u202egnp.exe"  # shown as "Asha exe.png"
+
+
+def test_the_api_refuses_text_that_reorders_itself_in_every_field_of_a_filing(app: Flask) -> None:
+    client, filer = app.test_client(), {"Authorization": f"Bearer {partner_token(app)}"}
+    clean = {**FILED, "address": "12 Hazratganj", "description": "The tap leaks.", "preferred_time": "after 5 pm"}
+    for field, control in (("name", "\u202e"), ("address", "\u202b"), ("description", "\u2067"),
+                           ("preferred_time", "\u2069")):  # fmt: skip
+        answered = client.post("/api/v1/requests", json={**clean, field: f"Asha {control}gnp.exe"}, headers=filer)
+        assert answered.status_code == 400, (field, answered.get_json())
+        assert answered.get_json()["error"]["fields"] == {field: REORDERS}
+    assert _filed(app) == 0
+    assert client.post("/api/v1/requests", json=clean, headers=filer).status_code == 201
+
+
+def test_open311_refuses_text_that_reorders_itself_in_every_field_of_a_filing(app: Flask) -> None:
+    clean = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
+             "first_name": "Ravi", "last_name": "Shankar", "description": "The fan does not run.",
+             "address_string": "12 Hazratganj", "attribute[preferred_time]": "morning", "attribute[language]": "en",
+             "api_key": partner_token(app)}  # fmt: skip
+    for field in ("first_name", "last_name", "address_string", "description", "attribute[preferred_time]"):
+        answered = app.test_client().post("/open311/v2/requests.json", data={**clean, field: REORDERED})
+        assert answered.status_code == 400, (field, answered.get_json())
+        assert {item["field"]: item["description"] for item in answered.get_json()} == {field: REORDERS}
+    assert _filed(app) == 0
+    assert app.test_client().post("/open311/v2/requests.json", data=clean).status_code in (200, 201)
+
+
+def _filed(app: Flask) -> int:
+    with Session(app.extensions["sewamitra"].engine) as session:
+        return len(session.exec(select(ServiceRequest.id)).all())
