@@ -28,6 +28,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
     """Prepare one box and run every process until Ctrl-C or SIGTERM; return the exit status."""
     environ = dict(os.environ)
+    localsecrets.private_directory(settings.data_dir)
     embedded = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
@@ -75,9 +76,9 @@ def _first_admin(session: Session, data_dir: Path) -> str:
     password_file = data_dir / localsecrets.ADMIN_PASSWORD_FILE
     if session.exec(select(User.id).limit(1)).first() is None:
         password_file.unlink(missing_ok=True)
-        password = localsecrets.read_or_create(password_file, make=12)
+        password = localsecrets.read_or_create(password_file, make=12)  # not printed: `up`'s output is often logged
         create_user(session, "admin", Role.ADMIN, password, full_name="Helpline administrator", actor="up")
-        return f"admin / {password}   (kept in {password_file}; change it after signing in)"
+        return f"admin, password in {password_file}   (change it after signing in)"
     if password_file.exists():
         return f"admin (first password in {password_file}, unless changed since)"
     return "the users made with `sewamitra create-user`"

@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,17 +22,21 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, select
 
 from core.settings import Settings
 from core.text import REORDERS
+from devtools.embedded_redis import EmbeddedRedis
+from devtools.up import prepare_database
+from sewamitra import localsecrets
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import create_engine, session_scope, upgrade
 from storage.models import ApiRole, Role, ServiceRequest
 from tests.chaos import free_port, wait_until
-from tests.conftest import AUTH_TOKEN, REDIS_URL, ROOT
+from tests.conftest import AUTH_TOKEN, REDIS_URL, ROOT, make_settings
 from tests.console import PASSWORD, Console, add_user
 
 CITIZEN_DIGITS = "9876543210"
@@ -224,3 +231,77 @@ def test_open311_refuses_text_that_reorders_itself_in_every_field_of_a_filing(ap
 def _filed(app: Flask) -> int:
     with Session(app.extensions["sewamitra"].engine) as session:
         return len(session.exec(select(ServiceRequest.id)).all())
+
+
+# -- 5. data files only their owner can read; the admin password is not printed ----------------------
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most accounts have (files 0644): what the helpline's files must not inherit."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def modes(directory: Path) -> dict[str, int]:
+    """The permission bits of the directory, and of every file and directory under it (sockets aside)."""
+    found = {".": stat.S_IMODE(directory.stat().st_mode)}
+    for path in directory.rglob("*"):
+        if path.is_dir() or path.is_file():
+            found[str(path.relative_to(directory))] = stat.S_IMODE(path.stat().st_mode)
+    return found
+
+
+def private(found: dict[str, int]) -> dict[str, str]:
+    """What is not the owner's alone: a file not 0600, a directory not 0700."""
+    return {name: oct(mode) for name, mode in found.items() if mode not in (0o600, 0o700)}
+
+
+def test_the_sqlite_database_and_its_wal_and_shm_are_the_owners_alone(tmp_path: Path, usual_umask: None) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'sewamitra.db'}")
+    upgrade(engine)
+    with engine.connect() as connection:  # open: the -wal and -shm files exist
+        connection.execute(sa.text("CREATE TABLE probe (x INTEGER)"))
+        connection.commit()
+        found = modes(tmp_path / "var")
+    engine.dispose()
+    assert {"sewamitra.db", "sewamitra.db-wal", "sewamitra.db-shm"} <= set(found), found
+    assert found["."] == 0o700 and private(found) == {}, found
+
+
+def test_a_database_left_readable_by_an_older_version_is_made_private(tmp_path: Path, usual_umask: None) -> None:
+    (tmp_path / "var").mkdir()
+    for name in ("sewamitra.db", "sewamitra.db-wal", "sewamitra.db-shm"):
+        (tmp_path / "var" / name).touch(mode=0o644)
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'sewamitra.db'}")
+    upgrade(engine)
+    engine.dispose()
+    assert {name: mode for name, mode in private(modes(tmp_path / "var")).items() if name != "."} == {}
+
+
+def test_the_embedded_redis_keeps_its_dump_and_append_only_file_private(usual_umask: None) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="sm-perm-"))
+    server = EmbeddedRedis(directory / "redis")
+    try:
+        client = redis.Redis.from_url(server.start())
+        client.set("sewamitra:caller", "+919876543210")
+        client.save()  # dump.rdb
+        client.close()
+        found = modes(directory / "redis")
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    assert "dump.rdb" in found and any(name.startswith("appendonlydir/") for name in found), found
+    assert private(found) == {}, found
+
+
+def test_up_keeps_the_admin_password_in_a_private_file_and_does_not_print_it(tmp_path: Path,
+                                                                            usual_umask: None) -> None:  # fmt: skip
+    settings = make_settings(tmp_path)
+    login = prepare_database(settings, seed_demo=False)
+    password_file = settings.data_dir / localsecrets.ADMIN_PASSWORD_FILE
+    password = password_file.read_text().strip()
+    assert password not in login and str(password_file) in login
+    found = modes(settings.data_dir)
+    assert found["."] == 0o700 and private(found) == {}, found
