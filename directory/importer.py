@@ -229,6 +229,8 @@ def parse_row(row: int, cells: Mapping[str, str], settings: Settings, today: dat
     verified_on = _verification_date(cells, today, problems)
     if verified_on and not verified:
         problems.append("police_verified_on is given but police_verified is no")
+    if verified:
+        problems += _verification_evidence(cells)
     origin = Origin(_choice(cells, "origin", [origin.value for origin in Origin], problems))
     course, grade = _certification(cells, problems)
     if problems or name is None or phone is None or place is None or place.latitude is None or place.longitude is None:
@@ -367,6 +369,15 @@ def _verification_date(cells: Mapping[str, str], today: date, problems: list[str
         problems.append(f"police_verified_on {day.isoformat()} is in the future")
         return None
     return day
+
+
+def _verification_evidence(cells: Mapping[str, str]) -> list[str]:
+    """A verified worker needs the police reference and the date, as the console's verification form asks."""
+    missing = [column for column in ("police_reference", "police_verified_on") if not _cell(cells, column)]
+    if not missing:
+        return []
+    return [f"police_verified is yes, which needs {' and '.join(missing)} (the police verification's reference "
+            "and date), as the console's verification does"]  # fmt: skip
 
 
 def _certification(cells: Mapping[str, str], problems: list[str]) -> tuple[str | None, str | None]:

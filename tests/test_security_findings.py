@@ -5,6 +5,7 @@ police verification without its reference, and a simulated call refused for its 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -30,11 +32,12 @@ from core.settings import Settings
 from core.text import REORDERS
 from devtools.embedded_redis import EmbeddedRedis
 from devtools.up import prepare_database
+from directory.importer import import_workers
 from sewamitra import localsecrets
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import create_engine, session_scope, upgrade
-from storage.models import ApiRole, Role, ServiceRequest
+from storage.models import ApiRole, Role, ServiceRequest, VerificationStatus, Worker
 from tests.chaos import free_port, wait_until
 from tests.conftest import AUTH_TOKEN, REDIS_URL, ROOT, make_settings
 from tests.console import PASSWORD, Console, add_user
@@ -305,3 +308,30 @@ def test_up_keeps_the_admin_password_in_a_private_file_and_does_not_print_it(tmp
     assert password not in login and str(password_file) in login
     found = modes(settings.data_dir)
     assert found["."] == 0o700 and private(found) == {}, found
+
+
+# -- 6. the import marks a worker police-verified only with the reference and the date ---------------
+
+IMPORT_HEADER = "name,phone,skills,pincode,provider,police_verified,available,police_reference,police_verified_on"
+
+
+def test_the_import_verifies_a_worker_only_with_a_police_reference_and_date(engine: sa.Engine, settings: Settings,
+                                                                            ) -> None:  # fmt: skip
+    rows = [IMPORT_HEADER,
+            "Ramesh Kumar,9839012345,plumber,226001,,yes,yes,,",
+            "Suresh Pal,9839012346,plumber,226001,,yes,yes,LKO/PV/2026/118,",
+            "Mahesh Rao,9839012347,plumber,226001,,yes,yes,,2026-10-02",
+            "Dinesh Jha,9839012348,plumber,226001,,yes,yes,LKO/PV/2026/119,2026-10-02",
+            "Naresh Sen,9839012349,plumber,226001,,no,yes,,"]  # fmt: skip
+    with session_scope(engine) as session:
+        report = import_workers(session, settings, io.StringIO("\n".join(rows) + "\n"), today=date(2026, 11, 23))
+    assert [error.row for error in report.errors] == [2, 3, 4] and report.imported == 2
+    assert all(error.reason.startswith("police_verified is yes") for error in report.errors), report.errors
+    assert "police_reference and police_verified_on" in report.errors[0].reason
+    assert "police_verified_on" in report.errors[1].reason and "police_reference" in report.errors[2].reason
+    with Session(engine) as session:
+        workers = {w.name: w for w in session.exec(select(Worker)).all()}
+    assert set(workers) == {"Dinesh Jha", "Naresh Sen"}
+    assert workers["Dinesh Jha"].police_verification == VerificationStatus.VERIFIED
+    assert workers["Dinesh Jha"].police_reference == "LKO/PV/2026/119"
+    assert workers["Naresh Sen"].police_verification == VerificationStatus.PENDING
