@@ -31,6 +31,7 @@ from sqlmodel import Session, select
 from core.settings import Settings
 from core.text import REORDERS
 from devtools.embedded_redis import EmbeddedRedis
+from devtools.simulator import simulate_command
 from devtools.up import prepare_database
 from directory.importer import import_workers
 from sewamitra import localsecrets
@@ -41,6 +42,7 @@ from storage.models import ApiRole, Role, ServiceRequest, VerificationStatus, Wo
 from tests.chaos import free_port, wait_until
 from tests.conftest import AUTH_TOKEN, REDIS_URL, ROOT, make_settings
 from tests.console import PASSWORD, Console, add_user
+from tests.test_simulator import served as over_http
 
 CITIZEN_DIGITS = "9876543210"
 PASSWORD_SENT = "hunter2-never-logged"
@@ -335,3 +337,56 @@ def test_the_import_verifies_a_worker_only_with_a_police_reference_and_date(engi
     assert workers["Dinesh Jha"].police_verification == VerificationStatus.VERIFIED
     assert workers["Dinesh Jha"].police_reference == "LKO/PV/2026/119"
     assert workers["Naresh Sen"].police_verification == VerificationStatus.PENDING
+
+
+# -- 7. `up --port N`, then `simulate --url` that port: the call goes through ------------------------
+
+
+def sewamitra(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), *args]
+
+
+@pytest.mark.slow
+def test_simulate_reaches_up_on_another_port_without_the_public_url_set_by_hand() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="sm-port-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_"))}
+    env |= {"SEWAMITRA_DATA_DIR": str(data_dir), "SEWAMITRA_CALL_CENTRE__OPENS": "00:00",
+            "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999"}  # fmt: skip
+    written = data_dir.parent / f"{data_dir.name}.log"
+    with written.open("wb") as out:
+        up = subprocess.Popen(sewamitra("up", "--no-seed", "--port", str(port)), env=env, stdout=out,
+                              stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+    try:
+        banner = wait_until(lambda: _up_banner(up, written), 120, "`sewamitra up` to be ready")
+        assert f"http://127.0.0.1:{port}" in banner and "SEWAMITRA_PUBLIC_URL" in banner, banner
+        call = subprocess.run(sewamitra("simulate", "--url", f"http://127.0.0.1:{port}", "--keys", "2,1,1,226001#,1,2"),
+                              env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+        assert call.returncode == 0, call.stdout + call.stderr
+        assert "application error" not in call.stdout and "Your request number is" in call.stdout, call.stdout
+    finally:
+        up.terminate()
+        try:
+            up.wait(40)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        written.unlink(missing_ok=True)
+
+
+def _up_banner(up: subprocess.Popen[bytes], written: Path) -> str:
+    text = written.read_text(errors="replace")
+    if up.poll() is not None:
+        raise AssertionError(f"`sewamitra up` exited with {up.returncode}:\n{text}")
+    return text if "Press Ctrl-C" in text else ""
+
+
+def test_simulate_explains_a_refused_signature_instead_of_playing_twilios_apology(app: Flask) -> None:
+    said = io.StringIO()
+    with over_http(app) as base_url:  # the helpline checks signatures over https://helpline.example.gov.in
+        transcript = simulate_command(base_url, public_url=base_url, auth_token=AUTH_TOKEN, from_number="+919876543210",
+                                      keys="2,1", out=said, inp=io.StringIO())  # fmt: skip
+    told = said.getvalue()
+    assert transcript.errors and "signature" in told and "public URL" in told and base_url in told, told
+    assert "application error" not in told and "SEWAMITRA_PUBLIC_URL" in told, told
