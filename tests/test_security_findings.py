@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,7 +35,7 @@ from devtools.embedded_redis import EmbeddedRedis
 from devtools.simulator import simulate_command
 from devtools.up import prepare_database
 from directory.importer import import_workers
-from sewamitra import localsecrets
+from sewamitra import localsecrets, logs
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import create_engine, session_scope, upgrade
@@ -143,6 +144,26 @@ def test_the_access_log_masks_numbers_and_holds_no_token_or_password(served: tup
     for kept_back in (secret, refused, secret[:20], refused[:20], PASSWORD_SENT, "sm_secret"):
         assert kept_back not in revealed, (kept_back, log)
     assert not re.search(r"api_key=(?!\[hidden\])", revealed), log
+
+
+def test_every_processs_log_handler_scrubs_encoded_numbers_and_secrets() -> None:
+    """What RQ workers, the scheduler and `up` write goes through the same scrubbing as the access log."""
+    written = io.StringIO()
+    logger = logging.getLogger("rq.worker")
+    handler = logs.handler(written)
+    logger.addHandler(handler)
+    try:
+        logger.error("job failed for /api/v1/requests?phone=%%2B91%s&api_key=%s", CITIZEN_DIGITS, "sm_" + "k" * 43)
+        logger.error("redirect to /console/requests%%3Fq%%3D%%252B91%%2520%s%%26password%%3D%s", CITIZEN_DIGITS,
+                     PASSWORD_SENT)  # fmt: skip
+        logger.error("caller %s, token %s", f"+91 {CITIZEN_DIGITS[:5]} {CITIZEN_DIGITS[5:]}", "sm_" + "q" * 43)
+    finally:
+        logger.removeHandler(handler)
+    line = written.getvalue()
+    assert line.count("\n") == 3 and "+91 98xxxxx210" in line, line
+    revealed = _revealed(line)
+    assert CITIZEN_DIGITS not in revealed and PASSWORD_SENT not in revealed and "k" * 20 not in revealed, line
+    assert "q" * 20 not in revealed, line
 
 
 # -- 2. a malformed JSON body is a 400 `invalid`, never a 500 ----------------------------------------
