@@ -52,8 +52,9 @@ def _make_sqlite_file(url: str) -> None:
         return
     path = Path(database)
     if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=PRIVATE_DIRECTORY)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
+    with contextlib.suppress(FileExistsError):  # made by another process this instant: it made it private too
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         with contextlib.suppress(FileNotFoundError, PermissionError):
             file.chmod(PRIVATE_FILE)
