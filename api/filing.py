@@ -4,12 +4,13 @@ asks, checked field by field; then stored through the intake the phone line and 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from core import phones, pincodes
 from core.geo import distance_km
 from core.settings import Settings
-from core.text import lines, plain
+from core.text import REORDERS, lines, plain, reorders
 from dispatch.intake import Filed, Intake, file_request, queue_follow_ups
 from storage.models import Channel
 from storage.runtime import Runtime
@@ -98,6 +99,12 @@ def check_contact(raw_phone: str, settings: Settings, service: str) -> Problems:
     if indian_phone(raw_phone) is None:
         problems["phone"] = "not a valid Indian phone number; the worker and the helpline ring the citizen on it"
     return problems
+
+
+def reordering(texts: Mapping[str, str | None]) -> Problems:
+    """The fields whose text would show agents and citizens something other than it says (the rule
+    the worker import keeps too)."""
+    return {field: REORDERS for field, text in texts.items() if text and reorders(text)}
 
 
 def tidy(text: str | None, limit: int) -> str | None:

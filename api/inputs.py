@@ -56,6 +56,10 @@ def json_body(model: type[Model]) -> Model:
         raise invalid({"body": f"not valid JSON ({error.msg}, at character {error.pos})"}) from None
     except _Repeated as repeated:
         raise invalid({str(repeated): "given more than once"}) from None
+    except RecursionError:
+        raise invalid({"body": "nested too deeply to be a request"}) from None
+    except ValueError:  # a number too long to read (Python reads at most 4,300 digits)
+        raise invalid({"body": "holds a number too long to read"}) from None
     if not isinstance(raw, dict):
         raise invalid({"body": "must be a JSON object"})
     try:

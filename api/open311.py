@@ -53,6 +53,8 @@ FIELDS = {"api_key": 64, "jurisdiction_id": 100, "service_code": 32, "lat": 32, 
           "address_id": 100, "email": 160, "device_id": 100, "account_id": 100, "first_name": 60, "last_name": 60,
           "phone": 20, "description": 4000, "media_url": 500, "pincode": 6, "language": 2,
           "attribute[pincode]": 6, "attribute[language]": 2, "attribute[preferred_time]": 80}  # fmt: skip
+# The fields whose text reaches the request (and an agent's or a worker's screen).
+TEXTS = ("first_name", "last_name", "address_string", "description", "attribute[preferred_time]")
 
 
 class Refused(Exception):
@@ -242,6 +244,7 @@ def _filing(form: dict[str, str], settings: Settings, service: str) -> filing.Fi
     place = filing.locate(where, settings) if not problems else {}
     problems |= _renamed(place) if isinstance(place, dict) else {}
     problems |= filing.check_contact(form.get("phone", ""), settings, service)
+    problems |= filing.reordering({field: form.get(field) for field in TEXTS})
     language = form.get("attribute[language]") or form.get("language") or "hi"
     if language not in {lang.code for lang in settings.languages}:
         problems["attribute[language]"] = "one of " + ", ".join(lang.code for lang in settings.languages)

@@ -114,6 +114,8 @@ def create() -> ResponseReturnValue:
     where = filing.Location(asked.pincode, asked.latitude, asked.longitude, asked.address)
     place = filing.locate(where, settings)
     problems = filing.check_contact(asked.phone, settings, asked.service)
+    problems |= filing.reordering({"name": asked.name, "address": asked.address, "description": asked.description,
+                                   "preferred_time": asked.preferred_time})  # fmt: skip
     spoken = [lang.code for lang in settings.languages]
     if asked.language not in spoken:  # the document lists every language the product has; this helpline may not
         problems["language"] = f"one of {', '.join(spoken)}"

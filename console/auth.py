@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -160,9 +161,11 @@ def language() -> ResponseReturnValue:
 
 
 def local_path(path: str) -> str:
-    """Only a path of the console may be a place to go back to (no open redirects)."""
+    """Only a path of the console may be a place to go back to (no open redirects); a control
+    character (a line break would split the Location header, a browser drops a tab) disqualifies it."""
     path = path.rstrip("?")
     ok = path.startswith("/console") and "//" not in path and "\\" not in path
+    ok = ok and not any(unicodedata.category(char) == "Cc" for char in path)
     return path if ok else "/console/"
 
 

@@ -60,10 +60,12 @@ def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> 
 def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | None) -> None:
     """Place a call from the terminal, as Twilio would, and print what the caller hears."""
     from devtools.simulator import simulate_command
+    from devtools.up import served_public_url
 
     settings = _settings(ctx)
     token = settings.twilio.auth_token or _local_token(settings)
-    transcript = simulate_command(url or settings.public_url, public_url=settings.public_url, auth_token=token,
+    public_url = served_public_url(settings)
+    transcript = simulate_command(url or public_url, public_url=public_url, auth_token=token,
                                   from_number=from_number, keys=keys, out=sys.stdout, inp=sys.stdin)  # fmt: skip
     if transcript.errors:
         sys.exit(1)

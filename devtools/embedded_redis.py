@@ -48,7 +48,7 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server (or adopt one left running for this directory); return its URL."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _make_private(self.directory)
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise RedisUnavailable(f"data directory path too long for a Unix socket: {self.socket}")
         if self._ping():
@@ -61,7 +61,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches `up`, which stops Redis last
-            preexec_fn=die_with_parent,
+            preexec_fn=_private_child,
         )
         self._wait_until_ready(timeout)
         return self.url
@@ -125,6 +125,21 @@ class EmbeddedRedis:
         elif self.adopted_pid is not None:
             _terminate_pid(self.adopted_pid, timeout)
             self.adopted_pid = None
+
+
+def _make_private(directory: Path) -> None:
+    """The directory, and whatever an older version left in it, for the owner's eyes alone: the dump
+    and the append-only file hold every caller's number."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_dir() or path.is_file():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def _private_child() -> None:
+    """redis-server (`preexec_fn`): its files and directories readable by the owner alone; it ends with us."""
+    os.umask(0o077)
+    die_with_parent()
 
 
 def _terminate_pid(pid: int, timeout: float) -> None:

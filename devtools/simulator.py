@@ -997,6 +997,38 @@ _REQUESTING_VERBS: dict[str, _RequestingVerb] = {"Record": _Call._record, "Enque
 # --- the terminal ---------------------------------------------------------------------------------
 
 
+class SignatureRefused(Exception):
+    """The helpline answered 403: it checks signatures over another public URL than the one signed over."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+    def explanation(self, public_url: str) -> str:
+        return (f"the helpline refused the request's signature (HTTP 403). The simulator signs as Twilio does, over "
+                f"the public URL {public_url}; the helpline checks signatures over its own public_url, and the two "
+                "must match: give both the same SEWAMITRA_PUBLIC_URL (or public_url in config.yaml), the URL the "
+                "helpline was started with")  # fmt: skip
+
+
+@dataclass
+class _RefusalStops:
+    """`simulate`'s transport: a 403 is our signature refused, and Twilio's spoken apology would not say so."""
+
+    inner: HttpTransport
+
+    def post(self, url: str, form: dict[str, str]) -> Reply:
+        return self._checked(url, self.inner.post(url, form))
+
+    def get(self, url: str) -> Reply:
+        return self._checked(url, self.inner.get(url))
+
+    def _checked(self, url: str, reply: Reply) -> Reply:
+        if reply.status == 403:
+            raise SignatureRefused(url)
+        return reply
+
+
 def simulate_command(
     url: str,
     *,
@@ -1013,9 +1045,14 @@ def simulate_command(
         if not isinstance(event, Request):
             print(event.line(), file=out, flush=True)
 
-    transport = HttpTransport(url, public_url, auth_token)
+    transport = _RefusalStops(HttpTransport(url, public_url, auth_token))
     simulator = CallSimulator(transport, public_url=public_url, from_number=from_number, on_event=tell)
-    transcript = simulator.run(TerminalKeys(inp, out) if keys is None else parse_keys(keys))
+    try:
+        transcript = simulator.run(TerminalKeys(inp, out) if keys is None else parse_keys(keys))
+    except SignatureRefused as refused:
+        failure = Failure(None, refused.explanation(public_url), refused.url)
+        print(failure.line(), file=out, flush=True)
+        return Transcript(call_sid="", events=[failure], status="failed")
     summary = f"call {transcript.status} after {transcript.duration} s, ended by {transcript.ended_by}"
     print(f"{summary}; {len(transcript.errors)} error(s)", file=out, flush=True)
     return transcript

@@ -3,6 +3,7 @@ the first console login."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
@@ -23,11 +24,26 @@ from storage.models import Role, User, Worker
 from storage.users import create_user
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+SERVED_URL_FILE = "public-url"  # the URL a running `up` checks signatures over, when public_url is the local default
+
+
+def is_local_default(settings: Settings) -> bool:
+    """public_url names this machine and nobody set it: `up` may move it to the port it serves on."""
+    return urlsplit(settings.public_url).hostname in LOCAL_HOSTS and "SEWAMITRA_PUBLIC_URL" not in os.environ
+
+
+def served_public_url(settings: Settings) -> str:
+    """The public URL webhooks are signed over: the one a running `up` chose for its --port, else public_url."""
+    if is_local_default(settings):
+        with contextlib.suppress(OSError):
+            return (settings.data_dir / SERVED_URL_FILE).read_text().strip() or settings.public_url
+    return settings.public_url
 
 
 def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
     """Prepare one box and run every process until Ctrl-C or SIGTERM; return the exit status."""
     environ = dict(os.environ)
+    localsecrets.private_directory(settings.data_dir)
     embedded = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
@@ -40,12 +56,17 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
             environ["SEWAMITRA_TWILIO__API_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
         for name in localsecrets.fill_environment(settings.data_dir, environ, sandbox=sandbox_port is not None):
             click.echo(f"{name} is not set: using the local one in {localsecrets.path(settings.data_dir, name)}")
-        if urlsplit(settings.public_url).hostname in LOCAL_HOSTS and "SEWAMITRA_PUBLIC_URL" not in os.environ:
+        if is_local_default(settings):
             environ["SEWAMITRA_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+            (settings.data_dir / SERVED_URL_FILE).write_text(environ["SEWAMITRA_PUBLIC_URL"] + "\n")
+            click.echo(f"public_url is the local default: webhooks are signed over {environ['SEWAMITRA_PUBLIC_URL']} "
+                       "(the port of --port), and `sewamitra simulate` signs over it too; set SEWAMITRA_PUBLIC_URL "
+                       "to the URL Twilio calls")  # fmt: skip
         settings = load_settings(environ=environ)
         login = prepare_database(settings, seed_demo=seed_demo)
         return _supervise(settings, environ, port=port, host=host, login=login, sandbox_port=sandbox_port)
     finally:
+        (settings.data_dir / SERVED_URL_FILE).unlink(missing_ok=True)
         if embedded is not None:
             embedded.stop()
 
@@ -75,9 +96,9 @@ def _first_admin(session: Session, data_dir: Path) -> str:
     password_file = data_dir / localsecrets.ADMIN_PASSWORD_FILE
     if session.exec(select(User.id).limit(1)).first() is None:
         password_file.unlink(missing_ok=True)
-        password = localsecrets.read_or_create(password_file, make=12)
+        password = localsecrets.read_or_create(password_file, make=12)  # not printed: `up`'s output is often logged
         create_user(session, "admin", Role.ADMIN, password, full_name="Helpline administrator", actor="up")
-        return f"admin / {password}   (kept in {password_file}; change it after signing in)"
+        return f"admin, password in {password_file}   (change it after signing in)"
     if password_file.exists():
         return f"admin (first password in {password_file}, unless changed since)"
     return "the users made with `sewamitra create-user`"

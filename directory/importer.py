@@ -23,6 +23,7 @@ from core.exceptions import ImportFileError, SewamitraError
 from core.phones import indian_mobile
 from core.pincodes import Place
 from core.settings import Settings
+from core.text import REORDERS, reorders
 from storage.models import Origin, Provider, VerificationStatus, Worker, WorkerSkill
 
 Progress = Callable[[int, int], None]
@@ -48,8 +49,6 @@ YES_NO = {"yes": True, "no": False}
 # Messages start with the column they are about, but for these.
 COLUMN_OF_MESSAGE = (("no skills", "skills"), ("unknown skill", "skills"), ("unknown pincode", "pincode"))
 JOINERS = frozenset("\u200c\u200d")  # ZWNJ and ZWJ: part of how Hindi is written
-# Embeddings, overrides and isolates: a name holding one can show agents and citizens other text.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _column_size(model: type[SQLModel], column: str) -> int:
@@ -230,6 +229,8 @@ def parse_row(row: int, cells: Mapping[str, str], settings: Settings, today: dat
     verified_on = _verification_date(cells, today, problems)
     if verified_on and not verified:
         problems.append("police_verified_on is given but police_verified is no")
+    if verified:
+        problems += _verification_evidence(cells)
     origin = Origin(_choice(cells, "origin", [origin.value for origin in Origin], problems))
     course, grade = _certification(cells, problems)
     if problems or name is None or phone is None or place is None or place.latitude is None or place.longitude is None:
@@ -251,8 +252,8 @@ def _text(cells: Mapping[str, str], column: str, problems: list[str], *, require
     """Free text, whitespace and invisible characters tidied, refused when too long for its column,
     formula-like, or holding characters that hide or reorder what an agent or a citizen reads."""
     raw = cells.get(column, "")
-    if any(char in BIDI_CONTROLS for char in raw):
-        problems.append(f"{column} contains characters that reverse or reorder the text")
+    if reorders(raw):
+        problems.append(f"{column} {REORDERS}")
         return None
     value = " ".join(_without_invisible(raw).split())
     if not value.strip("".join(JOINERS)):
@@ -368,6 +369,15 @@ def _verification_date(cells: Mapping[str, str], today: date, problems: list[str
         problems.append(f"police_verified_on {day.isoformat()} is in the future")
         return None
     return day
+
+
+def _verification_evidence(cells: Mapping[str, str]) -> list[str]:
+    """A verified worker needs the police reference and the date, as the console's verification form asks."""
+    missing = [column for column in ("police_reference", "police_verified_on") if not _cell(cells, column)]
+    if not missing:
+        return []
+    return [f"police_verified is yes, which needs {' and '.join(missing)} (the police verification's reference "
+            "and date), as the console's verification does"]  # fmt: skip
 
 
 def _certification(cells: Mapping[str, str], problems: list[str]) -> tuple[str | None, str | None]:

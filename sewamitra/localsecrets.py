@@ -1,4 +1,4 @@
-"""Secrets for a one-box demo: made once, kept (mode 0600) in the data directory.
+"""Secrets for a one-box demo: made once, kept (mode 0600) in the data directory (mode 0700).
 
 Production sets them in the environment; `sewamitra up` falls back to these so a fresh
 checkout runs without any setup, and says so.
@@ -27,12 +27,18 @@ def read_or_create(file: Path, make: int = 32, prefix: str = "") -> str:
     """The secret in `file`, created from `make` random bytes the first time."""
     if file.exists():
         return file.read_text().strip()
-    file.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(file.parent)
     value = prefix + (secrets.token_hex(make) if prefix else secrets.token_urlsafe(make))
     descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def private_directory(directory: Path) -> None:
+    """`directory` made if missing, and (it holds secrets, a database, Redis's files) entered by its owner alone."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
 
 
 def fill_environment(data_dir: Path, environ: dict[str, str], *, sandbox: bool) -> list[str]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from flask import Flask
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from core.settings import Settings
+from sewamitra import logs
 
 # Twilio waits 15 s for a webhook; a request still running after that is lost anyway.
 REQUEST_TIMEOUT_S = 20
@@ -31,6 +34,18 @@ class _Gunicorn(BaseApplication):
         return app
 
 
+class ScrubbedLog(glogging.Logger):
+    """gunicorn's access and error logs, scrubbed like every other line: a request line, its
+    referrer and its user agent carry whatever a client put in them (numbers, tokens)."""
+
+    def _set_handler(self, log: logging.Logger, output: str | None, fmt: logging.Formatter,
+                     stream: TextIO | None = None) -> None:  # fmt: skip
+        super()._set_handler(log, output, logs.Scrubbing(fmt), stream)
+
+    def _get_user(self, environ: dict[str, Any]) -> str | None:
+        return None  # a Basic authorization's user name is not ours to log
+
+
 def options(*, host: str, port: int, workers: int) -> dict[str, Any]:
     """The gunicorn settings of `sewamitra serve`; the call benchmark's baseline runs under them too."""
     return {
@@ -41,6 +56,7 @@ def options(*, host: str, port: int, workers: int) -> dict[str, Any]:
         "timeout": REQUEST_TIMEOUT_S,
         "graceful_timeout": 10,
         "accesslog": "-",
+        "logger_class": ScrubbedLog,
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,
     }

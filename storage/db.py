@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # What SQLAlchemy raises when the database cannot be reached (refused, cut, timed out), as opposed
 # to a statement it refused.
 UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+PRIVATE_FILE, PRIVATE_DIRECTORY = 0o600, 0o700  # a SQLite database and the directory made for it
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
@@ -31,7 +34,7 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     message never carries the statement's parameters (citizens' and workers' numbers) into a log."""
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        _make_sqlite_dir(url)
+        _make_sqlite_file(url)
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -40,10 +43,21 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _make_sqlite_dir(url: str) -> None:
+def _make_sqlite_file(url: str) -> None:
+    """The database file, made (or, left by an older version, made again) readable by its owner
+    alone: it holds every citizen's number and the password hashes. SQLite gives its -wal and -shm
+    files the database file's permissions."""
     database = sa.engine.make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
+    with contextlib.suppress(FileExistsError):  # made by another process this instant: it made it private too
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            file.chmod(PRIVATE_FILE)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -49,6 +49,9 @@ def good_row(draw: st.DrawFn) -> dict[str, str]:
            "provider": draw(st.sampled_from(["", "Gomti Home Services", "  gomti HOME services ", "Kashi Care"])),
            "police_verified": draw(st.sampled_from(["yes", "no", "YES", " No "])),
            "available": draw(st.sampled_from(["yes", "no"]))}  # fmt: skip
+    if row["police_verified"].strip().lower() == "yes":  # a verified worker comes with the police's reference and date
+        row |= {"police_reference": draw(st.sampled_from(["LKO/PV/2026/0412", "UP-VNS-2025-004512"])),
+                "police_verified_on": draw(st.sampled_from(["2026-01-15", "2025-03-14"]))}  # fmt: skip
     if draw(st.booleans()):
         row |= {"service_radius_km": draw(st.sampled_from(["", "5", "12.5", "200"])),
                 "language": draw(st.sampled_from(["", "hi", "EN"])),

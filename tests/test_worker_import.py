@@ -55,11 +55,12 @@ def test_an_agency_file_goes_in_with_skills_providers_and_verification(engine: s
     report = run_import(
         engine,
         settings,
-        HEADER,
-        "Ramesh Kumar Yadav,98390 12345,plumber;electrician,226001,Gomti Home Services,yes,yes",
-        "Sunita Devi,+91 94150 67890,beautician,221001,Kashi Urban Care Pvt Ltd,no,yes",
-        "Mohd. Irfan Ansari,9935011223,Electrician,208001,  gomti home  services ,YES,No",
-        "Kamla Devi,7007012345,cleaning,282 001,,no,yes",
+        f"{HEADER},police_reference,police_verified_on",
+        "Ramesh Kumar Yadav,98390 12345,plumber;electrician,226001,Gomti Home Services,yes,yes,LKO/PV/2026/0412,"
+        "2026-01-15",
+        "Sunita Devi,+91 94150 67890,beautician,221001,Kashi Urban Care Pvt Ltd,no,yes,,",
+        "Mohd. Irfan Ansari,9935011223,Electrician,208001,  gomti home  services ,YES,No,KNP/PV/2025/0077,2025-11-02",
+        "Kamla Devi,7007012345,cleaning,282 001,,no,yes,,",
     )
 
     assert report == ImportReport(
@@ -96,18 +97,18 @@ def test_each_bad_row_is_reported_by_its_row_number_and_skipped(engine: sa.Engin
         engine,
         settings,
         HEADER,
-        "Ramesh Kumar Yadav,98390 12345,plumber,226001,Gomti Home Services,yes,yes",
-        ",9935011224,plumber,226001,,yes,yes",
-        "Kamlesh Verma,12345,plumber,226001,,yes,yes",
-        "Kamlesh Verma,0522 2614587,plumber,226001,,yes,yes",
-        "Anil Kumar,9935011225,plumber,999999,,yes,yes",
-        "Anil Kumar,9935011226,plumber,110001,,yes,yes",
-        "Anil Kumar,9935011227,plumber,2260,,yes,yes",
-        "Vinod Pal,9935011228,plumber;welder,226001,,yes,yes",
-        "Vinod Pal,9935011229, ; ,226001,,yes,yes",
+        "Ramesh Kumar Yadav,98390 12345,plumber,226001,Gomti Home Services,no,yes",
+        ",9935011224,plumber,226001,,no,yes",
+        "Kamlesh Verma,12345,plumber,226001,,no,yes",
+        "Kamlesh Verma,0522 2614587,plumber,226001,,no,yes",
+        "Anil Kumar,9935011225,plumber,999999,,no,yes",
+        "Anil Kumar,9935011226,plumber,110001,,no,yes",
+        "Anil Kumar,9935011227,plumber,2260,,no,yes",
+        "Vinod Pal,9935011228,plumber;welder,226001,,no,yes",
+        "Vinod Pal,9935011229, ; ,226001,,no,yes",
         "Rekha Devi,9935011230,cleaning,226001,,maybe,yes",
-        "Rekha Devi,9935011231,cleaning,226001,,yes,",
-        "Suman Gupta,+91 98390 12345,cleaning,226010,,yes,yes",
+        "Rekha Devi,9935011231,cleaning,226001,,no,",
+        "Suman Gupta,+91 98390 12345,cleaning,226010,,no,yes",
         "Sunita Devi,9415000001,beautician,221001,Kashi Urban Care Pvt Ltd,no,yes",
         "Nobody,123,welder,999999,,y,yes",
     )
@@ -137,14 +138,14 @@ def test_each_bad_row_is_reported_by_its_row_number_and_skipped(engine: sa.Engin
 
 
 def test_a_phone_already_registered_is_refused_and_the_rest_go_in(engine: sa.Engine, settings: Settings) -> None:
-    run_import(engine, settings, HEADER, "Ramesh Kumar Yadav,9839012345,plumber,226001,Gomti Home Services,yes,yes")
+    run_import(engine, settings, HEADER, "Ramesh Kumar Yadav,9839012345,plumber,226001,Gomti Home Services,no,yes")
 
     report = run_import(
         engine,
         settings,
         HEADER,
-        "Ramesh Yadav,+91-98390-12345,electrician,226001,Gomti Home Services,yes,yes",
-        "Geeta Verma,8400012345,cleaning,226010,gomti home services,yes,yes",
+        "Ramesh Yadav,+91-98390-12345,electrician,226001,Gomti Home Services,no,yes",
+        "Geeta Verma,8400012345,cleaning,226010,gomti home services,no,yes",
     )
 
     assert report == ImportReport(
@@ -165,8 +166,8 @@ def test_optional_columns_are_read_and_checked(engine: sa.Engine, settings: Sett
         "Sunita Devi,9415000001,beautician,221001,,yes,yes,7.5,en,yes,RPL (PMKVY),A,UP/VNS/2025/004512,2025-03-14,"
         "returned_migrant",
         "Kiran Devi,9415000002,cleaning,221001,,no,yes,,,,,,,,",
-        "Anil Kumar,9415000003,plumber,226001,,yes,yes,far,ta,perhaps,,,,,abroad",
-        "Anil Kumar,9415000004,plumber,226001,,yes,yes,0,,,,B,,2026-12-01,",
+        "Anil Kumar,9415000003,plumber,226001,,no,yes,far,ta,perhaps,,,,,abroad",
+        "Anil Kumar,9415000004,plumber,226001,,yes,yes,0,,,,B,LKO/PV/2026/0413,2026-12-01,",
         "Anil Kumar,9415000005,plumber,226001,,no,yes,250,,,,,,23/11/2025,",
         "Anil Kumar,9415000006,plumber,226001,,no,yes,nan,,,,,,2025-02-30,",
         "Anil Kumar,9415000007,plumber,226001,,no,yes,,,,,,,2025-02-03,",
@@ -242,7 +243,7 @@ def test_a_spreadsheet_saved_as_csv_utf8_with_a_bom_imports(
     path = tmp_path / "workers.csv"
     path.write_text(
         " Name , PHONE,Skills,PinCode,Provider,Police_Verified,Available\r\n"
-        "Shabnam Ansari,9415000001,beautician,226001,Awadh Sewa Samiti,yes,yes\r\n",
+        "Shabnam Ansari,9415000001,beautician,226001,Awadh Sewa Samiti,no,yes\r\n",
         encoding="utf-8-sig",
     )
 
@@ -258,13 +259,13 @@ def test_hostile_cells_are_refused_never_run(engine: sa.Engine, settings: Settin
         engine,
         settings,
         HEADER,
-        '"=HYPERLINK(""http://evil.example"",""click"")",9415000001,plumber,226001,,yes,yes',
-        "Ramesh,=9415000002,plumber,226001,,yes,yes",
-        "Ramesh,9415000003,plumber,226001,@SUM(A1:A9),yes,yes",
-        f"{'R' * 121},9415000004,plumber,226001,,yes,yes",
-        "Ram\x07esh,9415000005,plumber,226001,,yes,yes",
-        "Ramesh,9415000006,plumber,226001,,yes,yes,surplus",
-        "  Ramesh   Kumar  ,9415000007,plumber,226001,,yes,yes,,",
+        '"=HYPERLINK(""http://evil.example"",""click"")",9415000001,plumber,226001,,no,yes',
+        "Ramesh,=9415000002,plumber,226001,,no,yes",
+        "Ramesh,9415000003,plumber,226001,@SUM(A1:A9),no,yes",
+        f"{'R' * 121},9415000004,plumber,226001,,no,yes",
+        "Ram\x07esh,9415000005,plumber,226001,,no,yes",
+        "Ramesh,9415000006,plumber,226001,,no,yes,surplus",
+        "  Ramesh   Kumar  ,9415000007,plumber,226001,,no,yes,,",
     )
 
     assert report.errors == [
@@ -285,9 +286,9 @@ def test_rows_are_numbered_as_the_operator_counts_lines(engine: sa.Engine, setti
         HEADER,
         "",
         '"Ramesh Kumar Yadav",9415000001,"plumber;',
-        'electrician",226001,,yes,yes',
+        'electrician",226001,,no,yes',
         "",
-        "Kamlesh Verma,12345,plumber,226001,,yes,yes",
+        "Kamlesh Verma,12345,plumber,226001,,no,yes",
     )
 
     assert report.errors == [RowError(6, "phone '12345' is not a valid Indian mobile number")]
@@ -306,7 +307,7 @@ def test_a_file_over_50000_rows_is_refused(engine: sa.Engine, settings: Settings
 def test_the_callers_rollback_leaves_nothing_behind(engine: sa.Engine, settings: Settings) -> None:
     progress: list[tuple[int, int]] = []
     with pytest.raises(RuntimeError), session_scope(engine) as session:
-        source = csv_file(HEADER, "Ramesh,9415000001,plumber,226001,Gomti Home Services,yes,yes")
+        source = csv_file(HEADER, "Ramesh,9415000001,plumber,226001,Gomti Home Services,no,yes")
         report = import_workers(session, settings, source, today=TODAY, progress=lambda *p: progress.append(p))
         assert report.imported == 1 and progress == [(1, 1)]
         raise RuntimeError("the operator's terminal closed before the commit")
@@ -326,6 +327,8 @@ def test_one_row_is_checked_without_a_database(settings: Settings) -> None:
         "provider": "",
         "police_verified": "Yes",
         "available": "no",
+        "police_reference": "LKO/PV/2026/0412",
+        "police_verified_on": "2026-01-15",
     }
 
     row = parse_row(2, cells, settings, TODAY)
@@ -352,10 +355,10 @@ def test_invisible_and_text_reversing_characters_are_not_stored(engine: sa.Engin
         engine,
         settings,
         f"{HEADER},police_reference",
-        "Ramesh \u202eramuK,9415000001,plumber,226001,,yes,yes,",
-        "\u200bRamesh\ufeff Kumar,9415000002,plumber,226001,\u2067Gomti\u2069,yes,yes,",
-        "लक्ष्\u200dमी देवी,9415000003,plumber,226001,,yes,yes,\ufeff",
-        "\u200b\ufeff,9415000004,plumber,226001,,yes,yes,",
+        "Ramesh \u202eramuK,9415000001,plumber,226001,,no,yes,",
+        "\u200bRamesh\ufeff Kumar,9415000002,plumber,226001,\u2067Gomti\u2069,no,yes,",
+        "लक्ष्\u200dमी देवी,9415000003,plumber,226001,,no,yes,\ufeff",
+        "\u200b\ufeff,9415000004,plumber,226001,,no,yes,",
     )
 
     assert report.errors == [
@@ -365,5 +368,5 @@ def test_invisible_and_text_reversing_characters_are_not_stored(engine: sa.Engin
     ]
     [lakshmi] = registered(engine).values()
     assert lakshmi.name == "लक्ष्\u200dमी देवी" and lakshmi.police_reference is None
-    assert run_import(engine, settings, HEADER, "\u200bRamesh\ufeff Kumar,9415000002,plumber,226001,,yes,yes").imported
+    assert run_import(engine, settings, HEADER, "\u200bRamesh\ufeff Kumar,9415000002,plumber,226001,,no,yes").imported
     assert registered(engine)["+919415000002"].name == "Ramesh Kumar"
