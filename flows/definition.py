@@ -352,27 +352,10 @@ def _check_effect(flow: Flow, node: Node, where: str, effects: Effects) -> list[
 
 
 def _check_wait(flow: Flow, wait: Wait, where: str) -> list[str]:
-    problems = []
-    if not wait.prompt:
-        problems.append(f"{where}.prompt: a wait must tell the caller what to press")
-    if wait.store:
-        if wait.then is None:
-            problems.append(f"{where}: an input needs `then`")
-        if wait.pattern:
-            try:
-                re.compile(wait.pattern)
-            except re.error as exc:
-                problems.append(f"{where}.pattern: {exc}")
-    elif wait.options_from:
-        if wait.options_from != "services":
-            problems.append(f"{where}.options_from: only 'services' is known")
-        if wait.option_route is None:
-            problems.append(f"{where}: options_from needs `option` (where a chosen service leads)")
-    elif not wait.options:
-        problems.append(f"{where}: a menu needs options")
-    for key in wait.options:
-        if not re.fullmatch(r"[0-9*#]+", key):
-            problems.append(f"{where}.options.{key}: keys are keypad digits, * or #")
+    problems = [] if wait.prompt else [f"{where}.prompt: a wait must tell the caller what to press"]
+    problems += _check_choices(wait, where)
+    problems += [f"{where}.options.{key}: keys are keypad digits, * or #"
+                 for key in wait.options if not re.fullmatch(r"[0-9*#]+", key)]  # fmt: skip
     if wait.finish_on_key not in ("", "#", "*"):
         problems.append(f"{where}.finish_on_key: '#', '*' or empty")
     if not 1 <= wait.timeout <= 60:
@@ -382,6 +365,28 @@ def _check_wait(flow: Flow, wait: Wait, where: str) -> list[str]:
                                  ("on_fail", wait.on_fail)) if r is not None}  # fmt: skip
     for key, route in routes.items():
         problems += _check_route(flow, route, f"{where}.{key}")
+    return problems
+
+
+def _check_choices(wait: Wait, where: str) -> list[str]:
+    """An input stores what was keyed, a service menu lists the catalogue, any other menu its options."""
+    if wait.store:
+        return _check_input(wait, where)
+    if wait.options_from:
+        problems = [] if wait.options_from == "services" else [f"{where}.options_from: only 'services' is known"]
+        if wait.option_route is None:
+            problems.append(f"{where}: options_from needs `option` (where a chosen service leads)")
+        return problems
+    return [] if wait.options else [f"{where}: a menu needs options"]
+
+
+def _check_input(wait: Wait, where: str) -> list[str]:
+    problems = [] if wait.then is not None else [f"{where}: an input needs `then`"]
+    if wait.pattern:
+        try:
+            re.compile(wait.pattern)
+        except re.error as exc:
+            problems.append(f"{where}.pattern: {exc}")
     return problems
 
 
