@@ -1,5 +1,6 @@
 """The second outside penetration test's findings, each shown fixed: a webhook post too large to be
-Twilio's is refused before it costs anything."""
+Twilio's is refused before it costs anything; an outsider's wrong passwords cannot keep a console user
+out of their own browser."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import time
 import pytest
 from flask import Flask
 
+from console.auth import TRUSTED_COOKIE
 from core.settings import Settings
 from sewamitra.app import create_app
+from storage.models import Role
 from tests.conftest import ACCOUNT_SID
+from tests.console import Console, add_user, engine_of
 from tests.hostile import post_pairs, post_raw
 from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 
@@ -69,3 +73,58 @@ def test_a_twilio_sized_signed_webhook_still_works(app: Flask) -> None:
     message = [("MessageSid", "SM" + "c" * 32), ("AccountSid", ACCOUNT_SID), ("From", CITIZEN),
                ("To", "+18005550100"), ("Body", "नमस्ते " * 200), ("NumMedia", "0"), ("NumSegments", "3")]  # fmt: skip
     assert post_pairs(app.test_client(), "/twilio/sms", message).status_code == 200
+
+
+# -- 2. sign-in throttling that outsiders cannot turn into a lockout --------------------------------
+
+
+def from_address(app: Flask, address: str) -> Console:
+    console = Console(app)
+    console.client.environ_base["REMOTE_ADDR"] = address
+    return console
+
+
+def attack(app: Flask, username: str, tries: int) -> list[int]:
+    """Wrong passwords for `username`, spread over six addresses; the answers."""
+    attackers = [from_address(app, f"203.0.113.{n}") for n in range(6)]
+    return [attackers[n % 6].sign_in(username, f"guess {n}").status_code for n in range(tries)]
+
+
+def test_an_outsider_cannot_keep_a_user_out_of_their_own_browser(app: Flask) -> None:
+    add_user(engine_of(app), "admin", Role.ADMIN)
+    desk = from_address(app, "198.51.100.7")  # the administrator's own browser, signed in there before
+    assert desk.sign_in("admin").status_code == 302
+    desk.post("/console/sign-out")
+    answers = attack(app, "admin", 30)
+    assert answers[:20] == [401] * 20 and set(answers[20:]) == {429}  # guessing is stopped
+    assert from_address(app, "198.51.100.7").sign_in("admin").status_code == 429  # a stranger's browser waits
+    assert desk.sign_in("admin").status_code == 302  # the administrator's does not
+    assert desk.get("/console/", follow_redirects=True).status_code == 200
+
+
+def test_a_trusted_browser_guessing_is_throttled_too(app: Flask) -> None:
+    add_user(engine_of(app), "asha", Role.AGENT)
+    desk = Console(app)
+    assert desk.sign_in("asha").status_code == 302
+    desk.post("/console/sign-out")
+    answers = [desk.sign_in("asha", f"guess {n}").status_code for n in range(8)]
+    assert answers == [401] * 5 + [429] * 3
+    assert desk.sign_in("asha").status_code == 429
+
+
+def test_a_browser_trusted_for_one_user_or_a_forged_one_is_a_stranger_for_another(app: Flask) -> None:
+    add_user(engine_of(app), "asha", Role.AGENT)
+    add_user(engine_of(app), "admin", Role.ADMIN)
+    desk = Console(app)
+    assert desk.sign_in("asha").status_code == 302
+    desk.post("/console/sign-out")
+    attack(app, "admin", 25)
+    assert desk.sign_in("admin").status_code == 429
+    trusted = desk.client.get_cookie(TRUSTED_COOKIE, path="/console")
+    assert trusted is not None
+    attack(app, "asha", 25)
+    forged = Console(app)
+    forged.client.set_cookie(TRUSTED_COOKIE, trusted.value[:-1] + ("0" if trusted.value[-1] != "0" else "1"),
+                             path="/console")  # fmt: skip
+    assert forged.sign_in("asha").status_code == 429
+    assert desk.sign_in("asha").status_code == 302
