@@ -30,7 +30,7 @@ from storage import callqueue
 from storage.models import ServiceRequest, SmsLog
 from telephony.twilio.rest import TwilioTelephony
 from telephony.twilio.signature import MAX_BODY
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 from tests.hostile import (
     FORM,
     call_states_load,
@@ -83,7 +83,7 @@ def call_fields(**more: st.SearchStrategy[str | None]) -> dict[str, st.SearchStr
     """Twilio's parameters of every voice request, each possibly missing or junk, and `more`."""
     return {
         "CallSid": maybe(SIDS),
-        "AccountSid": maybe(st.one_of(st.just("AC" + "0" * 32), junk(40))),
+        "AccountSid": maybe(st.one_of(st.just(ACCOUNT_SID), junk(40))),
         "From": maybe(PHONES),
         "To": maybe(PHONES),
         "Caller": maybe(PHONES),
@@ -283,6 +283,8 @@ def test_any_signed_form_gets_twiml_and_changes_nothing_it_should_not(
         answer = post_pairs(client, path, pairs, query=raw_query)
         if too_large(pairs):  # larger than any of Twilio's posts: refused unread
             assert answer.status_code == 413, (answer.status_code, answer.data[:300])
+        elif first(pairs, "AccountSid") not in (None, "", ACCOUNT_SID):  # signed, but for another account
+            assert answer.status_code == 403, (answer.status_code, answer.data[:300])
         else:
             check_answer(app, path, answer, must_end=WEBHOOKS[path][2])
         sid = first(pairs, "CallSid") or ""

@@ -7,12 +7,14 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 from flask import Flask
+from sqlmodel import Session, func, select
 
 from console.auth import TRUSTED_COOKIE
 from core.settings import Settings
 from sewamitra.app import create_app
-from storage.models import Role
+from storage.models import CallLog, Role, SmsLog
 from tests.conftest import ACCOUNT_SID
 from tests.console import Console, add_user, engine_of
 from tests.hostile import post_pairs, post_raw
@@ -128,3 +130,29 @@ def test_a_browser_trusted_for_one_user_or_a_forged_one_is_a_stranger_for_anothe
                              path="/console")  # fmt: skip
     assert forged.sign_in("asha").status_code == 429
     assert desk.sign_in("asha").status_code == 302
+
+
+# -- 3. a signed webhook of another Twilio account ---------------------------------------------------
+
+
+def test_a_signed_webhook_of_another_account_is_refused_and_changes_nothing(
+    app: Flask, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = app.test_client()
+    theirs = "AC" + "f" * 32
+    call = [("CallSid", "CA" + "d" * 32), ("From", CITIZEN), ("To", "+18005550100"), ("Direction", "inbound")]
+    message = [("MessageSid", "SM" + "d" * 32), ("From", CITIZEN), ("To", "+18005550100"), ("Body", "YES")]
+    for path, form in (("/twilio/voice", call), ("/twilio/sms", message)):
+        answer = post_pairs(client, path, [*form, ("AccountSid", theirs)])
+        assert answer.status_code == 403 and answer.mimetype == "text/plain", (path, answer.data)
+    assert redis_client.dbsize() == 0 and rows_of(app, CallLog) == rows_of(app, SmsLog) == 0
+    assert any("another account" in r.getMessage() for r in caplog.records)
+    # Ours, or none given (the signature alone then): answered.
+    assert post_pairs(client, "/twilio/voice", [*call, ("AccountSid", ACCOUNT_SID)]).status_code == 200
+    assert post_pairs(client, "/twilio/sms", message).status_code == 200
+    assert rows_of(app, SmsLog) == 1
+
+
+def rows_of(app: Flask, table: type) -> int:
+    with Session(app.extensions["sewamitra"].engine) as session:
+        return session.exec(select(func.count()).select_from(table)).one()

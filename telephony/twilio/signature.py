@@ -11,6 +11,8 @@ from flask import Response, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from telephony.twilio.twiml import account
+
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
 LOGGED_PATH = 120  # characters of a refused request's path worth logging
@@ -56,8 +58,8 @@ def _refusal(status: int, why: str) -> Response:
 
 
 def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse a webhook request larger than Twilio's (413, 400), or that does not carry Twilio's
-    signature for our URL (403)."""
+    """Refuse a webhook request larger than Twilio's (413, 400), that does not carry Twilio's
+    signature for our URL (403), or that is signed but for another account than ours (403)."""
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -75,6 +77,11 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
             log.warning("refused unsigned or mis-signed webhook %r from %s", request.path[:LOGGED_PATH],
                         request.remote_addr)  # fmt: skip
             return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+        ours, theirs = settings.twilio.account_sid, account(request.form)
+        if ours and theirs and theirs != ours:  # signed, yet for another account: a token shared or leaked
+            log.warning("refused a signed webhook %r for another account from %s", request.path[:LOGGED_PATH],
+                        request.remote_addr)  # fmt: skip
+            return Response("not this helpline's Twilio account\n", status=403, mimetype="text/plain")
         return view(*args, **kwargs)
 
     return checked
