@@ -14,10 +14,11 @@ from sqlmodel import Session, func, select
 from console.auth import TRUSTED_COOKIE
 from core.settings import Settings
 from sewamitra.app import create_app
-from storage.models import CallLog, Role, SmsLog
+from storage.models import ApiRole, CallLog, Role, SmsLog
 from tests.conftest import ACCOUNT_SID
 from tests.console import Console, add_user, engine_of
 from tests.hostile import post_pairs, post_raw
+from tests.test_api import LUCKNOW_REQUEST, Api, requests_in, token
 from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 
 CITIZEN = "+919876543210"
@@ -156,3 +157,35 @@ def test_a_signed_webhook_of_another_account_is_refused_and_changes_nothing(
 def rows_of(app: Flask, table: type) -> int:
     with Session(app.extensions["sewamitra"].engine) as session:
         return session.exec(select(func.count()).select_from(table)).one()
+
+
+# -- 4. one Idempotency-Key, one request --------------------------------------------------------------
+
+
+def test_the_same_idempotency_key_with_another_request_is_refused(app: Flask) -> None:
+    portal = Api(app, token(app, ApiRole.PARTNER, "up-portal"))
+    key = {"Idempotency-Key": "portal-form-78"}
+    first = portal.post("/api/v1/requests", LUCKNOW_REQUEST, **key)
+    assert first.status_code == 201
+    # The same request written another way (the number spelt out, spaces round the name): the same filing.
+    same = {**LUCKNOW_REQUEST, "phone": "+91 98765-43210", "name": "  Asha Verma "}
+    again = portal.post("/api/v1/requests", same, **key)
+    assert again.status_code == 200 and again.get_json()["number"] == first.get_json()["number"]
+    other = portal.post("/api/v1/requests", {**LUCKNOW_REQUEST, "service": "electrician"}, **key)
+    assert other.status_code == 422, other.get_json()
+    error = other.get_json()["error"]
+    assert error["code"] == "idempotency_key_reused" and "another request" in error["message"]
+    assert len(requests_in(app)) == 1
+    # Open311, with that client's key: the same rule, in GeoReport's errors.
+    form = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
+            "api_key": token(app, ApiRole.PARTNER, "city-311")}  # fmt: skip
+    geo = {"Idempotency-Key": "311-form-5"}
+    filed = app.test_client().post("/open311/v2/requests.json", data=form, headers=geo)
+    assert filed.status_code == 200
+    refiled = app.test_client().post("/open311/v2/requests.json", data=form, headers=geo)
+    assert refiled.get_json() == filed.get_json()
+    changed = app.test_client().post("/open311/v2/requests.json", data={**form, "phone": "9876500000"}, headers=geo)
+    assert changed.status_code == 422
+    [problem] = changed.get_json()
+    assert problem["code"] == 422 and "another request" in problem["description"]
+    assert len(requests_in(app)) == 2
