@@ -1,6 +1,7 @@
 """The second outside penetration test's findings, each shown fixed: a webhook post too large to be
 Twilio's is refused before it costs anything; an outsider's wrong passwords cannot keep a console user
-out of their own browser."""
+out of their own browser; a signed webhook of another Twilio account is refused; an Idempotency-Key
+cannot file another request; Open311 refuses the fields only the helpline sets."""
 
 from __future__ import annotations
 
@@ -189,3 +190,35 @@ def test_the_same_idempotency_key_with_another_request_is_refused(app: Flask) ->
     [problem] = changed.get_json()
     assert problem["code"] == 422 and "another request" in problem["description"]
     assert len(requests_in(app)) == 2
+
+
+# -- 5. Open311 refuses the fields only the helpline sets --------------------------------------------
+
+GEO_FORM = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
+            "first_name": "Ravi", "description": "The fan does not run.", "attribute[language]": "en"}  # fmt: skip
+SET_BY_THE_HELPLINE = {"status": "closed", "worker": "7", "service_request_id": "1234567",
+                       "status_notes": "done already", "agency_responsible": "Gomti Home Services",
+                       "requested_datetime": "2026-01-01T00:00:00Z", "attribute[status]": "closed",
+                       "token": "x", "worker_id": "7"}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_open311_refuses_fields_that_would_set_a_requests_state(app: Flask, fmt: str) -> None:
+    api_key = token(app, ApiRole.PARTNER, "city-311")
+    for name, value in SET_BY_THE_HELPLINE.items():
+        answer = app.test_client().post(f"/open311/v2/requests.{fmt}", data={**GEO_FORM, "api_key": api_key,
+                                                                            name: value})  # fmt: skip
+        assert answer.status_code == 400, (name, answer.get_data(as_text=True))
+        assert name in answer.get_data(as_text=True), name  # the GeoReport error names the field
+    assert requests_in(app) == []
+    together = app.test_client().post("/open311/v2/requests.json", data={**GEO_FORM, "api_key": api_key,
+                                                                         **SET_BY_THE_HELPLINE})  # fmt: skip
+    assert {item["field"] for item in together.get_json()} == set(SET_BY_THE_HELPLINE)
+    assert all(item["code"] == 400 for item in together.get_json())
+    # GeoReport's own fields, and an unknown one that changes nothing, are still taken.
+    standard = {"email": "ravi@example.in", "device_id": "d-1", "account_id": "a-1", "last_name": "Shankar",
+                "media_url": "https://example.in/fan.jpg", "jurisdiction_id": "", "address_string": "12 Hazratganj",
+                "app_version": "4.2"}  # fmt: skip
+    filed = app.test_client().post(f"/open311/v2/requests.{fmt}", data={**GEO_FORM, "api_key": api_key, **standard})
+    assert filed.status_code == 200, filed.get_data(as_text=True)
+    assert len(requests_in(app)) == 1
