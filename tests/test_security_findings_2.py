@@ -5,6 +5,7 @@ cannot file another request; Open311 refuses the fields only the helpline sets."
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
@@ -18,7 +19,7 @@ from sewamitra.app import create_app
 from storage.models import ApiRole, CallLog, Role, SmsLog
 from tests.conftest import ACCOUNT_SID
 from tests.console import Console, add_user, engine_of
-from tests.hostile import post_pairs, post_raw
+from tests.hostile import FORM, post_pairs, post_raw
 from tests.test_api import LUCKNOW_REQUEST, Api, requests_in, token
 from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 
@@ -49,6 +50,20 @@ def test_a_two_megabyte_webhook_post_is_refused_before_its_form_is_read(
     print(f"{path}: 2 MB, 230,000 fields refused in {(time.perf_counter() - started) * 1000:.1f} ms")
     assert answer.status_code == 413 and answer.mimetype == "text/plain"
     assert signature_refusals(caplog) == []  # its signature was never checked, its form never parsed
+
+
+def test_a_webhook_body_without_a_length_is_read_no_further_than_the_limit(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    chunked = {
+        "input_stream": io.BytesIO(b"Body=" + b"x" * 2_000_000),
+        "content_type": FORM,
+        "headers": {"Transfer-Encoding": "chunked"},
+        "environ_overrides": {"wsgi.input_terminated": True},
+    }
+    answer = app.test_client().post("/twilio/sms", **chunked)
+    assert answer.status_code == 413 and answer.mimetype == "text/plain"
+    assert signature_refusals(caplog) == []
 
 
 @pytest.mark.parametrize("path", WEBHOOKS)

@@ -38,18 +38,26 @@ def too_large() -> Response | None:
     is parsed or its signature computed; None for a body of Twilio's size."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _refusal(413, f"a webhook body is at most {MAX_BODY // 1024} KiB")
-    request.max_content_length = MAX_BODY  # a body without a length (chunked) is cut off there
+    request.max_content_length = MAX_BODY + 1  # a body without a length (chunked) is read no further
     request.max_form_memory_size = MAX_BODY
     request.max_form_parts = MAX_FIELDS  # a multipart body's fields are counted by its parser
     if request.mimetype != FORM:
         return None
-    try:
-        body = request.get_data(cache=True)  # kept: the form is parsed from these bytes
-    except RequestEntityTooLarge:
+    body = _body()
+    if body is None:
         return _refusal(413, f"a webhook body is at most {MAX_BODY // 1024} KiB")
     if body.count(b"&") >= MAX_FIELDS:
         return _refusal(400, f"a webhook has at most {MAX_FIELDS} fields")
     return None
+
+
+def _body() -> bytes | None:
+    """The body, kept for the form to be parsed from; None when it runs past MAX_BODY."""
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return None
+    return body if len(body) <= MAX_BODY else None
 
 
 def _refusal(status: int, why: str) -> Response:
