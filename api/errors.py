@@ -22,15 +22,17 @@ RETRY_AFTER_S = 5  # how soon a client may try again after an outage of the data
 class ApiError(Exception):
     """An answer other than success; `fields` names each field at fault and what is wrong with it."""
 
-    def __init__(self, status: int, message: str, fields: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, fields: Mapping[str, str] | None = None, *,
+                 code: str | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
         self.message = message
         self.fields = dict(fields or {})
+        self._code = code
 
     @property
     def code(self) -> str:
-        return CODES.get(self.status, "error")
+        return self._code or CODES.get(self.status, "error")
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}

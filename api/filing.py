@@ -4,14 +4,16 @@ asks, checked field by field; then stored through the intake the phone line and 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
+from api.errors import ApiError
 from core import phones, pincodes
 from core.geo import distance_km
 from core.settings import Settings
 from core.text import REORDERS, lines, plain, reorders
-from dispatch.intake import Filed, Intake, file_request, queue_follow_ups
+from dispatch.intake import Filed, Intake, KeyReused, file_request, queue_follow_ups
 from storage.models import Channel
 from storage.runtime import Runtime
 
@@ -121,13 +123,29 @@ def idempotency_key(client: str, key: str) -> str:
     return f"api:{hashlib.sha256(client.encode()).hexdigest()[:32]}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
+def digest(filing: Filing, channel: Channel) -> str:
+    """What a request files, whatever way it was written: its fields as checked and tidied."""
+    canonical = json.dumps({"channel": channel.value, **asdict(filing)}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def file(runtime: Runtime, filing: Filing, *, channel: Channel, client: str, key: str | None) -> Filed:
-    """Store the request (once per client and idempotency key), then text the citizen its number and dispatch it."""
+    """Store the request (once per client and idempotency key), then text the citizen its number and
+    dispatch it. The key sent again with another request is refused (422), as payment APIs do."""
     actor = f"api:{client}"
     intake = Intake(service=filing.service, place=filing.place, phone=filing.phone, language=filing.language,
                     channel=channel, actor=actor, idempotency_key=idempotency_key(client, key) if key else None,
+                    idempotency_digest=digest(filing, channel) if key else None,
                     address_note=filing.address, preferred_time=filing.preferred_time,
                     description=filing.description, contact_name=filing.name, filed_by=actor)  # fmt: skip
-    filed = file_request(runtime.engine, runtime.settings, intake)
+    try:
+        filed = file_request(runtime.engine, runtime.settings, intake)
+    except KeyReused:
+        raise ApiError(
+            422,
+            "the Idempotency-Key was used for another request: send a new key for a new request",
+            {"Idempotency-Key": "used for another request"},
+            code="idempotency_key_reused",
+        ) from None
     queue_follow_ups(runtime.redis, filed)
     return filed

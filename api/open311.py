@@ -55,6 +55,14 @@ FIELDS = {"api_key": 64, "jurisdiction_id": 100, "service_code": 32, "lat": 32, 
           "attribute[pincode]": 6, "attribute[language]": 2, "attribute[preferred_time]": 80}  # fmt: skip
 # The fields whose text reaches the request (and an agent's or a worker's screen).
 TEXTS = ("first_name", "last_name", "address_string", "description", "attribute[preferred_time]")
+# What only the helpline sets: GeoReport's fields of a request's answer (its id, state and times) and
+# our own of its progress. A client posting one expects it to take effect, and it never would: refused,
+# as /api/v1 refuses any field it does not take (other unknown fields are ignored, as GeoReport allows).
+SET_BY_THE_HELPLINE = frozenset({
+    "service_request_id", "token", "status", "status_notes", "agency_responsible", "service_notice",
+    "requested_datetime", "updated_datetime", "expected_datetime", "worker", "worker_id", "worker_name", "number",
+    "channel", "filed_by", "assigned_at", "completed_at", "completion_code", "rating", "created_at", "updated_at",
+})  # fmt: skip
 
 
 class Refused(Exception):
@@ -202,6 +210,9 @@ def _form() -> dict[str, str]:
     if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise Refused(400, {"": "send the fields form-encoded (application/x-www-form-urlencoded; charset=utf-8)"})
     form, problems = {}, {}
+    for name in request.form:
+        if _set_by_the_helpline(name):
+            problems[name[:60]] = "set by the helpline, never by a client: leave it out"
     for name, limit in FIELDS.items():
         values = request.form.getlist(name)
         if len(values) > 1:
@@ -215,6 +226,12 @@ def _form() -> dict[str, str]:
     if problems:
         raise Refused(400, problems)
     return form
+
+
+def _set_by_the_helpline(name: str) -> bool:
+    """`status`, or an `attribute[status]` trying the same by another name."""
+    inner = name.removeprefix("attribute[").removesuffix("]") if name.startswith("attribute[") else name
+    return inner.strip().lower() in SET_BY_THE_HELPLINE
 
 
 def _filer(form: dict[str, str]) -> ApiToken:

@@ -23,6 +23,7 @@ ERRORS = {"400": "a field is not valid (`fields` names each)", "401": "no token,
           "403": "the token's role may not do this", "404": "no such record (or not one this token may see)",
           "409": "the record is not in a state that allows this", "413": "the body is larger than 64 KiB",
           "415": "the body is not JSON",
+          "422": "the Idempotency-Key was used for another request (code idempotency_key_reused)",
           "503": "the database or Redis cannot be reached this moment; retry after Retry-After seconds"}  # fmt: skip
 TEXT = {"type": "string", "minLength": 1, "maxLength": 100}
 GEO_TEXT = {"type": "string", "maxLength": 100}  # GeoReport: an empty optional argument is one not given
@@ -99,7 +100,8 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
     worker_id = {"name": "worker_id", "in": "path", "required": True,
                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}  # fmt: skip
     key = {"name": "Idempotency-Key", "in": "header", "required": False,
-           "description": "the same key files the same request once (1–64 printable ASCII characters)",
+           "description": "the same key files the same request once; with another request it is refused "
+                          "(422) (1–64 printable ASCII characters)",
            "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]+$"}}  # fmt: skip
     request_filters = [
         _query("status", "comma-separated", _listed([s.value for s in RequestStatus])),
@@ -129,7 +131,7 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
             "post": _operation("File a request: stored, texted to the citizen and dispatched",
                                {"201": _json("RequestDetail", "filed"),
                                 "200": _json("RequestDetail", "filed before with this Idempotency-Key"),
-                                **_errors("400", "401", "403", "413", "415")},
+                                **_errors("400", "401", "403", "413", "415", "422")},
                                parameters=[key], body="RequestCreate"),
         },
         "/api/v1/requests/{number}": {"get": _operation(
@@ -248,7 +250,7 @@ def _open311_paths() -> dict[str, Any]:
                      "parameters": [fmt], "requestBody": {"required": True, "content": {
                          "application/x-www-form-urlencoded": {"schema": form}}},
                      "responses": {"200": _geo(many("GeoReceipt"), "filed"),
-                                   **_geo_errors("400", "401", "403", "404", "413")}},
+                                   **_geo_errors("400", "401", "403", "404", "413", "422")}},
         },
         "/open311/v2/requests/{service_request_id}.{format}": {"get": _operation(
             "GeoReport: one request", {"200": _geo(many("GeoRequest"), "the request"),

@@ -6,14 +6,19 @@ signed in and when they were last seen. A session idle for longer than
 `console.idle_timeout_minutes`, or older than `console.max_session_hours`, is over. Sign-in
 attempts are counted in Redis (per name and address, per name, per address) before they are
 judged; past `console.login_attempts` failures in `console.login_window_minutes` for a name from
-one address (4 times as many for a name, 10 times for an address), sign-in pauses.
+one address (4 times as many for a name, 10 times for an address), sign-in pauses. A browser a user
+signed in from before carries a signed cookie naming it as theirs: its attempts for that user are
+counted for that browser alone, so nobody else's wrong passwords can keep the user out of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import logging
+import secrets
 import time
 import unicodedata
 from collections.abc import Callable
@@ -21,7 +26,20 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
@@ -35,6 +53,8 @@ from storage.users import verify_password
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 ATTEMPTS_KEY = "sewamitra:console:login-failures:"
+TRUSTED_COOKIE = "sewamitra_device"  # a browser the user signed in from: "<device>.<since>.<mac>"
+TRUSTED_DAYS = 30
 # Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
 HOME = {Role.AGENT: "console.queue.live", Role.SUPERVISOR: "console.dashboard.today",
@@ -122,7 +142,8 @@ def sign_in() -> ResponseReturnValue:
     password = request.form.get("password", "")[:200]
     address = request.remote_addr or "unknown"
     target = request.form.get("next", "")
-    if _attempt(username, address):
+    device = _trusted_device(username)
+    if _attempt(username, address, device):
         _record_sign_in(None, AuditAction.USER_SIGN_IN_PAUSED, username)
         return render_template("console/sign_in.html", error=PAUSED, username=username, next=target), 429
     user = _user_named(username)
@@ -131,7 +152,8 @@ def sign_in() -> ResponseReturnValue:
             verify_password(User(username="", password_hash=_DUMMY_HASH, role=Role.AGENT), password)
         _record_sign_in(user, AuditAction.USER_SIGN_IN_FAILED, username)
         return render_template("console/sign_in.html", error=WRONG, username=username, next=target), 401
-    _forget_failures(username, address)
+    _forget_failures(username, address, device)
+    after_this_request(functools.partial(_trust_device, username))
     language = session.get("language")
     session.clear()  # a new session: nothing from before signing in survives (session fixation)
     session.update(uid=user.id, epoch=user.session_epoch, since=time.time(), seen=time.time(),
@@ -185,19 +207,22 @@ def _record_sign_in(user: User | None, action: AuditAction, username: str) -> No
                detail={"username": username, "ip": request.remote_addr})  # fmt: skip
 
 
-def _limits(username: str, address: str) -> dict[str, int]:
+def _limits(username: str, address: str, device: str | None = None) -> dict[str, int]:
     """The counters a sign-in attempt adds to, with how many each allows in the window: this name
     from this address; this name from anywhere (a spread-out guess); this address (one guesser
-    trying many names; many agents share an office's address, so it allows more)."""
+    trying many names; many agents share an office's address, so it allows more). From a browser
+    the user signed in from before, that browser's own counter only: no one else's failures count."""
     limit = runtime().settings.console.login_attempts
+    if device is not None:
+        return {f"{ATTEMPTS_KEY}device:{device}": limit}
     return {f"{ATTEMPTS_KEY}pair:{username}:{address}": limit, f"{ATTEMPTS_KEY}user:{username}": 4 * limit,
             f"{ATTEMPTS_KEY}ip:{address}": 10 * limit}  # fmt: skip
 
 
-def _attempt(username: str, address: str) -> bool:
+def _attempt(username: str, address: str, device: str | None = None) -> bool:
     """Count this attempt first, then judge it, so parallel guesses cannot all slip past the check.
-    True: sign-in is paused for this name or this address."""
-    limits = _limits(username, address)
+    True: sign-in is paused for this name or this address (or this trusted browser)."""
+    limits = _limits(username, address, device)
     window = runtime().settings.console.login_window_minutes * 60
     try:
         with runtime().redis.pipeline() as pipe:
@@ -211,10 +236,44 @@ def _attempt(username: str, address: str) -> bool:
     return any(int(count) > limit for count, limit in zip(counts, limits.values(), strict=True))
 
 
-def _forget_failures(username: str, address: str) -> None:
-    """A right password: this attempt was no guess, and the name's earlier failures are forgiven."""
-    pair, user, ip = _limits(username, address)
+def _forget_failures(username: str, address: str, device: str | None = None) -> None:
+    """A right password: this attempt was no guess, and the name's earlier failures are forgiven
+    (from a trusted browser, its own: the name's stay, against whoever else is guessing)."""
     with contextlib.suppress(redis.RedisError), runtime().redis.pipeline() as pipe:
-        pipe.delete(pair, user)
-        pipe.decr(ip)
+        if device is not None:
+            pipe.delete(*_limits(username, address, device))
+        else:
+            pair, user, ip = _limits(username, address)
+            pipe.delete(pair, user)
+            pipe.decr(ip)
         pipe.execute()
+
+
+def _device_mac(username: str, device: str, since: str) -> str | None:
+    """The cookie's signature over the user's name, the browser and the day; None without a secret key."""
+    key = runtime().settings.secret_key
+    message = f"console-trusted-device\0{username}\0{device}\0{since}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest() if key else None
+
+
+def _trusted_device(username: str) -> str | None:
+    """The id of this browser when its cookie says `username` signed in from it in the last
+    TRUSTED_DAYS days (signed with the secret key, so it cannot be made up); else None."""
+    device, _, rest = request.cookies.get(TRUSTED_COOKIE, "")[:200].partition(".")
+    since, _, mac = rest.partition(".")
+    if not (device and since.isdigit() and mac) or time.time() - int(since) > TRUSTED_DAYS * 86400:
+        return None
+    expected = _device_mac(username, device, since)
+    return device if expected is not None and hmac.compare_digest(mac, expected) else None
+
+
+def _trust_device(username: str, response: Response) -> Response:
+    """After a right password: this browser is the user's, for the sign-ins of the next TRUSTED_DAYS days."""
+    device, since = secrets.token_urlsafe(16), str(int(time.time()))
+    mac = _device_mac(username, device, since)
+    if mac is None:
+        return response
+    response.set_cookie(TRUSTED_COOKIE, f"{device}.{since}.{mac}",
+                        max_age=TRUSTED_DAYS * 86400, path="/console", httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])  # fmt: skip
+    return response

@@ -65,8 +65,11 @@ def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | 
     settings = _settings(ctx)
     token = settings.twilio.auth_token or _local_token(settings)
     public_url = served_public_url(settings)
+    local_account = localsecrets.path(settings.data_dir, "TWILIO_ACCOUNT_SID")  # `up`'s, for its sandbox
+    account = settings.twilio.account_sid or (local_account.read_text().strip() if local_account.exists() else "")
     transcript = simulate_command(url or public_url, public_url=public_url, auth_token=token,
-                                  from_number=from_number, keys=keys, out=sys.stdout, inp=sys.stdin)  # fmt: skip
+                                  from_number=from_number, keys=keys, out=sys.stdout, inp=sys.stdin,
+                                  account_sid=account)  # fmt: skip
     if transcript.errors:
         sys.exit(1)
 

@@ -324,6 +324,11 @@ def twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str,
     }
 
 
+def as_account(form: dict[str, str], account_sid: str) -> dict[str, str]:
+    """The form as Twilio sends it for `account_sid`, the account whose token signs it (when known)."""
+    return {**form, "AccountSid": account_sid} if account_sid and "AccountSid" in form else form
+
+
 def local_part(public_url: str, url: str) -> str | None:
     """Path and query of `url` behind our public URL; None when Twilio would call another host."""
     base = public_url.rstrip("/")
@@ -338,11 +343,13 @@ def _elsewhere(url: str) -> Reply:
 
 @dataclass
 class FlaskTransport:
-    """Requests into a Flask test client, signed over the public URL as Twilio signs them."""
+    """Requests into a Flask test client, signed over the public URL as Twilio signs them, for the
+    account the app is configured with (or `account_sid`)."""
 
     client: FlaskClient
     public_url: str
     auth_token: str
+    account_sid: str = ""
 
     def post(self, url: str, form: dict[str, str]) -> Reply:
         return self._send("POST", url, form)
@@ -354,30 +361,40 @@ class FlaskTransport:
         path = local_part(self.public_url, url)
         if path is None:
             return _elsewhere(url)
+        form = as_account(form, self.account_sid or _account_of(self.client))
         headers = twilio_headers(self.auth_token, url, form)
         answer = self.client.open(path, method=method, data=form or None, headers=headers, follow_redirects=True)
         return Reply(answer.status_code, answer.content_type or "", answer.get_data(as_text=True))
 
 
+def _account_of(client: FlaskClient) -> str:
+    runtime = client.application.extensions.get("sewamitra")
+    return str(runtime.settings.twilio.account_sid or "") if runtime is not None else ""
+
+
 @dataclass
 class HttpTransport:
-    """Real HTTP to a running server at `base_url`, signed over `public_url` (the proxy's view)."""
+    """Real HTTP to a running server at `base_url`, signed over `public_url` (the proxy's view), for
+    the account `account_sid` when given."""
 
     base_url: str
     public_url: str
     auth_token: str
     timeout: float = 15
+    account_sid: str = ""
 
     def post(self, url: str, form: dict[str, str]) -> Reply:
-        return self._send(url, form, urllib.parse.urlencode(form).encode())
+        return self._send(url, form, post=True)
 
     def get(self, url: str) -> Reply:
-        return self._send(url, {}, None)
+        return self._send(url, {}, post=False)
 
-    def _send(self, url: str, form: dict[str, str], data: bytes | None) -> Reply:
+    def _send(self, url: str, form: dict[str, str], *, post: bool) -> Reply:
         path = local_part(self.public_url, url)
         if path is None:
             return _elsewhere(url)
+        form = as_account(form, self.account_sid)
+        data = urllib.parse.urlencode(form).encode() if post else None
         headers = twilio_headers(self.auth_token, url, form)
         request = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, headers=headers)
         failure = ""
@@ -1038,6 +1055,7 @@ def simulate_command(
     keys: str | None,
     out: TextIO,
     inp: TextIO,
+    account_sid: str = "",
 ) -> Transcript:
     """`sewamitra simulate`: one call to a running server, told as it happens; keys from `keys` or typed."""
 
@@ -1045,7 +1063,7 @@ def simulate_command(
         if not isinstance(event, Request):
             print(event.line(), file=out, flush=True)
 
-    transport = _RefusalStops(HttpTransport(url, public_url, auth_token))
+    transport = _RefusalStops(HttpTransport(url, public_url, auth_token, account_sid=account_sid))
     simulator = CallSimulator(transport, public_url=public_url, from_number=from_number, on_event=tell)
     try:
         transcript = simulator.run(TerminalKeys(inp, out) if keys is None else parse_keys(keys))

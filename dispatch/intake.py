@@ -38,12 +38,17 @@ class Intake:
     channel: Channel
     actor: str
     idempotency_key: str | None = None
+    idempotency_digest: str | None = None  # of what the key files: the same key for another request is refused
     address_note: str | None = None
     preferred_time: str | None = None
     description: str | None = None
     contact_name: str | None = None
     filed_by: str | None = None  # 'api:<client>': the system that filed it, which may follow it
     detail: tuple[tuple[str, str], ...] = ()
+
+
+class KeyReused(Exception):
+    """The idempotency key filed another request before: this one is not that one, nor filed."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     caller_id = caller_id_for(session, intake.phone, intake.language) if intake.phone else None
     place = intake.place
     request = ServiceRequest(
-        number=unused_number(session), idempotency_key=intake.idempotency_key, service_code=intake.service,
+        number=unused_number(session), idempotency_key=intake.idempotency_key,
+        idempotency_digest=intake.idempotency_digest, service_code=intake.service,
         pincode=place.pincode, district=place.district, latitude=place.latitude, longitude=place.longitude,
         address_note=intake.address_note, preferred_time=intake.preferred_time, description=intake.description,
         contact_name=intake.contact_name, filed_by=intake.filed_by, caller_id=caller_id,
@@ -95,6 +101,8 @@ def _file(engine: sa.Engine, settings: Settings, intake: Intake, *, look_first: 
         same_key = select(ServiceRequest).where(ServiceRequest.idempotency_key == key)
         found = session.exec(same_key).first() if key and look_first else None
         if found is not None:
+            if intake.idempotency_digest and found.idempotency_digest not in (None, intake.idempotency_digest):
+                raise KeyReused(key)
             return Filed(found, None, created=False)
         request, sms_id = new_request(session, settings, intake)
         return Filed(request, sms_id, created=True)

@@ -217,6 +217,9 @@ class ServiceRequest(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=8, unique=True, description="7 digits, the last a Verhoeff check digit")
     idempotency_key: str | None = Field(default=None, max_length=120, unique=True)
+    idempotency_digest: str | None = Field(
+        default=None, max_length=64, description="of what was filed with the key: its reuse for another is refused"
+    )
     service_code: str = Field(max_length=32, index=True)
     pincode: str = Field(max_length=6)
     district: str = Field(max_length=80, index=True)

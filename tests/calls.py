@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from core.settings import Settings
 from devtools.simulator import CallSimulator, FlaskTransport, HttpTransport, Transcript
 from sewamitra.app import create_app
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 
 
 class Line:
@@ -63,7 +63,7 @@ def served(app: Flask) -> Iterator[str]:
 
 def call_over_http(base_url: str, keys: Line | list[str], *, caller: str) -> Transcript:
     """As `call`, over real HTTP: a webhook that does not answer within 15 s is one Twilio gives up on."""
-    transport = HttpTransport(base_url, PUBLIC_URL, AUTH_TOKEN, timeout=15)
+    transport = HttpTransport(base_url, PUBLIC_URL, AUTH_TOKEN, timeout=15, account_sid=ACCOUNT_SID)
     transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=caller).run(keys)
     assert not transcript.errors, transcript.render(requests=True)
     assert all(0 < r.status < 500 for r in transcript.requests), transcript.render(requests=True)

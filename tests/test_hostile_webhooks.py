@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from urllib.parse import urlencode
 
 import pytest
 import redis
@@ -28,7 +29,8 @@ from sewamitra.app import create_app
 from storage import callqueue
 from storage.models import ServiceRequest, SmsLog
 from telephony.twilio.rest import TwilioTelephony
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from telephony.twilio.signature import MAX_BODY
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 from tests.hostile import (
     FORM,
     call_states_load,
@@ -81,7 +83,7 @@ def call_fields(**more: st.SearchStrategy[str | None]) -> dict[str, st.SearchStr
     """Twilio's parameters of every voice request, each possibly missing or junk, and `more`."""
     return {
         "CallSid": maybe(SIDS),
-        "AccountSid": maybe(st.one_of(st.just("AC" + "0" * 32), junk(40))),
+        "AccountSid": maybe(st.one_of(st.just(ACCOUNT_SID), junk(40))),
         "From": maybe(PHONES),
         "To": maybe(PHONES),
         "Caller": maybe(PHONES),
@@ -223,6 +225,11 @@ def check_answer(app: Flask, path: str, answer: TestResponse, *, must_end: bool)
         check_voice_document(app, root, must_end=must_end)
 
 
+def too_large(pairs: list[tuple[str, str]]) -> bool:
+    """A form larger than any Twilio posts, which a webhook refuses (413) before reading it."""
+    return len(urlencode(pairs).encode()) > MAX_BODY
+
+
 def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -274,7 +281,12 @@ def test_any_signed_form_gets_twiml_and_changes_nothing_it_should_not(
         path, pairs, raw_query = case
         caplog.clear()
         answer = post_pairs(client, path, pairs, query=raw_query)
-        check_answer(app, path, answer, must_end=WEBHOOKS[path][2])
+        if too_large(pairs):  # larger than any of Twilio's posts: refused unread
+            assert answer.status_code == 413, (answer.status_code, answer.data[:300])
+        elif first(pairs, "AccountSid") not in (None, "", ACCOUNT_SID):  # signed, but for another account
+            assert answer.status_code == 403, (answer.status_code, answer.data[:300])
+        else:
+            check_answer(app, path, answer, must_end=WEBHOOKS[path][2])
         sid = first(pairs, "CallSid") or ""
         if path.startswith("/twilio/sms") or callqueue.CALL_SID.match(sid):
             assert failures(caplog) == [], "a real call's junk fell into the error path"
@@ -357,10 +369,15 @@ def test_a_message_with_any_body_is_recorded_once(app: Flask, client: FlaskClien
     @example(body="हाँ\x00\x01\x7f 🙂")
     def hostile(body: str) -> None:
         sid = f"SM{next(sent):032x}"  # a new message each time: the same MessageSid again is a replay
-        answer = post_pairs(client, "/twilio/sms", [("MessageSid", sid), ("From", CITIZEN), ("Body", body)])
-        check_answer(app, "/twilio/sms", answer, must_end=False)
+        pairs = [("MessageSid", sid), ("From", CITIZEN), ("Body", body)]
+        answer = post_pairs(client, "/twilio/sms", pairs)
         with Session(engine) as session:
-            [sms] = session.exec(select(SmsLog).where(SmsLog.message_sid == sid)).all()
+            kept = session.exec(select(SmsLog).where(SmsLog.message_sid == sid)).all()
+        if too_large(pairs):  # far past Twilio's 1,600 characters: refused unread
+            assert answer.status_code == 413 and kept == []
+            return
+        check_answer(app, "/twilio/sms", answer, must_end=False)
+        [sms] = kept
         assert sms.from_number == CITIZEN and stored_form(sms.body) == stored_form(body[:1600])
 
     hostile()
@@ -432,7 +449,11 @@ def test_junk_keyed_at_every_prompt_of_every_flow_never_breaks_a_call(
                 break  # the call went to the queue, or ended
             path, _, query = gathers[0].get("action", "").partition("?")
             digits = keyed.replace("{number}", number).replace("{code}", code)
-            answer = post_pairs(client, path, [*call, ("Digits", digits)], query=query.encode())
+            sent = [*call, ("Digits", digits)]
+            if too_large(sent):  # more than any keypad sends: refused unread; the caller keys nothing instead
+                assert post_pairs(client, path, sent, query=query.encode()).status_code == 413
+                sent = call
+            answer = post_pairs(client, path, sent, query=query.encode())
         check_answer(app, path, answer, must_end=True)
         assert failures(caplog) == [], "a call fell into the error path"
         call_states_load(installed.redis)

@@ -234,8 +234,9 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     engine.dispose()
 
     token = (data_dir / "local-twilio-auth-token").read_text().strip()
+    account = (data_dir / "local-twilio-account-sid").read_text().strip()
     public_url = f"http://127.0.0.1:{port}"
-    transport = HttpTransport(public_url, public_url, token)
+    transport = HttpTransport(public_url, public_url, token, account_sid=account)
     transcript = CallSimulator(transport, public_url=public_url).run("2,1,1,226001#,1,2")
     assert not transcript.errors, transcript.render(requests=True)
     assert transcript.said("Your request number is:")
