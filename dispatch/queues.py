@@ -13,6 +13,8 @@ from enum import StrEnum
 import redis
 from rq import Queue, SimpleWorker
 
+from dispatch import delayed
+
 log = logging.getLogger(__name__)
 # Pauses (seconds) between tries to reach Redis again after it went away; the last one repeats.
 REDIS_PAUSES_S = (1, 2, 5, 10)
@@ -39,14 +41,22 @@ def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
 
 
 def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
-    """`sewamitra worker`: run an RQ worker (with RQ's scheduler) through Redis outages."""
+    """`sewamitra worker`: run an RQ worker through Redis outages, and move delayed jobs when due
+    (dispatch.delayed, not RQ's scheduler: a dead worker's lock held RQ's for minutes)."""
 
     def run(attempt: int) -> None:
         # A name of its own at each start: RQ refuses one still registered by the worker before it.
         renamed = f"{name}-{attempt}" if name and attempt else name
-        worker(connection, name=renamed).work(burst=burst, with_scheduler=True)
+        worker(connection, name=renamed).work(burst=burst)
 
-    outlast_redis_outages(run, connection, "RQ worker")
+    if burst:  # what is due now, once, then the queues until they are empty
+        mover = delayed.DelayedJobs(connection, [q.value for q in QUEUE_ORDER])
+        mover.tick()
+        mover.stop()
+        outlast_redis_outages(run, connection, "RQ worker")
+        return
+    with delayed.moved(connection, [q.value for q in QUEUE_ORDER]):
+        outlast_redis_outages(run, connection, "RQ worker")
 
 
 def outlast_redis_outages(run: Callable[[int], object], connection: redis.Redis, what: str) -> None:
