@@ -205,7 +205,8 @@ def _try_sms(to: str, template: str, language: str, values: Mapping[str, str], *
     try:
         text_sms(to, template, language, values, **links)
     except Exception as exc:
-        log.warning("%s SMS for request %s not sent: %s", template, links.get("request_id"), type(exc).__name__)
+        about = f"request {links['request_id']}" if links.get("request_id") else "no request"
+        log.warning("%s SMS about %s not sent: %s", template, about, type(exc).__name__)
 
 
 def _try_send(sms_id: int, request_id: int) -> None:
@@ -340,7 +341,7 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
     if outcome.worker_changed is not None:
         enqueue.reindex_worker(connection, outcome.worker_changed)
     for reply in outcome.replies:
-        _try_sms(sender, reply.template, outcome.language, reply.values)
+        _try_sms(sender, reply.template, outcome.language, reply.values, request_id=reply.request_id)
 
 
 def _set_sms_status(sms_log_id: int, status: SmsHandling) -> None:
