@@ -11,7 +11,8 @@ from collections.abc import Callable
 from enum import StrEnum
 
 import redis
-from rq import Queue, SimpleWorker
+from redis.client import Pipeline
+from rq import Queue, SimpleWorker, worker_registration
 
 from dispatch import delayed
 
@@ -33,11 +34,27 @@ def queue(connection: redis.Redis, name: QueueName = QueueName.DEFAULT) -> Queue
     return Queue(name.value, connection=connection)
 
 
-def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
+class HelplineWorker(SimpleWorker):
     """A worker that runs jobs in its own process: no fork per job (our jobs are short and
-    I/O-bound, and a fork per job would also reopen every database connection)."""
+    I/O-bound, and a fork per job would also reopen every database connection). At each heartbeat
+    it registers itself again if Redis lost its registration (restarted empty): RQ's heartbeat
+    only refreshes a key, and `rq info` and /healthz would count no worker while it works."""
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        if not self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+            self.log.warning("Worker %s: Redis lost this worker's registration; registering it again", self.name)
+            with self.connection.pipeline() as again:
+                again.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+                worker_registration.register(self, again)
+                again.expire(self.key, timeout or self.worker_ttl + 60)
+                again.execute()
+
+
+def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
+    """The helpline's RQ worker on every queue, served in QUEUE_ORDER."""
     queues = [queue(connection, q) for q in QUEUE_ORDER]
-    return SimpleWorker(queues, connection=connection, name=name)
+    return HelplineWorker(queues, connection=connection, name=name)
 
 
 def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
