@@ -19,7 +19,7 @@ from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, enqueue, jobs
 from sewamitra.app import create_app
 from storage.audit import AuditAction
-from storage.db import session_scope
+from storage.db import TCP_USER_TIMEOUT_MS, session_scope
 from storage.models import AuditEvent, Offer, SmsDelivery, SmsLog, Worker
 from tests.calls import Line, call
 from tests.chaos import RedisServer
@@ -192,3 +192,16 @@ def test_an_offer_whose_sms_never_left_goes_to_the_next_worker_at_once_after_red
         reasons = session.exec(select(AuditEvent.reason).where(AuditEvent.action == AuditAction.OFFER_EXPIRED)).all()
     assert reasons == ["the SMS could not be delivered"]  # undelivered, not unanswered
     assert [m["to"] for m in sandbox.messages] == ["+919800000972"]
+
+
+def test_a_postgresql_connection_gives_up_on_a_host_that_goes_silent_mid_query(postgres: sa.Engine) -> None:
+    # A userland proxy cannot go silent as a host does (its kernel acknowledges what it stops passing
+    # on), so this holds the connection's settings to what makes libpq give up: keepalive probes, and
+    # an error when what it sent stays unacknowledged for TCP_USER_TIMEOUT_MS.
+    with postgres.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        given = raw.info.get_parameters()
+    assert given["tcp_user_timeout"] == str(TCP_USER_TIMEOUT_MS) and TCP_USER_TIMEOUT_MS <= 5000
+    assert (given["keepalives"], given["keepalives_idle"], given["keepalives_count"]) == ("1", "2", "3")
+    assert given["connect_timeout"] == "5"
