@@ -8,6 +8,8 @@ import functools
 import os
 import secrets
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +20,7 @@ from sqlmodel import Session, select
 from core.settings import Settings, load_settings
 from devtools.embedded_redis import EmbeddedRedis
 from sewamitra import localsecrets
-from sewamitra.supervisor import Child, Supervisor
+from sewamitra.supervisor import Child, Service, Supervisor
 from storage import db
 from storage.models import Role, User, Worker
 from storage.users import create_user
@@ -64,7 +66,9 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
                        "to the URL Twilio calls")  # fmt: skip
         settings = load_settings(environ=environ)
         login = prepare_database(settings, seed_demo=seed_demo)
-        return _supervise(settings, environ, port=port, host=host, login=login, sandbox_port=sandbox_port)
+        services = [RestartedRedis(embedded)] if embedded is not None else []
+        return _supervise(settings, environ, port=port, host=host, login=login, sandbox_port=sandbox_port,
+                          services=services)  # fmt: skip
     finally:
         (settings.data_dir / SERVED_URL_FILE).unlink(missing_ok=True)
         if embedded is not None:
@@ -104,8 +108,24 @@ def _first_admin(session: Session, data_dir: Path) -> str:
     return "the users made with `sewamitra create-user`"
 
 
+@dataclass
+class RestartedRedis:
+    """The embedded Redis as a service `up` keeps running: started again (from its AOF) when it dies.
+    One that `up` adopted (left running by an earlier `up`) is not its own to restart."""
+
+    redis: EmbeddedRedis
+    name: str = "embedded Redis"
+
+    def running(self) -> bool:
+        return self.redis.process is None or self.redis.process.poll() is None
+
+    def restart(self) -> None:
+        self.redis.process = None
+        self.redis.start()
+
+
 def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: str, login: str,
-               sandbox_port: int | None) -> int:  # fmt: skip
+               sandbox_port: int | None, services: Sequence[Service] = ()) -> int:  # fmt: skip
     children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
     if sandbox_port is not None:
         children.append(Child("twilio-sandbox", ["--port", str(sandbox_port)], module="devtools.twilio_sandbox"))
@@ -122,7 +142,7 @@ def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: 
         "database": f"  Database             : {_safe_url(settings.sqlalchemy_url)}",
         "stop": "Press Ctrl-C to stop everything.\n",
     }
-    return Supervisor(children, environ).run(on_ready=banner, ready_url=f"{local}/healthz")
+    return Supervisor(children, environ, services).run(on_ready=banner, ready_url=f"{local}/healthz")
 
 
 def _telephony(settings: Settings, sandbox_port: int | None) -> str:

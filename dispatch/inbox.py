@@ -37,6 +37,7 @@ class Outgoing:
 
     template: str
     values: dict[str, str] = field(default_factory=dict)
+    request_id: int | None = None  # the request it is about: its timeline shows it, its log lines name it
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,12 @@ def _answer(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> O
     if result is offers.Answer.ACCEPTED:
         return Outcome(assigned=offer.request_id, language=language)
     if result is offers.Answer.DECLINED:
-        return Outcome((Outgoing("declined_ack", {"number": request_number}),), redispatch=offer.request_id,
-                       language=language)  # fmt: skip
+        return Outcome((Outgoing("declined_ack", {"number": request_number}, offer.request_id),),
+                       redispatch=offer.request_id, language=language)  # fmt: skip
     if _accepted_by(engine, offer.id or 0, worker.id):  # a second yes (SMS and call, or texted twice)
-        return Outcome((Outgoing("offer_already_yours", {"number": request_number}),), language=language)
-    return Outcome((Outgoing("already_taken", {"number": request_number}),), language=language)
+        return Outcome((Outgoing("offer_already_yours", {"number": request_number}, offer.request_id),),
+                       language=language)  # fmt: skip
+    return Outcome((Outgoing("already_taken", {"number": request_number}, offer.request_id),), language=language)
 
 
 def _accepted_by(engine: sa.Engine, offer_id: int, worker_id: int) -> bool:
@@ -122,10 +124,11 @@ def _no_open_offer(engine: sa.Engine, worker: Worker, reply: Reply) -> Outcome:
         last = session.exec(select(Offer).where(Offer.worker_id == worker.id).order_by(col(Offer.id).desc())).first()
         number = session.get(ServiceRequest, last.request_id).number if last else None  # type: ignore[union-attr]
     if last is not None and number is not None and last.status is OfferStatus.ACCEPTED:
-        return Outcome((Outgoing("offer_already_yours", {"number": number}),), language=worker.language)
+        return Outcome((Outgoing("offer_already_yours", {"number": number}, last.request_id),),
+                       language=worker.language)  # fmt: skip
     _note_unclear(engine, f"worker:{worker.id}", reply, "no open offer")
-    if number is not None and reply.kind is ReplyKind.ACCEPT:
-        return Outcome((Outgoing("already_taken", {"number": number}),), language=worker.language)
+    if last is not None and number is not None and reply.kind is ReplyKind.ACCEPT:
+        return Outcome((Outgoing("already_taken", {"number": number}, last.request_id),), language=worker.language)
     return Outcome((Outgoing("offer_none"),), language=worker.language)
 
 
@@ -138,7 +141,7 @@ def _done(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Out
         request = offers.complete(session, reply.number, worker.id, reply.code, now)
     if request is None:
         return Outcome((Outgoing("code_mismatch", {"number": reply.number}),), language=worker.language)
-    return Outcome((Outgoing("completed_worker", {"number": request.number}),), completed=request.id,
+    return Outcome((Outgoing("completed_worker", {"number": request.number}, request.id),), completed=request.id,
                    worker_changed=worker.id, language=worker.language)  # fmt: skip
 
 
@@ -157,8 +160,8 @@ def _from_citizen(engine: sa.Engine, caller: Caller | None, sender: str, body: s
         if request is None:
             return Outcome((Outgoing("reply_help_citizen"),), language=language)
         rate(session, request, rating, actor=f"caller:{caller.id}")
-    return Outcome((Outgoing("rating_thanks", {"number": request.number}),), worker_changed=request.worker_id,
-                   language=language)  # fmt: skip
+    return Outcome((Outgoing("rating_thanks", {"number": request.number}, request.id),),
+                   worker_changed=request.worker_id, language=language)  # fmt: skip
 
 
 def rate(session: Session, request: ServiceRequest, rating: int, actor: str) -> bool:

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "sewamitra:jobs:heartbeat"
 DATABASE_RETRY = enqueue.DATABASE_RETRY  # what the voice webhooks hand to a job
 OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these retries goes unanswered
+# An offer's SMS refused this long ago with no try since: the retry was lost (Redis restarted empty).
+RESEND_LOST_AFTER = timedelta(seconds=max(OFFER_SEND_BACKOFF)) + timedelta(seconds=30)
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
 ABANDONED_AFTER = timedelta(minutes=5)
@@ -205,7 +207,8 @@ def _try_sms(to: str, template: str, language: str, values: Mapping[str, str], *
     try:
         text_sms(to, template, language, values, **links)
     except Exception as exc:
-        log.warning("%s SMS for request %s not sent: %s", template, links.get("request_id"), type(exc).__name__)
+        about = f"request {links['request_id']}" if links.get("request_id") else "no request"
+        log.warning("%s SMS about %s not sent: %s", template, about, type(exc).__name__)
 
 
 def _try_send(sms_id: int, request_id: int) -> None:
@@ -340,7 +343,7 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
     if outcome.worker_changed is not None:
         enqueue.reindex_worker(connection, outcome.worker_changed)
     for reply in outcome.replies:
-        _try_sms(sender, reply.template, outcome.language, reply.values)
+        _try_sms(sender, reply.template, outcome.language, reply.values, request_id=reply.request_id)
 
 
 def _set_sms_status(sms_log_id: int, status: SmsHandling) -> None:
@@ -375,22 +378,37 @@ def record_sms(session: Session, to: str, template: str, language: str, values: 
 
 
 def send_sms(sms_log_id: int) -> str | None:
-    """Send one SMS already recorded as pending; record Twilio's sid. Sending twice is refused."""
+    """Send one SMS recorded as pending, or refused before and due again; record Twilio's sid. Sending
+    twice is refused; a message whose content is moot is not sent. A refusal is recorded (to be tried
+    again, or given up on) and raised, for RQ's retry and the caller."""
     ctx = context.current()
     with Session(ctx.engine) as session:
         sms = session.get(SmsLog, sms_log_id)
-        if sms is None or sms.message_sid is not None or sms.to_number is None:
+        if sms is None or sms.message_sid is not None or sms.to_number is None or sms.status not in messages.SENDABLE:
             return None
+        if sms.attempts and messages.moot(session, sms):
+            sms.next_attempt_at = None
+            session.add(sms)
+            session.commit()
+            return None
+        if not messages.claim_attempt(session, sms, utcnow()):
+            return None  # another job is sending it
         callback = f"{ctx.settings.public_url}/twilio/sms/status"
         try:
             sid = ctx.telephony.send_sms(sms.to_number, sms.body, status_callback=callback)
         except Exception as exc:
-            sms.status, sms.updated_at = SmsDelivery.SEND_FAILED, utcnow()
-            sms.error_code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
-            session.add(sms)
-            session.commit()
+            retryable = isinstance(exc, GatewayError) and exc.retryable
+            code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
+            status = messages.failed_attempt(session, sms_log_id, retryable=retryable, error_code=code, now=utcnow())
+            if status is SmsDelivery.NOT_SENT:
+                log.warning("%s SMS %s about %s could not be sent after %s tries; an agent sees it on the request",
+                            sms.template, sms_log_id, f"request {sms.request_id}" if sms.request_id else "no request",
+                            sms.attempts)  # fmt: skip
             raise
+        sms = session.get(SmsLog, sms_log_id)
+        assert sms is not None
         sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, SmsDelivery.QUEUED, None, utcnow()
+        sms.next_attempt_at = None
         session.add(sms)
         session.commit()
         return sid
@@ -429,13 +447,16 @@ def sweep() -> dict[str, int]:
                 ~open_offer,
             )
         ).all()
+        undelivered = session.exec(select(Offer.id).where(_never_left(moment))).all()
         overdue = session.exec(
             select(Offer.id).where(
-                Offer.status == OfferStatus.PENDING, col(Offer.expires_at) < moment - NEW_REQUEST_GRACE
+                Offer.status == OfferStatus.PENDING, col(Offer.expires_at) < moment - NEW_REQUEST_GRACE,
+                col(Offer.id).not_in(undelivered),
             )
-        ).all()
+        ).all()  # fmt: skip
         old_sms = col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE
         unsent = session.exec(select(SmsLog.id).where(SmsLog.status == SmsDelivery.PENDING, old_sms)).all()
+        refused = messages.due_again(session, moment - NEW_REQUEST_GRACE)  # RQ's own retry had its chance
         unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
         untold = session.exec(select(ServiceRequest.id).where(
             ServiceRequest.status == RequestStatus.ASSIGNED,
@@ -444,16 +465,30 @@ def sweep() -> dict[str, int]:
         enqueue.dispatch_request(ctx.redis, int(request_id or 0))
     for offer_id in overdue:
         enqueue.overdue_offer(ctx.redis, int(offer_id or 0))
+    for offer_id in undelivered:  # its SMS never left and its next try was lost: the next worker, now
+        enqueue.undelivered_offer(ctx.redis, int(offer_id or 0))
     abandoned = _reclaim_abandoned_sms(moment)
     for sms_id in [*unread, *abandoned]:
         enqueue.handle_sms(ctx.redis, int(sms_id or 0))
     for request_id in untold:  # assigned, but the job that tells both sides was lost
         enqueue.notify_assigned(ctx.redis, int(request_id or 0))
-    for sms_id in unsent:
+    for sms_id in [*unsent, *refused]:
         enqueue.send_sms(ctx.redis, int(sms_id or 0))
     return {"new_requests": len(stuck_new), "offered_without_open_offer": len(unoffered),
-            "overdue_offers": len(overdue), "unsent_sms": len(unsent), "unread_sms": len(unread),
-            "abandoned_sms": len(abandoned), "untold_assignments": len(untold)}  # fmt: skip
+            "overdue_offers": len(overdue), "undelivered_offers": len(undelivered), "unsent_sms": len(unsent),
+            "refused_sms_due": len(refused), "unread_sms": len(unread), "abandoned_sms": len(abandoned),
+            "untold_assignments": len(untold)}  # fmt: skip
+
+
+def _never_left(moment: datetime) -> sa.ColumnElement[bool]:
+    """A pending SMS offer whose every SMS Twilio refused, the last long enough ago that its next try
+    (an RQ job, lost when Redis restarts empty) should have come: it is undelivered, not unanswered."""
+    texts = (col(SmsLog.request_id) == col(Offer.request_id), col(SmsLog.worker_id) == col(Offer.worker_id),
+             col(SmsLog.template) == "offer", col(SmsLog.created_at) >= col(Offer.created_at))  # fmt: skip
+    refused = sa.exists().where(*texts, col(SmsLog.status) == SmsDelivery.SEND_FAILED)
+    others = sa.exists().where(*texts, sa.or_(col(SmsLog.status) != SmsDelivery.SEND_FAILED,
+                                              col(SmsLog.updated_at) >= moment - RESEND_LOST_AFTER))  # fmt: skip
+    return sa.and_(col(Offer.status) == OfferStatus.PENDING, col(Offer.channel) == OfferChannel.SMS, refused, ~others)
 
 
 def _reclaim_abandoned_sms(moment: datetime) -> list[int]:

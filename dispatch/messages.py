@@ -1,20 +1,39 @@
 """SMS as the helpline keeps them: a message that came in, recorded once however often Twilio
-delivers it, and Twilio's delivery reports for ours, applied in Twilio's order. Called by the SMS
-webhooks, or by a job when the database could not be reached while Twilio was waiting."""
+delivers it; Twilio's delivery reports for ours, applied in Twilio's order; and when one of ours
+that Twilio refused is tried again, or given up on. Called by the SMS webhooks and the jobs."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.db import session_scope
-from storage.models import Direction, Offer, OfferStatus, SmsDelivery, SmsHandling, SmsLog, utcnow
+from storage.models import (
+    Direction,
+    Offer,
+    OfferStatus,
+    RequestStatus,
+    ServiceRequest,
+    SmsDelivery,
+    SmsHandling,
+    SmsLog,
+    utcnow,
+)
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
 ORDER = {SmsDelivery.PENDING: 0, SmsDelivery.QUEUED: 1, SmsDelivery.SENDING: 2, SmsDelivery.SENT: 3,
          SmsDelivery.FAILED: 4, SmsDelivery.UNDELIVERED: 4, SmsDelivery.DELIVERED: 5}  # fmt: skip
 RANKS: dict[str, int] = {status.value: rank for status, rank in ORDER.items()}
 UNDELIVERED = frozenset({SmsDelivery.FAILED, SmsDelivery.UNDELIVERED})
+# A message Twilio refused is tried again from the database (RQ's retries are lost with an empty
+# Redis) after these pauses, then given up on (`not_sent`, for an agent to see); never after this long.
+RETRY_PAUSES = (timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=90))
+MAX_ATTEMPTS = 1 + len(RETRY_PAUSES)
+GIVE_UP_AFTER = timedelta(hours=1)
+OWN_RETRIES = frozenset({"offer"})  # the offer's job tries again (a new message each time), then moves on
+SENDABLE = (SmsDelivery.PENDING, SmsDelivery.SEND_FAILED)
 
 
 def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) -> int | None:
@@ -58,3 +77,55 @@ def _offer_texted(session: Session, sms: SmsLog) -> Offer | None:
         Offer.request_id == sms.request_id, Offer.worker_id == sms.worker_id, Offer.status == OfferStatus.PENDING
     )
     return session.exec(query).first()
+
+
+def claim_attempt(session: Session, sms: SmsLog, now: datetime) -> bool:
+    """Take the next try at sending `sms`, if nobody took it meanwhile (a compare-and-set on its count
+    of tries: a retry from RQ and one from the sweeper never send it twice). The try's time to retry
+    is set now: a worker dying mid-send leaves it for the sweeper."""
+    after = RETRY_PAUSES[min(sms.attempts, len(RETRY_PAUSES) - 1)]
+    claimed = session.execute(
+        sa.update(SmsLog)
+        .where(col(SmsLog.id) == sms.id, col(SmsLog.attempts) == sms.attempts, col(SmsLog.message_sid).is_(None),
+               col(SmsLog.status).in_(SENDABLE))
+        .values(attempts=sms.attempts + 1, next_attempt_at=now + after, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]  # fmt: skip
+    session.commit()
+    return bool(claimed)
+
+
+def failed_attempt(session: Session, sms_id: int, *, retryable: bool, error_code: str | None, now: datetime) -> str:
+    """Record a try Twilio refused: `send_failed`, to be tried again when due, or `not_sent` for good
+    (its tries or its time are used up, or trying again cannot help). Returns the status."""
+    sms = session.get(SmsLog, sms_id)
+    assert sms is not None
+    final = not retryable or sms.attempts >= MAX_ATTEMPTS or now - sms.created_at >= GIVE_UP_AFTER
+    own = sms.template in OWN_RETRIES
+    status = SmsDelivery.NOT_SENT if final and not own else SmsDelivery.SEND_FAILED
+    sms.status, sms.error_code, sms.updated_at = status, error_code, now
+    sms.next_attempt_at = None if final or own else sms.next_attempt_at
+    session.add(sms)
+    session.commit()
+    return status
+
+
+def moot(session: Session, sms: SmsLog) -> bool:
+    """Whether what the message says no longer holds: an offer closed, a job no longer that worker's,
+    a rating asked of a request no longer waiting for one. Such a message is not tried again."""
+    request = session.get(ServiceRequest, sms.request_id) if sms.request_id is not None else None
+    if request is None:
+        return False
+    if sms.template == "offer":
+        return _offer_texted(session, sms) is None
+    if sms.template in ("assigned_citizen", "assigned_worker"):
+        return request.status is not RequestStatus.ASSIGNED
+    if sms.template == "feedback":
+        return request.status is not RequestStatus.COMPLETED
+    return False
+
+
+def due_again(session: Session, before: datetime) -> list[int]:
+    """Messages Twilio refused whose next try was due before `before` and did not happen (RQ's retry
+    was lost with Redis, or its worker died)."""
+    query = select(SmsLog.id).where(SmsLog.status == SmsDelivery.SEND_FAILED, col(SmsLog.next_attempt_at) < before)
+    return [int(sms_id or 0) for sms_id in session.exec(query).all()]

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from enum import StrEnum
 
 import redis
-from rq import Queue, SimpleWorker
+from redis.client import Pipeline
+from rq import Queue, SimpleWorker, worker_registration
+
+from dispatch import delayed
 
 log = logging.getLogger(__name__)
 # Pauses (seconds) between tries to reach Redis again after it went away; the last one repeats.
@@ -31,22 +34,46 @@ def queue(connection: redis.Redis, name: QueueName = QueueName.DEFAULT) -> Queue
     return Queue(name.value, connection=connection)
 
 
-def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
+class HelplineWorker(SimpleWorker):
     """A worker that runs jobs in its own process: no fork per job (our jobs are short and
-    I/O-bound, and a fork per job would also reopen every database connection)."""
+    I/O-bound, and a fork per job would also reopen every database connection). At each heartbeat
+    it registers itself again if Redis lost its registration (restarted empty): RQ's heartbeat
+    only refreshes a key, and `rq info` and /healthz would count no worker while it works."""
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        if not self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+            self.log.warning("Worker %s: Redis lost this worker's registration; registering it again", self.name)
+            with self.connection.pipeline() as again:
+                again.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+                worker_registration.register(self, again)
+                again.expire(self.key, timeout or self.worker_ttl + 60)
+                again.execute()
+
+
+def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
+    """The helpline's RQ worker on every queue, served in QUEUE_ORDER."""
     queues = [queue(connection, q) for q in QUEUE_ORDER]
-    return SimpleWorker(queues, connection=connection, name=name)
+    return HelplineWorker(queues, connection=connection, name=name)
 
 
 def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
-    """`sewamitra worker`: run an RQ worker (with RQ's scheduler) through Redis outages."""
+    """`sewamitra worker`: run an RQ worker through Redis outages, and move delayed jobs when due
+    (dispatch.delayed, not RQ's scheduler: a dead worker's lock held RQ's for minutes)."""
 
     def run(attempt: int) -> None:
         # A name of its own at each start: RQ refuses one still registered by the worker before it.
         renamed = f"{name}-{attempt}" if name and attempt else name
-        worker(connection, name=renamed).work(burst=burst, with_scheduler=True)
+        worker(connection, name=renamed).work(burst=burst)
 
-    outlast_redis_outages(run, connection, "RQ worker")
+    if burst:  # what is due now, once, then the queues until they are empty
+        mover = delayed.DelayedJobs(connection, [q.value for q in QUEUE_ORDER])
+        mover.tick()
+        mover.stop()
+        outlast_redis_outages(run, connection, "RQ worker")
+        return
+    with delayed.moved(connection, [q.value for q in QUEUE_ORDER]):
+        outlast_redis_outages(run, connection, "RQ worker")
 
 
 def outlast_redis_outages(run: Callable[[int], object], connection: redis.Redis, what: str) -> None:

@@ -6,8 +6,8 @@ import redis
 from rq.cron import CronScheduler
 
 from core.settings import Settings
-from dispatch import jobs
-from dispatch.queues import QueueName, outlast_redis_outages
+from dispatch import delayed, jobs
+from dispatch.queues import QUEUE_ORDER, QueueName, outlast_redis_outages
 
 HEARTBEAT_INTERVAL = 30
 REBUILD_INTERVAL = 900  # also a safety net: changes made outside the app (a CSV import) reach the index
@@ -24,5 +24,7 @@ def scheduler(connection: redis.Redis, settings: Settings) -> CronScheduler:
 
 def run(connection: redis.Redis, settings: Settings) -> None:
     """`sewamitra scheduler`: the periodic jobs, through Redis outages. A new scheduler after an
-    outage runs each job at once: the sweep that brings back what the outage lost, and the index."""
-    outlast_redis_outages(lambda _attempt: scheduler(connection, settings).start(), connection, "scheduler")
+    outage runs each job at once: the sweep that brings back what the outage lost, and the index. It
+    moves delayed jobs too, as each worker does: whichever of them is alive."""
+    with delayed.moved(connection, [q.value for q in QUEUE_ORDER]):
+        outlast_redis_outages(lambda _attempt: scheduler(connection, settings).start(), connection, "scheduler")

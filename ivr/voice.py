@@ -407,16 +407,22 @@ def _session() -> Session | None:
 
 
 def _language() -> str:
-    """The caller's language: from the call state, else the one the database remembers for their
-    number (so a Redis outage does not switch a caller to another language), else the first."""
+    """The caller's language: from the call state, else the one the database knows for their number
+    (a worker's, or the one a citizen chose last), so that losing Redis does not switch a caller to
+    another language; else the first."""
     session = _session()
     if session is not None:
         return session.language
     try:
-        known = None if g.get("database_failed") else known_language(_runtime().engine, _party())
+        known = None if g.get("database_failed") else _known_language(_party())
     except sa.exc.SQLAlchemyError:
         known = None
     return known or _runtime().settings.languages[0].code
+
+
+def _known_language(party: str | None) -> str | None:
+    worker, language = who_rings(_runtime().engine, party)
+    return worker.language if worker is not None else language
 
 
 def _said(prompt: str, language: str, **params: str) -> Spoken | Play:

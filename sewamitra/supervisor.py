@@ -1,5 +1,6 @@
 """`sewamitra up`: the web app, RQ workers and the scheduler as child processes of one command,
-restarted when one dies, stopped together on Ctrl-C or SIGTERM."""
+restarted when one dies, stopped together on Ctrl-C or SIGTERM; and services started before them
+(the embedded Redis), restarted when they die and stopped by their owner after the children."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Protocol
 
 from sewamitra.process import die_with_parent
 
@@ -48,18 +50,30 @@ class Child:
         return None if self.process is None else self.process.poll()
 
     def kill_leftovers(self) -> None:
-        """What the child started and left behind (an RQ worker's scheduler, when the worker was
-        killed) shares its process group: end them all."""
+        """What the child started and left behind when it was killed (gunicorn's workers, say) shares
+        its process group: end them all."""
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGTERM)
+
+
+class Service(Protocol):
+    """Something the children need that is not one of them: kept running, not stopped here."""
+
+    name: str
+
+    def running(self) -> bool: ...
+
+    def restart(self) -> None: ...
 
 
 @dataclass
 class Supervisor:
     children: list[Child]
     environ: Mapping[str, str]
+    services: Sequence[Service] = ()
     stopping: bool = field(default=False, init=False)
+    service_restarts: dict[str, list[float]] = field(default_factory=dict, init=False)
 
     def run(self, on_ready: Mapping[str, str] | None = None, ready_url: str | None = None) -> int:
         """Start every child, wait for them; return the exit status `up` should have."""
@@ -73,6 +87,8 @@ class Supervisor:
                 for line in on_ready.values():
                     print(line, flush=True)
             while not self.stopping:
+                if not all(self._keep_running(service) for service in self.services):
+                    return self.stop(1)
                 for child in self.children:
                     if child.exit_code is not None and not self._restart(child):
                         return self.stop(1)
@@ -92,6 +108,25 @@ class Supervisor:
         log.warning("%s exited with status %s; starting it again", child.name, child.exit_code)
         child.kill_leftovers()
         child.start(self.environ)
+        return True
+
+    def _keep_running(self, service: Service) -> bool:
+        """A service that died is started again (the children reconnect by themselves); False when it
+        keeps dying or will not start."""
+        if service.running():
+            return True
+        now = time.monotonic()
+        restarts = [t for t in self.service_restarts.get(service.name, []) if now - t < RESTART_WINDOW_S] + [now]
+        self.service_restarts[service.name] = restarts
+        if len(restarts) > MAX_RESTARTS:
+            log.error("%s keeps dying; stopping the helpline", service.name)
+            return False
+        log.warning("%s died; starting it again", service.name)
+        try:
+            service.restart()
+        except Exception:
+            log.exception("%s would not start again; stopping the helpline", service.name)
+            return False
         return True
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:

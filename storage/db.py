@@ -22,6 +22,13 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # Seconds to wait for PostgreSQL to answer a new connection. libpq waits for ever by default, so a
 # database host gone dark would hold a webhook past Twilio's 15 s; a URL's own connect_timeout wins.
 CONNECT_TIMEOUT_S = 5
+# A pooled connection whose host goes silent mid-query (no answer, no reset) would wait on TCP for
+# many minutes: libpq's keepalives probe an idle wait after 2 s, and whatever was sent (a query, a
+# probe) unacknowledged for TCP_USER_TIMEOUT_MS ends the connection with an error. A live server
+# acknowledges probes however long its query runs. A URL's own settings win.
+TCP_USER_TIMEOUT_MS = 5000
+SILENT_HOST = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 3,
+               "tcp_user_timeout": TCP_USER_TIMEOUT_MS}  # fmt: skip
 MIGRATIONS = Path(__file__).with_name("migrations")
 # What SQLAlchemy raises when the database cannot be reached (refused, cut, timed out), as opposed
 # to a statement it refused.
@@ -38,8 +45,9 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if "connect_timeout" not in sa.engine.make_url(url).query:
-        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
+    given = sa.engine.make_url(url).query
+    defaults = {"connect_timeout": CONNECT_TIMEOUT_S, **SILENT_HOST}
+    kwargs["connect_args"] = {**{k: v for k, v in defaults.items() if k not in given}, **kwargs.get("connect_args", {})}
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -103,7 +103,8 @@ class SmsDelivery(StrEnum):
     """An SMS of ours on its way out: recorded, handed to Twilio, then Twilio's reports of it."""
 
     PENDING = "pending"  # recorded, not yet handed to Twilio
-    SEND_FAILED = "send_failed"  # Twilio would not take it (or could not be reached): an agent may see why
+    SEND_FAILED = "send_failed"  # Twilio would not take it (or could not be reached): tried again when due
+    NOT_SENT = "not_sent"  # given up on after its tries: an agent sees it on the request
     QUEUED = "queued"  # Twilio took it
     SENDING = "sending"
     SENT = "sent"
@@ -329,6 +330,8 @@ class SmsLog(SQLModel, table=True):
     worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     updated_at: datetime = _created()
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"}, description="tries to hand it to Twilio")
+    next_attempt_at: datetime | None = _moment(index=True)  # a send_failed one is tried again then (the sweeper)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -2,7 +2,7 @@
 sandbox, from real `sewamitra worker` processes: a hung request is given up after the gateway's
 timeout, a failed send is tried again on RQ's schedule, an offer that cannot be delivered counts
 as unanswered and the job moves to the next worker, and a confirmation SMS that never goes out is
-left `send_failed` on the request's timeline for an agent. Only the clock is moved: jobs waiting
+left `not_sent` on the request's timeline for an agent. Only the clock is moved: jobs waiting
 in RQ's schedule are made due at once."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def test_a_hung_twilio_api_is_given_up_after_the_timeout_and_the_confirmation_is
     assert sms_to(postgres, CITIZEN)[0].status == "queued"
 
 
-def test_a_confirmation_twilio_keeps_refusing_is_left_failed_on_the_timeline_for_an_agent(
+def test_a_confirmation_twilio_keeps_refusing_is_left_not_sent_on_the_timeline_for_an_agent(
     app: Flask, job_context: JobContext, postgres: sa.Engine, sandbox: TwilioSandbox, chaos: Chaos,
     chaos_settings: Settings,
 ) -> None:  # fmt: skip
@@ -117,8 +117,10 @@ def test_a_confirmation_twilio_keeps_refusing_is_left_failed_on_the_timeline_for
     wait_until(lambda: f"sms-{confirmation.id}" in failed.get_job_ids(), 60, "RQ to give up on the SMS")
 
     [confirmation] = sms_to(postgres, CITIZEN)
-    assert (confirmation.status, confirmation.error_code, confirmation.message_sid) == ("send_failed", "20500", None)
-    assert sandbox.messages == [] and jobs.sweep()["unsent_sms"] == 0  # not sent again behind the agent's back
+    assert (confirmation.status, confirmation.error_code, confirmation.message_sid) == ("not_sent", "20500", None)
+    assert confirmation.attempts == 4 and confirmation.next_attempt_at is None  # its tries are used up
+    sweep = jobs.sweep()
+    assert sandbox.messages == [] and sweep["unsent_sms"] == sweep["refused_sms_due"] == 0  # not tried again
     with Session(postgres) as session:
         request = session.exec(select(ServiceRequest)).one()
     assert request.status is RequestStatus.ESCALATED  # no plumber in range: an agent has it anyway
@@ -126,4 +128,4 @@ def test_a_confirmation_twilio_keeps_refusing_is_left_failed_on_the_timeline_for
     asha = Console(app)
     asha.sign_in("asha")
     page = asha.get(f"/console/requests/{request.number}").get_data(as_text=True)
-    assert "(request_created)" in page and "<b>send_failed</b>" in page
+    assert "(request_created)" in page and "<b>not_sent</b>" in page
