@@ -19,7 +19,6 @@ from api.inputs import KEY_MAX
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
-from dispatch.queues import worker as rq_worker
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import session_scope
@@ -28,7 +27,6 @@ from storage.models import (
     ApiToken,
     AuditEvent,
     Offer,
-    Provider,
     RequestStatus,
     ServiceRequest,
     SmsLog,
@@ -36,50 +34,17 @@ from storage.models import (
     Worker,
     utcnow,
 )
-from storage.runtime import Runtime
-from tests.test_dispatch import add_worker
-
-CITIZEN = "+919876543210"
-AGENCY = "Gomti Home Services"
-LUCKNOW_REQUEST = {"service": "plumber", "phone": "98765 43210", "pincode": "226001", "name": "Asha Verma",
-                   "address": "12 Hazratganj", "description": "The kitchen tap leaks.\nSecond floor.",
-                   "preferred_time": "after 5 pm", "language": "en"}  # fmt: skip
-
-
-@pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(helpline_settings)
-
-
-def engine_of(app: Flask) -> sa.Engine:
-    runtime: Runtime = app.extensions["sewamitra"]
-    return runtime.engine
-
-
-def token(app: Flask, role: ApiRole, client: str = "", *, provider: str | None = None) -> str:
-    """A live token for a client of this role (an agency's, for provider)."""
-    with session_scope(engine_of(app)) as session:
-        if provider and session.exec(select(Provider).where(Provider.name == provider)).first() is None:
-            session.add(Provider(name=provider, district="LUCKNOW"))
-            session.flush()
-        return tokens.create_token(session, client or f"{role.value}-system", role, provider=provider).secret
-
-
-class Api:
-    """Another system calling the API with its token."""
-
-    def __init__(self, app: Flask, secret: str | None) -> None:
-        self.client = app.test_client()
-        self.headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-
-    def get(self, path: str, **query: Any) -> TestResponse:
-        return self.client.get(path, query_string=query, headers=self.headers)
-
-    def post(self, path: str, body: Any, **headers: str) -> TestResponse:
-        return self.client.post(path, json=body, headers={**self.headers, **headers})
-
-    def put(self, path: str, body: Any) -> TestResponse:
-        return self.client.put(path, json=body, headers=self.headers)
+from tests.factories import (
+    AGENCY,
+    CITIZEN,
+    LUCKNOW_REQUEST,
+    Api,
+    add_worker,
+    engine_of,
+    requests_in,
+    token,
+    work_queued_jobs,
+)
 
 
 @pytest.fixture
@@ -95,16 +60,6 @@ def desk(app: Flask) -> Api:
 @pytest.fixture
 def agency(app: Flask) -> Api:
     return Api(app, token(app, ApiRole.PROVIDER, "gomti-app", provider=AGENCY))
-
-
-def run_jobs(app: Flask) -> None:
-    """What the RQ workers do next: every queued job, with Twilio's API at the sandbox."""
-    rq_worker(app.extensions["sewamitra"].redis).work(burst=True)
-
-
-def requests_in(app: Flask) -> list[ServiceRequest]:
-    with Session(engine_of(app)) as session:
-        return list(session.exec(select(ServiceRequest).order_by(col(ServiceRequest.id))).all())
 
 
 def error_fields(response: TestResponse) -> dict[str, str]:
@@ -132,7 +87,7 @@ def test_a_portal_files_a_request_the_citizen_is_texted_and_the_nearest_worker_o
     [stored] = requests_in(app)
     assert stored.number == filed["number"] and stored.filed_by == "api:up-portal"
 
-    run_jobs(app)
+    work_queued_jobs(app)
     texts = {m["to"]: m["body"] for m in sandbox.messages}
     assert filed["number"] in texts[CITIZEN]  # the citizen's confirmation, with the number to follow it by
     assert filed["number"] in texts["+919415000001"]  # the offer, to the nearest verified plumber
@@ -314,7 +269,7 @@ def test_cancelling_a_job_in_hand_tells_the_worker_not_to_go(
     ramesh = add_worker(engine_of(app), "Ramesh Kumar", "+919415000001", km_north=1)
     jobs.rebuild_index()
     number = portal.post("/api/v1/requests", LUCKNOW_REQUEST).get_json()["number"]
-    run_jobs(app)
+    work_queued_jobs(app)
     with session_scope(engine_of(app)) as session:
         [offer] = session.exec(select(Offer)).all()
     from dispatch import offers
@@ -324,7 +279,7 @@ def test_cancelling_a_job_in_hand_tells_the_worker_not_to_go(
     sandbox.clear()
     response = desk.post(f"/api/v1/requests/{number}/cancel", {"reason": "duplicate of a phone booking"})
     assert response.status_code == 200
-    run_jobs(app)
+    work_queued_jobs(app)
     [told] = [m for m in sandbox.messages if m["to"] == "+919415000001"]
     assert number in told["body"]
     timeline = desk.get(f"/api/v1/requests/{number}").get_json()["timeline"]
@@ -467,7 +422,7 @@ def test_availability_changes_are_audited_and_an_agency_reaches_only_its_own(
     with Session(engine_of(app)) as session:
         [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "worker.availability")).all()
     assert (event.actor, event.from_status, event.to_status) == ("api:call-centre", "available", "busy")
-    run_jobs(app)  # the reindex job: a busy worker is not in the dispatch index
+    work_queued_jobs(app)  # the reindex job: a busy worker is not in the dispatch index
     assert app.extensions["sewamitra"].redis.zrange("sewamitra:geo:plumber", 0, -1) == []
 
 

@@ -11,28 +11,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from core.settings import Settings
-from sewamitra.app import create_app
 from storage import tokens
 from storage.db import session_scope
 from storage.models import ApiRole, Provider
-from tests.test_api import LUCKNOW_REQUEST, Api
-from tests.test_dispatch import add_worker
+from tests.factories import LUCKNOW_REQUEST, Api, add_worker
 
 # Every check Schemathesis has, but that schema-valid data is always accepted: a PIN code can be
 # well formed and unknown to India Post, a phone number well formed and not a real one.
 EXCLUDED = [openapi_checks.positive_data_acceptance]
-
-
-@pytest.fixture
-def database_url(postgres_url: str) -> str:
-    """Fuzzed once, on PostgreSQL: the production database."""
-    return postgres_url
-
-
-@pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(helpline_settings)
 
 
 @pytest.fixture

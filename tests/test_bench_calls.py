@@ -17,16 +17,16 @@ from devtools.bench.calls import baseline, figures, procfs, report, run, scripts
 from devtools.bench.calls.load import Log, Pacing, Sample
 from devtools.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
 from flows import prompts
-from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
+from tests.factories import ROOT
 
 
 @pytest.fixture(scope="module")
-def short_run() -> run.Result:
+def short_run(postgres_server_url: str, redis_server_url: str) -> run.Result:
     """One short run of the whole benchmark, shared by the tests that read it."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_server_url)
     client.flushdb()  # the test suite's own Redis database
     client.close()
-    return run.main(run.SHORT, postgres_url=POSTGRES_URL, redis_url=REDIS_URL, out=io.StringIO(),
+    return run.main(run.SHORT, postgres_url=postgres_server_url, redis_url=redis_server_url, out=io.StringIO(),
                     config=ROOT / "config.yaml")  # fmt: skip
 
 
@@ -56,8 +56,8 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
 
 
 @pytest.mark.slow
-def test_the_run_leaves_its_redis_database_empty(short_run: run.Result) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+def test_the_run_leaves_its_redis_database_empty(short_run: run.Result, redis_server_url: str) -> None:
+    client = redis.Redis.from_url(redis_server_url)
     assert client.dbsize() == 0
     client.close()
 
@@ -218,12 +218,16 @@ def test_the_exceptions_a_server_logged_are_counted_by_their_last_line(tmp_path:
 
 
 @pytest.mark.slow
-def test_bench_turns_counts_every_request_of_its_calls_by_webhook() -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+def test_bench_turns_counts_every_request_of_its_calls_by_webhook(
+    postgres_server_url: str, redis_server_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_server_url)
     client.flushdb()
     client.close()
     config = ROOT / "config.yaml"
-    result = turns.main(6, postgres_url=POSTGRES_URL, redis_url=REDIS_URL, out=io.StringIO(), config=config)
+    result = turns.main(
+        6, postgres_url=postgres_server_url, redis_url=redis_server_url, out=io.StringIO(), config=config
+    )
 
     assert result.errors == 0, result.report
     assert {"/twilio/voice", "/twilio/voice/status", "/twilio/voice/step (turn 0)"} <= set(result.helpline.spent)

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from core.exceptions import SewamitraError
 from core.geo import distance_km
 from core.settings import Settings
-from dispatch import bench, geoindex
-from storage.db import create_engine, upgrade
-from tests.conftest import POSTGRES_URL, REDIS_URL, ROOT
+from devtools.bench import dispatch as bench
+from dispatch import geoindex
+from storage.db import create_engine
+from tests.factories import ROOT
 
 pytestmark = pytest.mark.slow  # starts a real RQ worker process
 
@@ -28,14 +29,14 @@ MAY_BE_ZERO = {"e2e_escalated", "e2e_lost", "e2e_failed_jobs"}
 
 
 @pytest.fixture(scope="module")
-def run() -> tuple[str, dict[str, float]]:
+def run(postgres_server_url: str, redis_server_url: str) -> tuple[str, dict[str, float]]:
     """One toy run of the whole benchmark, shared by the tests that read what it printed."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_server_url)
     client.flushdb()  # the test suite's own Redis database
     client.close()
     out = io.StringIO()
     figures = bench.main(workers=2_000, requests=REQUESTS, matches=100, processes=1, seed=155330,
-                         postgres_url=POSTGRES_URL, redis_url=REDIS_URL, out=out,
+                         postgres_url=postgres_server_url, redis_url=redis_server_url, out=out,
                          config=ROOT / "config.yaml")  # fmt: skip
     return out.getvalue(), figures
 
@@ -77,10 +78,9 @@ def test_the_run_agrees_with_sql_on_every_point(run: tuple[str, dict[str, float]
 
 
 @pytest.fixture
-def lucknow(postgres_url: str, redis_client: redis.Redis, settings: Settings) -> Iterator[bench.Bench]:
+def lucknow(migrated_postgres_url: str, redis_client: redis.Redis, settings: Settings) -> Iterator[bench.Bench]:
     """1,500 workers around Lucknow's PIN codes, in a migrated database and the GEO index."""
-    engine = create_engine(postgres_url)
-    upgrade(engine)
+    engine = create_engine(migrated_postgres_url)
     spots = tuple(spot for spot in bench.spots("UTTAR PRADESH") if spot.district == "LUCKNOW")
     world = bench.Bench(settings, engine, redis_client, random.Random(7), spots, io.StringIO())
     bench.add_workers(world, 1_500)
@@ -116,20 +116,21 @@ def home_distance(connection: sa.Connection, point: bench.Point, worker_id: int)
     return distance_km(point.latitude, point.longitude, latitude, longitude)
 
 
-def test_a_redis_database_holding_other_keys_is_left_alone(redis_client: redis.Redis) -> None:
+def test_a_redis_database_holding_other_keys_is_left_alone(redis_client: redis.Redis, postgres_server_url: str,
+                                                           redis_server_url: str) -> None:  # fmt: skip
     redis_client.set("someone:else", "keep me")
-    databases = bench_databases()
+    databases = bench_databases(postgres_server_url)
 
     with pytest.raises(SewamitraError, match="holds keys the benchmark did not make"):
-        bench.main(workers=1, requests=1, matches=1, processes=1, seed=1, postgres_url=POSTGRES_URL,
-                   redis_url=REDIS_URL, out=io.StringIO(), config=ROOT / "config.yaml")  # fmt: skip
+        bench.main(workers=1, requests=1, matches=1, processes=1, seed=1, postgres_url=postgres_server_url,
+                   redis_url=redis_server_url, out=io.StringIO(), config=ROOT / "config.yaml")  # fmt: skip
 
     assert redis_client.get("someone:else") == b"keep me"
-    assert bench_databases() <= databases  # its fresh database was dropped on the way out
+    assert bench_databases(postgres_server_url) <= databases  # its fresh database was dropped on the way out
 
 
-def bench_databases() -> set[str]:
-    engine = sa.create_engine(POSTGRES_URL)
+def bench_databases(postgres_server_url: str) -> set[str]:
+    engine = sa.create_engine(postgres_server_url)
     with engine.connect() as connection:
         names = connection.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'sewamitra_bench_%'"))
         found = set(names.scalars())

@@ -6,8 +6,6 @@ wrong instead of crashing. Real PostgreSQL, redis-server and RQ worker processes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -23,9 +21,8 @@ from dispatch.queues import QueueName, queue
 from storage.models import CallLog, Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
 from tests.calls import Line, call, call_over_http, running_app, served
 from tests.chaos import Chaos, RedisServer, TcpProxy, wait_until
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.console import Console, add_user
-from tests.test_dispatch import add_request, add_worker, request_of
+from tests.factories import AUTH_TOKEN, PUBLIC_URL, add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
 SORRY = "Sorry, we have a technical problem."
@@ -45,8 +42,8 @@ def settings(chaos_settings: Settings, postgres: sa.Engine, proxy: TcpProxy) -> 
 
 
 @pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    yield from running_app(settings)
+def app_settings(settings: Settings) -> Settings:
+    return settings
 
 
 def twilio_posts(app: Flask, path: str, form: dict[str, str]) -> int:

@@ -5,7 +5,6 @@ processes, real PostgreSQL, the Twilio sandbox for SMS."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,10 +21,9 @@ from dispatch.context import JobContext
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import CallbackRequest, RequestStatus, ServiceRequest, SmsLog
-from tests.calls import Line, call, running_app
+from tests.calls import Line, call
 from tests.chaos import Chaos, RedisServer, wait_until
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
-from tests.test_dispatch import add_request, add_worker, request_of
+from tests.factories import AUTH_TOKEN, PUBLIC_URL, add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
 NEVER_OPEN = {"days": ()}
@@ -35,8 +33,8 @@ WORKERS = {"+919800000901": "Ramesh Kumar", "+919800000902": "Suresh Yadav"}
 
 
 @pytest.fixture
-def app(chaos_settings: Settings) -> Iterator[Flask]:
-    yield from running_app(chaos_settings)
+def app_settings(chaos_settings: Settings) -> Settings:
+    return chaos_settings
 
 
 def own_redis_keys(server: RedisServer) -> list[bytes]:

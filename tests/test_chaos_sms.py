@@ -7,8 +7,6 @@ in RQ's schedule are made due at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 import sqlalchemy as sa
@@ -23,10 +21,10 @@ from dispatch.context import JobContext
 from dispatch.queues import QueueName
 from storage.models import Offer, OfferStatus, RequestStatus, Role, ServiceRequest, SmsLog
 from telephony.twilio.rest import DEFAULT_TIMEOUT
-from tests.calls import call, running_app
+from tests.calls import call
 from tests.chaos import Chaos, wait_until
 from tests.console import Console, add_user
-from tests.test_dispatch import add_request, add_worker
+from tests.factories import add_request, add_worker
 
 pytestmark = pytest.mark.slow
 RAMESH, SURESH, CITIZEN = "+919800000981", "+919800000982", "+919876500021"
@@ -34,8 +32,8 @@ ENGLISH_PLUMBER_AT_226001 = ["2", "1", "1", "226001#", "1"]
 
 
 @pytest.fixture
-def app(chaos_settings: Settings) -> Iterator[Flask]:
-    yield from running_app(chaos_settings)
+def app_settings(chaos_settings: Settings) -> Settings:
+    return chaos_settings
 
 
 def waits_in_schedule(connection: redis.Redis, job_id: str) -> bool:

@@ -6,7 +6,6 @@ own, real PostgreSQL, the Twilio sandbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,18 +22,16 @@ from dispatch.context import JobContext
 from dispatch.queues import QueueName
 from storage.db import session_scope
 from storage.models import Offer, RequestStatus, SmsLog
-from tests.calls import running_app
 from tests.chaos import Chaos, wait_until
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
-from tests.test_dispatch import add_request, add_worker, request_of
+from tests.factories import AUTH_TOKEN, PUBLIC_URL, add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
 RAMESH = "+919800000951"
 
 
 @pytest.fixture
-def app(chaos_settings: Settings) -> Iterator[Flask]:
-    yield from running_app(chaos_settings)
+def app_settings(chaos_settings: Settings) -> Settings:
+    return chaos_settings
 
 
 def sms_log(engine: sa.Engine, **where: object) -> list[SmsLog]:

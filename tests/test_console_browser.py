@@ -1,9 +1,9 @@
-"""The console in a real browser: Debian's Chromium, driven by Playwright, against the app served
-over HTTP on a real database of each kind, the real Redis and the Twilio sandbox. People sign in,
+"""The console in a real browser: Chromium (Debian's, else Playwright's own), driven by Playwright,
+against the app served over HTTP on PostgreSQL, the real Redis and the Twilio sandbox. People sign in,
 take a caller and file their request, watch the live queue refresh itself, filter, go round the
 pages in English and Hindi; an agency is kept to its own workers and a forged form is refused.
 Screenshots of the main pages (1366x768 window, the whole page) go to var/screenshots/ to be looked
-at; each test runs on both databases, so the PostgreSQL run's pictures are the ones kept.
+at.
 """
 
 from __future__ import annotations
@@ -40,12 +40,9 @@ from storage.models import (
     ServiceRequest,
     Worker,
 )
-from tests.conftest import AUTH_TOKEN, ROOT
 from tests.console import PASSWORD, add_user
-from tests.test_dispatch import CITIZEN, add_request, add_worker
-from tests.test_helpline_call import ALWAYS_OPEN, with_hours
+from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, CITIZEN, ROOT, add_request, add_worker, with_hours
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--no-first-run",
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 SCREEN: ViewportSize = {"width": 1366, "height": 768}  # the call centre's office screens
@@ -95,11 +92,12 @@ def live(helpline_settings: Settings) -> Iterator[Live]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(chromium: str) -> Iterator[Browser]:
+    """The run's Chromium (the system's, else Playwright's own), headless."""
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture

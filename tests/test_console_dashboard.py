@@ -11,11 +11,12 @@ from itertools import count
 import pytest
 from flask import Flask
 
-from core.settings import Settings
-from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest, utcnow
 from tests.console import Console, add_user, engine_of
+
+# Both databases: the dashboard counts by Indian day: date windows and sums over timestamps stored per dialect.
+pytestmark = pytest.mark.both_databases
 
 DAY = "2025-03-10"  # in India; it runs from 18:30 UTC on the 9th to 18:30 UTC on the 10th
 MORNING = datetime(2025, 3, 10, 4, 30, tzinfo=UTC)  # 10:00 in Lucknow
@@ -23,11 +24,6 @@ TILE = re.compile(r'<div class="kpi"[^>]*>\s*<span class="muted">(.*?)</span>\s*
 ROW = re.compile(r'<tr>\s*<td><span class="badge (\w+)">.*?</span></td>\s*<td class="num">(\d*)</td>\s*'
                  r'<td class="num">(\d*)</td>', re.S)  # fmt: skip
 _numbers = count(1000001)
-
-
-@pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(helpline_settings)
 
 
 @pytest.fixture

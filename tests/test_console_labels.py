@@ -8,8 +8,9 @@ from pathlib import Path
 
 from console.labels import HINDI
 from storage.models import CallbackStatus, OfferStatus, RequestStatus, Role, VerificationStatus
+from tests.factories import ROOT
 
-AGENTS = Path(__file__).resolve().parent.parent / "agents"
+CONSOLE = ROOT / "console"  # the console package: its views and templates
 LITERAL = re.compile(r"""\bt\((["'])(.+?)\1\)""")
 FLASHED = re.compile(r"""flash\((["'])(.+?)\1\)""")
 
@@ -19,13 +20,13 @@ def labels_in(pattern: re.Pattern[str], files: list[Path]) -> set[str]:
 
 
 def test_every_literal_label_of_the_templates_has_its_hindi() -> None:
-    used = labels_in(LITERAL, sorted(AGENTS.glob("templates/**/*.html")))
+    used = labels_in(LITERAL, sorted(CONSOLE.glob("templates/**/*.html")))
     assert len(used) > 100
     assert sorted(used - HINDI.keys()) == []
 
 
 def test_every_flashed_message_has_its_hindi() -> None:
-    used = labels_in(FLASHED, sorted(AGENTS.glob("*.py")))
+    used = labels_in(FLASHED, sorted(CONSOLE.glob("*.py")))
     assert sorted(used - HINDI.keys()) == []
 
 

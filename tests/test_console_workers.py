@@ -22,7 +22,6 @@ from core.settings import Settings
 from dispatch import context, geoindex, jobs
 from dispatch.queues import QueueName, queue
 from dispatch.queues import worker as rq_worker
-from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -44,11 +43,6 @@ GOMTI = "Gomti Home Services"
 KASHI = "Kashi Urban Care"
 HEADER = "name,phone,skills,pincode,provider,police_verified,available"
 KM_NORTH = 1 / 111.0  # degrees of latitude in a kilometre
-
-
-@pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(helpline_settings)
 
 
 def person(app: Flask, engine: sa.Engine, username: str, role: Role, provider: str | None = None) -> Console:

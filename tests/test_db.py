@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from storage.db import commit_without_waiting_for_disk, session_scope
+
+# Both databases: asynchronous commit is a PostgreSQL SET LOCAL that SQLite must skip; SQLite's pragmas are its own.
+pytestmark = pytest.mark.both_databases
 
 
 def test_asynchronous_commit_lasts_one_transaction(engine: sa.Engine) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -18,8 +18,9 @@ from core.exceptions import SewamitraError
 from core.phones import indian_mobile, to_e164
 from core.settings import Settings
 from devtools import seed as demo
-from storage.db import create_engine, session_scope, upgrade
+from storage.db import create_engine, session_scope
 from storage.models import District, Provider, VerificationStatus, Worker, WorkerSkill
+from tests import databases
 
 TODAY = date(2026, 11, 23)
 STATE = "UTTAR PRADESH"
@@ -30,22 +31,20 @@ Roster = list[tuple[str, str, str, tuple[str, ...]]]
 
 @pytest.fixture
 def other_engine(engine: sa.Engine, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
-    """A second empty database of the same kind as `engine`, to compare two seeds."""
+    """A second database of the same kind as `engine`, migrated and empty, to compare two seeds."""
+    copies: databases.Copies | None = None
     if engine.dialect.name == "sqlite":
-        url, admin, name = f"sqlite:///{tmp_path / 'other.db'}", None, ""
+        url = f"sqlite:///{tmp_path / 'other.db'}"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "other.db")
     else:
-        admin = request.getfixturevalue("postgres_admin")
-        name = f"sewamitra_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
+        copies = request.getfixturevalue("postgres_copies")
+        name = copies.take()
+        url = databases.url_of(request.getfixturevalue("postgres_admin"), name)
     other = create_engine(url)
-    upgrade(other)
     yield other
     other.dispose()
-    if admin is not None:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if copies is not None:
+        copies.give_back(name)
 
 
 def seeded(engine: sa.Engine, settings: Settings, seed: int = 155330) -> demo.SeedSummary:

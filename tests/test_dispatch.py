@@ -15,9 +15,8 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
-from core import numbers, pincodes
 from core.settings import Settings
-from devtools.simulator import CallSimulator, FlaskTransport, Transcript
+from devtools.simulator import CallSimulator, FlaskTransport
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, geoindex, jobs, offers
 from dispatch.queues import worker as rq_worker
@@ -31,16 +30,22 @@ from storage.models import (
     RequestStatus,
     ServiceRequest,
     SmsLog,
-    VerificationStatus,
     Worker,
-    WorkerSkill,
 )
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.factories import (
+    AUTH_TOKEN,
+    CITIZEN,
+    PUBLIC_URL,
+    add_request,
+    add_worker,
+    answer_our_call,
+    request_of,
+    sms_from,
+)
 
-CITIZEN = "+919876543210"
-GPO = pincodes.lookup("226001")
-assert GPO is not None and GPO.latitude is not None and GPO.longitude is not None
-KM_NORTH = 1 / 111.0  # degrees of latitude in a kilometre
+# Both databases: dispatch locks rows (SELECT ... FOR UPDATE) and averages ratings (round, coalesce)
+# in each dialect's SQL.
+pytestmark = pytest.mark.both_databases
 
 
 def rules(settings: Settings, **changes: object) -> Settings:
@@ -52,48 +57,8 @@ def settings(helpline_settings: Settings) -> Settings:
     return helpline_settings
 
 
-def add_worker(engine: sa.Engine, name: str, phone: str, km_north: float, *, skills: tuple[str, ...] = ("plumber",),
-               verified: bool = True, available: bool = True, rating: float | None = 4.0,
-               voice: bool = False) -> int:  # fmt: skip
-    with session_scope(engine) as session:
-        worker = Worker(
-            name=name, phone=phone, pincode="226001", district="LUCKNOW",
-            latitude=GPO.latitude + km_north * KM_NORTH, longitude=GPO.longitude, rating=rating,  # type: ignore[operator]
-            police_verification=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
-            available=available, voice_preferred=voice,
-        )  # fmt: skip
-        session.add(worker)
-        session.flush()
-        session.add_all([WorkerSkill(worker_id=worker.id, service_code=skill) for skill in skills])
-        assert worker.id is not None
-        return worker.id
-
-
-def add_request(engine: sa.Engine, service: str = "plumber", created: datetime | None = None) -> int:
-    with session_scope(engine) as session:
-        caller = session.exec(select(Caller).where(Caller.phone == CITIZEN)).first() or Caller(phone=CITIZEN)
-        session.add(caller)
-        session.flush()
-        request = ServiceRequest(
-            number=numbers.new_request_number(), service_code=service, pincode="226001", district="LUCKNOW",
-            latitude=GPO.latitude, longitude=GPO.longitude, caller_id=caller.id, address_note="12 Hazratganj",
-            created_at=created or datetime.now(UTC),
-        )  # fmt: skip
-        session.add(request)
-        session.flush()
-        assert request.id is not None
-        return request.id
-
-
 def run_jobs(ctx: context.JobContext) -> None:
     rq_worker(ctx.redis).work(burst=True)
-
-
-def request_of(engine: sa.Engine, request_id: int) -> ServiceRequest:
-    with Session(engine) as session:
-        request = session.get(ServiceRequest, request_id)
-        assert request is not None
-        return request
 
 
 def offers_of(engine: sa.Engine, request_id: int) -> list[Offer]:
@@ -117,18 +82,6 @@ def webhook(settings: Settings) -> FlaskClient:
     return create_app(settings).test_client()
 
 
-def answer_our_call(client: FlaskClient, placed: dict, keys: str) -> Transcript:
-    """Twilio runs a call the helpline placed (recorded by the sandbox): the callee answers and keys."""
-    voice = placed["url"].removeprefix(PUBLIC_URL)
-    status = placed["status_callback"].removeprefix(PUBLIC_URL)
-    transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN)
-    simulator = CallSimulator(transport, public_url=PUBLIC_URL, direction="outbound-api", from_number=placed["from"],
-                              to_number=placed["to"], voice_path=voice, status_path=status)  # fmt: skip
-    transcript = simulator.run(keys)
-    assert not transcript.errors, transcript.render(requests=True)
-    return transcript
-
-
 def our_call_unanswered(client: FlaskClient, placed: dict, status: str = "no-answer") -> None:
     """Twilio's status callback for a call of ours nobody picked up."""
     form = {"CallSid": "CA" + "e" * 32, "From": placed["from"], "To": placed["to"], "CallStatus": status,
@@ -137,15 +90,6 @@ def our_call_unanswered(client: FlaskClient, placed: dict, status: str = "no-ans
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
     answer = client.post(url.removeprefix(PUBLIC_URL), data=form, headers={"X-Twilio-Signature": signature})
     assert answer.status_code == 204
-
-
-def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None) -> None:
-    """A text reaches our webhook, signed as Twilio signs it."""
-    form = {"MessageSid": sid or "SM" + numbers.new_request_number().ljust(32, "0"), "From": phone,
-            "To": "+18005550100", "Body": body}  # fmt: skip
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{PUBLIC_URL}/twilio/sms", form)
-    answer = client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
-    assert answer.status_code == 200 and answer.data.startswith(b"<?xml")
 
 
 def assigned_job(ctx: context.JobContext, engine: sa.Engine, webhook: FlaskClient, phone: str,

@@ -22,8 +22,7 @@ from dispatch import context, jobs
 from dispatch.queues import QueueName, queue
 from storage.models import RequestStatus
 from telephony.twilio.rest import TwilioTelephony
-from tests.conftest import ROOT
-from tests.test_dispatch import add_request, add_worker, request_of
+from tests.factories import ROOT, add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
 

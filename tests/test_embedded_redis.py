@@ -13,7 +13,7 @@ from devtools import embedded_redis
 from devtools.embedded_redis import EmbeddedRedis
 from storage import redisdb
 from storage.redisdb import RedisUnavailable
-from tests.conftest import make_settings
+from tests.factories import make_settings
 
 
 @pytest.fixture

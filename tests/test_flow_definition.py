@@ -12,7 +12,7 @@ from flows import definition
 from flows.definition import EFFECTS, ServiceChoice
 from flows.exceptions import FlowError
 from sewamitra.cli import main
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 SERVICES = [ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Plumber"}, 200)]
 

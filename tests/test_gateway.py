@@ -25,7 +25,7 @@ from devtools.twilio_sandbox import TwilioSandbox, num_segments
 from telephony import telephony
 from telephony.port import GatewayError
 from telephony.twilio.rest import TwilioTelephony
-from tests.conftest import ROOT, make_settings
+from tests.factories import ROOT, make_settings
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "sandbox-auth-token-0123456789abcdef"
@@ -150,19 +150,27 @@ def test_a_worker_is_called_and_twilio_will_fetch_the_offer_twiml(
     assert sandbox.messages == []
 
 
-def test_many_jobs_sending_at_once_each_get_their_own_message(gateway: TwilioTelephony, sandbox: TwilioSandbox) -> None:
+def test_many_jobs_sending_at_once_each_get_their_own_message(tmp_path: Path, sandbox: TwilioSandbox) -> None:
+    # Production's request timeout: on a loaded machine sixteen sends at once can take longer than
+    # the 2 s of the other tests, and how fast they go is not what this test is about.
+    gateway = TwilioTelephony(sandbox_settings(tmp_path, sandbox))
     sids: list[str] = []
+    failures: list[BaseException] = []
 
     def send(n: int) -> None:
-        sids.append(gateway.send_sms(CITIZEN, f"message {n}"))
+        try:
+            sids.append(gateway.send_sms(CITIZEN, f"message {n}"))
+        except Exception as failure:  # kept, so that the test says why, not just how many arrived
+            failures.append(failure)
 
     threads = [threading.Thread(target=send, args=(n,)) for n in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join()  # the event waited for: every send has had its answer
 
-    recorded = sandbox.wait_for_messages(16, timeout=5)
+    assert failures == []
+    recorded = sandbox.messages  # the sandbox records a message before it answers its sender
     assert sorted(m["sid"] for m in recorded) == sorted(sids)
     assert len(set(sids)) == 16
     assert sorted(m["body"] for m in recorded) == sorted(f"message {n}" for n in range(16))

@@ -4,33 +4,37 @@ Redis, and the Twilio sandbox for SMS. Each test reads as the call it checks."""
 
 from __future__ import annotations
 
-from datetime import time
 from pathlib import Path
 from time import sleep
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, select
 
 from core import numbers
 from core.settings import Settings
-from devtools.simulator import CallSimulator, FlaskTransport, Heard, Played, Queued, Transcript
+from devtools.simulator import FlaskTransport, Heard, Played, Queued
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context
-from dispatch.queues import worker
 from sewamitra.app import create_app
 from storage.models import CallbackRequest, Caller, CallLog, ServiceRequest, SmsLog
-from storage.runtime import Runtime
-from telephony.twilio.rest import TwilioTelephony
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.factories import (
+    ALWAYS_OPEN,
+    AUTH_TOKEN,
+    CITIZEN,
+    ENGLISH_DIGITS,
+    HINDI_DIGITS,
+    PUBLIC_URL,
+    call,
+    run_jobs,
+    spoken_digits,
+    with_hours,
+)
 
-CITIZEN = "+919876543210"
-ALWAYS_OPEN = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
+# Both databases: a call upserts its caller and its call log (INSERT ... ON CONFLICT in each dialect's words).
+pytestmark = pytest.mark.both_databases
+
 ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1"
-
-
-def with_hours(settings: Settings, **hours: object) -> Settings:
-    return settings.model_copy(update={"call_centre": settings.call_centre.model_copy(update=hours)})
 
 
 @pytest.fixture
@@ -39,27 +43,8 @@ def settings(helpline_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Flask:
-    return create_app(settings)
-
-
-def call(app: Flask, keys: str, *, from_number: str = CITIZEN) -> Transcript:
-    """The citizen dials the helpline and keys `keys`; then hangs up when the keys run out."""
-    transport = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=from_number).run(keys)
-    assert not transcript.errors, transcript.render(requests=True)
-    return transcript
-
-
-def run_jobs(app: Flask) -> None:
-    """What the RQ workers would do next: every queued job, with Twilio's API at the sandbox."""
-    runtime: Runtime = app.extensions["sewamitra"]
-    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis,
-                                       TwilioTelephony(runtime.settings)))  # fmt: skip
-    try:
-        worker(runtime.redis).work(burst=True)
-    finally:
-        context.install(None)
+def app_settings(settings: Settings) -> Settings:
+    return settings
 
 
 def stored(app: Flask) -> list[ServiceRequest]:
@@ -70,14 +55,6 @@ def stored(app: Flask) -> list[ServiceRequest]:
 def rows(app: Flask, model: type) -> list:
     with Session(app.extensions["sewamitra"].engine) as session:
         return list(session.exec(select(model)).all())
-
-
-def spoken_digits(number: str, words: str) -> str:
-    return ", ".join(words.split()[int(d)] for d in number)
-
-
-ENGLISH_DIGITS = "zero one two three four five six seven eight nine"
-HINDI_DIGITS = "शून्य एक दो तीन चार पाँच छह सात आठ नौ"
 
 
 # -- booking ----------------------------------------------------------------------------------------
@@ -260,8 +237,13 @@ def test_the_status_callback_keeps_a_call_log(app: Flask) -> None:
     assert log.language == "en"
 
 
-def test_a_database_outage_gets_an_apology_and_an_agent_not_an_error(settings: Settings) -> None:
-    broken = settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:5432/no_such_db"})
+def test_a_database_outage_gets_an_apology_and_an_agent_not_an_error(
+    settings: Settings, postgres_server_url: str
+) -> None:
+    no_such_db = (
+        sa.engine.make_url(postgres_server_url).set(database="no_such_db").render_as_string(hide_password=False)
+    )
+    broken = settings.model_copy(update={"database_url": no_such_db})
     transcript = call(create_app(broken), "agent")
     assert transcript.said("Sorry, we have a technical problem.")
     assert Queued("helpline") in transcript.events

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
@@ -21,18 +20,11 @@ from sqlmodel import Session, col, select
 
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, lifecycle, offers
-from dispatch.intake import unused_number
-from dispatch.jobs import now
-from dispatch.matching import Candidate
+from dispatch import context
 from dispatch.queues import worker as rq_worker
-from sewamitra.app import create_app
-from storage.db import session_scope
-from storage.models import Caller, Direction, Offer, OfferStatus, RequestStatus, ServiceRequest, SmsLog
-from tests.hostile import junk, post_pairs
-from tests.test_dispatch import GPO, add_worker
+from storage.models import Direction, Offer, OfferStatus, RequestStatus, ServiceRequest, SmsLog
+from tests.hostile import Sender, junk, post_pairs, sender_of
 
-PHONES = (f"+9197{n:08d}" for n in itertools.count(10_000_000))
 MESSAGES = itertools.count(1)
 WORDS = ["YES", "yes", "Y", "1", "2", "NO", "no", "DONE", "done", "D", "हाँ", "नहीं", "जी", "nahi ji", "available",
          "busy", "खाली", "व्यस्त", "help", "?", "5", "⭐⭐⭐", "५", "5/5", "stars", "मदद", "पूरा"]  # fmt: skip
@@ -52,64 +44,14 @@ def bodies() -> st.SearchStrategy[str]:
     return st.one_of(junk(1700), command, done, answer.map("".join), st.text(max_size=30).map(lambda t: "YES " + t))
 
 
-@dataclass(frozen=True)
-class Sender:
-    phone: str
-    role: str
-    request_id: int | None = None
-
-
 @pytest.fixture
 def settings(helpline_settings: Settings) -> Settings:
     return helpline_settings
 
 
 @pytest.fixture
-def app(settings: Settings) -> Flask:
-    return create_app(settings)
-
-
-def new_request(engine: sa.Engine, citizen: str) -> int:
-    with session_scope(engine) as session:
-        caller = Caller(phone=citizen, language="hi")
-        session.add(caller)
-        session.flush()
-        request = ServiceRequest(number=unused_number(session), service_code="plumber", pincode="226001",
-                                 district="LUCKNOW", latitude=GPO.latitude, longitude=GPO.longitude,
-                                 caller_id=caller.id, address_note="12 Hazratganj")  # fmt: skip
-        session.add(request)
-        session.flush()
-        assert request.id is not None
-        return request.id
-
-
-def sender_of(ctx: context.JobContext, role: str) -> Sender:
-    """A fresh sender in `role`, with the job or offer that role implies."""
-    engine, phone = ctx.engine, next(PHONES)
-    if role == "stranger":
-        return Sender(phone, role)
-    if role == "citizen":
-        request_id = new_request(engine, phone)
-        finish(engine, request_id, add_worker(engine, "Ramesh", next(PHONES), 0.5))
-        return Sender(phone, role, request_id)
-    worker_id = add_worker(engine, "Suresh", phone, 0.5)
-    request_id = new_request(engine, next(PHONES))
-    with session_scope(engine) as session:
-        if role == "offered":
-            offers.next_offers(session, request_id, [Candidate(worker_id, 0.5, None, 4.0)], ctx.settings.dispatch,
-                               now())  # fmt: skip
-        else:
-            assert lifecycle.assign(session, request_id, worker_id, "user:1", now()).ok
-    return Sender(phone, role, request_id)
-
-
-def finish(engine: sa.Engine, request_id: int, worker_id: int) -> None:
-    with session_scope(engine) as session:
-        assert lifecycle.assign(session, request_id, worker_id, "user:1", now()).ok
-    with session_scope(engine) as session:
-        request = session.get(ServiceRequest, request_id)
-        assert request is not None and request.completion_code is not None
-        assert offers.complete(session, request.number, worker_id, request.completion_code, now())
+def app_settings(settings: Settings) -> Settings:
+    return settings
 
 
 def filled(body: str, engine: sa.Engine, sender: Sender) -> str:

@@ -24,11 +24,10 @@ from werkzeug.test import TestResponse
 from core.settings import Settings
 from devtools.simulator import CallSimulator, FlaskTransport
 from dispatch import context
-from sewamitra.app import create_app
 from storage import callqueue
 from storage.models import ServiceRequest, SmsLog
 from telephony.twilio.rest import TwilioTelephony
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL, with_hours
 from tests.hostile import (
     FORM,
     call_states_load,
@@ -38,10 +37,9 @@ from tests.hostile import (
     pairs_of,
     post_pairs,
     post_raw,
+    sender_of,
     twiml,
 )
-from tests.test_helpline_call import ALWAYS_OPEN, with_hours
-from tests.test_hostile_sms import sender_of
 
 VICTIM = "CA" + "a" * 32  # a real call in progress while the junk arrives
 CITIZEN = "+919876543210"
@@ -187,8 +185,8 @@ WEBHOOKS: dict[str, tuple[dict[str, st.SearchStrategy[str | None]], st.SearchStr
 
 
 @pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(with_hours(helpline_settings, **ALWAYS_OPEN))
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 @pytest.fixture

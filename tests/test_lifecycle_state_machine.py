@@ -38,7 +38,7 @@ from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.db import session_scope
 from storage.models import AuditEvent, Offer, OfferStatus, RequestStatus, ServiceRequest, Worker
-from tests.test_dispatch import GPO, add_worker
+from tests.factories import GPO, add_worker
 
 S, OS = RequestStatus, OfferStatus
 # DESIGN.md: new → offered → assigned → completed → closed, with escalated and cancelled; and what

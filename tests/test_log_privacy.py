@@ -29,10 +29,8 @@ from storage.db import create_engine, session_scope, upgrade
 from storage.models import Caller, ServiceRequest
 from telephony.port import GatewayError
 from telephony.twilio.rest import TwilioTelephony
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL, add_worker, sms_from, with_hours
 from tests.hostile import post_pairs, post_raw
-from tests.test_dispatch import add_worker, sms_from
-from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 
 CITIZEN = "+919876543210"
 WORKER = "+919800000004"

@@ -14,6 +14,9 @@ from core.numbers import new_request_number
 from storage import db
 from storage.models import Caller, Offer, OfferStatus, ServiceRequest, Worker
 
+# Both databases: the same migrations build each dialect's schema (types, partial indexes, constraints).
+pytestmark = pytest.mark.both_databases
+
 TABLES = {"district", "provider", "worker", "worker_skill", "caller", "service_request", "offer", "call_log",
           "sms_log", "audit_event", "console_user", "callback_request", "api_token"}  # fmt: skip
 

@@ -19,12 +19,21 @@ from core import pincodes
 from core.settings import Open311, Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
-from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import ApiRole, AuditEvent, Channel, Offer, ServiceRequest
-from tests.test_api import AGENCY, engine_of, requests_in, run_jobs, token
-from tests.test_dispatch import add_worker
-from tests.test_helpline_call import ALWAYS_OPEN, ENGLISH_DIGITS, call, spoken_digits, with_hours
+from tests.factories import (
+    AGENCY,
+    ALWAYS_OPEN,
+    ENGLISH_DIGITS,
+    add_worker,
+    call,
+    engine_of,
+    requests_in,
+    spoken_digits,
+    token,
+    with_hours,
+    work_queued_jobs,
+)
 
 CITIZEN = "+919876543210"
 BY_PINCODE = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
@@ -33,10 +42,10 @@ BY_PINCODE = {"service_code": "electrician", "attribute[pincode]": "226001", "ph
 
 
 @pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
+def app_settings(helpline_settings: Settings) -> Settings:
     """The helpline, open round the clock, serving the jurisdiction up.gov.in."""
     settings = with_hours(helpline_settings, **ALWAYS_OPEN)
-    return create_app(settings.model_copy(update={"open311": Open311(jurisdiction_id="up.gov.in")}))
+    return settings.model_copy(update={"open311": Open311(jurisdiction_id="up.gov.in")})
 
 
 @pytest.fixture
@@ -114,7 +123,7 @@ def test_a_request_filed_by_pin_code_is_texted_and_offered_to_the_nearest_worker
     assert (stored.number, stored.channel, stored.filed_by) == (number, Channel.OPEN311, "api:up-portal")
     assert (stored.contact_name, stored.address_note, stored.language) == ("Ravi Shankar", "12 Hazratganj", "en")
 
-    run_jobs(app)
+    work_queued_jobs(app)
     assert any(m["to"] == CITIZEN and number in m["body"] for m in sandbox.messages)
     assert any(m["to"] == "+919415000001" and number in m["body"] for m in sandbox.messages)
     with Session(engine_of(app)) as session:

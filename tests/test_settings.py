@@ -10,7 +10,7 @@ import yaml
 
 from core.exceptions import ConfigError
 from core.settings import load_settings
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 
 def write_config(tmp_path: Path, change: dict) -> Path:

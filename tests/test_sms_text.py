@@ -10,7 +10,7 @@ import pytest
 from core.settings import load_settings
 from dispatch import sms_text
 from dispatch.sms_text import SmsTooLong, check_templates, encoding, length, render, segments
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 HI = "न"  # one Devanagari letter: forces UCS-2, one UTF-16 unit
 EMOJI = "😀"  # outside the BMP: a surrogate pair, two UTF-16 units

@@ -13,7 +13,7 @@ from sewamitra.cli import main
 from storage.db import session_scope
 from storage.models import ApiRole, ApiToken, AuditEvent, Provider, utcnow
 from storage.tokens import TokenError, authenticate, create_token, digest, revoke
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 
 def test_a_token_is_shown_once_and_kept_as_a_digest(engine: sa.Engine) -> None:

@@ -28,7 +28,7 @@ from twilio.request_validator import RequestValidator
 
 from core.geo import distance_km
 from devtools.simulator import CallSimulator, HttpTransport
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 pytestmark = pytest.mark.slow
 OFFER_TIMEOUT = 10  # seconds: the shortest the settings allow, so silence can be waited out

@@ -19,8 +19,10 @@ from core import pincodes
 from core.settings import Settings
 from sewamitra.app import create_app
 from storage.models import CallLog, SmsLog
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL, make_settings
-from tests.test_helpline_call import ALWAYS_OPEN, with_hours
+from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL, make_settings, signed_post, with_hours
+
+# Both databases: status callbacks upsert the call log (INSERT ... ON CONFLICT, coalesce) in each dialect's words.
+pytestmark = pytest.mark.both_databases
 
 CALL = {
     "CallSid": "CA0123456789abcdef0123456789abcdef",
@@ -31,22 +33,6 @@ CALL = {
     "Direction": "inbound",
     "ApiVersion": "2010-04-01",
 }
-
-
-@pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(helpline_settings)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-def signed_post(client: FlaskClient, path: str, form: dict[str, str], *, token: str = AUTH_TOKEN):
-    """Post `form` to `path` exactly as Twilio would: signed over the public URL."""
-    signature = RequestValidator(token).compute_signature(PUBLIC_URL + path, form)
-    return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
 
 def test_a_signed_incoming_call_is_answered_with_twiml(client: FlaskClient) -> None:

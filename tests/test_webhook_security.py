@@ -20,13 +20,11 @@ from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context
 from dispatch.queues import worker as rq_worker
-from sewamitra.app import create_app
 from storage.models import AuditEvent, CallbackRequest, CallLog, ServiceRequest, SmsLog
 from telephony.twilio.rest import TwilioTelephony
 from telephony.twilio.signature import SIGNATURE_HEADER
-from tests.conftest import PUBLIC_URL
+from tests.factories import ALWAYS_OPEN, PUBLIC_URL, with_hours
 from tests.hostile import post_raw, signature
-from tests.test_helpline_call import ALWAYS_OPEN, with_hours
 
 CITIZEN = "+919876543210"
 EVERYTHING = {  # every field any webhook reads, with values that would make each one act
@@ -40,8 +38,8 @@ TABLES = (CallLog, SmsLog, ServiceRequest, CallbackRequest, AuditEvent)
 
 
 @pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(with_hours(helpline_settings, **ALWAYS_OPEN))
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 def webhooks(app: Flask) -> list[str]:
