@@ -69,6 +69,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("database_kind", ["sqlite", "postgresql"])
 
 
+@pytest.fixture(autouse=True)
+def signals_given_back() -> Iterator[None]:
+    """RQ's in-process workers take SIGINT and SIGTERM for themselves: after each test they are the
+    run's again, so that Ctrl-C stops the run (and its embedded services) and not one RQ job."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
 def run() -> services.Services:
     assert RUN is not None, "the services are chosen at session start"
     return RUN

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import urllib.parse
 import warnings
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ def redis_answers(url: str) -> bool:
         return False
     finally:
         client.close()
+
+
+def sweep_leftovers(older_than: float = 600) -> None:
+    """Data directories of embedded servers whose run was killed (the server died with it, nobody
+    was left to delete them): no postmaster.pid, and old enough not to be one still starting."""
+    for directory in Path(tempfile.gettempdir()).glob("sm-pg-*"):
+        with contextlib.suppress(OSError):
+            if (
+                not (directory / "data" / "postmaster.pid").exists()
+                and time.time() - directory.stat().st_mtime > older_than
+            ):
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 class EmbeddedPostgres:
@@ -201,6 +214,7 @@ def start() -> Services:
         if postgres_answers(POSTGRES_URL):
             postgres = Service(POSTGRES_URL, "configured")
         else:
+            sweep_leftovers()
             server = EmbeddedPostgres()
             started.append(server)
             postgres = Service(server.start(), "embedded", f"nothing answered at {_where(POSTGRES_URL)}")
