@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from dispatch import context, jobs
 from dispatch.queues import QueueName, queue
 from storage.models import RequestStatus
 from telephony.twilio.rest import TwilioTelephony
+from tests.chaos import wait_until
 from tests.factories import ROOT, add_request, add_worker, request_of
 
 pytestmark = pytest.mark.slow
@@ -41,15 +41,6 @@ def start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "worker"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_worker_killed_mid_dispatch_loses_nothing(
