@@ -64,7 +64,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`both_databases`: the test runs on SQLite and PostgreSQL; any other runs on PostgreSQL only."""
+    """`both_databases`: the test runs on SQLite and PostgreSQL; any other runs on PostgreSQL only.
+
+    Kept on both, where the SQL differs by dialect (each says why where it is marked): the
+    migrations (test_migrations), asynchronous commit and SQLite's pragmas (test_db), row locks and
+    rating averages (test_dispatch), the caller and call-log upserts (test_helpline_call,
+    test_voice_webhook), the dashboard's date windows (test_console_dashboard) and the SLA filter's
+    timestamp arithmetic (one test of test_console). The rest use SQL both dialects read alike."""
     if "database_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
         metafunc.parametrize("database_kind", ["sqlite", "postgresql"])
 
