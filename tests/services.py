@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from tests.chaos import free_port, wait_until
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
+PASSWORD = re.compile(r"(//[^:/@]*:)[^@]*@")
 INSTALL_CHROMIUM = (
     "no Chromium for the browser tests: `apt-get install chromium`, or `.venv/bin/playwright install chromium`"
 )
@@ -44,7 +46,8 @@ class Service:
     note: str = ""
 
     def describe(self) -> str:
-        return f"{self.origin} {self.url}" + (f" ({self.note})" if self.note else "")
+        shown = PASSWORD.sub(r"\1***@", self.url)  # a run's first line ends up in CI logs
+        return f"{self.origin} {shown}" + (f" ({self.note})" if self.note else "")
 
 
 def postgres_answers(url: str) -> bool:
