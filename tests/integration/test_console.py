@@ -38,7 +38,7 @@ from storage.models import (
     ServiceRequest,
     User,
 )
-from tests.console import Console, add_user, engine_of, rows
+from tests.console import Console, add_user, rows
 from tests.factories import (
     ALWAYS_OPEN,
     AUTH_TOKEN,
@@ -47,6 +47,7 @@ from tests.factories import (
     add_request,
     add_worker,
     answer_our_call,
+    engine_of,
     run_jobs,
     signed_post,
     with_hours,

@@ -13,7 +13,8 @@ from flask import Flask
 
 from storage.db import session_scope
 from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest, utcnow
-from tests.console import Console, add_user, engine_of
+from tests.console import Console, add_user
+from tests.factories import engine_of
 
 # Both databases: the dashboard counts by Indian day: date windows and sums over timestamps stored per dialect.
 pytestmark = pytest.mark.both_databases
