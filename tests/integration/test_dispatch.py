@@ -78,8 +78,9 @@ def texts_to(sandbox: TwilioSandbox, phone: str) -> list[str]:
 
 
 @pytest.fixture
-def webhook(settings: Settings) -> FlaskClient:
-    return create_app(settings).test_client()
+def webhook(client: FlaskClient) -> FlaskClient:
+    """Where Twilio posts: the test's app (conftest's, on the test's settings)."""
+    return client
 
 
 def our_call_unanswered(client: FlaskClient, placed: dict, status: str = "no-answer") -> None:
