@@ -81,8 +81,12 @@ def signals_given_back() -> Iterator[None]:
     run's again, so that Ctrl-C stops the run (and its embedded services) and not one RQ job."""
     saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield
+    # RQ answers a first signal by finishing its job and arming a "cold shutdown" handler for the next.
+    asked_to_stop = getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "request_force_stop"
     for signum, handler in saved.items():
         signal.signal(signum, handler)
+    if asked_to_stop:
+        raise KeyboardInterrupt("signalled while an RQ job ran")
 
 
 def run() -> services.Services:
