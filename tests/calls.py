@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from core.settings import Settings
 from devtools.simulator import CallSimulator, FlaskTransport, HttpTransport, Transcript
 from sewamitra.app import create_app
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 
 
 class Line:

@@ -190,15 +190,16 @@ def outputs(*processes: Process) -> str:
 class Chaos:
     """The processes one test starts, so that every one of them is stopped when it ends."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, postgres: str = "127.0.0.1:5432") -> None:
         self.directory = directory
+        self.postgres = postgres  # host:port of the PostgreSQL server a proxy stands in front of
         self.started: list[Process] = []
 
     def redis(self) -> RedisServer:
         return self._keep(RedisServer(self.directory / f"redis-{len(self.started)}")).start()
 
-    def proxy(self, target: str = "127.0.0.1:5432") -> TcpProxy:
-        return self._keep(TcpProxy(self.directory / f"proxy-{len(self.started)}", target)).start()
+    def proxy(self, target: str | None = None) -> TcpProxy:
+        return self._keep(TcpProxy(self.directory / f"proxy-{len(self.started)}", target or self.postgres)).start()
 
     def worker(self, settings: Settings) -> Helpline:
         return self._keep(Helpline(settings, self.directory, f"worker-{len(self.started)}", "worker")).start()

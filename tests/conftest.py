@@ -1,38 +1,117 @@
-"""Shared fixtures: settings from the real config.yaml, migrated databases on SQLite and
-PostgreSQL, and a real Redis."""
+"""Shared fixtures: the run's services (configured, or embedded when nothing answers), databases
+cloned from one migrated template per run, a real Redis, the Twilio sandbox, and the app."""
 
 from __future__ import annotations
 
 import os
-import uuid
+import shutil
+import signal
 from collections.abc import Iterator
 from datetime import time
 from pathlib import Path
+from types import FrameType
 
 import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch.context import JobContext, install
+from sewamitra.app import create_app
 from storage.db import create_engine, upgrade
 from telephony.twilio.rest import TwilioTelephony
+from tests import databases, services
 from tests.chaos import Chaos, RedisServer
+from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, make_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-# The services CI starts; override to point the suite elsewhere.
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+RUN: services.Services | None = None
 
 
-def make_settings(tmp_path: Path, **environ: str) -> Settings:
-    """Settings from the repository's config.yaml, with `environ` as the environment."""
-    env = {"SEWAMITRA_DATA_DIR": str(tmp_path / "var"), **environ}
-    return load_settings(ROOT / "config.yaml", env)
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before anything else (and before the header is printed): the services this run uses."""
+    global RUN
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # a TERM stops the run as Ctrl-C does: cleanly
+        signal.signal(signal.SIGTERM, _interrupted)
+    RUN = services.start()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and session.config.get_verbosity() < 0:  # -q prints no header: say it anyway
+        reporter.write_line(RUN.header())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return run().header()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Whatever happened (failures, Ctrl-C, an error in a fixture): embedded services stop here."""
+    if RUN is not None:
+        RUN.stop()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests are never skipped in silence: without a Chromium the run stops before it starts."""
+    if run().chromium is None and any("chromium" in getattr(item, "fixturenames", ()) for item in items):
+        pytest.exit(services.INSTALL_CHROMIUM, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`both_databases`: the test runs on SQLite and PostgreSQL; any other runs on PostgreSQL only.
+
+    Kept on both, where the SQL differs by dialect (each says why where it is marked): the
+    migrations (test_migrations), asynchronous commit and SQLite's pragmas (test_db), row locks and
+    rating averages (test_dispatch), the caller and call-log upserts (test_helpline_call,
+    test_voice_webhook), the dashboard's date windows (test_console_dashboard) and the SLA filter's
+    timestamp arithmetic (one test of test_console). The rest use SQL both dialects read alike."""
+    if "database_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database_kind", ["sqlite", "postgresql"])
+
+
+@pytest.fixture(autouse=True)
+def signals_given_back() -> Iterator[None]:
+    """RQ's in-process workers take SIGINT and SIGTERM for themselves: after each test they are the
+    run's again, so that Ctrl-C stops the run (and its embedded services) and not one RQ job."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    # RQ answers a first signal by finishing its job and arming a "cold shutdown" handler for the next.
+    asked_to_stop = getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "request_force_stop"
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+    if asked_to_stop:
+        raise KeyboardInterrupt("signalled while an RQ job ran")
+
+
+def run() -> services.Services:
+    assert RUN is not None, "the services are chosen at session start"
+    return RUN
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The PostgreSQL server of this run (its `postgres` database): configured or embedded."""
+    return run().postgres.url
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """The Redis database of this run: configured or embedded."""
+    return run().redis.url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium the browser tests drive: the system's, else Playwright's own."""
+    found = run().chromium
+    assert found is not None, services.INSTALL_CHROMIUM
+    return found.url
 
 
 @pytest.fixture
@@ -41,53 +120,84 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+def postgres_admin(postgres_server_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
     yield engine
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def postgres_copies(postgres_admin: sa.Engine) -> Iterator[databases.Copies]:
+    """One PostgreSQL database per run migrated by Alembic to the newest schema; each test gets a
+    database of its own at that state (a copy, CREATE DATABASE ... TEMPLATE, or one emptied back to
+    it): the same schema and no rows, at a fraction of the cost of migrating."""
+    template, schema = databases.migrated_template(postgres_admin)
+    copies = databases.Copies(postgres_admin.url.render_as_string(hide_password=False), template, schema)
+    yield copies
+    copies.close()
+    databases.drop_database(postgres_admin, template)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file per run migrated by Alembic; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "sewamitra.db"
+    engine = create_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the one file
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def postgres_url(postgres_admin: sa.Engine) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"sewamitra_test_{uuid.uuid4().hex[:12]}"
-    with postgres_admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield postgres_admin.url.set(database=name).render_as_string(hide_password=False)
-    with postgres_admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def postgres_url(postgres_admin: sa.Engine, postgres_copies: databases.Copies) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards (in the background)."""
+    name = databases.create_database(postgres_admin)
+    yield databases.url_of(postgres_admin, name)
+    postgres_copies.give_back(name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each kind the helpline runs on."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sewamitra.db'}"
-    return str(request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def migrated_postgres_url(postgres_admin: sa.Engine, postgres_copies: databases.Copies) -> Iterator[str]:
+    """A PostgreSQL database of the test's own at the newest schema, dropped afterwards."""
+    name = postgres_copies.take()
+    yield databases.url_of(postgres_admin, name)
+    postgres_copies.give_back(name)
+
+
+@pytest.fixture
+def database_kind() -> str:
+    """PostgreSQL, the production database; `both_databases` tests are parametrized over SQLite too."""
+    return "postgresql"
+
+
+@pytest.fixture
+def database_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database of the test's own, migrated to the newest schema."""
+    if database_kind == "sqlite":
+        path = tmp_path / "sewamitra.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
-    """A database of each kind, migrated to the newest schema."""
+    """The test's database, migrated to the newest schema."""
     engine = create_engine(database_url)
-    upgrade(engine)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
+def redis_client(redis_server_url: str) -> Iterator[redis.Redis]:
     """The real Redis, on a database of its own that is emptied before and after."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_server_url)
     client.flushdb()
     yield client
     client.flushdb()
     client.close()
-
-
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
-PUBLIC_URL = "https://helpline.example.gov.in"
 
 
 @pytest.fixture
@@ -139,8 +249,9 @@ def jobs_run(app: Flask) -> Iterator[None]:
 @pytest.fixture
 def chaos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chaos]:
     """Real processes a chaos test starts and breaks: all stopped when it ends, whatever happened;
-    what they said is printed when the test failed."""
-    started = Chaos(tmp_path / "chaos")
+    what they said is printed when the test failed. Its proxy stands in front of the run's PostgreSQL."""
+    server = sa.engine.make_url(run().postgres.url)
+    started = Chaos(tmp_path / "chaos", postgres=f"{server.host}:{server.port or 5432}")
     failed_before = request.session.testsfailed
     try:
         yield started
@@ -151,10 +262,9 @@ def chaos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chaos]:
 
 
 @pytest.fixture
-def postgres(postgres_url: str) -> Iterator[sa.Engine]:
+def postgres(migrated_postgres_url: str) -> Iterator[sa.Engine]:
     """A PostgreSQL database of the test's own, migrated."""
-    engine = create_engine(postgres_url)
-    upgrade(engine)
+    engine = create_engine(migrated_postgres_url)
     yield engine
     engine.dispose()
 
@@ -203,3 +313,22 @@ def job_context(chaos_settings: Settings) -> Iterator[JobContext]:
     install(None)
     ctx.redis.close()
     engine.dispose()
+
+
+@pytest.fixture
+def app_settings(helpline_settings: Settings) -> Settings:
+    """What the test's `app` runs with; a module overrides this fixture to change it."""
+    return helpline_settings
+
+
+@pytest.fixture
+def app(app_settings: Settings) -> Iterator[Flask]:
+    """The helpline's web app on the test's services; its database connections closed at the end."""
+    built = create_app(app_settings)
+    yield built
+    built.extensions["sewamitra"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -15,6 +15,7 @@ from werkzeug.test import TestResponse
 from storage.db import session_scope
 from storage.models import Provider, Role, User
 from storage.users import create_user
+from tests.factories import engine_of
 
 PASSWORD = "correct horse battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -56,11 +57,6 @@ class Console:
         response = self.post("/console/sign-in", {"username": username, "password": password})
         self.get("/console/", follow_redirects=True)  # a page of the signed-in session, for its token
         return response
-
-
-def engine_of(app: Flask) -> sa.Engine:
-    engine: sa.Engine = app.extensions["sewamitra"].engine
-    return engine
 
 
 def rows(app: Flask, model: type) -> list[Any]:

@@ -4,11 +4,14 @@ strategies that make junk."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlparse, urlsplit
 from xml.etree import ElementTree
 
 import redis
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import strategies as st
@@ -18,9 +21,15 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.test import EnvironBuilder, TestResponse
 from werkzeug.wrappers import Request
 
+from dispatch import context, lifecycle, offers
+from dispatch.intake import unused_number
+from dispatch.jobs import now
+from dispatch.matching import Candidate
 from ivr.callstate import PREFIX, CallState
+from storage.db import session_scope
+from storage.models import Caller, ServiceRequest
 from telephony.twilio.signature import SIGNATURE_HEADER
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.factories import AUTH_TOKEN, GPO, PUBLIC_URL, add_worker
 
 Pairs = Sequence[tuple[str, str]]
 FORM = "application/x-www-form-urlencoded"
@@ -292,3 +301,59 @@ def pairs_of(fields: dict[str, st.SearchStrategy[str | None]]) -> st.SearchStrat
 
 def counts(rows: Iterable[object]) -> int:
     return sum(1 for _ in rows)
+
+
+# -- senders of hostile texts, each with the job or offer their role implies ----------------------------
+
+
+PHONES = (f"+9197{n:08d}" for n in itertools.count(10_000_000))
+
+
+@dataclass(frozen=True)
+class Sender:
+    phone: str
+    role: str
+    request_id: int | None = None
+
+
+def new_request(engine: sa.Engine, citizen: str) -> int:
+    with session_scope(engine) as session:
+        caller = Caller(phone=citizen, language="hi")
+        session.add(caller)
+        session.flush()
+        request = ServiceRequest(number=unused_number(session), service_code="plumber", pincode="226001",
+                                 district="LUCKNOW", latitude=GPO.latitude, longitude=GPO.longitude,
+                                 caller_id=caller.id, address_note="12 Hazratganj")  # fmt: skip
+        session.add(request)
+        session.flush()
+        assert request.id is not None
+        return request.id
+
+
+def sender_of(ctx: context.JobContext, role: str) -> Sender:
+    """A fresh sender in `role`, with the job or offer that role implies."""
+    engine, phone = ctx.engine, next(PHONES)
+    if role == "stranger":
+        return Sender(phone, role)
+    if role == "citizen":
+        request_id = new_request(engine, phone)
+        finish(engine, request_id, add_worker(engine, "Ramesh", next(PHONES), 0.5))
+        return Sender(phone, role, request_id)
+    worker_id = add_worker(engine, "Suresh", phone, 0.5)
+    request_id = new_request(engine, next(PHONES))
+    with session_scope(engine) as session:
+        if role == "offered":
+            offers.next_offers(session, request_id, [Candidate(worker_id, 0.5, None, 4.0)], ctx.settings.dispatch,
+                               now())  # fmt: skip
+        else:
+            assert lifecycle.assign(session, request_id, worker_id, "user:1", now()).ok
+    return Sender(phone, role, request_id)
+
+
+def finish(engine: sa.Engine, request_id: int, worker_id: int) -> None:
+    with session_scope(engine) as session:
+        assert lifecycle.assign(session, request_id, worker_id, "user:1", now()).ok
+    with session_scope(engine) as session:
+        request = session.get(ServiceRequest, request_id)
+        assert request is not None and request.completion_code is not None
+        assert offers.complete(session, request.number, worker_id, request.completion_code, now())

@@ -1,0 +1,1 @@
+"""Whole runs: a real browser, real processes (`sewamitra up`, workers), chaos and benchmarks."""

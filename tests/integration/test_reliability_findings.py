@@ -1,0 +1,208 @@
+"""What a soak with faults found (SIGKILLed processes, Redis restarted empty, the SMS API answering
+500s), each held to its fix: real PostgreSQL and SQLite, real Redis, the Twilio sandbox."""
+
+from __future__ import annotations
+
+import gettext
+import logging
+from datetime import timedelta
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+from sqlmodel import Session, col, select
+
+from console.labels import DOMAIN, TRANSLATIONS
+from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
+from dispatch import context, enqueue, jobs
+from sewamitra.app import create_app
+from storage.audit import AuditAction
+from storage.db import TCP_USER_TIMEOUT_MS, session_scope
+from storage.models import AuditEvent, Offer, SmsDelivery, SmsLog, Worker
+from tests.calls import Line, call
+from tests.chaos import RedisServer
+from tests.factories import CITIZEN, add_request, add_worker, assigned_job, offers_of, sms_from
+from tests.factories import run_context_jobs as run_jobs
+
+WORKER = "+919800000971"
+
+
+@pytest.fixture
+def settings(helpline_settings: Settings) -> Settings:
+    return helpline_settings
+
+
+@pytest.fixture
+def webhook(settings: Settings) -> FlaskClient:
+    return create_app(settings).test_client()
+
+
+def test_a_reply_twilio_refuses_is_logged_and_kept_with_the_request_it_is_about(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    request = assigned_job(installed, engine, webhook, WORKER)
+    sms_from(webhook, WORKER, f"DONE {request.number} {request.completion_code}")
+    sandbox.fail_next(1, status=500)  # the "job done" reply to the worker
+    with caplog.at_level(logging.WARNING, logger="dispatch.jobs"):
+        run_jobs(installed)
+
+    [line] = [r.getMessage() for r in caplog.records if "completed_worker" in r.getMessage()]
+    assert f"request {request.id}" in line and "None" not in line
+    with Session(engine) as session:
+        [reply] = session.exec(select(SmsLog).where(SmsLog.template == "completed_worker")).all()
+    assert (reply.request_id, reply.status) == (request.id, "send_failed")
+
+
+def test_an_english_speaking_worker_waiting_for_an_agent_hears_english_after_redis_restarts_empty(
+    chaos_settings: Settings, own_redis: RedisServer, postgres: sa.Engine
+) -> None:
+    worker_id = add_worker(postgres, "Ramesh Kumar", WORKER, 0.5)
+    with session_scope(postgres) as session:
+        session.execute(sa.update(Worker).where(col(Worker.id) == worker_id).values(language="en"))
+    app = create_app(chaos_settings)
+
+    def redis_restarts_empty() -> None:
+        own_redis.kill()
+        own_redis.start()
+
+    # A worker rings and keys 0 for an agent; Redis restarts empty while they wait, and they listen on.
+    transcript = call(app, Line("0", "-", redis_restarts_empty, "-", "1"), caller=WORKER)
+    assert transcript.said("Please hold; the next available agent will take your call.")
+    assert transcript.said("Thank you. An agent will call you back soon.")
+    assert "(hi-IN)" not in transcript.render(), transcript.render()  # before the restart and after it
+
+
+def later(engine: sa.Engine, minutes: int) -> None:
+    """The clock moves on `minutes` for every message and offer: tries fall due, past the sweeper's grace."""
+    by = timedelta(minutes=minutes)
+    with session_scope(engine) as session:
+        for sms in session.exec(select(SmsLog)).all():
+            sms.created_at, sms.updated_at = sms.created_at - by, sms.updated_at - by
+            sms.next_attempt_at = sms.next_attempt_at - by if sms.next_attempt_at else None
+            session.add(sms)
+        for offer in session.exec(select(Offer)).all():
+            offer.created_at, offer.expires_at = (
+                offer.created_at - by,
+                offer.expires_at - by if offer.expires_at else None,
+            )
+            session.add(offer)
+
+
+def confirmation(engine: sa.Engine, request_id: int) -> int:
+    """The SMS that tells a caller their request number, recorded as a booking records it."""
+    with session_scope(engine) as session:
+        sms = SmsLog(to_number=CITIZEN, body="Request booked", template="request_created",
+                     status=SmsDelivery.PENDING, request_id=request_id)  # fmt: skip
+        session.add(sms)
+        session.flush()
+        assert sms.id is not None
+        return sms.id
+
+
+def sms_row(engine: sa.Engine, sms_id: int) -> SmsLog:
+    with Session(engine) as session:
+        sms = session.get(SmsLog, sms_id)
+        assert sms is not None
+        return sms
+
+
+def test_an_sms_twilio_refused_is_sent_from_the_database_after_redis_lost_its_retry(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    sms_id = confirmation(engine, add_request(engine))
+    sandbox.fail_next(1, status=500)
+    enqueue.send_sms(installed.redis, sms_id)
+    run_jobs(installed)
+    assert sms_row(engine, sms_id).status == "send_failed" and sandbox.messages == []
+
+    redis_client.flushdb()  # Redis restarts empty: RQ's retry of the message is gone
+    later(engine, minutes=5)
+    jobs.sweep()
+    run_jobs(installed)
+
+    [sent] = [m for m in sandbox.messages if m["to"] == CITIZEN]
+    assert (sms_row(engine, sms_id).status, sms_row(engine, sms_id).message_sid) == ("queued", sent["sid"])
+    jobs.sweep()
+    run_jobs(installed)
+    assert len(sandbox.messages) == 1  # sent once
+
+
+def test_an_sms_twilio_keeps_refusing_is_given_up_after_its_tries_and_shown_as_not_sent(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    sms_id = confirmation(engine, add_request(engine))
+    sandbox.fail_next(100, status=500)
+    enqueue.send_sms(installed.redis, sms_id)
+    for _sweep in range(10):  # each sweep finds the next try due (RQ's retries lost every time)
+        run_jobs(installed)
+        redis_client.flushdb()
+        later(engine, minutes=5)
+        jobs.sweep()
+    run_jobs(installed)
+
+    refused = sms_row(engine, sms_id)
+    assert (refused.status, refused.attempts, refused.next_attempt_at) == ("not_sent", 4, None)
+    assert sandbox.faults_left == 100 - 4 and sandbox.messages == []
+    with (TRANSLATIONS / "hi" / "LC_MESSAGES" / f"{DOMAIN}.mo").open("rb") as hindi:
+        assert gettext.GNUTranslations(hindi).gettext("not_sent") == "भेजा नहीं जा सका"  # as an agent reads it
+
+
+def test_a_retry_of_an_assignment_sms_for_a_job_cancelled_meanwhile_is_not_sent(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    request_id = add_request(engine)
+    with session_scope(engine) as session:
+        sms = SmsLog(to_number=CITIZEN, body="Your plumber", template="assigned_citizen",
+                     status=SmsDelivery.PENDING, request_id=request_id)  # fmt: skip
+        session.add(sms)
+        session.flush()
+        sms_id = sms.id or 0
+    sandbox.fail_next(1, status=500)
+    enqueue.send_sms(installed.redis, sms_id)
+    run_jobs(installed)
+    redis_client.flushdb()
+    later(engine, minutes=5)  # the request was never assigned: what the SMS says does not hold
+    jobs.sweep()
+    run_jobs(installed)
+    assert sandbox.messages == [] and sms_row(engine, sms_id).next_attempt_at is None
+    assert jobs.sweep()["refused_sms_due"] == 0
+
+
+def test_an_offer_whose_sms_never_left_goes_to_the_next_worker_at_once_after_redis_lost_its_retry(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    add_worker(engine, "Ramesh Kumar", WORKER, 0.5)
+    suresh = add_worker(engine, "Suresh Yadav", "+919800000972", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    sandbox.fail_next(1, status=500)  # the offer SMS to Ramesh
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    [offer] = offers_of(engine, request_id)
+    redis_client.flushdb()  # Redis restarts empty: the offer's next try is gone
+    later(engine, minutes=2)  # the offer has minutes to run yet; its SMS was refused two minutes ago
+
+    assert jobs.sweep()["undelivered_offers"] == 1
+    run_jobs(installed)
+    first, second = offers_of(engine, request_id)
+    assert (first.id, first.status, second.worker_id, second.status) == (offer.id, "expired", suresh, "pending")
+    with Session(engine) as session:
+        reasons = session.exec(select(AuditEvent.reason).where(AuditEvent.action == AuditAction.OFFER_EXPIRED)).all()
+    assert reasons == ["the SMS could not be delivered"]  # undelivered, not unanswered
+    assert [m["to"] for m in sandbox.messages] == ["+919800000972"]
+
+
+def test_a_postgresql_connection_gives_up_on_a_host_that_goes_silent_mid_query(postgres: sa.Engine) -> None:
+    # A userland proxy cannot go silent as a host does (its kernel acknowledges what it stops passing
+    # on), so this holds the connection's settings to what makes libpq give up: keepalive probes, and
+    # an error when what it sent stays unacknowledged for TCP_USER_TIMEOUT_MS.
+    with postgres.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        given = raw.info.get_parameters()
+    assert given["tcp_user_timeout"] == str(TCP_USER_TIMEOUT_MS) and TCP_USER_TIMEOUT_MS <= 5000
+    assert (given["keepalives"], given["keepalives_idle"], given["keepalives_count"]) == ("1", "2", "3")
+    assert given["connect_timeout"] == "5"

