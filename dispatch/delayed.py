@@ -58,7 +58,7 @@ class DelayedJobs(RQScheduler):
         self.pid, self.last_heartbeat = os.getpid(), now()
         self.save()
         if self.acquire_locks():
-            self.enqueue_scheduled_jobs()
+            self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # RQ's own, unannotated
 
     def run(self) -> None:
         """Tick until stopped; a Redis error waits for the next tick (Redis restarting, or gone for a while)."""

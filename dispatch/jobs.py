@@ -81,7 +81,8 @@ def dispatch_request(request_id: int) -> str:
             candidates = _candidates(request, moment)
             result = offers.next_offers(session, request_id, candidates, rules, moment)
     for offer in result.offers:
-        assert offer.id is not None and offer.expires_at is not None
+        assert offer.id is not None
+        assert offer.expires_at is not None
         enqueue.new_offer(ctx.redis, offer.id, offer.expires_at)
     return result.reason or f"offered to {len(result.offers)}"
 
@@ -113,7 +114,8 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
             return "offer closed"
         worker = session.get(Worker, offer.worker_id)
         request = session.get(ServiceRequest, offer.request_id)
-        assert worker is not None and request is not None
+        assert worker is not None
+        assert request is not None
     try:
         if offer.channel is OfferChannel.VOICE:
             public = ctx.settings.public_url

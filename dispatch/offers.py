@@ -146,7 +146,8 @@ def _eligible(session: Session, request: ServiceRequest, candidates: Sequence[Ca
 
 def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dispatch, now: datetime) -> Offer:
     """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered."""
-    assert worker.id is not None and request.id is not None
+    assert worker.id is not None
+    assert request.id is not None
     by_voice = worker.voice_preferred or (
         rules.voice_after_unanswered_sms > 0 and _unanswered_sms_offers(session, worker.id, rules) > 0
     )

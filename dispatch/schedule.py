@@ -27,4 +27,4 @@ def run(connection: redis.Redis, settings: Settings) -> None:
     outage runs each job at once: the sweep that brings back what the outage lost, and the index. It
     moves delayed jobs too, as each worker does: whichever of them is alive."""
     with delayed.moved(connection, [q.value for q in QUEUE_ORDER]):
-        outlast_redis_outages(lambda _attempt: scheduler(connection, settings).start(), connection, "scheduler")
+        outlast_redis_outages(lambda _attempt: scheduler(connection, settings).start(), connection, "scheduler")  # type: ignore[no-untyped-call]

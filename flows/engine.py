@@ -248,7 +248,8 @@ class _Run:
 
     def _choose_service(self, node: Node, digits: str) -> None:
         wait = node.wait
-        assert wait is not None and wait.option_route is not None
+        assert wait is not None
+        assert wait.option_route is not None
         chosen = next((s for s in self.flow.services if s.digit == digits), None)
         if chosen is None:
             self._wrong(node, digits)

@@ -16,7 +16,7 @@ FILES = {
     "TWILIO_ACCOUNT_SID": "local-twilio-account-sid",
 }
 SANDBOX_ONLY = {"TWILIO_ACCOUNT_SID"}  # an account sid is made up only for the local Twilio sandbox
-ADMIN_PASSWORD_FILE = "console-admin-password"
+ADMIN_PASSWORD_FILE = "console-admin-password"  # noqa: S105 (a file name)
 
 
 def path(data_dir: Path, env_name: str) -> Path:

@@ -15,8 +15,8 @@ class AuditAction(StrEnum):
 
     ACCESS_REFUSED = "access.refused"
     CSRF_REFUSED = "csrf.refused"
-    API_TOKEN_CREATED = "api_token.created"
-    API_TOKEN_REVOKED = "api_token.revoked"
+    API_TOKEN_CREATED = "api_token.created"  # noqa: S105 (an action, not a secret)
+    API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 (an action, not a secret)
     USER_CREATED = "user.created"
     USER_SIGNED_IN = "user.signed_in"
     USER_SIGNED_OUT = "user.signed_out"

@@ -92,7 +92,9 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
 def insert(dialect: str, model: type[Any] | sa.Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT into a model's table that can say ON CONFLICT, in PostgreSQL's or SQLite's words."""
     table = model if isinstance(model, sa.Table) else sa.inspect(model).local_table
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def upsert(connection: sa.Connection, model: type[Any], values: dict[str, Any], *, key: str,

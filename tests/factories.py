@@ -45,7 +45,9 @@ ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "https://helpline.example.gov.in"
 CITIZEN = "+919876543210"
 GPO = pincodes.lookup("226001")
-assert GPO is not None and GPO.latitude is not None and GPO.longitude is not None
+assert GPO is not None
+assert GPO.latitude is not None
+assert GPO.longitude is not None
 KM_NORTH = 1 / 111.0  # degrees of latitude in a kilometre
 ALWAYS_OPEN = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
 AGENCY = "Gomti Home Services"
@@ -165,7 +167,8 @@ def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None)
     form = {"MessageSid": sid or "SM" + numbers.new_request_number().ljust(32, "0"), "From": phone,
             "To": "+18005550100", "Body": body}  # fmt: skip
     answer = signed_post(client, "/twilio/sms", form)
-    assert answer.status_code == 200 and answer.data.startswith(b"<?xml")
+    assert answer.status_code == 200
+    assert answer.data.startswith(b"<?xml")
 
 
 def call(app: Flask, keys: str, *, from_number: str = CITIZEN) -> Transcript:

@@ -16,7 +16,7 @@ from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_stat
 
 DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
 ACCOUNT_SID_ENV = "TWILIO_ACCOUNT_SID"
-AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
+AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"  # noqa: S105 (a variable name)
 
 T = TypeVar("T")
 

@@ -36,20 +36,26 @@ def short_run(postgres_server_url: str, redis_server_url: str) -> run.Result:
 def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_run: run.Result) -> None:
     ours, base, ours_saturated, base_saturated = short_run.phases
 
-    assert short_run.errors == 0 and not short_run.failed, short_run.report
+    assert short_run.errors == 0, short_run.report
+    assert not short_run.failed, short_run.report
     for phase in (ours, ours_saturated):
         assert phase.server.database_cpu_s  # its own PostgreSQL backends were found and measured
         assert phase.bookings is not None
-        assert phase.bookings.heard > 0 and phase.bookings.lost == 0
+        assert phase.bookings.heard > 0
+        assert phase.bookings.lost == 0
         assert phase.bookings.created == phase.bookings.heard  # no caller missed the number of a stored request
-    assert base.bookings is None and base_saturated.bookings is None
+    assert base.bookings is None
+    assert base_saturated.bookings is None
 
 
 @pytest.mark.slow
 def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run: run.Result) -> None:
     for phase in short_run.phases:
-        assert phase.turns > 0 and phase.latency_ms["p99"] > 0 and phase.calls_completed > 0, phase.name
-        assert len(phase.server.peak_rss_kb) == run.SHORT.workers and all(phase.server.peak_rss_kb)
+        assert phase.turns > 0, phase.name
+        assert phase.latency_ms["p99"] > 0, phase.name
+        assert phase.calls_completed > 0, phase.name
+        assert len(phase.server.peak_rss_kb) == run.SHORT.workers
+        assert all(phase.server.peak_rss_kb)
     for label, _figure in report.ROWS:
         assert label in short_run.report
     assert "paced: same callers and pace" in short_run.report
@@ -101,10 +107,12 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
 
     assert (phase.turns, phase.turns_per_s) == (2, 0.5)
     assert phase.latency_ms == {"p50": 20.0, "p95": 15000.0, "p99": 15000.0, "max": 15000.0}
-    assert phase.errors == Counter({"timeout": 1}) and phase.error_count == 1
+    assert phase.errors == Counter({"timeout": 1})
+    assert phase.error_count == 1
     assert (phase.calls, phase.calls_completed, phase.requests) == (2, 1, 6)
     assert phase.calls_in_progress == 10.0  # watched at 103 and 105
-    assert phase.wall_s == 10.0 and phase.loop_lag_p99_ms == 4.0
+    assert phase.wall_s == 10.0
+    assert phase.loop_lag_p99_ms == 4.0
     assert phase.first_errors == {"timeout": "!! timeout"}
     assert phase.listening_s_per_request == 10.0  # 130 s of calls over 13 requests
     assert round(phase.server_ms_per_request, 3) == round(5.0 / 6 * 1000, 3)
@@ -116,18 +124,21 @@ def test_the_callers_mix_books_first_and_tracks_only_what_was_booked() -> None:
     drawn = [mix.next() for _ in range(200)]
 
     assert all(script.books for script in drawn)  # nobody has booked yet: nobody tracks
-    assert len({script.from_number for script in drawn}) == 200 and worker not in {s.from_number for s in drawn}
+    assert len({script.from_number for script in drawn}) == 200
+    assert worker not in {s.from_number for s in drawn}
     assert {script.keys[-3:] for script in drawn if script.kind == scripts.BOOK} <= {("226001#", "1", "2")}
     mix.booked(drawn[0].from_number)
     tracking = [script for script in (mix.next() for _ in range(200)) if not script.books]
-    assert tracking and {(s.from_number, s.keys) for s in tracking} == {(drawn[0].from_number, ("2",))}
+    assert tracking
+    assert {(s.from_number, s.keys) for s in tracking} == {(drawn[0].from_number, ("2",))}
 
 
 def test_think_time_is_drawn_around_its_mean_and_a_closed_loop_has_none() -> None:
     rng = random.Random(2)
     pauses = [Pacing(1, 0, 1, think_s=3.0).think(rng) for _ in range(1000)]
 
-    assert min(pauses) >= 1.5 and max(pauses) <= 4.5
+    assert min(pauses) >= 1.5
+    assert max(pauses) <= 4.5
     assert Pacing(1, 0, 1, think_s=0).think(rng) == 0.0
 
 
@@ -191,15 +202,18 @@ def test_the_baseline_answers_its_menu_to_any_request() -> None:
     client = baseline.create_app().test_client()
 
     for answer in (client.post("/twilio/voice/step?turn=3", data={"Digits": "1"}), client.get("/healthz")):
-        assert answer.status_code == 200 and answer.mimetype == "text/xml"
-        assert b"<Gather" in answer.data and b"<Redirect" in answer.data
+        assert answer.status_code == 200
+        assert answer.mimetype == "text/xml"
+        assert b"<Gather" in answer.data
+        assert b"<Redirect" in answer.data
 
 
 def test_proc_reads_this_process() -> None:
     pid = os.getpid()
     assert pid in procfs.matching("pytest") or pid in procfs.matching("python")
 
-    assert procfs.cpu_seconds(pid) > 0 and procfs.peak_rss_kb(pid) > 0
+    assert procfs.cpu_seconds(pid) > 0
+    assert procfs.peak_rss_kb(pid) > 0
     assert os.getpid() in procfs.children(os.getppid())
     assert procfs.machine_busy_s() > 0
 

@@ -73,7 +73,8 @@ def test_the_database_goes_away_as_a_caller_confirms_they_hear_sorry_and_wait_fo
     # caller presses 1 to confirm. The request cannot be stored, so no number is read out.
     transcript = call(app, Line("2", "1", "1", "226001#", proxy.kill, "1", "-"), caller="+919876500011")
     assert transcript.said("You keyed PIN code two, two, six, zero, zero, one, district Lucknow.")
-    assert transcript.said(SORRY) and not transcript.said("Your request number is")
+    assert transcript.said(SORRY)
+    assert not transcript.said("Your request number is")
     assert transcript.said("To leave the queue and be called back, press 1.")  # in English, from the call state
     assert [r.status for r in transcript.requests if r.url.endswith("/twilio/voice/status")] == [204]
 
@@ -95,7 +96,8 @@ def test_a_database_that_answers_nothing_gets_the_caller_an_apology_before_twili
     with served(app) as helpline:
         line = Line("2", "1", "1", "226001#", proxy.go_silent, "1", "-")
         transcript = call_over_http(helpline, line, caller="+919876500013")
-    assert transcript.said(SORRY) and Queued("helpline") in transcript.events
+    assert transcript.said(SORRY)
+    assert Queued("helpline") in transcript.events
     assert not transcript.said("Your request number is")
 
 
@@ -111,7 +113,8 @@ def test_out_of_hours_a_database_that_answers_nothing_still_gets_the_caller_sorr
     for app in running_app(closed):
         with served(app) as helpline:
             transcript = call_over_http(helpline, [], caller="+919876500014")
-    assert transcript.said(SORRY) and transcript.said("Thank you for calling the Sewamitra helpline.")
+    assert transcript.said(SORRY)
+    assert transcript.said("Thank you for calling the Sewamitra helpline.")
     assert not transcript.said("Thank you. An agent will call you back soon.")  # nothing could be recorded
     assert Queued("helpline") not in transcript.events
 
@@ -205,10 +208,13 @@ def test_healthz_and_the_console_say_the_database_is_unreachable_and_recover(
 
     proxy.kill()
     health = asha.get("/healthz")
-    assert health.status_code == 503 and health.json is not None
-    assert health.json["database"].startswith("error") and health.json["redis"] == "ok"
+    assert health.status_code == 503
+    assert health.json is not None
+    assert health.json["database"].startswith("error")
+    assert health.json["redis"] == "ok"
     page = asha.get("/console/queue")
-    assert page.status_code == 503 and "database cannot be reached" in page.get_data(as_text=True)
+    assert page.status_code == 503
+    assert "database cannot be reached" in page.get_data(as_text=True)
 
     proxy.start()
     assert asha.get("/healthz").status_code == 200

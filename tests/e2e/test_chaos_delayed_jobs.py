@@ -54,4 +54,5 @@ def test_delayed_jobs_run_within_seconds_after_the_process_moving_them_is_killed
     wait_until(lambda: Job.fetch(delayed.id, connection=connection).get_status() == JobStatus.FINISHED,
                TAKEOVER_WITHIN_S, "the delayed job to run after its mover died")  # fmt: skip
     survivor = next(w for w in workers if w is not moving)
-    assert survivor.running and holder(connection, workers, QueueName.DISPATCH) is survivor
+    assert survivor.running
+    assert holder(connection, workers, QueueName.DISPATCH) is survivor

@@ -67,7 +67,8 @@ def test_redis_dies_as_a_caller_keys_their_pincode_they_hear_sorry_and_wait_for_
     line = Line("2", "1", "1", own_redis.kill, "226001#", "1")
     transcript = call(app, line, caller="+919876500003")
 
-    assert transcript.said(SORRY) and Queued("helpline") in transcript.events
+    assert transcript.said(SORRY)
+    assert Queued("helpline") in transcript.events
     assert transcript.said("To leave the queue and be called back, press 1.")
     assert transcript.said("Thank you. An agent will call you back soon.")
     with Session(postgres) as session:
@@ -79,7 +80,8 @@ def test_redis_dies_as_a_caller_keys_their_pincode_they_hear_sorry_and_wait_for_
 def test_a_call_that_comes_in_while_redis_is_down_reaches_the_agent_queue(app: Flask, own_redis: RedisServer) -> None:
     own_redis.kill()
     transcript = call(app, Line("-", "-"), caller="+919876500004")  # listens to the hold message, hangs up
-    assert transcript.said(SORRY) and Queued("helpline") in transcript.events
+    assert transcript.said(SORRY)
+    assert Queued("helpline") in transcript.events
     assert transcript.said("आप कतार में एक नंबर पर हैं।")  # a new caller: in Hindi, the helpline's first language
 
 
@@ -90,9 +92,11 @@ def test_out_of_hours_redis_dies_mid_call_and_the_caller_is_promised_a_callback(
     app = create_app(chaos_settings.model_copy(update={"call_centre": hours}))
     transcript = call(app, Line("2", "1", own_redis.kill, "1"), caller="+919876500005")
 
-    assert transcript.said(SORRY) and Queued("helpline") not in transcript.events
+    assert transcript.said(SORRY)
+    assert Queued("helpline") not in transcript.events
     assert transcript.said("Thank you. An agent will call you back soon.")
-    assert transcript.said("Thank you for calling the Sewamitra helpline.") and transcript.ended_by == "app"
+    assert transcript.said("Thank you for calling the Sewamitra helpline.")
+    assert transcript.ended_by == "app"
     # A worker the helpline rings with an offer meanwhile hears sorry and goodbye: no callback for them.
     rung = CallSimulator(
         FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN),
@@ -101,7 +105,8 @@ def test_out_of_hours_redis_dies_mid_call_and_the_caller_is_promised_a_callback(
         from_number="+18005550100",
         to_number="+919800000901",
     ).run([])
-    assert rung.said(SORRY) and not rung.errors
+    assert rung.said(SORRY)
+    assert not rung.errors
     with Session(postgres) as session:
         [callback] = session.exec(select(CallbackRequest)).all()
     assert (callback.phone, callback.reason) == ("+919876500005", "out_of_hours")
@@ -158,7 +163,8 @@ def test_redis_dies_under_a_busy_worker_and_the_scheduler_and_both_carry_on_by_t
     own_redis.kill()
     wait_until(lambda: all(p.output().count("Redis cannot be reached") or not p.running for p in (worker, scheduler)),
                60, "the worker and the scheduler to meet the outage")  # fmt: skip
-    assert worker.running and scheduler.running
+    assert worker.running
+    assert scheduler.running
 
     # A request stored meanwhile (its dispatch job lost); Redis comes back empty. Nobody but the
     # helpline's own processes acts: the scheduler's sweep queues it, the worker offers it.

@@ -73,7 +73,8 @@ def test_a_worker_killed_while_texting_an_offer_the_offer_is_texted_again(
 
     first.kill()  # while it waits for Twilio's answer
     [offer_sms] = sms_log(postgres, template="offer")
-    assert offer_sms.message_sid is None and sandbox.messages == []
+    assert offer_sms.message_sid is None
+    assert sandbox.messages == []
 
     chaos.worker(chaos_settings)
     time_passes(postgres, minutes=2)

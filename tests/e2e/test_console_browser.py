@@ -250,8 +250,10 @@ def test_an_agent_takes_the_next_caller_and_files_a_plumber_request(live: Live, 
         caller = db.get(Caller, made.caller_id)
     assert (made.service_code, made.district, made.channel.value, made.status) == (
         "plumber", "LUCKNOW", "agent", RequestStatus.NEW)  # fmt: skip
-    assert made.address_note == "12 Hazratganj, behind the Hanuman temple" and made.preferred_time == "after 5 pm"
-    assert caller is not None and caller.phone == CITIZEN
+    assert made.address_note == "12 Hazratganj, behind the Hanuman temple"
+    assert made.preferred_time == "after 5 pm"
+    assert caller is not None
+    assert caller.phone == CITIZEN
 
     page.locator("textarea[name=note]").fill("citizen asks for a woman worker")
     page.get_by_role("button", name="Save").click()
@@ -351,7 +353,8 @@ def test_a_supervisor_goes_round_the_console_in_english_and_then_in_hindi(live: 
     expect(page.get_by_text("worker.verified")).to_be_visible()
     with Session(live.engine) as db:
         verified = db.get(Worker, sunita)
-    assert verified is not None and verified.police_reference == "UP/LKO/2026/0412"
+    assert verified is not None
+    assert verified.police_reference == "UP/LKO/2026/0412"
     shoot(page, "10-worker")
 
     go_to(page, "Worklist")
@@ -400,7 +403,8 @@ def test_an_agency_cannot_open_another_agencys_worker(live: Live, page: Page) ->
     expect(page.get_by_text("Sunita Devi")).to_have_count(0)
 
     refused = page.goto(f"/console/workers/{theirs}")
-    assert refused is not None and refused.status == 403
+    assert refused is not None
+    assert refused.status == 403
     expect(page.get_by_role("heading", name="403 · Forbidden")).to_be_visible()
     expect(page.get_by_text("Sunita Devi")).to_have_count(0)
     expect(page.get_by_text("+919800000002")).to_have_count(0)
@@ -408,7 +412,8 @@ def test_an_agency_cannot_open_another_agencys_worker(live: Live, page: Page) ->
     assert "access.refused" in audit_actions(live.engine)
 
     shown = page.goto(f"/console/workers/{ours}")
-    assert shown is not None and shown.status == 200
+    assert shown is not None
+    assert shown.status == 200
     expect(page.get_by_role("heading", name=re.compile("Ramesh Kumar"))).to_be_visible()
 
 

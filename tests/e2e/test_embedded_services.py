@@ -31,14 +31,16 @@ def test_with_nothing_answering_the_run_starts_its_own_postgres_and_redis_and_st
             assert connection.execute(sa.text("SHOW server_version")).scalar().startswith("18.")
         engine.dispose()
         client = redis.Redis.from_url(run.redis.url)
-        assert client.ping() and client.set("k", "v")
+        assert client.ping()
+        assert client.set("k", "v")
         client.close()
         servers = list(run.started)
     finally:
         run.stop()
 
     for server in servers:
-        assert server.process is not None and server.process.poll() is not None
+        assert server.process is not None
+        assert server.process.poll() is not None
         assert not server.directory.exists()
     assert not services.postgres_answers(run.postgres.url)
     assert not services.redis_answers(run.redis.url)

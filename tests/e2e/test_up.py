@@ -219,13 +219,16 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     banner = "".join(output)
     assert f"http://127.0.0.1:{port}/twilio/voice" in banner
     password = (data_dir / "console-admin-password").read_text().strip()
-    assert f"admin, password in {data_dir / 'console-admin-password'}" in banner and password not in banner
+    assert f"admin, password in {data_dir / 'console-admin-password'}" in banner
+    assert password not in banner
 
     health = wait_for(
         lambda: (h := get_json(f"http://127.0.0.1:{port}/healthz"))["jobs_last_ran_s_ago"] is not None and h,
         60, "the scheduler's first job to run on a worker",
     )  # fmt: skip
-    assert health["status"] == "ok" and health["rq_workers"] == 2 and health["schedulers"] == 1
+    assert health["status"] == "ok"
+    assert health["rq_workers"] == 2
+    assert health["schedulers"] == 1
 
     engine = sa.create_engine(f"sqlite:///{data_dir / 'sewamitra.db'}")
     with engine.connect() as connection:
@@ -263,7 +266,8 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     wait_for(lambda: len(texts(sent, CITIZEN)) == 2, 30, "the citizen to hear who is coming")
     worker_name, code = one(database, "SELECT w.name, r.completion_code FROM service_request r "
                                       "JOIN worker w ON w.id = r.worker_id")  # fmt: skip
-    assert worker_name in texts(sent, CITIZEN)[1] and code in texts(sent, CITIZEN)[1]
+    assert worker_name in texts(sent, CITIZEN)[1]
+    assert code in texts(sent, CITIZEN)[1]
     assert any(CITIZEN in t for t in texts(sent, second))
     sms(public_url, token, second, f"DONE {number} {code}")
     calls = wait_for(lambda: [c for c in get_json_list(f"{sandbox.group(1)}/_sandbox/calls") if c["to"] == CITIZEN],
@@ -321,4 +325,5 @@ def test_up_starts_its_embedded_redis_again_when_it_dies_and_keeps_its_data(
     after.close()
     assert process.poll() is None
     second = int((data_dir / "redis" / "redis.pid").read_text())
-    assert second != first and alive(second)
+    assert second != first
+    assert alive(second)

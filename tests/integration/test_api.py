@@ -81,11 +81,15 @@ def test_a_portal_files_a_request_the_citizen_is_texted_and_the_nearest_worker_o
     response = portal.post("/api/v1/requests", LUCKNOW_REQUEST)
     assert response.status_code == 201, response.get_json()
     filed = response.get_json()
-    assert filed["status"] == "new" and filed["district"] == "LUCKNOW" and filed["channel"] == "api"
+    assert filed["status"] == "new"
+    assert filed["district"] == "LUCKNOW"
+    assert filed["channel"] == "api"
     assert filed["citizen"] == {"phone": CITIZEN, "name": "Asha Verma"}
-    assert filed["description"] == "The kitchen tap leaks.\nSecond floor." and filed["language"] == "en"
+    assert filed["description"] == "The kitchen tap leaks.\nSecond floor."
+    assert filed["language"] == "en"
     [stored] = requests_in(app)
-    assert stored.number == filed["number"] and stored.filed_by == "api:up-portal"
+    assert stored.number == filed["number"]
+    assert stored.filed_by == "api:up-portal"
 
     work_queued_jobs(app)
     texts = {m["to"]: m["body"] for m in sandbox.messages}
@@ -95,7 +99,9 @@ def test_a_portal_files_a_request_the_citizen_is_texted_and_the_nearest_worker_o
     followed = portal.get(f"/api/v1/requests/{filed['number']}").get_json()
     assert followed["status"] == "offered"
     [offer] = followed["offers"]
-    assert offer["status"] == "pending" and offer["worker_id"] is None and offer["worker_name"] is None
+    assert offer["status"] == "pending"
+    assert offer["worker_id"] is None
+    assert offer["worker_name"] is None
     assert [(e["from_status"], e["to_status"]) for e in followed["timeline"]] == [(None, "new"), ("new", "offered")]
     assert all(e["actor"] is None and e["reason"] is None for e in followed["timeline"])
     with Session(engine_of(app)) as session:
@@ -172,7 +178,8 @@ def test_a_language_this_helpline_does_not_speak_is_refused(helpline_settings: S
     hindi_only = helpline_settings.model_copy(update={"languages": helpline_settings.languages[:1]})
     app = create_app(hindi_only)
     response = Api(app, token(app, ApiRole.PARTNER)).post("/api/v1/requests", LUCKNOW_REQUEST)  # in English
-    assert response.status_code == 400 and "language" in error_fields(response), response.get_json()
+    assert response.status_code == 400, response.get_json()
+    assert "language" in error_fields(response), response.get_json()
     assert requests_in(app) == []
 
 
@@ -184,14 +191,18 @@ def test_bodies_that_are_not_a_json_object_are_refused_for_what_they_are(app: Fl
     assert send("/api/v1/requests", json=["plumber"], headers=auth).status_code == 400
     repeated = '{"service": "plumber", "service": "painter", "phone": "+919876543210", "pincode": "226001"}'
     response = send("/api/v1/requests", data=repeated, content_type="application/json", headers=auth)
-    assert response.status_code == 400 and error_fields(response) == {"service": "given more than once"}
+    assert response.status_code == 400
+    assert error_fields(response) == {"service": "given more than once"}
     response = send("/api/v1/requests", data="service=plumber", headers=auth)
-    assert response.status_code == 415 and response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
     huge = json.dumps({**LUCKNOW_REQUEST, "description": "x" * 70_000})
     response = send("/api/v1/requests", data=huge, content_type="application/json", headers=auth)
-    assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_large"
     response = send("/api/v1/requests", json=LUCKNOW_REQUEST, headers={**auth, "Idempotency-Key": "x" * 65})
-    assert response.status_code == 400 and "Idempotency-Key" in error_fields(response)
+    assert response.status_code == 400
+    assert "Idempotency-Key" in error_fields(response)
     assert requests_in(app) == []
 
 
@@ -212,7 +223,8 @@ def test_no_token_a_wrong_one_a_revoked_one_or_an_expired_one_is_401(app: Flask)
         session.execute(sa.update(ApiToken).where(col(ApiToken.client) == "old-desk")
                         .values(expires_at=utcnow() - timedelta(minutes=1)))  # fmt: skip
     response = Api(app, expired).get("/api/v1/services")
-    assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
 
 
 def api_routes(app: Flask) -> list[tuple[str, str, str]]:
@@ -257,9 +269,11 @@ def test_a_partner_sees_and_cancels_only_what_it_filed(app: Flask, portal: Api) 
     assert portal.get(f"/api/v1/requests/{theirs}").status_code == 404
     assert portal.post(f"/api/v1/requests/{theirs}/cancel", {"reason": "not mine"}).status_code == 404
     response = portal.post(f"/api/v1/requests/{mine}/cancel", {"reason": "the citizen fixed it herself"})
-    assert response.status_code == 200 and response.get_json()["status"] == "cancelled"
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "cancelled"
     again = portal.post(f"/api/v1/requests/{mine}/cancel", {"reason": "twice"})
-    assert again.status_code == 409 and "cancelled" in again.get_json()["error"]["message"]
+    assert again.status_code == 409
+    assert "cancelled" in again.get_json()["error"]["message"]
     assert portal.get("/api/v1/workers").status_code == 403
 
 
@@ -283,7 +297,8 @@ def test_cancelling_a_job_in_hand_tells_the_worker_not_to_go(
     [told] = [m for m in sandbox.messages if m["to"] == "+919415000001"]
     assert number in told["body"]
     timeline = desk.get(f"/api/v1/requests/{number}").get_json()["timeline"]
-    assert timeline[-1]["actor"] == "api:call-centre" and timeline[-1]["reason"] == "duplicate of a phone booking"
+    assert timeline[-1]["actor"] == "api:call-centre"
+    assert timeline[-1]["reason"] == "duplicate of a phone booking"
 
 
 def test_an_agency_sees_its_workers_jobs_with_the_citizens_number_masked(
@@ -304,11 +319,13 @@ def test_an_agency_sees_its_workers_jobs_with_the_citizens_number_masked(
     with session_scope(engine_of(app)) as session:
         assert lifecycle.assign(session, request.id or 0, mine, "user:1", utcnow()).ok
     seen = agency.get(f"/api/v1/requests/{number}").get_json()
-    assert seen["worker"]["name"] == "Kamla Devi" and seen["citizen"]["phone"] == "+91 98xxxxx210"
+    assert seen["worker"]["name"] == "Kamla Devi"
+    assert seen["citizen"]["phone"] == "+91 98xxxxx210"
     assert [r["number"] for r in agency.get("/api/v1/requests").get_json()["items"]] == [number]
     # Nor can it unmask the number by trying each hidden digit as a filter: refused, and recorded.
     tried = agency.get("/api/v1/requests", phone="+919876543210")
-    assert tried.status_code == 403 and tried.get_json()["error"]["code"] == "forbidden", tried.get_json()
+    assert tried.status_code == 403, tried.get_json()
+    assert tried.get_json()["error"]["code"] == "forbidden", tried.get_json()
     with Session(engine_of(app)) as session:
         assert session.exec(select(AuditEvent).where(AuditEvent.action == "access.refused")).all()
 
@@ -328,8 +345,10 @@ def test_requests_are_found_by_phone_status_service_district_and_day(app: Flask,
 
     assert numbers() == [painter, plumber]
     assert numbers(phone="098765 43210") == [plumber]
-    assert numbers(service="painter") == [painter] and numbers(service="painter,plumber") == [painter, plumber]
-    assert numbers(district="agra") == [painter] and numbers(status="offered,assigned") == []
+    assert numbers(service="painter") == [painter]
+    assert numbers(service="painter,plumber") == [painter, plumber]
+    assert numbers(district="agra") == [painter]
+    assert numbers(status="offered,assigned") == []
     today = datetime.now(UTC).date()
     assert numbers(created_from=today.isoformat()) == [painter, plumber]
     assert numbers(created_to=(today - timedelta(days=1)).isoformat()) == []
@@ -340,18 +359,22 @@ def test_requests_are_found_by_phone_status_service_district_and_day(app: Flask,
                         ("created_from", "yesterday"), ("created_to", "2026-12-02T10:00:00"), ("page", "0"),
                         ("per_page", "1000"), ("page", "-1")]:  # fmt: skip
         response = desk.get("/api/v1/requests", **{name: value})
-        assert response.status_code == 400 and name in error_fields(response), (name, value)
+        assert response.status_code == 400, (name, value)
+        assert name in error_fields(response), (name, value)
     response = desk.client.get("/api/v1/requests?page=1&page=2", headers=desk.headers)
-    assert response.status_code == 400 and error_fields(response) == {"page": "given more than once"}
+    assert response.status_code == 400
+    assert error_fields(response) == {"page": "given more than once"}
 
 
 def test_unknown_records_paths_and_methods_are_json_404_and_405(desk: Api) -> None:
     for path in ("/api/v1/requests/1234567", "/api/v1/requests/12", "/api/v1/workers/99999",
                  "/api/v1/workers/99999999999", "/api/v1/nothing-here"):  # fmt: skip
         response = desk.get(path)
-        assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found", path
+        assert response.status_code == 404, path
+        assert response.get_json()["error"]["code"] == "not_found", path
     response = desk.client.delete("/api/v1/services", headers=desk.headers)
-    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
 
 
 # -- workers ------------------------------------------------------------------------------------------
@@ -365,11 +388,14 @@ def test_an_agency_onboards_a_worker_who_waits_for_police_verification(app: Flas
     response = agency.post("/api/v1/workers", KAMLA)
     assert response.status_code == 201, response.get_json()
     added = response.get_json()
-    assert added["police_verification"] == "pending" and added["provider"]["name"] == AGENCY
-    assert added["skills"] == ["electrician", "plumber"] and added["phone"] == "+919415000009"
+    assert added["police_verification"] == "pending"
+    assert added["provider"]["name"] == AGENCY
+    assert added["skills"] == ["electrician", "plumber"]
+    assert added["phone"] == "+919415000009"
     assert agency.get(f"/api/v1/workers/{added['id']}").get_json() == added
     again = agency.post("/api/v1/workers", KAMLA)
-    assert again.status_code == 409 and error_fields(again) == {"phone": "already registered"}
+    assert again.status_code == 409
+    assert error_fields(again) == {"phone": "already registered"}
     with Session(engine_of(app)) as session:
         assert session.exec(select(AuditEvent.actor).where(AuditEvent.action == "worker.created")).all() == [
             "api:gomti-app"
@@ -390,7 +416,8 @@ def test_worker_fields_are_checked_by_the_importers_rules(app: Flask, agency: Ap
     ]
     for body, field in cases:
         response = agency.post("/api/v1/workers", body)
-        assert response.status_code == 400 and field in error_fields(response), (field, response.get_json())
+        assert response.status_code == 400, (field, response.get_json())
+        assert field in error_fields(response), (field, response.get_json())
     supervisor = Api(app, token(app, ApiRole.SUPERVISOR, "state-hr"))
     response = supervisor.post("/api/v1/workers", {**KAMLA, "provider_id": 424242})
     assert response.status_code == 400
@@ -414,7 +441,8 @@ def test_availability_changes_are_audited_and_an_agency_reaches_only_its_own(
     assert {w["id"] for w in desk.get("/api/v1/workers").get_json()["items"]} == {own, elsewhere}
 
     response = desk.put(f"/api/v1/workers/{elsewhere}/availability", {"available": False})
-    assert response.status_code == 200 and response.get_json()["available"] is False
+    assert response.status_code == 200
+    assert response.get_json()["available"] is False
     assert desk.put(f"/api/v1/workers/{elsewhere}/availability", {"available": "no"}).status_code == 400
     assert [w["id"] for w in desk.get("/api/v1/workers", available="false").get_json()["items"]] == [elsewhere]
     assert [w["id"] for w in desk.get("/api/v1/workers", police_verification="pending").get_json()["items"]] == [own]
@@ -432,9 +460,12 @@ def test_availability_changes_are_audited_and_an_agency_reaches_only_its_own(
 def test_health_reports_the_database_redis_workers_and_queue_depth(app: Flask, portal: Api) -> None:
     portal.post("/api/v1/requests", LUCKNOW_REQUEST)
     health = app.test_client().get("/healthz").get_json()
-    assert health["status"] == "ok" and health["database"] == "ok" and health["redis"] == "ok"
+    assert health["status"] == "ok"
+    assert health["database"] == "ok"
+    assert health["redis"] == "ok"
     assert health["queues"] == {"dispatch": 1, "default": 1}  # the dispatch, and the confirmation SMS
-    assert health["failed_jobs"] == 0 and health["rq_workers"] == 0
+    assert health["failed_jobs"] == 0
+    assert health["rq_workers"] == 0
 
 
 def test_the_openapi_document_describes_every_route(app: Flask) -> None:
@@ -474,9 +505,11 @@ def test_with_the_database_unreachable_calls_are_told_to_retry_not_given_a_500(h
     down = helpline_settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:9/none"})
     client = create_app(down).test_client()
     response = client.get("/api/v1/requests", headers={"Authorization": "Bearer sm_" + "A" * 43})
-    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
     assert response.get_json()["error"]["code"] == "unavailable"
     response = client.get("/open311/v2/requests.xml")
-    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
     assert b"<errors><error><code>503</code>" in response.get_data()
     assert client.get("/healthz").status_code == 503

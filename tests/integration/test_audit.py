@@ -31,7 +31,7 @@ def test_record_keeps_the_action_as_the_database_has_always_held_it(engine: sa.E
 
 
 def test_a_record_rolled_back_with_its_change_is_not_kept(engine: sa.Engine) -> None:
-    with pytest.raises(RuntimeError), session_scope(engine) as session:
+    with pytest.raises(RuntimeError), session_scope(engine) as session:  # noqa: PT012 (the change, then its failure)
         audit.record(session, AuditAction.SMS_UNCLEAR, actor="phone:1234", entity="sms")
         raise RuntimeError("the change failed")
     with Session(engine) as session:

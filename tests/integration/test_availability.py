@@ -39,7 +39,9 @@ def app(helpline_settings: Settings) -> Flask:
 def add_worker(engine: sa.Engine) -> int:
     """A verified, available plumber, last changed long ago."""
     place = pincodes.lookup("226001")
-    assert place is not None and place.latitude is not None and place.longitude is not None
+    assert place is not None
+    assert place.latitude is not None
+    assert place.longitude is not None
     with session_scope(engine) as session:
         worker = Worker(name="Ramesh Yadav", phone=RAMESH, pincode="226001", district=place.district,
                         latitude=place.latitude, longitude=place.longitude,
@@ -98,7 +100,8 @@ def test_another_system_through_the_api(app: Flask, engine: sa.Engine, redis_cli
     answer = client.put(f"/api/v1/workers/{worker_id}/availability", json={"available": False},
                         headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
 
-    assert answer.status_code == 200 and answer.get_json()["available"] is False
+    assert answer.status_code == 200
+    assert answer.get_json()["available"] is False
     assert the_change(engine, worker_id) == shape(worker_id, "api", "api")
     assert changed_now(engine, worker_id)
     assert [args for _, args in reindex_jobs(redis_client)] == [(worker_id,)]

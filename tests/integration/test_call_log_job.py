@@ -23,13 +23,14 @@ def logged(installed: JobContext) -> list[CallLog]:
 
 
 def test_a_call_turn_handed_to_a_job_is_logged_when_it_runs(installed: JobContext) -> None:
-    fields = pickle.loads(pickle.dumps(calllog.fields(call_turn(FORM))))  # as RQ keeps a job's arguments
+    fields = pickle.loads(pickle.dumps(calllog.fields(call_turn(FORM))))  # noqa: S301 (as RQ keeps a job's arguments)
     assert calllog.record_when_back(fields, None, SENT_AT) == "logged"
     (log,) = logged(installed)
     assert (log.call_sid, log.from_number, log.to_number, log.status, log.duration_s, log.direction) == (
         FORM["CallSid"], "+919876543210", "+911204567890", "completed", 42, Direction.INBOUND,
     )  # fmt: skip
-    assert log.ended_at is not None and log.outcome == "no_flow"
+    assert log.ended_at is not None
+    assert log.outcome == "no_flow"
 
 
 def test_a_job_queued_with_twilios_form_before_the_call_turn_is_still_logged(installed: JobContext) -> None:

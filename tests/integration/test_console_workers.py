@@ -71,7 +71,9 @@ def add_worker(engine: sa.Engine, name: str, phone: str, *, provider: str | None
                km_north: float = 0.0) -> int:  # fmt: skip
     """A worker already on the register, as a past import would have left them."""
     place = pincodes.lookup(pincode)
-    assert place is not None and place.latitude is not None and place.longitude is not None
+    assert place is not None
+    assert place.latitude is not None
+    assert place.longitude is not None
     provider_id = agency(engine, provider) if provider else None
     with session_scope(engine) as session:
         worker = Worker(name=name, phone=phone, pincode=pincode, district=place.district,
@@ -122,8 +124,10 @@ def test_an_agency_lists_only_its_own_workers(app: Flask, engine: sa.Engine) -> 
     listed = page(gomti.get("/console/workers"))
     searched = page(gomti.get("/console/workers?q=Sunita"))
 
-    assert "Ramesh Yadav" in listed and "+919839012345" in listed
-    assert "Sunita Devi" not in listed and "Sunita Devi" not in searched
+    assert "Ramesh Yadav" in listed
+    assert "+919839012345" in listed
+    assert "Sunita Devi" not in listed
+    assert "Sunita Devi" not in searched
     assert "Varanasi" not in listed  # not even another agency's district appears in the filter
 
 
@@ -136,7 +140,8 @@ def test_an_agency_cannot_open_or_change_another_agencys_worker(app: Flask, engi
     assert gomti.post(f"/console/workers/{sunita}/deactivate", {"reason": "not ours"}).status_code == 403
 
     unchanged = worker_of(engine, sunita)
-    assert unchanged.available and unchanged.active
+    assert unchanged.available
+    assert unchanged.active
     assert len(audit_trail(engine, "access.refused")) == 3
 
 
@@ -298,15 +303,19 @@ def test_a_worker_rejected_while_asked_loses_the_offer_and_a_job_in_hand_goes_ba
         [offer] = session.exec(select(Offer).where(Offer.request_id == offered_id)).all()
         job = session.get(ServiceRequest, in_hand_id)
     assert offer.status is OfferStatus.WITHDRAWN  # a yes from Ramesh now finds it closed
-    assert job is not None and job.status is RequestStatus.ESCALATED
-    assert job.worker_id is None and job.completion_code is None  # Suresh's code no longer closes it
+    assert job is not None
+    assert job.status is RequestStatus.ESCALATED
+    assert job.worker_id is None
+    assert job.completion_code is None
 
     # The agent gives the job to someone else.
     kamla = add_worker(engine, "Kamla Devi", "+919839012347", km_north=0.5)
     supervisor.post(f"/console/requests/{in_hand_number}/assign", {"worker": str(kamla)})
     with Session(engine) as session:
         job = session.get(ServiceRequest, in_hand_id)
-    assert job is not None and job.status is RequestStatus.ASSIGNED and job.worker_id == kamla
+    assert job is not None
+    assert job.status is RequestStatus.ASSIGNED
+    assert job.worker_id == kamla
     queued = [j.func_name for j in queue(redis_client, QueueName.DISPATCH).get_jobs()]
     assert "dispatch.jobs.dispatch_request" in queued  # the offered request goes to the next worker
 
@@ -325,9 +334,11 @@ def test_an_agency_onboards_a_worker_who_waits_for_verification(
 
     assert answer.status_code == 302
     sunil = worker_by_phone(engine, "+919839011111")
-    assert sunil is not None and answer.headers["Location"].endswith(f"/console/workers/{sunil.id}")
+    assert sunil is not None
+    assert answer.headers["Location"].endswith(f"/console/workers/{sunil.id}")
     assert (sunil.police_verification, sunil.provider_id, sunil.district) == ("pending", gomti_id, "LUCKNOW")
-    assert sunil.voice_preferred and sunil.certification == "RPL under PMKVY"
+    assert sunil.voice_preferred
+    assert sunil.certification == "RPL under PMKVY"
     with Session(engine) as session:
         skills = session.exec(select(WorkerSkill.service_code).where(WorkerSkill.worker_id == sunil.id)).all()
     assert sorted(skills) == ["electrician", "plumber"]
@@ -362,8 +373,10 @@ def test_the_form_shows_each_mistake_and_keeps_what_was_typed(app: Flask, engine
     assert "no skills given" in shown
     assert "pincode 110001 is in DELHI, outside UTTAR PRADESH" in shown
     assert "service_radius_km must be a number of kilometres above 0 and up to 200" in shown
-    assert 'value="Sunil Kumar"' in shown and 'value="110001"' in shown
-    assert worker_by_phone(engine, "+919839011111") is None and audit_trail(engine, "worker.created") == []
+    assert 'value="Sunil Kumar"' in shown
+    assert 'value="110001"' in shown
+    assert worker_by_phone(engine, "+919839011111") is None
+    assert audit_trail(engine, "worker.created") == []
 
 
 def test_a_phone_number_already_registered_is_refused(app: Flask, engine: sa.Engine) -> None:
@@ -385,7 +398,8 @@ def test_a_supervisor_onboards_into_a_chosen_agency_and_an_agent_cannot_onboard(
     unknown = supervisor.post("/console/workers/new", onboarding(phone="9839011112", provider_id="99999"))
 
     assert worker_of(engine, worker_by_phone(engine, "+919839011111").id or 0).provider_id == kashi_id  # type: ignore[union-attr]
-    assert unknown.status_code == 400 and "provider must be one of the agencies in the list" in page(unknown)
+    assert unknown.status_code == 400
+    assert "provider must be one of the agencies in the list" in page(unknown)
     assert agent.get("/console/workers/new").status_code == 403
     assert agent.post("/console/workers/new", onboarding(phone="9839011113")).status_code == 403
     assert worker_by_phone(engine, "+919839011113") is None
@@ -420,7 +434,8 @@ def test_an_agency_uploads_a_file_and_sees_each_refused_row_with_its_reason(
     assert '<td class="num">7</td><td>phone +919839012345 is already on row 2</td>' in shown
     imported = [worker_by_phone(engine, phone) for phone in ("+919839012345", "+919839012346")]
     assert [(w.provider_id, w.police_verification) for w in imported if w] == [(gomti_id, "pending")] * 2
-    assert worker_by_phone(engine, "+919415067890") is None and worker_by_phone(engine, "+919415067891") is None
+    assert worker_by_phone(engine, "+919415067890") is None
+    assert worker_by_phone(engine, "+919415067891") is None
     [event] = audit_trail(engine, "workers.imported")
     assert (event.detail["imported"], event.detail["refused"], event.detail["file"]) == (2, 4, "workers.csv")
     assert Queue("dispatch", connection=redis_client).job_ids == ["rebuild-index"]
@@ -436,10 +451,12 @@ def test_a_supervisor_uploads_as_the_cli_imports(app: Flask, engine: sa.Engine) 
 
     shown = page(upload(supervisor, text))
 
-    assert 'Imported: <span class="num">1</span>' in shown and GOMTI in shown  # a new agency, named
+    assert 'Imported: <span class="num">1</span>' in shown
+    assert GOMTI in shown
     assert "unknown skill &#39;welder&#39;" in shown
     ramesh = worker_by_phone(engine, "+919839012345")
-    assert ramesh is not None and ramesh.police_verification is VerificationStatus.VERIFIED
+    assert ramesh is not None
+    assert ramesh.police_verification is VerificationStatus.VERIFIED
 
 
 def test_a_file_that_cannot_be_read_is_refused_whole(app: Flask, engine: sa.Engine) -> None:
@@ -450,10 +467,14 @@ def test_a_file_that_cannot_be_read_is_refused_whole(app: Flask, engine: sa.Engi
     wrong_columns = upload(supervisor, "naam,phone\nRamesh,9839012345\n")
     nothing = supervisor.post("/console/workers/import", {}, content_type="multipart/form-data")
 
-    assert not_utf8.status_code == 400 and "not UTF-8 text" in page(not_utf8)
-    assert wrong_columns.status_code == 400 and "unknown column &#39;naam&#39;" in page(wrong_columns)
-    assert nothing.status_code == 400 and "Choose a CSV file" in page(nothing)
-    assert worker_by_phone(engine, "+919839012345") is None and audit_trail(engine, "workers.imported") == []
+    assert not_utf8.status_code == 400
+    assert "not UTF-8 text" in page(not_utf8)
+    assert wrong_columns.status_code == 400
+    assert "unknown column &#39;naam&#39;" in page(wrong_columns)
+    assert nothing.status_code == 400
+    assert "Choose a CSV file" in page(nothing)
+    assert worker_by_phone(engine, "+919839012345") is None
+    assert audit_trail(engine, "workers.imported") == []
 
 
 def test_a_file_over_the_size_limit_is_refused_with_a_message(app: Flask, engine: sa.Engine) -> None:
@@ -461,7 +482,8 @@ def test_a_file_over_the_size_limit_is_refused_with_a_message(app: Flask, engine
 
     answer = upload(supervisor, HEADER + "\n" + "x" * (2 * 1024 * 1024 + 10))
 
-    assert answer.status_code == 413 and "larger than 2 MB" in page(answer)
+    assert answer.status_code == 413
+    assert "larger than 2 MB" in page(answer)
 
 
 def test_an_agent_cannot_upload_workers(app: Flask, engine: sa.Engine) -> None:
@@ -469,7 +491,8 @@ def test_an_agent_cannot_upload_workers(app: Flask, engine: sa.Engine) -> None:
 
     answer = upload(agent, HEADER + "\nRamesh Yadav,98390 12345,plumber,226001,,yes,yes\n")
 
-    assert answer.status_code == 403 and worker_by_phone(engine, "+919839012345") is None
+    assert answer.status_code == 403
+    assert worker_by_phone(engine, "+919839012345") is None
 
 
 # -- busy, available, deactivated -------------------------------------------------------------------
@@ -508,7 +531,9 @@ def test_an_agency_deactivates_its_worker_and_a_supervisor_reactivates(app: Flas
     assert (gone.reason, gone.from_status, gone.to_status) == ("Left the agency", "active", "inactive")
     assert len(audit_trail(engine, "worker.reactivated")) == 1
     history = page(supervisor.get(f"/console/workers/{ramesh}"))
-    assert "worker.deactivated" in history and "Left the agency" in history and "gomti.office" in history
+    assert "worker.deactivated" in history
+    assert "Left the agency" in history
+    assert "gomti.office" in history
 
 
 # -- finding workers --------------------------------------------------------------------------------
@@ -552,10 +577,15 @@ def test_the_list_pages_fifty_at_a_time(app: Flask, engine: sa.Engine) -> None:
     first, second = page(agent.get("/console/workers")), page(agent.get("/console/workers?page=2"))
     beyond, absurd = page(agent.get("/console/workers?page=999")), agent.get("/console/workers?page=" + "9" * 30)
 
-    assert "Worker 049" in first and "Worker 050" not in first and "1 / 2" in first
-    assert "Worker 050" in second and "Worker 059" in second and "Worker 000" not in second
+    assert "Worker 049" in first
+    assert "Worker 050" not in first
+    assert "1 / 2" in first
+    assert "Worker 050" in second
+    assert "Worker 059" in second
+    assert "Worker 000" not in second
     assert "Worker 059" in beyond  # past the end: the last page
-    assert absurd.status_code == 200 and "Worker 000" in page(absurd)
+    assert absurd.status_code == 200
+    assert "Worker 000" in page(absurd)
 
 
 def test_ids_that_do_not_exist_or_do_not_parse_are_not_found(app: Flask, engine: sa.Engine) -> None:
@@ -584,10 +614,12 @@ def test_a_supervisor_sees_each_agencys_pool_at_a_glance(app: Flask, engine: sa.
     listed = page(supervisor.get("/console/providers"))
     one = page(supervisor.get(f"/console/providers/{agency(engine, GOMTI)}"))
 
-    assert GOMTI in listed and KASHI in listed
+    assert GOMTI in listed
+    assert KASHI in listed
     assert f'provider={agency(engine, GOMTI)}">2</a>' in listed  # two workers, one of them pending
     assert f'provider={agency(engine, GOMTI)}&amp;verification=pending">1</a>' in listed
-    assert "gomti.office" in one and "Lucknow" in one
+    assert "gomti.office" in one
+    assert "Lucknow" in one
     assert gomti.get("/console/providers").status_code == 403
     assert agent.get(f"/console/providers/{agency(engine, GOMTI)}").status_code == 403
 
@@ -606,11 +638,17 @@ def test_hostile_input_is_refused_or_ignored_never_a_crash(app: Flask, engine: s
     nul_file = upload(gomti, b"name,phone\x00\n", filename="a\x00b.csv")
 
     # A NUL is no character a person types: the console answers 400 and changes nothing.
-    assert searched.status_code == 400 and "cannot be read" in page(searched)
-    assert nul_reason.status_code == 400 and worker_of(engine, ramesh).active
+    assert searched.status_code == 400
+    assert "cannot be read" in page(searched)
+    assert nul_reason.status_code == 400
+    assert worker_of(engine, ramesh).active
     assert audit_trail(engine, "worker.deactivated") == []
-    assert nul_reference.status_code == 400 and worker_of(engine, ramesh).police_reference is None
+    assert nul_reference.status_code == 400
+    assert worker_of(engine, ramesh).police_reference is None
     quoted = supervisor.get("/console/workers?q=Ram&skill=%27--&provider=1x")
-    assert quoted.status_code == 200 and "Ramesh Yadav" in page(quoted)
-    assert flood.status_code == 400 and "which a spreadsheet would run as a formula" in page(flood)
-    assert nul_file.status_code == 400 and "Nothing was imported." in page(nul_file)
+    assert quoted.status_code == 200
+    assert "Ramesh Yadav" in page(quoted)
+    assert flood.status_code == 400
+    assert "which a spreadsheet would run as a formula" in page(flood)
+    assert nul_file.status_code == 400
+    assert "Nothing was imported." in page(nul_file)

@@ -104,7 +104,8 @@ def test_every_worker_lives_at_a_real_up_pincode_and_has_a_unique_mobile(engine:
         skills = skills_of(session)
     for worker in workers:
         place = pincodes.lookup(worker.pincode)
-        assert place is not None and place.in_state(STATE)
+        assert place is not None
+        assert place.in_state(STATE)
         assert (worker.district, worker.latitude, worker.longitude) == (place.district, place.latitude, place.longitude)
         assert indian_mobile(worker.phone) == worker.phone
         assert 1 <= len(skills[worker.id or 0]) <= 2
@@ -164,7 +165,8 @@ def test_the_pool_has_the_mix_the_console_expects(engine: sa.Engine, settings: S
     assert all(3.0 <= w.rating <= 5.0 and w.rating_count > 0 for w in workers if w.rating is not None)
     assert all(w.rating_count == 0 for w in workers if w.rating is None)
     assert 0 < share(lambda w: w.rating is None) < 0.5
-    assert skills["plumber"] > 3 * skills["pest_control"] and skills["electrician"] > 3 * skills["pest_control"]
+    assert skills["plumber"] > 3 * skills["pest_control"]
+    assert skills["electrician"] > 3 * skills["pest_control"]
 
 
 def test_the_same_seed_gives_the_same_pool_in_another_database(

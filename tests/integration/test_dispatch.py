@@ -109,7 +109,9 @@ def test_the_nearest_available_verified_plumber_gets_the_offer(
     assert request_of(engine, request_id).status is RequestStatus.OFFERED
     [text] = texts_to(sandbox, "+919800000004")
     number = request_of(engine, request_id).number
-    assert number in text and "प्लंबर" in text and "लखनऊ 226001" in text  # a Hindi SMS names the district in Hindi
+    assert number in text
+    assert "प्लंबर" in text
+    assert "लखनऊ 226001" in text
 
 
 def test_index_rebuilds_take_turns_whoever_asks(installed: context.JobContext, engine: sa.Engine) -> None:
@@ -127,13 +129,15 @@ def test_index_rebuilds_take_turns_whoever_asks(installed: context.JobContext, e
     for thread in waiting:
         thread.start()
         thread.join(0.3)
-    assert all(thread.is_alive() for thread in waiting) and not geoindex.is_built(connection)
+    assert all(thread.is_alive() for thread in waiting)
+    assert not geoindex.is_built(connection)
 
     under_way.release()
     for thread in waiting:
         thread.join(30)
 
-    assert scheduled == [1] and 0 in found_gone  # the last dispatch in line found it built
+    assert scheduled == [1]
+    assert 0 in found_gone
     assert geoindex.is_built(connection)
 
 
@@ -205,9 +209,12 @@ def test_yes_assigns_both_sides_are_told_done_completes_and_the_rating_closes(
     request = request_of(engine, request_id)
     assert (request.status, request.worker_id) == (RequestStatus.ASSIGNED, ramesh)
     code = request.completion_code
-    assert code is not None and len(code) == 4
+    assert code is not None
+    assert len(code) == 4
     [to_citizen] = texts_to(sandbox, CITIZEN)
-    assert "Ramesh Kumar" in to_citizen and "+919800000051" in to_citizen and code in to_citizen
+    assert "Ramesh Kumar" in to_citizen
+    assert "+919800000051" in to_citizen
+    assert code in to_citizen
     assert any(CITIZEN in t and "12 Hazratganj" in t for t in texts_to(sandbox, "+919800000051"))
 
     sms_from(webhook, "+919800000051", f"DONE {request.number} {code}")
@@ -221,7 +228,8 @@ def test_yes_assigns_both_sides_are_told_done_completes_and_the_rating_closes(
     assert (closed.status, closed.rating) == (RequestStatus.CLOSED, 2)
     with Session(engine) as session:
         worker = session.get(Worker, ramesh)
-        assert worker is not None and (worker.rating, worker.rating_count) == (2.0, 1)
+        assert worker is not None
+        assert (worker.rating, worker.rating_count) == (2.0, 1)
 
 
 def test_no_moves_the_request_on_and_a_late_yes_is_told_it_is_taken(
@@ -359,7 +367,8 @@ def test_twenty_workers_saying_yes_at_once_make_exactly_one_assignment(
     for thread in threads:
         thread.join(30)
 
-    assert len(answers) == len(made) and answers.count(offers.Answer.ACCEPTED) == 1
+    assert len(answers) == len(made)
+    assert answers.count(offers.Answer.ACCEPTED) == 1
     assert all(a in (offers.Answer.TAKEN, offers.Answer.TOO_LATE) for a in answers if a is not offers.Answer.ACCEPTED)
     final = offers_of(engine, request_id)
     assert [o.status for o in final].count(OfferStatus.ACCEPTED) == 1
@@ -644,13 +653,15 @@ def test_an_assignment_whose_notice_was_lost_is_told_by_the_sweeper(
     assigned(engine, request_id, worker_id, minutes_ago=2)  # by an agent, say, and the notify job lost with Redis
     assert jobs.sweep()["untold_assignments"] == 1
     run_jobs(installed)
-    assert set(texts_to(sandbox, "+919800000761")) and set(texts_to(sandbox, CITIZEN))
+    assert set(texts_to(sandbox, "+919800000761"))
+    assert set(texts_to(sandbox, CITIZEN))
     assert jobs.sweep()["untold_assignments"] == 0
     # given to another worker, and that notice lost too: the first worker's does not count for them
     assigned(engine, request_id, add_worker(engine, "Suresh", "+919800000765", km_north=2), minutes_ago=2)
     assert jobs.sweep()["untold_assignments"] == 1
     run_jobs(installed)
-    assert len(texts_to(sandbox, "+919800000765")) == 1 and jobs.sweep()["untold_assignments"] == 0
+    assert len(texts_to(sandbox, "+919800000765")) == 1
+    assert jobs.sweep()["untold_assignments"] == 0
 
 
 def test_an_assignment_notified_twice_texts_each_side_once(
@@ -661,11 +672,13 @@ def test_an_assignment_notified_twice_texts_each_side_once(
     request_id = add_request(engine)
     assigned(engine, request_id, first)
     assert [jobs.notify_assigned(request_id), jobs.notify_assigned(request_id)] == ["notified", "already told"]
-    assert len(texts_to(sandbox, "+919800000762")) == 1 and len(texts_to(sandbox, CITIZEN)) == 1
+    assert len(texts_to(sandbox, "+919800000762")) == 1
+    assert len(texts_to(sandbox, CITIZEN)) == 1
     assert jobs.sweep()["unsent_sms"] == 0
     assigned(engine, request_id, add_worker(engine, "Suresh", "+919800000763", km_north=2))  # an agent's choice
     assert jobs.notify_assigned(request_id) == "notified"
-    assert len(texts_to(sandbox, "+919800000763")) == 1 and "Suresh" in texts_to(sandbox, CITIZEN)[-1]
+    assert len(texts_to(sandbox, "+919800000763")) == 1
+    assert "Suresh" in texts_to(sandbox, CITIZEN)[-1]
 
 
 def test_notices_of_one_assignment_run_at_once_text_the_worker_once(
@@ -689,7 +702,8 @@ def test_notices_of_one_assignment_run_at_once_text_the_worker_once(
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["already told"] * 3 + ["notified"]
-    assert len(texts_to(sandbox, "+919800000764")) == 1 and len(texts_to(sandbox, CITIZEN)) == 1
+    assert len(texts_to(sandbox, "+919800000764")) == 1
+    assert len(texts_to(sandbox, CITIZEN)) == 1
 
 
 def test_five_wrong_codes_lock_the_job_even_against_the_right_one(

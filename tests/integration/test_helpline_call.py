@@ -67,14 +67,18 @@ def test_an_english_caller_books_a_plumber_at_226001(app: Flask, sandbox: Twilio
     assert transcript.said("You keyed PIN code two, two, six, zero, zero, one, district Lucknow.")
     [request] = stored(app)
     assert (request.service_code, request.pincode, request.district) == ("plumber", "226001", "LUCKNOW")
-    assert request.language == "en" and request.status == "new" and numbers.is_valid(request.number)
+    assert request.language == "en"
+    assert request.status == "new"
+    assert numbers.is_valid(request.number)
     said = spoken_digits(request.number, ENGLISH_DIGITS)
     assert transcript.said(f"Your request number is: {said}.")
     assert transcript.said(f"Once again, your request number is: {said}.")
 
     run_jobs(app)
     [sms] = sandbox.messages
-    assert sms["to"] == CITIZEN and request.number in sms["body"] and "Plumber" in sms["body"]
+    assert sms["to"] == CITIZEN
+    assert request.number in sms["body"]
+    assert "Plumber" in sms["body"]
     [log] = rows(app, SmsLog)
     assert (log.message_sid, log.status, log.request_id) == (sms["sid"], "queued", request.id)
 
@@ -91,7 +95,9 @@ def test_a_hindi_caller_books_the_same_in_hindi(app: Flask, sandbox: TwilioSandb
     assert transcript.said(f"आपका अनुरोध नंबर है: {spoken_digits(request.number, HINDI_DIGITS)}।")
     run_jobs(app)
     [sms] = sandbox.messages
-    assert sms["to"] == CITIZEN and request.number in sms["body"] and "प्लंबर" in sms["body"]
+    assert sms["to"] == CITIZEN
+    assert request.number in sms["body"]
+    assert "प्लंबर" in sms["body"]
 
 
 def test_silence_at_the_language_menu_means_hindi(app: Flask) -> None:
@@ -111,7 +117,8 @@ def test_a_withheld_number_books_without_sms_and_hears_the_number_three_times(
         f"Please write it down. Your request number is: {spoken_digits(request.number, ENGLISH_DIGITS)}"
     )
     run_jobs(app)
-    assert sandbox.messages == [] and rows(app, SmsLog) == []
+    assert sandbox.messages == []
+    assert rows(app, SmsLog) == []
 
 
 def test_a_returning_caller_is_greeted_in_their_language_without_the_menu(app: Flask) -> None:
@@ -221,7 +228,8 @@ def test_a_retried_step_answers_the_same_and_stores_one_request(app: Flask) -> N
         client.post(f"{PUBLIC_URL}/twilio/voice/step?turn={turn}", {**form, "Digits": digits})
     first = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=4", {**form, "Digits": "1"})
     retry = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=4", {**form, "Digits": "1"})
-    assert first.status == retry.status == 200 and first.body == retry.body
+    assert first.status == retry.status == 200
+    assert first.body == retry.body
     assert len(stored(app)) == 1
 
 
@@ -232,7 +240,8 @@ def test_the_status_callback_keeps_a_call_log(app: Flask) -> None:
     assert (log.call_sid, log.status, log.outcome, log.request_id) == (
         transcript.call_sid, "completed", "request_created", request.id,
     )  # fmt: skip
-    assert log.duration_s == transcript.duration and log.duration_s > 0
+    assert log.duration_s == transcript.duration
+    assert log.duration_s > 0
     assert log.path[:6] == ["welcome", "language", "main_menu", "service_menu", "ask_pincode", "check_pincode"]
     assert log.language == "en"
 
@@ -296,7 +305,8 @@ def test_a_full_queue_records_a_callback(app: Flask) -> None:
     form = {"CallSid": "CA" + "7" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
     client.post(f"{PUBLIC_URL}/twilio/voice", form)
     answer = client.post(f"{PUBLIC_URL}/twilio/voice/queue/result", {**form, "QueueResult": "queue-full"})
-    assert answer.status == 200 and "धन्यवाद। हमारा सहायक आपको जल्द ही वापस कॉल करेगा।" in answer.body
+    assert answer.status == 200
+    assert "धन्यवाद। हमारा सहायक आपको जल्द ही वापस कॉल करेगा।" in answer.body
     assert answer.body.endswith("<Hangup /></Response>")
     [callback] = rows(app, CallbackRequest)
     assert (callback.phone, callback.reason) == (CITIZEN, "queue_unavailable")
@@ -308,7 +318,8 @@ def test_a_step_out_of_turn_repeats_where_the_caller_is(app: Flask) -> None:
     client.post(f"{PUBLIC_URL}/twilio/voice", form)
     current = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=0", {**form, "Digits": "2"})
     stray = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=99", {**form, "Digits": "1"})
-    assert stray.body == current.body and "step?turn=1" in stray.body
+    assert stray.body == current.body
+    assert "step?turn=1" in stray.body
     assert stored(app) == []
 
 
@@ -316,4 +327,5 @@ def test_a_step_whose_state_is_gone_starts_the_call_over(app: Flask) -> None:
     client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
     form = {"CallSid": "CA" + "9" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
     answer = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=3", {**form, "Digits": "1"})
-    assert answer.status == 200 and '<Redirect method="POST">/twilio/voice</Redirect>' in answer.body
+    assert answer.status == 200
+    assert '<Redirect method="POST">/twilio/voice</Redirect>' in answer.body

@@ -116,8 +116,12 @@ def check_stored(engine: sa.Engine, settings: Settings) -> None:
             texts = [worker.name, worker.police_reference or "", worker.certification or "",
                      worker.certification_grade or ""]  # fmt: skip
             assert all(is_clean(t) for t in texts if t), texts
-            assert worker.phone.startswith("+91") and len(worker.phone) == 13 and worker.phone[1:].isdigit()
-            assert worker.pincode.isascii() and worker.pincode.isdigit() and len(worker.pincode) == 6
+            assert worker.phone.startswith("+91")
+            assert len(worker.phone) == 13
+            assert worker.phone[1:].isdigit()
+            assert worker.pincode.isascii()
+            assert worker.pincode.isdigit()
+            assert len(worker.pincode) == 6
         for provider in session.exec(select(Provider)).all():
             assert is_clean(provider.name), provider.name
         assert set(session.exec(select(WorkerSkill.service_code)).all()) <= codes
@@ -133,7 +137,8 @@ def test_any_file_of_rows_is_imported_or_refused_row_by_row(engine: sa.Engine, s
         result = run(engine, settings, io.StringIO(text, newline=""))
         assert isinstance(result, ImportReport), f"a well-formed file was refused whole: {result}"
         numbers = [error.row for error in result.errors]
-        assert numbers == sorted(set(numbers)) and all(n >= 2 for n in numbers), result.errors
+        assert numbers == sorted(set(numbers)), result.errors
+        assert all(n >= 2 for n in numbers), result.errors
         assert result.imported + len(result.errors) == data_records(text), (result, text)
         assert counts(engine)[0] == before[0] + result.imported
         with Session(engine) as session:
@@ -165,7 +170,8 @@ def test_any_bytes_in_any_encoding_are_imported_or_refused_whole(engine: sa.Engi
         source = io.TextIOWrapper(io.BytesIO(prefix + body), encoding="utf-8-sig", newline="")  # as the CLI reads it
         result = run(engine, settings, source)
         if isinstance(result, ImportFileError):
-            assert str(result) and counts(engine) == before, "a refused file left rows behind"
+            assert str(result), "a refused file left rows behind"
+            assert counts(engine) == before, "a refused file left rows behind"
         else:
             assert counts(engine)[0] == before[0] + result.imported
         check_stored(engine, settings)
@@ -178,7 +184,8 @@ def test_cells_past_the_csv_limit_refuse_the_file_and_write_nothing(engine: sa.E
                       "police_verified": "yes", "available": "yes"}], COLUMNS)  # fmt: skip
     huge = good + f'"{"x" * 200_000}",9415000009,plumber,226001,,yes,yes\n'
     result = run(engine, settings, io.StringIO(huge, newline=""))
-    assert isinstance(result, ImportFileError) and "cannot be read as CSV" in str(result)
+    assert isinstance(result, ImportFileError)
+    assert "cannot be read as CSV" in str(result)
     assert counts(engine) == (0, 0, 0)
 
 
@@ -186,6 +193,8 @@ def test_nasty_values_in_every_column_are_reported_with_their_row(engine: sa.Eng
     rows = [dict.fromkeys(COLUMNS, value) for value in NASTY]
     text = csv_text(rows, COLUMNS)
     result = run(engine, settings, io.StringIO(text, newline=""))
-    assert isinstance(result, ImportReport) and result.imported == 0
+    assert isinstance(result, ImportReport)
+    assert result.imported == 0
     numbers = [error.row for error in result.errors]
-    assert len(numbers) == data_records(text) and numbers == sorted(set(numbers))  # one line each, in order
+    assert len(numbers) == data_records(text)
+    assert numbers == sorted(set(numbers))

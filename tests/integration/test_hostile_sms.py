@@ -82,7 +82,8 @@ def test_any_text_from_anyone_is_kept_handled_and_answered_sensibly(
         caplog.clear()
         sid = f"SM{next(MESSAGES):032x}"
         answer = post_pairs(client, "/twilio/sms", [("MessageSid", sid), ("From", sender.phone), ("Body", text)])
-        assert answer.status_code == 200 and answer.data.endswith(b"<Response />")
+        assert answer.status_code == 200
+        assert answer.data.endswith(b"<Response />")
         rq_worker(installed.redis).work(burst=True)
         with Session(engine) as session:
             [sms] = session.exec(select(SmsLog).where(SmsLog.message_sid == sid)).all()
@@ -103,4 +104,5 @@ def one_accepted_offer_at_most(engine: sa.Engine) -> None:
         assigned = session.exec(
             select(ServiceRequest.id).where(col(ServiceRequest.status) == RequestStatus.ASSIGNED)
         ).all()
-    assert len(accepted) == len(set(accepted)) and set(assigned) <= set(accepted)
+    assert len(accepted) == len(set(accepted))
+    assert set(assigned) <= set(accepted)

@@ -238,7 +238,8 @@ def a_real_call_still_books_a_plumber(app: Flask, client: FlaskClient) -> None:
     newcomer = "+919812345678"  # never in the junk: a first call, so the language menu comes first
     transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=newcomer).run("2,1,1,226001#,1")
     assert not transcript.errors, transcript.render(requests=True)
-    assert transcript.said("request number") and requests_stored(app) == before + 1
+    assert transcript.said("request number")
+    assert requests_stored(app) == before + 1
 
 
 Case = tuple[str, list[tuple[str, str]], bytes]
@@ -372,11 +373,13 @@ def test_a_message_with_any_body_is_recorded_once(app: Flask, client: FlaskClien
         with Session(engine) as session:
             kept = session.exec(select(SmsLog).where(SmsLog.message_sid == sid)).all()
         if too_large(pairs):  # far past Twilio's 1,600 characters: refused unread
-            assert answer.status_code == 413 and kept == []
+            assert answer.status_code == 413
+            assert kept == []
             return
         check_answer(app, "/twilio/sms", answer, must_end=False)
         [sms] = kept
-        assert sms.from_number == CITIZEN and stored_form(sms.body) == stored_form(body[:1600])
+        assert sms.from_number == CITIZEN
+        assert stored_form(sms.body) == stored_form(body[:1600])
 
     hostile()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -219,7 +218,8 @@ class Lifecycle(RuleBasedStateMachine):
                 ).all()
                 status = S.NEW
                 for old, new in moves:
-                    assert old == status.value and S(new) in ALLOWED[status], (request_id, moves)
+                    assert old == status.value, (request_id, moves)
+                    assert S(new) in ALLOWED[status], (request_id, moves)
                     status = S(new)
                 assert status == self.request_status[request_id], (request_id, moves)
 
@@ -233,12 +233,14 @@ class Lifecycle(RuleBasedStateMachine):
             assert len(accepted) <= 1, f"request {request_id} has {len(accepted)} accepted offers"
             assert len(pending) <= self.dispatch_rules.parallel_offers
             if request.status is S.ASSIGNED:
-                assert request.worker_id is not None and request.completion_code
+                assert request.worker_id is not None
+                assert request.completion_code
                 assert [o.worker_id for o in accepted] == [request.worker_id]
             if request.status not in offers.DISPATCHABLE:
                 assert pending == [], f"a {request.status} request still asks {len(pending)} workers"
             if request.status is S.COMPLETED or (request.status is S.CLOSED and request.rating):
-                assert request.worker_id is not None and request.completed_at is not None
+                assert request.worker_id is not None
+                assert request.completed_at is not None
 
     def _request(self, request_id: int) -> ServiceRequest:
         with Session(self.engine) as session:
@@ -253,10 +255,10 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 @pytest.fixture
-def machine(engine: sa.Engine, settings: Settings) -> Iterator[type[Lifecycle]]:
+def machine(engine: sa.Engine, settings: Settings) -> type[Lifecycle]:
     Lifecycle.engine = engine
     Lifecycle.dispatch_rules = settings.dispatch.model_copy(update={"parallel_offers": 2, "max_offers": 4})
-    yield Lifecycle
+    return Lifecycle
 
 
 def test_no_interleaving_of_answers_and_moves_breaks_the_lifecycle(machine: type[Lifecycle]) -> None:

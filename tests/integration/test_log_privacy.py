@@ -88,7 +88,8 @@ def test_a_whole_job_logs_no_number_and_no_secret(
     sms_from(client, WORKER, "1")
     run_jobs(installed)
     request = the_request(engine)
-    assert request.worker_id is not None and request.completion_code
+    assert request.worker_id is not None
+    assert request.completion_code
     sms_from(client, WORKER, f"DONE {request.number} {request.completion_code}")
     run_jobs(installed)
     assert [c["to"] for c in sandbox.calls] == [CITIZEN]  # the feedback call
@@ -101,7 +102,8 @@ def test_a_whole_job_logs_no_number_and_no_secret(
     assert "could not be delivered" in everything  # the legacy number's failure was logged, masked
     assert leaked(everything, [CITIZEN, WORKER, LEGACY]) == []
     for secret in (AUTH_TOKEN, SECRET_KEY):
-        assert secret not in everything and secret not in caplog.text
+        assert secret not in everything
+        assert secret not in caplog.text
 
 
 def the_request(engine: sa.Engine) -> ServiceRequest:
@@ -114,7 +116,7 @@ def test_an_sql_error_carries_no_number_into_the_log(engine: sa.Engine, producti
     """The statement's parameters are hidden; PostgreSQL's own detail ("Key (phone)=(…)") is masked."""
     with session_scope(engine) as session:
         session.add(Caller(phone=CITIZEN))
-    with pytest.raises(sa.exc.IntegrityError) as raised, session_scope(engine) as session:
+    with pytest.raises(sa.exc.IntegrityError) as raised, session_scope(engine) as session:  # noqa: PT012 (add, then flush)
         session.add(Caller(phone=CITIZEN))
         session.flush()
     assert CITIZEN not in str(raised.value).split("DETAIL")[0]
@@ -126,7 +128,8 @@ def test_an_sql_error_carries_no_number_into_the_log(engine: sa.Engine, producti
 def test_twilios_refusal_quoting_a_number_is_masked_in_the_error(settings: Settings, sandbox: TwilioSandbox) -> None:
     with pytest.raises(GatewayError) as raised:
         TwilioTelephony(settings).send_sms(LEGACY, "namaste")
-    assert raised.value.code == 21211 and "+91 98xxxxx099" in str(raised.value)
+    assert raised.value.code == 21211
+    assert "+91 98xxxxx099" in str(raised.value)
     assert leaked(str(raised.value), [LEGACY]) == []
 
 
@@ -146,7 +149,8 @@ def test_the_database_password_is_never_logged(
     for n, app in enumerate((create_app(working), create_app(unreachable))):
         call(app.test_client(), f"CA{n:032x}")
     assert "voice webhook failed" in caplog.text  # the unreachable database was logged
-    assert password not in caplog.text and password not in production_log.getvalue()
+    assert password not in caplog.text
+    assert password not in production_log.getvalue()
 
 
 def call(client: FlaskClient, call_sid: str) -> None:

@@ -84,7 +84,8 @@ def test_times_come_back_in_utc(engine: sa.Engine) -> None:
         assert stored is not None
         assert stored.created_at.tzinfo == UTC
         assert abs((datetime.now(UTC) - stored.created_at).total_seconds()) < 60
-        assert stored.status == "new" and stored.status.value == "new"
+        assert stored.status == "new"
+        assert stored.status.value == "new"
 
 
 def test_a_foreign_key_to_nowhere_is_refused(engine: sa.Engine) -> None:

@@ -82,9 +82,12 @@ def test_the_service_list_in_xml_and_json(app: Flask, settings: Settings) -> Non
     codes = [s.findtext("service_code") for s in services.iter("service")]
     assert codes == [s.code for s in settings.services]
     first = services.find("service")
-    assert first is not None and first.findtext("metadata") == "true" and first.findtext("type") == "realtime"
+    assert first is not None
+    assert first.findtext("metadata") == "true"
+    assert first.findtext("type") == "realtime"
     listed = client.get("/open311/v2/services.json").get_json()
-    assert [s["service_code"] for s in listed] == codes and listed[0]["service_name"] == "Plumber"
+    assert [s["service_code"] for s in listed] == codes
+    assert listed[0]["service_name"] == "Plumber"
 
 
 def test_a_service_definition_describes_the_pin_code_attribute(app: Flask) -> None:
@@ -94,7 +97,8 @@ def test_a_service_definition_describes_the_pin_code_attribute(app: Flask) -> No
     assert [a["code"] for a in definition["attributes"]] == ["pincode", "language", "preferred_time"]
     assert xml(client.get("/open311/v2/services/plumber.xml")).find("attributes/attribute/code").text == "pincode"
     missing = client.get("/open311/v2/services/astrologer.xml")
-    assert missing.status_code == 404 and "service_code" in georeport_errors(missing)
+    assert missing.status_code == 404
+    assert "service_code" in georeport_errors(missing)
     assert client.get("/open311/v2/services.yaml").status_code == 404
 
 
@@ -129,7 +133,8 @@ def test_a_request_filed_by_pin_code_is_texted_and_offered_to_the_nearest_worker
     with Session(engine_of(app)) as session:
         assert session.exec(select(Offer.worker_id)).all() == [electrician]
     followed = app.test_client().get(f"/open311/v2/requests/{number}.json").get_json()
-    assert followed[0]["status"] == "open" and followed[0]["status_notes"].startswith("offered: ")
+    assert followed[0]["status"] == "open"
+    assert followed[0]["status_notes"].startswith("offered: ")
 
 
 def test_a_request_filed_by_point_or_by_address_is_placed_at_its_pin_code(app: Flask, api_key: str) -> None:
@@ -188,12 +193,14 @@ def test_a_field_given_twice_a_json_body_or_an_agencys_token_is_refused(app: Fla
         "&attribute%5Bpincode%5D=226001&phone=9876543210",
         content_type="application/x-www-form-urlencoded",
     )
-    assert twice.status_code == 400 and georeport_errors(twice) == {"service_code": "given more than once"}
+    assert twice.status_code == 400
+    assert georeport_errors(twice) == {"service_code": "given more than once"}
     as_json = client.post("/open311/v2/requests.json", json={**BY_PINCODE, "api_key": api_key})
     assert as_json.status_code == 400
     agency = token(app, ApiRole.PROVIDER, "gomti", provider=AGENCY)
     refused = file(app, {**BY_PINCODE, "api_key": agency})
-    assert refused.status_code == 403 and "api_key" in georeport_errors(refused)
+    assert refused.status_code == 403
+    assert "api_key" in georeport_errors(refused)
     assert requests_in(app) == []
     with Session(engine_of(app)) as session:
         [audited] = session.exec(select(AuditEvent).where(AuditEvent.action == "access.refused")).all()
@@ -210,12 +217,15 @@ def test_anyone_reads_the_status_and_locality_but_only_the_filer_the_address_and
     [public] = app.test_client().get(f"/open311/v2/requests/{number}.json").get_json()
     gpo = pincodes.lookup("226001")
     assert gpo is not None
-    assert public["address"] == "Lucknow 226001" and public["description"] is None and public["zipcode"] == "226001"
+    assert public["address"] == "Lucknow 226001"
+    assert public["description"] is None
+    assert public["zipcode"] == "226001"
     assert (public["lat"], public["long"]) == (gpo.latitude, gpo.longitude)
     assert public["agency_responsible"] == app.extensions["sewamitra"].settings.helpline_name
     filer = {"Authorization": f"Bearer {api_key}"}
     [whole] = app.test_client().get(f"/open311/v2/requests/{number}.json", headers=filer).get_json()
-    assert whole["address"] == "12 Hazratganj, Lucknow 226001" and whole["description"] == "The fan does not run."
+    assert whole["address"] == "12 Hazratganj, Lucknow 226001"
+    assert whole["description"] == "The fan does not run."
     stranger = {"Authorization": f"Bearer {token(app, ApiRole.PARTNER, 'city-app')}"}
     [other] = app.test_client().get(f"/open311/v2/requests/{number}.json", headers=stranger).get_json()
     assert other == public
@@ -242,7 +252,8 @@ def test_requests_are_found_by_ids_service_status_and_a_window_of_90_days(app: F
 
     assert ids() == [plumber, electrician]  # the last 90 days, newest first
     assert ids(service_code="electrician") == [electrician]
-    assert ids(status="closed") == [] and ids(status="open,closed") == [plumber, electrician]
+    assert ids(status="closed") == []
+    assert ids(status="open,closed") == [plumber, electrician]
     assert ids(service_request_id=f"{old},{electrician}") == [electrician, old]  # ids override the window
     start = (long_ago - timedelta(days=1)).isoformat()
     assert ids(start_date=start, end_date=(long_ago + timedelta(days=1)).isoformat()) == [old]
@@ -253,7 +264,8 @@ def test_requests_are_found_by_ids_service_status_and_a_window_of_90_days(app: F
                          ({"status": "pending"}, "status"), ({"service_code": "astrologer"}, "service_code"),
                          ({"service_request_id": "12,abc"}, "service_request_id")]:  # fmt: skip
         response = client.get("/open311/v2/requests.json", query_string=query)
-        assert response.status_code == 400 and field in georeport_errors(response), (query, response.get_json())
+        assert response.status_code == 400, (query, response.get_json())
+        assert field in georeport_errors(response), (query, response.get_json())
 
 
 def test_status_notes_carry_the_helplines_own_state(app: Flask, api_key: str) -> None:
@@ -264,7 +276,8 @@ def test_status_notes_carry_the_helplines_own_state(app: Flask, api_key: str) ->
         with session_scope(engine_of(app)) as session:
             session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.number) == number).values(status=ours))
         [shown] = app.test_client().get(f"/open311/v2/requests/{number}.json").get_json()
-        assert shown["status"] == theirs and shown["status_notes"].split(":")[0] == ours
+        assert shown["status"] == theirs
+        assert shown["status_notes"].split(":")[0] == ours
 
 
 def test_discovery_names_the_endpoint_and_its_formats(app: Flask) -> None:
@@ -282,4 +295,6 @@ def test_an_agent_reads_what_the_citizen_wrote_on_the_request_page(app: Flask, a
     agent = Console(app)
     agent.sign_in("asha")
     page = agent.get(f"/console/requests/{number}").get_data(as_text=True)
-    assert "The fan does not run." in page and "Ravi Shankar" in page and "api:up-portal" in page
+    assert "The fan does not run." in page
+    assert "Ravi Shankar" in page
+    assert "api:up-portal" in page

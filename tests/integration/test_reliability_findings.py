@@ -50,7 +50,8 @@ def test_a_reply_twilio_refuses_is_logged_and_kept_with_the_request_it_is_about(
         run_jobs(installed)
 
     [line] = [r.getMessage() for r in caplog.records if "completed_worker" in r.getMessage()]
-    assert f"request {request.id}" in line and "None" not in line
+    assert f"request {request.id}" in line
+    assert "None" not in line
     with Session(engine) as session:
         [reply] = session.exec(select(SmsLog).where(SmsLog.template == "completed_worker")).all()
     assert (reply.request_id, reply.status) == (request.id, "send_failed")
@@ -116,7 +117,8 @@ def test_an_sms_twilio_refused_is_sent_from_the_database_after_redis_lost_its_re
     sandbox.fail_next(1, status=500)
     enqueue.send_sms(installed.redis, sms_id)
     run_jobs(installed)
-    assert sms_row(engine, sms_id).status == "send_failed" and sandbox.messages == []
+    assert sms_row(engine, sms_id).status == "send_failed"
+    assert sandbox.messages == []
 
     redis_client.flushdb()  # Redis restarts empty: RQ's retry of the message is gone
     later(engine, minutes=5)
@@ -145,7 +147,8 @@ def test_an_sms_twilio_keeps_refusing_is_given_up_after_its_tries_and_shown_as_n
 
     refused = sms_row(engine, sms_id)
     assert (refused.status, refused.attempts, refused.next_attempt_at) == ("not_sent", 4, None)
-    assert sandbox.faults_left == 100 - 4 and sandbox.messages == []
+    assert sandbox.faults_left == 100 - 4
+    assert sandbox.messages == []
     with (TRANSLATIONS / "hi" / "LC_MESSAGES" / f"{DOMAIN}.mo").open("rb") as hindi:
         assert gettext.GNUTranslations(hindi).gettext("not_sent") == "भेजा नहीं जा सका"  # as an agent reads it
 
@@ -167,7 +170,8 @@ def test_a_retry_of_an_assignment_sms_for_a_job_cancelled_meanwhile_is_not_sent(
     later(engine, minutes=5)  # the request was never assigned: what the SMS says does not hold
     jobs.sweep()
     run_jobs(installed)
-    assert sandbox.messages == [] and sms_row(engine, sms_id).next_attempt_at is None
+    assert sandbox.messages == []
+    assert sms_row(engine, sms_id).next_attempt_at is None
     assert jobs.sweep()["refused_sms_due"] == 0
 
 
@@ -203,6 +207,7 @@ def test_a_postgresql_connection_gives_up_on_a_host_that_goes_silent_mid_query(p
         raw = connection.connection.dbapi_connection
         assert raw is not None
         given = raw.info.get_parameters()
-    assert given["tcp_user_timeout"] == str(TCP_USER_TIMEOUT_MS) and TCP_USER_TIMEOUT_MS <= 5000
+    assert given["tcp_user_timeout"] == str(TCP_USER_TIMEOUT_MS)
+    assert TCP_USER_TIMEOUT_MS <= 5000
     assert (given["keepalives"], given["keepalives_idle"], given["keepalives_count"]) == ("1", "2", "3")
     assert given["connect_timeout"] == "5"

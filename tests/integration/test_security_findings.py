@@ -138,7 +138,8 @@ def test_the_access_log_masks_numbers_and_holds_no_token_or_password(served: tup
     for path, headers in asked:
         assert _answer(base + path, headers) > 0
     log = _stop(base, written)
-    assert "GET /api/v1/requests?phone=" in log and "GET /console/sign-in?next=" in log, log  # the access log
+    assert "GET /api/v1/requests?phone=" in log, log
+    assert "GET /console/sign-in?next=" in log, log  # the access log
     revealed = _revealed(log)
     assert CITIZEN_DIGITS not in revealed, log
     for kept_back in (secret, refused, secret[:20], refused[:20], PASSWORD_SENT, "sm_secret"):
@@ -160,9 +161,12 @@ def test_every_processs_log_handler_scrubs_encoded_numbers_and_secrets() -> None
     finally:
         logger.removeHandler(handler)
     line = written.getvalue()
-    assert line.count("\n") == 3 and "+91 98xxxxx210" in line, line
+    assert line.count("\n") == 3, line
+    assert "+91 98xxxxx210" in line, line
     revealed = _revealed(line)
-    assert CITIZEN_DIGITS not in revealed and PASSWORD_SENT not in revealed and "k" * 20 not in revealed, line
+    assert CITIZEN_DIGITS not in revealed, line
+    assert PASSWORD_SENT not in revealed, line
+    assert "k" * 20 not in revealed, line
     assert "q" * 20 not in revealed, line
 
 
@@ -199,7 +203,8 @@ def test_a_malformed_json_body_is_invalid_not_a_500(app: Flask, body: str) -> No
                                       headers={"Authorization": f"Bearer {partner_token(app)}"})  # fmt: skip
     assert answered.status_code == 400, answered.get_data(as_text=True)[:300]
     error = answered.get_json()["error"]
-    assert error["code"] == "invalid" and error["fields"], error
+    assert error["code"] == "invalid", error
+    assert error["fields"], error
 
 
 def test_open311_takes_no_json_and_says_so_with_a_400(app: Flask) -> None:
@@ -218,10 +223,12 @@ def test_a_control_character_in_next_falls_back_to_the_console(app: Flask, targe
     console = Console(app)
     console.get("/console/sign-in?" + urllib.parse.urlencode({"next": target}))
     answered = console.post("/console/sign-in", {"username": "asha", "password": PASSWORD, "next": target})
-    assert answered.status_code == 302 and answered.headers["Location"] == "/console/"
+    assert answered.status_code == 302
+    assert answered.headers["Location"] == "/console/"
     console.get("/console/", follow_redirects=True)  # a page of the signed-in session, for its form token
     back = console.post("/console/language", {"language": "hi", "back": target})
-    assert back.status_code == 302 and back.headers["Location"] == "/console/"
+    assert back.status_code == 302
+    assert back.headers["Location"] == "/console/"
 
 
 # -- 4. text that reverses or reorders itself is refused, as the CSV import refuses it ----------------
@@ -293,7 +300,8 @@ def test_the_sqlite_database_and_its_wal_and_shm_are_the_owners_alone(tmp_path: 
         found = modes(tmp_path / "var")
     engine.dispose()
     assert {"sewamitra.db", "sewamitra.db-wal", "sewamitra.db-shm"} <= set(found), found
-    assert found["."] == 0o700 and private(found) == {}, found
+    assert found["."] == 0o700, found
+    assert private(found) == {}, found
 
 
 def test_a_database_left_readable_by_an_older_version_is_made_private(tmp_path: Path, usual_umask: None) -> None:
@@ -318,7 +326,8 @@ def test_the_embedded_redis_keeps_its_dump_and_append_only_file_private(usual_um
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
-    assert "dump.rdb" in found and any(name.startswith("appendonlydir/") for name in found), found
+    assert "dump.rdb" in found, found
+    assert any(name.startswith("appendonlydir/") for name in found), found
     assert private(found) == {}, found
 
 
@@ -328,9 +337,11 @@ def test_up_keeps_the_admin_password_in_a_private_file_and_does_not_print_it(tmp
     login = prepare_database(settings, seed_demo=False)
     password_file = settings.data_dir / localsecrets.ADMIN_PASSWORD_FILE
     password = password_file.read_text().strip()
-    assert password not in login and str(password_file) in login
+    assert password not in login
+    assert str(password_file) in login
     found = modes(settings.data_dir)
-    assert found["."] == 0o700 and private(found) == {}, found
+    assert found["."] == 0o700, found
+    assert private(found) == {}, found
 
 
 # -- 6. the import marks a worker police-verified only with the reference and the date ---------------
@@ -348,10 +359,12 @@ def test_the_import_verifies_a_worker_only_with_a_police_reference_and_date(engi
             "Naresh Sen,9839012349,plumber,226001,,no,yes,,"]  # fmt: skip
     with session_scope(engine) as session:
         report = import_workers(session, settings, io.StringIO("\n".join(rows) + "\n"), today=date(2026, 11, 23))
-    assert [error.row for error in report.errors] == [2, 3, 4] and report.imported == 2
+    assert [error.row for error in report.errors] == [2, 3, 4]
+    assert report.imported == 2
     assert all(error.reason.startswith("police_verified is yes") for error in report.errors), report.errors
     assert "police_reference and police_verified_on" in report.errors[0].reason
-    assert "police_verified_on" in report.errors[1].reason and "police_reference" in report.errors[2].reason
+    assert "police_verified_on" in report.errors[1].reason
+    assert "police_reference" in report.errors[2].reason
     with Session(engine) as session:
         workers = {w.name: w for w in session.exec(select(Worker)).all()}
     assert set(workers) == {"Dinesh Jha", "Naresh Sen"}
@@ -380,11 +393,13 @@ def test_simulate_reaches_up_on_another_port_without_the_public_url_set_by_hand(
                               stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
     try:
         banner = wait_until(lambda: _up_banner(up, written), 120, "`sewamitra up` to be ready")
-        assert f"http://127.0.0.1:{port}" in banner and "SEWAMITRA_PUBLIC_URL" in banner, banner
+        assert f"http://127.0.0.1:{port}" in banner, banner
+        assert "SEWAMITRA_PUBLIC_URL" in banner, banner
         call = subprocess.run(sewamitra("simulate", "--url", f"http://127.0.0.1:{port}", "--keys", "2,1,1,226001#,1,2"),
                               env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
         assert call.returncode == 0, call.stdout + call.stderr
-        assert "application error" not in call.stdout and "Your request number is" in call.stdout, call.stdout
+        assert "application error" not in call.stdout, call.stdout
+        assert "Your request number is" in call.stdout, call.stdout
     finally:
         up.terminate()
         try:
@@ -409,5 +424,9 @@ def test_simulate_explains_a_refused_signature_instead_of_playing_twilios_apolog
         transcript = simulate_command(base_url, public_url=base_url, auth_token=AUTH_TOKEN, from_number="+919876543210",
                                       keys="2,1", out=said, inp=io.StringIO())  # fmt: skip
     told = said.getvalue()
-    assert transcript.errors and "signature" in told and "public URL" in told and base_url in told, told
-    assert "application error" not in told and "SEWAMITRA_PUBLIC_URL" in told, told
+    assert transcript.errors, told
+    assert "signature" in told, told
+    assert "public URL" in told, told
+    assert base_url in told, told
+    assert "application error" not in told, told
+    assert "SEWAMITRA_PUBLIC_URL" in told, told

@@ -46,7 +46,8 @@ def test_a_two_megabyte_webhook_post_is_refused_before_its_form_is_read(
     started = time.perf_counter()
     answer = post_raw(app.test_client(), path, body, signed=False)
     print(f"{path}: 2 MB, 230,000 fields refused in {(time.perf_counter() - started) * 1000:.1f} ms")
-    assert answer.status_code == 413 and answer.mimetype == "text/plain"
+    assert answer.status_code == 413
+    assert answer.mimetype == "text/plain"
     assert signature_refusals(caplog) == []  # its signature was never checked, its form never parsed
 
 
@@ -60,7 +61,8 @@ def test_a_webhook_body_without_a_length_is_read_no_further_than_the_limit(
         "environ_overrides": {"wsgi.input_terminated": True},
     }
     answer = app.test_client().post("/twilio/sms", **chunked)
-    assert answer.status_code == 413 and answer.mimetype == "text/plain"
+    assert answer.status_code == 413
+    assert answer.mimetype == "text/plain"
     assert signature_refusals(caplog) == []
 
 
@@ -70,9 +72,11 @@ def test_a_webhook_post_of_too_many_fields_is_refused_even_when_signed(
 ) -> None:
     pairs = [("CallSid", "CA" + "a" * 32), *((f"x{i}", "") for i in range(500))]
     answer = post_pairs(app.test_client(), path, pairs)
-    assert answer.status_code == 400 and answer.mimetype == "text/plain"
+    assert answer.status_code == 400
+    assert answer.mimetype == "text/plain"
     empty = post_raw(app.test_client(), path, b"&" * 20_000, signed=False)  # 20 kB of nothing but separators
-    assert empty.status_code == 400 and empty.mimetype == "text/plain"
+    assert empty.status_code == 400
+    assert empty.mimetype == "text/plain"
     assert signature_refusals(caplog) == []
 
 
@@ -86,7 +90,8 @@ def test_a_twilio_sized_signed_webhook_still_works(app: Flask) -> None:
             ("StirVerstat", "TN-Validation-Passed-A"),
             *((f"AddOns{i}", "x" * 100) for i in range(20))]  # fmt: skip
     answer = post_pairs(app.test_client(), "/twilio/voice", call)
-    assert answer.status_code == 200 and answer.mimetype == "text/xml", answer.data[:300]
+    assert answer.status_code == 200, answer.data[:300]
+    assert answer.mimetype == "text/xml", answer.data[:300]
     message = [("MessageSid", "SM" + "c" * 32), ("AccountSid", ACCOUNT_SID), ("From", CITIZEN),
                ("To", "+18005550100"), ("Body", "नमस्ते " * 200), ("NumMedia", "0"), ("NumSegments", "3")]  # fmt: skip
     assert post_pairs(app.test_client(), "/twilio/sms", message).status_code == 200
@@ -113,7 +118,8 @@ def test_an_outsider_cannot_keep_a_user_out_of_their_own_browser(app: Flask) -> 
     assert desk.sign_in("admin").status_code == 302
     desk.post("/console/sign-out")
     answers = attack(app, "admin", 30)
-    assert answers[:20] == [401] * 20 and set(answers[20:]) == {429}  # guessing is stopped
+    assert answers[:20] == [401] * 20
+    assert set(answers[20:]) == {429}
     assert from_address(app, "198.51.100.7").sign_in("admin").status_code == 429  # a stranger's browser waits
     assert desk.sign_in("admin").status_code == 302  # the administrator's does not
     assert desk.get("/console/", follow_redirects=True).status_code == 200
@@ -159,8 +165,10 @@ def test_a_signed_webhook_of_another_account_is_refused_and_changes_nothing(
     message = [("MessageSid", "SM" + "d" * 32), ("From", CITIZEN), ("To", "+18005550100"), ("Body", "YES")]
     for path, form in (("/twilio/voice", call), ("/twilio/sms", message)):
         answer = post_pairs(client, path, [*form, ("AccountSid", theirs)])
-        assert answer.status_code == 403 and answer.mimetype == "text/plain", (path, answer.data)
-    assert redis_client.dbsize() == 0 and rows_of(app, CallLog) == rows_of(app, SmsLog) == 0
+        assert answer.status_code == 403, (path, answer.data)
+        assert answer.mimetype == "text/plain", (path, answer.data)
+    assert redis_client.dbsize() == 0
+    assert rows_of(app, CallLog) == rows_of(app, SmsLog) == 0
     assert any("another account" in r.getMessage() for r in caplog.records)
     # Ours, or none given (the signature alone then): answered.
     assert post_pairs(client, "/twilio/voice", [*call, ("AccountSid", ACCOUNT_SID)]).status_code == 200
@@ -184,11 +192,13 @@ def test_the_same_idempotency_key_with_another_request_is_refused(app: Flask) ->
     # The same request written another way (the number spelt out, spaces round the name): the same filing.
     same = {**LUCKNOW_REQUEST, "phone": "+91 98765-43210", "name": "  Asha Verma "}
     again = portal.post("/api/v1/requests", same, **key)
-    assert again.status_code == 200 and again.get_json()["number"] == first.get_json()["number"]
+    assert again.status_code == 200
+    assert again.get_json()["number"] == first.get_json()["number"]
     other = portal.post("/api/v1/requests", {**LUCKNOW_REQUEST, "service": "electrician"}, **key)
     assert other.status_code == 422, other.get_json()
     error = other.get_json()["error"]
-    assert error["code"] == "idempotency_key_reused" and "another request" in error["message"]
+    assert error["code"] == "idempotency_key_reused"
+    assert "another request" in error["message"]
     assert len(requests_in(app)) == 1
     # Open311, with that client's key: the same rule, in GeoReport's errors.
     form = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
@@ -201,7 +211,8 @@ def test_the_same_idempotency_key_with_another_request_is_refused(app: Flask) ->
     changed = app.test_client().post("/open311/v2/requests.json", data={**form, "phone": "9876500000"}, headers=geo)
     assert changed.status_code == 422
     [problem] = changed.get_json()
-    assert problem["code"] == 422 and "another request" in problem["description"]
+    assert problem["code"] == 422
+    assert "another request" in problem["description"]
     assert len(requests_in(app)) == 2
 
 

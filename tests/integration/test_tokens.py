@@ -21,8 +21,10 @@ def test_a_token_is_shown_once_and_kept_as_a_digest(engine: sa.Engine) -> None:
         issued = create_token(session, "UP-Portal", ApiRole.PARTNER)
     with Session(engine) as session:
         stored = session.exec(select(ApiToken)).one()
-        assert stored.client == "up-portal" and stored.role is ApiRole.PARTNER
-        assert stored.token_hash == digest(issued.secret) and issued.secret not in stored.token_hash
+        assert stored.client == "up-portal"
+        assert stored.role is ApiRole.PARTNER
+        assert stored.token_hash == digest(issued.secret)
+        assert issued.secret not in stored.token_hash
         assert stored.prefix == issued.secret[:10]
         assert authenticate(session, issued.secret, utcnow()) is not None
         assert authenticate(session, issued.secret[:-1] + "x", utcnow()) is None
@@ -61,7 +63,8 @@ def test_a_revoked_or_expired_token_no_longer_works(engine: sa.Engine) -> None:
         assert authenticate(session, kept, utcnow()) is not None
         assert authenticate(session, brief, utcnow()) is not None
         later = session.exec(select(ApiToken).where(ApiToken.client == "city-app")).one().expires_at
-        assert later is not None and authenticate(session, brief, later) is None
+        assert later is not None
+        assert authenticate(session, brief, later) is None
 
 
 def test_the_cli_makes_and_revokes_a_token(tmp_path: Path) -> None:
@@ -73,9 +76,11 @@ def test_the_cli_makes_and_revokes_a_token(tmp_path: Path) -> None:
                                 "partner"], env=env)  # fmt: skip
     assert made.exit_code == 0, made.output
     secret = made.output.strip().splitlines()[-1]
-    assert secret.startswith("sm_") and len(secret) == 46
+    assert secret.startswith("sm_")
+    assert len(secret) == 46
     revoked = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "revoke-token", secret[:10]], env=env)
-    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert revoked.exit_code == 0
+    assert "revoked" in revoked.output
     refused = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "create-token", "up-portal", "--role",
                                    "nobody"], env=env)  # fmt: skip
     assert refused.exit_code != 0

@@ -16,10 +16,13 @@ def test_an_agent_is_created_with_a_hashed_password_and_an_audit_event(engine: s
         create_user(session, "Priya.Singh", Role.AGENT, "correct horse battery", phone="0522 262 3456")
     with session_scope(engine) as session:
         user = session.exec(select(User)).one()
-        assert user.username == "priya.singh" and user.role is Role.AGENT
+        assert user.username == "priya.singh"
+        assert user.role is Role.AGENT
         assert user.phone == "+915222623456"
-        assert "correct horse" not in user.password_hash and user.password_hash.startswith("scrypt:")
-        assert verify_password(user, "correct horse battery") and not verify_password(user, "wrong")
+        assert "correct horse" not in user.password_hash
+        assert user.password_hash.startswith("scrypt:")
+        assert verify_password(user, "correct horse battery")
+        assert not verify_password(user, "wrong")
         event = session.exec(select(AuditEvent)).one()
         assert (event.action, event.entity_id, event.actor) == ("user.created", user.id, "cli")
 

@@ -37,7 +37,8 @@ CALL = {
 
 def test_a_signed_incoming_call_is_answered_with_twiml(client: FlaskClient) -> None:
     answer = signed_post(client, "/twilio/voice", CALL)
-    assert answer.status_code == 200 and answer.mimetype == "text/xml"
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/xml"
     response = ElementTree.fromstring(answer.data)
     assert response.tag == "Response"
     says = response.findall("Say")
@@ -100,7 +101,8 @@ def test_a_failure_while_the_caller_waits_in_the_queue_keeps_them_there(helpline
     answer = signed_post(client, "/twilio/voice/queue/wait", WAITING)
 
     response = ElementTree.fromstring(answer.data)
-    assert answer.status_code == 200 and {e.tag for e in response} <= WAIT_VERBS, answer.data
+    assert answer.status_code == 200, answer.data
+    assert {e.tag for e in response} <= WAIT_VERBS, answer.data
     assert response[-1].tag == "Pause"  # then Twilio fetches the waitUrl again: the caller keeps their place
 
 
@@ -113,7 +115,8 @@ def test_the_fallback_for_a_failed_wait_document_keeps_the_caller_in_the_queue(h
     answer = signed_post(client, "/twilio/voice/fallback", form)
 
     response = ElementTree.fromstring(answer.data)
-    assert answer.status_code == 200 and {e.tag for e in response} <= WAIT_VERBS, answer.data
+    assert answer.status_code == 200, answer.data
+    assert {e.tag for e in response} <= WAIT_VERBS, answer.data
 
 
 def test_a_broken_redis_still_gets_the_caller_an_apology(tmp_path: Path, helpline_settings: Settings) -> None:
@@ -156,7 +159,8 @@ def test_a_calls_first_turn_asks_the_database_once_who_is_ringing(app: Flask, cl
 
     answer = signed_post(client, "/twilio/voice", CALL)
 
-    assert answer.status_code == 200 and len(checkouts) == 1  # worker or citizen, and the citizen's language
+    assert answer.status_code == 200
+    assert len(checkouts) == 1
 
 
 def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: Settings) -> None:
@@ -164,7 +168,8 @@ def test_an_sms_webhook_with_redis_down_still_answers_twilio(helpline_settings: 
     client = create_app(broken).test_client()
     form = {"MessageSid": "SM" + "a" * 32, "From": "+919876543210", "To": "+18005550100", "Body": "YES"}
     answer = signed_post(client, "/twilio/sms", form)
-    assert answer.status_code == 200 and ElementTree.fromstring(answer.data).tag == "Response"
+    assert answer.status_code == 200
+    assert ElementTree.fromstring(answer.data).tag == "Response"
 
 
 def test_a_nul_in_a_message_or_a_call_field_loses_nothing(app: Flask, client: FlaskClient, caplog) -> None:
@@ -179,7 +184,8 @@ def test_a_nul_in_a_message_or_a_call_field_loses_nothing(app: Flask, client: Fl
     with Session(engine) as session:
         [sms] = session.exec(select(SmsLog)).all()
         logs = {log.call_sid: log for log in session.exec(select(CallLog)).all()}
-    assert sms.body == "हाँ 1" and sms.from_number == "+919876543210"
+    assert sms.body == "हाँ 1"
+    assert sms.from_number == "+919876543210"
     assert (logs[CALL["CallSid"]].from_number, logs[CALL["CallSid"]].status) == ("+91", "completed")
     assert logs["CA" + "d" * 32].queue_result == "hangup"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
@@ -220,7 +226,8 @@ def test_a_late_status_callback_never_undoes_the_end_of_the_call(app: Flask, cli
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.duration_s, log.outcome) == ("completed", 31, "no_flow")
-    assert log.ended_at is not None and log.from_number == CALL["From"]
+    assert log.ended_at is not None
+    assert log.from_number == CALL["From"]
 
 
 def test_a_call_logged_from_the_agent_queue_is_completed_by_its_status_callback(

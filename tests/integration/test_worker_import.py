@@ -74,9 +74,12 @@ def test_an_agency_file_goes_in_with_skills_providers_and_verification(engine: s
     assert lucknow_gpo is not None
     assert (ramesh.latitude, ramesh.longitude) == (lucknow_gpo.latitude, lucknow_gpo.longitude)
     assert skills_of(engine, ramesh.phone) == ["electrician", "plumber"]
-    assert ramesh.police_verification == VerificationStatus.VERIFIED and ramesh.available
-    assert sunita.police_verification == VerificationStatus.PENDING and sunita.district == "VARANASI"
-    assert irfan.provider_id == ramesh.provider_id and not irfan.available
+    assert ramesh.police_verification == VerificationStatus.VERIFIED
+    assert ramesh.available
+    assert sunita.police_verification == VerificationStatus.PENDING
+    assert sunita.district == "VARANASI"
+    assert irfan.provider_id == ramesh.provider_id
+    assert not irfan.available
     assert skills_of(engine, irfan.phone) == ["electrician"]
     assert (kamla.provider_id, kamla.pincode, kamla.district) == (None, "282001", "AGRA")
     assert (ramesh.language, ramesh.voice_preferred, ramesh.origin, ramesh.service_radius_km) == (
@@ -205,7 +208,8 @@ def test_optional_columns_are_read_and_checked(engine: sa.Engine, settings: Sett
         False,
         Origin.LOCAL,
     )
-    assert kiran.police_verification == VerificationStatus.PENDING and kiran.certification is None
+    assert kiran.police_verification == VerificationStatus.PENDING
+    assert kiran.certification is None
 
 
 def test_a_file_missing_a_required_column_is_refused_whole(engine: sa.Engine, settings: Settings) -> None:
@@ -306,10 +310,11 @@ def test_a_file_over_50000_rows_is_refused(engine: sa.Engine, settings: Settings
 
 def test_the_callers_rollback_leaves_nothing_behind(engine: sa.Engine, settings: Settings) -> None:
     progress: list[tuple[int, int]] = []
-    with pytest.raises(RuntimeError), session_scope(engine) as session:
+    with pytest.raises(RuntimeError), session_scope(engine) as session:  # noqa: PT012 (import, then fail)
         source = csv_file(HEADER, "Ramesh,9415000001,plumber,226001,Gomti Home Services,no,yes")
         report = import_workers(session, settings, source, today=TODAY, progress=lambda *p: progress.append(p))
-        assert report.imported == 1 and progress == [(1, 1)]
+        assert report.imported == 1
+        assert progress == [(1, 1)]
         raise RuntimeError("the operator's terminal closed before the commit")
 
     with session_scope(engine) as session:
@@ -341,7 +346,8 @@ def test_one_row_is_checked_without_a_database(settings: Settings) -> None:
         "LUCKNOW",
         None,
     )
-    assert row.police_verified and not row.available
+    assert row.police_verified
+    assert not row.available
     assert parse_row(3, {**cells, "skills": "", "name": ""}, settings, TODAY) == [
         "name is empty",
         f"no skills given; name one or more of {VALID_CODES} separated by ';'",
@@ -367,6 +373,7 @@ def test_invisible_and_text_reversing_characters_are_not_stored(engine: sa.Engin
         RowError(5, "name is empty"),
     ]
     [lakshmi] = registered(engine).values()
-    assert lakshmi.name == "लक्ष्\u200dमी देवी" and lakshmi.police_reference is None
+    assert lakshmi.name == "लक्ष्\u200dमी देवी"
+    assert lakshmi.police_reference is None
     assert run_import(engine, settings, HEADER, "\u200bRamesh\ufeff Kumar,9415000002,plumber,226001,,no,yes").imported
     assert registered(engine)["+919415000002"].name == "Ramesh Kumar"

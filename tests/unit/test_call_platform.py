@@ -82,7 +82,8 @@ def test_nothing_to_do_is_an_empty_response_and_an_sms_gets_an_empty_reply() -> 
 def test_text_that_looks_like_twiml_is_only_text() -> None:
     hostile = Say('</Say><Dial>+15550100</Dial> & "quotes"', "en-IN", "Polly.Raveena")
     response = ElementTree.fromstring(TWILIO.document([hostile]).removeprefix(XML))
-    assert [e.tag for e in response] == ["Say"] and response[0].text == hostile.text
+    assert [e.tag for e in response] == ["Say"]
+    assert response[0].text == hostile.text
 
 
 def test_a_call_webhook_is_read_into_a_call_turn() -> None:

@@ -10,8 +10,10 @@ def test_a_lucknow_pin_code_names_its_district_and_centre() -> None:
     place = pincodes.lookup("226001")
     assert place is not None
     assert (place.district, place.state) == ("LUCKNOW", "UTTAR PRADESH")
-    assert place.latitude is not None and 26.5 < place.latitude < 27.2
-    assert place.longitude is not None and 80.5 < place.longitude < 81.3
+    assert place.latitude is not None
+    assert 26.5 < place.latitude < 27.2
+    assert place.longitude is not None
+    assert 80.5 < place.longitude < 81.3
 
 
 def test_unknown_or_malformed_pin_codes_are_none() -> None:
@@ -27,7 +29,8 @@ def test_a_pin_code_india_post_knows_no_district_of_is_none_not_a_crash() -> Non
 
 def test_a_pin_code_outside_uttar_pradesh_is_known_but_not_in_the_state() -> None:
     place = pincodes.lookup("110001")
-    assert place is not None and not place.in_state("Uttar Pradesh")
+    assert place is not None
+    assert not place.in_state("Uttar Pradesh")
 
 
 def test_uttar_pradesh_has_75_districts() -> None:
@@ -48,7 +51,9 @@ def test_indian_mobiles_are_normalised_and_landlines_refused() -> None:
 
 
 def test_withheld_numbers_are_recognised_and_masked() -> None:
-    assert phones.is_withheld("anonymous") and phones.is_withheld("") and phones.is_withheld(None)
+    assert phones.is_withheld("anonymous")
+    assert phones.is_withheld("")
+    assert phones.is_withheld(None)
     assert not phones.is_withheld("+919876543210")
     assert phones.mask("+919876543210") == "+91 98xxxxx210"
     assert phones.mask(None) == "withheld"
@@ -59,7 +64,8 @@ def test_misplaced_post_offices_do_not_misplace_a_pin_code() -> None:
     # Chhattisgarh; the PIN code must still land in its own town.
     noida = pincodes.lookup("201301")
     pratapgarh = pincodes.lookup("230001")
-    assert noida is not None and pratapgarh is not None
+    assert noida is not None
+    assert pratapgarh is not None
     assert distance_km(noida.latitude, noida.longitude, 28.57, 77.32) < 15  # type: ignore[arg-type]
     assert distance_km(pratapgarh.latitude, pratapgarh.longitude, 25.90, 81.94) < 15  # type: ignore[arg-type]
 
@@ -67,5 +73,8 @@ def test_misplaced_post_offices_do_not_misplace_a_pin_code() -> None:
 def test_every_uttar_pradesh_pin_code_lies_inside_the_state() -> None:
     for pin in pincodes.pincodes("UTTAR PRADESH"):
         place = pincodes.lookup(pin)
-        assert place is not None and place.latitude is not None and place.longitude is not None
-        assert 23.8 <= place.latitude <= 30.5 and 77.0 <= place.longitude <= 84.7, place
+        assert place is not None
+        assert place.latitude is not None
+        assert place.longitude is not None
+        assert 23.8 <= place.latitude <= 30.5, place
+        assert 77.0 <= place.longitude <= 84.7, place

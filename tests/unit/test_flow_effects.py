@@ -42,7 +42,8 @@ def test_a_flow_naming_an_effect_the_helpline_cannot_perform_is_refused_at_load(
     with pytest.raises(FlowError) as caught:
         definition.load("faxing", languages=["hi", "en"], effects=known_effects(), directory=path.parent)
     unknown = [p for p in caught.value.problems if p.startswith("nodes.fax.effect:")]
-    assert len(unknown) == 1 and f"unknown effect {UNKNOWN!r}" in unknown[0]
+    assert len(unknown) == 1
+    assert f"unknown effect {UNKNOWN!r}" in unknown[0]
     assert "lookup_pincode" in unknown[0]  # it says which effects there are
 
 
@@ -69,5 +70,6 @@ def test_every_effect_the_shipped_flows_name_has_a_handler() -> None:
     named = {node.effect for name in ("helpline", "worker", "feedback")
              for node in definition.load(name, languages=["hi", "en"], effects=known_effects()).nodes.values()
              if node.effect}  # fmt: skip
-    assert named and named <= set(EFFECTS)
+    assert named
+    assert named <= set(EFFECTS)
     assert all(callable(EFFECTS[name].perform) and EFFECTS[name].outcomes for name in named)

@@ -77,7 +77,8 @@ def test_a_new_caller_is_welcomed_in_both_languages_then_asked_to_choose() -> No
         "हिंदी के लिए 1 दबाएँ।", "For English, press 2.",
     ]  # fmt: skip
     gather = call.events[-1]
-    assert isinstance(gather, Gather) and gather.num_digits == 1
+    assert isinstance(gather, Gather)
+    assert gather.num_digits == 1
 
 
 def test_english_plumber_at_226001_books_a_request() -> None:
@@ -100,7 +101,8 @@ def test_english_plumber_at_226001_books_a_request() -> None:
         f"Once again, your request number is: {number}.",
         "We are also sending this number to you by SMS.",
     ]
-    assert call.session.language == "en" and call.node == "after_request"
+    assert call.session.language == "en"
+    assert call.node == "after_request"
     assert call.session.path[:4] == ("welcome", "language", "main_menu", "service_menu")
 
 
@@ -108,7 +110,8 @@ def test_hindi_is_the_default_when_the_caller_keys_nothing() -> None:
     call = Call()
     spoken = call.press("")
     assert spoken[0].startswith("नई सेवा बुक करने के लिए 1 दबाएँ।")
-    assert call.session.language == "hi" and call.session.vars["remember_language"] == "yes"
+    assert call.session.language == "hi"
+    assert call.session.vars["remember_language"] == "yes"
 
 
 def test_a_returning_caller_skips_the_language_menu() -> None:
@@ -134,7 +137,8 @@ def test_a_withheld_caller_hears_the_number_a_third_time_instead_of_an_sms() -> 
 def test_a_wrong_key_is_explained_and_the_menu_repeated_three_times_then_an_agent() -> None:
     call = Call(language="en")
     assert call.press("7")[:2] == ["Sorry, that is not one of the choices.", heard(call.events)[1]]
-    assert call.node == "main_menu" and call.session.tries == {"main_menu": 1}
+    assert call.node == "main_menu"
+    assert call.session.tries == {"main_menu": 1}
     call.press("8")
     assert call.session.tries == {"main_menu": 2}
     spoken = call.press("")
@@ -142,7 +146,8 @@ def test_a_wrong_key_is_explained_and_the_menu_repeated_three_times_then_an_agen
     assert call.effect().name == "agents_available"
     call.outcome("open")
     assert heard(call.events) == ["Please hold; the next available agent will take your call."]
-    assert call.events[-1] == Enqueue("helpline") and call.session.status is Status.ENDED
+    assert call.events[-1] == Enqueue("helpline")
+    assert call.session.status is Status.ENDED
 
 
 def test_zero_reaches_an_agent_from_any_menu_even_mid_pincode() -> None:
@@ -158,7 +163,8 @@ def test_nine_repeats_the_main_menu_without_counting_a_try() -> None:
     call = Call(language="en")
     for _ in range(5):
         assert call.press("9")[0].startswith("To book a new service")
-    assert call.session.tries == {} and call.node == "main_menu"
+    assert call.session.tries == {}
+    assert call.node == "main_menu"
 
 
 def test_an_unknown_pincode_is_explained_and_asked_again_three_times_at_most() -> None:
@@ -191,7 +197,8 @@ def test_a_short_pincode_is_refused_without_a_lookup() -> None:
     call.press("1")
     call.press("1")
     assert call.press("2260")[0] == "A PIN code has six digits."
-    assert call.session.status is Status.WAITING_KEYS and call.node == "ask_pincode"
+    assert call.session.status is Status.WAITING_KEYS
+    assert call.node == "ask_pincode"
 
 
 def test_two_at_the_confirmation_asks_for_the_pincode_again() -> None:
@@ -244,7 +251,8 @@ def test_an_input_the_session_is_not_waiting_for_changes_nothing() -> None:
     call = Call(language="en")
     before = call.session
     call.session, call.events = resume(FLOW, call.session, Outcome("found"))
-    assert call.session == before and call.events == []
+    assert call.session == before
+    assert call.events == []
 
 
 def test_a_session_survives_a_round_trip_through_json() -> None:

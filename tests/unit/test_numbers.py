@@ -8,7 +8,9 @@ from core.numbers import check_digit, completion_code, is_valid, new_request_num
 def test_a_new_number_is_seven_digits_and_valid() -> None:
     for _ in range(500):
         number = new_request_number()
-        assert len(number) == 7 and number.isdigit() and number[0] != "0"
+        assert len(number) == 7
+        assert number.isdigit()
+        assert number[0] != "0"
         assert is_valid(number)
 
 

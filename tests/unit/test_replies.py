@@ -176,8 +176,10 @@ def test_parse_rating(body: str, expected: int | None) -> None:
 
 
 def test_a_bare_1_or_2_is_an_answer_to_an_offer_and_also_a_rating() -> None:
-    assert parse("1").kind is ACCEPT and parse_rating("1") == 1
-    assert parse("2").kind is DECLINE and parse_rating("2") == 2
+    assert parse("1").kind is ACCEPT
+    assert parse_rating("1") == 1
+    assert parse("2").kind is DECLINE
+    assert parse_rating("2") == 2
     assert parse("1 star").kind is RATING
 
 
@@ -204,7 +206,8 @@ def test_every_keyword_survives_normalisation() -> None:
 
 
 def test_the_reply_kinds_are_strings_for_storage_and_logs() -> None:
-    assert ReplyKind.ACCEPT == "accept" and str(ReplyKind.UNKNOWN) == "unknown"
+    assert ReplyKind.ACCEPT == "accept"
+    assert str(ReplyKind.UNKNOWN) == "unknown"
 
 
 @pytest.mark.parametrize(

@@ -235,7 +235,8 @@ def test_the_caller_waits_in_the_queue_until_an_agent_answers() -> None:
     assert waits[0]["QueueTime"] == "0"
     assert int(waits[1]["QueueTime"]) > 20
     assert {"QueueSid", "AvgQueueTime", "CurrentQueueSize", "MaxQueueSize"} <= waits[0].keys()
-    assert Queued("agents") in transcript.events and Bridged() in transcript.events
+    assert Queued("agents") in transcript.events
+    assert Bridged() in transcript.events
     assert posted_to(transcript, "/twilio/queue/done")[0]["QueueResult"] == "bridged"
     assert transcript.ended_by == "agent"
     assert transcript.errors == []
@@ -351,7 +352,8 @@ def test_an_unknown_verb_is_reported_and_skipped() -> None:
 def test_a_request_signed_with_another_token_is_refused_and_the_caller_hears_an_error() -> None:
     transcript = call({VOICE: twiml("<Say>Hello</Say>")}, token="someone-elses-token")
     assert [request.status for request in transcript.requests] == [403, 403, 403]
-    assert transcript.errors[0].code == 11200 and "403" in transcript.errors[0].message
+    assert transcript.errors[0].code == 11200
+    assert "403" in transcript.errors[0].message
     assert transcript.heard == [APPLICATION_ERROR]
 
 
@@ -361,7 +363,8 @@ def test_a_request_signed_with_another_token_is_refused_and_the_caller_hears_an_
 def test_every_request_carries_twilios_call_parameters() -> None:
     transcript = call({VOICE: menu}, ["1"], from_number="anonymous")
     first, second, status = (request.form for request in transcript.requests)
-    assert first["CallSid"].startswith("CA") and len(first["CallSid"]) == 34
+    assert first["CallSid"].startswith("CA")
+    assert len(first["CallSid"]) == 34
     assert first["AccountSid"].startswith("AC")
     assert (first["From"], first["Caller"], first["To"], first["Called"]) == (
         "anonymous",

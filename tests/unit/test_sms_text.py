@@ -123,11 +123,13 @@ def test_a_missing_value_is_a_programming_error() -> None:
 def test_a_long_address_is_cut_at_a_word_to_fit_two_segments() -> None:
     values = {**sms_text.TYPICAL_VALUES, "address": " ".join([LONG_ADDRESS] * 3)}
     text = render(WORKER_EN, values)
-    assert segments(text) == 2 and encoding(text) == "GSM-7"
+    assert segments(text) == 2
+    assert encoding(text) == "GSM-7"
     assert "Flat 4B, Sunrise Apartments, Sector 12" in text
     assert "... Text DONE 1234567 CODE when done." in text  # "...": "…" would force UCS-2
     cut = text.split("Customer +919876543210, ")[1].split("...")[0]
-    assert values["address"].startswith(cut) and not values["address"][len(cut)].isalnum()  # a whole word
+    assert values["address"].startswith(cut)
+    assert not values["address"][len(cut)].isalnum()
 
 
 def test_a_hindi_sms_shortens_the_address_with_an_ellipsis() -> None:
@@ -140,8 +142,10 @@ def test_a_devanagari_address_is_not_cut_inside_a_letter() -> None:
     address = "विश्वविद्यालयमार्गकेपासवालीगली" * 10  # one long hostile word
     text = render(WORKER_HI, {**sms_text.TYPICAL_VALUES, "address": address})
     cut = text.split("पता: ")[1].split("…")[0]
-    assert segments(text) <= 2 and address.startswith(cut)
-    assert cut[-1] != "्" and address[len(cut)] not in "ािीुूेैोौंँ्"
+    assert segments(text) <= 2
+    assert address.startswith(cut)
+    assert cut[-1] != "्"
+    assert address[len(cut)] not in "ािीुूेैोौंँ्"
 
 
 def test_values_are_shortened_in_order_address_before_locality() -> None:
@@ -155,7 +159,8 @@ def test_values_are_shortened_in_order_address_before_locality() -> None:
 def test_a_second_value_is_shortened_when_the_first_is_not_enough() -> None:
     template = "{address} / {locality} / " + "x" * 250
     text = render(template, {"locality": "Gomti Nagar, Lucknow " * 5, "address": LONG_ADDRESS})
-    assert text.startswith("... / Gomti Nagar") and segments(text) == 2
+    assert text.startswith("... / Gomti Nagar")
+    assert segments(text) == 2
 
 
 def test_values_not_named_shrinkable_are_never_cut() -> None:
@@ -169,13 +174,15 @@ def test_max_segments_of_one() -> None:
     text = render(
         "Job {number} at {locality}. " + "x" * 120, {"number": "1234567", "locality": LONG_ADDRESS}, max_segments=1
     )
-    assert segments(text) == 1 and text.startswith("Job 1234567 at Flat 4B")
+    assert segments(text) == 1
+    assert text.startswith("Job 1234567 at Flat 4B")
 
 
 def test_a_template_too_long_on_its_own_names_its_length() -> None:
     with pytest.raises(SmsTooLong, match=r"SMS template is 140 UTF-16 units") as caught:
         render(HI * 140 + "{address}", {"address": "Gomti Nagar"})
-    assert caught.value.template_length == 140 and caught.value.max_segments == 2
+    assert caught.value.template_length == 140
+    assert caught.value.max_segments == 2
     with pytest.raises(SmsTooLong, match="140 UTF-16 units without its values and 140 with them"):
         render(HI * 140 + "{address}", {"address": ""})  # an empty value gains no ellipsis
 
@@ -234,7 +241,8 @@ def test_every_shipped_template_renders_within_two_segments_even_with_hostile_va
     for hi, en in shipped_templates().values():
         for template in (hi, en):
             text = render(template, values)
-            assert segments(text) <= 2 and "\n" not in text
+            assert segments(text) <= 2
+            assert "\n" not in text
 
 
 SAFE = "aZ09 ,.-{}[]~^\\|€@£…’" + "नमस्तेकाम्ँंः" + EMOJI
