@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,26 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "https://helpline.example.gov.in"
 CITIZEN = "+919876543210"
-GPO = pincodes.lookup("226001")
-assert GPO is not None
-assert GPO.latitude is not None
-assert GPO.longitude is not None
+
+
+@dataclass(frozen=True)
+class Point:
+    """Coordinates a test can count on, where a looked-up place may have none."""
+
+    latitude: float
+    longitude: float
+
+
+def located(pincode: str) -> Point:
+    """Where the bundled directory puts `pincode`; the tests that use it cannot run without it."""
+    place = pincodes.lookup(pincode)
+    assert place is not None, pincode
+    assert place.latitude is not None, pincode
+    assert place.longitude is not None, pincode
+    return Point(place.latitude, place.longitude)
+
+
+GPO = located("226001")
 KM_NORTH = 1 / 111.0  # degrees of latitude in a kilometre
 ALWAYS_OPEN = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
 AGENCY = "Gomti Home Services"
@@ -84,14 +101,14 @@ def add_worker(engine: sa.Engine, name: str, phone: str, km_north: float, *, ski
     with session_scope(engine) as session:
         worker = Worker(
             name=name, phone=phone, pincode="226001", district="LUCKNOW",
-            latitude=GPO.latitude + km_north * KM_NORTH, longitude=GPO.longitude, rating=rating,  # type: ignore[operator]
+            latitude=GPO.latitude + km_north * KM_NORTH, longitude=GPO.longitude, rating=rating,
             police_verification=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
             available=available, voice_preferred=voice,
         )  # fmt: skip
         session.add(worker)
         session.flush()
-        session.add_all([WorkerSkill(worker_id=worker.id, service_code=skill) for skill in skills])
         assert worker.id is not None
+        session.add_all([WorkerSkill(worker_id=worker.id, service_code=skill) for skill in skills])
         return worker.id
 
 

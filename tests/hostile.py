@@ -224,6 +224,7 @@ def call_states_load(connection: redis.Redis) -> int:
         state = CallState(connection, key.removeprefix(PREFIX))
         state.load()
         for field, value in connection.hgetall(key).items():
+            assert isinstance(field, bytes), field  # the connection does not decode responses
             if field.startswith(b"answer:"):
                 assert ElementTree.fromstring(value).tag == "Response"
         calls += 1
@@ -291,7 +292,7 @@ def pairs_of(fields: dict[str, st.SearchStrategy[str | None]]) -> st.SearchStrat
     def build(draw: st.DrawFn) -> list[tuple[str, str]]:
         pairs = [(name, value) for name, value in ((n, draw(s)) for n, s in fields.items()) if value is not None]
         pairs += draw(st.lists(st.tuples(junk(20), junk()), max_size=3))
-        if pairs and draw(st.booleans()):
+        if len(pairs) > 0 and draw(st.booleans()):  # `pairs and ...` would lend the list's type to the draw
             repeated = draw(st.lists(st.sampled_from([name for name, _ in pairs]), max_size=3))
             pairs += [(name, draw(junk())) for name in repeated]
         return draw(st.permutations(pairs))

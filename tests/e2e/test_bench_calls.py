@@ -17,7 +17,7 @@ from devtools import procfs
 from devtools.bench import stats
 from devtools.bench.calls import baseline, figures, report, run, scripts, servers, turns
 from devtools.bench.calls.load import Log, Pacing, Sample
-from devtools.simulator import APPLICATION_ERROR, Failure, Heard, Request, Send, Transcript, TwilioError
+from devtools.simulator import APPLICATION_ERROR, Event, Failure, Heard, Request, Send, Transcript, TwilioError
 from flows import prompts
 from tests.factories import ROOT
 
@@ -168,7 +168,7 @@ def test_the_request_number_is_read_back_from_what_the_caller_heard(language: st
     assert scripts.numbers_in(heard, scripts.READ_BACK_PROMPT) == ["1000017"]
 
 
-def transcript(*events: object) -> Transcript:
+def transcript(*events: Event) -> Transcript:
     return Transcript("CA" + "1" * 32, events=list(events))
 
 

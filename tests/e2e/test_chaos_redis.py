@@ -37,7 +37,7 @@ def app_settings(chaos_settings: Settings) -> Settings:
     return chaos_settings
 
 
-def own_redis_keys(server: RedisServer) -> list[bytes]:
+def own_redis_keys(server: RedisServer) -> list[bytes | str]:
     client = redis.Redis.from_url(server.url)
     try:
         return list(client.keys("sewamitra:*"))
@@ -138,6 +138,7 @@ def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_r
                "the sweeper's dispatch jobs to run")  # fmt: skip
     assert [r.status for r in requests_in(postgres)] == [RequestStatus.OFFERED, RequestStatus.OFFERED]
     texted = wait_until(lambda: len(sandbox.messages) >= 4 and sandbox.messages, 30, "the SMS to go out")
+    assert texted  # wait_until returns the predicate's true value
     for request, citizen in zip(confirmed, ("+919876500001", "+919876500002"), strict=True):
         assert any(m["to"] == citizen and request.number in m["body"] for m in texted)  # its number, by SMS
         assert any(m["to"] in WORKERS and request.number in m["body"] for m in texted)  # the offer, by SMS

@@ -28,7 +28,9 @@ def test_with_nothing_answering_the_run_starts_its_own_postgres_and_redis_and_st
         engine = sa.create_engine(run.postgres.url, isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:  # a server the suite can make its databases on
             connection.execute(sa.text('CREATE DATABASE "made_here"'))
-            assert connection.execute(sa.text("SHOW server_version")).scalar().startswith("18.")
+            version = connection.execute(sa.text("SHOW server_version")).scalar()
+            assert version is not None
+            assert version.startswith("18.")
         engine.dispose()
         client = redis.Redis.from_url(run.redis.url)
         assert client.ping()

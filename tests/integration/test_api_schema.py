@@ -8,6 +8,7 @@ import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import CheckFunction
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks as openapi_checks
 
@@ -18,7 +19,7 @@ from tests.factories import LUCKNOW_REQUEST, Api, add_worker
 
 # Every check Schemathesis has, but that schema-valid data is always accepted: a PIN code can be
 # well formed and unknown to India Post, a phone number well formed and not a real one.
-EXCLUDED = [openapi_checks.positive_data_acceptance]
+EXCLUDED: list[CheckFunction] = [openapi_checks.positive_data_acceptance]
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ def add_worker(engine: sa.Engine) -> int:
                         updated_at=LONG_AGO)  # fmt: skip
         session.add(worker)
         session.flush()
-        session.add(WorkerSkill(worker_id=worker.id, service_code="plumber"))
         assert worker.id is not None
+        session.add(WorkerSkill(worker_id=worker.id, service_code="plumber"))
         return worker.id
 
 

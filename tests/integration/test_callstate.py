@@ -3,6 +3,8 @@ stored, and a turn in two round trips."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 
@@ -70,8 +72,12 @@ def test_a_turn_is_two_round_trips(redis_client: redis.Redis, monkeypatch: pytes
         state.save(SESSION, "1", "<Response/>")  # the first turn loads the scripts into Redis
     sent: list[object] = []
     send = redis.connection.AbstractConnection.send_packed_command
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command",
-                        lambda self, *args, **kwargs: sent.append(args) or send(self, *args, **kwargs))  # fmt: skip
+
+    def counted(self: redis.connection.AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        sent.append(args)
+        send(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
 
     with state.turn("2"):
         state.save(SESSION, "2", "<Response/>")

@@ -9,12 +9,14 @@ import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from werkzeug.routing import IntegerConverter
+from werkzeug.test import TestResponse
 
 from console.web import PUBLIC_ENDPOINTS
 from core.settings import Settings
@@ -99,11 +101,11 @@ def caller_waits(app: Flask, call_sid: str = CALL_SID, phone: str = CITIZEN, que
     assert signed_post(app.test_client(), "/twilio/voice/queue/wait", form).status_code == 200
 
 
-def page(response) -> str:  # type: ignore[no-untyped-def]
+def page(response: TestResponse) -> str:
     return response.get_data(as_text=True)
 
 
-def request_number(response) -> str:  # type: ignore[no-untyped-def]
+def request_number(response: TestResponse) -> str:
     found = re.search(r"/console/requests/(\d{7})$", response.headers["Location"])
     assert found, response.headers.get("Location")
     return found.group(1)
@@ -228,8 +230,8 @@ def console_routes(app: Flask) -> list[tuple[str, str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/console") or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
-        values = {arg: 1 if isinstance(rule._converters[arg], IntegerConverter) else "1234567"
-                  for arg in rule.arguments}  # fmt: skip
+        values: dict[str, Any] = {arg: 1 if isinstance(rule._converters[arg], IntegerConverter) else "1234567"
+                                  for arg in rule.arguments}  # fmt: skip
         with app.test_request_context():
             from flask import url_for
 
@@ -575,7 +577,7 @@ def test_a_request_unassigned_past_the_sla_is_listed_as_breached(app: Flask, sup
 def test_a_supervisor_exports_requests_with_formulas_defused(app: Flask, supervisor: Console, agent: Console) -> None:
     request_id = add_request(engine_of(app))
     with session_scope(engine_of(app)) as session:
-        session.execute(sa.update(ServiceRequest).where(ServiceRequest.id == request_id)
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
                         .values(address_note="=HYPERLINK(\"http://evil\")"))  # fmt: skip
     response = supervisor.get("/console/requests/export.csv?district=LUCKNOW")
     assert response.mimetype == "text/csv"
@@ -592,7 +594,7 @@ def test_an_agency_sees_only_its_own_workers_jobs_with_citizens_masked(app: Flas
     add_user(engine_of(app), "gomti", Role.PROVIDER, provider="Gomti Services")
     with session_scope(engine_of(app)) as session:
         provider_id = session.exec(select(User.provider_id).where(User.username == "gomti")).one()
-        session.execute(sa.update(ServiceRequest).where(ServiceRequest.id == mine)
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == mine)
                         .values(worker_id=ours, status=RequestStatus.ASSIGNED))  # fmt: skip
         session.execute(sa.text("UPDATE worker SET provider_id = :p WHERE id = :w"), {"p": provider_id, "w": ours})
     agency = Console(app)
@@ -629,7 +631,7 @@ def test_an_unrated_job_two_hours_after_completion_is_on_the_worklist(app: Flask
         session.execute(sa.update(ServiceRequest).values(status=RequestStatus.COMPLETED, completed_at=three_hours_ago))
     recent = _stored_number(app, add_request(engine_of(app)))
     with session_scope(engine_of(app)) as session:
-        session.execute(sa.update(ServiceRequest).where(ServiceRequest.number == recent)
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.number) == recent)
                         .values(status=RequestStatus.COMPLETED, completed_at=datetime.now(UTC)))  # fmt: skip
     listed = page(agent.get("/console/worklist"))
     assert old in listed

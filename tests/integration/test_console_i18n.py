@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask, session
 from sqlmodel import Session, col, select
+from werkzeug.test import TestResponse
 
 from console import present
 from console.labels import translate
@@ -34,7 +35,7 @@ def signed_in(app: Flask, username: str, role: Role, language: str) -> Console:
     return console
 
 
-def text(response) -> str:  # type: ignore[no-untyped-def]
+def text(response: TestResponse) -> str:
     return response.get_data(as_text=True)
 
 
@@ -68,8 +69,8 @@ def test_a_request_timeline_reads_in_hindi(app: Flask) -> None:
         assert english not in timeline, english
     assert "<td>लखनऊ</td>" in page  # the district, in Devanagari
 
-    english = signed_in(app, "vikram", Role.SUPERVISOR, "en")
-    timeline = part(text(english.get(f"/console/requests/{number}")), 'id="timeline"')
+    in_english = signed_in(app, "vikram", Role.SUPERVISOR, "en")
+    timeline = part(text(in_english.get(f"/console/requests/{number}")), 'id="timeline"')
     assert "dispatch: offered (new → offered): first offer sent" in timeline
     assert "SMS outbound" in timeline
 
@@ -86,8 +87,8 @@ def test_a_worker_history_reads_in_hindi(app: Flask) -> None:
     for english in ("worker.verified", "pending", "verified", "available", "busy"):
         assert english not in history, english
 
-    english = signed_in(app, "meera", Role.SUPERVISOR, "en")
-    history = part(text(english.get(f"/console/workers/{worker}")), "<h2>History</h2>")
+    in_english = signed_in(app, "meera", Role.SUPERVISOR, "en")
+    history = part(text(in_english.get(f"/console/workers/{worker}")), "<h2>History</h2>")
     assert "worker.verified · pending → verified" in history
     assert "worker.availability · available → busy" in history
 

@@ -292,6 +292,8 @@ def test_a_worker_rejected_while_asked_loses_the_offer_and_a_job_in_hand_goes_ba
         session.flush()
         offered.status, in_hand.status, in_hand.worker_id = RequestStatus.OFFERED, RequestStatus.ASSIGNED, holding
         in_hand.completion_code = "4321"
+        assert offered.id is not None
+        assert in_hand.id is not None
         session.add(Offer(request_id=offered.id, worker_id=asked, expires_at=datetime.now(UTC) + timedelta(minutes=5)))
         session.add(Offer(request_id=in_hand.id, worker_id=holding, status=OfferStatus.ACCEPTED))
         offered_id, in_hand_id, in_hand_number = offered.id, in_hand.id, in_hand.number

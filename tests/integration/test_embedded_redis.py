@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from tests.factories import make_settings
 
 
 @pytest.fixture
-def short_dir() -> Path:
+def short_dir() -> Iterator[Path]:
     """A data directory with a path short enough for a Unix socket."""
     import tempfile
 

@@ -128,7 +128,7 @@ def check_stored(engine: sa.Engine, settings: Settings) -> None:
 
 
 def test_any_file_of_rows_is_imported_or_refused_row_by_row(engine: sa.Engine, settings: Settings) -> None:
-    @hypothesis_settings(max_examples=3 * hypothesis_settings.default.max_examples)
+    @hypothesis_settings(max_examples=3 * hypothesis_settings().max_examples)
     @given(rows=ROWS, columns=st.permutations(COLUMNS), extra=st.sampled_from(["", "\r\n", "\n\n", ",,,,\n"]))
     @example(rows=[(False, {"name": "=1+1", "phone": "९४१५०००००१", "pincode": "२२६००१"})], columns=COLUMNS, extra="")
     def hostile(rows: list[tuple[bool, dict[str, str]]], columns: list[str], extra: str) -> None:

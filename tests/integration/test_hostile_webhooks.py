@@ -273,7 +273,7 @@ def test_any_signed_form_gets_twiml_and_changes_nothing_it_should_not(
 ) -> None:
     before = requests_stored(app)
 
-    @hypothesis_settings(max_examples=5 * hypothesis_settings.default.max_examples)
+    @hypothesis_settings(max_examples=5 * hypothesis_settings().max_examples)
     @given(case=CASES)
     @with_found_cases
     def hostile(case: Case) -> None:
@@ -338,7 +338,7 @@ def test_raw_bodies_of_any_bytes_and_content_type_get_an_answer(
 ) -> None:
     before = requests_stored(app)
 
-    @hypothesis_settings(max_examples=3 * hypothesis_settings.default.max_examples)
+    @hypothesis_settings(max_examples=3 * hypothesis_settings().max_examples)
     @given(
         path=st.sampled_from(sorted(WEBHOOKS)),
         body=BODIES,
@@ -430,7 +430,7 @@ def test_junk_keyed_at_every_prompt_of_every_flow_never_breaks_a_call(
 ) -> None:
     calls = itertools.count(1)
 
-    @hypothesis_settings(max_examples=2 * hypothesis_settings.default.max_examples)
+    @hypothesis_settings(max_examples=2 * hypothesis_settings().max_examples)
     @given(who=st.sampled_from(sorted(ROLES)),
            keys=st.lists(FLOW_KEYS, min_size=1, max_size=8))  # fmt: skip
     @example(who="worker on a job", keys=["3", "{number}", "{code}"])

@@ -218,6 +218,7 @@ class Lifecycle(RuleBasedStateMachine):
                 ).all()
                 status = S.NEW
                 for old, new in moves:
+                    assert new is not None, (request_id, moves)
                     assert old == status.value, (request_id, moves)
                     assert S(new) in ALLOWED[status], (request_id, moves)
                     status = S(new)

@@ -70,6 +70,9 @@ def _request_with_worker(session) -> tuple[ServiceRequest, Worker, Worker]:
 def test_only_one_offer_per_request_can_be_accepted(engine: sa.Engine) -> None:
     with db.session_scope(engine) as session:
         request, first, second = _request_with_worker(session)
+        assert request.id is not None
+        assert first.id is not None
+        assert second.id is not None
         session.add(Offer(request_id=request.id, worker_id=first.id, status=OfferStatus.ACCEPTED))
         session.add(Offer(request_id=request.id, worker_id=second.id, status=OfferStatus.DECLINED))
     with pytest.raises(sa.exc.IntegrityError), db.session_scope(engine) as session:

@@ -95,7 +95,9 @@ def test_a_service_definition_describes_the_pin_code_attribute(app: Flask) -> No
     definition = client.get("/open311/v2/services/plumber.json").get_json()
     assert definition["service_code"] == "plumber"
     assert [a["code"] for a in definition["attributes"]] == ["pincode", "language", "preferred_time"]
-    assert xml(client.get("/open311/v2/services/plumber.xml")).find("attributes/attribute/code").text == "pincode"
+    code = xml(client.get("/open311/v2/services/plumber.xml")).find("attributes/attribute/code")
+    assert code is not None
+    assert code.text == "pincode"
     missing = client.get("/open311/v2/services/astrologer.xml")
     assert missing.status_code == 404
     assert "service_code" in georeport_errors(missing)

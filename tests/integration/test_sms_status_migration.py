@@ -25,7 +25,7 @@ ROWS = [  # sid, direction, status
 
 def statuses(engine: sa.Engine) -> dict[str, str]:
     with engine.connect() as connection:
-        return dict(connection.execute(sa.text("SELECT message_sid, status FROM sms_log")).all())  # type: ignore[arg-type]
+        return dict(connection.execute(sa.text("SELECT message_sid, status FROM sms_log")).all())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
