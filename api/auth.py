@@ -84,8 +84,17 @@ def actor() -> str:
 def audit_refusal() -> None:
     try:
         with session_scope(runtime().engine) as db:
-            audit.record(db, AuditAction.ACCESS_REFUSED, actor=actor(), entity="api",
-                         detail={"path": request.path[:200], "method": request.method,
-                                 "role": client().role.value, "ip": request.remote_addr})  # fmt: skip
+            audit.record(
+                db,
+                AuditAction.ACCESS_REFUSED,
+                actor=actor(),
+                entity="api",
+                detail={
+                    "path": request.path[:200],
+                    "method": request.method,
+                    "role": client().role.value,
+                    "ip": request.remote_addr,
+                },
+            )
     except Exception:  # the refusal stands even when it cannot be recorded
         log.exception("could not record an API refusal")

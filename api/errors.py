@@ -11,9 +11,18 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 # The error codes the API answers with, by HTTP status.
-CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         409: "conflict", 413: "too_large", 415: "unsupported_media_type", 500: "internal_error",
-         503: "unavailable"}  # fmt: skip
+CODES = {
+    400: "invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 RETRY_AFTER_S = 5  # how soon a client may try again after an outage of the database or Redis
@@ -22,8 +31,9 @@ RETRY_AFTER_S = 5  # how soon a client may try again after an outage of the data
 class ApiError(Exception):
     """An answer other than success; `fields` names each field at fault and what is wrong with it."""
 
-    def __init__(self, status: int, message: str, fields: Mapping[str, str] | None = None, *,
-                 code: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, message: str, fields: Mapping[str, str] | None = None, *, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

@@ -81,8 +81,10 @@ def _by_pincode(where: Location, state: str, field: str = "pincode") -> pincodes
     if place.latitude is not None and place.longitude is not None:
         away = distance_km(place.latitude, place.longitude, where.latitude, where.longitude)
         if away > pincodes.NEAR_DISTRICT_KM:  # swapped coordinates, or another address's point
-            return {"latitude": f"the point is {away:,.0f} km from PIN code {pincode}: give the address's own "
-                                "point, or leave latitude and longitude out"}  # fmt: skip
+            return {
+                "latitude": f"the point is {away:,.0f} km from PIN code {pincode}: give the address's own "
+                "point, or leave latitude and longitude out"
+            }
     elif pincodes.nearest(where.latitude, where.longitude, state) is None:
         return {"latitude": f"the point is not in the service area ({state.title()})"}
     return replace(place, latitude=where.latitude, longitude=where.longitude)
@@ -133,11 +135,21 @@ def file(runtime: Runtime, filing: Filing, *, channel: Channel, client: str, key
     """Store the request (once per client and idempotency key), then text the citizen its number and
     dispatch it. The key sent again with another request is refused (422), as payment APIs do."""
     actor = f"api:{client}"
-    intake = Intake(service=filing.service, place=filing.place, phone=filing.phone, language=filing.language,
-                    channel=channel, actor=actor, idempotency_key=idempotency_key(client, key) if key else None,
-                    idempotency_digest=digest(filing, channel) if key else None,
-                    address_note=filing.address, preferred_time=filing.preferred_time,
-                    description=filing.description, contact_name=filing.name, filed_by=actor)  # fmt: skip
+    intake = Intake(
+        service=filing.service,
+        place=filing.place,
+        phone=filing.phone,
+        language=filing.language,
+        channel=channel,
+        actor=actor,
+        idempotency_key=idempotency_key(client, key) if key else None,
+        idempotency_digest=digest(filing, channel) if key else None,
+        address_note=filing.address,
+        preferred_time=filing.preferred_time,
+        description=filing.description,
+        contact_name=filing.name,
+        filed_by=actor,
+    )
     try:
         filed = file_request(runtime.engine, runtime.settings, intake)
     except KeyReused:

@@ -13,8 +13,15 @@ from flask import Response
 
 Format = Literal["json", "xml"]
 # In XML, the element each item of a list is wrapped in, by the list's name.
-ITEMS = {"services": "service", "service_requests": "request", "errors": "error", "attributes": "attribute",
-         "values": "value", "endpoints": "endpoint", "formats": "format"}  # fmt: skip
+ITEMS = {
+    "services": "service",
+    "service_requests": "request",
+    "errors": "error",
+    "attributes": "attribute",
+    "values": "value",
+    "endpoints": "endpoint",
+    "formats": "format",
+}
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")  # characters XML 1.0 cannot hold
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 

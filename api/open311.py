@@ -49,20 +49,58 @@ MAX_IDS = 100
 MAX_BODY = 64 * 1024
 FILERS = (ApiRole.PARTNER, *STAFF)
 # POST fields, and the longest each may be (description: GeoReport's own limit).
-FIELDS = {"api_key": 64, "jurisdiction_id": 100, "service_code": 32, "lat": 32, "long": 32, "address_string": 500,
-          "address_id": 100, "email": 160, "device_id": 100, "account_id": 100, "first_name": 60, "last_name": 60,
-          "phone": 20, "description": 4000, "media_url": 500, "pincode": 6, "language": 2,
-          "attribute[pincode]": 6, "attribute[language]": 2, "attribute[preferred_time]": 80}  # fmt: skip
+FIELDS = {
+    "api_key": 64,
+    "jurisdiction_id": 100,
+    "service_code": 32,
+    "lat": 32,
+    "long": 32,
+    "address_string": 500,
+    "address_id": 100,
+    "email": 160,
+    "device_id": 100,
+    "account_id": 100,
+    "first_name": 60,
+    "last_name": 60,
+    "phone": 20,
+    "description": 4000,
+    "media_url": 500,
+    "pincode": 6,
+    "language": 2,
+    "attribute[pincode]": 6,
+    "attribute[language]": 2,
+    "attribute[preferred_time]": 80,
+}
 # The fields whose text reaches the request (and an agent's or a worker's screen).
 TEXTS = ("first_name", "last_name", "address_string", "description", "attribute[preferred_time]")
 # What only the helpline sets: GeoReport's fields of a request's answer (its id, state and times) and
 # our own of its progress. A client posting one expects it to take effect, and it never would: refused,
 # as /api/v1 refuses any field it does not take (other unknown fields are ignored, as GeoReport allows).
-SET_BY_THE_HELPLINE = frozenset({
-    "service_request_id", "token", "status", "status_notes", "agency_responsible", "service_notice",
-    "requested_datetime", "updated_datetime", "expected_datetime", "worker", "worker_id", "worker_name", "number",
-    "channel", "filed_by", "assigned_at", "completed_at", "completion_code", "rating", "created_at", "updated_at",
-})  # fmt: skip
+SET_BY_THE_HELPLINE = frozenset(
+    {
+        "service_request_id",
+        "token",
+        "status",
+        "status_notes",
+        "agency_responsible",
+        "service_notice",
+        "requested_datetime",
+        "updated_datetime",
+        "expected_datetime",
+        "worker",
+        "worker_id",
+        "worker_name",
+        "number",
+        "channel",
+        "filed_by",
+        "assigned_at",
+        "completed_at",
+        "completion_code",
+        "rating",
+        "created_at",
+        "updated_at",
+    }
+)
 
 
 class Refused(Exception):
@@ -107,8 +145,11 @@ def failed(error: Exception) -> Response:
 
 
 def http_error(error: HTTPException) -> Response:
-    texts = {404: "no such resource; see /open311/v2/discovery.xml", 405: "this resource does not take this method",
-             413: f"the request is larger than {MAX_BODY // 1024} KiB"}  # fmt: skip
+    texts = {
+        404: "no such resource; see /open311/v2/discovery.xml",
+        405: "this resource does not take this method",
+        413: f"the request is larger than {MAX_BODY // 1024} KiB",
+    }
     return errors(_format(), error.code or 500, {"": texts.get(error.code or 500, error.name)})
 
 
@@ -121,11 +162,19 @@ def discovery(fmt: Format) -> Response:
     settings = runtime().settings
     _jurisdiction(settings)
     base = f"{settings.public_url}/open311/v2"
-    endpoint = {"specification": SPECIFICATION, "url": base, "changeset": "2026-12-02T00:00:00Z",
-                "type": "production", "formats": ["text/xml", "application/json"]}  # fmt: skip
-    document = {"changeset": "2026-12-02T00:00:00Z", "contact": f"{settings.helpline_name}: {settings.helpline_number}",
-                "key_service": f"API tokens: ask the helpline's administrator ({settings.helpline_name})",
-                "endpoints": [endpoint]}  # fmt: skip
+    endpoint = {
+        "specification": SPECIFICATION,
+        "url": base,
+        "changeset": "2026-12-02T00:00:00Z",
+        "type": "production",
+        "formats": ["text/xml", "application/json"],
+    }
+    document = {
+        "changeset": "2026-12-02T00:00:00Z",
+        "contact": f"{settings.helpline_name}: {settings.helpline_number}",
+        "key_service": f"API tokens: ask the helpline's administrator ({settings.helpline_name})",
+        "endpoints": [endpoint],
+    }
     return answer(fmt, "discovery", document)
 
 
@@ -138,11 +187,16 @@ def services(fmt: Format) -> Response:
 
 def _service(settings: Settings, code: str) -> dict[str, Any]:
     service = settings.service(code)
-    return {"service_code": service.code, "service_name": service.name_en,
-            "description": f"{service.name_en} ({service.name_hi}): a verified worker visits the home; "
-                           f"visit charge ₹{service.visit_charge}",
-            "metadata": True, "type": "realtime", "keywords": f"{service.code}, {service.name_hi}",
-            "group": "home services"}  # fmt: skip
+    return {
+        "service_code": service.code,
+        "service_name": service.name_en,
+        "description": f"{service.name_en} ({service.name_hi}): a verified worker visits the home; "
+        f"visit charge ₹{service.visit_charge}",
+        "metadata": True,
+        "type": "realtime",
+        "keywords": f"{service.code}, {service.name_hi}",
+        "group": "home services",
+    }
 
 
 @bp.get(f"/services/<code>.{FORMATS}")
@@ -154,18 +208,30 @@ def definition(code: str, fmt: Format) -> Response:
         raise Refused(404, {"service_code": f"no service {code[:32]!r}; see services.{fmt}"})
     languages = [{"key": lang.code, "name": lang.name} for lang in settings.languages]
     attributes = [
-        _attribute("pincode", "string", 1, "6-digit PIN code of the address (not needed with lat/long, or an "
-                                           "address_string that holds it)"),
+        _attribute(
+            "pincode",
+            "string",
+            1,
+            "6-digit PIN code of the address (not needed with lat/long, or an address_string that holds it)",
+        ),
         _attribute("language", "singlevaluelist", 2, "language of the SMS and calls the citizen gets", languages),
         _attribute("preferred_time", "string", 3, "when the citizen would like the visit"),
-    ]  # fmt: skip
+    ]
     return answer(fmt, "service_definition", {"service_code": code, "attributes": attributes})
 
 
-def _attribute(code: str, datatype: str, order: int, description: str,
-               values: list[dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
-    shown = {"variable": True, "code": code, "datatype": datatype, "required": False,
-             "datatype_description": None, "order": order, "description": description}  # fmt: skip
+def _attribute(
+    code: str, datatype: str, order: int, description: str, values: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    shown = {
+        "variable": True,
+        "code": code,
+        "datatype": datatype,
+        "required": False,
+        "datatype_description": None,
+        "order": order,
+        "description": description,
+    }
     return shown | ({"values": values} if values else {})
 
 
@@ -268,11 +334,16 @@ def _filing(form: dict[str, str], settings: Settings, service: str) -> filing.Fi
     if problems or isinstance(place, dict):
         raise Refused(400, problems)
     name = " ".join(part for part in (form.get("first_name"), form.get("last_name")) if part)
-    return filing.Filing(service=service, place=place, phone=filing.indian_phone(form["phone"]) or "",
-                         language=language, name=filing.tidy(name, 120),
-                         address=filing.tidy(form.get("address_string"), 500),
-                         description=filing.tidy_lines(form.get("description"), 4000),
-                         preferred_time=filing.tidy(form.get("attribute[preferred_time]"), 80))  # fmt: skip
+    return filing.Filing(
+        service=service,
+        place=place,
+        phone=filing.indian_phone(form["phone"]) or "",
+        language=language,
+        name=filing.tidy(name, 120),
+        address=filing.tidy(form.get("address_string"), 500),
+        description=filing.tidy_lines(form.get("description"), 4000),
+        preferred_time=filing.tidy(form.get("attribute[preferred_time]"), 80),
+    )
 
 
 def _pincode(form: dict[str, str]) -> str:
@@ -306,9 +377,11 @@ def _renamed(problems: dict[str, str]) -> dict[str, str]:
 def _receipt(settings: Settings, filed: Filed) -> dict[str, Any]:
     found = filed.request
     service = settings.service(found.service_code)
-    notice = (f"A verified {service.name_en.lower()} near {pincodes.display_name(found.district)} is being "
-              f"offered the job; visit charge ₹{service.visit_charge}. The citizen gets the request number by "
-              f"SMS and can follow it on {settings.helpline_number}.")  # fmt: skip
+    notice = (
+        f"A verified {service.name_en.lower()} near {pincodes.display_name(found.district)} is being "
+        f"offered the job; visit charge ₹{service.visit_charge}. The citizen gets the request number by "
+        f"SMS and can follow it on {settings.helpline_number}."
+    )
     return {"service_request_id": found.number, "service_notice": notice, "account_id": None}
 
 
@@ -459,8 +532,10 @@ def _agencies(db: Session, found: Sequence[ServiceRequest]) -> dict[int | None, 
     ids = [r.id for r in found if r.worker_id]
     if not ids:
         return {}
-    query = (select(ServiceRequest.id, Provider.name)
-             .join(Worker, col(Worker.id) == ServiceRequest.worker_id)
-             .join(Provider, col(Provider.id) == Worker.provider_id)
-             .where(col(ServiceRequest.id).in_(ids)))  # fmt: skip
+    query = (
+        select(ServiceRequest.id, Provider.name)
+        .join(Worker, col(Worker.id) == ServiceRequest.worker_id)
+        .join(Provider, col(Provider.id) == Worker.provider_id)
+        .where(col(ServiceRequest.id).in_(ids))
+    )
     return dict(db.exec(query).all())

@@ -46,19 +46,33 @@ def requests(
     return [request(settings, r, callers.get(r.caller_id), workers.get(r.worker_id), token) for r in found]
 
 
-def request(settings: Settings, found: ServiceRequest, citizen_phone: str | None, worker: Worker | None,
-            token: ApiToken) -> schemas.Request:  # fmt: skip
+def request(
+    settings: Settings, found: ServiceRequest, citizen_phone: str | None, worker: Worker | None, token: ApiToken
+) -> schemas.Request:
     if token.role is ApiRole.PROVIDER and citizen_phone:
         citizen_phone = phones.mask(citizen_phone)
     return schemas.Request(
-        number=found.number, status=found.status.value, service=found.service_code,
-        service_name=settings.service_name(found.service_code), channel=found.channel.value,
-        language=found.language, pincode=found.pincode, district=found.district, latitude=found.latitude,
-        longitude=found.longitude, address=found.address_note, description=found.description,
-        preferred_time=found.preferred_time, citizen=schemas.Citizen(phone=citizen_phone, name=found.contact_name),
-        worker=_worker_on_job(worker, token), rating=found.rating, created_at=found.created_at,
-        updated_at=found.updated_at, assigned_at=found.assigned_at, completed_at=found.completed_at,
-    )  # fmt: skip
+        number=found.number,
+        status=found.status.value,
+        service=found.service_code,
+        service_name=settings.service_name(found.service_code),
+        channel=found.channel.value,
+        language=found.language,
+        pincode=found.pincode,
+        district=found.district,
+        latitude=found.latitude,
+        longitude=found.longitude,
+        address=found.address_note,
+        description=found.description,
+        preferred_time=found.preferred_time,
+        citizen=schemas.Citizen(phone=citizen_phone, name=found.contact_name),
+        worker=_worker_on_job(worker, token),
+        rating=found.rating,
+        created_at=found.created_at,
+        updated_at=found.updated_at,
+        assigned_at=found.assigned_at,
+        completed_at=found.completed_at,
+    )
 
 
 def _worker_on_job(worker: Worker | None, token: ApiToken) -> schemas.WorkerOnJob | None:
@@ -75,26 +89,51 @@ def request_detail(db: Session, settings: Settings, found: ServiceRequest, token
 
 
 def offers(db: Session, found: ServiceRequest, token: ApiToken) -> list[schemas.OfferMade]:
-    rows = db.exec(select(Offer, Worker).join(Worker, col(Worker.id) == Offer.worker_id)
-                   .where(Offer.request_id == found.id).order_by(col(Offer.id))).all()  # fmt: skip
+    rows = db.exec(
+        select(Offer, Worker)
+        .join(Worker, col(Worker.id) == Offer.worker_id)
+        .where(Offer.request_id == found.id)
+        .order_by(col(Offer.id))
+    ).all()
     if token.role is ApiRole.PROVIDER:
         rows = [(offer, worker) for offer, worker in rows if worker.provider_id == token.provider_id]
     named = token.role is not ApiRole.PARTNER
-    return [schemas.OfferMade(id=offer.id or 0, worker_id=worker.id if named else None,
-                              worker_name=worker.name if named else None, status=offer.status.value,
-                              channel=offer.channel.value, round=offer.dispatch_round, created_at=offer.created_at,
-                              expires_at=offer.expires_at, answered_at=offer.answered_at)
-            for offer, worker in rows]  # fmt: skip
+    return [
+        schemas.OfferMade(
+            id=offer.id or 0,
+            worker_id=worker.id if named else None,
+            worker_name=worker.name if named else None,
+            status=offer.status.value,
+            channel=offer.channel.value,
+            round=offer.dispatch_round,
+            created_at=offer.created_at,
+            expires_at=offer.expires_at,
+            answered_at=offer.answered_at,
+        )
+        for offer, worker in rows
+    ]
 
 
 def timeline(db: Session, found: ServiceRequest, token: ApiToken) -> list[schemas.Event]:
     """The request's audit trail, oldest first: for staff whole; for others its moves between states."""
-    events = db.exec(select(AuditEvent).where(AuditEvent.entity == "service_request", AuditEvent.entity_id == found.id)
-                     .order_by(col(AuditEvent.at), col(AuditEvent.id))).all()  # fmt: skip
+    events = db.exec(
+        select(AuditEvent)
+        .where(AuditEvent.entity == "service_request", AuditEvent.entity_id == found.id)
+        .order_by(col(AuditEvent.at), col(AuditEvent.id))
+    ).all()
     staff = token.role in STAFF
-    return [schemas.Event(at=e.at, action=e.action, from_status=e.from_status, to_status=e.to_status,
-                          actor=e.actor if staff else None, reason=e.reason if staff else None)
-            for e in events if staff or _a_move(e)]  # fmt: skip
+    return [
+        schemas.Event(
+            at=e.at,
+            action=e.action,
+            from_status=e.from_status,
+            to_status=e.to_status,
+            actor=e.actor if staff else None,
+            reason=e.reason if staff else None,
+        )
+        for e in events
+        if staff or _a_move(e)
+    ]
 
 
 def _a_move(event: AuditEvent) -> bool:
@@ -107,8 +146,9 @@ def workers(db: Session, found: Sequence[Worker]) -> list[schemas.WorkerShown]:
     """Several workers, their skills and agencies loaded in two queries."""
     ids = [w.id for w in found]
     skills: dict[int, list[str]] = {}
-    for worker_id, code in db.exec(select(WorkerSkill.worker_id, WorkerSkill.service_code)
-                                   .where(col(WorkerSkill.worker_id).in_(ids))).all():  # fmt: skip
+    for worker_id, code in db.exec(
+        select(WorkerSkill.worker_id, WorkerSkill.service_code).where(col(WorkerSkill.worker_id).in_(ids))
+    ).all():
         skills.setdefault(worker_id, []).append(code)
     agency_ids = {w.provider_id for w in found if w.provider_id}
     agencies = {p.id: p for p in db.exec(select(Provider).where(col(Provider.id).in_(agency_ids))).all()}
@@ -117,11 +157,24 @@ def workers(db: Session, found: Sequence[Worker]) -> list[schemas.WorkerShown]:
 
 def worker(shown: Worker, skills: Iterable[str], provider: Provider | None) -> schemas.WorkerShown:
     return schemas.WorkerShown(
-        id=shown.id or 0, name=shown.name, phone=shown.phone, skills=sorted(skills), pincode=shown.pincode,
-        district=shown.district, latitude=shown.latitude, longitude=shown.longitude,
-        service_radius_km=shown.service_radius_km, language=shown.language, voice_preferred=shown.voice_preferred,
-        police_verification=shown.police_verification.value, police_verified_on=shown.police_verified_on,
-        available=shown.available, active=shown.active, rating=shown.rating, rating_count=shown.rating_count,
+        id=shown.id or 0,
+        name=shown.name,
+        phone=shown.phone,
+        skills=sorted(skills),
+        pincode=shown.pincode,
+        district=shown.district,
+        latitude=shown.latitude,
+        longitude=shown.longitude,
+        service_radius_km=shown.service_radius_km,
+        language=shown.language,
+        voice_preferred=shown.voice_preferred,
+        police_verification=shown.police_verification.value,
+        police_verified_on=shown.police_verified_on,
+        available=shown.available,
+        active=shown.active,
+        rating=shown.rating,
+        rating_count=shown.rating_count,
         provider=schemas.Agency(id=provider.id or 0, name=provider.name) if provider else None,
-        created_at=shown.created_at, updated_at=shown.updated_at,
-    )  # fmt: skip
+        created_at=shown.created_at,
+        updated_at=shown.updated_at,
+    )

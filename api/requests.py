@@ -114,8 +114,14 @@ def create() -> ResponseReturnValue:
     where = filing.Location(asked.pincode, asked.latitude, asked.longitude, asked.address)
     place = filing.locate(where, settings)
     problems = filing.check_contact(asked.phone, settings, asked.service)
-    problems |= filing.reordering({"name": asked.name, "address": asked.address, "description": asked.description,
-                                   "preferred_time": asked.preferred_time})  # fmt: skip
+    problems |= filing.reordering(
+        {
+            "name": asked.name,
+            "address": asked.address,
+            "description": asked.description,
+            "preferred_time": asked.preferred_time,
+        }
+    )
     spoken = [lang.code for lang in settings.languages]
     if asked.language not in spoken:  # the document lists every language the product has; this helpline may not
         problems["language"] = f"one of {', '.join(spoken)}"
@@ -123,10 +129,16 @@ def create() -> ResponseReturnValue:
         raise invalid({**problems, **(place if isinstance(place, dict) else {})})
     phone = filing.indian_phone(asked.phone)
     assert phone is not None
-    made = filing.Filing(service=asked.service, place=place, phone=phone, language=asked.language,
-                         name=filing.tidy(asked.name, 120), address=filing.tidy(asked.address, 500),
-                         description=filing.tidy_lines(asked.description, 4000),
-                         preferred_time=filing.tidy(asked.preferred_time, 80))  # fmt: skip
+    made = filing.Filing(
+        service=asked.service,
+        place=place,
+        phone=phone,
+        language=asked.language,
+        name=filing.tidy(asked.name, 120),
+        address=filing.tidy(asked.address, 500),
+        description=filing.tidy_lines(asked.description, 4000),
+        preferred_time=filing.tidy(asked.preferred_time, 80),
+    )
     filed = filing.file(runtime(), made, channel=Channel.API, client=client().client, key=key)
     with Session(runtime().engine) as db:
         shown = present.request_detail(db, settings, filed.request, client())

@@ -16,8 +16,11 @@ from api.schemas import Service, Services
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_BODY = 64 * 1024  # bytes: a request or a worker is a few hundred; a larger body is a mistake or an attack
-MESSAGES = {404: "no such path; see /api/v1/openapi.json", 405: "this path does not take this method",
-            413: f"the body is larger than {MAX_BODY // 1024} KiB"}  # fmt: skip
+MESSAGES = {
+    404: "no such path; see /api/v1/openapi.json",
+    405: "this path does not take this method",
+    413: f"the body is larger than {MAX_BODY // 1024} KiB",
+}
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 for _part in (requests, workers):
@@ -46,8 +49,10 @@ def headers(response: Response) -> Response:
 @inputs.only()
 def services() -> ResponseReturnValue:
     """The catalogue: what a request may ask for."""
-    items = [Service(code=s.code, name_en=s.name_en, name_hi=s.name_hi, keypad_digit=s.digit,
-                     visit_charge=s.visit_charge) for s in runtime().settings.services]  # fmt: skip
+    items = [
+        Service(code=s.code, name_en=s.name_en, name_hi=s.name_hi, keypad_digit=s.digit, visit_charge=s.visit_charge)
+        for s in runtime().settings.services
+    ]
     return present.answer(Services(items=items))
 
 

@@ -66,8 +66,9 @@ def _filtered(query: Any) -> Any:
     district = inputs.district(runtime().settings.service_area.state)
     agency = inputs.whole_number("provider_id", 0, 1, MAX_ID)
     if skills:
-        has_skill = sa.exists().where(col(WorkerSkill.worker_id) == col(Worker.id),
-                                      col(WorkerSkill.service_code).in_(skills))  # fmt: skip
+        has_skill = sa.exists().where(
+            col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code).in_(skills)
+        )
         query = query.where(has_skill)
     if verification:
         query = query.where(col(Worker.police_verification).in_([VerificationStatus(v) for v in verification]))
@@ -136,12 +137,19 @@ def _agency(db: Session, provider_id: int | None) -> tuple[Provider | None, dict
 def _checked_row(asked: WorkerCreate, settings: Settings, problems: dict[str, str]) -> WorkerRow:
     """The worker as a row of the import file, through the same rules; with `problems` found before, a 400."""
     cells = {
-        "name": asked.name, "phone": asked.phone, "skills": ";".join(asked.skills), "pincode": asked.pincode,
-        "police_verified": "no", "available": "yes", "language": asked.language,
+        "name": asked.name,
+        "phone": asked.phone,
+        "skills": ";".join(asked.skills),
+        "pincode": asked.pincode,
+        "police_verified": "no",
+        "available": "yes",
+        "language": asked.language,
         "service_radius_km": "" if asked.service_radius_km is None else str(asked.service_radius_km),
-        "voice_preferred": "yes" if asked.voice_preferred else "no", "certification": asked.certification or "",
-        "certification_grade": asked.certification_grade or "", "origin": asked.origin,
-    }  # fmt: skip
+        "voice_preferred": "yes" if asked.voice_preferred else "no",
+        "certification": asked.certification or "",
+        "certification_grade": asked.certification_grade or "",
+        "origin": asked.origin,
+    }
     parsed = parse_row(1, cells, settings, utcnow().date())
     if isinstance(parsed, list):
         problems = {**problems, **{column or "body": "; ".join(found) for column, found in by_column(parsed).items()}}

@@ -57,8 +57,12 @@ TRUSTED_COOKIE = "sewamitra_device"  # a browser the user signed in from: "<devi
 TRUSTED_DAYS = 30
 # Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
-HOME = {Role.AGENT: "console.queue.live", Role.SUPERVISOR: "console.dashboard.today",
-        Role.ADMIN: "console.dashboard.today", Role.PROVIDER: "console.workers.index"}  # fmt: skip
+HOME = {
+    Role.AGENT: "console.queue.live",
+    Role.SUPERVISOR: "console.dashboard.today",
+    Role.ADMIN: "console.dashboard.today",
+    Role.PROVIDER: "console.workers.index",
+}
 WRONG = N_("Wrong user name or password.")
 PAUSED = N_("Too many failed attempts. Wait a while, then try again.")
 STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
@@ -115,11 +119,29 @@ def actor() -> str:
     return f"user:{g.user.id}"
 
 
-def audit(db: Session, action: AuditAction, entity: str, entity_id: int | None, *, reason: str | None = None,
-          from_status: str | None = None, to_status: str | None = None, **detail: Any) -> None:  # fmt: skip
+def audit(
+    db: Session,
+    action: AuditAction,
+    entity: str,
+    entity_id: int | None,
+    *,
+    reason: str | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    **detail: Any,
+) -> None:
     """One console action, recorded with who did it and from where."""
-    record(db, action, actor=actor(), entity=entity, entity_id=entity_id, reason=reason, from_status=from_status,
-           to_status=to_status, detail={"ip": request.remote_addr, **detail})  # fmt: skip
+    record(
+        db,
+        action,
+        actor=actor(),
+        entity=entity,
+        entity_id=entity_id,
+        reason=reason,
+        from_status=from_status,
+        to_status=to_status,
+        detail={"ip": request.remote_addr, **detail},
+    )
 
 
 def audit_refusal(action: AuditAction) -> None:
@@ -127,9 +149,13 @@ def audit_refusal(action: AuditAction) -> None:
     user = g.get("user")
     try:
         with session_scope(runtime().engine) as db:
-            record(db, action, actor=f"user:{user.id}" if user else "anonymous", entity="console",
-                   detail={"path": request.path[:200], "method": request.method,
-                           "ip": request.remote_addr})  # fmt: skip
+            record(
+                db,
+                action,
+                actor=f"user:{user.id}" if user else "anonymous",
+                entity="console",
+                detail={"path": request.path[:200], "method": request.method, "ip": request.remote_addr},
+            )
     except Exception:  # the refusal stands even when it cannot be recorded
         log.exception("could not record %s", action)
 
@@ -156,8 +182,9 @@ def sign_in() -> ResponseReturnValue:
     after_this_request(functools.partial(_trust_device, username))
     language = session.get("language")
     session.clear()  # a new session: nothing from before signing in survives (session fixation)
-    session.update(uid=user.id, epoch=user.session_epoch, since=time.time(), seen=time.time(),
-                   language=language or "en")  # fmt: skip
+    session.update(
+        uid=user.id, epoch=user.session_epoch, since=time.time(), seen=time.time(), language=language or "en"
+    )
     session.permanent = False
     _record_sign_in(user, AuditAction.USER_SIGNED_IN, username)
     return redirect(local_path(target) if target else url_for(home_endpoint(user.role)))
@@ -202,9 +229,14 @@ def _record_sign_in(user: User | None, action: AuditAction, username: str) -> No
             found = db.get(User, user.id)
             if found is not None:
                 found.last_login_at = utcnow()
-        record(db, action, actor=f"user:{user.id}" if user else "anonymous", entity="user",
-               entity_id=user.id if user else None,
-               detail={"username": username, "ip": request.remote_addr})  # fmt: skip
+        record(
+            db,
+            action,
+            actor=f"user:{user.id}" if user else "anonymous",
+            entity="user",
+            entity_id=user.id if user else None,
+            detail={"username": username, "ip": request.remote_addr},
+        )
 
 
 def _limits(username: str, address: str, device: str | None = None) -> dict[str, int]:
@@ -215,8 +247,11 @@ def _limits(username: str, address: str, device: str | None = None) -> dict[str,
     limit = runtime().settings.console.login_attempts
     if device is not None:
         return {f"{ATTEMPTS_KEY}device:{device}": limit}
-    return {f"{ATTEMPTS_KEY}pair:{username}:{address}": limit, f"{ATTEMPTS_KEY}user:{username}": 4 * limit,
-            f"{ATTEMPTS_KEY}ip:{address}": 10 * limit}  # fmt: skip
+    return {
+        f"{ATTEMPTS_KEY}pair:{username}:{address}": limit,
+        f"{ATTEMPTS_KEY}user:{username}": 4 * limit,
+        f"{ATTEMPTS_KEY}ip:{address}": 10 * limit,
+    }
 
 
 def _attempt(username: str, address: str, device: str | None = None) -> bool:
@@ -273,7 +308,13 @@ def _trust_device(username: str, response: Response) -> Response:
     mac = _device_mac(username, device, since)
     if mac is None:
         return response
-    response.set_cookie(TRUSTED_COOKIE, f"{device}.{since}.{mac}",
-                        max_age=TRUSTED_DAYS * 86400, path="/console", httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])  # fmt: skip
+    response.set_cookie(
+        TRUSTED_COOKIE,
+        f"{device}.{since}.{mac}",
+        max_age=TRUSTED_DAYS * 86400,
+        path="/console",
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
     return response

@@ -87,18 +87,38 @@ def show(caller_id: int) -> ResponseReturnValue:
     return _screen(caller, _prefill(caller, request.args.get("call", "")))
 
 
-def _screen(caller: Caller | None, draft: Draft, errors: dict[str, str] | None = None,
-            status: int = 200) -> ResponseReturnValue:  # fmt: skip
+def _screen(
+    caller: Caller | None, draft: Draft, errors: dict[str, str] | None = None, status: int = 200
+) -> ResponseReturnValue:
     past: list[ServiceRequest] = []
     callbacks: list[CallbackRequest] = []
     if caller is not None:
         with Session(runtime().engine) as db:
-            past = list(db.exec(select(ServiceRequest).where(ServiceRequest.caller_id == caller.id)
-                                .order_by(col(ServiceRequest.created_at).desc()).limit(PAST_SHOWN)).all())  # fmt: skip
-            callbacks = list(db.exec(select(CallbackRequest).where(CallbackRequest.caller_id == caller.id)
-                                     .order_by(col(CallbackRequest.created_at).desc()).limit(5)).all())  # fmt: skip
-    return render_template("console/caller.html", caller=caller, draft=draft, errors=errors or {}, past=past,
-                           callbacks=callbacks, services=runtime().settings.services), status  # fmt: skip
+            past = list(
+                db.exec(
+                    select(ServiceRequest)
+                    .where(ServiceRequest.caller_id == caller.id)
+                    .order_by(col(ServiceRequest.created_at).desc())
+                    .limit(PAST_SHOWN)
+                ).all()
+            )
+            callbacks = list(
+                db.exec(
+                    select(CallbackRequest)
+                    .where(CallbackRequest.caller_id == caller.id)
+                    .order_by(col(CallbackRequest.created_at).desc())
+                    .limit(5)
+                ).all()
+            )
+    return render_template(
+        "console/caller.html",
+        caller=caller,
+        draft=draft,
+        errors=errors or {},
+        past=past,
+        callbacks=callbacks,
+        services=runtime().settings.services,
+    ), status
 
 
 def _call(call_sid: str) -> callqueue.Call | None:
@@ -118,9 +138,15 @@ def _prefill(caller: Caller | None, call_sid: str) -> Draft:
     place = pincodes.lookup(known.pincode) if known and known.pincode else None
     language = (known.language if known else None) or (caller.language if caller else None) or "hi"
     district = district_name(place.district) if place else ""
-    return Draft(phone=caller.phone if caller else "", service=known.service if known else "",
-                 pincode=place.pincode if place else "", district=district, language=language,
-                 call_sid=call_sid if known else "", form_id=_form_id())  # fmt: skip
+    return Draft(
+        phone=caller.phone if caller else "",
+        service=known.service if known else "",
+        pincode=place.pincode if place else "",
+        district=district,
+        language=language,
+        call_sid=call_sid if known else "",
+        form_id=_form_id(),
+    )
 
 
 def _form_id() -> str:
@@ -136,10 +162,18 @@ def create() -> ResponseReturnValue:
     caller = _known_caller(phone)
     if errors or place is None:
         return _screen(caller, draft, errors, status=400)
-    intake = Intake(service=draft.service, place=place, phone=phone, language=draft.language,
-                    channel=Channel.AGENT, actor=auth.actor(), idempotency_key=f"console:{draft.form_id}",
-                    address_note=draft.address_note or None, preferred_time=draft.preferred_time or None,
-                    detail=(("call_sid", draft.call_sid),) if draft.call_sid else ())  # fmt: skip
+    intake = Intake(
+        service=draft.service,
+        place=place,
+        phone=phone,
+        language=draft.language,
+        channel=Channel.AGENT,
+        actor=auth.actor(),
+        idempotency_key=f"console:{draft.form_id}",
+        address_note=draft.address_note or None,
+        preferred_time=draft.preferred_time or None,
+        detail=(("call_sid", draft.call_sid),) if draft.call_sid else (),
+    )
     filed = file_request(runtime().engine, runtime().settings, intake)
     if filed.created:
         queue_follow_ups(runtime().redis, filed)
@@ -167,10 +201,17 @@ def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes
         )
     if language not in {lang.code for lang in runtime().settings.languages}:
         language = "hi"
-    draft = Draft(phone=raw_phone, service=service, pincode=pincode,
-                  district=district_name(place.district) if place else "", language=language,
-                  call_sid=form.get("call_sid", "")[:40], form_id=form.get("form_id", "")[:40] or _form_id(),
-                  address_note=text["address_note"], preferred_time=text["preferred_time"])  # fmt: skip
+    draft = Draft(
+        phone=raw_phone,
+        service=service,
+        pincode=pincode,
+        district=district_name(place.district) if place else "",
+        language=language,
+        call_sid=form.get("call_sid", "")[:40],
+        form_id=form.get("form_id", "")[:40] or _form_id(),
+        address_note=text["address_note"],
+        preferred_time=text["preferred_time"],
+    )
     return draft, errors, place if not errors else None, phone
 
 
@@ -210,12 +251,27 @@ def schedule_callback(caller_id: int) -> ResponseReturnValue:
     return redirect(url_for(".show", caller_id=caller_id))
 
 
-def promise_callback(db: Session, caller: Caller, due: datetime, note: str | None, language: str,
-                     request_id: int | None = None) -> None:  # fmt: skip
+def promise_callback(
+    db: Session, caller: Caller, due: datetime, note: str | None, language: str, request_id: int | None = None
+) -> None:
     """An agent's promise to ring the citizen back at `due` (about a request, perhaps), on the live queue."""
-    callback = CallbackRequest(phone=caller.phone, caller_id=caller.id, language=language, reason="agent_scheduled",
-                               note=note, due_at=due, request_id=request_id)  # fmt: skip
+    callback = CallbackRequest(
+        phone=caller.phone,
+        caller_id=caller.id,
+        language=language,
+        reason="agent_scheduled",
+        note=note,
+        due_at=due,
+        request_id=request_id,
+    )
     db.add(callback)
     db.flush()
-    auth.audit(db, AuditAction.CALLBACK_SCHEDULED, "callback_request", callback.id, reason=note, due_at=due.isoformat(),
-               request_id=request_id)  # fmt: skip
+    auth.audit(
+        db,
+        AuditAction.CALLBACK_SCHEDULED,
+        "callback_request",
+        callback.id,
+        reason=note,
+        due_at=due.isoformat(),
+        request_id=request_id,
+    )

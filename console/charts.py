@@ -46,13 +46,22 @@ def _row(index: int, bar: Bar, peak: int) -> Markup:
     length = round((WIDTH - LABEL_WIDTH - VALUE_WIDTH) * bar.value / peak, 1)
     value = f"{bar.value:,}" + (f" · {bar.note}" if bar.note else "")
     return Markup(
-        '<g><title>{label}: {value}</title>'
+        "<g><title>{label}: {value}</title>"
         '<text x="0" y="{text_y}">{short}</text>'
         '<rect x="{left}" y="{bar_y}" width="{length}" height="{bar}" rx="2" fill="{fill}"></rect>'
         '<text x="{value_x}" y="{text_y}">{value}</text></g>'
-    ).format(label=bar.label, value=value, short=_shorten(bar.label), text_y=top + 15, left=LABEL_WIDTH,
-             bar_y=top + 4, length=length, bar=BAR, fill=COLOURS.get(bar.colour, BRAND),
-             value_x=LABEL_WIDTH + length + 4)  # fmt: skip
+    ).format(
+        label=bar.label,
+        value=value,
+        short=_shorten(bar.label),
+        text_y=top + 15,
+        left=LABEL_WIDTH,
+        bar_y=top + 4,
+        length=length,
+        bar=BAR,
+        fill=COLOURS.get(bar.colour, BRAND),
+        value_x=LABEL_WIDTH + length + 4,
+    )
 
 
 def _shorten(label: str) -> str:

@@ -23,8 +23,15 @@ from storage.models import CallLog, Direction, RequestStatus, Role, ServiceReque
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 TOP_DISTRICTS = 15
 OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
-STATUS_COLOURS = {"new": "brand", "offered": "brand", "assigned": "ok", "completed": "ok", "closed": "muted",
-                  "escalated": "bad", "cancelled": "muted"}  # fmt: skip
+STATUS_COLOURS = {
+    "new": "brand",
+    "offered": "brand",
+    "assigned": "ok",
+    "completed": "ok",
+    "closed": "muted",
+    "escalated": "bad",
+    "cancelled": "muted",
+}
 FIRST_DAY = date(2000, 1, 1)
 UNREADABLE_DAY = labels.N_("That date could not be read; showing today.")
 
@@ -52,10 +59,18 @@ def today() -> ResponseReturnValue:
     sla = timedelta(minutes=settings.console.assignment_sla_minutes)
     with auth.runtime().engine.connect() as db:
         figures = _figures(db, start, end, now - sla, sla)
-    return render_template("console/dashboard.html", day=day, this_day=this_day, figures=figures,
-                           sla_minutes=settings.console.assignment_sla_minutes, charts=_charts(figures),
-                           export_url=_export_url(day), one_day=timedelta(days=1), metrics=metrics,
-                           statuses=[status.value for status in RequestStatus])  # fmt: skip
+    return render_template(
+        "console/dashboard.html",
+        day=day,
+        this_day=this_day,
+        figures=figures,
+        sla_minutes=settings.console.assignment_sla_minutes,
+        charts=_charts(figures),
+        export_url=_export_url(day),
+        one_day=timedelta(days=1),
+        metrics=metrics,
+        statuses=[status.value for status in RequestStatus],
+    )
 
 
 def chosen_day(raw: str | None, this_day: date) -> date:
@@ -87,15 +102,21 @@ def _figures(db: sa.Connection, start: datetime, end: datetime, overdue_before: 
 
 def _call_groups(db: sa.Connection, start: datetime, end: datetime) -> list[metrics.CallGroup]:
     """The day's inbound calls counted by outcome and queue result, with their queue waits summed."""
-    outcome, result, wait, started = (col(CallLog.outcome), col(CallLog.queue_result), col(CallLog.queue_wait_s),
-                                      col(CallLog.started_at))  # fmt: skip
+    outcome, result, wait, started = (
+        col(CallLog.outcome),
+        col(CallLog.queue_result),
+        col(CallLog.queue_wait_s),
+        col(CallLog.started_at),
+    )
     query = (
         sa.select(outcome, result, sa.func.count(), sa.func.coalesce(sa.func.sum(wait), 0), sa.func.count(wait))
         .where(col(CallLog.direction) == Direction.INBOUND, started >= start, started < end)
         .group_by(outcome, result)
     )
-    return [metrics.CallGroup(outcome, result, calls, int(total or 0), waits)
-            for outcome, result, calls, total, waits in db.execute(query)]  # fmt: skip
+    return [
+        metrics.CallGroup(outcome, result, calls, int(total or 0), waits)
+        for outcome, result, calls, total, waits in db.execute(query)
+    ]
 
 
 def _by_status(db: sa.Connection, *conditions: sa.ColumnElement[bool]) -> dict[str, int]:
@@ -119,8 +140,9 @@ def _assignments(db: sa.Connection, start: datetime, end: datetime) -> list[tupl
 
 def _waiting_past_sla(db: sa.Connection, overdue_before: datetime) -> int:
     """Requests nobody has taken yet that have already waited longer than the SLA."""
-    query = sa.select(sa.func.count()).where(col(ServiceRequest.status).in_(lifecycle.UNASSIGNED),
-                                              col(ServiceRequest.created_at) < overdue_before)  # fmt: skip
+    query = sa.select(sa.func.count()).where(
+        col(ServiceRequest.status).in_(lifecycle.UNASSIGNED), col(ServiceRequest.created_at) < overdue_before
+    )
     return int(db.execute(query).scalar_one())
 
 
@@ -128,19 +150,27 @@ def _charts(figures: Figures) -> dict[str, str]:
     """The three charts, drawn in the console's language."""
     t = labels.translate
     calls = figures.calls
-    parts = [(t("Answered in IVR"), calls.in_ivr, "ok"), (t("Answered by agents"), calls.by_agents, "brand"),
-             (t("Abandoned in queue"), calls.abandoned, "bad"), (t("Other"), calls.other, "muted")]  # fmt: skip
-    call_bars = [charts.Bar(label, count, colour, metrics.format_percent(metrics.rate(count, calls.calls)))
-                 for label, count, colour in parts]  # fmt: skip
+    parts = [
+        (t("Answered in IVR"), calls.in_ivr, "ok"),
+        (t("Answered by agents"), calls.by_agents, "brand"),
+        (t("Abandoned in queue"), calls.abandoned, "bad"),
+        (t("Other"), calls.other, "muted"),
+    ]
+    call_bars = [
+        charts.Bar(label, count, colour, metrics.format_percent(metrics.rate(count, calls.calls)))
+        for label, count, colour in parts
+    ]
     created = figures.created
     status_bars = [charts.Bar(t(s.value), created.get(s.value, 0), STATUS_COLOURS[s.value]) for s in RequestStatus]
     shown, rest = metrics.top(figures.districts, TOP_DISTRICTS)
     district_bars = [charts.Bar(pincodes.display_name(name, labels.language()), count) for name, count in shown]
     if rest:
         district_bars.append(charts.Bar(t("Other districts"), rest, "muted"))
-    return {"calls": charts.horizontal_bars(call_bars, t("Calls")) if calls.calls else "",
-            "status": charts.horizontal_bars(status_bars, t("By status")) if figures.created else "",
-            "district": charts.horizontal_bars(district_bars, t("By district")) if district_bars else ""}  # fmt: skip
+    return {
+        "calls": charts.horizontal_bars(call_bars, t("Calls")) if calls.calls else "",
+        "status": charts.horizontal_bars(status_bars, t("By status")) if figures.created else "",
+        "district": charts.horizontal_bars(district_bars, t("By district")) if district_bars else "",
+    }
 
 
 def _export_url(day: date) -> str:

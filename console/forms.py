@@ -13,5 +13,6 @@ NOTE_MAX = 500  # notes, reasons, address notes: the database's column width
 def has_nul(values: object) -> bool:
     """A NUL in any value of a MultiDict: no console field has a use for one (and PostgreSQL refuses it)."""
     lists = getattr(values, "lists", None)
-    return lists is not None and any("\x00" in key or any("\x00" in v for v in vs if isinstance(v, str))
-                                     for key, vs in lists())  # fmt: skip
+    return lists is not None and any(
+        "\x00" in key or any("\x00" in v for v in vs if isinstance(v, str)) for key, vs in lists()
+    )

@@ -18,8 +18,7 @@ DOMAIN = "messages"
 
 
 def init_app(app: Flask) -> None:
-    Babel(app, locale_selector=language, default_translation_directories=str(TRANSLATIONS),
-          default_domain=DOMAIN)  # fmt: skip
+    Babel(app, locale_selector=language, default_translation_directories=str(TRANSLATIONS), default_domain=DOMAIN)
 
 
 def language() -> str:

@@ -18,9 +18,14 @@ SEES_CITIZEN_NUMBERS = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(local=local_time, wait=wait, citizen_phone=citizen_phone,
-                                 district=district_name, service=service_name,
-                                 duration=duration)  # fmt: skip
+    app.jinja_env.filters.update(
+        local=local_time,
+        wait=wait,
+        citizen_phone=citizen_phone,
+        district=district_name,
+        service=service_name,
+        duration=duration,
+    )
 
 
 def zone() -> ZoneInfo:

@@ -37,8 +37,9 @@ def index() -> ResponseReturnValue:
     with Session(runtime().engine) as db:
         agencies = list(db.exec(select(Provider).order_by(col(Provider.name))).all())
         counts = _pool_counts(db)
-    return render_template("console/providers/index.html", providers=agencies, counts=counts,
-                           unaffiliated=counts.get(None, PoolCounts()))  # fmt: skip
+    return render_template(
+        "console/providers/index.html", providers=agencies, counts=counts, unaffiliated=counts.get(None, PoolCounts())
+    )
 
 
 @bp.get("/<id:provider_id>")
@@ -51,8 +52,9 @@ def show(provider_id: int) -> ResponseReturnValue:
         counts = _pool_counts(db, provider_id).get(provider_id, PoolCounts())
         users = list(db.exec(select(User).where(col(User.provider_id) == provider_id).order_by(col(User.username))))
         by_district = _districts_of(db, provider_id)
-    return render_template("console/providers/show.html", provider=agency, counts=counts, users=users,
-                           by_district=by_district)  # fmt: skip
+    return render_template(
+        "console/providers/show.html", provider=agency, counts=counts, users=users, by_district=by_district
+    )
 
 
 def _pool_counts(db: Session, provider_id: int | None = None) -> dict[int | None, PoolCounts]:

@@ -54,22 +54,43 @@ def _board() -> dict[str, object]:
     now = utcnow()
     waiting, on_the_line, redis_ok = _waiting()
     with Session(runtime().engine) as db:
-        callbacks = db.exec(select(CallbackRequest).where(CallbackRequest.status == CallbackStatus.PENDING)
-                            .order_by(col(CallbackRequest.due_at).asc().nulls_first(),
-                                      col(CallbackRequest.created_at)).limit(SHOWN)).all()  # fmt: skip
-        escalated = db.exec(select(ServiceRequest).where(ServiceRequest.status == RequestStatus.ESCALATED)
-                            .order_by(col(ServiceRequest.updated_at)).limit(SHOWN)).all()  # fmt: skip
-        dispatching = db.exec(select(ServiceRequest)
-                              .where(col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED)))
-                              .order_by(col(ServiceRequest.created_at).desc()).limit(SHOWN)).all()  # fmt: skip
-        expiring = db.exec(select(Offer, ServiceRequest, Worker)
-                           .join(ServiceRequest, col(ServiceRequest.id) == Offer.request_id)
-                           .join(Worker, col(Worker.id) == Offer.worker_id)
-                           .where(Offer.status == OfferStatus.PENDING, col(Offer.expires_at) <= now + EXPIRING)
-                           .order_by(col(Offer.expires_at)).limit(SHOWN)).all()  # fmt: skip
-    return {"waiting": waiting, "on_the_line": on_the_line, "redis_ok": redis_ok, "callbacks": callbacks,
-            "escalated": escalated, "dispatching": dispatching, "expiring": expiring, "now": now,
-            "clock": time.time()}  # fmt: skip
+        callbacks = db.exec(
+            select(CallbackRequest)
+            .where(CallbackRequest.status == CallbackStatus.PENDING)
+            .order_by(col(CallbackRequest.due_at).asc().nulls_first(), col(CallbackRequest.created_at))
+            .limit(SHOWN)
+        ).all()
+        escalated = db.exec(
+            select(ServiceRequest)
+            .where(ServiceRequest.status == RequestStatus.ESCALATED)
+            .order_by(col(ServiceRequest.updated_at))
+            .limit(SHOWN)
+        ).all()
+        dispatching = db.exec(
+            select(ServiceRequest)
+            .where(col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED)))
+            .order_by(col(ServiceRequest.created_at).desc())
+            .limit(SHOWN)
+        ).all()
+        expiring = db.exec(
+            select(Offer, ServiceRequest, Worker)
+            .join(ServiceRequest, col(ServiceRequest.id) == Offer.request_id)
+            .join(Worker, col(Worker.id) == Offer.worker_id)
+            .where(Offer.status == OfferStatus.PENDING, col(Offer.expires_at) <= now + EXPIRING)
+            .order_by(col(Offer.expires_at))
+            .limit(SHOWN)
+        ).all()
+    return {
+        "waiting": waiting,
+        "on_the_line": on_the_line,
+        "redis_ok": redis_ok,
+        "callbacks": callbacks,
+        "escalated": escalated,
+        "dispatching": dispatching,
+        "expiring": expiring,
+        "now": now,
+        "clock": time.time(),
+    }
 
 
 def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool]:
@@ -102,8 +123,9 @@ def take_next() -> ResponseReturnValue:
         flash("Nobody is waiting.")
         return redirect(url_for(".live"))
     with session_scope(runtime().engine) as db:
-        auth.audit(db, AuditAction.QUEUE_TAKEN, "call", None, call_sid=taken.call_sid,
-                   waited_s=taken.wait_s(time.time()))  # fmt: skip
+        auth.audit(
+            db, AuditAction.QUEUE_TAKEN, "call", None, call_sid=taken.call_sid, waited_s=taken.wait_s(time.time())
+        )
     flash("Your desk phone is ringing; answer it to talk to the caller.")
     return redirect(url_for("console.callers.for_call", call=taken.call_sid))
 
@@ -122,6 +144,12 @@ def callback_done(callback_id: int) -> ResponseReturnValue:
         callback.status = CallbackStatus.DONE if done else CallbackStatus.CANCELLED
         callback.note, callback.handled_at, callback.handled_by = note, utcnow(), g.user.id
         db.add(callback)
-        auth.audit(db, AuditAction.CALLBACK_HANDLED, "callback_request", callback_id, to_status=callback.status.value,
-                   reason=note)  # fmt: skip
+        auth.audit(
+            db,
+            AuditAction.CALLBACK_HANDLED,
+            "callback_request",
+            callback_id,
+            to_status=callback.status.value,
+            reason=note,
+        )
     return redirect(url_for(".live"))

@@ -53,8 +53,22 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 E164 = re.compile(r"^\+\d{8,15}$")
 CANDIDATES_SHOWN = 12
-EXPORT_COLUMNS = ("number", "created_at", "status", "service", "district", "pincode", "channel", "caller_phone",
-                  "worker_id", "assigned_at", "completed_at", "rating", "address_note", "preferred_time")  # fmt: skip
+EXPORT_COLUMNS = (
+    "number",
+    "created_at",
+    "status",
+    "service",
+    "district",
+    "pincode",
+    "channel",
+    "caller_phone",
+    "worker_id",
+    "assigned_at",
+    "completed_at",
+    "rating",
+    "address_note",
+    "preferred_time",
+)
 
 
 @dataclass(frozen=True)
@@ -74,16 +88,28 @@ class Filters:
     def parse(cls, args: Any) -> Filters:
         status = args.get("status", "")
         service = args.get("service", "")
-        return cls(status=status if status in {s.value for s in RequestStatus} else "",
-                   service=service if service in runtime().settings.service_codes else "",
-                   district=plain(args.get("district", ""), 80).upper(), start=_day(args.get("from")),
-                   end=_day(args.get("to")), sla=args.get("sla") == "breached", q=plain(args.get("q", ""), 20),
-                   page=min(parse_id(args.get("page")) or 1, 10_000))  # fmt: skip
+        return cls(
+            status=status if status in {s.value for s in RequestStatus} else "",
+            service=service if service in runtime().settings.service_codes else "",
+            district=plain(args.get("district", ""), 80).upper(),
+            start=_day(args.get("from")),
+            end=_day(args.get("to")),
+            sla=args.get("sla") == "breached",
+            q=plain(args.get("q", ""), 20),
+            page=min(parse_id(args.get("page")) or 1, 10_000),
+        )
 
     def query_args(self, **changes: Any) -> dict[str, Any]:
-        values = {"status": self.status, "service": self.service, "district": self.district,
-                  "from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
-                  "sla": "breached" if self.sla else "", "q": self.q, "page": self.page}  # fmt: skip
+        values = {
+            "status": self.status,
+            "service": self.service,
+            "district": self.district,
+            "from": self.start.isoformat() if self.start else "",
+            "to": self.end.isoformat() if self.end else "",
+            "sla": "breached" if self.sla else "",
+            "q": self.q,
+            "page": self.page,
+        }
         values.update(changes)
         return {
             key: value for key, value in values.items() if value not in ("", None, 1) or (key == "page" and value != 1)
@@ -132,8 +158,10 @@ def _breached() -> sa.ColumnElement[bool]:
     if runtime().engine.dialect.name == "postgresql":
         late_assigned = col(ServiceRequest.assigned_at) - col(ServiceRequest.created_at) > limit
     else:  # SQLite keeps datetimes as text: compare in days
-        late_assigned = (sa.func.julianday(ServiceRequest.assigned_at) - sa.func.julianday(ServiceRequest.created_at)
-                         > limit.total_seconds() / 86400)  # fmt: skip
+        late_assigned = (
+            sa.func.julianday(ServiceRequest.assigned_at) - sa.func.julianday(ServiceRequest.created_at)
+            > limit.total_seconds() / 86400
+        )
     return sa.or_(late_unassigned, sa.and_(col(ServiceRequest.assigned_at).is_not(None), late_assigned))
 
 
@@ -159,9 +187,17 @@ def index() -> ResponseReturnValue:
         phones_of = _caller_phones(db, [r.caller_id for r in found if r.caller_id])
         seen = _filtered(Filters()).with_only_columns(col(ServiceRequest.district)).distinct().order_by(None)
         districts = sorted(db.execute(seen).scalars())  # a provider's list: the districts of its jobs
-    return render_template("console/requests.html", requests=found, filters=filters, total=total, page=PAGE,
-                           phones_of=phones_of, districts=districts, statuses=list(RequestStatus),
-                           services=runtime().settings.services)  # fmt: skip
+    return render_template(
+        "console/requests.html",
+        requests=found,
+        filters=filters,
+        total=total,
+        page=PAGE,
+        phones_of=phones_of,
+        districts=districts,
+        statuses=list(RequestStatus),
+        services=runtime().settings.services,
+    )
 
 
 def _caller_phones(db: Session, caller_ids: list[int]) -> dict[int, str]:
@@ -183,21 +219,36 @@ def export() -> ResponseReturnValue:
         phones_of = _caller_phones(db, [r.caller_id for r in found if r.caller_id])
         for r in found:
             writer.writerow([_cell(v) for v in _export_row(r, phones_of.get(r.caller_id or 0, ""))])
-        auth.audit(db, AuditAction.REQUESTS_EXPORTED, "service_request", None, rows=len(found),
-                   filters=filters.query_args())  # fmt: skip
+        auth.audit(
+            db, AuditAction.REQUESTS_EXPORTED, "service_request", None, rows=len(found), filters=filters.query_args()
+        )
         db.commit()
     name = f"requests-{utcnow():%Y%m%d-%H%M}.csv"
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={name}"})  # fmt: skip
+    return Response(
+        out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={name}"}
+    )
 
 
 def _export_row(r: ServiceRequest, caller_phone: str) -> tuple[object, ...]:
     def moment(value: datetime | None) -> str:
         return value.isoformat() if value else ""
 
-    return (r.number, moment(r.created_at), r.status.value, r.service_code, r.district, r.pincode, r.channel.value,
-            caller_phone, r.worker_id or "", moment(r.assigned_at), moment(r.completed_at), r.rating or "",
-            r.address_note or "", r.preferred_time or "")  # fmt: skip
+    return (
+        r.number,
+        moment(r.created_at),
+        r.status.value,
+        r.service_code,
+        r.district,
+        r.pincode,
+        r.channel.value,
+        caller_phone,
+        r.worker_id or "",
+        moment(r.assigned_at),
+        moment(r.completed_at),
+        r.rating or "",
+        r.address_note or "",
+        r.preferred_time or "",
+    )
 
 
 def _cell(value: object) -> str:
@@ -242,14 +293,24 @@ def show(number: str) -> ResponseReturnValue:
         caller = db.get(Caller, found.caller_id) if found.caller_id else None
         worker = db.get(Worker, found.worker_id) if found.worker_id else None
         agency = g.user.provider_id if g.user.role is Role.PROVIDER else None
-        offers = db.exec(select(Offer, Worker).join(Worker, col(Worker.id) == Offer.worker_id)
-                         .where(Offer.request_id == found.id, _of_agency(agency))
-                         .order_by(col(Offer.id))).all()  # fmt: skip
+        offers = db.exec(
+            select(Offer, Worker)
+            .join(Worker, col(Worker.id) == Offer.worker_id)
+            .where(Offer.request_id == found.id, _of_agency(agency))
+            .order_by(col(Offer.id))
+        ).all()
         timeline = _timeline(db, found, agency)
         candidates = _candidates(db, found) if g.user.role in STAFF else []
-    return render_template("console/request.html", r=found, caller=caller, worker=worker, offers=offers,
-                           timeline=timeline, candidates=candidates,
-                           can_act=g.user.role in STAFF)  # fmt: skip
+    return render_template(
+        "console/request.html",
+        r=found,
+        caller=caller,
+        worker=worker,
+        offers=offers,
+        timeline=timeline,
+        candidates=candidates,
+        can_act=g.user.role in STAFF,
+    )
 
 
 def _of_agency(agency: int | None) -> sa.ColumnElement[bool]:
@@ -262,8 +323,9 @@ def _timeline(db: Session, found: ServiceRequest, agency: int | None) -> list[Mo
 
     An agency sees only what concerns its own workers, and no message texts (they carry the
     citizen's number and address); nobody sees the completion code, the citizen's proof of a visit."""
-    events = db.exec(select(AuditEvent).where(AuditEvent.entity == "service_request",
-                                              AuditEvent.entity_id == found.id)).all()  # fmt: skip
+    events = db.exec(
+        select(AuditEvent).where(AuditEvent.entity == "service_request", AuditEvent.entity_id == found.id)
+    ).all()
     sms = db.exec(select(SmsLog).where(SmsLog.request_id == found.id)).all()
     calls = db.exec(select(CallLog).where(CallLog.request_id == found.id)).all()
     callbacks = db.exec(select(CallbackRequest).where(CallbackRequest.request_id == found.id)).all()
@@ -276,8 +338,7 @@ def _timeline(db: Session, found: ServiceRequest, agency: int | None) -> list[Mo
     moments = [Moment(e.at, "event", history.request_event(e, names), e.to_status or "") for e in events]
     moments += [Moment(m.created_at, "sms", _sms_line(m, found, agency is None), m.status or "") for m in sms]
     moments += [Moment(c.started_at, "call", history.call(c), c.status or "") for c in calls]
-    moments += [Moment(c.created_at, "callback", history.callback(c.reason, c.note), c.status.value)
-                for c in callbacks]  # fmt: skip
+    moments += [Moment(c.created_at, "callback", history.callback(c.reason, c.note), c.status.value) for c in callbacks]
     return sorted(moments, key=lambda m: m.at)
 
 
@@ -309,13 +370,23 @@ def _candidates(db: Session, found: ServiceRequest) -> list[tuple[Worker, float]
     """Workers an agent may give this job to: verified, active, skilled; nearest first."""
     if found.status not in lifecycle.ASSIGNABLE or found.latitude is None or found.longitude is None:
         return []
-    skilled = sa.exists().where(col(WorkerSkill.worker_id) == col(Worker.id),
-                                col(WorkerSkill.service_code) == found.service_code)  # fmt: skip
-    near = db.exec(select(Worker).where(Worker.district == found.district, col(Worker.active).is_(True),
-                                        Worker.police_verification == VerificationStatus.VERIFIED,
-                                        skilled).limit(500)).all()  # fmt: skip
-    ranked = sorted(((w, distance_km(found.latitude, found.longitude, w.latitude, w.longitude)) for w in near),
-                    key=lambda pair: pair[1])  # fmt: skip
+    skilled = sa.exists().where(
+        col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == found.service_code
+    )
+    near = db.exec(
+        select(Worker)
+        .where(
+            Worker.district == found.district,
+            col(Worker.active).is_(True),
+            Worker.police_verification == VerificationStatus.VERIFIED,
+            skilled,
+        )
+        .limit(500)
+    ).all()
+    ranked = sorted(
+        ((w, distance_km(found.latitude, found.longitude, w.latitude, w.longitude)) for w in near),
+        key=lambda pair: pair[1],
+    )
     return ranked[:CANDIDATES_SHOWN]
 
 
@@ -338,8 +409,12 @@ def cancel(number: str) -> ResponseReturnValue:
 @requires(*STAFF)
 def redispatch(number: str) -> ResponseReturnValue:
     reason = plain(request.form.get("reason", ""), NOTE_MAX) or "dispatched again from the console"
-    return _move(number, lambda db, r: lifecycle.redispatch(db, r.id or 0, auth.actor(), reason, utcnow()),
-                 N_("Dispatching again."), then=jobs.dispatch_request)  # fmt: skip
+    return _move(
+        number,
+        lambda db, r: lifecycle.redispatch(db, r.id or 0, auth.actor(), reason, utcnow()),
+        N_("Dispatching again."),
+        then=jobs.dispatch_request,
+    )
 
 
 @bp.post("/<number>/assign")
@@ -349,8 +424,12 @@ def assign(number: str) -> ResponseReturnValue:
     if worker_id is None:
         flash("Choose a worker.")
         return redirect(url_for(".show", number=number))
-    return _move(number, lambda db, r: lifecycle.assign(db, r.id or 0, worker_id, auth.actor(), utcnow()),
-                 N_("Assigned."), then=jobs.notify_assigned)  # fmt: skip
+    return _move(
+        number,
+        lambda db, r: lifecycle.assign(db, r.id or 0, worker_id, auth.actor(), utcnow()),
+        N_("Assigned."),
+        then=jobs.notify_assigned,
+    )
 
 
 Move = Callable[[Session, ServiceRequest], lifecycle.Moved]

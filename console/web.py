@@ -15,8 +15,14 @@ from console.labels import N_
 from storage.audit import AuditAction
 
 log = logging.getLogger(__name__)
-bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
-               static_folder="static", static_url_path="/static")  # fmt: skip
+bp = Blueprint(
+    "console",
+    __name__,
+    url_prefix="/console",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 # Pages anyone may reach: signing in, and the stylesheet and script the sign-in page uses.
 PUBLIC_ENDPOINTS = frozenset({"console.auth.sign_in", "console.static", "console.auth.language"})
 UNREADABLE = N_("The form held characters that cannot be read. Type it again.")

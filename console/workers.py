@@ -127,7 +127,7 @@ def parse_filters(args: Mapping[str, str], skills: frozenset[str], districts: li
         provider_id=parse_id(args.get("provider", "")),
         q=plain(args.get("q", ""), MAX_SEARCH),
         page=min(parse_id(args.get("page", "")) or 1, MAX_ID // PAGE_SIZE),
-    )  # fmt: skip
+    )
 
 
 def _yes_no_text(value: bool | None) -> str | None:
@@ -304,8 +304,11 @@ def _conditions(filters: Filters) -> list[sa.ColumnElement[bool]]:
     if filters.district:
         conditions.append(col(Worker.district) == filters.district)
     if filters.skill:
-        conditions.append(sa.exists().where(col(WorkerSkill.worker_id) == col(Worker.id),
-                                            col(WorkerSkill.service_code) == filters.skill))  # fmt: skip
+        conditions.append(
+            sa.exists().where(
+                col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == filters.skill
+            )
+        )
     if filters.verification:
         conditions.append(col(Worker.police_verification) == filters.verification)
     if filters.available is not None:
@@ -335,8 +338,9 @@ def _page(db: Session, conditions: list[sa.ColumnElement[bool]], page: int) -> l
     return list(db.exec(query.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all())
 
 
-def _list_page(db: Session, filters: Filters, workers: list[Worker], total: int,
-               districts: list[str]) -> dict[str, Any]:  # fmt: skip
+def _list_page(
+    db: Session, filters: Filters, workers: list[Worker], total: int, districts: list[str]
+) -> dict[str, Any]:
     """Everything the list shows: the page, its filters, the counts and the names behind the ids."""
     by_status = _verification_counts(db, _conditions(replace(filters, verification=None)))
     return {
@@ -385,8 +389,9 @@ def worker(worker_id: int) -> ResponseReturnValue:
     return _worker_page(worker_id, {})
 
 
-def _worker_page(worker_id: int, errors: dict[str, str], status: int = 200,
-                 form: Mapping[str, str] | None = None) -> ResponseReturnValue:  # fmt: skip
+def _worker_page(
+    worker_id: int, errors: dict[str, str], status: int = 200, form: Mapping[str, str] | None = None
+) -> ResponseReturnValue:
     with Session(runtime().engine) as db:
         shown = _worker_or_refuse(db, worker_id)
         page = {
@@ -399,8 +404,9 @@ def _worker_page(worker_id: int, errors: dict[str, str], status: int = 200,
             "languages": {language.code: language.name for language in runtime().settings.languages},
             "origins": ORIGINS,
         }
-    return render_template("console/workers/worker.html", **page, errors=errors, form=form or {},
-                           today=_today().isoformat()), status  # fmt: skip
+    return render_template(
+        "console/workers/worker.html", **page, errors=errors, form=form or {}, today=_today().isoformat()
+    ), status
 
 
 def _recent_jobs(db: Session, worker_id: int) -> list[dict[str, Any]]:
@@ -428,8 +434,10 @@ def _history(db: Session, worker_id: int) -> list[dict[str, Any]]:
     events = list(db.exec(query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc()).limit(HISTORY)).all())
     user_ids = {user_id for e in events if (user_id := _actor_id(e.actor)) is not None}
     names = dict(db.exec(select(User.id, User.username).where(col(User.id).in_(user_ids))).all()) if user_ids else {}
-    return [{"event": e, "line": history.worker_event(e),
-             "who": names.get(_actor_id(e.actor)) or history.who(e.actor, {})} for e in events]  # fmt: skip
+    return [
+        {"event": e, "line": history.worker_event(e), "who": names.get(_actor_id(e.actor)) or history.who(e.actor, {})}
+        for e in events
+    ]
 
 
 def _actor_id(actor: str) -> int | None:
@@ -439,8 +447,9 @@ def _actor_id(actor: str) -> int | None:
 # -- changing a worker ------------------------------------------------------------------------------
 
 
-def _change(worker_id: int, apply: Callable[[Session, Worker], None], message: str,
-            stand_down: str | None = None) -> ResponseReturnValue:  # fmt: skip
+def _change(
+    worker_id: int, apply: Callable[[Session, Worker], None], message: str, stand_down: str | None = None
+) -> ResponseReturnValue:
     """Apply one change to a worker the user may change, with its audit event, then reindex.
 
     With `stand_down` (the reason), the worker may no longer visit homes: their open offers are
@@ -476,20 +485,34 @@ def deactivate(worker_id: int) -> ResponseReturnValue:
     reason = plain(request.form.get("reason", ""), MAX_NOTE) or None
 
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, AuditAction.WORKER_DEACTIVATED, "worker", worker_id, reason=reason,
-                   from_status=_activity(changed.active), to_status="inactive")  # fmt: skip
+        auth.audit(
+            db,
+            AuditAction.WORKER_DEACTIVATED,
+            "worker",
+            worker_id,
+            reason=reason,
+            from_status=_activity(changed.active),
+            to_status="inactive",
+        )
         changed.active = False
 
-    return _change(worker_id, apply, N_("The worker is deactivated and gets no more offers."),
-                   stand_down=reason or "deactivated")  # fmt: skip
+    return _change(
+        worker_id, apply, N_("The worker is deactivated and gets no more offers."), stand_down=reason or "deactivated"
+    )
 
 
 @bp.post("/workers/<id:worker_id>/reactivate")
 @auth.requires(*MANAGERS)
 def reactivate(worker_id: int) -> ResponseReturnValue:
     def apply(db: Session, changed: Worker) -> None:
-        auth.audit(db, AuditAction.WORKER_REACTIVATED, "worker", worker_id, from_status=_activity(changed.active),
-                   to_status="active")  # fmt: skip
+        auth.audit(
+            db,
+            AuditAction.WORKER_REACTIVATED,
+            "worker",
+            worker_id,
+            from_status=_activity(changed.active),
+            to_status="active",
+        )
         changed.active = True
 
     return _change(worker_id, apply, N_("The worker is active again."))
@@ -509,9 +532,17 @@ def verification(worker_id: int) -> ResponseReturnValue:
     def apply(db: Session, changed: Worker) -> None:
         verified = verdict.status is VerificationStatus.VERIFIED
         action = AuditAction.WORKER_VERIFIED if verified else AuditAction.WORKER_REJECTED
-        auth.audit(db, action, "worker", worker_id, reason=verdict.note, from_status=changed.police_verification.value,
-                   to_status=verdict.status.value, reference=verdict.reference,
-                   verified_on=verdict.verified_on.isoformat() if verdict.verified_on else None)  # fmt: skip
+        auth.audit(
+            db,
+            action,
+            "worker",
+            worker_id,
+            reason=verdict.note,
+            from_status=changed.police_verification.value,
+            to_status=verdict.status.value,
+            reference=verdict.reference,
+            verified_on=verdict.verified_on.isoformat() if verdict.verified_on else None,
+        )
         changed.police_verification, changed.police_reference = verdict.status, verdict.reference
         changed.police_verified_on, changed.police_note = verdict.verified_on, verdict.note
 
@@ -555,8 +586,9 @@ def create() -> ResponseReturnValue:
 def _onboarding(db: Session) -> int | list[str]:
     """The new worker's id, or every reason the form cannot be taken (the importer's rules)."""
     provider, problems = _chosen_provider(db, request.form.get("provider_id", ""))
-    parsed = parse_row(1, onboarding_cells(request.form, runtime().settings.service_codes), runtime().settings,
-                       _today())  # fmt: skip
+    parsed = parse_row(
+        1, onboarding_cells(request.form, runtime().settings.service_codes), runtime().settings, _today()
+    )
     if isinstance(parsed, list) or problems:
         return problems + (parsed if isinstance(parsed, list) else [])
     duplicates = without_duplicates([parsed], registered_phones(db, [parsed.phone]))[1]
@@ -583,9 +615,16 @@ def _onboarding_page(onboarding: Onboarding, status: int = 200) -> ResponseRetur
     with Session(runtime().engine) as db:
         providers = [] if _is_provider() else _active_providers(db)
     settings = runtime().settings
-    return render_template("console/workers/new.html", form=onboarding.form, errors=onboarding.errors,
-                           chosen_skills=_chosen_skills(onboarding.form), services=settings.services,
-                           languages=settings.languages, origins=ORIGINS, providers=providers), status  # fmt: skip
+    return render_template(
+        "console/workers/new.html",
+        form=onboarding.form,
+        errors=onboarding.errors,
+        chosen_skills=_chosen_skills(onboarding.form),
+        services=settings.services,
+        languages=settings.languages,
+        origins=ORIGINS,
+        providers=providers,
+    ), status
 
 
 def _chosen_skills(form: Mapping[str, Any]) -> list[str]:
@@ -645,8 +684,16 @@ def _import(source: io.StringIO, filename: str) -> ImportReport:
             report = _import_for_agency(db, source, _own_agency(db))
         else:
             report = import_workers(db, settings, source, today=_today())
-        auth.audit(db, AuditAction.WORKERS_IMPORTED, "worker", None, file=filename, imported=report.imported,
-                   refused=len(report.errors), providers_created=report.providers_created)  # fmt: skip
+        auth.audit(
+            db,
+            AuditAction.WORKERS_IMPORTED,
+            "worker",
+            None,
+            file=filename,
+            imported=report.imported,
+            refused=len(report.errors),
+            providers_created=report.providers_created,
+        )
     return report
 
 
@@ -673,8 +720,9 @@ def _import_for_agency(db: Session, source: io.StringIO, agency: Provider) -> Im
     return ImportReport(len(rows), [], sorted(errors + duplicates, key=lambda error: error.row))
 
 
-def _agency_row(number: int, columns: list[str], values: list[str],
-                agency: Provider) -> tuple[list[str], WorkerRow | None]:  # fmt: skip
+def _agency_row(
+    number: int, columns: list[str], values: list[str], agency: Provider
+) -> tuple[list[str], WorkerRow | None]:
     if any(value.strip() for value in values[len(columns) :]):
         return [f"the row has {len(values)} values but the header names {len(columns)} columns"], None
     cells = dict(zip(columns, values, strict=False))
@@ -686,5 +734,11 @@ def _agency_row(number: int, columns: list[str], values: list[str],
 
 
 def _import_page(*, error: str | None = None, report: ImportReport | None = None) -> str:
-    return render_template("console/workers/import.html", error=error, report=report, required=REQUIRED,
-                           optional=OPTIONAL, services=runtime().settings.services)  # fmt: skip
+    return render_template(
+        "console/workers/import.html",
+        error=error,
+        report=report,
+        required=REQUIRED,
+        optional=OPTIONAL,
+        services=runtime().settings.services,
+    )

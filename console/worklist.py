@@ -59,28 +59,38 @@ def index() -> ResponseReturnValue:
 def _items(now: datetime) -> list[Item]:
     with Session(runtime().engine) as db:
         closed = select(AuditEvent.entity_id).where(
-            AuditEvent.entity == "service_request", AuditEvent.action == FOLLOWUP,
+            AuditEvent.entity == "service_request",
+            AuditEvent.action == FOLLOWUP,
             col(AuditEvent.to_status).in_([o.value for o in CLOSING]),
-        )  # fmt: skip
+        )
         problem = select(AuditEvent.entity_id).where(
-            AuditEvent.entity == "service_request", AuditEvent.action == AuditAction.REQUEST_ESCALATED,
+            AuditEvent.entity == "service_request",
+            AuditEvent.action == AuditAction.REQUEST_ESCALATED,
             AuditEvent.actor == PROBLEM_ACTOR,
-        )  # fmt: skip
-        unanswered = select(AuditEvent.entity_id).where(AuditEvent.entity == "service_request",
-                                                        AuditEvent.action == UNANSWERED_FEEDBACK)  # fmt: skip
-        unrated = sa.and_(col(ServiceRequest.status) == RequestStatus.COMPLETED, col(ServiceRequest.rating).is_(None),
-                          sa.or_(col(ServiceRequest.completed_at) < now - NO_RATING_AFTER,
-                                 col(ServiceRequest.id).in_(unanswered)))  # fmt: skip
+        )
+        unanswered = select(AuditEvent.entity_id).where(
+            AuditEvent.entity == "service_request", AuditEvent.action == UNANSWERED_FEEDBACK
+        )
+        unrated = sa.and_(
+            col(ServiceRequest.status) == RequestStatus.COMPLETED,
+            col(ServiceRequest.rating).is_(None),
+            sa.or_(col(ServiceRequest.completed_at) < now - NO_RATING_AFTER, col(ServiceRequest.id).in_(unanswered)),
+        )
         low = sa.and_(col(ServiceRequest.rating).is_not(None), col(ServiceRequest.rating) <= LOW_RATING)
         reported = col(ServiceRequest.id).in_(problem)
         wanted = sa.and_(sa.or_(unrated, low, reported), col(ServiceRequest.id).not_in(closed))
-        found = db.exec(select(ServiceRequest).where(wanted).order_by(col(ServiceRequest.completed_at).desc())
-                        .limit(SHOWN)).all()  # fmt: skip
+        found = db.exec(
+            select(ServiceRequest).where(wanted).order_by(col(ServiceRequest.completed_at).desc()).limit(SHOWN)
+        ).all()
         ids = [r.id for r in found]
         reported_ids = set(db.exec(problem.where(col(AuditEvent.entity_id).in_(ids))).all()) if ids else set()
         tries = _tries(db, ids)
-        phones = {c.id: c.phone for c in db.exec(select(Caller).where(
-            col(Caller.id).in_([r.caller_id for r in found if r.caller_id]))).all()}  # fmt: skip
+        phones = {
+            c.id: c.phone
+            for c in db.exec(
+                select(Caller).where(col(Caller.id).in_([r.caller_id for r in found if r.caller_id]))
+            ).all()
+        }
     return [Item(r, _why(r, r.id in reported_ids), phones.get(r.caller_id), tries.get(r.id or 0, 0)) for r in found]
 
 
@@ -96,8 +106,11 @@ def _tries(db: Session, ids: list[int | None]) -> dict[int, int]:
     if not ids:
         return {}
     entity_id = col(AuditEvent.entity_id)
-    query = (select(entity_id, sa.func.count()).where(AuditEvent.entity == "service_request",
-             AuditEvent.action == FOLLOWUP, entity_id.in_(ids)).group_by(entity_id))  # fmt: skip
+    query = (
+        select(entity_id, sa.func.count())
+        .where(AuditEvent.entity == "service_request", AuditEvent.action == FOLLOWUP, entity_id.in_(ids))
+        .group_by(entity_id)
+    )
     return {int(found or 0): int(count) for found, count in db.exec(query).all()}
 
 

@@ -229,8 +229,11 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(path, exc, origins)) from None
-    relative = {key: (path.parent / getattr(settings, key)).resolve()
-                for key in ("data_dir", "recordings_dir") if not getattr(settings, key).is_absolute()}  # fmt: skip
+    relative = {
+        key: (path.parent / getattr(settings, key)).resolve()
+        for key in ("data_dir", "recordings_dir")
+        if not getattr(settings, key).is_absolute()
+    }
     return settings.model_copy(update=relative) if relative else settings
 
 

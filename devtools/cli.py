@@ -46,9 +46,13 @@ def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> 
     db.upgrade(db.create_engine(settings.sqlalchemy_url))
     with _session(settings) as session, click.progressbar(length=workers, label="workers") as bar, _reported():
         summary = demo.seed(
-            session, settings, seed=seed_number, providers=providers, workers=workers,
+            session,
+            settings,
+            seed=seed_number,
+            providers=providers,
+            workers=workers,
             progress=lambda done, _total: bar.update(done - bar.pos),
-        )  # fmt: skip
+        )
     click.echo(f"seeded: {summary}")
 
 
@@ -67,23 +71,33 @@ def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | 
     public_url = served_public_url(settings)
     local_account = localsecrets.path(settings.data_dir, "TWILIO_ACCOUNT_SID")  # `up`'s, for its sandbox
     account = settings.twilio.account_sid or (local_account.read_text().strip() if local_account.exists() else "")
-    transcript = simulate_command(url or public_url, public_url=public_url, auth_token=token,
-                                  from_number=from_number, keys=keys, out=sys.stdout, inp=sys.stdin,
-                                  account_sid=account)  # fmt: skip
+    transcript = simulate_command(
+        url or public_url,
+        public_url=public_url,
+        auth_token=token,
+        from_number=from_number,
+        keys=keys,
+        out=sys.stdout,
+        inp=sys.stdin,
+        account_sid=account,
+    )
     if transcript.errors:
         sys.exit(1)
 
 
 # The benchmarks' own services: a PostgreSQL server to make a database on, and an empty Redis database.
 POSTGRES_URL_OPTION = click.option(
-    "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", show_default=True,
+    "--postgres-url",
+    default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    show_default=True,
     help="a PostgreSQL server; the bench makes and drops a database of its own",
-)  # fmt: skip
+)
 
 
 def redis_url_option(database: int) -> Callable[[F], F]:
-    return click.option("--redis-url", default=f"redis://127.0.0.1:6379/{database}", show_default=True,
-                        help="an empty Redis database")  # fmt: skip
+    return click.option(
+        "--redis-url", default=f"redis://127.0.0.1:6379/{database}", show_default=True, help="an empty Redis database"
+    )
 
 
 @click.group(name="bench")
@@ -99,29 +113,55 @@ def bench_group() -> None:
 @click.option("--seed", default=155330, show_default=True)
 @POSTGRES_URL_OPTION
 @redis_url_option(12)
-def bench_dispatch(workers: int, requests_: int, matches: int, processes: int, seed: int, postgres_url: str,
-                   redis_url: str) -> None:  # fmt: skip
+def bench_dispatch(
+    workers: int, requests_: int, matches: int, processes: int, seed: int, postgres_url: str, redis_url: str
+) -> None:
     """Matching latency (p50/p99) and requests offered per second through real RQ and Redis."""
     from devtools.bench.dispatch import main as run_bench
 
     with _reported():
-        run_bench(workers=workers, requests=requests_, matches=matches, processes=processes, seed=seed,
-                  postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)  # fmt: skip
+        run_bench(
+            workers=workers,
+            requests=requests_,
+            matches=matches,
+            processes=processes,
+            seed=seed,
+            postgres_url=postgres_url,
+            redis_url=redis_url,
+            out=sys.stdout,
+        )
 
 
 @bench_group.command(name="calls")
 @click.option("--callers", type=int, default=None, help="calls in progress at once  [default: 1000; --short: 30]")
 @click.option("--ramp", "ramp_s", type=float, default=None, help="seconds to bring every caller on  [default: 120]")
 @click.option("--hold", "hold_s", type=float, default=None, help="seconds measured with every caller on  [default: 60]")
-@click.option("--think", "think_s", type=float, default=None,
-              help="a caller's mean pause before each key item, in seconds  [default: 2]")  # fmt: skip
-@click.option("--listen/--no-listen", default=None,
-              help="callers hear each prompt out before they think and key, as Twilio paces a call; "
-                   "--no-listen: they key over every prompt  [default: --listen]")  # fmt: skip
-@click.option("--saturation", "saturation_s", type=float, default=None,
-              help="seconds of each closed-loop phase (no think time)  [default: 20]")  # fmt: skip
-@click.option("--saturation-callers", type=int, default=None,
-              help="calls at once in each closed-loop phase, the same for both servers  [default: 50]")  # fmt: skip
+@click.option(
+    "--think",
+    "think_s",
+    type=float,
+    default=None,
+    help="a caller's mean pause before each key item, in seconds  [default: 2]",
+)
+@click.option(
+    "--listen/--no-listen",
+    default=None,
+    help="callers hear each prompt out before they think and key, as Twilio paces a call; "
+    "--no-listen: they key over every prompt  [default: --listen]",
+)
+@click.option(
+    "--saturation",
+    "saturation_s",
+    type=float,
+    default=None,
+    help="seconds of each closed-loop phase (no think time)  [default: 20]",
+)
+@click.option(
+    "--saturation-callers",
+    type=int,
+    default=None,
+    help="calls at once in each closed-loop phase, the same for both servers  [default: 50]",
+)
 @click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
 @click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
 @click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")

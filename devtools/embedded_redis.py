@@ -69,17 +69,27 @@ class EmbeddedRedis:
     def _command(self) -> list[str]:
         return [
             redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", str(self.directory),
-            "--pidfile", str(self.pidfile),
-            "--logfile", str(self.directory / "redis.log"),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "300 1",
-            "--daemonize", "no",
-        ]  # fmt: skip
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.directory),
+            "--pidfile",
+            str(self.pidfile),
+            "--logfile",
+            str(self.directory / "redis.log"),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "300 1",
+            "--daemonize",
+            "no",
+        ]
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

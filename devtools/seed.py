@@ -275,8 +275,9 @@ class PhoneBook:
                 return number
 
 
-def _add_providers(session: Session, rng: random.Random, area: Area, phones: PhoneBook, names: Names,
-                   count: int) -> list[Provider]:  # fmt: skip
+def _add_providers(
+    session: Session, rng: random.Random, area: Area, phones: PhoneBook, names: Names, count: int
+) -> list[Provider]:
     taken = set(session.exec(select(Provider.name)).all())
     agencies = []
     for district in _weighted_districts(rng, area, count, every=False):
@@ -324,8 +325,9 @@ def _worker_districts(rng: random.Random, area: Area, count: int) -> list[str]:
 class Generator:
     """Makes one plausible worker at a time from the shared random stream."""
 
-    def __init__(self, rng: random.Random, settings: Settings, area: Area, phones: PhoneBook, names: Names,
-                 today: date):  # fmt: skip
+    def __init__(
+        self, rng: random.Random, settings: Settings, area: Area, phones: PhoneBook, names: Names, today: date
+    ):
         self.rng = rng
         self.area = area
         self.phones = phones

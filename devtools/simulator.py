@@ -297,8 +297,9 @@ def drive(steps: Steps, transport: Transport) -> Transcript:
         return ended.value
 
 
-async def drive_async(steps: Steps, transport: AsyncTransport,
-                      before: Callable[[Send], Awaitable[None]] | None = None) -> Transcript:  # fmt: skip
+async def drive_async(
+    steps: Steps, transport: AsyncTransport, before: Callable[[Send], Awaitable[None]] | None = None
+) -> Transcript:
     """`drive` in an event loop; `before` may wait first (the caller's think time)."""
     try:
         send = next(steps)
@@ -1022,10 +1023,12 @@ class SignatureRefused(Exception):
         self.url = url
 
     def explanation(self, public_url: str) -> str:
-        return (f"the helpline refused the request's signature (HTTP 403). The simulator signs as Twilio does, over "
-                f"the public URL {public_url}; the helpline checks signatures over its own public_url, and the two "
-                "must match: give both the same SEWAMITRA_PUBLIC_URL (or public_url in config.yaml), the URL the "
-                "helpline was started with")  # fmt: skip
+        return (
+            f"the helpline refused the request's signature (HTTP 403). The simulator signs as Twilio does, over "
+            f"the public URL {public_url}; the helpline checks signatures over its own public_url, and the two "
+            "must match: give both the same SEWAMITRA_PUBLIC_URL (or public_url in config.yaml), the URL the "
+            "helpline was started with"
+        )
 
 
 @dataclass

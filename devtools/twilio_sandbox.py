@@ -160,13 +160,27 @@ def _message_resource(account_sid: str, form: dict[str, str], now: datetime) -> 
     sid = f"SM{uuid.uuid4().hex}"
     uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}"
     return {
-        "account_sid": account_sid, "api_version": API_VERSION, "body": body,
-        "date_created": _rfc2822(now), "date_sent": None, "date_updated": _rfc2822(now),
-        "direction": OUTBOUND_API, "error_code": None, "error_message": None, "from": sender,
-        "messaging_service_sid": service, "num_media": "0", "num_segments": str(num_segments(body)),
-        "price": None, "price_unit": "USD", "sid": sid, "status": QUEUED if sender else ACCEPTED,
-        "subresource_uris": {"media": f"{uri}/Media.json"}, "to": to, "uri": f"{uri}.json",
-    }  # fmt: skip
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": body,
+        "date_created": _rfc2822(now),
+        "date_sent": None,
+        "date_updated": _rfc2822(now),
+        "direction": OUTBOUND_API,
+        "error_code": None,
+        "error_message": None,
+        "from": sender,
+        "messaging_service_sid": service,
+        "num_media": "0",
+        "num_segments": str(num_segments(body)),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": QUEUED if sender else ACCEPTED,
+        "subresource_uris": {"media": f"{uri}/Media.json"},
+        "to": to,
+        "uri": f"{uri}.json",
+    }
 
 
 def _call_resource(account_sid: str, form: dict[str, str], now: datetime) -> dict[str, Any]:
@@ -181,14 +195,34 @@ def _call_resource(account_sid: str, form: dict[str, str], now: datetime) -> dic
     sid = f"CA{uuid.uuid4().hex}"
     uri = f"/{API_VERSION}/Accounts/{account_sid}/Calls/{sid}"
     return {
-        "account_sid": account_sid, "annotation": None, "answered_by": None, "api_version": API_VERSION,
-        "caller_name": None, "date_created": _rfc2822(now), "date_updated": _rfc2822(now),
-        "direction": OUTBOUND_API, "duration": None, "end_time": None, "forwarded_from": None,
-        "from": sender, "from_formatted": sender, "group_sid": None, "parent_call_sid": None,
-        "phone_number_sid": None, "price": None, "price_unit": "USD", "queue_time": "0", "sid": sid,
-        "start_time": None, "status": QUEUED, "subresource_uris": {"recordings": f"{uri}/Recordings.json"},
-        "to": to, "to_formatted": to, "trunk_sid": None, "uri": f"{uri}.json",
-    }  # fmt: skip
+        "account_sid": account_sid,
+        "annotation": None,
+        "answered_by": None,
+        "api_version": API_VERSION,
+        "caller_name": None,
+        "date_created": _rfc2822(now),
+        "date_updated": _rfc2822(now),
+        "direction": OUTBOUND_API,
+        "duration": None,
+        "end_time": None,
+        "forwarded_from": None,
+        "from": sender,
+        "from_formatted": sender,
+        "group_sid": None,
+        "parent_call_sid": None,
+        "phone_number_sid": None,
+        "price": None,
+        "price_unit": "USD",
+        "queue_time": "0",
+        "sid": sid,
+        "start_time": None,
+        "status": QUEUED,
+        "subresource_uris": {"recordings": f"{uri}/Recordings.json"},
+        "to": to,
+        "to_formatted": to,
+        "trunk_sid": None,
+        "uri": f"{uri}.json",
+    }
 
 
 def _message_record(resource: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:

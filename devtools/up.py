@@ -61,14 +61,17 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
         if is_local_default(settings):
             environ["SEWAMITRA_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
             (settings.data_dir / SERVED_URL_FILE).write_text(environ["SEWAMITRA_PUBLIC_URL"] + "\n")
-            click.echo(f"public_url is the local default: webhooks are signed over {environ['SEWAMITRA_PUBLIC_URL']} "
-                       "(the port of --port), and `sewamitra simulate` signs over it too; set SEWAMITRA_PUBLIC_URL "
-                       "to the URL Twilio calls")  # fmt: skip
+            click.echo(
+                f"public_url is the local default: webhooks are signed over {environ['SEWAMITRA_PUBLIC_URL']} "
+                "(the port of --port), and `sewamitra simulate` signs over it too; set SEWAMITRA_PUBLIC_URL "
+                "to the URL Twilio calls"
+            )
         settings = load_settings(environ=environ)
         login = prepare_database(settings, seed_demo=seed_demo)
         services = [RestartedRedis(embedded)] if embedded is not None else []
-        return _supervise(settings, environ, port=port, host=host, login=login, sandbox_port=sandbox_port,
-                          services=services)  # fmt: skip
+        return _supervise(
+            settings, environ, port=port, host=host, login=login, sandbox_port=sandbox_port, services=services
+        )
     finally:
         (settings.data_dir / SERVED_URL_FILE).unlink(missing_ok=True)
         if embedded is not None:
@@ -124,8 +127,16 @@ class RestartedRedis:
         self.redis.start()
 
 
-def _supervise(settings: Settings, environ: dict[str, str], *, port: int, host: str, login: str,
-               sandbox_port: int | None, services: Sequence[Service] = ()) -> int:  # fmt: skip
+def _supervise(
+    settings: Settings,
+    environ: dict[str, str],
+    *,
+    port: int,
+    host: str,
+    login: str,
+    sandbox_port: int | None,
+    services: Sequence[Service] = (),
+) -> int:
     children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
     if sandbox_port is not None:
         children.append(Child("twilio-sandbox", ["--port", str(sandbox_port)], module="devtools.twilio_sandbox"))

@@ -236,12 +236,26 @@ def parse_row(row: int, cells: Mapping[str, str], settings: Settings, today: dat
     if problems or name is None or phone is None or place is None or place.latitude is None or place.longitude is None:
         return problems
     return WorkerRow(
-        row=row, name=name, phone=phone, skills=skills, provider=provider,
-        pincode=place.pincode, district=place.district, latitude=place.latitude, longitude=place.longitude,
-        police_verified=verified, police_verified_on=verified_on, police_reference=reference,
-        available=available, service_radius_km=km, language=language, voice_preferred=voice,
-        certification=course, certification_grade=grade, origin=origin,
-    )  # fmt: skip
+        row=row,
+        name=name,
+        phone=phone,
+        skills=skills,
+        provider=provider,
+        pincode=place.pincode,
+        district=place.district,
+        latitude=place.latitude,
+        longitude=place.longitude,
+        police_verified=verified,
+        police_verified_on=verified_on,
+        police_reference=reference,
+        available=available,
+        service_radius_km=km,
+        language=language,
+        voice_preferred=voice,
+        certification=course,
+        certification_grade=grade,
+        origin=origin,
+    )
 
 
 def _cell(cells: Mapping[str, str], column: str) -> str:
@@ -376,8 +390,10 @@ def _verification_evidence(cells: Mapping[str, str]) -> list[str]:
     missing = [column for column in ("police_reference", "police_verified_on") if not _cell(cells, column)]
     if not missing:
         return []
-    return [f"police_verified is yes, which needs {' and '.join(missing)} (the police verification's reference "
-            "and date), as the console's verification does"]  # fmt: skip
+    return [
+        f"police_verified is yes, which needs {' and '.join(missing)} (the police verification's reference "
+        "and date), as the console's verification does"
+    ]
 
 
 def _certification(cells: Mapping[str, str], problems: list[str]) -> tuple[str | None, str | None]:
@@ -426,8 +442,11 @@ def save_rows(session: Session, rows: list[WorkerRow], provider_id: int | None) 
     session.add_all(workers)
     session.flush()
     ids = [_saved(worker.id) for worker in workers]
-    session.add_all(WorkerSkill(worker_id=worker_id, service_code=code)
-                    for worker_id, row in zip(ids, rows, strict=True) for code in row.skills)  # fmt: skip
+    session.add_all(
+        WorkerSkill(worker_id=worker_id, service_code=code)
+        for worker_id, row in zip(ids, rows, strict=True)
+        for code in row.skills
+    )
     session.flush()
     return ids
 

@@ -13,7 +13,13 @@ from storage.models import VerificationStatus
 def onboard(session: Session, row: WorkerRow, provider_id: int | None, *, actor: str) -> int:
     """The new worker's id; in the session's transaction. After the commit, reindex them."""
     added = save_rows(session, [row], provider_id)[0]
-    record(session, AuditAction.WORKER_CREATED, actor=actor, entity="worker", entity_id=added,
-           to_status=VerificationStatus.PENDING.value,
-           detail={"provider_id": provider_id, "skills": list(row.skills)})  # fmt: skip
+    record(
+        session,
+        AuditAction.WORKER_CREATED,
+        actor=actor,
+        entity="worker",
+        entity_id=added,
+        to_status=VerificationStatus.PENDING.value,
+        detail={"provider_id": provider_id, "skills": list(row.skills)},
+    )
     return added

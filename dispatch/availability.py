@@ -26,16 +26,32 @@ def state(available: bool) -> str:
     return "available" if available else "busy"
 
 
-def set_availability(session: Session, worker_id: int, available: bool, *, actor: str, channel: Via,
-                     reason: str | None = None, now: datetime) -> Worker | None:  # fmt: skip
+def set_availability(
+    session: Session,
+    worker_id: int,
+    available: bool,
+    *,
+    actor: str,
+    channel: Via,
+    reason: str | None = None,
+    now: datetime,
+) -> Worker | None:
     """Mark the worker available or busy in the session's transaction, audited from what to what;
     None when there is no such worker. After the commit, `enqueue.reindex_worker` (offers follow the index)."""
     worker = session.get(Worker, worker_id, with_for_update=True)
     if worker is None:
         return None
-    record(session, AuditAction.WORKER_AVAILABILITY, actor=actor, entity="worker", entity_id=worker_id,
-           from_status=state(worker.available), to_status=state(available), reason=reason,
-           detail={"channel": channel.value})  # fmt: skip
+    record(
+        session,
+        AuditAction.WORKER_AVAILABILITY,
+        actor=actor,
+        entity="worker",
+        entity_id=worker_id,
+        from_status=state(worker.available),
+        to_status=state(available),
+        reason=reason,
+        detail={"channel": channel.value},
+    )
     worker.available, worker.updated_at = available, now
     session.add(worker)
     return worker

@@ -42,11 +42,19 @@ def _attempt(put: Callable[[], object], what: str, then: str = SWEEPER) -> bool:
     return True
 
 
-def _put(connection: redis.Redis, name: QueueName, job: str, *args: object, job_id: str | None,
-         then: str = SWEEPER, **options: object) -> bool:  # fmt: skip
+def _put(
+    connection: redis.Redis,
+    name: QueueName,
+    job: str,
+    *args: object,
+    job_id: str | None,
+    then: str = SWEEPER,
+    **options: object,
+) -> bool:
     """Queue `dispatch.jobs.<job>(*args)` on `name`; `then` says what makes up for a refusal."""
-    return _attempt(lambda: queue(connection, name).enqueue(JOBS + job, *args, job_id=job_id, **options),
-                    job_id or job, then)  # fmt: skip
+    return _attempt(
+        lambda: queue(connection, name).enqueue(JOBS + job, *args, job_id=job_id, **options), job_id or job, then
+    )
 
 
 # -- a request --------------------------------------------------------------------------------------
@@ -58,11 +66,16 @@ def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) ->
     def put() -> None:
         with connection.pipeline() as pipe:
             if sms_id is not None:
-                queue(connection, QueueName.DEFAULT).enqueue(JOBS + "send_sms", sms_id, job_id=f"sms-{sms_id}",
-                                                             retry=SMS_RETRY, pipeline=pipe)  # fmt: skip
-            queue(connection, QueueName.DISPATCH).enqueue(JOBS + "dispatch_request", request_id,
-                                                          job_id=f"dispatch-{request_id}", result_ttl=RESULT_TTL,
-                                                          pipeline=pipe)  # fmt: skip
+                queue(connection, QueueName.DEFAULT).enqueue(
+                    JOBS + "send_sms", sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY, pipeline=pipe
+                )
+            queue(connection, QueueName.DISPATCH).enqueue(
+                JOBS + "dispatch_request",
+                request_id,
+                job_id=f"dispatch-{request_id}",
+                result_ttl=RESULT_TTL,
+                pipeline=pipe,
+            )
             pipe.execute()
 
     return _attempt(put, f"request {request_id}")
@@ -70,8 +83,14 @@ def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) ->
 
 def dispatch_request(connection: redis.Redis, request_id: int) -> bool:
     """Offer the request to the next workers (a new round, or the next after a no)."""
-    return _put(connection, QueueName.DISPATCH, "dispatch_request", request_id, job_id=f"dispatch-{request_id}",
-                result_ttl=RESULT_TTL)  # fmt: skip
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "dispatch_request",
+        request_id,
+        job_id=f"dispatch-{request_id}",
+        result_ttl=RESULT_TTL,
+    )
 
 
 def notify_assigned(connection: redis.Redis, request_id: int) -> bool:
@@ -81,8 +100,9 @@ def notify_assigned(connection: redis.Redis, request_id: int) -> bool:
 
 def job_cancelled(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
     """Tell a worker not to go: the job they had taken was cancelled."""
-    return _put(connection, QueueName.DISPATCH, "job_cancelled", request_id, worker_id,
-                job_id=f"cancelled-{request_id}")  # fmt: skip
+    return _put(
+        connection, QueueName.DISPATCH, "job_cancelled", request_id, worker_id, job_id=f"cancelled-{request_id}"
+    )
 
 
 def after_completion(connection: redis.Redis, request_id: int) -> bool:
@@ -98,9 +118,9 @@ def new_offer(connection: redis.Redis, offer_id: int, expires_at: datetime) -> b
 
     def put() -> None:
         with connection.pipeline() as pipe:
-            queue(connection, QueueName.DISPATCH).enqueue_call(JOBS + "send_offer", args=(offer_id,),
-                                                               job_id=f"offer-{offer_id}", result_ttl=RESULT_TTL,
-                                                               pipeline=pipe)  # fmt: skip
+            queue(connection, QueueName.DISPATCH).enqueue_call(
+                JOBS + "send_offer", args=(offer_id,), job_id=f"offer-{offer_id}", result_ttl=RESULT_TTL, pipeline=pipe
+            )
             _expiry(connection, offer_id, expires_at, pipe)
             pipe.execute()
 
@@ -112,11 +132,17 @@ def offer_expiry(connection: redis.Redis, offer_id: int, expires_at: datetime) -
     return _attempt(lambda: _expiry(connection, offer_id, expires_at), f"expire-{offer_id}")
 
 
-def _expiry(connection: redis.Redis, offer_id: int, expires_at: datetime,
-            pipe: redis.client.Pipeline | None = None) -> None:  # fmt: skip
-    queue(connection, QueueName.DISPATCH).enqueue_at(expires_at + EXPIRY_MARGIN, JOBS + "expire_offer", offer_id,
-                                                     job_id=f"expire-{offer_id}", result_ttl=RESULT_TTL,
-                                                     pipeline=pipe)  # fmt: skip
+def _expiry(
+    connection: redis.Redis, offer_id: int, expires_at: datetime, pipe: redis.client.Pipeline | None = None
+) -> None:
+    queue(connection, QueueName.DISPATCH).enqueue_at(
+        expires_at + EXPIRY_MARGIN,
+        JOBS + "expire_offer",
+        offer_id,
+        job_id=f"expire-{offer_id}",
+        result_ttl=RESULT_TTL,
+        pipeline=pipe,
+    )
 
 
 def offer_resent(connection: redis.Redis, offer_id: int, attempt: int, delay: timedelta) -> bool:
@@ -136,8 +162,15 @@ def overdue_offer(connection: redis.Redis, offer_id: int) -> bool:
 
 def undelivered_offer(connection: redis.Redis, offer_id: int) -> bool:
     """The offer's SMS could not be delivered: it goes unanswered, to the next worker."""
-    return _put(connection, QueueName.DISPATCH, "expire_offer", offer_id, "the SMS could not be delivered", True,
-                job_id=f"undelivered-{offer_id}")  # fmt: skip
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "expire_offer",
+        offer_id,
+        "the SMS could not be delivered",
+        True,
+        job_id=f"undelivered-{offer_id}",
+    )
 
 
 # -- SMS --------------------------------------------------------------------------------------------
@@ -155,14 +188,30 @@ def handle_sms(connection: redis.Redis, sms_id: int) -> bool:
 
 def receive_sms(connection: redis.Redis, message_sid: str, sender: str, body: str) -> bool:
     """An SMS that came while the database was unreachable: a job records it when it is back."""
-    return _put(connection, QueueName.DISPATCH, "receive_sms", message_sid, sender, body,
-                job_id=f"receive-{message_sid}", retry=DATABASE_RETRY)  # fmt: skip
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "receive_sms",
+        message_sid,
+        sender,
+        body,
+        job_id=f"receive-{message_sid}",
+        retry=DATABASE_RETRY,
+    )
 
 
 def record_delivery(connection: redis.Redis, message_sid: str, status: str, error_code: str) -> bool:
     """A delivery report that came while the database was unreachable: a job records it when it is back."""
-    return _put(connection, QueueName.DISPATCH, "record_delivery", message_sid, status, error_code,
-                job_id=f"delivery-{message_sid}-{status}", retry=DATABASE_RETRY)  # fmt: skip
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "record_delivery",
+        message_sid,
+        status,
+        error_code,
+        job_id=f"delivery-{message_sid}-{status}",
+        retry=DATABASE_RETRY,
+    )
 
 
 # -- workers ----------------------------------------------------------------------------------------
@@ -171,11 +220,18 @@ def record_delivery(connection: redis.Redis, message_sid: str, status: str, erro
 def reindex_worker(connection: redis.Redis, worker_id: int, *, call_sid: str | None = None) -> bool:
     """Bring a changed worker's dispatch index entries in step; a lost job, the scheduled rebuild does."""
     job_id = f"reindex-{worker_id}-{call_sid}" if call_sid else None
-    return _put(connection, QueueName.DEFAULT, "reindex_worker", worker_id, job_id=job_id,
-                then="the next rebuild indexes the worker")  # fmt: skip
+    return _put(
+        connection,
+        QueueName.DEFAULT,
+        "reindex_worker",
+        worker_id,
+        job_id=job_id,
+        then="the next rebuild indexes the worker",
+    )
 
 
 def rebuild_index(connection: redis.Redis) -> bool:
     """Build the whole dispatch index again from the database (after an import)."""
-    return _put(connection, QueueName.DISPATCH, "rebuild_index", job_id="rebuild-index",
-                then="the scheduled rebuild does it")  # fmt: skip
+    return _put(
+        connection, QueueName.DISPATCH, "rebuild_index", job_id="rebuild-index", then="the scheduled rebuild does it"
+    )

@@ -41,8 +41,9 @@ def can_take_offers(worker: Worker, *, busy: bool, allow_parallel_jobs: bool) ->
     )
 
 
-def put(pipe: redis.client.Pipeline, worker: Worker, skills: Iterable[str], all_skills: Iterable[str],
-        *, offerable: bool) -> None:  # fmt: skip
+def put(
+    pipe: redis.client.Pipeline, worker: Worker, skills: Iterable[str], all_skills: Iterable[str], *, offerable: bool
+) -> None:
     """Add the worker under each of their skills, or take them out of every skill."""
     assert worker.id is not None
     member = str(worker.id)
@@ -65,8 +66,9 @@ def _meta(pipe: redis.client.Pipeline, worker: Worker) -> None:
             pipe.hdel(name, member)
 
 
-def update(connection: redis.Redis, session: Session, worker_id: int, *, all_skills: Iterable[str],
-           allow_parallel_jobs: bool) -> None:  # fmt: skip
+def update(
+    connection: redis.Redis, session: Session, worker_id: int, *, all_skills: Iterable[str], allow_parallel_jobs: bool
+) -> None:
     """Bring one worker's entries in step with the database (after any change to them)."""
     worker = session.get(Worker, worker_id)
     if worker is None:
@@ -141,13 +143,20 @@ def is_built(connection: redis.Redis) -> bool:
     return bool(connection.exists(BUILT))
 
 
-def nearby(connection: redis.Redis, skill: str, latitude: float, longitude: float, radius_km: float,
-           today: date) -> list[Candidate]:  # fmt: skip
+def nearby(
+    connection: redis.Redis, skill: str, latitude: float, longitude: float, radius_km: float, today: date
+) -> list[Candidate]:
     """Indexed workers of `skill` within `radius_km`, nearest first, with their radius and rating."""
     raw = connection.geosearch(
-        key(skill), longitude=longitude, latitude=latitude, radius=radius_km, unit="km",
-        sort="ASC", count=SEARCH_LIMIT, withdist=True,
-    )  # fmt: skip
+        key(skill),
+        longitude=longitude,
+        latitude=latitude,
+        radius=radius_km,
+        unit="km",
+        sort="ASC",
+        count=SEARCH_LIMIT,
+        withdist=True,
+    )
     found = [(bytes(member), float(distance)) for member, distance in cast(list[tuple[bytes, float]], raw)]
     if not found:
         return []

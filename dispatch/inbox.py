@@ -90,11 +90,15 @@ def _answer(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> O
     if result is offers.Answer.ACCEPTED:
         return Outcome(assigned=offer.request_id, language=language)
     if result is offers.Answer.DECLINED:
-        return Outcome((Outgoing("declined_ack", {"number": request_number}, offer.request_id),),
-                       redispatch=offer.request_id, language=language)  # fmt: skip
+        return Outcome(
+            (Outgoing("declined_ack", {"number": request_number}, offer.request_id),),
+            redispatch=offer.request_id,
+            language=language,
+        )
     if _accepted_by(engine, offer.id or 0, worker.id):  # a second yes (SMS and call, or texted twice)
-        return Outcome((Outgoing("offer_already_yours", {"number": request_number}, offer.request_id),),
-                       language=language)  # fmt: skip
+        return Outcome(
+            (Outgoing("offer_already_yours", {"number": request_number}, offer.request_id),), language=language
+        )
     return Outcome((Outgoing("already_taken", {"number": request_number}, offer.request_id),), language=language)
 
 
@@ -124,8 +128,9 @@ def _no_open_offer(engine: sa.Engine, worker: Worker, reply: Reply) -> Outcome:
         last = session.exec(select(Offer).where(Offer.worker_id == worker.id).order_by(col(Offer.id).desc())).first()
         number = session.get(ServiceRequest, last.request_id).number if last else None  # type: ignore[union-attr]
     if last is not None and number is not None and last.status is OfferStatus.ACCEPTED:
-        return Outcome((Outgoing("offer_already_yours", {"number": number}, last.request_id),),
-                       language=worker.language)  # fmt: skip
+        return Outcome(
+            (Outgoing("offer_already_yours", {"number": number}, last.request_id),), language=worker.language
+        )
     _note_unclear(engine, f"worker:{worker.id}", reply, "no open offer")
     if last is not None and number is not None and reply.kind is ReplyKind.ACCEPT:
         return Outcome((Outgoing("already_taken", {"number": number}, last.request_id),), language=worker.language)
@@ -141,8 +146,12 @@ def _done(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Out
         request = offers.complete(session, reply.number, worker.id, reply.code, now)
     if request is None:
         return Outcome((Outgoing("code_mismatch", {"number": reply.number}),), language=worker.language)
-    return Outcome((Outgoing("completed_worker", {"number": request.number}, request.id),), completed=request.id,
-                   worker_changed=worker.id, language=worker.language)  # fmt: skip
+    return Outcome(
+        (Outgoing("completed_worker", {"number": request.number}, request.id),),
+        completed=request.id,
+        worker_changed=worker.id,
+        language=worker.language,
+    )
 
 
 def _from_citizen(engine: sa.Engine, caller: Caller | None, sender: str, body: str) -> Outcome:
@@ -160,8 +169,11 @@ def _from_citizen(engine: sa.Engine, caller: Caller | None, sender: str, body: s
         if request is None:
             return Outcome((Outgoing("reply_help_citizen"),), language=language)
         rate(session, request, rating, actor=f"caller:{caller.id}")
-    return Outcome((Outgoing("rating_thanks", {"number": request.number}, request.id),),
-                   worker_changed=request.worker_id, language=language)  # fmt: skip
+    return Outcome(
+        (Outgoing("rating_thanks", {"number": request.number}, request.id),),
+        worker_changed=request.worker_id,
+        language=language,
+    )
 
 
 def rate(session: Session, request: ServiceRequest, rating: int, actor: str) -> bool:
@@ -182,8 +194,14 @@ def rate(session: Session, request: ServiceRequest, rating: int, actor: str) -> 
         .values(rating=average, rating_count=col(Worker.rating_count) + 1)
     )
     session.refresh(request)
-    offers.audit(session, actor, AuditAction.REQUEST_CLOSED, request, from_status=RequestStatus.COMPLETED.value,
-                 reason=f"rated {rating}")  # fmt: skip
+    offers.audit(
+        session,
+        actor,
+        AuditAction.REQUEST_CLOSED,
+        request,
+        from_status=RequestStatus.COMPLETED.value,
+        reason=f"rated {rating}",
+    )
     return True
 
 
@@ -195,5 +213,11 @@ def _number_of(engine: sa.Engine, request_id: int) -> str:
 
 def _note_unclear(engine: sa.Engine, actor: str, reply: Reply, reason: str = "not understood") -> None:
     with session_scope(engine) as session:
-        record(session, AuditAction.SMS_UNCLEAR, actor=actor, entity="sms", reason=reason,
-               detail={"kind": reply.kind.value})  # fmt: skip
+        record(
+            session,
+            AuditAction.SMS_UNCLEAR,
+            actor=actor,
+            entity="sms",
+            reason=reason,
+            detail={"kind": reply.kind.value},
+        )

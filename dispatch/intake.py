@@ -65,21 +65,43 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     caller_id = caller_id_for(session, intake.phone, intake.language) if intake.phone else None
     place = intake.place
     request = ServiceRequest(
-        number=unused_number(session), idempotency_key=intake.idempotency_key,
-        idempotency_digest=intake.idempotency_digest, service_code=intake.service,
-        pincode=place.pincode, district=place.district, latitude=place.latitude, longitude=place.longitude,
-        address_note=intake.address_note, preferred_time=intake.preferred_time, description=intake.description,
-        contact_name=intake.contact_name, filed_by=intake.filed_by, caller_id=caller_id,
-        language=intake.language, channel=intake.channel,
-    )  # fmt: skip
+        number=unused_number(session),
+        idempotency_key=intake.idempotency_key,
+        idempotency_digest=intake.idempotency_digest,
+        service_code=intake.service,
+        pincode=place.pincode,
+        district=place.district,
+        latitude=place.latitude,
+        longitude=place.longitude,
+        address_note=intake.address_note,
+        preferred_time=intake.preferred_time,
+        description=intake.description,
+        contact_name=intake.contact_name,
+        filed_by=intake.filed_by,
+        caller_id=caller_id,
+        language=intake.language,
+        channel=intake.channel,
+    )
     session.add(request)
     session.flush()
-    audit.record(session, AuditAction.REQUEST_CREATED, actor=intake.actor, entity="service_request",
-                 entity_id=request.id, to_status=RequestStatus.NEW.value, detail=dict(intake.detail))  # fmt: skip
+    audit.record(
+        session,
+        AuditAction.REQUEST_CREATED,
+        actor=intake.actor,
+        entity="service_request",
+        entity_id=request.id,
+        to_status=RequestStatus.NEW.value,
+        detail=dict(intake.detail),
+    )
     if intake.phone is None or phones.indian_mobile(intake.phone) is None:
         return request, None
-    sms = SmsLog(to_number=intake.phone, body=confirmation_sms(settings, request), template="request_created",
-                 status=SmsDelivery.PENDING, request_id=request.id)  # fmt: skip
+    sms = SmsLog(
+        to_number=intake.phone,
+        body=confirmation_sms(settings, request),
+        template="request_created",
+        status=SmsDelivery.PENDING,
+        request_id=request.id,
+    )
     session.add(sms)
     session.flush()
     return request, sms.id

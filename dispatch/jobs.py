@@ -119,11 +119,15 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
     try:
         if offer.channel is OfferChannel.VOICE:
             public = ctx.settings.public_url
-            ctx.telephony.place_call(worker.phone, f"{public}/twilio/voice",
-                                     status_callback=f"{public}/twilio/voice/status?offer={offer_id}")  # fmt: skip
+            ctx.telephony.place_call(
+                worker.phone, f"{public}/twilio/voice", status_callback=f"{public}/twilio/voice/status?offer={offer_id}"
+            )
         else:
-            values = {"number": request.number, "service": _service(request, worker.language),
-                      "locality": _locality(request, worker.language)}  # fmt: skip
+            values = {
+                "number": request.number,
+                "service": _service(request, worker.language),
+                "locality": _locality(request, worker.language),
+            }
             text_sms(worker.phone, "offer", worker.language, values, request_id=request.id, worker_id=worker.id)
     except GatewayError as exc:
         return _undelivered(offer_id, attempt, exc, retryable=exc.retryable)
@@ -165,9 +169,11 @@ def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool =
 
 # Whether the worker a request is assigned to has its notice recorded (sent or not): one test, so the
 # notice job and the sweeper that redoes it agree on it.
-TOLD = sa.exists().where(col(SmsLog.request_id) == col(ServiceRequest.id),
-                         col(SmsLog.worker_id) == col(ServiceRequest.worker_id),
-                         col(SmsLog.template) == "assigned_worker")  # fmt: skip
+TOLD = sa.exists().where(
+    col(SmsLog.request_id) == col(ServiceRequest.id),
+    col(SmsLog.worker_id) == col(ServiceRequest.worker_id),
+    col(SmsLog.template) == "assigned_worker",
+)
 
 
 def notify_assigned(request_id: int) -> str:
@@ -187,17 +193,45 @@ def notify_assigned(request_id: int) -> str:
         worker = session.get(Worker, request.worker_id)
         caller = session.get(Caller, request.caller_id) if request.caller_id else None
         assert worker is not None
-        geoindex.update(ctx.redis, session, request.worker_id, all_skills=ctx.settings.service_codes,
-                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+        geoindex.update(
+            ctx.redis,
+            session,
+            request.worker_id,
+            all_skills=ctx.settings.service_codes,
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+        )
         messages = []
         if caller is not None and phones.indian_mobile(caller.phone):
-            messages.append(record_sms(session, caller.phone, "assigned_citizen", request.language,
-                                       {"number": request.number, "worker": worker.name, "worker_phone": worker.phone,
-                                        "code": request.completion_code or ""}, request_id=request_id))  # fmt: skip
-        messages.append(record_sms(session, worker.phone, "assigned_worker", worker.language,
-                                   {"number": request.number, "citizen_phone": caller.phone if caller else "-",
-                                    "address": request.address_note or _locality(request, worker.language)},
-                                   request_id=request_id, worker_id=worker.id))  # fmt: skip
+            messages.append(
+                record_sms(
+                    session,
+                    caller.phone,
+                    "assigned_citizen",
+                    request.language,
+                    {
+                        "number": request.number,
+                        "worker": worker.name,
+                        "worker_phone": worker.phone,
+                        "code": request.completion_code or "",
+                    },
+                    request_id=request_id,
+                )
+            )
+        messages.append(
+            record_sms(
+                session,
+                worker.phone,
+                "assigned_worker",
+                worker.language,
+                {
+                    "number": request.number,
+                    "citizen_phone": caller.phone if caller else "-",
+                    "address": request.address_note or _locality(request, worker.language),
+                },
+                request_id=request_id,
+                worker_id=worker.id,
+            )
+        )
     geoindex.count_job(ctx.redis, worker.id or 0, now().date())
     for sms_id in messages:
         _try_send(sms_id, request_id)
@@ -228,15 +262,23 @@ def after_completion(request_id: int) -> str:
         request = session.get(ServiceRequest, request_id)
         if request is None or request.worker_id is None:
             return "no request"
-        geoindex.update(ctx.redis, session, request.worker_id, all_skills=ctx.settings.service_codes,
-                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+        geoindex.update(
+            ctx.redis,
+            session,
+            request.worker_id,
+            all_skills=ctx.settings.service_codes,
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+        )
         caller = session.get(Caller, request.caller_id) if request.caller_id else None
     if caller is None:
         return "no citizen to ask"
     public = ctx.settings.public_url
     try:
-        ctx.telephony.place_call(caller.phone, f"{public}/twilio/voice?flow=feedback&request={request_id}",
-                                 status_callback=f"{public}/twilio/voice/status?feedback={request_id}")  # fmt: skip
+        ctx.telephony.place_call(
+            caller.phone,
+            f"{public}/twilio/voice?flow=feedback&request={request_id}",
+            status_callback=f"{public}/twilio/voice/status?feedback={request_id}",
+        )
     except Exception as exc:
         log.warning("feedback call for request %s failed (%s); texting instead", request_id, exc)
         return feedback_sms(request_id)
@@ -265,8 +307,12 @@ def ring_agent(user_id: int, desk_phone: str) -> str:
     them with the caller (`<Dial><Queue>` in the /twilio/voice/agent answer)."""
     ctx = context.current()
     public = ctx.settings.public_url
-    sid = ctx.telephony.place_call(desk_phone, f"{public}/twilio/voice/agent?user={user_id}",
-                                   status_callback=f"{public}/twilio/voice/status", timeout=20)  # fmt: skip
+    sid = ctx.telephony.place_call(
+        desk_phone,
+        f"{public}/twilio/voice/agent?user={user_id}",
+        status_callback=f"{public}/twilio/voice/status",
+        timeout=20,
+    )
     return f"ringing the agent: {sid}"
 
 
@@ -277,10 +323,21 @@ def job_cancelled(request_id: int, worker_id: int) -> str:
         request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
         if request is None or worker is None or request.status is not RequestStatus.CANCELLED:
             return "nothing to tell"
-        geoindex.update(ctx.redis, session, worker_id, all_skills=ctx.settings.service_codes,
-                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
-    _try_sms(worker.phone, "job_cancelled", worker.language, {"number": request.number}, request_id=request.id,
-             worker_id=worker.id)  # fmt: skip
+        geoindex.update(
+            ctx.redis,
+            session,
+            worker_id,
+            all_skills=ctx.settings.service_codes,
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+        )
+    _try_sms(
+        worker.phone,
+        "job_cancelled",
+        worker.language,
+        {"number": request.number},
+        request_id=request.id,
+        worker_id=worker.id,
+    )
     return "worker told"
 
 
@@ -288,8 +345,13 @@ def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()
     with Session(ctx.engine) as session:
-        geoindex.update(ctx.redis, session, worker_id, all_skills=ctx.settings.service_codes,
-                        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+        geoindex.update(
+            ctx.redis,
+            session,
+            worker_id,
+            all_skills=ctx.settings.service_codes,
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+        )
     return "indexed"
 
 
@@ -358,8 +420,15 @@ def _set_sms_status(sms_log_id: int, status: SmsHandling) -> None:
 # -- SMS ------------------------------------------------------------------------------------------
 
 
-def text_sms(to: str, template: str, language: str, values: Mapping[str, str], *, request_id: int | None = None,
-             worker_id: int | None = None) -> str:  # fmt: skip
+def text_sms(
+    to: str,
+    template: str,
+    language: str,
+    values: Mapping[str, str],
+    *,
+    request_id: int | None = None,
+    worker_id: int | None = None,
+) -> str:
     """Record an SMS from a template, fitted to two segments, then send it now."""
     with session_scope(context.current().engine) as session:
         sms_id = record_sms(session, to, template, language, values, request_id=request_id, worker_id=worker_id)
@@ -367,12 +436,26 @@ def text_sms(to: str, template: str, language: str, values: Mapping[str, str], *
     return sid or ""
 
 
-def record_sms(session: Session, to: str, template: str, language: str, values: Mapping[str, str], *,
-               request_id: int | None = None, worker_id: int | None = None) -> int:  # fmt: skip
+def record_sms(
+    session: Session,
+    to: str,
+    template: str,
+    language: str,
+    values: Mapping[str, str],
+    *,
+    request_id: int | None = None,
+    worker_id: int | None = None,
+) -> int:
     """An SMS from a template, fitted to two segments, recorded as pending; its id."""
     body = sms_text.render(context.current().settings.sms.templates[template].text(language), values)
-    sms = SmsLog(to_number=to, body=body, template=template, status=SmsDelivery.PENDING, request_id=request_id,
-                 worker_id=worker_id)  # fmt: skip
+    sms = SmsLog(
+        to_number=to,
+        body=body,
+        template=template,
+        status=SmsDelivery.PENDING,
+        request_id=request_id,
+        worker_id=worker_id,
+    )
     session.add(sms)
     session.flush()
     assert sms.id is not None
@@ -403,9 +486,13 @@ def send_sms(sms_log_id: int) -> str | None:
             code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
             status = messages.failed_attempt(session, sms_log_id, retryable=retryable, error_code=code, now=utcnow())
             if status is SmsDelivery.NOT_SENT:
-                log.warning("%s SMS %s about %s could not be sent after %s tries; an agent sees it on the request",
-                            sms.template, sms_log_id, f"request {sms.request_id}" if sms.request_id else "no request",
-                            sms.attempts)  # fmt: skip
+                log.warning(
+                    "%s SMS %s about %s could not be sent after %s tries; an agent sees it on the request",
+                    sms.template,
+                    sms_log_id,
+                    f"request {sms.request_id}" if sms.request_id else "no request",
+                    sms.attempts,
+                )
             raise
         sms = session.get(SmsLog, sms_log_id)
         assert sms is not None
@@ -452,17 +539,22 @@ def sweep() -> dict[str, int]:
         undelivered = session.exec(select(Offer.id).where(_never_left(moment))).all()
         overdue = session.exec(
             select(Offer.id).where(
-                Offer.status == OfferStatus.PENDING, col(Offer.expires_at) < moment - NEW_REQUEST_GRACE,
+                Offer.status == OfferStatus.PENDING,
+                col(Offer.expires_at) < moment - NEW_REQUEST_GRACE,
                 col(Offer.id).not_in(undelivered),
             )
-        ).all()  # fmt: skip
+        ).all()
         old_sms = col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE
         unsent = session.exec(select(SmsLog.id).where(SmsLog.status == SmsDelivery.PENDING, old_sms)).all()
         refused = messages.due_again(session, moment - NEW_REQUEST_GRACE)  # RQ's own retry had its chance
         unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
-        untold = session.exec(select(ServiceRequest.id).where(
-            ServiceRequest.status == RequestStatus.ASSIGNED,
-            col(ServiceRequest.assigned_at) < moment - NEW_REQUEST_GRACE, ~TOLD)).all()  # fmt: skip
+        untold = session.exec(
+            select(ServiceRequest.id).where(
+                ServiceRequest.status == RequestStatus.ASSIGNED,
+                col(ServiceRequest.assigned_at) < moment - NEW_REQUEST_GRACE,
+                ~TOLD,
+            )
+        ).all()
     for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
         enqueue.dispatch_request(ctx.redis, int(request_id or 0))
     for offer_id in overdue:
@@ -476,20 +568,33 @@ def sweep() -> dict[str, int]:
         enqueue.notify_assigned(ctx.redis, int(request_id or 0))
     for sms_id in [*unsent, *refused]:
         enqueue.send_sms(ctx.redis, int(sms_id or 0))
-    return {"new_requests": len(stuck_new), "offered_without_open_offer": len(unoffered),
-            "overdue_offers": len(overdue), "undelivered_offers": len(undelivered), "unsent_sms": len(unsent),
-            "refused_sms_due": len(refused), "unread_sms": len(unread), "abandoned_sms": len(abandoned),
-            "untold_assignments": len(untold)}  # fmt: skip
+    return {
+        "new_requests": len(stuck_new),
+        "offered_without_open_offer": len(unoffered),
+        "overdue_offers": len(overdue),
+        "undelivered_offers": len(undelivered),
+        "unsent_sms": len(unsent),
+        "refused_sms_due": len(refused),
+        "unread_sms": len(unread),
+        "abandoned_sms": len(abandoned),
+        "untold_assignments": len(untold),
+    }
 
 
 def _never_left(moment: datetime) -> sa.ColumnElement[bool]:
     """A pending SMS offer whose every SMS Twilio refused, the last long enough ago that its next try
     (an RQ job, lost when Redis restarts empty) should have come: it is undelivered, not unanswered."""
-    texts = (col(SmsLog.request_id) == col(Offer.request_id), col(SmsLog.worker_id) == col(Offer.worker_id),
-             col(SmsLog.template) == "offer", col(SmsLog.created_at) >= col(Offer.created_at))  # fmt: skip
+    texts = (
+        col(SmsLog.request_id) == col(Offer.request_id),
+        col(SmsLog.worker_id) == col(Offer.worker_id),
+        col(SmsLog.template) == "offer",
+        col(SmsLog.created_at) >= col(Offer.created_at),
+    )
     refused = sa.exists().where(*texts, col(SmsLog.status) == SmsDelivery.SEND_FAILED)
-    others = sa.exists().where(*texts, sa.or_(col(SmsLog.status) != SmsDelivery.SEND_FAILED,
-                                              col(SmsLog.updated_at) >= moment - RESEND_LOST_AFTER))  # fmt: skip
+    others = sa.exists().where(
+        *texts,
+        sa.or_(col(SmsLog.status) != SmsDelivery.SEND_FAILED, col(SmsLog.updated_at) >= moment - RESEND_LOST_AFTER),
+    )
     return sa.and_(col(Offer.status) == OfferStatus.PENDING, col(Offer.channel) == OfferChannel.SMS, refused, ~others)
 
 
@@ -521,5 +626,9 @@ def rebuild_index(only_if_missing: bool = False) -> int:
                 return 0  # another job built it while this one waited
             log.warning("the worker index is missing from Redis: rebuilding it from the database")
         with Session(ctx.engine) as session:
-            return geoindex.rebuild(ctx.redis, session, all_skills=ctx.settings.service_codes,
-                                    allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs)  # fmt: skip
+            return geoindex.rebuild(
+                ctx.redis,
+                session,
+                all_skills=ctx.settings.service_codes,
+                allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+            )

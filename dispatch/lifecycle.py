@@ -117,13 +117,28 @@ def assign(session: Session, request_id: int, worker_id: int, actor: str, now: d
     if not hand_over(session, request_id, worker_id, (old,), now):
         return Moved("the request changed meanwhile; look again")
     withdraw_pending(session, request_id, now)
-    offer = Offer(request_id=request_id, worker_id=worker_id, status=OfferStatus.ACCEPTED,
-                  channel=OfferChannel.AGENT, created_at=now, expires_at=now, answered_at=now)  # fmt: skip
+    offer = Offer(
+        request_id=request_id,
+        worker_id=worker_id,
+        status=OfferStatus.ACCEPTED,
+        channel=OfferChannel.AGENT,
+        created_at=now,
+        expires_at=now,
+        answered_at=now,
+    )
     session.add(offer)
     session.flush()
     session.refresh(request)
-    audit(session, actor, AuditAction.REQUEST_ASSIGNED, request, from_status=old.value, worker_id=worker_id,
-          offer_id=offer.id, by="agent")  # fmt: skip
+    audit(
+        session,
+        actor,
+        AuditAction.REQUEST_ASSIGNED,
+        request,
+        from_status=old.value,
+        worker_id=worker_id,
+        offer_id=offer.id,
+        by="agent",
+    )
     return Moved()
 
 
@@ -144,11 +159,19 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
     for offer in pending:
         request = session.get(ServiceRequest, offer.request_id)
         if request is not None and set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, now):
-            audit(session, actor, AuditAction.OFFER_WITHDRAWN, request, reason=reason, offer_id=offer.id,
-                  worker_id=worker_id)  # fmt: skip
+            audit(
+                session,
+                actor,
+                AuditAction.OFFER_WITHDRAWN,
+                request,
+                reason=reason,
+                offer_id=offer.id,
+                worker_id=worker_id,
+            )
             again.append(request.id or 0)
-    in_hand = select(ServiceRequest).where(ServiceRequest.worker_id == worker_id,
-                                           ServiceRequest.status == RequestStatus.ASSIGNED)  # fmt: skip
+    in_hand = select(ServiceRequest).where(
+        ServiceRequest.worker_id == worker_id, ServiceRequest.status == RequestStatus.ASSIGNED
+    )
     jobs = session.exec(in_hand).all()
     for job in jobs:
         _take_back(session, job, worker_id, actor, reason, now)
@@ -179,8 +202,15 @@ def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str
         .values(status=OfferStatus.WITHDRAWN, answered_at=now)
     )
     session.refresh(job)
-    audit(session, actor, AuditAction.REQUEST_ESCALATED, job, from_status=RequestStatus.ASSIGNED.value,
-          reason=f"the worker was stood down: {reason}", worker_id=worker_id)  # fmt: skip
+    audit(
+        session,
+        actor,
+        AuditAction.REQUEST_ESCALATED,
+        job,
+        from_status=RequestStatus.ASSIGNED.value,
+        reason=f"the worker was stood down: {reason}",
+        worker_id=worker_id,
+    )
 
 
 def _unfit(session: Session, request: ServiceRequest, worker: Worker) -> str | None:

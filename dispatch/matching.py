@@ -17,14 +17,14 @@ class Candidate:
     jobs_today: int = 0
 
 
-def rank(candidates: Iterable[Candidate], *, default_radius_km: float, exclude: frozenset[int] = frozenset()
-         ) -> list[Candidate]:  # fmt: skip
+def rank(
+    candidates: Iterable[Candidate], *, default_radius_km: float, exclude: frozenset[int] = frozenset()
+) -> list[Candidate]:
     """Those who serve this spot (within their own radius), nearest first, then best rated, then least
     busy today; a worker already asked about this request is not asked again."""
     eligible = [
-        c for c in candidates
-        if c.worker_id not in exclude and c.distance_km <= (c.radius_km or default_radius_km)
-    ]  # fmt: skip
+        c for c in candidates if c.worker_id not in exclude and c.distance_km <= (c.radius_km or default_radius_km)
+    ]
     return sorted(eligible, key=_order)
 
 

@@ -23,8 +23,15 @@ from storage.models import (
 )
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
-ORDER = {SmsDelivery.PENDING: 0, SmsDelivery.QUEUED: 1, SmsDelivery.SENDING: 2, SmsDelivery.SENT: 3,
-         SmsDelivery.FAILED: 4, SmsDelivery.UNDELIVERED: 4, SmsDelivery.DELIVERED: 5}  # fmt: skip
+ORDER = {
+    SmsDelivery.PENDING: 0,
+    SmsDelivery.QUEUED: 1,
+    SmsDelivery.SENDING: 2,
+    SmsDelivery.SENT: 3,
+    SmsDelivery.FAILED: 4,
+    SmsDelivery.UNDELIVERED: 4,
+    SmsDelivery.DELIVERED: 5,
+}
 RANKS: dict[str, int] = {status.value: rank for status, rank in ORDER.items()}
 UNDELIVERED = frozenset({SmsDelivery.FAILED, SmsDelivery.UNDELIVERED})
 # A message Twilio refused is tried again from the database (RQ's retries are lost with an empty
@@ -40,8 +47,13 @@ def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) 
     """The new message's id, or None when Twilio delivered this one before."""
     try:
         with session_scope(engine) as session:
-            sms = SmsLog(message_sid=message_sid, direction=Direction.INBOUND, from_number=sender, body=body,
-                         status=SmsHandling.RECEIVED)  # fmt: skip
+            sms = SmsLog(
+                message_sid=message_sid,
+                direction=Direction.INBOUND,
+                from_number=sender,
+                body=body,
+                status=SmsHandling.RECEIVED,
+            )
             session.add(sms)
             session.flush()
             return sms.id
@@ -86,10 +98,14 @@ def claim_attempt(session: Session, sms: SmsLog, now: datetime) -> bool:
     after = RETRY_PAUSES[min(sms.attempts, len(RETRY_PAUSES) - 1)]
     claimed = session.execute(
         sa.update(SmsLog)
-        .where(col(SmsLog.id) == sms.id, col(SmsLog.attempts) == sms.attempts, col(SmsLog.message_sid).is_(None),
-               col(SmsLog.status).in_(SENDABLE))
+        .where(
+            col(SmsLog.id) == sms.id,
+            col(SmsLog.attempts) == sms.attempts,
+            col(SmsLog.message_sid).is_(None),
+            col(SmsLog.status).in_(SENDABLE),
+        )
         .values(attempts=sms.attempts + 1, next_attempt_at=now + after, updated_at=now)
-    ).rowcount  # type: ignore[attr-defined]  # fmt: skip
+    ).rowcount  # type: ignore[attr-defined]
     session.commit()
     return bool(claimed)
 

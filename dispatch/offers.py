@@ -55,15 +55,33 @@ class Dispatched:
     reason: str = ""
 
 
-def audit(session: Session, actor: str, action: AuditAction, request: ServiceRequest, *,
-          from_status: str | None = None, reason: str | None = None, **detail: object) -> None:  # fmt: skip
+def audit(
+    session: Session,
+    actor: str,
+    action: AuditAction,
+    request: ServiceRequest,
+    *,
+    from_status: str | None = None,
+    reason: str | None = None,
+    **detail: object,
+) -> None:
     """A move of a request, recorded with the status it reached."""
-    record(session, action, actor=actor, entity="service_request", entity_id=request.id, from_status=from_status,
-           to_status=request.status.value, reason=reason, detail=detail)  # fmt: skip
+    record(
+        session,
+        action,
+        actor=actor,
+        entity="service_request",
+        entity_id=request.id,
+        from_status=from_status,
+        to_status=request.status.value,
+        reason=reason,
+        detail=detail,
+    )
 
 
-def next_offers(session: Session, request_id: int, candidates: Sequence[Candidate], rules: Dispatch,
-                now: datetime) -> Dispatched:  # fmt: skip
+def next_offers(
+    session: Session, request_id: int, candidates: Sequence[Candidate], rules: Dispatch, now: datetime
+) -> Dispatched:
     """One round of dispatch: expire stale offers, then offer to the best eligible candidates or,
     when the request has waited or been refused too long, escalate it."""
     request = session.get(ServiceRequest, request_id)
@@ -93,11 +111,24 @@ def next_offers(session: Session, request_id: int, candidates: Sequence[Candidat
     session.add_all(made)
     session.flush()  # the offers' ids, for the audit trail and the jobs that send them
     if first:
-        audit(session, "dispatch", AuditAction.REQUEST_OFFERED, request, from_status=RequestStatus.NEW.value,
-              reason="first offer sent")  # fmt: skip
+        audit(
+            session,
+            "dispatch",
+            AuditAction.REQUEST_OFFERED,
+            request,
+            from_status=RequestStatus.NEW.value,
+            reason="first offer sent",
+        )
     for offer in made:
-        audit(session, "dispatch", AuditAction.OFFER_SENT, request, worker_id=offer.worker_id, offer_id=offer.id,
-              channel=offer.channel.value)  # fmt: skip
+        audit(
+            session,
+            "dispatch",
+            AuditAction.OFFER_SENT,
+            request,
+            worker_id=offer.worker_id,
+            offer_id=offer.id,
+            channel=offer.channel.value,
+        )
     return Dispatched(offers=made)
 
 
@@ -116,8 +147,14 @@ def _hold(session: Session, request: ServiceRequest, now: datetime) -> bool:
     return bool(held)
 
 
-def _eligible(session: Session, request: ServiceRequest, candidates: Sequence[Candidate], asked: frozenset[int],
-              rules: Dispatch, limit: int) -> list[Worker]:  # fmt: skip
+def _eligible(
+    session: Session,
+    request: ServiceRequest,
+    candidates: Sequence[Candidate],
+    asked: frozenset[int],
+    rules: Dispatch,
+    limit: int,
+) -> list[Worker]:
     """The first `limit` candidates the database confirms (the index may lag a moment behind),
     in the ranking's order."""
     wanted = [c.worker_id for c in candidates if c.worker_id not in asked][: max(limit * 4, 8)]
@@ -151,15 +188,24 @@ def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dis
     by_voice = worker.voice_preferred or (
         rules.voice_after_unanswered_sms > 0 and _unanswered_sms_offers(session, worker.id, rules) > 0
     )
-    return Offer(request_id=request.id, worker_id=worker.id, created_at=now, dispatch_round=request.dispatch_round,
-                 expires_at=now + timedelta(seconds=rules.offer_timeout),
-                 channel=OfferChannel.VOICE if by_voice else OfferChannel.SMS)  # fmt: skip
+    return Offer(
+        request_id=request.id,
+        worker_id=worker.id,
+        created_at=now,
+        dispatch_round=request.dispatch_round,
+        expires_at=now + timedelta(seconds=rules.offer_timeout),
+        channel=OfferChannel.VOICE if by_voice else OfferChannel.SMS,
+    )
 
 
 def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) -> int:
     """How many of the worker's latest SMS offers went unanswered in a row."""
-    latest = session.exec(select(Offer.status).where(Offer.worker_id == worker_id)
-                          .order_by(col(Offer.id).desc()).limit(rules.voice_after_unanswered_sms)).all()  # fmt: skip
+    latest = session.exec(
+        select(Offer.status)
+        .where(Offer.worker_id == worker_id)
+        .order_by(col(Offer.id).desc())
+        .limit(rules.voice_after_unanswered_sms)
+    ).all()
     unanswered = 0
     for status in latest:
         if status is not OfferStatus.EXPIRED:
@@ -195,8 +241,15 @@ def expire(session: Session, offer_id: int, now: datetime, reason: str = "no ans
         return False
     request = session.get(ServiceRequest, offer.request_id)
     if request is not None:
-        audit(session, "dispatch", AuditAction.OFFER_EXPIRED, request, reason=reason, offer_id=offer_id,
-              worker_id=offer.worker_id)  # fmt: skip
+        audit(
+            session,
+            "dispatch",
+            AuditAction.OFFER_EXPIRED,
+            request,
+            reason=reason,
+            offer_id=offer_id,
+            worker_id=offer.worker_id,
+        )
     return True
 
 
@@ -215,13 +268,21 @@ def accept(session: Session, offer_id: int, now: datetime, actor: str) -> Answer
     request = session.get(ServiceRequest, request_id)
     assert request is not None
     session.refresh(request)
-    audit(session, actor, AuditAction.REQUEST_ASSIGNED, request, from_status=RequestStatus.OFFERED.value,
-          worker_id=worker_id, offer_id=offer_id)  # fmt: skip
+    audit(
+        session,
+        actor,
+        AuditAction.REQUEST_ASSIGNED,
+        request,
+        from_status=RequestStatus.OFFERED.value,
+        worker_id=worker_id,
+        offer_id=offer_id,
+    )
     return Answer.ACCEPTED
 
 
-def hand_over(session: Session, request_id: int, worker_id: int, statuses: Sequence[RequestStatus],
-              now: datetime) -> bool:  # fmt: skip
+def hand_over(
+    session: Session, request_id: int, worker_id: int, statuses: Sequence[RequestStatus], now: datetime
+) -> bool:
     """The request becomes the worker's, with a new completion code, if it is still in one of `statuses`."""
     assigned = session.execute(
         sa.update(ServiceRequest)
@@ -272,8 +333,14 @@ def decline(session: Session, offer_id: int, now: datetime, actor: str) -> Answe
     return Answer.DECLINED
 
 
-def set_offer(session: Session, offer_id: int | None, old: OfferStatus, new: OfferStatus, now: datetime | None,
-               not_expired_at: datetime | None = None) -> bool:  # fmt: skip
+def set_offer(
+    session: Session,
+    offer_id: int | None,
+    old: OfferStatus,
+    new: OfferStatus,
+    now: datetime | None,
+    not_expired_at: datetime | None = None,
+) -> bool:
     """Move one offer from `old` to `new` only if it is still `old` (a compare-and-set)."""
     query = sa.update(Offer).where(col(Offer.id) == offer_id, col(Offer.status) == old)
     if not_expired_at is not None:
@@ -282,8 +349,9 @@ def set_offer(session: Session, offer_id: int | None, old: OfferStatus, new: Off
     return bool(changed)
 
 
-def move(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, actor: str,
-         reason: str) -> bool:  # fmt: skip
+def move(
+    session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, actor: str, reason: str
+) -> bool:
     """Move a request along its lifecycle, only if it is still where we think it is; audited."""
     moved = _compare_and_set(session, request, old, new)
     if moved:
@@ -328,23 +396,35 @@ def complete(session: Session, number: str, worker_id: int, code: str, now: date
         _refuse(session, worker_id, request.id, "wrong code, or not assigned", number)
         return None
     session.refresh(request)
-    audit(session, f"worker:{worker_id}", AuditAction.REQUEST_COMPLETED, request,
-          from_status=RequestStatus.ASSIGNED.value)  # fmt: skip
+    audit(
+        session, f"worker:{worker_id}", AuditAction.REQUEST_COMPLETED, request, from_status=RequestStatus.ASSIGNED.value
+    )
     return request
 
 
 def _wrong_codes(session: Session, request_id: int) -> int:
-    query = select(sa.func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == AuditAction.REQUEST_COMPLETION_REFUSED, AuditEvent.entity == "service_request",
-        AuditEvent.entity_id == request_id,
-    )  # fmt: skip
+    query = (
+        select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.action == AuditAction.REQUEST_COMPLETION_REFUSED,
+            AuditEvent.entity == "service_request",
+            AuditEvent.entity_id == request_id,
+        )
+    )
     return int(session.exec(query).one())
 
 
 def _refuse(session: Session, worker_id: int, request_id: int | None, reason: str, number: str) -> None:
-    record(session, AuditAction.REQUEST_COMPLETION_REFUSED, actor=f"worker:{worker_id}",
-           entity="service_request" if request_id else "worker", entity_id=request_id or worker_id, reason=reason,
-           detail={"number": number[:8]})  # fmt: skip
+    record(
+        session,
+        AuditAction.REQUEST_COMPLETION_REFUSED,
+        actor=f"worker:{worker_id}",
+        entity="service_request" if request_id else "worker",
+        entity_id=request_id or worker_id,
+        reason=reason,
+        detail={"number": number[:8]},
+    )
 
 
 def pending_offer(session: Session, worker_id: int, now: datetime) -> Offer | None:

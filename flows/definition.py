@@ -116,8 +116,14 @@ class Flow:
         return next((s for s in self.services if s.code == code), None)
 
 
-def load(name: str, *, languages: Iterable[str], effects: Effects, services: Iterable[ServiceChoice] = (),
-         directory: Path = DEFINITIONS) -> Flow:  # fmt: skip
+def load(
+    name: str,
+    *,
+    languages: Iterable[str],
+    effects: Effects,
+    services: Iterable[ServiceChoice] = (),
+    directory: Path = DEFINITIONS,
+) -> Flow:
     """Read `<directory>/<name>.yaml` and validate it against the effects the edge performs;
     FlowError lists everything wrong."""
     path = directory / f"{name}.yaml"
@@ -136,15 +142,41 @@ def load(name: str, *, languages: Iterable[str], effects: Effects, services: Ite
 
 # -- building from YAML ---------------------------------------------------------------------------
 
-_NODE_KEYS = {"say", "goto", "menu", "input", "effect", "args", "outcomes", "switch", "cases", "default",
-              "enqueue", "hangup"}  # fmt: skip
+_NODE_KEYS = {
+    "say",
+    "goto",
+    "menu",
+    "input",
+    "effect",
+    "args",
+    "outcomes",
+    "switch",
+    "cases",
+    "default",
+    "enqueue",
+    "hangup",
+}
 _ROUTE_KEYS = {"say", "set", "goto", "retry"}
-_WAIT_KEYS = {"prompt", "options", "options_from", "option", "store", "pattern", "then", "num_digits",
-              "finish_on_key", "timeout", "on_silence", "on_invalid", "on_fail"}  # fmt: skip
+_WAIT_KEYS = {
+    "prompt",
+    "options",
+    "options_from",
+    "option",
+    "store",
+    "pattern",
+    "then",
+    "num_digits",
+    "finish_on_key",
+    "timeout",
+    "on_silence",
+    "on_invalid",
+    "on_fail",
+}
 
 
-def _build(raw: Any, languages: tuple[str, ...], services: tuple[ServiceChoice, ...],
-           problems: list[str]) -> Flow | None:  # fmt: skip
+def _build(
+    raw: Any, languages: tuple[str, ...], services: tuple[ServiceChoice, ...], problems: list[str]
+) -> Flow | None:
     if not isinstance(raw, dict):
         problems.append("the file must be a mapping with flow, start, nodes")
         return None
@@ -259,12 +291,14 @@ def _says(raw: Any, where: str, problems: list[str]) -> tuple[SayItem, ...]:
         if isinstance(item, str):
             says.append(SayItem(prompt=item))
         elif isinstance(item, dict) and "prompt" in item and set(item) <= {"prompt", "params", "language", "each"}:
-            says.append(SayItem(
-                prompt=str(item["prompt"]),
-                params=_str_map(item.get("params"), f"{where}[{index}].params", problems),
-                language=_opt_str(item.get("language")),
-                each=_opt_str(item.get("each")),
-            ))  # fmt: skip
+            says.append(
+                SayItem(
+                    prompt=str(item["prompt"]),
+                    params=_str_map(item.get("params"), f"{where}[{index}].params", problems),
+                    language=_opt_str(item.get("language")),
+                    each=_opt_str(item.get("each")),
+                )
+            )
         else:
             problems.append(f"{where}[{index}]: a prompt name or {{prompt, params, language, each}}")
     return tuple(says)
@@ -317,8 +351,7 @@ def validate(flow: Flow, effects: Effects) -> list[str]:
 
 def _check_node(flow: Flow, node: Node, effects: Effects) -> list[str]:
     where = f"nodes.{node.name}"
-    enders = [bool(node.goto), bool(node.wait), bool(node.effect), bool(node.switch), bool(node.enqueue),
-              node.hangup]  # fmt: skip
+    enders = [bool(node.goto), bool(node.wait), bool(node.effect), bool(node.switch), bool(node.enqueue), node.hangup]
     problems = []
     if sum(enders) != 1:
         problems.append(f"{where}: needs exactly one of goto, menu/input, effect, switch, enqueue, hangup")
@@ -342,12 +375,16 @@ def _check_effect(flow: Flow, node: Node, where: str, effects: Effects) -> list[
     assert node.effect is not None
     known = effects.get(node.effect)
     if known is None:
-        return [f"{where}.effect: unknown effect {node.effect!r}, which the helpline cannot perform; "
-                f"known: {sorted(effects)}"]  # fmt: skip
+        return [
+            f"{where}.effect: unknown effect {node.effect!r}, which the helpline cannot perform; "
+            f"known: {sorted(effects)}"
+        ]
     outcomes = frozenset(known)
     problems = [f"{where}.outcomes: {node.effect} has no outcome {o!r}" for o in sorted(set(node.outcomes) - outcomes)]
-    problems += [f"{where}.outcomes: outcome {o!r} of {node.effect} is not handled"
-                 for o in sorted(outcomes - set(node.outcomes))]  # fmt: skip
+    problems += [
+        f"{where}.outcomes: outcome {o!r} of {node.effect} is not handled"
+        for o in sorted(outcomes - set(node.outcomes))
+    ]
     for key, route in node.outcomes.items():
         problems += _check_route(flow, route, f"{where}.outcomes.{key}")
     return problems
@@ -356,15 +393,26 @@ def _check_effect(flow: Flow, node: Node, where: str, effects: Effects) -> list[
 def _check_wait(flow: Flow, wait: Wait, where: str) -> list[str]:
     problems = [] if wait.prompt else [f"{where}.prompt: a wait must tell the caller what to press"]
     problems += _check_choices(wait, where)
-    problems += [f"{where}.options.{key}: keys are keypad digits, * or #"
-                 for key in wait.options if not re.fullmatch(r"[0-9*#]+", key)]  # fmt: skip
+    problems += [
+        f"{where}.options.{key}: keys are keypad digits, * or #"
+        for key in wait.options
+        if not re.fullmatch(r"[0-9*#]+", key)
+    ]
     if wait.finish_on_key not in ("", "#", "*"):
         problems.append(f"{where}.finish_on_key: '#', '*' or empty")
     if not 1 <= wait.timeout <= 60:
         problems.append(f"{where}.timeout: 1–60 seconds")
     routes = {f"options.{k}": r for k, r in wait.options.items()}
-    routes |= {k: r for k, r in (("option", wait.option_route), ("then", wait.then), ("on_silence", wait.on_silence),
-                                 ("on_fail", wait.on_fail)) if r is not None}  # fmt: skip
+    routes |= {
+        k: r
+        for k, r in (
+            ("option", wait.option_route),
+            ("then", wait.then),
+            ("on_silence", wait.on_silence),
+            ("on_fail", wait.on_fail),
+        )
+        if r is not None
+    }
     for key, route in routes.items():
         problems += _check_route(flow, route, f"{where}.{key}")
     return problems
@@ -432,8 +480,13 @@ def _say_items(flow: Flow) -> Iterable[tuple[str, SayItem]]:
         items = list(node.say)
         if node.wait:
             items += [*node.wait.prompt, *node.wait.on_invalid]
-            routes += [*node.wait.options.values(), node.wait.option_route, node.wait.then, node.wait.on_silence,
-                       node.wait.on_fail]  # fmt: skip
+            routes += [
+                *node.wait.options.values(),
+                node.wait.option_route,
+                node.wait.then,
+                node.wait.on_silence,
+                node.wait.on_fail,
+            ]
         items += [item for route in routes if route is not None for item in route.say]
         for item in items:
             yield f"nodes.{node.name}", item

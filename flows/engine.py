@@ -103,18 +103,30 @@ class Session:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "flow": self.flow, "node": self.node, "status": self.status.value, "language": self.language,
-            "vars": dict(self.vars), "tries": dict(self.tries), "steps": self.steps, "turn": self.turn,
+            "flow": self.flow,
+            "node": self.node,
+            "status": self.status.value,
+            "language": self.language,
+            "vars": dict(self.vars),
+            "tries": dict(self.tries),
+            "steps": self.steps,
+            "turn": self.turn,
             "path": list(self.path),
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Session:
         return cls(
-            flow=data["flow"], node=data["node"], status=Status(data["status"]), language=data["language"],
-            vars=dict(data["vars"]), tries=dict(data["tries"]), steps=int(data["steps"]), turn=int(data["turn"]),
+            flow=data["flow"],
+            node=data["node"],
+            status=Status(data["status"]),
+            language=data["language"],
+            vars=dict(data["vars"]),
+            tries=dict(data["tries"]),
+            steps=int(data["steps"]),
+            turn=int(data["turn"]),
             path=tuple(data["path"]),
-        )  # fmt: skip
+        )
 
 
 # -- the engine ------------------------------------------------------------------------------------
@@ -163,8 +175,17 @@ class _Run:
     status: Status = Status.ENDED
 
     def session(self, turn: int) -> Session:
-        return Session(self.flow.name, self.node, self.status, self.language, self.vars, self.tries, self.steps,
-                       turn, tuple(self.path))  # fmt: skip
+        return Session(
+            self.flow.name,
+            self.node,
+            self.status,
+            self.language,
+            self.vars,
+            self.tries,
+            self.steps,
+            turn,
+            tuple(self.path),
+        )
 
     def enter(self, name: str, *, again: bool = False) -> None:
         """Run nodes from `name` until one waits or the flow ends."""

@@ -50,14 +50,19 @@ def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datet
     status = storable(turn.status, 20)
     number = session.vars.get("request_number") if session else None  # the request the call filed
     values = {
-        "call_sid": turn.call_id, "from_number": _number(turn.caller), "to_number": _number(turn.callee),
-        "status": status, "duration_s": seconds(turn.duration),
+        "call_sid": turn.call_id,
+        "from_number": _number(turn.caller),
+        "to_number": _number(turn.callee),
+        "status": status,
+        "duration_s": seconds(turn.duration),
         "direction": Direction.OUTBOUND if turn.outbound else Direction.INBOUND,
-        "outcome": outcome(session, status), "path": list(session.path) if session else [],
-        "language": session.language if session else None, "started_at": at,
+        "outcome": outcome(session, status),
+        "path": list(session.path) if session else [],
+        "language": session.language if session else None,
+        "started_at": at,
         "ended_at": at if status in FINAL else None,
         "request_number": number if isinstance(number, str) else None,
-    }  # fmt: skip
+    }
     with engine.begin() as connection:
         connection.execute(_upsert(connection.dialect.name, session is not None, status in FINAL), values)
 
@@ -69,13 +74,18 @@ def _upsert(dialect: str, with_session: bool, final: bool) -> sa.Executable:
     table = CallLog.__table__.c  # type: ignore[attr-defined]
     filed = sa.select(col(ServiceRequest.id)).where(col(ServiceRequest.number) == sa.bindparam("request_number"))
     statement = insert(dialect, CallLog).values(request_id=filed.scalar_subquery())
-    updated = ["status", "outcome", *(["path", "language", "request_id"] if with_session else []),
-               *(["ended_at"] if final else [])]  # fmt: skip
+    updated = [
+        "status",
+        "outcome",
+        *(["path", "language", "request_id"] if with_session else []),
+        *(["ended_at"] if final else []),
+    ]
     changes: dict[str, Any] = {name: statement.excluded[name] for name in updated}
     changes["duration_s"] = sa.func.coalesce(statement.excluded.duration_s, table.duration_s)
     still_open = sa.func.coalesce(table.status, "").not_in(FINAL)
-    return statement.on_conflict_do_update(index_elements=["call_sid"], set_=changes,
-                                           where=sa.or_(still_open, statement.excluded.status.in_(FINAL)))  # fmt: skip
+    return statement.on_conflict_do_update(
+        index_elements=["call_sid"], set_=changes, where=sa.or_(still_open, statement.excluded.status.in_(FINAL))
+    )
 
 
 def record_when_back(turn: dict[str, Any], session: dict[str, Any] | None, at: str) -> str:
@@ -127,8 +137,13 @@ def _record_queue_result(engine: sa.Engine, turn: CallTurn, result: str, wait_s:
     with session_scope(engine) as db:
         log = db.exec(select(CallLog).where(CallLog.call_sid == turn.call_id)).first()
         if log is None:
-            log = CallLog(call_sid=turn.call_id, from_number=_number(turn.caller), to_number=_number(turn.callee),
-                          status="in-progress", outcome="agent_queue")  # fmt: skip
+            log = CallLog(
+                call_sid=turn.call_id,
+                from_number=_number(turn.caller),
+                to_number=_number(turn.callee),
+                status="in-progress",
+                outcome="agent_queue",
+            )
         log.queue_result, log.queue_wait_s = result or None, wait_s
         db.add(log)
 
@@ -138,8 +153,15 @@ def note_unanswered_feedback(engine: sa.Engine, request_id: int, call_status: st
     with session_scope(engine) as db:
         if db.get(ServiceRequest, request_id) is None:
             return
-        noted = db.exec(select(AuditEvent.id).where(AuditEvent.action == UNANSWERED_FEEDBACK,
-                                                    AuditEvent.entity_id == request_id)).first()  # fmt: skip
+        noted = db.exec(
+            select(AuditEvent.id).where(AuditEvent.action == UNANSWERED_FEEDBACK, AuditEvent.entity_id == request_id)
+        ).first()
         if noted is None:
-            audit.record(db, UNANSWERED_FEEDBACK, actor="ivr", entity="service_request", entity_id=request_id,
-                         reason=call_status[:20] or None)  # fmt: skip
+            audit.record(
+                db,
+                UNANSWERED_FEEDBACK,
+                actor="ivr",
+                entity="service_request",
+                entity_id=request_id,
+                reason=call_status[:20] or None,
+            )

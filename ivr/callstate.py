@@ -83,15 +83,21 @@ class CallState:
 
     def save(self, session: Session, step: str, answer: str) -> None:
         """Store the new session and the answer given to `step`, together, and let go of the call's lock."""
-        values: list[str | int] = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S,
-                                   self._token]  # fmt: skip
+        values: list[str | int] = [
+            json.dumps(session.to_dict(), ensure_ascii=False),
+            f"answer:{step}",
+            answer,
+            TTL_S,
+            self._token,
+        ]
         self.redis.register_script(SAVE_AND_UNLOCK)(keys=[self.key, self.lock_key], args=values)
         self._token = ""
 
     def _take(self, token: str, step: str) -> list[bytes | None] | None:
         take = self.redis.register_script(TAKE_AND_READ)
-        found: list[bytes | None] | None = take(keys=[self.key, self.lock_key],
-                                                args=[token, LOCK_TTL_S * 1000, f"answer:{step}"])  # fmt: skip
+        found: list[bytes | None] | None = take(
+            keys=[self.key, self.lock_key], args=[token, LOCK_TTL_S * 1000, f"answer:{step}"]
+        )
         return found
 
 

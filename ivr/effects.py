@@ -73,9 +73,16 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     service = args.get("service", "")
     if place is None or service not in ctx.settings.service_codes:
         return Outcome("failed")
-    intake = Intake(service=service, place=place, phone=ctx.caller, language=ctx.language, channel=Channel.IVR,
-                    actor="ivr", idempotency_key=f"ivr:{ctx.call_sid}:{ctx.turn}",
-                    detail=(("call_sid", ctx.call_sid),))  # fmt: skip
+    intake = Intake(
+        service=service,
+        place=place,
+        phone=ctx.caller,
+        language=ctx.language,
+        channel=Channel.IVR,
+        actor="ivr",
+        idempotency_key=f"ivr:{ctx.call_sid}:{ctx.turn}",
+        detail=(("call_sid", ctx.call_sid),),
+    )
     filed = file_request(ctx.engine, ctx.settings, intake)
     queue_follow_ups(ctx.redis, filed)  # a retry finds the request filed before, and queues nothing again
     texted = ctx.caller is not None and _is_mobile(ctx.caller)
@@ -98,8 +105,7 @@ def find_open_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     return Outcome("found", {"requests": requests, "request_count": str(len(requests))})
 
 
-def _requests_of(session: Session, phone: str, statuses: tuple[RequestStatus, ...], limit: int
-                 ) -> list[ServiceRequest]:  # fmt: skip
+def _requests_of(session: Session, phone: str, statuses: tuple[RequestStatus, ...], limit: int) -> list[ServiceRequest]:
     """A caller's requests in these states, the newest first."""
     query = (
         select(ServiceRequest)
@@ -119,8 +125,7 @@ def find_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         request = session.exec(select(ServiceRequest).where(ServiceRequest.number == number)).first()
     if request is None:
         return Outcome("unknown")
-    return Outcome("found", {"number": request.number, "service": request.service_code,
-                             "status": request.status.value})  # fmt: skip
+    return Outcome("found", {"number": request.number, "service": request.service_code, "status": request.status.value})
 
 
 def agents_available(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
@@ -143,12 +148,19 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
         if session.exec(select(CallbackRequest).where(CallbackRequest.call_sid == ctx.call_sid)).first():
             return True
         caller_id = caller_id_for(session, ctx.caller, ctx.language)
-        callback = CallbackRequest(phone=ctx.caller, caller_id=caller_id, language=ctx.language, reason=reason,
-                                   call_sid=ctx.call_sid)  # fmt: skip
+        callback = CallbackRequest(
+            phone=ctx.caller, caller_id=caller_id, language=ctx.language, reason=reason, call_sid=ctx.call_sid
+        )
         session.add(callback)
         session.flush()
-        audit.record(session, AuditAction.CALLBACK_REQUESTED, actor="ivr", entity="callback_request",
-                     entity_id=callback.id, reason=reason)  # fmt: skip
+        audit.record(
+            session,
+            AuditAction.CALLBACK_REQUESTED,
+            actor="ivr",
+            entity="callback_request",
+            entity_id=callback.id,
+            reason=reason,
+        )
     return True
 
 
@@ -218,8 +230,15 @@ def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     if offer is None or request is None:
         return Outcome("none")
     locality = f"{pincodes.display_name(request.district, ctx.language)}, {' '.join(request.pincode)}"
-    return Outcome("found", {"offer_id": str(offer.id), "offer_number": request.number,
-                             "offer_service": request.service_code, "offer_locality": locality})  # fmt: skip
+    return Outcome(
+        "found",
+        {
+            "offer_id": str(offer.id),
+            "offer_number": request.number,
+            "offer_service": request.service_code,
+            "offer_locality": locality,
+        },
+    )
 
 
 def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
@@ -243,8 +262,9 @@ def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
 def set_availability(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     worker_id, available = _int(args.get("worker")), args.get("state") == "available"
     with session_scope(ctx.engine) as session:
-        availability.set_availability(session, worker_id, available, actor=f"worker:{worker_id}", channel=Via.IVR,
-                                      now=ctx.now())  # fmt: skip
+        availability.set_availability(
+            session, worker_id, available, actor=f"worker:{worker_id}", channel=Via.IVR, now=ctx.now()
+        )
     enqueue.reindex_worker(ctx.redis, worker_id, call_sid=ctx.call_sid)
     return Outcome("set")
 
@@ -267,12 +287,14 @@ def find_completed_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome
     if ctx.caller is None:
         return Outcome("none")
     with Session(ctx.engine) as session:
-        done = [r for r in _requests_of(session, ctx.caller, (RequestStatus.COMPLETED,), limit=20)
-                if not args.get("request") or str(r.id) == args["request"]][:1]  # fmt: skip
+        done = [
+            r
+            for r in _requests_of(session, ctx.caller, (RequestStatus.COMPLETED,), limit=20)
+            if not args.get("request") or str(r.id) == args["request"]
+        ][:1]
     if not done:
         return Outcome("none")
-    return Outcome("found", {"request_id": str(done[0].id), "number": done[0].number,
-                             "service": done[0].service_code})  # fmt: skip
+    return Outcome("found", {"request_id": str(done[0].id), "number": done[0].number, "service": done[0].service_code})
 
 
 def record_rating(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
@@ -296,8 +318,14 @@ def report_problem(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         request = session.get(ServiceRequest, _int(args.get("request")))
         if request is None:
             return Outcome("failed")
-        if not dispatch_offers.move(session, request, RequestStatus.COMPLETED, RequestStatus.ESCALATED,
-                                    "ivr:feedback", "the citizen reported a problem"):  # fmt: skip
+        if not dispatch_offers.move(
+            session,
+            request,
+            RequestStatus.COMPLETED,
+            RequestStatus.ESCALATED,
+            "ivr:feedback",
+            "the citizen reported a problem",
+        ):
             return Outcome("failed")
     return Outcome("recorded")
 

@@ -27,8 +27,9 @@ def no_recordings(_prompt: str, _language: str) -> str | None:
     return None
 
 
-def instructions(events: Iterable[engine.Event], voices: Mapping[str, Voice], *, turn: int,
-                 recordings: Recordings = no_recordings) -> list[call.Instruction]:  # fmt: skip
+def instructions(
+    events: Iterable[engine.Event], voices: Mapping[str, Voice], *, turn: int, recordings: Recordings = no_recordings
+) -> list[call.Instruction]:
     """What the engine said, as instructions; a Gather always has a Redirect after it."""
     said: list[call.Instruction] = []
     for event in events:

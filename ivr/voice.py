@@ -116,8 +116,12 @@ def _modified(directory: Path) -> int:
 def init_app(app: Flask, settings: Settings) -> None:
     """Load and check the flows once, at start: a broken flow never reaches a call. The platform
     (app.extensions["call_platform"]) reads the webhooks and renders the answers."""
-    app.extensions["ivr"] = Ivr({name: load_flow(settings, name) for name in FLOWS}, voices(settings),
-                                settings.recordings_dir, app.extensions["call_platform"])  # fmt: skip
+    app.extensions["ivr"] = Ivr(
+        {name: load_flow(settings, name) for name in FLOWS},
+        voices(settings),
+        settings.recordings_dir,
+        app.extensions["call_platform"],
+    )
     # Placing the service area's PIN codes takes a second or two of CPU: each web process pays it
     # here, at start, not its first caller (whose wait would also hold up every call that process serves).
     pincodes.pincodes(settings.service_area.state)
@@ -130,8 +134,9 @@ def load_flow(settings: Settings, name: str) -> Flow:
 
 def service_choices(settings: Settings) -> list[ServiceChoice]:
     """The catalogue as the flows see it."""
-    return [ServiceChoice(s.code, s.digit, {"hi": s.name_hi, "en": s.name_en}, s.visit_charge)
-            for s in settings.services]  # fmt: skip
+    return [
+        ServiceChoice(s.code, s.digit, {"hi": s.name_hi, "en": s.name_en}, s.visit_charge) for s in settings.services
+    ]
 
 
 def voices(settings: Settings) -> dict[str, Voice]:
@@ -260,8 +265,9 @@ def _party() -> str | None:
 
 def _context(state: CallState, session: Session, turn: int) -> CallContext:
     runtime = _runtime()
-    return CallContext(runtime.settings, runtime.engine, runtime.redis, state.call_sid, _party(), turn,
-                       session.language)  # fmt: skip
+    return CallContext(
+        runtime.settings, runtime.engine, runtime.redis, state.call_sid, _party(), turn, session.language
+    )
 
 
 class BadCall(Exception):
@@ -279,11 +285,16 @@ def queue_wait() -> Response:
     position = _turn().queue_position or "1"
     position = position if position.isascii() and position.isdigit() and len(position) < 5 else "1"
     _note_waiting(language, int(position))
-    options = (_said("queue_position", language, position=prompts.digits(position, language)),
-               _said("queue_leave_option", language))  # fmt: skip
+    options = (
+        _said("queue_position", language, position=prompts.digits(position, language)),
+        _said("queue_leave_option", language),
+    )
     # When the pause runs out, the platform fetches the wait URL again.
-    return _answered(Gather(options, QUEUE_KEY_PATH, timeout=8, finish_on_key="", num_digits=1),
-                     _said("queue_hold", language), Pause(15))  # fmt: skip
+    return _answered(
+        Gather(options, QUEUE_KEY_PATH, timeout=8, finish_on_key="", num_digits=1),
+        _said("queue_hold", language),
+        Pause(15),
+    )
 
 
 @bp.post("/queue/key")
@@ -305,8 +316,15 @@ def queue_result() -> Response:
         call_sid = _state().call_sid
         session = _session()
         language = session.language if session else _language()
-        ctx = CallContext(_runtime().settings, _runtime().engine, _runtime().redis, call_sid, _party(),
-                          session.turn if session else 0, language)  # fmt: skip
+        ctx = CallContext(
+            _runtime().settings,
+            _runtime().engine,
+            _runtime().redis,
+            call_sid,
+            _party(),
+            session.turn if session else 0,
+            language,
+        )
         reason = "left_queue" if result == "leave" else "queue_unavailable"
         said.append(_said("callback_recorded" if record_callback(ctx, reason) else "callback_impossible", language))
         said.append(_said("goodbye", language))
@@ -320,8 +338,13 @@ def _note_waiting(language: str, position: int) -> None:
         state = _state()
         session = state.load()
         keyed = session.vars if session else {}
-        call = callqueue.Call(state.call_sid, _party(), language, str(keyed.get("service") or "")[:32],
-                              str(keyed.get("pincode") or "")[:6])  # fmt: skip
+        call = callqueue.Call(
+            state.call_sid,
+            _party(),
+            language,
+            str(keyed.get("service") or "")[:32],
+            str(keyed.get("pincode") or "")[:6],
+        )
         callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, time.time())
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
@@ -350,8 +373,13 @@ def _left_queue(result: str) -> None:
 def agent_leg() -> Response:
     """The agent's desk phone was picked up: a key press proves it is the agent, not voicemail."""
     user = _user_arg()
-    ask = Gather((_said("agent_next_caller", "en"),), f"/twilio/voice/agent/answer?user={user}", timeout=8,
-                 finish_on_key="", num_digits=1)  # fmt: skip
+    ask = Gather(
+        (_said("agent_next_caller", "en"),),
+        f"/twilio/voice/agent/answer?user={user}",
+        timeout=8,
+        finish_on_key="",
+        num_digits=1,
+    )
     return _answered(ask, _said("agent_not_taken", "en"), Hangup())
 
 
@@ -361,8 +389,14 @@ def agent_answer() -> Response:
     """The agent pressed 1: bridge them with the longest-waiting caller."""
     if _turn().digits != "1":
         return _answered(_said("agent_not_taken", "en"), Hangup())
-    return _answered(Dial(HELPLINE_QUEUE, bridge_url=f"/twilio/voice/agent/bridging?user={_user_arg()}",
-                          action="/twilio/voice/agent/done", timeout=20))  # fmt: skip
+    return _answered(
+        Dial(
+            HELPLINE_QUEUE,
+            bridge_url=f"/twilio/voice/agent/bridging?user={_user_arg()}",
+            action="/twilio/voice/agent/done",
+            timeout=20,
+        )
+    )
 
 
 def _user_arg() -> int:
@@ -459,9 +493,13 @@ def _log_when_back(session: Session | None) -> None:
     job_id = f"call-log-{turn.call_id}-{re.sub(r'[^a-z-]', '', turn.status)[:20]}"  # RQ's id characters
     try:
         queue(_runtime().redis, QueueName.DEFAULT).enqueue(
-            calllog.record_when_back, calllog.fields(turn), session.to_dict() if session else None,
-            utcnow().isoformat(), job_id=job_id, retry=jobs.DATABASE_RETRY,
-        )  # fmt: skip
+            calllog.record_when_back,
+            calllog.fields(turn),
+            session.to_dict() if session else None,
+            utcnow().isoformat(),
+            job_id=job_id,
+            retry=jobs.DATABASE_RETRY,
+        )
     except redis.RedisError:
         log.exception("neither the database nor Redis can keep the log of call %s", turn.call_id)
 
@@ -471,8 +509,9 @@ def _unanswered_outbound_call() -> None:
     dispatching = queue(_runtime().redis, QueueName.DISPATCH)
     offer_id, request_id = parse_id(request.args.get("offer")), parse_id(request.args.get("feedback"))
     if offer_id:
-        dispatching.enqueue(jobs.expire_offer, offer_id, "the call was not answered", True,
-                            job_id=f"unanswered-{offer_id}")  # fmt: skip
+        dispatching.enqueue(
+            jobs.expire_offer, offer_id, "the call was not answered", True, job_id=f"unanswered-{offer_id}"
+        )
     if request_id:
         dispatching.enqueue(jobs.feedback_sms, request_id, job_id=f"feedback-sms-{request_id}")
         calllog.note_unanswered_feedback(_runtime().engine, request_id, _turn().status)
@@ -518,8 +557,10 @@ def _apology() -> Response:
 
 def _in_every_language(prompt: str) -> list[Instruction]:
     """For when the caller's language may be unknown (their call state unreachable)."""
-    return [Spoken(prompts.text(prompt, language.code), language.tts_language, language.voice)
-            for language in _runtime().settings.languages]  # fmt: skip
+    return [
+        Spoken(prompts.text(prompt, language.code), language.tts_language, language.voice)
+        for language in _runtime().settings.languages
+    ]
 
 
 def _promise_callback() -> bool:

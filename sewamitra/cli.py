@@ -70,9 +70,12 @@ def serve(ctx: click.Context, port: int, host: str, workers: int | None) -> None
 
 @main.command()
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
-@click.option("--name", default=None,
-              help="worker name, unique among running workers; a killed worker's stays taken for minutes "
-                   "(default: a new random one)")  # fmt: skip
+@click.option(
+    "--name",
+    default=None,
+    help="worker name, unique among running workers; a killed worker's stays taken for minutes "
+    "(default: a new random one)",
+)
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for the dispatch and default queues; it waits out a Redis outage."""
@@ -83,8 +86,9 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
 
     settings = _settings(ctx)
     connection = _redis(settings)
-    context.install(context.JobContext(settings, create_engine(settings.sqlalchemy_url), connection,
-                                       telephony(settings)))  # fmt: skip
+    context.install(
+        context.JobContext(settings, create_engine(settings.sqlalchemy_url), connection, telephony(settings))
+    )
     work(connection, name=name, burst=burst)
 
 
@@ -177,9 +181,14 @@ def _advance(bar: Any, done: int, total: int) -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 @click.pass_context
 def create_user(
-    ctx: click.Context, username: str, role: str, full_name: str | None, phone: str | None,
-    provider: str | None, password_stdin: bool,
-) -> None:  # fmt: skip
+    ctx: click.Context,
+    username: str,
+    role: str,
+    full_name: str | None,
+    phone: str | None,
+    provider: str | None,
+    password_stdin: bool,
+) -> None:
     """Add a console user. Without --password-stdin you are asked, or one is made and shown."""
     from storage.users import create_user as add_user
 
@@ -192,8 +201,9 @@ def create_user(
         click.echo(f"password: {password}")
     with _session(_settings(ctx)) as session:
         try:
-            user = add_user(session, username, Role(role), password, full_name=full_name, phone=phone,
-                            provider=provider)  # fmt: skip
+            user = add_user(
+                session, username, Role(role), password, full_name=full_name, phone=phone, provider=provider
+            )
         except SewamitraError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"created {user.role.value} {user.username!r}")
@@ -201,9 +211,13 @@ def create_user(
 
 @main.command(name="create-token")
 @click.argument("client")
-@click.option("--role", type=click.Choice([r.value for r in ApiRole]), required=True,
-              help="partner: files and follows its own requests; agent/supervisor/admin: the helpline's systems; "
-                   "provider: an agency's own workers")  # fmt: skip
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in ApiRole]),
+    required=True,
+    help="partner: files and follows its own requests; agent/supervisor/admin: the helpline's systems; "
+    "provider: an agency's own workers",
+)
 @click.option("--provider", default=None, help="agency name (provider role only)")
 @click.option("--expires-days", type=int, default=None, help="the token stops working after this many days")
 @click.pass_context
@@ -257,9 +271,13 @@ def flows_check(ctx: click.Context, files: tuple[Path, ...]) -> None:
     failed = 0
     for path in paths:
         try:
-            flow = definition.load(path.stem, languages=[lang.code for lang in settings.languages],
-                                   effects=known_effects(), services=service_choices(settings),
-                                   directory=path.parent)  # fmt: skip
+            flow = definition.load(
+                path.stem,
+                languages=[lang.code for lang in settings.languages],
+                effects=known_effects(),
+                services=service_choices(settings),
+                directory=path.parent,
+            )
         except FlowError as exc:
             failed += 1
             click.echo(f"FAIL {exc}", err=True)

@@ -38,8 +38,9 @@ class ScrubbedLog(glogging.Logger):
     """gunicorn's access and error logs, scrubbed like every other line: a request line, its
     referrer and its user agent carry whatever a client put in them (numbers, tokens)."""
 
-    def _set_handler(self, log: logging.Logger, output: str | None, fmt: logging.Formatter,
-                     stream: TextIO | None = None) -> None:  # fmt: skip
+    def _set_handler(
+        self, log: logging.Logger, output: str | None, fmt: logging.Formatter, stream: TextIO | None = None
+    ) -> None:
         super()._set_handler(log, output, logs.Scrubbing(fmt), stream)
 
     def _get_user(self, environ: dict[str, Any]) -> str | None:

@@ -58,11 +58,28 @@ class AuditAction(StrEnum):
         return cls(f"request.{status.value}")
 
 
-def record(session: Session, action: AuditAction, *, actor: str, entity: str, entity_id: int | None = None,
-           from_status: str | None = None, to_status: str | None = None, reason: str | None = None,
-           detail: Mapping[str, object] | None = None) -> AuditEvent:  # fmt: skip
+def record(
+    session: Session,
+    action: AuditAction,
+    *,
+    actor: str,
+    entity: str,
+    entity_id: int | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    detail: Mapping[str, object] | None = None,
+) -> AuditEvent:
     """Add one audit event to the session's transaction: it is kept if, and only if, the change is."""
-    event = AuditEvent(actor=actor, action=action.value, entity=entity, entity_id=entity_id, from_status=from_status,
-                       to_status=to_status, reason=reason, detail=dict(detail or {}))  # fmt: skip
+    event = AuditEvent(
+        actor=actor,
+        action=action.value,
+        entity=entity,
+        entity_id=entity_id,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        detail=dict(detail or {}),
+    )
     session.add(event)
     return event

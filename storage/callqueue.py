@@ -131,8 +131,9 @@ def on_the_line(connection: redis.Redis, user_id: int) -> str | None:
 
 
 def _waiting(entry: dict[str, Any], claimed_by: int | None) -> Waiting:
-    return Waiting(Call(**entry["call"]), int(entry["position"]), float(entry["entered_at"]), float(entry["seen_at"]),
-                   claimed_by)  # fmt: skip
+    return Waiting(
+        Call(**entry["call"]), int(entry["position"]), float(entry["entered_at"]), float(entry["seen_at"]), claimed_by
+    )
 
 
 def _claimant(raw: bytes | None, now: float) -> int | None:

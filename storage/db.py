@@ -27,8 +27,13 @@ CONNECT_TIMEOUT_S = 5
 # probe) unacknowledged for TCP_USER_TIMEOUT_MS ends the connection with an error. A live server
 # acknowledges probes however long its query runs. A URL's own settings win.
 TCP_USER_TIMEOUT_MS = 5000
-SILENT_HOST = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 3,
-               "tcp_user_timeout": TCP_USER_TIMEOUT_MS}  # fmt: skip
+SILENT_HOST = {
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+}
 MIGRATIONS = Path(__file__).with_name("migrations")
 # What SQLAlchemy raises when the database cannot be reached (refused, cut, timed out), as opposed
 # to a statement it refused.
@@ -97,8 +102,9 @@ def insert(dialect: str, model: type[Any] | sa.Table) -> postgresql.Insert | sql
     return sqlite.insert(table)
 
 
-def upsert(connection: sa.Connection, model: type[Any], values: dict[str, Any], *, key: str,
-           update: tuple[str, ...]) -> None:  # fmt: skip
+def upsert(
+    connection: sa.Connection, model: type[Any], values: dict[str, Any], *, key: str, update: tuple[str, ...]
+) -> None:
     """INSERT … ON CONFLICT (key) DO UPDATE the `update` columns of a model's table: one statement,
     on PostgreSQL and SQLite alike, and no race between two first-time inserts of one key."""
     connection.execute(_upsert(connection.dialect.name, sa.inspect(model).local_table, key, update), values)

@@ -323,8 +323,9 @@ class SmsLog(SQLModel, table=True):
     to_number: str | None = Field(default=None, max_length=40)
     body: str = Field(max_length=1600)
     template: str | None = Field(default=None, max_length=40)
-    status: str | None = Field(default=None, max_length=20,
-                               description="outbound: an SmsDelivery; inbound: an SmsHandling")  # fmt: skip
+    status: str | None = Field(
+        default=None, max_length=20, description="outbound: an SmsDelivery; inbound: an SmsHandling"
+    )
     error_code: str | None = Field(default=None, max_length=10)
     request_id: int | None = Field(default=None, foreign_key="service_request.id", index=True)
     worker_id: int | None = Field(default=None, foreign_key="worker.id", index=True)
@@ -382,7 +383,10 @@ class User(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=20, description="desk phone the console rings")
     provider_id: int | None = Field(default=None, foreign_key="provider.id")
     active: bool = True
-    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"},
-                               description="+1 at sign-out: every session signed in before is over")  # fmt: skip
+    session_epoch: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="+1 at sign-out: every session signed in before is over",
+    )
     created_at: datetime = _created()
     last_login_at: datetime | None = _moment()

@@ -41,8 +41,15 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(session: Session, client: str, role: ApiRole, *, provider: str | None = None,
-                 expires_days: int | None = None, actor: str = "cli") -> Issued:  # fmt: skip
+def create_token(
+    session: Session,
+    client: str,
+    role: ApiRole,
+    *,
+    provider: str | None = None,
+    expires_days: int | None = None,
+    actor: str = "cli",
+) -> Issued:
     """A new token for `client` (a system: 'up-portal', 'gomti-app'); a provider's belongs to one agency."""
     client = client.strip().lower()
     if not CLIENT.match(client):
@@ -50,13 +57,24 @@ def create_token(session: Session, client: str, role: ApiRole, *, provider: str 
     if expires_days is not None and not 1 <= expires_days <= 3650:
         raise TokenError("--expires-days: from 1 to 3650")
     secret = PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(client=client, role=role, provider_id=_provider_id(session, role, provider),
-                     token_hash=digest(secret), prefix=secret[:SHOWN],
-                     expires_at=utcnow() + timedelta(days=expires_days) if expires_days else None)  # fmt: skip
+    token = ApiToken(
+        client=client,
+        role=role,
+        provider_id=_provider_id(session, role, provider),
+        token_hash=digest(secret),
+        prefix=secret[:SHOWN],
+        expires_at=utcnow() + timedelta(days=expires_days) if expires_days else None,
+    )
     session.add(token)
     session.flush()
-    audit.record(session, AuditAction.API_TOKEN_CREATED, actor=actor, entity="api_token", entity_id=token.id,
-                 detail={"client": client, "role": role.value, "prefix": token.prefix})  # fmt: skip
+    audit.record(
+        session,
+        AuditAction.API_TOKEN_CREATED,
+        actor=actor,
+        entity="api_token",
+        entity_id=token.id,
+        detail={"client": client, "role": role.value, "prefix": token.prefix},
+    )
     return Issued(token, secret)
 
 
@@ -90,14 +108,21 @@ def revoke(session: Session, prefix: str, actor: str = "cli") -> list[ApiToken]:
     """Revoke the live tokens that start with `prefix` (as `create-token` printed it)."""
     if len(prefix) < SHOWN or not prefix.startswith(PREFIX):
         raise TokenError(f"give the whole token, or its first {SHOWN} characters as `create-token` printed them")
-    live = session.exec(select(ApiToken).where(ApiToken.prefix == prefix[:SHOWN],
-                                               col(ApiToken.revoked_at).is_(None))).all()  # fmt: skip
+    live = session.exec(
+        select(ApiToken).where(ApiToken.prefix == prefix[:SHOWN], col(ApiToken.revoked_at).is_(None))
+    ).all()
     found = [token for token in live if len(prefix) == SHOWN or digest(prefix) == token.token_hash]
     if not found:
         raise TokenError(f"no live token starts with {prefix[:SHOWN]!r}")
     for token in found:
         token.revoked_at = utcnow()
         session.add(token)
-        audit.record(session, AuditAction.API_TOKEN_REVOKED, actor=actor, entity="api_token", entity_id=token.id,
-                     detail={"client": token.client, "prefix": token.prefix})  # fmt: skip
+        audit.record(
+            session,
+            AuditAction.API_TOKEN_REVOKED,
+            actor=actor,
+            entity="api_token",
+            entity_id=token.id,
+            detail={"client": token.client, "prefix": token.prefix},
+        )
     return list(found)

@@ -50,8 +50,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.record(session, AuditAction.USER_CREATED, actor=actor, entity="user", entity_id=user.id,
-                 detail={"username": username, "role": role.value})  # fmt: skip
+    audit.record(
+        session,
+        AuditAction.USER_CREATED,
+        actor=actor,
+        entity="user",
+        entity_id=user.id,
+        detail={"username": username, "role": role.value},
+    )
     return user
 
 

@@ -54,8 +54,9 @@ class Process:
 
     def spawn(self, command: list[str], env: dict[str, str] | None = None) -> None:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                            start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            )
 
     @property
     def running(self) -> bool:
@@ -107,8 +108,23 @@ class RedisServer(Process):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        self.spawn([redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"])  # fmt: skip
+        self.spawn(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+            ]
+        )
         wait_until(self.ping, 10, "redis-server to answer")
         return self
 

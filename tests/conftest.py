@@ -306,8 +306,9 @@ def installed(settings: Settings, engine: sa.Engine, redis_client: redis.Redis) 
 def job_context(chaos_settings: Settings) -> Iterator[JobContext]:
     """What the scheduler's jobs run with, for the sweeps and index builds a test runs itself."""
     engine = create_engine(chaos_settings.sqlalchemy_url)
-    ctx = JobContext(chaos_settings, engine, redis.Redis.from_url(str(chaos_settings.redis_url)),
-                     TwilioTelephony(chaos_settings))  # fmt: skip
+    ctx = JobContext(
+        chaos_settings, engine, redis.Redis.from_url(str(chaos_settings.redis_url)), TwilioTelephony(chaos_settings)
+    )
     install(ctx)
     yield ctx
     install(None)

@@ -21,14 +21,16 @@ PASSWORD = "correct horse battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def add_user(engine: sa.Engine, username: str, role: Role, *, provider: str | None = None,
-             phone: str | None = None) -> User:  # fmt: skip
+def add_user(
+    engine: sa.Engine, username: str, role: Role, *, provider: str | None = None, phone: str | None = None
+) -> User:
     with session_scope(engine) as session:
         if provider and session.exec(select(Provider).where(Provider.name == provider)).first() is None:
             session.add(Provider(name=provider, district="LUCKNOW"))
             session.flush()
-        return create_user(session, username, role, PASSWORD, full_name=username.title(), phone=phone,
-                           provider=provider)  # fmt: skip
+        return create_user(
+            session, username, role, PASSWORD, full_name=username.title(), phone=phone, provider=provider
+        )
 
 
 class Console:

@@ -117,8 +117,13 @@ class Copies:
     def _recycle(self, name: str) -> None:
         """Empty the database back to the template's state; drop it if its schema is not the template's."""
         with self.admin.connect() as admin:  # nobody may hold a lock on what is emptied
-            admin.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                  "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})  # fmt: skip
+            admin.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
         engine = sa.create_engine(url_of(self.admin, name), poolclass=sa.pool.NullPool)
         try:
             with engine.begin() as connection:

@@ -68,9 +68,16 @@ GPO = located("226001")
 KM_NORTH = 1 / 111.0  # degrees of latitude in a kilometre
 ALWAYS_OPEN = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
 AGENCY = "Gomti Home Services"
-LUCKNOW_REQUEST = {"service": "plumber", "phone": "98765 43210", "pincode": "226001", "name": "Asha Verma",
-                   "address": "12 Hazratganj", "description": "The kitchen tap leaks.\nSecond floor.",
-                   "preferred_time": "after 5 pm", "language": "en"}  # fmt: skip
+LUCKNOW_REQUEST = {
+    "service": "plumber",
+    "phone": "98765 43210",
+    "pincode": "226001",
+    "name": "Asha Verma",
+    "address": "12 Hazratganj",
+    "description": "The kitchen tap leaks.\nSecond floor.",
+    "preferred_time": "after 5 pm",
+    "language": "en",
+}
 
 
 # -- settings -------------------------------------------------------------------------------------------
@@ -94,17 +101,32 @@ def engine_of(app: Flask) -> sa.Engine:
     return runtime.engine
 
 
-def add_worker(engine: sa.Engine, name: str, phone: str, km_north: float, *, skills: tuple[str, ...] = ("plumber",),
-               verified: bool = True, available: bool = True, rating: float | None = 4.0,
-               voice: bool = False) -> int:  # fmt: skip
+def add_worker(
+    engine: sa.Engine,
+    name: str,
+    phone: str,
+    km_north: float,
+    *,
+    skills: tuple[str, ...] = ("plumber",),
+    verified: bool = True,
+    available: bool = True,
+    rating: float | None = 4.0,
+    voice: bool = False,
+) -> int:
     """A worker `km_north` kilometres north of Lucknow's GPO (PIN 226001)."""
     with session_scope(engine) as session:
         worker = Worker(
-            name=name, phone=phone, pincode="226001", district="LUCKNOW",
-            latitude=GPO.latitude + km_north * KM_NORTH, longitude=GPO.longitude, rating=rating,
+            name=name,
+            phone=phone,
+            pincode="226001",
+            district="LUCKNOW",
+            latitude=GPO.latitude + km_north * KM_NORTH,
+            longitude=GPO.longitude,
+            rating=rating,
             police_verification=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
-            available=available, voice_preferred=voice,
-        )  # fmt: skip
+            available=available,
+            voice_preferred=voice,
+        )
         session.add(worker)
         session.flush()
         assert worker.id is not None
@@ -119,10 +141,16 @@ def add_request(engine: sa.Engine, service: str = "plumber", created: datetime |
         session.add(caller)
         session.flush()
         request = ServiceRequest(
-            number=numbers.new_request_number(), service_code=service, pincode="226001", district="LUCKNOW",
-            latitude=GPO.latitude, longitude=GPO.longitude, caller_id=caller.id, address_note="12 Hazratganj",
+            number=numbers.new_request_number(),
+            service_code=service,
+            pincode="226001",
+            district="LUCKNOW",
+            latitude=GPO.latitude,
+            longitude=GPO.longitude,
+            caller_id=caller.id,
+            address_note="12 Hazratganj",
             created_at=created or datetime.now(UTC),
-        )  # fmt: skip
+        )
         session.add(request)
         session.flush()
         assert request.id is not None
@@ -181,8 +209,12 @@ def signed_post(client: FlaskClient, path: str, form: dict[str, str], *, token: 
 
 def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None) -> None:
     """A text reaches our webhook, signed as Twilio signs it."""
-    form = {"MessageSid": sid or "SM" + numbers.new_request_number().ljust(32, "0"), "From": phone,
-            "To": "+18005550100", "Body": body}  # fmt: skip
+    form = {
+        "MessageSid": sid or "SM" + numbers.new_request_number().ljust(32, "0"),
+        "From": phone,
+        "To": "+18005550100",
+        "Body": body,
+    }
     answer = signed_post(client, "/twilio/sms", form)
     assert answer.status_code == 200
     assert answer.data.startswith(b"<?xml")
@@ -201,8 +233,15 @@ def answer_our_call(client: FlaskClient, placed: dict, keys: str) -> Transcript:
     voice = placed["url"].removeprefix(PUBLIC_URL)
     status = placed["status_callback"].removeprefix(PUBLIC_URL)
     transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN)
-    simulator = CallSimulator(transport, public_url=PUBLIC_URL, direction="outbound-api", from_number=placed["from"],
-                              to_number=placed["to"], voice_path=voice, status_path=status)  # fmt: skip
+    simulator = CallSimulator(
+        transport,
+        public_url=PUBLIC_URL,
+        direction="outbound-api",
+        from_number=placed["from"],
+        to_number=placed["to"],
+        voice_path=voice,
+        status_path=status,
+    )
     transcript = simulator.run(keys)
     assert not transcript.errors, transcript.render(requests=True)
     return transcript
@@ -228,8 +267,9 @@ def run_jobs(app: Flask) -> None:
     """What the RQ workers would do next: every queued job, with the app's settings and Twilio's API
     at the sandbox, in a jobs' context installed for the while."""
     runtime: Runtime = app.extensions["sewamitra"]
-    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis,
-                                       TwilioTelephony(runtime.settings)))  # fmt: skip
+    context.install(
+        context.JobContext(runtime.settings, runtime.engine, runtime.redis, TwilioTelephony(runtime.settings))
+    )
     try:
         rq_worker(runtime.redis).work(burst=True)
     finally:
@@ -249,8 +289,9 @@ def offers_of(engine: sa.Engine, request_id: int) -> list[Offer]:
         return list(session.exec(select(Offer).where(Offer.request_id == request_id).order_by(col(Offer.id))).all())
 
 
-def assigned_job(ctx: context.JobContext, engine: sa.Engine, webhook: FlaskClient, phone: str,
-                 **worker: object) -> ServiceRequest:  # fmt: skip
+def assigned_job(
+    ctx: context.JobContext, engine: sa.Engine, webhook: FlaskClient, phone: str, **worker: object
+) -> ServiceRequest:
     """A worker near 226001 who took a fresh request by texting 1."""
     add_worker(engine, str(worker.pop("name", "Ramesh Kumar")), phone, 0.5, **worker)  # type: ignore[arg-type]
     jobs.rebuild_index()

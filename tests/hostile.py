@@ -322,9 +322,16 @@ def new_request(engine: sa.Engine, citizen: str) -> int:
         caller = Caller(phone=citizen, language="hi")
         session.add(caller)
         session.flush()
-        request = ServiceRequest(number=unused_number(session), service_code="plumber", pincode="226001",
-                                 district="LUCKNOW", latitude=GPO.latitude, longitude=GPO.longitude,
-                                 caller_id=caller.id, address_note="12 Hazratganj")  # fmt: skip
+        request = ServiceRequest(
+            number=unused_number(session),
+            service_code="plumber",
+            pincode="226001",
+            district="LUCKNOW",
+            latitude=GPO.latitude,
+            longitude=GPO.longitude,
+            caller_id=caller.id,
+            address_note="12 Hazratganj",
+        )
         session.add(request)
         session.flush()
         assert request.id is not None
@@ -344,8 +351,9 @@ def sender_of(ctx: context.JobContext, role: str) -> Sender:
     request_id = new_request(engine, next(PHONES))
     with session_scope(engine) as session:
         if role == "offered":
-            offers.next_offers(session, request_id, [Candidate(worker_id, 0.5, None, 4.0)], ctx.settings.dispatch,
-                               now())  # fmt: skip
+            offers.next_offers(
+                session, request_id, [Candidate(worker_id, 0.5, None, 4.0)], ctx.settings.dispatch, now()
+            )
         else:
             assert lifecycle.assign(session, request_id, worker_id, "user:1", now()).ok
     return Sender(phone, role, request_id)

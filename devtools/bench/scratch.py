@@ -60,8 +60,9 @@ def claimed_redis(url: str) -> Iterator[redis.Redis]:
         connection.close()
 
 
-def helpline_environ(database_url: str, redis_url: str, *, twilio_base_url: str, account_sid: str,
-                     auth_token: str) -> dict[str, str]:  # fmt: skip
+def helpline_environ(
+    database_url: str, redis_url: str, *, twilio_base_url: str, account_sid: str, auth_token: str
+) -> dict[str, str]:
     """The helpline's environment (config.yaml and SEWAMITRA_* overrides), pointed at the bench's world
     and at a Twilio that is never the real one."""
     return {

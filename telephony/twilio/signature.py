@@ -82,13 +82,17 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         if not token or not is_signed(token, url, request.form, request.headers.get(SIGNATURE_HEADER, "")):
             # The path alone, quoted and cut short: anyone can send a URL of any length, with line ends,
             # or a query holding a phone number (Twilio's GET webhooks carry From there).
-            log.warning("refused unsigned or mis-signed webhook %r from %s", request.path[:LOGGED_PATH],
-                        request.remote_addr)  # fmt: skip
+            log.warning(
+                "refused unsigned or mis-signed webhook %r from %s", request.path[:LOGGED_PATH], request.remote_addr
+            )
             return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
         ours, theirs = settings.twilio.account_sid, account(request.form)
         if ours and theirs and theirs != ours:  # signed, yet for another account: a token shared or leaked
-            log.warning("refused a signed webhook %r for another account from %s", request.path[:LOGGED_PATH],
-                        request.remote_addr)  # fmt: skip
+            log.warning(
+                "refused a signed webhook %r for another account from %s",
+                request.path[:LOGGED_PATH],
+                request.remote_addr,
+            )
             return Response("not this helpline's Twilio account\n", status=403, mimetype="text/plain")
         return view(*args, **kwargs)
 

@@ -59,12 +59,20 @@ def call_turn(form: Mapping[str, str]) -> CallTurn:
     direction = form.get("Direction", "inbound")
     get = form.get
     return CallTurn(
-        call_id=get("CallSid", ""), caller=get("From", ""), callee=get("To", ""),
-        outbound=direction.startswith("outbound"), inbound=direction == "inbound", digits=get("Digits", ""),
-        status=get("CallStatus", ""), duration=get("CallDuration", ""), queue_position=get("QueuePosition", ""),
-        queue_result=get("QueueResult", ""), queue_time=get("QueueTime", ""), dial_status=get("DialCallStatus", ""),
+        call_id=get("CallSid", ""),
+        caller=get("From", ""),
+        callee=get("To", ""),
+        outbound=direction.startswith("outbound"),
+        inbound=direction == "inbound",
+        digits=get("Digits", ""),
+        status=get("CallStatus", ""),
+        duration=get("CallDuration", ""),
+        queue_position=get("QueuePosition", ""),
+        queue_result=get("QueueResult", ""),
+        queue_time=get("QueueTime", ""),
+        dial_status=get("DialCallStatus", ""),
         failed_url=get("ErrorUrl", ""),
-    )  # fmt: skip
+    )
 
 
 def document(instructions: Sequence[Instruction]) -> str:
@@ -85,8 +93,12 @@ def _play(parent: Any, play: Play) -> None:
 
 
 def _gather(parent: Any, gather: Gather) -> None:
-    options: dict[str, object] = {"action": gather.action, "method": "POST", "timeout": gather.timeout,
-                                  "finish_on_key": gather.finish_on_key}  # fmt: skip
+    options: dict[str, object] = {
+        "action": gather.action,
+        "method": "POST",
+        "timeout": gather.timeout,
+        "finish_on_key": gather.finish_on_key,
+    }
     if gather.on_empty:
         options["action_on_empty_result"] = True
     if gather.num_digits:
@@ -101,8 +113,9 @@ def _redirect(parent: Any, redirect: Redirect) -> None:
 
 
 def _enqueue(parent: Any, enqueue: Enqueue) -> None:
-    parent.enqueue(enqueue.queue, action=enqueue.action, method="POST", wait_url=enqueue.wait_url,
-                   wait_url_method="POST")  # fmt: skip
+    parent.enqueue(
+        enqueue.queue, action=enqueue.action, method="POST", wait_url=enqueue.wait_url, wait_url_method="POST"
+    )
 
 
 def _leave(parent: Any, _leave: Leave) -> None:
@@ -123,7 +136,14 @@ def _dial(parent: Any, dial: Dial) -> None:
 
 
 _WRITERS: dict[type, Callable[[Any, Any], None]] = {
-    Say: _say, Play: _play, Gather: _gather, Redirect: _redirect, Enqueue: _enqueue, Leave: _leave, Pause: _pause,
-    Hangup: _hangup, Dial: _dial,
-}  # fmt: skip
+    Say: _say,
+    Play: _play,
+    Gather: _gather,
+    Redirect: _redirect,
+    Enqueue: _enqueue,
+    Leave: _leave,
+    Pause: _pause,
+    Hangup: _hangup,
+    Dial: _dial,
+}
 EMPTY_MESSAGE_REPLY = str(MessagingResponse())

@@ -28,8 +28,13 @@ def short_run(postgres_server_url: str, redis_server_url: str) -> run.Result:
     client = redis.Redis.from_url(redis_server_url)
     client.flushdb()  # the test suite's own Redis database
     client.close()
-    return run.main(run.SHORT, postgres_url=postgres_server_url, redis_url=redis_server_url, out=io.StringIO(),
-                    config=ROOT / "config.yaml")  # fmt: skip
+    return run.main(
+        run.SHORT,
+        postgres_url=postgres_server_url,
+        redis_url=redis_server_url,
+        out=io.StringIO(),
+        config=ROOT / "config.yaml",
+    )
 
 
 @pytest.mark.slow
@@ -100,8 +105,14 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
     verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5, ("!! timeout",), 40)
     log = log_of(samples)
     log.verdicts = [verdict, scripts.Verdict("CA2", scripts.BOOK, "+919800000002", (), "1234567", (), 8, (), 90)]
-    server = figures.Server(cpu_s=5.0, database_cpu_s=2.0, machine_busy_s=15.0, peak_rss_kb=(1024, 2048),
-                            peaks_reset=True, restarted_workers=0)  # fmt: skip
+    server = figures.Server(
+        cpu_s=5.0,
+        database_cpu_s=2.0,
+        machine_busy_s=15.0,
+        peak_rss_kb=(1024, 2048),
+        peaks_reset=True,
+        restarted_workers=0,
+    )
 
     phase = figures.phase("helpline, paced", log, server, None)
 
@@ -161,8 +172,11 @@ def said(language: str, prompt: str, number: str, **params: str) -> str:
 
 @pytest.mark.parametrize("language", ["en", "hi"])
 def test_the_request_number_is_read_back_from_what_the_caller_heard(language: str) -> None:
-    heard = [said(language, "request_created", "4821937"), said(language, "number_again", "4821937"),
-             said(language, "request_status", "1000017", service="x", status="y")]  # fmt: skip
+    heard = [
+        said(language, "request_created", "4821937"),
+        said(language, "number_again", "4821937"),
+        said(language, "request_status", "1000017", service="x", status="y"),
+    ]
 
     assert scripts.numbers_in(heard, scripts.BOOKED_PROMPT) == ["4821937"]
     assert scripts.numbers_in(heard, scripts.READ_BACK_PROMPT) == ["1000017"]

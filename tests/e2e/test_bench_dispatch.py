@@ -36,9 +36,17 @@ def run(postgres_server_url: str, redis_server_url: str) -> tuple[str, dict[str,
     client.flushdb()  # the test suite's own Redis database
     client.close()
     out = io.StringIO()
-    figures = bench.main(workers=2_000, requests=REQUESTS, matches=100, processes=1, seed=155330,
-                         postgres_url=postgres_server_url, redis_url=redis_server_url, out=out,
-                         config=ROOT / "config.yaml")  # fmt: skip
+    figures = bench.main(
+        workers=2_000,
+        requests=REQUESTS,
+        matches=100,
+        processes=1,
+        seed=155330,
+        postgres_url=postgres_server_url,
+        redis_url=redis_server_url,
+        out=out,
+        config=ROOT / "config.yaml",
+    )
     return out.getvalue(), figures
 
 
@@ -119,14 +127,24 @@ def home_distance(connection: sa.Connection, point: bench.Point, worker_id: int)
     return distance_km(point.latitude, point.longitude, latitude, longitude)
 
 
-def test_a_redis_database_holding_other_keys_is_left_alone(redis_client: redis.Redis, postgres_server_url: str,
-                                                           redis_server_url: str) -> None:  # fmt: skip
+def test_a_redis_database_holding_other_keys_is_left_alone(
+    redis_client: redis.Redis, postgres_server_url: str, redis_server_url: str
+) -> None:
     redis_client.set("someone:else", "keep me")
     databases = bench_databases(postgres_server_url)
 
     with pytest.raises(SewamitraError, match="holds keys the benchmark did not make"):
-        bench.main(workers=1, requests=1, matches=1, processes=1, seed=1, postgres_url=postgres_server_url,
-                   redis_url=redis_server_url, out=io.StringIO(), config=ROOT / "config.yaml")  # fmt: skip
+        bench.main(
+            workers=1,
+            requests=1,
+            matches=1,
+            processes=1,
+            seed=1,
+            postgres_url=postgres_server_url,
+            redis_url=redis_server_url,
+            out=io.StringIO(),
+            config=ROOT / "config.yaml",
+        )
 
     assert redis_client.get("someone:else") == b"keep me"
     assert bench_databases(postgres_server_url) <= databases  # its fresh database was dropped on the way out

@@ -120,9 +120,14 @@ def test_out_of_hours_a_database_that_answers_nothing_still_gets_the_caller_sorr
 
 
 def test_a_worker_texts_yes_while_the_database_is_unreachable_and_gets_the_job_when_it_is_back(
-    app: Flask, proxy: TcpProxy, postgres: sa.Engine, job_context: JobContext, chaos: Chaos, settings: Settings,
+    app: Flask,
+    proxy: TcpProxy,
+    postgres: sa.Engine,
+    job_context: JobContext,
+    chaos: Chaos,
+    settings: Settings,
     sandbox: TwilioSandbox,
-) -> None:  # fmt: skip
+) -> None:
     add_worker(postgres, "Ramesh Kumar", RAMESH, 0.5)
     jobs.rebuild_index()
     request_id = add_request(postgres)
@@ -140,9 +145,14 @@ def test_a_worker_texts_yes_while_the_database_is_unreachable_and_gets_the_job_w
 
 
 def test_an_undelivered_offer_reported_during_the_outage_moves_the_job_on_when_it_is_back(
-    app: Flask, proxy: TcpProxy, postgres: sa.Engine, job_context: JobContext, chaos: Chaos, settings: Settings,
+    app: Flask,
+    proxy: TcpProxy,
+    postgres: sa.Engine,
+    job_context: JobContext,
+    chaos: Chaos,
+    settings: Settings,
     sandbox: TwilioSandbox,
-) -> None:  # fmt: skip
+) -> None:
     add_worker(postgres, "Ramesh Kumar", RAMESH, 0.5)
     suresh = add_worker(postgres, "Suresh Yadav", SURESH, 1.5)
     jobs.rebuild_index()
@@ -169,8 +179,13 @@ def test_a_feedback_call_nobody_answered_during_the_outage_still_falls_back_to_s
     # the call's log is handed to a job that writes it once the database is back.
     request_id = add_request(postgres)
     proxy.kill()
-    unanswered = {"CallSid": "CA" + "5" * 32, "To": "+919876543210", "From": "+18005550100",
-                  "Direction": "outbound-api", "CallStatus": "no-answer"}  # fmt: skip
+    unanswered = {
+        "CallSid": "CA" + "5" * 32,
+        "To": "+919876543210",
+        "From": "+18005550100",
+        "Direction": "outbound-api",
+        "CallStatus": "no-answer",
+    }
     assert twilio_posts(app, f"/twilio/voice/status?feedback={request_id}", unanswered) == 204
     waiting = queue(app.extensions["sewamitra"].redis, QueueName.DISPATCH).job_ids
     assert f"feedback-sms-{request_id}" in waiting

@@ -48,11 +48,15 @@ def test_delayed_jobs_run_within_seconds_after_the_process_moving_them_is_killed
     assert moving is not None
 
     moving.kill()
-    delayed = queue(connection, QueueName.DISPATCH).enqueue_in(timedelta(seconds=1), "dispatch.jobs.heartbeat",
-                                                               job_id="delayed-after-the-kill")  # fmt: skip
+    delayed = queue(connection, QueueName.DISPATCH).enqueue_in(
+        timedelta(seconds=1), "dispatch.jobs.heartbeat", job_id="delayed-after-the-kill"
+    )
 
-    wait_until(lambda: Job.fetch(delayed.id, connection=connection).get_status() == JobStatus.FINISHED,
-               TAKEOVER_WITHIN_S, "the delayed job to run after its mover died")  # fmt: skip
+    wait_until(
+        lambda: Job.fetch(delayed.id, connection=connection).get_status() == JobStatus.FINISHED,
+        TAKEOVER_WITHIN_S,
+        "the delayed job to run after its mover died",
+    )
     survivor = next(w for w in workers if w is not moving)
     assert survivor.running
     assert holder(connection, workers, QueueName.DISPATCH) is survivor

@@ -115,9 +115,14 @@ def test_out_of_hours_redis_dies_mid_call_and_the_caller_is_promised_a_callback(
 
 
 def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_returns(
-    app: Flask, job_context: JobContext, postgres: sa.Engine, own_redis: RedisServer, chaos: Chaos,
-    sandbox: TwilioSandbox, chaos_settings: Settings,
-) -> None:  # fmt: skip
+    app: Flask,
+    job_context: JobContext,
+    postgres: sa.Engine,
+    own_redis: RedisServer,
+    chaos: Chaos,
+    sandbox: TwilioSandbox,
+    chaos_settings: Settings,
+) -> None:
     for (phone, name), km in zip(WORKERS.items(), (0.5, 1.0), strict=True):
         add_worker(postgres, name, phone, km)
     jobs.rebuild_index()
@@ -134,8 +139,11 @@ def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_r
     time_passes(postgres)
     jobs.sweep()
 
-    wait_until(lambda: RequestStatus.NEW not in {r.status for r in requests_in(postgres)}, 60,
-               "the sweeper's dispatch jobs to run")  # fmt: skip
+    wait_until(
+        lambda: RequestStatus.NEW not in {r.status for r in requests_in(postgres)},
+        60,
+        "the sweeper's dispatch jobs to run",
+    )
     assert [r.status for r in requests_in(postgres)] == [RequestStatus.OFFERED, RequestStatus.OFFERED]
     texted = wait_until(lambda: len(sandbox.messages) >= 4 and sandbox.messages, 30, "the SMS to go out")
     assert texted  # wait_until returns the predicate's true value
@@ -145,11 +153,16 @@ def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_r
 
 
 def test_redis_dies_under_a_busy_worker_and_the_scheduler_and_both_carry_on_by_themselves_when_it_returns(
-    job_context: JobContext, postgres: sa.Engine, own_redis: RedisServer, chaos: Chaos, sandbox: TwilioSandbox,
+    job_context: JobContext,
+    postgres: sa.Engine,
+    own_redis: RedisServer,
+    chaos: Chaos,
+    sandbox: TwilioSandbox,
     chaos_settings: Settings,
-) -> None:  # fmt: skip
-    settings = chaos_settings.model_copy(update={"dispatch": chaos_settings.dispatch.model_copy(
-        update={"sweep_interval": 5})})  # fmt: skip
+) -> None:
+    settings = chaos_settings.model_copy(
+        update={"dispatch": chaos_settings.dispatch.model_copy(update={"sweep_interval": 5})}
+    )
     for (phone, name), km in zip(WORKERS.items(), (0.5, 1.0), strict=True):
         add_worker(postgres, name, phone, km)
     jobs.rebuild_index()
@@ -162,8 +175,11 @@ def test_redis_dies_under_a_busy_worker_and_the_scheduler_and_both_carry_on_by_t
     jobs.enqueue_dispatch(first)
     wait_until(lambda: sandbox.faults_left == 0, 60, "the offer SMS to reach Twilio")
     own_redis.kill()
-    wait_until(lambda: all(p.output().count("Redis cannot be reached") or not p.running for p in (worker, scheduler)),
-               60, "the worker and the scheduler to meet the outage")  # fmt: skip
+    wait_until(
+        lambda: all(p.output().count("Redis cannot be reached") or not p.running for p in (worker, scheduler)),
+        60,
+        "the worker and the scheduler to meet the outage",
+    )
     assert worker.running
     assert scheduler.running
 

@@ -82,17 +82,24 @@ def test_an_offer_twilio_refuses_three_times_counts_as_unanswered_and_goes_to_th
 
 
 def test_a_hung_twilio_api_is_given_up_after_the_timeout_and_the_confirmation_is_sent_again(
-    app: Flask, job_context: JobContext, postgres: sa.Engine, sandbox: TwilioSandbox, chaos: Chaos,
+    app: Flask,
+    job_context: JobContext,
+    postgres: sa.Engine,
+    sandbox: TwilioSandbox,
+    chaos: Chaos,
     chaos_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     sandbox.delay_next(1, seconds=600)  # Twilio's API takes the request and never answers
     chaos.worker(chaos_settings)
     transcript = call(app, ENGLISH_PLUMBER_AT_226001, caller=CITIZEN)  # no plumber near: nothing else is texted
     assert transcript.said("Your request number is:")
 
     # The worker gives up after the gateway's timeout (not RQ's 180 s for the whole job) ...
-    wait_until(lambda: [s.status for s in sms_to(postgres, CITIZEN)] == ["send_failed"], DEFAULT_TIMEOUT + 30,
-               "the worker to give up on Twilio")  # fmt: skip
+    wait_until(
+        lambda: [s.status for s in sms_to(postgres, CITIZEN)] == ["send_failed"],
+        DEFAULT_TIMEOUT + 30,
+        "the worker to give up on Twilio",
+    )
     # ... and RQ runs the job again, on the confirmation SMS's Retry schedule.
     [confirmation] = sms_to(postgres, CITIZEN)
     time_passes(job_context.redis, f"sms-{confirmation.id}")
@@ -102,9 +109,13 @@ def test_a_hung_twilio_api_is_given_up_after_the_timeout_and_the_confirmation_is
 
 
 def test_a_confirmation_twilio_keeps_refusing_is_left_not_sent_on_the_timeline_for_an_agent(
-    app: Flask, job_context: JobContext, postgres: sa.Engine, sandbox: TwilioSandbox, chaos: Chaos,
+    app: Flask,
+    job_context: JobContext,
+    postgres: sa.Engine,
+    sandbox: TwilioSandbox,
+    chaos: Chaos,
     chaos_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     sandbox.fail_next(4, status=500)  # the first try and its three retries
     chaos.worker(chaos_settings)
     call(app, ENGLISH_PLUMBER_AT_226001, caller=CITIZEN)

@@ -26,8 +26,9 @@ def test_workers_count_again_after_redis_restarts_empty_under_them(
 
     own_redis.kill()
     own_redis.start()  # empty: every worker's registration is gone
-    work = [queue(connection, QueueName.DEFAULT).enqueue("dispatch.jobs.heartbeat", job_id=f"after-{n}")
-            for n in range(4)]  # fmt: skip
+    work = [
+        queue(connection, QueueName.DEFAULT).enqueue("dispatch.jobs.heartbeat", job_id=f"after-{n}") for n in range(4)
+    ]
     wait_until(lambda: all(j.get_status(refresh=True) == JobStatus.FINISHED for j in work), 60, "the workers to work")
 
     wait_until(lambda: Worker.count(connection=connection) == 2, 60, "both workers to be counted again")

@@ -86,9 +86,13 @@ def test_a_worker_killed_while_texting_an_offer_the_offer_is_texted_again(
 
 
 def test_a_worker_killed_while_handling_a_yes_the_yes_is_handled_after_all(
-    app: Flask, job_context: JobContext, postgres: sa.Engine, sandbox: TwilioSandbox, chaos: Chaos,
+    app: Flask,
+    job_context: JobContext,
+    postgres: sa.Engine,
+    sandbox: TwilioSandbox,
+    chaos: Chaos,
     chaos_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     add_worker(postgres, "Ramesh Kumar", RAMESH, 0.5)
     jobs.rebuild_index()
     request_id = add_request(postgres)
@@ -102,8 +106,11 @@ def test_a_worker_killed_while_handling_a_yes_the_yes_is_handled_after_all(
         first = chaos.worker(chaos_settings)
         worker_texts(app, RAMESH, "YES")
         wait_until(lambda: sms_log(postgres, direction="inbound", status="handling"), 60, "the worker to take the YES")
-        wait_until(lambda: running(job_context, f"inbound-{sms_log(postgres, direction='inbound')[0].id}"), 30,
-                   "the job to be running")  # fmt: skip
+        wait_until(
+            lambda: running(job_context, f"inbound-{sms_log(postgres, direction='inbound')[0].id}"),
+            30,
+            "the job to be running",
+        )
         first.kill()
         agent.rollback()
     assert request_of(postgres, request_id).status is RequestStatus.OFFERED  # the YES died with the worker

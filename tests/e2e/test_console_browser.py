@@ -43,8 +43,14 @@ from storage.models import (
 from tests.console import PASSWORD, add_user
 from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, CITIZEN, ROOT, add_request, add_worker, with_hours
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--no-first-run",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREEN: ViewportSize = {"width": 1366, "height": 768}  # the call centre's office screens
 SCREENSHOTS = ROOT / "var" / "screenshots"
 DESK_PHONE = "+919811112222"
@@ -145,11 +151,19 @@ def shoot(page: Page, name: str) -> None:
 def caller_waits(live: Live, call_sid: str = CALL_SID, phone: str = CITIZEN, queue_time: int = 75) -> None:
     """Twilio fetches the queue's waitUrl for a caller on hold: over HTTP, signed over the public URL."""
     url = f"{live.url}/twilio/voice/queue/wait"
-    form = {"CallSid": call_sid, "From": phone, "To": "+18005550100", "CallStatus": "in-progress",
-            "Direction": "inbound", "QueuePosition": "1", "QueueTime": str(queue_time)}  # fmt: skip
+    form = {
+        "CallSid": call_sid,
+        "From": phone,
+        "To": "+18005550100",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+        "QueuePosition": "1",
+        "QueueTime": str(queue_time),
+    }
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    posted = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(),
-                                    headers={"X-Twilio-Signature": signature}, method="POST")  # fmt: skip
+    posted = urllib.request.Request(
+        url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}, method="POST"
+    )
     with urllib.request.urlopen(posted, timeout=10) as answer:
         assert answer.status == 200
 
@@ -160,9 +174,17 @@ def filed_in(engine: sa.Engine, pincode: str, status: RequestStatus = RequestSta
     assert place is not None
     request_id = add_request(engine)
     with session_scope(engine) as db:
-        db.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                   .values(pincode=pincode, district=place.district, latitude=place.latitude,
-                           longitude=place.longitude, status=status))  # fmt: skip
+        db.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.id) == request_id)
+            .values(
+                pincode=pincode,
+                district=place.district,
+                latitude=place.latitude,
+                longitude=place.longitude,
+                status=status,
+            )
+        )
         return db.exec(select(ServiceRequest.number).where(ServiceRequest.id == request_id)).one()
 
 
@@ -179,8 +201,10 @@ def audit_actions(engine: sa.Engine) -> list[str]:
 
 def belongs_to(engine: sa.Engine, worker_id: int, agency: str) -> None:
     with session_scope(engine) as db:
-        db.execute(sa.text("UPDATE worker SET provider_id = (SELECT id FROM provider WHERE name = :name) "
-                           "WHERE id = :worker"), {"name": agency, "worker": worker_id})  # fmt: skip
+        db.execute(
+            sa.text("UPDATE worker SET provider_id = (SELECT id FROM provider WHERE name = :name) WHERE id = :worker"),
+            {"name": agency, "worker": worker_id},
+        )
 
 
 # -- signing in ---------------------------------------------------------------------------------------
@@ -249,7 +273,11 @@ def test_an_agent_takes_the_next_caller_and_files_a_plumber_request(live: Live, 
         made = db.exec(select(ServiceRequest).where(ServiceRequest.number == number)).one()
         caller = db.get(Caller, made.caller_id)
     assert (made.service_code, made.district, made.channel.value, made.status) == (
-        "plumber", "LUCKNOW", "agent", RequestStatus.NEW)  # fmt: skip
+        "plumber",
+        "LUCKNOW",
+        "agent",
+        RequestStatus.NEW,
+    )
     assert made.address_note == "12 Hazratganj, behind the Hanuman temple"
     assert made.preferred_time == "after 5 pm"
     assert caller is not None
@@ -268,8 +296,14 @@ def _offer_running_out(engine: sa.Engine, number: str) -> None:
     with session_scope(engine) as db:
         request_id = db.exec(select(ServiceRequest.id).where(ServiceRequest.number == number)).one()
         assert request_id is not None
-        db.add(Offer(request_id=request_id, worker_id=worker_id, status=OfferStatus.PENDING,
-                     expires_at=datetime.now(UTC) + timedelta(minutes=1)))  # fmt: skip
+        db.add(
+            Offer(
+                request_id=request_id,
+                worker_id=worker_id,
+                status=OfferStatus.PENDING,
+                expires_at=datetime.now(UTC) + timedelta(minutes=1),
+            )
+        )
 
 
 def test_a_request_filed_at_another_desk_appears_on_the_open_live_queue_without_a_reload(
@@ -380,9 +414,11 @@ def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
     asked = datetime.now(UTC) - timedelta(hours=3)
     assigned, completed = asked + timedelta(minutes=20), asked + timedelta(hours=2)
     with session_scope(engine) as db:
-        db.execute(sa.update(ServiceRequest).where(col(ServiceRequest.number) == number)
-                   .values(worker_id=worker_id, rating=rating, created_at=asked, assigned_at=assigned,
-                           completed_at=completed))  # fmt: skip
+        db.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.number) == number)
+            .values(worker_id=worker_id, rating=rating, created_at=asked, assigned_at=assigned, completed_at=completed)
+        )
     return number
 
 

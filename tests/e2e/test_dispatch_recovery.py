@@ -38,9 +38,13 @@ def start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
         "TWILIO_ACCOUNT_SID": str(settings.twilio.account_sid),
         "TWILIO_AUTH_TOKEN": str(settings.twilio.auth_token),
     }
-    return subprocess.Popen([sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "worker"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def test_a_worker_killed_mid_dispatch_loses_nothing(
@@ -54,8 +58,9 @@ def test_a_worker_killed_mid_dispatch_loses_nothing(
         # Hold the request's dispatch lock, so the worker is caught inside the job.
         held = redis_client.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60)
         assert held.acquire()
-        queue(redis_client, QueueName.DISPATCH).enqueue(jobs.dispatch_request, request_id,
-                                                        job_id=f"dispatch-{request_id}")  # fmt: skip
+        queue(redis_client, QueueName.DISPATCH).enqueue(
+            jobs.dispatch_request, request_id, job_id=f"dispatch-{request_id}"
+        )
         worker = start_worker(helpline_settings, tmp_path)
         started = StartedJobRegistry(QueueName.DISPATCH.value, connection=redis_client)
         wait_until(lambda: f"dispatch-{request_id}" in started.get_job_ids(), 30, "the worker to start the job")

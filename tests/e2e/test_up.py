@@ -70,14 +70,17 @@ def offered(database: sa.Engine) -> list[str]:
 def reached(sandbox: str, phone: str, number: str) -> bool:
     """The offer went out: an SMS with the request number, or a call (voice-preferred workers)."""
     return any(m["to"] == phone and number in m["body"] for m in get_json_list(f"{sandbox}/_sandbox/messages")) or any(
-        c["to"] == phone for c in get_json_list(f"{sandbox}/_sandbox/calls"))  # fmt: skip
+        c["to"] == phone for c in get_json_list(f"{sandbox}/_sandbox/calls")
+    )
 
 
 def eligible_plumbers(database: sa.Engine, lat: float, lon: float) -> list[tuple[float, str]]:
     """Verified, available plumbers who serve the spot, by distance: worked out apart from the index."""
-    query = ("SELECT w.phone, w.latitude, w.longitude, w.service_radius_km FROM worker w "
-             "JOIN worker_skill s ON s.worker_id = w.id AND s.service_code = 'plumber' "
-             "WHERE w.police_verification = 'verified' AND w.available AND w.active")  # fmt: skip
+    query = (
+        "SELECT w.phone, w.latitude, w.longitude, w.service_radius_km FROM worker w "
+        "JOIN worker_skill s ON s.worker_id = w.id AND s.service_code = 'plumber' "
+        "WHERE w.police_verification = 'verified' AND w.available AND w.active"
+    )
     with database.connect() as connection:
         rows = connection.execute(sa.text(query)).all()
     found = [(distance_km(lat, lon, w_lat, w_lon), phone, radius or 10) for phone, w_lat, w_lon, radius in rows]
@@ -98,8 +101,9 @@ def sms(public_url: str, token: str, sender: str, body: str) -> None:
     form = {"MessageSid": "SM" + os.urandom(16).hex(), "From": sender, "To": "+18005550100", "Body": body}
     url = f"{public_url}/twilio/sms"
     signature = RequestValidator(token).compute_signature(url, form)
-    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(),
-                                     headers={"X-Twilio-Signature": signature})  # fmt: skip
+    request = urllib.request.Request(
+        url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 200
 
@@ -181,8 +185,12 @@ def helpline(request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[
     env["SEWAMITRA_CALL_CENTRE__OPENS"], env["SEWAMITRA_CALL_CENTRE__CLOSES"] = "00:00", "23:59:59.999999"
     process = subprocess.Popen(
         [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "up", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
     output: list[str] = []
     reader = threading.Thread(target=_read_all, args=(process, output), daemon=True)
     reader.start()  # keep the pipe drained: a full pipe would block the helpline's logging
@@ -224,8 +232,9 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
 
     health = wait_for(
         lambda: (h := get_json(f"http://127.0.0.1:{port}/healthz"))["jobs_last_ran_s_ago"] is not None and h,
-        60, "the scheduler's first job to run on a worker",
-    )  # fmt: skip
+        60,
+        "the scheduler's first job to run on a worker",
+    )
     assert health["status"] == "ok"
     assert health["rq_workers"] == 2
     assert health["schedulers"] == 1
@@ -264,14 +273,18 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     # The second says YES: both sides hear; then DONE with the citizen's code, and a feedback call.
     sms(public_url, token, second, "YES")
     wait_for(lambda: len(texts(sent, CITIZEN)) == 2, 30, "the citizen to hear who is coming")
-    worker_name, code = one(database, "SELECT w.name, r.completion_code FROM service_request r "
-                                      "JOIN worker w ON w.id = r.worker_id")  # fmt: skip
+    worker_name, code = one(
+        database, "SELECT w.name, r.completion_code FROM service_request r JOIN worker w ON w.id = r.worker_id"
+    )
     assert worker_name in texts(sent, CITIZEN)[1]
     assert code in texts(sent, CITIZEN)[1]
     assert any(CITIZEN in t for t in texts(sent, second))
     sms(public_url, token, second, f"DONE {number} {code}")
-    calls = wait_for(lambda: [c for c in get_json_list(f"{sandbox.group(1)}/_sandbox/calls") if c["to"] == CITIZEN],
-                     30, "the feedback call")  # fmt: skip
+    calls = wait_for(
+        lambda: [c for c in get_json_list(f"{sandbox.group(1)}/_sandbox/calls") if c["to"] == CITIZEN],
+        30,
+        "the feedback call",
+    )
     assert "flow=feedback" in calls[0]["url"]
     assert one(database, "SELECT status FROM service_request") == ("completed",)
 
@@ -285,8 +298,11 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     wait_for(lambda: rq_worker_names(data_dir) - registered, 60, "the restarted worker to register with RQ")
     transcript = CallSimulator(transport, public_url=public_url).run("1,1,226001#,1,2")  # English remembered
     assert not transcript.errors, transcript.render(requests=True)
-    wait_for(lambda: one(database, "SELECT count(*) FROM service_request WHERE status = 'offered'") == (1,), 30,
-             "the second booking to be offered")  # fmt: skip
+    wait_for(
+        lambda: one(database, "SELECT count(*) FROM service_request WHERE status = 'offered'") == (1,),
+        30,
+        "the second booking to be offered",
+    )
     database.dispose()
 
     children = descendants(process.pid)
@@ -316,8 +332,11 @@ def test_up_starts_its_embedded_redis_again_when_it_dies_and_keeps_its_data(
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: not alive(first), 10, "the first redis-server to be gone")
 
-    wait_for(lambda: any("embedded Redis died; starting it again" in line for line in output), 60,
-             "`up` to start Redis again")  # fmt: skip
+    wait_for(
+        lambda: any("embedded Redis died; starting it again" in line for line in output),
+        60,
+        "`up` to start Redis again",
+    )
     wait_for(lambda: get_json(f"http://127.0.0.1:{port}/healthz").get("redis") == "ok", 60, "Redis to be healthy")
     wait_for(lambda: rq_worker_names(data_dir), 60, "the RQ workers to be registered again")
     after = redis.Redis(unix_socket_path=socket_path, socket_timeout=5)

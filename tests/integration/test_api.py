@@ -220,8 +220,11 @@ def test_no_token_a_wrong_one_a_revoked_one_or_an_expired_one_is_401(app: Flask)
     assert Api(app, secret).get("/api/v1/services").status_code == 401
     expired = token(app, ApiRole.ADMIN, "old-desk")
     with session_scope(engine_of(app)) as session:
-        session.execute(sa.update(ApiToken).where(col(ApiToken.client) == "old-desk")
-                        .values(expires_at=utcnow() - timedelta(minutes=1)))  # fmt: skip
+        session.execute(
+            sa.update(ApiToken)
+            .where(col(ApiToken.client) == "old-desk")
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
     response = Api(app, expired).get("/api/v1/services")
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthorized"
@@ -306,8 +309,9 @@ def test_an_agency_sees_its_workers_jobs_with_the_citizens_number_masked(
 ) -> None:
     number = portal.post("/api/v1/requests", LUCKNOW_REQUEST).get_json()["number"]
     assert agency.get(f"/api/v1/requests/{number}").status_code == 404  # not its job (yet)
-    mine = agency.post("/api/v1/workers", {"name": "Kamla Devi", "phone": "+919415000009", "skills": ["plumber"],
-                                           "pincode": "226001"}).get_json()["id"]  # fmt: skip
+    mine = agency.post(
+        "/api/v1/workers", {"name": "Kamla Devi", "phone": "+919415000009", "skills": ["plumber"], "pincode": "226001"}
+    ).get_json()["id"]
     with session_scope(engine_of(app)) as session:
         worker = session.get(Worker, mine)
         assert worker is not None
@@ -335,8 +339,9 @@ def test_an_agency_sees_its_workers_jobs_with_the_citizens_number_masked(
 
 def test_requests_are_found_by_phone_status_service_district_and_day(app: Flask, desk: Api, portal: Api) -> None:
     plumber = portal.post("/api/v1/requests", LUCKNOW_REQUEST).get_json()["number"]
-    painter = portal.post("/api/v1/requests", {"service": "painter", "phone": "+919811122233",
-                                               "pincode": "282001"}).get_json()["number"]  # fmt: skip
+    painter = portal.post(
+        "/api/v1/requests", {"service": "painter", "phone": "+919811122233", "pincode": "282001"}
+    ).get_json()["number"]
 
     def numbers(**query: Any) -> list[str]:
         response = desk.get("/api/v1/requests", **query)
@@ -355,9 +360,17 @@ def test_requests_are_found_by_phone_status_service_district_and_day(app: Flask,
     assert numbers(per_page=1, page=2) == [plumber]
     assert desk.get("/api/v1/requests", per_page=1).get_json()["total"] == 2
 
-    for name, value in [("status", "open"), ("service", "astrologer"), ("district", "Gotham"), ("phone", "12"),
-                        ("created_from", "yesterday"), ("created_to", "2026-12-02T10:00:00"), ("page", "0"),
-                        ("per_page", "1000"), ("page", "-1")]:  # fmt: skip
+    for name, value in [
+        ("status", "open"),
+        ("service", "astrologer"),
+        ("district", "Gotham"),
+        ("phone", "12"),
+        ("created_from", "yesterday"),
+        ("created_to", "2026-12-02T10:00:00"),
+        ("page", "0"),
+        ("per_page", "1000"),
+        ("page", "-1"),
+    ]:
         response = desk.get("/api/v1/requests", **{name: value})
         assert response.status_code == 400, (name, value)
         assert name in error_fields(response), (name, value)
@@ -367,8 +380,13 @@ def test_requests_are_found_by_phone_status_service_district_and_day(app: Flask,
 
 
 def test_unknown_records_paths_and_methods_are_json_404_and_405(desk: Api) -> None:
-    for path in ("/api/v1/requests/1234567", "/api/v1/requests/12", "/api/v1/workers/99999",
-                 "/api/v1/workers/99999999999", "/api/v1/nothing-here"):  # fmt: skip
+    for path in (
+        "/api/v1/requests/1234567",
+        "/api/v1/requests/12",
+        "/api/v1/workers/99999",
+        "/api/v1/workers/99999999999",
+        "/api/v1/nothing-here",
+    ):
         response = desk.get(path)
         assert response.status_code == 404, path
         assert response.get_json()["error"]["code"] == "not_found", path
@@ -380,8 +398,15 @@ def test_unknown_records_paths_and_methods_are_json_404_and_405(desk: Api) -> No
 # -- workers ------------------------------------------------------------------------------------------
 
 
-KAMLA = {"name": "Kamla Devi", "phone": "94150 00009", "skills": ["plumber", "electrician"], "pincode": "226001",
-         "language": "hi", "voice_preferred": True, "certification": "RPL under PMKVY"}  # fmt: skip
+KAMLA = {
+    "name": "Kamla Devi",
+    "phone": "94150 00009",
+    "skills": ["plumber", "electrician"],
+    "pincode": "226001",
+    "language": "hi",
+    "voice_preferred": True,
+    "certification": "RPL under PMKVY",
+}
 
 
 def test_an_agency_onboards_a_worker_who_waits_for_police_verification(app: Flask, agency: Api) -> None:
@@ -474,8 +499,12 @@ def test_the_openapi_document_describes_every_route(app: Flask) -> None:
     documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith(("/api/", "/open311/")) or rule.rule == "/healthz":
-            path = (rule.rule.replace("<number>", "{number}").replace("<id:worker_id>", "{worker_id}")
-                    .replace("<code>", "{service_code}").replace("<any(json, xml):fmt>", "{format}"))  # fmt: skip
+            path = (
+                rule.rule.replace("<number>", "{number}")
+                .replace("<id:worker_id>", "{worker_id}")
+                .replace("<code>", "{service_code}")
+                .replace("<any(json, xml):fmt>", "{format}")
+            )
             path = path.replace("requests/{number}.{format}", "requests/{service_request_id}.{format}")
             for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
                 assert (path, method) in documented, (path, method)

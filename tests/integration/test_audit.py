@@ -20,9 +20,17 @@ PACKAGES = ("api", "console", "directory", "dispatch", "ivr", "sewamitra", "stor
 
 def test_record_keeps_the_action_as_the_database_has_always_held_it(engine: sa.Engine) -> None:
     with session_scope(engine) as session:
-        audit.record(session, AuditAction.WORKER_AVAILABILITY, actor="user:7", entity="worker", entity_id=3,
-                     from_status="available", to_status="busy", reason="on leave",
-                     detail={"channel": "console"})  # fmt: skip
+        audit.record(
+            session,
+            AuditAction.WORKER_AVAILABILITY,
+            actor="user:7",
+            entity="worker",
+            entity_id=3,
+            from_status="available",
+            to_status="busy",
+            reason="on leave",
+            detail={"channel": "console"},
+        )
     with Session(engine) as session:
         [event] = session.exec(select(AuditEvent)).all()
     assert (event.actor, event.action, event.entity, event.entity_id) == ("user:7", "worker.availability", "worker", 3)
@@ -40,9 +48,12 @@ def test_a_record_rolled_back_with_its_change_is_not_kept(engine: sa.Engine) -> 
 
 @pytest.mark.parametrize(
     ("status", "action"),
-    [(RequestStatus.CANCELLED, "request.cancelled"), (RequestStatus.ESCALATED, "request.escalated"),
-     (RequestStatus.CLOSED, "request.closed")],
-)  # fmt: skip
+    [
+        (RequestStatus.CANCELLED, "request.cancelled"),
+        (RequestStatus.ESCALATED, "request.escalated"),
+        (RequestStatus.CLOSED, "request.closed"),
+    ],
+)
 def test_a_request_moved_by_compare_and_set_keeps_its_old_action(status: RequestStatus, action: str) -> None:
     assert AuditAction.request_moved(status) == action
 

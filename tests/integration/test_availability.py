@@ -43,10 +43,17 @@ def add_worker(engine: sa.Engine) -> int:
     assert place.latitude is not None
     assert place.longitude is not None
     with session_scope(engine) as session:
-        worker = Worker(name="Ramesh Yadav", phone=RAMESH, pincode="226001", district=place.district,
-                        latitude=place.latitude, longitude=place.longitude,
-                        police_verification=VerificationStatus.VERIFIED, created_at=LONG_AGO,
-                        updated_at=LONG_AGO)  # fmt: skip
+        worker = Worker(
+            name="Ramesh Yadav",
+            phone=RAMESH,
+            pincode="226001",
+            district=place.district,
+            latitude=place.latitude,
+            longitude=place.longitude,
+            police_verification=VerificationStatus.VERIFIED,
+            created_at=LONG_AGO,
+            updated_at=LONG_AGO,
+        )
         session.add(worker)
         session.flush()
         assert worker.id is not None
@@ -58,8 +65,16 @@ def the_change(engine: sa.Engine, worker_id: int) -> tuple[Any, ...]:
     """The one audit event of the change, in every field but the moment and the actor."""
     with Session(engine) as session:
         [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "worker.availability")).all()
-    return (event.action, event.entity, event.entity_id, event.from_status, event.to_status, event.reason,
-            event.detail, event.actor.split(":")[0])  # fmt: skip
+    return (
+        event.action,
+        event.entity,
+        event.entity_id,
+        event.from_status,
+        event.to_status,
+        event.reason,
+        event.detail,
+        event.actor.split(":")[0],
+    )
 
 
 def shape(worker_id: int, channel: str, actor: str) -> tuple[Any, ...]:
@@ -97,8 +112,11 @@ def test_another_system_through_the_api(app: Flask, engine: sa.Engine, redis_cli
         secret = tokens.create_token(session, "call-centre", ApiRole.AGENT).secret
     client = app.test_client()
 
-    answer = client.put(f"/api/v1/workers/{worker_id}/availability", json={"available": False},
-                        headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+    answer = client.put(
+        f"/api/v1/workers/{worker_id}/availability",
+        json={"available": False},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
 
     assert answer.status_code == 200
     assert answer.get_json()["available"] is False

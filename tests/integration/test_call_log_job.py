@@ -12,8 +12,14 @@ from ivr import calllog
 from storage.models import CallLog, Direction
 from telephony.twilio.twiml import call_turn
 
-FORM = {"CallSid": "CA" + "7" * 32, "From": "+919876543210", "To": "+911204567890", "Direction": "inbound",
-        "CallStatus": "completed", "CallDuration": "42"}  # fmt: skip
+FORM = {
+    "CallSid": "CA" + "7" * 32,
+    "From": "+919876543210",
+    "To": "+911204567890",
+    "Direction": "inbound",
+    "CallStatus": "completed",
+    "CallDuration": "42",
+}
 SENT_AT = "2026-12-03T06:00:00+00:00"
 
 
@@ -27,8 +33,13 @@ def test_a_call_turn_handed_to_a_job_is_logged_when_it_runs(installed: JobContex
     assert calllog.record_when_back(fields, None, SENT_AT) == "logged"
     (log,) = logged(installed)
     assert (log.call_sid, log.from_number, log.to_number, log.status, log.duration_s, log.direction) == (
-        FORM["CallSid"], "+919876543210", "+911204567890", "completed", 42, Direction.INBOUND,
-    )  # fmt: skip
+        FORM["CallSid"],
+        "+919876543210",
+        "+911204567890",
+        "completed",
+        42,
+        Direction.INBOUND,
+    )
     assert log.ended_at is not None
     assert log.outcome == "no_flow"
 
@@ -38,5 +49,8 @@ def test_a_job_queued_with_twilios_form_before_the_call_turn_is_still_logged(ins
     assert calllog.record_when_back(outbound, None, SENT_AT) == "logged"
     (log,) = logged(installed)
     assert (log.call_sid, log.status, log.duration_s, log.direction) == (
-        FORM["CallSid"], "no-answer", None, Direction.OUTBOUND,
-    )  # fmt: skip
+        FORM["CallSid"],
+        "no-answer",
+        None,
+        Direction.OUTBOUND,
+    )

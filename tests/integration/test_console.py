@@ -96,8 +96,15 @@ def file_request(app: Flask, **kwargs: object) -> str:
 
 def caller_waits(app: Flask, call_sid: str = CALL_SID, phone: str = CITIZEN, queue_time: int = 40) -> None:
     """Twilio fetches the queue's waitUrl for a caller on hold, as it does every half minute."""
-    form = {"CallSid": call_sid, "From": phone, "To": "+18005550100", "CallStatus": "in-progress",
-            "Direction": "inbound", "QueuePosition": "1", "QueueTime": str(queue_time)}  # fmt: skip
+    form = {
+        "CallSid": call_sid,
+        "From": phone,
+        "To": "+18005550100",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+        "QueuePosition": "1",
+        "QueueTime": str(queue_time),
+    }
     assert signed_post(app.test_client(), "/twilio/voice/queue/wait", form).status_code == 200
 
 
@@ -197,8 +204,9 @@ def test_sign_in_does_not_return_to_another_site(app: Flask) -> None:
     add_user(engine_of(app), "asha", Role.AGENT)
     console = Console(app)
     console.get("/console/sign-in")
-    response = console.post("/console/sign-in", {"username": "asha", "password": "correct horse battery",
-                                                 "next": "//evil.example/console"})  # fmt: skip
+    response = console.post(
+        "/console/sign-in", {"username": "asha", "password": "correct horse battery", "next": "//evil.example/console"}
+    )
     assert response.headers["Location"] == "/console/"
 
 
@@ -230,8 +238,9 @@ def console_routes(app: Flask) -> list[tuple[str, str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/console") or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
-        values: dict[str, Any] = {arg: 1 if isinstance(rule._converters[arg], IntegerConverter) else "1234567"
-                                  for arg in rule.arguments}  # fmt: skip
+        values: dict[str, Any] = {
+            arg: 1 if isinstance(rule._converters[arg], IntegerConverter) else "1234567" for arg in rule.arguments
+        }
         with app.test_request_context():
             from flask import url_for
 
@@ -251,9 +260,12 @@ def test_every_console_route_without_a_session_redirects_to_sign_in(app: Flask) 
 
 
 def test_every_console_view_states_the_roles_that_may_use_it(app: Flask) -> None:
-    unguarded = [endpoint for endpoint, _method, _url in console_routes(app)
-                 if endpoint not in ("console.home", "console.auth.sign_out")
-                 and not hasattr(app.view_functions[endpoint], "roles")]  # fmt: skip
+    unguarded = [
+        endpoint
+        for endpoint, _method, _url in console_routes(app)
+        if endpoint not in ("console.home", "console.auth.sign_out")
+        and not hasattr(app.view_functions[endpoint], "roles")
+    ]
     assert unguarded == []
 
 
@@ -328,15 +340,21 @@ def test_taking_the_next_caller_rings_the_desk_phone_which_bridges_with_the_queu
 
     # Twilio dequeues the caller and tells us who is being bridged: the agent's screen links to them.
     user_id = ring["url"].rsplit("=", 1)[1]
-    said = signed_post(app.test_client(), f"/twilio/voice/agent/bridging?user={user_id}",
-                       {"CallSid": CALL_SID, "DequeingCallSid": "CA" + "2" * 32, "QueueTime": "50"})  # fmt: skip
+    said = signed_post(
+        app.test_client(),
+        f"/twilio/voice/agent/bridging?user={user_id}",
+        {"CallSid": CALL_SID, "DequeingCallSid": "CA" + "2" * 32, "QueueTime": "50"},
+    )
     assert "<Say" in page(said)
     board = page(agent.get("/console/queue/board"))
     assert "Nobody is waiting." in board
     assert f"/console/callers/call/{CALL_SID}" in board
 
-    signed_post(app.test_client(), "/twilio/voice/queue/result",
-                {"CallSid": CALL_SID, "From": CITIZEN, "QueueResult": "bridged", "QueueTime": "50"})  # fmt: skip
+    signed_post(
+        app.test_client(),
+        "/twilio/voice/queue/result",
+        {"CallSid": CALL_SID, "From": CITIZEN, "QueueResult": "bridged", "QueueTime": "50"},
+    )
     [log] = [row for row in rows(app, CallLog) if row.call_sid == CALL_SID]
     assert (log.queue_result, log.queue_wait_s) == ("bridged", 50)
 
@@ -416,16 +434,26 @@ def test_an_agent_books_a_plumber_for_the_caller_and_it_is_dispatched(
 ) -> None:
     worker_id = hire(app, "Ramesh", "+919800000001", km_north=1)
     html = page(agent.get("/console/callers/new"))
-    form = {"phone": "98765 43210", "service": "plumber", "pincode": "226001", "language": "hi",
-            "address_note": "12 Hazratganj, behind the temple", "preferred_time": "after 5 pm",
-            "form_id": form_id(html)}  # fmt: skip
+    form = {
+        "phone": "98765 43210",
+        "service": "plumber",
+        "pincode": "226001",
+        "language": "hi",
+        "address_note": "12 Hazratganj, behind the temple",
+        "preferred_time": "after 5 pm",
+        "form_id": form_id(html),
+    }
     response = agent.post("/console/callers/requests", form)
     number = request_number(response)
     assert agent.post("/console/callers/requests", form).headers["Location"].endswith(number)  # a double click
 
     [made] = rows(app, ServiceRequest)
     assert (made.number, made.channel.value, made.address_note, made.preferred_time) == (
-        number, "agent", "12 Hazratganj, behind the temple", "after 5 pm")  # fmt: skip
+        number,
+        "agent",
+        "12 Hazratganj, behind the temple",
+        "after 5 pm",
+    )
     assert made.status is RequestStatus.NEW
     assert f"{number}</a>" in page(agent.get("/console/queue/board"))  # on the live board at once
 
@@ -443,9 +471,16 @@ def test_an_agent_books_a_plumber_for_the_caller_and_it_is_dispatched(
 
 def test_a_bad_form_keeps_what_was_typed_and_says_what_is_wrong(app: Flask, agent: Console) -> None:
     html = page(agent.get("/console/callers/new"))
-    response = agent.post("/console/callers/requests", {"phone": "12", "service": "astrologer", "pincode": "110001",
-                                                        "address_note": "<script>x</script>",
-                                                        "form_id": form_id(html)})  # fmt: skip
+    response = agent.post(
+        "/console/callers/requests",
+        {
+            "phone": "12",
+            "service": "astrologer",
+            "pincode": "110001",
+            "address_note": "<script>x</script>",
+            "form_id": form_id(html),
+        },
+    )
     assert response.status_code == 400
     html = page(response)
     assert "Not a valid phone number." in html
@@ -457,8 +492,11 @@ def test_a_bad_form_keeps_what_was_typed_and_says_what_is_wrong(app: Flask, agen
 
 
 def test_the_district_is_filled_in_as_the_pin_code_is_typed(agent: Console) -> None:
-    assert agent.get("/console/callers/pincode/226001").json == {"found": True, "district": "Lucknow",
-                                                                 "in_service_area": True}  # fmt: skip
+    assert agent.get("/console/callers/pincode/226001").json == {
+        "found": True,
+        "district": "Lucknow",
+        "in_service_area": True,
+    }
     assert agent.get("/console/callers/pincode/999999").status_code == 404
 
 
@@ -577,8 +615,11 @@ def test_a_request_unassigned_past_the_sla_is_listed_as_breached(app: Flask, sup
 def test_a_supervisor_exports_requests_with_formulas_defused(app: Flask, supervisor: Console, agent: Console) -> None:
     request_id = add_request(engine_of(app))
     with session_scope(engine_of(app)) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                        .values(address_note="=HYPERLINK(\"http://evil\")"))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.id) == request_id)
+            .values(address_note='=HYPERLINK("http://evil")')
+        )
     response = supervisor.get("/console/requests/export.csv?district=LUCKNOW")
     assert response.mimetype == "text/csv"
     [header, row] = list(csv.reader(io.StringIO(page(response))))
@@ -594,8 +635,11 @@ def test_an_agency_sees_only_its_own_workers_jobs_with_citizens_masked(app: Flas
     add_user(engine_of(app), "gomti", Role.PROVIDER, provider="Gomti Services")
     with session_scope(engine_of(app)) as session:
         provider_id = session.exec(select(User.provider_id).where(User.username == "gomti")).one()
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == mine)
-                        .values(worker_id=ours, status=RequestStatus.ASSIGNED))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.id) == mine)
+            .values(worker_id=ours, status=RequestStatus.ASSIGNED)
+        )
         session.execute(sa.text("UPDATE worker SET provider_id = :p WHERE id = :w"), {"p": provider_id, "w": ours})
     agency = Console(app)
     agency.sign_in("gomti")
@@ -614,8 +658,9 @@ def test_an_agency_sees_only_its_own_workers_jobs_with_citizens_masked(app: Flas
 def test_a_low_rating_goes_on_the_worklist_until_the_call_back_is_recorded(app: Flask, agent: Console) -> None:
     number = _stored_number(app, add_request(engine_of(app)))
     with session_scope(engine_of(app)) as session:
-        session.execute(sa.update(ServiceRequest).values(status=RequestStatus.COMPLETED, rating=2,
-                                                         completed_at=datetime.now(UTC)))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest).values(status=RequestStatus.COMPLETED, rating=2, completed_at=datetime.now(UTC))
+        )
     assert number in page(agent.get("/console/worklist"))
     agent.post(f"/console/worklist/{number}", {"outcome": "no_answer"})
     assert number in page(agent.get("/console/worklist"))  # not reached: still to call
@@ -631,8 +676,11 @@ def test_an_unrated_job_two_hours_after_completion_is_on_the_worklist(app: Flask
         session.execute(sa.update(ServiceRequest).values(status=RequestStatus.COMPLETED, completed_at=three_hours_ago))
     recent = _stored_number(app, add_request(engine_of(app)))
     with session_scope(engine_of(app)) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.number) == recent)
-                        .values(status=RequestStatus.COMPLETED, completed_at=datetime.now(UTC)))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.number) == recent)
+            .values(status=RequestStatus.COMPLETED, completed_at=datetime.now(UTC))
+        )
     listed = page(agent.get("/console/worklist"))
     assert old in listed
     assert recent not in listed
@@ -698,8 +746,12 @@ def test_hostile_forms_and_query_strings_get_an_answer_never_a_crash(app: Flask,
     anonymous.get("/console/sign-in")
     assert anonymous.post("/console/sign-in", {"username": "x\x00y", "password": "p"}).status_code == 400
     assert anonymous.client.post("/console/sign-in", data={"csrf_token": "é", "username": "x"}).status_code == 403
-    for path in ["/console/requests?to=9999-12-31&from=0001-01-01", "/console/requests?page=²",
-                 "/console/requests?district=%00", "/console/requests/export.csv?to=9999-12-31"]:  # fmt: skip
+    for path in [
+        "/console/requests?to=9999-12-31&from=0001-01-01",
+        "/console/requests?page=²",
+        "/console/requests?district=%00",
+        "/console/requests/export.csv?to=9999-12-31",
+    ]:
         assert agent.get(path).status_code in (200, 400, 403), path
     for worker in ("²", "99999999999999999999999", "9999999999"):
         assert agent.post(f"/console/requests/{number}/assign", {"worker": worker}).status_code == 302
@@ -714,8 +766,11 @@ def test_behind_a_proxy_the_citizen_facing_address_is_the_one_counted(helpline_s
     add_user(engine_of(app), "asha", Role.AGENT)
     console = Console(app)
     console.get("/console/sign-in")
-    console.post("/console/sign-in", {"username": "asha", "password": "not it at all"},
-                 headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+    console.post(
+        "/console/sign-in",
+        {"username": "asha", "password": "not it at all"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
     [failed] = [e for e in rows(app, AuditEvent) if e.action == "user.sign_in_failed"]
     assert failed.detail["ip"] == "203.0.113.9"
 

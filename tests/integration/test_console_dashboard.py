@@ -22,8 +22,11 @@ pytestmark = pytest.mark.both_databases
 DAY = "2025-03-10"  # in India; it runs from 18:30 UTC on the 9th to 18:30 UTC on the 10th
 MORNING = datetime(2025, 3, 10, 4, 30, tzinfo=UTC)  # 10:00 in Lucknow
 TILE = re.compile(r'<div class="kpi"[^>]*>\s*<span class="muted">(.*?)</span>\s*<b>(.*?)</b>', re.S)
-ROW = re.compile(r'<tr>\s*<td><span class="badge (\w+)">.*?</span></td>\s*<td class="num">(\d*)</td>\s*'
-                 r'<td class="num">(\d*)</td>', re.S)  # fmt: skip
+ROW = re.compile(
+    r'<tr>\s*<td><span class="badge (\w+)">.*?</span></td>\s*<td class="num">(\d*)</td>\s*'
+    r'<td class="num">(\d*)</td>',
+    re.S,
+)
 _numbers = count(1000001)
 
 
@@ -35,19 +38,43 @@ def supervisor(app: Flask) -> Console:
     return console
 
 
-def call(app: Flask, started: datetime, outcome: str | None, queue_result: str | None = None,
-         wait_s: int | None = None, direction: Direction = Direction.INBOUND) -> None:  # fmt: skip
+def call(
+    app: Flask,
+    started: datetime,
+    outcome: str | None,
+    queue_result: str | None = None,
+    wait_s: int | None = None,
+    direction: Direction = Direction.INBOUND,
+) -> None:
     with session_scope(engine_of(app)) as db:
-        db.add(CallLog(call_sid=f"CA{next(_numbers):032d}", direction=direction, started_at=started, outcome=outcome,
-                       queue_result=queue_result, queue_wait_s=wait_s, status="completed"))  # fmt: skip
+        db.add(
+            CallLog(
+                call_sid=f"CA{next(_numbers):032d}",
+                direction=direction,
+                started_at=started,
+                outcome=outcome,
+                queue_result=queue_result,
+                queue_wait_s=wait_s,
+                status="completed",
+            )
+        )
 
 
-def service_request(app: Flask, district: str, created: datetime, status: RequestStatus,
-                    assigned_after: timedelta | None = None) -> None:  # fmt: skip
+def service_request(
+    app: Flask, district: str, created: datetime, status: RequestStatus, assigned_after: timedelta | None = None
+) -> None:
     with session_scope(engine_of(app)) as db:
-        db.add(ServiceRequest(number=str(next(_numbers)), service_code="plumber", pincode="226001", district=district,
-                              status=status, created_at=created,
-                              assigned_at=created + assigned_after if assigned_after else None))  # fmt: skip
+        db.add(
+            ServiceRequest(
+                number=str(next(_numbers)),
+                service_code="plumber",
+                pincode="226001",
+                district=district,
+                status=status,
+                created_at=created,
+                assigned_at=created + assigned_after if assigned_after else None,
+            )
+        )
 
 
 def a_busy_morning(app: Flask) -> None:

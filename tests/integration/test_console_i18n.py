@@ -78,8 +78,10 @@ def test_a_request_timeline_reads_in_hindi(app: Flask) -> None:
 def test_a_worker_history_reads_in_hindi(app: Flask) -> None:
     worker = add_worker(engine_of(app), "Sunita Devi", "+919800000002", 1.0, verified=False)
     hindi = signed_in(app, "vikram", Role.SUPERVISOR, "hi")
-    hindi.post(f"/console/workers/{worker}/verification",
-               {"outcome": "verified", "reference": "UP-LKO-2026-0042", "verified_on": "2026-11-30"})  # fmt: skip
+    hindi.post(
+        f"/console/workers/{worker}/verification",
+        {"outcome": "verified", "reference": "UP-LKO-2026-0042", "verified_on": "2026-11-30"},
+    )
     hindi.post(f"/console/workers/{worker}/availability", {"available": "no"})
     history = part(text(hindi.get(f"/console/workers/{worker}")), "<h2>इतिहास</h2>")
     assert "पुलिस सत्यापन दर्ज · लंबित → सत्यापित" in history
@@ -116,8 +118,10 @@ def test_the_404_and_403_pages_are_the_consoles_own_in_hindi(app: Flask) -> None
 
 
 def test_waits_are_in_hindi_units(app: Flask) -> None:
-    cases = {"hi": (["35 सेकंड", "4 मिनट 05 सेकंड", "2 घंटे 01 मिनट"], "1 मिनट 15 सेकंड"),
-             "en": (["35 s", "4 min 05 s", "2 h 01 min"], "1 min 15 s")}  # fmt: skip
+    cases = {
+        "hi": (["35 सेकंड", "4 मिनट 05 सेकंड", "2 घंटे 01 मिनट"], "1 मिनट 15 सेकंड"),
+        "en": (["35 s", "4 min 05 s", "2 h 01 min"], "1 min 15 s"),
+    }
     for language, (waits, tile) in cases.items():
         with app.test_request_context("/console/queue"):
             session["language"] = language
@@ -128,8 +132,9 @@ def test_waits_are_in_hindi_units(app: Flask) -> None:
 def test_a_refusal_from_dispatch_is_shown_in_hindi(app: Flask) -> None:
     request_id = add_request(engine_of(app))
     with session_scope(engine_of(app)) as db:
-        db.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                   .values(status=RequestStatus.CLOSED))  # fmt: skip
+        db.execute(
+            sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id).values(status=RequestStatus.CLOSED)
+        )
         number = db.exec(select(ServiceRequest.number).where(ServiceRequest.id == request_id)).one()
     hindi = signed_in(app, "asha", Role.AGENT, "hi")
     refused = text(hindi.post(f"/console/requests/{number}/cancel", {"reason": "दोहराया गया"}, follow_redirects=True))

@@ -66,9 +66,18 @@ def agency(engine: sa.Engine, name: str) -> int:
         return found.id
 
 
-def add_worker(engine: sa.Engine, name: str, phone: str, *, provider: str | None = None, pincode: str = "226001",
-               skills: tuple[str, ...] = ("plumber",), verified: bool = True, available: bool = True,
-               km_north: float = 0.0) -> int:  # fmt: skip
+def add_worker(
+    engine: sa.Engine,
+    name: str,
+    phone: str,
+    *,
+    provider: str | None = None,
+    pincode: str = "226001",
+    skills: tuple[str, ...] = ("plumber",),
+    verified: bool = True,
+    available: bool = True,
+    km_north: float = 0.0,
+) -> int:
     """A worker already on the register, as a past import would have left them."""
     place = pincodes.lookup(pincode)
     assert place is not None
@@ -76,10 +85,17 @@ def add_worker(engine: sa.Engine, name: str, phone: str, *, provider: str | None
     assert place.longitude is not None
     provider_id = agency(engine, provider) if provider else None
     with session_scope(engine) as session:
-        worker = Worker(name=name, phone=phone, pincode=pincode, district=place.district,
-                        latitude=place.latitude + km_north * KM_NORTH, longitude=place.longitude,
-                        police_verification=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
-                        available=available, provider_id=provider_id)  # fmt: skip
+        worker = Worker(
+            name=name,
+            phone=phone,
+            pincode=pincode,
+            district=place.district,
+            latitude=place.latitude + km_north * KM_NORTH,
+            longitude=place.longitude,
+            police_verification=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
+            available=available,
+            provider_id=provider_id,
+        )
         session.add(worker)
         session.flush()
         session.add_all(WorkerSkill(worker_id=worker.id, service_code=skill) for skill in skills)  # type: ignore[arg-type]
@@ -103,14 +119,23 @@ def page(response: TestResponse) -> str:
 
 def upload(console: Console, text: str | bytes, filename: str = "workers.csv") -> TestResponse:
     data = text.encode() if isinstance(text, str) else text
-    return console.post("/console/workers/import", {"file": (io.BytesIO(data), filename)},
-                        content_type="multipart/form-data")  # fmt: skip
+    return console.post(
+        "/console/workers/import", {"file": (io.BytesIO(data), filename)}, content_type="multipart/form-data"
+    )
 
 
 def onboarding(**fields: object) -> dict[str, object]:
     """What a person types into the form for a good new worker, with `fields` changed."""
-    return {"name": "Sunil Kumar", "phone": "98390 11111", "skills": ["plumber", "electrician"],
-            "pincode": "226001", "language": "hi", "service_radius_km": "", "origin": "local", **fields}  # fmt: skip
+    return {
+        "name": "Sunil Kumar",
+        "phone": "98390 11111",
+        "skills": ["plumber", "electrician"],
+        "pincode": "226001",
+        "language": "hi",
+        "service_radius_km": "",
+        "origin": "local",
+        **fields,
+    }
 
 
 # -- an agency sees its own workers only ------------------------------------------------------------
@@ -151,9 +176,18 @@ def test_an_agency_sees_its_workers_jobs_with_the_citizens_number_masked(app: Fl
         caller = Caller(phone="+919876543210")
         session.add(caller)
         session.flush()
-        session.add(ServiceRequest(number=numbers.new_request_number(), service_code="plumber", pincode="226001",
-                                   district="LUCKNOW", caller_id=caller.id, worker_id=ramesh,
-                                   status=RequestStatus.COMPLETED, rating=5))  # fmt: skip
+        session.add(
+            ServiceRequest(
+                number=numbers.new_request_number(),
+                service_code="plumber",
+                pincode="226001",
+                district="LUCKNOW",
+                caller_id=caller.id,
+                worker_id=ramesh,
+                status=RequestStatus.COMPLETED,
+                rating=5,
+            )
+        )
     gomti = person(app, engine, "gomti.office", Role.PROVIDER, provider=GOMTI)
     agent = person(app, engine, "asha.agent", Role.AGENT)
 
@@ -188,15 +222,20 @@ def test_a_supervisor_rejects_a_worker_with_the_reason(app: Flask, engine: sa.En
     sunil = add_worker(engine, "Sunil Kumar", "+919839011111", provider=GOMTI, verified=False)
     supervisor = person(app, engine, "meera.supervisor", Role.SUPERVISOR)
 
-    supervisor.post(f"/console/workers/{sunil}/verification",
-                    {"outcome": "rejected", "reason": "Address could not be confirmed by the thana"})  # fmt: skip
+    supervisor.post(
+        f"/console/workers/{sunil}/verification",
+        {"outcome": "rejected", "reason": "Address could not be confirmed by the thana"},
+    )
 
     refused = worker_of(engine, sunil)
     assert refused.police_verification is VerificationStatus.REJECTED
     assert refused.police_note == "Address could not be confirmed by the thana"
     [event] = audit_trail(engine, "worker.rejected")
     assert (event.from_status, event.to_status, event.reason) == (
-        "pending", "rejected", "Address could not be confirmed by the thana")  # fmt: skip
+        "pending",
+        "rejected",
+        "Address could not be confirmed by the thana",
+    )
     assert "Address could not be confirmed" in page(supervisor.get(f"/console/workers/{sunil}"))
 
 
@@ -256,16 +295,23 @@ def test_a_worker_rejected_from_the_console_is_never_offered_a_home_visit(
     jobs.rebuild_index()
     supervisor = person(app, engine, "meera.supervisor", Role.SUPERVISOR)
 
-    supervisor.post(f"/console/workers/{nearest}/verification",
-                    {"outcome": "rejected", "reason": "Criminal record found"})  # fmt: skip
+    supervisor.post(
+        f"/console/workers/{nearest}/verification", {"outcome": "rejected", "reason": "Criminal record found"}
+    )
     rq_worker(redis_client).work(burst=True)  # the reindex the console queued
     with session_scope(engine) as session:
         caller = Caller(phone="+919876543210")
         session.add(caller)
         session.flush()
-        request = ServiceRequest(number=numbers.new_request_number(), service_code="plumber", pincode="226001",
-                                 district="LUCKNOW", latitude=worker_of(engine, farther).latitude - 2 * KM_NORTH,
-                                 longitude=worker_of(engine, farther).longitude, caller_id=caller.id)  # fmt: skip
+        request = ServiceRequest(
+            number=numbers.new_request_number(),
+            service_code="plumber",
+            pincode="226001",
+            district="LUCKNOW",
+            latitude=worker_of(engine, farther).latitude - 2 * KM_NORTH,
+            longitude=worker_of(engine, farther).longitude,
+            caller_id=caller.id,
+        )
         session.add(request)
         session.flush()
         request_id = request.id
@@ -285,9 +331,17 @@ def test_a_worker_rejected_while_asked_loses_the_offer_and_a_job_in_hand_goes_ba
     holding = add_worker(engine, "Suresh Pal", "+919839012346", km_north=2.0)
     supervisor = person(app, engine, "meera.supervisor", Role.SUPERVISOR)
     with session_scope(engine) as session:
-        offered, in_hand = (ServiceRequest(number=numbers.new_request_number(), service_code="plumber",
-                                           pincode="226001", district="LUCKNOW", latitude=26.85, longitude=80.94)
-                            for _ in range(2))  # fmt: skip
+        offered, in_hand = (
+            ServiceRequest(
+                number=numbers.new_request_number(),
+                service_code="plumber",
+                pincode="226001",
+                district="LUCKNOW",
+                latitude=26.85,
+                longitude=80.94,
+            )
+            for _ in range(2)
+        )
         session.add_all([offered, in_hand])
         session.flush()
         offered.status, in_hand.status, in_hand.worker_id = RequestStatus.OFFERED, RequestStatus.ASSIGNED, holding
@@ -366,8 +420,10 @@ def test_an_agency_cannot_vouch_for_its_worker_or_choose_another_agency(app: Fla
 def test_the_form_shows_each_mistake_and_keeps_what_was_typed(app: Flask, engine: sa.Engine) -> None:
     supervisor = person(app, engine, "meera.supervisor", Role.SUPERVISOR)
 
-    answer = supervisor.post("/console/workers/new", onboarding(name="Sunil Kumar", phone="12345", skills=[],
-                                                                pincode="110001", service_radius_km="900"))  # fmt: skip
+    answer = supervisor.post(
+        "/console/workers/new",
+        onboarding(name="Sunil Kumar", phone="12345", skills=[], pincode="110001", service_radius_km="900"),
+    )
 
     shown = page(answer)
     assert answer.status_code == 400
@@ -415,15 +471,17 @@ def test_an_agency_uploads_a_file_and_sees_each_refused_row_with_its_reason(
 ) -> None:
     gomti_id = agency(engine, GOMTI)
     gomti = person(app, engine, "gomti.office", Role.PROVIDER, provider=GOMTI)
-    text = "\n".join([
-        HEADER,
-        "Ramesh Yadav,98390 12345,plumber;electrician,226001,,no,yes",
-        f"Vinod Pal,98390 12346,plumber,226001,{GOMTI.upper()},no,yes",
-        "Kamlesh Verma,12345,plumber,226001,,no,yes",
-        f"Sunita Devi,94150 67890,beautician,221001,{KASHI},no,yes",
-        "Mohan Lal,94150 67891,painter,226001,,yes,yes",
-        "Ramesh Again,98390 12345,plumber,226001,,no,yes",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            HEADER,
+            "Ramesh Yadav,98390 12345,plumber;electrician,226001,,no,yes",
+            f"Vinod Pal,98390 12346,plumber,226001,{GOMTI.upper()},no,yes",
+            "Kamlesh Verma,12345,plumber,226001,,no,yes",
+            f"Sunita Devi,94150 67890,beautician,221001,{KASHI},no,yes",
+            "Mohan Lal,94150 67891,painter,226001,,yes,yes",
+            "Ramesh Again,98390 12345,plumber,226001,,no,yes",
+        ]
+    )
 
     answer = upload(gomti, text)
 
@@ -445,11 +503,13 @@ def test_an_agency_uploads_a_file_and_sees_each_refused_row_with_its_reason(
 
 def test_a_supervisor_uploads_as_the_cli_imports(app: Flask, engine: sa.Engine) -> None:
     supervisor = person(app, engine, "meera.supervisor", Role.SUPERVISOR)
-    text = "\ufeff" + "\n".join([
-        HEADER + ",police_reference,police_verified_on",
-        f"Ramesh Yadav,98390 12345,plumber,226001,{GOMTI},yes,yes,LKO/PV/9,2026-01-10",
-        "Sunita Devi,94150 67890,welder,221001,,no,yes,,",
-    ])  # fmt: skip
+    text = "\ufeff" + "\n".join(
+        [
+            HEADER + ",police_reference,police_verified_on",
+            f"Ramesh Yadav,98390 12345,plumber,226001,{GOMTI},yes,yes,LKO/PV/9,2026-01-10",
+            "Sunita Devi,94150 67890,welder,221001,,no,yes,,",
+        ]
+    )
 
     shown = page(upload(supervisor, text))
 
@@ -567,13 +627,26 @@ def test_the_list_filters_by_district_skill_verification_availability_and_activi
     assert names("q=12346") == {"Vinod Pal"}
     assert names("q=%25") == set()  # a wildcard is a character like any other
     assert names("district=NOWHERE&skill=welding&verification=x&available=maybe&page=-3&provider=abc") == {
-        "Ramesh Yadav", "Sunita Devi", "Vinod Pal", "Kamlesh Verma"}  # fmt: skip
+        "Ramesh Yadav",
+        "Sunita Devi",
+        "Vinod Pal",
+        "Kamlesh Verma",
+    }
 
 
 def test_the_list_pages_fifty_at_a_time(app: Flask, engine: sa.Engine) -> None:
     with session_scope(engine) as session:
-        session.add_all(Worker(name=f"Worker {n:03d}", phone=f"+9198390{n:05d}", pincode="226001", district="LUCKNOW",
-                               latitude=26.85, longitude=80.95) for n in range(60))  # fmt: skip
+        session.add_all(
+            Worker(
+                name=f"Worker {n:03d}",
+                phone=f"+9198390{n:05d}",
+                pincode="226001",
+                district="LUCKNOW",
+                latitude=26.85,
+                longitude=80.95,
+            )
+            for n in range(60)
+        )
     agent = person(app, engine, "asha.agent", Role.AGENT)
 
     first, second = page(agent.get("/console/workers")), page(agent.get("/console/workers?page=2"))
@@ -594,8 +667,14 @@ def test_ids_that_do_not_exist_or_do_not_parse_are_not_found(app: Flask, engine:
     supervisor = person(app, engine, "meera.supervisor", Role.SUPERVISOR)
 
     huge = "9" * 20
-    for path in ("/console/workers/424242", "/console/workers/abc", f"/console/workers/{huge}", "/console/workers/-1",
-                 "/console/providers/424242", f"/console/providers/{huge}"):  # fmt: skip
+    for path in (
+        "/console/workers/424242",
+        "/console/workers/abc",
+        f"/console/workers/{huge}",
+        "/console/workers/-1",
+        "/console/providers/424242",
+        f"/console/providers/{huge}",
+    ):
         assert supervisor.get(path).status_code == 404, path
     assert supervisor.post(f"/console/workers/{huge}/availability", {"available": "no"}).status_code == 404
     rejection = {"outcome": "rejected", "reason": "x"}

@@ -62,8 +62,11 @@ def settings(helpline_settings: Settings) -> Settings:
 def time_passes(engine: sa.Engine, request_id: int) -> None:
     """The pending offers' time runs out."""
     with session_scope(engine) as session:
-        session.execute(sa.update(Offer).where(col(Offer.request_id) == request_id, col(Offer.status) == "pending")
-                        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))  # fmt: skip
+        session.execute(
+            sa.update(Offer)
+            .where(col(Offer.request_id) == request_id, col(Offer.status) == "pending")
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
 
 def texts_to(sandbox: TwilioSandbox, phone: str) -> list[str]:
@@ -78,8 +81,14 @@ def webhook(client: FlaskClient) -> FlaskClient:
 
 def our_call_unanswered(client: FlaskClient, placed: dict, status: str = "no-answer") -> None:
     """Twilio's status callback for a call of ours nobody picked up."""
-    form = {"CallSid": "CA" + "e" * 32, "From": placed["from"], "To": placed["to"], "CallStatus": status,
-            "Direction": "outbound-api", "CallDuration": "0"}  # fmt: skip
+    form = {
+        "CallSid": "CA" + "e" * 32,
+        "From": placed["from"],
+        "To": placed["to"],
+        "CallStatus": status,
+        "Direction": "outbound-api",
+        "CallDuration": "0",
+    }
     url = placed["status_callback"]
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
     answer = client.post(url.removeprefix(PUBLIC_URL), data=form, headers={"X-Twilio-Signature": signature})
@@ -123,9 +132,13 @@ def test_index_rebuilds_take_turns_whoever_asks(installed: context.JobContext, e
     assert under_way.acquire(blocking=False)
     scheduled: list[int] = []  # the scheduler's rebuild: always builds
     found_gone: list[int] = []  # two dispatches that found the index gone: build it only if still gone
-    waiting = [threading.Thread(target=lambda: scheduled.append(jobs.rebuild_index())),
-               *(threading.Thread(target=lambda: found_gone.append(jobs.rebuild_index(only_if_missing=True)))
-                 for _ in range(2))]  # fmt: skip
+    waiting = [
+        threading.Thread(target=lambda: scheduled.append(jobs.rebuild_index())),
+        *(
+            threading.Thread(target=lambda: found_gone.append(jobs.rebuild_index(only_if_missing=True)))
+            for _ in range(2)
+        ),
+    ]
     for thread in waiting:
         thread.start()
         thread.join(0.3)
@@ -157,8 +170,9 @@ def test_silence_moves_the_offer_to_the_next_worker_then_it_escalates(
     assert jobs.expire_offer(pending.id or 0) == "expired"
     run_jobs(installed)
     assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
-        (first, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
-    ]  # fmt: skip
+        (first, OfferStatus.EXPIRED),
+        (second, OfferStatus.PENDING),
+    ]
 
     time_passes(engine, request_id)
     jobs.expire_offer(offers_of(engine, request_id)[-1].id or 0)
@@ -279,9 +293,14 @@ def test_the_same_message_delivered_twice_counts_once(
     ],
 )
 def test_bad_messages_get_a_helpful_reply_and_change_nothing(
-    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient,
-    sender: str, body: str, reply: str,
-) -> None:  # fmt: skip
+    installed: context.JobContext,
+    engine: sa.Engine,
+    sandbox: TwilioSandbox,
+    webhook: FlaskClient,
+    sender: str,
+    body: str,
+    reply: str,
+) -> None:
     add_worker(engine, "Worker", "+919800000081", 0.5)
     jobs.rebuild_index()
     request_id = add_request(engine)
@@ -311,8 +330,9 @@ def test_a_wrong_completion_code_is_refused(
     assert any("मेल नहीं खाता" in t for t in texts_to(sandbox, "+919800000091"))
 
 
-def test_a_worker_on_a_job_is_not_offered_another(installed: context.JobContext, engine: sa.Engine,
-                                                  webhook: FlaskClient) -> None:  # fmt: skip
+def test_a_worker_on_a_job_is_not_offered_another(
+    installed: context.JobContext, engine: sa.Engine, webhook: FlaskClient
+) -> None:
     busy = add_worker(engine, "Busy", "+919800000101", 0.3)
     other = add_worker(engine, "Other", "+919800000102", 2.0)
     jobs.rebuild_index()
@@ -326,8 +346,9 @@ def test_a_worker_on_a_job_is_not_offered_another(installed: context.JobContext,
     assert [o.worker_id for o in offers_of(engine, second)] == [other]
 
 
-def test_a_worker_texts_busy_and_is_no_longer_offered(installed: context.JobContext, engine: sa.Engine,
-                                                     sandbox: TwilioSandbox, webhook: FlaskClient) -> None:  # fmt: skip
+def test_a_worker_texts_busy_and_is_no_longer_offered(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
     add_worker(engine, "Goes Busy", "+919800000111", 0.3)
     other = add_worker(engine, "Other", "+919800000112", 2.0)
     jobs.rebuild_index()
@@ -345,8 +366,11 @@ def test_a_worker_texts_busy_and_is_no_longer_offered(installed: context.JobCont
 def test_twenty_workers_saying_yes_at_once_make_exactly_one_assignment(
     installed: context.JobContext, engine: sa.Engine, settings: Settings
 ) -> None:
-    context.install(context.JobContext(rules(settings, parallel_offers=20, max_offers=20), engine, installed.redis,
-                                       installed.telephony))  # fmt: skip
+    context.install(
+        context.JobContext(
+            rules(settings, parallel_offers=20, max_offers=20), engine, installed.redis, installed.telephony
+        )
+    )
     workers = [add_worker(engine, f"Worker {i}", f"+9198000002{i:02d}", 0.1 * (i + 1)) for i in range(20)]
     jobs.rebuild_index()
     request_id = add_request(engine)
@@ -387,8 +411,9 @@ def test_the_sweeper_dispatches_a_request_whose_job_was_lost(
     assert request_of(engine, request_id).status is RequestStatus.OFFERED
 
 
-def test_a_phone_booking_is_dispatched(installed: context.JobContext, engine: sa.Engine, settings: Settings,
-                                       sandbox: TwilioSandbox) -> None:  # fmt: skip
+def test_a_phone_booking_is_dispatched(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings, sandbox: TwilioSandbox
+) -> None:
     add_worker(engine, "Ramesh Kumar", "+919800000401", 1.0)
     jobs.rebuild_index()
     always = settings.call_centre.model_copy(update={"days": ()})
@@ -530,8 +555,9 @@ def test_an_offer_sms_that_cannot_be_delivered_moves_the_job_on(
     assert webhook.post("/twilio/sms/status", data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
     run_jobs(installed)
     assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-2:] == [
-        (offers_of(engine, request_id)[0].worker_id, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
-    ]  # fmt: skip
+        (offers_of(engine, request_id)[0].worker_id, OfferStatus.EXPIRED),
+        (second, OfferStatus.PENDING),
+    ]
 
 
 def test_a_failing_sms_api_is_retried_then_the_offer_counts_as_unanswered(
@@ -550,8 +576,9 @@ def test_a_failing_sms_api_is_retried_then_the_offer_counts_as_unanswered(
     assert jobs.send_offer(offer.id or 0, attempt=3) == "expired"  # out of retries: unanswered
     run_jobs(installed)
     assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
-        (offer.worker_id, OfferStatus.EXPIRED), (second, OfferStatus.PENDING),
-    ]  # fmt: skip
+        (offer.worker_id, OfferStatus.EXPIRED),
+        (second, OfferStatus.PENDING),
+    ]
 
 
 def test_a_worker_saying_yes_twice_is_told_the_job_is_theirs(
@@ -590,13 +617,17 @@ def test_the_sweeper_moves_on_a_request_left_offered_with_every_offer_closed(
         offers.Answer.DECLINED
     )
     with session_scope(engine) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                        .values(updated_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.id) == request_id)
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=2))
+        )
     assert jobs.sweep()["offered_without_open_offer"] == 1
     run_jobs(installed)
     assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
-        (first, OfferStatus.DECLINED), (second, OfferStatus.PENDING),
-    ]  # fmt: skip
+        (first, OfferStatus.DECLINED),
+        (second, OfferStatus.PENDING),
+    ]
 
 
 def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
@@ -609,8 +640,9 @@ def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
     request_id = add_request(engine)
     with session_scope(engine) as session:
         landline = session.exec(select(Caller).where(Caller.phone == "+915222623456")).one()
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                        .values(caller_id=landline.id))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id).values(caller_id=landline.id)
+        )
     jobs.dispatch_request(request_id)
     sms_from(webhook, "+919800000731", "1")
     run_jobs(installed)
@@ -630,8 +662,11 @@ def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(
     run_jobs(installed)
     assert request_of(engine, request_id).status is RequestStatus.OFFERED
     with session_scope(engine) as session:
-        session.execute(sa.update(SmsLog).where(col(SmsLog.status) == "received")
-                        .values(created_at=datetime.now(UTC) - timedelta(minutes=2)))  # fmt: skip
+        session.execute(
+            sa.update(SmsLog)
+            .where(col(SmsLog.status) == "received")
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=2))
+        )
     assert jobs.sweep()["unread_sms"] == 1
     run_jobs(installed)
     assert request_of(engine, request_id).status is RequestStatus.ASSIGNED
@@ -640,9 +675,16 @@ def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(
 def assigned(engine: sa.Engine, request_id: int, worker_id: int, minutes_ago: int = 0) -> None:
     """The request is the worker's, as an agent assigns it: no offer, no notice sent yet."""
     with session_scope(engine) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
-                        .values(status=RequestStatus.ASSIGNED, worker_id=worker_id, completion_code="1234",
-                                assigned_at=datetime.now(UTC) - timedelta(minutes=minutes_ago)))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.id) == request_id)
+            .values(
+                status=RequestStatus.ASSIGNED,
+                worker_id=worker_id,
+                completion_code="1234",
+                assigned_at=datetime.now(UTC) - timedelta(minutes=minutes_ago),
+            )
+        )
 
 
 def test_an_assignment_whose_notice_was_lost_is_told_by_the_sweeper(

@@ -47,10 +47,23 @@ def test_every_district_of_uttar_pradesh_the_directory_knows_has_its_hindi_name(
     assert sorted(names.keys() - set(directory)) == []  # keyed by the directory's own spelling
     assert all(DEVANAGARI.search(name) and not re.search(r"[A-Za-z]", name) for name in names.values())
     assert len(set(names.values())) == len(names)
-    spot = {"LUCKNOW": "लखनऊ", "PRAYAGRAJ": "प्रयागराज", "AYODHYA": "अयोध्या", "KANPUR NAGAR": "कानपुर नगर",
-            "GAUTAM BUDDHA NAGAR": "गौतम बुद्ध नगर", "SANT KABEER NAGAR": "संत कबीर नगर", "SHRAVASTI": "श्रावस्ती",
-            "KUSHI NAGAR": "कुशीनगर", "AMROHA": "अमरोहा", "SHAMLI": "शामली", "HAPUR": "हापुड़", "SAMBHAL": "संभल",
-            "KASGANJ": "कासगंज", "VARANASI": "वाराणसी", "KHERI": "लखीमपुर खीरी"}  # fmt: skip
+    spot = {
+        "LUCKNOW": "लखनऊ",
+        "PRAYAGRAJ": "प्रयागराज",
+        "AYODHYA": "अयोध्या",
+        "KANPUR NAGAR": "कानपुर नगर",
+        "GAUTAM BUDDHA NAGAR": "गौतम बुद्ध नगर",
+        "SANT KABEER NAGAR": "संत कबीर नगर",
+        "SHRAVASTI": "श्रावस्ती",
+        "KUSHI NAGAR": "कुशीनगर",
+        "AMROHA": "अमरोहा",
+        "SHAMLI": "शामली",
+        "HAPUR": "हापुड़",
+        "SAMBHAL": "संभल",
+        "KASGANJ": "कासगंज",
+        "VARANASI": "वाराणसी",
+        "KHERI": "लखीमपुर खीरी",
+    }
     assert {district: names[district] for district in spot} == spot
 
 
@@ -64,8 +77,15 @@ def test_the_ivr_reads_the_district_back_in_the_callers_language(
     helpline_settings: Settings, engine: sa.Engine, redis_client: redis.Redis
 ) -> None:
     def heard(language: str, pincode: str) -> tuple[str, dict[str, str]]:
-        ctx = CallContext(settings=helpline_settings, engine=engine, redis=redis_client, call_sid="CA" + "2" * 32,
-                          caller=None, turn=1, language=language)  # fmt: skip
+        ctx = CallContext(
+            settings=helpline_settings,
+            engine=engine,
+            redis=redis_client,
+            call_sid="CA" + "2" * 32,
+            caller=None,
+            turn=1,
+            language=language,
+        )
         outcome = lookup_pincode(ctx, {"pincode": pincode})
         return outcome.name, dict(outcome.values)
 

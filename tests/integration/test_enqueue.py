@@ -25,17 +25,35 @@ JOBS: list[tuple[Callable[[redis.Redis], bool], str, str, str, tuple[Any, ...], 
     (lambda r: enqueue.job_cancelled(r, 7, 3), "dispatch", "cancelled-7", "job_cancelled", (7, 3), None),
     (lambda r: enqueue.after_completion(r, 7), "default", "completed-7", "after_completion", (7,), None),
     (lambda r: enqueue.overdue_offer(r, 9), "dispatch", "expire-9", "expire_offer", (9,), None),
-    (lambda r: enqueue.undelivered_offer(r, 9), "dispatch", "undelivered-9", "expire_offer",
-     (9, "the SMS could not be delivered", True), None),
+    (
+        lambda r: enqueue.undelivered_offer(r, 9),
+        "dispatch",
+        "undelivered-9",
+        "expire_offer",
+        (9, "the SMS could not be delivered", True),
+        None,
+    ),
     (lambda r: enqueue.send_sms(r, 5), "default", "sms-5", "send_sms", (5,), 3),
     (lambda r: enqueue.handle_sms(r, 5), "dispatch", "inbound-5", "handle_sms", (5,), None),
-    (lambda r: enqueue.receive_sms(r, SID, "+919800000001", "HAAN"), "dispatch", f"receive-{SID}", "receive_sms",
-     (SID, "+919800000001", "HAAN"), 8),
-    (lambda r: enqueue.record_delivery(r, SID, "failed", "30003"), "dispatch", f"delivery-{SID}-failed",
-     "record_delivery", (SID, "failed", "30003"), 8),
+    (
+        lambda r: enqueue.receive_sms(r, SID, "+919800000001", "HAAN"),
+        "dispatch",
+        f"receive-{SID}",
+        "receive_sms",
+        (SID, "+919800000001", "HAAN"),
+        8,
+    ),
+    (
+        lambda r: enqueue.record_delivery(r, SID, "failed", "30003"),
+        "dispatch",
+        f"delivery-{SID}-failed",
+        "record_delivery",
+        (SID, "failed", "30003"),
+        8,
+    ),
     (lambda r: enqueue.reindex_worker(r, 4, call_sid="CA1"), "default", "reindex-4-CA1", "reindex_worker", (4,), None),
     (lambda r: enqueue.rebuild_index(r), "dispatch", "rebuild-index", "rebuild_index", (), None),
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -47,19 +65,35 @@ def unreachable() -> Iterator[redis.Redis]:
 
 
 @pytest.mark.parametrize(("put", "name", "job_id", "function", "args", "retries"), JOBS)
-def test_each_job_has_its_id_queue_and_retries(redis_client: redis.Redis, put: Callable[[redis.Redis], bool],
-                                               name: str, job_id: str, function: str, args: tuple[Any, ...],
-                                               retries: int | None) -> None:  # fmt: skip
+def test_each_job_has_its_id_queue_and_retries(
+    redis_client: redis.Redis,
+    put: Callable[[redis.Redis], bool],
+    name: str,
+    job_id: str,
+    function: str,
+    args: tuple[Any, ...],
+    retries: int | None,
+) -> None:
     assert put(redis_client) is True
     [job] = Queue(name, connection=redis_client).jobs
-    assert (job.id, job.func_name, tuple(job.args), job.retries_left) == (job_id, f"dispatch.jobs.{function}", args,
-                                                                         retries)  # fmt: skip
+    assert (job.id, job.func_name, tuple(job.args), job.retries_left) == (
+        job_id,
+        f"dispatch.jobs.{function}",
+        args,
+        retries,
+    )
 
 
 @pytest.mark.parametrize(("put", "name", "job_id", "function", "args", "retries"), JOBS)
-def test_an_unreachable_redis_is_survived(unreachable: redis.Redis, put: Callable[[redis.Redis], bool], name: str,
-                                          job_id: str, function: str, args: tuple[Any, ...],
-                                          retries: int | None) -> None:  # fmt: skip
+def test_an_unreachable_redis_is_survived(
+    unreachable: redis.Redis,
+    put: Callable[[redis.Redis], bool],
+    name: str,
+    job_id: str,
+    function: str,
+    args: tuple[Any, ...],
+    retries: int | None,
+) -> None:
     assert put(unreachable) is False
 
 

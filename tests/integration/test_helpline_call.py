@@ -88,8 +88,11 @@ def test_a_hindi_caller_books_the_same_in_hindi(app: Flask, sandbox: TwilioSandb
 
     [request] = stored(app)
     assert (request.service_code, request.pincode, request.district, request.language) == (
-        "plumber", "226001", "LUCKNOW", "hi",
-    )  # fmt: skip
+        "plumber",
+        "226001",
+        "LUCKNOW",
+        "hi",
+    )
     hindi = [e for e in transcript.events if isinstance(e, Heard) and e.language == "hi-IN"]
     assert any("प्लंबर के घर आने का मानक शुल्क 200 रुपये है।" in e.text for e in hindi)
     assert transcript.said(f"आपका अनुरोध नंबर है: {spoken_digits(request.number, HINDI_DIGITS)}।")
@@ -168,8 +171,11 @@ def test_leaving_the_queue_records_a_callback(app: Flask) -> None:
     assert transcript.said("Thank you. An agent will call you back soon.")
     [callback] = rows(app, CallbackRequest)
     assert (callback.phone, callback.reason, callback.language, callback.status) == (
-        CITIZEN, "left_queue", "en", "pending",
-    )  # fmt: skip
+        CITIZEN,
+        "left_queue",
+        "en",
+        "pending",
+    )
 
 
 def test_out_of_hours_a_callback_is_offered_instead_of_the_queue(helpline_settings: Settings) -> None:
@@ -238,8 +244,11 @@ def test_the_status_callback_keeps_a_call_log(app: Flask) -> None:
     [log] = rows(app, CallLog)
     [request] = stored(app)
     assert (log.call_sid, log.status, log.outcome, log.request_id) == (
-        transcript.call_sid, "completed", "request_created", request.id,
-    )  # fmt: skip
+        transcript.call_sid,
+        "completed",
+        "request_created",
+        request.id,
+    )
     assert log.duration_s == transcript.duration
     assert log.duration_s > 0
     assert log.path[:6] == ["welcome", "language", "main_menu", "service_menu", "ask_pincode", "check_pincode"]
@@ -269,8 +278,9 @@ def test_a_recorded_prompt_is_played_instead_of_spoken(settings: Settings, tmp_p
     assert app.test_client().get("/twilio/voice/recordings/hi/welcome.mp3").data == b"ID3"
 
 
-def test_a_recording_added_while_the_helpline_runs_is_played_from_the_next_call(settings: Settings,
-                                                                                tmp_path: Path) -> None:  # fmt: skip
+def test_a_recording_added_while_the_helpline_runs_is_played_from_the_next_call(
+    settings: Settings, tmp_path: Path
+) -> None:
     recordings = tmp_path / "recordings"
     app = create_app(settings.model_copy(update={"recordings_dir": recordings}))
     before = call(app, "", from_number="+919800000001")

@@ -34,29 +34,61 @@ LETTERS = st.characters(categories=["L", "M"], exclude_characters="\x00")
 HOSTILE_CELLS = st.one_of(
     junk(200),
     st.sampled_from(FORMULA_STARTS).map(lambda start: start + "SUM(A1:A9)"),
-    st.sampled_from(["\t=1+1", " =cmd|' /C calc'!A0", "\r\n=1", "\u00a0@SUM(1)", "２２６００１", "२२६००१", "226001\x00",
-                     "yes\x00", "YES ", "Yes", "nO", "1e400", "nan", "-0", "२५", "2026-02-30", "२०२६-०१-०१",
-                     "9999-12-31", "plumber;;PLUMBER", "plumber; welder", ";", "x" * 121]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "\t=1+1",
+            " =cmd|' /C calc'!A0",
+            "\r\n=1",
+            "\u00a0@SUM(1)",
+            "２２６００１",
+            "२२६००१",
+            "226001\x00",
+            "yes\x00",
+            "YES ",
+            "Yes",
+            "nO",
+            "1e400",
+            "nan",
+            "-0",
+            "२५",
+            "2026-02-30",
+            "२०२६-०१-०१",
+            "9999-12-31",
+            "plumber;;PLUMBER",
+            "plumber; welder",
+            ";",
+            "x" * 121,
+        ]
+    ),
+)
 
 
 @st.composite
 def good_row(draw: st.DrawFn) -> dict[str, str]:
     """A row a careful agency would send: every cell right, optional ones sometimes left out."""
     name = draw(st.text(LETTERS, min_size=1, max_size=30)) + " " + draw(st.text(LETTERS, min_size=1, max_size=30))
-    row = {"name": name, "phone": next(MOBILES), "skills": ";".join(draw(st.lists(st.sampled_from(CODES),
-           min_size=1, max_size=3))), "pincode": draw(st.sampled_from(PINCODES)),
-           "provider": draw(st.sampled_from(["", "Gomti Home Services", "  gomti HOME services ", "Kashi Care"])),
-           "police_verified": draw(st.sampled_from(["yes", "no", "YES", " No "])),
-           "available": draw(st.sampled_from(["yes", "no"]))}  # fmt: skip
+    row = {
+        "name": name,
+        "phone": next(MOBILES),
+        "skills": ";".join(draw(st.lists(st.sampled_from(CODES), min_size=1, max_size=3))),
+        "pincode": draw(st.sampled_from(PINCODES)),
+        "provider": draw(st.sampled_from(["", "Gomti Home Services", "  gomti HOME services ", "Kashi Care"])),
+        "police_verified": draw(st.sampled_from(["yes", "no", "YES", " No "])),
+        "available": draw(st.sampled_from(["yes", "no"])),
+    }
     if row["police_verified"].strip().lower() == "yes":  # a verified worker comes with the police's reference and date
-        row |= {"police_reference": draw(st.sampled_from(["LKO/PV/2026/0412", "UP-VNS-2025-004512"])),
-                "police_verified_on": draw(st.sampled_from(["2026-01-15", "2025-03-14"]))}  # fmt: skip
+        row |= {
+            "police_reference": draw(st.sampled_from(["LKO/PV/2026/0412", "UP-VNS-2025-004512"])),
+            "police_verified_on": draw(st.sampled_from(["2026-01-15", "2025-03-14"])),
+        }
     if draw(st.booleans()):
-        row |= {"service_radius_km": draw(st.sampled_from(["", "5", "12.5", "200"])),
-                "language": draw(st.sampled_from(["", "hi", "EN"])),
-                "voice_preferred": draw(st.sampled_from(["", "no"])),
-                "certification": draw(st.sampled_from(["", "RPL under PMKVY"])), "origin": ""}  # fmt: skip
+        row |= {
+            "service_radius_km": draw(st.sampled_from(["", "5", "12.5", "200"])),
+            "language": draw(st.sampled_from(["", "hi", "EN"])),
+            "voice_preferred": draw(st.sampled_from(["", "no"])),
+            "certification": draw(st.sampled_from(["", "RPL under PMKVY"])),
+            "origin": "",
+        }
     return row
 
 
@@ -87,8 +119,9 @@ def data_records(text: str) -> int:
 
 def counts(engine: sa.Engine) -> tuple[int, int, int]:
     with Session(engine) as session:
-        return tuple(session.exec(select(func.count()).select_from(model)).one() for model in (Worker, Provider,
-                     WorkerSkill))  # type: ignore[return-value]  # fmt: skip
+        return tuple(
+            session.exec(select(func.count()).select_from(model)).one() for model in (Worker, Provider, WorkerSkill)
+        )  # type: ignore[return-value]
 
 
 def run(engine: sa.Engine, settings: Settings, source: io.TextIOBase) -> ImportReport | ImportFileError:
@@ -113,8 +146,12 @@ def check_stored(engine: sa.Engine, settings: Settings) -> None:
     codes = {service.code for service in settings.services}
     with Session(engine) as session:
         for worker in session.exec(select(Worker)).all():
-            texts = [worker.name, worker.police_reference or "", worker.certification or "",
-                     worker.certification_grade or ""]  # fmt: skip
+            texts = [
+                worker.name,
+                worker.police_reference or "",
+                worker.certification or "",
+                worker.certification_grade or "",
+            ]
             assert all(is_clean(t) for t in texts if t), texts
             assert worker.phone.startswith("+91")
             assert len(worker.phone) == 13
@@ -180,8 +217,19 @@ def test_any_bytes_in_any_encoding_are_imported_or_refused_whole(engine: sa.Engi
 
 
 def test_cells_past_the_csv_limit_refuse_the_file_and_write_nothing(engine: sa.Engine, settings: Settings) -> None:
-    good = csv_text([{"name": "Ramesh", "phone": next(MOBILES), "skills": "plumber", "pincode": "226001",
-                      "police_verified": "yes", "available": "yes"}], COLUMNS)  # fmt: skip
+    good = csv_text(
+        [
+            {
+                "name": "Ramesh",
+                "phone": next(MOBILES),
+                "skills": "plumber",
+                "pincode": "226001",
+                "police_verified": "yes",
+                "available": "yes",
+            }
+        ],
+        COLUMNS,
+    )
     huge = good + f'"{"x" * 200_000}",9415000009,plumber,226001,,yes,yes\n'
     result = run(engine, settings, io.StringIO(huge, newline=""))
     assert isinstance(result, ImportFileError)

@@ -26,8 +26,35 @@ from storage.models import Direction, Offer, OfferStatus, RequestStatus, Service
 from tests.hostile import Sender, junk, post_pairs, sender_of
 
 MESSAGES = itertools.count(1)
-WORDS = ["YES", "yes", "Y", "1", "2", "NO", "no", "DONE", "done", "D", "हाँ", "नहीं", "जी", "nahi ji", "available",
-         "busy", "खाली", "व्यस्त", "help", "?", "5", "⭐⭐⭐", "५", "5/5", "stars", "मदद", "पूरा"]  # fmt: skip
+WORDS = [
+    "YES",
+    "yes",
+    "Y",
+    "1",
+    "2",
+    "NO",
+    "no",
+    "DONE",
+    "done",
+    "D",
+    "हाँ",
+    "नहीं",
+    "जी",
+    "nahi ji",
+    "available",
+    "busy",
+    "खाली",
+    "व्यस्त",
+    "help",
+    "?",
+    "5",
+    "⭐⭐⭐",
+    "५",
+    "5/5",
+    "stars",
+    "मदद",
+    "पूरा",
+]
 GARNISH = ["", " ", "!", "\x00", "\x07", "\u200d", "\ufe0f", "🙂", "\r\n", "\t", "।", " ji", " please", "#", "..."]
 
 

@@ -255,9 +255,20 @@ FOUND: list[tuple[list[tuple[str, str]], bytes]] = [
     ([("CallSid", VICTIM), ("CallStatus", "no-answer")], b"offer=99999999999999999999"),
     ([("CallSid", VICTIM), ("CallStatus", "busy")], b"feedback=99999999999"),
     ([("CallSid", VICTIM), ("CallStatus", "completed"), ("CallDuration", "²")], b""),
-    ([("CallSid", "CA" + "c" * 32), ("From", "+91\x00"), ("To", "\x00"), ("CallStatus", "completed\x00"),
-      ("QueueResult", "leave\x00"), ("MessageSid", "SM" + "c" * 32), ("Body", "\x00"), ("ErrorCode", "\x00")], b""),
-]  # fmt: skip
+    (
+        [
+            ("CallSid", "CA" + "c" * 32),
+            ("From", "+91\x00"),
+            ("To", "\x00"),
+            ("CallStatus", "completed\x00"),
+            ("QueueResult", "leave\x00"),
+            ("MessageSid", "SM" + "c" * 32),
+            ("Body", "\x00"),
+            ("ErrorCode", "\x00"),
+        ],
+        b"",
+    ),
+]
 
 
 def with_found_cases(test: Callable[[Case], None]) -> Callable[[Case], None]:
@@ -345,10 +356,18 @@ def test_raw_bodies_of_any_bytes_and_content_type_get_an_answer(
         content_type=CONTENT_TYPES,
         raw_query=st.binary(max_size=30),
     )
-    @example(path="/twilio/voice/step", body=b"CallSid=CA" + b"a" * 32 + b"&Digits=\xff\xfe\x00", content_type=FORM,
-             raw_query=b"turn=\xff")  # fmt: skip
-    @example(path="/twilio/voice", body=b'{"CallSid": "CA' + b"a" * 32 + b'"}', content_type="application/json",
-             raw_query=b"")  # fmt: skip
+    @example(
+        path="/twilio/voice/step",
+        body=b"CallSid=CA" + b"a" * 32 + b"&Digits=\xff\xfe\x00",
+        content_type=FORM,
+        raw_query=b"turn=\xff",
+    )
+    @example(
+        path="/twilio/voice",
+        body=b'{"CallSid": "CA' + b"a" * 32 + b'"}',
+        content_type="application/json",
+        raw_query=b"",
+    )
     def hostile(path: str, body: bytes, content_type: str, raw_query: bytes) -> None:
         answer = post_raw(client, path, body, content_type=content_type, query=raw_query)
         check_answer(app, path, answer, must_end=WEBHOOKS[path][2])
@@ -392,16 +411,39 @@ def stored_form(body: str) -> str:
 # -- whole calls, with junk keyed at every prompt of every flow ------------------------------------
 
 FLOW_KEYS = st.one_of(
-    st.sampled_from(["1", "2", "3", "4", "5", "9", "0", "#", "*", "", "226001", "226001#", "110001", "{number}",
-                     "{number}#", "{code}", "{code}#", "1234567", "12", "2260011"]),
+    st.sampled_from(
+        [
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "9",
+            "0",
+            "#",
+            "*",
+            "",
+            "226001",
+            "226001#",
+            "110001",
+            "{number}",
+            "{number}#",
+            "{code}",
+            "{code}#",
+            "1234567",
+            "12",
+            "2260011",
+        ]
+    ),
     junk(40),
-)  # fmt: skip
+)
 
 
 @pytest.fixture
 def installed(helpline_settings: Settings, app: Flask, redis_client: redis.Redis) -> Iterator[context.JobContext]:
-    ctx = context.JobContext(helpline_settings, app.extensions["sewamitra"].engine, redis_client,
-                             TwilioTelephony(helpline_settings))  # fmt: skip
+    ctx = context.JobContext(
+        helpline_settings, app.extensions["sewamitra"].engine, redis_client, TwilioTelephony(helpline_settings)
+    )
     context.install(ctx)
     yield ctx
     context.install(None)
@@ -431,8 +473,7 @@ def test_junk_keyed_at_every_prompt_of_every_flow_never_breaks_a_call(
     calls = itertools.count(1)
 
     @hypothesis_settings(max_examples=2 * hypothesis_settings().max_examples)
-    @given(who=st.sampled_from(sorted(ROLES)),
-           keys=st.lists(FLOW_KEYS, min_size=1, max_size=8))  # fmt: skip
+    @given(who=st.sampled_from(sorted(ROLES)), keys=st.lists(FLOW_KEYS, min_size=1, max_size=8))
     @example(who="worker on a job", keys=["3", "{number}", "{code}"])
     @example(who="feedback", keys=["²"])
     @example(who="feedback", keys=["9"])

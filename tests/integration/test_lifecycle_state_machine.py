@@ -98,9 +98,15 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(target=requests)
     def call_in(self) -> int:
         with session_scope(self.engine) as session:
-            request = ServiceRequest(number=unused_number(session), service_code="plumber", pincode="226001",
-                                     district="LUCKNOW", latitude=GPO.latitude, longitude=GPO.longitude,
-                                     created_at=self.clock)  # fmt: skip
+            request = ServiceRequest(
+                number=unused_number(session),
+                service_code="plumber",
+                pincode="226001",
+                district="LUCKNOW",
+                latitude=GPO.latitude,
+                longitude=GPO.longitude,
+                created_at=self.clock,
+            )
             session.add(request)
             session.flush()
             assert request.id is not None

@@ -17,8 +17,21 @@ from storage.models import Caller, Offer, OfferStatus, ServiceRequest, Worker
 # Both databases: the same migrations build each dialect's schema (types, partial indexes, constraints).
 pytestmark = pytest.mark.both_databases
 
-TABLES = {"district", "provider", "worker", "worker_skill", "caller", "service_request", "offer", "call_log",
-          "sms_log", "audit_event", "console_user", "callback_request", "api_token"}  # fmt: skip
+TABLES = {
+    "district",
+    "provider",
+    "worker",
+    "worker_skill",
+    "caller",
+    "service_request",
+    "offer",
+    "call_log",
+    "sms_log",
+    "audit_event",
+    "console_user",
+    "callback_request",
+    "api_token",
+}
 
 
 def test_upgrade_builds_every_table_at_the_newest_revision(engine: sa.Engine) -> None:
@@ -54,14 +67,22 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path) -> None:
 
 def _request_with_worker(session) -> tuple[ServiceRequest, Worker, Worker]:
     caller = Caller(phone="+919876500001")
-    first = Worker(name="Ramesh Kumar", phone="+919876500002", pincode="226001", district="LUCKNOW",
-                   latitude=26.85, longitude=80.94)  # fmt: skip
-    second = Worker(name="Sunita Devi", phone="+919876500003", pincode="226001", district="LUCKNOW",
-                    latitude=26.85, longitude=80.94)  # fmt: skip
+    first = Worker(
+        name="Ramesh Kumar",
+        phone="+919876500002",
+        pincode="226001",
+        district="LUCKNOW",
+        latitude=26.85,
+        longitude=80.94,
+    )
+    second = Worker(
+        name="Sunita Devi", phone="+919876500003", pincode="226001", district="LUCKNOW", latitude=26.85, longitude=80.94
+    )
     session.add_all([caller, first, second])
     session.flush()
-    request = ServiceRequest(number=new_request_number(), service_code="plumber", pincode="226001",
-                             district="LUCKNOW", caller_id=caller.id)  # fmt: skip
+    request = ServiceRequest(
+        number=new_request_number(), service_code="plumber", pincode="226001", district="LUCKNOW", caller_id=caller.id
+    )
     session.add(request)
     session.flush()
     return request, first, second

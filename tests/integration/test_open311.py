@@ -36,9 +36,16 @@ from tests.factories import (
 )
 
 CITIZEN = "+919876543210"
-BY_PINCODE = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
-              "first_name": "Ravi", "last_name": "Shankar", "description": "The fan does not run.",
-              "address_string": "12 Hazratganj", "attribute[language]": "en"}  # fmt: skip
+BY_PINCODE = {
+    "service_code": "electrician",
+    "attribute[pincode]": "226001",
+    "phone": "9876543210",
+    "first_name": "Ravi",
+    "last_name": "Shankar",
+    "description": "The fan does not run.",
+    "address_string": "12 Hazratganj",
+    "attribute[language]": "en",
+}
 
 
 @pytest.fixture
@@ -243,8 +250,11 @@ def test_requests_are_found_by_ids_service_status_and_a_window_of_90_days(app: F
     old = file(app, {**BY_PINCODE, "service_code": "painter", "api_key": api_key}).get_json()[0]["service_request_id"]
     long_ago = datetime.now(UTC) - timedelta(days=100)
     with session_scope(engine_of(app)) as session:
-        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.number) == old)
-                        .values(created_at=long_ago, status="completed"))  # fmt: skip
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.number) == old)
+            .values(created_at=long_ago, status="completed")
+        )
     client = app.test_client()
 
     def ids(**query: Any) -> list[str]:
@@ -260,11 +270,15 @@ def test_requests_are_found_by_ids_service_status_and_a_window_of_90_days(app: F
     start = (long_ago - timedelta(days=1)).isoformat()
     assert ids(start_date=start, end_date=(long_ago + timedelta(days=1)).isoformat()) == [old]
     assert ids(start_date=start, status="closed") == [old]
-    for query, field in [({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"}, "end_date"),
-                         ({"start_date": "2026-06-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"}, "end_date"),
-                         ({"start_date": "2026-06-01"}, "start_date"), ({"end_date": "yesterday"}, "end_date"),
-                         ({"status": "pending"}, "status"), ({"service_code": "astrologer"}, "service_code"),
-                         ({"service_request_id": "12,abc"}, "service_request_id")]:  # fmt: skip
+    for query, field in [
+        ({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"}, "end_date"),
+        ({"start_date": "2026-06-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"}, "end_date"),
+        ({"start_date": "2026-06-01"}, "start_date"),
+        ({"end_date": "yesterday"}, "end_date"),
+        ({"status": "pending"}, "status"),
+        ({"service_code": "astrologer"}, "service_code"),
+        ({"service_request_id": "12,abc"}, "service_request_id"),
+    ]:
         response = client.get("/open311/v2/requests.json", query_string=query)
         assert response.status_code == 400, (query, response.get_json())
         assert field in georeport_errors(response), (query, response.get_json())
@@ -272,8 +286,15 @@ def test_requests_are_found_by_ids_service_status_and_a_window_of_90_days(app: F
 
 def test_status_notes_carry_the_helplines_own_state(app: Flask, api_key: str) -> None:
     number = file(app, {**BY_PINCODE, "api_key": api_key}).get_json()[0]["service_request_id"]
-    expected = {"new": "open", "offered": "open", "assigned": "open", "escalated": "open", "completed": "closed",
-                "closed": "closed", "cancelled": "closed"}  # fmt: skip
+    expected = {
+        "new": "open",
+        "offered": "open",
+        "assigned": "open",
+        "escalated": "open",
+        "completed": "closed",
+        "closed": "closed",
+        "cancelled": "closed",
+    }
     for ours, theirs in expected.items():
         with session_scope(engine_of(app)) as session:
             session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.number) == number).values(status=ours))

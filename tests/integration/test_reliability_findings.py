@@ -40,9 +40,12 @@ def webhook(settings: Settings) -> FlaskClient:
 
 
 def test_a_reply_twilio_refuses_is_logged_and_kept_with_the_request_it_is_about(
-    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient,
+    installed: context.JobContext,
+    engine: sa.Engine,
+    sandbox: TwilioSandbox,
+    webhook: FlaskClient,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     request = assigned_job(installed, engine, webhook, WORKER)
     sms_from(webhook, WORKER, f"DONE {request.number} {request.completion_code}")
     sandbox.fail_next(1, status=500)  # the "job done" reply to the worker
@@ -95,8 +98,13 @@ def later(engine: sa.Engine, minutes: int) -> None:
 def confirmation(engine: sa.Engine, request_id: int) -> int:
     """The SMS that tells a caller their request number, recorded as a booking records it."""
     with session_scope(engine) as session:
-        sms = SmsLog(to_number=CITIZEN, body="Request booked", template="request_created",
-                     status=SmsDelivery.PENDING, request_id=request_id)  # fmt: skip
+        sms = SmsLog(
+            to_number=CITIZEN,
+            body="Request booked",
+            template="request_created",
+            status=SmsDelivery.PENDING,
+            request_id=request_id,
+        )
         session.add(sms)
         session.flush()
         assert sms.id is not None
@@ -158,8 +166,13 @@ def test_a_retry_of_an_assignment_sms_for_a_job_cancelled_meanwhile_is_not_sent(
 ) -> None:
     request_id = add_request(engine)
     with session_scope(engine) as session:
-        sms = SmsLog(to_number=CITIZEN, body="Your plumber", template="assigned_citizen",
-                     status=SmsDelivery.PENDING, request_id=request_id)  # fmt: skip
+        sms = SmsLog(
+            to_number=CITIZEN,
+            body="Your plumber",
+            template="assigned_citizen",
+            status=SmsDelivery.PENDING,
+            request_id=request_id,
+        )
         session.add(sms)
         session.flush()
         sms_id = sms.id or 0

@@ -71,16 +71,36 @@ def served(tmp_path: Path, redis_client: redis.Redis, redis_server_url: str) -> 
         secret = tokens.create_token(session, "state-portal", ApiRole.PARTNER).secret
     engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_"))}
-    env |= {"SEWAMITRA_DATA_DIR": str(tmp_path / "var"), "SEWAMITRA_DATABASE_URL": database,
-            "SEWAMITRA_REDIS_URL": redis_server_url, "SEWAMITRA_SECRET_KEY": "s" * 40, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "SEWAMITRA_PUBLIC_URL": "https://helpline.example.gov.in"}  # fmt: skip
+    env |= {
+        "SEWAMITRA_DATA_DIR": str(tmp_path / "var"),
+        "SEWAMITRA_DATABASE_URL": database,
+        "SEWAMITRA_REDIS_URL": redis_server_url,
+        "SEWAMITRA_SECRET_KEY": "s" * 40,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "SEWAMITRA_PUBLIC_URL": "https://helpline.example.gov.in",
+    }
     port = free_port()
     written = tmp_path / "serve.log"
     with written.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "serve", "--port", str(port),
-             "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "sewamitra",
+                "--config",
+                str(ROOT / "config.yaml"),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _reachable(base, process), 60, "gunicorn to answer")
@@ -155,8 +175,9 @@ def test_every_processs_log_handler_scrubs_encoded_numbers_and_secrets() -> None
     logger.addHandler(handler)
     try:
         logger.error("job failed for /api/v1/requests?phone=%%2B91%s&api_key=%s", CITIZEN_DIGITS, "sm_" + "k" * 43)
-        logger.error("redirect to /console/requests%%3Fq%%3D%%252B91%%2520%s%%26password%%3D%s", CITIZEN_DIGITS,
-                     PASSWORD_SENT)  # fmt: skip
+        logger.error(
+            "redirect to /console/requests%%3Fq%%3D%%252B91%%2520%s%%26password%%3D%s", CITIZEN_DIGITS, PASSWORD_SENT
+        )
         logger.error("caller %s, token %s", f"+91 {CITIZEN_DIGITS[:5]} {CITIZEN_DIGITS[5:]}", "sm_" + "q" * 43)
     finally:
         logger.removeHandler(handler)
@@ -199,8 +220,12 @@ def partner_token(app: Flask) -> str:
     ids=["deep-array", "deep-object", "long-integer", "long-float", "nan", "overflow", "lone-surrogate"],
 )
 def test_a_malformed_json_body_is_invalid_not_a_500(app: Flask, body: str) -> None:
-    answered = app.test_client().post("/api/v1/requests", data=body, content_type="application/json",
-                                      headers={"Authorization": f"Bearer {partner_token(app)}"})  # fmt: skip
+    answered = app.test_client().post(
+        "/api/v1/requests",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {partner_token(app)}"},
+    )
     assert answered.status_code == 400, answered.get_data(as_text=True)[:300]
     error = answered.get_json()["error"]
     assert error["code"] == "invalid", error
@@ -208,16 +233,26 @@ def test_a_malformed_json_body_is_invalid_not_a_500(app: Flask, body: str) -> No
 
 
 def test_open311_takes_no_json_and_says_so_with_a_400(app: Flask) -> None:
-    answered = app.test_client().post("/open311/v2/requests.json", data="[" * 30000 + "]" * 30000,
-                                      content_type="application/json")  # fmt: skip
+    answered = app.test_client().post(
+        "/open311/v2/requests.json", data="[" * 30000 + "]" * 30000, content_type="application/json"
+    )
     assert answered.status_code == 400
 
 
 # -- 3. a `next` with a control character in it goes to the console's home ----------------------------
 
 
-@pytest.mark.parametrize("target", ["/console/\r\nX: 1", "/console/\nSet-Cookie: a=b", "/\t/evil.example",
-                                    "/console\t/\t/evil.example", "/console/\x7f", "/console/\x85"])  # fmt: skip
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/console/\r\nX: 1",
+        "/console/\nSet-Cookie: a=b",
+        "/\t/evil.example",
+        "/console\t/\t/evil.example",
+        "/console/\x7f",
+        "/console/\x85",
+    ],
+)
 def test_a_control_character_in_next_falls_back_to_the_console(app: Flask, target: str) -> None:
     add_user(app.extensions["sewamitra"].engine, "asha", Role.AGENT)
     console = Console(app)
@@ -239,8 +274,12 @@ REORDERED = "Asha \u202egnp.exe"  # shown as "Asha exe.png"
 def test_the_api_refuses_text_that_reorders_itself_in_every_field_of_a_filing(app: Flask) -> None:
     client, filer = app.test_client(), {"Authorization": f"Bearer {partner_token(app)}"}
     clean = {**FILED, "address": "12 Hazratganj", "description": "The tap leaks.", "preferred_time": "after 5 pm"}
-    for field, control in (("name", "\u202e"), ("address", "\u202b"), ("description", "\u2067"),
-                           ("preferred_time", "\u2069")):  # fmt: skip
+    for field, control in (
+        ("name", "\u202e"),
+        ("address", "\u202b"),
+        ("description", "\u2067"),
+        ("preferred_time", "\u2069"),
+    ):
         answered = client.post("/api/v1/requests", json={**clean, field: f"Asha {control}gnp.exe"}, headers=filer)
         assert answered.status_code == 400, (field, answered.get_json())
         assert answered.get_json()["error"]["fields"] == {field: REORDERS}
@@ -249,10 +288,18 @@ def test_the_api_refuses_text_that_reorders_itself_in_every_field_of_a_filing(ap
 
 
 def test_open311_refuses_text_that_reorders_itself_in_every_field_of_a_filing(app: Flask) -> None:
-    clean = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
-             "first_name": "Ravi", "last_name": "Shankar", "description": "The fan does not run.",
-             "address_string": "12 Hazratganj", "attribute[preferred_time]": "morning", "attribute[language]": "en",
-             "api_key": partner_token(app)}  # fmt: skip
+    clean = {
+        "service_code": "electrician",
+        "attribute[pincode]": "226001",
+        "phone": "9876543210",
+        "first_name": "Ravi",
+        "last_name": "Shankar",
+        "description": "The fan does not run.",
+        "address_string": "12 Hazratganj",
+        "attribute[preferred_time]": "morning",
+        "attribute[language]": "en",
+        "api_key": partner_token(app),
+    }
     for field in ("first_name", "last_name", "address_string", "description", "attribute[preferred_time]"):
         answered = app.test_client().post("/open311/v2/requests.json", data={**clean, field: REORDERED})
         assert answered.status_code == 400, (field, answered.get_json())
@@ -331,8 +378,7 @@ def test_the_embedded_redis_keeps_its_dump_and_append_only_file_private(usual_um
     assert private(found) == {}, found
 
 
-def test_up_keeps_the_admin_password_in_a_private_file_and_does_not_print_it(tmp_path: Path,
-                                                                            usual_umask: None) -> None:  # fmt: skip
+def test_up_keeps_the_admin_password_in_a_private_file_and_does_not_print_it(tmp_path: Path, usual_umask: None) -> None:
     settings = make_settings(tmp_path)
     login = prepare_database(settings, seed_demo=False)
     password_file = settings.data_dir / localsecrets.ADMIN_PASSWORD_FILE
@@ -349,14 +395,18 @@ def test_up_keeps_the_admin_password_in_a_private_file_and_does_not_print_it(tmp
 IMPORT_HEADER = "name,phone,skills,pincode,provider,police_verified,available,police_reference,police_verified_on"
 
 
-def test_the_import_verifies_a_worker_only_with_a_police_reference_and_date(engine: sa.Engine, settings: Settings,
-                                                                            ) -> None:  # fmt: skip
-    rows = [IMPORT_HEADER,
-            "Ramesh Kumar,9839012345,plumber,226001,,yes,yes,,",
-            "Suresh Pal,9839012346,plumber,226001,,yes,yes,LKO/PV/2026/118,",
-            "Mahesh Rao,9839012347,plumber,226001,,yes,yes,,2026-10-02",
-            "Dinesh Jha,9839012348,plumber,226001,,yes,yes,LKO/PV/2026/119,2026-10-02",
-            "Naresh Sen,9839012349,plumber,226001,,no,yes,,"]  # fmt: skip
+def test_the_import_verifies_a_worker_only_with_a_police_reference_and_date(
+    engine: sa.Engine,
+    settings: Settings,
+) -> None:
+    rows = [
+        IMPORT_HEADER,
+        "Ramesh Kumar,9839012345,plumber,226001,,yes,yes,,",
+        "Suresh Pal,9839012346,plumber,226001,,yes,yes,LKO/PV/2026/118,",
+        "Mahesh Rao,9839012347,plumber,226001,,yes,yes,,2026-10-02",
+        "Dinesh Jha,9839012348,plumber,226001,,yes,yes,LKO/PV/2026/119,2026-10-02",
+        "Naresh Sen,9839012349,plumber,226001,,no,yes,,",
+    ]
     with session_scope(engine) as session:
         report = import_workers(session, settings, io.StringIO("\n".join(rows) + "\n"), today=date(2026, 11, 23))
     assert [error.row for error in report.errors] == [2, 3, 4]
@@ -385,18 +435,28 @@ def test_simulate_reaches_up_on_another_port_without_the_public_url_set_by_hand(
     data_dir = Path(tempfile.mkdtemp(prefix="sm-port-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_"))}
-    env |= {"SEWAMITRA_DATA_DIR": str(data_dir), "SEWAMITRA_CALL_CENTRE__OPENS": "00:00",
-            "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999"}  # fmt: skip
+    env |= {
+        "SEWAMITRA_DATA_DIR": str(data_dir),
+        "SEWAMITRA_CALL_CENTRE__OPENS": "00:00",
+        "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999",
+    }
     written = data_dir.parent / f"{data_dir.name}.log"
     with written.open("wb") as out:
-        up = subprocess.Popen(sewamitra("up", "--no-seed", "--port", str(port)), env=env, stdout=out,
-                              stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+        up = subprocess.Popen(
+            sewamitra("up", "--no-seed", "--port", str(port)), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
     try:
         banner = wait_until(lambda: _up_banner(up, written), 120, "`sewamitra up` to be ready")
         assert f"http://127.0.0.1:{port}" in banner, banner
         assert "SEWAMITRA_PUBLIC_URL" in banner, banner
-        call = subprocess.run(sewamitra("simulate", "--url", f"http://127.0.0.1:{port}", "--keys", "2,1,1,226001#,1,2"),
-                              env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+        call = subprocess.run(
+            sewamitra("simulate", "--url", f"http://127.0.0.1:{port}", "--keys", "2,1,1,226001#,1,2"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert call.returncode == 0, call.stdout + call.stderr
         assert "application error" not in call.stdout, call.stdout
         assert "Your request number is" in call.stdout, call.stdout
@@ -421,8 +481,15 @@ def _up_banner(up: subprocess.Popen[bytes], written: Path) -> str:
 def test_simulate_explains_a_refused_signature_instead_of_playing_twilios_apology(app: Flask) -> None:
     said = io.StringIO()
     with over_http(app) as base_url:  # the helpline checks signatures over https://helpline.example.gov.in
-        transcript = simulate_command(base_url, public_url=base_url, auth_token=AUTH_TOKEN, from_number="+919876543210",
-                                      keys="2,1", out=said, inp=io.StringIO())  # fmt: skip
+        transcript = simulate_command(
+            base_url,
+            public_url=base_url,
+            auth_token=AUTH_TOKEN,
+            from_number="+919876543210",
+            keys="2,1",
+            out=said,
+            inp=io.StringIO(),
+        )
     told = said.getvalue()
     assert transcript.errors, told
     assert "signature" in told, told

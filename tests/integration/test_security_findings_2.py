@@ -81,19 +81,47 @@ def test_a_webhook_post_of_too_many_fields_is_refused_even_when_signed(
 
 
 def test_a_twilio_sized_signed_webhook_still_works(app: Flask) -> None:
-    call = [("CallSid", "CA" + "b" * 32), ("AccountSid", ACCOUNT_SID), ("From", CITIZEN), ("To", "+18005550100"),
-            ("Caller", CITIZEN), ("Called", "+18005550100"), ("CallStatus", "ringing"), ("Direction", "inbound"),
-            ("ApiVersion", "2010-04-01"), ("CallerCountry", "IN"), ("CallerState", ""), ("CallerCity", ""),
-            ("CallerZip", ""), ("CalledCountry", "US"), ("CalledState", "CA"), ("CalledCity", ""),
-            ("CalledZip", ""), ("FromCountry", "IN"), ("FromState", ""), ("FromCity", ""), ("FromZip", ""),
-            ("ToCountry", "US"), ("ToState", "CA"), ("ToCity", ""), ("ToZip", ""),
-            ("StirVerstat", "TN-Validation-Passed-A"),
-            *((f"AddOns{i}", "x" * 100) for i in range(20))]  # fmt: skip
+    call = [
+        ("CallSid", "CA" + "b" * 32),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", CITIZEN),
+        ("To", "+18005550100"),
+        ("Caller", CITIZEN),
+        ("Called", "+18005550100"),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+        ("ApiVersion", "2010-04-01"),
+        ("CallerCountry", "IN"),
+        ("CallerState", ""),
+        ("CallerCity", ""),
+        ("CallerZip", ""),
+        ("CalledCountry", "US"),
+        ("CalledState", "CA"),
+        ("CalledCity", ""),
+        ("CalledZip", ""),
+        ("FromCountry", "IN"),
+        ("FromState", ""),
+        ("FromCity", ""),
+        ("FromZip", ""),
+        ("ToCountry", "US"),
+        ("ToState", "CA"),
+        ("ToCity", ""),
+        ("ToZip", ""),
+        ("StirVerstat", "TN-Validation-Passed-A"),
+        *((f"AddOns{i}", "x" * 100) for i in range(20)),
+    ]
     answer = post_pairs(app.test_client(), "/twilio/voice", call)
     assert answer.status_code == 200, answer.data[:300]
     assert answer.mimetype == "text/xml", answer.data[:300]
-    message = [("MessageSid", "SM" + "c" * 32), ("AccountSid", ACCOUNT_SID), ("From", CITIZEN),
-               ("To", "+18005550100"), ("Body", "नमस्ते " * 200), ("NumMedia", "0"), ("NumSegments", "3")]  # fmt: skip
+    message = [
+        ("MessageSid", "SM" + "c" * 32),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", CITIZEN),
+        ("To", "+18005550100"),
+        ("Body", "नमस्ते " * 200),
+        ("NumMedia", "0"),
+        ("NumSegments", "3"),
+    ]
     assert post_pairs(app.test_client(), "/twilio/sms", message).status_code == 200
 
 
@@ -147,8 +175,9 @@ def test_a_browser_trusted_for_one_user_or_a_forged_one_is_a_stranger_for_anothe
     assert trusted is not None
     attack(app, "asha", 25)
     forged = Console(app)
-    forged.client.set_cookie(TRUSTED_COOKIE, trusted.value[:-1] + ("0" if trusted.value[-1] != "0" else "1"),
-                             path="/console")  # fmt: skip
+    forged.client.set_cookie(
+        TRUSTED_COOKIE, trusted.value[:-1] + ("0" if trusted.value[-1] != "0" else "1"), path="/console"
+    )
     assert forged.sign_in("asha").status_code == 429
     assert desk.sign_in("asha").status_code == 302
 
@@ -201,8 +230,12 @@ def test_the_same_idempotency_key_with_another_request_is_refused(app: Flask) ->
     assert "another request" in error["message"]
     assert len(requests_in(app)) == 1
     # Open311, with that client's key: the same rule, in GeoReport's errors.
-    form = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
-            "api_key": token(app, ApiRole.PARTNER, "city-311")}  # fmt: skip
+    form = {
+        "service_code": "electrician",
+        "attribute[pincode]": "226001",
+        "phone": "9876543210",
+        "api_key": token(app, ApiRole.PARTNER, "city-311"),
+    }
     geo = {"Idempotency-Key": "311-form-5"}
     filed = app.test_client().post("/open311/v2/requests.json", data=form, headers=geo)
     assert filed.status_code == 200
@@ -218,31 +251,53 @@ def test_the_same_idempotency_key_with_another_request_is_refused(app: Flask) ->
 
 # -- 5. Open311 refuses the fields only the helpline sets --------------------------------------------
 
-GEO_FORM = {"service_code": "electrician", "attribute[pincode]": "226001", "phone": "9876543210",
-            "first_name": "Ravi", "description": "The fan does not run.", "attribute[language]": "en"}  # fmt: skip
-SET_BY_THE_HELPLINE = {"status": "closed", "worker": "7", "service_request_id": "1234567",
-                       "status_notes": "done already", "agency_responsible": "Gomti Home Services",
-                       "requested_datetime": "2026-01-01T00:00:00Z", "attribute[status]": "closed",
-                       "token": "x", "worker_id": "7"}  # fmt: skip
+GEO_FORM = {
+    "service_code": "electrician",
+    "attribute[pincode]": "226001",
+    "phone": "9876543210",
+    "first_name": "Ravi",
+    "description": "The fan does not run.",
+    "attribute[language]": "en",
+}
+SET_BY_THE_HELPLINE = {
+    "status": "closed",
+    "worker": "7",
+    "service_request_id": "1234567",
+    "status_notes": "done already",
+    "agency_responsible": "Gomti Home Services",
+    "requested_datetime": "2026-01-01T00:00:00Z",
+    "attribute[status]": "closed",
+    "token": "x",
+    "worker_id": "7",
+}
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_open311_refuses_fields_that_would_set_a_requests_state(app: Flask, fmt: str) -> None:
     api_key = token(app, ApiRole.PARTNER, "city-311")
     for name, value in SET_BY_THE_HELPLINE.items():
-        answer = app.test_client().post(f"/open311/v2/requests.{fmt}", data={**GEO_FORM, "api_key": api_key,
-                                                                            name: value})  # fmt: skip
+        answer = app.test_client().post(
+            f"/open311/v2/requests.{fmt}", data={**GEO_FORM, "api_key": api_key, name: value}
+        )
         assert answer.status_code == 400, (name, answer.get_data(as_text=True))
         assert name in answer.get_data(as_text=True), name  # the GeoReport error names the field
     assert requests_in(app) == []
-    together = app.test_client().post("/open311/v2/requests.json", data={**GEO_FORM, "api_key": api_key,
-                                                                         **SET_BY_THE_HELPLINE})  # fmt: skip
+    together = app.test_client().post(
+        "/open311/v2/requests.json", data={**GEO_FORM, "api_key": api_key, **SET_BY_THE_HELPLINE}
+    )
     assert {item["field"] for item in together.get_json()} == set(SET_BY_THE_HELPLINE)
     assert all(item["code"] == 400 for item in together.get_json())
     # GeoReport's own fields, and an unknown one that changes nothing, are still taken.
-    standard = {"email": "ravi@example.in", "device_id": "d-1", "account_id": "a-1", "last_name": "Shankar",
-                "media_url": "https://example.in/fan.jpg", "jurisdiction_id": "", "address_string": "12 Hazratganj",
-                "app_version": "4.2"}  # fmt: skip
+    standard = {
+        "email": "ravi@example.in",
+        "device_id": "d-1",
+        "account_id": "a-1",
+        "last_name": "Shankar",
+        "media_url": "https://example.in/fan.jpg",
+        "jurisdiction_id": "",
+        "address_string": "12 Hazratganj",
+        "app_version": "4.2",
+    }
     filed = app.test_client().post(f"/open311/v2/requests.{fmt}", data={**GEO_FORM, "api_key": api_key, **standard})
     assert filed.status_code == 200, filed.get_data(as_text=True)
     assert len(requests_in(app)) == 1

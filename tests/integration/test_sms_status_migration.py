@@ -43,10 +43,12 @@ def test_inbound_failures_become_handling_failed_and_back(empty_database_url: st
     with engine.begin() as connection:
         for sid, direction, status in ROWS:
             connection.execute(
-                sa.text("INSERT INTO sms_log (message_sid, direction, body, status, created_at, updated_at) "
-                        "VALUES (:sid, :direction, 'HAAN', :status, :at, :at)"),
+                sa.text(
+                    "INSERT INTO sms_log (message_sid, direction, body, status, created_at, updated_at) "
+                    "VALUES (:sid, :direction, 'HAAN', :status, :at, :at)"
+                ),
                 {"sid": sid, "direction": direction, "status": status, "at": moment},
-            )  # fmt: skip
+            )
 
     db.upgrade(engine)
     upgraded = statuses(engine)
@@ -54,8 +56,14 @@ def test_inbound_failures_become_handling_failed_and_back(empty_database_url: st
     downgraded = statuses(engine)
     engine.dispose()
 
-    assert upgraded == {"SM01": SmsHandling.FAILED, "SM02": SmsDelivery.FAILED, "SM03": "handled",
-                        "SM04": "send_failed", "SM05": "received", "SM06": "delivered"}  # fmt: skip
+    assert upgraded == {
+        "SM01": SmsHandling.FAILED,
+        "SM02": SmsDelivery.FAILED,
+        "SM03": "handled",
+        "SM04": "send_failed",
+        "SM05": "received",
+        "SM06": "delivered",
+    }
     assert upgraded["SM01"] == "handling_failed"
     assert downgraded == {sid: status for sid, _, status in ROWS}
 

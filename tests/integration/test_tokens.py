@@ -68,12 +68,16 @@ def test_a_revoked_or_expired_token_no_longer_works(engine: sa.Engine) -> None:
 
 
 def test_the_cli_makes_and_revokes_a_token(tmp_path: Path) -> None:
-    env = {"SEWAMITRA_DATA_DIR": str(tmp_path), "SEWAMITRA_DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}",
-           "SEWAMITRA_CONFIG": str(ROOT / "config.yaml")}  # fmt: skip  # the CLI sets it; the runner puts it back
+    env = {
+        "SEWAMITRA_DATA_DIR": str(tmp_path),
+        "SEWAMITRA_DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}",
+        "SEWAMITRA_CONFIG": str(ROOT / "config.yaml"),
+    }  # the CLI sets it; the runner puts it back
     runner = CliRunner()
     assert runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "db", "upgrade"], env=env).exit_code == 0
-    made = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "create-token", "up-portal", "--role",
-                                "partner"], env=env)  # fmt: skip
+    made = runner.invoke(
+        main, ["--config", str(ROOT / "config.yaml"), "create-token", "up-portal", "--role", "partner"], env=env
+    )
     assert made.exit_code == 0, made.output
     secret = made.output.strip().splitlines()[-1]
     assert secret.startswith("sm_")
@@ -81,6 +85,7 @@ def test_the_cli_makes_and_revokes_a_token(tmp_path: Path) -> None:
     revoked = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "revoke-token", secret[:10]], env=env)
     assert revoked.exit_code == 0
     assert "revoked" in revoked.output
-    refused = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "create-token", "up-portal", "--role",
-                                   "nobody"], env=env)  # fmt: skip
+    refused = runner.invoke(
+        main, ["--config", str(ROOT / "config.yaml"), "create-token", "up-portal", "--role", "nobody"], env=env
+    )
     assert refused.exit_code != 0

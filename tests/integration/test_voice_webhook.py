@@ -68,10 +68,17 @@ def test_the_signature_is_checked_against_the_public_url_not_the_local_one(clien
     assert answer.status_code == 403
 
 
-WEBHOOKS = ["/twilio/voice/step?turn=0", "/twilio/voice/status", "/twilio/voice/fallback",
-            "/twilio/voice/queue/wait", "/twilio/voice/queue/result", "/twilio/sms/status",
-            "/twilio/voice/agent?user=1", "/twilio/voice/agent/bridging?user=1",
-            "/twilio/voice/agent/done"]  # fmt: skip
+WEBHOOKS = [
+    "/twilio/voice/step?turn=0",
+    "/twilio/voice/status",
+    "/twilio/voice/fallback",
+    "/twilio/voice/queue/wait",
+    "/twilio/voice/queue/result",
+    "/twilio/sms/status",
+    "/twilio/voice/agent?user=1",
+    "/twilio/voice/agent/bridging?user=1",
+    "/twilio/voice/agent/done",
+]
 
 
 @pytest.mark.parametrize("path", WEBHOOKS)
@@ -107,8 +114,9 @@ def test_a_failure_while_the_caller_waits_in_the_queue_keeps_them_there(helpline
 
 
 @pytest.mark.parametrize("failed", ["/twilio/voice/queue/wait", "/twilio/voice/queue/key"])
-def test_the_fallback_for_a_failed_wait_document_keeps_the_caller_in_the_queue(helpline_settings: Settings,
-                                                                              failed: str) -> None:  # fmt: skip
+def test_the_fallback_for_a_failed_wait_document_keeps_the_caller_in_the_queue(
+    helpline_settings: Settings, failed: str
+) -> None:
     client = create_app(with_hours(helpline_settings, **ALWAYS_OPEN)).test_client()
     form = {**CALL, "ErrorCode": "11205", "ErrorUrl": PUBLIC_URL + failed}
 

@@ -28,11 +28,24 @@ from tests.hostile import post_raw, signature
 
 CITIZEN = "+919876543210"
 EVERYTHING = {  # every field any webhook reads, with values that would make each one act
-    "CallSid": "CA" + "5" * 32, "AccountSid": "AC" + "0" * 32, "From": CITIZEN, "To": "+18005550100",
-    "Caller": CITIZEN, "CallStatus": "no-answer", "Direction": "inbound", "Digits": "1", "QueueResult": "leave",
-    "QueueTime": "30", "QueuePosition": "1", "DialCallStatus": "completed", "MessageSid": "SM" + "5" * 32,
-    "Body": "YES", "MessageStatus": "undelivered", "ErrorCode": "30003", "CallDuration": "10",
-}  # fmt: skip
+    "CallSid": "CA" + "5" * 32,
+    "AccountSid": "AC" + "0" * 32,
+    "From": CITIZEN,
+    "To": "+18005550100",
+    "Caller": CITIZEN,
+    "CallStatus": "no-answer",
+    "Direction": "inbound",
+    "Digits": "1",
+    "QueueResult": "leave",
+    "QueueTime": "30",
+    "QueuePosition": "1",
+    "DialCallStatus": "completed",
+    "MessageSid": "SM" + "5" * 32,
+    "Body": "YES",
+    "MessageStatus": "undelivered",
+    "ErrorCode": "30003",
+    "CallDuration": "10",
+}
 QUERY = "turn=0&user=1&offer=1&feedback=1&flow=feedback&request=1"
 TABLES = (CallLog, SmsLog, ServiceRequest, CallbackRequest, AuditEvent)
 
@@ -44,8 +57,13 @@ def app_settings(helpline_settings: Settings) -> Settings:
 
 def webhooks(app: Flask) -> list[str]:
     """Every route Twilio posts to: found from the app, so a new webhook is covered by itself."""
-    found = sorted({rule.rule for rule in app.url_map.iter_rules()
-                    if rule.rule.startswith("/twilio") and "POST" in (rule.methods or ())})  # fmt: skip
+    found = sorted(
+        {
+            rule.rule
+            for rule in app.url_map.iter_rules()
+            if rule.rule.startswith("/twilio") and "POST" in (rule.methods or ())
+        }
+    )
     assert len(found) >= 13, found
     return found
 

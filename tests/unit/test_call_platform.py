@@ -45,13 +45,17 @@ HINDI = Say("नमस्ते", "hi-IN", "Polly.Aditi")
         (Pause(15), '<Pause length="15" />'),
         (Hangup(), "<Hangup />"),
         (
-            Dial("helpline", bridge_url="/twilio/voice/agent/bridging?user=3", action="/twilio/voice/agent/done",
-                 timeout=20),
+            Dial(
+                "helpline",
+                bridge_url="/twilio/voice/agent/bridging?user=3",
+                action="/twilio/voice/agent/done",
+                timeout=20,
+            ),
             '<Dial action="/twilio/voice/agent/done" method="POST" timeout="20">'
             '<Queue method="POST" url="/twilio/voice/agent/bridging?user=3">helpline</Queue></Dial>',
         ),
     ],
-)  # fmt: skip
+)
 def test_each_instruction_is_its_twiml_verb(instruction: object, twiml: str) -> None:
     assert TWILIO.document([instruction]) == f"{XML}<Response>{twiml}</Response>"  # type: ignore[list-item]
 
@@ -87,15 +91,36 @@ def test_text_that_looks_like_twiml_is_only_text() -> None:
 
 
 def test_a_call_webhook_is_read_into_a_call_turn() -> None:
-    form = {"CallSid": "CA" + "a" * 32, "From": "+919876543210", "To": "+911204567890", "Direction": "inbound",
-            "Digits": "12#", "CallStatus": "in-progress", "CallDuration": "40", "QueuePosition": "2",
-            "QueueResult": "leave", "QueueTime": "33", "DialCallStatus": "completed",
-            "ErrorUrl": "https://example.org/twilio/voice/step?turn=1", "AccountSid": "AC" + "b" * 32}  # fmt: skip
+    form = {
+        "CallSid": "CA" + "a" * 32,
+        "From": "+919876543210",
+        "To": "+911204567890",
+        "Direction": "inbound",
+        "Digits": "12#",
+        "CallStatus": "in-progress",
+        "CallDuration": "40",
+        "QueuePosition": "2",
+        "QueueResult": "leave",
+        "QueueTime": "33",
+        "DialCallStatus": "completed",
+        "ErrorUrl": "https://example.org/twilio/voice/step?turn=1",
+        "AccountSid": "AC" + "b" * 32,
+    }
     assert TWILIO.call_turn(form) == CallTurn(
-        call_id="CA" + "a" * 32, caller="+919876543210", callee="+911204567890", outbound=False, inbound=True,
-        digits="12#", status="in-progress", duration="40", queue_position="2", queue_result="leave",
-        queue_time="33", dial_status="completed", failed_url="https://example.org/twilio/voice/step?turn=1",
-    )  # fmt: skip
+        call_id="CA" + "a" * 32,
+        caller="+919876543210",
+        callee="+911204567890",
+        outbound=False,
+        inbound=True,
+        digits="12#",
+        status="in-progress",
+        duration="40",
+        queue_position="2",
+        queue_result="leave",
+        queue_time="33",
+        dial_status="completed",
+        failed_url="https://example.org/twilio/voice/step?turn=1",
+    )
 
 
 @pytest.mark.parametrize(

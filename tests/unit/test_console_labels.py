@@ -92,8 +92,17 @@ def test_every_label_the_views_mark_or_flash_is_in_the_catalogue() -> None:
 
 
 def test_every_status_role_channel_and_reason_shown_has_its_hindi() -> None:
-    enums = (RequestStatus, OfferStatus, VerificationStatus, CallbackStatus, Role, Channel, OfferChannel,
-             Direction, worklist.Outcome)  # fmt: skip
+    enums = (
+        RequestStatus,
+        OfferStatus,
+        VerificationStatus,
+        CallbackStatus,
+        Role,
+        Channel,
+        OfferChannel,
+        Direction,
+        worklist.Outcome,
+    )
     shown = {member.value for enum in enums for member in enum}
     shown |= {"out_of_hours", "left_queue", "queue_unavailable", "queue_full", "asked", "agent_scheduled"}
     shown |= {"available", "busy", "active", "inactive"}  # a worker's availability and activity in the history
@@ -109,9 +118,14 @@ def test_every_sms_template_has_its_hindi_name_for_the_timeline() -> None:
 
 def test_every_error_of_the_verification_form_is_in_the_catalogue() -> None:
     today = date(2026, 12, 3)
-    forms = [{}, {"outcome": "rejected"}, {"outcome": "rejected", "reason": "x" * (MAX_NOTE + 1)},
-             {"outcome": "verified"}, {"outcome": "verified", "reference": "r" * (MAX_REFERENCE + 1)},
-             {"outcome": "verified", "reference": "UP-1", "verified_on": "2027-01-01"}]  # fmt: skip
+    forms = [
+        {},
+        {"outcome": "rejected"},
+        {"outcome": "rejected", "reason": "x" * (MAX_NOTE + 1)},
+        {"outcome": "verified"},
+        {"outcome": "verified", "reference": "r" * (MAX_REFERENCE + 1)},
+        {"outcome": "verified", "reference": "UP-1", "verified_on": "2027-01-01"},
+    ]
     errors = set()
     for form in forms:
         verdict = parse_verdict(form, today)
@@ -122,13 +136,33 @@ def test_every_error_of_the_verification_form_is_in_the_catalogue() -> None:
 
 
 def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
-    request_actions = ["request.created", "request.offered", "offer.sent", "offer.expired", "request.assigned",
-                       "offer.declined", "request.completed", "request.completion_refused", "request.closed",
-                       "request.redispatched", "offer.withdrawn", "request.escalated", "request.cancelled",
-                       "request.note", "request.followup", "feedback.call_unanswered"]  # fmt: skip
+    request_actions = [
+        "request.created",
+        "request.offered",
+        "offer.sent",
+        "offer.expired",
+        "request.assigned",
+        "offer.declined",
+        "request.completed",
+        "request.completion_refused",
+        "request.closed",
+        "request.redispatched",
+        "offer.withdrawn",
+        "request.escalated",
+        "request.cancelled",
+        "request.note",
+        "request.followup",
+        "feedback.call_unanswered",
+    ]
     shown = {action.replace("request.", "").replace(".", " ") for action in request_actions}
-    shown |= {"worker.created", "worker.availability", "worker.deactivated", "worker.reactivated",
-              "worker.verified", "worker.rejected"}  # fmt: skip
+    shown |= {
+        "worker.created",
+        "worker.availability",
+        "worker.deactivated",
+        "worker.reactivated",
+        "worker.verified",
+        "worker.rejected",
+    }
     shown |= {"dispatch", "ivr", "ivr:feedback", "worker", "caller", "api"}  # who did it
     assert sorted(shown - known("hi")) == []
 

@@ -20,8 +20,9 @@ SERVICES = [ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Pl
 
 def load(tmp_path: Path, flow: dict) -> definition.Flow:
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(flow, allow_unicode=True), encoding="utf-8")
-    return definition.load("test", languages=["hi", "en"], effects=known_effects(), services=SERVICES,
-                           directory=tmp_path)  # fmt: skip
+    return definition.load(
+        "test", languages=["hi", "en"], effects=known_effects(), services=SERVICES, directory=tmp_path
+    )
 
 
 def small_flow() -> dict:

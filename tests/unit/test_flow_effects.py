@@ -67,9 +67,12 @@ def test_the_same_flow_loads_once_its_effect_is_among_those_the_edge_performs(tm
 
 
 def test_every_effect_the_shipped_flows_name_has_a_handler() -> None:
-    named = {node.effect for name in ("helpline", "worker", "feedback")
-             for node in definition.load(name, languages=["hi", "en"], effects=known_effects()).nodes.values()
-             if node.effect}  # fmt: skip
+    named = {
+        node.effect
+        for name in ("helpline", "worker", "feedback")
+        for node in definition.load(name, languages=["hi", "en"], effects=known_effects()).nodes.values()
+        if node.effect
+    }
     assert named
     assert named <= set(EFFECTS)
     assert all(callable(EFFECTS[name].perform) and EFFECTS[name].outcomes for name in named)

@@ -73,9 +73,11 @@ class Call:
 def test_a_new_caller_is_welcomed_in_both_languages_then_asked_to_choose() -> None:
     call = Call()
     assert heard(call.events) == [
-        "सेवामित्र हेल्पलाइन में आपका स्वागत है।", "Welcome to the Sewamitra helpline.",
-        "हिंदी के लिए 1 दबाएँ।", "For English, press 2.",
-    ]  # fmt: skip
+        "सेवामित्र हेल्पलाइन में आपका स्वागत है।",
+        "Welcome to the Sewamitra helpline.",
+        "हिंदी के लिए 1 दबाएँ।",
+        "For English, press 2.",
+    ]
     gather = call.events[-1]
     assert isinstance(gather, Gather)
     assert gather.num_digits == 1
@@ -264,9 +266,12 @@ def test_a_session_survives_a_round_trip_through_json() -> None:
 
 def test_the_step_guard_stops_a_flow_that_loops_without_waiting(tmp_path: Path) -> None:
     looping = {
-        "flow": "loop", "start": "a", "max_steps": 10, "on_fail": {"goto": "bye"},
+        "flow": "loop",
+        "start": "a",
+        "max_steps": 10,
+        "on_fail": {"goto": "bye"},
         "nodes": {"a": {"goto": "b"}, "b": {"goto": "a"}, "bye": {"say": ["goodbye"], "hangup": True}},
-    }  # fmt: skip
+    }
     (tmp_path / "loop.yaml").write_text(yaml.safe_dump(looping), encoding="utf-8")
     flow = definition.load("loop", languages=["hi", "en"], effects=known_effects(), directory=tmp_path)
     session, events = start(flow, Trigger("en"))

@@ -42,16 +42,18 @@ def test_a_day_without_calls_has_no_abandon_rate_and_no_average_wait() -> None:
 
 
 def test_calls_are_split_into_ivr_agents_abandoned_and_the_rest() -> None:
-    day = metrics.call_figures([
-        CallGroup("request_created", None, 5),
-        CallGroup("tracked", None, 2),
-        CallGroup("ended_in_menu", None, 1),
-        CallGroup("abandoned", None, 1),  # hung up in the menu: neither IVR-answered nor queued
-        CallGroup("agent_queue", "bridged", 3, wait_total_s=90, waits=3),
-        CallGroup("agent_queue", "hangup", 1, wait_total_s=150, waits=1),
-        CallGroup("agent_queue", None, 1),  # still waiting when the day was read
-        CallGroup("callback_requested", "leave", 1, wait_total_s=60, waits=1),  # left the queue for a callback
-    ])  # fmt: skip
+    day = metrics.call_figures(
+        [
+            CallGroup("request_created", None, 5),
+            CallGroup("tracked", None, 2),
+            CallGroup("ended_in_menu", None, 1),
+            CallGroup("abandoned", None, 1),  # hung up in the menu: neither IVR-answered nor queued
+            CallGroup("agent_queue", "bridged", 3, wait_total_s=90, waits=3),
+            CallGroup("agent_queue", "hangup", 1, wait_total_s=150, waits=1),
+            CallGroup("agent_queue", None, 1),  # still waiting when the day was read
+            CallGroup("callback_requested", "leave", 1, wait_total_s=60, waits=1),  # left the queue for a callback
+        ]
+    )
     assert (day.calls, day.in_ivr, day.by_agents, day.abandoned, day.other) == (15, 8, 3, 1, 3)
     assert day.entered_queue == 6
     assert day.abandon_rate == pytest.approx(1 / 6)

@@ -29,8 +29,16 @@ def write_config(tmp_path: Path, change: dict) -> Path:
 def test_the_shipped_config_loads_with_the_whole_catalogue() -> None:
     settings = load_settings(ROOT / "config.yaml", {})
     codes = {s.code for s in settings.services}
-    assert {"plumber", "electrician", "carpenter", "painter", "cleaning", "pest_control", "beautician",
-            "appliance_repair"} <= codes  # fmt: skip
+    assert {
+        "plumber",
+        "electrician",
+        "carpenter",
+        "painter",
+        "cleaning",
+        "pest_control",
+        "beautician",
+        "appliance_repair",
+    } <= codes
     assert settings.service("plumber").name_hi == "प्लंबर"
     assert settings.service("plumber").visit_charge == 200
     assert [lang.tts_language for lang in settings.languages] == ["hi-IN", "en-IN"]

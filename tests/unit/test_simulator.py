@@ -522,8 +522,11 @@ def test_an_async_driver_runs_the_same_call_by_the_same_rules() -> None:
 
     setup = CallSetup(public_url=PUBLIC_URL, call_sid="CA" + "0" * 32)
     transcript = asyncio.run(drive_async(setup.steps(["-", "1"]), AsyncFlask(pages), note))
-    expected = CallSimulator(FlaskTransport(helpline(pages).test_client(), PUBLIC_URL, AUTH_TOKEN),
-                             public_url=PUBLIC_URL, call_sid="CA" + "0" * 32).run(["-", "1"])  # fmt: skip
+    expected = CallSimulator(
+        FlaskTransport(helpline(pages).test_client(), PUBLIC_URL, AUTH_TOKEN),
+        public_url=PUBLIC_URL,
+        call_sid="CA" + "0" * 32,
+    ).run(["-", "1"])
 
     assert transcript.heard == expected.heard == ["Press 1", "Press 1 now", "You chose 1"], transcript.render()
     assert [r.url for r in transcript.requests] == [r.url for r in expected.requests]

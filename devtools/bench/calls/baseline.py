@@ -16,8 +16,14 @@ from sewamitra import web
 def menu() -> str:
     """The helpline's main menu in English, as a Gather with a Redirect after it, as ours are."""
     response = VoiceResponse()
-    gather = response.gather(action="/twilio/voice/step", method="POST", timeout=6, finish_on_key="#",
-                             action_on_empty_result=True, num_digits=1)  # fmt: skip
+    gather = response.gather(
+        action="/twilio/voice/step",
+        method="POST",
+        timeout=6,
+        finish_on_key="#",
+        action_on_empty_result=True,
+        num_digits=1,
+    )
     gather.say(prompts.text("main_menu", "en"), language="en-IN", voice="Polly.Kajal-Neural")
     response.redirect("/twilio/voice/step", method="POST")
     return str(response)

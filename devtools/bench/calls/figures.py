@@ -86,15 +86,26 @@ def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Pha
     wall = log.ended - log.started
     errors = Counter(kind for verdict in log.verdicts for kind in verdict.errors)
     return Phase(
-        name=name, callers=log.pacing.callers, think_s=log.pacing.think_s, listen=log.pacing.listen,
+        name=name,
+        callers=log.pacing.callers,
+        think_s=log.pacing.think_s,
+        listen=log.pacing.listen,
         calls_in_progress=sum(holding) / len(holding) if holding else 0.0,
-        turns=len(answered), turns_per_s=len(answered) / log.pacing.hold_s, latency_ms=latencies_ms(turns),
-        errors=errors, first_errors=first_errors(log.verdicts), calls=len(log.verdicts),
+        turns=len(answered),
+        turns_per_s=len(answered) / log.pacing.hold_s,
+        latency_ms=latencies_ms(turns),
+        errors=errors,
+        first_errors=first_errors(log.verdicts),
+        calls=len(log.verdicts),
         calls_completed=sum(1 for v in log.verdicts if not v.errors),
-        requests=len(log.samples), bookings=bookings, server=server,
-        generator_cpu_cores=log.cpu_s / wall if wall else 0.0, loop_lag_p99_ms=stats.percentile(lags, 99), wall_s=wall,
+        requests=len(log.samples),
+        bookings=bookings,
+        server=server,
+        generator_cpu_cores=log.cpu_s / wall if wall else 0.0,
+        loop_lag_p99_ms=stats.percentile(lags, 99),
+        wall_s=wall,
         listening_s_per_request=listening(log.verdicts),
-    )  # fmt: skip
+    )
 
 
 def listening(verdicts: Sequence[Verdict]) -> float:

@@ -114,8 +114,7 @@ class Wire:
                 break
         return reply
 
-    async def _exchange(self, method: str, url: str, data: bytes | None, headers: dict[str, str]
-                        ) -> tuple[Reply, bool]:  # fmt: skip
+    async def _exchange(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[Reply, bool]:
         """One attempt, and whether it connected at all."""
         try:
             async with self.session.request(method, url, data=data, headers=headers) as answer:
@@ -182,8 +181,9 @@ async def _caller(index: int, wire: Wire, mix: Mix, rng: random.Random) -> None:
 async def _call(script: Script, wire: Wire, rng: random.Random) -> Verdict:
     log, target = wire.log, wire.target
     call_sid = "CA" + secrets.token_hex(16)
-    setup = CallSetup(public_url=target.public_url, from_number=script.from_number, call_sid=call_sid,
-                      account_sid=target.account_sid)  # fmt: skip
+    setup = CallSetup(
+        public_url=target.public_url, from_number=script.from_number, call_sid=call_sid, account_sid=target.account_sid
+    )
     line = Line(wire, lambda send: log.pacing.pause(send, rng))
     log.in_progress += 1
     try:

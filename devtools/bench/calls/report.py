@@ -73,8 +73,13 @@ ROWS: Sequence[Row] = (
 )
 
 
-def report(machine: Mapping[str, str], parameters: Mapping[str, object], gunicorn: Mapping[str, object],
-           phases: Sequence[Phase], notes: Sequence[str]) -> str:  # fmt: skip
+def report(
+    machine: Mapping[str, str],
+    parameters: Mapping[str, object],
+    gunicorn: Mapping[str, object],
+    phases: Sequence[Phase],
+    notes: Sequence[str],
+) -> str:
     """The whole report; `phases` are helpline paced, baseline paced, helpline saturated, baseline saturated."""
     lines = heading("sewamitra bench calls", machine, parameters)
     lines += ["- gunicorn, as `sewamitra serve` runs it: " + ", ".join(f"{k}={v}" for k, v in gunicorn.items()), ""]
@@ -88,14 +93,25 @@ def ratios(phases: Sequence[Phase]) -> list[str]:
     ours, base, ours_saturated, base_saturated = phases
     paced = ratio(ours.turns_per_s, base.turns_per_s)
     saturated = ratio(ours_saturated.turns_per_s, base_saturated.turns_per_s)
-    return table([
-        ("throughput against the baseline, measured in this run", "ours / baseline", f"target >= {TARGET_RATIO:.0%}"),
-        ("paced: same callers and pace (both may just keep up with the offered load)",
-         f"{ours.turns_per_s:,.1f} / {base.turns_per_s:,.1f} = {paced:.1%}", _judged(paced >= TARGET_RATIO)),
-        (f"saturated: closed loop, no think time, {ours_saturated.callers:,} callers for each",
-         f"{ours_saturated.turns_per_s:,.1f} / {base_saturated.turns_per_s:,.1f} = {saturated:.1%}",
-         _judged(saturated >= TARGET_RATIO)),
-    ])  # fmt: skip
+    return table(
+        [
+            (
+                "throughput against the baseline, measured in this run",
+                "ours / baseline",
+                f"target >= {TARGET_RATIO:.0%}",
+            ),
+            (
+                "paced: same callers and pace (both may just keep up with the offered load)",
+                f"{ours.turns_per_s:,.1f} / {base.turns_per_s:,.1f} = {paced:.1%}",
+                _judged(paced >= TARGET_RATIO),
+            ),
+            (
+                f"saturated: closed loop, no think time, {ours_saturated.callers:,} callers for each",
+                f"{ours_saturated.turns_per_s:,.1f} / {base_saturated.turns_per_s:,.1f} = {saturated:.1%}",
+                _judged(saturated >= TARGET_RATIO),
+            ),
+        ]
+    )
 
 
 def targets(ours: Phase) -> list[str]:
@@ -103,12 +119,14 @@ def targets(ours: Phase) -> list[str]:
     p99 = ours.latency_ms["p99"]
     latency = _judged(p99 < TARGET_P99_MS) if ours.callers >= TARGET_CALLERS else f"not judged at {ours.callers:,}"
     lost = ours.bookings.lost if ours.bookings else 0
-    return table([
-        ("target (issue 8)", "this run", "judged"),
-        (f"p99 turn latency < {TARGET_P99_MS:g} ms with {TARGET_CALLERS:,} callers", _ms(p99), latency),
-        ("zero errors (helpline, paced)", f"{ours.error_count:,}", _judged(ours.error_count == 0)),
-        ("every booked call's request in the database", f"{lost:,} lost", _judged(lost == 0)),
-    ])  # fmt: skip
+    return table(
+        [
+            ("target (issue 8)", "this run", "judged"),
+            (f"p99 turn latency < {TARGET_P99_MS:g} ms with {TARGET_CALLERS:,} callers", _ms(p99), latency),
+            ("zero errors (helpline, paced)", f"{ours.error_count:,}", _judged(ours.error_count == 0)),
+            ("every booked call's request in the database", f"{lost:,} lost", _judged(lost == 0)),
+        ]
+    )
 
 
 def _judged(met: bool) -> str:

@@ -113,16 +113,20 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
     config = config or default_config_path()
 
     say = functools.partial(output.say, out)
-    with scratch.fresh_database(postgres_url) as database_url, scratch.claimed_redis(redis_url) as connection, \
-            tempfile.TemporaryDirectory(prefix="sewamitra-bench-calls-") as tmp:  # fmt: skip
+    with (
+        scratch.fresh_database(postgres_url) as database_url,
+        scratch.claimed_redis(redis_url) as connection,
+        tempfile.TemporaryDirectory(prefix="sewamitra-bench-calls-") as tmp,
+    ):
         environ = bench_environ(database_url, redis_url, Path(tmp))
         settings = load_settings(config, environ)
         engine = create_engine(database_url)
         try:
             say("migrating and seeding the demo data")
             rng = random.Random(plan.seed)
-            world = World(plan, engine, str(engine.url.database), environ, callers_mix(engine, settings, rng), rng,
-                          Path(tmp), say)  # fmt: skip
+            world = World(
+                plan, engine, str(engine.url.database), environ, callers_mix(engine, settings, rng), rng, Path(tmp), say
+            )
             web.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
             ours = measure(world, "helpline", lambda port: servers.helpline_command(config, port, plan.workers))
             base = measure(world, "baseline", lambda port: servers.baseline_command(port, plan.workers))
@@ -170,16 +174,20 @@ def callers_mix(engine: sa.Engine, settings: Settings, rng: random.Random) -> Mi
 def measure(world: World, name: str, command: Callable[[int], list[str]]) -> tuple[Phase, Phase]:
     """One server, paced and then saturated."""
     plan, port = world.plan, free_port()
-    with servers.running(name, command(port), world.environ, port=port, workers=plan.workers,
-                         ready_path=READY_PATH, log_dir=world.logs) as server:  # fmt: skip
+    with servers.running(
+        name, command(port), world.environ, port=port, workers=plan.workers, ready_path=READY_PATH, log_dir=world.logs
+    ) as server:
         target = load.Target(server.base_url, PUBLIC_URL, AUTH_TOKEN, ACCOUNT_SID, helpline=name == "helpline")
-        world.say(f"{name}: {plan.callers:,} callers, {plan.ramp_s:g} s ramp, {plan.hold_s:g} s hold, "
-                  f"{'listening, ' if plan.listen else ''}{plan.think_s:g} s think time")  # fmt: skip
+        world.say(
+            f"{name}: {plan.callers:,} callers, {plan.ramp_s:g} s ramp, {plan.hold_s:g} s hold, "
+            f"{'listening, ' if plan.listen else ''}{plan.think_s:g} s think time"
+        )
         paced = phase(world, f"{name}, paced", server, target, plan.paced())
         world.say(f"{name}: {plan.saturation_callers:,} callers, closed loop for {plan.saturation_s:g} s")
         saturated = phase(world, f"{name}, saturated", server, target, plan.saturated())
-    world.logged.extend(f"the {name} logged {count:,}x: {line}"
-                        for line, count in servers.logged_errors(server.log).most_common(5))  # fmt: skip
+    world.logged.extend(
+        f"the {name} logged {count:,}x: {line}" for line, count in servers.logged_errors(server.log).most_common(5)
+    )
     return paced, saturated
 
 
@@ -191,10 +199,13 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
     database_cpu = sum(_database_cpu(world).get(pid, 0.0) - seconds for pid, seconds in database.items())
     database_cpu += sum(seconds for pid, seconds in _database_cpu(world).items() if pid not in database)
     measured = figures.Server(
-        cpu_s=server.cpu_seconds() - cpu, database_cpu_s=database_cpu if target.helpline else None,
-        machine_busy_s=procfs.machine_busy_s() - busy, peak_rss_kb=tuple(server.peaks_kb()), peaks_reset=reset,
+        cpu_s=server.cpu_seconds() - cpu,
+        database_cpu_s=database_cpu if target.helpline else None,
+        machine_busy_s=procfs.machine_busy_s() - busy,
+        peak_rss_kb=tuple(server.peaks_kb()),
+        peaks_reset=reset,
         restarted_workers=len(workers - set(server.workers())),
-    )  # fmt: skip
+    )
     bookings = check_bookings(world.engine, log.verdicts) if target.helpline else None
     return figures.phase(name, log, measured, bookings)
 
@@ -233,22 +244,28 @@ def notes(phases: Sequence[Phase]) -> list[str]:
     ]
     ours = phases[0]
     if ours.listen:
-        found.append(f"paced callers listen: each hears what Twilio plays out (the simulator's clock: "
-                     f"{SAY_CHARS_PER_SECOND} characters of speech a second, a second a key, a Gather's timeout "
-                     f"waited out), then thinks about {ours.think_s:g} s before each key item; "
-                     f"{ours.listening_s_per_request:.1f} s of call per webhook request, on average. Each "
-                     "server's own prompts pace its callers, so the paced ratio compares what each was offered. "
-                     "With `--no-listen` they key over every prompt (Twilio's barge-in), the think time alone "
-                     "between requests")  # fmt: skip
+        found.append(
+            f"paced callers listen: each hears what Twilio plays out (the simulator's clock: "
+            f"{SAY_CHARS_PER_SECOND} characters of speech a second, a second a key, a Gather's timeout "
+            f"waited out), then thinks about {ours.think_s:g} s before each key item; "
+            f"{ours.listening_s_per_request:.1f} s of call per webhook request, on average. Each "
+            "server's own prompts pace its callers, so the paced ratio compares what each was offered. "
+            "With `--no-listen` they key over every prompt (Twilio's barge-in), the think time alone "
+            "between requests"
+        )
     elif ours.think_s and ours.listening_s_per_request:
-        found.append(f"callers who heard every prompt at speaking pace (the simulator's clock) would take "
-                     f"{ours.listening_s_per_request:.1f} s per webhook request; a {ours.think_s:g} s think time "
-                     f"offers about {ours.listening_s_per_request / ours.think_s:.1f}x their rate")  # fmt: skip
+        found.append(
+            f"callers who heard every prompt at speaking pace (the simulator's clock) would take "
+            f"{ours.listening_s_per_request:.1f} s per webhook request; a {ours.think_s:g} s think time "
+            f"offers about {ours.listening_s_per_request / ours.think_s:.1f}x their rate"
+        )
     for phase in phases:
         if phase.loop_lag_p99_ms > GENERATOR_LAG_LIMIT_MS:
-            found.append(f"{phase.name}: THE GENERATOR FELL BEHIND (event-loop lag p99 {phase.loop_lag_p99_ms:,.0f} ms "
-                         f"> {GENERATOR_LAG_LIMIT_MS:g} ms): its latencies and lost connections measure the machine, "
-                         "not only the server")  # fmt: skip
+            found.append(
+                f"{phase.name}: THE GENERATOR FELL BEHIND (event-loop lag p99 {phase.loop_lag_p99_ms:,.0f} ms "
+                f"> {GENERATOR_LAG_LIMIT_MS:g} ms): its latencies and lost connections measure the machine, "
+                "not only the server"
+            )
         found += [f"{phase.name}, first {kind}: {line}" for kind, line in sorted(phase.first_errors.items())]
     if not all(phase.server.peaks_reset for phase in phases):
         found.append("this kernel would not reset VmHWM: peaks marked 'since start' cover earlier phases too")

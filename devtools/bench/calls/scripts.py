@@ -17,10 +17,19 @@ from devtools.simulator import APPLICATION_ERROR, Failure, Transcript, TwilioErr
 from flows import prompts
 
 BOOK, BOOK_HINDI, BOOK_AFTER_SILENCE, BOOK_AFTER_WRONG_PIN, TRACK = (
-    "book", "book_hindi", "book_after_silence", "book_after_wrong_pin", "track",
-)  # fmt: skip
-MIX: dict[str, float] = {BOOK: 0.60, BOOK_HINDI: 0.15, BOOK_AFTER_SILENCE: 0.05, BOOK_AFTER_WRONG_PIN: 0.05,
-                         TRACK: 0.15}  # fmt: skip
+    "book",
+    "book_hindi",
+    "book_after_silence",
+    "book_after_wrong_pin",
+    "track",
+)
+MIX: dict[str, float] = {
+    BOOK: 0.60,
+    BOOK_HINDI: 0.15,
+    BOOK_AFTER_SILENCE: 0.05,
+    BOOK_AFTER_WRONG_PIN: 0.05,
+    TRACK: 0.15,
+}
 UNKNOWN_PIN = "999999"  # six digits, but no India Post office has it
 LANGUAGES = ("hi", "en")
 BOOKED_PROMPT = "request_created"
@@ -43,8 +52,9 @@ class Script:
 class Mix:
     """Draws the next caller; a caller who booked may ring again later to track their request."""
 
-    def __init__(self, rng: random.Random, service_digits: Sequence[str], pincodes: Sequence[str],
-                 taken: Iterable[str] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, rng: random.Random, service_digits: Sequence[str], pincodes: Sequence[str], taken: Iterable[str] = ()
+    ) -> None:
         self.rng = rng
         self.service_digits = service_digits
         self.pincodes = pincodes
@@ -106,8 +116,17 @@ def judge(script: Script, transcript: Transcript, *, helpline: bool) -> Verdict:
     if helpline and not script.books and not read_back:
         errors.append(("nothing_read_back", f"{script.kind} {','.join(script.keys)}: no request read back"))
     kinds, lines = tuple(kind for kind, _ in errors), tuple(line for _, line in errors)
-    return Verdict(transcript.call_sid, script.kind, script.from_number, kinds, booked, read_back,
-                   len(transcript.requests), lines, transcript.duration)  # fmt: skip
+    return Verdict(
+        transcript.call_sid,
+        script.kind,
+        script.from_number,
+        kinds,
+        booked,
+        read_back,
+        len(transcript.requests),
+        lines,
+        transcript.duration,
+    )
 
 
 def cut_off(script: Script, call_sid: str) -> Verdict:

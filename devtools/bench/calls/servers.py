@@ -48,23 +48,53 @@ class Server:
 
 def helpline_command(config: Path, port: int, workers: int) -> list[str]:
     """`sewamitra serve`, exactly as an operator runs it."""
-    return [sys.executable, "-m", "sewamitra", "--config", str(config), "serve", "--host", HOST, "--port", str(port),
-            "--workers", str(workers)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "sewamitra",
+        "--config",
+        str(config),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
 
 
 def baseline_command(port: int, workers: int) -> list[str]:
-    return [sys.executable, "-m", "devtools.bench.calls.baseline", "--host", HOST, "--port", str(port),
-            "--workers", str(workers)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "devtools.bench.calls.baseline",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
 
 
 @contextmanager
-def running(name: str, command: list[str], environ: Mapping[str, str], *, port: int, workers: int,
-            ready_path: str, log_dir: Path) -> Iterator[Server]:  # fmt: skip
+def running(
+    name: str,
+    command: list[str],
+    environ: Mapping[str, str],
+    *,
+    port: int,
+    workers: int,
+    ready_path: str,
+    log_dir: Path,
+) -> Iterator[Server]:
     """Start the server, wait until it answers with all its workers up, and stop it afterwards."""
     log = log_dir / f"{name}.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(command, env=dict(environ), stdout=output, stderr=subprocess.STDOUT,
-                                   preexec_fn=die_with_parent)  # fmt: skip
+        process = subprocess.Popen(
+            command, env=dict(environ), stdout=output, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
     server = Server(name, process.pid, f"http://{HOST}:{port}", log)
     try:
         _await_ready(process, server, workers, ready_path)

@@ -77,20 +77,25 @@ def webhook(environ: dict[str, Any]) -> str:
     return f"{path} (turn {turn})" if turn is not None else path
 
 
-def main(calls: int, *, postgres_url: str, redis_url: str, out: TextIO, config: Path | None = None,
-         seed: int = 155330) -> Result:  # fmt: skip
+def main(
+    calls: int, *, postgres_url: str, redis_url: str, out: TextIO, config: Path | None = None, seed: int = 155330
+) -> Result:
     if calls < 1:
         raise SewamitraError("--calls must be at least 1")
     config = config or default_config_path()
-    with fresh_database(postgres_url) as database_url, claimed_redis(redis_url), \
-            tempfile.TemporaryDirectory(prefix="sewamitra-bench-turns-") as tmp:  # fmt: skip
+    with (
+        fresh_database(postgres_url) as database_url,
+        claimed_redis(redis_url),
+        tempfile.TemporaryDirectory(prefix="sewamitra-bench-turns-") as tmp,
+    ):
         settings = load_settings(config, run.bench_environ(database_url, redis_url, Path(tmp)))
         engine = create_engine(database_url)
         try:
             mix = run.callers_mix(engine, settings, random.Random(seed))
             scripts: list[Script] = []
-            helpline, errors = measure(create_app(settings), _drawn(mix, WARM_UP_CALLS + calls, scripts), mix,
-                                       helpline=True)  # fmt: skip
+            helpline, errors = measure(
+                create_app(settings), _drawn(mix, WARM_UP_CALLS + calls, scripts), mix, helpline=True
+            )
             base, base_errors = measure(baseline.create_app(), iter(scripts), None, helpline=False)  # the same calls
         finally:
             engine.dispose()
@@ -108,8 +113,12 @@ def measure(app: Flask, scripts: Iterator[Script], mix: Mix | None, *, helpline:
     transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN)
     for index, script in enumerate(scripts):
         clock.on = index >= WARM_UP_CALLS
-        setup = CallSetup(public_url=run.PUBLIC_URL, from_number=script.from_number, account_sid=run.ACCOUNT_SID,
-                          call_sid=f"CA{index:032x}")  # fmt: skip
+        setup = CallSetup(
+            public_url=run.PUBLIC_URL,
+            from_number=script.from_number,
+            account_sid=run.ACCOUNT_SID,
+            call_sid=f"CA{index:032x}",
+        )
         verdict = judge(script, drive(setup.steps(script.keys), transport), helpline=helpline)
         errors += len(verdict.errors)
         if mix is not None and verdict.booked and not verdict.errors:
@@ -129,14 +138,28 @@ def report(helpline: Clock, base: Clock, calls: int, errors: int) -> str:
     for name, times in sorted(helpline.spent.items(), key=lambda item: -sum(item[1])):
         rows.append((name, f"{len(times):,}", _ms(sum(times) / len(times)), f"{sum(times) / helpline.cpu_s:.1%}"))
     ours, theirs = helpline.cpu_s / helpline.requests, base.cpu_s / base.requests
-    lines = ["", "# sewamitra bench turns", "", f"- calls: {calls:,} of the callers' mix of `sewamitra bench calls`, "
-             f"after {WARM_UP_CALLS} not counted; one process, the CPU clock around each WSGI call", ""]  # fmt: skip
+    lines = [
+        "",
+        "# sewamitra bench turns",
+        "",
+        f"- calls: {calls:,} of the callers' mix of `sewamitra bench calls`, "
+        f"after {WARM_UP_CALLS} not counted; one process, the CPU clock around each WSGI call",
+        "",
+    ]
     lines += table(rows)
-    lines += ["", *table([
-        ("app", "requests", "CPU per request", "against the baseline"),
-        ("helpline", f"{helpline.requests:,}", _ms(ours), f"{ours / theirs:.1f}x"),
-        ("baseline (one fixed menu)", f"{base.requests:,}", _ms(theirs), "1.0x"),
-    ]), "", f"errors the callers heard: {errors}", ""]  # fmt: skip
+    lines += [
+        "",
+        *table(
+            [
+                ("app", "requests", "CPU per request", "against the baseline"),
+                ("helpline", f"{helpline.requests:,}", _ms(ours), f"{ours / theirs:.1f}x"),
+                ("baseline (one fixed menu)", f"{base.requests:,}", _ms(theirs), "1.0x"),
+            ]
+        ),
+        "",
+        f"errors the callers heard: {errors}",
+        "",
+    ]
     return "\n".join(lines)
 
 
