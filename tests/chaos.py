@@ -44,6 +44,25 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str, *, every: 
         time.sleep(every)
 
 
+def redis_command(port: int, directory: Path) -> list[str]:
+    """A redis-server of a test run's own on 127.0.0.1:`port`, keeping nothing on disk."""
+    return [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        "--daemonize",
+        "no",
+    ]
+
+
 class Process:
     """A child in a process group of its own, its output kept in `log`."""
 
@@ -108,23 +127,7 @@ class RedisServer(Process):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        self.spawn(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-                "--daemonize",
-                "no",
-            ]
-        )
+        self.spawn(redis_command(self.port, self.directory))
         wait_until(self.ping, 10, "redis-server to answer")
         return self
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
-from devtools.embedded_redis import redis_server_binary
 from sewamitra.process import die_with_parent
-from tests.chaos import free_port, wait_until
+from tests.chaos import free_port, redis_command, wait_until
 
 # The services CI starts; override to point the suite elsewhere.
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -193,21 +192,7 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
-        command = [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.directory),
-            "--daemonize",
-            "no",
-        ]
+        command = redis_command(self.port, self.directory)
         with (self.directory / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
