@@ -15,8 +15,7 @@ from sqlmodel import Session, col, select
 from console import auth
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
-from dispatch import jobs
-from dispatch.queues import QueueName, queue
+from dispatch import enqueue
 from storage import callqueue
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -112,13 +111,11 @@ def take_next() -> ResponseReturnValue:
     connection = runtime().redis
     try:
         taken = callqueue.claim_next(connection, g.user.id, time.time())
-        if taken is not None:
-            ring = f"ring-agent-{g.user.id}-{taken.call_sid}"
-            queue(connection, QueueName.DISPATCH).enqueue(jobs.ring_agent, g.user.id, g.user.phone, job_id=ring)
     except redis.RedisError:  # a lock not had in time is a RedisError too
         log.exception("could not take the next caller")
-        flash("The queue cannot be read right now (Redis is unreachable).")
-        return redirect(url_for(".live"))
+        return _redis_unreachable()
+    if taken is not None and not enqueue.ring_agent(connection, g.user.id, g.user.phone, taken.call_sid):
+        return _redis_unreachable()
     if taken is None:
         flash("Nobody is waiting.")
         return redirect(url_for(".live"))
@@ -128,6 +125,11 @@ def take_next() -> ResponseReturnValue:
         )
     flash("Your desk phone is ringing; answer it to talk to the caller.")
     return redirect(url_for("console.callers.for_call", call=taken.call_sid))
+
+
+def _redis_unreachable() -> ResponseReturnValue:
+    flash("The queue cannot be read right now (Redis is unreachable).")
+    return redirect(url_for(".live"))
 
 
 @bp.post("/callbacks/<id:callback_id>")

@@ -26,8 +26,7 @@ from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
 from core.text import storable
-from dispatch import jobs
-from dispatch.queues import QueueName, queue
+from dispatch import enqueue
 from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
 from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
@@ -490,30 +489,24 @@ def _log_when_back(session: Session | None) -> None:
     """The database is out of reach: a job writes the call's log when it is back. If Redis cannot
     take the job either, the report misses this call (and says so in the log)."""
     turn = _turn()
-    job_id = f"call-log-{turn.call_id}-{re.sub(r'[^a-z-]', '', turn.status)[:20]}"  # RQ's id characters
-    try:
-        queue(_runtime().redis, QueueName.DEFAULT).enqueue(
-            calllog.record_when_back,
-            calllog.fields(turn),
-            session.to_dict() if session else None,
-            utcnow().isoformat(),
-            job_id=job_id,
-            retry=jobs.DATABASE_RETRY,
-        )
-    except redis.RedisError:
-        log.exception("neither the database nor Redis can keep the log of call %s", turn.call_id)
+    enqueue.call_log(
+        _runtime().redis,
+        calllog.record_when_back,
+        turn.call_id,
+        turn.status,
+        calllog.fields(turn),
+        session.to_dict() if session else None,
+        utcnow().isoformat(),
+    )
 
 
 def _unanswered_outbound_call() -> None:
     """Our call went unanswered: an offer counts as unanswered, a feedback call falls back to SMS."""
-    dispatching = queue(_runtime().redis, QueueName.DISPATCH)
     offer_id, request_id = parse_id(request.args.get("offer")), parse_id(request.args.get("feedback"))
     if offer_id:
-        dispatching.enqueue(
-            jobs.expire_offer, offer_id, "the call was not answered", True, job_id=f"unanswered-{offer_id}"
-        )
+        enqueue.unanswered_offer(_runtime().redis, offer_id)
     if request_id:
-        dispatching.enqueue(jobs.feedback_sms, request_id, job_id=f"feedback-sms-{request_id}")
+        enqueue.feedback_sms(_runtime().redis, request_id)
         calllog.note_unanswered_feedback(_runtime().engine, request_id, _turn().status)
 
 

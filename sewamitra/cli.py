@@ -158,13 +158,14 @@ def _reindex_workers(settings: Settings) -> None:
     """Ask the workers to rebuild the dispatch index; without a Redis, the next start does it."""
     if not settings.redis_url:
         return
-    from dispatch import jobs
-    from dispatch.queues import QueueName, queue
+    from dispatch import enqueue
 
-    try:
-        queue(redisdb.connect(settings), QueueName.DISPATCH).enqueue(jobs.rebuild_index, job_id="rebuild-index")
-    except Exception as exc:  # the import is done; the index catches up at the next start
-        click.echo(f"could not queue the index rebuild ({exc}); it happens at the next start", err=True)
+    try:  # the import is done; without the job, the index catches up at the next start
+        queued = enqueue.rebuild_index(redisdb.connect(settings))
+    except ValueError:  # a redis_url Redis cannot read
+        queued = False
+    if not queued:
+        click.echo("could not queue the index rebuild; it happens at the next start", err=True)
 
 
 def _advance(bar: Any, done: int, total: int) -> None:
