@@ -9,9 +9,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import phones
 from core.exceptions import SewamitraError
-from storage import audit
+from storage import audit, providers
 from storage.audit import AuditAction
-from storage.models import Provider, Role, User
+from storage.models import Role, User
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,59}$")
 MIN_PASSWORD = 10
@@ -46,7 +46,9 @@ def create_user(
         role=role,
         full_name=full_name,
         phone=_desk_phone(phone),
-        provider_id=_provider_id(session, role, provider),
+        provider_id=providers.agency_id(
+            session, provider, provider_role=role is Role.PROVIDER, what="user", tie="belongs to", error=UserError
+        ),
     )
     session.add(user)
     session.flush()
@@ -68,19 +70,6 @@ def _desk_phone(raw: str | None) -> str | None:
     if number is None:
         raise UserError(f"phone: {raw!r} is not a valid phone number")
     return number
-
-
-def _provider_id(session: Session, role: Role, provider: str | None) -> int | None:
-    if role is not Role.PROVIDER:
-        if provider:
-            raise UserError("--provider is only for users with the provider role")
-        return None
-    if not provider:
-        raise UserError("a provider user needs --provider NAME (the agency it belongs to)")
-    found = session.exec(select(Provider).where(Provider.name == provider)).first()
-    if found is None:
-        raise UserError(f"no provider agency named {provider!r}")
-    return found.id
 
 
 def verify_password(user: User, password: str) -> bool:
