@@ -10,10 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,7 +42,6 @@ from ivr.effects import (
 from ivr.instructions import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, instructions, spoken
 from storage import callqueue
 from storage.db import UNREACHABLE
-from storage.models import utcnow
 from storage.runtime import Runtime
 from telephony.call import (
     CallPlatform,
@@ -265,7 +262,7 @@ def _party() -> str | None:
 def _context(state: CallState, session: Session, turn: int) -> CallContext:
     runtime = _runtime()
     return CallContext(
-        runtime.settings, runtime.engine, runtime.redis, state.call_sid, _party(), turn, session.language
+        runtime.settings, runtime.engine, runtime.redis, state.call_sid, _party(), turn, session.language, runtime.clock
     )
 
 
@@ -323,6 +320,7 @@ def queue_result() -> Response:
             _party(),
             session.turn if session else 0,
             language,
+            _runtime().clock,
         )
         reason = "left_queue" if result == "leave" else "queue_unavailable"
         said.append(_said("callback_recorded" if record_callback(ctx, reason) else "callback_impossible", language))
@@ -344,7 +342,8 @@ def _note_waiting(language: str, position: int) -> None:
             str(keyed.get("service") or "")[:32],
             str(keyed.get("pincode") or "")[:6],
         )
-        callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, time.time())
+        waited = calllog.seconds(_turn().queue_time) or 0
+        callqueue.note_waiting(_runtime().redis, call, position, waited, _runtime().clock.now().timestamp())
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
 
@@ -475,7 +474,7 @@ def status() -> Response:
         return Response(status=204)
     session = _session()
     try:
-        calllog.record(_runtime().engine, turn, session)
+        calllog.record(_runtime().engine, turn, session, _runtime().clock.now())
     except UNREACHABLE:
         _log_when_back(session)
     except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
@@ -496,7 +495,7 @@ def _log_when_back(session: Session | None) -> None:
         turn.status,
         calllog.fields(turn),
         session.to_dict() if session else None,
-        utcnow().isoformat(),
+        _runtime().clock.now().isoformat(),
     )
 
 
@@ -542,7 +541,7 @@ def _apology() -> Response:
     the caller's number is known and the database can keep it) and goodbye. Never a dead end."""
     settings = _runtime().settings
     sorry = _in_every_language("technical_problem")
-    if settings.call_centre.is_open(datetime.now(UTC)):
+    if settings.call_centre.is_open(_runtime().clock.now()):
         return _answered(*sorry, Enqueue(HELPLINE_QUEUE, wait_url=QUEUE_WAIT_PATH, action=QUEUE_RESULT_PATH))
     promised = _in_every_language("callback_recorded") if _promise_callback() else []
     return _answered(*sorry, *promised, *_in_every_language("goodbye"), Hangup())
@@ -565,7 +564,9 @@ def _promise_callback() -> bool:
     if g.get("database_failed"):  # a host gone dark makes each try wait out the connect timeout
         return False
     runtime = _runtime()
-    ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, turn.call_id, _party(), 0, _language())
+    ctx = CallContext(
+        runtime.settings, runtime.engine, runtime.redis, turn.call_id, _party(), 0, _language(), runtime.clock
+    )
     try:
         return record_callback(ctx, "out_of_hours")
     except sa.exc.SQLAlchemyError:
