@@ -99,13 +99,22 @@ def _advance(bar: Any, done: int, total: int) -> None:
 
 
 def _first_admin(session: Session, data_dir: Path) -> str:
-    """A fresh database gets user 'admin' with a random password kept in the data directory."""
+    """A fresh database gets user 'admin' with a random password kept in the data directory, to be
+    changed at the first sign-in."""
     password_file = data_dir / localsecrets.ADMIN_PASSWORD_FILE
     if session.exec(select(User.id).limit(1)).first() is None:
         password_file.unlink(missing_ok=True)
         password = localsecrets.read_or_create(password_file, make=12)  # not printed: `up`'s output is often logged
-        create_user(session, "admin", Role.ADMIN, password, full_name="Helpline administrator", actor="up")
-        return f"admin, password in {password_file}   (change it after signing in)"
+        create_user(
+            session,
+            "admin",
+            Role.ADMIN,
+            password,
+            full_name="Helpline administrator",
+            must_change_password=True,
+            actor="up",
+        )
+        return f"admin, password in {password_file}   (the console asks for a new one at the first sign-in)"
     if password_file.exists():
         return f"admin (first password in {password_file}, unless changed since)"
     return "the users made with `sewamitra create-user`"
