@@ -232,7 +232,8 @@ def test_two_admins_disabling_each_other_at_once_leave_one_admin(app: Flask) -> 
     """The first takes every active admin's row lock; the second waits, then finds itself the last."""
     engine = engine_of(app)
     first, second = add_user(engine, "meera", Role.ADMIN), add_user(engine, "vikram", Role.ADMIN)
-    assert first.id is not None and second.id is not None
+    assert first.id is not None
+    assert second.id is not None
     outcome: list[object] = []
     started = threading.Event()
 
@@ -263,7 +264,8 @@ def _wait_until_blocked(engine: sa.Engine) -> None:
         for _ in range(600):
             waiting = connection.execute(
                 sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 )
             ).scalar()
             if waiting:
@@ -332,9 +334,12 @@ def test_a_reset_password_is_shown_once_ends_the_users_sessions_and_must_be_chan
     assert last_event(app, "user.password_reset").detail["chosen_by_admin"] is False
 
     assert changes_password(again, given, NEW_PASSWORD).headers["Location"] == "/console/queue"
-    assert given not in caplog.text and NEW_PASSWORD not in caplog.text and PASSWORD not in caplog.text
+    assert given not in caplog.text
+    assert NEW_PASSWORD not in caplog.text
+    assert PASSWORD not in caplog.text
     for event in events(app):
-        assert given not in str(event.detail) and NEW_PASSWORD not in str(event.detail)
+        assert given not in str(event.detail)
+        assert NEW_PASSWORD not in str(event.detail)
 
 
 # -- one's own password -------------------------------------------------------------------------------
