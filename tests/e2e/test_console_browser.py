@@ -516,6 +516,12 @@ def test_an_admin_adds_an_agent_who_chooses_a_password_at_the_first_sign_in_then
     shoot(admin, "18-users-hindi")
     english = [word for word in _words(admin.locator("main thead").inner_text()) if re.fullmatch(r"[A-Za-z]+", word)]
     assert english == [], english  # every column heading in Hindi
+    admin.get_by_role("link", name="asha", exact=True).click()
+    expect(admin.get_by_role("button", name="उपयोगकर्ता को अक्षम करें")).to_be_visible()
+    shoot(admin, "19-user-hindi")
+    labels = admin.locator("main label, main button, main h2").all_inner_texts()
+    english = [word for text in labels for word in _words(text) if re.fullmatch(r"[A-Za-z]+", word)]
+    assert set(english) <= {"English"}, english  # the language names itself; every label is in Hindi
 
     desk = windows()
     sign_in(desk, "asha", first_password)
@@ -524,7 +530,7 @@ def test_an_admin_adds_an_agent_who_chooses_a_password_at_the_first_sign_in_then
     expect(desk.locator("header nav")).to_have_count(0)  # nowhere else to go yet
     desk.goto("/console/requests")
     expect(desk).to_have_url(f"{live.url}/console/password")
-    shoot(desk, "19-change-password")
+    shoot(desk, "20-change-password")
     desk.get_by_label("Current password").fill(first_password)
     desk.get_by_label("New password", exact=True).fill("asha chose this one")
     desk.get_by_label("New password again").fill("asha chose this one")
