@@ -205,8 +205,7 @@ def bench_turns(calls: int, seed: int, postgres_url: str, redis_url: str) -> Non
     "--port",
     type=int,
     default=None,
-    help="the port of `up --port`, when public_url is the local default (default: the running `up`'s, "
-    "else public_url)",
+    help="the port of `up --port` if public_url is the local default (default: the running `up`'s, else public_url)",
 )
 @click.pass_context
 def twilio_signature(
