@@ -74,8 +74,7 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
             click.echo(
                 f"public_url is the local default: webhooks are signed over {environ['SEWAMITRA_PUBLIC_URL']} "
                 "(the port of --port), and `sewamitra simulate` and `twilio-signature` sign over it too; "
-                "set SEWAMITRA_PUBLIC_URL "
-                "to the URL Twilio calls"
+                "set SEWAMITRA_PUBLIC_URL to the URL Twilio calls"
             )
         settings = load_settings(environ=environ)
         login = prepare_database(settings, seed_demo=seed_demo)

@@ -125,7 +125,8 @@ def update_user(
     if not changed:
         return []
     user_role = user.role.value
-    shown = {name: [_plain(getattr(user, name)), _plain(wanted[name])] for name in changed if name != "phone"}
+    # Before and after, but a desk phone's number (that it changed is enough); the role in from/to.
+    shown = {name: [getattr(user, name), wanted[name]] for name in changed if name not in ("phone", "role")}
     for name in changed:
         setattr(user, name, wanted[name])
     session.add(user)
@@ -137,7 +138,7 @@ def update_user(
         entity_id=user_id,
         from_status=user_role if "role" in changed else None,
         to_status=role.value if "role" in changed else None,
-        detail={"username": user.username, "changed": changed, **{k: v for k, v in shown.items() if k != "role"}},
+        detail={"username": user.username, "changed": changed, **shown},
     )
     return changed
 
@@ -248,10 +249,6 @@ def _keep_an_admin(session: Session, user: User) -> None:
     admins = session.exec(query.with_for_update()).all()
     if not [admin for admin in admins if admin != user.id]:
         raise UserError("the last active admin cannot be disabled or given another role", Refusal.LAST_ADMIN)
-
-
-def _plain(value: object) -> object:
-    return value.value if isinstance(value, StrEnum) else value
 
 
 def _desk_phone(raw: str | None) -> str | None:
