@@ -179,12 +179,14 @@ def sign_in() -> ResponseReturnValue:
         return render_template("console/sign_in.html", error=WRONG, username=username, next=target), 401
     _forget_failures(username, address, device)
     after_this_request(functools.partial(_trust_device, username))
-    language = session.get("language")
+    language = user.language or session.get("language")
     session.clear()  # a new session: nothing from before signing in survives (session fixation)
     now = runtime().clock.now().timestamp()
     session.update(uid=user.id, epoch=user.session_epoch, since=now, seen=now, language=language or "en")
     session.permanent = False
     _record_sign_in(user, AuditAction.USER_SIGNED_IN, username)
+    if user.must_change_password:
+        return redirect(url_for("console.users.password"))
     return redirect(local_path(target) if target else url_for(home_endpoint(user.role)))
 
 

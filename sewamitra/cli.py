@@ -210,6 +210,50 @@ def create_user(
     click.echo(f"created {user.role.value} {user.username!r}")
 
 
+@main.command(name="reset-password")
+@click.argument("username")
+@click.pass_context
+def reset_password(ctx: click.Context, username: str) -> None:
+    """Give a console user a new random password, shown once, to be changed at their next sign-in
+    (also how to let an admin back in who forgot theirs)."""
+    from storage.users import reset_password as reset
+
+    with _session(_settings(ctx)) as session:
+        try:
+            password = reset(session, _user_id(session, username), actor="cli")
+        except SewamitraError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"new password for {username!r}, shown once; it must be changed at the next sign-in:")
+    click.echo(password)
+
+
+@main.command(name="disable-user")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="enable the user again instead")
+@click.pass_context
+def disable_user(ctx: click.Context, username: str, enable: bool) -> None:
+    """Stop a console user signing in (their sessions end at their next page), or let them in again."""
+    from storage.users import set_active
+
+    with _session(_settings(ctx)) as session:
+        try:
+            set_active(session, _user_id(session, username), enable, actor="cli")
+        except SewamitraError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{'enabled' if enable else 'disabled'} {username!r}")
+
+
+def _user_id(session: Session, username: str) -> int:
+    from sqlmodel import select
+
+    from storage.models import User
+
+    found = session.exec(select(User.id).where(User.username == username.strip().lower())).first()
+    if found is None:
+        raise click.ClickException(f"no console user named {username!r}")
+    return found
+
+
 @main.command(name="create-token")
 @click.argument("client")
 @click.option(

@@ -60,9 +60,7 @@ def create_token(
     token = ApiToken(
         client=client,
         role=role,
-        provider_id=providers.agency_id(
-            session, provider, provider_role=role is ApiRole.PROVIDER, what="token", tie="acts for", error=TokenError
-        ),
+        provider_id=_provider_id(session, role, provider),
         token_hash=digest(secret),
         prefix=secret[:SHOWN],
         expires_at=utcnow() + timedelta(days=expires_days) if expires_days else None,
@@ -115,3 +113,12 @@ def revoke(session: Session, prefix: str, actor: str = "cli") -> list[ApiToken]:
             detail={"client": token.client, "prefix": token.prefix},
         )
     return list(found)
+
+
+def _provider_id(session: Session, role: ApiRole, provider: str | None) -> int | None:
+    try:
+        return providers.agency_id(
+            session, provider, provider_role=role is ApiRole.PROVIDER, what="token", tie="acts for"
+        )
+    except providers.AgencyRefused as refused:
+        raise TokenError(str(refused)) from None
