@@ -1,8 +1,8 @@
 # The two commands of the README: `make run` and `make test`.
 PYTHON ?= python3
-# pytest-xdist's processes for the suite: its e2e tests mostly wait on processes of their own, so
-# more processes than cores still pay; 0 runs it in one process.
-TEST_PROCESSES ?= 3
+# pytest-xdist's processes for the suite, one per core of the two CI and the developers have (each
+# uses the Redis database after the previous one's: TEST_REDIS_URL's, and the next); 0 runs it in one.
+TEST_PROCESSES ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
