@@ -1,5 +1,8 @@
 # The two commands of the README: `make run` and `make test`.
 PYTHON ?= python3
+# pytest-xdist's processes for the suite, one per core of the two CI and the developers have (each
+# uses the Redis database after the previous one's: TEST_REDIS_URL's, and the next); 0 runs it in one.
+TEST_PROCESSES ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -13,7 +16,7 @@ run: $(STAMP)
 test: $(STAMP) lint
 	@test -x /usr/bin/chromium || $(BIN)/playwright install chromium >$(VENV)/playwright-install.log 2>&1 \
 	  || echo "make test: could not download Playwright's Chromium (see $(VENV)/playwright-install.log)"
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

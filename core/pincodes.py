@@ -97,8 +97,15 @@ def districts(state: str) -> list[str]:
 
 def pincodes(state: str, district: str | None = None) -> list[str]:
     """Every PIN code of `state` (or of one of its districts) whose primary state it is."""
-    found = indian_pincode.get_pincodes(state=state.upper(), district=district)
-    return sorted(pin for pin in found if (place := lookup(pin)) and place.in_state(state))
+    return list(_pincodes(state.upper(), district))
+
+
+@cache
+def _pincodes(state: str, district: str | None) -> tuple[str, ...]:
+    """Worked out once per process: India Post's list is scanned whole for each state (a tenth of a
+    second), and each web app placing its service area at start would pay that again."""
+    found = indian_pincode.get_pincodes(state=state, district=district)
+    return tuple(sorted(pin for pin in found if (place := lookup(pin)) and place.in_state(state)))
 
 
 def nearest(latitude: float, longitude: float, state: str, within_km: float = NEAREST_KM) -> Place | None:

@@ -41,7 +41,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     global RUN
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # a TERM stops the run as Ctrl-C does: cleanly
         signal.signal(signal.SIGTERM, _interrupted)
+    worker = getattr(session.config, "workerinput", None)
+    if worker is not None:  # a pytest-xdist worker: the controller's services, a Redis database of its own
+        RUN = services.joined(int(worker["workerid"].removeprefix("gw")))
+        return
     RUN = services.start()
+    if getattr(session.config.option, "dist", "no") != "no":  # xdist starts the workers after this hook
+        services.share(RUN)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and session.config.get_verbosity() < 0:  # -q prints no header: say it anyway
         reporter.write_line(RUN.header())

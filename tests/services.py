@@ -5,6 +5,7 @@ Chromium the browser tests drive (the system's, else Playwright's own)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,9 @@ from tests.chaos import free_port, redis_command, wait_until
 
 # The services CI starts; override to point the suite elsewhere.
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")  # pytest-xdist's workers: 12, 13, …
+# A run split over pytest-xdist's workers: the services its controller chose (and started), for them.
+SHARED = "TEST_RUN_SERVICES"
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = re.compile(r"(//[^:/@]*:)[^@]*@")
 INSTALL_CHROMIUM = (
@@ -224,9 +227,44 @@ class Services:
         browser = self.chromium.describe() if self.chromium else "none found: " + INSTALL_CHROMIUM
         return f"services: PostgreSQL {self.postgres.describe()}; Redis {self.redis.describe()}; Chromium {browser}"
 
+    def named(self) -> dict[str, Service | None]:
+        return {"postgres": self.postgres, "redis": self.redis, "chromium": self.chromium}
+
     def stop(self) -> None:
         while self.started:
             self.started.pop().stop()
+
+
+def share(run: Services) -> None:
+    """For the workers pytest-xdist starts next: they use the services this process chose."""
+    os.environ[SHARED] = json.dumps(
+        {name: service.__dict__ if service else None for name, service in run.named().items()}
+    )
+
+
+def joined(worker: int) -> Services:
+    """The services the run's controller chose, for its worker number `worker`: the same PostgreSQL
+    server (each worker makes databases of its own) and Redis database `worker` places after the
+    run's, as each test empties its Redis database. Embedded ones stay the controller's to stop."""
+    given = {name: Service(**fields) if fields else None for name, fields in json.loads(os.environ[SHARED]).items()}
+    postgres, redis_service = given["postgres"], given["redis"]
+    assert postgres is not None, given
+    assert redis_service is not None, given
+    parts = urllib.parse.urlsplit(redis_service.url)
+    database = int(parts.path.strip("/") or 0) + worker
+    url = urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
+    client = redis.Redis.from_url(redis_service.url, socket_timeout=5)
+    try:
+        databases = int(str(client.config_get("databases")["databases"]))
+    finally:
+        client.close()
+    if database >= databases:
+        raise RuntimeError(
+            f"worker {worker} would use Redis database {database}, but the server has {databases}: "
+            "give TEST_REDIS_URL a lower database number, or run fewer workers (-n)"
+        )
+    note = f"worker {worker}'s database" + (f"; {redis_service.note}" if redis_service.note else "")
+    return Services(postgres, Service(url, redis_service.origin, note), given["chromium"], [])
 
 
 def start() -> Services:

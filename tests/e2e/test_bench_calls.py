@@ -21,6 +21,9 @@ from devtools.simulator import APPLICATION_ERROR, Event, Failure, Heard, Request
 from flows import prompts
 from tests.factories import ROOT
 
+# One worker of a split run (pytest-xdist) takes the whole module: its tests read one short run of the benchmark.
+pytestmark = pytest.mark.xdist_group("bench_calls")
+
 
 @pytest.fixture(scope="module")
 def short_run(postgres_server_url: str, redis_server_url: str) -> run.Result:

@@ -22,7 +22,8 @@ from dispatch import geoindex
 from storage.db import create_engine
 from tests.factories import ROOT
 
-pytestmark = pytest.mark.slow  # starts a real RQ worker process
+# Starts a real RQ worker process; one worker of a split run (pytest-xdist) makes the module's one run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bench_dispatch")]
 
 REQUESTS = 50
 # Counts that a toy run may well leave at nought; every other figure is a time, a rate or a ratio.

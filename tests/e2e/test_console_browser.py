@@ -97,6 +97,10 @@ def live(helpline_settings: Settings) -> Iterator[Live]:
     app.extensions["sewamitra"].engine.dispose()
 
 
+# One worker of a split run (pytest-xdist) takes the whole module: its tests share one Chromium.
+pytestmark = pytest.mark.xdist_group("console_browser")
+
+
 @pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Browser]:
     """The run's Chromium (the system's, else Playwright's own), headless."""

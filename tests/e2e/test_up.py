@@ -159,6 +159,11 @@ def rq_worker_names(data_dir: Path) -> set[str]:
         connection.close()
 
 
+def in_the_aof(directory: Path, written: bytes) -> bool:
+    """Redis's append-only file (one, or Redis 7's several in appendonlydir/) holds `written`."""
+    return any(written in aof.read_bytes() for aof in directory.rglob("*.aof"))
+
+
 def descendants(pid: int) -> set[int]:
     found: set[int] = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -325,7 +330,9 @@ def test_up_starts_its_embedded_redis_again_when_it_dies_and_keeps_its_data(
     before = redis.Redis(unix_socket_path=socket_path, socket_timeout=5)
     before.set("sewamitra:test:kept", "yes")
     before.close()
-    time.sleep(1.5)  # the AOF is written to disk every second (appendfsync everysec)
+    # Redis writes the AOF's file after the command and fsyncs it every second; a SIGKILL loses nothing
+    # the kernel already holds, so the write is safe once the file has it.
+    wait_for(lambda: in_the_aof(data_dir / "redis", b"sewamitra:test:kept"), 30, "the write to reach the AOF")
     first = int((data_dir / "redis" / "redis.pid").read_text())
     wait_for(lambda: rq_worker_names(data_dir), 60, "the RQ workers to register")
 

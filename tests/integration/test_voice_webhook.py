@@ -256,6 +256,7 @@ def test_the_service_areas_pin_codes_are_placed_when_the_app_starts_not_at_a_cal
     at its first caller's PIN, and every call that process served waited too."""
     pincodes.lookup.cache_clear()
     pincodes._district_centres.cache_clear()
+    pincodes._pincodes.cache_clear()
 
     create_app(settings)
     placed = pincodes.lookup.cache_info().misses, pincodes._district_centres.cache_info().misses
