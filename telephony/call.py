@@ -27,6 +27,7 @@ class CallTurn:
     digits: str = ""  # what was keyed at a wait
     status: str = ""  # the call's status: ringing, in-progress, completed, busy, no-answer, …
     duration: str = ""  # seconds, once the call is over
+    hangup_cause: str = ""  # why it ended, in the platform's words (Plivo's HangupCause: NORMAL_CLEARING, …)
     queue_position: str = ""  # the caller's place in the agents' queue
     queue_result: str = ""  # how the caller left that queue: bridged, hangup, leave, …
     queue_time: str = ""  # seconds the caller waited in it
@@ -135,6 +136,7 @@ class CallPlatform(Protocol):
     documents."""
 
     mimetype: str  # of its call documents and message replies
+    queues: bool  # it has queue verbs (Enqueue, Leave, a Dial to a queue); else the helpline keeps the queue
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn: ...
 

@@ -32,6 +32,7 @@ class TwilioWebhooks:
     """The `CallPlatform` of Twilio."""
 
     mimetype = MIMETYPE
+    queues = True
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn:
         return call_turn(form)

@@ -182,11 +182,11 @@ def test_a_plivo_auth_id_that_is_not_one_is_refused() -> None:
 
 def test_plivo_credentials_in_the_file_are_refused(tmp_path: Path) -> None:
     path = write_config(tmp_path, {"plivo": {"auth_token": "leaked"}})
-    with pytest.raises(ConfigError, match="plivo.auth_token is a secret .* PLIVO_AUTH_TOKEN"):
+    with pytest.raises(ConfigError, match=r"plivo\.auth_token is a secret .* PLIVO_AUTH_TOKEN"):
         load_settings(path, {})
 
 
 def test_a_dlt_header_is_what_dlt_registers() -> None:
     env = {"SEWAMITRA_PLIVO__DLT_HEADER": "SEWA-MITRA!"}
-    with pytest.raises(ConfigError, match="plivo.dlt_header"):
+    with pytest.raises(ConfigError, match=r"plivo\.dlt_header"):
         load_settings(ROOT / "config.yaml", env)
