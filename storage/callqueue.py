@@ -11,7 +11,8 @@ from typing import Any
 
 import redis
 
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")  # Twilio's id of a call
+# A call's id: Twilio's CallSid, or Plivo's CallUUID.
+CALL_SID = re.compile(r"^(CA[0-9a-fA-F]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 KEY = "sewamitra:helpline-queue"
 CLAIMS = KEY + ":claims"  # call_sid → the agent whose desk phone rings for that caller, and since when
 CLAIM_LOCK = KEY + ":claim"
@@ -66,6 +67,32 @@ def note_waiting(connection: redis.Redis, call: Call, position: int, queue_time_
         pipe.hset(KEY, call.call_sid, json.dumps(entry))
         pipe.set(CALL + call.call_sid, json.dumps(asdict(call)), ex=CALL_TTL_S)
         pipe.execute()
+
+
+def note_waiting_here(connection: redis.Redis, call: Call, now: float) -> int:
+    """A round of hold music in a queue the helpline keeps itself (no platform counts for it): the
+    caller's place is theirs since they first came, behind whoever came before; returns it."""
+    with connection.pipeline() as pipe:
+        pipe.hget(KEY, call.call_sid)
+        pipe.hgetall(KEY)
+        mine, everyone = pipe.execute()
+    entered = float(json.loads(mine)["entered_at"]) if mine else now
+    ahead = sum(
+        1 for sid, raw in everyone.items() if sid.decode() != call.call_sid and _ahead(json.loads(raw), entered, now)
+    )
+    note_waiting(connection, call, ahead + 1, int(now - entered), now)
+    return ahead + 1
+
+
+def _ahead(entry: dict[str, Any], entered: float, now: float) -> bool:
+    """Whether a waiting caller came before one who came at `entered` (and has not gone stale)."""
+    return float(entry["entered_at"]) <= entered and now - float(entry["seen_at"]) <= STALE_S
+
+
+def wait_of(connection: redis.Redis, call_sid: str, now: float) -> int | None:
+    """Seconds the caller has been in the queue; None when they are not in it."""
+    raw = connection.hget(KEY, call_sid)
+    return max(0, int(now - float(json.loads(raw)["entered_at"]))) if raw else None
 
 
 def call(connection: redis.Redis, call_sid: str) -> Call | None:
