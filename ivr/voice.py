@@ -532,7 +532,20 @@ def status() -> Response:
         log.exception("could not keep the log of call %s", turn.call_id)
     if turn.status in calllog.UNANSWERED:
         _unanswered_outbound_call()
+    if turn.status in calllog.FINAL and not _ivr().platform.queues:
+        _hung_up_in_our_queue()
     return Response(status=204)
+
+
+def _hung_up_in_our_queue() -> None:
+    """The call ended while the caller waited in the queue the helpline keeps: off the console's list,
+    their wait kept for the abandon rate (a platform's queue says so in the Enqueue's action)."""
+    try:
+        waiting = callqueue.wait_of(_runtime().redis, _turn().call_id, time.time()) is not None
+    except redis.RedisError:
+        return  # the entry goes stale and leaves the console's list by itself
+    if waiting:
+        _left_queue("hangup")
 
 
 def _log_when_back(session: Session | None) -> None:
