@@ -134,7 +134,7 @@ def test_the_hangup_callback_keeps_the_calls_log(app: Flask) -> None:
         [log] = session.exec(select(CallLog)).all()
     assert (log.call_sid, log.status, log.outcome) == (transcript.call_sid, "completed", "request_created")
     assert log.duration_s == transcript.duration > 0
-    assert (log.from_number, log.direction) == ("+919876543210", "inbound")
+    assert (log.from_number, log.direction, log.hangup_cause) == ("+919876543210", "inbound", "NORMAL_CLEARING")
 
 
 def test_an_unanswered_call_of_ours_is_logged_as_no_answer(app: Flask) -> None:
@@ -144,3 +144,4 @@ def test_an_unanswered_call_of_ours_is_logged_as_no_answer(app: Flask) -> None:
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.direction, log.to_number) == ("no-answer", "outbound", "+919812345678")
+    assert log.hangup_cause == "NO_ANSWER"
