@@ -14,8 +14,11 @@ The rules simulated, from Plivo's documentation:
   first key, `digitTimeout` 2 s between keys, `finishOnKey` '#' ('none' or '' disables it),
   `numDigits` 99, `retries` 1 (rounds of prompts and waiting), `redirect` true; the keys go to
   `action` (without the finish key); **with no input Plivo goes on to the next element**.
-- XML elements Plivo knows that the helpline does not use (Conference, Dial, Record, GetInput, …)
-  are reported as not simulated; an unknown element is an error, as Plivo logs it.
+- Conference (plivo.com/docs/voice/xml/conference): the call joins the named room and talks until the
+  room ends (endConferenceOnExit), then goes on with the next element. One leg is simulated at a
+  time: the other member is whoever the helpline put in that room.
+- XML elements Plivo knows that the helpline does not use (Dial, Record, GetInput, …) are reported
+  as not simulated; an unknown element is an error, as Plivo logs it.
 
     sewamitra simulate --platform plivo --keys 2,1,1,226001#,1
 """
@@ -33,12 +36,15 @@ from xml.etree import ElementTree
 from plivo.utils.signature_v3 import construct_post_url, get_signature_v3
 
 from devtools.simulator import (
+    AGENT_TALK_SECONDS,
     KEY_SECONDS,
     PLAY_SECONDS,
     SAY_CHARS_PER_SECOND,
     SILENCE,
+    Bridged,
     CallSetup,
     CallSimulator,
+    Dialed,
     Failure,
     Heard,
     Paused,
@@ -62,7 +68,7 @@ from devtools.simulator import (
 SIGNATURE_HEADER = "X-Plivo-Signature-V3"
 NONCE_HEADER = "X-Plivo-Signature-V3-Nonce"
 AUDIO = frozenset({"Speak", "Play", "Wait"})
-NOT_SIMULATED = frozenset({"Conference", "Dial", "Record", "GetInput", "PreAnswer", "DTMF", "Message", "Stream"})
+NOT_SIMULATED = frozenset({"Dial", "Record", "GetInput", "PreAnswer", "DTMF", "Message", "Stream"})
 MAX_REDIRECTS = 10
 GETDIGITS_DEFAULTS = {"timeout": 5, "digitTimeout": 2, "numDigits": 99, "retries": 1}
 
@@ -114,6 +120,7 @@ class _PlivoCall(_Call):
             self._plivo_audio(verb)
             return None
         handler = {"GetDigits": self._get_digits, "Redirect": self._plivo_redirect, "Hangup": self._plivo_hangup}
+        handler["Conference"] = self._conference
         if verb.tag in handler:
             return handler[verb.tag](verb)
         if verb.tag in NOT_SIMULATED:
@@ -166,6 +173,16 @@ class _PlivoCall(_Call):
             if verb.get("redirect", "true").lower() != "true":
                 self._emit(Failure(None, "GetDigits redirect=false is real Plivo XML but not simulated"))
             return _Fetch(action, verb.get("method", "POST").upper(), {"Digits": digits})
+        return None
+
+    def _conference(self, verb: ElementTree.Element) -> _Outcome:
+        """The call joins the room and talks (the simulator has one leg: whoever else is in the room,
+        as the helpline arranged it, talks with it) until the room ends; then the next element."""
+        self._emit(Dialed(_text(verb), "conference"))
+        self._emit(Bridged())
+        self._pass(AGENT_TALK_SECONDS, heard=True)
+        if verb.get("action") or verb.get("callbackUrl"):
+            self._emit(Failure(None, "Conference action and callbackUrl are real Plivo XML but not simulated"))
         return None
 
     def _plivo_redirect(self, verb: ElementTree.Element) -> _Outcome:

@@ -51,6 +51,7 @@ from telephony import webhook_signed
 from telephony.call import (
     CallPlatform,
     CallTurn,
+    Conference,
     Dial,
     Enqueue,
     Gather,
@@ -324,6 +325,9 @@ def _wait_in_our_queue(language: str) -> Response:
     """The queue the helpline keeps itself (a platform without queue verbs): the caller's place is
     counted in Redis, and the round of hold ends by coming back here. Beyond MAX_APP_QUEUE callers,
     or with Redis out of reach, the queue is unavailable and a callback is offered."""
+    bridged = _agent_in_the_room()
+    if bridged:  # an agent waits in this caller's conference room: join them
+        return _answered(_said("agent_connecting", language), Conference(_turn().call_id), Hangup())
     position = _note_waiting(language, None)
     if position is None or position > MAX_APP_QUEUE:
         return _answered(Redirect(_path(f"{QUEUE_RESULT_PATH}?result=queue-full")))
@@ -362,6 +366,23 @@ def queue_result() -> Response:
         said.append(_said("callback_recorded" if record_callback(ctx, reason) else "callback_impossible", language))
         said.append(_said("goodbye", language))
     return _answered(*said, Hangup())
+
+
+def _agent_in_the_room() -> bool:
+    """Whether an agent took this caller and waits for them: if so, they are out of the queue now."""
+    call_sid = _turn().call_id
+    try:
+        user = callqueue.agent_waiting(_runtime().redis, call_sid)
+    except redis.RedisError:
+        return False
+    if user is None:
+        return False
+    _left_queue("bridged")
+    try:
+        callqueue.bridged(_runtime().redis, user, call_sid)
+    except redis.RedisError:
+        log.warning("could not note that call %s was bridged to user %s", call_sid, user)
+    return True
 
 
 def _our_queue_result() -> str:
@@ -438,6 +459,8 @@ def agent_answer() -> Response:
     """The agent pressed 1: bridge them with the longest-waiting caller."""
     if _turn().digits != "1":
         return _answered(_said("agent_not_taken", "en"), Hangup())
+    if not _ivr().platform.queues:
+        return _agent_joins_our_queue(_user_arg())
     return _answered(
         Dial(
             HELPLINE_QUEUE,
@@ -446,6 +469,21 @@ def agent_answer() -> Response:
             timeout=20,
         )
     )
+
+
+def _agent_joins_our_queue(user: int) -> Response:
+    """In the queue the helpline keeps itself: the agent goes into the conference room of the caller
+    claimed for them on the console (or, that claim gone, of the longest-waiting caller), where the
+    caller's next round of hold music brings them."""
+    connection, now = _runtime().redis, time.time()
+    call_sid = callqueue.claimed_by(connection, user, now)
+    if call_sid is None:
+        taken = callqueue.claim_next(connection, user, now)
+        call_sid = taken.call_sid if taken else None
+    if call_sid is None:
+        return _answered(_said("agent_queue_empty", "en"), Hangup())
+    callqueue.wait_for_agent(connection, user, call_sid)
+    return _answered(Conference(call_sid), Hangup())
 
 
 def _user_arg() -> int:
@@ -646,7 +684,10 @@ def _promise_callback() -> bool:
 def _hold() -> Response:
     """For a caller already in the queue (the wait URL, and its Gather's action), where Enqueue is
     not allowed: stay on the line, in every language, then the platform asks again."""
-    return _answered(*_in_every_language("queue_hold"), Pause(15))
+    held: list[Instruction] = [*_in_every_language("queue_hold"), Pause(15)]
+    if not _ivr().platform.queues:  # the helpline's own queue: the round of hold comes back to it
+        held.append(Redirect(_path(QUEUE_WAIT_PATH)))
+    return _answered(*held)
 
 
 def _agent_sorry() -> Response:

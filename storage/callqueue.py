@@ -18,6 +18,7 @@ CLAIMS = KEY + ":claims"  # call_sid → the agent whose desk phone rings for th
 CLAIM_LOCK = KEY + ":claim"
 CALL = "sewamitra:helpline-call:"  # + call_sid: what the console knows of a call, after the queue too
 ON_THE_LINE = KEY + ":agent:"
+BRIDGES = KEY + ":bridges"  # call_sid → the agent waiting for that caller in their conference room
 CALL_TTL_S = 4 * 3600
 ON_THE_LINE_TTL_S = 3600
 STALE_S = 120  # a caller whose waitUrl has not been fetched for this long has left the queue
@@ -105,7 +106,29 @@ def left(connection: redis.Redis, call_sid: str) -> None:
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, call_sid)
         pipe.hdel(CLAIMS, call_sid)
+        pipe.hdel(BRIDGES, call_sid)
         pipe.execute()
+
+
+def claimed_by(connection: redis.Redis, user_id: int, now: float) -> str | None:
+    """The caller whose claim by `user_id` is still live (their desk phone rang for them)."""
+    claims: dict[Any, Any] = connection.hgetall(CLAIMS)
+    for sid, raw in claims.items():
+        if _claimant(raw, now) == user_id:
+            return sid.decode() if isinstance(sid, bytes) else str(sid)
+    return None
+
+
+def wait_for_agent(connection: redis.Redis, user_id: int, call_sid: str) -> None:
+    """In a queue the helpline keeps itself: the agent is in the caller's conference room, for the
+    caller's next round of hold music to join them there."""
+    connection.hset(BRIDGES, call_sid, str(user_id))
+
+
+def agent_waiting(connection: redis.Redis, call_sid: str) -> int | None:
+    """The agent waiting in this caller's conference room, if any."""
+    raw = connection.hget(BRIDGES, call_sid)
+    return int(raw) if raw else None
 
 
 def waiting(connection: redis.Redis, now: float) -> list[Waiting]:
@@ -125,6 +148,7 @@ def left_all(connection: redis.Redis, call_sids: list[str]) -> None:
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, *call_sids)
         pipe.hdel(CLAIMS, *call_sids)
+        pipe.hdel(BRIDGES, *call_sids)
         pipe.execute()
 
 
@@ -147,6 +171,7 @@ def bridged(connection: redis.Redis, user_id: int, call_sid: str) -> None:
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, call_sid)
         pipe.hdel(CLAIMS, call_sid)
+        pipe.hdel(BRIDGES, call_sid)
         pipe.set(ON_THE_LINE + str(user_id), call_sid, ex=ON_THE_LINE_TTL_S)
         pipe.execute()
 

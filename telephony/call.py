@@ -128,7 +128,16 @@ class Dial:
     timeout: int
 
 
-Instruction = Say | Play | Gather | Redirect | Enqueue | Leave | Pause | Hangup | Dial
+@dataclass(frozen=True)
+class Conference:
+    """Join the call to the conference room `room`, ended when either call leaves it: how an agent is
+    bridged with a caller where the platform has no queue verbs (both join the caller's room). The
+    call goes on with the next instruction when the room ends."""
+
+    room: str
+
+
+Instruction = Say | Play | Gather | Redirect | Enqueue | Leave | Pause | Hangup | Dial | Conference
 
 
 class CallPlatform(Protocol):

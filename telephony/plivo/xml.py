@@ -3,8 +3,8 @@ Plivo XML with the SDK's own builders (`plivo.plivoxml`), by the rules Plivo doc
 (plivo.com/docs/voice/xml/getdigits, /xml/request, /xml/speak).
 
 Plivo XML has no queue verbs: `Enqueue`, `Leave` and a `Dial` to a queue never reach this renderer,
-the web adapter keeps the queue itself (`CallPlatform.queues` is False) and asks for documents made
-of the other instructions."""
+the web adapter keeps the queue itself (`CallPlatform.queues` is False), asks for documents made
+of the other instructions, and bridges an agent with a caller in a `Conference`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from plivo import plivoxml
 
 from telephony.call import (
     CallTurn,
+    Conference,
     DeliveryReport,
     Gather,
     Hangup,
@@ -146,7 +147,14 @@ def _hangup(platform: PlivoWebhooks, _hangup: Hangup) -> Any:
     return plivoxml.HangupElement()
 
 
+def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
+    """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
+    ends when either member leaves; then Plivo goes on with the next element."""
+    return plivoxml.ConferenceElement(conference.room, start_conference_on_enter=True, end_conference_on_exit=True)
+
+
 _WRITERS: dict[type, Callable[[PlivoWebhooks, Any], Any]] = {
+    Conference: _conference,
     Say: _speak,
     Play: _play,
     Gather: _get_digits,

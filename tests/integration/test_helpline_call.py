@@ -39,9 +39,9 @@ from tests.factories import (
 pytestmark = pytest.mark.both_databases
 
 ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1"
-# An agent takes the caller waiting in the queue; on Plivo that bridge is not built yet (issue 17:
-# the helpline keeps the queue, an agent's "take call" has no Conference/Dial to join them), so there
-# the caller, having heard the queue, hangs up.
+# An agent takes the caller waiting in the queue. On Twilio the simulator's "agent" is Twilio's own
+# bridge; on Plivo an agent takes the caller with a second call (tests/integration/
+# test_plivo_agent_queue.py), so here the caller, having heard the queue, hangs up.
 AGENT_TAKES_THE_CALL = {"twilio": "agent", "plivo": "hangup"}
 
 

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 import pytest
 
 from ivr.instructions import queued_by_app
-from telephony.call import Dial, Enqueue, Gather, Hangup, Instruction, Leave, Pause, Play, Redirect, Say
+from telephony.call import Conference, Dial, Enqueue, Gather, Hangup, Instruction, Leave, Pause, Play, Redirect, Say
 from telephony.plivo.xml import PlivoWebhooks
 
 PUBLIC_URL = "https://helpline.example.gov.in"
@@ -30,6 +30,10 @@ CALL_UUID = "2f6a1b4c-8d3e-4f5a-9b6c-7d8e9f0a1b2c"
             f'<Redirect method="POST">{PUBLIC_URL}/plivo/voice/step?turn=2</Redirect>',
         ),
         (Pause(15), '<Wait length="15"/>'),
+        (
+            Conference(CALL_UUID),
+            f'<Conference startConferenceOnEnter="true" endConferenceOnExit="true">{CALL_UUID}</Conference>',
+        ),
         (Hangup(), "<Hangup/>"),
     ],
 )
