@@ -3,8 +3,9 @@
 `port` is what the rest of the helpline depends on to send (`Telephony`, `GatewayError`); `call`
 is what a platform's webhooks say and are answered with (`CallTurn`, the `Instruction`s, and
 `CallPlatform`, which reads and writes them in the platform's own language). Each platform is a
-subpackage beside them (`twilio/`) with its REST client, webhook forms and documents, and
-signature check. `telephony(settings)` and `call_platform(settings)` pick the configured one."""
+subpackage beside them (`twilio/`, `plivo/`) with its REST client, webhook forms and documents,
+and signature check. `telephony(settings)`, `call_platform(settings)`,
+`webhook_url` and `webhook_signed` follow the configured one (`telephony.platform`)."""
 
 from __future__ import annotations
 
