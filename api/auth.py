@@ -14,7 +14,7 @@ from api.errors import ApiError
 from storage import audit, tokens
 from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import ApiRole, ApiToken, utcnow
+from storage.models import ApiRole, ApiToken
 from storage.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def authenticate(secret: str | None) -> ApiToken:
     if not secret:
         raise ApiError(401, "send a token: Authorization: Bearer <token> (`sewamitra create-token` makes one)")
     with Session(runtime().engine, expire_on_commit=False) as db:
-        token = tokens.authenticate(db, secret, utcnow())
+        token = tokens.authenticate(db, secret, runtime().clock.now())
     if token is None:
         raise ApiError(401, "the token is not valid (unknown, revoked or expired)")
     return token

@@ -142,6 +142,7 @@ def file(runtime: Runtime, filing: Filing, *, channel: Channel, client: str, key
         language=filing.language,
         channel=channel,
         actor=actor,
+        filed_at=runtime.clock.now(),
         idempotency_key=idempotency_key(client, key) if key else None,
         idempotency_digest=digest(filing, channel) if key else None,
         address_note=filing.address,

@@ -27,7 +27,7 @@ from api.georeport import Format, answer, errors
 from core import numbers, pincodes
 from core.settings import Settings
 from dispatch.intake import Filed
-from storage.models import ApiRole, ApiToken, Channel, Provider, RequestStatus, ServiceRequest, Worker, utcnow
+from storage.models import ApiRole, ApiToken, Channel, Provider, RequestStatus, ServiceRequest, Worker
 
 log = logging.getLogger(__name__)
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -477,7 +477,7 @@ def _within(query: Any) -> Any:
         raise Refused(400, {"end_date": "before start_date"})
     if start and end and end - start > WINDOW:
         raise Refused(400, {"end_date": "start_date and end_date may be at most 90 days apart"})
-    end = end or (start + WINDOW if start else utcnow())
+    end = end or (start + WINDOW if start else runtime().clock.now())
     start = start or end - WINDOW
     return query.where(col(ServiceRequest.created_at) >= start, col(ServiceRequest.created_at) <= end)
 

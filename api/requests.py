@@ -19,7 +19,7 @@ from api.schemas import Cancellation, RequestCreate, RequestPage
 from core import numbers
 from dispatch import lifecycle
 from storage.db import session_scope
-from storage.models import ApiRole, Caller, Channel, RequestStatus, ServiceRequest, Worker, utcnow
+from storage.models import ApiRole, Caller, Channel, RequestStatus, ServiceRequest, Worker
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 FILERS = (ApiRole.PARTNER, *STAFF)
@@ -155,7 +155,7 @@ def cancel(number: str) -> ResponseReturnValue:
         raise invalid({"reason": "say why the request is cancelled"})
     with session_scope(runtime().engine) as db:
         found = _one(db, number)
-        moved = lifecycle.cancel(db, found.id or 0, actor(), reason, utcnow())
+        moved = lifecycle.cancel(db, found.id or 0, actor(), reason, runtime().clock.now())
     if not moved.ok:
         raise ApiError(409, moved.error or "the request cannot be cancelled")
     lifecycle.queue_after(runtime().redis, found.id or 0, moved)

@@ -30,7 +30,6 @@ from storage.models import (
     VerificationStatus,
     Worker,
     WorkerSkill,
-    utcnow,
 )
 
 bp = Blueprint("workers", __name__, url_prefix="/workers")
@@ -150,7 +149,7 @@ def _checked_row(asked: WorkerCreate, settings: Settings, problems: dict[str, st
         "certification_grade": asked.certification_grade or "",
         "origin": asked.origin,
     }
-    parsed = parse_row(1, cells, settings, utcnow().date())
+    parsed = parse_row(1, cells, settings, runtime().clock.now().date())
     if isinstance(parsed, list):
         problems = {**problems, **{column or "body": "; ".join(found) for column, found in by_column(parsed).items()}}
     if problems:
@@ -172,7 +171,7 @@ def availability(worker_id: int) -> ResponseReturnValue:
     wanted = inputs.json_body(Availability).available
     with session_scope(runtime().engine) as db:
         _one(db, worker_id, for_change=True)  # an agency's token reaches its own workers only
-        set_availability(db, worker_id, wanted, actor=actor(), channel=Via.API, now=utcnow())
+        set_availability(db, worker_id, wanted, actor=actor(), channel=Via.API, now=runtime().clock.now())
     enqueue.reindex_worker(runtime().redis, worker_id)
     with Session(runtime().engine) as db:
         return present.answer(present.workers(db, [_one(db, worker_id)])[0])

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -46,7 +45,7 @@ from sqlmodel import Session, col, select
 from console.labels import N_
 from storage.audit import AuditAction, record
 from storage.db import session_scope
-from storage.models import Role, User, utcnow
+from storage.models import Role, User
 from storage.runtime import Runtime
 from storage.users import verify_password
 
@@ -100,7 +99,7 @@ def signed_in_user() -> User | None:
     user_id, seen, since = session.get("uid"), session.get("seen", 0), session.get("since", 0)
     if not isinstance(user_id, int):
         return None
-    rules, now = runtime().settings.console, time.time()
+    rules, now = runtime().settings.console, runtime().clock.now().timestamp()
     if now - seen > rules.idle_timeout_minutes * 60 or now - since > rules.max_session_hours * 3600:
         session.clear()
         flash("You were signed out after a time without activity.")
@@ -180,13 +179,14 @@ def sign_in() -> ResponseReturnValue:
         return render_template("console/sign_in.html", error=WRONG, username=username, next=target), 401
     _forget_failures(username, address, device)
     after_this_request(functools.partial(_trust_device, username))
-    language = session.get("language")
+    language = user.language or session.get("language")
     session.clear()  # a new session: nothing from before signing in survives (session fixation)
-    session.update(
-        uid=user.id, epoch=user.session_epoch, since=time.time(), seen=time.time(), language=language or "en"
-    )
+    now = runtime().clock.now().timestamp()
+    session.update(uid=user.id, epoch=user.session_epoch, since=now, seen=now, language=language or "en")
     session.permanent = False
     _record_sign_in(user, AuditAction.USER_SIGNED_IN, username)
+    if user.must_change_password:
+        return redirect(url_for("console.users.password"))
     return redirect(local_path(target) if target else url_for(home_endpoint(user.role)))
 
 
@@ -228,7 +228,7 @@ def _record_sign_in(user: User | None, action: AuditAction, username: str) -> No
         if user is not None and action is AuditAction.USER_SIGNED_IN:
             found = db.get(User, user.id)
             if found is not None:
-                found.last_login_at = utcnow()
+                found.last_login_at = runtime().clock.now()
         record(
             db,
             action,
@@ -296,7 +296,8 @@ def _trusted_device(username: str) -> str | None:
     TRUSTED_DAYS days (signed with the secret key, so it cannot be made up); else None."""
     device, _, rest = request.cookies.get(TRUSTED_COOKIE, "")[:200].partition(".")
     since, _, mac = rest.partition(".")
-    if not (device and since.isdigit() and mac) or time.time() - int(since) > TRUSTED_DAYS * 86400:
+    now = runtime().clock.now().timestamp()
+    if not (device and since.isdigit() and mac) or now - int(since) > TRUSTED_DAYS * 86400:
         return None
     expected = _device_mac(username, device, since)
     return device if expected is not None and hmac.compare_digest(mac, expected) else None
@@ -304,7 +305,7 @@ def _trusted_device(username: str) -> str | None:
 
 def _trust_device(username: str, response: Response) -> Response:
     """After a right password: this browser is the user's, for the sign-ins of the next TRUSTED_DAYS days."""
-    device, since = secrets.token_urlsafe(16), str(int(time.time()))
+    device, since = secrets.token_urlsafe(16), str(int(runtime().clock.now().timestamp()))
     mac = _device_mac(username, device, since)
     if mac is None:
         return response

@@ -169,6 +169,7 @@ def create() -> ResponseReturnValue:
         language=draft.language,
         channel=Channel.AGENT,
         actor=auth.actor(),
+        filed_at=runtime().clock.now(),
         idempotency_key=f"console:{draft.form_id}",
         address_note=draft.address_note or None,
         preferred_time=draft.preferred_time or None,

@@ -18,7 +18,7 @@ from sqlmodel import col
 from console import auth, charts, labels, metrics
 from core import pincodes
 from dispatch import lifecycle
-from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest, utcnow
+from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 TOP_DISTRICTS = 15
@@ -52,7 +52,7 @@ class Figures:
 @auth.requires(Role.SUPERVISOR, Role.ADMIN)
 def today() -> ResponseReturnValue:
     settings = auth.runtime().settings
-    now, zone = utcnow(), settings.call_centre.timezone
+    now, zone = auth.runtime().clock.now(), settings.call_centre.timezone
     this_day = metrics.local_day(now, zone)
     day = chosen_day(request.args.get("day"), this_day)
     start, end = metrics.day_bounds(day, zone)

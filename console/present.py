@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g
@@ -47,7 +47,7 @@ def day_range(day: date) -> tuple[datetime, datetime]:
 
 
 def today() -> date:
-    return metrics.local_day(datetime.now(UTC), runtime().settings.call_centre.timezone)
+    return metrics.local_day(runtime().clock.now(), runtime().settings.call_centre.timezone)
 
 
 def wait(seconds: float | int | None) -> str:
@@ -92,5 +92,5 @@ def local_moment(raw: str) -> datetime | None:
         moment = datetime.fromisoformat(raw[:16]).replace(tzinfo=zone())
     except ValueError:
         return None
-    now = datetime.now(zone())
+    now = runtime().clock.now().astimezone(zone())
     return moment if now - timedelta(minutes=5) <= moment <= now + timedelta(days=30) else None

@@ -4,7 +4,6 @@ offers about to run out; an agent takes the next caller from here."""
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
 import redis
@@ -15,8 +14,7 @@ from sqlmodel import Session, col, select
 from console import auth
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
-from dispatch import jobs
-from dispatch.queues import QueueName, queue
+from dispatch import enqueue
 from storage import callqueue
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -28,7 +26,6 @@ from storage.models import (
     RequestStatus,
     ServiceRequest,
     Worker,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -51,7 +48,7 @@ def board() -> ResponseReturnValue:
 
 
 def _board() -> dict[str, object]:
-    now = utcnow()
+    now = runtime().clock.now()
     waiting, on_the_line, redis_ok = _waiting()
     with Session(runtime().engine) as db:
         callbacks = db.exec(
@@ -89,14 +86,18 @@ def _board() -> dict[str, object]:
         "dispatching": dispatching,
         "expiring": expiring,
         "now": now,
-        "clock": time.time(),
+        "clock": runtime().clock.now().timestamp(),
     }
 
 
 def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool]:
     try:
         connection = runtime().redis
-        return callqueue.waiting(connection, time.time()), callqueue.on_the_line(connection, g.user.id), True
+        return (
+            callqueue.waiting(connection, runtime().clock.now().timestamp()),
+            callqueue.on_the_line(connection, g.user.id),
+            True,
+        )
     except redis.RedisError:
         log.warning("Redis unreachable: the live queue cannot show who is waiting")
         return [], None, False
@@ -111,23 +112,31 @@ def take_next() -> ResponseReturnValue:
         return redirect(url_for(".live"))
     connection = runtime().redis
     try:
-        taken = callqueue.claim_next(connection, g.user.id, time.time())
-        if taken is not None:
-            ring = f"ring-agent-{g.user.id}-{taken.call_sid}"
-            queue(connection, QueueName.DISPATCH).enqueue(jobs.ring_agent, g.user.id, g.user.phone, job_id=ring)
+        taken = callqueue.claim_next(connection, g.user.id, runtime().clock.now().timestamp())
     except redis.RedisError:  # a lock not had in time is a RedisError too
         log.exception("could not take the next caller")
-        flash("The queue cannot be read right now (Redis is unreachable).")
-        return redirect(url_for(".live"))
+        return _redis_unreachable()
+    if taken is not None and not enqueue.ring_agent(connection, g.user.id, g.user.phone, taken.call_sid):
+        return _redis_unreachable()
     if taken is None:
         flash("Nobody is waiting.")
         return redirect(url_for(".live"))
     with session_scope(runtime().engine) as db:
         auth.audit(
-            db, AuditAction.QUEUE_TAKEN, "call", None, call_sid=taken.call_sid, waited_s=taken.wait_s(time.time())
+            db,
+            AuditAction.QUEUE_TAKEN,
+            "call",
+            None,
+            call_sid=taken.call_sid,
+            waited_s=taken.wait_s(runtime().clock.now().timestamp()),
         )
     flash("Your desk phone is ringing; answer it to talk to the caller.")
     return redirect(url_for("console.callers.for_call", call=taken.call_sid))
+
+
+def _redis_unreachable() -> ResponseReturnValue:
+    flash("The queue cannot be read right now (Redis is unreachable).")
+    return redirect(url_for(".live"))
 
 
 @bp.post("/callbacks/<id:callback_id>")
@@ -142,7 +151,7 @@ def callback_done(callback_id: int) -> ResponseReturnValue:
             flash("That callback was already handled.")
             return redirect(url_for(".live"))
         callback.status = CallbackStatus.DONE if done else CallbackStatus.CANCELLED
-        callback.note, callback.handled_at, callback.handled_by = note, utcnow(), g.user.id
+        callback.note, callback.handled_at, callback.handled_by = note, runtime().clock.now(), g.user.id
         db.add(callback)
         auth.audit(
             db,

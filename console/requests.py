@@ -42,7 +42,6 @@ from storage.models import (
     VerificationStatus,
     Worker,
     WorkerSkill,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -153,7 +152,8 @@ def _breached() -> sa.ColumnElement[bool]:
     """Assigned later than the SLA allows, or still waiting for a worker past it."""
     limit = timedelta(minutes=runtime().settings.console.assignment_sla_minutes)
     late_unassigned = sa.and_(
-        col(ServiceRequest.status).in_(lifecycle.UNASSIGNED), col(ServiceRequest.created_at) < utcnow() - limit
+        col(ServiceRequest.status).in_(lifecycle.UNASSIGNED),
+        col(ServiceRequest.created_at) < runtime().clock.now() - limit,
     )
     if runtime().engine.dialect.name == "postgresql":
         late_assigned = col(ServiceRequest.assigned_at) - col(ServiceRequest.created_at) > limit
@@ -223,7 +223,7 @@ def export() -> ResponseReturnValue:
             db, AuditAction.REQUESTS_EXPORTED, "service_request", None, rows=len(found), filters=filters.query_args()
         )
         db.commit()
-    name = f"requests-{utcnow():%Y%m%d-%H%M}.csv"
+    name = f"requests-{runtime().clock.now():%Y%m%d-%H%M}.csv"
     return Response(
         out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={name}"}
     )
@@ -401,7 +401,9 @@ def cancel(number: str) -> ResponseReturnValue:
         flash("Say why the request is cancelled.")
         return redirect(url_for(".show", number=number))
     return _move(
-        number, lambda db, r: lifecycle.cancel(db, r.id or 0, auth.actor(), reason, utcnow()), N_("Cancelled.")
+        number,
+        lambda db, r: lifecycle.cancel(db, r.id or 0, auth.actor(), reason, runtime().clock.now()),
+        N_("Cancelled."),
     )
 
 
@@ -411,7 +413,7 @@ def redispatch(number: str) -> ResponseReturnValue:
     reason = plain(request.form.get("reason", ""), NOTE_MAX) or "dispatched again from the console"
     return _move(
         number,
-        lambda db, r: lifecycle.redispatch(db, r.id or 0, auth.actor(), reason, utcnow()),
+        lambda db, r: lifecycle.redispatch(db, r.id or 0, auth.actor(), reason, runtime().clock.now()),
         N_("Dispatching again."),
         then=jobs.dispatch_request,
     )
@@ -426,7 +428,7 @@ def assign(number: str) -> ResponseReturnValue:
         return redirect(url_for(".show", number=number))
     return _move(
         number,
-        lambda db, r: lifecycle.assign(db, r.id or 0, worker_id, auth.actor(), utcnow()),
+        lambda db, r: lifecycle.assign(db, r.id or 0, worker_id, auth.actor(), runtime().clock.now()),
         N_("Assigned."),
         then=jobs.notify_assigned,
     )

@@ -9,7 +9,20 @@ from flask import Blueprint, Flask, Response, g, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from console import auth, callers, csrf, dashboard, labels, present, providers, queue, requests, workers, worklist
+from console import (
+    auth,
+    callers,
+    csrf,
+    dashboard,
+    labels,
+    present,
+    providers,
+    queue,
+    requests,
+    users,
+    workers,
+    worklist,
+)
 from console.forms import has_nul
 from console.labels import N_
 from storage.audit import AuditAction
@@ -25,6 +38,8 @@ bp = Blueprint(
 )
 # Pages anyone may reach: signing in, and the stylesheet and script the sign-in page uses.
 PUBLIC_ENDPOINTS = frozenset({"console.auth.sign_in", "console.static", "console.auth.language"})
+# All a user whose password was given to them (first, or reset by an admin) may do before choosing their own.
+BEFORE_A_NEW_PASSWORD = frozenset({"console.users.password", "console.auth.sign_out"})
 UNREADABLE = N_("The form held characters that cannot be read. Type it again.")
 FORGED = N_("This form has expired or did not come from the console. Reload the page and try again.")
 UNREACHABLE = N_("The database cannot be reached right now, so nothing was shown or changed. Try again in a minute.")
@@ -41,7 +56,7 @@ SECURITY_HEADERS = {
 }
 
 
-for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard):
+for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users):
     bp.register_blueprint(_part.bp)
 
 
@@ -55,7 +70,8 @@ def init_app(app: Flask) -> None:
 
 @bp.before_request
 def guard() -> ResponseReturnValue | None:
-    """Signed in (and not idle too long), else the sign-in page; then a post without our token is refused."""
+    """Signed in (and not idle too long), else the sign-in page; a password given by an admin, the page
+    to change it; then a post without our token is refused."""
     g.language = labels.language()
     if has_nul(request.args) or has_nul(request.form):
         return render_template("console/error.html", code=400, title=N_("Bad request"), message=UNREADABLE), 400
@@ -63,6 +79,8 @@ def guard() -> ResponseReturnValue | None:
         g.user = auth.signed_in_user()
         if g.user is None:
             return redirect(url_for("console.auth.sign_in", next=auth.local_path(request.full_path)))
+        if g.user.must_change_password and request.endpoint not in BEFORE_A_NEW_PASSWORD:
+            return redirect(url_for("console.users.password"))
     if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf.is_valid():
         auth.audit_refusal(AuditAction.CSRF_REFUSED)
         return render_template("console/error.html", code=403, title=N_("Form expired"), message=FORGED), 403

@@ -63,7 +63,6 @@ from storage.models import (
     VerificationStatus,
     Worker,
     WorkerSkill,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -457,9 +456,11 @@ def _change(
     with session_scope(runtime().engine) as db:
         changed = _worker_or_refuse(db, worker_id, for_change=True)
         apply(db, changed)
-        changed.updated_at = utcnow()
+        changed.updated_at = runtime().clock.now()
         db.add(changed)
-        again = lifecycle.stand_down(db, worker_id, auth.actor(), stand_down, utcnow()) if stand_down else []
+        again = (
+            lifecycle.stand_down(db, worker_id, auth.actor(), stand_down, runtime().clock.now()) if stand_down else []
+        )
     _reindex(worker_id)
     _dispatch_again(again)
     flash(message)
@@ -474,7 +475,9 @@ def availability(worker_id: int) -> ResponseReturnValue:
         abort(400)
 
     def apply(db: Session, changed: Worker) -> None:
-        set_availability(db, worker_id, bool(wanted), actor=auth.actor(), channel=Via.CONSOLE, now=utcnow())
+        set_availability(
+            db, worker_id, bool(wanted), actor=auth.actor(), channel=Via.CONSOLE, now=runtime().clock.now()
+        )
 
     return _change(worker_id, apply, N_("Marked available.") if wanted else N_("Marked busy."))
 

@@ -22,7 +22,7 @@ from dispatch import lifecycle
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import AuditEvent, Caller, RequestStatus, ServiceRequest, utcnow
+from storage.models import AuditEvent, Caller, RequestStatus, ServiceRequest
 
 bp = Blueprint("worklist", __name__, url_prefix="/worklist")
 NO_RATING_AFTER = timedelta(hours=2)  # the feedback call and its SMS have had their chance
@@ -53,7 +53,7 @@ class Item:
 @bp.get("")
 @requires(*STAFF)
 def index() -> ResponseReturnValue:
-    return render_template("console/worklist.html", items=_items(utcnow()), outcomes=list(Outcome))
+    return render_template("console/worklist.html", items=_items(runtime().clock.now()), outcomes=list(Outcome))
 
 
 def _items(now: datetime) -> list[Item]:
@@ -130,6 +130,6 @@ def record(number: str) -> ResponseReturnValue:
             return redirect(url_for(".index"))
         auth.audit(db, FOLLOWUP, "service_request", found.id, to_status=raw, reason=note)
         if Outcome(raw) in CLOSING:
-            lifecycle.close_after_follow_up(db, found.id or 0, auth.actor(), f"follow-up: {raw}")
+            lifecycle.close_after_follow_up(db, found.id or 0, auth.actor(), f"follow-up: {raw}", runtime().clock.now())
     flash("Outcome recorded.")
     return redirect(url_for(".index"))

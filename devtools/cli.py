@@ -212,16 +212,31 @@ def bench_turns(calls: int, seed: int, postgres_url: str, redis_url: str) -> Non
 @click.command(name="twilio-signature")
 @click.argument("path")
 @click.argument("params", nargs=-1)
+@click.option("--url", "public_url", default=None, help="the public URL to sign over (default: see --port)")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="the port of `up --port` if public_url is the local default (default: the running `up`'s, else public_url)",
+)
 @click.pass_context
-def twilio_signature(ctx: click.Context, path: str, params: tuple[str, ...]) -> None:
-    """Print the X-Twilio-Signature for a POST of KEY=VALUE PARAMS to PATH (for curl tests)."""
+def twilio_signature(
+    ctx: click.Context, path: str, params: tuple[str, ...], public_url: str | None, port: int | None
+) -> None:
+    """Print the X-Twilio-Signature for a POST of KEY=VALUE PARAMS to PATH (for curl tests); the URL
+    signed over goes to standard error."""
     from twilio.request_validator import RequestValidator
+
+    from devtools.up import signing_url
 
     settings = _settings(ctx)
     token = settings.twilio.auth_token or _local_token(settings)
-    form = dict(p.split("=", 1) for p in params)
-    url = settings.public_url + (path if path.startswith("/") else urlsplit(path).path)
+    if any("=" not in param for param in params):
+        raise click.UsageError("each parameter is KEY=VALUE")
+    form = dict(param.split("=", 1) for param in params)
+    url = signing_url(settings, url=public_url, port=port) + (path if path.startswith("/") else urlsplit(path).path)
     click.echo(RequestValidator(token).compute_signature(url, form))
+    click.echo(f"signed over {url}", err=True)
 
 
 @contextmanager

@@ -71,6 +71,19 @@ class TwilioError(IntEnum):
 # --- what the caller experiences: the transcript ------------------------------------------------
 
 
+class Told:
+    """An event told in one line: its template (`says`), filled in with its own fields."""
+
+    says: str = ""
+
+    def __init_subclass__(cls, says: str = "", **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.says = says
+
+    def line(self) -> str:
+        return self.says.format(self)
+
+
 @dataclass(frozen=True)
 class Heard:
     """Text-to-speech the caller heard."""
@@ -86,22 +99,16 @@ class Heard:
 
 
 @dataclass(frozen=True)
-class Played:
+class Played(Told, says="caller hears audio: {0.url}"):
     """An audio file the caller heard."""
 
     url: str
     loop: int = 1
 
-    def line(self) -> str:
-        return f"caller hears audio: {self.url}"
-
 
 @dataclass(frozen=True)
-class Paused:
+class Paused(Told, says="(pause {0.seconds:g} s)"):
     seconds: float
-
-    def line(self) -> str:
-        return f"(pause {self.seconds:g} s)"
 
 
 @dataclass(frozen=True)
@@ -116,44 +123,31 @@ class Pressed:
 
 
 @dataclass(frozen=True)
-class Silence:
+class Silence(Told, says="caller presses nothing ({0.seconds:g} s)"):
     """A Gather that heard nothing before its timeout."""
 
     seconds: float = 0
 
-    def line(self) -> str:
-        return f"caller presses nothing ({self.seconds:g} s)"
-
 
 @dataclass(frozen=True)
-class Queued:
+class Queued(Told, says="caller waits in queue {0.name!r}"):
     name: str
 
-    def line(self) -> str:
-        return f"caller waits in queue {self.name!r}"
+
+@dataclass(frozen=True)
+class Bridged(Told, says="an agent answers"):
+    pass
 
 
 @dataclass(frozen=True)
-class Bridged:
-    def line(self) -> str:
-        return "an agent answers"
-
-
-@dataclass(frozen=True)
-class Dialed:
+class Dialed(Told, says="Twilio dials {0.kind} {0.target}"):
     target: str
     kind: str = "number"
 
-    def line(self) -> str:
-        return f"Twilio dials {self.kind} {self.target}"
-
 
 @dataclass(frozen=True)
-class Recorded:
+class Recorded(Told, says="caller is recorded ({0.seconds:g} s)"):
     seconds: float
-
-    def line(self) -> str:
-        return f"caller is recorded ({self.seconds:g} s)"
 
 
 @dataclass(frozen=True)
@@ -167,16 +161,13 @@ class Hangup:
 
 
 @dataclass(frozen=True)
-class Request:
+class Request(Told, says="-> {0.method} {0.url} {0.status}"):
     """One webhook request as Twilio made it, and the HTTP status it got (0: no answer)."""
 
     url: str
     form: dict[str, str]
     status: int
     method: str = "POST"
-
-    def line(self) -> str:
-        return f"-> {self.method} {self.url} {self.status}"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,16 @@ def served_public_url(settings: Settings) -> str:
     return settings.public_url
 
 
+def signing_url(settings: Settings, *, url: str | None = None, port: int | None = None) -> str:
+    """The public URL a tool signs webhooks over: the one given; with public_url the local default,
+    the one `up --port PORT` serves on; else the one a running `up` uses, or public_url."""
+    if url:
+        return url.rstrip("/")
+    if port is not None and is_local_default(settings):
+        return f"http://127.0.0.1:{port}"
+    return served_public_url(settings)
+
+
 def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
     """Prepare one box and run every process until Ctrl-C or SIGTERM; return the exit status."""
     environ = dict(os.environ)
@@ -68,8 +78,8 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
             (settings.data_dir / SERVED_URL_FILE).write_text(environ["SEWAMITRA_PUBLIC_URL"] + "\n")
             click.echo(
                 f"public_url is the local default: webhooks are signed over {environ['SEWAMITRA_PUBLIC_URL']} "
-                "(the port of --port), and `sewamitra simulate` signs over it too; set SEWAMITRA_PUBLIC_URL "
-                "to the URL Twilio calls"
+                "(the port of --port), and `sewamitra simulate` and `twilio-signature` sign over it too; "
+                "set SEWAMITRA_PUBLIC_URL to the URL Twilio calls"
             )
         settings = load_settings(environ=environ)
         login = prepare_database(settings, seed_demo=seed_demo)
@@ -104,13 +114,22 @@ def _advance(bar: Any, done: int, total: int) -> None:
 
 
 def _first_admin(session: Session, data_dir: Path) -> str:
-    """A fresh database gets user 'admin' with a random password kept in the data directory."""
+    """A fresh database gets user 'admin' with a random password kept in the data directory, to be
+    changed at the first sign-in."""
     password_file = data_dir / localsecrets.ADMIN_PASSWORD_FILE
     if session.exec(select(User.id).limit(1)).first() is None:
         password_file.unlink(missing_ok=True)
         password = localsecrets.read_or_create(password_file, make=12)  # not printed: `up`'s output is often logged
-        create_user(session, "admin", Role.ADMIN, password, full_name="Helpline administrator", actor="up")
-        return f"admin, password in {password_file}   (change it after signing in)"
+        create_user(
+            session,
+            "admin",
+            Role.ADMIN,
+            password,
+            full_name="Helpline administrator",
+            must_change_password=True,
+            actor="up",
+        )
+        return f"admin, password in {password_file}   (the console asks for a new one at the first sign-in)"
     if password_file.exists():
         return f"admin (first password in {password_file}, unless changed since)"
     return "the users made with `sewamitra create-user`"

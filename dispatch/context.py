@@ -1,5 +1,5 @@
-"""What jobs run with: the settings and the connections, built once per worker process by the
-composition root (`sewamitra worker`, or a test) and installed here."""
+"""What jobs run with: the settings, the connections and the clock, built once per worker process
+by the composition root (`sewamitra worker`, or a test) and installed here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis
 import sqlalchemy as sa
 
+from core.clock import SYSTEM, Clock
 from core.settings import Settings
 from telephony.port import Telephony
 
@@ -18,6 +19,7 @@ class JobContext:
     engine: sa.Engine
     redis: redis.Redis
     telephony: Telephony
+    clock: Clock = SYSTEM  # tests freeze it
 
 
 _installed: JobContext | None = None

@@ -6,12 +6,14 @@ logged here and the caller goes on. Job ids are fixed here, once: the sweeper an
 jobs by them. RQ does not dedupe by id: a job queued twice runs twice, and every job can.
 
 Jobs are named by their dotted path (RQ imports them in the worker), so that `dispatch.jobs`, whose
-jobs queue further jobs, can use this module too.
+jobs queue further jobs, can use this module too. A job of a layer above (the call log's writer, in
+`ivr`) is handed in by its caller: this module keeps its id and retries without importing it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -162,15 +164,16 @@ def overdue_offer(connection: redis.Redis, offer_id: int) -> bool:
 
 def undelivered_offer(connection: redis.Redis, offer_id: int) -> bool:
     """The offer's SMS could not be delivered: it goes unanswered, to the next worker."""
-    return _put(
-        connection,
-        QueueName.DISPATCH,
-        "expire_offer",
-        offer_id,
-        "the SMS could not be delivered",
-        True,
-        job_id=f"undelivered-{offer_id}",
-    )
+    return _unanswered(connection, offer_id, "undelivered", "the SMS could not be delivered")
+
+
+def unanswered_offer(connection: redis.Redis, offer_id: int) -> bool:
+    """The worker did not pick up the offer's call: it goes unanswered, to the next worker."""
+    return _unanswered(connection, offer_id, "unanswered", "the call was not answered")
+
+
+def _unanswered(connection: redis.Redis, offer_id: int, why: str, reason: str) -> bool:
+    return _put(connection, QueueName.DISPATCH, "expire_offer", offer_id, reason, True, job_id=f"{why}-{offer_id}")
 
 
 # -- SMS --------------------------------------------------------------------------------------------
@@ -212,6 +215,45 @@ def record_delivery(connection: redis.Redis, message_sid: str, status: str, erro
         job_id=f"delivery-{message_sid}-{status}",
         retry=DATABASE_RETRY,
     )
+
+
+# -- calls ----------------------------------------------------------------------------------------
+
+
+def feedback_sms(connection: redis.Redis, request_id: int) -> bool:
+    """The citizen did not pick up the feedback call: ask for the rating by SMS."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "feedback_sms",
+        request_id,
+        job_id=f"feedback-sms-{request_id}",
+        then="the citizen is asked by no SMS",
+    )
+
+
+def ring_agent(connection: redis.Redis, user_id: int, desk_phone: str, call_sid: str) -> bool:
+    """An agent took caller `call_sid` from the console: ring their desk phone."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "ring_agent",
+        user_id,
+        desk_phone,
+        job_id=f"ring-agent-{user_id}-{call_sid}",
+        then="the console tells the agent",
+    )
+
+
+def call_log(connection: redis.Redis, write: Callable[..., object], call_id: str, status: str, *args: object) -> bool:
+    """A call's status that the database could not take: `write` (the call log's own job, handed in
+    by the layer that owns it) keeps it when the database is back."""
+    job_id = f"call-log-{call_id}-{re.sub(r'[^a-z-]', '', status)[:20]}"  # RQ's id characters
+
+    def put() -> None:
+        queue(connection, QueueName.DEFAULT).enqueue(write, *args, job_id=job_id, retry=DATABASE_RETRY)
+
+    return _attempt(put, job_id, "the report misses this call")
 
 
 # -- workers ----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import redis
 import sqlalchemy as sa
@@ -37,6 +38,7 @@ class Intake:
     language: str
     channel: Channel
     actor: str
+    filed_at: datetime  # by the filing channel's clock
     idempotency_key: str | None = None
     idempotency_digest: str | None = None  # of what the key files: the same key for another request is refused
     address_note: str | None = None
@@ -81,6 +83,7 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
         caller_id=caller_id,
         language=intake.language,
         channel=intake.channel,
+        created_at=intake.filed_at,
     )
     session.add(request)
     session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from rq import get_current_job
@@ -27,7 +27,6 @@ from storage.models import (
     SmsHandling,
     SmsLog,
     Worker,
-    utcnow,
 )
 from telephony import webhook_url
 from telephony.port import GatewayError
@@ -46,7 +45,8 @@ INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The moment by the job context's clock (tests freeze it)."""
+    return context.current().clock.now()
 
 
 def heartbeat() -> str:
@@ -367,7 +367,7 @@ def receive_sms(message_sid: str, sender: str, body: str) -> str:
 
 def record_delivery(message_sid: str, status: str, error_code: str) -> str:
     """A delivery report that came while the database was unreachable: an undelivered offer moves on."""
-    offer_id = messages.record_delivery(context.current().engine, message_sid, status, error_code)
+    offer_id = messages.record_delivery(context.current().engine, message_sid, status, error_code, now())
     if offer_id is None:
         return "kept"
     return expire_offer(offer_id, reason="the SMS could not be delivered", force=True)
@@ -380,7 +380,7 @@ def handle_sms(sms_log_id: int) -> str:
         claimed = session.execute(
             sa.update(SmsLog)
             .where(col(SmsLog.id) == sms_log_id, col(SmsLog.status) == SmsHandling.RECEIVED)
-            .values(status=SmsHandling.HANDLING, updated_at=utcnow())
+            .values(status=SmsHandling.HANDLING, updated_at=now())
         ).rowcount  # type: ignore[attr-defined]
         sms = session.get(SmsLog, sms_log_id)
     if not claimed or sms is None or sms.from_number is None:
@@ -412,9 +412,7 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
 
 def _set_sms_status(sms_log_id: int, status: SmsHandling) -> None:
     with session_scope(context.current().engine) as session:
-        session.execute(
-            sa.update(SmsLog).where(col(SmsLog.id) == sms_log_id).values(status=status, updated_at=utcnow())
-        )
+        session.execute(sa.update(SmsLog).where(col(SmsLog.id) == sms_log_id).values(status=status, updated_at=now()))
 
 
 # -- SMS ------------------------------------------------------------------------------------------
@@ -476,7 +474,7 @@ def send_sms(sms_log_id: int) -> str | None:
             session.add(sms)
             session.commit()
             return None
-        if not messages.claim_attempt(session, sms, utcnow()):
+        if not messages.claim_attempt(session, sms, now()):
             return None  # another job is sending it
         callback = webhook_url(ctx.settings, "/sms/status")
         template = ctx.settings.sms.templates.get(sms.template or "")
@@ -490,7 +488,7 @@ def send_sms(sms_log_id: int) -> str | None:
         except Exception as exc:
             retryable = isinstance(exc, GatewayError) and exc.retryable
             code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
-            status = messages.failed_attempt(session, sms_log_id, retryable=retryable, error_code=code, now=utcnow())
+            status = messages.failed_attempt(session, sms_log_id, retryable=retryable, error_code=code, now=now())
             if status is SmsDelivery.NOT_SENT:
                 log.warning(
                     "%s SMS %s about %s could not be sent after %s tries; an agent sees it on the request",
@@ -502,7 +500,7 @@ def send_sms(sms_log_id: int) -> str | None:
             raise
         sms = session.get(SmsLog, sms_log_id)
         assert sms is not None
-        sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, SmsDelivery.QUEUED, None, utcnow()
+        sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, SmsDelivery.QUEUED, None, now()
         sms.next_attempt_at = None
         session.add(sms)
         session.commit()

@@ -71,7 +71,7 @@ def cancel(session: Session, request_id: int, actor: str, reason: str, now: date
     old = request.status
     if old not in CANCELLABLE:
         return Moved(f"a request that is {old.value} cannot be cancelled")
-    if not move(session, request, old, RequestStatus.CANCELLED, actor, reason):
+    if not move(session, request, old, RequestStatus.CANCELLED, actor, reason, now):
         return Moved("the request changed meanwhile; look again")
     withdraw_pending(session, request_id, now)
     return Moved(freed_worker=request.worker_id if old is RequestStatus.ASSIGNED else None)
@@ -142,12 +142,12 @@ def assign(session: Session, request_id: int, worker_id: int, actor: str, now: d
     return Moved()
 
 
-def close_after_follow_up(session: Session, request_id: int, actor: str, reason: str) -> bool:
+def close_after_follow_up(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> bool:
     """A finished job the citizen reported a problem with is closed once an agent has sorted it out."""
     request = session.get(ServiceRequest, request_id)
     if request is None or request.status is not RequestStatus.ESCALATED or request.completed_at is None:
         return False
-    return move(session, request, RequestStatus.ESCALATED, RequestStatus.CLOSED, actor, reason)
+    return move(session, request, RequestStatus.ESCALATED, RequestStatus.CLOSED, actor, reason, now)
 
 
 def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: datetime) -> list[int]:

@@ -19,7 +19,6 @@ from storage.models import (
     SmsDelivery,
     SmsHandling,
     SmsLog,
-    utcnow,
 )
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
@@ -61,7 +60,7 @@ def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) 
         return None
 
 
-def record_delivery(engine: sa.Engine, message_sid: str, status: str, error_code: str) -> int | None:
+def record_delivery(engine: sa.Engine, message_sid: str, status: str, error_code: str, now: datetime) -> int | None:
     """Keep a delivery report (`status` one of ORDER); return the open offer an undelivered SMS
     carried (it goes unanswered)."""
     reported = SmsDelivery(status)
@@ -69,7 +68,7 @@ def record_delivery(engine: sa.Engine, message_sid: str, status: str, error_code
         sms = session.exec(select(SmsLog).where(SmsLog.message_sid == message_sid)).first()
         if sms is None or sms.direction is not Direction.OUTBOUND or ORDER[reported] < _rank(sms.status):
             return None
-        sms.status, sms.updated_at = reported, utcnow()
+        sms.status, sms.updated_at = reported, now
         sms.error_code = error_code or sms.error_code
         session.add(sms)
         offer = _offer_texted(session, sms) if reported in UNDELIVERED else None

@@ -32,7 +32,6 @@ from storage.models import (
     VerificationStatus,
     Worker,
     WorkerSkill,
-    utcnow,
 )
 
 DISPATCHABLE = (RequestStatus.NEW, RequestStatus.OFFERED)
@@ -99,13 +98,13 @@ def next_offers(
     if len(live) >= rules.parallel_offers:
         return Dispatched(reason="waiting for an answer")
     if len(offers) >= rules.max_offers or now - since >= timedelta(seconds=rules.escalate_after):
-        return _escalate(session, request, "no worker took it in time", live)
+        return _escalate(session, request, "no worker took it in time", live, now)
     asked = frozenset(o.worker_id for o in offers)
     chosen = _eligible(session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live))
     if not chosen and not live:
-        return _escalate(session, request, "no eligible worker in range", live)
+        return _escalate(session, request, "no eligible worker in range", live, now)
     first = request.status is RequestStatus.NEW
-    if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED):
+    if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
         return Dispatched(reason="changed meanwhile")
     made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
     session.add_all(made)
@@ -214,10 +213,12 @@ def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) ->
     return unanswered if unanswered >= rules.voice_after_unanswered_sms else 0
 
 
-def _escalate(session: Session, request: ServiceRequest, reason: str, live: Sequence[Offer]) -> Dispatched:
+def _escalate(
+    session: Session, request: ServiceRequest, reason: str, live: Sequence[Offer], now: datetime
+) -> Dispatched:
     for offer in live:
         set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, None)
-    if not move(session, request, request.status, RequestStatus.ESCALATED, "dispatch", reason):
+    if not move(session, request, request.status, RequestStatus.ESCALATED, "dispatch", reason, now):
         return Dispatched(reason="changed meanwhile")
     return Dispatched(escalated=True, reason=reason)
 
@@ -350,20 +351,28 @@ def set_offer(
 
 
 def move(
-    session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, actor: str, reason: str
+    session: Session,
+    request: ServiceRequest,
+    old: RequestStatus,
+    new: RequestStatus,
+    actor: str,
+    reason: str,
+    now: datetime,
 ) -> bool:
     """Move a request along its lifecycle, only if it is still where we think it is; audited."""
-    moved = _compare_and_set(session, request, old, new)
+    moved = _compare_and_set(session, request, old, new, now)
     if moved:
         audit(session, actor, AuditAction.request_moved(new), request, from_status=old.value, reason=reason)
     return moved
 
 
-def _compare_and_set(session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus) -> bool:
+def _compare_and_set(
+    session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, now: datetime
+) -> bool:
     moved = session.execute(
         sa.update(ServiceRequest)
         .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == old)
-        .values(status=new, updated_at=utcnow())
+        .values(status=new, updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
     if moved:
         set_committed_value(request, "status", new)  # what the UPDATE wrote; no second write

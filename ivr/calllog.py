@@ -18,7 +18,7 @@ from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
 from storage import audit
 from storage.db import insert, session_scope
-from storage.models import AuditEvent, CallLog, Direction, ServiceRequest, utcnow
+from storage.models import AuditEvent, CallLog, Direction, ServiceRequest
 from telephony.call import CallTurn
 from telephony.twilio.twiml import call_turn as twilio_call_turn
 
@@ -42,11 +42,10 @@ def outcome(session: Session | None, call_status: str) -> str:
     return "ended_in_menu" if session.status.value == "ended" else "abandoned"
 
 
-def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime | None = None) -> None:
+def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime) -> None:
     """Insert or update the call's log in one statement (every call ends with this callback, so it
     stays one round trip); a late, out-of-order callback never undoes a final status. `at`: when
-    the platform sent the callback, if not now."""
-    at = at or utcnow()
+    the platform sent the callback."""
     status = storable(turn.status, 20)
     number = session.vars.get("request_number") if session else None  # the request the call filed
     values = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core import numbers, phones, pincodes
+from core.clock import SYSTEM, Clock
 from core.settings import Settings
 from dispatch import availability, enqueue, inbox
 from dispatch import offers as dispatch_offers
@@ -34,7 +35,6 @@ from storage.models import (
     RequestStatus,
     ServiceRequest,
     Worker,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ class CallContext:
     caller: str | None  # E.164, None when withheld
     turn: int
     language: str
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Clock = SYSTEM  # the process's (Runtime.clock); tests freeze it
+
+    def now(self) -> datetime:
+        return self.clock.now()
 
 
 Handler = Callable[[CallContext, Mapping[str, str]], Outcome]
@@ -80,6 +83,7 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         language=ctx.language,
         channel=Channel.IVR,
         actor="ivr",
+        filed_at=ctx.now(),
         idempotency_key=f"ivr:{ctx.call_sid}:{ctx.turn}",
         detail=(("call_sid", ctx.call_sid),),
     )
@@ -149,7 +153,12 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
             return True
         caller_id = caller_id_for(session, ctx.caller, ctx.language)
         callback = CallbackRequest(
-            phone=ctx.caller, caller_id=caller_id, language=ctx.language, reason=reason, call_sid=ctx.call_sid
+            phone=ctx.caller,
+            caller_id=caller_id,
+            language=ctx.language,
+            reason=reason,
+            call_sid=ctx.call_sid,
+            created_at=ctx.now(),
         )
         session.add(callback)
         session.flush()
@@ -168,7 +177,7 @@ def remember_language(ctx: CallContext) -> None:
     """A returning caller is greeted in the language they chose last time (a new one is added)."""
     if ctx.caller is None:
         return
-    now = utcnow()
+    now = ctx.now()
     values = {"phone": ctx.caller, "language": ctx.language, "created_at": now, "last_seen_at": now}
     with ctx.engine.begin() as connection:
         upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at"))
@@ -325,6 +334,7 @@ def report_problem(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
             RequestStatus.ESCALATED,
             "ivr:feedback",
             "the citizen reported a problem",
+            ctx.now(),
         ):
             return Outcome("failed")
     return Outcome("recorded")

@@ -87,7 +87,7 @@ def status() -> Response:
         return Response(status=204)
     error_code = storable(report.error_code, 10)
     try:
-        offer_id = messages.record_delivery(runtime.engine, sid, new, error_code)
+        offer_id = messages.record_delivery(runtime.engine, sid, new, error_code, runtime.clock.now())
     except UNREACHABLE:
         return _later(enqueue.record_delivery(runtime.redis, sid, new, error_code), done=Response(status=204))
     if offer_id is not None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,8 +24,7 @@ from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
 from core.text import storable
-from dispatch import jobs
-from dispatch.queues import QueueName, queue
+from dispatch import enqueue
 from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
 from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
@@ -45,7 +42,6 @@ from ivr.effects import (
 from ivr.instructions import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, instructions, queued_by_app, spoken
 from storage import callqueue
 from storage.db import UNREACHABLE
-from storage.models import utcnow
 from storage.runtime import Runtime
 from telephony import webhook_signed
 from telephony.call import (
@@ -284,7 +280,7 @@ def _party() -> str | None:
 def _context(state: CallState, session: Session, turn: int) -> CallContext:
     runtime = _runtime()
     return CallContext(
-        runtime.settings, runtime.engine, runtime.redis, state.call_sid, _party(), turn, session.language
+        runtime.settings, runtime.engine, runtime.redis, state.call_sid, _party(), turn, session.language, runtime.clock
     )
 
 
@@ -361,6 +357,7 @@ def queue_result() -> Response:
             _party(),
             session.turn if session else 0,
             language,
+            _runtime().clock,
         )
         reason = "left_queue" if result == "leave" else "queue_unavailable"
         said.append(_said("callback_recorded" if record_callback(ctx, reason) else "callback_impossible", language))
@@ -408,9 +405,10 @@ def _note_waiting(language: str, position: int | None) -> int | None:
             str(keyed.get("service") or "")[:32],
             str(keyed.get("pincode") or "")[:6],
         )
+        now = _runtime().clock.now().timestamp()
         if position is None:
-            return callqueue.note_waiting_here(_runtime().redis, call, time.time())
-        callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, time.time())
+            return callqueue.note_waiting_here(_runtime().redis, call, now)
+        callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, now)
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
         return None
@@ -425,7 +423,7 @@ def _left_queue(result: str) -> None:
     waited = calllog.seconds(_turn().queue_time) or 0
     try:
         if not _ivr().platform.queues:  # the helpline kept the queue, and knows how long they waited
-            waited = callqueue.wait_of(_runtime().redis, call_sid, time.time()) or 0
+            waited = callqueue.wait_of(_runtime().redis, call_sid, _runtime().clock.now().timestamp()) or 0
         callqueue.left(_runtime().redis, call_sid)
     except redis.RedisError:
         log.warning("could not take call %s off the console's queue", call_sid)
@@ -475,7 +473,7 @@ def _agent_joins_our_queue(user: int) -> Response:
     """In the queue the helpline keeps itself: the agent goes into the conference room of the caller
     claimed for them on the console (or, that claim gone, of the longest-waiting caller), where the
     caller's next round of hold music brings them."""
-    connection, now = _runtime().redis, time.time()
+    connection, now = _runtime().redis, _runtime().clock.now().timestamp()
     call_sid = callqueue.claimed_by(connection, user, now)
     if call_sid is None:
         taken = callqueue.claim_next(connection, user, now)
@@ -563,7 +561,7 @@ def status() -> Response:
         return Response(status=204)
     session = _session()
     try:
-        calllog.record(_runtime().engine, turn, session)
+        calllog.record(_runtime().engine, turn, session, _runtime().clock.now())
     except UNREACHABLE:
         _log_when_back(session)
     except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
@@ -579,7 +577,7 @@ def _hung_up_in_our_queue() -> None:
     """The call ended while the caller waited in the queue the helpline keeps: off the console's list,
     their wait kept for the abandon rate (a platform's queue says so in the Enqueue's action)."""
     try:
-        waiting = callqueue.wait_of(_runtime().redis, _turn().call_id, time.time()) is not None
+        waiting = callqueue.wait_of(_runtime().redis, _turn().call_id, _runtime().clock.now().timestamp()) is not None
     except redis.RedisError:
         return  # the entry goes stale and leaves the console's list by itself
     if waiting:
@@ -590,30 +588,24 @@ def _log_when_back(session: Session | None) -> None:
     """The database is out of reach: a job writes the call's log when it is back. If Redis cannot
     take the job either, the report misses this call (and says so in the log)."""
     turn = _turn()
-    job_id = f"call-log-{turn.call_id}-{re.sub(r'[^a-z-]', '', turn.status)[:20]}"  # RQ's id characters
-    try:
-        queue(_runtime().redis, QueueName.DEFAULT).enqueue(
-            calllog.record_when_back,
-            calllog.fields(turn),
-            session.to_dict() if session else None,
-            utcnow().isoformat(),
-            job_id=job_id,
-            retry=jobs.DATABASE_RETRY,
-        )
-    except redis.RedisError:
-        log.exception("neither the database nor Redis can keep the log of call %s", turn.call_id)
+    enqueue.call_log(
+        _runtime().redis,
+        calllog.record_when_back,
+        turn.call_id,
+        turn.status,
+        calllog.fields(turn),
+        session.to_dict() if session else None,
+        _runtime().clock.now().isoformat(),
+    )
 
 
 def _unanswered_outbound_call() -> None:
     """Our call went unanswered: an offer counts as unanswered, a feedback call falls back to SMS."""
-    dispatching = queue(_runtime().redis, QueueName.DISPATCH)
     offer_id, request_id = parse_id(request.args.get("offer")), parse_id(request.args.get("feedback"))
     if offer_id:
-        dispatching.enqueue(
-            jobs.expire_offer, offer_id, "the call was not answered", True, job_id=f"unanswered-{offer_id}"
-        )
+        enqueue.unanswered_offer(_runtime().redis, offer_id)
     if request_id:
-        dispatching.enqueue(jobs.feedback_sms, request_id, job_id=f"feedback-sms-{request_id}")
+        enqueue.feedback_sms(_runtime().redis, request_id)
         calllog.note_unanswered_feedback(_runtime().engine, request_id, _turn().status)
 
 
@@ -649,7 +641,7 @@ def _apology() -> Response:
     the caller's number is known and the database can keep it) and goodbye. Never a dead end."""
     settings = _runtime().settings
     sorry = _in_every_language("technical_problem")
-    if settings.call_centre.is_open(datetime.now(UTC)):
+    if settings.call_centre.is_open(_runtime().clock.now()):
         queue = Enqueue(HELPLINE_QUEUE, wait_url=_path(QUEUE_WAIT_PATH), action=_path(QUEUE_RESULT_PATH))
         return _answered(*sorry, queue)
     promised = _in_every_language("callback_recorded") if _promise_callback() else []
@@ -673,7 +665,9 @@ def _promise_callback() -> bool:
     if g.get("database_failed"):  # a host gone dark makes each try wait out the connect timeout
         return False
     runtime = _runtime()
-    ctx = CallContext(runtime.settings, runtime.engine, runtime.redis, turn.call_id, _party(), 0, _language())
+    ctx = CallContext(
+        runtime.settings, runtime.engine, runtime.redis, turn.call_id, _party(), 0, _language(), runtime.clock
+    )
     try:
         return record_callback(ctx, "out_of_hours")
     except sa.exc.SQLAlchemyError:

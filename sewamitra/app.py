@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
+from core.clock import SYSTEM, Clock
 from core.ids import MAX_ID
 from core.settings import Settings, load_settings
 from storage.runtime import Runtime
@@ -24,7 +25,8 @@ class RecordId(IntegerConverter):
         super().__init__(url_map, min=1, max=MAX_ID)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask:
+    """The helpline's app; its views read the time from `clock` (tests freeze it)."""
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config.update(
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     app.url_map.converters["id"] = RecordId
-    app.extensions["sewamitra"] = Runtime(settings)
+    app.extensions["sewamitra"] = Runtime(settings, clock)
     platform = settings.telephony.platform
     if not getattr(settings, platform).validate_signatures:
         log.warning(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
@@ -33,7 +33,7 @@ def healthz() -> ResponseReturnValue:
         report["redis"] = "ok"
         report["rq_workers"] = Worker.count(connection=connection)
         report["schedulers"] = len(CronScheduler.all(connection))
-        report["jobs_last_ran_s_ago"] = _seconds_since(connection.get(HEARTBEAT_KEY))
+        report["jobs_last_ran_s_ago"] = _seconds_since(connection.get(HEARTBEAT_KEY), helpline.clock.now())
         report["queues"] = {name.value: queue(connection, name).count for name in QUEUE_ORDER}
         report["failed_jobs"] = sum(FailedJobRegistry(queue=queue(connection, name)).count for name in QUEUE_ORDER)
     except Exception as exc:  # any Redis failure is a health answer, not a crash
@@ -43,7 +43,7 @@ def healthz() -> ResponseReturnValue:
     return jsonify(report), 200 if healthy else 503
 
 
-def _seconds_since(raw: bytes | None) -> float | None:
+def _seconds_since(raw: bytes | None, now: datetime) -> float | None:
     if raw is None:
         return None
-    return round((datetime.now(UTC) - datetime.fromisoformat(raw.decode())).total_seconds(), 1)
+    return round((now - datetime.fromisoformat(raw.decode())).total_seconds(), 1)

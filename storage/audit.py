@@ -22,6 +22,11 @@ class AuditAction(StrEnum):
     USER_SIGNED_OUT = "user.signed_out"
     USER_SIGN_IN_FAILED = "user.sign_in_failed"
     USER_SIGN_IN_PAUSED = "user.sign_in_paused"
+    USER_CHANGED = "user.changed"
+    USER_DISABLED = "user.disabled"
+    USER_ENABLED = "user.enabled"
+    USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105 (an action, not a secret)
+    USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 (an action, not a secret)
     CALLBACK_REQUESTED = "callback.requested"
     CALLBACK_SCHEDULED = "callback.scheduled"
     CALLBACK_HANDLED = "callback.handled"

@@ -389,5 +389,11 @@ class User(SQLModel, table=True):
         sa_column_kwargs={"server_default": "0"},
         description="+1 at sign-out: every session signed in before is over",
     )
+    must_change_password: bool = Field(
+        default=False,
+        sa_column_kwargs={"server_default": sa.false()},
+        description="a first or reset password: every console page asks for a new one until it is set",
+    )
+    language: str | None = Field(default=None, max_length=5, description="the console's language at sign-in")
     created_at: datetime = _created()
     last_login_at: datetime | None = _moment()

@@ -1,4 +1,5 @@
-"""The connections one process needs, built once from the settings and shared by its views."""
+"""The connections one process needs, built once from the settings and shared by its views, and
+the clock they read the time from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import cached_property
 import redis
 import sqlalchemy as sa
 
+from core.clock import SYSTEM, Clock
 from core.settings import Settings
 from storage import redisdb
 from storage.db import create_engine
@@ -16,6 +18,7 @@ from storage.db import create_engine
 @dataclass
 class Runtime:
     settings: Settings
+    clock: Clock = SYSTEM  # tests freeze it
     engine: sa.Engine = field(init=False)
 
     def __post_init__(self) -> None:

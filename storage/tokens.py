@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.exceptions import SewamitraError
-from storage import audit
+from storage import audit, providers
 from storage.audit import AuditAction
-from storage.models import ApiRole, ApiToken, Provider, utcnow
+from storage.models import ApiRole, ApiToken, utcnow
 
 PREFIX = "sm_"
 TOKEN = re.compile(r"^sm_[A-Za-z0-9_-]{43}$")
@@ -78,19 +78,6 @@ def create_token(
     return Issued(token, secret)
 
 
-def _provider_id(session: Session, role: ApiRole, provider: str | None) -> int | None:
-    if role is not ApiRole.PROVIDER:
-        if provider:
-            raise TokenError("--provider is only for tokens with the provider role")
-        return None
-    if not provider:
-        raise TokenError("a provider token needs --provider NAME (the agency it acts for)")
-    found = session.exec(select(Provider).where(Provider.name == provider)).first()
-    if found is None:
-        raise TokenError(f"no provider agency named {provider!r}")
-    return found.id
-
-
 def authenticate(session: Session, secret: str, now: datetime) -> ApiToken | None:
     """The live token this secret is, or None (unknown, revoked or expired)."""
     if not TOKEN.match(secret):
@@ -126,3 +113,12 @@ def revoke(session: Session, prefix: str, actor: str = "cli") -> list[ApiToken]:
             detail={"client": token.client, "prefix": token.prefix},
         )
     return list(found)
+
+
+def _provider_id(session: Session, role: ApiRole, provider: str | None) -> int | None:
+    try:
+        return providers.agency_id(
+            session, provider, provider_role=role is ApiRole.PROVIDER, what="token", tie="acts for"
+        )
+    except providers.AgencyRefused as refused:
+        raise TokenError(str(refused)) from None

@@ -484,3 +484,71 @@ def test_a_forged_post_is_refused_and_changes_nothing(live: Live, page: Page) ->
     page.goto(f"/console/requests/{number}")
     expect(page.locator("#timeline")).not_to_contain_text("forged")
     expect(page.get_by_text("Asha · agent")).to_be_visible()  # still signed in: only the forgeries failed
+
+
+# -- user administration ------------------------------------------------------------------------------
+
+
+def test_an_admin_adds_an_agent_who_chooses_a_password_at_the_first_sign_in_then_works(
+    live: Live, windows: Callable[[], Page]
+) -> None:
+    add_user(live.engine, "meera", Role.ADMIN)
+    add_user(live.engine, "vikram", Role.SUPERVISOR)
+    admin = windows()
+    sign_in(admin, "meera")
+    go_to(admin, "Users")
+    admin.get_by_role("link", name="Add a user").click()
+    admin.get_by_label("User name").fill("asha")
+    admin.get_by_label("Name", exact=True).fill("Asha Verma")
+    admin.get_by_label("Role").select_option("agent")
+    admin.get_by_label("Desk phone").fill(DESK_PHONE)
+    admin.get_by_role("button", name="Add a user").click()
+    expect(admin.get_by_text("The user is added.")).to_be_visible()
+    first_password = admin.locator("#issued-password").inner_text()
+    assert len(first_password) >= 10
+
+    go_to(admin, "Users")
+    expect(admin.get_by_role("row", name=re.compile("asha"))).to_contain_text("Must change password")
+    shoot(admin, "17-users")
+    admin.get_by_role("button", name="हिन्दी").click()
+    expect(admin.get_by_role("heading", name="उपयोगकर्ता")).to_be_visible()
+    expect(admin.get_by_role("row", name=re.compile("asha"))).to_contain_text("पासवर्ड बदलना ज़रूरी")
+    shoot(admin, "18-users-hindi")
+    english = [word for word in _words(admin.locator("main thead").inner_text()) if re.fullmatch(r"[A-Za-z]+", word)]
+    assert english == [], english  # every column heading in Hindi
+    admin.get_by_role("link", name="asha", exact=True).click()
+    expect(admin.get_by_role("button", name="उपयोगकर्ता को अक्षम करें")).to_be_visible()
+    shoot(admin, "19-user-hindi")
+    labels = admin.locator("main label, main button, main h2").all_inner_texts()
+    english = [word for text in labels for word in _words(text) if re.fullmatch(r"[A-Za-z]+", word)]
+    assert set(english) <= {"English"}, english  # the language names itself; every label is in Hindi
+
+    desk = windows()
+    sign_in(desk, "asha", first_password)
+    expect(desk).to_have_url(f"{live.url}/console/password")
+    expect(desk.get_by_text("Your password was given to you")).to_be_visible()
+    expect(desk.locator("header nav")).to_have_count(0)  # nowhere else to go yet
+    desk.goto("/console/requests")
+    expect(desk).to_have_url(f"{live.url}/console/password")
+    shoot(desk, "20-change-password")
+    desk.get_by_label("Current password").fill(first_password)
+    desk.get_by_label("New password", exact=True).fill("asha chose this one")
+    desk.get_by_label("New password again").fill("asha chose this one")
+    desk.get_by_role("button", name="Change the password").click()
+    expect(desk).to_have_url(f"{live.url}/console/queue")
+    expect(desk.get_by_text("Your password is changed.")).to_be_visible()
+    go_to(desk, "Requests")
+    expect(desk).to_have_url(re.compile(r"/console/requests"))
+
+    supervisor = windows()
+    sign_in(supervisor, "vikram")
+    expect(supervisor.locator("header nav").get_by_role("link", name="Users")).to_have_count(0)
+    with supervisor.expect_response(lambda answer: answer.url.endswith("/console/users")) as answered:
+        supervisor.goto("/console/users")
+    assert answered.value.status == 403
+    actions = audit_actions(live.engine)
+    assert actions.index("user.created") < actions.index("user.password_changed")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text)

@@ -16,9 +16,11 @@ from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
 from api.inputs import KEY_MAX
+from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import jobs
+from dispatch.jobs import HEARTBEAT_KEY
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import session_scope
@@ -491,6 +493,13 @@ def test_health_reports_the_database_redis_workers_and_queue_depth(app: Flask, p
     assert health["queues"] == {"dispatch": 1, "default": 1}  # the dispatch, and the confirmation SMS
     assert health["failed_jobs"] == 0
     assert health["rq_workers"] == 0
+
+
+def test_health_says_how_long_ago_the_jobs_last_ran_by_the_apps_clock(helpline_settings: Settings) -> None:
+    clock = FrozenClock(datetime(2030, 1, 1, 5, 30, tzinfo=UTC))
+    app = create_app(helpline_settings, clock)
+    app.extensions["sewamitra"].redis.set(HEARTBEAT_KEY, (clock.now() - timedelta(seconds=42)).isoformat())
+    assert app.test_client().get("/healthz").get_json()["jobs_last_ran_s_ago"] == 42.0
 
 
 def test_the_openapi_document_describes_every_route(app: Flask) -> None:

@@ -5,6 +5,7 @@ Redis, real databases of each kind, real RQ jobs; only the clock is moved, by ed
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
+from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, geoindex, jobs, offers
@@ -193,6 +195,28 @@ def test_an_offer_is_not_expired_before_its_time(installed: context.JobContext, 
     [offer] = offers_of(engine, request_id)
     assert jobs.expire_offer(offer.id or 0) == "not due yet"
     assert offers_of(engine, request_id)[0].status is OfferStatus.PENDING
+
+
+def test_the_jobs_clock_says_when_an_offer_runs_out(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings
+) -> None:
+    clock = FrozenClock(datetime(2030, 1, 1, 5, 30, tzinfo=UTC))
+    context.install(replace(installed, clock=clock))
+    add_worker(engine, "First", "+919800000041", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine, created=clock.now())
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(engine, request_id)
+    assert (offer.created_at, offer.expires_at) == (
+        clock.now(),
+        clock.now() + timedelta(seconds=settings.dispatch.offer_timeout),
+    )
+
+    clock.advance(timedelta(seconds=settings.dispatch.offer_timeout - 1))
+    assert jobs.expire_offer(offer.id or 0) == "not due yet"
+    clock.advance(timedelta(seconds=1))
+    assert jobs.expire_offer(offer.id or 0) == "expired"
+    assert offers_of(engine, request_id)[0].status is OfferStatus.EXPIRED
 
 
 def test_no_eligible_worker_in_range_escalates_at_once(installed: context.JobContext, engine: sa.Engine) -> None:

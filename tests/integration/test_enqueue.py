@@ -14,6 +14,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from dispatch import enqueue
+from ivr import calllog
 
 MOMENT = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 SID = "SM" + "a" * 32
@@ -31,6 +32,23 @@ JOBS: list[tuple[Callable[[redis.Redis], bool], str, str, str, tuple[Any, ...], 
         "undelivered-9",
         "expire_offer",
         (9, "the SMS could not be delivered", True),
+        None,
+    ),
+    (
+        lambda r: enqueue.unanswered_offer(r, 9),
+        "dispatch",
+        "unanswered-9",
+        "expire_offer",
+        (9, "the call was not answered", True),
+        None,
+    ),
+    (lambda r: enqueue.feedback_sms(r, 7), "dispatch", "feedback-sms-7", "feedback_sms", (7,), None),
+    (
+        lambda r: enqueue.ring_agent(r, 2, "+919800000002", "CA1"),
+        "dispatch",
+        "ring-agent-2-CA1",
+        "ring_agent",
+        (2, "+919800000002"),
         None,
     ),
     (lambda r: enqueue.send_sms(r, 5), "default", "sms-5", "send_sms", (5,), 3),
@@ -127,3 +145,18 @@ def test_an_offer_sent_again_later_is_scheduled_under_its_attempt(redis_client: 
     assert enqueue.offer_expiry(redis_client, 12, MOMENT)
     scheduled = ScheduledJobRegistry("dispatch", connection=redis_client)
     assert sorted(scheduled.get_job_ids()) == ["expire-12", "offer-11-2"]
+
+
+def test_a_call_log_the_database_could_not_take_waits_for_it(
+    redis_client: redis.Redis, unreachable: redis.Redis
+) -> None:
+    """The writer is the call log's own job (in ivr), handed in; its id and retries are set here."""
+    assert enqueue.call_log(redis_client, calllog.record_when_back, "CA1", "no-answer!", {"a": 1}, None, "at")
+    [job] = Queue("default", connection=redis_client).jobs
+    assert (job.id, job.func_name, tuple(job.args), job.retries_left) == (
+        "call-log-CA1-no-answer",
+        "ivr.calllog.record_when_back",
+        ({"a": 1}, None, "at"),
+        8,
+    )
+    assert enqueue.call_log(unreachable, calllog.record_when_back, "CA1", "busy", {}, None, "at") is False

@@ -5,6 +5,7 @@ sandbox for SMS. The same transcripts on both platforms; each test reads as the 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from time import sleep
 
@@ -14,6 +15,7 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from core import numbers
+from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.simulator import Heard, Played
 from devtools.twilio_sandbox import TwilioSandbox
@@ -200,6 +202,30 @@ def test_out_of_hours_a_callback_is_offered_instead_of_the_queue(helpline_settin
     assert not in_the_agent_queue(transcript)
     [callback] = rows(app, CallbackRequest)
     assert callback.reason == "out_of_hours"
+
+
+def test_the_views_clock_says_whether_the_call_centre_is_open(helpline_settings: Settings) -> None:
+    """Agents work 8 to 8 in Lucknow: the same call at 11 in the morning and at 11 at night, by the
+    app's frozen clock (17:30 UTC is 23:00 IST)."""
+    morning, night = datetime(2030, 1, 1, 5, 30, tzinfo=UTC), datetime(2030, 1, 1, 17, 30, tzinfo=UTC)
+    clock = FrozenClock(morning)
+    app = create_app(helpline_settings, clock)
+    assert in_the_agent_queue(call(app, "2,3,1"))  # then leaves the queue for a callback
+
+    clock.set(night)
+    transcript = call(app, "2,3,1", from_number="+919415000001")  # a new caller: asked for a language too
+    assert transcript.said("Our agents are available from 8 in the morning to 8 at night.")
+    assert not in_the_agent_queue(transcript)
+    callbacks = sorted(rows(app, CallbackRequest), key=lambda c: c.id)
+    assert [(c.reason, c.created_at) for c in callbacks] == [("left_queue", morning), ("out_of_hours", night)]
+
+
+def test_a_request_filed_by_phone_is_dated_by_the_apps_clock(settings: Settings) -> None:
+    clock = FrozenClock(datetime(2030, 1, 1, 5, 30, tzinfo=UTC))
+    app = create_app(settings, clock)
+    call(app, ENGLISH_PLUMBER_AT_226001)
+    [request] = stored(app)
+    assert request.created_at == clock.now()
 
 
 def test_out_of_hours_a_withheld_caller_is_told_we_cannot_call_back(helpline_settings: Settings) -> None:

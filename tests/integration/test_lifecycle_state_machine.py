@@ -31,6 +31,7 @@ from hypothesis.stateful import (
 )
 from sqlmodel import Session, col, select
 
+from core.clock import FrozenClock
 from core.settings import Dispatch, Settings
 from dispatch import inbox, lifecycle, offers
 from dispatch.intake import unused_number
@@ -78,7 +79,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = datetime.now(UTC)
+        self.clock = FrozenClock(datetime.now(UTC))
         self.request_status: dict[int, RequestStatus] = {}
         self.offer_status: dict[int, OfferStatus] = {}
         self.staff: list[int] = []
@@ -105,7 +106,7 @@ class Lifecycle(RuleBasedStateMachine):
                 district="LUCKNOW",
                 latitude=GPO.latitude,
                 longitude=GPO.longitude,
-                created_at=self.clock,
+                created_at=self.clock.now(),
             )
             session.add(request)
             session.flush()
@@ -115,7 +116,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([5, 301, 1801]))
     def time_passes(self, seconds: int) -> None:
-        self.clock += timedelta(seconds=seconds)
+        self.clock.advance(timedelta(seconds=seconds))
 
     # -- dispatch and the workers' answers ---------------------------------------------------------
 
@@ -123,17 +124,17 @@ class Lifecycle(RuleBasedStateMachine):
     def dispatch_round(self, request: int) -> object:
         candidates = [Candidate(worker_id, 1.0, None, 4.0) for worker_id in self.staff]
         with session_scope(self.engine) as session:
-            made = offers.next_offers(session, request, candidates, self.dispatch_rules, self.clock).offers
+            made = offers.next_offers(session, request, candidates, self.dispatch_rules, self.clock.now()).offers
         return multiple(*[offer.id for offer in made])
 
     @rule(offer=offers, yes=st.booleans())
     def answer(self, offer: int, yes: bool) -> None:
-        offers.reply(self.engine, offer, yes, self.clock, "worker:test")
+        offers.reply(self.engine, offer, yes, self.clock.now(), "worker:test")
 
     @rule(offer=offers)
     def unanswered(self, offer: int) -> None:
         with session_scope(self.engine) as session:
-            offers.expire(session, offer, self.clock)
+            offers.expire(session, offer, self.clock.now())
 
     # -- agents ------------------------------------------------------------------------------------
 
@@ -142,28 +143,28 @@ class Lifecycle(RuleBasedStateMachine):
         if really:  # most citizens keep their request: cancelling less often lets the rest of the story happen
             return
         with session_scope(self.engine) as session:
-            lifecycle.cancel(session, request, "user:1", "the citizen called it off", self.clock)
+            lifecycle.cancel(session, request, "user:1", "the citizen called it off", self.clock.now())
 
     @rule(request=requests)
     def dispatch_again(self, request: int) -> None:
         with session_scope(self.engine) as session:
-            lifecycle.redispatch(session, request, "user:1", "a fresh round", self.clock)
+            lifecycle.redispatch(session, request, "user:1", "a fresh round", self.clock.now())
 
     @rule(request=requests, worker=workers)
     def assign(self, request: int, worker: int) -> None:
         with session_scope(self.engine) as session:
-            lifecycle.assign(session, request, worker, "user:1", self.clock)
+            lifecycle.assign(session, request, worker, "user:1", self.clock.now())
 
     @rule(request=requests)
     def follow_up(self, request: int) -> None:
         with session_scope(self.engine) as session:
-            lifecycle.close_after_follow_up(session, request, "user:1", "sorted out on the phone")
+            lifecycle.close_after_follow_up(session, request, "user:1", "sorted out on the phone", self.clock.now())
 
     @rule(worker=consumes(workers))
     def stand_down(self, worker: int) -> None:
         with session_scope(self.engine) as session:
             session.execute(sa.update(Worker).where(col(Worker.id) == worker).values(active=False))
-            lifecycle.stand_down(session, worker, "user:1", "deactivated", self.clock)
+            lifecycle.stand_down(session, worker, "user:1", "deactivated", self.clock.now())
         self.staff.remove(worker)
 
     # -- the job -----------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class Lifecycle(RuleBasedStateMachine):
         worker = found.worker_id if own_job and found.worker_id else (self.staff or [0])[0]
         code = found.completion_code if right_code and found.completion_code else "0000"
         with session_scope(self.engine) as session:
-            offers.complete(session, found.number, worker, code, self.clock)
+            offers.complete(session, found.number, worker, code, self.clock.now())
 
     @rule(request=requests, rating=st.integers(1, 5))
     def rated(self, request: int, rating: int) -> None:
@@ -188,7 +189,15 @@ class Lifecycle(RuleBasedStateMachine):
         with session_scope(self.engine) as session:
             found = session.get(ServiceRequest, request)
             assert found is not None
-            offers.move(session, found, S.COMPLETED, S.ESCALATED, "ivr:feedback", "the citizen reported a problem")
+            offers.move(
+                session,
+                found,
+                S.COMPLETED,
+                S.ESCALATED,
+                "ivr:feedback",
+                "the citizen reported a problem",
+                self.clock.now(),
+            )
 
     # -- what must always be true ------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from click.testing import CliRunner
 from flask import Flask
 from sqlmodel import Session, select
 
@@ -33,9 +34,9 @@ from core.settings import Settings
 from core.text import REORDERS
 from devtools.embedded_redis import EmbeddedRedis
 from devtools.simulator import simulate_command
-from devtools.up import prepare_database
+from devtools.up import SERVED_URL_FILE, prepare_database
 from directory.importer import import_workers
-from sewamitra import localsecrets, logs
+from sewamitra import cli, localsecrets, logs
 from sewamitra.app import create_app
 from storage import tokens
 from storage.db import create_engine, session_scope, upgrade
@@ -469,6 +470,35 @@ def test_simulate_reaches_up_on_another_port_without_the_public_url_set_by_hand(
             up.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
         written.unlink(missing_ok=True)
+
+
+def test_twilio_signature_signs_for_the_port_up_serves_on(helpline_settings: Settings, tmp_path: Path) -> None:
+    """`up --port 8301` with the local default public_url checks signatures over port 8301:
+    `twilio-signature --port 8301` signs over it too, or over the port a running `up` wrote down."""
+    port = free_port()
+    app = create_app(helpline_settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}))  # as `up` runs it
+    form = ["CallSid=CA" + "7" * 32, "From=+919876543210", "To=+18005550100", "CallStatus=ringing"]
+    env = {"SEWAMITRA_DATA_DIR": str(tmp_path), "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "SEWAMITRA_PUBLIC_URL": None}
+    env["SEWAMITRA_CONFIG"] = str(ROOT / "config.yaml")  # the CLI sets it; the runner puts it back
+
+    def signed(*options: str) -> tuple[int, str]:
+        made = CliRunner().invoke(cli.main, ["twilio-signature", *options, "/twilio/voice", *form], env=env)
+        assert made.exit_code == 0, made.output
+        answer = app.test_client().post(
+            "/twilio/voice",
+            data=dict(field.split("=", 1) for field in form),
+            headers={"X-Twilio-Signature": made.stdout.strip()},
+        )
+        return answer.status_code, made.stderr
+
+    assert signed() == (403, "signed over http://127.0.0.1:8155/twilio/voice\n")  # config.yaml's port: refused
+    assert signed("--port", str(port)) == (200, f"signed over http://127.0.0.1:{port}/twilio/voice\n")
+    assert signed("--url", f"http://127.0.0.1:{port}/")[0] == 200
+    (tmp_path / SERVED_URL_FILE).write_text(f"http://127.0.0.1:{port}\n")  # a running `up --port {port}`
+    assert signed()[0] == 200
+    env["SEWAMITRA_PUBLIC_URL"] = "https://helpline.example.gov.in"  # set by hand: --port changes nothing
+    assert signed("--port", str(port)) == (403, "signed over https://helpline.example.gov.in/twilio/voice\n")
+    app.extensions["sewamitra"].engine.dispose()
 
 
 def _up_banner(up: subprocess.Popen[bytes], written: Path) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from click.testing import CliRunner, Result
+from sqlmodel import col, select
 
+from sewamitra.cli import main
 from storage.db import session_scope
 from storage.models import AuditEvent, Provider, Role, User
 from storage.users import UserError, create_user, verify_password
+from tests.factories import ROOT
 
 
 def test_an_agent_is_created_with_a_hashed_password_and_an_audit_event(engine: sa.Engine) -> None:
@@ -58,3 +61,50 @@ def test_a_username_is_taken_once(engine: sa.Engine) -> None:
         create_user(session, "supervisor", Role.SUPERVISOR, "long enough pw")
     with pytest.raises(UserError, match="taken"), session_scope(engine) as session:
         create_user(session, "Supervisor", Role.SUPERVISOR, "long enough pw")
+
+
+def test_the_cli_resets_a_password_and_disables_and_enables_a_user_but_keeps_the_last_admin(tmp_path) -> None:
+    database = tmp_path / "h.db"
+    env = {
+        "SEWAMITRA_DATA_DIR": str(tmp_path),
+        "SEWAMITRA_DATABASE_URL": f"sqlite:///{database}",
+        "SEWAMITRA_CONFIG": str(ROOT / "config.yaml"),
+    }  # the CLI sets it; the runner puts it back
+    runner = CliRunner()
+
+    def sewamitra(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(main, ["--config", str(ROOT / "config.yaml"), *args], env=env, input=stdin)
+
+    assert sewamitra("db", "upgrade").exit_code == 0
+    assert (
+        sewamitra("create-user", "meera", "--role", "admin", "--password-stdin", stdin="long enough pw\n").exit_code
+        == 0
+    )
+    assert (
+        sewamitra("create-user", "asha", "--role", "agent", "--password-stdin", stdin="long enough pw\n").exit_code == 0
+    )
+
+    reset = sewamitra("reset-password", "Asha")
+    assert reset.exit_code == 0, reset.output
+    password = reset.output.strip().splitlines()[-1]
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with session_scope(engine) as session:
+        asha = session.exec(select(User).where(User.username == "asha")).one()
+        assert asha.must_change_password is True
+        assert verify_password(asha, password)
+        assert not verify_password(asha, "long enough pw")
+
+    refused = sewamitra("disable-user", "meera")
+    assert refused.exit_code != 0
+    assert "last active admin" in refused.output
+    assert "no console user named" in sewamitra("disable-user", "nobody").output
+    assert sewamitra("disable-user", "asha").exit_code == 0
+    with session_scope(engine) as session:
+        assert session.exec(select(User.active).where(User.username == "asha")).one() is False
+    assert sewamitra("disable-user", "asha", "--enable").exit_code == 0
+    with session_scope(engine) as session:
+        assert session.exec(select(User.active).where(User.username == "asha")).one() is True
+        actions = session.exec(select(AuditEvent.action).order_by(col(AuditEvent.id))).all()
+        assert actions == ["user.created", "user.created", "user.password_reset", "user.disabled", "user.enabled"]
+        assert all(password not in str(event.detail) for event in session.exec(select(AuditEvent)).all())
+    engine.dispose()

@@ -1,8 +1,8 @@
 """Why a call ended, as the platform says it (Plivo's hangup callback: HangupCause, such as
 NORMAL_CLEARING, NO_ANSWER, USER_BUSY), kept on the call's log (issue 17).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
