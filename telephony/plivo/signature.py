@@ -13,7 +13,7 @@ import redis
 from flask import Response, current_app, request
 from plivo.utils.signature_v3 import validate_v3_signature
 
-from telephony.twilio.signature import LOGGED_PATH, public_url_of_request, too_large
+from telephony.webhooks import LOGGED_PATH, public_url_of_request, too_large
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Plivo-Signature-V3"
