@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import secrets
 import uuid
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import timedelta
 from typing import NoReturn
 from xml.etree import ElementTree
@@ -198,8 +198,9 @@ class _PlivoCall(_Call):
         self._hang_up("app")
 
     def _recover(self, fetch: _Fetch, failure: Failure) -> _Fetch:
-        """Plivo requests the application's fallback URL when a URL fails; after that, it hangs up."""
-        self._emit(failure)
+        """Plivo requests the application's fallback URL when a URL fails; after that, it hangs up.
+        (The failure is told as Plivo's, without the Twilio debugger code the shared parser gives it.)"""
+        self._emit(replace(failure, code=None, message=f"Plivo: {failure.message}"))
         if fetch.fallback:
             self.hangup_cause = "XML_PARSE_ERROR"
             raise _Ended("twilio")
