@@ -177,6 +177,12 @@ def bench_dispatch(
 @click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
 @click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
 @click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")
+@click.option(
+    "--platform",
+    type=click.Choice(["twilio", "plivo"]),
+    default=None,
+    help="the helpline on Twilio's or Plivo's webhooks, called by that platform's rules  [default: twilio]",
+)
 @POSTGRES_URL_OPTION
 @redis_url_option(11)
 def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) -> None:

@@ -87,6 +87,20 @@ def plivo_number(number: str) -> str:
 
 
 @dataclass
+class PlivoCallSetup(CallSetup):
+    """One call on Plivo, whatever delivers its requests (the load benchmark drives many at once)."""
+
+    _: KW_ONLY
+    voice_path: str = "/plivo/voice"
+    status_path: str = "/plivo/voice/status"
+    fallback_path: str = "/plivo/voice/fallback"
+    direction: str = "inbound"
+
+    def steps(self, keys: object) -> Steps:
+        return _PlivoCall(self, _Keys.of(keys)).run()  # type: ignore[arg-type]
+
+
+@dataclass
 class PlivoCallSimulator(CallSimulator):
     """Places simulated calls the way Plivo does, against the helpline's /plivo webhooks."""
 
