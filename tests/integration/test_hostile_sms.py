@@ -68,7 +68,15 @@ def bodies() -> st.SearchStrategy[str]:
         st.sampled_from(GARNISH),
     ).map(lambda parts: f"{parts[0]} {parts[1]} {parts[2]}{parts[3]}")
     answer = st.tuples(st.sampled_from(["YES", "1", "NO", "2", "हाँ"]), st.sampled_from([" {number}", " 9999999", ""]))
-    return st.one_of(junk(1700), command, done, answer.map("".join), st.text(max_size=30).map(lambda t: "YES " + t))
+    # Twilio posts a body of at most 1,600 characters; a longer post is refused whole (413), as
+    # tests/integration/test_hostile_webhooks.py pins, so the junk here stops a little past that.
+    return st.one_of(
+        junk(1700).map(lambda body: body[:1700]),
+        command,
+        done,
+        answer.map("".join),
+        st.text(max_size=30).map(lambda t: "YES " + t),
+    )
 
 
 @pytest.fixture
