@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import datetime, time
 from pathlib import Path
@@ -22,6 +23,8 @@ CONFIG_ENV = "SEWAMITRA_CONFIG"
 SECRET_ENV = {
     ("twilio", "account_sid"): "TWILIO_ACCOUNT_SID",
     ("twilio", "auth_token"): "TWILIO_AUTH_TOKEN",
+    ("plivo", "auth_id"): "PLIVO_AUTH_ID",
+    ("plivo", "auth_token"): "PLIVO_AUTH_TOKEN",
     ("secret_key",): "SEWAMITRA_SECRET_KEY",
 }
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -126,6 +129,30 @@ class Twilio(_Frozen):
     auth_token: str | None = None
 
 
+class Plivo(_Frozen):
+    api_base_url: str | None = None
+    validate_signatures: bool = True
+    from_number: str | None = Field(None, description="caller ID of the calls we place: an Indian number of ours")
+    dlt_entity_id: str | None = Field(None, pattern=r"^\d{10,30}$", description="the DLT principal entity id")
+    dlt_header: str | None = Field(None, pattern=r"^[A-Za-z0-9]{3,11}$", description="the DLT header (sender)")
+    auth_id: str | None = None
+    auth_token: str | None = None
+
+    def missing(self) -> list[str]:
+        """What a helpline on Plivo still lacks, named as the operator sets it; [] when nothing.
+        No credentials at all is local development (`sewamitra up` starts the Plivo sandbox)."""
+        credentials = {"PLIVO_AUTH_ID": self.auth_id, "PLIVO_AUTH_TOKEN": self.auth_token}
+        if not any(credentials.values()):
+            return []
+        keys = {"plivo.from_number": self.from_number, "plivo.dlt_entity_id": self.dlt_entity_id}
+        keys["plivo.dlt_header"] = self.dlt_header
+        return [name for name, value in {**credentials, **keys}.items() if not value]
+
+
+class Telephony(_Frozen):
+    platform: Literal["twilio", "plivo"] = "twilio"
+
+
 class SmsTemplate(_Frozen):
     dlt_template_id: str = Field(pattern=r"^\d{19}$")
     hi: str = Field(min_length=1)
@@ -157,7 +184,9 @@ class Settings(_Frozen):
     console: Console = Console()
     open311: Open311 = Open311()
     workers: Processes = Processes()
+    telephony: Telephony = Telephony()
     twilio: Twilio = Twilio()
+    plivo: Plivo = Plivo()
     sms: Sms = Sms()
 
     @field_validator("public_url")
@@ -180,6 +209,18 @@ class Settings(_Frozen):
         _require_unique("code", [lang.code for lang in value])
         _require_unique("digit", [lang.digit for lang in value])
         return value
+
+    @model_validator(mode="after")
+    def _platform_configured(self) -> Settings:
+        """A half-configured platform is refused at start, not at the first call or SMS."""
+        if self.telephony.platform == "plivo":
+            auth_id = self.plivo.auth_id
+            if auth_id and not re.fullmatch(r"(MA|SA)[A-Z0-9]{18}", auth_id):
+                raise ValueError("PLIVO_AUTH_ID is not a Plivo Auth ID (20 characters, MA… or SA…)")
+            missing = self.plivo.missing()
+            if missing:
+                raise ValueError(f"telephony.platform is plivo, but {', '.join(missing)} is not set")
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -60,17 +60,28 @@ def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> 
 @click.option("--url", default=None, help="where the helpline runs (default: public_url)")
 @click.option("--from", "from_number", default="+919876543210", show_default=True, help="caller ID, or anonymous")
 @click.option("--keys", default=None, help="a script such as 2,1,1,226001#,1 ('-' = silence); else typed")
+@click.option(
+    "--platform",
+    type=click.Choice(["twilio", "plivo"]),
+    default=None,
+    help="whose rules and signatures the call follows  [default: telephony.platform]",
+)
 @click.pass_context
-def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | None) -> None:
-    """Place a call from the terminal, as Twilio would, and print what the caller hears."""
+def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | None, platform: str | None) -> None:
+    """Place a call from the terminal, as Twilio or Plivo would, and print what the caller hears."""
     from devtools.simulator import simulate_command
     from devtools.up import served_public_url
 
     settings = _settings(ctx)
-    token = settings.twilio.auth_token or _local_token(settings)
+    platform = platform or settings.telephony.platform
     public_url = served_public_url(settings)
-    local_account = localsecrets.path(settings.data_dir, "TWILIO_ACCOUNT_SID")  # `up`'s, for its sandbox
-    account = settings.twilio.account_sid or (local_account.read_text().strip() if local_account.exists() else "")
+    if platform == "plivo":
+        token = settings.plivo.auth_token or _local_secret(settings, "PLIVO_AUTH_TOKEN")
+        account = ""
+    else:
+        token = settings.twilio.auth_token or _local_token(settings)
+        local_account = localsecrets.path(settings.data_dir, "TWILIO_ACCOUNT_SID")  # `up`'s, for its sandbox
+        account = settings.twilio.account_sid or (local_account.read_text().strip() if local_account.exists() else "")
     transcript = simulate_command(
         url or public_url,
         public_url=public_url,
@@ -80,6 +91,7 @@ def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | 
         out=sys.stdout,
         inp=sys.stdin,
         account_sid=account,
+        platform=platform,
     )
     if transcript.errors:
         sys.exit(1)
@@ -165,6 +177,12 @@ def bench_dispatch(
 @click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
 @click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
 @click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")
+@click.option(
+    "--platform",
+    type=click.Choice(["twilio", "plivo"]),
+    default=None,
+    help="the helpline on Twilio's or Plivo's webhooks, called by that platform's rules  [default: twilio]",
+)
 @POSTGRES_URL_OPTION
 @redis_url_option(11)
 def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) -> None:
@@ -237,7 +255,11 @@ def _reported() -> Iterator[None]:
 
 
 def _local_token(settings: Settings) -> str:
-    file = localsecrets.path(settings.data_dir, "TWILIO_AUTH_TOKEN")
+    return _local_secret(settings, "TWILIO_AUTH_TOKEN")
+
+
+def _local_secret(settings: Settings, env_name: str) -> str:
+    file = localsecrets.path(settings.data_dir, env_name)
     if not file.exists():
-        raise click.ClickException("TWILIO_AUTH_TOKEN is not set and `sewamitra up` has not made a local one")
+        raise click.ClickException(f"{env_name} is not set and `sewamitra up` has not made a local one")
     return file.read_text().strip()

@@ -316,6 +316,9 @@ def twilio_headers(auth_token: str, url: str, form: dict[str, str]) -> dict[str,
     }
 
 
+Signer: TypeAlias = Callable[[str, str, dict[str, str]], dict[str, str]]  # (token, URL, form) → headers
+
+
 def as_account(form: dict[str, str], account_sid: str) -> dict[str, str]:
     """The form as Twilio sends it for `account_sid`, the account whose token signs it (when known)."""
     return {**form, "AccountSid": account_sid} if account_sid and "AccountSid" in form else form
@@ -342,6 +345,7 @@ class FlaskTransport:
     public_url: str
     auth_token: str
     account_sid: str = ""
+    sign: Signer = field(default=lambda token, url, form: twilio_headers(token, url, form))
 
     def post(self, url: str, form: dict[str, str]) -> Reply:
         return self._send("POST", url, form)
@@ -354,7 +358,7 @@ class FlaskTransport:
         if path is None:
             return _elsewhere(url)
         form = as_account(form, self.account_sid or _account_of(self.client))
-        headers = twilio_headers(self.auth_token, url, form)
+        headers = self.sign(self.auth_token, url, form)
         answer = self.client.open(path, method=method, data=form or None, headers=headers, follow_redirects=True)
         return Reply(answer.status_code, answer.content_type or "", answer.get_data(as_text=True))
 
@@ -374,6 +378,7 @@ class HttpTransport:
     auth_token: str
     timeout: float = 15
     account_sid: str = ""
+    sign: Signer = field(default=lambda token, url, form: twilio_headers(token, url, form))
 
     def post(self, url: str, form: dict[str, str]) -> Reply:
         return self._send(url, form, post=True)
@@ -387,7 +392,7 @@ class HttpTransport:
             return _elsewhere(url)
         form = as_account(form, self.account_sid)
         data = urllib.parse.urlencode(form).encode() if post else None
-        headers = twilio_headers(self.auth_token, url, form)
+        headers = self.sign(self.auth_token, url, form)
         request = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, headers=headers)
         failure = ""
         for _attempt in range(2):  # Twilio tries once more when it cannot connect
@@ -1050,15 +1055,25 @@ def simulate_command(
     out: TextIO,
     inp: TextIO,
     account_sid: str = "",
+    platform: str = "twilio",
 ) -> Transcript:
-    """`sewamitra simulate`: one call to a running server, told as it happens; keys from `keys` or typed."""
+    """`sewamitra simulate`: one call to a running server, told as it happens; keys from `keys` or typed.
+    On Plivo (`platform`), the call follows Plivo's XML rules and signatures (devtools.plivo_simulator)."""
 
     def tell(event: Event) -> None:
         if not isinstance(event, Request):
             print(event.line(), file=out, flush=True)
 
-    transport = _RefusalStops(HttpTransport(url, public_url, auth_token, account_sid=account_sid))
-    simulator = CallSimulator(transport, public_url=public_url, from_number=from_number, on_event=tell)
+    if platform == "plivo":
+        from devtools.plivo_simulator import PlivoCallSimulator, plivo_headers
+
+        http = HttpTransport(url, public_url, auth_token, sign=plivo_headers)
+        simulator: CallSimulator = PlivoCallSimulator(
+            _RefusalStops(http), public_url=public_url, from_number=from_number, on_event=tell
+        )
+    else:
+        transport = _RefusalStops(HttpTransport(url, public_url, auth_token, account_sid=account_sid))
+        simulator = CallSimulator(transport, public_url=public_url, from_number=from_number, on_event=tell)
     try:
         transcript = simulator.run(TerminalKeys(inp, out) if keys is None else parse_keys(keys))
     except SignatureRefused as refused:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 log = logging.getLogger(__name__)
@@ -250,6 +250,8 @@ RESOURCES: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., dict[str
 class TwilioSandbox:
     """Twilio's Messages and Calls API on a loopback port, recording every accepted request."""
 
+    name = "Twilio"
+
     def __init__(self, account_sid: str, auth_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         if not is_loopback(host):
             raise ValueError(f"the Twilio sandbox listens on loopback only, not {host!r}")
@@ -271,12 +273,12 @@ class TwilioSandbox:
         if self._server is not None:
             return self.base_url
         self._stopping.clear()
-        self._server = _SandboxServer((self.host, self.port), self)
+        self._server = _SandboxServer((self.host, self.port), self, self.handler())
         self.port = self._server.server_address[1]
         serve = functools.partial(self._server.serve_forever, poll_interval=SHUTDOWN_POLL)
         self._thread = threading.Thread(target=serve, name="twilio-sandbox", daemon=True)
         self._thread.start()
-        log.info("Twilio sandbox listening on %s", self.base_url)
+        log.info("%s sandbox listening on %s", self.name, self.base_url)
         return self.base_url
 
     def stop(self) -> None:
@@ -295,7 +297,7 @@ class TwilioSandbox:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def __enter__(self) -> TwilioSandbox:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -326,7 +328,9 @@ class TwilioSandbox:
         with self._changed:
             if not self._changed.wait_for(lambda: len(self._records[resource]) >= n, timeout):
                 got = len(self._records[resource])
-                raise TimeoutError(f"waited {timeout}s for {n} {resource.lower()} in the Twilio sandbox, got {got}")
+                raise TimeoutError(
+                    f"waited {timeout}s for {n} {resource.lower()} in the {self.name} sandbox, got {got}"
+                )
             return list(self._records[resource])
 
     def clear(self) -> None:
@@ -399,6 +403,10 @@ class TwilioSandbox:
             self._records[resource].append(record)
             self._changed.notify_all()
 
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """What answers each HTTP request: the platform's API paths and the sandbox's own."""
+        return _SandboxHandler
+
     def apply_faults(self, spec: dict[str, Any]) -> None:
         """Faults from another process: {"fail_next": n, "status": 500} and/or {"delay_next": n, "seconds": s}."""
         if spec.get("fail_next"):
@@ -412,10 +420,10 @@ class _SandboxServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], sandbox: TwilioSandbox) -> None:
+    def __init__(self, address: tuple[str, int], sandbox: TwilioSandbox, handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sandbox = sandbox
-        super().__init__(address, _SandboxHandler)
+        super().__init__(address, handler)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         return is_loopback(str(client_address[0]))

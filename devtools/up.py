@@ -27,6 +27,7 @@ from storage.users import create_user
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SERVED_URL_FILE = "public-url"  # the URL a running `up` checks signatures over, when public_url is the local default
+ACCOUNT_ENV = {"twilio": "TWILIO_ACCOUNT_SID", "plivo": "PLIVO_AUTH_ID"}  # no account: the local sandbox
 
 
 def is_local_default(settings: Settings) -> bool:
@@ -63,10 +64,14 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
         click.echo(f"embedded Redis on {embedded.socket} (data kept in {embedded.directory})")
     try:
         sandbox_port = None
-        if not environ.get("TWILIO_ACCOUNT_SID") and not settings.twilio.api_base_url:
+        platform = settings.telephony.platform
+        if not environ.get(ACCOUNT_ENV[platform]) and not getattr(settings, platform).api_base_url:
             sandbox_port = free_port()
-            environ["SEWAMITRA_TWILIO__API_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
-        for name in localsecrets.fill_environment(settings.data_dir, environ, sandbox=sandbox_port is not None):
+            environ[f"SEWAMITRA_{platform.upper()}__API_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
+        local = localsecrets.fill_environment(
+            settings.data_dir, environ, sandbox=sandbox_port is not None, platform=platform
+        )
+        for name in local:
             click.echo(f"{name} is not set: using the local one in {localsecrets.path(settings.data_dir, name)}")
         if is_local_default(settings):
             environ["SEWAMITRA_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
@@ -157,14 +162,17 @@ def _supervise(
     services: Sequence[Service] = (),
 ) -> int:
     children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
+    platform = settings.telephony.platform
     if sandbox_port is not None:
-        children.append(Child("twilio-sandbox", ["--port", str(sandbox_port)], module="devtools.twilio_sandbox"))
+        children.append(
+            Child(f"{platform}-sandbox", ["--port", str(sandbox_port)], module=f"devtools.{platform}_sandbox")
+        )
     children += [Child(f"worker-{i}", functools.partial(_worker_args, i)) for i in range(settings.workers.rq)]
     children.append(Child("scheduler", ["scheduler"]))
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     banner = {
         "ready": click.style(f"\n{settings.helpline_name} is up.", bold=True),
-        "voice": f"  Twilio voice webhook : {settings.public_url}/twilio/voice   (POST, signed)",
+        "voice": f"  Voice webhook        : {settings.public_url}/{platform}/voice   (POST, signed by {platform})",
         "health": f"  Health               : {local}/healthz",
         "console": f"  Console              : {local}/console   sign in as {login}",
         "twilio": f"  SMS and calls        : {_telephony(settings, sandbox_port)}",
@@ -176,9 +184,11 @@ def _supervise(
 
 
 def _telephony(settings: Settings, sandbox_port: int | None) -> str:
+    platform = settings.telephony.platform
+    api = getattr(settings, platform).api_base_url
     if sandbox_port is None:
-        return str(settings.twilio.api_base_url or "Twilio")
-    return f"the local Twilio sandbox: {settings.twilio.api_base_url}/_sandbox/messages"
+        return str(api or platform.capitalize())
+    return f"the local {platform.capitalize()} sandbox: {api}/_sandbox/messages"
 
 
 def free_port() -> int:

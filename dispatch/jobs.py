@@ -28,6 +28,7 @@ from storage.models import (
     SmsLog,
     Worker,
 )
+from telephony import webhook_url
 from telephony.port import GatewayError
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,10 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
         assert request is not None
     try:
         if offer.channel is OfferChannel.VOICE:
-            public = ctx.settings.public_url
             ctx.telephony.place_call(
-                worker.phone, f"{public}/twilio/voice", status_callback=f"{public}/twilio/voice/status?offer={offer_id}"
+                worker.phone,
+                webhook_url(ctx.settings, "/voice"),
+                status_callback=webhook_url(ctx.settings, f"/voice/status?offer={offer_id}"),
             )
         else:
             values = {
@@ -272,12 +274,11 @@ def after_completion(request_id: int) -> str:
         caller = session.get(Caller, request.caller_id) if request.caller_id else None
     if caller is None:
         return "no citizen to ask"
-    public = ctx.settings.public_url
     try:
         ctx.telephony.place_call(
             caller.phone,
-            f"{public}/twilio/voice?flow=feedback&request={request_id}",
-            status_callback=f"{public}/twilio/voice/status?feedback={request_id}",
+            webhook_url(ctx.settings, f"/voice?flow=feedback&request={request_id}"),
+            status_callback=webhook_url(ctx.settings, f"/voice/status?feedback={request_id}"),
         )
     except Exception as exc:
         log.warning("feedback call for request %s failed (%s); texting instead", request_id, exc)
@@ -304,13 +305,12 @@ def feedback_sms(request_id: int) -> str:
 
 def ring_agent(user_id: int, desk_phone: str) -> str:
     """An agent took the next caller on the console: ring their desk phone, which then bridges
-    them with the caller (`<Dial><Queue>` in the /twilio/voice/agent answer)."""
+    them with the caller (the /voice/agent answer of the platform's webhooks)."""
     ctx = context.current()
-    public = ctx.settings.public_url
     sid = ctx.telephony.place_call(
         desk_phone,
-        f"{public}/twilio/voice/agent?user={user_id}",
-        status_callback=f"{public}/twilio/voice/status",
+        webhook_url(ctx.settings, f"/voice/agent?user={user_id}"),
+        status_callback=webhook_url(ctx.settings, "/voice/status"),
         timeout=20,
     )
     return f"ringing the agent: {sid}"
@@ -476,9 +476,15 @@ def send_sms(sms_log_id: int) -> str | None:
             return None
         if not messages.claim_attempt(session, sms, now()):
             return None  # another job is sending it
-        callback = f"{ctx.settings.public_url}/twilio/sms/status"
+        callback = webhook_url(ctx.settings, "/sms/status")
+        template = ctx.settings.sms.templates.get(sms.template or "")
         try:
-            sid = ctx.telephony.send_sms(sms.to_number, sms.body, status_callback=callback)
+            sid = ctx.telephony.send_sms(
+                sms.to_number,
+                sms.body,
+                status_callback=callback,
+                dlt_template_id=template.dlt_template_id if template else None,
+            )
         except Exception as exc:
             retryable = isinstance(exc, GatewayError) and exc.retryable
             code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None

@@ -54,6 +54,7 @@ def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datet
         "to_number": _number(turn.callee),
         "status": status,
         "duration_s": seconds(turn.duration),
+        "hangup_cause": storable(turn.hangup_cause, 40) or None,
         "direction": Direction.OUTBOUND if turn.outbound else Direction.INBOUND,
         "outcome": outcome(session, status),
         "path": list(session.path) if session else [],
@@ -81,6 +82,7 @@ def _upsert(dialect: str, with_session: bool, final: bool) -> sa.Executable:
     ]
     changes: dict[str, Any] = {name: statement.excluded[name] for name in updated}
     changes["duration_s"] = sa.func.coalesce(statement.excluded.duration_s, table.duration_s)
+    changes["hangup_cause"] = sa.func.coalesce(statement.excluded.hangup_cause, table.hangup_cause)
     still_open = sa.func.coalesce(table.status, "").not_in(FINAL)
     return statement.on_conflict_do_update(
         index_elements=["call_sid"], set_=changes, where=sa.or_(still_open, statement.excluded.status.in_(FINAL))

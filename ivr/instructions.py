@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from flows import engine
 from telephony import call
 
-STEP_PATH = "/twilio/voice/step"
-QUEUE_WAIT_PATH = "/twilio/voice/queue/wait"
-QUEUE_RESULT_PATH = "/twilio/voice/queue/result"
+# Paths under the platform's voice webhook root (/twilio/voice, /plivo/voice).
+STEP_PATH = "/step"
+QUEUE_WAIT_PATH = "/queue/wait"
+QUEUE_RESULT_PATH = "/queue/result"
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,27 @@ def no_recordings(_prompt: str, _language: str) -> str | None:
 
 
 def instructions(
-    events: Iterable[engine.Event], voices: Mapping[str, Voice], *, turn: int, recordings: Recordings = no_recordings
+    events: Iterable[engine.Event],
+    voices: Mapping[str, Voice],
+    *,
+    turn: int,
+    root: str,
+    recordings: Recordings = no_recordings,
 ) -> list[call.Instruction]:
-    """What the engine said, as instructions; a Gather always has a Redirect after it."""
+    """What the engine said, as instructions on the webhooks under `root`; a Gather always has a
+    Redirect after it."""
     said: list[call.Instruction] = []
     for event in events:
         if isinstance(event, engine.Say):
             said.append(spoken(event, voices, recordings))
         elif isinstance(event, engine.Gather):
-            action = f"{STEP_PATH}?turn={turn}"
+            action = f"{root}{STEP_PATH}?turn={turn}"
             prompts = tuple(spoken(say, voices, recordings) for say in event.prompts)
             wait = call.Gather(prompts, action, event.timeout, event.finish_on_key, event.num_digits, on_empty=True)
             said.append(wait)
             said.append(call.Redirect(action))  # no input and no action: the platform goes on to this
         elif isinstance(event, engine.Enqueue):
-            said.append(call.Enqueue(event.queue, wait_url=QUEUE_WAIT_PATH, action=QUEUE_RESULT_PATH))
+            said.append(call.Enqueue(event.queue, wait_url=root + QUEUE_WAIT_PATH, action=root + QUEUE_RESULT_PATH))
         elif isinstance(event, engine.Hangup):
             said.append(call.Hangup())
         elif isinstance(event, engine.Effect):
@@ -57,3 +64,17 @@ def spoken(say: engine.Say, voices: Mapping[str, Voice], recordings: Recordings)
         return call.Play(url)
     voice = voices[say.language]
     return call.Say(say.text, voice.tts_language, voice.voice)
+
+
+def queued_by_app(said: Iterable[call.Instruction], root: str) -> list[call.Instruction]:
+    """For a platform without queue verbs: the helpline keeps the queue. Entering it is going to its
+    wait document (which ends by coming back to itself), leaving it is going to the queue's result,
+    which hears how from `result`. Whatever followed is unreachable, as after an Enqueue."""
+    kept: list[call.Instruction] = []
+    for instruction in said:
+        if isinstance(instruction, call.Enqueue):
+            return [*kept, call.Redirect(instruction.wait_url)]
+        if isinstance(instruction, call.Leave):
+            return [*kept, call.Redirect(f"{root}{QUEUE_RESULT_PATH}?result=leave")]
+        kept.append(instruction)
+    return kept

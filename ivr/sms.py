@@ -12,17 +12,18 @@ from core import phones
 from core.text import storable
 from dispatch import enqueue, messages
 from storage.db import UNREACHABLE
+from telephony import webhook_signed
 from telephony.call import CallPlatform
-from telephony.twilio.signature import twilio_signed
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio/sms")
 log = logging.getLogger(__name__)
 MAX_BODY = 1600
-MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+# A message's id: Twilio's MessageSid, or Plivo's MessageUUID.
+MESSAGE_SID = re.compile(r"^((SM|MM)[0-9a-fA-F]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
 
 @bp.post("")
-@twilio_signed
+@webhook_signed
 def incoming() -> Response:
     """A message comes in: record it once (the platform may deliver it twice), then let a job act on it.
 
@@ -76,7 +77,7 @@ def internal_error(error: Exception) -> Response | HTTPException:
 
 
 @bp.post("/status")
-@twilio_signed
+@webhook_signed
 def status() -> Response:
     """Keep each message's delivery status; an offer that could not be delivered goes unanswered."""
     runtime = current_app.extensions["sewamitra"]

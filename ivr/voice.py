@@ -39,13 +39,15 @@ from ivr.effects import (
     remember_language,
     who_rings,
 )
-from ivr.instructions import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, instructions, spoken
+from ivr.instructions import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, instructions, queued_by_app, spoken
 from storage import callqueue
 from storage.db import UNREACHABLE
 from storage.runtime import Runtime
+from telephony import webhook_signed
 from telephony.call import (
     CallPlatform,
     CallTurn,
+    Conference,
     Dial,
     Enqueue,
     Gather,
@@ -57,12 +59,12 @@ from telephony.call import (
     Redirect,
 )
 from telephony.call import Say as Spoken
-from telephony.twilio.signature import twilio_signed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 HELPLINE_QUEUE = "helpline"
-QUEUE_KEY_PATH = "/twilio/voice/queue/key"  # the action of the Gather in the waitUrl document
+QUEUE_KEY_PATH = "/queue/key"  # the action of the Gather in the waitUrl document, under the voice root
+MAX_APP_QUEUE = 100  # callers a queue the helpline keeps itself holds (Twilio's queues hold 100 by default)
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
 
 
@@ -78,11 +80,16 @@ class Ivr:
     voices: dict[str, Voice]
     recordings_dir: Path
     platform: CallPlatform
+    root: str = "/twilio/voice"  # where the platform's voice webhooks are: /<platform>/voice
 
     def recording(self, prompt: str, language: str) -> str | None:
         if (self.recordings_dir / language / f"{prompt}.mp3").is_file():
-            return f"/twilio/voice/recordings/{language}/{prompt}.mp3"
+            return f"{self.root}/recordings/{language}/{prompt}.mp3"
         return None
+
+    def render(self, said: list[Instruction]) -> str:
+        """The platform's document of `said`; on a platform without queue verbs, the helpline's own queue."""
+        return self.platform.document(said if self.platform.queues else queued_by_app(said, self.root))
 
     def document(self, events: list[Event], turn: int) -> str:
         """The platform's document of what the flow says. A menu is the same document for every
@@ -90,7 +97,7 @@ class Ivr:
         try:
             return _rendered(self, tuple(events), turn, self._recordings_changed())
         except TypeError:  # an event that cannot be a key (an effect): instructions() says what is wrong
-            return self.platform.document(instructions(events, self.voices, turn=turn, recordings=self.recording))
+            return self.render(instructions(events, self.voices, turn=turn, root=self.root, recordings=self.recording))
 
     def _recordings_changed(self) -> tuple[int, ...]:
         """When a recording last came or went: adding or removing a file changes its directory."""
@@ -99,7 +106,7 @@ class Ivr:
 
 @functools.lru_cache(maxsize=1024)
 def _rendered(ivr: Ivr, events: tuple[Event, ...], turn: int, _recordings_changed: tuple[int, ...]) -> str:
-    return ivr.platform.document(instructions(events, ivr.voices, turn=turn, recordings=ivr.recording))
+    return ivr.render(instructions(events, ivr.voices, turn=turn, root=ivr.root, recordings=ivr.recording))
 
 
 def _modified(directory: Path) -> int:
@@ -117,10 +124,16 @@ def init_app(app: Flask, settings: Settings) -> None:
         voices(settings),
         settings.recordings_dir,
         app.extensions["call_platform"],
+        voice_root(settings),
     )
     # Placing the service area's PIN codes takes a second or two of CPU: each web process pays it
     # here, at start, not its first caller (whose wait would also hold up every call that process serves).
     pincodes.pincodes(settings.service_area.state)
+
+
+def voice_root(settings: Settings) -> str:
+    """Where the configured platform's voice webhooks are served."""
+    return f"/{settings.telephony.platform}/voice"
 
 
 def load_flow(settings: Settings, name: str) -> Flow:
@@ -158,7 +171,12 @@ def _turn() -> CallTurn:
 
 
 def _answered(*said: Instruction) -> Response:
-    return _sent(_ivr().platform.document(said))
+    return _sent(_ivr().render(list(said)))
+
+
+def _path(path: str) -> str:
+    """A path under the platform's voice webhooks."""
+    return _ivr().root + path
 
 
 def _sent(document: str) -> Response:
@@ -169,7 +187,7 @@ def _sent(document: str) -> Response:
 
 
 @bp.post("")
-@twilio_signed
+@webhook_signed
 def incoming() -> Response:
     """A call comes in: greet, in the caller's remembered language if we know it."""
     state = _state()
@@ -195,7 +213,7 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
 
 
 @bp.post("/step")
-@twilio_signed
+@webhook_signed
 def step() -> Response:
     """The caller keyed something (or nothing) at a wait."""
     state = _state()
@@ -243,7 +261,7 @@ def _lost(state: CallState, session: Session | None) -> Response:
         current = state.answer(str(session.turn - 1) if session.turn else "start")
         if current is not None:
             return _sent(current)
-    return _answered(Redirect("/twilio/voice"))
+    return _answered(Redirect(_path("")))
 
 
 def _state() -> CallState:
@@ -274,38 +292,57 @@ class BadCall(Exception):
 
 
 @bp.post("/queue/wait")
-@twilio_signed
+@webhook_signed
 def queue_wait() -> Response:
     """The queue's wait URL: tell the caller where they are, and how to leave for a callback."""
     language = _language()
+    if not _ivr().platform.queues:
+        return _wait_in_our_queue(language)
     position = _turn().queue_position or "1"
     position = position if position.isascii() and position.isdigit() and len(position) < 5 else "1"
     _note_waiting(language, int(position))
+    # When the pause runs out, the platform fetches the wait URL again.
+    return _answered(*_hold_round(language, position))
+
+
+def _hold_round(language: str, position: str) -> list[Instruction]:
     options = (
         _said("queue_position", language, position=prompts.digits(position, language)),
         _said("queue_leave_option", language),
     )
-    # When the pause runs out, the platform fetches the wait URL again.
-    return _answered(
-        Gather(options, QUEUE_KEY_PATH, timeout=8, finish_on_key="", num_digits=1),
+    return [
+        Gather(options, _path(QUEUE_KEY_PATH), timeout=8, finish_on_key="", num_digits=1),
         _said("queue_hold", language),
         Pause(15),
-    )
+    ]
+
+
+def _wait_in_our_queue(language: str) -> Response:
+    """The queue the helpline keeps itself (a platform without queue verbs): the caller's place is
+    counted in Redis, and the round of hold ends by coming back here. Beyond MAX_APP_QUEUE callers,
+    or with Redis out of reach, the queue is unavailable and a callback is offered."""
+    bridged = _agent_in_the_room()
+    if bridged:  # an agent waits in this caller's conference room: join them
+        return _answered(_said("agent_connecting", language), Conference(_turn().call_id), Hangup())
+    position = _note_waiting(language, None)
+    if position is None or position > MAX_APP_QUEUE:
+        return _answered(Redirect(_path(f"{QUEUE_RESULT_PATH}?result=queue-full")))
+    return _answered(*_hold_round(language, str(position)), Redirect(_path(QUEUE_WAIT_PATH)))
 
 
 @bp.post("/queue/key")
-@twilio_signed
+@webhook_signed
 def queue_key() -> Response:
     if _turn().digits == "1":
         return _answered(Leave())
-    return _answered(Redirect(QUEUE_WAIT_PATH))
+    return _answered(Redirect(_path(QUEUE_WAIT_PATH)))
 
 
 @bp.post("/queue/result")
-@twilio_signed
+@webhook_signed
 def queue_result() -> Response:
     """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full."""
-    result = storable(_turn().queue_result, 20)
+    result = storable(_turn().queue_result or _our_queue_result(), 20)
     _left_queue(result)
     said: list[Instruction] = []
     if result not in ("bridged", "hangup"):
@@ -328,9 +365,35 @@ def queue_result() -> Response:
     return _answered(*said, Hangup())
 
 
-def _note_waiting(language: str, position: int) -> None:
+def _agent_in_the_room() -> bool:
+    """Whether an agent took this caller and waits for them: if so, they are out of the queue now."""
+    call_sid = _turn().call_id
+    try:
+        user = callqueue.agent_waiting(_runtime().redis, call_sid)
+    except redis.RedisError:
+        return False
+    if user is None:
+        return False
+    _left_queue("bridged")
+    try:
+        callqueue.bridged(_runtime().redis, user, call_sid)
+    except redis.RedisError:
+        log.warning("could not note that call %s was bridged to user %s", call_sid, user)
+    return True
+
+
+def _our_queue_result() -> str:
+    """How the caller left the queue the helpline keeps itself: said by the redirect that took them here."""
+    if _ivr().platform.queues:
+        return ""
+    result = request.args.get("result", "")
+    return result if result in ("leave", "queue-full") else ""
+
+
+def _note_waiting(language: str, position: int | None) -> int | None:
     """Show the caller in the console's live queue, with what they keyed for the agent's form; a
-    Redis failure must not cost the caller their place in the queue."""
+    Redis failure must not cost the caller their place in the platform's queue. `position` None:
+    the helpline keeps the queue, and counts the caller's place itself (None when it cannot)."""
     try:
         state = _state()
         session = state.load()
@@ -342,10 +405,14 @@ def _note_waiting(language: str, position: int) -> None:
             str(keyed.get("service") or "")[:32],
             str(keyed.get("pincode") or "")[:6],
         )
-        waited = calllog.seconds(_turn().queue_time) or 0
-        callqueue.note_waiting(_runtime().redis, call, position, waited, _runtime().clock.now().timestamp())
+        now = _runtime().clock.now().timestamp()
+        if position is None:
+            return callqueue.note_waiting_here(_runtime().redis, call, now)
+        callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, now)
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
+        return None
+    return position
 
 
 def _left_queue(result: str) -> None:
@@ -353,12 +420,15 @@ def _left_queue(result: str) -> None:
     call_sid = _turn().call_id
     if not callqueue.CALL_SID.match(call_sid):
         return
+    waited = calllog.seconds(_turn().queue_time) or 0
     try:
+        if not _ivr().platform.queues:  # the helpline kept the queue, and knows how long they waited
+            waited = callqueue.wait_of(_runtime().redis, call_sid, _runtime().clock.now().timestamp()) or 0
         callqueue.left(_runtime().redis, call_sid)
     except redis.RedisError:
         log.warning("could not take call %s off the console's queue", call_sid)
     try:  # the caller may still be on the line (left for a callback): their document comes first
-        calllog.record_queue_result(_runtime().engine, _turn(), result, calllog.seconds(_turn().queue_time) or 0)
+        calllog.record_queue_result(_runtime().engine, _turn(), result, waited)
     except sa.exc.SQLAlchemyError:
         log.exception("could not record how call %s left the queue", call_sid)
 
@@ -367,13 +437,13 @@ def _left_queue(result: str) -> None:
 
 
 @bp.post("/agent")
-@twilio_signed
+@webhook_signed
 def agent_leg() -> Response:
     """The agent's desk phone was picked up: a key press proves it is the agent, not voicemail."""
     user = _user_arg()
     ask = Gather(
         (_said("agent_next_caller", "en"),),
-        f"/twilio/voice/agent/answer?user={user}",
+        _path(f"/agent/answer?user={user}"),
         timeout=8,
         finish_on_key="",
         num_digits=1,
@@ -382,19 +452,36 @@ def agent_leg() -> Response:
 
 
 @bp.post("/agent/answer")
-@twilio_signed
+@webhook_signed
 def agent_answer() -> Response:
     """The agent pressed 1: bridge them with the longest-waiting caller."""
     if _turn().digits != "1":
         return _answered(_said("agent_not_taken", "en"), Hangup())
+    if not _ivr().platform.queues:
+        return _agent_joins_our_queue(_user_arg())
     return _answered(
         Dial(
             HELPLINE_QUEUE,
-            bridge_url=f"/twilio/voice/agent/bridging?user={_user_arg()}",
-            action="/twilio/voice/agent/done",
+            bridge_url=_path(f"/agent/bridging?user={_user_arg()}"),
+            action=_path("/agent/done"),
             timeout=20,
         )
     )
+
+
+def _agent_joins_our_queue(user: int) -> Response:
+    """In the queue the helpline keeps itself: the agent goes into the conference room of the caller
+    claimed for them on the console (or, that claim gone, of the longest-waiting caller), where the
+    caller's next round of hold music brings them."""
+    connection, now = _runtime().redis, _runtime().clock.now().timestamp()
+    call_sid = callqueue.claimed_by(connection, user, now)
+    if call_sid is None:
+        taken = callqueue.claim_next(connection, user, now)
+        call_sid = taken.call_sid if taken else None
+    if call_sid is None:
+        return _answered(_said("agent_queue_empty", "en"), Hangup())
+    callqueue.wait_for_agent(connection, user, call_sid)
+    return _answered(Conference(call_sid), Hangup())
 
 
 def _user_arg() -> int:
@@ -403,7 +490,7 @@ def _user_arg() -> int:
 
 
 @bp.post("/agent/bridging")
-@twilio_signed
+@webhook_signed
 def agent_bridging() -> Response:
     """Played to the caller just before the bridge; records which caller this agent now has."""
     user = _user_arg()
@@ -419,7 +506,7 @@ def agent_bridging() -> Response:
 
 
 @bp.post("/agent/done")
-@twilio_signed
+@webhook_signed
 def agent_done() -> Response:
     """The agent's call is over (or nobody was waiting any more)."""
     if _turn().dial_status not in ("completed", "answered"):
@@ -466,7 +553,7 @@ def _said(prompt: str, language: str, **params: str) -> Spoken | Play:
 
 
 @bp.post("/status")
-@twilio_signed
+@webhook_signed
 def status() -> Response:
     """The platform's status callback: keep a CallLog with duration, path and outcome."""
     turn = _turn()
@@ -481,7 +568,20 @@ def status() -> Response:
         log.exception("could not keep the log of call %s", turn.call_id)
     if turn.status in calllog.UNANSWERED:
         _unanswered_outbound_call()
+    if turn.status in calllog.FINAL and not _ivr().platform.queues:
+        _hung_up_in_our_queue()
     return Response(status=204)
+
+
+def _hung_up_in_our_queue() -> None:
+    """The call ended while the caller waited in the queue the helpline keeps: off the console's list,
+    their wait kept for the abandon rate (a platform's queue says so in the Enqueue's action)."""
+    try:
+        waiting = callqueue.wait_of(_runtime().redis, _turn().call_id, _runtime().clock.now().timestamp()) is not None
+    except redis.RedisError:
+        return  # the entry goes stale and leaves the console's list by itself
+    if waiting:
+        _left_queue("hangup")
 
 
 def _log_when_back(session: Session | None) -> None:
@@ -510,10 +610,10 @@ def _unanswered_outbound_call() -> None:
 
 
 @bp.post("/fallback")
-@twilio_signed
+@webhook_signed
 def fallback() -> Response:
     """The platform calls this when our voice URL failed: an apology, then an agent."""
-    if urlsplit(_turn().failed_url).path in (QUEUE_WAIT_PATH, QUEUE_KEY_PATH):
+    if urlsplit(_turn().failed_url).path in (_path(QUEUE_WAIT_PATH), _path(QUEUE_KEY_PATH)):
         return _hold()  # the wait URL failed: the caller is already in the queue, where Enqueue is refused
     return _apology()
 
@@ -542,7 +642,8 @@ def _apology() -> Response:
     settings = _runtime().settings
     sorry = _in_every_language("technical_problem")
     if settings.call_centre.is_open(_runtime().clock.now()):
-        return _answered(*sorry, Enqueue(HELPLINE_QUEUE, wait_url=QUEUE_WAIT_PATH, action=QUEUE_RESULT_PATH))
+        queue = Enqueue(HELPLINE_QUEUE, wait_url=_path(QUEUE_WAIT_PATH), action=_path(QUEUE_RESULT_PATH))
+        return _answered(*sorry, queue)
     promised = _in_every_language("callback_recorded") if _promise_callback() else []
     return _answered(*sorry, *promised, *_in_every_language("goodbye"), Hangup())
 
@@ -577,7 +678,10 @@ def _promise_callback() -> bool:
 def _hold() -> Response:
     """For a caller already in the queue (the wait URL, and its Gather's action), where Enqueue is
     not allowed: stay on the line, in every language, then the platform asks again."""
-    return _answered(*_in_every_language("queue_hold"), Pause(15))
+    held: list[Instruction] = [*_in_every_language("queue_hold"), Pause(15)]
+    if not _ivr().platform.queues:  # the helpline's own queue: the round of hold comes back to it
+        held.append(Redirect(_path(QUEUE_WAIT_PATH)))
+    return _answered(*held)
 
 
 def _agent_sorry() -> Response:

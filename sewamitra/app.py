@@ -40,9 +40,12 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     app.url_map.converters["id"] = RecordId
     app.extensions["sewamitra"] = Runtime(settings, clock)
-    if not settings.twilio.validate_signatures:
+    platform = settings.telephony.platform
+    if not getattr(settings, platform).validate_signatures:
         log.warning(
-            "!!! Twilio signature checks are OFF (twilio.validate_signatures=false): local development only !!!"
+            "!!! %s signature checks are OFF (%s.validate_signatures=false): local development only !!!",
+            platform.capitalize(),
+            platform,
         )
 
     from api import web as api
@@ -53,8 +56,8 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
 
     app.extensions["call_platform"] = call_platform(settings)  # whose webhooks the voice and SMS views answer
     voice.init_app(app, settings)
-    app.register_blueprint(voice.bp)
-    app.register_blueprint(sms.bp)
+    app.register_blueprint(voice.bp, url_prefix=voice.voice_root(settings))  # /twilio/voice or /plivo/voice
+    app.register_blueprint(sms.bp, url_prefix=f"/{platform}/sms")
     app.register_blueprint(health.bp)
     console.init_app(app)
     api.init_app(app)

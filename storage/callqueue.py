@@ -11,12 +11,14 @@ from typing import Any
 
 import redis
 
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")  # Twilio's id of a call
+# A call's id: Twilio's CallSid, or Plivo's CallUUID.
+CALL_SID = re.compile(r"^(CA[0-9a-fA-F]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 KEY = "sewamitra:helpline-queue"
 CLAIMS = KEY + ":claims"  # call_sid → the agent whose desk phone rings for that caller, and since when
 CLAIM_LOCK = KEY + ":claim"
 CALL = "sewamitra:helpline-call:"  # + call_sid: what the console knows of a call, after the queue too
 ON_THE_LINE = KEY + ":agent:"
+BRIDGES = KEY + ":bridges"  # call_sid → the agent waiting for that caller in their conference room
 CALL_TTL_S = 4 * 3600
 ON_THE_LINE_TTL_S = 3600
 STALE_S = 120  # a caller whose waitUrl has not been fetched for this long has left the queue
@@ -68,6 +70,32 @@ def note_waiting(connection: redis.Redis, call: Call, position: int, queue_time_
         pipe.execute()
 
 
+def note_waiting_here(connection: redis.Redis, call: Call, now: float) -> int:
+    """A round of hold music in a queue the helpline keeps itself (no platform counts for it): the
+    caller's place is theirs since they first came, behind whoever came before; returns it."""
+    with connection.pipeline() as pipe:
+        pipe.hget(KEY, call.call_sid)
+        pipe.hgetall(KEY)
+        mine, everyone = pipe.execute()
+    entered = float(json.loads(mine)["entered_at"]) if mine else now
+    ahead = sum(
+        1 for sid, raw in everyone.items() if sid.decode() != call.call_sid and _ahead(json.loads(raw), entered, now)
+    )
+    note_waiting(connection, call, ahead + 1, int(now - entered), now)
+    return ahead + 1
+
+
+def _ahead(entry: dict[str, Any], entered: float, now: float) -> bool:
+    """Whether a waiting caller came before one who came at `entered` (and has not gone stale)."""
+    return float(entry["entered_at"]) <= entered and now - float(entry["seen_at"]) <= STALE_S
+
+
+def wait_of(connection: redis.Redis, call_sid: str, now: float) -> int | None:
+    """Seconds the caller has been in the queue; None when they are not in it."""
+    raw = connection.hget(KEY, call_sid)
+    return max(0, int(now - float(json.loads(raw)["entered_at"]))) if raw else None
+
+
 def call(connection: redis.Redis, call_sid: str) -> Call | None:
     """What the console knows of a call that reached the agent queue (for four hours)."""
     raw = connection.get(CALL + call_sid)
@@ -78,7 +106,29 @@ def left(connection: redis.Redis, call_sid: str) -> None:
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, call_sid)
         pipe.hdel(CLAIMS, call_sid)
+        pipe.hdel(BRIDGES, call_sid)
         pipe.execute()
+
+
+def claimed_by(connection: redis.Redis, user_id: int, now: float) -> str | None:
+    """The caller whose claim by `user_id` is still live (their desk phone rang for them)."""
+    claims: dict[Any, Any] = connection.hgetall(CLAIMS)
+    for sid, raw in claims.items():
+        if _claimant(raw, now) == user_id:
+            return sid.decode() if isinstance(sid, bytes) else str(sid)
+    return None
+
+
+def wait_for_agent(connection: redis.Redis, user_id: int, call_sid: str) -> None:
+    """In a queue the helpline keeps itself: the agent is in the caller's conference room, for the
+    caller's next round of hold music to join them there."""
+    connection.hset(BRIDGES, call_sid, str(user_id))
+
+
+def agent_waiting(connection: redis.Redis, call_sid: str) -> int | None:
+    """The agent waiting in this caller's conference room, if any."""
+    raw = connection.hget(BRIDGES, call_sid)
+    return int(raw) if raw else None
 
 
 def waiting(connection: redis.Redis, now: float) -> list[Waiting]:
@@ -98,6 +148,7 @@ def left_all(connection: redis.Redis, call_sids: list[str]) -> None:
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, *call_sids)
         pipe.hdel(CLAIMS, *call_sids)
+        pipe.hdel(BRIDGES, *call_sids)
         pipe.execute()
 
 
@@ -120,6 +171,7 @@ def bridged(connection: redis.Redis, user_id: int, call_sid: str) -> None:
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, call_sid)
         pipe.hdel(CLAIMS, call_sid)
+        pipe.hdel(BRIDGES, call_sid)
         pipe.set(ON_THE_LINE + str(user_id), call_sid, ex=ON_THE_LINE_TTL_S)
         pipe.execute()
 

@@ -282,6 +282,7 @@ class CallLog(SQLModel, table=True):
     to_number: str | None = Field(default=None, max_length=40)
     status: str | None = Field(default=None, max_length=20)
     duration_s: int | None = None
+    hangup_cause: str | None = Field(default=None, max_length=40, description="why it ended: Plivo's HangupCause")
     language: str | None = Field(default=None, max_length=5)
     path: list[str] = Field(default_factory=list, sa_type=sa.JSON, description="menu nodes visited")
     outcome: str | None = Field(default=None, max_length=40)

@@ -3,10 +3,15 @@
 `port` is what the rest of the helpline depends on to send (`Telephony`, `GatewayError`); `call`
 is what a platform's webhooks say and are answered with (`CallTurn`, the `Instruction`s, and
 `CallPlatform`, which reads and writes them in the platform's own language). Each platform is a
-subpackage beside them (`twilio/`) with its REST client, webhook forms and documents, and
-signature check. `telephony(settings)` and `call_platform(settings)` pick the configured one."""
+subpackage beside them (`twilio/`, `plivo/`) with its REST client, webhook forms and documents,
+and signature check. `telephony(settings)`, `call_platform(settings)`,
+`webhook_url` and `webhook_signed` follow the configured one (`telephony.platform`)."""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from core.settings import Settings
 from telephony.call import CallPlatform
@@ -14,14 +19,45 @@ from telephony.port import Telephony
 
 
 def telephony(settings: Settings) -> Telephony:
-    """The gateway the settings describe: Twilio, or the API at twilio.api_base_url (the sandbox)."""
+    """The gateway the settings describe (telephony.platform): Twilio or Plivo, or the API at their
+    api_base_url (a sandbox)."""
+    if settings.telephony.platform == "plivo":
+        from telephony.plivo.rest import PlivoTelephony
+
+        return PlivoTelephony(settings)
     from telephony.twilio.rest import TwilioTelephony
 
     return TwilioTelephony(settings)
 
 
-def call_platform(_settings: Settings) -> CallPlatform:
-    """The platform whose webhooks the helpline answers: Twilio (the only one configured today)."""
+def call_platform(settings: Settings) -> CallPlatform:
+    """The platform whose webhooks the helpline answers (telephony.platform)."""
+    if settings.telephony.platform == "plivo":
+        from telephony.plivo.xml import PlivoWebhooks
+
+        return PlivoWebhooks(settings.public_url)
     from telephony.twilio.twiml import TwilioWebhooks
 
     return TwilioWebhooks()
+
+
+def webhook_url(settings: Settings, path: str) -> str:
+    """The public URL of one of the configured platform's webhooks: `path` ("/voice", "/sms/status")
+    under that platform's root (/twilio, /plivo)."""
+    return f"{settings.public_url}/{settings.telephony.platform}{path}"
+
+
+def webhook_signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The configured platform's signature check (and size limits) around a webhook view."""
+    from telephony.plivo.signature import plivo_signed
+    from telephony.twilio.signature import twilio_signed
+
+    checks = {"twilio": twilio_signed(view), "plivo": plivo_signed(view)}
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        from flask import current_app
+
+        return checks[current_app.extensions["sewamitra"].settings.telephony.platform](*args, **kwargs)
+
+    return checked

@@ -27,6 +27,7 @@ class CallTurn:
     digits: str = ""  # what was keyed at a wait
     status: str = ""  # the call's status: ringing, in-progress, completed, busy, no-answer, …
     duration: str = ""  # seconds, once the call is over
+    hangup_cause: str = ""  # why it ended, in the platform's words (Plivo's HangupCause: NORMAL_CLEARING, …)
     queue_position: str = ""  # the caller's place in the agents' queue
     queue_result: str = ""  # how the caller left that queue: bridged, hangup, leave, …
     queue_time: str = ""  # seconds the caller waited in it
@@ -127,7 +128,16 @@ class Dial:
     timeout: int
 
 
-Instruction = Say | Play | Gather | Redirect | Enqueue | Leave | Pause | Hangup | Dial
+@dataclass(frozen=True)
+class Conference:
+    """Join the call to the conference room `room`, ended when either call leaves it: how an agent is
+    bridged with a caller where the platform has no queue verbs (both join the caller's room). The
+    call goes on with the next instruction when the room ends."""
+
+    room: str
+
+
+Instruction = Say | Play | Gather | Redirect | Enqueue | Leave | Pause | Hangup | Dial | Conference
 
 
 class CallPlatform(Protocol):
@@ -135,6 +145,7 @@ class CallPlatform(Protocol):
     documents."""
 
     mimetype: str  # of its call documents and message replies
+    queues: bool  # it has queue verbs (Enqueue, Leave, a Dial to a queue); else the helpline keeps the queue
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn: ...
 

@@ -25,7 +25,12 @@ class GatewayError(SewamitraError):
 class Telephony(Protocol):
     """Sends SMS and places outbound calls; both return the platform's id for status callbacks."""
 
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> str: ...
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, dlt_template_id: str | None = None
+    ) -> str:
+        """`dlt_template_id`: the text's template as registered on India's DLT (a platform that
+        sends toward India passes it on; one whose sender registry maps it itself may ignore it)."""
+        ...
 
     def place_call(
         self, to: str, url: str, *, status_callback: str | None = None, timeout: int = DEFAULT_RING_TIMEOUT

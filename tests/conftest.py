@@ -20,14 +20,15 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from core.settings import Settings
+from devtools.plivo_sandbox import PlivoSandbox
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch.context import JobContext, install
 from sewamitra.app import create_app
 from storage.db import create_engine, upgrade
-from telephony.twilio.rest import TwilioTelephony
+from telephony import telephony
 from tests import databases, services
 from tests.chaos import Chaos, RedisServer
-from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, make_settings
+from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PLIVO_AUTH_ID, PUBLIC_URL, make_settings
 
 RUN: services.Services | None = None
 
@@ -207,16 +208,43 @@ def redis_client(redis_server_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[TwilioSandbox]:
-    """The local stand-in for Twilio's REST API: records every SMS and call asked of it."""
-    with TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as running:
-        yield running
+def telephony_platform() -> str:
+    """The platform the test's helpline runs on; a module runs on both by overriding this fixture
+    with `params=PLATFORMS`."""
+    return "twilio"
 
 
 @pytest.fixture
-def helpline_settings(tmp_path: Path, engine: sa.Engine, redis_client: redis.Redis, sandbox: TwilioSandbox) -> Settings:
+def sandbox(telephony_platform: str) -> Iterator[TwilioSandbox]:
+    """The local stand-in for the platform's REST API (Twilio's, or Plivo's): records every SMS and
+    call asked of it."""
+    local = PlivoSandbox(PLIVO_AUTH_ID, AUTH_TOKEN) if telephony_platform == "plivo" else None
+    with local or TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN) as running:
+        yield running
+
+
+def platform_environ(platform: str, sandbox: TwilioSandbox) -> dict[str, str]:
+    """The environment of a helpline on `platform`, its REST API at the sandbox."""
+    if platform == "plivo":
+        return {
+            "SEWAMITRA_TELEPHONY__PLATFORM": "plivo",
+            "SEWAMITRA_PLIVO__API_BASE_URL": sandbox.base_url,
+            "PLIVO_AUTH_ID": PLIVO_AUTH_ID,
+            "PLIVO_AUTH_TOKEN": AUTH_TOKEN,
+        }
+    return {
+        "SEWAMITRA_TWILIO__API_BASE_URL": sandbox.base_url,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+    }
+
+
+@pytest.fixture
+def helpline_settings(
+    tmp_path: Path, engine: sa.Engine, redis_client: redis.Redis, sandbox: TwilioSandbox, telephony_platform: str
+) -> Settings:
     """Settings for the whole helpline on real services: a migrated database of each kind, the
-    real Redis, and Twilio's REST API pointed at the sandbox."""
+    real Redis, and the platform's REST API pointed at the sandbox."""
     kwargs = redis_client.connection_pool.connection_kwargs
     return make_settings(
         tmp_path,
@@ -224,9 +252,7 @@ def helpline_settings(tmp_path: Path, engine: sa.Engine, redis_client: redis.Red
         SEWAMITRA_REDIS_URL=f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}",
         SEWAMITRA_PUBLIC_URL=PUBLIC_URL,
         SEWAMITRA_SECRET_KEY="s" * 40,
-        SEWAMITRA_TWILIO__API_BASE_URL=sandbox.base_url,
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        **platform_environ(telephony_platform, sandbox),
     )
 
 
@@ -247,7 +273,7 @@ def jobs_run(app: Flask) -> Iterator[None]:
     """The RQ workers' side of the test's `app` (its settings and connections, Twilio at the
     sandbox), installed so its jobs can run in the test's process."""
     runtime = app.extensions["sewamitra"]
-    install(JobContext(runtime.settings, runtime.engine, runtime.redis, TwilioTelephony(runtime.settings)))
+    install(JobContext(runtime.settings, runtime.engine, runtime.redis, telephony(runtime.settings)))
     yield
     install(None)
 
@@ -282,18 +308,18 @@ def own_redis(chaos: Chaos) -> RedisServer:
 
 
 @pytest.fixture
-def chaos_settings(tmp_path: Path, postgres: sa.Engine, own_redis: RedisServer, sandbox: TwilioSandbox) -> Settings:
-    """The helpline on its own PostgreSQL database and redis-server, Twilio's API at the sandbox, and
-    the call centre open round the clock (so a failure's apology leads to the agent queue)."""
+def chaos_settings(
+    tmp_path: Path, postgres: sa.Engine, own_redis: RedisServer, sandbox: TwilioSandbox, telephony_platform: str
+) -> Settings:
+    """The helpline on its own PostgreSQL database and redis-server, the platform's API at the sandbox,
+    and the call centre open round the clock (so a failure's apology leads to the agent queue)."""
     loaded = make_settings(
         tmp_path,
         SEWAMITRA_DATABASE_URL=postgres.url.render_as_string(hide_password=False),
         SEWAMITRA_REDIS_URL=own_redis.url,
         SEWAMITRA_PUBLIC_URL=PUBLIC_URL,
         SEWAMITRA_SECRET_KEY="s" * 40,
-        SEWAMITRA_TWILIO__API_BASE_URL=sandbox.base_url,
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        **platform_environ(telephony_platform, sandbox),
     )
     always = {"opens": time(0, 0), "closes": time(23, 59, 59, 999999)}
     return loaded.model_copy(update={"call_centre": loaded.call_centre.model_copy(update=always)})
@@ -302,7 +328,7 @@ def chaos_settings(tmp_path: Path, postgres: sa.Engine, own_redis: RedisServer, 
 @pytest.fixture
 def installed(settings: Settings, engine: sa.Engine, redis_client: redis.Redis) -> Iterator[JobContext]:
     """The jobs' context, on the test's database and Redis, with the module's `settings`."""
-    ctx = JobContext(settings, engine, redis_client, TwilioTelephony(settings))
+    ctx = JobContext(settings, engine, redis_client, telephony(settings))
     install(ctx)
     yield ctx
     install(None)
@@ -313,7 +339,7 @@ def job_context(chaos_settings: Settings) -> Iterator[JobContext]:
     """What the scheduler's jobs run with, for the sweeps and index builds a test runs itself."""
     engine = create_engine(chaos_settings.sqlalchemy_url)
     ctx = JobContext(
-        chaos_settings, engine, redis.Redis.from_url(str(chaos_settings.redis_url)), TwilioTelephony(chaos_settings)
+        chaos_settings, engine, redis.Redis.from_url(str(chaos_settings.redis_url)), telephony(chaos_settings)
     )
     install(ctx)
     yield ctx

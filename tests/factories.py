@@ -1,9 +1,10 @@
 """What many tests build: settings, workers and requests near Lucknow's GPO, API tokens, signed
-Twilio posts, and the RQ jobs run in the test's own process."""
+Twilio and Plivo posts, and the RQ jobs run in the test's own process."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from werkzeug.test import TestResponse
 
 from core import numbers, pincodes
 from core.settings import Settings, load_settings
-from devtools.simulator import CallSimulator, FlaskTransport, Transcript
+from devtools.plivo_simulator import PlivoCallSimulator, plivo_headers, plivo_number
+from devtools.simulator import CallSimulator, FlaskTransport, Queued, Transcript
 from dispatch import context, jobs
 from dispatch.queues import worker as rq_worker
 from storage import tokens
@@ -38,11 +40,13 @@ from storage.models import (
     WorkerSkill,
 )
 from storage.runtime import Runtime
-from telephony.twilio.rest import TwilioTelephony
+from telephony import telephony
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+PLIVO_AUTH_ID = "MA0123456789ABCDEF01"
+PLATFORMS = ["twilio", "plivo"]  # `params=` of a module's telephony_platform fixture, to run it on both
 PUBLIC_URL = "https://helpline.example.gov.in"
 CITIZEN = "+919876543210"
 
@@ -198,53 +202,99 @@ class Api:
         return self.client.put(path, json=body, headers=self.headers)
 
 
-# -- Twilio ---------------------------------------------------------------------------------------------
+# -- Twilio and Plivo -----------------------------------------------------------------------------------
+
+
+def platform_of(app: Flask) -> str:
+    """The telephony platform the app answers: twilio or plivo."""
+    return str(app.extensions["sewamitra"].settings.telephony.platform)
 
 
 def signed_post(client: FlaskClient, path: str, form: dict[str, str], *, token: str = AUTH_TOKEN) -> TestResponse:
-    """Post `form` to `path` exactly as Twilio would: signed over the public URL."""
+    """Post `form` to `path` exactly as the app's platform would: signed over the public URL (Twilio's
+    signature, or Plivo's V3 signature and nonce)."""
+    if platform_of(client.application) == "plivo":
+        return client.post(path, data=form, headers=plivo_headers(token, PUBLIC_URL + path, form))
     signature = RequestValidator(token).compute_signature(PUBLIC_URL + path, form)
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
 
+def message_id(platform: str) -> str:
+    """A fresh id of an inbound SMS as the platform makes them."""
+    if platform == "plivo":
+        return str(uuid.uuid4())
+    return "SM" + numbers.new_request_number().ljust(32, "0")
+
+
 def sms_from(client: FlaskClient, phone: str, body: str, sid: str | None = None) -> None:
-    """A text reaches our webhook, signed as Twilio signs it."""
-    form = {
-        "MessageSid": sid or "SM" + numbers.new_request_number().ljust(32, "0"),
-        "From": phone,
-        "To": "+18005550100",
-        "Body": body,
-    }
-    answer = signed_post(client, "/twilio/sms", form)
+    """A text reaches our webhook, signed as the app's platform signs it."""
+    platform = platform_of(client.application)
+    if platform == "plivo":
+        form = {"MessageUUID": sid or message_id(platform), "From": plivo_number(phone), "To": "918035350100"}
+        form |= {"Text": body, "Type": "sms"}
+    else:
+        form = {"MessageSid": sid or message_id(platform), "From": phone, "To": "+18005550100", "Body": body}
+    answer = signed_post(client, f"/{platform}/sms", form)
     assert answer.status_code == 200
-    assert answer.data.startswith(b"<?xml")
+    assert answer.data.startswith(b"<?xml" if platform == "twilio" else b"<Response")
+
+
+def simulator(client: FlaskClient, **setup: Any) -> CallSimulator:
+    """A simulated call into the app, by its platform's rules and signatures."""
+    if platform_of(client.application) == "plivo":
+        transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN, sign=plivo_headers)
+        return PlivoCallSimulator(transport, public_url=PUBLIC_URL, **setup)
+    return CallSimulator(FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN), public_url=PUBLIC_URL, **setup)
 
 
 def call(app: Flask, keys: str, *, from_number: str = CITIZEN) -> Transcript:
     """The citizen dials the helpline and keys `keys`; then hangs up when the keys run out."""
-    transport = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=from_number).run(keys)
+    transcript = simulator(app.test_client(), from_number=from_number).run(keys)
     assert not transcript.errors, transcript.render(requests=True)
     return transcript
 
 
 def answer_our_call(client: FlaskClient, placed: dict, keys: str) -> Transcript:
-    """Twilio runs a call the helpline placed (recorded by the sandbox): the callee answers and keys."""
+    """The platform runs a call the helpline placed (recorded by the sandbox): the callee answers and keys."""
     voice = placed["url"].removeprefix(PUBLIC_URL)
     status = placed["status_callback"].removeprefix(PUBLIC_URL)
-    transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN)
-    simulator = CallSimulator(
-        transport,
-        public_url=PUBLIC_URL,
-        direction="outbound-api",
+    outbound = "outbound" if platform_of(client.application) == "plivo" else "outbound-api"
+    ringing = simulator(
+        client,
+        direction=outbound,
         from_number=placed["from"],
         to_number=placed["to"],
         voice_path=voice,
         status_path=status,
     )
-    transcript = simulator.run(keys)
+    transcript = ringing.run(keys)
     assert not transcript.errors, transcript.render(requests=True)
     return transcript
+
+
+def in_the_agent_queue(transcript: Transcript) -> bool:
+    """The caller was put in the queue for an agent: Twilio's <Enqueue>, or, on a platform without a
+    queue verb, the helpline's own queue (its wait document)."""
+    ours = any(request.url.endswith("/voice/queue/wait") for request in transcript.requests)
+    return Queued("helpline") in transcript.events or ours
+
+
+def call_form(platform: str, call_id: str, **fields: str) -> dict[str, str]:
+    """A voice webhook's form as the platform posts it for an inbound call from CITIZEN; `call_id`
+    one character, repeated into the platform's call id."""
+    if platform == "plivo":
+        uuid_of = str(uuid.UUID(call_id * 32))
+        return {"CallUUID": uuid_of, "From": plivo_number(CITIZEN), "To": "918035350100", "Direction": "inbound"} | {
+            "CallStatus": "in-progress",
+            **fields,
+        }
+    return {
+        "CallSid": "CA" + call_id * 32,
+        "From": CITIZEN,
+        "To": "+18005550100",
+        "CallStatus": "in-progress",
+        **fields,
+    }
 
 
 ENGLISH_DIGITS = "zero one two three four five six seven eight nine"
@@ -267,9 +317,7 @@ def run_jobs(app: Flask) -> None:
     """What the RQ workers would do next: every queued job, with the app's settings and Twilio's API
     at the sandbox, in a jobs' context installed for the while."""
     runtime: Runtime = app.extensions["sewamitra"]
-    context.install(
-        context.JobContext(runtime.settings, runtime.engine, runtime.redis, TwilioTelephony(runtime.settings))
-    )
+    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis, telephony(runtime.settings)))
     try:
         rq_worker(runtime.redis).work(burst=True)
     finally:

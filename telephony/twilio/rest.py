@@ -51,8 +51,12 @@ class TwilioTelephony:
         if sid and token:
             self._client = twilio_client(sid, token, api_base_url=twilio.api_base_url, timeout=timeout)
 
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> str:
-        """Send `body` to `to`; return the MessageSid that Twilio's status callbacks will carry."""
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, dlt_template_id: str | None = None
+    ) -> str:
+        """Send `body` to `to`; return the MessageSid that Twilio's status callbacks will carry. Twilio's
+        API takes no DLT template id: its Messaging Service maps the registered templates itself."""
+        del dlt_template_id
         sender = self._sms_sender()
         message = self._request(
             "send an SMS",

@@ -11,6 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from telephony.call import (
     CallTurn,
+    Conference,
     DeliveryReport,
     Dial,
     Enqueue,
@@ -32,6 +33,7 @@ class TwilioWebhooks:
     """The `CallPlatform` of Twilio."""
 
     mimetype = MIMETYPE
+    queues = True
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn:
         return call_turn(form)
@@ -135,7 +137,12 @@ def _dial(parent: Any, dial: Dial) -> None:
     verb.queue(dial.queue, url=dial.bridge_url, method="POST")
 
 
+def _conference(parent: Any, conference: Conference) -> None:
+    parent.dial().conference(conference.room, end_conference_on_exit=True)
+
+
 _WRITERS: dict[type, Callable[[Any, Any], None]] = {
+    Conference: _conference,
     Say: _say,
     Play: _play,
     Gather: _gather,

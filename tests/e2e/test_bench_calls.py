@@ -8,6 +8,7 @@ import io
 import os
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,31 @@ def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_
         assert phase.bookings.created == phase.bookings.heard  # no caller missed the number of a stored request
     assert base.bookings is None
     assert base_saturated.bookings is None
+
+
+@pytest.mark.slow
+def test_the_short_run_on_plivo_has_no_errors_and_every_booking_is_in_the_database(
+    postgres_server_url: str, redis_server_url: str
+) -> None:
+    """`sewamitra bench calls --platform plivo`: the helpline on /plivo, callers by Plivo's rules and
+    signatures, the baseline answering Plivo XML."""
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushdb()
+    client.close()
+    plan = replace(run.SHORT, platform="plivo")
+    result = run.main(
+        plan,
+        postgres_url=postgres_server_url,
+        redis_url=redis_server_url,
+        out=io.StringIO(),
+        config=ROOT / "config.yaml",
+    )
+    assert result.errors == 0, result.report
+    ours, _base, ours_saturated, _base_saturated = result.phases
+    for phase in (ours, ours_saturated):
+        assert phase.bookings is not None
+        assert phase.bookings.heard > 0
+        assert phase.bookings.created == phase.bookings.heard
 
 
 @pytest.mark.slow

@@ -14,11 +14,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
-from twilio.request_validator import RequestValidator
 
 from core.clock import FrozenClock
 from core.settings import Settings
-from devtools.simulator import CallSimulator, FlaskTransport
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, geoindex, jobs, offers
 from sewamitra.app import create_app
@@ -34,15 +32,19 @@ from storage.models import (
     Worker,
 )
 from tests.factories import (
-    AUTH_TOKEN,
     CITIZEN,
+    PLATFORMS,
     PUBLIC_URL,
     add_request,
     add_worker,
     answer_our_call,
     assigned_job,
+    message_id,
     offers_of,
+    platform_of,
     request_of,
+    signed_post,
+    simulator,
     sms_from,
 )
 from tests.factories import run_context_jobs as run_jobs
@@ -54,6 +56,12 @@ pytestmark = pytest.mark.both_databases
 
 def rules(settings: Settings, **changes: object) -> Settings:
     return settings.model_copy(update={"dispatch": settings.dispatch.model_copy(update=changes)})
+
+
+@pytest.fixture(params=PLATFORMS)
+def telephony_platform(request: pytest.FixtureRequest) -> str:
+    """Offers and replies on Twilio and on Plivo: the same tests, the platform's webhooks and sandbox."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -82,18 +90,15 @@ def webhook(client: FlaskClient) -> FlaskClient:
 
 
 def our_call_unanswered(client: FlaskClient, placed: dict, status: str = "no-answer") -> None:
-    """Twilio's status callback for a call of ours nobody picked up."""
-    form = {
-        "CallSid": "CA" + "e" * 32,
-        "From": placed["from"],
-        "To": placed["to"],
-        "CallStatus": status,
-        "Direction": "outbound-api",
-        "CallDuration": "0",
-    }
-    url = placed["status_callback"]
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    answer = client.post(url.removeprefix(PUBLIC_URL), data=form, headers={"X-Twilio-Signature": signature})
+    """The platform's status (Plivo: hangup) callback for a call of ours nobody picked up."""
+    if platform_of(client.application) == "plivo":
+        plivo_status = {"no-answer": "timeout"}.get(status, status)  # Plivo's word for a call not picked up
+        form = {"CallUUID": "e" * 8 + "-eeee-eeee-eeee-" + "e" * 12, "From": placed["from"][1:], "To": placed["to"][1:]}
+        form |= {"CallStatus": plivo_status, "Direction": "outbound", "Duration": "0", "HangupCause": "NO_ANSWER"}
+    else:
+        form = {"CallSid": "CA" + "e" * 32, "From": placed["from"], "To": placed["to"], "CallStatus": status}
+        form |= {"Direction": "outbound-api", "CallDuration": "0"}
+    answer = signed_post(client, placed["status_callback"].removeprefix(PUBLIC_URL), form)
     assert answer.status_code == 204
 
 
@@ -301,7 +306,7 @@ def test_the_same_message_delivered_twice_counts_once(
     jobs.rebuild_index()
     request_id = add_request(engine)
     jobs.dispatch_request(request_id)
-    sid = "SM" + "d" * 32
+    sid = message_id(platform_of(webhook.application))
     sms_from(webhook, "+919800000071", "2", sid=sid)
     sms_from(webhook, "+919800000071", "2", sid=sid)
     run_jobs(installed)
@@ -442,8 +447,7 @@ def test_a_phone_booking_is_dispatched(
     jobs.rebuild_index()
     always = settings.call_centre.model_copy(update={"days": ()})
     app: Flask = create_app(settings.model_copy(update={"call_centre": always}))
-    transport = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=CITIZEN).run("2,1,1,226001#,1")
+    transcript = simulator(app.test_client(), from_number=CITIZEN).run("2,1,1,226001#,1")
     assert not transcript.errors
     run_jobs(installed)
     assert len(texts_to(sandbox, CITIZEN)) == 1  # the request number
@@ -515,8 +519,7 @@ def test_a_worker_rings_in_hears_the_offer_and_declines(
     jobs.rebuild_index()
     request_id = add_request(engine)
     jobs.dispatch_request(request_id)
-    transport = FlaskTransport(webhook, PUBLIC_URL, AUTH_TOKEN)
-    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number="+919800000531").run("2,2")
+    transcript = simulator(webhook, from_number="+919800000531").run("2,2")
     assert not transcript.errors
     assert transcript.said("आपके लिए नया काम है")
     assert transcript.said("ठीक है, यह काम किसी और को भेजा जाएगा।")
@@ -529,9 +532,8 @@ def test_a_worker_reports_a_job_done_on_the_phone(
 ) -> None:
     request = assigned_job(installed, engine, webhook, "+919800000541")
     request_id = request.id or 0
-    transport = FlaskTransport(webhook, PUBLIC_URL, AUTH_TOKEN)
     keys = f"3,{request.number}#,{request.completion_code}#"
-    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number="+919800000541").run(keys)
+    transcript = simulator(webhook, from_number="+919800000541").run(keys)
     assert transcript.said("अभी आपके लिए कोई नया काम नहीं है।")
     assert transcript.said("धन्यवाद, काम पूरा दर्ज हो गया।")
     assert request_of(engine, request_id).status is RequestStatus.COMPLETED
@@ -574,9 +576,12 @@ def test_an_offer_sms_that_cannot_be_delivered_moves_the_job_on(
     jobs.dispatch_request(request_id)
     run_jobs(installed)
     [sent] = [m for m in sandbox.messages if m["to"] == "+919800000601"]
-    form = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{PUBLIC_URL}/twilio/sms/status", form)
-    assert webhook.post("/twilio/sms/status", data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+    platform = platform_of(webhook.application)
+    if platform == "plivo":
+        form = {"MessageUUID": sent["sid"], "Status": "undelivered", "ErrorCode": "200"}
+    else:
+        form = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert signed_post(webhook, f"/{platform}/sms/status", form).status_code == 204
     run_jobs(installed)
     assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)][-2:] == [
         (offers_of(engine, request_id)[0].worker_id, OfferStatus.EXPIRED),

@@ -1,6 +1,7 @@
 """Whole calls to the helpline, placed by the simulator exactly as Twilio would (signed posts,
-TwiML executed by Twilio's rules), against the real app, a real database of each kind, the real
-Redis, and the Twilio sandbox for SMS. Each test reads as the call it checks."""
+TwiML executed by Twilio's rules), and again as Plivo would (V3-signed posts, Plivo XML by Plivo's
+rules), against the real app, a real database of each kind, the real Redis, and the platform's
+sandbox for SMS. The same transcripts on both platforms; each test reads as the call it checks."""
 
 from __future__ import annotations
 
@@ -16,19 +17,22 @@ from sqlmodel import Session, select
 from core import numbers
 from core.clock import FrozenClock
 from core.settings import Settings
-from devtools.simulator import FlaskTransport, Heard, Played, Queued
+from devtools.simulator import Heard, Played
 from devtools.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.models import CallbackRequest, Caller, CallLog, ServiceRequest, SmsLog
 from tests.factories import (
     ALWAYS_OPEN,
-    AUTH_TOKEN,
     CITIZEN,
     ENGLISH_DIGITS,
     HINDI_DIGITS,
+    PLATFORMS,
     PUBLIC_URL,
     call,
+    call_form,
+    in_the_agent_queue,
     run_jobs,
+    signed_post,
     spoken_digits,
     with_hours,
 )
@@ -37,6 +41,15 @@ from tests.factories import (
 pytestmark = pytest.mark.both_databases
 
 ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1"
+# An agent takes the caller waiting in the queue. On Twilio the simulator's "agent" is Twilio's own
+# bridge; on Plivo an agent takes the caller with a second call (tests/integration/
+# test_plivo_agent_queue.py), so here the caller, having heard the queue, hangs up.
+AGENT_TAKES_THE_CALL = {"twilio": "agent", "plivo": "hangup"}
+
+
+@pytest.fixture(params=PLATFORMS)
+def telephony_platform(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
@@ -153,19 +166,21 @@ def test_a_pincode_outside_uttar_pradesh_is_explained(app: Flask) -> None:
     assert stored(app) == []
 
 
-def test_three_wrong_keys_reach_the_agent_queue_which_announces_the_position(app: Flask) -> None:
-    transcript = call(app, "2,7,-,5,-,agent")
+def test_three_wrong_keys_reach_the_agent_queue_which_announces_the_position(
+    app: Flask, telephony_platform: str
+) -> None:
+    transcript = call(app, f"2,7,-,5,-,{AGENT_TAKES_THE_CALL[telephony_platform]}")
     assert transcript.heard.count("Sorry, that is not one of the choices.") == 3
     assert transcript.said("We are connecting you to one of our agents.")
-    assert Queued("helpline") in transcript.events
+    assert in_the_agent_queue(transcript)
     assert transcript.said("You are number one in the queue.")
     assert transcript.said("To leave the queue and be called back, press 1.")
-    assert transcript.ended_by == "agent"
+    assert transcript.ended_by == ("agent" if telephony_platform == "twilio" else "caller")
 
 
-def test_zero_reaches_an_agent_in_the_middle_of_a_pincode(app: Flask) -> None:
-    transcript = call(app, "2,1,1,0#,agent")
-    assert Queued("helpline") in transcript.events
+def test_zero_reaches_an_agent_in_the_middle_of_a_pincode(app: Flask, telephony_platform: str) -> None:
+    transcript = call(app, f"2,1,1,0#,{AGENT_TAKES_THE_CALL[telephony_platform]}")
+    assert in_the_agent_queue(transcript)
 
 
 def test_leaving_the_queue_records_a_callback(app: Flask) -> None:
@@ -184,7 +199,7 @@ def test_out_of_hours_a_callback_is_offered_instead_of_the_queue(helpline_settin
     app = create_app(with_hours(helpline_settings, days=()))
     transcript = call(app, "2,3,1")
     assert transcript.said("Our agents are available from 8 in the morning to 8 at night.")
-    assert not any(isinstance(e, Queued) for e in transcript.events)
+    assert not in_the_agent_queue(transcript)
     [callback] = rows(app, CallbackRequest)
     assert callback.reason == "out_of_hours"
 
@@ -195,12 +210,12 @@ def test_the_views_clock_says_whether_the_call_centre_is_open(helpline_settings:
     morning, night = datetime(2030, 1, 1, 5, 30, tzinfo=UTC), datetime(2030, 1, 1, 17, 30, tzinfo=UTC)
     clock = FrozenClock(morning)
     app = create_app(helpline_settings, clock)
-    assert Queued("helpline") in call(app, "2,3,1").events  # then leaves the queue for a callback
+    assert in_the_agent_queue(call(app, "2,3,1"))  # then leaves the queue for a callback
 
     clock.set(night)
     transcript = call(app, "2,3,1", from_number="+919415000001")  # a new caller: asked for a language too
     assert transcript.said("Our agents are available from 8 in the morning to 8 at night.")
-    assert not any(isinstance(e, Queued) for e in transcript.events)
+    assert not in_the_agent_queue(transcript)
     callbacks = sorted(rows(app, CallbackRequest), key=lambda c: c.id)
     assert [(c.reason, c.created_at) for c in callbacks] == [("left_queue", morning), ("out_of_hours", night)]
 
@@ -252,16 +267,16 @@ def test_a_mistyped_request_number_is_not_found(app: Flask) -> None:
 # -- Twilio's retries, failures and the call log ------------------------------------------------------
 
 
-def test_a_retried_step_answers_the_same_and_stores_one_request(app: Flask) -> None:
-    client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    form = {"CallSid": "CA" + "5" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
-    client.post(f"{PUBLIC_URL}/twilio/voice", form)
+def test_a_retried_step_answers_the_same_and_stores_one_request(app: Flask, telephony_platform: str) -> None:
+    client, voice = app.test_client(), f"/{telephony_platform}/voice"
+    form = call_form(telephony_platform, "5")
+    signed_post(client, voice, form)
     for turn, digits in enumerate(["2", "1", "1", "226001"]):
-        client.post(f"{PUBLIC_URL}/twilio/voice/step?turn={turn}", {**form, "Digits": digits})
-    first = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=4", {**form, "Digits": "1"})
-    retry = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=4", {**form, "Digits": "1"})
-    assert first.status == retry.status == 200
-    assert first.body == retry.body
+        signed_post(client, f"{voice}/step?turn={turn}", {**form, "Digits": digits})
+    first = signed_post(client, f"{voice}/step?turn=4", {**form, "Digits": "1"})
+    retry = signed_post(client, f"{voice}/step?turn=4", {**form, "Digits": "1"})  # signed anew, as platforms retry
+    assert first.status_code == retry.status_code == 200
+    assert first.data == retry.data
     assert len(stored(app)) == 1
 
 
@@ -288,9 +303,16 @@ def test_a_database_outage_gets_an_apology_and_an_agent_not_an_error(
         sa.engine.make_url(postgres_server_url).set(database="no_such_db").render_as_string(hide_password=False)
     )
     broken = settings.model_copy(update={"database_url": no_such_db})
-    transcript = call(create_app(broken), "agent")
+    transcript = call(create_app(broken), AGENT_TAKES_THE_CALL[broken.telephony.platform])
     assert transcript.said("Sorry, we have a technical problem.")
-    assert Queued("helpline") in transcript.events
+    assert in_the_agent_queue(transcript)
+
+
+def recording_url(settings: Settings, path: str) -> str:
+    """Where the platform fetches a recording: Twilio resolves our path against our URL, Plivo is
+    given it fully qualified."""
+    platform = settings.telephony.platform
+    return ("" if platform == "twilio" else PUBLIC_URL) + f"/{platform}/voice/recordings/{path}"
 
 
 def test_a_recorded_prompt_is_played_instead_of_spoken(settings: Settings, tmp_path: Path) -> None:
@@ -300,8 +322,8 @@ def test_a_recorded_prompt_is_played_instead_of_spoken(settings: Settings, tmp_p
     app = create_app(settings.model_copy(update={"recordings_dir": recordings}))
     transcript = call(app, "")
     played = [e.url for e in transcript.events if isinstance(e, Played)]
-    assert played == ["/twilio/voice/recordings/hi/welcome.mp3"]  # Twilio resolves it against our URL
-    assert app.test_client().get("/twilio/voice/recordings/hi/welcome.mp3").data == b"ID3"
+    assert played == [recording_url(settings, "hi/welcome.mp3")]
+    assert app.test_client().get(f"/{settings.telephony.platform}/voice/recordings/hi/welcome.mp3").data == b"ID3"
 
 
 def test_a_recording_added_while_the_helpline_runs_is_played_from_the_next_call(
@@ -317,7 +339,7 @@ def test_a_recording_added_while_the_helpline_runs_is_played_from_the_next_call(
     after = call(app, "", from_number="+919800000002")
 
     assert not [e for e in before.events if isinstance(e, Played)]
-    assert [e.url for e in after.events if isinstance(e, Played)] == ["/twilio/voice/recordings/hi/welcome.mp3"]
+    assert [e.url for e in after.events if isinstance(e, Played)] == [recording_url(settings, "hi/welcome.mp3")]
 
 
 def test_the_session_is_kept_in_redis_with_a_ttl(app: Flask) -> None:
@@ -336,32 +358,35 @@ def test_nine_repeats_menus_and_leads_back_from_the_services(app: Flask) -> None
     assert request.service_code == "electrician"
 
 
-def test_a_full_queue_records_a_callback(app: Flask) -> None:
-    client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    form = {"CallSid": "CA" + "7" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
-    client.post(f"{PUBLIC_URL}/twilio/voice", form)
-    answer = client.post(f"{PUBLIC_URL}/twilio/voice/queue/result", {**form, "QueueResult": "queue-full"})
-    assert answer.status == 200
-    assert "धन्यवाद। हमारा सहायक आपको जल्द ही वापस कॉल करेगा।" in answer.body
-    assert answer.body.endswith("<Hangup /></Response>")
+def test_a_full_queue_records_a_callback(app: Flask, telephony_platform: str) -> None:
+    client, voice = app.test_client(), f"/{telephony_platform}/voice"
+    form = call_form(telephony_platform, "7")
+    signed_post(client, voice, form)
+    if telephony_platform == "twilio":  # Twilio's Enqueue says so in its action
+        answer = signed_post(client, f"{voice}/queue/result", {**form, "QueueResult": "queue-full"})
+    else:  # the helpline's own queue sends the caller on with what became of them
+        answer = signed_post(client, f"{voice}/queue/result?result=queue-full", form)
+    assert answer.status_code == 200
+    assert "धन्यवाद। हमारा सहायक आपको जल्द ही वापस कॉल करेगा।" in answer.text
+    assert answer.text.replace(" />", "/>").endswith("<Hangup/></Response>")
     [callback] = rows(app, CallbackRequest)
     assert (callback.phone, callback.reason) == (CITIZEN, "queue_unavailable")
 
 
-def test_a_step_out_of_turn_repeats_where_the_caller_is(app: Flask) -> None:
-    client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    form = {"CallSid": "CA" + "8" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
-    client.post(f"{PUBLIC_URL}/twilio/voice", form)
-    current = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=0", {**form, "Digits": "2"})
-    stray = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=99", {**form, "Digits": "1"})
-    assert stray.body == current.body
-    assert "step?turn=1" in stray.body
+def test_a_step_out_of_turn_repeats_where_the_caller_is(app: Flask, telephony_platform: str) -> None:
+    client, voice = app.test_client(), f"/{telephony_platform}/voice"
+    form = call_form(telephony_platform, "8")
+    signed_post(client, voice, form)
+    current = signed_post(client, f"{voice}/step?turn=0", {**form, "Digits": "2"})
+    stray = signed_post(client, f"{voice}/step?turn=99", {**form, "Digits": "1"})
+    assert stray.data == current.data
+    assert "step?turn=1" in stray.text
     assert stored(app) == []
 
 
-def test_a_step_whose_state_is_gone_starts_the_call_over(app: Flask) -> None:
-    client = FlaskTransport(app.test_client(), PUBLIC_URL, AUTH_TOKEN)
-    form = {"CallSid": "CA" + "9" * 32, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
-    answer = client.post(f"{PUBLIC_URL}/twilio/voice/step?turn=3", {**form, "Digits": "1"})
-    assert answer.status == 200
-    assert '<Redirect method="POST">/twilio/voice</Redirect>' in answer.body
+def test_a_step_whose_state_is_gone_starts_the_call_over(app: Flask, telephony_platform: str) -> None:
+    client, voice = app.test_client(), f"/{telephony_platform}/voice"
+    answer = signed_post(client, f"{voice}/step?turn=3", {**call_form(telephony_platform, "9"), "Digits": "1"})
+    assert answer.status_code == 200
+    start = voice if telephony_platform == "twilio" else PUBLIC_URL + voice  # Plivo takes only full URLs
+    assert f'<Redirect method="POST">{start}</Redirect>' in answer.text

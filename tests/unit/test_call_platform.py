@@ -11,6 +11,7 @@ from core.settings import Settings
 from telephony import call_platform
 from telephony.call import (
     CallTurn,
+    Conference,
     DeliveryReport,
     Dial,
     Enqueue,
@@ -42,6 +43,7 @@ HINDI = Say("नमस्ते", "hi-IN", "Polly.Aditi")
             'waitUrlMethod="POST">helpline</Enqueue>',
         ),
         (Leave(), "<Leave />"),
+        (Conference("room-1"), '<Dial><Conference endConferenceOnExit="true">room-1</Conference></Dial>'),
         (Pause(15), '<Pause length="15" />'),
         (Hangup(), "<Hangup />"),
         (

@@ -130,3 +130,63 @@ def test_call_centre_is_open_by_indian_time() -> None:
     hours = load_settings(ROOT / "config.yaml", {}).call_centre
     assert hours.is_open(datetime(2026, 11, 23, 4, 0, tzinfo=UTC))  # 09:30 IST
     assert not hours.is_open(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))  # 20:30 IST
+
+
+# -- the telephony platform -----------------------------------------------------------------------------
+
+PLIVO_ID = "MA" + "A1B2C3D4E5F6G7H8I9"
+
+
+def test_the_platform_is_twilio_unless_plivo_is_chosen() -> None:
+    assert load_settings(ROOT / "config.yaml", {}).telephony.platform == "twilio"
+    env = {"SEWAMITRA_TELEPHONY__PLATFORM": "plivo", "PLIVO_AUTH_ID": PLIVO_ID, "PLIVO_AUTH_TOKEN": "t" * 40}
+    settings = load_settings(ROOT / "config.yaml", env)
+    assert settings.telephony.platform == "plivo"
+    assert (settings.plivo.auth_id, settings.plivo.auth_token) == (PLIVO_ID, "t" * 40)
+    assert settings.plivo.dlt_header == "SEWAMT"
+
+
+def test_an_unknown_platform_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"telephony.platform \(from SEWAMITRA_TELEPHONY__PLATFORM\)"):
+        load_settings(ROOT / "config.yaml", {"SEWAMITRA_TELEPHONY__PLATFORM": "exotel"})
+
+
+def test_plivo_without_credentials_is_local_development() -> None:
+    settings = load_settings(ROOT / "config.yaml", {"SEWAMITRA_TELEPHONY__PLATFORM": "plivo"})
+    assert settings.plivo.missing() == []
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"PLIVO_AUTH_ID": PLIVO_ID}, "PLIVO_AUTH_TOKEN"),
+        ({"PLIVO_AUTH_TOKEN": "t" * 40}, "PLIVO_AUTH_ID"),
+        ({"PLIVO_AUTH_ID": PLIVO_ID, "PLIVO_AUTH_TOKEN": "t", "SEWAMITRA_PLIVO__FROM_NUMBER": ""}, "plivo.from_number"),
+        ({"PLIVO_AUTH_ID": PLIVO_ID, "PLIVO_AUTH_TOKEN": "t", "SEWAMITRA_PLIVO__DLT_HEADER": ""}, "plivo.dlt_header"),
+        (
+            {"PLIVO_AUTH_ID": PLIVO_ID, "PLIVO_AUTH_TOKEN": "t", "SEWAMITRA_PLIVO__DLT_ENTITY_ID": "null"},
+            "plivo.dlt_entity_id",
+        ),
+    ],
+)
+def test_a_half_configured_plivo_is_refused_at_start_naming_what_is_missing(env: dict, missing: str) -> None:
+    with pytest.raises(ConfigError, match=f"telephony.platform is plivo, but {missing} is not set"):
+        load_settings(ROOT / "config.yaml", {"SEWAMITRA_TELEPHONY__PLATFORM": "plivo", **env})
+
+
+def test_a_plivo_auth_id_that_is_not_one_is_refused() -> None:
+    env = {"SEWAMITRA_TELEPHONY__PLATFORM": "plivo", "PLIVO_AUTH_ID": "AC123", "PLIVO_AUTH_TOKEN": "t"}
+    with pytest.raises(ConfigError, match="PLIVO_AUTH_ID is not a Plivo Auth ID"):
+        load_settings(ROOT / "config.yaml", env)
+
+
+def test_plivo_credentials_in_the_file_are_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"plivo": {"auth_token": "leaked"}})
+    with pytest.raises(ConfigError, match=r"plivo\.auth_token is a secret .* PLIVO_AUTH_TOKEN"):
+        load_settings(path, {})
+
+
+def test_a_dlt_header_is_what_dlt_registers() -> None:
+    env = {"SEWAMITRA_PLIVO__DLT_HEADER": "SEWA-MITRA!"}
+    with pytest.raises(ConfigError, match=r"plivo\.dlt_header"):
+        load_settings(ROOT / "config.yaml", env)

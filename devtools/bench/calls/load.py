@@ -12,12 +12,14 @@ import random
 import secrets
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from devtools.bench.calls.scripts import Mix, Script, Verdict, cut_off, judge
+from devtools.plivo_simulator import PlivoCallSetup, plivo_headers
 from devtools.simulator import CallSetup, Reply, Send, drive_async, local_part, twilio_headers
 
 CONNECT_TIMEOUT_S = 5.0  # Twilio's webhook timeouts
@@ -57,6 +59,7 @@ class Target:
     auth_token: str
     account_sid: str
     helpline: bool  # judge calls by what the helpline must say (the baseline says only its menu)
+    platform: str = "twilio"  # whose rules and signatures the calls follow: twilio or plivo
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ class Wire:
         path = local_part(self.target.public_url, url)
         if path is None:
             return Reply(0, "", "", failure=f"{url} is not under the public URL")
-        headers = twilio_headers(self.target.auth_token, url, form)
+        sign = plivo_headers if self.target.platform == "plivo" else twilio_headers
+        headers = sign(self.target.auth_token, url, form)
         if form:
             headers["Content-Type"] = FORM
         data = urllib.parse.urlencode(form).encode() if form else None  # as Twilio posts it
@@ -180,10 +184,19 @@ async def _caller(index: int, wire: Wire, mix: Mix, rng: random.Random) -> None:
 
 async def _call(script: Script, wire: Wire, rng: random.Random) -> Verdict:
     log, target = wire.log, wire.target
-    call_sid = "CA" + secrets.token_hex(16)
-    setup = CallSetup(
-        public_url=target.public_url, from_number=script.from_number, call_sid=call_sid, account_sid=target.account_sid
-    )
+    if target.platform == "plivo":
+        call_sid = str(uuid.uuid4())
+        setup: CallSetup = PlivoCallSetup(
+            public_url=target.public_url, from_number=script.from_number, call_sid=call_sid
+        )
+    else:
+        call_sid = "CA" + secrets.token_hex(16)
+        setup = CallSetup(
+            public_url=target.public_url,
+            from_number=script.from_number,
+            call_sid=call_sid,
+            account_sid=target.account_sid,
+        )
     line = Line(wire, lambda send: log.pacing.pause(send, rng))
     log.in_progress += 1
     try:

@@ -40,6 +40,7 @@ from storage.db import create_engine, session_scope, upgrade
 
 PUBLIC_URL = "https://helpline.bench.invalid"  # what Twilio would call, and sign for
 ACCOUNT_SID = "AC" + "c4" * 16  # never a real account
+PLIVO_AUTH_ID = "MA" + "C4" * 9  # nor this
 AUTH_TOKEN = "bench-calls-" + "0" * 20
 NOWHERE = "http://127.0.0.1:9"  # Twilio's REST API for the app: nothing listens, nothing leaves the machine
 SATURATION_RAMP_S = 5.0
@@ -62,6 +63,7 @@ class Plan:
     saturation_callers: int = 50
     workers: int = 2
     seed: int = 155330
+    platform: str = "twilio"  # whose webhooks the helpline answers, and whose rules the callers follow
 
     def paced(self) -> load.Pacing:
         return load.Pacing(self.callers, self.ramp_s, self.hold_s, self.think_s, self.listen)
@@ -118,7 +120,7 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
         scratch.claimed_redis(redis_url) as connection,
         tempfile.TemporaryDirectory(prefix="sewamitra-bench-calls-") as tmp,
     ):
-        environ = bench_environ(database_url, redis_url, Path(tmp))
+        environ = bench_environ(database_url, redis_url, Path(tmp), plan.platform)
         settings = load_settings(config, environ)
         engine = create_engine(database_url)
         try:
@@ -129,7 +131,9 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
             )
             web.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
             ours = measure(world, "helpline", lambda port: servers.helpline_command(config, port, plan.workers))
-            base = measure(world, "baseline", lambda port: servers.baseline_command(port, plan.workers))
+            base = measure(
+                world, "baseline", lambda port: servers.baseline_command(port, plan.workers, plan.platform, PUBLIC_URL)
+            )
             machine = output.describe_machine(engine, connection)
         finally:
             engine.dispose()
@@ -148,9 +152,17 @@ def _check(plan: Plan) -> None:
         raise SewamitraError("the hold and saturation times must be positive, the ramp and think time not negative")
 
 
-def bench_environ(database_url: str, redis_url: str, tmp: Path) -> dict[str, str]:
-    """The helpline's environment (config.yaml and SEWAMITRA_* overrides), pointed at the bench's world."""
+def bench_environ(database_url: str, redis_url: str, tmp: Path, platform: str = "twilio") -> dict[str, str]:
+    """The helpline's environment (config.yaml and SEWAMITRA_* overrides), pointed at the bench's world;
+    on Plivo, with a Plivo account that is never a real one and a REST API that is nowhere."""
+    plivo = {
+        "SEWAMITRA_TELEPHONY__PLATFORM": "plivo",
+        "SEWAMITRA_PLIVO__API_BASE_URL": NOWHERE,
+        "PLIVO_AUTH_ID": PLIVO_AUTH_ID,
+        "PLIVO_AUTH_TOKEN": AUTH_TOKEN,
+    }
     return {
+        **(plivo if platform == "plivo" else {}),
         **scratch.helpline_environ(
             database_url, redis_url, twilio_base_url=NOWHERE, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN
         ),
@@ -177,7 +189,9 @@ def measure(world: World, name: str, command: Callable[[int], list[str]]) -> tup
     with servers.running(
         name, command(port), world.environ, port=port, workers=plan.workers, ready_path=READY_PATH, log_dir=world.logs
     ) as server:
-        target = load.Target(server.base_url, PUBLIC_URL, AUTH_TOKEN, ACCOUNT_SID, helpline=name == "helpline")
+        target = load.Target(
+            server.base_url, PUBLIC_URL, AUTH_TOKEN, ACCOUNT_SID, helpline=name == "helpline", platform=plan.platform
+        )
         world.say(
             f"{name}: {plan.callers:,} callers, {plan.ramp_s:g} s ramp, {plan.hold_s:g} s hold, "
             f"{'listening, ' if plan.listen else ''}{plan.think_s:g} s think time"

@@ -64,7 +64,8 @@ def helpline_command(config: Path, port: int, workers: int) -> list[str]:
     ]
 
 
-def baseline_command(port: int, workers: int) -> list[str]:
+def baseline_command(port: int, workers: int, platform: str = "twilio", public_url: str = "") -> list[str]:
+    platform_args = ["--platform", platform, "--public-url", public_url] if platform != "twilio" else []
     return [
         sys.executable,
         "-m",
@@ -75,6 +76,7 @@ def baseline_command(port: int, workers: int) -> list[str]:
         str(port),
         "--workers",
         str(workers),
+        *platform_args,
     ]
 
 

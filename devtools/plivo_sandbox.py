@@ -1,0 +1,221 @@
+"""A local stand-in for Plivo's REST API: records the SMS and calls the helpline asks Plivo for, so
+tests and the one-box demo run on `telephony.platform: plivo` without a Plivo account.
+
+It answers the two requests the gateway makes, as Plivo documents them:
+
+- Send a message, `POST /v1/Account/{auth_id}/Message/` (plivo.com/docs/messaging/api/message/send-a-message):
+  `src` (for India, the DLT header registered for the template), `dst` (country code and number,
+  digits only), `text`, `url` (the status callback), `dlt_entity_id`, `dlt_template_id`,
+  `dlt_template_category`; answered 202 with `message_uuid`.
+- Make a call, `POST /v1/Account/{auth_id}/Call/` (plivo.com/docs/voice/api/call/make-a-call):
+  `from`, `to`, `answer_url`, `answer_method`, `hangup_url`, `ring_timeout`; answered 201 with
+  `request_uuid`.
+
+Errors have Plivo's shape, `{"api_id": …, "error": …}`, with the HTTP statuses Plivo documents
+(plivo.com/docs/messaging/api/response: 400 a parameter missing or invalid, 401 authentication
+failed, 404, 429 rate limited, 500). Records are read over HTTP under `/_sandbox/`, as the Twilio
+sandbox's are, with the same keys (`to`, `from`, `body`, `sid`, `status_callback`, `url`) beside
+Plivo's own parameters (`params`). It listens on loopback only.
+
+    python -m devtools.plivo_sandbox --port 8099 --auth-id MA... --auth-token ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from devtools.twilio_sandbox import (
+    MAX_BODY_CHARS,
+    SANDBOX_PREFIX,
+    SandboxRefusal,
+    TwilioSandbox,
+    _SandboxHandler,
+    num_segments,
+)
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/(?P<resource>Message|Call)/$")
+NUMBER = re.compile(r"^[1-9]\d{6,13}$")  # Plivo's sanitized numbers: country code first, at most 14 digits
+SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
+DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
+CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED}
+
+
+class PlivoRefusal(SandboxRefusal):
+    """A request Plivo would refuse, answered in Plivo's error shape."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, status, message)
+
+    def payload(self) -> dict[str, Any]:
+        return {"api_id": str(uuid.uuid4()), "error": self.message}
+
+
+def _required(form: dict[str, Any], name: str) -> str:
+    value = form.get(name)
+    if not value or not isinstance(value, str):
+        raise PlivoRefusal(HTTPStatus.BAD_REQUEST, f"{name} is a required parameter")
+    return value
+
+
+def _sanitized(number: str, name: str) -> str:
+    """Plivo strips '/', '-', '.', '+', '(', ')' and spaces, then wants the country code first."""
+    digits = re.sub(r"[/\-.+() ]", "", number)
+    if not NUMBER.match(digits):
+        raise PlivoRefusal(HTTPStatus.BAD_REQUEST, f"invalid {name} number: {number}")
+    return digits
+
+
+def _message(form: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Plivo's answer to a message request, and what the sandbox records of it."""
+    src = _required(form, "src")
+    dst = _sanitized(_required(form, "dst"), "dst")
+    text = _required(form, "text")
+    if not (SENDER_ID.match(src) or NUMBER.match(src.lstrip("+"))):
+        raise PlivoRefusal(HTTPStatus.BAD_REQUEST, f"invalid src: {src}")
+    if len(text) > MAX_BODY_CHARS:
+        raise PlivoRefusal(HTTPStatus.BAD_REQUEST, f"text is longer than {MAX_BODY_CHARS} characters")
+    message_uuid = str(uuid.uuid4())
+    answer = {"api_id": str(uuid.uuid4()), "message": "message(s) queued", "message_uuid": [message_uuid]}
+    record = {
+        "sid": message_uuid,
+        "to": f"+{dst}",
+        "from": src,
+        "body": text,
+        "num_segments": str(num_segments(text)),
+        "status": "queued",
+        "status_callback": form.get("url"),
+        "dlt_entity_id": form.get("dlt_entity_id"),
+        "dlt_template_id": form.get("dlt_template_id"),
+        "dlt_template_category": form.get("dlt_template_category"),
+    }
+    return answer, record
+
+
+def _call(form: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Plivo's answer to a call request, and what the sandbox records of it."""
+    caller = _sanitized(_required(form, "from"), "from")
+    callee = _sanitized(_required(form, "to"), "to")
+    answer_url = _required(form, "answer_url")
+    timeout = form.get("ring_timeout", DEFAULT_RING_TIMEOUT)
+    if not isinstance(timeout, int) or timeout < 0:
+        raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "ring_timeout must be a whole number of seconds")
+    request_uuid = str(uuid.uuid4())
+    answer = {"api_id": str(uuid.uuid4()), "message": "call fired", "request_uuid": request_uuid}
+    record = {
+        "sid": request_uuid,
+        "to": f"+{callee}",
+        "from": f"+{caller}",
+        "url": answer_url,
+        "method": form.get("answer_method", "POST"),
+        "status_callback": form.get("hangup_url"),
+        "timeout": timeout,
+        "status": "queued",
+    }
+    return answer, record
+
+
+BUILDERS = {"Message": _message, "Call": _call}
+RECORDS = {"Message": "Messages", "Call": "Calls"}
+
+
+class PlivoSandbox(TwilioSandbox):
+    """Plivo's Message and Call API on a loopback port, recording every accepted request."""
+
+    name = "Plivo"
+
+    def __init__(self, auth_id: str, auth_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(auth_id, auth_token, host, port)
+
+    @property
+    def auth_id(self) -> str:
+        return self.account_sid
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _PlivoHandler
+
+    def handle_api(self, account_sid: str, resource: str, authorization: str, form: dict[str, Any]) -> dict[str, Any]:
+        """Answer one API request as Plivo would; raise PlivoRefusal where Plivo would refuse."""
+        fault = self._next_fault()
+        if fault and fault.delay and self._stopping.wait(fault.delay):
+            raise PlivoRefusal(HTTPStatus.SERVICE_UNAVAILABLE, "the sandbox is stopping")
+        if fault and fault.status:
+            raise PlivoRefusal(fault.status, f"injected failure ({fault.status})")
+        if not self._authenticated(authorization):
+            raise PlivoRefusal(HTTPStatus.UNAUTHORIZED, "authentication failed")
+        if account_sid != self.account_sid:
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "not found")
+        answer, record = BUILDERS[resource](form)
+        self._record(RECORDS[resource], {**record, "params": form, "received_at": datetime.now(UTC).isoformat()})
+        return answer
+
+
+class _PlivoHandler(_SandboxHandler):
+    server_version = "PlivoSandbox/1"
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        api = ACCOUNT_PATH.match(path)
+        if api:
+            self._plivo(api["account"], api["resource"])
+        elif path == f"{SANDBOX_PREFIX}/faults":
+            self._faults()
+        else:
+            self._send_json(HTTPStatus.NOT_FOUND, PlivoRefusal(HTTPStatus.NOT_FOUND, "not found").payload())
+
+    def _plivo(self, account: str, resource: str) -> None:
+        """The SDK posts JSON bodies."""
+        try:
+            form = json.loads(self._body() or b"{}")
+            if not isinstance(form, dict):
+                raise ValueError("not an object")
+            answer = self.server.sandbox.handle_api(account, resource, self.headers.get("Authorization", ""), form)
+        except ValueError:
+            self._send_json(HTTPStatus.BAD_REQUEST, PlivoRefusal(HTTPStatus.BAD_REQUEST, "invalid JSON").payload())
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        else:
+            self._send_json(CREATED[resource], answer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sandbox as a process until SIGTERM or Ctrl-C; print the base URL first."""
+    parser = argparse.ArgumentParser(prog="python -m devtools.plivo_sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--auth-id", default=os.environ.get("PLIVO_AUTH_ID"), help="or PLIVO_AUTH_ID")
+    parser.add_argument("--auth-token", default=os.environ.get("PLIVO_AUTH_TOKEN"), help="or PLIVO_AUTH_TOKEN")
+    args = parser.parse_args(argv)
+    if not args.auth_id or not args.auth_token:
+        parser.error("--auth-id and --auth-token (or PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN) are required")
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    with PlivoSandbox(args.auth_id, args.auth_token, args.host, args.port) as sandbox:
+        print(sandbox.base_url, flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""`Telephony` over Plivo's REST API (or a Plivo-compatible one at plivo.api_base_url), with the DLT
+parameters Plivo's Message API takes for SMS toward India."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import plivo
+import requests
+from plivo import exceptions
+from requests.adapters import HTTPAdapter
+
+from core import phones
+from core.settings import Settings
+from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_status
+
+DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
+AUTH_ID_ENV = "PLIVO_AUTH_ID"
+AUTH_TOKEN_ENV = "PLIVO_AUTH_TOKEN"  # noqa: S105 (a variable name)
+PLIVO_API = "https://api.plivo.com/"  # the SDK builds every URL on this literal base
+# The HTTP statuses Plivo documents for its API (plivo.com/docs/messaging/api/response): each of the
+# SDK's exceptions stands for one of them; a status without its own class is named in the message.
+STATUS_OF = {
+    exceptions.ValidationError: 400,
+    exceptions.AuthenticationError: 401,
+    exceptions.ForbiddenError: 403,
+    exceptions.ResourceNotFoundError: 404,
+    exceptions.InvalidRequestError: 405,
+    exceptions.PlivoServerError: 500,
+}
+STATUS_IN_MESSAGE = re.compile(r"status code (\d{3})")
+
+T = TypeVar("T")
+
+
+class _Elsewhere(HTTPAdapter):
+    """Sends what the SDK addresses to api.plivo.com to another base URL (the sandbox, a test's API)."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/") + "/"
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        assert request.url is not None
+        request.url = self.base_url + request.url[len(PLIVO_API) :]
+        return super().send(request, *args, **kwargs)
+
+
+def plivo_client(auth_id: str, auth_token: str, *, api_base_url: str | None, timeout: float) -> plivo.RestClient:
+    """The real REST client, with a request timeout and, when configured, another API base URL."""
+    if timeout <= 0:
+        raise ValueError("the Plivo request timeout must be positive")
+    client = plivo.RestClient(auth_id, auth_token, timeout=timeout)
+    if api_base_url:
+        for session in (client.session, client.multipart_session):
+            session.trust_env = False  # proxies from the environment would reroute a local URL
+            session.mount(PLIVO_API, _Elsewhere(api_base_url))
+    return client
+
+
+class PlivoTelephony:
+    """`Telephony` through Plivo's REST API: SMS with the DLT entity, header and template id; calls
+    with answer and hangup URLs and a ring timeout."""
+
+    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        config = settings.plivo
+        self.timeout = timeout
+        self.from_number = config.from_number
+        self.dlt_entity_id = config.dlt_entity_id
+        self.dlt_header = config.dlt_header
+        auth_id, token = config.auth_id, config.auth_token
+        self._missing = [env for env, value in ((AUTH_ID_ENV, auth_id), (AUTH_TOKEN_ENV, token)) if not value]
+        self._client: plivo.RestClient | None = None
+        if auth_id and token:
+            self._client = plivo_client(auth_id, token, api_base_url=config.api_base_url, timeout=timeout)
+
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, dlt_template_id: str | None = None
+    ) -> str:
+        """Send `body` to `to` from the DLT header; return the message UUID its delivery reports carry."""
+        if not (self.dlt_header and self.dlt_entity_id and dlt_template_id):
+            raise GatewayError(
+                "cannot send an SMS on Plivo without its DLT header, entity id and template id "
+                "(plivo.dlt_header, plivo.dlt_entity_id in config.yaml, and the template's dlt_template_id)",
+                retryable=False,
+            )
+        header, entity = self.dlt_header, self.dlt_entity_id
+        answer = self._request(
+            "send an SMS",
+            lambda client: client.messages.create(
+                dst=_digits(to),
+                text=body,
+                src=header,
+                url=status_callback,
+                method="POST",
+                dlt_entity_id=entity,
+                dlt_template_id=dlt_template_id,
+            ),
+        )
+        uuids = getattr(answer, "message_uuid", None) or []
+        return _id(uuids[0] if isinstance(uuids, list) and uuids else None, "message_uuid")
+
+    def place_call(
+        self, to: str, url: str, *, status_callback: str | None = None, timeout: int = DEFAULT_RING_TIMEOUT
+    ) -> str:
+        """Ring `to`; when answered Plivo fetches Plivo XML from `url`, and posts the call's end to
+        `status_callback` (its hangup URL). Return the request UUID."""
+        if not self.from_number:
+            raise GatewayError("cannot place a call: set plivo.from_number in config.yaml", retryable=False)
+        caller = _digits(self.from_number)
+        answer = self._request(
+            "place a call",
+            lambda client: client.calls.create(
+                from_=caller,
+                to_=_digits(to),
+                answer_url=url,
+                answer_method="POST",
+                hangup_url=status_callback,
+                hangup_method="POST",
+                ring_timeout=timeout,
+            ),
+        )
+        return _id(getattr(answer, "request_uuid", None), "request_uuid")
+
+    def _request(self, action: str, send: Callable[[plivo.RestClient], T]) -> T:
+        """Run one REST request, turning every way it can fail into a GatewayError."""
+        if self._client is None:
+            missing = " and ".join(self._missing)
+            message = f"cannot {action}: Plivo credentials are missing; set {missing} in the environment"
+            raise GatewayError(message, retryable=False)
+        try:
+            return send(self._client)
+        except exceptions.PlivoRestError as error:
+            raise _refused(action, error) from error
+        except requests.Timeout as error:
+            message = f"cannot {action}: Plivo did not answer within {self.timeout}s"
+            raise GatewayError(message, retryable=True) from error
+        except requests.RequestException as error:
+            raise GatewayError(f"cannot {action}: Plivo is unreachable ({error})", retryable=True) from error
+        except (ValueError, AttributeError) as error:
+            raise GatewayError(f"cannot {action}: unexpected answer from Plivo ({error})", retryable=False) from error
+
+
+def _refused(action: str, error: exceptions.PlivoRestError) -> GatewayError:
+    """Plivo answered with an error (or the SDK refused the request before sending it): 429 and 5xx
+    may pass later, any other 4xx will not."""
+    detail = phones.mask_all(str(error))[:300]
+    status = next((code for kind, code in STATUS_OF.items() if isinstance(error, kind)), None)
+    if status is None:
+        found = STATUS_IN_MESSAGE.search(str(error))
+        status = int(found.group(1)) if found else None
+    if status is None:  # the SDK's own checks (PlivoXMLError and the like): the request itself is wrong
+        return GatewayError(f"cannot {action}: refused by the Plivo SDK: {detail}", retryable=False)
+    return GatewayError(
+        f"cannot {action}: Plivo answered HTTP {status}: {detail}", retryable=is_retryable_status(status), status=status
+    )
+
+
+def _digits(number: str) -> str:
+    """Plivo's numbers: the country code and number, digits only (E.164 without its +)."""
+    return number.lstrip("+")
+
+
+def _id(value: Any, name: str) -> str:
+    if not value or not isinstance(value, str):
+        # Plivo may have accepted the request: not retryable, a retry could send twice.
+        raise GatewayError(f"Plivo accepted the request but returned no {name}", retryable=False)
+    return value

@@ -1,0 +1,56 @@
+"""What every platform's webhooks share before their signature is checked: the URL the platform
+signed (the public one, not the one behind a proxy), and a refusal of a body larger than any
+platform's, before its form is parsed or its signature computed."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+log = logging.getLogger(__name__)
+LOGGED_PATH = 120  # characters of a refused request's path worth logging
+# A platform's webhooks are a few kB of a few dozen fields: anything much larger is not theirs, and
+# parsing and signing it (hundreds of thousands of fields) would cost a second of a web process.
+MAX_BODY = 64 * 1024
+MAX_FIELDS = 200
+FORM = "application/x-www-form-urlencoded"
+
+
+def public_url_of_request(public_url: str) -> str:
+    """The URL the platform signed: the configured public URL, this path and the query string."""
+    query = request.query_string.decode("latin-1")
+    return f"{public_url}{request.path}" + (f"?{query}" if query else "")
+
+
+def too_large() -> Response | None:
+    """A refusal (413, 400) of a body larger, or of more fields, than any platform's webhook, before
+    its form is parsed or its signature computed; None for a body of a webhook's size."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _refusal(413, f"a webhook body is at most {MAX_BODY // 1024} KiB")
+    request.max_content_length = MAX_BODY + 1  # a body without a length (chunked) is read no further
+    request.max_form_memory_size = MAX_BODY
+    request.max_form_parts = MAX_FIELDS  # a multipart body's fields are counted by its parser
+    if request.mimetype != FORM:
+        return None
+    body = _body()
+    if body is None:
+        return _refusal(413, f"a webhook body is at most {MAX_BODY // 1024} KiB")
+    if body.count(b"&") >= MAX_FIELDS:
+        return _refusal(400, f"a webhook has at most {MAX_FIELDS} fields")
+    return None
+
+
+def _body() -> bytes | None:
+    """The body, kept for the form to be parsed from; None when it runs past MAX_BODY."""
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return None
+    return body if len(body) <= MAX_BODY else None
+
+
+def _refusal(status: int, why: str) -> Response:
+    log.warning("refused an oversized webhook %r from %s", request.path[:LOGGED_PATH], request.remote_addr)
+    return Response(f"{why}\n", status=status, mimetype="text/plain")

@@ -1,0 +1,91 @@
+"""Issue 17's check, end to end: `sewamitra up` with `telephony.platform: plivo` and no Plivo
+account starts the local Plivo sandbox; `sewamitra simulate --platform plivo --keys 2,1,1,226001#,1`
+books a request by Plivo's rules and signatures; the confirmation SMS reaches the sandbox from the
+DLT header, with the DLT entity and template ids."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_up import _read_all, _up_or_gone, free_port, get_json_list, wait_for
+from tests.factories import ROOT
+
+pytestmark = pytest.mark.slow
+CITIZEN = "+919876543210"
+
+
+@pytest.fixture
+def plivo_helpline(request: pytest.FixtureRequest) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """`sewamitra up` on Plivo, one web and one RQ process, no demo data, in a data directory of its
+    own; yields the environment to run other commands with, and what `up` printed."""
+    failed_before = request.session.testsfailed
+    data_dir = Path(tempfile.mkdtemp(prefix="sm-up-plivo-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_", "PLIVO_"))}
+    env |= {"SEWAMITRA_DATA_DIR": str(data_dir), "SEWAMITRA_TELEPHONY__PLATFORM": "plivo"}
+    env |= {"SEWAMITRA_WORKERS__WEB": "1", "SEWAMITRA_WORKERS__RQ": "1"}
+    command = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "up", "--no-seed"]
+    process = subprocess.Popen(
+        [*command, "--port", str(free_port())], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    threading.Thread(target=_read_all, args=(process, output), daemon=True).start()
+    try:
+        wait_for(lambda: _up_or_gone(process, output), 120, "the helpline to come up")
+        yield env, output
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if request.session.testsfailed > failed_before:
+            print("--- what `sewamitra up` printed ---\n" + "".join(output))
+
+
+def test_a_simulated_plivo_call_books_and_the_sms_reaches_the_plivo_sandbox_with_its_dlt_parameters(
+    plivo_helpline: tuple[dict[str, str], list[str]],
+) -> None:
+    env, output = plivo_helpline
+    banner = "".join(output)
+    assert "/plivo/voice   (POST, signed by plivo)" in banner
+    sandbox = re.search(r"local Plivo sandbox: (http://127\.0\.0\.1:\d+)/_sandbox", banner)
+    assert sandbox, banner
+
+    simulate = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "simulate"]
+    call = subprocess.run(
+        [*simulate, "--platform", "plivo", "--keys", "2,1,1,226001#,1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert call.returncode == 0, call.stdout + call.stderr
+    assert "Your request number is" in call.stdout
+    assert "0 error(s)" in call.stdout
+
+    sent = wait_for(
+        lambda: [m for m in get_json_list(f"{sandbox.group(1)}/_sandbox/messages") if m["to"] == CITIZEN],
+        60,
+        "the request number by SMS",
+    )
+    [sms] = sent
+    assert "Plumber" in sms["body"]
+    assert (sms["from"], sms["dlt_entity_id"], sms["dlt_template_id"]) == (
+        "SEWAMT",
+        "1101160000000000001",
+        "1107160000000000001",  # config.yaml's request_created template
+    )
+    assert sms["status_callback"].endswith("/plivo/sms/status")
