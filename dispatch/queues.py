@@ -51,10 +51,18 @@ class HelplineWorker(SimpleWorker):
                 again.execute()
 
 
+# An idle RQ worker heartbeats only when its blocking wait for a job ends. When Redis restarts
+# empty, redis-py's retries may reconnect that wait to the new server without an error, and with
+# RQ's default (420 s, a 405 s wait) the worker stayed uncounted for minutes; it was as long blind
+# to a Redis gone silent. 30 s: a wait of 15 s, a socket timeout of 25 s, a dead worker's
+# registration gone after 90 s.
+WORKER_TTL_S = 30
+
+
 def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
     """The helpline's RQ worker on every queue, served in QUEUE_ORDER."""
     queues = [queue(connection, q) for q in QUEUE_ORDER]
-    return HelplineWorker(queues, connection=connection, name=name)
+    return HelplineWorker(queues, connection=connection, name=name, worker_ttl=WORKER_TTL_S)
 
 
 def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:

@@ -26,6 +26,7 @@ def test_workers_count_again_after_redis_restarts_empty_under_them(
 
     own_redis.kill()
     own_redis.start()  # empty: every worker's registration is gone
+    wait_until(lambda: Worker.count(connection=connection) == 2, 60, "both idle workers to be counted again")
     work = [
         queue(connection, QueueName.DEFAULT).enqueue("dispatch.jobs.heartbeat", job_id=f"after-{n}") for n in range(4)
     ]
@@ -36,3 +37,19 @@ def test_workers_count_again_after_redis_restarts_empty_under_them(
     assert health["rq_workers"] == 2
     assert {w.get_state() for w in Worker.all(connection=connection)} <= {"idle", "busy"}
     assert Job.fetch("after-0", connection=connection).worker_name in {w.name for w in Worker.all(connection)}
+
+
+def test_idle_workers_count_again_when_redis_forgets_them_under_their_wait(
+    job_context: JobContext, chaos: Chaos, chaos_settings: Settings
+) -> None:
+    """What a restart looks like to a worker when redis-py's retries reconnect its blocking wait
+    to the new server: no error, only registrations gone. Nothing but the wait's end brings the
+    heartbeat that registers the worker again, so that wait must be short."""
+    connection = job_context.redis
+    chaos.worker(chaos_settings), chaos.worker(chaos_settings)
+    wait_until(lambda: Worker.count(connection=connection) == 2, 60, "both RQ workers to register")
+
+    connection.flushall()  # every registration gone, the workers' connections untouched
+
+    wait_until(lambda: Worker.count(connection=connection) == 2, 60, "both idle workers to be counted again")
+    assert create_app(chaos_settings).test_client().get("/healthz").get_json()["rq_workers"] == 2
