@@ -537,10 +537,12 @@ def sweep() -> dict[str, int]:
             )
         ).all()
         undelivered = session.exec(select(Offer.id).where(_never_left(moment))).all()
+        # An offer past its time is expired at the first sweep after it, its own job lost or not (a job
+        # that comes too finds it answered): every offer closes within its timeout and one sweep interval.
         overdue = session.exec(
             select(Offer.id).where(
                 Offer.status == OfferStatus.PENDING,
-                col(Offer.expires_at) < moment - NEW_REQUEST_GRACE,
+                col(Offer.expires_at) < moment,
                 col(Offer.id).not_in(undelivered),
             )
         ).all()

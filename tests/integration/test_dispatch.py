@@ -630,6 +630,26 @@ def test_the_sweeper_moves_on_a_request_left_offered_with_every_offer_closed(
     ]
 
 
+def test_the_first_sweep_after_an_offers_time_closes_it_when_its_expiry_job_was_lost(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    """Every offer closes within its timeout and one sweep interval, even when Redis lost its expiry job
+    (found by `sewamitra soak`: the sweeper waited 30 s more, so offers closed up to 35 s late)."""
+    silent = add_worker(engine, "Silent", "+919800000751", 0.5)
+    second = add_worker(engine, "Next", "+919800000752", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    time_passes(engine, request_id)  # a second ago; its expiry job went with Redis
+
+    assert jobs.sweep()["overdue_offers"] == 1
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (silent, OfferStatus.EXPIRED),
+        (second, OfferStatus.PENDING),
+    ]
+
+
 def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
