@@ -4,7 +4,8 @@ one-box demo run without Twilio.
 It answers the two calls the gateway makes (Messages.json, Calls.json) the way Twilio does (201
 with Twilio's JSON, 400/401 with Twilio's error JSON), records each accepted message and call, and
 can be told to fail or stall the next requests, or to fail every request for a while. Other
-processes read it over HTTP under `/_sandbox/`. It listens on loopback only: it holds citizens' numbers and has no real security.
+processes read it over HTTP under `/_sandbox/`. It listens on loopback only: it holds citizens'
+numbers and has no real security.
 
     python -m devtools.twilio_sandbox --port 8099 --account-sid AC... --auth-token ...
 """

@@ -19,6 +19,9 @@ from devtools.soak.people import People
 # queues, run in turn on the RQ workers, on a machine that the soak keeps busy.
 JOBS_RUN_S = 2
 
+# A message tried once, whose retry found it moot (an offer closed meanwhile): not to be tried again.
+MOOT_PENDING = "status = 'pending' AND attempts > 0 AND next_attempt_at IS NULL"
+
 # Messages the helpline sends once per request (or per assignment), whatever it lives through.
 ONCE_PER_REQUEST = ("request_created", "assigned_citizen", "assigned_worker", "feedback", "completed_worker")
 
@@ -208,7 +211,10 @@ def _lost(connection: sa.Connection, evidence: Evidence) -> Invariant:
     """Every SMS the helpline meant to send reached the sandbox, or is visibly not sent (an agent sees
     it on the request) or moot (an offer closed before it could go)."""
     statuses = _counts(connection, "SELECT status, count(*) FROM sms_log WHERE direction = 'outbound' GROUP BY status")
-    pending = statuses.get("pending", 0)
+    pending = _rows(
+        connection,
+        f"SELECT count(*) FROM sms_log WHERE direction = 'outbound' AND status = 'pending' AND NOT ({MOOT_PENDING})",  # noqa: S608 (a constant)
+    )[0][0]
     due = _rows(
         connection,
         "SELECT count(*) FROM sms_log WHERE direction = 'outbound' AND status = 'send_failed' "
@@ -233,7 +239,7 @@ def _lost(connection: sa.Connection, evidence: Evidence) -> Invariant:
         "AND NOT EXISTS (SELECT 1 FROM sms_log s WHERE s.request_id = r.id AND s.template = 'assigned_worker')",
     )
     given_up = statuses.get("not_sent", 0)
-    moot = statuses.get("send_failed", 0) - due
+    moot = statuses.get("send_failed", 0) - due + statuses.get("pending", 0) - pending
     lost = pending + due + len(claimed) + len(untexted) + len(untold)
     sent = sum(n for status, n in statuses.items() if status not in ("pending", "send_failed", "not_sent"))
     return Invariant(

@@ -183,7 +183,7 @@ def _terminate_backends(stack: Stack) -> int:
 
 
 def times(load_s: float, count: int = len(SCHEDULE)) -> list[float]:
-    """When each fault goes in: evenly over the load, the first after a tenth of it, none in its last tenth."""
+    """When each fault goes in: evenly over the load, the first after a tenth of it, none in its last fifth."""
     first, last = 0.1 * load_s, 0.8 * load_s
     step = (last - first) / max(1, count - 1)
     return [first + i * step for i in range(count)]

@@ -34,7 +34,7 @@ from devtools.bench import output, scratch, stats
 from devtools.bench.calls import load
 from devtools.bench.calls.scripts import Mix, Verdict
 from devtools.soak import faults, stack
-from devtools.soak.audit import Evidence, Invariant, audit
+from devtools.soak.audit import MOOT_PENDING, Evidence, Invariant, audit
 from devtools.soak.faults import Fault
 from devtools.soak.people import Manner, People
 from devtools.twilio_sandbox import TwilioSandbox
@@ -214,9 +214,10 @@ async def _drain(engine: sa.Engine, people: People, limit_s: float) -> float | N
 def _under_way(engine: sa.Engine) -> int:
     """Requests, offers and messages the helpline has not finished with."""
     query = sa.text(
-        "SELECT (SELECT count(*) FROM service_request WHERE status IN ('new', 'offered', 'assigned'))"
+        "SELECT (SELECT count(*) FROM service_request WHERE status IN ('new', 'offered', 'assigned'))"  # noqa: S608 (a constant)
         " + (SELECT count(*) FROM offer WHERE status = 'pending')"
-        " + (SELECT count(*) FROM sms_log WHERE status IN ('pending', 'received', 'handling'))"
+        " + (SELECT count(*) FROM sms_log WHERE status IN ('received', 'handling'))"
+        f" + (SELECT count(*) FROM sms_log WHERE status = 'pending' AND NOT ({MOOT_PENDING}))"
         " + (SELECT count(*) FROM sms_log WHERE status = 'send_failed' AND next_attempt_at IS NOT NULL)"
     )
     try:
