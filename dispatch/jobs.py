@@ -41,6 +41,9 @@ RESEND_LOST_AFTER = timedelta(seconds=max(OFFER_SEND_BACKOFF)) + timedelta(secon
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
 ABANDONED_AFTER = timedelta(minutes=5)
+# A killed worker's dispatch lock lives its 60 s: a dispatch of the same request waits this long for
+# it, then comes back after DISPATCH_AGAIN_AFTER (found by the soak: two such waits held both RQ workers).
+DISPATCH_LOCK_WAIT_S, DISPATCH_AGAIN_AFTER = 2, timedelta(seconds=5)
 RECORD_SENT_TRIES, RECORD_SENT_PAUSE_S = 3, 0.5  # recording an SMS Twilio took, on new connections
 UNANSWERED_FEEDBACK = AuditAction.FEEDBACK_CALL_UNANSWERED  # the citizen did not pick up the feedback call
 INDEX_LOCK = "sewamitra:geo-rebuild-lock"
@@ -73,7 +76,13 @@ def dispatch_request(request_id: int) -> str:
     ctx = context.current()
     rules = ctx.settings.dispatch
     _ensure_index()
-    with ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=30):
+    lock = ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=DISPATCH_LOCK_WAIT_S)
+    if not lock.acquire():
+        # Another dispatch of this request holds it, or held it and was killed (its lock lives on): this
+        # one comes back shortly, rather than keep one of the few RQ workers waiting on it.
+        enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
+        return "another dispatch holds the request: again shortly"
+    try:
         moment = now()
         with session_scope(ctx.engine) as session:
             commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
@@ -82,6 +91,8 @@ def dispatch_request(request_id: int) -> str:
                 return "nothing to do"
             candidates = _candidates(request, moment)
             result = offers.next_offers(session, request_id, candidates, rules, moment)
+    finally:
+        lock.release()
     for offer in result.offers:
         assert offer.id is not None
         assert offer.expires_at is not None
