@@ -91,15 +91,16 @@ def _bookings(connection: sa.Connection, evidence: Evidence) -> list[Invariant]:
         by_call.setdefault(call_sid, []).append(number)
     heard = [v for v in evidence.verdicts if v.booked]
     wrong = [v for v in heard if by_call.get(v.call_sid) != [v.booked]]
-    stored = {number for number, _ in rows}
-    unknown = [n for v in evidence.verdicts for n in v.read_back if n not in stored]
+    stored = {str(number) for (number,) in _rows(connection, "SELECT number FROM service_request")}
+    unknown = [f"{n} (to {v.call_sid})" for v in evidence.verdicts for n in v.read_back if n not in stored]
     placed = {v.call_sid for v in evidence.verdicts}
     logged = {sid for (sid,) in _rows(connection, "SELECT call_sid FROM call_log")}
     orphans = [sid for sid in by_call if sid not in placed or sid not in logged]
     return [
         Invariant(
             "every request number a caller heard exists exactly once, as that call's request",
-            f"{len(heard):,} heard, {len(wrong)} not so; {len(unknown)} read back but unknown",
+            f"{len(heard):,} heard, {len(wrong)} not so; {len(unknown)} read back but unknown"
+            + (f" ({', '.join(unknown[:3])})" if unknown else ""),
             not wrong and not unknown,
         ),
         Invariant(
