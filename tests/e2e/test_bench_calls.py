@@ -184,6 +184,7 @@ def test_the_request_number_is_read_back_from_what_the_caller_heard(language: st
         said(language, "request_created", "4821937"),
         said(language, "number_again", "4821937"),
         said(language, "request_status", "1000017", service="x", status="y"),
+        said(language, "request_unknown", "9999991"),  # a number the caller typed, not one read back
     ]
 
     assert scripts.numbers_in(heard, scripts.BOOKED_PROMPT) == ["4821937"]

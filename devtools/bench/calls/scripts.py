@@ -172,8 +172,10 @@ def numbers_in(heard: Iterable[str], prompt: str) -> list[str]:
 def _reader(prompt: str, language: str) -> tuple[re.Pattern[str], list[str]]:
     words = prompts.text("digit_words", language).split()
     word = "(?:" + "|".join(map(re.escape, words)) + ")"
-    before = prompts.text(prompt, language).split("{number}")[0]
-    return re.compile(re.escape(before) + f"({word}(?:, {word})*)"), words
+    before, after = prompts.text(prompt, language).split("{number}", 1)
+    # What follows the number too: another prompt may begin alike ("अनुरोध नंबर {number} नहीं मिला।").
+    then = after.split("{", 1)[0]
+    return re.compile(re.escape(before) + f"({word}(?:, {word})*)" + re.escape(then)), words
 
 
 _READERS = {prompt: [_reader(prompt, lang) for lang in LANGUAGES] for prompt in (BOOKED_PROMPT, READ_BACK_PROMPT)}
