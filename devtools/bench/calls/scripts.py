@@ -175,7 +175,7 @@ def _reader(prompt: str, language: str) -> tuple[re.Pattern[str], list[str]]:
     before, after = prompts.text(prompt, language).split("{number}", 1)
     # What follows the number too: another prompt may begin alike ("अनुरोध नंबर {number} नहीं मिला।").
     then = after.split("{", 1)[0]
-    return re.compile(re.escape(before) + f"({word}(?:, {word})*)" + re.escape(then)), words
+    return re.compile(re.escape(before) + f"({word}(?:, {word})*+)" + re.escape(then)), words  # *+: every digit
 
 
 _READERS = {prompt: [_reader(prompt, lang) for lang in LANGUAGES] for prompt in (BOOKED_PROMPT, READ_BACK_PROMPT)}
