@@ -1,5 +1,5 @@
 """The developer tools' commands of `sewamitra`: the one-box demo (`up`), demo data, a simulated
-call, signatures for curl, and the benchmarks. `sewamitra.cli` finds them through the
+call, signatures for curl, the benchmarks and the soak. `sewamitra.cli` finds them through the
 `sewamitra.commands` entry points, so the runtime never imports this package."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -212,6 +213,29 @@ def bench_turns(calls: int, seed: int, postgres_url: str, redis_url: str) -> Non
         result = turns.main(calls, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout, seed=seed)
     if result.errors:
         click.echo(f"FAILED: the callers heard {result.errors} error(s)", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--minutes", type=float, default=None, help="minutes of load  [default: 12; --short: 1.25]")
+@click.option("--callers", type=int, default=None, help="callers on the line at once  [default: 15; --short: 6]")
+@click.option("--seed", type=int, default=None, help="random seed of the callers and the people  [default: 155330]")
+@click.option(
+    "--short", is_flag=True, help="the form CI runs: every fault once in about a minute, offer timeout 10 s, sweep 5 s"
+)
+@click.option("--logs", type=click.Path(path_type=Path), default=None, help="keep `up`'s output in this directory")
+@POSTGRES_URL_OPTION
+def soak(short: bool, postgres_url: str, logs: Path | None, **sizes: Any) -> None:
+    """Mixed load and scheduled faults on `sewamitra up`, then an audit of the invariants; fails if one fails."""
+    from dataclasses import replace
+
+    from devtools.soak import run
+
+    plan = replace(run.SHORT if short else run.Plan(), **{k: v for k, v in sizes.items() if v is not None})
+    with _reported():
+        result = run.main(plan, postgres_url=postgres_url, out=sys.stdout, logs=logs)
+    if result.failed:
+        click.echo("FAILED: " + "; ".join(i.name for i in result.invariants if not i.held), err=True)
         sys.exit(1)
 
 

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from devtools import procfs
 from sewamitra.process import die_with_parent
@@ -107,7 +109,9 @@ class EmbeddedRedis:
     def _ping(self) -> bool:
         if not self.socket.exists():
             return False
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
+        # Asked once: redis-py retries a refused connection with back-off, seconds of Redis down when
+        # `up` looks for a live server before starting a new one on a dead one's socket.
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1, retry=Retry(NoBackoff(), 0))
         try:
             return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):

@@ -92,3 +92,12 @@ def matching(fragment: str) -> list[int]:
         if fragment in title:
             found.append(int(entry.name))
     return found
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments `pid` was started with; empty once it is gone."""
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]

@@ -3,8 +3,9 @@ one-box demo run without Twilio.
 
 It answers the two calls the gateway makes (Messages.json, Calls.json) the way Twilio does (201
 with Twilio's JSON, 400/401 with Twilio's error JSON), records each accepted message and call, and
-can be told to fail or stall the next requests. Other processes read it over HTTP under
-`/_sandbox/`. It listens on loopback only: it holds citizens' numbers and has no real security.
+can be told to fail or stall the next requests, or to fail every request for a while. Other
+processes read it over HTTP under `/_sandbox/`. It listens on loopback only: it holds citizens'
+numbers and has no real security.
 
     python -m devtools.twilio_sandbox --port 8099 --account-sid AC... --auth-token ...
 """
@@ -27,6 +28,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -261,6 +263,9 @@ class TwilioSandbox:
         self.port = port
         self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": []}
         self._faults: deque[Fault] = deque()
+        self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
+        self._failing_status = int(HTTPStatus.INTERNAL_SERVER_ERROR)
+        self.refused = 0  # API requests answered with an injected error, for whoever counts them
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._server: _SandboxServer | None = None
@@ -352,6 +357,18 @@ class TwilioSandbox:
         """Stall the next `n` API requests, then handle them: Twilio too may send what a client gave up on."""
         self._add_faults(n, Fault(delay=float(seconds)))
 
+    def fail_for(self, seconds: float, status: int = HTTPStatus.INTERNAL_SERVER_ERROR) -> None:
+        """Answer every API request with `status` for the next `seconds` (an outage, not a count)."""
+        if not HTTPStatus.BAD_REQUEST <= status < 600:
+            raise ValueError(f"a failure needs an error status (400-599), not {status}")
+        with self._changed:
+            self._failing_until, self._failing_status = time.monotonic() + float(seconds), int(status)
+
+    @property
+    def failing(self) -> bool:
+        with self._changed:
+            return time.monotonic() < self._failing_until
+
     @property
     def faults_left(self) -> int:
         """Faults injected but not yet met by a request: 0 once a stalled request has arrived."""
@@ -366,6 +383,8 @@ class TwilioSandbox:
 
     def _next_fault(self) -> Fault | None:
         with self._changed:
+            if time.monotonic() < self._failing_until:
+                return Fault(status=self._failing_status)
             return self._faults.popleft() if self._faults else None
 
     # -- the API -----------------------------------------------------------------------------------
@@ -376,6 +395,8 @@ class TwilioSandbox:
         if fault and fault.delay and self._stopping.wait(fault.delay):
             raise SandboxRefusal(HTTPStatus.SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE, "The sandbox is stopping.")
         if fault and fault.status:
+            with self._changed:
+                self.refused += 1
             code = CODE_FOR_STATUS.get(fault.status, fault.status)
             raise SandboxRefusal(fault.status, code, f"Injected failure ({fault.status}).")
         if not self._authenticated(authorization):
@@ -408,7 +429,10 @@ class TwilioSandbox:
         return _SandboxHandler
 
     def apply_faults(self, spec: dict[str, Any]) -> None:
-        """Faults from another process: {"fail_next": n, "status": 500} and/or {"delay_next": n, "seconds": s}."""
+        """Faults from another process: {"fail_next": n, "status": 500}, {"fail_for": seconds, "status": 500}
+        and/or {"delay_next": n, "seconds": s}."""
+        if spec.get("fail_for"):
+            self.fail_for(float(spec["fail_for"]), int(spec.get("status", HTTPStatus.INTERNAL_SERVER_ERROR)))
         if spec.get("fail_next"):
             self.fail_next(int(spec["fail_next"]), int(spec.get("status", HTTPStatus.INTERNAL_SERVER_ERROR)))
         if spec.get("delay_next"):

@@ -95,6 +95,18 @@ def dispatch_request(connection: redis.Redis, request_id: int) -> bool:
     )
 
 
+def dispatch_again(connection: redis.Redis, request_id: int, delay: timedelta) -> bool:
+    """The request's dispatch, after `delay`: another held it. One such job at a time per request."""
+    job_id = f"dispatch-{request_id}-again"
+
+    def put() -> None:
+        queue(connection, QueueName.DISPATCH).enqueue_in(
+            delay, JOBS + "dispatch_request", request_id, job_id=job_id, result_ttl=RESULT_TTL
+        )
+
+    return _attempt(put, job_id, SWEEPER)
+
+
 def notify_assigned(connection: redis.Redis, request_id: int) -> bool:
     """Tell the citizen and the worker who took the job."""
     return _put(connection, QueueName.DISPATCH, "notify_assigned", request_id, job_id=f"assigned-{request_id}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from core import phones, pincodes
 from dispatch import context, enqueue, geoindex, inbox, messages, offers, sms_text
 from dispatch.matching import Candidate, rank
 from storage.audit import AuditAction
-from storage.db import commit_without_waiting_for_disk, session_scope
+from storage.db import UNREACHABLE, commit_without_waiting_for_disk, session_scope
 from storage.models import (
     Caller,
     Offer,
@@ -40,6 +41,10 @@ RESEND_LOST_AFTER = timedelta(seconds=max(OFFER_SEND_BACKOFF)) + timedelta(secon
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
 ABANDONED_AFTER = timedelta(minutes=5)
+# A killed worker's dispatch lock lives its 60 s: a dispatch of the same request waits this long for
+# it, then comes back after DISPATCH_AGAIN_AFTER (found by the soak: two such waits held both RQ workers).
+DISPATCH_LOCK_WAIT_S, DISPATCH_AGAIN_AFTER = 2, timedelta(seconds=5)
+RECORD_SENT_TRIES, RECORD_SENT_PAUSE_S = 3, 0.5  # recording an SMS Twilio took, on new connections
 UNANSWERED_FEEDBACK = AuditAction.FEEDBACK_CALL_UNANSWERED  # the citizen did not pick up the feedback call
 INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 
@@ -72,7 +77,13 @@ def dispatch_request(request_id: int) -> str:
     ctx = context.current()
     rules = ctx.settings.dispatch
     _ensure_index()
-    with ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=30):
+    lock = ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=DISPATCH_LOCK_WAIT_S)
+    if not lock.acquire():
+        # Another dispatch of this request holds it, or held it and was killed (its lock lives on): this
+        # one comes back shortly, rather than keep one of the few RQ workers waiting on it.
+        enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
+        return "another dispatch holds the request: again shortly"
+    try:
         moment = now()
         with session_scope(ctx.engine) as session:
             commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
@@ -81,6 +92,8 @@ def dispatch_request(request_id: int) -> str:
                 return "nothing to do"
             candidates = _candidates(request, moment)
             result = offers.next_offers(session, request_id, candidates, rules, moment)
+    finally:
+        lock.release()
     for offer in result.offers:
         assert offer.id is not None
         assert offer.expires_at is not None
@@ -388,6 +401,11 @@ def handle_sms(sms_log_id: int) -> str:
     try:
         outcome = inbox.handle(ctx.engine, sms.from_number, sms.body, now())
         _follow_up(sms.from_number, outcome)
+    except UNREACHABLE:
+        # The database went away mid-way (what it was doing rolled back): not the message's fault. It goes
+        # back to `received`, for the sweeper to hand to a job again.
+        _set_sms_status(sms_log_id, SmsHandling.RECEIVED)
+        raise
     except Exception:
         _set_sms_status(sms_log_id, SmsHandling.FAILED)  # kept, for an agent to read: the message is not lost
         raise
@@ -498,13 +516,33 @@ def send_sms(sms_log_id: int) -> str | None:
                     sms.attempts,
                 )
             raise
-        sms = session.get(SmsLog, sms_log_id)
-        assert sms is not None
-        sms.message_sid, sms.status, sms.error_code, sms.updated_at = sid, SmsDelivery.QUEUED, None, now()
-        sms.next_attempt_at = None
-        session.add(sms)
-        session.commit()
-        return sid
+    _record_sent(ctx.engine, sms_log_id, sid, now())
+    return sid
+
+
+def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> None:
+    """Twilio took the message: its sid is recorded, on a new connection if the one in use was cut
+    meanwhile. A message left unrecorded would look unsent, and be sent again."""
+    for attempt in range(1, RECORD_SENT_TRIES + 1):
+        try:
+            with session_scope(engine) as session:
+                session.execute(
+                    sa.update(SmsLog)
+                    .where(col(SmsLog.id) == sms_log_id)
+                    .values(
+                        message_sid=sid,
+                        status=SmsDelivery.QUEUED,
+                        error_code=None,
+                        updated_at=at,
+                        next_attempt_at=None,
+                    )
+                )
+            return
+        except UNREACHABLE:
+            if attempt == RECORD_SENT_TRIES:
+                raise
+            log.warning("SMS %s was sent, but recording it failed; trying again on a new connection", sms_log_id)
+            time.sleep(RECORD_SENT_PAUSE_S * attempt)
 
 
 def _service(request: ServiceRequest, language: str) -> str:
@@ -541,15 +579,24 @@ def sweep() -> dict[str, int]:
             )
         ).all()
         undelivered = session.exec(select(Offer.id).where(_never_left(moment))).all()
+        # An offer past its time is expired at the first sweep after it, its own job lost or not (a job
+        # that comes too finds it answered): every offer closes within its timeout and one sweep interval.
         overdue = session.exec(
             select(Offer.id).where(
                 Offer.status == OfferStatus.PENDING,
-                col(Offer.expires_at) < moment - NEW_REQUEST_GRACE,
+                col(Offer.expires_at) < moment,
                 col(Offer.id).not_in(undelivered),
             )
         ).all()
         old_sms = col(SmsLog.created_at) < moment - NEW_REQUEST_GRACE
-        unsent = session.exec(select(SmsLog.id).where(SmsLog.status == SmsDelivery.PENDING, old_sms)).all()
+        # Never tried, or its try died before recording how it went (its time to retry is past); a message
+        # found moot on a retry has no time to retry, and is left alone.
+        tried_and_died = col(SmsLog.next_attempt_at) < moment - NEW_REQUEST_GRACE
+        unsent = session.exec(
+            select(SmsLog.id).where(
+                SmsLog.status == SmsDelivery.PENDING, old_sms, sa.or_(col(SmsLog.attempts) == 0, tried_and_died)
+            )
+        ).all()
         refused = messages.due_again(session, moment - NEW_REQUEST_GRACE)  # RQ's own retry had its chance
         unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
         untold = session.exec(

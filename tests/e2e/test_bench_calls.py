@@ -173,6 +173,14 @@ def test_the_callers_mix_books_first_and_tracks_only_what_was_booked() -> None:
     assert {(s.from_number, s.keys) for s in tracking} == {(drawn[0].from_number, ("2",))}
 
 
+def test_a_mix_given_places_asks_for_each_service_where_it_is_offered() -> None:
+    places = [("1", "226001"), ("4", "208001")]
+    mix = scripts.Mix(random.Random(1), ["1", "2", "3", "4"], ["226001", "208001"], places=places)
+    booked = [script.keys[-4:-2] for script in (mix.next() for _ in range(200)) if script.kind == scripts.BOOK]
+
+    assert set(booked) == {("1", "226001#"), ("4", "208001#")}
+
+
 def test_think_time_is_drawn_around_its_mean_and_a_closed_loop_has_none() -> None:
     rng = random.Random(2)
     pauses = [Pacing(1, 0, 1, think_s=3.0).think(rng) for _ in range(1000)]
@@ -205,6 +213,7 @@ def test_the_request_number_is_read_back_from_what_the_caller_heard(language: st
         said(language, "request_created", "4821937"),
         said(language, "number_again", "4821937"),
         said(language, "request_status", "1000017", service="x", status="y"),
+        said(language, "request_unknown", "9999991"),  # a number the caller typed, not one read back
     ]
 
     assert scripts.numbers_in(heard, scripts.BOOKED_PROMPT) == ["4821937"]

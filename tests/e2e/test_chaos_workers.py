@@ -44,7 +44,13 @@ def time_passes(engine: sa.Engine, minutes: int) -> None:
     """The clock moves on `minutes` for every message and request: past the sweeper's grace."""
     earlier = datetime.now(UTC) - timedelta(minutes=minutes)
     with session_scope(engine) as session:
-        session.execute(sa.update(SmsLog).values(created_at=earlier, updated_at=earlier))
+        session.execute(
+            sa.update(SmsLog).values(
+                created_at=earlier,
+                updated_at=earlier,
+                next_attempt_at=col(SmsLog.next_attempt_at) - sa.literal(timedelta(minutes=minutes), sa.Interval),
+            )
+        )
 
 
 def worker_texts(app: Flask, sender: str, body: str) -> None:

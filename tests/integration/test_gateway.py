@@ -327,6 +327,27 @@ def test_faults_can_be_injected_from_another_process(gateway: TwilioTelephony, s
     assert sandbox_http(sandbox, "POST", "/_sandbox/faults", b"not json")[0] == 400
 
 
+def test_an_outage_of_the_sms_api_refuses_every_send_for_its_window_then_ends(
+    gateway: TwilioTelephony, sandbox: TwilioSandbox
+) -> None:
+    status, _ = sandbox_http(sandbox, "POST", "/_sandbox/faults", json.dumps({"fail_for": 60, "status": 500}).encode())
+    assert status == 200
+    assert sandbox.failing
+
+    for _ in range(3):  # not a count of requests: every one in the window
+        with pytest.raises(GatewayError) as failure:
+            gateway.send_sms(CITIZEN, REQUEST_NUMBER_SMS)
+        assert (failure.value.retryable, failure.value.status) == (True, 500)
+    assert (sandbox.messages, sandbox.refused) == ([], 3)
+
+    sandbox.fail_for(0)  # the outage is over
+    assert not sandbox.failing
+    gateway.send_sms(CITIZEN, REQUEST_NUMBER_SMS)
+    assert len(sandbox.messages) == 1
+    with pytest.raises(ValueError, match="error status"):
+        sandbox.fail_for(10, status=200)
+
+
 def test_the_sandbox_refuses_what_twilio_refuses_with_twilios_error_json(sandbox: TwilioSandbox) -> None:
     status, error = post_form(sandbox, "Messages", {"To": CITIZEN, "From": HELPLINE_NUMBER}, token="wrong")
     assert status == 401

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gettext
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -19,7 +20,7 @@ from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, enqueue, jobs
 from sewamitra.app import create_app
 from storage.audit import AuditAction
-from storage.db import TCP_USER_TIMEOUT_MS, session_scope
+from storage.db import TCP_USER_TIMEOUT_MS, create_engine, session_scope
 from storage.models import AuditEvent, Offer, SmsDelivery, SmsLog, Worker
 from tests.calls import Line, call
 from tests.chaos import RedisServer
@@ -188,6 +189,36 @@ def test_a_retry_of_an_assignment_sms_for_a_job_cancelled_meanwhile_is_not_sent(
     assert jobs.sweep()["refused_sms_due"] == 0
 
 
+def test_a_message_whose_sender_died_mid_send_and_is_moot_now_is_left_alone_by_the_sweeper(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    """Found by `sewamitra soak`: a worker took its try at an SMS (pending, one attempt), then lost its
+    database connection before it could record the outcome; the sweeper's retry found what the SMS said
+    no longer held, and left it pending, so every sweep after queued it again, for ever."""
+    request_id = add_request(engine)  # never assigned: an assignment SMS about it is moot
+    with session_scope(engine) as session:
+        sms = SmsLog(
+            to_number=CITIZEN,
+            body="Your plumber",
+            template="assigned_citizen",
+            status=SmsDelivery.PENDING,
+            request_id=request_id,
+            attempts=1,  # claimed by a try whose outcome was never recorded
+            next_attempt_at=datetime.now(UTC),
+        )
+        session.add(sms)
+        session.flush()
+        sms_id = sms.id or 0
+    later(engine, minutes=5)
+    assert jobs.sweep()["unsent_sms"] == 1  # the try's outcome is unknown: tried again
+    run_jobs(installed)
+
+    assert sandbox.messages == []  # moot: not sent
+    assert sms_row(engine, sms_id).next_attempt_at is None
+    later(engine, minutes=5)
+    assert jobs.sweep()["unsent_sms"] == 0
+
+
 def test_an_offer_whose_sms_never_left_goes_to_the_next_worker_at_once_after_redis_lost_its_retry(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
 ) -> None:
@@ -224,3 +255,62 @@ def test_a_postgresql_connection_gives_up_on_a_host_that_goes_silent_mid_query(p
     assert TCP_USER_TIMEOUT_MS <= 5000
     assert (given["keepalives"], given["keepalives_idle"], given["keepalives_count"]) == ("1", "2", "3")
     assert given["connect_timeout"] == "5"
+
+
+# -- found by `sewamitra soak`: the database ending the helpline's connections (pg_terminate_backend) --
+
+
+def cut_off_at(engine: sa.Engine, starts: str) -> list[str]:
+    """The server ends the connection about to run the first statement that starts with `starts`, as
+    pg_terminate_backend (an administrator, a failover) would: the statement fails on a dead connection."""
+    cut: list[str] = []
+    admin = create_engine(engine.url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def end_it(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not cut and statement.startswith(starts):
+            cut.append(statement)
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": cursor.connection.info.backend_pid})
+
+    return cut
+
+
+def test_an_sms_twilio_took_is_recorded_as_sent_when_the_connection_is_cut_just_then(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox
+) -> None:
+    """Twilio took it; a message left unrecorded would look unsent, and be sent again."""
+    sms_id = confirmation(engine, add_request(engine))
+    cut = cut_off_at(engine, "UPDATE sms_log SET message_sid")
+
+    jobs.send_sms(sms_id)
+    assert cut
+    [sent] = sandbox.messages
+    recorded = sms_row(engine, sms_id)
+    assert (recorded.message_sid, recorded.status, recorded.attempts) == (sent["sid"], "queued", 1)
+
+
+def test_a_yes_whose_handling_lost_its_database_connection_is_handled_again_not_given_up(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    """A connection cut is not the message's fault: it goes back to `received` for the sweeper, and the
+    worker's yes takes the job, instead of `handling_failed` for an agent while the offer runs out."""
+    ramesh = add_worker(engine, "Ramesh Kumar", WORKER, 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    sms_from(webhook, WORKER, "1")
+    with Session(engine) as session:
+        yes = session.exec(select(SmsLog).where(SmsLog.direction == "inbound")).one()
+    cut = cut_off_at(engine, "SELECT worker.")
+
+    with pytest.raises(sa.exc.OperationalError):
+        jobs.handle_sms(yes.id or 0)
+    assert cut
+    assert sms_row(engine, yes.id or 0).status == "received"
+    later(engine, minutes=1)
+    assert jobs.sweep()["unread_sms"] == 1
+    run_jobs(installed)
+    assert sms_row(engine, yes.id or 0).status == "handled"
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [(ramesh, "accepted")]

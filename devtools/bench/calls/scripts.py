@@ -53,12 +53,18 @@ class Mix:
     """Draws the next caller; a caller who booked may ring again later to track their request."""
 
     def __init__(
-        self, rng: random.Random, service_digits: Sequence[str], pincodes: Sequence[str], taken: Iterable[str] = ()
+        self,
+        rng: random.Random,
+        service_digits: Sequence[str],
+        pincodes: Sequence[str],
+        taken: Iterable[str] = (),
+        places: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.rng = rng
         self.service_digits = service_digits
         self.pincodes = pincodes
         self.taken = set(taken)  # workers' phones: a worker ringing in hears the worker menu
+        self.places = places  # (service digit, PIN code) drawn together, when given: a service where it is offered
         self.returning: list[str] = []
 
     def next(self) -> Script:
@@ -66,7 +72,11 @@ class Mix:
         if kind == TRACK and self.returning:
             return Script(TRACK, self.rng.choice(self.returning), ("2",))  # language remembered: main menu
         kind = BOOK if kind == TRACK else kind  # nobody has booked yet
-        digit, pin = self.rng.choice(self.service_digits), self.rng.choice(self.pincodes) + "#"
+        if self.places:
+            digit, pin = self.rng.choice(self.places)
+            pin += "#"
+        else:
+            digit, pin = self.rng.choice(self.service_digits), self.rng.choice(self.pincodes) + "#"
         keys = {
             BOOK: ("2", "1", digit, pin, "1", "2"),
             BOOK_HINDI: ("1", "1", digit, pin, "1", "2"),
@@ -162,8 +172,10 @@ def numbers_in(heard: Iterable[str], prompt: str) -> list[str]:
 def _reader(prompt: str, language: str) -> tuple[re.Pattern[str], list[str]]:
     words = prompts.text("digit_words", language).split()
     word = "(?:" + "|".join(map(re.escape, words)) + ")"
-    before = prompts.text(prompt, language).split("{number}")[0]
-    return re.compile(re.escape(before) + f"({word}(?:, {word})*)"), words
+    before, after = prompts.text(prompt, language).split("{number}", 1)
+    # What follows the number too: another prompt may begin alike ("अनुरोध नंबर {number} नहीं मिला।").
+    then = after.split("{", 1)[0]
+    return re.compile(re.escape(before) + f"({word}(?:, {word})*+)" + re.escape(then)), words  # *+: every digit
 
 
 _READERS = {prompt: [_reader(prompt, lang) for lang in LANGUAGES] for prompt in (BOOKED_PROMPT, READ_BACK_PROMPT)}
