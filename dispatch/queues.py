@@ -72,7 +72,12 @@ def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
     def run(attempt: int) -> None:
         # A name of its own at each start: RQ refuses one still registered by the worker before it.
         renamed = f"{name}-{attempt}" if name and attempt else name
-        worker(connection, name=renamed).work(burst=burst)
+        helpline_worker = worker(connection, name=renamed)
+        helpline_worker.work(burst=burst)
+        if not burst and not helpline_worker._stop_requested:
+            # RQ's worker returns, logging "found an unhandled exception, quitting", on any error
+            # it does not expect: a connection that Redis closed outside the wait for a job is one.
+            raise WorkerQuit(f"RQ worker {helpline_worker.name} quit on an error")
 
     if burst:  # what is due now, once, then the queues until they are empty
         mover = delayed.DelayedJobs(connection, [q.value for q in QUEUE_ORDER])
@@ -84,6 +89,10 @@ def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
         outlast_redis_outages(run, connection, "RQ worker")
 
 
+class WorkerQuit(Exception):
+    """RQ's worker stopped though nobody asked it to."""
+
+
 def outlast_redis_outages(run: Callable[[int], object], connection: redis.Redis, what: str) -> None:
     """Run `run(attempt)` until it returns. RQ's worker and cron scheduler stop when their Redis
     connection fails; then wait until Redis answers and start again, so the process outlives the
@@ -93,7 +102,7 @@ def outlast_redis_outages(run: Callable[[int], object], connection: redis.Redis,
         try:
             run(attempt)
             return
-        except (redis.ConnectionError, redis.TimeoutError) as error:
+        except (redis.ConnectionError, redis.TimeoutError, WorkerQuit) as error:
             log.warning("%s: Redis cannot be reached (%s); starting again once it answers", what, error)
         attempt += 1
         if not _redis_answers_again(connection):
