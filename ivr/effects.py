@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, enqueue, inbox
+from dispatch import availability, enqueue, inbox, retention
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
@@ -151,7 +151,7 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
     with session_scope(ctx.engine) as session:
         if session.exec(select(CallbackRequest).where(CallbackRequest.call_sid == ctx.call_sid)).first():
             return True
-        caller_id = caller_id_for(session, ctx.caller, ctx.language)
+        caller_id = caller_id_for(session, ctx.caller, ctx.language, ctx.settings.privacy_key)
         callback = CallbackRequest(
             phone=ctx.caller,
             caller_id=caller_id,
@@ -180,6 +180,7 @@ def remember_language(ctx: CallContext) -> None:
     now = ctx.now()
     values = {"phone": ctx.caller, "language": ctx.language, "created_at": now, "last_seen_at": now}
     with ctx.engine.begin() as connection:
+        retention.returning_caller(connection, ctx.caller, ctx.settings.privacy_key)
         upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at"))
 
 

@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     WORKER_VERIFIED = "worker.verified"
     WORKER_REJECTED = "worker.rejected"
     WORKERS_IMPORTED = "workers.imported"
+    RETENTION_RUN = "privacy.retention_run"  # counts only: never whose data
 
     @classmethod
     def request_moved(cls, status: RequestStatus) -> AuditAction:

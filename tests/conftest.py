@@ -218,6 +218,7 @@ def helpline_settings(tmp_path: Path, engine: sa.Engine, redis_client: redis.Red
         SEWAMITRA_REDIS_URL=f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}",
         SEWAMITRA_PUBLIC_URL=PUBLIC_URL,
         SEWAMITRA_SECRET_KEY="s" * 40,
+        SEWAMITRA_PRIVACY_KEY="p" * 40,
         SEWAMITRA_TWILIO__API_BASE_URL=sandbox.base_url,
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
