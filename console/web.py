@@ -16,6 +16,7 @@ from console import (
     dashboard,
     labels,
     present,
+    privacy,
     providers,
     queue,
     requests,
@@ -62,6 +63,7 @@ for _part in (auth, queue, callers, requests, workers, providers, worklist, dash
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(privacy.bp)  # public: the privacy notice, at /privacy
     labels.init_app(app)
     app.after_request(secure)
     app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)

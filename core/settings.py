@@ -163,6 +163,8 @@ class Retention(_Frozen):
 
 class Privacy(_Frozen):
     retention: Retention = Retention()
+    grievance_officer: str = Field("Grievance Officer, Sewamitra helpline", min_length=1, max_length=160)
+    grievance_email: str = Field("grievance@sewamitra.example", pattern=r"^[^@\s]+@[^@\s]+$")
 
 
 class Settings(_Frozen):
