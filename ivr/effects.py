@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, enqueue, inbox, retention
+from dispatch import availability, enqueue, inbox, notice, retention
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
@@ -171,6 +171,15 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
             reason=reason,
         )
     return True
+
+
+def send_privacy_notice(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """A caller the helpline has not seen: the notice's figure for the flow to say, its link by SMS."""
+    values = {"retention_days": str(ctx.settings.privacy.retention.citizens)}
+    if ctx.caller is None:
+        return Outcome("no_sms", values)
+    sent = notice.send_privacy_notice(ctx.engine, ctx.redis, ctx.settings, ctx.caller, ctx.language)
+    return Outcome("sent" if sent is not None else "no_sms", values)
 
 
 def remember_language(ctx: CallContext) -> None:
@@ -372,6 +381,7 @@ EFFECTS: dict[str, Performed] = {
     "find_request": _performs(find_request, "found", "unknown"),
     "agents_available": _performs(agents_available, "open", "closed"),
     "request_callback": _performs(request_callback, "recorded", "failed"),
+    "send_privacy_notice": _performs(send_privacy_notice, "sent", "no_sms"),
 }
 
 
