@@ -178,7 +178,11 @@ def send_privacy_notice(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     values = {"retention_days": str(ctx.settings.privacy.retention.citizens)}
     if ctx.caller is None:
         return Outcome("no_sms", values)
-    sent = notice.send_privacy_notice(ctx.engine, ctx.redis, ctx.settings, ctx.caller, ctx.language)
+    try:
+        sent = notice.send_privacy_notice(ctx.engine, ctx.redis, ctx.settings, ctx.caller, ctx.language)
+    except sa.exc.SQLAlchemyError:  # the notice is still heard; the call goes on to the menu
+        log.exception("the privacy notice's SMS could not be recorded for call %s", ctx.call_sid)
+        return Outcome("no_sms", values)
     return Outcome("sent" if sent is not None else "no_sms", values)
 
 
