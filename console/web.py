@@ -14,6 +14,7 @@ from console import (
     callers,
     csrf,
     dashboard,
+    data_requests,
     labels,
     present,
     privacy,
@@ -57,7 +58,7 @@ SECURITY_HEADERS = {
 }
 
 
-for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users):
+for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users, data_requests):
     bp.register_blueprint(_part.bp)
 
 

@@ -345,3 +345,36 @@ def _delete_before(session: Session, table: type, moment_column: object, moment:
 def _chunks(items: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), BATCH):
         yield items[start : start + BATCH]
+
+
+# -- a person's own request -----------------------------------------------------------------------
+
+
+class StillServing(Exception):
+    """The caller has a request still open: erasing their number now would strand the worker and them."""
+
+
+def erase_caller(engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int) -> Counts:
+    """Erase one citizen everywhere, at their own request (approved by a supervisor); the counts only."""
+    key = key_of(settings)
+    counts = Counts()
+    with Session(engine) as session, session.begin():
+        caller = session.get(Caller, caller_id)
+        if caller is None:
+            raise KeyError(caller_id)
+        open_request = session.exec(
+            select(ServiceRequest.id).where(ServiceRequest.caller_id == caller_id, col(ServiceRequest.status).in_(OPEN))
+        ).first()
+        if open_request is not None:
+            raise StillServing(caller_id)
+        if not phones.is_pseudonym(caller.phone):
+            erase_number(session, caller.phone, key, counts)
+        else:  # erased before: what they said since the number went is blanked all the same
+            result = session.execute(
+                sa.update(ServiceRequest)
+                .where(col(ServiceRequest.caller_id) == caller_id, _has_free_text())
+                .values(dict.fromkeys(FREE_TEXT))
+            )
+            counts.requests_blanked += int(result.rowcount)  # type: ignore[attr-defined]
+        counts.redis_entries_removed = erase_from_redis(connection, counts.numbers_erased)
+    return counts

@@ -57,6 +57,10 @@ class AuditAction(StrEnum):
     WORKER_REJECTED = "worker.rejected"
     WORKERS_IMPORTED = "workers.imported"
     RETENTION_RUN = "privacy.retention_run"  # counts only: never whose data
+    PRIVACY_ACCESS_GIVEN = "privacy.access_given"
+    PRIVACY_ERASURE_FILED = "privacy.erasure_filed"
+    PRIVACY_ERASED = "privacy.erased"  # counts only
+    PRIVACY_ERASURE_REJECTED = "privacy.erasure_rejected"
 
     @classmethod
     def request_moved(cls, status: RequestStatus) -> AuditAction:

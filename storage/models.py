@@ -128,6 +128,17 @@ class CallbackStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class PrivacyRequestKind(StrEnum):
+    ACCESS = "access"  # what is held about them
+    ERASURE = "erasure"
+
+
+class PrivacyRequestStatus(StrEnum):
+    PENDING = "pending"  # an erasure waiting for a supervisor
+    DONE = "done"
+    REJECTED = "rejected"
+
+
 class Role(StrEnum):
     AGENT = "agent"
     SUPERVISOR = "supervisor"
@@ -396,3 +407,21 @@ class User(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=5, description="the console's language at sign-in")
     created_at: datetime = _created()
     last_login_at: datetime | None = _moment()
+
+
+class PrivacyRequest(SQLModel, table=True):
+    """A citizen's request about their own data (DPDP Act 2023 s.11-12), filed by an agent; an
+    erasure waits for a supervisor's approval. It names the caller by id only."""
+
+    __tablename__ = "privacy_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: PrivacyRequestKind = Field(sa_type=_enum(PrivacyRequestKind))
+    status: PrivacyRequestStatus = Field(
+        default=PrivacyRequestStatus.PENDING, sa_type=_enum(PrivacyRequestStatus), index=True
+    )
+    caller_id: int = Field(foreign_key="caller.id", index=True)
+    filed_by: int = Field(foreign_key="console_user.id")
+    filed_at: datetime = _created()
+    decided_by: int | None = Field(default=None, foreign_key="console_user.id")
+    decided_at: datetime | None = _moment()

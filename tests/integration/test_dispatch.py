@@ -447,7 +447,8 @@ def test_a_phone_booking_is_dispatched(
     assert not transcript.errors
     run_jobs(installed)
     notice, number = texts_to(sandbox, CITIZEN)  # a first call: the privacy notice's link, the request number
-    assert "/privacy" in notice and "registered" in number
+    assert "/privacy" in notice
+    assert "registered" in number
     assert len(texts_to(sandbox, "+919800000401")) == 1  # the offer
 
 

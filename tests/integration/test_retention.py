@@ -5,15 +5,12 @@ ring again they are the same (repeat) caller; a recent citizen's data stays as i
 from __future__ import annotations
 
 import time
-import zlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from core import phones
 from core.clock import FrozenClock
@@ -22,7 +19,7 @@ from dispatch import context, enqueue, jobs
 from storage import callqueue
 from storage.models import AuditEvent, Caller, CallLog, RequestStatus, ServiceRequest, SmsLog
 from telephony.twilio.rest import TwilioTelephony
-from tests.factories import ALWAYS_OPEN, call, engine_of, run_jobs, sms_from, with_hours
+from tests.factories import ALWAYS_OPEN, call, engine_of, holds, redis_dump, run_jobs, sms_from, table_dump, with_hours
 
 # Both databases: the erasure updates with a NOT EXISTS on its own table, and searches the audit
 # events' JSON as text (a cast each dialect writes its own way).
@@ -41,52 +38,6 @@ def app_settings(helpline_settings: Settings) -> Settings:
     settings = with_hours(helpline_settings, **ALWAYS_OPEN)
     retention = settings.privacy.retention.model_copy(update={"call_logs": 730})
     return settings.model_copy(update={"privacy": settings.privacy.model_copy(update={"retention": retention})})
-
-
-def forms(number: str) -> tuple[str, str]:
-    """The number in E.164 and in the 10 digits a person writes."""
-    return number, number[-10:]
-
-
-def table_dump(engine: sa.Engine) -> str:
-    """Every row of every table, as text."""
-    lines = []
-    with engine.connect() as connection:
-        for table in SQLModel.metadata.sorted_tables:
-            lines += [f"{table.name}: {tuple(row)}" for row in connection.execute(sa.select(table))]
-    return "\n".join(lines)
-
-
-def redis_dump(connection: redis.Redis) -> str:
-    """Every key and value in the test's Redis database, RQ's compressed job data inflated."""
-    parts: list[Any] = []
-    for name in connection.scan_iter(count=1000):
-        kind = connection.type(name)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        values: list[Any] = []
-        if kind == "string":
-            values = [connection.get(name) or b""]
-        elif kind == "hash":
-            values = [value for pair in connection.hgetall(name).items() for value in pair]
-        elif kind == "list":
-            values = connection.lrange(name, 0, -1)
-        elif kind == "set":
-            values = list(connection.smembers(name))
-        elif kind == "zset":
-            values = connection.zrange(name, 0, -1)
-        parts += [name, *values, *(_inflated(v) for v in values)]
-    return b"\n".join(parts).decode("utf-8", "replace")
-
-
-def _inflated(value: bytes) -> bytes:
-    try:
-        return zlib.decompress(value)
-    except zlib.error:
-        return b""
-
-
-def holds(dump: str, number: str) -> bool:
-    return any(form in dump for form in forms(number))
 
 
 def aged(engine: sa.Engine, number: str, by: timedelta) -> None:

@@ -1,0 +1,53 @@
+"""Privacy requests: a citizen's access or erasure request, filed by an agent, an erasure approved
+by a supervisor (issue 18, DPDP Act 2023).
+
+Revision ID: 0010
+Revises: 0008 (0009 once the branches adding 0009 are merged: set down_revision to it then)
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "privacy_request",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("access", "erasure", name="privacyrequestkind", native_enum=False, length=20),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum("pending", "done", "rejected", name="privacyrequeststatus", native_enum=False, length=20),
+            nullable=False,
+        ),
+        sa.Column("caller_id", sa.Integer(), nullable=False),
+        sa.Column("filed_by", sa.Integer(), nullable=False),
+        sa.Column("filed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_by", sa.Integer(), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["caller_id"], ["caller.id"]),
+        sa.ForeignKeyConstraint(["decided_by"], ["console_user.id"]),
+        sa.ForeignKeyConstraint(["filed_by"], ["console_user.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("privacy_request", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_privacy_request_caller_id"), ["caller_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_privacy_request_status"), ["status"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("privacy_request", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_privacy_request_status"))
+        batch_op.drop_index(batch_op.f("ix_privacy_request_caller_id"))
+    op.drop_table("privacy_request")
