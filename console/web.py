@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from console import (
     auth,
+    breaches,
     callers,
     csrf,
     dashboard,
@@ -58,7 +59,7 @@ SECURITY_HEADERS = {
 }
 
 
-for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users, data_requests):
+for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users, data_requests, breaches):
     bp.register_blueprint(_part.bp)
 
 

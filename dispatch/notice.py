@@ -1,5 +1,5 @@
 """Notices to citizens by SMS, recorded and sent the way every SMS is (retried, its delivery kept):
-the privacy notice's link for a first-time caller (DPDP Act 2023 s.5)."""
+the privacy notice's link for a first-time caller (DPDP Act 2023 s.5), a breach's notice (s.8(6))."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from storage.db import session_scope
 from storage.models import SmsDelivery, SmsLog
 
 PRIVACY_TEMPLATE = "privacy_notice"
+BREACH_TEMPLATE = "breach_notice"
 
 
 def privacy_url(settings: Settings, language: str) -> str:
@@ -29,6 +30,14 @@ def send_privacy_notice(
     return send(
         engine, connection, settings, phone, PRIVACY_TEMPLATE, language, {"url": privacy_url(settings, language)}
     )
+
+
+def send_breach_notice(
+    engine: sa.Engine, connection: redis.Redis, settings: Settings, phone: str, language: str, occurred: str
+) -> int | None:
+    """A citizen whose data a breach touched is told, in their language (DPDP Act s.8(6))."""
+    values = {"date": occurred, "url": privacy_url(settings, language)}
+    return send(engine, connection, settings, phone, BREACH_TEMPLATE, language, values)
 
 
 def send(

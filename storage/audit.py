@@ -61,6 +61,7 @@ class AuditAction(StrEnum):
     PRIVACY_ERASURE_FILED = "privacy.erasure_filed"
     PRIVACY_ERASED = "privacy.erased"  # counts only
     PRIVACY_ERASURE_REJECTED = "privacy.erasure_rejected"
+    BREACH_RECORDED = "privacy.breach_recorded"  # counts only
 
     @classmethod
     def request_moved(cls, status: RequestStatus) -> AuditAction:

@@ -425,3 +425,25 @@ class PrivacyRequest(SQLModel, table=True):
     filed_at: datetime = _created()
     decided_by: int | None = Field(default=None, foreign_key="console_user.id")
     decided_at: datetime | None = _moment()
+
+
+class Breach(SQLModel, table=True):
+    """A personal data breach, as the register for the Data Protection Board keeps it (DPDP Act s.8(6))."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    description: str = Field(max_length=2000, description="what happened, and what was done")
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    recorded_at: datetime = _created()
+    recorded_by: int = Field(foreign_key="console_user.id")
+    scope: str = Field(max_length=200, description="how the affected were chosen: a district and window, or numbers")
+    affected: int = 0
+    notified: int = Field(default=0, description="affected citizens sent the notice by SMS")
+
+
+class BreachCitizen(SQLModel, table=True):
+    """One citizen whose data a breach touched."""
+
+    __tablename__ = "breach_citizen"
+
+    breach_id: int = Field(foreign_key="breach.id", primary_key=True)
+    caller_id: int = Field(foreign_key="caller.id", primary_key=True, index=True)

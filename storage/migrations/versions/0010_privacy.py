@@ -1,5 +1,5 @@
-"""Privacy requests: a citizen's access or erasure request, filed by an agent, an erasure approved
-by a supervisor (issue 18, DPDP Act 2023).
+"""Privacy (issue 18, DPDP Act 2023): a citizen's access or erasure request, filed by an agent, an
+erasure approved by a supervisor; and the breach register, with whose data each breach touched.
 
 Revision ID: 0010
 Revises: 0008 (0009 once the branches adding 0009 are merged: set down_revision to it then)
@@ -45,8 +45,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_privacy_request_caller_id"), ["caller_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_privacy_request_status"), ["status"], unique=False)
 
+    op.create_table(
+        "breach",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("description", sa.String(length=2000), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recorded_by", sa.Integer(), nullable=False),
+        sa.Column("scope", sa.String(length=200), nullable=False),
+        sa.Column("affected", sa.Integer(), nullable=False),
+        sa.Column("notified", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["recorded_by"], ["console_user.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "breach_citizen",
+        sa.Column("breach_id", sa.Integer(), nullable=False),
+        sa.Column("caller_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["breach_id"], ["breach.id"]),
+        sa.ForeignKeyConstraint(["caller_id"], ["caller.id"]),
+        sa.PrimaryKeyConstraint("breach_id", "caller_id"),
+    )
+    with op.batch_alter_table("breach_citizen", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_breach_citizen_caller_id"), ["caller_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("breach_citizen", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_breach_citizen_caller_id"))
+    op.drop_table("breach_citizen")
+    op.drop_table("breach")
     with op.batch_alter_table("privacy_request", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_privacy_request_status"))
         batch_op.drop_index(batch_op.f("ix_privacy_request_caller_id"))
