@@ -290,14 +290,3 @@ def test_the_step_guard_stops_a_flow_that_loops_without_waiting(tmp_path: Path) 
 def test_garbage_keys_are_a_wrong_key(garbage: str) -> None:
     call = Call(language="en")
     assert call.press(garbage)[0] == "Sorry, that is not one of the choices."
-
-
-def test_a_new_caller_silent_after_the_privacy_notice_hears_the_menu_again_not_the_notice() -> None:
-    call = Call()
-    call.press("2")
-    assert call.effect() == Effect("send_privacy_notice", {})
-    assert call.outcome("sent", retention_days="365")[0].startswith("Before we go on")
-    again = call.press("")
-    assert again[0].startswith("To book a new service, press 1.")
-    assert not any(text.startswith("Before we go on") for text in again)
-    assert call.node == "main_menu"
