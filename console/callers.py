@@ -59,7 +59,7 @@ def for_call(call: str) -> ResponseReturnValue:
     if phone is None:
         return redirect(url_for(".blank", call=call))
     with session_scope(runtime().engine) as db:
-        caller_id = caller_id_for(db, phone, known.language if known else "hi")
+        caller_id = caller_id_for(db, phone, known.language if known else "hi", runtime().settings.privacy_key)
     return redirect(url_for(".show", caller_id=caller_id, call=call))
 
 

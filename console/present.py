@@ -71,6 +71,8 @@ def citizen_phone(number: str | None) -> str:
     """A citizen's number in full for those who ring them back, masked for everyone else."""
     if not number:
         return t("withheld")
+    if phones.is_pseudonym(number):
+        return t("erased")
     return number if g.user.role in SEES_CITIZEN_NUMBERS else phones.mask(number)
 
 

@@ -11,11 +11,14 @@ from werkzeug.exceptions import HTTPException
 
 from console import (
     auth,
+    breaches,
     callers,
     csrf,
     dashboard,
+    data_requests,
     labels,
     present,
+    privacy,
     providers,
     queue,
     requests,
@@ -56,12 +59,13 @@ SECURITY_HEADERS = {
 }
 
 
-for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users):
+for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users, data_requests, breaches):
     bp.register_blueprint(_part.bp)
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(privacy.bp)  # public: the privacy notice, at /privacy
     labels.init_app(app)
     app.after_request(secure)
     app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import re
 
 import phonenumbers
@@ -11,6 +13,8 @@ from phonenumbers import NumberParseException, PhoneNumberType
 # In free text (a log line, a provider's error message): a number in E.164, written with or
 # without spaces or dashes between its digits, or a bare 10-digit Indian mobile.
 _IN_TEXT = re.compile(r"(?<![\w+])\+[1-9](?:[ -]?\d){9,14}(?!\d)|(?<![\w+])[6-9]\d{4}[ -]?\d{5}(?!\d)")
+PSEUDONYM_MARK = "#"  # an erased number's keyed hash starts so: no phone number does
+PSEUDONYM_LENGTH = 20  # fits every column that held the number (76 bits of HMAC-SHA256)
 WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "private", "+266696687"})
 
 
@@ -46,8 +50,21 @@ def indian_mobile(raw: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def pseudonym(e164: str, key: str) -> str:
+    """What an erased number becomes: a keyed hash, the same for the same number, so a caller who
+    rings again is still known as a repeat caller while the number itself is gone."""
+    digest = hmac.new(key.encode(), e164.encode(), hashlib.sha256).hexdigest()
+    return PSEUDONYM_MARK + digest[: PSEUDONYM_LENGTH - 1]
+
+
+def is_pseudonym(value: str | None) -> bool:
+    return bool(value) and str(value).startswith(PSEUDONYM_MARK)
+
+
 def mask(e164: str | None) -> str:
     """'+919876543210' -> '+91 98xxxxx210'."""
+    if is_pseudonym(e164):
+        return "erased"
     if not e164 or len(e164) < 8:
         return "withheld"
     return f"{e164[:3]} {e164[3:5]}{'x' * (len(e164) - 8)}{e164[-3:]}"

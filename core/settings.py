@@ -26,6 +26,7 @@ SECRET_ENV = {
     ("plivo", "auth_id"): "PLIVO_AUTH_ID",
     ("plivo", "auth_token"): "PLIVO_AUTH_TOKEN",
     ("secret_key",): "SEWAMITRA_SECRET_KEY",
+    ("privacy_key",): "SEWAMITRA_PRIVACY_KEY",
 }
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -166,6 +167,35 @@ class Sms(_Frozen):
     templates: dict[str, SmsTemplate] = Field(default_factory=dict)
 
 
+PROCESSING_LOGS_MIN_DAYS = 365  # the DPDP Rules 2025 keep logs of processing at least a year
+
+
+class Retention(_Frozen):
+    """Days each kind of personal data is kept before the nightly job erases it."""
+
+    recordings: int = Field(90, ge=1, description="a caller's recorded words, from the call")
+    citizens: int = Field(365, ge=1, description="citizens' phone numbers, names and free text, from last contact")
+    sms_bodies: int = Field(180, ge=1, description="the text of SMS in and out, from the message")
+    call_logs: int = Field(365, description="records of calls (logs of processing), from the call")
+    audit_events: int = Field(730, description="the audit trail (logs of processing), from the event")
+
+    @field_validator("call_logs", "audit_events")
+    @classmethod
+    def _a_year_at_least(cls, value: int) -> int:
+        if value < PROCESSING_LOGS_MIN_DAYS:
+            raise ValueError(
+                f"logs of processing are kept at least {PROCESSING_LOGS_MIN_DAYS} days "
+                f"(DPDP Rules 2025); {value} is too short"
+            )
+        return value
+
+
+class Privacy(_Frozen):
+    retention: Retention = Retention()
+    grievance_officer: str = Field("Grievance Officer, Sewamitra helpline", min_length=1, max_length=160)
+    grievance_email: str = Field("grievance@sewamitra.example", pattern=r"^[^@\s]+@[^@\s]+$")
+
+
 class Settings(_Frozen):
     helpline_name: str = "Sewamitra"
     helpline_number: str
@@ -175,6 +205,7 @@ class Settings(_Frozen):
     database_url: str | None = None
     redis_url: str | None = None
     secret_key: str | None = None
+    privacy_key: str | None = Field(None, description="keys the hash that replaces an erased phone number")
     proxy_hops: int = Field(0, ge=0, le=5, description="reverse proxies in front whose X-Forwarded-* to trust")
     service_area: ServiceArea = ServiceArea()
     languages: tuple[Language, ...]
@@ -188,6 +219,7 @@ class Settings(_Frozen):
     twilio: Twilio = Twilio()
     plivo: Plivo = Plivo()
     sms: Sms = Sms()
+    privacy: Privacy = Privacy()
 
     @field_validator("public_url")
     @classmethod

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from core import numbers, phones, pincodes
 from core.settings import Settings
-from dispatch import enqueue
+from dispatch import enqueue, retention
 from storage import audit
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -64,7 +64,7 @@ class Filed:
 
 def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[ServiceRequest, int | None]:
     """Store the request; return it and the id of its confirmation SMS (None: the phone cannot get one)."""
-    caller_id = caller_id_for(session, intake.phone, intake.language) if intake.phone else None
+    caller_id = caller_id_for(session, intake.phone, intake.language, settings.privacy_key) if intake.phone else None
     place = intake.place
     request = ServiceRequest(
         number=unused_number(session),
@@ -153,8 +153,10 @@ def unused_number(session: Session) -> str:
     raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
 
 
-def caller_id_for(session: Session, phone: str, language: str) -> int:
-    """The id of the citizen with this number, added the first time they are seen."""
+def caller_id_for(session: Session, phone: str, language: str, privacy_key: str | None = None) -> int:
+    """The id of the citizen with this number, added the first time they are seen (one whose number
+    was erased is known again by its hash)."""
+    retention.returning_caller(session, phone, privacy_key)
     known = session.scalar(_CALLER_ID, {"phone": phone})
     if known is not None:
         return known

@@ -13,7 +13,7 @@ from rq import get_current_job
 from sqlmodel import Session, col, select
 
 from core import phones, pincodes
-from dispatch import context, enqueue, geoindex, inbox, messages, offers, sms_text
+from dispatch import context, enqueue, geoindex, inbox, messages, offers, retention, sms_text
 from dispatch.matching import Candidate, rank
 from storage.audit import AuditAction
 from storage.db import UNREACHABLE, commit_without_waiting_for_disk, session_scope
@@ -62,6 +62,12 @@ def heartbeat() -> str:
     moment = now().isoformat()
     job.connection.set(HEARTBEAT_KEY, moment)
     return moment
+
+
+def erase_expired() -> dict[str, int]:
+    """Nightly: erase the personal data past its time (config.yaml's privacy.retention); twice is harmless."""
+    ctx = context.current()
+    return retention.sweep(ctx.engine, ctx.redis, ctx.settings, now()).as_detail()
 
 
 # -- dispatch -------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ TYPICAL_VALUES: Mapping[str, str] = {
     "locality": "Gomti Nagar, Lucknow",
     "address": "House 12A, Lane 4, Vikas Nagar, Near Hanuman Mandir, Lucknow",
     "state": "not available",
+    "url": "https://helpline.up.gov.in/privacy?lang=en",
+    "date": "28 Nov 2026",
 }
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -346,6 +346,7 @@ def validate(flow: Flow, effects: Effects) -> list[str]:
         problems += _check_node(flow, node, effects)
     problems += _check_reachable(flow)
     problems += _check_prompts(flow)
+    problems += _check_required(flow)
     return problems
 
 
@@ -495,6 +496,19 @@ def _say_items(flow: Flow) -> Iterable[tuple[str, SayItem]]:
     for key, route in flow.anywhere.items():
         for item in route.say:
             yield f"anywhere.{key}", item
+
+
+# Prompts a flow must play: the helpline's first-call privacy notice (DPDP Act 2023, s.5).
+REQUIRED_PROMPTS: Mapping[str, tuple[str, ...]] = {"helpline": ("privacy_notice",)}
+
+
+def _check_required(flow: Flow) -> list[str]:
+    played = {item.prompt for _, item in _say_items(flow)}
+    return [
+        f"{flow.name}: prompt {name!r} is never played, and the flow must play it"
+        for name in REQUIRED_PROMPTS.get(flow.name, ())
+        if name not in played
+    ]
 
 
 def _check_prompts(flow: Flow) -> list[str]:

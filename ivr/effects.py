@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, enqueue, inbox
+from dispatch import availability, enqueue, inbox, notice, retention
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
@@ -151,7 +151,7 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
     with session_scope(ctx.engine) as session:
         if session.exec(select(CallbackRequest).where(CallbackRequest.call_sid == ctx.call_sid)).first():
             return True
-        caller_id = caller_id_for(session, ctx.caller, ctx.language)
+        caller_id = caller_id_for(session, ctx.caller, ctx.language, ctx.settings.privacy_key)
         callback = CallbackRequest(
             phone=ctx.caller,
             caller_id=caller_id,
@@ -173,6 +173,19 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
     return True
 
 
+def send_privacy_notice(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """A caller the helpline has not seen: the notice's figure for the flow to say, its link by SMS."""
+    values = {"retention_days": str(ctx.settings.privacy.retention.citizens)}
+    if ctx.caller is None:
+        return Outcome("no_sms", values)
+    try:
+        sent = notice.send_privacy_notice(ctx.engine, ctx.redis, ctx.settings, ctx.caller, ctx.language)
+    except sa.exc.SQLAlchemyError:  # the notice is still heard; the call goes on to the menu
+        log.exception("the privacy notice's SMS could not be recorded for call %s", ctx.call_sid)
+        return Outcome("no_sms", values)
+    return Outcome("sent" if sent is not None else "no_sms", values)
+
+
 def remember_language(ctx: CallContext) -> None:
     """A returning caller is greeted in the language they chose last time (a new one is added)."""
     if ctx.caller is None:
@@ -180,6 +193,7 @@ def remember_language(ctx: CallContext) -> None:
     now = ctx.now()
     values = {"phone": ctx.caller, "language": ctx.language, "created_at": now, "last_seen_at": now}
     with ctx.engine.begin() as connection:
+        retention.returning_caller(connection, ctx.caller, ctx.settings.privacy_key)
         upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at"))
 
 
@@ -371,6 +385,7 @@ EFFECTS: dict[str, Performed] = {
     "find_request": _performs(find_request, "found", "unknown"),
     "agents_available": _performs(agents_available, "open", "closed"),
     "request_callback": _performs(request_callback, "recorded", "failed"),
+    "send_privacy_notice": _performs(send_privacy_notice, "sent", "no_sms"),
 }
 
 

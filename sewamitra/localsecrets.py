@@ -12,6 +12,7 @@ from pathlib import Path
 
 FILES = {
     "SEWAMITRA_SECRET_KEY": "secret-key",
+    "SEWAMITRA_PRIVACY_KEY": "privacy-key",
     "TWILIO_AUTH_TOKEN": "local-twilio-auth-token",
     "TWILIO_ACCOUNT_SID": "local-twilio-account-sid",
     "PLIVO_AUTH_TOKEN": "local-plivo-auth-token",

@@ -56,6 +56,12 @@ class AuditAction(StrEnum):
     WORKER_VERIFIED = "worker.verified"
     WORKER_REJECTED = "worker.rejected"
     WORKERS_IMPORTED = "workers.imported"
+    RETENTION_RUN = "privacy.retention_run"  # counts only: never whose data
+    PRIVACY_ACCESS_GIVEN = "privacy.access_given"
+    PRIVACY_ERASURE_FILED = "privacy.erasure_filed"
+    PRIVACY_ERASED = "privacy.erased"  # counts only
+    PRIVACY_ERASURE_REJECTED = "privacy.erasure_rejected"
+    BREACH_RECORDED = "privacy.breach_recorded"  # counts only
 
     @classmethod
     def request_moved(cls, status: RequestStatus) -> AuditAction:

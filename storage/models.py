@@ -128,6 +128,17 @@ class CallbackStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class PrivacyRequestKind(StrEnum):
+    ACCESS = "access"  # what is held about them
+    ERASURE = "erasure"
+
+
+class PrivacyRequestStatus(StrEnum):
+    PENDING = "pending"  # an erasure waiting for a supervisor
+    DONE = "done"
+    REJECTED = "rejected"
+
+
 class Role(StrEnum):
     AGENT = "agent"
     SUPERVISOR = "supervisor"
@@ -397,3 +408,43 @@ class User(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=5, description="the console's language at sign-in")
     created_at: datetime = _created()
     last_login_at: datetime | None = _moment()
+
+
+class PrivacyRequest(SQLModel, table=True):
+    """A citizen's request about their own data (DPDP Act 2023 s.11-12), filed by an agent; an
+    erasure waits for a supervisor's approval. It names the caller by id only."""
+
+    __tablename__ = "privacy_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: PrivacyRequestKind = Field(sa_type=_enum(PrivacyRequestKind))
+    status: PrivacyRequestStatus = Field(
+        default=PrivacyRequestStatus.PENDING, sa_type=_enum(PrivacyRequestStatus), index=True
+    )
+    caller_id: int = Field(foreign_key="caller.id", index=True)
+    filed_by: int = Field(foreign_key="console_user.id")
+    filed_at: datetime = _created()
+    decided_by: int | None = Field(default=None, foreign_key="console_user.id")
+    decided_at: datetime | None = _moment()
+
+
+class Breach(SQLModel, table=True):
+    """A personal data breach, as the register for the Data Protection Board keeps it (DPDP Act s.8(6))."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    description: str = Field(max_length=2000, description="what happened, and what was done")
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    recorded_at: datetime = _created()
+    recorded_by: int = Field(foreign_key="console_user.id")
+    scope: str = Field(max_length=200, description="how the affected were chosen: a district and window, or numbers")
+    affected: int = 0
+    notified: int = Field(default=0, description="affected citizens sent the notice by SMS")
+
+
+class BreachCitizen(SQLModel, table=True):
+    """One citizen whose data a breach touched."""
+
+    __tablename__ = "breach_citizen"
+
+    breach_id: int = Field(foreign_key="breach.id", primary_key=True)
+    caller_id: int = Field(foreign_key="caller.id", primary_key=True, index=True)

@@ -252,6 +252,7 @@ def helpline_settings(
         SEWAMITRA_REDIS_URL=f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}",
         SEWAMITRA_PUBLIC_URL=PUBLIC_URL,
         SEWAMITRA_SECRET_KEY="s" * 40,
+        SEWAMITRA_PRIVACY_KEY="p" * 40,
         **platform_environ(telephony_platform, sandbox),
     )
 

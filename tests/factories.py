@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,10 +13,11 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
@@ -370,3 +372,52 @@ def served(app: Flask) -> Iterator[str]:
     finally:
         http.shutdown()
         thread.join()
+
+
+# -- what a store holds, as text: for the privacy tests' searches for a number ---------------------------
+
+
+def forms(number: str) -> tuple[str, str]:
+    """The number in E.164 and in the 10 digits a person writes."""
+    return number, number[-10:]
+
+
+def table_dump(engine: sa.Engine) -> str:
+    """Every row of every table, as text."""
+    lines = []
+    with engine.connect() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            lines += [f"{table.name}: {tuple(row)}" for row in connection.execute(sa.select(table))]
+    return "\n".join(lines)
+
+
+def redis_dump(connection: redis.Redis) -> str:
+    """Every key and value in the test's Redis database, RQ's compressed job data inflated."""
+    parts: list[Any] = []
+    for name in connection.scan_iter(count=1000):
+        kind = connection.type(name)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        values: list[Any] = []
+        if kind == "string":
+            values = [connection.get(name) or b""]
+        elif kind == "hash":
+            values = [value for pair in connection.hgetall(name).items() for value in pair]
+        elif kind == "list":
+            values = connection.lrange(name, 0, -1)
+        elif kind == "set":
+            values = list(connection.smembers(name))
+        elif kind == "zset":
+            values = connection.zrange(name, 0, -1)
+        parts += [name, *values, *(_inflated(v) for v in values)]
+    return b"\n".join(parts).decode("utf-8", "replace")
+
+
+def _inflated(value: bytes) -> bytes:
+    try:
+        return zlib.decompress(value)
+    except zlib.error:
+        return b""
+
+
+def holds(dump: str, number: str) -> bool:
+    return any(form in dump for form in forms(number))

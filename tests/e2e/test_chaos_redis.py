@@ -145,7 +145,8 @@ def test_requests_confirmed_before_redis_died_empty_are_all_dispatched_when_it_r
         "the sweeper's dispatch jobs to run",
     )
     assert [r.status for r in requests_in(postgres)] == [RequestStatus.OFFERED, RequestStatus.OFFERED]
-    texted = wait_until(lambda: len(sandbox.messages) >= 4 and sandbox.messages, 30, "the SMS to go out")
+    # 6 SMS: to each citizen (first-time callers) the privacy notice's link and their number; each offer.
+    texted = wait_until(lambda: len(sandbox.messages) >= 6 and sandbox.messages, 30, "the SMS to go out")
     assert texted  # wait_until returns the predicate's true value
     for request, citizen in zip(confirmed, ("+919876500001", "+919876500002"), strict=True):
         assert any(m["to"] == citizen and request.number in m["body"] for m in texted)  # its number, by SMS

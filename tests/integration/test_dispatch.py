@@ -451,7 +451,9 @@ def test_a_phone_booking_is_dispatched(
     transcript = simulator(app.test_client(), from_number=CITIZEN).run("2,1,1,226001#,1")
     assert not transcript.errors
     run_jobs(installed)
-    assert len(texts_to(sandbox, CITIZEN)) == 1  # the request number
+    notice, number = texts_to(sandbox, CITIZEN)  # a first call: the privacy notice's link, the request number
+    assert "/privacy" in notice
+    assert "registered" in number
     assert len(texts_to(sandbox, "+919800000401")) == 1  # the offer
 
 

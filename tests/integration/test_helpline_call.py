@@ -90,11 +90,13 @@ def test_an_english_caller_books_a_plumber_at_226001(app: Flask, sandbox: Twilio
     assert transcript.said(f"Once again, your request number is: {said}.")
 
     run_jobs(app)
-    [sms] = sandbox.messages
+    notice, sms = sandbox.messages  # a first call: the privacy notice's link, then the request's number
+    assert notice["to"] == CITIZEN
+    assert notice["body"].endswith(f"{PUBLIC_URL}/privacy?lang=en")
     assert sms["to"] == CITIZEN
     assert request.number in sms["body"]
     assert "Plumber" in sms["body"]
-    [log] = rows(app, SmsLog)
+    [log] = [log for log in rows(app, SmsLog) if log.template == "request_created"]
     assert (log.message_sid, log.status, log.request_id) == (sms["sid"], "queued", request.id)
 
 
@@ -112,10 +114,41 @@ def test_a_hindi_caller_books_the_same_in_hindi(app: Flask, sandbox: TwilioSandb
     assert any("प्लंबर के घर आने का मानक शुल्क 200 रुपये है।" in e.text for e in hindi)
     assert transcript.said(f"आपका अनुरोध नंबर है: {spoken_digits(request.number, HINDI_DIGITS)}।")
     run_jobs(app)
-    [sms] = sandbox.messages
+    notice, sms = sandbox.messages  # a first call: the privacy notice's link, then the request's number
+    assert notice["body"].endswith(f"{PUBLIC_URL}/privacy")
     assert sms["to"] == CITIZEN
     assert request.number in sms["body"]
     assert "प्लंबर" in sms["body"]
+
+
+def test_a_first_time_caller_hears_the_privacy_notice_once_and_gets_its_link(
+    app: Flask, sandbox: TwilioSandbox
+) -> None:
+    first = call(app, "2,hangup")
+    assert first.said("Before we go on: to serve you, the helpline keeps your phone number and what you tell us")
+    assert first.said("until 365 days after your last call. To hear what is kept, or to have it erased, ask an agent.")
+    run_jobs(app)
+    [notice] = sandbox.messages
+    assert notice["to"] == CITIZEN
+    assert (
+        notice["body"] == f"Sewamitra: how your data is kept and erased, and your rights: {PUBLIC_URL}/privacy?lang=en"
+    )
+
+    again = call(app, "1,1,226001#,1")  # known now: greeted in English, straight to the main menu
+
+    assert not again.said("Before we go on")
+    assert again.said("To book a new service, press 1.")
+    [request] = stored(app)
+    assert request.language == "en"
+    run_jobs(app)
+    assert len(sandbox.messages) == 2  # the request's number; no second notice
+
+
+def test_a_key_during_the_notice_answers_the_main_menu(app: Flask) -> None:
+    transcript = call(app, "2,1,1,226001#,1")  # "1" pressed while the notice plays books a service
+    [request] = stored(app)
+    assert request.service_code == "plumber"
+    assert transcript.said("Please choose a service.")
 
 
 def test_silence_at_the_language_menu_means_hindi(app: Flask) -> None:
@@ -292,7 +325,15 @@ def test_the_status_callback_keeps_a_call_log(app: Flask) -> None:
     )
     assert log.duration_s == transcript.duration
     assert log.duration_s > 0
-    assert log.path[:6] == ["welcome", "language", "main_menu", "service_menu", "ask_pincode", "check_pincode"]
+    assert log.path[:7] == [
+        "welcome",
+        "language",
+        "privacy_notice",
+        "first_main_menu",
+        "service_menu",
+        "ask_pincode",
+        "check_pincode",
+    ]
     assert log.language == "en"
 
 

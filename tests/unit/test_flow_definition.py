@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from flows import definition
+from flows import prompts as prompt_files
 from flows.definition import ServiceChoice
 from flows.exceptions import FlowError
 from ivr.effects import EFFECTS, known_effects
@@ -122,3 +123,37 @@ def test_flows_check_passes_the_shipped_flows_and_fails_a_broken_one(tmp_path: P
     bad = runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "flows", "check", str(path)])
     assert bad.exit_code == 1
     assert "nodes.main_menu.menu.options.3: no node named 'agnet'" in bad.output
+
+
+def test_flows_check_fails_when_the_privacy_notice_is_missing_in_a_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first-call notice (DPDP Act s.5) must be spoken in every language the helpline offers."""
+    prompts_dir = tmp_path / "prompts"
+    prompts_dir.mkdir()
+    for language in ("hi", "en"):
+        texts = yaml.safe_load((prompt_files.PROMPTS_DIR / f"{language}.yaml").read_text(encoding="utf-8"))
+        if language == "hi":
+            del texts["privacy_notice"]
+        (prompts_dir / f"{language}.yaml").write_text(yaml.safe_dump(texts, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(prompt_files, "PROMPTS_DIR", prompts_dir)
+    prompt_files.prompts.cache_clear()
+    try:
+        bad = CliRunner().invoke(main, ["--config", str(ROOT / "config.yaml"), "flows", "check"])
+    finally:
+        prompt_files.prompts.cache_clear()
+    assert bad.exit_code == 1
+    assert "FAIL" in bad.output
+    assert "nodes.first_main_menu: prompt 'privacy_notice' is missing in hi" in bad.output
+    assert "missing in en" not in bad.output
+
+
+def test_the_helpline_flow_must_play_the_privacy_notice(tmp_path: Path) -> None:
+    helpline = yaml.safe_load((definition.DEFINITIONS / "helpline.yaml").read_text(encoding="utf-8"))
+    helpline["nodes"]["first_main_menu"]["menu"]["prompt"] = ["main_menu"]
+    (tmp_path / "helpline.yaml").write_text(yaml.safe_dump(helpline, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(FlowError) as caught:
+        definition.load(
+            "helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES, directory=tmp_path
+        )
+    assert "helpline: prompt 'privacy_notice' is never played, and the flow must play it" in caught.value.problems

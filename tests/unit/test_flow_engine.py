@@ -85,7 +85,12 @@ def test_a_new_caller_is_welcomed_in_both_languages_then_asked_to_choose() -> No
 
 def test_english_plumber_at_226001_books_a_request() -> None:
     call = Call()
-    assert call.press("2")[0].startswith("To book a new service, press 1.")
+    call.press("2")
+    assert call.effect() == Effect("send_privacy_notice", {})
+    spoken = call.outcome("sent", retention_days="365")
+    assert spoken[0].startswith("Before we go on: to serve you, the helpline keeps your phone number")
+    assert "until 365 days after your last call" in spoken[0]
+    assert spoken[1].startswith("To book a new service, press 1.")
     assert call.press("1")[:3] == ["Please choose a service.", "For Plumber, press 1.", "For Electrician, press 2."]
     assert call.press("1")[0] == "Plumber: the standard visit charge is 200 rupees."
     call.press("226001")
@@ -105,13 +110,15 @@ def test_english_plumber_at_226001_books_a_request() -> None:
     ]
     assert call.session.language == "en"
     assert call.node == "after_request"
-    assert call.session.path[:4] == ("welcome", "language", "main_menu", "service_menu")
+    assert call.session.path[:5] == ("welcome", "language", "privacy_notice", "first_main_menu", "service_menu")
 
 
 def test_hindi_is_the_default_when_the_caller_keys_nothing() -> None:
     call = Call()
-    spoken = call.press("")
-    assert spoken[0].startswith("नई सेवा बुक करने के लिए 1 दबाएँ।")
+    call.press("")
+    spoken = call.outcome("no_sms", retention_days="365")
+    assert spoken[0].startswith("आगे बढ़ने से पहले:")  # the privacy notice, in Hindi
+    assert spoken[1].startswith("नई सेवा बुक करने के लिए 1 दबाएँ।")
     assert call.session.language == "hi"
     assert call.session.vars["remember_language"] == "yes"
 

@@ -190,3 +190,13 @@ def test_a_dlt_header_is_what_dlt_registers() -> None:
     env = {"SEWAMITRA_PLIVO__DLT_HEADER": "SEWA-MITRA!"}
     with pytest.raises(ConfigError, match=r"plivo\.dlt_header"):
         load_settings(ROOT / "config.yaml", env)
+
+
+def test_logs_of_processing_kept_less_than_a_year_are_refused_at_start() -> None:
+    """The DPDP Rules 2025 keep logs of processing a year at least: call records and the audit trail."""
+    for key in ("CALL_LOGS", "AUDIT_EVENTS"):
+        with pytest.raises(ConfigError, match=r"privacy\.retention\.\w+ \(from SEWAMITRA_.*at least 365 days"):
+            load_settings(ROOT / "config.yaml", {f"SEWAMITRA_PRIVACY__RETENTION__{key}": "90"})
+    kept = load_settings(ROOT / "config.yaml", {"SEWAMITRA_PRIVACY__RETENTION__CALL_LOGS": "365"})
+    assert kept.privacy.retention.call_logs == 365
+    assert load_settings(ROOT / "config.yaml", {}).privacy.retention.citizens == 365

@@ -1,0 +1,380 @@
+"""Personal data kept no longer than `privacy.retention` in config.yaml says (DPDP Act 2023 s.8(7)).
+
+One citizen's number is erased the same way everywhere (`erase_number`: the nightly sweep and an
+erasure the person asked for share it): the number becomes its keyed hash in every table, so a
+caller who rings again is still known as a repeat caller (`returning_caller`), while their names and
+free text, and the SMS to and from them, are blanked. Redis is cleared of every trace of the number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from core import phones
+from core.exceptions import ConfigError
+from core.settings import Settings
+from storage import audit
+from storage.audit import AuditAction
+from storage.models import (
+    AuditEvent,
+    CallbackRequest,
+    Caller,
+    CallLog,
+    Provider,
+    RequestStatus,
+    ServiceRequest,
+    SmsHandling,
+    SmsLog,
+    User,
+    Worker,
+)
+
+log = logging.getLogger(__name__)
+OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
+UNHANDLED_SMS = (SmsHandling.RECEIVED.value, SmsHandling.HANDLING.value)
+REDIS_PATTERNS = ("sewamitra:*", "rq:job:*")  # the helpline's keys and RQ's jobs (their arguments)
+BATCH = 500
+FREE_TEXT = ("contact_name", "description", "address_note", "preferred_time")
+
+
+@dataclass
+class Counts:
+    """What one run erased, counted: the audit event holds these and nothing else."""
+
+    numbers: int = 0
+    requests_blanked: int = 0
+    sms_bodies_blanked: int = 0
+    call_logs_deleted: int = 0
+    audit_events_deleted: int = 0
+    audit_events_scrubbed: int = 0
+    recordings_deleted: int = 0
+    redis_entries_removed: int = 0
+    numbers_erased: list[str] = field(default_factory=list, repr=False)
+
+    def as_detail(self) -> dict[str, int]:
+        return {name: value for name, value in vars(self).items() if isinstance(value, int)}
+
+
+def key_of(settings: Settings) -> str:
+    """The key of the hash an erased number becomes; erasing without one would be undoable by anyone."""
+    if not settings.privacy_key:
+        raise ConfigError("SEWAMITRA_PRIVACY_KEY is not set: phone numbers cannot be erased without it")
+    return settings.privacy_key
+
+
+def normal(number: str) -> str:
+    """The form a number is hashed in: E.164 when it is one, else as stored."""
+    return phones.to_e164(number) or number
+
+
+def searchable(number: str) -> str:
+    """What every written form of the number holds: its last ten digits (E.164, national, %2B-encoded)."""
+    digits = "".join(char for char in number if char.isdigit())
+    return digits[-10:]
+
+
+# -- one citizen ----------------------------------------------------------------------------------
+
+
+def erase_number(session: Session, number: str, key: str, counts: Counts) -> None:
+    """Erase a citizen's number from every table: the hash in its place, their free text and SMS blanked."""
+    hashed = phones.pseudonym(normal(number), key)
+    forms = sorted({number, normal(number), searchable(number)})
+    _erase_caller(session, forms, hashed, counts)
+    for table, column in ((CallbackRequest, "phone"),):
+        session.execute(
+            sa.update(table).where(col(getattr(table, column)).in_(forms)).values({column: hashed, "note": None})
+        )
+    for column in ("from_number", "to_number"):
+        session.execute(sa.update(CallLog).where(col(getattr(CallLog, column)).in_(forms)).values({column: hashed}))
+        result = session.execute(
+            sa.update(SmsLog).where(col(getattr(SmsLog, column)).in_(forms)).values({column: hashed, "body": ""})
+        )
+        counts.sms_bodies_blanked += result.rowcount  # type: ignore[attr-defined]
+    counts.audit_events_scrubbed += _scrub_audit(session, searchable(number))
+    counts.numbers += 1
+    counts.numbers_erased.append(number)
+
+
+def _erase_caller(session: Session, forms: list[str], hashed: str, counts: Counts) -> None:
+    """The caller's row keeps its id (their requests stay theirs) under the hash; their requests' free text goes."""
+    callers = list(session.exec(select(Caller).where(col(Caller.phone).in_(forms))).all())
+    if not callers:
+        return
+    already = session.exec(select(Caller).where(Caller.phone == hashed)).first()
+    for caller in callers:
+        if already is not None:  # erased before, then seen anew without being recognised: one caller again
+            for table in (ServiceRequest, CallbackRequest):
+                session.execute(sa.update(table).where(col(table.caller_id) == caller.id).values(caller_id=already.id))
+            session.delete(caller)
+            session.flush()
+        else:
+            caller.phone = hashed
+            session.add(caller)
+            session.flush()
+            already = caller
+    assert already is not None
+    result = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.caller_id) == already.id, _has_free_text())
+        .values(dict.fromkeys(FREE_TEXT))
+    )
+    counts.requests_blanked += result.rowcount  # type: ignore[attr-defined]
+
+
+def _has_free_text() -> sa.ColumnElement[bool]:
+    return sa.or_(*(col(getattr(ServiceRequest, name)).is_not(None) for name in FREE_TEXT))
+
+
+def _scrub_audit(session: Session, digits: str) -> int:
+    """Audit events whose reason or detail happen to hold the number keep what happened, not the number."""
+    if len(digits) < 10:
+        return 0
+    pattern = f"%{digits}%"
+    found = session.exec(
+        select(AuditEvent).where(
+            sa.or_(col(AuditEvent.reason).like(pattern), sa.cast(col(AuditEvent.detail), sa.Text).like(pattern))
+        )
+    ).all()
+    for event in found:
+        if event.reason and digits in event.reason:
+            event.reason = None
+        if digits in json.dumps(event.detail):
+            event.detail = {"erased": "personal data"}
+        session.add(event)
+    return len(found)
+
+
+def returning_caller(connection: sa.Connection | Session, number: str, key: str | None) -> None:
+    """A caller whose number was erased rings again: their row gets the number back, so they are the
+    same caller (a repeat caller) with the same history, not a new one."""
+    if not key:
+        return
+    hashed = phones.pseudonym(normal(number), key)
+    taken = sa.exists().where(col(Caller.phone) == number)
+    connection.execute(
+        sa.update(Caller).where(col(Caller.phone) == hashed, ~taken).values(phone=number),
+    )
+
+
+# -- Redis ----------------------------------------------------------------------------------------
+
+
+def erase_from_redis(connection: redis.Redis, numbers: Iterable[str]) -> int:
+    """Every Redis key, hash field or member that mentions one of `numbers`, removed; what else a
+    shared key holds (other callers in the queue) stays."""
+    needles = [searchable(number).encode() for number in numbers if len(searchable(number)) >= 10]
+    if not needles:
+        return 0
+    removed = 0
+    for pattern in REDIS_PATTERNS:
+        for name in connection.scan_iter(match=pattern, count=1000):
+            removed += _erase_in_key(connection, name, needles)
+    return removed
+
+
+def _mentions(raw: Any, needles: list[bytes]) -> bool:
+    value = raw if isinstance(raw, bytes) else str(raw).encode()
+    return any(needle in value for needle in needles) or any(needle in _inflated(value) for needle in needles)
+
+
+def _inflated(value: bytes) -> bytes:
+    """RQ keeps a job's arguments zlib-compressed."""
+    try:
+        return zlib.decompress(value)
+    except zlib.error:
+        return b""
+
+
+def _erase_in_key(connection: redis.Redis, name: bytes, needles: list[bytes]) -> int:
+    kind = connection.type(name)
+    kind = kind.decode() if isinstance(kind, bytes) else kind
+    if kind == "string":
+        value = connection.get(name)
+        return int(connection.delete(name)) if value is not None and _mentions(value, needles) else 0
+    if kind == "hash":
+        if _mentions(name, needles) or (name.startswith(b"rq:job:") and _hash_mentions(connection, name, needles)):
+            return int(connection.delete(name))
+        fields = [k for k, v in connection.hgetall(name).items() if _mentions(k, needles) or _mentions(v, needles)]
+        return int(connection.hdel(name, *fields)) if fields else 0
+    members: list[Any]
+    if kind == "set":
+        members = [m for m in connection.smembers(name) if _mentions(m, needles)]
+        return int(connection.srem(name, *members)) if members else 0
+    if kind == "zset":
+        members = [m for m in connection.zrange(name, 0, -1) if _mentions(m, needles)]
+        return int(connection.zrem(name, *members)) if members else 0
+    if kind == "list":
+        members = [m for m in connection.lrange(name, 0, -1) if _mentions(m, needles)]
+        return sum(int(connection.lrem(name, 0, m)) for m in members)
+    return 0
+
+
+def _hash_mentions(connection: redis.Redis, name: bytes, needles: list[bytes]) -> bool:
+    return any(_mentions(k, needles) or _mentions(v, needles) for k, v in connection.hgetall(name).items())
+
+
+# -- the nightly sweep ----------------------------------------------------------------------------
+
+
+def sweep(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment: datetime) -> Counts:
+    """Erase everything past its time, and Redis's traces of the numbers, in one transaction with its audit event."""
+    key = key_of(settings)
+    days = settings.privacy.retention
+    counts = Counts()
+    citizens_before = moment - timedelta(days=days.citizens)
+    with Session(engine) as session, session.begin():
+        for number in expired_numbers(session, settings, citizens_before):
+            erase_number(session, number, key, counts)
+        counts.requests_blanked += _blank_anonymous_requests(session, citizens_before)
+        counts.sms_bodies_blanked += _blank_sms(session, moment - timedelta(days=days.sms_bodies))
+        counts.call_logs_deleted = _delete_before(session, CallLog, CallLog.started_at, moment, days.call_logs)
+        counts.audit_events_deleted = _delete_before(session, AuditEvent, AuditEvent.at, moment, days.audit_events)
+        counts.recordings_deleted = erase_recordings_before(session, moment - timedelta(days=days.recordings))
+        # Before the commit, to count it: should the commit fail, the next run erases the numbers again.
+        counts.redis_entries_removed = erase_from_redis(connection, counts.numbers_erased)
+        audit.record(
+            session,
+            AuditAction.RETENTION_RUN,
+            actor="system",
+            entity="retention",
+            detail=counts.as_detail(),
+        )
+    log.info("retention: %s", counts.as_detail())
+    return counts
+
+
+def erase_recordings_before(session: Session, before: datetime) -> int:
+    """HOOK: recordings (the spoken address, issue 18) are not stored by the helpline yet; when they
+    are, this deletes those made before `before` at the platform and locally, and counts them."""
+    return 0
+
+
+def expired_numbers(session: Session, settings: Settings, before: datetime) -> list[str]:
+    """Citizens' numbers last seen anywhere before `before`, with no request of theirs still open."""
+    candidates = set(_numbers_seen(session, before, recent=False)) - _staff_numbers(session, settings)
+    candidates = {n for n in candidates if not phones.is_pseudonym(n) and not phones.is_withheld(n)}
+    expired: list[str] = []
+    for chunk in _chunks(sorted(candidates)):
+        recent = set(_numbers_seen(session, before, recent=True, among=chunk))
+        expired += [number for number in chunk if number not in recent]
+    return expired
+
+
+def _numbers_seen(session: Session, before: datetime, *, recent: bool, among: list[str] | None = None) -> Iterator[str]:
+    """Numbers in any table's rows made before `before` (or, `recent`, since then, or in an open request)."""
+    sources: list[tuple[Any, sa.ColumnElement[bool]]] = []
+
+    def when(moment: sa.ColumnElement[datetime] | datetime) -> sa.ColumnElement[bool]:
+        column = col(moment)
+        return column >= before if recent else column < before
+
+    open_request = sa.exists().where(
+        col(ServiceRequest.caller_id) == col(Caller.id),
+        sa.or_(col(ServiceRequest.status).in_(OPEN), col(ServiceRequest.updated_at) >= before),
+    )
+    sources.append(
+        (col(Caller.phone), sa.or_(when(Caller.last_seen_at), open_request) if recent else when(Caller.last_seen_at))
+    )
+    sources.append((col(CallbackRequest.phone), when(CallbackRequest.created_at)))
+    for column in (CallLog.from_number, CallLog.to_number):
+        sources.append((col(column), when(CallLog.started_at)))
+    for column in (SmsLog.from_number, SmsLog.to_number):
+        sources.append((col(column), when(SmsLog.created_at)))
+    for number_column, condition in sources:
+        query = sa.select(number_column).where(condition, number_column.is_not(None)).distinct()
+        if among is not None:
+            query = query.where(number_column.in_(among))
+        else:
+            query = query.where(sa.not_(number_column.startswith(phones.PSEUDONYM_MARK)))
+        for (number,) in session.execute(query):
+            yield number
+
+
+def _staff_numbers(session: Session, settings: Settings) -> set[str]:
+    """Numbers that are not citizens': workers', agencies', console users', the helpline's own."""
+    own = {settings.helpline_number, settings.twilio.from_number}
+    for column in (Worker.phone, Provider.phone, User.phone):
+        own |= {number for (number,) in session.execute(sa.select(col(column)).where(col(column).is_not(None)))}
+    return {number for number in own if number}
+
+
+def _blank_anonymous_requests(session: Session, before: datetime) -> int:
+    """Requests filed with no caller (another system's, without a phone): their free text goes in time too."""
+    result = session.execute(
+        sa.update(ServiceRequest)
+        .where(
+            col(ServiceRequest.caller_id).is_(None),
+            col(ServiceRequest.updated_at) < before,
+            col(ServiceRequest.status).not_in(OPEN),
+            _has_free_text(),
+        )
+        .values(dict.fromkeys(FREE_TEXT))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _blank_sms(session: Session, before: datetime) -> int:
+    result = session.execute(
+        sa.update(SmsLog)
+        .where(
+            col(SmsLog.created_at) < before,
+            col(SmsLog.body) != "",
+            sa.or_(col(SmsLog.status).is_(None), col(SmsLog.status).not_in(UNHANDLED_SMS)),
+        )
+        .values(body="")
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _delete_before(session: Session, table: type, moment_column: object, moment: datetime, days: int) -> int:
+    result = session.execute(sa.delete(table).where(col(moment_column) < moment - timedelta(days=days)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), BATCH):
+        yield items[start : start + BATCH]
+
+
+# -- a person's own request -----------------------------------------------------------------------
+
+
+class StillServing(Exception):
+    """The caller has a request still open: erasing their number now would strand the worker and them."""
+
+
+def erase_caller(engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int) -> Counts:
+    """Erase one citizen everywhere, at their own request (approved by a supervisor); the counts only."""
+    key = key_of(settings)
+    counts = Counts()
+    with Session(engine) as session, session.begin():
+        caller = session.get(Caller, caller_id)
+        if caller is None:
+            raise KeyError(caller_id)
+        open_request = session.exec(
+            select(ServiceRequest.id).where(ServiceRequest.caller_id == caller_id, col(ServiceRequest.status).in_(OPEN))
+        ).first()
+        if open_request is not None:
+            raise StillServing(caller_id)
+        if not phones.is_pseudonym(caller.phone):
+            erase_number(session, caller.phone, key, counts)
+        else:  # erased before: what they said since the number went is blanked all the same
+            result = session.execute(
+                sa.update(ServiceRequest)
+                .where(col(ServiceRequest.caller_id) == caller_id, _has_free_text())
+                .values(dict.fromkeys(FREE_TEXT))
+            )
+            counts.requests_blanked += int(result.rowcount)  # type: ignore[attr-defined]
+        counts.redis_entries_removed = erase_from_redis(connection, counts.numbers_erased)
+    return counts

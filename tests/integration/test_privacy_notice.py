@@ -1,0 +1,52 @@
+"""The privacy notice at /privacy: anyone may read it, in Hindi or English, and its figures are the
+ones config.yaml gives the retention job."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from core.settings import Settings
+
+
+@pytest.fixture
+def app_settings(helpline_settings: Settings) -> Settings:
+    retention = helpline_settings.privacy.retention.model_copy(update={"citizens": 400, "sms_bodies": 123})
+    privacy = helpline_settings.privacy.model_copy(
+        update={"retention": retention, "grievance_email": "dpo@up.example.gov.in"}
+    )
+    return helpline_settings.model_copy(update={"privacy": privacy})
+
+
+def test_a_citizen_reads_the_notice_in_hindi_without_signing_in(client: FlaskClient, app_settings: Settings) -> None:
+    page = client.get("/privacy")
+
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert '<html lang="hi">' in text
+    assert "निजता सूचना" in text
+    assert "आख़िरी संपर्क के 400 दिन बाद तक" in text
+    assert "<td>123 दिन</td>" in text
+    assert app_settings.helpline_number in text
+    assert "dpo@up.example.gov.in" in text
+    assert "मिटवाना" in text  # how to ask for erasure
+    assert "/privacy?lang=en" in text
+
+
+def test_the_notice_in_english_gives_the_same_figures(client: FlaskClient) -> None:
+    text = client.get("/privacy?lang=en").get_data(as_text=True)
+
+    assert '<html lang="en">' in text
+    assert "400 days after your last contact" in text
+    assert "<td>123 days</td>" in text
+    assert "<td>365 days</td>" in text  # records of calls, as config.yaml ships
+    assert "to have it erased" in text
+    assert "Data\nProtection Board of India" in text
+
+
+@pytest.mark.parametrize("asked", ["fr", "", "../../etc/passwd", "hi\x00", "EN" * 500])
+def test_any_other_language_asked_gets_the_hindi_notice(client: FlaskClient, asked: str) -> None:
+    page = client.get("/privacy", query_string={"lang": asked})
+
+    assert page.status_code == 200
+    assert '<html lang="hi">' in page.get_data(as_text=True)
