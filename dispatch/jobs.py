@@ -94,6 +94,8 @@ def dispatch_request(request_id: int) -> str:
             result = offers.next_offers(session, request_id, candidates, rules, moment)
     finally:
         lock.release()
+    if result.again:
+        enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
     for offer in result.offers:
         assert offer.id is not None
         assert offer.expires_at is not None

@@ -56,6 +56,7 @@ class Dispatched:
     offers: tuple[Offer, ...] = ()
     escalated: bool = False
     reason: str = ""
+    again: bool = False  # nobody could be asked now, but a worker another transaction held may be free shortly
 
 
 def audit(
@@ -104,9 +105,11 @@ def next_offers(
     if len(offers) >= rules.max_offers or now - since >= timedelta(seconds=rules.escalate_after):
         return _escalate(session, request, "no worker took it in time", live, now)
     asked = frozenset(o.worker_id for o in offers)
-    chosen = _eligible(session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live))
+    chosen, held_elsewhere = _eligible(
+        session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live)
+    )
     if not chosen and not live:
-        return _escalate(session, request, "no eligible worker in range", live, now)
+        return _nobody_now(session, request, held_elsewhere, now)
     first = request.status is RequestStatus.NEW
     if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
         return Dispatched(reason="changed meanwhile")
@@ -135,6 +138,14 @@ def next_offers(
     return Dispatched(offers=made)
 
 
+def _nobody_now(session: Session, request: ServiceRequest, held_elsewhere: bool, now: datetime) -> Dispatched:
+    """Nobody to ask and nobody asked: escalate, unless a worker in range was held by another
+    transaction (answering another offer, or asked by another round): then look again shortly."""
+    if held_elsewhere:
+        return Dispatched(reason="the workers in range are held elsewhere", again=True)
+    return _escalate(session, request, "no eligible worker in range", (), now)
+
+
 def _hold(session: Session, request: ServiceRequest, now: datetime) -> bool:
     """Lock the request row for this round, if it is still offered in the same round: an agent's
     cancel, assignment or new round waits for this round to commit, then finds it changed."""
@@ -157,12 +168,13 @@ def _eligible(
     asked: frozenset[int],
     rules: Dispatch,
     limit: int,
-) -> list[Worker]:
+) -> tuple[list[Worker], bool]:
     """The first `limit` candidates the database confirms (the index may lag a moment behind),
-    in the ranking's order."""
+    in the ranking's order; and whether any was left out because another transaction held them."""
     wanted = [c.worker_id for c in candidates if c.worker_id not in asked][: max(limit * 4, 8)]
     if not wanted or limit < 1:
-        return []
+        return [], False
+    held_elsewhere = False
     has_skill = sa.exists().where(
         col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == request.service_code
     )
@@ -170,7 +182,8 @@ def _eligible(
     if not rules.allow_parallel_jobs:
         # Checked after the workers are held, in a statement of its own: it sees every offer and every
         # assignment another transaction made to them before letting them go.
-        wanted = hold_workers(session, wanted, skip_locked=True)
+        held = hold_workers(session, wanted, skip_locked=True)
+        wanted, held_elsewhere = held, len(held) < len(wanted)
         on_a_job = sa.exists().where(
             col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status).in_(IN_HAND)
         )
@@ -184,7 +197,7 @@ def _eligible(
         for worker in session.exec(query).all()
         if worker.active and worker.available and worker.police_verification is VerificationStatus.VERIFIED
     }
-    return [found[worker_id] for worker_id in wanted if worker_id in found][:limit]
+    return [found[worker_id] for worker_id in wanted if worker_id in found][:limit], held_elsewhere
 
 
 def hold_workers(session: Session, worker_ids: Sequence[int], *, skip_locked: bool) -> list[int]:
