@@ -166,6 +166,20 @@ class SmsTemplate(_Frozen):
 class Sms(_Frozen):
     templates: dict[str, SmsTemplate] = Field(default_factory=dict)
 
+    @field_validator("templates")
+    @classmethod
+    def _one_dlt_template_each(cls, templates: dict[str, SmsTemplate]) -> dict[str, SmsTemplate]:
+        """Operators match each SMS to the one template registered under its id: two texts under
+        one id would have one of them blocked."""
+        named: dict[str, str] = {}
+        for name, template in templates.items():
+            if template.dlt_template_id in named:
+                raise ValueError(
+                    f"{name} and {named[template.dlt_template_id]} share DLT template id {template.dlt_template_id}"
+                )
+            named[template.dlt_template_id] = name
+        return templates
+
 
 PROCESSING_LOGS_MIN_DAYS = 365  # the DPDP Rules 2025 keep logs of processing at least a year
 

@@ -119,6 +119,11 @@ def job_cancelled(connection: redis.Redis, request_id: int, worker_id: int) -> b
     )
 
 
+def worker_busy(connection: redis.Redis, offer_id: int) -> bool:
+    """Text a worker who said yes on the phone with a job in hand which job to finish first."""
+    return _put(connection, QueueName.DISPATCH, "worker_busy", offer_id, job_id=f"busy-{offer_id}")
+
+
 def after_completion(connection: redis.Redis, request_id: int) -> bool:
     """Free the worker and ask the citizen for a rating."""
     return _put(connection, QueueName.DEFAULT, "after_completion", request_id, job_id=f"completed-{request_id}")

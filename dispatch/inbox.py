@@ -52,21 +52,21 @@ class Outcome:
     language: str = "hi"
 
 
-def handle(engine: sa.Engine, sender: str, body: str, now: datetime) -> Outcome:
-    """Act on one inbound SMS from `sender` (E.164)."""
+def handle(engine: sa.Engine, sender: str, body: str, now: datetime, *, allow_parallel_jobs: bool = False) -> Outcome:
+    """Act on one inbound SMS from `sender` (E.164); `allow_parallel_jobs` as in the dispatch settings."""
     with Session(engine) as session:
         worker = session.exec(select(Worker).where(Worker.phone == sender, Worker.active)).first()
         caller = session.exec(select(Caller).where(Caller.phone == sender)).first()
     if worker is not None:
-        return _from_worker(engine, worker, parse(body), now)
+        return _from_worker(engine, worker, parse(body), now, allow_parallel_jobs)
     return _from_citizen(engine, caller, sender, body)
 
 
-def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Outcome:
+def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime, allow_parallel_jobs: bool) -> Outcome:
     assert worker.id is not None
     language = worker.language
     if reply.kind in (ReplyKind.ACCEPT, ReplyKind.DECLINE):
-        return _answer(engine, worker, reply, now)
+        return _answer(engine, worker, reply, now, allow_parallel_jobs)
     if reply.kind is ReplyKind.DONE:
         return _done(engine, worker, reply, now)
     if reply.kind in (ReplyKind.AVAILABLE, ReplyKind.BUSY):
@@ -79,16 +79,22 @@ def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime)
     return Outcome((Outgoing("reply_help_worker"),), language=language)
 
 
-def _answer(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Outcome:
+def _answer(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime, allow_parallel_jobs: bool) -> Outcome:
     assert worker.id is not None
     offer = _offer_meant(engine, worker.id, reply.number, now)
     if offer is None:
         return _no_open_offer(engine, worker, reply)
     request_number = _number_of(engine, offer.request_id)
-    result = offers.reply(engine, offer.id or 0, reply.kind is ReplyKind.ACCEPT, now, f"worker:{worker.id}")
+    yes = reply.kind is ReplyKind.ACCEPT
+    actor = f"worker:{worker.id}"
+    result = offers.reply(engine, offer.id or 0, yes, now, actor, allow_parallel_jobs=allow_parallel_jobs)
     language = worker.language
     if result is offers.Answer.ACCEPTED:
         return Outcome(assigned=offer.request_id, language=language)
+    if result is offers.Answer.BUSY:
+        return Outcome(
+            (busy_reply(engine, worker.id, offer.request_id),), redispatch=offer.request_id, language=language
+        )
     if result is offers.Answer.DECLINED:
         return Outcome(
             (Outgoing("declined_ack", {"number": request_number}, offer.request_id),),
@@ -100,6 +106,13 @@ def _answer(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> O
             (Outgoing("offer_already_yours", {"number": request_number}, offer.request_id),), language=language
         )
     return Outcome((Outgoing("already_taken", {"number": request_number}, offer.request_id),), language=language)
+
+
+def busy_reply(engine: sa.Engine, worker_id: int, offer_request_id: int) -> Outgoing:
+    """The text for a worker who said yes to a job with another in hand: finish that one first."""
+    with Session(engine) as session:
+        in_hand = offers.job_in_hand(session, worker_id, but_not=offer_request_id)
+    return Outgoing("offer_busy", {"number": in_hand.number if in_hand else ""}, offer_request_id)
 
 
 def _accepted_by(engine: sa.Engine, offer_id: int, worker_id: int) -> bool:

@@ -100,6 +100,8 @@ def dispatch_request(request_id: int) -> str:
             result = offers.next_offers(session, request_id, candidates, rules, moment)
     finally:
         lock.release()
+    if result.again:
+        enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
     for offer in result.offers:
         assert offer.id is not None
         assert offer.expires_at is not None
@@ -360,6 +362,27 @@ def job_cancelled(request_id: int, worker_id: int) -> str:
     return "worker told"
 
 
+def worker_busy(offer_id: int) -> str:
+    """A worker said yes on the phone to a job with another in hand (the offer closed as busy): the
+    text names the job to finish first, as a texted yes gets."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        offer = session.get(Offer, offer_id)
+        worker = session.get(Worker, offer.worker_id) if offer is not None else None
+        in_hand = offers.job_in_hand(session, offer.worker_id, but_not=offer.request_id) if offer else None
+    if offer is None or worker is None or in_hand is None:
+        return "nothing to tell"
+    _try_sms(
+        worker.phone,
+        "offer_busy",
+        worker.language,
+        {"number": in_hand.number},
+        request_id=offer.request_id,
+        worker_id=worker.id,
+    )
+    return "worker told"
+
+
 def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()
@@ -405,7 +428,9 @@ def handle_sms(sms_log_id: int) -> str:
     if not claimed or sms is None or sms.from_number is None:
         return "already handled"
     try:
-        outcome = inbox.handle(ctx.engine, sms.from_number, sms.body, now())
+        outcome = inbox.handle(
+            ctx.engine, sms.from_number, sms.body, now(), allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs
+        )
         _follow_up(sms.from_number, outcome)
     except UNREACHABLE:
         # The database went away mid-way (what it was doing rolled back): not the message's fault. It goes

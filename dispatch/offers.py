@@ -35,6 +35,9 @@ from storage.models import (
 )
 
 DISPATCHABLE = (RequestStatus.NEW, RequestStatus.OFFERED)
+# A job in the worker's hands: the one status in which a request is theirs and not yet done.
+IN_HAND = (RequestStatus.ASSIGNED,)
+BUSY_REASON = "busy: already has a job in hand"  # a yes refused, told apart from a no in the audit trail
 
 
 class Answer(StrEnum):
@@ -42,6 +45,7 @@ class Answer(StrEnum):
     DECLINED = "declined"
     TAKEN = "taken"  # someone else already has the job
     TOO_LATE = "too_late"  # this offer expired or was withdrawn
+    BUSY = "busy"  # the worker already has a job in hand: this offer is closed, the request goes on
     NO_OFFER = "no_offer"
 
 
@@ -52,6 +56,7 @@ class Dispatched:
     offers: tuple[Offer, ...] = ()
     escalated: bool = False
     reason: str = ""
+    again: bool = False  # nobody could be asked now, but a worker another transaction held may be free shortly
 
 
 def audit(
@@ -100,9 +105,11 @@ def next_offers(
     if len(offers) >= rules.max_offers or now - since >= timedelta(seconds=rules.escalate_after):
         return _escalate(session, request, "no worker took it in time", live, now)
     asked = frozenset(o.worker_id for o in offers)
-    chosen = _eligible(session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live))
+    chosen, held_elsewhere = _eligible(
+        session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live)
+    )
     if not chosen and not live:
-        return _escalate(session, request, "no eligible worker in range", live, now)
+        return _nobody_now(session, request, held_elsewhere, now)
     first = request.status is RequestStatus.NEW
     if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
         return Dispatched(reason="changed meanwhile")
@@ -131,6 +138,14 @@ def next_offers(
     return Dispatched(offers=made)
 
 
+def _nobody_now(session: Session, request: ServiceRequest, held_elsewhere: bool, now: datetime) -> Dispatched:
+    """Nobody to ask and nobody asked: escalate, unless a worker in range was held by another
+    transaction (answering another offer, or asked by another round): then look again shortly."""
+    if held_elsewhere:
+        return Dispatched(reason="the workers in range are held elsewhere", again=True)
+    return _escalate(session, request, "no eligible worker in range", (), now)
+
+
 def _hold(session: Session, request: ServiceRequest, now: datetime) -> bool:
     """Lock the request row for this round, if it is still offered in the same round: an agent's
     cancel, assignment or new round waits for this round to commit, then finds it changed."""
@@ -153,31 +168,68 @@ def _eligible(
     asked: frozenset[int],
     rules: Dispatch,
     limit: int,
-) -> list[Worker]:
+) -> tuple[list[Worker], bool]:
     """The first `limit` candidates the database confirms (the index may lag a moment behind),
-    in the ranking's order."""
+    in the ranking's order; and whether any was left out because another transaction held them."""
     wanted = [c.worker_id for c in candidates if c.worker_id not in asked][: max(limit * 4, 8)]
     if not wanted or limit < 1:
-        return []
+        return [], False
+    held_elsewhere = False
     has_skill = sa.exists().where(
         col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == request.service_code
     )
     query = select(Worker).where(col(Worker.id).in_(wanted), has_skill)
     if not rules.allow_parallel_jobs:
+        # Checked after the workers are held, in a statement of its own: it sees every offer and every
+        # assignment another transaction made to them before letting them go.
+        held = hold_workers(session, wanted, skip_locked=True)
+        wanted, held_elsewhere = held, len(held) < len(wanted)
         on_a_job = sa.exists().where(
-            col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status) == RequestStatus.ASSIGNED
+            col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status).in_(IN_HAND)
         )
         asked_elsewhere = sa.exists().where(
             col(Offer.worker_id) == col(Worker.id), col(Offer.status) == OfferStatus.PENDING
         )
-        query = query.where(~on_a_job, ~asked_elsewhere)  # one job, and one question, at a time
+        query = query.where(col(Worker.id).in_(wanted), ~on_a_job, ~asked_elsewhere)  # one job, one question
     # Selected by primary key and filtered here, so no query plan can favour a poor index.
     found = {
         worker.id: worker
         for worker in session.exec(query).all()
         if worker.active and worker.available and worker.police_verification is VerificationStatus.VERIFIED
     }
-    return [found[worker_id] for worker_id in wanted if worker_id in found][:limit]
+    return [found[worker_id] for worker_id in wanted if worker_id in found][:limit], held_elsewhere
+
+
+def hold_workers(session: Session, worker_ids: Sequence[int], *, skip_locked: bool) -> list[int]:
+    """Hold the workers' rows until the transaction ends, so that what is decided about their jobs
+    and offers is decided by one transaction at a time; the ids held, in the order given.
+
+    PostgreSQL locks the rows (FOR NO KEY UPDATE: an offer or an assignment inserted elsewhere that
+    only points at the worker is not held up); with `skip_locked` a worker another transaction holds
+    is left out rather than waited for, so dispatch never waits on a worker's answer (and the two can
+    never deadlock). SQLite has one writer at a time: a write that changes nothing takes that lock
+    before anything is read."""
+    if not worker_ids:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(sa.update(Worker).where(col(Worker.id).in_(worker_ids)).values(active=col(Worker.active)))
+        return list(worker_ids)
+    held = set(
+        session.exec(
+            select(Worker.id)
+            .where(col(Worker.id).in_(worker_ids))
+            .with_for_update(key_share=True, skip_locked=skip_locked)
+        ).all()
+    )
+    return [worker_id for worker_id in worker_ids if worker_id in held]
+
+
+def job_in_hand(session: Session, worker_id: int, but_not: int | None = None) -> ServiceRequest | None:
+    """The job the worker has taken and not yet finished (another than `but_not`), if any."""
+    query = select(ServiceRequest).where(ServiceRequest.worker_id == worker_id, col(ServiceRequest.status).in_(IN_HAND))
+    if but_not is not None:
+        query = query.where(col(ServiceRequest.id) != but_not)
+    return session.exec(query.order_by(col(ServiceRequest.assigned_at))).first()
 
 
 def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dispatch, now: datetime) -> Offer:
@@ -254,13 +306,21 @@ def expire(session: Session, offer_id: int, now: datetime, reason: str = "no ans
     return True
 
 
-def accept(session: Session, offer_id: int, now: datetime, actor: str) -> Answer:
-    """The worker says yes. The first yes for a request wins; every later one finds it taken."""
+def accept(session: Session, offer_id: int, now: datetime, actor: str, *, allow_parallel_jobs: bool = False) -> Answer:
+    """The worker says yes. The first yes for a request wins; every later one finds it taken. A
+    worker who already has a job in hand (when parallel jobs are not allowed) is refused: BUSY."""
     offer = session.get(Offer, offer_id)
     if offer is None:
         return Answer.NO_OFFER
     request_id, worker_id = offer.request_id, offer.worker_id
-    # The request row first: a concurrent accept waits on it, then finds it no longer dispatchable.
+    if not allow_parallel_jobs:
+        # The worker's row first: their two yeses, or a yes and a dispatch round, take turns.
+        hold_workers(session, [worker_id], skip_locked=False)
+        if (in_hand := job_in_hand(session, worker_id, but_not=request_id)) is not None and _refuse_busy(
+            session, offer, in_hand, now, actor
+        ):
+            return Answer.BUSY
+    # The request row next: a concurrent accept waits on it, then finds it no longer dispatchable.
     if not hand_over(session, request_id, worker_id, DISPATCHABLE, now):
         return Answer.TAKEN
     if not set_offer(session, offer_id, OfferStatus.PENDING, OfferStatus.ACCEPTED, now, not_expired_at=now):
@@ -279,6 +339,26 @@ def accept(session: Session, offer_id: int, now: datetime, actor: str) -> Answer
         offer_id=offer_id,
     )
     return Answer.ACCEPTED
+
+
+def _refuse_busy(session: Session, offer: Offer, in_hand: ServiceRequest, now: datetime, actor: str) -> bool:
+    """Close the open offer of a worker who has a job in hand, as a no with its own reason; False
+    when the offer is no longer open (the answer is then what it would have been)."""
+    if not set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.DECLINED, now, not_expired_at=now):
+        return False
+    request = session.get(ServiceRequest, offer.request_id)
+    if request is not None:
+        audit(
+            session,
+            actor,
+            AuditAction.OFFER_DECLINED,
+            request,
+            reason=BUSY_REASON,
+            offer_id=offer.id,
+            worker_id=offer.worker_id,
+            job_in_hand=in_hand.id,
+        )
+    return True
 
 
 def hand_over(
@@ -312,12 +392,16 @@ class _Lost(Exception):
     """The offer closed while the request was being assigned: the transaction must roll back."""
 
 
-def reply(engine: sa.Engine, offer_id: int, yes: bool, now: datetime, actor: str) -> Answer:
+def reply(
+    engine: sa.Engine, offer_id: int, yes: bool, now: datetime, actor: str, *, allow_parallel_jobs: bool = False
+) -> Answer:
     """A worker's yes or no to one offer, however it came (SMS, a call, the console), in a
     transaction of its own: a yes that finds its offer closed undoes everything it did."""
     try:
         with session_scope(engine) as session:
-            return accept(session, offer_id, now, actor) if yes else decline(session, offer_id, now, actor)
+            if yes:
+                return accept(session, offer_id, now, actor, allow_parallel_jobs=allow_parallel_jobs)
+            return decline(session, offer_id, now, actor)
     except _Lost:
         return Answer.TOO_LATE
     except sa.exc.IntegrityError:  # the one-accepted-offer index caught a second yes

@@ -272,10 +272,23 @@ def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     if offer is None or offer.worker_id != worker_id:
         return Outcome("taken")
     yes = args.get("answer") == "yes"
-    answer = dispatch_offers.reply(ctx.engine, offer_id, yes, ctx.now(), f"worker:{worker_id}")
+    answer = dispatch_offers.reply(
+        ctx.engine,
+        offer_id,
+        yes,
+        ctx.now(),
+        f"worker:{worker_id}",
+        allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+    )
     if answer is dispatch_offers.Answer.ACCEPTED:
         enqueue.notify_assigned(ctx.redis, offer.request_id)
         return Outcome("accepted")
+    if answer is dispatch_offers.Answer.BUSY:  # a job in hand: this one goes on, the worker hears (and gets) why
+        with Session(ctx.engine) as session:
+            in_hand = dispatch_offers.job_in_hand(session, worker_id, but_not=offer.request_id)
+        enqueue.dispatch_request(ctx.redis, offer.request_id)
+        enqueue.worker_busy(ctx.redis, offer_id)
+        return Outcome("busy", {"job_in_hand": in_hand.number if in_hand else ""})
     if answer is dispatch_offers.Answer.DECLINED:
         enqueue.dispatch_request(ctx.redis, offer.request_id)
         return Outcome("declined")
@@ -373,7 +386,7 @@ def _performs(handler: Handler, *outcomes: str) -> Performed:
 # The one list of effects a flow may name: `flows check` and the flows loaded at start refuse any other.
 EFFECTS: dict[str, Performed] = {
     "find_pending_offer": _performs(find_pending_offer, "found", "none"),
-    "answer_offer": _performs(answer_offer, "accepted", "declined", "taken"),
+    "answer_offer": _performs(answer_offer, "accepted", "declined", "taken", "busy"),
     "set_availability": _performs(set_availability, "set"),
     "complete_job": _performs(complete_job, "completed", "refused"),
     "find_completed_request": _performs(find_completed_request, "found", "none"),

@@ -19,6 +19,7 @@ from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, geoindex, jobs, offers
+from dispatch.matching import Candidate
 from dispatch.queues import QueueName, queue
 from sewamitra.app import create_app
 from storage.db import session_scope
@@ -837,3 +838,150 @@ def test_five_wrong_codes_lock_the_job_even_against_the_right_one(
         reasons = session.exec(select(AuditEvent.reason).where(AuditEvent.action == "request.completion_refused")).all()
     assert reasons.count("wrong code, or not assigned") == offers.MAX_CODE_TRIES
     assert reasons.count("too many wrong codes") == 1
+
+
+# -- one job at a time (issue 22: a worker held two offers at once, and took both) ------------------
+
+
+def asked_twice(engine: sa.Engine, worker_id: int, request_id: int) -> int:
+    """What two dispatch rounds racing used to leave: the worker asked about a second job while a
+    first offer is open. Made directly, as the race made it."""
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id).values(status=RequestStatus.OFFERED)
+        )
+        offer = Offer(request_id=request_id, worker_id=worker_id, created_at=now, expires_at=now + timedelta(hours=1))
+        session.add(offer)
+        session.flush()
+        assert offer.id is not None
+        return offer.id
+
+
+def test_a_worker_asked_about_two_jobs_who_says_yes_to_both_gets_only_the_first(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    ramesh = add_worker(engine, "Ramesh", "+919800000901", 0.3)
+    other = add_worker(engine, "Other", "+919800000902", 2.0)
+    jobs.rebuild_index()
+    first, second = add_request(engine), add_request(engine)
+    jobs.dispatch_request(first)
+    assert [o.worker_id for o in offers_of(engine, first)] == [ramesh]
+    busy_offer = asked_twice(engine, ramesh, second)
+    first_number, second_number = request_of(engine, first).number, request_of(engine, second).number
+
+    sms_from(webhook, "+919800000901", f"YES {first_number}")
+    run_jobs(installed)
+    assert request_of(engine, first).worker_id == ramesh
+    sms_from(webhook, "+919800000901", f"YES {second_number}")
+    run_jobs(installed)
+
+    assert request_of(engine, second).worker_id is None
+    assert [(o.worker_id, o.status) for o in offers_of(engine, second)] == [
+        (ramesh, OfferStatus.DECLINED),
+        (other, OfferStatus.PENDING),  # moved on at once, as after a no
+    ]
+    assert any(f"काम {first_number} पहले से आपके पास है। पहले उसे पूरा करें" in t for t in texts_to(sandbox, "+919800000901"))
+    with Session(engine) as session:
+        [refused] = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "offer.declined", AuditEvent.entity_id == second)
+        ).all()
+    assert (refused.actor, refused.reason) == (f"worker:{ramesh}", offers.BUSY_REASON)
+    assert refused.detail is not None
+    assert (refused.detail["offer_id"], refused.detail["job_in_hand"]) == (busy_offer, first)
+
+
+def test_two_yeses_at_once_from_a_worker_asked_about_two_jobs_take_one(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    """The two answers on two connections at the same moment: the worker's row makes them take turns."""
+    ramesh = add_worker(engine, "Ramesh", "+919800000911", 0.3)
+    jobs.rebuild_index()
+    first, second = add_request(engine), add_request(engine)
+    jobs.dispatch_request(first)
+    both = [offers_of(engine, first)[0].id or 0, asked_twice(engine, ramesh, second)]
+    start, answers = threading.Barrier(2), []
+
+    def say_yes(offer_id: int) -> None:
+        start.wait()
+        answers.append(offers.reply(engine, offer_id, True, datetime.now(UTC), f"worker:{ramesh}"))
+
+    threads = [threading.Thread(target=say_yes, args=(offer_id,)) for offer_id in both]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == sorted([offers.Answer.ACCEPTED, offers.Answer.BUSY])
+    assert [request_of(engine, r).worker_id for r in (first, second)].count(ramesh) == 1
+
+
+def test_with_parallel_jobs_allowed_a_worker_may_take_a_second_job(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    ramesh = add_worker(engine, "Ramesh", "+919800000921", 0.3)
+    jobs.rebuild_index()
+    first, second = add_request(engine), add_request(engine)
+    jobs.dispatch_request(first)
+    both = [offers_of(engine, first)[0].id or 0, asked_twice(engine, ramesh, second)]
+    now = datetime.now(UTC)
+    answers = [offers.reply(engine, o, True, now, "worker", allow_parallel_jobs=True) for o in both]
+    assert answers == [offers.Answer.ACCEPTED, offers.Answer.ACCEPTED]
+
+
+def test_two_dispatch_rounds_racing_for_the_one_worker_near_ask_them_once(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings
+) -> None:
+    """Round one has chosen the worker and not yet committed when round two, on another connection,
+    looks: round two must not ask them too (it leaves them out, and looks again shortly)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: round two waits for round one; production runs PostgreSQL")
+    ramesh = add_worker(engine, "Ramesh", "+919800000931", 0.3)
+    first, second = add_request(engine), add_request(engine)
+    candidates = [Candidate(ramesh, 0.3, None, 4.0)]
+    moment = datetime.now(UTC)
+    results: list[offers.Dispatched] = []
+
+    def round_two() -> None:
+        with session_scope(engine) as session:
+            results.append(offers.next_offers(session, second, candidates, settings.dispatch, moment))
+
+    with session_scope(engine) as session:
+        made = offers.next_offers(session, first, candidates, settings.dispatch, moment)
+        assert [o.worker_id for o in made.offers] == [ramesh]
+        racer = threading.Thread(target=round_two)
+        racer.start()
+        racer.join(30)  # round two must not wait on round one (it would wait forever: round one waits for it)
+        assert not racer.is_alive()
+    [result] = results
+    assert (result.offers, result.escalated, result.again) == ((), False, True)
+    assert [o.worker_id for o in offers_of(engine, first)] == [ramesh]
+    assert offers_of(engine, second) == []
+    assert request_of(engine, second).status is RequestStatus.NEW  # not escalated: dispatched again shortly
+
+
+def test_a_worker_with_a_job_in_hand_presses_1_on_an_offer_call_and_hears_to_finish_it_first(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    kamla = add_worker(engine, "Kamla Devi", "+919800000941", 0.5, voice=True)
+    other = add_worker(engine, "Other", "+919800000942", 2.0)
+    jobs.rebuild_index()
+    first, second = add_request(engine), add_request(engine)
+    jobs.dispatch_request(first)
+    run_jobs(installed)
+    asked_twice(engine, kamla, second)  # the race's second offer
+    sms_from(webhook, "+919800000941", f"YES {request_of(engine, first).number}")  # the first, taken by text
+    run_jobs(installed)
+    assert request_of(engine, first).worker_id == kamla
+
+    transcript = simulator(webhook, from_number="+919800000941").run("1")  # she rings in, hears the second job, 1
+    assert not transcript.errors
+    words = ["शून्य", "एक", "दो", "तीन", "चार", "पाँच", "छह", "सात", "आठ", "नौ"]
+    first_number = request_of(engine, first).number
+    assert transcript.said(f"काम नंबर {', '.join(words[int(d)] for d in first_number)} पहले से आपके पास है।")
+    run_jobs(installed)
+    assert request_of(engine, second).worker_id is None
+    assert [(o.worker_id, o.status) for o in offers_of(engine, second)] == [
+        (kamla, OfferStatus.DECLINED),
+        (other, OfferStatus.PENDING),
+    ]
+    assert any(f"काम {first_number} पहले से आपके पास है" in t for t in texts_to(sandbox, "+919800000941"))

@@ -55,7 +55,8 @@ ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.CANCELLED: frozenset(),
 }
 # DESIGN.md: pending → accepted | declined | expired | withdrawn; the code adds accepted → withdrawn
-# when a worker is stood down from a job in hand (lifecycle._take_back).
+# when a worker is stood down from a job in hand (lifecycle._take_back), and pending → declined
+# when a worker with a job in hand says yes (offers.Answer.BUSY, audited with offers.BUSY_REASON).
 OFFER_ALLOWED: dict[OfferStatus, frozenset[OfferStatus]] = {
     OS.PENDING: frozenset({OS.ACCEPTED, OS.DECLINED, OS.EXPIRED, OS.WITHDRAWN}),
     OS.ACCEPTED: frozenset({OS.WITHDRAWN}),
@@ -64,6 +65,7 @@ OFFER_ALLOWED: dict[OfferStatus, frozenset[OfferStatus]] = {
     OS.WITHDRAWN: frozenset(),
 }
 SEEN: Counter[tuple[RequestStatus, RequestStatus]] = Counter()  # the moves the runs made, for -s
+ANSWERED: Counter[str] = Counter()  # the answers the workers got, for -s
 PHONES = (f"+9198{n:08d}" for n in itertools.count(10_000_000))  # unique across every run of the machine
 
 
@@ -129,7 +131,19 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(offer=offers, yes=st.booleans())
     def answer(self, offer: int, yes: bool) -> None:
-        offers.reply(self.engine, offer, yes, self.clock.now(), "worker:test")
+        with Session(self.engine) as session:
+            asked = session.get(Offer, offer)
+            assert asked is not None
+            in_hand = offers.job_in_hand(session, asked.worker_id, but_not=asked.request_id)
+            was_open = (
+                asked.status is OS.PENDING and asked.expires_at is not None and asked.expires_at > self.clock.now()
+            )
+        answer = offers.reply(self.engine, offer, yes, self.clock.now(), "worker:test")
+        event(f"answer: {answer.value}")
+        ANSWERED[answer.value] += 1
+        if yes and in_hand is not None:  # one job at a time (the default): a yes with a job in hand is refused
+            assert answer is not offers.Answer.ACCEPTED, f"offer {offer}: a second job for worker {asked.worker_id}"
+            assert (answer is offers.Answer.BUSY) == was_open, (offer, answer, was_open)
 
     @rule(offer=offers)
     def unanswered(self, offer: int) -> None:
@@ -280,3 +294,4 @@ def machine(engine: sa.Engine, settings: Settings) -> type[Lifecycle]:
 def test_no_interleaving_of_answers_and_moves_breaks_the_lifecycle(machine: type[Lifecycle]) -> None:
     run_state_machine_as_test(machine, settings=hypothesis_settings(stateful_step_count=40))
     print("moves made:", {f"{old.value}→{new.value}": n for (old, new), n in sorted(SEEN.items())})
+    print("answers:", dict(sorted(ANSWERED.items())))

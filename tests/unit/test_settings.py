@@ -200,3 +200,10 @@ def test_logs_of_processing_kept_less_than_a_year_are_refused_at_start() -> None
     kept = load_settings(ROOT / "config.yaml", {"SEWAMITRA_PRIVACY__RETENTION__CALL_LOGS": "365"})
     assert kept.privacy.retention.call_logs == 365
     assert load_settings(ROOT / "config.yaml", {}).privacy.retention.citizens == 365
+
+
+def test_two_sms_templates_under_one_dlt_template_id_are_refused(tmp_path: Path) -> None:
+    shared = {"dlt_template_id": "1107160000000000001", "hi": "क", "en": "a"}
+    path = write_config(tmp_path, {"sms": {"templates": {"request_created": shared, "offer_busy": shared}}})
+    with pytest.raises(ConfigError, match="share DLT template id 1107160000000000001"):
+        load_settings(path, {})
