@@ -27,14 +27,11 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
-import threading
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +42,7 @@ from devtools.twilio_sandbox import (
     TwilioSandbox,
     _SandboxHandler,
     num_segments,
+    serve_until_signalled,
 )
 
 log = logging.getLogger(__name__)
@@ -203,18 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.auth_id or not args.auth_token:
         parser.error("--auth-id and --auth-token (or PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN) are required")
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, request_stop)
-    with PlivoSandbox(args.auth_id, args.auth_token, args.host, args.port) as sandbox:
-        print(sandbox.base_url, flush=True)
-        while not stop.wait(0.5):
-            pass
-    return 0
+    return serve_until_signalled(PlivoSandbox(args.auth_id, args.auth_token, args.host, args.port))
 
 
 if __name__ == "__main__":

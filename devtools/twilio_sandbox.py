@@ -539,6 +539,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.account_sid or not args.auth_token:
         parser.error("--account-sid and --auth-token (or TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN) are required")
+    return serve_until_signalled(TwilioSandbox(args.account_sid, args.auth_token, args.host, args.port))
+
+
+def serve_until_signalled(sandbox: TwilioSandbox) -> int:
+    """A sandbox's `python -m` run: its URL printed, served until SIGTERM or Ctrl-C."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -546,10 +551,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
-    with TwilioSandbox(args.account_sid, args.auth_token, args.host, args.port) as sandbox:
+    with sandbox:
         print(sandbox.base_url, flush=True)
-        while not stop.wait(0.5):
-            pass
+        stop.wait()
     return 0
 
 
