@@ -428,7 +428,14 @@ def assign(number: str) -> ResponseReturnValue:
         return redirect(url_for(".show", number=number))
     return _move(
         number,
-        lambda db, r: lifecycle.assign(db, r.id or 0, worker_id, auth.actor(), runtime().clock.now()),
+        lambda db, r: lifecycle.assign(
+            db,
+            r.id or 0,
+            worker_id,
+            auth.actor(),
+            runtime().clock.now(),
+            allow_parallel_jobs=runtime().settings.dispatch.allow_parallel_jobs,
+        ),
         N_("Assigned."),
         then=jobs.notify_assigned,
     )

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from dispatch import enqueue, jobs
-from dispatch.offers import audit, hand_over, move, set_offer, withdraw_pending
+from dispatch.offers import audit, hand_over, hold_workers, job_in_hand, move, set_offer, withdraw_pending
 from storage.audit import AuditAction
 from storage.models import (
     Offer,
@@ -105,14 +105,28 @@ def redispatch(session: Session, request_id: int, actor: str, reason: str, now: 
     return Moved()
 
 
-def assign(session: Session, request_id: int, worker_id: int, actor: str, now: datetime) -> Moved:
-    """Give the job to a worker the agent chose (after phoning them): verified and skilled only."""
+def assign(
+    session: Session,
+    request_id: int,
+    worker_id: int,
+    actor: str,
+    now: datetime,
+    *,
+    allow_parallel_jobs: bool = False,
+) -> Moved:
+    """Give the job to a worker the agent chose (after phoning them): verified and skilled only, and
+    (unless parallel jobs are allowed) not while they have another job in hand, as for an offer."""
     request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
     if request is None or worker is None:
         return Moved("no such request or worker")
     refusal = _unfit(session, request, worker)
     if refusal:
         return Moved(refusal)
+    if not allow_parallel_jobs:
+        hold_workers(session, [worker_id], skip_locked=False)  # an offer's yes decides after this, or before
+        in_hand = job_in_hand(session, worker_id, but_not=request_id)
+        if in_hand is not None:
+            return Moved(f"{worker.name} already has job {in_hand.number} in hand")
     old = request.status
     if not hand_over(session, request_id, worker_id, (old,), now):
         return Moved("the request changed meanwhile; look again")

@@ -571,6 +571,19 @@ def test_an_agent_assigns_a_verified_worker_but_never_an_unverified_one(
     assert {m["to"] for m in sandbox.messages} >= {CITIZEN, "+919800000003"}
 
 
+def test_an_agent_cannot_hand_a_second_job_to_a_worker_with_one_in_hand(app: Flask, agent: Console) -> None:
+    sunita = add_worker(engine_of(app), "Sunita", "+919800000003", km_north=2)
+    first, second = (_stored_number(app, add_request(engine_of(app))) for _ in range(2))
+    agent.post(f"/console/requests/{first}/assign", {"worker": str(sunita)})
+
+    refused = agent.post(f"/console/requests/{second}/assign", {"worker": str(sunita)}, follow_redirects=True)
+    assert f"Sunita already has job {first} in hand" in page(refused)
+    requests = {r.number: r for r in rows(app, ServiceRequest)}
+    assert (requests[first].status, requests[first].worker_id) == (RequestStatus.ASSIGNED, sunita)
+    assert (requests[second].status, requests[second].worker_id) == (RequestStatus.NEW, None)
+    assert [o.request_id for o in rows(app, Offer)] == [requests[first].id]  # no offer for the second
+
+
 def test_notes_and_the_whole_story_are_on_the_timeline(app: Flask, agent: Console) -> None:
     number = file_request(app)
     agent.post(f"/console/requests/{number}/note", {"note": "citizen asks for a woman worker"})

@@ -150,5 +150,6 @@ def test_reasons_with_a_value_read_in_hindi(app: Flask) -> None:
         assert translate("rated 4") == "रेटिंग 4"
         assert translate("the worker was stood down: deactivated") == "कार्यकर्ता को हटाया गया: निष्क्रिय किया गया"
         assert translate("Ramesh Yadav is not police-verified") == "Ramesh Yadav का पुलिस सत्यापन नहीं हुआ है"
+        assert translate("Sunita already has job 1234567 in hand") == "Sunita के पास पहले से काम 1234567 है"
         assert translate(lifecycle.DONE_BEFORE).startswith("एक कार्यकर्ता यह काम पहले ही ले चुका है")
         assert translate("a note an agent wrote") == "a note an agent wrote"
