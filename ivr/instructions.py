@@ -13,6 +13,7 @@ from telephony import call
 STEP_PATH = "/step"
 QUEUE_WAIT_PATH = "/queue/wait"
 QUEUE_RESULT_PATH = "/queue/result"
+DIALLED_PATH = "/dialled"  # a bridged call's end: the platform's dial action
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ def instructions(
             said.append(call.Hangup())
         elif isinstance(event, engine.Effect):
             raise ValueError(f"effect {event.name} reached the call: the edge must perform it first")
+        elif isinstance(event, engine.Dial):
+            raise ValueError(f"a dial to the {event.party} reached the call: the edge must look up the number first")
     return said
 
 
