@@ -20,11 +20,13 @@ from devtools.simulator import Callee, Rang, Talked, Transcript
 from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import AuditEvent, Caller, RequestStatus, ServiceRequest, Worker
+from storage.models import AuditEvent, Caller, RequestStatus, Role, ServiceRequest, Worker
+from tests.console import Console, add_user
 from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
     ENGLISH_DIGITS,
+    HINDI_DIGITS,
     PLATFORMS,
     add_request,
     add_worker,
@@ -62,17 +64,18 @@ def a_job(
     *,
     done: timedelta | None = None,
     worker_phone: str = WORKER,
+    language: str = "en",
 ) -> ServiceRequest:
-    """A plumber's visit at 226001 given to an English-speaking worker; `done` this long before NOW.
-    The citizen (CITIZEN) rang before and chose English."""
+    """A plumber's visit at 226001 given to a worker speaking `language`; `done` this long before NOW.
+    The citizen (CITIZEN) rang before and chose that language too."""
     with Session(engine) as session:
         worker_id = session.exec(select(Worker.id).where(Worker.phone == worker_phone)).first()
     if worker_id is None:
         worker_id = add_worker(engine, "Ramesh Kumar", worker_phone, 0.5)
     request_id = add_request(engine, created=NOW - timedelta(days=1))
     with session_scope(engine) as session:
-        session.execute(sa.update(Worker).where(col(Worker.id) == worker_id).values(language="en"))
-        session.execute(sa.update(Caller).where(col(Caller.phone) == CITIZEN).values(language="en"))
+        session.execute(sa.update(Worker).where(col(Worker.id) == worker_id).values(language=language))
+        session.execute(sa.update(Caller).where(col(Caller.phone) == CITIZEN).values(language=language))
         request = session.get(ServiceRequest, request_id)
         assert request is not None
         request.worker_id, request.status, request.assigned_at = worker_id, status, NOW - timedelta(days=1)
@@ -107,8 +110,8 @@ def digits_of(number: str) -> str:
 def no_number_heard(transcript: Transcript, *phones: str) -> bool:
     """No prompt says a phone number, in figures or digit by digit."""
     for phone in phones:
-        local = phone[-10:]
-        if any(local in text or digits_of(local) in text for text in transcript.heard):
+        forms = [phone[-10:], spoken_digits(phone[-10:], ENGLISH_DIGITS), spoken_digits(phone[-10:], HINDI_DIGITS)]
+        if any(form in text for form in forms for text in transcript.heard):
             return False
     return True
 
@@ -147,6 +150,28 @@ def test_a_worker_hears_their_job_and_presses_1_to_be_put_through_to_the_custome
     [event] = bridged(engine, job.id or 0)
     assert (event.actor, event.reason) == (f"worker:{job.worker_id}", "completed")
     assert event.detail == {"from": "worker", "to": "citizen", "seconds": 95, "worker_id": job.worker_id}
+
+
+def test_in_hindi_the_worker_hears_their_job_and_the_citizen_their_worker(
+    app: Flask, engine: sa.Engine, telephony_platform: str
+) -> None:
+    job = a_job(engine, language="hi")
+    number = spoken_digits(job.number, HINDI_DIGITS)
+    worker = rings(app, WORKER, "1")
+    assert worker.said(f"आपका काम {number}: लखनऊ, 2 2 6 0 0 1 में प्लंबर।")
+    assert worker.said("हेल्पलाइन के ज़रिए ग्राहक को कॉल करने के लिए 1 दबाएँ।")
+    assert worker.said("हेल्पलाइन के ज़रिए आपको ग्राहक से जोड़ा जा रहा है।")
+    assert worker.said("कॉल समाप्त हुई।")
+    citizen = rings(app, CITIZEN, "1", Callee("no-answer"))
+    assert citizen.said(f"आपका अनुरोध {number}: आपका कार्यकर्ता तय हो गया है और रास्ते में है।")
+    assert citizen.said("अपने कार्यकर्ता से बात करने के लिए 1 दबाएँ।")
+    assert citizen.said("आपके कार्यकर्ता ने कॉल नहीं उठाई।")
+    assert [rang(worker), rang(citizen)] == [
+        [Rang(platform_number(CITIZEN, telephony_platform), HELPLINE[telephony_platform])],
+        [Rang(platform_number(WORKER, telephony_platform), HELPLINE[telephony_platform])],
+    ]
+    assert no_number_heard(worker, CITIZEN, WORKER)
+    assert no_number_heard(citizen, CITIZEN, WORKER)
 
 
 def test_the_time_limit_is_the_platforms_to_keep_and_the_timeline_says_how_long(
@@ -303,3 +328,37 @@ def test_the_citizens_window_closes_24_hours_after_the_work(app: Flask, engine: 
     assert rings(app, CITIZEN, "-").said(f"Your request {digits_of(job.number)}: the work is done.")
     clock.set(NOW + timedelta(seconds=1))
     assert rings(app, CITIZEN, "-").said("was done more than 24 hours ago")
+
+
+# -- the console ------------------------------------------------------------------------------------
+
+
+def test_the_bridged_call_is_on_the_requests_timeline_in_english_and_hindi_without_a_number(
+    app: Flask, engine: sa.Engine
+) -> None:
+    job = a_job(engine)
+    rings(app, WORKER, "1", Callee("completed", talks=95))
+    rings(app, CITIZEN, "1", Callee("no-answer"))
+    add_user(engine, "vikram", Role.SUPERVISOR)
+    add_user(engine, "asha", Role.AGENT)
+    english, hindi = Console(app), Console(app)
+    english.sign_in("vikram")
+    hindi.sign_in("asha")
+    hindi.post("/console/language", {"language": "hi", "back": "/console/"})
+
+    timeline = timeline_of(english, job.number)
+    worker = f"worker:{job.worker_id}"
+    assert f"{worker}: call through the helpline (worker → citizen): completed, 95 s · worker {job.worker_id}" in (
+        timeline
+    ), timeline
+    assert "citizen: call through the helpline (citizen → worker): No answer, 0 s" in timeline
+    assert CITIZEN[-10:] not in timeline
+    assert WORKER[-10:] not in timeline
+    hindi_timeline = timeline_of(hindi, job.number)
+    assert "हेल्पलाइन के ज़रिए कॉल (कार्यकर्ता → नागरिक)" in hindi_timeline, hindi_timeline
+    assert "95 सेकंड" in hindi_timeline
+
+
+def timeline_of(console: Console, number: str) -> str:
+    html = console.get(f"/console/requests/{number}").get_data(as_text=True)
+    return html.split('id="timeline"', 1)[1].split("</ul>", 1)[0]
