@@ -15,8 +15,10 @@ from flask import Flask
 from sqlmodel import Session, col, select
 
 from core.clock import FrozenClock
-from core.settings import Settings
-from devtools.simulator import Callee, Rang, Talked, Transcript
+from core.settings import BridgedCalls, Settings
+from devtools.simulator import Callee, Heard, Rang, Talked, Transcript
+from dispatch import bridge
+from dispatch.bridge import Closed, Dialled, Party
 from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -362,3 +364,33 @@ def test_the_bridged_call_is_on_the_requests_timeline_in_english_and_hindi_witho
 def timeline_of(console: Console, number: str) -> str:
     html = console.get(f"/console/requests/{number}").get_data(as_text=True)
     return html.split('id="timeline"', 1)[1].split("</ul>", 1)[0]
+
+
+# -- the rule, at the moment of dialling -------------------------------------------------------------
+
+
+def test_a_job_cancelled_while_the_worker_listens_is_refused_without_dialling(app: Flask, engine: sa.Engine) -> None:
+    job = a_job(engine)
+
+    def cancelled_meanwhile(event: object) -> None:
+        if isinstance(event, Heard) and event.text.startswith("To call the customer"):
+            with session_scope(engine) as session:
+                cancel = sa.update(ServiceRequest).where(col(ServiceRequest.id) == job.id)
+                session.execute(cancel.values(status=RequestStatus.CANCELLED))
+
+    transcript = simulator(app.test_client(), from_number=WORKER, on_event=cancelled_meanwhile).run("1")
+    assert not transcript.errors
+    assert transcript.said("The helpline can no longer put you through to the customer of this job.")
+    assert rang(transcript) == []
+    assert bridged(engine, job.id or 0) == []
+
+
+def test_only_a_party_of_the_request_is_put_through_and_only_to_the_other(engine: sa.Engine) -> None:
+    job = a_job(engine)
+    window = BridgedCalls()
+    with Session(engine) as session:
+        assert bridge.dialled(session, job.id or 0, Party.WORKER, WORKER, NOW, window) == Dialled(CITIZEN, 900)
+        assert bridge.dialled(session, job.id or 0, Party.CITIZEN, CITIZEN, NOW, window) == Dialled(WORKER, 900)
+        assert bridge.dialled(session, job.id or 0, Party.CITIZEN, WORKER, NOW, window) is Closed.NOT_YOURS
+        assert bridge.dialled(session, job.id or 0, Party.WORKER, "+919415000009", NOW, window) is Closed.NOT_YOURS
+        assert bridge.dialled(session, job.id or 0, Party.WORKER, None, NOW, window) is Closed.NOT_YOURS
