@@ -14,6 +14,7 @@ STEP_PATH = "/step"
 QUEUE_WAIT_PATH = "/queue/wait"
 QUEUE_RESULT_PATH = "/queue/result"
 DIALLED_PATH = "/dialled"  # a bridged call's end: the platform's dial action
+DIAL_AGAIN_PATH = "/dial"  # a retried request whose answer was a dial: the number looked up again
 
 
 @dataclass(frozen=True)

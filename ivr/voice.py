@@ -43,6 +43,7 @@ from ivr.effects import (
     who_rings,
 )
 from ivr.instructions import (
+    DIAL_AGAIN_PATH,
     DIALLED_PATH,
     QUEUE_RESULT_PATH,
     QUEUE_WAIT_PATH,
@@ -276,11 +277,13 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
         session = _with_known_language(session)
     if dial is None:
         document = _ivr().document(events, session.turn)
-    else:  # never cached by its events: the number is looked up for this call, now
-        said = instructions(events, _ivr().voices, turn=session.turn, root=_ivr().root, recordings=_ivr().recording)
-        document = _ivr().render([*said, dial])
-    state.save(session, key, document)
-    return _sent(document)
+        state.save(session, key, document)
+        return _sent(document)
+    # The number goes to the platform, never into the call's state: a retry of this request is
+    # answered by a redirect that looks the number up again.
+    said = instructions(events, _ivr().voices, turn=session.turn, root=_ivr().root, recordings=_ivr().recording)
+    state.save(session, key, _ivr().render([*said, Redirect(_path(f"{DIAL_AGAIN_PATH}?turn={session.turn}"))]))
+    return _answered(*said, dial)
 
 
 def _dial(ctx: CallContext, asked: DialEvent, turn: int) -> DialNumber | None:
@@ -293,6 +296,27 @@ def _dial(ctx: CallContext, asked: DialEvent, turn: int) -> DialNumber | None:
     on_this_call = _turn().caller if _turn().outbound else _turn().callee
     caller_id = our_number(ctx.settings) or on_this_call
     return DialNumber(dialled.number, caller_id, _path(f"{DIALLED_PATH}?turn={turn}"), dialled.time_limit_s)
+
+
+@bp.post(DIAL_AGAIN_PATH)
+@webhook_signed
+def dial_again() -> Response:
+    """A retried request whose answer was a dial: the dial again, its number looked up again."""
+    state = _state()
+    turn = request.args.get("turn", default=-1, type=int)
+    with state.turn(f"dial:{turn}") as (answered, session):
+        if answered is not None:
+            return _sent(answered)  # refused before: the same answer
+        if session is None or session.turn != turn or session.status is not Status.WAITING_DIAL:
+            return _lost(state, session)
+        flow = _ivr().flows[session.flow]
+        asked = pending_dial(flow, session)
+        assert asked is not None
+        dial = _dial(_context(state, session, turn), asked, turn)
+        if dial is None:  # closed meanwhile: the flow says so
+            session, events = resume(flow, session, Outcome("refused"))
+            return _answer(state, session, events, key=f"dial:{turn}", turn=turn)
+        return _answered(dial)
 
 
 @bp.post(DIALLED_PATH)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, select
@@ -32,6 +33,9 @@ from tests.factories import (
     PLATFORMS,
     add_request,
     add_worker,
+    call_form,
+    redis_dump,
+    signed_post,
     simulator,
     spoken_digits,
     with_hours,
@@ -394,3 +398,21 @@ def test_only_a_party_of_the_request_is_put_through_and_only_to_the_other(engine
         assert bridge.dialled(session, job.id or 0, Party.CITIZEN, WORKER, NOW, window) is Closed.NOT_YOURS
         assert bridge.dialled(session, job.id or 0, Party.WORKER, "+919415000009", NOW, window) is Closed.NOT_YOURS
         assert bridge.dialled(session, job.id or 0, Party.WORKER, None, NOW, window) is Closed.NOT_YOURS
+
+
+def test_a_retried_dial_looks_the_number_up_again_and_the_calls_state_keeps_none(
+    app: Flask, engine: sa.Engine, redis_client: redis.Redis, telephony_platform: str
+) -> None:
+    a_job(engine)
+    client, voice = app.test_client(), f"/{telephony_platform}/voice"
+    form = call_form(telephony_platform, "7", From=platform_number(WORKER, telephony_platform))
+    signed_post(client, voice, form)
+    first = signed_post(client, f"{voice}/step?turn=0", {**form, "Digits": "1"}).get_data(as_text=True)
+    retry = signed_post(client, f"{voice}/step?turn=0", {**form, "Digits": "1"}).get_data(as_text=True)
+    number = platform_number(CITIZEN, telephony_platform)
+    assert f"<Number>{number}</Number>" in first
+    assert number not in retry
+    assert f"{voice}/dial?turn=1</Redirect>" in retry  # where the retry is sent: the dial, looked up again
+    again = signed_post(client, f"{voice}/dial?turn=1", form).get_data(as_text=True)
+    assert f"<Number>{number}</Number>" in again
+    assert CITIZEN[-10:] not in redis_dump(redis_client)

@@ -114,6 +114,7 @@ WEBHOOKS: dict[str, tuple[dict[str, st.SearchStrategy[str | None]], st.SearchStr
         query("turn"),
         True,
     ),
+    "/twilio/voice/dial": (call_fields(), query("turn"), True),
     "/twilio/voice/status": (
         call_fields(CallDuration=maybe(NUMBERS), Timestamp=maybe(junk(40)), SequenceNumber=maybe(NUMBERS)),
         query("offer", "feedback"),
