@@ -288,7 +288,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
 
 def _dial(ctx: CallContext, asked: DialEvent, turn: int) -> DialNumber | None:
     """The caller put through to the other party of a request, with the helpline's number as caller
-    ID (the number this call is on); None when the domain refuses it now."""
+    ID (the one the platform calls from; else the one this call is on); None when the domain refuses it now."""
     dialled = to_dial(ctx, asked)
     if not isinstance(dialled, bridge.Dialled):
         log.info("call %s: dial to the %s refused: %s", ctx.call_sid, asked.party, dialled.value)
