@@ -41,6 +41,9 @@ from tests.factories import (
     with_hours,
 )
 
+# Both databases: the window compares moments in each dialect's SQL.
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2030, 1, 1, 6, 0, tzinfo=UTC)
 WORKER = "+919800000701"
 # The helpline's number, as each platform's simulator rings it (conftest's settings; Plivo: digits only).
