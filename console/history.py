@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from console.labels import translate as t
 from core import phones
+from storage.audit import AuditAction
 from storage.models import AuditEvent, CallLog, SmsLog
 
 
@@ -21,12 +22,26 @@ def who(actor: str, names: dict[str, str]) -> str:
 
 def request_event(event: AuditEvent, names: dict[str, str]) -> str:
     """'dispatch: offered (new → offered): first offer sent · worker 7'."""
+    if event.action == AuditAction.REQUEST_CALL_BRIDGED:
+        return bridged_call(event, names)
     what = t(event.action.replace("request.", "").replace(".", " "))
     change = f" ({t(event.from_status)} → {t(event.to_status)})" if event.from_status and event.to_status else ""
     why = f": {t(event.reason)}" if event.reason else ""
     worker = event.detail.get("worker_id") if isinstance(event.detail, dict) else None
     extra = f" · {t('worker')} {worker}" if worker else ""
     return f"{who(event.actor, names)}: {what}{change}{why}{extra}"
+
+
+def bridged_call(event: AuditEvent, names: dict[str, str]) -> str:
+    """'worker:7: call through the helpline (worker → citizen): completed, 42 s · worker 7': who rang
+    whom and for how long, never a number."""
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    parties = f" ({t(str(detail.get('from', '')))} → {t(str(detail.get('to', '')))})" if detail.get("from") else ""
+    seconds = detail.get("seconds", 0)
+    worker = detail.get("worker_id")
+    extra = f" · {t('worker')} {worker}" if worker else ""
+    how = f"{t(event.reason or '')}, {seconds} {t('s')}"
+    return f"{who(event.actor, names)}: {t('call_bridged')}{parties}: {how}{extra}"
 
 
 def worker_event(event: AuditEvent) -> str:

@@ -204,8 +204,17 @@ class Retention(_Frozen):
         return value
 
 
+class BridgedCalls(_Frozen):
+    """A worker and a citizen talk through the helpline, never seeing each other's number: while the
+    job is assigned and for a while after it is done, each call limited in length."""
+
+    after_completion_hours: int = Field(24, ge=0, le=24 * 30, description="how long after the job is done")
+    time_limit_minutes: int = Field(15, ge=1, le=240, description="the longest one bridged call may last")
+
+
 class Privacy(_Frozen):
     retention: Retention = Retention()
+    bridged_calls: BridgedCalls = BridgedCalls()
     grievance_officer: str = Field("Grievance Officer, Sewamitra helpline", min_length=1, max_length=160)
     grievance_email: str = Field("grievance@sewamitra.example", pattern=r"^[^@\s]+@[^@\s]+$")
 

@@ -17,7 +17,15 @@ The rules simulated, from Plivo's documentation:
 - Conference (plivo.com/docs/voice/xml/conference): the call joins the named room and talks until the
   room ends (endConferenceOnExit), then goes on with the next element. One leg is simulated at a
   time: the other member is whoever the helpline put in that room.
-- XML elements Plivo knows that the helpline does not use (Dial, Record, GetInput, …) are reported
+- Dial with a Number (plivo.com/docs/voice/xml/dial, and the parameters it sends its action:
+  plivo.com/docs/voice/use-cases/dial-status-reporting): the number (digits, no '+') rings showing
+  `callerId`; the dialled phone (`CallSetup.callee`) answers, rings out after `timeout`, is busy or
+  cannot be reached; once connected they talk until it hangs up or `timeLimit` (14400 s by default)
+  runs out. Then Plivo requests `action` (fully qualified, POST by default) with DialStatus
+  (completed, busy, failed, no-answer), DialRingStatus, DialHangupCause, DialALegUUID, DialBLegUUID
+  (empty when nobody answered) and DialBLegDuration (the B leg's seconds, when it answered), and
+  with `redirect` (true by default) runs the XML it answers (redirect=false is not simulated).
+- XML elements Plivo knows that the helpline does not use (Record, GetInput, …) are reported
   as not simulated; an unknown element is an error, as Plivo logs it.
 
     sewamitra simulate --platform plivo --keys 2,1,1,226001#,1
@@ -50,6 +58,7 @@ from devtools.simulator import (
     Paused,
     Played,
     Pressed,
+    Rang,
     Silence,
     Steps,
     _Call,
@@ -68,7 +77,8 @@ from devtools.simulator import (
 SIGNATURE_HEADER = "X-Plivo-Signature-V3"
 NONCE_HEADER = "X-Plivo-Signature-V3-Nonce"
 AUDIO = frozenset({"Speak", "Play", "Wait"})
-NOT_SIMULATED = frozenset({"Dial", "Record", "GetInput", "PreAnswer", "DTMF", "Message", "Stream"})
+NOT_SIMULATED = frozenset({"Record", "GetInput", "PreAnswer", "DTMF", "Message", "Stream"})
+DIAL_HANGUP_CAUSES = {"completed": "NORMAL_CLEARING", "busy": "USER_BUSY", "no-answer": "NO_ANSWER"}
 MAX_REDIRECTS = 10
 GETDIGITS_DEFAULTS = {"timeout": 5, "digitTimeout": 2, "numDigits": 99, "retries": 1}
 
@@ -135,6 +145,7 @@ class _PlivoCall(_Call):
             return None
         handler = {"GetDigits": self._get_digits, "Redirect": self._plivo_redirect, "Hangup": self._plivo_hangup}
         handler["Conference"] = self._conference
+        handler["Dial"] = self._plivo_dial
         if verb.tag in handler:
             return handler[verb.tag](verb)
         if verb.tag in NOT_SIMULATED:
@@ -198,6 +209,32 @@ class _PlivoCall(_Call):
         if verb.get("action") or verb.get("callbackUrl"):
             self._emit(Failure(None, "Conference action and callbackUrl are real Plivo XML but not simulated"))
         return None
+
+    def _plivo_dial(self, verb: ElementTree.Element) -> _Outcome:
+        """Dial a Number by Plivo's rules (the module's docstring): ring, talk within timeLimit, action."""
+        numbers = [noun for noun in verb if noun.tag == "Number"]
+        if not numbers or len(numbers) != len(verb):
+            self._emit(Failure(None, "Plivo: only a Dial with one Number is simulated"))
+            return None
+        caller_id = verb.get("callerId", plivo_number(self.sim.from_number))
+        self._emit(Rang(_text(numbers[0]), caller_id))
+        answered = self._ring(self._number(verb, "timeout", 30), self._number(verb, "timeLimit", 14400))
+        if verb.get("action") is None:
+            return None
+        action = self._absolute(verb.get("action", ""), "Dial action")
+        connected = answered.status == "completed"
+        result = {
+            "DialStatus": answered.status,
+            "DialRingStatus": "true" if answered.status in ("completed", "no-answer") else "false",
+            "DialHangupCause": DIAL_HANGUP_CAUSES.get(answered.status, "UNALLOCATED_NUMBER"),
+            "DialALegUUID": self.transcript.call_sid,
+            "DialBLegUUID": str(uuid.uuid4()) if connected else "",
+        }
+        if connected:
+            result["DialBLegDuration"] = str(math.ceil(answered.seconds))
+        if verb.get("redirect", "true").lower() != "true":
+            self._emit(Failure(None, "Dial redirect=false is real Plivo XML but not simulated"))
+        return _Fetch(action, verb.get("method", "POST").upper(), result)
 
     def _plivo_redirect(self, verb: ElementTree.Element) -> _Outcome:
         url = self._absolute(_text(verb), "Redirect")

@@ -4,6 +4,13 @@ Twilio cannot reach a test machine, so the helpline is tested by driving our web
 does (signed posts, its call parameters, its TwiML rules, its fallback on failure). Tests read whole
 calls from it, `sewamitra simulate` lets a person call from a terminal, and the load benchmark
 drives many calls at once.
+
+<Dial><Number> runs by twilio.com/docs/voice/twiml/dial and /twiml/number: the number rings showing
+`callerId`; the dialled phone (`CallSetup.callee`) answers, rings out after `timeout` (30 s by
+default), is busy or cannot be reached; once connected the two talk until the dialled party hangs up
+or `timeLimit` (14400 s by default) runs out. Then Twilio requests `action` with DialCallStatus
+(completed, busy, no-answer, failed), DialCallSid and, when the dialled party answered,
+DialCallDuration, and runs the TwiML it answers; without an action it goes on with the next verb.
 """
 
 from __future__ import annotations
@@ -146,6 +153,38 @@ class Dialed(Told, says="Twilio dials {0.kind} {0.target}"):
 
 
 @dataclass(frozen=True)
+class Rang(Told, says="{0.number} rings, with caller ID {0.caller_id}"):
+    """A <Dial><Number>: the dialled phone rings, showing `caller_id`."""
+
+    number: str
+    caller_id: str
+
+
+@dataclass(frozen=True)
+class Talked:
+    """How a dialled phone answered: `status` in Twilio's words; the talk, cut at the dial's time limit."""
+
+    status: str
+    seconds: float = 0
+    time_limit: float = 0
+
+    def line(self) -> str:
+        if self.status != "completed":
+            return f"the dialled phone does not connect: {self.status}"
+        cut = " and the time limit ends the call" if self.seconds >= self.time_limit else ""
+        return f"the dialled phone answers; they talk {self.seconds:g} s{cut}"
+
+
+@dataclass(frozen=True)
+class Callee:
+    """The phone a <Dial><Number> rings: whether it answers ("completed"), rings out ("no-answer"), is
+    "busy" or cannot be reached ("failed"), and how long its owner talks once connected."""
+
+    answers: Literal["completed", "no-answer", "busy", "failed"] = "completed"
+    talks: float = 120
+
+
+@dataclass(frozen=True)
 class Recorded(Told, says="caller is recorded ({0.seconds:g} s)"):
     seconds: float
 
@@ -184,7 +223,20 @@ class Failure:
 
 
 Event: TypeAlias = (
-    Heard | Played | Paused | Pressed | Silence | Queued | Bridged | Dialed | Recorded | Hangup | Request | Failure
+    Heard
+    | Played
+    | Paused
+    | Pressed
+    | Silence
+    | Queued
+    | Bridged
+    | Dialed
+    | Rang
+    | Talked
+    | Recorded
+    | Hangup
+    | Request
+    | Failure
 )
 
 
@@ -660,6 +712,7 @@ class CallSetup:
     fallback_path: str = "/twilio/voice/fallback"
     max_turns: int = 200
     queue_position: int = 1
+    callee: Callee = field(default_factory=Callee)  # whoever a <Dial><Number> rings
     account_sid: str = field(default_factory=lambda: _sid("AC"))
     on_event: Callable[[Event], None] | None = None
 
@@ -886,6 +939,8 @@ class _Call:
         return "leave"
 
     def _dial(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Outcome:
+        if any(noun.tag == "Number" for noun in verb):
+            return self._dial_number(verb, document)
         for target in _dial_targets(verb):
             self._emit(target)
         self._pass(AGENT_TALK_SECONDS, heard=True)
@@ -893,6 +948,33 @@ class _Call:
             return None  # without an action Twilio goes on with the next verb
         result = {"DialCallStatus": "completed", "DialCallSid": _sid("CA")}
         return self._action(verb, document, {**result, "DialCallDuration": str(AGENT_TALK_SECONDS)})
+
+    def _dial_number(self, verb: ElementTree.Element, document: _Document) -> _Outcome:
+        """<Dial><Number> by Twilio's rules (the module's docstring): ring, talk within timeLimit, action."""
+        numbers = [noun for noun in verb if noun.tag == "Number"]
+        if len(numbers) != len(verb):
+            self._emit(Failure(None, "<Dial> with a <Number> and other nouns is real TwiML but not simulated"))
+        caller_id = verb.get("callerId", self.sim.from_number)
+        self._emit(Rang(_text(numbers[0]), caller_id))
+        answered = self._ring(self._number(verb, "timeout", 30), self._number(verb, "timeLimit", 14400))
+        if verb.get("action") is None:
+            return None
+        result = {"DialCallStatus": answered.status, "DialCallSid": _sid("CA")}
+        if answered.status == "completed":
+            result |= {"DialCallDuration": str(math.ceil(answered.seconds)), "DialBridged": "true"}
+        return self._action(verb, document, result)
+
+    def _ring(self, timeout: int, time_limit: int) -> Talked:
+        """The dialled phone as `CallSetup.callee` behaves, the call's clock moved on by the ringing and the talk."""
+        callee = self.sim.callee
+        if callee.answers == "completed":
+            talked = Talked("completed", min(callee.talks, time_limit), time_limit)
+            self._pass(talked.seconds, heard=True)
+        else:
+            talked = Talked(callee.answers)
+            self._pass(timeout if callee.answers == "no-answer" else 1)
+        self._emit(talked)
+        return talked
 
     def _record(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
         seconds = min(RECORDING_SECONDS, self._number(verb, "maxLength", 3600))

@@ -7,6 +7,8 @@ A flow is a set of named nodes. Each node may speak (`say`), then does one thing
 - `input`: wait for several keys ended by `finish_on_key`, check them against `pattern`, store them;
 - `effect`: ask the edge for something only it can do (look up, store, queue) and route by outcome;
 - `switch`: route by the value of a variable;
+- `dial`: put the caller through to the other party of a request (`citizen` or `worker`), whose number
+  only the edge looks up, and route by how the call ended (`DIAL_OUTCOMES`);
 - `enqueue` / `hangup`: end the flow.
 A wrong key or silence at a menu or input counts a try; after `max_tries` the node's `on_fail`
 (or the flow's) route is taken, so no caller is ever stuck.
@@ -29,6 +31,11 @@ from flows.exceptions import FlowError
 SAFE_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 DEFINITIONS = Path(__file__).with_name("definitions")
 PARAM_FORMS = ("digits", "text", "prompt", "service_name")
+# Whom a `dial` node may put the caller through to: the other party of a request, never a number.
+DIAL_PARTIES = ("citizen", "worker")
+# How a dial ends: talked (`completed`), not picked up, busy, not connected, or refused by the edge
+# (the request is not the caller's, or no longer open for calls).
+DIAL_OUTCOMES = frozenset({"completed", "no_answer", "busy", "failed", "refused"})
 # Effects the edge performs, each with the outcomes it can report (name → outcomes). The edge is the
 # one that knows them: it passes its list to `load`, which refuses a flow naming any other.
 Effects = Mapping[str, Collection[str]]
@@ -85,6 +92,7 @@ class Node:
     default: Route | None = None
     enqueue: str | None = None
     hangup: bool = False
+    dial: str | None = None  # the party to put the caller through to; `args` say about which request
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,7 @@ _NODE_KEYS = {
     "default",
     "enqueue",
     "hangup",
+    "dial",
 }
 _ROUTE_KEYS = {"say", "set", "goto", "retry"}
 _WAIT_KEYS = {
@@ -223,6 +232,7 @@ def _node(name: str, body: Any, problems: list[str]) -> Node:
         default=_route(body["default"], f"{where}.default", problems) if "default" in body else None,
         enqueue=_opt_str(body.get("enqueue")),
         hangup=bool(body.get("hangup", False)),
+        dial=_opt_str(body.get("dial")),
     )
 
 
@@ -353,13 +363,16 @@ def validate(flow: Flow, effects: Effects) -> list[str]:
 def _check_node(flow: Flow, node: Node, effects: Effects) -> list[str]:
     where = f"nodes.{node.name}"
     enders = [bool(node.goto), bool(node.wait), bool(node.effect), bool(node.switch), bool(node.enqueue), node.hangup]
+    enders.append(bool(node.dial))
     problems = []
     if sum(enders) != 1:
-        problems.append(f"{where}: needs exactly one of goto, menu/input, effect, switch, enqueue, hangup")
+        problems.append(f"{where}: needs exactly one of goto, menu/input, effect, switch, dial, enqueue, hangup")
     if node.goto and node.goto not in flow.nodes:
         problems.append(f"{where}.goto: no node named {node.goto!r}")
     if node.effect:
         problems += _check_effect(flow, node, where, effects)
+    if node.dial:
+        problems += _check_dial(flow, node, where)
     if node.switch:
         for key, route in node.cases.items():
             problems += _check_route(flow, route, f"{where}.cases.{key}")
@@ -386,6 +399,19 @@ def _check_effect(flow: Flow, node: Node, where: str, effects: Effects) -> list[
         f"{where}.outcomes: outcome {o!r} of {node.effect} is not handled"
         for o in sorted(outcomes - set(node.outcomes))
     ]
+    for key, route in node.outcomes.items():
+        problems += _check_route(flow, route, f"{where}.outcomes.{key}")
+    return problems
+
+
+def _check_dial(flow: Flow, node: Node, where: str) -> list[str]:
+    """A dial names a party, the request it is about, and where each way it can end leads."""
+    problems = [] if node.dial in DIAL_PARTIES else [f"{where}.dial: a party, one of {list(DIAL_PARTIES)}"]
+    if "request" not in node.args:
+        problems.append(f"{where}.args: a dial needs `request` (the request whose other party is called)")
+    outcomes = set(node.outcomes)
+    problems += [f"{where}.outcomes: a dial has no outcome {o!r}" for o in sorted(outcomes - DIAL_OUTCOMES)]
+    problems += [f"{where}.outcomes: outcome {o!r} of a dial is not handled" for o in sorted(DIAL_OUTCOMES - outcomes)]
     for key, route in node.outcomes.items():
         problems += _check_route(flow, route, f"{where}.outcomes.{key}")
     return problems

@@ -22,6 +22,7 @@ ANYWHERE_AGENT_KEY = "0"
 class Status(StrEnum):
     WAITING_KEYS = "waiting_keys"
     WAITING_EFFECT = "waiting_effect"
+    WAITING_DIAL = "waiting_dial"  # the caller is put through to someone; the platform says how it ended
     ENDED = "ended"
 
 
@@ -50,6 +51,14 @@ class Effect:
 
 
 @dataclass(frozen=True)
+class Dial:
+    """Put the caller through to `party` of a request (`args`): the edge looks up the number."""
+
+    party: str
+    args: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Enqueue:
     queue: str
 
@@ -59,7 +68,7 @@ class Hangup:
     pass
 
 
-Event = Say | Gather | Effect | Enqueue | Hangup
+Event = Say | Gather | Effect | Dial | Enqueue | Hangup
 
 
 # -- inputs (what happened) ------------------------------------------------------------------------
@@ -152,12 +161,19 @@ def resume(flow: Flow, session: Session, given: Input) -> tuple[Session, list[Ev
         run.apply(flow.on_fail)
     elif isinstance(given, Keys) and session.status is Status.WAITING_KEYS and node.wait:
         run.keys(node, given.digits.strip())
-    elif isinstance(given, Outcome) and session.status is Status.WAITING_EFFECT and node.effect:
+    elif isinstance(given, Outcome) and _awaits(session, node):
         run.outcome(node, given)
     else:
         return session, []  # an input the session is not waiting for: nothing happens
     turn = session.turn + 1 if isinstance(given, Keys) else session.turn
     return run.session(turn=turn), run.events
+
+
+def _awaits(session: Session, node: Node) -> bool:
+    """Whether the session waits on an outcome of this node: an effect's, or a dial's."""
+    return (session.status is Status.WAITING_EFFECT and bool(node.effect)) or (
+        session.status is Status.WAITING_DIAL and bool(node.dial)
+    )
 
 
 @dataclass
@@ -216,6 +232,10 @@ class _Run:
             args = {key: self.render_value(value, self.vars) for key, value in node.args.items()}
             self.events.append(Effect(node.effect, args))
             self.status = Status.WAITING_EFFECT
+        elif node.dial:
+            args = {key: self.render_value(value, self.vars) for key, value in node.args.items()}
+            self.events.append(Dial(node.dial, args))
+            self.status = Status.WAITING_DIAL
         elif node.wait:
             wait = node.wait
             prompts_ = tuple(self.render(item) for item in wait.prompt)
@@ -355,6 +375,15 @@ class _Run:
             service = self.flow.service(filled)
             return service.names.get(language, service.code) if service else filled
         return filled
+
+
+def pending_dial(flow: Flow, session: Session) -> Dial | None:
+    """The dial a session waits on (as `start`/`resume` asked for it), for the edge that hears how it ended."""
+    node = flow.nodes.get(session.node)
+    if session.status is not Status.WAITING_DIAL or node is None or node.dial is None:
+        return None
+    run = _Run(flow, session.language, dict(session.vars), {}, 0, [])
+    return Dial(node.dial, {key: run.render_value(value, run.vars) for key, value in node.args.items()})
 
 
 def _is_plain(value: Any) -> bool:

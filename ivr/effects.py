@@ -19,11 +19,11 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, enqueue, inbox, notice, retention
+from dispatch import availability, bridge, enqueue, inbox, notice, retention
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
-from flows.engine import Outcome
+from flows.engine import Dial, Outcome
 from storage import audit
 from storage.audit import AuditAction
 from storage.db import session_scope, upsert
@@ -252,7 +252,7 @@ def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         request = session.get(ServiceRequest, offer.request_id) if offer else None
     if offer is None or request is None:
         return Outcome("none")
-    locality = f"{pincodes.display_name(request.district, ctx.language)}, {' '.join(request.pincode)}"
+    locality = _locality(request, ctx.language)
     return Outcome(
         "found",
         {
@@ -262,6 +262,11 @@ def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
             "offer_locality": locality,
         },
     )
+
+
+def _locality(request: ServiceRequest, language: str) -> str:
+    """'Lucknow, 2 2 6 0 0 1': the district in the caller's language, the PIN code digit by digit."""
+    return f"{pincodes.display_name(request.district, language)}, {' '.join(request.pincode)}"
 
 
 def answer_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
@@ -313,6 +318,80 @@ def complete_job(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         return Outcome("refused")
     enqueue.after_completion(ctx.redis, request.id or 0)
     return Outcome("completed")
+
+
+# -- worker and citizen, put through to each other by the helpline ---------------------------------
+
+
+def find_jobs(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The worker's jobs whose customer they may ring through the helpline: one, several to pick from, none."""
+    jobs = _jobs(ctx, args)
+    if not jobs:
+        return Outcome("none")
+    if len(jobs) == 1:
+        return Outcome("one", _job(jobs[0], ctx.language))
+    rows = [
+        {"place": str(place), "number": j.number, "service": j.service_code, "locality": _locality(j, ctx.language)}
+        for place, j in enumerate(jobs, start=1)
+    ]
+    return Outcome("several", {"jobs": rows, "job_count": str(len(jobs))})
+
+
+def pick_job(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The job the worker picked by its place in the list they heard."""
+    jobs, place = _jobs(ctx, args), _int(args.get("place"))
+    if not 1 <= place <= len(jobs):
+        return Outcome("unknown")
+    return Outcome("picked", _job(jobs[place - 1], ctx.language))
+
+
+def _jobs(ctx: CallContext, args: Mapping[str, str]) -> list[ServiceRequest]:
+    with Session(ctx.engine) as session:
+        return bridge.jobs_of(session, _int(args.get("worker")), ctx.now(), ctx.settings.privacy.bridged_calls)
+
+
+def _job(job: ServiceRequest, language: str) -> dict[str, str]:
+    return {
+        "job_id": str(job.id),
+        "job_number": job.number,
+        "job_service": job.service_code,
+        "job_locality": _locality(job, language),
+    }
+
+
+def find_worker_to_call(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+    """A citizen's request whose worker the helpline may put them through to; or one that closed for
+    calls lately, and why."""
+    if ctx.caller is None:
+        return Outcome("none")
+    window = ctx.settings.privacy.bridged_calls
+    with Session(ctx.engine) as session:
+        request, closed = bridge.request_of_citizen(session, ctx.caller, ctx.now(), window)
+    if request is None:
+        return Outcome("none")
+    values = {"bridge_request": str(request.id), "bridge_number": request.number}
+    if closed is not None:
+        values |= {"closed_why": closed.value, "bridge_hours": str(window.after_completion_hours)}
+        return Outcome("closed", values)
+    status = "assigned" if request.status is RequestStatus.ASSIGNED else "done"
+    return Outcome("found", {**values, "bridge_status": status})
+
+
+def to_dial(ctx: CallContext, dial: Dial) -> bridge.Dialled | bridge.Closed:
+    """The number a flow's dial puts the caller through to, looked up now (never kept in the call's
+    state); or why the call cannot be made."""
+    ringing = bridge.Party.WORKER if dial.party == bridge.Party.CITIZEN else bridge.Party.CITIZEN
+    with Session(ctx.engine) as session:
+        return bridge.dialled(
+            session, _int(dial.args.get("request")), ringing, ctx.caller, ctx.now(), ctx.settings.privacy.bridged_calls
+        )
+
+
+def record_bridged_call(ctx: CallContext, dial: Dial, outcome: str, seconds: int, actor: str) -> None:
+    """A dial that went out, on its request's timeline."""
+    ringing = bridge.Party.WORKER if dial.party == bridge.Party.CITIZEN else bridge.Party.CITIZEN
+    with session_scope(ctx.engine) as session:
+        bridge.record_call(session, _int(dial.args.get("request")), ringing, actor, outcome, seconds)
 
 
 # -- the citizen's feedback call ----------------------------------------------------------------------
@@ -399,6 +478,9 @@ EFFECTS: dict[str, Performed] = {
     "agents_available": _performs(agents_available, "open", "closed"),
     "request_callback": _performs(request_callback, "recorded", "failed"),
     "send_privacy_notice": _performs(send_privacy_notice, "sent", "no_sms"),
+    "find_jobs": _performs(find_jobs, "one", "several", "none"),
+    "pick_job": _performs(pick_job, "picked", "unknown"),
+    "find_worker_to_call": _performs(find_worker_to_call, "found", "closed", "none"),
 }
 
 

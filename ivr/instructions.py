@@ -13,6 +13,8 @@ from telephony import call
 STEP_PATH = "/step"
 QUEUE_WAIT_PATH = "/queue/wait"
 QUEUE_RESULT_PATH = "/queue/result"
+DIALLED_PATH = "/dialled"  # a bridged call's end: the platform's dial action
+DIAL_AGAIN_PATH = "/dial"  # a retried request whose answer was a dial: the number looked up again
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ def instructions(
             said.append(call.Hangup())
         elif isinstance(event, engine.Effect):
             raise ValueError(f"effect {event.name} reached the call: the edge must perform it first")
+        elif isinstance(event, engine.Dial):
+            raise ValueError(f"a dial to the {event.party} reached the call: the edge must look up the number first")
     return said
 
 

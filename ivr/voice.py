@@ -24,10 +24,11 @@ from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
 from core.text import storable
-from dispatch import enqueue
+from dispatch import bridge, enqueue
 from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
-from flows.engine import Effect, Event, Keys, Say, Session, Status, Trigger, resume, start
+from flows.engine import Dial as DialEvent
+from flows.engine import Effect, Event, Keys, Outcome, Say, Session, Status, Trigger, pending_dial, resume, start
 from ivr import calllog
 from ivr.callstate import CallState
 from ivr.effects import (
@@ -35,20 +36,32 @@ from ivr.effects import (
     CallContext,
     known_effects,
     known_language,
+    record_bridged_call,
     record_callback,
     remember_language,
+    to_dial,
     who_rings,
 )
-from ivr.instructions import QUEUE_RESULT_PATH, QUEUE_WAIT_PATH, Voice, instructions, queued_by_app, spoken
+from ivr.instructions import (
+    DIAL_AGAIN_PATH,
+    DIALLED_PATH,
+    QUEUE_RESULT_PATH,
+    QUEUE_WAIT_PATH,
+    Voice,
+    instructions,
+    queued_by_app,
+    spoken,
+)
 from storage import callqueue
 from storage.db import UNREACHABLE
 from storage.runtime import Runtime
-from telephony import webhook_signed
+from telephony import our_number, webhook_signed
 from telephony.call import (
     CallPlatform,
     CallTurn,
     Conference,
     Dial,
+    DialNumber,
     Enqueue,
     Gather,
     Hangup,
@@ -66,6 +79,16 @@ HELPLINE_QUEUE = "helpline"
 QUEUE_KEY_PATH = "/queue/key"  # the action of the Gather in the waitUrl document, under the voice root
 MAX_APP_QUEUE = 100  # callers a queue the helpline keeps itself holds (Twilio's queues hold 100 by default)
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
+# How a dial ended, in the platform's words (Twilio's DialCallStatus, Plivo's DialStatus read as the
+# helpline's), as the flow's dial outcomes; any other word is a call that was not connected.
+DIAL_OUTCOMES = {
+    "completed": "completed",
+    "answered": "completed",
+    "no-answer": "no_answer",
+    "canceled": "no_answer",
+    "cancel": "no_answer",
+    "busy": "busy",
+}
 
 
 FLOWS = ("helpline", "worker", "feedback")
@@ -229,25 +252,95 @@ def step() -> Response:
 
 
 def _answer(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
-    """Perform the effects the flow asks for, then store and send the document of what it says."""
+    """Perform the effects the flow asks for, then store and send the document of what it says (and,
+    when it puts the caller through to someone, the dial)."""
     ctx = _context(state, session, turn)
-    performed = 0
-    while session.status is Status.WAITING_EFFECT:
+    performed, dial = 0, None
+    while session.status in (Status.WAITING_EFFECT, Status.WAITING_DIAL):
         performed += 1
         if performed > MAX_EFFECTS_PER_TURN:
             raise RuntimeError(f"flow {session.flow} asked for more than {MAX_EFFECTS_PER_TURN} effects in one turn")
-        effect = events.pop()
-        assert isinstance(effect, Effect)
-        outcome = EFFECTS[effect.name].perform(ctx, effect.args)
+        asked = events.pop()
+        if isinstance(asked, DialEvent):
+            dial = _dial(ctx, asked, session.turn)
+            if dial is not None:
+                break
+            outcome = Outcome("refused")
+        else:
+            assert isinstance(asked, Effect)
+            outcome = EFFECTS[asked.name].perform(ctx, asked.args)
         session, more = resume(_ivr().flows[session.flow], session, outcome)
         events += more
         ctx = _context(state, session, turn)
     if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
         remember_language(ctx)
         session = _with_known_language(session)
-    document = _ivr().document(events, session.turn)
-    state.save(session, key, document)
-    return _sent(document)
+    if dial is None:
+        document = _ivr().document(events, session.turn)
+        state.save(session, key, document)
+        return _sent(document)
+    # The number goes to the platform, never into the call's state: a retry of this request is
+    # answered by a redirect that looks the number up again.
+    said = instructions(events, _ivr().voices, turn=session.turn, root=_ivr().root, recordings=_ivr().recording)
+    state.save(session, key, _ivr().render([*said, Redirect(_path(f"{DIAL_AGAIN_PATH}?turn={session.turn}"))]))
+    return _answered(*said, dial)
+
+
+def _dial(ctx: CallContext, asked: DialEvent, turn: int) -> DialNumber | None:
+    """The caller put through to the other party of a request, with the helpline's number as caller
+    ID (the one the platform calls from; else the one this call is on); None when the domain refuses it now."""
+    dialled = to_dial(ctx, asked)
+    if not isinstance(dialled, bridge.Dialled):
+        log.info("call %s: dial to the %s refused: %s", ctx.call_sid, asked.party, dialled.value)
+        return None
+    on_this_call = _turn().caller if _turn().outbound else _turn().callee
+    caller_id = our_number(ctx.settings) or on_this_call
+    return DialNumber(dialled.number, caller_id, _path(f"{DIALLED_PATH}?turn={turn}"), dialled.time_limit_s)
+
+
+@bp.post(DIAL_AGAIN_PATH)
+@webhook_signed
+def dial_again() -> Response:
+    """A retried request whose answer was a dial: the dial again, its number looked up again."""
+    state = _state()
+    turn = request.args.get("turn", default=-1, type=int)
+    with state.turn(f"dial:{turn}") as (answered, session):
+        if answered is not None:
+            return _sent(answered)  # refused before: the same answer
+        if session is None or session.turn != turn or session.status is not Status.WAITING_DIAL:
+            return _lost(state, session)
+        flow = _ivr().flows[session.flow]
+        asked = pending_dial(flow, session)
+        assert asked is not None
+        dial = _dial(_context(state, session, turn), asked, turn)
+        if dial is None:  # closed meanwhile: the flow says so
+            session, events = resume(flow, session, Outcome("refused"))
+            return _answer(state, session, events, key=f"dial:{turn}", turn=turn)
+        return _answered(dial)
+
+
+@bp.post(DIALLED_PATH)
+@webhook_signed
+def dialled() -> Response:
+    """A bridged call is over (or never connected): it goes on the request's timeline with how it
+    ended and how long it lasted, and the caller's flow goes on."""
+    state = _state()
+    turn = request.args.get("turn", default=-1, type=int)
+    key = f"dialled:{turn}"
+    with state.turn(key) as (answered, session):
+        if answered is not None:
+            return _sent(answered)  # a retry of this very request
+        if session is None or session.turn != turn or session.status is not Status.WAITING_DIAL:
+            return _lost(state, session)
+        flow = _ivr().flows[session.flow]
+        dial = pending_dial(flow, session)
+        assert dial is not None
+        outcome = DIAL_OUTCOMES.get(_turn().dial_status, "failed")
+        seconds = (calllog.seconds(_turn().dial_duration) or 0) if outcome == "completed" else 0
+        actor = f"worker:{session.vars['worker_id']}" if session.vars.get("worker_id") else "citizen"
+        record_bridged_call(_context(state, session, turn), dial, outcome, seconds, actor)
+        session, events = resume(flow, session, Outcome(outcome, {"bridged_seconds": str(seconds)}))
+        return _answer(state, session, events, key=key, turn=turn)
 
 
 def _with_known_language(session: Session) -> Session:

@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
     REQUEST_REDISPATCHED = "request.redispatched"
     REQUEST_NOTE = "request.note"
     REQUEST_FOLLOWUP = "request.followup"
+    REQUEST_CALL_BRIDGED = "request.call_bridged"  # worker and citizen put through by the helpline
     REQUESTS_EXPORTED = "requests.exported"
     OFFER_SENT = "offer.sent"
     OFFER_DECLINED = "offer.declined"

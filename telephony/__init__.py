@@ -41,6 +41,13 @@ def call_platform(settings: Settings) -> CallPlatform:
     return TwilioWebhooks()
 
 
+def our_number(settings: Settings) -> str | None:
+    """The helpline's number the platform places calls from (the caller ID people see when it rings
+    them, and when it puts a caller through to them); None when none is configured."""
+    platform = settings.plivo if settings.telephony.platform == "plivo" else settings.twilio
+    return platform.from_number
+
+
 def webhook_url(settings: Settings, path: str) -> str:
     """The public URL of one of the configured platform's webhooks: `path` ("/voice", "/sms/status")
     under that platform's root (/twilio, /plivo)."""

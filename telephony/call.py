@@ -31,7 +31,8 @@ class CallTurn:
     queue_position: str = ""  # the caller's place in the agents' queue
     queue_result: str = ""  # how the caller left that queue: bridged, hangup, leave, …
     queue_time: str = ""  # seconds the caller waited in it
-    dial_status: str = ""  # how an agent's dial to the queue ended: completed, answered, no-answer, …
+    dial_status: str = ""  # how a dial ended (an agent's to the queue, a bridged call): completed, busy, no-answer, …
+    dial_duration: str = ""  # seconds the dialled party was connected, when they answered
     failed_url: str = ""  # the URL of ours that failed, when the platform falls back
 
     @property
@@ -129,6 +130,19 @@ class Dial:
 
 
 @dataclass(frozen=True)
+class DialNumber:
+    """Put the caller through to `number`, shown `caller_id` (the helpline's number); ring `timeout`
+    seconds, talk at most `time_limit` seconds; `action` hears how it ended (and how long it lasted),
+    and what it answers is the rest of the call."""
+
+    number: str
+    caller_id: str
+    action: str
+    time_limit: int
+    timeout: int = 30
+
+
+@dataclass(frozen=True)
 class Conference:
     """Join the call to the conference room `room`, ended when either call leaves it: how an agent is
     bridged with a caller where the platform has no queue verbs (both join the caller's room). The
@@ -137,7 +151,7 @@ class Conference:
     room: str
 
 
-Instruction = Say | Play | Gather | Redirect | Enqueue | Leave | Pause | Hangup | Dial | Conference
+Instruction = Say | Play | Gather | Redirect | Enqueue | Leave | Pause | Hangup | Dial | DialNumber | Conference
 
 
 class CallPlatform(Protocol):

@@ -1,6 +1,6 @@
 """Plivo's webhooks: its forms read into the helpline's call types, and call instructions written as
 Plivo XML with the SDK's own builders (`plivo.plivoxml`), by the rules Plivo documents
-(plivo.com/docs/voice/xml/getdigits, /xml/request, /xml/speak).
+(plivo.com/docs/voice/xml/getdigits, /xml/request, /xml/speak, /xml/dial).
 
 Plivo XML has no queue verbs: `Enqueue`, `Leave` and a `Dial` to a queue never reach this renderer,
 the web adapter keeps the queue itself (`CallPlatform.queues` is False), asks for documents made
@@ -17,6 +17,7 @@ from telephony.call import (
     CallTurn,
     Conference,
     DeliveryReport,
+    DialNumber,
     Gather,
     Hangup,
     InboundMessage,
@@ -97,7 +98,8 @@ def call_turn(form: Mapping[str, str]) -> CallTurn:
         status=STATUS_WORDS.get(status, status),
         duration=get("Duration", ""),
         hangup_cause=get("HangupCause", ""),
-        dial_status=get("DialStatus", ""),
+        dial_status=STATUS_WORDS.get(get("DialStatus", ""), get("DialStatus", "")),
+        dial_duration=get("DialBLegDuration", ""),
     )
 
 
@@ -147,6 +149,22 @@ def _hangup(platform: PlivoWebhooks, _hangup: Hangup) -> Any:
     return plivoxml.HangupElement()
 
 
+def _dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
+    """Dial with a Number (plivo.com/docs/voice/xml/dial): numbers as digits without '+', as Plivo
+    writes them; `action` gets DialStatus (timeout is the helpline's no-answer) and DialBLegDuration,
+    and with redirect (Plivo's default) its XML goes on with the call."""
+    element = plivoxml.DialElement(
+        action=platform.url(dial.action),
+        method="POST",
+        caller_id=dial.caller_id.removeprefix("+"),
+        time_limit=dial.time_limit,
+        timeout=dial.timeout,
+        redirect=True,
+    )
+    element.add(plivoxml.NumberElement(dial.number.removeprefix("+")))
+    return element
+
+
 def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
     """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
     ends when either member leaves; then Plivo goes on with the next element."""
@@ -155,6 +173,7 @@ def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
 
 _WRITERS: dict[type, Callable[[PlivoWebhooks, Any], Any]] = {
     Conference: _conference,
+    DialNumber: _dial,
     Say: _speak,
     Play: _play,
     Gather: _get_digits,

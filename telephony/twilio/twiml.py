@@ -14,6 +14,7 @@ from telephony.call import (
     Conference,
     DeliveryReport,
     Dial,
+    DialNumber,
     Enqueue,
     Gather,
     Hangup,
@@ -73,6 +74,7 @@ def call_turn(form: Mapping[str, str]) -> CallTurn:
         queue_result=get("QueueResult", ""),
         queue_time=get("QueueTime", ""),
         dial_status=get("DialCallStatus", ""),
+        dial_duration=get("DialCallDuration", ""),
         failed_url=get("ErrorUrl", ""),
     )
 
@@ -137,6 +139,15 @@ def _dial(parent: Any, dial: Dial) -> None:
     verb.queue(dial.queue, url=dial.bridge_url, method="POST")
 
 
+def _dial_number(parent: Any, dial: DialNumber) -> None:
+    """<Dial callerId timeLimit timeout action><Number> (twilio.com/docs/voice/twiml/dial): the
+    action hears DialCallStatus and DialCallDuration, and its TwiML goes on with the call."""
+    verb = parent.dial(
+        action=dial.action, method="POST", caller_id=dial.caller_id, time_limit=dial.time_limit, timeout=dial.timeout
+    )
+    verb.number(dial.number)
+
+
 def _conference(parent: Any, conference: Conference) -> None:
     parent.dial().conference(conference.room, end_conference_on_exit=True)
 
@@ -152,5 +163,6 @@ _WRITERS: dict[type, Callable[[Any, Any], None]] = {
     Pause: _pause,
     Hangup: _hangup,
     Dial: _dial,
+    DialNumber: _dial_number,
 }
 EMPTY_MESSAGE_REPLY = str(MessagingResponse())

@@ -109,6 +109,12 @@ WEBHOOKS: dict[str, tuple[dict[str, st.SearchStrategy[str | None]], st.SearchStr
         query("turn"),
         True,
     ),
+    "/twilio/voice/dialled": (
+        call_fields(DialCallStatus=maybe(junk(20)), DialCallDuration=maybe(NUMBERS), DialCallSid=maybe(junk(40))),
+        query("turn"),
+        True,
+    ),
+    "/twilio/voice/dial": (call_fields(), query("turn"), True),
     "/twilio/voice/status": (
         call_fields(CallDuration=maybe(NUMBERS), Timestamp=maybe(junk(40)), SequenceNumber=maybe(NUMBERS)),
         query("offer", "feedback"),

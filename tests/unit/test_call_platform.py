@@ -14,6 +14,7 @@ from telephony.call import (
     Conference,
     DeliveryReport,
     Dial,
+    DialNumber,
     Enqueue,
     Gather,
     Hangup,
@@ -60,6 +61,23 @@ HINDI = Say("नमस्ते", "hi-IN", "Polly.Aditi")
 )
 def test_each_instruction_is_its_twiml_verb(instruction: object, twiml: str) -> None:
     assert TWILIO.document([instruction]) == f"{XML}<Response>{twiml}</Response>"  # type: ignore[list-item]
+
+
+def test_a_bridged_call_is_a_dial_of_the_number_with_our_caller_id_and_its_time_limit() -> None:
+    dial = DialNumber("+919876543210", "+18005550100", "/twilio/voice/dialled?turn=3", time_limit=900)
+    assert TWILIO.document([dial]) == (
+        f'{XML}<Response><Dial action="/twilio/voice/dialled?turn=3" callerId="+18005550100" method="POST" '
+        'timeLimit="900" timeout="30"><Number>+919876543210</Number></Dial></Response>'
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "duration"), [("completed", "95"), ("busy", ""), ("no-answer", ""), ("failed", ""), ("canceled", "")]
+)
+def test_the_dials_action_says_how_it_ended_and_how_long_it_lasted(status: str, duration: str) -> None:
+    form = {"CallSid": "CA" + "1" * 32, "DialCallStatus": status, "DialCallSid": "CA" + "2" * 32}
+    turn = TWILIO.call_turn(form | ({"DialCallDuration": duration} if duration else {}))
+    assert (turn.dial_status, turn.dial_duration) == (status, duration)
 
 
 def test_a_flow_wait_goes_to_its_action_even_after_silence_and_speaks_its_prompts_inside() -> None:

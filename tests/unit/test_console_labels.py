@@ -153,6 +153,7 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
         "request.note",
         "request.followup",
         "feedback.call_unanswered",
+        "request.call_bridged",
     ]
     shown = {action.replace("request.", "").replace(".", " ") for action in request_actions}
     shown |= {
@@ -163,7 +164,8 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
         "worker.verified",
         "worker.rejected",
     }
-    shown |= {"dispatch", "ivr", "ivr:feedback", "worker", "caller", "api"}  # who did it
+    shown |= {"dispatch", "ivr", "ivr:feedback", "worker", "caller", "citizen", "api"}  # who did it
+    shown |= {"completed", "no_answer", "busy", "failed"}  # how a bridged call ended
     assert sorted(shown - known("hi")) == []
 
 

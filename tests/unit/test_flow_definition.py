@@ -157,3 +157,29 @@ def test_the_helpline_flow_must_play_the_privacy_notice(tmp_path: Path) -> None:
             "helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES, directory=tmp_path
         )
     assert "helpline: prompt 'privacy_notice' is never played, and the flow must play it" in caught.value.problems
+
+
+def a_dial(**changes: object) -> dict:
+    """A flow whose menu's 1 puts the caller through to the worker of a request."""
+    flow = small_flow()
+    dial = {"dial": "worker", "args": {"request": "{bridge_request}"}}
+    dial["outcomes"] = {o: "bye" for o in ("completed", "no_answer", "busy", "failed", "refused")}
+    flow["nodes"]["menu"]["menu"]["options"]["1"] = "call"
+    flow["nodes"]["call"] = dial | changes
+    return flow
+
+
+def test_a_dial_to_the_other_party_of_a_request_loads(tmp_path: Path) -> None:
+    call = load(tmp_path, a_dial()).node("call")
+    assert (call.dial, dict(call.args)) == ("worker", {"request": "{bridge_request}"})
+
+
+def test_a_dial_names_a_party_never_a_number(tmp_path: Path) -> None:
+    assert "nodes.call.dial: a party, one of ['citizen', 'worker']" in problems(tmp_path, a_dial(dial="+919876543210"))
+
+
+def test_a_dial_says_which_request_and_handles_every_way_it_can_end(tmp_path: Path) -> None:
+    found = problems(tmp_path, a_dial(args={}, outcomes={"completed": "bye", "answered": "bye"}))
+    assert "nodes.call.args: a dial needs `request` (the request whose other party is called)" in found
+    assert "nodes.call.outcomes: a dial has no outcome 'answered'" in found
+    assert "nodes.call.outcomes: outcome 'busy' of a dial is not handled" in found

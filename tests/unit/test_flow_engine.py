@@ -11,6 +11,7 @@ import yaml
 from flows import definition
 from flows.definition import ServiceChoice
 from flows.engine import (
+    Dial,
     Effect,
     Enqueue,
     Event,
@@ -22,6 +23,7 @@ from flows.engine import (
     Session,
     Status,
     Trigger,
+    pending_dial,
     resume,
     start,
 )
@@ -49,7 +51,11 @@ class Call:
     """A caller working through the flow; effects are answered by the test."""
 
     def __init__(self, language: str | None = None) -> None:
+        """A returning caller (`language`) is first looked up for a worker to ring: here they have none."""
         self.session, self.events = start(FLOW, Trigger(language, {"known_language": language or ""}))
+        if self.session.status is Status.WAITING_EFFECT and self.effect().name == "find_worker_to_call":
+            self.session, more = resume(FLOW, self.session, Outcome("none"))
+            self.events = [*self.events[:-1], *more]
 
     def press(self, digits: str) -> list[str]:
         self.session, self.events = resume(FLOW, self.session, Keys(digits))
@@ -290,3 +296,31 @@ def test_the_step_guard_stops_a_flow_that_loops_without_waiting(tmp_path: Path) 
 def test_garbage_keys_are_a_wrong_key(garbage: str) -> None:
     call = Call(language="en")
     assert call.press(garbage)[0] == "Sorry, that is not one of the choices."
+
+
+# -- a caller put through to their worker -------------------------------------------------------------
+
+
+def test_a_returning_caller_with_a_worker_presses_1_and_the_flow_waits_on_the_dial() -> None:
+    session, events = start(FLOW, Trigger("en", {"known_language": "en"}))
+    assert events[-1] == Effect("find_worker_to_call", {})
+    session, events = resume(
+        FLOW,
+        session,
+        Outcome("found", {"bridge_request": "41", "bridge_number": "9320413", "bridge_status": "assigned"}),
+    )
+    assert heard(events)[:2] == [
+        "Your request nine, three, two, zero, four, one, three: your worker is assigned and on the way.",
+        "To speak to your worker, press 1. For the main menu, press any other key.",
+    ]
+    session, events = resume(FLOW, session, Keys("1"))
+    assert heard(events) == ["Connecting you to your worker through the helpline. Please hold."]
+    assert events[-1] == Dial("worker", {"request": "41"})
+    assert session.status is Status.WAITING_DIAL
+    assert pending_dial(FLOW, session) == Dial("worker", {"request": "41"})
+
+    assert resume(FLOW, session, Keys("5")) == (session, [])  # keys are not what a dial waits for
+    session, events = resume(FLOW, session, Outcome("busy", {"bridged_seconds": "0"}))
+    assert heard(events)[0] == "Your worker's line is busy. Please try again later."
+    assert session.node == "main_menu"
+    assert pending_dial(FLOW, session) is None

@@ -8,7 +8,20 @@ from xml.etree import ElementTree
 import pytest
 
 from ivr.instructions import queued_by_app
-from telephony.call import Conference, Dial, Enqueue, Gather, Hangup, Instruction, Leave, Pause, Play, Redirect, Say
+from telephony.call import (
+    Conference,
+    Dial,
+    DialNumber,
+    Enqueue,
+    Gather,
+    Hangup,
+    Instruction,
+    Leave,
+    Pause,
+    Play,
+    Redirect,
+    Say,
+)
 from telephony.plivo.xml import PlivoWebhooks
 
 PUBLIC_URL = "https://helpline.example.gov.in"
@@ -39,6 +52,32 @@ CALL_UUID = "2f6a1b4c-8d3e-4f5a-9b6c-7d8e9f0a1b2c"
 )
 def test_each_instruction_is_its_plivo_element_with_fully_qualified_urls(instruction: object, xml: str) -> None:
     assert PLIVO.document([instruction]) == f"<Response>{xml}</Response>"  # type: ignore[list-item]
+
+
+def test_a_bridged_call_is_a_dial_of_the_number_as_plivo_writes_numbers_with_our_caller_id_and_time_limit() -> None:
+    dial = DialNumber("+919876543210", "+918035350100", "/plivo/voice/dialled?turn=3", time_limit=900)
+    assert PLIVO.document([dial]) == (
+        f'<Response><Dial action="{PUBLIC_URL}/plivo/voice/dialled?turn=3" method="POST" timeLimit="900" '
+        'timeout="30" callerId="918035350100" redirect="true"><Number>919876543210</Number></Dial></Response>'
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "duration", "heard"),
+    [
+        ("completed", "95", "completed"),
+        ("busy", "", "busy"),
+        ("no-answer", "", "no-answer"),
+        ("timeout", "", "no-answer"),  # Plivo's other word for a phone nobody picked up
+        ("failed", "", "failed"),
+    ],
+)
+def test_the_dials_action_says_how_it_ended_and_how_long_the_b_leg_lasted(
+    status: str, duration: str, heard: str
+) -> None:
+    form = {"CallUUID": CALL_UUID, "DialStatus": status, "DialALegUUID": CALL_UUID, "DialRingStatus": "true"}
+    turn = PLIVO.call_turn(form | ({"DialBLegDuration": duration} if duration else {}))
+    assert (turn.dial_status, turn.dial_duration) == (heard, duration)
 
 
 def test_a_flow_wait_is_getdigits_with_its_prompts_inside_and_the_redirect_after_it_for_silence() -> None:

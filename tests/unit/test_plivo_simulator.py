@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import pytest
 from flask import Flask, Response, request
 from plivo.utils.signature_v3 import validate_v3_signature
 
 from devtools.plivo_simulator import NONCE_HEADER, SIGNATURE_HEADER, PlivoCallSimulator, plivo_headers
-from devtools.simulator import Bridged, Dialed, FlaskTransport, Heard, Paused, Silence, Transcript
+from devtools.simulator import Bridged, Callee, Dialed, FlaskTransport, Heard, Paused, Rang, Silence, Talked, Transcript
 
 AUTH_TOKEN = "plivo-test-token-0123456789"
 PUBLIC_URL = "https://helpline.example.gov.in"
@@ -42,9 +43,12 @@ def helpline(pages: dict[str, Page]) -> Flask:
     return app
 
 
-def call(pages: dict[str, Page], keys: Iterable[str] = ()) -> Transcript:
+def call(pages: dict[str, Page], keys: Iterable[str] = (), callee: Callee | None = None) -> Transcript:
     transport = FlaskTransport(helpline(pages).test_client(), PUBLIC_URL, AUTH_TOKEN, sign=plivo_headers)
-    return PlivoCallSimulator(transport, public_url=PUBLIC_URL, from_number="+919876543210").run(keys)
+    simulator = PlivoCallSimulator(
+        transport, public_url=PUBLIC_URL, from_number="+919876543210", callee=callee or Callee()
+    )
+    return simulator.run(keys)
 
 
 def posted_to(transcript: Transcript, path: str) -> list[dict[str, str]]:
@@ -104,6 +108,39 @@ def test_wait_and_a_conference_then_the_next_element_and_the_hangup_callback() -
     [hangup] = posted_to(transcript, STATUS)
     assert (hangup["CallStatus"], hangup["HangupCause"]) == ("completed", "NORMAL_CLEARING")
     assert hangup["Duration"] == str(transcript.duration)
+
+
+def dial_pages(attributes: str) -> dict[str, Page]:
+    number = "<Number>919415000001</Number>"
+    dial = f'<Dial action="{PUBLIC_URL}/plivo/dialled" {attributes}>{number}</Dial><Speak>unreachable</Speak>'
+    said = "<Speak>{DialStatus} {DialBLegDuration}</Speak>"
+    return {VOICE: xml(dial), "/plivo/dialled": lambda form: xml(said.format_map({"DialBLegDuration": "-", **form}))}
+
+
+def test_a_dialled_number_rings_with_the_caller_id_and_talks_until_the_time_limit() -> None:
+    transcript = call(dial_pages('callerId="918035350100" timeLimit="900"'), callee=Callee("completed", talks=1200))
+    assert [e for e in transcript.events if isinstance(e, Rang | Talked)] == [
+        Rang("919415000001", "918035350100"),
+        Talked("completed", 900, 900),
+    ]
+    assert transcript.heard == ["completed 900"]
+    [action] = posted_to(transcript, "/plivo/dialled")
+    assert (action["DialRingStatus"], action["DialHangupCause"]) == ("true", "NORMAL_CLEARING")
+    assert action["DialALegUUID"] == transcript.call_sid
+    assert action["DialBLegUUID"]
+
+
+@pytest.mark.parametrize(("answers", "cause"), [("no-answer", "NO_ANSWER"), ("busy", "USER_BUSY")])
+def test_a_dialled_phone_that_does_not_connect_has_no_b_leg(answers: str, cause: str) -> None:
+    transcript = call(dial_pages('timeout="20"'), callee=Callee(answers))  # type: ignore[arg-type]
+    assert transcript.heard == [f"{answers} -"]
+    [action] = posted_to(transcript, "/plivo/dialled")
+    assert (action["DialHangupCause"], action["DialBLegUUID"]) == (cause, "")
+
+
+def test_a_dial_action_must_be_a_fully_qualified_url() -> None:
+    transcript = call({VOICE: xml('<Dial action="/plivo/dialled"><Number>919415000001</Number></Dial>')})
+    assert any("Dial action needs a fully qualified URL" in f.message for f in transcript.errors)
 
 
 def test_an_element_plivo_does_not_know_is_an_error() -> None:

@@ -21,6 +21,7 @@ from devtools.simulator import (
     APPLICATION_ERROR,
     DEFAULT_HOLD_MUSIC,
     Bridged,
+    Callee,
     CallSetup,
     CallSimulator,
     FlaskTransport,
@@ -29,9 +30,11 @@ from devtools.simulator import (
     Played,
     Pressed,
     Queued,
+    Rang,
     Reply,
     Send,
     Silence,
+    Talked,
     TerminalKeys,
     Transcript,
     collect_digits,
@@ -286,6 +289,41 @@ def test_dial_posts_its_action_with_the_dial_status() -> None:
         "/twilio/dialed": lambda form: twiml(f"<Say>Dial {form['DialCallStatus']}</Say>"),
     }
     assert call(pages).heard == ["Dial completed"]
+
+
+def dial_pages(attributes: str) -> dict[str, Page]:
+    dial = f'<Dial action="/twilio/dialled" {attributes}><Number>+919876543210</Number></Dial><Say>unreachable</Say>'
+    said = "<Say>{DialCallStatus} {DialCallDuration}</Say>"
+    return {
+        VOICE: twiml(dial),
+        "/twilio/dialled": lambda form: twiml(said.format_map({"DialCallDuration": "-", **form})),
+    }
+
+
+def test_a_dialled_number_rings_with_the_caller_id_and_talks_until_the_time_limit() -> None:
+    transcript = call(dial_pages('callerId="+18005550100" timeLimit="900"'), callee=Callee("completed", talks=1200))
+    assert transcript.events[1:3] == [Rang("+919876543210", "+18005550100"), Talked("completed", 900, 900)]
+    assert transcript.heard == ["completed 900"]
+    assert transcript.duration >= 900
+
+
+def test_a_dialled_phone_that_talks_within_the_default_limit_of_four_hours() -> None:
+    transcript = call(dial_pages(""), callee=Callee("completed", talks=5 * 3600), from_number="+919415000001")
+    assert transcript.events[1] == Rang("+919876543210", "+919415000001")  # no callerId: the caller's own
+    assert transcript.heard == ["completed 14400"]
+
+
+@pytest.mark.parametrize("answers", ["no-answer", "busy", "failed"])
+def test_a_dialled_phone_that_does_not_connect_has_no_duration(answers: str) -> None:
+    transcript = call(dial_pages('timeout="20"'), callee=Callee(answers))  # type: ignore[arg-type]
+    assert transcript.heard == [f"{answers} -"]
+    assert posted_to(transcript, "/twilio/dialled")[0]["DialCallStatus"] == answers
+    assert (transcript.duration >= 20) is (answers == "no-answer")  # ringing out takes the timeout
+
+
+def test_a_dial_without_an_action_goes_on_with_the_next_verb() -> None:
+    pages: dict[str, Page] = {VOICE: twiml("<Dial><Number>+919876543210</Number></Dial><Say>after</Say>")}
+    assert call(pages).heard == ["after"]
 
 
 @pytest.mark.parametrize(("key", "digits", "ended_by"), [("#", "#", "app"), ("hangup", "hangup", "caller")])
