@@ -348,6 +348,13 @@ class TwilioSandbox:
         delete needs the account's credentials (401 without); media is served to whoever has its URL,
         as Twilio's is unless the account asks for HTTP auth on media."""
         authorized = self._authenticated(authorization)
+        fault = self._next_fault()  # injected failures meet these requests too
+        if fault and fault.delay:
+            self._stopping.wait(fault.delay)
+        if fault and fault.status:
+            with self._changed:
+                self.refused += 1
+            return fault.status
         self._record("Recordings", {"method": method, "recording_id": recording, "authorized": authorized})
         if method == "DELETE" and not authorized:
             return HTTPStatus.UNAUTHORIZED
