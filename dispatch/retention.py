@@ -13,7 +13,7 @@ import logging
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -378,10 +378,10 @@ class StillServing(Exception):
 
 
 def erase_caller(
-    engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int, now: datetime | None = None
+    engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int, now: datetime
 ) -> Counts:
     """Erase one citizen everywhere, at their own request (approved by a supervisor), their recordings
-    at the platform too; the counts only. `now`: when (the caller's clock; the recordings' erasure time)."""
+    at the platform too; the counts only. `now`: the caller's clock."""
     key = key_of(settings)
     counts = Counts()
     with Session(engine) as session, session.begin():
@@ -406,7 +406,6 @@ def erase_caller(
             col(Recording.erased_at).is_(None),
             col(Recording.request_id).in_(select(ServiceRequest.id).where(ServiceRequest.caller_id == caller_id)),
         )
-        moment = now or datetime.now(UTC)
-        counts.recordings_deleted = erase_recordings(session, settings, list(session.exec(theirs).all()), moment)
+        counts.recordings_deleted = erase_recordings(session, settings, list(session.exec(theirs).all()), now)
         counts.redis_entries_removed = erase_from_redis(connection, counts.numbers_erased)
     return counts
