@@ -476,7 +476,7 @@ class ScriptedKeys:
 class TerminalKeys:
     """Key items typed by a person, one a line; the end of input hangs up."""
 
-    PROMPT = "keys (digits, Enter = silence, agent, hangup)> "
+    PROMPT = "keys (digits, Enter = silence, say:N to speak N s at a beep, agent, hangup)> "
 
     def __init__(self, inp: TextIO, out: TextIO) -> None:
         self.inp, self.out = inp, out
