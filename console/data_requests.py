@@ -134,7 +134,9 @@ def approve(request_id: int) -> ResponseReturnValue:
     if filed is None:
         return redirect(url_for(".show", request_id=request_id))
     try:
-        counts = retention.erase_caller(runtime().engine, runtime().redis, runtime().settings, filed.caller_id)
+        counts = retention.erase_caller(
+            runtime().engine, runtime().redis, runtime().settings, filed.caller_id, runtime().clock.now()
+        )
     except retention.StillServing:
         flash(STILL_OPEN)
         return redirect(url_for(".show", request_id=request_id))

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
-from console import auth, history
+from console import auth, history, recordings
 from console.auth import MANAGERS, STAFF, requires, runtime
 from console.callers import promise_callback
 from console.forms import NOTE_MAX, parse_id, plain
@@ -301,6 +301,7 @@ def show(number: str) -> ResponseReturnValue:
         ).all()
         timeline = _timeline(db, found, agency)
         candidates = _candidates(db, found) if g.user.role in STAFF else []
+        spoken = recordings.spoken_address(db, found.id) if recordings.may_hear(db, found) else None
     return render_template(
         "console/request.html",
         r=found,
@@ -310,6 +311,7 @@ def show(number: str) -> ResponseReturnValue:
         timeline=timeline,
         candidates=candidates,
         can_act=g.user.role in STAFF,
+        spoken=spoken,
     )
 
 

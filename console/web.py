@@ -21,6 +21,7 @@ from console import (
     privacy,
     providers,
     queue,
+    recordings,
     requests,
     users,
     workers,
@@ -59,7 +60,8 @@ SECURITY_HEADERS = {
 }
 
 
-for _part in (auth, queue, callers, requests, workers, providers, worklist, dashboard, users, data_requests, breaches):
+_PARTS = (auth, queue, callers, requests, recordings, workers, providers, worklist, dashboard, users, data_requests)
+for _part in (*_PARTS, breaches):
     bp.register_blueprint(_part.bp)
 
 

@@ -60,7 +60,11 @@ def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> 
 @click.command()
 @click.option("--url", default=None, help="where the helpline runs (default: public_url)")
 @click.option("--from", "from_number", default="+919876543210", show_default=True, help="caller ID, or anonymous")
-@click.option("--keys", default=None, help="a script such as 2,1,1,226001#,1 ('-' = silence); else typed")
+@click.option(
+    "--keys",
+    default=None,
+    help="a script such as 2,1,1,226001#,1,say:6# ('-' = silence, say:N = N s spoken at a beep); else typed",
+)
 @click.option(
     "--platform",
     type=click.Choice(["twilio", "plivo"]),

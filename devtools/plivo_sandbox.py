@@ -11,6 +11,12 @@ It answers the two requests the gateway makes, as Plivo documents them:
   `from`, `to`, `answer_url`, `answer_method`, `hangup_url`, `ring_timeout`; answered 201 with
   `request_uuid`.
 
+Recordings a simulated caller made at a <Record> (plivo.com/docs/voice/xml/record: the action gets
+RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
+`GET /v1/Account/{auth_id}/Recording/{id}.mp3`, and deleted by the SDK's `recordings.delete`,
+`DELETE /v1/Account/{auth_id}/Recording/{id}/` (plivo.com/docs/voice/api/recording/delete-a-recording:
+204); each fetch and delete is recorded, as on the Twilio sandbox.
+
 Errors have Plivo's shape, `{"api_id": …, "error": …}`, with the HTTP statuses Plivo documents
 (plivo.com/docs/messaging/api/response: 400 a parameter missing or invalid, 401 authentication
 failed, 404, 429 rate limited, 500). Records are read over HTTP under `/_sandbox/`, as the Twilio
@@ -52,6 +58,7 @@ NUMBER = re.compile(r"^[1-9]\d{6,13}$")  # Plivo's sanitized numbers: country co
 SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
 DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
 CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED}
+RECORDING_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Recording/(?P<recording>[0-9a-f-]{36})(?:/|\.mp3|\.wav)$")
 
 
 class PlivoRefusal(SandboxRefusal):
@@ -136,6 +143,7 @@ class PlivoSandbox(TwilioSandbox):
     """Plivo's Message and Call API on a loopback port, recording every accepted request."""
 
     name = "Plivo"
+    recording_path = RECORDING_PATH
 
     def __init__(self, auth_id: str, auth_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(auth_id, auth_token, host, port)

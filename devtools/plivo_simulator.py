@@ -25,7 +25,14 @@ The rules simulated, from Plivo's documentation:
   (completed, busy, failed, no-answer), DialRingStatus, DialHangupCause, DialALegUUID, DialBLegUUID
   (empty when nobody answered) and DialBLegDuration (the B leg's seconds, when it answered), and
   with `redirect` (true by default) runs the XML it answers (redirect=false is not simulated).
-- XML elements Plivo knows that the helpline does not use (Record, GetInput, …) are reported
+- Record (plivo.com/docs/voice/xml/record): a beep (`playBeep`), then the caller speaks until
+  `finishOnKey` ('#' by default), `timeout` seconds of silence (15) or `maxLength` (60); with
+  `redirect` (true) Plivo requests `action` with RecordUrl, RecordingID, RecordingDuration,
+  RecordingDurationMs, RecordingStartMs, RecordingEndMs and Digits. The page does not say what an
+  empty recording posts: the simulator requests the action with RecordingDuration "-1" and no
+  RecordUrl or RecordingID (the helpline takes anything under a second, or without a URL, as
+  nothing said). Key items as for the Twilio simulator: `say:N`, `say:N#`, `say:N!` (lost).
+- XML elements Plivo knows that the helpline does not use (GetInput, …) are reported
   as not simulated; an unknown element is an error, as Plivo logs it.
 
     sewamitra simulate --platform plivo --keys 2,1,1,226001#,1
@@ -77,7 +84,7 @@ from devtools.simulator import (
 SIGNATURE_HEADER = "X-Plivo-Signature-V3"
 NONCE_HEADER = "X-Plivo-Signature-V3-Nonce"
 AUDIO = frozenset({"Speak", "Play", "Wait"})
-NOT_SIMULATED = frozenset({"Record", "GetInput", "PreAnswer", "DTMF", "Message", "Stream"})
+NOT_SIMULATED = frozenset({"GetInput", "PreAnswer", "DTMF", "Message", "Stream"})
 DIAL_HANGUP_CAUSES = {"completed": "NORMAL_CLEARING", "busy": "USER_BUSY", "no-answer": "NO_ANSWER"}
 MAX_REDIRECTS = 10
 GETDIGITS_DEFAULTS = {"timeout": 5, "digitTimeout": 2, "numDigits": 99, "retries": 1}
@@ -105,6 +112,7 @@ class PlivoCallSetup(CallSetup):
     status_path: str = "/plivo/voice/status"
     fallback_path: str = "/plivo/voice/fallback"
     direction: str = "inbound"
+    media_url: str = "https://media.plivo.com"
 
     def steps(self, keys: object) -> Steps:
         return _PlivoCall(self, _Keys.of(keys)).run()  # type: ignore[arg-type]
@@ -119,6 +127,7 @@ class PlivoCallSimulator(CallSimulator):
     status_path: str = "/plivo/voice/status"
     fallback_path: str = "/plivo/voice/fallback"
     direction: str = "inbound"  # "outbound" for a call the helpline placed
+    media_url: str = "https://media.plivo.com"
 
     def steps(self, keys: object) -> Steps:
         return _PlivoCall(self, _Keys.of(keys)).run()  # type: ignore[arg-type]
@@ -148,6 +157,8 @@ class _PlivoCall(_Call):
         handler["Dial"] = self._plivo_dial
         if verb.tag in handler:
             return handler[verb.tag](verb)
+        if verb.tag == "Record":
+            return (yield from self._plivo_record(verb, document))
         if verb.tag in NOT_SIMULATED:
             self._emit(Failure(None, f"<{verb.tag}> is real Plivo XML but this simulator does not run it"))
         else:
@@ -199,6 +210,26 @@ class _PlivoCall(_Call):
                 self._emit(Failure(None, "GetDigits redirect=false is real Plivo XML but not simulated"))
             return _Fetch(action, verb.get("method", "POST").upper(), {"Digits": digits})
         return None
+
+    def _plivo_record(self, verb: ElementTree.Element, document: _Document) -> _Io[_Outcome]:
+        """The beep, what the caller says, then the action with the recording (or none: -1)."""
+        for name, default in (("timeout", "15"), ("maxLength", "60"), ("finishOnKey", "#")):
+            verb.set(name, verb.get(name, default))
+        action = self._absolute(verb.get("action", ""), "Record action")
+        speech = self._speech(verb)
+        if speech is None:
+            return _Fetch(action, verb.get("method", "POST").upper(), {"RecordingDuration": "-1", "Digits": ""})
+        seconds, ended, lost = speech
+        recording_id = str(uuid.uuid4())
+        url = f"{self.sim.media_url.rstrip('/')}/v1/Account/{self.sim.account_sid}/Recording/{recording_id}.mp3"
+        end_ms = int(self.started.timestamp() * 1000 + self.clock * 1000)
+        made = {"RecordUrl": url, "RecordingID": recording_id} if not lost else {}
+        made |= {"RecordingDuration": str(seconds), "RecordingDurationMs": str(seconds * 1000)}
+        made |= {"RecordingStartMs": str(end_ms - seconds * 1000), "RecordingEndMs": str(end_ms), "Digits": ended}
+        fetch = _Fetch(action, verb.get("method", "POST").upper(), made)
+        if ended == "hangup":
+            yield from self._hang_up_then("caller", fetch)
+        return fetch
 
     def _conference(self, verb: ElementTree.Element) -> _Outcome:
         """The call joins the room and talks (the simulator has one leg: whoever else is in the room,

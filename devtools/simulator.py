@@ -1,7 +1,16 @@
 """A simulated caller: places a call against our webhooks and runs the TwiML answers as Twilio would.
 
 Twilio cannot reach a test machine, so the helpline is tested by driving our webhooks the way Twilio
-does (signed posts, its call parameters, its TwiML rules, its fallback on failure). Tests read whole
+does (signed posts, its call parameters, its TwiML rules, its fallback on failure).
+
+<Record> (twilio.com/docs/voice/twiml/record): the caller speaks after the beep; `finishOnKey`, the
+`timeout` seconds of silence or `maxLength` end it, and Twilio requests `action` with RecordingSid,
+RecordingUrl, RecordingDuration and Digits; **an empty recording requests no action: the call goes on
+with the next verb**. A hang-up while recording still requests the action (Digits "hangup"). In a key
+script a caller speaks with `say:N` (N seconds, then silence), `say:N#` (then presses #), and
+`say:N!` makes Twilio lose the recording (a fault: the action comes without RecordingSid and URL).
+At a <Record> only such an item is taken: any other item is for a later prompt, and the caller says
+nothing (an empty recording). Tests read whole
 calls from it, `sewamitra simulate` lets a person call from a terminal, and the load benchmark
 drives many calls at once.
 
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import secrets
 import urllib.error
 import urllib.parse
@@ -47,6 +57,7 @@ DEFAULT_HOLD_MUSIC = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStr
 
 SILENCE, AGENT, HANGUP = "-", "agent", "hangup"
 DTMF_KEYS = frozenset("0123456789*#")
+SPEECH = re.compile(r"^say:(?P<seconds>\d{1,4})(?P<end>[#!]?)$")  # the caller speaks at a <Record>
 
 # The simulated clock, in seconds: what CallDuration and QueueTime are made of.
 SAY_CHARS_PER_SECOND = 12
@@ -487,9 +498,9 @@ def key_item(raw: str) -> str:
     item = raw.strip().lower()
     if item in ("", SILENCE):
         return SILENCE
-    if item in (AGENT, HANGUP) or set(item) <= DTMF_KEYS:
+    if item in (AGENT, HANGUP) or set(item) <= DTMF_KEYS or SPEECH.match(item):
         return item
-    raise ValueError(f"not a key item: {raw!r} (keys 0-9 * #, '-' for silence, 'agent' or 'hangup')")
+    raise ValueError(f"not a key item: {raw!r} (keys 0-9 * #, '-' for silence, 'say:N', 'agent' or 'hangup')")
 
 
 def parse_keys(script: str) -> list[str]:
@@ -517,7 +528,7 @@ class ScriptedKeys:
 class TerminalKeys:
     """Key items typed by a person, one a line; the end of input hangs up."""
 
-    PROMPT = "keys (digits, Enter = silence, agent, hangup)> "
+    PROMPT = "keys (digits, Enter = silence, say:N to speak N s at a beep, agent, hangup)> "
 
     def __init__(self, inp: TextIO, out: TextIO) -> None:
         self.inp, self.out = inp, out
@@ -714,6 +725,7 @@ class CallSetup:
     queue_position: int = 1
     callee: Callee = field(default_factory=Callee)  # whoever a <Dial><Number> rings
     account_sid: str = field(default_factory=lambda: _sid("AC"))
+    media_url: str = "https://api.twilio.com"  # where the platform serves recordings (a sandbox's base URL)
     on_event: Callable[[Event], None] | None = None
 
     def steps(self, keys: Iterable[str] | KeySource) -> Steps:
@@ -977,20 +989,53 @@ class _Call:
         return talked
 
     def _record(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
-        seconds = min(RECORDING_SECONDS, self._number(verb, "maxLength", 3600))
-        hung_up = self.keys.peek() in (None, HANGUP)
-        item = self.keys.take() if hung_up else self._take(queue)
-        self._emit(Recorded(seconds))
-        self._pass(seconds, heard=True)
-        digits = "hangup" if hung_up else ("" if item == SILENCE else (item or "")[:1])
-        recording = {"RecordingUrl": self._recording_url(), "RecordingDuration": str(seconds)}
-        fetch = self._action(verb, document, {**recording, "Digits": digits})
-        if hung_up:
+        """The beep, then what the caller says (a `say:N` item, else nothing: an empty recording goes
+        on to the next verb); the recording's id, URL and length go to the action."""
+        speech = self._speech(verb)
+        if speech is None:
+            return None
+        seconds, ended, lost = speech
+        sid = _sid("RE")
+        recording = {"RecordingSid": sid, "RecordingUrl": self._recording_url(sid), "RecordingDuration": str(seconds)}
+        if lost:
+            recording = {"RecordingDuration": str(seconds)}
+        fetch = self._action(verb, document, {**recording, "Digits": ended})
+        if ended == "hangup":
             yield from self._hang_up_then("caller", fetch)
         return fetch
 
-    def _recording_url(self) -> str:
-        return f"https://api.twilio.com/{API_VERSION}/Accounts/{self.sim.account_sid}/Recordings/{_sid('RE')}"
+    def _speech(self, verb: ElementTree.Element) -> tuple[int, str, bool] | None:
+        """How long the caller spoke, what ended it (a key, "" for silence or the limit, "hangup") and
+        whether the platform lost it; None for an empty recording."""
+        timeout, limit = self._number(verb, "timeout", 5), self._number(verb, "maxLength", 3600)
+        finish = verb.get("finishOnKey", "1234567890*#")
+        if verb.get("playBeep", "true").lower() == "true":
+            self._emit(Played("beep"))
+        item = self.keys.peek()
+        spoken = SPEECH.match(item or "")
+        if spoken is None or int(spoken["seconds"]) == 0:
+            if spoken is not None:
+                self.keys.take()
+                self._emit(Pressed(spoken["end"] or "#"))
+            else:
+                self._emit(Silence(timeout))
+                self._pass(timeout)
+            return None
+        self.keys.take()
+        seconds = min(int(spoken["seconds"]), limit)
+        self._emit(Recorded(seconds))
+        self._pass(seconds, heard=True)
+        if spoken["end"] == "#" and "#" in finish and seconds < limit:
+            self._emit(Pressed("#"))
+            return seconds, "#", False
+        if seconds < limit:
+            self._pass(timeout)
+        if self.keys.peek() is None:
+            return seconds, "hangup", spoken["end"] == "!"
+        return seconds, "", spoken["end"] == "!"
+
+    def _recording_url(self, sid: str) -> str:
+        return f"{self.sim.media_url.rstrip('/')}/{API_VERSION}/Accounts/{self.sim.account_sid}/Recordings/{sid}"
 
     # queues
 

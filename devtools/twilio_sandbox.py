@@ -3,7 +3,13 @@ one-box demo run without Twilio.
 
 It answers the two calls the gateway makes (Messages.json, Calls.json) the way Twilio does (201
 with Twilio's JSON, 400/401 with Twilio's error JSON), records each accepted message and call, and
-can be told to fail or stall the next requests, or to fail every request for a while. Other
+can be told to fail or stall the next requests, or to fail every request for a while.
+
+It also holds the recordings a simulated caller made at a <Record> (twilio.com/docs/voice/twiml/record:
+the action gets RecordingSid, RecordingUrl, RecordingDuration): their media is served at the
+RecordingUrl, `GET /2010-04-01/Accounts/{AC}/Recordings/{RE}` (.mp3/.wav, as Twilio serves it), and
+deleted by `DELETE …/Recordings/{RE}.json` (twilio.com/docs/voice/api/recording#delete-a-recording-resource:
+204, then 404 for it); every fetch and delete is recorded (`recording_requests`). Other
 processes read it over HTTP under `/_sandbox/`. It listens on loopback only: it holds citizens'
 numbers and has no real security.
 
@@ -44,6 +50,11 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
 ACCOUNT_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<resource>Messages|Calls)\.json$")
+RECORDING_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})(?P<ext>\.json|\.mp3|\.wav)?$"
+)
+# What a recording's media is in the sandbox: a few bytes with an MP3 frame header, not a person's voice.
+RECORDING_AUDIO = b"\xff\xfb\x90\x00" + b"\x00" * 412
 SANDBOX_PREFIX = "/_sandbox"
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
@@ -261,7 +272,8 @@ class TwilioSandbox:
         self.auth_token = auth_token
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": []}
+        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": []}
+        self._deleted_recordings: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
         self._failing_status = int(HTTPStatus.INTERNAL_SERVER_ERROR)
@@ -320,6 +332,41 @@ class TwilioSandbox:
     def calls(self) -> list[dict[str, Any]]:
         with self._changed:
             return list(self._records["Calls"])
+
+    @property
+    def recording_requests(self) -> list[dict[str, Any]]:
+        """Every fetch and delete of a recording: method, recording id, whether it was authenticated."""
+        with self._changed:
+            return list(self._records["Recordings"])
+
+    # -- recordings --------------------------------------------------------------------------------
+
+    recording_path = RECORDING_PATH
+
+    def handle_recording(self, method: str, account: str, recording: str, authorization: str) -> int:
+        """A recording's media fetched (200) or the recording deleted (204); 404 once deleted. A
+        delete needs the account's credentials (401 without); media is served to whoever has its URL,
+        as Twilio's is unless the account asks for HTTP auth on media."""
+        authorized = self._authenticated(authorization)
+        fault = self._next_fault()  # injected failures meet these requests too
+        if fault and fault.delay:
+            self._stopping.wait(fault.delay)
+        if fault and fault.status:
+            with self._changed:
+                self.refused += 1
+            return fault.status
+        self._record("Recordings", {"method": method, "recording_id": recording, "authorized": authorized})
+        if method == "DELETE" and not authorized:
+            return HTTPStatus.UNAUTHORIZED
+        if account != self.account_sid:
+            return HTTPStatus.NOT_FOUND
+        with self._changed:
+            if recording in self._deleted_recordings:
+                return HTTPStatus.NOT_FOUND
+            if method == "DELETE":
+                self._deleted_recordings.add(recording)
+                return HTTPStatus.NO_CONTENT
+        return HTTPStatus.OK
 
     def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """The messages, once at least `n` have arrived: sends happen in background jobs."""
@@ -475,6 +522,9 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         listings = {f"{SANDBOX_PREFIX}/messages": "messages", f"{SANDBOX_PREFIX}/calls": "calls"}
+        listings[f"{SANDBOX_PREFIX}/recordings"] = "recording_requests"
+        if self._recording("GET", path):
+            return
         if path in listings:
             self._send_json(HTTPStatus.OK, getattr(self.server.sandbox, listings[path]))
         else:
@@ -482,11 +532,41 @@ class _SandboxHandler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         path = urlsplit(self.path).path
+        if self._recording("DELETE", path):
+            return
         if path == SANDBOX_PREFIX:
             self.server.sandbox.clear()
             self._send_json(HTTPStatus.OK, {"cleared": True})
         else:
             self._not_found(path)
+
+    def _recording(self, method: str, path: str) -> bool:
+        """A recording's media or its deletion, when `path` names one; False when it does not."""
+        sandbox = self.server.sandbox
+        found = sandbox.recording_path.match(path)
+        if found is None:
+            return False
+        status = sandbox.handle_recording(
+            method, found["account"], found["recording"], self.headers.get("Authorization", "")
+        )
+        if status == HTTPStatus.OK:
+            self._send_bytes(RECORDING_AUDIO, "audio/mpeg")
+        elif status == HTTPStatus.NO_CONTENT:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            self._send_json(
+                status, {"code": NOT_FOUND, "message": "The requested resource was not found", "status": status}
+            )
+        return True
+
+    def _send_bytes(self, data: bytes, content_type: str) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _api(self, account_sid: str, resource: str) -> None:
         form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))

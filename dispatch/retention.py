@@ -31,6 +31,7 @@ from storage.models import (
     Caller,
     CallLog,
     Provider,
+    Recording,
     RequestStatus,
     ServiceRequest,
     SmsHandling,
@@ -38,6 +39,8 @@ from storage.models import (
     User,
     Worker,
 )
+from telephony import recording_store
+from telephony.port import GatewayError
 
 log = logging.getLogger(__name__)
 OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
@@ -240,7 +243,9 @@ def sweep(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment
         counts.sms_bodies_blanked += _blank_sms(session, moment - timedelta(days=days.sms_bodies))
         counts.call_logs_deleted = _delete_before(session, CallLog, CallLog.started_at, moment, days.call_logs)
         counts.audit_events_deleted = _delete_before(session, AuditEvent, AuditEvent.at, moment, days.audit_events)
-        counts.recordings_deleted = erase_recordings_before(session, moment - timedelta(days=days.recordings))
+        counts.recordings_deleted = erase_recordings_before(
+            session, settings, moment - timedelta(days=days.recordings), moment
+        )
         # Before the commit, to count it: should the commit fail, the next run erases the numbers again.
         counts.redis_entries_removed = erase_from_redis(connection, counts.numbers_erased)
         audit.record(
@@ -254,10 +259,28 @@ def sweep(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment
     return counts
 
 
-def erase_recordings_before(session: Session, before: datetime) -> int:
-    """HOOK: recordings (the spoken address, issue 18) are not stored by the helpline yet; when they
-    are, this deletes those made before `before` at the platform and locally, and counts them."""
-    return 0
+def erase_recordings_before(session: Session, settings: Settings, before: datetime, now: datetime) -> int:
+    """Recordings (the spoken address) made before `before`, deleted at the platform that keeps them
+    and here; how many."""
+    made = select(Recording).where(col(Recording.created_at) < before, col(Recording.erased_at).is_(None))
+    return erase_recordings(session, settings, list(session.exec(made).all()), now)
+
+
+def erase_recordings(session: Session, settings: Settings, recordings: Iterable[Recording], now: datetime) -> int:
+    """Each recording deleted at its platform (REST DELETE), then its URL blanked here and the time
+    noted. One the platform cannot delete now stays as it is, and the next night's run tries again."""
+    erased = 0
+    for recording in recordings:
+        try:
+            recording_store(settings, recording.platform).delete_recording(recording.recording_id)
+        except GatewayError as error:
+            log.warning("retention: recording %s not deleted at %s: %s", recording.id, recording.platform, error)
+            continue
+        recording.url = ""
+        recording.erased_at = now
+        session.add(recording)
+        erased += 1
+    return erased
 
 
 def expired_numbers(session: Session, settings: Settings, before: datetime) -> list[str]:
@@ -354,8 +377,11 @@ class StillServing(Exception):
     """The caller has a request still open: erasing their number now would strand the worker and them."""
 
 
-def erase_caller(engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int) -> Counts:
-    """Erase one citizen everywhere, at their own request (approved by a supervisor); the counts only."""
+def erase_caller(
+    engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int, now: datetime
+) -> Counts:
+    """Erase one citizen everywhere, at their own request (approved by a supervisor), their recordings
+    at the platform too; the counts only. `now`: the caller's clock."""
     key = key_of(settings)
     counts = Counts()
     with Session(engine) as session, session.begin():
@@ -376,5 +402,10 @@ def erase_caller(engine: sa.Engine, connection: redis.Redis, settings: Settings,
                 .values(dict.fromkeys(FREE_TEXT))
             )
             counts.requests_blanked += int(result.rowcount)  # type: ignore[attr-defined]
+        theirs = select(Recording).where(
+            col(Recording.erased_at).is_(None),
+            col(Recording.request_id).in_(select(ServiceRequest.id).where(ServiceRequest.caller_id == caller_id)),
+        )
+        counts.recordings_deleted = erase_recordings(session, settings, list(session.exec(theirs).all()), now)
         counts.redis_entries_removed = erase_from_redis(connection, counts.numbers_erased)
     return counts

@@ -9,6 +9,8 @@ A flow is a set of named nodes. Each node may speak (`say`), then does one thing
 - `switch`: route by the value of a variable;
 - `dial`: put the caller through to the other party of a request (`citizen` or `worker`), whose number
   only the edge looks up, and route by how the call ended (`DIAL_OUTCOMES`);
+- `record`: record what the caller says after a beep (up to `max_length` seconds, ended by
+  `finish_on_key` or `timeout` seconds of silence) and route by `outcomes`: recorded, empty, failed;
 - `enqueue` / `hangup`: end the flow.
 A wrong key or silence at a menu or input counts a try; after `max_tries` the node's `on_fail`
 (or the flow's) route is taken, so no caller is ever stuck.
@@ -49,6 +51,7 @@ class SayItem:
     params: Mapping[str, str] = field(default_factory=dict)
     language: str | None = None
     each: str | None = None  # say once per item of this list variable
+    play: str | None = None  # play the audio at this URL (a template: "{address_url}") instead of a prompt
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,21 @@ class Node:
     enqueue: str | None = None
     hangup: bool = False
     dial: str | None = None  # the party to put the caller through to; `args` say about which request
+    record: Recording | None = None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A `record` node: what the caller says after the beep, kept by the platform."""
+
+    max_length: int = 30
+    timeout: int = 5
+    finish_on_key: str = "#"
+    beep: bool = True
+
+
+RECORD_OUTCOMES = frozenset({"recorded", "empty", "failed"})
+_RECORD_KEYS = {"max_length", "timeout", "finish_on_key", "beep"}
 
 
 @dataclass(frozen=True)
@@ -164,6 +182,7 @@ _NODE_KEYS = {
     "enqueue",
     "hangup",
     "dial",
+    "record",
 }
 _ROUTE_KEYS = {"say", "set", "goto", "retry"}
 _WAIT_KEYS = {
@@ -233,6 +252,24 @@ def _node(name: str, body: Any, problems: list[str]) -> Node:
         enqueue=_opt_str(body.get("enqueue")),
         hangup=bool(body.get("hangup", False)),
         dial=_opt_str(body.get("dial")),
+        record=_recording(body["record"], f"{where}.record", problems) if "record" in body else None,
+    )
+
+
+def _recording(raw: Any, where: str, problems: list[str]) -> Recording | None:
+    if raw is None:
+        return Recording()
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a mapping of {sorted(_RECORD_KEYS)}")
+        return None
+    unknown = set(raw) - _RECORD_KEYS
+    if unknown:
+        problems.append(f"{where}: unknown keys {sorted(unknown)}")
+    return Recording(
+        max_length=_int(raw.get("max_length", 30), f"{where}.max_length", problems),
+        timeout=_int(raw.get("timeout", 5), f"{where}.timeout", problems),
+        finish_on_key=str(raw.get("finish_on_key", "#")),
+        beep=bool(raw.get("beep", True)),
     )
 
 
@@ -300,6 +337,8 @@ def _says(raw: Any, where: str, problems: list[str]) -> tuple[SayItem, ...]:
     for index, item in enumerate(items):
         if isinstance(item, str):
             says.append(SayItem(prompt=item))
+        elif isinstance(item, dict) and set(item) == {"play"} and isinstance(item["play"], str):
+            says.append(SayItem(prompt="", play=item["play"]))
         elif isinstance(item, dict) and "prompt" in item and set(item) <= {"prompt", "params", "language", "each"}:
             says.append(
                 SayItem(
@@ -310,7 +349,7 @@ def _says(raw: Any, where: str, problems: list[str]) -> tuple[SayItem, ...]:
                 )
             )
         else:
-            problems.append(f"{where}[{index}]: a prompt name or {{prompt, params, language, each}}")
+            problems.append(f"{where}[{index}]: a prompt name, {{prompt, params, language, each}} or {{play}}")
     return tuple(says)
 
 
@@ -363,16 +402,19 @@ def validate(flow: Flow, effects: Effects) -> list[str]:
 def _check_node(flow: Flow, node: Node, effects: Effects) -> list[str]:
     where = f"nodes.{node.name}"
     enders = [bool(node.goto), bool(node.wait), bool(node.effect), bool(node.switch), bool(node.enqueue), node.hangup]
-    enders.append(bool(node.dial))
+    enders += [bool(node.dial), node.record is not None]
     problems = []
     if sum(enders) != 1:
-        problems.append(f"{where}: needs exactly one of goto, menu/input, effect, switch, dial, enqueue, hangup")
+        ends = "goto, menu/input, effect, switch, dial, record, enqueue, hangup"
+        problems.append(f"{where}: needs exactly one of {ends}")
     if node.goto and node.goto not in flow.nodes:
         problems.append(f"{where}.goto: no node named {node.goto!r}")
     if node.effect:
         problems += _check_effect(flow, node, where, effects)
     if node.dial:
         problems += _check_dial(flow, node, where)
+    if node.record is not None:
+        problems += _check_record(flow, node, where)
     if node.switch:
         for key, route in node.cases.items():
             problems += _check_route(flow, route, f"{where}.cases.{key}")
@@ -412,6 +454,23 @@ def _check_dial(flow: Flow, node: Node, where: str) -> list[str]:
     outcomes = set(node.outcomes)
     problems += [f"{where}.outcomes: a dial has no outcome {o!r}" for o in sorted(outcomes - DIAL_OUTCOMES)]
     problems += [f"{where}.outcomes: outcome {o!r} of a dial is not handled" for o in sorted(DIAL_OUTCOMES - outcomes)]
+    for key, route in node.outcomes.items():
+        problems += _check_route(flow, route, f"{where}.outcomes.{key}")
+    return problems
+
+
+def _check_record(flow: Flow, node: Node, where: str) -> list[str]:
+    """A recording is bounded (a caller cannot hold the line for an hour) and every outcome is routed."""
+    record = node.record
+    assert record is not None
+    problems = [] if 2 <= record.max_length <= 120 else [f"{where}.record.max_length: 2–120 seconds"]
+    if not 1 <= record.timeout <= 30:
+        problems.append(f"{where}.record.timeout: 1–30 seconds of silence")
+    if record.finish_on_key not in ("#", "*"):
+        problems.append(f"{where}.record.finish_on_key: '#' or '*'")
+    routed = set(node.outcomes)
+    problems += [f"{where}.outcomes: a recording has no outcome {o!r}" for o in sorted(routed - RECORD_OUTCOMES)]
+    problems += [f"{where}.outcomes: recording outcome {o!r} is not handled" for o in sorted(RECORD_OUTCOMES - routed)]
     for key, route in node.outcomes.items():
         problems += _check_route(flow, route, f"{where}.outcomes.{key}")
     return problems
@@ -540,6 +599,8 @@ def _check_required(flow: Flow) -> list[str]:
 def _check_prompts(flow: Flow) -> list[str]:
     problems = []
     for where, item in _say_items(flow):
+        if item.play is not None:
+            continue  # audio from a variable (a recording), not a prompt
         languages = [item.language] if item.language else list(flow.languages)
         for language in languages:
             if item.prompt not in prompt_files.prompts(language):

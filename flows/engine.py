@@ -23,6 +23,7 @@ class Status(StrEnum):
     WAITING_KEYS = "waiting_keys"
     WAITING_EFFECT = "waiting_effect"
     WAITING_DIAL = "waiting_dial"  # the caller is put through to someone; the platform says how it ended
+    WAITING_RECORDING = "waiting_recording"
     ENDED = "ended"
 
 
@@ -34,6 +35,7 @@ class Say:
     text: str
     language: str
     prompt: str | None = None  # set when the text is fixed, so a recording may replace it
+    url: str | None = None  # audio to play instead of the text (a caller's recording)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,16 @@ class Dial:
 
 
 @dataclass(frozen=True)
+class Record:
+    """Record the caller after a beep; the edge resumes the flow with the outcome (recorded, empty, failed)."""
+
+    max_length: int
+    timeout: int
+    finish_on_key: str
+    beep: bool
+
+
+@dataclass(frozen=True)
 class Enqueue:
     queue: str
 
@@ -68,7 +80,7 @@ class Hangup:
     pass
 
 
-Event = Say | Gather | Effect | Dial | Enqueue | Hangup
+Event = Say | Gather | Effect | Dial | Record | Enqueue | Hangup
 
 
 # -- inputs (what happened) ------------------------------------------------------------------------
@@ -161,19 +173,23 @@ def resume(flow: Flow, session: Session, given: Input) -> tuple[Session, list[Ev
         run.apply(flow.on_fail)
     elif isinstance(given, Keys) and session.status is Status.WAITING_KEYS and node.wait:
         run.keys(node, given.digits.strip())
-    elif isinstance(given, Outcome) and _awaits(session, node):
+    elif isinstance(given, Outcome) and _awaits_outcome(session, node):
         run.outcome(node, given)
     else:
         return session, []  # an input the session is not waiting for: nothing happens
-    turn = session.turn + 1 if isinstance(given, Keys) else session.turn
+    # A recording is a turn of the caller's, as keys are: the platform's retry of it is told apart.
+    waited = isinstance(given, Keys) or session.status is Status.WAITING_RECORDING
+    turn = session.turn + 1 if waited else session.turn
     return run.session(turn=turn), run.events
 
 
-def _awaits(session: Session, node: Node) -> bool:
-    """Whether the session waits on an outcome of this node: an effect's, or a dial's."""
-    return (session.status is Status.WAITING_EFFECT and bool(node.effect)) or (
-        session.status is Status.WAITING_DIAL and bool(node.dial)
-    )
+def _awaits_outcome(session: Session, node: Node) -> bool:
+    """An effect's outcome, a dial's or a recording's: each only at the node that asked for it."""
+    if session.status is Status.WAITING_EFFECT:
+        return bool(node.effect)
+    if session.status is Status.WAITING_DIAL:
+        return bool(node.dial)
+    return session.status is Status.WAITING_RECORDING and node.record is not None
 
 
 @dataclass
@@ -241,6 +257,10 @@ class _Run:
             prompts_ = tuple(self.render(item) for item in wait.prompt)
             self.events.append(Gather(sum(prompts_, ()), wait.num_digits, wait.finish_on_key, wait.timeout))
             self.status = Status.WAITING_KEYS
+        elif node.record is not None:
+            record = node.record
+            self.events.append(Record(record.max_length, record.timeout, record.finish_on_key, record.beep))
+            self.status = Status.WAITING_RECORDING
         elif node.enqueue:
             self.events.append(Enqueue(node.enqueue))
             self.status = Status.ENDED
@@ -358,6 +378,8 @@ class _Run:
         return [row for row in rows if isinstance(row, Mapping)] if isinstance(rows, list) else []
 
     def _say(self, item: SayItem, language: str, values: Mapping[str, Any]) -> Say:
+        if item.play is not None:
+            return Say("", language, None, url=self.render_value(item.play, values, language))
         params = {key: self.render_value(value, values, language) for key, value in item.params.items()}
         text = prompts.text(item.prompt, language).format_map(params)
         return Say(text, language, None if item.params else item.prompt)

@@ -32,10 +32,12 @@ from storage.models import (
     Caller,
     Channel,
     Offer,
+    Recording,
     RequestStatus,
     ServiceRequest,
     Worker,
 )
+from telephony import call
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
@@ -88,9 +90,70 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         detail=(("call_sid", ctx.call_sid),),
     )
     filed = file_request(ctx.engine, ctx.settings, intake)
+    _attach_recordings(ctx, filed.request.id or 0)
     queue_follow_ups(ctx.redis, filed)  # a retry finds the request filed before, and queues nothing again
     texted = ctx.caller is not None and _is_mobile(ctx.caller)
     return Outcome("created", {"request_number": filed.request.number, "sms_sent": "yes" if texted else "no"})
+
+
+def _attach_recordings(ctx: CallContext, request_id: int) -> None:
+    """The spoken address made earlier in this call belongs to the request it booked. The request is
+    filed already: a failure here costs the worker the address, never the caller their booking."""
+    try:
+        with session_scope(ctx.engine) as session:
+            session.execute(
+                sa.update(Recording)
+                .where(col(Recording.call_sid) == ctx.call_sid, col(Recording.request_id).is_(None))
+                .values(request_id=request_id)
+            )
+    except sa.exc.SQLAlchemyError:
+        log.exception("call %s: the spoken address could not be attached to request %s", ctx.call_sid, request_id)
+
+
+# -- the spoken address ----------------------------------------------------------------------------
+
+MIN_RECORDING_SECONDS = 1  # shorter is a beep and a key: nothing said
+
+
+def keep_recording(ctx: CallContext, made: call.Recording | None) -> Outcome:
+    """A Record's action: `empty` when nothing was said (or the platform made no recording: `made`
+    None), `failed` when the platform named no recording or the helpline could not keep it; else the
+    recording is kept (once, whatever the platform's retries) and `recorded`."""
+    seconds = _seconds(made.duration) if made is not None else 0
+    if made is None or seconds < MIN_RECORDING_SECONDS:
+        return Outcome("empty", {"address_recording": "empty"})
+    if not (made.recording_id and made.url) or len(made.recording_id) > 64 or len(made.url) > 500:
+        log.warning("call %s: the platform's recording came without its id or URL", ctx.call_sid)
+        return Outcome("failed", {"address_recording": "failed"})
+    try:
+        with session_scope(ctx.engine) as session:
+            kept = session.exec(
+                select(Recording).where(Recording.call_sid == ctx.call_sid, Recording.turn == ctx.turn)
+            ).first()
+            if kept is None:
+                session.add(
+                    Recording(
+                        call_sid=ctx.call_sid,
+                        turn=ctx.turn,
+                        platform=ctx.settings.telephony.platform,
+                        recording_id=made.recording_id,
+                        url=made.url,
+                        duration_s=seconds,
+                        created_at=ctx.now(),
+                    )
+                )
+    except sa.exc.SQLAlchemyError:
+        log.exception("call %s: the spoken address could not be kept", ctx.call_sid)
+        return Outcome("failed", {"address_recording": "failed"})
+    return Outcome("recorded", {"address_recording": "recorded"})
+
+
+def _seconds(raw: str) -> int:
+    """A platform's duration in seconds ("12", "-1" for none on Plivo); 0 when it is not a number."""
+    try:
+        return max(int(float(raw)), 0) if len(raw) < 12 else 0
+    except ValueError:
+        return 0
 
 
 def _is_mobile(phone: str) -> bool:
@@ -394,6 +457,32 @@ def record_bridged_call(ctx: CallContext, dial: Dial, outcome: str, seconds: int
         bridge.record_call(session, _int(dial.args.get("request")), ringing, actor, outcome, seconds)
 
 
+def find_address_recording(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The spoken address of a job, for the worker it is assigned to (and only them): the platform
+    plays its own recording; the worker never hears or is given the citizen's number."""
+    worker_id = _int(args.get("worker"))
+    with Session(ctx.engine) as session:
+        request = session.exec(select(ServiceRequest).where(ServiceRequest.number == args.get("number", ""))).first()
+        if request is None or request.worker_id != worker_id or request.status is not RequestStatus.ASSIGNED:
+            return Outcome("refused")
+        recording = session.exec(
+            select(Recording)
+            .where(Recording.request_id == request.id, col(Recording.erased_at).is_(None), Recording.url != "")
+            .order_by(col(Recording.id).desc())
+        ).first()
+    if recording is None:
+        return Outcome("none")
+    audit_heard(ctx.engine, recording.id or 0, f"worker:{worker_id}", "ivr")
+    return Outcome("found", {"address_url": recording.url})
+
+
+def audit_heard(engine: sa.Engine, recording_id: int, actor: str, via: str) -> None:
+    with session_scope(engine) as session:
+        audit.record(
+            session, AuditAction.RECORDING_PLAYED, actor=actor, entity="recording", entity_id=recording_id, reason=via
+        )
+
+
 # -- the citizen's feedback call ----------------------------------------------------------------------
 
 
@@ -468,6 +557,7 @@ EFFECTS: dict[str, Performed] = {
     "answer_offer": _performs(answer_offer, "accepted", "declined", "taken", "busy"),
     "set_availability": _performs(set_availability, "set"),
     "complete_job": _performs(complete_job, "completed", "refused"),
+    "find_address_recording": _performs(find_address_recording, "found", "none", "refused"),
     "find_completed_request": _performs(find_completed_request, "found", "none"),
     "record_rating": _performs(record_rating, "saved", "failed"),
     "report_problem": _performs(report_problem, "recorded", "failed"),

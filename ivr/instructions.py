@@ -11,6 +11,7 @@ from telephony import call
 
 # Paths under the platform's voice webhook root (/twilio/voice, /plivo/voice).
 STEP_PATH = "/step"
+RECORD_PATH = "/record"
 QUEUE_WAIT_PATH = "/queue/wait"
 QUEUE_RESULT_PATH = "/queue/result"
 DIALLED_PATH = "/dialled"  # a bridged call's end: the platform's dial action
@@ -50,6 +51,10 @@ def instructions(
             wait = call.Gather(prompts, action, event.timeout, event.finish_on_key, event.num_digits, on_empty=True)
             said.append(wait)
             said.append(call.Redirect(action))  # no input and no action: the platform goes on to this
+        elif isinstance(event, engine.Record):
+            action = f"{root}{RECORD_PATH}?turn={turn}"
+            said.append(call.Record(action, event.max_length, event.timeout, event.finish_on_key, event.beep))
+            said.append(call.Redirect(f"{action}&empty=1"))  # no recording made: the platform goes on to this
         elif isinstance(event, engine.Enqueue):
             said.append(call.Enqueue(event.queue, wait_url=root + QUEUE_WAIT_PATH, action=root + QUEUE_RESULT_PATH))
         elif isinstance(event, engine.Hangup):
@@ -62,7 +67,10 @@ def instructions(
 
 
 def spoken(say: engine.Say, voices: Mapping[str, Voice], recordings: Recordings) -> call.Say | call.Play:
-    """A recording of the prompt when there is one, else the text in the language's voice."""
+    """A recording of the prompt when there is one, else the text in the language's voice; audio
+    the flow names itself (a caller's recording) as it is."""
+    if say.url:
+        return call.Play(say.url)
     url = recordings(say.prompt, say.language) if say.prompt else None
     if url:
         return call.Play(url)

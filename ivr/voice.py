@@ -34,6 +34,7 @@ from ivr.callstate import CallState
 from ivr.effects import (
     EFFECTS,
     CallContext,
+    keep_recording,
     known_effects,
     known_language,
     record_bridged_call,
@@ -249,6 +250,24 @@ def step() -> Response:
         digits = _turn().digits[:32]
         session, events = resume(_ivr().flows[session.flow], session, Keys(digits))
         return _answer(state, session, events, key=str(turn), turn=turn)
+
+
+@bp.post("/record")
+@webhook_signed
+def recorded() -> Response:
+    """A Record's action, with the recording the platform kept; or the Redirect after the Record
+    (`empty=1`) when the platform made none (Twilio, when nothing was said). The flow goes on either way."""
+    state = _state()
+    turn = request.args.get("turn", default=-1, type=int)
+    with state.turn(f"record:{turn}") as (answered, session):
+        if answered is not None:
+            return _sent(answered)  # a retry of this very action
+        if session is None or session.turn != turn or session.status is not Status.WAITING_RECORDING:
+            return _lost(state, session)
+        made = None if request.args.get("empty") == "1" else _ivr().platform.recording(request.form)
+        outcome = keep_recording(_context(state, session, turn), made)
+        session, events = resume(_ivr().flows[session.flow], session, outcome)
+        return _answer(state, session, events, key=f"record:{turn}", turn=turn)
 
 
 def _answer(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:

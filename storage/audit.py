@@ -62,6 +62,8 @@ class AuditAction(StrEnum):
     PRIVACY_ERASURE_FILED = "privacy.erasure_filed"
     PRIVACY_ERASED = "privacy.erased"  # counts only
     PRIVACY_ERASURE_REJECTED = "privacy.erasure_rejected"
+    RECORDING_PLAYED = "recording.played"  # the spoken address heard: by a worker on the phone, an agent in the console
+    RECORDING_REFUSED = "recording.refused"  # a console user who may not hear it asked to
     BREACH_RECORDED = "privacy.breach_recorded"  # counts only
 
     @classmethod

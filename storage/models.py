@@ -325,6 +325,23 @@ class CallbackRequest(SQLModel, table=True):
     handled_by: int | None = Field(default=None, foreign_key="console_user.id")
 
 
+class Recording(SQLModel, table=True):
+    """What a caller said at a Record (the spoken address), kept by the telephony platform: the
+    helpline keeps its id, URL and length, attached to the request the call booked. Erased at the
+    platform and here (URL blanked, `erased_at` set) after `privacy.retention.recordings` days."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_sid: str = Field(max_length=40, index=True)
+    turn: int = Field(default=0, description="the call's turn it was made at: a platform's retry is the same one")
+    request_id: int | None = Field(default=None, foreign_key="service_request.id", index=True)
+    platform: str = Field(max_length=20, description="twilio, plivo")
+    recording_id: str = Field(max_length=64, description="Twilio's RecordingSid, Plivo's RecordingID")
+    url: str = Field(default="", max_length=500, description="the platform's URL of the audio; blank once erased")
+    duration_s: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    erased_at: datetime | None = _moment(index=True)
+
+
 class SmsLog(SQLModel, table=True):
     __tablename__ = "sms_log"
 

@@ -15,13 +15,25 @@ from typing import Any
 
 from core.settings import Settings
 from telephony.call import CallPlatform
-from telephony.port import Telephony
+from telephony.port import RecordingStore, Telephony
 
 
 def telephony(settings: Settings) -> Telephony:
     """The gateway the settings describe (telephony.platform): Twilio or Plivo, or the API at their
     api_base_url (a sandbox)."""
     if settings.telephony.platform == "plivo":
+        from telephony.plivo.rest import PlivoTelephony
+
+        return PlivoTelephony(settings)
+    from telephony.twilio.rest import TwilioTelephony
+
+    return TwilioTelephony(settings)
+
+
+def recording_store(settings: Settings, platform: str) -> RecordingStore:
+    """The recordings kept on `platform` (the one a recording was made on, which may not be the
+    configured one any more), through that platform's REST client."""
+    if platform == "plivo":
         from telephony.plivo.rest import PlivoTelephony
 
         return PlivoTelephony(settings)

@@ -89,6 +89,29 @@ class Gather:
 
 
 @dataclass(frozen=True)
+class Record:
+    """Record the caller after a beep, up to `max_length` seconds, ended by `finish_on_key` or
+    `timeout` seconds of silence; the recording's id, URL and length go to `action`. An empty
+    recording may go on to the next instruction instead (Twilio's rule), so a Redirect follows it."""
+
+    action: str
+    max_length: int
+    timeout: int
+    finish_on_key: str
+    beep: bool = True
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a Record's action says the platform kept: its id, URL and seconds, "" when it sent none."""
+
+    recording_id: str
+    url: str
+    duration: str
+    digits: str = ""
+
+
+@dataclass(frozen=True)
 class Redirect:
     url: str
 
@@ -151,7 +174,9 @@ class Conference:
     room: str
 
 
-Instruction = Say | Play | Gather | Redirect | Enqueue | Leave | Pause | Hangup | Dial | DialNumber | Conference
+Instruction = (
+    Say | Play | Gather | Record | Redirect | Enqueue | Leave | Pause | Hangup | Dial | DialNumber | Conference
+)
 
 
 class CallPlatform(Protocol):
@@ -166,6 +191,10 @@ class CallPlatform(Protocol):
     def inbound_message(self, form: Mapping[str, str]) -> InboundMessage: ...
 
     def delivery_report(self, form: Mapping[str, str]) -> DeliveryReport: ...
+
+    def recording(self, form: Mapping[str, str]) -> Recording:
+        """A Record's action: the recording the platform kept, in its own parameter names."""
+        ...
 
     def document(self, instructions: Sequence[Instruction]) -> str:
         """What the call does next, as the platform reads it."""

@@ -37,6 +37,23 @@ class Telephony(Protocol):
     ) -> str: ...
 
 
+class RecordingStore(Protocol):
+    """The recordings a platform keeps of what callers said (the spoken address): fetched for an
+    agent with the platform's credentials, deleted when their time is up. Both name a recording by
+    the platform's id and build its URL themselves: a stored URL is never fetched."""
+
+    def recording_audio(self, recording_id: str) -> tuple[bytes, str]:
+        """The recording's audio and its content type; GatewayError when it cannot be had."""
+        ...
+
+    def delete_recording(self, recording_id: str) -> None:
+        """Delete it at the platform (already gone counts as deleted); GatewayError otherwise."""
+        ...
+
+
+MAX_RECORDING_BYTES = 8 << 20  # a 30-second recording is well under 1 MB; more is not a recording of ours
+
+
 def is_retryable_status(status: int) -> bool:
     """5xx, 408 and 429 may succeed later; any other 4xx (bad number, bad credentials) fails again."""
     return status >= 500 or status in RETRYABLE_CLIENT_STATUSES

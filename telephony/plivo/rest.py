@@ -14,6 +14,7 @@ from requests.adapters import HTTPAdapter
 
 from core import phones
 from core.settings import Settings
+from telephony.media import audio_of
 from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_status
 
 DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
@@ -31,6 +32,8 @@ STATUS_OF = {
     exceptions.PlivoServerError: 500,
 }
 STATUS_IN_MESSAGE = re.compile(r"status code (\d{3})")
+PLIVO_MEDIA = "https://media.plivo.com/"  # where Plivo serves recordings (a RecordUrl's host)
+RECORDING_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 T = TypeVar("T")
 
@@ -73,8 +76,35 @@ class PlivoTelephony:
         auth_id, token = config.auth_id, config.auth_token
         self._missing = [env for env, value in ((AUTH_ID_ENV, auth_id), (AUTH_TOKEN_ENV, token)) if not value]
         self._client: plivo.RestClient | None = None
+        self._credentials = (auth_id or "", token or "")
+        self._media = (config.api_base_url or PLIVO_MEDIA).rstrip("/")
         if auth_id and token:
             self._client = plivo_client(auth_id, token, api_base_url=config.api_base_url, timeout=timeout)
+
+    def delete_recording(self, recording_id: str) -> None:
+        """The SDK's recordings.delete: DELETE /v1/Account/{auth_id}/Recording/{id}/
+        (plivo.com/docs/voice/api/recording/delete-a-recording): 204; a 404 is a recording deleted before."""
+        _check_id(recording_id)
+        try:
+            self._request("delete a recording", lambda client: client.recordings.delete(recording_id))
+        except GatewayError as error:
+            if error.status != 404:
+                raise
+
+    def recording_audio(self, recording_id: str) -> tuple[bytes, str]:
+        """The recording's MP3 at Plivo's media URL, …/v1/Account/{auth_id}/Recording/{id}.mp3, with the
+        account's credentials (asked for when the account keeps its recordings private)."""
+        _check_id(recording_id)
+        auth_id, token = self._credentials
+        url = f"{self._media}/v1/Account/{auth_id}/Recording/{recording_id}.mp3"
+        session = requests.Session()
+        session.trust_env = False  # proxies from the environment would reroute a local URL
+        return audio_of(
+            self._request(
+                "fetch a recording",
+                lambda _client: session.get(url, auth=(auth_id, token), timeout=self.timeout, stream=True),
+            )
+        )
 
     def send_sms(
         self, to: str, body: str, *, status_callback: str | None = None, dlt_template_id: str | None = None
@@ -156,6 +186,11 @@ def _refused(action: str, error: exceptions.PlivoRestError) -> GatewayError:
     return GatewayError(
         f"cannot {action}: Plivo answered HTTP {status}: {detail}", retryable=is_retryable_status(status), status=status
     )
+
+
+def _check_id(recording_id: str) -> None:
+    if not RECORDING_ID.match(recording_id):
+        raise GatewayError(f"not a Plivo RecordingID: {recording_id[:40]!r}", retryable=False)
 
 
 def _digits(number: str) -> str:

@@ -24,6 +24,8 @@ from telephony.call import (
     Instruction,
     Pause,
     Play,
+    Record,
+    Recording,
     Redirect,
     Say,
 )
@@ -60,6 +62,13 @@ class PlivoWebhooks:
         return DeliveryReport(
             form.get("MessageUUID", ""), MESSAGE_STATES.get(status, status), form.get("ErrorCode", "")
         )
+
+    def recording(self, form: Mapping[str, str]) -> Recording:
+        """<Record>'s action (plivo.com/docs/voice/xml/record): RecordingID, RecordUrl,
+        RecordingDuration (seconds), Digits."""
+        get = form.get
+        made = get("RecordingID", ""), get("RecordUrl", ""), get("RecordingDuration", "")
+        return Recording(*made, digits=get("Digits", ""))
 
     def document(self, instructions: Sequence[Instruction]) -> str:
         """The Plivo XML document of `instructions`, in order."""
@@ -137,6 +146,20 @@ def _get_digits(platform: PlivoWebhooks, gather: Gather) -> Any:
     return element
 
 
+def _record(platform: PlivoWebhooks, record: Record) -> Any:
+    """Record (plivo.com/docs/voice/xml/record): with `redirect` (the default) Plivo goes to `action`
+    with the recording; the Redirect the helpline puts after it is for a recording Plivo did not make."""
+    return plivoxml.RecordElement(
+        action=platform.url(record.action),
+        method="POST",
+        max_length=record.max_length,
+        timeout=record.timeout,
+        finish_on_key=record.finish_on_key,
+        play_beep=record.beep,
+        redirect=True,
+    )
+
+
 def _redirect(platform: PlivoWebhooks, redirect: Redirect) -> Any:
     return plivoxml.RedirectElement(platform.url(redirect.url), method="POST")
 
@@ -177,6 +200,7 @@ _WRITERS: dict[type, Callable[[PlivoWebhooks, Any], Any]] = {
     Say: _speak,
     Play: _play,
     Gather: _get_digits,
+    Record: _record,
     Redirect: _redirect,
     Pause: _wait,
     Hangup: _hangup,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,8 +13,11 @@ from twilio.rest import Client
 
 from core import phones
 from core.settings import Settings
+from telephony.media import audio_of
 from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_status
 
+TWILIO_API = "https://api.twilio.com"
+RECORDING_SID = re.compile(r"^RE[0-9a-f]{32}$")
 DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
 ACCOUNT_SID_ENV = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"  # noqa: S105 (a variable name)
@@ -48,8 +52,30 @@ class TwilioTelephony:
         sid, token = twilio.account_sid, twilio.auth_token
         self._missing = [env for env, value in ((ACCOUNT_SID_ENV, sid), (AUTH_TOKEN_ENV, token)) if not value]
         self._client: Client | None = None
+        self._credentials = (sid or "", token or "")
+        self._api = (twilio.api_base_url or TWILIO_API).rstrip("/")
         if sid and token:
             self._client = twilio_client(sid, token, api_base_url=twilio.api_base_url, timeout=timeout)
+
+    def delete_recording(self, recording_id: str) -> None:
+        """DELETE /2010-04-01/Accounts/{AC}/Recordings/{RE}.json (twilio.com/docs/voice/api/recording):
+        204; a 404 is a recording deleted before."""
+        _check_sid(recording_id)
+        try:
+            self._request("delete a recording", lambda client: client.recordings(recording_id).delete())
+        except GatewayError as error:
+            if error.status != 404:
+                raise
+
+    def recording_audio(self, recording_id: str) -> tuple[bytes, str]:
+        """The recording's MP3 at …/Recordings/{RE}.mp3, fetched with the account's credentials (Twilio
+        asks for them when the account protects its media with HTTP auth)."""
+        _check_sid(recording_id)
+        sid, token = self._credentials
+        url = f"{self._api}/2010-04-01/Accounts/{sid}/Recordings/{recording_id}.mp3"
+        return audio_of(
+            self._request("fetch a recording", lambda client: _get(client, url, (sid, token), self.timeout))
+        )
 
     def send_sms(
         self, to: str, body: str, *, status_callback: str | None = None, dlt_template_id: str | None = None
@@ -107,6 +133,16 @@ class TwilioTelephony:
             raise GatewayError(f"cannot {action}: Twilio is unreachable ({error})", retryable=True) from error
         except (TwilioException, ValueError) as error:
             raise GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False) from error
+
+
+def _check_sid(recording_id: str) -> None:
+    if not RECORDING_SID.match(recording_id):
+        raise GatewayError(f"not a Twilio RecordingSid: {recording_id[:40]!r}", retryable=False)
+
+
+def _get(client: Client, url: str, auth: tuple[str, str], timeout: float) -> requests.Response:
+    session = getattr(client.http_client, "session", None) or requests.Session()
+    return session.get(url, auth=auth, timeout=timeout, stream=True)
 
 
 def _refused(action: str, error: TwilioRestException | TwilioServiceException) -> GatewayError:

@@ -23,6 +23,8 @@ from telephony.call import (
     Leave,
     Pause,
     Play,
+    Record,
+    Recording,
     Redirect,
     Say,
 )
@@ -44,6 +46,13 @@ class TwilioWebhooks:
 
     def delivery_report(self, form: Mapping[str, str]) -> DeliveryReport:
         return DeliveryReport(form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode", ""))
+
+    def recording(self, form: Mapping[str, str]) -> Recording:
+        """<Record>'s action (twilio.com/docs/voice/twiml/record): RecordingSid, RecordingUrl,
+        RecordingDuration (seconds), Digits (the key that ended it, or "hangup")."""
+        get = form.get
+        made = get("RecordingSid", ""), get("RecordingUrl", ""), get("RecordingDuration", "")
+        return Recording(*made, digits=get("Digits", ""))
 
     def document(self, instructions: Sequence[Instruction]) -> str:
         return document(instructions)
@@ -112,6 +121,17 @@ def _gather(parent: Any, gather: Gather) -> None:
         _WRITERS[type(prompt)](verb, prompt)
 
 
+def _record(parent: Any, record: Record) -> None:
+    parent.record(
+        action=record.action,
+        method="POST",
+        max_length=record.max_length,
+        timeout=record.timeout,
+        finish_on_key=record.finish_on_key,
+        play_beep=record.beep,
+    )
+
+
 def _redirect(parent: Any, redirect: Redirect) -> None:
     parent.redirect(redirect.url, method="POST")
 
@@ -157,6 +177,7 @@ _WRITERS: dict[type, Callable[[Any, Any], None]] = {
     Say: _say,
     Play: _play,
     Gather: _gather,
+    Record: _record,
     Redirect: _redirect,
     Enqueue: _enqueue,
     Leave: _leave,

@@ -19,6 +19,7 @@ from flows.engine import (
     Hangup,
     Keys,
     Outcome,
+    Record,
     Say,
     Session,
     Status,
@@ -71,6 +72,12 @@ class Call:
         self.session, self.events = resume(FLOW, self.session, Outcome(name, values))
         return heard(self.events)
 
+    def recording(self) -> Record:
+        assert self.session.status is Status.WAITING_RECORDING, self.events
+        record = self.events[-1]
+        assert isinstance(record, Record)
+        return record
+
     @property
     def node(self) -> str:
         return self.session.node
@@ -105,7 +112,12 @@ def test_english_plumber_at_226001_books_a_request() -> None:
         "You keyed PIN code two, two, six, zero, zero, one, district Lucknow. "
         "If that is right, press 1. To key it again, press 2."
     ]
-    call.press("1")
+    assert call.press("1") == [
+        "After the beep, please say your house number, street and a landmark near it, then press hash. "
+        "To skip, press hash now."
+    ]
+    assert call.recording() == Record(max_length=30, timeout=5, finish_on_key="#", beep=True)
+    assert call.outcome("recorded") == ["Thank you, your address is recorded."]
     assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001"})
     spoken = call.outcome("created", request_number="9320413", sms_sent="yes")
     number = "nine, three, two, zero, four, one, three"
@@ -117,6 +129,31 @@ def test_english_plumber_at_226001_books_a_request() -> None:
     assert call.session.language == "en"
     assert call.node == "after_request"
     assert call.session.path[:5] == ("welcome", "language", "privacy_notice", "first_main_menu", "service_menu")
+
+
+@pytest.mark.parametrize("outcome", ["empty", "failed"])
+def test_an_address_not_recorded_still_books_the_request_and_says_nothing_of_it(outcome: str) -> None:
+    call = Call(language="en")
+    for keys in ("1", "1", "226001"):
+        call.press(keys)
+    call.outcome("found", district="Lucknow")
+    call.press("1")
+    turn = call.session.turn
+    assert call.outcome(outcome) == []
+    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001"})
+    assert call.session.turn == turn + 1  # the recording was the caller's turn: a retry of it is told apart
+    assert call.session.vars.get("address_recording") is None
+
+
+def test_keys_while_the_flow_waits_for_a_recording_change_nothing() -> None:
+    call = Call(language="en")
+    for keys in ("1", "1", "226001"):
+        call.press(keys)
+    call.outcome("found", district="Lucknow")
+    call.press("1")
+    waiting = call.session
+    assert call.press("1") == []
+    assert call.session == waiting
 
 
 def test_hindi_is_the_default_when_the_caller_keys_nothing() -> None:
@@ -145,6 +182,7 @@ def test_a_withheld_caller_hears_the_number_a_third_time_instead_of_an_sms() -> 
         call.press(keys)
     call.outcome("found", district="Lucknow")
     call.press("1")
+    call.outcome("empty")
     spoken = call.outcome("created", request_number="1234566", sms_sent="no")
     assert spoken[2] == "Please write it down. Your request number is: one, two, three, four, five, six, six."
 

@@ -326,18 +326,42 @@ def test_a_dial_without_an_action_goes_on_with_the_next_verb() -> None:
     assert call(pages).heard == ["after"]
 
 
-@pytest.mark.parametrize(("key", "digits", "ended_by"), [("#", "#", "app"), ("hangup", "hangup", "caller")])
-def test_record_posts_the_recording_and_the_key_that_ended_it(key: str, digits: str, ended_by: str) -> None:
+@pytest.mark.parametrize(
+    ("keys", "digits", "ended_by"),
+    [(["say:8#", "-"], "#", "app"), (["say:8", "-"], "", "app"), (["say:8"], "hangup", "caller")],
+)
+def test_record_posts_the_recording_and_the_key_that_ended_it(keys: list[str], digits: str, ended_by: str) -> None:
     pages: dict[str, Page] = {
-        VOICE: twiml('<Say>Leave a message</Say><Record action="/twilio/recorded" maxLength="30"/>'),
+        VOICE: twiml('<Say>Leave a message</Say><Record action="/twilio/recorded" maxLength="30" finishOnKey="#"/>'),
         "/twilio/recorded": twiml("<Say>Message saved</Say>"),
     }
-    transcript = call(pages, [key])
+    transcript = call(pages, keys)
     form = posted_to(transcript, "/twilio/recorded")[0]
-    assert (form["Digits"], form["RecordingDuration"]) == (digits, "10")
-    assert form["RecordingUrl"].startswith("https://api.twilio.com/")
+    assert (form["Digits"], form["RecordingDuration"]) == (digits, "8")
+    assert form["RecordingUrl"].startswith("https://api.twilio.com/2010-04-01/Accounts/")
+    assert form["RecordingUrl"].endswith("/Recordings/" + form["RecordingSid"])
     assert transcript.ended_by == ended_by
     assert transcript.said("Message saved") == (ended_by == "app")
+
+
+@pytest.mark.parametrize("keys", [["-"], ["say:0#"], []])
+def test_an_empty_recording_requests_no_action_and_goes_on_with_the_next_verb(keys: list[str]) -> None:
+    pages: dict[str, Page] = {
+        VOICE: twiml('<Record action="/twilio/recorded" maxLength="30" finishOnKey="#"/><Say>Nothing heard</Say>'),
+        "/twilio/recorded": twiml("<Say>Message saved</Say>"),
+    }
+    transcript = call(pages, keys)
+    assert posted_to(transcript, "/twilio/recorded") == []
+    assert transcript.heard == ["Nothing heard"]
+
+
+def test_a_recording_the_platform_lost_comes_without_its_id_and_url() -> None:
+    pages: dict[str, Page] = {
+        VOICE: twiml('<Record action="/twilio/recorded" maxLength="30" finishOnKey="#"/>'),
+        "/twilio/recorded": twiml("<Hangup/>"),
+    }
+    form = posted_to(call(pages, ["say:5!", "-"]), "/twilio/recorded")[0]
+    assert ("RecordingSid" in form, "RecordingUrl" in form, form["RecordingDuration"]) == (False, False, "5")
 
 
 # --- failures, as Twilio treats them ---------------------------------------------------------------
