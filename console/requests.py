@@ -83,6 +83,7 @@ class Filters:
     start: date | None = None
     end: date | None = None
     sla: bool = False
+    handed: bool = False  # handed to an agency (an agency's own: to it)
     q: str = ""
     page: int = 1
 
@@ -97,6 +98,7 @@ class Filters:
             start=_day(args.get("from")),
             end=_day(args.get("to")),
             sla=args.get("sla") == "breached",
+            handed=args.get("handed") == "agency",
             q=plain(args.get("q", ""), 20),
             page=min(parse_id(args.get("page")) or 1, 10_000),
         )
@@ -114,6 +116,7 @@ class Filters:
             "from": self.start.isoformat() if self.start else "",
             "to": self.end.isoformat() if self.end else "",
             "sla": "breached" if self.sla else "",
+            "handed": "agency" if self.handed else "",
             "q": self.q,
             "page": self.page,
         }
@@ -150,6 +153,9 @@ def _filtered(filters: Filters) -> sa.Select[Any]:
         query = query.where(col(ServiceRequest.created_at) < day_range(filters.end)[1])
     if filters.sla:
         query = query.where(_breached())
+    if filters.handed:
+        handed = col(ServiceRequest.handed_to_provider_id)
+        query = query.where(handed == g.user.provider_id if g.user.role is Role.PROVIDER else handed.is_not(None))
     if filters.q:
         query = query.where(_matching(filters.q))
     return query

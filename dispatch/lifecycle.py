@@ -83,8 +83,9 @@ def redispatch(
 ) -> Moved:
     """A fresh round of offers, reaching `reach_km` if the agent widened it: the offer count and the
     escalation clock start again from now. An offer still open stays open (its worker was texted and
-    may yet say yes; texting them again would be a second SMS for one job); the round asks others
-    beside it, never a worker who said no or let an offer for this request run out."""
+    may yet say yes; texting them again would be a second SMS for one job) and counts among the
+    round's offers at once; the round never asks a worker who said no or let an offer for this
+    request run out."""
     request = session.get(ServiceRequest, request_id)
     if request is None:
         return Moved("no such request")

@@ -99,7 +99,9 @@ def next_offers(
     since = request.round_started_at or request.created_at  # an agent may start a new round of offers
     earlier = [] if first_round and request.dispatch_round == 0 else _offers_of(session, request_id)
     offers = [o for o in earlier if o.dispatch_round == request.dispatch_round]
-    live = [o for o in offers if o.status is OfferStatus.PENDING]
+    # Open offers count whichever round made them: an agent's new round waits for one still open (its
+    # worker was texted; asking them again would be a second SMS for one job) as for its own.
+    live = [o for o in earlier if o.status is OfferStatus.PENDING]
     if len(live) >= rules.parallel_offers:
         return Dispatched(reason="waiting for an answer")
     if len(offers) >= rules.max_offers or now - since >= timedelta(seconds=rules.escalate_after):
@@ -107,8 +109,8 @@ def next_offers(
     chosen, held_elsewhere = _eligible(
         session, request, candidates, not_again(earlier), rules, limit=rules.parallel_offers - len(live)
     )
-    if not chosen:
-        return _nobody_now(session, request, earlier, held_elsewhere, now)
+    if not chosen and not live:
+        return _nobody_now(session, request, held_elsewhere, now)
     first = request.status is RequestStatus.NEW
     if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
         return Dispatched(reason="changed meanwhile")
@@ -157,14 +159,10 @@ def asked_before(session: Session, request_id: int) -> frozenset[int]:
     return not_again(_offers_of(session, request_id))
 
 
-def _nobody_now(
-    session: Session, request: ServiceRequest, earlier: Sequence[Offer], held_elsewhere: bool, now: datetime
-) -> Dispatched:
-    """Nobody new to ask: wait for an offer still open (this round's, or one an agent's new round
-    left open); with none, escalate, unless a worker in range was held by another transaction
-    (answering another offer, or asked by another round): then look again shortly."""
-    if any(o.status is OfferStatus.PENDING for o in earlier):
-        return Dispatched(reason="waiting for an answer")
+def _nobody_now(session: Session, request: ServiceRequest, held_elsewhere: bool, now: datetime) -> Dispatched:
+    """Nobody new to ask: wait for an offer still open; with none, escalate, unless a worker in range
+    was held by another transaction (answering another offer, or asked by another round): then look
+    again shortly."""
     if held_elsewhere:
         return Dispatched(reason="the workers in range are held elsewhere", again=True)
     return _escalate(session, request, "no eligible worker in range", now)

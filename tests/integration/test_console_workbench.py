@@ -225,23 +225,23 @@ def test_dispatch_again_on_an_offered_request_never_texts_the_worker_holding_the
     run_jobs(app)
     [offer] = offers_of(engine_of(app), request_id)
     assert (offer.worker_id, offer.status) == (ramesh, OfferStatus.PENDING)  # his offer stands
+    assert the_request(app, request_id).dispatch_round == 0
     assert offer_texts(app, ramesh) == 1
 
     sunita = hire(app, "Sunita", SUNITA, km_north=2)
     agent.post(f"/console/requests/{number}/redispatch")
-    run_jobs(app)
+    run_jobs(app)  # one worker asked at a time (dispatch.parallel_offers): the new round waits for his answer
     made = the_request(app, request_id)
     assert (made.status, made.dispatch_round) == (RequestStatus.OFFERED, 1)
-    assert [(o.worker_id, o.status) for o in offers_of(engine_of(app), request_id)] == [
-        (ramesh, OfferStatus.PENDING),
-        (sunita, OfferStatus.PENDING),
+    assert [(o.worker_id, o.status) for o in offers_of(engine_of(app), request_id)] == [(ramesh, OfferStatus.PENDING)]
+
+    sms_from(app.test_client(), RAMESH, "2")  # he says no: the round goes on to Sunita, and never back to him
+    run_jobs(app)
+    assert [(o.worker_id, o.status, o.dispatch_round) for o in offers_of(engine_of(app), request_id)] == [
+        (ramesh, OfferStatus.DECLINED, 0),
+        (sunita, OfferStatus.PENDING, 1),
     ]
     assert (offer_texts(app, ramesh), offer_texts(app, sunita)) == (1, 1)
-
-    sms_from(app.test_client(), RAMESH, "1")  # the first yes wins; Sunita's offer is withdrawn
-    run_jobs(app)
-    assert the_request(app, request_id).worker_id == ramesh
-    assert [o.status for o in offers_of(engine_of(app), request_id)] == [OfferStatus.ACCEPTED, OfferStatus.WITHDRAWN]
 
 
 # -- an agency ----------------------------------------------------------------------------------------
@@ -286,6 +286,7 @@ def test_an_agency_sees_a_request_handed_to_it_and_gives_it_to_its_own_worker_on
     assert (event.detail["provider_id"], event.reason) == (gomti_id, "their man is in Bakshi Ka Talab")
 
     assert number in page(gomti.get("/console/requests"))
+    assert number in page(gomti.get("/console/requests?handed=agency"))  # those handed to it, apart
     assert number not in page(awadh.get("/console/requests"))
     assert awadh.get(f"/console/requests/{number}").status_code == 403
     screen = page(gomti.get(f"/console/requests/{number}"))

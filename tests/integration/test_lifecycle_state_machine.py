@@ -42,12 +42,13 @@ from tests.factories import GPO, add_worker
 
 S, OS = RequestStatus, OfferStatus
 # DESIGN.md: new → offered → assigned → completed → closed, with escalated and cancelled; and what
-# the code documents: an agent's fresh round (back to new, from new, offered or escalated), an
+# the code documents: an agent's fresh round (back to new, from new, offered or escalated; offered
+# still, when an offer is open: it stays open, and its worker is not texted again), an
 # agent's assignment of a waiting request, a stood-down worker's job back to an agent (assigned →
 # escalated), a problem after the job (completed → escalated), closed after the agent's follow-up.
 ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.NEW: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED, S.NEW}),
-    S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW}),
+    S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW, S.OFFERED}),
     S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED}),
     S.COMPLETED: frozenset({S.CLOSED, S.ESCALATED}),
     S.ESCALATED: frozenset({S.NEW, S.ASSIGNED, S.CANCELLED, S.CLOSED}),
