@@ -408,3 +408,21 @@ def test_the_caller_column_links_to_the_callers_history(app: Flask, agent: Conso
     listed = page(agent.get("/console/requests"))
     assert f'href="/console/callers/{caller_id}" class="caller"' in listed
     assert page(agent.get(f"/console/callers/{caller_id}")).count(CITIZEN) >= 1
+
+
+def test_the_workbench_and_the_board_read_in_hindi(app: Flask) -> None:
+    hire(app, "Sunita", SUNITA, km_north=15)
+    request_id, number = file_request(app, created=datetime.now(UTC) - timedelta(hours=3))
+    run_jobs(app)
+    add_user(engine_of(app), "asha.hindi", Role.AGENT)
+    hindi = Console(app)
+    hindi.sign_in("asha.hindi")
+    hindi.post("/console/language", {"language": "hi", "back": "/console/"})
+    html = page(hindi.get(f"/console/requests/{number}"))
+    assert "10 कि.मी. के भीतर कोई योग्य कार्यकर्ता नहीं।" in html
+    assert "उससे आगे सबसे पास: Sunita, 15.0 कि.मी. दूर (लखनऊ)।" in html
+    assert "एजेंसी को सौंपें" in html
+    board = page(hindi.get("/console/queue/board"))
+    assert "कितनी देर से लंबित" in board
+    assert "2 घंटे 00 मिनट" in board
+    assert the_request(app, request_id).status is RequestStatus.ESCALATED
