@@ -168,11 +168,13 @@ def _order(filters: Filters) -> tuple[sa.ColumnElement[Any], ...]:
 
 
 def _agencys(provider_id: int | None) -> sa.ColumnElement[bool]:
-    """An agency's requests: the jobs of its own workers, and those an agent handed to it."""
+    """An agency's requests: the jobs of its own workers, and those an agent handed to it that no
+    other worker has taken (the helpline may still give a handed request to someone else)."""
     own_worker = sa.exists().where(
         col(Worker.id) == col(ServiceRequest.worker_id), col(Worker.provider_id) == provider_id
     )
-    return sa.or_(col(ServiceRequest.handed_to_provider_id) == provider_id, own_worker)
+    handed = sa.and_(col(ServiceRequest.handed_to_provider_id) == provider_id, col(ServiceRequest.worker_id).is_(None))
+    return sa.or_(handed, own_worker)
 
 
 def _breached() -> sa.ColumnElement[bool]:
@@ -315,11 +317,12 @@ def _request(db: Session, number: str) -> ServiceRequest:
 
 
 def _handed_to_me(found: ServiceRequest) -> bool:
-    """The request was handed to the signed-in user's agency."""
+    """The request was handed to the signed-in user's agency, and no worker has it yet."""
     return (
         g.user.role is Role.PROVIDER
         and found.handed_to_provider_id is not None
-        and (found.handed_to_provider_id == g.user.provider_id)
+        and found.handed_to_provider_id == g.user.provider_id
+        and found.worker_id is None
     )
 
 

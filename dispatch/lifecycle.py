@@ -152,7 +152,7 @@ def hand_to_agency(
         actor,
         AuditAction.REQUEST_HANDED,
         request,
-        from_status=old.value,
+        from_status=None if old is RequestStatus.ESCALATED else old.value,  # a move only from new or offered
         reason=reason,
         provider_id=provider_id,
         provider=provider.name,

@@ -309,6 +309,21 @@ def test_an_agency_sees_a_request_handed_to_it_and_gives_it_to_its_own_worker_on
     assert assigned.actor == f"user:{user_id(app, 'gomti')}"
 
 
+def test_a_handed_request_the_helpline_gives_to_another_worker_leaves_the_agencys_sight(
+    app: Flask, agent: Console
+) -> None:
+    gomti, gomti_id = agency_user(app, "gomti", "Gomti Services")
+    sunita = add_worker(engine_of(app), "Sunita", SUNITA, km_north=30)
+    request_id, number = file_request(app)
+    run_jobs(app)
+    agent.post(f"/console/requests/{number}/hand", {"provider": str(gomti_id)})
+    assert gomti.get(f"/console/requests/{number}").status_code == 200
+    agent.post(f"/console/requests/{number}/assign", {"worker": str(sunita)})  # she called the helpline first
+    assert the_request(app, request_id).worker_id == sunita
+    assert gomti.get(f"/console/requests/{number}").status_code == 403
+    assert number not in page(gomti.get("/console/requests"))
+
+
 def test_an_agency_cannot_assign_a_request_not_handed_to_it(app: Flask) -> None:
     gomti, gomti_id = agency_user(app, "gomti", "Gomti Services")
     theirs = add_worker(engine_of(app), "Ramesh", RAMESH, km_north=1)

@@ -1,6 +1,7 @@
 """The request and offer lifecycle as a state machine: Hypothesis plays random interleavings of
-dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, agents' assignments,
-completion codes right and wrong, ratings, problems, follow-ups and workers stood down, through
+dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, hand-offs to an agency,
+agents' assignments, completion codes right and wrong, ratings, problems, follow-ups and workers
+stood down, through
 the real functions of dispatch/offers.py, dispatch/lifecycle.py and dispatch/inbox.py on a real
 database. After every step the invariants hold: one accepted offer per request at most; requests
 and offers move only along the lifecycle; every status change is in the audit trail, which tells
@@ -37,7 +38,7 @@ from dispatch import inbox, lifecycle, offers
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.db import session_scope
-from storage.models import AuditEvent, Offer, OfferStatus, RequestStatus, ServiceRequest, Worker
+from storage.models import AuditEvent, Offer, OfferStatus, Provider, RequestStatus, ServiceRequest, Worker
 from tests.factories import GPO, add_worker
 
 S, OS = RequestStatus, OfferStatus
@@ -159,6 +160,15 @@ class Lifecycle(RuleBasedStateMachine):
             return
         with session_scope(self.engine) as session:
             lifecycle.cancel(session, request, "user:1", "the citizen called it off", self.clock.now())
+
+    @rule(request=requests)
+    def hand_to_an_agency(self, request: int) -> None:
+        with session_scope(self.engine) as session:
+            agency = Provider(name=f"Agency {next(PHONES)}", district="LUCKNOW")
+            session.add(agency)
+            session.flush()
+            assert agency.id is not None
+            lifecycle.hand_to_agency(session, request, agency.id, "user:1", "their worker is near", self.clock.now())
 
     @rule(request=requests)
     def dispatch_again(self, request: int) -> None:
