@@ -15,7 +15,7 @@ from sqlmodel import Session, SQLModel, col, select
 from console import auth
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
-from dispatch import enqueue
+from dispatch import enqueue, lifecycle
 from storage import callqueue
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -56,6 +56,8 @@ def _board() -> dict[str, object]:
     escalated = ServiceRequest.status == RequestStatus.ESCALATED
     dispatching = col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED))
     expiring = sa.and_(col(Offer.status) == OfferStatus.PENDING, col(Offer.expires_at) <= now + EXPIRING)
+    sla = timedelta(minutes=runtime().settings.console.assignment_sla_minutes)
+    past_sla = sa.and_(col(ServiceRequest.status).in_(lifecycle.UNASSIGNED), col(ServiceRequest.created_at) < now - sla)
     with Session(runtime().engine) as db:
         lists = {
             "callbacks": db.exec(
@@ -67,6 +69,12 @@ def _board() -> dict[str, object]:
             "escalated": db.exec(  # the longest overdue first
                 select(ServiceRequest)
                 .where(escalated)
+                .order_by(col(ServiceRequest.created_at), col(ServiceRequest.id))
+                .limit(SHOWN)
+            ).all(),
+            "past_sla": db.exec(  # the longest overdue first
+                select(ServiceRequest)
+                .where(past_sla)
                 .order_by(col(ServiceRequest.created_at), col(ServiceRequest.id))
                 .limit(SHOWN)
             ).all(),
@@ -85,6 +93,7 @@ def _board() -> dict[str, object]:
         counts = {
             "callbacks": _count(db, CallbackRequest, pending_callback),
             "escalated": _count(db, ServiceRequest, escalated),
+            "past_sla": _count(db, ServiceRequest, past_sla),
             "new": _count(db, ServiceRequest, ServiceRequest.status == RequestStatus.NEW),
             "offered": _count(db, ServiceRequest, ServiceRequest.status == RequestStatus.OFFERED),
             "expiring": _count(db, Offer, expiring),

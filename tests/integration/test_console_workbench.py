@@ -378,6 +378,22 @@ def test_the_board_counts_every_escalated_request_not_only_those_it_shows(app: F
     assert "2 h 00 min" in first  # three hours old, the SLA an hour
 
 
+def test_the_board_lists_the_requests_past_the_sla_the_longest_overdue_first(app: Flask, agent: Console) -> None:
+    now = datetime.now(UTC)
+    for minutes in range(27):
+        add_request(engine_of(app), created=now - timedelta(minutes=90 + minutes))
+    oldest = add_request(engine_of(app), created=now - timedelta(hours=5))
+    add_request(engine_of(app), created=now - timedelta(minutes=10))  # within the hour: not late yet
+    board = page(agent.get("/console/queue/board"))
+    assert 'id="past-sla-count">28<' in board
+    assert 'href="/console/requests?sla=breached"' in board
+    listed = board[board.index('id="past-sla"') : board.index("</table>", board.index('id="past-sla"'))]
+    assert listed.count("<tr><td") == 25
+    first = listed.split("<tr><td")[1]
+    assert the_request(app, oldest).number in first
+    assert "4 h 00 min" in first
+
+
 def test_the_escalated_and_breached_lists_put_the_longest_overdue_first(app: Flask, agent: Console) -> None:
     now = datetime.now(UTC)
     newer = add_request(engine_of(app), created=now - timedelta(hours=2))
