@@ -49,6 +49,7 @@ SHAPED = (
     N_("a request that is %(code)s cannot be cancelled"),
     N_("a request that is %(code)s cannot be dispatched again"),
     N_("a request that is %(code)s cannot be assigned"),
+    N_("a request that is %(code)s cannot be handed to an agency"),
     N_("%(name)s is deactivated"),
     N_("%(name)s is not police-verified"),
     N_("%(name)s does not do %(service)s"),

@@ -11,7 +11,7 @@ from console import metrics
 from console.auth import runtime
 from console.labels import translate as t
 from core import phones, pincodes
-from storage.models import Role
+from storage.models import Role, ServiceRequest
 
 # Roles that phone citizens back and so see their numbers in full.
 SEES_CITIZEN_NUMBERS = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
         district=district_name,
         service=service_name,
         duration=duration,
+        overdue=overdue,
     )
 
 
@@ -60,6 +61,15 @@ def wait(seconds: float | int | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} {m} {seconds % 60:02d} {s}"
     return f"{seconds // 3600} {h} {seconds % 3600 // 60:02d} {m}"
+
+
+def overdue(request: ServiceRequest) -> str:
+    """How far past the assignment SLA a request is: up to its assignment, or up to now while it
+    waits for a worker; '–' within it."""
+    limit = timedelta(minutes=runtime().settings.console.assignment_sla_minutes)
+    end = request.assigned_at if request.worker_id is not None and request.assigned_at else runtime().clock.now()
+    late = end - request.created_at - limit
+    return wait(late.total_seconds()) if late > timedelta(0) else "–"
 
 
 def duration(seconds: float | None) -> str:

@@ -7,14 +7,15 @@ import logging
 from datetime import timedelta
 
 import redis
+import sqlalchemy as sa
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from console import auth
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
-from dispatch import enqueue
+from dispatch import enqueue, lifecycle
 from storage import callqueue
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -48,46 +49,70 @@ def board() -> ResponseReturnValue:
 
 
 def _board() -> dict[str, object]:
+    """Each list's first SHOWN rows, and how many there are in all (the card's count, and its "see all")."""
     now = runtime().clock.now()
     waiting, on_the_line, redis_ok = _waiting()
+    pending_callback = CallbackRequest.status == CallbackStatus.PENDING
+    escalated = ServiceRequest.status == RequestStatus.ESCALATED
+    dispatching = col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED))
+    expiring = sa.and_(col(Offer.status) == OfferStatus.PENDING, col(Offer.expires_at) <= now + EXPIRING)
+    sla = timedelta(minutes=runtime().settings.console.assignment_sla_minutes)
+    past_sla = sa.and_(col(ServiceRequest.status).in_(lifecycle.UNASSIGNED), col(ServiceRequest.created_at) < now - sla)
     with Session(runtime().engine) as db:
-        callbacks = db.exec(
-            select(CallbackRequest)
-            .where(CallbackRequest.status == CallbackStatus.PENDING)
-            .order_by(col(CallbackRequest.due_at).asc().nulls_first(), col(CallbackRequest.created_at))
-            .limit(SHOWN)
-        ).all()
-        escalated = db.exec(
-            select(ServiceRequest)
-            .where(ServiceRequest.status == RequestStatus.ESCALATED)
-            .order_by(col(ServiceRequest.updated_at))
-            .limit(SHOWN)
-        ).all()
-        dispatching = db.exec(
-            select(ServiceRequest)
-            .where(col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED)))
-            .order_by(col(ServiceRequest.created_at).desc())
-            .limit(SHOWN)
-        ).all()
-        expiring = db.exec(
-            select(Offer, ServiceRequest, Worker)
-            .join(ServiceRequest, col(ServiceRequest.id) == Offer.request_id)
-            .join(Worker, col(Worker.id) == Offer.worker_id)
-            .where(Offer.status == OfferStatus.PENDING, col(Offer.expires_at) <= now + EXPIRING)
-            .order_by(col(Offer.expires_at))
-            .limit(SHOWN)
-        ).all()
+        lists = {
+            "callbacks": db.exec(
+                select(CallbackRequest)
+                .where(pending_callback)
+                .order_by(col(CallbackRequest.due_at).asc().nulls_first(), col(CallbackRequest.created_at))
+                .limit(SHOWN)
+            ).all(),
+            "escalated": db.exec(  # the longest overdue first
+                select(ServiceRequest)
+                .where(escalated)
+                .order_by(col(ServiceRequest.created_at), col(ServiceRequest.id))
+                .limit(SHOWN)
+            ).all(),
+            "past_sla": db.exec(  # the longest overdue first
+                select(ServiceRequest)
+                .where(past_sla)
+                .order_by(col(ServiceRequest.created_at), col(ServiceRequest.id))
+                .limit(SHOWN)
+            ).all(),
+            "dispatching": db.exec(
+                select(ServiceRequest).where(dispatching).order_by(col(ServiceRequest.created_at).desc()).limit(SHOWN)
+            ).all(),
+            "expiring": db.exec(
+                select(Offer, ServiceRequest, Worker)
+                .join(ServiceRequest, col(ServiceRequest.id) == Offer.request_id)
+                .join(Worker, col(Worker.id) == Offer.worker_id)
+                .where(expiring)
+                .order_by(col(Offer.expires_at))
+                .limit(SHOWN)
+            ).all(),
+        }
+        counts = {
+            "callbacks": _count(db, CallbackRequest, pending_callback),
+            "escalated": _count(db, ServiceRequest, escalated),
+            "past_sla": _count(db, ServiceRequest, past_sla),
+            "new": _count(db, ServiceRequest, ServiceRequest.status == RequestStatus.NEW),
+            "offered": _count(db, ServiceRequest, ServiceRequest.status == RequestStatus.OFFERED),
+            "expiring": _count(db, Offer, expiring),
+        }
     return {
+        **lists,
+        "counts": counts,
+        "shown": SHOWN,
         "waiting": waiting,
         "on_the_line": on_the_line,
         "redis_ok": redis_ok,
-        "callbacks": callbacks,
-        "escalated": escalated,
-        "dispatching": dispatching,
-        "expiring": expiring,
         "now": now,
         "clock": runtime().clock.now().timestamp(),
     }
+
+
+def _count(db: Session, table: type[SQLModel], where: sa.ColumnElement[bool] | bool) -> int:
+    """How many rows of `table` a list holds in all, however many it shows."""
+    return int(db.exec(select(sa.func.count()).select_from(table).where(where)).one())
 
 
 def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool]:

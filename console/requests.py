@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from console.present import day_range, local_moment
 from core import numbers, phones
 from core.geo import distance_km
 from dispatch import jobs, lifecycle
+from dispatch import reach as dispatch_reach
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
@@ -34,6 +36,7 @@ from storage.models import (
     Caller,
     CallLog,
     Offer,
+    Provider,
     RequestStatus,
     Role,
     ServiceRequest,
@@ -80,6 +83,7 @@ class Filters:
     start: date | None = None
     end: date | None = None
     sla: bool = False
+    handed: bool = False  # handed to an agency (an agency's own: to it)
     q: str = ""
     page: int = 1
 
@@ -94,9 +98,15 @@ class Filters:
             start=_day(args.get("from")),
             end=_day(args.get("to")),
             sla=args.get("sla") == "breached",
+            handed=args.get("handed") == "agency",
             q=plain(args.get("q", ""), 20),
             page=min(parse_id(args.get("page")) or 1, 10_000),
         )
+
+    @property
+    def overdue_first(self) -> bool:
+        """The lists of requests past their time: the longest overdue first, with how long."""
+        return self.sla or self.status == RequestStatus.ESCALATED.value
 
     def query_args(self, **changes: Any) -> dict[str, Any]:
         values = {
@@ -106,6 +116,7 @@ class Filters:
             "from": self.start.isoformat() if self.start else "",
             "to": self.end.isoformat() if self.end else "",
             "sla": "breached" if self.sla else "",
+            "handed": "agency" if self.handed else "",
             "q": self.q,
             "page": self.page,
         }
@@ -125,12 +136,11 @@ def _day(raw: str | None) -> date | None:
 
 
 def _filtered(filters: Filters) -> sa.Select[Any]:
-    """The requests these filters select, newest first, within what the user may see."""
-    query = select(ServiceRequest).order_by(col(ServiceRequest.created_at).desc(), col(ServiceRequest.id).desc())
-    if g.user.role is Role.PROVIDER:  # an agency sees the jobs of its own workers only
-        query = query.join(Worker, col(Worker.id) == ServiceRequest.worker_id).where(
-            Worker.provider_id == g.user.provider_id
-        )
+    """The requests these filters select, within what the user may see: newest first, but the
+    escalated and SLA-breached lists oldest first (the longest overdue at the top)."""
+    query = select(ServiceRequest).order_by(*_order(filters))
+    if g.user.role is Role.PROVIDER:  # an agency sees the jobs of its own workers, and those handed to it
+        query = query.where(_agencys(g.user.provider_id))
     if filters.status:
         query = query.where(ServiceRequest.status == RequestStatus(filters.status))
     if filters.service:
@@ -143,9 +153,28 @@ def _filtered(filters: Filters) -> sa.Select[Any]:
         query = query.where(col(ServiceRequest.created_at) < day_range(filters.end)[1])
     if filters.sla:
         query = query.where(_breached())
+    if filters.handed:
+        handed = col(ServiceRequest.handed_to_provider_id)
+        query = query.where(handed == g.user.provider_id if g.user.role is Role.PROVIDER else handed.is_not(None))
     if filters.q:
         query = query.where(_matching(filters.q))
     return query
+
+
+def _order(filters: Filters) -> tuple[sa.ColumnElement[Any], ...]:
+    if filters.overdue_first:
+        return col(ServiceRequest.created_at).asc(), col(ServiceRequest.id).asc()
+    return col(ServiceRequest.created_at).desc(), col(ServiceRequest.id).desc()
+
+
+def _agencys(provider_id: int | None) -> sa.ColumnElement[bool]:
+    """An agency's requests: the jobs of its own workers, and those an agent handed to it that no
+    other worker has taken (the helpline may still give a handed request to someone else)."""
+    own_worker = sa.exists().where(
+        col(Worker.id) == col(ServiceRequest.worker_id), col(Worker.provider_id) == provider_id
+    )
+    handed = sa.and_(col(ServiceRequest.handed_to_provider_id) == provider_id, col(ServiceRequest.worker_id).is_(None))
+    return sa.or_(handed, own_worker)
 
 
 def _breached() -> sa.ColumnElement[bool]:
@@ -181,6 +210,8 @@ def _matching(q: str) -> sa.ColumnElement[bool]:
 def index() -> ResponseReturnValue:
     filters = Filters.parse(request.args)
     with Session(runtime().engine) as db:
+        if numbers.is_valid(filters.q) and db.exec(_filtered(Filters(q=filters.q)).limit(1)).first():  # type: ignore[call-overload]
+            return redirect(url_for(".show", number=filters.q))  # a request number, as read out: open it
         query = _filtered(filters)
         total = db.execute(select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
         found = db.exec(query.offset((filters.page - 1) * PAGE).limit(PAGE)).all()  # type: ignore[call-overload]
@@ -277,12 +308,22 @@ def _request(db: Session, number: str) -> ServiceRequest:
     found = db.exec(select(ServiceRequest).where(ServiceRequest.number == number)).first()
     if found is None:
         abort(404)
-    if g.user.role is Role.PROVIDER:
+    if g.user.role is Role.PROVIDER and not _handed_to_me(found):
         worker = db.get(Worker, found.worker_id) if found.worker_id else None
         if worker is None or worker.provider_id != g.user.provider_id:
             auth.audit_refusal(AuditAction.ACCESS_REFUSED)
             abort(403)
     return found
+
+
+def _handed_to_me(found: ServiceRequest) -> bool:
+    """The request was handed to the signed-in user's agency, and no worker has it yet."""
+    return (
+        g.user.role is Role.PROVIDER
+        and found.handed_to_provider_id is not None
+        and found.handed_to_provider_id == g.user.provider_id
+        and found.worker_id is None
+    )
 
 
 @bp.get("/<number>")
@@ -300,7 +341,9 @@ def show(number: str) -> ResponseReturnValue:
             .order_by(col(Offer.id))
         ).all()
         timeline = _timeline(db, found, agency)
-        candidates = _candidates(db, found) if g.user.role in STAFF else []
+        workbench = (
+            _workbench(db, found, request.args.get("radius")) if g.user.role in STAFF or _handed_to_me(found) else {}
+        )
         spoken = recordings.spoken_address(db, found.id) if recordings.may_hear(db, found) else None
     return render_template(
         "console/request.html",
@@ -309,9 +352,9 @@ def show(number: str) -> ResponseReturnValue:
         worker=worker,
         offers=offers,
         timeline=timeline,
-        candidates=candidates,
         can_act=g.user.role in STAFF,
         spoken=spoken,
+        **workbench,
     )
 
 
@@ -368,26 +411,96 @@ def _sms_line(sms: SmsLog, found: ServiceRequest, with_text: bool) -> str:
     return f"{line}: {body}"
 
 
-def _candidates(db: Session, found: ServiceRequest) -> list[tuple[Worker, float]]:
-    """Workers an agent may give this job to: verified, active, skilled; nearest first."""
-    if found.status not in lifecycle.ASSIGNABLE or found.latitude is None or found.longitude is None:
+# -- the escalation workbench: dispatch again (how far), hand to an agency, assign ---------------------
+
+
+def _workbench(db: Session, found: ServiceRequest, raw_radius: str | None) -> dict[str, object]:
+    """What the agent may do with a request waiting for a worker, and what each would do: who a new
+    round within the chosen radius would ask (or why nobody), the workers they may assign (any
+    district, nearest first; an agency its own), and the agencies serving the district."""
+    if found.status not in lifecycle.ASSIGNABLE:
+        return {}
+    rules = runtime().settings.dispatch
+    if g.user.role is Role.PROVIDER:
+        return {"candidates": _candidates(db, found, rules.max_radius_km, agency=g.user.provider_id)}
+    reach_km = _radius(raw_radius)
+    reach = dispatch_reach.new_round(db, found, reach_km, rules)
+    return {
+        "candidates": _candidates(db, found, max(reach.radius_km, rules.default_radius_km)),
+        "reach": reach,
+        "radii": _radii(rules.default_radius_km, rules.max_radius_km),
+        "agencies": _agencies(db, found),
+    }
+
+
+RADII_KM = (5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200)
+
+
+def _radii(default_km: float, max_km: float) -> list[float]:
+    """The radii an agent may choose for a round: the default, wider ones, up to the configured maximum."""
+    return sorted({default_km, max_km, *(float(km) for km in RADII_KM if default_km < km <= max_km)})
+
+
+def _radius(raw: str | None) -> float | None:
+    """The radius an agent chose for a round, if wider than the default and no wider than allowed;
+    None for the default (each worker's own radius)."""
+    rules = runtime().settings.dispatch
+    try:
+        km = float(raw or "")
+    except ValueError:
+        return None
+    if not math.isfinite(km) or km <= rules.default_radius_km:
+        return None
+    return min(km, rules.max_radius_km)
+
+
+def _agencies(db: Session, found: ServiceRequest) -> list[Provider]:
+    """Active agencies that serve the request's district: based there, or with workers there."""
+    workers_there = sa.exists().where(
+        col(Worker.provider_id) == col(Provider.id),
+        col(Worker.district) == found.district,
+        col(Worker.active).is_(True),
+    )
+    query = select(Provider).where(
+        col(Provider.active).is_(True), sa.or_(col(Provider.district) == found.district, workers_there)
+    )
+    return list(db.exec(query.order_by(col(Provider.name)).limit(50)).all())
+
+
+def _candidates(
+    db: Session, found: ServiceRequest, radius_km: float, agency: int | None = None
+) -> list[tuple[Worker, float, str]]:
+    """Workers who may be given this job: verified, active, skilled; in the request's district or
+    within `radius_km` of it, whatever their district (an agency: its own workers, anywhere);
+    nearest first, each with how their offer for it went, if they had one."""
+    if found.latitude is None or found.longitude is None:
         return []
     skilled = sa.exists().where(
         col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == found.service_code
     )
-    near = db.exec(
+    dlat = radius_km / dispatch_reach.KM_PER_DEGREE
+    dlon = radius_km / (dispatch_reach.KM_PER_DEGREE * max(math.cos(math.radians(found.latitude)), 0.01))
+    near = sa.and_(
+        col(Worker.latitude).between(found.latitude - dlat, found.latitude + dlat),
+        col(Worker.longitude).between(found.longitude - dlon, found.longitude + dlon),
+    )
+    where = (
+        col(Worker.provider_id) == agency
+        if agency is not None
+        else sa.or_(col(Worker.district) == found.district, near)
+    )
+    found_workers = db.exec(
         select(Worker)
-        .where(
-            Worker.district == found.district,
-            col(Worker.active).is_(True),
-            Worker.police_verification == VerificationStatus.VERIFIED,
-            skilled,
-        )
+        .where(where, col(Worker.active).is_(True), Worker.police_verification == VerificationStatus.VERIFIED, skilled)
         .limit(500)
     ).all()
+    answered = {o.worker_id: o.status.value for o in db.exec(select(Offer).where(Offer.request_id == found.id)).all()}
     ranked = sorted(
-        ((w, distance_km(found.latitude, found.longitude, w.latitude, w.longitude)) for w in near),
-        key=lambda pair: pair[1],
+        (
+            (w, distance_km(found.latitude, found.longitude, w.latitude, w.longitude), answered.get(w.id or 0, ""))
+            for w in found_workers
+        ),
+        key=lambda row: row[1],
     )
     return ranked[:CANDIDATES_SHOWN]
 
@@ -412,41 +525,87 @@ def cancel(number: str) -> ResponseReturnValue:
 @bp.post("/<number>/redispatch")
 @requires(*STAFF)
 def redispatch(number: str) -> ResponseReturnValue:
+    """A new round of offers, as far as the agent chose; not started when it would reach nobody (the
+    request would only escalate again the same second): the agent is told why, and what else to do."""
     reason = plain(request.form.get("reason", ""), NOTE_MAX) or "dispatched again from the console"
+    reach_km = _radius(request.form.get("radius"))
+    rules = runtime().settings.dispatch
+
+    def again(db: Session, found: ServiceRequest) -> lifecycle.Moved:
+        if found.status in lifecycle.REDISPATCHABLE and not dispatch_reach.new_round(db, found, reach_km, rules).anyone:
+            return lifecycle.Moved(NOBODY_IN_REACH)
+        return lifecycle.redispatch(db, found.id or 0, auth.actor(), reason, runtime().clock.now(), reach_km)
+
     return _move(
         number,
-        lambda db, r: lifecycle.redispatch(db, r.id or 0, auth.actor(), reason, runtime().clock.now()),
+        again,
         N_("Dispatching again."),
         then=jobs.dispatch_request,
+        back={"radius": f"{reach_km:g}"} if reach_km else {},
     )
 
 
-@bp.post("/<number>/assign")
+NOBODY_IN_REACH = N_(
+    "Nobody to offer it to within this radius: widen it, hand the request to an agency, or assign a worker."
+)
+
+
+@bp.post("/<number>/hand")
 @requires(*STAFF)
+def hand(number: str) -> ResponseReturnValue:
+    """Hand the request to an agency serving its district, which gives it to one of its own workers."""
+    provider_id = parse_id(request.form.get("provider"))
+    reason = plain(request.form.get("reason", ""), NOTE_MAX) or "handed to an agency from the console"
+    if provider_id is None:
+        flash("Choose an agency.")
+        return redirect(url_for(".show", number=number))
+
+    def handed(db: Session, found: ServiceRequest) -> lifecycle.Moved:
+        if provider_id not in {p.id for p in _agencies(db, found)}:
+            return lifecycle.Moved(N_("That agency does not serve the request's district."))
+        return lifecycle.hand_to_agency(db, found.id or 0, provider_id, auth.actor(), reason, runtime().clock.now())
+
+    return _move(number, handed, N_("Handed to the agency."))
+
+
+@bp.post("/<number>/assign")
+@requires(*STAFF, Role.PROVIDER)
 def assign(number: str) -> ResponseReturnValue:
+    """An agent gives the job to a worker they chose; an agency, a job handed to it, to one of its own."""
     worker_id = parse_id(request.form.get("worker"))
     if worker_id is None:
         flash("Choose a worker.")
         return redirect(url_for(".show", number=number))
-    return _move(
-        number,
-        lambda db, r: lifecycle.assign(
+
+    def assigned(db: Session, found: ServiceRequest) -> lifecycle.Moved:
+        if g.user.role is Role.PROVIDER:
+            worker = db.get(Worker, worker_id)
+            if not _handed_to_me(found) or worker is None or worker.provider_id != g.user.provider_id:
+                auth.audit_refusal(AuditAction.ACCESS_REFUSED)
+                abort(403)
+        return lifecycle.assign(
             db,
-            r.id or 0,
+            found.id or 0,
             worker_id,
             auth.actor(),
             runtime().clock.now(),
             allow_parallel_jobs=runtime().settings.dispatch.allow_parallel_jobs,
-        ),
-        N_("Assigned."),
-        then=jobs.notify_assigned,
-    )
+            by="agency" if g.user.role is Role.PROVIDER else "agent",
+        )
+
+    return _move(number, assigned, N_("Assigned."), then=jobs.notify_assigned)
 
 
 Move = Callable[[Session, ServiceRequest], lifecycle.Moved]
 
 
-def _move(number: str, move: Move, done: str, then: lifecycle.FollowUp | None = None) -> ResponseReturnValue:
+def _move(
+    number: str,
+    move: Move,
+    done: str,
+    then: lifecycle.FollowUp | None = None,
+    back: dict[str, Any] | None = None,
+) -> ResponseReturnValue:
     """Make one lifecycle move; after the commit, queue what it calls for."""
     with session_scope(runtime().engine) as db:
         found = _request(db, number)
@@ -454,7 +613,7 @@ def _move(number: str, move: Move, done: str, then: lifecycle.FollowUp | None = 
     if not moved.ok:
         if moved.error:
             flash(moved.error)
-        return redirect(url_for(".show", number=number))
+        return redirect(url_for(".show", number=number, **(back or {})))
     lifecycle.queue_after(runtime().redis, found.id or 0, moved, then)
     flash(done)
     return redirect(url_for(".show", number=number))

@@ -99,9 +99,16 @@ class Dispatch(_Frozen):
     parallel_offers: int = Field(1, ge=1, le=20)
     escalate_after: int = Field(1800, ge=60)
     default_radius_km: float = Field(10, gt=0, le=200)
+    max_radius_km: float = Field(50, gt=0, le=500, description="the widest an agent may widen one round")
     voice_after_unanswered_sms: int = Field(1, ge=0)
     sweep_interval: int = Field(60, ge=5, le=3600)
     allow_parallel_jobs: bool = False
+
+    @model_validator(mode="after")
+    def _widest_not_narrower(self) -> Dispatch:
+        if self.max_radius_km < self.default_radius_km:
+            raise ValueError("dispatch.max_radius_km must be at least dispatch.default_radius_km")
+        return self
 
 
 class Console(_Frozen):

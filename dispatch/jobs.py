@@ -122,9 +122,10 @@ def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
     if request.latitude is None or request.longitude is None:
         return []
     rules = ctx.settings.dispatch
-    radius = geoindex.search_radius(ctx.redis, rules.default_radius_km)
+    reach = request.round_radius_km  # an agent widened this round
+    radius = max(geoindex.search_radius(ctx.redis, rules.default_radius_km), reach or 0.0)
     found = geoindex.nearby(ctx.redis, request.service_code, request.latitude, request.longitude, radius, moment.date())
-    return rank(found, default_radius_km=rules.default_radius_km)
+    return rank(found, default_radius_km=rules.default_radius_km, reach_km=reach)
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:

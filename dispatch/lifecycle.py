@@ -20,6 +20,7 @@ from storage.models import (
     Offer,
     OfferChannel,
     OfferStatus,
+    Provider,
     RequestStatus,
     ServiceRequest,
     VerificationStatus,
@@ -77,8 +78,14 @@ def cancel(session: Session, request_id: int, actor: str, reason: str, now: date
     return Moved(freed_worker=request.worker_id if old is RequestStatus.ASSIGNED else None)
 
 
-def redispatch(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> Moved:
-    """A fresh round of offers: the offer count and the escalation clock start again from now."""
+def redispatch(
+    session: Session, request_id: int, actor: str, reason: str, now: datetime, reach_km: float | None = None
+) -> Moved:
+    """A fresh round of offers, reaching `reach_km` if the agent widened it: the offer count and the
+    escalation clock start again from now. An offer still open stays open (its worker was texted and
+    may yet say yes; texting them again would be a second SMS for one job) and counts among the
+    round's offers at once; the round never asks a worker who said no or let an offer for this
+    request run out."""
     request = session.get(ServiceRequest, request_id)
     if request is None:
         return Moved("no such request")
@@ -87,21 +94,69 @@ def redispatch(session: Session, request_id: int, actor: str, reason: str, now: 
         return Moved(f"a request that is {old.value} cannot be dispatched again")
     if _had_a_worker(session, request_id):
         return Moved(DONE_BEFORE)
+    still_open = old is RequestStatus.OFFERED and _open_offer(session, request_id)
     moved = session.execute(
         sa.update(ServiceRequest)
         .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == old)
         .values(
-            status=RequestStatus.NEW,
+            status=RequestStatus.OFFERED if still_open else RequestStatus.NEW,
             round_started_at=now,
+            round_radius_km=reach_km,
             updated_at=now,
             dispatch_round=col(ServiceRequest.dispatch_round) + 1,
         )
     ).rowcount  # type: ignore[attr-defined]
     if not moved:
         return Moved("the request changed meanwhile; look again")
+    session.refresh(request)
+    audit(
+        session,
+        actor,
+        AuditAction.REQUEST_REDISPATCHED,
+        request,
+        from_status=old.value,
+        reason=reason,
+        **({"radius_km": reach_km} if reach_km else {}),
+    )
+    return Moved()
+
+
+def _open_offer(session: Session, request_id: int) -> bool:
+    pending = select(Offer.id).where(Offer.request_id == request_id, Offer.status == OfferStatus.PENDING)
+    return session.exec(pending).first() is not None
+
+
+def hand_to_agency(
+    session: Session, request_id: int, provider_id: int, actor: str, reason: str, now: datetime
+) -> Moved:
+    """The request goes to a provider agency, whose staff see it and give it to one of their own
+    workers: the helpline stops offering it (open offers are withdrawn) and it waits, escalated, for
+    the agency or an agent."""
+    request, provider = session.get(ServiceRequest, request_id), session.get(Provider, provider_id)
+    if request is None or provider is None or not provider.active:
+        return Moved("no such request or agency")
+    old = request.status
+    if old not in UNASSIGNED:
+        return Moved(f"a request that is {old.value} cannot be handed to an agency")
+    handed = session.execute(
+        sa.update(ServiceRequest)
+        .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == old)
+        .values(status=RequestStatus.ESCALATED, handed_to_provider_id=provider_id, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if not handed:
+        return Moved("the request changed meanwhile; look again")
     withdraw_pending(session, request_id, now)
     session.refresh(request)
-    audit(session, actor, AuditAction.REQUEST_REDISPATCHED, request, from_status=old.value, reason=reason)
+    audit(
+        session,
+        actor,
+        AuditAction.REQUEST_HANDED,
+        request,
+        from_status=None if old is RequestStatus.ESCALATED else old.value,  # a move only from new or offered
+        reason=reason,
+        provider_id=provider_id,
+        provider=provider.name,
+    )
     return Moved()
 
 
@@ -113,9 +168,11 @@ def assign(
     now: datetime,
     *,
     allow_parallel_jobs: bool = False,
+    by: str = "agent",
 ) -> Moved:
-    """Give the job to a worker the agent chose (after phoning them): verified and skilled only, and
-    (unless parallel jobs are allowed) not while they have another job in hand, as for an offer."""
+    """Give the job to a worker the agent (or the agency it was handed to) chose, after phoning them:
+    verified and skilled only, and (unless parallel jobs are allowed) not while they have another
+    job in hand, as for an offer. A worker who declined it before may be chosen: they said yes on the phone."""
     request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
     if request is None or worker is None:
         return Moved("no such request or worker")
@@ -151,7 +208,7 @@ def assign(
         from_status=old.value,
         worker_id=worker_id,
         offer_id=offer.id,
-        by="agent",
+        by=by,
     )
     return Moved()
 

@@ -18,14 +18,26 @@ class Candidate:
 
 
 def rank(
-    candidates: Iterable[Candidate], *, default_radius_km: float, exclude: frozenset[int] = frozenset()
+    candidates: Iterable[Candidate],
+    *,
+    default_radius_km: float,
+    exclude: frozenset[int] = frozenset(),
+    reach_km: float | None = None,
 ) -> list[Candidate]:
-    """Those who serve this spot (within their own radius), nearest first, then best rated, then least
-    busy today; a worker already asked about this request is not asked again."""
+    """Those who serve this spot (within their own radius, or the wider `reach_km` an agent chose for
+    this round), nearest first, then best rated, then least busy today; a worker already asked about
+    this request is not asked again."""
     eligible = [
-        c for c in candidates if c.worker_id not in exclude and c.distance_km <= (c.radius_km or default_radius_km)
+        c
+        for c in candidates
+        if c.worker_id not in exclude and reaches(c.distance_km, c.radius_km, default_radius_km, reach_km)
     ]
     return sorted(eligible, key=_order)
+
+
+def reaches(distance_km: float, own_radius_km: float | None, default_radius_km: float, reach_km: float | None) -> bool:
+    """Whether a worker this far away is asked: within their own radius, or within the round's reach."""
+    return distance_km <= max(own_radius_km or default_radius_km, reach_km or 0.0)
 
 
 def _order(candidate: Candidate) -> tuple[float, float, int, int]:

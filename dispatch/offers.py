@@ -97,16 +97,17 @@ def next_offers(
             return Dispatched(reason="changed meanwhile")
         expire_stale(session, request_id, now)
     since = request.round_started_at or request.created_at  # an agent may start a new round of offers
-    this_round = select(Offer).where(Offer.request_id == request_id, Offer.dispatch_round == request.dispatch_round)
-    offers = [] if first_round else session.exec(this_round).all()
-    live = [o for o in offers if o.status is OfferStatus.PENDING]
+    earlier = [] if first_round and request.dispatch_round == 0 else _offers_of(session, request_id)
+    offers = [o for o in earlier if o.dispatch_round == request.dispatch_round]
+    # Open offers count whichever round made them: an agent's new round waits for one still open (its
+    # worker was texted; asking them again would be a second SMS for one job) as for its own.
+    live = [o for o in earlier if o.status is OfferStatus.PENDING]
     if len(live) >= rules.parallel_offers:
         return Dispatched(reason="waiting for an answer")
     if len(offers) >= rules.max_offers or now - since >= timedelta(seconds=rules.escalate_after):
-        return _escalate(session, request, "no worker took it in time", live, now)
-    asked = frozenset(o.worker_id for o in offers)
+        return _escalate(session, request, "no worker took it in time", now)
     chosen, held_elsewhere = _eligible(
-        session, request, candidates, asked, rules, limit=rules.parallel_offers - len(live)
+        session, request, candidates, not_again(earlier), rules, limit=rules.parallel_offers - len(live)
     )
     if not chosen and not live:
         return _nobody_now(session, request, held_elsewhere, now)
@@ -138,12 +139,33 @@ def next_offers(
     return Dispatched(offers=made)
 
 
+def _offers_of(session: Session, request_id: int) -> list[Offer]:
+    return list(session.exec(select(Offer).where(Offer.request_id == request_id)).all())
+
+
+# Offers whose worker is not asked about the request again by dispatch: still open, said no, or let it
+# run out. Only an agent's explicit choice (assign) gives such a worker the job; a withdrawn offer (the
+# request escalated under it) was never answered, and its worker may be asked in a later round.
+NOT_AGAIN = (OfferStatus.PENDING, OfferStatus.DECLINED, OfferStatus.EXPIRED)
+
+
+def not_again(offers: Sequence[Offer]) -> frozenset[int]:
+    """The workers dispatch does not ask again about the request these offers are of."""
+    return frozenset(o.worker_id for o in offers if o.status in NOT_AGAIN)
+
+
+def asked_before(session: Session, request_id: int) -> frozenset[int]:
+    """`not_again`, from the database: the workers a new round of this request leaves out."""
+    return not_again(_offers_of(session, request_id))
+
+
 def _nobody_now(session: Session, request: ServiceRequest, held_elsewhere: bool, now: datetime) -> Dispatched:
-    """Nobody to ask and nobody asked: escalate, unless a worker in range was held by another
-    transaction (answering another offer, or asked by another round): then look again shortly."""
+    """Nobody new to ask: wait for an offer still open; with none, escalate, unless a worker in range
+    was held by another transaction (answering another offer, or asked by another round): then look
+    again shortly."""
     if held_elsewhere:
         return Dispatched(reason="the workers in range are held elsewhere", again=True)
-    return _escalate(session, request, "no eligible worker in range", (), now)
+    return _escalate(session, request, "no eligible worker in range", now)
 
 
 def _hold(session: Session, request: ServiceRequest, now: datetime) -> bool:
@@ -265,11 +287,10 @@ def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) ->
     return unanswered if unanswered >= rules.voice_after_unanswered_sms else 0
 
 
-def _escalate(
-    session: Session, request: ServiceRequest, reason: str, live: Sequence[Offer], now: datetime
-) -> Dispatched:
-    for offer in live:
-        set_offer(session, offer.id, OfferStatus.PENDING, OfferStatus.WITHDRAWN, None)
+def _escalate(session: Session, request: ServiceRequest, reason: str, now: datetime) -> Dispatched:
+    """To an agent: every offer still open (this round's, or one an agent's new round left open) closes."""
+    assert request.id is not None
+    withdraw_pending(session, request.id, now)
     if not move(session, request, request.status, RequestStatus.ESCALATED, "dispatch", reason, now):
         return Dispatched(reason="changed meanwhile")
     return Dispatched(escalated=True, reason=reason)

@@ -41,6 +41,7 @@ class AuditAction(StrEnum):
     REQUEST_ESCALATED = "request.escalated"
     REQUEST_CANCELLED = "request.cancelled"
     REQUEST_REDISPATCHED = "request.redispatched"
+    REQUEST_HANDED = "request.handed"  # to a provider agency
     REQUEST_NOTE = "request.note"
     REQUEST_FOLLOWUP = "request.followup"
     REQUEST_CALL_BRIDGED = "request.call_bridged"  # worker and citizen put through by the helpline

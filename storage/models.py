@@ -257,6 +257,12 @@ class ServiceRequest(SQLModel, table=True):
     round_started_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, nullable=True, description="an agent restarted dispatch; None: created_at"
     )
+    round_radius_km: float | None = Field(
+        default=None, description="an agent widened this round to reach so far; None: each worker's own radius"
+    )
+    handed_to_provider_id: int | None = Field(
+        default=None, foreign_key="provider.id", index=True, description="an agent handed it to this agency"
+    )
 
 
 class Offer(SQLModel, table=True):

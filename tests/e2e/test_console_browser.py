@@ -457,6 +457,52 @@ def test_an_agency_cannot_open_another_agencys_worker(live: Live, page: Page) ->
     expect(page.get_by_role("heading", name=re.compile("Ramesh Kumar"))).to_be_visible()
 
 
+def test_an_agent_widens_an_escalated_request_then_an_agency_takes_another(
+    live: Live, windows: Callable[[], Page]
+) -> None:
+    add_user(live.engine, "asha", Role.AGENT)
+    add_user(live.engine, "gomti", Role.PROVIDER, provider="Gomti Services")
+    add_worker(live.engine, "Sunita Devi", "+919800000002", km_north=15)
+    theirs = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=60)
+    belongs_to(live.engine, theirs, "Gomti Services")
+    far, other = (
+        filed_in(live.engine, "226001", RequestStatus.ESCALATED),
+        filed_in(live.engine, "226001", RequestStatus.ESCALATED),
+    )
+
+    agent = windows()
+    sign_in(agent, "asha")
+    agent.goto(f"/console/requests?q={far}")  # the number the citizen reads out opens the request
+    expect(agent).to_have_url(f"{live.url}/console/requests/{far}")
+    expect(agent.locator("#nobody")).to_have_text("No eligible worker within 10 km.")
+    expect(agent.locator("#beyond")).to_contain_text("Sunita Devi, 15.0 km away")
+    expect(agent.locator("#redispatch")).to_be_disabled()
+    agent.get_by_label("Radius").select_option("20")
+    agent.locator("#check-radius").click()
+    expect(agent.locator("#reach ol")).to_contain_text("Sunita Devi")
+    shoot(agent, "16-workbench")
+    agent.locator("#redispatch").click()
+    expect(agent.locator(".flash")).to_have_text("Dispatching again.")
+    with Session(live.engine) as db:
+        widened = db.exec(select(ServiceRequest).where(ServiceRequest.number == far)).one()
+    assert (widened.status, widened.round_radius_km) == (RequestStatus.NEW, 20.0)
+
+    agent.goto(f"/console/requests/{other}")
+    agent.locator("#hand select").select_option(label="Gomti Services")
+    agent.locator("#hand button").click()
+    expect(agent.locator(".flash")).to_have_text("Handed to the agency.")
+
+    agency = windows()
+    sign_in(agency, "gomti")
+    go_to(agency, "Requests")
+    agency.get_by_role("link", name=other).click()
+    agency.locator("#assign select").select_option(str(theirs))
+    agency.locator("#assign button").click()
+    expect(agency.locator("#status")).to_have_text("assigned")
+    shoot(agency, "17-agency-assigned")
+    assert "request.handed" in audit_actions(live.engine)
+
+
 def test_a_forged_post_is_refused_and_changes_nothing(live: Live, page: Page) -> None:
     add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
     number = filed_in(live.engine, "226001")

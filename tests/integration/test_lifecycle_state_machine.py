@@ -1,6 +1,7 @@
 """The request and offer lifecycle as a state machine: Hypothesis plays random interleavings of
-dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, agents' assignments,
-completion codes right and wrong, ratings, problems, follow-ups and workers stood down, through
+dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, hand-offs to an agency,
+agents' assignments, completion codes right and wrong, ratings, problems, follow-ups and workers
+stood down, through
 the real functions of dispatch/offers.py, dispatch/lifecycle.py and dispatch/inbox.py on a real
 database. After every step the invariants hold: one accepted offer per request at most; requests
 and offers move only along the lifecycle; every status change is in the audit trail, which tells
@@ -37,17 +38,18 @@ from dispatch import inbox, lifecycle, offers
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.db import session_scope
-from storage.models import AuditEvent, Offer, OfferStatus, RequestStatus, ServiceRequest, Worker
+from storage.models import AuditEvent, Offer, OfferStatus, Provider, RequestStatus, ServiceRequest, Worker
 from tests.factories import GPO, add_worker
 
 S, OS = RequestStatus, OfferStatus
 # DESIGN.md: new → offered → assigned → completed → closed, with escalated and cancelled; and what
-# the code documents: an agent's fresh round (back to new, from new, offered or escalated), an
+# the code documents: an agent's fresh round (back to new, from new, offered or escalated; offered
+# still, when an offer is open: it stays open, and its worker is not texted again), an
 # agent's assignment of a waiting request, a stood-down worker's job back to an agent (assigned →
 # escalated), a problem after the job (completed → escalated), closed after the agent's follow-up.
 ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.NEW: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED, S.NEW}),
-    S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW}),
+    S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW, S.OFFERED}),
     S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED}),
     S.COMPLETED: frozenset({S.CLOSED, S.ESCALATED}),
     S.ESCALATED: frozenset({S.NEW, S.ASSIGNED, S.CANCELLED, S.CLOSED}),
@@ -158,6 +160,15 @@ class Lifecycle(RuleBasedStateMachine):
             return
         with session_scope(self.engine) as session:
             lifecycle.cancel(session, request, "user:1", "the citizen called it off", self.clock.now())
+
+    @rule(request=requests)
+    def hand_to_an_agency(self, request: int) -> None:
+        with session_scope(self.engine) as session:
+            agency = Provider(name=f"Agency {next(PHONES)}", district="LUCKNOW")
+            session.add(agency)
+            session.flush()
+            assert agency.id is not None
+            lifecycle.hand_to_agency(session, request, agency.id, "user:1", "their worker is near", self.clock.now())
 
     @rule(request=requests)
     def dispatch_again(self, request: int) -> None:

@@ -111,6 +111,12 @@ def test_call_centre_hours_must_make_sense(tmp_path: Path) -> None:
         load_settings(path, {})
 
 
+def test_an_agent_may_not_widen_a_round_to_less_than_the_default_radius(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"dispatch": {"default_radius_km": 20, "max_radius_km": 15}})
+    with pytest.raises(ConfigError, match=r"max_radius_km must be at least dispatch\.default_radius_km"):
+        load_settings(path, {})
+
+
 def test_missing_or_broken_files_are_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the configuration file"):
         load_settings(tmp_path / "nowhere.yaml", {})
