@@ -141,7 +141,9 @@ def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
 
 def confirmation_sms(settings: Settings, request: ServiceRequest) -> str:
     service = settings.service(request.service_code).name(request.language)
-    return sms_text.compose(settings, "request_created", request.language, {"number": request.number, "service": service})
+    return sms_text.compose(
+        settings, "request_created", request.language, {"number": request.number, "service": service}
+    )
 
 
 def unused_number(session: Session) -> str:

@@ -126,7 +126,8 @@ def test_a_first_time_caller_hears_the_privacy_notice_once_and_gets_its_link(
 ) -> None:
     first = call(app, "2,hangup")
     assert first.said("Before we go on: to serve you, the helpline keeps your phone number and what you tell us")
-    assert first.said("until 365 days after your last call. To hear what is kept, or to have it erased, ask an agent.")
+    assert first.said("until 365 days after your last call. To hear what is kept, or to have it erased, press 5 at")
+    assert first.said("the main menu, or ask an agent.")
     run_jobs(app)
     [notice] = sandbox.messages
     assert notice["to"] == CITIZEN
