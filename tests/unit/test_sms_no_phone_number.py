@@ -6,8 +6,10 @@ in any of the ways one is written."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from core.settings import load_settings
 from dispatch import sms_text
@@ -83,3 +85,28 @@ def test_the_helplines_number_is_what_the_texts_give_to_call() -> None:
     )
     elsewhere = SETTINGS.model_copy(update={"helpline_public_number": "1076"})
     assert sms_text.compose(elsewhere, "reply_help_citizen", "en", {}).endswith("call 1076.")
+
+
+def _params(node: object) -> Iterator[str]:
+    """Every value a flow hands to a prompt, wherever in the flow it is."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "params" and isinstance(value, dict):
+                yield from (str(v) for v in value.values())
+            else:
+                yield from _params(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _params(item)
+
+
+@pytest.mark.parametrize("flow", ["worker", "feedback"])
+def test_nothing_said_to_a_worker_or_on_our_calls_out_is_a_phone_number(flow: str) -> None:
+    definition = yaml.safe_load((ROOT / "flows" / "definitions" / f"{flow}.yaml").read_text(encoding="utf-8"))
+    said = list(_params(definition))
+    assert said, "the flow says nothing with a value: the search would find nothing"
+    variables = {name for value in said for name in re.findall(r"\{([a-z_]+)\}", value)}
+    assert not [v for v in variables if any(word in v for word in ("phone", "mobile", "caller", "citizen"))]
+    prompts = yaml.safe_load((ROOT / "flows" / "prompts" / "en.yaml").read_text(encoding="utf-8"))
+    for text in prompts.values():
+        assert not [p for p in sms_text.placeholders(str(text)) if "phone" in p or "mobile" in p]
