@@ -131,12 +131,11 @@ def approve(request_id: int) -> ResponseReturnValue:
             actor=actor(),
             now=helpline.clock.now(),
         )
+        flash(ERASED)
     except retention.StillServing:
         flash(STILL_OPEN)
     except privacy_requests.NotPending:
         flash(DECIDED)
-    else:
-        flash(ERASED)
     return redirect(url_for(".show", request_id=request_id))
 
 
@@ -145,21 +144,14 @@ def approve(request_id: int) -> ResponseReturnValue:
 def reject(request_id: int) -> ResponseReturnValue:
     """A supervisor refuses an erasure: the caller is told by SMS, and can call to hear why."""
     _erasure(request_id)
-    helpline = runtime()
+    helpline, who = runtime(), {"decided_by": g.user.id, "actor": actor()}
     try:
         privacy_requests.refuse_erasure(
-            helpline.engine,
-            helpline.redis,
-            helpline.settings,
-            request_id,
-            decided_by=g.user.id,
-            actor=actor(),
-            now=helpline.clock.now(),
+            helpline.engine, helpline.redis, helpline.settings, request_id, now=helpline.clock.now(), **who
         )
+        flash(REJECTED)
     except privacy_requests.NotPending:
         flash(DECIDED)
-    else:
-        flash(REJECTED)
     return redirect(url_for(".show", request_id=request_id))
 
 

@@ -22,15 +22,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from sqlmodel import Session, col, select
 
-from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, jobs
 from storage.db import session_scope
 from storage.models import Caller, Offer, OfferStatus, RequestStatus, Role, ServiceRequest, Worker
 from telephony import telephony
-from tests.console import Console, add_user
+from tests.console import Console, signed_in
 from tests.factories import (
-    ALWAYS_OPEN,
     PLATFORMS,
     add_worker,
     answer_our_call,
@@ -38,7 +36,6 @@ from tests.factories import (
     engine_of,
     run_jobs,
     sms_from,
-    with_hours,
 )
 from tests.unit.test_sms_no_phone_number import MOBILE
 
@@ -53,16 +50,8 @@ def telephony_platform(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def app_settings(helpline_settings: Settings) -> Settings:
-    return with_hours(helpline_settings, **ALWAYS_OPEN)
-
-
-@pytest.fixture
 def admin(app: Flask) -> Console:
-    add_user(engine_of(app), "meera", Role.ADMIN)
-    console = Console(app)
-    console.sign_in("meera")
-    return console
+    return signed_in(app, "meera", Role.ADMIN)
 
 
 class HelplineDay(RuleBasedStateMachine):

@@ -13,7 +13,7 @@ from core import phones
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from storage.models import AuditEvent, Caller, PrivacyRequest, Role, ServiceRequest, SmsLog
-from tests.console import Console, add_user
+from tests.console import Console, signed_in
 from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
@@ -46,10 +46,7 @@ def app_settings(helpline_settings: Settings) -> Settings:
 
 @pytest.fixture
 def supervisor(app: Flask) -> Console:
-    add_user(engine_of(app), "vikram", Role.SUPERVISOR)
-    console = Console(app)
-    console.sign_in("vikram")
-    return console
+    return signed_in(app, "vikram", Role.SUPERVISOR)
 
 
 def privacy_requests(app: Flask) -> list[PrivacyRequest]:
