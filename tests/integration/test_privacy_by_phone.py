@@ -99,6 +99,14 @@ def test_a_hindi_caller_with_no_open_request_hears_so(app: Flask) -> None:
     assert transcript.said("आपका कोई अनुरोध खुला नहीं है।")
 
 
+def test_a_withheld_caller_is_told_we_cannot_tell_whose_data_it_is(app: Flask) -> None:
+    transcript = call(app, "2,5,1,5,2,1", from_number="anonymous")
+
+    withheld = "Your number is withheld, so we cannot tell whose data to look for."
+    assert sum(withheld in text for text in transcript.heard) == 2
+    assert privacy_requests(app) == []
+
+
 def test_an_erasure_asked_on_the_phone_is_approved_in_the_console_and_told_by_sms(
     app: Flask, sandbox: TwilioSandbox, supervisor: Console
 ) -> None:
