@@ -1,6 +1,7 @@
 """A citizen's requests about their own data (DPDP Act 2023 s.11-12), from the caller's screen: an
-agent files an access request (what is held, shown at once) or an erasure request, which a
-supervisor approves; the erasure runs across every table and Redis (`dispatch.retention`)."""
+agent files an access request (what is held, shown at once) or an erasure request, as the caller can
+themself by the phone menu (both through `dispatch.privacy_requests`); a supervisor approves an
+erasure (it runs across every table and Redis: `dispatch.retention`) or refuses it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from console.auth import MANAGERS, STAFF, actor, requires, runtime
 from console.labels import N_
-from dispatch import retention
-from storage.audit import AuditAction, record
+from dispatch import privacy_requests, retention
 from storage.db import session_scope
 from storage.models import (
     CallbackRequest,
@@ -25,10 +25,11 @@ from storage.models import (
     ServiceRequest,
     SmsLog,
 )
+from telephony import telephony
 
 bp = Blueprint("data_requests", __name__, url_prefix="/data-requests")
-ENTITY = "privacy_request"
 FILED = N_("Erasure request filed: a supervisor approves it.")
+ALREADY_FILED = N_("An erasure request of this caller is already waiting for a supervisor.")
 ERASED = N_("The caller's data is erased.")
 REJECTED = N_("The erasure request is rejected.")
 STILL_OPEN = N_("The caller has a request still open: close or cancel it before erasing.")
@@ -58,24 +59,10 @@ def file(caller_id: int) -> ResponseReturnValue:
     with session_scope(runtime().engine) as db:
         if db.get(Caller, caller_id) is None:
             abort(404)
-        done = kind is PrivacyRequestKind.ACCESS
-        filed = PrivacyRequest(
-            kind=kind,
-            caller_id=caller_id,
-            filed_by=g.user.id,
-            filed_at=runtime().clock.now(),
-            status=PrivacyRequestStatus.DONE if done else PrivacyRequestStatus.PENDING,
-            decided_by=g.user.id if done else None,
-            decided_at=runtime().clock.now() if done else None,
-        )
-        db.add(filed)
-        db.flush()
-        action = AuditAction.PRIVACY_ACCESS_GIVEN if done else AuditAction.PRIVACY_ERASURE_FILED
-        record(db, action, actor=actor(), entity=ENTITY, entity_id=filed.id, detail={"caller_id": caller_id})
-        filed_id = filed.id
-    if not done:
-        flash(FILED)
-    return redirect(url_for(".show", request_id=filed_id))
+        filed = privacy_requests.file(db, caller_id, kind, filed_by=g.user.id, actor=actor(), now=runtime().clock.now())
+    if kind is PrivacyRequestKind.ERASURE:
+        flash(FILED if filed.new else ALREADY_FILED)
+    return redirect(url_for(".show", request_id=filed.id))
 
 
 @bp.get("/")
@@ -129,48 +116,48 @@ def _held(db: Session, caller_id: int) -> Held:
 @bp.post("/<id:request_id>/approve")
 @requires(*MANAGERS)
 def approve(request_id: int) -> ResponseReturnValue:
-    """A supervisor approves an erasure: the caller is erased everywhere; the audit event holds counts."""
-    filed = _pending_erasure(request_id)
-    if filed is None:
-        return redirect(url_for(".show", request_id=request_id))
+    """A supervisor approves an erasure: the caller is erased everywhere, then told by SMS; the audit
+    event holds counts."""
+    _erasure(request_id)
+    helpline = runtime()
     try:
-        counts = retention.erase_caller(
-            runtime().engine, runtime().redis, runtime().settings, filed.caller_id, runtime().clock.now()
+        privacy_requests.approve_erasure(
+            helpline.engine,
+            helpline.redis,
+            helpline.settings,
+            telephony(helpline.settings),
+            request_id,
+            decided_by=g.user.id,
+            actor=actor(),
+            now=helpline.clock.now(),
         )
+        flash(ERASED)
     except retention.StillServing:
         flash(STILL_OPEN)
-        return redirect(url_for(".show", request_id=request_id))
-    _decide(request_id, PrivacyRequestStatus.DONE, AuditAction.PRIVACY_ERASED, counts.as_detail())
-    flash(ERASED)
+    except privacy_requests.NotPending:
+        flash(DECIDED)
     return redirect(url_for(".show", request_id=request_id))
 
 
 @bp.post("/<id:request_id>/reject")
 @requires(*MANAGERS)
 def reject(request_id: int) -> ResponseReturnValue:
-    if _pending_erasure(request_id) is not None:
-        _decide(request_id, PrivacyRequestStatus.REJECTED, AuditAction.PRIVACY_ERASURE_REJECTED, {})
+    """A supervisor refuses an erasure: the caller is told by SMS, and can call to hear why."""
+    _erasure(request_id)
+    helpline, who = runtime(), {"decided_by": g.user.id, "actor": actor()}
+    try:
+        privacy_requests.refuse_erasure(
+            helpline.engine, helpline.redis, helpline.settings, request_id, now=helpline.clock.now(), **who
+        )
         flash(REJECTED)
+    except privacy_requests.NotPending:
+        flash(DECIDED)
     return redirect(url_for(".show", request_id=request_id))
 
 
-def _pending_erasure(request_id: int) -> PrivacyRequest | None:
+def _erasure(request_id: int) -> None:
+    """404 unless there is such an erasure request."""
     with Session(runtime().engine) as db:
         filed = db.get(PrivacyRequest, request_id)
     if filed is None or filed.kind is not PrivacyRequestKind.ERASURE:
         abort(404)
-    if filed.status is not PrivacyRequestStatus.PENDING:
-        flash(DECIDED)
-        return None
-    return filed
-
-
-def _decide(request_id: int, status: PrivacyRequestStatus, action: AuditAction, counts: dict[str, int]) -> None:
-    """The decision, once (compare-and-set on pending), with its audit event: counts, never whose data."""
-    with session_scope(runtime().engine) as db:
-        filed = db.get(PrivacyRequest, request_id, with_for_update=True)
-        if filed is None or filed.status is not PrivacyRequestStatus.PENDING:
-            return
-        filed.status, filed.decided_by, filed.decided_at = status, g.user.id, runtime().clock.now()
-        db.add(filed)
-        record(db, action, actor=actor(), entity=ENTITY, entity_id=request_id, to_status=status.value, detail=counts)

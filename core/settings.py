@@ -229,6 +229,9 @@ class Privacy(_Frozen):
 class Settings(_Frozen):
     helpline_name: str = "Sewamitra"
     helpline_number: str
+    helpline_public_number: str = Field(
+        "155330", pattern=r"^\d{3,11}$", description="the number the SMS tell citizens and workers to call, as dialled"
+    )
     public_url: str = Field(pattern=r"^https?://[^/]+(/.*)?$")
     data_dir: Path = Path("var")
     recordings_dir: Path = Path("recordings")

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from core import numbers, phones, pincodes
 from core.settings import Settings
-from dispatch import enqueue, retention
+from dispatch import enqueue, retention, sms_text
 from storage import audit
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -140,9 +140,10 @@ def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
 
 
 def confirmation_sms(settings: Settings, request: ServiceRequest) -> str:
-    template = settings.sms.templates["request_created"]
     service = settings.service(request.service_code).name(request.language)
-    return template.text(request.language).format(number=request.number, service=service)
+    return sms_text.compose(
+        settings, "request_created", request.language, {"number": request.number, "service": service}
+    )
 
 
 def unused_number(session: Session) -> str:

@@ -201,7 +201,8 @@ TOLD = sa.exists().where(
 
 
 def notify_assigned(request_id: int) -> str:
-    """Both sides learn who and where: the citizen the worker and the code, the worker the citizen.
+    """Both sides learn the job: the citizen the worker's name and the code, the worker the service and
+    the place; neither the other's number (they reach each other through the helpline).
 
     Once per worker assigned: RQ runs a job queued twice twice (the sweeper queues this one again when
     the first waits past its grace), so both messages are recorded first, under the request's row
@@ -232,12 +233,7 @@ def notify_assigned(request_id: int) -> str:
                     caller.phone,
                     "assigned_citizen",
                     request.language,
-                    {
-                        "number": request.number,
-                        "worker": worker.name,
-                        "worker_phone": worker.phone,
-                        "code": request.completion_code or "",
-                    },
+                    {"number": request.number, "worker": worker.name, "code": request.completion_code or ""},
                     request_id=request_id,
                 )
             )
@@ -249,8 +245,8 @@ def notify_assigned(request_id: int) -> str:
                 worker.language,
                 {
                     "number": request.number,
-                    "citizen_phone": caller.phone if caller else "-",
-                    "address": request.address_note or _locality(request, worker.language),
+                    "service": _service(request, worker.language),
+                    "locality": _locality(request, worker.language),
                 },
                 request_id=request_id,
                 worker_id=worker.id,
@@ -495,7 +491,7 @@ def record_sms(
     worker_id: int | None = None,
 ) -> int:
     """An SMS from a template, fitted to two segments, recorded as pending; its id."""
-    body = sms_text.render(context.current().settings.sms.templates[template].text(language), values)
+    body = sms_text.compose(context.current().settings, template, language, values)
     sms = SmsLog(
         to_number=to,
         body=body,

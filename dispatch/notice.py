@@ -54,7 +54,7 @@ def send(
     to = phones.indian_mobile(phone)
     if to is None:
         return None
-    body = sms_text.render(settings.sms.templates[template].text(language), values)
+    body = sms_text.compose(settings, template, language, values)
     with session_scope(engine) as session:
         sms = SmsLog(to_number=to, body=body, template=template, status=SmsDelivery.PENDING)
         session.add(sms)

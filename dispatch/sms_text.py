@@ -11,6 +11,8 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
+from core.settings import Settings
+
 Encoding = Literal["GSM-7", "UCS-2"]
 
 # GSM 03.38 default alphabet (ESC itself excluded: it is not a character anyone can send).
@@ -32,8 +34,7 @@ TYPICAL_VALUES: Mapping[str, str] = {
     "number": "1234567",
     "service": "Appliance repair",
     "worker": "Santosh Kumar Vishwakarma",
-    "worker_phone": "+919876543210",
-    "citizen_phone": "+919876543210",
+    "helpline": "155330",
     "code": "4821",
     "locality": "Gomti Nagar, Lucknow",
     "address": "House 12A, Lane 4, Vikas Nagar, Near Hanuman Mandir, Lucknow",
@@ -146,6 +147,13 @@ def render(
         return text
     fixed = fill(template, dict.fromkeys(current, ""))
     raise SmsTooLong(length(fixed), length(text), encoding(text), max_segments)
+
+
+def compose(settings: Settings, template: str, language: str, values: Mapping[str, str]) -> str:
+    """A configured template in `language`, fitted: `{helpline}` is the helpline's public number, the
+    one number an SMS gives (citizen and worker reach each other only through it)."""
+    text = settings.sms.templates[template].text(language)
+    return render(text, {"helpline": settings.helpline_public_number, **values})
 
 
 def check_templates(templates: Mapping[str, tuple[str, str]], sample: Mapping[str, str]) -> list[str]:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, bridge, enqueue, inbox, notice, retention
+from dispatch import availability, bridge, enqueue, inbox, notice, privacy_requests, retention
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
@@ -32,6 +32,7 @@ from storage.models import (
     Caller,
     Channel,
     Offer,
+    PrivacyRequestKind,
     Recording,
     RequestStatus,
     ServiceRequest,
@@ -535,6 +536,43 @@ def report_problem(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     return Outcome("recorded")
 
 
+# -- the caller's own data (DPDP Act 2023 s.11-12) -----------------------------------------------------
+
+
+def privacy_access(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+    """What the helpline holds about the caller, to be read out (their number, their open requests, how
+    long things are kept); filed as an access request given, as one an agent gives."""
+    if ctx.caller is None:
+        return Outcome("withheld")
+    with session_scope(ctx.engine) as session:
+        caller_id = caller_id_for(session, ctx.caller, ctx.language, ctx.settings.privacy_key)
+        kind, now = PrivacyRequestKind.ACCESS, ctx.now()
+        privacy_requests.file(session, caller_id, kind, filed_by=None, actor=privacy_requests.BY_PHONE, now=now)
+        rows = _requests_of(session, ctx.caller, OPEN_STATUSES, limit=MAX_OPEN_READ)
+        requests = [{"number": r.number, "service": r.service_code, "status": r.status.value} for r in rows]
+    kept = ctx.settings.privacy.retention
+    values = {
+        "held_number": retention.searchable(ctx.caller),
+        "requests": requests,
+        "request_count": str(len(requests)),
+        "retention_days": str(kept.citizens),
+        "recording_days": str(kept.recordings),
+    }
+    return Outcome("found" if requests else "none", values)
+
+
+def privacy_erasure(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+    """The caller asks for their data to be erased: filed for a supervisor (once: a second ask finds
+    it waiting); they are told by SMS when it is decided, if their number takes SMS."""
+    if ctx.caller is None:
+        return Outcome("withheld")
+    with session_scope(ctx.engine) as session:
+        caller_id = caller_id_for(session, ctx.caller, ctx.language, ctx.settings.privacy_key)
+        kind, now = PrivacyRequestKind.ERASURE, ctx.now()
+        filed = privacy_requests.file(session, caller_id, kind, filed_by=None, actor=privacy_requests.BY_PHONE, now=now)
+    return Outcome("filed" if filed.new else "waiting", {"sms": "yes" if _is_mobile(ctx.caller) else "no"})
+
+
 def _int(raw: str | None) -> int:
     return int(raw) if raw and raw.isdigit() else 0
 
@@ -571,6 +609,8 @@ EFFECTS: dict[str, Performed] = {
     "find_jobs": _performs(find_jobs, "one", "several", "none"),
     "pick_job": _performs(pick_job, "picked", "unknown"),
     "find_worker_to_call": _performs(find_worker_to_call, "found", "closed", "none"),
+    "privacy_access": _performs(privacy_access, "found", "none", "withheld"),
+    "privacy_erasure": _performs(privacy_erasure, "filed", "waiting", "withheld"),
 }
 
 

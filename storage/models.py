@@ -434,8 +434,8 @@ class User(SQLModel, table=True):
 
 
 class PrivacyRequest(SQLModel, table=True):
-    """A citizen's request about their own data (DPDP Act 2023 s.11-12), filed by an agent; an
-    erasure waits for a supervisor's approval. It names the caller by id only."""
+    """A citizen's request about their own data (DPDP Act 2023 s.11-12), filed by an agent or by the
+    caller on the phone; an erasure waits for a supervisor's approval. It names the caller by id only."""
 
     __tablename__ = "privacy_request"
 
@@ -445,7 +445,9 @@ class PrivacyRequest(SQLModel, table=True):
         default=PrivacyRequestStatus.PENDING, sa_type=_enum(PrivacyRequestStatus), index=True
     )
     caller_id: int = Field(foreign_key="caller.id", index=True)
-    filed_by: int = Field(foreign_key="console_user.id")
+    filed_by: int | None = Field(
+        default=None, foreign_key="console_user.id", description="None: by the caller, by phone"
+    )
     filed_at: datetime = _created()
     decided_by: int | None = Field(default=None, foreign_key="console_user.id")
     decided_at: datetime | None = _moment()

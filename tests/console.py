@@ -64,3 +64,11 @@ class Console:
 def rows(app: Flask, model: type) -> list[Any]:
     with Session(engine_of(app)) as session:
         return list(session.exec(select(model)).all())
+
+
+def signed_in(app: Flask, username: str, role: Role) -> Console:
+    """A console user of `role`, added and signed in."""
+    add_user(app.extensions["sewamitra"].engine, username, role)
+    console = Console(app)
+    console.sign_in(username)
+    return console

@@ -258,9 +258,14 @@ def test_yes_assigns_both_sides_are_told_done_completes_and_the_rating_closes(
     assert len(code) == 4
     [to_citizen] = texts_to(sandbox, CITIZEN)
     assert "Ramesh Kumar" in to_citizen
-    assert "+919800000051" in to_citizen
     assert code in to_citizen
-    assert any(CITIZEN in t and "12 Hazratganj" in t for t in texts_to(sandbox, "+919800000051"))
+    assert "155330 पर कॉल करें" in to_citizen  # to speak to the worker: the helpline, never his number
+    assert "9800000051" not in to_citizen
+    to_worker = texts_to(sandbox, "+919800000051")[-1]
+    assert f"काम {request.number}: प्लंबर, लखनऊ 226001" in to_worker
+    assert "155330 पर कॉल करें" in to_worker  # to hear the address or call the customer
+    assert CITIZEN[3:] not in to_worker
+    assert "12 Hazratganj" not in to_worker
 
     sms_from(webhook, "+919800000051", f"DONE {request.number} {code}")
     run_jobs(installed)
@@ -722,7 +727,11 @@ def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
     sms_from(webhook, "+919800000731", "1")
     run_jobs(installed)
     assert texts_to(sandbox, "+915222623456") == []
-    assert any("+915222623456" in t for t in texts_to(sandbox, "+919800000731"))
+    number = request_of(engine, request_id).number
+    told = [t for t in texts_to(sandbox, "+919800000731") if t.startswith(f"काम {number}:")]
+    assert len(told) == 1
+    assert "155330 पर कॉल करें" in told[0]  # the worker reaches the citizen through the helpline
+    assert "2623456" not in told[0]
 
 
 def test_an_sms_recorded_while_redis_was_down_is_handled_by_the_sweeper(

@@ -126,7 +126,8 @@ def test_a_first_time_caller_hears_the_privacy_notice_once_and_gets_its_link(
 ) -> None:
     first = call(app, "2,hangup")
     assert first.said("Before we go on: to serve you, the helpline keeps your phone number and what you tell us")
-    assert first.said("until 365 days after your last call. To hear what is kept, or to have it erased, ask an agent.")
+    assert first.said("until 365 days after your last call. To hear what is kept, or to have it erased, press 5 at")
+    assert first.said("the main menu, or ask an agent.")
     run_jobs(app)
     [notice] = sandbox.messages
     assert notice["to"] == CITIZEN
@@ -178,6 +179,7 @@ def test_a_returning_caller_is_greeted_in_their_language_without_the_menu(app: F
     assert again.heard[:2] == [
         "Welcome to the Sewamitra helpline.",
         "To book a new service, press 1. To know about your request, press 2. To speak to an agent, press 3. "
+        "To hear what the helpline holds about you, or to have it erased, press 5. "
         "To hear these choices again, press 9.",
     ]
     [caller] = rows(app, Caller)
@@ -202,7 +204,7 @@ def test_a_pincode_outside_uttar_pradesh_is_explained(app: Flask) -> None:
 def test_three_wrong_keys_reach_the_agent_queue_which_announces_the_position(
     app: Flask, telephony_platform: str
 ) -> None:
-    transcript = call(app, f"2,7,-,5,-,{AGENT_TAKES_THE_CALL[telephony_platform]}")
+    transcript = call(app, f"2,7,-,6,-,{AGENT_TAKES_THE_CALL[telephony_platform]}")
     assert transcript.heard.count("Sorry, that is not one of the choices.") == 3
     assert transcript.said("We are connecting you to one of our agents.")
     assert in_the_agent_queue(transcript)

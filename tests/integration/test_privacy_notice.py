@@ -27,9 +27,10 @@ def test_a_citizen_reads_the_notice_in_hindi_without_signing_in(client: FlaskCli
     assert "निजता सूचना" in text
     assert "आख़िरी संपर्क के 400 दिन बाद तक" in text
     assert "<td>123 दिन</td>" in text
-    assert app_settings.helpline_number in text
+    assert f"<strong>{app_settings.helpline_public_number}</strong>" in text  # the number the SMS give
     assert "dpo@up.example.gov.in" in text
     assert "मिटवाना" in text  # how to ask for erasure
+    assert "मुख्य सूची में 5 दबाएँ" in text  # ... by the phone menu
     assert "/privacy?lang=en" in text
 
 
@@ -41,6 +42,7 @@ def test_the_notice_in_english_gives_the_same_figures(client: FlaskClient) -> No
     assert "<td>123 days</td>" in text
     assert "<td>365 days</td>" in text  # records of calls, as config.yaml ships
     assert "to have it erased" in text
+    assert "press 5 at the main menu" in text
     assert "Data\nProtection Board of India" in text
 
 

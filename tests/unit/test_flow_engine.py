@@ -171,6 +171,7 @@ def test_a_returning_caller_skips_the_language_menu() -> None:
     assert heard(call.events)[:2] == [
         "Welcome to the Sewamitra helpline.",
         "To book a new service, press 1. To know about your request, press 2. To speak to an agent, press 3. "
+        "To hear what the helpline holds about you, or to have it erased, press 5. "
         "To hear these choices again, press 9.",
     ]
     assert call.node == "main_menu"

@@ -15,8 +15,9 @@ from tests.factories import ROOT
 HI = "न"  # one Devanagari letter: forces UCS-2, one UTF-16 unit
 EMOJI = "😀"  # outside the BMP: a surrogate pair, two UTF-16 units
 OFFER_EN = "Sewamitra job {number}: {service} at {locality}. Reply 1 to accept, 2 to decline, or call 155330."
-WORKER_EN = "Sewamitra job {number} is yours. Customer {citizen_phone}, {address}. Text DONE {number} CODE when done."
-WORKER_HI = "सेवामित्र काम {number} आपका है। ग्राहक {citizen_phone}, पता: {address}। पूरा होने पर DONE {number} कोड भेजें।"
+# A text that carries an address (no shipped one does since issue 18: the worker hears it from the helpline).
+WORKER_EN = "Sewamitra job {number} is yours. Help {helpline}. Go to {address}. Text DONE {number} CODE when done."
+WORKER_HI = "सेवामित्र काम {number} आपका है। सहायता {helpline}, पता: {address}। पूरा होने पर DONE {number} कोड भेजें।"
 LONG_ADDRESS = "Flat 4B, Sunrise Apartments, Sector 12, Indira Nagar, Near Bhootnath Market, Lucknow 226016"
 
 
@@ -127,7 +128,7 @@ def test_a_long_address_is_cut_at_a_word_to_fit_two_segments() -> None:
     assert encoding(text) == "GSM-7"
     assert "Flat 4B, Sunrise Apartments, Sector 12" in text
     assert "... Text DONE 1234567 CODE when done." in text  # "...": "…" would force UCS-2
-    cut = text.split("Customer +919876543210, ")[1].split("...")[0]
+    cut = text.split("Go to ")[1].split("...")[0]
     assert values["address"].startswith(cut)
     assert not values["address"][len(cut)].isalnum()
 
@@ -135,7 +136,7 @@ def test_a_long_address_is_cut_at_a_word_to_fit_two_segments() -> None:
 def test_a_hindi_sms_shortens_the_address_with_an_ellipsis() -> None:
     text = render(WORKER_HI, sms_text.TYPICAL_VALUES)
     assert length(text) <= 134
-    assert "पता: House 12A, Lane 4, Vikas Nagar, Near…। पूरा होने पर DONE 1234567 कोड भेजें।" in text
+    assert "पता: House 12A, Lane 4, Vikas Nagar, Near Hanuman…। पूरा होने पर DONE 1234567 कोड भेजें।" in text
 
 
 def test_a_devanagari_address_is_not_cut_inside_a_letter() -> None:
@@ -200,7 +201,7 @@ def test_check_templates_reports_fixed_text_over_two_segments() -> None:
 def test_check_templates_warns_when_typical_values_would_be_shortened() -> None:
     problems = check_templates({"assigned_worker": (WORKER_HI, WORKER_EN)}, sms_text.TYPICAL_VALUES)
     assert problems == [
-        "assigned_worker.hi: warning: 156 UTF-16 units with typical values, over 2 segments (134); "
+        "assigned_worker.hi: warning: 149 UTF-16 units with typical values, over 2 segments (134); "
         "values will be shortened"
     ]
 
