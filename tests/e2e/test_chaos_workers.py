@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Flask
 from rq import Worker
 from rq.registry import StartedJobRegistry
+from rq.worker import WorkerStatus
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
@@ -137,7 +138,9 @@ def test_an_idle_worker_told_to_stop_stops_and_is_not_started_again(
     """SIGTERM, as `sewamitra up` and systemd stop it: the worker leaves at once, it does not take the
     end of RQ's loop for a Redis outage and listen again until its supervisor kills it."""
     worker = chaos.worker(chaos_settings)
-    wait_until(lambda: Worker.all(connection=job_context.redis), 60, "the worker to register with RQ")
+    # Idle: waiting for a job, its signal handlers in place (RQ registers the worker before it installs them).
+    waiting = [WorkerStatus.IDLE]
+    wait_until(lambda: [w.get_state() for w in Worker.all(connection=job_context.redis)] == waiting, 60, "it to wait")
     assert worker.process is not None
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=60) == 0, worker.output()
