@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from types import FrameType
 
 import redis
 from redis.client import Pipeline
@@ -40,6 +41,14 @@ class HelplineWorker(SimpleWorker):
     it registers itself again if Redis lost its registration (restarted empty): RQ's heartbeat
     only refreshes a key, and `rq info` and /healthz would count no worker while it works."""
 
+    asked_to_stop = False  # SIGTERM or SIGINT came: its work loop returns because it was told to
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        # RQ notes the request (`_stop_requested`) only when it comes during a job; an idle worker's
+        # loop just ends, as it ends on an error.
+        self.asked_to_stop = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         super().heartbeat(timeout, pipeline)
         if not self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
@@ -59,7 +68,7 @@ class HelplineWorker(SimpleWorker):
 WORKER_TTL_S = 30
 
 
-def worker(connection: redis.Redis, name: str | None = None) -> SimpleWorker:
+def worker(connection: redis.Redis, name: str | None = None) -> HelplineWorker:
     """The helpline's RQ worker on every queue, served in QUEUE_ORDER."""
     queues = [queue(connection, q) for q in QUEUE_ORDER]
     return HelplineWorker(queues, connection=connection, name=name, worker_ttl=WORKER_TTL_S)
@@ -74,7 +83,7 @@ def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
         renamed = f"{name}-{attempt}" if name and attempt else name
         helpline_worker = worker(connection, name=renamed)
         helpline_worker.work(burst=burst)
-        if not burst and not helpline_worker._stop_requested:
+        if not burst and not helpline_worker.asked_to_stop:
             # RQ's worker returns, logging "found an unhandled exception, quitting", on any error
             # it does not expect: a connection that Redis closed outside the wait for a job is one.
             raise WorkerQuit(f"RQ worker {helpline_worker.name} quit on an error")

@@ -18,6 +18,7 @@ A wrong key or silence at a menu or input counts a try; after `max_tries` the no
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ def load(
     FlowError lists everything wrong."""
     path = directory / f"{name}.yaml"
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 (a safe loader, C or Python)
+        raw = _document(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise FlowError(path, [f"cannot read: {exc}"]) from None
     problems: list[str] = []
@@ -164,6 +165,13 @@ def load(
     if problems or flow is None:
         raise FlowError(path, problems)
     return flow
+
+
+@functools.lru_cache(maxsize=64)
+def _document(text: str) -> Any:
+    """A flow file's YAML, parsed once per process for each text (every app reads the same flows,
+    and the parsing is most of its start); `_build` only reads it."""
+    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader, C or Python)
 
 
 # -- building from YAML ---------------------------------------------------------------------------

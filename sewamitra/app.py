@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import Rule as WerkzeugRule
 
 from core.clock import SYSTEM, Clock
 from core.ids import MAX_ID
@@ -25,10 +27,34 @@ class RecordId(IntegerConverter):
         super().__init__(url_map, min=1, max=MAX_ID)
 
 
+class Rule(WerkzeugRule):
+    """A URL rule whose URL builders are compiled once per process. Werkzeug compiles two Python
+    functions for every rule of every app, most of an app's start; they depend on the rule's text
+    and defaults alone (the rule itself is an argument), so every app of a process shares them."""
+
+    def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        defaults = self.defaults or {}
+        if any(dynamic and part in defaults for dynamic, part in self._trace):  # a default's value is compiled in
+            return super()._compile_builder(append_unknown)
+        key = (self.rule, tuple(self._trace), tuple(str(name) for name in defaults), append_unknown)
+        if key not in _BUILDERS:
+            _BUILDERS[key] = super()._compile_builder(append_unknown)
+        return _BUILDERS[key]
+
+
+_BUILDERS: dict[tuple[object, ...], Callable[..., tuple[str, str]]] = {}
+
+
+class App(Flask):
+    """Flask, its rules' URL builders shared by every app of the process."""
+
+    url_rule_class = Rule
+
+
 def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask:
     """The helpline's app; its views read the time from `clock` (tests freeze it)."""
     settings = settings or load_settings()
-    app = Flask(__name__)
+    app = App(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,

@@ -24,6 +24,9 @@ USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,59}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200  # what sign-in reads of a password: a longer one could never be typed in
 LANGUAGES = ("en", "hi")  # the console's
+# werkzeug's scrypt at its own cost (N=2^15, r=8, p=1): a quarter of a second and 32 MB per hash.
+# A hash names its cost, so sign-in checks any; create_user's `hashing` is for tests' many users.
+HASHING = "scrypt:32768:8:1"
 
 
 class Refusal(StrEnum):
@@ -65,6 +68,7 @@ def create_user(
     language: str | None = None,
     must_change_password: bool = False,
     actor: str = "cli",
+    hashing: str = HASHING,
 ) -> User:
     """Add a console user; a provider user belongs to exactly one agency (by name, or by id)."""
     username = username.strip().lower()
@@ -75,7 +79,7 @@ def create_user(
         raise UserError(f"username {username!r} is taken", Refusal.TAKEN)
     user = User(
         username=username,
-        password_hash=_hashed(password),
+        password_hash=_hashed(password, hashing),
         role=role,
         full_name=full_name or None,
         phone=_desk_phone(phone),
@@ -229,8 +233,8 @@ def verify_password(user: User, password: str) -> bool:
     return check_password_hash(user.password_hash, password)
 
 
-def _hashed(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+def _hashed(password: str, hashing: str = HASHING) -> str:
+    return generate_password_hash(password, method=hashing)
 
 
 def _locked(session: Session, user_id: int) -> User:

@@ -6,12 +6,15 @@ own, real PostgreSQL, the Twilio sandbox."""
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from rq import Worker
 from rq.registry import StartedJobRegistry
+from rq.worker import WorkerStatus
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
@@ -127,3 +130,19 @@ def test_a_worker_killed_while_handling_a_yes_the_yes_is_handled_after_all(
     wait_until(lambda: sms_log(postgres, direction="inbound", status="handled"), 60, "the YES to be handled")
     assert request_of(postgres, request_id).status is RequestStatus.ASSIGNED  # Ramesh has the job
     wait_until(lambda: any(m["to"] == RAMESH for m in sandbox.messages), 60, "Ramesh to be told the address")
+
+
+def test_an_idle_worker_told_to_stop_stops_and_is_not_started_again(
+    job_context: JobContext, chaos: Chaos, chaos_settings: Settings
+) -> None:
+    """SIGTERM, as `sewamitra up` and systemd stop it: the worker leaves at once, it does not take the
+    end of RQ's loop for a Redis outage and listen again until its supervisor kills it."""
+    worker = chaos.worker(chaos_settings)
+    # Idle: waiting for a job, its signal handlers in place (RQ registers the worker before it installs them).
+    waiting = [WorkerStatus.IDLE]
+    wait_until(lambda: [w.get_state() for w in Worker.all(connection=job_context.redis)] == waiting, 60, "it to wait")
+    assert worker.process is not None
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=60) == 0, worker.output()
+    assert "Redis cannot be reached" not in worker.output()
+    assert Worker.all(connection=job_context.redis) == []

@@ -11,6 +11,9 @@ import pytest
 from devtools.soak import faults, run
 from tests.factories import ROOT
 
+# One process runs the module, so its one soak serves all three tests (`make test` spreads ungrouped tests).
+pytestmark = pytest.mark.xdist_group("soak")
+
 
 @pytest.fixture(scope="module")
 def short_soak(postgres_server_url: str) -> run.Result:

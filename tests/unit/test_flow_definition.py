@@ -183,3 +183,20 @@ def test_a_dial_says_which_request_and_handles_every_way_it_can_end(tmp_path: Pa
     assert "nodes.call.args: a dial needs `request` (the request whose other party is called)" in found
     assert "nodes.call.outcomes: a dial has no outcome 'answered'" in found
     assert "nodes.call.outcomes: outcome 'busy' of a dial is not handled" in found
+
+
+def test_a_flow_file_changed_on_disk_is_read_again_by_the_next_load(tmp_path: Path) -> None:
+    """Each app reads the flows at start; the parsing is remembered by the file's text, never by its name."""
+    assert load(tmp_path, small_flow()).nodes["bye"].say[0].prompt == "goodbye"
+    changed = small_flow()
+    changed["nodes"]["bye"]["say"] = ["main_menu"]
+    assert load(tmp_path, changed).nodes["bye"].say[0].prompt == "main_menu"
+    assert load(tmp_path, small_flow()).nodes["bye"].say[0].prompt == "goodbye"
+
+
+def test_loading_a_flow_twice_gives_equal_flows_and_leaves_the_parsed_file_as_it_was() -> None:
+    text = (definition.DEFINITIONS / "helpline.yaml").read_text(encoding="utf-8")
+    first = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
+    second = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
+    assert first == second
+    assert definition._document(text) == yaml.safe_load(text)
