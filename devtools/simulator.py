@@ -9,8 +9,8 @@ RecordingUrl, RecordingDuration and Digits; **an empty recording requests no act
 with the next verb**. A hang-up while recording still requests the action (Digits "hangup"). In a key
 script a caller speaks with `say:N` (N seconds, then silence), `say:N#` (then presses #), and
 `say:N!` makes Twilio lose the recording (a fault: the action comes without RecordingSid and URL).
-At a <Record> only such an item is taken: any other item is for a later prompt, and the caller says
-nothing (an empty recording). Tests read whole
+At a <Record> only such an item, or `-` (silent at the beep), is taken: any other item is for a later
+prompt, and the caller says nothing (an empty recording). Tests read whole
 calls from it, `sewamitra simulate` lets a person call from a terminal, and the load benchmark
 drives many calls at once.
 
@@ -989,8 +989,9 @@ class _Call:
         return talked
 
     def _record(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
-        """The beep, then what the caller says (a `say:N` item, else nothing: an empty recording goes
-        on to the next verb); the recording's id, URL and length go to the action."""
+        """The beep, then what the caller says (a `say:N` item; `-` or any other item, nothing: an
+        empty recording goes on to the next verb, and only a `-` is spent on it); the recording's id,
+        URL and length go to the action."""
         speech = self._speech(verb)
         if speech is None:
             return None
@@ -1018,6 +1019,8 @@ class _Call:
                 self.keys.take()
                 self._emit(Pressed(spoken["end"] or "#"))
             else:
+                if item == SILENCE:
+                    self.keys.take()  # the caller keeps silent at the beep: their `-` is spent here
                 self._emit(Silence(timeout))
                 self._pass(timeout)
             return None

@@ -283,7 +283,9 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
         database, "SELECT w.name, r.completion_code FROM service_request r JOIN worker w ON w.id = r.worker_id"
     )
     assert any(worker_name in t and code in t for t in texts(sent, CITIZEN))
-    assert any(CITIZEN in t for t in texts(sent, second))
+    to_worker = texts(sent, second)
+    assert any(number in t and "155330" in t for t in to_worker)  # the job, and the helpline's number to call
+    assert not any(CITIZEN[3:] in t for t in to_worker)  # never the citizen's
     sms(public_url, token, second, f"DONE {number} {code}")
     calls = wait_for(
         lambda: [c for c in get_json_list(f"{sandbox.group(1)}/_sandbox/calls") if c["to"] == CITIZEN],
@@ -301,7 +303,8 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     wait_for(lambda: set(workers) - set(rq_workers(process.pid)), 30, "the killed worker to be gone")
     wait_for(lambda: len(rq_workers(process.pid)) == len(workers), 30, "the worker to be restarted")
     wait_for(lambda: rq_worker_names(data_dir) - registered, 60, "the restarted worker to register with RQ")
-    transcript = CallSimulator(transport, public_url=public_url).run("1,1,226001#,1,2")  # English remembered
+    # English remembered; the first job's worker can still be rung (2: not now), then a new booking.
+    transcript = CallSimulator(transport, public_url=public_url).run("2,1,1,226001#,1,2")
     assert not transcript.errors, transcript.render(requests=True)
     wait_for(
         lambda: one(database, "SELECT count(*) FROM service_request WHERE status = 'offered'") == (1,),

@@ -286,6 +286,20 @@ def test_a_citizen_presses_1_to_speak_to_their_worker(app: Flask, engine: sa.Eng
     )
 
 
+def test_a_citizen_booked_for_by_an_agent_hears_the_notice_then_their_worker_on_a_first_call(
+    app: Flask, engine: sa.Engine, telephony_platform: str
+) -> None:
+    job = a_job(engine)
+    with session_scope(engine) as session:  # booked by an agent: the helpline has no language of theirs
+        session.execute(sa.update(Caller).where(col(Caller.phone) == CITIZEN).values(language=None))
+    transcript = rings(app, CITIZEN, "2,1", Callee("completed", talks=30))  # English, then 1
+    assert transcript.said("Before we go on: to serve you, the helpline keeps your phone number")  # the notice first
+    assert transcript.said(f"Your request {digits_of(job.number)}: your worker is assigned and on the way.")
+    assert rang(transcript) == [Rang(platform_number(WORKER, telephony_platform), HELPLINE[telephony_platform])]
+    assert no_number_heard(transcript, CITIZEN, WORKER)
+    assert [e.reason for e in bridged(engine, job.id or 0)] == ["completed"]
+
+
 def test_any_other_key_or_silence_takes_the_citizen_to_the_main_menu(app: Flask, engine: sa.Engine) -> None:
     a_job(engine)
     for keys in ("2", "-"):

@@ -328,10 +328,11 @@ def test_the_status_callback_keeps_a_call_log(app: Flask) -> None:
     )
     assert log.duration_s == transcript.duration
     assert log.duration_s > 0
-    assert log.path[:7] == [
+    assert log.path[:8] == [
         "welcome",
         "language",
         "privacy_notice",
+        "first_find_your_worker",
         "first_main_menu",
         "service_menu",
         "ask_pincode",
