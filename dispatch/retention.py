@@ -377,7 +377,7 @@ def last_contact(session: Session, numbers: Collection[str]) -> dict[str, dateti
     notice is no contact."""
     last: dict[str, datetime] = {}
     for chunk in _chunks(sorted(set(numbers))):
-        queries: list[sa.Select[Any]] = [
+        queries: list[sa.Select[str, datetime]] = [
             sa.select(number_column, sa.func.max(moment_column))
             .where(number_column.in_(chunk), condition)
             .group_by(number_column)
