@@ -1,6 +1,7 @@
 """The privacy notice at /privacy (DPDP Act 2023 s.5): public, in Hindi and English, its figures
-read from config.yaml, so the notice says what the retention job does; how to ask for one's own
-data or its erasure (5 on the phone menu, or an agent), at the number the SMS give."""
+read from config.yaml, so the notice says what the retention job does and the SMS it sends before
+an erasure; how to ask for one's own data or its erasure (5 on the phone menu, or an agent), at the
+number the SMS give."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def notice() -> ResponseReturnValue:
         language=language,
         settings=settings,
         days=settings.privacy.retention,
+        notice_hours=settings.privacy.erasure_notice_hours,
         helpline=settings.helpline_public_number,
     )
     return Response(page, headers=HEADERS, mimetype="text/html")

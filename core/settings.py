@@ -222,8 +222,24 @@ class BridgedCalls(_Frozen):
 class Privacy(_Frozen):
     retention: Retention = Retention()
     bridged_calls: BridgedCalls = BridgedCalls()
+    erasure_notice_hours: int = Field(
+        48,
+        ge=0,
+        le=24 * 30,
+        description="a citizen is told by SMS this long before an erasure for lapsed purpose (DPDP Rules 2025); 0: off",
+    )
     grievance_officer: str = Field("Grievance Officer, Sewamitra helpline", min_length=1, max_length=160)
     grievance_email: str = Field("grievance@sewamitra.example", pattern=r"^[^@\s]+@[^@\s]+$")
+
+    @model_validator(mode="after")
+    def _notice_within_retention(self) -> Privacy:
+        """A notice due before the citizen's last contact would be sent to everyone, at once."""
+        if self.erasure_notice_hours >= self.retention.citizens * 24:
+            raise ValueError(
+                f"erasure_notice_hours ({self.erasure_notice_hours}) must be shorter than "
+                f"retention.citizens ({self.retention.citizens} days)"
+            )
+        return self
 
 
 class Settings(_Frozen):

@@ -1,21 +1,25 @@
 """Notices to citizens by SMS, recorded and sent the way every SMS is (retried, its delivery kept):
-the privacy notice's link for a first-time caller (DPDP Act 2023 s.5), a breach's notice (s.8(6))."""
+the privacy notice's link for a first-time caller (DPDP Act 2023 s.5), a breach's notice (s.8(6)),
+the notice before an erasure for lapsed purpose (DPDP Rules 2025: 48 hours before)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 import redis
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from core import phones
 from core.settings import Settings
 from dispatch import enqueue, sms_text
 from storage.db import session_scope
-from storage.models import SmsDelivery, SmsLog
+from storage.models import Caller, SmsDelivery, SmsLog
 
 PRIVACY_TEMPLATE = "privacy_notice"
 BREACH_TEMPLATE = "breach_notice"
+ERASURE_TEMPLATE = "erasure_notice"  # not a contact: the retention job does not count it as the citizen seen
 
 
 def privacy_url(settings: Settings, language: str) -> str:
@@ -40,6 +44,25 @@ def send_breach_notice(
     return send(engine, connection, settings, phone, BREACH_TEMPLATE, language, values)
 
 
+def send_erasure_notice(
+    engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int, erase_on: str, now: datetime
+) -> int | None:
+    """A citizen told, in their language, that their number and details go on or after `erase_on`
+    (DPDP Rules 2025); their row notes when, in the same commit. None when they cannot be told."""
+    with session_scope(engine) as session:
+        caller = session.get(Caller, caller_id)
+        if caller is None:
+            return None
+        language = caller.language or "hi"
+        sms_id = _record(session, settings, caller.phone, ERASURE_TEMPLATE, language, {"date": erase_on})
+        if sms_id is None:
+            return None
+        caller.erasure_notice_at = now
+        session.add(caller)
+    enqueue.send_sms(connection, sms_id)
+    return sms_id
+
+
 def send(
     engine: sa.Engine,
     connection: redis.Redis,
@@ -51,15 +74,23 @@ def send(
 ) -> int | None:
     """Record a citizen's SMS from a template, then queue its sending (after the commit); its id, or
     None when the number is not an Indian mobile."""
+    with session_scope(engine) as session:
+        sms_id = _record(session, settings, phone, template, language, values)
+    if sms_id is not None:
+        enqueue.send_sms(connection, sms_id)
+    return sms_id
+
+
+def _record(
+    session: Session, settings: Settings, phone: str, template: str, language: str, values: Mapping[str, str]
+) -> int | None:
+    """The SMS recorded as pending in `session`, its sending queued by the caller after the commit."""
     to = phones.indian_mobile(phone)
     if to is None:
         return None
     body = sms_text.compose(settings, template, language, values)
-    with session_scope(engine) as session:
-        sms = SmsLog(to_number=to, body=body, template=template, status=SmsDelivery.PENDING)
-        session.add(sms)
-        session.flush()
-        sms_id = sms.id
-    assert sms_id is not None
-    enqueue.send_sms(connection, sms_id)
-    return sms_id
+    sms = SmsLog(to_number=to, body=body, template=template, status=SmsDelivery.PENDING)
+    session.add(sms)
+    session.flush()
+    assert sms.id is not None
+    return sms.id

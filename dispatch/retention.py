@@ -4,6 +4,11 @@ One citizen's number is erased the same way everywhere (`erase_number`: the nigh
 erasure the person asked for share it): the number becomes its keyed hash in every table, so a
 caller who rings again is still known as a repeat caller (`returning_caller`), while their names and
 free text, and the SMS to and from them, are blanked. Redis is cleared of every trace of the number.
+
+Before the sweep erases a citizen's number for lapsed purpose it tells them by SMS, in their language,
+`privacy.erasure_notice_hours` ahead (DPDP Rules 2025: 48 hours), and waits that long after the
+notice. That SMS is no contact: it does not keep the number alive. A citizen who cannot be told (no
+Indian mobile, no caller's row) is erased on time, without a notice.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 import sqlalchemy as sa
@@ -23,6 +29,7 @@ from sqlmodel import Session, col, select
 from core import phones
 from core.exceptions import ConfigError
 from core.settings import Settings
+from dispatch import notice
 from storage import audit
 from storage.audit import AuditAction
 from storage.models import (
@@ -62,6 +69,8 @@ class Counts:
     audit_events_scrubbed: int = 0
     recordings_deleted: int = 0
     redis_entries_removed: int = 0
+    erasure_notices: int = 0  # citizens told their number goes soon
+    numbers_awaiting_notice: int = 0  # past their time, their notice not yet `erasure_notice_hours` old
     numbers_erased: list[str] = field(default_factory=list, repr=False)
 
     def as_detail(self) -> dict[str, int]:
@@ -231,13 +240,15 @@ def _hash_mentions(connection: redis.Redis, name: bytes, needles: list[bytes]) -
 
 
 def sweep(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment: datetime) -> Counts:
-    """Erase everything past its time, and Redis's traces of the numbers, in one transaction with its audit event."""
+    """Tell the citizens whose number goes soon; then erase everything past its time, and Redis's
+    traces of the numbers, in one transaction with its audit event."""
     key = key_of(settings)
     days = settings.privacy.retention
     counts = Counts()
     citizens_before = moment - timedelta(days=days.citizens)
+    counts.erasure_notices = tell_before_erasure(engine, connection, settings, moment)
     with Session(engine) as session, session.begin():
-        for number in expired_numbers(session, settings, citizens_before):
+        for number in erasable_numbers(session, settings, citizens_before, moment, counts):
             erase_number(session, number, key, counts)
         counts.requests_blanked += _blank_anonymous_requests(session, citizens_before)
         counts.sms_bodies_blanked += _blank_sms(session, moment - timedelta(days=days.sms_bodies))
@@ -283,6 +294,124 @@ def erase_recordings(session: Session, settings: Settings, recordings: Iterable[
     return erased
 
 
+# -- the notice before an erasure for lapsed purpose (DPDP Rules 2025) -----------------------------
+
+
+def tell_before_erasure(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment: datetime) -> int:
+    """Citizens whose number goes within `privacy.erasure_notice_hours` and who were not told of this
+    lapse yet get an SMS saying from when; how many."""
+    hours = settings.privacy.erasure_notice_hours
+    if not hours:
+        return 0
+    erased_from = moment + timedelta(hours=hours)
+    with Session(engine) as session:
+        due = expired_numbers(session, settings, erased_from - timedelta(days=settings.privacy.retention.citizens))
+        callers = _callers_of(session, due)
+        last = last_contact(session, [caller.phone for caller in callers.values()])
+    to_tell = sorted(
+        {
+            caller.id
+            for caller in callers.values()
+            if caller.id is not None
+            and phones.indian_mobile(caller.phone) is not None
+            and not told_of_this_lapse(caller.erasure_notice_at, last.get(caller.phone))
+        }
+    )
+    on = erased_from.astimezone(ZoneInfo(settings.call_centre.timezone)).strftime("%d %b %Y")
+    sent = [notice.send_erasure_notice(engine, connection, settings, caller_id, on, moment) for caller_id in to_tell]
+    return sum(sms_id is not None for sms_id in sent)
+
+
+def erasable_numbers(
+    session: Session, settings: Settings, before: datetime, moment: datetime, counts: Counts
+) -> list[str]:
+    """Numbers past their time that may go now: their citizen told of this lapse at least
+    `erasure_notice_hours` ago, or with no one to tell (no caller's row, no Indian mobile, no notice)."""
+    expired = expired_numbers(session, settings, before)
+    hours = settings.privacy.erasure_notice_hours
+    if not hours:
+        return expired
+    callers = _callers_of(session, expired)
+    last = last_contact(session, [caller.phone for caller in callers.values()])
+    told_by = moment - timedelta(hours=hours)
+    ready: list[str] = []
+    for number in expired:
+        caller = callers.get(number)
+        if (
+            caller is None
+            or phones.indian_mobile(caller.phone) is None  # no one to tell
+            or notice_served(caller.erasure_notice_at, last.get(caller.phone), told_by)
+        ):
+            ready.append(number)
+        else:
+            counts.numbers_awaiting_notice += 1
+    return ready
+
+
+def told_of_this_lapse(notice_at: datetime | None, last_contact: datetime | None) -> bool:
+    """A notice counts for the lapse that follows the citizen's last contact: one before it was for an
+    earlier lapse, which their contact ended."""
+    return notice_at is not None and (last_contact is None or notice_at > last_contact)
+
+
+def notice_served(notice_at: datetime | None, last_contact: datetime | None, told_by: datetime) -> bool:
+    """Told of this lapse, and by `told_by`: the notice's hours have run."""
+    return told_of_this_lapse(notice_at, last_contact) and notice_at is not None and notice_at <= told_by
+
+
+def _callers_of(session: Session, numbers: list[str]) -> dict[str, Caller]:
+    """Each number's caller (under the number as written or in E.164), where it has one."""
+    found: dict[str, Caller] = {}
+    for chunk in _chunks(numbers):
+        forms = set(chunk) | {normal(number) for number in chunk}
+        by_phone = {c.phone: c for c in session.exec(select(Caller).where(col(Caller.phone).in_(sorted(forms))))}
+        for number in chunk:
+            caller = by_phone.get(number) or by_phone.get(normal(number))
+            if caller is not None:
+                found[number] = caller
+    return found
+
+
+def last_contact(session: Session, numbers: Collection[str]) -> dict[str, datetime]:
+    """When each number was last heard from or written to, or its request last moved; an erasure
+    notice is no contact."""
+    last: dict[str, datetime] = {}
+    for chunk in _chunks(sorted(set(numbers))):
+        queries: list[sa.Select[str, datetime]] = [
+            sa.select(number_column, sa.func.max(moment_column))
+            .where(number_column.in_(chunk), condition)
+            .group_by(number_column)
+            for number_column, moment_column, condition in _contacts()
+        ]
+        queries.append(
+            sa.select(col(Caller.phone), sa.func.max(col(ServiceRequest.updated_at)))
+            .join(ServiceRequest, col(ServiceRequest.caller_id) == col(Caller.id))
+            .where(col(Caller.phone).in_(chunk))
+            .group_by(col(Caller.phone))
+        )
+        for query in queries:
+            for number, at in session.execute(query):
+                if at is not None and (number not in last or at > last[number]):
+                    last[number] = at
+    return last
+
+
+def _contacts() -> list[tuple[Any, Any, sa.ColumnElement[bool]]]:
+    """Where a citizen's contact with the helpline is written: (number, when, which rows)."""
+    not_a_notice = sa.or_(col(SmsLog.template).is_(None), col(SmsLog.template) != notice.ERASURE_TEMPLATE)
+    return [
+        (col(Caller.phone), col(Caller.last_seen_at), sa.true()),
+        (col(CallbackRequest.phone), col(CallbackRequest.created_at), sa.true()),
+        (col(CallLog.from_number), col(CallLog.started_at), sa.true()),
+        (col(CallLog.to_number), col(CallLog.started_at), sa.true()),
+        (col(SmsLog.from_number), col(SmsLog.created_at), not_a_notice),
+        (col(SmsLog.to_number), col(SmsLog.created_at), not_a_notice),
+    ]
+
+
+# -- what is past its time ------------------------------------------------------------------------
+
+
 def expired_numbers(session: Session, settings: Settings, before: datetime) -> list[str]:
     """Citizens' numbers last seen anywhere before `before`, with no request of theirs still open."""
     candidates = set(_numbers_seen(session, before, recent=False)) - _staff_numbers(session, settings)
@@ -296,24 +425,16 @@ def expired_numbers(session: Session, settings: Settings, before: datetime) -> l
 
 def _numbers_seen(session: Session, before: datetime, *, recent: bool, among: list[str] | None = None) -> Iterator[str]:
     """Numbers in any table's rows made before `before` (or, `recent`, since then, or in an open request)."""
-    sources: list[tuple[Any, sa.ColumnElement[bool]]] = []
-
-    def when(moment: sa.ColumnElement[datetime] | datetime) -> sa.ColumnElement[bool]:
-        column = col(moment)
-        return column >= before if recent else column < before
-
     open_request = sa.exists().where(
         col(ServiceRequest.caller_id) == col(Caller.id),
         sa.or_(col(ServiceRequest.status).in_(OPEN), col(ServiceRequest.updated_at) >= before),
     )
-    sources.append(
-        (col(Caller.phone), sa.or_(when(Caller.last_seen_at), open_request) if recent else when(Caller.last_seen_at))
-    )
-    sources.append((col(CallbackRequest.phone), when(CallbackRequest.created_at)))
-    for column in (CallLog.from_number, CallLog.to_number):
-        sources.append((col(column), when(CallLog.started_at)))
-    for column in (SmsLog.from_number, SmsLog.to_number):
-        sources.append((col(column), when(SmsLog.created_at)))
+    sources: list[tuple[Any, sa.ColumnElement[bool]]] = []
+    for number_column, moment_column, rows in _contacts():
+        when = moment_column >= before if recent else moment_column < before
+        if recent and number_column is col(Caller.phone):
+            when = sa.or_(when, open_request)
+        sources.append((number_column, sa.and_(when, rows)))
     for number_column, condition in sources:
         query = sa.select(number_column).where(condition, number_column.is_not(None)).distinct()
         if among is not None:

@@ -221,6 +221,7 @@ class Caller(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=5)
     created_at: datetime = _created()
     last_seen_at: datetime = _created()
+    erasure_notice_at: datetime | None = _moment()  # told their number goes soon (retention); not a contact
 
 
 class ServiceRequest(SQLModel, table=True):

@@ -208,6 +208,15 @@ def test_logs_of_processing_kept_less_than_a_year_are_refused_at_start() -> None
     assert load_settings(ROOT / "config.yaml", {}).privacy.retention.citizens == 365
 
 
+def test_the_notice_before_an_erasure_comes_48_hours_ahead_unless_turned_off() -> None:
+    """The DPDP Rules 2025 ask for a notice 48 hours before an erasure for lapsed purpose."""
+    assert load_settings(ROOT / "config.yaml", {}).privacy.erasure_notice_hours == 48
+    off = load_settings(ROOT / "config.yaml", {"SEWAMITRA_PRIVACY__ERASURE_NOTICE_HOURS": "0"})
+    assert off.privacy.erasure_notice_hours == 0
+    with pytest.raises(ConfigError, match=r"erasure_notice_hours \(48\) must be shorter than retention\.citizens"):
+        load_settings(ROOT / "config.yaml", {"SEWAMITRA_PRIVACY__RETENTION__CITIZENS": "2"})
+
+
 def test_two_sms_templates_under_one_dlt_template_id_are_refused(tmp_path: Path) -> None:
     shared = {"dlt_template_id": "1107160000000000001", "hi": "क", "en": "a"}
     path = write_config(tmp_path, {"sms": {"templates": {"request_created": shared, "offer_busy": shared}}})
