@@ -54,6 +54,7 @@ OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, Reques
 UNHANDLED_SMS = (SmsHandling.RECEIVED.value, SmsHandling.HANDLING.value)
 REDIS_PATTERNS = ("sewamitra:*", "rq:job:*")  # the helpline's keys and RQ's jobs (their arguments)
 BATCH = 500
+NIGHT = timedelta(days=1)  # between two runs of the nightly sweep (dispatch.schedule.RETENTION_CRON)
 FREE_TEXT = ("contact_name", "description", "address_note", "preferred_time")
 
 
@@ -298,14 +299,17 @@ def erase_recordings(session: Session, settings: Settings, recordings: Iterable[
 
 
 def tell_before_erasure(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment: datetime) -> int:
-    """Citizens whose number goes within `privacy.erasure_notice_hours` and who were not told of this
-    lapse yet get an SMS saying from when; how many."""
+    """Citizens whose number goes within `privacy.erasure_notice_hours` and a night, and who were not
+    told of this lapse yet, get an SMS saying from when; how many. The night's margin: the sweep runs
+    nightly at a moment that drifts by seconds, and a notice a few seconds short of its hours on the
+    night its number falls due would hold the erasure back a whole night."""
     hours = settings.privacy.erasure_notice_hours
     if not hours:
         return 0
     erased_from = moment + timedelta(hours=hours)
     with Session(engine) as session:
-        due = expired_numbers(session, settings, erased_from - timedelta(days=settings.privacy.retention.citizens))
+        falls_due_by = erased_from + NIGHT - timedelta(days=settings.privacy.retention.citizens)
+        due = expired_numbers(session, settings, falls_due_by)
         callers = _callers_of(session, due)
         last = last_contact(session, [caller.phone for caller in callers.values()])
     to_tell = sorted(

@@ -253,7 +253,7 @@ def test_a_citizen_is_told_in_their_language_48_hours_before_their_number_is_era
     booked_and_done(app, LATER)
     aged(engine, HINDI, A_YEAR - timedelta(hours=24))  # erased in a day: inside the notice's 48 hours
     aged(engine, ENGLISH, A_YEAR - timedelta(hours=47))
-    aged(engine, LATER, A_YEAR - timedelta(hours=49))  # not yet: told tomorrow night
+    aged(engine, LATER, A_YEAR - timedelta(hours=73))  # beyond 48 hours and a night: told tomorrow night
     seen = {number: caller_of(engine, number).last_seen_at for number in (HINDI, ENGLISH)}
 
     first = nights.run()
@@ -306,6 +306,23 @@ def test_a_citizen_is_told_in_their_language_48_hours_before_their_number_is_era
             )
         ).all()
     assert sorted(sms.body for sms in erased_notices) == ["", ""]  # blanked and hashed like every other SMS
+
+
+def test_a_number_is_erased_the_first_night_it_is_due_though_the_nightly_run_drifts(app: Flask, nights: Nights) -> None:
+    booked_and_done(app, ENGLISH)
+    aged(engine_of(app), ENGLISH, A_YEAR - timedelta(hours=70))  # due in 70 hours: within 48 and a night
+
+    assert nights.run()["erasure_notices"] == 1  # told tonight, not tomorrow night
+    early_night = timedelta(hours=24) - timedelta(seconds=10)  # each run ten seconds earlier than the last
+    aged(engine_of(app), ENGLISH, early_night)
+    assert nights.run()["numbers"] == 0  # due in 46 hours
+    aged(engine_of(app), ENGLISH, early_night)
+    assert nights.run()["numbers"] == 0  # due in 22 hours
+    aged(engine_of(app), ENGLISH, early_night)
+    due = nights.run()  # due two hours ago; the notice 72 hours old, less the drift
+
+    assert (due["numbers"], due["numbers_awaiting_notice"]) == (1, 0)
+    assert not holds(table_dump(engine_of(app)), ENGLISH)
 
 
 def test_a_caller_who_rings_after_the_notice_is_kept_and_told_again_at_their_next_lapse(
