@@ -151,6 +151,7 @@ def test_flows_check_fails_when_the_privacy_notice_is_missing_in_a_language(
 def test_the_helpline_flow_must_play_the_privacy_notice(tmp_path: Path) -> None:
     helpline = yaml.safe_load((definition.DEFINITIONS / "helpline.yaml").read_text(encoding="utf-8"))
     helpline["nodes"]["first_main_menu"]["menu"]["prompt"] = ["main_menu"]
+    helpline["nodes"]["first_your_worker"]["menu"]["prompt"] = ["call_your_worker"]
     (tmp_path / "helpline.yaml").write_text(yaml.safe_dump(helpline, allow_unicode=True), encoding="utf-8")
     with pytest.raises(FlowError) as caught:
         definition.load(

@@ -72,6 +72,13 @@ class Call:
         self.session, self.events = resume(FLOW, self.session, Outcome(name, values))
         return heard(self.events)
 
+    def noticed(self, name: str, **values: object) -> list[str]:
+        """The privacy notice's SMS went (or not); then, on a first call, a worker to ring is looked
+        up: here the caller has none, and hears the notice and the main menu."""
+        self.outcome(name, **values)
+        assert self.effect() == Effect("find_worker_to_call", {})
+        return self.outcome("none")
+
     def recording(self) -> Record:
         assert self.session.status is Status.WAITING_RECORDING, self.events
         record = self.events[-1]
@@ -100,7 +107,7 @@ def test_english_plumber_at_226001_books_a_request() -> None:
     call = Call()
     call.press("2")
     assert call.effect() == Effect("send_privacy_notice", {})
-    spoken = call.outcome("sent", retention_days="365")
+    spoken = call.noticed("sent", retention_days="365")
     assert spoken[0].startswith("Before we go on: to serve you, the helpline keeps your phone number")
     assert "until 365 days after your last call" in spoken[0]
     assert spoken[1].startswith("To book a new service, press 1.")
@@ -128,7 +135,14 @@ def test_english_plumber_at_226001_books_a_request() -> None:
     ]
     assert call.session.language == "en"
     assert call.node == "after_request"
-    assert call.session.path[:5] == ("welcome", "language", "privacy_notice", "first_main_menu", "service_menu")
+    assert call.session.path[:6] == (
+        "welcome",
+        "language",
+        "privacy_notice",
+        "first_find_your_worker",
+        "first_main_menu",
+        "service_menu",
+    )
 
 
 @pytest.mark.parametrize("outcome", ["empty", "failed"])
@@ -159,7 +173,7 @@ def test_keys_while_the_flow_waits_for_a_recording_change_nothing() -> None:
 def test_hindi_is_the_default_when_the_caller_keys_nothing() -> None:
     call = Call()
     call.press("")
-    spoken = call.outcome("no_sms", retention_days="365")
+    spoken = call.noticed("no_sms", retention_days="365")
     assert spoken[0].startswith("आगे बढ़ने से पहले:")  # the privacy notice, in Hindi
     assert spoken[1].startswith("नई सेवा बुक करने के लिए 1 दबाएँ।")
     assert call.session.language == "hi"
