@@ -443,15 +443,7 @@ def _check_effect(flow: Flow, node: Node, where: str, effects: Effects) -> list[
             f"{where}.effect: unknown effect {node.effect!r}, which the helpline cannot perform; "
             f"known: {sorted(effects)}"
         ]
-    outcomes = frozenset(known)
-    problems = [f"{where}.outcomes: {node.effect} has no outcome {o!r}" for o in sorted(set(node.outcomes) - outcomes)]
-    problems += [
-        f"{where}.outcomes: outcome {o!r} of {node.effect} is not handled"
-        for o in sorted(outcomes - set(node.outcomes))
-    ]
-    for key, route in node.outcomes.items():
-        problems += _check_route(flow, route, f"{where}.outcomes.{key}")
-    return problems
+    return _check_outcomes(flow, node, where, frozenset(known), node.effect)
 
 
 def _check_dial(flow: Flow, node: Node, where: str) -> list[str]:
@@ -459,12 +451,7 @@ def _check_dial(flow: Flow, node: Node, where: str) -> list[str]:
     problems = [] if node.dial in DIAL_PARTIES else [f"{where}.dial: a party, one of {list(DIAL_PARTIES)}"]
     if "request" not in node.args:
         problems.append(f"{where}.args: a dial needs `request` (the request whose other party is called)")
-    outcomes = set(node.outcomes)
-    problems += [f"{where}.outcomes: a dial has no outcome {o!r}" for o in sorted(outcomes - DIAL_OUTCOMES)]
-    problems += [f"{where}.outcomes: outcome {o!r} of a dial is not handled" for o in sorted(DIAL_OUTCOMES - outcomes)]
-    for key, route in node.outcomes.items():
-        problems += _check_route(flow, route, f"{where}.outcomes.{key}")
-    return problems
+    return problems + _check_outcomes(flow, node, where, DIAL_OUTCOMES, "a dial")
 
 
 def _check_record(flow: Flow, node: Node, where: str) -> list[str]:
@@ -476,9 +463,15 @@ def _check_record(flow: Flow, node: Node, where: str) -> list[str]:
         problems.append(f"{where}.record.timeout: 1–30 seconds of silence")
     if record.finish_on_key not in ("#", "*"):
         problems.append(f"{where}.record.finish_on_key: '#' or '*'")
+    return problems + _check_outcomes(flow, node, where, RECORD_OUTCOMES, "a recording")
+
+
+def _check_outcomes(flow: Flow, node: Node, where: str, known: frozenset[str], of: str) -> list[str]:
+    """Each way `of` (an effect, a dial, a recording) can end is routed, to a node that exists, and no
+    route waits for an ending it does not have."""
     routed = set(node.outcomes)
-    problems += [f"{where}.outcomes: a recording has no outcome {o!r}" for o in sorted(routed - RECORD_OUTCOMES)]
-    problems += [f"{where}.outcomes: recording outcome {o!r} is not handled" for o in sorted(RECORD_OUTCOMES - routed)]
+    problems = [f"{where}.outcomes: {of} has no outcome {o!r}" for o in sorted(routed - known)]
+    problems += [f"{where}.outcomes: outcome {o!r} of {of} is not handled" for o in sorted(known - routed)]
     for key, route in node.outcomes.items():
         problems += _check_route(flow, route, f"{where}.outcomes.{key}")
     return problems
