@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from console import auth
 from console.auth import STAFF, requires, runtime
@@ -53,7 +54,7 @@ def _board() -> dict[str, object]:
     now = runtime().clock.now()
     waiting, on_the_line, redis_ok = _waiting()
     pending_callback = CallbackRequest.status == CallbackStatus.PENDING
-    escalated = ServiceRequest.status == RequestStatus.ESCALATED
+    escalated = col(ServiceRequest.status) == RequestStatus.ESCALATED
     dispatching = col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED))
     expiring = sa.and_(col(Offer.status) == OfferStatus.PENDING, col(Offer.expires_at) <= now + EXPIRING)
     sla = timedelta(minutes=runtime().settings.console.assignment_sla_minutes)
@@ -66,18 +67,8 @@ def _board() -> dict[str, object]:
                 .order_by(col(CallbackRequest.due_at).asc().nulls_first(), col(CallbackRequest.created_at))
                 .limit(SHOWN)
             ).all(),
-            "escalated": db.exec(  # the longest overdue first
-                select(ServiceRequest)
-                .where(escalated)
-                .order_by(col(ServiceRequest.created_at), col(ServiceRequest.id))
-                .limit(SHOWN)
-            ).all(),
-            "past_sla": db.exec(  # the longest overdue first
-                select(ServiceRequest)
-                .where(past_sla)
-                .order_by(col(ServiceRequest.created_at), col(ServiceRequest.id))
-                .limit(SHOWN)
-            ).all(),
+            "escalated": db.exec(_longest_overdue_first(escalated)).all(),
+            "past_sla": db.exec(_longest_overdue_first(past_sla)).all(),
             "dispatching": db.exec(
                 select(ServiceRequest).where(dispatching).order_by(col(ServiceRequest.created_at).desc()).limit(SHOWN)
             ).all(),
@@ -113,6 +104,15 @@ def _board() -> dict[str, object]:
 def _count(db: Session, table: type[SQLModel], where: sa.ColumnElement[bool] | bool) -> int:
     """How many rows of `table` a list holds in all, however many it shows."""
     return int(db.exec(select(sa.func.count()).select_from(table).where(where)).one())
+
+
+def _longest_overdue_first(wanted: sa.ColumnElement[bool]) -> SelectOfScalar[ServiceRequest]:
+    return (
+        select(ServiceRequest)
+        .where(wanted)
+        .order_by(col(ServiceRequest.created_at), col(ServiceRequest.id))
+        .limit(SHOWN)
+    )
 
 
 def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool]:
