@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.exceptions import SewamitraError
 from devtools import procfs
-from devtools.bench.calls.servers import tail
+from devtools.bench.calls.servers import stop, tail
 from devtools.twilio_sandbox import TwilioSandbox
 from devtools.up import free_port
 from sewamitra.process import die_with_parent
@@ -135,7 +135,7 @@ def running(config: Path, database_url: str, directory: Path, timing: Timing) ->
             await_ready(stack)
             yield stack
         finally:
-            _stop(process)
+            stop(process, STOP_TIMEOUT_S)
 
 
 def await_ready(stack: Stack, timeout: float = READY_TIMEOUT_S) -> None:
@@ -158,13 +158,3 @@ def complete(stack: Stack, web_workers: int = 2, rq_workers: int = 2) -> bool:
         and len(stack.children("worker")) >= rq_workers
         and len(stack.children("scheduler")) == 1
     )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -102,7 +102,7 @@ def running(
         _await_ready(process, server, workers, ready_path)
         yield server
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _await_ready(process: subprocess.Popen[bytes], server: Server, workers: int, path: str) -> None:
@@ -124,12 +124,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM: gunicorn lets its workers finish what they are doing, then exits."""
+def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, then SIGKILL after `timeout` s: gunicorn (and `sewamitra up`) let their workers
+    finish what they are doing, then exit."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(STOP_TIMEOUT_S)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
