@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -91,6 +92,62 @@ class CallCentre(_Frozen):
         """Whether agents are on the floor at the (timezone-aware) moment `at`."""
         local = at.astimezone(ZoneInfo(self.timezone))
         return DAYS[local.weekday()] in self.days and self.opens <= local.time() < self.closes
+
+
+class SlotPeriod(_Frozen):
+    """A part of the day a visit can be booked for: its key, its hours (local), its names."""
+
+    key: str = Field(pattern=r"^[a-z][a-z_]{1,19}$")
+    starts: time
+    ends: time
+    name_en: str = Field(min_length=1, max_length=40)
+    name_hi: str = Field(min_length=1, max_length=40)
+
+    @model_validator(mode="after")
+    def _starts_before_ending(self) -> SlotPeriod:
+        if self.starts >= self.ends:
+            raise ValueError(f"slots.periods.{self.key}: starts must be before ends")
+        return self
+
+    def name(self, language: str) -> str:
+        return self.name_hi if language == "hi" else self.name_en
+
+
+def _default_periods() -> tuple[SlotPeriod, ...]:
+    return (
+        SlotPeriod(key="morning", starts=time(8), ends=time(12), name_en="morning", name_hi="सुबह"),
+        SlotPeriod(key="afternoon", starts=time(12), ends=time(16), name_en="afternoon", name_hi="दोपहर"),
+        SlotPeriod(key="evening", starts=time(16), ends=time(20), name_en="evening", name_hi="शाम"),
+    )
+
+
+class Slots(_Frozen):
+    """The visits a citizen may book: `days_ahead` days from today, each split into `periods`, on the
+    working `days` except `closed_dates`, in `call_centre.timezone`; a slot that starts sooner than
+    `lead_minutes` from now (or has begun) is not offered."""
+
+    days_ahead: int = Field(2, ge=1, le=7, description="today and the days after it that can be booked")
+    lead_minutes: int = Field(60, ge=0, le=24 * 60, description="the least notice a slot needs")
+    days: tuple[str, ...] = DAYS
+    closed_dates: tuple[date, ...] = ()
+    periods: tuple[SlotPeriod, ...] = Field(default_factory=_default_periods, min_length=1, max_length=4)
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [day for day in value if day not in DAYS]
+        if unknown:
+            raise ValueError(f"unknown day(s) {unknown}; use {list(DAYS)}")
+        return value
+
+    @field_validator("periods")
+    @classmethod
+    def _periods_in_order(cls, value: tuple[SlotPeriod, ...]) -> tuple[SlotPeriod, ...]:
+        _require_unique("slots.periods key", [period.key for period in value])
+        for earlier, later in itertools.pairwise(value):
+            if later.starts < earlier.ends:
+                raise ValueError(f"slots.periods: {later.key} must start after {earlier.key} ends")
+        return value
 
 
 class Dispatch(_Frozen):
@@ -260,6 +317,7 @@ class Settings(_Frozen):
     languages: tuple[Language, ...]
     services: tuple[Service, ...]
     call_centre: CallCentre = CallCentre()
+    slots: Slots = Slots()
     dispatch: Dispatch = Dispatch()
     console: Console = Console()
     open311: Open311 = Open311()

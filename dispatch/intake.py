@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from core import numbers, phones, pincodes
 from core.settings import Settings
+from core.slots import Slot
 from dispatch import enqueue, retention, sms_text
 from storage import audit
 from storage.audit import AuditAction
@@ -43,6 +44,7 @@ class Intake:
     idempotency_digest: str | None = None  # of what the key files: the same key for another request is refused
     address_note: str | None = None
     preferred_time: str | None = None
+    slot: Slot | None = None  # the visit's booked slot; None: as soon as a worker can come
     description: str | None = None
     contact_name: str | None = None
     filed_by: str | None = None  # 'api:<client>': the system that filed it, which may follow it
@@ -77,6 +79,8 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
         longitude=place.longitude,
         address_note=intake.address_note,
         preferred_time=intake.preferred_time,
+        slot_starts_at=intake.slot.starts_at if intake.slot else None,
+        slot_ends_at=intake.slot.ends_at if intake.slot else None,
         description=intake.description,
         contact_name=intake.contact_name,
         filed_by=intake.filed_by,

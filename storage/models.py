@@ -240,6 +240,8 @@ class ServiceRequest(SQLModel, table=True):
     longitude: float | None = None
     address_note: str | None = Field(default=None, max_length=500)
     preferred_time: str | None = Field(default=None, max_length=80)
+    slot_starts_at: datetime | None = _moment(index=True)  # the visit's booked slot (core.slots), in UTC
+    slot_ends_at: datetime | None = _moment()
     description: str | None = Field(default=None, max_length=4000, description="what the citizen wrote (API)")
     contact_name: str | None = Field(default=None, max_length=120, description="the citizen's name, when given")
     filed_by: str | None = Field(default=None, max_length=80, index=True, description="'api:<client>' that filed it")
