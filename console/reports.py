@@ -325,9 +325,11 @@ def districts_csv() -> ResponseReturnValue:
 
 
 @bp.get("/agency")
-@requires(Role.PROVIDER)
+@requires(*MANAGERS, Role.PROVIDER)
 def own_agency() -> ResponseReturnValue:
-    """A provider user's own agency's report."""
+    """A provider user's own agency's report; staff choose an agency from the list of agencies."""
+    if g.user.role is not Role.PROVIDER:
+        return redirect(url_for("console.providers.index"))
     return redirect(url_for(".agency", provider_id=g.user.provider_id or 0, **request.args.to_dict()))
 
 
