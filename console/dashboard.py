@@ -248,7 +248,7 @@ def _per_hour(
 def _hours_since(dialect: str, moment: Any, start: datetime) -> sa.ColumnElement[Any]:
     """Whole hours from `start` to `moment` in whole seconds (PostgreSQL's epoch, SQLite's strftime('%s')).
     The start is a literal, not a parameter, so that the GROUP BY is the very expression selected."""
-    origin = sa.literal_column(str(int(start.timestamp())))
+    origin: sa.ColumnElement[Any] = sa.literal_column(str(int(start.timestamp())))
     if dialect == "postgresql":
         return sa.func.floor((sa.extract("epoch", moment) - origin) / 3600)
     return (sa.cast(sa.func.strftime("%s", moment), sa.Integer) - origin) / 3600
@@ -286,7 +286,7 @@ def _agents_busy(
 ) -> int:
     """Agents whose desk phone rings for a waiting caller, or who were bridged to a caller still on the line."""
     staff = sa.select(col(User.id)).where(col(User.role).in_(STAFF), col(User.active).is_(True))
-    on_the_line = callqueue.agents_on_the_line(connection, [int(user) for user in db.execute(staff).scalars()])
+    on_the_line = callqueue.agents_on_the_line(connection, [user for user in db.execute(staff).scalars() if user])
     ringing = {w.claimed_by for w in waiting if w.claimed_by is not None}
     return len(ringing | {user for user, call_sid in on_the_line.items() if call_sid in in_progress})
 
@@ -343,5 +343,5 @@ def _dates(day: date) -> dict[str, Any]:
 
 def _export_url(day: date, scope: Scope) -> str:
     """The requests page's CSV export of the requests created that day (in the chosen district)."""
-    chosen = {"district": scope.district} if scope.district else {}
+    chosen: dict[str, Any] = {"district": scope.district} if scope.district else {}
     return url_for("console.requests.export", **_dates(day), **chosen)

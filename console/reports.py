@@ -51,7 +51,7 @@ class Span:
     start: datetime
     end: datetime
 
-    def args(self) -> dict[str, str]:
+    def args(self) -> dict[str, Any]:
         return {"from": self.first.isoformat(), "to": self.last.isoformat()}
 
     def name(self) -> str:
@@ -107,7 +107,10 @@ def request_times(db: Db, span: Span, *where: sa.ColumnElement[bool]) -> list[me
         col(ServiceRequest.worker_id),
         rework,
     ).where(created >= span.start, created < span.end, *where)
-    return [metrics.RequestTimes(*row[:6], rework=bool(row[6])) for row in db.execute(query)]
+    return [
+        metrics.RequestTimes(district, made, assigned, completed, rating, worker, bool(reworked))
+        for district, made, assigned, completed, rating, worker, reworked in db.execute(query)
+    ]
 
 
 def escalations(db: Db, span: Span, *where: sa.ColumnElement[bool]) -> dict[str, dict[int | None, int]]:
@@ -137,7 +140,7 @@ def ranking(db: Db, span: Span) -> list[metrics.DistrictRank]:
 
 def _agency_workers(db: Db, agency_id: int) -> dict[int, str]:
     query = sa.select(col(Worker.id), col(Worker.name)).where(col(Worker.provider_id) == agency_id)
-    return {worker_id: name for worker_id, name in db.execute(query)}
+    return {int(worker_id): name for worker_id, name in db.execute(query) if worker_id is not None}
 
 
 def _offers_refused(db: Db, span: Span, worker_ids: Sequence[int]) -> dict[tuple[int, str], int]:
@@ -330,7 +333,8 @@ def own_agency() -> ResponseReturnValue:
     """A provider user's own agency's report; staff choose an agency from the list of agencies."""
     if g.user.role is not Role.PROVIDER:
         return redirect(url_for("console.providers.index"))
-    return redirect(url_for(".agency", provider_id=g.user.provider_id or 0, **request.args.to_dict()))
+    dates: dict[str, Any] = {key: request.args[key] for key in ("from", "to") if key in request.args}
+    return redirect(url_for(".agency", provider_id=g.user.provider_id or 0, **dates))
 
 
 @bp.get("/agencies/<id:provider_id>")
