@@ -323,3 +323,20 @@ def test_the_live_panel_counts_a_caller_waiting_in_the_redis_queue(
     assert "1 from this district" in lucknow  # 226001 is Lucknow's GPO; 208001 is Kanpur's
     page = supervisor.get("/console/dashboard").get_data(as_text=True)
     assert 'data-live="/console/dashboard/live"' in page
+
+
+def test_with_redis_unreachable_the_live_panel_says_so_and_still_counts_the_rest(
+    app: Flask, app_settings: Settings, supervisor: Console, clock: FrozenClock
+) -> None:
+    filed(app, "LUCKNOW", created=clock.now())
+    offline = create_app(app_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}), clock)
+    browser = offline.test_client()
+    for cookie in supervisor.client._cookies.values():  # the same signed-in session, on a node without Redis
+        browser.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    response = browser.get("/console/dashboard/live")
+    panel = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Redis is unreachable" in panel
+    assert re.search(r'id="live-waiting">–<', panel)
+    assert re.search(r'id="live-new">1<', panel)
+    offline.extensions["sewamitra"].engine.dispose()
