@@ -450,6 +450,25 @@ def test_a_supervisor_reads_one_districts_dashboard_on_a_phone(live: Live, page:
     assert page_width <= window_width == PHONE["width"], f"sideways scroll, from {sticking_out}"
 
 
+def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -> None:
+    add_user(live.engine, "gomti", Role.PROVIDER, provider="Gomti Services")
+    ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
+    belongs_to(live.engine, ramesh, "Gomti Services")
+    unhappy = _done_by(live.engine, ramesh, rating=1)
+
+    sign_in(page, "gomti")
+    go_to(page, "Agency report")
+    expect(page.get_by_role("heading", name=re.compile("Gomti Services · Agency report"))).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("Ramesh Kumar"))).to_contain_text("120 min")
+    expect(page.get_by_role("link", name=unhappy)).to_be_visible()
+    shoot(page, "16-agency-report")
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Export CSV").click()
+    exported = downloading.value.path().read_bytes()
+    assert exported.startswith(b"\xef\xbb\xbfworker_id,worker,jobs,")
+    assert b"Ramesh Kumar" in exported
+
+
 def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
     """A job asked for this morning, assigned within 20 minutes, finished an hour ago, and the
     rating the citizen gave it; its number."""

@@ -331,8 +331,10 @@ def test_with_redis_unreachable_the_live_panel_says_so_and_still_counts_the_rest
     filed(app, "LUCKNOW", created=clock.now())
     offline = create_app(app_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}), clock)
     browser = offline.test_client()
-    for cookie in supervisor.client._cookies.values():  # the same signed-in session, on a node without Redis
-        browser.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    name = app.config["SESSION_COOKIE_NAME"]
+    session = supervisor.client.get_cookie(name)
+    assert session is not None
+    browser.set_cookie(name, session.value)  # the same signed-in session, on a node without Redis
     response = browser.get("/console/dashboard/live")
     panel = response.get_data(as_text=True)
     assert response.status_code == 200
