@@ -4,16 +4,14 @@ in their language, and the register exported as CSV for the Data Protection Boar
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
-from console import present
+from console import present, spreadsheet
 from console.auth import requires, runtime
 from console.forms import plain
 from console.labels import N_
@@ -28,7 +26,6 @@ bp = Blueprint("breaches", __name__, url_prefix="/breaches")
 DESCRIPTION_MAX = 2000
 NUMBERS_MAX = 5000
 EXPORT_COLUMNS = ("breach", "occurred_at", "recorded_at", "description", "scope", "affected", "notified")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 RECORDED = N_("The breach is recorded and the affected citizens are being told.")
 INCOMPLETE = N_("Say what happened, when, and whose data: a district and a time window, or phone numbers.")
 
@@ -152,32 +149,14 @@ def _affected(db: Session, whose: Whose) -> list[Caller]:
 @bp.get("/export.csv")
 @requires(Role.ADMIN)
 def export() -> ResponseReturnValue:
-    """The register for the Data Protection Board: UTF-8 with a BOM, so a spreadsheet reads Hindi right."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
+    """The register for the Data Protection Board, as a spreadsheet opens it (console/spreadsheet)."""
+    zone = present.zone()
     with Session(runtime().engine) as db:
-        for b in db.exec(select(Breach).order_by(col(Breach.id))).all():
-            row = (
-                b.id,
-                b.occurred_at.isoformat(),
-                b.recorded_at.isoformat(),
-                b.description,
-                b.scope,
-                b.affected,
-                b.notified,
-            )
-            writer.writerow([_cell(value) for value in row])
-    name = f"breach-register-{runtime().clock.now():%Y%m%d}.csv"
-    return Response(
-        out.getvalue().encode("utf-8"),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f"attachment; filename={name}"},
+        sheet = [
+            (b.id, b.occurred_at, b.recorded_at, b.description, b.scope, b.affected, b.notified)
+            for b in db.exec(select(Breach).order_by(col(Breach.id))).all()
+        ]
+    header = [spreadsheet.timed(c, zone) if c.endswith("_at") else c for c in EXPORT_COLUMNS]
+    return spreadsheet.response(
+        f"breach-register-{runtime().clock.now().astimezone(zone):%Y%m%d}.csv", header, sheet, zone
     )
-
-
-def _cell(value: object) -> str:
-    """A spreadsheet runs a cell that starts like a formula: such a text is defused."""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text

@@ -67,3 +67,66 @@ def _row(index: int, bar: Bar, peak: int) -> Markup:
 def _shorten(label: str) -> str:
     """A long district name is cut to fit the label column; the bar's tooltip keeps it whole."""
     return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
+
+
+HOURS_HEIGHT = 120  # the columns' area, in user units
+HOURS_LEFT = 34  # room for the largest value, written at the top of the scale
+HOURS_LEGEND = 18
+
+
+@dataclass(frozen=True)
+class Series:
+    """One measure counted hour by hour (calls, requests), drawn as one column an hour."""
+
+    label: str
+    values: Sequence[int]
+    colour: str = "brand"
+
+
+def hourly_columns(series: Sequence[Series], hours: Sequence[str], title: str) -> Markup:
+    """Side-by-side columns an hour (each series its colour), the hours written every third, a legend on top."""
+    peak = max((value for s in series for value in s.values), default=0) or 1
+    slot = (WIDTH - HOURS_LEFT) / max(len(hours), 1)
+    column = max(slot * 0.8 / max(len(series), 1), 1.0)
+    base = HOURS_LEGEND + HOURS_HEIGHT
+    parts = [_legend(index, s) for index, s in enumerate(series)]
+    parts.append(
+        Markup('<text x="0" y="{y}">{peak}</text><text x="0" y="{base}">0</text>').format(
+            y=HOURS_LEGEND + 10, peak=f"{peak:,}", base=base
+        )
+    )
+    for hour, label in enumerate(hours):
+        left = HOURS_LEFT + hour * slot
+        for index, s in enumerate(series):
+            value = s.values[hour] if hour < len(s.values) else 0
+            height = round(HOURS_HEIGHT * value / peak, 1)
+            parts.append(
+                Markup(
+                    '<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}">'
+                    "<title>{hour} · {label}: {value}</title></rect>"
+                ).format(
+                    x=round(left + index * column, 1),
+                    y=round(base - height, 1),
+                    w=round(column, 1),
+                    h=height,
+                    fill=COLOURS.get(s.colour, BRAND),
+                    hour=label,
+                    label=s.label,
+                    value=f"{value:,}",
+                )
+            )
+        if hour % 3 == 0:
+            parts.append(
+                Markup('<text x="{x}" y="{y}">{label}</text>').format(x=round(left, 1), y=base + 14, label=label)
+            )
+    return Markup(
+        '<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" width="100%" '
+        'role="img" aria-label="{title}"><title>{title}</title>{parts}</svg>'
+    ).format(width=WIDTH, height=base + 20, title=title, parts=Markup("").join(parts))
+
+
+def _legend(index: int, series: Series) -> Markup:
+    left = HOURS_LEFT + index * 130
+    return Markup(
+        '<rect x="{x}" y="2" width="10" height="10" fill="{fill}"></rect><text x="{tx}" y="11">{label}</text>'
+    ).format(x=left, tx=left + 14, fill=COLOURS.get(series.colour, BRAND), label=series.label)

@@ -7,8 +7,8 @@ PERCENTILE.INC), so the median of an even count is the mean of its two middle va
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -160,3 +160,126 @@ def format_duration(seconds: float | None, units: tuple[str, str, str] = ("s", "
 
 def format_percent(share: float | None) -> str:
     return NO_FIGURE if share is None else f"{share * 100:.1f}%"
+
+
+# -- the reports the state asks for (console/reports.py fetches the rows) ---------------------------
+
+DISSATISFIED_AT_MOST = 2  # a rating of 1 or 2 of 5 is a dissatisfied citizen, as UP's IGRS counts them
+
+
+@dataclass(frozen=True)
+class RequestTimes:
+    """One request's moments and rating, as the report's query returns them (plain values)."""
+
+    district: str
+    created_at: datetime
+    assigned_at: datetime | None = None
+    completed_at: datetime | None = None
+    rating: int | None = None
+    worker_id: int | None = None
+    rework: bool = False  # a request filed again for a job done badly (ServiceRequest.rework_of_id, once it exists)
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How a set of requests went: how fast they were assigned and done, and what the citizens said."""
+
+    requests: int = 0
+    assigned: int = 0
+    assignment_median_s: float | None = None
+    completed: int = 0
+    completion_median_s: float | None = None
+    rated: int = 0
+    rating_total: int = 0
+    dissatisfied: int = 0
+    reworks: int = 0
+
+    @property
+    def dissatisfaction_rate(self) -> float | None:
+        return rate(self.dissatisfied, self.rated)
+
+    @property
+    def average_rating(self) -> float | None:
+        return self.rating_total / self.rated if self.rated else None
+
+    @property
+    def rework_rate(self) -> float | None:
+        return rate(self.reworks, self.requests)
+
+
+def _seconds(start: datetime, end: datetime | None) -> float | None:
+    """From one moment to a later one; a clock that ran backwards counts as instant, not negative."""
+    return None if end is None else max((end - start).total_seconds(), 0.0)
+
+
+def outcomes(rows: Iterable[RequestTimes]) -> Outcomes:
+    """The medians, counts and ratings of the requests."""
+    rows = list(rows)
+    to_assign = [s for s in (_seconds(r.created_at, r.assigned_at) for r in rows) if s is not None]
+    to_complete = [s for s in (_seconds(r.created_at, r.completed_at) for r in rows) if s is not None]
+    ratings = [r.rating for r in rows if r.rating is not None]
+    return Outcomes(
+        requests=len(rows),
+        assigned=len(to_assign),
+        assignment_median_s=median(to_assign),
+        completed=len(to_complete),
+        completion_median_s=median(to_complete),
+        rated=len(ratings),
+        rating_total=sum(ratings),
+        dissatisfied=sum(1 for rating in ratings if rating <= DISSATISFIED_AT_MOST),
+        reworks=sum(1 for r in rows if r.rework),
+    )
+
+
+@dataclass(frozen=True)
+class DistrictRank:
+    """One district's line of the ranking: its rank (1: the most dissatisfied), outcomes and escalations."""
+
+    district: str
+    outcomes: Outcomes
+    escalated: int = 0  # requests escalated at least once
+    by_level: tuple[tuple[int, int], ...] = ()  # (escalation level, requests), once the ladder keeps levels
+    rank: int = 0
+
+
+def district_ranking(
+    rows: Iterable[RequestTimes], escalated: Mapping[str, Mapping[int | None, int]]
+) -> list[DistrictRank]:
+    """Every district with requests, worst first: by dissatisfaction rate (a district nobody rated
+    comes after those rated), then escalations, then median time to completion. Tied districts share a
+    rank ("1, 2, 2, 4"); within a tie, by name."""
+    by_district: dict[str, list[RequestTimes]] = {}
+    for row in rows:
+        by_district.setdefault(row.district, []).append(row)
+    lines = [
+        DistrictRank(
+            district,
+            outcomes(found),
+            sum(escalated.get(district, {}).values()),
+            tuple(sorted((lvl, n) for lvl, n in escalated.get(district, {}).items() if lvl is not None)),
+        )
+        for district, found in by_district.items()
+    ]
+    lines.sort(key=lambda line: (_badness(line), line.district))
+    ranked: list[DistrictRank] = []
+    for index, line in enumerate(lines):
+        tied = ranked and _badness(ranked[-1]) == _badness(line)
+        ranked.append(replace(line, rank=ranked[-1].rank if tied else index + 1))
+    return ranked
+
+
+def _badness(line: DistrictRank) -> tuple[float, int, float]:
+    """Sorts ascending, worst first: each figure negated, a missing one as the best."""
+    share = line.outcomes.dissatisfaction_rate
+    completion = line.outcomes.completion_median_s
+    return (-share if share is not None else 1.0, -line.escalated, -completion if completion is not None else 0.0)
+
+
+def minutes(seconds: float | None) -> str:
+    """A duration for a spreadsheet: minutes with one decimal, empty when there is none."""
+    return "" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def share(part: float | None) -> str:
+    """A rate for a spreadsheet: a percentage with one decimal, empty when there is none."""
+    return "" if part is None else f"{part * 100:.1f}"

@@ -3,8 +3,6 @@ actions agents take on one request, and the CSV export for supervisors."""
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import re
@@ -14,11 +12,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
-from console import auth, history, recordings
+from console import auth, history, present, recordings, spreadsheet
 from console.auth import MANAGERS, STAFF, requires, runtime
 from console.callers import promise_callback
 from console.forms import NOTE_MAX, parse_id, plain
@@ -52,8 +50,6 @@ bp = Blueprint("requests", __name__, url_prefix="/requests")
 PAGE = 50
 EXPORT_MAX = 100_000
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-E164 = re.compile(r"^\+\d{8,15}$")
 CANDIDATES_SHOWN = 12
 EXPORT_COLUMNS = (
     "number",
@@ -242,31 +238,25 @@ def _caller_phones(db: Session, caller_ids: list[int]) -> dict[int, str]:
 def export() -> ResponseReturnValue:
     """The filtered requests as CSV, for a spreadsheet; cells that look like formulas are defused."""
     filters = Filters.parse(request.args)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
+    zone = present.zone()
     with Session(runtime().engine) as db:
         found = db.exec(_filtered(filters).limit(EXPORT_MAX)).all()  # type: ignore[call-overload]
         phones_of = _caller_phones(db, [r.caller_id for r in found if r.caller_id])
-        for r in found:
-            writer.writerow([_cell(v) for v in _export_row(r, phones_of.get(r.caller_id or 0, ""))])
+        sheet = [_export_row(r, phones_of.get(r.caller_id or 0, "")) for r in found]
         auth.audit(
             db, AuditAction.REQUESTS_EXPORTED, "service_request", None, rows=len(found), filters=filters.query_args()
         )
         db.commit()
-    name = f"requests-{runtime().clock.now():%Y%m%d-%H%M}.csv"
-    return Response(
-        out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={name}"}
+    header = [spreadsheet.timed(c, zone) if c.endswith("_at") else c for c in EXPORT_COLUMNS]
+    return spreadsheet.response(
+        f"requests-{runtime().clock.now().astimezone(zone):%Y%m%d-%H%M}.csv", header, sheet, zone
     )
 
 
 def _export_row(r: ServiceRequest, caller_phone: str) -> tuple[object, ...]:
-    def moment(value: datetime | None) -> str:
-        return value.isoformat() if value else ""
-
     return (
         r.number,
-        moment(r.created_at),
+        r.created_at,
         r.status.value,
         r.service_code,
         r.district,
@@ -274,18 +264,12 @@ def _export_row(r: ServiceRequest, caller_phone: str) -> tuple[object, ...]:
         r.channel.value,
         caller_phone,
         r.worker_id or "",
-        moment(r.assigned_at),
-        moment(r.completed_at),
+        r.assigned_at,
+        r.completed_at,
         r.rating or "",
         r.address_note or "",
         r.preferred_time or "",
     )
-
-
-def _cell(value: object) -> str:
-    """A spreadsheet runs a cell that starts like a formula; a plain phone number stays as it is."""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) and not E164.match(text) else text
 
 
 # -- one request ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from console import (
     providers,
     queue,
     recordings,
+    reports,
     requests,
     users,
     workers,
@@ -60,7 +61,20 @@ SECURITY_HEADERS = {
 }
 
 
-_PARTS = (auth, queue, callers, requests, recordings, workers, providers, worklist, dashboard, users, data_requests)
+_PARTS = (
+    auth,
+    queue,
+    callers,
+    requests,
+    recordings,
+    workers,
+    providers,
+    worklist,
+    dashboard,
+    reports,
+    users,
+    data_requests,
+)
 for _part in (*_PARTS, breaches):
     bp.register_blueprint(_part.bp)
 

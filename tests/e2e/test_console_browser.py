@@ -52,9 +52,22 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREEN: ViewportSize = {"width": 1366, "height": 768}  # the call centre's office screens
+PHONE: ViewportSize = {"width": 390, "height": 844}  # a supervisor away from the desk
 SCREENSHOTS = ROOT / "var" / "screenshots"
 DESK_PHONE = "+919811112222"
 CALL_SID = "CA" + "1" * 32
+# What sticks out of the window sideways, making the page scroll: the outermost such elements (a wide
+# table inside a card that scrolls on its own does not make the page scroll).
+WIDER_THAN_THE_WINDOW = """() => {
+  const out = [];
+  const width = document.documentElement.clientWidth, scrolled = document.documentElement.scrollWidth;
+  for (const element of document.querySelectorAll("body *")) {
+    if (element.parentElement.closest(".card")) continue;
+    const box = element.getBoundingClientRect();
+    if (box.right > width + 0.5 && !out.some((outer) => outer.contains(element))) out.push(element);
+  }
+  return [scrolled, window.innerWidth, out.map((element) => element.tagName + "." + element.className)];
+}"""
 NUMBER_IN_URL = re.compile(r"/console/requests/(\d{7})$")
 
 
@@ -409,6 +422,51 @@ def test_a_supervisor_goes_round_the_console_in_english_and_then_in_hindi(live: 
     shoot(page, "13-live-queue-hindi")
     go_to(page, "डैशबोर्ड")
     shoot(page, "14-dashboard-hindi")
+
+
+def test_a_supervisor_reads_one_districts_dashboard_on_a_phone(live: Live, page: Page) -> None:
+    """A 390 px wide phone: the dashboard with the district filter fits, with no sideways scrolling."""
+    add_user(live.engine, "vikram", Role.SUPERVISOR)
+    ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
+    _done_by(live.engine, ramesh, rating=1)
+    filed_in(live.engine, "226001")
+    filed_in(live.engine, "208001", RequestStatus.ESCALATED)
+    caller_waits(live)
+    page.set_viewport_size(PHONE)
+
+    sign_in(page, "vikram")
+    expect(page).to_have_url(re.compile(r"/console/dashboard"))
+    page.get_by_label("District", exact=True).select_option(label="Lucknow")
+    page.get_by_role("button", name="Show").click()
+
+    expect(page).to_have_url(re.compile(r"district=LUCKNOW"))
+    expect(page.get_by_label("District", exact=True)).to_have_value("LUCKNOW")
+    expect(page.locator("#live-waiting")).to_have_text("1")
+    expect(page.locator("#ranking")).to_contain_text("Lucknow")
+    expect(page.locator("#ranking")).not_to_contain_text("Kanpur Nagar")
+    expect(page.get_by_role("img", name="By hour")).to_be_visible()
+    shoot(page, "15-dashboard-district-phone")
+    page_width, window_width, sticking_out = page.evaluate(WIDER_THAN_THE_WINDOW)
+    assert page_width <= window_width == PHONE["width"], f"sideways scroll, from {sticking_out}"
+
+
+def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -> None:
+    add_user(live.engine, "gomti", Role.PROVIDER, provider="Gomti Services")
+    ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
+    belongs_to(live.engine, ramesh, "Gomti Services")
+    unhappy = _done_by(live.engine, ramesh, rating=1)
+
+    sign_in(page, "gomti")
+    go_to(page, "Agency report")
+    expect(page.get_by_role("heading", name=re.compile("Gomti Services · Agency report"))).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("Ramesh Kumar"))).to_contain_text("120 min")
+    expect(page.get_by_role("link", name=unhappy)).to_be_visible()
+    shoot(page, "16-agency-report")
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Export CSV").click()
+    exported = downloading.value.path().read_bytes()
+    assert exported.startswith(b"\xef\xbb\xbfworker_id,worker,jobs,")
+    assert b"Ramesh Kumar" in exported
 
 
 def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:

@@ -82,7 +82,15 @@ def test_a_breach_in_lucknow_tells_its_citizens_in_their_language_and_exports(
     assert export.status_code == 200
     assert export.data.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM
     rows = list(csv.reader(io.StringIO(export.data.decode("utf-8-sig"))))
-    assert rows[0] == ["breach", "occurred_at", "recorded_at", "description", "scope", "affected", "notified"]
+    assert rows[0] == [
+        "breach",
+        "occurred_at (Asia/Kolkata)",
+        "recorded_at (Asia/Kolkata)",
+        "description",
+        "scope",
+        "affected",
+        "notified",
+    ]
     assert rows[1][3] == "'=A laptop with an export of requests was stolen"  # a formula defused
     assert rows[1][5:] == ["2", "2"]
 

@@ -10,6 +10,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -635,9 +636,15 @@ def test_a_supervisor_exports_requests_with_formulas_defused(app: Flask, supervi
         )
     response = supervisor.get("/console/requests/export.csv?district=LUCKNOW")
     assert response.mimetype == "text/csv"
-    [header, row] = list(csv.reader(io.StringIO(page(response))))
+    assert response.data.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM: Excel reads Hindi right
+    assert response.data.endswith(b"\r\n")
+    [header, row] = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"), newline="")))
     assert row[header.index("address_note")].startswith("'=")
     assert row[header.index("caller_phone")] == CITIZEN
+    with Session(engine_of(app)) as session:
+        created = session.exec(select(ServiceRequest.created_at).where(ServiceRequest.id == request_id)).one()
+    local = created.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m-%d %H:%M:%S")
+    assert row[header.index("created_at (Asia/Kolkata)")] == local  # the call centre's clock, named
     assert "requests.exported" in audit_actions(app)
     assert agent.get("/console/requests/export.csv").status_code == 403
 

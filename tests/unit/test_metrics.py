@@ -126,3 +126,48 @@ def test_an_empty_chart_is_still_valid_svg() -> None:
     svg = charts.horizontal_bars([charts.Bar("new", 0)], "By status")
     assert 'width="0.0"' in svg
     assert svg.endswith("</svg>")
+
+
+# -- the district ranking ---------------------------------------------------------------------------
+
+MORNING = datetime(2025, 3, 10, 4, 30, tzinfo=UTC)
+
+
+def made(
+    district: str, assigned_min: int | None = None, done_min: int | None = None, rating: int | None = None
+) -> metrics.RequestTimes:
+    minute = timedelta(minutes=1)
+    return metrics.RequestTimes(
+        district,
+        MORNING,
+        MORNING + assigned_min * minute if assigned_min is not None else None,
+        MORNING + done_min * minute if done_min is not None else None,
+        rating,
+    )
+
+
+def test_outcomes_take_exact_medians_and_count_ratings_of_one_and_two_as_dissatisfied() -> None:
+    found = metrics.outcomes([made("A", 10, 60, 1), made("A", 20, 90, 2), made("A", 40, None, 3), made("A")])
+    assert (found.requests, found.assigned, found.completed, found.rated) == (4, 3, 2, 3)
+    assert found.assignment_median_s == 20 * 60
+    assert found.completion_median_s == 75 * 60  # the mean of the two middle values
+    assert found.dissatisfied == 2
+    assert found.dissatisfaction_rate == pytest.approx(2 / 3)
+    assert found.average_rating == 2.0
+
+
+def test_districts_rank_worst_first_ties_share_a_rank_and_the_unrated_come_last() -> None:
+    rows = [made("AGRA", 5), made("KANPUR NAGAR", 5, 30, 1), made("LUCKNOW", 5, 30, 1), made("VARANASI", 5, 30, 5)]
+    ranked = metrics.district_ranking(rows, {"VARANASI": {None: 2}})
+    assert [(line.rank, line.district, line.escalated) for line in ranked] == [
+        (1, "KANPUR NAGAR", 0),
+        (1, "LUCKNOW", 0),  # the same figures: the same rank
+        (3, "VARANASI", 2),
+        (4, "AGRA", 0),  # nobody rated: after every rated district
+    ]
+
+
+def test_escalations_by_level_are_kept_once_the_ladder_gives_levels() -> None:
+    [line] = metrics.district_ranking([made("AGRA")], {"AGRA": {1: 3, 2: 1}})
+    assert line.escalated == 4
+    assert line.by_level == ((1, 3), (2, 1))
