@@ -454,7 +454,7 @@ def test_a_phone_booking_is_dispatched(
     jobs.rebuild_index()
     always = settings.call_centre.model_copy(update={"days": ()})
     app: Flask = create_app(settings.model_copy(update={"call_centre": always}))
-    transcript = simulator(app.test_client(), from_number=CITIZEN).run("2,1,1,226001#,1")
+    transcript = simulator(app.test_client(), from_number=CITIZEN).run("2,1,1,226001#,1,9")
     assert not transcript.errors
     run_jobs(installed)
     notice, number = texts_to(sandbox, CITIZEN)  # a first call: the privacy notice's link, the request number

@@ -95,7 +95,7 @@ def test_the_ivr_reads_the_district_back_in_the_callers_language(
 
 
 def test_a_hindi_caller_hears_the_district_in_hindi(app: Flask) -> None:
-    transcript = call(app, "1,1,1,226001#,1")
+    transcript = call(app, "1,1,1,226001#,1,9")
     assert transcript.said("ज़िला लखनऊ।")
     assert not transcript.said("Lucknow")
 
