@@ -34,7 +34,10 @@ SERVICES = [
     ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Plumber"}, 200),
     ServiceChoice("electrician", "2", {"hi": "इलेक्ट्रीशियन", "en": "Electrician"}, 250),
 ]
-TWO_SLOTS = (("2026-12-03/evening", "today evening, 16:00 to 20:00"), ("2026-12-04/morning", "tomorrow morning, 08:00 to 12:00"))
+TWO_SLOTS = (
+    ("2026-12-03/evening", "today evening, 16:00 to 20:00"),
+    ("2026-12-04/morning", "tomorrow morning, 08:00 to 12:00"),
+)
 FLOW = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
 
 
