@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from core.clock import FrozenClock
 from core.settings import Settings
-from dispatch import context, jobs, offers
+from dispatch import context, jobs, offers, reach
 from storage.db import session_scope
 from storage.models import RequestStatus, ServiceRequest
 from telephony import telephony
@@ -111,3 +111,13 @@ def test_busy_then_is_one_answer_for_every_candidate(engine: sa.Engine, ctx: con
     assert busy(None) == {asap}  # as soon as possible: the next two hours
     assert busy(TODAY_AFTERNOON) == frozenset()  # 12:00, past the two hours from 10:00
     assert busy(TOMORROW_MORNING) == frozenset()
+
+
+def test_the_agents_preview_of_a_new_round_asks_in_the_same_order(
+    engine: sa.Engine, settings: Settings, near_and_busy: tuple[int, int]
+) -> None:
+    near, further = near_and_busy
+    with Session(engine) as session:
+        request = request_of(engine, for_slot(engine, TOMORROW_EVENING))
+        preview = reach.new_round(session, request, None, settings.dispatch, NOW)
+    assert [worker.id for worker, _ in preview.asked] == [further, near]
