@@ -97,7 +97,8 @@ def test_the_worker_hears_the_spoken_address_and_talks_to_the_citizen_with_neith
 
     to_worker = [m["body"] for m in sandbox.messages if digits(m["to"]) == digits(WORKER)]
     assert to_worker[-1].startswith(
-        f"Job {job.number}: Plumber at Lucknow 226001. To hear the address or call the customer, call 155330."
+        f"Job {job.number}: Plumber at Lucknow 226001, as soon as possible. To hear the address or call the "
+        "customer, call 155330."
     )
     to_citizen = [m["body"] for m in sandbox.messages if digits(m["to"]) == digits(CITIZEN)]
     assert any("Ramesh Kumar will visit for request" in body for body in to_citizen)
