@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -101,11 +101,14 @@ def _asap(ctx: CallContext, now: datetime) -> str:
     return slots.when(ctx.settings, None, None, ctx.language, now)
 
 
-def _booked_slot(ctx: CallContext, key: str) -> slots.Slot | None:
+def picked_slot(ctx: CallContext, key: str) -> slots.Slot | None:
     """The slot the caller picked, while it has not ended: one picked a minute ago that is now within
-    the lead time is still theirs; none picked (or gone by, in a call that long) is as soon as possible."""
+    the lead time is still theirs; none picked (or gone by, in a call that long) is as soon as possible.
+    The key is the call state's, from find_slots: one further off than the calendar reaches is refused."""
     slot = slots.parse(ctx.settings, key) if key else None
-    return slot if slot is not None and slot.ends_at > ctx.now() else None
+    now = ctx.now()
+    furthest = now + timedelta(days=ctx.settings.slots.days_ahead + 1)
+    return slot if slot is not None and now < slot.ends_at and slot.starts_at < furthest else None
 
 
 def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
@@ -114,7 +117,7 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     service = args.get("service", "")
     if place is None or service not in ctx.settings.service_codes:
         return Outcome("failed")
-    slot = _booked_slot(ctx, args.get("slot", ""))
+    slot = picked_slot(ctx, args.get("slot", ""))
     intake = Intake(
         service=service,
         place=place,
@@ -133,8 +136,9 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     texted = ctx.caller is not None and _is_mobile(ctx.caller)
     request = filed.request
     words = slots.when(ctx.settings, request.slot_starts_at, request.slot_ends_at, ctx.language, ctx.now(), spoken=True)
-    values = {"request_number": request.number, "sms_sent": "yes" if texted else "no", "slot_words": words}
-    return Outcome("created", {**values, "slot_booked": "yes" if request.slot_starts_at else "no"})
+    return Outcome(
+        "created", {"request_number": request.number, "sms_sent": "yes" if texted else "no", "slot_words": words}
+    )
 
 
 def _attach_recordings(ctx: CallContext, request_id: int) -> None:

@@ -16,7 +16,7 @@ from core.clock import FrozenClock
 from core.settings import Settings, SlotPeriod, load_settings
 from flows import definition
 from flows.exceptions import FlowError
-from ivr.effects import EFFECTS, CallContext, find_slots, known_effects
+from ivr.effects import EFFECTS, CallContext, find_slots, known_effects, picked_slot
 from sewamitra.cli import main
 from tests.factories import ROOT
 
@@ -116,3 +116,17 @@ def test_with_nothing_open_the_slot_menu_is_skipped() -> None:
     one_day = settings.model_copy(update={"slots": settings.slots.model_copy(update={"days_ahead": 1})})
     found = find_slots(slot_context(one_day, datetime(2026, 12, 3, 17, 0, tzinfo=UTC), "hi"), {})  # 22:30
     assert (found.name, found.values["slot"], found.values["slot_words"]) == ("none", "", "जल्द से जल्द")
+
+
+def test_a_slot_picked_is_kept_while_it_has_not_ended_even_within_the_lead_time() -> None:
+    settings = load_settings(ROOT / "config.yaml", {})
+    at_1130 = slot_context(settings, datetime(2026, 12, 3, 6, 0, tzinfo=UTC))  # 11:30 in Lucknow
+    kept = picked_slot(at_1130, "2026-12-03/afternoon")  # begins in 30 minutes: no longer offered, still theirs
+    assert kept is not None
+    assert kept.starts_at == datetime(2026, 12, 3, 6, 30, tzinfo=UTC)
+    assert picked_slot(at_1130, "2026-12-03/morning") is not None  # under way: the caller chose it as such
+    at_1230 = slot_context(settings, datetime(2026, 12, 3, 7, 0, tzinfo=UTC))
+    assert picked_slot(at_1230, "2026-12-03/morning") is None  # ended at noon: as soon as possible
+    assert picked_slot(at_1130, "2027-06-01/morning") is None  # further than the calendar reaches
+    assert picked_slot(at_1130, "") is None
+    assert picked_slot(at_1130, "9") is None
