@@ -532,7 +532,8 @@ def _shown(settings: Settings, found: ServiceRequest, reader: Reader, agency: st
         "service_notice": None,
         "requested_datetime": found.created_at.isoformat(),
         "updated_datetime": found.updated_at.isoformat(),
-        "expected_datetime": None,
+        # the visit's booked slot begins (none booked: as soon as possible, no time to expect)
+        "expected_datetime": found.slot_starts_at.isoformat() if found.slot_starts_at else None,
         "address": f"{found.address_note}, {locality}" if whole and found.address_note else locality,
         "address_id": None,
         "zipcode": found.pincode,

@@ -147,6 +147,8 @@ def test_open311_books_a_slot_and_refuses_a_past_one(app: Flask) -> None:
     assert good.status_code == 200, good.get_json()
     [made] = rows(app, ServiceRequest)
     assert (made.slot_starts_at, made.slot_ends_at) == (ist(4, 8), ist(4, 12))
+    [shown] = client.get(f"/open311/v2/requests/{made.number}.json").get_json()
+    assert shown["expected_datetime"] == "2026-12-04T02:30:00+00:00"  # 08:00 in Lucknow
 
     past = client.post(
         "/open311/v2/requests.json", data={**BY_PINCODE, "api_key": key, "attribute[slot]": "2026-12-03/morning"}
