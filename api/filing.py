@@ -7,9 +7,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 
 from api.errors import ApiError
-from core import phones, pincodes
+from core import phones, pincodes, slots
 from core.geo import distance_km
 from core.settings import Settings
 from core.text import REORDERS, lines, plain, reorders
@@ -42,6 +43,20 @@ class Filing:
     address: str | None = None
     description: str | None = None
     preferred_time: str | None = None
+    slot: slots.Slot | None = None  # None: as soon as possible
+
+
+def choose_slot(raw: str | None, settings: Settings, now: datetime) -> slots.Slot | str | None:
+    """The open slot a client named by its key, None when it named none; for a key of no open slot
+    (past, closed, too soon, nonsense), what is wrong, naming the slots open now."""
+    if raw is None or not raw.strip():
+        return None
+    found = slots.find(settings, raw, now)
+    if found is not None:
+        return found
+    open_now = [slot.key for slot in slots.upcoming(settings, now)]
+    listed = ", ".join(open_now) if open_now else "none at this moment (leave it out: as soon as possible)"
+    return f"{plain(raw, 40)!r} is not a slot open for booking (past, closed, too soon or unknown); open: {listed}"
 
 
 def locate(where: Location, settings: Settings) -> pincodes.Place | Problems:
@@ -127,7 +142,10 @@ def idempotency_key(client: str, key: str) -> str:
 
 def digest(filing: Filing, channel: Channel) -> str:
     """What a request files, whatever way it was written: its fields as checked and tidied."""
-    canonical = json.dumps({"channel": channel.value, **asdict(filing)}, sort_keys=True, default=str)
+    fields = {**asdict(filing), "slot": filing.slot.key if filing.slot else None}
+    if fields["slot"] is None:  # as digested before slots were booked: a client's retry still matches
+        del fields["slot"]
+    canonical = json.dumps({"channel": channel.value, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -147,6 +165,7 @@ def file(runtime: Runtime, filing: Filing, *, channel: Channel, client: str, key
         idempotency_digest=digest(filing, channel) if key else None,
         address_note=filing.address,
         preferred_time=filing.preferred_time,
+        slot=filing.slot,
         description=filing.description,
         contact_name=filing.name,
         filed_by=actor,

@@ -24,7 +24,7 @@ from api import filing, inputs
 from api.auth import STAFF, audit_refusal, authenticate, bearer, runtime
 from api.errors import RETRY_AFTER_S, ApiError, unavailable
 from api.georeport import Format, answer, errors
-from core import numbers, pincodes
+from core import numbers, pincodes, slots
 from core.settings import Settings
 from dispatch.intake import Filed
 from storage.models import ApiRole, ApiToken, Channel, Provider, RequestStatus, ServiceRequest, Worker
@@ -70,6 +70,7 @@ FIELDS = {
     "attribute[pincode]": 6,
     "attribute[language]": 2,
     "attribute[preferred_time]": 80,
+    "attribute[slot]": 40,
 }
 # The fields whose text reaches the request (and an agent's or a worker's screen).
 TEXTS = ("first_name", "last_name", "address_string", "description", "attribute[preferred_time]")
@@ -216,8 +217,23 @@ def definition(code: str, fmt: Format) -> Response:
         ),
         _attribute("language", "singlevaluelist", 2, "language of the SMS and calls the citizen gets", languages),
         _attribute("preferred_time", "string", 3, "when the citizen would like the visit"),
+        _attribute(
+            "slot",
+            "singlevaluelist",
+            4,
+            "the visit's slot, open for booking now (left out: as soon as possible)",
+            _open_slots(settings),
+        ),
     ]
     return answer(fmt, "service_definition", {"service_code": code, "attributes": attributes})
+
+
+def _open_slots(settings: Settings) -> list[dict[str, str]]:
+    now = runtime().clock.now()
+    return [
+        {"key": slot.key, "name": slots.describe(settings, slot.starts_at, slot.ends_at, "en", now)}
+        for slot in slots.upcoming(settings, now)
+    ]
 
 
 def _attribute(
@@ -331,6 +347,9 @@ def _filing(form: dict[str, str], settings: Settings, service: str) -> filing.Fi
     language = form.get("attribute[language]") or form.get("language") or "hi"
     if language not in {lang.code for lang in settings.languages}:
         problems["attribute[language]"] = "one of " + ", ".join(lang.code for lang in settings.languages)
+    slot = filing.choose_slot(form.get("attribute[slot]"), settings, runtime().clock.now())
+    if isinstance(slot, str):
+        problems["attribute[slot]"] = slot
     if problems or isinstance(place, dict):
         raise Refused(400, problems)
     name = " ".join(part for part in (form.get("first_name"), form.get("last_name")) if part)
@@ -343,6 +362,7 @@ def _filing(form: dict[str, str], settings: Settings, service: str) -> filing.Fi
         address=filing.tidy(form.get("address_string"), 500),
         description=filing.tidy_lines(form.get("description"), 4000),
         preferred_time=filing.tidy(form.get("attribute[preferred_time]"), 80),
+        slot=slot if isinstance(slot, slots.Slot) else None,
     )
 
 
@@ -512,7 +532,8 @@ def _shown(settings: Settings, found: ServiceRequest, reader: Reader, agency: st
         "service_notice": None,
         "requested_datetime": found.created_at.isoformat(),
         "updated_datetime": found.updated_at.isoformat(),
-        "expected_datetime": None,
+        # the visit's booked slot begins (none booked: as soon as possible, no time to expect)
+        "expected_datetime": found.slot_starts_at.isoformat() if found.slot_starts_at else None,
         "address": f"{found.address_note}, {locality}" if whole and found.address_note else locality,
         "address_id": None,
         "zipcode": found.pincode,

@@ -23,6 +23,7 @@ INPUTS: tuple[type[BaseModel], ...] = (
 )
 OUTPUTS: tuple[type[BaseModel], ...] = (
     schemas.Services,
+    schemas.Slots,
     schemas.RequestPage,
     schemas.RequestDetail,
     schemas.WorkerPage,
@@ -37,7 +38,8 @@ ERRORS = {
     "409": "the record is not in a state that allows this",
     "413": "the body is larger than 64 KiB",
     "415": "the body is not JSON",
-    "422": "the Idempotency-Key was used for another request (code idempotency_key_reused)",
+    "422": "the Idempotency-Key was used for another request (code idempotency_key_reused), or `slot` names "
+    "no slot open for booking (code slot_not_open; the message lists the open ones)",
     "503": "the database or Redis cannot be reached this moment; retry after Retry-After seconds",
 }
 TEXT = {"type": "string", "minLength": 1, "maxLength": 100}
@@ -161,6 +163,12 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
         "/api/v1/services": {
             "get": _operation(
                 "The services a request may ask for", {"200": _json("Services", "the catalogue"), **_errors("401")}
+            )
+        },
+        "/api/v1/slots": {
+            "get": _operation(
+                "The visit slots open for booking now, soonest first (a request's `slot` names one by its key)",
+                {"200": _json("Slots", "the open slots"), **_errors("401")},
             )
         },
         "/api/v1/requests": {

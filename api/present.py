@@ -8,14 +8,16 @@ An agency sees its own workers' jobs and offers, citizens' numbers masked, and n
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask import Response
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from api import schemas
-from api.auth import STAFF
-from core import phones
+from api.auth import STAFF, runtime
+from core import phones, slots
 from core.settings import Settings
 from storage.models import (
     ApiRole,
@@ -65,6 +67,7 @@ def request(
         address=found.address_note,
         description=found.description,
         preferred_time=found.preferred_time,
+        slot=booked_slot(settings, found),
         citizen=schemas.Citizen(phone=citizen_phone, name=found.contact_name),
         worker=_worker_on_job(worker, token),
         rating=found.rating,
@@ -72,6 +75,30 @@ def request(
         updated_at=found.updated_at,
         assigned_at=found.assigned_at,
         completed_at=found.completed_at,
+    )
+
+
+def slot(settings: Settings, shown: slots.Slot, now: datetime) -> schemas.SlotShown:
+    """A slot as the API shows it: its key, its bounds in the call centre's zone, its words."""
+    return _slot_shown(settings, shown.key, shown.starts_at, shown.ends_at, now)
+
+
+def booked_slot(settings: Settings, found: ServiceRequest) -> schemas.SlotShown | None:
+    """The request's slot, its words as of now ("tomorrow evening"), or None: as soon as possible."""
+    if found.slot_starts_at is None or found.slot_ends_at is None:
+        return None
+    key = slots.key_of(settings, found.slot_starts_at, found.slot_ends_at)
+    return _slot_shown(settings, key, found.slot_starts_at, found.slot_ends_at, runtime().clock.now())
+
+
+def _slot_shown(settings: Settings, key: str, starts: datetime, ends: datetime, now: datetime) -> schemas.SlotShown:
+    zone = ZoneInfo(settings.call_centre.timezone)
+    return schemas.SlotShown(
+        key=key,
+        starts_at=starts.astimezone(zone),
+        ends_at=ends.astimezone(zone),
+        name_en=slots.describe(settings, starts, ends, "en", now),
+        name_hi=slots.describe(settings, starts, ends, "hi", now),
     )
 
 

@@ -127,6 +127,9 @@ def create() -> ResponseReturnValue:
         problems["language"] = f"one of {', '.join(spoken)}"
     if isinstance(place, dict) or problems:
         raise invalid({**problems, **(place if isinstance(place, dict) else {})})
+    slot = filing.choose_slot(asked.slot, settings, runtime().clock.now())
+    if isinstance(slot, str):
+        raise ApiError(422, f"slot: {slot}", {"slot": slot}, code="slot_not_open")
     phone = filing.indian_phone(asked.phone)
     assert phone is not None
     made = filing.Filing(
@@ -138,6 +141,7 @@ def create() -> ResponseReturnValue:
         address=filing.tidy(asked.address, 500),
         description=filing.tidy_lines(asked.description, 4000),
         preferred_time=filing.tidy(asked.preferred_time, 80),
+        slot=slot,
     )
     filed = filing.file(runtime(), made, channel=Channel.API, client=client().client, key=key)
     with Session(runtime().engine) as db:

@@ -30,6 +30,12 @@ class RequestCreate(_Strict):
     name: str | None = Field(None, max_length=120, description="the citizen's name")
     description: str | None = Field(None, max_length=4000, description="what needs doing")
     preferred_time: str | None = Field(None, max_length=80, description="when the citizen would like the visit")
+    slot: str | None = Field(
+        None,
+        max_length=40,
+        description="the visit's slot, a key from GET /api/v1/slots such as 2026-12-04/evening; "
+        "left out, a worker comes as soon as possible",
+    )
     language: Literal["hi", "en"] = Field("hi", description="the language of the SMS and calls the citizen gets")
 
 
@@ -77,6 +83,18 @@ class WorkerOnJob(_Out):
     phone: str | None = Field(description="null for a partner's token")
 
 
+class SlotShown(_Out):
+    key: str = Field(description="what a request's `slot` names, e.g. 2026-12-04/evening")
+    starts_at: datetime = Field(description="ISO 8601 with the call centre's offset, e.g. 2026-12-04T16:00:00+05:30")
+    ends_at: datetime
+    name_en: str = Field(description="in words, e.g. 'tomorrow evening (16:00-20:00)'")
+    name_hi: str
+
+
+class Slots(_Out):
+    items: list[SlotShown] = Field(description="the slots open for booking now, soonest first")
+
+
 class Request(_Out):
     number: str = Field(description="7 digits, the last a check digit; what the citizen hears and keys on the phone")
     status: Literal["new", "offered", "assigned", "completed", "closed", "escalated", "cancelled"]
@@ -91,6 +109,7 @@ class Request(_Out):
     address: str | None
     description: str | None
     preferred_time: str | None
+    slot: SlotShown | None = Field(description="the booked visit slot; null: as soon as possible")
     citizen: Citizen
     worker: WorkerOnJob | None
     rating: int | None

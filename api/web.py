@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException
 from api import inputs, open311, openapi, present, requests, workers
 from api.auth import EVERYONE, requires, runtime
 from api.errors import RETRY_AFTER_S, ApiError, unavailable
-from api.schemas import Service, Services
+from api.schemas import Service, Services, Slots
+from core import slots
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -54,6 +55,15 @@ def services() -> ResponseReturnValue:
         for s in runtime().settings.services
     ]
     return present.answer(Services(items=items))
+
+
+@bp.get("/slots")
+@requires(*EVERYONE)
+@inputs.only()
+def open_slots() -> ResponseReturnValue:
+    """The visit slots open for booking now, soonest first: a request's `slot` names one by its key."""
+    settings, now = runtime().settings, runtime().clock.now()
+    return present.answer(Slots(items=[present.slot(settings, slot, now) for slot in slots.upcoming(settings, now)]))
 
 
 @bp.get("/openapi.json")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 from werkzeug.datastructures import MultiDict
@@ -20,7 +20,7 @@ from console.forms import NOTE_MAX, plain
 from console.labels import N_
 from console.labels import translate as t
 from console.present import district_name
-from core import phones, pincodes
+from core import phones, pincodes, slots
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
 from storage import callqueue
 from storage.audit import AuditAction
@@ -43,6 +43,7 @@ class Draft:
     district: str = ""
     address_note: str = ""
     preferred_time: str = ""
+    slot: str = ""  # a key of core.slots; "" as soon as possible
     language: str = "hi"
     call_sid: str = ""
     form_id: str = ""
@@ -118,7 +119,17 @@ def _screen(
         past=past,
         callbacks=callbacks,
         services=runtime().settings.services,
+        open_slots=_open_slots(),
     ), status
+
+
+def _open_slots() -> list[tuple[str, str]]:
+    """The slots open now, for the form's select: their keys and their words in the console's language."""
+    settings, now = runtime().settings, runtime().clock.now()
+    language = "hi" if g.get("language") == "hi" else "en"
+    return [
+        (s.key, slots.describe(settings, s.starts_at, s.ends_at, language, now)) for s in slots.upcoming(settings, now)
+    ]
 
 
 def _call(call_sid: str) -> callqueue.Call | None:
@@ -173,6 +184,7 @@ def create() -> ResponseReturnValue:
         idempotency_key=f"console:{draft.form_id}",
         address_note=draft.address_note or None,
         preferred_time=draft.preferred_time or None,
+        slot=slots.find(runtime().settings, draft.slot, runtime().clock.now()) if draft.slot else None,
         detail=(("call_sid", draft.call_sid),) if draft.call_sid else (),
     )
     filed = file_request(runtime().engine, runtime().settings, intake)
@@ -202,6 +214,9 @@ def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes
         )
     if language not in {lang.code for lang in runtime().settings.languages}:
         language = "hi"
+    slot = form.get("slot", "")[:40]
+    if slot and slots.find(runtime().settings, slot, runtime().clock.now()) is None:
+        errors["slot"] = N_("That visit slot is no longer open; choose another.")
     draft = Draft(
         phone=raw_phone,
         service=service,
@@ -212,6 +227,7 @@ def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes
         form_id=form.get("form_id", "")[:40] or _form_id(),
         address_note=text["address_note"],
         preferred_time=text["preferred_time"],
+        slot=slot,
     )
     return draft, errors, place if not errors else None, phone
 

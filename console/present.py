@@ -10,7 +10,7 @@ from flask import Flask, g
 from console import metrics
 from console.auth import runtime
 from console.labels import translate as t
-from core import phones, pincodes
+from core import phones, pincodes, slots
 from storage.models import Role, ServiceRequest
 
 # Roles that phone citizens back and so see their numbers in full.
@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
         service=service_name,
         duration=duration,
         overdue=overdue,
+        slot=visit_slot,
     )
 
 
@@ -70,6 +71,14 @@ def overdue(request: ServiceRequest) -> str:
     end = request.assigned_at if request.worker_id is not None and request.assigned_at else runtime().clock.now()
     late = end - request.created_at - limit
     return wait(late.total_seconds()) if late > timedelta(0) else "–"
+
+
+def visit_slot(request: ServiceRequest) -> str:
+    """When the visit is booked for, in the console's language: "tomorrow evening (16:00-20:00)", or
+    "as soon as possible"."""
+    settings = runtime().settings
+    language = "hi" if g.get("language") == "hi" else "en"
+    return slots.when(settings, request.slot_starts_at, request.slot_ends_at, language, runtime().clock.now())
 
 
 def duration(seconds: float | None) -> str:

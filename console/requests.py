@@ -408,7 +408,7 @@ def _workbench(db: Session, found: ServiceRequest, raw_radius: str | None) -> di
     if g.user.role is Role.PROVIDER:
         return {"candidates": _candidates(db, found, rules.max_radius_km, agency=g.user.provider_id)}
     reach_km = _radius(raw_radius)
-    reach = dispatch_reach.new_round(db, found, reach_km, rules)
+    reach = dispatch_reach.new_round(db, found, reach_km, rules, runtime().clock.now())
     return {
         "candidates": _candidates(db, found, max(reach.radius_km, rules.default_radius_km)),
         "reach": reach,

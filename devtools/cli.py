@@ -63,7 +63,7 @@ def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> 
 @click.option(
     "--keys",
     default=None,
-    help="a script such as 2,1,1,226001#,1,say:6# ('-' = silence, say:N = N s spoken at a beep); else typed",
+    help="a script such as 2,1,1,226001#,1,9,say:6# ('-' = silence, say:N = N s spoken at a beep); else typed",
 )
 @click.option(
     "--platform",

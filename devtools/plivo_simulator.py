@@ -35,7 +35,7 @@ The rules simulated, from Plivo's documentation:
 - XML elements Plivo knows that the helpline does not use (GetInput, …) are reported
   as not simulated; an unknown element is an error, as Plivo logs it.
 
-    sewamitra simulate --platform plivo --keys 2,1,1,226001#,1
+    sewamitra simulate --platform plivo --keys 2,1,1,226001#,1,9
 """
 
 from __future__ import annotations

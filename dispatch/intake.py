@@ -11,7 +11,7 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from core import numbers, phones, pincodes
+from core import numbers, phones, pincodes, slots
 from core.settings import Settings
 from core.slots import Slot
 from dispatch import enqueue, retention, sms_text
@@ -144,10 +144,11 @@ def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
 
 
 def confirmation_sms(settings: Settings, request: ServiceRequest) -> str:
+    """The request's number, its service and when the visit is (its slot, or as soon as possible)."""
     service = settings.service(request.service_code).name(request.language)
-    return sms_text.compose(
-        settings, "request_created", request.language, {"number": request.number, "service": service}
-    )
+    when = slots.when(settings, request.slot_starts_at, request.slot_ends_at, request.language, request.created_at)
+    values = {"number": request.number, "service": service, "slot": when}
+    return sms_text.compose(settings, "request_created", request.language, values)
 
 
 def unused_number(session: Session) -> str:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from rq import get_current_job
 from sqlmodel import Session, col, select
 
-from core import phones, pincodes
+from core import phones, pincodes, slots
 from dispatch import context, enqueue, geoindex, inbox, messages, offers, retention, sms_text
 from dispatch.matching import Candidate, rank
 from storage.audit import AuditAction
@@ -96,7 +96,7 @@ def dispatch_request(request_id: int) -> str:
             request = session.get(ServiceRequest, request_id)
             if request is None or request.status not in offers.DISPATCHABLE:
                 return "nothing to do"
-            candidates = _candidates(request, moment)
+            candidates = _candidates(session, request, moment)
             result = offers.next_offers(session, request_id, candidates, rules, moment)
     finally:
         lock.release()
@@ -117,7 +117,9 @@ def _ensure_index() -> None:
         rebuild_index(only_if_missing=True)
 
 
-def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
+def _candidates(session: Session, request: ServiceRequest, moment: datetime) -> list[Candidate]:
+    """The workers near the request, ranked; with parallel jobs allowed, those free at the visit's time
+    first (without, a worker with a job in hand is not offered another at all)."""
     ctx = context.current()
     if request.latitude is None or request.longitude is None:
         return []
@@ -125,7 +127,10 @@ def _candidates(request: ServiceRequest, moment: datetime) -> list[Candidate]:
     reach = request.round_radius_km  # an agent widened this round
     radius = max(geoindex.search_radius(ctx.redis, rules.default_radius_km), reach or 0.0)
     found = geoindex.nearby(ctx.redis, request.service_code, request.latitude, request.longitude, radius, moment.date())
-    return rank(found, default_radius_km=rules.default_radius_km, reach_km=reach)
+    busy = frozenset[int]()
+    if rules.allow_parallel_jobs:
+        busy = offers.busy_then(session, request, [c.worker_id for c in found], moment)
+    return rank(found, default_radius_km=rules.default_radius_km, reach_km=reach, busy_then=busy)
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:
@@ -151,6 +156,7 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
                 "number": request.number,
                 "service": _service(request, worker.language),
                 "locality": _locality(request, worker.language),
+                "slot": _when(request, worker.language),
             }
             text_sms(worker.phone, "offer", worker.language, values, request_id=request.id, worker_id=worker.id)
     except GatewayError as exc:
@@ -247,6 +253,7 @@ def notify_assigned(request_id: int) -> str:
                     "number": request.number,
                     "service": _service(request, worker.language),
                     "locality": _locality(request, worker.language),
+                    "slot": _when(request, worker.language),
                 },
                 request_id=request_id,
                 worker_id=worker.id,
@@ -575,6 +582,12 @@ def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> 
 
 def _service(request: ServiceRequest, language: str) -> str:
     return context.current().settings.service(request.service_code).name(language)
+
+
+def _when(request: ServiceRequest, language: str) -> str:
+    """The visit's slot in words ("tomorrow evening (16:00-20:00)"), or "as soon as possible"."""
+    settings = context.current().settings
+    return slots.when(settings, request.slot_starts_at, request.slot_ends_at, language, now())
 
 
 def _locality(request: ServiceRequest, language: str) -> str:

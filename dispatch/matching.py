@@ -23,16 +23,18 @@ def rank(
     default_radius_km: float,
     exclude: frozenset[int] = frozenset(),
     reach_km: float | None = None,
+    busy_then: frozenset[int] = frozenset(),
 ) -> list[Candidate]:
     """Those who serve this spot (within their own radius, or the wider `reach_km` an agent chose for
-    this round), nearest first, then best rated, then least busy today; a worker already asked about
-    this request is not asked again."""
+    this round): first those free at the visit's time (`busy_then`: a job in hand whose slot overlaps
+    it), then nearest, best rated, least busy today; a worker already asked about this request is not
+    asked again."""
     eligible = [
         c
         for c in candidates
         if c.worker_id not in exclude and reaches(c.distance_km, c.radius_km, default_radius_km, reach_km)
     ]
-    return sorted(eligible, key=_order)
+    return sorted(eligible, key=lambda c: (c.worker_id in busy_then, *_order(c)))
 
 
 def reaches(distance_km: float, own_radius_km: float | None, default_radius_km: float, reach_km: float | None) -> bool:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from core import numbers
+from core import numbers, slots
 from core.settings import Dispatch
 from dispatch.matching import Candidate
 from storage.audit import AuditAction, record
@@ -244,6 +244,25 @@ def hold_workers(session: Session, worker_ids: Sequence[int], *, skip_locked: bo
         ).all()
     )
     return [worker_id for worker_id in worker_ids if worker_id in held]
+
+
+def busy_then(session: Session, request: ServiceRequest, worker_ids: Sequence[int], now: datetime) -> frozenset[int]:
+    """Of these workers, those with a job in hand whose time (`core.slots.window`: its slot, or the next
+    hours for one booked as soon as possible) overlaps this request's: one query, for the ranking."""
+    if not worker_ids:
+        return frozenset()
+    starts, ends = slots.window(request.slot_starts_at, request.slot_ends_at, now)
+    asap_starts, asap_ends = slots.window(None, None, now)
+    overlaps = sa.and_(col(ServiceRequest.slot_starts_at) < ends, col(ServiceRequest.slot_ends_at) > starts)
+    if asap_starts < ends and asap_ends > starts:  # a job in hand booked as soon as possible is under way now
+        overlaps = sa.or_(overlaps, col(ServiceRequest.slot_starts_at).is_(None))
+    query = sa.select(col(ServiceRequest.worker_id)).where(
+        col(ServiceRequest.worker_id).in_(worker_ids),
+        col(ServiceRequest.status).in_(IN_HAND),
+        col(ServiceRequest.id) != request.id,
+        overlaps,
+    )
+    return frozenset(worker_id for (worker_id,) in session.execute(query.distinct()) if worker_id is not None)
 
 
 def job_in_hand(session: Session, worker_id: int, but_not: int | None = None) -> ServiceRequest | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -19,7 +20,7 @@ from sqlmodel import Session, col, select
 from core.geo import distance_km
 from core.settings import Dispatch
 from dispatch.matching import Candidate, rank, reaches
-from dispatch.offers import IN_HAND, asked_before
+from dispatch.offers import IN_HAND, asked_before, busy_then
 from storage.models import (
     Offer,
     OfferStatus,
@@ -47,10 +48,13 @@ class Reach:
         return bool(self.asked)
 
 
-def new_round(session: Session, request: ServiceRequest, reach_km: float | None, rules: Dispatch) -> Reach:
+def new_round(
+    session: Session, request: ServiceRequest, reach_km: float | None, rules: Dispatch, now: datetime | None = None
+) -> Reach:
     """Who a round reaching `reach_km` (None: each worker's own radius) would ask, by the rules
     dispatch applies: skilled, active, available, police-verified, (unless parallel jobs are allowed)
-    free and not asked about another job, and not asked about this one before."""
+    free and not asked about another job, and not asked about this one before; with parallel jobs and
+    `now`, those free at the visit's time first."""
     radius = reach_km or rules.default_radius_km
     if request.latitude is None or request.longitude is None:
         return Reach(radius)
@@ -62,7 +66,12 @@ def new_round(session: Session, request: ServiceRequest, reach_km: float | None,
     by_id = {w.id: (w, km) for w, km in found if w.id is not None}
     before = asked_before(session, request.id or 0)
     candidates = [Candidate(w.id or 0, km, w.service_radius_km, w.rating) for w, km in found]
-    ranked = rank(candidates, default_radius_km=rules.default_radius_km, exclude=before, reach_km=reach_km)
+    busy = frozenset[int]()
+    if rules.allow_parallel_jobs and now is not None:
+        busy = busy_then(session, request, [c.worker_id for c in candidates], now)
+    ranked = rank(
+        candidates, default_radius_km=rules.default_radius_km, exclude=before, reach_km=reach_km, busy_then=busy
+    )
     in_range = rank(candidates, default_radius_km=rules.default_radius_km, reach_km=reach_km)
     further = sorted(
         (km, w.id or 0)

@@ -3,7 +3,7 @@
 A flow is a set of named nodes. Each node may speak (`say`), then does one thing:
 - `goto`: go on to another node;
 - `menu`: wait for one key (or `num_digits` keys) and route by `options` (or by the catalogue,
-  `options_from: services`);
+  `options_from: services`, or a list variable an effect gave, whose rows each have a `digit`);
 - `input`: wait for several keys ended by `finish_on_key`, check them against `pattern`, store them;
 - `effect`: ask the edge for something only it can do (look up, store, queue) and route by outcome;
 - `switch`: route by the value of a variable;
@@ -510,9 +510,13 @@ def _check_choices(wait: Wait, where: str) -> list[str]:
     if wait.store:
         return _check_input(wait, where)
     if wait.options_from:
-        problems = [] if wait.options_from == "services" else [f"{where}.options_from: only 'services' is known"]
+        problems = (
+            []
+            if re.fullmatch(r"[a-z_]+", wait.options_from)
+            else [f"{where}.options_from: 'services' or the name of a list variable"]
+        )
         if wait.option_route is None:
-            problems.append(f"{where}: options_from needs `option` (where a chosen service leads)")
+            problems.append(f"{where}: options_from needs `option` (where a chosen row leads)")
         return problems
     return [] if wait.options else [f"{where}: a menu needs options"]
 

@@ -304,6 +304,8 @@ class _Run:
             self._succeed(node, wait.options[digits])
         elif wait.options_from == "services":
             self._choose_service(node, digits)
+        elif wait.options_from:
+            self._choose_row(node, wait.options_from, digits)
         else:
             self._wrong(node, digits)
 
@@ -317,6 +319,19 @@ class _Run:
             return
         self.vars["service"] = chosen.code
         self.vars["service_charge"] = str(chosen.visit_charge)
+        self._succeed(node, wait.option_route)
+
+    def _choose_row(self, node: Node, rows: str, digits: str) -> None:
+        """A menu of a list an effect gave (`options_from: <variable>`): the row whose `digit` was
+        keyed sets its other values, e.g. the slot picked and its words."""
+        wait = node.wait
+        assert wait is not None
+        assert wait.option_route is not None
+        chosen = next((row for row in self._rows(rows) if str(row.get("digit")) == digits), None) if digits else None
+        if chosen is None:
+            self._wrong(node, digits)
+            return
+        self.vars.update({key: value for key, value in chosen.items() if key != "digit" and _is_plain(value)})
         self._succeed(node, wait.option_route)
 
     def _wrong(self, node: Node, digits: str) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from core import numbers, phones, pincodes
+from core import numbers, phones, pincodes, slots
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
 from dispatch import availability, bridge, enqueue, inbox, notice, privacy_requests, retention
@@ -73,12 +73,51 @@ def lookup_pincode(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     return Outcome("found", {"district": district})
 
 
+# The slot menu (helpline.yaml's choose_slot): slots on keys 1-8 in order, "as soon as possible" on 9
+# (0 is an agent's, as at every menu).
+SLOT_KEYS = 8
+
+
+def find_slots(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+    """The slots open now, soonest first, each with its key and its words in the caller's language,
+    for the slot menu (`pick_slot` in helpline.yaml); `none` when no slot is open (late at night with
+    one day ahead, a holiday): the visit is then booked as soon as possible."""
+    now = ctx.now()
+    open_now = slots.upcoming(ctx.settings, now)[:SLOT_KEYS]
+    if not open_now:
+        return Outcome("none", {"slot": "", "slot_words": _asap(ctx, now)})
+    rows = [
+        {
+            "digit": str(place),
+            "slot": slot.key,
+            "slot_words": slots.describe(ctx.settings, slot.starts_at, slot.ends_at, ctx.language, now, spoken=True),
+        }
+        for place, slot in enumerate(open_now, start=1)
+    ]
+    return Outcome("open", {"slots": rows, "slot": "", "slot_words": _asap(ctx, now)})
+
+
+def _asap(ctx: CallContext, now: datetime) -> str:
+    return slots.when(ctx.settings, None, None, ctx.language, now)
+
+
+def picked_slot(ctx: CallContext, key: str) -> slots.Slot | None:
+    """The slot the caller picked, while it has not ended: one picked a minute ago that is now within
+    the lead time is still theirs; none picked (or gone by, in a call that long) is as soon as possible.
+    The key is the call state's, from find_slots: one further off than the calendar reaches is refused."""
+    slot = slots.parse(ctx.settings, key) if key else None
+    now = ctx.now()
+    furthest = now + timedelta(days=ctx.settings.slots.days_ahead + 1)
+    return slot if slot is not None and now < slot.ends_at and slot.starts_at < furthest else None
+
+
 def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     """Store the request (once per call turn, however often Twilio retries), then text its number."""
     place = pincodes.lookup(args.get("pincode", ""))
     service = args.get("service", "")
     if place is None or service not in ctx.settings.service_codes:
         return Outcome("failed")
+    slot = picked_slot(ctx, args.get("slot", ""))
     intake = Intake(
         service=service,
         place=place,
@@ -88,13 +127,18 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         actor="ivr",
         filed_at=ctx.now(),
         idempotency_key=f"ivr:{ctx.call_sid}:{ctx.turn}",
+        slot=slot,
         detail=(("call_sid", ctx.call_sid),),
     )
     filed = file_request(ctx.engine, ctx.settings, intake)
     _attach_recordings(ctx, filed.request.id or 0)
     queue_follow_ups(ctx.redis, filed)  # a retry finds the request filed before, and queues nothing again
     texted = ctx.caller is not None and _is_mobile(ctx.caller)
-    return Outcome("created", {"request_number": filed.request.number, "sms_sent": "yes" if texted else "no"})
+    request = filed.request
+    words = slots.when(ctx.settings, request.slot_starts_at, request.slot_ends_at, ctx.language, ctx.now(), spoken=True)
+    return Outcome(
+        "created", {"request_number": request.number, "sms_sent": "yes" if texted else "no", "slot_words": words}
+    )
 
 
 def _attach_recordings(ctx: CallContext, request_id: int) -> None:
@@ -317,6 +361,7 @@ def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     if offer is None or request is None:
         return Outcome("none")
     locality = _locality(request, ctx.language)
+    when = slots.when(ctx.settings, request.slot_starts_at, request.slot_ends_at, ctx.language, ctx.now(), spoken=True)
     return Outcome(
         "found",
         {
@@ -324,6 +369,7 @@ def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
             "offer_number": request.number,
             "offer_service": request.service_code,
             "offer_locality": locality,
+            "offer_when": when,
         },
     )
 
@@ -600,6 +646,7 @@ EFFECTS: dict[str, Performed] = {
     "record_rating": _performs(record_rating, "saved", "failed"),
     "report_problem": _performs(report_problem, "recorded", "failed"),
     "lookup_pincode": _performs(lookup_pincode, "found", "unknown", "outside"),
+    "find_slots": _performs(find_slots, "open", "none"),
     "create_request": _performs(create_request, "created", "failed"),
     "find_open_requests": _performs(find_open_requests, "found", "none"),
     "find_request": _performs(find_request, "found", "unknown"),

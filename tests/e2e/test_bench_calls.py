@@ -166,7 +166,7 @@ def test_the_callers_mix_books_first_and_tracks_only_what_was_booked() -> None:
     assert all(script.books for script in drawn)  # nobody has booked yet: nobody tracks
     assert len({script.from_number for script in drawn}) == 200
     assert worker not in {s.from_number for s in drawn}
-    assert {script.keys[-4:] for script in drawn if script.kind == scripts.BOOK} <= {("226001#", "1", "-", "2")}
+    assert {script.keys[-5:] for script in drawn if script.kind == scripts.BOOK} <= {("226001#", "1", "9", "-", "2")}
     mix.booked(drawn[0].from_number)
     tracking = [script for script in (mix.next() for _ in range(200)) if not script.books]
     assert tracking
@@ -224,7 +224,7 @@ def transcript(*events: Event) -> Transcript:
     return Transcript("CA" + "1" * 32, events=list(events))
 
 
-BOOKING = scripts.Script(scripts.BOOK, "+919800000001", ("2", "1", "1", "226001#", "1", "-", "2"))
+BOOKING = scripts.Script(scripts.BOOK, "+919800000001", ("2", "1", "1", "226001#", "1", "9", "-", "2"))
 
 
 def test_a_booking_that_ends_without_a_number_is_an_error_only_against_the_helpline() -> None:

@@ -71,7 +71,7 @@ def test_the_database_goes_away_as_a_caller_confirms_they_hear_sorry_and_wait_fo
 ) -> None:
     # English, a new request, a plumber, PIN code 226001; PostgreSQL becomes unreachable as the
     # caller presses 1 to confirm. The request cannot be stored, so no number is read out.
-    transcript = call(app, Line("2", "1", "1", "226001#", proxy.kill, "1", "-"), caller="+919876500011")
+    transcript = call(app, Line("2", "1", "1", "226001#", proxy.kill, "1", "9", "-"), caller="+919876500011")
     assert transcript.said("You keyed PIN code two, two, six, zero, zero, one, district Lucknow.")
     assert transcript.said(SORRY)
     assert not transcript.said("Your request number is")
@@ -80,7 +80,7 @@ def test_the_database_goes_away_as_a_caller_confirms_they_hear_sorry_and_wait_fo
 
     # It comes back: the next caller books as if nothing happened.
     proxy.start()
-    after = call(app, ["2", "1", "1", "226001#", "1"], caller="+919876500012")
+    after = call(app, ["2", "1", "1", "226001#", "1", "9"], caller="+919876500012")
     assert after.said("Your request number is:")
     with Session(postgres) as session:
         [request] = session.exec(select(ServiceRequest)).all()
@@ -94,7 +94,7 @@ def test_a_database_that_answers_nothing_gets_the_caller_an_apology_before_twili
     # answered. Each webhook must still answer within Twilio's 15 s, or Twilio logs an error and
     # the caller waits in silence.
     with served(app) as helpline:
-        line = Line("2", "1", "1", "226001#", proxy.go_silent, "1", "-")
+        line = Line("2", "1", "1", "226001#", proxy.go_silent, "1", "9", "-")
         transcript = call_over_http(helpline, line, caller="+919876500013")
     assert transcript.said(SORRY)
     assert Queued("helpline") in transcript.events

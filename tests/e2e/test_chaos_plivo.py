@@ -81,7 +81,7 @@ def test_the_database_goes_away_as_a_plivo_caller_confirms_they_hear_sorry_and_w
 ) -> None:
     # English, a new request, a plumber, PIN code 226001; PostgreSQL becomes unreachable as the
     # caller presses 1 to confirm. No number is read out; the caller holds in the helpline's queue.
-    transcript = call(app, Line("2", "1", "1", "226001#", proxy.kill, "1", "-"), caller="+919876500033")
+    transcript = call(app, Line("2", "1", "1", "226001#", proxy.kill, "1", "9", "-"), caller="+919876500033")
     assert transcript.said(SORRY)
     assert not transcript.said("Your request number is")
     assert in_the_agent_queue(transcript)
@@ -90,7 +90,7 @@ def test_the_database_goes_away_as_a_plivo_caller_confirms_they_hear_sorry_and_w
     assert hangups(transcript) == [204]  # the log waits for the database in a job
 
     proxy.start()
-    after = call(app, ["2", "1", "1", "226001#", "1"], caller="+919876500034")
+    after = call(app, ["2", "1", "1", "226001#", "1", "9"], caller="+919876500034")
     assert after.said("Your request number is:")
 
 

@@ -27,7 +27,7 @@ from tests.factories import AUTH_TOKEN, PUBLIC_URL, add_request, add_worker, req
 
 pytestmark = pytest.mark.slow
 NEVER_OPEN = {"days": ()}
-ENGLISH_PLUMBER_AT_226001 = ["2", "1", "1", "226001#", "1"]
+ENGLISH_PLUMBER_AT_226001 = ["2", "1", "1", "226001#", "1", "9"]
 SORRY = "Sorry, we have a technical problem."
 WORKERS = {"+919800000901": "Ramesh Kumar", "+919800000902": "Suresh Yadav"}
 

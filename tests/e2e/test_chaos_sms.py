@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 RAMESH, SURESH, CITIZEN = "+919800000981", "+919800000982", "+919876500021"
 # A caller who has called before (in English): no language menu, and the privacy notice (and its
 # SMS) is behind them, so the only SMS of the call is the request's number.
-RETURNING_ENGLISH_PLUMBER_AT_226001 = ["1", "1", "226001#", "1"]
+RETURNING_ENGLISH_PLUMBER_AT_226001 = ["1", "1", "226001#", "1", "9"]
 
 
 @pytest.fixture

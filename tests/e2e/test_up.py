@@ -254,7 +254,7 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     account = (data_dir / "local-twilio-account-sid").read_text().strip()
     public_url = f"http://127.0.0.1:{port}"
     transport = HttpTransport(public_url, public_url, token, account_sid=account)
-    transcript = CallSimulator(transport, public_url=public_url).run("2,1,1,226001#,1,2")
+    transcript = CallSimulator(transport, public_url=public_url).run("2,1,1,226001#,1,9,2")
     assert not transcript.errors, transcript.render(requests=True)
     assert transcript.said("Your request number is:")
 
@@ -304,7 +304,7 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     wait_for(lambda: len(rq_workers(process.pid)) == len(workers), 30, "the worker to be restarted")
     wait_for(lambda: rq_worker_names(data_dir) - registered, 60, "the restarted worker to register with RQ")
     # English remembered; the first job's worker can still be rung (2: not now), then a new booking.
-    transcript = CallSimulator(transport, public_url=public_url).run("2,1,1,226001#,1,2")
+    transcript = CallSimulator(transport, public_url=public_url).run("2,1,1,226001#,1,9,2")
     assert not transcript.errors, transcript.render(requests=True)
     wait_for(
         lambda: one(database, "SELECT count(*) FROM service_request WHERE status = 'offered'") == (1,),

@@ -65,7 +65,7 @@ def test_a_simulated_plivo_call_books_and_the_sms_reaches_the_plivo_sandbox_with
 
     simulate = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "simulate"]
     call = subprocess.run(
-        [*simulate, "--platform", "plivo", "--keys", "2,1,1,226001#,1"],
+        [*simulate, "--platform", "plivo", "--keys", "2,1,1,226001#,1,9"],
         env=env,
         capture_output=True,
         text=True,

@@ -43,9 +43,9 @@ def local(moment: datetime) -> str:
 def test_a_breach_in_lucknow_tells_its_citizens_in_their_language_and_exports(
     app: Flask, admin: Console, sandbox: TwilioSandbox
 ) -> None:
-    call(app, "1,1,1,226001#,1", from_number=HINDI_CALLER)  # Lucknow, in Hindi
-    call(app, "2,1,1,226001#,1", from_number=ENGLISH_CALLER)  # Lucknow, in English
-    call(app, "2,1,1,208001#,1", from_number=ELSEWHERE)  # Kanpur
+    call(app, "1,1,1,226001#,1,9", from_number=HINDI_CALLER)  # Lucknow, in Hindi
+    call(app, "2,1,1,226001#,1,9", from_number=ENGLISH_CALLER)  # Lucknow, in English
+    call(app, "2,1,1,208001#,1,9", from_number=ELSEWHERE)  # Kanpur
     run_jobs(app)
     before = len(sandbox.messages)
     now = datetime.now(UTC)
@@ -96,7 +96,7 @@ def test_a_breach_in_lucknow_tells_its_citizens_in_their_language_and_exports(
 
 
 def test_a_breach_by_numbers_and_only_admins_keep_the_register(app: Flask, admin: Console) -> None:
-    call(app, "2,1,1,226001#,1", from_number=ENGLISH_CALLER)
+    call(app, "2,1,1,226001#,1,9", from_number=ENGLISH_CALLER)
     recorded = admin.post(
         "/console/breaches/",
         {

@@ -27,7 +27,7 @@ from tests.factories import (
     with_hours,
 )
 
-BOOK_AND_SAY_THE_ADDRESS = "2,1,1,226001#,1,say:8#,2"
+BOOK_AND_SAY_THE_ADDRESS = "2,1,1,226001#,1,9,say:8#,2"
 
 
 @pytest.fixture(params=PLATFORMS)
@@ -106,7 +106,7 @@ def test_the_hindi_console_labels_the_spoken_address(app: Flask, sandbox: Twilio
 
 
 def test_a_request_without_a_spoken_address_says_so_and_plays_nothing(app: Flask, sandbox: TwilioSandbox) -> None:
-    number = booked_with_an_address(app, sandbox, "2,1,1,226001#,1,-,2")
+    number = booked_with_an_address(app, sandbox, "2,1,1,226001#,1,9,-,2")
     agent = signed_in(app, "asha", Role.AGENT)
     page = agent.get(f"/console/requests/{number}").get_data(as_text=True)
     assert "<audio" not in page

@@ -31,7 +31,7 @@ from tests.factories import (
 )
 
 OTHER = "+919811100001"
-PLUMBER_AT_226001 = "2,1,1,226001#,1"
+PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
 
 
 @pytest.fixture

@@ -454,7 +454,7 @@ def test_a_phone_booking_is_dispatched(
     jobs.rebuild_index()
     always = settings.call_centre.model_copy(update={"days": ()})
     app: Flask = create_app(settings.model_copy(update={"call_centre": always}))
-    transcript = simulator(app.test_client(), from_number=CITIZEN).run("2,1,1,226001#,1")
+    transcript = simulator(app.test_client(), from_number=CITIZEN).run("2,1,1,226001#,1,9")
     assert not transcript.errors
     run_jobs(installed)
     notice, number = texts_to(sandbox, CITIZEN)  # a first call: the privacy notice's link, the request number
@@ -728,7 +728,7 @@ def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
     run_jobs(installed)
     assert texts_to(sandbox, "+915222623456") == []
     number = request_of(engine, request_id).number
-    told = [t for t in texts_to(sandbox, "+919800000731") if t.startswith(f"काम {number}:")]
+    told = [t for t in texts_to(sandbox, "+919800000731") if t.startswith(f"काम {number}:") and "DONE" in t]
     assert len(told) == 1
     assert "155330 पर कॉल करें" in told[0]  # the worker reaches the citizen through the helpline
     assert "2623456" not in told[0]

@@ -95,7 +95,7 @@ def test_the_ivr_reads_the_district_back_in_the_callers_language(
 
 
 def test_a_hindi_caller_hears_the_district_in_hindi(app: Flask) -> None:
-    transcript = call(app, "1,1,1,226001#,1")
+    transcript = call(app, "1,1,1,226001#,1,9")
     assert transcript.said("ज़िला लखनऊ।")
     assert not transcript.said("Lucknow")
 
@@ -124,4 +124,4 @@ def test_a_worker_rung_with_an_offer_hears_the_district_in_hindi(
     dispatch_jobs(installed)
     [placed] = sandbox.calls
     transcript = answer_our_call(create_app(settings).test_client(), placed, "2")
-    assert transcript.said("प्लंबर, लखनऊ, 2 2 6 0 0 1।")
+    assert transcript.said("प्लंबर, लखनऊ, 2 2 6 0 0 1, जल्द से जल्द।")

@@ -40,7 +40,7 @@ from tests.factories import (
 # Both databases: a call upserts its caller and its call log (INSERT ... ON CONFLICT in each dialect's words).
 pytestmark = pytest.mark.both_databases
 
-ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1"
+ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
 # An agent takes the caller waiting in the queue. On Twilio the simulator's "agent" is Twilio's own
 # bridge; on Plivo an agent takes the caller with a second call (tests/integration/
 # test_plivo_agent_queue.py), so here the caller, having heard the queue, hangs up.
@@ -101,7 +101,7 @@ def test_an_english_caller_books_a_plumber_at_226001(app: Flask, sandbox: Twilio
 
 
 def test_a_hindi_caller_books_the_same_in_hindi(app: Flask, sandbox: TwilioSandbox) -> None:
-    transcript = call(app, "1,1,1,226001#,1")
+    transcript = call(app, "1,1,1,226001#,1,9")
 
     [request] = stored(app)
     assert (request.service_code, request.pincode, request.district, request.language) == (
@@ -135,7 +135,7 @@ def test_a_first_time_caller_hears_the_privacy_notice_once_and_gets_its_link(
         notice["body"] == f"Sewamitra: how your data is kept and erased, and your rights: {PUBLIC_URL}/privacy?lang=en"
     )
 
-    again = call(app, "1,1,226001#,1")  # known now: greeted in English, straight to the main menu
+    again = call(app, "1,1,226001#,1,9")  # known now: greeted in English, straight to the main menu
 
     assert not again.said("Before we go on")
     assert again.said("To book a new service, press 1.")
@@ -146,14 +146,14 @@ def test_a_first_time_caller_hears_the_privacy_notice_once_and_gets_its_link(
 
 
 def test_a_key_during_the_notice_answers_the_main_menu(app: Flask) -> None:
-    transcript = call(app, "2,1,1,226001#,1")  # "1" pressed while the notice plays books a service
+    transcript = call(app, "2,1,1,226001#,1,9")  # "1" pressed while the notice plays books a service
     [request] = stored(app)
     assert request.service_code == "plumber"
     assert transcript.said("Please choose a service.")
 
 
 def test_silence_at_the_language_menu_means_hindi(app: Flask) -> None:
-    transcript = call(app, "-,1,1,226001#,1")
+    transcript = call(app, "-,1,1,226001#,1,9")
     [request] = stored(app)
     assert request.language == "hi"
     assert transcript.said("नई सेवा बुक करने के लिए 1 दबाएँ।")
@@ -190,7 +190,7 @@ def test_a_returning_caller_is_greeted_in_their_language_without_the_menu(app: F
 
 
 def test_an_unknown_pincode_is_explained_and_asked_again(app: Flask) -> None:
-    transcript = call(app, "2,1,1,999999#,226001#,1")
+    transcript = call(app, "2,1,1,999999#,226001#,1,9")
     assert transcript.said("We could not find the PIN code nine, nine, nine, nine, nine, nine.")
     assert [r.pincode for r in stored(app)] == ["226001"]
 
@@ -306,11 +306,11 @@ def test_a_retried_step_answers_the_same_and_stores_one_request(app: Flask, tele
     client, voice = app.test_client(), f"/{telephony_platform}/voice"
     form = call_form(telephony_platform, "5")
     signed_post(client, voice, form)
-    for turn, digits in enumerate(["2", "1", "1", "226001", "1"]):
+    for turn, digits in enumerate(["2", "1", "1", "226001", "1", "9"]):
         signed_post(client, f"{voice}/step?turn={turn}", {**form, "Digits": digits})
     # Nothing said at the beep: the platform goes on to the Redirect after the Record.
-    first = signed_post(client, f"{voice}/record?turn=5&empty=1", form)
-    retry = signed_post(client, f"{voice}/record?turn=5&empty=1", form)  # signed anew, as platforms retry
+    first = signed_post(client, f"{voice}/record?turn=6&empty=1", form)
+    retry = signed_post(client, f"{voice}/record?turn=6&empty=1", form)  # signed anew, as platforms retry
     assert first.status_code == retry.status_code == 200
     assert first.data == retry.data
     assert len(stored(app)) == 1
@@ -395,7 +395,7 @@ def test_the_session_is_kept_in_redis_with_a_ttl(app: Flask) -> None:
 
 
 def test_nine_repeats_menus_and_leads_back_from_the_services(app: Flask) -> None:
-    transcript = call(app, "2,9,1,9,1,2,226001#,1,1")
+    transcript = call(app, "2,9,1,9,1,2,226001#,1,9,1")
     main_menu = "To book a new service, press 1. To know about your request, press 2."
     assert sum(1 for text in transcript.heard if text.startswith(main_menu)) == 4  # first, 9, back from services, after
     assert transcript.said("Electrician: the standard visit charge is 200 rupees.")

@@ -242,7 +242,7 @@ def a_real_call_still_books_a_plumber(app: Flask, client: FlaskClient) -> None:
     transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN)
     before = requests_stored(app)
     newcomer = "+919812345678"  # never in the junk: a first call, so the language menu comes first
-    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=newcomer).run("2,1,1,226001#,1")
+    transcript = CallSimulator(transport, public_url=PUBLIC_URL, from_number=newcomer).run("2,1,1,226001#,1,9")
     assert not transcript.errors, transcript.render(requests=True)
     assert transcript.said("request number")
     assert requests_stored(app) == before + 1

@@ -82,7 +82,7 @@ def test_a_whole_job_logs_no_number_and_no_secret(
     jobs.rebuild_index()
 
     transport = FlaskTransport(client, PUBLIC_URL, AUTH_TOKEN)
-    call = CallSimulator(transport, public_url=PUBLIC_URL, from_number=CITIZEN).run("2,1,1,226001#,1")
+    call = CallSimulator(transport, public_url=PUBLIC_URL, from_number=CITIZEN).run("2,1,1,226001#,1,9")
     assert call.said("request number")
     run_jobs(installed)  # the offer to the legacy number fails; the job moves on to Ramesh
     sms_from(client, WORKER, "1")

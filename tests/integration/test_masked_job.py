@@ -83,7 +83,7 @@ def test_the_worker_hears_the_spoken_address_and_talks_to_the_citizen_with_neith
     in_jobs_context(app, jobs.rebuild_index)
 
     # The citizen books a plumber at 226001 in English and says the address at the beep.
-    booking = rings(app, sandbox, CITIZEN, "2,1,1,226001#,1,say:9#,2")
+    booking = rings(app, sandbox, CITIZEN, "2,1,1,226001#,1,9,say:9#,2")
     assert booking.said("After the beep, please say your house number, street and a landmark")
     run_jobs(app)  # dispatch: the offer goes to Ramesh by SMS
     sms_from(app.test_client(), WORKER, "1")
@@ -97,7 +97,8 @@ def test_the_worker_hears_the_spoken_address_and_talks_to_the_citizen_with_neith
 
     to_worker = [m["body"] for m in sandbox.messages if digits(m["to"]) == digits(WORKER)]
     assert to_worker[-1].startswith(
-        f"Job {job.number}: Plumber at Lucknow 226001. To hear the address or call the customer, call 155330."
+        f"Job {job.number}: Plumber at Lucknow 226001, as soon as possible. To hear the address or call the "
+        "customer, call 155330."
     )
     to_citizen = [m["body"] for m in sandbox.messages if digits(m["to"]) == digits(CITIZEN)]
     assert any("Ramesh Kumar will visit for request" in body for body in to_citizen)

@@ -85,7 +85,7 @@ class HelplineDay(RuleBasedStateMachine):
     @rule(citizen=st.sampled_from(CITIZENS), language=st.sampled_from("12"))
     def citizen_books_a_plumber(self, citizen: str, language: str) -> None:
         known = self._has_called(citizen)
-        call(self.app, ("" if known else f"{language},") + "1,1,226001#,1", from_number=citizen)
+        call(self.app, ("" if known else f"{language},") + "1,1,226001#,1,9", from_number=citizen)
         self._work()
 
     @rule(answer=st.sampled_from(("1", "हाँ", "YES", "2", "NO")))

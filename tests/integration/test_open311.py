@@ -101,7 +101,7 @@ def test_a_service_definition_describes_the_pin_code_attribute(app: Flask) -> No
     client = app.test_client()
     definition = client.get("/open311/v2/services/plumber.json").get_json()
     assert definition["service_code"] == "plumber"
-    assert [a["code"] for a in definition["attributes"]] == ["pincode", "language", "preferred_time"]
+    assert [a["code"] for a in definition["attributes"]] == ["pincode", "language", "preferred_time", "slot"]
     code = xml(client.get("/open311/v2/services/plumber.xml")).find("attributes/attribute/code")
     assert code is not None
     assert code.text == "pincode"

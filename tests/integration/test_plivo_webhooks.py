@@ -118,11 +118,11 @@ def test_the_same_step_signed_anew_gets_the_same_answer_and_stores_one_request(a
     client = app.test_client()
     form = {"CallUUID": CALL_UUID, "From": "919876543210", "To": "918035350100", "Direction": "inbound"}
     signed_post(client, "/plivo/voice", form)
-    for turn, digits in enumerate(["2", "1", "1", "226001", "1"]):
+    for turn, digits in enumerate(["2", "1", "1", "226001", "1", "9"]):
         signed_post(client, f"/plivo/voice/step?turn={turn}", {**form, "Digits": digits})
     # The caller says nothing at the beep: Plivo posts the Record's action with no recording.
-    first = signed_post(client, "/plivo/voice/record?turn=5", {**form, "RecordingDuration": "-1", "Digits": ""})
-    again = signed_post(client, "/plivo/voice/record?turn=5", {**form, "RecordingDuration": "-1", "Digits": ""})
+    first = signed_post(client, "/plivo/voice/record?turn=6", {**form, "RecordingDuration": "-1", "Digits": ""})
+    again = signed_post(client, "/plivo/voice/record?turn=6", {**form, "RecordingDuration": "-1", "Digits": ""})
     assert first.status_code == again.status_code == 200
     assert first.data == again.data
     assert b"request number" in first.data
@@ -130,7 +130,7 @@ def test_the_same_step_signed_anew_gets_the_same_answer_and_stores_one_request(a
 
 
 def test_the_hangup_callback_keeps_the_calls_log(app: Flask) -> None:
-    transcript = call(app, "2,1,1,226001#,1")
+    transcript = call(app, "2,1,1,226001#,1,9")
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert (log.call_sid, log.status, log.outcome) == (transcript.call_sid, "completed", "request_created")

@@ -30,7 +30,7 @@ from tests.factories import (
     with_hours,
 )
 
-ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1"
+ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
 FIRST_CALL_ASKS_ERASURE = "2,5,2,1"  # English, then 5 (your data), 2 (erase), 1 (yes)
 
 

@@ -22,7 +22,7 @@ from storage.models import Caller, Recording, RequestStatus, ServiceRequest
 from telephony import telephony
 from tests.factories import ACCOUNT_SID, ALWAYS_OPEN, PLATFORMS, PLIVO_AUTH_ID, engine_of, simulator, with_hours
 
-BOOK_AND_SAY_THE_ADDRESS = "2,1,1,226001#,1,say:8#,2"
+BOOK_AND_SAY_THE_ADDRESS = "2,1,1,226001#,1,9,say:8#,2"
 OLD, RECENT = "+919812345678", "+919876501234"
 NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # the nightly run
 

@@ -47,8 +47,8 @@ pytestmark = pytest.mark.both_databases
 LONG_GONE = "+919812345678"  # booked 400 days ago, not heard from since
 STILL_OPEN = "+919811122233"  # booked 400 days ago, the request still open
 RECENT = "+919876501234"  # booked today
-ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1"
-HINDI_PLUMBER_AT_226001 = "1,1,1,226001#,1"
+ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
+HINDI_PLUMBER_AT_226001 = "1,1,1,226001#,1,9"
 AGO = timedelta(days=400)
 NOTICE = timedelta(hours=48)  # privacy.erasure_notice_hours, as config.yaml ships
 A_YEAR = timedelta(days=365)  # privacy.retention.citizens

@@ -451,7 +451,7 @@ def test_simulate_reaches_up_on_another_port_without_the_public_url_set_by_hand(
         assert f"http://127.0.0.1:{port}" in banner, banner
         assert "SEWAMITRA_PUBLIC_URL" in banner, banner
         call = subprocess.run(
-            sewamitra("simulate", "--url", f"http://127.0.0.1:{port}", "--keys", "2,1,1,226001#,1,2"),
+            sewamitra("simulate", "--url", f"http://127.0.0.1:{port}", "--keys", "2,1,1,226001#,1,9,2"),
             env=env,
             capture_output=True,
             text=True,

@@ -30,7 +30,7 @@ from tests.factories import (
     with_hours,
 )
 
-BOOK_AT_226001 = "2,1,1,226001#,1"  # English, a new request, plumber, PIN 226001, that is right
+BOOK_AT_226001 = "2,1,1,226001#,1,9"  # English, a new request, plumber, PIN 226001, that is right
 RAMESH = "+919812345678"
 
 

@@ -136,11 +136,11 @@ def test_the_same_voice_step_twice_gets_the_same_answer_and_stores_one_request(a
     client = app.test_client()
     call = {"CallSid": "CA" + "6" * 32, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
     document = signed(client, "/twilio/voice", call)
-    for keys in ("2", "1", "1", "226001"):  # English, a new request, plumber, the PIN code
+    for keys in ("2", "1", "1", "226001", "1"):  # English, a new request, plumber, the PIN code, right
         document = signed(client, next_step(document), {**call, "Digits": keys})
-    confirm = next_step(document)
-    first = ElementTree.tostring(signed(client, confirm, {**call, "Digits": "1"}, token="retry-of-one"))
-    again = ElementTree.tostring(signed(client, confirm, {**call, "Digits": "1"}, token="retry-of-one"))
+    confirm = next_step(document)  # the visit's slot: 9, as soon as possible
+    first = ElementTree.tostring(signed(client, confirm, {**call, "Digits": "9"}, token="retry-of-one"))
+    again = ElementTree.tostring(signed(client, confirm, {**call, "Digits": "9"}, token="retry-of-one"))
     late = ElementTree.tostring(signed(client, confirm, {**call, "Digits": "2"}))  # the same step, other keys
     assert first == again == late
     # The caller says nothing at the beep: Twilio goes on to the Redirect after the Record, and retries it.

@@ -3,15 +3,20 @@ any other is refused when it is loaded and by `sewamitra flows check`, not durin
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
+import redis
+import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
+from core.clock import FrozenClock
+from core.settings import Settings, SlotPeriod, load_settings
 from flows import definition
 from flows.exceptions import FlowError
-from ivr.effects import EFFECTS, known_effects
+from ivr.effects import EFFECTS, CallContext, find_slots, known_effects, picked_slot
 from sewamitra.cli import main
 from tests.factories import ROOT
 
@@ -76,3 +81,52 @@ def test_every_effect_the_shipped_flows_name_has_a_handler() -> None:
     assert named
     assert named <= set(EFFECTS)
     assert all(callable(EFFECTS[name].perform) and EFFECTS[name].outcomes for name in named)
+
+
+# -- the slot menu's list -----------------------------------------------------------------------------
+
+
+def slot_context(settings: Settings, now: datetime, language: str = "en") -> CallContext:
+    """find_slots reads only the calendar and the clock: the connections are never used."""
+    return CallContext(
+        settings, sa.create_engine("sqlite://"), redis.Redis(), "CA" + "1" * 32, None, 0, language, FrozenClock(now)
+    )
+
+
+def test_the_slot_menu_lists_at_most_eight_slots_in_order_keyed_one_to_eight() -> None:
+    settings = load_settings(ROOT / "config.yaml", {})
+    periods = (
+        *settings.slots.periods,
+        SlotPeriod(key="night", starts=time(20), ends=time(22), name_en="night", name_hi="रात"),
+    )
+    wide = settings.model_copy(
+        update={"slots": settings.slots.model_copy(update={"days_ahead": 3, "periods": periods})}
+    )
+    found = find_slots(slot_context(wide, datetime(2026, 12, 3, 0, 0, tzinfo=UTC)), {})  # 05:30 in Lucknow
+    assert found.name == "open"
+    rows = found.values["slots"]
+    assert [row["digit"] for row in rows] == [str(n) for n in range(1, 9)]
+    assert rows[0] == {"digit": "1", "slot": "2026-12-03/morning", "slot_words": "today morning, 08:00 to 12:00"}
+    assert rows[-1]["slot"] == "2026-12-04/night"
+    assert (found.values["slot"], found.values["slot_words"]) == ("", "as soon as possible")
+
+
+def test_with_nothing_open_the_slot_menu_is_skipped() -> None:
+    settings = load_settings(ROOT / "config.yaml", {})
+    one_day = settings.model_copy(update={"slots": settings.slots.model_copy(update={"days_ahead": 1})})
+    found = find_slots(slot_context(one_day, datetime(2026, 12, 3, 17, 0, tzinfo=UTC), "hi"), {})  # 22:30
+    assert (found.name, found.values["slot"], found.values["slot_words"]) == ("none", "", "जल्द से जल्द")
+
+
+def test_a_slot_picked_is_kept_while_it_has_not_ended_even_within_the_lead_time() -> None:
+    settings = load_settings(ROOT / "config.yaml", {})
+    at_1130 = slot_context(settings, datetime(2026, 12, 3, 6, 0, tzinfo=UTC))  # 11:30 in Lucknow
+    kept = picked_slot(at_1130, "2026-12-03/afternoon")  # begins in 30 minutes: no longer offered, still theirs
+    assert kept is not None
+    assert kept.starts_at == datetime(2026, 12, 3, 6, 30, tzinfo=UTC)
+    assert picked_slot(at_1130, "2026-12-03/morning") is not None  # under way: the caller chose it as such
+    at_1230 = slot_context(settings, datetime(2026, 12, 3, 7, 0, tzinfo=UTC))
+    assert picked_slot(at_1230, "2026-12-03/morning") is None  # ended at noon: as soon as possible
+    assert picked_slot(at_1130, "2027-06-01/morning") is None  # further than the calendar reaches
+    assert picked_slot(at_1130, "") is None
+    assert picked_slot(at_1130, "9") is None

@@ -34,6 +34,10 @@ SERVICES = [
     ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Plumber"}, 200),
     ServiceChoice("electrician", "2", {"hi": "इलेक्ट्रीशियन", "en": "Electrician"}, 250),
 ]
+TWO_SLOTS = (
+    ("2026-12-03/evening", "today evening, 16:00 to 20:00"),
+    ("2026-12-04/morning", "tomorrow morning, 08:00 to 12:00"),
+)
 FLOW = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
 
 
@@ -79,6 +83,12 @@ class Call:
         assert self.effect() == Effect("find_worker_to_call", {})
         return self.outcome("none")
 
+    def slot_menu(self, *rows: tuple[str, str]) -> list[str]:
+        """The open slots are looked up (`rows`: key and words); what the caller hears of them."""
+        assert self.effect() == Effect("find_slots", {})
+        slots = [{"digit": str(place), "slot": key, "slot_words": words} for place, (key, words) in enumerate(rows, 1)]
+        return self.outcome("open", slots=slots, slot="", slot_words="as soon as possible")
+
     def recording(self) -> Record:
         assert self.session.status is Status.WAITING_RECORDING, self.events
         record = self.events[-1]
@@ -119,18 +129,28 @@ def test_english_plumber_at_226001_books_a_request() -> None:
         "You keyed PIN code two, two, six, zero, zero, one, district Lucknow. "
         "If that is right, press 1. To key it again, press 2."
     ]
-    assert call.press("1") == [
+    assert call.press("1") == []
+    assert call.slot_menu(*TWO_SLOTS) == [
+        "When should the worker come?",
+        "For today evening, 16:00 to 20:00, press 1.",
+        "For tomorrow morning, 08:00 to 12:00, press 2.",
+        "For the first worker free, as soon as possible, press 9.",
+    ]
+    assert call.press("2") == [
         "After the beep, please say your house number, street and a landmark near it, then press hash. "
         "To skip, press hash now."
     ]
     assert call.recording() == Record(max_length=30, timeout=5, finish_on_key="#", beep=True)
     assert call.outcome("recorded") == ["Thank you, your address is recorded."]
-    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001"})
-    spoken = call.outcome("created", request_number="9320413", sms_sent="yes")
+    booked = {"service": "plumber", "pincode": "226001", "slot": "2026-12-04/morning"}
+    assert call.effect() == Effect("create_request", booked)
+    words = "tomorrow morning, 08:00 to 12:00"
+    spoken = call.outcome("created", request_number="9320413", sms_sent="yes", slot_words=words)
     number = "nine, three, two, zero, four, one, three"
-    assert spoken[:3] == [
+    assert spoken[:4] == [
         f"Thank you. Your request is registered. Your request number is: {number}.",
         f"Once again, your request number is: {number}.",
+        "The worker will come tomorrow morning, 08:00 to 12:00.",
         "We are also sending this number to you by SMS.",
     ]
     assert call.session.language == "en"
@@ -152,9 +172,11 @@ def test_an_address_not_recorded_still_books_the_request_and_says_nothing_of_it(
         call.press(keys)
     call.outcome("found", district="Lucknow")
     call.press("1")
+    call.slot_menu(*TWO_SLOTS)
+    call.press("9")
     turn = call.session.turn
     assert call.outcome(outcome) == []
-    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001"})
+    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001", "slot": ""})
     assert call.session.turn == turn + 1  # the recording was the caller's turn: a retry of it is told apart
     assert call.session.vars.get("address_recording") is None
 
@@ -165,6 +187,8 @@ def test_keys_while_the_flow_waits_for_a_recording_change_nothing() -> None:
         call.press(keys)
     call.outcome("found", district="Lucknow")
     call.press("1")
+    call.slot_menu(*TWO_SLOTS)
+    call.press("9")
     waiting = call.session
     assert call.press("1") == []
     assert call.session == waiting
@@ -197,9 +221,12 @@ def test_a_withheld_caller_hears_the_number_a_third_time_instead_of_an_sms() -> 
         call.press(keys)
     call.outcome("found", district="Lucknow")
     call.press("1")
+    call.slot_menu(*TWO_SLOTS)
+    call.press("9")
     call.outcome("empty")
-    spoken = call.outcome("created", request_number="1234566", sms_sent="no")
-    assert spoken[2] == "Please write it down. Your request number is: one, two, three, four, five, six, six."
+    spoken = call.outcome("created", request_number="1234566", sms_sent="no", slot_words="as soon as possible")
+    assert spoken[2] == "The worker will come as soon as possible."
+    assert spoken[3] == "Please write it down. Your request number is: one, two, three, four, five, six, six."
 
 
 def test_a_wrong_key_is_explained_and_the_menu_repeated_three_times_then_an_agent() -> None:
@@ -377,3 +404,69 @@ def test_a_returning_caller_with_a_worker_presses_1_and_the_flow_waits_on_the_di
     assert heard(events)[0] == "Your worker's line is busy. Please try again later."
     assert session.node == "main_menu"
     assert pending_dial(FLOW, session) is None
+
+
+# -- the visit's slot (`pick_slot`, a node group the booking and a reschedule share) ------------------
+
+
+def at_the_slot_menu() -> Call:
+    call = Call(language="en")
+    for keys in ("1", "1", "226001"):
+        call.press(keys)
+    call.outcome("found", district="Lucknow")
+    call.press("1")
+    assert call.session.vars["slot_for"] == "booking"
+    call.slot_menu(*TWO_SLOTS)
+    assert call.node == "choose_slot"
+    return call
+
+
+def test_a_key_of_no_slot_hears_the_menu_again_and_the_third_falls_back_to_as_soon_as_possible() -> None:
+    call = at_the_slot_menu()
+    again = call.press("5")  # two slots: 5 names none
+    assert again[:2] == ["Sorry, that is not one of the choices.", "When should the worker come?"]
+    assert call.press("")[:2] == ["Sorry, that is not one of the choices.", "When should the worker come?"]
+    assert call.press("7")[:3] == [
+        "Sorry, that is not one of the choices.",
+        "We will send the first worker free, as soon as possible.",
+        "After the beep, please say your house number, street and a landmark near it, then press hash. "
+        "To skip, press hash now.",
+    ]
+    call.outcome("empty")
+    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001", "slot": ""})
+
+
+def test_zero_at_the_slot_menu_still_reaches_an_agent() -> None:
+    call = at_the_slot_menu()
+    call.press("0")
+    assert call.effect().name == "agents_available"
+
+
+def test_with_no_slot_open_the_caller_is_told_and_booked_as_soon_as_possible() -> None:
+    call = Call(language="en")
+    for keys in ("1", "1", "226001"):
+        call.press(keys)
+    call.outcome("found", district="Lucknow")
+    call.press("1")
+    assert call.effect() == Effect("find_slots", {})
+    spoken = call.outcome("none", slot="", slot_words="as soon as possible")
+    assert spoken[0] == (
+        "No visit times are open for booking now, so the first worker free will come as soon as possible."
+    )
+    assert call.recording()
+
+
+def test_the_slot_menu_in_hindi_reads_each_slot() -> None:
+    call = Call(language="hi")
+    for keys in ("1", "1", "226001"):
+        call.press(keys)
+    call.outcome("found", district="लखनऊ")
+    call.press("1")
+    assert call.slot_menu(("2026-12-04/evening", "कल शाम, 16:00 से 20:00 तक")) == [
+        "कारीगर कब आए?",
+        "कल शाम, 16:00 से 20:00 तक के लिए 1 दबाएँ।",
+        "जो कारीगर सबसे पहले खाली हो, जल्द से जल्द, उसके लिए 9 दबाएँ।",
+    ]
+    call.press("1")
+    assert call.session.vars["slot"] == "2026-12-04/evening"
+    assert call.session.vars["slot_words"] == "कल शाम, 16:00 से 20:00 तक"

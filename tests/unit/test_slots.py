@@ -83,3 +83,32 @@ def test_every_open_slot_is_in_order_in_the_future_and_on_a_working_day(now: dat
     assert all(slot.starts_at >= now + timedelta(minutes=settings.slots.lead_minutes) for slot in found)
     assert all(slot.ends_at > slot.starts_at for slot in found)
     assert all(slots.find(settings, slot.key, now) == slot for slot in found)
+
+
+def test_a_slot_is_spoken_with_its_hours_in_words(settings: Settings) -> None:
+    now = ist(3, 9)
+    starts, ends = ist(4, 16), ist(4, 20)
+    assert slots.describe(settings, starts, ends, "en", now, spoken=True) == "tomorrow evening, 16:00 to 20:00"
+    assert slots.describe(settings, starts, ends, "hi", now, spoken=True) == "कल शाम, 16:00 से 20:00 तक"
+
+
+def test_no_slot_reads_as_soon_as_possible(settings: Settings) -> None:
+    assert slots.when(settings, None, None, "en", ist(3, 9)) == "as soon as possible"
+    assert slots.when(settings, None, None, "hi", ist(3, 9)) == "जल्द से जल्द"
+    assert slots.when(settings, ist(4, 8), ist(4, 12), "en", ist(3, 9)) == "tomorrow morning (08:00-12:00)"
+
+
+def test_a_key_parses_to_its_slot_open_or_not_and_back(settings: Settings) -> None:
+    gone = slots.parse(settings, "2026-12-03/morning")
+    assert gone is not None
+    assert (gone.starts_at, gone.ends_at) == (ist(3, 8), ist(3, 12))
+    assert slots.key_of(settings, gone.starts_at, gone.ends_at) == "2026-12-03/morning"
+    assert slots.key_of(settings, ist(3, 9), ist(3, 11)) == "2026-12-03/09:00-11:00"  # no period has these hours
+    for nonsense in ("", "2026-12-03", "2026-12-03/night", "2026-02-30/morning", "20261203/morning", "x" * 60):
+        assert slots.parse(settings, nonsense) is None
+
+
+def test_a_visit_as_soon_as_possible_takes_up_the_next_hours() -> None:
+    now = ist(3, 10)
+    assert slots.window(None, None, now) == (now, now + timedelta(hours=slots.ASAP_HOURS))
+    assert slots.window(ist(4, 8), ist(4, 12), now) == (ist(4, 8), ist(4, 12))

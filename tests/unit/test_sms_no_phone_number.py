@@ -31,6 +31,7 @@ REALISTIC: dict[str, dict[str, str]] = {
         "state": "उपलब्ध",
         "url": "https://helpline.up.gov.in/privacy",
         "date": "28 Nov 2026",
+        "slot": "4 दिसंबर शाम (16:00-20:00)",
     },
     "en": {
         "number": "9876543",
@@ -42,6 +43,7 @@ REALISTIC: dict[str, dict[str, str]] = {
         "state": "available",
         "url": "https://helpline.up.gov.in/privacy?lang=en",
         "date": "28 Nov 2026",
+        "slot": "tomorrow evening (16:00-20:00)",
     },
 }
 SETTINGS = load_settings(ROOT / "config.yaml", {})
@@ -75,7 +77,8 @@ def test_no_sms_template_carries_a_phone_number(name: str, language: str) -> Non
 def test_the_helplines_number_is_what_the_texts_give_to_call() -> None:
     worker = sms_text.compose(SETTINGS, "assigned_worker", "en", REALISTIC["en"])
     assert worker == (
-        "Job 9876543: Plumber at Lucknow 226001. To hear the address or call the customer, call 155330. "
+        "Job 9876543: Plumber at Lucknow 226001, tomorrow evening (16:00-20:00). To hear the address or call the "
+        "customer, call 155330. "
         "When done, text DONE 9876543 CODE."
     )
     citizen = sms_text.compose(SETTINGS, "assigned_citizen", "en", REALISTIC["en"])

@@ -277,3 +277,49 @@ def test_random_text_segments_agree_with_the_lengths() -> None:
             assert segments(text) == 1
         else:  # at most one unit per part is lost to a pair that cannot straddle
             assert -(-length(text) // part) <= segments(text) <= -(-length(text) // (part - 1))
+
+
+# -- the visit's slot (issue 19) -------------------------------------------------------------------------
+
+SHIPPED = load_settings(ROOT / "config.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("language", "slot", "locality"),
+    [
+        ("en", "28 Nov afternoon (12:00-16:00)", "Gautam Buddha Nagar 201301"),
+        ("hi", "28 नवंबर दोपहर (12:00-16:00)", "गौतम बुद्ध नगर 201301"),
+        ("hi", "जल्द से जल्द", "गौतम बुद्ध नगर 201301"),
+    ],
+)
+def test_the_confirmation_and_the_offer_carry_the_slot_whole_in_two_parts(
+    language: str, slot: str, locality: str
+) -> None:
+    values = {"number": "1234567", "service": "इलेक्ट्रीशियन" if language == "hi" else "Electrician"}
+    values |= {"slot": slot, "locality": locality}
+    for template in ("request_created", "offer"):
+        body = sms_text.compose(SHIPPED, template, language, values)
+        assert slot in body, body
+        assert values["service"] in body
+        assert segments(body) <= 2
+
+
+def test_the_offer_in_english_says_where_and_when_in_one_part() -> None:
+    values = {"number": "9876543", "service": "Plumber", "locality": "Lucknow 226001"}
+    body = sms_text.compose(SHIPPED, "offer", "en", {**values, "slot": "tomorrow evening (16:00-20:00)"})
+    assert body == (
+        "Sewamitra job 9876543: Plumber at Lucknow 226001, tomorrow evening (16:00-20:00). "
+        "Reply 1 to accept, 2 to decline, or call 155330."
+    )
+    assert segments(body) == 1
+
+
+def test_the_changed_texts_have_new_dlt_template_ids() -> None:
+    """A DLT template id is registered for one text: a text changed keeps none of the old ids."""
+    ids = {name: template.dlt_template_id for name, template in SHIPPED.sms.templates.items()}
+    assert (ids["request_created"], ids["offer"], ids["assigned_worker"]) == (
+        "1107160000000000030",
+        "1107160000000000031",
+        "1107160000000000032",
+    )
+    assert len(set(ids.values())) == len(ids)

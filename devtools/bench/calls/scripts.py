@@ -79,10 +79,10 @@ class Mix:
             digit, pin = self.rng.choice(self.service_digits), self.rng.choice(self.pincodes) + "#"
         # After the PIN code is confirmed (1), the caller keeps silent at the address's beep (-).
         keys = {
-            BOOK: ("2", "1", digit, pin, "1", "-", "2"),
-            BOOK_HINDI: ("1", "1", digit, pin, "1", "-", "2"),
-            BOOK_AFTER_SILENCE: ("2", "-", "1", digit, pin, "1", "-", "2"),
-            BOOK_AFTER_WRONG_PIN: ("2", "1", digit, UNKNOWN_PIN + "#", pin, "1", "-", "2"),
+            BOOK: ("2", "1", digit, pin, "1", "9", "-", "2"),
+            BOOK_HINDI: ("1", "1", digit, pin, "1", "9", "-", "2"),
+            BOOK_AFTER_SILENCE: ("2", "-", "1", digit, pin, "1", "9", "-", "2"),
+            BOOK_AFTER_WRONG_PIN: ("2", "1", digit, UNKNOWN_PIN + "#", pin, "1", "9", "-", "2"),
         }[kind]
         return Script(kind, self.new_phone(), keys)
 
