@@ -20,6 +20,7 @@ from console import (
     present,
     privacy,
     providers,
+    quality,
     queue,
     recordings,
     requests,
@@ -60,7 +61,20 @@ SECURITY_HEADERS = {
 }
 
 
-_PARTS = (auth, queue, callers, requests, recordings, workers, providers, worklist, dashboard, users, data_requests)
+_PARTS = (
+    auth,
+    queue,
+    callers,
+    requests,
+    recordings,
+    workers,
+    providers,
+    worklist,
+    quality,
+    dashboard,
+    users,
+    data_requests,
+)
 for _part in (*_PARTS, breaches):
     bp.register_blueprint(_part.bp)
 
