@@ -10,7 +10,6 @@ citizen reported a problem with (it has a rework visit); it counts from the day 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -224,12 +223,3 @@ def agency_reworks(session: Session, provider_id: int) -> int:
         .where(Worker.provider_id == provider_id)
     )
     return int(session.exec(query).one())
-
-
-@dataclass(frozen=True)
-class Due:
-    """A worker whose police verification expires soon: the agency to tell, and when."""
-
-    worker_id: int
-    provider_id: int | None
-    expires: date

@@ -462,15 +462,17 @@ def record_bridged_call(ctx: CallContext, dial: Dial, outcome: str, seconds: int
 
 def find_address_recording(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     """The spoken address of a job, for the worker it is assigned to (and only them): the platform
-    plays its own recording; the worker never hears or is given the citizen's number."""
+    plays its own recording; the worker never hears or is given the citizen's number. A rework visit
+    has the address of the job it redoes."""
     worker_id = _int(args.get("worker"))
     with Session(ctx.engine) as session:
         request = session.exec(select(ServiceRequest).where(ServiceRequest.number == args.get("number", ""))).first()
         if request is None or request.worker_id != worker_id or request.status is not RequestStatus.ASSIGNED:
             return Outcome("refused")
+        spoken_at = [request.id, request.rework_of_id] if request.rework_of_id else [request.id]
         recording = session.exec(
             select(Recording)
-            .where(Recording.request_id == request.id, col(Recording.erased_at).is_(None), Recording.url != "")
+            .where(col(Recording.request_id).in_(spoken_at), col(Recording.erased_at).is_(None), Recording.url != "")
             .order_by(col(Recording.id).desc())
         ).first()
     if recording is None:
