@@ -4,6 +4,7 @@ police verification expires, and when the agency is reminded of it (once per exp
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,8 +24,8 @@ RULES = WorkersQuality(
 TODAY = date(2026, 12, 3)
 
 
-def worker(verified_on: date | None = date(2025, 1, 1), **changes: object) -> Worker:
-    fields: dict[str, object] = {"police_verification": VerificationStatus.VERIFIED, **changes}
+def worker(verified_on: date | None = date(2025, 1, 1), **changes: Any) -> Worker:
+    fields: dict[str, Any] = {"police_verification": VerificationStatus.VERIFIED, **changes}
     return Worker(
         name="Ramesh",
         phone="+919800000001",
