@@ -29,6 +29,7 @@ from tests.factories import (
     assigned_job,
     offers_of,
     request_of,
+    simulator,
     sms_from,
 )
 from tests.factories import run_context_jobs as run_jobs
@@ -229,3 +230,18 @@ def test_the_agency_is_reminded_once_by_sms_before_a_verification_expires(
     [reminder] = texts_to(sandbox, "+919811100001")
     assert "Soon का पुलिस सत्यापन 13-12-2026 को समाप्त होगा" in reminder
     assert "9800000721" not in reminder
+
+
+def test_the_worker_ringing_in_hears_the_rework_names_the_job_it_redoes_and_takes_it(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    job = done_job(installed, engine, webhook)
+    sms_from(webhook, CITIZEN, "2")
+    run_jobs(installed)
+    rework = rework_of(engine, job.id or 0)
+    transcript = simulator(webhook, from_number=RAMESH).run("1")
+    assert not transcript.errors
+    assert transcript.said("के लिए दोबारा जाना है")
+    assert transcript.said("काम आपका है।")
+    taken = request_of(engine, rework.id or 0)
+    assert (taken.status, taken.worker_id) == (RequestStatus.ASSIGNED, worker_id(engine, RAMESH))
