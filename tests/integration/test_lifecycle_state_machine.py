@@ -238,17 +238,31 @@ class Lifecycle(RuleBasedStateMachine):
         with session_scope(self.engine) as session:
             offers.complete(session, found.number, worker, code, self.clock.now())
 
-    @rule(request=requests, worker=workers)
-    def an_agents_worker_does_the_job(self, request: int, worker: int) -> None:
-        """An agent gives the job to a worker, who does it: the quick way to a finished job, for what follows."""
+    @rule(
+        target=requests,
+        request=requests,
+        worker=workers,
+        then=st.sampled_from(["nothing", "rated", "problem"]),
+        rating=st.integers(1, 5),
+    )
+    def an_agents_worker_does_the_job(self, request: int, worker: int, then: str, rating: int) -> object:
+        """An agent gives the job to a worker, who does it, and the citizen may rate it or report a
+        problem at once: the quick way to a finished job and its rework. The moves between are checked
+        as they happen."""
         with session_scope(self.engine) as session:
             if not lifecycle.assign(session, request, worker, "user:1", self.clock.now()).ok:
-                return
+                return multiple()
         self.requests_move_only_along_the_lifecycle()  # the step between: assigned
         found = self._request(request)
         with session_scope(self.engine) as session:
             done = offers.complete(session, found.number, worker, found.completion_code or "", self.clock.now())
             assert done is not None
+        if then == "nothing":
+            return multiple()
+        self.requests_move_only_along_the_lifecycle()  # the step between: completed
+        if then == "rated":
+            return self.rated(request, rating)
+        return self.problem_reported(request, other=rating % 2 == 0)
 
     @rule(target=requests, request=requests, rating=st.integers(1, 5))
     def rated(self, request: int, rating: int) -> object:
