@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, jobs
+from dispatch import context, geoindex, jobs
 from dispatch.context import JobContext, install
 from storage.db import session_scope
 from storage.models import AuditEvent, OfferStatus, Provider, RequestStatus, ServiceRequest, Worker
@@ -172,6 +172,8 @@ def test_a_suspended_worker_gets_no_rework_offer_and_another_worker_does(
     with session_scope(engine) as session:
         session.execute(sa.update(Worker).where(col(Worker.phone) == RAMESH).values(suspended_at=datetime.now(UTC)))
     jobs.rebuild_index()
+    nearby = geoindex.nearby(installed.redis, "plumber", job.latitude or 0, job.longitude or 0, 10, date.today())
+    assert [c.worker_id for c in nearby] == [worker_id(engine, SURESH)]  # the index leaves Ramesh out
     sms_from(webhook, CITIZEN, "2")
     run_jobs(installed)
     rework = rework_of(engine, job.id or 0)
@@ -193,9 +195,14 @@ def test_a_worker_whose_police_verification_expired_gets_no_offer(
         )
         session.execute(sa.update(Worker).where(col(Worker.id) == fresh).values(police_verified_on=today))
     jobs.rebuild_index()
-    request_id = add_request(engine)
-    jobs.dispatch_request(request_id)
-    assert [o.worker_id for o in offers_of(engine, request_id)] == [fresh]
+    gpo = request_of(engine, add_request(engine))
+    nearby = geoindex.nearby(installed.redis, "plumber", gpo.latitude or 0, gpo.longitude or 0, 10, date.today())
+    assert [c.worker_id for c in nearby] == [fresh]  # the index leaves the lapsed worker out
+    jobs.reindex_worker(lapsed)  # and so does a change to them
+    nearby = geoindex.nearby(installed.redis, "plumber", gpo.latitude or 0, gpo.longitude or 0, 10, date.today())
+    assert [c.worker_id for c in nearby] == [fresh]
+    jobs.dispatch_request(gpo.id or 0)
+    assert [o.worker_id for o in offers_of(engine, gpo.id or 0)] == [fresh]
 
 
 def test_the_agency_is_reminded_once_by_sms_before_a_verification_expires(
