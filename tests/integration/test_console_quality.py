@@ -6,6 +6,7 @@ it with a note and suspends a worker, whom the console then refuses to assign.""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -203,3 +204,32 @@ def test_rework_counts_on_the_worker_list_and_page_and_the_agencys_page(app: Fla
         provider_id = session.exec(select(Provider.id).where(Provider.name == "Seva Agency")).one()
     page = html(supervisor.get(f"/console/providers/{provider_id}"))
     assert '<b class="num">2</b>Reworks' in page
+
+
+def test_the_agency_sees_verifications_expiring_in_n_days_and_expired(app: Flask) -> None:
+    engine = engine_of(app)
+    valid = app.extensions["sewamitra"].settings.workers_quality.police_verification_valid_days
+    today = datetime.now(ZoneInfo("Asia/Kolkata")).date()  # the console's day is the call centre's
+    for name, phone, days_ago in (
+        ("Soon Singh", "+919800000851", valid - 10),
+        ("Lapsed Lal", "+919800000852", valid + 5),
+        ("Fresh Fatima", "+919800000853", 30),
+    ):
+        worker = add_worker(engine, name, phone, 0.5)
+        of_agency(app, worker, "Seva Agency")
+        with session_scope(engine) as session:
+            session.execute(
+                sa.update(Worker)
+                .where(col(Worker.id) == worker)
+                .values(police_verified_on=today - timedelta(days=days_ago))
+            )
+    agency = person(app, "seva.staff", Role.PROVIDER, provider="Seva Agency")
+    page = html(agency.get("/console/quality"))
+    expiring = page[page.index('id="expiring"') :]
+    assert "Fresh Fatima" not in expiring
+    soon = expiring[expiring.index("Soon Singh") :]
+    assert "expires in 10 days" in soon[: soon.index("</tr>")]
+    lapsed = expiring[expiring.index("Lapsed Lal") :]
+    assert ">expired<" in lapsed[: lapsed.index("</tr>")]
+    agency.post("/console/language", {"language": "hi", "back": "/console/quality"})
+    assert "दिन में समाप्त" in html(agency.get("/console/quality"))
