@@ -115,7 +115,9 @@ class Rework(_Frozen):
     """A finished job the citizen is unhappy with is visited again: a new request linked to it."""
 
     threshold_rating: int = Field(2, ge=1, le=4, description="a rating this low or lower asks for a rework")
-    window_days: int = Field(7, ge=0, le=365, description="days after the job in which a low rating or a problem books a rework")
+    window_days: int = Field(
+        7, ge=0, le=365, description="days after the job in which a low rating or a problem books a rework"
+    )
     same_worker_first: bool = Field(True, description="offered to the worker who did the job before anyone else")
 
 
