@@ -27,8 +27,11 @@ def request_event(event: AuditEvent, names: dict[str, str]) -> str:
     what = t(event.action.replace("request.", "").replace(".", " "))
     change = f" ({t(event.from_status)} → {t(event.to_status)})" if event.from_status and event.to_status else ""
     why = f": {t(event.reason)}" if event.reason else ""
-    worker = event.detail.get("worker_id") if isinstance(event.detail, dict) else None
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    worker = detail.get("worker_id")
     extra = f" · {t('worker')} {worker}" if worker else ""
+    if detail.get("rework_number"):  # the job redone names its rework visit
+        extra += f" · {t('Rework')} {detail['rework_number']}"
     return f"{who(event.actor, names)}: {what}{change}{why}{extra}"
 
 

@@ -54,6 +54,17 @@ SHAPED = (
     N_("%(name)s is not police-verified"),
     N_("%(name)s does not do %(service)s"),
     N_("%(name)s already has job %(number)s in hand"),
+    N_("Rework visit %(number)s booked."),
+    N_("rework of %(number)s: %(code)s"),
+    N_("%(name)s is suspended (%(reason)s): lift it first"),
+    N_("%(name)s's police verification has expired: verify them again first"),
+    N_("the citizen asked for another worker than %(name)s for this rework"),
+    N_("its rework %(number)s is already open"),
+    N_("the job was done more than %(days)s days ago"),
+    N_("a request that is %(code)s cannot be visited again"),
+    N_("the rework is %(code)s: a worker already has it"),
+    N_("average rating %(average)s over the last %(count)s rated jobs, under %(floor)s"),
+    N_("%(count)s complaints in %(days)s days"),
 )
 _PLACE = re.compile(r"%\\\((\w+)\\\)s")  # a value's place, once re.escape has been through the label
 SHAPES = tuple((re.compile(_PLACE.sub(r"(?P<\1>.+)", re.escape(label))), label) for label in SHAPED)

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
 from console.auth import MANAGERS, requires, runtime
+from dispatch import quality
 from storage.models import Provider, User, VerificationStatus, Worker
 
 bp = Blueprint("providers", __name__, url_prefix="/providers")
@@ -52,8 +53,14 @@ def show(provider_id: int) -> ResponseReturnValue:
         counts = _pool_counts(db, provider_id).get(provider_id, PoolCounts())
         users = list(db.exec(select(User).where(col(User.provider_id) == provider_id).order_by(col(User.username))))
         by_district = _districts_of(db, provider_id)
+        reworks = quality.agency_reworks(db, provider_id)
     return render_template(
-        "console/providers/show.html", provider=agency, counts=counts, users=users, by_district=by_district
+        "console/providers/show.html",
+        provider=agency,
+        counts=counts,
+        users=users,
+        by_district=by_district,
+        reworks=reworks,
     )
 
 

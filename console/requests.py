@@ -24,7 +24,7 @@ from console.labels import N_
 from console.present import day_range, local_moment
 from core import numbers, phones
 from core.geo import distance_km
-from dispatch import jobs, lifecycle
+from dispatch import enqueue, jobs, lifecycle, rework
 from dispatch import reach as dispatch_reach
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -329,6 +329,7 @@ def show(number: str) -> ResponseReturnValue:
             _workbench(db, found, request.args.get("radius")) if g.user.role in STAFF or _handed_to_me(found) else {}
         )
         spoken = recordings.spoken_address(db, found.id) if recordings.may_hear(db, found) else None
+        rework_of, reworked_by = rework.linked(db, found)
     return render_template(
         "console/request.html",
         r=found,
@@ -338,6 +339,9 @@ def show(number: str) -> ResponseReturnValue:
         timeline=timeline,
         can_act=g.user.role in STAFF,
         spoken=spoken,
+        rework_of=rework_of,
+        reworked_by=reworked_by,
+        finished=found.completed_at is not None and found.status in rework.FINISHED,
         **workbench,
     )
 
@@ -575,6 +579,7 @@ def assign(number: str) -> ResponseReturnValue:
             runtime().clock.now(),
             allow_parallel_jobs=runtime().settings.dispatch.allow_parallel_jobs,
             by="agency" if g.user.role is Role.PROVIDER else "agent",
+            police_valid_days=runtime().settings.workers_quality.police_verification_valid_days,
         )
 
     return _move(number, assigned, N_("Assigned."), then=jobs.notify_assigned)
@@ -600,6 +605,42 @@ def _move(
         return redirect(url_for(".show", number=number, **(back or {})))
     lifecycle.queue_after(runtime().redis, found.id or 0, moved, then)
     flash(done)
+    return redirect(url_for(".show", number=number))
+
+
+@bp.post("/<number>/rework")
+@requires(*STAFF)
+def book_rework(number: str) -> ResponseReturnValue:
+    """An agent records a problem the citizen reported with a finished job: its rework visit is booked."""
+    other = request.form.get("other_worker") == "yes"
+    settings, now = runtime().settings, runtime().clock.now()
+    with session_scope(runtime().engine) as db:
+        found = _request(db, number)
+        booked = rework.problem_reported(
+            db, found.id or 0, settings.rework, settings.workers_quality, auth.actor(), now, other_worker=other
+        )
+    if booked.new and booked.rework_id is not None:
+        enqueue.dispatch_request(runtime().redis, booked.rework_id)
+        flash(f"Rework visit {booked.number} booked.")
+        return redirect(url_for(".show", number=booked.number))
+    flash(booked.error or ("Sent to an agent." if booked.escalated else "Nothing changed."))
+    return redirect(url_for(".show", number=number))
+
+
+@bp.post("/<number>/rework/other")
+@requires(*STAFF)
+def rework_other_worker(number: str) -> ResponseReturnValue:
+    """The citizen wants another worker for the rework visit than the one who did the job."""
+    with session_scope(runtime().engine) as db:
+        found = _request(db, number)
+        refused = rework.another_worker(
+            db, found.id or 0, auth.actor(), "the citizen asked for another worker", runtime().clock.now()
+        )
+    if refused:
+        flash(refused)
+    else:
+        enqueue.dispatch_request(runtime().redis, found.id or 0)
+        flash("Another worker will be asked.")
     return redirect(url_for(".show", number=number))
 
 

@@ -46,7 +46,7 @@ from directory.importer import (
     without_duplicates,
 )
 from directory.onboarding import onboard
-from dispatch import enqueue, lifecycle
+from dispatch import enqueue, lifecycle, quality
 from dispatch.availability import Via, set_availability
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -351,6 +351,7 @@ def _list_page(
         "districts": districts,
         "services": runtime().settings.services,
         "skills": _skills_of(db, [w.id for w in workers if w.id is not None]),
+        "reworks": quality.rework_counts(db, [w.id for w in workers if w.id is not None]),
         "providers": _provider_names(db),
         "statuses": list(VerificationStatus),
     }
@@ -402,6 +403,10 @@ def _worker_page(
             "history": _history(db, worker_id),
             "languages": {language.code: language.name for language in runtime().settings.languages},
             "origins": ORIGINS,
+            "reworks": quality.rework_counts(db, [worker_id]).get(worker_id, 0),
+            "verification_days_left": quality.days_left(
+                shown.police_verified_on, _today(), runtime().settings.workers_quality.police_verification_valid_days
+            ),
         }
     return render_template(
         "console/workers/worker.html", **page, errors=errors, form=form or {}, today=_today().isoformat()

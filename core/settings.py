@@ -168,6 +168,29 @@ class Dispatch(_Frozen):
         return self
 
 
+class Rework(_Frozen):
+    """A finished job the citizen is unhappy with is visited again: a new request linked to it."""
+
+    threshold_rating: int = Field(2, ge=1, le=4, description="a rating this low or lower asks for a rework")
+    window_days: int = Field(
+        7, ge=0, le=365, description="days after the job in which a low rating or a problem books a rework"
+    )
+    same_worker_first: bool = Field(True, description="offered to the worker who did the job before anyone else")
+
+
+class WorkersQuality(_Frozen):
+    """When a worker goes on their agency's review list, and how long a police verification holds."""
+
+    rating_floor: float = Field(3.0, ge=1, le=5, description="an average under this over the last rated jobs")
+    rated_jobs: int = Field(10, ge=1, le=500, description="... over this many rated jobs (fewer: not judged yet)")
+    complaints: int = Field(3, ge=1, le=100, description="or this many complaints (low ratings, problems)")
+    complaint_window_days: int = Field(30, ge=1, le=365, description="... among the jobs of these last days")
+    police_verification_valid_days: int = Field(
+        730, ge=0, le=3650, description="days a police verification holds; 0: it does not expire"
+    )
+    police_reminder_days_before: int = Field(30, ge=0, le=365, description="the agency is reminded this early")
+
+
 class Console(_Frozen):
     idle_timeout_minutes: int = Field(30, ge=1, le=720)
     max_session_hours: int = Field(12, ge=1, le=72)
@@ -319,6 +342,8 @@ class Settings(_Frozen):
     call_centre: CallCentre = CallCentre()
     slots: Slots = Slots()
     dispatch: Dispatch = Dispatch()
+    rework: Rework = Rework()
+    workers_quality: WorkersQuality = WorkersQuality()
     console: Console = Console()
     open311: Open311 = Open311()
     workers: Processes = Processes()

@@ -14,8 +14,9 @@ from typing import cast
 import redis
 from sqlmodel import Session, select
 
+from dispatch import quality
 from dispatch.matching import Candidate
-from storage.models import RequestStatus, ServiceRequest, VerificationStatus, Worker, WorkerSkill
+from storage.models import RequestStatus, ServiceRequest, Worker, WorkerSkill
 
 PREFIX = "sewamitra:geo:"
 RADIUS = "sewamitra:worker-radius"  # hash: worker id → own service radius (km), when set
@@ -30,12 +31,14 @@ def key(skill: str) -> str:
     return f"{PREFIX}{skill}"
 
 
-def can_take_offers(worker: Worker, *, busy: bool, allow_parallel_jobs: bool) -> bool:
-    """Active, police-verified, available, with a home position, and (unless allowed) not on a job."""
+def can_take_offers(
+    worker: Worker, *, busy: bool, allow_parallel_jobs: bool, today: date | None = None, police_valid_days: int = 0
+) -> bool:
+    """Active, not suspended, police-verified (and, given `today`, not past its expiry), available,
+    with a home position, and (unless allowed) not on a job."""
     return (
-        worker.active
-        and worker.available
-        and worker.police_verification is VerificationStatus.VERIFIED
+        worker.available
+        and quality.may_visit(worker, today or date.min, police_valid_days if today else 0) is None
         and worker.latitude is not None
         and (allow_parallel_jobs or not busy)
     )
@@ -67,14 +70,24 @@ def _meta(pipe: redis.client.Pipeline, worker: Worker) -> None:
 
 
 def update(
-    connection: redis.Redis, session: Session, worker_id: int, *, all_skills: Iterable[str], allow_parallel_jobs: bool
+    connection: redis.Redis,
+    session: Session,
+    worker_id: int,
+    *,
+    all_skills: Iterable[str],
+    allow_parallel_jobs: bool,
+    today: date | None = None,
+    police_valid_days: int = 0,
 ) -> None:
     """Bring one worker's entries in step with the database (after any change to them)."""
     worker = session.get(Worker, worker_id)
     if worker is None:
         return
     skills = session.exec(select(WorkerSkill.service_code).where(WorkerSkill.worker_id == worker_id)).all()
-    offerable = can_take_offers(worker, busy=_busy(session, worker_id), allow_parallel_jobs=allow_parallel_jobs)
+    busy = _busy(session, worker_id)
+    offerable = can_take_offers(
+        worker, busy=busy, allow_parallel_jobs=allow_parallel_jobs, today=today, police_valid_days=police_valid_days
+    )
     with connection.pipeline() as pipe:
         put(pipe, worker, skills, all_skills, offerable=offerable)
         pipe.execute()
@@ -104,7 +117,15 @@ def _busy(session: Session, worker_id: int) -> bool:
     return session.exec(query.limit(1)).first() is not None
 
 
-def rebuild(connection: redis.Redis, session: Session, *, all_skills: Iterable[str], allow_parallel_jobs: bool) -> int:
+def rebuild(
+    connection: redis.Redis,
+    session: Session,
+    *,
+    all_skills: Iterable[str],
+    allow_parallel_jobs: bool,
+    today: date | None = None,
+    police_valid_days: int = 0,
+) -> int:
     """Build the whole index from the database into fresh keys, then swap them in at once."""
     skills_of: dict[int, list[str]] = {}
     for worker_id, skill in session.exec(select(WorkerSkill.worker_id, WorkerSkill.service_code)).all():
@@ -117,7 +138,13 @@ def rebuild(connection: redis.Redis, session: Session, *, all_skills: Iterable[s
         for skill in all_skills:
             pipe.delete(key(skill) + ":new")
         for worker in session.exec(select(Worker)).all():
-            offerable = can_take_offers(worker, busy=worker.id in busy, allow_parallel_jobs=allow_parallel_jobs)
+            offerable = can_take_offers(
+                worker,
+                busy=worker.id in busy,
+                allow_parallel_jobs=allow_parallel_jobs,
+                today=today,
+                police_valid_days=police_valid_days,
+            )
             if offerable:
                 indexed += 1
                 widest = max(widest, worker.service_radius_km or 0.0)

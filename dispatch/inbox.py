@@ -14,7 +14,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dispatch import offers
+from core.settings import Rework, WorkersQuality
+from dispatch import offers, rework
 from dispatch.availability import Via, set_availability
 from dispatch.replies import Reply, ReplyKind, parse, parse_rating
 from storage.audit import AuditAction, record
@@ -28,6 +29,7 @@ from storage.models import (
     Worker,
 )
 
+DEFAULT_REWORK, DEFAULT_STANDARDS = Rework(), WorkersQuality()
 STATES = {"hi": {True: "उपलब्ध", False: "व्यस्त"}, "en": {True: "available", False: "busy"}}
 
 
@@ -52,14 +54,24 @@ class Outcome:
     language: str = "hi"
 
 
-def handle(engine: sa.Engine, sender: str, body: str, now: datetime, *, allow_parallel_jobs: bool = False) -> Outcome:
-    """Act on one inbound SMS from `sender` (E.164); `allow_parallel_jobs` as in the dispatch settings."""
+def handle(
+    engine: sa.Engine,
+    sender: str,
+    body: str,
+    now: datetime,
+    *,
+    allow_parallel_jobs: bool = False,
+    rework_rules: Rework = DEFAULT_REWORK,
+    standards: WorkersQuality = DEFAULT_STANDARDS,
+) -> Outcome:
+    """Act on one inbound SMS from `sender` (E.164); `allow_parallel_jobs` as in the dispatch settings,
+    `rework_rules` and `standards` as in the `rework` and `workers_quality` settings."""
     with Session(engine) as session:
         worker = session.exec(select(Worker).where(Worker.phone == sender, Worker.active)).first()
         caller = session.exec(select(Caller).where(Caller.phone == sender)).first()
     if worker is not None:
         return _from_worker(engine, worker, parse(body), now, allow_parallel_jobs)
-    return _from_citizen(engine, caller, sender, body)
+    return _from_citizen(engine, caller, sender, body, now, rework_rules, standards)
 
 
 def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime, allow_parallel_jobs: bool) -> Outcome:
@@ -167,7 +179,16 @@ def _done(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Out
     )
 
 
-def _from_citizen(engine: sa.Engine, caller: Caller | None, sender: str, body: str) -> Outcome:
+def _from_citizen(
+    engine: sa.Engine,
+    caller: Caller | None,
+    sender: str,
+    body: str,
+    now: datetime,
+    rework_rules: Rework,
+    standards: WorkersQuality,
+) -> Outcome:
+    """A rating of the citizen's latest finished job; a low one books its rework visit."""
     rating = parse_rating(body)
     language = (caller.language if caller else None) or "hi"
     if caller is None or rating is None:
@@ -181,7 +202,18 @@ def _from_citizen(engine: sa.Engine, caller: Caller | None, sender: str, body: s
         ).first()
         if request is None:
             return Outcome((Outgoing("reply_help_citizen"),), language=language)
-        rate(session, request, rating, actor=f"caller:{caller.id}")
+        actor = f"caller:{caller.id}"
+        if not rate(session, request, rating, actor=actor):
+            return Outcome((Outgoing("rating_thanks", {"number": request.number}, request.id),), language=language)
+        reopened = rework.after_rating(session, request.id or 0, rating, rework_rules, standards, actor, now)
+    if reopened.new and reopened.rework_id is not None:
+        values = {"number": reopened.number or "", "original": request.number}
+        return Outcome(
+            (Outgoing("rework_citizen", values, reopened.rework_id),),
+            redispatch=reopened.rework_id,
+            worker_changed=request.worker_id,
+            language=language,
+        )
     return Outcome(
         (Outgoing("rating_thanks", {"number": request.number}, request.id),),
         worker_changed=request.worker_id,

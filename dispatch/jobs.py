@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from rq import get_current_job
 from sqlmodel import Session, col, select
 
 from core import phones, pincodes, slots
-from dispatch import context, enqueue, geoindex, inbox, messages, offers, retention, sms_text
+from dispatch import context, enqueue, geoindex, inbox, messages, offers, quality, retention, rework, sms_text
 from dispatch.matching import Candidate, rank
+from storage import audit
 from storage.audit import AuditAction
 from storage.db import UNREACHABLE, commit_without_waiting_for_disk, session_scope
 from storage.models import (
@@ -22,11 +24,13 @@ from storage.models import (
     Offer,
     OfferChannel,
     OfferStatus,
+    Provider,
     RequestStatus,
     ServiceRequest,
     SmsDelivery,
     SmsHandling,
     SmsLog,
+    VerificationStatus,
     Worker,
 )
 from telephony import webhook_url
@@ -70,6 +74,72 @@ def erase_expired() -> dict[str, int]:
     return retention.sweep(ctx.engine, ctx.redis, ctx.settings, now()).as_detail()
 
 
+def remind_verification_expiry() -> dict[str, int]:
+    """Nightly: each agency is texted, once per expiry, about a worker whose police verification
+    expires within `workers_quality.police_reminder_days_before` (an expired one gets no offers: the
+    index and dispatch leave them out). The reminder is recorded with its SMS, by compare-and-set on
+    the worker's row, so a second run, or two at once, sends nothing more; an SMS not sent is the
+    sweeper's to send."""
+    ctx = context.current()
+    rules, today = ctx.settings.workers_quality, now().date()
+    if rules.police_verification_valid_days <= 0:
+        return {"reminded": 0}
+    earliest = today - timedelta(days=rules.police_verification_valid_days)  # expiring today or later
+    latest = earliest + timedelta(days=rules.police_reminder_days_before)
+    with Session(ctx.engine) as session:
+        due = session.exec(
+            select(Worker.id).where(
+                Worker.police_verification == VerificationStatus.VERIFIED,
+                col(Worker.active),
+                col(Worker.provider_id).is_not(None),
+                col(Worker.police_verified_on) > earliest,
+                col(Worker.police_verified_on) <= latest,
+            )
+        ).all()
+    sent = [sms_id for worker_id in due if (sms_id := _remind(int(worker_id or 0), today)) is not None]
+    for sms_id in sent:
+        _try_send(sms_id, 0)
+    return {"reminded": len(sent)}
+
+
+def _remind(worker_id: int, today: date) -> int | None:
+    """One worker's reminder, recorded with its SMS to the agency; None when not due or sent before."""
+    ctx = context.current()
+    with session_scope(ctx.engine) as session:
+        worker = session.get(Worker, worker_id)
+        provider = session.get(Provider, worker.provider_id) if worker and worker.provider_id else None
+        if worker is None or provider is None or not provider.phone or not phones.indian_mobile(provider.phone):
+            return None
+        expiry = quality.reminder_due(
+            worker.police_verified_on, today, ctx.settings.workers_quality, worker.police_reminder_for
+        )
+        if expiry is None:
+            return None
+        claimed = session.execute(
+            sa.update(Worker)
+            .where(
+                col(Worker.id) == worker_id,
+                sa.or_(col(Worker.police_reminder_for).is_(None), col(Worker.police_reminder_for) != expiry),
+            )
+            .values(police_reminder_for=expiry)
+        ).rowcount  # type: ignore[attr-defined]
+        if not claimed:
+            return None
+        values = {"worker": worker.name, "date": expiry.strftime("%d-%m-%Y")}
+        sms_id = record_sms(session, provider.phone, "police_verification_due", "hi", values, worker_id=worker_id)
+        reason = f"expires on {expiry.isoformat()}"
+        audit.record(
+            session,
+            AuditAction.WORKER_VERIFICATION_REMINDED,
+            actor="system",
+            entity="worker",
+            entity_id=worker_id,
+            reason=reason,
+            detail={"provider_id": provider.id},
+        )
+    return sms_id
+
+
 # -- dispatch -------------------------------------------------------------------------------------
 
 
@@ -97,7 +167,11 @@ def dispatch_request(request_id: int) -> str:
             if request is None or request.status not in offers.DISPATCHABLE:
                 return "nothing to do"
             candidates = _candidates(session, request, moment)
-            result = offers.next_offers(session, request_id, candidates, rules, moment)
+            first = rework.first_choice(session, request, ctx.settings.rework)
+            valid_days = ctx.settings.workers_quality.police_verification_valid_days
+            result = offers.next_offers(
+                session, request_id, candidates, rules, moment, first_choice=first, police_valid_days=valid_days
+            )
     finally:
         lock.release()
     if result.again:
@@ -107,6 +181,17 @@ def dispatch_request(request_id: int) -> str:
         assert offer.expires_at is not None
         enqueue.new_offer(ctx.redis, offer.id, offer.expires_at)
     return result.reason or f"offered to {len(result.offers)}"
+
+
+def _index_rules() -> dict[str, Any]:
+    """What the worker index needs to know of the settings and the day: whom it may hold."""
+    settings = context.current().settings
+    return {
+        "all_skills": settings.service_codes,
+        "allow_parallel_jobs": settings.dispatch.allow_parallel_jobs,
+        "today": now().date(),
+        "police_valid_days": settings.workers_quality.police_verification_valid_days,
+    }
 
 
 def _ensure_index() -> None:
@@ -158,12 +243,24 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
                 "locality": _locality(request, worker.language),
                 "slot": _when(request, worker.language),
             }
-            text_sms(worker.phone, "offer", worker.language, values, request_id=request.id, worker_id=worker.id)
+            template, original = _offer_template(request)
+            if original:
+                values["original"] = original
+            text_sms(worker.phone, template, worker.language, values, request_id=request.id, worker_id=worker.id)
     except GatewayError as exc:
         return _undelivered(offer_id, attempt, exc, retryable=exc.retryable)
     except Exception as exc:  # not the platform's answer: trying the same send again cannot help
         return _undelivered(offer_id, attempt, exc, retryable=False)
     return f"sent by {offer.channel.value}"
+
+
+def _offer_template(request: ServiceRequest) -> tuple[str, str]:
+    """A rework's offer says which job it visits again (its number); any other is a plain offer."""
+    if request.rework_of_id is None:
+        return "offer", ""
+    with Session(context.current().engine) as session:
+        original = session.get(ServiceRequest, request.rework_of_id)
+    return "offer_rework", original.number if original else ""
 
 
 def _undelivered(offer_id: int, attempt: int, error: Exception, *, retryable: bool) -> str:
@@ -228,8 +325,7 @@ def notify_assigned(request_id: int) -> str:
             ctx.redis,
             session,
             request.worker_id,
-            all_skills=ctx.settings.service_codes,
-            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+            **_index_rules(),
         )
         messages = []
         if caller is not None and phones.indian_mobile(caller.phone):
@@ -293,8 +389,7 @@ def after_completion(request_id: int) -> str:
             ctx.redis,
             session,
             request.worker_id,
-            all_skills=ctx.settings.service_codes,
-            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+            **_index_rules(),
         )
         caller = session.get(Caller, request.caller_id) if request.caller_id else None
     if caller is None:
@@ -352,8 +447,7 @@ def job_cancelled(request_id: int, worker_id: int) -> str:
             ctx.redis,
             session,
             worker_id,
-            all_skills=ctx.settings.service_codes,
-            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+            **_index_rules(),
         )
     _try_sms(
         worker.phone,
@@ -395,8 +489,7 @@ def reindex_worker(worker_id: int) -> str:
             ctx.redis,
             session,
             worker_id,
-            all_skills=ctx.settings.service_codes,
-            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+            **_index_rules(),
         )
     return "indexed"
 
@@ -433,7 +526,13 @@ def handle_sms(sms_log_id: int) -> str:
         return "already handled"
     try:
         outcome = inbox.handle(
-            ctx.engine, sms.from_number, sms.body, now(), allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs
+            ctx.engine,
+            sms.from_number,
+            sms.body,
+            now(),
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+            rework_rules=ctx.settings.rework,
+            standards=ctx.settings.workers_quality,
         )
         _follow_up(sms.from_number, outcome)
     except UNREACHABLE:
@@ -679,7 +778,7 @@ def _never_left(moment: datetime) -> sa.ColumnElement[bool]:
     texts = (
         col(SmsLog.request_id) == col(Offer.request_id),
         col(SmsLog.worker_id) == col(Offer.worker_id),
-        col(SmsLog.template) == "offer",
+        col(SmsLog.template).in_(messages.OFFERS),
         col(SmsLog.created_at) >= col(Offer.created_at),
     )
     refused = sa.exists().where(*texts, col(SmsLog.status) == SmsDelivery.SEND_FAILED)
@@ -721,6 +820,5 @@ def rebuild_index(only_if_missing: bool = False) -> int:
             return geoindex.rebuild(
                 ctx.redis,
                 session,
-                all_skills=ctx.settings.service_codes,
-                allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+                **_index_rules(),
             )

@@ -13,7 +13,7 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dispatch import enqueue, jobs
+from dispatch import enqueue, jobs, quality
 from dispatch.offers import audit, hand_over, hold_workers, job_in_hand, move, set_offer, withdraw_pending
 from storage.audit import AuditAction
 from storage.models import (
@@ -23,7 +23,6 @@ from storage.models import (
     Provider,
     RequestStatus,
     ServiceRequest,
-    VerificationStatus,
     Worker,
     WorkerSkill,
 )
@@ -169,6 +168,7 @@ def assign(
     *,
     allow_parallel_jobs: bool = False,
     by: str = "agent",
+    police_valid_days: int = 0,
 ) -> Moved:
     """Give the job to a worker the agent (or the agency it was handed to) chose, after phoning them:
     verified and skilled only, and (unless parallel jobs are allowed) not while they have another
@@ -176,7 +176,7 @@ def assign(
     request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
     if request is None or worker is None:
         return Moved("no such request or worker")
-    refusal = _unfit(session, request, worker)
+    refusal = _unfit(session, request, worker, now, police_valid_days)
     if refusal:
         return Moved(refusal)
     if not allow_parallel_jobs:
@@ -284,16 +284,24 @@ def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str
     )
 
 
-def _unfit(session: Session, request: ServiceRequest, worker: Worker) -> str | None:
-    """Why this worker may not take this job, or None. An unverified worker never visits a home."""
+def _unfit(
+    session: Session, request: ServiceRequest, worker: Worker, now: datetime, police_valid_days: int
+) -> str | None:
+    """Why this worker may not take this job, or None. An unverified worker never visits a home, a
+    suspended one takes no job, and a rework's citizen may have asked not to have them again."""
     if request.status not in ASSIGNABLE:
         return f"a request that is {request.status.value} cannot be assigned"
     if _had_a_worker(session, request.id or 0):
         return DONE_BEFORE
-    if not worker.active:
-        return f"{worker.name} is deactivated"
-    if worker.police_verification is not VerificationStatus.VERIFIED:
-        return f"{worker.name} is not police-verified"
+    why = quality.may_visit(worker, now.date(), police_valid_days)
+    if why == quality.SUSPENDED:
+        return f"{worker.name} is suspended ({worker.suspension_reason or 'no reason given'}): lift it first"
+    if why == quality.LAPSED:
+        return f"{worker.name}'s police verification has expired: verify them again first"
+    if why is not None:
+        return f"{worker.name} is {why}"
+    if request.avoid_worker_id == worker.id:
+        return f"the citizen asked for another worker than {worker.name} for this rework"
     skilled = session.exec(
         select(WorkerSkill).where(WorkerSkill.worker_id == worker.id, WorkerSkill.service_code == request.service_code)
     ).first()

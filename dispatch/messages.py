@@ -38,7 +38,8 @@ UNDELIVERED = frozenset({SmsDelivery.FAILED, SmsDelivery.UNDELIVERED})
 RETRY_PAUSES = (timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=90))
 MAX_ATTEMPTS = 1 + len(RETRY_PAUSES)
 GIVE_UP_AFTER = timedelta(hours=1)
-OWN_RETRIES = frozenset({"offer"})  # the offer's job tries again (a new message each time), then moves on
+OFFERS = frozenset({"offer", "offer_rework"})  # the texts that carry an offer (a rework's names the job redone)
+OWN_RETRIES = OFFERS  # the offer's job tries again (a new message each time), then moves on
 SENDABLE = (SmsDelivery.PENDING, SmsDelivery.SEND_FAILED)
 
 
@@ -82,7 +83,7 @@ def _rank(status: str | None) -> int:
 
 def _offer_texted(session: Session, sms: SmsLog) -> Offer | None:
     """The still-open offer an SMS carried, if it was one."""
-    if sms.template != "offer" or sms.worker_id is None or sms.request_id is None:
+    if sms.template not in OFFERS or sms.worker_id is None or sms.request_id is None:
         return None
     query = select(Offer).where(
         Offer.request_id == sms.request_id, Offer.worker_id == sms.worker_id, Offer.status == OfferStatus.PENDING
@@ -130,7 +131,7 @@ def moot(session: Session, sms: SmsLog) -> bool:
     request = session.get(ServiceRequest, sms.request_id) if sms.request_id is not None else None
     if request is None:
         return False
-    if sms.template == "offer":
+    if sms.template in OFFERS:
         return _offer_texted(session, sms) is None
     if sms.template in ("assigned_citizen", "assigned_worker"):
         return request.status is not RequestStatus.ASSIGNED

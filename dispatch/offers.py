@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from core import numbers, slots
 from core.settings import Dispatch
+from dispatch import quality
 from dispatch.matching import Candidate
 from storage.audit import AuditAction, record
 from storage.db import session_scope
@@ -29,7 +30,6 @@ from storage.models import (
     OfferStatus,
     RequestStatus,
     ServiceRequest,
-    VerificationStatus,
     Worker,
     WorkerSkill,
 )
@@ -84,10 +84,20 @@ def audit(
 
 
 def next_offers(
-    session: Session, request_id: int, candidates: Sequence[Candidate], rules: Dispatch, now: datetime
+    session: Session,
+    request_id: int,
+    candidates: Sequence[Candidate],
+    rules: Dispatch,
+    now: datetime,
+    *,
+    first_choice: int | None = None,
+    police_valid_days: int = 0,
 ) -> Dispatched:
     """One round of dispatch: expire stale offers, then offer to the best eligible candidates or,
-    when the request has waited or been refused too long, escalate it."""
+    when the request has waited or been refused too long, escalate it. A rework is offered to its
+    `first_choice` (the worker who did the job) alone, if they were never asked about it and may
+    take it; its `avoid_worker_id` is never asked. A police verification older than
+    `police_valid_days` (0: no limit) no longer holds."""
     request = session.get(ServiceRequest, request_id)
     if request is None or request.status not in DISPATCHABLE:
         return Dispatched(reason="not dispatchable")
@@ -106,8 +116,9 @@ def next_offers(
         return Dispatched(reason="waiting for an answer")
     if len(offers) >= rules.max_offers or now - since >= timedelta(seconds=rules.escalate_after):
         return _escalate(session, request, "no worker took it in time", now)
-    chosen, held_elsewhere = _eligible(
-        session, request, candidates, not_again(earlier), rules, limit=rules.parallel_offers - len(live)
+    limit = rules.parallel_offers - len(live)
+    chosen, held_elsewhere = _choose(
+        session, request, candidates, earlier, rules, limit, now.date(), first_choice, police_valid_days
     )
     if not chosen and not live:
         return _nobody_now(session, request, held_elsewhere, now)
@@ -137,6 +148,30 @@ def next_offers(
             channel=offer.channel.value,
         )
     return Dispatched(offers=made)
+
+
+def _choose(
+    session: Session,
+    request: ServiceRequest,
+    candidates: Sequence[Candidate],
+    earlier: Sequence[Offer],
+    rules: Dispatch,
+    limit: int,
+    today: date,
+    first_choice: int | None,
+    police_valid_days: int,
+) -> tuple[list[Worker], bool]:
+    """Whom this round asks: a rework's first choice alone, if never asked about it and able to take
+    it; else the best eligible candidates. Never a worker the request's citizen asked not to have."""
+    asked = not_again(earlier) | ({request.avoid_worker_id} if request.avoid_worker_id else frozenset())
+    if first_choice is not None and first_choice not in asked and all(o.worker_id != first_choice for o in earlier):
+        first = [Candidate(first_choice, 0.0, None, None)]
+        chosen, held_elsewhere = _eligible(
+            session, request, first, asked, rules, min(limit, 1), today, police_valid_days
+        )
+        if chosen:
+            return chosen, held_elsewhere
+    return _eligible(session, request, candidates, asked, rules, limit, today, police_valid_days)
 
 
 def _offers_of(session: Session, request_id: int) -> list[Offer]:
@@ -190,6 +225,8 @@ def _eligible(
     asked: frozenset[int],
     rules: Dispatch,
     limit: int,
+    today: date,
+    police_valid_days: int,
 ) -> tuple[list[Worker], bool]:
     """The first `limit` candidates the database confirms (the index may lag a moment behind),
     in the ranking's order; and whether any was left out because another transaction held them."""
@@ -217,7 +254,7 @@ def _eligible(
     found = {
         worker.id: worker
         for worker in session.exec(query).all()
-        if worker.active and worker.available and worker.police_verification is VerificationStatus.VERIFIED
+        if worker.available and quality.may_visit(worker, today, police_valid_days) is None
     }
     return [found[worker_id] for worker_id in wanted if worker_id in found][:limit], held_elsewhere
 

@@ -11,6 +11,7 @@ from dispatch.queues import QUEUE_ORDER, QueueName, outlast_redis_outages
 
 HEARTBEAT_INTERVAL = 30
 RETENTION_CRON = "30 21 * * *"  # nightly, 03:00 in India when the scheduler keeps UTC
+REMINDER_CRON = "0 4 * * *"  # daily, 09:30 in India: the agencies' police verification reminders
 REBUILD_INTERVAL = 900  # also a safety net: changes made outside the app (a CSV import) reach the index
 
 
@@ -21,6 +22,7 @@ def scheduler(connection: redis.Redis, settings: Settings) -> CronScheduler:
     cron.register(jobs.sweep, QueueName.DISPATCH.value, interval=settings.dispatch.sweep_interval, result_ttl=300)
     cron.register(jobs.rebuild_index, QueueName.DISPATCH.value, interval=REBUILD_INTERVAL, result_ttl=300)
     cron.register(jobs.erase_expired, QueueName.DEFAULT.value, cron=RETENTION_CRON, result_ttl=86400, job_timeout=3600)
+    cron.register(jobs.remind_verification_expiry, QueueName.DEFAULT.value, cron=REMINDER_CRON, result_ttl=86400)
     return cron
 
 

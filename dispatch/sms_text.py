@@ -32,6 +32,7 @@ MAX_VALUE_CHARS = 1600  # a value longer than any SMS is cut before any work is 
 # Worst-case lengths of what fills the templates; Latin text is the longest in UTF-16 units too.
 TYPICAL_VALUES: Mapping[str, str] = {
     "number": "1234567",
+    "original": "7654321",  # the job a rework visits again
     "service": "Appliance repair",
     "worker": "Santosh Kumar Vishwakarma",
     "helpline": "155330",

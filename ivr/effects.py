@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes, slots
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, bridge, enqueue, inbox, notice, privacy_requests, retention
+from dispatch import availability, bridge, enqueue, inbox, notice, privacy_requests, retention, rework
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
@@ -42,6 +42,7 @@ from telephony import call
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
+FEEDBACK = "ivr:feedback"  # the actor of what the citizen keys on the feedback call
 MAX_OPEN_READ = 3  # a caller hears at most this many of their open requests
 
 
@@ -358,20 +359,21 @@ def find_pending_offer(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     with Session(ctx.engine) as session:
         offer = dispatch_offers.pending_offer(session, _int(args.get("worker")), ctx.now())
         request = session.get(ServiceRequest, offer.request_id) if offer else None
+        original = session.get(ServiceRequest, request.rework_of_id) if request and request.rework_of_id else None
     if offer is None or request is None:
         return Outcome("none")
     locality = _locality(request, ctx.language)
     when = slots.when(ctx.settings, request.slot_starts_at, request.slot_ends_at, ctx.language, ctx.now(), spoken=True)
-    return Outcome(
-        "found",
-        {
-            "offer_id": str(offer.id),
-            "offer_number": request.number,
-            "offer_service": request.service_code,
-            "offer_locality": locality,
-            "offer_when": when,
-        },
-    )
+    values = {
+        "offer_id": str(offer.id),
+        "offer_number": request.number,
+        "offer_service": request.service_code,
+        "offer_locality": locality,
+        "offer_when": when,
+    }
+    if original is not None:  # a rework: the worker hears which job it visits again
+        return Outcome("rework", values | {"rework_of": original.number})
+    return Outcome("found", values)
 
 
 def _locality(request: ServiceRequest, language: str) -> str:
@@ -506,15 +508,17 @@ def record_bridged_call(ctx: CallContext, dial: Dial, outcome: str, seconds: int
 
 def find_address_recording(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     """The spoken address of a job, for the worker it is assigned to (and only them): the platform
-    plays its own recording; the worker never hears or is given the citizen's number."""
+    plays its own recording; the worker never hears or is given the citizen's number. A rework visit
+    has the address of the job it redoes."""
     worker_id = _int(args.get("worker"))
     with Session(ctx.engine) as session:
         request = session.exec(select(ServiceRequest).where(ServiceRequest.number == args.get("number", ""))).first()
         if request is None or request.worker_id != worker_id or request.status is not RequestStatus.ASSIGNED:
             return Outcome("refused")
+        spoken_at = [request.id, request.rework_of_id] if request.rework_of_id else [request.id]
         recording = session.exec(
             select(Recording)
-            .where(Recording.request_id == request.id, col(Recording.erased_at).is_(None), Recording.url != "")
+            .where(col(Recording.request_id).in_(spoken_at), col(Recording.erased_at).is_(None), Recording.url != "")
             .order_by(col(Recording.id).desc())
         ).first()
     if recording is None:
@@ -549,37 +553,57 @@ def find_completed_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome
 
 
 def record_rating(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The citizen's key: the rating closes the job; a low one books its rework visit ("rework")."""
     rating = _int(args.get("rating"))
     if not 1 <= rating <= 5:
         return Outcome("failed")
+    rules = ctx.settings
     with session_scope(ctx.engine) as session:
         request = session.get(ServiceRequest, _int(args.get("request")))
         if request is None:
             return Outcome("failed")
         worker_id = request.worker_id
-        inbox.rate(session, request, rating, actor="ivr:feedback")
+        if not inbox.rate(session, request, rating, actor=FEEDBACK):
+            return Outcome("saved")  # rated before (the SMS, a retry): nothing more to do
+        reopened = rework.after_rating(
+            session, request.id or 0, rating, rules.rework, rules.workers_quality, FEEDBACK, ctx.now()
+        )
     if worker_id is not None:
         enqueue.reindex_worker(ctx.redis, worker_id, call_sid=ctx.call_sid)
-    return Outcome("saved")
+    return _reworked(ctx, reopened) or Outcome("saved")
 
 
 def report_problem(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
-    """A problem after the job: the request goes back to an agent (escalated)."""
+    """A problem after the job: its rework visit within `rework.window_days` ("rework"); past it, the
+    request goes back to an agent (escalated: "recorded")."""
+    rules = ctx.settings
     with session_scope(ctx.engine) as session:
-        request = session.get(ServiceRequest, _int(args.get("request")))
-        if request is None:
-            return Outcome("failed")
-        if not dispatch_offers.move(
-            session,
-            request,
-            RequestStatus.COMPLETED,
-            RequestStatus.ESCALATED,
-            "ivr:feedback",
-            "the citizen reported a problem",
-            ctx.now(),
-        ):
-            return Outcome("failed")
-    return Outcome("recorded")
+        reopened = rework.problem_reported(
+            session, _int(args.get("request")), rules.rework, rules.workers_quality, FEEDBACK, ctx.now()
+        )
+    if reopened.escalated:
+        return Outcome("recorded")
+    return _reworked(ctx, reopened) or Outcome("failed")
+
+
+def _reworked(ctx: CallContext, reopened: rework.Reopened) -> Outcome | None:
+    """A rework booked: its dispatch queued (after the commit), its number for the caller to hear."""
+    if not reopened.new or reopened.rework_id is None:
+        return None
+    enqueue.dispatch_request(ctx.redis, reopened.rework_id)
+    return Outcome("rework", {"rework_id": str(reopened.rework_id), "rework_number": reopened.number or ""})
+
+
+def rework_other_worker(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The citizen keys for a different worker than last time: the first one is not asked ("changed"),
+    unless a worker already has the visit ("kept")."""
+    rework_id = _int(args.get("rework"))
+    with session_scope(ctx.engine) as session:
+        refused = rework.another_worker(session, rework_id, FEEDBACK, "the citizen asked for another worker", ctx.now())
+    if refused is not None:
+        return Outcome("kept")
+    enqueue.dispatch_request(ctx.redis, rework_id)
+    return Outcome("changed")
 
 
 # -- the caller's own data (DPDP Act 2023 s.11-12) -----------------------------------------------------
@@ -637,14 +661,15 @@ def _performs(handler: Handler, *outcomes: str) -> Performed:
 
 # The one list of effects a flow may name: `flows check` and the flows loaded at start refuse any other.
 EFFECTS: dict[str, Performed] = {
-    "find_pending_offer": _performs(find_pending_offer, "found", "none"),
+    "find_pending_offer": _performs(find_pending_offer, "found", "rework", "none"),
     "answer_offer": _performs(answer_offer, "accepted", "declined", "taken", "busy"),
     "set_availability": _performs(set_availability, "set"),
     "complete_job": _performs(complete_job, "completed", "refused"),
     "find_address_recording": _performs(find_address_recording, "found", "none", "refused"),
     "find_completed_request": _performs(find_completed_request, "found", "none"),
-    "record_rating": _performs(record_rating, "saved", "failed"),
-    "report_problem": _performs(report_problem, "recorded", "failed"),
+    "record_rating": _performs(record_rating, "saved", "rework", "failed"),
+    "report_problem": _performs(report_problem, "recorded", "rework", "failed"),
+    "rework_other_worker": _performs(rework_other_worker, "changed", "kept"),
     "lookup_pincode": _performs(lookup_pincode, "found", "unknown", "outside"),
     "find_slots": _performs(find_slots, "open", "none"),
     "create_request": _performs(create_request, "created", "failed"),

@@ -45,6 +45,8 @@ class AuditAction(StrEnum):
     REQUEST_NOTE = "request.note"
     REQUEST_FOLLOWUP = "request.followup"
     REQUEST_CALL_BRIDGED = "request.call_bridged"  # worker and citizen put through by the helpline
+    REQUEST_REWORK = "request.rework"  # on the job redone: its rework visit opened (a low rating, a problem)
+    REQUEST_REWORK_OTHER_WORKER = "request.rework_other"  # a rework's citizen or agent asked for another worker
     REQUESTS_EXPORTED = "requests.exported"
     OFFER_SENT = "offer.sent"
     OFFER_DECLINED = "offer.declined"
@@ -58,6 +60,11 @@ class AuditAction(StrEnum):
     WORKER_VERIFIED = "worker.verified"
     WORKER_REJECTED = "worker.rejected"
     WORKERS_IMPORTED = "workers.imported"
+    WORKER_REVIEW_FLAGGED = "worker.review_flagged"  # on the agency's review list (dispatch/quality)
+    WORKER_REVIEW_CLEARED = "worker.review_cleared"
+    WORKER_SUSPENDED = "worker.suspended"
+    WORKER_SUSPENSION_LIFTED = "worker.suspension_lifted"
+    WORKER_VERIFICATION_REMINDED = "worker.verification_reminded"  # the agency told it expires soon
     RETENTION_RUN = "privacy.retention_run"  # counts only: never whose data
     PRIVACY_ACCESS_GIVEN = "privacy.access_given"
     PRIVACY_ERASURE_FILED = "privacy.erasure_filed"

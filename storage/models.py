@@ -204,6 +204,15 @@ class Worker(SQLModel, table=True):
     provider_id: int | None = Field(default=None, foreign_key="provider.id", index=True)
     created_at: datetime = _created()
     updated_at: datetime = _created()
+    # Quality (dispatch/quality): on the agency's review list, and why; suspended (no offers) and why.
+    review_reason: str | None = Field(default=None, max_length=200, description="on the review list: why")
+    review_flagged_at: datetime | None = _moment()
+    review_cleared_at: datetime | None = _moment()  # the record counts again from here
+    suspended_at: datetime | None = _moment(index=True)
+    suspension_reason: str | None = Field(default=None, max_length=500)
+    police_reminder_for: date | None = Field(
+        default=None, description="the police verification expiry the agency was last reminded of"
+    )
 
 
 class WorkerSkill(SQLModel, table=True):
@@ -265,6 +274,15 @@ class ServiceRequest(SQLModel, table=True):
     )
     handed_to_provider_id: int | None = Field(
         default=None, foreign_key="provider.id", index=True, description="an agent handed it to this agency"
+    )
+    rework_of_id: int | None = Field(
+        default=None,
+        foreign_key="service_request.id",
+        unique=True,
+        description="the finished job this one visits again (a low rating or a problem): one rework each",
+    )
+    avoid_worker_id: int | None = Field(
+        default=None, foreign_key="worker.id", description="a rework the citizen wants another worker for"
     )
 
 

@@ -221,6 +221,17 @@ def test_progress_is_reported_as_workers_are_added(engine: sa.Engine, settings: 
 # The digest of everything seed 155330 puts in, taken before the name lists moved to devtools/data/:
 # a change to the lists, their order or the draws shows here as another digest.
 SEED_155330_DIGEST = "ab5a7482a08f00e5311714aa495dc2d6ad085be7651f89686c8bed1a5d5d96af"
+# Columns added since, which the seed leaves empty (a worker's quality record): checked empty, not digested.
+LATER = frozenset(
+    {
+        "review_reason",
+        "review_flagged_at",
+        "review_cleared_at",
+        "suspended_at",
+        "suspension_reason",
+        "police_reminder_for",
+    }
+)
 
 
 def seeded_digest(engine: sa.Engine) -> str:
@@ -230,9 +241,10 @@ def seeded_digest(engine: sa.Engine) -> str:
         providers = session.exec(select(Provider).order_by(col(Provider.id))).all()
         names = {p.id: p.name for p in providers}
         skills = skills_of(session)
+        assert all(getattr(w, column) is None for w in everyone(session) for column in LATER)
         workers = [
             {
-                **w.model_dump(exclude={"id", "created_at", "updated_at", "provider_id"}),
+                **w.model_dump(exclude={"id", "created_at", "updated_at", "provider_id", *LATER}),
                 "provider": names.get(w.provider_id),
                 "skills": skills.get(w.id or 0, ()),
             }

@@ -271,15 +271,15 @@ def test_yes_assigns_both_sides_are_told_done_completes_and_the_rating_closes(
     run_jobs(installed)
     assert request_of(engine, request_id).status is RequestStatus.COMPLETED
     [feedback_call] = sandbox.calls
-    transcript = answer_our_call(webhook, feedback_call, "2")
+    transcript = answer_our_call(webhook, feedback_call, "4")  # a low rating books a rework: test_rework.py
     assert transcript.said("सेवा को 1 से 5 अंक देने के लिए वह अंक दबाएँ।")
     assert transcript.said("आपकी राय के लिए धन्यवाद।")
     closed = request_of(engine, request_id)
-    assert (closed.status, closed.rating) == (RequestStatus.CLOSED, 2)
+    assert (closed.status, closed.rating) == (RequestStatus.CLOSED, 4)
     with Session(engine) as session:
         worker = session.get(Worker, ramesh)
         assert worker is not None
-        assert (worker.rating, worker.rating_count) == (2.0, 1)
+        assert (worker.rating, worker.rating_count) == (4.0, 1)
 
 
 def test_no_moves_the_request_on_and_a_late_yes_is_told_it_is_taken(
@@ -563,13 +563,34 @@ def test_an_unanswered_feedback_call_falls_back_to_sms_and_a_reply_rates(
     assert (request_of(engine, request_id).status, request_of(engine, request_id).rating) == (RequestStatus.CLOSED, 5)
 
 
-def test_nine_on_the_feedback_call_reports_a_problem(
+def test_nine_on_the_feedback_call_reports_a_problem_and_books_a_rework(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
 ) -> None:
     request = assigned_job(installed, engine, webhook, "+919800000561")
     request_id = request.id or 0
     sms_from(webhook, "+919800000561", f"DONE {request.number} {request.completion_code}")
     run_jobs(installed)
+    transcript = answer_our_call(webhook, sandbox.calls[-1], "9")
+    assert transcript.said("हमें खेद है कि काम ठीक नहीं हुआ।")
+    assert request_of(engine, request_id).status is RequestStatus.CLOSED
+    with Session(engine) as session:
+        rework = session.exec(select(ServiceRequest).where(ServiceRequest.rework_of_id == request_id)).one()
+    assert rework.status is RequestStatus.NEW
+
+
+def test_a_problem_reported_past_the_rework_window_goes_to_an_agent(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    request = assigned_job(installed, engine, webhook, "+919800000562")
+    request_id = request.id or 0
+    sms_from(webhook, "+919800000562", f"DONE {request.number} {request.completion_code}")
+    run_jobs(installed)
+    with session_scope(engine) as session:  # done long ago, never rated
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.id) == request_id)
+            .values(completed_at=datetime.now(UTC) - timedelta(days=30))
+        )
     transcript = answer_our_call(webhook, sandbox.calls[-1], "9")
     assert transcript.said("आपकी शिकायत दर्ज हो गई है।")
     assert request_of(engine, request_id).status is RequestStatus.ESCALATED

@@ -1,12 +1,15 @@
 """The request and offer lifecycle as a state machine: Hypothesis plays random interleavings of
 dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, hand-offs to an agency,
-agents' assignments, completion codes right and wrong, ratings, problems, follow-ups and workers
-stood down, through
-the real functions of dispatch/offers.py, dispatch/lifecycle.py and dispatch/inbox.py on a real
-database. After every step the invariants hold: one accepted offer per request at most; requests
-and offers move only along the lifecycle; every status change is in the audit trail, which tells
-the request's whole story; an assigned job is exactly its worker's accepted offer; a finished job
-has its worker."""
+agents' assignments, completion codes right and wrong, ratings, problems, follow-ups, workers
+stood down, rework visits (a low rating or a problem; another worker asked for) and workers
+suspended, through the real functions of dispatch/offers.py, dispatch/lifecycle.py,
+dispatch/inbox.py, dispatch/rework.py and dispatch/quality.py on a real database. After every step
+the invariants hold: one accepted offer per request at most; requests and offers move only along
+the lifecycle; every status change is in the audit trail, which tells the request's whole story;
+an assigned job is exactly its worker's accepted offer; a finished job has its worker; a job has
+at most one rework, of the same citizen, service and place, and only once it was done; a rework's
+worker the citizen asked not to have is never asked or given it; a suspended worker gets no new
+offer and no job."""
 
 from __future__ import annotations
 
@@ -33,8 +36,8 @@ from hypothesis.stateful import (
 from sqlmodel import Session, col, select
 
 from core.clock import FrozenClock
-from core.settings import Dispatch, Settings
-from dispatch import inbox, lifecycle, offers
+from core.settings import Dispatch, Rework, Settings, WorkersQuality
+from dispatch import inbox, lifecycle, offers, quality, rework
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.db import session_scope
@@ -68,6 +71,7 @@ OFFER_ALLOWED: dict[OfferStatus, frozenset[OfferStatus]] = {
 }
 SEEN: Counter[tuple[RequestStatus, RequestStatus]] = Counter()  # the moves the runs made, for -s
 ANSWERED: Counter[str] = Counter()  # the answers the workers got, for -s
+REWORKS: Counter[str] = Counter()  # reworks booked and offered, suspensions, for -s
 PHONES = (f"+9198{n:08d}" for n in itertools.count(10_000_000))  # unique across every run of the machine
 
 
@@ -76,6 +80,8 @@ class Lifecycle(RuleBasedStateMachine):
 
     engine: ClassVar[sa.Engine]
     dispatch_rules: ClassVar[Dispatch]
+    rework_rules: ClassVar[Rework] = Rework()
+    standards: ClassVar[WorkersQuality] = WorkersQuality()
 
     requests = Bundle("requests")
     workers = Bundle("workers")
@@ -87,6 +93,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.request_status: dict[int, RequestStatus] = {}
         self.offer_status: dict[int, OfferStatus] = {}
         self.staff: list[int] = []
+        self.suspended: dict[int, set[int]] = {}  # worker → the ids of their offers when suspended
 
     # -- the world ---------------------------------------------------------------------------------
 
@@ -128,7 +135,16 @@ class Lifecycle(RuleBasedStateMachine):
     def dispatch_round(self, request: int) -> object:
         candidates = [Candidate(worker_id, 1.0, None, 4.0) for worker_id in self.staff]
         with session_scope(self.engine) as session:
-            made = offers.next_offers(session, request, candidates, self.dispatch_rules, self.clock.now()).offers
+            found = session.get(ServiceRequest, request)
+            assert found is not None
+            first = rework.first_choice(session, found, self.rework_rules)
+            made = offers.next_offers(
+                session, request, candidates, self.dispatch_rules, self.clock.now(), first_choice=first
+            ).offers
+        if first is not None and made:
+            offered = "to its first worker" if made[0].worker_id == first else "to another"
+            event(f"a rework offered {offered}")
+            REWORKS[f"offered {offered}"] += 1
         return multiple(*[offer.id for offer in made])
 
     @rule(offer=offers, yes=st.booleans())
@@ -185,6 +201,26 @@ class Lifecycle(RuleBasedStateMachine):
         with session_scope(self.engine) as session:
             lifecycle.close_after_follow_up(session, request, "user:1", "sorted out on the phone", self.clock.now())
 
+    @rule(worker=workers)
+    def suspend(self, worker: int) -> None:
+        with session_scope(self.engine) as session:
+            if quality.suspend(session, worker, "complaints", "user:1", self.clock.now()):
+                lifecycle.stand_down(session, worker, "user:1", "suspended", self.clock.now())
+                offered = session.exec(select(Offer.id).where(Offer.worker_id == worker)).all()
+                self.suspended[worker] = {int(o or 0) for o in offered}
+                REWORKS["suspended"] += 1
+
+    @rule(worker=workers)
+    def lift(self, worker: int) -> None:
+        with session_scope(self.engine) as session:
+            if quality.lift_suspension(session, worker, "sorted out", "user:1", self.clock.now()):
+                self.suspended.pop(worker, None)
+
+    @rule(request=requests)
+    def another_worker(self, request: int) -> None:
+        with session_scope(self.engine) as session:
+            rework.another_worker(session, request, "caller:test", "the citizen asked", self.clock.now())
+
     @rule(worker=consumes(workers))
     def stand_down(self, worker: int) -> None:
         with session_scope(self.engine) as session:
@@ -202,15 +238,69 @@ class Lifecycle(RuleBasedStateMachine):
         with session_scope(self.engine) as session:
             offers.complete(session, found.number, worker, code, self.clock.now())
 
-    @rule(request=requests, rating=st.integers(1, 5))
-    def rated(self, request: int, rating: int) -> None:
+    @rule(
+        target=requests,
+        request=requests,
+        worker=workers,
+        then=st.sampled_from(["nothing", "rated", "problem"]),
+        rating=st.integers(1, 5),
+    )
+    def an_agents_worker_does_the_job(self, request: int, worker: int, then: str, rating: int) -> object:
+        """An agent gives the job to a worker, who does it, and the citizen may rate it or report a
+        problem at once: the quick way to a finished job and its rework. The moves between are checked
+        as they happen."""
+        with session_scope(self.engine) as session:
+            if not lifecycle.assign(session, request, worker, "user:1", self.clock.now()).ok:
+                return multiple()
+        self.requests_move_only_along_the_lifecycle()  # the step between: assigned
+        found = self._request(request)
+        with session_scope(self.engine) as session:
+            done = offers.complete(session, found.number, worker, found.completion_code or "", self.clock.now())
+            assert done is not None
+        if then == "nothing":
+            return multiple()
+        self.requests_move_only_along_the_lifecycle()  # the step between: completed
+        if then == "rated":
+            return self.rated(request, rating)
+        return self.problem_reported(request, other=rating % 2 == 0)
+
+    @rule(target=requests, request=requests, rating=st.integers(1, 5))
+    def rated(self, request: int, rating: int) -> object:
         with session_scope(self.engine) as session:
             found = session.get(ServiceRequest, request)
             assert found is not None
-            inbox.rate(session, found, rating, actor="caller:test")
+            if not inbox.rate(session, found, rating, actor="caller:test"):
+                return multiple()
+            booked = rework.after_rating(
+                session, request, rating, self.rework_rules, self.standards, "caller:test", self.clock.now()
+            )
+        return self._booked(booked)
+
+    @rule(target=requests, request=requests, other=st.booleans())
+    def problem_reported(self, request: int, other: bool) -> object:
+        with session_scope(self.engine) as session:
+            booked = rework.problem_reported(
+                session,
+                request,
+                self.rework_rules,
+                self.standards,
+                "ivr:feedback",
+                self.clock.now(),
+                other_worker=other,
+            )
+        return self._booked(booked)
+
+    def _booked(self, booked: rework.Reopened) -> object:
+        if not booked.new or booked.rework_id is None:
+            return multiple()
+        event("a rework booked")
+        REWORKS["booked"] += 1
+        self.request_status[booked.rework_id] = S.NEW
+        return multiple(booked.rework_id)
 
     @rule(request=requests)
     def problem(self, request: int) -> None:
+        """A problem past the rework window: to an agent."""
         with session_scope(self.engine) as session:
             found = session.get(ServiceRequest, request)
             assert found is not None
@@ -283,6 +373,40 @@ class Lifecycle(RuleBasedStateMachine):
                 assert request.worker_id is not None
                 assert request.completed_at is not None
 
+    @invariant()
+    def a_rework_redoes_one_finished_job_of_the_same_citizen(self) -> None:
+        with Session(self.engine) as session:
+            mine = list(
+                session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(list(self.request_status))))
+            )
+        redone = Counter(r.rework_of_id for r in mine if r.rework_of_id is not None)
+        assert all(count == 1 for count in redone.values()), redone
+        by_id = {r.id: r for r in mine}
+        for request in mine:
+            if request.rework_of_id is None:
+                continue
+            original = by_id[request.rework_of_id]
+            assert original.completed_at is not None
+            assert original.worker_id is not None
+            assert original.status is S.CLOSED
+            assert (request.caller_id, request.service_code, request.pincode) == (
+                original.caller_id,
+                original.service_code,
+                original.pincode,
+            )
+            if request.avoid_worker_id is not None:
+                assert request.avoid_worker_id == original.worker_id
+                theirs = [o for o in self._offers() if o.request_id == request.id and o.worker_id == original.worker_id]
+                assert not [o for o in theirs if o.status in (OS.PENDING, OS.ACCEPTED)], theirs
+
+    @invariant()
+    def a_suspended_worker_gets_no_new_offer_and_no_job(self) -> None:
+        for worker, before in self.suspended.items():
+            later = [o for o in self._offers() if o.worker_id == worker and o.id not in before]
+            assert later == [], f"suspended worker {worker} was offered {[o.id for o in later]}"
+            in_hand = [r for r in self.request_status if self._request(r).worker_id == worker]
+            assert all(self._request(r).status is not S.ASSIGNED for r in in_hand)
+
     def _request(self, request_id: int) -> ServiceRequest:
         with Session(self.engine) as session:
             found = session.get(ServiceRequest, request_id)
@@ -306,3 +430,4 @@ def test_no_interleaving_of_answers_and_moves_breaks_the_lifecycle(machine: type
     run_state_machine_as_test(machine, settings=hypothesis_settings(stateful_step_count=40))
     print("moves made:", {f"{old.value}→{new.value}": n for (old, new), n in sorted(SEEN.items())})
     print("answers:", dict(sorted(ANSWERED.items())))
+    print("reworks:", dict(sorted(REWORKS.items())))

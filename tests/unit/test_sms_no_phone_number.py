@@ -23,6 +23,7 @@ MOBILE = re.compile(r"(?<![\d+])(?:(?:\+|00)?91[\s-]?|0)?[6-9](?:[\s-]?\d){9}(?!
 REALISTIC: dict[str, dict[str, str]] = {
     "hi": {
         "number": "7482913",
+        "original": "7482921",
         "service": "प्लंबर",
         "worker": "रमेश कुमार",
         "code": "9076",
@@ -35,6 +36,7 @@ REALISTIC: dict[str, dict[str, str]] = {
     },
     "en": {
         "number": "9876543",
+        "original": "9876551",
         "service": "Plumber",
         "worker": "Ramesh Kumar",
         "code": "8123",
