@@ -37,9 +37,8 @@ SPAN_BACKWARDS = N_("The first day was after the last; showing the last day only
 # The escalation ladder's level of a request. None until ServiceRequest.escalation_level exists;
 # then `col(ServiceRequest.escalation_level)`, and the ranking counts escalations level by level.
 ESCALATION_LEVEL: sa.ColumnElement[Any] | None = None
-# A request filed again for a job done badly. None until ServiceRequest.rework_of_id exists; then
-# `col(ServiceRequest.rework_of_id).is_not(None)`, and the ranking gains its rework column.
-REWORK: sa.ColumnElement[bool] | None = None
+# A request filed again for a job done badly (dispatch.rework): the ranking's rework rate.
+REWORK = col(ServiceRequest.rework_of_id).is_not(None)
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def chosen_span(args: Any) -> Span:
 
 def request_times(db: Db, span: Span, *where: sa.ColumnElement[bool]) -> list[metrics.RequestTimes]:
     """The requests made in the span (and matching `where`): their moments and rating, no ORM objects."""
-    rework = (REWORK if REWORK is not None else sa.false()).label("rework")
+    rework = REWORK.label("rework")
     created = col(ServiceRequest.created_at)
     query = sa.select(
         col(ServiceRequest.district),
@@ -275,17 +274,11 @@ RANKING_COLUMNS: tuple[Column, ...] = (
         lambda r: r.escalated,
     ),
     *(() if ESCALATION_LEVEL is None else (Column(N_("Escalated by level"), "escalated_by_level", _levels, _levels),)),
-    *(
-        ()
-        if REWORK is None
-        else (
-            Column(
-                N_("Rework"),
-                "rework_percent",
-                lambda r: metrics.format_percent(r.outcomes.rework_rate),
-                lambda r: metrics.share(r.outcomes.rework_rate),
-            ),
-        )
+    Column(
+        N_("Rework"),
+        "rework_percent",
+        lambda r: metrics.format_percent(r.outcomes.rework_rate),
+        lambda r: metrics.share(r.outcomes.rework_rate),
     ),
 )
 

@@ -78,8 +78,10 @@ def filed(
     rating: int | None = None,
     worker_id: int | None = None,
     escalations: int = 0,
+    rework_of: int | None = None,
 ) -> int:
-    """A request made at `created`, assigned and completed so many minutes later, rated, escalated so often."""
+    """A request made at `created`, assigned and completed so many minutes later, rated, escalated so
+    often, a rework of another."""
     with session_scope(engine_of(app)) as db:
         request = ServiceRequest(
             number=str(next(_numbers)),
@@ -92,6 +94,7 @@ def filed(
             completed_at=created + completed_after * MINUTE if completed_after is not None else None,
             rating=rating,
             worker_id=worker_id,
+            rework_of_id=rework_of,
         )
         db.add(request)
         db.flush()
@@ -110,14 +113,14 @@ def filed(
 
 def a_day_in_three_districts(app: Flask) -> None:
     """Lucknow: four requests, two dissatisfied of four rated, two escalated (one twice); Kanpur Nagar:
-    one rated 1; Agra: none rated. Around them, a request of the day before, which does not count."""
+    one rated 1; Agra: none rated, one a rework of the other. Around them, a request of the day before, which does not count."""
     filed(app, "LUCKNOW", assigned_after=10, completed_after=60, rating=1, escalations=2)
     filed(app, "LUCKNOW", assigned_after=20, completed_after=90, rating=2)
     filed(app, "LUCKNOW", assigned_after=40, completed_after=150, rating=5, escalations=1)
     filed(app, "LUCKNOW", assigned_after=50, rating=4)  # rated before completion: still rated
     filed(app, "KANPUR NAGAR", assigned_after=5, completed_after=45, rating=1)
-    filed(app, "AGRA", assigned_after=30)
-    filed(app, "AGRA")
+    first_visit = filed(app, "AGRA", assigned_after=30)
+    filed(app, "AGRA", rework_of=first_visit)
     filed(app, "LUCKNOW", created=MORNING - timedelta(days=1), assigned_after=1, completed_after=2, rating=1)
 
 
@@ -145,12 +148,14 @@ def test_districts_are_ranked_on_dissatisfaction_with_exact_medians(app: Flask, 
         "rated",
         "dissatisfaction_percent",
         "escalated",
+        "rework_percent",
     ]
     assert rows == [
-        ["1", "KANPUR NAGAR", "कानपुर नगर", "1", "5.0", "45.0", "1", "100.0", "0"],
+        ["1", "KANPUR NAGAR", "कानपुर नगर", "1", "5.0", "45.0", "1", "100.0", "0", "0.0"],
         # assignment: 10, 20, 40, 50 → 30; completion: 60, 90, 150 → 90; 2 of 4 rated ≤ 2; escalated 2 requests
-        ["2", "LUCKNOW", "लखनऊ", "4", "30.0", "90.0", "4", "50.0", "2"],
-        ["3", "AGRA", "आगरा", "2", "30.0", "", "0", "", "0"],  # nobody rated: ranked after the rated
+        ["2", "LUCKNOW", "लखनऊ", "4", "30.0", "90.0", "4", "50.0", "2", "0.0"],
+        # nobody rated: ranked after the rated; one of its two requests visits the other's job again
+        ["3", "AGRA", "आगरा", "2", "30.0", "", "0", "", "0", "50.0"],
     ]
 
 
