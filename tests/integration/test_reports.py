@@ -113,7 +113,8 @@ def filed(
 
 def a_day_in_three_districts(app: Flask) -> None:
     """Lucknow: four requests, two dissatisfied of four rated, two escalated (one twice); Kanpur Nagar:
-    one rated 1; Agra: none rated, one a rework of the other. Around them, a request of the day before, which does not count."""
+    one rated 1; Agra: none rated, one a rework of the other. Around them, a request of the day
+    before, which does not count."""
     filed(app, "LUCKNOW", assigned_after=10, completed_after=60, rating=1, escalations=2)
     filed(app, "LUCKNOW", assigned_after=20, completed_after=90, rating=2)
     filed(app, "LUCKNOW", assigned_after=40, completed_after=150, rating=5, escalations=1)
