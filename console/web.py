@@ -16,6 +16,7 @@ from console import (
     csrf,
     dashboard,
     data_requests,
+    escalations,
     labels,
     present,
     privacy,
@@ -60,7 +61,20 @@ SECURITY_HEADERS = {
 }
 
 
-_PARTS = (auth, queue, callers, requests, recordings, workers, providers, worklist, dashboard, users, data_requests)
+_PARTS = (
+    auth,
+    queue,
+    callers,
+    requests,
+    recordings,
+    workers,
+    providers,
+    worklist,
+    escalations,
+    dashboard,
+    users,
+    data_requests,
+)
 for _part in (*_PARTS, breaches):
     bp.register_blueprint(_part.bp)
 

@@ -34,6 +34,7 @@ from storage.models import (
     Offer,
     PrivacyRequestKind,
     Recording,
+    RecordingKind,
     RequestStatus,
     ServiceRequest,
     Worker,
@@ -469,6 +470,7 @@ def find_address_recording(ctx: CallContext, args: Mapping[str, str]) -> Outcome
         recording = session.exec(
             select(Recording)
             .where(Recording.request_id == request.id, col(Recording.erased_at).is_(None), Recording.url != "")
+            .where(Recording.kind == RecordingKind.ADDRESS)  # never an officer's call with the citizen
             .order_by(col(Recording.id).desc())
         ).first()
     if recording is None:

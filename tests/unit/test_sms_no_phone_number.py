@@ -31,6 +31,7 @@ REALISTIC: dict[str, dict[str, str]] = {
         "state": "उपलब्ध",
         "url": "https://helpline.up.gov.in/privacy",
         "date": "28 Nov 2026",
+        "level": "ज़िला अधिकारी",
     },
     "en": {
         "number": "9876543",
@@ -42,6 +43,7 @@ REALISTIC: dict[str, dict[str, str]] = {
         "state": "available",
         "url": "https://helpline.up.gov.in/privacy?lang=en",
         "date": "28 Nov 2026",
+        "level": "District officer",
     },
 }
 SETTINGS = load_settings(ROOT / "config.yaml", {})
