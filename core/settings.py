@@ -144,12 +144,24 @@ class CloseOutcome(_Frozen):
         return self.hi if language == "hi" else self.en
 
 
+UPPER_RUNGS = ("district_officer", "state_officer", "supervisor")
+
+
 class Escalation(_Frozen):
     """The ladder a request unresolved in time climbs (UP's IGRS: the next officer after a deadline),
     and the outcomes an officer closes it with after a recorded call to the citizen."""
 
     levels: tuple[EscalationLevel, ...] = Field(min_length=1, max_length=9)
     close_outcomes: tuple[CloseOutcome, ...] = Field(min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _upper_rungs_have_an_escalations_list(cls, value: tuple[EscalationLevel, ...]) -> tuple[EscalationLevel, ...]:
+        """A rung a request climbs to is answered by people whose console has the Escalations list."""
+        for number, level in enumerate(value[1:], start=2):
+            if level.who not in UPPER_RUNGS:
+                raise ValueError(f"escalation level {number}: who must be one of {', '.join(UPPER_RUNGS)}")
+        return value
 
     @field_validator("close_outcomes")
     @classmethod

@@ -209,6 +209,10 @@ def test_an_unresolved_request_climbs_each_rung_in_its_time_and_each_rungs_peopl
     ]
     timeline = page(state, f"/console/requests/{number}")
     assert "up the escalation ladder (level 1 → 2, District officer): not assigned in time" in timeline
+    state.post("/console/language", {"language": "hi", "back": "/console/"})
+    in_hindi = page(state, f"/console/requests/{number}")
+    assert "एस्केलेशन में ऊपर गया (स्तर 1 → 2, ज़िला अधिकारी): समय पर किसी को नहीं सौंपा" in in_hindi
+    assert "एस्केलेशन" in page(state, "/console/escalations")
 
 
 def test_a_job_assigned_in_time_but_not_done_climbs_by_its_resolution_deadline(

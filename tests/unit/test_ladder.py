@@ -96,6 +96,11 @@ def test_config_yaml_has_three_rungs_agency_district_state_and_its_outcomes() ->
     assert settings.sms.templates["escalated_to_officer"].dlt_template_id == "1107160000000000060"
 
 
+def test_a_rung_above_the_first_must_be_answered_by_people_with_an_escalations_list() -> None:
+    with pytest.raises(ValueError, match="escalation level 2: who must be one of"):
+        Escalation(levels=(AGENCY, AGENCY), close_outcomes=LADDER.close_outcomes)
+
+
 def test_a_ladder_with_two_outcomes_of_one_code_is_refused() -> None:
     twice = CloseOutcome(code="resolved", en="R", hi="ह")
     with pytest.raises(ValueError, match="appears twice"):
