@@ -49,8 +49,10 @@ from tests.factories import (
     PUBLIC_URL,
     add_request,
     add_worker,
+    call_form,
     platform_of,
     run_context_jobs,
+    signed_post,
     simulator,
     with_hours,
 )
@@ -146,6 +148,7 @@ def events(engine: sa.Engine, action: AuditAction) -> list[AuditEvent]:
 # -- the climb ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases  # the sweeper's query compares moments in each dialect's SQL
 def test_an_unresolved_request_climbs_each_rung_in_its_time_and_each_rungs_people_are_told(
     app: Flask,
     engine: sa.Engine,
@@ -215,6 +218,7 @@ def test_an_unresolved_request_climbs_each_rung_in_its_time_and_each_rungs_peopl
     assert "एस्केलेशन" in page(state, "/console/escalations")
 
 
+@pytest.mark.both_databases  # the sweeper's query compares moments in each dialect's SQL
 def test_a_job_assigned_in_time_but_not_done_climbs_by_its_resolution_deadline(
     engine: sa.Engine, clock: FrozenClock, jobs_context: context.JobContext, officers: dict[str, int]
 ) -> None:
@@ -234,6 +238,7 @@ def test_a_job_assigned_in_time_but_not_done_climbs_by_its_resolution_deadline(
     assert raised.reason == "unresolved"
 
 
+@pytest.mark.both_databases  # the sweeper's query compares moments in each dialect's SQL
 def test_a_completed_request_does_not_climb(
     engine: sa.Engine, clock: FrozenClock, jobs_context: context.JobContext, officers: dict[str, int]
 ) -> None:
@@ -247,6 +252,35 @@ def test_a_completed_request_does_not_climb(
     clock.advance(10 * DAY)
     assert sweep(jobs_context)["escalation_climbs"] == 0
     assert request_now(engine, request_id).escalation_level == 1
+
+
+# -- hostile webhooks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/officer?call=abc", "/officer/answer?call=99999999999", "/officer/dialled"])
+def test_an_officer_call_webhook_about_no_call_answers_a_valid_document(
+    app: Flask, telephony_platform: str, path: str
+) -> None:
+    answer = signed_post(
+        app.test_client(), f"/{telephony_platform}/voice{path}", call_form(telephony_platform, "7", Digits="1")
+    )
+    assert answer.status_code == 200
+    assert "<Hangup" in answer.get_data(as_text=True)
+
+
+def test_a_recording_callback_for_no_call_or_without_a_recording_keeps_nothing(
+    app: Flask, engine: sa.Engine, telephony_platform: str
+) -> None:
+    client = app.test_client()
+    for path, fields in (
+        ("/officer/recorded?call=42", {"RecordingSid": "RE" + "1" * 32, "RecordingUrl": "https://x", "RecordUrl": "x"}),
+        ("/officer/recorded?call=x", {}),
+        ("/officer/recorded", {"RecordingDuration": "²"}),
+    ):
+        answer = signed_post(client, f"/{telephony_platform}/voice{path}", call_form(telephony_platform, "8", **fields))
+        assert answer.status_code == 204
+    with Session(engine) as session:
+        assert session.exec(select(Recording)).all() == []
 
 
 # -- who sees what ----------------------------------------------------------------------------------------
