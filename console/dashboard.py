@@ -1,4 +1,6 @@
 """The supervisor's dashboard: one local calendar day of calls and requests, and what is open now.
+District and state officers see its request figures for the requests they may see (a district
+officer: their districts'); the helpline's call figures are the supervisors'.
 
 Each figure is a GROUP BY or COUNT the database does (so a day of tens of thousands of calls stays
 quick); console/metrics.py turns the fetched values into rates and percentiles.
@@ -15,7 +17,7 @@ from flask import Blueprint, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import col
 
-from console import auth, charts, labels, metrics
+from console import auth, charts, labels, metrics, scope
 from core import pincodes
 from dispatch import lifecycle
 from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest
@@ -49,7 +51,7 @@ class Figures:
 
 
 @bp.get("")
-@auth.requires(Role.SUPERVISOR, Role.ADMIN)
+@auth.requires(Role.SUPERVISOR, Role.ADMIN, *auth.OFFICERS)
 def today() -> ResponseReturnValue:
     settings = auth.runtime().settings
     now, zone = auth.runtime().clock.now(), settings.call_centre.timezone
@@ -58,7 +60,7 @@ def today() -> ResponseReturnValue:
     start, end = metrics.day_bounds(day, zone)
     sla = timedelta(minutes=settings.console.assignment_sla_minutes)
     with auth.runtime().engine.connect() as db:
-        figures = _figures(db, start, end, now - sla, sla)
+        figures = _figures(db, start, end, now - sla, sla, scope.visible())
     return render_template(
         "console/dashboard.html",
         day=day,
@@ -87,16 +89,24 @@ def chosen_day(raw: str | None, this_day: date) -> date:
     return day
 
 
-def _figures(db: sa.Connection, start: datetime, end: datetime, overdue_before: datetime, sla: timedelta) -> Figures:
+def _figures(
+    db: sa.Connection,
+    start: datetime,
+    end: datetime,
+    overdue_before: datetime,
+    sla: timedelta,
+    mine: sa.ColumnElement[bool],
+) -> Figures:
+    """The day's figures; those of requests only of the requests `mine` selects."""
     created = col(ServiceRequest.created_at)
-    waits = metrics.assignment_waits(_assignments(db, start, end))
+    waits = metrics.assignment_waits(_assignments(db, start, end, mine))
     return Figures(
         calls=metrics.call_figures(_call_groups(db, start, end)),
-        created=_by_status(db, created >= start, created < end),
-        open_now=_by_status(db, col(ServiceRequest.status).in_(OPEN)),
-        districts=_by_district(db, start, end),
+        created=_by_status(db, created >= start, created < end, mine),
+        open_now=_by_status(db, col(ServiceRequest.status).in_(OPEN), mine),
+        districts=_by_district(db, start, end, mine),
         assignment=metrics.assignment_figures(waits, sla.total_seconds()),
-        waiting_past_sla=_waiting_past_sla(db, overdue_before),
+        waiting_past_sla=_waiting_past_sla(db, overdue_before, mine),
     )
 
 
@@ -125,23 +135,27 @@ def _by_status(db: sa.Connection, *conditions: sa.ColumnElement[bool]) -> dict[s
     return {RequestStatus(found).value: count for found, count in db.execute(query)}
 
 
-def _by_district(db: sa.Connection, start: datetime, end: datetime) -> list[tuple[str, int]]:
+def _by_district(
+    db: sa.Connection, start: datetime, end: datetime, mine: sa.ColumnElement[bool]
+) -> list[tuple[str, int]]:
     district, created = col(ServiceRequest.district), col(ServiceRequest.created_at)
-    query = sa.select(district, sa.func.count()).where(created >= start, created < end).group_by(district)
+    query = sa.select(district, sa.func.count()).where(created >= start, created < end, mine).group_by(district)
     return [(name, count) for name, count in db.execute(query)]
 
 
-def _assignments(db: sa.Connection, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+def _assignments(
+    db: sa.Connection, start: datetime, end: datetime, mine: sa.ColumnElement[bool]
+) -> list[tuple[datetime, datetime]]:
     """Creation and assignment moments of the requests assigned that day (two columns, no ORM objects)."""
     created, assigned = col(ServiceRequest.created_at), col(ServiceRequest.assigned_at)
-    query = sa.select(created, assigned).where(assigned >= start, assigned < end)
+    query = sa.select(created, assigned).where(assigned >= start, assigned < end, mine)
     return [(made, at) for made, at in db.execute(query) if at is not None]
 
 
-def _waiting_past_sla(db: sa.Connection, overdue_before: datetime) -> int:
+def _waiting_past_sla(db: sa.Connection, overdue_before: datetime, mine: sa.ColumnElement[bool]) -> int:
     """Requests nobody has taken yet that have already waited longer than the SLA."""
     query = sa.select(sa.func.count()).where(
-        col(ServiceRequest.status).in_(lifecycle.UNASSIGNED), col(ServiceRequest.created_at) < overdue_before
+        col(ServiceRequest.status).in_(lifecycle.UNASSIGNED), col(ServiceRequest.created_at) < overdue_before, mine
     )
     return int(db.execute(query).scalar_one())
 

@@ -319,6 +319,23 @@ def test_a_district_officer_is_refused_another_districts_request_and_the_refusal
         assert request_now(engine, in_agra.id or 0).status is RequestStatus.ESCALATED
 
 
+def test_a_district_officer_sees_the_dashboards_request_figures_of_their_districts_only(
+    app: Flask, engine: sa.Engine, officers: dict[str, int]
+) -> None:
+    add_request(engine, created=NOW)
+    in_agra = add_request(engine, created=NOW)
+    with session_scope(engine) as session:
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == in_agra).values(district="AGRA"))
+    lucknow = page(signed_in(app, "dm.lucknow"), "/console/dashboard")
+    assert "<title>Lucknow: 1</title>" in lucknow
+    assert "Agra" not in lucknow
+    assert "Calls today" not in lucknow  # the helpline's calls are the supervisors' figures
+    assert "export.csv" not in lucknow
+    state = page(signed_in(app, "state"), "/console/dashboard")
+    assert "<title>Lucknow: 1</title>" in state
+    assert "<title>Agra: 1</title>" in state
+
+
 def test_an_admin_gives_a_district_officer_their_districts_on_the_users_screen(app: Flask, engine: sa.Engine) -> None:
     add_user(engine, "root", Role.ADMIN)
     admin = signed_in(app, "root")
