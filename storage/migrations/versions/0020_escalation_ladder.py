@@ -2,6 +2,10 @@
 officers, a district officer's districts; an officer's recorded call to the citizen before closing
 an escalated request, its recording kept with the spoken addresses (told apart by `kind`).
 
+The requests open when the ladder comes in start their first rung's deadlines from the upgrade, not
+from when they were filed: otherwise the first sweep would text every officer about every old
+request at once.
+
 Revision ID: 0020
 Revises: 0014
 Create Date: 2026-12-03
@@ -23,6 +27,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("escalation_level", sa.Integer(), server_default="1", nullable=False))
         batch_op.add_column(sa.Column("escalation_level_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_service_request_escalation_level", ["escalation_level"], unique=False)
+    op.execute(
+        sa.text(
+            "UPDATE service_request SET escalation_level_at = CURRENT_TIMESTAMP "
+            "WHERE status IN ('new', 'offered', 'assigned', 'escalated')"
+        )
+    )
     with op.batch_alter_table("recording", schema=None) as batch_op:
         batch_op.add_column(sa.Column("kind", sa.String(length=20), server_default="address", nullable=False))
     op.create_table(
