@@ -26,7 +26,7 @@ from core.settings import Escalation
 from dispatch import citizen_calls, enqueue, ladder
 from storage.audit import AuditAction, record
 from storage.db import session_scope
-from storage.models import ServiceRequest, User
+from storage.models import RequestStatus, ServiceRequest, User
 from telephony import recording_store
 from telephony.port import GatewayError
 
@@ -124,15 +124,15 @@ def close(number: str) -> ResponseReturnValue:
     note = plain(request.form.get("note", ""), NOTE_MAX)
     with session_scope(runtime().engine) as db:
         found = _request(db, number)
+        in_hand = found.worker_id if found.status is RequestStatus.ASSIGNED else None
         refusal = ladder.close(
             db, found.id or 0, runtime().settings.escalation, outcome, note, auth.actor(), runtime().clock.now()
         )
-        worker = found.worker_id
     if refusal is not None:
         flash(REFUSALS[refusal])
         return redirect(url_for("console.requests.show", number=number))
-    if worker is not None:  # a job closed in hand: the worker is free for others
-        enqueue.reindex_worker(runtime().redis, worker)
+    if in_hand is not None:  # a job closed in hand: the worker need not go, and is free for others
+        enqueue.job_closed(runtime().redis, found.id or 0, in_hand)
     flash(N_("Closed."))
     return redirect(url_for("console.requests.show", number=number))
 

@@ -125,6 +125,19 @@ def climb_ladder(connection: redis.Redis, request_id: int, from_level: int) -> b
     )
 
 
+def job_closed(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
+    """Tell a worker an officer closed the job they had in hand: they need not go."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "job_closed",
+        request_id,
+        worker_id,
+        job_id=f"closed-{request_id}",
+        then="the worker is not told; the next index rebuild frees them",
+    )
+
+
 def ring_officer(connection: redis.Redis, call_id: int) -> bool:
     """An officer asked, on a request's page, to call its citizen: ring the officer's phone first."""
     return _put(

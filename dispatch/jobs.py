@@ -415,6 +415,39 @@ def job_cancelled(request_id: int, worker_id: int) -> str:
     return "worker told"
 
 
+def job_closed(request_id: int, worker_id: int) -> str:
+    """An officer closed a request that climbed the ladder while a worker had it in hand: the worker
+    is told they need not go, and is free again."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
+        if request is None or worker is None or request.status is not RequestStatus.CLOSED:
+            return "nothing to tell"
+        told = session.exec(
+            select(SmsLog.id).where(
+                SmsLog.request_id == request_id, SmsLog.worker_id == worker_id, SmsLog.template == "job_closed"
+            )
+        ).first()
+        geoindex.update(
+            ctx.redis,
+            session,
+            worker_id,
+            all_skills=ctx.settings.service_codes,
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+        )
+    if told is not None:
+        return "told before"
+    _try_sms(
+        worker.phone,
+        "job_closed",
+        worker.language,
+        {"number": request.number},
+        request_id=request_id,
+        worker_id=worker_id,
+    )
+    return "worker told"
+
+
 def worker_busy(offer_id: int) -> str:
     """A worker said yes on the phone to a job with another in hand (the offer closed as busy): the
     text names the job to finish first, as a texted yes gets."""

@@ -504,3 +504,29 @@ def test_voicemail_answering_the_officers_phone_rings_no_citizen(
     transcript = officer_answers(app, sandbox, "-", Callee("completed", talks=30))
     assert not any(isinstance(e, Rang) for e in transcript.events)
     assert transcript.said("No key was pressed, so the citizen is not called.")
+
+
+def test_closing_a_job_in_hand_tells_its_worker_they_need_not_go(
+    app: Flask, engine: sa.Engine, jobs_context: context.JobContext, sandbox: TwilioSandbox, officers: dict[str, int]
+) -> None:
+    request = at_level(engine, 2)
+    worker = add_worker(engine, "Ramesh Kumar", "+919812345678", 0.5)
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.id) == request.id)
+            .values(status=RequestStatus.ASSIGNED, worker_id=worker, assigned_at=NOW, completion_code="4321")
+        )
+    lucknow = signed_in(app, "dm.lucknow")
+    lucknow.post(f"/console/requests/{request.number}/call-citizen")
+    run_context_jobs(jobs_context)
+    officer_answers(app, sandbox, "1", Callee("completed", talks=40))
+    lucknow.post(
+        f"/console/requests/{request.number}/close-escalation",
+        {"outcome": "withdrew", "note": "The citizen had it fixed by a neighbour."},
+    )
+    run_context_jobs(jobs_context)
+    assert request_now(engine, request.id or 0).status is RequestStatus.CLOSED
+    [told] = [m for m in sandbox.messages if m["to"] == "+919812345678"]
+    assert told["body"] == f"सेवामित्र: काम {request.number} हेल्पलाइन ने बंद कर दिया है। अब आपको वहाँ नहीं जाना है। धन्यवाद।"
+    assert jobs.job_closed(request.id or 0, worker) == "told before"  # a second run texts nobody twice
