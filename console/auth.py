@@ -61,11 +61,14 @@ HOME = {
     Role.SUPERVISOR: "console.dashboard.today",
     Role.ADMIN: "console.dashboard.today",
     Role.PROVIDER: "console.workers.index",
+    Role.DISTRICT_OFFICER: "console.escalations.index",
+    Role.STATE_OFFICER: "console.escalations.index",
 }
 WRONG = N_("Wrong user name or password.")
 PAUSED = N_("Too many failed attempts. Wait a while, then try again.")
 STAFF = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
+OFFICERS = (Role.DISTRICT_OFFICER, Role.STATE_OFFICER)  # the upper rungs of the escalation ladder
 
 
 def runtime() -> Runtime:

@@ -1,5 +1,7 @@
 """The supervisor's dashboard: one local calendar day of calls and requests (hour by hour, districts
-ranked), of every district or of one, and a live panel of what is happening now.
+ranked), of every district or of one, and a live panel of what is happening now. District and state
+officers see its request figures for the requests they may see (a district officer: their
+districts'); the helpline's call figures are the supervisors'.
 
 Each figure is a GROUP BY or COUNT the database does (so a day of tens of thousands of calls stays
 quick); console/metrics.py turns the fetched values into rates and percentiles. The live panel is
@@ -9,7 +11,7 @@ counts only (Redis, and indexed counts of the open), fetched again every few sec
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
@@ -24,6 +26,7 @@ from sqlmodel import col
 from console import auth, charts, labels, metrics, reports
 from console.auth import STAFF
 from console.forms import plain
+from console.scope import visible
 from core import pincodes
 from dispatch import lifecycle
 from storage import callqueue
@@ -53,9 +56,10 @@ class Scope:
     """What the figures count: everything, or one district's requests (and the calls that filed them)."""
 
     district: str = ""
+    visible: sa.ColumnElement[bool] = field(default_factory=sa.true)  # what the user may see (console.scope)
 
     def requests(self) -> list[sa.ColumnElement[bool]]:
-        return [col(ServiceRequest.district) == self.district] if self.district else []
+        return [self.visible, *([col(ServiceRequest.district) == self.district] if self.district else [])]
 
     def calls(self) -> list[sa.ColumnElement[bool]]:
         """A call has no district of its own: it is the district's when the request it filed is."""
@@ -92,13 +96,13 @@ class LiveFigures:
 
 
 @bp.get("")
-@auth.requires(Role.SUPERVISOR, Role.ADMIN)
+@auth.requires(Role.SUPERVISOR, Role.ADMIN, *auth.OFFICERS)
 def today() -> ResponseReturnValue:
     settings = auth.runtime().settings
     now, zone = auth.runtime().clock.now(), settings.call_centre.timezone
     this_day = metrics.local_day(now, zone)
     day = reports.chosen_day(request.args.get("day"), this_day)
-    scope = chosen_scope(request.args.get("district"))
+    scope = chosen_scope(request.args.get("district"), visible=visible())
     sla = timedelta(minutes=settings.console.assignment_sla_minutes)
     with auth.runtime().engine.connect() as db:
         figures = _figures(db, day, scope, now - sla, sla)
@@ -125,10 +129,10 @@ def today() -> ResponseReturnValue:
 
 
 @bp.get("/live")
-@auth.requires(Role.SUPERVISOR, Role.ADMIN)
+@auth.requires(Role.SUPERVISOR, Role.ADMIN, *auth.OFFICERS)
 def live() -> ResponseReturnValue:
     """The live panel alone, fetched again every few seconds."""
-    scope = chosen_scope(request.args.get("district"), quiet=True)
+    scope = chosen_scope(request.args.get("district"), quiet=True, visible=visible())
     with auth.runtime().engine.connect() as db:
         figures = live_figures(db, scope)
     return render_template(
@@ -146,16 +150,18 @@ def service_districts() -> tuple[str, ...]:
     return _districts_of_state(auth.runtime().settings.service_area.state)
 
 
-def chosen_scope(raw: str | None, quiet: bool = False) -> Scope:
-    """?district=…, a district of the service area; anything else is every district, and says so."""
+def chosen_scope(raw: str | None, quiet: bool = False, visible: sa.ColumnElement[bool] | None = None) -> Scope:
+    """?district=…, a district of the service area; anything else is every district, and says so.
+    `visible`: the requests the user may see at all (a district officer's districts)."""
+    mine = sa.true() if visible is None else visible
     district = plain(raw or "", 80).upper()
     if not district:
-        return Scope()
+        return Scope(visible=mine)
     if district not in service_districts():
         if not quiet:
             flash(UNKNOWN_DISTRICT)
-        return Scope()
-    return Scope(district)
+        return Scope(visible=mine)
+    return Scope(district, mine)
 
 
 def _figures(db: sa.Connection, day: date, scope: Scope, overdue_before: datetime, sla: timedelta) -> Figures:

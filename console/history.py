@@ -24,6 +24,8 @@ def request_event(event: AuditEvent, names: dict[str, str]) -> str:
     """'dispatch: offered (new → offered): first offer sent · worker 7'."""
     if event.action == AuditAction.REQUEST_CALL_BRIDGED:
         return bridged_call(event, names)
+    if event.action == AuditAction.REQUEST_LEVEL_RAISED:
+        return level_raised(event, names)
     what = t(event.action.replace("request.", "").replace(".", " "))
     change = f" ({t(event.from_status)} → {t(event.to_status)})" if event.from_status and event.to_status else ""
     why = f": {t(event.reason)}" if event.reason else ""
@@ -32,7 +34,17 @@ def request_event(event: AuditEvent, names: dict[str, str]) -> str:
     extra = f" · {t('worker')} {worker}" if worker else ""
     if detail.get("rework_number"):  # the job redone names its rework visit
         extra += f" · {t('Rework')} {detail['rework_number']}"
+    outcome = event.detail.get("outcome") if isinstance(event.detail, dict) else None
+    extra += f" · {t('Outcome')}: {t(str(outcome))}" if outcome else ""
     return f"{who(event.actor, names)}: {what}{change}{why}{extra}"
+
+
+def level_raised(event: AuditEvent, names: dict[str, str]) -> str:
+    """'system: up the escalation ladder (level 1 → 2, district_officer): unassigned'."""
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    rungs = f"{t('level')} {detail.get('from_level', '?')} → {detail.get('to_level', '?')}"
+    whose = t(str(detail.get("who", "")))
+    return f"{who(event.actor, names)}: {t('level_raised')} ({rungs}, {whose}): {t(event.reason or '')}"
 
 
 def bridged_call(event: AuditEvent, names: dict[str, str]) -> str:

@@ -17,7 +17,7 @@ from console.auth import STAFF, requires, runtime
 from core import numbers
 from storage.audit import AuditAction, record
 from storage.db import session_scope
-from storage.models import Recording, Role, ServiceRequest, Worker
+from storage.models import Recording, RecordingKind, Role, ServiceRequest, Worker
 from telephony import recording_store
 from telephony.port import GatewayError
 
@@ -30,6 +30,7 @@ def spoken_address(db: Session, request_id: int | None) -> Recording | None:
     return db.exec(
         select(Recording)
         .where(Recording.request_id == request_id, col(Recording.erased_at).is_(None), Recording.url != "")
+        .where(Recording.kind == RecordingKind.ADDRESS)
         .order_by(col(Recording.id).desc())
     ).first()
 

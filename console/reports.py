@@ -34,9 +34,8 @@ UNREADABLE_DAY = N_("That date could not be read; showing today.")
 SPAN_TOO_LONG = N_("A report covers at most a year; showing the year up to the last day chosen.")
 SPAN_BACKWARDS = N_("The first day was after the last; showing the last day only.")
 
-# The escalation ladder's level of a request. None until ServiceRequest.escalation_level exists;
-# then `col(ServiceRequest.escalation_level)`, and the ranking counts escalations level by level.
-ESCALATION_LEVEL: sa.ColumnElement[Any] | None = None
+# The escalation ladder's rung a request is on (dispatch.ladder): the ranking counts escalations by it.
+ESCALATION_LEVEL = col(ServiceRequest.escalation_level)
 # A request filed again for a job done badly (dispatch.rework): the ranking's rework rate.
 REWORK = col(ServiceRequest.rework_of_id).is_not(None)
 
@@ -113,9 +112,8 @@ def request_times(db: Db, span: Span, *where: sa.ColumnElement[bool]) -> list[me
 
 
 def escalations(db: Db, span: Span, *where: sa.ColumnElement[bool]) -> dict[str, dict[int | None, int]]:
-    """Per district (and level, once the ladder keeps one), the requests made in the span that were
-    escalated at least once: counted by their audit events of escalation."""
-    levels = [] if ESCALATION_LEVEL is None else [ESCALATION_LEVEL]
+    """Per district and rung of the ladder they reached, the requests made in the span that were
+    escalated at least once (by their audit events of escalation) or climbed above the first rung."""
     district, created = col(ServiceRequest.district), col(ServiceRequest.created_at)
     escalated = sa.exists().where(
         col(AuditEvent.entity) == "service_request",
@@ -123,13 +121,13 @@ def escalations(db: Db, span: Span, *where: sa.ColumnElement[bool]) -> dict[str,
         col(AuditEvent.action) == AuditAction.REQUEST_ESCALATED.value,
     )
     query = (
-        sa.select(district, *levels, sa.func.count())
-        .where(created >= span.start, created < span.end, escalated, *where)
-        .group_by(district, *levels)
+        sa.select(district, ESCALATION_LEVEL, sa.func.count())
+        .where(created >= span.start, created < span.end, sa.or_(escalated, ESCALATION_LEVEL > 1), *where)
+        .group_by(district, ESCALATION_LEVEL)
     )
     found: dict[str, dict[int | None, int]] = {}
-    for name, *level, count in db.execute(query):
-        found.setdefault(name, {})[level[0] if level else None] = int(count)
+    for name, level, count in db.execute(query):
+        found.setdefault(name, {})[level] = int(count)
     return found
 
 
@@ -273,7 +271,7 @@ RANKING_COLUMNS: tuple[Column, ...] = (
         lambda r: f"{r.escalated:,}" + (f" ({_levels(r)})" if r.by_level else ""),
         lambda r: r.escalated,
     ),
-    *(() if ESCALATION_LEVEL is None else (Column(N_("Escalated by level"), "escalated_by_level", _levels, _levels),)),
+    Column(N_("Escalated by level"), "escalated_by_level", _levels, _levels),
     Column(
         N_("Rework"),
         "rework_percent",

@@ -16,8 +16,8 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
-from console import auth, history, present, recordings, spreadsheet
-from console.auth import MANAGERS, STAFF, requires, runtime
+from console import auth, escalations, history, present, recordings, scope, spreadsheet
+from console.auth import MANAGERS, OFFICERS, STAFF, requires, runtime
 from console.callers import promise_callback
 from console.forms import NOTE_MAX, parse_id, plain
 from console.labels import N_
@@ -134,9 +134,7 @@ def _day(raw: str | None) -> date | None:
 def _filtered(filters: Filters) -> sa.Select[Any]:
     """The requests these filters select, within what the user may see: newest first, but the
     escalated and SLA-breached lists oldest first (the longest overdue at the top)."""
-    query = select(ServiceRequest).order_by(*_order(filters))
-    if g.user.role is Role.PROVIDER:  # an agency sees the jobs of its own workers, and those handed to it
-        query = query.where(_agencys(g.user.provider_id))
+    query = select(ServiceRequest).order_by(*_order(filters)).where(scope.visible())
     if filters.status:
         query = query.where(ServiceRequest.status == RequestStatus(filters.status))
     if filters.service:
@@ -161,16 +159,6 @@ def _order(filters: Filters) -> tuple[sa.ColumnElement[Any], ...]:
     if filters.overdue_first:
         return col(ServiceRequest.created_at).asc(), col(ServiceRequest.id).asc()
     return col(ServiceRequest.created_at).desc(), col(ServiceRequest.id).desc()
-
-
-def _agencys(provider_id: int | None) -> sa.ColumnElement[bool]:
-    """An agency's requests: the jobs of its own workers, and those an agent handed to it that no
-    other worker has taken (the helpline may still give a handed request to someone else)."""
-    own_worker = sa.exists().where(
-        col(Worker.id) == col(ServiceRequest.worker_id), col(Worker.provider_id) == provider_id
-    )
-    handed = sa.and_(col(ServiceRequest.handed_to_provider_id) == provider_id, col(ServiceRequest.worker_id).is_(None))
-    return sa.or_(handed, own_worker)
 
 
 def _breached() -> sa.ColumnElement[bool]:
@@ -202,7 +190,7 @@ def _matching(q: str) -> sa.ColumnElement[bool]:
 
 
 @bp.get("")
-@requires(*STAFF, Role.PROVIDER)
+@requires(*STAFF, Role.PROVIDER, *OFFICERS)
 def index() -> ResponseReturnValue:
     filters = Filters.parse(request.args)
     with Session(runtime().engine) as db:
@@ -285,33 +273,12 @@ class Moment:
     status: str = ""
 
 
-def _request(db: Session, number: str) -> ServiceRequest:
-    """The request, if this user may see it: a provider only its own workers' jobs."""
-    if not numbers.is_valid(number):
-        abort(404)
-    found = db.exec(select(ServiceRequest).where(ServiceRequest.number == number)).first()
-    if found is None:
-        abort(404)
-    if g.user.role is Role.PROVIDER and not _handed_to_me(found):
-        worker = db.get(Worker, found.worker_id) if found.worker_id else None
-        if worker is None or worker.provider_id != g.user.provider_id:
-            auth.audit_refusal(AuditAction.ACCESS_REFUSED)
-            abort(403)
-    return found
-
-
-def _handed_to_me(found: ServiceRequest) -> bool:
-    """The request was handed to the signed-in user's agency, and no worker has it yet."""
-    return (
-        g.user.role is Role.PROVIDER
-        and found.handed_to_provider_id is not None
-        and found.handed_to_provider_id == g.user.provider_id
-        and found.worker_id is None
-    )
+_request = scope.request_in_scope  # the request, if this user may see it: else 404, or 403 (audited)
+_handed_to_me = scope.handed_to_me
 
 
 @bp.get("/<number>")
-@requires(*STAFF, Role.PROVIDER)
+@requires(*STAFF, Role.PROVIDER, *OFFICERS)
 def show(number: str) -> ResponseReturnValue:
     with Session(runtime().engine) as db:
         found = _request(db, number)
@@ -330,6 +297,7 @@ def show(number: str) -> ResponseReturnValue:
         )
         spoken = recordings.spoken_address(db, found.id) if recordings.may_hear(db, found) else None
         rework_of, reworked_by = rework.linked(db, found)
+        ladder_panel = escalations.panel(db, found) if g.user.role is not Role.PROVIDER else {}
     return render_template(
         "console/request.html",
         r=found,
@@ -342,6 +310,7 @@ def show(number: str) -> ResponseReturnValue:
         rework_of=rework_of,
         reworked_by=reworked_by,
         finished=found.completed_at is not None and found.status in rework.FINISHED,
+        ladder=ladder_panel,
         **workbench,
     )
 
@@ -645,7 +614,7 @@ def rework_other_worker(number: str) -> ResponseReturnValue:
 
 
 @bp.post("/<number>/note")
-@requires(*STAFF)
+@requires(*STAFF, *OFFICERS)
 def note(number: str) -> ResponseReturnValue:
     text = plain(request.form.get("note", ""), NOTE_MAX)
     if not text:

@@ -18,6 +18,8 @@ from console import auth
 from console.auth import requires, runtime
 from console.forms import parse_id, plain
 from console.labels import N_
+from core import pincodes
+from dispatch import ladder
 from storage import users
 from storage.db import session_scope
 from storage.models import Provider, Role, User
@@ -40,6 +42,9 @@ REFUSALS = {
     Refusal.LANGUAGE: N_("Choose a language from the list."),
     Refusal.LAST_ADMIN: N_("The last active admin cannot be disabled or given another role."),
     Refusal.NO_SUCH_USER: N_("No such page or record."),
+    Refusal.DISTRICTS_NOT_FOR_ROLE: N_("Only district officers have districts."),
+    Refusal.DISTRICT_NEEDED: N_("A district officer needs at least one district."),
+    Refusal.DISTRICT_UNKNOWN: N_("Choose districts from the list."),
 }
 NOT_YOURSELF = N_("You cannot disable yourself, change your own role or reset your own password: ask another admin.")
 UNKNOWN_ROLE = N_("Choose a role from the list.")
@@ -114,6 +119,7 @@ def create() -> ResponseReturnValue:
                 actor=auth.actor(),
                 **details,
             )
+            _set_districts(db, user.id or 0, details["role"])
             issued = (user.id, user.username)
     except UserError as refused:
         return _form_page(None, Details(request.form, [REFUSALS[refused.refusal]]), 400)
@@ -130,13 +136,14 @@ def create() -> ResponseReturnValue:
 def edit(user_id: int) -> ResponseReturnValue:
     with Session(runtime().engine) as db:
         user = db.get(User, user_id) or abort(404)
-    form = {
-        "role": user.role.value,
-        "full_name": user.full_name or "",
-        "phone": user.phone or "",
-        "provider_id": str(user.provider_id or ""),
-        "language": user.language or "",
-    }
+        form = {
+            "role": user.role.value,
+            "full_name": user.full_name or "",
+            "phone": user.phone or "",
+            "provider_id": str(user.provider_id or ""),
+            "language": user.language or "",
+            "districts": ladder.districts_of(db, user_id),
+        }
     return _form_page(user, Details(form))
 
 
@@ -153,6 +160,7 @@ def update(user_id: int) -> ResponseReturnValue:
     try:
         with session_scope(runtime().engine) as db:
             changed = users.update_user(db, user_id, actor=auth.actor(), **details)
+            changed += ["districts"] if _set_districts(db, user_id, details["role"]) else []
     except UserError as refused:
         return _form_page(user, Details(request.form, [REFUSALS[refused.refusal]]), 400)
     flash(N_("The user is changed.") if changed else N_("Nothing was changed."))
@@ -208,6 +216,17 @@ def reset(user_id: int) -> ResponseReturnValue:
     return _issued((user_id, username), chosen, password=password)
 
 
+def _set_districts(db: Session, user_id: int, role: Role) -> bool:
+    """A district officer's districts, from the form's ticked boxes (any other user's, none)."""
+    chosen = [plain(name, 80) for name in request.form.getlist("districts")[:100]]
+    return users.set_districts(db, user_id, role, chosen, known=set(service_districts()), actor=auth.actor())
+
+
+def service_districts() -> list[str]:
+    """The districts of the service area, as requests spell them."""
+    return pincodes.districts(runtime().settings.service_area.state)
+
+
 def _issued(user: tuple[int | None, str], chosen: str | None, *, password: str = "", created: bool = False) -> str:
     """The page that shows a new password once (never a redirect: it would have to be kept somewhere)."""
     return render_template(
@@ -233,7 +252,17 @@ def _form_page(user: User | None, details: Details, status: int = 200) -> Respon
         roles=list(Role),
         agencies=agencies,
         languages=LANGUAGE_NAMES,
+        districts=service_districts(),
+        chosen_districts=_chosen_districts(details.form),
     ), status
+
+
+def _chosen_districts(form: Mapping[str, Any]) -> set[str]:
+    """The districts ticked: a user's, or what the form sent back."""
+    chosen = form.get("districts", [])
+    if hasattr(form, "getlist"):
+        chosen = form.getlist("districts")
+    return {str(name) for name in chosen}
 
 
 # -- one's own password -----------------------------------------------------------------------------

@@ -199,6 +199,98 @@ class Console(_Frozen):
     assignment_sla_minutes: int = Field(60, ge=1, le=10080, description="a request unassigned longer breaches SLA")
 
 
+class EscalationLevel(_Frozen):
+    """One rung of the escalation ladder: who answers for a request there, and how long they have,
+    counted from when the request reached this rung (the first rung: from when it was filed)."""
+
+    who: Literal["agent", "provider", "district_officer", "state_officer", "supervisor"]
+    name_en: str = Field(min_length=1, max_length=60)
+    name_hi: str = Field(min_length=1, max_length=60)
+    assign_within_minutes: int = Field(ge=1, le=60 * 24 * 60, description="unassigned longer: up one rung")
+    resolve_within_minutes: int = Field(ge=1, le=60 * 24 * 60, description="not completed in this: up one rung")
+
+    def name(self, language: str) -> str:
+        return self.name_hi if language == "hi" else self.name_en
+
+
+class CloseOutcome(_Frozen):
+    """How an officer closed an escalated request after calling the citizen."""
+
+    code: str = Field(pattern=r"^[a-z_]{2,30}$")
+    en: str = Field(min_length=1, max_length=80)
+    hi: str = Field(min_length=1, max_length=80)
+
+    def name(self, language: str) -> str:
+        return self.hi if language == "hi" else self.en
+
+
+UPPER_RUNGS = ("district_officer", "state_officer", "supervisor")
+
+
+class Escalation(_Frozen):
+    """The ladder a request unresolved in time climbs (UP's IGRS: the next officer after a deadline),
+    and the outcomes an officer closes it with after a recorded call to the citizen."""
+
+    levels: tuple[EscalationLevel, ...] = Field(min_length=1, max_length=9)
+    close_outcomes: tuple[CloseOutcome, ...] = Field(min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _upper_rungs_have_an_escalations_list(cls, value: tuple[EscalationLevel, ...]) -> tuple[EscalationLevel, ...]:
+        """A rung a request climbs to is answered by people whose console has the Escalations list."""
+        for number, level in enumerate(value[1:], start=2):
+            if level.who not in UPPER_RUNGS:
+                raise ValueError(f"escalation level {number}: who must be one of {', '.join(UPPER_RUNGS)}")
+        return value
+
+    @field_validator("close_outcomes")
+    @classmethod
+    def _unique_outcomes(cls, value: tuple[CloseOutcome, ...]) -> tuple[CloseOutcome, ...]:
+        _require_unique("close outcome", [outcome.code for outcome in value])
+        return value
+
+    def level(self, number: int) -> EscalationLevel:
+        """Rung `number` (1 is the first); past the top, the top."""
+        return self.levels[min(max(number, 1), len(self.levels)) - 1]
+
+    @property
+    def top(self) -> int:
+        return len(self.levels)
+
+    def outcome(self, code: str) -> CloseOutcome | None:
+        return next((outcome for outcome in self.close_outcomes if outcome.code == code), None)
+
+
+def default_escalation() -> Escalation:
+    """Three rungs, as config.yaml has them, when a configuration names none."""
+    return Escalation(
+        levels=(
+            EscalationLevel(
+                who="provider",
+                name_en="Provider agency",
+                name_hi="सेवा एजेंसी",
+                assign_within_minutes=24 * 60,
+                resolve_within_minutes=3 * 24 * 60,
+            ),
+            EscalationLevel(
+                who="district_officer",
+                name_en="District officer",
+                name_hi="ज़िला अधिकारी",
+                assign_within_minutes=24 * 60,
+                resolve_within_minutes=3 * 24 * 60,
+            ),
+            EscalationLevel(
+                who="state_officer",
+                name_en="State officer",
+                name_hi="राज्य अधिकारी",
+                assign_within_minutes=24 * 60,
+                resolve_within_minutes=7 * 24 * 60,
+            ),
+        ),
+        close_outcomes=(CloseOutcome(code="resolved", en="Resolved", hi="समाधान हुआ"),),
+    )
+
+
 class Open311(_Frozen):
     jurisdiction_id: str | None = Field(None, max_length=100, description="GeoReport's id of the place served")
 
@@ -352,6 +444,7 @@ class Settings(_Frozen):
     plivo: Plivo = Plivo()
     sms: Sms = Sms()
     privacy: Privacy = Privacy()
+    escalation: Escalation = Field(default_factory=default_escalation)
 
     @field_validator("public_url")
     @classmethod

@@ -32,6 +32,10 @@ The rules simulated, from Plivo's documentation:
   empty recording posts: the simulator requests the action with RecordingDuration "-1" and no
   RecordUrl or RecordingID (the helpline takes anything under a second, or without a URL, as
   nothing said). Key items as for the Twilio simulator: `say:N`, `say:N#`, `say:N!` (lost).
+  With `startOnDialAnswer` (true) the Record waits for the next Dial instead, no beep: an answered
+  dial is recorded from the answer and, the recording ready, Plivo posts `callbackUrl` (POST by
+  `callbackMethod`) with RecordUrl, RecordingID, RecordingDuration, RecordingDurationMs,
+  RecordingStartMs and RecordingEndMs; `redirect` false goes straight on to the next element.
 - XML elements Plivo knows that the helpline does not use (GetInput, …) are reported
   as not simulated; an unknown element is an error, as Plivo logs it.
 
@@ -68,6 +72,7 @@ from devtools.simulator import (
     Rang,
     Silence,
     Steps,
+    Talked,
     _Call,
     _Document,
     _Ended,
@@ -140,6 +145,7 @@ class _PlivoCall(_Call):
         super().__init__(simulator, keys)
         self.transcript.call_sid = simulator.call_sid or str(uuid.uuid4())
         self.hangup_cause = "NORMAL_CLEARING"
+        self.dial_recording: ElementTree.Element | None = None  # a Record waiting for the next Dial's answer
 
     def _form(self, params: dict[str, str]) -> dict[str, str]:
         sim = self.sim
@@ -154,9 +160,13 @@ class _PlivoCall(_Call):
             return None
         handler = {"GetDigits": self._get_digits, "Redirect": self._plivo_redirect, "Hangup": self._plivo_hangup}
         handler["Conference"] = self._conference
-        handler["Dial"] = self._plivo_dial
+        if verb.tag == "Dial":
+            return (yield from self._recorded_dial(verb))
         if verb.tag in handler:
             return handler[verb.tag](verb)
+        if verb.tag == "Record" and verb.get("startOnDialAnswer", "false").lower() == "true":
+            self.dial_recording = verb  # armed for the next Dial; redirect=false: on to the next element
+            return None
         if verb.tag == "Record":
             return (yield from self._plivo_record(verb, document))
         if verb.tag in NOT_SIMULATED:
@@ -240,6 +250,25 @@ class _PlivoCall(_Call):
         if verb.get("action") or verb.get("callbackUrl"):
             self._emit(Failure(None, "Conference action and callbackUrl are real Plivo XML but not simulated"))
         return None
+
+    def _recorded_dial(self, verb: ElementTree.Element) -> _Io[_Outcome]:
+        """A Dial; when a Record with startOnDialAnswer came before it and the dialled phone answered,
+        the recording's callbackUrl once the talk is over."""
+        recording, self.dial_recording = self.dial_recording, None
+        outcome = self._plivo_dial(verb)
+        talked = [event for event in self.transcript.events if isinstance(event, Talked)]
+        if recording is None or not talked or talked[-1].status != "completed" or not recording.get("callbackUrl"):
+            return outcome
+        seconds = math.ceil(talked[-1].seconds)
+        recording_id = str(uuid.uuid4())
+        url = f"{self.sim.media_url.rstrip('/')}/v1/Account/{self.sim.account_sid}/Recording/{recording_id}.mp3"
+        end_ms = int(self.started.timestamp() * 1000 + self.clock * 1000)
+        made = {"RecordUrl": url, "RecordingID": recording_id, "RecordingDuration": str(seconds)}
+        made |= {"RecordingDurationMs": str(seconds * 1000), "RecordingStartMs": str(end_ms - seconds * 1000)}
+        made |= {"RecordingEndMs": str(end_ms)}
+        callback = self._absolute(recording.get("callbackUrl", ""), "Record callbackUrl")
+        yield from self._notify(_Fetch(callback, recording.get("callbackMethod", "POST").upper(), made))
+        return outcome
 
     def _plivo_dial(self, verb: ElementTree.Element) -> _Outcome:
         """Dial a Number by Plivo's rules (the module's docstring): ring, talk within timeLimit, action."""

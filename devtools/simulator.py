@@ -20,6 +20,11 @@ default), is busy or cannot be reached; once connected the two talk until the di
 or `timeLimit` (14400 s by default) runs out. Then Twilio requests `action` with DialCallStatus
 (completed, busy, no-answer, failed), DialCallSid and, when the dialled party answered,
 DialCallDuration, and runs the TwiML it answers; without an action it goes on with the next verb.
+With `record="record-from-answer"` (twilio.com/docs/voice/twiml/dial#record) an answered dial is
+recorded from the answer, and once the recording is completed Twilio posts `recordingStatusCallback`
+(#recordingstatuscallback) with RecordingSid, RecordingUrl, RecordingStatus "completed",
+RecordingDuration, RecordingChannels and RecordingSource "DialVerb"; the simulator posts it when the
+talk ends, before the action (Twilio sends it asynchronously: either may come first).
 """
 
 from __future__ import annotations
@@ -950,9 +955,9 @@ class _Call:
             return None
         return "leave"
 
-    def _dial(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Outcome:
+    def _dial(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
         if any(noun.tag == "Number" for noun in verb):
-            return self._dial_number(verb, document)
+            return (yield from self._dial_number(verb, document))
         for target in _dial_targets(verb):
             self._emit(target)
         self._pass(AGENT_TALK_SECONDS, heard=True)
@@ -961,14 +966,27 @@ class _Call:
         result = {"DialCallStatus": "completed", "DialCallSid": _sid("CA")}
         return self._action(verb, document, {**result, "DialCallDuration": str(AGENT_TALK_SECONDS)})
 
-    def _dial_number(self, verb: ElementTree.Element, document: _Document) -> _Outcome:
-        """<Dial><Number> by Twilio's rules (the module's docstring): ring, talk within timeLimit, action."""
+    def _dial_number(self, verb: ElementTree.Element, document: _Document) -> _Io[_Outcome]:
+        """<Dial><Number> by Twilio's rules (the module's docstring): ring, talk within timeLimit, the
+        recording's callback when it was recorded, the action."""
         numbers = [noun for noun in verb if noun.tag == "Number"]
         if len(numbers) != len(verb):
             self._emit(Failure(None, "<Dial> with a <Number> and other nouns is real TwiML but not simulated"))
         caller_id = verb.get("callerId", self.sim.from_number)
         self._emit(Rang(_text(numbers[0]), caller_id))
         answered = self._ring(self._number(verb, "timeout", 30), self._number(verb, "timeLimit", 14400))
+        callback = verb.get("recordingStatusCallback")
+        if (
+            answered.status == "completed"
+            and verb.get("record", "do-not-record").startswith("record-from")
+            and callback
+        ):
+            sid = _sid("RE")
+            made = {"RecordingSid": sid, "RecordingUrl": self._recording_url(sid), "RecordingStatus": "completed"}
+            made |= {"RecordingDuration": str(math.ceil(answered.seconds)), "RecordingChannels": "1"}
+            made |= {"RecordingSource": "DialVerb"}
+            method = verb.get("recordingStatusCallbackMethod", "POST").upper()
+            yield from self._notify(_Fetch(_resolve(document.url, callback), method, made))
         if verb.get("action") is None:
             return None
         result = {"DialCallStatus": answered.status, "DialCallSid": _sid("CA")}
@@ -1131,11 +1149,14 @@ _VERBS: dict[str, _VerbHandler] = {
     "Hangup": _Call._hangup,
     "Reject": _Call._reject,
     "Leave": _Call._leave,
-    "Dial": _Call._dial,
 }
 # Verbs whose handling may itself make requests (the queue's waitUrl, an action after a hang-up).
 _RequestingVerb: TypeAlias = Callable[[_Call, ElementTree.Element, _Document, "_Queue | None"], "_Io[_Outcome]"]
-_REQUESTING_VERBS: dict[str, _RequestingVerb] = {"Record": _Call._record, "Enqueue": _Call._enqueue}
+_REQUESTING_VERBS: dict[str, _RequestingVerb] = {
+    "Record": _Call._record,
+    "Enqueue": _Call._enqueue,
+    "Dial": _Call._dial,
+}
 
 
 # --- the terminal ---------------------------------------------------------------------------------

@@ -112,6 +112,44 @@ def notify_assigned(connection: redis.Redis, request_id: int) -> bool:
     return _put(connection, QueueName.DISPATCH, "notify_assigned", request_id, job_id=f"assigned-{request_id}")
 
 
+def climb_ladder(connection: redis.Redis, request_id: int, from_level: int) -> bool:
+    """Move a request past its rung's deadline up the escalation ladder, and tell the new rung."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "climb_ladder",
+        request_id,
+        from_level,
+        job_id=f"ladder-{request_id}-{from_level}",
+        result_ttl=RESULT_TTL,
+    )
+
+
+def job_closed(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
+    """Tell a worker an officer closed the job they had in hand: they need not go."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "job_closed",
+        request_id,
+        worker_id,
+        job_id=f"closed-{request_id}",
+        then="the worker is not told; the next index rebuild frees them",
+    )
+
+
+def ring_officer(connection: redis.Redis, call_id: int) -> bool:
+    """An officer asked, on a request's page, to call its citizen: ring the officer's phone first."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "ring_officer",
+        call_id,
+        job_id=f"citizen-call-{call_id}",
+        then="the console shows the call as placed; the officer tries again",
+    )
+
+
 def job_cancelled(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
     """Tell a worker not to go: the job they had taken was cancelled."""
     return _put(

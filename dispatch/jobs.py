@@ -14,13 +14,28 @@ from rq import get_current_job
 from sqlmodel import Session, col, select
 
 from core import phones, pincodes, slots
-from dispatch import context, enqueue, geoindex, inbox, messages, offers, quality, retention, rework, sms_text
+from dispatch import (
+    citizen_calls,
+    context,
+    enqueue,
+    geoindex,
+    inbox,
+    ladder,
+    messages,
+    offers,
+    quality,
+    retention,
+    rework,
+    sms_text,
+)
 from dispatch.matching import Candidate, rank
 from storage import audit
 from storage.audit import AuditAction
 from storage.db import UNREACHABLE, commit_without_waiting_for_disk, session_scope
 from storage.models import (
     Caller,
+    CitizenCall,
+    CitizenCallStatus,
     Offer,
     OfferChannel,
     OfferStatus,
@@ -30,6 +45,7 @@ from storage.models import (
     SmsDelivery,
     SmsHandling,
     SmsLog,
+    User,
     VerificationStatus,
     Worker,
 )
@@ -436,6 +452,59 @@ def ring_agent(user_id: int, desk_phone: str) -> str:
     return f"ringing the agent: {sid}"
 
 
+def climb_ladder(request_id: int, from_level: int) -> str:
+    """A request past its rung's deadline goes up one (compare-and-set on the level: a second run
+    finds it moved), and the people of the new rung are told by SMS, each message recorded in the
+    climb's transaction and sent after it (a lost send is the sweeper's)."""
+    ctx = context.current()
+    rungs = ctx.settings.escalation
+    with session_scope(ctx.engine) as session:
+        climbed = ladder.climb(session, request_id, from_level, rungs, now())
+        if climbed is None:
+            return "nothing to climb"
+        request = session.get(ServiceRequest, request_id)
+        assert request is not None
+        level = rungs.level(from_level + 1)
+        told = [
+            record_sms(
+                session,
+                person.phone,
+                "escalated_to_officer",
+                person.language or "hi",
+                {"number": request.number, "level": level.name(person.language or "hi")},
+                request_id=request_id,
+            )
+            for person in ladder.people_of(session, level, request)
+            if person.phone
+        ]
+    for sms_id in told:
+        _try_send(sms_id, request_id)
+    return f"up to level {from_level + 1} ({climbed.late.value}); {len(told)} told by SMS"
+
+
+def ring_officer(call_id: int) -> str:
+    """An officer asked to call a citizen: ring the officer's own phone; picked up, the helpline
+    puts them through to the citizen, recorded (ivr/officer.py). A call that cannot be placed ends failed."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        call = session.get(CitizenCall, call_id)
+        officer = session.get(User, call.user_id) if call is not None else None
+    if call is None or call.status is not CitizenCallStatus.PLACED or officer is None or not officer.phone:
+        return "nothing to ring"
+    try:
+        sid = ctx.telephony.place_call(
+            officer.phone,
+            webhook_url(ctx.settings, f"/voice/officer?call={call_id}"),
+            status_callback=webhook_url(ctx.settings, f"/voice/status?citizen_call={call_id}"),
+            timeout=citizen_calls.RING_OFFICER_S,
+        )
+    except GatewayError as exc:
+        with session_scope(ctx.engine) as session:
+            citizen_calls.ended(session, call_id, False, 0, "failed", now())
+        return f"the officer's phone could not be rung: {exc}"
+    return f"ringing the officer: {sid}"
+
+
 def job_cancelled(request_id: int, worker_id: int) -> str:
     """An agent cancelled a job a worker had taken: the worker is told not to go, and is free again."""
     ctx = context.current()
@@ -456,6 +525,39 @@ def job_cancelled(request_id: int, worker_id: int) -> str:
         {"number": request.number},
         request_id=request.id,
         worker_id=worker.id,
+    )
+    return "worker told"
+
+
+def job_closed(request_id: int, worker_id: int) -> str:
+    """An officer closed a request that climbed the ladder while a worker had it in hand: the worker
+    is told they need not go, and is free again."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
+        if request is None or worker is None or request.status is not RequestStatus.CLOSED:
+            return "nothing to tell"
+        told = session.exec(
+            select(SmsLog.id).where(
+                SmsLog.request_id == request_id, SmsLog.worker_id == worker_id, SmsLog.template == "job_closed"
+            )
+        ).first()
+        geoindex.update(
+            ctx.redis,
+            session,
+            worker_id,
+            all_skills=ctx.settings.service_codes,
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+        )
+    if told is not None:
+        return "told before"
+    _try_sms(
+        worker.phone,
+        "job_closed",
+        worker.language,
+        {"number": request.number},
+        request_id=request_id,
+        worker_id=worker_id,
     )
     return "worker told"
 
@@ -746,6 +848,11 @@ def sweep() -> dict[str, int]:
                 ~TOLD,
             )
         ).all()
+        overdue_rungs = session.exec(
+            select(ServiceRequest.id, ServiceRequest.escalation_level).where(
+                ladder.overdue(ctx.settings.escalation, moment)
+            )
+        ).all()
     for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
         enqueue.dispatch_request(ctx.redis, int(request_id or 0))
     for offer_id in overdue:
@@ -759,6 +866,8 @@ def sweep() -> dict[str, int]:
         enqueue.notify_assigned(ctx.redis, int(request_id or 0))
     for sms_id in [*unsent, *refused]:
         enqueue.send_sms(ctx.redis, int(sms_id or 0))
+    for request_id, level in overdue_rungs:  # past its rung's deadline: up the escalation ladder
+        enqueue.climb_ladder(ctx.redis, int(request_id or 0), level)
     return {
         "new_requests": len(stuck_new),
         "offered_without_open_offer": len(unoffered),
@@ -769,6 +878,7 @@ def sweep() -> dict[str, int]:
         "unread_sms": len(unread),
         "abandoned_sms": len(abandoned),
         "untold_assignments": len(untold),
+        "escalation_climbs": len(overdue_rungs),
     }
 
 

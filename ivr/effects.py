@@ -34,6 +34,7 @@ from storage.models import (
     Offer,
     PrivacyRequestKind,
     Recording,
+    RecordingKind,
     RequestStatus,
     ServiceRequest,
     Worker,
@@ -519,6 +520,7 @@ def find_address_recording(ctx: CallContext, args: Mapping[str, str]) -> Outcome
         recording = session.exec(
             select(Recording)
             .where(col(Recording.request_id).in_(spoken_at), col(Recording.erased_at).is_(None), Recording.url != "")
+            .where(Recording.kind == RecordingKind.ADDRESS)  # never an officer's call with the citizen
             .order_by(col(Recording.id).desc())
         ).first()
     if recording is None:

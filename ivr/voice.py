@@ -24,7 +24,7 @@ from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
 from core.text import storable
-from dispatch import bridge, enqueue
+from dispatch import bridge, citizen_calls, enqueue
 from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
 from flows.engine import Dial as DialEvent
@@ -54,7 +54,7 @@ from ivr.instructions import (
     spoken,
 )
 from storage import callqueue
-from storage.db import UNREACHABLE
+from storage.db import UNREACHABLE, session_scope
 from storage.runtime import Runtime
 from telephony import our_number, webhook_signed
 from telephony.call import (
@@ -712,8 +712,14 @@ def _log_when_back(session: Session | None) -> None:
 
 
 def _unanswered_outbound_call() -> None:
-    """Our call went unanswered: an offer counts as unanswered, a feedback call falls back to SMS."""
+    """Our call went unanswered: an offer counts as unanswered, a feedback call falls back to SMS, an
+    officer's call to a citizen ends unanswered (the officer did not pick up)."""
     offer_id, request_id = parse_id(request.args.get("offer")), parse_id(request.args.get("feedback"))
+    citizen_call = parse_id(request.args.get("citizen_call"))
+    if citizen_call:
+        with session_scope(_runtime().engine) as session:
+            outcome = f"officer_{_turn().status}".replace("-", "_")
+            citizen_calls.ended(session, citizen_call, False, 0, outcome, _runtime().clock.now())
     if offer_id:
         enqueue.unanswered_offer(_runtime().redis, offer_id)
     if request_id:

@@ -179,6 +179,7 @@ def _advance(bar: Any, done: int, total: int) -> None:
 @click.option("--full-name", default=None)
 @click.option("--phone", default=None, help="desk phone the console rings for this agent")
 @click.option("--provider", default=None, help="agency name (provider role only)")
+@click.option("--district", "districts", multiple=True, help="a district officer's district (repeat for more)")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 @click.pass_context
 def create_user(
@@ -188,10 +189,13 @@ def create_user(
     full_name: str | None,
     phone: str | None,
     provider: str | None,
+    districts: tuple[str, ...],
     password_stdin: bool,
 ) -> None:
     """Add a console user. Without --password-stdin you are asked, or one is made and shown."""
+    from core import pincodes
     from storage.users import create_user as add_user
+    from storage.users import set_districts
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -200,11 +204,14 @@ def create_user(
     else:
         password = secrets.token_urlsafe(12)
         click.echo(f"password: {password}")
-    with _session(_settings(ctx)) as session:
+    settings = _settings(ctx)
+    known = set(pincodes.districts(settings.service_area.state))
+    with _session(settings) as session:
         try:
             user = add_user(
                 session, username, Role(role), password, full_name=full_name, phone=phone, provider=provider
             )
+            set_districts(session, user.id or 0, Role(role), list(districts), known=known, actor="cli")
         except SewamitraError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"created {user.role.value} {user.username!r}")

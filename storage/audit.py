@@ -47,6 +47,10 @@ class AuditAction(StrEnum):
     REQUEST_CALL_BRIDGED = "request.call_bridged"  # worker and citizen put through by the helpline
     REQUEST_REWORK = "request.rework"  # on the job redone: its rework visit opened (a low rating, a problem)
     REQUEST_REWORK_OTHER_WORKER = "request.rework_other"  # a rework's citizen or agent asked for another worker
+    REQUEST_LEVEL_RAISED = "request.level_raised"  # up one rung of the escalation ladder (dispatch/ladder)
+    REQUEST_CITIZEN_CALL_PLACED = "request.citizen_call_placed"  # an officer rings the citizen, recorded
+    REQUEST_CITIZEN_CALL_ENDED = "request.citizen_call_ended"  # how that call went, and its recording
+    REQUEST_ESCALATION_CLOSED = "request.escalation_closed"  # closed after the call, with an outcome
     REQUESTS_EXPORTED = "requests.exported"
     OFFER_SENT = "offer.sent"
     OFFER_DECLINED = "offer.declined"

@@ -144,6 +144,24 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     PROVIDER = "provider"
+    DISTRICT_OFFICER = "district_officer"  # the requests of their districts that climbed the ladder
+    STATE_OFFICER = "state_officer"  # every district's
+
+
+class RecordingKind(StrEnum):
+    """What a recording holds."""
+
+    ADDRESS = "address"  # the caller's spoken address, at booking
+    CITIZEN_CALL = "citizen_call"  # an officer's call to the citizen before closing an escalated request
+
+
+class CitizenCallStatus(StrEnum):
+    """An officer's call to the citizen, through the helpline: placed, then how the citizen's leg went."""
+
+    PLACED = "placed"  # the officer's phone is being rung
+    ANSWERED = "answered"  # the citizen picked up and they talked
+    UNANSWERED = "unanswered"  # the officer or the citizen did not pick up, or the line was busy
+    FAILED = "failed"
 
 
 class ApiRole(StrEnum):
@@ -284,6 +302,12 @@ class ServiceRequest(SQLModel, table=True):
     avoid_worker_id: int | None = Field(
         default=None, foreign_key="worker.id", description="a rework the citizen wants another worker for"
     )
+    escalation_level: int = Field(
+        default=1, sa_column_kwargs={"server_default": "1"}, index=True, description="its rung of escalation.levels"
+    )
+    escalation_level_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, nullable=True, description="when it reached its level; None: created_at"
+    )
 
 
 class Offer(SQLModel, table=True):
@@ -367,6 +391,39 @@ class Recording(SQLModel, table=True):
     duration_s: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     erased_at: datetime | None = _moment(index=True)
+    kind: RecordingKind = Field(
+        default=RecordingKind.ADDRESS,
+        sa_type=_enum(RecordingKind),
+        sa_column_kwargs={"server_default": RecordingKind.ADDRESS.value},
+    )
+
+
+class CitizenCall(SQLModel, table=True):
+    """An officer's recorded call to the citizen of an escalated request, placed from the console:
+    the officer's phone rung first, then bridged to the citizen with the helpline's number as caller
+    ID. A request that climbed the ladder closes only after such a call, answered and recorded, at
+    its current level."""
+
+    __tablename__ = "citizen_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="service_request.id", index=True)
+    user_id: int = Field(foreign_key="console_user.id", index=True)
+    escalation_level: int = Field(description="the request's level when the call was placed")
+    status: CitizenCallStatus = Field(default=CitizenCallStatus.PLACED, sa_type=_enum(CitizenCallStatus))
+    seconds: int = 0
+    recording_id: int | None = Field(default=None, foreign_key="recording.id")
+    placed_at: datetime = _created()
+    ended_at: datetime | None = _moment()
+
+
+class UserDistrict(SQLModel, table=True):
+    """A district officer's districts: the requests they see and act on."""
+
+    __tablename__ = "user_district"
+
+    user_id: int = Field(foreign_key="console_user.id", primary_key=True, ondelete="CASCADE")
+    district: str = Field(max_length=80, primary_key=True, index=True, description="as requests spell it")
 
 
 class SmsLog(SQLModel, table=True):

@@ -11,6 +11,7 @@ import re
 import secrets
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -18,7 +19,7 @@ from core import phones
 from core.exceptions import SewamitraError
 from storage import audit, providers
 from storage.audit import AuditAction
-from storage.models import Provider, Role, User
+from storage.models import Provider, Role, User, UserDistrict
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,59}$")
 MIN_PASSWORD = 10
@@ -45,6 +46,9 @@ class Refusal(StrEnum):
     LANGUAGE = "language"
     LAST_ADMIN = "last_admin"
     NO_SUCH_USER = "no_such_user"
+    DISTRICTS_NOT_FOR_ROLE = "districts_not_for_role"
+    DISTRICT_NEEDED = "district_needed"
+    DISTRICT_UNKNOWN = "district_unknown"
 
 
 class UserError(SewamitraError):
@@ -145,6 +149,35 @@ def update_user(
         detail={"username": user.username, "changed": changed, **shown},
     )
     return changed
+
+
+def set_districts(
+    session: Session, user_id: int, role: Role, districts: list[str], *, known: set[str], actor: str
+) -> bool:
+    """A district officer's districts (the requests they see and act on), replacing the ones they
+    had; nobody else has any. Whether they changed; audited when they did."""
+    wanted = sorted({district.strip().upper() for district in districts if district.strip()})
+    if role is not Role.DISTRICT_OFFICER and wanted:
+        raise UserError("districts are only for district officers", Refusal.DISTRICTS_NOT_FOR_ROLE)
+    if role is Role.DISTRICT_OFFICER and not wanted:
+        raise UserError("a district officer needs at least one district", Refusal.DISTRICT_NEEDED)
+    unknown = [district for district in wanted if district not in known]
+    if unknown:
+        raise UserError(f"no district {unknown[0]!r} in the service area", Refusal.DISTRICT_UNKNOWN)
+    had = sorted(session.exec(select(UserDistrict.district).where(UserDistrict.user_id == user_id)).all())
+    if had == wanted:
+        return False
+    session.execute(sa.delete(UserDistrict).where(col(UserDistrict.user_id) == user_id))
+    session.add_all(UserDistrict(user_id=user_id, district=district) for district in wanted)
+    audit.record(
+        session,
+        AuditAction.USER_CHANGED,
+        actor=actor,
+        entity="user",
+        entity_id=user_id,
+        detail={"changed": ["districts"], "districts": [had, wanted]},
+    )
+    return True
 
 
 def set_active(session: Session, user_id: int, active: bool, *, actor: str, reason: str | None = None) -> User:

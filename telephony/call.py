@@ -163,6 +163,7 @@ class DialNumber:
     action: str
     time_limit: int
     timeout: int = 30
+    recording_callback: str | None = None  # record the conversation from the answer; the recording goes here
 
 
 @dataclass(frozen=True)

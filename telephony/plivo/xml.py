@@ -74,6 +74,8 @@ class PlivoWebhooks:
         """The Plivo XML document of `instructions`, in order."""
         response = plivoxml.ResponseElement()
         for instruction in instructions:
+            if isinstance(instruction, DialNumber) and instruction.recording_callback:
+                response.add(_record_dial(self, instruction))
             response.add(self._element(instruction))
         return str(response.to_string(pretty=False))
 
@@ -186,6 +188,21 @@ def _dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
     )
     element.add(plivoxml.NumberElement(dial.number.removeprefix("+")))
     return element
+
+
+def _record_dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
+    """The Record before a recorded Dial (plivo.com/docs/voice/xml/record): `startOnDialAnswer`
+    records the conversation once the dialled party answers, no beep; `redirect` false goes straight
+    on to the Dial; `callbackUrl` is posted RecordUrl, RecordingID and RecordingDuration when the
+    recording is ready."""
+    assert dial.recording_callback is not None
+    return plivoxml.RecordElement(
+        start_on_dial_answer=True,
+        redirect=False,
+        max_length=dial.time_limit,
+        callback_url=platform.url(dial.recording_callback),
+        callback_method="POST",
+    )
 
 
 def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:

@@ -161,9 +161,25 @@ def _dial(parent: Any, dial: Dial) -> None:
 
 def _dial_number(parent: Any, dial: DialNumber) -> None:
     """<Dial callerId timeLimit timeout action><Number> (twilio.com/docs/voice/twiml/dial): the
-    action hears DialCallStatus and DialCallDuration, and its TwiML goes on with the call."""
+    action hears DialCallStatus and DialCallDuration, and its TwiML goes on with the call. Recorded:
+    `record="record-from-answer"` and `recordingStatusCallback`, to which Twilio posts RecordingSid,
+    RecordingUrl, RecordingStatus and RecordingDuration once the recording is completed
+    (twilio.com/docs/voice/twiml/dial#record, #recordingstatuscallback)."""
+    recorded: dict[str, str] = {}
+    if dial.recording_callback:
+        recorded = {
+            "record": "record-from-answer",
+            "recording_status_callback": dial.recording_callback,
+            "recording_status_callback_event": "completed",
+            "recording_status_callback_method": "POST",
+        }
     verb = parent.dial(
-        action=dial.action, method="POST", caller_id=dial.caller_id, time_limit=dial.time_limit, timeout=dial.timeout
+        action=dial.action,
+        method="POST",
+        caller_id=dial.caller_id,
+        time_limit=dial.time_limit,
+        timeout=dial.timeout,
+        **recorded,
     )
     verb.number(dial.number)
 

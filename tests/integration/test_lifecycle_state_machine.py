@@ -36,12 +36,26 @@ from hypothesis.stateful import (
 from sqlmodel import Session, col, select
 
 from core.clock import FrozenClock
-from core.settings import Dispatch, Rework, Settings, WorkersQuality
-from dispatch import inbox, lifecycle, offers, quality, rework
+from core.settings import CloseOutcome, Dispatch, Escalation, EscalationLevel, Rework, Settings, WorkersQuality
+from dispatch import citizen_calls, inbox, ladder, lifecycle, offers, quality, rework
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
+from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import AuditEvent, Offer, OfferStatus, Provider, RequestStatus, ServiceRequest, Worker
+from storage.models import (
+    AuditEvent,
+    Caller,
+    CitizenCall,
+    CitizenCallStatus,
+    Offer,
+    OfferStatus,
+    Provider,
+    RequestStatus,
+    Role,
+    ServiceRequest,
+    User,
+    Worker,
+)
 from tests.factories import GPO, add_worker
 
 S, OS = RequestStatus, OfferStatus
@@ -49,11 +63,14 @@ S, OS = RequestStatus, OfferStatus
 # the code documents: an agent's fresh round (back to new, from new, offered or escalated; offered
 # still, when an offer is open: it stays open, and its worker is not texted again), an
 # agent's assignment of a waiting request, a stood-down worker's job back to an agent (assigned →
-# escalated), a problem after the job (completed → escalated), closed after the agent's follow-up.
+# escalated), a problem after the job (completed → escalated), closed after the agent's follow-up;
+# and the escalation ladder (dispatch/ladder): a request that climbed past the first rung, still
+# unresolved (new, offered, assigned, escalated), closed by an officer after an answered, recorded
+# call to the citizen at its current rung.
 ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
-    S.NEW: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED, S.NEW}),
-    S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW, S.OFFERED}),
-    S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED}),
+    S.NEW: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED, S.NEW, S.CLOSED}),
+    S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW, S.OFFERED, S.CLOSED}),
+    S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED, S.CLOSED}),
     S.COMPLETED: frozenset({S.CLOSED, S.ESCALATED}),
     S.ESCALATED: frozenset({S.NEW, S.ASSIGNED, S.CANCELLED, S.CLOSED}),
     S.CLOSED: frozenset(),
@@ -70,6 +87,15 @@ OFFER_ALLOWED: dict[OfferStatus, frozenset[OfferStatus]] = {
     OS.WITHDRAWN: frozenset(),
 }
 SEEN: Counter[tuple[RequestStatus, RequestStatus]] = Counter()  # the moves the runs made, for -s
+CLOSINGS: Counter[str] = Counter()  # how the officers' closes went, for -s
+# Rungs short enough for the machine's time steps (5 s, 301 s, 1801 s) to pass their deadlines.
+LADDER = Escalation(
+    levels=tuple(
+        EscalationLevel(who=who, name_en=who, name_hi=who, assign_within_minutes=5, resolve_within_minutes=30)
+        for who in ("provider", "district_officer", "state_officer")
+    ),
+    close_outcomes=(CloseOutcome(code="resolved", en="Resolved", hi="समाधान हुआ"),),
+)
 ANSWERED: Counter[str] = Counter()  # the answers the workers got, for -s
 REWORKS: Counter[str] = Counter()  # reworks booked and offered, suspensions, for -s
 PHONES = (f"+9198{n:08d}" for n in itertools.count(10_000_000))  # unique across every run of the machine
@@ -94,6 +120,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.offer_status: dict[int, OfferStatus] = {}
         self.staff: list[int] = []
         self.suspended: dict[int, set[int]] = {}  # worker → the ids of their offers when suspended
+        self.officer: int | None = None
 
     # -- the world ---------------------------------------------------------------------------------
 
@@ -110,7 +137,11 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(target=requests)
     def call_in(self) -> int:
         with session_scope(self.engine) as session:
+            caller = Caller(phone=next(PHONES))
+            session.add(caller)
+            session.flush()
             request = ServiceRequest(
+                caller_id=caller.id,
                 number=unused_number(session),
                 service_code="plumber",
                 pincode="226001",
@@ -314,7 +345,79 @@ class Lifecycle(RuleBasedStateMachine):
                 self.clock.now(),
             )
 
+    # -- the escalation ladder -----------------------------------------------------------------------
+
+    @rule(request=requests, wait=st.sampled_from([0, 1801]))
+    def climb(self, request: int, wait: int) -> None:
+        """The sweeper's climb, after `wait` seconds (past every rung's deadlines, or none)."""
+        self.clock.advance(timedelta(seconds=wait))
+        level = self._request(request).escalation_level
+        with session_scope(self.engine) as session:
+            ladder.climb(session, request, level, LADDER, self.clock.now())
+        assert self._request(request).escalation_level in (level, level + 1)
+
+    @rule(request=requests, how=st.sampled_from(["recorded", "recorded", "not recorded", "unanswered"]))
+    def officer_calls_the_citizen(self, request: int, how: str) -> None:
+        answered, recorded = how != "unanswered", how == "recorded"
+        with session_scope(self.engine) as session:
+            found = session.get(ServiceRequest, request)
+            officer = session.get(User, self._officer())
+            assert found is not None
+            assert officer is not None
+            placed = citizen_calls.place(session, found, officer, self.clock.now())
+            if isinstance(placed, citizen_calls.NoCall):
+                return
+            call_id = placed.id or 0
+            citizen_calls.ended(session, call_id, answered, 60 if answered else 0, "test", self.clock.now())
+            if recorded and answered:
+                citizen_calls.recorded(session, call_id, f"CA{call_id:032x}", "twilio", f"RE{call_id:032x}", "u", 60)
+
+    @rule(request=requests)
+    def officer_closes(self, request: int) -> None:
+        with Session(self.engine) as session:
+            found = session.get(ServiceRequest, request)
+            assert found is not None
+            closable = ladder.why_not_closable(session, found) is None
+        with session_scope(self.engine) as session:
+            refused = ladder.close(
+                session, request, LADDER, "resolved", "spoke to the citizen", "user:9", self.clock.now()
+            )
+        CLOSINGS["closed" if refused is None else refused.value] += 1
+        assert (refused is None) is closable, (request, refused)
+
+    def _officer(self) -> int:
+        if self.officer is None:
+            with session_scope(self.engine) as session:
+                user = User(
+                    username=f"dm.{next(PHONES)[1:]}",
+                    password_hash="x",
+                    role=Role.DISTRICT_OFFICER,
+                    phone="+919811000001",
+                )
+                session.add(user)
+                session.flush()
+                self.officer = user.id
+        assert self.officer is not None
+        return self.officer
+
     # -- what must always be true ------------------------------------------------------------------
+
+    @invariant()
+    def an_escalated_request_closes_only_after_an_answered_recorded_call_at_its_rung(self) -> None:
+        with Session(self.engine) as session:
+            closes = session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == AuditAction.REQUEST_ESCALATION_CLOSED.value,
+                    col(AuditEvent.entity_id).in_(list(self.request_status)),
+                )
+            ).all()
+            for close in closes:
+                call = session.get(CitizenCall, close.detail["citizen_call_id"])
+                assert call is not None
+                assert call.request_id == close.entity_id
+                assert call.status is CitizenCallStatus.ANSWERED
+                assert call.recording_id is not None
+                assert call.escalation_level == close.detail["level"] > ladder.FIRST
 
     @invariant()
     def requests_move_only_along_the_lifecycle(self) -> None:
@@ -431,3 +534,4 @@ def test_no_interleaving_of_answers_and_moves_breaks_the_lifecycle(machine: type
     print("moves made:", {f"{old.value}→{new.value}": n for (old, new), n in sorted(SEEN.items())})
     print("answers:", dict(sorted(ANSWERED.items())))
     print("reworks:", dict(sorted(REWORKS.items())))
+    print("officers' closes:", dict(sorted(CLOSINGS.items())))

@@ -149,14 +149,16 @@ def test_districts_are_ranked_on_dissatisfaction_with_exact_medians(app: Flask, 
         "rated",
         "dissatisfaction_percent",
         "escalated",
+        "escalated_by_level",
         "rework_percent",
     ]
     assert rows == [
-        ["1", "KANPUR NAGAR", "कानपुर नगर", "1", "5.0", "45.0", "1", "100.0", "0", "0.0"],
-        # assignment: 10, 20, 40, 50 → 30; completion: 60, 90, 150 → 90; 2 of 4 rated ≤ 2; escalated 2 requests
-        ["2", "LUCKNOW", "लखनऊ", "4", "30.0", "90.0", "4", "50.0", "2", "0.0"],
+        ["1", "KANPUR NAGAR", "कानपुर नगर", "1", "5.0", "45.0", "1", "100.0", "0", "", "0.0"],
+        # assignment: 10, 20, 40, 50 → 30; completion: 60, 90, 150 → 90; 2 of 4 rated ≤ 2; escalated 2
+        # requests, both still on the ladder's first rung
+        ["2", "LUCKNOW", "लखनऊ", "4", "30.0", "90.0", "4", "50.0", "2", "L1: 2", "0.0"],
         # nobody rated: ranked after the rated; one of its two requests visits the other's job again
-        ["3", "AGRA", "आगरा", "2", "30.0", "", "0", "", "0", "50.0"],
+        ["3", "AGRA", "आगरा", "2", "30.0", "", "0", "", "0", "", "50.0"],
     ]
 
 

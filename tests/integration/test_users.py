@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from sewamitra.cli import main
 from storage.db import session_scope
-from storage.models import AuditEvent, Provider, Role, User
+from storage.models import AuditEvent, Provider, Role, User, UserDistrict
 from storage.users import UserError, create_user, verify_password
 from tests.factories import ROOT
 
@@ -107,4 +107,30 @@ def test_the_cli_resets_a_password_and_disables_and_enables_a_user_but_keeps_the
         actions = session.exec(select(AuditEvent.action).order_by(col(AuditEvent.id))).all()
         assert actions == ["user.created", "user.created", "user.password_reset", "user.disabled", "user.enabled"]
         assert all(password not in str(event.detail) for event in session.exec(select(AuditEvent)).all())
+    engine.dispose()
+
+
+def test_the_cli_creates_a_district_officer_with_their_districts_and_refuses_one_without(tmp_path) -> None:
+    database = tmp_path / "h.db"
+    env = {"SEWAMITRA_DATA_DIR": str(tmp_path), "SEWAMITRA_DATABASE_URL": f"sqlite:///{database}"}
+    runner = CliRunner()
+
+    def sewamitra(*args: str) -> Result:
+        config = ["--config", str(ROOT / "config.yaml")]
+        return runner.invoke(main, [*config, *args, "--password-stdin"], env=env, input="long enough pw\n")
+
+    assert runner.invoke(main, ["--config", str(ROOT / "config.yaml"), "db", "upgrade"], env=env).exit_code == 0
+    made = sewamitra("create-user", "dm.lucknow", "--role", "district_officer", "--district", "lucknow")
+    assert made.exit_code == 0, made.output
+    without = sewamitra("create-user", "dm.none", "--role", "district_officer")
+    assert without.exit_code != 0
+    assert "needs at least one district" in without.output
+    unknown = sewamitra("create-user", "dm.x", "--role", "district_officer", "--district", "Atlantis")
+    assert "no district 'ATLANTIS'" in unknown.output
+    agent_with_one = sewamitra("create-user", "asha", "--role", "agent", "--district", "LUCKNOW")
+    assert "only for district officers" in agent_with_one.output
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with session_scope(engine) as session:
+        assert session.exec(select(User.username).order_by(col(User.username))).all() == ["dm.lucknow"]
+        assert session.exec(select(UserDistrict.district)).all() == ["LUCKNOW"]
     engine.dispose()

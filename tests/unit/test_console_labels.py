@@ -19,6 +19,7 @@ from core.settings import load_settings
 from storage.models import (
     CallbackStatus,
     Channel,
+    CitizenCallStatus,
     Direction,
     OfferChannel,
     OfferStatus,
@@ -102,6 +103,7 @@ def test_every_status_role_channel_and_reason_shown_has_its_hindi() -> None:
         OfferChannel,
         Direction,
         worklist.Outcome,
+        CitizenCallStatus,
     )
     shown = {member.value for enum in enums for member in enum}
     shown |= {"out_of_hours", "left_queue", "queue_unavailable", "queue_full", "asked", "agent_scheduled"}
@@ -154,6 +156,10 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
         "request.followup",
         "feedback.call_unanswered",
         "request.call_bridged",
+        "request.level_raised",
+        "request.citizen_call_placed",
+        "request.citizen_call_ended",
+        "request.escalation_closed",
     ]
     shown = {action.replace("request.", "").replace(".", " ") for action in request_actions}
     shown |= {
@@ -166,6 +172,8 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
     }
     shown |= {"dispatch", "ivr", "ivr:feedback", "worker", "caller", "citizen", "api"}  # who did it
     shown |= {"completed", "no_answer", "busy", "failed"}  # how a bridged call ended
+    shown |= {"unassigned", "unresolved", "level", "placed", "officer_no_answer", "officer_busy", "officer_failed"}
+    shown |= {"district_officer", "state_officer", "system"}  # the escalation ladder: why it climbed, to whom
     assert sorted(shown - known("hi")) == []
 
 

@@ -33,6 +33,7 @@ REALISTIC: dict[str, dict[str, str]] = {
         "url": "https://helpline.up.gov.in/privacy",
         "date": "28 Nov 2026",
         "slot": "4 दिसंबर शाम (16:00-20:00)",
+        "level": "ज़िला अधिकारी",
     },
     "en": {
         "number": "9876543",
@@ -46,6 +47,7 @@ REALISTIC: dict[str, dict[str, str]] = {
         "url": "https://helpline.up.gov.in/privacy?lang=en",
         "date": "28 Nov 2026",
         "slot": "tomorrow evening (16:00-20:00)",
+        "level": "District officer",
     },
 }
 SETTINGS = load_settings(ROOT / "config.yaml", {})
