@@ -11,7 +11,7 @@ counts only (Redis, and indexed counts of the open), fetched again every few sec
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
@@ -21,12 +21,12 @@ import redis
 import sqlalchemy as sa
 from flask import Blueprint, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from console import auth, charts, labels, metrics, reports
 from console.auth import STAFF
 from console.forms import plain
-from console.scope import visible
+from console.scope import my_districts
 from core import pincodes
 from dispatch import lifecycle
 from storage import callqueue
@@ -56,10 +56,21 @@ class Scope:
     """What the figures count: everything, or one district's requests (and the calls that filed them)."""
 
     district: str = ""
-    visible: sa.ColumnElement[bool] = field(default_factory=sa.true)  # what the user may see (console.scope)
+    allowed: tuple[str, ...] | None = None  # the districts the user may see (a district officer's); None: all
 
     def requests(self) -> list[sa.ColumnElement[bool]]:
-        return [self.visible, *([col(ServiceRequest.district) == self.district] if self.district else [])]
+        if self.district:
+            return [col(ServiceRequest.district) == self.district]
+        return [] if self.allowed is None else [col(ServiceRequest.district).in_(self.allowed)]
+
+    def ranked(self, line: metrics.DistrictRank) -> bool:
+        """Whether the ranking's line for a district is shown."""
+        if self.district:
+            return line.district == self.district
+        return self.allowed is None or line.district in self.allowed
+
+    def choices(self) -> tuple[str, ...]:
+        return service_districts() if self.allowed is None else self.allowed
 
     def calls(self) -> list[sa.ColumnElement[bool]]:
         """A call has no district of its own: it is the district's when the request it filed is."""
@@ -102,9 +113,9 @@ def today() -> ResponseReturnValue:
     now, zone = auth.runtime().clock.now(), settings.call_centre.timezone
     this_day = metrics.local_day(now, zone)
     day = reports.chosen_day(request.args.get("day"), this_day)
-    scope = chosen_scope(request.args.get("district"), visible=visible())
     sla = timedelta(minutes=settings.console.assignment_sla_minutes)
     with auth.runtime().engine.connect() as db:
+        scope = chosen_scope(request.args.get("district"), allowed=my_districts(Session(db)))
         figures = _figures(db, day, scope, now - sla, sla)
         live_now = live_figures(db, scope)
     return render_template(
@@ -112,7 +123,7 @@ def today() -> ResponseReturnValue:
         day=day,
         this_day=this_day,
         district=scope.district,
-        districts=service_districts(),
+        districts=scope.choices(),
         figures=figures,
         live=live_now,
         open_statuses=OPEN_NAMES,
@@ -132,8 +143,8 @@ def today() -> ResponseReturnValue:
 @auth.requires(Role.SUPERVISOR, Role.ADMIN, *auth.OFFICERS)
 def live() -> ResponseReturnValue:
     """The live panel alone, fetched again every few seconds."""
-    scope = chosen_scope(request.args.get("district"), quiet=True, visible=visible())
     with auth.runtime().engine.connect() as db:
+        scope = chosen_scope(request.args.get("district"), quiet=True, allowed=my_districts(Session(db)))
         figures = live_figures(db, scope)
     return render_template(
         "console/dashboard_live.html", live=figures, district=scope.district, open_statuses=OPEN_NAMES
@@ -150,18 +161,17 @@ def service_districts() -> tuple[str, ...]:
     return _districts_of_state(auth.runtime().settings.service_area.state)
 
 
-def chosen_scope(raw: str | None, quiet: bool = False, visible: sa.ColumnElement[bool] | None = None) -> Scope:
-    """?district=…, a district of the service area; anything else is every district, and says so.
-    `visible`: the requests the user may see at all (a district officer's districts)."""
-    mine = sa.true() if visible is None else visible
+def chosen_scope(raw: str | None, quiet: bool = False, allowed: tuple[str, ...] | None = None) -> Scope:
+    """?district=…, a district of the service area (of `allowed`, a district officer's, when given);
+    anything else is every district the user may see, and says so."""
     district = plain(raw or "", 80).upper()
     if not district:
-        return Scope(visible=mine)
-    if district not in service_districts():
+        return Scope(allowed=allowed)
+    if district not in (service_districts() if allowed is None else allowed):
         if not quiet:
             flash(UNKNOWN_DISTRICT)
-        return Scope(visible=mine)
-    return Scope(district, mine)
+        return Scope(allowed=allowed)
+    return Scope(district, allowed)
 
 
 def _figures(db: sa.Connection, day: date, scope: Scope, overdue_before: datetime, sla: timedelta) -> Figures:
@@ -178,7 +188,7 @@ def _figures(db: sa.Connection, day: date, scope: Scope, overdue_before: datetim
         assignment=metrics.assignment_figures(waits, sla.total_seconds()),
         waiting_past_sla=_waiting_past_sla(db, overdue_before, scope),
         hours=_hours(db, start, end, scope),
-        ranking=[line for line in ranking if line.district == scope.district] if scope.district else ranking,
+        ranking=[line for line in ranking if scope.ranked(line)],
     )
 
 

@@ -25,6 +25,14 @@ def visible() -> sa.ColumnElement[bool]:
     return sa.true()
 
 
+def my_districts(db: Session) -> tuple[str, ...] | None:
+    """The districts a district officer answers for; None for everyone else (every district)."""
+    if g.user.role is not Role.DISTRICT_OFFICER:
+        return None
+    mine = select(UserDistrict.district).where(UserDistrict.user_id == g.user.id).order_by(UserDistrict.district)
+    return tuple(db.exec(mine).all())
+
+
 def agencys(provider_id: int | None) -> sa.ColumnElement[bool]:
     """An agency's requests: the jobs of its own workers, and those an agent handed to it that no
     other worker has taken (the helpline may still give a handed request to someone else)."""
