@@ -13,7 +13,7 @@ from rq import get_current_job
 from sqlmodel import Session, col, select
 
 from core import phones, pincodes
-from dispatch import context, enqueue, geoindex, inbox, messages, offers, retention, sms_text
+from dispatch import context, enqueue, geoindex, inbox, messages, offers, retention, visit
 from dispatch.matching import Candidate, rank
 from storage.audit import AuditAction
 from storage.db import UNREACHABLE, commit_without_waiting_for_disk, session_scope
@@ -380,6 +380,21 @@ def worker_busy(offer_id: int) -> str:
     return "worker told"
 
 
+def late_visit(request_id: int) -> str:
+    """A visit not started in time (dispatch/visit.py): its agency told once, or, past the grace, the
+    job taken back from its worker (told by SMS, free again) and offered again. Twice is once."""
+    ctx = context.current()
+    with session_scope(ctx.engine) as session:
+        late = visit.handle_late(session, ctx.settings, request_id, now())
+    if late.dispatch is not None:
+        enqueue.dispatch_request(ctx.redis, late.dispatch)
+    if late.freed_worker is not None:
+        enqueue.reindex_worker(ctx.redis, late.freed_worker)
+    for sms_id in late.sms:
+        _try_send(sms_id, request_id)
+    return late.what
+
+
 def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()
@@ -426,7 +441,12 @@ def handle_sms(sms_log_id: int) -> str:
         return "already handled"
     try:
         outcome = inbox.handle(
-            ctx.engine, sms.from_number, sms.body, now(), allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs
+            ctx.engine,
+            sms.from_number,
+            sms.body,
+            now(),
+            allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
+            settings=ctx.settings,
         )
         _follow_up(sms.from_number, outcome)
     except UNREACHABLE:
@@ -452,6 +472,8 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
         enqueue.after_completion(connection, outcome.completed)
     if outcome.worker_changed is not None:
         enqueue.reindex_worker(connection, outcome.worker_changed)
+    for sms_id in outcome.recorded:
+        enqueue.send_sms(connection, sms_id)
     for reply in outcome.replies:
         _try_sms(sender, reply.template, outcome.language, reply.values, request_id=reply.request_id)
 
@@ -491,19 +513,10 @@ def record_sms(
     worker_id: int | None = None,
 ) -> int:
     """An SMS from a template, fitted to two segments, recorded as pending; its id."""
-    body = sms_text.compose(context.current().settings, template, language, values)
-    sms = SmsLog(
-        to_number=to,
-        body=body,
-        template=template,
-        status=SmsDelivery.PENDING,
-        request_id=request_id,
-        worker_id=worker_id,
+    settings = context.current().settings
+    return messages.record_outbound(
+        session, settings, to, template, language, values, request_id=request_id, worker_id=worker_id
     )
-    session.add(sms)
-    session.flush()
-    assert sms.id is not None
-    return sms.id
 
 
 def send_sms(sms_log_id: int) -> str | None:
@@ -627,6 +640,14 @@ def sweep() -> dict[str, int]:
         ).all()
         refused = messages.due_again(session, moment - NEW_REQUEST_GRACE)  # RQ's own retry had its chance
         unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
+        late = session.exec(
+            select(ServiceRequest.id).where(
+                sa.or_(
+                    sa.and_(visit.late_filter(ctx.settings, moment), col(ServiceRequest.late_flagged_at).is_(None)),
+                    visit.late_filter(ctx.settings, moment, past_grace=True),
+                )
+            )
+        ).all()
         untold = session.exec(
             select(ServiceRequest.id).where(
                 ServiceRequest.status == RequestStatus.ASSIGNED,
@@ -647,6 +668,8 @@ def sweep() -> dict[str, int]:
         enqueue.notify_assigned(ctx.redis, int(request_id or 0))
     for sms_id in [*unsent, *refused]:
         enqueue.send_sms(ctx.redis, int(sms_id or 0))
+    for request_id in late:  # a visit not started in time: flag it, or take it back
+        enqueue.late_visit(ctx.redis, int(request_id or 0))
     return {
         "new_requests": len(stuck_new),
         "offered_without_open_offer": len(unoffered),
@@ -657,6 +680,7 @@ def sweep() -> dict[str, int]:
         "unread_sms": len(unread),
         "abandoned_sms": len(abandoned),
         "untold_assignments": len(untold),
+        "late_visits": len(late),
     }
 
 

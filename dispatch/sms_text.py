@@ -41,6 +41,8 @@ TYPICAL_VALUES: Mapping[str, str] = {
     "state": "not available",
     "url": "https://helpline.up.gov.in/privacy?lang=en",
     "date": "28 Nov 2026",
+    "minutes": "240",
+    "tries": "4",
 }
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")

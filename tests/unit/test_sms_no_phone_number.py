@@ -31,6 +31,8 @@ REALISTIC: dict[str, dict[str, str]] = {
         "state": "उपलब्ध",
         "url": "https://helpline.up.gov.in/privacy",
         "date": "28 Nov 2026",
+        "minutes": "25",
+        "tries": "3",
     },
     "en": {
         "number": "9876543",
@@ -42,6 +44,8 @@ REALISTIC: dict[str, dict[str, str]] = {
         "state": "available",
         "url": "https://helpline.up.gov.in/privacy?lang=en",
         "date": "28 Nov 2026",
+        "minutes": "25",
+        "tries": "3",
     },
 }
 SETTINGS = load_settings(ROOT / "config.yaml", {})
