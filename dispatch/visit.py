@@ -243,13 +243,13 @@ def reset_code(session: Session, settings: Settings, request_id: int, which: Cod
     new = numbers.completion_code()
     while new == old:
         new = numbers.completion_code()
-    values: dict[str, object] = {"start_code": new, "start_code_tries": 0} if which is Code.START else {}
-    if which is Code.COMPLETION:
-        values = {"completion_code": new}
     where = [col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == RequestStatus.ASSIGNED]
+    values: dict[str, object] = {"completion_code": new}
     if which is Code.START:
         where.append(col(ServiceRequest.started_at).is_(None))
-    if not session.execute(sa.update(ServiceRequest).where(*where).values(updated_at=now, **values)).rowcount:  # type: ignore[attr-defined]
+        values = {"start_code": new, "start_code_tries": 0}
+    made = session.execute(sa.update(ServiceRequest).where(*where).values(updated_at=now, **values))
+    if not made.rowcount:  # type: ignore[attr-defined]
         return Sent("the request changed meanwhile; look again")
     session.refresh(request)
     audit(session, actor, AuditAction.REQUEST_CODE_RESET, request, reason=which.reason)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -272,12 +273,14 @@ class Lifecycle(RuleBasedStateMachine):
         event(f"late: {late.what}")
         VISITS[f"late: {late.what}"] += 1
 
-    def _visit(self, request: int, step: object) -> visit.Visited | None:
+    def _visit(
+        self, request: int, step: Callable[[Session, ServiceRequest, int], visit.Visited]
+    ) -> visit.Visited | None:
         with session_scope(self.engine) as session:
             found = session.get(ServiceRequest, request)
             if found is None or found.worker_id is None:
                 return None
-            return step(session, found, found.worker_id)  # type: ignore[operator,no-any-return]
+            return step(session, found, found.worker_id)
 
     # -- what must always be true ------------------------------------------------------------------
 

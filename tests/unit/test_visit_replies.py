@@ -128,15 +128,11 @@ NOW = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)
 
 
 def job(**fields: object) -> ServiceRequest:
-    values: dict[str, object] = {
-        "number": "1234567",
-        "service_code": "plumber",
-        "pincode": "226001",
-        "district": "LUCKNOW",
-        "status": RequestStatus.ASSIGNED,
-        "assigned_at": NOW,
-    }
-    return ServiceRequest(**(values | fields))
+    values: dict[str, object] = {"status": RequestStatus.ASSIGNED, "assigned_at": NOW}
+    request = ServiceRequest(number="1234567", service_code="plumber", pincode="226001", district="LUCKNOW")
+    for name, value in (values | fields).items():
+        setattr(request, name, value)
+    return request
 
 
 def test_a_visit_is_late_at_its_slots_end_and_taken_back_after_the_grace() -> None:
