@@ -274,7 +274,7 @@ def take_back_late(session: Session, request_id: int, actor: str, now: datetime)
     worker_id = job.worker_id
     if not _take_back(session, job, worker_id, actor, LATE_REASON, now, OfferStatus.TAKEN_BACK, unstarted=True):
         return Moved("the request changed meanwhile; look again")
-    again = redispatch(session, request_id, actor, "offered again: " + LATE_REASON, now)
+    again = redispatch(session, request_id, actor, f"offered again: {LATE_REASON}", now)
     return Moved(again.error, freed_worker=worker_id)
 
 

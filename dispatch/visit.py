@@ -40,6 +40,7 @@ from storage.models import Caller, Provider, RequestStatus, ServiceRequest, Work
 START_CODE = "start code"  # the reason of a REQUEST_CODE_RESET or REQUEST_CODE_SENT of the start code
 WRONG_START = "wrong start code"
 TOO_MANY = "too many wrong start codes"
+LATE_FLAG = "not started by the slot's end"
 
 
 class Result(StrEnum):
@@ -366,7 +367,7 @@ def _flag(session: Session, settings: Settings, request: ServiceRequest, now: da
         "dispatch",
         AuditAction.REQUEST_LATE,
         request,
-        reason="not started by the slot's end",
+        reason=LATE_FLAG,
         worker_id=request.worker_id,
     )
     agency = session.get(Provider, worker.provider_id) if worker and worker.provider_id else None
