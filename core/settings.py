@@ -179,7 +179,10 @@ class Visit(_Frozen):
         description="a request without a slot should be started this long after it is assigned",
     )
     late_grace_minutes: int = Field(
-        60, ge=0, le=24 * 60, description="after the visit is late (flagged), this long before it is taken back"
+        60,
+        ge=0,
+        le=24 * 60,
+        description="after a late visit is flagged (its agency told), this long before it is taken back",
     )
     start_code_tries: int = Field(5, ge=1, le=20, description="wrong start codes before only an agent's reset helps")
     max_eta_minutes: int = Field(240, ge=10, le=24 * 60, description="the longest ETA a worker may give")

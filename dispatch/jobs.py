@@ -640,14 +640,7 @@ def sweep() -> dict[str, int]:
         ).all()
         refused = messages.due_again(session, moment - NEW_REQUEST_GRACE)  # RQ's own retry had its chance
         unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
-        late = session.exec(
-            select(ServiceRequest.id).where(
-                sa.or_(
-                    sa.and_(visit.late_filter(ctx.settings, moment), col(ServiceRequest.late_flagged_at).is_(None)),
-                    visit.late_filter(ctx.settings, moment, past_grace=True),
-                )
-            )
-        ).all()
+        late = session.exec(select(ServiceRequest.id).where(visit.late_filter(ctx.settings, moment))).all()
         untold = session.exec(
             select(ServiceRequest.id).where(
                 ServiceRequest.status == RequestStatus.ASSIGNED,

@@ -16,7 +16,8 @@ Decisions, documented once:
   is flagged on the timeline ("done without the start code").
 - A visit not started by its slot's end (without a slot: `visit.start_within_minutes` after it was
   assigned) is late: flagged once, and the worker's agency told by SMS; `visit.late_grace_minutes`
-  after that it is taken back from the worker and offered again (dispatch/lifecycle.take_back_late).
+  after the flag (so the agency is always told first) it is taken back from the worker and offered
+  again (dispatch/lifecycle.take_back_late).
 
 Functions take a session and flush, never commit; the SMS they record are sent after the commit.
 """
@@ -310,23 +311,26 @@ def lateness(request: ServiceRequest, settings: Settings, now: datetime) -> Late
     due = deadline(request, settings)
     if request.status is not RequestStatus.ASSIGNED or request.started_at is not None or due is None or now < due:
         return Lateness.ON_TIME
-    if now >= due + timedelta(minutes=settings.visit.late_grace_minutes):
-        return Lateness.TAKE_BACK
+    flagged = request.late_flagged_at
+    if flagged is not None and now >= flagged + timedelta(minutes=settings.visit.late_grace_minutes):
+        return Lateness.TAKE_BACK  # the grace runs from the flag: the agency is always told first
     return Lateness.LATE
 
 
-def late_filter(settings: Settings, now: datetime, *, past_grace: bool = False) -> sa.ColumnElement[bool]:
-    """In SQL, the requests `lateness` calls late (or, `past_grace`, to take back) at `now`."""
-    by = now - timedelta(minutes=settings.visit.late_grace_minutes) if past_grace else now
-    no_slot_by = by - timedelta(minutes=settings.visit.start_within_minutes)
-    return sa.and_(
+def late_filter(settings: Settings, now: datetime) -> sa.ColumnElement[bool]:
+    """In SQL, the requests the sweeper hands to the late-visit job at `now`: late and not yet
+    flagged, or flagged and past the grace (what `lateness` calls LATE unflagged, or TAKE_BACK)."""
+    no_slot_by = now - timedelta(minutes=settings.visit.start_within_minutes)
+    waiting = sa.and_(
         col(ServiceRequest.status) == RequestStatus.ASSIGNED,
         col(ServiceRequest.started_at).is_(None),
         sa.or_(
-            col(ServiceRequest.slot_ends_at) <= by,
+            col(ServiceRequest.slot_ends_at) <= now,
             sa.and_(col(ServiceRequest.slot_ends_at).is_(None), col(ServiceRequest.assigned_at) <= no_slot_by),
         ),
     )
+    grace_over = col(ServiceRequest.late_flagged_at) <= now - timedelta(minutes=settings.visit.late_grace_minutes)
+    return sa.and_(waiting, sa.or_(col(ServiceRequest.late_flagged_at).is_(None), grace_over))
 
 
 @dataclass(frozen=True)

@@ -135,12 +135,15 @@ def job(**fields: object) -> ServiceRequest:
     return request
 
 
-def test_a_visit_is_late_at_its_slots_end_and_taken_back_after_the_grace() -> None:
+def test_a_visit_is_late_at_its_slots_end_and_taken_back_the_grace_after_it_was_flagged() -> None:
     grace = timedelta(minutes=SETTINGS.visit.late_grace_minutes)
     slot = job(slot_ends_at=NOW + timedelta(hours=3))
     assert visit.lateness(slot, SETTINGS, NOW + timedelta(hours=3) - timedelta(seconds=1)) is visit.Lateness.ON_TIME
     assert visit.lateness(slot, SETTINGS, NOW + timedelta(hours=3)) is visit.Lateness.LATE
-    assert visit.lateness(slot, SETTINGS, NOW + timedelta(hours=3) + grace) is visit.Lateness.TAKE_BACK
+    assert visit.lateness(slot, SETTINGS, NOW + timedelta(hours=9)) is visit.Lateness.LATE  # never flagged yet
+    flagged = job(slot_ends_at=NOW + timedelta(hours=3), late_flagged_at=NOW + timedelta(hours=4))
+    assert visit.lateness(flagged, SETTINGS, NOW + timedelta(hours=4) + grace / 2) is visit.Lateness.LATE
+    assert visit.lateness(flagged, SETTINGS, NOW + timedelta(hours=4) + grace) is visit.Lateness.TAKE_BACK
 
 
 def test_without_a_slot_the_visit_is_due_a_configured_while_after_assignment() -> None:
