@@ -214,7 +214,8 @@ def visit_answer(done: visit.Visited, number: str) -> Outgoing:
     values = {"number": done.request.number if done.request else number}
     if done.result is visit.Result.NOTED and done.request and done.request.started_at:
         return Outgoing("started_worker", values, request_id)
-    if done.result is visit.Result.NOTED and done.request and done.request.arrived_at is None:
+    on_the_way = done.result in (visit.Result.NOTED, visit.Result.AGAIN)
+    if on_the_way and done.request and done.request.on_the_way_at and done.request.arrived_at is None:
         return Outgoing("on_the_way_worker", {**values, "minutes": str(done.request.eta_minutes or "")}, request_id)
     if done.result in (visit.Result.NOTED, visit.Result.AGAIN, visit.Result.NO_CODE):
         return Outgoing("arrived_worker", values, request_id)

@@ -103,15 +103,21 @@ def on_the_way(
     session: Session, settings: Settings, request: ServiceRequest, worker_id: int, minutes: int, now: datetime
 ) -> Visited:
     """The worker sets out, `minutes` away: the citizen is texted the ETA and the start code. Again
-    before arriving, it updates the ETA (and texts it again, with the same code)."""
+    before arriving with another ETA, it updates it (and texts it again, with the same code); with
+    the same ETA, nothing changes and the citizen is not texted twice."""
     minutes = max(1, min(minutes, settings.visit.max_eta_minutes))
+    eta = col(ServiceRequest.eta_minutes)
     moved = session.execute(
         sa.update(ServiceRequest)
         .where(*_theirs(worker_id, request.id), col(ServiceRequest.arrived_at).is_(None))
+        .where(sa.or_(eta.is_(None), eta != minutes))
         .values(on_the_way_at=now, eta_minutes=minutes, start_code=_code_kept_or_new(), updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
     if not moved:
-        return Visited(Result.REFUSED, request)
+        session.refresh(request)
+        waiting = request.worker_id == worker_id and request.arrived_at is None and request.started_at is None
+        same = waiting and request.status is RequestStatus.ASSIGNED and request.eta_minutes == minutes
+        return Visited(Result.AGAIN if same else Result.REFUSED, request)
     session.refresh(request)
     audit(
         session,

@@ -391,7 +391,7 @@ def visit_on_the_way(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     """The worker keyed in their ETA at the job menu: the citizen is texted it and the start code."""
     minutes = _int(args.get("minutes"))
     done = _visit_step(ctx, args, lambda s, r, w: visit.on_the_way(s, ctx.settings, r, w, minutes, ctx.now()))
-    return Outcome("noted" if done.result is visit.Result.NOTED else "refused")
+    return Outcome("noted" if done.result in (visit.Result.NOTED, visit.Result.AGAIN) else "refused")
 
 
 def visit_arrived(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
