@@ -419,3 +419,57 @@ def test_an_agent_sends_the_codes_again_or_makes_new_ones_audited_with_their_nam
     assert "asha: new code: completion code" in timeline
     for code in (first, second, new_completion):
         assert not re.search(rf"(?<!\d){code}(?!\d)", timeline), code  # every code masked on the timeline
+
+
+def test_an_agents_new_code_opens_a_job_locked_by_wrong_codes(app: Flask, sandbox: TwilioSandbox) -> None:
+    job = job_taken(app)
+    client = app.test_client()
+    sms_from(client, WORKER, f"OMW {job.number} 10")
+    work(app)
+    start = code_in(texts_to(sandbox, CITIZEN)[-1])
+    wrong_completion = f"{(int(job.completion_code or 0) + 1) % 10000:04d}"
+    for _ in range(5):  # five wrong start codes, then five wrong completion codes: both locked
+        sms_from(client, WORKER, f"START {job.number} {(int(start) + 1) % 10000:04d}")
+        sms_from(client, WORKER, f"DONE {job.number} {wrong_completion}")
+    work(app)
+    asha = signed_in(app, "asha", Role.AGENT)
+    page = f"/console/requests/{job.number}"
+    assert "wrong start codes: 5" in asha.get(page).get_data(as_text=True)
+    sms_from(client, WORKER, f"START {job.number} {start}")
+    work(app)
+    assert request_of(engine_of(app), job.id or 0).started_at is None  # locked, even with the right code
+
+    asha.post(f"{page}/code", {"action": "reset", "code": "start"})
+    work(app)
+    new_start = code_in(texts_to(sandbox, CITIZEN)[-1])
+    sms_from(client, WORKER, f"START {job.number} {new_start}")
+    work(app)
+    assert request_of(engine_of(app), job.id or 0).started_at == NOW
+
+    right = request_of(engine_of(app), job.id or 0).completion_code
+    sms_from(client, WORKER, f"DONE {job.number} {right}")  # locked after five wrong codes
+    work(app)
+    assert request_of(engine_of(app), job.id or 0).status is RequestStatus.ASSIGNED
+    asha.post(f"{page}/code", {"action": "reset", "code": "completion"})
+    work(app)
+    new_completion = code_in(texts_to(sandbox, CITIZEN)[-1])
+    sms_from(client, WORKER, f"DONE {job.number} {new_completion}")
+    work(app)
+    assert request_of(engine_of(app), job.id or 0).status is RequestStatus.COMPLETED
+
+
+def test_an_agent_is_told_why_a_code_cannot_be_sent(app: Flask) -> None:
+    job = job_taken(app)
+    asha = signed_in(app, "asha", Role.AGENT)
+    page = f"/console/requests/{job.number}"
+    refused = asha.post(f"{page}/code", {"action": "send everything", "code": "start"}, follow_redirects=True)
+    assert "Choose a code and what to do with it." in refused.get_data(as_text=True)
+    with session_scope(engine_of(app)) as session:  # the visit started: its start code is spent
+        session.execute(sa.update(ServiceRequest).where(col(ServiceRequest.id) == job.id).values(started_at=NOW))
+    spent = asha.post(f"{page}/code", {"action": "resend", "code": "start"}, follow_redirects=True)
+    assert "the visit has started: the start code is no longer needed" in spent.get_data(as_text=True)
+    assert events(app, job.id or 0, AuditAction.REQUEST_CODE_SENT) == []
+    gomti = Console(app)
+    add_user(engine_of(app), "gomti", Role.PROVIDER, provider="Gomti Home Services")
+    gomti.sign_in("gomti")
+    assert gomti.post(f"{page}/code", {"action": "resend", "code": "completion"}).status_code == 403
