@@ -65,6 +65,8 @@ SHAPED = (
     N_("the rework is %(code)s: a worker already has it"),
     N_("average rating %(average)s over the last %(count)s rated jobs, under %(floor)s"),
     N_("%(count)s complaints in %(days)s days"),
+    N_("ETA %(minutes)s min"),
+    N_("a request that is %(code)s has no code to send"),
 )
 _PLACE = re.compile(r"%\\\((\w+)\\\)s")  # a value's place, once re.escape has been through the label
 SHAPES = tuple((re.compile(_PLACE.sub(r"(?P<\1>.+)", re.escape(label))), label) for label in SHAPED)

@@ -24,7 +24,7 @@ from console.labels import N_
 from console.present import day_range, local_moment
 from core import numbers, phones
 from core.geo import distance_km
-from dispatch import enqueue, jobs, lifecycle, rework
+from dispatch import enqueue, jobs, lifecycle, rework, visit
 from dispatch import reach as dispatch_reach
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -80,6 +80,7 @@ class Filters:
     end: date | None = None
     sla: bool = False
     handed: bool = False  # handed to an agency (an agency's own: to it)
+    late: bool = False  # visits not started by their slot's end (dispatch/visit.py), still waiting to start
     q: str = ""
     page: int = 1
 
@@ -95,6 +96,7 @@ class Filters:
             end=_day(args.get("to")),
             sla=args.get("sla") == "breached",
             handed=args.get("handed") == "agency",
+            late=args.get("late") == "visit",
             q=plain(args.get("q", ""), 20),
             page=min(parse_id(args.get("page")) or 1, 10_000),
         )
@@ -113,6 +115,7 @@ class Filters:
             "to": self.end.isoformat() if self.end else "",
             "sla": "breached" if self.sla else "",
             "handed": "agency" if self.handed else "",
+            "late": "visit" if self.late else "",
             "q": self.q,
             "page": self.page,
         }
@@ -141,18 +144,31 @@ def _filtered(filters: Filters) -> sa.Select[Any]:
         query = query.where(ServiceRequest.service_code == filters.service)
     if filters.district:
         query = query.where(ServiceRequest.district == filters.district)
-    if filters.start:
-        query = query.where(col(ServiceRequest.created_at) >= day_range(filters.start)[0])
-    if filters.end:
-        query = query.where(col(ServiceRequest.created_at) < day_range(filters.end)[1])
+    query = query.where(*_days(filters))
     if filters.sla:
         query = query.where(_breached())
     if filters.handed:
         handed = col(ServiceRequest.handed_to_provider_id)
         query = query.where(handed == g.user.provider_id if g.user.role is Role.PROVIDER else handed.is_not(None))
+    if filters.late:
+        query = query.where(
+            col(ServiceRequest.late_flagged_at).is_not(None),
+            col(ServiceRequest.started_at).is_(None),
+            ServiceRequest.status == RequestStatus.ASSIGNED,
+        )
     if filters.q:
         query = query.where(_matching(filters.q))
     return query
+
+
+def _days(filters: Filters) -> list[sa.ColumnElement[bool]]:
+    """Filed from the `start` day, up to the `end` day, as far as each is given."""
+    days = []
+    if filters.start:
+        days.append(col(ServiceRequest.created_at) >= day_range(filters.start)[0])
+    if filters.end:
+        days.append(col(ServiceRequest.created_at) < day_range(filters.end)[1])
+    return days
 
 
 def _order(filters: Filters) -> tuple[sa.ColumnElement[Any], ...]:
@@ -365,7 +381,13 @@ def _sms_line(sms: SmsLog, found: ServiceRequest, with_text: bool) -> str:
     body = sms.body
     if found.completion_code:
         body = re.sub(rf"(?<!\d){re.escape(found.completion_code)}(?!\d)", "••••", body)
+    if sms.template in CODE_TEMPLATES:  # a code reset since is no longer the request's: masked all the same
+        body = re.sub(r"(?<!\d)\d{4}(?!\d)", "••••", body)
     return f"{line}: {body}"
+
+
+# The texts that carry one of the citizen's codes: nobody on the console reads a code in them.
+CODE_TEMPLATES = frozenset({"assigned_citizen", "on_the_way_citizen", "start_code_citizen", "completion_code_citizen"})
 
 
 # -- the escalation workbench: dispatch again (how far), hand to an agency, assign ---------------------
@@ -640,4 +662,38 @@ def callback(number: str) -> ResponseReturnValue:
             return redirect(url_for(".show", number=number))
         promise_callback(db, caller, due, text, found.language, request_id=found.id)
     flash("Callback scheduled.")
+    return redirect(url_for(".show", number=number))
+
+
+# -- the worker's visit: the citizen's codes sent again, or made anew (dispatch/visit.py) ------------
+
+CODE_ACTIONS = {"resend": visit.resend_code, "reset": visit.reset_code}
+CODE_DONE = {
+    ("resend", visit.Code.START): N_("The start code was sent to the citizen again."),
+    ("resend", visit.Code.COMPLETION): N_("The completion code was sent to the citizen again."),
+    ("reset", visit.Code.START): N_("A new start code was sent to the citizen; the old one no longer works."),
+    ("reset", visit.Code.COMPLETION): N_("A new completion code was sent to the citizen; the old one no longer works."),
+}
+
+
+@bp.post("/<number>/code")
+@requires(*STAFF)
+def code(number: str) -> ResponseReturnValue:
+    """An agent sends the citizen their start or completion code again, or makes a new one (the old
+    stops working; a start code locked by wrong tries opens again): audited with the agent's name."""
+    action, which = request.form.get("action", ""), request.form.get("code", "")
+    if action not in CODE_ACTIONS or which not in {c.value for c in visit.Code}:
+        flash("Choose a code and what to do with it.")
+        return redirect(url_for(".show", number=number))
+    kind = visit.Code(which)
+    settings = runtime().settings
+    with session_scope(runtime().engine) as db:
+        found = _request(db, number)
+        sent = CODE_ACTIONS[action](db, settings, found.id or 0, kind, auth.actor(), runtime().clock.now())
+    if sent.error:
+        flash(sent.error)
+        return redirect(url_for(".show", number=number))
+    for sms_id in sent.sms:
+        enqueue.send_sms(runtime().redis, sms_id)
+    flash(CODE_DONE[(action, kind)])
     return redirect(url_for(".show", number=number))

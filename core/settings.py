@@ -191,6 +191,26 @@ class WorkersQuality(_Frozen):
     police_reminder_days_before: int = Field(30, ge=0, le=365, description="the agency is reminded this early")
 
 
+class Visit(_Frozen):
+    """The worker's day (dispatch/visit.py): how late a visit may start before the agency is told, and
+    before the job is taken back and offered again; the wrong start codes a worker may send."""
+
+    start_within_minutes: int = Field(
+        240,
+        ge=15,
+        le=7 * 24 * 60,
+        description="a request without a slot should be started this long after it is assigned",
+    )
+    late_grace_minutes: int = Field(
+        60,
+        ge=0,
+        le=24 * 60,
+        description="after a late visit is flagged (its agency told), this long before it is taken back",
+    )
+    start_code_tries: int = Field(5, ge=1, le=20, description="wrong start codes before only an agent's reset helps")
+    max_eta_minutes: int = Field(240, ge=10, le=24 * 60, description="the longest ETA a worker may give")
+
+
 class Console(_Frozen):
     idle_timeout_minutes: int = Field(30, ge=1, le=720)
     max_session_hours: int = Field(12, ge=1, le=72)
@@ -436,6 +456,7 @@ class Settings(_Frozen):
     dispatch: Dispatch = Dispatch()
     rework: Rework = Rework()
     workers_quality: WorkersQuality = WorkersQuality()
+    visit: Visit = Visit()
     console: Console = Console()
     open311: Open311 = Open311()
     workers: Processes = Processes()

@@ -167,6 +167,11 @@ def after_completion(connection: redis.Redis, request_id: int) -> bool:
     return _put(connection, QueueName.DEFAULT, "after_completion", request_id, job_id=f"completed-{request_id}")
 
 
+def late_visit(connection: redis.Redis, request_id: int) -> bool:
+    """A visit not started in time: flag it to the agency, or take it back and offer it again."""
+    return _put(connection, QueueName.DISPATCH, "late_visit", request_id, job_id=f"late-visit-{request_id}")
+
+
 # -- offers -----------------------------------------------------------------------------------------
 
 

@@ -14,8 +14,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from core.settings import Rework, WorkersQuality
-from dispatch import offers, rework
+from core.settings import Rework, Settings, WorkersQuality
+from dispatch import offers, rework, visit
 from dispatch.availability import Via, set_availability
 from dispatch.replies import Reply, ReplyKind, parse, parse_rating
 from storage.audit import AuditAction, record
@@ -52,6 +52,7 @@ class Outcome:
     completed: int | None = None  # request id: free the worker, ask the citizen
     worker_changed: int | None = None  # worker id: bring the GEO index in step
     language: str = "hi"
+    recorded: tuple[int, ...] = ()  # SMS recorded with the change (the citizen's start code): send them
 
 
 def handle(
@@ -63,14 +64,19 @@ def handle(
     allow_parallel_jobs: bool = False,
     rework_rules: Rework = DEFAULT_REWORK,
     standards: WorkersQuality = DEFAULT_STANDARDS,
+    settings: Settings | None = None,
 ) -> Outcome:
     """Act on one inbound SMS from `sender` (E.164); `allow_parallel_jobs` as in the dispatch settings,
-    `rework_rules` and `standards` as in the `rework` and `workers_quality` settings."""
+    `rework_rules` and `standards` as in the `rework` and `workers_quality` settings; `settings` for
+    what a visit message texts the citizen (without them, it is not understood)."""
     with Session(engine) as session:
         worker = session.exec(select(Worker).where(Worker.phone == sender, Worker.active)).first()
         caller = session.exec(select(Caller).where(Caller.phone == sender)).first()
     if worker is not None:
-        return _from_worker(engine, worker, parse(body), now, allow_parallel_jobs)
+        reply = parse(body)
+        if reply.kind in VISIT_KINDS and settings is not None:
+            return _visit(engine, settings, worker, reply, now)
+        return _from_worker(engine, worker, reply, now, allow_parallel_jobs)
     return _from_citizen(engine, caller, sender, body, now, rework_rules, standards)
 
 
@@ -177,6 +183,49 @@ def _done(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Out
         worker_changed=worker.id,
         language=worker.language,
     )
+
+
+# -- the worker's day: on my way, arrived, start (dispatch/visit.py) ---------------------------------
+
+VISIT_KINDS = frozenset({ReplyKind.ON_THE_WAY, ReplyKind.ARRIVED, ReplyKind.START})
+
+
+def _visit(engine: sa.Engine, settings: Settings, worker: Worker, reply: Reply, now: datetime) -> Outcome:
+    """OMW, ARRIVED or START from the worker: the step recorded, the citizen texted what they need
+    (the ETA and the start code), the worker answered."""
+    assert worker.id is not None
+    with session_scope(engine) as session:
+        request = visit.job_of(session, worker.id, reply.number)
+        if request is None:
+            done = visit.Visited(visit.Result.REFUSED)
+        elif reply.kind is ReplyKind.ON_THE_WAY:
+            done = visit.on_the_way(session, settings, request, worker.id, reply.minutes or 0, now)
+        elif reply.kind is ReplyKind.ARRIVED:
+            done = visit.arrived(session, settings, request, worker.id, now)
+        else:
+            done = visit.start(session, settings, request, worker.id, reply.code or "", now)
+    if done.request is None:
+        _note_unclear(engine, f"worker:{worker.id}", reply, "no job in hand to match")
+        if reply.number is None:
+            return Outcome((Outgoing("reply_help_worker"),), language=worker.language)
+    answer = visit_answer(done, reply.number or "")
+    return Outcome((answer,), language=worker.language, recorded=done.sms)
+
+
+def visit_answer(done: visit.Visited, number: str) -> Outgoing:
+    """The worker's SMS after a step of their visit."""
+    request_id = done.request.id if done.request else None
+    values = {"number": done.request.number if done.request else number}
+    if done.result is visit.Result.NOTED and done.request and done.request.started_at:
+        return Outgoing("started_worker", values, request_id)
+    on_the_way = done.result in (visit.Result.NOTED, visit.Result.AGAIN)
+    if on_the_way and done.request and done.request.on_the_way_at and done.request.arrived_at is None:
+        return Outgoing("on_the_way_worker", {**values, "minutes": str(done.request.eta_minutes or "")}, request_id)
+    if done.result in (visit.Result.NOTED, visit.Result.AGAIN, visit.Result.NO_CODE):
+        return Outgoing("arrived_worker", values, request_id)
+    if done.result in (visit.Result.WRONG_CODE, visit.Result.LOCKED):
+        return Outgoing("start_code_wrong", {**values, "tries": str(done.tries_left)}, request_id)
+    return Outgoing("visit_refused", values, request_id)
 
 
 def _from_citizen(

@@ -26,7 +26,7 @@ from dispatch import (
     quality,
     retention,
     rework,
-    sms_text,
+    visit,
 )
 from dispatch.matching import Candidate, rank
 from storage import audit
@@ -583,6 +583,21 @@ def worker_busy(offer_id: int) -> str:
     return "worker told"
 
 
+def late_visit(request_id: int) -> str:
+    """A visit not started in time (dispatch/visit.py): its agency told once, or, past the grace, the
+    job taken back from its worker (told by SMS, free again) and offered again. Twice is once."""
+    ctx = context.current()
+    with session_scope(ctx.engine) as session:
+        late = visit.handle_late(session, ctx.settings, request_id, now())
+    if late.dispatch is not None:
+        enqueue.dispatch_request(ctx.redis, late.dispatch)
+    if late.freed_worker is not None:
+        enqueue.reindex_worker(ctx.redis, late.freed_worker)
+    for sms_id in late.sms:
+        _try_send(sms_id, request_id)
+    return late.what
+
+
 def reindex_worker(worker_id: int) -> str:
     """Bring one worker's GEO index entries in step after a change to them."""
     ctx = context.current()
@@ -635,6 +650,7 @@ def handle_sms(sms_log_id: int) -> str:
             allow_parallel_jobs=ctx.settings.dispatch.allow_parallel_jobs,
             rework_rules=ctx.settings.rework,
             standards=ctx.settings.workers_quality,
+            settings=ctx.settings,
         )
         _follow_up(sms.from_number, outcome)
     except UNREACHABLE:
@@ -660,6 +676,8 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
         enqueue.after_completion(connection, outcome.completed)
     if outcome.worker_changed is not None:
         enqueue.reindex_worker(connection, outcome.worker_changed)
+    for sms_id in outcome.recorded:
+        enqueue.send_sms(connection, sms_id)
     for reply in outcome.replies:
         _try_sms(sender, reply.template, outcome.language, reply.values, request_id=reply.request_id)
 
@@ -699,19 +717,10 @@ def record_sms(
     worker_id: int | None = None,
 ) -> int:
     """An SMS from a template, fitted to two segments, recorded as pending; its id."""
-    body = sms_text.compose(context.current().settings, template, language, values)
-    sms = SmsLog(
-        to_number=to,
-        body=body,
-        template=template,
-        status=SmsDelivery.PENDING,
-        request_id=request_id,
-        worker_id=worker_id,
+    settings = context.current().settings
+    return messages.record_outbound(
+        session, settings, to, template, language, values, request_id=request_id, worker_id=worker_id
     )
-    session.add(sms)
-    session.flush()
-    assert sms.id is not None
-    return sms.id
 
 
 def send_sms(sms_log_id: int) -> str | None:
@@ -841,6 +850,7 @@ def sweep() -> dict[str, int]:
         ).all()
         refused = messages.due_again(session, moment - NEW_REQUEST_GRACE)  # RQ's own retry had its chance
         unread = session.exec(select(SmsLog.id).where(SmsLog.status == SmsHandling.RECEIVED, old_sms)).all()
+        late = session.exec(select(ServiceRequest.id).where(visit.late_filter(ctx.settings, moment))).all()
         untold = session.exec(
             select(ServiceRequest.id).where(
                 ServiceRequest.status == RequestStatus.ASSIGNED,
@@ -868,6 +878,8 @@ def sweep() -> dict[str, int]:
         enqueue.send_sms(ctx.redis, int(sms_id or 0))
     for request_id, level in overdue_rungs:  # past its rung's deadline: up the escalation ladder
         enqueue.climb_ladder(ctx.redis, int(request_id or 0), level)
+    for request_id in late:  # a visit not started in time: flag it, or take it back
+        enqueue.late_visit(ctx.redis, int(request_id or 0))
     return {
         "new_requests": len(stuck_new),
         "offered_without_open_offer": len(unoffered),
@@ -879,6 +891,7 @@ def sweep() -> dict[str, int]:
         "abandoned_sms": len(abandoned),
         "untold_assignments": len(untold),
         "escalation_climbs": len(overdue_rungs),
+        "late_visits": len(late),
     }
 
 

@@ -245,24 +245,66 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
     )
     jobs = session.exec(in_hand).all()
     for job in jobs:
-        _take_back(session, job, worker_id, actor, reason, now)
+        _take_back(session, job, worker_id, actor, f"the worker was stood down: {reason}", now)
     return again
 
 
-def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str, reason: str, now: datetime) -> None:
+LATE_REASON = "the worker did not start the visit in time"
+# A job taken back starts its next visit afresh: no news of the last worker's day, no codes of theirs.
+VISIT_CLEARED: dict[str, object] = {
+    "completion_code": None,
+    "on_the_way_at": None,
+    "eta_minutes": None,
+    "arrived_at": None,
+    "started_at": None,
+    "start_code": None,
+    "start_code_tries": 0,
+    "late_flagged_at": None,
+}
+
+
+def take_back_late(session: Session, request_id: int, actor: str, now: datetime) -> Moved:
+    """A visit not started in time (dispatch/visit.py decides when): the job is taken from its worker
+    and offered again, as an agent's new round would; that worker is not asked about it again (their
+    offer is `taken_back`). Compare-and-set: a worker starting at this moment, or an agent's move,
+    wins or loses whole."""
+    job = session.get(ServiceRequest, request_id)
+    if job is None or job.status is not RequestStatus.ASSIGNED or job.worker_id is None or job.started_at is not None:
+        return Moved("the visit is not waiting to start")
+    worker_id = job.worker_id
+    if not _take_back(session, job, worker_id, actor, LATE_REASON, now, OfferStatus.TAKEN_BACK, unstarted=True):
+        return Moved("the request changed meanwhile; look again")
+    again = redispatch(session, request_id, actor, f"offered again: {LATE_REASON}", now)
+    return Moved(again.error, freed_worker=worker_id)
+
+
+def _take_back(
+    session: Session,
+    job: ServiceRequest,
+    worker_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    offer_to: OfferStatus = OfferStatus.WITHDRAWN,
+    *,
+    unstarted: bool = False,
+) -> bool:
     """A job in hand goes back to an agent (escalated), free to give to someone else: the worker's
-    acceptance is withdrawn and the old completion code no longer closes it."""
+    acceptance is withdrawn (or marked taken back) and the old codes no longer start or close it."""
+    where = [
+        col(ServiceRequest.id) == job.id,
+        col(ServiceRequest.status) == RequestStatus.ASSIGNED,
+        col(ServiceRequest.worker_id) == worker_id,
+    ]
+    if unstarted:
+        where.append(col(ServiceRequest.started_at).is_(None))
     taken = session.execute(
         sa.update(ServiceRequest)
-        .where(
-            col(ServiceRequest.id) == job.id,
-            col(ServiceRequest.status) == RequestStatus.ASSIGNED,
-            col(ServiceRequest.worker_id) == worker_id,
-        )
-        .values(status=RequestStatus.ESCALATED, worker_id=None, completion_code=None, updated_at=now)
+        .where(*where)
+        .values(status=RequestStatus.ESCALATED, worker_id=None, updated_at=now, **VISIT_CLEARED)
     ).rowcount  # type: ignore[attr-defined]
     if not taken:
-        return
+        return False
     session.execute(
         sa.update(Offer)
         .where(
@@ -270,7 +312,7 @@ def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str
             col(Offer.worker_id) == worker_id,
             col(Offer.status) == OfferStatus.ACCEPTED,
         )
-        .values(status=OfferStatus.WITHDRAWN, answered_at=now)
+        .values(status=offer_to, answered_at=now)
     )
     session.refresh(job)
     audit(
@@ -279,9 +321,10 @@ def _take_back(session: Session, job: ServiceRequest, worker_id: int, actor: str
         AuditAction.REQUEST_ESCALATED,
         job,
         from_status=RequestStatus.ASSIGNED.value,
-        reason=f"the worker was stood down: {reason}",
+        reason=reason,
         worker_id=worker_id,
     )
+    return True
 
 
 def _unfit(

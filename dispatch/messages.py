@@ -4,11 +4,14 @@ that Twilio refused is tried again, or given up on. Called by the SMS webhooks a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from core.settings import Settings
+from dispatch import sms_text
 from storage.db import session_scope
 from storage.models import (
     Direction,
@@ -41,6 +44,38 @@ GIVE_UP_AFTER = timedelta(hours=1)
 OFFERS = frozenset({"offer", "offer_rework"})  # the texts that carry an offer (a rework's names the job redone)
 OWN_RETRIES = OFFERS  # the offer's job tries again (a new message each time), then moves on
 SENDABLE = (SmsDelivery.PENDING, SmsDelivery.SEND_FAILED)
+# What these say holds only while the job is in its worker's hands (the codes, the worker's news).
+WHILE_ASSIGNED = frozenset(
+    {"assigned_citizen", "assigned_worker", "on_the_way_citizen", "start_code_citizen", "completion_code_citizen"}
+)
+
+
+def record_outbound(
+    session: Session,
+    settings: Settings,
+    to: str,
+    template: str,
+    language: str,
+    values: Mapping[str, str],
+    *,
+    request_id: int | None = None,
+    worker_id: int | None = None,
+) -> int:
+    """An SMS from a template, fitted to two segments, recorded as pending in the caller's
+    transaction (sent after its commit; a lost send, the sweeper sends); its id."""
+    body = sms_text.compose(settings, template, language, values)
+    sms = SmsLog(
+        to_number=to,
+        body=body,
+        template=template,
+        status=SmsDelivery.PENDING,
+        request_id=request_id,
+        worker_id=worker_id,
+    )
+    session.add(sms)
+    session.flush()
+    assert sms.id is not None
+    return sms.id
 
 
 def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) -> int | None:
@@ -133,7 +168,7 @@ def moot(session: Session, sms: SmsLog) -> bool:
         return False
     if sms.template in OFFERS:
         return _offer_texted(session, sms) is None
-    if sms.template in ("assigned_citizen", "assigned_worker"):
+    if sms.template in WHILE_ASSIGNED:
         return request.status is not RequestStatus.ASSIGNED
     if sms.template == "feedback":
         return request.status is not RequestStatus.COMPLETED

@@ -178,10 +178,11 @@ def _offers_of(session: Session, request_id: int) -> list[Offer]:
     return list(session.exec(select(Offer).where(Offer.request_id == request_id)).all())
 
 
-# Offers whose worker is not asked about the request again by dispatch: still open, said no, or let it
-# run out. Only an agent's explicit choice (assign) gives such a worker the job; a withdrawn offer (the
-# request escalated under it) was never answered, and its worker may be asked in a later round.
-NOT_AGAIN = (OfferStatus.PENDING, OfferStatus.DECLINED, OfferStatus.EXPIRED)
+# Offers whose worker is not asked about the request again by dispatch: still open, said no, let it
+# run out, or took it and did not start the visit in time. Only an agent's explicit choice (assign)
+# gives such a worker the job; a withdrawn offer (the request escalated under it) was never answered,
+# and its worker may be asked in a later round.
+NOT_AGAIN = (OfferStatus.PENDING, OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.TAKEN_BACK)
 
 
 def not_again(offers: Sequence[Offer]) -> frozenset[int]:
@@ -567,19 +568,35 @@ def complete(session: Session, number: str, worker_id: int, code: str, now: date
         return None
     session.refresh(request)
     audit(
-        session, f"worker:{worker_id}", AuditAction.REQUEST_COMPLETED, request, from_status=RequestStatus.ASSIGNED.value
+        session,
+        f"worker:{worker_id}",
+        AuditAction.REQUEST_COMPLETED,
+        request,
+        from_status=RequestStatus.ASSIGNED.value,
+        reason=None if request.started_at is not None else DONE_UNSTARTED,
     )
     return request
 
 
+# The citizen's completion code is the proof the work was done, so a job reported done without the
+# start code (the worker never texted START) still completes; it is flagged on its timeline.
+DONE_UNSTARTED = "done without the start code"
+COMPLETION_CODE = "completion code"  # the reason of a REQUEST_CODE_RESET of the completion code
+
+
 def _wrong_codes(session: Session, request_id: int) -> int:
+    """Wrong completion codes since the code was last reset by an agent (a reset unlocks the job)."""
+    of_request = (AuditEvent.entity == "service_request", AuditEvent.entity_id == request_id)
+    last_reset = (
+        select(sa.func.coalesce(sa.func.max(AuditEvent.id), 0))
+        .where(*of_request, AuditEvent.action == AuditAction.REQUEST_CODE_RESET, AuditEvent.reason == COMPLETION_CODE)
+        .scalar_subquery()
+    )
     query = (
         select(sa.func.count())
         .select_from(AuditEvent)
         .where(
-            AuditEvent.action == AuditAction.REQUEST_COMPLETION_REFUSED,
-            AuditEvent.entity == "service_request",
-            AuditEvent.entity_id == request_id,
+            *of_request, AuditEvent.action == AuditAction.REQUEST_COMPLETION_REFUSED, col(AuditEvent.id) > last_reset
         )
     )
     return int(session.exec(query).one())

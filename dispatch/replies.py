@@ -26,6 +26,9 @@ class ReplyKind(StrEnum):
     AVAILABLE = "available"
     BUSY = "busy"
     HELP = "help"
+    ON_THE_WAY = "on_the_way"  # the worker's day: see parse_visit
+    ARRIVED = "arrived"
+    START = "start"
     UNKNOWN = "unknown"
 
 
@@ -33,8 +36,9 @@ class ReplyKind(StrEnum):
 class Reply:
     kind: ReplyKind
     number: str | None = None  # the 7-digit request number, when the sender gave one
-    code: str | None = None  # the 4-digit completion code of a DONE
+    code: str | None = None  # the 4-digit completion code of a DONE, or the start code of a START
     rating: int | None = None  # 1-5, for RATING
+    minutes: int | None = None  # the ETA of an ON_THE_WAY
 
 
 # Our own templates say "स्वीकार: 1, मना: 2" and "Reply 1 to accept, 2 to decline".
@@ -72,6 +76,9 @@ def parse(body: str) -> Reply:
         return Reply(ReplyKind.HELP if "?" in text else ReplyKind.UNKNOWN)
     if len(tokens) > MAX_TOKENS:
         return Reply(ReplyKind.UNKNOWN)
+    visit = parse_visit(tokens)
+    if visit is not None:
+        return visit
     if tokens[0] in DONE_WORDS:
         return _done([t for t in tokens[1:] if t.isdigit()])
     return _keyword_reply(tokens)
@@ -151,19 +158,101 @@ def _keyword_reply(tokens: list[str]) -> Reply:
 
 def _done(digits: list[str]) -> Reply:
     """DONE with whichever of number and code can be told apart; the caller asks for the rest."""
+    number, code = _number_and_code(digits)
+    return Reply(ReplyKind.DONE, number=number, code=code)
+
+
+def _number_and_code(digits: list[str]) -> tuple[str | None, str | None]:
+    """The request number and the 4-digit code, from "1234567 4821", "4821 1234567", "123 4567 4821"
+    or "12345674821"; whichever can be told apart."""
     lengths = sorted(len(d) for d in digits)
     if lengths == [CODE_DIGITS, NUMBER_DIGITS]:
         number = next(d for d in digits if len(d) == NUMBER_DIGITS)
         code = next(d for d in digits if len(d) == CODE_DIGITS)
-        return Reply(ReplyKind.DONE, number=number, code=code)
+        return number, code
     joined = "".join(digits)  # "123 4567 4821" or "12345674821"
     if len(joined) == NUMBER_DIGITS + CODE_DIGITS:
-        return Reply(ReplyKind.DONE, number=joined[:NUMBER_DIGITS], code=joined[NUMBER_DIGITS:])
-    return _done_fields([joined] if len(joined) in (NUMBER_DIGITS, CODE_DIGITS) else digits)
+        return joined[:NUMBER_DIGITS], joined[NUMBER_DIGITS:]
+    return _first_of_each([joined] if len(joined) in (NUMBER_DIGITS, CODE_DIGITS) else digits)
 
 
-def _done_fields(digits: list[str]) -> Reply:
+def _first_of_each(digits: list[str]) -> tuple[str | None, str | None]:
     """The first group of each length, when the groups cannot be read any other way."""
     number = next((d for d in digits if len(d) == NUMBER_DIGITS), None)
     code = next((d for d in digits if len(d) == CODE_DIGITS), None)
-    return Reply(ReplyKind.DONE, number=number, code=code)
+    return number, code
+
+
+# -- the worker's day: on my way, arrived, start -----------------------------------------------------
+# "OMW 1234567 30" (or "on my way 30", "रास्ते में 1234567 20 मिनट"), "ARRIVED 1234567" ("पहुँच गया"),
+# "START 1234567 4821" ("शुरू 4821"). The keyword comes first; the request number may be left out by a
+# worker with one job in hand. No digits-only form: "1234567 4821" could as well be a START as a DONE.
+
+ON_THE_WAY_WORDS = frozenset(
+    ["omw", "otw", "onmyway", "ontheway", "enroute", "raste", "raaste", "rasta", "रास्ते", "रास्ता", "nikla", "निकला"]
+)
+ON_THE_WAY_PHRASES = (("on", "my", "way"), ("on", "the", "way"), ("on", "way"), ("en", "route"))
+ARRIVED_WORDS = frozenset(
+    ["arrived", "arrive", "reached", "pahuncha", "pahucha", "pahunch", "pahuch", "pahunche", "pahuche"]
+) | frozenset(["पहुँचा", "पहुंचा", "पहुँच", "पहुंच", "पहुँचे", "पहुंचे", "पहुँची", "पहुंची"])
+START_WORDS = frozenset(["start", "started", "shuru", "suru", "शुरू", "शुरु"])
+# Words that may stand around the digits without changing what a visit message means.
+VISIT_FILLER = (
+    POLITE
+    | frozenset(["in", "mein", "me", "main", "में", "gaya", "gya", "गया", "gayi", "गई", "hoon", "hun", "हूँ", "हूं"])
+    | frozenset(["ho", "हो", "min", "mins", "minute", "minutes", "m", "minat", "मिनट", "eta", "job", "kaam", "काम"])
+    | frozenset(["code", "कोड"])
+)
+MAX_ETA_DIGITS = 3  # minutes: 1 to 999 (the domain caps it at visit.max_eta_minutes)
+
+
+def parse_visit(tokens: list[str]) -> Reply | None:
+    """ON_THE_WAY, ARRIVED or START when the message starts with one of their words (UNKNOWN when
+    what follows does not fit); None when it is no visit message."""
+    found = _visit_keyword(tokens)
+    if found is None:
+        return None
+    kind, rest = found
+    if any(not token.isdigit() and token not in VISIT_FILLER for token in rest):
+        return Reply(ReplyKind.UNKNOWN)
+    digits = [token for token in rest if token.isdigit()]
+    if kind is ReplyKind.ON_THE_WAY:
+        return _on_the_way(digits)
+    if kind is ReplyKind.ARRIVED:
+        return _arrived(digits)
+    number, code = _number_and_code(digits)
+    if code is None or len("".join(digits)) != len(code) + len(number or ""):
+        return Reply(ReplyKind.UNKNOWN)
+    return Reply(ReplyKind.START, number=number, code=code)
+
+
+def _visit_keyword(tokens: list[str]) -> tuple[ReplyKind, list[str]] | None:
+    for phrase in ON_THE_WAY_PHRASES:
+        if tuple(tokens[: len(phrase)]) == phrase:
+            return ReplyKind.ON_THE_WAY, tokens[len(phrase) :]
+    first = tokens[0]
+    for words, kind in (
+        (ON_THE_WAY_WORDS, ReplyKind.ON_THE_WAY),
+        (ARRIVED_WORDS, ReplyKind.ARRIVED),
+        (START_WORDS, ReplyKind.START),
+    ):
+        if first in words:
+            return kind, tokens[1:]
+    return None
+
+
+def _on_the_way(digits: list[str]) -> Reply:
+    """The ETA (1-3 digits, at least 1 minute) and, optionally, the 7-digit request number."""
+    numbers = [d for d in digits if len(d) == NUMBER_DIGITS]
+    etas = [d for d in digits if len(d) <= MAX_ETA_DIGITS]
+    if len(etas) != 1 or len(numbers) > 1 or len(etas) + len(numbers) != len(digits) or int(etas[0]) < 1:
+        return Reply(ReplyKind.UNKNOWN)
+    return Reply(ReplyKind.ON_THE_WAY, number=numbers[0] if numbers else None, minutes=int(etas[0]))
+
+
+def _arrived(digits: list[str]) -> Reply:
+    if not digits:
+        return Reply(ReplyKind.ARRIVED)
+    if len(digits) == 1 and len(digits[0]) == NUMBER_DIGITS:
+        return Reply(ReplyKind.ARRIVED, number=digits[0])
+    return Reply(ReplyKind.UNKNOWN)

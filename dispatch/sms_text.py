@@ -44,6 +44,8 @@ TYPICAL_VALUES: Mapping[str, str] = {
     "date": "28 Nov 2026",
     "slot": "28 Nov afternoon (12:00-16:00)",  # core.slots.describe: a day and a period, its hours
     "level": "District officer",
+    "minutes": "240",
+    "tries": "4",
 }
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")

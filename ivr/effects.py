@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes, slots
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, bridge, enqueue, inbox, notice, privacy_requests, retention, rework
+from dispatch import availability, bridge, enqueue, inbox, notice, privacy_requests, retention, rework, visit
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
@@ -433,6 +433,50 @@ def complete_job(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     return Outcome("completed")
 
 
+# -- the worker's day: on the way, arrived, started with the citizen's code (dispatch/visit.py) -----
+
+
+def visit_on_the_way(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The worker keyed in their ETA at the job menu: the citizen is texted it and the start code."""
+    minutes = _int(args.get("minutes"))
+    done = _visit_step(ctx, args, lambda s, r, w: visit.on_the_way(s, ctx.settings, r, w, minutes, ctx.now()))
+    return Outcome("noted" if done.result in (visit.Result.NOTED, visit.Result.AGAIN) else "refused")
+
+
+def visit_arrived(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    done = _visit_step(ctx, args, lambda s, r, w: visit.arrived(s, ctx.settings, r, w, ctx.now()))
+    return Outcome("noted" if done.result in (visit.Result.NOTED, visit.Result.AGAIN) else "refused")
+
+
+def visit_start(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The start code the citizen told the worker, keyed in: started, wrong (tries left), locked."""
+    code = args.get("code", "")
+    done = _visit_step(ctx, args, lambda s, r, w: visit.start(s, ctx.settings, r, w, code, ctx.now()))
+    outcomes = {
+        visit.Result.NOTED: "started",
+        visit.Result.NO_CODE: "code_sent",
+        visit.Result.WRONG_CODE: "wrong",
+        visit.Result.LOCKED: "locked",
+    }
+    return Outcome(outcomes.get(done.result, "refused"), {"tries_left": str(done.tries_left)})
+
+
+VisitStep = Callable[[Session, ServiceRequest, int], visit.Visited]
+
+
+def _visit_step(ctx: CallContext, args: Mapping[str, str], step: VisitStep) -> visit.Visited:
+    """One step of the worker's visit on the job they picked, committed before the SMS it calls for go."""
+    worker_id = _int(args.get("worker"))
+    with session_scope(ctx.engine) as session:
+        request = session.get(ServiceRequest, _int(args.get("job")))
+        if request is None or request.worker_id != worker_id:
+            return visit.Visited(visit.Result.REFUSED)
+        done = step(session, request, worker_id)
+    for sms_id in done.sms:
+        enqueue.send_sms(ctx.redis, sms_id)
+    return done
+
+
 # -- worker and citizen, put through to each other by the helpline ---------------------------------
 
 
@@ -667,6 +711,9 @@ EFFECTS: dict[str, Performed] = {
     "answer_offer": _performs(answer_offer, "accepted", "declined", "taken", "busy"),
     "set_availability": _performs(set_availability, "set"),
     "complete_job": _performs(complete_job, "completed", "refused"),
+    "visit_on_the_way": _performs(visit_on_the_way, "noted", "refused"),
+    "visit_arrived": _performs(visit_arrived, "noted", "refused"),
+    "visit_start": _performs(visit_start, "started", "code_sent", "wrong", "locked", "refused"),
     "find_address_recording": _performs(find_address_recording, "found", "none", "refused"),
     "find_completed_request": _performs(find_completed_request, "found", "none"),
     "record_rating": _performs(record_rating, "saved", "rework", "failed"),

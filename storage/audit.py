@@ -51,6 +51,14 @@ class AuditAction(StrEnum):
     REQUEST_CITIZEN_CALL_PLACED = "request.citizen_call_placed"  # an officer rings the citizen, recorded
     REQUEST_CITIZEN_CALL_ENDED = "request.citizen_call_ended"  # how that call went, and its recording
     REQUEST_ESCALATION_CLOSED = "request.escalation_closed"  # closed after the call, with an outcome
+    # The worker's day (dispatch/visit.py): on the way, arrived, started with the citizen's start code.
+    REQUEST_ON_THE_WAY = "request.on_the_way"
+    REQUEST_ARRIVED = "request.arrived"
+    REQUEST_STARTED = "request.started"
+    REQUEST_START_REFUSED = "request.start_refused"  # a wrong start code, or too many
+    REQUEST_CODE_SENT = "request.code_sent"  # a start or completion code sent again to the citizen by an agent
+    REQUEST_CODE_RESET = "request.code_reset"  # a new code: the old one stops working
+    REQUEST_LATE = "request.late"  # not started by the slot's end: the agency is told
     REQUESTS_EXPORTED = "requests.exported"
     OFFER_SENT = "offer.sent"
     OFFER_DECLINED = "offer.declined"

@@ -86,6 +86,7 @@ class OfferStatus(StrEnum):
     DECLINED = "declined"
     EXPIRED = "expired"
     WITHDRAWN = "withdrawn"
+    TAKEN_BACK = "taken_back"  # accepted, then taken back: the worker did not start the visit in time
 
 
 class OfferChannel(StrEnum):
@@ -308,6 +309,17 @@ class ServiceRequest(SQLModel, table=True):
     escalation_level_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, nullable=True, description="when it reached its level; None: created_at"
     )
+    # The worker's day (dispatch/visit.py): on the way (with an ETA), arrived, started with the
+    # citizen's start code; flagged late when not started by the slot's end.
+    on_the_way_at: datetime | None = _moment()
+    eta_minutes: int | None = Field(default=None, ge=1, description="the worker's ETA when they set out")
+    arrived_at: datetime | None = _moment()
+    started_at: datetime | None = _moment()
+    start_code: str | None = Field(default=None, max_length=4, description="the citizen gives it to start the visit")
+    start_code_tries: int = Field(
+        default=0, sa_column_kwargs={"server_default": "0"}, description="wrong start codes since the code was made"
+    )
+    late_flagged_at: datetime | None = _moment()
 
 
 class Offer(SQLModel, table=True):

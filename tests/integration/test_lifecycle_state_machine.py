@@ -1,20 +1,23 @@
 """The request and offer lifecycle as a state machine: Hypothesis plays random interleavings of
 dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, hand-offs to an agency,
 agents' assignments, completion codes right and wrong, ratings, problems, follow-ups, workers
-stood down, rework visits (a low rating or a problem; another worker asked for) and workers
-suspended, through the real functions of dispatch/offers.py, dispatch/lifecycle.py,
-dispatch/inbox.py, dispatch/rework.py and dispatch/quality.py on a real database. After every step
-the invariants hold: one accepted offer per request at most; requests and offers move only along
-the lifecycle; every status change is in the audit trail, which tells the request's whole story;
-an assigned job is exactly its worker's accepted offer; a finished job has its worker; a job has
-at most one rework, of the same citizen, service and place, and only once it was done; a rework's
-worker the citizen asked not to have is never asked or given it; a suspended worker gets no new
-offer and no job."""
+stood down, rework visits (a low rating or a problem; another worker asked for), workers
+suspended, and the worker's day (on the way, arrived, start codes right and wrong, codes reset by an
+agent, late visits flagged and taken back), through the real functions of dispatch/offers.py,
+dispatch/lifecycle.py, dispatch/inbox.py, dispatch/rework.py, dispatch/quality.py and
+dispatch/visit.py on a real database. After every step the invariants hold: one accepted offer per
+request at most; requests and offers move only along the lifecycle; every status change is in the
+audit trail, which tells the request's whole story; an assigned job is exactly its worker's accepted
+offer; a finished job has its worker; a job has at most one rework, of the same citizen, service and
+place, and only once it was done; a rework's worker the citizen asked not to have is never asked or
+given it; a suspended worker gets no new offer and no job; a visit starts only with its worker at
+the door; a worker whose job was taken back is not offered it again."""
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -37,7 +40,7 @@ from sqlmodel import Session, col, select
 
 from core.clock import FrozenClock
 from core.settings import CloseOutcome, Dispatch, Escalation, EscalationLevel, Rework, Settings, WorkersQuality
-from dispatch import citizen_calls, inbox, ladder, lifecycle, offers, quality, rework
+from dispatch import citizen_calls, inbox, ladder, lifecycle, offers, quality, rework, visit
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.audit import AuditAction
@@ -48,6 +51,7 @@ from storage.models import (
     CitizenCall,
     CitizenCallStatus,
     Offer,
+    OfferChannel,
     OfferStatus,
     Provider,
     RequestStatus,
@@ -70,7 +74,9 @@ S, OS = RequestStatus, OfferStatus
 ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.NEW: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED, S.NEW, S.CLOSED}),
     S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW, S.OFFERED, S.CLOSED}),
-    S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED, S.CLOSED}),
+    # a visit not started in time is taken back and offered again in one transaction (visit.handle_late):
+    # assigned → escalated → new, each move on the audit trail, one step as a step sees it.
+    S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED, S.CLOSED, S.NEW}),
     S.COMPLETED: frozenset({S.CLOSED, S.ESCALATED}),
     S.ESCALATED: frozenset({S.NEW, S.ASSIGNED, S.CANCELLED, S.CLOSED}),
     S.CLOSED: frozenset(),
@@ -81,10 +87,11 @@ ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
 # when a worker with a job in hand says yes (offers.Answer.BUSY, audited with offers.BUSY_REASON).
 OFFER_ALLOWED: dict[OfferStatus, frozenset[OfferStatus]] = {
     OS.PENDING: frozenset({OS.ACCEPTED, OS.DECLINED, OS.EXPIRED, OS.WITHDRAWN}),
-    OS.ACCEPTED: frozenset({OS.WITHDRAWN}),
+    OS.ACCEPTED: frozenset({OS.WITHDRAWN, OS.TAKEN_BACK}),  # taken back: not started in time (visit.py)
     OS.DECLINED: frozenset(),
     OS.EXPIRED: frozenset(),
     OS.WITHDRAWN: frozenset(),
+    OS.TAKEN_BACK: frozenset(),
 }
 SEEN: Counter[tuple[RequestStatus, RequestStatus]] = Counter()  # the moves the runs made, for -s
 CLOSINGS: Counter[str] = Counter()  # how the officers' closes went, for -s
@@ -98,6 +105,7 @@ LADDER = Escalation(
 )
 ANSWERED: Counter[str] = Counter()  # the answers the workers got, for -s
 REWORKS: Counter[str] = Counter()  # reworks booked and offered, suspensions, for -s
+VISITS: Counter[str] = Counter()  # what the workers' starts and the late sweeps did, for -s
 PHONES = (f"+9198{n:08d}" for n in itertools.count(10_000_000))  # unique across every run of the machine
 
 
@@ -108,6 +116,7 @@ class Lifecycle(RuleBasedStateMachine):
     dispatch_rules: ClassVar[Dispatch]
     rework_rules: ClassVar[Rework] = Rework()
     standards: ClassVar[WorkersQuality] = WorkersQuality()
+    settings: ClassVar[Settings]
 
     requests = Bundle("requests")
     workers = Bundle("workers")
@@ -400,6 +409,48 @@ class Lifecycle(RuleBasedStateMachine):
         assert self.officer is not None
         return self.officer
 
+    # -- the worker's day --------------------------------------------------------------------------
+
+    @rule(request=requests, minutes=st.integers(1, 300))
+    def on_the_way(self, request: int, minutes: int) -> None:
+        self._visit(request, lambda s, r, w: visit.on_the_way(s, self.settings, r, w, minutes, self.clock.now()))
+
+    @rule(request=requests)
+    def arrived(self, request: int) -> None:
+        self._visit(request, lambda s, r, w: visit.arrived(s, self.settings, r, w, self.clock.now()))
+
+    @rule(request=requests, right_code=st.booleans())
+    def start(self, request: int, right_code: bool) -> None:
+        found = self._request(request)
+        code = found.start_code if right_code and found.start_code else "0000"
+        done = self._visit(request, lambda s, r, w: visit.start(s, self.settings, r, w, code, self.clock.now()))
+        if done is not None:
+            event(f"start: {done.result.value}")
+            VISITS[f"start: {done.result.value}"] += 1
+
+    @rule(request=requests, which=st.sampled_from(visit.Code))
+    def agent_resets_a_code(self, request: int, which: visit.Code) -> None:
+        with session_scope(self.engine) as session:
+            visit.reset_code(session, self.settings, request, which, "user:1", self.clock.now())
+
+    @rule(request=requests, minutes=st.sampled_from([0, 16, 46]))
+    def late_visit_swept(self, request: int, minutes: int) -> None:
+        """Time passes (past the visit's due time, and past its grace too), then the sweeper looks."""
+        self.clock.advance(timedelta(minutes=minutes))
+        with session_scope(self.engine) as session:
+            late = visit.handle_late(session, self.settings, request, self.clock.now())
+        event(f"late: {late.what}")
+        VISITS[f"late: {late.what}"] += 1
+
+    def _visit(
+        self, request: int, step: Callable[[Session, ServiceRequest, int], visit.Visited]
+    ) -> visit.Visited | None:
+        with session_scope(self.engine) as session:
+            found = session.get(ServiceRequest, request)
+            if found is None or found.worker_id is None:
+                return None
+            return step(session, found, found.worker_id)
+
     # -- what must always be true ------------------------------------------------------------------
 
     @invariant()
@@ -418,6 +469,35 @@ class Lifecycle(RuleBasedStateMachine):
                 assert call.status is CitizenCallStatus.ANSWERED
                 assert call.recording_id is not None
                 assert call.escalation_level == close.detail["level"] > ladder.FIRST
+
+    @invariant()
+    def a_visit_starts_only_with_its_worker_at_the_door_and_a_waiting_request_has_none(self) -> None:
+        allowed = self.settings.visit.start_code_tries
+        for request_id in self.request_status:
+            request = self._request(request_id)
+            assert request.start_code_tries <= allowed, request_id
+            if request.started_at is not None:
+                assert request.arrived_at is not None, request_id
+                assert request.worker_id is not None, request_id
+            if request.status in (S.NEW, S.OFFERED):  # taken back, or never assigned: nothing of a visit
+                assert request.started_at is None, request_id
+                assert request.start_code is None, request_id
+                assert request.on_the_way_at is None, request_id
+                assert request.late_flagged_at is None, request_id
+
+    @invariant()
+    def a_worker_whose_job_was_taken_back_is_not_offered_it_again(self) -> None:
+        mine = self._offers()
+        for taken in (o for o in mine if o.status is OS.TAKEN_BACK):
+            later = [
+                o
+                for o in mine
+                if o.request_id == taken.request_id
+                and o.worker_id == taken.worker_id
+                and (o.id or 0) > (taken.id or 0)
+                and o.channel is not OfferChannel.AGENT  # an agent's choice, after phoning them, may
+            ]
+            assert later == [], (taken.request_id, taken.worker_id)
 
     @invariant()
     def requests_move_only_along_the_lifecycle(self) -> None:
@@ -526,6 +606,9 @@ class Lifecycle(RuleBasedStateMachine):
 def machine(engine: sa.Engine, settings: Settings) -> type[Lifecycle]:
     Lifecycle.engine = engine
     Lifecycle.dispatch_rules = settings.dispatch.model_copy(update={"parallel_offers": 2, "max_offers": 4})
+    # Visits late within the runs' time jumps: due 15 minutes after assignment, taken back 30 after that.
+    late_soon = settings.visit.model_copy(update={"start_within_minutes": 15, "late_grace_minutes": 30})
+    Lifecycle.settings = settings.model_copy(update={"visit": late_soon})
     return Lifecycle
 
 
@@ -535,3 +618,4 @@ def test_no_interleaving_of_answers_and_moves_breaks_the_lifecycle(machine: type
     print("answers:", dict(sorted(ANSWERED.items())))
     print("reworks:", dict(sorted(REWORKS.items())))
     print("officers' closes:", dict(sorted(CLOSINGS.items())))
+    print("visits:", dict(sorted(VISITS.items())))

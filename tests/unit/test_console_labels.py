@@ -16,6 +16,9 @@ from console import catalogue, worklist
 from console.labels import DOMAIN, TRANSLATIONS
 from console.workers import MAX_NOTE, MAX_REFERENCE, ORIGINS, parse_verdict
 from core.settings import load_settings
+from dispatch import visit
+from dispatch.lifecycle import LATE_REASON
+from dispatch.offers import COMPLETION_CODE, DONE_UNSTARTED
 from storage.models import (
     CallbackStatus,
     Channel,
@@ -160,6 +163,13 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
         "request.citizen_call_placed",
         "request.citizen_call_ended",
         "request.escalation_closed",
+        "request.on_the_way",
+        "request.arrived",
+        "request.started",
+        "request.start_refused",
+        "request.code_sent",
+        "request.code_reset",
+        "request.late",
     ]
     shown = {action.replace("request.", "").replace(".", " ") for action in request_actions}
     shown |= {
@@ -174,6 +184,9 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
     shown |= {"completed", "no_answer", "busy", "failed"}  # how a bridged call ended
     shown |= {"unassigned", "unresolved", "level", "placed", "officer_no_answer", "officer_busy", "officer_failed"}
     shown |= {"district_officer", "state_officer", "system"}  # the escalation ladder: why it climbed, to whom
+    # the worker's day: the reasons dispatch/visit.py and dispatch/offers.py write
+    shown |= {visit.START_CODE, visit.WRONG_START, visit.TOO_MANY, COMPLETION_CODE, DONE_UNSTARTED}
+    shown |= {visit.LATE_FLAG, LATE_REASON, f"offered again: {LATE_REASON}"}
     assert sorted(shown - known("hi")) == []
 
 

@@ -34,6 +34,8 @@ REALISTIC: dict[str, dict[str, str]] = {
         "date": "28 Nov 2026",
         "slot": "4 दिसंबर शाम (16:00-20:00)",
         "level": "ज़िला अधिकारी",
+        "minutes": "25",
+        "tries": "3",
     },
     "en": {
         "number": "9876543",
@@ -48,6 +50,8 @@ REALISTIC: dict[str, dict[str, str]] = {
         "date": "28 Nov 2026",
         "slot": "tomorrow evening (16:00-20:00)",
         "level": "District officer",
+        "minutes": "25",
+        "tries": "3",
     },
 }
 SETTINGS = load_settings(ROOT / "config.yaml", {})
