@@ -18,11 +18,13 @@ REF = "#/components/schemas/{model}"
 INPUTS: tuple[type[BaseModel], ...] = (
     schemas.RequestCreate,
     schemas.Cancellation,
+    schemas.Reschedule,
     schemas.WorkerCreate,
     schemas.Availability,
 )
 OUTPUTS: tuple[type[BaseModel], ...] = (
     schemas.Services,
+    schemas.OpenSlots,
     schemas.RequestPage,
     schemas.RequestDetail,
     schemas.WorkerPage,
@@ -163,6 +165,12 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
                 "The services a request may ask for", {"200": _json("Services", "the catalogue"), **_errors("401")}
             )
         },
+        "/api/v1/slots": {
+            "get": _operation(
+                "The visit slots open for booking now, soonest first",
+                {"200": _json("OpenSlots", "the open slots"), **_errors("401")},
+            )
+        },
         "/api/v1/requests": {
             "get": _operation(
                 "Requests, newest first (a partner: those it filed; an agency: its workers' jobs)",
@@ -192,10 +200,21 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
                 "Cancel a request; a worker on the way is told not to go",
                 {
                     "200": _json("RequestDetail", "cancelled"),
-                    **_errors("400", "401", "403", "404", "409", "413", "415"),
+                    **_errors("400", "401", "403", "404", "409", "413", "415", "422"),
                 },
                 parameters=[number],
                 body="Cancellation",
+            )
+        },
+        "/api/v1/requests/{number}/reschedule": {
+            "post": _operation(
+                "Move a request's visit to another open slot; a worker who has the job keeps it and is told",
+                {
+                    "200": _json("RequestDetail", "moved"),
+                    **_errors("400", "401", "403", "404", "409", "413", "415", "422"),
+                },
+                parameters=[number],
+                body="Reschedule",
             )
         },
         "/api/v1/workers": {

@@ -65,6 +65,8 @@ def request(
         address=found.address_note,
         description=found.description,
         preferred_time=found.preferred_time,
+        slot_starts_at=found.slot_starts_at,
+        slot_ends_at=found.slot_ends_at,
         citizen=schemas.Citizen(phone=citizen_phone, name=found.contact_name),
         worker=_worker_on_job(worker, token),
         rating=found.rating,

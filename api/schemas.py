@@ -34,7 +34,21 @@ class RequestCreate(_Strict):
 
 
 class Cancellation(_Strict):
-    reason: str = Field(min_length=1, max_length=500, description="why the request is cancelled (audited)")
+    """Why: one of the citizen's reasons (`changes.reasons` in config.yaml: not_needed, fixed_myself,
+    worker_late, other by default), words, or both; at least one."""
+
+    reason: str | None = Field(None, min_length=1, max_length=500, description="why the request is cancelled (audited)")
+    reason_key: str | None = Field(
+        None, min_length=1, max_length=30, description="a reason's key: not_needed, fixed_myself, worker_late, other…"
+    )
+
+
+class Reschedule(_Strict):
+    """Another visit slot for an open request (one booked as soon as possible gets its first)."""
+
+    slot: str = Field(
+        min_length=1, max_length=40, description="an open slot's key from GET /api/v1/slots, e.g. 2026-12-04/morning"
+    )
 
 
 class WorkerCreate(_Strict):
@@ -91,6 +105,8 @@ class Request(_Out):
     address: str | None
     description: str | None
     preferred_time: str | None
+    slot_starts_at: datetime | None = Field(description="the booked visit slot; null: as soon as possible")
+    slot_ends_at: datetime | None
     citizen: Citizen
     worker: WorkerOnJob | None
     rating: int | None
@@ -164,6 +180,18 @@ class Service(_Out):
 
 class Services(_Out):
     items: list[Service]
+
+
+class OpenSlot(_Out):
+    key: str = Field(description="what POST /api/v1/requests/{number}/reschedule takes: 2026-12-04/morning")
+    starts_at: datetime
+    ends_at: datetime
+    name_en: str = Field(description="e.g. tomorrow morning (08:00-12:00)")
+    name_hi: str
+
+
+class OpenSlots(_Out):
+    items: list[OpenSlot] = Field(description="soonest first; the visits a request may be booked or moved to now")
 
 
 class RequestPage(_Out):

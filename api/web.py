@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException
 from api import inputs, open311, openapi, present, requests, workers
 from api.auth import EVERYONE, requires, runtime
 from api.errors import RETRY_AFTER_S, ApiError, unavailable
-from api.schemas import Service, Services
+from api.schemas import OpenSlot, OpenSlots, Service, Services
+from core import slots
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -54,6 +55,25 @@ def services() -> ResponseReturnValue:
         for s in runtime().settings.services
     ]
     return present.answer(Services(items=items))
+
+
+@bp.get("/slots")
+@requires(*EVERYONE)
+@inputs.only()
+def open_slots() -> ResponseReturnValue:
+    """The visit slots a request may be booked or moved to now."""
+    settings, now = runtime().settings, runtime().clock.now()
+    items = [
+        OpenSlot(
+            key=slot.key,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            name_en=slots.describe(settings, slot.starts_at, slot.ends_at, "en", now),
+            name_hi=slots.describe(settings, slot.starts_at, slot.ends_at, "hi", now),
+        )
+        for slot in slots.upcoming(settings, now)
+    ]
+    return present.answer(OpenSlots(items=items))
 
 
 @bp.get("/openapi.json")

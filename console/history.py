@@ -4,6 +4,7 @@ passes through the catalogue; what people wrote (notes, reasons) stays as they w
 
 from __future__ import annotations
 
+from console.labels import language
 from console.labels import translate as t
 from core import phones
 from storage.audit import AuditAction
@@ -26,10 +27,21 @@ def request_event(event: AuditEvent, names: dict[str, str]) -> str:
         return bridged_call(event, names)
     what = t(event.action.replace("request.", "").replace(".", " "))
     change = f" ({t(event.from_status)} → {t(event.to_status)})" if event.from_status and event.to_status else ""
-    why = f": {t(event.reason)}" if event.reason else ""
+    why = f": {_reason(event)}" if event.reason else ""
     worker = event.detail.get("worker_id") if isinstance(event.detail, dict) else None
     extra = f" · {t('worker')} {worker}" if worker else ""
     return f"{who(event.actor, names)}: {what}{change}{why}{extra}"
+
+
+def _reason(event: AuditEvent) -> str:
+    """Why, in the console's language: a citizen's reason from `changes.reasons` carries its Hindi (what
+    an agent added to it stays as they wrote it); any other reason through the catalogue."""
+    reason = event.reason or ""
+    hindi = event.detail.get("reason_hi") if isinstance(event.detail, dict) else None
+    if isinstance(hindi, str) and hindi and language() == "hi":
+        added = reason.partition(": ")[2]
+        return f"{hindi}: {added}" if added else hindi
+    return t(reason)
 
 
 def bridged_call(event: AuditEvent, names: dict[str, str]) -> str:

@@ -47,6 +47,7 @@ SHAPED = (
     N_("rated %(stars)s"),
     N_("the worker was stood down: %(code)s"),
     N_("a request that is %(code)s cannot be cancelled"),
+    N_("a request that is %(code)s cannot be moved"),
     N_("a request that is %(code)s cannot be dispatched again"),
     N_("a request that is %(code)s cannot be assigned"),
     N_("a request that is %(code)s cannot be handed to an agency"),

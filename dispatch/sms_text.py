@@ -41,6 +41,7 @@ TYPICAL_VALUES: Mapping[str, str] = {
     "state": "not available",
     "url": "https://helpline.up.gov.in/privacy?lang=en",
     "date": "28 Nov 2026",
+    "slot": "tomorrow afternoon (12:00-16:00)",
 }
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
