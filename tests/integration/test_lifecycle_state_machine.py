@@ -1,8 +1,9 @@
 """The request and offer lifecycle as a state machine: Hypothesis plays random interleavings of
-dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, hand-offs to an agency,
-agents' assignments, completion codes right and wrong, ratings, problems, follow-ups and workers
-stood down, through
-the real functions of dispatch/offers.py, dispatch/lifecycle.py and dispatch/inbox.py on a real
+dispatch rounds, yes, no, timeouts, expiries, cancels with a reason (an agent's, or the citizen's
+held by the `changes:` policy), moves to another slot, a moved job given back by its worker, fresh
+rounds, hand-offs to an agency, agents' assignments, completion codes right and wrong, ratings,
+problems, follow-ups and workers stood down, through the real functions of dispatch/offers.py,
+dispatch/lifecycle.py, dispatch/changes.py and dispatch/inbox.py on a real
 database. After every step the invariants hold: one accepted offer per request at most; requests
 and offers move only along the lifecycle; every status change is in the audit trail, which tells
 the request's whole story; an assigned job is exactly its worker's accepted offer; a finished job
@@ -32,9 +33,10 @@ from hypothesis.stateful import (
 )
 from sqlmodel import Session, col, select
 
+from core import slots
 from core.clock import FrozenClock
 from core.settings import Dispatch, Settings
-from dispatch import inbox, lifecycle, offers
+from dispatch import changes, inbox, lifecycle, offers
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.db import session_scope
@@ -46,22 +48,25 @@ S, OS = RequestStatus, OfferStatus
 # the code documents: an agent's fresh round (back to new, from new, offered or escalated; offered
 # still, when an offer is open: it stays open, and its worker is not texted again), an
 # agent's assignment of a waiting request, a stood-down worker's job back to an agent (assigned →
-# escalated), a problem after the job (completed → escalated), closed after the agent's follow-up.
+# escalated), a problem after the job (completed → escalated), closed after the agent's follow-up, and
+# a job moved to another slot given back by its worker (assigned → new: dispatched again).
 ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.NEW: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED, S.NEW}),
     S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW, S.OFFERED}),
-    S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED}),
+    S.ASSIGNED: frozenset({S.COMPLETED, S.CANCELLED, S.ESCALATED, S.NEW}),
     S.COMPLETED: frozenset({S.CLOSED, S.ESCALATED}),
     S.ESCALATED: frozenset({S.NEW, S.ASSIGNED, S.CANCELLED, S.CLOSED}),
     S.CLOSED: frozenset(),
     S.CANCELLED: frozenset(),
 }
 # DESIGN.md: pending → accepted | declined | expired | withdrawn; the code adds accepted → withdrawn
-# when a worker is stood down from a job in hand (lifecycle._take_back), and pending → declined
-# when a worker with a job in hand says yes (offers.Answer.BUSY, audited with offers.BUSY_REASON).
+# when a worker is stood down from a job in hand (lifecycle._take_back), pending → declined when a
+# worker with a job in hand says yes (offers.Answer.BUSY, audited with offers.BUSY_REASON), and
+# accepted → declined when a worker gives back a job moved to a time they cannot make
+# (changes.give_up: not asked about it again).
 OFFER_ALLOWED: dict[OfferStatus, frozenset[OfferStatus]] = {
     OS.PENDING: frozenset({OS.ACCEPTED, OS.DECLINED, OS.EXPIRED, OS.WITHDRAWN}),
-    OS.ACCEPTED: frozenset({OS.WITHDRAWN}),
+    OS.ACCEPTED: frozenset({OS.WITHDRAWN, OS.DECLINED}),
     OS.DECLINED: frozenset(),
     OS.EXPIRED: frozenset(),
     OS.WITHDRAWN: frozenset(),
@@ -76,6 +81,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     engine: ClassVar[sa.Engine]
     dispatch_rules: ClassVar[Dispatch]
+    helpline: ClassVar[Settings]
 
     requests = Bundle("requests")
     workers = Bundle("workers")
@@ -154,12 +160,62 @@ class Lifecycle(RuleBasedStateMachine):
 
     # -- agents ------------------------------------------------------------------------------------
 
-    @rule(request=requests, really=st.integers(0, 3))
-    def cancel(self, request: int, really: int) -> None:
+    @rule(request=requests, really=st.integers(0, 3), by_citizen=st.booleans())
+    def cancel(self, request: int, really: int, by_citizen: bool) -> None:
         if really:  # most citizens keep their request: cancelling less often lets the rest of the story happen
             return
+        rules = self.helpline.changes
+        why = changes.Why(rules.reasons[0], "" if by_citizen else "the citizen called it off")
         with session_scope(self.engine) as session:
-            lifecycle.cancel(session, request, "user:1", "the citizen called it off", self.clock.now())
+            found = session.get(ServiceRequest, request)
+            assert found is not None
+            status = found.status
+            allowed = changes.verdict(rules, found, self.clock.now()) is changes.Verdict.FREE
+            done = changes.cancel(
+                session, request, why, "caller:1", self.clock.now(), citizen=rules if by_citizen else None
+            )
+        if status not in changes.OPEN:
+            assert not done.ok
+        elif by_citizen and not allowed:  # the policy holds: an agent decides
+            assert done.error == changes.NEEDS_AGENT
+        else:
+            assert done.ok, done
+
+    @rule(request=requests, which=st.integers(0, 4), by_citizen=st.booleans())
+    def move_slot(self, request: int, which: int, by_citizen: bool) -> None:
+        open_slots = slots.upcoming(self.helpline, self.clock.now())
+        if not open_slots:
+            return
+        with session_scope(self.engine) as session:
+            before = session.get(ServiceRequest, request)
+            assert before is not None
+            worker, status = before.worker_id, before.status
+            moved = changes.reschedule(
+                session,
+                self.helpline,
+                request,
+                open_slots[which % len(open_slots)],
+                "caller:1",
+                self.clock.now(),
+                by_citizen=by_citizen,
+            )
+        after = self._request(request)
+        assert (after.worker_id, after.status) == (worker, status), "a move changes the slot only"
+        if moved.ok:
+            assert moved.keeps == (worker if status is S.ASSIGNED else None)
+
+    @rule(worker=workers, by_number=st.booleans())
+    def give_back(self, worker: int, by_number: bool) -> None:
+        with session_scope(self.engine) as session:
+            job = offers.job_in_hand(session, worker)
+            number = job.number if job is not None and by_number else None
+            given = changes.give_up(session, worker, number, self.clock.now())
+        if given is not None:  # only a job moved since they took it; dispatch does not ask them about it again
+            assert given.worker_id is None
+            assert given.status is S.NEW
+            with Session(self.engine) as session:
+                assert worker in offers.asked_before(session, given.id or 0)
+            event("a moved job given back")
 
     @rule(request=requests)
     def hand_to_an_agency(self, request: int) -> None:
@@ -299,6 +355,7 @@ class Lifecycle(RuleBasedStateMachine):
 def machine(engine: sa.Engine, settings: Settings) -> type[Lifecycle]:
     Lifecycle.engine = engine
     Lifecycle.dispatch_rules = settings.dispatch.model_copy(update={"parallel_offers": 2, "max_offers": 4})
+    Lifecycle.helpline = settings
     return Lifecycle
 
 
