@@ -200,7 +200,7 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
                 "Cancel a request; a worker on the way is told not to go",
                 {
                     "200": _json("RequestDetail", "cancelled"),
-                    **_errors("400", "401", "403", "404", "409", "413", "415", "422"),
+                    **_errors("400", "401", "403", "404", "409", "413", "415"),
                 },
                 parameters=[number],
                 body="Cancellation",
@@ -211,7 +211,7 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
                 "Move a request's visit to another open slot; a worker who has the job keeps it and is told",
                 {
                     "200": _json("RequestDetail", "moved"),
-                    **_errors("400", "401", "403", "404", "409", "413", "415", "422"),
+                    **_errors("400", "401", "403", "404", "409", "413", "415"),
                 },
                 parameters=[number],
                 body="Reschedule",
