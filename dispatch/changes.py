@@ -35,6 +35,7 @@ OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, Reques
 UNASSIGNED = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)
 NEEDS_AGENT = "too close to the visit: an agent decides"
 CHANGED_MEANWHILE = "the request changed meanwhile; look again"
+SAME_SLOT = "the request is booked for that slot already"
 GIVEN_UP = "the worker cannot make the new time"
 CALLBACK_REASON = "change_asked"  # a callback an agent owes a citizen whose change is theirs to decide
 
@@ -164,7 +165,7 @@ def reschedule(
     if by_citizen and verdict(settings.changes, request, now) is not Verdict.FREE:
         return Changed(NEEDS_AGENT)
     if request.slot_starts_at == slot.starts_at and request.slot_ends_at == slot.ends_at:
-        return Changed("the request is booked for that slot already")
+        return Changed(SAME_SLOT)
     before = _when(settings, request.slot_starts_at, request.slot_ends_at)
     moved = session.execute(
         sa.update(ServiceRequest)

@@ -652,7 +652,7 @@ def _told(ctx: CallContext, changed: changes.Changed, done: str, **values: str) 
     return Outcome("agent" if changed.error == changes.NEEDS_AGENT else "failed")
 
 
-def open_slots(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+def change_open_slots(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     """The visit slots open now, to be read out and keyed 1-6; their keys kept for the choice."""
     found = slots.upcoming(ctx.settings, ctx.now())[:MAX_SLOTS_READ]
     if not found:
@@ -683,7 +683,9 @@ def reschedule_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
             session, ctx.settings, request.id or 0, slot, actor, ctx.now(), by_citizen=True, via="ivr"
         )
     words = slots.describe(ctx.settings, slot.starts_at, slot.ends_at, ctx.language, ctx.now())
-    return _told(ctx, changed, "moved", new_slot=words)
+    if changed.error == changes.SAME_SLOT:  # what they asked for is what they have
+        return Outcome("moved", {"change_new_slot": words})
+    return _told(ctx, changed, "moved", change_new_slot=words)
 
 
 def change_callback(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
@@ -737,7 +739,7 @@ EFFECTS: dict[str, Performed] = {
     "pick_changeable_request": _performs(pick_changeable_request, "one", "unknown"),
     "change_policy": _performs(change_policy, *changes.Verdict),
     "cancel_request": _performs(cancel_request, "cancelled", "agent", "unknown", "failed"),
-    "open_slots": _performs(open_slots, "found", "none"),
+    "change_open_slots": _performs(change_open_slots, "found", "none"),
     "reschedule_request": _performs(reschedule_request, "moved", "agent", "gone", "unknown", "failed"),
     "change_callback": _performs(change_callback, "recorded", "failed"),
 }
