@@ -37,7 +37,10 @@ def _reason(event: AuditEvent) -> str:
     """Why, in the console's language: a citizen's reason from `changes.reasons` carries its Hindi (what
     an agent added to it stays as they wrote it); any other reason through the catalogue."""
     reason = event.reason or ""
-    hindi = event.detail.get("reason_hi") if isinstance(event.detail, dict) else None
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    if event.action == AuditAction.REQUEST_RESCHEDULED and "from_slot" in detail:  # "asap" in words
+        return f"{t(str(detail['from_slot']))} → {detail.get('to_slot', '')}"
+    hindi = detail.get("reason_hi")
     if isinstance(hindi, str) and hindi and language() == "hi":
         added = reason.partition(": ")[2]
         return f"{hindi}: {added}" if added else hindi

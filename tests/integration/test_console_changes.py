@@ -150,7 +150,7 @@ def test_an_agent_moves_an_assigned_job_and_its_worker_keeps_it_and_is_told(app:
     [told] = texts_to(sandbox, WORKER)
     assert told == f"सेवामित्र: काम {found.number} का समय अब कल सुबह (08:00-12:00) है। तब न जा सकें तो 2 {found.number} भेजें।"
     hindi = page(signed_in(app, "hi").get(f"/console/requests/{found.number}"))
-    assert "समय बदला गया: asap → 2030-01-02/morning" in hindi
+    assert "समय बदला गया: जितनी जल्दी हो सके → 2030-01-02/morning" in hindi
 
 
 def test_an_agent_is_not_held_by_the_citizens_policy(app: Flask) -> None:
