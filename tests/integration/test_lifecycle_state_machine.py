@@ -204,6 +204,21 @@ class Lifecycle(RuleBasedStateMachine):
         if moved.ok:
             assert moved.keeps == (worker if status is S.ASSIGNED else None)
 
+    @rule(worker=workers, gives_back=st.booleans())
+    def their_job_moved(self, worker: int, gives_back: bool) -> None:
+        """An agent moves the job a worker has in hand; the worker keeps it, or cannot make the new
+        time and gives it back at once."""
+        open_slots = slots.upcoming(self.helpline, self.clock.now())
+        with session_scope(self.engine) as session:
+            job = offers.job_in_hand(session, worker)
+            slot = next((s for s in open_slots if job and s.starts_at != job.slot_starts_at), None)
+            if job is None or slot is None:
+                return
+            moved = changes.reschedule(session, self.helpline, job.id or 0, slot, "user:1", self.clock.now())
+        assert moved.keeps == worker, moved
+        if gives_back:
+            self.give_back(worker, by_number=True)
+
     @rule(worker=workers, by_number=st.booleans())
     def give_back(self, worker: int, by_number: bool) -> None:
         with session_scope(self.engine) as session:
