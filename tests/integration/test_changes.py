@@ -176,6 +176,21 @@ def test_a_caller_cancels_with_a_reason_while_a_worker_is_asked_and_the_worker_i
     assert told == f"सेवामित्र: काम {number} रद्द हो गया है। कृपया वहाँ न जाएँ। धन्यवाद।"
 
 
+def test_a_hindi_caller_hears_the_change_menu_and_the_reasons_in_hindi(app: Flask) -> None:
+    request_id = a_request(app)
+    with session_scope(engine_of(app)) as session:
+        session.execute(sa.update(Caller).where(col(Caller.phone) == CITIZEN).values(language="hi"))
+
+    transcript = rings(app, "2,4,1,1")
+
+    assert transcript.said("अनुरोध का समय बदलने या उसे रद्द करने के लिए 4 दबाएँ।")
+    assert transcript.said("रद्द करने के लिए 1 दबाएँ। कारीगर के आने का समय बदलने के लिए 2 दबाएँ।")
+    assert transcript.said("अब ज़रूरत नहीं, तो 1 दबाएँ।")
+    assert transcript.said("रद्द हो गया है। बताने के लिए धन्यवाद।")
+    [event] = events(app, request_id, AuditAction.REQUEST_CANCELLED)
+    assert event.detail["reason_key"] == "not_needed"
+
+
 def test_a_caller_moves_an_assigned_job_and_the_worker_keeps_it_and_is_told(app: Flask, sandbox: TwilioSandbox) -> None:
     request_id = assigned(app, TOMORROW_EVENING)
     job = request_of(engine_of(app), request_id)
