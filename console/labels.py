@@ -55,6 +55,7 @@ SHAPED = (
     N_("%(name)s is not police-verified"),
     N_("%(name)s does not do %(service)s"),
     N_("%(name)s already has job %(number)s in hand"),
+    N_("%(name)s has job %(number)s in that slot"),
 )
 _PLACE = re.compile(r"%\\\((\w+)\\\)s")  # a value's place, once re.escape has been through the label
 SHAPES = tuple((re.compile(_PLACE.sub(r"(?P<\1>.+)", re.escape(label))), label) for label in SHAPED)

@@ -4,8 +4,9 @@ another system through the API), each a compare-and-set on the request, audited 
 
 A cancelled request is withdrawn from its workers: open offers are withdrawn and their workers told,
 an assigned worker is freed and told not to go. A moved job keeps its worker (one job at a time: they
-have no other in hand), who is told the new time by SMS and may answer "2 NUMBER" to give it up: the
-request is then offered again, and they are not asked about it again.
+have no other in hand; where parallel jobs are allowed, a move onto another of theirs is refused),
+who is told the new time by SMS and may answer "2 NUMBER" to give it up: the request is then offered
+again, and they are not asked about it again.
 
 The citizen alone changes their request while no worker has it, and until `changes.free_until_hours`
 before its slot; later (or a job in hand with no slot: the worker may be on the way) an agent decides
@@ -29,13 +30,14 @@ from core.slots import Slot
 from dispatch import enqueue
 from dispatch.offers import audit, move, set_offer
 from storage.audit import AuditAction
-from storage.models import AuditEvent, Offer, OfferStatus, RequestStatus, ServiceRequest
+from storage.models import AuditEvent, Offer, OfferStatus, RequestStatus, ServiceRequest, Worker
 
 OPEN = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
 UNASSIGNED = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)
 NEEDS_AGENT = "too close to the visit: an agent decides"
 CHANGED_MEANWHILE = "the request changed meanwhile; look again"
 SAME_SLOT = "the request is booked for that slot already"
+CLASH = " in that slot"  # "<worker> has job <number> in that slot"
 GIVEN_UP = "the worker cannot make the new time"
 CALLBACK_REASON = "change_asked"  # a callback an agent owes a citizen whose change is theirs to decide
 
@@ -166,6 +168,9 @@ def reschedule(
         return Changed(NEEDS_AGENT)
     if request.slot_starts_at == slot.starts_at and request.slot_ends_at == slot.ends_at:
         return Changed(SAME_SLOT)
+    clash = _clash(session, request, slot) if old is RequestStatus.ASSIGNED else None
+    if clash is not None:
+        return Changed(clash)
     before = _when(settings, request.slot_starts_at, request.slot_ends_at)
     moved = session.execute(
         sa.update(ServiceRequest)
@@ -182,6 +187,30 @@ def reschedule(
     extra |= {"via": via} if via else {}
     audit(session, actor, AuditAction.REQUEST_RESCHEDULED, request, reason=f"{before} → {slot.key}", **extra)
     return Changed(keeps=keeps, request_id=request_id)
+
+
+def _clash(session: Session, request: ServiceRequest, slot: Slot) -> str | None:
+    """Why the worker who has the job cannot keep it in `slot`: another job of theirs then (only where
+    `dispatch.allow_parallel_jobs` lets a worker hold several). An agent decides: the citizen's
+    change goes to one; an agent may cancel and dispatch again, or choose another slot."""
+    other = session.exec(
+        select(ServiceRequest).where(
+            ServiceRequest.worker_id == request.worker_id,
+            ServiceRequest.status == RequestStatus.ASSIGNED,
+            ServiceRequest.id != request.id,
+            col(ServiceRequest.slot_starts_at) < slot.ends_at,
+            col(ServiceRequest.slot_ends_at) > slot.starts_at,
+        )
+    ).first()
+    if other is None:
+        return None
+    worker = session.get(Worker, request.worker_id)
+    return f"{worker.name if worker else 'the worker'} has job {other.number}{CLASH}"
+
+
+def clashes(changed: Changed) -> bool:
+    """The move was refused for the worker's other job in that slot: an agent sorts it out."""
+    return bool(changed.error and changed.error.endswith(CLASH))
 
 
 def _same_worker(worker_id: int | None) -> sa.ColumnElement[bool]:

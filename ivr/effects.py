@@ -649,7 +649,7 @@ def _told(ctx: CallContext, changed: changes.Changed, done: str, **values: str) 
     if changed.ok:
         changes.tell(ctx.redis, changed)
         return Outcome(done, values)
-    return Outcome("agent" if changed.error == changes.NEEDS_AGENT else "failed")
+    return Outcome("agent" if changed.error == changes.NEEDS_AGENT or changes.clashes(changed) else "failed")
 
 
 def change_open_slots(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:

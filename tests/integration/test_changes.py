@@ -232,7 +232,7 @@ def test_a_change_too_close_to_the_visit_puts_the_caller_through_to_an_agent(app
 
     transcript = rings(app, "2,2,4")
 
-    assert transcript.said("Your visit is close, so an agent must make this change.")
+    assert transcript.said("An agent must make this change for you.")
     assert in_the_agent_queue(transcript)
     assert request_of(engine_of(app), request_id).status is RequestStatus.ASSIGNED
     assert events(app, request_id, AuditAction.REQUEST_CANCELLED) == []

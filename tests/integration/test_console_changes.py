@@ -11,16 +11,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, select
 
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, enqueue
+from dispatch import context, enqueue, lifecycle
 from dispatch.queues import worker as rq_worker
 from sewamitra.app import create_app
 from storage.audit import AuditAction
+from storage.db import session_scope
 from storage.models import ApiRole, AuditEvent, Offer, RequestStatus, Role, ServiceRequest
 from telephony import telephony
 from tests.console import Console, add_user
@@ -158,6 +160,41 @@ def test_an_agent_is_not_held_by_the_citizens_policy(app: Flask) -> None:
     agent = signed_in(app)
     agent.post(f"/console/requests/{found.number}/cancel", {"reason_key": "not_needed"})
     assert request_of(engine_of(app), found.id or 0).status is RequestStatus.CANCELLED
+
+
+def test_where_workers_hold_several_jobs_a_move_onto_another_of_theirs_is_refused(
+    helpline_settings: Settings,
+) -> None:
+    parallel = helpline_settings.model_copy(
+        update={"dispatch": helpline_settings.dispatch.model_copy(update={"allow_parallel_jobs": True})}
+    )
+    app = create_app(with_hours(parallel, **ALWAYS_OPEN), FrozenClock(NOW))
+    try:
+        engine = engine_of(app)
+        worker_id = add_worker(engine, "Ramesh Kumar", WORKER, 0.5)
+        first, second = add_request(engine, created=NOW), add_request(engine, created=NOW)
+        with session_scope(engine) as session:
+            for request_id in (first, second):
+                assert lifecycle.assign(session, request_id, worker_id, "user:1", NOW, allow_parallel_jobs=True).ok
+            session.execute(
+                sa.update(ServiceRequest)
+                .where(col(ServiceRequest.id) == first)
+                .values(
+                    slot_starts_at=datetime(2030, 1, 2, 2, 30, tzinfo=UTC),
+                    slot_ends_at=datetime(2030, 1, 2, 6, 30, tzinfo=UTC),
+                )
+            )
+        agent = signed_in(app)
+        number, busy = request_of(engine, second).number, request_of(engine, first).number
+        refused = agent.post(
+            f"/console/requests/{number}/reschedule", {"slot": TOMORROW_MORNING}, follow_redirects=True
+        )
+        assert f"Ramesh Kumar has job {busy} in that slot" in page(refused)
+        assert request_of(engine, second).slot_starts_at is None
+        moved = agent.post(f"/console/requests/{number}/reschedule", {"slot": TODAY_AFTERNOON}, follow_redirects=True)
+        assert "Moved to the new slot." in page(moved)
+    finally:
+        app.extensions["sewamitra"].engine.dispose()
 
 
 # -- the API --------------------------------------------------------------------------------------------
