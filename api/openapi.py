@@ -18,6 +18,7 @@ REF = "#/components/schemas/{model}"
 INPUTS: tuple[type[BaseModel], ...] = (
     schemas.RequestCreate,
     schemas.Cancellation,
+    schemas.Reschedule,
     schemas.WorkerCreate,
     schemas.Availability,
 )
@@ -204,6 +205,17 @@ def _v1_paths(settings: Settings) -> dict[str, Any]:
                 },
                 parameters=[number],
                 body="Cancellation",
+            )
+        },
+        "/api/v1/requests/{number}/reschedule": {
+            "post": _operation(
+                "Move a request's visit to another open slot; a worker who has the job keeps it and is told",
+                {
+                    "200": _json("RequestDetail", "moved"),
+                    **_errors("400", "401", "403", "404", "409", "413", "415"),
+                },
+                parameters=[number],
+                body="Reschedule",
             )
         },
         "/api/v1/workers": {

@@ -163,10 +163,14 @@ def timeline(db: Session, found: ServiceRequest, token: ApiToken) -> list[schema
     ]
 
 
+SEEN_BY_ALL = ("request.created", "request.rescheduled")  # not moves of state, but what every follower needs
+
+
 def _a_move(event: AuditEvent) -> bool:
-    """A change of the request's state (its creation included), not an offer, a note or a refusal."""
+    """A change of the request's state (its creation and a new visit slot included), not an offer, a
+    note or a refusal."""
     moved = event.from_status is not None and event.from_status != event.to_status
-    return event.action.startswith("request.") and (moved or event.action == "request.created")
+    return event.action.startswith("request.") and (moved or event.action in SEEN_BY_ALL)
 
 
 def workers(db: Session, found: Sequence[Worker]) -> list[schemas.WorkerShown]:

@@ -1,4 +1,4 @@
-"""/api/v1/requests: list with filters, one with its offers and timeline, file one, cancel one.
+"""/api/v1/requests: list with filters, one with its offers and timeline, file one, cancel or move one.
 
 A partner sees and cancels the requests it filed; an agency sees its workers' jobs; staff see all.
 A request outside what a token may see is answered 404, as if it did not exist.
@@ -6,6 +6,8 @@ A request outside what a token may see is answered 404, as if it did not exist.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint
@@ -15,9 +17,9 @@ from sqlmodel import Session, col, select
 from api import filing, inputs, present
 from api.auth import EVERYONE, STAFF, actor, client, refuse, requires, runtime
 from api.errors import ApiError, invalid
-from api.schemas import Cancellation, RequestCreate, RequestPage
-from core import numbers
-from dispatch import lifecycle
+from api.schemas import Cancellation, RequestCreate, RequestPage, Reschedule
+from core import numbers, slots
+from dispatch import changes
 from storage.db import session_scope
 from storage.models import ApiRole, Caller, Channel, RequestStatus, ServiceRequest, Worker
 
@@ -153,15 +155,42 @@ def create() -> ResponseReturnValue:
 @requires(*FILERS)
 @inputs.only()
 def cancel(number: str) -> ResponseReturnValue:
-    """Cancel a request that is not finished; a worker already on their way is told not to go."""
-    reason = filing.tidy(inputs.json_body(Cancellation).reason, 500)
-    if reason is None:
+    """Cancel a request that is not finished; the workers offered it, or on their way, are told."""
+    asked = inputs.json_body(Cancellation)
+    rules = runtime().settings.changes
+    reason, note = rules.reason(asked.reason_key), filing.tidy(asked.reason, 500)
+    if asked.reason_key is not None and reason is None:
+        raise invalid({"reason_key": f"one of {', '.join(r.key for r in rules.reasons)}"})
+    if reason is None and note is None:
         raise invalid({"reason": "say why the request is cancelled"})
+    why = changes.Why(reason, note or "")
+    return _change(number, lambda db, found: changes.cancel(db, found.id or 0, why, actor(), _now(), via="api"))
+
+
+@bp.post("/<number>/reschedule")
+@requires(*FILERS)
+@inputs.only()
+def reschedule(number: str) -> ResponseReturnValue:
+    """Move the visit to another open slot; a worker who has the job keeps it and is told the new time."""
+    settings = runtime().settings
+    slot = slots.find(settings, inputs.json_body(Reschedule).slot, _now())
+    if slot is None:
+        raise invalid({"slot": "not an open slot: see GET /api/v1/slots"})
+    return _change(
+        number, lambda db, found: changes.reschedule(db, settings, found.id or 0, slot, actor(), _now(), via="api")
+    )
+
+
+def _now() -> datetime:
+    return runtime().clock.now()
+
+
+def _change(number: str, change: Callable[[Session, ServiceRequest], changes.Changed]) -> ResponseReturnValue:
+    """A cancel or a move; after the commit, the workers it concerns are told; the request as it is now."""
     with session_scope(runtime().engine) as db:
-        found = _one(db, number)
-        moved = lifecycle.cancel(db, found.id or 0, actor(), reason, runtime().clock.now())
-    if not moved.ok:
-        raise ApiError(409, moved.error or "the request cannot be cancelled")
-    lifecycle.queue_after(runtime().redis, found.id or 0, moved)
+        changed = change(db, _one(db, number))
+    if not changed.ok:
+        raise ApiError(409, changed.error or "the request cannot be changed")
+    changes.tell(runtime().redis, changed)
     with Session(runtime().engine) as db:
         return present.answer(present.request_detail(db, runtime().settings, _one(db, number), client()))

@@ -40,7 +40,21 @@ class RequestCreate(_Strict):
 
 
 class Cancellation(_Strict):
-    reason: str = Field(min_length=1, max_length=500, description="why the request is cancelled (audited)")
+    """Why: one of the citizen's reasons (`changes.reasons` in config.yaml: not_needed, fixed_myself,
+    worker_late, other by default), words, or both; at least one."""
+
+    reason: str | None = Field(None, min_length=1, max_length=500, description="why the request is cancelled (audited)")
+    reason_key: str | None = Field(
+        None, min_length=1, max_length=30, description="a reason's key: not_needed, fixed_myself, worker_late, other…"
+    )
+
+
+class Reschedule(_Strict):
+    """Another visit slot for an open request (one booked as soon as possible gets its first)."""
+
+    slot: str = Field(
+        min_length=1, max_length=40, description="an open slot's key from GET /api/v1/slots, e.g. 2026-12-04/morning"
+    )
 
 
 class WorkerCreate(_Strict):

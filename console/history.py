@@ -4,6 +4,7 @@ passes through the catalogue; what people wrote (notes, reasons) stays as they w
 
 from __future__ import annotations
 
+from console.labels import language
 from console.labels import translate as t
 from core import phones
 from storage.audit import AuditAction
@@ -28,7 +29,7 @@ def request_event(event: AuditEvent, names: dict[str, str]) -> str:
         return level_raised(event, names)
     what = t(event.action.replace("request.", "").replace(".", " "))
     change = f" ({t(event.from_status)} → {t(event.to_status)})" if event.from_status and event.to_status else ""
-    why = f": {t(event.reason)}" if event.reason else ""
+    why = f": {_reason(event)}" if event.reason else ""
     detail = event.detail if isinstance(event.detail, dict) else {}
     worker = detail.get("worker_id")
     extra = f" · {t('worker')} {worker}" if worker else ""
@@ -45,6 +46,20 @@ def level_raised(event: AuditEvent, names: dict[str, str]) -> str:
     rungs = f"{t('level')} {detail.get('from_level', '?')} → {detail.get('to_level', '?')}"
     whose = t(str(detail.get("who", "")))
     return f"{who(event.actor, names)}: {t('level_raised')} ({rungs}, {whose}): {t(event.reason or '')}"
+
+
+def _reason(event: AuditEvent) -> str:
+    """Why, in the console's language: a citizen's reason from `changes.reasons` carries its Hindi (what
+    an agent added to it stays as they wrote it); any other reason through the catalogue."""
+    reason = event.reason or ""
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    if event.action == AuditAction.REQUEST_RESCHEDULED and "from_slot" in detail:  # "asap" in words
+        return f"{t(str(detail['from_slot']))} → {detail.get('to_slot', '')}"
+    hindi = detail.get("reason_hi")
+    if isinstance(hindi, str) and hindi and language() == "hi":
+        added = reason.partition(": ")[2]
+        return f"{hindi}: {added}" if added else hindi
+    return t(reason)
 
 
 def bridged_call(event: AuditEvent, names: dict[str, str]) -> str:

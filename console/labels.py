@@ -47,6 +47,7 @@ SHAPED = (
     N_("rated %(stars)s"),
     N_("the worker was stood down: %(code)s"),
     N_("a request that is %(code)s cannot be cancelled"),
+    N_("a request that is %(code)s cannot be moved"),
     N_("a request that is %(code)s cannot be dispatched again"),
     N_("a request that is %(code)s cannot be assigned"),
     N_("a request that is %(code)s cannot be handed to an agency"),
@@ -67,6 +68,7 @@ SHAPED = (
     N_("%(count)s complaints in %(days)s days"),
     N_("ETA %(minutes)s min"),
     N_("a request that is %(code)s has no code to send"),
+    N_("%(name)s has job %(number)s in that slot"),
 )
 _PLACE = re.compile(r"%\\\((\w+)\\\)s")  # a value's place, once re.escape has been through the label
 SHAPES = tuple((re.compile(_PLACE.sub(r"(?P<\1>.+)", re.escape(label))), label) for label in SHAPED)

@@ -16,15 +16,15 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
-from console import auth, escalations, history, present, recordings, scope, spreadsheet
+from console import auth, escalations, history, labels, present, recordings, scope, spreadsheet
 from console.auth import MANAGERS, OFFICERS, STAFF, requires, runtime
 from console.callers import promise_callback
 from console.forms import NOTE_MAX, parse_id, plain
 from console.labels import N_
 from console.present import day_range, local_moment
-from core import numbers, phones
+from core import numbers, phones, slots
 from core.geo import distance_km
-from dispatch import enqueue, jobs, lifecycle, rework, visit
+from dispatch import changes, enqueue, jobs, lifecycle, rework, visit
 from dispatch import reach as dispatch_reach
 from storage.audit import AuditAction
 from storage.db import session_scope
@@ -328,7 +328,24 @@ def show(number: str) -> ResponseReturnValue:
         finished=found.completed_at is not None and found.status in rework.FINISHED,
         ladder=ladder_panel,
         **workbench,
+        **_changes(found),
     )
+
+
+def _changes(found: ServiceRequest) -> dict[str, object]:
+    """The visit's slot in words, and what a cancel or a move may choose from, in the console's language."""
+    settings, now, language = runtime().settings, runtime().clock.now(), labels.language()
+    visit = None
+    if found.slot_starts_at is not None and found.slot_ends_at is not None:
+        visit = slots.describe(settings, found.slot_starts_at, found.slot_ends_at, language, now)
+    return {
+        "visit": visit,
+        "open_slots": [
+            (slot.key, slots.describe(settings, slot.starts_at, slot.ends_at, language, now))
+            for slot in slots.upcoming(settings, now)
+        ],
+        "reasons": [(reason.key, reason.name(language)) for reason in settings.changes.reasons],
+    }
 
 
 def _of_agency(agency: int | None) -> sa.ColumnElement[bool]:
@@ -490,15 +507,51 @@ def _candidates(
 @bp.post("/<number>/cancel")
 @requires(*STAFF)
 def cancel(number: str) -> ResponseReturnValue:
-    reason = plain(request.form.get("reason", ""), NOTE_MAX)
-    if not reason:
+    """Cancel with one of the citizen's reasons (`changes.reasons`), the agent's words, or both; the
+    workers offered it or doing it are told. The agent decides: the citizen's policy does not hold them."""
+    reason = runtime().settings.changes.reason(request.form.get("reason_key"))
+    note = plain(request.form.get("reason", ""), NOTE_MAX)
+    if reason is None and not note:
         flash("Say why the request is cancelled.")
         return redirect(url_for(".show", number=number))
-    return _move(
+    why = changes.Why(reason, note)
+    return _change(
         number,
-        lambda db, r: lifecycle.cancel(db, r.id or 0, auth.actor(), reason, runtime().clock.now()),
+        lambda db, r: changes.cancel(db, r.id or 0, why, auth.actor(), runtime().clock.now(), via="console"),
         N_("Cancelled."),
     )
+
+
+@bp.post("/<number>/reschedule")
+@requires(*STAFF)
+def reschedule(number: str) -> ResponseReturnValue:
+    """Move the visit to another open slot (or give one to a request booked as soon as possible); a
+    worker who has the job keeps it and is told the new time."""
+    settings, now = runtime().settings, runtime().clock.now()
+    slot = slots.find(settings, request.form.get("slot", ""), now)
+    if slot is None:
+        flash("Choose one of the open slots.")
+        return redirect(url_for(".show", number=number))
+    return _change(
+        number,
+        lambda db, r: changes.reschedule(db, settings, r.id or 0, slot, auth.actor(), now, via="console"),
+        N_("Moved to the new slot."),
+    )
+
+
+Change = Callable[[Session, ServiceRequest], changes.Changed]
+
+
+def _change(number: str, change: Change, done: str) -> ResponseReturnValue:
+    """A cancel or a move; after the commit, the workers it concerns are told."""
+    with session_scope(runtime().engine) as db:
+        changed = change(db, _request(db, number))
+    if not changed.ok:
+        flash(changed.error or "")
+        return redirect(url_for(".show", number=number))
+    changes.tell(runtime().redis, changed)
+    flash(done)
+    return redirect(url_for(".show", number=number))
 
 
 @bp.post("/<number>/redispatch")
@@ -594,7 +647,7 @@ def _move(
         if moved.error:
             flash(moved.error)
         return redirect(url_for(".show", number=number, **(back or {})))
-    lifecycle.queue_after(runtime().redis, found.id or 0, moved, then)
+    lifecycle.queue_after(runtime().redis, found.id or 0, then)
     flash(done)
     return redirect(url_for(".show", number=number))
 

@@ -150,6 +150,47 @@ class Slots(_Frozen):
         return value
 
 
+class ChangeReason(_Frozen):
+    """Why a citizen calls a request off: keyed on the phone by its place in `changes.reasons`."""
+
+    key: str = Field(pattern=r"^[a-z][a-z_]{1,29}$")
+    name_en: str = Field(min_length=1, max_length=60)
+    name_hi: str = Field(min_length=1, max_length=60)
+
+    def name(self, language: str) -> str:
+        return self.name_hi if language == "hi" else self.name_en
+
+
+def _default_reasons() -> tuple[ChangeReason, ...]:
+    return (
+        ChangeReason(key="not_needed", name_en="no longer needed", name_hi="अब ज़रूरत नहीं"),
+        ChangeReason(key="fixed_myself", name_en="fixed it myself", name_hi="ख़ुद ठीक कर लिया"),
+        ChangeReason(key="worker_late", name_en="the worker is too late", name_hi="कारीगर बहुत देर से"),
+        ChangeReason(key="other", name_en="another reason", name_hi="कोई और कारण"),
+    )
+
+
+class Changes(_Frozen):
+    """When a citizen may cancel or move their own request by phone or SMS without an agent: while no
+    worker has it (`free_while_unassigned`), and until `free_until_hours` before its slot starts.
+    Later (or a job in hand with no slot: the worker may be on the way) an agent decides."""
+
+    free_while_unassigned: bool = True
+    free_until_hours: float = Field(
+        4, ge=0, le=72, description="a booked visit is changed freely until this long before"
+    )
+    reasons: tuple[ChangeReason, ...] = Field(default_factory=_default_reasons, min_length=1, max_length=6)
+
+    @field_validator("reasons")
+    @classmethod
+    def _unique_reasons(cls, value: tuple[ChangeReason, ...]) -> tuple[ChangeReason, ...]:
+        _require_unique("changes.reasons key", [reason.key for reason in value])
+        return value
+
+    def reason(self, key: str | None) -> ChangeReason | None:
+        return next((reason for reason in self.reasons if reason.key == key), None)
+
+
 class Dispatch(_Frozen):
     offer_timeout: int = Field(300, ge=10, le=86400)
     max_offers: int = Field(5, ge=1, le=50)
@@ -453,6 +494,7 @@ class Settings(_Frozen):
     services: tuple[Service, ...]
     call_centre: CallCentre = CallCentre()
     slots: Slots = Slots()
+    changes: Changes = Changes()
     dispatch: Dispatch = Dispatch()
     rework: Rework = Rework()
     workers_quality: WorkersQuality = WorkersQuality()

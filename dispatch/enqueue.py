@@ -151,10 +151,15 @@ def ring_officer(connection: redis.Redis, call_id: int) -> bool:
 
 
 def job_cancelled(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
-    """Tell a worker not to go: the job they had taken was cancelled."""
-    return _put(
-        connection, QueueName.DISPATCH, "job_cancelled", request_id, worker_id, job_id=f"cancelled-{request_id}"
-    )
+    """Tell a worker not to go: the job they had taken, or been offered, was cancelled."""
+    job_id = f"cancelled-{request_id}-{worker_id}"
+    return _put(connection, QueueName.DISPATCH, "job_cancelled", request_id, worker_id, job_id=job_id)
+
+
+def job_moved(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
+    """Tell the worker keeping a job its new time."""
+    job_id = f"moved-{request_id}-{worker_id}"
+    return _put(connection, QueueName.DISPATCH, "job_moved", request_id, worker_id, job_id=job_id)
 
 
 def worker_busy(connection: redis.Redis, offer_id: int) -> bool:

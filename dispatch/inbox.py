@@ -1,7 +1,9 @@
 """What an SMS that reaches the helpline means, and what it changes.
 
-A worker answers offers (yes/no), reports a job done with the citizen's code, or says they are
-available or busy; a citizen rates a finished job 1–5. Anything else gets a short, helpful reply
+A worker answers offers (yes/no), reports a job done with the citizen's code, says they are
+available or busy, or gives back a job moved to a time they cannot make ("2 NUMBER"); a citizen
+rates a finished job 1–5, or cancels their own request (CANCEL NUMBER, by `changes:`' policy; a
+sender who did not book it is refused, and nothing changes). Anything else gets a short, helpful reply
 and changes nothing but an audit event. Replies are returned, not sent: the view queues them
 after the transaction has committed.
 """
@@ -14,13 +16,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from core.settings import Rework, Settings, WorkersQuality
-from dispatch import offers, rework, visit
+from core.settings import Changes, Rework, Settings, WorkersQuality
+from dispatch import changes, offers, rework, visit
 from dispatch.availability import Via, set_availability
 from dispatch.replies import Reply, ReplyKind, parse, parse_rating
 from storage.audit import AuditAction, record
 from storage.db import session_scope
 from storage.models import (
+    CallbackRequest,
+    CallbackStatus,
     Caller,
     Offer,
     OfferStatus,
@@ -51,6 +55,7 @@ class Outcome:
     redispatch: int | None = None  # request id: offer it to the next worker
     completed: int | None = None  # request id: free the worker, ask the citizen
     worker_changed: int | None = None  # worker id: bring the GEO index in step
+    changed: changes.Changed | None = None  # a cancel: the workers it concerns are told
     language: str = "hi"
     recorded: tuple[int, ...] = ()  # SMS recorded with the change (the citizen's start code): send them
 
@@ -65,10 +70,12 @@ def handle(
     rework_rules: Rework = DEFAULT_REWORK,
     standards: WorkersQuality = DEFAULT_STANDARDS,
     settings: Settings | None = None,
+    rules: Changes | None = None,
 ) -> Outcome:
     """Act on one inbound SMS from `sender` (E.164); `allow_parallel_jobs` as in the dispatch settings,
     `rework_rules` and `standards` as in the `rework` and `workers_quality` settings; `settings` for
-    what a visit message texts the citizen (without them, it is not understood)."""
+    what a visit message texts the citizen (without them, it is not understood); `rules` the
+    `changes:` a citizen's own cancel is held by."""
     with Session(engine) as session:
         worker = session.exec(select(Worker).where(Worker.phone == sender, Worker.active)).first()
         caller = session.exec(select(Caller).where(Caller.phone == sender)).first()
@@ -77,12 +84,22 @@ def handle(
         if reply.kind in VISIT_KINDS and settings is not None:
             return _visit(engine, settings, worker, reply, now)
         return _from_worker(engine, worker, reply, now, allow_parallel_jobs)
+    reply = parse(body)
+    if reply.kind is ReplyKind.CANCEL:
+        return _cancel(engine, caller, sender, reply, now, rules or Changes())
+    if reply.kind is ReplyKind.RESCHEDULE:  # the time is changed on the phone, where the open slots are heard
+        language = (caller.language if caller else None) or "hi"
+        return Outcome((Outgoing("change_by_phone", {"number": reply.number or ""}),), language=language)
     return _from_citizen(engine, caller, sender, body, now, rework_rules, standards)
 
 
 def _from_worker(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime, allow_parallel_jobs: bool) -> Outcome:
     assert worker.id is not None
     language = worker.language
+    if reply.kind is ReplyKind.DECLINE:
+        given_back = _give_back(engine, worker, reply, now)
+        if given_back is not None:
+            return given_back
     if reply.kind in (ReplyKind.ACCEPT, ReplyKind.DECLINE):
         return _answer(engine, worker, reply, now, allow_parallel_jobs)
     if reply.kind is ReplyKind.DONE:
@@ -182,6 +199,115 @@ def _done(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Out
         completed=request.id,
         worker_changed=worker.id,
         language=worker.language,
+    )
+
+
+def _give_back(engine: sa.Engine, worker: Worker, reply: Reply, now: datetime) -> Outcome | None:
+    """A no that answers no open offer but a job of theirs moved since they took it: they give it back,
+    and it is offered again. None when the no is an offer's to answer (or there is no such job)."""
+    assert worker.id is not None
+    with session_scope(engine) as session:
+        pending = offers.pending_offer(session, worker.id, now)
+        asked = session.get(ServiceRequest, pending.request_id) if pending else None
+        if asked is not None and reply.number in (None, asked.number):
+            return None
+        job = changes.give_up(session, worker.id, reply.number, now)
+        if job is None:
+            return None
+    return Outcome(
+        (Outgoing("declined_ack", {"number": job.number}, job.id),),
+        redispatch=job.id,
+        worker_changed=worker.id,
+        language=worker.language,
+    )
+
+
+def _cancel(
+    engine: sa.Engine, caller: Caller | None, sender: str, reply: Reply, now: datetime, rules: Changes
+) -> Outcome:
+    """CANCEL NUMBER from the citizen who booked it: cancelled (by the policy: too close to the visit,
+    an agent rings them back); from anyone else, refused, and nothing changes."""
+    language = (caller.language if caller else None) or "hi"
+    with session_scope(engine) as session:
+        request = _to_cancel(session, caller, reply.number)
+        if request is None or caller is None or request.caller_id != caller.id:
+            return _not_yours(session, request, sender, reply, language)
+        assert request.id is not None
+        number = {"number": request.number}
+        verdict = changes.verdict(rules, request, now)
+        if verdict is changes.Verdict.CLOSED:
+            done = request.status is RequestStatus.CANCELLED
+            return Outcome(
+                (Outgoing("request_cancelled" if done else "reply_help_citizen", number, request.id),),
+                language=language,
+            )
+        if verdict is changes.Verdict.AGENT:
+            _ring_back(session, caller, request, now)
+            return Outcome((Outgoing("change_by_agent", number, request.id),), language=language)
+        reason = rules.reasons[reply.reason - 1] if reply.reason and reply.reason <= len(rules.reasons) else None
+        why = changes.Why(reason, "" if reason else "by SMS")
+        changed = changes.cancel(session, request.id, why, f"caller:{caller.id}", now, citizen=rules, via="sms")
+    if not changed.ok:
+        return Outcome((Outgoing("reply_help_citizen", number, request.id),), language=language)
+    return Outcome((Outgoing("request_cancelled", number, request.id),), changed=changed, language=language)
+
+
+def _to_cancel(session: Session, caller: Caller | None, number: str | None) -> ServiceRequest | None:
+    """The request named; with no number, the sender's one open request (none when they have several)."""
+    if number is not None:
+        return session.exec(select(ServiceRequest).where(ServiceRequest.number == number)).first()
+    if caller is None:
+        return None
+    open_ones = session.exec(
+        select(ServiceRequest).where(
+            ServiceRequest.caller_id == caller.id, col(ServiceRequest.status).in_(changes.OPEN)
+        )
+    ).all()
+    return open_ones[0] if len(open_ones) == 1 else None
+
+
+def _not_yours(session: Session, request: ServiceRequest | None, sender: str, reply: Reply, language: str) -> Outcome:
+    """A CANCEL for a request the sender did not book (or none they can name): refused, audited."""
+    actor = f"phone:{sender[-4:]}"
+    if request is None and reply.number is None:
+        record(session, AuditAction.SMS_UNCLEAR, actor=actor, entity="sms", reason="CANCEL without a number")
+        return Outcome((Outgoing("reply_help_citizen"),), language=language)
+    if request is not None:
+        why = "asked by SMS from a number that did not book it"
+        offers.audit(session, actor, AuditAction.REQUEST_CHANGE_REFUSED, request, reason=why)
+    else:
+        record(session, AuditAction.SMS_UNCLEAR, actor=actor, entity="sms", reason="CANCEL of an unknown number")
+    return Outcome((Outgoing("cancel_not_yours", {"number": reply.number or ""}),), language=language)
+
+
+def _ring_back(session: Session, caller: Caller, request: ServiceRequest, now: datetime) -> None:
+    """A callback about the request for an agent, once while one is waiting."""
+    waiting = session.exec(
+        select(CallbackRequest.id).where(
+            CallbackRequest.request_id == request.id,
+            CallbackRequest.reason == changes.CALLBACK_REASON,
+            CallbackRequest.status == CallbackStatus.PENDING,
+        )
+    ).first()
+    if waiting is not None:
+        return
+    callback = CallbackRequest(
+        phone=caller.phone,
+        caller_id=caller.id,
+        language=caller.language or request.language,
+        reason=changes.CALLBACK_REASON,
+        request_id=request.id,
+        created_at=now,
+    )
+    session.add(callback)
+    session.flush()
+    record(
+        session,
+        AuditAction.CALLBACK_REQUESTED,
+        actor=f"caller:{caller.id}",
+        entity="callback_request",
+        entity_id=callback.id,
+        reason=changes.CALLBACK_REASON,
     )
 
 

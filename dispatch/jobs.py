@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from core import phones, pincodes, slots
 from dispatch import (
+    changes,
     citizen_calls,
     context,
     enqueue,
@@ -506,7 +507,8 @@ def ring_officer(call_id: int) -> str:
 
 
 def job_cancelled(request_id: int, worker_id: int) -> str:
-    """An agent cancelled a job a worker had taken: the worker is told not to go, and is free again."""
+    """A job a worker had taken, or been offered, was cancelled: the worker is told not to go, and is
+    free again."""
     ctx = context.current()
     with Session(ctx.engine) as session:
         request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
@@ -559,6 +561,27 @@ def job_closed(request_id: int, worker_id: int) -> str:
         request_id=request_id,
         worker_id=worker_id,
     )
+    return "worker told"
+
+
+def job_moved(request_id: int, worker_id: int) -> str:
+    """A job kept by its worker was moved to another slot: they are told the new time (and that "2
+    NUMBER" gives it back). Not when it is no longer theirs by the time this runs."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
+    if (
+        request is None
+        or worker is None
+        or request.worker_id != worker_id
+        or request.status is not RequestStatus.ASSIGNED
+    ):
+        return "nothing to tell"
+    if request.slot_starts_at is None or request.slot_ends_at is None:
+        return "no slot"
+    slot = slots.describe(ctx.settings, request.slot_starts_at, request.slot_ends_at, worker.language, now())
+    values = {"number": request.number, "slot": slot}
+    _try_sms(worker.phone, "job_moved", worker.language, values, request_id=request.id, worker_id=worker.id)
     return "worker told"
 
 
@@ -651,6 +674,7 @@ def handle_sms(sms_log_id: int) -> str:
             rework_rules=ctx.settings.rework,
             standards=ctx.settings.workers_quality,
             settings=ctx.settings,
+            rules=ctx.settings.changes,
         )
         _follow_up(sms.from_number, outcome)
     except UNREACHABLE:
@@ -678,6 +702,8 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
         enqueue.reindex_worker(connection, outcome.worker_changed)
     for sms_id in outcome.recorded:
         enqueue.send_sms(connection, sms_id)
+    if outcome.changed is not None:
+        changes.tell(connection, outcome.changed)
     for reply in outcome.replies:
         _try_sms(sender, reply.template, outcome.language, reply.values, request_id=reply.request_id)
 

@@ -1,6 +1,7 @@
-"""What an agent does to a request: cancel it, start its dispatch again, or give it to a chosen
-worker. Each move is a compare-and-set on the request's status, audited with who and why, so an
-agent and a worker answering at the same moment cannot both win."""
+"""What an agent does to a request: start its dispatch again, hand it to an agency, or give it to a
+chosen worker (a cancel, or a move to another slot, is `dispatch.changes`', shared with the citizen).
+Each move is a compare-and-set on the request's status, audited with who and why, so an agent and a
+worker answering at the same moment cannot both win."""
 
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from storage.models import (
 )
 
 log = logging.getLogger(__name__)
-CANCELLABLE = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ASSIGNED, RequestStatus.ESCALATED)
 UNASSIGNED = (RequestStatus.NEW, RequestStatus.OFFERED, RequestStatus.ESCALATED)  # waiting for a worker
 REDISPATCHABLE = ASSIGNABLE = UNASSIGNED
 DONE_BEFORE = "a worker already took this job; record a follow-up, or create a new request for new work"
@@ -36,10 +36,11 @@ DONE_BEFORE = "a worker already took this job; record a follow-up, or create a n
 
 @dataclass(frozen=True)
 class Moved:
-    """What a move did: `error` says, in an agent's words, why it did not happen."""
+    """What a move did: `error` says, in an agent's words, why it did not happen; `freed_worker` the
+    worker a job was taken from (their index entry and their SMS are the caller's to do)."""
 
     error: str | None = None
-    freed_worker: int | None = None  # a worker whose job this was: now free for other offers
+    freed_worker: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,26 +56,11 @@ FOLLOW_UPS: dict[FollowUp, Callable[[redis.Redis, int], bool]] = {
 }
 
 
-def queue_after(connection: redis.Redis, request_id: int, moved: Moved, then: FollowUp | None = None) -> None:
-    """After the commit: the job the move calls for, and a stood-down worker told not to go. A lost
-    job is redone by the sweeper (a request left new, an assignment nobody was told of)."""
+def queue_after(connection: redis.Redis, request_id: int, then: FollowUp | None = None) -> None:
+    """After the commit: the job the move calls for. A lost job is redone by the sweeper (a request
+    left new, an assignment nobody was told of). A cancel is `dispatch.changes`'."""
     if then is not None:
         FOLLOW_UPS[then](connection, request_id)
-    if moved.freed_worker is not None:  # a cancelled job in hand: the worker must not go
-        enqueue.job_cancelled(connection, request_id, moved.freed_worker)
-
-
-def cancel(session: Session, request_id: int, actor: str, reason: str, now: datetime) -> Moved:
-    request = session.get(ServiceRequest, request_id)
-    if request is None:
-        return Moved("no such request")
-    old = request.status
-    if old not in CANCELLABLE:
-        return Moved(f"a request that is {old.value} cannot be cancelled")
-    if not move(session, request, old, RequestStatus.CANCELLED, actor, reason, now):
-        return Moved("the request changed meanwhile; look again")
-    withdraw_pending(session, request_id, now)
-    return Moved(freed_worker=request.worker_id if old is RequestStatus.ASSIGNED else None)
 
 
 def redispatch(

@@ -520,11 +520,12 @@ def move(
     actor: str,
     reason: str,
     now: datetime,
+    **detail: object,
 ) -> bool:
     """Move a request along its lifecycle, only if it is still where we think it is; audited."""
     moved = _compare_and_set(session, request, old, new, now)
     if moved:
-        audit(session, actor, AuditAction.request_moved(new), request, from_status=old.value, reason=reason)
+        audit(session, actor, AuditAction.request_moved(new), request, from_status=old.value, reason=reason, **detail)
     return moved
 
 

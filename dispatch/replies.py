@@ -29,6 +29,8 @@ class ReplyKind(StrEnum):
     ON_THE_WAY = "on_the_way"  # the worker's day: see parse_visit
     ARRIVED = "arrived"
     START = "start"
+    CANCEL = "cancel"  # a citizen calls their request off: CANCEL 1234567 [reason digit]
+    RESCHEDULE = "reschedule"  # a citizen asks for another time: answered with the number to call
     UNKNOWN = "unknown"
 
 
@@ -39,6 +41,7 @@ class Reply:
     code: str | None = None  # the 4-digit completion code of a DONE, or the start code of a START
     rating: int | None = None  # 1-5, for RATING
     minutes: int | None = None  # the ETA of an ON_THE_WAY
+    reason: int | None = None  # a CANCEL's reason, by its place in `changes.reasons` (1-6)
 
 
 # Our own templates say "स्वीकार: 1, मना: 2" and "Reply 1 to accept, 2 to decline".
@@ -55,6 +58,12 @@ KEYWORDS: dict[str, ReplyKind] = {
 }
 DIGIT_KEYWORDS = {"1": ReplyKind.ACCEPT, "2": ReplyKind.DECLINE}
 DONE_WORDS = frozenset(["done", "d", "पूरा", "pura", "poora"])
+# A citizen's change of their own request: "CANCEL 1234567", "रद्द 1234567 2", "radd karo 1234567".
+CANCEL_WORDS = frozenset(["cancel", "cancelled", "radd", "rad", "radh", "रद्द", "रद", "कैंसल", "केंसल"])
+RESCHEDULE_WORDS = frozenset(
+    ["reschedule", "change", "time", "move", "samay", "badlo", "badle", "समय", "बदलें", "बदलो", "बदलना"]
+)
+FILLER = frozenset(["karo", "kare", "karen", "करो", "करें", "करे", "request", "anurodh", "अनुरोध", "please", "pls", "my"])
 # Politeness alone ("ji") means yes; next to another word it only softens it ("nahi ji").
 POLITE = frozenset(["ji", "जी", "sir", "सर"])
 ALONE_MEANS_YES = frozenset(["ji", "जी"])
@@ -81,6 +90,8 @@ def parse(body: str) -> Reply:
         return visit
     if tokens[0] in DONE_WORDS:
         return _done([t for t in tokens[1:] if t.isdigit()])
+    if tokens[0] in CANCEL_WORDS or tokens[0] in RESCHEDULE_WORDS:
+        return _change(tokens)
     return _keyword_reply(tokens)
 
 
@@ -154,6 +165,24 @@ def _keyword_reply(tokens: list[str]) -> Reply:
     if len(kinds) != 1 or len(number) not in (0, NUMBER_DIGITS):
         return Reply(ReplyKind.UNKNOWN)
     return Reply(kinds.pop(), number=number or None)
+
+
+def _change(tokens: list[str]) -> Reply:
+    """CANCEL or RESCHEDULE, with the request's number if given and a cancel's reason digit; a word
+    that is neither a filler nor the same keyword makes it UNKNOWN (nothing is cancelled on a guess)."""
+    kind = ReplyKind.CANCEL if tokens[0] in CANCEL_WORDS else ReplyKind.RESCHEDULE
+    words = CANCEL_WORDS if kind is ReplyKind.CANCEL else RESCHEDULE_WORDS
+    numbers: list[str] = []
+    reasons: list[str] = []
+    for token in tokens[1:]:
+        if token.isdigit():
+            (numbers if len(token) == NUMBER_DIGITS else reasons).append(token)
+        elif token not in words and token not in FILLER and token not in POLITE:
+            return Reply(ReplyKind.UNKNOWN)
+    if len(numbers) > 1 or len(reasons) > 1 or (reasons and not ("1" <= reasons[0] <= "6" and len(reasons[0]) == 1)):
+        return Reply(ReplyKind.UNKNOWN)
+    reason = int(reasons[0]) if reasons and kind is ReplyKind.CANCEL else None
+    return Reply(kind, number=numbers[0] if numbers else None, reason=reason)
 
 
 def _done(digits: list[str]) -> Reply:

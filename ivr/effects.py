@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import numbers, phones, pincodes, slots
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
-from dispatch import availability, bridge, enqueue, inbox, notice, privacy_requests, retention, rework, visit
+from dispatch import availability, bridge, changes, enqueue, inbox, notice, privacy_requests, retention, rework, visit
 from dispatch import offers as dispatch_offers
 from dispatch.availability import Via
 from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_ups
@@ -255,7 +255,7 @@ def request_callback(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     return Outcome("recorded")
 
 
-def record_callback(ctx: CallContext, reason: str) -> bool:
+def record_callback(ctx: CallContext, reason: str, request_id: int | None = None) -> bool:
     if ctx.caller is None:
         return False
     with session_scope(ctx.engine) as session:
@@ -268,6 +268,7 @@ def record_callback(ctx: CallContext, reason: str) -> bool:
             language=ctx.language,
             reason=reason,
             call_sid=ctx.call_sid,
+            request_id=request_id,
             created_at=ctx.now(),
         )
         session.add(callback)
@@ -689,6 +690,129 @@ def privacy_erasure(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     return Outcome("filed" if filed.new else "waiting", {"sms": "yes" if _is_mobile(ctx.caller) else "no"})
 
 
+# -- the caller changes or cancels their own request (dispatch/changes.py) ------------------------------
+
+MAX_SLOTS_READ = 6  # the open slots a caller hears, keyed 1-6
+
+
+def find_changeable_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+    """The caller's own open requests (by the number they call from; never one named by its number)."""
+    if ctx.caller is None:
+        return Outcome("none")
+    with Session(ctx.engine) as session:
+        rows = _requests_of(session, ctx.caller, OPEN_STATUSES, limit=MAX_OPEN_READ)
+    if not rows:
+        return Outcome("none")
+    if len(rows) == 1:
+        return Outcome("one", _changing(rows[0]))
+    listed = [{"place": str(i), "number": r.number, "service": r.service_code} for i, r in enumerate(rows, start=1)]
+    return Outcome("several", {"change_requests": listed, "change_count": str(len(rows))})
+
+
+def pick_changeable_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The request the caller picked by its place in the list they heard."""
+    if ctx.caller is None:
+        return Outcome("unknown")
+    with Session(ctx.engine) as session:
+        rows = _requests_of(session, ctx.caller, OPEN_STATUSES, limit=MAX_OPEN_READ)
+    place = _int(args.get("place"))
+    return Outcome("one", _changing(rows[place - 1])) if 1 <= place <= len(rows) else Outcome("unknown")
+
+
+def _changing(request: ServiceRequest) -> dict[str, str]:
+    return {"change_request": str(request.id), "change_number": request.number}
+
+
+def _callers_request(session: Session, ctx: CallContext, args: Mapping[str, str]) -> ServiceRequest | None:
+    """The request the flow names, if it is the caller's own."""
+    request = session.get(ServiceRequest, _int(args.get("request")))
+    caller = session.get(Caller, request.caller_id) if request and request.caller_id else None
+    return request if caller is not None and ctx.caller is not None and caller.phone == ctx.caller else None
+
+
+def change_policy(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """May the caller change it themselves (`changes:` in config.yaml), must an agent, or is it closed?
+    With `free`, the reasons a cancel is keyed from."""
+    with Session(ctx.engine) as session:
+        request = _callers_request(session, ctx, args)
+        if request is None:
+            return Outcome("closed")
+        verdict = changes.verdict(ctx.settings.changes, request, ctx.now())
+    reasons = [
+        {"place": str(i), "name": reason.name(ctx.language)}
+        for i, reason in enumerate(ctx.settings.changes.reasons, start=1)
+    ]
+    return Outcome(verdict.value, {"cancel_reasons": reasons})
+
+
+def cancel_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The caller cancels their request with the reason they keyed; the workers it concerns are told."""
+    rules, place = ctx.settings.changes, _int(args.get("reason"))
+    if not 1 <= place <= len(rules.reasons):
+        return Outcome("unknown")
+    with session_scope(ctx.engine) as session:
+        request = _callers_request(session, ctx, args)
+        if request is None:
+            return Outcome("failed")
+        why = changes.Why(rules.reasons[place - 1])
+        actor = f"caller:{request.caller_id}"
+        changed = changes.cancel(session, request.id or 0, why, actor, ctx.now(), citizen=rules, via="ivr")
+    return _told(ctx, changed, "cancelled")
+
+
+def _told(ctx: CallContext, changed: changes.Changed, done: str, **values: str) -> Outcome:
+    """After the commit: the workers told; the outcome the flow goes on with."""
+    if changed.ok:
+        changes.tell(ctx.redis, changed)
+        return Outcome(done, values)
+    return Outcome("agent" if changed.error == changes.NEEDS_AGENT or changes.clashes(changed) else "failed")
+
+
+def change_open_slots(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
+    """The visit slots open now, to be read out and keyed 1-6; their keys kept for the choice."""
+    found = slots.upcoming(ctx.settings, ctx.now())[:MAX_SLOTS_READ]
+    if not found:
+        return Outcome("none")
+    now = ctx.now()
+    listed = [
+        {"place": str(i), "slot": slots.describe(ctx.settings, slot.starts_at, slot.ends_at, ctx.language, now)}
+        for i, slot in enumerate(found, start=1)
+    ]
+    return Outcome("found", {"change_slots": listed, "change_slot_keys": " ".join(slot.key for slot in found)})
+
+
+def reschedule_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """The caller's request moved to the slot they keyed (of those they heard); `gone` when it closed
+    meanwhile. A worker who has the job keeps it and is told."""
+    keys, place = args.get("slots", "").split(), _int(args.get("place"))
+    if not 1 <= place <= len(keys):
+        return Outcome("unknown")
+    slot = slots.find(ctx.settings, keys[place - 1], ctx.now())
+    if slot is None:
+        return Outcome("gone")
+    with session_scope(ctx.engine) as session:
+        request = _callers_request(session, ctx, args)
+        if request is None:
+            return Outcome("failed")
+        actor = f"caller:{request.caller_id}"
+        changed = changes.reschedule(
+            session, ctx.settings, request.id or 0, slot, actor, ctx.now(), by_citizen=True, via="ivr"
+        )
+    words = slots.describe(ctx.settings, slot.starts_at, slot.ends_at, ctx.language, ctx.now())
+    if changed.error == changes.SAME_SLOT:  # what they asked for is what they have
+        return Outcome("moved", {"change_new_slot": words})
+    return _told(ctx, changed, "moved", change_new_slot=words)
+
+
+def change_callback(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
+    """Out of hours, an agent owes the caller a call about the change they asked for (once per call)."""
+    with Session(ctx.engine) as session:
+        request = _callers_request(session, ctx, args)
+    if request is None or not record_callback(ctx, changes.CALLBACK_REASON, request.id):
+        return Outcome("failed")
+    return Outcome("recorded")
+
+
 def _int(raw: str | None) -> int:
     return int(raw) if raw and raw.isdigit() else 0
 
@@ -732,6 +856,13 @@ EFFECTS: dict[str, Performed] = {
     "find_worker_to_call": _performs(find_worker_to_call, "found", "closed", "none"),
     "privacy_access": _performs(privacy_access, "found", "none", "withheld"),
     "privacy_erasure": _performs(privacy_erasure, "filed", "waiting", "withheld"),
+    "find_changeable_requests": _performs(find_changeable_requests, "one", "several", "none"),
+    "pick_changeable_request": _performs(pick_changeable_request, "one", "unknown"),
+    "change_policy": _performs(change_policy, *changes.Verdict),
+    "cancel_request": _performs(cancel_request, "cancelled", "agent", "unknown", "failed"),
+    "change_open_slots": _performs(change_open_slots, "found", "none"),
+    "reschedule_request": _performs(reschedule_request, "moved", "agent", "gone", "unknown", "failed"),
+    "change_callback": _performs(change_callback, "recorded", "failed"),
 }
 
 

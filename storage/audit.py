@@ -42,6 +42,9 @@ class AuditAction(StrEnum):
     REQUEST_CANCELLED = "request.cancelled"
     REQUEST_REDISPATCHED = "request.redispatched"
     REQUEST_HANDED = "request.handed"  # to a provider agency
+    REQUEST_RESCHEDULED = "request.rescheduled"  # moved to another visit slot (dispatch/changes.py)
+    REQUEST_RELEASED = "request.released"  # a worker gave back a job moved to a time they cannot make
+    REQUEST_CHANGE_REFUSED = "request.change_refused"  # a change asked by SMS from a number that did not book it
     REQUEST_NOTE = "request.note"
     REQUEST_FOLLOWUP = "request.followup"
     REQUEST_CALL_BRIDGED = "request.call_bridged"  # worker and citizen put through by the helpline

@@ -23,7 +23,8 @@ SID = "SM" + "a" * 32
 JOBS: list[tuple[Callable[[redis.Redis], bool], str, str, str, tuple[Any, ...], int | None]] = [
     (lambda r: enqueue.dispatch_request(r, 7), "dispatch", "dispatch-7", "dispatch_request", (7,), None),
     (lambda r: enqueue.notify_assigned(r, 7), "dispatch", "assigned-7", "notify_assigned", (7,), None),
-    (lambda r: enqueue.job_cancelled(r, 7, 3), "dispatch", "cancelled-7", "job_cancelled", (7, 3), None),
+    (lambda r: enqueue.job_cancelled(r, 7, 3), "dispatch", "cancelled-7-3", "job_cancelled", (7, 3), None),
+    (lambda r: enqueue.job_moved(r, 7, 3), "dispatch", "moved-7-3", "job_moved", (7, 3), None),
     (lambda r: enqueue.worker_busy(r, 9), "dispatch", "busy-9", "worker_busy", (9,), None),
     (lambda r: enqueue.after_completion(r, 7), "default", "completed-7", "after_completion", (7,), None),
     (lambda r: enqueue.overdue_offer(r, 9), "dispatch", "expire-9", "expire_offer", (9,), None),

@@ -1,17 +1,19 @@
 """The request and offer lifecycle as a state machine: Hypothesis plays random interleavings of
-dispatch rounds, yes, no, timeouts, expiries, cancels, fresh rounds, hand-offs to an agency,
-agents' assignments, completion codes right and wrong, ratings, problems, follow-ups, workers
-stood down, rework visits (a low rating or a problem; another worker asked for), workers
-suspended, and the worker's day (on the way, arrived, start codes right and wrong, codes reset by an
-agent, late visits flagged and taken back), through the real functions of dispatch/offers.py,
-dispatch/lifecycle.py, dispatch/inbox.py, dispatch/rework.py, dispatch/quality.py and
-dispatch/visit.py on a real database. After every step the invariants hold: one accepted offer per
-request at most; requests and offers move only along the lifecycle; every status change is in the
-audit trail, which tells the request's whole story; an assigned job is exactly its worker's accepted
-offer; a finished job has its worker; a job has at most one rework, of the same citizen, service and
-place, and only once it was done; a rework's worker the citizen asked not to have is never asked or
-given it; a suspended worker gets no new offer and no job; a visit starts only with its worker at
-the door; a worker whose job was taken back is not offered it again."""
+dispatch rounds, yes, no, timeouts, expiries, cancels with a reason (an agent's, or the citizen's
+held by the `changes:` policy), moves to another slot, a moved job given back by its worker, fresh
+rounds, hand-offs to an agency, agents' assignments, completion codes right and wrong, ratings,
+problems, follow-ups, workers stood down, rework visits (a low rating or a problem; another worker
+asked for), workers suspended, and the worker's day (on the way, arrived, start codes right and
+wrong, codes reset by an agent, late visits flagged and taken back), through the real functions of
+dispatch/offers.py, dispatch/lifecycle.py, dispatch/changes.py, dispatch/inbox.py,
+dispatch/rework.py, dispatch/quality.py and dispatch/visit.py on a real database. After every step
+the invariants hold: one accepted offer per request at most; requests and offers move only along
+the lifecycle; every status change is in the audit trail, which tells the request's whole story; an
+assigned job is exactly its worker's accepted offer; a finished job has its worker; a job has at
+most one rework, of the same citizen, service and place, and only once it was done; a rework's
+worker the citizen asked not to have is never asked or given it; a suspended worker gets no new
+offer and no job; a visit starts only with its worker at the door; a worker whose job was taken
+back is not offered it again."""
 
 from __future__ import annotations
 
@@ -38,9 +40,10 @@ from hypothesis.stateful import (
 )
 from sqlmodel import Session, col, select
 
+from core import slots
 from core.clock import FrozenClock
 from core.settings import CloseOutcome, Dispatch, Escalation, EscalationLevel, Rework, Settings, WorkersQuality
-from dispatch import citizen_calls, inbox, ladder, lifecycle, offers, quality, rework, visit
+from dispatch import changes, citizen_calls, inbox, ladder, lifecycle, offers, quality, rework, visit
 from dispatch.intake import unused_number
 from dispatch.matching import Candidate
 from storage.audit import AuditAction
@@ -70,7 +73,8 @@ S, OS = RequestStatus, OfferStatus
 # escalated), a problem after the job (completed → escalated), closed after the agent's follow-up;
 # and the escalation ladder (dispatch/ladder): a request that climbed past the first rung, still
 # unresolved (new, offered, assigned, escalated), closed by an officer after an answered, recorded
-# call to the citizen at its current rung.
+# call to the citizen at its current rung; a job moved to another slot given back by its worker
+# (assigned → new: dispatched again).
 ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.NEW: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED, S.NEW, S.CLOSED}),
     S.OFFERED: frozenset({S.ASSIGNED, S.ESCALATED, S.CANCELLED, S.NEW, S.OFFERED, S.CLOSED}),
@@ -83,11 +87,15 @@ ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.CANCELLED: frozenset(),
 }
 # DESIGN.md: pending → accepted | declined | expired | withdrawn; the code adds accepted → withdrawn
-# when a worker is stood down from a job in hand (lifecycle._take_back), and pending → declined
-# when a worker with a job in hand says yes (offers.Answer.BUSY, audited with offers.BUSY_REASON).
+# when a worker is stood down from a job in hand (lifecycle._take_back), pending → declined when a
+# worker with a job in hand says yes (offers.Answer.BUSY, audited with offers.BUSY_REASON), and
+# accepted → declined when a worker gives back a job moved to a time they cannot make
+# (changes.give_up: not asked about it again).
 OFFER_ALLOWED: dict[OfferStatus, frozenset[OfferStatus]] = {
     OS.PENDING: frozenset({OS.ACCEPTED, OS.DECLINED, OS.EXPIRED, OS.WITHDRAWN}),
-    OS.ACCEPTED: frozenset({OS.WITHDRAWN, OS.TAKEN_BACK}),  # taken back: not started in time (visit.py)
+    OS.ACCEPTED: frozenset(
+        {OS.WITHDRAWN, OS.TAKEN_BACK, OS.DECLINED}
+    ),  # taken back: not started in time (visit.py); declined: a moved job given back
     OS.DECLINED: frozenset(),
     OS.EXPIRED: frozenset(),
     OS.WITHDRAWN: frozenset(),
@@ -117,6 +125,7 @@ class Lifecycle(RuleBasedStateMachine):
     rework_rules: ClassVar[Rework] = Rework()
     standards: ClassVar[WorkersQuality] = WorkersQuality()
     settings: ClassVar[Settings]
+    helpline: ClassVar[Settings]
 
     requests = Bundle("requests")
     workers = Bundle("workers")
@@ -210,12 +219,77 @@ class Lifecycle(RuleBasedStateMachine):
 
     # -- agents ------------------------------------------------------------------------------------
 
-    @rule(request=requests, really=st.integers(0, 3))
-    def cancel(self, request: int, really: int) -> None:
+    @rule(request=requests, really=st.integers(0, 3), by_citizen=st.booleans())
+    def cancel(self, request: int, really: int, by_citizen: bool) -> None:
         if really:  # most citizens keep their request: cancelling less often lets the rest of the story happen
             return
+        rules = self.helpline.changes
+        why = changes.Why(rules.reasons[0], "" if by_citizen else "the citizen called it off")
         with session_scope(self.engine) as session:
-            lifecycle.cancel(session, request, "user:1", "the citizen called it off", self.clock.now())
+            found = session.get(ServiceRequest, request)
+            assert found is not None
+            status = found.status
+            allowed = changes.verdict(rules, found, self.clock.now()) is changes.Verdict.FREE
+            done = changes.cancel(
+                session, request, why, "caller:1", self.clock.now(), citizen=rules if by_citizen else None
+            )
+        if status not in changes.OPEN:
+            assert not done.ok
+        elif by_citizen and not allowed:  # the policy holds: an agent decides
+            assert done.error == changes.NEEDS_AGENT
+        else:
+            assert done.ok, done
+
+    @rule(request=requests, which=st.integers(0, 4), by_citizen=st.booleans())
+    def move_slot(self, request: int, which: int, by_citizen: bool) -> None:
+        open_slots = slots.upcoming(self.helpline, self.clock.now())
+        if not open_slots:
+            return
+        with session_scope(self.engine) as session:
+            before = session.get(ServiceRequest, request)
+            assert before is not None
+            worker, status = before.worker_id, before.status
+            moved = changes.reschedule(
+                session,
+                self.helpline,
+                request,
+                open_slots[which % len(open_slots)],
+                "caller:1",
+                self.clock.now(),
+                by_citizen=by_citizen,
+            )
+        after = self._request(request)
+        assert (after.worker_id, after.status) == (worker, status), "a move changes the slot only"
+        if moved.ok:
+            assert moved.keeps == (worker if status is S.ASSIGNED else None)
+
+    @rule(worker=workers, gives_back=st.booleans())
+    def their_job_moved(self, worker: int, gives_back: bool) -> None:
+        """An agent moves the job a worker has in hand; the worker keeps it, or cannot make the new
+        time and gives it back at once."""
+        open_slots = slots.upcoming(self.helpline, self.clock.now())
+        with session_scope(self.engine) as session:
+            job = offers.job_in_hand(session, worker)
+            slot = next((s for s in open_slots if job and s.starts_at != job.slot_starts_at), None)
+            if job is None or slot is None:
+                return
+            moved = changes.reschedule(session, self.helpline, job.id or 0, slot, "user:1", self.clock.now())
+        assert moved.keeps == worker, moved
+        if gives_back:
+            self.give_back(worker, by_number=True)
+
+    @rule(worker=workers, by_number=st.booleans())
+    def give_back(self, worker: int, by_number: bool) -> None:
+        with session_scope(self.engine) as session:
+            job = offers.job_in_hand(session, worker)
+            number = job.number if job is not None and by_number else None
+            given = changes.give_up(session, worker, number, self.clock.now())
+        if given is not None:  # only a job moved since they took it; dispatch does not ask them about it again
+            assert given.worker_id is None
+            assert given.status is S.NEW
+            with Session(self.engine) as session:
+                assert worker in offers.asked_before(session, given.id or 0)
+            event("a moved job given back")
 
     @rule(request=requests)
     def hand_to_an_agency(self, request: int) -> None:
@@ -609,6 +683,7 @@ def machine(engine: sa.Engine, settings: Settings) -> type[Lifecycle]:
     # Visits late within the runs' time jumps: due 15 minutes after assignment, taken back 30 after that.
     late_soon = settings.visit.model_copy(update={"start_within_minutes": 15, "late_grace_minutes": 30})
     Lifecycle.settings = settings.model_copy(update={"visit": late_soon})
+    Lifecycle.helpline = Lifecycle.settings
     return Lifecycle
 
 

@@ -110,6 +110,7 @@ def test_every_status_role_channel_and_reason_shown_has_its_hindi() -> None:
     )
     shown = {member.value for enum in enums for member in enum}
     shown |= {"out_of_hours", "left_queue", "queue_unavailable", "queue_full", "asked", "agent_scheduled"}
+    shown |= {"change_asked"}  # a callback owed about a change the citizen asked for (dispatch/changes.py)
     shown |= {"available", "busy", "active", "inactive"}  # a worker's availability and activity in the history
     shown |= set(ORIGINS.values())
     assert sorted(shown - known("hi")) == []
@@ -170,6 +171,9 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
         "request.code_sent",
         "request.code_reset",
         "request.late",
+        "request.rescheduled",
+        "request.released",
+        "request.change_refused",
     ]
     shown = {action.replace("request.", "").replace(".", " ") for action in request_actions}
     shown |= {
@@ -180,7 +184,7 @@ def test_every_action_on_a_timeline_or_in_a_history_has_its_hindi() -> None:
         "worker.verified",
         "worker.rejected",
     }
-    shown |= {"dispatch", "ivr", "ivr:feedback", "worker", "caller", "citizen", "api"}  # who did it
+    shown |= {"dispatch", "ivr", "ivr:feedback", "worker", "caller", "citizen", "api", "phone"}  # who did it
     shown |= {"completed", "no_answer", "busy", "failed"}  # how a bridged call ended
     shown |= {"unassigned", "unresolved", "level", "placed", "officer_no_answer", "officer_busy", "officer_failed"}
     shown |= {"district_officer", "state_officer", "system"}  # the escalation ladder: why it climbed, to whom

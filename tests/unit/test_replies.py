@@ -201,8 +201,36 @@ def test_invisible_and_lookalike_characters_are_ignored(body: str) -> None:
 
 
 def test_every_keyword_survives_normalisation() -> None:
-    words = [*replies.KEYWORDS, *replies.DONE_WORDS, *replies.POLITE]
+    words = [*replies.KEYWORDS, *replies.DONE_WORDS, *replies.POLITE, *replies.CANCEL_WORDS, *replies.RESCHEDULE_WORDS]
+    words += list(replies.FILLER)
     assert [w for w in words if replies.normalise(w) != w] == []
+
+
+CANCEL, RESCHEDULE = ReplyKind.CANCEL, ReplyKind.RESCHEDULE
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("CANCEL 1234567", Reply(CANCEL, number="1234567")),
+        ("cancel", Reply(CANCEL)),
+        ("Cancel 1234567 2", Reply(CANCEL, number="1234567", reason=2)),
+        ("रद्द १२३४५६७ २", Reply(CANCEL, number="1234567", reason=2)),
+        ("radd karo 1234567", Reply(CANCEL, number="1234567")),
+        ("रद्द करो जी", Reply(CANCEL)),
+        ("cancel 1234567 9", Reply(UNKNOWN)),  # no ninth reason: nothing is cancelled on a guess
+        ("cancel 123", Reply(UNKNOWN)),
+        ("cancel 1234567 7654321", Reply(UNKNOWN)),  # which one?
+        ("cancel the plumber", Reply(UNKNOWN)),
+        ("change time 1234567", Reply(RESCHEDULE, number="1234567")),
+        ("समय बदलें 1234567", Reply(RESCHEDULE, number="1234567")),
+        ("badlo", Reply(RESCHEDULE)),
+        ("change 1234567 2", Reply(RESCHEDULE, number="1234567")),  # a reason is a cancel's only
+        ("no cancel", Reply(UNKNOWN)),
+    ],
+)
+def test_parse_a_citizens_change(body: str, expected: Reply) -> None:
+    assert parse(body) == expected
 
 
 def test_the_reply_kinds_are_strings_for_storage_and_logs() -> None:
