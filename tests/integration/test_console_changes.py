@@ -115,7 +115,7 @@ def test_an_agent_cancels_with_the_citizens_reason_and_the_worker_asked_is_told(
     agent = signed_in(app)
     shown = page(agent.get(f"/console/requests/{found.number}"))
     assert '<option value="worker_late">the worker is too late</option>' in shown
-    assert "As soon as possible" in shown
+    assert 'id="visit-slot">as soon as possible</td>' in shown
     sandbox.clear()
 
     agent.post(f"/console/requests/{found.number}/cancel", {"reason_key": "worker_late", "reason": "rang twice"})
