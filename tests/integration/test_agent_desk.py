@@ -356,7 +356,8 @@ def test_a_desk_phone_nobody_answers_pauses_the_agent_and_frees_the_caller(
     leg = Transcript(call_sid="CA" + "9" * 32)
     desk_phone_hangs_up(app, ring, leg, status="no-answer")
     assert (state_of(app, "asha").state, state_of(app, "asha").reason) == (AgentState.PAUSED, "missed")
-    free = [w.call_sid for w in callqueue.waiting(app.extensions["sewamitra"].redis, NOW.timestamp()) if not w.claimed_by]
+    waiting = callqueue.waiting(app.extensions["sewamitra"].redis, NOW.timestamp())
+    free = [w.call_sid for w in waiting if not w.claimed_by]
     assert taken in free
 
 
