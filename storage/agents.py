@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
@@ -101,9 +101,12 @@ def save(connection: redis.Redis, agent: AgentStatus) -> None:
 
 
 def seen(connection: redis.Redis, user_id: int, now: float) -> None:
-    """Their console is open (it asks for the state bar every few seconds): offers may ring there."""
-    agent = status(connection, user_id)
-    save(connection, replace(agent, seen_at=now))
+    """Their console is open (it asks for the state bar every few seconds): offers may ring there.
+    One field of an agent who has a state (one who never was ready is no agent yet), written without
+    the lock: it must not write back the rest from a read another change has overtaken."""
+    key = KEY + str(user_id)
+    if connection.exists(key):
+        connection.hset(key, "seen_at", repr(now))
 
 
 def counts(connection: redis.Redis) -> dict[AgentState, int]:

@@ -383,3 +383,37 @@ def test_a_caller_with_a_callback_due_is_offered_before_one_who_waited_longer(ap
     assert entry is not None
     assert entry.priority == "callback_due"
     assert callqueue.call(connection, longer.call_sid) == longer  # waits on, no reason to come first
+
+
+# -- an agent's languages and services, set by an admin ------------------------------------------------
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_an_admin_sets_the_languages_and_services_an_agent_takes_calls_in(app: Flask) -> None:
+    asha = add_user(engine_of(app), "asha", Role.AGENT, phone=ASHA)
+    add_user(engine_of(app), "meera", Role.ADMIN)
+    admin = Console(app)
+    admin.sign_in("meera")
+    form = page(admin.get(f"/console/users/{asha.id}"))
+    assert "Takes calls in" in form
+    assert 'name="call_services" value="plumber"' in form
+
+    ticked = {"role": "agent", "phone": ASHA, "call_languages": ["hi"], "call_services": ["plumber", "electrician"]}
+    assert admin.post(f"/console/users/{asha.id}", ticked).status_code == 302
+    with Session(engine_of(app)) as db:
+        row = db.get(User, asha.id)
+    assert row is not None
+    assert (row.call_languages, row.call_services) == ("hi", "electrician,plumber")
+    shown = page(admin.get(f"/console/users/{asha.id}"))
+    assert 'value="hi" checked' in shown
+    assert 'value="en" checked' not in shown
+
+    refused = admin.post(f"/console/users/{asha.id}", {**ticked, "call_services": ["astrology"]})
+    assert refused.status_code == 400
+    assert "Choose services from the list." in page(refused)
+
+    desk_of_asha = Console(app)  # at Ready, her console hands her languages and services to the desk
+    desk_of_asha.sign_in("asha")
+    desk_of_asha.post("/console/agent/ready")
+    now = agents.status(app.extensions["sewamitra"].redis, asha.id or 0)
+    assert (now.state, now.languages, now.services) == (AgentState.READY, ("hi",), ("electrician", "plumber"))
