@@ -20,7 +20,7 @@ import redis
 import sqlalchemy as sa
 
 from callcentre import routing
-from core.settings import MISSED, Agents
+from core.settings import MISSED, SIGNED_OUT, Agents
 from storage import agents, callqueue
 from storage.agents import AgentState, AgentStatus
 from storage.audit import AuditAction, record
@@ -93,6 +93,19 @@ def pause(connection: redis.Redis, engine: sa.Engine, user_id: int, reason: str,
         agents.save(connection, after)
     _audit(engine, [Change(before, after, f"user:{user_id}")])
     return True
+
+
+def signed_out(connection: redis.Redis, engine: sa.Engine, user_id: int, now: datetime) -> None:
+    """An agent who signs out is paused ("signed_out"), so no caller rings on a closed console and
+    the counts of ready agents stay true; on a call, they stay on it until the desk phone hangs up."""
+    at = now.timestamp()
+    with agents.locked(connection):
+        before = agents.status(connection, user_id)
+        if before.since == 0.0 or before.holds_a_caller() or before.state is AgentState.PAUSED:
+            return  # never ready (no agent yet), busy, or paused already
+        after = _paused(before, SIGNED_OUT, at)
+        agents.save(connection, after)
+    _audit(engine, [Change(before, after, f"user:{user_id}")])
 
 
 def end_wrap_up(connection: redis.Redis, engine: sa.Engine, user_id: int, now: datetime) -> bool:

@@ -18,6 +18,7 @@ from callcentre.desk import Cannot
 from console import auth
 from console.auth import STAFF, requires, runtime
 from console.labels import N_
+from core.settings import MISSED, SIGNED_OUT
 from dispatch import enqueue
 from storage import agents, callqueue
 from storage.agents import AgentState, AgentStatus
@@ -35,6 +36,7 @@ STATE_NAMES = {
 }
 NOT_READY = N_("Not ready")  # paused with no reason: just signed in
 MISSED_NAME = N_("Missed a caller")
+SIGNED_OUT_NAME = N_("Signed out")
 NO_DESK_PHONE = N_("Your profile has no desk phone: ask an administrator to set one (sewamitra create-user --phone).")
 REDIS_AWAY = N_("The queue cannot be read right now (Redis is unreachable).")
 ON_A_CALL = N_("Finish your call first.")
@@ -91,7 +93,8 @@ def context() -> dict[str, Any]:
         "desk": bar(),
         "pause_reasons": reasons,
         "state_names": STATE_NAMES,
-        "reason_names": {r.code: r.name(g.get("language", "en")) for r in reasons} | {"missed": MISSED_NAME},
+        "reason_names": {r.code: r.name(g.get("language", "en")) for r in reasons}
+        | {MISSED: MISSED_NAME, SIGNED_OUT: SIGNED_OUT_NAME},
         "not_ready": NOT_READY,
         "ring_s": runtime().settings.agents.offer_ring_seconds,
     }

@@ -187,6 +187,7 @@ class PauseReason(_Frozen):
 
 # The pause the helpline itself puts an agent in: an offered caller they let pass or did not answer.
 MISSED = "missed"
+SIGNED_OUT = "signed_out"  # and the one an agent is in after signing out
 DEFAULT_PAUSE_REASONS = (
     PauseReason(code="break", name_en="Break", name_hi="विराम"),
     PauseReason(code="lunch", name_en="Lunch", name_hi="भोजन"),
@@ -208,8 +209,8 @@ class Agents(_Frozen):
         if not value:
             raise ValueError("at least one pause reason is needed")
         _require_unique("code", [r.code for r in value])
-        if MISSED in {r.code for r in value}:
-            raise ValueError(f"{MISSED!r} is the helpline's own pause reason (a missed offer): choose another code")
+        if {MISSED, SIGNED_OUT} & {r.code for r in value}:
+            raise ValueError(f"{MISSED!r} and {SIGNED_OUT!r} are the helpline's own pause reasons: choose other codes")
         return value
 
 

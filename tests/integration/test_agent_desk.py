@@ -417,3 +417,15 @@ def test_an_admin_sets_the_languages_and_services_an_agent_takes_calls_in(app: F
     desk_of_asha.post("/console/agent/ready")
     now = agents.status(app.extensions["sewamitra"].redis, asha.id or 0)
     assert (now.state, now.languages, now.services) == (AgentState.READY, ("hi",), ("electrician", "plumber"))
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_an_agent_who_signs_out_is_paused_and_no_caller_rings_for_them(app: Flask, three_waiting: list[str]) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    asha.post("/console/sign-out")
+    now = state_of(app, "asha")
+    assert (now.state, now.reason, now.offer) == (AgentState.PAUSED, "signed_out", "")
+    connection = app.extensions["sewamitra"].redis
+    assert desk.route(connection, engine_of(app), app.extensions["sewamitra"].settings.agents, NOW) == []
+    assert agents.counts(connection)[AgentState.PAUSED] == 1
+    assert ("agent.state_changed", "ready", "paused", "signed_out") in audited(app, "asha")
