@@ -18,6 +18,7 @@ from enum import StrEnum
 
 import redis
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from callcentre import routing
 from core.settings import MISSED, SIGNED_OUT, Agents
@@ -206,11 +207,9 @@ def route(connection: redis.Redis, engine: sa.Engine, settings: Agents, now: dat
             if after != before:
                 agents.save(connection, after)
                 changes.append(Change(before, after, SYSTEM))
-        current = [c.after for c in changes] + [
-            a for a in everyone if a.user_id not in {c.after.user_id for c in changes}
-        ]
+        by_id = {a.user_id: a for a in everyone} | {c.after.user_id: c.after for c in changes}
+        current = list(by_id.values())
         offers = routing.assign(_free_callers(waiting, current), _free_agents(current, at))
-        by_id = {a.user_id: a for a in current}
         for offer in offers:
             before = by_id[offer.agent.user_id]
             after = replace(before, offer=offer.caller.call_sid, offer_at=at)
@@ -224,10 +223,10 @@ def _ran_out(agent: AgentStatus, settings: Agents, waiting: set[str], at: float)
     if agent.state is AgentState.WRAP_UP and at >= agent.wrap_until:
         return _ready_again(agent, agent.wrap_until)
     if agent.state is AgentState.READY and agent.offer:
+        if agent.offer not in waiting:  # the caller hung up, or another agent's desk took them: no one's fault
+            return replace(agent, offer="", offer_at=0.0)
         if at - agent.offer_at >= settings.offer_ring_seconds:
             return _paused(agent, MISSED, at)
-        if agent.offer not in waiting:  # the caller hung up, or another agent's desk took them
-            return replace(agent, offer="", offer_at=0.0)
     return agent
 
 
@@ -304,11 +303,11 @@ def _audit(engine: sa.Engine, changes: list[Change]) -> None:
         log.exception("could not audit %d change(s) of agents' states", len(kept))
 
 
-def _record(db: object, change: Change) -> None:
+def _record(db: Session, change: Change) -> None:
     before, after = change.before, change.after
     detail = {"call_sid": after.offer if change.offered else after.call_sid or before.call_sid, "at": after.since}
     record(
-        db,  # type: ignore[arg-type]
+        db,
         AuditAction.AGENT_OFFERED if change.offered else AuditAction.AGENT_STATE_CHANGED,
         actor=change.actor,
         entity="console_user",

@@ -17,7 +17,7 @@ from console import agent, auth
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
 from dispatch import lifecycle
-from storage import callqueue
+from storage import agents, callqueue
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
@@ -52,7 +52,7 @@ def board() -> ResponseReturnValue:
 def _board() -> dict[str, object]:
     """Each list's first SHOWN rows, and how many there are in all (the card's count, and its "see all")."""
     now = runtime().clock.now()
-    waiting, on_the_line, redis_ok = _waiting()
+    waiting, on_the_line, redis_ok, ringing = _waiting()
     pending_callback = CallbackRequest.status == CallbackStatus.PENDING
     escalated = col(ServiceRequest.status) == RequestStatus.ESCALATED
     dispatching = col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED))
@@ -94,6 +94,7 @@ def _board() -> dict[str, object]:
         "counts": counts,
         "shown": SHOWN,
         "waiting": waiting,
+        "ringing": ringing,
         "on_the_line": on_the_line,
         "redis_ok": redis_ok,
         "now": now,
@@ -115,17 +116,19 @@ def _longest_overdue_first(wanted: sa.ColumnElement[bool]) -> SelectOfScalar[Ser
     )
 
 
-def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool]:
+def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool, set[str]]:
+    """Who waits, whom this agent last talked to, whether Redis answered, and who rings on an agent's console."""
     try:
         connection = runtime().redis
         return (
             callqueue.waiting(connection, runtime().clock.now().timestamp()),
             callqueue.on_the_line(connection, g.user.id),
             True,
+            {agent.offer for agent in agents.statuses(connection) if agent.offer},
         )
     except redis.RedisError:
         log.warning("Redis unreachable: the live queue cannot show who is waiting")
-        return [], None, False
+        return [], None, False, set()
 
 
 @bp.post("/take")

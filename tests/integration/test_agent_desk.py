@@ -146,6 +146,7 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
         bar = page(asha.get("/console/agent/bar"))  # her console asks for its bar every few seconds
         assert "A caller is ringing for you" in bar
         assert "हिन्दी" in bar
+        assert ">Ringing<" in page(john.get("/console/queue/board"))  # the live queue shows it ringing
         assert offered(page(john.get("/console/agent/bar"))) is None
         call_sid = offered(bar)
         assert call_sid is not None
@@ -376,6 +377,7 @@ def test_a_caller_with_a_callback_due_is_offered_before_one_who_waited_longer(ap
 
     def offered_now() -> None:
         seen["offer"] = offered(page(asha.get("/console/agent/bar")))
+        seen["board"] = page(asha.get("/console/queue/board"))
 
     due = simulator(app.test_client(), from_number=CITIZEN).run(Line("1", "3", "-", offered_now, "hangup"))
     assert seen["offer"] == due.call_sid
@@ -383,6 +385,7 @@ def test_a_caller_with_a_callback_due_is_offered_before_one_who_waited_longer(ap
     assert entry is not None
     assert entry.priority == "callback_due"
     assert callqueue.call(connection, longer.call_sid) == longer  # waits on, no reason to come first
+    assert str(seen["board"]).count(">First<") == 1  # the due caller, marked on the live queue as served first
 
 
 # -- an agent's languages and services, set by an admin ------------------------------------------------
