@@ -42,6 +42,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
+from callcentre import desk
 from console.labels import N_
 from storage.audit import AuditAction, record
 from storage.db import session_scope
@@ -198,6 +199,10 @@ def sign_out() -> ResponseReturnValue:
     with session_scope(runtime().engine) as db:  # a copy of the cookie is worth nothing after this
         db.execute(sa.update(User).where(col(User.id) == g.user.id).values(session_epoch=User.session_epoch + 1))
         audit(db, AuditAction.USER_SIGNED_OUT, "user", g.user.id)
+    try:  # no caller rings on a closed console
+        desk.signed_out(runtime().redis, runtime().engine, g.user.id, runtime().clock.now())
+    except redis.RedisError:
+        log.warning("could not pause agent %s at sign-out", g.user.id)
     session.clear()
     flash("You have signed out.")
     return redirect(url_for("console.auth.sign_in"))

@@ -13,11 +13,11 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from console import auth
+from console import agent, auth
 from console.auth import STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
-from dispatch import enqueue, lifecycle
-from storage import callqueue
+from dispatch import lifecycle
+from storage import agents, callqueue
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
@@ -52,7 +52,7 @@ def board() -> ResponseReturnValue:
 def _board() -> dict[str, object]:
     """Each list's first SHOWN rows, and how many there are in all (the card's count, and its "see all")."""
     now = runtime().clock.now()
-    waiting, on_the_line, redis_ok = _waiting()
+    waiting, on_the_line, redis_ok, ringing = _waiting()
     pending_callback = CallbackRequest.status == CallbackStatus.PENDING
     escalated = col(ServiceRequest.status) == RequestStatus.ESCALATED
     dispatching = col(ServiceRequest.status).in_((RequestStatus.NEW, RequestStatus.OFFERED))
@@ -94,6 +94,7 @@ def _board() -> dict[str, object]:
         "counts": counts,
         "shown": SHOWN,
         "waiting": waiting,
+        "ringing": ringing,
         "on_the_line": on_the_line,
         "redis_ok": redis_ok,
         "now": now,
@@ -115,53 +116,27 @@ def _longest_overdue_first(wanted: sa.ColumnElement[bool]) -> SelectOfScalar[Ser
     )
 
 
-def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool]:
+def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool, set[str]]:
+    """Who waits, whom this agent last talked to, whether Redis answered, and who rings on an agent's console."""
     try:
         connection = runtime().redis
         return (
             callqueue.waiting(connection, runtime().clock.now().timestamp()),
             callqueue.on_the_line(connection, g.user.id),
             True,
+            {agent.offer for agent in agents.statuses(connection) if agent.offer},
         )
     except redis.RedisError:
         log.warning("Redis unreachable: the live queue cannot show who is waiting")
-        return [], None, False
+        return [], None, False, set()
 
 
 @bp.post("/take")
 @requires(*STAFF)
 def take_next() -> ResponseReturnValue:
-    """Ring the agent's desk phone for the longest-waiting caller and open that caller's screen."""
-    if not g.user.phone:
-        flash("Your profile has no desk phone: ask an administrator to set one (sewamitra create-user --phone).")
-        return redirect(url_for(".live"))
-    connection = runtime().redis
-    try:
-        taken = callqueue.claim_next(connection, g.user.id, runtime().clock.now().timestamp())
-    except redis.RedisError:  # a lock not had in time is a RedisError too
-        log.exception("could not take the next caller")
-        return _redis_unreachable()
-    if taken is not None and not enqueue.ring_agent(connection, g.user.id, g.user.phone, taken.call_sid):
-        return _redis_unreachable()
-    if taken is None:
-        flash("Nobody is waiting.")
-        return redirect(url_for(".live"))
-    with session_scope(runtime().engine) as db:
-        auth.audit(
-            db,
-            AuditAction.QUEUE_TAKEN,
-            "call",
-            None,
-            call_sid=taken.call_sid,
-            waited_s=taken.wait_s(runtime().clock.now().timestamp()),
-        )
-    flash("Your desk phone is ringing; answer it to talk to the caller.")
-    return redirect(url_for("console.callers.for_call", call=taken.call_sid))
-
-
-def _redis_unreachable() -> ResponseReturnValue:
-    flash("The queue cannot be read right now (Redis is unreachable).")
-    return redirect(url_for(".live"))
+    """Ring the agent's desk phone for the next caller they can serve (the one offered to them, if
+    any) and open that caller's screen; only a ready agent holding no caller may (console.agent)."""
+    return agent.take(None)
 
 
 @bp.post("/callbacks/<id:callback_id>")

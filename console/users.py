@@ -40,6 +40,7 @@ REFUSALS = {
     Refusal.AGENCY_NEEDED: N_("A provider user needs an agency."),
     Refusal.AGENCY_UNKNOWN: N_("Choose an agency from the list."),
     Refusal.LANGUAGE: N_("Choose a language from the list."),
+    Refusal.SERVICE: N_("Choose services from the list."),
     Refusal.LAST_ADMIN: N_("The last active admin cannot be disabled or given another role."),
     Refusal.NO_SUCH_USER: N_("No such page or record."),
     Refusal.DISTRICTS_NOT_FOR_ROLE: N_("Only district officers have districts."),
@@ -50,6 +51,7 @@ NOT_YOURSELF = N_("You cannot disable yourself, change your own role or reset yo
 UNKNOWN_ROLE = N_("Choose a role from the list.")
 PASSWORDS_DIFFER = N_("The two new passwords differ.")
 LANGUAGE_NAMES = {"": N_("As chosen at sign-in"), "en": "English", "hi": "हिन्दी"}
+CALL_LANGUAGES = {"hi": "हिन्दी", "en": "English"}
 
 
 @dataclass
@@ -74,6 +76,15 @@ def _details(form: Mapping[str, str]) -> dict[str, Any]:
         "provider_id": parse_id(form.get("provider_id", "")) if role is Role.PROVIDER else None,
         "language": form.get("language", "")[:5] or None,
     }
+
+
+def _skills(form: Any) -> dict[str, Any]:
+    """The languages and services a user takes calls in, as ticked (none ticked: every one)."""
+    known = set(runtime().settings.service_codes)
+    services = tuple(code[:32] for code in form.getlist("call_services")[:50])
+    if any(code not in known for code in services):
+        raise UserError("call services: configured ones", Refusal.SERVICE)
+    return {"call_languages": tuple(code[:5] for code in form.getlist("call_languages")[:5]), "call_services": services}
 
 
 # -- the list ---------------------------------------------------------------------------------------
@@ -143,6 +154,8 @@ def edit(user_id: int) -> ResponseReturnValue:
             "provider_id": str(user.provider_id or ""),
             "language": user.language or "",
             "districts": ladder.districts_of(db, user_id),
+            "call_languages": (user.call_languages or "").split(","),
+            "call_services": (user.call_services or "").split(","),
         }
     return _form_page(user, Details(form))
 
@@ -159,7 +172,7 @@ def update(user_id: int) -> ResponseReturnValue:
         return _form_page(user, Details(request.form, [NOT_YOURSELF]), 400)
     try:
         with session_scope(runtime().engine) as db:
-            changed = users.update_user(db, user_id, actor=auth.actor(), **details)
+            changed = users.update_user(db, user_id, actor=auth.actor(), **details, **_skills(request.form))
             changed += ["districts"] if _set_districts(db, user_id, details["role"]) else []
     except UserError as refused:
         return _form_page(user, Details(request.form, [REFUSALS[refused.refusal]]), 400)
@@ -254,6 +267,8 @@ def _form_page(user: User | None, details: Details, status: int = 200) -> Respon
         languages=LANGUAGE_NAMES,
         districts=service_districts(),
         chosen_districts=_chosen_districts(details.form),
+        call_languages=CALL_LANGUAGES,
+        services=runtime().settings.services,
     ), status
 
 

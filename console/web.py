@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from console import (
+    agent,
     auth,
     breaches,
     callers,
@@ -65,6 +66,7 @@ SECURITY_HEADERS = {
 
 _PARTS = (
     auth,
+    agent,
     queue,
     callers,
     requests,
@@ -88,7 +90,9 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(privacy.bp)  # public: the privacy notice, at /privacy
     labels.init_app(app)
     app.after_request(secure)
-    app.jinja_env.globals.update(t=labels.translate, csrf_token=csrf.token)
+    app.jinja_env.globals.update(
+        t=labels.translate, csrf_token=csrf.token, agent_desk=agent.context, clock_time=agent.clock_time
+    )
     present.init_app(app)
 
 

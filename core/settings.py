@@ -274,6 +274,15 @@ class EscalationLevel(_Frozen):
         return self.name_hi if language == "hi" else self.name_en
 
 
+class PauseReason(_Frozen):
+    code: str = Field(pattern=r"^[a-z][a-z_]{1,23}$")
+    name_en: str = Field(min_length=1, max_length=40)
+    name_hi: str = Field(min_length=1, max_length=40)
+
+    def name(self, language: str) -> str:
+        return self.name_hi if language == "hi" else self.name_en
+
+
 class CloseOutcome(_Frozen):
     """How an officer closed an escalated request after calling the citizen."""
 
@@ -350,6 +359,35 @@ def default_escalation() -> Escalation:
         ),
         close_outcomes=(CloseOutcome(code="resolved", en="Resolved", hi="समाधान हुआ"),),
     )
+
+
+# The pause the helpline itself puts an agent in: an offered caller they let pass or did not answer.
+MISSED = "missed"
+SIGNED_OUT = "signed_out"  # and the one an agent is in after signing out
+DEFAULT_PAUSE_REASONS = (
+    PauseReason(code="break", name_en="Break", name_hi="विराम"),
+    PauseReason(code="lunch", name_en="Lunch", name_hi="भोजन"),
+    PauseReason(code="training", name_en="Training", name_hi="प्रशिक्षण"),
+    PauseReason(code="meeting", name_en="Meeting", name_hi="बैठक"),
+)
+
+
+class Agents(_Frozen):
+    """Agents taking calls: why they may pause, how long their wrap-up lasts, how long an offer rings."""
+
+    pause_reasons: tuple[PauseReason, ...] = DEFAULT_PAUSE_REASONS
+    wrap_up_seconds: int = Field(60, ge=0, le=1800)
+    offer_ring_seconds: int = Field(20, ge=5, le=120)
+
+    @field_validator("pause_reasons")
+    @classmethod
+    def _unique_reasons(cls, value: tuple[PauseReason, ...]) -> tuple[PauseReason, ...]:
+        if not value:
+            raise ValueError("at least one pause reason is needed")
+        _require_unique("code", [r.code for r in value])
+        if {MISSED, SIGNED_OUT} & {r.code for r in value}:
+            raise ValueError(f"{MISSED!r} and {SIGNED_OUT!r} are the helpline's own pause reasons: choose other codes")
+        return value
 
 
 class Open311(_Frozen):
@@ -500,6 +538,7 @@ class Settings(_Frozen):
     workers_quality: WorkersQuality = WorkersQuality()
     visit: Visit = Visit()
     console: Console = Console()
+    agents: Agents = Agents()
     open311: Open311 = Open311()
     workers: Processes = Processes()
     telephony: Telephony = Telephony()

@@ -729,6 +729,7 @@ class CallSetup:
     max_turns: int = 200
     queue_position: int = 1
     callee: Callee = field(default_factory=Callee)  # whoever a <Dial><Number> rings
+    queue_head: str | None = None  # the caller a <Dial><Queue> takes (its url is then requested on their call)
     account_sid: str = field(default_factory=lambda: _sid("AC"))
     media_url: str = "https://api.twilio.com"  # where the platform serves recordings (a sandbox's base URL)
     on_event: Callable[[Event], None] | None = None
@@ -960,11 +961,23 @@ class _Call:
             return (yield from self._dial_number(verb, document))
         for target in _dial_targets(verb):
             self._emit(target)
+        yield from self._dequeue(verb, document)
         self._pass(AGENT_TALK_SECONDS, heard=True)
         if verb.get("action") is None:
             return None  # without an action Twilio goes on with the next verb
         result = {"DialCallStatus": "completed", "DialCallSid": _sid("CA")}
         return self._action(verb, document, {**result, "DialCallDuration": str(AGENT_TALK_SECONDS)})
+
+    def _dequeue(self, verb: ElementTree.Element, document: _Document) -> _Io[None]:
+        """A <Dial><Queue url=…> takes the caller at the queue's head (`CallSetup.queue_head`, when the
+        test names one): Twilio requests the Queue's url on that caller's call, then bridges them."""
+        head = self.sim.queue_head
+        for noun in verb:
+            if noun.tag == "Queue" and noun.get("url") and head:
+                params = {"CallSid": head, "DequeingCallSid": self.transcript.call_sid, "QueueSid": _sid("QU")}
+                url = _resolve(document.url, noun.get("url"))
+                yield from self._notify(_Fetch(url, noun.get("method", "POST").upper(), params | {"QueueTime": "0"}))
+                self._emit(Bridged())
 
     def _dial_number(self, verb: ElementTree.Element, document: _Document) -> _Io[_Outcome]:
         """<Dial><Number> by Twilio's rules (the module's docstring): ring, talk within timeLimit, the

@@ -447,7 +447,7 @@ def ring_agent(user_id: int, desk_phone: str) -> str:
     sid = ctx.telephony.place_call(
         desk_phone,
         webhook_url(ctx.settings, f"/voice/agent?user={user_id}"),
-        status_callback=webhook_url(ctx.settings, "/voice/status"),
+        status_callback=webhook_url(ctx.settings, f"/voice/status?agent={user_id}"),  # its end: the agent's wrap-up
         timeout=20,
     )
     return f"ringing the agent: {sid}"

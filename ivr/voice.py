@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, g, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
+from callcentre import desk, priority
 from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
@@ -487,11 +488,17 @@ def _agent_in_the_room() -> bool:
     if user is None:
         return False
     _left_queue("bridged")
+    _bridged(user, call_sid)
+    return True
+
+
+def _bridged(user: int, call_sid: str) -> None:
+    """The platform puts this caller through to this agent: off the queue, and the agent on a call."""
     try:
         callqueue.bridged(_runtime().redis, user, call_sid)
+        desk.bridged(_runtime().redis, _runtime().engine, user, call_sid, _runtime().clock.now())
     except redis.RedisError:
         log.warning("could not note that call %s was bridged to user %s", call_sid, user)
-    return True
 
 
 def _our_queue_result() -> str:
@@ -516,15 +523,42 @@ def _note_waiting(language: str, position: int | None) -> int | None:
             language,
             str(keyed.get("service") or "")[:32],
             str(keyed.get("pincode") or "")[:6],
+            _priority(state.call_sid),
         )
         now = _runtime().clock.now().timestamp()
         if position is None:
-            return callqueue.note_waiting_here(_runtime().redis, call, now)
-        callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, now)
+            position = callqueue.note_waiting_here(_runtime().redis, call, now)
+        else:
+            callqueue.note_waiting(_runtime().redis, call, position, calllog.seconds(_turn().queue_time) or 0, now)
     except (redis.RedisError, BadCall):
         log.warning("could not note a waiting caller for the console", exc_info=True)
         return None
+    _offer_to_agents()
     return position
+
+
+def _priority(call_sid: str) -> str:
+    """Why this caller is served first (callcentre.priority), read once: when they join the queue."""
+    known = callqueue.call(_runtime().redis, call_sid)
+    if (
+        known is not None
+        and callqueue.wait_of(_runtime().redis, call_sid, _runtime().clock.now().timestamp()) is not None
+    ):
+        return known.priority
+    try:
+        found = priority.reasons(_runtime().engine, _party(), call_sid, _runtime().clock.now())
+    except sa.exc.SQLAlchemyError:  # served in turn, then: the caller keeps their place
+        log.warning("could not read why call %s might come first", call_sid)
+        return ""
+    return ",".join(found)
+
+
+def _offer_to_agents() -> None:
+    """A caller joined or is still waiting: offer them (or whoever comes first) to a ready agent."""
+    try:
+        desk.route(_runtime().redis, _runtime().engine, _runtime().settings.agents, _runtime().clock.now())
+    except redis.RedisError:
+        log.warning("could not offer waiting callers to agents", exc_info=True)
 
 
 def _left_queue(result: str) -> None:
@@ -596,8 +630,8 @@ def _agent_joins_our_queue(user: int) -> Response:
     return _answered(Conference(call_sid), Hangup())
 
 
-def _user_arg() -> int:
-    raw = request.args.get("user", "")
+def _user_arg(name: str = "user") -> int:
+    raw = request.args.get(name, "")
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else 0
 
 
@@ -609,10 +643,7 @@ def agent_bridging() -> Response:
     call_sid = _turn().call_id
     language: str = _runtime().settings.languages[0].code
     if callqueue.CALL_SID.match(call_sid):
-        try:
-            callqueue.bridged(_runtime().redis, user, call_sid)
-        except redis.RedisError:
-            log.warning("could not note that call %s was bridged to user %s", call_sid, user)
+        _bridged(user, call_sid)
         language = _language()
     return _answered(_said("agent_connecting", language))
 
@@ -682,7 +713,18 @@ def status() -> Response:
         _unanswered_outbound_call()
     if turn.status in calllog.FINAL and not _ivr().platform.queues:
         _hung_up_in_our_queue()
+    if turn.status in calllog.FINAL and request.args.get("agent"):
+        _agents_desk_phone_hung_up(_user_arg("agent"))
     return Response(status=204)
+
+
+def _agents_desk_phone_hung_up(user: int) -> None:
+    """The agent's desk phone hung up: wrap-up after a call, else (rung for nothing) paused, the
+    caller free for the next agent."""
+    try:
+        desk.leg_ended(_runtime().redis, _runtime().engine, user, _runtime().settings.agents, _runtime().clock.now())
+    except redis.RedisError:
+        log.warning("could not end the call of agent %s", user)
 
 
 def _hung_up_in_our_queue() -> None:

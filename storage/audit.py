@@ -31,6 +31,8 @@ class AuditAction(StrEnum):
     CALLBACK_SCHEDULED = "callback.scheduled"
     CALLBACK_HANDLED = "callback.handled"
     QUEUE_TAKEN = "queue.taken"
+    AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
+    AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"

@@ -35,6 +35,7 @@ class Call:
     language: str
     service: str = ""
     pincode: str = ""
+    priority: str = ""  # why they are served first, comma-separated (callcentre.priority); "" if not
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,19 @@ def claim_next(connection: redis.Redis, user_id: int, now: float) -> Waiting | N
     with connection.lock(CLAIM_LOCK, timeout=5, blocking_timeout=5):
         for entry in waiting(connection, now):
             if entry.claimed_by is None:
-                connection.hset(CLAIMS, entry.call_sid, json.dumps({"user": user_id, "at": now}))
-                return Waiting(entry.call, entry.position, entry.entered_at, entry.seen_at, user_id)
+                return claim(connection, user_id, entry, now)
     return None
+
+
+def claim(connection: redis.Redis, user_id: int, entry: Waiting, now: float) -> Waiting:
+    """`user_id`'s desk phone rings for this caller; the caller of CLAIM_LOCK's holder only."""
+    connection.hset(CLAIMS, entry.call_sid, json.dumps({"user": user_id, "at": now}))
+    return Waiting(entry.call, entry.position, entry.entered_at, entry.seen_at, user_id)
+
+
+def unclaim(connection: redis.Redis, call_sid: str) -> None:
+    """The desk phone rang for nothing: the caller is free for another agent at once."""
+    connection.hdel(CLAIMS, call_sid)
 
 
 def bridged(connection: redis.Redis, user_id: int, call_sid: str) -> None:

@@ -519,6 +519,12 @@ class User(SQLModel, table=True):
         description="a first or reset password: every console page asks for a new one until it is set",
     )
     language: str | None = Field(default=None, max_length=5, description="the console's language at sign-in")
+    call_languages: str | None = Field(
+        default=None, max_length=20, description="languages they take calls in, comma-separated; None: every one"
+    )
+    call_services: str | None = Field(
+        default=None, max_length=400, description="services they take calls about, comma-separated; None: every one"
+    )
     created_at: datetime = _created()
     last_login_at: datetime | None = _moment()
 

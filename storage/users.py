@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from storage.models import Provider, Role, User, UserDistrict
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,59}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200  # what sign-in reads of a password: a longer one could never be typed in
+SERVICE_CODE = re.compile(r"^[a-z][a-z_]{1,31}$")  # as core.settings.Service's codes
 LANGUAGES = ("en", "hi")  # the console's
 # werkzeug's scrypt at its own cost (N=2^15, r=8, p=1): a quarter of a second and 32 MB per hash.
 # A hash names its cost, so sign-in checks any; create_user's `hashing` is for tests' many users.
@@ -44,6 +46,7 @@ class Refusal(StrEnum):
     AGENCY_NEEDED = "agency_needed"
     AGENCY_UNKNOWN = "agency_unknown"
     LANGUAGE = "language"
+    SERVICE = "service"
     LAST_ADMIN = "last_admin"
     NO_SUCH_USER = "no_such_user"
     DISTRICTS_NOT_FOR_ROLE = "districts_not_for_role"
@@ -116,8 +119,11 @@ def update_user(
     provider_id: int | None,
     language: str | None,
     actor: str,
+    call_languages: Sequence[str] | None = None,
+    call_services: Sequence[str] | None = None,
 ) -> list[str]:
-    """Change a user's role, name, agency, desk phone and language; the names of the fields changed.
+    """Change a user's role, name, agency, desk phone and language, and the languages and services
+    they take calls in (None: as they are; empty: every one); the names of the fields changed.
     The last active admin keeps the admin role."""
     user = _locked(session, user_id)
     wanted = {
@@ -127,6 +133,10 @@ def update_user(
         "provider_id": _agency(session, role, provider_id),
         "language": _language(language),
     }
+    if call_languages is not None:
+        wanted["call_languages"] = _call_languages(call_languages)
+    if call_services is not None:
+        wanted["call_services"] = _call_services(call_services)
     changed = [name for name, value in wanted.items() if getattr(user, name) != value]
     if "role" in changed:
         _keep_an_admin(session, user)
@@ -301,6 +311,21 @@ def _language(language: str | None) -> str | None:
     if language and language not in LANGUAGES:
         raise UserError(f"language: one of {', '.join(LANGUAGES)}", Refusal.LANGUAGE)
     return language or None
+
+
+def _call_languages(codes: Sequence[str]) -> str | None:
+    """The languages a user takes calls in, as stored; None for every one."""
+    if any(code not in LANGUAGES for code in codes):
+        raise UserError(f"call languages: of {', '.join(LANGUAGES)}", Refusal.LANGUAGE)
+    return ",".join(sorted(set(codes))) or None
+
+
+def _call_services(codes: Sequence[str]) -> str | None:
+    """The services a user takes calls about, as stored; None for every one (the console offers the
+    configured ones only)."""
+    if any(not SERVICE_CODE.match(code) for code in codes):
+        raise UserError("call services: service codes", Refusal.SERVICE)
+    return ",".join(sorted(set(codes))) or None
 
 
 def _provider_id(session: Session, role: Role, provider: str | None) -> int | None:

@@ -224,6 +224,50 @@ def belongs_to(engine: sa.Engine, worker_id: int, agency: str) -> None:
         )
 
 
+# -- the agent's state bar -----------------------------------------------------------------------------
+
+
+def test_the_agents_state_bar_pauses_with_a_reason_times_the_state_and_says_why_taking_is_disabled(
+    live: Live, page: Page
+) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    sign_in(page, "asha")
+    bar = page.get_by_role("region", name="Your state")
+    take = bar.get_by_role("button", name="Take next caller")
+    expect(bar.locator("#agent-state")).to_have_text("Not ready")  # signed in, not yet ready
+    expect(take).to_be_disabled()
+    expect(bar.locator("#take-why")).to_have_text("Paused: Not ready")
+
+    bar.get_by_label("Pause reason").select_option("lunch")
+    bar.get_by_role("button", name="Pause", exact=True).click()
+    expect(bar.locator("#agent-state")).to_have_text("Paused")
+    expect(bar.locator("#agent-reason")).to_have_text("Lunch")
+    expect(bar.locator("#take-why")).to_have_text("Paused: Lunch")
+    expect(take).to_be_disabled()
+    expect(bar.locator("#agent-timer")).to_have_text("0:02", timeout=5_000)  # it ticks, by itself
+    shoot(page, "30-agent-paused-lunch")
+
+    bar.get_by_role("button", name="Ready", exact=True).focus()  # keyboard: focus, then Enter
+    page.keyboard.press("Enter")
+    expect(bar.locator("#agent-state")).to_have_text("Ready")
+    expect(take).to_be_enabled()
+
+    caller_waits(live)  # a caller asks for an agent: the bar's next fetch rings it, Accept in focus
+    offer = bar.locator("#offer")
+    expect(offer).to_contain_text("A caller is ringing for you")
+    expect(bar.get_by_role("button", name="Accept")).to_be_focused()
+    shoot(page, "31-agent-offered-a-caller")
+
+    bar.get_by_role("button", name="Accept").click()
+    expect(page).to_have_url(re.compile(r"/console/callers/\d+\?call=" + CALL_SID))
+    expect(bar.locator("#agent-state")).to_have_text("On a call")
+    expect(take).to_be_disabled()
+    expect(bar.locator("#take-why")).to_have_text("You are on a call")
+    shoot(page, "32-agent-on-a-call")
+    changes = [a for a in audit_actions(live.engine) if a.startswith("agent.")]
+    assert changes == ["agent.state_changed"] * 2 + ["agent.offered", "agent.state_changed"]
+
+
 # -- signing in ---------------------------------------------------------------------------------------
 
 
@@ -267,6 +311,7 @@ def test_an_agent_takes_the_next_caller_and_files_a_plumber_request(live: Live, 
     expect(page.locator("#callbacks")).to_contain_text("call after 6 pm")
     shoot(page, "03-live-queue")
 
+    page.get_by_role("button", name="Ready", exact=True).click()  # an agent signs in not ready
     page.get_by_role("button", name="Take next caller").click()
     expect(page).to_have_url(re.compile(r"/console/callers/\d+\?call=" + CALL_SID))
     expect(page.get_by_text("Your desk phone is ringing")).to_be_visible()

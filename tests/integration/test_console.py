@@ -70,6 +70,7 @@ def agent(app: Flask) -> Console:
     add_user(engine_of(app), "asha", Role.AGENT, phone=DESK_PHONE)
     console = Console(app)
     console.sign_in("asha")
+    console.post("/console/agent/ready")  # ready for callers (an agent signs in not ready)
     return console
 
 
@@ -385,6 +386,7 @@ def test_two_agents_never_take_the_same_caller(app: Flask, agent: Console) -> No
     add_user(engine_of(app), "ravi", Role.AGENT, phone="+919811113333")
     other = Console(app)
     other.sign_in("ravi")
+    other.post("/console/agent/ready")
     caller_waits(app)
     assert agent.post("/console/queue/take").headers["Location"].endswith(CALL_SID)
     assert other.post("/console/queue/take").headers["Location"] == "/console/queue"
