@@ -24,13 +24,12 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col
 
 from console import auth, charts, labels, metrics, reports
-from console.auth import STAFF
 from console.forms import plain
 from console.scope import my_districts
 from core import pincodes
 from dispatch import lifecycle
-from storage import callqueue
-from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest, User
+from storage import agents, callqueue
+from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -102,7 +101,8 @@ class LiveFigures:
     longest_wait_s: int | None
     waiting_here: int | None  # of them, those whose PIN code is in the chosen district
     calls_in_progress: int
-    agents_busy: int | None  # on a call with a caller, or their desk phone ringing for one
+    agents_busy: int | None  # holding a caller (their desk phone ringing, or talking) or in wrap-up after one
+    agents_ready: int | None  # ready for the next caller
     open_now: dict[str, int]  # open requests by status (of the chosen district)
 
 
@@ -278,13 +278,14 @@ def live_figures(db: sa.Connection, scope: Scope) -> LiveFigures:
     try:
         connection = auth.runtime().redis
         waiting = callqueue.waiting(connection, now.timestamp())
-        busy = _agents_busy(db, connection, waiting, in_progress)
+        desk = agents.counts(connection)
     except redis.RedisError:
         log.warning("Redis unreachable: the dashboard cannot show who is waiting")
-        return LiveFigures(None, None, None, len(in_progress), None, open_now)
+        return LiveFigures(None, None, None, len(in_progress), None, None, open_now)
     longest = max((w.wait_s(now.timestamp()) for w in waiting), default=None)
     here = sum(1 for w in waiting if _district_of(w.call.pincode) == scope.district) if scope.district else None
-    return LiveFigures(len(waiting), longest, here, len(in_progress), busy, open_now)
+    busy = desk[agents.AgentState.ON_CALL] + desk[agents.AgentState.WRAP_UP]
+    return LiveFigures(len(waiting), longest, here, len(in_progress), busy, desk[agents.AgentState.READY], open_now)
 
 
 def _calls_in_progress(db: sa.Connection, now: datetime) -> set[str]:
@@ -295,16 +296,6 @@ def _calls_in_progress(db: sa.Connection, now: datetime) -> set[str]:
         col(CallLog.started_at) >= now - CALL_LASTS_AT_MOST,
     )
     return set(db.execute(query).scalars())
-
-
-def _agents_busy(
-    db: sa.Connection, connection: redis.Redis, waiting: list[callqueue.Waiting], in_progress: set[str]
-) -> int:
-    """Agents whose desk phone rings for a waiting caller, or who were bridged to a caller still on the line."""
-    staff = sa.select(col(User.id)).where(col(User.role).in_(STAFF), col(User.active).is_(True))
-    on_the_line = callqueue.agents_on_the_line(connection, [user for user in db.execute(staff).scalars() if user])
-    ringing = {w.claimed_by for w in waiting if w.claimed_by is not None}
-    return len(ringing | {user for user, call_sid in on_the_line.items() if call_sid in in_progress})
 
 
 def _district_of(pincode: str) -> str | None:

@@ -193,18 +193,6 @@ def on_the_line(connection: redis.Redis, user_id: int) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def agents_on_the_line(connection: redis.Redis, user_ids: list[int]) -> dict[int, str]:
-    """Of these console users, each one's last bridged caller (their CallSid), in one round trip."""
-    if not user_ids:
-        return {}
-    found = connection.mget([ON_THE_LINE + str(user_id) for user_id in user_ids])
-    return {
-        user_id: raw.decode() if isinstance(raw, bytes) else str(raw)
-        for user_id, raw in zip(user_ids, found, strict=True)
-        if raw
-    }
-
-
 def _waiting(entry: dict[str, Any], claimed_by: int | None) -> Waiting:
     return Waiting(
         Call(**entry["call"]), int(entry["position"]), float(entry["entered_at"]), float(entry["seen_at"]), claimed_by

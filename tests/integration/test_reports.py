@@ -18,7 +18,7 @@ from sqlmodel import select
 from core.clock import FrozenClock
 from core.settings import Settings
 from sewamitra.app import create_app
-from storage import callqueue
+from storage import agents, callqueue
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
@@ -319,13 +319,19 @@ def test_the_live_panel_counts_a_caller_waiting_in_the_redis_queue(
         db.add(CallLog(call_sid="CA" + "5" * 32, started_at=clock.now(), ended_at=clock.now(), status="completed"))
         sunita = db.exec(select(User).where(User.username == "sunita")).one()
     filed(app, "LUCKNOW", created=clock.now())
-    callqueue.claim_next(connection, sunita.id or 0, now)  # her desk phone rings for the longest waiting
+    # her desk phone rings for the longest waiting; another agent is ready, a third on a break
+    agents.save(
+        connection, agents.AgentStatus(sunita.id or 0, agents.AgentState.ON_CALL, now, call_sid="CA" + "3" * 32)
+    )
+    agents.save(connection, agents.AgentStatus(9001, agents.AgentState.READY, now))
+    agents.save(connection, agents.AgentStatus(9002, agents.AgentState.PAUSED, now, reason="lunch"))
 
     panel = supervisor.get("/console/dashboard/live", headers={"X-Live": "1"}).get_data(as_text=True)
     assert re.search(r'id="live-waiting">2<', panel)
     assert "1 min 35 s" in panel  # the longest wait
     assert re.search(r'id="live-calls">1<', panel)  # the finished call is not in progress
     assert re.search(r'id="live-agents">1<', panel)
+    assert re.search(r'id="live-ready">1<', panel)
     assert re.search(r'id="live-new">1<', panel)
     lucknow = supervisor.get("/console/dashboard/live?district=LUCKNOW").get_data(as_text=True)
     assert "1 from this district" in lucknow  # 226001 is Lucknow's GPO; 208001 is Kanpur's
