@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from core.clock import SYSTEM, Clock
 from core.settings import Settings
 from devtools.plivo_sandbox import PlivoSandbox
 from devtools.twilio_sandbox import TwilioSandbox
@@ -28,7 +29,7 @@ from storage.db import create_engine, upgrade
 from telephony import telephony
 from tests import databases, services
 from tests.chaos import Chaos, RedisServer
-from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PLIVO_AUTH_ID, PUBLIC_URL, make_settings
+from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PLATFORMS, PLIVO_AUTH_ID, PUBLIC_URL, make_settings
 
 RUN: services.Services | None = None
 
@@ -77,9 +78,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     migrations (test_migrations), asynchronous commit and SQLite's pragmas (test_db), row locks and
     rating averages (test_dispatch), the caller and call-log upserts (test_helpline_call,
     test_voice_webhook), the dashboard's date windows (test_console_dashboard) and the SLA filter's
-    timestamp arithmetic (one test of test_console). The rest use SQL both dialects read alike."""
+    timestamp arithmetic (one test of test_console). The rest use SQL both dialects read alike.
+
+    `both_platforms`: the test runs on Twilio and on Plivo (its `telephony_platform`); any other on
+    Twilio only."""
     if "database_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
         metafunc.parametrize("database_kind", ["sqlite", "postgresql"])
+    if "telephony_platform" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_platforms"):
+        chosen = any("telephony_platform" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+        if not chosen:  # a test of the module may name its platform itself
+            metafunc.parametrize("telephony_platform", PLATFORMS)
 
 
 @pytest.fixture(autouse=True)
@@ -209,8 +217,7 @@ def redis_client(redis_server_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def telephony_platform() -> str:
-    """The platform the test's helpline runs on; a module runs on both by overriding this fixture
-    with `params=PLATFORMS`."""
+    """The platform the test's helpline runs on; a test marked `both_platforms` runs on each."""
     return "twilio"
 
 
@@ -356,9 +363,17 @@ def app_settings(helpline_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def app(app_settings: Settings) -> Iterator[Flask]:
-    """The helpline's web app on the test's services; its database connections closed at the end."""
-    built = create_app(app_settings)
+def clock() -> Clock:
+    """The clock the test's `app` reads; a module freezes it by overriding this fixture with a
+    `FrozenClock`."""
+    return SYSTEM
+
+
+@pytest.fixture
+def app(app_settings: Settings, clock: Clock) -> Iterator[Flask]:
+    """The helpline's web app on the test's services, by the test's clock; its database connections
+    closed at the end."""
+    built = create_app(app_settings, clock)
     yield built
     built.extensions["sewamitra"].engine.dispose()
 

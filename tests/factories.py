@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 PLIVO_AUTH_ID = "MA0123456789ABCDEF01"
-PLATFORMS = ["twilio", "plivo"]  # `params=` of a module's telephony_platform fixture, to run it on both
+PLATFORMS = ["twilio", "plivo"]  # what `both_platforms` runs a test on (conftest)
 PUBLIC_URL = "https://helpline.example.gov.in"
 CITIZEN = "+919876543210"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +20,6 @@ from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.simulator import Bridged, Dialed, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
-from sewamitra.app import create_app
 from storage import agents, callqueue
 from storage.agents import AgentState
 from storage.db import session_scope
@@ -38,9 +36,7 @@ OFFER = re.compile(r'name="call" value="([^"]+)"')
 PUT_THROUGH = {"twilio": "agent", "plivo": "-"}
 
 
-@pytest.fixture(params=["twilio", "plivo"])
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture
@@ -49,10 +45,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def app(helpline_settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    built = create_app(with_hours(helpline_settings, **ALWAYS_OPEN), clock)
-    yield built
-    built.extensions["sewamitra"].engine.dispose()
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 def page(response: TestResponse) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
@@ -19,7 +18,6 @@ from core.settings import Settings
 from dispatch import jobs
 from dispatch.queues import worker as rq_worker
 from ivr.effects import CallContext, set_availability
-from sewamitra.app import create_app
 from storage import tokens
 from storage.db import session_scope
 from storage.models import ApiRole, AuditEvent, Role, VerificationStatus, Worker, WorkerSkill
@@ -29,11 +27,6 @@ from tests.factories import AUTH_TOKEN, PUBLIC_URL, worker_of
 RAMESH = "+919839012345"
 LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
 CALL_SID = "CA" + "7" * 32
-
-
-@pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(helpline_settings)
 
 
 def add_worker(engine: sa.Engine) -> int:

@@ -6,7 +6,6 @@ window (assigned, or done within `privacy.bridged_calls.after_completion_hours`)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +19,6 @@ from core.settings import BridgedCalls, Settings
 from devtools.simulator import Callee, Heard, Rang, Talked, Transcript
 from dispatch import bridge
 from dispatch.bridge import Closed, Dialled, Party
-from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import AuditEvent, Caller, RequestStatus, Role, ServiceRequest, Worker
@@ -30,7 +28,6 @@ from tests.factories import (
     CITIZEN,
     ENGLISH_DIGITS,
     HINDI_DIGITS,
-    PLATFORMS,
     add_request,
     add_worker,
     call_form,
@@ -42,17 +39,12 @@ from tests.factories import (
 )
 
 # Both databases: the window compares moments in each dialect's SQL.
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.both_platforms]
 
 NOW = datetime(2030, 1, 1, 6, 0, tzinfo=UTC)
 WORKER = "+919800000701"
 # The helpline's number, as each platform's simulator rings it (conftest's settings; Plivo: digits only).
 HELPLINE = {"twilio": "+18005550100", "plivo": "918035350100"}
-
-
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -61,10 +53,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def app(helpline_settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    built = create_app(with_hours(helpline_settings, **ALWAYS_OPEN), clock)
-    yield built
-    built.extensions["sewamitra"].engine.dispose()
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 def a_job(

@@ -7,7 +7,6 @@ close to the visit goes to an agent; CANCEL by SMS from the citizen, and refused
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -38,7 +37,6 @@ from telephony import telephony
 from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
-    PLATFORMS,
     add_request,
     add_worker,
     engine_of,
@@ -49,7 +47,7 @@ from tests.factories import (
     with_hours,
 )
 
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.both_platforms]
 
 NOW = datetime(2030, 1, 1, 3, 30, tzinfo=UTC)  # 09:00 in Lucknow: today's afternoon is the first open slot
 WORKER = "+919800000801"
@@ -58,21 +56,14 @@ TOMORROW_EVENING = (datetime(2030, 1, 2, 10, 30, tzinfo=UTC), datetime(2030, 1, 
 TODAY_AFTERNOON = (datetime(2030, 1, 1, 6, 30, tzinfo=UTC), datetime(2030, 1, 1, 10, 30, tzinfo=UTC))
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(NOW)
 
 
 @pytest.fixture
-def app(helpline_settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    built = create_app(with_hours(helpline_settings, **ALWAYS_OPEN), clock)
-    yield built
-    built.extensions["sewamitra"].engine.dispose()
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 def run_jobs(app: Flask) -> None:

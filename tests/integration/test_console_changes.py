@@ -7,7 +7,6 @@ and in Hindi."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -45,10 +44,13 @@ TOMORROW_MORNING = "2030-01-02/morning"
 
 
 @pytest.fixture
-def app(helpline_settings: Settings) -> Iterator[Flask]:
-    built = create_app(with_hours(helpline_settings, **ALWAYS_OPEN), FrozenClock(NOW))
-    yield built
-    built.extensions["sewamitra"].engine.dispose()
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@pytest.fixture
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 def signed_in(app: Flask, language: str = "en") -> Console:

@@ -15,7 +15,6 @@ from console.labels import translate
 from core.settings import Settings
 from dispatch import jobs, lifecycle
 from dispatch.queues import QueueName, queue
-from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import RequestStatus, Role, ServiceRequest
 from tests.console import Console, add_user, engine_of
@@ -23,8 +22,8 @@ from tests.factories import ALWAYS_OPEN, add_request, add_worker, run_jobs, with
 
 
 @pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(with_hours(helpline_settings, **ALWAYS_OPEN))
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 def signed_in(app: Flask, username: str, role: Role, language: str) -> Console:

@@ -19,7 +19,6 @@ from tests.console import Console, add_user
 from tests.factories import (
     ACCOUNT_SID,
     ALWAYS_OPEN,
-    PLATFORMS,
     PLIVO_AUTH_ID,
     add_worker,
     engine_of,
@@ -30,9 +29,7 @@ from tests.factories import (
 BOOK_AND_SAY_THE_ADDRESS = "2,1,1,226001#,1,9,say:8#,2"
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture

@@ -35,7 +35,6 @@ from storage.models import (
 )
 from tests.factories import (
     CITIZEN,
-    PLATFORMS,
     PUBLIC_URL,
     add_request,
     add_worker,
@@ -53,17 +52,11 @@ from tests.factories import run_context_jobs as run_jobs
 
 # Both databases: dispatch locks rows (SELECT ... FOR UPDATE) and averages ratings (round, coalesce)
 # in each dialect's SQL.
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.both_platforms]
 
 
 def rules(settings: Settings, **changes: object) -> Settings:
     return settings.model_copy(update={"dispatch": settings.dispatch.model_copy(update=changes)})
-
-
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    """Offers and replies on Twilio and on Plivo: the same tests, the platform's webhooks and sandbox."""
-    return str(request.param)
 
 
 @pytest.fixture

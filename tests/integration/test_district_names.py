@@ -29,8 +29,8 @@ DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 
 
 @pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(with_hours(helpline_settings, **ALWAYS_OPEN))
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from core.settings import Settings
 from devtools.simulator import Callee, Rang, Transcript
 from devtools.twilio_sandbox import RECORDING_AUDIO, TwilioSandbox
 from dispatch import context, jobs
-from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
@@ -44,7 +43,6 @@ from tests.factories import (
     ACCOUNT_SID,
     ALWAYS_OPEN,
     CITIZEN,
-    PLATFORMS,
     PLIVO_AUTH_ID,
     PUBLIC_URL,
     add_request,
@@ -64,9 +62,7 @@ HELPLINE = {"twilio": "+18005550100", "plivo": "918035350100"}
 LEVEL_SMS = "1107160000000000060"
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture
@@ -75,10 +71,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def app(helpline_settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    built = create_app(with_hours(helpline_settings, **ALWAYS_OPEN), clock)
-    yield built
-    built.extensions["sewamitra"].engine.dispose()
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from tests.factories import (
     CITIZEN,
     ENGLISH_DIGITS,
     HINDI_DIGITS,
-    PLATFORMS,
     PUBLIC_URL,
     call,
     call_form,
@@ -38,18 +37,13 @@ from tests.factories import (
 )
 
 # Both databases: a call upserts its caller and its call log (INSERT ... ON CONFLICT in each dialect's words).
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.both_platforms]
 
 ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
 # An agent takes the caller waiting in the queue. On Twilio the simulator's "agent" is Twilio's own
 # bridge; on Plivo an agent takes the caller with a second call (tests/integration/
 # test_plivo_agent_queue.py), so here the caller, having heard the queue, hangs up.
 AGENT_TAKES_THE_CALL = {"twilio": "agent", "plivo": "hangup"}
-
-
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
     ENGLISH_DIGITS,
-    PLATFORMS,
     PLIVO_AUTH_ID,
     add_worker,
     engine_of,
@@ -42,9 +41,7 @@ WORKER = "+919800000901"
 HELPLINE = {"twilio": "+18005550100", "plivo": "918035350100"}
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture

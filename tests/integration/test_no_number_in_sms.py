@@ -29,7 +29,6 @@ from storage.models import Caller, Offer, OfferStatus, RequestStatus, Role, Serv
 from telephony import telephony
 from tests.console import Console, signed_in
 from tests.factories import (
-    PLATFORMS,
     add_worker,
     answer_our_call,
     call,
@@ -44,9 +43,7 @@ WORKER_PHONES = (f"+9198000{n:05d}" for n in itertools.count(71_000))  # new one
 NONSENSE = ("hello", "kya hai", "HELP", "5", "YES 1234567")
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture

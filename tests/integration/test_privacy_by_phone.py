@@ -19,7 +19,6 @@ from tests.factories import (
     CITIZEN,
     ENGLISH_DIGITS,
     HINDI_DIGITS,
-    PLATFORMS,
     call,
     engine_of,
     holds,
@@ -34,9 +33,7 @@ ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
 FIRST_CALL_ASKS_ERASURE = "2,5,2,1"  # English, then 5 (your data), 2 (erase), 1 (yes)
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture

@@ -20,16 +20,14 @@ from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, jobs, retention
 from storage.models import Caller, Recording, RequestStatus, ServiceRequest
 from telephony import telephony
-from tests.factories import ACCOUNT_SID, ALWAYS_OPEN, PLATFORMS, PLIVO_AUTH_ID, engine_of, simulator, with_hours
+from tests.factories import ACCOUNT_SID, ALWAYS_OPEN, PLIVO_AUTH_ID, engine_of, simulator, with_hours
 
 BOOK_AND_SAY_THE_ADDRESS = "2,1,1,226001#,1,9,say:8#,2"
 OLD, RECENT = "+919812345678", "+919876501234"
 NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # the nightly run
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -51,13 +50,6 @@ _numbers = count(2000001)
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(NOW)
-
-
-@pytest.fixture
-def app(app_settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    built = create_app(app_settings, clock)
-    yield built
-    built.extensions["sewamitra"].engine.dispose()
 
 
 @pytest.fixture

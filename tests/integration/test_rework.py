@@ -22,7 +22,6 @@ from storage.db import session_scope
 from storage.models import AuditEvent, OfferStatus, Provider, RequestStatus, ServiceRequest, Worker
 from tests.factories import (
     CITIZEN,
-    PLATFORMS,
     add_request,
     add_worker,
     answer_our_call,
@@ -34,13 +33,8 @@ from tests.factories import (
 )
 from tests.factories import run_context_jobs as run_jobs
 
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.both_platforms]
 RAMESH, SURESH = "+919800000701", "+919800000702"
-
-
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

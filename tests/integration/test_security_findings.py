@@ -197,11 +197,6 @@ def test_every_processs_log_handler_scrubs_encoded_numbers_and_secrets() -> None
 FILED = {"service": "plumber", "phone": "98765 43210", "pincode": "226001", "name": "Asha Verma", "language": "en"}
 
 
-@pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(helpline_settings)
-
-
 def partner_token(app: Flask) -> str:
     with session_scope(app.extensions["sewamitra"].engine) as session:
         return tokens.create_token(session, "state-portal", ApiRole.PARTNER).secret

@@ -15,7 +15,6 @@ from sqlmodel import Session, func, select
 
 from console.auth import TRUSTED_COOKIE
 from core.settings import Settings
-from sewamitra.app import create_app
 from storage.models import ApiRole, CallLog, Role, SmsLog
 from tests.console import Console, add_user, engine_of
 from tests.factories import ACCOUNT_SID, ALWAYS_OPEN, LUCKNOW_REQUEST, Api, requests_in, token, with_hours
@@ -26,8 +25,8 @@ WEBHOOKS = ("/twilio/voice", "/twilio/sms")
 
 
 @pytest.fixture
-def app(helpline_settings: Settings) -> Flask:
-    return create_app(with_hours(helpline_settings, **ALWAYS_OPEN))
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
 
 
 def signature_refusals(caplog: pytest.LogCaptureFixture) -> list[str]:

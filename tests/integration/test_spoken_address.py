@@ -21,7 +21,6 @@ from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
     ENGLISH_DIGITS,
-    PLATFORMS,
     PLIVO_AUTH_ID,
     add_worker,
     engine_of,
@@ -34,9 +33,7 @@ BOOK_AT_226001 = "2,1,1,226001#,1,9"  # English, a new request, plumber, PIN 226
 RAMESH = "+919812345678"
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
     ENGLISH_DIGITS,
-    PLATFORMS,
     add_worker,
     call,
     engine_of,
@@ -42,9 +41,7 @@ def ist(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 12, day, hour, minute, tzinfo=UTC) - timedelta(hours=5, minutes=30)
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture

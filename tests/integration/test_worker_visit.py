@@ -32,7 +32,6 @@ from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
     ENGLISH_DIGITS,
-    PLATFORMS,
     add_request,
     add_worker,
     engine_of,
@@ -50,9 +49,7 @@ SECOND = "+919800000402"
 AGENCY_PHONE = "+919800000499"
 
 
-@pytest.fixture(params=PLATFORMS)
-def telephony_platform(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.both_platforms
 
 
 @pytest.fixture
