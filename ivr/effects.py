@@ -692,8 +692,6 @@ def privacy_erasure(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
 
 # -- the caller changes or cancels their own request (dispatch/changes.py) ------------------------------
 
-MAX_SLOTS_READ = 6  # the open slots a caller hears, keyed 1-6
-
 
 def find_changeable_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     """The caller's own open requests (by the number they call from; never one named by its number)."""
@@ -768,26 +766,13 @@ def _told(ctx: CallContext, changed: changes.Changed, done: str, **values: str) 
     return Outcome("agent" if changed.error == changes.NEEDS_AGENT or changes.clashes(changed) else "failed")
 
 
-def change_open_slots(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
-    """The visit slots open now, to be read out and keyed 1-6; their keys kept for the choice."""
-    found = slots.upcoming(ctx.settings, ctx.now())[:MAX_SLOTS_READ]
-    if not found:
-        return Outcome("none")
-    now = ctx.now()
-    listed = [
-        {"place": str(i), "slot": slots.describe(ctx.settings, slot.starts_at, slot.ends_at, ctx.language, now)}
-        for i, slot in enumerate(found, start=1)
-    ]
-    return Outcome("found", {"change_slots": listed, "change_slot_keys": " ".join(slot.key for slot in found)})
-
-
 def reschedule_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
-    """The caller's request moved to the slot they keyed (of those they heard); `gone` when it closed
-    meanwhile. A worker who has the job keeps it and is told."""
-    keys, place = args.get("slots", "").split(), _int(args.get("place"))
-    if not 1 <= place <= len(keys):
-        return Outcome("unknown")
-    slot = slots.find(ctx.settings, keys[place - 1], ctx.now())
+    """The caller's request moved to the slot they picked at `pick_slot`; `kept` when they picked none
+    (as soon as possible, or none was open: a booked visit is not unbooked on the phone), `gone` when
+    it closed meanwhile. A worker who has the job keeps it and is told."""
+    if not args.get("slot"):
+        return Outcome("kept")
+    slot = slots.find(ctx.settings, args["slot"], ctx.now())
     if slot is None:
         return Outcome("gone")
     with session_scope(ctx.engine) as session:
@@ -860,8 +845,7 @@ EFFECTS: dict[str, Performed] = {
     "pick_changeable_request": _performs(pick_changeable_request, "one", "unknown"),
     "change_policy": _performs(change_policy, *changes.Verdict),
     "cancel_request": _performs(cancel_request, "cancelled", "agent", "unknown", "failed"),
-    "change_open_slots": _performs(change_open_slots, "found", "none"),
-    "reschedule_request": _performs(reschedule_request, "moved", "agent", "gone", "unknown", "failed"),
+    "reschedule_request": _performs(reschedule_request, "moved", "kept", "agent", "gone", "failed"),
     "change_callback": _performs(change_callback, "recorded", "failed"),
 }
 

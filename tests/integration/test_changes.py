@@ -191,7 +191,7 @@ def test_a_caller_moves_an_assigned_job_and_the_worker_keeps_it_and_is_told(app:
     transcript = rings(app, "2,2,4,2,1")
 
     assert transcript.said("When should the worker come?")
-    assert transcript.said("For today afternoon (12:00-16:00), press 1.")
+    assert transcript.said("For today afternoon, 12:00 to 16:00, press 1.")
     assert transcript.said("is now booked for today afternoon (12:00-16:00).")
     moved = request_of(engine_of(app), request_id)
     assert (moved.status, moved.worker_id) == (RequestStatus.ASSIGNED, job.worker_id)
@@ -254,6 +254,18 @@ def test_a_request_booked_as_soon_as_possible_is_given_a_slot(app: Flask) -> Non
     [event] = events(app, request_id, AuditAction.REQUEST_RESCHEDULED)
     assert event.reason == "asap → 2030-01-01/evening"
     assert moved.slot_starts_at == slots.upcoming(app.extensions["sewamitra"].settings, NOW)[1].starts_at
+
+
+def test_as_soon_as_possible_at_the_slot_menu_keeps_a_booked_visit_as_it_was(app: Flask) -> None:
+    request_id = assigned(app, TOMORROW_EVENING)
+
+    # your worker's menu: 2 for the main menu; 2: status; 4: change; 2: the time; 9: as soon as possible
+    transcript = rings(app, "2,2,4,2,9")
+
+    assert transcript.said("The visit time stays as it was.")
+    kept = request_of(engine_of(app), request_id)
+    assert (kept.slot_starts_at, kept.slot_ends_at) == TOMORROW_EVENING
+    assert events(app, request_id, AuditAction.REQUEST_RESCHEDULED) == []
 
 
 # -- by SMS ---------------------------------------------------------------------------------------------
