@@ -15,7 +15,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from dispatch import enqueue, jobs, quality
-from dispatch.offers import audit, hand_over, hold_workers, job_in_hand, move, set_offer, withdraw_pending
+from dispatch.offers import (
+    VISIT_CLEARED,
+    audit,
+    hand_over,
+    hold_workers,
+    job_in_hand,
+    move,
+    set_offer,
+    withdraw_pending,
+)
 from storage.audit import AuditAction
 from storage.models import (
     Offer,
@@ -236,17 +245,6 @@ def stand_down(session: Session, worker_id: int, actor: str, reason: str, now: d
 
 
 LATE_REASON = "the worker did not start the visit in time"
-# A job taken back starts its next visit afresh: no news of the last worker's day, no codes of theirs.
-VISIT_CLEARED: dict[str, object] = {
-    "completion_code": None,
-    "on_the_way_at": None,
-    "eta_minutes": None,
-    "arrived_at": None,
-    "started_at": None,
-    "start_code": None,
-    "start_code_tries": 0,
-    "late_flagged_at": None,
-}
 
 
 def take_back_late(session: Session, request_id: int, actor: str, now: datetime) -> Moved:

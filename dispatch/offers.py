@@ -38,6 +38,17 @@ DISPATCHABLE = (RequestStatus.NEW, RequestStatus.OFFERED)
 # A job in the worker's hands: the one status in which a request is theirs and not yet done.
 IN_HAND = (RequestStatus.ASSIGNED,)
 BUSY_REASON = "busy: already has a job in hand"  # a yes refused, told apart from a no in the audit trail
+# A job taken back starts its next visit afresh: no news of the last worker's day, no codes of theirs.
+VISIT_CLEARED: dict[str, object] = {
+    "completion_code": None,
+    "on_the_way_at": None,
+    "eta_minutes": None,
+    "arrived_at": None,
+    "started_at": None,
+    "start_code": None,
+    "start_code_tries": 0,
+    "late_flagged_at": None,
+}
 
 
 class Answer(StrEnum):

@@ -204,12 +204,17 @@ def test_a_caller_moves_an_assigned_job_and_the_worker_keeps_it_and_is_told(app:
     [told] = texts_to(sandbox, WORKER)
     assert told == f"सेवामित्र: काम {job.number} का समय अब आज दोपहर (12:00-16:00) है। तब न जा सकें तो 2 {job.number} भेजें।"
 
-    # The worker cannot come then: the job goes back to dispatch, and they are not asked again.
+    # They had set out (the citizen got a start code) before they saw they cannot come then: the job
+    # goes back to dispatch with none of this visit's steps or codes, and they are not asked again.
+    sms_from(app.test_client(), WORKER, f"OMW {job.number} 20")
+    run_jobs(app)
+    assert request_of(engine_of(app), request_id).start_code is not None
     sandbox.clear()
     sms_from(app.test_client(), WORKER, f"2 {job.number}")
     run_jobs(app)
     again = request_of(engine_of(app), request_id)
     assert again.worker_id is None
+    assert (again.start_code, again.on_the_way_at, again.completion_code) == (None, None, None)
     assert again.status is RequestStatus.ESCALATED  # nobody else near: an agent takes it from here
     [first] = offers_of(app, request_id)
     assert first.status is OfferStatus.DECLINED
