@@ -84,7 +84,9 @@ def _bookings(connection: sa.Connection, evidence: Evidence) -> list[Invariant]:
     """Every number a caller heard is that call's one request; every phone request has its call."""
     rows = _rows(
         connection,
-        "SELECT number, split_part(idempotency_key, ':', 2) AS call_sid FROM service_request WHERE channel = 'ivr'",
+        # a rework visit (rework_of_id) is booked on the feedback call or by a rating SMS, not by a call of its own
+        "SELECT number, split_part(idempotency_key, ':', 2) AS call_sid FROM service_request "
+        "WHERE channel = 'ivr' AND rework_of_id IS NULL",
     )
     by_call: dict[str, list[str]] = {}
     for number, call_sid in rows:
@@ -232,6 +234,7 @@ def _lost(connection: sa.Connection, evidence: Evidence) -> Invariant:
     untexted = _rows(
         connection,
         "SELECT r.id FROM service_request r JOIN caller c ON c.id = r.caller_id WHERE r.channel = 'ivr' "
+        "AND r.rework_of_id IS NULL "  # a rework's number is heard on the feedback call, or texted as rework_citizen
         "AND NOT EXISTS (SELECT 1 FROM sms_log s WHERE s.request_id = r.id AND s.template = 'request_created')",
     )
     untold = _rows(

@@ -176,7 +176,7 @@ def test_the_callers_mix_books_first_and_tracks_only_what_was_booked() -> None:
 def test_a_mix_given_places_asks_for_each_service_where_it_is_offered() -> None:
     places = [("1", "226001"), ("4", "208001")]
     mix = scripts.Mix(random.Random(1), ["1", "2", "3", "4"], ["226001", "208001"], places=places)
-    booked = [script.keys[-5:-3] for script in (mix.next() for _ in range(200)) if script.kind == scripts.BOOK]
+    booked = [script.keys[-6:-4] for script in (mix.next() for _ in range(200)) if script.kind == scripts.BOOK]
 
     assert set(booked) == {("1", "226001#"), ("4", "208001#")}
 

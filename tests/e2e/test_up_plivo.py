@@ -92,7 +92,7 @@ def test_a_simulated_plivo_call_books_and_the_sms_reaches_the_plivo_sandbox_with
     assert (sms["from"], sms["dlt_entity_id"], sms["dlt_template_id"]) == (
         "SEWAMT",
         "1101160000000000001",
-        "1107160000000000020",  # config.yaml's request_created template
+        "1107160000000000030",  # config.yaml's request_created template
     )
     assert (notice["from"], notice["dlt_entity_id"], notice["dlt_template_id"]) == (
         "SEWAMT",

@@ -404,7 +404,7 @@ def test_a_message_with_any_body_is_recorded_once(app: Flask, client: FlaskClien
         check_answer(app, "/twilio/sms", answer, must_end=False)
         [sms] = kept
         assert sms.from_number == CITIZEN
-        assert stored_form(sms.body) == stored_form(body[:1600])
+        assert sms.body == stored_form(body)[:1600]  # NULs dropped, then cut to what Twilio carries
 
     hostile()
 
