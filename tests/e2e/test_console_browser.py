@@ -529,6 +529,26 @@ def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
     return number
 
 
+def test_an_agent_ticks_another_worker_beside_its_label_and_books_the_rework(live: Live, page: Page) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
+    job = _done_by(live.engine, ramesh, rating=4)
+
+    sign_in(page, "asha")
+    page.goto(f"/console/requests/{job}")
+    other = page.get_by_label("Another worker than last time")
+    box, label = other.bounding_box(), page.locator("label", has=other).bounding_box()
+    assert box is not None and label is not None
+    assert box["width"] < 40, box  # a tick box, not a field as wide as the card
+    assert box["y"] < label["y"] + 30, (box, label)  # on the label's first line
+    other.check()
+    page.get_by_role("button", name="Book a rework visit").click()
+    expect(page.get_by_text(re.compile(r"Rework visit \d{7} booked\."))).to_be_visible()
+    with Session(live.engine) as db:
+        rework = db.exec(select(ServiceRequest).where(col(ServiceRequest.avoid_worker_id) == ramesh)).one()
+    assert rework.rework_of_id is not None
+
+
 # -- what the console refuses -------------------------------------------------------------------------
 
 
