@@ -538,7 +538,8 @@ def test_an_agent_ticks_another_worker_beside_its_label_and_books_the_rework(liv
     page.goto(f"/console/requests/{job}")
     other = page.get_by_label("Another worker than last time")
     box, label = other.bounding_box(), page.locator("label", has=other).bounding_box()
-    assert box is not None and label is not None
+    assert box is not None
+    assert label is not None
     assert box["width"] < 40, box  # a tick box, not a field as wide as the card
     assert box["y"] < label["y"] + 30, (box, label)  # on the label's first line
     other.check()
