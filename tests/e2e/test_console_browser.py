@@ -268,6 +268,27 @@ def test_the_agents_state_bar_pauses_with_a_reason_times_the_state_and_says_why_
     assert changes == ["agent.state_changed"] * 2 + ["agent.offered", "agent.state_changed"]
 
 
+def test_the_live_queue_shows_how_far_past_the_sla_a_request_is_without_scrolling_the_card(
+    live: Live, page: Page
+) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    late = filed_in(live.engine, "226001", RequestStatus.OFFERED)
+    with session_scope(live.engine) as db:
+        db.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.number) == late)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=3))
+        )
+
+    sign_in(page, "asha")
+    overdue = page.locator("#past-sla td.overdue").first
+    expect(overdue).to_contain_text("2 h")
+    card, cell = page.locator("section.card", has=page.locator("#past-sla")).bounding_box(), overdue.bounding_box()
+    assert card is not None
+    assert cell is not None
+    assert cell["x"] + cell["width"] <= card["x"] + card["width"], (cell, card)  # seen at 1366 px, not scrolled to
+
+
 # -- signing in ---------------------------------------------------------------------------------------
 
 
