@@ -268,6 +268,27 @@ def test_the_agents_state_bar_pauses_with_a_reason_times_the_state_and_says_why_
     assert changes == ["agent.state_changed"] * 2 + ["agent.offered", "agent.state_changed"]
 
 
+def test_the_live_queue_shows_how_far_past_the_sla_a_request_is_without_scrolling_the_card(
+    live: Live, page: Page
+) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    late = filed_in(live.engine, "226001", RequestStatus.OFFERED)
+    with session_scope(live.engine) as db:
+        db.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.number) == late)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=3))
+        )
+
+    sign_in(page, "asha")
+    overdue = page.locator("#past-sla td.overdue").first
+    expect(overdue).to_contain_text("2 h")
+    card, cell = page.locator("section.card", has=page.locator("#past-sla")).bounding_box(), overdue.bounding_box()
+    assert card is not None
+    assert cell is not None
+    assert cell["x"] + cell["width"] <= card["x"] + card["width"], (cell, card)  # seen at 1366 px, not scrolled to
+
+
 # -- signing in ---------------------------------------------------------------------------------------
 
 
@@ -527,6 +548,27 @@ def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
             .values(worker_id=worker_id, rating=rating, created_at=asked, assigned_at=assigned, completed_at=completed)
         )
     return number
+
+
+def test_an_agent_ticks_another_worker_beside_its_label_and_books_the_rework(live: Live, page: Page) -> None:
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
+    job = _done_by(live.engine, ramesh, rating=4)
+
+    sign_in(page, "asha")
+    page.goto(f"/console/requests/{job}")
+    other = page.get_by_label("Another worker than last time")
+    box, label = other.bounding_box(), page.locator("label", has=other).bounding_box()
+    assert box is not None
+    assert label is not None
+    assert box["width"] < 40, box  # a tick box, not a field as wide as the card
+    assert box["y"] < label["y"] + 30, (box, label)  # on the label's first line
+    other.check()
+    page.get_by_role("button", name="Book a rework visit").click()
+    expect(page.get_by_text(re.compile(r"Rework visit \d{7} booked\."))).to_be_visible()
+    with Session(live.engine) as db:
+        rework = db.exec(select(ServiceRequest).where(col(ServiceRequest.avoid_worker_id) == ramesh)).one()
+    assert rework.rework_of_id is not None
 
 
 # -- what the console refuses -------------------------------------------------------------------------

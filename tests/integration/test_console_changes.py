@@ -117,7 +117,7 @@ def test_an_agent_cancels_with_the_citizens_reason_and_the_worker_asked_is_told(
     agent = signed_in(app)
     shown = page(agent.get(f"/console/requests/{found.number}"))
     assert '<option value="worker_late">the worker is too late</option>' in shown
-    assert 'id="visit-slot">as soon as possible</td>' in shown
+    assert '<th>Visit slot</th><td colspan="3" id="visit-slot">as soon as possible</td>' in shown
     sandbox.clear()
 
     agent.post(f"/console/requests/{found.number}/cancel", {"reason_key": "worker_late", "reason": "rang twice"})
@@ -130,6 +130,7 @@ def test_an_agent_cancels_with_the_citizens_reason_and_the_worker_asked_is_told(
     assert "cancelled (offered → cancelled): the worker is too late: rang twice" in english
     hindi = page(signed_in(app, "hi").get(f"/console/requests/{found.number}"))
     assert "कारीगर बहुत देर से: rang twice" in hindi
+    assert '<th>विज़िट का समय</th><td colspan="3" id="visit-slot">' in hindi
 
 
 def test_an_agent_moves_an_assigned_job_and_its_worker_keeps_it_and_is_told(app: Flask, sandbox: TwilioSandbox) -> None:

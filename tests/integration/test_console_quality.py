@@ -95,6 +95,19 @@ def test_an_agent_books_a_rework_from_the_request_page_and_both_pages_link_each_
     assert "Book a rework visit" not in page  # one rework a job
 
 
+def test_a_finished_jobs_page_says_the_visit_was_done_not_that_the_worker_is_not_on_the_way(app: Flask) -> None:
+    ramesh = add_worker(engine_of(app), "Ramesh Kumar", "+919800000801", 0.5)
+    job = finished(app, ramesh)
+    agent = person(app, "asha.agent", Role.AGENT)
+    page = html(agent.get(f"/console/requests/{job.number}"))
+    visit = page[page.index('<tr id="visit">') :].split("</tr>")[0]
+    assert "done" in visit
+    assert "not yet on the way" not in visit
+    agent.post("/console/language", {"language": "hi", "back": f"/console/requests/{job.number}"})
+    page = html(agent.get(f"/console/requests/{job.number}"))
+    assert "पूरा" in page[page.index('<tr id="visit">') :].split("</tr>")[0]
+
+
 def test_a_rating_an_agent_records_on_the_worklist_books_the_rework(app: Flask, jobs_run: None) -> None:
     ramesh = add_worker(engine_of(app), "Ramesh Kumar", "+919800000811", 0.5)
     job = finished(app, ramesh)

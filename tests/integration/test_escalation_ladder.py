@@ -313,6 +313,23 @@ def test_a_district_officer_is_refused_another_districts_request_and_the_refusal
         assert request_now(engine, in_agra.id or 0).status is RequestStatus.ESCALATED
 
 
+def test_an_escalated_request_cancelled_since_says_so_in_its_escalation_panel(
+    app: Flask, engine: sa.Engine, officers: dict[str, int]
+) -> None:
+    request = at_level(engine, 2)
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(ServiceRequest).where(col(ServiceRequest.id) == request.id).values(status=RequestStatus.CANCELLED)
+        )
+    lucknow = signed_in(app, "dm.lucknow")
+    shown = page(lucknow, f"/console/requests/{request.number}")
+    panel = shown[shown.index('id="escalation"') :].split("</section>")[0]
+    assert "The request is no longer open: nothing is left to do at this level." in panel
+    assert "call-citizen" not in panel
+    lucknow.post("/console/language", {"language": "hi", "back": f"/console/requests/{request.number}"})
+    assert "अनुरोध अब खुला नहीं है" in page(lucknow, f"/console/requests/{request.number}")
+
+
 def test_a_district_officer_sees_the_dashboards_request_figures_of_their_districts_only(
     app: Flask, engine: sa.Engine, officers: dict[str, int]
 ) -> None:
