@@ -88,6 +88,7 @@ class Changed:
     freed_worker: int | None = None  # the worker whose job it was: told not to go
     withdrawn_from: tuple[int, ...] = ()  # workers whose open offer was withdrawn: told the job is off
     keeps: int | None = None  # the worker keeping a moved job: told its new time
+    asked: tuple[int, ...] = ()  # workers holding an open offer of a moved job: told its new time too
     request_id: int | None = None
 
     @property
@@ -157,7 +158,8 @@ def reschedule(
     via: str | None = None,
 ) -> Changed:
     """Book an open request for another slot (one booked "as soon as possible" gets its first). An
-    assigned job keeps its worker, who is told; open offers stay open."""
+    assigned job keeps its worker, who is told; open offers stay open, and their workers are told the
+    new time before they answer."""
     request = session.get(ServiceRequest, request_id)
     if request is None:
         return Changed("no such request")
@@ -186,7 +188,10 @@ def reschedule(
     extra |= {"worker_id": keeps} if keeps else {}
     extra |= {"via": via} if via else {}
     audit(session, actor, AuditAction.REQUEST_RESCHEDULED, request, reason=f"{before} → {slot.key}", **extra)
-    return Changed(keeps=keeps, request_id=request_id)
+    asked = session.exec(
+        select(Offer.worker_id).where(Offer.request_id == request_id, Offer.status == OfferStatus.PENDING)
+    ).all()
+    return Changed(keeps=keeps, asked=tuple(asked), request_id=request_id)
 
 
 def _clash(session: Session, request: ServiceRequest, slot: Slot) -> str | None:
@@ -311,5 +316,5 @@ def tell(connection: redis.Redis, changed: Changed) -> None:
         return
     for worker_id in (*changed.withdrawn_from, *([changed.freed_worker] if changed.freed_worker else [])):
         enqueue.job_cancelled(connection, request_id, worker_id)
-    if changed.keeps is not None:
-        enqueue.job_moved(connection, request_id, changed.keeps)
+    for worker_id in (*([changed.keeps] if changed.keeps is not None else []), *changed.asked):
+        enqueue.job_moved(connection, request_id, worker_id)

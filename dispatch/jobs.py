@@ -565,17 +565,21 @@ def job_closed(request_id: int, worker_id: int) -> str:
 
 
 def job_moved(request_id: int, worker_id: int) -> str:
-    """A job kept by its worker was moved to another slot: they are told the new time (and that "2
-    NUMBER" gives it back). Not when it is no longer theirs by the time this runs."""
+    """A job moved to another slot: the worker who has it, or holds its open offer, is told the new time
+    (and that "2 NUMBER" gives it back, or declines the offer). Not when it is no longer theirs, or
+    their offer no longer open, by the time this runs."""
     ctx = context.current()
     with Session(ctx.engine) as session:
         request, worker = session.get(ServiceRequest, request_id), session.get(Worker, worker_id)
-    if (
-        request is None
-        or worker is None
-        or request.worker_id != worker_id
-        or request.status is not RequestStatus.ASSIGNED
-    ):
+        asked = session.exec(
+            select(Offer.id).where(
+                Offer.request_id == request_id, Offer.worker_id == worker_id, Offer.status == OfferStatus.PENDING
+            )
+        ).first()
+    if request is None or worker is None:
+        return "nothing to tell"
+    theirs = request.worker_id == worker_id and request.status is RequestStatus.ASSIGNED
+    if not theirs and asked is None:
         return "nothing to tell"
     if request.slot_starts_at is None or request.slot_ends_at is None:
         return "no slot"

@@ -22,7 +22,7 @@ from dispatch.queues import worker as rq_worker
 from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import ApiRole, AuditEvent, Offer, RequestStatus, Role, ServiceRequest
+from storage.models import ApiRole, AuditEvent, Offer, OfferStatus, RequestStatus, Role, ServiceRequest
 from telephony import telephony
 from tests.console import Console, add_user
 from tests.factories import (
@@ -156,6 +156,22 @@ def test_an_agent_moves_an_assigned_job_and_its_worker_keeps_it_and_is_told(app:
     assert told == f"सेवामित्र: काम {found.number} का समय अब कल सुबह (08:00-12:00) है। तब न जा सकें तो 2 {found.number} भेजें।"
     hindi = page(signed_in(app, "hi").get(f"/console/requests/{found.number}"))
     assert "समय बदला गया: जितनी जल्दी हो सके → 2030-01-02/morning" in hindi
+
+
+def test_a_worker_holding_the_offer_of_a_moved_request_is_told_the_new_time_before_answering(
+    app: Flask, sandbox: TwilioSandbox
+) -> None:
+    found = offered(app)  # offered "as soon as possible"
+    sandbox.clear()
+
+    signed_in(app).post(f"/console/requests/{found.number}/reschedule", {"slot": TOMORROW_MORNING})
+    run_jobs(app)
+
+    [told] = texts_to(sandbox, WORKER)
+    assert told == f"सेवामित्र: काम {found.number} का समय अब कल सुबह (08:00-12:00) है। तब न जा सकें तो 2 {found.number} भेजें।"
+    with Session(engine_of(app)) as session:
+        [offer] = session.exec(select(Offer).where(Offer.request_id == found.id)).all()
+    assert offer.status is OfferStatus.PENDING  # the offer stays open, its time now told
 
 
 def test_an_agent_is_not_held_by_the_citizens_policy(app: Flask) -> None:
