@@ -338,11 +338,13 @@ def _changes(found: ServiceRequest) -> dict[str, object]:
     visit = None
     if found.slot_starts_at is not None and found.slot_ends_at is not None:
         visit = slots.describe(settings, found.slot_starts_at, found.slot_ends_at, language, now)
+    open_now = slots.upcoming(settings, now)
     return {
         "visit": visit,
+        # the open slot it is booked for: chosen in the move's select
+        "booked_slot": next((slot.key for slot in open_now if slot.starts_at == found.slot_starts_at), None),
         "open_slots": [
-            (slot.key, slots.describe(settings, slot.starts_at, slot.ends_at, language, now))
-            for slot in slots.upcoming(settings, now)
+            (slot.key, slots.describe(settings, slot.starts_at, slot.ends_at, language, now)) for slot in open_now
         ],
         "reasons": [(reason.key, reason.name(language)) for reason in settings.changes.reasons],
     }

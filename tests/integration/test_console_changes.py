@@ -148,6 +148,7 @@ def test_an_agent_moves_an_assigned_job_and_its_worker_keeps_it_and_is_told(app:
 
     assert "Moved to the new slot." in page(moved)
     assert "tomorrow morning (08:00-12:00)" in page(moved)
+    assert f'<option value="{TOMORROW_MORNING}" selected>tomorrow morning (08:00-12:00)</option>' in page(moved)
     job = request_of(engine_of(app), found.id or 0)
     assert (job.status, job.worker_id) == (RequestStatus.ASSIGNED, found.worker_id)
     assert job.slot_starts_at == datetime(2030, 1, 2, 2, 30, tzinfo=UTC)
