@@ -104,6 +104,7 @@ class LiveFigures:
     agents_busy: int | None  # holding a caller (their desk phone ringing, or talking) or in wrap-up after one
     agents_ready: int | None  # ready for the next caller
     open_now: dict[str, int]  # open requests by status (of the chosen district)
+    up_the_ladder: int  # of them, those past the escalation ladder's first rung (dispatch/ladder)
 
 
 @bp.get("")
@@ -275,17 +276,22 @@ def live_figures(db: sa.Connection, scope: Scope) -> LiveFigures:
     now = auth.runtime().clock.now()
     in_progress = _calls_in_progress(db, now)
     open_now = _by_status(db, col(ServiceRequest.status).in_(OPEN), *scope.requests())
+    climbed = sa.select(sa.func.count()).where(
+        col(ServiceRequest.status).in_(OPEN), col(ServiceRequest.escalation_level) > 1, *scope.requests()
+    )
+    up_the_ladder = int(db.execute(climbed).scalar_one())
     try:
         connection = auth.runtime().redis
         waiting = callqueue.waiting(connection, now.timestamp())
         desk = agents.counts(connection)
     except redis.RedisError:
         log.warning("Redis unreachable: the dashboard cannot show who is waiting")
-        return LiveFigures(None, None, None, len(in_progress), None, None, open_now)
+        return LiveFigures(None, None, None, len(in_progress), None, None, open_now, up_the_ladder)
     longest = max((w.wait_s(now.timestamp()) for w in waiting), default=None)
     here = sum(1 for w in waiting if _district_of(w.call.pincode) == scope.district) if scope.district else None
     busy = desk[agents.AgentState.ON_CALL] + desk[agents.AgentState.WRAP_UP]
-    return LiveFigures(len(waiting), longest, here, len(in_progress), busy, desk[agents.AgentState.READY], open_now)
+    ready = desk[agents.AgentState.READY]
+    return LiveFigures(len(waiting), longest, here, len(in_progress), busy, ready, open_now, up_the_ladder)
 
 
 def _calls_in_progress(db: sa.Connection, now: datetime) -> set[str]:

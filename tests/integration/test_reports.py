@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import select
 
@@ -311,6 +312,9 @@ def test_the_live_panel_counts_a_caller_waiting_in_the_redis_queue(
         db.add(CallLog(call_sid="CA" + "5" * 32, started_at=clock.now(), ended_at=clock.now(), status="completed"))
         sunita = db.exec(select(User).where(User.username == "sunita")).one()
     filed(app, "LUCKNOW", created=clock.now())
+    filed(app, "LUCKNOW", created=clock.now(), completed_after=30)  # done: off the ladder, whatever its rung
+    with session_scope(engine_of(app)) as db:
+        db.execute(sa.update(ServiceRequest).values(escalation_level=2))  # both past the first rung
     # her desk phone rings for the longest waiting; another agent is ready, a third on a break
     agents.save(
         connection, agents.AgentStatus(sunita.id or 0, agents.AgentState.ON_CALL, now, call_sid="CA" + "3" * 32)
@@ -324,6 +328,7 @@ def test_the_live_panel_counts_a_caller_waiting_in_the_redis_queue(
     assert re.search(r'id="live-calls">1<', panel)  # the finished call is not in progress
     assert re.search(r'id="live-agents">1<', panel)
     assert re.search(r'id="live-ready">1<', panel)
+    assert re.search(r'id="live-ladder">1<', panel)  # the open one of the two
     assert re.search(r'id="live-new">1<', panel)
     lucknow = supervisor.get("/console/dashboard/live?district=LUCKNOW").get_data(as_text=True)
     assert "1 from this district" in lucknow  # 226001 is Lucknow's GPO; 208001 is Kanpur's
