@@ -516,6 +516,25 @@ def test_a_supervisor_reads_one_districts_dashboard_on_a_phone(live: Live, page:
     assert page_width <= window_width == PHONE["width"], f"sideways scroll, from {sticking_out}"
 
 
+def test_a_requests_facts_fit_a_phone(live: Live, page: Page) -> None:
+    """A 390 px wide phone: the request's facts stack, each label beside its value, none cut off."""
+    add_user(live.engine, "vikram", Role.SUPERVISOR)
+    ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
+    number = _done_by(live.engine, ramesh, rating=4)
+    page.set_viewport_size(PHONE)
+
+    sign_in(page, "vikram")
+    page.goto(f"{live.url}/console/requests/{number}")
+    facts = page.locator("table.facts")
+    expect(facts).to_contain_text("Assigned")
+    shoot(page, "17-request-phone")
+    table_right, card_right = facts.evaluate(
+        "(t) => [t.getBoundingClientRect().right, t.closest('.card').getBoundingClientRect().right]"
+    )
+    assert table_right <= card_right + 0.5, "the facts run past the card"
+    assert facts.evaluate("(t) => t.scrollWidth <= t.clientWidth + 1")
+
+
 def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -> None:
     add_user(live.engine, "gomti", Role.PROVIDER, provider="Gomti Services")
     ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
