@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 
-from console import auth, labels
+from console import auth, labels, recordings
 from console.auth import MANAGERS, OFFICERS, STAFF, requires, runtime
 from console.forms import NOTE_MAX, plain
 from console.labels import N_
@@ -24,11 +24,8 @@ from console.scope import request_in_scope as _request
 from console.scope import visible
 from core.settings import Escalation
 from dispatch import citizen_calls, enqueue, ladder
-from storage.audit import AuditAction, record
 from storage.db import session_scope
 from storage.models import RequestStatus, ServiceRequest, User
-from telephony import recording_store
-from telephony.port import GatewayError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("escalations", __name__)
@@ -146,18 +143,4 @@ def recording(number: str) -> Response:
         kept = citizen_calls.recording_of(db, found)
     if kept is None:
         abort(404)
-    with session_scope(runtime().engine) as db:
-        record(
-            db,
-            AuditAction.RECORDING_PLAYED,
-            actor=f"user:{g.user.id}",
-            entity="recording",
-            entity_id=kept.id,
-            reason="console",
-        )
-    try:
-        audio, mimetype = recording_store(runtime().settings, kept.platform).recording_audio(kept.recording_id)
-    except GatewayError as error:
-        log.warning("recording %s could not be fetched from %s: %s", kept.id, kept.platform, error)
-        abort(502)
-    return Response(audio, mimetype=mimetype, headers={"Cache-Control": "no-store"})
+    return recordings.played(kept)

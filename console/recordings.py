@@ -58,6 +58,12 @@ def address(number: str) -> Response:
         recording = spoken_address(db, found.id)
     if recording is None:
         abort(404)
+    return played(recording)
+
+
+def played(recording: Recording) -> Response:
+    """A recording's audio, fetched from its platform now, the playing audited (never cached by the
+    browser; 502 when the platform cannot give it). Whoever calls this has checked who may hear it."""
     with session_scope(runtime().engine) as db:
         record(
             db,
