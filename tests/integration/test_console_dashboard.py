@@ -13,7 +13,7 @@ from flask import Flask
 
 from storage.db import session_scope
 from storage.models import CallLog, Direction, RequestStatus, Role, ServiceRequest, utcnow
-from tests.console import Console, add_user
+from tests.console import Console, add_user, signed_in
 from tests.factories import engine_of
 
 # Both databases: the dashboard counts by Indian day: date windows and sums over timestamps stored per dialect.
@@ -32,10 +32,7 @@ _numbers = count(1000001)
 
 @pytest.fixture
 def supervisor(app: Flask) -> Console:
-    add_user(engine_of(app), "sunita", Role.SUPERVISOR)
-    console = Console(app)
-    console.sign_in("sunita")
-    return console
+    return signed_in(app, "sunita", Role.SUPERVISOR)
 
 
 def call(

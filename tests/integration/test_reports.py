@@ -34,7 +34,7 @@ from storage.models import (
     User,
     Worker,
 )
-from tests.console import Console, add_user
+from tests.console import Console, add_user, signed_in
 from tests.factories import engine_of
 
 # Both databases: medians over timestamps stored per dialect, and the hourly chart's hour arithmetic
@@ -55,10 +55,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def supervisor(app: Flask) -> Console:
-    add_user(engine_of(app), "sunita", Role.SUPERVISOR)
-    console = Console(app)
-    console.sign_in("sunita")
-    return console
+    return signed_in(app, "sunita", Role.SUPERVISOR)
 
 
 def filed(
