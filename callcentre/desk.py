@@ -18,7 +18,7 @@ from enum import StrEnum
 
 import redis
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from callcentre import routing
 from core.settings import MISSED, SIGNED_OUT, Agents
@@ -26,6 +26,7 @@ from storage import agents, callqueue
 from storage.agents import AgentState, AgentStatus
 from storage.audit import AuditAction, record
 from storage.db import session_scope
+from storage.models import AgentCall
 
 log = logging.getLogger(__name__)
 SEEN_WITHIN_S = 15  # a console that has not asked for its state bar this long is closed: no offers ring there
@@ -165,9 +166,11 @@ def let_pass(connection: redis.Redis, engine: sa.Engine, user_id: int, call_sid:
     return True
 
 
-def bridged(connection: redis.Redis, engine: sa.Engine, user_id: int, call_sid: str, now: datetime) -> None:
+def bridged(
+    connection: redis.Redis, engine: sa.Engine, user_id: int, call_sid: str, language: str, now: datetime
+) -> None:
     """The platform put this caller through to the agent (perhaps another than the one claimed,
-    when two desk phones answer out of turn): on a call with them."""
+    when two desk phones answer out of turn): on a call with them, an `AgentCall` from now."""
     at = now.timestamp()
     with agents.locked(connection):
         before = agents.status(connection, user_id)
@@ -175,6 +178,7 @@ def bridged(connection: redis.Redis, engine: sa.Engine, user_id: int, call_sid: 
         after = replace(before, state=AgentState.ON_CALL, since=since, call_sid=call_sid, bridged=True, offer="")
         agents.save(connection, after)
     _audit(engine, [Change(before, after, SYSTEM)])
+    _call_answered(engine, user_id, call_sid, language, now)
 
 
 def leg_ended(connection: redis.Redis, engine: sa.Engine, user_id: int, settings: Agents, now: datetime) -> None:
@@ -192,6 +196,8 @@ def leg_ended(connection: redis.Redis, engine: sa.Engine, user_id: int, settings
             after = _paused(before, MISSED, at)
         agents.save(connection, after)
     _audit(engine, [Change(before, after, SYSTEM)])
+    if before.bridged:
+        _call_ended(engine, user_id, before.call_sid, now)
 
 
 def route(connection: redis.Redis, engine: sa.Engine, settings: Agents, now: datetime) -> list[routing.Offer]:
@@ -317,3 +323,37 @@ def _record(db: Session, change: Change) -> None:
         reason=after.reason or None,
         detail={**detail, "at": after.offer_at} if change.offered else detail,
     )
+
+
+def _call_answered(engine: sa.Engine, user_id: int, call_sid: str, language: str, now: datetime) -> None:
+    """The agent's call on record from its bridge; a platform's retry of the bridge finds it there.
+    A database away costs the reports this call, never the agent their state (logged)."""
+    try:
+        with session_scope(engine) as db:
+            found = db.exec(
+                select(AgentCall).where(AgentCall.call_sid == call_sid, AgentCall.agent_id == user_id)
+            ).first()
+            if found is None:
+                db.add(AgentCall(call_sid=call_sid, agent_id=user_id, language=language[:5], answered_at=now))
+    except sa.exc.IntegrityError:
+        pass  # the same bridge, reported twice at once: the first one wrote it
+    except sa.exc.SQLAlchemyError:
+        log.exception("could not keep the call of agent %s with %s", user_id, call_sid)
+
+
+def _call_ended(engine: sa.Engine, user_id: int, call_sid: str, now: datetime) -> None:
+    try:
+        with session_scope(engine) as db:
+            db.execute(
+                sa.update(AgentCall)
+                .where(
+                    sa.and_(
+                        AgentCall.call_sid == call_sid,  # type: ignore[arg-type]
+                        AgentCall.agent_id == user_id,  # type: ignore[arg-type]
+                        AgentCall.ended_at.is_(None),  # type: ignore[union-attr]
+                    )
+                )
+                .values(ended_at=now)
+            )
+    except sa.exc.SQLAlchemyError:
+        log.exception("could not end the call of agent %s with %s", user_id, call_sid)

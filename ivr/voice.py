@@ -496,7 +496,7 @@ def _bridged(user: int, call_sid: str) -> None:
     """The platform puts this caller through to this agent: off the queue, and the agent on a call."""
     try:
         callqueue.bridged(_runtime().redis, user, call_sid)
-        desk.bridged(_runtime().redis, _runtime().engine, user, call_sid, _runtime().clock.now())
+        desk.bridged(_runtime().redis, _runtime().engine, user, call_sid, _language(), _runtime().clock.now())
     except redis.RedisError:
         log.warning("could not note that call %s was bridged to user %s", call_sid, user)
 

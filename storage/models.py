@@ -368,6 +368,22 @@ class CallLog(SQLModel, table=True):
     ended_at: datetime | None = _moment()
 
 
+class AgentCall(SQLModel, table=True):
+    """A caller an agent talked to: from the bridge to the end of the agent's leg. A caller put
+    through to a second agent (a transfer) is a second row. The wrap-up, recording and quality
+    review of the call hang on it."""
+
+    __tablename__ = "agent_call"
+    __table_args__ = (sa.UniqueConstraint("call_sid", "agent_id", name="uq_agent_call_caller_agent"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_sid: str = Field(max_length=40, index=True, description="the caller's call id")
+    agent_id: int = Field(foreign_key="console_user.id", index=True)
+    language: str = Field(default="hi", max_length=5)
+    answered_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    ended_at: datetime | None = _moment()
+
+
 class CallbackRequest(SQLModel, table=True):
     """A caller who asked to be called back: out of hours, or tired of waiting in the queue."""
 

@@ -23,7 +23,7 @@ from devtools.twilio_sandbox import TwilioSandbox
 from storage import agents, callqueue
 from storage.agents import AgentState
 from storage.db import session_scope
-from storage.models import AuditEvent, CallbackRequest, CallLog, Role, User
+from storage.models import AgentCall, AuditEvent, CallbackRequest, CallLog, Role, User
 from tests.calls import Line
 from tests.console import Console, add_user
 from tests.factories import ALWAYS_OPEN, CITIZEN, PUBLIC_URL, engine_of, run_jobs, signed_post, simulator, with_hours
@@ -186,7 +186,11 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
 
     with Session(engine_of(app)) as db:
         log = db.exec(select(CallLog).where(CallLog.call_sid == caller.call_sid)).one()
+        [talk] = db.exec(select(AgentCall)).all()
     assert log.queue_result == "bridged"
+    assert (talk.call_sid, talk.agent_id, talk.language) == (caller.call_sid, user_id(app, "asha"), "hi")
+    assert talk.answered_at == NOW + timedelta(seconds=5)
+    assert talk.ended_at == talk.answered_at  # the frozen clock did not move while they talked
     assert audited(app, "asha") == [
         ("agent.state_changed", "paused", "ready", None),
         ("agent.offered", "ready", "ready", None),
@@ -329,7 +333,7 @@ def test_a_paused_agent_or_one_in_wrap_up_is_refused_by_the_server_and_told_why(
     assert taken is not None
     assert not asha.post("/console/agent/pause", {"reason": "lunch"}).headers["Location"].endswith("x")
     assert state_of(app, "asha").state is AgentState.ON_CALL  # no pausing in the middle of a call
-    desk.bridged(connection, engine, asha_id, taken.call_sid, clock.now())
+    desk.bridged(connection, engine, asha_id, taken.call_sid, "hi", clock.now())
     desk.leg_ended(connection, engine, asha_id, app.extensions["sewamitra"].settings.agents, clock.now())
     clock.advance(timedelta(seconds=18))
     bar = page(asha.get("/console/agent/bar"))
