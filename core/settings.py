@@ -378,6 +378,7 @@ class Agents(_Frozen):
     pause_reasons: tuple[PauseReason, ...] = DEFAULT_PAUSE_REASONS
     wrap_up_seconds: int = Field(60, ge=0, le=1800)
     offer_ring_seconds: int = Field(20, ge=5, le=120)
+    record_calls: bool = True  # agents' calls recorded in the caller's room, the caller told so first
 
     @field_validator("pause_reasons")
     @classmethod

@@ -17,6 +17,13 @@ RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
 `DELETE /v1/Account/{auth_id}/Recording/{id}/` (plivo.com/docs/voice/api/recording/delete-a-recording:
 204); each fetch and delete is recorded, as on the Twilio sandbox.
 
+An agent's call recorded in a conference room is paused and resumed by stopping and starting the
+room's recording (plivo.com/docs/voice/api/conference/record-conference): `POST
+/v1/Account/{auth_id}/Conference/{name}/Record/` (`file_format`, `callback_url`, `callback_method`)
+answered 202 with the recording's `url`, and `DELETE` on the same path answered 204; a room not in
+progress (the sandbox knows those a test opened, `open_room`) is 404. Each is recorded
+(`conference_requests`).
+
 Errors have Plivo's shape, `{"api_id": …, "error": …}`, with the HTTP statuses Plivo documents
 (plivo.com/docs/messaging/api/response: 400 a parameter missing or invalid, 401 authentication
 failed, 404, 429 rate limited, 500). Records are read over HTTP under `/_sandbox/`, as the Twilio
@@ -58,6 +65,7 @@ NUMBER = re.compile(r"^[1-9]\d{6,13}$")  # Plivo's sanitized numbers: country co
 SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
 DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
 CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED}
+ROOM_RECORD_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]{1,100})/Record/$")
 RECORDING_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Recording/(?P<recording>[0-9a-f-]{36})(?:/|\.mp3|\.wav)$")
 
 
@@ -170,14 +178,42 @@ class PlivoSandbox(TwilioSandbox):
         self._record(RECORDS[resource], {**record, "params": form, "received_at": datetime.now(UTC).isoformat()})
         return answer
 
+    def handle_room_recording(
+        self, method: str, account: str, room: str, authorization: str, form: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A room's recording started (POST: 202 with its URL) or stopped (DELETE: 204)."""
+        fault = self._next_fault()
+        if fault and fault.status:
+            raise PlivoRefusal(fault.status, f"injected failure ({fault.status})")
+        if not self._authenticated(authorization):
+            raise PlivoRefusal(HTTPStatus.UNAUTHORIZED, "authentication failed")
+        if account != self.account_sid or room not in self._rooms:
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "conference not found")
+        self._record("Conferences", {"method": method, "room": room, "params": form})
+        if method == "DELETE":
+            return {}
+        recording_id = str(uuid.uuid4())
+        url = f"{self.base_url}/v1/Account/{account}/Recording/{recording_id}.mp3"
+        return {"api_id": str(uuid.uuid4()), "message": "conference recording started", "url": url}
+
 
 class _PlivoHandler(_SandboxHandler):
     server_version = "PlivoSandbox/1"
 
+    def do_DELETE(self) -> None:
+        room = ROOM_RECORD_PATH.match(urlsplit(self.path).path)
+        if room is None:
+            super().do_DELETE()
+            return
+        self._room_recording("DELETE", room["account"], room["room"])
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
-        if api:
+        room = ROOM_RECORD_PATH.match(path)
+        if room:
+            self._room_recording("POST", room["account"], room["room"])
+        elif api:
             self._plivo(api["account"], api["resource"])
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
@@ -197,6 +233,27 @@ class _PlivoHandler(_SandboxHandler):
             self._send_json(refusal.status, refusal.payload())
         else:
             self._send_json(CREATED[resource], answer)
+
+    def _room_recording(self, method: str, account: str, room: str) -> None:
+        """The SDK sends a JSON body with both (empty for DELETE)."""
+        sandbox = self.server.sandbox
+        assert isinstance(sandbox, PlivoSandbox)
+        try:
+            form = json.loads(self._body() or b"{}")
+            if not isinstance(form, dict):
+                raise ValueError("not an object")
+            answer = sandbox.handle_room_recording(method, account, room, self.headers.get("Authorization", ""), form)
+        except ValueError:
+            self._send_json(HTTPStatus.BAD_REQUEST, PlivoRefusal(HTTPStatus.BAD_REQUEST, "invalid JSON").payload())
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        else:
+            if method == "DELETE":
+                self.send_response(HTTPStatus.NO_CONTENT)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self._send_json(HTTPStatus.ACCEPTED, answer)
 
 
 def main(argv: list[str] | None = None) -> int:

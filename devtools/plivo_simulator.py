@@ -16,7 +16,9 @@ The rules simulated, from Plivo's documentation:
   `action` (without the finish key); **with no input Plivo goes on to the next element**.
 - Conference (plivo.com/docs/voice/xml/conference): the call joins the named room and talks until the
   room ends (endConferenceOnExit), then goes on with the next element. One leg is simulated at a
-  time: the other member is whoever the helpline put in that room.
+  time: the other member is whoever the helpline put in that room. A member with `record` true and
+  a `callbackUrl` has the room recorded (`recordFileFormat` mp3): its callbackUrl is posted the
+  room's event ConferenceAction "record" with ConferenceName, RecordUrl and RecordingID.
 - Dial with a Number (plivo.com/docs/voice/xml/dial, and the parameters it sends its action:
   plivo.com/docs/voice/use-cases/dial-status-reporting): the number (digits, no '+') rings showing
   `callerId`; the dialled phone (`CallSetup.callee`) answers, rings out after `timeout`, is busy or
@@ -159,7 +161,8 @@ class _PlivoCall(_Call):
             self._plivo_audio(verb)
             return None
         handler = {"GetDigits": self._get_digits, "Redirect": self._plivo_redirect, "Hangup": self._plivo_hangup}
-        handler["Conference"] = self._conference
+        if verb.tag == "Conference":
+            return (yield from self._conference(verb))
         if verb.tag == "Dial":
             return (yield from self._recorded_dial(verb))
         if verb.tag in handler:
@@ -241,14 +244,25 @@ class _PlivoCall(_Call):
             yield from self._hang_up_then("caller", fetch)
         return fetch
 
-    def _conference(self, verb: ElementTree.Element) -> _Outcome:
+    def _conference(self, verb: ElementTree.Element) -> _Io[_Outcome]:
         """The call joins the room and talks (the simulator has one leg: whoever else is in the room,
-        as the helpline arranged it, talks with it) until the room ends; then the next element."""
-        self._emit(Dialed(_text(verb), "conference"))
+        as the helpline arranged it, talks with it) until the room ends; then the next element. A room
+        this member records (`record`) posts its recording to `callbackUrl` (POST by `callbackMethod`),
+        ConferenceAction "record", with RecordUrl and RecordingID; other room events are not simulated."""
+        room = _text(verb)
+        self._emit(Dialed(room, "conference"))
         self._emit(Bridged())
         self._pass(AGENT_TALK_SECONDS, heard=True)
-        if verb.get("action") or verb.get("callbackUrl"):
-            self._emit(Failure(None, "Conference action and callbackUrl are real Plivo XML but not simulated"))
+        if verb.get("action"):
+            self._emit(Failure(None, "Conference action is real Plivo XML but not simulated"))
+        callback = verb.get("callbackUrl")
+        if callback and verb.get("record", "false").lower() == "true":
+            recording_id = str(uuid.uuid4())
+            url = f"{self.sim.media_url.rstrip('/')}/v1/Account/{self.sim.account_sid}/Recording/{recording_id}.mp3"
+            made = {"ConferenceAction": "record", "ConferenceName": room, "ConferenceUUID": str(uuid.uuid4())}
+            made |= {"RecordUrl": url, "RecordingID": recording_id, "RecordingDuration": str(AGENT_TALK_SECONDS)}
+            url = self._absolute(callback, "Conference callbackUrl")
+            yield from self._notify(_Fetch(url, verb.get("callbackMethod", "POST").upper(), made))
         return None
 
     def _recorded_dial(self, verb: ElementTree.Element) -> _Io[_Outcome]:

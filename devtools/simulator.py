@@ -25,6 +25,10 @@ recorded from the answer, and once the recording is completed Twilio posts `reco
 (#recordingstatuscallback) with RecordingSid, RecordingUrl, RecordingStatus "completed",
 RecordingDuration, RecordingChannels and RecordingSource "DialVerb"; the simulator posts it when the
 talk ends, before the action (Twilio sends it asynchronously: either may come first).
+A <Dial><Conference> whose noun has `record="record-from-start"` and a `recordingStatusCallback`
+(twilio.com/docs/voice/twiml/conference#record, #recordingstatuscallback) has the room recorded: when
+the talk ends the callback is posted ConferenceSid, RecordingSid, RecordingUrl, RecordingStatus
+"completed", RecordingDuration, RecordingChannels and RecordingSource "DialConference".
 """
 
 from __future__ import annotations
@@ -963,10 +967,24 @@ class _Call:
             self._emit(target)
         yield from self._dequeue(verb, document)
         self._pass(AGENT_TALK_SECONDS, heard=True)
+        yield from self._room_recorded(verb, document)
         if verb.get("action") is None:
             return None  # without an action Twilio goes on with the next verb
         result = {"DialCallStatus": "completed", "DialCallSid": _sid("CA")}
         return self._action(verb, document, {**result, "DialCallDuration": str(AGENT_TALK_SECONDS)})
+
+    def _room_recorded(self, verb: ElementTree.Element, document: _Document) -> _Io[None]:
+        """A recorded <Conference>'s recordingStatusCallback once the room's talk is over."""
+        for noun in verb:
+            callback = noun.get("recordingStatusCallback")
+            if noun.tag != "Conference" or noun.get("record") != "record-from-start" or not callback:
+                continue
+            sid = _sid("RE")
+            made = {"ConferenceSid": _sid("CF"), "RecordingSid": sid, "RecordingUrl": self._recording_url(sid)}
+            made |= {"RecordingStatus": "completed", "RecordingDuration": str(AGENT_TALK_SECONDS)}
+            made |= {"RecordingChannels": "1", "RecordingSource": "DialConference"}
+            method = noun.get("recordingStatusCallbackMethod", "POST").upper()
+            yield from self._notify(_Fetch(_resolve(document.url, callback), method, made))
 
     def _dequeue(self, verb: ElementTree.Element, document: _Document) -> _Io[None]:
         """A <Dial><Queue url=…> takes the caller at the queue's head (`CallSetup.queue_head`, when the

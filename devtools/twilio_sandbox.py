@@ -10,8 +10,17 @@ the action gets RecordingSid, RecordingUrl, RecordingDuration): their media is s
 RecordingUrl, `GET /2010-04-01/Accounts/{AC}/Recordings/{RE}` (.mp3/.wav, as Twilio serves it), and
 deleted by `DELETE …/Recordings/{RE}.json` (twilio.com/docs/voice/api/recording#delete-a-recording-resource:
 204, then 404 for it); every fetch and delete is recorded (`recording_requests`). Other
-processes read it over HTTP under `/_sandbox/`. It listens on loopback only: it holds citizens'
-numbers and has no real security.
+processes read it over HTTP under `/_sandbox/`.
+
+An agent's call recorded in a conference room is paused and resumed through the Conference Recording
+resource (twilio.com/docs/voice/api/conference-recording-resource): the room in progress is found by
+`GET …/Conferences.json?FriendlyName=…&Status=in-progress` (twilio.com/docs/voice/api/conference-resource:
+a page of `conferences`), then `POST …/Conferences/{CF}/Recordings/Twilio.CURRENT.json` with
+`Status` paused or in-progress and `PauseBehavior` (skip, silence) is answered 200 with the recording.
+The sandbox knows the rooms a test opened (`open_room`; another is not in progress: an empty page, and
+404 for its recordings) and records each request (`conference_requests`).
+
+It listens on loopback only: it holds citizens' numbers and has no real security.
 
     python -m devtools.twilio_sandbox --port 8099 --account-sid AC... --auth-token ...
 """
@@ -50,6 +59,12 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
 ACCOUNT_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<resource>Messages|Calls)\.json$")
+CONFERENCES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences\.json$")
+CONFERENCE_RECORDING_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences/(?P<conference>CF[0-9a-f]{{32}})"
+    r"/Recordings/(?P<recording>Twilio\.CURRENT|RE[0-9a-f]{32})\.json$"
+)
+RECORDING_STATUSES = frozenset({"paused", "in-progress", "stopped"})
 RECORDING_PATH = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})(?P<ext>\.json|\.mp3|\.wav)?$"
 )
@@ -273,6 +288,8 @@ class TwilioSandbox:
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
         self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": []}
+        self._records["Conferences"] = []
+        self._rooms: dict[str, str] = {}  # a room in progress: its name → its conference sid
         self._deleted_recordings: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
@@ -339,6 +356,62 @@ class TwilioSandbox:
         with self._changed:
             return list(self._records["Recordings"])
 
+    @property
+    def conference_requests(self) -> list[dict[str, Any]]:
+        """Every request about a room's recording: method, room, and what was asked (Status, …)."""
+        with self._changed:
+            return list(self._records["Conferences"])
+
+    # -- conference rooms --------------------------------------------------------------------------
+
+    def open_room(self, name: str) -> str:
+        """A conference room in progress (as the platform's rooms are while two calls talk in them):
+        its sid, which the REST API finds by its name."""
+        with self._changed:
+            return self._rooms.setdefault(name, "CF" + uuid.uuid4().hex)
+
+    def handle_conferences(self, account: str, authorization: str, query: dict[str, str]) -> dict[str, Any]:
+        """The rooms named FriendlyName (and in progress, the only status the sandbox knows)."""
+        self._check_api(account, authorization)
+        name = query.get("FriendlyName", "")
+        with self._changed:
+            sid = self._rooms.get(name) if query.get("Status", "in-progress") == "in-progress" else None
+        self._record("Conferences", {"method": "GET", "room": name, "found": sid is not None})
+        found = [{"sid": sid, "friendly_name": name, "status": "in-progress", "account_sid": account}] if sid else []
+        uri = f"/{API_VERSION}/Accounts/{account}/Conferences.json"
+        return {"conferences": found, "page": 0, "page_size": 50, "first_page_uri": uri, "next_page_uri": None}
+
+    def handle_conference_recording(
+        self, account: str, conference: str, recording: str, authorization: str, form: dict[str, str]
+    ) -> dict[str, Any]:
+        """A room's recording paused or resumed: 200 with the recording, 404 for a room not in progress."""
+        self._check_api(account, authorization)
+        status = form.get("Status", "")
+        if status not in RECORDING_STATUSES:
+            raise SandboxRefusal(HTTPStatus.BAD_REQUEST, CALL_INVALID, f"Invalid Status: {status[:40]!r}")
+        with self._changed:
+            room = next((name for name, sid in self._rooms.items() if sid == conference), None)
+        if room is None:
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The conference {conference} was not found")
+        record = {"method": "POST", "room": room, "conference_sid": conference, "recording": recording}
+        self._record("Conferences", {**record, "status": status, "pause_behavior": form.get("PauseBehavior")})
+        sid = recording if recording.startswith("RE") else "RE" + uuid.uuid4().hex
+        return {"sid": sid, "conference_sid": conference, "account_sid": account, "status": status}
+
+    def _check_api(self, account: str, authorization: str) -> None:
+        """What every API request meets first: injected faults, then the credentials and the account."""
+        fault = self._next_fault()
+        if fault and fault.delay and self._stopping.wait(fault.delay):
+            raise SandboxRefusal(HTTPStatus.SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE, "The sandbox is stopping.")
+        if fault and fault.status:
+            with self._changed:
+                self.refused += 1
+            raise SandboxRefusal(fault.status, CODE_FOR_STATUS.get(fault.status, fault.status), "Injected failure.")
+        if not self._authenticated(authorization):
+            raise SandboxRefusal(HTTPStatus.UNAUTHORIZED, AUTHENTICATE, "Authenticate")
+        if account != self.account_sid:
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The account {account} was not found")
+
     # -- recordings --------------------------------------------------------------------------------
 
     recording_path = RECORDING_PATH
@@ -391,6 +464,7 @@ class TwilioSandbox:
             for records in self._records.values():
                 records.clear()
             self._faults.clear()
+            self._rooms.clear()
 
     # -- fault injection ---------------------------------------------------------------------------
 
@@ -512,18 +586,37 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
+        room = CONFERENCE_RECORDING_PATH.match(path)
         if api:
             self._api(api["account"], api["resource"])
+        elif room:
+            self._answer(
+                lambda sandbox, form: sandbox.handle_conference_recording(
+                    room["account"], room["conference"], room["recording"], self.headers.get("Authorization", ""), form
+                )
+            )
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
         else:
             self._not_found(path)
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        split = urlsplit(self.path)
+        path = split.path
         listings = {f"{SANDBOX_PREFIX}/messages": "messages", f"{SANDBOX_PREFIX}/calls": "calls"}
         listings[f"{SANDBOX_PREFIX}/recordings"] = "recording_requests"
+        listings[f"{SANDBOX_PREFIX}/conferences"] = "conference_requests"
         if self._recording("GET", path):
+            return
+        rooms = CONFERENCES_PATH.match(path)
+        if rooms:
+            query = dict(parse_qsl(split.query, keep_blank_values=True))
+            self._answer(
+                lambda sandbox, _form: sandbox.handle_conferences(
+                    rooms["account"], self.headers.get("Authorization", ""), query
+                ),
+                status=HTTPStatus.OK,
+            )
             return
         if path in listings:
             self._send_json(HTTPStatus.OK, getattr(self.server.sandbox, listings[path]))
@@ -576,6 +669,18 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             self._send_json(refusal.status, refusal.payload())
         else:
             self._send_json(HTTPStatus.CREATED, answer)
+
+    def _answer(
+        self, handle: Callable[[TwilioSandbox, dict[str, str]], dict[str, Any]], status: int = HTTPStatus.OK
+    ) -> None:
+        """A request of the API answered by `handle` (its form read from the body), or refused."""
+        form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            answer = handle(self.server.sandbox, form)
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        else:
+            self._send_json(status, answer)
 
     def _faults(self) -> None:
         try:

@@ -21,6 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request, send_from
 from werkzeug.exceptions import HTTPException
 
 from callcentre import desk, priority
+from callcentre import recording as call_recording
 from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
@@ -436,7 +437,8 @@ def _wait_in_our_queue(language: str) -> Response:
     or with Redis out of reach, the queue is unavailable and a callback is offered."""
     bridged = _agent_in_the_room()
     if bridged:  # an agent waits in this caller's conference room: join them
-        return _answered(_said("agent_connecting", language), Conference(_turn().call_id), Hangup())
+        connecting = (_said("agent_connecting", language), *recording_notice(language))
+        return _answered(*connecting, Conference(_turn().call_id), Hangup())
     position = _note_waiting(language, None)
     if position is None or position > MAX_APP_QUEUE:
         return _answered(Redirect(_path(f"{QUEUE_RESULT_PATH}?result=queue-full")))
@@ -627,7 +629,20 @@ def _agent_joins_our_queue(user: int) -> Response:
     if call_sid is None:
         return _answered(_said("agent_queue_empty", "en"), Hangup())
     callqueue.wait_for_agent(connection, user, call_sid)
-    return _answered(Conference(call_sid), Hangup())
+    return _answered(agent_room(call_sid, user), Hangup())
+
+
+def agent_room(call_sid: str, user: int) -> Conference:
+    """The agent's leg into the caller's room (the caller's call id), which the agent opens: recorded
+    when `agents.record_calls`, each recording posted to `/agent/recorded` with the agent and caller."""
+    if not _runtime().settings.agents.record_calls:
+        return Conference(call_sid)
+    return Conference(call_sid, record=True, recording_callback=_path(call_recording.callback_path(call_sid, user)))
+
+
+def recording_notice(language: str) -> list[Instruction]:
+    """What the caller hears before an agent's recorded call: that it is recorded, in their language."""
+    return [_said("agent_call_recorded", language)] if _runtime().settings.agents.record_calls else []
 
 
 def _user_arg(name: str = "user") -> int:
@@ -646,6 +661,30 @@ def agent_bridging() -> Response:
         _bridged(user, call_sid)
         language = _language()
     return _answered(_said("agent_connecting", language))
+
+
+@bp.post(call_recording.CALLBACK_PATH)
+@webhook_signed
+def agent_recorded() -> Response:
+    """A recording of an agent's call with a caller, once the platform has it (Twilio's
+    recordingStatusCallback, "completed"; Plivo's Conference callbackUrl, ConferenceAction "record",
+    or its record API's callback_url): kept once, whatever the platform's retries."""
+    call_sid, agent = request.args.get("call", ""), _user_arg("agent")
+    form = request.form
+    ready = form.get("RecordingStatus", "completed") == "completed"
+    ready = ready and form.get("ConferenceAction", "record") == "record"  # Plivo's other room events: not ours
+    if not (ready and agent and callqueue.CALL_SID.match(call_sid)):
+        return Response(status=204)
+    made = _ivr().platform.recording(form)
+    platform = _runtime().settings.telephony.platform
+    try:
+        with session_scope(_runtime().engine) as db:
+            kept = call_recording.kept(db, call_sid, agent, platform, made)
+    except sa.exc.IntegrityError:
+        kept = None  # the same recording, reported twice at once: the first report keeps it
+    if kept is None:
+        log.info("call %s: a recording report of agent %s kept nothing", call_sid, agent)
+    return Response(status=204)
 
 
 @bp.post("/agent/done")
@@ -868,4 +907,5 @@ FAILSAFE: dict[str, Callable[[], Response]] = {
     "voice.agent_done": _agent_sorry,
     "voice.agent_bridging": _bridge_anyway,
     "voice.status": _no_content,
+    "voice.agent_recorded": _no_content,
 }

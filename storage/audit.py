@@ -33,6 +33,9 @@ class AuditAction(StrEnum):
     QUEUE_TAKEN = "queue.taken"
     AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
+    AGENT_RECORDING_PAUSED = "agent.recording_paused"  # the agent paused the recording of their call
+    AGENT_RECORDING_RESUMED = "agent.recording_resumed"
+    AGENT_RECORDING_REFUSED = "agent.recording_refused"  # not their call, or the platform failed
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"

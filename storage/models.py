@@ -154,6 +154,7 @@ class RecordingKind(StrEnum):
 
     ADDRESS = "address"  # the caller's spoken address, at booking
     CITIZEN_CALL = "citizen_call"  # an officer's call to the citizen before closing an escalated request
+    AGENT_CALL = "agent_call"  # an agent's call with a caller, in the caller's conference room
 
 
 class CitizenCallStatus(StrEnum):
@@ -407,7 +408,19 @@ class CallbackRequest(SQLModel, table=True):
 class Recording(SQLModel, table=True):
     """What a caller said at a Record (the spoken address), kept by the telephony platform: the
     helpline keeps its id, URL and length, attached to the request the call booked. Erased at the
-    platform and here (URL blanked, `erased_at` set) after `privacy.retention.recordings` days."""
+    platform and here (URL blanked, `erased_at` set) after `privacy.retention.recordings` days.
+    An agent's call (`kind` agent_call) is the caller's `call_sid` with `agent_id`: its `AgentCall`."""
+
+    __table_args__ = (
+        sa.Index(
+            "uq_recording_agent_call",
+            "platform",
+            "recording_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'agent_call'"),
+            postgresql_where=sa.text("kind = 'agent_call'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     call_sid: str = Field(max_length=40, index=True)
@@ -424,6 +437,7 @@ class Recording(SQLModel, table=True):
         sa_type=_enum(RecordingKind),
         sa_column_kwargs={"server_default": RecordingKind.ADDRESS.value},
     )
+    agent_id: int | None = Field(default=None, foreign_key="console_user.id", index=True)
 
 
 class CitizenCall(SQLModel, table=True):

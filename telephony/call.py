@@ -170,9 +170,14 @@ class DialNumber:
 class Conference:
     """Join the call to the conference room `room`, ended when either call leaves it: how an agent is
     bridged with a caller where the platform has no queue verbs (both join the caller's room). The
-    call goes on with the next instruction when the room ends."""
+    call goes on with the next instruction when the room ends. Recorded (`record`), the room is
+    recorded from its start and each recording, once ready, is posted to `recording_callback`: the
+    member who opens the room (the agent's leg) carries it, as the platforms take a room's recording
+    from the member who starts it."""
 
     room: str
+    record: bool = False
+    recording_callback: str | None = None  # where the platform posts the room's recording(s) when ready
 
 
 Instruction = (

@@ -36,6 +36,16 @@ class Telephony(Protocol):
         self, to: str, url: str, *, status_callback: str | None = None, timeout: int = DEFAULT_RING_TIMEOUT
     ) -> str: ...
 
+    def pause_recording(self, room: str) -> None:
+        """Stop recording the conference room `room` for now (an agent's call, while the caller says
+        what must not be kept): what is said until it is resumed is not in the recording."""
+        ...
+
+    def resume_recording(self, room: str, *, recording_callback: str) -> None:
+        """Record the room again: Twilio goes on with the same recording; Plivo starts a new one,
+        posted to `recording_callback` (a fully qualified URL) when it is ready."""
+        ...
+
 
 class RecordingStore(Protocol):
     """The recordings a platform keeps of what callers said (the spoken address): fetched for an

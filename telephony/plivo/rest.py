@@ -154,6 +154,23 @@ class PlivoTelephony:
         )
         return _id(getattr(answer, "request_uuid", None), "request_uuid")
 
+    def pause_recording(self, room: str) -> None:
+        """The SDK's conferences.record_stop: DELETE /v1/Account/{auth_id}/Conference/{room}/Record/
+        (plivo.com/docs/voice/api/conference/record-conference): 204; the recording so far is posted
+        to its callback and kept, and what is said next is not recorded."""
+        self._request("pause a room's recording", lambda client: client.conferences.record_stop(room))
+
+    def resume_recording(self, room: str, *, recording_callback: str) -> None:
+        """The SDK's conferences.record: POST /v1/Account/{auth_id}/Conference/{room}/Record/ with
+        file_format mp3 and callback_url, posted record_url, recording_id and recording_duration when
+        the new recording ends (the same page): a room paused and resumed has several recordings."""
+        self._request(
+            "resume a room's recording",
+            lambda client: client.conferences.record(
+                room, file_format="mp3", callback_url=recording_callback, callback_method="POST"
+            ),
+        )
+
     def _request(self, action: str, send: Callable[[plivo.RestClient], T]) -> T:
         """Run one REST request, turning every way it can fail into a GatewayError."""
         if self._client is None:

@@ -65,9 +65,15 @@ class PlivoWebhooks:
 
     def recording(self, form: Mapping[str, str]) -> Recording:
         """<Record>'s action (plivo.com/docs/voice/xml/record): RecordingID, RecordUrl,
-        RecordingDuration (seconds), Digits."""
+        RecordingDuration (seconds), Digits. A conference's recording started by the API posts the same
+        in lower case: recording_id, record_url, recording_duration
+        (plivo.com/docs/voice/api/conference/record-conference)."""
         get = form.get
-        made = get("RecordingID", ""), get("RecordUrl", ""), get("RecordingDuration", "")
+        made = (
+            get("RecordingID") or get("recording_id", ""),
+            get("RecordUrl") or get("record_url", ""),
+            get("RecordingDuration") or get("recording_duration", ""),
+        )
         return Recording(*made, digits=get("Digits", ""))
 
     def document(self, instructions: Sequence[Instruction]) -> str:
@@ -207,8 +213,17 @@ def _record_dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
 
 def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
     """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
-    ends when either member leaves; then Plivo goes on with the next element."""
-    return plivoxml.ConferenceElement(conference.room, start_conference_on_enter=True, end_conference_on_exit=True)
+    ends when either member leaves; then Plivo goes on with the next element. Recorded: `record`
+    (mp3, `recordFileFormat`), and `callbackUrl`, to which Plivo posts the room's events: the one
+    with ConferenceAction "record" carries RecordUrl and RecordingID."""
+    recorded: dict[str, Any] = {}
+    if conference.record:
+        recorded = {"record": True, "record_file_format": "mp3"}
+    if conference.record and conference.recording_callback:
+        recorded |= {"callback_url": platform.url(conference.recording_callback), "callback_method": "POST"}
+    return plivoxml.ConferenceElement(
+        conference.room, start_conference_on_enter=True, end_conference_on_exit=True, **recorded
+    )
 
 
 _WRITERS: dict[type, Callable[[PlivoWebhooks, Any], Any]] = {

@@ -105,6 +105,31 @@ class TwilioTelephony:
         )
         return _sid(call, "CallSid")
 
+    def pause_recording(self, room: str) -> None:
+        """The room's current recording paused, skipping what is said meanwhile: POST
+        …/Conferences/{CF}/Recordings/Twilio.CURRENT.json, Status=paused, PauseBehavior=skip
+        (twilio.com/docs/voice/api/conference-recording-resource#update-a-conferencerecording-resource)."""
+        self._room_recording(room, "paused")
+
+    def resume_recording(self, room: str, *, recording_callback: str) -> None:
+        """The same recording goes on (Status=in-progress): its status callback, set when the room
+        opened, still reports it."""
+        del recording_callback
+        self._room_recording(room, "in-progress")
+
+    def _room_recording(self, room: str, status: str) -> None:
+        """Twilio names a conference by its sid: the room in progress is found by its friendly name
+        (GET …/Conferences.json?FriendlyName=…&Status=in-progress, twilio.com/docs/voice/api/conference-resource)."""
+        options = {"status": status, **({"pause_behavior": "skip"} if status == "paused" else {})}
+
+        def update(client: Client) -> object:
+            found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
+            if not found:
+                raise GatewayError(f"no conference room {room[:40]!r} is in progress", retryable=False, status=404)
+            return client.conferences(str(found[0].sid)).recordings("Twilio.CURRENT").update(**options)
+
+        self._request(f"set a room's recording {status}", update)
+
     def _sms_sender(self) -> dict[str, str]:
         """A Messaging Service picks the sender itself (and India's DLT header); else our number."""
         if self.messaging_service_sid:

@@ -185,7 +185,21 @@ def _dial_number(parent: Any, dial: DialNumber) -> None:
 
 
 def _conference(parent: Any, conference: Conference) -> None:
-    parent.dial().conference(conference.room, end_conference_on_exit=True)
+    """<Dial><Conference> (twilio.com/docs/voice/twiml/conference). Recorded: `record="record-from-start"`
+    and `recordingStatusCallback` (#record, #recordingstatuscallback), posted ConferenceSid,
+    RecordingSid, RecordingUrl, RecordingStatus and RecordingDuration when the recording is completed;
+    a recording paused and resumed by REST (twilio.com/docs/voice/api/conference-recording-resource) is
+    still the one recording."""
+    recorded: dict[str, str] = {}
+    if conference.record:
+        recorded["record"] = "record-from-start"
+    if conference.record and conference.recording_callback:
+        recorded |= {
+            "recording_status_callback": conference.recording_callback,
+            "recording_status_callback_event": "completed",
+            "recording_status_callback_method": "POST",
+        }
+    parent.dial().conference(conference.room, end_conference_on_exit=True, **recorded)
 
 
 _WRITERS: dict[type, Callable[[Any, Any], None]] = {
