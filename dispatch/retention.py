@@ -39,6 +39,7 @@ from storage.models import (
     CallLog,
     Provider,
     Recording,
+    RecordingKind,
     RequestStatus,
     ServiceRequest,
     SmsHandling,
@@ -272,8 +273,8 @@ def sweep(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment
 
 
 def erase_recordings_before(session: Session, settings: Settings, before: datetime, now: datetime) -> int:
-    """Recordings (the spoken address) made before `before`, deleted at the platform that keeps them
-    and here; how many."""
+    """Recordings (the spoken address, an officer's call, an agent's call) made before `before`,
+    deleted at the platform that keeps them and here; how many."""
     made = select(Recording).where(col(Recording.created_at) < before, col(Recording.erased_at).is_(None))
     return erase_recordings(session, settings, list(session.exec(made).all()), now)
 
@@ -506,7 +507,8 @@ def erase_caller(
     engine: sa.Engine, connection: redis.Redis, settings: Settings, caller_id: int, now: datetime
 ) -> Counts:
     """Erase one citizen everywhere, at their own request (approved by a supervisor), their recordings
-    at the platform too; the counts only. `now`: the caller's clock."""
+    at the platform too (of their requests, and of their calls with agents); the counts only. `now`:
+    the caller's clock."""
     key = key_of(settings)
     counts = Counts()
     with Session(engine) as session, session.begin():
@@ -518,6 +520,7 @@ def erase_caller(
         ).first()
         if open_request is not None:
             raise StillServing(caller_id)
+        calls = list(session.exec(select(CallLog.call_sid).where(CallLog.from_number == caller.phone)).all())
         if not phones.is_pseudonym(caller.phone):
             erase_number(session, caller.phone, key, counts)
         else:  # erased before: what they said since the number went is blanked all the same
@@ -529,7 +532,10 @@ def erase_caller(
             counts.requests_blanked += int(result.rowcount)  # type: ignore[attr-defined]
         theirs = select(Recording).where(
             col(Recording.erased_at).is_(None),
-            col(Recording.request_id).in_(select(ServiceRequest.id).where(ServiceRequest.caller_id == caller_id)),
+            sa.or_(
+                col(Recording.request_id).in_(select(ServiceRequest.id).where(ServiceRequest.caller_id == caller_id)),
+                sa.and_(col(Recording.kind) == RecordingKind.AGENT_CALL, col(Recording.call_sid).in_(calls)),
+            ),
         )
         counts.recordings_deleted = erase_recordings(session, settings, list(session.exec(theirs).all()), now)
         counts.redis_entries_removed = erase_from_redis(connection, counts.numbers_erased)

@@ -1,10 +1,11 @@
-"""Recordings of what callers said (the spoken address) are kept `privacy.retention.recordings` days:
-the nightly retention job deletes older ones at the platform (a REST DELETE through its SDK, which
-the sandbox records) and here; an approved erasure of a caller deletes theirs at once. On Twilio and
-on Plivo, with a frozen clock."""
+"""Recordings of what callers said (the spoken address, their calls with agents) are kept
+`privacy.retention.recordings` days: the nightly retention job deletes older ones at the platform (a
+REST DELETE through its SDK, which the sandbox records) and here; an approved erasure of a caller
+deletes theirs at once. On Twilio and on Plivo, with a frozen clock."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,9 +19,19 @@ from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, jobs, retention
-from storage.models import Caller, Recording, RequestStatus, ServiceRequest
+from storage.models import Caller, Recording, RecordingKind, RequestStatus, Role, ServiceRequest
 from telephony import telephony
-from tests.factories import ACCOUNT_SID, ALWAYS_OPEN, PLIVO_AUTH_ID, engine_of, simulator, with_hours
+from tests.console import add_user
+from tests.factories import (
+    ACCOUNT_SID,
+    ALWAYS_OPEN,
+    PLIVO_AUTH_ID,
+    engine_of,
+    platform_of,
+    signed_post,
+    simulator,
+    with_hours,
+)
 
 BOOK_AND_SAY_THE_ADDRESS = "2,1,1,226001#,1,9,say:8#,2"
 OLD, RECENT = "+919812345678", "+919876501234"
@@ -52,6 +63,32 @@ def book(app: Flask, sandbox: TwilioSandbox, number: str) -> Recording:
     assert not transcript.errors, transcript.render(requests=True)
     with Session(engine_of(app)) as session:
         return session.exec(select(Recording).order_by(col(Recording.id).desc())).first()  # type: ignore[return-value]
+
+
+def agents_call_recorded(app: Flask, sandbox: TwilioSandbox, call_sid: str, agent: int) -> Recording:
+    """The platform reports a recording of an agent's call with the caller on `call_sid`, as it does
+    when their room ends (its recording callback, signed)."""
+    platform = platform_of(app)
+    if platform == "plivo":
+        made = str(uuid.uuid4())
+        form = {
+            "recording_id": made,
+            "record_url": f"{sandbox.base_url}/v1/Account/{PLIVO_AUTH_ID}/Recording/{made}.mp3",
+        }
+    else:
+        made = "RE" + uuid.uuid4().hex
+        form = {"AccountSid": ACCOUNT_SID, "RecordingSid": made, "RecordingStatus": "completed"}
+        form |= {"RecordingUrl": f"{sandbox.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{made}"}
+    path = f"/{platform}/voice/agent/recorded?agent={agent}&call={call_sid}"
+    assert signed_post(app.test_client(), path, form | {"RecordingDuration": "30"}).status_code == 204
+    with Session(engine_of(app)) as session:
+        return session.exec(select(Recording).where(Recording.recording_id == made)).one()
+
+
+def an_agent(app: Flask) -> int:
+    agent = add_user(engine_of(app), "asha", Role.AGENT).id
+    assert agent is not None
+    return agent
 
 
 def made_days_before(app: Flask, recording: Recording, days: int) -> None:
@@ -131,3 +168,44 @@ def test_an_approved_erasure_deletes_the_callers_recordings_at_once(app: Flask, 
     assert now_of(app, other).erased_at is None
     assert media(sandbox, theirs) == 404
     assert media(sandbox, other) == 200
+
+
+def test_the_nightly_job_deletes_the_recordings_of_agents_calls_past_their_time_too(
+    app: Flask, sandbox: TwilioSandbox, nightly: None
+) -> None:
+    agent = an_agent(app)
+    old = agents_call_recorded(app, sandbox, book(app, sandbox, OLD).call_sid, agent)
+    recent = agents_call_recorded(app, sandbox, book(app, sandbox, RECENT).call_sid, agent)
+    assert (old.kind, old.agent_id) == (RecordingKind.AGENT_CALL, agent)
+    made_days_before(app, old, 91)  # privacy.retention.recordings: 90
+    made_days_before(app, recent, 89)
+
+    jobs.erase_expired()
+
+    assert old.recording_id in deletes(sandbox)
+    assert recent.recording_id not in deletes(sandbox)
+    assert (now_of(app, old).url, now_of(app, old).erased_at) == ("", NOW)
+    assert media(sandbox, old) == 404
+    assert now_of(app, recent).erased_at is None
+
+
+def test_an_approved_erasure_deletes_the_callers_calls_with_agents_at_once(app: Flask, sandbox: TwilioSandbox) -> None:
+    agent = an_agent(app)
+    theirs = agents_call_recorded(app, sandbox, book(app, sandbox, OLD).call_sid, agent)
+    other = agents_call_recorded(app, sandbox, book(app, sandbox, RECENT).call_sid, agent)
+    runtime = app.extensions["sewamitra"]
+    with Session(runtime.engine) as session, session.begin():
+        caller = session.exec(select(Caller).where(Caller.phone == OLD)).one()
+        session.execute(
+            sa.update(ServiceRequest)
+            .where(col(ServiceRequest.caller_id) == caller.id)
+            .values(status=RequestStatus.CLOSED)
+        )
+        caller_id = caller.id or 0
+
+    retention.erase_caller(runtime.engine, runtime.redis, runtime.settings, caller_id, NOW)
+
+    assert theirs.recording_id in deletes(sandbox)
+    assert (now_of(app, theirs).url, now_of(app, theirs).erased_at) == ("", NOW)
+    assert other.recording_id not in deletes(sandbox)
+    assert now_of(app, other).erased_at is None

@@ -63,6 +63,20 @@ def test_each_instruction_is_its_twiml_verb(instruction: object, twiml: str) -> 
     assert TWILIO.document([instruction]) == f"{XML}<Response>{twiml}</Response>"  # type: ignore[list-item]
 
 
+def test_an_agents_recorded_room_is_recorded_from_its_start_and_reports_the_recording_when_completed() -> None:
+    room = Conference("room-1", record=True, recording_callback="/twilio/voice/agent/recorded?agent=7&call=room-1")
+    assert TWILIO.document([room]) == (
+        f'{XML}<Response><Dial><Conference endConferenceOnExit="true" record="record-from-start" '
+        'recordingStatusCallback="/twilio/voice/agent/recorded?agent=7&amp;call=room-1" '
+        'recordingStatusCallbackEvent="completed" recordingStatusCallbackMethod="POST">room-1</Conference></Dial>'
+        "</Response>"
+    )
+
+
+def test_the_callers_leg_into_the_room_carries_no_recording() -> None:
+    assert "record" not in TWILIO.document([Conference("room-1")])
+
+
 def test_a_bridged_call_is_a_dial_of_the_number_with_our_caller_id_and_its_time_limit() -> None:
     dial = DialNumber("+919876543210", "+18005550100", "/twilio/voice/dialled?turn=3", time_limit=900)
     assert TWILIO.document([dial]) == (

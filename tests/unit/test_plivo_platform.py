@@ -54,6 +54,32 @@ def test_each_instruction_is_its_plivo_element_with_fully_qualified_urls(instruc
     assert PLIVO.document([instruction]) == f"<Response>{xml}</Response>"  # type: ignore[list-item]
 
 
+def test_an_agents_recorded_room_records_mp3_and_posts_its_events_to_the_recording_callback() -> None:
+    room = Conference(
+        CALL_UUID, record=True, recording_callback=f"/plivo/voice/agent/recorded?agent=7&call={CALL_UUID}"
+    )
+    assert PLIVO.document([room]) == (
+        '<Response><Conference startConferenceOnEnter="true" endConferenceOnExit="true" record="true" '
+        f'recordFileFormat="mp3" callbackUrl="{PUBLIC_URL}/plivo/voice/agent/recorded?agent=7&amp;call={CALL_UUID}" '
+        f'callbackMethod="POST">{CALL_UUID}</Conference></Response>'
+    )
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"ConferenceAction": "record", "RecordingID": CALL_UUID, "RecordUrl": "https://media.plivo.com/r.mp3"},
+        {"recording_id": CALL_UUID, "record_url": "https://media.plivo.com/r.mp3", "recording_duration": "12"},
+    ],
+    ids=["the room's callbackUrl", "the record API's callback_url"],
+)
+def test_a_rooms_recording_is_read_from_the_xml_callback_and_from_the_record_apis_callback(
+    form: dict[str, str],
+) -> None:
+    made = PLIVO.recording(form)
+    assert (made.recording_id, made.url) == (CALL_UUID, "https://media.plivo.com/r.mp3")
+
+
 def test_a_bridged_call_is_a_dial_of_the_number_as_plivo_writes_numbers_with_our_caller_id_and_time_limit() -> None:
     dial = DialNumber("+919876543210", "+918035350100", "/plivo/voice/dialled?turn=3", time_limit=900)
     assert PLIVO.document([dial]) == (
