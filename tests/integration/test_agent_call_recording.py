@@ -247,7 +247,7 @@ def test_staff_play_the_calls_recordings_on_its_page_each_playing_audited_and_no
     agency.sign_in("agency")
     assert agency.get(f"/console/calls/{caller.call_sid}").status_code == 403
     assert agency.get(audio).status_code == 403
-    assert supervisor.get(f"/console/calls/{caller.call_sid}/recordings/{kept.id + 1}.mp3").status_code == 404
+    assert supervisor.get(f"/console/calls/{caller.call_sid}/recordings/{(kept.id or 0) + 1}.mp3").status_code == 404
     assert supervisor.get(f"/console/calls/{'0' * 36}").status_code == 404
 
 
