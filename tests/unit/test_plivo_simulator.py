@@ -110,6 +110,21 @@ def test_wait_and_a_conference_then_the_next_element_and_the_hangup_callback() -
     assert hangup["Duration"] == str(transcript.duration)
 
 
+def test_a_recorded_conference_posts_its_recording_to_the_callback_url_when_the_room_ends() -> None:
+    room = f'<Conference record="true" callbackUrl="{PUBLIC_URL}/plivo/rec" callbackMethod="POST">room-9</Conference>'
+    transcript = call({VOICE: xml(room + "<Speak>Bye</Speak>"), "/plivo/rec": ""})
+    assert not transcript.errors, transcript.render(requests=True)
+    [made] = posted_to(transcript, "/plivo/rec")
+    assert (made["ConferenceAction"], made["ConferenceName"], made["RecordingDuration"]) == ("record", "room-9", "60")
+    assert made["RecordUrl"].endswith(f"/Recording/{made['RecordingID']}.mp3")
+    assert transcript.heard == ["Bye"]
+
+
+def test_a_conference_not_recorded_posts_no_recording() -> None:
+    room = f'<Conference callbackUrl="{PUBLIC_URL}/plivo/rec">room-9</Conference>'
+    assert posted_to(call({VOICE: xml(room), "/plivo/rec": ""}), "/plivo/rec") == []
+
+
 def dial_pages(attributes: str) -> dict[str, Page]:
     number = "<Number>919415000001</Number>"
     dial = f'<Dial action="{PUBLIC_URL}/plivo/dialled" {attributes}>{number}</Dial><Speak>unreachable</Speak>'

@@ -599,3 +599,26 @@ def test_an_async_driver_runs_the_same_call_by_the_same_rules() -> None:
         ("POST", True, True, 11 + (1 + 5) * 12),  # "Press 1 now", a second a key, then the 5 s timeout: no #
         ("POST", False, False, 11),  # "You chose 1", then the status callback: nobody runs its TwiML
     ]
+
+
+# --- Conference --------------------------------------------------------------------------------------
+
+
+def test_a_recorded_conference_posts_its_completed_recording_when_the_room_ends() -> None:
+    room = '<Conference record="record-from-start" recordingStatusCallback="/rec">room-9</Conference>'
+    transcript = call({VOICE: twiml(f"<Dial>{room}</Dial><Say>Bye</Say>"), "/rec": ""})
+    assert not transcript.errors, transcript.render(requests=True)
+    [made] = posted_to(transcript, "/rec")
+    assert (made["RecordingStatus"], made["RecordingSource"], made["RecordingDuration"]) == (
+        "completed",
+        "DialConference",
+        "60",
+    )
+    assert made["ConferenceSid"].startswith("CF")
+    assert made["RecordingUrl"].endswith(made["RecordingSid"])
+    assert transcript.heard == ["Bye"]
+
+
+def test_a_conference_not_recorded_posts_no_recording() -> None:
+    room = '<Conference recordingStatusCallback="/rec">room-9</Conference>'
+    assert posted_to(call({VOICE: twiml(f"<Dial>{room}</Dial>"), "/rec": ""}), "/rec") == []
