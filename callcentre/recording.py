@@ -123,6 +123,12 @@ def is_paused(connection: redis.Redis, call_sid: str) -> bool:
     return roomrecording.is_paused(connection, call_sid)
 
 
+def room_opened(connection: redis.Redis, call_sid: str) -> None:
+    """An agent's leg opens the caller's room, recorded from its start (a caller put through to a
+    second agent too): not paused, whatever an earlier leg left."""
+    roomrecording.mark_recording(connection, call_sid)
+
+
 def _check(connection: redis.Redis, user_id: int, call_sid: str) -> Refused | None:
     return None if holds(connection, user_id, call_sid) else Refused.NOT_ON_THE_CALL
 

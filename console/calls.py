@@ -109,7 +109,7 @@ def resume(call: str) -> ResponseReturnValue:
 
 
 def _changed(call: str, *, pausing: bool) -> ResponseReturnValue:
-    if not callqueue.CALL_SID.match(call):
+    if not callqueue.CALL_SID.match(call) or not runtime().settings.agents.record_calls:
         abort(404)
     helpline = runtime()
     gateway = telephony(helpline.settings)

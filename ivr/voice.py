@@ -637,6 +637,10 @@ def agent_room(call_sid: str, user: int) -> Conference:
     when `agents.record_calls`, each recording posted to `/agent/recorded` with the agent and caller."""
     if not _runtime().settings.agents.record_calls:
         return Conference(call_sid)
+    try:
+        call_recording.room_opened(_runtime().redis, call_sid)
+    except redis.RedisError:
+        log.warning("could not note that the room of %s is recorded afresh", call_sid)
     return Conference(call_sid, record=True, recording_callback=_path(call_recording.callback_path(call_sid, user)))
 
 

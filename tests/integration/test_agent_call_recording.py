@@ -151,6 +151,37 @@ def test_on_plivo_the_caller_hears_the_call_is_recorded_in_their_language_then_t
         assert db.exec(select(AgentCall).where(AgentCall.call_sid == caller.call_sid)).one().agent_id == asha
 
 
+class TestAHelplineThatDoesNotRecord:
+    @pytest.fixture
+    def app_settings(self, helpline_settings: Settings) -> Settings:
+        opened = with_hours(helpline_settings, **ALWAYS_OPEN)
+        return opened.model_copy(update={"agents": opened.agents.model_copy(update={"record_calls": False})})
+
+    @pytest.mark.parametrize("telephony_platform", ["plivo"])
+    def test_says_nothing_of_recording_records_nothing_and_offers_no_pause(
+        self, app: Flask, sandbox: TwilioSandbox, redis_client: redis.Redis
+    ) -> None:
+        asha_console, asha = at_desk(app, "asha", ASHA_PHONE)
+        legs: list[Transcript] = []
+
+        def asha_takes_the_call() -> None:
+            assert callqueue.claim_next(redis_client, asha, NOW.timestamp()) is not None
+            legs.append(desk_phone_answers(app, sandbox, asha, ""))
+
+        caller = simulator(app.test_client(), from_number=CITIZEN).run(
+            Line(ENGLISH, "3", "-", asha_takes_the_call, "-")
+        )
+
+        assert caller.said(prompts.text("agent_connecting", "en"))
+        assert not caller.said(prompts.text("agent_call_recorded", "en"))
+        assert Dialed(caller.call_sid, "conference") in legs[0].events
+        assert recordings_of(app, caller.call_sid) == []
+        screen = page(asha_console.get(f"/console/callers/call/{caller.call_sid}", follow_redirects=True))
+        assert 'id="call-recording"' not in screen
+        assert asha_console.post(f"/console/calls/{caller.call_sid}/recording/pause").status_code == 404
+        assert rooms(sandbox) == []
+
+
 def _voice(heard: list[Heard | Dialed], language: str) -> tuple[str, str]:
     """The TTS language and voice the caller heard the agent's connecting prompt in."""
     text = prompts.text("agent_connecting", language)
