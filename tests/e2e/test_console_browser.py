@@ -27,6 +27,7 @@ from werkzeug.serving import make_server
 
 from core import pincodes
 from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import (
@@ -41,7 +42,16 @@ from storage.models import (
     Worker,
 )
 from tests.console import PASSWORD, add_user
-from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, CITIZEN, ROOT, add_request, add_worker, with_hours
+from tests.factories import (
+    ACCOUNT_SID,
+    ALWAYS_OPEN,
+    AUTH_TOKEN,
+    CITIZEN,
+    ROOT,
+    add_request,
+    add_worker,
+    with_hours,
+)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -766,3 +776,50 @@ def test_an_admin_adds_an_agent_who_chooses_a_password_at_the_first_sign_in_then
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text)
+
+
+# -- an agent's call recording -------------------------------------------------------------------------
+
+
+def put_through(live: Live, agent: int, call_sid: str = CALL_SID) -> None:
+    """Twilio dequeues the caller for the agent's desk phone: it requests the Queue's url on the caller's call."""
+    url = f"{live.url}/twilio/voice/agent/bridging?user={agent}"
+    form = {"CallSid": call_sid, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
+    form |= {"Direction": "inbound", "AccountSid": ACCOUNT_SID}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    posted = urllib.request.Request(
+        url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}, method="POST"
+    )
+    with urllib.request.urlopen(posted, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def test_an_agent_pauses_the_recording_while_the_caller_reads_a_card_number_then_resumes_it(
+    live: Live, page: Page, sandbox: TwilioSandbox
+) -> None:
+    asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    assert asha.id is not None
+    caller_waits(live)
+    sign_in(page, "asha")
+    page.get_by_role("button", name="Ready", exact=True).click()
+    page.get_by_role("button", name="Take next caller").click()
+    card = page.locator("#call-recording")
+    expect(card.get_by_role("button", name="Pause recording")).to_be_disabled()  # the desk phone still rings
+    expect(card).to_contain_text("Only the agent on this call can pause or resume its recording.")
+
+    put_through(live, asha.id)
+    sandbox.open_room(CALL_SID)
+    page.reload()
+    expect(card).to_contain_text("This call is recorded; the caller was told so.")
+    card.get_by_role("button", name="Pause recording").click()
+    expect(page.get_by_text("Recording paused: what is said now is not kept.")).to_be_visible()
+    expect(card.get_by_role("status")).to_contain_text("What is said now is not recorded.")
+    shoot(page, "06-caller-screen-recording-paused")
+    card.get_by_role("button", name="Resume recording").click()
+    expect(page.get_by_text("Recording again.")).to_be_visible()
+    expect(card.get_by_role("button", name="Pause recording")).to_be_enabled()
+
+    asked = [r["status"] for r in sandbox.conference_requests if r["method"] == "POST"]
+    assert asked == ["paused", "in-progress"]
+    actions = audit_actions(live.engine)
+    assert actions.index("agent.recording_paused") < actions.index("agent.recording_resumed")
