@@ -310,6 +310,11 @@ def test_on_twilio_each_completed_recording_of_the_room_is_kept_once_whatever_th
     assert twilio_recorded(app, asha, TWILIO_CALL, sid).status_code == 204
     assert twilio_recorded(app, asha, TWILIO_CALL, sid).status_code == 204  # Twilio's retry
     assert twilio_recorded(app, asha + 99, TWILIO_CALL, "RE" + "b" * 32).status_code == 204  # no such agent
+    assert twilio_recorded(app, asha, "../../etc", "RE" + "d" * 32).status_code == 204  # not a call of ours
+    hostile = {"AccountSid": ACCOUNT_SID, "RecordingSid": "RE" + "e" * 32, "RecordingStatus": "completed"}
+    hostile |= {"RecordingUrl": "x" * 600, "RecordingDuration": "99999999999"}
+    path = f"/twilio/voice/agent/recorded?agent={asha}&call={TWILIO_CALL}"
+    assert signed_post(app.test_client(), path, hostile).status_code == 204
 
     [kept] = recordings_of(app, TWILIO_CALL)
     assert (kept.recording_id, kept.agent_id, kept.platform, kept.duration_s) == (sid, asha, "twilio", 61)
