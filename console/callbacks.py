@@ -28,6 +28,12 @@ REFUSALS = {
     Refusal.CALL_OPEN: N_("Confirm the outcome of the last call first."),
 }
 OUTCOMES = tuple(CallbackOutcome)
+LABELS = {
+    CallbackOutcome.REACHED: N_("Reached"),
+    CallbackOutcome.NO_ANSWER: N_("No answer"),
+    CallbackOutcome.BUSY: N_("Busy"),
+    CallbackOutcome.WRONG_NUMBER: N_("Wrong number"),
+}
 
 
 @bp.get("")
@@ -39,6 +45,7 @@ def index() -> ResponseReturnValue:
         "console/callbacks.html",
         rows=rows,
         outcomes=OUTCOMES,
+        labels=LABELS,
         max_attempts=runtime().settings.agents.callback_max_attempts,
     )
 

@@ -585,11 +585,12 @@ def _missed_caller(call_sid: str, waited: int) -> None:
     """A caller who hung up in the queue after waiting long enough is rung back: a callback task and
     an SMS saying so (dispatch.callbacks). Twilio tells it in the Enqueue's action (QueueResult
     hangup, QueueTime); on Plivo it is the status callback of a call still in the helpline's queue."""
-    call = (call_sid, _party() if _turn().inbound else None, _language())
+    call, runtime = (call_sid, _party() if _turn().inbound else None, _language()), _runtime()
     try:
-        callbacks.missed_caller(_runtime().engine, _runtime().redis, _runtime().settings, call, waited, _runtime().clock.now())
+        callbacks.missed_caller(runtime.engine, runtime.redis, runtime.settings, call, waited, runtime.clock.now())
     except sa.exc.SQLAlchemyError:
         log.exception("could not promise a callback to call %s, which hung up in the queue", call_sid)
+
 
 # -- an agent's desk phone, rung from the console -----------------------------------------------------
 

@@ -15,11 +15,13 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, select
 
+from core import phones
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.simulator import Callee, Rang, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context
+from storage.db import session_scope
 from storage.models import (
     AuditEvent,
     CallbackAttempt,
@@ -31,7 +33,6 @@ from storage.models import (
     SmsLog,
     User,
 )
-from storage.db import session_scope
 from telephony import telephony
 from tests.calls import Line
 from tests.console import Console, add_user
@@ -41,6 +42,7 @@ from tests.factories import (
     CITIZEN,
     PLIVO_AUTH_ID,
     PUBLIC_URL,
+    call_form,
     platform_of,
     run_context_jobs,
     signed_post,
@@ -230,8 +232,11 @@ def test_an_agent_calls_a_missed_caller_back_through_the_helpline_and_confirms_e
     [callback] = callbacks(app)
     asha = signed_in(app, "asha")
     row = row_of(asha, callback.id or 0)
-    assert "Hung up in the queue" in row and "English" in row
-    assert "0 of 3" in row and "nobody" in row and "Not tried yet" in row
+    assert "Hung up in the queue" in row
+    assert "English" in row
+    assert "0 of 3" in row
+    assert "nobody" in row
+    assert "Not tried yet" in row
 
     # First try: Asha clicks "Call now"; her own desk phone rings, she presses 1; the caller does not answer.
     asha.post(f"/console/callbacks/{callback.id}/call")
@@ -247,14 +252,17 @@ def test_an_agent_calls_a_missed_caller_back_through_the_helpline_and_confirms_e
     assert missed.said("The caller did not answer. Confirm the outcome on the console. Goodbye.")
     assert not any(CITIZEN[-10:] in text for text in missed.heard)
     row = row_of(asha, callback.id or 0)
-    assert "mine" in row and "Outcome to confirm" in row
+    assert "mine" in row
+    assert "Outcome to confirm" in row
     assert '<option value="no_answer" selected>' in row  # pre-filled from how the dial ended
     asha.post(f"/console/callbacks/{callback.id}/outcome", {"outcome": "no_answer", "note": "Rang out, 30 s"})
     assert attempts(app) == [(True, "no_answer", CallbackOutcome.NO_ANSWER, "Rang out, 30 s")]
     [moved] = callbacks(app)
     assert (moved.status, moved.due_at) == (CallbackStatus.PENDING, clock.now() + timedelta(minutes=30))
     row = row_of(asha, callback.id or 0)
-    assert "1 of 3" in row and "No answer" in row and "Rang out, 30 s" in row
+    assert "1 of 3" in row
+    assert "No answer" in row
+    assert "Rang out, 30 s" in row
 
     # Second try: the caller picks up and they talk; Asha confirms "reached": the callback is done.
     clock.advance(timedelta(minutes=30))
@@ -300,3 +308,148 @@ def test_voicemail_or_nobody_at_the_agents_phone_rings_no_caller_and_the_agent_m
     assert attempts(app)[-1] == (True, "agent_unanswered", None, None)
     asha.post(f"/console/callbacks/{callback.id}/call")
     assert len([a for a in attempts(app) if a[0]]) == 3  # the void try did not block a new one
+
+
+# -- tries by hand, the maximum, hostile input -------------------------------------------------------------
+
+
+def owed(app: Flask, phone: str = CITIZEN, reason: str = "missed") -> int:
+    """A callback owed to `phone`, as the queue's hang-up leaves it."""
+    with session_scope(engine(app)) as session:
+        callback = CallbackRequest(phone=phone, language="hi", reason=reason, due_at=NOW, created_at=NOW)
+        session.add(callback)
+        session.flush()
+        assert callback.id is not None
+        return callback.id
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])  # the console alone: no call is placed
+def test_after_three_tries_that_found_nobody_the_callback_closes_unreachable(app: Flask, clock: FrozenClock) -> None:
+    callback_id = owed(app)
+    asha = signed_in(app, "asha")
+    asha.post(f"/console/callbacks/{callback_id}/outcome", {"outcome": "no_answer", "note": "rang out"})
+    assert callbacks(app)[0].due_at == NOW + timedelta(minutes=30)
+    clock.advance(timedelta(minutes=30))
+    asha.post(f"/console/callbacks/{callback_id}/outcome", {"outcome": "busy", "note": "engaged"})
+    row = row_of(asha, callback_id)
+    assert "2 of 3" in row
+    assert "Busy" in row
+    assert "engaged" in row
+    assert callbacks(app)[0].status is CallbackStatus.PENDING
+    clock.advance(timedelta(minutes=30))
+    asha.post(f"/console/callbacks/{callback_id}/outcome", {"outcome": "no_answer", "note": "again nothing"})
+    [closed] = callbacks(app)
+    assert (closed.status, closed.handled_at) == (CallbackStatus.UNREACHABLE, clock.now())
+    assert f'id="callback-{callback_id}"' not in asha.get("/console/callbacks").get_data(as_text=True)
+    after = asha.post(f"/console/callbacks/{callback_id}/outcome", {"outcome": "reached"}, follow_redirects=True)
+    assert "That callback is already closed." in after.get_data(as_text=True)
+    with Session(engine(app)) as session:
+        events = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "callback.attempted").order_by(col(AuditEvent.id))
+        ).all()
+    assert [(e.reason, e.to_status) for e in events] == [
+        ("no_answer", "pending"),
+        ("busy", "pending"),
+        ("no_answer", "unreachable"),
+    ]
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_a_wrong_number_closes_the_callback_cancelled(app: Flask) -> None:
+    callback_id = owed(app)
+    signed_in(app, "asha").post(f"/console/callbacks/{callback_id}/outcome", {"outcome": "wrong_number"})
+    assert callbacks(app)[0].status is CallbackStatus.CANCELLED
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+@pytest.mark.parametrize(
+    ("form", "told"),
+    [
+        ({"outcome": "made_up"}, "Choose how the call went"),
+        ({"outcome": ""}, "Choose how the call went"),
+        ({}, "Choose how the call went"),
+        ({"outcome": "reached\u0000"}, "The form held characters that cannot be read."),
+        ({"outcome": "REACHED"}, "Choose how the call went"),
+        ({"outcome": ["no_answer", "reached"] * 50}, None),  # the first value counts, once
+    ],
+)
+def test_a_hostile_outcome_form_changes_nothing_or_only_what_it_may(
+    app: Flask, form: dict[str, object], told: str | None
+) -> None:
+    callback_id = owed(app)
+    asha = signed_in(app, "asha")
+    answer = asha.post(f"/console/callbacks/{callback_id}/outcome", form, follow_redirects=True)
+    assert answer.status_code < 500
+    if told is None:
+        assert attempts(app) == [(False, None, CallbackOutcome.NO_ANSWER, None)]
+        return
+    assert told in answer.get_data(as_text=True)
+    assert attempts(app) == []
+    assert callbacks(app)[0].status is CallbackStatus.PENDING
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_a_note_is_kept_as_one_line_of_plain_text_within_its_width(app: Flask) -> None:
+    callback_id = owed(app)
+    asha = signed_in(app, "asha")
+    note = "<script>alert(1)</script>\r\n\t" + "x" * 5000
+    asha.post(f"/console/callbacks/{callback_id}/outcome", {"outcome": "busy", "note": note})
+    [(_, _, _, kept)] = attempts(app)
+    assert kept is not None
+    assert len(kept) == 500
+    assert kept.startswith("<script>alert(1)</script>xxx")  # control characters dropped
+    row = row_of(asha, callback_id)
+    assert "<script>" not in row
+    assert "&lt;script&gt;" in row
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_another_agents_callback_is_theirs_and_a_missing_one_is_closed(app: Flask) -> None:
+    callback_id = owed(app)
+    asha, ravi = signed_in(app, "asha"), signed_in(app, "ravi", "+919811110003")
+    asha.post(f"/console/callbacks/{callback_id}/take")
+    assert "mine" in row_of(asha, callback_id)
+    assert "asha" in row_of(ravi, callback_id)
+    assert "Call now" not in row_of(ravi, callback_id)
+    for action in ("take", "call", "outcome"):
+        refused = ravi.post(f"/console/callbacks/{callback_id}/{action}", {"outcome": "reached"}, follow_redirects=True)
+        assert "Another agent has taken that callback." in refused.get_data(as_text=True), action
+    assert attempts(app) == []
+    gone = asha.post("/console/callbacks/987654/outcome", {"outcome": "reached"}, follow_redirects=True)
+    assert "That callback is already closed." in gone.get_data(as_text=True)
+    assert asha.post("/console/callbacks/x1/take").status_code == 404
+    forged = asha.client.post(f"/console/callbacks/{callback_id}/outcome", data={"outcome": "reached"})
+    assert forged.status_code in (302, 400, 403)
+    assert attempts(app) == []
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_an_erased_or_withheld_number_or_an_agent_without_a_phone_rings_nobody(
+    app: Flask, jobs_context: context.JobContext, sandbox: TwilioSandbox
+) -> None:
+    erased = owed(app, phone=phones.pseudonym(CITIZEN, "k" * 32))  # erased by retention: its keyed hash
+    withheld = owed(app, phone="", reason="out_of_hours")
+    asha, nophone = signed_in(app, "asha"), signed_in(app, "nophone", None)
+    for callback_id in (erased, withheld):
+        refused = asha.post(f"/console/callbacks/{callback_id}/call", follow_redirects=True).get_data(as_text=True)
+        assert "This caller&#39;s number cannot be rung: it was withheld or erased." in refused
+    reachable = owed(app, phone=OTHER)
+    refused = nophone.post(f"/console/callbacks/{reachable}/call", follow_redirects=True).get_data(as_text=True)
+    assert "Your user has no phone number to ring" in refused
+    run_context_jobs(jobs_context)
+    assert sandbox.calls == []
+    assert attempts(app) == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/callback?attempt=abc", "/callback/answer?attempt=99999999999", "/callback/dialled", "/callback"]
+)
+def test_a_callback_call_webhook_about_no_try_answers_a_valid_document(
+    app: Flask, path: str, telephony_platform: str
+) -> None:
+    form = call_form(telephony_platform, "c", Digits="1", DialCallStatus="completed", DialStatus="completed")
+    answer = signed_post(app.test_client(), f"/{telephony_platform}/voice{path}", form)
+    assert answer.status_code == 200
+    assert "<Hangup" in answer.get_data(as_text=True)
+    status = signed_post(app.test_client(), f"/{telephony_platform}/voice/callback/status?attempt=x", form)
+    assert status.status_code == 204
