@@ -20,7 +20,7 @@ from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.simulator import Callee, Rang, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context
+from dispatch import context, retention
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -453,3 +453,21 @@ def test_a_callback_call_webhook_about_no_try_answers_a_valid_document(
     assert "<Hangup" in answer.get_data(as_text=True)
     status = signed_post(app.test_client(), f"/{telephony_platform}/voice/callback/status?attempt=x", form)
     assert status.status_code == 204
+
+
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_an_erased_number_takes_its_tries_notes_with_it_and_is_rung_no_more(
+    app: Flask, jobs_context: context.JobContext, sandbox: TwilioSandbox
+) -> None:
+    callback_id = owed(app)
+    asha = signed_in(app, "asha")
+    asha.post(f"/console/callbacks/{callback_id}/outcome", {"outcome": "no_answer", "note": "Sunita's son answered"})
+    with session_scope(engine(app)) as session:
+        retention.erase_number(session, CITIZEN, "k" * 32, retention.Counts())
+    [erased] = callbacks(app)
+    assert phones.is_pseudonym(erased.phone)
+    assert attempts(app) == [(False, None, CallbackOutcome.NO_ANSWER, None)]
+    refused = asha.post(f"/console/callbacks/{callback_id}/call", follow_redirects=True).get_data(as_text=True)
+    assert "This caller&#39;s number cannot be rung: it was withheld or erased." in refused
+    run_context_jobs(jobs_context)
+    assert sandbox.calls == []
