@@ -471,3 +471,16 @@ def test_an_erased_number_takes_its_tries_notes_with_it_and_is_rung_no_more(
     assert "This caller&#39;s number cannot be rung: it was withheld or erased." in refused
     run_context_jobs(jobs_context)
     assert sandbox.calls == []
+
+
+@pytest.mark.both_databases  # a partial unique index, in each dialect's SQL
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_the_database_holds_one_open_missed_call_callback_per_number(app: Flask) -> None:
+    owed(app)
+    owed(app, reason="out_of_hours")  # another reason is another promise
+    with pytest.raises(sa.exc.IntegrityError):
+        owed(app)
+    with session_scope(engine(app)) as session:
+        session.execute(sa.update(CallbackRequest).values(status=CallbackStatus.DONE))
+    owed(app)  # once it is closed, the number may be owed a new one
+    assert [c.status for c in callbacks(app)] == [CallbackStatus.DONE, CallbackStatus.DONE, CallbackStatus.PENDING]
