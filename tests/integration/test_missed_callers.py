@@ -55,6 +55,7 @@ ASHA_DESK = "+919811110001"
 HELPLINE = {"twilio": "+18005550100", "plivo": "918035350100"}
 MISSED_SMS = "1107160000000000070"
 OTHER = "+919900000002"
+LANDLINE = "+915222345678"  # a Lucknow landline: no SMS reaches it
 
 pytestmark = pytest.mark.both_platforms
 
@@ -174,6 +175,15 @@ def test_a_withheld_caller_who_hangs_up_in_the_queue_gets_no_callback(
     hangs_up_in_the_queue(app, clock, LONG, "anonymous")
     run_context_jobs(jobs_context)
     assert callbacks(app) == []
+    assert promised(sandbox) == []
+
+
+def test_a_landline_caller_who_hangs_up_in_the_queue_is_owed_a_callback_but_gets_no_sms(
+    app: Flask, clock: FrozenClock, jobs_context: context.JobContext, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    hangs_up_in_the_queue(app, clock, LONG, LANDLINE)
+    run_context_jobs(jobs_context)
+    assert [(c.phone, c.reason) for c in callbacks(app)] == [(LANDLINE, "missed")]
     assert promised(sandbox) == []
 
 
