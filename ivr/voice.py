@@ -25,7 +25,7 @@ from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
 from core.text import storable
-from dispatch import bridge, citizen_calls, enqueue
+from dispatch import bridge, callbacks, citizen_calls, enqueue
 from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
 from flows.engine import Dial as DialEvent
@@ -577,6 +577,19 @@ def _left_queue(result: str) -> None:
         calllog.record_queue_result(_runtime().engine, _turn(), result, waited)
     except sa.exc.SQLAlchemyError:
         log.exception("could not record how call %s left the queue", call_sid)
+    if result == "hangup":
+        _missed_caller(call_sid, waited)
+
+
+def _missed_caller(call_sid: str, waited: int) -> None:
+    """A caller who hung up in the queue after waiting long enough is rung back: a callback task and
+    an SMS saying so (dispatch.callbacks). Twilio tells it in the Enqueue's action (QueueResult
+    hangup, QueueTime); on Plivo it is the status callback of a call still in the helpline's queue."""
+    call, runtime = (call_sid, _party() if _turn().inbound else None, _language()), _runtime()
+    try:
+        callbacks.missed_caller(runtime.engine, runtime.redis, runtime.settings, call, waited, runtime.clock.now())
+    except sa.exc.SQLAlchemyError:
+        log.exception("could not promise a callback to call %s, which hung up in the queue", call_sid)
 
 
 # -- an agent's desk phone, rung from the console -----------------------------------------------------

@@ -30,6 +30,9 @@ class AuditAction(StrEnum):
     CALLBACK_REQUESTED = "callback.requested"
     CALLBACK_SCHEDULED = "callback.scheduled"
     CALLBACK_HANDLED = "callback.handled"
+    CALLBACK_TAKEN = "callback.taken"  # an agent made a callback theirs
+    CALLBACK_CALL_PLACED = "callback.call_placed"  # click-to-call: the agent's phone rung, then the caller
+    CALLBACK_ATTEMPTED = "callback.attempted"  # one try's outcome and note, confirmed by the agent
     QUEUE_TAKEN = "queue.taken"
     AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
