@@ -378,6 +378,11 @@ class Agents(_Frozen):
     pause_reasons: tuple[PauseReason, ...] = DEFAULT_PAUSE_REASONS
     wrap_up_seconds: int = Field(60, ge=0, le=1800)
     offer_ring_seconds: int = Field(20, ge=5, le=120)
+    hold_music_url: str = Field(
+        "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3",
+        pattern=r"^https?://[^\s]{1,500}$",
+        description="an MP3 a caller put on hold by their agent hears (both platforms fetch it themselves)",
+    )
 
     @field_validator("pause_reasons")
     @classmethod

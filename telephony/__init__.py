@@ -15,12 +15,23 @@ from typing import Any
 
 from core.settings import Settings
 from telephony.call import CallPlatform
-from telephony.port import RecordingStore, Telephony
+from telephony.port import CallControl, RecordingStore, Telephony
 
 
 def telephony(settings: Settings) -> Telephony:
     """The gateway the settings describe (telephony.platform): Twilio or Plivo, or the API at their
     api_base_url (a sandbox)."""
+    if settings.telephony.platform == "plivo":
+        from telephony.plivo.rest import PlivoTelephony
+
+        return PlivoTelephony(settings)
+    from telephony.twilio.rest import TwilioTelephony
+
+    return TwilioTelephony(settings)
+
+
+def call_control(settings: Settings) -> CallControl:
+    """The configured platform's REST control of live calls and conference rooms."""
     if settings.telephony.platform == "plivo":
         from telephony.plivo.rest import PlivoTelephony
 
