@@ -190,6 +190,8 @@ class PlivoSandbox(TwilioSandbox):
         """A transfer or a member's change, as Plivo answers it; recorded."""
         fault = self._next_fault()
         if fault and fault.status:
+            with self._changed:
+                self.refused += 1
             raise PlivoRefusal(fault.status, f"injected failure ({fault.status})")
         if not self._authenticated(authorization):
             raise PlivoRefusal(HTTPStatus.UNAUTHORIZED, "authentication failed")

@@ -30,15 +30,16 @@ def telephony(settings: Settings) -> Telephony:
     return TwilioTelephony(settings)
 
 
-def call_control(settings: Settings) -> CallControl:
-    """The configured platform's REST control of live calls and conference rooms."""
+def call_control(settings: Settings, *, timeout: float = 10.0) -> CallControl:
+    """The configured platform's REST control of live calls and conference rooms; `timeout`: seconds
+    one request may take (a webhook waiting on it must still answer in time)."""
     if settings.telephony.platform == "plivo":
         from telephony.plivo.rest import PlivoTelephony
 
-        return PlivoTelephony(settings)
+        return PlivoTelephony(settings, timeout=timeout)
     from telephony.twilio.rest import TwilioTelephony
 
-    return TwilioTelephony(settings)
+    return TwilioTelephony(settings, timeout=timeout)
 
 
 def recording_store(settings: Settings, platform: str) -> RecordingStore:

@@ -185,7 +185,8 @@ class PlivoTelephony:
             self._request("hold a caller" if hold else "take a caller off hold", step)
 
     def mute_member(self, room: str, member: str, muted: bool) -> None:
-        """POST (DELETE to undo) …/Conference/{name}/Member/{id}/Mute/ (plivo.com/docs/voice/api/conference/member/mute-a-member)."""
+        """POST (DELETE to undo) …/Conference/{name}/Member/{id}/Mute/
+        (plivo.com/docs/voice/api/conference/member/mute-a-member)."""
         _check_member(member)
         if muted:
             self._request("mute an agent", lambda client: client.conferences.member_mute(room, member))

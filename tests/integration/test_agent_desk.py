@@ -18,7 +18,7 @@ from werkzeug.test import TestResponse
 from callcentre import desk
 from core.clock import FrozenClock
 from core.settings import Settings
-from devtools.simulator import Bridged, Dialed, Transcript
+from devtools.simulator import Bridged, Dialed, Moved, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
 from storage import agents, callqueue
 from storage.agents import AgentState
@@ -31,9 +31,6 @@ from tests.factories import ALWAYS_OPEN, CITIZEN, PUBLIC_URL, engine_of, run_job
 NOW = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)  # 11:30 in Lucknow
 ASHA, JOHN, RAVI = "+919811110001", "+919811110002", "+919811110003"  # desk phones
 OFFER = re.compile(r'name="call" value="([^"]+)"')
-# Between two rounds of hold music an agent takes the caller: on Twilio its queue dequeues them (the
-# simulator's "agent"); on Plivo the caller's next round brings them to the agent's room.
-PUT_THROUGH = {"twilio": "agent", "plivo": "-"}
 
 
 pytestmark = pytest.mark.both_platforms
@@ -153,19 +150,21 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
         assert ring["status_callback"].endswith(f"/voice/status?agent={user_id(app, 'asha')}")
         desk_leg.append((ring, desk_phone_answers(app, ring, call_sid, "1")))
 
-    # Hindi (1), an agent (3), a round of hold music; Asha accepts; the caller is put through.
-    line = Line("1", "3", "-", asha_accepts, PUT_THROUGH[telephony_platform])
-    caller = simulator(app.test_client(), from_number=CITIZEN).run(line)
+    # Hindi (1), an agent (3), a round of hold music; Asha accepts; the caller talks with her.
+    line = Line("1", "3", "-", asha_accepts, "-")
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(line)
 
     assert not caller.errors, caller.render(requests=True)
     [(ring, leg)] = desk_leg
     assert leg.said("Sewamitra console: to talk to the next caller, press 1.")
-    if telephony_platform == "plivo":  # the agent waits in the caller's room; their next round joins them
-        assert Dialed(caller.call_sid, "conference") in leg.events
-        assert Dialed(caller.call_sid, "conference") in caller.events
-    else:  # Twilio dequeues the caller to the agent's <Dial><Queue>
-        assert Dialed("helpline", "queue") in leg.events
-        assert Bridged() in leg.events
+    # Both platforms: the agent's leg goes into the caller's room, and the caller is moved there at
+    # once by REST, off their hold music (not at their next round), and hears they are put through.
+    assert Dialed(caller.call_sid, "conference") in leg.events
+    moved = [event for event in caller.events if isinstance(event, Moved)]
+    assert [m.url for m in moved] == [f"{PUBLIC_URL}/{telephony_platform}/voice/queue/connect"]
+    assert caller.events.index(moved[0]) < caller.events.index(Dialed(caller.call_sid, "conference"))
+    assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")  # "Connecting you to an agent now."
+    assert Bridged() in caller.events
     assert state_of(app, "asha").state is AgentState.ON_CALL
     assert state_of(app, "asha").call_sid == caller.call_sid
     bar = page(asha.get("/console/agent/bar"))
@@ -199,6 +198,39 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
         ("agent.state_changed", "wrap_up", "ready", None),
     ]
     assert [a for a in audited(app, "john") if a[0] == "agent.offered"] == []
+
+
+def test_a_caller_the_platform_cannot_move_at_once_joins_their_agent_at_the_next_round_of_hold(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    desk_leg: list[Transcript] = []
+
+    def asha_accepts_but_the_move_fails() -> None:
+        call_sid = offered(page(asha.get("/console/agent/bar")))
+        asha.post("/console/agent/accept", {"call": call_sid})
+        run_jobs(app)
+        [ring] = sandbox.calls
+        sandbox.fail_next(1, status=404)  # the REST move of the caller is refused
+        desk_leg.append(desk_phone_answers(app, ring, str(call_sid), "1"))
+
+    line = Line("1", "3", "-", asha_accepts_but_the_move_fails, "-", "-")
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(line)
+
+    assert not caller.errors, caller.render(requests=True)
+    [leg] = desk_leg
+    assert Dialed(caller.call_sid, "conference") in leg.events
+    assert [e for e in caller.events if isinstance(e, Moved)] == []  # nothing moved it: its hold round did
+    assert Dialed(caller.call_sid, "conference") in caller.events
+    assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")
+    assert [c["action"] for c in sandbox.control] == []  # the refused move is not recorded
+    assert sandbox.refused == 1
+    assert state_of(app, "asha").bridged
+    with Session(engine_of(app)) as db:
+        log = db.exec(select(CallLog).where(CallLog.call_sid == caller.call_sid)).one()
+        [talk] = db.exec(select(AgentCall)).all()
+    assert log.queue_result == "bridged"
+    assert talk.call_sid == caller.call_sid
 
 
 def test_an_offer_not_accepted_in_time_pauses_the_agent_and_rings_for_the_next(
