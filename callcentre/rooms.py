@@ -7,11 +7,12 @@ whisper, a recording join or name the same room through it."""
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 
 import redis
 import sqlalchemy as sa
 
-from storage import rooms
+from storage import callqueue, rooms
 from storage.audit import AuditAction, record
 from storage.db import session_scope
 from storage.rooms import Room
@@ -47,6 +48,47 @@ def mute(connection: redis.Redis, engine: sa.Engine, control: CallControl, room:
     control.mute_member(room.name, member, on)
     rooms.flag(connection, room.name, "muted", on)
     _audit(engine, AuditAction.AGENT_MUTED if on else AuditAction.AGENT_UNMUTED, room)
+
+
+class TransferTo(StrEnum):
+    """Where an agent sends their caller."""
+
+    AGENT = "agent"  # back in the queue, offered first to another agent
+    SUPERVISORS = "supervisors"  # the same, to the supervisors signed in
+    MENU = "menu"  # back to the phone menu, in their language
+
+
+def transfer_to_queue(
+    connection: redis.Redis,
+    engine: sa.Engine,
+    control: CallControl,
+    room: Room,
+    sent: callqueue.Sent,
+    to: TransferTo,
+    url: str,
+) -> None:
+    """The caller leaves the room for the queue (`url` answers it), where `sent.agents` are offered
+    them first; the agent's leg ends with the room (wrap-up). GatewayError: nothing changed."""
+    callqueue.sent_to(connection, room.caller, sent)
+    try:
+        control.redirect_call(room.caller, url)
+    except GatewayError:
+        callqueue.unsent(connection, room.caller)
+        raise
+    rooms.closed(connection, room.name)
+    _audit(engine, AuditAction.CALL_TRANSFERRED, room, to=to.value, agents=list(sent.agents))
+
+
+def transfer_to_menu(connection: redis.Redis, engine: sa.Engine, control: CallControl, room: Room, url: str) -> None:
+    """The caller leaves the room for the start of the phone menu (`url`); GatewayError: nothing changed."""
+    control.redirect_call(room.caller, url)
+    rooms.closed(connection, room.name)
+    _audit(engine, AuditAction.CALL_TRANSFERRED, room, to=TransferTo.MENU.value)
+
+
+def refused(engine: sa.Engine, room: Room, action: str, error: GatewayError) -> None:
+    """The platform refused a hold, mute or transfer: on the audit trail with why."""
+    _audit(engine, AuditAction.CALL_CONTROL_FAILED, room, action=action, error=str(error)[:200])
 
 
 def _audit(engine: sa.Engine, action: AuditAction, room: Room, **detail: object) -> None:

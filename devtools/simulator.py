@@ -29,8 +29,8 @@ talk ends, before the action (Twilio sends it asynchronously: either may come fi
 <Dial><Conference> (twilio.com/docs/voice/twiml/conference): the call joins the named room and talks
 with whoever else is in it (one leg is simulated at a time: the other is whoever the helpline put
 there) until the room ends (`endConferenceOnExit`) or the call is moved out of it; then the Dial's
-action, or the next verb. While in the room the caller's next key item, if any, is spent talking:
-what happens on the line before it (an agent's console) happens while they talk.
+action, or the next verb. While in the room each of the caller's key items left is a moment of talk:
+what happens on the line between them (an agent's console) happens while they talk.
 
 A live call moved by the REST API (twilio.com/docs/voice/api/call-resource#update-a-call-resource: a
 new `Url`): `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it
@@ -1010,14 +1010,21 @@ class _Call:
         return self._action(verb, document, {"DialCallStatus": "completed", "DialCallSid": _sid("CA"), **duration})
 
     def in_room(self) -> _Fetch | None:
-        """Talk in a room: the next key item (if any) is spent talking; the move out of it, if any."""
+        """Talk in a room: each key item left is a moment of talk (what happens on the line between
+        them happens while they talk) until the script ends or hangs up; then the room ends. The
+        move out of it, if the REST API moves the call meanwhile (the items after it are for there)."""
         self._emit(Bridged())
-        if self.keys.peek() not in (None, HANGUP):
+        while True:
+            item = self.keys.peek()
+            moved = self._moved()
+            if moved is not None:
+                return moved
+            if item in (None, HANGUP):
+                break
             self.keys.take()
-        moved = self._moved()
-        if moved is None:
-            self._pass(AGENT_TALK_SECONDS, heard=True)
-        return moved
+            self._pass(KEY_SECONDS)
+        self._pass(AGENT_TALK_SECONDS, heard=True)
+        return None
 
     def _dequeue(self, verb: ElementTree.Element, document: _Document) -> _Io[None]:
         """A <Dial><Queue url=…> takes the caller at the queue's head (`CallSetup.queue_head`, when the

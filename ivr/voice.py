@@ -81,6 +81,7 @@ bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 HELPLINE_QUEUE = "helpline"
 QUEUE_KEY_PATH = "/queue/key"  # the action of the Gather in the waitUrl document, under the voice root
 QUEUE_CONNECT_PATH = "/queue/connect"  # where a caller taken by an agent is moved, by REST, from hold
+MENU_PATH = "/menu"  # where an agent sends their caller back to the phone menu
 ROOM_EVENT_PATH = "/room/event"  # a platform's news of a member entering a room (Plivo's member ids)
 MOVE_TIMEOUT_S = 4.0  # the REST move of a caller happens inside the agent's webhook: quick, or the hold round
 MAX_APP_QUEUE = 100  # callers a queue the helpline keeps itself holds (Twilio's queues hold 100 by default)
@@ -499,6 +500,22 @@ def queue_connect() -> Response:
     return _answered(Enqueue(HELPLINE_QUEUE, wait_url=_path(QUEUE_WAIT_PATH), action=_path(QUEUE_RESULT_PATH)))
 
 
+@bp.post(MENU_PATH)
+@webhook_signed
+def back_to_the_menu() -> Response:
+    """The caller, sent back to the phone menu by their agent (moved here by REST): the helpline's
+    flow from its start, in their language, its turns numbered on from the call's."""
+    state = _state()
+    sent = request.args.get("sent", "")[:20]
+    with state.turn(f"menu:{sent}") as (answered, before):
+        if answered is not None:
+            return _sent(answered)  # the platform retried this request
+        language = before.language if before else _language()
+        session, events = start(_ivr().flows["helpline"], Trigger(language, {}))
+        session = replace(session, turn=(before.turn if before else 0) + 1)
+        return _answer(state, session, events, key=f"menu:{sent}", turn=session.turn)
+
+
 def _into_the_room(language: str) -> Response:
     return _answered(_said("agent_connecting", language), _room(_turn().call_id), Hangup())
 
@@ -766,9 +783,19 @@ def status() -> Response:
         _unanswered_outbound_call()
     if turn.status in calllog.FINAL and not _ivr().platform.queues:
         _hung_up_in_our_queue()
+    if turn.status in calllog.FINAL:
+        _room_closed(turn.call_id)
     if turn.status in calllog.FINAL and request.args.get("agent"):
         _agents_desk_phone_hung_up(_user_arg("agent"))
     return Response(status=204)
+
+
+def _room_closed(call_id: str) -> None:
+    """A caller's call is over: their room, if they had one, with it (no hold or mute on it now)."""
+    try:
+        rooms.closed(_runtime().redis, room_of(call_id))
+    except redis.RedisError:
+        log.warning("could not close the room of %s (it expires)", call_id)
 
 
 def _agents_desk_phone_hung_up(user: int) -> None:

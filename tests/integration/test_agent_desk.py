@@ -5,8 +5,11 @@ and goes to the next. One caller at a time, however many clicks and threads."""
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +18,7 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
-from callcentre import desk
+from callcentre import desk, rooms
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.simulator import Bridged, Dialed, Moved, Transcript
@@ -462,3 +465,180 @@ def test_an_agent_who_signs_out_is_paused_and_no_caller_rings_for_them(app: Flas
     assert desk.route(connection, engine_of(app), app.extensions["sewamitra"].settings.agents, NOW) == []
     assert agents.counts(connection)[AgentState.PAUSED] == 1
     assert ("agent.state_changed", "ready", "paused", "signed_out") in audited(app, "asha")
+
+
+# -- the call's controls: hold, mute, transfer -----------------------------------------------------------
+
+
+@dataclass
+class Desk:
+    """The agent's desk phone's call, once it rang and answered."""
+
+    ring: dict[str, str] = field(default_factory=dict)
+    leg: Transcript = field(default_factory=lambda: Transcript(call_sid=""))
+    caller: str = ""
+
+
+def on_the_call(
+    app: Flask, sandbox: TwilioSandbox, agent: Console, *during: Callable[[Desk], None]
+) -> tuple[Transcript, Desk]:
+    """A Hindi caller asks for an agent; `agent` accepts and her desk phone answers; while they talk,
+    each of `during` happens. Returns the caller's transcript and the agent's desk phone's call."""
+    desk_phone = Desk()
+
+    def accepts() -> None:
+        call_sid = offered(page(agent.get("/console/agent/bar")))
+        assert call_sid is not None
+        agent.post("/console/agent/accept", {"call": call_sid})
+        run_jobs(app)
+        desk_phone.ring, desk_phone.caller = sandbox.calls[-1], call_sid
+        desk_phone.leg = desk_phone_answers(app, desk_phone.ring, call_sid, "1")
+
+    talk = [step for action in during for step in ("-", functools.partial(action, desk_phone))]
+    line = Line("1", "3", "-", accepts, *talk, "-", "hangup")
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(line)
+    assert not caller.errors, caller.render(requests=True)
+    return caller, desk_phone
+
+
+def member_in_room(transcript: Transcript) -> str:
+    """The member id the platform gave this call in its room (Plivo's room callback; Twilio: its CallSid)."""
+    entered = [
+        r.form for r in transcript.requests if r.url.endswith("/room/event") and r.form["ConferenceAction"] == "enter"
+    ]
+    return entered[0]["ConferenceMemberID"] if entered else transcript.call_sid
+
+
+def call_audits(app: Flask) -> list[tuple[str, str, object]]:
+    with Session(engine_of(app)) as db:
+        events = db.exec(select(AuditEvent).where(AuditEvent.entity == "call").order_by(col(AuditEvent.id))).all()
+    return [(e.action, e.actor, (e.detail or {}).get("to")) for e in events if e.action != "queue.taken"]
+
+
+def test_the_agent_holds_her_caller_with_music_and_mutes_herself_and_nobody_else_can(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    ravi = at_desk(app, "ravi", RAVI, "hi")
+    ravi.post("/console/agent/pause", {"reason": "lunch"})
+    screens: list[str] = []
+
+    def holds_and_mutes(desk_phone: Desk) -> None:
+        call_sid = desk_phone.caller
+        screen = page(asha.get(f"/console/callers/call/{call_sid}", follow_redirects=True))
+        assert re.search(r'id="call-hold"\s*>', screen)  # enabled
+        refused = ravi.post(f"/console/calls/{call_sid}/hold", {"on": "1"})
+        assert refused.status_code == 403  # ravi is not on this call
+        assert "You are not on this call" in page(refused)
+        assert re.search(
+            r'id="call-hold"\s+disabled', page(ravi.get(f"/console/callers/call/{call_sid}", follow_redirects=True))
+        )
+        asha.post(f"/console/calls/{call_sid}/hold", {"on": "1"})
+        asha.post(f"/console/calls/{call_sid}/mute", {"on": "1"})
+        screens.append(page(asha.get(f"/console/callers/call/{call_sid}", follow_redirects=True)))
+        asha.post(f"/console/calls/{call_sid}/hold", {"on": "0"})
+        asha.post(f"/console/calls/{call_sid}/mute", {"on": "0"})
+
+    caller, desk_phone = on_the_call(app, sandbox, asha, holds_and_mutes)
+    leg = desk_phone.leg
+
+    [held] = screens
+    assert "The caller is on hold and hears music." in held
+    assert 'id="call-resume"' in held
+    assert 'id="call-unmute"' in held
+    music = app.extensions["sewamitra"].settings.agents.hold_music_url
+    room, them, her = caller.call_sid, member_in_room(caller), member_in_room(leg)
+    done = [(c["action"], c.get("call"), c.get("member"), c["params"]) for c in sandbox.control]
+    if telephony_platform == "twilio":  # Participant updates (the conference found by its room's name)
+        updates = [(call, params) for action, call, _, params in done if action == "participant.update"]
+        assert updates == [
+            (them, {"Hold": "true", "HoldUrl": music, "HoldMethod": "GET"}),
+            (her, {"Muted": "true"}),
+            (them, {"Hold": "false"}),
+            (her, {"Muted": "false"}),
+        ]
+        assert {c["room"] for c in sandbox.control if c["action"] == "conference.list"} == {room}
+    else:  # Plivo: the caller made deaf, muted and played music; the agent muted; each undone
+        members = [(action, member) for action, _, member, _ in done if action.startswith("member.")]
+        assert members == [
+            ("member.deaf", them),
+            ("member.mute", them),
+            ("member.play", them),
+            ("member.mute", her),
+            ("member.play.stop", them),
+            ("member.mute.stop", them),
+            ("member.deaf.stop", them),
+            ("member.mute.stop", her),
+        ]
+        assert [p["url"] for action, _, _, p in done if action == "member.play"] == [music]
+        assert {c["room"] for c in sandbox.control if c["action"].startswith("member.")} == {room}
+    assert call_audits(app) == [
+        ("call.held", f"user:{user_id(app, 'asha')}", None),
+        ("agent.muted", f"user:{user_id(app, 'asha')}", None),
+        ("call.resumed", f"user:{user_id(app, 'asha')}", None),
+        ("agent.unmuted", f"user:{user_id(app, 'asha')}", None),
+    ]
+    assert ("access.refused",) in {(a,) for a, *_ in audited_all(app)}
+
+
+def audited_all(app: Flask) -> list[tuple[str, str | None]]:
+    with Session(engine_of(app)) as db:
+        return [(e.action, e.actor) for e in db.exec(select(AuditEvent)).all()]
+
+
+def test_an_agent_transfers_her_caller_to_another_agent_who_is_offered_them_first_with_her_name(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    clock.advance(timedelta(seconds=5))
+    john = at_desk(app, "john", JOHN, "hi")  # ready longest once Asha is on her call: routing would choose him
+    clock.advance(timedelta(seconds=5))
+    ravi = at_desk(app, "ravi", RAVI, "en")  # speaks no Hindi, but Asha chose him
+    seen: dict[str, str | None] = {}
+
+    def sends_to_ravi(desk_phone: Desk) -> None:
+        screen = page(asha.get(f"/console/callers/call/{desk_phone.caller}", follow_redirects=True))
+        assert f'<option value="{user_id(app, "ravi")}">ravi</option>' in screen
+        to_ravi = {"to": "agent", "agent": str(user_id(app, "ravi"))}
+        assert asha.post(f"/console/calls/{desk_phone.caller}/transfer", to_ravi).status_code == 302
+        desk_phone_hangs_up(app, desk_phone.ring, desk_phone.leg)  # the caller left her room: it ends
+
+    def ravi_rings(_desk_phone: Desk) -> None:
+        bar = page(ravi.get("/console/agent/bar"))
+        seen["ravi"], seen["john"] = offered(bar), offered(page(john.get("/console/agent/bar")))
+        seen["note"] = re.sub(r"\s+", " ", bar.split('id="offer-sent-by">')[1].split("</span>")[0])
+
+    caller, _ = on_the_call(app, sandbox, asha, sends_to_ravi, ravi_rings)
+
+    moves = [e.url for e in caller.events if isinstance(e, Moved)]
+    assert moves == [f"{PUBLIC_URL}/{telephony_platform}/voice/queue/connect"] * 2  # into the room, then back
+    assert in_the_queue_again(caller)
+    assert seen["ravi"] == caller.call_sid
+    assert seen["john"] is None
+    assert seen["note"] == "Transferred by asha"
+    assert state_of(app, "asha").state is AgentState.WRAP_UP
+    assert ("call.transferred", f"user:{user_id(app, 'asha')}", "agent") in call_audits(app)
+
+
+def in_the_queue_again(caller: Transcript) -> bool:
+    connect = [i for i, r in enumerate(caller.requests) if r.url.endswith("/voice/queue/connect")]
+    waits = [i for i, r in enumerate(caller.requests) if r.url.endswith("/voice/queue/wait")]
+    return len(connect) == 2 and any(i > connect[1] for i in waits)
+
+
+def test_an_agent_sends_her_caller_back_to_the_phone_menu_in_their_language(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+
+    def sends_to_menu(desk_phone: Desk) -> None:
+        asha.post(f"/console/calls/{desk_phone.caller}/transfer", {"to": "menu"})
+
+    caller, _ = on_the_call(app, sandbox, asha, sends_to_menu)
+
+    [moved_in, moved_back] = [e.url for e in caller.events if isinstance(e, Moved)]
+    assert moved_back.startswith(f"{PUBLIC_URL}/{telephony_platform}/voice/menu?sent=")
+    after = caller.heard[caller.heard.index("अब आपको सहायक से जोड़ा जा रहा है।") + 1 :]
+    assert after[0] == "सेवामित्र हेल्पलाइन में आपका स्वागत है।"  # the welcome, in Hindi, as the call began
+    assert ("call.transferred", f"user:{user_id(app, 'asha')}", "menu") in call_audits(app)
+    assert rooms.held_by(app.extensions["sewamitra"].redis, user_id(app, "asha"), caller.call_sid) is None
