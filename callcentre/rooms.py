@@ -88,7 +88,7 @@ def transfer_to_menu(connection: redis.Redis, engine: sa.Engine, control: CallCo
 
 def refused(engine: sa.Engine, room: Room, action: str, error: GatewayError) -> None:
     """The platform refused a hold, mute or transfer: on the audit trail with why."""
-    _audit(engine, AuditAction.CALL_CONTROL_FAILED, room, action=action, error=str(error)[:200])
+    _audit(engine, AuditAction.CALL_CONTROL_FAILED, room, control=action, error=str(error)[:200])
 
 
 def _audit(engine: sa.Engine, action: AuditAction, room: Room, **detail: object) -> None:

@@ -164,7 +164,7 @@ class _PlivoCall(_Call):
             return None
         handler = {"GetDigits": self._get_digits, "Redirect": self._plivo_redirect, "Hangup": self._plivo_hangup}
         if verb.tag == "Conference":
-            return (yield from self._conference(verb))
+            return (yield from self._plivo_conference(verb))
         if verb.tag == "Dial":
             return (yield from self._recorded_dial(verb))
         if verb.tag in handler:
@@ -246,7 +246,7 @@ class _PlivoCall(_Call):
             yield from self._hang_up_then("caller", fetch)
         return fetch
 
-    def _conference(self, verb: ElementTree.Element) -> _Io[_Outcome]:
+    def _plivo_conference(self, verb: ElementTree.Element) -> _Io[_Outcome]:
         """The call joins the room and talks (the simulator has one leg: whoever else is in the room,
         as the helpline arranged it, talks with it) until the room ends or it is moved out; then the
         next element, or the document it was moved to. Its callbackUrl hears it enter and leave."""

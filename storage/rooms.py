@@ -36,7 +36,7 @@ def opened(connection: redis.Redis, room: str, caller: str, agent: int, agent_le
 
 
 def of(connection: redis.Redis, room: str) -> Room | None:
-    raw = {_text(k): _text(v) for k, v in connection.hgetall(ROOM + room).items()}  # type: ignore[union-attr]
+    raw = {_text(k): _text(v) for k, v in connection.hgetall(ROOM + room).items()}
     if not raw.get("agent", "").isdigit():
         return None
     return Room(

@@ -637,6 +637,7 @@ def test_an_agent_sends_her_caller_back_to_the_phone_menu_in_their_language(
     caller, _ = on_the_call(app, sandbox, asha, sends_to_menu)
 
     [moved_in, moved_back] = [e.url for e in caller.events if isinstance(e, Moved)]
+    assert moved_in == f"{PUBLIC_URL}/{telephony_platform}/voice/queue/connect"
     assert moved_back.startswith(f"{PUBLIC_URL}/{telephony_platform}/voice/menu?sent=")
     after = caller.heard[caller.heard.index("अब आपको सहायक से जोड़ा जा रहा है।") + 1 :]
     assert after[0] == "सेवामित्र हेल्पलाइन में आपका स्वागत है।"  # the welcome, in Hindi, as the call began
