@@ -160,8 +160,8 @@ def claimed_by(connection: redis.Redis, user_id: int, now: float) -> str | None:
 
 
 def wait_for_agent(connection: redis.Redis, user_id: int, call_sid: str) -> None:
-    """In a queue the helpline keeps itself: the agent is in the caller's conference room, for the
-    caller's next round of hold music to join them there."""
+    """The agent is in the caller's room: the caller is moved there by REST, or, should that fail,
+    joins them at their next round of hold music."""
     connection.hset(BRIDGES, call_sid, str(user_id))
 
 
@@ -194,11 +194,8 @@ def left_all(connection: redis.Redis, call_sids: list[str]) -> None:
 
 
 def claim_next(connection: redis.Redis, user_id: int, now: float) -> Waiting | None:
-    """The longest-waiting caller no agent is being rung for, now claimed by `user_id`.
-
-    `<Dial><Queue>` bridges whoever heads Twilio's queue, normally this same caller; when two
-    agents answer out of turn, the console shows each agent the caller actually bridged to them
-    (`bridged`, `on_the_line`)."""
+    """The longest-waiting caller no agent is being rung for, now claimed by `user_id`: the caller
+    whose room the agent's desk phone joins (`callcentre.rooms.room_of`)."""
     with connection.lock(CLAIM_LOCK, timeout=5, blocking_timeout=5):
         for entry in waiting(connection, now):
             if entry.claimed_by is None:
@@ -218,7 +215,7 @@ def unclaim(connection: redis.Redis, call_sid: str) -> None:
 
 
 def bridged(connection: redis.Redis, user_id: int, call_sid: str) -> None:
-    """Twilio is connecting this caller to this agent (whoever the console thought was next)."""
+    """The caller is in this agent's room: off the queue, and on the agent's line."""
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, call_sid)
         pipe.hdel(CLAIMS, call_sid)

@@ -643,3 +643,24 @@ def test_an_agent_sends_her_caller_back_to_the_phone_menu_in_their_language(
     assert after[0] == "सेवामित्र हेल्पलाइन में आपका स्वागत है।"  # the welcome, in Hindi, as the call began
     assert ("call.transferred", f"user:{user_id(app, 'asha')}", "menu") in call_audits(app)
     assert rooms.held_by(app.extensions["sewamitra"].redis, user_id(app, "asha"), caller.call_sid) is None
+
+
+def test_a_hold_the_platform_refuses_leaves_the_call_as_it_was_and_says_so(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    said: list[str] = []
+
+    def holds_but_the_platform_refuses(desk_phone: Desk) -> None:
+        sandbox.fail_next(1, status=404)
+        answer = asha.post(f"/console/calls/{desk_phone.caller}/hold", {"on": "1"}, follow_redirects=True)
+        said.append(page(answer))
+
+    caller, _ = on_the_call(app, sandbox, asha, holds_but_the_platform_refuses)
+
+    [screen] = said
+    assert "The telephony platform refused this; the call is as it was. Try again." in screen
+    assert re.search(r'id="call-hold"\s*>', screen)  # still Hold, not Resume: the caller was not held
+    assert [c["action"] for c in sandbox.control if c["action"] not in ("call.update", "call.transfer")] == []
+    assert call_audits(app) == [("call.control_failed", f"user:{user_id(app, 'asha')}", None)]
+    assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")
