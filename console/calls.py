@@ -152,4 +152,4 @@ def _staff(exclude: int) -> list[User]:
         found = db.exec(
             select(User).where(col(User.role).in_([r.value for r in STAFF]), User.id != exclude).order_by(User.username)
         ).all()
-    return [u for u in found if getattr(u, "active", True)]
+    return [u for u in found if u.active]

@@ -664,3 +664,39 @@ def test_a_hold_the_platform_refuses_leaves_the_call_as_it_was_and_says_so(
     assert [c["action"] for c in sandbox.control if c["action"] not in ("call.update", "call.transfer")] == []
     assert call_audits(app) == [("call.control_failed", f"user:{user_id(app, 'asha')}", None)]
     assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")
+
+
+def test_an_agent_sends_her_caller_to_the_supervisors_and_refuses_junk(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    clock.advance(timedelta(seconds=5))
+    john = at_desk(app, "john", JOHN, "hi")
+    meera = add_user(engine_of(app), "meera", Role.SUPERVISOR, phone=RAVI)
+    supervisor = Console(app)
+    supervisor.sign_in("meera")
+    supervisor.post("/console/agent/ready")
+    seen: dict[str, str | None] = {}
+
+    def junk_then_supervisors(desk_phone: Desk) -> None:
+        transfer = f"/console/calls/{desk_phone.caller}/transfer"
+        assert asha.post(transfer, {"to": "astrologer"}).status_code == 400
+        nobody = asha.post(transfer, {"to": "agent", "agent": "99999"}, follow_redirects=True)
+        assert "No other agent to send the caller to." in page(nobody)
+        assert john.post(transfer, {"to": "supervisors"}).status_code == 403  # not John's call
+        assert asha.post(transfer, {"to": "supervisors"}).status_code == 302
+        desk_phone_hangs_up(app, desk_phone.ring, desk_phone.leg)
+
+    def who_rings(_desk_phone: Desk) -> None:
+        seen["meera"] = offered(page(supervisor.get("/console/agent/bar")))
+        seen["john"] = offered(page(john.get("/console/agent/bar")))
+
+    caller, _ = on_the_call(app, sandbox, asha, junk_then_supervisors, who_rings)
+
+    assert seen == {"meera": caller.call_sid, "john": None}
+    [transferred] = [a for a in call_audits(app) if a[0] == "call.transferred"]
+    assert transferred == ("call.transferred", f"user:{user_id(app, 'asha')}", "supervisors")
+    with Session(engine_of(app)) as db:
+        [event] = db.exec(select(AuditEvent).where(AuditEvent.action == "call.transferred")).all()
+    assert event.detail is not None
+    assert event.detail["agents"] == [meera.id]
