@@ -26,8 +26,8 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from core import pincodes
-from devtools.twilio_sandbox import TwilioSandbox
 from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import (
