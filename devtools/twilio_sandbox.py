@@ -468,6 +468,8 @@ class TwilioSandbox:
             for records in self._records.values():
                 records.clear()
             self._faults.clear()
+            self._moves.clear()
+            self._rooms.clear()
 
     # -- fault injection ---------------------------------------------------------------------------
 
