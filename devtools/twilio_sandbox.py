@@ -479,6 +479,12 @@ class TwilioSandbox:
             raise ValueError(f"a failure needs an error status (400-599), not {status}")
         self._add_faults(n, Fault(status=int(status)))
 
+    def fail_after(self, ok: int, status: int = HTTPStatus.INTERNAL_SERVER_ERROR) -> None:
+        """Let the next `ok` API requests through, then answer one with `status` (a failure midway
+        through several requests)."""
+        self._add_faults(ok, Fault())
+        self.fail_next(1, status)
+
     def delay_next(self, n: int, seconds: float) -> None:
         """Stall the next `n` API requests, then handle them: Twilio too may send what a client gave up on."""
         self._add_faults(n, Fault(delay=float(seconds)))

@@ -3,6 +3,7 @@ parameters Plivo's Message API takes for SMS toward India."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ STATUS_IN_MESSAGE = re.compile(r"status code (\d{3})")
 PLIVO_MEDIA = "https://media.plivo.com/"  # where Plivo serves recordings (a RecordUrl's host)
 RECORDING_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -181,8 +183,29 @@ class PlivoTelephony:
                 lambda client: client.conferences.member_mute_stop(room, member),
                 lambda client: client.conferences.member_deaf_stop(room, member),
             ]
-        for step in steps:
-            self._request("hold a caller" if hold else "take a caller off hold", step)
+        undo = {
+            True: [
+                lambda client: client.conferences.member_deaf_stop(room, member),
+                lambda client: client.conferences.member_mute_stop(room, member),
+            ],
+            False: [
+                lambda client: client.conferences.member_play(room, member, music_url),
+                lambda client: client.conferences.member_mute(room, member),
+            ],
+        }[hold]
+        for done, step in enumerate(steps):
+            try:
+                self._request("hold a caller" if hold else "take a caller off hold", step)
+            except GatewayError:
+                self._undo(undo[:done])  # the call as it was, as far as Plivo lets it be
+                raise
+
+    def _undo(self, steps: list[Callable[[plivo.RestClient], Any]]) -> None:
+        for step in reversed(steps):
+            try:
+                self._request("undo a change to a room", step)
+            except GatewayError:
+                log.warning("could not undo a change to a conference member")
 
     def mute_member(self, room: str, member: str, muted: bool) -> None:
         """POST (DELETE to undo) …/Conference/{name}/Member/{id}/Mute/

@@ -700,3 +700,26 @@ def test_an_agent_sends_her_caller_to_the_supervisors_and_refuses_junk(
         [event] = db.exec(select(AuditEvent).where(AuditEvent.action == "call.transferred")).all()
     assert event.detail is not None
     assert event.detail["agents"] == [meera.id]
+
+
+@pytest.mark.parametrize("telephony_platform", ["plivo"])
+def test_a_plivo_hold_refused_midway_is_undone_so_the_caller_hears_their_agent(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+
+    def holds_but_plivo_refuses_the_music(desk_phone: Desk) -> None:
+        sandbox.fail_after(2, status=404)  # deaf and mute pass; playing the music is refused
+        asha.post(f"/console/calls/{desk_phone.caller}/hold", {"on": "1"})
+
+    caller, _ = on_the_call(app, sandbox, asha, holds_but_plivo_refuses_the_music)
+
+    them = member_in_room(caller)
+    members = [(c["action"], c["member"]) for c in sandbox.control if c["action"].startswith("member.")]
+    assert members == [
+        ("member.deaf", them),
+        ("member.mute", them),
+        ("member.mute.stop", them),  # undone, last first
+        ("member.deaf.stop", them),
+    ]
+    assert call_audits(app) == [("call.control_failed", f"user:{user_id(app, 'asha')}", None)]
