@@ -15,6 +15,7 @@ from console import (
     breaches,
     callbacks,
     callers,
+    calls,
     csrf,
     dashboard,
     data_requests,
@@ -71,6 +72,7 @@ _PARTS = (
     queue,
     callbacks,
     callers,
+    calls,
     requests,
     recordings,
     workers,
@@ -93,7 +95,11 @@ def init_app(app: Flask) -> None:
     labels.init_app(app)
     app.after_request(secure)
     app.jinja_env.globals.update(
-        t=labels.translate, csrf_token=csrf.token, agent_desk=agent.context, clock_time=agent.clock_time
+        t=labels.translate,
+        csrf_token=csrf.token,
+        agent_desk=agent.context,
+        clock_time=agent.clock_time,
+        call_controls=calls.controls,
     )
     present.init_app(app)
 

@@ -36,6 +36,12 @@ class AuditAction(StrEnum):
     QUEUE_TAKEN = "queue.taken"
     AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
+    CALL_HELD = "call.held"  # the agent put their caller on hold (music), from the caller's screen
+    CALL_RESUMED = "call.resumed"
+    AGENT_MUTED = "agent.muted"  # the agent muted themselves: their caller no longer hears them
+    AGENT_UNMUTED = "agent.unmuted"
+    CALL_TRANSFERRED = "call.transferred"  # to another agent, the supervisors, or the phone menu
+    CALL_CONTROL_FAILED = "call.control_failed"  # the platform refused a hold, mute or transfer
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"
