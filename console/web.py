@@ -13,9 +13,9 @@ from console import (
     agent,
     auth,
     breaches,
+    call_controls,
     callbacks,
     callers,
-    calls,
     csrf,
     dashboard,
     data_requests,
@@ -72,7 +72,7 @@ _PARTS = (
     queue,
     callbacks,
     callers,
-    calls,
+    call_controls,
     requests,
     recordings,
     workers,
@@ -99,7 +99,7 @@ def init_app(app: Flask) -> None:
         csrf_token=csrf.token,
         agent_desk=agent.context,
         clock_time=agent.clock_time,
-        call_controls=calls.controls,
+        call_controls=call_controls.controls,
     )
     present.init_app(app)
 

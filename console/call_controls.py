@@ -28,7 +28,7 @@ from telephony import call_control, webhook_url
 from telephony.port import CallControl, GatewayError
 
 log = logging.getLogger(__name__)
-bp = Blueprint("calls", __name__, url_prefix="/calls")
+bp = Blueprint("call_controls", __name__, url_prefix="/calls")
 NOT_YOURS = N_("You are not on this call: only the agent talking with the caller can do this.")
 NOT_YET = N_("The caller is not with you yet: the controls work once you talk.")
 NO_AGENT = N_("No other agent to send the caller to.")
