@@ -14,6 +14,7 @@ from console import (
     auth,
     breaches,
     callers,
+    calls,
     csrf,
     dashboard,
     data_requests,
@@ -77,6 +78,7 @@ _PARTS = (
     escalations,
     dashboard,
     quality,
+    calls,
     reports,
     users,
     data_requests,
@@ -91,7 +93,11 @@ def init_app(app: Flask) -> None:
     labels.init_app(app)
     app.after_request(secure)
     app.jinja_env.globals.update(
-        t=labels.translate, csrf_token=csrf.token, agent_desk=agent.context, clock_time=agent.clock_time
+        t=labels.translate,
+        csrf_token=csrf.token,
+        agent_desk=agent.context,
+        clock_time=agent.clock_time,
+        wrap_up_form=agent.wrap_up_form,
     )
     present.init_app(app)
 

@@ -33,6 +33,8 @@ class AuditAction(StrEnum):
     QUEUE_TAKEN = "queue.taken"
     AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
+    AGENT_CALL_DISPOSED = "agent_call.disposed"  # its wrap-up code given or corrected (or none given)
+    AGENT_CALL_REVIEWED = "agent_call.reviewed"  # a supervisor's quality review saved (new or edited)
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"
