@@ -323,6 +323,7 @@ def codes() -> ResponseReturnValue:
     )
 
 
+SHEET_NAMES = {NONE_GIVEN: "None given", NO_CODE_YET: "No code yet"}  # the CSV is in English
 CODES_HEADER = ("table", "group", "code", "code_name", "calls", "share_percent", "average_talk_seconds")
 
 
@@ -338,7 +339,7 @@ def codes_csv() -> ResponseReturnValue:
             key,
             names.get(int(line.group), line.group) if key == "agent" else line.group,
             line.code,
-            runtime().settings.agents.disposition_name(line.code),
+            SHEET_NAMES.get(line.code) or runtime().settings.agents.disposition_name(line.code),
             line.calls,
             metrics.share(line.share),
             "" if line.average_talk_s is None else round(line.average_talk_s),
