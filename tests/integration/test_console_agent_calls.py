@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -92,7 +93,8 @@ def test_the_wrap_up_codes_report_counts_the_calls_by_code_agent_and_local_day(
     shown = page(boss.get(f"/console/calls/codes?{SPAN}"))
     assert "(6 calls)" in shown
     assert 'Request booked</td>\n      <td class="num">3</td>\n      <td class="num">50.0%</td>' in shown
-    assert "None given</td>" in shown and "No code yet</td>" in shown
+    assert "None given</td>" in shown
+    assert "No code yet</td>" in shown
 
     [header, *rows] = sheet(boss.get(f"/console/calls/codes.csv?{SPAN}").data)
     assert header == ["table", "group", "code", "code_name", "calls", "share_percent", "average_talk_seconds"]
@@ -135,7 +137,7 @@ def test_only_supervisors_see_the_wrap_up_codes_report(app: Flask, two_days: dic
 SCORES = {"greeting": 10, "language": 10, "identity_check": 5, "resolution": 30, "courtesy": 20}  # 75 of 100
 
 
-def scored(points: dict[str, object], **comments: str) -> dict[str, object]:
+def scored(points: Mapping[str, object], **comments: str) -> dict[str, object]:
     return {f"points_{code}": value for code, value in points.items()} | {
         f"comment_{code}": text for code, text in comments.items()
     }
@@ -154,10 +156,13 @@ def test_a_supervisor_reviews_a_call_on_its_page_and_only_they_may_change_the_re
     boss = signed_in(app, "sunita", Role.SUPERVISOR)
 
     facts = page(boss.get(f"/console/calls/{call}"))
-    assert "Asha" in facts and "हिन्दी" in facts and "Request booked" in facts
+    assert "Asha" in facts
+    assert "हिन्दी" in facts
+    assert "Request booked" in facts
     assert "Recordings" not in facts  # none for this call
     assert 'id="call-request"' not in facts
-    assert 'id="review-form"' in facts and '<label for="points-greeting">Greeting</label>' in facts
+    assert 'id="review-form"' in facts
+    assert '<label for="points-greeting">Greeting</label>' in facts
 
     # A recording of the call (a colleague's platform callback writes these), one erased, and a request
     # Asha filed from the call's screen.
@@ -188,7 +193,8 @@ def test_a_supervisor_reviews_a_call_on_its_page_and_only_they_may_change_the_re
         event.at = datetime(2027, 3, 2, 8, 1, tzinfo=UTC)
         number = db.exec(select(ServiceRequest.number).where(ServiceRequest.id == request_id)).one()
     facts = page(boss.get(f"/console/calls/{call}"))
-    assert facts.count("/recordings/") == 1 and "Recording 1" in facts
+    assert facts.count("/recordings/") == 1
+    assert "Recording 1" in facts
     assert f'id="call-request">{number}</a>' in facts
 
     # Hostile scores: over an item's points, negative, not a number, missing, an overlong comment.
@@ -238,14 +244,18 @@ def test_a_supervisor_reviews_a_call_on_its_page_and_only_they_may_change_the_re
     asha = Console(app)
     asha.sign_in("asha")
     hers = page(asha.get(f"/console/calls/{call}"))
-    assert "65 / 100" in hers and "Failed" in hers and "No follow-up promised" in hers
-    assert 'id="review-form"' not in hers and 'id="correct-code"' not in hers
+    assert "65 / 100" in hers
+    assert "Failed" in hers
+    assert "No follow-up promised" in hers
+    assert 'id="review-form"' not in hers
+    assert 'id="correct-code"' not in hers
     ravis = talked(app, ravi_id, "2027-03-02T09:00", 20, "prank")
     assert asha.get(f"/console/calls/{ravis}").status_code == 403
     assert asha.get(f"/console/calls/{ravis}/recordings/1.mp3").status_code == 403
     assert asha.post(f"/console/calls/{call}/review", scored(SCORES)).status_code == 403
     listed = page(asha.get(f"/console/calls?{SPAN}&agent={ravi_id}"))  # the agent filter is not hers to use
-    assert f'/console/calls/{call}"' in listed and f'/console/calls/{ravis}"' not in listed
+    assert f'/console/calls/{call}"' in listed
+    assert f'/console/calls/{ravis}"' not in listed
 
 
 def test_each_agents_quality_over_the_reviewed_calls_of_the_span(app: Flask, two_days: dict[str, int]) -> None:
@@ -283,4 +293,5 @@ def test_each_agents_quality_over_the_reviewed_calls_of_the_span(app: Flask, two
     asha = Console(app)
     asha.sign_in("asha")
     hers = page(asha.get(f"/console/calls/quality?{SPAN}"))
-    assert "62.5%" in hers and "100.0%" not in hers
+    assert "62.5%" in hers
+    assert "100.0%" not in hers

@@ -151,7 +151,7 @@ def test_no_wrap_up_time_means_none_given_at_the_calls_end(app: Flask, clock: Fr
 
 def test_hostile_wrap_up_forms_are_refused_and_change_nothing(app: Flask, clock: FrozenClock) -> None:
     asha, asha_id = at_desk(app, "asha", ASHA)
-    ravi, ravi_id = at_desk(app, "ravi", RAVI)
+    _, ravi_id = at_desk(app, "ravi", RAVI)
     ashas = talks(app, clock, asha_id, CALLER)
     ravis = talks(app, clock, ravi_id, OTHER_CALLER, seconds=0)
 
@@ -185,7 +185,9 @@ def test_hostile_wrap_up_forms_are_refused_and_change_nothing(app: Flask, clock:
     assert boss.post(f"/console/calls/{ashas.id}/disposition", {"code": "bribe"}).status_code == 303
     assert boss.post(f"/console/calls/{ashas.id}/disposition", {"code": "booked", "note": "y" * 501}).status_code == 303
     assert the_call(app, CALLER, asha_id).disposition == "none"
-    assert boss.post(f"/console/calls/{ashas.id}/disposition", {"code": "booked", "note": "heard it"}).status_code == 302
+    assert (
+        boss.post(f"/console/calls/{ashas.id}/disposition", {"code": "booked", "note": "heard it"}).status_code == 302
+    )
     assert the_call(app, CALLER, asha_id).disposition == "booked"
     assert "Request booked · heard it" in page(boss.get(f"/console/calls/{ashas.id}"))
     assert codes_audited(app)[-1] == (f"user:{boss_id(app)}", "none", "booked")
