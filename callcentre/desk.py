@@ -108,6 +108,8 @@ def signed_out(connection: redis.Redis, engine: sa.Engine, user_id: int, now: da
         after = _paused(before, SIGNED_OUT, at)
         agents.save(connection, after)
     _audit(engine, [Change(before, after, f"user:{user_id}")])
+    if before.state is AgentState.WRAP_UP:  # signed out in wrap-up, no code given
+        wrapup.none_given(engine, user_id, before.call_sid, now)
 
 
 def end_wrap_up(connection: redis.Redis, engine: sa.Engine, user_id: int, now: datetime) -> bool:

@@ -119,6 +119,9 @@ def ready() -> ResponseReturnValue:
     if not g.user.phone:
         flash(NO_DESK_PHONE)
         return _back()
+    if not _may_end_wrap_up():  # ready (or paused) from wrap-up ends it: only with a code
+        flash(CODE_FIRST)
+        return _back()
     return _done(lambda c, e, now: desk.ready(c, e, g.user.id, skills(g.user), now))
 
 
@@ -128,6 +131,9 @@ def pause() -> ResponseReturnValue:
     reason = request.form.get("reason", "")
     if reason not in {r.code for r in runtime().settings.agents.pause_reasons}:
         flash(N_("Choose a reason to pause."))
+        return _back()
+    if not _may_end_wrap_up():
+        flash(CODE_FIRST)
         return _back()
     return _done(lambda c, e, now: desk.pause(c, e, g.user.id, reason, now))
 

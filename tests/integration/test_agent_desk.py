@@ -340,7 +340,11 @@ def test_a_paused_agent_or_one_in_wrap_up_is_refused_by_the_server_and_told_why(
     assert "0:42" in bar  # wrap-up: 0:42 left
     assert re.search(r'id="take-next"\s+disabled', bar)
     assert asha.post("/console/queue/take").headers["Location"] == "/console/queue"
-    asha.post("/console/agent/wrap-up/end")
+    asha.post("/console/agent/wrap-up/end")  # no wrap-up code yet: refused, still wrapping up
+    assert state_of(app, "asha").state is AgentState.WRAP_UP
+    with Session(engine) as db:
+        call_id = db.exec(select(AgentCall.id).where(AgentCall.call_sid == taken.call_sid)).one()
+    asha.post("/console/agent/wrap-up", {"call": call_id, "code": "tracked", "then": "end"})
     assert asha.post("/console/queue/take").headers["Location"].startswith("/console/callers/call/")
 
 

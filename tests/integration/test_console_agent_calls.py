@@ -91,7 +91,7 @@ def test_the_wrap_up_codes_report_counts_the_calls_by_code_agent_and_local_day(
     boss = signed_in(app, "sunita", Role.SUPERVISOR)
 
     shown = page(boss.get(f"/console/calls/codes?{SPAN}"))
-    assert "(6 calls)" in shown
+    assert 'Calls: <span id="codes-total">6</span>' in shown
     assert 'Request booked</td>\n      <td class="num">3</td>\n      <td class="num">50.0%</td>' in shown
     assert "None given</td>" in shown
     assert "No code yet</td>" in shown

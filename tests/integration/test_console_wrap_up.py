@@ -103,10 +103,11 @@ def test_the_call_ends_the_wrap_up_form_has_the_focus_and_wrap_up_ends_only_with
     assert f'name="call" value="{call.id}"' in bar
     assert "Wrap-up ends early only with a code." in bar
 
-    # She tries to end wrap-up at once: refused, she is still wrapping up.
-    assert asha.post("/console/agent/wrap-up/end").status_code == 302
-    assert "Give the call a wrap-up code first." in flashed(asha)
-    assert state(app, asha_id).state is AgentState.WRAP_UP
+    # She tries to end wrap-up at once, or to leave it by Ready or a pause: refused, she is still wrapping up.
+    for way_out in ("/console/agent/wrap-up/end", "/console/agent/ready", "/console/agent/pause"):
+        assert asha.post(way_out, {"reason": "break"}).status_code == 302
+        assert "Give the call a wrap-up code first." in flashed(asha)
+        assert state(app, asha_id).state is AgentState.WRAP_UP
 
     # She gives "booked", then corrects it to "complaint" with a note, then ends wrap-up.
     clock.advance(timedelta(seconds=10))
@@ -200,3 +201,18 @@ def boss_id(app: Flask) -> int:
         found = db.exec(select(User.id).where(User.username == "sunita")).one()
     assert found is not None
     return found
+
+
+def test_signing_out_in_wrap_up_keeps_none_given_but_never_overwrites_a_code(app: Flask, clock: FrozenClock) -> None:
+    asha, asha_id = at_desk(app, "asha", ASHA)
+    ravi, ravi_id = at_desk(app, "ravi", RAVI)
+    talks(app, clock, asha_id, CALLER)
+    ravis = talks(app, clock, ravi_id, OTHER_CALLER)
+    assert ravi.post("/console/agent/wrap-up", {"call": ravis.id, "code": "tracked"}).status_code == 302
+
+    asha.post("/console/sign-out")
+    ravi.post("/console/sign-out")
+
+    assert (state(app, asha_id).state, state(app, asha_id).reason) == (AgentState.PAUSED, "signed_out")
+    assert the_call(app, CALLER, asha_id).disposition == "none"
+    assert the_call(app, OTHER_CALLER, ravi_id).disposition == "tracked"
