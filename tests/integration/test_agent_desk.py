@@ -178,6 +178,7 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
     assert "Wrap-up" in bar
     assert "1:00" in bar  # wrap_up_seconds: 60, all left
     assert state_of(app, "asha").state is AgentState.WRAP_UP
+    assert re.search(r'<select name="code" id="wrap-up-code" required data-focus>', bar)  # the wrap-up form, focused
 
     clock.advance(timedelta(seconds=app.extensions["sewamitra"].settings.agents.wrap_up_seconds))
     bar = page(asha.get("/console/agent/bar"))
@@ -191,6 +192,7 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
     assert (talk.call_sid, talk.agent_id, talk.language) == (caller.call_sid, user_id(app, "asha"), "hi")
     assert talk.answered_at == NOW + timedelta(seconds=5)
     assert talk.ended_at == talk.answered_at  # the frozen clock did not move while they talked
+    assert talk.disposition == "none"  # her wrap-up ran out before she gave a code
     assert audited(app, "asha") == [
         ("agent.state_changed", "paused", "ready", None),
         ("agent.offered", "ready", "ready", None),

@@ -216,3 +216,13 @@ def test_signing_out_in_wrap_up_keeps_none_given_but_never_overwrites_a_code(app
     assert (state(app, asha_id).state, state(app, asha_id).reason) == (AgentState.PAUSED, "signed_out")
     assert the_call(app, CALLER, asha_id).disposition == "none"
     assert the_call(app, OTHER_CALLER, ravi_id).disposition == "tracked"
+
+
+def test_the_wrap_up_form_reads_in_hindi(app: Flask, clock: FrozenClock) -> None:
+    asha, asha_id = at_desk(app, "asha", ASHA)
+    asha.post("/console/language", {"language": "hi", "back": "/console/"})
+    talks(app, clock, asha_id, CALLER)
+    bar = page(asha.get("/console/agent/bar"))
+    assert '<label for="wrap-up-code">रैप-अप कोड</label>' in bar
+    assert '<option value="booked" >अनुरोध दर्ज हुआ</option>' in bar
+    assert "सहेजें और रैप-अप समाप्त करें" in bar
