@@ -235,9 +235,9 @@ def clock_time(seconds: int) -> str:
 # -- wrap-up codes (callcentre.wrapup): the form in the bar while the agent is in wrap-up ------------
 
 
-def wrap_up_form() -> dict[str, Any]:
-    """The wrap-up form's view: the call being wrapped up (None: not on record) and the codes."""
-    agent = agents.status(runtime().redis, g.user.id)
+def wrap_up_form(agent: AgentStatus) -> dict[str, Any]:
+    """The wrap-up form's view for the bar's agent: the call being wrapped up (None: not on record)
+    and the codes."""
     with session_scope(runtime().engine) as db:
         call = wrapup.wrapping_up(db, agent)
         if call is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -30,6 +30,7 @@ from storage.models import AgentCall, AuditEvent, CallReview, Recording, Recordi
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 NO_CODE_YET = "pending"  # a call whose wrap-up has not ended yet (or whose end was lost)
 LIST_LIMIT = 500
+BOOKED_WITHIN = timedelta(hours=1)  # after the call's end (its wrap-up, a slow form): a request filed from its screen
 CODE_SAVED = N_("Wrap-up code saved.")
 REVIEW_SAVED = N_("Review saved.")
 REVIEW_INVALID = N_("Score every item within its points; comments at most 500 characters.")
@@ -126,6 +127,7 @@ def booked_by(db: Session, call: AgentCall) -> ServiceRequest | None:
             AuditEvent.action == AuditAction.REQUEST_CREATED.value,
             AuditEvent.actor == f"user:{call.agent_id}",
             col(AuditEvent.at) >= call.answered_at,
+            col(AuditEvent.at) < (call.ended_at or call.answered_at) + BOOKED_WITHIN,
         )
     ).all()
     filed = next((e.entity_id for e in events if (e.detail or {}).get("call_sid") == call.call_sid), None)
