@@ -16,6 +16,7 @@ from console import (
     call_controls,
     callbacks,
     callers,
+    calls,
     csrf,
     dashboard,
     data_requests,
@@ -81,6 +82,7 @@ _PARTS = (
     escalations,
     dashboard,
     quality,
+    calls,
     reports,
     users,
     data_requests,
@@ -100,6 +102,7 @@ def init_app(app: Flask) -> None:
         agent_desk=agent.context,
         clock_time=agent.clock_time,
         call_controls=call_controls.controls,
+        wrap_up_form=agent.wrap_up_form,
     )
     present.init_app(app)
 
