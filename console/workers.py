@@ -501,46 +501,41 @@ NOT_CHANGED = {
 @auth.requires(*EVERYONE)
 def availability_of_many() -> ResponseReturnValue:
     """The worker list's ticked workers marked available or unavailable, each audited as from the
-    worker's own page; what could not be changed, and why, is shown on the list."""
+    worker's own page; what could not be changed, and why, is shown once on the list."""
     wanted = YES_NO.get(request.form.get("available", ""))
     if wanted is None:
         abort(400)
-    back = redirect(
-        auth.local_path(request.form.get("back", ""))
-        if _is_back(request.form.get("back", ""))
-        else url_for("console.workers.index")
-    )
-    raw = request.form.getlist("worker")
-    ids = [parse_id(value) for value in raw]
-    if not raw:
-        flash(N_("Tick the workers to change first."))
-        return back
-    if len(raw) > MAX_AT_ONCE:
-        flash(N_("Change at most 50 workers at once."))
-        return back
-    if None in ids:
-        flash(N_("The list of workers could not be read: nothing was changed."))
-        return back
+    back = request.form.get("back", "")
+    back_to_list = redirect(auth.local_path(back) if _is_back(back) else url_for("console.workers.index"))
+    ticked = _ticked(request.form.getlist("worker"))
+    if isinstance(ticked, str):
+        flash(ticked)
+        return back_to_list
+    # A provider user changes its own agency's workers only; one without an agency (-1), nobody's.
+    agency = (g.user.provider_id or -1) if _is_provider() else None
     with session_scope(runtime().engine) as db:
-        agency = g.user.provider_id if _is_provider() else None
-        if _is_provider() and agency is None:
-            agency = -1  # a provider user without an agency changes nobody
         done = set_availability_of_many(
-            db,
-            [i for i in ids if i is not None],
-            wanted,
-            agency_id=agency,
-            actor=auth.actor(),
-            channel=Via.CONSOLE,
-            now=runtime().clock.now(),
+            db, ticked, wanted, agency_id=agency, actor=auth.actor(), channel=Via.CONSOLE, now=runtime().clock.now()
         )
         if done.refused():
-            auth.audit(db, AuditAction.ACCESS_REFUSED, "worker", None, workers=done.refused()[:MAX_AT_ONCE])
+            auth.audit(db, AuditAction.ACCESS_REFUSED, "worker", None, workers=done.refused())
+        session[MARKED] = _summary(done, wanted)
     for worker in done.changed:
         if worker.id is not None:
             _reindex(worker.id)
-    session[MARKED] = _summary(done, wanted)
-    return back
+    return back_to_list
+
+
+def _ticked(raw: list[str]) -> list[int] | str:
+    """The ticked workers' ids, or why the list is refused whole (nothing is changed then)."""
+    ids = [parse_id(value) for value in raw]
+    if not ids:
+        return N_("Tick the workers to change first.")
+    if len(ids) > MAX_AT_ONCE:
+        return N_("Change at most 50 workers at once.")
+    if None in ids:
+        return N_("The list of workers could not be read: nothing was changed.")
+    return [i for i in ids if i is not None]
 
 
 def _is_back(path: str) -> bool:

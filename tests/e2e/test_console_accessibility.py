@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -52,14 +53,23 @@ WHAT_IS_CHECKED = ".badge, button, a, input, select, textarea, label, th, td, h1
 
 def unnamed_controls(page: Page) -> list[str]:
     """The controls on the page that Chromium's accessibility tree gives no name."""
-    tree = page.context.new_cdp_session(page).send("Accessibility.getFullAXTree")
-    return [
-        f"{node['role']['value']} #{node.get('backendDOMNodeId')}"
+    chromium = page.context.new_cdp_session(page)
+    tree = chromium.send("Accessibility.getFullAXTree")
+    unnamed = [
+        node
         for node in tree["nodes"]
-        if not node.get("ignored")
-        and node.get("role", {}).get("value") in CONTROL_ROLES
-        and not str(node.get("name", {}).get("value", "")).strip()
+        if not node.get("ignored") and node.get("role", {}).get("value") in CONTROL_ROLES and not named(node)
     ]
+    described = [chromium.send("DOM.describeNode", {"backendNodeId": node["backendDOMNodeId"]}) for node in unnamed]
+    return [f"<{d['node']['localName']} {' '.join(d['node'].get('attributes', []))}>" for d in described]
+
+
+def named(node: dict[str, Any]) -> bool:
+    """A name a person gave the control: a placeholder is a hint that goes away, not a label."""
+    name = node.get("name", {})
+    used = [source for source in name.get("sources", []) if "value" in source and not source.get("superseded")]
+    from_placeholder = bool(used) and used[0].get("attribute") == "placeholder"
+    return bool(str(name.get("value", "")).strip()) and not from_placeholder
 
 
 def too_faint(page: Page) -> list[tuple[str, float, float]]:
@@ -223,6 +233,7 @@ def _main_pages(number: str, worker: str) -> list[str]:
         f"/console/workers/{worker}",
         "/console/worklist",
         "/console/escalations",
+        "/console/quality",
     ]
 
 
@@ -260,6 +271,8 @@ def test_the_main_pages_fit_a_phone(live: Live, page: Page) -> None:
     page.get_by_role("button", name="Take next caller").click()
     expect(page).to_have_url(re.compile(r"/console/callers/\d+\?call=" + CALL_SID))
     fits(page, "caller's screen")
+    assert unnamed_controls(page) == []
+    assert too_faint(page) == []
     shoot(page, "43-caller-phone")
     for path, name in (
         ("/console/queue", "live queue"),
@@ -295,3 +308,10 @@ def test_an_agency_marks_its_workers_unavailable_in_bulk_and_is_told_what_could_
     expect(marked.locator("#not-changed")).to_have_text("Sunita Devi: already so")
     expect(page.get_by_role("row", name=re.compile("Ramesh Kumar"))).to_contain_text("Busy")
     shoot(page, "45-agency-bulk-unavailable")
+
+    page.get_by_role("button", name="हिन्दी").click()
+    page.get_by_label("चुनें: Ramesh Kumar").check()
+    page.get_by_role("button", name="उपलब्ध करें", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="उपलब्ध चिह्नित")).to_contain_text("Ramesh Kumar")
+    expect(page.get_by_role("link", name="मुख्य सामग्री पर जाएँ")).to_be_attached()
+    shoot(page, "46-agency-bulk-available-hindi")
