@@ -12,10 +12,21 @@ from storage.models import Worker
 AGENCY, OTHER = 7, 8
 
 
-def worker(**changes: object) -> Worker:
-    fields: dict[str, object] = {"name": "Ramesh", "phone": "+919800000001", "pincode": "226001"}
-    fields.update({"provider_id": AGENCY, "available": False, "active": True, **changes})
-    return Worker(**fields)
+def worker(
+    *, provider_id: int | None = AGENCY, available: bool = False, active: bool = True, suspended: bool = False
+) -> Worker:
+    return Worker(
+        name="Ramesh",
+        phone="+919800000001",
+        pincode="226001",
+        district="LUCKNOW",
+        latitude=26.85,
+        longitude=80.95,
+        provider_id=provider_id,
+        available=available,
+        active=active,
+        suspended_at=datetime(2026, 12, 1, tzinfo=UTC) if suspended else None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -27,8 +38,8 @@ def worker(**changes: object) -> Worker:
         (worker(provider_id=None), True, AGENCY, NotChanged.NOT_YOURS),  # the helpline's own, not an agency's
         (None, True, AGENCY, NotChanged.NOT_YOURS),
         (None, True, None, NotChanged.NOT_YOURS),
-        (worker(suspended_at=datetime(2026, 12, 1, tzinfo=UTC)), True, AGENCY, NotChanged.SUSPENDED),
-        (worker(suspended_at=datetime(2026, 12, 1, tzinfo=UTC), available=True), False, AGENCY, None),
+        (worker(suspended=True), True, AGENCY, NotChanged.SUSPENDED),
+        (worker(suspended=True, available=True), False, AGENCY, None),
         (worker(active=False), True, AGENCY, NotChanged.INACTIVE),
         (worker(active=False, available=True), False, AGENCY, None),  # making busy is always allowed
         (worker(available=True), True, AGENCY, NotChanged.ALREADY),
