@@ -15,21 +15,28 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from callcentre.rooms import room_of
 from storage import agents, roomrecording
 from storage.audit import AuditAction, record
 from storage.db import session_scope
 from storage.models import Recording, RecordingKind, User
 from telephony.call import Recording as Made
-from telephony.port import GatewayError, Telephony
+from telephony.port import CallControl, GatewayError
 
 log = logging.getLogger(__name__)
 MAX_SECONDS = 24 * 3600
 CALLBACK_PATH = "/agent/recorded"  # under the platform's voice webhooks (/<platform>/voice)
 
 
+def report_query(call_sid: str, user_id: int) -> str:
+    """The query string naming the agent's call with this caller, on the webhook the platform posts a
+    recording of it to (`CALLBACK_PATH`, or Plivo's room callback)."""
+    return f"agent={user_id}&call={call_sid}"
+
+
 def callback_path(call_sid: str, user_id: int) -> str:
     """Under the voice webhooks: where the platform posts a recording of this agent's call with this caller."""
-    return f"{CALLBACK_PATH}?agent={user_id}&call={call_sid}"
+    return f"{CALLBACK_PATH}?{report_query(call_sid, user_id)}"
 
 
 class Refused(StrEnum):
@@ -79,7 +86,7 @@ def holds(connection: redis.Redis, user_id: int, call_sid: str) -> bool:
 
 
 def pause(
-    connection: redis.Redis, engine: sa.Engine, telephony: Telephony, user_id: int, call_sid: str
+    connection: redis.Redis, engine: sa.Engine, control: CallControl, user_id: int, call_sid: str
 ) -> Refused | None:
     """The agent pauses the recording of their call; refused on a call they do not hold."""
     refused = _check(connection, user_id, call_sid)
@@ -87,7 +94,7 @@ def pause(
         refused = Refused.PAUSED_ALREADY
     if refused is None:
         try:
-            telephony.pause_recording(call_sid)
+            control.pause_recording(room_of(call_sid))
         except GatewayError as error:
             log.warning("could not pause the recording of %s: %s", call_sid, error)
             roomrecording.mark_recording(connection, call_sid)
@@ -99,7 +106,7 @@ def pause(
 def resume(
     connection: redis.Redis,
     engine: sa.Engine,
-    telephony: Telephony,
+    control: CallControl,
     user_id: int,
     call_sid: str,
     recording_callback: str,
@@ -110,7 +117,7 @@ def resume(
         refused = Refused.NOT_PAUSED
     if refused is None:
         try:
-            telephony.resume_recording(call_sid, recording_callback=recording_callback)
+            control.resume_recording(room_of(call_sid), recording_callback=recording_callback)
         except GatewayError as error:
             log.warning("could not resume the recording of %s: %s", call_sid, error)
             roomrecording.mark_paused(connection, call_sid, user_id)

@@ -13,6 +13,8 @@ from console import (
     agent,
     auth,
     breaches,
+    call_controls,
+    callbacks,
     callers,
     calls,
     csrf,
@@ -69,8 +71,9 @@ _PARTS = (
     auth,
     agent,
     queue,
+    callbacks,
     callers,
-    calls,
+    call_controls,
     requests,
     recordings,
     workers,
@@ -79,6 +82,7 @@ _PARTS = (
     escalations,
     dashboard,
     quality,
+    calls,
     reports,
     users,
     data_requests,
@@ -97,7 +101,8 @@ def init_app(app: Flask) -> None:
         csrf_token=csrf.token,
         agent_desk=agent.context,
         clock_time=agent.clock_time,
-        call_recording=calls.controls,
+        call_controls=call_controls.controls,
+        wrap_up_form=agent.wrap_up_form,
     )
     present.init_app(app)
 

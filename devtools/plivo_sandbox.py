@@ -11,6 +11,16 @@ It answers the two requests the gateway makes, as Plivo documents them:
   `from`, `to`, `answer_url`, `answer_method`, `hangup_url`, `ring_timeout`; answered 201 with
   `request_uuid`.
 
+Live calls and conference rooms, for the console (`telephony.port.CallControl`), each request
+recorded (`control`) with `action`, `call`, `room`, `member` and `params`:
+
+- Transfer a call, `POST /v1/Account/{auth_id}/Call/{uuid}/` with `legs` (aleg) and `aleg_url`
+  (plivo.com/docs/voice/api/call/transfer-a-call): answered 202; the move waits in `moved(call)`
+  for the simulated call to take it.
+- A conference member muted, made deaf, or played audio (`url`), `POST` (undone by `DELETE`)
+  `/v1/Account/{auth_id}/Conference/{name}/Member/{member_id}/Mute/`, `/Deaf/`, `/Play/`
+  (plivo.com/docs/voice/api/conference/member/…): answered 202 (`DELETE`: 204).
+
 Recordings a simulated caller made at a <Record> (plivo.com/docs/voice/xml/record: the action gets
 RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
 `GET /v1/Account/{auth_id}/Recording/{id}.mp3`, and deleted by the SDK's `recordings.delete`,
@@ -18,11 +28,10 @@ RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
 204); each fetch and delete is recorded, as on the Twilio sandbox.
 
 An agent's call recorded in a conference room is paused and resumed by stopping and starting the
-room's recording (plivo.com/docs/voice/api/conference/record-conference): `POST
-/v1/Account/{auth_id}/Conference/{name}/Record/` (`file_format`, `callback_url`, `callback_method`)
-answered 202 with the recording's `url`, and `DELETE` on the same path answered 204; a room not in
-progress (the sandbox knows those a test opened, `open_room`) is 404. Each is recorded
-(`conference_requests`).
+room's recording (plivo.com/docs/voice/api/conference/record-conference), as the live-call control
+above: `POST /v1/Account/{auth_id}/Conference/{name}/Record/` (`file_format`, `callback_url`,
+`callback_method`) answered 202 with the recording's `url` (`action` "room.record"), and `DELETE`
+on the same path answered 204 ("room.record.stop").
 
 Errors have Plivo's shape, `{"api_id": …, "error": …}`, with the HTTP statuses Plivo documents
 (plivo.com/docs/messaging/api/response: 400 a parameter missing or invalid, 401 authentication
@@ -66,6 +75,10 @@ SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
 DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
 CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED}
 ROOM_RECORD_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]{1,100})/Record/$")
+CALL_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Call/(?P<call>[0-9a-f-]{36})/$")
+MEMBER_PATH = re.compile(
+    r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]{1,100})/Member/(?P<member>[0-9]{1,11})/(?P<what>Mute|Deaf|Play)/$"
+)
 RECORDING_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Recording/(?P<recording>[0-9a-f-]{36})(?:/|\.mp3|\.wav)$")
 
 
@@ -178,47 +191,85 @@ class PlivoSandbox(TwilioSandbox):
         self._record(RECORDS[resource], {**record, "params": form, "received_at": datetime.now(UTC).isoformat()})
         return answer
 
-    def handle_room_recording(
-        self, method: str, account: str, room: str, authorization: str, form: dict[str, Any]
+    def handle_control(
+        self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, Any]
     ) -> dict[str, Any]:
-        """A room's recording started (POST: 202 with its URL) or stopped (DELETE: 204)."""
+        """A transfer, a member's change or a room's recording started or stopped, as Plivo answers
+        it; recorded."""
         fault = self._next_fault()
         if fault and fault.status:
+            with self._changed:
+                self.refused += 1
             raise PlivoRefusal(fault.status, f"injected failure ({fault.status})")
         if not self._authenticated(authorization):
             raise PlivoRefusal(HTTPStatus.UNAUTHORIZED, "authentication failed")
-        if account != self.account_sid or room not in self._rooms:
-            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "conference not found")
-        self._record("Conferences", {"method": method, "room": room, "params": form})
-        if method == "DELETE":
-            return {}
-        recording_id = str(uuid.uuid4())
-        url = f"{self.base_url}/v1/Account/{account}/Recording/{recording_id}.mp3"
-        return {"api_id": str(uuid.uuid4()), "message": "conference recording started", "url": url}
+        if account_sid != self.account_sid:
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "not found")
+        if action == "call.transfer":
+            if form.get("legs", "aleg") != "aleg" or not form.get("aleg_url"):
+                raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "aleg_url is required to transfer the aleg")
+            with self._changed:
+                self._moves[ids["call"]] = str(form["aleg_url"])
+        if action == "member.play" and not form.get("url"):
+            raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "url is a required parameter")
+        record = {"action": action, "call": ids.get("call"), "room": ids.get("room"), "member": ids.get("member")}
+        self._record("Control", {**record, "params": form})
+        if action == "room.record":
+            recording_id = str(uuid.uuid4())
+            url = f"{self.base_url}/v1/Account/{account_sid}/Recording/{recording_id}.mp3"
+            return {"api_id": str(uuid.uuid4()), "message": "conference recording started", "url": url}
+        return {"api_id": str(uuid.uuid4()), "message": f"{action} done", "member_id": [ids.get("member")]}
 
 
 class _PlivoHandler(_SandboxHandler):
     server_version = "PlivoSandbox/1"
 
-    def do_DELETE(self) -> None:
-        room = ROOM_RECORD_PATH.match(urlsplit(self.path).path)
-        if room is None:
-            super().do_DELETE()
-            return
-        self._room_recording("DELETE", room["account"], room["room"])
-
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
-        room = ROOM_RECORD_PATH.match(path)
-        if room:
-            self._room_recording("POST", room["account"], room["room"])
-        elif api:
+        if self._live("POST", path):
+            return
+        if api:
             self._plivo(api["account"], api["resource"])
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
         else:
             self._send_json(HTTPStatus.NOT_FOUND, PlivoRefusal(HTTPStatus.NOT_FOUND, "not found").payload())
+
+    def do_DELETE(self) -> None:
+        if not self._live("DELETE", urlsplit(self.path).path):
+            super().do_DELETE()
+
+    def _live(self, method: str, path: str) -> bool:
+        """A transfer, a member's change or a room's recording, when `path` names one."""
+        call, member, room = CALL_PATH.match(path), MEMBER_PATH.match(path), ROOM_RECORD_PATH.match(path)
+        if call and method == "POST":
+            account, action, ids = call["account"], "call.transfer", {"call": call["call"]}
+        elif room:
+            account, ids = room["account"], {"room": room["room"]}
+            action = "room.record" + ("" if method == "POST" else ".stop")
+        elif member:
+            account, ids = member["account"], {"room": member["room"], "member": member["member"]}
+            action = f"member.{member['what'].lower()}" + ("" if method == "POST" else ".stop")
+        else:
+            return False
+        try:
+            body = json.loads(self._body() or b"{}")
+            form = body if isinstance(body, dict) else {}
+            sandbox = self.server.sandbox
+            answer = sandbox.handle_control(account, action, ids, self.headers.get("Authorization", ""), form)
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        except ValueError:
+            self._send_json(HTTPStatus.BAD_REQUEST, PlivoRefusal(HTTPStatus.BAD_REQUEST, "invalid JSON").payload())
+        else:
+            if method == "DELETE":
+                self.send_response(HTTPStatus.NO_CONTENT)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self._send_json(HTTPStatus.ACCEPTED, answer)
+        return True
 
     def _plivo(self, account: str, resource: str) -> None:
         """The SDK posts JSON bodies."""
@@ -233,27 +284,6 @@ class _PlivoHandler(_SandboxHandler):
             self._send_json(refusal.status, refusal.payload())
         else:
             self._send_json(CREATED[resource], answer)
-
-    def _room_recording(self, method: str, account: str, room: str) -> None:
-        """The SDK sends a JSON body with both (empty for DELETE)."""
-        sandbox = self.server.sandbox
-        assert isinstance(sandbox, PlivoSandbox)
-        try:
-            form = json.loads(self._body() or b"{}")
-            if not isinstance(form, dict):
-                raise ValueError("not an object")
-            answer = sandbox.handle_room_recording(method, account, room, self.headers.get("Authorization", ""), form)
-        except ValueError:
-            self._send_json(HTTPStatus.BAD_REQUEST, PlivoRefusal(HTTPStatus.BAD_REQUEST, "invalid JSON").payload())
-        except SandboxRefusal as refusal:
-            self._send_json(refusal.status, refusal.payload())
-        else:
-            if method == "DELETE":
-                self.send_response(HTTPStatus.NO_CONTENT)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            else:
-                self._send_json(HTTPStatus.ACCEPTED, answer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,10 +15,16 @@ The rules simulated, from Plivo's documentation:
   `numDigits` 99, `retries` 1 (rounds of prompts and waiting), `redirect` true; the keys go to
   `action` (without the finish key); **with no input Plivo goes on to the next element**.
 - Conference (plivo.com/docs/voice/xml/conference): the call joins the named room and talks until the
-  room ends (endConferenceOnExit), then goes on with the next element. One leg is simulated at a
-  time: the other member is whoever the helpline put in that room. A member with `record` true and
-  a `callbackUrl` has the room recorded (`recordFileFormat` mp3): its callbackUrl is posted the
-  room's event ConferenceAction "record" with ConferenceName, RecordUrl and RecordingID.
+  room ends (endConferenceOnExit) or the call is transferred out of it, then goes on with the next
+  element. One leg is simulated at a time: the other member is whoever the helpline put in that
+  room. With `callbackUrl`, Plivo posts when the member enters and leaves
+  (plivo.com/docs/voice/detailed-reference/xml/conference/using-callback-url): ConferenceAction
+  (enter, exit), ConferenceName, ConferenceUUID, ConferenceMemberID and CallUUID. A member with
+  `record` true has the room recorded (`recordFileFormat` mp3): when the room ends its callbackUrl
+  is posted the event ConferenceAction "record" with ConferenceName, RecordUrl and RecordingID.
+- A call transferred by the REST API (plivo.com/docs/voice/api/call/transfer-a-call, `aleg_url`):
+  `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it is doing at
+  its next step (the next document, a room) and requests the new URL.
 - Dial with a Number (plivo.com/docs/voice/xml/dial, and the parameters it sends its action:
   plivo.com/docs/voice/use-cases/dial-status-reporting): the number (digits, no '+') rings showing
   `callerId`; the dialled phone (`CallSetup.callee`) answers, rings out after `timeout`, is busy or
@@ -62,7 +68,6 @@ from devtools.simulator import (
     PLAY_SECONDS,
     SAY_CHARS_PER_SECOND,
     SILENCE,
-    Bridged,
     CallSetup,
     CallSimulator,
     Dialed,
@@ -162,7 +167,7 @@ class _PlivoCall(_Call):
             return None
         handler = {"GetDigits": self._get_digits, "Redirect": self._plivo_redirect, "Hangup": self._plivo_hangup}
         if verb.tag == "Conference":
-            return (yield from self._conference(verb))
+            return (yield from self._plivo_conference(verb))
         if verb.tag == "Dial":
             return (yield from self._recorded_dial(verb))
         if verb.tag in handler:
@@ -244,26 +249,32 @@ class _PlivoCall(_Call):
             yield from self._hang_up_then("caller", fetch)
         return fetch
 
-    def _conference(self, verb: ElementTree.Element) -> _Io[_Outcome]:
+    def _plivo_conference(self, verb: ElementTree.Element) -> _Io[_Outcome]:
         """The call joins the room and talks (the simulator has one leg: whoever else is in the room,
-        as the helpline arranged it, talks with it) until the room ends; then the next element. A room
-        this member records (`record`) posts its recording to `callbackUrl` (POST by `callbackMethod`),
-        ConferenceAction "record", with RecordUrl and RecordingID; other room events are not simulated."""
+        as the helpline arranged it, talks with it) until the room ends or it is moved out; then the
+        next element, or the document it was moved to. Its callbackUrl hears it enter and leave, and,
+        when this member records the room (`record`), the room's recording (ConferenceAction "record")."""
         room = _text(verb)
         self._emit(Dialed(room, "conference"))
-        self._emit(Bridged())
-        self._pass(AGENT_TALK_SECONDS, heard=True)
         if verb.get("action"):
             self._emit(Failure(None, "Conference action is real Plivo XML but not simulated"))
         callback = verb.get("callbackUrl")
+        member = {"ConferenceName": room, "ConferenceUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, room))}
+        member |= {"ConferenceMemberID": str(secrets.randbelow(10**6) + 1)}
+        method = verb.get("callbackMethod", "POST").upper()
+        if callback:
+            url = self._absolute(callback, "Conference callbackUrl")
+            yield from self._notify(_Fetch(url, method, {**member, "ConferenceAction": "enter"}))
+        moved = self.in_room()
+        if callback:
+            yield from self._notify(_Fetch(url, method, {**member, "ConferenceAction": "exit"}))
         if callback and verb.get("record", "false").lower() == "true":
             recording_id = str(uuid.uuid4())
-            url = f"{self.sim.media_url.rstrip('/')}/v1/Account/{self.sim.account_sid}/Recording/{recording_id}.mp3"
-            made = {"ConferenceAction": "record", "ConferenceName": room, "ConferenceUUID": str(uuid.uuid4())}
-            made |= {"RecordUrl": url, "RecordingID": recording_id, "RecordingDuration": str(AGENT_TALK_SECONDS)}
-            url = self._absolute(callback, "Conference callbackUrl")
-            yield from self._notify(_Fetch(url, verb.get("callbackMethod", "POST").upper(), made))
-        return None
+            media = f"{self.sim.media_url.rstrip('/')}/v1/Account/{self.sim.account_sid}/Recording/{recording_id}.mp3"
+            made = {"ConferenceAction": "record", "ConferenceName": room, "ConferenceUUID": member["ConferenceUUID"]}
+            made |= {"RecordUrl": media, "RecordingID": recording_id, "RecordingDuration": str(AGENT_TALK_SECONDS)}
+            yield from self._notify(_Fetch(url, method, made))
+        return moved
 
     def _recorded_dial(self, verb: ElementTree.Element) -> _Io[_Outcome]:
         """A Dial; when a Record with startOnDialAnswer came before it and the dialled phone answered,

@@ -5,6 +5,14 @@ It answers the two calls the gateway makes (Messages.json, Calls.json) the way T
 with Twilio's JSON, 400/401 with Twilio's error JSON), records each accepted message and call, and
 can be told to fail or stall the next requests, or to fail every request for a while.
 
+It also runs the live-call control the console uses (`telephony.port.CallControl`), recording each
+request (`control`): a call moved to new TwiML, `POST …/Calls/{CA}.json` with `Url`
+(twilio.com/docs/voice/api/call-resource#update-a-call-resource; the move waits in `moved(call)` for
+the simulated call to take it); the conferences in progress read by `FriendlyName`, `GET
+…/Conferences.json` (twilio.com/docs/voice/api/conference-resource: every room named is in progress
+here, its sid made from its name); a participant held (`Hold`, `HoldUrl`) or muted (`Muted`), `POST
+…/Conferences/{CF}/Participants/{CA}.json` (twilio.com/docs/voice/api/conference-participant-resource).
+
 It also holds the recordings a simulated caller made at a <Record> (twilio.com/docs/voice/twiml/record:
 the action gets RecordingSid, RecordingUrl, RecordingDuration): their media is served at the
 RecordingUrl, `GET /2010-04-01/Accounts/{AC}/Recordings/{RE}` (.mp3/.wav, as Twilio serves it), and
@@ -13,12 +21,11 @@ deleted by `DELETE …/Recordings/{RE}.json` (twilio.com/docs/voice/api/recordin
 processes read it over HTTP under `/_sandbox/`.
 
 An agent's call recorded in a conference room is paused and resumed through the Conference Recording
-resource (twilio.com/docs/voice/api/conference-recording-resource): the room in progress is found by
-`GET …/Conferences.json?FriendlyName=…&Status=in-progress` (twilio.com/docs/voice/api/conference-resource:
-a page of `conferences`), then `POST …/Conferences/{CF}/Recordings/Twilio.CURRENT.json` with
-`Status` paused or in-progress and `PauseBehavior` (skip, silence) is answered 200 with the recording.
-The sandbox knows the rooms a test opened (`open_room`; another is not in progress: an empty page, and
-404 for its recordings) and records each request (`conference_requests`).
+resource (twilio.com/docs/voice/api/conference-recording-resource), as the same live-call control:
+the room found by `FriendlyName` as above, then `POST …/Conferences/{CF}/Recordings/Twilio.CURRENT.json`
+with `Status` paused or in-progress and `PauseBehavior` (skip, silence) is answered 200 with the
+recording (404 for a conference never listed, 400 for another Status), recorded in `control`
+("recording.update").
 
 It listens on loopback only: it holds citizens' numbers and has no real security.
 
@@ -32,6 +39,7 @@ import base64
 import binascii
 import email.utils
 import functools
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -59,7 +67,6 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
 ACCOUNT_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<resource>Messages|Calls)\.json$")
-CONFERENCES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences\.json$")
 CONFERENCE_RECORDING_PATH = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences/(?P<conference>CF[0-9a-f]{{32}})"
     r"/Recordings/(?P<recording>Twilio\.CURRENT|RE[0-9a-f]{32})\.json$"
@@ -67,6 +74,12 @@ CONFERENCE_RECORDING_PATH = re.compile(
 RECORDING_STATUSES = frozenset({"paused", "in-progress", "stopped"})
 RECORDING_PATH = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})(?P<ext>\.json|\.mp3|\.wav)?$"
+)
+CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls/(?P<call>CA[0-9a-fA-F]{{32}})\.json$")
+CONFERENCES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences\.json$")
+PARTICIPANT_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences/(?P<conference>CF[0-9a-f]{{32}})"
+    rf"/Participants/(?P<call>CA[0-9a-fA-F]{{32}})\.json$"
 )
 # What a recording's media is in the sandbox: a few bytes with an MP3 frame header, not a person's voice.
 RECORDING_AUDIO = b"\xff\xfb\x90\x00" + b"\x00" * 412
@@ -253,6 +266,10 @@ def _call_resource(account_sid: str, form: dict[str, str], now: datetime) -> dic
     }
 
 
+def _conference_sid(room: str) -> str:
+    return "CF" + hashlib.md5(room.encode(), usedforsecurity=False).hexdigest()
+
+
 def _message_record(resource: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
     return {**resource, "status_callback": form.get("StatusCallback"), "params": form}
 
@@ -287,9 +304,9 @@ class TwilioSandbox:
         self.auth_token = auth_token
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": []}
-        self._records["Conferences"] = []
-        self._rooms: dict[str, str] = {}  # a room in progress: its name → its conference sid
+        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": [], "Control": []}
+        self._rooms: dict[str, str] = {}  # a conference's sid → its room, as listed
+        self._moves: dict[str, str] = {}  # call → the URL it was moved to, until the simulated call takes it
         self._deleted_recordings: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
@@ -357,60 +374,75 @@ class TwilioSandbox:
             return list(self._records["Recordings"])
 
     @property
-    def conference_requests(self) -> list[dict[str, Any]]:
-        """Every request about a room's recording: method, room, and what was asked (Status, …)."""
+    def control(self) -> list[dict[str, Any]]:
+        """Every accepted request on a live call or room: `action` ("call.update", "conference.list",
+        "participant.update", "recording.update"), `call`, `room`, and the form (`params`)."""
         with self._changed:
-            return list(self._records["Conferences"])
+            return list(self._records["Control"])
 
-    # -- conference rooms --------------------------------------------------------------------------
-
-    def open_room(self, name: str) -> str:
-        """A conference room in progress (as the platform's rooms are while two calls talk in them):
-        its sid, which the REST API finds by its name."""
+    def moved(self, call_sid: str) -> str | None:
+        """The URL a live call was moved to by REST since it last asked, if any (taken once)."""
         with self._changed:
-            return self._rooms.setdefault(name, "CF" + uuid.uuid4().hex)
+            return self._moves.pop(call_sid, None)
 
-    def handle_conferences(self, account: str, authorization: str, query: dict[str, str]) -> dict[str, Any]:
-        """The rooms named FriendlyName (and in progress, the only status the sandbox knows)."""
-        self._check_api(account, authorization)
-        name = query.get("FriendlyName", "")
-        with self._changed:
-            sid = self._rooms.get(name) if query.get("Status", "in-progress") == "in-progress" else None
-        self._record("Conferences", {"method": "GET", "room": name, "found": sid is not None})
-        found = [{"sid": sid, "friendly_name": name, "status": "in-progress", "account_sid": account}] if sid else []
-        uri = f"/{API_VERSION}/Accounts/{account}/Conferences.json"
-        return {"conferences": found, "page": 0, "page_size": 50, "first_page_uri": uri, "next_page_uri": None}
-
-    def handle_conference_recording(
-        self, account: str, conference: str, recording: str, authorization: str, form: dict[str, str]
+    def handle_control(
+        self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, str]
     ) -> dict[str, Any]:
-        """A room's recording paused or resumed: 200 with the recording, 404 for a room not in progress."""
-        self._check_api(account, authorization)
-        status = form.get("Status", "")
-        if status not in RECORDING_STATUSES:
-            raise SandboxRefusal(HTTPStatus.BAD_REQUEST, CALL_INVALID, f"Invalid Status: {status[:40]!r}")
-        with self._changed:
-            room = next((name for name, sid in self._rooms.items() if sid == conference), None)
-        if room is None:
-            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The conference {conference} was not found")
-        record = {"method": "POST", "room": room, "conference_sid": conference, "recording": recording}
-        self._record("Conferences", {**record, "status": status, "pause_behavior": form.get("PauseBehavior")})
-        sid = recording if recording.startswith("RE") else "RE" + uuid.uuid4().hex
-        return {"sid": sid, "conference_sid": conference, "account_sid": account, "status": status}
-
-    def _check_api(self, account: str, authorization: str) -> None:
-        """What every API request meets first: injected faults, then the credentials and the account."""
+        """One live-call request: faults, credentials and account as for the others, then recorded."""
         fault = self._next_fault()
-        if fault and fault.delay and self._stopping.wait(fault.delay):
-            raise SandboxRefusal(HTTPStatus.SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE, "The sandbox is stopping.")
         if fault and fault.status:
             with self._changed:
                 self.refused += 1
-            raise SandboxRefusal(fault.status, CODE_FOR_STATUS.get(fault.status, fault.status), "Injected failure.")
+            raise SandboxRefusal(
+                fault.status, CODE_FOR_STATUS.get(fault.status, fault.status), f"Injected failure ({fault.status})."
+            )
         if not self._authenticated(authorization):
             raise SandboxRefusal(HTTPStatus.UNAUTHORIZED, AUTHENTICATE, "Authenticate")
-        if account != self.account_sid:
-            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The account {account} was not found")
+        if account_sid != self.account_sid:
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The account {account_sid} was not found")
+        room = ids.get("room") or self._rooms.get(ids.get("conference", ""), "")
+        if action == "recording.update":
+            return self._room_recording(account_sid, ids, room, form)
+        if action == "call.update":
+            if not form.get("Url") and not form.get("Twiml") and not form.get("Status"):
+                raise SandboxRefusal(
+                    HTTPStatus.BAD_REQUEST, CALL_URL_MISSING, "A 'Url' or 'Twiml' parameter is required."
+                )
+            with self._changed:
+                if form.get("Url"):
+                    self._moves[ids["call"]] = form["Url"]
+        self._record("Control", {"action": action, "call": ids.get("call"), "room": room, "params": form})
+        now = _rfc2822(datetime.now(UTC))
+        if action == "conference.list":
+            with self._changed:
+                self._rooms[_conference_sid(room)] = room
+            found = [
+                {"sid": _conference_sid(room), "friendly_name": room, "status": "in-progress", "date_created": now}
+            ]
+            return {"conferences": found if room else [], "page": 0, "page_size": 50, "next_page_uri": None, "uri": "/"}
+        if action == "participant.update":
+            hold, muted = form.get("Hold", "false") == "true", form.get("Muted", "false") == "true"
+            return {
+                "call_sid": ids["call"],
+                "conference_sid": ids["conference"],
+                "hold": hold,
+                "muted": muted,
+                "status": "connected",
+            }
+        return {"sid": ids["call"], "status": "in-progress", "account_sid": account_sid, "date_updated": now}
+
+    def _room_recording(self, account_sid: str, ids: dict[str, str], room: str, form: dict[str, str]) -> dict[str, Any]:
+        """A room's recording paused or resumed: 200 with the recording; 404 for a conference not
+        listed (not in progress), 400 for a Status Twilio does not take."""
+        status = form.get("Status", "")
+        if status not in RECORDING_STATUSES:
+            raise SandboxRefusal(HTTPStatus.BAD_REQUEST, CALL_INVALID, f"Invalid Status: {status[:40]!r}")
+        if not room:
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The conference {ids['conference']} was not found")
+        recording = ids["recording"]
+        self._record("Control", {"action": "recording.update", "call": None, "room": room, "params": form})
+        sid = recording if recording.startswith("RE") else "RE" + uuid.uuid4().hex
+        return {"sid": sid, "conference_sid": ids["conference"], "account_sid": account_sid, "status": status}
 
     # -- recordings --------------------------------------------------------------------------------
 
@@ -464,6 +496,7 @@ class TwilioSandbox:
             for records in self._records.values():
                 records.clear()
             self._faults.clear()
+            self._moves.clear()
             self._rooms.clear()
 
     # -- fault injection ---------------------------------------------------------------------------
@@ -473,6 +506,12 @@ class TwilioSandbox:
         if not HTTPStatus.BAD_REQUEST <= status < 600:
             raise ValueError(f"a failure needs an error status (400-599), not {status}")
         self._add_faults(n, Fault(status=int(status)))
+
+    def fail_after(self, ok: int, status: int = HTTPStatus.INTERNAL_SERVER_ERROR) -> None:
+        """Let the next `ok` API requests through, then answer one with `status` (a failure midway
+        through several requests)."""
+        self._add_faults(ok, Fault())
+        self.fail_next(1, status)
 
     def delay_next(self, n: int, seconds: float) -> None:
         """Stall the next `n` API requests, then handle them: Twilio too may send what a client gave up on."""
@@ -586,15 +625,18 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
-        room = CONFERENCE_RECORDING_PATH.match(path)
+        call, participant = CALL_PATH.match(path), PARTICIPANT_PATH.match(path)
+        room_recording = CONFERENCE_RECORDING_PATH.match(path)
         if api:
             self._api(api["account"], api["resource"])
-        elif room:
-            self._answer(
-                lambda sandbox, form: sandbox.handle_conference_recording(
-                    room["account"], room["conference"], room["recording"], self.headers.get("Authorization", ""), form
-                )
-            )
+        elif call:
+            self._control(call["account"], "call.update", {"call": call["call"]})
+        elif participant:
+            ids = {"call": participant["call"], "conference": participant["conference"]}
+            self._control(participant["account"], "participant.update", ids)
+        elif room_recording:
+            ids = {"conference": room_recording["conference"], "recording": room_recording["recording"]}
+            self._control(room_recording["account"], "recording.update", ids)
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
         else:
@@ -605,18 +647,13 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         path = split.path
         listings = {f"{SANDBOX_PREFIX}/messages": "messages", f"{SANDBOX_PREFIX}/calls": "calls"}
         listings[f"{SANDBOX_PREFIX}/recordings"] = "recording_requests"
-        listings[f"{SANDBOX_PREFIX}/conferences"] = "conference_requests"
+        listings[f"{SANDBOX_PREFIX}/control"] = "control"
         if self._recording("GET", path):
             return
-        rooms = CONFERENCES_PATH.match(path)
-        if rooms:
-            query = dict(parse_qsl(split.query, keep_blank_values=True))
-            self._answer(
-                lambda sandbox, _form: sandbox.handle_conferences(
-                    rooms["account"], self.headers.get("Authorization", ""), query
-                ),
-                status=HTTPStatus.OK,
-            )
+        conferences = CONFERENCES_PATH.match(path)
+        if conferences:
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            self._control(conferences["account"], "conference.list", {"room": query.get("FriendlyName", "")}, query)
             return
         if path in listings:
             self._send_json(HTTPStatus.OK, getattr(self.server.sandbox, listings[path]))
@@ -670,17 +707,17 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         else:
             self._send_json(HTTPStatus.CREATED, answer)
 
-    def _answer(
-        self, handle: Callable[[TwilioSandbox, dict[str, str]], dict[str, Any]], status: int = HTTPStatus.OK
-    ) -> None:
-        """A request of the API answered by `handle` (its form read from the body), or refused."""
-        form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
+    def _control(self, account: str, action: str, ids: dict[str, str], form: dict[str, str] | None = None) -> None:
+        if form is None:
+            form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
         try:
-            answer = handle(self.server.sandbox, form)
+            answer = self.server.sandbox.handle_control(
+                account, action, ids, self.headers.get("Authorization", ""), form
+            )
         except SandboxRefusal as refusal:
             self._send_json(refusal.status, refusal.payload())
         else:
-            self._send_json(status, answer)
+            self._send_json(HTTPStatus.OK, answer)
 
     def _faults(self) -> None:
         try:

@@ -169,13 +169,17 @@ class DialNumber:
 @dataclass(frozen=True)
 class Conference:
     """Join the call to the conference room `room`, ended when either call leaves it: how an agent is
-    bridged with a caller where the platform has no queue verbs (both join the caller's room). The
-    call goes on with the next instruction when the room ends. Recorded (`record`), the room is
-    recorded from its start and each recording, once ready, is posted to `recording_callback`: the
-    member who opens the room (the agent's leg) carries it, as the platforms take a room's recording
-    from the member who starts it."""
+    bridged with a caller on every platform (both join the caller's room). The
+    call goes on with the next instruction when the room ends. `callback` hears its members enter
+    and leave where the platform names members by an id of its own (Plivo's callbackUrl, with
+    ConferenceMemberID); Twilio names a participant by its CallSid, and needs none. Recorded
+    (`record`), the room is recorded from its start and each recording, once ready, is posted to
+    `recording_callback` (Twilio's recordingStatusCallback; Plivo has one callbackUrl for a room, and
+    posts it to `callback` as a ConferenceAction "record" event): the member who opens the room (the
+    agent's leg) carries it, as the platforms take a room's recording from the member who starts it."""
 
     room: str
+    callback: str | None = None
     record: bool = False
     recording_callback: str | None = None  # where the platform posts the room's recording(s) when ready
 

@@ -36,16 +36,6 @@ class Telephony(Protocol):
         self, to: str, url: str, *, status_callback: str | None = None, timeout: int = DEFAULT_RING_TIMEOUT
     ) -> str: ...
 
-    def pause_recording(self, room: str) -> None:
-        """Stop recording the conference room `room` for now (an agent's call, while the caller says
-        what must not be kept): what is said until it is resumed is not in the recording."""
-        ...
-
-    def resume_recording(self, room: str, *, recording_callback: str) -> None:
-        """Record the room again: Twilio goes on with the same recording; Plivo starts a new one,
-        posted to `recording_callback` (a fully qualified URL) when it is ready."""
-        ...
-
 
 class RecordingStore(Protocol):
     """The recordings a platform keeps of what callers said (the spoken address): fetched for an
@@ -67,3 +57,32 @@ MAX_RECORDING_BYTES = 8 << 20  # a 30-second recording is well under 1 MB; more 
 def is_retryable_status(status: int) -> bool:
     """5xx, 408 and 429 may succeed later; any other 4xx (bad number, bad credentials) fails again."""
     return status >= 500 or status in RETRYABLE_CLIENT_STATUSES
+
+
+class CallControl(Protocol):
+    """A live call moved and an agent's conference room run by the platform's REST API: the caller
+    put in a room at once, held with music, an agent muted, the room's recording paused and resumed.
+    `member` is the platform's name for a call in a room: Twilio's CallSid, Plivo's
+    ConferenceMemberID. Each raises GatewayError."""
+
+    def redirect_call(self, call_id: str, url: str) -> None:
+        """The call leaves what it is doing (a queue, a room) and runs the document at `url` now."""
+        ...
+
+    def hold_member(self, room: str, member: str, hold: bool, music_url: str) -> None:
+        """`hold`: the member hears `music_url` and nobody hears them; False: back in the room."""
+        ...
+
+    def mute_member(self, room: str, member: str, muted: bool) -> None:
+        """`muted`: the room no longer hears the member (they still hear it); False: heard again."""
+        ...
+
+    def pause_recording(self, room: str) -> None:
+        """Stop recording the conference room `room` for now (an agent's call, while the caller says
+        what must not be kept): what is said until it is resumed is not in the recording."""
+        ...
+
+    def resume_recording(self, room: str, *, recording_callback: str) -> None:
+        """Record the room again: Twilio goes on with the same recording; Plivo starts a new one,
+        posted to `recording_callback` (a fully qualified URL) when it is ready."""
+        ...

@@ -213,16 +213,18 @@ def _record_dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
 
 def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
     """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
-    ends when either member leaves; then Plivo goes on with the next element. Recorded: `record`
-    (mp3, `recordFileFormat`), and `callbackUrl`, to which Plivo posts the room's events: the one
-    with ConferenceAction "record" carries RecordUrl and RecordingID."""
-    recorded: dict[str, Any] = {}
+    ends when either member leaves; then Plivo goes on with the next element. `callbackUrl` hears
+    the room's events: its members entering (ConferenceMemberID) and, recorded (`record`, mp3 as
+    `recordFileFormat`), the one with ConferenceAction "record" carrying RecordUrl and RecordingID.
+    Plivo has the one callbackUrl: a recorded room without `callback` posts to `recording_callback`."""
+    options: dict[str, Any] = {}
     if conference.record:
-        recorded = {"record": True, "record_file_format": "mp3"}
-    if conference.record and conference.recording_callback:
-        recorded |= {"callback_url": platform.url(conference.recording_callback), "callback_method": "POST"}
+        options = {"record": True, "record_file_format": "mp3"}
+    callback = conference.callback or (conference.recording_callback if conference.record else None)
+    if callback:
+        options |= {"callback_url": platform.url(callback), "callback_method": "POST"}
     return plivoxml.ConferenceElement(
-        conference.room, start_conference_on_enter=True, end_conference_on_exit=True, **recorded
+        conference.room, start_conference_on_enter=True, end_conference_on_exit=True, **options
     )
 
 

@@ -18,6 +18,7 @@ from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_stat
 
 TWILIO_API = "https://api.twilio.com"
 RECORDING_SID = re.compile(r"^RE[0-9a-f]{32}$")
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
 ACCOUNT_SID_ENV = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"  # noqa: S105 (a variable name)
@@ -105,6 +106,25 @@ class TwilioTelephony:
         )
         return _sid(call, "CallSid")
 
+    def redirect_call(self, call_id: str, url: str) -> None:
+        """POST …/Calls/{CA}.json with Url (twilio.com/docs/voice/api/call-resource#update-a-call-resource):
+        the live call, in a queue or not, runs the TwiML at `url` at once."""
+        _check_call(call_id)
+        self._request("move a call", lambda client: client.calls(call_id).update(url=url, method="POST"))
+
+    def hold_member(self, room: str, member: str, hold: bool, music_url: str) -> None:
+        """POST …/Conferences/{CF}/Participants/{CA}.json with Hold and HoldUrl
+        (twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource): a held
+        participant hears HoldUrl (an MP3, fetched with HoldMethod GET) and is not heard."""
+        _check_call(member)
+        held = {"hold": True, "hold_url": music_url, "hold_method": "GET"} if hold else {"hold": False}
+        self._participant("hold a caller", room, member, held)
+
+    def mute_member(self, room: str, member: str, muted: bool) -> None:
+        """The same Participant update with Muted: the room does not hear them, they hear the room."""
+        _check_call(member)
+        self._participant("mute an agent", room, member, {"muted": muted})
+
     def pause_recording(self, room: str) -> None:
         """The room's current recording paused, skipping what is said meanwhile: POST
         …/Conferences/{CF}/Recordings/Twilio.CURRENT.json, Status=paused, PauseBehavior=skip
@@ -117,18 +137,29 @@ class TwilioTelephony:
         del recording_callback
         self._room_recording(room, "in-progress")
 
-    def _room_recording(self, room: str, status: str) -> None:
-        """Twilio names a conference by its sid: the room in progress is found by its friendly name
-        (GET …/Conferences.json?FriendlyName=…&Status=in-progress, twilio.com/docs/voice/api/conference-resource)."""
-        options = {"status": status, **({"pause_behavior": "skip"} if status == "paused" else {})}
+    def _participant(self, action: str, room: str, call_id: str, change: dict[str, Any]) -> None:
+        self._in_room(action, room, lambda conference: conference.participants(call_id).update(**change))
 
-        def update(client: Client) -> object:
+    def _room_recording(self, room: str, status: str) -> None:
+        options = {"status": status, **({"pause_behavior": "skip"} if status == "paused" else {})}
+        self._in_room(
+            f"set a room's recording {status}",
+            room,
+            lambda conference: conference.recordings("Twilio.CURRENT").update(**options),
+        )
+
+    def _in_room(self, action: str, room: str, change: Callable[[Any], object]) -> None:
+        """Twilio names a conference (its participants, its recording) by its sid: the room is found
+        by its FriendlyName among the conferences in progress
+        (twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources)."""
+
+        def send(client: Client) -> None:
             found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
             if not found:
-                raise GatewayError(f"no conference room {room[:40]!r} is in progress", retryable=False, status=404)
-            return client.conferences(str(found[0].sid)).recordings("Twilio.CURRENT").update(**options)
+                raise GatewayError(f"cannot {action}: the room is not in progress", retryable=False, status=404)
+            change(client.conferences(str(found[0].sid)))
 
-        self._request(f"set a room's recording {status}", update)
+        self._request(action, send)
 
     def _sms_sender(self) -> dict[str, str]:
         """A Messaging Service picks the sender itself (and India's DLT header); else our number."""
@@ -158,6 +189,11 @@ class TwilioTelephony:
             raise GatewayError(f"cannot {action}: Twilio is unreachable ({error})", retryable=True) from error
         except (TwilioException, ValueError) as error:
             raise GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False) from error
+
+
+def _check_call(call_id: str) -> None:
+    if not CALL_SID.match(call_id):
+        raise GatewayError(f"not a Twilio CallSid: {call_id[:40]!r}", retryable=False)
 
 
 def _check_sid(recording_id: str) -> None:

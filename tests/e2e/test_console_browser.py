@@ -43,7 +43,6 @@ from storage.models import (
 )
 from tests.console import PASSWORD, add_user
 from tests.factories import (
-    ACCOUNT_SID,
     ALWAYS_OPEN,
     AUTH_TOKEN,
     CITIZEN,
@@ -554,6 +553,10 @@ def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -
     sign_in(page, "gomti")
     go_to(page, "Agency report")
     expect(page.get_by_role("heading", name=re.compile("Gomti Services · Agency report"))).to_be_visible()
+    # The report opens on today in the call centre's zone; a job asked three hours ago may be
+    # yesterday's there (just after midnight in India): the agency picks the day it was asked.
+    page.get_by_label("From").fill(_asked_day(live, unhappy))
+    page.get_by_role("button", name="Show").click()
     expect(page.get_by_role("row", name=re.compile("Ramesh Kumar"))).to_contain_text("120 min")
     expect(page.get_by_role("link", name=unhappy)).to_be_visible()
     shoot(page, "16-agency-report")
@@ -562,6 +565,14 @@ def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -
     exported = downloading.value.path().read_bytes()
     assert exported.startswith(b"\xef\xbb\xbfworker_id,worker,jobs,")
     assert b"Ramesh Kumar" in exported
+
+
+def _asked_day(live: Live, number: str) -> str:
+    """The local day (ISO) in the call centre's zone on which the request `number` was asked."""
+    zone = ZoneInfo(live.app.extensions["sewamitra"].settings.call_centre.timezone)
+    with Session(live.engine) as db:
+        asked = db.exec(select(ServiceRequest.created_at).where(col(ServiceRequest.number) == number)).one()
+    return asked.astimezone(zone).date().isoformat()
 
 
 def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
@@ -778,48 +789,90 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text)
 
 
-# -- an agent's call recording -------------------------------------------------------------------------
-
-
-def put_through(live: Live, agent: int, call_sid: str = CALL_SID) -> None:
-    """Twilio dequeues the caller for the agent's desk phone: it requests the Queue's url on the caller's call."""
-    url = f"{live.url}/twilio/voice/agent/bridging?user={agent}"
-    form = {"CallSid": call_sid, "From": CITIZEN, "To": "+18005550100", "CallStatus": "in-progress"}
-    form |= {"Direction": "inbound", "AccountSid": ACCOUNT_SID}
+def twilio_posts(live: Live, path: str, form: dict[str, str]) -> str:
+    """Twilio posts a webhook of a call over HTTP, signed over the public URL; returns its TwiML."""
+    url = f"{live.url}{path}"
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
     posted = urllib.request.Request(
         url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}, method="POST"
     )
     with urllib.request.urlopen(posted, timeout=10) as answer:
         assert answer.status == 200
+        return str(answer.read().decode())
+
+
+def test_the_agent_holds_her_caller_from_the_callers_screen_once_they_talk(
+    live: Live, page: Page, sandbox: TwilioSandbox
+) -> None:
+    asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    caller_waits(live)
+    sign_in(page, "asha")
+    page.get_by_role("button", name="Ready", exact=True).click()
+    page.get_by_role("button", name="Take next caller").click()
+    controls = page.locator("#call-controls")
+    expect(controls).to_contain_text("The caller is not with you yet")
+    expect(page.get_by_role("button", name="Hold")).to_be_disabled()
+    expect(page.get_by_role("button", name="Hold")).to_have_accessible_description(re.compile("not with you yet"))
+    shoot(page, "22-call-controls-before-the-caller")
+
+    # Her desk phone answers and she presses 1; Twilio runs the caller's call at the URL it was moved to.
+    leg = {"CallSid": "CA" + "7" * 32, "From": "+18005550100", "To": DESK_PHONE, "Direction": "outbound-api"}
+    assert "<Conference" in twilio_posts(live, f"/twilio/voice/agent/answer?user={asha.id}", {**leg, "Digits": "1"})
+    [move] = sandbox.control
+    assert move["call"] == CALL_SID
+    caller = {"CallSid": CALL_SID, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
+    assert f">{CALL_SID}</Conference>" in twilio_posts(live, "/twilio/voice/queue/connect", caller)
+
+    page.reload()
+    expect(page.get_by_role("button", name="Hold")).to_be_enabled()
+    page.get_by_role("button", name="Hold").click()
+    expect(page.get_by_text("The caller is on hold and hears music.")).to_be_visible()
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    shoot(page, "23-call-controls-on-hold")
+    assert [c["action"] for c in sandbox.control] == ["call.update", "conference.list", "participant.update"]
+
+
+# -- an agent's call recording -------------------------------------------------------------------------
 
 
 def test_an_agent_pauses_the_recording_while_the_caller_reads_a_card_number_then_resumes_it(
     live: Live, page: Page, sandbox: TwilioSandbox
 ) -> None:
     asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
-    assert asha.id is not None
     caller_waits(live)
     sign_in(page, "asha")
     page.get_by_role("button", name="Ready", exact=True).click()
     page.get_by_role("button", name="Take next caller").click()
     card = page.locator("#call-recording")
     expect(card.get_by_role("button", name="Pause recording")).to_be_disabled()  # the desk phone still rings
-    expect(card).to_contain_text("Only the agent on this call can pause or resume its recording.")
+    expect(card.get_by_role("button", name="Pause recording")).to_have_accessible_description(
+        "Only the agent on this call can pause or resume its recording."
+    )
 
-    put_through(live, asha.id)
-    sandbox.open_room(CALL_SID)
+    # Her desk phone answers and she presses 1: her leg opens the caller's room, recorded; the caller,
+    # moved there by REST, is told the call is recorded (in Hindi, their language) before joining it.
+    leg = {"CallSid": "CA" + "7" * 32, "From": "+18005550100", "To": DESK_PHONE, "Direction": "outbound-api"}
+    opened = twilio_posts(live, f"/twilio/voice/agent/answer?user={asha.id}", {**leg, "Digits": "1"})
+    assert 'record="record-from-start"' in opened
+    caller = {"CallSid": CALL_SID, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
+    joined = twilio_posts(live, "/twilio/voice/queue/connect", caller)
+    told = joined.index("गुणवत्ता और सुरक्षा के लिए यह कॉल रिकॉर्ड की जाती है।")
+    assert told < joined.index(f">{CALL_SID}</Conference>")
+
     page.reload()
     expect(card).to_contain_text("This call is recorded; the caller was told so.")
     card.get_by_role("button", name="Pause recording").click()
     expect(page.get_by_text("Recording paused: what is said now is not kept.")).to_be_visible()
     expect(card.get_by_role("status")).to_contain_text("What is said now is not recorded.")
     shoot(page, "06-caller-screen-recording-paused")
-    card.get_by_role("button", name="Resume recording").click()
+    # Done: she resumes it from the keyboard (out of the caller's form first: Escape, then s).
+    expect(card.get_by_role("button", name="Resume recording")).to_have_attribute("aria-keyshortcuts", "s")
+    page.keyboard.press("Escape")
+    page.keyboard.press("s")
     expect(page.get_by_text("Recording again.")).to_be_visible()
     expect(card.get_by_role("button", name="Pause recording")).to_be_enabled()
 
-    asked = [r["status"] for r in sandbox.conference_requests if r["method"] == "POST"]
+    asked = [r["params"].get("Status") for r in sandbox.control if r["action"] == "recording.update"]
     assert asked == ["paused", "in-progress"]
     actions = audit_actions(live.engine)
     assert actions.index("agent.recording_paused") < actions.index("agent.recording_resumed")

@@ -1,10 +1,10 @@
 """An agent's call recorded in the caller's conference room: the caller is told first, in their
 language; each recording the platform reports is kept once; the agent on the call (and only they)
 pauses and resumes it from the caller's screen, by the platform's REST API as the sandbox recorded
-it; staff play the recordings on the call's page, each playing audited.
+it; staff play the recordings on the agent call's page, each playing audited.
 
-Plivo runs end to end (its simulator runs rooms); Twilio at the level of its documents, its recording
-callback and its REST requests, and end to end once it bridges agents in rooms too."""
+Both platforms run end to end (their simulators run rooms), and Twilio's recording callback and
+REST requests are driven one by one too."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from werkzeug.test import TestResponse
 from callcentre import desk, recording
 from core.clock import FrozenClock
 from core.settings import Settings
-from devtools.simulator import Dialed, Heard, Transcript
+from devtools.simulator import Dialed, Heard, Moved, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
 from flows import prompts
 from storage import callqueue
@@ -104,9 +104,13 @@ def page(response: TestResponse) -> str:
     return response.get_data(as_text=True)
 
 
+ROOM_RECORDING = ("room.record", "room.record.stop", "recording.update")  # Plivo's start and stop, Twilio's update
+
+
 def rooms(sandbox: TwilioSandbox) -> list[tuple[str, str, str | None]]:
-    """What the platform was asked about rooms' recordings: (method, room, status asked for)."""
-    return [(r["method"], r["room"], r.get("status")) for r in sandbox.conference_requests]
+    """What the platform was asked about rooms' recordings: (action, room, Twilio's status asked for)."""
+    asked = [r for r in sandbox.control if r["action"] in ROOM_RECORDING]
+    return [(r["action"], r["room"], r["params"].get("Status")) for r in asked]
 
 
 def twilio_recorded(app: Flask, agent: int, call_sid: str, sid: str, status: str = "completed") -> TestResponse:
@@ -132,8 +136,10 @@ def test_on_plivo_the_caller_hears_the_call_is_recorded_in_their_language_then_t
         assert callqueue.claim_next(redis_client, asha, NOW.timestamp()) is not None
         legs.append(desk_phone_answers(app, sandbox, asha, ""))
 
-    # A language; an agent; a round of hold music; Asha takes the call; the next round brings them in.
-    caller = simulator(app.test_client(), from_number=CITIZEN).run(Line(key, "3", "-", asha_takes_the_call, "-"))
+    # A language; an agent; a round of hold music; Asha takes the call; Plivo moves them to her at once.
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(
+        Line(key, "3", "-", asha_takes_the_call, "-")
+    )
 
     assert not caller.errors, caller.render(requests=True)
     [desk_leg] = legs
@@ -145,6 +151,7 @@ def test_on_plivo_the_caller_hears_the_call_is_recorded_in_their_language_then_t
         Dialed(caller.call_sid, "conference"),
     ]
     assert Dialed(caller.call_sid, "conference") in desk_leg.events  # Asha opened the room, recorded
+    assert [e.url for e in caller.events if isinstance(e, Moved)] == [f"{PUBLIC_URL}/plivo/voice/queue/connect"]
     [kept] = recordings_of(app, caller.call_sid)
     assert (kept.kind, kept.agent_id, kept.platform, kept.duration_s) == (RecordingKind.AGENT_CALL, asha, "plivo", 60)
     with Session(engine_of(app)) as db:
@@ -201,8 +208,7 @@ def test_on_plivo_the_agent_pauses_and_resumes_the_recording_and_each_part_is_ke
         legs.append(desk_phone_answers(app, sandbox, asha, ""))
 
     caller = simulator(app.test_client(), from_number=CITIZEN).run(Line(ENGLISH, "3", "-", asha_takes_the_call, "-"))
-    room = caller.call_sid
-    sandbox.open_room(room)  # Asha and the caller talk in it
+    room = caller.call_sid  # Asha and the caller talk in it
     screen = page(asha_console.get(f"/console/callers/call/{room}", follow_redirects=True))
     assert 'id="pause-recording" >' in screen  # enabled: she is on the call
 
@@ -216,11 +222,11 @@ def test_on_plivo_the_agent_pauses_and_resumes_the_recording_and_each_part_is_ke
     ravis = page(ravi_console.get(f"/console/callers/call/{room}", follow_redirects=True))
     assert 'id="resume-recording" disabled aria-describedby="recording-why"' in ravis
     ravi_console.post(f"/console/calls/{room}/recording/resume")
-    assert rooms(sandbox) == [("DELETE", room, None)]
+    assert rooms(sandbox) == [("room.record.stop", room, None)]
     # Done: Asha records again, a new recording of the room.
     asha_console.post(f"/console/calls/{room}/recording/resume")
-    assert rooms(sandbox)[1][:2] == ("POST", room)
-    started = sandbox.conference_requests[1]["params"]
+    assert rooms(sandbox)[1][:2] == ("room.record", room)
+    [started] = [r["params"] for r in sandbox.control if r["action"] == "room.record"]
     callback = f"{PUBLIC_URL}/plivo/voice/agent/recorded?agent={asha}&call={room}"
     assert (started["file_format"], started["callback_url"], started["callback_method"]) == ("mp3", callback, "POST")
     assert recording.is_paused(redis_client, room) is False
@@ -261,10 +267,13 @@ def test_staff_play_the_calls_recordings_on_its_page_each_playing_audited_and_no
     [kept] = recordings_of(app, caller.call_sid)
     supervisor = signed_in(app, "sunita", Role.SUPERVISOR)
 
-    call_page = page(supervisor.get(f"/console/calls/{caller.call_sid}"))
-    audio = f"/console/calls/{caller.call_sid}/recordings/{kept.id}.mp3"
-    assert f'src="{audio}"' in call_page
+    with Session(engine_of(app)) as db:
+        call_id = db.exec(select(AgentCall.id).where(AgentCall.call_sid == caller.call_sid)).one()
+    call_page = page(supervisor.get(f"/console/calls/{call_id}"))
+    audio = f"/console/calls/{call_id}/recordings/{kept.id}.mp3"
+    assert f'href="{audio}"' in call_page
     assert "Asha" in call_page  # who talked to the caller
+    assert f"{kept.duration_s} s" in call_page
     played = supervisor.client.get(audio)
     assert (played.status_code, played.mimetype) == (200, "audio/mpeg")
     assert played.headers["Cache-Control"] == "no-store"
@@ -276,10 +285,10 @@ def test_staff_play_the_calls_recordings_on_its_page_each_playing_audited_and_no
     add_user(engine_of(app), "agency", Role.PROVIDER, provider="Lucknow Plumbers")
     agency = Console(app)
     agency.sign_in("agency")
-    assert agency.get(f"/console/calls/{caller.call_sid}").status_code == 403
+    assert agency.get(f"/console/calls/{call_id}").status_code == 403
     assert agency.get(audio).status_code == 403
-    assert supervisor.get(f"/console/calls/{caller.call_sid}/recordings/{(kept.id or 0) + 1}.mp3").status_code == 404
-    assert supervisor.get(f"/console/calls/{'0' * 36}").status_code == 404
+    assert supervisor.get(f"/console/calls/{call_id}/recordings/{(kept.id or 0) + 1}.mp3").status_code == 404
+    assert supervisor.get(f"/console/calls/{caller.call_sid}").status_code == 404
 
 
 def supervisor_id(app: Flask, username: str) -> int:
@@ -332,20 +341,17 @@ def test_on_twilio_pause_and_resume_update_the_rooms_current_recording(
 ) -> None:
     asha_console, asha = at_desk(app, "asha", ASHA_PHONE)
     put_through(app, redis_client, asha)
-    conference = sandbox.open_room(TWILIO_CALL)
 
     asha_console.post(f"/console/calls/{TWILIO_CALL}/recording/pause")
     asha_console.post(f"/console/calls/{TWILIO_CALL}/recording/resume")
 
-    asked = sandbox.conference_requests
-    assert [(r["method"], r["room"], r["found"]) for r in asked if r["method"] == "GET"] == [
-        ("GET", TWILIO_CALL, True),
-        ("GET", TWILIO_CALL, True),
-    ]
-    updates = [(r["conference_sid"], r["recording"], r["status"], r["pause_behavior"]) for r in asked[1::2]]
-    assert updates == [
-        (conference, "Twilio.CURRENT", "paused", "skip"),
-        (conference, "Twilio.CURRENT", "in-progress", None),
+    # Each time the room in progress is found by its name, then its current recording updated.
+    asked = [(r["action"], r["room"], r["params"]) for r in sandbox.control]
+    assert asked == [
+        ("conference.list", TWILIO_CALL, {"FriendlyName": TWILIO_CALL, "Status": "in-progress", "PageSize": "1"}),
+        ("recording.update", TWILIO_CALL, {"Status": "paused", "PauseBehavior": "skip"}),
+        ("conference.list", TWILIO_CALL, {"FriendlyName": TWILIO_CALL, "Status": "in-progress", "PageSize": "1"}),
+        ("recording.update", TWILIO_CALL, {"Status": "in-progress"}),
     ]
     assert audited(app, *RECORDING_EVENTS) == [
         ("agent.recording_paused", f"user:{asha}", None),
@@ -358,7 +364,8 @@ def test_a_pause_the_platform_cannot_make_leaves_the_call_recorded_and_says_so(
     app: Flask, sandbox: TwilioSandbox, redis_client: redis.Redis
 ) -> None:
     asha_console, asha = at_desk(app, "asha", ASHA_PHONE)
-    put_through(app, redis_client, asha)  # but Twilio has no room of theirs in progress
+    put_through(app, redis_client, asha)
+    sandbox.fail_next(1, status=404)  # Twilio finds no room of theirs in progress
 
     answer = asha_console.post(f"/console/calls/{TWILIO_CALL}/recording/pause", follow_redirects=True)
 
@@ -379,16 +386,19 @@ def test_on_twilio_the_agents_call_in_the_callers_room_is_recorded_end_to_end(
         assert callqueue.claim_next(redis_client, asha, NOW.timestamp()) is not None
         legs.append(desk_phone_answers(app, sandbox, asha, TWILIO_CALL))
 
-    caller = simulator(app.test_client(), from_number=CITIZEN, call_sid=TWILIO_CALL).run(
+    caller = simulator(app.test_client(), from_number=CITIZEN, call_sid=TWILIO_CALL, moved=sandbox.moved).run(
         Line(ENGLISH, "3", "-", asha_takes_the_call, "-")
     )
     [desk_leg] = legs
-    if not any(isinstance(e, Dialed) and e.kind == "conference" for e in desk_leg.events):
-        pytest.skip(
-            "Twilio still bridges an agent with <Dial><Queue>: its room (and so its recording) comes "
-            "with the conference-room bridge of issue 20"
-        )
+    assert Dialed(TWILIO_CALL, "conference") in desk_leg.events  # Asha opened the caller's room, recorded
     assert not caller.errors, caller.render(requests=True)
-    assert caller.said(prompts.text("agent_call_recorded", "en"))
+    # Moved into the room by REST: "connecting you", "this call is recorded", then the room.
+    told = [e for e in caller.events if isinstance(e, (Heard, Dialed))]
+    connecting = told.index(Heard(prompts.text("agent_connecting", "en"), *_voice(told, "en")))
+    assert told[connecting + 1 : connecting + 3] == [
+        Heard(prompts.text("agent_call_recorded", "en"), *_voice(told, "en")),
+        Dialed(TWILIO_CALL, "conference"),
+    ]
+    assert [e.url for e in caller.events if isinstance(e, Moved)] == [f"{PUBLIC_URL}/twilio/voice/queue/connect"]
     [kept] = recordings_of(app, caller.call_sid)
     assert (kept.kind, kept.agent_id, kept.platform) == (RecordingKind.AGENT_CALL, asha, "twilio")
