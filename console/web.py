@@ -28,6 +28,7 @@ from console import (
     reports,
     requests,
     users,
+    wall,
     workers,
     worklist,
 )
@@ -68,6 +69,7 @@ _PARTS = (
     auth,
     agent,
     queue,
+    wall,
     callers,
     requests,
     recordings,

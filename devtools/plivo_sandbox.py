@@ -17,6 +17,13 @@ RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
 `DELETE /v1/Account/{auth_id}/Recording/{id}/` (plivo.com/docs/voice/api/recording/delete-a-recording:
 204); each fetch and delete is recorded, as on the Twilio sandbox.
 
+Conference rooms: the sandbox runs no calls, so a test says who the simulated legs put in a room
+(`join(room, call_uuid)`, as on the Twilio sandbox). `GET /v1/Account/{auth_id}/Conference/{name}/`
+answers the room with its `members` (`member_id`, `call_uuid`, `muted`), and a member is muted by
+`POST …/Conference/{name}/Member/{member_id}/Mute/` (202) and heard again by `DELETE` on it (204)
+(plivo.com/docs/voice/api/conferences, "Mute / Unmute a Member"); each change is recorded in
+`participant_updates` (room, call_id, muted, coach ""); a room not in progress, or no such member, is 404.
+
 Errors have Plivo's shape, `{"api_id": …, "error": …}`, with the HTTP statuses Plivo documents
 (plivo.com/docs/messaging/api/response: 400 a parameter missing or invalid, 401 authentication
 failed, 404, 429 rate limited, 500). Records are read over HTTP under `/_sandbox/`, as the Twilio
@@ -29,6 +36,7 @@ Plivo's own parameters (`params`). It listens on loopback only.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -39,7 +47,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from devtools.twilio_sandbox import (
     MAX_BODY_CHARS,
@@ -58,6 +66,8 @@ NUMBER = re.compile(r"^[1-9]\d{6,13}$")  # Plivo's sanitized numbers: country co
 SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
 DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
 CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED}
+CONFERENCE_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]+)/$")
+MUTE_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]+)/Member/(?P<member>\d{1,6})/Mute/$")
 RECORDING_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Recording/(?P<recording>[0-9a-f-]{36})(?:/|\.mp3|\.wav)$")
 
 
@@ -147,6 +157,7 @@ class PlivoSandbox(TwilioSandbox):
 
     def __init__(self, auth_id: str, auth_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(auth_id, auth_token, host, port)
+        self._muted: dict[str, set[str]] = {}  # a room → the call ids muted in it by REST
 
     @property
     def auth_id(self) -> str:
@@ -170,13 +181,66 @@ class PlivoSandbox(TwilioSandbox):
         self._record(RECORDS[resource], {**record, "params": form, "received_at": datetime.now(UTC).isoformat()})
         return answer
 
+    def check_room_request(self, account: str, authorization: str) -> None:
+        try:
+            super().check_room_request(account, authorization)
+        except SandboxRefusal as refusal:
+            raise PlivoRefusal(refusal.status, "authentication failed" if refusal.status == 401 else "failed") from None
+
+    def conference(self, room: str) -> dict[str, Any]:
+        """Plivo's conference object (plivo.com/docs/voice/api/conferences): each member's id is its place."""
+        members = self.members(room)
+        if not members:
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "conference not found")
+        muted = self._muted.get(room, set())
+        listed = [
+            {"member_id": str(place), "call_uuid": call, "muted": call in muted, "deaf": False}
+            for place, call in enumerate(members, start=1)
+        ]
+        return {"conference_name": room, "conference_member_count": str(len(listed)), "members": listed}
+
+    def mute(self, room: str, member_id: str, muted: bool) -> dict[str, Any]:
+        members = self.members(room)
+        place = int(member_id)
+        if not 1 <= place <= len(members):
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "member not found")
+        call = members[place - 1]
+        with self._changed:
+            (self._muted.setdefault(room, set()).add if muted else self._muted.setdefault(room, set()).discard)(call)
+        self._record("Rooms", {"room": room, "call_id": call, "muted": muted, "coach": ""})
+        return {"api_id": str(uuid.uuid4()), "message": "muted" if muted else "unmuted", "member_id": [member_id]}
+
 
 class _PlivoHandler(_SandboxHandler):
     server_version = "PlivoSandbox/1"
 
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        room = CONFERENCE_PATH.match(path)
+        if room:
+            sandbox: PlivoSandbox = self.server.sandbox  # type: ignore[assignment]
+            self._room_request(room["account"], functools.partial(sandbox.conference, unquote(room["room"])))
+        else:
+            super().do_GET()
+
+    def do_DELETE(self) -> None:
+        if not self._mute(muted=False):
+            super().do_DELETE()
+
+    def _mute(self, *, muted: bool) -> bool:
+        found = MUTE_PATH.match(urlsplit(self.path).path)
+        if found is None:
+            return False
+        sandbox: PlivoSandbox = self.server.sandbox  # type: ignore[assignment]
+        mute = functools.partial(sandbox.mute, unquote(found["room"]), found["member"], muted)
+        self._room_request(found["account"], mute, HTTPStatus.ACCEPTED if muted else HTTPStatus.NO_CONTENT)
+        return True
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
+        if self._mute(muted=True):
+            return
         if api:
             self._plivo(api["account"], api["resource"])
         elif path == f"{SANDBOX_PREFIX}/faults":

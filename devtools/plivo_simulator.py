@@ -17,6 +17,8 @@ The rules simulated, from Plivo's documentation:
 - Conference (plivo.com/docs/voice/xml/conference): the call joins the named room and talks until the
   room ends (endConferenceOnExit), then goes on with the next element. One leg is simulated at a
   time: the other member is whoever the helpline put in that room.
+  A `muted` member hears the room and is heard by nobody (`InRoom`, for `devtools.rooms`); while the
+  leg is in the room, `CallSetup.in_room` runs what the test says happens meanwhile.
 - Dial with a Number (plivo.com/docs/voice/xml/dial, and the parameters it sends its action:
   plivo.com/docs/voice/use-cases/dial-status-reporting): the number (digits, no '+') rings showing
   `callerId`; the dialled phone (`CallSetup.callee`) answers, rings out after `timeout`, is busy or
@@ -66,6 +68,7 @@ from devtools.simulator import (
     Dialed,
     Failure,
     Heard,
+    InRoom,
     Paused,
     Played,
     Pressed,
@@ -246,6 +249,10 @@ class _PlivoCall(_Call):
         as the helpline arranged it, talks with it) until the room ends; then the next element."""
         self._emit(Dialed(_text(verb), "conference"))
         self._emit(Bridged())
+        muted = verb.get("muted", "false").lower() == "true"
+        self._emit(InRoom(_text(verb), self.transcript.call_sid, muted))  # Plivo's members have no coach
+        if self.sim.in_room is not None:
+            self.sim.in_room(_text(verb))
         self._pass(AGENT_TALK_SECONDS, heard=True)
         if verb.get("action") or verb.get("callbackUrl"):
             self._emit(Failure(None, "Conference action and callbackUrl are real Plivo XML but not simulated"))

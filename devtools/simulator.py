@@ -169,6 +169,17 @@ class Dialed(Told, says="Twilio dials {0.kind} {0.target}"):
 
 
 @dataclass(frozen=True)
+class InRoom(Told, says="the call {0.call_id} is in room {0.room} (muted: {0.muted}, coaching: {0.coach!r})"):
+    """A leg joined a conference room, as its document asked: heard by nobody (`muted`), by the call
+    `coach` only, or by everyone; `devtools.rooms` says who hears whom from these."""
+
+    room: str
+    call_id: str
+    muted: bool = False
+    coach: str = ""
+
+
+@dataclass(frozen=True)
 class Rang(Told, says="{0.number} rings, with caller ID {0.caller_id}"):
     """A <Dial><Number>: the dialled phone rings, showing `caller_id`."""
 
@@ -247,6 +258,7 @@ Event: TypeAlias = (
     | Queued
     | Bridged
     | Dialed
+    | InRoom
     | Rang
     | Talked
     | Recorded
@@ -733,6 +745,7 @@ class CallSetup:
     account_sid: str = field(default_factory=lambda: _sid("AC"))
     media_url: str = "https://api.twilio.com"  # where the platform serves recordings (a sandbox's base URL)
     on_event: Callable[[Event], None] | None = None
+    in_room: Callable[[str], None] | None = None  # what happens while this leg is in a room (others' legs, REST)
 
     def steps(self, keys: Iterable[str] | KeySource) -> Steps:
         """The call, pressing `keys` one item at each prompt, as requests for a driver to deliver."""
@@ -961,12 +974,24 @@ class _Call:
             return (yield from self._dial_number(verb, document))
         for target in _dial_targets(verb):
             self._emit(target)
+        self._rooms(verb)
         yield from self._dequeue(verb, document)
         self._pass(AGENT_TALK_SECONDS, heard=True)
         if verb.get("action") is None:
             return None  # without an action Twilio goes on with the next verb
         result = {"DialCallStatus": "completed", "DialCallSid": _sid("CA")}
         return self._action(verb, document, {**result, "DialCallDuration": str(AGENT_TALK_SECONDS)})
+
+    def _rooms(self, verb: ElementTree.Element) -> None:
+        """<Dial><Conference> (twilio.com/docs/voice/twiml/conference): the leg is in the room, `muted`
+        heard by nobody, `coach` (a CallSid) heard by that participant only; then whatever the test
+        says happens meanwhile (`CallSetup.in_room`)."""
+        for noun in verb:
+            if noun.tag == "Conference":
+                muted = noun.get("muted", "false").lower() == "true"
+                self._emit(InRoom(_text(noun), self.transcript.call_sid, muted, noun.get("coach", "")))
+                if self.sim.in_room is not None:
+                    self.sim.in_room(_text(noun))
 
     def _dequeue(self, verb: ElementTree.Element, document: _Document) -> _Io[None]:
         """A <Dial><Queue url=…> takes the caller at the queue's head (`CallSetup.queue_head`, when the

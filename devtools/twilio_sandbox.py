@@ -10,7 +10,16 @@ the action gets RecordingSid, RecordingUrl, RecordingDuration): their media is s
 RecordingUrl, `GET /2010-04-01/Accounts/{AC}/Recordings/{RE}` (.mp3/.wav, as Twilio serves it), and
 deleted by `DELETE …/Recordings/{RE}.json` (twilio.com/docs/voice/api/recording#delete-a-recording-resource:
 204, then 404 for it); every fetch and delete is recorded (`recording_requests`). Other
-processes read it over HTTP under `/_sandbox/`. It listens on loopback only: it holds citizens'
+processes read it over HTTP under `/_sandbox/`.
+
+Conference rooms: the sandbox runs no calls, so a test says who the simulated legs put in a room
+(`join(room, call_id)`). The conference in progress of that FriendlyName is listed by
+`GET …/Conferences.json?FriendlyName=…&Status=in-progress`
+(twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources), and a member's
+`POST …/Conferences/{CF}/Participants/{CA}.json` with Muted, Coaching, CallSidToCoach
+(twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource) is answered
+with the participant and recorded (`participant_updates`: room, call_id, muted, coach); a room or
+member not there is Twilio's 404. It listens on loopback only: it holds citizens'
 numbers and has no real security.
 
     python -m devtools.twilio_sandbox --port 8099 --account-sid AC... --auth-token ...
@@ -50,6 +59,10 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
 ACCOUNT_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<resource>Messages|Calls)\.json$")
+CONFERENCES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences\.json$")
+PARTICIPANT_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences/(?P<conference>CF[0-9a-f]{{32}})/Participants/(?P<call>[^/]+)\.json$"
+)
 RECORDING_PATH = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})(?P<ext>\.json|\.mp3|\.wav)?$"
 )
@@ -138,6 +151,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _conference_sid(room: str) -> str:
+    """The room's ConferenceSid in the sandbox: the same for the same name."""
+    return "CF" + uuid.uuid5(uuid.NAMESPACE_URL, room).hex
 
 
 def _rfc2822(moment: datetime) -> str:
@@ -272,7 +290,8 @@ class TwilioSandbox:
         self.auth_token = auth_token
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": []}
+        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": [], "Rooms": []}
+        self._rooms: dict[str, list[str]] = {}  # a room in progress → the call ids in it
         self._deleted_recordings: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
@@ -339,6 +358,49 @@ class TwilioSandbox:
         with self._changed:
             return list(self._records["Recordings"])
 
+    @property
+    def participant_updates(self) -> list[dict[str, Any]]:
+        """Every change of a conference member asked for: room, call_id, muted, coach."""
+        with self._changed:
+            return list(self._records["Rooms"])
+
+    # -- conference rooms ----------------------------------------------------------------------------
+
+    def join(self, room: str, call_id: str) -> None:
+        """A simulated leg is in `room` (the sandbox runs no calls: the test says who the simulators put there)."""
+        with self._changed:
+            self._rooms.setdefault(room, []).append(call_id)
+
+    def members(self, room: str) -> list[str]:
+        with self._changed:
+            return list(self._rooms.get(room, []))
+
+    def check_room_request(self, account: str, authorization: str) -> None:
+        """A room request is refused as the API's are: injected faults first, then its credentials."""
+        fault = self._next_fault()
+        if fault and fault.status:
+            with self._changed:
+                self.refused += 1
+            raise SandboxRefusal(fault.status, CODE_FOR_STATUS.get(fault.status, fault.status), "Injected failure.")
+        if not self._authenticated(authorization) or account != self.account_sid:
+            raise SandboxRefusal(HTTPStatus.UNAUTHORIZED, AUTHENTICATE, "Authenticate")
+
+    def conferences(self, friendly_name: str, status: str) -> dict[str, Any]:
+        """Twilio's page of conferences named `friendly_name` (only rooms in progress are kept here)."""
+        found = [] if status not in ("", "in-progress") or not self.members(friendly_name) else [friendly_name]
+        items = [{"sid": _conference_sid(name), "friendly_name": name, "status": "in-progress"} for name in found]
+        return {"conferences": items, "page": 0, "page_size": 50, "next_page_uri": None, "start": 0, "end": len(items)}
+
+    def update_participant(self, conference_sid: str, call_id: str, form: dict[str, str]) -> dict[str, Any]:
+        room = next((name for name in list(self._rooms) if _conference_sid(name) == conference_sid), None)
+        if room is None or call_id not in self.members(room):
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, "The requested resource was not found")
+        coaching = form.get("Coaching", "false").lower() == "true"
+        coach = form.get("CallSidToCoach", "") if coaching else ""
+        muted = form.get("Muted", "false").lower() == "true"
+        self._record("Rooms", {"room": room, "call_id": call_id, "muted": muted, "coach": coach})
+        return {"call_sid": call_id, "conference_sid": conference_sid, "muted": muted, "coaching": coaching}
+
     # -- recordings --------------------------------------------------------------------------------
 
     recording_path = RECORDING_PATH
@@ -391,6 +453,7 @@ class TwilioSandbox:
             for records in self._records.values():
                 records.clear()
             self._faults.clear()
+            self._rooms.clear()
 
     # -- fault injection ---------------------------------------------------------------------------
 
@@ -512,8 +575,16 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
+        participant = PARTICIPANT_PATH.match(path)
         if api:
             self._api(api["account"], api["resource"])
+        elif participant:
+            form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
+            sandbox = self.server.sandbox
+            self._room_request(
+                participant["account"],
+                lambda: sandbox.update_participant(participant["conference"], participant["call"], form),
+            )
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
         else:
@@ -525,7 +596,13 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         listings[f"{SANDBOX_PREFIX}/recordings"] = "recording_requests"
         if self._recording("GET", path):
             return
-        if path in listings:
+        conferences = CONFERENCES_PATH.match(path)
+        if conferences:
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            sandbox = self.server.sandbox
+            listed = functools.partial(sandbox.conferences, query.get("FriendlyName", ""), query.get("Status", ""))
+            self._room_request(conferences["account"], listed, HTTPStatus.OK)
+        elif path in listings:
             self._send_json(HTTPStatus.OK, getattr(self.server.sandbox, listings[path]))
         else:
             self._not_found(path)
@@ -560,6 +637,20 @@ class _SandboxHandler(BaseHTTPRequestHandler):
                 status, {"code": NOT_FOUND, "message": "The requested resource was not found", "status": status}
             )
         return True
+
+    def _room_request(self, account: str, answer: Callable[[], dict[str, Any]], status: int = HTTPStatus.OK) -> None:
+        try:
+            self.server.sandbox.check_room_request(account, self.headers.get("Authorization", ""))
+            payload = answer()
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+            return
+        if status == HTTPStatus.NO_CONTENT:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            self._send_json(status, payload)
 
     def _send_bytes(self, data: bytes, content_type: str) -> None:
         self.send_response(HTTPStatus.OK)

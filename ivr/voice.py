@@ -54,7 +54,7 @@ from ivr.instructions import (
     queued_by_app,
     spoken,
 )
-from storage import callqueue
+from storage import callqueue, monitoring
 from storage.db import UNREACHABLE, session_scope
 from storage.runtime import Runtime
 from telephony import our_number, webhook_signed
@@ -603,6 +603,7 @@ def agent_answer() -> Response:
     """The agent pressed 1: bridge them with the longest-waiting caller."""
     if _turn().digits != "1":
         return _answered(_said("agent_not_taken", "en"), Hangup())
+    monitoring.note_agent_leg(_runtime().redis, _user_arg(), _turn().call_id)  # a supervisor coaching names it
     if not _ivr().platform.queues:
         return _agent_joins_our_queue(_user_arg())
     return _answered(

@@ -33,6 +33,12 @@ class AuditAction(StrEnum):
     QUEUE_TAKEN = "queue.taken"
     AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
+    # A supervisor on an agent's call (callcentre/monitoring.py): listen, whisper or barge.
+    MONITOR_ASKED = "monitor.asked"  # from the wall: the supervisor's phone rings
+    MONITOR_JOINED = "monitor.joined"  # their key press: in the caller's room
+    MONITOR_SWITCHED = "monitor.switched"  # listen, whisper, barge: from → to
+    MONITOR_ENDED = "monitor.ended"  # their phone hung up
+    MONITOR_REFUSED = "monitor.refused"  # a call not live, a mode the platform cannot do, the platform's no
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"

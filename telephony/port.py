@@ -36,6 +36,12 @@ class Telephony(Protocol):
         self, to: str, url: str, *, status_callback: str | None = None, timeout: int = DEFAULT_RING_TIMEOUT
     ) -> str: ...
 
+    def update_participant(self, room: str, call_id: str, *, muted: bool, coach: str = "") -> None:
+        """The call `call_id`, a member of the conference room `room`, is from now on heard by nobody
+        (`muted`), by the member whose call is `coach` only, or by all; GatewayError when the room or
+        the member is not there, or the platform cannot (coaching where its rooms cannot coach)."""
+        ...
+
 
 class RecordingStore(Protocol):
     """The recordings a platform keeps of what callers said (the spoken address): fetched for an

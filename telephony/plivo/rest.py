@@ -154,6 +154,28 @@ class PlivoTelephony:
         )
         return _id(getattr(answer, "request_uuid", None), "request_uuid")
 
+    def update_participant(self, room: str, call_id: str, *, muted: bool, coach: str = "") -> None:
+        """The member of conference `room` whose call is `call_id`, found in GET …/Conference/{name}/
+        (its `members`, each a `member_id` and `call_uuid`), muted by POST …/Member/{id}/Mute/ or
+        heard again by DELETE (plivo.com/docs/voice/api/conferences, "Mute / Unmute a Member"). Plivo's
+        conference members cannot coach: only its Multiparty Call API can."""
+        if coach:
+            raise GatewayError("cannot coach on Plivo: its conference rooms have no coach", retryable=False)
+
+        def update(client: plivo.RestClient) -> None:
+            conference = client.conferences.get(room)
+            members = getattr(conference, "members", None) or []
+            member = next((m for m in members if _field(m, "call_uuid") == call_id), None)
+            if member is None:
+                raise GatewayError(f"cannot update a participant: {call_id[:40]!r} is not in the room", retryable=False)
+            member_id = str(_field(member, "member_id"))
+            if muted:
+                client.conferences.member_mute(room, member_id)
+            else:
+                client.conferences.member_mute_stop(room, member_id)
+
+        self._request("update a conference member", update)
+
     def _request(self, action: str, send: Callable[[plivo.RestClient], T]) -> T:
         """Run one REST request, turning every way it can fail into a GatewayError."""
         if self._client is None:
@@ -186,6 +208,11 @@ def _refused(action: str, error: exceptions.PlivoRestError) -> GatewayError:
     return GatewayError(
         f"cannot {action}: Plivo answered HTTP {status}: {detail}", retryable=is_retryable_status(status), status=status
     )
+
+
+def _field(found: Any, name: str) -> object:
+    """A field of an object in Plivo's answer: the SDK gives nested objects as ResponseObjects."""
+    return found.get(name) if isinstance(found, dict) else getattr(found, name, None)
 
 
 def _check_id(recording_id: str) -> None:

@@ -105,6 +105,23 @@ class TwilioTelephony:
         )
         return _sid(call, "CallSid")
 
+    def update_participant(self, room: str, call_id: str, *, muted: bool, coach: str = "") -> None:
+        """The conference in progress named `room` (GET …/Conferences.json?FriendlyName=&Status=in-progress,
+        twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources), then its
+        participant: POST …/Conferences/{CF}/Participants/{CA}.json with Muted, Coaching and
+        CallSidToCoach (twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource)."""
+        coaching: dict[str, Any] = {"coaching": True, "call_sid_to_coach": coach} if coach else {"coaching": False}
+
+        def update(client: Client) -> None:
+            found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
+            if not found:
+                raise GatewayError(
+                    f"cannot update a participant: no room {room[:40]!r} is in progress", retryable=False
+                )
+            client.conferences(found[0].sid).participants(call_id).update(muted=muted, **coaching)
+
+        self._request("update a conference participant", update)
+
     def _sms_sender(self) -> dict[str, str]:
         """A Messaging Service picks the sender itself (and India's DLT header); else our number."""
         if self.messaging_service_sid:
