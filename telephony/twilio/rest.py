@@ -113,7 +113,12 @@ class TwilioTelephony:
         coaching: dict[str, Any] = {"coaching": True, "call_sid_to_coach": coach} if coach else {"coaching": False}
 
         def update(client: Client) -> None:
-            found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
+            try:
+                found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
+            except TwilioRestException:
+                raise
+            except TwilioException as error:  # a list's page refused: ("Unable to fetch page", its response)
+                raise _page_refused("find a conference room", error) from error
             if not found:
                 raise GatewayError(
                     f"cannot update a participant: no room {room[:40]!r} is in progress", retryable=False
@@ -150,6 +155,18 @@ class TwilioTelephony:
             raise GatewayError(f"cannot {action}: Twilio is unreachable ({error})", retryable=True) from error
         except (TwilioException, ValueError) as error:
             raise GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False) from error
+
+
+def _page_refused(action: str, error: TwilioException) -> GatewayError:
+    """A page of a list that Twilio refused: the SDK hands over the response, whose status says
+    whether to try again."""
+    response = error.args[1] if len(error.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int):
+        return GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False)
+    return GatewayError(
+        f"cannot {action}: Twilio answered HTTP {status}", retryable=is_retryable_status(status), status=status
+    )
 
 
 def _check_sid(recording_id: str) -> None:

@@ -7,17 +7,21 @@ platform's REST; their phone hangs up and the session ends. Every step on the au
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from flask import Flask
 from sqlmodel import Session, col, select
 
+from callcentre import desk
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.rooms import Room
 from devtools.simulator import Event, InRoom, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
+from storage import callqueue
 from storage.db import session_scope
 from storage.models import AuditEvent, Role, User
 from tests.calls import Line
@@ -229,3 +233,61 @@ def test_a_supervisor_without_a_phone_is_told_and_nothing_rings(app: Flask, sand
     assert "Your profile has no phone to ring" in said
     run_jobs(app)
     assert sandbox.calls == []
+
+
+# -- the wall ------------------------------------------------------------------------------------------
+
+
+def card(wall: str, app: Flask, username: str) -> str:
+    """One agent's card on the wall."""
+    start = wall.index(f'id="agent-{user_id(app, username)}"')
+    return wall[start : wall.index("</li>", start)]
+
+
+def test_the_wall_shows_each_agent_in_their_state_with_its_time_and_the_callers_waiting_by_language(
+    app: Flask, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    engine = engine_of(app)
+    ids = {name: add_user(engine, name, Role.AGENT).id for name in ("asha", "john", "ravi")}
+    t0 = clock.now()
+    # John takes a Hindi caller who had waited 40 s; she is put through 5 s later.
+    talking = callqueue.Call(str(uuid.uuid4()), CITIZEN, "hi")
+    callqueue.note_waiting(redis_client, talking, 1, 40, t0.timestamp())
+    desk.ready(redis_client, engine, ids["john"], (("hi",), ()), t0)
+    taken, _ = desk.take(redis_client, engine, ids["john"], None, t0)
+    assert taken is not None
+    callqueue.bridged(redis_client, ids["john"], talking.call_sid)  # as the platform's bridge does (ivr.voice)
+    desk.bridged(redis_client, engine, ids["john"], talking.call_sid, "hi", t0 + timedelta(seconds=5))
+    desk.ready(redis_client, engine, ids["asha"], (("hi", "en"), ()), t0 + timedelta(seconds=10))
+    desk.pause(redis_client, engine, ids["ravi"], "lunch", t0 + timedelta(seconds=20))
+    clock.advance(timedelta(seconds=65))
+    # Two callers wait: a Hindi one served first (a repeat call) for 90 s, an English one for 30 s.
+    now = clock.now().timestamp()
+    callqueue.note_waiting(
+        redis_client, callqueue.Call(str(uuid.uuid4()), CITIZEN, "hi", priority="repeat"), 1, 90, now
+    )
+    callqueue.note_waiting(redis_client, callqueue.Call(str(uuid.uuid4()), CITIZEN, "en"), 2, 30, now)
+
+    meera = supervisor(app)
+    wall = page(meera.get("/console/wall"))
+    assert 'data-live="/console/wall/board"' in wall
+    john = card(wall, app, "john")
+    assert "On a call" in john
+    assert 'data-elapsed="65"' in john  # on a call since he took her
+    assert "हिन्दी" in john
+    assert re.search(r'class="num waited">0:45<', john)  # 40 s in the queue, 5 s while his phone rang
+    assert 'class="talked" data-elapsed="60"' in john  # put through 60 s ago
+    assert re.search(r'id="listen-\d+"\s*>', john)
+    asha = card(wall, app, "asha")
+    assert "Ready" in asha
+    assert 'data-elapsed="55"' in asha
+    assert "Listen" not in asha  # nobody to listen to
+    ravi = card(wall, app, "ravi")
+    assert "Paused: Lunch" in ravi
+    assert 'data-elapsed="45"' in ravi
+    assert wall.index('id="agent-{}"'.format(ids["john"])) < wall.index('id="agent-{}"'.format(ids["asha"]))
+    assert re.search(r'id="waiting-count">2<', wall)
+    assert "हिन्दी: 1" in wall
+    assert "English: 1" in wall
+    assert 'id="longest-wait" data-elapsed="90"' in wall
+    assert re.search(r'id="waiting-first">1<', wall)
