@@ -51,7 +51,8 @@ HINDI = Say("नमस्ते", "hi-IN", "Polly.Aditi")
         ),
         (  # a supervisor whispering: only the agent's leg hears them
             Conference("room-1", coach="CA" + "a" * 32, ends_room=False, beep=False),
-            f'<Dial><Conference beep="false" coach="CA{"a" * 32}" endConferenceOnExit="false">room-1</Conference></Dial>',
+            f'<Dial><Conference beep="false" coach="CA{"a" * 32}" endConferenceOnExit="false">'
+            "room-1</Conference></Dial>",
         ),
         (Pause(15), '<Pause length="15" />'),
         (Hangup(), "<Hangup />"),

@@ -49,7 +49,8 @@ CALL_UUID = "2f6a1b4c-8d3e-4f5a-9b6c-7d8e9f0a1b2c"
         ),
         (  # a supervisor listening: heard by nobody; the room goes on when they leave
             Conference(CALL_UUID, muted=True, ends_room=False, beep=False),
-            f'<Conference muted="true" startConferenceOnEnter="true" endConferenceOnExit="false">{CALL_UUID}</Conference>',
+            f'<Conference muted="true" startConferenceOnEnter="true" endConferenceOnExit="false">'
+            f"{CALL_UUID}</Conference>",
         ),
         (Hangup(), "<Hangup/>"),
     ],
