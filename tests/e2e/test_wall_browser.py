@@ -34,7 +34,11 @@ def a_call_centre_at_work(live: Live) -> Callable[[str, int], None]:
     for 55 s, Ravi at lunch for 45 s; a Hindi caller has waited 90 s. Returns: another caller rings."""
     connection: redis.Redis = live.app.extensions["sewamitra"].redis
     engine = live.engine
-    ids = {name: add_user(engine, name, Role.AGENT).id for name in ("asha", "john", "ravi")}
+    ids: dict[str, int] = {}
+    for name in ("asha", "john", "ravi"):
+        made = add_user(engine, name, Role.AGENT).id
+        assert made is not None
+        ids[name] = made
     now = datetime.now(UTC)
     talking = callqueue.Call(str(uuid.uuid4()), CITIZEN, "hi")
     callqueue.note_waiting(connection, talking, 1, 40, (now - timedelta(seconds=65)).timestamp())

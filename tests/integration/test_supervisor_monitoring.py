@@ -248,7 +248,11 @@ def test_the_wall_shows_each_agent_in_their_state_with_its_time_and_the_callers_
     app: Flask, clock: FrozenClock, redis_client: redis.Redis
 ) -> None:
     engine = engine_of(app)
-    ids = {name: add_user(engine, name, Role.AGENT).id for name in ("asha", "john", "ravi")}
+    ids: dict[str, int] = {}
+    for name in ("asha", "john", "ravi"):
+        made = add_user(engine, name, Role.AGENT).id
+        assert made is not None
+        ids[name] = made
     t0 = clock.now()
     # John takes a Hindi caller who had waited 40 s; she is put through 5 s later.
     talking = callqueue.Call(str(uuid.uuid4()), CITIZEN, "hi")
