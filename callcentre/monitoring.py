@@ -33,12 +33,14 @@ class Refusal(StrEnum):
     NO_COACHING = "no_coaching"  # whisper, on a platform whose rooms cannot coach
     GONE = "gone"  # the session is over, or another supervisor's
     NOT_IN_ROOM = "not_in_room"  # the supervisor's phone has not joined the room yet
+    NO_AGENT_LEG = "no_agent_leg"  # whisper to an agent whose own leg the helpline does not know
     PLATFORM = "platform"  # the platform refused the change
 
 
 def participant(mode: Mode, agent_leg: str) -> tuple[bool, str]:
-    """How the supervisor's leg is in the room: (muted, the call id of whom they coach, or "")."""
-    if mode is Mode.LISTEN:
+    """How the supervisor's leg is in the room: (muted, the call id of whom they coach, or ""). A
+    whisper to an agent whose leg is not known stays muted: never heard by the caller by mistake."""
+    if mode is Mode.LISTEN or (mode is Mode.WHISPER and not agent_leg):
         return True, ""
     if mode is Mode.WHISPER:
         return False, agent_leg
@@ -105,8 +107,11 @@ def switch(
         refusal = Refusal.NOT_IN_ROOM
     if refusal is None and live_call(connection, session.agent_id) != session.call_sid:
         refusal = Refusal.NOT_LIVE
+    agent_leg = monitoring.agent_leg(connection, session.agent_id)
+    if refusal is None and mode is Mode.WHISPER and not agent_leg:
+        refusal = Refusal.NO_AGENT_LEG
     if refusal is None:
-        muted, coach = participant(mode, monitoring.agent_leg(connection, session.agent_id))
+        muted, coach = participant(mode, agent_leg)
         try:
             telephony.update_participant(room_of(session.call_sid), session.leg, muted=muted, coach=coach)
         except GatewayError:

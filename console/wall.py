@@ -43,6 +43,7 @@ REFUSALS = {
     Refusal.GONE: N_("That monitoring session is over."),
     Refusal.NOT_IN_ROOM: N_("Answer your phone and press 1 first."),
     Refusal.PLATFORM: N_("The telephony platform refused the change; try again."),
+    Refusal.NO_AGENT_LEG: N_("The agent's own line is not known, so only listening or barging is possible."),
 }
 
 

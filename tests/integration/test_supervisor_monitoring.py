@@ -16,12 +16,13 @@ from flask import Flask
 from sqlmodel import Session, col, select
 
 from callcentre import desk
+from callcentre.rooms import room_of
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.rooms import Room
 from devtools.simulator import Event, InRoom, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
-from storage import callqueue
+from storage import callqueue, monitoring
 from storage.db import session_scope
 from storage.models import AuditEvent, Role, User
 from tests.calls import Line
@@ -235,6 +236,64 @@ def test_a_supervisor_without_a_phone_is_told_and_nothing_rings(app: Flask, sand
     assert sandbox.calls == []
 
 
+def on_a_call(app: Flask, agent_id: int, *, waited_s: int, rang_s: int) -> callqueue.Call:
+    """The agent takes a Hindi caller who has waited `waited_s`; they are put through `rang_s` later
+    (the clock moved on so far): as the console's Accept and the platform's bridge do it."""
+    connection, engine, clock = (app.extensions["sewamitra"].redis, engine_of(app), app.extensions["sewamitra"].clock)
+    caller = callqueue.Call(str(uuid.uuid4()), CITIZEN, "hi")
+    callqueue.note_waiting(connection, caller, 1, waited_s, clock.now().timestamp())
+    desk.ready(connection, engine, agent_id, (("hi",), ()), clock.now())
+    taken, _ = desk.take(connection, engine, agent_id, None, clock.now())
+    assert taken is not None
+    callqueue.bridged(connection, agent_id, caller.call_sid)
+    desk.bridged(connection, engine, agent_id, caller.call_sid, "hi", clock.now() + timedelta(seconds=rang_s))
+    return caller
+
+
+@pytest.mark.parametrize("mode", ["listen", "whisper", "barge"])
+def test_the_supervisors_phone_joins_the_callers_room_in_their_mode_and_leaves_it_running(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str, mode: str
+) -> None:
+    john = add_user(engine_of(app), "john", Role.AGENT).id
+    assert john is not None
+    caller = on_a_call(app, john, waited_s=40, rang_s=5)
+    agent_leg = str(uuid.uuid4()) if telephony_platform == "plivo" else "CA" + uuid.uuid4().hex
+    monitoring.note_agent_leg(app.extensions["sewamitra"].redis, john, agent_leg)  # as his phone's key press does
+    meera = supervisor(app)
+    said = page(meera.post("/console/wall/monitor", {"agent": john, "mode": mode}, follow_redirects=True))
+    run_jobs(app)
+    if mode == "whisper" and telephony_platform == "plivo":
+        assert "Whisper is not possible on Plivo" in said
+        assert sandbox.calls == []
+        return
+    [ring] = sandbox.calls
+    assert ring["to"] == MEERA
+    assert "/voice/monitor?session=" in ring["url"]
+    phone = supervisors_phone_answers(app, ring, "1")
+    [joined] = [e for e in phone.events if isinstance(e, InRoom)]
+    muted, coach = {"listen": (True, ""), "whisper": (False, agent_leg), "barge": (False, "")}[mode]
+    assert joined == InRoom(room_of(caller.call_sid), phone.call_sid, muted, coach)
+    assert phone.said("The agent's call has ended. Goodbye.")  # once the room ends: the caller's or John's leaving
+    trail = monitoring_trail(app)
+    assert [action for action, *_ in trail] == ["monitor.asked", "monitor.joined", "monitor.ended"]
+
+
+def test_voicemail_answering_the_supervisors_phone_joins_nobody(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox
+) -> None:
+    john = add_user(engine_of(app), "john", Role.AGENT).id
+    assert john is not None
+    on_a_call(app, john, waited_s=40, rang_s=5)
+    meera = supervisor(app)
+    meera.post("/console/wall/monitor", {"agent": john, "mode": "barge"})
+    run_jobs(app)
+    [ring] = sandbox.calls
+    phone = supervisors_phone_answers(app, ring, "-")
+    assert phone.said("No key was pressed, so you are not joined to the call. Goodbye.")
+    assert not [e for e in phone.events if isinstance(e, InRoom)]
+    assert [action for action, *_ in monitoring_trail(app)] == ["monitor.asked", "monitor.ended"]
+
+
 # -- the wall ------------------------------------------------------------------------------------------
 
 
@@ -254,14 +313,7 @@ def test_the_wall_shows_each_agent_in_their_state_with_its_time_and_the_callers_
         assert made is not None
         ids[name] = made
     t0 = clock.now()
-    # John takes a Hindi caller who had waited 40 s; she is put through 5 s later.
-    talking = callqueue.Call(str(uuid.uuid4()), CITIZEN, "hi")
-    callqueue.note_waiting(redis_client, talking, 1, 40, t0.timestamp())
-    desk.ready(redis_client, engine, ids["john"], (("hi",), ()), t0)
-    taken, _ = desk.take(redis_client, engine, ids["john"], None, t0)
-    assert taken is not None
-    callqueue.bridged(redis_client, ids["john"], talking.call_sid)  # as the platform's bridge does (ivr.voice)
-    desk.bridged(redis_client, engine, ids["john"], talking.call_sid, "hi", t0 + timedelta(seconds=5))
+    on_a_call(app, ids["john"], waited_s=40, rang_s=5)  # John's caller: 40 s in the queue, his phone rang 5 s
     desk.ready(redis_client, engine, ids["asha"], (("hi", "en"), ()), t0 + timedelta(seconds=10))
     desk.pause(redis_client, engine, ids["ravi"], "lunch", t0 + timedelta(seconds=20))
     clock.advance(timedelta(seconds=65))
