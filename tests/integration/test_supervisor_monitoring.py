@@ -278,6 +278,50 @@ def test_the_supervisors_phone_joins_the_callers_room_in_their_mode_and_leaves_i
     assert [action for action, *_ in trail] == ["monitor.asked", "monitor.joined", "monitor.ended"]
 
 
+def test_a_switch_the_platform_refuses_keeps_the_mode_says_so_and_is_audited_and_the_next_one_goes_through(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    john = add_user(engine_of(app), "john", Role.AGENT).id
+    assert john is not None
+    caller = on_a_call(app, john, waited_s=40, rang_s=5)
+    meera = supervisor(app)
+    meera.post("/console/wall/monitor", {"agent": john, "mode": "listen"})
+    run_jobs(app)
+    told: list[str] = []
+
+    def meera_in_the_room(room: str) -> None:
+        legs = [caller.call_sid, leg[0]]
+        for call_id in legs:
+            sandbox.join(room, call_id)
+        switch = SWITCH.search(page(meera.get("/console/wall/board")))
+        assert switch is not None
+        sandbox.fail_next(1, status=429)  # the platform is busy: this one is refused
+        told.append(page(meera.post(switch.group(1), {"mode": "barge"}, follow_redirects=True)))
+        assert sandbox.participant_updates == []
+        told.append(page(meera.post(switch.group(1), {"mode": "barge"}, follow_redirects=True)))
+
+    leg: list[str] = []
+    [ring] = sandbox.calls
+    supervisors_phone_answers(
+        app,
+        ring,
+        "1",
+        on_event=lambda e: leg.append(e.call_id) if isinstance(e, InRoom) else None,
+        in_room=meera_in_the_room,
+    )
+    assert "The telephony platform refused the change; try again." in told[0]
+    assert "Switched." in told[1]
+    assert sandbox.participant_updates == [{"room": caller.call_sid, "call_id": leg[0], "muted": False, "coach": ""}]
+    meera_id = f"user:{user_id(app, 'meera')}"
+    assert monitoring_trail(app) == [
+        ("monitor.asked", meera_id, None, "listen", None),
+        ("monitor.joined", meera_id, None, "listen", None),
+        ("monitor.refused", meera_id, None, "barge", "platform"),
+        ("monitor.switched", meera_id, "listen", "barge", None),
+        ("monitor.ended", meera_id, None, "barge", None),
+    ]
+
+
 def test_voicemail_answering_the_supervisors_phone_joins_nobody(
     app: Flask, clock: FrozenClock, sandbox: TwilioSandbox
 ) -> None:
