@@ -27,7 +27,17 @@ from storage.db import session_scope
 from storage.models import AuditEvent, Role, User
 from tests.calls import Line
 from tests.console import Console, add_user, signed_in
-from tests.factories import ALWAYS_OPEN, CITIZEN, PUBLIC_URL, engine_of, run_jobs, simulator, with_hours
+from tests.factories import (
+    ALWAYS_OPEN,
+    CITIZEN,
+    PUBLIC_URL,
+    call_form,
+    engine_of,
+    run_jobs,
+    signed_post,
+    simulator,
+    with_hours,
+)
 from tests.integration.test_agent_desk import ASHA, PUT_THROUGH, at_desk, desk_phone_answers, offered, page, user_id
 
 NOW = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)
@@ -391,3 +401,19 @@ def test_the_wall_shows_each_agent_in_their_state_with_its_time_and_the_callers_
     assert "English: 1" in wall
     assert 'id="longest-wait" data-elapsed="90"' in wall
     assert re.search(r'id="waiting-first">1<', wall)
+
+
+@pytest.mark.parametrize("session", ["", "0" * 16, "../../etc", "x" * 500])
+def test_a_supervisors_phone_webhook_about_no_session_hangs_up_politely_and_never_fails(
+    app: Flask, telephony_platform: str, session: str
+) -> None:
+    root = f"/{telephony_platform}/voice/monitor"
+    form = call_form(telephony_platform, "5", Digits="1")
+    for path in (f"{root}?session={session}", f"{root}/answer?session={session}"):
+        answered = signed_post(app.test_client(), path, form)
+        assert answered.status_code == 200, path
+        assert b"Hangup" in answered.data
+        assert b"Conference" not in answered.data
+    ended = signed_post(app.test_client(), f"{root}/status?session={session}", form | {"CallStatus": "completed"})
+    assert ended.status_code == 204
+    assert monitoring_trail(app) == []
