@@ -1,7 +1,8 @@
 """A supervisor on an agent's live call: listen (nobody hears them), whisper (coach: only the agent
 hears them) or barge (all three talk). The helpline rings the supervisor's phone; a key press puts
 them in the caller's room (`callcentre.rooms.room_of`) in their mode, and the console switches the
-mode while they are there through the platform's REST (`Telephony.update_participant`).
+mode while they are there through the platform's REST (`CallControl.monitor_member`). Whom a whisper
+coaches is the agent's leg, as the room's state keeps it (`storage.rooms`).
 
 Every session is audited: asked (who, which agent and caller, the mode), joined, each switch, the
 end, and each refusal (a call that is not live, a mode the platform cannot do)."""
@@ -17,11 +18,11 @@ import redis
 import sqlalchemy as sa
 
 from callcentre.rooms import room_of
-from storage import agents, monitoring
+from storage import agents, monitoring, rooms
 from storage.audit import AuditAction, record
 from storage.db import session_scope
 from storage.monitoring import Mode, Session
-from telephony.port import GatewayError, Telephony
+from telephony.port import CallControl, GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,12 @@ def participant(mode: Mode, agent_leg: str) -> tuple[bool, str]:
     if mode is Mode.WHISPER:
         return False, agent_leg
     return False, ""
+
+
+def agent_leg(connection: redis.Redis, session: Session) -> str:
+    """The call id of the agent's own leg in the caller's room (whom a whisper coaches), else ""."""
+    room = rooms.of(connection, room_of(session.call_sid))
+    return room.agent_leg if room is not None and room.agent == session.agent_id else ""
 
 
 def live_call(connection: redis.Redis, agent_id: int) -> str | None:
@@ -91,7 +98,7 @@ def joined(connection: redis.Redis, engine: sa.Engine, session_id: str, leg: str
 def switch(
     connection: redis.Redis,
     engine: sa.Engine,
-    telephony: Telephony,
+    control: CallControl,
     session_id: str,
     supervisor_id: int,
     mode: Mode,
@@ -107,13 +114,15 @@ def switch(
         refusal = Refusal.NOT_IN_ROOM
     if refusal is None and live_call(connection, session.agent_id) != session.call_sid:
         refusal = Refusal.NOT_LIVE
-    agent_leg = monitoring.agent_leg(connection, session.agent_id)
-    if refusal is None and mode is Mode.WHISPER and not agent_leg:
+    coached = agent_leg(connection, session)
+    if refusal is None and mode is Mode.WHISPER and not coached:
         refusal = Refusal.NO_AGENT_LEG
     if refusal is None:
-        muted, coach = participant(mode, agent_leg)
+        muted, coach = participant(mode, coached)
+        room = room_of(session.call_sid)
+        member = rooms.member(connection, room, session.leg) or session.leg  # Plivo's member id, Twilio's CallSid
         try:
-            telephony.update_participant(room_of(session.call_sid), session.leg, muted=muted, coach=coach)
+            control.monitor_member(room, member, muted=muted, coach=coach)
         except GatewayError:
             log.warning("could not switch monitoring session %s to %s", session_id, mode, exc_info=True)
             refusal = Refusal.PLATFORM

@@ -26,7 +26,7 @@ from storage import monitoring as sessions
 from storage.agents import AgentState, AgentStatus
 from storage.models import User
 from storage.monitoring import LiveCall, Mode
-from telephony import telephony
+from telephony import call_control
 
 log = logging.getLogger(__name__)
 bp = Blueprint("wall", __name__, url_prefix="/wall")
@@ -187,10 +187,10 @@ def switch(session_id: str) -> ResponseReturnValue:
         flash(N_("Choose a mode."))
         return _back()
     coaching = modes()[Mode.WHISPER] is None
-    platform = telephony(runtime().settings)
+    control = call_control(runtime().settings)
     try:
         refusal = monitoring.switch(
-            runtime().redis, runtime().engine, platform, session_id[:32], g.user.id, mode, coaching=coaching
+            runtime().redis, runtime().engine, control, session_id[:32], g.user.id, mode, coaching=coaching
         )
     except redis.RedisError:
         log.exception("could not switch monitoring")

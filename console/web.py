@@ -13,7 +13,9 @@ from console import (
     agent,
     auth,
     breaches,
+    callbacks,
     callers,
+    calls,
     csrf,
     dashboard,
     data_requests,
@@ -70,7 +72,9 @@ _PARTS = (
     agent,
     queue,
     wall,
+    callbacks,
     callers,
+    calls,
     requests,
     recordings,
     workers,
@@ -93,7 +97,11 @@ def init_app(app: Flask) -> None:
     labels.init_app(app)
     app.after_request(secure)
     app.jinja_env.globals.update(
-        t=labels.translate, csrf_token=csrf.token, agent_desk=agent.context, clock_time=agent.clock_time
+        t=labels.translate,
+        csrf_token=csrf.token,
+        agent_desk=agent.context,
+        clock_time=agent.clock_time,
+        call_controls=calls.controls,
     )
     present.init_app(app)
 

@@ -11,18 +11,22 @@ It answers the two requests the gateway makes, as Plivo documents them:
   `from`, `to`, `answer_url`, `answer_method`, `hangup_url`, `ring_timeout`; answered 201 with
   `request_uuid`.
 
+Live calls and conference rooms, for the console (`telephony.port.CallControl`), each request
+recorded (`control`) with `action`, `call`, `room`, `member` and `params`:
+
+- Transfer a call, `POST /v1/Account/{auth_id}/Call/{uuid}/` with `legs` (aleg) and `aleg_url`
+  (plivo.com/docs/voice/api/call/transfer-a-call): answered 202; the move waits in `moved(call)`
+  for the simulated call to take it.
+- A conference member muted, made deaf, or played audio (`url`), `POST` (undone by `DELETE`)
+  `/v1/Account/{auth_id}/Conference/{name}/Member/{member_id}/Mute/`, `/Deaf/`, `/Play/`
+  (plivo.com/docs/voice/api/conference/member/…): answered 202 (`DELETE`: 204); a room a test
+  ended (`end_room`) is not found, 404.
+
 Recordings a simulated caller made at a <Record> (plivo.com/docs/voice/xml/record: the action gets
 RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
 `GET /v1/Account/{auth_id}/Recording/{id}.mp3`, and deleted by the SDK's `recordings.delete`,
 `DELETE /v1/Account/{auth_id}/Recording/{id}/` (plivo.com/docs/voice/api/recording/delete-a-recording:
 204); each fetch and delete is recorded, as on the Twilio sandbox.
-
-Conference rooms: the sandbox runs no calls, so a test says who the simulated legs put in a room
-(`join(room, call_uuid)`, as on the Twilio sandbox). `GET /v1/Account/{auth_id}/Conference/{name}/`
-answers the room with its `members` (`member_id`, `call_uuid`, `muted`), and a member is muted by
-`POST …/Conference/{name}/Member/{member_id}/Mute/` (202) and heard again by `DELETE` on it (204)
-(plivo.com/docs/voice/api/conferences, "Mute / Unmute a Member"); each change is recorded in
-`participant_updates` (room, call_id, muted, coach ""); a room not in progress, or no such member, is 404.
 
 Errors have Plivo's shape, `{"api_id": …, "error": …}`, with the HTTP statuses Plivo documents
 (plivo.com/docs/messaging/api/response: 400 a parameter missing or invalid, 401 authentication
@@ -36,7 +40,6 @@ Plivo's own parameters (`params`). It listens on loopback only.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -47,7 +50,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from devtools.twilio_sandbox import (
     MAX_BODY_CHARS,
@@ -66,8 +69,10 @@ NUMBER = re.compile(r"^[1-9]\d{6,13}$")  # Plivo's sanitized numbers: country co
 SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
 DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
 CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED}
-CONFERENCE_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]+)/$")
-MUTE_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]+)/Member/(?P<member>\d{1,6})/Mute/$")
+CALL_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Call/(?P<call>[0-9a-f-]{36})/$")
+MEMBER_PATH = re.compile(
+    r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]{1,100})/Member/(?P<member>[0-9]{1,11})/(?P<what>Mute|Deaf|Play)/$"
+)
 RECORDING_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Recording/(?P<recording>[0-9a-f-]{36})(?:/|\.mp3|\.wav)$")
 
 
@@ -157,7 +162,6 @@ class PlivoSandbox(TwilioSandbox):
 
     def __init__(self, auth_id: str, auth_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(auth_id, auth_token, host, port)
-        self._muted: dict[str, set[str]] = {}  # a room → the call ids muted in it by REST
 
     @property
     def auth_id(self) -> str:
@@ -181,65 +185,40 @@ class PlivoSandbox(TwilioSandbox):
         self._record(RECORDS[resource], {**record, "params": form, "received_at": datetime.now(UTC).isoformat()})
         return answer
 
-    def check_room_request(self, account: str, authorization: str) -> None:
-        try:
-            super().check_room_request(account, authorization)
-        except SandboxRefusal as refusal:
-            raise PlivoRefusal(refusal.status, "authentication failed" if refusal.status == 401 else "failed") from None
-
-    def conference(self, room: str) -> dict[str, Any]:
-        """Plivo's conference object (plivo.com/docs/voice/api/conferences): each member's id is its place."""
-        members = self.members(room)
-        if not members:
+    def handle_control(
+        self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A transfer or a member's change, as Plivo answers it; recorded."""
+        fault = self._next_fault()
+        if fault and fault.status:
+            with self._changed:
+                self.refused += 1
+            raise PlivoRefusal(fault.status, f"injected failure ({fault.status})")
+        if not self._authenticated(authorization):
+            raise PlivoRefusal(HTTPStatus.UNAUTHORIZED, "authentication failed")
+        if account_sid != self.account_sid:
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "not found")
+        if action == "call.transfer":
+            if form.get("legs", "aleg") != "aleg" or not form.get("aleg_url"):
+                raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "aleg_url is required to transfer the aleg")
+            with self._changed:
+                self._moves[ids["call"]] = str(form["aleg_url"])
+        if ids.get("room") and not self.in_progress(ids["room"]):
             raise PlivoRefusal(HTTPStatus.NOT_FOUND, "conference not found")
-        muted = self._muted.get(room, set())
-        listed = [
-            {"member_id": str(place), "call_uuid": call, "muted": call in muted, "deaf": False}
-            for place, call in enumerate(members, start=1)
-        ]
-        return {"conference_name": room, "conference_member_count": str(len(listed)), "members": listed}
-
-    def mute(self, room: str, member_id: str, muted: bool) -> dict[str, Any]:
-        members = self.members(room)
-        place = int(member_id)
-        if not 1 <= place <= len(members):
-            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "member not found")
-        call = members[place - 1]
-        with self._changed:
-            (self._muted.setdefault(room, set()).add if muted else self._muted.setdefault(room, set()).discard)(call)
-        self._record("Rooms", {"room": room, "call_id": call, "muted": muted, "coach": ""})
-        return {"api_id": str(uuid.uuid4()), "message": "muted" if muted else "unmuted", "member_id": [member_id]}
+        if action == "member.play" and not form.get("url"):
+            raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "url is a required parameter")
+        record = {"action": action, "call": ids.get("call"), "room": ids.get("room"), "member": ids.get("member")}
+        self._record("Control", {**record, "params": form})
+        return {"api_id": str(uuid.uuid4()), "message": f"{action} done", "member_id": [ids.get("member")]}
 
 
 class _PlivoHandler(_SandboxHandler):
     server_version = "PlivoSandbox/1"
 
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        room = CONFERENCE_PATH.match(path)
-        if room:
-            sandbox: PlivoSandbox = self.server.sandbox  # type: ignore[assignment]
-            self._room_request(room["account"], functools.partial(sandbox.conference, unquote(room["room"])))
-        else:
-            super().do_GET()
-
-    def do_DELETE(self) -> None:
-        if not self._mute(muted=False):
-            super().do_DELETE()
-
-    def _mute(self, *, muted: bool) -> bool:
-        found = MUTE_PATH.match(urlsplit(self.path).path)
-        if found is None:
-            return False
-        sandbox: PlivoSandbox = self.server.sandbox  # type: ignore[assignment]
-        mute = functools.partial(sandbox.mute, unquote(found["room"]), found["member"], muted)
-        self._room_request(found["account"], mute, HTTPStatus.ACCEPTED if muted else HTTPStatus.NO_CONTENT)
-        return True
-
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
-        if self._mute(muted=True):
+        if self._live("POST", path):
             return
         if api:
             self._plivo(api["account"], api["resource"])
@@ -247,6 +226,38 @@ class _PlivoHandler(_SandboxHandler):
             self._faults()
         else:
             self._send_json(HTTPStatus.NOT_FOUND, PlivoRefusal(HTTPStatus.NOT_FOUND, "not found").payload())
+
+    def do_DELETE(self) -> None:
+        if not self._live("DELETE", urlsplit(self.path).path):
+            super().do_DELETE()
+
+    def _live(self, method: str, path: str) -> bool:
+        """A transfer or a member's change, when `path` names one."""
+        call, member = CALL_PATH.match(path), MEMBER_PATH.match(path)
+        if call and method == "POST":
+            account, action, ids = call["account"], "call.transfer", {"call": call["call"]}
+        elif member:
+            account, ids = member["account"], {"room": member["room"], "member": member["member"]}
+            action = f"member.{member['what'].lower()}" + ("" if method == "POST" else ".stop")
+        else:
+            return False
+        try:
+            body = json.loads(self._body() or b"{}")
+            form = body if isinstance(body, dict) else {}
+            sandbox = self.server.sandbox
+            answer = sandbox.handle_control(account, action, ids, self.headers.get("Authorization", ""), form)
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        except ValueError:
+            self._send_json(HTTPStatus.BAD_REQUEST, PlivoRefusal(HTTPStatus.BAD_REQUEST, "invalid JSON").payload())
+        else:
+            if method == "DELETE":
+                self.send_response(HTTPStatus.NO_CONTENT)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self._send_json(HTTPStatus.ACCEPTED, answer)
+        return True
 
     def _plivo(self, account: str, resource: str) -> None:
         """The SDK posts JSON bodies."""

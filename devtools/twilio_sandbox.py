@@ -5,21 +5,22 @@ It answers the two calls the gateway makes (Messages.json, Calls.json) the way T
 with Twilio's JSON, 400/401 with Twilio's error JSON), records each accepted message and call, and
 can be told to fail or stall the next requests, or to fail every request for a while.
 
+It also runs the live-call control the console uses (`telephony.port.CallControl`), recording each
+request (`control`): a call moved to new TwiML, `POST …/Calls/{CA}.json` with `Url`
+(twilio.com/docs/voice/api/call-resource#update-a-call-resource; the move waits in `moved(call)` for
+the simulated call to take it); the conferences in progress read by `FriendlyName`, `GET
+…/Conferences.json` (twilio.com/docs/voice/api/conference-resource: every room named is in progress
+here, its sid made from its name, until a test says it ended, `end_room`); a participant held
+(`Hold`, `HoldUrl`), muted (`Muted`) or coaching one other participant (`Coaching`, `CallSidToCoach`),
+`POST …/Conferences/{CF}/Participants/{CA}.json`
+(twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource).
+
 It also holds the recordings a simulated caller made at a <Record> (twilio.com/docs/voice/twiml/record:
 the action gets RecordingSid, RecordingUrl, RecordingDuration): their media is served at the
 RecordingUrl, `GET /2010-04-01/Accounts/{AC}/Recordings/{RE}` (.mp3/.wav, as Twilio serves it), and
 deleted by `DELETE …/Recordings/{RE}.json` (twilio.com/docs/voice/api/recording#delete-a-recording-resource:
 204, then 404 for it); every fetch and delete is recorded (`recording_requests`). Other
-processes read it over HTTP under `/_sandbox/`.
-
-Conference rooms: the sandbox runs no calls, so a test says who the simulated legs put in a room
-(`join(room, call_id)`). The conference in progress of that FriendlyName is listed by
-`GET …/Conferences.json?FriendlyName=…&Status=in-progress`
-(twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources), and a member's
-`POST …/Conferences/{CF}/Participants/{CA}.json` with Muted, Coaching, CallSidToCoach
-(twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource) is answered
-with the participant and recorded (`participant_updates`: room, call_id, muted, coach); a room or
-member not there is Twilio's 404. It listens on loopback only: it holds citizens'
+processes read it over HTTP under `/_sandbox/`. It listens on loopback only: it holds citizens'
 numbers and has no real security.
 
     python -m devtools.twilio_sandbox --port 8099 --account-sid AC... --auth-token ...
@@ -32,6 +33,7 @@ import base64
 import binascii
 import email.utils
 import functools
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -59,12 +61,14 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
 ACCOUNT_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<resource>Messages|Calls)\.json$")
-CONFERENCES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences\.json$")
-PARTICIPANT_PATH = re.compile(
-    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences/(?P<conference>CF[0-9a-f]{{32}})/Participants/(?P<call>[^/]+)\.json$"
-)
 RECORDING_PATH = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})(?P<ext>\.json|\.mp3|\.wav)?$"
+)
+CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls/(?P<call>CA[0-9a-fA-F]{{32}})\.json$")
+CONFERENCES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences\.json$")
+PARTICIPANT_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences/(?P<conference>CF[0-9a-f]{{32}})"
+    rf"/Participants/(?P<call>CA[0-9a-fA-F]{{32}})\.json$"
 )
 # What a recording's media is in the sandbox: a few bytes with an MP3 frame header, not a person's voice.
 RECORDING_AUDIO = b"\xff\xfb\x90\x00" + b"\x00" * 412
@@ -151,11 +155,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _conference_sid(room: str) -> str:
-    """The room's ConferenceSid in the sandbox: the same for the same name."""
-    return "CF" + uuid.uuid5(uuid.NAMESPACE_URL, room).hex
 
 
 def _rfc2822(moment: datetime) -> str:
@@ -256,6 +255,10 @@ def _call_resource(account_sid: str, form: dict[str, str], now: datetime) -> dic
     }
 
 
+def _conference_sid(room: str) -> str:
+    return "CF" + hashlib.md5(room.encode(), usedforsecurity=False).hexdigest()
+
+
 def _message_record(resource: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
     return {**resource, "status_callback": form.get("StatusCallback"), "params": form}
 
@@ -290,8 +293,10 @@ class TwilioSandbox:
         self.auth_token = auth_token
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": [], "Rooms": []}
-        self._rooms: dict[str, list[str]] = {}  # a room in progress → the call ids in it
+        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": [], "Control": []}
+        self._rooms: dict[str, str] = {}  # a conference's sid → its room, as listed
+        self._moves: dict[str, str] = {}  # call → the URL it was moved to, until the simulated call takes it
+        self._ended: set[str] = set()  # rooms no longer in progress (their last leg left)
         self._deleted_recordings: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
@@ -359,47 +364,73 @@ class TwilioSandbox:
             return list(self._records["Recordings"])
 
     @property
-    def participant_updates(self) -> list[dict[str, Any]]:
-        """Every change of a conference member asked for: room, call_id, muted, coach."""
+    def control(self) -> list[dict[str, Any]]:
+        """Every accepted request on a live call or room: `action` ("call.update", "conference.list",
+        "participant.update"), `call`, `room`, and the form (`params`)."""
         with self._changed:
-            return list(self._records["Rooms"])
+            return list(self._records["Control"])
 
-    # -- conference rooms ----------------------------------------------------------------------------
-
-    def join(self, room: str, call_id: str) -> None:
-        """A simulated leg is in `room` (the sandbox runs no calls: the test says who the simulators put there)."""
+    def moved(self, call_sid: str) -> str | None:
+        """The URL a live call was moved to by REST since it last asked, if any (taken once)."""
         with self._changed:
-            self._rooms.setdefault(room, []).append(call_id)
+            return self._moves.pop(call_sid, None)
 
-    def members(self, room: str) -> list[str]:
+    def end_room(self, room: str) -> None:
+        """The room's legs have all left it (the sandbox runs no calls: the test says so): no longer
+        in progress, so not listed, and its members not there to change."""
         with self._changed:
-            return list(self._rooms.get(room, []))
+            self._ended.add(room)
 
-    def check_room_request(self, account: str, authorization: str) -> None:
-        """A room request is refused as the API's are: injected faults first, then its credentials."""
+    def in_progress(self, room: str) -> bool:
+        with self._changed:
+            return room not in self._ended
+
+    def handle_control(
+        self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, str]
+    ) -> dict[str, Any]:
+        """One live-call request: faults, credentials and account as for the others, then recorded."""
         fault = self._next_fault()
         if fault and fault.status:
             with self._changed:
                 self.refused += 1
-            raise SandboxRefusal(fault.status, CODE_FOR_STATUS.get(fault.status, fault.status), "Injected failure.")
-        if not self._authenticated(authorization) or account != self.account_sid:
+            raise SandboxRefusal(
+                fault.status, CODE_FOR_STATUS.get(fault.status, fault.status), f"Injected failure ({fault.status})."
+            )
+        if not self._authenticated(authorization):
             raise SandboxRefusal(HTTPStatus.UNAUTHORIZED, AUTHENTICATE, "Authenticate")
-
-    def conferences(self, friendly_name: str, status: str) -> dict[str, Any]:
-        """Twilio's page of conferences named `friendly_name` (only rooms in progress are kept here)."""
-        found = [] if status not in ("", "in-progress") or not self.members(friendly_name) else [friendly_name]
-        items = [{"sid": _conference_sid(name), "friendly_name": name, "status": "in-progress"} for name in found]
-        return {"conferences": items, "page": 0, "page_size": 50, "next_page_uri": None, "start": 0, "end": len(items)}
-
-    def update_participant(self, conference_sid: str, call_id: str, form: dict[str, str]) -> dict[str, Any]:
-        room = next((name for name in list(self._rooms) if _conference_sid(name) == conference_sid), None)
-        if room is None or call_id not in self.members(room):
-            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, "The requested resource was not found")
-        coaching = form.get("Coaching", "false").lower() == "true"
-        coach = form.get("CallSidToCoach", "") if coaching else ""
-        muted = form.get("Muted", "false").lower() == "true"
-        self._record("Rooms", {"room": room, "call_id": call_id, "muted": muted, "coach": coach})
-        return {"call_sid": call_id, "conference_sid": conference_sid, "muted": muted, "coaching": coaching}
+        if account_sid != self.account_sid:
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The account {account_sid} was not found")
+        room = ids.get("room") or self._rooms.get(ids.get("conference", ""), "")
+        if action == "call.update":
+            if not form.get("Url") and not form.get("Twiml") and not form.get("Status"):
+                raise SandboxRefusal(
+                    HTTPStatus.BAD_REQUEST, CALL_URL_MISSING, "A 'Url' or 'Twiml' parameter is required."
+                )
+            with self._changed:
+                if form.get("Url"):
+                    self._moves[ids["call"]] = form["Url"]
+        self._record("Control", {"action": action, "call": ids.get("call"), "room": room, "params": form})
+        now = _rfc2822(datetime.now(UTC))
+        if action == "conference.list":
+            with self._changed:
+                self._rooms[_conference_sid(room)] = room
+            found = [
+                {"sid": _conference_sid(room), "friendly_name": room, "status": "in-progress", "date_created": now}
+            ]
+            listed = found if room and self.in_progress(room) else []
+            return {"conferences": listed, "page": 0, "page_size": 50, "next_page_uri": None, "uri": "/"}
+        if action == "participant.update":
+            hold, muted = form.get("Hold", "false") == "true", form.get("Muted", "false") == "true"
+            return {
+                "call_sid": ids["call"],
+                "conference_sid": ids["conference"],
+                "hold": hold,
+                "muted": muted,
+                "coaching": form.get("Coaching", "false") == "true",
+                "call_sid_to_coach": form.get("CallSidToCoach") or None,
+                "status": "connected",
+            }
+        return {"sid": ids["call"], "status": "in-progress", "account_sid": account_sid, "date_updated": now}
 
     # -- recordings --------------------------------------------------------------------------------
 
@@ -453,7 +484,9 @@ class TwilioSandbox:
             for records in self._records.values():
                 records.clear()
             self._faults.clear()
+            self._moves.clear()
             self._rooms.clear()
+            self._ended.clear()
 
     # -- fault injection ---------------------------------------------------------------------------
 
@@ -462,6 +495,12 @@ class TwilioSandbox:
         if not HTTPStatus.BAD_REQUEST <= status < 600:
             raise ValueError(f"a failure needs an error status (400-599), not {status}")
         self._add_faults(n, Fault(status=int(status)))
+
+    def fail_after(self, ok: int, status: int = HTTPStatus.INTERNAL_SERVER_ERROR) -> None:
+        """Let the next `ok` API requests through, then answer one with `status` (a failure midway
+        through several requests)."""
+        self._add_faults(ok, Fault())
+        self.fail_next(1, status)
 
     def delay_next(self, n: int, seconds: float) -> None:
         """Stall the next `n` API requests, then handle them: Twilio too may send what a client gave up on."""
@@ -575,16 +614,14 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
-        participant = PARTICIPANT_PATH.match(path)
+        call, participant = CALL_PATH.match(path), PARTICIPANT_PATH.match(path)
         if api:
             self._api(api["account"], api["resource"])
+        elif call:
+            self._control(call["account"], "call.update", {"call": call["call"]})
         elif participant:
-            form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
-            sandbox = self.server.sandbox
-            self._room_request(
-                participant["account"],
-                lambda: sandbox.update_participant(participant["conference"], participant["call"], form),
-            )
+            ids = {"call": participant["call"], "conference": participant["conference"]}
+            self._control(participant["account"], "participant.update", ids)
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
         else:
@@ -594,15 +631,15 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         listings = {f"{SANDBOX_PREFIX}/messages": "messages", f"{SANDBOX_PREFIX}/calls": "calls"}
         listings[f"{SANDBOX_PREFIX}/recordings"] = "recording_requests"
+        listings[f"{SANDBOX_PREFIX}/control"] = "control"
         if self._recording("GET", path):
             return
         conferences = CONFERENCES_PATH.match(path)
         if conferences:
             query = dict(parse_qsl(urlsplit(self.path).query))
-            sandbox = self.server.sandbox
-            listed = functools.partial(sandbox.conferences, query.get("FriendlyName", ""), query.get("Status", ""))
-            self._room_request(conferences["account"], listed, HTTPStatus.OK)
-        elif path in listings:
+            self._control(conferences["account"], "conference.list", {"room": query.get("FriendlyName", "")}, query)
+            return
+        if path in listings:
             self._send_json(HTTPStatus.OK, getattr(self.server.sandbox, listings[path]))
         else:
             self._not_found(path)
@@ -638,20 +675,6 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             )
         return True
 
-    def _room_request(self, account: str, answer: Callable[[], dict[str, Any]], status: int = HTTPStatus.OK) -> None:
-        try:
-            self.server.sandbox.check_room_request(account, self.headers.get("Authorization", ""))
-            payload = answer()
-        except SandboxRefusal as refusal:
-            self._send_json(refusal.status, refusal.payload())
-            return
-        if status == HTTPStatus.NO_CONTENT:
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        else:
-            self._send_json(status, payload)
-
     def _send_bytes(self, data: bytes, content_type: str) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", content_type)
@@ -667,6 +690,18 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             self._send_json(refusal.status, refusal.payload())
         else:
             self._send_json(HTTPStatus.CREATED, answer)
+
+    def _control(self, account: str, action: str, ids: dict[str, str], form: dict[str, str] | None = None) -> None:
+        if form is None:
+            form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            answer = self.server.sandbox.handle_control(
+                account, action, ids, self.headers.get("Authorization", ""), form
+            )
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        else:
+            self._send_json(HTTPStatus.OK, answer)
 
     def _faults(self) -> None:
         try:

@@ -2,7 +2,8 @@
 wall of agents (dispatch.jobs.ring_supervisor); a key press proves it is the supervisor, not
 voicemail; then it joins the caller's conference room (`callcentre.rooms.room_of`) in the mode they
 chose: muted to listen, coaching the agent's leg to whisper, heard by all to barge. Their leg neither
-ends the room nor beeps in it. Its end (the hangup's status callback) ends the session.
+ends the room nor beeps in it; the room's callback learns its member id (Plivo's), for a switch.
+Its end (the hangup's status callback) ends the session.
 
 Served under /<platform>/voice/monitor. Whatever fails, the platform gets a valid document."""
 
@@ -18,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from callcentre import monitoring
 from callcentre.rooms import room_of
 from ivr import calllog
-from ivr.voice import _answered, _ivr, _path, _runtime, _said, _turn
+from ivr.voice import ROOM_EVENT_PATH, _answered, _ivr, _path, _runtime, _said, _turn
 from storage import monitoring as sessions
 from storage.models import User
 from storage.monitoring import Mode
@@ -79,8 +80,10 @@ def answer() -> Response:
     if joined is None:
         return _answered(_said("monitor_call_over", language), Hangup())
     mode = joined.mode if _ivr().platform.coaching or joined.mode is not Mode.WHISPER else Mode.LISTEN
-    muted, coach = monitoring.participant(mode, sessions.agent_leg(runtime.redis, joined.agent_id))
-    room = Conference(room_of(joined.call_sid), muted=muted, coach=coach, ends_room=False, beep=False)
+    muted, coach = monitoring.participant(mode, monitoring.agent_leg(runtime.redis, joined))
+    room = Conference(
+        room_of(joined.call_sid), muted=muted, coach=coach, ends_room=False, beep=False, callback=_path(ROOM_EVENT_PATH)
+    )
     return _answered(room, _said("monitor_call_over", language), Hangup())
 
 

@@ -30,6 +30,9 @@ class AuditAction(StrEnum):
     CALLBACK_REQUESTED = "callback.requested"
     CALLBACK_SCHEDULED = "callback.scheduled"
     CALLBACK_HANDLED = "callback.handled"
+    CALLBACK_TAKEN = "callback.taken"  # an agent made a callback theirs
+    CALLBACK_CALL_PLACED = "callback.call_placed"  # click-to-call: the agent's phone rung, then the caller
+    CALLBACK_ATTEMPTED = "callback.attempted"  # one try's outcome and note, confirmed by the agent
     QUEUE_TAKEN = "queue.taken"
     AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
@@ -39,6 +42,12 @@ class AuditAction(StrEnum):
     MONITOR_SWITCHED = "monitor.switched"  # listen, whisper, barge: from → to
     MONITOR_ENDED = "monitor.ended"  # their phone hung up
     MONITOR_REFUSED = "monitor.refused"  # a call not live, a mode the platform cannot do, the platform's no
+    CALL_HELD = "call.held"  # the agent put their caller on hold (music), from the caller's screen
+    CALL_RESUMED = "call.resumed"
+    AGENT_MUTED = "agent.muted"  # the agent muted themselves: their caller no longer hears them
+    AGENT_UNMUTED = "agent.unmuted"
+    CALL_TRANSFERRED = "call.transferred"  # to another agent, the supervisors, or the phone menu
+    CALL_CONTROL_FAILED = "call.control_failed"  # the platform refused a hold, mute or transfer
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"

@@ -17,7 +17,6 @@ import redis
 SESSION = "sewamitra:monitor:"  # + session id: one monitoring session
 LEG = "sewamitra:monitor-leg:"  # + the supervisor's call id: their session
 OF_SUPERVISOR = "sewamitra:monitor-of:"  # + supervisor id: their session now (one at a time)
-AGENT_LEG = "sewamitra:agent-leg:"  # + agent id: the call id of their phone's leg (coaching names it)
 LIVE_CALL = "sewamitra:live-call:"  # + caller's call id: entered (the queue), answered (put through)
 TTL_S = 4 * 3600  # a call centre's longest call, and then some
 SESSION_ID_CHARS = 16
@@ -113,16 +112,6 @@ def forget(connection: redis.Redis, session: Session) -> None:
         if session.leg:
             pipe.delete(LEG + session.leg)
         pipe.execute()
-
-
-def note_agent_leg(connection: redis.Redis, agent_id: int, call_id: str) -> None:
-    """The call id of the agent's own leg (their desk phone), which a supervisor coaching them names."""
-    connection.set(AGENT_LEG + str(agent_id), call_id, ex=TTL_S)
-
-
-def agent_leg(connection: redis.Redis, agent_id: int) -> str:
-    raw = connection.get(AGENT_LEG + str(agent_id))
-    return (raw.decode() if isinstance(raw, bytes) else raw) if raw else ""
 
 
 def note_entered(connection: redis.Redis, call_sid: str, entered_at: float) -> None:

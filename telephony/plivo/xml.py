@@ -213,14 +213,19 @@ def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
     """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
     ends when either member leaves; then Plivo goes on with the next element. `muted`: the member
     hears the room and nobody hears them (a supervisor listening); a supervisor's leg does not end it.
-    No coach: Plivo's rooms cannot whisper (the console never asks)."""
+    No coach: Plivo's rooms cannot whisper (the console never asks). `callback`: Plivo posts each
+    member entering and leaving, with its ConferenceMemberID."""
     if conference.coach:
         raise ValueError("Plivo's Conference cannot coach: only one member hearing another is not Plivo XML")
+    callback = (
+        {"callback_url": platform.url(conference.callback), "callback_method": "POST"} if conference.callback else {}
+    )
     return plivoxml.ConferenceElement(
         conference.room,
         muted=conference.muted or None,
         start_conference_on_enter=True,
         end_conference_on_exit=conference.ends_room,
+        **callback,
     )
 
 

@@ -18,6 +18,7 @@ from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_stat
 
 TWILIO_API = "https://api.twilio.com"
 RECORDING_SID = re.compile(r"^RE[0-9a-f]{32}$")
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
 ACCOUNT_SID_ENV = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"  # noqa: S105 (a variable name)
@@ -105,27 +106,51 @@ class TwilioTelephony:
         )
         return _sid(call, "CallSid")
 
-    def update_participant(self, room: str, call_id: str, *, muted: bool, coach: str = "") -> None:
-        """The conference in progress named `room` (GET …/Conferences.json?FriendlyName=&Status=in-progress,
-        twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources), then its
-        participant: POST …/Conferences/{CF}/Participants/{CA}.json with Muted, Coaching and
-        CallSidToCoach (twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource)."""
-        coaching: dict[str, Any] = {"coaching": True, "call_sid_to_coach": coach} if coach else {"coaching": False}
+    def redirect_call(self, call_id: str, url: str) -> None:
+        """POST …/Calls/{CA}.json with Url (twilio.com/docs/voice/api/call-resource#update-a-call-resource):
+        the live call, in a queue or not, runs the TwiML at `url` at once."""
+        _check_call(call_id)
+        self._request("move a call", lambda client: client.calls(call_id).update(url=url, method="POST"))
 
-        def update(client: Client) -> None:
+    def hold_member(self, room: str, member: str, hold: bool, music_url: str) -> None:
+        """POST …/Conferences/{CF}/Participants/{CA}.json with Hold and HoldUrl
+        (twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource): a held
+        participant hears HoldUrl (an MP3, fetched with HoldMethod GET) and is not heard."""
+        _check_call(member)
+        held = {"hold": True, "hold_url": music_url, "hold_method": "GET"} if hold else {"hold": False}
+        self._participant("hold a caller", room, member, held)
+
+    def mute_member(self, room: str, member: str, muted: bool) -> None:
+        """The same Participant update with Muted: the room does not hear them, they hear the room."""
+        _check_call(member)
+        self._participant("mute an agent", room, member, {"muted": muted})
+
+    def monitor_member(self, room: str, member: str, *, muted: bool, coach: str = "") -> None:
+        """The same Participant update with Muted, Coaching and CallSidToCoach: a coaching participant is
+        heard by that call alone (twilio.com/docs/voice/api/conference-participant-resource, "Update")."""
+        _check_call(member)
+        coaching: dict[str, Any] = {"coaching": False}
+        if coach:
+            _check_call(coach)
+            coaching = {"coaching": True, "call_sid_to_coach": coach}
+        self._participant("monitor a call", room, member, {"muted": muted, **coaching})
+
+    def _participant(self, action: str, room: str, call_id: str, change: dict[str, Any]) -> None:
+        """A participant is named by its conference's sid, found by the room's FriendlyName among the
+        conferences in progress (twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources)."""
+
+        def send(client: Client) -> None:
             try:
                 found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
             except TwilioRestException:
                 raise
             except TwilioException as error:  # a list's page refused: ("Unable to fetch page", its response)
-                raise _page_refused("find a conference room", error) from error
+                raise _page_refused(f"{action}: find the room", error) from error
             if not found:
-                raise GatewayError(
-                    f"cannot update a participant: no room {room[:40]!r} is in progress", retryable=False
-                )
-            client.conferences(found[0].sid).participants(call_id).update(muted=muted, **coaching)
+                raise GatewayError(f"cannot {action}: the room is not in progress", retryable=False, status=404)
+            client.conferences(found[0].sid).participants(call_id).update(**change)
 
-        self._request("update a conference participant", update)
+        self._request(action, send)
 
     def _sms_sender(self) -> dict[str, str]:
         """A Messaging Service picks the sender itself (and India's DLT header); else our number."""
@@ -167,6 +192,11 @@ def _page_refused(action: str, error: TwilioException) -> GatewayError:
     return GatewayError(
         f"cannot {action}: Twilio answered HTTP {status}", retryable=is_retryable_status(status), status=status
     )
+
+
+def _check_call(call_id: str) -> None:
+    if not CALL_SID.match(call_id):
+        raise GatewayError(f"not a Twilio CallSid: {call_id[:40]!r}", retryable=False)
 
 
 def _check_sid(recording_id: str) -> None:

@@ -1,6 +1,7 @@
-"""A member of a conference room changed by the platform's REST (`Telephony.update_participant`),
+"""A supervisor's leg in a conference room changed by the platform's REST (`CallControl.monitor_member`),
 through the real SDK clients against each platform's sandbox: heard by nobody, by one member only
-(Twilio's coach; Plivo's members cannot), or by all; a room or member not there, a refusal."""
+(Twilio's coach; Plivo's members cannot), or by all, by the same request that mutes an agent; a room
+no longer in progress, a refusal."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from telephony import telephony
+from telephony import call_control
 from telephony.port import GatewayError
 
 pytestmark = pytest.mark.both_platforms
@@ -20,60 +21,85 @@ def call_id(platform: str) -> str:
     return str(uuid.uuid4()) if platform == "plivo" else "CA" + uuid.uuid4().hex
 
 
+def member_of(platform: str, call: str, member_id: str) -> str:
+    """How the platform names a call in a room: Twilio by its CallSid, Plivo by a ConferenceMemberID."""
+    return member_id if platform == "plivo" else call
+
+
+def changes(sandbox: TwilioSandbox) -> list[tuple[str, str, dict[str, str]]]:
+    """The changes of a member asked of the platform: (action, member, what), lists of rooms aside."""
+    return [
+        (c["action"], c.get("member") or c["call"], c["params"])
+        for c in sandbox.control
+        if c["action"] != "conference.list"
+    ]
+
+
 def test_a_supervisor_heard_by_nobody_then_by_all_is_asked_of_the_platform_in_that_order(
     helpline_settings: Settings, sandbox: TwilioSandbox, telephony_platform: str
 ) -> None:
-    room, caller, agent, supervisor = (call_id(telephony_platform) for _ in range(4))
-    for leg in (agent, caller, supervisor):
-        sandbox.join(room, leg)
-    platform = telephony(helpline_settings)
-    platform.update_participant(room, supervisor, muted=True)
-    platform.update_participant(room, supervisor, muted=False)
-    assert sandbox.participant_updates == [
-        {"room": room, "call_id": supervisor, "muted": True, "coach": ""},
-        {"room": room, "call_id": supervisor, "muted": False, "coach": ""},
-    ]
+    room, supervisor = call_id(telephony_platform), member_of(telephony_platform, call_id(telephony_platform), "3")
+    control = call_control(helpline_settings)
+    control.monitor_member(room, supervisor, muted=True)
+    control.monitor_member(room, supervisor, muted=False)
+    if telephony_platform == "plivo":  # POST …/Member/3/Mute/, then DELETE on it
+        assert [(action, member) for action, member, _ in changes(sandbox)] == [
+            ("member.mute", "3"),
+            ("member.mute.stop", "3"),
+        ]
+        assert {c["room"] for c in sandbox.control} == {room}
+    else:
+        assert changes(sandbox) == [
+            ("participant.update", supervisor, {"Muted": "true", "Coaching": "false"}),
+            ("participant.update", supervisor, {"Muted": "false", "Coaching": "false"}),
+        ]
 
 
 def test_coaching_is_asked_of_twilio_and_refused_on_plivo_without_a_request(
     helpline_settings: Settings, sandbox: TwilioSandbox, telephony_platform: str
 ) -> None:
-    room, agent, supervisor = (call_id(telephony_platform) for _ in range(3))
-    sandbox.join(room, agent)
-    sandbox.join(room, supervisor)
-    platform = telephony(helpline_settings)
+    room, agent = call_id(telephony_platform), call_id(telephony_platform)
+    supervisor = member_of(telephony_platform, call_id(telephony_platform), "2")
+    control = call_control(helpline_settings)
     if telephony_platform == "plivo":
         with pytest.raises(GatewayError, match="cannot coach") as refused:
-            platform.update_participant(room, supervisor, muted=False, coach=agent)
+            control.monitor_member(room, supervisor, muted=False, coach=agent)
         assert not refused.value.retryable
-        assert sandbox.participant_updates == []
+        assert sandbox.control == []
     else:
-        platform.update_participant(room, supervisor, muted=False, coach=agent)
-        assert sandbox.participant_updates == [{"room": room, "call_id": supervisor, "muted": False, "coach": agent}]
+        control.monitor_member(room, supervisor, muted=False, coach=agent)
+        coaching = {"Muted": "false", "Coaching": "true", "CallSidToCoach": agent}
+        assert changes(sandbox) == [("participant.update", supervisor, coaching)]
 
 
-def test_a_room_not_in_progress_or_a_member_not_in_it_is_a_gateway_error_not_worth_retrying(
+def test_a_room_no_longer_in_progress_is_a_gateway_error_not_worth_retrying(
     helpline_settings: Settings, sandbox: TwilioSandbox, telephony_platform: str
 ) -> None:
-    room, agent, stranger = (call_id(telephony_platform) for _ in range(3))
-    platform = telephony(helpline_settings)
+    room, supervisor = call_id(telephony_platform), member_of(telephony_platform, call_id(telephony_platform), "4")
+    sandbox.end_room(room)  # the caller hung up: their room ended with them
     with pytest.raises(GatewayError) as gone:
-        platform.update_participant(room, agent, muted=True)  # the call ended: its room with it
+        call_control(helpline_settings).monitor_member(room, supervisor, muted=True)
     assert not gone.value.retryable
-    sandbox.join(room, agent)
-    with pytest.raises(GatewayError) as absent:
-        platform.update_participant(room, stranger, muted=True)
-    assert not absent.value.retryable
-    assert sandbox.participant_updates == []
+    assert changes(sandbox) == []
+
+
+def test_a_member_not_named_as_the_platform_names_members_is_refused_without_a_request(
+    helpline_settings: Settings, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    room = call_id(telephony_platform)
+    for junk in ("", "../Conference", "CA" + "z" * 32, "1" * 40):
+        with pytest.raises(GatewayError) as refused:
+            call_control(helpline_settings).monitor_member(room, junk, muted=False)
+        assert not refused.value.retryable
+    assert sandbox.control == []
 
 
 def test_the_platform_asking_us_to_slow_down_is_a_gateway_error_worth_retrying(
     helpline_settings: Settings, sandbox: TwilioSandbox, telephony_platform: str
 ) -> None:
-    room, supervisor = call_id(telephony_platform), call_id(telephony_platform)
-    sandbox.join(room, supervisor)
+    room, supervisor = call_id(telephony_platform), member_of(telephony_platform, call_id(telephony_platform), "5")
     sandbox.fail_next(1, status=429)
     with pytest.raises(GatewayError) as refused:
-        telephony(helpline_settings).update_participant(room, supervisor, muted=False)
+        call_control(helpline_settings).monitor_member(room, supervisor, muted=True)
     assert refused.value.retryable
-    assert sandbox.participant_updates == []
+    assert changes(sandbox) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from core.settings import Settings
 from devtools.rooms import Room
 from devtools.simulator import Event, InRoom, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
-from storage import callqueue, monitoring
+from storage import callqueue, rooms
 from storage.db import session_scope
 from storage.models import AuditEvent, Role, User
 from tests.calls import Line
@@ -38,7 +39,7 @@ from tests.factories import (
     simulator,
     with_hours,
 )
-from tests.integration.test_agent_desk import ASHA, PUT_THROUGH, at_desk, desk_phone_answers, offered, page, user_id
+from tests.integration.test_agent_desk import ASHA, at_desk, desk_phone_answers, offered, page, user_id
 
 NOW = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)
 MEERA = "+919811110009"  # the supervisor's phone
@@ -76,6 +77,15 @@ def monitoring_trail(app: Flask) -> list[tuple[str, str, str | None, str | None,
             select(AuditEvent).where(col(AuditEvent.action).startswith("monitor.")).order_by(col(AuditEvent.id))
         ).all()
     return [(e.action, e.actor, e.from_status, e.to_status, e.reason) for e in events]
+
+
+def member_changes(sandbox: TwilioSandbox) -> list[tuple[str, str, str, dict[str, str]]]:
+    """The changes of a room's member asked of the platform: (room, action, member, Twilio's form)."""
+    return [
+        (c["room"], c["action"], c.get("member") or c["call"], {} if c.get("member") else c["params"])
+        for c in sandbox.control
+        if c["action"] in ("participant.update", "member.mute", "member.mute.stop")
+    ]
 
 
 def supervisors_phone_answers(app: Flask, ring: dict[str, str], keys: str, **setup: object) -> Transcript:
@@ -120,13 +130,11 @@ def test_a_supervisor_listens_whispers_and_barges_on_an_agents_call_and_each_hea
         legs["agent"] = leg.call_sid
 
     def who_hears_whom(room: str) -> dict[str, set[str]]:
-        now = Room.of(room, joined, sandbox.participant_updates)
+        now = Room.of(room, joined, sandbox.control)
         return {who: {name for name, other in legs.items() if other in now.heard_by(sid)} for who, sid in legs.items()}
 
     def meera_in_the_room(room: str) -> None:  # all three are in the caller's room now
         legs["supervisor"] = joined[-1].call_id
-        for event in joined:
-            sandbox.join(room, event.call_id)
         heard["listen"] = who_hears_whom(room)
         wall = page(meera.get("/console/wall/board"))
         assert "You are monitoring" in wall
@@ -161,15 +169,14 @@ def test_a_supervisor_listens_whispers_and_barges_on_an_agents_call_and_each_hea
         assert phone.said("Sewamitra console: to listen to the agent's call, press 1. Nobody will hear you.")
         assert phone.said("The agent's call has ended. Goodbye.")
 
-    # Hindi (1), an agent (3), a round of hold music; Asha accepts; the caller is put through.
-    line = Line("1", "3", "-", asha_accepts, PUT_THROUGH[telephony_platform])
-    caller = simulator(app.test_client(), from_number=CITIZEN, on_event=in_room, in_room=meera_listens).run(line)
+    # Hindi (1), an agent (3), a round of hold music; Asha accepts; the caller is moved into their room.
+    line = Line("1", "3", "-", asha_accepts, "-")
+    caller = simulator(
+        app.test_client(), from_number=CITIZEN, moved=sandbox.moved, on_event=in_room, in_room=meera_listens
+    ).run(line)
     assert not caller.errors, caller.render(requests=True)
-    if not any(e.call_id == caller.call_sid for e in joined):
-        pytest.skip(
-            "Twilio bridges an agent with <Dial><Queue> on this branch: the caller is in no conference room a "
-            "supervisor could join (the conference-room bridge moves them into one; run this test after it)"
-        )
+    assert {e.call_id for e in joined} == {caller.call_sid, legs["agent"], legs["supervisor"]}  # all in one room
+    assert {e.room for e in joined} == {room_of(caller.call_sid)}
 
     nobody: set[str] = set()
     assert heard["listen"] == {
@@ -246,15 +253,17 @@ def test_a_supervisor_without_a_phone_is_told_and_nothing_rings(app: Flask, sand
     assert sandbox.calls == []
 
 
-def on_a_call(app: Flask, agent_id: int, *, waited_s: int, rang_s: int) -> callqueue.Call:
+def on_a_call(app: Flask, agent_id: int, *, waited_s: int, rang_s: int, agent_leg: str = "") -> callqueue.Call:
     """The agent takes a Hindi caller who has waited `waited_s`; they are put through `rang_s` later
-    (the clock moved on so far): as the console's Accept and the platform's bridge do it."""
+    (the clock moved on so far), in the caller's room with their leg `agent_leg`: as the console's
+    Accept, the agent's key press and the platform's bridge do it."""
     connection, engine, clock = (app.extensions["sewamitra"].redis, engine_of(app), app.extensions["sewamitra"].clock)
     caller = callqueue.Call(str(uuid.uuid4()), CITIZEN, "hi")
     callqueue.note_waiting(connection, caller, 1, waited_s, clock.now().timestamp())
     desk.ready(connection, engine, agent_id, (("hi",), ()), clock.now())
     taken, _ = desk.take(connection, engine, agent_id, None, clock.now())
     assert taken is not None
+    rooms.opened(connection, room_of(caller.call_sid), caller.call_sid, agent_id, agent_leg or str(uuid.uuid4()))
     callqueue.bridged(connection, agent_id, caller.call_sid)
     desk.bridged(connection, engine, agent_id, caller.call_sid, "hi", clock.now() + timedelta(seconds=rang_s))
     return caller
@@ -266,9 +275,8 @@ def test_the_supervisors_phone_joins_the_callers_room_in_their_mode_and_leaves_i
 ) -> None:
     john = add_user(engine_of(app), "john", Role.AGENT).id
     assert john is not None
-    caller = on_a_call(app, john, waited_s=40, rang_s=5)
     agent_leg = str(uuid.uuid4()) if telephony_platform == "plivo" else "CA" + uuid.uuid4().hex
-    monitoring.note_agent_leg(app.extensions["sewamitra"].redis, john, agent_leg)  # as his phone's key press does
+    caller = on_a_call(app, john, waited_s=40, rang_s=5, agent_leg=agent_leg)
     meera = supervisor(app)
     said = page(meera.post("/console/wall/monitor", {"agent": john, "mode": mode}, follow_redirects=True))
     run_jobs(app)
@@ -282,7 +290,10 @@ def test_the_supervisors_phone_joins_the_callers_room_in_their_mode_and_leaves_i
     phone = supervisors_phone_answers(app, ring, "1")
     [joined] = [e for e in phone.events if isinstance(e, InRoom)]
     muted, coach = {"listen": (True, ""), "whisper": (False, agent_leg), "barge": (False, "")}[mode]
-    assert joined == InRoom(room_of(caller.call_sid), phone.call_sid, muted, coach)
+    assert replace(joined, member="") == InRoom(room_of(caller.call_sid), phone.call_sid, muted, coach)
+    room_member = rooms.member(app.extensions["sewamitra"].redis, room_of(caller.call_sid), phone.call_sid)
+    # Plivo's room callback told the helpline its member id, for a switch; Twilio names it by its CallSid
+    assert room_member == (joined.member if telephony_platform == "plivo" else None)
     assert phone.said("The agent's call has ended. Goodbye.")  # once the room ends: the caller's or John's leaving
     trail = monitoring_trail(app)
     assert [action for action, *_ in trail] == ["monitor.asked", "monitor.joined", "monitor.ended"]
@@ -300,28 +311,30 @@ def test_a_switch_the_platform_refuses_keeps_the_mode_says_so_and_is_audited_and
     told: list[str] = []
 
     def meera_in_the_room(room: str) -> None:
-        legs = [caller.call_sid, leg[0]]
-        for call_id in legs:
-            sandbox.join(room, call_id)
         switch = SWITCH.search(page(meera.get("/console/wall/board")))
         assert switch is not None
         sandbox.fail_next(1, status=429)  # the platform is busy: this one is refused
         told.append(page(meera.post(switch.group(1), {"mode": "barge"}, follow_redirects=True)))
-        assert sandbox.participant_updates == []
+        assert member_changes(sandbox) == []
         told.append(page(meera.post(switch.group(1), {"mode": "barge"}, follow_redirects=True)))
 
-    leg: list[str] = []
+    leg: list[InRoom] = []
     [ring] = sandbox.calls
     supervisors_phone_answers(
         app,
         ring,
         "1",
-        on_event=lambda e: leg.append(e.call_id) if isinstance(e, InRoom) else None,
+        on_event=lambda e: leg.append(e) if isinstance(e, InRoom) else None,
         in_room=meera_in_the_room,
     )
     assert "The telephony platform refused the change; try again." in told[0]
     assert "Switched." in told[1]
-    assert sandbox.participant_updates == [{"room": caller.call_sid, "call_id": leg[0], "muted": False, "coach": ""}]
+    barge = (
+        ("member.mute.stop", leg[0].member, {})
+        if telephony_platform == "plivo"
+        else ("participant.update", leg[0].call_id, {"Muted": "false", "Coaching": "false"})
+    )
+    assert member_changes(sandbox) == [(caller.call_sid, *barge)]
     meera_id = f"user:{user_id(app, 'meera')}"
     assert monitoring_trail(app) == [
         ("monitor.asked", meera_id, None, "listen", None),
