@@ -13,6 +13,7 @@ from console import (
     agent,
     auth,
     breaches,
+    call_controls,
     callbacks,
     callers,
     calls,
@@ -74,7 +75,7 @@ _PARTS = (
     wall,
     callbacks,
     callers,
-    calls,
+    call_controls,
     requests,
     recordings,
     workers,
@@ -83,6 +84,7 @@ _PARTS = (
     escalations,
     dashboard,
     quality,
+    calls,
     reports,
     users,
     data_requests,
@@ -101,7 +103,8 @@ def init_app(app: Flask) -> None:
         csrf_token=csrf.token,
         agent_desk=agent.context,
         clock_time=agent.clock_time,
-        call_controls=calls.controls,
+        call_controls=call_controls.controls,
+        wrap_up_form=agent.wrap_up_form,
     )
     present.init_app(app)
 
