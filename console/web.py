@@ -31,6 +31,7 @@ from console import (
     reports,
     requests,
     users,
+    wall,
     workers,
     worklist,
 )
@@ -71,6 +72,7 @@ _PARTS = (
     auth,
     agent,
     queue,
+    wall,
     callbacks,
     callers,
     call_controls,

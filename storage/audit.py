@@ -39,6 +39,12 @@ class AuditAction(StrEnum):
     AGENT_RECORDING_PAUSED = "agent.recording_paused"  # the agent paused the recording of their call
     AGENT_RECORDING_RESUMED = "agent.recording_resumed"
     AGENT_RECORDING_REFUSED = "agent.recording_refused"  # not their call, or the platform failed
+    # A supervisor on an agent's call (callcentre/monitoring.py): listen, whisper or barge.
+    MONITOR_ASKED = "monitor.asked"  # from the wall: the supervisor's phone rings
+    MONITOR_JOINED = "monitor.joined"  # their key press: in the caller's room
+    MONITOR_SWITCHED = "monitor.switched"  # listen, whisper, barge: from → to
+    MONITOR_ENDED = "monitor.ended"  # their phone hung up
+    MONITOR_REFUSED = "monitor.refused"  # a call not live, a mode the platform cannot do, the platform's no
     CALL_HELD = "call.held"  # the agent put their caller on hold (music), from the caller's screen
     CALL_RESUMED = "call.resumed"
     AGENT_MUTED = "agent.muted"  # the agent muted themselves: their caller no longer hears them

@@ -179,6 +179,10 @@ class Conference:
     agent's leg) carries it, as the platforms take a room's recording from the member who starts it."""
 
     room: str
+    muted: bool = False  # heard by nobody (a supervisor listening)
+    coach: str = ""  # the call id of the one member who alone hears this call (a supervisor whispering)
+    ends_room: bool = True  # the room ends when this call leaves it (not a supervisor's leg)
+    beep: bool = True  # the room hears this call come and go (not a supervisor's leg)
     callback: str | None = None
     record: bool = False
     recording_callback: str | None = None  # where the platform posts the room's recording(s) when ready
@@ -195,6 +199,7 @@ class CallPlatform(Protocol):
 
     mimetype: str  # of its call documents and message replies
     queues: bool  # it has queue verbs (Enqueue, Leave, a Dial to a queue); else the helpline keeps the queue
+    coaching: bool  # a room's member may be heard by one other member only (a supervisor's whisper)
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn: ...
 

@@ -86,3 +86,9 @@ class CallControl(Protocol):
         """Record the room again: Twilio goes on with the same recording; Plivo starts a new one,
         posted to `recording_callback` (a fully qualified URL) when it is ready."""
         ...
+
+    def monitor_member(self, room: str, member: str, *, muted: bool, coach: str = "") -> None:
+        """Who hears the member (a supervisor's leg) from now on: nobody (`muted`), only the member
+        whose call id is `coach` (coaching: a whisper), or everyone (barge). The same request as
+        `mute_member`, with coaching; GatewayError on a platform whose rooms cannot coach."""
+        ...

@@ -37,6 +37,7 @@ class TwilioWebhooks:
 
     mimetype = MIMETYPE
     queues = True
+    coaching = True  # <Conference coach="CA…"> (twilio.com/docs/voice/twiml/conference#attributes-coach)
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn:
         return call_turn(form)
@@ -185,21 +186,26 @@ def _dial_number(parent: Any, dial: DialNumber) -> None:
 
 
 def _conference(parent: Any, conference: Conference) -> None:
-    """<Dial><Conference> (twilio.com/docs/voice/twiml/conference). Recorded: `record="record-from-start"`
-    and `recordingStatusCallback` (#record, #recordingstatuscallback), posted ConferenceSid,
-    RecordingSid, RecordingUrl, RecordingStatus and RecordingDuration when the recording is completed;
-    a recording paused and resumed by REST (twilio.com/docs/voice/api/conference-recording-resource) is
-    still the one recording."""
-    recorded: dict[str, str] = {}
+    """<Dial><Conference> (twilio.com/docs/voice/twiml/conference): `muted` heard by nobody, `coach`
+    the CallSid of the only participant who hears this one; a supervisor's leg neither ends the room
+    nor beeps on entering it. Recorded: `record="record-from-start"` and `recordingStatusCallback`
+    (#record, #recordingstatuscallback), posted ConferenceSid, RecordingSid, RecordingUrl,
+    RecordingStatus and RecordingDuration when the recording is completed; a recording paused and
+    resumed by REST (twilio.com/docs/voice/api/conference-recording-resource) is still the one recording."""
+    extra: dict[str, Any] = {"muted": True} if conference.muted else {}
+    if conference.coach:
+        extra["coach"] = conference.coach
+    if not conference.beep:
+        extra["beep"] = False
     if conference.record:
-        recorded["record"] = "record-from-start"
+        extra["record"] = "record-from-start"
     if conference.record and conference.recording_callback:
-        recorded |= {
+        extra |= {
             "recording_status_callback": conference.recording_callback,
             "recording_status_callback_event": "completed",
             "recording_status_callback_method": "POST",
         }
-    parent.dial().conference(conference.room, end_conference_on_exit=True, **recorded)
+    parent.dial().conference(conference.room, end_conference_on_exit=conference.ends_room, **extra)
 
 
 _WRITERS: dict[type, Callable[[Any, Any], None]] = {
