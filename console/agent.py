@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from callcentre import desk
@@ -25,6 +26,7 @@ from storage.agents import AgentState, AgentStatus
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import User
+from telephony import browser_ready
 
 log = logging.getLogger(__name__)
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -43,6 +45,27 @@ ON_A_CALL = N_("Finish your call first.")
 GONE = N_("That caller is no longer waiting for you.")
 NOBODY = N_("Nobody is waiting.")
 RINGING = N_("Your desk phone is ringing; answer it to talk to the caller.")
+CONNECTING = N_("Connecting you to the caller in this browser.")
+SESSION_KEY = "answer_in"
+
+
+class AnswerIn(StrEnum):
+    """Where an agent answers the callers they take (console/softphone.py: the browser's side)."""
+
+    BROWSER = "browser"
+    DESK_PHONE = "desk_phone"
+
+
+ANSWER_NAMES = {AnswerIn.BROWSER: N_("In this browser"), AnswerIn.DESK_PHONE: N_("On my desk phone")}
+
+
+def answer_in() -> AnswerIn:
+    """This agent's choice for this sign-in (it is about the computer they sit at: its microphone);
+    in the browser by default where the platform's browser credentials are configured."""
+    if not browser_ready(runtime().settings):
+        return AnswerIn.DESK_PHONE
+    chosen = session.get(SESSION_KEY)
+    return AnswerIn(chosen) if chosen in set(AnswerIn) else AnswerIn.BROWSER
 
 
 @dataclass(frozen=True)
@@ -110,7 +133,7 @@ def live_bar() -> ResponseReturnValue:
 @bp.post("/ready")
 @requires(*STAFF)
 def ready() -> ResponseReturnValue:
-    if not g.user.phone:
+    if answer_in() is AnswerIn.DESK_PHONE and not g.user.phone:
         flash(NO_DESK_PHONE)
         return _back()
     return _done(lambda c, e, now: desk.ready(c, e, g.user.id, skills(g.user), now))
@@ -149,14 +172,17 @@ def accept() -> ResponseReturnValue:
 
 def take(call_sid: str | None) -> ResponseReturnValue:
     """The agent takes `call_sid` (offered to them) or the next caller they can serve; their desk
-    phone rings and the caller's screen opens. Refused unless they are ready and hold no caller."""
-    if not g.user.phone:
+    phone rings (in the browser: its softphone connects) and the caller's screen opens. Refused unless
+    they are ready and hold no caller."""
+    in_browser = answer_in() is AnswerIn.BROWSER
+    if not in_browser and not g.user.phone:
         flash(NO_DESK_PHONE)
         return _back()
     connection, now = runtime().redis, runtime().clock.now()
     try:
         taken, cannot = desk.take(connection, runtime().engine, g.user.id, call_sid, now)
-        if taken is not None and not enqueue.ring_agent(connection, g.user.id, g.user.phone, taken.call_sid):
+        rung = in_browser or taken is None or enqueue.ring_agent(connection, g.user.id, g.user.phone, taken.call_sid)
+        if taken is not None and not rung:
             desk.leg_ended(connection, runtime().engine, g.user.id, runtime().settings.agents, now)
             flash(REDIS_AWAY)
             return _back()
@@ -171,7 +197,7 @@ def take(call_sid: str | None) -> ResponseReturnValue:
         auth.audit(
             db, AuditAction.QUEUE_TAKEN, "call", None, call_sid=taken.call_sid, waited_s=taken.wait_s(now.timestamp())
         )
-    flash(RINGING)
+    flash(CONNECTING if in_browser else RINGING)
     return redirect(url_for("console.callers.for_call", call=taken.call_sid))
 
 

@@ -33,6 +33,8 @@ class AuditAction(StrEnum):
     QUEUE_TAKEN = "queue.taken"
     AGENT_STATE_CHANGED = "agent.state_changed"  # ready, on a call, wrap-up, paused (with its reason)
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
+    SOFTPHONE_TOKEN = "softphone.token"  # noqa: S105 (a name) an agent's browser was given the platform's token to place calls
+    SOFTPHONE_LEG_REFUSED = "softphone.leg_refused"  # a browser's call for a caller its agent does not hold
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"
