@@ -424,7 +424,7 @@ def holds(dump: str, number: str) -> bool:
 
 
 TWILIO_API_KEY_SID = "SK" + "5" * 32
-TWILIO_API_KEY_SECRET = "browser-key-secret-" + "k" * 32  # noqa: S105 (a test's)
+TWILIO_API_KEY_SECRET = "browser-key-secret-" + "k" * 32
 TWIML_APP_SID = "AP" + "a" * 32
 PLIVO_BROWSER_APP_ID = "77123456789012345"
 

@@ -51,29 +51,44 @@
   }
 
   function viaTwilio(token, callSid) {
-    const device = new window.Twilio.Device(token, {logLevel: "error"});
-    ["incoming", "outgoing", "disconnect"].forEach(function (sound) {
-      try { device.audio[sound](false); } catch (e) { /* no sounds: they would come from Twilio's CDN */ }
-    });
-    let accepted = false;
-    device.on("error", function () { if (!accepted) failed(callSid); });
+    // The SDK's sounds would come from Twilio's CDN: a silent file of the helpline's own stands in.
+    const sounds = {};
+    ["incoming", "outgoing", "disconnect", "dtmfh", "dtmfs"].concat(
+      "0123456789".split("").map(function (digit) { return "dtmf" + digit; })
+    ).forEach(function (name) { sounds[name] = panel.dataset.silence; });
+    const device = new window.Twilio.Device(token, {logLevel: "error", sounds: sounds});
+    let accepted = false, over = false;
+    function gone(failure) {  // once: the device stops trying to reach Twilio
+      if (over) return;
+      over = true;
+      device.destroy();
+      if (failure) failed(callSid); else ended();
+    }
+    device.on("error", function () { if (!accepted) gone(true); });
     return device.connect({params: {call: callSid}}).then(function (call) {
       call.on("accept", function () {
         accepted = true;
         connected({mute: function (on) { call.mute(on); }, hangup: function () { call.disconnect(); }});
       });
-      call.on("disconnect", ended);
-      call.on("cancel", ended);
-      call.on("error", function () { if (!accepted) failed(callSid); });
+      call.on("disconnect", function () { gone(false); });
+      call.on("cancel", function () { gone(false); });
+      call.on("error", function () { if (!accepted) gone(true); });
     });
   }
 
   function viaPlivo(token, callSid) {
     const client = new window.Plivo({debug: "ERROR", permOnClick: false, allowMultipleIncomingCalls: false}).client;
     let accepted = false;
+    let over = false;
+    function gone(failure) {  // once: the client stops trying to reach Plivo
+      if (over) return;
+      over = true;
+      try { client.logout(); } catch (e) { /* not logged in */ }
+      if (failure) failed(callSid); else ended();
+    }
     client.on("onLogin", function () { client.call("helpline", {"X-PH-Call": callSid}); });
-    client.on("onLoginFailed", function () { failed(callSid); });
-    client.on("onCallFailed", function () { if (!accepted) failed(callSid); });
+    client.on("onLoginFailed", function () { gone(true); });
+    client.on("onCallFailed", function () { if (!accepted) gone(true); });
     client.on("onCallAnswered", function () {
       accepted = true;
       connected({
@@ -81,7 +96,7 @@
         hangup: function () { client.hangup(); },
       });
     });
-    client.on("onCallTerminated", ended);
+    client.on("onCallTerminated", function () { gone(false); });
     client.loginWithAccessToken(token);
   }
 

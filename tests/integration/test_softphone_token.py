@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 from twilio.jwt.access_token import AccessToken
 
 from core.settings import Settings
-from sewamitra.app import create_app
 from devtools.plivo_sandbox import PlivoSandbox
+from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import AuditEvent, Provider, Role

@@ -1,0 +1,224 @@
+"""An agent answering in the browser: they accept a caller on the console; their softphone calls the
+platform with the caller named; the platform asks the helpline for that leg (Twilio: the TwiML App's
+Voice URL, `From=client:agent-<id>`, the SDK's params as form fields; Plivo: the browser
+application's answer URL, `From=sip:agent-<id>@phone.plivo.com`, the SDK's extra headers as
+`X-PH-` parameters), signed as each platform signs; the leg joins the caller's room. A leg for a
+caller the agent does not hold is refused. The leg's end ends the agent's call, as a desk phone's does."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from flask import Flask
+from sqlmodel import Session, col, select
+
+from core.clock import FrozenClock
+from core.settings import Settings
+from devtools.simulator import Bridged, Dialed
+from devtools.twilio_sandbox import TwilioSandbox
+from storage import agents, callqueue
+from storage.agents import AgentState
+from storage.models import AuditEvent, Role
+from tests.calls import Line
+from tests.console import Console, add_user
+from tests.factories import (
+    ALWAYS_OPEN,
+    CITIZEN,
+    engine_of,
+    run_jobs,
+    signed_post,
+    simulator,
+    with_browser_phones,
+    with_hours,
+)
+
+NOW = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)
+OFFER = re.compile(r'name="call" value="([^"]+)"')
+
+pytestmark = pytest.mark.both_platforms
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@pytest.fixture
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_browser_phones(with_hours(helpline_settings, **ALWAYS_OPEN))
+
+
+def in_the_browser(app: Flask, username: str) -> tuple[Console, int]:
+    """An agent with no desk phone signs in, answers in the browser (the default here), and is ready."""
+    user = add_user(engine_of(app), username, Role.AGENT)
+    console = Console(app)
+    console.sign_in(username)
+    assert console.post("/console/agent/answer-in", {"answer_in": "browser"}).status_code == 302
+    assert console.post("/console/agent/ready").status_code == 302
+    assert user.id is not None
+    return console, user.id
+
+
+def browser_leg(platform: str, agent_id: int, caller_call: str) -> tuple[str, dict[str, str]]:
+    """The platform's request for the call the agent's softphone placed, exactly as it sends it."""
+    if platform == "plivo":
+        form = {"CallUUID": str(uuid.uuid4()), "From": f"sip:agent-{agent_id}@phone.plivo.com"}
+        form |= {"To": "sip:helpline@phone.plivo.com", "CallStatus": "in-progress", "Direction": "inbound"}
+        form |= {"Event": "StartApp", "X-PH-Call": caller_call}
+        return "/plivo/voice/client", form
+    form = {"CallSid": "CA" + uuid.uuid4().hex, "AccountSid": "AC0123456789abcdef0123456789abcdef"}
+    form |= {"From": f"client:agent-{agent_id}", "Caller": f"client:agent-{agent_id}", "To": "", "Called": ""}
+    form |= {"CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    form |= {"ApplicationSid": "AP" + "a" * 32, "call": caller_call}
+    return "/twilio/voice/client", form
+
+
+def leg_ends(app: Flask, platform: str, leg: dict[str, str]) -> None:
+    """The leg's status callback (the TwiML App's; the application's hangup URL)."""
+    ended = {**leg, "CallStatus": "completed"}
+    if platform == "plivo":
+        ended |= {"Event": "Hangup", "HangupCause": "NORMAL_CLEARING", "Duration": "42"}
+    else:
+        ended |= {"CallDuration": "42"}
+    assert signed_post(app.test_client(), f"/{platform}/voice/client/status", ended).status_code == 204
+
+
+def refusals(app: Flask) -> list[AuditEvent]:
+    with Session(engine_of(app)) as db:
+        found = select(AuditEvent).where(AuditEvent.action == "softphone.leg_refused").order_by(col(AuditEvent.id))
+        return list(db.exec(found))
+
+
+def test_an_agent_accepts_in_the_browser_and_their_leg_joins_the_callers_room(
+    app: Flask, redis_client: redis.Redis, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha, asha_id = in_the_browser(app, "asha")
+    legs: list[tuple[dict[str, str], str, int | None]] = []
+
+    def asha_accepts_and_her_browser_connects() -> None:
+        bar = asha.get("/console/agent/bar").get_data(as_text=True)
+        offer = OFFER.search(bar)
+        assert offer is not None
+        response = asha.post("/console/agent/accept", {"call": offer.group(1)})
+        assert response.headers["Location"] == f"/console/callers/call/{offer.group(1)}"
+        run_jobs(app)
+        assert sandbox.calls == []  # no desk phone rung
+        bar = asha.get("/console/agent/bar").get_data(as_text=True)
+        assert f'data-softphone-call="{offer.group(1)}"' in bar  # the softphone connects to this caller
+        path, form = browser_leg(telephony_platform, asha_id, offer.group(1))
+        answer = signed_post(app.test_client(), path, form)
+        assert answer.status_code == 200
+        waiting_in_the_room = callqueue.agent_waiting(redis_client, offer.group(1))
+        legs.append((form, answer.get_data(as_text=True), waiting_in_the_room))
+
+    # English (2), an agent (3), a round of hold music; Asha accepts in her browser; another round.
+    caller = simulator(app.test_client(), from_number=CITIZEN).run(
+        Line("2", "3", "-", asha_accepts_and_her_browser_connects, "-")
+    )
+
+    assert not caller.errors, caller.render(requests=True)
+    [(leg, document, waiting_in_the_room)] = legs
+    assert waiting_in_the_room == asha_id  # as the desk phone's leg waits for a caller
+    if telephony_platform == "plivo":
+        assert re.search(rf"<Conference[^>]*>{caller.call_sid}</Conference>", document)
+        # The caller's next round brings them into the room where the browser waits.
+        assert Dialed(caller.call_sid, "conference") in caller.events
+        assert Bridged() in caller.events
+        assert callqueue.on_the_line(redis_client, asha_id) == caller.call_sid
+        assert agents.status(redis_client, asha_id).bridged
+    else:
+        # The same room as the desk phone's: <Dial><Conference> named for the caller (a colleague moves
+        # Twilio's queued caller into it; until then Twilio's caller waits in its queue).
+        assert re.search(rf"<Dial><Conference[^>]*>{caller.call_sid}</Conference></Dial>", document)
+    assert refusals(app) == []
+
+    leg_ends(app, telephony_platform, leg)
+    after = agents.status(redis_client, asha_id)
+    if telephony_platform == "plivo":  # they talked: wrap-up
+        assert after.state is AgentState.WRAP_UP
+    else:  # the caller never came into the room: paused, the caller free for the next agent
+        assert (after.state, after.reason) == (AgentState.PAUSED, "missed")
+
+
+def test_a_browser_leg_for_a_caller_its_agent_does_not_hold_is_refused(
+    app: Flask, redis_client: redis.Redis, telephony_platform: str
+) -> None:
+    asha, asha_id = in_the_browser(app, "asha")
+    ravi, ravi_id = in_the_browser(app, "ravi")
+    taken: list[str] = []
+
+    def asha_accepts_then_ravis_browser_asks_for_her_caller() -> None:
+        offer = OFFER.search(asha.get("/console/agent/bar").get_data(as_text=True)) or OFFER.search(
+            ravi.get("/console/agent/bar").get_data(as_text=True)
+        )
+        assert offer is not None
+        holder = asha if OFFER.search(asha.get("/console/agent/bar").get_data(as_text=True)) else ravi
+        holder.post("/console/agent/accept", {"call": offer.group(1)})
+        taken.append(offer.group(1))
+        other = ravi_id if holder is asha else asha_id
+        path, form = browser_leg(telephony_platform, other, offer.group(1))
+        answer = signed_post(app.test_client(), path, form)
+        assert answer.status_code == 200
+        document = answer.get_data(as_text=True)
+        assert "Conference" not in document
+        assert "Hangup" in document
+        assert callqueue.agent_waiting(redis_client, offer.group(1)) is None
+
+    caller = simulator(app.test_client(), from_number=CITIZEN).run(
+        Line("2", "3", "-", asha_accepts_then_ravis_browser_asks_for_her_caller)
+    )
+
+    assert not caller.errors, caller.render(requests=True)
+    [refused] = refusals(app)
+    assert refused.reason == "the agent does not hold that caller"
+    assert refused.detail["call_sid"] == taken[0]
+
+
+def test_a_browser_leg_not_signed_by_the_platform_is_refused(app: Flask, telephony_platform: str) -> None:
+    _, asha_id = in_the_browser(app, "asha")
+    path, form = browser_leg(telephony_platform, asha_id, "CA" + "0" * 32)
+
+    answer = app.test_client().post(path, data=form)  # no signature
+
+    assert answer.status_code == 403
+    assert refusals(app) == []
+
+
+def test_a_browser_leg_that_is_no_agents_is_refused(app: Flask, telephony_platform: str) -> None:
+    path, form = browser_leg(telephony_platform, 1, "CA" + "0" * 32)
+    form["From"] = "+919876543210" if telephony_platform == "twilio" else "919876543210"  # a phone, not a browser
+
+    answer = signed_post(app.test_client(), path, form)
+
+    assert answer.status_code == 200
+    assert "Conference" not in answer.get_data(as_text=True)
+    [refused] = refusals(app)
+    assert refused.actor == "anonymous"
+
+
+def test_a_browser_that_could_not_reach_the_platform_frees_the_caller(app: Flask, redis_client: redis.Redis) -> None:
+    asha, asha_id = in_the_browser(app, "asha")
+    holding: list[str] = []
+
+    def asha_accepts_and_her_browser_gives_up() -> None:
+        offer = OFFER.search(asha.get("/console/agent/bar").get_data(as_text=True))
+        assert offer is not None
+        asha.post("/console/agent/accept", {"call": offer.group(1)})
+        holding.append(offer.group(1))
+        # No microphone, or the platform out of reach: softphone.js says so to the helpline.
+        assert asha.post("/console/agent/leg-failed", {"call": offer.group(1)}).get_json() == {"ended": True}
+
+    caller = simulator(app.test_client(), from_number=CITIZEN).run(
+        Line("2", "3", "-", asha_accepts_and_her_browser_gives_up)
+    )
+
+    assert not caller.errors, caller.render(requests=True)
+    after = agents.status(redis_client, asha_id)
+    assert (after.state, after.reason) == (AgentState.PAUSED, "missed")
+    assert callqueue.claimed_by(redis_client, asha_id, NOW.timestamp()) is None
+    # A second report of the same failure changes nothing.
+    assert asha.post("/console/agent/leg-failed", {"call": holding[0]}).get_json() == {"ended": False}
