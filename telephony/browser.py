@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 TOKEN_TTL_S = 600  # a token only starts a call (a call outlives it): ten minutes to press Accept and connect
-IDENTITY = re.compile(r"^agent-([1-9][0-9]{0,8})$")
+IDENTITY = re.compile(r"agent-([1-9][0-9]{0,8})")
 
 
 def identity_of(user_id: int) -> str:
@@ -17,7 +17,7 @@ def identity_of(user_id: int) -> str:
 
 def user_of(identity: str) -> int | None:
     """The user an identity names; None for anything that is not one of ours."""
-    found = IDENTITY.match(identity)
+    found = IDENTITY.fullmatch(identity)
     return int(found.group(1)) if found else None
 
 
