@@ -222,3 +222,34 @@ def test_a_browser_that_could_not_reach_the_platform_frees_the_caller(app: Flask
     assert callqueue.claimed_by(redis_client, asha_id, NOW.timestamp()) is None
     # A second report of the same failure changes nothing.
     assert asha.post("/console/agent/leg-failed", {"call": holding[0]}).get_json() == {"ended": False}
+
+
+def test_an_agent_who_chooses_the_desk_phone_has_it_rung_as_before(app: Flask, sandbox: TwilioSandbox) -> None:
+    user = add_user(engine_of(app), "john", Role.AGENT, phone="+919811110002")
+    john = Console(app)
+    john.sign_in("john")
+    assert john.post("/console/agent/answer-in", {"answer_in": "desk_phone"}).status_code == 302
+    assert john.post("/console/agent/ready").status_code == 302
+    rung: list[dict[str, str]] = []
+
+    def john_accepts() -> None:
+        offer = OFFER.search(john.get("/console/agent/bar").get_data(as_text=True))
+        assert offer is not None
+        john.post("/console/agent/accept", {"call": offer.group(1)})
+        assert "data-softphone-call" not in john.get("/console/agent/bar").get_data(as_text=True)
+        run_jobs(app)
+        rung.extend(sandbox.calls)
+
+    caller = simulator(app.test_client(), from_number=CITIZEN).run(Line("2", "3", "-", john_accepts))
+
+    assert not caller.errors, caller.render(requests=True)
+    [ring] = rung
+    assert ring["to"] == "+919811110002"
+    assert ring["status_callback"].endswith(f"/voice/status?agent={user.id}")
+
+
+def test_an_answer_choice_that_is_not_one_changes_nothing(app: Flask) -> None:
+    asha, _ = in_the_browser(app, "asha")
+
+    assert asha.post("/console/agent/answer-in", {"answer_in": "carrier pigeon"}).status_code == 302
+    assert 'id="softphone"' in asha.get("/console/queue").get_data(as_text=True)  # still in the browser
