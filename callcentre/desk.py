@@ -215,7 +215,11 @@ def route(connection: redis.Redis, engine: sa.Engine, settings: Agents, now: dat
                 changes.append(Change(before, after, SYSTEM))
         by_id = {a.user_id: a for a in everyone} | {c.after.user_id: c.after for c in changes}
         current = list(by_id.values())
-        offers = routing.assign(_free_callers(waiting, current), _free_agents(current, at))
+        callers, free = _free_callers(waiting, current), _free_agents(current, at)
+        offers = _sent_first(callers, free, callqueue.sent(connection))
+        offered = {o.caller.call_sid for o in offers} | {o.agent.user_id for o in offers}
+        rest = [c for c in callers if c.call_sid not in offered], [a for a in free if a.user_id not in offered]
+        offers += routing.assign(*rest)
         for offer in offers:
             before = by_id[offer.agent.user_id]
             after = replace(before, offer=offer.caller.call_sid, offer_at=at)
@@ -234,6 +238,20 @@ def _ran_out(agent: AgentStatus, settings: Agents, waiting: set[str], at: float)
         if at - agent.offer_at >= settings.offer_ring_seconds:
             return _paused(agent, MISSED, at)
     return agent
+
+
+def _sent_first(
+    callers: list[routing.Caller], free: list[routing.Agent], sent: dict[str, callqueue.Sent]
+) -> list[routing.Offer]:
+    """A transferred caller goes first to the longest-idle free agent of those they were sent to
+    (whoever sent them chose them: their languages are not asked); none free, routing as anyone."""
+    offers: list[routing.Offer] = []
+    for caller in routing.first_served(c for c in callers if c.call_sid in sent):
+        targets = sorted((a for a in free if a.user_id in sent[caller.call_sid].agents), key=lambda a: a.idle_since)
+        if targets:
+            free = [a for a in free if a is not targets[0]]
+            offers.append(routing.Offer(caller, targets[0]))
+    return offers
 
 
 def _free_callers(waiting: list[callqueue.Waiting], current: list[AgentStatus]) -> list[routing.Caller]:

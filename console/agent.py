@@ -77,6 +77,7 @@ class Bar:
     offered: callqueue.Call | None = None
     offered_wait_s: int = 0
     redis_ok: bool = True
+    sent: callqueue.Sent | None = None  # the offered caller was transferred: by whom
 
     @property
     def cannot(self) -> Cannot | None:
@@ -103,10 +104,11 @@ def bar() -> Bar | None:
         agent = agents.status(connection, user.id)
         offered = callqueue.call(connection, agent.offer) if agent.offer else None
         wait = callqueue.wait_of(connection, agent.offer, now.timestamp()) if agent.offer else None
+        sent = callqueue.sent_one(connection, agent.offer) if agent.offer else None
     except redis.RedisError:
         log.warning("Redis unreachable: the agent's state bar cannot be shown")
         return Bar(AgentStatus(user.id), now.timestamp(), redis_ok=False)
-    return Bar(agent, now.timestamp(), offered, wait or 0)
+    return Bar(agent, now.timestamp(), offered, wait or 0, sent=sent)
 
 
 def context() -> dict[str, Any]:

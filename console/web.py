@@ -13,7 +13,9 @@ from console import (
     agent,
     auth,
     breaches,
+    callbacks,
     callers,
+    calls,
     csrf,
     dashboard,
     data_requests,
@@ -77,7 +79,9 @@ _PARTS = (
     auth,
     agent,
     queue,
+    callbacks,
     callers,
+    calls,
     requests,
     recordings,
     workers,
@@ -106,6 +110,7 @@ def init_app(app: Flask) -> None:
         agent_desk=agent.context,
         clock_time=agent.clock_time,
         softphone=softphone.context,
+        call_controls=calls.controls,
     )
     present.init_app(app)
 

@@ -375,11 +375,20 @@ DEFAULT_PAUSE_REASONS = (
 
 
 class Agents(_Frozen):
-    """Agents taking calls: why they may pause, how long their wrap-up lasts, how long an offer rings."""
+    """Agents taking calls: why they may pause, how long their wrap-up lasts, how long an offer rings;
+    which callers who hung up in the queue are rung back, and how often they are tried."""
 
     pause_reasons: tuple[PauseReason, ...] = DEFAULT_PAUSE_REASONS
     wrap_up_seconds: int = Field(60, ge=0, le=1800)
     offer_ring_seconds: int = Field(20, ge=5, le=120)
+    missed_caller_after_seconds: int = Field(10, ge=0, le=3600)
+    callback_max_attempts: int = Field(3, ge=1, le=20)
+    callback_retry_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+    hold_music_url: str = Field(
+        "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3",
+        pattern=r"^https?://[^\s]{1,500}$",
+        description="an MP3 a caller put on hold by their agent hears (both platforms fetch it themselves)",
+    )
 
     @field_validator("pause_reasons")
     @classmethod

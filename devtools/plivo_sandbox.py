@@ -17,6 +17,16 @@ It answers the two requests the gateway makes, as Plivo documents them:
   answered 200 with `token`. Plivo signs its tokens with a key of its own; the sandbox signs them
   HS256 with the auth token, so that tests can verify what it was asked for.
 
+Live calls and conference rooms, for the console (`telephony.port.CallControl`), each request
+recorded (`control`) with `action`, `call`, `room`, `member` and `params`:
+
+- Transfer a call, `POST /v1/Account/{auth_id}/Call/{uuid}/` with `legs` (aleg) and `aleg_url`
+  (plivo.com/docs/voice/api/call/transfer-a-call): answered 202; the move waits in `moved(call)`
+  for the simulated call to take it.
+- A conference member muted, made deaf, or played audio (`url`), `POST` (undone by `DELETE`)
+  `/v1/Account/{auth_id}/Conference/{name}/Member/{member_id}/Mute/`, `/Deaf/`, `/Play/`
+  (plivo.com/docs/voice/api/conference/member/…): answered 202 (`DELETE`: 204).
+
 Recordings a simulated caller made at a <Record> (plivo.com/docs/voice/xml/record: the action gets
 RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
 `GET /v1/Account/{auth_id}/Recording/{id}.mp3`, and deleted by the SDK's `recordings.delete`,
@@ -68,6 +78,10 @@ SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
 DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
 CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED, "JWT/Token": HTTPStatus.OK}
 MAX_TOKEN_S = 24 * 3600  # the longest validity Plivo allows a JWT
+CALL_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Call/(?P<call>[0-9a-f-]{36})/$")
+MEMBER_PATH = re.compile(
+    r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]{1,100})/Member/(?P<member>[0-9]{1,11})/(?P<what>Mute|Deaf|Play)/$"
+)
 RECORDING_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Recording/(?P<recording>[0-9a-f-]{36})(?:/|\.mp3|\.wav)$")
 
 
@@ -206,6 +220,30 @@ class PlivoSandbox(TwilioSandbox):
         headers = {"typ": "JWT", "cty": "plivo;v=1"}
         return {"api_id": str(uuid.uuid4()), "token": jwt.encode(claims, self.auth_token, "HS256", headers)}
 
+    def handle_control(
+        self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A transfer or a member's change, as Plivo answers it; recorded."""
+        fault = self._next_fault()
+        if fault and fault.status:
+            with self._changed:
+                self.refused += 1
+            raise PlivoRefusal(fault.status, f"injected failure ({fault.status})")
+        if not self._authenticated(authorization):
+            raise PlivoRefusal(HTTPStatus.UNAUTHORIZED, "authentication failed")
+        if account_sid != self.account_sid:
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "not found")
+        if action == "call.transfer":
+            if form.get("legs", "aleg") != "aleg" or not form.get("aleg_url"):
+                raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "aleg_url is required to transfer the aleg")
+            with self._changed:
+                self._moves[ids["call"]] = str(form["aleg_url"])
+        if action == "member.play" and not form.get("url"):
+            raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "url is a required parameter")
+        record = {"action": action, "call": ids.get("call"), "room": ids.get("room"), "member": ids.get("member")}
+        self._record("Control", {**record, "params": form})
+        return {"api_id": str(uuid.uuid4()), "message": f"{action} done", "member_id": [ids.get("member")]}
+
 
 class _PlivoHandler(_SandboxHandler):
     server_version = "PlivoSandbox/1"
@@ -213,12 +251,46 @@ class _PlivoHandler(_SandboxHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
+        if self._live("POST", path):
+            return
         if api:
             self._plivo(api["account"], api["resource"])
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
         else:
             self._send_json(HTTPStatus.NOT_FOUND, PlivoRefusal(HTTPStatus.NOT_FOUND, "not found").payload())
+
+    def do_DELETE(self) -> None:
+        if not self._live("DELETE", urlsplit(self.path).path):
+            super().do_DELETE()
+
+    def _live(self, method: str, path: str) -> bool:
+        """A transfer or a member's change, when `path` names one."""
+        call, member = CALL_PATH.match(path), MEMBER_PATH.match(path)
+        if call and method == "POST":
+            account, action, ids = call["account"], "call.transfer", {"call": call["call"]}
+        elif member:
+            account, ids = member["account"], {"room": member["room"], "member": member["member"]}
+            action = f"member.{member['what'].lower()}" + ("" if method == "POST" else ".stop")
+        else:
+            return False
+        try:
+            body = json.loads(self._body() or b"{}")
+            form = body if isinstance(body, dict) else {}
+            sandbox = self.server.sandbox
+            answer = sandbox.handle_control(account, action, ids, self.headers.get("Authorization", ""), form)
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        except ValueError:
+            self._send_json(HTTPStatus.BAD_REQUEST, PlivoRefusal(HTTPStatus.BAD_REQUEST, "invalid JSON").payload())
+        else:
+            if method == "DELETE":
+                self.send_response(HTTPStatus.NO_CONTENT)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self._send_json(HTTPStatus.ACCEPTED, answer)
+        return True
 
     def _plivo(self, account: str, resource: str) -> None:
         """The SDK posts JSON bodies."""

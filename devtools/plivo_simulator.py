@@ -15,8 +15,14 @@ The rules simulated, from Plivo's documentation:
   `numDigits` 99, `retries` 1 (rounds of prompts and waiting), `redirect` true; the keys go to
   `action` (without the finish key); **with no input Plivo goes on to the next element**.
 - Conference (plivo.com/docs/voice/xml/conference): the call joins the named room and talks until the
-  room ends (endConferenceOnExit), then goes on with the next element. One leg is simulated at a
-  time: the other member is whoever the helpline put in that room.
+  room ends (endConferenceOnExit) or the call is transferred out of it, then goes on with the next
+  element. One leg is simulated at a time: the other member is whoever the helpline put in that
+  room. With `callbackUrl`, Plivo posts when the member enters and leaves
+  (plivo.com/docs/voice/detailed-reference/xml/conference/using-callback-url): ConferenceAction
+  (enter, exit), ConferenceName, ConferenceUUID, ConferenceMemberID and CallUUID.
+- A call transferred by the REST API (plivo.com/docs/voice/api/call/transfer-a-call, `aleg_url`):
+  `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it is doing at
+  its next step (the next document, a room) and requests the new URL.
 - Dial with a Number (plivo.com/docs/voice/xml/dial, and the parameters it sends its action:
   plivo.com/docs/voice/use-cases/dial-status-reporting): the number (digits, no '+') rings showing
   `callerId`; the dialled phone (`CallSetup.callee`) answers, rings out after `timeout`, is busy or
@@ -55,12 +61,10 @@ from xml.etree import ElementTree
 from plivo.utils.signature_v3 import construct_post_url, get_signature_v3
 
 from devtools.simulator import (
-    AGENT_TALK_SECONDS,
     KEY_SECONDS,
     PLAY_SECONDS,
     SAY_CHARS_PER_SECOND,
     SILENCE,
-    Bridged,
     CallSetup,
     CallSimulator,
     Dialed,
@@ -159,7 +163,8 @@ class _PlivoCall(_Call):
             self._plivo_audio(verb)
             return None
         handler = {"GetDigits": self._get_digits, "Redirect": self._plivo_redirect, "Hangup": self._plivo_hangup}
-        handler["Conference"] = self._conference
+        if verb.tag == "Conference":
+            return (yield from self._plivo_conference(verb))
         if verb.tag == "Dial":
             return (yield from self._recorded_dial(verb))
         if verb.tag in handler:
@@ -241,15 +246,25 @@ class _PlivoCall(_Call):
             yield from self._hang_up_then("caller", fetch)
         return fetch
 
-    def _conference(self, verb: ElementTree.Element) -> _Outcome:
+    def _plivo_conference(self, verb: ElementTree.Element) -> _Io[_Outcome]:
         """The call joins the room and talks (the simulator has one leg: whoever else is in the room,
-        as the helpline arranged it, talks with it) until the room ends; then the next element."""
-        self._emit(Dialed(_text(verb), "conference"))
-        self._emit(Bridged())
-        self._pass(AGENT_TALK_SECONDS, heard=True)
-        if verb.get("action") or verb.get("callbackUrl"):
-            self._emit(Failure(None, "Conference action and callbackUrl are real Plivo XML but not simulated"))
-        return None
+        as the helpline arranged it, talks with it) until the room ends or it is moved out; then the
+        next element, or the document it was moved to. Its callbackUrl hears it enter and leave."""
+        room = _text(verb)
+        self._emit(Dialed(room, "conference"))
+        if verb.get("action"):
+            self._emit(Failure(None, "Conference action is real Plivo XML but not simulated"))
+        callback = verb.get("callbackUrl")
+        member = {"ConferenceName": room, "ConferenceUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, room))}
+        member |= {"ConferenceMemberID": str(secrets.randbelow(10**6) + 1)}
+        method = verb.get("callbackMethod", "POST").upper()
+        if callback:
+            url = self._absolute(callback, "Conference callbackUrl")
+            yield from self._notify(_Fetch(url, method, {**member, "ConferenceAction": "enter"}))
+        moved = self.in_room()
+        if callback:
+            yield from self._notify(_Fetch(url, method, {**member, "ConferenceAction": "exit"}))
+        return moved
 
     def _recorded_dial(self, verb: ElementTree.Element) -> _Io[_Outcome]:
         """A Dial; when a Record with startOnDialAnswer came before it and the dialled phone answered,

@@ -25,6 +25,18 @@ recorded from the answer, and once the recording is completed Twilio posts `reco
 (#recordingstatuscallback) with RecordingSid, RecordingUrl, RecordingStatus "completed",
 RecordingDuration, RecordingChannels and RecordingSource "DialVerb"; the simulator posts it when the
 talk ends, before the action (Twilio sends it asynchronously: either may come first).
+
+<Dial><Conference> (twilio.com/docs/voice/twiml/conference): the call joins the named room and talks
+with whoever else is in it (one leg is simulated at a time: the other is whoever the helpline put
+there) until the room ends (`endConferenceOnExit`) or the call is moved out of it; then the Dial's
+action, or the next verb. While in the room each of the caller's key items left is a moment of talk:
+what happens on the line between them (an agent's console) happens while they talk.
+
+A live call moved by the REST API (twilio.com/docs/voice/api/call-resource#update-a-call-resource: a
+new `Url`): `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it
+is doing at its next step (a round of hold music, a room) and requests the new URL. A caller moved
+out of an <Enqueue> leaves the queue with QueueResult "redirected": its action is requested and its
+TwiML not run, the call going on with the new URL (twilio.com/docs/voice/twiml/enqueue#attributes-action).
 """
 
 from __future__ import annotations
@@ -169,6 +181,11 @@ class Dialed(Told, says="Twilio dials {0.kind} {0.target}"):
 
 
 @dataclass(frozen=True)
+class Moved(Told, says="the call is moved by the REST API to {0.url}"):
+    url: str
+
+
+@dataclass(frozen=True)
 class Rang(Told, says="{0.number} rings, with caller ID {0.caller_id}"):
     """A <Dial><Number>: the dialled phone rings, showing `caller_id`."""
 
@@ -247,6 +264,7 @@ Event: TypeAlias = (
     | Queued
     | Bridged
     | Dialed
+    | Moved
     | Rang
     | Talked
     | Recorded
@@ -732,6 +750,12 @@ class CallSetup:
     queue_head: str | None = None  # the caller a <Dial><Queue> takes (its url is then requested on their call)
     account_sid: str = field(default_factory=lambda: _sid("AC"))
     media_url: str = "https://api.twilio.com"  # where the platform serves recordings (a sandbox's base URL)
+    moved: Callable[[str], str | None] | None = None  # the URL this call was moved to by REST, if any (taken once)
+    # The first request's own parameters: a browser's call (Twilio: `device.connect({params})`, each a
+    # form field of the TwiML App's Voice URL request, twilio.com/docs/voice/sdks/javascript/twiliodevice;
+    # Plivo: `client.call(to, extraHeaders)`, each `X-PH-` header a parameter of the answer URL's,
+    # plivo.com/docs/voice/sdk/browser/reference).
+    connect_params: dict[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None
 
     def steps(self, keys: Iterable[str] | KeySource) -> Steps:
@@ -771,7 +795,7 @@ class _Call:
 
     def run(self) -> Steps:
         try:
-            yield from self._run(_Fetch(self.sim.url(self.sim.voice_path)), None)
+            yield from self._run(_Fetch(self.sim.url(self.sim.voice_path), params=dict(self.sim.connect_params)), None)
             self._hang_up("app")  # the TwiML ran out: Twilio ends the call
         except _Ended:
             pass
@@ -824,12 +848,20 @@ class _Call:
         """Fetch and run documents until one runs out, ends the call or leaves the queue."""
         outcome: _Outcome = fetch
         while isinstance(outcome, _Fetch):
-            current = outcome
+            current = outcome if queue is not None else self._moved() or outcome
             try:
                 outcome = yield from self._execute((yield from self._load(current)), queue)
             except _Fatal as fatal:
                 outcome = self._recover(current, fatal.failure)
         return outcome
+
+    def _moved(self) -> _Fetch | None:
+        """The document the REST API moved this call to since its last step, if any."""
+        url = self.sim.moved(self.transcript.call_sid) if self.sim.moved else None
+        if url is None:
+            return None
+        self._emit(Moved(url))
+        return _Fetch(url, "POST")
 
     def _recover(self, fetch: _Fetch, failure: Failure) -> _Fetch:
         """Twilio's answer to a fatal error: the fallback URL, and if that fails too, its own apology."""
@@ -959,6 +991,8 @@ class _Call:
     def _dial(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
         if any(noun.tag == "Number" for noun in verb):
             return (yield from self._dial_number(verb, document))
+        if any(noun.tag == "Conference" for noun in verb):
+            return self._conference(verb, document)
         for target in _dial_targets(verb):
             self._emit(target)
         yield from self._dequeue(verb, document)
@@ -967,6 +1001,35 @@ class _Call:
             return None  # without an action Twilio goes on with the next verb
         result = {"DialCallStatus": "completed", "DialCallSid": _sid("CA")}
         return self._action(verb, document, {**result, "DialCallDuration": str(AGENT_TALK_SECONDS)})
+
+    def _conference(self, verb: ElementTree.Element, document: _Document) -> _Outcome:
+        """<Dial><Conference>: in the room until it ends or the call is moved out (the module's docstring)."""
+        [room] = [noun for noun in verb if noun.tag == "Conference"]
+        self._emit(Dialed(_text(room), "conference"))
+        moved = self.in_room()
+        if moved is not None:
+            return moved
+        if verb.get("action") is None:
+            return None
+        duration = {"DialCallDuration": str(AGENT_TALK_SECONDS)}
+        return self._action(verb, document, {"DialCallStatus": "completed", "DialCallSid": _sid("CA"), **duration})
+
+    def in_room(self) -> _Fetch | None:
+        """Talk in a room: each key item left is a moment of talk (what happens on the line between
+        them happens while they talk) until the script ends or hangs up; then the room ends. The
+        move out of it, if the REST API moves the call meanwhile (the items after it are for there)."""
+        self._emit(Bridged())
+        while True:
+            item = self.keys.peek()
+            moved = self._moved()
+            if moved is not None:
+                return moved
+            if item in (None, HANGUP):
+                break
+            self.keys.take()
+            self._pass(KEY_SECONDS)
+        self._pass(AGENT_TALK_SECONDS, heard=True)
+        return None
 
     def _dequeue(self, verb: ElementTree.Element, document: _Document) -> _Io[None]:
         """A <Dial><Queue url=…> takes the caller at the queue's head (`CallSetup.queue_head`, when the
@@ -1080,21 +1143,29 @@ class _Call:
         wait = verb.get("waitUrl")
         wait_fetch = _Fetch(_resolve(document.url, wait), verb.get("waitUrlMethod", "POST").upper()) if wait else None
         try:
-            yield from self._wait(stay, wait_fetch)
+            moved = yield from self._wait(stay, wait_fetch)
         except _Ended as ended:
             if action is not None:  # Twilio still tells the action how the stay ended; nobody runs its TwiML
                 result = "bridged" if ended.by == "agent" else "hangup"
                 yield from self._notify(replace(action, params=self._queue_result(stay, result)))
             raise
+        if moved is not None:  # its action hears it, its TwiML is not run: the call goes on with the new URL
+            if action is not None:
+                yield from self._notify(replace(action, params=self._queue_result(stay, "redirected")))
+            return moved
         return replace(action, params=self._queue_result(stay, "leave")) if action else None
 
-    def _wait(self, stay: _Queue, wait: _Fetch | None) -> _Io[None]:
-        """Hold the caller in the queue, running the wait TwiML again and again, until they leave it."""
+    def _wait(self, stay: _Queue, wait: _Fetch | None) -> _Io[_Fetch | None]:
+        """Hold the caller in the queue, running the wait TwiML again and again, until they leave it
+        (None) or the REST API moves them out of it (the document they go to)."""
         while True:
             self._agent_or_hangup(stay)
+            moved = self._moved()
+            if moved is not None:
+                return moved
             taken, started = self.keys.taken, self.clock
             if (yield from self._hold_round(stay, wait)) == "leave":
-                return
+                return None
             self.clock = max(self.clock, started + 1)
             if self.keys.taken == taken:
                 self._idle(stay)

@@ -5,6 +5,14 @@ It answers the two calls the gateway makes (Messages.json, Calls.json) the way T
 with Twilio's JSON, 400/401 with Twilio's error JSON), records each accepted message and call, and
 can be told to fail or stall the next requests, or to fail every request for a while.
 
+It also runs the live-call control the console uses (`telephony.port.CallControl`), recording each
+request (`control`): a call moved to new TwiML, `POST …/Calls/{CA}.json` with `Url`
+(twilio.com/docs/voice/api/call-resource#update-a-call-resource; the move waits in `moved(call)` for
+the simulated call to take it); the conferences in progress read by `FriendlyName`, `GET
+…/Conferences.json` (twilio.com/docs/voice/api/conference-resource: every room named is in progress
+here, its sid made from its name); a participant held (`Hold`, `HoldUrl`) or muted (`Muted`), `POST
+…/Conferences/{CF}/Participants/{CA}.json` (twilio.com/docs/voice/api/conference-participant-resource).
+
 It also holds the recordings a simulated caller made at a <Record> (twilio.com/docs/voice/twiml/record:
 the action gets RecordingSid, RecordingUrl, RecordingDuration): their media is served at the
 RecordingUrl, `GET /2010-04-01/Accounts/{AC}/Recordings/{RE}` (.mp3/.wav, as Twilio serves it), and
@@ -23,6 +31,7 @@ import base64
 import binascii
 import email.utils
 import functools
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -52,6 +61,12 @@ API_VERSION = "2010-04-01"
 ACCOUNT_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<resource>Messages|Calls)\.json$")
 RECORDING_PATH = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})(?P<ext>\.json|\.mp3|\.wav)?$"
+)
+CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls/(?P<call>CA[0-9a-fA-F]{{32}})\.json$")
+CONFERENCES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences\.json$")
+PARTICIPANT_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Conferences/(?P<conference>CF[0-9a-f]{{32}})"
+    rf"/Participants/(?P<call>CA[0-9a-fA-F]{{32}})\.json$"
 )
 # What a recording's media is in the sandbox: a few bytes with an MP3 frame header, not a person's voice.
 RECORDING_AUDIO = b"\xff\xfb\x90\x00" + b"\x00" * 412
@@ -238,6 +253,10 @@ def _call_resource(account_sid: str, form: dict[str, str], now: datetime) -> dic
     }
 
 
+def _conference_sid(room: str) -> str:
+    return "CF" + hashlib.md5(room.encode(), usedforsecurity=False).hexdigest()
+
+
 def _message_record(resource: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
     return {**resource, "status_callback": form.get("StatusCallback"), "params": form}
 
@@ -272,7 +291,9 @@ class TwilioSandbox:
         self.auth_token = auth_token
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": []}
+        self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": [], "Control": []}
+        self._rooms: dict[str, str] = {}  # a conference's sid → its room, as listed
+        self._moves: dict[str, str] = {}  # call → the URL it was moved to, until the simulated call takes it
         self._deleted_recordings: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
@@ -339,6 +360,62 @@ class TwilioSandbox:
         with self._changed:
             return list(self._records["Recordings"])
 
+    @property
+    def control(self) -> list[dict[str, Any]]:
+        """Every accepted request on a live call or room: `action` ("call.update", "conference.list",
+        "participant.update"), `call`, `room`, and the form (`params`)."""
+        with self._changed:
+            return list(self._records["Control"])
+
+    def moved(self, call_sid: str) -> str | None:
+        """The URL a live call was moved to by REST since it last asked, if any (taken once)."""
+        with self._changed:
+            return self._moves.pop(call_sid, None)
+
+    def handle_control(
+        self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, str]
+    ) -> dict[str, Any]:
+        """One live-call request: faults, credentials and account as for the others, then recorded."""
+        fault = self._next_fault()
+        if fault and fault.status:
+            with self._changed:
+                self.refused += 1
+            raise SandboxRefusal(
+                fault.status, CODE_FOR_STATUS.get(fault.status, fault.status), f"Injected failure ({fault.status})."
+            )
+        if not self._authenticated(authorization):
+            raise SandboxRefusal(HTTPStatus.UNAUTHORIZED, AUTHENTICATE, "Authenticate")
+        if account_sid != self.account_sid:
+            raise SandboxRefusal(HTTPStatus.NOT_FOUND, NOT_FOUND, f"The account {account_sid} was not found")
+        room = ids.get("room") or self._rooms.get(ids.get("conference", ""), "")
+        if action == "call.update":
+            if not form.get("Url") and not form.get("Twiml") and not form.get("Status"):
+                raise SandboxRefusal(
+                    HTTPStatus.BAD_REQUEST, CALL_URL_MISSING, "A 'Url' or 'Twiml' parameter is required."
+                )
+            with self._changed:
+                if form.get("Url"):
+                    self._moves[ids["call"]] = form["Url"]
+        self._record("Control", {"action": action, "call": ids.get("call"), "room": room, "params": form})
+        now = _rfc2822(datetime.now(UTC))
+        if action == "conference.list":
+            with self._changed:
+                self._rooms[_conference_sid(room)] = room
+            found = [
+                {"sid": _conference_sid(room), "friendly_name": room, "status": "in-progress", "date_created": now}
+            ]
+            return {"conferences": found if room else [], "page": 0, "page_size": 50, "next_page_uri": None, "uri": "/"}
+        if action == "participant.update":
+            hold, muted = form.get("Hold", "false") == "true", form.get("Muted", "false") == "true"
+            return {
+                "call_sid": ids["call"],
+                "conference_sid": ids["conference"],
+                "hold": hold,
+                "muted": muted,
+                "status": "connected",
+            }
+        return {"sid": ids["call"], "status": "in-progress", "account_sid": account_sid, "date_updated": now}
+
     # -- recordings --------------------------------------------------------------------------------
 
     recording_path = RECORDING_PATH
@@ -391,6 +468,8 @@ class TwilioSandbox:
             for records in self._records.values():
                 records.clear()
             self._faults.clear()
+            self._moves.clear()
+            self._rooms.clear()
 
     # -- fault injection ---------------------------------------------------------------------------
 
@@ -399,6 +478,12 @@ class TwilioSandbox:
         if not HTTPStatus.BAD_REQUEST <= status < 600:
             raise ValueError(f"a failure needs an error status (400-599), not {status}")
         self._add_faults(n, Fault(status=int(status)))
+
+    def fail_after(self, ok: int, status: int = HTTPStatus.INTERNAL_SERVER_ERROR) -> None:
+        """Let the next `ok` API requests through, then answer one with `status` (a failure midway
+        through several requests)."""
+        self._add_faults(ok, Fault())
+        self.fail_next(1, status)
 
     def delay_next(self, n: int, seconds: float) -> None:
         """Stall the next `n` API requests, then handle them: Twilio too may send what a client gave up on."""
@@ -512,8 +597,14 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         api = ACCOUNT_PATH.match(path)
+        call, participant = CALL_PATH.match(path), PARTICIPANT_PATH.match(path)
         if api:
             self._api(api["account"], api["resource"])
+        elif call:
+            self._control(call["account"], "call.update", {"call": call["call"]})
+        elif participant:
+            ids = {"call": participant["call"], "conference": participant["conference"]}
+            self._control(participant["account"], "participant.update", ids)
         elif path == f"{SANDBOX_PREFIX}/faults":
             self._faults()
         else:
@@ -523,7 +614,13 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         listings = {f"{SANDBOX_PREFIX}/messages": "messages", f"{SANDBOX_PREFIX}/calls": "calls"}
         listings[f"{SANDBOX_PREFIX}/recordings"] = "recording_requests"
+        listings[f"{SANDBOX_PREFIX}/control"] = "control"
         if self._recording("GET", path):
+            return
+        conferences = CONFERENCES_PATH.match(path)
+        if conferences:
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            self._control(conferences["account"], "conference.list", {"room": query.get("FriendlyName", "")}, query)
             return
         if path in listings:
             self._send_json(HTTPStatus.OK, getattr(self.server.sandbox, listings[path]))
@@ -576,6 +673,18 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             self._send_json(refusal.status, refusal.payload())
         else:
             self._send_json(HTTPStatus.CREATED, answer)
+
+    def _control(self, account: str, action: str, ids: dict[str, str], form: dict[str, str] | None = None) -> None:
+        if form is None:
+            form = dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            answer = self.server.sandbox.handle_control(
+                account, action, ids, self.headers.get("Authorization", ""), form
+            )
+        except SandboxRefusal as refusal:
+            self._send_json(refusal.status, refusal.payload())
+        else:
+            self._send_json(HTTPStatus.OK, answer)
 
     def _faults(self) -> None:
         try:

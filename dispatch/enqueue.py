@@ -150,6 +150,18 @@ def ring_officer(connection: redis.Redis, call_id: int) -> bool:
     )
 
 
+def ring_agent_for_callback(connection: redis.Redis, attempt_id: int) -> bool:
+    """An agent clicked "Call now" on a callback: ring the agent's phone first."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "ring_agent_for_callback",
+        attempt_id,
+        job_id=f"callback-call-{attempt_id}",
+        then="the try waits for its outcome; the agent rings the caller by hand or tries again",
+    )
+
+
 def job_cancelled(connection: redis.Redis, request_id: int, worker_id: int) -> bool:
     """Tell a worker not to go: the job they had taken, or been offered, was cancelled."""
     job_id = f"cancelled-{request_id}-{worker_id}"

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from core import phones, pincodes, slots
 from dispatch import (
+    callbacks,
     changes,
     citizen_calls,
     context,
@@ -34,6 +35,7 @@ from storage import audit
 from storage.audit import AuditAction
 from storage.db import UNREACHABLE, commit_without_waiting_for_disk, session_scope
 from storage.models import (
+    CallbackAttempt,
     Caller,
     CitizenCall,
     CitizenCallStatus,
@@ -504,6 +506,29 @@ def ring_officer(call_id: int) -> str:
             citizen_calls.ended(session, call_id, False, 0, "failed", now())
         return f"the officer's phone could not be rung: {exc}"
     return f"ringing the officer: {sid}"
+
+
+def ring_agent_for_callback(attempt_id: int) -> str:
+    """An agent's try at a callback: ring the agent's own phone; picked up, the helpline puts them
+    through to the caller (ivr/callback_call.py). A call that cannot be placed leaves the try void."""
+    ctx = context.current()
+    with Session(ctx.engine) as session:
+        attempt = session.get(CallbackAttempt, attempt_id)
+        agent = session.get(User, attempt.user_id) if attempt is not None else None
+    if attempt is None or attempt.dial_status is not None or agent is None or not agent.phone:
+        return "nothing to ring"
+    try:
+        sid = ctx.telephony.place_call(
+            agent.phone,
+            webhook_url(ctx.settings, f"/voice/callback?attempt={attempt_id}"),
+            status_callback=webhook_url(ctx.settings, f"/voice/callback/status?attempt={attempt_id}"),
+            timeout=callbacks.RING_AGENT_S,
+        )
+    except GatewayError as exc:
+        with session_scope(ctx.engine) as session:
+            callbacks.dial_ended(session, attempt_id, callbacks.AGENT_UNANSWERED)
+        return f"the agent's phone could not be rung: {exc}"
+    return f"ringing the agent: {sid}"
 
 
 def job_cancelled(request_id: int, worker_id: int) -> str:

@@ -1,6 +1,7 @@
 """Notices to citizens by SMS, recorded and sent the way every SMS is (retried, its delivery kept):
 the privacy notice's link for a first-time caller (DPDP Act 2023 s.5), a breach's notice (s.8(6)),
-the notice before an erasure for lapsed purpose (DPDP Rules 2025: 48 hours before)."""
+the notice before an erasure for lapsed purpose (DPDP Rules 2025: 48 hours before), the promise of a
+callback to a caller who hung up in the queue."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from storage.models import Caller, SmsDelivery, SmsLog
 PRIVACY_TEMPLATE = "privacy_notice"
 BREACH_TEMPLATE = "breach_notice"
 ERASURE_TEMPLATE = "erasure_notice"  # not a contact: the retention job does not count it as the citizen seen
+MISSED_CALL_TEMPLATE = "missed_call_callback"
 
 
 def privacy_url(settings: Settings, language: str) -> str:
@@ -61,6 +63,12 @@ def send_erasure_notice(
         session.add(caller)
     enqueue.send_sms(connection, sms_id)
     return sms_id
+
+
+def record_missed_call(session: Session, settings: Settings, phone: str, language: str) -> int | None:
+    """The SMS telling a caller who hung up in the queue that the helpline rings them back, recorded
+    in `session` with their callback; its sending is queued (`enqueue.send_sms`) after the commit."""
+    return _record(session, settings, phone, MISSED_CALL_TEMPLATE, language, {})
 
 
 def send(

@@ -34,6 +34,7 @@ from storage import audit
 from storage.audit import AuditAction
 from storage.models import (
     AuditEvent,
+    CallbackAttempt,
     CallbackRequest,
     Caller,
     CallLog,
@@ -104,6 +105,8 @@ def erase_number(session: Session, number: str, key: str, counts: Counts) -> Non
     hashed = phones.pseudonym(normal(number), key)
     forms = sorted({number, normal(number), searchable(number)})
     _erase_caller(session, forms, hashed, counts)
+    owed = sa.select(col(CallbackRequest.id)).where(col(CallbackRequest.phone).in_(forms))
+    session.execute(sa.update(CallbackAttempt).where(col(CallbackAttempt.callback_id).in_(owed)).values(note=None))
     for table, column in ((CallbackRequest, "phone"),):
         session.execute(
             sa.update(table).where(col(getattr(table, column)).in_(forms)).values({column: hashed, "note": None})

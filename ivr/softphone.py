@@ -1,9 +1,10 @@
 """An agent's browser leg (the console's softphone): the platform asks what to do with a call the
 browser placed for the caller the agent took (Twilio: the TwiML App's Voice URL, `From=client:agent-<id>`;
 Plivo: the browser application's answer URL, `From=sip:agent-<id>@…`). Signature-checked like every
-webhook; the agent must hold that caller (claimed, not yet bridged), and then joins the caller's
-room, as the desk phone does. The leg's end (the TwiML App's status callback, the application's
-hangup URL) ends the agent's call as the desk phone's end does.
+webhook; the agent must hold that caller (claimed, not yet bridged), and then the leg joins the
+caller's room exactly as the desk phone's does (`voice.agent_leg_into_the_room`: the room noted with
+this leg, the caller moved in at once by REST). The leg's end (the TwiML App's status callback, the
+application's hangup URL) ends the agent's call as the desk phone's end does.
 
 Served under /<platform>/voice/client. Whatever fails, the platform gets a valid document."""
 
@@ -15,16 +16,15 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from callcentre import desk
-from callcentre.rooms import room_of
 from ivr import calllog
-from ivr.voice import _answered, _ivr, _runtime, _said
+from ivr.voice import _answered, _ivr, _runtime, _said, agent_leg_into_the_room
 from storage import agents, callqueue
 from storage.agents import AgentState
 from storage.audit import AuditAction, record
 from storage.db import session_scope
 from telephony import client_leg, webhook_signed
 from telephony.browser import ClientLeg
-from telephony.call import Conference, Hangup
+from telephony.call import Hangup
 
 log = logging.getLogger(__name__)
 bp = Blueprint("softphone", __name__)
@@ -42,8 +42,7 @@ def placed() -> Response:
     if agent.state is not AgentState.ON_CALL or agent.call_sid != leg.caller_call_id or agent.bridged:
         return _refused(leg, "the agent does not hold that caller")
     callqueue.browser_leg(connection, leg.call_id, leg.user_id, leg.caller_call_id)
-    callqueue.wait_for_agent(connection, leg.user_id, leg.caller_call_id)
-    return _answered(Conference(room_of(leg.caller_call_id)), Hangup())
+    return agent_leg_into_the_room(leg.user_id, leg.caller_call_id, leg.call_id)
 
 
 @bp.post("/status")

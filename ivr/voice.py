@@ -21,11 +21,12 @@ from flask import Blueprint, Flask, Response, current_app, g, request, send_from
 from werkzeug.exceptions import HTTPException
 
 from callcentre import desk, priority
+from callcentre.rooms import room_of
 from core import phones, pincodes
 from core.ids import parse_id
 from core.settings import Settings
 from core.text import storable
-from dispatch import bridge, citizen_calls, enqueue
+from dispatch import bridge, callbacks, citizen_calls, enqueue
 from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
 from flows.engine import Dial as DialEvent
@@ -54,15 +55,14 @@ from ivr.instructions import (
     queued_by_app,
     spoken,
 )
-from storage import callqueue
+from storage import callqueue, rooms
 from storage.db import UNREACHABLE, session_scope
 from storage.runtime import Runtime
-from telephony import our_number, webhook_signed
+from telephony import call_control, our_number, webhook_signed
 from telephony.call import (
     CallPlatform,
     CallTurn,
     Conference,
-    Dial,
     DialNumber,
     Enqueue,
     Gather,
@@ -74,11 +74,16 @@ from telephony.call import (
     Redirect,
 )
 from telephony.call import Say as Spoken
+from telephony.port import GatewayError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 HELPLINE_QUEUE = "helpline"
 QUEUE_KEY_PATH = "/queue/key"  # the action of the Gather in the waitUrl document, under the voice root
+QUEUE_CONNECT_PATH = "/queue/connect"  # where a caller taken by an agent is moved, by REST, from hold
+MENU_PATH = "/menu"  # where an agent sends their caller back to the phone menu
+ROOM_EVENT_PATH = "/room/event"  # a platform's news of a member entering a room (Plivo's member ids)
+MOVE_TIMEOUT_S = 4.0  # the REST move of a caller happens inside the agent's webhook: quick, or the hold round
 MAX_APP_QUEUE = 100  # callers a queue the helpline keeps itself holds (Twilio's queues hold 100 by default)
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
 # How a dial ended, in the platform's words (Twilio's DialCallStatus, Plivo's DialStatus read as the
@@ -411,6 +416,8 @@ def queue_wait() -> Response:
     language = _language()
     if not _ivr().platform.queues:
         return _wait_in_our_queue(language)
+    if _agent_waiting() is not None:  # the REST move failed: out of Twilio's queue, into the room (queue_result)
+        return _answered(Leave())
     position = _turn().queue_position or "1"
     position = position if position.isascii() and position.isdigit() and len(position) < 5 else "1"
     _note_waiting(language, int(position))
@@ -434,9 +441,8 @@ def _wait_in_our_queue(language: str) -> Response:
     """The queue the helpline keeps itself (a platform without queue verbs): the caller's place is
     counted in Redis, and the round of hold ends by coming back here. Beyond MAX_APP_QUEUE callers,
     or with Redis out of reach, the queue is unavailable and a callback is offered."""
-    bridged = _agent_in_the_room()
-    if bridged:  # an agent waits in this caller's conference room: join them
-        return _answered(_said("agent_connecting", language), Conference(_turn().call_id), Hangup())
+    if _agent_in_the_room():  # an agent waits in this caller's room (the REST move failed): join them
+        return _into_the_room(language)
     position = _note_waiting(language, None)
     if position is None or position > MAX_APP_QUEUE:
         return _answered(Redirect(_path(f"{QUEUE_RESULT_PATH}?result=queue-full")))
@@ -454,8 +460,14 @@ def queue_key() -> Response:
 @bp.post("/queue/result")
 @webhook_signed
 def queue_result() -> Response:
-    """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full."""
+    """The caller left the queue: talked to an agent, hung up, asked for a callback, or it was full;
+    moved by REST into an agent's room ("redirected": `queue_connect` took them, this document is
+    not run), or out of it at the hold round after that move failed ("leave" with an agent waiting)."""
     result = storable(_turn().queue_result or _our_queue_result(), 20)
+    if result == "redirected":
+        return _answered(Hangup())
+    if result == "leave" and _agent_in_the_room():
+        return _into_the_room(_language())
     _left_queue(result)
     said: list[Instruction] = []
     if result not in ("bridged", "hangup"):
@@ -478,17 +490,56 @@ def queue_result() -> Response:
     return _answered(*said, Hangup())
 
 
+@bp.post(QUEUE_CONNECT_PATH)
+@webhook_signed
+def queue_connect() -> Response:
+    """The caller, moved here by REST from their hold music when an agent took them: into the
+    agent's room at once. The agent gone meanwhile: back in the queue, their place kept."""
+    if _agent_in_the_room():
+        return _into_the_room(_language())
+    return _answered(Enqueue(HELPLINE_QUEUE, wait_url=_path(QUEUE_WAIT_PATH), action=_path(QUEUE_RESULT_PATH)))
+
+
+@bp.post(MENU_PATH)
+@webhook_signed
+def back_to_the_menu() -> Response:
+    """The caller, sent back to the phone menu by their agent (moved here by REST): the helpline's
+    flow from its start, in their language, its turns numbered on from the call's."""
+    state = _state()
+    sent = request.args.get("sent", "")[:20]
+    with state.turn(f"menu:{sent}") as (answered, before):
+        if answered is not None:
+            return _sent(answered)  # the platform retried this request
+        language = before.language if before else _language()
+        session, events = start(_ivr().flows["helpline"], Trigger(language, {}))
+        session = replace(session, turn=(before.turn if before else 0) + 1)
+        return _answer(state, session, events, key=f"menu:{sent}", turn=session.turn)
+
+
+def _into_the_room(language: str) -> Response:
+    return _answered(_said("agent_connecting", language), _room(_turn().call_id), Hangup())
+
+
+def _room(call_sid: str) -> Conference:
+    """The caller's room; its callback learns the platform's ids of its members (Plivo's)."""
+    return Conference(room_of(call_sid), callback=_path(ROOM_EVENT_PATH))
+
+
+def _agent_waiting() -> int | None:
+    """The agent waiting in this caller's room, if any (None with Redis away)."""
+    try:
+        return callqueue.agent_waiting(_runtime().redis, _turn().call_id)
+    except redis.RedisError:
+        return None
+
+
 def _agent_in_the_room() -> bool:
     """Whether an agent took this caller and waits for them: if so, they are out of the queue now."""
-    call_sid = _turn().call_id
-    try:
-        user = callqueue.agent_waiting(_runtime().redis, call_sid)
-    except redis.RedisError:
-        return False
+    user = _agent_waiting()
     if user is None:
         return False
     _left_queue("bridged")
-    _bridged(user, call_sid)
+    _bridged(user, _turn().call_id)
     return True
 
 
@@ -566,17 +617,31 @@ def _left_queue(result: str) -> None:
     call_sid = _turn().call_id
     if not callqueue.CALL_SID.match(call_sid):
         return
-    waited = calllog.seconds(_turn().queue_time) or 0
+    waited = calllog.seconds(_turn().queue_time)
     try:
-        if not _ivr().platform.queues:  # the helpline kept the queue, and knows how long they waited
+        if waited is None:  # the helpline's own queue, or a move out of the platform's: it counted the wait
             waited = callqueue.wait_of(_runtime().redis, call_sid, _runtime().clock.now().timestamp()) or 0
         callqueue.left(_runtime().redis, call_sid)
     except redis.RedisError:
         log.warning("could not take call %s off the console's queue", call_sid)
+    waited = waited or 0
     try:  # the caller may still be on the line (left for a callback): their document comes first
         calllog.record_queue_result(_runtime().engine, _turn(), result, waited)
     except sa.exc.SQLAlchemyError:
         log.exception("could not record how call %s left the queue", call_sid)
+    if result == "hangup":
+        _missed_caller(call_sid, waited)
+
+
+def _missed_caller(call_sid: str, waited: int) -> None:
+    """A caller who hung up in the queue after waiting long enough is rung back: a callback task and
+    an SMS saying so (dispatch.callbacks). Twilio tells it in the Enqueue's action (QueueResult
+    hangup, QueueTime); on Plivo it is the status callback of a call still in the helpline's queue."""
+    call, runtime = (call_sid, _party() if _turn().inbound else None, _language()), _runtime()
+    try:
+        callbacks.missed_caller(runtime.engine, runtime.redis, runtime.settings, call, waited, runtime.clock.now())
+    except sa.exc.SQLAlchemyError:
+        log.exception("could not promise a callback to call %s, which hung up in the queue", call_sid)
 
 
 # -- an agent's desk phone, rung from the console -----------------------------------------------------
@@ -600,25 +665,15 @@ def agent_leg() -> Response:
 @bp.post("/agent/answer")
 @webhook_signed
 def agent_answer() -> Response:
-    """The agent pressed 1: bridge them with the longest-waiting caller."""
+    """The agent pressed 1: into the room of the caller the helpline routed to them."""
     if _turn().digits != "1":
         return _answered(_said("agent_not_taken", "en"), Hangup())
-    if not _ivr().platform.queues:
-        return _agent_joins_our_queue(_user_arg())
-    return _answered(
-        Dial(
-            HELPLINE_QUEUE,
-            bridge_url=_path(f"/agent/bridging?user={_user_arg()}"),
-            action=_path("/agent/done"),
-            timeout=20,
-        )
-    )
+    return _agent_takes_the_caller(_user_arg())
 
 
-def _agent_joins_our_queue(user: int) -> Response:
-    """In the queue the helpline keeps itself: the agent goes into the conference room of the caller
-    claimed for them on the console (or, that claim gone, of the longest-waiting caller), where the
-    caller's next round of hold music brings them."""
+def _agent_takes_the_caller(user: int) -> Response:
+    """The agent's desk phone goes into the room of the caller claimed for them on the console (or,
+    that claim gone, of the longest-waiting caller), as a browser's leg does (`agent_leg_into_the_room`)."""
     connection, now = _runtime().redis, _runtime().clock.now().timestamp()
     call_sid = callqueue.claimed_by(connection, user, now)
     if call_sid is None:
@@ -626,8 +681,44 @@ def _agent_joins_our_queue(user: int) -> Response:
         call_sid = taken.call_sid if taken else None
     if call_sid is None:
         return _answered(_said("agent_queue_empty", "en"), Hangup())
+    return agent_leg_into_the_room(user, call_sid, _turn().call_id)
+
+
+def agent_leg_into_the_room(user: int, call_sid: str, leg: str) -> Response:
+    """An agent's leg (`leg`, the platform's id of this webhook's call: their desk phone, or their
+    browser in `ivr.softphone`) goes into the room of the caller `call_sid`: the agent noted waiting
+    there and the room noted with their leg (for hold, mute and transfer), and the caller moved in at
+    once by REST; should that fail, the caller's next round of hold music brings them (`queue_wait`)."""
+    connection = _runtime().redis
     callqueue.wait_for_agent(connection, user, call_sid)
-    return _answered(Conference(call_sid), Hangup())
+    rooms.opened(connection, room_of(call_sid), call_sid, user, leg)
+    _move_into_the_room(call_sid)
+    return _answered(_room(call_sid), Hangup())
+
+
+def _move_into_the_room(call_sid: str) -> None:
+    settings = _runtime().settings
+    try:
+        call_control(settings, timeout=MOVE_TIMEOUT_S).redirect_call(
+            call_sid, settings.public_url + _path(QUEUE_CONNECT_PATH)
+        )
+    except GatewayError as error:
+        log.warning("could not move caller %s to their agent now (%s): at their next round of hold", call_sid, error)
+
+
+@bp.post(ROOM_EVENT_PATH)
+@webhook_signed
+def room_event() -> Response:
+    """A member entered a room (Plivo's callbackUrl): its ConferenceMemberID kept, for hold and mute."""
+    form = request.form
+    room, member, call_id = form.get("ConferenceName", ""), form.get("ConferenceMemberID", ""), _turn().call_id
+    known = callqueue.CALL_SID.match(room) and callqueue.CALL_SID.match(call_id)
+    if form.get("ConferenceAction") == "enter" and known and member.isascii() and member.isdigit() and len(member) < 12:
+        try:
+            rooms.note_member(_runtime().redis, room, call_id, member)
+        except redis.RedisError:
+            log.warning("could not keep the member id of %s in its room", call_id)
+    return Response(status=204)
 
 
 def _user_arg(name: str = "user") -> int:
@@ -713,9 +804,19 @@ def status() -> Response:
         _unanswered_outbound_call()
     if turn.status in calllog.FINAL and not _ivr().platform.queues:
         _hung_up_in_our_queue()
+    if turn.status in calllog.FINAL:
+        _room_closed(turn.call_id)
     if turn.status in calllog.FINAL and request.args.get("agent"):
         _agents_desk_phone_hung_up(_user_arg("agent"))
     return Response(status=204)
+
+
+def _room_closed(call_id: str) -> None:
+    """A caller's call is over: their room, if they had one, with it (no hold or mute on it now)."""
+    try:
+        rooms.closed(_runtime().redis, room_of(call_id))
+    except redis.RedisError:
+        log.warning("could not close the room of %s (it expires)", call_id)
 
 
 def _agents_desk_phone_hung_up(user: int) -> None:
@@ -868,4 +969,5 @@ FAILSAFE: dict[str, Callable[[], Response]] = {
     "voice.agent_done": _agent_sorry,
     "voice.agent_bridging": _bridge_anyway,
     "voice.status": _no_content,
+    "voice.room_event": _no_content,
 }

@@ -19,6 +19,7 @@ CLAIM_LOCK = KEY + ":claim"
 CALL = "sewamitra:helpline-call:"  # + call_sid: what the console knows of a call, after the queue too
 ON_THE_LINE = KEY + ":agent:"
 BRIDGES = KEY + ":bridges"  # call_sid → the agent waiting for that caller in their conference room
+SENT = KEY + ":sent"  # call_sid → the agents a transfer sent the caller to (offered to them first), and by whom
 CALL_TTL_S = 4 * 3600
 ON_THE_LINE_TTL_S = 3600
 STALE_S = 120  # a caller whose waitUrl has not been fetched for this long has left the queue
@@ -108,7 +109,45 @@ def left(connection: redis.Redis, call_sid: str) -> None:
         pipe.hdel(KEY, call_sid)
         pipe.hdel(CLAIMS, call_sid)
         pipe.hdel(BRIDGES, call_sid)
+        pipe.hdel(SENT, call_sid)
         pipe.execute()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A caller an agent transferred: back in the queue, offered first to `agents` (another agent, or
+    the supervisors), with who sent them."""
+
+    agents: tuple[int, ...]
+    by: int
+    by_name: str = ""
+
+
+def sent_to(connection: redis.Redis, call_sid: str, sent: Sent) -> None:
+    connection.hset(SENT, call_sid, json.dumps({"agents": list(sent.agents), "by": sent.by, "by_name": sent.by_name}))
+
+
+def unsent(connection: redis.Redis, call_sid: str) -> None:
+    connection.hdel(SENT, call_sid)
+
+
+def sent(connection: redis.Redis) -> dict[str, Sent]:
+    """Every transferred caller not yet put through again."""
+    found: dict[Any, Any] = connection.hgetall(SENT)
+    return {_text(sid): _sent(json.loads(raw)) for sid, raw in found.items()}
+
+
+def sent_one(connection: redis.Redis, call_sid: str) -> Sent | None:
+    raw = connection.hget(SENT, call_sid)
+    return _sent(json.loads(raw)) if raw else None
+
+
+def _sent(entry: dict[str, Any]) -> Sent:
+    return Sent(tuple(int(a) for a in entry["agents"]), int(entry["by"]), str(entry.get("by_name", ""))[:80])
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def claimed_by(connection: redis.Redis, user_id: int, now: float) -> str | None:
@@ -121,8 +160,8 @@ def claimed_by(connection: redis.Redis, user_id: int, now: float) -> str | None:
 
 
 def wait_for_agent(connection: redis.Redis, user_id: int, call_sid: str) -> None:
-    """In a queue the helpline keeps itself: the agent is in the caller's conference room, for the
-    caller's next round of hold music to join them there."""
+    """The agent is in the caller's room: the caller is moved there by REST, or, should that fail,
+    joins them at their next round of hold music."""
     connection.hset(BRIDGES, call_sid, str(user_id))
 
 
@@ -150,15 +189,13 @@ def left_all(connection: redis.Redis, call_sids: list[str]) -> None:
         pipe.hdel(KEY, *call_sids)
         pipe.hdel(CLAIMS, *call_sids)
         pipe.hdel(BRIDGES, *call_sids)
+        pipe.hdel(SENT, *call_sids)
         pipe.execute()
 
 
 def claim_next(connection: redis.Redis, user_id: int, now: float) -> Waiting | None:
-    """The longest-waiting caller no agent is being rung for, now claimed by `user_id`.
-
-    `<Dial><Queue>` bridges whoever heads Twilio's queue, normally this same caller; when two
-    agents answer out of turn, the console shows each agent the caller actually bridged to them
-    (`bridged`, `on_the_line`)."""
+    """The longest-waiting caller no agent is being rung for, now claimed by `user_id`: the caller
+    whose room the agent's desk phone joins (`callcentre.rooms.room_of`)."""
     with connection.lock(CLAIM_LOCK, timeout=5, blocking_timeout=5):
         for entry in waiting(connection, now):
             if entry.claimed_by is None:
@@ -178,11 +215,12 @@ def unclaim(connection: redis.Redis, call_sid: str) -> None:
 
 
 def bridged(connection: redis.Redis, user_id: int, call_sid: str) -> None:
-    """Twilio is connecting this caller to this agent (whoever the console thought was next)."""
+    """The caller is in this agent's room: off the queue, and on the agent's line."""
     with connection.pipeline() as pipe:
         pipe.hdel(KEY, call_sid)
         pipe.hdel(CLAIMS, call_sid)
         pipe.hdel(BRIDGES, call_sid)
+        pipe.hdel(SENT, call_sid)
         pipe.set(ON_THE_LINE + str(user_id), call_sid, ex=ON_THE_LINE_TTL_S)
         pipe.execute()
 

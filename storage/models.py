@@ -127,6 +127,16 @@ class CallbackStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     CANCELLED = "cancelled"
+    UNREACHABLE = "unreachable"  # `agents.callback_max_attempts` tries, none answered
+
+
+class CallbackOutcome(StrEnum):
+    """How one attempt to ring a caller back went, as the agent confirms it."""
+
+    REACHED = "reached"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    WRONG_NUMBER = "wrong_number"
 
 
 class PrivacyRequestKind(StrEnum):
@@ -385,9 +395,19 @@ class AgentCall(SQLModel, table=True):
 
 
 class CallbackRequest(SQLModel, table=True):
-    """A caller who asked to be called back: out of hours, or tired of waiting in the queue."""
+    """A caller who asked to be called back: out of hours, or tired of waiting in the queue; or one
+    who hung up in the queue (reason `missed`: at most one open per number)."""
 
     __tablename__ = "callback_request"
+    __table_args__ = (
+        sa.Index(
+            "uq_callback_request_open_missed",
+            "phone",
+            unique=True,
+            sqlite_where=sa.text("status = 'pending' AND reason = 'missed'"),
+            postgresql_where=sa.text("status = 'pending' AND reason = 'missed'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     phone: str = Field(max_length=20, description="E.164")
@@ -402,6 +422,25 @@ class CallbackRequest(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     handled_at: datetime | None = _moment()
     handled_by: int | None = Field(default=None, foreign_key="console_user.id")
+    owner_id: int | None = Field(default=None, foreign_key="console_user.id", index=True, description="who took it")
+
+
+class CallbackAttempt(SQLModel, table=True):
+    """One try at ringing a caller back: placed through the helpline (click-to-call: `dial_status`
+    is how the platform's dial to the caller ended) or noted by hand; its outcome and note confirmed
+    by the agent. Tries that found nobody (no answer, busy) count towards `agents.callback_max_attempts`."""
+
+    __tablename__ = "callback_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    callback_id: int = Field(foreign_key="callback_request.id", index=True)
+    user_id: int = Field(foreign_key="console_user.id", index=True)
+    placed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    dialled: bool = Field(default=False, description="placed through the helpline's phone line")
+    dial_status: str | None = Field(default=None, max_length=20, description="completed, no_answer, busy, failed")
+    outcome: CallbackOutcome | None = Field(default=None, sa_type=_enum(CallbackOutcome))
+    note: str | None = Field(default=None, max_length=500)
+    recorded_at: datetime | None = _moment()
 
 
 class Recording(SQLModel, table=True):

@@ -16,7 +16,7 @@ from typing import Any
 from core.settings import Settings
 from telephony.browser import BrowserToken, ClientLeg
 from telephony.call import CallPlatform
-from telephony.port import RecordingStore, Telephony
+from telephony.port import CallControl, RecordingStore, Telephony
 
 
 def telephony(settings: Settings) -> Telephony:
@@ -29,6 +29,18 @@ def telephony(settings: Settings) -> Telephony:
     from telephony.twilio.rest import TwilioTelephony
 
     return TwilioTelephony(settings)
+
+
+def call_control(settings: Settings, *, timeout: float = 10.0) -> CallControl:
+    """The configured platform's REST control of live calls and conference rooms; `timeout`: seconds
+    one request may take (a webhook waiting on it must still answer in time)."""
+    if settings.telephony.platform == "plivo":
+        from telephony.plivo.rest import PlivoTelephony
+
+        return PlivoTelephony(settings, timeout=timeout)
+    from telephony.twilio.rest import TwilioTelephony
+
+    return TwilioTelephony(settings, timeout=timeout)
 
 
 def recording_store(settings: Settings, platform: str) -> RecordingStore:

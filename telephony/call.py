@@ -169,10 +169,13 @@ class DialNumber:
 @dataclass(frozen=True)
 class Conference:
     """Join the call to the conference room `room`, ended when either call leaves it: how an agent is
-    bridged with a caller where the platform has no queue verbs (both join the caller's room). The
-    call goes on with the next instruction when the room ends."""
+    bridged with a caller on every platform (both join the caller's room). The
+    call goes on with the next instruction when the room ends. `callback` hears its members enter
+    and leave where the platform names members by an id of its own (Plivo's callbackUrl, with
+    ConferenceMemberID); Twilio names a participant by its CallSid, and needs none."""
 
     room: str
+    callback: str | None = None
 
 
 Instruction = (

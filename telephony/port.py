@@ -57,3 +57,21 @@ MAX_RECORDING_BYTES = 8 << 20  # a 30-second recording is well under 1 MB; more 
 def is_retryable_status(status: int) -> bool:
     """5xx, 408 and 429 may succeed later; any other 4xx (bad number, bad credentials) fails again."""
     return status >= 500 or status in RETRYABLE_CLIENT_STATUSES
+
+
+class CallControl(Protocol):
+    """A live call moved and an agent's conference room run by the platform's REST API: the caller
+    put in a room at once, held with music, an agent muted. `member` is the platform's name for a
+    call in a room: Twilio's CallSid, Plivo's ConferenceMemberID. Each raises GatewayError."""
+
+    def redirect_call(self, call_id: str, url: str) -> None:
+        """The call leaves what it is doing (a queue, a room) and runs the document at `url` now."""
+        ...
+
+    def hold_member(self, room: str, member: str, hold: bool, music_url: str) -> None:
+        """`hold`: the member hears `music_url` and nobody hears them; False: back in the room."""
+        ...
+
+    def mute_member(self, room: str, member: str, muted: bool) -> None:
+        """`muted`: the room no longer hears the member (they still hear it); False: heard again."""
+        ...

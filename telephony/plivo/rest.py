@@ -3,6 +3,7 @@ parameters Plivo's Message API takes for SMS toward India."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ STATUS_IN_MESSAGE = re.compile(r"status code (\d{3})")
 PLIVO_MEDIA = "https://media.plivo.com/"  # where Plivo serves recordings (a RecordUrl's host)
 RECORDING_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -154,6 +156,66 @@ class PlivoTelephony:
         )
         return _id(getattr(answer, "request_uuid", None), "request_uuid")
 
+    def redirect_call(self, call_id: str, url: str) -> None:
+        """Transfer the call's A leg, POST /v1/Account/{auth_id}/Call/{uuid}/ with `legs=aleg` and
+        `aleg_url` (plivo.com/docs/voice/api/call/transfer-a-call): it runs the XML at `url` at once."""
+        _check_call(call_id)
+        self._request(
+            "move a call",
+            lambda client: client.calls.update(call_id, legs="aleg", aleg_url=url, aleg_method="POST"),
+        )
+
+    def hold_member(self, room: str, member: str, hold: bool, music_url: str) -> None:
+        """Plivo's conference has no hold: the member is made deaf (hears nobody), muted (heard by nobody)
+        and played `music_url`, and back: …/Conference/{name}/Member/{id}/Deaf/, /Mute/, /Play/
+        (plivo.com/docs/voice/api/conference/member/deaf-a-member, mute-a-member, play-audio-to-a-member;
+        DELETE undoes each)."""
+        _check_member(member)
+        if hold:
+            steps: list[Callable[[plivo.RestClient], Any]] = [
+                lambda client: client.conferences.member_deaf(room, member),
+                lambda client: client.conferences.member_mute(room, member),
+                lambda client: client.conferences.member_play(room, member, music_url),
+            ]
+        else:
+            steps = [
+                lambda client: client.conferences.member_play_stop(room, member),
+                lambda client: client.conferences.member_mute_stop(room, member),
+                lambda client: client.conferences.member_deaf_stop(room, member),
+            ]
+        undo = {
+            True: [
+                lambda client: client.conferences.member_deaf_stop(room, member),
+                lambda client: client.conferences.member_mute_stop(room, member),
+            ],
+            False: [
+                lambda client: client.conferences.member_play(room, member, music_url),
+                lambda client: client.conferences.member_mute(room, member),
+            ],
+        }[hold]
+        for done, step in enumerate(steps):
+            try:
+                self._request("hold a caller" if hold else "take a caller off hold", step)
+            except GatewayError:
+                self._undo(undo[:done])  # the call as it was, as far as Plivo lets it be
+                raise
+
+    def _undo(self, steps: list[Callable[[plivo.RestClient], Any]]) -> None:
+        for step in reversed(steps):
+            try:
+                self._request("undo a change to a room", step)
+            except GatewayError:
+                log.warning("could not undo a change to a conference member")
+
+    def mute_member(self, room: str, member: str, muted: bool) -> None:
+        """POST (DELETE to undo) …/Conference/{name}/Member/{id}/Mute/
+        (plivo.com/docs/voice/api/conference/member/mute-a-member)."""
+        _check_member(member)
+        if muted:
+            self._request("mute an agent", lambda client: client.conferences.member_mute(room, member))
+        else:
+            self._request("unmute an agent", lambda client: client.conferences.member_mute_stop(room, member))
+
     def _request(self, action: str, send: Callable[[plivo.RestClient], T]) -> T:
         """Run one REST request, turning every way it can fail into a GatewayError."""
         if self._client is None:
@@ -186,6 +248,16 @@ def _refused(action: str, error: exceptions.PlivoRestError) -> GatewayError:
     return GatewayError(
         f"cannot {action}: Plivo answered HTTP {status}: {detail}", retryable=is_retryable_status(status), status=status
     )
+
+
+def _check_call(call_id: str) -> None:
+    if not RECORDING_ID.match(call_id):
+        raise GatewayError(f"not a Plivo CallUUID: {call_id[:40]!r}", retryable=False)
+
+
+def _check_member(member: str) -> None:
+    if not (member.isascii() and member.isdigit() and len(member) < 12):
+        raise GatewayError(f"not a Plivo ConferenceMemberID: {member[:40]!r}", retryable=False)
 
 
 def _check_id(recording_id: str) -> None:

@@ -208,7 +208,12 @@ def _record_dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
 def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
     """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
     ends when either member leaves; then Plivo goes on with the next element."""
-    return plivoxml.ConferenceElement(conference.room, start_conference_on_enter=True, end_conference_on_exit=True)
+    callback = (
+        {"callback_url": platform.url(conference.callback), "callback_method": "POST"} if conference.callback else {}
+    )
+    return plivoxml.ConferenceElement(
+        conference.room, start_conference_on_enter=True, end_conference_on_exit=True, **callback
+    )
 
 
 _WRITERS: dict[type, Callable[[PlivoWebhooks, Any], Any]] = {

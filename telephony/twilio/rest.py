@@ -18,6 +18,7 @@ from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_stat
 
 TWILIO_API = "https://api.twilio.com"
 RECORDING_SID = re.compile(r"^RE[0-9a-f]{32}$")
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
 ACCOUNT_SID_ENV = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"  # noqa: S105 (a variable name)
@@ -105,6 +106,37 @@ class TwilioTelephony:
         )
         return _sid(call, "CallSid")
 
+    def redirect_call(self, call_id: str, url: str) -> None:
+        """POST …/Calls/{CA}.json with Url (twilio.com/docs/voice/api/call-resource#update-a-call-resource):
+        the live call, in a queue or not, runs the TwiML at `url` at once."""
+        _check_call(call_id)
+        self._request("move a call", lambda client: client.calls(call_id).update(url=url, method="POST"))
+
+    def hold_member(self, room: str, member: str, hold: bool, music_url: str) -> None:
+        """POST …/Conferences/{CF}/Participants/{CA}.json with Hold and HoldUrl
+        (twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource): a held
+        participant hears HoldUrl (an MP3, fetched with HoldMethod GET) and is not heard."""
+        _check_call(member)
+        held = {"hold": True, "hold_url": music_url, "hold_method": "GET"} if hold else {"hold": False}
+        self._participant("hold a caller", room, member, held)
+
+    def mute_member(self, room: str, member: str, muted: bool) -> None:
+        """The same Participant update with Muted: the room does not hear them, they hear the room."""
+        _check_call(member)
+        self._participant("mute an agent", room, member, {"muted": muted})
+
+    def _participant(self, action: str, room: str, call_id: str, change: dict[str, Any]) -> None:
+        """A participant is named by its conference's sid, found by the room's FriendlyName among the
+        conferences in progress (twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources)."""
+
+        def send(client: Client) -> None:
+            found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
+            if not found:
+                raise GatewayError(f"cannot {action}: the room is not in progress", retryable=False, status=404)
+            client.conferences(found[0].sid).participants(call_id).update(**change)
+
+        self._request(action, send)
+
     def _sms_sender(self) -> dict[str, str]:
         """A Messaging Service picks the sender itself (and India's DLT header); else our number."""
         if self.messaging_service_sid:
@@ -133,6 +165,11 @@ class TwilioTelephony:
             raise GatewayError(f"cannot {action}: Twilio is unreachable ({error})", retryable=True) from error
         except (TwilioException, ValueError) as error:
             raise GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False) from error
+
+
+def _check_call(call_id: str) -> None:
+    if not CALL_SID.match(call_id):
+        raise GatewayError(f"not a Twilio CallSid: {call_id[:40]!r}", retryable=False)
 
 
 def _check_sid(recording_id: str) -> None:

@@ -27,6 +27,7 @@ from werkzeug.serving import make_server
 
 from core import pincodes
 from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import (
@@ -544,6 +545,10 @@ def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -
     sign_in(page, "gomti")
     go_to(page, "Agency report")
     expect(page.get_by_role("heading", name=re.compile("Gomti Services · Agency report"))).to_be_visible()
+    # The report opens on today in the call centre's zone; a job asked three hours ago may be
+    # yesterday's there (just after midnight in India): the agency picks the day it was asked.
+    page.get_by_label("From").fill(_asked_day(live, unhappy))
+    page.get_by_role("button", name="Show").click()
     expect(page.get_by_role("row", name=re.compile("Ramesh Kumar"))).to_contain_text("120 min")
     expect(page.get_by_role("link", name=unhappy)).to_be_visible()
     shoot(page, "16-agency-report")
@@ -552,6 +557,14 @@ def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -
     exported = downloading.value.path().read_bytes()
     assert exported.startswith(b"\xef\xbb\xbfworker_id,worker,jobs,")
     assert b"Ramesh Kumar" in exported
+
+
+def _asked_day(live: Live, number: str) -> str:
+    """The local day (ISO) in the call centre's zone on which the request `number` was asked."""
+    zone = ZoneInfo(live.app.extensions["sewamitra"].settings.call_centre.timezone)
+    with Session(live.engine) as db:
+        asked = db.exec(select(ServiceRequest.created_at).where(col(ServiceRequest.number) == number)).one()
+    return asked.astimezone(zone).date().isoformat()
 
 
 def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
@@ -766,3 +779,46 @@ def test_an_admin_adds_an_agent_who_chooses_a_password_at_the_first_sign_in_then
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text)
+
+
+def twilio_posts(live: Live, path: str, form: dict[str, str]) -> str:
+    """Twilio posts a webhook of a call over HTTP, signed over the public URL; returns its TwiML."""
+    url = f"{live.url}{path}"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    posted = urllib.request.Request(
+        url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}, method="POST"
+    )
+    with urllib.request.urlopen(posted, timeout=10) as answer:
+        assert answer.status == 200
+        return str(answer.read().decode())
+
+
+def test_the_agent_holds_her_caller_from_the_callers_screen_once_they_talk(
+    live: Live, page: Page, sandbox: TwilioSandbox
+) -> None:
+    asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    caller_waits(live)
+    sign_in(page, "asha")
+    page.get_by_role("button", name="Ready", exact=True).click()
+    page.get_by_role("button", name="Take next caller").click()
+    controls = page.locator("#call-controls")
+    expect(controls).to_contain_text("The caller is not with you yet")
+    expect(page.get_by_role("button", name="Hold")).to_be_disabled()
+    expect(page.get_by_role("button", name="Hold")).to_have_accessible_description(re.compile("not with you yet"))
+    shoot(page, "22-call-controls-before-the-caller")
+
+    # Her desk phone answers and she presses 1; Twilio runs the caller's call at the URL it was moved to.
+    leg = {"CallSid": "CA" + "7" * 32, "From": "+18005550100", "To": DESK_PHONE, "Direction": "outbound-api"}
+    assert "<Conference" in twilio_posts(live, f"/twilio/voice/agent/answer?user={asha.id}", {**leg, "Digits": "1"})
+    [move] = sandbox.control
+    assert move["call"] == CALL_SID
+    caller = {"CallSid": CALL_SID, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
+    assert f">{CALL_SID}</Conference>" in twilio_posts(live, "/twilio/voice/queue/connect", caller)
+
+    page.reload()
+    expect(page.get_by_role("button", name="Hold")).to_be_enabled()
+    page.get_by_role("button", name="Hold").click()
+    expect(page.get_by_text("The caller is on hold and hears music.")).to_be_visible()
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    shoot(page, "23-call-controls-on-hold")
+    assert [c["action"] for c in sandbox.control] == ["call.update", "conference.list", "participant.update"]

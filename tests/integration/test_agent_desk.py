@@ -5,8 +5,11 @@ and goes to the next. One caller at a time, however many clicks and threads."""
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,10 +18,10 @@ from flask import Flask
 from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
-from callcentre import desk
+from callcentre import desk, rooms
 from core.clock import FrozenClock
 from core.settings import Settings
-from devtools.simulator import Bridged, Dialed, Transcript
+from devtools.simulator import Bridged, Dialed, Moved, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
 from storage import agents, callqueue
 from storage.agents import AgentState
@@ -31,9 +34,6 @@ from tests.factories import ALWAYS_OPEN, CITIZEN, PUBLIC_URL, engine_of, run_job
 NOW = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)  # 11:30 in Lucknow
 ASHA, JOHN, RAVI = "+919811110001", "+919811110002", "+919811110003"  # desk phones
 OFFER = re.compile(r'name="call" value="([^"]+)"')
-# Between two rounds of hold music an agent takes the caller: on Twilio its queue dequeues them (the
-# simulator's "agent"); on Plivo the caller's next round brings them to the agent's room.
-PUT_THROUGH = {"twilio": "agent", "plivo": "-"}
 
 
 pytestmark = pytest.mark.both_platforms
@@ -153,19 +153,21 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
         assert ring["status_callback"].endswith(f"/voice/status?agent={user_id(app, 'asha')}")
         desk_leg.append((ring, desk_phone_answers(app, ring, call_sid, "1")))
 
-    # Hindi (1), an agent (3), a round of hold music; Asha accepts; the caller is put through.
-    line = Line("1", "3", "-", asha_accepts, PUT_THROUGH[telephony_platform])
-    caller = simulator(app.test_client(), from_number=CITIZEN).run(line)
+    # Hindi (1), an agent (3), a round of hold music; Asha accepts; the caller talks with her.
+    line = Line("1", "3", "-", asha_accepts, "-")
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(line)
 
     assert not caller.errors, caller.render(requests=True)
     [(ring, leg)] = desk_leg
     assert leg.said("Sewamitra console: to talk to the next caller, press 1.")
-    if telephony_platform == "plivo":  # the agent waits in the caller's room; their next round joins them
-        assert Dialed(caller.call_sid, "conference") in leg.events
-        assert Dialed(caller.call_sid, "conference") in caller.events
-    else:  # Twilio dequeues the caller to the agent's <Dial><Queue>
-        assert Dialed("helpline", "queue") in leg.events
-        assert Bridged() in leg.events
+    # Both platforms: the agent's leg goes into the caller's room, and the caller is moved there at
+    # once by REST, off their hold music (not at their next round), and hears they are put through.
+    assert Dialed(caller.call_sid, "conference") in leg.events
+    moved = [event for event in caller.events if isinstance(event, Moved)]
+    assert [m.url for m in moved] == [f"{PUBLIC_URL}/{telephony_platform}/voice/queue/connect"]
+    assert caller.events.index(moved[0]) < caller.events.index(Dialed(caller.call_sid, "conference"))
+    assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")  # "Connecting you to an agent now."
+    assert Bridged() in caller.events
     assert state_of(app, "asha").state is AgentState.ON_CALL
     assert state_of(app, "asha").call_sid == caller.call_sid
     bar = page(asha.get("/console/agent/bar"))
@@ -199,6 +201,39 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
         ("agent.state_changed", "wrap_up", "ready", None),
     ]
     assert [a for a in audited(app, "john") if a[0] == "agent.offered"] == []
+
+
+def test_a_caller_the_platform_cannot_move_at_once_joins_their_agent_at_the_next_round_of_hold(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    desk_leg: list[Transcript] = []
+
+    def asha_accepts_but_the_move_fails() -> None:
+        call_sid = offered(page(asha.get("/console/agent/bar")))
+        asha.post("/console/agent/accept", {"call": call_sid})
+        run_jobs(app)
+        [ring] = sandbox.calls
+        sandbox.fail_next(1, status=404)  # the REST move of the caller is refused
+        desk_leg.append(desk_phone_answers(app, ring, str(call_sid), "1"))
+
+    line = Line("1", "3", "-", asha_accepts_but_the_move_fails, "-", "-")
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(line)
+
+    assert not caller.errors, caller.render(requests=True)
+    [leg] = desk_leg
+    assert Dialed(caller.call_sid, "conference") in leg.events
+    assert [e for e in caller.events if isinstance(e, Moved)] == []  # nothing moved it: its hold round did
+    assert Dialed(caller.call_sid, "conference") in caller.events
+    assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")
+    assert [c["action"] for c in sandbox.control] == []  # the refused move is not recorded
+    assert sandbox.refused == 1
+    assert state_of(app, "asha").bridged
+    with Session(engine_of(app)) as db:
+        log = db.exec(select(CallLog).where(CallLog.call_sid == caller.call_sid)).one()
+        [talk] = db.exec(select(AgentCall)).all()
+    assert log.queue_result == "bridged"
+    assert talk.call_sid == caller.call_sid
 
 
 def test_an_offer_not_accepted_in_time_pauses_the_agent_and_rings_for_the_next(
@@ -430,3 +465,261 @@ def test_an_agent_who_signs_out_is_paused_and_no_caller_rings_for_them(app: Flas
     assert desk.route(connection, engine_of(app), app.extensions["sewamitra"].settings.agents, NOW) == []
     assert agents.counts(connection)[AgentState.PAUSED] == 1
     assert ("agent.state_changed", "ready", "paused", "signed_out") in audited(app, "asha")
+
+
+# -- the call's controls: hold, mute, transfer -----------------------------------------------------------
+
+
+@dataclass
+class Desk:
+    """The agent's desk phone's call, once it rang and answered."""
+
+    ring: dict[str, str] = field(default_factory=dict)
+    leg: Transcript = field(default_factory=lambda: Transcript(call_sid=""))
+    caller: str = ""
+
+
+def on_the_call(
+    app: Flask, sandbox: TwilioSandbox, agent: Console, *during: Callable[[Desk], None]
+) -> tuple[Transcript, Desk]:
+    """A Hindi caller asks for an agent; `agent` accepts and her desk phone answers; while they talk,
+    each of `during` happens. Returns the caller's transcript and the agent's desk phone's call."""
+    desk_phone = Desk()
+
+    def accepts() -> None:
+        call_sid = offered(page(agent.get("/console/agent/bar")))
+        assert call_sid is not None
+        agent.post("/console/agent/accept", {"call": call_sid})
+        run_jobs(app)
+        desk_phone.ring, desk_phone.caller = sandbox.calls[-1], call_sid
+        desk_phone.leg = desk_phone_answers(app, desk_phone.ring, call_sid, "1")
+
+    talk = [step for action in during for step in ("-", functools.partial(action, desk_phone))]
+    line = Line("1", "3", "-", accepts, *talk, "-", "hangup")
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(line)
+    assert not caller.errors, caller.render(requests=True)
+    return caller, desk_phone
+
+
+def member_in_room(transcript: Transcript) -> str:
+    """The member id the platform gave this call in its room (Plivo's room callback; Twilio: its CallSid)."""
+    entered = [
+        r.form for r in transcript.requests if r.url.endswith("/room/event") and r.form["ConferenceAction"] == "enter"
+    ]
+    return entered[0]["ConferenceMemberID"] if entered else transcript.call_sid
+
+
+def call_audits(app: Flask) -> list[tuple[str, str, object]]:
+    with Session(engine_of(app)) as db:
+        events = db.exec(select(AuditEvent).where(AuditEvent.entity == "call").order_by(col(AuditEvent.id))).all()
+    return [(e.action, e.actor, (e.detail or {}).get("to")) for e in events if e.action != "queue.taken"]
+
+
+def test_the_agent_holds_her_caller_with_music_and_mutes_herself_and_nobody_else_can(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    ravi = at_desk(app, "ravi", RAVI, "hi")
+    ravi.post("/console/agent/pause", {"reason": "lunch"})
+    screens: list[str] = []
+
+    def holds_and_mutes(desk_phone: Desk) -> None:
+        call_sid = desk_phone.caller
+        screen = page(asha.get(f"/console/callers/call/{call_sid}", follow_redirects=True))
+        assert re.search(r'id="call-hold"\s*>', screen)  # enabled
+        refused = ravi.post(f"/console/calls/{call_sid}/hold", {"on": "1"})
+        assert refused.status_code == 403  # ravi is not on this call
+        assert "You are not on this call" in page(refused)
+        assert re.search(
+            r'id="call-hold"\s+disabled', page(ravi.get(f"/console/callers/call/{call_sid}", follow_redirects=True))
+        )
+        asha.post(f"/console/calls/{call_sid}/hold", {"on": "1"})
+        asha.post(f"/console/calls/{call_sid}/mute", {"on": "1"})
+        screens.append(page(asha.get(f"/console/callers/call/{call_sid}", follow_redirects=True)))
+        asha.post(f"/console/calls/{call_sid}/hold", {"on": "0"})
+        asha.post(f"/console/calls/{call_sid}/mute", {"on": "0"})
+
+    caller, desk_phone = on_the_call(app, sandbox, asha, holds_and_mutes)
+    leg = desk_phone.leg
+
+    [held] = screens
+    assert "The caller is on hold and hears music." in held
+    assert 'id="call-resume"' in held
+    assert 'id="call-unmute"' in held
+    music = app.extensions["sewamitra"].settings.agents.hold_music_url
+    room, them, her = caller.call_sid, member_in_room(caller), member_in_room(leg)
+    done = [(c["action"], c.get("call"), c.get("member"), c["params"]) for c in sandbox.control]
+    if telephony_platform == "twilio":  # Participant updates (the conference found by its room's name)
+        updates = [(call, params) for action, call, _, params in done if action == "participant.update"]
+        assert updates == [
+            (them, {"Hold": "true", "HoldUrl": music, "HoldMethod": "GET"}),
+            (her, {"Muted": "true"}),
+            (them, {"Hold": "false"}),
+            (her, {"Muted": "false"}),
+        ]
+        assert {c["room"] for c in sandbox.control if c["action"] == "conference.list"} == {room}
+    else:  # Plivo: the caller made deaf, muted and played music; the agent muted; each undone
+        members = [(action, member) for action, _, member, _ in done if action.startswith("member.")]
+        assert members == [
+            ("member.deaf", them),
+            ("member.mute", them),
+            ("member.play", them),
+            ("member.mute", her),
+            ("member.play.stop", them),
+            ("member.mute.stop", them),
+            ("member.deaf.stop", them),
+            ("member.mute.stop", her),
+        ]
+        assert [p["url"] for action, _, _, p in done if action == "member.play"] == [music]
+        assert {c["room"] for c in sandbox.control if c["action"].startswith("member.")} == {room}
+    assert call_audits(app) == [
+        ("call.held", f"user:{user_id(app, 'asha')}", None),
+        ("agent.muted", f"user:{user_id(app, 'asha')}", None),
+        ("call.resumed", f"user:{user_id(app, 'asha')}", None),
+        ("agent.unmuted", f"user:{user_id(app, 'asha')}", None),
+    ]
+    assert ("access.refused",) in {(a,) for a, *_ in audited_all(app)}
+
+
+def audited_all(app: Flask) -> list[tuple[str, str | None]]:
+    with Session(engine_of(app)) as db:
+        return [(e.action, e.actor) for e in db.exec(select(AuditEvent)).all()]
+
+
+def test_an_agent_transfers_her_caller_to_another_agent_who_is_offered_them_first_with_her_name(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    clock.advance(timedelta(seconds=5))
+    john = at_desk(app, "john", JOHN, "hi")  # ready longest once Asha is on her call: routing would choose him
+    clock.advance(timedelta(seconds=5))
+    ravi = at_desk(app, "ravi", RAVI, "en")  # speaks no Hindi, but Asha chose him
+    seen: dict[str, str | None] = {}
+
+    def sends_to_ravi(desk_phone: Desk) -> None:
+        screen = page(asha.get(f"/console/callers/call/{desk_phone.caller}", follow_redirects=True))
+        assert f'<option value="{user_id(app, "ravi")}">ravi</option>' in screen
+        to_ravi = {"to": "agent", "agent": str(user_id(app, "ravi"))}
+        assert asha.post(f"/console/calls/{desk_phone.caller}/transfer", to_ravi).status_code == 302
+        desk_phone_hangs_up(app, desk_phone.ring, desk_phone.leg)  # the caller left her room: it ends
+
+    def ravi_rings(_desk_phone: Desk) -> None:
+        bar = page(ravi.get("/console/agent/bar"))
+        seen["ravi"], seen["john"] = offered(bar), offered(page(john.get("/console/agent/bar")))
+        seen["note"] = re.sub(r"\s+", " ", bar.split('id="offer-sent-by">')[1].split("</span>")[0])
+
+    caller, _ = on_the_call(app, sandbox, asha, sends_to_ravi, ravi_rings)
+
+    moves = [e.url for e in caller.events if isinstance(e, Moved)]
+    assert moves == [f"{PUBLIC_URL}/{telephony_platform}/voice/queue/connect"] * 2  # into the room, then back
+    assert in_the_queue_again(caller)
+    assert seen["ravi"] == caller.call_sid
+    assert seen["john"] is None
+    assert seen["note"] == "Transferred by asha"
+    assert state_of(app, "asha").state is AgentState.WRAP_UP
+    assert ("call.transferred", f"user:{user_id(app, 'asha')}", "agent") in call_audits(app)
+
+
+def in_the_queue_again(caller: Transcript) -> bool:
+    connect = [i for i, r in enumerate(caller.requests) if r.url.endswith("/voice/queue/connect")]
+    waits = [i for i, r in enumerate(caller.requests) if r.url.endswith("/voice/queue/wait")]
+    return len(connect) == 2 and any(i > connect[1] for i in waits)
+
+
+def test_an_agent_sends_her_caller_back_to_the_phone_menu_in_their_language(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+
+    def sends_to_menu(desk_phone: Desk) -> None:
+        asha.post(f"/console/calls/{desk_phone.caller}/transfer", {"to": "menu"})
+
+    caller, _ = on_the_call(app, sandbox, asha, sends_to_menu)
+
+    [moved_in, moved_back] = [e.url for e in caller.events if isinstance(e, Moved)]
+    assert moved_in == f"{PUBLIC_URL}/{telephony_platform}/voice/queue/connect"
+    assert moved_back.startswith(f"{PUBLIC_URL}/{telephony_platform}/voice/menu?sent=")
+    after = caller.heard[caller.heard.index("अब आपको सहायक से जोड़ा जा रहा है।") + 1 :]
+    assert after[0] == "सेवामित्र हेल्पलाइन में आपका स्वागत है।"  # the welcome, in Hindi, as the call began
+    assert ("call.transferred", f"user:{user_id(app, 'asha')}", "menu") in call_audits(app)
+    assert rooms.held_by(app.extensions["sewamitra"].redis, user_id(app, "asha"), caller.call_sid) is None
+
+
+def test_a_hold_the_platform_refuses_leaves_the_call_as_it_was_and_says_so(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    said: list[str] = []
+
+    def holds_but_the_platform_refuses(desk_phone: Desk) -> None:
+        sandbox.fail_next(1, status=404)
+        answer = asha.post(f"/console/calls/{desk_phone.caller}/hold", {"on": "1"}, follow_redirects=True)
+        said.append(page(answer))
+
+    caller, _ = on_the_call(app, sandbox, asha, holds_but_the_platform_refuses)
+
+    [screen] = said
+    assert "The telephony platform refused this; the call is as it was. Try again." in screen
+    assert re.search(r'id="call-hold"\s*>', screen)  # still Hold, not Resume: the caller was not held
+    assert [c["action"] for c in sandbox.control if c["action"] not in ("call.update", "call.transfer")] == []
+    assert call_audits(app) == [("call.control_failed", f"user:{user_id(app, 'asha')}", None)]
+    assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")
+
+
+def test_an_agent_sends_her_caller_to_the_supervisors_and_refuses_junk(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox, telephony_platform: str
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+    clock.advance(timedelta(seconds=5))
+    john = at_desk(app, "john", JOHN, "hi")
+    meera = add_user(engine_of(app), "meera", Role.SUPERVISOR, phone=RAVI)
+    supervisor = Console(app)
+    supervisor.sign_in("meera")
+    supervisor.post("/console/agent/ready")
+    seen: dict[str, str | None] = {}
+
+    def junk_then_supervisors(desk_phone: Desk) -> None:
+        transfer = f"/console/calls/{desk_phone.caller}/transfer"
+        assert asha.post(transfer, {"to": "astrologer"}).status_code == 400
+        nobody = asha.post(transfer, {"to": "agent", "agent": "99999"}, follow_redirects=True)
+        assert "No other agent to send the caller to." in page(nobody)
+        assert john.post(transfer, {"to": "supervisors"}).status_code == 403  # not John's call
+        assert asha.post(transfer, {"to": "supervisors"}).status_code == 302
+        desk_phone_hangs_up(app, desk_phone.ring, desk_phone.leg)
+
+    def who_rings(_desk_phone: Desk) -> None:
+        seen["meera"] = offered(page(supervisor.get("/console/agent/bar")))
+        seen["john"] = offered(page(john.get("/console/agent/bar")))
+
+    caller, _ = on_the_call(app, sandbox, asha, junk_then_supervisors, who_rings)
+
+    assert seen == {"meera": caller.call_sid, "john": None}
+    [transferred] = [a for a in call_audits(app) if a[0] == "call.transferred"]
+    assert transferred == ("call.transferred", f"user:{user_id(app, 'asha')}", "supervisors")
+    with Session(engine_of(app)) as db:
+        [event] = db.exec(select(AuditEvent).where(AuditEvent.action == "call.transferred")).all()
+    assert event.detail is not None
+    assert event.detail["agents"] == [meera.id]
+
+
+@pytest.mark.parametrize("telephony_platform", ["plivo"])
+def test_a_plivo_hold_refused_midway_is_undone_so_the_caller_hears_their_agent(
+    app: Flask, clock: FrozenClock, sandbox: TwilioSandbox
+) -> None:
+    asha = at_desk(app, "asha", ASHA, "hi")
+
+    def holds_but_plivo_refuses_the_music(desk_phone: Desk) -> None:
+        sandbox.fail_after(2, status=404)  # deaf and mute pass; playing the music is refused
+        asha.post(f"/console/calls/{desk_phone.caller}/hold", {"on": "1"})
+
+    caller, _ = on_the_call(app, sandbox, asha, holds_but_plivo_refuses_the_music)
+
+    them = member_in_room(caller)
+    members = [(c["action"], c["member"]) for c in sandbox.control if c["action"].startswith("member.")]
+    assert members == [
+        ("member.deaf", them),
+        ("member.mute", them),
+        ("member.mute.stop", them),  # undone, last first
+        ("member.deaf.stop", them),
+    ]
+    assert call_audits(app) == [("call.control_failed", f"user:{user_id(app, 'asha')}", None)]

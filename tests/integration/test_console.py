@@ -324,7 +324,7 @@ def test_a_caller_on_hold_shows_in_the_live_queue_with_their_wait(app: Flask, ag
     assert "1 min 1" in board
 
 
-def test_taking_the_next_caller_rings_the_desk_phone_which_bridges_with_the_queue(
+def test_taking_the_next_caller_rings_the_desk_phone_which_joins_the_callers_room(
     app: Flask, agent: Console, sandbox: TwilioSandbox
 ) -> None:
     caller_waits(app)
@@ -335,30 +335,32 @@ def test_taking_the_next_caller_rings_the_desk_phone_which_bridges_with_the_queu
     assert ring["to"] == DESK_PHONE
     assert ring["url"].startswith(f"{PUBLIC_URL}/twilio/voice/agent?user=")
 
-    # The agent picks up and presses 1 (voicemail would not): Twilio dials the helpline queue.
+    # The agent picks up and presses 1 (voicemail would not): their leg goes into the caller's room,
+    # and the caller is moved there at once by Twilio's REST API (a new Url for their call).
     transcript = answer_our_call(app.test_client(), ring, "1")
     assert transcript.said("to talk to the next caller, press 1")
-    assert Dialed("helpline", "queue") in transcript.events
+    assert Dialed(CALL_SID, "conference") in transcript.events
+    [move] = sandbox.control
+    assert (move["action"], move["call"]) == ("call.update", CALL_SID)
+    assert move["params"]["Url"] == f"{PUBLIC_URL}/twilio/voice/queue/connect"
 
-    # Twilio dequeues the caller and tells us who is being bridged: the agent's screen links to them.
-    user_id = ring["url"].rsplit("=", 1)[1]
-    said = signed_post(
-        app.test_client(),
-        f"/twilio/voice/agent/bridging?user={user_id}",
-        {"CallSid": CALL_SID, "DequeingCallSid": "CA" + "2" * 32, "QueueTime": "50"},
-    )
-    assert "<Say" in page(said)
+    # Twilio runs the caller's call at that URL: into the room; the agent's screen links to them.
+    said = signed_post(app.test_client(), "/twilio/voice/queue/connect", {"CallSid": CALL_SID, "From": CITIZEN})
+    assert f'<Conference endConferenceOnExit="true">{CALL_SID}</Conference>' in page(said)
     board = page(agent.get("/console/queue/board"))
     assert "Nobody is waiting." in board
     assert f"/console/callers/call/{CALL_SID}" in board
 
+    # Twilio tells the Enqueue's action the caller was redirected out of its queue: nothing changes.
     signed_post(
         app.test_client(),
         "/twilio/voice/queue/result",
-        {"CallSid": CALL_SID, "From": CITIZEN, "QueueResult": "bridged", "QueueTime": "50"},
+        {"CallSid": CALL_SID, "From": CITIZEN, "QueueResult": "redirected", "QueueTime": "50"},
     )
     [log] = [row for row in rows(app, CallLog) if row.call_sid == CALL_SID]
-    assert (log.queue_result, log.queue_wait_s) == ("bridged", 50)
+    assert log.queue_result == "bridged"
+    assert log.queue_wait_s is not None
+    assert 40 <= log.queue_wait_s < 100  # as the helpline counted it from the wait it was told
 
 
 def test_a_desk_phone_nobody_answers_frees_the_caller_for_another_agent(app: Flask, agent: Console) -> None:

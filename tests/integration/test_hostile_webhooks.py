@@ -133,6 +133,17 @@ WEBHOOKS: dict[str, tuple[dict[str, st.SearchStrategy[str | None]], st.SearchStr
         False,
     ),
     "/twilio/voice/queue/key": (call_fields(Digits=maybe(KEYS)), query(), True),
+    "/twilio/voice/queue/connect": (call_fields(QueueTime=maybe(NUMBERS)), query(), True),
+    "/twilio/voice/menu": (call_fields(), query("sent"), True),
+    "/twilio/voice/room/event": (
+        call_fields(
+            ConferenceAction=maybe(st.one_of(st.sampled_from(["enter", "exit"]), junk(20))),
+            ConferenceName=maybe(junk(60)),
+            ConferenceMemberID=maybe(st.one_of(NUMBERS, junk(20))),
+        ),
+        query(),
+        True,
+    ),
     "/twilio/voice/queue/result": (
         call_fields(
             QueueResult=maybe(
@@ -220,7 +231,7 @@ def check_answer(app: Flask, path: str, answer: TestResponse, *, must_end: bool)
     """What Twilio got is something it can act on, never an error page."""
     assert answer.status_code in (200, 204), (answer.status_code, answer.data[:300])
     if answer.status_code == 204:
-        assert path.endswith("/status"), f"{path} answered nothing where TwiML was due"
+        assert path.endswith(("/status", "/room/event")), f"{path} answered nothing where TwiML was due"
         return
     root = twiml(answer)
     if path.startswith("/twilio/sms"):

@@ -2,8 +2,10 @@
 platform with the caller named; the platform asks the helpline for that leg (Twilio: the TwiML App's
 Voice URL, `From=client:agent-<id>`, the SDK's params as form fields; Plivo: the browser
 application's answer URL, `From=sip:agent-<id>@phone.plivo.com`, the SDK's extra headers as
-`X-PH-` parameters), signed as each platform signs; the leg joins the caller's room. A leg for a
-caller the agent does not hold is refused. The leg's end ends the agent's call, as a desk phone's does."""
+`X-PH-` parameters), signed as each platform signs; the leg joins the caller's room as a desk
+phone's does, the caller is moved in at once by REST, and the agent holds and mutes from the
+caller's screen. A leg for a caller the agent does not hold is refused. The leg's end ends the
+agent's call, as a desk phone's does."""
 
 from __future__ import annotations
 
@@ -16,18 +18,20 @@ import redis
 from flask import Flask
 from sqlmodel import Session, col, select
 
+from callcentre.rooms import room_of
 from core.clock import FrozenClock
 from core.settings import Settings
-from devtools.simulator import Bridged, Dialed
+from devtools.simulator import Bridged, Dialed, Moved, Transcript, as_account
 from devtools.twilio_sandbox import TwilioSandbox
-from storage import agents, callqueue
+from storage import agents, callqueue, rooms
 from storage.agents import AgentState
-from storage.models import AuditEvent, Role
+from storage.models import AgentCall, AuditEvent, CallLog, Role
 from tests.calls import Line
 from tests.console import Console, add_user
 from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
+    PUBLIC_URL,
     engine_of,
     run_jobs,
     signed_post,
@@ -78,8 +82,8 @@ def browser_leg(platform: str, agent_id: int, caller_call: str) -> tuple[str, di
 
 
 def leg_ends(app: Flask, platform: str, leg: dict[str, str]) -> None:
-    """The leg's status callback (the TwiML App's; the application's hangup URL)."""
-    ended = {**leg, "CallStatus": "completed"}
+    """The leg's status callback (the TwiML App's; the application's hangup URL), for the helpline's account."""
+    ended = as_account({**leg, "CallStatus": "completed"}, app.extensions["sewamitra"].settings.twilio.account_sid)
     if platform == "plivo":
         ended |= {"Event": "Hangup", "HangupCause": "NORMAL_CLEARING", "Duration": "42"}
     else:
@@ -93,11 +97,41 @@ def refusals(app: Flask) -> list[AuditEvent]:
         return list(db.exec(found))
 
 
-def test_an_agent_accepts_in_the_browser_and_their_leg_joins_the_callers_room(
+def browser_connects(app: Flask, platform: str, agent_id: int, caller_call: str) -> Transcript:
+    """The platform runs the call the agent's softphone placed, as it runs it, signed: its Voice URL
+    (Twilio's TwiML App: `From=client:agent-<id>`, the SDK's `params`) or answer URL (Plivo's browser
+    application: `From=sip:agent-<id>@phone.plivo.com`, the `X-PH-` header), then the room it is put in.
+    The simulators run one leg at a time: the browser's talk here, the caller's on its own transcript."""
+    if platform == "plivo":
+        browser, helpline = f"sip:agent-{agent_id}@phone.plivo.com", "sip:helpline@phone.plivo.com"
+        params = {"X-PH-Call": caller_call}
+    else:
+        browser, helpline, params = f"client:agent-{agent_id}", "", {"call": caller_call}
+    placed = simulator(
+        app.test_client(),
+        voice_path=f"/{platform}/voice/client",
+        from_number=browser,
+        to_number=helpline,
+        connect_params=params,
+    )
+    leg = placed.run("")
+    assert not leg.errors, leg.render(requests=True)
+    return leg
+
+
+def member_of(leg: Transcript) -> str:
+    """The platform's name of the leg in its room: Plivo's ConferenceMemberID (its room callback), Twilio's CallSid."""
+    entered = [r.form for r in leg.requests if r.url.endswith("/room/event") and r.form["ConferenceAction"] == "enter"]
+    return entered[0]["ConferenceMemberID"] if entered else leg.call_sid
+
+
+def test_an_agent_accepts_in_the_browser_her_leg_joins_the_callers_room_and_the_caller_is_moved_in_at_once(
     app: Flask, redis_client: redis.Redis, sandbox: TwilioSandbox, telephony_platform: str
 ) -> None:
     asha, asha_id = in_the_browser(app, "asha")
-    legs: list[tuple[dict[str, str], str, int | None]] = []
+    browser: list[Transcript] = []
+    opened: list[rooms.Room | None] = []
+    taken: list[str] = []
 
     def asha_accepts_and_her_browser_connects() -> None:
         bar = asha.get("/console/agent/bar").get_data(as_text=True)
@@ -109,39 +143,59 @@ def test_an_agent_accepts_in_the_browser_and_their_leg_joins_the_callers_room(
         assert sandbox.calls == []  # no desk phone rung
         bar = asha.get("/console/agent/bar").get_data(as_text=True)
         assert f'data-softphone-call="{offer.group(1)}"' in bar  # the softphone connects to this caller
-        path, form = browser_leg(telephony_platform, asha_id, offer.group(1))
-        answer = signed_post(app.test_client(), path, form)
-        assert answer.status_code == 200
-        waiting_in_the_room = callqueue.agent_waiting(redis_client, offer.group(1))
-        legs.append((form, answer.get_data(as_text=True), waiting_in_the_room))
+        taken.append(offer.group(1))
+        browser.append(browser_connects(app, telephony_platform, asha_id, offer.group(1)))
+        opened.append(rooms.of(redis_client, room_of(offer.group(1))))
 
-    # English (2), an agent (3), a round of hold music; Asha accepts in her browser; another round.
-    caller = simulator(app.test_client(), from_number=CITIZEN).run(
-        Line("2", "3", "-", asha_accepts_and_her_browser_connects, "-")
+    def asha_holds_and_mutes_from_the_callers_screen() -> None:
+        [call_sid] = taken
+        screen = asha.get(f"/console/callers/call/{call_sid}", follow_redirects=True).get_data(as_text=True)
+        assert re.search(r'id="call-hold"\s*>', screen)  # enabled: she is in the room
+        for control in ("hold", "mute"):
+            for on in ("1", "0"):
+                assert asha.post(f"/console/calls/{call_sid}/{control}", {"on": on}).status_code == 302
+
+    # English (2), an agent (3), a round of hold music; Asha accepts in her browser, which connects;
+    # the caller talks with her; she holds them and mutes herself, and back; they talk; the caller hangs up.
+    line = Line(
+        "2", "3", "-", asha_accepts_and_her_browser_connects, "-", asha_holds_and_mutes_from_the_callers_screen, "-"
     )
+    caller = simulator(app.test_client(), from_number=CITIZEN, moved=sandbox.moved).run(line)
 
     assert not caller.errors, caller.render(requests=True)
-    [(leg, document, waiting_in_the_room)] = legs
-    assert waiting_in_the_room == asha_id  # as the desk phone's leg waits for a caller
-    if telephony_platform == "plivo":
-        assert re.search(rf"<Conference[^>]*>{caller.call_sid}</Conference>", document)
-        # The caller's next round brings them into the room where the browser waits.
-        assert Dialed(caller.call_sid, "conference") in caller.events
-        assert Bridged() in caller.events
-        assert callqueue.on_the_line(redis_client, asha_id) == caller.call_sid
-        assert agents.status(redis_client, asha_id).bridged
-    else:
-        # The same room as the desk phone's: <Dial><Conference> named for the caller (a colleague moves
-        # Twilio's queued caller into it; until then Twilio's caller waits in its queue).
-        assert re.search(rf"<Dial><Conference[^>]*>{caller.call_sid}</Conference></Dial>", document)
+    [leg] = browser
+    [placed] = leg.requests[:1]
+    assert placed.url == f"{PUBLIC_URL}/{telephony_platform}/voice/client"
+    assert placed.form["From"] in (f"client:agent-{asha_id}", f"sip:agent-{asha_id}@phone.plivo.com")
+    # The browser's leg goes into the caller's room, as a desk phone's does; the caller is moved there
+    # at once by REST, off their hold music (not at their next round), and hears they are put through.
+    assert Dialed(caller.call_sid, "conference") in leg.events
+    moved = [event for event in caller.events if isinstance(event, Moved)]
+    assert [m.url for m in moved] == [f"{PUBLIC_URL}/{telephony_platform}/voice/queue/connect"]
+    assert caller.events.index(moved[0]) < caller.events.index(Dialed(caller.call_sid, "conference"))
+    assert caller.said("Connecting you to an agent now.")
+    assert Bridged() in caller.events  # both in the room
+    assert Bridged() in leg.events
+    # The room as conf keeps it for a desk phone: the caller, the agent, and her leg (the browser's call).
+    assert opened == [rooms.Room(room_of(caller.call_sid), caller.call_sid, asha_id, leg.call_sid)]
+    # Hold and mute reach the platform for the browser's agent as for a desk phone's.
+    done = [(c["action"], c.get("call"), c.get("member")) for c in sandbox.control]
+    if telephony_platform == "twilio":  # Participant updates: the caller held, Asha's browser leg muted
+        updates = [call for action, call, _ in done if action == "participant.update"]
+        assert updates == [caller.call_sid, caller.call_sid, leg.call_sid, leg.call_sid]
+    else:  # Plivo names members by the ids its room callback gave: the caller's, and the browser leg's
+        muted = [member for action, _, member in done if action in ("member.mute", "member.mute.stop")]
+        assert muted[-2:] == [member_of(leg)] * 2
+        assert member_of(leg) != leg.call_sid
+    with Session(engine_of(app)) as db:
+        log = db.exec(select(CallLog).where(CallLog.call_sid == caller.call_sid)).one()
+        [talk] = db.exec(select(AgentCall)).all()
+    assert log.queue_result == "bridged"
+    assert (talk.call_sid, talk.agent_id) == (caller.call_sid, asha_id)
     assert refusals(app) == []
 
-    leg_ends(app, telephony_platform, leg)
-    after = agents.status(redis_client, asha_id)
-    if telephony_platform == "plivo":  # they talked: wrap-up
-        assert after.state is AgentState.WRAP_UP
-    else:  # the caller never came into the room: paused, the caller free for the next agent
-        assert (after.state, after.reason) == (AgentState.PAUSED, "missed")
+    leg_ends(app, telephony_platform, placed.form)
+    assert agents.status(redis_client, asha_id).state is AgentState.WRAP_UP  # they talked: wrap-up
 
 
 def test_a_browser_leg_for_a_caller_its_agent_does_not_hold_is_refused(

@@ -20,6 +20,7 @@ from dispatch import visit
 from dispatch.lifecycle import LATE_REASON
 from dispatch.offers import COMPLETION_CODE, DONE_UNSTARTED
 from storage.models import (
+    CallbackOutcome,
     CallbackStatus,
     Channel,
     CitizenCallStatus,
@@ -101,6 +102,7 @@ def test_every_status_role_channel_and_reason_shown_has_its_hindi() -> None:
         OfferStatus,
         VerificationStatus,
         CallbackStatus,
+        CallbackOutcome,
         Role,
         Channel,
         OfferChannel,
@@ -111,6 +113,7 @@ def test_every_status_role_channel_and_reason_shown_has_its_hindi() -> None:
     shown = {member.value for enum in enums for member in enum}
     shown |= {"out_of_hours", "left_queue", "queue_unavailable", "queue_full", "asked", "agent_scheduled"}
     shown |= {"change_asked"}  # a callback owed about a change the citizen asked for (dispatch/changes.py)
+    shown |= {"missed"}  # a caller who hung up in the queue (dispatch/callbacks.py)
     shown |= {"available", "busy", "active", "inactive"}  # a worker's availability and activity in the history
     shown |= set(ORIGINS.values())
     assert sorted(shown - known("hi")) == []
