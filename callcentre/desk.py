@@ -20,7 +20,7 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from callcentre import routing
+from callcentre import routing, wrapup
 from core.settings import MISSED, SIGNED_OUT, Agents
 from storage import agents, callqueue
 from storage.agents import AgentState, AgentStatus
@@ -108,6 +108,8 @@ def signed_out(connection: redis.Redis, engine: sa.Engine, user_id: int, now: da
         after = _paused(before, SIGNED_OUT, at)
         agents.save(connection, after)
     _audit(engine, [Change(before, after, f"user:{user_id}")])
+    if before.state is AgentState.WRAP_UP:  # signed out in wrap-up, no code given
+        wrapup.none_given(engine, user_id, before.call_sid, now)
 
 
 def end_wrap_up(connection: redis.Redis, engine: sa.Engine, user_id: int, now: datetime) -> bool:
@@ -198,6 +200,8 @@ def leg_ended(connection: redis.Redis, engine: sa.Engine, user_id: int, settings
     _audit(engine, [Change(before, after, SYSTEM)])
     if before.bridged:
         _call_ended(engine, user_id, before.call_sid, now)
+        if after.state is not AgentState.WRAP_UP:  # no wrap-up time: no moment to give a code
+            wrapup.none_given(engine, user_id, before.call_sid, now)
 
 
 def route(connection: redis.Redis, engine: sa.Engine, settings: Agents, now: datetime) -> list[routing.Offer]:
@@ -226,6 +230,9 @@ def route(connection: redis.Redis, engine: sa.Engine, settings: Agents, now: dat
             agents.save(connection, after)
             changes.append(Change(before, after, SYSTEM, offered=True))
     _audit(engine, changes)
+    for change in changes:
+        if change.before.state is AgentState.WRAP_UP and change.after.state is not AgentState.WRAP_UP:
+            wrapup.none_given(engine, change.before.user_id, change.before.call_sid, now)  # ran out, no code
     return offers
 
 

@@ -11,13 +11,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from callcentre import desk
+from callcentre import desk, wrapup
 from callcentre.desk import Cannot
 from console import auth
 from console.auth import STAFF, requires, runtime
+from console.forms import parse_id, plain
 from console.labels import N_
 from core.settings import MISSED, SIGNED_OUT
 from dispatch import enqueue
@@ -25,7 +26,7 @@ from storage import agents, callqueue
 from storage.agents import AgentState, AgentStatus
 from storage.audit import AuditAction
 from storage.db import session_scope
-from storage.models import User
+from storage.models import AgentCall, User
 from telephony import browser_ready
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ GONE = N_("That caller is no longer waiting for you.")
 NOBODY = N_("Nobody is waiting.")
 RINGING = N_("Your desk phone is ringing; answer it to talk to the caller.")
 CONNECTING = N_("Connecting you to the caller in this browser.")
+CODE_FIRST = N_("Give the call a wrap-up code first.")
+CODE_UNKNOWN = N_("Choose a wrap-up code from the list.")
+NOTE_TOO_LONG = N_("The note is too long: at most 500 characters.")
+WRAP_UP_OVER = N_("Your wrap-up of that call has ended: a supervisor can correct its code.")
+CODE_KEPT = N_("Wrap-up code saved.")
 SESSION_KEY = "answer_in"
 
 
@@ -138,6 +144,9 @@ def ready() -> ResponseReturnValue:
     if answer_in() is AnswerIn.DESK_PHONE and not g.user.phone:
         flash(NO_DESK_PHONE)
         return _back()
+    if not _may_end_wrap_up():  # ready (or paused) from wrap-up ends it: only with a code
+        flash(CODE_FIRST)
+        return _back()
     return _done(lambda c, e, now: desk.ready(c, e, g.user.id, skills(g.user), now))
 
 
@@ -148,12 +157,19 @@ def pause() -> ResponseReturnValue:
     if reason not in {r.code for r in runtime().settings.agents.pause_reasons}:
         flash(N_("Choose a reason to pause."))
         return _back()
+    if not _may_end_wrap_up():
+        flash(CODE_FIRST)
+        return _back()
     return _done(lambda c, e, now: desk.pause(c, e, g.user.id, reason, now))
 
 
 @bp.post("/wrap-up/end")
 @requires(*STAFF)
 def end_wrap_up() -> ResponseReturnValue:
+    """Wrap-up ended early: only once the call has its wrap-up code."""
+    if not _may_end_wrap_up():
+        flash(CODE_FIRST)
+        return _back()
     return _done(lambda c, e, now: desk.end_wrap_up(c, e, g.user.id, now), quiet=True)
 
 
@@ -242,3 +258,65 @@ def clock_time(seconds: int) -> str:
     seconds = max(0, int(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+# -- wrap-up codes (callcentre.wrapup): the form in the bar while the agent is in wrap-up ------------
+
+
+def wrap_up_form(agent: AgentStatus) -> dict[str, Any]:
+    """The wrap-up form's view for the bar's agent: the call being wrapped up (None: not on record)
+    and the codes."""
+    with session_scope(runtime().engine) as db:
+        call = wrapup.wrapping_up(db, agent)
+        if call is not None:
+            db.expunge(call)
+    return {"call": call, "dispositions": runtime().settings.agents.dispositions}
+
+
+@bp.post("/wrap-up")
+@requires(*STAFF)
+def give_code() -> ResponseReturnValue:
+    """The agent gives (or corrects) the code of the call they are wrapping up; "end" ends wrap-up too."""
+    code = request.form.get("code", "")
+    note = plain(request.form.get("note", ""), wrapup.NOTE_MAX + 1)  # longer: refused, not cut
+    settings = runtime().settings.agents
+    now = runtime().clock.now()
+    try:
+        agent = agents.status(runtime().redis, g.user.id)
+    except redis.RedisError:
+        log.exception("could not read the agent's state")
+        flash(REDIS_AWAY)
+        return _back()
+    with session_scope(runtime().engine) as db:
+        call = db.get(AgentCall, parse_id(request.form.get("call")) or 0)
+        if call is None:
+            abort(404)
+        codes = frozenset(d.code for d in settings.dispositions)
+        refused = wrapup.refusal(call, agent, code, note, codes, supervisor=False)
+        if refused is wrapup.Refused.NOT_YOURS:
+            auth.audit_refusal(AuditAction.ACCESS_REFUSED)
+            abort(403)
+        if refused is not None:
+            flash(REFUSALS[refused])
+            return _back()
+        wrapup.give(db, call, code, note, auth.actor(), now)
+    if request.form.get("then") == "end":
+        return _done(lambda c, e, at: desk.end_wrap_up(c, e, g.user.id, at), quiet=True)
+    flash(CODE_KEPT)
+    return _back()
+
+
+REFUSALS = {
+    wrapup.Refused.UNKNOWN_CODE: CODE_UNKNOWN,
+    wrapup.Refused.NOTE_TOO_LONG: NOTE_TOO_LONG,
+    wrapup.Refused.WRAP_UP_OVER: WRAP_UP_OVER,
+}
+
+
+def _may_end_wrap_up() -> bool:
+    try:
+        agent = agents.status(runtime().redis, g.user.id)
+    except redis.RedisError:
+        return True  # the desk cannot be read either: _done says so
+    with session_scope(runtime().engine) as db:
+        return wrapup.may_end(db, agent)

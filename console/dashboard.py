@@ -23,7 +23,7 @@ from flask import Blueprint, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col
 
-from console import auth, charts, labels, metrics, reports
+from console import auth, calls, charts, labels, metrics, reports
 from console.forms import plain
 from console.scope import my_districts
 from core import pincodes
@@ -119,6 +119,7 @@ def today() -> ResponseReturnValue:
         scope = chosen_scope(request.args.get("district"), allowed=my_districts(Session(db)))
         figures = _figures(db, day, scope, now - sla, sla)
         live_now = live_figures(db, scope)
+        wrap_up_codes = calls.day_codes(db, *metrics.day_bounds(day, zone))
     return render_template(
         "console/dashboard.html",
         day=day,
@@ -137,6 +138,8 @@ def today() -> ResponseReturnValue:
         metrics=metrics,
         statuses=[status.value for status in RequestStatus],
         zone=zone,
+        wrap_up_codes=wrap_up_codes,
+        code_name=calls.code_name,
     )
 
 

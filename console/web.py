@@ -13,6 +13,7 @@ from console import (
     agent,
     auth,
     breaches,
+    call_controls,
     callbacks,
     callers,
     calls,
@@ -81,7 +82,7 @@ _PARTS = (
     queue,
     callbacks,
     callers,
-    calls,
+    call_controls,
     requests,
     recordings,
     workers,
@@ -90,6 +91,7 @@ _PARTS = (
     escalations,
     dashboard,
     quality,
+    calls,
     reports,
     users,
     data_requests,
@@ -110,7 +112,8 @@ def init_app(app: Flask) -> None:
         agent_desk=agent.context,
         clock_time=agent.clock_time,
         softphone=softphone.context,
-        call_controls=calls.controls,
+        call_controls=call_controls.controls,
+        wrap_up_form=agent.wrap_up_form,
     )
     present.init_app(app)
 

@@ -285,6 +285,64 @@ class PauseReason(_Frozen):
         return self.name_hi if language == "hi" else self.name_en
 
 
+class Disposition(_Frozen):
+    """A wrap-up code: what an agent call was about, given by the agent in wrap-up."""
+
+    code: str = Field(pattern=r"^[a-z][a-z_]{1,19}$")
+    name_en: str = Field(min_length=1, max_length=40)
+    name_hi: str = Field(min_length=1, max_length=40)
+
+    def name(self, language: str) -> str:
+        return self.name_hi if language == "hi" else self.name_en
+
+
+class ScorecardItem(_Frozen):
+    """One item a supervisor scores an agent call on, from 0 to `max_points`."""
+
+    code: str = Field(pattern=r"^[a-z][a-z_]{1,23}$")
+    name_en: str = Field(min_length=1, max_length=60)
+    name_hi: str = Field(min_length=1, max_length=60)
+    max_points: int = Field(ge=1, le=100)
+
+    def name(self, language: str) -> str:
+        return self.name_hi if language == "hi" else self.name_en
+
+
+DEFAULT_SCORECARD = (
+    ScorecardItem(code="greeting", name_en="Greeting", name_hi="अभिवादन", max_points=10),
+    ScorecardItem(code="language", name_en="Caller's language", name_hi="कॉलर की भाषा", max_points=10),
+    ScorecardItem(code="identity_check", name_en="Identity check", name_hi="पहचान की जाँच", max_points=20),
+    ScorecardItem(code="resolution", name_en="Resolution", name_hi="समाधान", max_points=40),
+    ScorecardItem(code="courtesy", name_en="Courtesy", name_hi="शिष्टाचार", max_points=20),
+)
+
+
+class Quality(_Frozen):
+    """Quality review of agent calls: the scorecard supervisors score a call on, and the pass mark
+    (points of the total) a call must reach."""
+
+    scorecard: tuple[ScorecardItem, ...] = DEFAULT_SCORECARD
+    pass_mark: int = Field(70, ge=0)
+
+    @field_validator("scorecard")
+    @classmethod
+    def _unique_items(cls, value: tuple[ScorecardItem, ...]) -> tuple[ScorecardItem, ...]:
+        if not value:
+            raise ValueError("a scorecard needs at least one item")
+        _require_unique("code", [i.code for i in value])
+        return value
+
+    @model_validator(mode="after")
+    def _reachable_pass_mark(self) -> Quality:
+        if self.pass_mark > self.max_points:
+            raise ValueError(f"pass_mark ({self.pass_mark}) is more than the scorecard's {self.max_points} points")
+        return self
+
+    @property
+    def max_points(self) -> int:
+        return sum(item.max_points for item in self.scorecard)
+
+
 class CloseOutcome(_Frozen):
     """How an officer closed an escalated request after calling the citizen."""
 
@@ -374,9 +432,24 @@ DEFAULT_PAUSE_REASONS = (
 )
 
 
+# The wrap-up code of an agent call whose wrap-up ran out before the agent gave one.
+NONE_GIVEN = "none"
+DEFAULT_DISPOSITIONS = (
+    Disposition(code="booked", name_en="Request booked", name_hi="अनुरोध दर्ज हुआ"),
+    Disposition(code="tracked", name_en="Request tracked", name_hi="अनुरोध की स्थिति बताई"),
+    Disposition(code="complaint", name_en="Complaint", name_hi="शिकायत"),
+    Disposition(code="change", name_en="Change or cancellation", name_hi="बदलाव या रद्द"),
+    Disposition(code="privacy", name_en="Privacy request", name_hi="निजता अनुरोध"),
+    Disposition(code="wrong_number", name_en="Wrong number", name_hi="गलत नंबर"),
+    Disposition(code="prank", name_en="Prank call", name_hi="शरारती कॉल"),
+    Disposition(code="other", name_en="Other", name_hi="अन्य"),
+)
+
+
 class Agents(_Frozen):
-    """Agents taking calls: why they may pause, how long their wrap-up lasts, how long an offer rings;
-    which callers who hung up in the queue are rung back, and how often they are tried."""
+    """Agents taking calls: why they may pause, how long their wrap-up lasts, how long an offer rings,
+    and the wrap-up codes (dispositions) each call ends with; which callers who hung up in the queue
+    are rung back, and how often they are tried."""
 
     pause_reasons: tuple[PauseReason, ...] = DEFAULT_PAUSE_REASONS
     wrap_up_seconds: int = Field(60, ge=0, le=1800)
@@ -389,6 +462,22 @@ class Agents(_Frozen):
         pattern=r"^https?://[^\s]{1,500}$",
         description="an MP3 a caller put on hold by their agent hears (both platforms fetch it themselves)",
     )
+    dispositions: tuple[Disposition, ...] = DEFAULT_DISPOSITIONS
+
+    @field_validator("dispositions")
+    @classmethod
+    def _unique_dispositions(cls, value: tuple[Disposition, ...]) -> tuple[Disposition, ...]:
+        if not value:
+            raise ValueError("at least one wrap-up code is needed")
+        _require_unique("code", [d.code for d in value])
+        if NONE_GIVEN in {d.code for d in value}:
+            raise ValueError(f"{NONE_GIVEN!r} is the helpline's own wrap-up code (none given): choose another")
+        return value
+
+    def disposition_name(self, code: str | None, language: str = "en") -> str:
+        """A code's name; a code since retired from config.yaml stands as itself."""
+        known = next((d for d in self.dispositions if d.code == code), None)
+        return known.name(language) if known else code or ""
 
     @field_validator("pause_reasons")
     @classmethod
@@ -568,6 +657,7 @@ class Settings(_Frozen):
     visit: Visit = Visit()
     console: Console = Console()
     agents: Agents = Agents()
+    quality: Quality = Quality()
     open311: Open311 = Open311()
     workers: Processes = Processes()
     telephony: Telephony = Telephony()

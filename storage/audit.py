@@ -44,6 +44,8 @@ class AuditAction(StrEnum):
     AGENT_UNMUTED = "agent.unmuted"
     CALL_TRANSFERRED = "call.transferred"  # to another agent, the supervisors, or the phone menu
     CALL_CONTROL_FAILED = "call.control_failed"  # the platform refused a hold, mute or transfer
+    AGENT_CALL_DISPOSED = "agent_call.disposed"  # its wrap-up code given or corrected (or none given)
+    AGENT_CALL_REVIEWED = "agent_call.reviewed"  # a supervisor's quality review saved (new or edited)
     FEEDBACK_CALL_UNANSWERED = "feedback.call_unanswered"
     REQUEST_CREATED = "request.created"
     REQUEST_OFFERED = "request.offered"

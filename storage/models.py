@@ -164,6 +164,7 @@ class RecordingKind(StrEnum):
 
     ADDRESS = "address"  # the caller's spoken address, at booking
     CITIZEN_CALL = "citizen_call"  # an officer's call to the citizen before closing an escalated request
+    AGENT_CALL = "agent_call"  # an agent's call with a caller (AgentCall, by the caller's call id)
 
 
 class CitizenCallStatus(StrEnum):
@@ -392,6 +393,29 @@ class AgentCall(SQLModel, table=True):
     language: str = Field(default="hi", max_length=5)
     answered_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
     ended_at: datetime | None = _moment()
+    disposition: str | None = Field(
+        default=None, max_length=24, index=True, description="its wrap-up code; 'none': wrap-up ran out without one"
+    )
+    disposition_note: str | None = Field(default=None, max_length=500)
+    disposed_at: datetime | None = _moment()
+
+
+class CallReview(SQLModel, table=True):
+    """A supervisor's quality review of one agent call against `quality.scorecard`: each item's points
+    and comment (`scores`: code → {points, comment}), their total and whether it reached the pass mark
+    then. One review a call, edited only by its author."""
+
+    __tablename__ = "call_review"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent_call_id: int = Field(foreign_key="agent_call.id", unique=True)
+    reviewer_id: int = Field(foreign_key="console_user.id", index=True)
+    scores: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    points: int = 0
+    max_points: int = 0
+    passed: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class CallbackRequest(SQLModel, table=True):

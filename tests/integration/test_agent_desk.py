@@ -180,6 +180,7 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
     assert "Wrap-up" in bar
     assert "1:00" in bar  # wrap_up_seconds: 60, all left
     assert state_of(app, "asha").state is AgentState.WRAP_UP
+    assert re.search(r'<select name="code" id="wrap-up-code" required data-focus>', bar)  # the wrap-up form, focused
 
     clock.advance(timedelta(seconds=app.extensions["sewamitra"].settings.agents.wrap_up_seconds))
     bar = page(asha.get("/console/agent/bar"))
@@ -193,6 +194,7 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
     assert (talk.call_sid, talk.agent_id, talk.language) == (caller.call_sid, user_id(app, "asha"), "hi")
     assert talk.answered_at == NOW + timedelta(seconds=5)
     assert talk.ended_at == talk.answered_at  # the frozen clock did not move while they talked
+    assert talk.disposition == "none"  # her wrap-up ran out before she gave a code
     assert audited(app, "asha") == [
         ("agent.state_changed", "paused", "ready", None),
         ("agent.offered", "ready", "ready", None),
@@ -375,7 +377,11 @@ def test_a_paused_agent_or_one_in_wrap_up_is_refused_by_the_server_and_told_why(
     assert "0:42" in bar  # wrap-up: 0:42 left
     assert re.search(r'id="take-next"\s+disabled', bar)
     assert asha.post("/console/queue/take").headers["Location"] == "/console/queue"
-    asha.post("/console/agent/wrap-up/end")
+    asha.post("/console/agent/wrap-up/end")  # no wrap-up code yet: refused, still wrapping up
+    assert state_of(app, "asha").state is AgentState.WRAP_UP
+    with Session(engine) as db:
+        call_id = db.exec(select(AgentCall.id).where(AgentCall.call_sid == taken.call_sid)).one()
+    asha.post("/console/agent/wrap-up", {"call": call_id, "code": "tracked", "then": "end"})
     assert asha.post("/console/queue/take").headers["Location"].startswith("/console/callers/call/")
 
 

@@ -222,3 +222,36 @@ def test_two_sms_templates_under_one_dlt_template_id_are_refused(tmp_path: Path)
     path = write_config(tmp_path, {"sms": {"templates": {"request_created": shared, "offer_busy": shared}}})
     with pytest.raises(ConfigError, match="share DLT template id 1107160000000000001"):
         load_settings(path, {})
+
+
+def test_the_shipped_config_has_wrap_up_codes_and_a_scorecard_with_a_reachable_pass_mark() -> None:
+    settings = load_settings(ROOT / "config.yaml", {})
+    assert [d.code for d in settings.agents.dispositions][:2] == ["booked", "tracked"]
+    assert settings.agents.disposition_name("wrong_number", "hi") == "गलत नंबर"
+    assert settings.agents.disposition_name("retired_code") == "retired_code"
+    assert (settings.quality.max_points, settings.quality.pass_mark) == (100, 70)
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"agents": {"dispositions": []}}, "at least one wrap-up code"),
+        ({"agents": {"dispositions": [{"code": "none", "name_en": "None", "name_hi": "कोई नहीं"}]}}, "'none' is the"),
+        (
+            {"agents": {"dispositions": [{"code": "booked", "name_en": "A", "name_hi": "क"}] * 2}},
+            "code 'booked' appears twice",
+        ),
+        ({"agents": {"dispositions": [{"code": "x" * 21, "name_en": "A", "name_hi": "क"}]}}, "dispositions"),
+        ({"quality": {"pass_mark": 101}}, r"pass_mark \(101\) is more than the scorecard's 100 points"),
+        ({"quality": {"scorecard": []}}, "at least one item"),
+        (
+            {"quality": {"scorecard": [{"code": "greeting", "name_en": "G", "name_hi": "ग", "max_points": 0}]}},
+            "max_points",
+        ),
+    ],
+)
+def test_wrap_up_codes_and_scorecards_that_cannot_work_are_refused_at_start(
+    tmp_path: Path, change: dict, refusal: str
+) -> None:
+    with pytest.raises(ConfigError, match=refusal):
+        load_settings(write_config(tmp_path, change), {})

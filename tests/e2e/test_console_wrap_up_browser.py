@@ -1,0 +1,91 @@
+"""Wrap-up codes and quality review in a real browser (the fixtures of test_console_browser.py): the
+agent's call ends, the wrap-up form appears in their bar with the focus on its code select, ending
+wrap-up without a code is refused, a code ends it; a supervisor scores the call on its page.
+Screenshots go to var/screenshots/ to be looked at."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+from sqlmodel import Session, select
+
+from callcentre import desk
+from storage.models import AgentCall, Role
+from tests.console import add_user
+from tests.e2e.test_console_browser import (  # noqa: F401 (pytest's fixtures, by name)
+    CALL_SID,
+    DESK_PHONE,
+    Live,
+    browser,
+    live,
+    page,
+    shoot,
+    sign_in,
+    windows,
+)
+
+
+def the_call_ends(served: Live, agent_id: int) -> None:
+    """The platform puts the caller through to the agent and the desk phone hangs up later (what
+    the voice webhooks tell the desk)."""
+    runtime = served.app.extensions["sewamitra"]
+    desk.bridged(runtime.redis, runtime.engine, agent_id, CALL_SID, "hi", runtime.clock.now())
+    desk.leg_ended(runtime.redis, runtime.engine, agent_id, runtime.settings.agents, runtime.clock.now())
+
+
+def test_the_wrap_up_form_takes_the_focus_when_the_call_ends_and_ends_wrap_up_only_with_a_code(
+    live: Live,  # noqa: F811 (the fixture)
+    page: Page,  # noqa: F811
+) -> None:
+    asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    assert asha.id is not None
+    sign_in(page, "asha")
+    bar = page.get_by_role("region", name="Your state")
+    bar.get_by_role("button", name="Ready", exact=True).click()
+    expect(bar.locator("#agent-state")).to_have_text("Ready")
+
+    the_call_ends(live, asha.id)  # the bar's next fetch shows wrap-up and its form
+    code = bar.get_by_label("Wrap-up code")
+    expect(code).to_be_visible()
+    expect(code).to_be_focused()
+    shoot(page, "40-agent-wrap-up-form")
+
+    bar.get_by_role("button", name="End wrap-up", exact=True).click()
+    expect(page.get_by_text("Give the call a wrap-up code first.")).to_be_visible()
+    expect(bar.locator("#agent-state")).to_have_text("Wrap-up")
+    expect(code).to_be_focused()  # the page again: the code select has the focus
+
+    page.keyboard.press("ArrowDown")  # keyboard only: the first code, a note, then save and end
+    page.keyboard.press("Tab")
+    page.keyboard.type("Booked a plumber")
+    bar.get_by_role("button", name="Save and end wrap-up").click()
+    expect(bar.locator("#agent-state")).to_have_text("Ready")
+    with Session(live.engine) as db:
+        call = db.exec(select(AgentCall).where(AgentCall.call_sid == CALL_SID)).one()
+    assert (call.disposition, call.disposition_note) == ("booked", "Booked a plumber")
+
+
+def test_a_supervisor_scores_the_call_on_its_page(
+    live: Live,  # noqa: F811 (the fixture)
+    page: Page,  # noqa: F811
+) -> None:
+    asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    assert asha.id is not None
+    add_user(live.engine, "sunita", Role.SUPERVISOR)
+    the_call_ends(live, asha.id)
+    with Session(live.engine) as db:
+        call_id = db.exec(select(AgentCall.id).where(AgentCall.call_sid == CALL_SID)).one()
+
+    sign_in(page, "sunita")
+    page.locator("header nav").get_by_role("link", name="Agent calls", exact=True).click()
+    page.get_by_role("link", name="Wrap-up codes", exact=True).click()
+    expect(page.locator("#codes-by-code")).to_contain_text("No code yet")
+    shoot(page, "41-supervisor-wrap-up-codes")
+    page.goto(f"/console/calls/{call_id}")
+    for item, points in (("Greeting", 10), ("Caller's language", 10), ("Identity check", 5), ("Resolution", 30)):
+        page.get_by_label(item, exact=True).fill(str(points))
+    page.get_by_label("Courtesy", exact=True).fill("20")
+    page.get_by_label("Comment: Identity check").fill("Did not read the PIN code back")
+    shoot(page, "42-supervisor-scorecard")
+    page.get_by_role("button", name="Save the review").click()
+    expect(page.locator("#review-result")).to_contain_text("75 / 100 · Passed")
+    shoot(page, "43-supervisor-scorecard-saved")
