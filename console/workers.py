@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, col, select
 from werkzeug.datastructures import MultiDict
@@ -47,7 +47,7 @@ from directory.importer import (
 )
 from directory.onboarding import onboard
 from dispatch import enqueue, lifecycle, quality
-from dispatch.availability import Via, set_availability
+from dispatch.availability import MAX_AT_ONCE, BulkChange, NotChanged, Via, set_availability, set_availability_of_many
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import (
@@ -254,6 +254,7 @@ def helpers() -> dict[str, Any]:
         "can_manage": role in MANAGERS,
         "can_onboard": role in ONBOARDERS,
         "is_provider": role is Role.PROVIDER,
+        "not_changed": NOT_CHANGED,
     }
 
 
@@ -290,7 +291,7 @@ def index() -> ResponseReturnValue:
         filters = replace(filters, page=min(filters.page, max(1, math.ceil(total / PAGE_SIZE))))
         workers = _page(db, conditions, filters.page)
         page = _list_page(db, filters, workers, total, districts)
-    return render_template("console/workers/index.html", **page)
+    return render_template("console/workers/index.html", marked=session.pop(MARKED, None), **page)
 
 
 def _districts(db: Session) -> list[str]:
@@ -485,6 +486,69 @@ def availability(worker_id: int) -> ResponseReturnValue:
         )
 
     return _change(worker_id, apply, N_("Marked available.") if wanted else N_("Marked busy."))
+
+
+MARKED = "workers_marked"  # the session's key for what the last bulk change did, shown once on the list
+NOT_CHANGED = {
+    NotChanged.NOT_YOURS.value: N_("not found, or not your agency's"),
+    NotChanged.SUSPENDED.value: N_("suspended"),
+    NotChanged.INACTIVE.value: N_("inactive"),
+    NotChanged.ALREADY.value: N_("already so"),
+}
+
+
+@bp.post("/workers/availability")
+@auth.requires(*EVERYONE)
+def availability_of_many() -> ResponseReturnValue:
+    """The worker list's ticked workers marked available or unavailable, each audited as from the
+    worker's own page; what could not be changed, and why, is shown once on the list."""
+    wanted = YES_NO.get(request.form.get("available", ""))
+    if wanted is None:
+        abort(400)
+    back = request.form.get("back", "")
+    back_to_list = redirect(auth.local_path(back) if _is_back(back) else url_for("console.workers.index"))
+    ticked = _ticked(request.form.getlist("worker"))
+    if isinstance(ticked, str):
+        flash(ticked)
+        return back_to_list
+    # A provider user changes its own agency's workers only; one without an agency (-1), nobody's.
+    agency = (g.user.provider_id or -1) if _is_provider() else None
+    with session_scope(runtime().engine) as db:
+        done = set_availability_of_many(
+            db, ticked, wanted, agency_id=agency, actor=auth.actor(), channel=Via.CONSOLE, now=runtime().clock.now()
+        )
+        if done.refused():
+            auth.audit(db, AuditAction.ACCESS_REFUSED, "worker", None, workers=done.refused())
+        session[MARKED] = _summary(done, wanted)
+    for worker in done.changed:
+        if worker.id is not None:
+            _reindex(worker.id)
+    return back_to_list
+
+
+def _ticked(raw: list[str]) -> list[int] | str:
+    """The ticked workers' ids, or why the list is refused whole (nothing is changed then)."""
+    ids = [parse_id(value) for value in raw]
+    if not ids:
+        return N_("Tick the workers to change first.")
+    if len(ids) > MAX_AT_ONCE:
+        return N_("Change at most 50 workers at once.")
+    if None in ids:
+        return N_("The list of workers could not be read: nothing was changed.")
+    return [i for i in ids if i is not None]
+
+
+def _is_back(path: str) -> bool:
+    return path == "/console/workers" or path.startswith("/console/workers?")
+
+
+def _summary(done: BulkChange, available: bool) -> dict[str, Any]:
+    """What the list says once: who was marked, who was not and why (no name of another agency's)."""
+    return {
+        "available": available,
+        "changed": [w.name for w in done.changed],
+        "left": [[why.value, w.name if w else f"#{worker_id}"] for worker_id, w, why in done.left],
+    }
 
 
 @bp.post("/workers/<id:worker_id>/deactivate")

@@ -96,6 +96,7 @@ def test_an_agent_answers_in_the_browser_with_the_vendored_sdk_and_the_softphone
     softphone = page.locator("#softphone")
     expect(softphone.get_by_role("status")).to_have_text("Browser phone: waiting for a caller")
     expect(softphone.get_by_role("button", name="Mute")).to_be_disabled()
+    page.wait_for_load_state("load")  # the deferred scripts (the SDK among them) have run
     assert page.evaluate("typeof window.Twilio.Device") == "function"  # the SDK the helpline served, loaded
     shoot(page, "60-softphone-waiting")
 
@@ -159,6 +160,7 @@ def test_on_plivo_the_console_serves_and_loads_plivos_browser_sdk(
     sign_in(page, "asha")
 
     expect(page.locator("#softphone-status")).to_have_text("Browser phone: waiting for a caller")
+    page.wait_for_load_state("load")  # the deferred scripts (the SDK among them) have run
     assert page.evaluate("typeof window.Plivo") == "function"
     assert "twilio" not in page.content()
     assert {urlsplit(url).netloc for url in requested} == {urlsplit(live.url).netloc}
