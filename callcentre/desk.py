@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from callcentre import routing, wrapup
 from core.settings import MISSED, SIGNED_OUT, Agents
-from storage import agents, callqueue
+from storage import agents, callqueue, monitoring
 from storage.agents import AgentState, AgentStatus
 from storage.audit import AuditAction, record
 from storage.db import session_scope
@@ -149,6 +149,7 @@ def take(
                 agents.save(connection, replace(before, offer="", offer_at=0.0))
             return None, Cannot.NOBODY
         callqueue.claim(connection, user_id, entry, at)
+        monitoring.note_entered(connection, entry.call_sid, entry.entered_at)  # the wall shows their wait
         after = replace(before, state=AgentState.ON_CALL, since=at, call_sid=entry.call_sid, offer="", offer_at=0.0)
         agents.save(connection, after)
     _audit(engine, [Change(before, after, f"user:{user_id}")])
@@ -179,6 +180,7 @@ def bridged(
         since = before.since if before.holds_a_caller() else at
         after = replace(before, state=AgentState.ON_CALL, since=since, call_sid=call_sid, bridged=True, offer="")
         agents.save(connection, after)
+        monitoring.note_answered(connection, call_sid, at)  # the wall shows how long they have talked
     _audit(engine, [Change(before, after, SYSTEM)])
     _call_answered(engine, user_id, call_sid, language, now)
 

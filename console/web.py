@@ -32,6 +32,7 @@ from console import (
     requests,
     softphone,
     users,
+    wall,
     workers,
     worklist,
 )
@@ -80,6 +81,7 @@ _PARTS = (
     auth,
     agent,
     queue,
+    wall,
     callbacks,
     callers,
     call_controls,

@@ -25,7 +25,8 @@ recorded (`control`) with `action`, `call`, `room`, `member` and `params`:
   for the simulated call to take it.
 - A conference member muted, made deaf, or played audio (`url`), `POST` (undone by `DELETE`)
   `/v1/Account/{auth_id}/Conference/{name}/Member/{member_id}/Mute/`, `/Deaf/`, `/Play/`
-  (plivo.com/docs/voice/api/conference/member/…): answered 202 (`DELETE`: 204).
+  (plivo.com/docs/voice/api/conference/member/…): answered 202 (`DELETE`: 204); a room a test
+  ended (`end_room`) is not found, 404.
 
 Recordings a simulated caller made at a <Record> (plivo.com/docs/voice/xml/record: the action gets
 RecordUrl, RecordingID, RecordingDuration…) are served at their RecordUrl,
@@ -238,6 +239,8 @@ class PlivoSandbox(TwilioSandbox):
                 raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "aleg_url is required to transfer the aleg")
             with self._changed:
                 self._moves[ids["call"]] = str(form["aleg_url"])
+        if ids.get("room") and not self.in_progress(ids["room"]):
+            raise PlivoRefusal(HTTPStatus.NOT_FOUND, "conference not found")
         if action == "member.play" and not form.get("url"):
             raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "url is a required parameter")
         record = {"action": action, "call": ids.get("call"), "room": ids.get("room"), "member": ids.get("member")}

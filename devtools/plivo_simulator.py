@@ -23,6 +23,8 @@ The rules simulated, from Plivo's documentation:
 - A call transferred by the REST API (plivo.com/docs/voice/api/call/transfer-a-call, `aleg_url`):
   `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it is doing at
   its next step (the next document, a room) and requests the new URL.
+  A `muted` member hears the room and is heard by nobody (`InRoom`, for `devtools.rooms`); as the
+  leg enters, `CallSetup.in_room` runs what the test says happens meanwhile.
 - Dial with a Number (plivo.com/docs/voice/xml/dial, and the parameters it sends its action:
   plivo.com/docs/voice/use-cases/dial-status-reporting): the number (digits, no '+') rings showing
   `callerId`; the dialled phone (`CallSetup.callee`) answers, rings out after `timeout`, is busy or
@@ -70,6 +72,7 @@ from devtools.simulator import (
     Dialed,
     Failure,
     Heard,
+    InRoom,
     Paused,
     Played,
     Pressed,
@@ -261,7 +264,8 @@ class _PlivoCall(_Call):
         if callback:
             url = self._absolute(callback, "Conference callbackUrl")
             yield from self._notify(_Fetch(url, method, {**member, "ConferenceAction": "enter"}))
-        moved = self.in_room()
+        muted = verb.get("muted", "false").lower() == "true"  # Plivo's members have no coach
+        moved = self.in_room(InRoom(room, self.transcript.call_sid, muted, member=member["ConferenceMemberID"]))
         if callback:
             yield from self._notify(_Fetch(url, method, {**member, "ConferenceAction": "exit"}))
         return moved

@@ -29,8 +29,11 @@ talk ends, before the action (Twilio sends it asynchronously: either may come fi
 <Dial><Conference> (twilio.com/docs/voice/twiml/conference): the call joins the named room and talks
 with whoever else is in it (one leg is simulated at a time: the other is whoever the helpline put
 there) until the room ends (`endConferenceOnExit`) or the call is moved out of it; then the Dial's
-action, or the next verb. While in the room each of the caller's key items left is a moment of talk:
-what happens on the line between them (an agent's console) happens while they talk.
+action, or the next verb. A participant joined `muted` is heard by nobody, one with `coach="CA…"`
+by that participant only (`InRoom`, for `devtools.rooms`); as the leg enters, `CallSetup.in_room`
+runs what the test says happens meanwhile (other legs joining, REST changes). While in the room
+each of the caller's key items left is a moment of talk: what happens on the line between them (an
+agent's console) happens while they talk.
 
 A live call moved by the REST API (twilio.com/docs/voice/api/call-resource#update-a-call-resource: a
 new `Url`): `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it
@@ -181,6 +184,18 @@ class Dialed(Told, says="Twilio dials {0.kind} {0.target}"):
 
 
 @dataclass(frozen=True)
+class InRoom(Told, says="the call {0.call_id} is in room {0.room} (muted: {0.muted}, coaching: {0.coach!r})"):
+    """A leg joined a conference room, as its document asked: heard by nobody (`muted`), by the call
+    `coach` only, or by everyone; `devtools.rooms` says who hears whom from these."""
+
+    room: str
+    call_id: str
+    muted: bool = False
+    coach: str = ""
+    member: str = ""  # the platform's name for it in the room (Plivo's ConferenceMemberID; Twilio's CallSid)
+
+
+@dataclass(frozen=True)
 class Moved(Told, says="the call is moved by the REST API to {0.url}"):
     url: str
 
@@ -264,6 +279,7 @@ Event: TypeAlias = (
     | Queued
     | Bridged
     | Dialed
+    | InRoom
     | Moved
     | Rang
     | Talked
@@ -757,6 +773,7 @@ class CallSetup:
     # plivo.com/docs/voice/sdk/browser/reference).
     connect_params: dict[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None
+    in_room: Callable[[str], None] | None = None  # what happens while this leg is in a room (others' legs, REST)
 
     def steps(self, keys: Iterable[str] | KeySource) -> Steps:
         """The call, pressing `keys` one item at each prompt, as requests for a driver to deliver."""
@@ -1006,7 +1023,8 @@ class _Call:
         """<Dial><Conference>: in the room until it ends or the call is moved out (the module's docstring)."""
         [room] = [noun for noun in verb if noun.tag == "Conference"]
         self._emit(Dialed(_text(room), "conference"))
-        moved = self.in_room()
+        muted, call_sid = room.get("muted", "false").lower() == "true", self.transcript.call_sid
+        moved = self.in_room(InRoom(_text(room), call_sid, muted, room.get("coach", ""), member=call_sid))
         if moved is not None:
             return moved
         if verb.get("action") is None:
@@ -1014,11 +1032,16 @@ class _Call:
         duration = {"DialCallDuration": str(AGENT_TALK_SECONDS)}
         return self._action(verb, document, {"DialCallStatus": "completed", "DialCallSid": _sid("CA"), **duration})
 
-    def in_room(self) -> _Fetch | None:
-        """Talk in a room: each key item left is a moment of talk (what happens on the line between
+    def in_room(self, joined: InRoom) -> _Fetch | None:
+        """Talk in a room: the leg is in it as `joined` says (`muted` heard by nobody, `coach` heard by
+        that participant only), and whatever the test says happens meanwhile (`CallSetup.in_room`)
+        happens; then each key item left is a moment of talk (what happens on the line between
         them happens while they talk) until the script ends or hangs up; then the room ends. The
         move out of it, if the REST API moves the call meanwhile (the items after it are for there)."""
         self._emit(Bridged())
+        self._emit(joined)
+        if self.sim.in_room is not None:
+            self.sim.in_room(joined.room)
         while True:
             item = self.keys.peek()
             moved = self._moved()

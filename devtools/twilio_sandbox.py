@@ -10,8 +10,10 @@ request (`control`): a call moved to new TwiML, `POST …/Calls/{CA}.json` with 
 (twilio.com/docs/voice/api/call-resource#update-a-call-resource; the move waits in `moved(call)` for
 the simulated call to take it); the conferences in progress read by `FriendlyName`, `GET
 …/Conferences.json` (twilio.com/docs/voice/api/conference-resource: every room named is in progress
-here, its sid made from its name); a participant held (`Hold`, `HoldUrl`) or muted (`Muted`), `POST
-…/Conferences/{CF}/Participants/{CA}.json` (twilio.com/docs/voice/api/conference-participant-resource).
+here, its sid made from its name, until a test says it ended, `end_room`); a participant held
+(`Hold`, `HoldUrl`), muted (`Muted`) or coaching one other participant (`Coaching`, `CallSidToCoach`),
+`POST …/Conferences/{CF}/Participants/{CA}.json`
+(twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource).
 
 It also holds the recordings a simulated caller made at a <Record> (twilio.com/docs/voice/twiml/record:
 the action gets RecordingSid, RecordingUrl, RecordingDuration): their media is served at the
@@ -294,6 +296,7 @@ class TwilioSandbox:
         self._records: dict[str, list[dict[str, Any]]] = {"Messages": [], "Calls": [], "Recordings": [], "Control": []}
         self._rooms: dict[str, str] = {}  # a conference's sid → its room, as listed
         self._moves: dict[str, str] = {}  # call → the URL it was moved to, until the simulated call takes it
+        self._ended: set[str] = set()  # rooms no longer in progress (their last leg left)
         self._deleted_recordings: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._failing_until = 0.0  # time.monotonic(): every API request until then is answered with an error
@@ -372,6 +375,16 @@ class TwilioSandbox:
         with self._changed:
             return self._moves.pop(call_sid, None)
 
+    def end_room(self, room: str) -> None:
+        """The room's legs have all left it (the sandbox runs no calls: the test says so): no longer
+        in progress, so not listed, and its members not there to change."""
+        with self._changed:
+            self._ended.add(room)
+
+    def in_progress(self, room: str) -> bool:
+        with self._changed:
+            return room not in self._ended
+
     def handle_control(
         self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, str]
     ) -> dict[str, Any]:
@@ -404,7 +417,8 @@ class TwilioSandbox:
             found = [
                 {"sid": _conference_sid(room), "friendly_name": room, "status": "in-progress", "date_created": now}
             ]
-            return {"conferences": found if room else [], "page": 0, "page_size": 50, "next_page_uri": None, "uri": "/"}
+            listed = found if room and self.in_progress(room) else []
+            return {"conferences": listed, "page": 0, "page_size": 50, "next_page_uri": None, "uri": "/"}
         if action == "participant.update":
             hold, muted = form.get("Hold", "false") == "true", form.get("Muted", "false") == "true"
             return {
@@ -412,6 +426,8 @@ class TwilioSandbox:
                 "conference_sid": ids["conference"],
                 "hold": hold,
                 "muted": muted,
+                "coaching": form.get("Coaching", "false") == "true",
+                "call_sid_to_coach": form.get("CallSidToCoach") or None,
                 "status": "connected",
             }
         return {"sid": ids["call"], "status": "in-progress", "account_sid": account_sid, "date_updated": now}
@@ -470,6 +486,7 @@ class TwilioSandbox:
             self._faults.clear()
             self._moves.clear()
             self._rooms.clear()
+            self._ended.clear()
 
     # -- fault injection ---------------------------------------------------------------------------
 

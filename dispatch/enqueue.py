@@ -322,6 +322,19 @@ def ring_agent(connection: redis.Redis, user_id: int, desk_phone: str, call_sid:
     )
 
 
+def ring_supervisor(connection: redis.Redis, session_id: str, phone: str) -> bool:
+    """A supervisor asked to monitor an agent's call from the wall: ring their phone."""
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "ring_supervisor",
+        session_id,
+        phone,
+        job_id=f"ring-supervisor-{session_id}",
+        then="the wall tells the supervisor",
+    )
+
+
 def call_log(connection: redis.Redis, write: Callable[..., object], call_id: str, status: str, *args: object) -> bool:
     """A call's status that the database could not take: `write` (the call log's own job, handed in
     by the layer that owns it) keeps it when the database is back."""

@@ -455,6 +455,19 @@ def ring_agent(user_id: int, desk_phone: str) -> str:
     return f"ringing the agent: {sid}"
 
 
+def ring_supervisor(session_id: str, phone: str) -> str:
+    """A supervisor asked, on the wall of agents, to monitor an agent's call: ring their phone, which
+    then joins the caller's room in their mode (the /voice/monitor answer); its end ends the session."""
+    ctx = context.current()
+    sid = ctx.telephony.place_call(
+        phone,
+        webhook_url(ctx.settings, f"/voice/monitor?session={session_id}"),
+        status_callback=webhook_url(ctx.settings, f"/voice/monitor/status?session={session_id}"),
+        timeout=20,
+    )
+    return f"ringing the supervisor: {sid}"
+
+
 def climb_ladder(request_id: int, from_level: int) -> str:
     """A request past its rung's deadline goes up one (compare-and-set on the level: a second run
     finds it moved), and the people of the new rung are told by SMS, each message recorded in the

@@ -38,6 +38,12 @@ class AuditAction(StrEnum):
     AGENT_OFFERED = "agent.offered"  # a waiting caller rang on a ready agent's console
     SOFTPHONE_TOKEN = "softphone.token"  # noqa: S105 (a name) an agent's browser was given the platform's token to place calls
     SOFTPHONE_LEG_REFUSED = "softphone.leg_refused"  # a browser's call for a caller its agent does not hold
+    # A supervisor on an agent's call (callcentre/monitoring.py): listen, whisper or barge.
+    MONITOR_ASKED = "monitor.asked"  # from the wall: the supervisor's phone rings
+    MONITOR_JOINED = "monitor.joined"  # their key press: in the caller's room
+    MONITOR_SWITCHED = "monitor.switched"  # listen, whisper, barge: from → to
+    MONITOR_ENDED = "monitor.ended"  # their phone hung up
+    MONITOR_REFUSED = "monitor.refused"  # a call not live, a mode the platform cannot do, the platform's no
     CALL_HELD = "call.held"  # the agent put their caller on hold (music), from the caller's screen
     CALL_RESUMED = "call.resumed"
     AGENT_MUTED = "agent.muted"  # the agent muted themselves: their caller no longer hears them

@@ -175,6 +175,10 @@ class Conference:
     ConferenceMemberID); Twilio names a participant by its CallSid, and needs none."""
 
     room: str
+    muted: bool = False  # heard by nobody (a supervisor listening)
+    coach: str = ""  # the call id of the one member who alone hears this call (a supervisor whispering)
+    ends_room: bool = True  # the room ends when this call leaves it (not a supervisor's leg)
+    beep: bool = True  # the room hears this call come and go (not a supervisor's leg)
     callback: str | None = None
 
 
@@ -189,6 +193,7 @@ class CallPlatform(Protocol):
 
     mimetype: str  # of its call documents and message replies
     queues: bool  # it has queue verbs (Enqueue, Leave, a Dial to a queue); else the helpline keeps the queue
+    coaching: bool  # a room's member may be heard by one other member only (a supervisor's whisper)
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn: ...
 

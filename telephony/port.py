@@ -75,3 +75,9 @@ class CallControl(Protocol):
     def mute_member(self, room: str, member: str, muted: bool) -> None:
         """`muted`: the room no longer hears the member (they still hear it); False: heard again."""
         ...
+
+    def monitor_member(self, room: str, member: str, *, muted: bool, coach: str = "") -> None:
+        """Who hears the member (a supervisor's leg) from now on: nobody (`muted`), only the member
+        whose call id is `coach` (coaching: a whisper), or everyone (barge). The same request as
+        `mute_member`, with coaching; GatewayError on a platform whose rooms cannot coach."""
+        ...

@@ -212,9 +212,16 @@ class PlivoTelephony:
         (plivo.com/docs/voice/api/conference/member/mute-a-member)."""
         _check_member(member)
         if muted:
-            self._request("mute an agent", lambda client: client.conferences.member_mute(room, member))
+            self._request("mute a member", lambda client: client.conferences.member_mute(room, member))
         else:
-            self._request("unmute an agent", lambda client: client.conferences.member_mute_stop(room, member))
+            self._request("unmute a member", lambda client: client.conferences.member_mute_stop(room, member))
+
+    def monitor_member(self, room: str, member: str, *, muted: bool, coach: str = "") -> None:
+        """Muted or heard by all, as `mute_member`. Plivo's conference members cannot coach: only its
+        Multiparty Call API can (plivo.com/docs/voice/api/multiparty-call/participants/update-participant-state)."""
+        if coach:
+            raise GatewayError("cannot coach on Plivo: its conference rooms have no coach", retryable=False)
+        self.mute_member(room, member, muted)
 
     def _request(self, action: str, send: Callable[[plivo.RestClient], T]) -> T:
         """Run one REST request, turning every way it can fail into a GatewayError."""

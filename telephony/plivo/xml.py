@@ -45,6 +45,10 @@ class PlivoWebhooks:
 
     mimetype = MIMETYPE
     queues = False  # Plivo XML has no <Enqueue>: the helpline keeps its agent queue itself
+    # Plivo's Conference has no coach: a member is heard by all or (muted) by nobody. Only its
+    # Multiparty Call API has a supervisor's coach mode (plivo.com/docs/voice/api/multiparty-call/
+    # participants/update-participant-state), and the helpline's rooms are Conferences.
+    coaching = False
 
     def __init__(self, public_url: str) -> None:
         self.public_url = public_url.rstrip("/")
@@ -207,12 +211,21 @@ def _record_dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
 
 def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
     """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
-    ends when either member leaves; then Plivo goes on with the next element."""
+    ends when either member leaves; then Plivo goes on with the next element. `muted`: the member
+    hears the room and nobody hears them (a supervisor listening); a supervisor's leg does not end it.
+    No coach: Plivo's rooms cannot whisper (the console never asks). `callback`: Plivo posts each
+    member entering and leaving, with its ConferenceMemberID."""
+    if conference.coach:
+        raise ValueError("Plivo's Conference cannot coach: only one member hearing another is not Plivo XML")
     callback = (
         {"callback_url": platform.url(conference.callback), "callback_method": "POST"} if conference.callback else {}
     )
     return plivoxml.ConferenceElement(
-        conference.room, start_conference_on_enter=True, end_conference_on_exit=True, **callback
+        conference.room,
+        muted=conference.muted or None,
+        start_conference_on_enter=True,
+        end_conference_on_exit=conference.ends_room,
+        **callback,
     )
 
 

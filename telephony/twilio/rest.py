@@ -125,12 +125,27 @@ class TwilioTelephony:
         _check_call(member)
         self._participant("mute an agent", room, member, {"muted": muted})
 
+    def monitor_member(self, room: str, member: str, *, muted: bool, coach: str = "") -> None:
+        """The same Participant update with Muted, Coaching and CallSidToCoach: a coaching participant is
+        heard by that call alone (twilio.com/docs/voice/api/conference-participant-resource, "Update")."""
+        _check_call(member)
+        coaching: dict[str, Any] = {"coaching": False}
+        if coach:
+            _check_call(coach)
+            coaching = {"coaching": True, "call_sid_to_coach": coach}
+        self._participant("monitor a call", room, member, {"muted": muted, **coaching})
+
     def _participant(self, action: str, room: str, call_id: str, change: dict[str, Any]) -> None:
         """A participant is named by its conference's sid, found by the room's FriendlyName among the
         conferences in progress (twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources)."""
 
         def send(client: Client) -> None:
-            found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
+            try:
+                found = client.conferences.list(friendly_name=room, status="in-progress", limit=1)
+            except TwilioRestException:
+                raise
+            except TwilioException as error:  # a list's page refused: ("Unable to fetch page", its response)
+                raise _page_refused(f"{action}: find the room", error) from error
             if not found:
                 raise GatewayError(f"cannot {action}: the room is not in progress", retryable=False, status=404)
             client.conferences(found[0].sid).participants(call_id).update(**change)
@@ -165,6 +180,18 @@ class TwilioTelephony:
             raise GatewayError(f"cannot {action}: Twilio is unreachable ({error})", retryable=True) from error
         except (TwilioException, ValueError) as error:
             raise GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False) from error
+
+
+def _page_refused(action: str, error: TwilioException) -> GatewayError:
+    """A page of a list that Twilio refused: the SDK hands over the response, whose status says
+    whether to try again."""
+    response = error.args[1] if len(error.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int):
+        return GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False)
+    return GatewayError(
+        f"cannot {action}: Twilio answered HTTP {status}", retryable=is_retryable_status(status), status=status
+    )
 
 
 def _check_call(call_id: str) -> None:

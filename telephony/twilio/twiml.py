@@ -37,6 +37,7 @@ class TwilioWebhooks:
 
     mimetype = MIMETYPE
     queues = True
+    coaching = True  # <Conference coach="CA…"> (twilio.com/docs/voice/twiml/conference#attributes-coach)
 
     def call_turn(self, form: Mapping[str, str]) -> CallTurn:
         return call_turn(form)
@@ -185,7 +186,15 @@ def _dial_number(parent: Any, dial: DialNumber) -> None:
 
 
 def _conference(parent: Any, conference: Conference) -> None:
-    parent.dial().conference(conference.room, end_conference_on_exit=True)
+    """<Dial><Conference> (twilio.com/docs/voice/twiml/conference): `muted` heard by nobody, `coach`
+    the CallSid of the only participant who hears this one; a supervisor's leg neither ends the room
+    nor beeps on entering it."""
+    extra: dict[str, Any] = {"muted": True} if conference.muted else {}
+    if conference.coach:
+        extra["coach"] = conference.coach
+    if not conference.beep:
+        extra["beep"] = False
+    parent.dial().conference(conference.room, end_conference_on_exit=conference.ends_room, **extra)
 
 
 _WRITERS: dict[type, Callable[[Any, Any], None]] = {

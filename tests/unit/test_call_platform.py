@@ -45,6 +45,15 @@ HINDI = Say("नमस्ते", "hi-IN", "Polly.Aditi")
         ),
         (Leave(), "<Leave />"),
         (Conference("room-1"), '<Dial><Conference endConferenceOnExit="true">room-1</Conference></Dial>'),
+        (  # a supervisor listening: heard by nobody, and the room goes on without them, unannounced
+            Conference("room-1", muted=True, ends_room=False, beep=False),
+            '<Dial><Conference beep="false" endConferenceOnExit="false" muted="true">room-1</Conference></Dial>',
+        ),
+        (  # a supervisor whispering: only the agent's leg hears them
+            Conference("room-1", coach="CA" + "a" * 32, ends_room=False, beep=False),
+            f'<Dial><Conference beep="false" coach="CA{"a" * 32}" endConferenceOnExit="false">'
+            "room-1</Conference></Dial>",
+        ),
         (Pause(15), '<Pause length="15" />'),
         (Hangup(), "<Hangup />"),
         (

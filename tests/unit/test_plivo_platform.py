@@ -47,6 +47,11 @@ CALL_UUID = "2f6a1b4c-8d3e-4f5a-9b6c-7d8e9f0a1b2c"
             Conference(CALL_UUID),
             f'<Conference startConferenceOnEnter="true" endConferenceOnExit="true">{CALL_UUID}</Conference>',
         ),
+        (  # a supervisor listening: heard by nobody; the room goes on when they leave
+            Conference(CALL_UUID, muted=True, ends_room=False, beep=False),
+            f'<Conference muted="true" startConferenceOnEnter="true" endConferenceOnExit="false">'
+            f"{CALL_UUID}</Conference>",
+        ),
         (Hangup(), "<Hangup/>"),
     ],
 )
@@ -166,3 +171,8 @@ def test_sms_webhooks_are_read_into_messages_and_delivery_reports() -> None:
     report = PLIVO.delivery_report({"MessageUUID": CALL_UUID, "Status": "rejected", "ErrorCode": "450"})
     assert (report.message_id, report.status, report.error_code) == (CALL_UUID, "failed", "450")
     assert PLIVO.message_reply() == "<Response/>"
+
+
+def test_a_room_member_coaching_another_is_not_plivo_xml_and_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot coach"):
+        PLIVO.document([Conference(CALL_UUID, coach="0b5c2f14-4e8c-4a8e-9d31-1b7c0f6f2a10")])
