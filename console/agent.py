@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from callcentre import desk, wrapup
@@ -26,6 +27,7 @@ from storage.agents import AgentState, AgentStatus
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import AgentCall, User
+from telephony import browser_ready
 
 log = logging.getLogger(__name__)
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -44,11 +46,32 @@ ON_A_CALL = N_("Finish your call first.")
 GONE = N_("That caller is no longer waiting for you.")
 NOBODY = N_("Nobody is waiting.")
 RINGING = N_("Your desk phone is ringing; answer it to talk to the caller.")
+CONNECTING = N_("Connecting you to the caller in this browser.")
 CODE_FIRST = N_("Give the call a wrap-up code first.")
 CODE_UNKNOWN = N_("Choose a wrap-up code from the list.")
 NOTE_TOO_LONG = N_("The note is too long: at most 500 characters.")
 WRAP_UP_OVER = N_("Your wrap-up of that call has ended: a supervisor can correct its code.")
 CODE_KEPT = N_("Wrap-up code saved.")
+SESSION_KEY = "answer_in"
+
+
+class AnswerIn(StrEnum):
+    """Where an agent answers the callers they take (console/softphone.py: the browser's side)."""
+
+    BROWSER = "browser"
+    DESK_PHONE = "desk_phone"
+
+
+ANSWER_NAMES = {AnswerIn.BROWSER: N_("In this browser"), AnswerIn.DESK_PHONE: N_("On my desk phone")}
+
+
+def answer_in() -> AnswerIn:
+    """This agent's choice for this sign-in (it is about the computer they sit at: its microphone);
+    in the browser by default where the platform's browser credentials are configured."""
+    if not browser_ready(runtime().settings):
+        return AnswerIn.DESK_PHONE
+    chosen = session.get(SESSION_KEY)
+    return AnswerIn(chosen) if chosen in set(AnswerIn) else AnswerIn.BROWSER
 
 
 @dataclass(frozen=True)
@@ -118,7 +141,7 @@ def live_bar() -> ResponseReturnValue:
 @bp.post("/ready")
 @requires(*STAFF)
 def ready() -> ResponseReturnValue:
-    if not g.user.phone:
+    if answer_in() is AnswerIn.DESK_PHONE and not g.user.phone:
         flash(NO_DESK_PHONE)
         return _back()
     if not _may_end_wrap_up():  # ready (or paused) from wrap-up ends it: only with a code
@@ -167,14 +190,17 @@ def accept() -> ResponseReturnValue:
 
 def take(call_sid: str | None) -> ResponseReturnValue:
     """The agent takes `call_sid` (offered to them) or the next caller they can serve; their desk
-    phone rings and the caller's screen opens. Refused unless they are ready and hold no caller."""
-    if not g.user.phone:
+    phone rings (in the browser: its softphone connects) and the caller's screen opens. Refused unless
+    they are ready and hold no caller."""
+    in_browser = answer_in() is AnswerIn.BROWSER
+    if not in_browser and not g.user.phone:
         flash(NO_DESK_PHONE)
         return _back()
     connection, now = runtime().redis, runtime().clock.now()
     try:
         taken, cannot = desk.take(connection, runtime().engine, g.user.id, call_sid, now)
-        if taken is not None and not enqueue.ring_agent(connection, g.user.id, g.user.phone, taken.call_sid):
+        rung = in_browser or taken is None or enqueue.ring_agent(connection, g.user.id, g.user.phone, taken.call_sid)
+        if taken is not None and not rung:
             desk.leg_ended(connection, runtime().engine, g.user.id, runtime().settings.agents, now)
             flash(REDIS_AWAY)
             return _back()
@@ -189,7 +215,7 @@ def take(call_sid: str | None) -> ResponseReturnValue:
         auth.audit(
             db, AuditAction.QUEUE_TAKEN, "call", None, call_sid=taken.call_sid, waited_s=taken.wait_s(now.timestamp())
         )
-    flash(RINGING)
+    flash(CONNECTING if in_browser else RINGING)
     return redirect(url_for("console.callers.for_call", call=taken.call_sid))
 
 

@@ -30,6 +30,7 @@ from console import (
     recordings,
     reports,
     requests,
+    softphone,
     users,
     wall,
     workers,
@@ -38,6 +39,7 @@ from console import (
 from console.forms import has_nul
 from console.labels import N_
 from storage.audit import AuditAction
+from telephony import browser_ready
 
 log = logging.getLogger(__name__)
 bp = Blueprint(
@@ -66,6 +68,13 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+# The softphone's SDK talks to its platform over these (scripts stay the helpline's own: the SDK is
+# vendored): Twilio's signalling and Insights (twilio.com/docs/voice/sdks/network-connectivity-requirements),
+# Plivo's signalling and call-quality stats (the Browser SDK's own endpoints).
+SOFTPHONE_CONNECT = {
+    "twilio": "wss://voice-js.roaming.twilio.com wss://eventgw.twilio.com https://eventgw.twilio.com",
+    "plivo": "wss://client.plivo.com wss://client-fb.plivo.com https://stats.plivo.com https://nimbus.plivo.com",
+}
 
 
 _PARTS = (
@@ -88,6 +97,7 @@ _PARTS = (
     reports,
     users,
     data_requests,
+    softphone,
 )
 for _part in (*_PARTS, breaches):
     bp.register_blueprint(_part.bp)
@@ -103,6 +113,7 @@ def init_app(app: Flask) -> None:
         csrf_token=csrf.token,
         agent_desk=agent.context,
         clock_time=agent.clock_time,
+        softphone=softphone.context,
         call_controls=call_controls.controls,
         wrap_up_form=agent.wrap_up_form,
     )
@@ -136,11 +147,23 @@ def home() -> ResponseReturnValue:
 def secure(response: Response) -> Response:
     """Every console answer, pages not found included, with the headers that keep it to itself."""
     if request.path.startswith("/console"):
-        for header, value in SECURITY_HEADERS.items():
+        for header, value in {**SECURITY_HEADERS, **_softphone_headers()}.items():
             response.headers.setdefault(header, value)
         if auth.runtime().settings.public_url.startswith("https://"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
+
+
+def _softphone_headers() -> dict[str, str]:
+    """Where agents answer in the browser: their microphone, and the platform's servers, allowed."""
+    settings = auth.runtime().settings
+    if not browser_ready(settings):
+        return {}
+    connect = SOFTPHONE_CONNECT[settings.telephony.platform]
+    return {
+        "Content-Security-Policy": f"{SECURITY_HEADERS['Content-Security-Policy']}; connect-src 'self' {connect}",
+        "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
+    }
 
 
 @bp.errorhandler(sa.exc.OperationalError)

@@ -24,6 +24,8 @@ CONFIG_ENV = "SEWAMITRA_CONFIG"
 SECRET_ENV = {
     ("twilio", "account_sid"): "TWILIO_ACCOUNT_SID",
     ("twilio", "auth_token"): "TWILIO_AUTH_TOKEN",
+    ("twilio", "api_key_sid"): "TWILIO_API_KEY_SID",
+    ("twilio", "api_key_secret"): "TWILIO_API_KEY_SECRET",
     ("plivo", "auth_id"): "PLIVO_AUTH_ID",
     ("plivo", "auth_token"): "PLIVO_AUTH_TOKEN",
     ("secret_key",): "SEWAMITRA_SECRET_KEY",
@@ -503,8 +505,18 @@ class Twilio(_Frozen):
     validate_signatures: bool = True
     messaging_service_sid: str | None = None
     from_number: str | None = None
+    twiml_app_sid: str | None = Field(
+        None, pattern=r"^AP[0-9a-fA-F]{32}$", description="the TwiML App whose Voice URL answers the browser's calls"
+    )
     account_sid: str | None = None
     auth_token: str | None = None
+    api_key_sid: str | None = Field(None, pattern=r"^SK[0-9a-fA-F]{32}$", description="signs the browser's tokens")
+    api_key_secret: str | None = None
+
+    @property
+    def browser_ready(self) -> bool:
+        """Whether agents can answer in the browser: the account, an API key and a TwiML App."""
+        return all((self.account_sid, self.api_key_sid, self.api_key_secret, self.twiml_app_sid))
 
 
 class Plivo(_Frozen):
@@ -513,8 +525,16 @@ class Plivo(_Frozen):
     from_number: str | None = Field(None, description="caller ID of the calls we place: an Indian number of ours")
     dlt_entity_id: str | None = Field(None, pattern=r"^\d{10,30}$", description="the DLT principal entity id")
     dlt_header: str | None = Field(None, pattern=r"^[A-Za-z0-9]{3,11}$", description="the DLT header (sender)")
+    browser_app_id: str | None = Field(
+        None, pattern=r"^\d{6,30}$", description="the application whose answer URL answers the browser's calls"
+    )
     auth_id: str | None = None
     auth_token: str | None = None
+
+    @property
+    def browser_ready(self) -> bool:
+        """Whether agents can answer in the browser: the account and the application of their endpoints."""
+        return all((self.auth_id, self.auth_token, self.browser_app_id))
 
     def missing(self) -> list[str]:
         """What a helpline on Plivo still lacks, named as the operator sets it; [] when nothing.

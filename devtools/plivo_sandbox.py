@@ -11,6 +11,12 @@ It answers the two requests the gateway makes, as Plivo documents them:
   `from`, `to`, `answer_url`, `answer_method`, `hangup_url`, `ring_timeout`; answered 201 with
   `request_uuid`.
 
+- Create a JWT access token for the Browser SDK, `POST /v1/Account/{auth_id}/JWT/Token/`
+  (plivo.com/docs/voice/sdk/browser/jwt-authentication): `iss` (the auth id), `sub`, `nbf`, `exp`
+  (at most 24 hours after `nbf`), `per` (`{"voice": {"incoming_allow", "outgoing_allow"}}`), `app`;
+  answered 200 with `token`. Plivo signs its tokens with a key of its own; the sandbox signs them
+  HS256 with the auth token, so that tests can verify what it was asked for.
+
 Live calls and conference rooms, for the console (`telephony.port.CallControl`), each request
 recorded (`control`) with `action`, `call`, `room`, `member` and `params`:
 
@@ -51,12 +57,15 @@ import logging
 import os
 import re
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+import jwt
 
 from devtools.twilio_sandbox import (
     MAX_BODY_CHARS,
@@ -70,11 +79,12 @@ from devtools.twilio_sandbox import (
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/(?P<resource>Message|Call)/$")
+ACCOUNT_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/(?P<resource>Message|Call|JWT/Token)/$")
 NUMBER = re.compile(r"^[1-9]\d{6,13}$")  # Plivo's sanitized numbers: country code first, at most 14 digits
 SENDER_ID = re.compile(r"^[A-Za-z0-9]{1,11}$")
 DEFAULT_RING_TIMEOUT = 120  # seconds: Plivo's default ring_timeout
-CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED}
+CREATED = {"Message": HTTPStatus.ACCEPTED, "Call": HTTPStatus.CREATED, "JWT/Token": HTTPStatus.OK}
+MAX_TOKEN_S = 24 * 3600  # the longest validity Plivo allows a JWT
 ROOM_RECORD_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Conference/(?P<room>[^/]{1,100})/Record/$")
 CALL_PATH = re.compile(r"^/v1/Account/(?P<account>[^/]+)/Call/(?P<call>[0-9a-f-]{36})/$")
 MEMBER_PATH = re.compile(
@@ -169,6 +179,13 @@ class PlivoSandbox(TwilioSandbox):
 
     def __init__(self, auth_id: str, auth_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(auth_id, auth_token, host, port)
+        self._records["Tokens"] = []
+
+    @property
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every JWT the sandbox made: its claims and the parameters it was asked with."""
+        with self._changed:
+            return list(self._records["Tokens"])
 
     @property
     def auth_id(self) -> str:
@@ -188,9 +205,28 @@ class PlivoSandbox(TwilioSandbox):
             raise PlivoRefusal(HTTPStatus.UNAUTHORIZED, "authentication failed")
         if account_sid != self.account_sid:
             raise PlivoRefusal(HTTPStatus.NOT_FOUND, "not found")
+        if resource == "JWT/Token":
+            return self._token(form)
         answer, record = BUILDERS[resource](form)
         self._record(RECORDS[resource], {**record, "params": form, "received_at": datetime.now(UTC).isoformat()})
         return answer
+
+    def _token(self, form: dict[str, Any]) -> dict[str, Any]:
+        """A JWT for the Browser SDK, refused as Plivo refuses one (400) without its claims."""
+        if form.get("iss") != self.auth_id:
+            raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "iss must be your auth_id")
+        try:
+            nbf, exp = int(form.get("nbf") or time.time()), int(form.get("exp") or time.time() + 86400)
+        except ValueError as error:
+            raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "nbf and exp are Unix seconds") from error
+        if not 0 < exp - nbf <= MAX_TOKEN_S:
+            raise PlivoRefusal(HTTPStatus.BAD_REQUEST, "a token is valid for at most 24 hours")
+        claims = {"iss": self.auth_id, "sub": form.get("sub", ""), "nbf": nbf, "exp": exp, "per": form.get("per", {})}
+        if form.get("app"):
+            claims["app"] = form["app"]
+        self._record("Tokens", {**claims, "params": form, "received_at": datetime.now(UTC).isoformat()})
+        headers = {"typ": "JWT", "cty": "plivo;v=1"}
+        return {"api_id": str(uuid.uuid4()), "token": jwt.encode(claims, self.auth_token, "HS256", headers)}
 
     def handle_control(
         self, account_sid: str, action: str, ids: dict[str, str], authorization: str, form: dict[str, Any]

@@ -772,6 +772,11 @@ class CallSetup:
     account_sid: str = field(default_factory=lambda: _sid("AC"))
     media_url: str = "https://api.twilio.com"  # where the platform serves recordings (a sandbox's base URL)
     moved: Callable[[str], str | None] | None = None  # the URL this call was moved to by REST, if any (taken once)
+    # The first request's own parameters: a browser's call (Twilio: `device.connect({params})`, each a
+    # form field of the TwiML App's Voice URL request, twilio.com/docs/voice/sdks/javascript/twiliodevice;
+    # Plivo: `client.call(to, extraHeaders)`, each `X-PH-` header a parameter of the answer URL's,
+    # plivo.com/docs/voice/sdk/browser/reference).
+    connect_params: dict[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None
     in_room: Callable[[str], None] | None = None  # what happens while this leg is in a room (others' legs, REST)
 
@@ -812,7 +817,7 @@ class _Call:
 
     def run(self) -> Steps:
         try:
-            yield from self._run(_Fetch(self.sim.url(self.sim.voice_path)), None)
+            yield from self._run(_Fetch(self.sim.url(self.sim.voice_path), params=dict(self.sim.connect_params)), None)
             self._hang_up("app")  # the TwiML ran out: Twilio ends the call
         except _Ended:
             pass

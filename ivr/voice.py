@@ -700,9 +700,8 @@ def agent_answer() -> Response:
 
 
 def _agent_takes_the_caller(user: int) -> Response:
-    """The agent goes into the room of the caller claimed for them on the console (or, that claim
-    gone, of the longest-waiting caller), and the caller is moved there at once by the platform's
-    REST API; should that fail, the caller's next round of hold music brings them (`queue_wait`)."""
+    """The agent's desk phone goes into the room of the caller claimed for them on the console (or,
+    that claim gone, of the longest-waiting caller), as a browser's leg does (`agent_leg_into_the_room`)."""
     connection, now = _runtime().redis, _runtime().clock.now().timestamp()
     call_sid = callqueue.claimed_by(connection, user, now)
     if call_sid is None:
@@ -710,8 +709,17 @@ def _agent_takes_the_caller(user: int) -> Response:
         call_sid = taken.call_sid if taken else None
     if call_sid is None:
         return _answered(_said("agent_queue_empty", "en"), Hangup())
+    return agent_leg_into_the_room(user, call_sid, _turn().call_id)
+
+
+def agent_leg_into_the_room(user: int, call_sid: str, leg: str) -> Response:
+    """An agent's leg (`leg`, the platform's id of this webhook's call: their desk phone, or their
+    browser in `ivr.softphone`) goes into the room of the caller `call_sid`: the agent noted waiting
+    there and the room noted with their leg (for hold, mute and transfer), and the caller moved in at
+    once by REST; should that fail, the caller's next round of hold music brings them (`queue_wait`)."""
+    connection = _runtime().redis
     callqueue.wait_for_agent(connection, user, call_sid)
-    rooms.opened(connection, room_of(call_sid), call_sid, user, _turn().call_id)
+    rooms.opened(connection, room_of(call_sid), call_sid, user, leg)
     _move_into_the_room(call_sid)
     return _answered(agent_room(call_sid, user), Hangup())
 

@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
 
     from api import web as api
     from console import web as console
-    from ivr import callback_call, monitor, officer, sms, voice
+    from ivr import callback_call, monitor, officer, sms, softphone, voice
     from sewamitra import health
     from telephony import call_platform
 
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
     voice.init_app(app, settings)
     app.register_blueprint(voice.bp, url_prefix=voice.voice_root(settings))  # /twilio/voice or /plivo/voice
     app.register_blueprint(officer.bp, url_prefix=f"{voice.voice_root(settings)}/officer")  # an officer's call
+    app.register_blueprint(softphone.bp, url_prefix=f"{voice.voice_root(settings)}/client")  # an agent's browser
     app.register_blueprint(monitor.bp, url_prefix=f"{voice.voice_root(settings)}/monitor")  # a supervisor's
     app.register_blueprint(callback_call.bp, url_prefix=f"{voice.voice_root(settings)}/callback")  # call back a caller
     app.register_blueprint(sms.bp, url_prefix=f"/{platform}/sms")

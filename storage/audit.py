@@ -39,6 +39,8 @@ class AuditAction(StrEnum):
     AGENT_RECORDING_PAUSED = "agent.recording_paused"  # the agent paused the recording of their call
     AGENT_RECORDING_RESUMED = "agent.recording_resumed"
     AGENT_RECORDING_REFUSED = "agent.recording_refused"  # not their call, or the platform failed
+    SOFTPHONE_TOKEN = "softphone.token"  # noqa: S105 (a name) an agent's browser was given the platform's token to place calls
+    SOFTPHONE_LEG_REFUSED = "softphone.leg_refused"  # a browser's call for a caller its agent does not hold
     # A supervisor on an agent's call (callcentre/monitoring.py): listen, whisper or barge.
     MONITOR_ASKED = "monitor.asked"  # from the wall: the supervisor's phone rings
     MONITOR_JOINED = "monitor.joined"  # their key press: in the caller's room

@@ -243,3 +243,20 @@ def _claimant(raw: bytes | None, now: float) -> int | None:
         return None
     claim = json.loads(raw)
     return int(claim["user"]) if now - float(claim["at"]) < CLAIM_TTL_S else None
+
+
+BROWSER_LEG = "sewamitra:browser-leg:"  # + the platform's id of a browser's call: the agent and their caller
+
+
+def browser_leg(connection: redis.Redis, leg_id: str, user_id: int, call_sid: str) -> None:
+    """An agent's browser called in for `call_sid`: kept for the end of that leg to end their call."""
+    connection.set(BROWSER_LEG + leg_id, json.dumps({"user": user_id, "call": call_sid}), ex=CALL_TTL_S)
+
+
+def browser_leg_of(connection: redis.Redis, leg_id: str) -> tuple[int, str] | None:
+    """The agent and the caller of a browser's call, while it is known."""
+    raw = connection.get(BROWSER_LEG + leg_id)
+    if not raw:
+        return None
+    found = json.loads(raw)
+    return int(found["user"]), str(found["call"])

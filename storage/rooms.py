@@ -21,7 +21,7 @@ class Room:
     name: str
     caller: str  # the caller's call id
     agent: int  # the console user
-    agent_leg: str  # the call id of the agent's leg (their desk phone)
+    agent_leg: str  # the call id of the agent's leg (their desk phone, or their browser's call)
     held: bool = False
     muted: bool = False
 

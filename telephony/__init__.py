@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.settings import Settings
+from telephony.browser import BrowserToken, ClientLeg
 from telephony.call import CallPlatform
 from telephony.port import CallControl, RecordingStore, Telephony
 
@@ -63,6 +64,34 @@ def call_platform(settings: Settings) -> CallPlatform:
     from telephony.twilio.twiml import TwilioWebhooks
 
     return TwilioWebhooks()
+
+
+def browser_ready(settings: Settings) -> bool:
+    """Whether agents can answer in the browser on the configured platform (its browser credentials set)."""
+    platform = settings.plivo if settings.telephony.platform == "plivo" else settings.twilio
+    return platform.browser_ready
+
+
+def browser_token(settings: Settings, identity: str, now: int, ttl_s: int) -> BrowserToken:
+    """The configured platform's token for an agent's softphone (Plivo's asked of its REST API)."""
+    if settings.telephony.platform == "plivo":
+        from telephony.plivo import browser as plivo_browser
+
+        return plivo_browser.access_token(settings, identity, now, ttl_s)
+    from telephony.twilio import browser as twilio_browser
+
+    return twilio_browser.access_token(settings, identity, now, ttl_s)
+
+
+def client_leg(settings: Settings, form: Any) -> ClientLeg:
+    """The configured platform's webhook for a call an agent's browser placed, read."""
+    if settings.telephony.platform == "plivo":
+        from telephony.plivo import browser as plivo_browser
+
+        return plivo_browser.client_leg(form)
+    from telephony.twilio import browser as twilio_browser
+
+    return twilio_browser.client_leg(form)
 
 
 def our_number(settings: Settings) -> str | None:

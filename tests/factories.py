@@ -421,3 +421,21 @@ def _inflated(value: bytes) -> bytes:
 
 def holds(dump: str, number: str) -> bool:
     return any(form in dump for form in forms(number))
+
+
+TWILIO_API_KEY_SID = "SK" + "5" * 32
+TWILIO_API_KEY_SECRET = "browser-key-secret-" + "k" * 32
+TWIML_APP_SID = "AP" + "a" * 32
+PLIVO_BROWSER_APP_ID = "77123456789012345"
+
+
+def with_browser_phones(settings: Settings) -> Settings:
+    """The platform's browser credentials configured: agents answer in the console (the softphone)."""
+    twilio = {"api_key_sid": TWILIO_API_KEY_SID, "api_key_secret": TWILIO_API_KEY_SECRET}
+    twilio |= {"twiml_app_sid": TWIML_APP_SID}
+    return settings.model_copy(
+        update={
+            "twilio": settings.twilio.model_copy(update=twilio),
+            "plivo": settings.plivo.model_copy(update={"browser_app_id": PLIVO_BROWSER_APP_ID}),
+        }
+    )

@@ -1,0 +1,168 @@
+"""The softphone in a real browser (Chromium, Playwright; the fixtures of test_console_browser.py):
+the console serves the platform's voice SDK itself (vendored; every HTTP request the page makes is to
+the helpline), loads it, the agent chooses "in this browser", accepts a caller, and the softphone
+asks the helpline for a token and says what it is doing.
+
+The platform cannot be reached from here, so the call itself cannot connect: what is asserted is the
+helpline's side (the token given, the state shown, the caller freed when the browser cannot reach the
+platform) and that the only address outside the helpline the page tries is the platform's own
+signalling server. Chromium runs with a fake microphone (granted); a second window without one
+shows "Microphone blocked". Screenshots go to var/screenshots/ to be looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from core.settings import Settings
+from storage import agents
+from storage.agents import AgentState
+from storage.models import Role
+from tests.console import add_user
+from tests.e2e.test_console_browser import (
+    CHROMIUM_ARGS,
+    SCREEN,
+    Live,
+    audit_actions,
+    caller_waits,
+    live,
+    shoot,
+    sign_in,
+)
+from tests.factories import with_browser_phones
+
+__all__ = ["live"]  # the live console's fixture, shared with the console's browser tests
+TWILIO_SIGNALLING = "voice-js.roaming.twilio.com"
+FAKE_MICROPHONE = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+pytestmark = pytest.mark.xdist_group("console_browser")
+
+
+@pytest.fixture
+def helpline_settings(helpline_settings: Settings) -> Settings:
+    """The helpline with Twilio's browser credentials (an API key, a TwiML App)."""
+    return with_browser_phones(helpline_settings)
+
+
+@pytest.fixture(scope="module")
+def playwright_chromium(chromium: str) -> Iterator[Callable[[list[str]], Browser]]:
+    with sync_playwright() as playwright:
+        launched: list[Browser] = []
+
+        def launch(extra: list[str]) -> Browser:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + extra, headless=True)
+            launched.append(browser)
+            return browser
+
+        yield launch
+        for browser in launched:
+            browser.close()
+
+
+def window(launch: Callable[[list[str]], Browser], live: Live, *, microphone: bool) -> tuple[Page, BrowserContext]:
+    browser = launch(FAKE_MICROPHONE if microphone else [])
+    context = browser.new_context(viewport=SCREEN, base_url=live.url, locale="en-IN", timezone_id="Asia/Kolkata")
+    if microphone:
+        context.grant_permissions(["microphone"], origin=live.url)
+    context.set_default_timeout(10_000)
+    return context.new_page(), context
+
+
+def test_an_agent_answers_in_the_browser_with_the_vendored_sdk_and_the_softphone_says_what_it_does(
+    live: Live, playwright_chromium: Callable[[list[str]], Browser]
+) -> None:
+    page, context = window(playwright_chromium, live, microphone=True)
+    requested: list[str] = []
+    sockets: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    user = add_user(live.engine, "asha", Role.AGENT)  # no desk phone: she answers in the browser
+    sign_in(page, "asha")
+
+    choice = page.get_by_role("group", name="Answer callers")
+    expect(choice.get_by_label("In this browser")).to_be_checked()  # the default, the platform's browser set up
+    choice.get_by_label("On my desk phone").check()
+    choice.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("group", name="Answer callers").get_by_label("On my desk phone")).to_be_checked()
+    expect(page.locator("#softphone")).to_have_count(0)  # the desk phone: no softphone, no SDK
+    choice = page.get_by_role("group", name="Answer callers")
+    choice.get_by_label("In this browser").check()
+    choice.get_by_role("button", name="Save").click()
+
+    softphone = page.locator("#softphone")
+    expect(softphone.get_by_role("status")).to_have_text("Browser phone: waiting for a caller")
+    expect(softphone.get_by_role("button", name="Mute")).to_be_disabled()
+    page.wait_for_load_state("load")  # the deferred scripts (the SDK among them) have run
+    assert page.evaluate("typeof window.Twilio.Device") == "function"  # the SDK the helpline served, loaded
+    shoot(page, "60-softphone-waiting")
+
+    page.get_by_role("region", name="Your state").get_by_role("button", name="Ready", exact=True).click()
+    caller_waits(live)
+    expect(page.get_by_role("button", name="Accept")).to_be_focused()  # her console rings
+    with page.expect_response("**/console/agent/token") as token:
+        page.get_by_role("button", name="Accept").click()
+        expect(page.locator("#softphone-status")).to_have_text("Connecting…")
+        shoot(page, "61-softphone-connecting")
+    assert token.value.status == 200
+    assert token.value.json()["identity"] == f"agent-{user.id}"
+
+    # The SDK now tries Twilio's signalling server, out of reach here: the call fails, the softphone
+    # says so and tells the helpline, which pauses the agent and frees the caller for another.
+    status = page.locator("#softphone-status")
+    expect(status).to_have_text("Could not connect the call: the caller goes back to the queue.", timeout=30_000)
+    expect(page.get_by_role("region", name="Your state").locator("#agent-reason")).to_have_text("Missed a caller")
+    shoot(page, "62-softphone-could-not-connect")
+    assert user.id is not None
+    after = agents.status(live.app.extensions["sewamitra"].redis, user.id)
+    assert (after.state, after.reason) == (AgentState.PAUSED, "missed")
+    assert "softphone.token" in audit_actions(live.engine)
+
+    ours = urlsplit(live.url).netloc
+    assert {urlsplit(url).netloc for url in requested if not url.startswith("data:")} == {ours}
+    assert any(url.endswith("/console/static/vendor/twilio-voice-sdk/twilio.min.js") for url in requested)
+    assert {urlsplit(url).netloc for url in sockets} == {TWILIO_SIGNALLING}  # the platform itself, tried
+    context.close()
+
+
+def test_a_blocked_microphone_is_said_and_the_caller_goes_to_another_agent(
+    live: Live, playwright_chromium: Callable[[list[str]], Browser]
+) -> None:
+    page, context = window(playwright_chromium, live, microphone=False)
+    context.grant_permissions([], origin=live.url)  # the agent said no to the microphone
+    user = add_user(live.engine, "ravi", Role.AGENT)
+    sign_in(page, "ravi")
+    page.get_by_role("region", name="Your state").get_by_role("button", name="Ready", exact=True).click()
+    caller_waits(live)
+    page.get_by_role("button", name="Accept").click()
+
+    expect(page.locator("#softphone-status")).to_have_text(
+        "Microphone blocked: allow it for this site in the browser, then take the caller again."
+    )
+    shoot(page, "63-softphone-microphone-blocked")
+    assert "softphone.token" not in audit_actions(live.engine)  # no token asked without a microphone
+    assert user.id is not None
+    expect(page.get_by_role("region", name="Your state").locator("#agent-reason")).to_have_text("Missed a caller")
+    context.close()
+
+
+@pytest.mark.parametrize("telephony_platform", ["plivo"])
+def test_on_plivo_the_console_serves_and_loads_plivos_browser_sdk(
+    live: Live, playwright_chromium: Callable[[list[str]], Browser], telephony_platform: str
+) -> None:
+    page, context = window(playwright_chromium, live, microphone=True)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    add_user(live.engine, "asha", Role.AGENT)
+    sign_in(page, "asha")
+
+    expect(page.locator("#softphone-status")).to_have_text("Browser phone: waiting for a caller")
+    page.wait_for_load_state("load")  # the deferred scripts (the SDK among them) have run
+    assert page.evaluate("typeof window.Plivo") == "function"
+    assert "twilio" not in page.content()
+    assert {urlsplit(url).netloc for url in requested} == {urlsplit(live.url).netloc}
+    assert any(url.endswith("/console/static/vendor/plivo-browser-sdk/plivobrowsersdk.js") for url in requested)
+    context.close()
