@@ -1,8 +1,9 @@
 # The two commands of the README: `make run` and `make test`.
 PYTHON ?= python3
-# pytest-xdist's processes for the suite, one per core of the two CI and the developers have (each
-# uses the Redis database after the previous one's: TEST_REDIS_URL's, and the next); 0 runs it in one.
-TEST_PROCESSES ?= 2
+# pytest-xdist's processes for the suite: four on the two cores CI and the developers have, as the
+# tests wait on PostgreSQL, Redis, sockets and child processes about half the time (each process uses
+# the Redis database after the previous one's: TEST_REDIS_URL's, and the next three); 0 runs it in one.
+TEST_PROCESSES ?= 4
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
