@@ -280,7 +280,9 @@ def receive_sms(connection: redis.Redis, message_sid: str, sender: str, body: st
     )
 
 
-def record_delivery(connection: redis.Redis, message_sid: str, status: str, error_code: str) -> bool:
+def record_delivery(
+    connection: redis.Redis, message_sid: str, status: str, error_code: str, sms_id: int | None = None
+) -> bool:
     """A delivery report that came while the database was unreachable: a job records it when it is back."""
     return _put(
         connection,
@@ -289,6 +291,7 @@ def record_delivery(connection: redis.Redis, message_sid: str, status: str, erro
         message_sid,
         status,
         error_code,
+        sms_id,
         job_id=f"delivery-{message_sid}-{status}",
         retry=DATABASE_RETRY,
     )

@@ -686,9 +686,10 @@ def receive_sms(message_sid: str, sender: str, body: str) -> str:
     return "recorded"
 
 
-def record_delivery(message_sid: str, status: str, error_code: str) -> str:
+def record_delivery(message_sid: str, status: str, error_code: str, sms_id: int | None = None) -> str:
     """A delivery report that came while the database was unreachable: an undelivered offer moves on."""
-    offer_id = messages.record_delivery(context.current().engine, message_sid, status, error_code, now())
+    engine = context.current().engine
+    offer_id = messages.record_delivery(engine, message_sid, status, error_code, now(), sms_id=sms_id)
     if offer_id is None:
         return "kept"
     return expire_offer(offer_id, reason="the SMS could not be delivered", force=True)
@@ -807,7 +808,7 @@ def send_sms(sms_log_id: int) -> str | None:
             return None
         if not messages.claim_attempt(session, sms, now()):
             return None  # another job is sending it
-        callback = webhook_url(ctx.settings, "/sms/status")
+        callback = webhook_url(ctx.settings, f"/sms/status?sms={sms_log_id}")
         template = ctx.settings.sms.templates.get(sms.template or "")
         try:
             sid = ctx.telephony.send_sms(
@@ -835,13 +836,14 @@ def send_sms(sms_log_id: int) -> str | None:
 
 def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> None:
     """Twilio took the message: its sid is recorded, on a new connection if the one in use was cut
-    meanwhile. A message left unrecorded would look unsent, and be sent again."""
+    meanwhile. A message left unrecorded would look unsent, and be sent again. The platform's status
+    report may have come first and recorded it (with a later status, kept)."""
     for attempt in range(1, RECORD_SENT_TRIES + 1):
         try:
             with session_scope(engine) as session:
                 session.execute(
                     sa.update(SmsLog)
-                    .where(col(SmsLog.id) == sms_log_id)
+                    .where(col(SmsLog.id) == sms_log_id, col(SmsLog.message_sid).is_(None))
                     .values(
                         message_sid=sid,
                         status=SmsDelivery.QUEUED,

@@ -4,6 +4,7 @@ that Twilio refused is tried again, or given up on. Called by the SMS webhooks a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -23,6 +24,8 @@ from storage.models import (
     SmsHandling,
     SmsLog,
 )
+
+log = logging.getLogger(__name__)
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
 ORDER = {
@@ -96,12 +99,20 @@ def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) 
         return None
 
 
-def record_delivery(engine: sa.Engine, message_sid: str, status: str, error_code: str, now: datetime) -> int | None:
+def record_delivery(
+    engine: sa.Engine, message_sid: str, status: str, error_code: str, now: datetime, *, sms_id: int | None = None
+) -> int | None:
     """Keep a delivery report (`status` one of ORDER); return the open offer an undelivered SMS
-    carried (it goes unanswered)."""
+    carried (it goes unanswered).
+
+    `sms_id` is our row's id, carried in the status callback's URL: a message the platform took whose
+    sid we never wrote (the sending worker died, or the database was cut, between the platform's answer
+    and our write) is matched by it, and gets its sid now, so it is not sent a second time."""
     reported = SmsDelivery(status)
     with session_scope(engine) as session:
         sms = session.exec(select(SmsLog).where(SmsLog.message_sid == message_sid)).first()
+        if sms is None and sms_id is not None:
+            sms = _unrecorded(session, sms_id, message_sid)
         if sms is None or sms.direction is not Direction.OUTBOUND or ORDER[reported] < _rank(sms.status):
             return None
         sms.status, sms.updated_at = reported, now
@@ -109,6 +120,20 @@ def record_delivery(engine: sa.Engine, message_sid: str, status: str, error_code
         session.add(sms)
         offer = _offer_texted(session, sms) if reported in UNDELIVERED else None
         return offer.id if offer else None
+
+
+def _unrecorded(session: Session, sms_id: int, message_sid: str) -> SmsLog | None:
+    """Our outbound row `sms_id`, if it is waiting for the sid the platform just reported: it gets it
+    (and is no longer due to be tried again). A row with another sid was sent twice: that is logged."""
+    sms = session.get(SmsLog, sms_id, with_for_update=True)
+    if sms is None or sms.direction is not Direction.OUTBOUND or not sms.attempts:
+        return None
+    if sms.message_sid is not None:
+        log.warning("SMS %s was sent twice: %s and %s reached the platform", sms_id, sms.message_sid, message_sid)
+        return None
+    log.warning("SMS %s was sent, but its sid was never written; the platform's report gives it", sms_id)
+    sms.message_sid, sms.next_attempt_at = message_sid, None
+    return sms
 
 
 def _rank(status: str | None) -> int:

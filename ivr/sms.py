@@ -79,17 +79,21 @@ def internal_error(error: Exception) -> Response | HTTPException:
 @bp.post("/status")
 @webhook_signed
 def status() -> Response:
-    """Keep each message's delivery status; an offer that could not be delivered goes unanswered."""
+    """Keep each message's delivery status; an offer that could not be delivered goes unanswered. The
+    callback's URL names our message (`?sms=`), so a message whose sid we never wrote gets it here."""
     runtime = current_app.extensions["sewamitra"]
     report = _platform().delivery_report(request.form)
     sid, new = report.message_id, report.status
     if not MESSAGE_SID.match(sid) or new not in messages.ORDER:
         return Response(status=204)
     error_code = storable(report.error_code, 10)
+    ours = request.args.get("sms", "")
+    sms_id = int(ours) if ours.isdecimal() and len(ours) <= 18 else None
     try:
-        offer_id = messages.record_delivery(runtime.engine, sid, new, error_code, runtime.clock.now())
+        offer_id = messages.record_delivery(runtime.engine, sid, new, error_code, runtime.clock.now(), sms_id=sms_id)
     except UNREACHABLE:
-        return _later(enqueue.record_delivery(runtime.redis, sid, new, error_code), done=Response(status=204))
+        kept = enqueue.record_delivery(runtime.redis, sid, new, error_code, sms_id)
+        return _later(kept, done=Response(status=204))
     if offer_id is not None:
         enqueue.undelivered_offer(runtime.redis, offer_id)
     return Response(status=204)

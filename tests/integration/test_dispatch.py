@@ -612,6 +612,84 @@ def test_an_offer_sms_that_cannot_be_delivered_moves_the_job_on(
     ]
 
 
+def the_sid_write_is_lost(engine: sa.Engine, lost: bool = True) -> None:
+    """From now (until `lost` is False) the database refuses to write any message's sid: the platform
+    takes a message, and the write that should follow fails, as when the sending worker dies between."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS sid_lost")
+            if lost:
+                connection.exec_driver_sql(
+                    "CREATE TRIGGER sid_lost BEFORE UPDATE OF message_sid ON sms_log "
+                    "WHEN NEW.message_sid IS NOT NULL BEGIN SELECT RAISE(ABORT, 'the sid is lost'); END"
+                )
+            return
+        connection.exec_driver_sql("DROP TRIGGER IF EXISTS sid_lost ON sms_log")
+        if lost:
+            connection.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION sid_lost() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'the sid is lost'; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER sid_lost BEFORE UPDATE OF message_sid ON sms_log FOR EACH ROW "
+                "WHEN (NEW.message_sid IS NOT NULL) EXECUTE FUNCTION sid_lost()"
+            )
+
+
+def test_a_message_whose_sid_was_never_written_gets_it_from_the_platforms_report_and_is_not_sent_twice(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    """The platform took the message, but its sid was never written (the sending worker died, or the
+    database was cut, in between): it looks unsent. The platform's status report names our message in
+    its URL and gives the sid, so the sweeper, when the message is due again, sends nothing twice."""
+    the_sid_write_is_lost(engine)
+    with pytest.raises(sa.exc.DBAPIError):
+        jobs.text_sms("+919800000621", "already_taken", "en", {"number": "482913"})
+    the_sid_write_is_lost(engine, lost=False)
+    [sent] = sandbox.messages
+    with Session(engine) as session:
+        [sms] = session.exec(select(SmsLog).where(SmsLog.to_number == "+919800000621")).all()
+    assert (sms.message_sid, sms.status, sms.attempts) == (None, "pending", 1)
+
+    path = sent["status_callback"].removeprefix(PUBLIC_URL)
+    if platform_of(webhook.application) == "plivo":
+        form = {"MessageUUID": sent["sid"], "Status": "sent", "ErrorCode": ""}
+    else:
+        form = {"MessageSid": sent["sid"], "MessageStatus": "sent"}
+    assert signed_post(webhook, path, form).status_code == 204
+
+    with Session(engine) as session:
+        reported = session.get(SmsLog, sms.id)
+    assert reported is not None
+    assert (reported.message_sid, reported.status, reported.next_attempt_at) == (sent["sid"], "sent", None)
+    with session_scope(engine) as session:  # long past the time it would have been tried again
+        session.execute(
+            sa.update(SmsLog).where(col(SmsLog.id) == sms.id).values(created_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    jobs.sweep()
+    run_jobs(installed)
+    assert len(sandbox.messages) == 1
+
+
+def test_a_report_for_a_message_already_sent_under_another_sid_changes_nothing(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient
+) -> None:
+    """A report naming our message but carrying a sid other than the one written (a second send) is
+    not applied to it."""
+    jobs.text_sms("+919800000622", "already_taken", "en", {"number": "482913"})
+    [sent] = sandbox.messages
+    other = message_id(platform_of(webhook.application))
+    path = sent["status_callback"].removeprefix(PUBLIC_URL)
+    if platform_of(webhook.application) == "plivo":
+        form = {"MessageUUID": other, "Status": "delivered", "ErrorCode": ""}
+    else:
+        form = {"MessageSid": other, "MessageStatus": "delivered"}
+    assert signed_post(webhook, path, form).status_code == 204
+    with Session(engine) as session:
+        [sms] = session.exec(select(SmsLog).where(SmsLog.to_number == "+919800000622")).all()
+    assert (sms.message_sid, sms.status) == (sent["sid"], "queued")
+
+
 def test_a_failing_sms_api_is_retried_then_the_offer_counts_as_unanswered(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
 ) -> None:
