@@ -17,8 +17,8 @@ from core.slots import Slot
 from dispatch import enqueue, retention, sms_text
 from storage import audit
 from storage.audit import AuditAction
-from storage.db import session_scope
-from storage.models import Caller, Channel, RequestStatus, ServiceRequest, SmsDelivery, SmsLog
+from storage.db import session_scope, upsert
+from storage.models import Caller, CallLog, Channel, Direction, RequestStatus, ServiceRequest, SmsDelivery, SmsLog
 
 log = logging.getLogger(__name__)
 MAX_NUMBER_DRAWS = 20
@@ -100,6 +100,9 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
         to_status=RequestStatus.NEW.value,
         detail=dict(intake.detail),
     )
+    call_sid = dict(intake.detail).get("call_sid")
+    if call_sid:
+        _log_the_call(session, call_sid, intake, request.id)
     if intake.phone is None or phones.indian_mobile(intake.phone) is None:
         return request, None
     sms = SmsLog(
@@ -112,6 +115,24 @@ def new_request(session: Session, settings: Settings, intake: Intake) -> tuple[S
     session.add(sms)
     session.flush()
     return request, sms.id
+
+
+def _log_the_call(session: Session, call_sid: str, intake: Intake, request_id: int | None) -> None:
+    """The call that files a request is on the call log from the same commit. Its status callback,
+    which writes the rest of the log, may never come (a web worker killed as it arrived; the platform
+    does not send it again), and the request would be a phone request without its call."""
+    values: dict[str, object] = {
+        "call_sid": call_sid,
+        "direction": Direction.INBOUND.value,
+        "from_number": intake.phone,
+        "status": "in-progress",
+        "outcome": "request_created",
+        "language": intake.language,
+        "path": [],
+        "request_id": request_id,
+        "started_at": intake.filed_at,
+    }
+    upsert(session.connection(), CallLog, values, key="call_sid", update=("outcome", "request_id"))
 
 
 def file_request(engine: sa.Engine, settings: Settings, intake: Intake) -> Filed:

@@ -32,6 +32,7 @@ from tests.factories import (
     in_the_agent_queue,
     run_jobs,
     signed_post,
+    simulator,
     spoken_digits,
     with_hours,
 )
@@ -333,6 +334,21 @@ def test_the_status_callback_keeps_a_call_log(app: Flask) -> None:
         "check_pincode",
     ]
     assert log.language == "en"
+
+
+def test_a_request_booked_by_phone_is_on_the_call_log_though_the_status_callback_never_comes(app: Flask) -> None:
+    """The platform's status callback at the call's end never reaches the helpline (the web worker it
+    came to was killed; the platform does not send it again): the call that booked is logged anyway."""
+    transcript = simulator(app.test_client(), status_path="/nowhere").run(ENGLISH_PLUMBER_AT_226001)
+    [log] = rows(app, CallLog)
+    [request] = stored(app)
+    assert (log.call_sid, log.status, log.outcome, log.request_id, log.language) == (
+        transcript.call_sid,
+        "in-progress",
+        "request_created",
+        request.id,
+        "en",
+    )
 
 
 def test_a_database_outage_gets_an_apology_and_an_agent_not_an_error(
