@@ -1,7 +1,7 @@
 """Agents' calls (`AgentCall`): the list (an agent's own, or every agent's for supervisors), a call's
 page with its facts, wrap-up code and recordings, a supervisor's correction of its code and quality
 review against `quality.scorecard` (one a call, edited by its author only), and the reports: wrap-up
-codes by code, agent and day (on screen and CSV), and each agent's quality. The rules are
+codes by code, agent and day, and each agent's quality (each on screen and CSV). The rules are
 callcentre.wrapup's and callcentre.scorecard's; the sums are here, over plain rows."""
 
 from __future__ import annotations
@@ -367,12 +367,8 @@ def day_codes(db: sa.Connection, start: datetime, end: datetime) -> list[tuple[s
 # -- each agent's quality --------------------------------------------------------------------------------
 
 
-@bp.get("/quality")
-@requires(*STAFF)
-def quality() -> ResponseReturnValue:
-    """Per agent, over the calls answered in the span: reviewed, average score, pass rate, weakest
-    item. An agent sees their own line."""
-    span = reports.chosen_span(request.args)
+def quality_lines(db: Session, span: reports.Span) -> list[scorecard.AgentQuality]:
+    """Per agent, over the reviewed calls answered in the span; an agent's own line only, for an agent."""
     answered = col(AgentCall.answered_at)
     query = (
         sa.select(
@@ -387,12 +383,58 @@ def quality() -> ResponseReturnValue:
     )
     if g.user.role not in MANAGERS:
         query = query.where(col(AgentCall.agent_id) == g.user.id)
-    settings = runtime().settings.quality
+    found = [scorecard.Review(a, p, m, bool(ok), s or {}) for a, p, m, ok, s in db.execute(query).all()]
+    return scorecard.by_agent(found, runtime().settings.quality)
+
+
+@bp.get("/quality")
+@requires(*STAFF)
+def quality() -> ResponseReturnValue:
+    """Each agent's quality: calls reviewed, average score, pass rate, weakest item; on screen and CSV."""
+    span = reports.chosen_span(request.args)
     with Session(runtime().engine) as db:
-        found = [scorecard.Review(a, p, m, bool(ok), s or {}) for a, p, m, ok, s in db.execute(query).all()]
-        lines = scorecard.by_agent(found, settings)
+        lines = quality_lines(db, span)
         names = _names(db, (line.agent_id for line in lines))
-    items = {item.code: item.name(g.get("language", "en")) for item in settings.scorecard}
+    items = {item.code: item.name(g.get("language", "en")) for item in runtime().settings.quality.scorecard}
     return render_template(
-        "console/calls/quality.html", span=span, lines=lines, names=names, items=items, metrics=metrics, csv_url=""
+        "console/calls/quality.html",
+        span=span,
+        lines=lines,
+        names=names,
+        items=items,
+        metrics=metrics,
+        csv_url=url_for(".quality_csv", **span.args()),
     )
+
+
+QUALITY_HEADER = (
+    "agent",
+    "calls_reviewed",
+    "average_score_percent",
+    "pass_rate_percent",
+    "weakest_item",
+    "weakest_item_name",
+)
+
+
+@bp.get("/quality.csv")
+@requires(*STAFF)
+def quality_csv() -> ResponseReturnValue:
+    """The quality report as a sheet (in English, as every sheet of the console): the lines the page shows."""
+    span = reports.chosen_span(request.args)
+    with Session(runtime().engine) as db:
+        lines = quality_lines(db, span)
+        names = _names(db, (line.agent_id for line in lines))
+    items = {item.code: item.name("en") for item in runtime().settings.quality.scorecard}
+    rows = [
+        [
+            names.get(line.agent_id, line.agent_id),
+            line.reviewed,
+            "" if line.average_percent is None else f"{line.average_percent:.1f}",
+            metrics.share(line.pass_rate),
+            line.weakest or "",
+            items.get(line.weakest, line.weakest) if line.weakest else "",
+        ]
+        for line in lines
+    ]
+    return spreadsheet.response(f"call-quality-{span.name()}.csv", QUALITY_HEADER, rows, present.zone())

@@ -589,6 +589,9 @@ class Retention(_Frozen):
     sms_bodies: int = Field(180, ge=1, description="the text of SMS in and out, from the message")
     call_logs: int = Field(365, description="records of calls (logs of processing), from the call")
     audit_events: int = Field(730, description="the audit trail (logs of processing), from the event")
+    call_notes: int = Field(
+        90, ge=1, description="what staff write about a call (wrap-up notes, review comments, callback notes)"
+    )
 
     @field_validator("call_logs", "audit_events")
     @classmethod
@@ -599,6 +602,14 @@ class Retention(_Frozen):
                 f"(DPDP Rules 2025); {value} is too short"
             )
         return value
+
+    @model_validator(mode="after")
+    def _notes_found_through_their_call(self) -> Retention:
+        """A citizen's erasure finds staff's notes about their calls through the calls' records: a note
+        kept longer than its call's record would outlive the number that finds it."""
+        if self.call_notes > self.call_logs:
+            raise ValueError(f"call_notes ({self.call_notes}) must be at most call_logs ({self.call_logs} days)")
+        return self
 
 
 class BridgedCalls(_Frozen):

@@ -5,6 +5,11 @@ erasure the person asked for share it): the number becomes its keyed hash in eve
 caller who rings again is still known as a repeat caller (`returning_caller`), while their names and
 free text, and the SMS to and from them, are blanked. Redis is cleared of every trace of the number.
 
+What staff write about a citizen's call (an agent's wrap-up note, a supervisor's review comments, the
+notes of a callback and its tries) is blanked with the citizen (`blank_notes_about`), and by the
+nightly sweep `privacy.retention.call_notes` days after the call, or after the callback closed
+(`blank_notes_before`). Codes, scores and outcomes stay: they name no one, and the reports count them.
+
 Before the sweep erases a citizen's number for lapsed purpose it tells them by SMS, in their language,
 `privacy.erasure_notice_hours` ahead (DPDP Rules 2025: 48 hours), and waits that long after the
 notice. That SMS is no contact: it does not keep the number alive. A citizen who cannot be told (no
@@ -33,11 +38,14 @@ from dispatch import notice
 from storage import audit
 from storage.audit import AuditAction
 from storage.models import (
+    AgentCall,
     AuditEvent,
     CallbackAttempt,
     CallbackRequest,
+    CallbackStatus,
     Caller,
     CallLog,
+    CallReview,
     Provider,
     Recording,
     RecordingKind,
@@ -58,6 +66,9 @@ REDIS_PATTERNS = ("sewamitra:*", "rq:job:*")  # the helpline's keys and RQ's job
 BATCH = 500
 NIGHT = timedelta(days=1)  # between two runs of the nightly sweep (dispatch.schedule.RETENTION_CRON)
 FREE_TEXT = ("contact_name", "description", "address_note", "preferred_time")
+# Audit events whose reason is the note an agent wrote on a callback (console.callers, console.queue).
+NOTED_ON_CALLBACKS = (AuditAction.CALLBACK_SCHEDULED.value, AuditAction.CALLBACK_HANDLED.value)
+COMMENT = "comment"  # a review's comment on one item of the scorecard (CallReview.scores)
 
 
 @dataclass
@@ -71,6 +82,9 @@ class Counts:
     audit_events_deleted: int = 0
     audit_events_scrubbed: int = 0
     recordings_deleted: int = 0
+    wrap_up_notes_blanked: int = 0  # agent calls whose wrap-up note went
+    review_comments_blanked: int = 0  # quality reviews whose comments went
+    callback_notes_blanked: int = 0  # callbacks and tries whose note went
     redis_entries_removed: int = 0
     erasure_notices: int = 0  # citizens told their number goes soon
     numbers_awaiting_notice: int = 0  # past their time, their notice not yet `erasure_notice_hours` old
@@ -106,12 +120,8 @@ def erase_number(session: Session, number: str, key: str, counts: Counts) -> Non
     hashed = phones.pseudonym(normal(number), key)
     forms = sorted({number, normal(number), searchable(number)})
     _erase_caller(session, forms, hashed, counts)
-    owed = sa.select(col(CallbackRequest.id)).where(col(CallbackRequest.phone).in_(forms))
-    session.execute(sa.update(CallbackAttempt).where(col(CallbackAttempt.callback_id).in_(owed)).values(note=None))
-    for table, column in ((CallbackRequest, "phone"),):
-        session.execute(
-            sa.update(table).where(col(getattr(table, column)).in_(forms)).values({column: hashed, "note": None})
-        )
+    blank_notes_about(session, [*forms, hashed], counts)  # while the number still finds their calls
+    session.execute(sa.update(CallbackRequest).where(col(CallbackRequest.phone).in_(forms)).values(phone=hashed))
     for column in ("from_number", "to_number"):
         session.execute(sa.update(CallLog).where(col(getattr(CallLog, column)).in_(forms)).values({column: hashed}))
         result = session.execute(
@@ -182,6 +192,73 @@ def returning_caller(connection: sa.Connection | Session, number: str, key: str 
     connection.execute(
         sa.update(Caller).where(col(Caller.phone) == hashed, ~taken).values(phone=number),
     )
+
+
+# -- what staff wrote about a call ------------------------------------------------------------------
+
+
+def blank_notes_about(session: Session, numbers: list[str], counts: Counts) -> None:
+    """Staff's notes about a citizen's calls and callbacks blanked, found by the number's forms (its
+    hash among them: what was written since an earlier erasure is about them too)."""
+    calls = sa.select(col(CallLog.call_sid)).where(
+        sa.or_(col(CallLog.from_number).in_(numbers), col(CallLog.to_number).in_(numbers))
+    )
+    _blank_call_notes(session, col(AgentCall.call_sid).in_(calls), counts)
+    _blank_callback_notes(session, col(CallbackRequest.phone).in_(numbers), counts)
+
+
+def blank_notes_before(session: Session, before: datetime, counts: Counts) -> None:
+    """Staff's notes past `privacy.retention.call_notes`: about a call answered before `before`, or a
+    callback closed before it (an open callback's notes still guide its next try)."""
+    _blank_call_notes(session, col(AgentCall.answered_at) < before, counts)
+    closed_at = sa.func.coalesce(col(CallbackRequest.handled_at), col(CallbackRequest.created_at))
+    closed = sa.and_(col(CallbackRequest.status) != CallbackStatus.PENDING, closed_at < before)
+    _blank_callback_notes(session, closed, counts)
+
+
+def _blank_call_notes(session: Session, calls: sa.ColumnElement[bool], counts: Counts) -> None:
+    """The wrap-up notes of these agent calls, and the comments of their quality reviews (a review
+    loses its comment keys, so that a review blanked once is not read again)."""
+    result = session.execute(
+        sa.update(AgentCall).where(calls, col(AgentCall.disposition_note).is_not(None)).values(disposition_note=None)
+    )
+    counts.wrap_up_notes_blanked += int(result.rowcount)  # type: ignore[attr-defined]
+    commented = select(CallReview).where(
+        col(CallReview.agent_call_id).in_(sa.select(col(AgentCall.id)).where(calls)),
+        sa.cast(col(CallReview.scores), sa.Text).like(f'%"{COMMENT}"%'),
+    )
+    for review in session.exec(commented).all():
+        items = {code: dict(score) for code, score in review.scores.items() if isinstance(score, dict)}
+        said = any(score.pop(COMMENT, None) for score in items.values())
+        review.scores = items
+        session.add(review)
+        counts.review_comments_blanked += said
+
+
+def _blank_callback_notes(session: Session, callbacks: sa.ColumnElement[bool], counts: Counts) -> None:
+    """The notes of these callbacks and of their tries, and the audit trail's copies of an agent's
+    note (its `reason`; what was done, by whom and when, stays)."""
+    ids = sa.select(col(CallbackRequest.id)).where(callbacks)
+    tries = session.execute(
+        sa.update(CallbackAttempt)
+        .where(col(CallbackAttempt.callback_id).in_(ids), col(CallbackAttempt.note).is_not(None))
+        .values(note=None)
+    )
+    own = session.execute(
+        sa.update(CallbackRequest).where(callbacks, col(CallbackRequest.note).is_not(None)).values(note=None)
+    )
+    counts.callback_notes_blanked += int(tries.rowcount) + int(own.rowcount)  # type: ignore[attr-defined]
+    copies = session.execute(
+        sa.update(AuditEvent)
+        .where(
+            col(AuditEvent.entity) == "callback_request",
+            col(AuditEvent.entity_id).in_(ids),
+            col(AuditEvent.action).in_(NOTED_ON_CALLBACKS),
+            col(AuditEvent.reason).is_not(None),
+        )
+        .values(reason=None)
+    )
+    counts.audit_events_scrubbed += int(copies.rowcount)  # type: ignore[attr-defined]
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -257,6 +334,7 @@ def sweep(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment
             erase_number(session, number, key, counts)
         counts.requests_blanked += _blank_anonymous_requests(session, citizens_before)
         counts.sms_bodies_blanked += _blank_sms(session, moment - timedelta(days=days.sms_bodies))
+        blank_notes_before(session, moment - timedelta(days=days.call_notes), counts)
         counts.call_logs_deleted = _delete_before(session, CallLog, CallLog.started_at, moment, days.call_logs)
         counts.audit_events_deleted = _delete_before(session, AuditEvent, AuditEvent.at, moment, days.audit_events)
         counts.recordings_deleted = erase_recordings_before(
@@ -526,13 +604,14 @@ def erase_caller(
         calls = list(session.exec(select(CallLog.call_sid).where(CallLog.from_number == caller.phone)).all())
         if not phones.is_pseudonym(caller.phone):
             erase_number(session, caller.phone, key, counts)
-        else:  # erased before: what they said since the number went is blanked all the same
+        else:  # erased before: what they said, and staff wrote about them, since then is blanked all the same
             result = session.execute(
                 sa.update(ServiceRequest)
                 .where(col(ServiceRequest.caller_id) == caller_id, _has_free_text())
                 .values(dict.fromkeys(FREE_TEXT))
             )
             counts.requests_blanked += int(result.rowcount)  # type: ignore[attr-defined]
+            blank_notes_about(session, [caller.phone], counts)
         theirs = select(Recording).where(
             col(Recording.erased_at).is_(None),
             sa.or_(

@@ -1,8 +1,8 @@
 """Agents' calls in the console, against the real app and database: the wrap-up codes report (by
 code, agent and day, in the call centre's days, on screen and as CSV) and the dashboard's table,
 checked against the calls made here; a supervisor's quality review of a call against the scorecard
-(one a call, edited by its author only), hostile scores refused; each agent's quality report; an
-agent sees their own calls and reviews, and no one else's."""
+(one a call, edited by its author only), hostile scores refused; each agent's quality report, on
+screen and as CSV; an agent sees their own calls and reviews, and no one else's."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 from core.clock import FrozenClock
 from storage.audit import AuditAction, record
 from storage.db import session_scope
-from storage.models import AgentCall, AuditEvent, CallReview, Recording, RecordingKind, Role, ServiceRequest
+from storage.models import AgentCall, AuditEvent, CallReview, Recording, RecordingKind, Role, ServiceRequest, User
 from tests.console import Console, add_user, signed_in
 from tests.factories import add_request, engine_of
 
@@ -260,30 +260,28 @@ def test_a_supervisor_reviews_a_call_on_its_page_and_only_they_may_change_the_re
     assert f'/console/calls/{ravis}"' not in listed
 
 
-def test_each_agents_quality_over_the_reviewed_calls_of_the_span(app: Flask, two_days: dict[str, int]) -> None:
+FULL_MARKS = {"greeting": 10, "language": 10, "identity_check": 20, "resolution": 40, "courtesy": 20}
+
+
+def reviewed(app: Flask, two_days: dict[str, int], boss: Console) -> None:
+    """The supervisor reviews two of Asha's calls and one of Ravi's in the span, and one of his before it."""
     asha_id, ravi_id = two_days["asha"], two_days["ravi"]
-    boss = signed_in(app, "sunita", Role.SUPERVISOR)
     first = talked(app, asha_id, "2027-03-01T09:00", 100, "booked")
     second = talked(app, asha_id, "2027-03-02T09:00", 100, "complaint")
     ravis = talked(app, ravi_id, "2027-03-02T10:00", 100, "tracked")
     outside = talked(app, ravi_id, "2027-02-27T10:00", 100, "tracked")
-    full = {
-        code: points
-        for code, points in (
-            ("greeting", 10),
-            ("language", 10),
-            ("identity_check", 20),
-            ("resolution", 40),
-            ("courtesy", 20),
-        )
-    }
     for call, points in (
         (first, SCORES),  # 75, passed
         (second, {"greeting": 0, "language": 10, "identity_check": 10, "resolution": 20, "courtesy": 10}),  # 50
-        (ravis, full),  # 100
-        (outside, {code: 0 for code in full}),
+        (ravis, FULL_MARKS),  # 100
+        (outside, {code: 0 for code in FULL_MARKS}),
     ):
         assert boss.post(f"/console/calls/{call}/review", scored(points)).status_code == 302
+
+
+def test_each_agents_quality_over_the_reviewed_calls_of_the_span(app: Flask, two_days: dict[str, int]) -> None:
+    boss = signed_in(app, "sunita", Role.SUPERVISOR)
+    reviewed(app, two_days, boss)
 
     shown = page(boss.get(f"/console/calls/quality?{SPAN}"))
     table = shown.split('id="quality-by-agent"')[1].split("</table>")[0]
@@ -297,3 +295,46 @@ def test_each_agents_quality_over_the_reviewed_calls_of_the_span(app: Flask, two
     hers = page(asha.get(f"/console/calls/quality?{SPAN}"))
     assert "62.5%" in hers
     assert "100.0%" not in hers
+
+
+QUALITY_HEADER = [
+    "agent",
+    "calls_reviewed",
+    "average_score_percent",
+    "pass_rate_percent",
+    "weakest_item",
+    "weakest_item_name",
+]
+
+
+def test_each_agents_quality_as_a_sheet_beside_the_report(app: Flask, two_days: dict[str, int]) -> None:
+    """The sheet holds the report's lines, in English; a name a spreadsheet would run as a formula is
+    defused; an agent's sheet holds her own line only."""
+    boss = signed_in(app, "sunita", Role.SUPERVISOR)
+    reviewed(app, two_days, boss)
+    with session_scope(engine_of(app)) as db:
+        ravi = db.get(User, two_days["ravi"])
+        assert ravi is not None
+        ravi.full_name = '=HYPERLINK("http://evil.example","Ravi")'
+        db.add(ravi)
+
+    shown = page(boss.get(f"/console/calls/quality?{SPAN}"))
+    assert 'href="/console/calls/quality.csv?from=2027-03-01&amp;to=2027-03-02">Export CSV</a>' in shown
+    response = boss.get(f"/console/calls/quality.csv?{SPAN}")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == "attachment; filename=call-quality-20270301-20270302.csv"
+    [header, *rows] = sheet(response.data)
+    assert header == QUALITY_HEADER
+    assert rows == [
+        ["Asha", "2", "62.5", "50.0", "identity_check", "Identity check"],
+        ['\'=HYPERLINK("http://evil.example","Ravi")', "1", "100.0", "100.0", "", ""],
+    ]
+
+    asha = Console(app)
+    asha.sign_in("asha")
+    [header, *rows] = sheet(asha.get(f"/console/calls/quality.csv?{SPAN}").data)
+    assert header == QUALITY_HEADER
+    assert rows == [["Asha", "2", "62.5", "50.0", "identity_check", "Identity check"]]
+    nobody = sheet(boss.get("/console/calls/quality.csv?from=2027-02-01&to=2027-02-02").data)
+    assert nobody == [QUALITY_HEADER]

@@ -12,7 +12,9 @@ from sewamitra.app import create_app
 
 @pytest.fixture
 def app_settings(helpline_settings: Settings) -> Settings:
-    retention = helpline_settings.privacy.retention.model_copy(update={"citizens": 400, "sms_bodies": 123})
+    retention = helpline_settings.privacy.retention.model_copy(
+        update={"citizens": 400, "sms_bodies": 123, "call_notes": 61}
+    )
     privacy = helpline_settings.privacy.model_copy(
         update={"retention": retention, "grievance_email": "dpo@up.example.gov.in", "erasure_notice_hours": 36}
     )
@@ -28,6 +30,7 @@ def test_a_citizen_reads_the_notice_in_hindi_without_signing_in(client: FlaskCli
     assert "निजता सूचना" in text
     assert "आख़िरी संपर्क के 400 दिन बाद तक" in text
     assert "<td>123 दिन</td>" in text
+    assert "एजेंटों और सुपरवाइज़रों के नोट</th><td>कॉल के 61 दिन बाद तक" in text  # staff's notes about a call
     assert f"<strong>{app_settings.helpline_public_number}</strong>" in text  # the number the SMS give
     assert "dpo@up.example.gov.in" in text
     assert "मिटवाना" in text  # how to ask for erasure
@@ -42,6 +45,7 @@ def test_the_notice_in_english_gives_the_same_figures(client: FlaskClient) -> No
     assert '<html lang="en">' in text
     assert "400 days after your last contact" in text
     assert "<td>123 days</td>" in text
+    assert "Notes by agents and supervisors about your calls</th><td>61 days after the call" in text
     assert "<td>365 days</td>" in text  # records of calls, as config.yaml ships
     assert "to have it erased" in text
     assert "press 5 at the main menu" in text

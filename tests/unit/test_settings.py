@@ -208,6 +208,15 @@ def test_logs_of_processing_kept_less_than_a_year_are_refused_at_start() -> None
     assert load_settings(ROOT / "config.yaml", {}).privacy.retention.citizens == 365
 
 
+def test_staffs_notes_about_a_call_go_with_its_recording_and_never_outlive_its_record() -> None:
+    """An erasure finds the notes about a citizen's calls through the calls' records (call_logs)."""
+    assert load_settings(ROOT / "config.yaml", {}).privacy.retention.call_notes == 90
+    with pytest.raises(ConfigError, match=r"call_notes \(400\) must be at most call_logs \(365 days\)"):
+        load_settings(ROOT / "config.yaml", {"SEWAMITRA_PRIVACY__RETENTION__CALL_NOTES": "400"})
+    longer = {"SEWAMITRA_PRIVACY__RETENTION__CALL_NOTES": "400", "SEWAMITRA_PRIVACY__RETENTION__CALL_LOGS": "400"}
+    assert load_settings(ROOT / "config.yaml", longer).privacy.retention.call_notes == 400
+
+
 def test_the_notice_before_an_erasure_comes_48_hours_ahead_unless_turned_off() -> None:
     """The DPDP Rules 2025 ask for a notice 48 hours before an erasure for lapsed purpose."""
     assert load_settings(ROOT / "config.yaml", {}).privacy.erasure_notice_hours == 48
