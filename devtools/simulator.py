@@ -50,6 +50,7 @@ RecordingUrl, RecordingStatus "completed", RecordingDuration, RecordingChannels 
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import re
 import secrets
@@ -520,6 +521,38 @@ class HttpTransport:
             raise
         except OSError as error:  # connected, then no answer in time or a dropped connection: no retry
             return Reply(0, "", "", failure=f"no answer: {error or type(error).__name__}")
+
+
+@dataclass
+class SandboxMoves:
+    """The REST moves a sandbox in another process recorded (`sewamitra up`'s), for `CallSetup.moved`:
+    each asked of it over HTTP, `POST /_sandbox/moves/{call}`, and taken once. Only the call's own
+    move is asked for: a move of a call nobody simulates stays in the sandbox, followed by nobody.
+    A sandbox that does not answer (`up` stopped) has moved nothing."""
+
+    base_url: str
+    timeout: float = 5
+    _waiting: dict[str, str] = field(default_factory=dict)  # moves taken early, to be followed
+
+    def __call__(self, call_sid: str) -> str | None:
+        """The URL `call_sid` was moved to since it last asked, if any."""
+        return self._waiting.pop(call_sid, None) or self._take(call_sid)
+
+    def waiting(self, call_sid: str) -> bool:
+        """Whether `call_sid` was moved and has yet to follow (the move kept here until it does)."""
+        if call_sid not in self._waiting and (url := self._take(call_sid)):
+            self._waiting[call_sid] = url
+        return call_sid in self._waiting
+
+    def _take(self, call_sid: str) -> str | None:
+        path = urllib.parse.quote(call_sid, safe="")
+        request = urllib.request.Request(f"{self.base_url.rstrip('/')}/_sandbox/moves/{path}", data=b"")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                url = json.load(answer).get("url")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return url if isinstance(url, str) and url else None
 
 
 def _http_reply(status: int, headers: Message, body: bytes) -> Reply:
