@@ -52,8 +52,10 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import os
 import re
 import secrets
+import select
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -82,6 +84,7 @@ APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
 DEFAULT_HOLD_MUSIC = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
 
 SILENCE, AGENT, HANGUP = "-", "agent", "hangup"
+TERMINAL_POLL_S = 0.2  # how often a caller waiting at the terminal's prompt asks whether the call was moved
 DTMF_KEYS = frozenset("0123456789*#")
 SPEECH = re.compile(r"^say:(?P<seconds>\d{1,4})(?P<end>[#!]?)$")  # the caller speaks at a <Record>
 
@@ -603,24 +606,61 @@ class ScriptedKeys:
 
 
 class TerminalKeys:
-    """Key items typed by a person, one a line; the end of input hangs up."""
+    """Key items typed by a person, one a line; the end of input hangs up.
+
+    With `cut_short` (whether the platform has moved the call by REST meanwhile), the wait at the
+    prompt ends as soon as it is true, as a silence: a move cuts into whatever the call was playing,
+    so the caller is taken on without typing anything (the call follows the move at its next step).
+    """
 
     PROMPT = "keys (digits, Enter = silence, say:N to speak N s at a beep, agent, hangup)> "
 
-    def __init__(self, inp: TextIO, out: TextIO) -> None:
+    def __init__(self, inp: TextIO, out: TextIO, *, cut_short: Callable[[], bool] | None = None) -> None:
         self.inp, self.out = inp, out
+        self.cut_short = cut_short
+        self._typed = b""  # read from the terminal, not yet a whole line
 
     def next_key(self) -> str | None:
         while True:
             self.out.write(self.PROMPT)
             self.out.flush()
-            line = self.inp.readline()
-            if not line:
+            line = self._line()
+            if line is None:
                 return None
+            if not line:  # the call was moved: the caller is taken on, silent
+                self.out.write("\n")
+                return SILENCE
             try:
                 return key_item(line)
             except ValueError as error:
                 self.out.write(f"{error}\n")
+
+    def _line(self) -> str | None:
+        """The next line typed (ending in a newline, unless the input ended); "" when a move came
+        first; None at the end of input."""
+        descriptor = _descriptor(self.inp) if self.cut_short is not None else None
+        if descriptor is None:
+            return self.inp.readline() or None
+        while b"\n" not in self._typed:
+            if select.select([descriptor], [], [], TERMINAL_POLL_S)[0]:
+                chunk = os.read(descriptor, 4096)
+                if not chunk:
+                    typed, self._typed = self._typed, b""
+                    return typed.decode(errors="replace") or None
+                self._typed += chunk
+            elif self.cut_short is not None and self.cut_short():
+                return ""
+        line, _, self._typed = self._typed.partition(b"\n")
+        return line.decode(errors="replace") + "\n"
+
+
+def _descriptor(stream: TextIO) -> int | None:
+    """The file descriptor under a terminal or pipe, read directly so that waiting on it can be cut
+    short; None for a stream without one (a test's StringIO)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 class _Keys:
@@ -928,10 +968,15 @@ class _Call:
         return _Fetch(self.sim.url(self.sim.fallback_path), "POST", params, fallback=True)
 
     def _execute(self, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
+        """Run a document's verbs; a REST move cuts into it before its next verb (in a queue's wait
+        document, before its next round: `_wait`)."""
         for verb in document.root:
             outcome = yield from self._verb(verb, document, queue)
             if outcome is not None:
                 return outcome
+            moved = self._moved() if queue is None else None
+            if moved is not None:
+                return moved
         return None
 
     def _verb(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
