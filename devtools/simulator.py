@@ -50,6 +50,7 @@ RecordingUrl, RecordingStatus "completed", RecordingDuration, RecordingChannels 
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import math
 import os
@@ -1412,26 +1413,36 @@ def simulate_command(
     inp: TextIO,
     account_sid: str = "",
     platform: str = "twilio",
+    sandbox_url: str | None = None,
 ) -> Transcript:
     """`sewamitra simulate`: one call to a running server, told as it happens; keys from `keys` or typed.
-    On Plivo (`platform`), the call follows Plivo's XML rules and signatures (devtools.plivo_simulator)."""
+    On Plivo (`platform`), the call follows Plivo's XML rules and signatures (devtools.plivo_simulator).
+    With the platform's sandbox at `sandbox_url` (`sewamitra up`'s), the call follows the moves the
+    helpline asks of it by REST, as the platform would: at once, even while the caller waits at the prompt."""
 
     def tell(event: Event) -> None:
         if not isinstance(event, Request):
             print(event.line(), file=out, flush=True)
 
+    call_sid = str(uuid.uuid4()) if platform == "plivo" else _sid("CA")
+    moves = SandboxMoves(sandbox_url) if sandbox_url else None
     if platform == "plivo":
         from devtools.plivo_simulator import PlivoCallSimulator, plivo_headers
 
         http = HttpTransport(url, public_url, auth_token, sign=plivo_headers)
-        simulator: CallSimulator = PlivoCallSimulator(
-            _RefusalStops(http), public_url=public_url, from_number=from_number, on_event=tell
-        )
+        place: type[CallSimulator] = PlivoCallSimulator
+        transport = _RefusalStops(http)
     else:
-        transport = _RefusalStops(HttpTransport(url, public_url, auth_token, account_sid=account_sid))
-        simulator = CallSimulator(transport, public_url=public_url, from_number=from_number, on_event=tell)
+        place, transport = (
+            CallSimulator,
+            _RefusalStops(HttpTransport(url, public_url, auth_token, account_sid=account_sid)),
+        )
+    simulator = place(
+        transport, public_url=public_url, from_number=from_number, call_sid=call_sid, moved=moves, on_event=tell
+    )
+    typed = TerminalKeys(inp, out, cut_short=functools.partial(moves.waiting, call_sid) if moves else None)
     try:
-        transcript = simulator.run(TerminalKeys(inp, out) if keys is None else parse_keys(keys))
+        transcript = simulator.run(typed if keys is None else parse_keys(keys))
     except SignatureRefused as refused:
         failure = Failure(None, refused.explanation(public_url), refused.url)
         print(failure.line(), file=out, flush=True)
