@@ -36,8 +36,11 @@ each of the caller's key items left is a moment of talk: what happens on the lin
 agent's console) happens while they talk.
 
 A live call moved by the REST API (twilio.com/docs/voice/api/call-resource#update-a-call-resource: a
-new `Url`): `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it
-is doing at its next step (a round of hold music, a room) and requests the new URL. A caller moved
+new `Url`, whose TwiML the call runs at once): `CallSetup.moved` tells the simulator (the sandbox's
+`moved`, or `SandboxMoves` asking a sandbox in another process, `sewamitra up`'s); the call leaves
+what it is doing at its next step (the next verb of its document, a round of hold music, a room;
+a caller waiting at the terminal's prompt is taken on at once, `TerminalKeys`) and requests the new
+URL. A caller moved
 out of an <Enqueue> leaves the queue with QueueResult "redirected": its action is requested and its
 TwiML not run, the call going on with the new URL (twilio.com/docs/voice/twiml/enqueue#attributes-action).
 A room recorded (the <Conference> noun's `record="record-from-start"` and `recordingStatusCallback`,

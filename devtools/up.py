@@ -73,6 +73,7 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
         click.echo(f"embedded Redis on {embedded.socket} (data kept in {embedded.directory})")
     try:
         sandbox_port = None
+        (settings.data_dir / SANDBOX_URL_FILE).unlink(missing_ok=True)  # an earlier `up` killed outright left it
         platform = settings.telephony.platform
         if not environ.get(ACCOUNT_ENV[platform]) and not getattr(settings, platform).api_base_url:
             sandbox_port = free_port()
