@@ -1432,16 +1432,17 @@ def simulate_command(
     if platform == "plivo":
         from devtools.plivo_simulator import PlivoCallSimulator, plivo_headers
 
-        http = HttpTransport(url, public_url, auth_token, sign=plivo_headers)
         place: type[CallSimulator] = PlivoCallSimulator
-        transport = _RefusalStops(http)
+        http = HttpTransport(url, public_url, auth_token, sign=plivo_headers)
     else:
-        place, transport = (
-            CallSimulator,
-            _RefusalStops(HttpTransport(url, public_url, auth_token, account_sid=account_sid)),
-        )
+        place, http = CallSimulator, HttpTransport(url, public_url, auth_token, account_sid=account_sid)
     simulator = place(
-        transport, public_url=public_url, from_number=from_number, call_sid=call_sid, moved=moves, on_event=tell
+        _RefusalStops(http),
+        public_url=public_url,
+        from_number=from_number,
+        call_sid=call_sid,
+        moved=moves,
+        on_event=tell,
     )
     typed = TerminalKeys(inp, out, cut_short=functools.partial(moves.waiting, call_sid) if moves else None)
     try:
