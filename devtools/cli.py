@@ -73,9 +73,10 @@ def seed(ctx: click.Context, seed_number: int, providers: int, workers: int) -> 
 )
 @click.pass_context
 def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | None, platform: str | None) -> None:
-    """Place a call from the terminal, as Twilio or Plivo would, and print what the caller hears."""
+    """Place a call from the terminal, as Twilio or Plivo would, and print what the caller hears; the
+    call follows the helpline's REST moves of it (into an agent's room) when `up` runs the platform's sandbox."""
     from devtools.simulator import simulate_command
-    from devtools.up import served_public_url
+    from devtools.up import running_sandbox, served_public_url
 
     settings = _settings(ctx)
     platform = platform or settings.telephony.platform
@@ -97,6 +98,7 @@ def simulate(ctx: click.Context, url: str | None, from_number: str, keys: str | 
         inp=sys.stdin,
         account_sid=account,
         platform=platform,
+        sandbox_url=running_sandbox(settings.data_dir),
     )
     if transcript.errors:
         sys.exit(1)

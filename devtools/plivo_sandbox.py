@@ -22,7 +22,8 @@ recorded (`control`) with `action`, `call`, `room`, `member` and `params`:
 
 - Transfer a call, `POST /v1/Account/{auth_id}/Call/{uuid}/` with `legs` (aleg) and `aleg_url`
   (plivo.com/docs/voice/api/call/transfer-a-call): answered 202; the move waits in `moved(call)`
-  for the simulated call to take it.
+  for the simulated call to take it, or for a simulated call in another process to take it by
+  `POST /_sandbox/moves/{uuid}`, as on the Twilio sandbox.
 - A conference member muted, made deaf, or played audio (`url`), `POST` (undone by `DELETE`)
   `/v1/Account/{auth_id}/Conference/{name}/Member/{member_id}/Mute/`, `/Deaf/`, `/Play/`
   (plivo.com/docs/voice/api/conference/member/…): answered 202 (`DELETE`: 204); a room a test
@@ -69,7 +70,6 @@ import jwt
 
 from devtools.twilio_sandbox import (
     MAX_BODY_CHARS,
-    SANDBOX_PREFIX,
     SandboxRefusal,
     TwilioSandbox,
     _SandboxHandler,
@@ -270,9 +270,7 @@ class _PlivoHandler(_SandboxHandler):
             return
         if api:
             self._plivo(api["account"], api["resource"])
-        elif path == f"{SANDBOX_PREFIX}/faults":
-            self._faults()
-        else:
+        elif not self._sandbox_post(path):
             self._send_json(HTTPStatus.NOT_FOUND, PlivoRefusal(HTTPStatus.NOT_FOUND, "not found").payload())
 
     def do_DELETE(self) -> None:

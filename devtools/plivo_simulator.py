@@ -22,9 +22,11 @@ The rules simulated, from Plivo's documentation:
   (enter, exit), ConferenceName, ConferenceUUID, ConferenceMemberID and CallUUID. A member with
   `record` true has the room recorded (`recordFileFormat` mp3): when the room ends its callbackUrl
   is posted the event ConferenceAction "record" with ConferenceName, RecordUrl and RecordingID.
-- A call transferred by the REST API (plivo.com/docs/voice/api/call/transfer-a-call, `aleg_url`):
-  `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it is doing at
-  its next step (the next document, a room) and requests the new URL.
+- A call transferred by the REST API (plivo.com/docs/voice/api/call/transfer-a-call: "an in-progress
+  or ongoing call" fetches and runs the XML at `aleg_url`, by `aleg_method`, POST by default):
+  `CallSetup.moved` tells the simulator (the sandbox's `moved`, or `SandboxMoves` asking `up`'s
+  sandbox in another process); the call leaves what it is doing at its next step (the next element
+  of its XML, a room) and requests the new URL.
   A `muted` member hears the room and is heard by nobody (`InRoom`, for `devtools.rooms`); as the
   leg enters, `CallSetup.in_room` runs what the test says happens meanwhile.
 - Dial with a Number (plivo.com/docs/voice/xml/dial, and the parameters it sends its action:

@@ -36,8 +36,11 @@ each of the caller's key items left is a moment of talk: what happens on the lin
 agent's console) happens while they talk.
 
 A live call moved by the REST API (twilio.com/docs/voice/api/call-resource#update-a-call-resource: a
-new `Url`): `CallSetup.moved` tells the simulator (the sandbox's `moved`); the call leaves what it
-is doing at its next step (a round of hold music, a room) and requests the new URL. A caller moved
+new `Url`, whose TwiML the call runs at once): `CallSetup.moved` tells the simulator (the sandbox's
+`moved`, or `SandboxMoves` asking a sandbox in another process, `sewamitra up`'s); the call leaves
+what it is doing at its next step (the next verb of its document, a round of hold music, a room;
+a caller waiting at the terminal's prompt is taken on at once, `TerminalKeys`) and requests the new
+URL. A caller moved
 out of an <Enqueue> leaves the queue with QueueResult "redirected": its action is requested and its
 TwiML not run, the call going on with the new URL (twilio.com/docs/voice/twiml/enqueue#attributes-action).
 A room recorded (the <Conference> noun's `record="record-from-start"` and `recordingStatusCallback`,
@@ -50,9 +53,13 @@ RecordingUrl, RecordingStatus "completed", RecordingDuration, RecordingChannels 
 from __future__ import annotations
 
 import email.utils
+import functools
+import json
 import math
+import os
 import re
 import secrets
+import select
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -81,6 +88,7 @@ APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
 DEFAULT_HOLD_MUSIC = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
 
 SILENCE, AGENT, HANGUP = "-", "agent", "hangup"
+TERMINAL_POLL_S = 0.2  # how often a caller waiting at the terminal's prompt asks whether the call was moved
 DTMF_KEYS = frozenset("0123456789*#")
 SPEECH = re.compile(r"^say:(?P<seconds>\d{1,4})(?P<end>[#!]?)$")  # the caller speaks at a <Record>
 
@@ -522,6 +530,38 @@ class HttpTransport:
             return Reply(0, "", "", failure=f"no answer: {error or type(error).__name__}")
 
 
+@dataclass
+class SandboxMoves:
+    """The REST moves a sandbox in another process recorded (`sewamitra up`'s), for `CallSetup.moved`:
+    each asked of it over HTTP, `POST /_sandbox/moves/{call}`, and taken once. Only the call's own
+    move is asked for: a move of a call nobody simulates stays in the sandbox, followed by nobody.
+    A sandbox that does not answer (`up` stopped) has moved nothing."""
+
+    base_url: str
+    timeout: float = 5
+    _waiting: dict[str, str] = field(default_factory=dict)  # moves taken early, to be followed
+
+    def __call__(self, call_sid: str) -> str | None:
+        """The URL `call_sid` was moved to since it last asked, if any."""
+        return self._waiting.pop(call_sid, None) or self._take(call_sid)
+
+    def waiting(self, call_sid: str) -> bool:
+        """Whether `call_sid` was moved and has yet to follow (the move kept here until it does)."""
+        if call_sid not in self._waiting and (url := self._take(call_sid)):
+            self._waiting[call_sid] = url
+        return call_sid in self._waiting
+
+    def _take(self, call_sid: str) -> str | None:
+        path = urllib.parse.quote(call_sid, safe="")
+        request = urllib.request.Request(f"{self.base_url.rstrip('/')}/_sandbox/moves/{path}", data=b"")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                url = json.load(answer).get("url")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return url if isinstance(url, str) and url else None
+
+
 def _http_reply(status: int, headers: Message, body: bytes) -> Reply:
     charset = headers.get_content_charset() or "utf-8"
     return Reply(status, headers.get("Content-Type", ""), body.decode(charset, errors="replace"))
@@ -570,24 +610,61 @@ class ScriptedKeys:
 
 
 class TerminalKeys:
-    """Key items typed by a person, one a line; the end of input hangs up."""
+    """Key items typed by a person, one a line; the end of input hangs up.
+
+    With `cut_short` (whether the platform has moved the call by REST meanwhile), the wait at the
+    prompt ends as soon as it is true, as a silence: a move cuts into whatever the call was playing,
+    so the caller is taken on without typing anything (the call follows the move at its next step).
+    """
 
     PROMPT = "keys (digits, Enter = silence, say:N to speak N s at a beep, agent, hangup)> "
 
-    def __init__(self, inp: TextIO, out: TextIO) -> None:
+    def __init__(self, inp: TextIO, out: TextIO, *, cut_short: Callable[[], bool] | None = None) -> None:
         self.inp, self.out = inp, out
+        self.cut_short = cut_short
+        self._typed = b""  # read from the terminal, not yet a whole line
 
     def next_key(self) -> str | None:
         while True:
             self.out.write(self.PROMPT)
             self.out.flush()
-            line = self.inp.readline()
-            if not line:
+            line = self._line()
+            if line is None:
                 return None
+            if not line:  # the call was moved: the caller is taken on, silent
+                self.out.write("\n")
+                return SILENCE
             try:
                 return key_item(line)
             except ValueError as error:
                 self.out.write(f"{error}\n")
+
+    def _line(self) -> str | None:
+        """The next line typed (ending in a newline, unless the input ended); "" when a move came
+        first; None at the end of input."""
+        descriptor = _descriptor(self.inp) if self.cut_short is not None else None
+        if descriptor is None:
+            return self.inp.readline() or None
+        while b"\n" not in self._typed:
+            if select.select([descriptor], [], [], TERMINAL_POLL_S)[0]:
+                chunk = os.read(descriptor, 4096)
+                if not chunk:
+                    typed, self._typed = self._typed, b""
+                    return typed.decode(errors="replace") or None
+                self._typed += chunk
+            elif self.cut_short is not None and self.cut_short():
+                return ""
+        line, _, self._typed = self._typed.partition(b"\n")
+        return line.decode(errors="replace") + "\n"
+
+
+def _descriptor(stream: TextIO) -> int | None:
+    """The file descriptor under a terminal or pipe, read directly so that waiting on it can be cut
+    short; None for a stream without one (a test's StringIO)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 class _Keys:
@@ -895,10 +972,15 @@ class _Call:
         return _Fetch(self.sim.url(self.sim.fallback_path), "POST", params, fallback=True)
 
     def _execute(self, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
+        """Run a document's verbs; a REST move cuts into it before its next verb (in a queue's wait
+        document, before its next round: `_wait`)."""
         for verb in document.root:
             outcome = yield from self._verb(verb, document, queue)
             if outcome is not None:
                 return outcome
+            moved = self._moved() if queue is None else None
+            if moved is not None:
+                return moved
         return None
 
     def _verb(self, verb: ElementTree.Element, document: _Document, queue: _Queue | None) -> _Io[_Outcome]:
@@ -1334,26 +1416,37 @@ def simulate_command(
     inp: TextIO,
     account_sid: str = "",
     platform: str = "twilio",
+    sandbox_url: str | None = None,
 ) -> Transcript:
     """`sewamitra simulate`: one call to a running server, told as it happens; keys from `keys` or typed.
-    On Plivo (`platform`), the call follows Plivo's XML rules and signatures (devtools.plivo_simulator)."""
+    On Plivo (`platform`), the call follows Plivo's XML rules and signatures (devtools.plivo_simulator).
+    With the platform's sandbox at `sandbox_url` (`sewamitra up`'s), the call follows the moves the
+    helpline asks of it by REST, as the platform would: at once, even while the caller waits at the prompt."""
 
     def tell(event: Event) -> None:
         if not isinstance(event, Request):
             print(event.line(), file=out, flush=True)
 
+    call_sid = str(uuid.uuid4()) if platform == "plivo" else _sid("CA")
+    moves = SandboxMoves(sandbox_url) if sandbox_url else None
     if platform == "plivo":
         from devtools.plivo_simulator import PlivoCallSimulator, plivo_headers
 
+        place: type[CallSimulator] = PlivoCallSimulator
         http = HttpTransport(url, public_url, auth_token, sign=plivo_headers)
-        simulator: CallSimulator = PlivoCallSimulator(
-            _RefusalStops(http), public_url=public_url, from_number=from_number, on_event=tell
-        )
     else:
-        transport = _RefusalStops(HttpTransport(url, public_url, auth_token, account_sid=account_sid))
-        simulator = CallSimulator(transport, public_url=public_url, from_number=from_number, on_event=tell)
+        place, http = CallSimulator, HttpTransport(url, public_url, auth_token, account_sid=account_sid)
+    simulator = place(
+        _RefusalStops(http),
+        public_url=public_url,
+        from_number=from_number,
+        call_sid=call_sid,
+        moved=moves,
+        on_event=tell,
+    )
+    typed = TerminalKeys(inp, out, cut_short=functools.partial(moves.waiting, call_sid) if moves else None)
     try:
-        transcript = simulator.run(TerminalKeys(inp, out) if keys is None else parse_keys(keys))
+        transcript = simulator.run(typed if keys is None else parse_keys(keys))
     except SignatureRefused as refused:
         failure = Failure(None, refused.explanation(public_url), refused.url)
         print(failure.line(), file=out, flush=True)

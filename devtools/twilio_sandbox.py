@@ -8,9 +8,11 @@ can be told to fail or stall the next requests, or to fail every request for a w
 It also runs the live-call control the console uses (`telephony.port.CallControl`), recording each
 request (`control`): a call moved to new TwiML, `POST …/Calls/{CA}.json` with `Url`
 (twilio.com/docs/voice/api/call-resource#update-a-call-resource; the move waits in `moved(call)` for
-the simulated call to take it); the conferences in progress read by `FriendlyName`, `GET
-…/Conferences.json` (twilio.com/docs/voice/api/conference-resource: every room named is in progress
-here, its sid made from its name, until a test says it ended, `end_room`); a participant held
+the simulated call to take it, or for a simulated call in another process to take it by
+`POST /_sandbox/moves/{call}`, answered `{"call", "url"}`, the URL null when nothing moved it); the
+conferences in progress read by `FriendlyName`, `GET …/Conferences.json`
+(twilio.com/docs/voice/api/conference-resource: every room named is in progress here, its sid made
+from its name, until a test says it ended, `end_room`); a participant held
 (`Hold`, `HoldUrl`), muted (`Muted`) or coaching one other participant (`Coaching`, `CallSidToCoach`),
 `POST …/Conferences/{CF}/Participants/{CA}.json`
 (twilio.com/docs/voice/api/conference-participant-resource#update-a-participant-resource).
@@ -86,6 +88,7 @@ PARTICIPANT_PATH = re.compile(
 # What a recording's media is in the sandbox: a few bytes with an MP3 frame header, not a person's voice.
 RECORDING_AUDIO = b"\xff\xfb\x90\x00" + b"\x00" * 412
 SANDBOX_PREFIX = "/_sandbox"
+MOVES_PATH = re.compile(rf"^{SANDBOX_PREFIX}/moves/(?P<call>[A-Za-z0-9-]{{1,64}})$")
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
 MAX_BODY_CHARS = 1600
@@ -654,9 +657,7 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         elif room_recording:
             ids = {"conference": room_recording["conference"], "recording": room_recording["recording"]}
             self._control(room_recording["account"], "recording.update", ids)
-        elif path == f"{SANDBOX_PREFIX}/faults":
-            self._faults()
-        else:
+        elif not self._sandbox_post(path):
             self._not_found(path)
 
     def do_GET(self) -> None:
@@ -735,6 +736,19 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             self._send_json(refusal.status, refusal.payload())
         else:
             self._send_json(HTTPStatus.OK, answer)
+
+    def _sandbox_post(self, path: str) -> bool:
+        """The sandbox's own POSTs, when `path` names one: faults to inject, and a simulated call in
+        another process taking the move of its call (`moved`)."""
+        moves = MOVES_PATH.match(path)
+        if moves:
+            call = moves["call"]
+            self._send_json(HTTPStatus.OK, {"call": call, "url": self.server.sandbox.moved(call)})
+        elif path == f"{SANDBOX_PREFIX}/faults":
+            self._faults()
+        else:
+            return False
+        return True
 
     def _faults(self) -> None:
         try:

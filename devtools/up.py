@@ -27,6 +27,7 @@ from storage.users import create_user
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SERVED_URL_FILE = "public-url"  # the URL a running `up` checks signatures over, when public_url is the local default
+SANDBOX_URL_FILE = "sandbox-url"  # where a running `up`'s platform sandbox listens: `simulate` follows its moves there
 ACCOUNT_ENV = {"twilio": "TWILIO_ACCOUNT_SID", "plivo": "PLIVO_AUTH_ID"}  # no account: the local sandbox
 
 
@@ -41,6 +42,14 @@ def served_public_url(settings: Settings) -> str:
         with contextlib.suppress(OSError):
             return (settings.data_dir / SERVED_URL_FILE).read_text().strip() or settings.public_url
     return settings.public_url
+
+
+def running_sandbox(data_dir: Path) -> str | None:
+    """The base URL of the platform sandbox a running `up` on `data_dir` started, if any: a simulated
+    call asks it for the moves the helpline made of it by REST."""
+    with contextlib.suppress(OSError):
+        return (data_dir / SANDBOX_URL_FILE).read_text().strip() or None
+    return None
 
 
 def signing_url(settings: Settings, *, url: str | None = None, port: int | None = None) -> str:
@@ -64,10 +73,12 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
         click.echo(f"embedded Redis on {embedded.socket} (data kept in {embedded.directory})")
     try:
         sandbox_port = None
+        (settings.data_dir / SANDBOX_URL_FILE).unlink(missing_ok=True)  # an earlier `up` killed outright left it
         platform = settings.telephony.platform
         if not environ.get(ACCOUNT_ENV[platform]) and not getattr(settings, platform).api_base_url:
             sandbox_port = free_port()
             environ[f"SEWAMITRA_{platform.upper()}__API_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
+            (settings.data_dir / SANDBOX_URL_FILE).write_text(f"http://127.0.0.1:{sandbox_port}\n")
         local = localsecrets.fill_environment(
             settings.data_dir, environ, sandbox=sandbox_port is not None, platform=platform
         )
@@ -89,6 +100,7 @@ def up(settings: Settings, *, port: int, host: str, seed_demo: bool) -> int:
         )
     finally:
         (settings.data_dir / SERVED_URL_FILE).unlink(missing_ok=True)
+        (settings.data_dir / SANDBOX_URL_FILE).unlink(missing_ok=True)
         if embedded is not None:
             embedded.stop()
 

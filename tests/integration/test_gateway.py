@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from core.settings import Settings
+from devtools.simulator import SandboxMoves
 from devtools.twilio_sandbox import TwilioSandbox, num_segments
 from telephony import telephony
 from telephony.port import GatewayError
@@ -325,6 +326,27 @@ def test_faults_can_be_injected_from_another_process(gateway: TwilioTelephony, s
     assert len(sandbox.messages) == 1
 
     assert sandbox_http(sandbox, "POST", "/_sandbox/faults", b"not json")[0] == 400
+
+
+def test_a_simulated_call_in_another_process_takes_the_move_of_its_own_call_once_over_http(
+    gateway: TwilioTelephony, sandbox: TwilioSandbox
+) -> None:
+    mine, nobodys = "CA" + "1" * 32, "CA" + "2" * 32
+    gateway.redirect_call(mine, f"{PUBLIC_URL}/twilio/voice/queue/connect")
+    gateway.redirect_call(nobodys, f"{PUBLIC_URL}/twilio/voice/menu")
+    moves = SandboxMoves(sandbox.base_url)
+
+    assert moves.waiting(mine)
+    assert moves.waiting(mine)  # kept until the call follows it
+    assert moves(mine) == f"{PUBLIC_URL}/twilio/voice/queue/connect"
+    assert moves(mine) is None  # taken once
+    assert sandbox_http(sandbox, "POST", f"/_sandbox/moves/{mine}") == (200, {"call": mine, "url": None})
+    # The move of a call nobody simulates is left alone, followed by nobody.
+    assert sandbox.moved(nobodys) == f"{PUBLIC_URL}/twilio/voice/menu"
+    sandbox.stop()
+    stopped = SandboxMoves(sandbox.base_url, timeout=2)
+    assert stopped(mine) is None  # a sandbox that does not answer moved nothing
+    assert not stopped.waiting(mine)
 
 
 def test_an_outage_of_the_sms_api_refuses_every_send_for_its_window_then_ends(

@@ -11,6 +11,7 @@ import pytest
 
 from core.settings import Settings
 from devtools.plivo_sandbox import PlivoSandbox
+from devtools.simulator import SandboxMoves
 from telephony import telephony
 from telephony.plivo.rest import PlivoTelephony
 from telephony.port import GatewayError
@@ -77,6 +78,20 @@ def test_a_call_has_its_answer_and_hangup_urls_and_ring_timeout(gateway: PlivoTe
     assert (placed["from"], placed["to"], placed["timeout"]) == ("+918035350100", CITIZEN, 25)
     assert placed["url"] == f"{PUBLIC_URL}/plivo/voice"
     assert placed["status_callback"] == f"{PUBLIC_URL}/plivo/voice/status?offer=7"
+
+
+def test_a_simulated_call_in_another_process_takes_the_transfer_of_its_own_call_once_over_http(
+    gateway: PlivoTelephony, sandbox: PlivoSandbox
+) -> None:
+    mine, nobodys = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    gateway.redirect_call(mine, f"{PUBLIC_URL}/plivo/voice/queue/connect")
+    gateway.redirect_call(nobodys, f"{PUBLIC_URL}/plivo/voice/menu")
+    moves = SandboxMoves(sandbox.base_url)
+
+    assert moves.waiting(mine)
+    assert moves(mine) == f"{PUBLIC_URL}/plivo/voice/queue/connect"
+    assert moves(mine) is None  # taken once
+    assert sandbox.moved(nobodys) == f"{PUBLIC_URL}/plivo/voice/menu"  # left alone, followed by nobody
 
 
 @pytest.mark.parametrize(("status", "retryable"), [(500, True), (503, True), (429, True), (400, False), (401, False)])

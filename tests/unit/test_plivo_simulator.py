@@ -12,6 +12,7 @@ from plivo.utils.signature_v3 import validate_v3_signature
 
 from devtools.plivo_simulator import NONCE_HEADER, SIGNATURE_HEADER, PlivoCallSimulator, plivo_headers
 from devtools.simulator import Bridged, Callee, Dialed, FlaskTransport, Heard, Paused, Rang, Silence, Talked, Transcript
+from tests.calls import Line
 
 AUTH_TOKEN = "plivo-test-token-0123456789"
 PUBLIC_URL = "https://helpline.example.gov.in"
@@ -170,3 +171,23 @@ def test_a_request_signed_with_another_token_is_refused() -> None:
     headers = plivo_headers("another-token", PUBLIC_URL + VOICE, {"CallUUID": "x"})
     answer = helpline({VOICE: menu}).test_client().post(VOICE, data={"CallUUID": "x"}, headers=headers)
     assert answer.status_code == 403
+
+
+def test_a_transfer_cuts_into_the_xml_before_its_next_element() -> None:
+    """plivo.com/docs/voice/api/call/transfer-a-call: the live call fetches and runs the XML at
+    aleg_url; what was left of its XML is not run."""
+    waiting: dict[str, str] = {}
+    call_uuid = "11111111-1111-4111-8111-111111111111"
+
+    def transferred() -> None:
+        waiting[call_uuid] = f"{PUBLIC_URL}/plivo/elsewhere"
+
+    pages: dict[str, Page] = {VOICE: menu, "/plivo/elsewhere": xml("<Speak>Moved along</Speak>")}
+    transport = FlaskTransport(helpline(pages).test_client(), PUBLIC_URL, AUTH_TOKEN, sign=plivo_headers)
+    simulator = PlivoCallSimulator(
+        transport, public_url=PUBLIC_URL, call_sid=call_uuid, moved=lambda call: waiting.pop(call, None)
+    )
+    transcript = simulator.run(Line(transferred, "-"))  # the caller keeps silent at the prompt meanwhile
+    assert transcript.heard == ["1 ya 2", "Moved along"], transcript.render()
+    assert posted_to(transcript, "/plivo/elsewhere")[0]["CallUUID"] == call_uuid
+    assert transcript.errors == []

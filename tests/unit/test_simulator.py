@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,7 @@ from devtools.simulator import (
     FlaskTransport,
     Heard,
     HttpTransport,
+    KeySource,
     Played,
     Pressed,
     Queued,
@@ -42,6 +44,7 @@ from devtools.simulator import (
     parse_keys,
     simulate_command,
 )
+from tests.calls import Line
 from tests.factories import served
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -77,7 +80,9 @@ def helpline(pages: dict[str, Page]) -> Flask:
     return app
 
 
-def call(pages: dict[str, Page], keys: Iterable[str] = (), *, token: str = AUTH_TOKEN, **options) -> Transcript:
+def call(
+    pages: dict[str, Page], keys: Iterable[str] | KeySource = (), *, token: str = AUTH_TOKEN, **options
+) -> Transcript:
     """One simulated call to a tiny helpline, the caller doing `keys` one prompt at a time."""
     transport = FlaskTransport(helpline(pages).test_client(), PUBLIC_URL, token)
     return CallSimulator(transport, public_url=PUBLIC_URL, **options).run(keys)
@@ -622,3 +627,81 @@ def test_a_recorded_conference_posts_its_completed_recording_when_the_room_ends(
 def test_a_conference_not_recorded_posts_no_recording() -> None:
     room = '<Conference recordingStatusCallback="/rec">room-9</Conference>'
     assert posted_to(call({VOICE: twiml(f"<Dial>{room}</Dial>"), "/rec": ""}), "/rec") == []
+
+
+# --- a live call moved by the REST API ------------------------------------------------------------
+
+
+class Moves:
+    """The platform's record of REST moves, as a sandbox keeps it: each taken once by its call."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, str] = {}
+
+    def __call__(self, call_sid: str) -> str | None:
+        return self.waiting.pop(call_sid, None)
+
+
+def test_a_move_cuts_into_the_document_before_its_next_verb() -> None:
+    """twilio.com/docs/voice/api/call-resource#update-a-call-resource: the live call runs the TwiML at
+    the new Url at once; what was left of its document is not run."""
+    moves, call_sid = Moves(), "CA" + "1" * 32
+    pages: dict[str, Page] = {
+        VOICE: twiml('<Gather action="/twilio/choice"><Say>Press 1</Say></Gather><Say>Still here</Say><Hangup/>'),
+        "/twilio/elsewhere": twiml("<Say>Moved along</Say>"),
+    }
+
+    def moved() -> None:
+        moves.waiting[call_sid] = PUBLIC_URL + "/twilio/elsewhere"
+
+    transcript = call(pages, Line(moved, "-"), call_sid=call_sid, moved=moves)  # silent at the prompt meanwhile
+    assert transcript.heard == ["Press 1", "Moved along"], transcript.render()
+    assert [r.url for r in transcript.requests][1] == PUBLIC_URL + "/twilio/elsewhere"
+    assert transcript.errors == []
+
+
+def test_a_move_of_another_call_is_not_followed() -> None:
+    moves, call_sid = Moves(), "CA" + "1" * 32
+    moves.waiting["CA" + "2" * 32] = PUBLIC_URL + "/twilio/elsewhere"
+    transcript = call({VOICE: menu}, ["-", "2"], call_sid=call_sid, moved=moves)
+    assert transcript.said("You chose 2"), transcript.render()
+    assert not posted_to(transcript, "/twilio/elsewhere")
+    assert moves.waiting == {"CA" + "2" * 32: PUBLIC_URL + "/twilio/elsewhere"}
+
+
+# --- the terminal ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def terminal() -> Iterator[tuple[io.TextIOWrapper, io.FileIO]]:
+    """What a person types, through a pipe as a terminal delivers it: the reader, and the keyboard."""
+    read, write = os.pipe()
+    with os.fdopen(read) as typed, os.fdopen(write, "wb", buffering=0) as keyboard:
+        yield typed, keyboard
+
+
+def test_keys_typed_at_the_terminal_are_read_a_line_at_a_time(
+    terminal: tuple[io.TextIOWrapper, io.FileIO],
+) -> None:
+    typed, keyboard = terminal
+    keyboard.write(b"1\n\nsay:5#\n22")
+    keyboard.close()
+    keys = TerminalKeys(typed, io.StringIO(), cut_short=lambda: False)
+    assert [keys.next_key() for _ in range(5)] == ["1", "-", "say:5#", "22", None]
+
+
+def test_a_move_cuts_the_wait_at_the_terminals_prompt_short_as_silence(
+    terminal: tuple[io.TextIOWrapper, io.FileIO],
+) -> None:
+    typed, keyboard = terminal
+    out, asked = io.StringIO(), []
+
+    def moved() -> bool:
+        asked.append(True)
+        return len(asked) > 2  # nobody types: the platform moves the call while the caller waits
+
+    keys = TerminalKeys(typed, out, cut_short=moved)
+    assert keys.next_key() == "-"
+    assert out.getvalue() == TerminalKeys.PROMPT + "\n"
+    keyboard.write(b"3\n")
+    assert keys.next_key() == "3"  # a line typed is read before anything is asked
