@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from core.settings import Rework, WorkersQuality
-from dispatch import quality
+from core import phones
+from core.settings import Rework, Settings, WorkersQuality
+from dispatch import messages, quality
 from dispatch.intake import unused_number
 from dispatch.offers import audit, move, set_offer
 from storage.audit import AuditAction
-from storage.models import Offer, OfferStatus, RequestStatus, ServiceRequest
+from storage.models import Caller, Offer, OfferStatus, RequestStatus, ServiceRequest
 
 # A finished job: done and waiting for its rating, rated (closed), or gone to an agent after a problem.
 FINISHED = (RequestStatus.COMPLETED, RequestStatus.CLOSED, RequestStatus.ESCALATED)
@@ -43,6 +44,23 @@ class Reopened:
 
 def low(rating: int, rules: Rework) -> bool:
     return rating <= rules.threshold_rating
+
+
+def text_to_citizen(session: Session, settings: Settings, original_id: int, reopened: Reopened) -> int | None:
+    """The citizen's SMS with a rework's number, booked on the phone (a number heard once on a call is
+    soon lost; a rework booked by SMS is told by the SMS reply): recorded in the booking's transaction,
+    the id to send after its commit (the sweeper sends one whose job was lost). None: nothing new was
+    booked, or the citizen has no mobile."""
+    original = session.get(ServiceRequest, original_id)
+    if not reopened.new or reopened.rework_id is None or original is None or original.caller_id is None:
+        return None
+    caller = session.get(Caller, original.caller_id)
+    if caller is None or phones.indian_mobile(caller.phone) is None:
+        return None
+    values = {"number": reopened.number or "", "original": original.number}
+    return messages.record_outbound(
+        session, settings, caller.phone, "rework_citizen", original.language, values, request_id=reopened.rework_id
+    )
 
 
 def in_window(request: ServiceRequest, rules: Rework, now: datetime) -> bool:

@@ -615,9 +615,10 @@ def record_rating(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         reopened = rework.after_rating(
             session, request.id or 0, rating, rules.rework, rules.workers_quality, FEEDBACK, ctx.now()
         )
+        told = rework.text_to_citizen(session, rules, request.id or 0, reopened)
     if worker_id is not None:
         enqueue.reindex_worker(ctx.redis, worker_id, call_sid=ctx.call_sid)
-    return _reworked(ctx, reopened) or Outcome("saved")
+    return _reworked(ctx, reopened, told) or Outcome("saved")
 
 
 def report_problem(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
@@ -628,16 +629,20 @@ def report_problem(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         reopened = rework.problem_reported(
             session, _int(args.get("request")), rules.rework, rules.workers_quality, FEEDBACK, ctx.now()
         )
+        told = rework.text_to_citizen(session, rules, _int(args.get("request")), reopened)
     if reopened.escalated:
         return Outcome("recorded")
-    return _reworked(ctx, reopened) or Outcome("failed")
+    return _reworked(ctx, reopened, told) or Outcome("failed")
 
 
-def _reworked(ctx: CallContext, reopened: rework.Reopened) -> Outcome | None:
-    """A rework booked: its dispatch queued (after the commit), its number for the caller to hear."""
+def _reworked(ctx: CallContext, reopened: rework.Reopened, told: int | None) -> Outcome | None:
+    """A rework booked: its dispatch and the citizen's SMS queued (after the commit), its number for
+    the caller to hear."""
     if not reopened.new or reopened.rework_id is None:
         return None
     enqueue.dispatch_request(ctx.redis, reopened.rework_id)
+    if told is not None:
+        enqueue.send_sms(ctx.redis, told)
     return Outcome("rework", {"rework_id": str(reopened.rework_id), "rework_number": reopened.number or ""})
 
 

@@ -569,6 +569,8 @@ def test_nine_on_the_feedback_call_reports_a_problem_and_books_a_rework(
     with Session(engine) as session:
         rework = session.exec(select(ServiceRequest).where(ServiceRequest.rework_of_id == request_id)).one()
     assert rework.status is RequestStatus.NEW
+    run_jobs(installed)
+    assert f"दोबारा सेवा अनुरोध {rework.number} दर्ज हुआ" in texts_to(sandbox, CITIZEN)[-1]
 
 
 def test_a_problem_reported_past_the_rework_window_goes_to_an_agent(

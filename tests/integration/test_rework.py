@@ -91,7 +91,10 @@ def test_a_two_on_the_feedback_call_books_a_rework_for_the_same_worker_who_decli
         job.address_note,
     )
 
-    run_jobs(installed)  # the rework's dispatch
+    run_jobs(installed)  # the rework's dispatch, and the citizen's SMS
+    told = texts_to(sandbox, CITIZEN)[-1]
+    assert f"अनुरोध {job.number} हेतु दोबारा सेवा अनुरोध {rework.number} दर्ज हुआ" in told
+    assert RAMESH[3:] not in told
     [first] = offers_of(engine, rework.id or 0)
     assert first.worker_id == worker_id(engine, RAMESH)
     offer_text = texts_to(sandbox, RAMESH)[-1]
