@@ -72,6 +72,11 @@ class Console:
         return response
 
 
+def page(response: TestResponse) -> str:
+    """The HTML of a console page as the test's client got it."""
+    return response.get_data(as_text=True)
+
+
 def rows(app: Flask, model: type) -> list[Any]:
     with Session(engine_of(app)) as session:
         return list(session.exec(select(model)).all())

@@ -26,7 +26,7 @@ from flows import prompts
 from storage import callqueue
 from storage.models import AgentCall, AuditEvent, Recording, RecordingKind, Role, User
 from tests.calls import Line
-from tests.console import Console, add_user, signed_in
+from tests.console import Console, add_user, page, signed_in
 from tests.factories import (
     ACCOUNT_SID,
     ALWAYS_OPEN,
@@ -98,10 +98,6 @@ def audited(app: Flask, *actions: str) -> list[tuple[str, str, str | None]]:
 
 
 RECORDING_EVENTS = ("agent.recording_paused", "agent.recording_resumed", "agent.recording_refused")
-
-
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
 
 
 ROOM_RECORDING = ("room.record", "room.record.stop", "recording.update")  # Plivo's start and stop, Twilio's update

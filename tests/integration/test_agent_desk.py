@@ -17,7 +17,6 @@ import pytest
 import redis
 from flask import Flask
 from sqlmodel import Session, col, select
-from werkzeug.test import TestResponse
 
 from callcentre import desk, rooms
 from core.clock import FrozenClock
@@ -29,7 +28,7 @@ from storage.agents import AgentState
 from storage.db import session_scope
 from storage.models import AgentCall, AuditEvent, CallbackRequest, CallLog, Role, User
 from tests.calls import Line
-from tests.console import Console, add_user
+from tests.console import Console, add_user, page
 from tests.factories import ALWAYS_OPEN, CITIZEN, PUBLIC_URL, engine_of, run_jobs, signed_post, simulator, with_hours
 
 NOW = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)  # 11:30 in Lucknow
@@ -48,10 +47,6 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def app_settings(helpline_settings: Settings) -> Settings:
     return with_hours(helpline_settings, **ALWAYS_OPEN)
-
-
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
 
 
 def at_desk(app: Flask, username: str, phone: str, languages: str | None) -> Console:

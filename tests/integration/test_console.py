@@ -41,7 +41,7 @@ from storage.models import (
     ServiceRequest,
     User,
 )
-from tests.console import Console, add_user, rows
+from tests.console import Console, add_user, page, rows
 from tests.factories import (
     ALWAYS_OPEN,
     AUTH_TOKEN,
@@ -108,10 +108,6 @@ def caller_waits(app: Flask, call_sid: str = CALL_SID, phone: str = CITIZEN, que
         "QueueTime": str(queue_time),
     }
     assert signed_post(app.test_client(), "/twilio/voice/queue/wait", form).status_code == 200
-
-
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
 
 
 def request_number(response: TestResponse) -> str:

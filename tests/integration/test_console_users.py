@@ -20,7 +20,7 @@ from sewamitra import localsecrets
 from storage.db import session_scope
 from storage.models import AuditEvent, Provider, Role, User
 from storage.users import Refusal, UserError, set_active, update_user
-from tests.console import PASSWORD, Console, add_user
+from tests.console import PASSWORD, Console, add_user, page
 from tests.factories import engine_of
 
 NEW_PASSWORD = "a new one, mine alone"
@@ -33,10 +33,6 @@ def admin(app: Flask) -> Console:
     console = Console(app)
     console.sign_in("meera")
     return console
-
-
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
 
 
 def user_named(app: Flask, username: str) -> User:

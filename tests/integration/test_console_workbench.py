@@ -30,7 +30,7 @@ from storage.models import (
     SmsLog,
     User,
 )
-from tests.console import Console, add_user, rows
+from tests.console import Console, add_user, page, rows
 from tests.factories import (
     ALWAYS_OPEN,
     CITIZEN,
@@ -87,10 +87,6 @@ def offer_texts(app: Flask, worker_id: int) -> int:
 
 def actions(app: Flask) -> list[str]:
     return [e.action for e in rows(app, AuditEvent)]
-
-
-def page(response: object) -> str:
-    return response.get_data(as_text=True)  # type: ignore[attr-defined]
 
 
 def part(html: str, marker: str) -> str:

@@ -37,7 +37,7 @@ from storage.models import (
     WorkerSkill,
 )
 from telephony.twilio.rest import TwilioTelephony
-from tests.console import Console, add_user
+from tests.console import Console, add_user, page
 from tests.factories import worker_of
 
 GOMTI = "Gomti Home Services"
@@ -111,10 +111,6 @@ def worker_by_phone(engine: sa.Engine, phone: str) -> Worker | None:
 def audit_trail(engine: sa.Engine, action: str) -> list[AuditEvent]:
     with Session(engine) as session:
         return list(session.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))))
-
-
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
 
 
 def upload(console: Console, text: str | bytes, filename: str = "workers.csv") -> TestResponse:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 from sqlmodel import Session, col, select
-from werkzeug.test import TestResponse
 
 from callcentre import desk
 from core.clock import FrozenClock
@@ -20,7 +19,7 @@ from core.settings import Settings
 from storage import agents
 from storage.agents import AgentState
 from storage.models import AgentCall, AuditEvent, Role
-from tests.console import Console, add_user, signed_in
+from tests.console import Console, add_user, page, signed_in
 from tests.factories import ALWAYS_OPEN, engine_of, with_hours
 
 NOW = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)  # 11:30 in Lucknow
@@ -38,10 +37,6 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def app_settings(helpline_settings: Settings) -> Settings:
     return with_hours(helpline_settings, **ALWAYS_OPEN)
-
-
-def page(response: TestResponse) -> str:
-    return response.get_data(as_text=True)
 
 
 def flashed(console: Console) -> str:
