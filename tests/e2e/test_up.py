@@ -7,14 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -28,16 +22,10 @@ from twilio.request_validator import RequestValidator
 
 from core.geo import distance_km
 from devtools.simulator import CallSimulator, HttpTransport
-from tests.factories import ROOT
+from tests.up import get_json_list, running_up, wait_for
 
 pytestmark = pytest.mark.slow
 OFFER_TIMEOUT = 10  # seconds: the shortest the settings allow, so silence can be waited out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str) -> dict:
@@ -108,24 +96,6 @@ def sms(public_url: str, token: str, sender: str, body: str) -> None:
         assert answer.status == 200
 
 
-def get_json_list(url: str) -> list:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return list(json.load(answer))
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -181,50 +151,9 @@ def descendants(pid: int) -> set[int]:
 def helpline(request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], int, Path, list[str]]]:
     """`sewamitra up` with no Redis and no database configured, in a data directory of its own;
     what it printed is shown when the test failed."""
-    failed_before = request.session.testsfailed
-    data_dir = Path(tempfile.mkdtemp(prefix="sm-up-"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_"))}
-    env["SEWAMITRA_DATA_DIR"] = str(data_dir)
-    env["SEWAMITRA_DISPATCH__OFFER_TIMEOUT"] = str(OFFER_TIMEOUT)
-    env["SEWAMITRA_CALL_CENTRE__OPENS"], env["SEWAMITRA_CALL_CENTRE__CLOSES"] = "00:00", "23:59:59.999999"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    output: list[str] = []
-    reader = threading.Thread(target=_read_all, args=(process, output), daemon=True)
-    reader.start()  # keep the pipe drained: a full pipe would block the helpline's logging
-    try:
-        wait_for(lambda: _up_or_gone(process, output), 120, "the helpline to come up")
-        yield process, port, data_dir, output
-    finally:
-        if process.poll() is None:  # a failed test: stop it as an operator would, then for sure
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if request.session.testsfailed > failed_before:
-            print("--- what `sewamitra up` printed ---\n" + "".join(output))
-
-
-def _read_all(process: subprocess.Popen[str], output: list[str]) -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        output.append(line)
-
-
-def _up_or_gone(process: subprocess.Popen[str], output: list[str]) -> bool:
-    if process.poll() is not None:
-        raise AssertionError("`sewamitra up` exited early:\n" + "".join(output))
-    return any("Press Ctrl-C" in line for line in output)
+    hours = {"SEWAMITRA_CALL_CENTRE__OPENS": "00:00", "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999"}
+    with running_up(request, SEWAMITRA_DISPATCH__OFFER_TIMEOUT=str(OFFER_TIMEOUT), **hours) as up:
+        yield up.process, up.port, up.data_dir, up.output
 
 
 def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:

@@ -8,12 +8,8 @@ of a call nobody simulates is left alone."""
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import urllib.parse
 import urllib.request
@@ -42,12 +38,11 @@ from devtools.simulator import (
 from devtools.up import running_sandbox
 from telephony import call_control
 from tests.calls import Line
-from tests.e2e.test_up import _read_all, _up_or_gone, free_port, get_json_list, wait_for
 from tests.factories import ROOT
+from tests.up import SEWAMITRA, get_json_list, read_output, running_up, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.both_platforms]
 
-SEWAMITRA = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml")]
 CITIZEN = "+919876543210"
 DESK_PHONE = "+919811110001"
 PASSWORD = "correct horse battery"
@@ -98,39 +93,14 @@ class OneBox:
 def one_box(request: pytest.FixtureRequest, telephony_platform: str) -> Iterator[OneBox]:
     """`sewamitra up` on the platform, no account (so its sandbox), the call centre always open, one
     web and one RQ process, no demo data; an agent, Asha, with a desk phone."""
-    failed_before = request.session.testsfailed
-    data_dir = Path(tempfile.mkdtemp(prefix="sm-up-moves-"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_", "PLIVO_"))}
-    env |= {"SEWAMITRA_DATA_DIR": str(data_dir), "SEWAMITRA_TELEPHONY__PLATFORM": telephony_platform}
-    env |= {"SEWAMITRA_WORKERS__WEB": "1", "SEWAMITRA_WORKERS__RQ": "1"}
-    env |= {"SEWAMITRA_CALL_CENTRE__OPENS": "00:00", "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999"}
-    process = subprocess.Popen(
-        [*SEWAMITRA, "up", "--no-seed", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    threading.Thread(target=_read_all, args=(process, output), daemon=True).start()
-    try:
-        wait_for(lambda: _up_or_gone(process, output), 120, "the helpline to come up")
-        box = OneBox(telephony_platform, env, data_dir, f"http://127.0.0.1:{port}")
+    settings = {"SEWAMITRA_TELEPHONY__PLATFORM": telephony_platform}
+    settings |= {"SEWAMITRA_WORKERS__WEB": "1", "SEWAMITRA_WORKERS__RQ": "1"}
+    settings |= {"SEWAMITRA_CALL_CENTRE__OPENS": "00:00", "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999"}
+    with running_up(request, "--no-seed", **settings) as up:
         agent = [*SEWAMITRA, "create-user", "asha", "--role", "agent", "--phone", DESK_PHONE, "--password-stdin"]
-        made = subprocess.run(agent, env=env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+        made = subprocess.run(agent, env=up.env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
         assert made.returncode == 0, made.stdout + made.stderr
-        yield box
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if request.session.testsfailed > failed_before:
-            print("--- what `sewamitra up` printed ---\n" + "".join(output))
+        yield OneBox(telephony_platform, up.env, up.data_dir, up.public_url)
 
 
 class Agent:
@@ -248,7 +218,7 @@ def test_sewamitra_simulate_follows_the_move_into_the_agents_room_while_the_call
         text=True,
     )
     told: list[str] = []
-    threading.Thread(target=_read_all, args=(simulate, told), daemon=True).start()
+    threading.Thread(target=read_output, args=(simulate, told), daemon=True).start()
     assert simulate.stdin is not None
     try:
         # Hindi (1), an agent (3), one round of hold music (Enter); then the caller types nothing more.

@@ -5,20 +5,15 @@ DLT header, with the DLT entity and template ids."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_up import _read_all, _up_or_gone, free_port, get_json_list, wait_for
 from tests.factories import ROOT
+from tests.up import get_json_list, running_up, wait_for
 
 pytestmark = pytest.mark.slow
 CITIZEN = "+919876543210"
@@ -28,30 +23,9 @@ CITIZEN = "+919876543210"
 def plivo_helpline(request: pytest.FixtureRequest) -> Iterator[tuple[dict[str, str], list[str]]]:
     """`sewamitra up` on Plivo, one web and one RQ process, no demo data, in a data directory of its
     own; yields the environment to run other commands with, and what `up` printed."""
-    failed_before = request.session.testsfailed
-    data_dir = Path(tempfile.mkdtemp(prefix="sm-up-plivo-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_", "PLIVO_"))}
-    env |= {"SEWAMITRA_DATA_DIR": str(data_dir), "SEWAMITRA_TELEPHONY__PLATFORM": "plivo"}
-    env |= {"SEWAMITRA_WORKERS__WEB": "1", "SEWAMITRA_WORKERS__RQ": "1"}
-    command = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml"), "up", "--no-seed"]
-    process = subprocess.Popen(
-        [*command, "--port", str(free_port())], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    output: list[str] = []
-    threading.Thread(target=_read_all, args=(process, output), daemon=True).start()
-    try:
-        wait_for(lambda: _up_or_gone(process, output), 120, "the helpline to come up")
-        yield env, output
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if request.session.testsfailed > failed_before:
-            print("--- what `sewamitra up` printed ---\n" + "".join(output))
+    one_each = {"SEWAMITRA_WORKERS__WEB": "1", "SEWAMITRA_WORKERS__RQ": "1"}
+    with running_up(request, "--no-seed", SEWAMITRA_TELEPHONY__PLATFORM="plivo", **one_each) as up:
+        yield up.env, up.output
 
 
 def test_a_simulated_plivo_call_books_and_the_sms_reaches_the_plivo_sandbox_with_its_dlt_parameters(
