@@ -547,8 +547,7 @@ class Lifecycle(RuleBasedStateMachine):
     @invariant()
     def a_visit_starts_only_with_its_worker_at_the_door_and_a_waiting_request_has_none(self) -> None:
         allowed = self.settings.visit.start_code_tries
-        for request_id in self.request_status:
-            request = self._request(request_id)
+        for request_id, request in self._requests().items():
             assert request.start_code_tries <= allowed, request_id
             if request.started_at is not None:
                 assert request.arrived_at is not None, request_id
@@ -575,8 +574,9 @@ class Lifecycle(RuleBasedStateMachine):
 
     @invariant()
     def requests_move_only_along_the_lifecycle(self) -> None:
+        requests = self._requests()
         for request_id, before in self.request_status.items():
-            now = self._request(request_id).status
+            now = requests[request_id].status
             assert now == before or now in ALLOWED[before], f"request {request_id}: {before} → {now}"
             if now != before:
                 event(f"{before.value} → {now.value}")
@@ -596,26 +596,27 @@ class Lifecycle(RuleBasedStateMachine):
     @invariant()
     def the_audit_trail_tells_every_move(self) -> None:
         with Session(self.engine) as session:
-            for request_id in self.request_status:
-                moves = session.exec(
-                    select(AuditEvent.from_status, AuditEvent.to_status)
-                    .where(AuditEvent.entity == "service_request", AuditEvent.entity_id == request_id)
-                    .where(col(AuditEvent.from_status).is_not(None))
-                    .order_by(col(AuditEvent.id))
-                ).all()
-                status = S.NEW
-                for old, new in moves:
-                    assert new is not None, (request_id, moves)
-                    assert old == status.value, (request_id, moves)
-                    assert S(new) in ALLOWED[status], (request_id, moves)
-                    status = S(new)
-                assert status == self.request_status[request_id], (request_id, moves)
+            trail = session.exec(
+                select(AuditEvent.entity_id, AuditEvent.from_status, AuditEvent.to_status)
+                .where(AuditEvent.entity == "service_request", col(AuditEvent.entity_id).in_(list(self.request_status)))
+                .where(col(AuditEvent.from_status).is_not(None))
+                .order_by(col(AuditEvent.id))
+            ).all()
+        for request_id in self.request_status:
+            moves = [(old, new) for entity_id, old, new in trail if entity_id == request_id]
+            status = S.NEW
+            for old, new in moves:
+                assert new is not None, (request_id, moves)
+                assert old == status.value, (request_id, moves)
+                assert S(new) in ALLOWED[status], (request_id, moves)
+                status = S(new)
+            assert status == self.request_status[request_id], (request_id, moves)
 
     @invariant()
     def one_accepted_offer_and_it_is_the_assigned_workers(self) -> None:
-        for request_id in self.request_status:
-            request = self._request(request_id)
-            mine = [o for o in self._offers() if o.request_id == request_id]
+        every_offer = self._offers()
+        for request_id, request in self._requests().items():
+            mine = [o for o in every_offer if o.request_id == request_id]
             accepted = [o for o in mine if o.status is OS.ACCEPTED]
             pending = [o for o in mine if o.status is OS.PENDING]
             assert len(accepted) <= 1, f"request {request_id} has {len(accepted)} accepted offers"
@@ -636,6 +637,7 @@ class Lifecycle(RuleBasedStateMachine):
             mine = list(
                 session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(list(self.request_status))))
             )
+        every_offer = self._offers() if any(r.avoid_worker_id is not None for r in mine) else []
         redone = Counter(r.rework_of_id for r in mine if r.rework_of_id is not None)
         assert all(count == 1 for count in redone.values()), redone
         by_id = {r.id: r for r in mine}
@@ -653,21 +655,32 @@ class Lifecycle(RuleBasedStateMachine):
             )
             if request.avoid_worker_id is not None:
                 assert request.avoid_worker_id == original.worker_id
-                theirs = [o for o in self._offers() if o.request_id == request.id and o.worker_id == original.worker_id]
+                theirs = [o for o in every_offer if o.request_id == request.id and o.worker_id == original.worker_id]
                 assert not [o for o in theirs if o.status in (OS.PENDING, OS.ACCEPTED)], theirs
 
     @invariant()
     def a_suspended_worker_gets_no_new_offer_and_no_job(self) -> None:
+        if not self.suspended:
+            return
+        every_offer, requests = self._offers(), self._requests()
         for worker, before in self.suspended.items():
-            later = [o for o in self._offers() if o.worker_id == worker and o.id not in before]
+            later = [o for o in every_offer if o.worker_id == worker and o.id not in before]
             assert later == [], f"suspended worker {worker} was offered {[o.id for o in later]}"
-            in_hand = [r for r in self.request_status if self._request(r).worker_id == worker]
-            assert all(self._request(r).status is not S.ASSIGNED for r in in_hand)
+            in_hand = [r for r in requests.values() if r.worker_id == worker]
+            assert all(r.status is not S.ASSIGNED for r in in_hand)
 
     def _request(self, request_id: int) -> ServiceRequest:
         with Session(self.engine) as session:
             found = session.get(ServiceRequest, request_id)
         assert found is not None
+        return found
+
+    def _requests(self) -> dict[int, ServiceRequest]:
+        """Every request of this run, by id, read in one query."""
+        with Session(self.engine) as session:
+            query = select(ServiceRequest).where(col(ServiceRequest.id).in_(list(self.request_status)))
+            found = {request.id or 0: request for request in session.exec(query).all()}
+        assert found.keys() == self.request_status.keys()
         return found
 
     def _offers(self) -> list[Offer]:
