@@ -11,7 +11,6 @@ from typing import Any
 
 import redis
 from flask import Response, current_app, request
-from plivo.utils.signature_v3 import validate_v3_signature
 
 from telephony.webhooks import LOGGED_PATH, public_url_of_request, too_large
 
@@ -26,7 +25,10 @@ NONCE_TTL_S = 7 * 24 * 3600
 
 
 def is_signed(auth_token: str, url: str, form: Any, nonce: str, signature: str) -> bool:
-    """Whether `signature` is Plivo's for this POST, by the SDK's V3 check."""
+    """Whether `signature` is Plivo's for this POST, by the SDK's V3 check (imported here: the SDK
+    weighs some 25 MB, which a helpline on another platform does not load)."""
+    from plivo.utils.signature_v3 import validate_v3_signature
+
     if not (signature and nonce) or len(nonce) > MAX_NONCE:
         return False
     params = {name: form.getlist(name) if len(form.getlist(name)) > 1 else form[name] for name in form}
