@@ -2,7 +2,12 @@
 hear music) and take them back, mute and unmute themselves, transfer the caller to another
 agent, to the supervisors, or back to the phone menu, and pause and resume the call's recording
 (a card number, a personal matter). The rules are `callcentre.rooms`' and `callcentre.recording`'s;
-this parses, checks the call is this agent's (the server refuses any other, audited), calls and renders."""
+this parses, checks the call is this agent's (the server refuses any other, audited), calls and renders.
+
+The card says the call's state in words (on hold, muted) and refreshes itself (`card`), so the
+controls come alive when the caller joins without a reload. After an action the page comes back
+with the focus on the control that was pressed (its id in the URL's fragment, `static/console.js`).
+The one Mute is the room's: it mutes the agent's leg on the platform, desk phone or browser alike."""
 
 from __future__ import annotations
 
@@ -21,9 +26,11 @@ from callcentre import recording, rooms
 from callcentre.recording import Refused
 from callcentre.rooms import Room, TransferTo
 from console import auth
+from console.agent import NOT_READY, STATE_NAMES
 from console.auth import STAFF, requires, runtime
 from console.labels import N_
-from storage import callqueue
+from storage import agents, callqueue
+from storage.agents import AgentState
 from storage.audit import AuditAction
 from storage.models import Role, User
 from telephony import call_control, webhook_url
@@ -33,14 +40,14 @@ log = logging.getLogger(__name__)
 bp = Blueprint("call_controls", __name__, url_prefix="/calls")
 NOT_YOURS = N_("You are not on this call: only the agent talking with the caller can do this.")
 NOT_YET = N_("The caller is not with you yet: the controls work once you talk.")
+NOT_NOW = N_("You are not on this call now: the caller has hung up, was transferred, or is with another agent.")
 NO_AGENT = N_("No other agent to send the caller to.")
 NO_SUPERVISOR = N_("No supervisor to send the caller to.")
 REFUSED = N_("The telephony platform refused this; the call is as it was. Try again.")
 REDIS_AWAY = N_("The queue cannot be read right now (Redis is unreachable).")
 HELD = N_("The caller is on hold and hears music.")
-RESUMED = N_("The caller is back with you.")
 MUTED = N_("You are muted: the caller does not hear you.")
-UNMUTED = N_("The caller hears you again.")
+TALKING = N_("You are talking with the caller.")
 SENT = N_("The caller is back in the queue, offered first to whom you chose.")
 TO_MENU = N_("The caller is back at the phone menu.")
 RECORDING_PAUSED = N_("Recording paused: what is said now is not kept.")
@@ -62,15 +69,37 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class Target:
+    """Someone a caller may be transferred to, as the transfer list names them: their name and state."""
+
+    user_id: int
+    name: str
+    state: str  # the state bar's words for their state (Ready, On a call, …)
+
+
+@dataclass(frozen=True)
 class Controls:
     """What the caller's screen shows of the call's controls, and why they are disabled."""
 
     call_sid: str
     room: Room | None
     why_not: str  # "" when the agent may act
-    agents: list[User]  # whom the caller may be sent to
+    agents: list[Target]  # whom the caller may be sent to
     supervisors: int
     recording: Recorded | None = None  # None: agents' calls are not recorded (agents.record_calls)
+
+    @property
+    def not_yet(self) -> bool:
+        """The agent's phone rings for this caller, who is not with them yet."""
+        return self.why_not == NOT_YET
+
+    @property
+    def said(self) -> tuple[str, ...]:
+        """The call's state in words, for the agent on it: on hold, muted, both, or talking."""
+        if self.room is None or self.why_not:
+            return ()
+        held_or_muted = tuple(words for on, words in ((self.room.held, HELD), (self.room.muted, MUTED)) if on)
+        return held_or_muted or (TALKING,)
 
 
 def controls(call_sid: str) -> Controls | None:
@@ -79,12 +108,35 @@ def controls(call_sid: str) -> Controls | None:
     if not call_sid or user is None or not callqueue.CALL_SID.match(call_sid):
         return None
     try:
-        room = rooms.held_by(runtime().redis, user.id, call_sid)
+        connection = runtime().redis
+        room = rooms.held_by(connection, user.id, call_sid)
+        mine = agents.status(connection, user.id)
+        others = _staff(exclude=user.id)
+        targets = [
+            Target(u.id or 0, u.full_name or u.username, _state_words(agents.status(connection, u.id or 0)))
+            for u in others
+        ]
     except redis.RedisError:
         return Controls(call_sid, None, REDIS_AWAY, [], 0)
-    others = _staff(exclude=user.id)
     supervisors = sum(1 for u in others if u.role is Role.SUPERVISOR)
-    return Controls(call_sid, room, "" if room else NOT_YET, others, supervisors, _recorded(user.id, call_sid))
+    ringing = mine.holds_a_caller() and mine.call_sid == call_sid and not mine.bridged
+    why_not = "" if room else NOT_YET if ringing else NOT_NOW
+    return Controls(call_sid, room, why_not, targets, supervisors, _recorded(user.id, call_sid))
+
+
+def _state_words(status: agents.AgentStatus) -> str:
+    if status.state is AgentState.PAUSED and not status.reason:
+        return NOT_READY
+    return STATE_NAMES[status.state]
+
+
+@bp.get("/<call>/controls")
+@requires(*STAFF)
+def card(call: str) -> ResponseReturnValue:
+    """The card's live part, fetched again every few seconds: it comes alive when the caller joins."""
+    if not callqueue.CALL_SID.match(call):
+        abort(404)
+    return render_template("console/_call_controls.html", call_sid=call)
 
 
 def _recorded(user_id: int, call_sid: str) -> Recorded | None:
@@ -102,14 +154,16 @@ def _recorded(user_id: int, call_sid: str) -> Recorded | None:
 def hold(call: str) -> ResponseReturnValue:
     on = request.form.get("on") == "1"
     music = runtime().settings.agents.hold_music_url
-    return _act(call, "hold", HELD if on else RESUMED, lambda r, c: rooms.hold(*c, r, on, music))
+    then = "call-resume" if on else "call-hold"
+    return _act(call, "hold", None, lambda r, c: rooms.hold(*c, r, on, music), focus=then)
 
 
 @bp.post("/<call>/mute")
 @requires(*STAFF)
 def mute(call: str) -> ResponseReturnValue:
     on = request.form.get("on") == "1"
-    return _act(call, "mute", MUTED if on else UNMUTED, lambda r, c: rooms.mute(*c, r, on))
+    then = "call-unmute" if on else "call-mute"
+    return _act(call, "mute", None, lambda r, c: rooms.mute(*c, r, on), focus=then)
 
 
 @bp.post("/<call>/transfer")
@@ -128,7 +182,7 @@ def transfer(call: str) -> ResponseReturnValue:
     if not chosen:
         flash(NO_SUPERVISOR if to is TransferTo.SUPERVISORS else NO_AGENT)
         return _back(call)
-    sent = callqueue.Sent(tuple(u.id or 0 for u in chosen), g.user.id, g.user.username)
+    sent = callqueue.Sent(tuple(u.id or 0 for u in chosen), g.user.id, g.user.full_name or g.user.username)
     url = webhook_url(settings, "/voice/queue/connect")
     return _act(call, "transfer", SENT, lambda r, c: rooms.transfer_to_queue(*c, r, sent, to, url))
 
@@ -159,12 +213,13 @@ def _recording_changed(call: str, *, pausing: bool) -> ResponseReturnValue:
         else:
             callback = webhook_url(helpline.settings, "/voice" + recording.callback_path(call, g.user.id))
             refused = recording.resume(helpline.redis, helpline.engine, control, g.user.id, call, callback)
+        paused = recording.is_paused(helpline.redis, call)
     except redis.RedisError:
         log.exception("could not change the recording of %s", call)
         flash(REDIS_AWAY)
         return _back(call)
     flash(RECORDING_REFUSED[refused] if refused else RECORDING_PAUSED if pausing else RECORDING_RESUMED)
-    return _back(call)
+    return _back(call, focus="resume-recording" if paused else "pause-recording")
 
 
 def _targets(to: TransferTo) -> list[User]:
@@ -176,9 +231,15 @@ def _targets(to: TransferTo) -> list[User]:
 
 
 def _act(
-    call: str, action: str, done: str, change: Callable[[Room, tuple[redis.Redis, sa.Engine, CallControl]], None]
+    call: str,
+    action: str,
+    done: str | None,
+    change: Callable[[Room, tuple[redis.Redis, sa.Engine, CallControl]], None],
+    *,
+    focus: str = "",
 ) -> ResponseReturnValue:
-    """Run `change` on this agent's room of `call`; anyone else's call is refused and audited."""
+    """Run `change` on this agent's room of `call`; anyone else's call is refused and audited. `done`
+    is flashed (None: the card's state line says it); the page comes back with the focus on `focus`."""
     if not callqueue.CALL_SID.match(call):
         abort(404)
     connection, engine = runtime().redis, runtime().engine
@@ -201,12 +262,14 @@ def _act(
     except redis.RedisError:
         flash(REDIS_AWAY)
         return _back(call)
-    flash(done)
-    return _back(call)
+    if done:
+        flash(done)
+    return _back(call, focus=focus)
 
 
-def _back(call: str) -> ResponseReturnValue:
-    return redirect(url_for("console.callers.for_call", call=call))
+def _back(call: str, *, focus: str = "") -> ResponseReturnValue:
+    """The caller's screen again; `focus`: the id of the control to give the focus back to."""
+    return redirect(url_for("console.callers.for_call", call=call) + (f"#{focus}" if focus else ""))
 
 
 def _staff(exclude: int) -> list[User]:

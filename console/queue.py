@@ -4,22 +4,21 @@ offers about to run out; an agent takes the next caller from here."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
 import sqlalchemy as sa
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, render_template
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from console import agent, auth
+from console import agent
 from console.auth import STAFF, requires, runtime
-from console.forms import NOTE_MAX, plain
 from dispatch import lifecycle
 from storage import agents, callqueue
-from storage.audit import AuditAction
-from storage.db import session_scope
+from storage.agents import AgentState
 from storage.models import (
     CallbackRequest,
     CallbackStatus,
@@ -116,15 +115,29 @@ def _longest_overdue_first(wanted: sa.ColumnElement[bool]) -> SelectOfScalar[Ser
     )
 
 
-def _waiting() -> tuple[list[callqueue.Waiting], str | None, bool, set[str]]:
-    """Who waits, whom this agent last talked to, whether Redis answered, and who rings on an agent's console."""
+@dataclass(frozen=True)
+class OnTheLine:
+    """The caller this agent holds (talking) or is wrapping up: the board links to their screen."""
+
+    call_sid: str
+    talking: bool
+
+
+def _waiting() -> tuple[list[callqueue.Waiting], OnTheLine | None, bool, set[str]]:
+    """Who waits, the caller this agent is with (on a call or in its wrap-up), whether Redis
+    answered, and who rings on an agent's console."""
     try:
         connection = runtime().redis
+        everyone = agents.statuses(connection)
+        mine = agents.status(connection, g.user.id)
+        last = callqueue.on_the_line(connection, g.user.id)
+        with_them = bool(last) and mine.call_sid == last and mine.state in (AgentState.ON_CALL, AgentState.WRAP_UP)
+        on_the_line = OnTheLine(mine.call_sid, mine.holds_a_caller()) if with_them else None
         return (
             callqueue.waiting(connection, runtime().clock.now().timestamp()),
-            callqueue.on_the_line(connection, g.user.id),
+            on_the_line,
             True,
-            {agent.offer for agent in agents.statuses(connection) if agent.offer},
+            {agent.offer for agent in everyone if agent.offer},
         )
     except redis.RedisError:
         log.warning("Redis unreachable: the live queue cannot show who is waiting")
@@ -137,28 +150,3 @@ def take_next() -> ResponseReturnValue:
     """Ring the agent's desk phone for the next caller they can serve (the one offered to them, if
     any) and open that caller's screen; only a ready agent holding no caller may (console.agent)."""
     return agent.take(None)
-
-
-@bp.post("/callbacks/<id:callback_id>")
-@requires(*STAFF)
-def callback_done(callback_id: int) -> ResponseReturnValue:
-    """The agent rang the caller back (or gave up): off the list, with a note."""
-    done = request.form.get("outcome") == "done"
-    note = plain(request.form.get("note", ""), NOTE_MAX) or None
-    with session_scope(runtime().engine) as db:
-        callback = db.get(CallbackRequest, callback_id)
-        if callback is None or callback.status is not CallbackStatus.PENDING:
-            flash("That callback was already handled.")
-            return redirect(url_for(".live"))
-        callback.status = CallbackStatus.DONE if done else CallbackStatus.CANCELLED
-        callback.note, callback.handled_at, callback.handled_by = note, runtime().clock.now(), g.user.id
-        db.add(callback)
-        auth.audit(
-            db,
-            AuditAction.CALLBACK_HANDLED,
-            "callback_request",
-            callback_id,
-            to_status=callback.status.value,
-            reason=note,
-        )
-    return redirect(url_for(".live"))

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 bp = Blueprint("wall", __name__, url_prefix="/wall")
 ORDER = (AgentState.ON_CALL, AgentState.WRAP_UP, AgentState.READY, AgentState.PAUSED)
 MODE_NAMES = {Mode.LISTEN: N_("Listen"), Mode.WHISPER: N_("Whisper"), Mode.BARGE: N_("Barge")}
+WHO_HEARS = {
+    Mode.LISTEN: N_("nobody hears you"),
+    Mode.WHISPER: N_("only the agent hears you"),
+    Mode.BARGE: N_("the agent and the caller hear you"),
+}
+ON_ONE_ALREADY = N_("You are on a monitoring call already: hang up your phone to end it, then choose another.")
 NO_PHONE = N_("Your profile has no phone to ring: ask an administrator to set one (sewamitra create-user --phone).")
 RINGING = N_("Your phone is ringing: press 1 to join the call.")
 SWITCHED = N_("Switched.")
@@ -79,6 +85,11 @@ class Wall:
     now: float
     mine: sessions.Session | None  # this supervisor's monitoring session
     redis_ok: bool = True
+
+    @property
+    def busy(self) -> bool:
+        """This supervisor is in an agent's call now: their phone is taken until they hang up."""
+        return self.mine is not None and self.mine.in_the_room
 
 
 def modes() -> dict[Mode, str | None]:
@@ -130,6 +141,7 @@ def _page_context() -> dict[str, object]:
         "wall": wall(),
         "modes": modes(),
         "mode_names": MODE_NAMES,
+        "who_hears": WHO_HEARS,
         "state_names": STATE_NAMES,
         "not_ready": NOT_READY,
         "reason_names": desk["reason_names"],
@@ -163,6 +175,9 @@ def monitor() -> ResponseReturnValue:
     connection, now = runtime().redis, runtime().clock.now()
     coaching = modes()[Mode.WHISPER] is None
     try:
+        if _in_a_call(connection):
+            flash(ON_ONE_ALREADY)
+            return _back()
         session, refusal = monitoring.start(
             connection, runtime().engine, g.user.id, agent_id, mode, coaching=coaching, now=now
         )
@@ -198,6 +213,12 @@ def switch(session_id: str) -> ResponseReturnValue:
         return _back()
     flash(REFUSALS[refusal] if refusal else SWITCHED)
     return _back()
+
+
+def _in_a_call(connection: redis.Redis) -> bool:
+    """This supervisor is in a live call already (their phone is taken): a second one would ring it again."""
+    mine = sessions.of_supervisor(connection, g.user.id)
+    return mine is not None and mine.in_the_room and monitoring.live_call(connection, mine.agent_id) == mine.call_sid
 
 
 def _mode() -> Mode | None:

@@ -192,7 +192,9 @@ def create_user(
     districts: tuple[str, ...],
     password_stdin: bool,
 ) -> None:
-    """Add a console user. Without --password-stdin you are asked, or one is made and shown."""
+    """Add a console user. Without --password-stdin you are asked, or one is made and shown; such a
+    password is someone else's choice, so the user must change it at their first sign-in (as for a
+    user added on the console)."""
     from core import pincodes
     from storage.users import create_user as add_user
     from storage.users import set_districts
@@ -209,7 +211,14 @@ def create_user(
     with _session(settings) as session:
         try:
             user = add_user(
-                session, username, Role(role), password, full_name=full_name, phone=phone, provider=provider
+                session,
+                username,
+                Role(role),
+                password,
+                full_name=full_name,
+                phone=phone,
+                provider=provider,
+                must_change_password=not password_stdin,
             )
             set_districts(session, user.id or 0, Role(role), list(districts), known=known, actor="cli")
         except SewamitraError as exc:

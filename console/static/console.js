@@ -1,10 +1,25 @@
 // Live parts of a page: an element with data-live="URL" is refreshed from URL every few seconds
 // (the server renders the fragment), while the tab is visible. No library, no CDN.
+// A page opened with a control's id as its fragment (#call-resume) gives that control the focus: the
+// server sends an agent back there after the control was pressed. Content put into the page without
+// loading it (static/softphone.js, during a call in the browser) is announced by a "console:swapped"
+// event on the document, and set up the same way.
 "use strict";
 (function () {
   const PERIOD_MS = 3000;
+  const CONTROLS = "button, input, select, textarea, a[href]";
+
+  // The replaced part's control that had the focus, found again by its id in the new content.
+  function keepFocus(element, replace) {
+    const had = document.activeElement;
+    const id = had && element.contains(had) ? had.id : "";
+    replace();
+    if (!id) return;
+    const again = document.getElementById(id);
+    if (again && !again.disabled) again.focus();
+  }
   function refresh(element) {
-    if (document.hidden) return;
+    if (document.hidden || !element.isConnected) return;
     fetch(element.dataset.live, {headers: {"X-Live": "1"}, credentials: "same-origin"})
       .then(function (response) {
         if (response.redirected || response.status === 401 || response.status === 403) {
@@ -21,7 +36,7 @@
         if (element.liveKey === key) return;
         const offered = element.querySelector("[data-focus]") !== null;
         element.liveKey = key;
-        element.innerHTML = html;
+        keepFocus(element, function () { element.innerHTML = html; });
         startTimers(element);
         const focus = element.querySelector("[data-focus]");
         if (focus && !offered) focus.focus();  // a caller rings: Accept has the focus
@@ -50,15 +65,20 @@
         : clockTime(Number(timer.dataset.left) - passed);
     });
   }
-  document.addEventListener("DOMContentLoaded", function () {
-    startTimers(document);
-    setInterval(tick, 1000);
-    const ringing = document.querySelector("[data-focus]");
-    if (ringing) ringing.focus();
-    document.querySelectorAll("[data-live]").forEach(function (element) {
-      setInterval(function () { refresh(element); }, PERIOD_MS);
+  function focusNamed() {
+    const named = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
+    if (named && named.matches(CONTROLS) && !named.disabled) named.focus();
+  }
+  // Everything `root` holds that needs a script: live parts, timers, the PIN code's district, confirmations.
+  function enhance(root) {
+    startTimers(root);
+    root.querySelectorAll("[data-live]").forEach(function (element) {
+      const every = setInterval(function () {
+        if (!element.isConnected) { clearInterval(every); return; }
+        refresh(element);
+      }, PERIOD_MS);
     });
-    document.querySelectorAll("input[data-district-url]").forEach(function (input) {
+    root.querySelectorAll("input[data-district-url]").forEach(function (input) {
       const target = document.getElementById(input.dataset.districtTarget);
       input.addEventListener("input", function () {
         if (!/^[0-9]{6}$/.test(input.value)) { target.value = ""; return; }
@@ -70,10 +90,21 @@
           .catch(function () { target.value = ""; });
       });
     });
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.dataset.confirm)) event.preventDefault();
       });
     });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    enhance(document);
+    setInterval(tick, 1000);
+    const ringing = document.querySelector("[data-focus]");
+    if (ringing) ringing.focus();
+    focusNamed();
+  });
+  document.addEventListener("console:swapped", function (event) {
+    enhance(event.detail.root);
+    focusNamed();
   });
 })();

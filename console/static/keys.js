@@ -14,7 +14,7 @@
   function firstVisible(selector) {
     return Array.from(document.querySelectorAll(selector)).find(visible) || null;
   }
-  // A control's key, told to screen readers (aria-keyshortcuts); the live agent bar is redrawn, so again.
+  // A control's key, told to screen readers (aria-keyshortcuts).
   function announce(rows) {
     rows.forEach(function (row) {
       if (!row.dataset.target) return;
@@ -41,8 +41,17 @@
     const opener = document.getElementById("shortcuts-open");
     if (opener) opener.addEventListener("click", function () { dialog.showModal(); });
     announce(rows);
-    const desk = document.getElementById("agent-desk");
-    if (desk) new MutationObserver(function () { announce(rows); }).observe(desk, {childList: true, subtree: true});
+    // Live parts are redrawn (the agent bar, the call's controls), and a page's parts may be put in
+    // place without loading it (during a call in the browser): announce the keys again each time.
+    const redrawn = new MutationObserver(function () { announce(rows); });
+    function watch(root) {
+      root.querySelectorAll("[data-live]").forEach(function (live) { redrawn.observe(live, {childList: true}); });
+    }
+    watch(document);
+    document.addEventListener("console:swapped", function (event) {
+      watch(event.detail.root);
+      announce(rows);
+    });
     document.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && event.target.matches && event.target.matches("input, select, textarea")) {
         event.target.blur();  // out of the field, so that the next key is a shortcut

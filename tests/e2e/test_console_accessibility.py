@@ -259,6 +259,11 @@ def test_every_control_has_a_name_and_text_and_borders_can_be_read(live: Live, w
     supervisor.goto(f"/console/requests/{number}")
     expect(supervisor.get_by_label("Note", exact=True)).to_be_visible()
     shoot(supervisor, "42-request-note-labelled")
+    # An escalated request near Ramesh's agency: its hand-over and assignment lists are named too.
+    supervisor.goto(f"/console/requests/{filed_in(live.engine, '226001', RequestStatus.ESCALATED)}")
+    expect(supervisor.get_by_role("combobox", name="Agency", exact=True)).to_contain_text("Gomti Services")
+    expect(supervisor.get_by_role("combobox", name="Worker", exact=True)).to_contain_text("Ramesh Kumar")
+    assert unnamed_controls(supervisor) == []
 
     agency = windows()
     sign_in(agency, "gomti")

@@ -804,6 +804,8 @@ def twilio_posts(live: Live, path: str, form: dict[str, str]) -> str:
 def test_the_agent_holds_her_caller_from_the_callers_screen_once_they_talk(
     live: Live, page: Page, sandbox: TwilioSandbox
 ) -> None:
+    """The card comes alive by itself when the caller joins (no reload); it says the call's state in
+    words; after each control the focus is back on it (the keyboard's h and m too)."""
     asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
     caller_waits(live)
     sign_in(page, "asha")
@@ -823,13 +825,30 @@ def test_the_agent_holds_her_caller_from_the_callers_screen_once_they_talk(
     caller = {"CallSid": CALL_SID, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
     assert f">{CALL_SID}</Conference>" in twilio_posts(live, "/twilio/voice/queue/connect", caller)
 
-    page.reload()
+    # No reload: the card fetches itself again and its controls come alive, saying the caller hears her.
     expect(page.get_by_role("button", name="Hold")).to_be_enabled()
+    state = controls.locator("#call-state")
+    expect(state).to_have_text("You are talking with the caller.")
+    expect(controls.locator("#call-why-not")).to_have_count(0)
     page.get_by_role("button", name="Hold").click()
-    expect(page.get_by_text("The caller is on hold and hears music.")).to_be_visible()
-    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    expect(state).to_have_text("The caller is on hold and hears music.")
+    expect(page.get_by_role("button", name="Resume")).to_be_focused()  # the focus back where she pressed
+    expect(page.get_by_role("button", name="Resume")).to_have_accessible_description(
+        "The caller is on hold and hears music."
+    )
     shoot(page, "23-call-controls-on-hold")
     assert [c["action"] for c in sandbox.control] == ["call.update", "conference.list", "participant.update"]
+
+    # The keyboard: m mutes her (one Mute, the room's), h takes the caller back; the focus follows.
+    expect(page.get_by_role("button", name="Mute", exact=True)).to_have_attribute("aria-keyshortcuts", "m")
+    page.keyboard.press("m")
+    expect(state).to_have_text("The caller is on hold and hears music. You are muted: the caller does not hear you.")
+    expect(page.get_by_role("button", name="Unmute")).to_be_focused()
+    page.keyboard.press("h")
+    expect(state).to_have_text("You are muted: the caller does not hear you.")
+    expect(page.get_by_role("button", name="Hold")).to_be_focused()
+    updates = [c["params"] for c in sandbox.control if c["action"] == "participant.update"]
+    assert [(u.get("Hold"), u.get("Muted")) for u in updates] == [("true", None), (None, "true"), ("false", None)]
 
 
 # -- an agent's call recording -------------------------------------------------------------------------
@@ -846,7 +865,7 @@ def test_an_agent_pauses_the_recording_while_the_caller_reads_a_card_number_then
     card = page.locator("#call-recording")
     expect(card.get_by_role("button", name="Pause recording")).to_be_disabled()  # the desk phone still rings
     expect(card.get_by_role("button", name="Pause recording")).to_have_accessible_description(
-        "Only the agent on this call can pause or resume its recording."
+        "The caller is not with you yet: the controls work once you talk."
     )
 
     # Her desk phone answers and she presses 1: her leg opens the caller's room, recorded; the caller,

@@ -49,10 +49,13 @@ def test_the_wrap_up_form_takes_the_focus_when_the_call_ends_and_ends_wrap_up_on
     expect(code).to_be_focused()
     shoot(page, "40-agent-wrap-up-form")
 
-    bar.get_by_role("button", name="End wrap-up", exact=True).click()
-    expect(page.get_by_text("Give the call a wrap-up code first.")).to_be_visible()
-    expect(bar.locator("#agent-state")).to_have_text("Wrap-up")
-    expect(code).to_be_focused()  # the page again: the code select has the focus
+    # Ending wrap-up (End wrap-up, or a pause) waits for the code, and says so; End wrap-up is the one
+    # way to Ready from here (no second Ready beside it).
+    end = bar.get_by_role("button", name="End wrap-up", exact=True)
+    for waiting in (end, bar.get_by_role("button", name="Pause", exact=True)):
+        expect(waiting).to_be_disabled()
+        expect(waiting).to_have_accessible_description("Wrap-up ends early only with a code.")
+    expect(bar.get_by_role("button", name="Ready", exact=True)).to_have_count(0)
 
     page.keyboard.press("ArrowDown")  # keyboard only: the first code, a note, then save and end
     page.keyboard.press("Tab")

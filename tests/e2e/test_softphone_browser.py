@@ -12,18 +12,21 @@ shows "Microphone blocked". Screenshots go to var/screenshots/ to be looked at.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
 
 from core.settings import Settings
+from devtools.twilio_sandbox import TwilioSandbox
 from storage import agents
 from storage.agents import AgentState
 from storage.models import Role
 from tests.console import add_user
 from tests.e2e.test_console_browser import (
+    CALL_SID,
     CHROMIUM_ARGS,
     SCREEN,
     Live,
@@ -32,12 +35,29 @@ from tests.e2e.test_console_browser import (
     live,
     shoot,
     sign_in,
+    twilio_posts,
 )
-from tests.factories import with_browser_phones
+from tests.factories import ACCOUNT_SID, CITIZEN, with_browser_phones
 
 __all__ = ["live"]  # the live console's fixture, shared with the console's browser tests
 TWILIO_SIGNALLING = "voice-js.roaming.twilio.com"
 FAKE_MICROPHONE = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+# Twilio's Voice SDK as far as softphone.js uses it (Device, on, connect, the call's accept and
+# disconnect), standing in for the vendored one where the platform cannot be reached: the call is
+# accepted at once, as the real SDK does once Twilio has asked the helpline for the leg (the test
+# posts that request itself, as Twilio would). What the page did is left on `window` for the test.
+CONNECTING_SDK = """
+window.Twilio = {Device: function () { this.handlers = {}; }};
+window.Twilio.Device.prototype.on = function (name, handler) { this.handlers[name] = handler; };
+window.Twilio.Device.prototype.destroy = function () {};
+window.Twilio.Device.prototype.connect = function (options) {
+  const call = {handlers: {}, on: function (name, handler) { this.handlers[name] = handler; },
+                disconnect: function () { window.softphoneHungUp = true; this.handlers.disconnect(); }};
+  window.softphoneCalled = options.params.call;
+  setTimeout(function () { call.handlers.accept(); }, 0);
+  return Promise.resolve(call);
+};
+"""
 
 pytestmark = pytest.mark.xdist_group("console_browser")
 
@@ -95,7 +115,10 @@ def test_an_agent_answers_in_the_browser_with_the_vendored_sdk_and_the_softphone
 
     softphone = page.locator("#softphone")
     expect(softphone.get_by_role("status")).to_have_text("Browser phone: waiting for a caller")
-    expect(softphone.get_by_role("button", name="Mute")).to_be_disabled()
+    expect(softphone.get_by_role("button", name="Hang up")).to_be_disabled()
+    expect(softphone.get_by_role("button", name="Hang up")).to_have_accessible_description(
+        "Browser phone: waiting for a caller"
+    )
     page.wait_for_load_state("load")  # the deferred scripts (the SDK among them) have run
     assert page.evaluate("typeof window.Twilio.Device") == "function"  # the SDK the helpline served, loaded
     shoot(page, "60-softphone-waiting")
@@ -165,4 +188,72 @@ def test_on_plivo_the_console_serves_and_loads_plivos_browser_sdk(
     assert "twilio" not in page.content()
     assert {urlsplit(url).netloc for url in requested} == {urlsplit(live.url).netloc}
     assert any(url.endswith("/console/static/vendor/plivo-browser-sdk/plivobrowsersdk.js") for url in requested)
+    context.close()
+
+
+def test_in_the_browser_there_is_one_mute_the_rooms_and_the_call_goes_on_while_she_works_the_page(
+    live: Live, playwright_chromium: Callable[[list[str]], Browser], sandbox: TwilioSandbox
+) -> None:
+    """An agent answering in the browser had two Mutes (the SDK's own, and the room's on the caller's
+    screen), and every control of the caller's screen left the page, which ends the browser's call.
+    Now: one Mute, the room's, which says its state; and while the call is live the screen's forms
+    (Mute, Create request) are followed without leaving the page, so the call goes on."""
+    page, context = window(playwright_chromium, live, microphone=True)
+    page.route(
+        "**/console/static/vendor/twilio-voice-sdk/twilio.min.js",
+        lambda route: route.fulfill(body=CONNECTING_SDK, content_type="text/javascript"),
+    )
+    dialogs: list[str] = []
+
+    def asked(dialog: Dialog) -> None:  # "leave the page?": the call would end
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", asked)
+    asha = add_user(live.engine, "asha", Role.AGENT)  # no desk phone: she answers in the browser
+    sign_in(page, "asha")
+    page.get_by_role("region", name="Your state").get_by_role("button", name="Ready", exact=True).click()
+    caller_waits(live)
+    page.get_by_role("button", name="Accept").click()
+    expect(page.locator("#softphone-status")).to_have_text("On a call")
+    assert page.evaluate("window.softphoneCalled") == CALL_SID
+
+    # Twilio asks the TwiML App's Voice URL for the browser's leg, then runs the caller's call where
+    # the helpline moved it: both in the caller's room. The card comes alive by itself.
+    browser_leg = "CA" + "8" * 32
+    form = {"CallSid": browser_leg, "AccountSid": ACCOUNT_SID, "From": f"client:agent-{asha.id}", "To": ""}
+    form |= {"CallStatus": "ringing", "Direction": "inbound", "call": CALL_SID}
+    assert "<Conference" in twilio_posts(live, "/twilio/voice/client", form)
+    caller = {"CallSid": CALL_SID, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
+    assert f">{CALL_SID}</Conference>" in twilio_posts(live, "/twilio/voice/queue/connect", caller)
+    expect(page.get_by_role("button", name="Hold")).to_be_enabled()
+
+    expect(page.get_by_role("button", name="Mute", exact=True)).to_have_count(1)  # one Mute: the room's
+    expect(page.locator("#softphone").get_by_role("button", name="Mute")).to_have_count(0)
+    page.evaluate("window.stillHere = true")  # gone if the page is left (the browser's call with it)
+    page.get_by_role("button", name="Mute", exact=True).click()
+    expect(page.locator("#call-state")).to_have_text("You are muted: the caller does not hear you.")
+    expect(page.get_by_role("button", name="Unmute")).to_be_focused()
+    shoot(page, "64-softphone-one-mute")
+    muted = [c for c in sandbox.control if c["action"] == "participant.update" and c["params"].get("Muted")]
+    assert [(c["call"], c["params"]["Muted"]) for c in muted] == [(browser_leg, "true")]  # her browser's leg
+    assert page.evaluate("window.stillHere") is True
+    assert page.evaluate("window.softphoneHungUp") is None
+
+    page.get_by_label("Service").select_option("plumber")
+    page.get_by_label("PIN code").fill("226001")
+    page.get_by_label("Address note").fill("12 Hazratganj")
+    page.get_by_role("button", name="Create request").click()
+    expect(page).to_have_url(re.compile(r"/console/requests/\d{7}$"))
+    expect(page.get_by_text("Request created.")).to_be_visible()
+    assert page.evaluate("window.stillHere") is True  # booked without leaving the page: still talking
+    expect(page.locator("#softphone-status")).to_have_text("On a call")
+    page.get_by_role("link", name="Open the caller's screen").click()
+    expect(page.get_by_role("button", name="Unmute")).to_be_visible()
+    assert page.evaluate("window.stillHere") is True
+    assert dialogs == []  # never asked "leave the page?"
+
+    page.get_by_role("button", name="Hang up").click()
+    expect(page.locator("#softphone-status")).to_have_text("Call ended")
+    assert page.evaluate("window.softphoneHungUp") is True
     context.close()

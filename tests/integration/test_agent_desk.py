@@ -170,6 +170,8 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
     assert "On a call" in bar
     assert re.search(r'id="take-next"\s+disabled', bar)
     assert "You are on a call" in bar
+    her_screen = f'<a href="/console/callers/call/{caller.call_sid}">Open the caller&#39;s screen</a>'
+    assert f'id="on-the-line">On the line: {her_screen}' in page(asha.get("/console/queue/board"))
 
     desk_phone_hangs_up(app, ring, leg)
     bar = page(asha.get("/console/agent/bar"))
@@ -177,11 +179,13 @@ def test_a_hindi_caller_rings_on_the_hindi_agents_console_who_accepts_talks_wrap
     assert "1:00" in bar  # wrap_up_seconds: 60, all left
     assert state_of(app, "asha").state is AgentState.WRAP_UP
     assert re.search(r'<select name="code" id="wrap-up-code" required data-focus>', bar)  # the wrap-up form, focused
+    assert f'id="on-the-line">Your last caller: {her_screen}' in page(asha.get("/console/queue/board"))
 
     clock.advance(timedelta(seconds=app.extensions["sewamitra"].settings.agents.wrap_up_seconds))
     bar = page(asha.get("/console/agent/bar"))
     assert state_of(app, "asha").state is AgentState.READY
     assert not re.search(r'id="take-next"\s+disabled', bar)
+    assert 'id="on-the-line"' not in page(asha.get("/console/queue/board"))  # ready: nobody on her line
 
     with Session(engine_of(app)) as db:
         log = db.exec(select(CallLog).where(CallLog.call_sid == caller.call_sid)).one()
@@ -530,7 +534,7 @@ def test_the_agent_holds_her_caller_with_music_and_mutes_herself_and_nobody_else
     def holds_and_mutes(desk_phone: Desk) -> None:
         call_sid = desk_phone.caller
         screen = page(asha.get(f"/console/callers/call/{call_sid}", follow_redirects=True))
-        assert re.search(r'id="call-hold"\s*>', screen)  # enabled
+        assert re.search(r'id="call-hold" aria-describedby="call-state">', screen)  # enabled
         refused = ravi.post(f"/console/calls/{call_sid}/hold", {"on": "1"})
         assert refused.status_code == 403  # ravi is not on this call
         assert "You are not on this call" in page(refused)
@@ -602,9 +606,14 @@ def test_an_agent_transfers_her_caller_to_another_agent_who_is_offered_them_firs
 
     def sends_to_ravi(desk_phone: Desk) -> None:
         screen = page(asha.get(f"/console/callers/call/{desk_phone.caller}", follow_redirects=True))
-        assert f'<option value="{user_id(app, "ravi")}">ravi</option>' in screen
+        # Whom she may send them to, by name, with their state now (John on a break says so).
+        assert f'<option value="{user_id(app, "ravi")}">Ravi · Ready</option>' in screen
         to_ravi = {"to": "agent", "agent": str(user_id(app, "ravi"))}
         assert asha.post(f"/console/calls/{desk_phone.caller}/transfer", to_ravi).status_code == 302
+        card = page(asha.get(f"/console/calls/{desk_phone.caller}/controls"))
+        assert "You are not on this call now: the caller has hung up, was transferred" in card
+        assert "not with you yet" not in card
+        assert re.search(r'id="call-hold"\s+disabled aria-describedby="call-why-not"', card)
         desk_phone_hangs_up(app, desk_phone.ring, desk_phone.leg)  # the caller left her room: it ends
 
     def ravi_rings(_desk_phone: Desk) -> None:
@@ -619,7 +628,7 @@ def test_an_agent_transfers_her_caller_to_another_agent_who_is_offered_them_firs
     assert in_the_queue_again(caller)
     assert seen["ravi"] == caller.call_sid
     assert seen["john"] is None
-    assert seen["note"] == "Transferred by asha"
+    assert seen["note"] == "Transferred by Asha"  # her name, as the wall shows it
     assert state_of(app, "asha").state is AgentState.WRAP_UP
     assert ("call.transferred", f"user:{user_id(app, 'asha')}", "agent") in call_audits(app)
 
@@ -665,7 +674,9 @@ def test_a_hold_the_platform_refuses_leaves_the_call_as_it_was_and_says_so(
 
     [screen] = said
     assert "The telephony platform refused this; the call is as it was. Try again." in screen
-    assert re.search(r'id="call-hold"\s*>', screen)  # still Hold, not Resume: the caller was not held
+    assert re.search(
+        r'id="call-hold" aria-describedby="call-state">', screen
+    )  # still Hold, not Resume: the caller was not held
     assert [c["action"] for c in sandbox.control if c["action"] not in ("call.update", "call.transfer")] == []
     assert call_audits(app) == [("call.control_failed", f"user:{user_id(app, 'asha')}", None)]
     assert caller.said("अब आपको सहायक से जोड़ा जा रहा है।")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -196,7 +197,11 @@ def test_a_supervisor_reviews_a_call_on_its_page_and_only_they_may_change_the_re
         number = db.exec(select(ServiceRequest.number).where(ServiceRequest.id == request_id)).one()
     facts = page(boss.get(f"/console/calls/{call}"))
     assert facts.count("/recordings/") == 1
-    assert "Recording 1" in facts
+    assert '<span id="recording-1">Recording 1</span>' in facts
+    # Played on the page, where the supervisor scores the call (fetched only when played, each playing
+    # audited: test_agent_call_recording plays one through this route).
+    assert re.search(r'<audio controls preload="none" src="/console/calls/\d+/recordings/\d+\.mp3"', facts)
+    assert 'aria-labelledby="recording-1"' in facts
     assert f'id="call-request">{number}</a>' in facts
 
     # Hostile scores: over an item's points, negative, not a number, missing, an overlong comment.

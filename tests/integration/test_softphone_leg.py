@@ -155,7 +155,7 @@ def test_an_agent_accepts_in_the_browser_her_leg_joins_the_callers_room_and_the_
     def asha_holds_and_mutes_from_the_callers_screen() -> None:
         [call_sid] = taken
         screen = asha.get(f"/console/callers/call/{call_sid}", follow_redirects=True).get_data(as_text=True)
-        assert re.search(r'id="call-hold"\s*>', screen)  # enabled: she is in the room
+        assert re.search(r'id="call-hold" aria-describedby="call-state">', screen)  # enabled: she is in the room
         for control in ("hold", "mute"):
             for on in ("1", "0"):
                 assert asha.post(f"/console/calls/{call_sid}/{control}", {"on": on}).status_code == 302

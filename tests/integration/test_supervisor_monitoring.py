@@ -138,6 +138,16 @@ def test_a_supervisor_listens_whispers_and_barges_on_an_agents_call_and_each_hea
         heard["listen"] = who_hears_whom(room)
         wall = page(meera.get("/console/wall/board"))
         assert "You are monitoring" in wall
+        # Who hears her, in words, and how to stop; Asha's card does not offer her call a second time.
+        assert re.search(r'id="monitoring-mode">Listen</strong>:\s*<span id="monitoring-heard">nobody hears you', wall)
+        assert "Hang up your phone to stop." in wall
+        assert f'id="listen-{user_id(app, "asha")}"' not in wall
+        assert "You are on this call: switch above." in wall
+        calls_placed = len(sandbox.calls)
+        again = meera.post("/console/wall/monitor", {"agent": user_id(app, "asha"), "mode": "barge"})
+        assert "You are on a monitoring call already" in page(meera.get(again.headers["Location"]))
+        run_jobs(app)
+        assert len(sandbox.calls) == calls_placed  # her phone, on the call, is not rung again
         switch = SWITCH.search(wall)
         assert switch is not None
         whisper = meera.post(switch.group(1), {"mode": "whisper"}, follow_redirects=True)
@@ -189,6 +199,7 @@ def test_a_supervisor_listens_whispers_and_barges_on_an_agents_call_and_each_hea
         assert "Whisper is not possible on Plivo" in told[0]
     else:
         assert "Switched." in told[0]
+        assert re.search(r'id="monitoring-heard">only the agent hears you', told[0])
         assert heard["whisper"]["supervisor"] == {"agent"}
         assert heard["whisper"]["caller"] == {"agent", "supervisor"}
     assert heard["barge"] == {

@@ -134,3 +134,28 @@ def test_the_cli_creates_a_district_officer_with_their_districts_and_refuses_one
         assert session.exec(select(User.username).order_by(col(User.username))).all() == ["dm.lucknow"]
         assert session.exec(select(UserDistrict.district)).all() == ["LUCKNOW"]
     engine.dispose()
+
+
+def test_a_password_the_cli_makes_up_for_a_user_is_changed_at_their_first_sign_in(tmp_path) -> None:
+    """The README's `create-user asha …` shows a password made for Asha: someone else's choice, so the
+    console asks her for her own first, as for a user an admin adds on the console. A script that
+    pipes the password in (--password-stdin) is not asked."""
+    database = tmp_path / "h.db"
+    env = {"SEWAMITRA_DATA_DIR": str(tmp_path), "SEWAMITRA_DATABASE_URL": f"sqlite:///{database}"}
+    runner = CliRunner()
+    config = ["--config", str(ROOT / "config.yaml")]
+    assert runner.invoke(main, [*config, "db", "upgrade"], env=env).exit_code == 0
+    made = runner.invoke(main, [*config, "create-user", "asha", "--role", "agent"], env=env)
+    assert made.exit_code == 0, made.output
+    password = made.output.split("password: ")[1].split()[0]
+    piped = runner.invoke(
+        main, [*config, "create-user", "ravi", "--role", "agent", "--password-stdin"], env=env, input="long enough pw\n"
+    )
+    assert piped.exit_code == 0, piped.output
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with session_scope(engine) as session:
+        asha = session.exec(select(User).where(User.username == "asha")).one()
+        ravi = session.exec(select(User).where(User.username == "ravi")).one()
+        assert verify_password(asha, password)
+        assert (asha.must_change_password, ravi.must_change_password) == (True, False)
+    engine.dispose()
