@@ -30,7 +30,7 @@ from console.agent import NOT_READY, STATE_NAMES
 from console.auth import STAFF, requires, runtime
 from console.labels import N_
 from storage import agents, callqueue
-from storage.agents import AgentState
+from storage.agents import AgentState, AgentStatus
 from storage.audit import AuditAction
 from storage.models import Role, User
 from telephony import call_control, webhook_url
@@ -112,8 +112,9 @@ def controls(call_sid: str) -> Controls | None:
         room = rooms.held_by(connection, user.id, call_sid)
         mine = agents.status(connection, user.id)
         others = _staff(exclude=user.id)
+        states = {status.user_id: status for status in agents.statuses(connection)}  # one round trip
         targets = [
-            Target(u.id or 0, u.full_name or u.username, _state_words(agents.status(connection, u.id or 0)))
+            Target(u.id or 0, u.full_name or u.username, _state_words(states.get(u.id or 0, AgentStatus(u.id or 0))))
             for u in others
         ]
     except redis.RedisError:
@@ -124,7 +125,7 @@ def controls(call_sid: str) -> Controls | None:
     return Controls(call_sid, room, why_not, targets, supervisors, _recorded(user.id, call_sid))
 
 
-def _state_words(status: agents.AgentStatus) -> str:
+def _state_words(status: AgentStatus) -> str:
     if status.state is AgentState.PAUSED and not status.reason:
         return NOT_READY
     return STATE_NAMES[status.state]

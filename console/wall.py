@@ -88,8 +88,12 @@ class Wall:
 
     @property
     def busy(self) -> bool:
-        """This supervisor is in an agent's call now: their phone is taken until they hang up."""
-        return self.mine is not None and self.mine.in_the_room
+        """This supervisor is in an agent's live call now: their phone is taken until they hang up
+        (the rule `monitor` refuses a second session by)."""
+        mine = self.mine
+        if mine is None or not mine.in_the_room:
+            return False
+        return any(r.agent.user_id == mine.agent_id and r.live and r.agent.call_sid == mine.call_sid for r in self.rows)
 
 
 def modes() -> dict[Mode, str | None]:
