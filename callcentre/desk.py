@@ -217,6 +217,8 @@ def route(connection: redis.Redis, engine: sa.Engine, settings: Agents, now: dat
         for before in everyone:
             after = _ran_out(before, settings, still_waiting, at)
             if after != before:
+                if before.holds_a_caller() and not after.holds_a_caller():
+                    callqueue.unclaim(connection, before.call_sid)  # free for the next agent
                 agents.save(connection, after)
                 changes.append(Change(before, after, SYSTEM))
         by_id = {a.user_id: a for a in everyone} | {c.after.user_id: c.after for c in changes}
@@ -239,6 +241,10 @@ def route(connection: redis.Redis, engine: sa.Engine, settings: Agents, now: dat
 
 
 def _ran_out(agent: AgentStatus, settings: Agents, waiting: set[str], at: float) -> AgentStatus:
+    if agent.holds_a_caller() and not agent.bridged and at - agent.since >= callqueue.CLAIM_TTL_S:
+        # The claim ran out and the caller is free for another agent: this one was never put through (the
+        # desk phone's end never reported, or the browser closed before its leg reached the platform).
+        return _paused(agent, MISSED, at)
     if agent.state is AgentState.WRAP_UP and at >= agent.wrap_until:
         return _ready_again(agent, agent.wrap_until)
     if agent.state is AgentState.READY and agent.offer:

@@ -401,6 +401,36 @@ def test_a_desk_phone_nobody_answers_pauses_the_agent_and_frees_the_caller(
     assert taken in free
 
 
+@pytest.mark.parametrize("telephony_platform", ["twilio"])
+def test_an_agent_whose_caller_was_never_put_through_is_not_left_on_a_call(
+    app: Flask, clock: FrozenClock, three_waiting: list[str]
+) -> None:
+    """Asha takes a caller, then closes her browser before its leg reaches the platform (or her desk
+    phone's end is never reported). Her claim runs out and the caller goes to another agent; she was
+    left "on a call" with nobody, offered no caller again. Now she is paused "missed" with it."""
+    runtime = app.extensions["sewamitra"]
+    asha = at_desk(app, "asha", ASHA, "hi")
+    taken = asha.post("/console/queue/take").headers["Location"].rsplit("/", 1)[1]
+
+    def round_of_hold() -> list[str]:
+        """The callers' hold rounds note them again and route; the callers free for an agent."""
+        now = clock.now().timestamp()
+        for position, sid in enumerate(three_waiting, 1):
+            call = callqueue.Call(sid, f"+9198765432{position:02d}", "hi")
+            callqueue.note_waiting(runtime.redis, call, position, 60, now)
+        desk.route(runtime.redis, runtime.engine, runtime.settings.agents, clock.now())
+        return [w.call_sid for w in callqueue.waiting(runtime.redis, now) if not w.claimed_by]
+
+    clock.advance(timedelta(seconds=callqueue.CLAIM_TTL_S - 1))
+    assert taken not in round_of_hold()
+    assert (state_of(app, "asha").state, state_of(app, "asha").call_sid) == (AgentState.ON_CALL, taken)
+
+    clock.advance(timedelta(seconds=1))
+    assert taken in round_of_hold()
+    assert (state_of(app, "asha").state, state_of(app, "asha").reason) == (AgentState.PAUSED, "missed")
+    assert ("agent.state_changed", "on_call", "paused", "missed") in audited(app, "asha")
+
+
 # -- who comes first ---------------------------------------------------------------------------------
 
 
