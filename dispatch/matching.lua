@@ -36,10 +36,10 @@ local function reaches(distance, own_radius, default_radius, reach)
   return distance <= max(own_radius, reach)
 end
 
--- Candidates as columns, one entry a candidate: `km` (distance), `rating` and `jobs` as Redis holds
--- them (false or "": not set), `id`.
+-- Candidates as columns, one entry a candidate, added from the strings Redis holds (false or "":
+-- not set): id, distance (km) as tenths, rating, jobs today.
 local function columns()
-  return { id = {}, km = {}, rating = {}, jobs = {}, tenths = {} }
+  return { id = {}, tenths = {}, rating = {}, jobs = {} }
 end
 
 local function add(c, id, km, rating, jobs)

@@ -41,7 +41,7 @@ REGISTRATION_LOOK_S = 1.0  # a worker looks at its registration at most this oft
 class HelplineWorker(SimpleWorker):
     """A worker that runs jobs in its own process: no fork per job (our jobs are short and
     I/O-bound, and a fork per job would also reopen every database connection). At a heartbeat
-    (at most one a second looks) it registers itself again if Redis lost its registration
+    (looking once a second at most) it registers itself again if Redis lost its registration
     (restarted empty): RQ's heartbeat only refreshes a key, and `rq info` and /healthz would count
     no worker while it works.
 
