@@ -84,7 +84,7 @@ KNN = sa.text(
     LIMIT :limit
     """
 )
-SCAN_BASELINE = Baseline(f"haversine scan, no spatial index (PostGIS is not installed: {INSTALL})", SCAN)
+SCAN_BASELINE = Baseline("haversine scan, no spatial index", SCAN)
 
 # The workers the GEO index holds (offerable: active, available, police-verified, not on a job unless
 # parallel jobs are allowed), one row a skill, as the index has one set a skill.
@@ -127,7 +127,7 @@ def prepare(engine: sa.Engine, rules: Dispatch) -> Baseline:
     """PostGIS's KNN over the index's workers, built now, where the server has PostGIS; else the scan."""
     version = postgis_version(engine)
     if version is None:
-        return SCAN_BASELINE
+        return Baseline(f"{SCAN_BASELINE.name} (PostGIS is not installed: {INSTALL})", SCAN)
     params = {"default_radius": rules.default_radius_km, "parallel": rules.allow_parallel_jobs}
     with engine.begin() as connection:
         for statement in PLACES:
