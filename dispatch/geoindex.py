@@ -1,14 +1,17 @@
 """The Redis GEO index of workers who can take a job now, one sorted set per skill.
 
 The database is the truth; this index mirrors it (rebuilt at start, updated on every change) so
-that finding the nearest worker costs one GEOSEARCH and one pipelined read, not a table scan.
+that finding the nearest worker costs one GEOSEARCH and one pipelined read, not a table scan; and
+`ranked` does the search, the reads and matching.rank's filter and order in Redis, in one round trip.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from datetime import date
+from pathlib import Path
 from typing import cast
 
 import redis
@@ -25,6 +28,9 @@ JOBS_TODAY = "sewamitra:jobs-today:"  # hash per day: worker id → jobs assigne
 MAX_RADIUS = "sewamitra:geo-max-radius"  # the widest service radius of any indexed worker
 BUILT = "sewamitra:geo-built"  # when the index was last built whole; gone when Redis lost its data
 SEARCH_LIMIT = 64  # nearest workers read per search; ranking needs only the first few
+# matching.rank's rules in Lua, then the search that ranks by them (see `ranked`).
+RANKED_NEARBY = b"\n".join(Path(__file__).with_name(name).read_bytes() for name in ("matching.lua", "nearby.lua"))
+RANKED_NEARBY_SHA = hashlib.sha1(RANKED_NEARBY, usedforsecurity=False).hexdigest()
 
 
 def key(skill: str) -> str:
@@ -197,6 +203,34 @@ def nearby(
         Candidate(int(member), distance, _number(radius), _number(rating), int(done or 0))
         for (member, distance), radius, rating, done in zip(found, radii, ratings, jobs, strict=True)
     ]
+
+
+def ranked(
+    connection: redis.Redis,
+    skill: str,
+    latitude: float,
+    longitude: float,
+    radius_km: float,
+    today: date,
+    *,
+    default_radius_km: float,
+    reach_km: float | None = None,
+) -> list[Candidate]:
+    """`matching.rank(nearby(...))`, worked out by Redis next to the index: one round trip instead of
+    two, and only the workers who reach the spot come back, best first."""
+    keys = (key(skill), RADIUS, RATING, f"{JOBS_TODAY}{today.isoformat()}")
+    args = (longitude, latitude, radius_km, SEARCH_LIMIT, default_radius_km, reach_km or 0.0)
+    try:
+        raw = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:  # a Redis restarted, or its scripts flushed, since we last ran it
+        connection.script_load(RANKED_NEARBY)
+        raw = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
+    return [_candidate(*line.split(b",")) for line in cast(bytes, raw).splitlines()]
+
+
+def _candidate(member: bytes, distance: bytes, radius: bytes, rating: bytes, jobs: bytes) -> Candidate:
+    """A line of nearby.lua's answer, read as `nearby` reads the same strings."""
+    return Candidate(int(member), float(distance), _number(radius), _number(rating), int(jobs or 0))
 
 
 def count_job(connection: redis.Redis, worker_id: int, today: date) -> None:

@@ -222,19 +222,29 @@ def _ensure_index() -> None:
 
 
 def _candidates(session: Session, request: ServiceRequest, moment: datetime) -> list[Candidate]:
-    """The workers near the request, ranked; with parallel jobs allowed, those free at the visit's time
-    first (without, a worker with a job in hand is not offered another at all)."""
+    """The workers near the request, ranked (by Redis, next to the index); with parallel jobs allowed,
+    those free at the visit's time first (without, a worker with a job in hand is not offered another
+    at all): `rank` again, which keeps the order among the free and among the busy."""
     ctx = context.current()
     if request.latitude is None or request.longitude is None:
         return []
     rules = ctx.settings.dispatch
     reach = request.round_radius_km  # an agent widened this round
     radius = max(geoindex.search_radius(ctx.redis, rules.default_radius_km), reach or 0.0)
-    found = geoindex.nearby(ctx.redis, request.service_code, request.latitude, request.longitude, radius, moment.date())
-    busy = frozenset[int]()
-    if rules.allow_parallel_jobs:
-        busy = offers.busy_then(session, request, [c.worker_id for c in found], moment)
-    return rank(found, default_radius_km=rules.default_radius_km, reach_km=reach, busy_then=busy)
+    ranked = geoindex.ranked(
+        ctx.redis,
+        request.service_code,
+        request.latitude,
+        request.longitude,
+        radius,
+        moment.date(),
+        default_radius_km=rules.default_radius_km,
+        reach_km=reach,
+    )
+    if not rules.allow_parallel_jobs:
+        return ranked
+    busy = offers.busy_then(session, request, [c.worker_id for c in ranked], moment)
+    return rank(ranked, default_radius_km=rules.default_radius_km, reach_km=reach, busy_then=busy)
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:

@@ -1,4 +1,7 @@
-"""Which worker gets the offer: a pure ranking over candidates the GEO index found nearby."""
+"""Which worker gets the offer: a pure ranking over candidates the GEO index found nearby.
+
+Dispatch has Redis rank them (geoindex.ranked) by the same rules in Lua, dispatch/matching.lua: a
+change here is a change there, and tests/integration/test_ranked_nearby.py holds the two equal."""
 
 from __future__ import annotations
 

@@ -35,13 +35,23 @@ def queue(connection: redis.Redis, name: QueueName = QueueName.DEFAULT) -> Queue
     return Queue(name.value, connection=connection)
 
 
+REGISTRATION_LOOK_S = 1.0  # a worker looks at its registration at most this often (seconds)
+
+
 class HelplineWorker(SimpleWorker):
     """A worker that runs jobs in its own process: no fork per job (our jobs are short and
-    I/O-bound, and a fork per job would also reopen every database connection). At each heartbeat
-    it registers itself again if Redis lost its registration (restarted empty): RQ's heartbeat
-    only refreshes a key, and `rq info` and /healthz would count no worker while it works."""
+    I/O-bound, and a fork per job would also reopen every database connection). At a heartbeat
+    (looking once a second at most) it registers itself again if Redis lost its registration
+    (restarted empty): RQ's heartbeat only refreshes a key, and `rq info` and /healthz would count
+    no worker while it works.
+
+    RQ beats several times a job, and writes "idle" twice between two jobs: a heartbeat of its
+    own goes in one round trip, not two, and a state already written is not written again (the
+    registration made again writes it)."""
 
     asked_to_stop = False  # SIGTERM or SIGINT came: its work loop returns because it was told to
+    registration_seen_at = float("-inf")  # time.monotonic() of the last look at the registration
+    state_written: str | None = None
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         # RQ notes the request (`_stop_requested`) only when it comes during a job; an idle worker's
@@ -58,8 +68,23 @@ class HelplineWorker(SimpleWorker):
             self.pubsub_thread.stop()
         super().unsubscribe()  # type: ignore[no-untyped-call]
 
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        if pipeline is None and state == self.state_written:
+            self._state = state
+            return
+        super().set_state(state, pipeline)
+        self.state_written = state if pipeline is None else None  # a pipeline's write may yet fail
+
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            with self.connection.pipeline(transaction=False) as beat:
+                super().heartbeat(timeout, beat)
+                beat.execute()
+        else:
+            super().heartbeat(timeout, pipeline)
+        if time.monotonic() - self.registration_seen_at < REGISTRATION_LOOK_S:
+            return
+        self.registration_seen_at = time.monotonic()
         if not self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
             self.log.warning("Worker %s: Redis lost this worker's registration; registering it again", self.name)
             with self.connection.pipeline() as again:

@@ -1,6 +1,7 @@
 """`sewamitra bench dispatch` at toy sizes on the real PostgreSQL, Redis and RQ: it prints every
 figure, loses no request, leaves a Redis database in use alone, and its GEO index picks the same
-nearest worker a plain SQL query does. Timings are printed, never asserted."""
+nearest worker its SQL baselines do (PostGIS's KNN search, and the haversine scan it falls back to).
+Timings are printed, never asserted."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from core.exceptions import SewamitraError
 from core.geo import distance_km
 from core.settings import Settings
 from devtools.bench import dispatch as bench
-from devtools.bench import stats
+from devtools.bench import knn, stats
 from dispatch import geoindex
 from storage.db import create_engine
 from tests.factories import ROOT
@@ -57,10 +58,26 @@ def test_the_report_prints_every_figure_with_the_machine_and_the_targets(run: tu
     for key, (_phase, label, _unit) in bench.FIGURES.items():
         assert key in figures, key
         assert label in report, label
-    for machine in ("CPUs (nproc): ", "Python: ", "PostgreSQL: ", "Redis: "):
+    for machine in ("CPUs (nproc): ", "Python: ", "PostgreSQL: ", "Redis: ", "SQL baseline: "):
         assert machine in report
     assert "< 5 ms: " in report
+    assert "| <= 1: " in report  # the index's p99 against the SQL baseline's
+    assert ">= 300/s: " in report
     assert ">= 200/s: " in report
+
+
+def test_the_report_says_which_sql_baseline_it_measured(
+    run: tuple[str, dict[str, float]], postgres_server_url: str
+) -> None:
+    report, _ = run
+    engine = sa.create_engine(postgres_server_url)
+    postgis = knn.postgis_version(engine)
+    engine.dispose()
+
+    if postgis is None:
+        assert "- SQL baseline: haversine scan, no spatial index (PostGIS is not installed" in report
+    else:
+        assert f"- SQL baseline: PostGIS {postgis} KNN" in report
     assert "workers=2000, requests=50, matches=100, processes=1, seed=155330" in report
 
 
@@ -89,14 +106,22 @@ def test_the_run_agrees_with_sql_on_every_point(run: tuple[str, dict[str, float]
     assert figures["match_agreement"] == 1.0
 
 
-@pytest.fixture
-def lucknow(migrated_postgres_url: str, redis_client: redis.Redis, settings: Settings) -> Iterator[bench.Bench]:
-    """1,500 workers around Lucknow's PIN codes, in a migrated database and the GEO index."""
+@pytest.fixture(params=["scan", "postgis"])
+def lucknow(
+    request: pytest.FixtureRequest, migrated_postgres_url: str, redis_client: redis.Redis, settings: Settings
+) -> Iterator[bench.Bench]:
+    """1,500 workers around Lucknow's PIN codes, in a migrated database and the GEO index; the SQL
+    baseline the haversine scan, or PostGIS's KNN search where the server has PostGIS."""
     engine = create_engine(migrated_postgres_url)
     spots = tuple(spot for spot in bench.spots("UTTAR PRADESH") if spot.district == "LUCKNOW")
     world = bench.Bench(settings, engine, redis_client, random.Random(7), spots, io.StringIO())
     bench.add_workers(world, 1_500)
     bench.rebuild_index(world)
+    if request.param == "postgis":
+        if knn.postgis_version(engine) is None:
+            pytest.skip(f"PostGIS is not installed on this PostgreSQL server ({knn.INSTALL})")
+        bench.prepare_baseline(world)
+        assert world.baseline.query is knn.KNN
     yield world
     engine.dispose()
 
@@ -110,7 +135,7 @@ def test_the_index_and_sql_choose_the_same_nearest_worker(lucknow: bench.Bench) 
     with lucknow.engine.connect() as connection:
         for point in bench.request_points(lucknow, 200) + far_away:
             ours = bench.nearest_by_index(bench.by_index(lucknow, point, radius, today), rules.default_radius_km)
-            theirs = bench.nearest_by_sql(bench.by_sql(connection, point, rules))
+            theirs = bench.nearest_by_sql(bench.by_sql(lucknow, connection, point, radius))
 
             assert (ours is None) == (theirs is None), point
             if ours is not None and theirs is not None:
