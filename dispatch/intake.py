@@ -124,7 +124,7 @@ def _log_the_call(session: Session, call_sid: str, intake: Intake, request_id: i
     values: dict[str, object] = {
         "call_sid": call_sid,
         "direction": Direction.INBOUND.value,
-        "from_number": intake.phone,
+        "from_number": intake.phone or "anonymous",  # as the status callback logs a withheld number
         "status": "in-progress",
         "outcome": "request_created",
         "language": intake.language,
