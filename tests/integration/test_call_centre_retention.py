@@ -111,7 +111,7 @@ def talked(centre: CallCentre, call_sid: str, note: str, comment: str) -> int:
 
 def callback_worked(centre: CallCentre, caller_id: int, notes: tuple[str, str, str], *, close: bool = True) -> int:
     """The agent promises the citizen a callback (`notes[0]`), tries it and finds nobody (`notes[1]`),
-    then, `close`, marks it done on the live queue (`notes[2]`): each note where the console keeps it."""
+    then, `close`, reaches the citizen on the next try (`notes[2]`): each note where the console keeps it."""
     promised, tried, done = notes
     zone = ZoneInfo(centre.app.extensions["sewamitra"].settings.call_centre.timezone)
     due = (centre.clock.now() + timedelta(hours=1)).astimezone(zone).strftime("%Y-%m-%dT%H:%M")
@@ -126,8 +126,8 @@ def callback_worked(centre: CallCentre, caller_id: int, notes: tuple[str, str, s
     tried_form = {"outcome": "no_answer", "note": tried}
     assert centre.agent.post(f"/console/callbacks/{callback_id}/outcome", tried_form).status_code == 302
     if close:
-        done_form = {"outcome": "done", "note": done}
-        assert centre.agent.post(f"/console/queue/callbacks/{callback_id}", done_form).status_code == 302
+        done_form = {"outcome": "reached", "note": done}
+        assert centre.agent.post(f"/console/callbacks/{callback_id}/outcome", done_form).status_code == 302
     return callback_id
 
 
@@ -217,13 +217,18 @@ def test_a_citizen_erased_leaves_no_number_and_no_note_about_them_in_the_call_ce
     assert review.scores == {code: {"points": points} for code, points in SCORES.items()}
     assert (review.points, review.passed) == (75, True)
     assert review_of(engine, kept_call).scores["courtesy"]["comment"] == "Ramesh was kept waiting too long"
-    assert [outcome for outcome, _ in outcomes] == ["no_answer", "no_answer"]
-    assert [note for _, note in outcomes] == [None, "Ramesh: phone switched off"]
+    assert [outcome for outcome, _ in outcomes] == ["no_answer", "reached", "no_answer", "reached"]
+    assert [note for _, note in outcomes] == [
+        None,
+        None,
+        "Ramesh: phone switched off",
+        "Ramesh: reached, plumber booked",
+    ]
     # The decision's audit event counts what went, and names no one.
     assert event.detail["wrap_up_notes_blanked"] == 1
     assert event.detail["review_comments_blanked"] == 1
-    assert event.detail["callback_notes_blanked"] == 2  # the callback's note and its try's
-    assert event.detail["audit_events_scrubbed"] == 2  # the notes the promise and its end were audited with
+    assert event.detail["callback_notes_blanked"] == 3  # the callback's note and its two tries'
+    assert event.detail["audit_events_scrubbed"] == 1  # the note the promise was audited with
 
     # A supervisor corrects the erased citizen's call later, with a note about them; the citizen asks
     # again: what was written since is blanked too (their calls are under the hash now).
@@ -313,7 +318,7 @@ def test_the_nightly_run_blanks_staffs_notes_past_their_time_and_keeps_newer_one
     closed_days_ago(engine, old_callback, 91)
     closed_days_ago(engine, new_callback, 89)
     closed_days_ago(engine, open_callback, 200)
-    assert notes_of_callback(engine, old_callback) == ["old done", "old try", "old promise", "old done"]
+    assert notes_of_callback(engine, old_callback) == ["old promise", "old try", "old done", "old promise"]
 
     counts = jobs.erase_expired()
 
@@ -324,11 +329,11 @@ def test_the_nightly_run_blanks_staffs_notes_past_their_time_and_keeps_newer_one
     assert wrap_up_note(engine, new_call) == "new wrap-up note"
     assert review_of(engine, new_call).scores["courtesy"] == {"points": 20, "comment": "new comment"}
     assert review_of(engine, new_call).scores["greeting"] == {"points": 10, "comment": ""}
-    assert notes_of_callback(engine, new_callback) == ["new done", "new try", "new promise", "new done"]
+    assert notes_of_callback(engine, new_callback) == ["new promise", "new try", "new done", "new promise"]
     assert notes_of_callback(engine, open_callback) == ["open promise", "open try", "open promise"]
     assert (counts["wrap_up_notes_blanked"], counts["review_comments_blanked"]) == (1, 1)
-    assert counts["callback_notes_blanked"] == 2
-    assert counts["audit_events_scrubbed"] == 2
+    assert counts["callback_notes_blanked"] == 3
+    assert counts["audit_events_scrubbed"] == 1  # the promise's callback.scheduled
     assert counts["numbers"] == 0  # the citizens rang today: their numbers stay
     with Session(engine) as db:
         [run] = db.exec(select(AuditEvent).where(AuditEvent.action == "privacy.retention_run")).all()
