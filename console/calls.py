@@ -391,11 +391,7 @@ def quality_lines(db: Session, span: reports.Span) -> list[scorecard.AgentQualit
 @requires(*STAFF)
 def quality() -> ResponseReturnValue:
     """Each agent's quality: calls reviewed, average score, pass rate, weakest item; on screen and CSV."""
-    span = reports.chosen_span(request.args)
-    with Session(runtime().engine) as db:
-        lines = quality_lines(db, span)
-        names = _names(db, (line.agent_id for line in lines))
-    items = {item.code: item.name(g.get("language", "en")) for item in runtime().settings.quality.scorecard}
+    span, lines, names, items = _quality_report(g.get("language", "en"))
     return render_template(
         "console/calls/quality.html",
         span=span,
@@ -405,6 +401,16 @@ def quality() -> ResponseReturnValue:
         metrics=metrics,
         csv_url=url_for(".quality_csv", **span.args()),
     )
+
+
+def _quality_report(language: str) -> tuple[reports.Span, list[scorecard.AgentQuality], dict[int, str], dict[str, str]]:
+    """The asked span's quality lines, the agents' names and the scorecard items' names in `language`."""
+    span = reports.chosen_span(request.args)
+    with Session(runtime().engine) as db:
+        lines = quality_lines(db, span)
+        names = _names(db, (line.agent_id for line in lines))
+    items = {item.code: item.name(language) for item in runtime().settings.quality.scorecard}
+    return span, lines, names, items
 
 
 QUALITY_HEADER = (
@@ -421,11 +427,7 @@ QUALITY_HEADER = (
 @requires(*STAFF)
 def quality_csv() -> ResponseReturnValue:
     """The quality report as a sheet (in English, as every sheet of the console): the lines the page shows."""
-    span = reports.chosen_span(request.args)
-    with Session(runtime().engine) as db:
-        lines = quality_lines(db, span)
-        names = _names(db, (line.agent_id for line in lines))
-    items = {item.code: item.name("en") for item in runtime().settings.quality.scorecard}
+    span, lines, names, items = _quality_report("en")
     rows = [
         [
             names.get(line.agent_id, line.agent_id),
