@@ -88,7 +88,7 @@ def status() -> Response:
         return Response(status=204)
     error_code = storable(report.error_code, 10)
     ours = request.args.get("sms", "")
-    sms_id = int(ours) if ours.isdecimal() and len(ours) <= 18 else None
+    sms_id = int(ours) if ours.isascii() and ours.isdigit() and len(ours) <= 9 else None  # an id, not junk
     try:
         offer_id = messages.record_delivery(runtime.engine, sid, new, error_code, runtime.clock.now(), sms_id=sms_id)
     except UNREACHABLE:
