@@ -63,7 +63,7 @@ class HelplineWorker(SimpleWorker):
         """Stop listening for RQ's commands (kill, stop) without a second's wait. RQ unsubscribes and
         only then stops its pub/sub thread: the thread may read the unsubscribe's reply first and block
         again for a minute, and RQ's join gives up on it only after a second; every burst of jobs
-        ended so about once in four. Stopped first, the thread ends at that reply."""
+        ended so about once in ten. Stopped first, the thread ends at that reply."""
         if self.pubsub_thread:
             self.pubsub_thread.stop()
         super().unsubscribe()  # type: ignore[no-untyped-call]
