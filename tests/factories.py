@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from core import numbers, pincodes
+from core.clock import SYSTEM, Clock
 from core.settings import Settings, load_settings
 from devtools.plivo_simulator import PlivoCallSimulator, plivo_headers, plivo_number
 from devtools.simulator import CallSimulator, FlaskTransport, Queued, Transcript
@@ -315,15 +316,23 @@ def work_queued_jobs(app: Flask) -> None:
     rq_worker(app.extensions["sewamitra"].redis).work(burst=True)
 
 
-def run_jobs(app: Flask) -> None:
-    """What the RQ workers would do next: every queued job, with the app's settings and Twilio's API
-    at the sandbox, in a jobs' context installed for the while."""
+@contextmanager
+def jobs_context(app: Flask, clock: Clock = SYSTEM) -> Iterator[None]:
+    """The jobs' context as `sewamitra worker` installs it (the app's settings and services, the
+    platform's API at the sandbox), by `clock`, for the while."""
     runtime: Runtime = app.extensions["sewamitra"]
-    context.install(context.JobContext(runtime.settings, runtime.engine, runtime.redis, telephony(runtime.settings)))
+    settings = runtime.settings
+    context.install(context.JobContext(settings, runtime.engine, runtime.redis, telephony(settings), clock))
     try:
-        rq_worker(runtime.redis).work(burst=True)
+        yield
     finally:
         context.install(None)
+
+
+def run_jobs(app: Flask) -> None:
+    """What the RQ workers would do next: every queued job, in the jobs' context for the while."""
+    with jobs_context(app):
+        rq_worker(app.extensions["sewamitra"].redis).work(burst=True)
 
 
 # -- shared by several modules ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from callcentre import desk
 from core.clock import FrozenClock
 from core.settings import Settings
-from dispatch import context, jobs
+from dispatch import jobs
 from storage import callqueue
 from storage.models import (
     AgentCall,
@@ -42,9 +42,8 @@ from storage.models import (
     Role,
     ServiceRequest,
 )
-from telephony import telephony
 from tests.console import Console, add_user, signed_in
-from tests.factories import ALWAYS_OPEN, call, engine_of, holds, redis_dump, table_dump, with_hours
+from tests.factories import ALWAYS_OPEN, call, engine_of, holds, jobs_context, redis_dump, table_dump, with_hours
 
 # Both databases: a review's comments are found by searching its JSON as text (a cast each dialect
 # writes its own way).
@@ -249,11 +248,8 @@ def test_a_citizen_erased_leaves_no_number_and_no_note_about_them_in_the_call_ce
 @pytest.fixture
 def nightly(app: Flask) -> Iterator[None]:
     """The job's context, as `sewamitra worker` installs it, with the clock frozen at the nightly run."""
-    runtime = app.extensions["sewamitra"]
-    settings = runtime.settings
-    context.install(context.JobContext(settings, runtime.engine, runtime.redis, telephony(settings), FrozenClock(NOW)))
-    yield
-    context.install(None)
+    with jobs_context(app, FrozenClock(NOW)):
+        yield
 
 
 def answered_days_ago(engine: sa.Engine, call_id: int, days: int) -> None:

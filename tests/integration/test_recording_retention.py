@@ -18,15 +18,15 @@ from sqlmodel import Session, col, select
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, jobs, retention
+from dispatch import jobs, retention
 from storage.models import Caller, Recording, RecordingKind, RequestStatus, Role, ServiceRequest
-from telephony import telephony
 from tests.console import add_user
 from tests.factories import (
     ACCOUNT_SID,
     ALWAYS_OPEN,
     PLIVO_AUTH_ID,
     engine_of,
+    jobs_context,
     platform_of,
     signed_post,
     simulator,
@@ -49,11 +49,8 @@ def app_settings(helpline_settings: Settings) -> Settings:
 @pytest.fixture
 def nightly(app: Flask) -> Iterator[None]:
     """The job's context, as `sewamitra worker` installs it, with the clock frozen at the nightly run."""
-    runtime = app.extensions["sewamitra"]
-    settings = runtime.settings
-    context.install(context.JobContext(settings, runtime.engine, runtime.redis, telephony(settings), FrozenClock(NOW)))
-    yield
-    context.install(None)
+    with jobs_context(app, FrozenClock(NOW)):
+        yield
 
 
 def book(app: Flask, sandbox: TwilioSandbox, number: str) -> Recording:
