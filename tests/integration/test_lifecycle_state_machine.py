@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -115,6 +116,17 @@ ANSWERED: Counter[str] = Counter()  # the answers the workers got, for -s
 REWORKS: Counter[str] = Counter()  # reworks booked and offered, suspensions, for -s
 VISITS: Counter[str] = Counter()  # what the workers' starts and the late sweeps did, for -s
 PHONES = (f"+9198{n:08d}" for n in itertools.count(10_000_000))  # unique across every run of the machine
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What the invariants read after a step: this run's rows."""
+
+    requests: dict[int, ServiceRequest]
+    offers: list[Offer]
+    trail: list[tuple[int | None, str | None, str | None]]  # (request, from, to) of each status change, in order
+    escalation_closes: list[AuditEvent]
+    calls: dict[int | None, CitizenCall]
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -366,14 +378,14 @@ class Lifecycle(RuleBasedStateMachine):
         with session_scope(self.engine) as session:
             if not lifecycle.assign(session, request, worker, "user:1", self.clock.now()).ok:
                 return multiple()
-        self.requests_move_only_along_the_lifecycle()  # the step between: assigned
+        self.requests_move_only_along_the_lifecycle(self._read())  # the step between: assigned
         found = self._request(request)
         with session_scope(self.engine) as session:
             done = offers.complete(session, found.number, worker, found.completion_code or "", self.clock.now())
             assert done is not None
         if then == "nothing":
             return multiple()
-        self.requests_move_only_along_the_lifecycle()  # the step between: completed
+        self.requests_move_only_along_the_lifecycle(self._read())  # the step between: completed
         if then == "rated":
             return self.rated(request, rating)
         return self.problem_reported(request, other=rating % 2 == 0)
@@ -528,26 +540,31 @@ class Lifecycle(RuleBasedStateMachine):
     # -- what must always be true ------------------------------------------------------------------
 
     @invariant()
-    def an_escalated_request_closes_only_after_an_answered_recorded_call_at_its_rung(self) -> None:
-        with Session(self.engine) as session:
-            closes = session.exec(
-                select(AuditEvent).where(
-                    AuditEvent.action == AuditAction.REQUEST_ESCALATION_CLOSED.value,
-                    col(AuditEvent.entity_id).in_(list(self.request_status)),
-                )
-            ).all()
-            for close in closes:
-                call = session.get(CitizenCall, close.detail["citizen_call_id"])
-                assert call is not None
-                assert call.request_id == close.entity_id
-                assert call.status is CitizenCallStatus.ANSWERED
-                assert call.recording_id is not None
-                assert call.escalation_level == close.detail["level"] > ladder.FIRST
+    def the_lifecycle_holds(self) -> None:
+        """Every check below after every step, on one read of this run's rows (a read of its own for
+        each check made the invariants four fifths of the run's time)."""
+        rows = self._read()
+        self.a_rework_redoes_one_finished_job_of_the_same_citizen(rows)
+        self.a_suspended_worker_gets_no_new_offer_and_no_job(rows)
+        self.a_visit_starts_only_with_its_worker_at_the_door_and_a_waiting_request_has_none(rows)
+        self.a_worker_whose_job_was_taken_back_is_not_offered_it_again(rows)
+        self.an_escalated_request_closes_only_after_an_answered_recorded_call_at_its_rung(rows)
+        self.offers_move_only_along_their_lifecycle(rows)
+        self.one_accepted_offer_and_it_is_the_assigned_workers(rows)
+        self.requests_move_only_along_the_lifecycle(rows)
+        self.the_audit_trail_tells_every_move(rows)  # against the statuses the check before recorded
 
-    @invariant()
-    def a_visit_starts_only_with_its_worker_at_the_door_and_a_waiting_request_has_none(self) -> None:
+    def an_escalated_request_closes_only_after_an_answered_recorded_call_at_its_rung(self, rows: Rows) -> None:
+        for close in rows.escalation_closes:
+            call = rows.calls[close.detail["citizen_call_id"]]
+            assert call.request_id == close.entity_id
+            assert call.status is CitizenCallStatus.ANSWERED
+            assert call.recording_id is not None
+            assert call.escalation_level == close.detail["level"] > ladder.FIRST
+
+    def a_visit_starts_only_with_its_worker_at_the_door_and_a_waiting_request_has_none(self, rows: Rows) -> None:
         allowed = self.settings.visit.start_code_tries
-        for request_id, request in self._requests().items():
+        for request_id, request in rows.requests.items():
             assert request.start_code_tries <= allowed, request_id
             if request.started_at is not None:
                 assert request.arrived_at is not None, request_id
@@ -558,9 +575,8 @@ class Lifecycle(RuleBasedStateMachine):
                 assert request.on_the_way_at is None, request_id
                 assert request.late_flagged_at is None, request_id
 
-    @invariant()
-    def a_worker_whose_job_was_taken_back_is_not_offered_it_again(self) -> None:
-        mine = self._offers()
+    def a_worker_whose_job_was_taken_back_is_not_offered_it_again(self, rows: Rows) -> None:
+        mine = rows.offers
         for taken in (o for o in mine if o.status is OS.TAKEN_BACK):
             later = [
                 o
@@ -572,20 +588,17 @@ class Lifecycle(RuleBasedStateMachine):
             ]
             assert later == [], (taken.request_id, taken.worker_id)
 
-    @invariant()
-    def requests_move_only_along_the_lifecycle(self) -> None:
-        requests = self._requests()
+    def requests_move_only_along_the_lifecycle(self, rows: Rows) -> None:
         for request_id, before in self.request_status.items():
-            now = requests[request_id].status
+            now = rows.requests[request_id].status
             assert now == before or now in ALLOWED[before], f"request {request_id}: {before} → {now}"
             if now != before:
                 event(f"{before.value} → {now.value}")
                 SEEN[(before, now)] += 1
             self.request_status[request_id] = now
 
-    @invariant()
-    def offers_move_only_along_their_lifecycle(self) -> None:
-        for offer in self._offers():
+    def offers_move_only_along_their_lifecycle(self, rows: Rows) -> None:
+        for offer in rows.offers:
             assert offer.id is not None
             before = self.offer_status.get(offer.id, OS.PENDING)
             assert offer.status == before or offer.status in OFFER_ALLOWED[before], (
@@ -593,17 +606,9 @@ class Lifecycle(RuleBasedStateMachine):
             )
             self.offer_status[offer.id] = offer.status
 
-    @invariant()
-    def the_audit_trail_tells_every_move(self) -> None:
-        with Session(self.engine) as session:
-            trail = session.exec(
-                select(AuditEvent.entity_id, AuditEvent.from_status, AuditEvent.to_status)
-                .where(AuditEvent.entity == "service_request", col(AuditEvent.entity_id).in_(list(self.request_status)))
-                .where(col(AuditEvent.from_status).is_not(None))
-                .order_by(col(AuditEvent.id))
-            ).all()
+    def the_audit_trail_tells_every_move(self, rows: Rows) -> None:
         for request_id in self.request_status:
-            moves = [(old, new) for entity_id, old, new in trail if entity_id == request_id]
+            moves = [(old, new) for entity_id, old, new in rows.trail if entity_id == request_id]
             status = S.NEW
             for old, new in moves:
                 assert new is not None, (request_id, moves)
@@ -612,11 +617,9 @@ class Lifecycle(RuleBasedStateMachine):
                 status = S(new)
             assert status == self.request_status[request_id], (request_id, moves)
 
-    @invariant()
-    def one_accepted_offer_and_it_is_the_assigned_workers(self) -> None:
-        every_offer = self._offers()
-        for request_id, request in self._requests().items():
-            mine = [o for o in every_offer if o.request_id == request_id]
+    def one_accepted_offer_and_it_is_the_assigned_workers(self, rows: Rows) -> None:
+        for request_id, request in rows.requests.items():
+            mine = [o for o in rows.offers if o.request_id == request_id]
             accepted = [o for o in mine if o.status is OS.ACCEPTED]
             pending = [o for o in mine if o.status is OS.PENDING]
             assert len(accepted) <= 1, f"request {request_id} has {len(accepted)} accepted offers"
@@ -631,20 +634,14 @@ class Lifecycle(RuleBasedStateMachine):
                 assert request.worker_id is not None
                 assert request.completed_at is not None
 
-    @invariant()
-    def a_rework_redoes_one_finished_job_of_the_same_citizen(self) -> None:
-        with Session(self.engine) as session:
-            mine = list(
-                session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(list(self.request_status))))
-            )
-        every_offer = self._offers() if any(r.avoid_worker_id is not None for r in mine) else []
+    def a_rework_redoes_one_finished_job_of_the_same_citizen(self, rows: Rows) -> None:
+        mine = list(rows.requests.values())
         redone = Counter(r.rework_of_id for r in mine if r.rework_of_id is not None)
         assert all(count == 1 for count in redone.values()), redone
-        by_id = {r.id: r for r in mine}
         for request in mine:
             if request.rework_of_id is None:
                 continue
-            original = by_id[request.rework_of_id]
+            original = rows.requests[request.rework_of_id]
             assert original.completed_at is not None
             assert original.worker_id is not None
             assert original.status is S.CLOSED
@@ -655,38 +652,54 @@ class Lifecycle(RuleBasedStateMachine):
             )
             if request.avoid_worker_id is not None:
                 assert request.avoid_worker_id == original.worker_id
-                theirs = [o for o in every_offer if o.request_id == request.id and o.worker_id == original.worker_id]
+                theirs = [o for o in rows.offers if o.request_id == request.id and o.worker_id == original.worker_id]
                 assert not [o for o in theirs if o.status in (OS.PENDING, OS.ACCEPTED)], theirs
 
-    @invariant()
-    def a_suspended_worker_gets_no_new_offer_and_no_job(self) -> None:
-        if not self.suspended:
-            return
-        every_offer, requests = self._offers(), self._requests()
+    def a_suspended_worker_gets_no_new_offer_and_no_job(self, rows: Rows) -> None:
         for worker, before in self.suspended.items():
-            later = [o for o in every_offer if o.worker_id == worker and o.id not in before]
+            later = [o for o in rows.offers if o.worker_id == worker and o.id not in before]
             assert later == [], f"suspended worker {worker} was offered {[o.id for o in later]}"
-            in_hand = [r for r in requests.values() if r.worker_id == worker]
+            in_hand = [r for r in rows.requests.values() if r.worker_id == worker]
             assert all(r.status is not S.ASSIGNED for r in in_hand)
+
+    def _read(self) -> Rows:
+        """This run's requests, their offers, their audit trail and escalation closes (with the calls
+        the closes name), read in one session."""
+        mine = list(self.request_status)
+        with Session(self.engine) as session:
+            requests = {
+                r.id or 0: r for r in session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(mine)))
+            }
+            every_offer = list(session.exec(select(Offer).where(col(Offer.request_id).in_(mine))))
+            trail = session.exec(
+                select(AuditEvent.entity_id, AuditEvent.from_status, AuditEvent.to_status)
+                .where(AuditEvent.entity == "service_request", col(AuditEvent.entity_id).in_(mine))
+                .where(col(AuditEvent.from_status).is_not(None))
+                .order_by(col(AuditEvent.id))
+            ).all()
+            closes = list(
+                session.exec(
+                    select(AuditEvent).where(
+                        AuditEvent.action == AuditAction.REQUEST_ESCALATION_CLOSED.value,
+                        col(AuditEvent.entity_id).in_(mine),
+                    )
+                )
+            )
+            named = [close.detail["citizen_call_id"] for close in closes]
+            calls = (
+                {c.id: c for c in session.exec(select(CitizenCall).where(col(CitizenCall.id).in_(named)))}
+                if named
+                else {}
+            )
+        assert requests.keys() == self.request_status.keys()
+        assert calls.keys() == set(named), "an escalation's close names a call that does not exist"
+        return Rows(requests, every_offer, [(e, o, n) for e, o, n in trail], closes, calls)
 
     def _request(self, request_id: int) -> ServiceRequest:
         with Session(self.engine) as session:
             found = session.get(ServiceRequest, request_id)
         assert found is not None
         return found
-
-    def _requests(self) -> dict[int, ServiceRequest]:
-        """Every request of this run, by id, read in one query."""
-        with Session(self.engine) as session:
-            query = select(ServiceRequest).where(col(ServiceRequest.id).in_(list(self.request_status)))
-            found = {request.id or 0: request for request in session.exec(query).all()}
-        assert found.keys() == self.request_status.keys()
-        return found
-
-    def _offers(self) -> list[Offer]:
-        with Session(self.engine) as session:
-            query = select(Offer).where(col(Offer.request_id).in_(list(self.request_status)))
-            return list(session.exec(query).all())
 
 
 @pytest.fixture
