@@ -1,4 +1,4 @@
-"""The callback list in a real browser (the fixtures of test_console_browser.py): an agent opens
+"""The callback list in a real browser (the fixtures of tests/browser.py): an agent opens
 Callbacks from the menu, reads a missed caller's row (reason, language, tries n of max, owner, last
 outcome, due), takes it, chooses an outcome and writes a note by their labels, and sees the row
 move on; on a 390 px phone the list scrolls inside its card, never the page. Screenshots go to
@@ -13,27 +13,23 @@ from playwright.sync_api import Page, expect
 
 from storage.db import session_scope
 from storage.models import CallbackRequest, Role
-from tests.console import add_user
-from tests.e2e.test_console_browser import (  # noqa: F401 (fixtures)
+from tests.browser import (
     PHONE,
     WIDER_THAN_THE_WINDOW,
     Live,
-    browser,
     go_to,
-    live,
-    page,
     shoot,
     sign_in,
-    windows,
 )
+from tests.console import add_user
 from tests.factories import CITIZEN
 
 pytestmark = pytest.mark.xdist_group("console_browser")
 
 
 def test_an_agent_takes_a_missed_caller_and_records_a_try_by_the_labelled_outcome_and_note(
-    live: Live,  # noqa: F811 (the fixture imported above)
-    page: Page,  # noqa: F811
+    live: Live,
+    page: Page,
 ) -> None:
     add_user(live.engine, "asha", Role.AGENT, phone="+919811110001")
     with session_scope(live.engine) as db:

@@ -1,4 +1,4 @@
-"""The agent's screen for a working day, in a real browser (the fixtures of test_console_browser):
+"""The agent's screen for a working day, in a real browser (the fixtures of tests/browser.py):
 after taking a caller the form has the focus; keys take, accept, pass, pause, end the wrap-up and
 jump to the caller screen's parts, never while typing; a skip link first in the tab order; every
 control named (Chromium's own accessibility tree says so); text at 4.5:1 and field borders at 3:1,
@@ -19,9 +19,7 @@ from sqlmodel import Session, select
 
 from callcentre import desk
 from storage.models import RequestStatus, Role, User
-from tests.console import add_user
-from tests.e2e import test_console_browser as console_browser
-from tests.e2e.test_console_browser import (
+from tests.browser import (
     CALL_SID,
     DESK_PHONE,
     PHONE,
@@ -29,17 +27,15 @@ from tests.e2e.test_console_browser import (
     Live,
     belongs_to,
     caller_waits,
+    done_by,
     filed_in,
     shoot,
     sign_in,
 )
+from tests.console import add_user
 from tests.factories import CITIZEN, add_worker
 
 # The same live console and Chromium as the console's other browser tests.
-live = console_browser.live
-browser = console_browser.browser
-windows = console_browser.windows
-page = console_browser.page
 pytestmark = pytest.mark.xdist_group("console_browser")
 
 # Controls a person acts on: each must have a name a screen reader says (the accessible name
@@ -221,7 +217,7 @@ def _a_day_of_work(live: Live) -> tuple[str, str]:
     ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
     sunita = add_worker(live.engine, "Sunita Devi", "+919800000002", km_north=2, verified=False)
     belongs_to(live.engine, ramesh, "Gomti Services")
-    done = console_browser._done_by(live.engine, ramesh, rating=1)  # on the worklist
+    done = done_by(live.engine, ramesh, rating=1)  # on the worklist
     filed_in(live.engine, "208001", RequestStatus.ESCALATED)
     filed_in(live.engine, "226001", RequestStatus.ASSIGNED)
     caller_waits(live)

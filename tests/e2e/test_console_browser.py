@@ -9,29 +9,18 @@ at.
 from __future__ import annotations
 
 import re
-import threading
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from sqlmodel import Session, col, select
-from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
-from core import pincodes
-from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from sewamitra.app import create_app
 from storage.db import session_scope
 from storage.models import (
-    AuditEvent,
     CallbackRequest,
     Caller,
     Offer,
@@ -41,196 +30,32 @@ from storage.models import (
     ServiceRequest,
     Worker,
 )
+from tests.browser import (
+    CALL_SID,
+    DESK_PHONE,
+    NUMBER_IN_URL,
+    PHONE,
+    WIDER_THAN_THE_WINDOW,
+    Live,
+    audit_actions,
+    belongs_to,
+    caller_waits,
+    done_by,
+    filed_in,
+    go_to,
+    number_on,
+    shoot,
+    sign_in,
+    twilio_posts,
+)
 from tests.console import PASSWORD, add_user
 from tests.factories import (
-    ALWAYS_OPEN,
-    AUTH_TOKEN,
     CITIZEN,
-    ROOT,
-    add_request,
     add_worker,
-    with_hours,
 )
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREEN: ViewportSize = {"width": 1366, "height": 768}  # the call centre's office screens
-PHONE: ViewportSize = {"width": 390, "height": 844}  # a supervisor away from the desk
-SCREENSHOTS = ROOT / "var" / "screenshots"
-DESK_PHONE = "+919811112222"
-CALL_SID = "CA" + "1" * 32
-# What sticks out of the window sideways, making the page scroll: the outermost such elements (a wide
-# table inside a card that scrolls on its own does not make the page scroll).
-WIDER_THAN_THE_WINDOW = """() => {
-  const out = [];
-  const width = document.documentElement.clientWidth, scrolled = document.documentElement.scrollWidth;
-  for (const element of document.querySelectorAll("body *")) {
-    if (element.parentElement.closest(".card")) continue;
-    const box = element.getBoundingClientRect();
-    if (box.right > width + 0.5 && !out.some((outer) => outer.contains(element))) out.push(element);
-  }
-  return [scrolled, window.innerWidth, out.map((element) => element.tagName + "." + element.className)];
-}"""
-NUMBER_IN_URL = re.compile(r"/console/requests/(\d{7})$")
-
-
-# -- a live console and a browser to use it -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Live:
-    """The console served over HTTP, as the call centre reaches it."""
-
-    url: str
-    app: Flask
-
-    @property
-    def engine(self) -> sa.Engine:
-        engine: sa.Engine = self.app.extensions["sewamitra"].engine
-        return engine
-
-
-def _not_listening_yet(environ: object, start_response: Callable[..., object]) -> Iterable[bytes]:
-    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-    return [b"starting\n"]
-
-
-@pytest.fixture
-def live(helpline_settings: Settings) -> Iterator[Live]:
-    """The app on a port of its own; its public URL is that plain-http address, so the session
-    cookie is not Secure-only and Twilio's signatures are computed over it."""
-    server = make_server("127.0.0.1", 0, _not_listening_yet, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    settings = with_hours(helpline_settings.model_copy(update={"public_url": url}), **ALWAYS_OPEN)
-    app = create_app(settings)
-    server.app = app  # the URL is known only once the server listens; the app is built for it
-    thread = threading.Thread(target=server.serve_forever, name="live-console", daemon=True)
-    thread.start()
-    yield Live(url, app)
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-    app.extensions["sewamitra"].engine.dispose()
-
-
-# One worker of a split run (pytest-xdist) takes the whole module: its tests share one Chromium.
+# One worker of a split run (pytest-xdist) takes the module: its tests share one Chromium.
 pytestmark = pytest.mark.xdist_group("console_browser")
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Browser]:
-    """The run's Chromium (the system's, else Playwright's own), headless."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def windows(browser: Browser, live: Live) -> Iterator[Callable[[], Page]]:
-    """Opens a browser window of its own (own cookies, own session), as on another desk."""
-    opened: list[BrowserContext] = []
-
-    def open_window() -> Page:
-        context = browser.new_context(viewport=SCREEN, base_url=live.url, locale="en-IN", timezone_id="Asia/Kolkata")
-        context.set_default_timeout(10_000)
-        opened.append(context)
-        return context.new_page()
-
-    yield open_window
-    for context in opened:
-        context.close()
-
-
-@pytest.fixture
-def page(windows: Callable[[], Page]) -> Page:
-    return windows()
-
-
-# -- what people and Twilio do ------------------------------------------------------------------------
-
-
-def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
-    page.goto("/console/sign-in")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def go_to(page: Page, section: str) -> None:
-    """Click `section` in the console's menu."""
-    page.locator("header nav").get_by_role("link", name=section, exact=True).click()
-
-
-def shoot(page: Page, name: str) -> None:
-    """A screenshot of the whole page, for a person to look at."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
-
-
-def caller_waits(live: Live, call_sid: str = CALL_SID, phone: str = CITIZEN, queue_time: int = 75) -> None:
-    """Twilio fetches the queue's waitUrl for a caller on hold: over HTTP, signed over the public URL."""
-    url = f"{live.url}/twilio/voice/queue/wait"
-    form = {
-        "CallSid": call_sid,
-        "From": phone,
-        "To": "+18005550100",
-        "CallStatus": "in-progress",
-        "Direction": "inbound",
-        "QueuePosition": "1",
-        "QueueTime": str(queue_time),
-    }
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    posted = urllib.request.Request(
-        url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}, method="POST"
-    )
-    with urllib.request.urlopen(posted, timeout=10) as answer:
-        assert answer.status == 200
-
-
-def filed_in(engine: sa.Engine, pincode: str, status: RequestStatus = RequestStatus.NEW) -> str:
-    """A request from the phone line for `pincode`; its number."""
-    place = pincodes.lookup(pincode)
-    assert place is not None
-    request_id = add_request(engine)
-    with session_scope(engine) as db:
-        db.execute(
-            sa.update(ServiceRequest)
-            .where(col(ServiceRequest.id) == request_id)
-            .values(
-                pincode=pincode,
-                district=place.district,
-                latitude=place.latitude,
-                longitude=place.longitude,
-                status=status,
-            )
-        )
-        return db.exec(select(ServiceRequest.number).where(ServiceRequest.id == request_id)).one()
-
-
-def number_on(page: Page) -> str:
-    found = NUMBER_IN_URL.search(page.url)
-    assert found, page.url
-    return found.group(1)
-
-
-def audit_actions(engine: sa.Engine) -> list[str]:
-    with Session(engine) as db:
-        return list(db.exec(select(AuditEvent.action).order_by(col(AuditEvent.id))).all())
-
-
-def belongs_to(engine: sa.Engine, worker_id: int, agency: str) -> None:
-    with session_scope(engine) as db:
-        db.execute(
-            sa.text("UPDATE worker SET provider_id = (SELECT id FROM provider WHERE name = :name) WHERE id = :worker"),
-            {"name": agency, "worker": worker_id},
-        )
 
 
 # -- the agent's state bar -----------------------------------------------------------------------------
@@ -456,7 +281,7 @@ def test_a_supervisor_goes_round_the_console_in_english_and_then_in_hindi(live: 
     ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1, skills=("plumber", "electrician"))
     sunita = add_worker(live.engine, "Sunita Devi", "+919800000002", km_north=2, verified=False)
     belongs_to(live.engine, sunita, "Gomti Services")
-    rated_low = _done_by(live.engine, ramesh, rating=2)
+    rated_low = done_by(live.engine, ramesh, rating=2)
     filed_in(live.engine, "208001", RequestStatus.ESCALATED)
     filed_in(live.engine, "221001")
     caller_waits(live)
@@ -503,7 +328,7 @@ def test_a_supervisor_reads_one_districts_dashboard_on_a_phone(live: Live, page:
     """A 390 px wide phone: the dashboard with the district filter fits, with no sideways scrolling."""
     add_user(live.engine, "vikram", Role.SUPERVISOR)
     ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
-    _done_by(live.engine, ramesh, rating=1)
+    done_by(live.engine, ramesh, rating=1)
     filed_in(live.engine, "226001")
     filed_in(live.engine, "208001", RequestStatus.ESCALATED)
     caller_waits(live)
@@ -529,7 +354,7 @@ def test_a_requests_facts_fit_a_phone(live: Live, page: Page) -> None:
     """A 390 px wide phone: the request's facts stack, each label beside its value, none cut off."""
     add_user(live.engine, "vikram", Role.SUPERVISOR)
     ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
-    number = _done_by(live.engine, ramesh, rating=4)
+    number = done_by(live.engine, ramesh, rating=4)
     page.set_viewport_size(PHONE)
 
     sign_in(page, "vikram")
@@ -548,7 +373,7 @@ def test_an_agency_reads_its_own_report_and_exports_it(live: Live, page: Page) -
     add_user(live.engine, "gomti", Role.PROVIDER, provider="Gomti Services")
     ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
     belongs_to(live.engine, ramesh, "Gomti Services")
-    unhappy = _done_by(live.engine, ramesh, rating=1)
+    unhappy = done_by(live.engine, ramesh, rating=1)
 
     sign_in(page, "gomti")
     go_to(page, "Agency report")
@@ -575,25 +400,10 @@ def _asked_day(live: Live, number: str) -> str:
     return asked.astimezone(zone).date().isoformat()
 
 
-def _done_by(engine: sa.Engine, worker_id: int, rating: int) -> str:
-    """A job asked for this morning, assigned within 20 minutes, finished an hour ago, and the
-    rating the citizen gave it; its number."""
-    number = filed_in(engine, "226001", RequestStatus.COMPLETED)
-    asked = datetime.now(UTC) - timedelta(hours=3)
-    assigned, completed = asked + timedelta(minutes=20), asked + timedelta(hours=2)
-    with session_scope(engine) as db:
-        db.execute(
-            sa.update(ServiceRequest)
-            .where(col(ServiceRequest.number) == number)
-            .values(worker_id=worker_id, rating=rating, created_at=asked, assigned_at=assigned, completed_at=completed)
-        )
-    return number
-
-
 def test_an_agent_ticks_another_worker_beside_its_label_and_books_the_rework(live: Live, page: Page) -> None:
     add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
     ramesh = add_worker(live.engine, "Ramesh Kumar", "+919800000001", km_north=1)
-    job = _done_by(live.engine, ramesh, rating=4)
+    job = done_by(live.engine, ramesh, rating=4)
 
     sign_in(page, "asha")
     page.goto(f"/console/requests/{job}")
@@ -787,18 +597,6 @@ def test_an_admin_adds_an_agent_who_chooses_a_password_at_the_first_sign_in_then
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text)
-
-
-def twilio_posts(live: Live, path: str, form: dict[str, str]) -> str:
-    """Twilio posts a webhook of a call over HTTP, signed over the public URL; returns its TwiML."""
-    url = f"{live.url}{path}"
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    posted = urllib.request.Request(
-        url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}, method="POST"
-    )
-    with urllib.request.urlopen(posted, timeout=10) as answer:
-        assert answer.status == 200
-        return str(answer.read().decode())
 
 
 def test_the_agent_holds_her_caller_from_the_callers_screen_once_they_talk(

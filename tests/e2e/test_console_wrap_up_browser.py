@@ -1,4 +1,4 @@
-"""Wrap-up codes and quality review in a real browser (the fixtures of test_console_browser.py): the
+"""Wrap-up codes and quality review in a real browser (the fixtures of tests/browser.py): the
 agent's call ends, the wrap-up form appears in their bar with the focus on its code select, ending
 wrap-up without a code is refused, a code ends it; a supervisor scores the call on its page.
 Screenshots go to var/screenshots/ to be looked at."""
@@ -10,18 +10,14 @@ from sqlmodel import Session, select
 
 from callcentre import desk
 from storage.models import AgentCall, Role
-from tests.console import add_user
-from tests.e2e.test_console_browser import (  # noqa: F401 (pytest's fixtures, by name)
+from tests.browser import (
     CALL_SID,
     DESK_PHONE,
     Live,
-    browser,
-    live,
-    page,
     shoot,
     sign_in,
-    windows,
 )
+from tests.console import add_user
 
 
 def the_call_ends(served: Live, agent_id: int) -> None:
@@ -33,8 +29,8 @@ def the_call_ends(served: Live, agent_id: int) -> None:
 
 
 def test_the_wrap_up_form_takes_the_focus_when_the_call_ends_and_ends_wrap_up_only_with_a_code(
-    live: Live,  # noqa: F811 (the fixture)
-    page: Page,  # noqa: F811
+    live: Live,
+    page: Page,
 ) -> None:
     asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
     assert asha.id is not None
@@ -68,8 +64,8 @@ def test_the_wrap_up_form_takes_the_focus_when_the_call_ends_and_ends_wrap_up_on
 
 
 def test_a_supervisor_scores_the_call_on_its_page(
-    live: Live,  # noqa: F811 (the fixture)
-    page: Page,  # noqa: F811
+    live: Live,
+    page: Page,
 ) -> None:
     asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
     assert asha.id is not None

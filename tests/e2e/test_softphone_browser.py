@@ -1,4 +1,4 @@
-"""The softphone in a real browser (Chromium, Playwright; the fixtures of test_console_browser.py):
+"""The softphone in a real browser (Chromium, Playwright; the fixtures of tests/browser.py):
 the console serves the platform's voice SDK itself (vendored; every HTTP request the page makes is to
 the helpline), loads it, the agent chooses "in this browser", accepts a caller, and the softphone
 asks the helpline for a token and says what it is doing.
@@ -24,8 +24,7 @@ from devtools.twilio_sandbox import TwilioSandbox
 from storage import agents
 from storage.agents import AgentState
 from storage.models import Role
-from tests.console import add_user
-from tests.e2e.test_console_browser import (
+from tests.browser import (
     CALL_SID,
     CHROMIUM_ARGS,
     SCREEN,
@@ -37,6 +36,7 @@ from tests.e2e.test_console_browser import (
     sign_in,
     twilio_posts,
 )
+from tests.console import add_user
 from tests.factories import ACCOUNT_SID, CITIZEN, with_browser_phones
 
 __all__ = ["live"]  # the live console's fixture, shared with the console's browser tests

@@ -1,5 +1,5 @@
 """The supervisors' wall of agents in a real browser (Chromium, driven by Playwright, with the fixtures
-of test_console_browser): agents ready, paused for lunch and on a call, their timers ticking by
+of tests/browser.py): agents ready, paused for lunch and on a call, their timers ticking by
 themselves; a caller waiting, and one more shown by the wall's own refresh, without reloading; Listen,
 Whisper and Barge on the call. Screenshots at an office screen's 1366 px and a phone's 390 px go to
 var/screenshots/ to be looked at."""
@@ -18,15 +18,12 @@ from playwright.sync_api import Page, expect
 from callcentre import desk
 from storage import callqueue
 from storage.models import Role
+from tests.browser import PHONE, WIDER_THAN_THE_WINDOW, Live, go_to, shoot, sign_in
 from tests.console import add_user
-from tests.e2e import test_console_browser as console_browser
-from tests.e2e.test_console_browser import PHONE, WIDER_THAN_THE_WINDOW, Live, go_to, shoot, sign_in
 from tests.factories import CITIZEN
 
 pytestmark = pytest.mark.xdist_group("console_browser")
 # The console's browser fixtures: the live app over HTTP, the run's Chromium, a window of one's own.
-live, browser = console_browser.live, console_browser.browser
-windows, page = console_browser.windows, console_browser.page
 
 
 def a_call_centre_at_work(live: Live) -> Callable[[str, int], None]:
