@@ -11,6 +11,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 
+import psycopg
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
@@ -77,6 +78,12 @@ class Copies:
         self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         self.template = template
         self.schema = schema
+        # Children first; DELETE, as TRUNCATE takes ten times as long; then every sequence as in the
+        # template: the next id is 1.
+        self.emptying = "".join(
+            [f'DELETE FROM "{table}";' for table in EMPTIED_IN_ORDER]  # noqa: S608 (our own tables)
+            + [f"SELECT setval('\"{sequence}\"', 1, false);" for sequence in sorted(schema.sequences)]
+        )
         self.ready: queue.Queue[str] = queue.Queue()
         self.used: queue.Queue[str] = queue.Queue()
         self.wanted = threading.Event()
@@ -130,11 +137,9 @@ class Copies:
                 connection.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
                 if Schema.of(connection) != self.schema:
                     raise LookupError(f"{name} no longer has the template's schema")
-                for table in EMPTIED_IN_ORDER:  # children first; DELETE, as TRUNCATE takes ten times as long
-                    connection.execute(sa.text(f'DELETE FROM "{table}"'))  # noqa: S608 (our own tables)
-                for sequence in self.schema.sequences:  # as in the template: the next id is 1
-                    connection.execute(sa.text("SELECT setval(:sequence, 1, false)"), {"sequence": f'"{sequence}"'})
-        except (sa.exc.SQLAlchemyError, LookupError):
+                # One round trip (a script of statements, sent without parameters), not one per table.
+                connection.connection.dbapi_connection.execute(self.emptying)  # type: ignore[union-attr]
+        except (sa.exc.SQLAlchemyError, psycopg.Error, LookupError):
             engine.dispose()
             drop_database(self.admin, name)
             return
