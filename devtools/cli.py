@@ -284,8 +284,11 @@ def pincodes_group() -> None:
 def pincodes_build() -> None:
     """Work out every PIN code's place and every district's middle again, into core/data."""
     from core import pincodes
-    from devtools import pincode_data
 
+    try:
+        from devtools import pincode_data
+    except ImportError as missing:  # the packages are a dev dependency
+        raise click.ClickException(f"{missing}: install the dev extra, pip install -e '.[dev]'") from None
     pincode_data.build().write()
     click.echo(f"wrote {pincodes.PLACES} and {pincodes.DISTRICT_CENTRES}")
 
