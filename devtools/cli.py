@@ -1,6 +1,6 @@
 """The developer tools' commands of `sewamitra`: the one-box demo (`up`), demo data, a simulated
-call, signatures for curl, the benchmarks and the soak. `sewamitra.cli` finds them through the
-`sewamitra.commands` entry points, so the runtime never imports this package."""
+call, signatures for curl, the benchmarks, the soak and core/data's PIN code files. `sewamitra.cli`
+finds them through the `sewamitra.commands` entry points, so the runtime never imports this package."""
 
 from __future__ import annotations
 
@@ -273,6 +273,24 @@ def twilio_signature(
     url = signing_url(settings, url=public_url, port=port) + (path if path.startswith("/") else urlsplit(path).path)
     click.echo(RequestValidator(token).compute_signature(url, form))
     click.echo(f"signed over {url}", err=True)
+
+
+@click.group(name="pincodes")
+def pincodes_group() -> None:
+    """The PIN code files of core/data, from India Post's directory (the indian-pincode packages)."""
+
+
+@pincodes_group.command(name="build")
+def pincodes_build() -> None:
+    """Work out every PIN code's place and every district's middle again, into core/data."""
+    from core import pincodes
+
+    try:
+        from devtools import pincode_data
+    except ImportError as missing:  # the packages are a dev dependency
+        raise click.ClickException(f"{missing}: install the dev extra, pip install -e '.[dev]'") from None
+    pincode_data.build().write()
+    click.echo(f"wrote {pincodes.PLACES} and {pincodes.DISTRICT_CENTRES}")
 
 
 @contextmanager

@@ -157,8 +157,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         app.extensions["call_platform"],
         voice_root(settings),
     )
-    # Placing the service area's PIN codes takes a second or two of CPU: each web process pays it
-    # here, at start, not its first caller (whose wait would also hold up every call that process serves).
+    # The service area's PIN codes are placed here, at start (under a tenth of a second, from core/data), not at
+    # the first caller's PIN (whose wait would also hold up every call that process serves).
     pincodes.pincodes(settings.service_area.state)
 
 
