@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import redis
@@ -192,18 +192,20 @@ def late_visit(connection: redis.Redis, request_id: int) -> bool:
 # -- offers -----------------------------------------------------------------------------------------
 
 
-def new_offer(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:
-    """Send the offer now and look at it again when its time is up, in one round trip to Redis."""
+def offer_expiries(connection: redis.Redis, due: Sequence[tuple[int, datetime]]) -> bool:
+    """Look at each new offer again when its time is up, all in one round trip to Redis. (The dispatch
+    job that made them sends them itself.)"""
+    if not due:
+        return True
 
     def put() -> None:
         with connection.pipeline() as pipe:
-            queue(connection, QueueName.DISPATCH).enqueue_call(
-                JOBS + "send_offer", args=(offer_id,), job_id=f"offer-{offer_id}", result_ttl=RESULT_TTL, pipeline=pipe
-            )
-            _expiry(connection, offer_id, expires_at, pipe)
+            for offer_id, expires_at in due:
+                _expiry(connection, offer_id, expires_at, pipe)
             pipe.execute()
 
-    return _attempt(put, f"offer {offer_id}", "the sweeper expires it")
+    offers = ", ".join(str(offer_id) for offer_id, _ in due)
+    return _attempt(put, f"the expiry of offers {offers}", "the sweeper expires them")
 
 
 def offer_expiry(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:

@@ -134,12 +134,18 @@ def test_a_new_request_is_texted_and_dispatched(redis_client: redis.Redis, unrea
     assert enqueue.new_request(unreachable, 9, 6) is False
 
 
-def test_an_offer_is_sent_now_and_looked_at_when_its_time_is_up(redis_client: redis.Redis) -> None:
-    assert enqueue.new_offer(redis_client, 11, MOMENT)
-    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["offer-11"]
+def test_new_offers_are_looked_at_when_their_time_is_up_in_one_round_trip(
+    redis_client: redis.Redis, unreachable: redis.Redis
+) -> None:
+    """The dispatch job sends the offers it makes itself: only their expiries are queued."""
+    later = MOMENT + timedelta(seconds=30)
+    assert enqueue.offer_expiries(redis_client, [(11, MOMENT), (12, later)])
+    assert Queue("dispatch", connection=redis_client).jobs == []
     scheduled = ScheduledJobRegistry("dispatch", connection=redis_client)
-    assert scheduled.get_job_ids() == ["expire-11"]
+    assert sorted(scheduled.get_job_ids()) == ["expire-11", "expire-12"]
     assert scheduled.get_scheduled_time("expire-11") == MOMENT + enqueue.EXPIRY_MARGIN
+    assert scheduled.get_scheduled_time("expire-12") == later + enqueue.EXPIRY_MARGIN
+    assert enqueue.offer_expiries(unreachable, [(13, MOMENT)]) is False
 
 
 def test_an_offer_sent_again_later_is_scheduled_under_its_attempt(redis_client: redis.Redis) -> None:
