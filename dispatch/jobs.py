@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -168,6 +168,31 @@ def enqueue_dispatch(request_id: int) -> None:
     enqueue.dispatch_request(context.current().redis, request_id)
 
 
+def dispatch_due() -> str:
+    """Dispatch the next requests due (`enqueue.DISPATCH_BATCH` at most), one after another. One whose
+    dispatch fails is left for the sweeper, as a failed dispatch job's was, and the others go on; with
+    the database unreachable the rest are left too. The job fails if any did."""
+    ctx = context.current()
+    request_ids = enqueue.take_due(ctx.redis)
+    failed: list[int] = []
+    for place, request_id in enumerate(request_ids):
+        try:
+            dispatch_request(request_id)
+        except UNREACHABLE:
+            log.exception("the database is unreachable: requests %s are left for the sweeper", request_ids[place:])
+            raise
+        except Exception:
+            log.exception("the dispatch of request %s failed; the sweeper dispatches it again", request_id)
+            failed.append(request_id)
+    if failed:
+        raise DispatchFailed(f"the dispatch of requests {failed} failed (of {request_ids})")
+    return f"dispatched {len(request_ids)}"
+
+
+class DispatchFailed(Exception):
+    """Some requests of a dispatch job's batch could not be dispatched (each logged with its error)."""
+
+
 def dispatch_request(request_id: int) -> str:
     """Offer the request to the best workers near it, or escalate it; then send the offers, from this
     job: each offer's SMS is recorded, its first try claimed, in the round's own transaction (the outbox
@@ -193,7 +218,7 @@ def dispatch_request(request_id: int) -> str:
             result = offers.next_offers(
                 session, request_id, candidates, rules, moment, first_choice=first, police_valid_days=valid_days
             )
-            deliveries = _deliveries(session, result.offers, moment)
+            deliveries = _deliveries(session, result, moment)
             if not deliveries:
                 commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
     finally:
@@ -217,17 +242,15 @@ class Delivery:
     sms: messages.Outgoing | None
 
 
-def _deliveries(session: Session, made: Sequence[Offer], moment: datetime) -> list[Delivery]:
+def _deliveries(session: Session, result: offers.Dispatched, moment: datetime) -> list[Delivery]:
     """Each new offer's delivery; an SMS offer's text recorded, its first try claimed, in the round's
     transaction. A message sent must be in the database first, so that round commits waiting for the
     disk (PostgreSQL's synchronous commit)."""
     texts: dict[int, SmsLog] = {}
-    for offer in made:
-        worker = session.get(Worker, offer.worker_id)
-        request = session.get(ServiceRequest, offer.request_id)
-        assert worker is not None
-        assert request is not None
+    for offer, worker in zip(result.offers, result.workers, strict=True):
         if offer.channel is OfferChannel.SMS:
+            request = session.get(ServiceRequest, offer.request_id)
+            assert request is not None
             template, values = _offer_text(session, request, worker)
             texts[offer.id or 0] = messages.record_claimed(
                 session,
@@ -242,12 +265,10 @@ def _deliveries(session: Session, made: Sequence[Offer], moment: datetime) -> li
             )
     session.flush()
     found = []
-    for offer in made:
+    for offer, worker in zip(result.offers, result.workers, strict=True):
         assert offer.id is not None
         assert offer.expires_at is not None
         sms = texts.get(offer.id)
-        worker = session.get(Worker, offer.worker_id)
-        assert worker is not None
         found.append(Delivery(offer.id, offer.expires_at, worker.phone, messages.outgoing(sms) if sms else None))
     return found
 
@@ -924,8 +945,8 @@ def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> 
     report may have come first and recorded it (with a later status, kept)."""
     for attempt in range(1, RECORD_SENT_TRIES + 1):
         try:
-            with session_scope(engine) as session:
-                session.execute(
+            with engine.begin() as connection:
+                connection.execute(
                     sa.update(SmsLog)
                     .where(col(SmsLog.id) == sms_log_id, col(SmsLog.message_sid).is_(None))
                     .values(
@@ -1017,8 +1038,9 @@ def sweep() -> dict[str, int]:
                 ladder.overdue(ctx.settings.escalation, moment)
             )
         ).all()
-    for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
-        enqueue.dispatch_request(ctx.redis, int(request_id or 0))
+    # new, or offered with every offer closed; and jobs for whatever waits for one (a lost job's ids)
+    enqueue.dispatch_requests(ctx.redis, [int(request_id or 0) for request_id in [*stuck_new, *unoffered]])
+    enqueue.dispatch_due(ctx.redis)
     for offer_id in overdue:
         enqueue.overdue_offer(ctx.redis, int(offer_id or 0))
     for offer_id in undelivered:  # its SMS never left and its next try was lost: the next worker, now

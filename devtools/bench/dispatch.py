@@ -28,9 +28,8 @@ from typing import Any, TextIO
 
 import redis
 import sqlalchemy as sa
-from rq import Queue
 from rq.job import Job
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from sqlmodel import Session, col
 
 from core import numbers, pincodes
@@ -39,8 +38,7 @@ from core.settings import Dispatch, Settings, default_config_path, load_settings
 from devtools.bench import knn, scratch, stats
 from devtools.bench.output import describe_machine, heading, say, table
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, geoindex, queues
-from dispatch.jobs import dispatch_request
+from dispatch import context, enqueue, geoindex, queues
 from dispatch.matching import Candidate, rank
 from storage import redisdb
 from storage.db import create_engine, upgrade
@@ -514,7 +512,7 @@ def measure_offers(
     bench.say(f"dispatching {count:,} requests through RQ with {processes} worker process(es)")
     started, worker_cpu_s = run_workers(bench, request_ids, processes)
     statuses = _statuses(bench.engine)
-    dispatched, drained = _finish_times(bench, request_ids, started)
+    dispatched, drained = _finish_times(bench, started)
     delivered = len(sandbox.messages) + len(sandbox.calls)
     failed = FailedJobRegistry(queues.QueueName.DISPATCH.value, connection=bench.redis)
     offered = statuses[RequestStatus.OFFERED.value]
@@ -588,11 +586,8 @@ def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> tup
             worker.start()
         _await_ready(ready, workers)
         started = datetime.now(UTC)
-        jobs = [
-            Queue.prepare_data(dispatch_request, (request_id,), job_id=f"dispatch-{request_id}")
-            for request_id in request_ids
-        ]
-        queues.queue(bench.redis, queues.QueueName.DISPATCH).enqueue_many(jobs)
+        if not enqueue.dispatch_requests(bench.redis, request_ids):  # as the sweeper queues many at once
+            raise SewamitraError("Redis refused the dispatch of the requests; see the error above")
         go.set()
         _join(workers)
         return started, sum(spent.get(timeout=READY_TIMEOUT_S) for _ in workers)
@@ -644,16 +639,19 @@ def _statuses(engine: sa.Engine) -> Counter[str]:
     return Counter({str(status): int(n) for status, n in rows})
 
 
-def _finish_times(bench: Bench, request_ids: Sequence[int], started: datetime) -> tuple[float, float]:
-    """Seconds from the first enqueue to the last offer made (its row's time), and to the last job's
-    end (the dispatch jobs send the offers they make; a job sending an offer again would be counted too)."""
+def _finish_times(bench: Bench, started: datetime) -> tuple[float, float]:
+    """Seconds from the first enqueue to the last offer made (its row's time), and to the end of the
+    last job the dispatch queue ran (the dispatch jobs send the offers they make)."""
     with bench.engine.connect() as connection:
-        offer_ids = connection.execute(sa.select(col(Offer.id))).scalars().all()
         last_offer = connection.execute(sa.select(sa.func.max(col(Offer.created_at)))).scalar()
-    dispatched = _last_end(bench.redis, [f"dispatch-{i}" for i in request_ids], started)
-    resent = _last_end(bench.redis, [f"offer-{i}" for i in offer_ids], started)
+    name = queues.QueueName.DISPATCH.value
+    ran = [
+        *FinishedJobRegistry(name, connection=bench.redis).get_job_ids(),
+        *FailedJobRegistry(name, connection=bench.redis).get_job_ids(),
+    ]
+    drained = _last_end(bench.redis, ran, started)
     offered = last_offer if last_offer is not None else started
-    return (offered - started).total_seconds(), (max(dispatched, resent) - started).total_seconds()
+    return (offered - started).total_seconds(), (drained - started).total_seconds()
 
 
 def _last_end(connection: redis.Redis, job_ids: Sequence[str], default: datetime) -> datetime:
