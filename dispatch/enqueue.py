@@ -70,6 +70,8 @@ def _put(
 # offered with no offer open), as a lost dispatch job's was.
 DUE = "sewamitra:dispatch:due"
 DISPATCH_BATCH = 20
+# A batch whose every send waits out the platform's 10 s still ends within it (RQ's default: 180 s).
+DISPATCH_DUE_TIMEOUT_S = 600
 
 
 def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) -> bool:
@@ -125,7 +127,7 @@ def _batch_jobs(connection: redis.Redis, pushed: Sequence[int], waiting: int) ->
 
 def _dispatch_job(connection: redis.Redis, job_id: str | None, pipe: redis.client.Pipeline) -> None:
     queue(connection, QueueName.DISPATCH).enqueue(
-        JOBS + "dispatch_due", job_id=job_id, result_ttl=RESULT_TTL, pipeline=pipe
+        JOBS + "dispatch_due", job_id=job_id, result_ttl=RESULT_TTL, job_timeout=DISPATCH_DUE_TIMEOUT_S, pipeline=pipe
     )
 
 

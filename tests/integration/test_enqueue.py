@@ -147,6 +147,7 @@ def test_requests_due_are_taken_in_order_by_one_job_a_batch(redis_client: redis.
         f"dispatch-due-{batch + 1}",
         f"dispatch-due-{2 * batch + 1}",
     ]
+    assert {job.timeout for job in dispatch.jobs} == {enqueue.DISPATCH_DUE_TIMEOUT_S}  # a batch outlasts RQ's 180 s
     assert enqueue.take_due(redis_client) == list(range(1, batch + 1))
     assert enqueue.dispatch_request(redis_client, 100)  # 2 batches + 1 still wait: no job more
     assert len(dispatch.jobs) == 3
