@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import redis
@@ -62,8 +62,21 @@ def _put(
 # -- a request --------------------------------------------------------------------------------------
 
 
+# Requests waiting for a dispatch job, oldest first. A dispatch job takes the next DISPATCH_BATCH of
+# them (RQ's own handling of a job cost about as much CPU as a dispatch round: one job a burst of
+# requests, not one a request); a job is queued each time the list reaches 1, 1 + DISPATCH_BATCH, …
+# ids, so there are always enough queued to take what waits, and a burst's jobs are shared among the
+# RQ workers. Ids lost with Redis, or with a job that died, are the sweeper's (a request left new, or
+# offered with no offer open), as a lost dispatch job's was.
+DUE = "sewamitra:dispatch:due"
+DISPATCH_BATCH = 20
+# A batch whose every send waits out the platform's 10 s still ends within it (RQ's default: 180 s).
+DISPATCH_DUE_TIMEOUT_S = 600
+
+
 def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) -> bool:
-    """A request just filed: text its number and dispatch it, both in one round trip to Redis."""
+    """A request just filed: text its number and dispatch it, both in one round trip to Redis (two
+    when it opens a batch)."""
 
     def put() -> None:
         with connection.pipeline() as pipe:
@@ -71,28 +84,73 @@ def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) ->
                 queue(connection, QueueName.DEFAULT).enqueue(
                     JOBS + "send_sms", sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY, pipeline=pipe
                 )
-            queue(connection, QueueName.DISPATCH).enqueue(
-                JOBS + "dispatch_request",
-                request_id,
-                job_id=f"dispatch-{request_id}",
-                result_ttl=RESULT_TTL,
-                pipeline=pipe,
-            )
-            pipe.execute()
+            pipe.rpush(DUE, request_id)
+            waiting = int(pipe.execute()[-1])
+        _batch_jobs(connection, [request_id], waiting)
 
     return _attempt(put, f"request {request_id}")
 
 
 def dispatch_request(connection: redis.Redis, request_id: int) -> bool:
     """Offer the request to the next workers (a new round, or the next after a no)."""
-    return _put(
-        connection,
-        QueueName.DISPATCH,
-        "dispatch_request",
-        request_id,
-        job_id=f"dispatch-{request_id}",
-        result_ttl=RESULT_TTL,
+    return dispatch_requests(connection, [request_id])
+
+
+def dispatch_requests(connection: redis.Redis, request_ids: Sequence[int]) -> bool:
+    """Offer each request to the next workers: they join the requests due, and jobs to take them are
+    queued as their number calls for, in one round trip or two."""
+    if not request_ids:
+        return True
+
+    def put() -> None:
+        waiting = int(connection.rpush(DUE, *request_ids))
+        _batch_jobs(connection, request_ids, waiting)
+
+    return _attempt(put, "the dispatch of requests " + ", ".join(str(request_id) for request_id in request_ids))
+
+
+def _batch_jobs(connection: redis.Redis, pushed: Sequence[int], waiting: int) -> None:
+    """A dispatch job for each batch that the ids just pushed (the last `len(pushed)` of `waiting`)
+    opened; each is named by the request that opened it."""
+    opened = [
+        request_id
+        for place, request_id in enumerate(pushed, start=waiting - len(pushed) + 1)
+        if (place - 1) % DISPATCH_BATCH == 0
+    ]
+    if not opened:
+        return
+    with connection.pipeline() as pipe:
+        for request_id in opened:
+            _dispatch_job(connection, f"dispatch-due-{request_id}", pipe)
+        pipe.execute()
+
+
+def _dispatch_job(connection: redis.Redis, job_id: str | None, pipe: redis.client.Pipeline) -> None:
+    queue(connection, QueueName.DISPATCH).enqueue(
+        JOBS + "dispatch_due", job_id=job_id, result_ttl=RESULT_TTL, job_timeout=DISPATCH_DUE_TIMEOUT_S, pipeline=pipe
     )
+
+
+def take_due(connection: redis.Redis) -> list[int]:
+    """The next requests due, taken off the list (a job that dies with them leaves them to the sweeper)."""
+    taken = connection.lpop(DUE, DISPATCH_BATCH) or []
+    return [int(request_id) for request_id in taken]
+
+
+def dispatch_due(connection: redis.Redis) -> bool:
+    """Jobs enough for every request due, whatever was queued before (the sweeper's, after a lost job
+    left ids waiting; a job too many finds nothing to do)."""
+
+    def put() -> None:
+        waiting = int(connection.llen(DUE))
+        if not waiting:
+            return
+        with connection.pipeline() as pipe:
+            for _ in range(-(-waiting // DISPATCH_BATCH)):
+                _dispatch_job(connection, None, pipe)
+            pipe.execute()
+
+    return _attempt(put, "the dispatch of the requests due")
 
 
 def dispatch_again(connection: redis.Redis, request_id: int, delay: timedelta) -> bool:
@@ -192,18 +250,20 @@ def late_visit(connection: redis.Redis, request_id: int) -> bool:
 # -- offers -----------------------------------------------------------------------------------------
 
 
-def new_offer(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:
-    """Send the offer now and look at it again when its time is up, in one round trip to Redis."""
+def offer_expiries(connection: redis.Redis, due: Sequence[tuple[int, datetime]]) -> bool:
+    """Look at each new offer again when its time is up, all in one round trip to Redis. (The dispatch
+    job that made them sends them itself.)"""
+    if not due:
+        return True
 
     def put() -> None:
         with connection.pipeline() as pipe:
-            queue(connection, QueueName.DISPATCH).enqueue_call(
-                JOBS + "send_offer", args=(offer_id,), job_id=f"offer-{offer_id}", result_ttl=RESULT_TTL, pipeline=pipe
-            )
-            _expiry(connection, offer_id, expires_at, pipe)
+            for offer_id, expires_at in due:
+                _expiry(connection, offer_id, expires_at, pipe)
             pipe.execute()
 
-    return _attempt(put, f"offer {offer_id}", "the sweeper expires it")
+    offers = ", ".join(str(offer_id) for offer_id, _ in due)
+    return _attempt(put, f"the expiry of offers {offers}", "the sweeper expires them")
 
 
 def offer_expiry(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:

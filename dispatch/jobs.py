@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -167,8 +168,35 @@ def enqueue_dispatch(request_id: int) -> None:
     enqueue.dispatch_request(context.current().redis, request_id)
 
 
+def dispatch_due() -> str:
+    """Dispatch the next requests due (`enqueue.DISPATCH_BATCH` at most), one after another. One whose
+    dispatch fails is left for the sweeper, as a failed dispatch job's was, and the others go on; with
+    the database unreachable the rest are left too. The job fails if any did."""
+    ctx = context.current()
+    request_ids = enqueue.take_due(ctx.redis)
+    failed: list[int] = []
+    for place, request_id in enumerate(request_ids):
+        try:
+            dispatch_request(request_id)
+        except UNREACHABLE:
+            log.exception("the database is unreachable: requests %s are left for the sweeper", request_ids[place:])
+            raise
+        except Exception:
+            log.exception("the dispatch of request %s failed; the sweeper dispatches it again", request_id)
+            failed.append(request_id)
+    if failed:
+        raise DispatchFailed(f"the dispatch of requests {failed} failed (of {request_ids})")
+    return f"dispatched {len(request_ids)}"
+
+
+class DispatchFailed(Exception):
+    """Some requests of a dispatch job's batch could not be dispatched (each logged with its error)."""
+
+
 def dispatch_request(request_id: int) -> str:
-    """Offer the request to the best workers near it, or escalate it; then send the offers."""
+    """Offer the request to the best workers near it, or escalate it; then send the offers, from this
+    job: each offer's SMS is recorded, its first try claimed, in the round's own transaction (the outbox
+    the sweeper sends from should this job die before sending), and sent after the commit."""
     ctx = context.current()
     rules = ctx.settings.dispatch
     _ensure_index()
@@ -181,7 +209,6 @@ def dispatch_request(request_id: int) -> str:
     try:
         moment = now()
         with session_scope(ctx.engine) as session:
-            commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
             request = session.get(ServiceRequest, request_id)
             if request is None or request.status not in offers.DISPATCHABLE:
                 return "nothing to do"
@@ -191,15 +218,73 @@ def dispatch_request(request_id: int) -> str:
             result = offers.next_offers(
                 session, request_id, candidates, rules, moment, first_choice=first, police_valid_days=valid_days
             )
+            deliveries = _deliveries(session, result, moment)
+            if not deliveries:
+                commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
     finally:
         lock.release()
     if result.again:
         enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
-    for offer in result.offers:
+    enqueue.offer_expiries(ctx.redis, [(delivery.offer_id, delivery.expires_at) for delivery in deliveries])
+    for delivery in deliveries:
+        _deliver(delivery)
+    return result.reason or f"offered to {len(result.offers)}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An offer made by a round, to be sent by the job that made it: by the SMS recorded with it, or by
+    a call to `phone`."""
+
+    offer_id: int
+    expires_at: datetime
+    phone: str
+    sms: messages.Outgoing | None
+
+
+def _deliveries(session: Session, result: offers.Dispatched, moment: datetime) -> list[Delivery]:
+    """Each new offer's delivery; an SMS offer's text recorded, its first try claimed, in the round's
+    transaction. A message sent must be in the database first, so that round commits waiting for the
+    disk (PostgreSQL's synchronous commit)."""
+    texts: dict[int, SmsLog] = {}
+    for offer, worker in zip(result.offers, result.workers, strict=True):
+        if offer.channel is OfferChannel.SMS:
+            request = session.get(ServiceRequest, offer.request_id)
+            assert request is not None
+            template, values = _offer_text(session, request, worker)
+            texts[offer.id or 0] = messages.record_claimed(
+                session,
+                context.current().settings,
+                worker.phone,
+                template,
+                worker.language,
+                values,
+                moment,
+                request_id=request.id,
+                worker_id=worker.id,
+            )
+    session.flush()
+    found = []
+    for offer, worker in zip(result.offers, result.workers, strict=True):
         assert offer.id is not None
         assert offer.expires_at is not None
-        enqueue.new_offer(ctx.redis, offer.id, offer.expires_at)
-    return result.reason or f"offered to {len(result.offers)}"
+        sms = texts.get(offer.id)
+        found.append(Delivery(offer.id, offer.expires_at, worker.phone, messages.outgoing(sms) if sms else None))
+    return found
+
+
+def _deliver(delivery: Delivery) -> None:
+    """Send one offer made by this job: its SMS, claimed with the offer, or a call; undeliverable means
+    unanswered (or tried again, as `send_offer` tries)."""
+    try:
+        if delivery.sms is None:
+            _ring_for_offer(delivery.phone, delivery.offer_id)
+        else:
+            _send_claimed(delivery.sms)
+    except GatewayError as exc:
+        _undelivered(delivery.offer_id, 1, exc, retryable=exc.retryable)
+    except Exception as exc:  # not the platform's answer: trying the same send again cannot help
+        _undelivered(delivery.offer_id, 1, exc, retryable=False)
 
 
 def _index_rules() -> dict[str, Any]:
@@ -248,7 +333,8 @@ def _candidates(session: Session, request: ServiceRequest, moment: datetime) -> 
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:
-    """Tell the worker about the job, by SMS or by a call; undeliverable means unanswered."""
+    """Tell the worker about the job again, by SMS or by a call (a try after a refusal; the first is
+    the dispatch job's); undeliverable means unanswered."""
     ctx = context.current()
     with Session(ctx.engine) as session:
         offer = session.get(Offer, offer_id)
@@ -258,23 +344,11 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
         request = session.get(ServiceRequest, offer.request_id)
         assert worker is not None
         assert request is not None
+        template, values = _offer_text(session, request, worker) if offer.channel is OfferChannel.SMS else ("", {})
     try:
         if offer.channel is OfferChannel.VOICE:
-            ctx.telephony.place_call(
-                worker.phone,
-                webhook_url(ctx.settings, "/voice"),
-                status_callback=webhook_url(ctx.settings, f"/voice/status?offer={offer_id}"),
-            )
+            _ring_for_offer(worker.phone, offer_id)
         else:
-            values = {
-                "number": request.number,
-                "service": _service(request, worker.language),
-                "locality": _locality(request, worker.language),
-                "slot": _when(request, worker.language),
-            }
-            template, original = _offer_template(request)
-            if original:
-                values["original"] = original
             text_sms(worker.phone, template, worker.language, values, request_id=request.id, worker_id=worker.id)
     except GatewayError as exc:
         return _undelivered(offer_id, attempt, exc, retryable=exc.retryable)
@@ -283,13 +357,28 @@ def send_offer(offer_id: int, attempt: int = 1) -> str:
     return f"sent by {offer.channel.value}"
 
 
-def _offer_template(request: ServiceRequest) -> tuple[str, str]:
-    """A rework's offer says which job it visits again (its number); any other is a plain offer."""
+def _ring_for_offer(phone: str, offer_id: int) -> None:
+    ctx = context.current()
+    ctx.telephony.place_call(
+        phone,
+        webhook_url(ctx.settings, "/voice"),
+        status_callback=webhook_url(ctx.settings, f"/voice/status?offer={offer_id}"),
+    )
+
+
+def _offer_text(session: Session, request: ServiceRequest, worker: Worker) -> tuple[str, dict[str, str]]:
+    """The offer's template and values, in the worker's language; a rework's names the job it visits
+    again (its number)."""
+    values = {
+        "number": request.number,
+        "service": _service(request, worker.language),
+        "locality": _locality(request, worker.language),
+        "slot": _when(request, worker.language),
+    }
     if request.rework_of_id is None:
-        return "offer", ""
-    with Session(context.current().engine) as session:
-        original = session.get(ServiceRequest, request.rework_of_id)
-    return "offer_rework", original.number if original else ""
+        return "offer", values
+    original = session.get(ServiceRequest, request.rework_of_id)
+    return "offer_rework", values | ({"original": original.number} if original else {})
 
 
 def _undelivered(offer_id: int, attempt: int, error: Exception, *, retryable: bool) -> str:
@@ -816,31 +905,37 @@ def send_sms(sms_log_id: int) -> str | None:
             session.add(sms)
             session.commit()
             return None
+        outgoing = messages.outgoing(sms)
         if not messages.claim_attempt(session, sms, now()):
             return None  # another job is sending it
-        callback = webhook_url(ctx.settings, f"/sms/status?sms={sms_log_id}")
-        template = ctx.settings.sms.templates.get(sms.template or "")
-        try:
-            sid = ctx.telephony.send_sms(
-                sms.to_number,
-                sms.body,
-                status_callback=callback,
-                dlt_template_id=template.dlt_template_id if template else None,
-            )
-        except Exception as exc:
-            retryable = isinstance(exc, GatewayError) and exc.retryable
-            code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
-            status = messages.failed_attempt(session, sms_log_id, retryable=retryable, error_code=code, now=now())
+    return _send_claimed(outgoing)
+
+
+def _send_claimed(sms: messages.Outgoing) -> str:
+    """Send an SMS whose try this job claimed; record Twilio's sid, or the refusal (and raise it)."""
+    ctx = context.current()
+    callback = webhook_url(ctx.settings, f"/sms/status?sms={sms.id}")
+    template = ctx.settings.sms.templates.get(sms.template)
+    try:
+        sid = ctx.telephony.send_sms(
+            sms.to, sms.body, status_callback=callback, dlt_template_id=template.dlt_template_id if template else None
+        )
+    except Exception as exc:
+        retryable = isinstance(exc, GatewayError) and exc.retryable
+        code = str(exc.code or "")[:10] or None if isinstance(exc, GatewayError) else None
+        with Session(ctx.engine) as session:
+            status = messages.failed_attempt(session, sms.id, retryable=retryable, error_code=code, now=now())
             if status is SmsDelivery.NOT_SENT:
+                row = session.get(SmsLog, sms.id)
                 log.warning(
                     "%s SMS %s about %s could not be sent after %s tries; an agent sees it on the request",
                     sms.template,
-                    sms_log_id,
-                    f"request {sms.request_id}" if sms.request_id else "no request",
-                    sms.attempts,
+                    sms.id,
+                    f"request {row.request_id}" if row and row.request_id else "no request",
+                    row.attempts if row else "?",
                 )
-            raise
-    _record_sent(ctx.engine, sms_log_id, sid, now())
+        raise
+    _record_sent(ctx.engine, sms.id, sid, now())
     return sid
 
 
@@ -850,8 +945,8 @@ def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> 
     report may have come first and recorded it (with a later status, kept)."""
     for attempt in range(1, RECORD_SENT_TRIES + 1):
         try:
-            with session_scope(engine) as session:
-                session.execute(
+            with engine.begin() as connection:
+                connection.execute(
                     sa.update(SmsLog)
                     .where(col(SmsLog.id) == sms_log_id, col(SmsLog.message_sid).is_(None))
                     .values(
@@ -943,8 +1038,9 @@ def sweep() -> dict[str, int]:
                 ladder.overdue(ctx.settings.escalation, moment)
             )
         ).all()
-    for request_id in [*stuck_new, *unoffered]:  # new, or offered with every offer closed
-        enqueue.dispatch_request(ctx.redis, int(request_id or 0))
+    # new, or offered with every offer closed; and jobs for whatever waits for one (a lost job's ids)
+    enqueue.dispatch_requests(ctx.redis, [int(request_id or 0) for request_id in [*stuck_new, *unoffered]])
+    enqueue.dispatch_due(ctx.redis)
     for offer_id in overdue:
         enqueue.overdue_offer(ctx.redis, int(offer_id or 0))
     for offer_id in undelivered:  # its SMS never left and its next try was lost: the next worker, now

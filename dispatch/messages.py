@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -66,8 +67,64 @@ def record_outbound(
 ) -> int:
     """An SMS from a template, fitted to two segments, recorded as pending in the caller's
     transaction (sent after its commit; a lost send, the sweeper sends); its id."""
+    sms = _outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id)
+    session.add(sms)
+    session.flush()
+    assert sms.id is not None
+    return sms.id
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An SMS recorded with its first try taken: what the job that recorded it sends after its commit."""
+
+    id: int
+    to: str
+    body: str
+    template: str
+
+
+def record_claimed(
+    session: Session,
+    settings: Settings,
+    to: str,
+    template: str,
+    language: str,
+    values: Mapping[str, str],
+    now: datetime,
+    *,
+    request_id: int | None = None,
+    worker_id: int | None = None,
+) -> SmsLog:
+    """`record_outbound` with its first try claimed in the same transaction (as `claim_attempt` would
+    claim it, one transaction later): nobody else sends it before that try's time to retry; if the job
+    that recorded it dies before sending, the sweeper sends it from this row then. Flushed by the caller;
+    `outgoing` reads it."""
+    sms = _outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id)
+    sms.attempts, sms.next_attempt_at, sms.updated_at = 1, now + RETRY_PAUSES[0], now
+    session.add(sms)
+    return sms
+
+
+def outgoing(sms: SmsLog) -> Outgoing:
+    """What a recorded, flushed message's sender needs of it (read before its commit)."""
+    assert sms.id is not None
+    assert sms.to_number is not None
+    return Outgoing(sms.id, sms.to_number, sms.body, sms.template or "")
+
+
+def _outbound(
+    settings: Settings,
+    to: str,
+    template: str,
+    language: str,
+    values: Mapping[str, str],
+    *,
+    request_id: int | None,
+    worker_id: int | None,
+) -> SmsLog:
     body = sms_text.compose(settings, template, language, values)
-    sms = SmsLog(
+    return SmsLog(
         to_number=to,
         body=body,
         template=template,
@@ -75,10 +132,6 @@ def record_outbound(
         request_id=request_id,
         worker_id=worker_id,
     )
-    session.add(sms)
-    session.flush()
-    assert sms.id is not None
-    return sms.id
 
 
 def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) -> int | None:

@@ -65,6 +65,7 @@ class Dispatched:
     """What one round of dispatch did: new offers to send, or an escalation, or nothing."""
 
     offers: tuple[Offer, ...] = ()
+    workers: tuple[Worker, ...] = ()  # whom the offers ask, in their order (loaded: the offers' senders need them)
     escalated: bool = False
     reason: str = ""
     again: bool = False  # nobody could be asked now, but a worker another transaction held may be free shortly
@@ -158,7 +159,7 @@ def next_offers(
             offer_id=offer.id,
             channel=offer.channel.value,
         )
-    return Dispatched(offers=made)
+    return Dispatched(offers=made, workers=tuple(chosen))
 
 
 def _choose(

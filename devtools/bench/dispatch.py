@@ -28,9 +28,8 @@ from typing import Any, TextIO
 
 import redis
 import sqlalchemy as sa
-from rq import Queue
 from rq.job import Job
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from sqlmodel import Session, col
 
 from core import numbers, pincodes
@@ -39,8 +38,7 @@ from core.settings import Dispatch, Settings, default_config_path, load_settings
 from devtools.bench import knn, scratch, stats
 from devtools.bench.output import describe_machine, heading, say, table
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, geoindex, queues
-from dispatch.jobs import dispatch_request
+from dispatch import context, enqueue, geoindex, queues
 from dispatch.matching import Candidate, rank
 from storage import redisdb
 from storage.db import create_engine, upgrade
@@ -152,12 +150,13 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "e2e_escalated": ("end to end", "requests escalated (no eligible worker)", "requests"),
     "e2e_lost": ("end to end", "requests left in any other status", "requests"),
     "e2e_failed_jobs": ("end to end", "failed RQ jobs", "jobs"),
-    "e2e_dispatch_s": ("end to end", "first enqueue -> last dispatch job done", "s"),
+    "e2e_dispatch_s": ("end to end", "first enqueue -> last offer made (its row's created_at)", "s"),
     "e2e_created_per_s": ("end to end", "requests offered per second (offers created)", "requests/s"),
     "e2e_drain_s": ("end to end", "first enqueue -> queue drained (offers delivered)", "s"),
     "e2e_offered_per_s": ("end to end", "requests offered per second (queue drained)", "requests/s"),
     "e2e_delivered": ("end to end", "offers delivered to the Twilio sandbox (SMS + calls)", "offers"),
-    "e2e_delivered_per_s": ("end to end", "delivery rate (after the last dispatch job)", "offers/s"),
+    "e2e_delivered_per_s": ("end to end", "delivery rate (offers delivered / time to drain)", "offers/s"),
+    "e2e_worker_cpu_ms": ("end to end", "RQ worker processes' CPU per request (user + system, from go to done)", "ms"),
     "sql_offered": ("SQL baseline", "requests offered by a plain loop (one process, no Redis/RQ)", "requests"),
     "sql_dispatch_s": ("SQL baseline", "loop wall time", "s"),
     "sql_offered_per_s": ("SQL baseline", "requests offered per second", "requests/s"),
@@ -511,9 +510,9 @@ def measure_offers(
     """`count` new requests through the real dispatch queue and `processes` RQ workers."""
     request_ids = insert_requests(bench, count)
     bench.say(f"dispatching {count:,} requests through RQ with {processes} worker process(es)")
-    started = run_workers(bench, request_ids, processes)
+    started, worker_cpu_s = run_workers(bench, request_ids, processes)
     statuses = _statuses(bench.engine)
-    dispatched, drained = _finish_times(bench, request_ids, started)
+    dispatched, drained = _finish_times(bench, started)
     delivered = len(sandbox.messages) + len(sandbox.calls)
     failed = FailedJobRegistry(queues.QueueName.DISPATCH.value, connection=bench.redis)
     offered = statuses[RequestStatus.OFFERED.value]
@@ -527,7 +526,8 @@ def measure_offers(
         "e2e_created_per_s": stats.ratio(offered, dispatched),
         "e2e_offered_per_s": stats.ratio(offered, drained),
         "e2e_delivered": float(delivered),
-        "e2e_delivered_per_s": stats.ratio(delivered, drained - dispatched),
+        "e2e_delivered_per_s": stats.ratio(delivered, drained),
+        "e2e_worker_cpu_ms": stats.ratio(worker_cpu_s * 1000, count),
     }
     return figures, _failures(bench, failed), request_ids
 
@@ -569,12 +569,16 @@ def _request_numbers(rng: random.Random, count: int) -> list[str]:
     return list(made)
 
 
-def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> datetime:
-    """Enqueue every dispatch job only once all workers are connected; returns when the clock started."""
+def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> tuple[datetime, float]:
+    """Enqueue every dispatch job only once all workers are connected; returns when the clock started,
+    and the CPU seconds the worker processes spent from then until their queues were empty (each by its
+    own clock: on a shared machine, what the work costs, apart from how long it waited for a core)."""
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no connection crosses a fork
-    ready, go = spawn.Queue(), spawn.Event()
+    ready, go, spent = spawn.Queue(), spawn.Event(), spawn.Queue()
     workers = [
-        spawn.Process(target=_serve, args=(bench.settings, ready, go, f"bench-{uuid.uuid4().hex[:8]}-{n}"), daemon=True)
+        spawn.Process(
+            target=_serve, args=(bench.settings, ready, go, spent, f"bench-{uuid.uuid4().hex[:8]}-{n}"), daemon=True
+        )
         for n in range(processes)
     ]
     try:
@@ -582,14 +586,11 @@ def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> dat
             worker.start()
         _await_ready(ready, workers)
         started = datetime.now(UTC)
-        jobs = [
-            Queue.prepare_data(dispatch_request, (request_id,), job_id=f"dispatch-{request_id}")
-            for request_id in request_ids
-        ]
-        queues.queue(bench.redis, queues.QueueName.DISPATCH).enqueue_many(jobs)
+        if not enqueue.dispatch_requests(bench.redis, request_ids):  # as the sweeper queues many at once
+            raise SewamitraError("Redis refused the dispatch of the requests; see the error above")
         go.set()
         _join(workers)
-        return started
+        return started, sum(spent.get(timeout=READY_TIMEOUT_S) for _ in workers)
     finally:
         for worker in workers:
             if worker.is_alive():
@@ -597,8 +598,9 @@ def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> dat
                 worker.join(5)
 
 
-def _serve(settings: Settings, ready: ProcessQueue[str], go: Event, name: str) -> None:
-    """One RQ worker process as `sewamitra worker` runs it, connected before the clock starts."""
+def _serve(settings: Settings, ready: ProcessQueue[str], go: Event, spent: ProcessQueue[float], name: str) -> None:
+    """One RQ worker process as `sewamitra worker` runs it, connected before the clock starts; it
+    reports the CPU seconds its burst took."""
     engine = create_engine(settings.sqlalchemy_url)
     with engine.connect():
         pass
@@ -607,7 +609,9 @@ def _serve(settings: Settings, ready: ProcessQueue[str], go: Event, name: str) -
     context.install(context.JobContext(settings, engine, connection, TwilioTelephony(settings)))
     ready.put(name)
     go.wait()
+    cpu = time.process_time()
     queues.worker(connection, name=name).work(burst=True, logging_level="WARNING")
+    spent.put(time.process_time() - cpu)
 
 
 def _await_ready(ready: ProcessQueue[str], workers: Sequence[SpawnProcess]) -> None:
@@ -635,13 +639,19 @@ def _statuses(engine: sa.Engine) -> Counter[str]:
     return Counter({str(status): int(n) for status, n in rows})
 
 
-def _finish_times(bench: Bench, request_ids: Sequence[int], started: datetime) -> tuple[float, float]:
-    """Seconds from the first enqueue to the last dispatch job's end, and to the last job's end."""
+def _finish_times(bench: Bench, started: datetime) -> tuple[float, float]:
+    """Seconds from the first enqueue to the last offer made (its row's time), and to the end of the
+    last job the dispatch queue ran (the dispatch jobs send the offers they make)."""
     with bench.engine.connect() as connection:
-        offer_ids = connection.execute(sa.select(col(Offer.id))).scalars().all()
-    dispatched = _last_end(bench.redis, [f"dispatch-{i}" for i in request_ids], started)
-    delivered = _last_end(bench.redis, [f"offer-{i}" for i in offer_ids], started)
-    return (dispatched - started).total_seconds(), (max(dispatched, delivered) - started).total_seconds()
+        last_offer = connection.execute(sa.select(sa.func.max(col(Offer.created_at)))).scalar()
+    name = queues.QueueName.DISPATCH.value
+    ran = [
+        *FinishedJobRegistry(name, connection=bench.redis).get_job_ids(),
+        *FailedJobRegistry(name, connection=bench.redis).get_job_ids(),
+    ]
+    drained = _last_end(bench.redis, ran, started)
+    offered = last_offer if last_offer is not None else started
+    return (offered - started).total_seconds(), (drained - started).total_seconds()
 
 
 def _last_end(connection: redis.Redis, job_ids: Sequence[str], default: datetime) -> datetime:

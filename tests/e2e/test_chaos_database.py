@@ -157,8 +157,7 @@ def test_an_undelivered_offer_reported_during_the_outage_moves_the_job_on_when_i
     suresh = add_worker(postgres, "Suresh Yadav", SURESH, 1.5)
     jobs.rebuild_index()
     request_id = add_request(postgres)
-    jobs.dispatch_request(request_id)
-    jobs.send_offer(offers_of(postgres, request_id)[0].id or 0)
+    jobs.dispatch_request(request_id)  # which sends the offer it makes
     [sent] = sandbox.messages
 
     proxy.kill()

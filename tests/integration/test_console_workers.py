@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from core import numbers, pincodes
 from core.settings import Settings
-from dispatch import context, geoindex, jobs
+from dispatch import context, enqueue, geoindex, jobs
 from dispatch.queues import QueueName, queue
 from dispatch.queues import worker as rq_worker
 from storage.db import session_scope
@@ -368,8 +368,10 @@ def test_a_worker_rejected_while_asked_loses_the_offer_and_a_job_in_hand_goes_ba
     assert job is not None
     assert job.status is RequestStatus.ASSIGNED
     assert job.worker_id == kamla
+    # the offered request goes to the next worker: it is due for dispatch, and a job will take it
+    assert enqueue.take_due(redis_client) == [offered_id]
     queued = [j.func_name for j in queue(redis_client, QueueName.DISPATCH).get_jobs()]
-    assert "dispatch.jobs.dispatch_request" in queued  # the offered request goes to the next worker
+    assert "dispatch.jobs.dispatch_due" in queued
 
 
 # -- onboarding one worker by form ------------------------------------------------------------------

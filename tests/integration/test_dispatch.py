@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, geoindex, jobs, offers
+from dispatch import context, enqueue, geoindex, jobs, offers
 from dispatch.matching import Candidate
 from dispatch.queues import QueueName, queue
 from sewamitra.app import create_app
@@ -700,10 +700,10 @@ def test_a_failing_sms_api_is_retried_then_the_offer_counts_as_unanswered(
     jobs.rebuild_index()
     request_id = add_request(engine)
     sandbox.fail_next(3, status=500)
-    jobs.dispatch_request(request_id)
+    jobs.dispatch_request(request_id)  # attempt 1, by the dispatch job itself: retried later
     [offer] = offers_of(engine, request_id)
-    assert jobs.send_offer(offer.id or 0).startswith("send failed")  # attempt 1: retried later
-    assert redis_client.zcard("rq:scheduled:dispatch") >= 1
+    assert offer.status is OfferStatus.PENDING
+    assert redis_client.zscore("rq:scheduled:dispatch", f"offer-{offer.id}-2") is not None
     assert jobs.send_offer(offer.id or 0, attempt=2).startswith("send failed")
     assert jobs.send_offer(offer.id or 0, attempt=3) == "expired"  # out of retries: unanswered
     run_jobs(installed)
@@ -802,6 +802,56 @@ def test_a_dispatch_lock_left_by_a_killed_worker_does_not_hold_the_next_worker_f
     dead.release()  # its 60 s ran out
     jobs.dispatch_request(request_id)  # what the job queued for later does
     assert request_of(engine, request_id).status is RequestStatus.OFFERED
+
+
+def offers_refused_for(engine: sa.Engine, request_id: int | None) -> None:
+    """From now (until None) the database refuses every offer of `request_id`: its dispatch fails."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS offer_refused")
+            if request_id is not None:
+                connection.exec_driver_sql(
+                    "CREATE TRIGGER offer_refused BEFORE INSERT ON offer "
+                    f"WHEN NEW.request_id = {int(request_id)} BEGIN SELECT RAISE(ABORT, 'offer refused'); END"
+                )
+            return
+        connection.exec_driver_sql("DROP TRIGGER IF EXISTS offer_refused ON offer")
+        if request_id is not None:
+            connection.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION offer_refused() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'offer refused'; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER offer_refused BEFORE INSERT ON offer FOR EACH ROW "
+                f"WHEN (NEW.request_id = {int(request_id)}) EXECUTE FUNCTION offer_refused()"
+            )
+
+
+def test_a_request_whose_dispatch_fails_does_not_hold_up_its_batch_and_the_sweeper_offers_it_later(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    """One dispatch job takes a batch of requests due: one that cannot be dispatched is left for the
+    sweeper, the next is offered and texted all the same, and the job is failed for an operator."""
+    add_worker(engine, "First", "+919800000771", 0.5)
+    add_worker(engine, "Second", "+919800000772", 1.5)
+    jobs.rebuild_index()
+    broken = add_request(engine, created=datetime.now(UTC) - timedelta(minutes=2))
+    fine = add_request(engine)
+    offers_refused_for(engine, broken)
+    try:
+        assert enqueue.dispatch_requests(redis_client, [broken, fine])
+        run_jobs(installed)
+    finally:
+        offers_refused_for(engine, None)
+    assert request_of(engine, broken).status is RequestStatus.NEW
+    assert request_of(engine, fine).status is RequestStatus.OFFERED
+    assert [m["to"] for m in sandbox.messages] == ["+919800000771"]  # the nearest, for the one offered
+    assert queue(redis_client, QueueName.DISPATCH).failed_job_registry.get_job_ids() == [f"dispatch-due-{broken}"]
+
+    assert jobs.sweep()["new_requests"] == 1  # what the scheduler does every sweep_interval
+    run_jobs(installed)
+    assert request_of(engine, broken).status is RequestStatus.OFFERED
+    assert [m["to"] for m in sandbox.messages] == ["+919800000771", "+919800000772"]
 
 
 def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(

@@ -21,7 +21,7 @@ SID = "SM" + "a" * 32
 
 # what is called, and the job it queues: (queue, id, function, arguments, retries)
 JOBS: list[tuple[Callable[[redis.Redis], bool], str, str, str, tuple[Any, ...], int | None]] = [
-    (lambda r: enqueue.dispatch_request(r, 7), "dispatch", "dispatch-7", "dispatch_request", (7,), None),
+    (lambda r: enqueue.dispatch_request(r, 7), "dispatch", "dispatch-due-7", "dispatch_due", (), None),
     (lambda r: enqueue.notify_assigned(r, 7), "dispatch", "assigned-7", "notify_assigned", (7,), None),
     (lambda r: enqueue.job_cancelled(r, 7, 3), "dispatch", "cancelled-7-3", "job_cancelled", (7, 3), None),
     (lambda r: enqueue.job_moved(r, 7, 3), "dispatch", "moved-7-3", "job_moved", (7, 3), None),
@@ -128,18 +128,57 @@ def test_a_worker_reindexed_outside_a_call_gets_a_fresh_id(redis_client: redis.R
 def test_a_new_request_is_texted_and_dispatched(redis_client: redis.Redis, unreachable: redis.Redis) -> None:
     assert enqueue.new_request(redis_client, 7, 5)
     assert [job.id for job in Queue("default", connection=redis_client).jobs] == ["sms-5"]
-    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-7"]
-    assert enqueue.new_request(redis_client, 8, None)
-    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-7", "dispatch-8"]
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-due-7"]
+    assert enqueue.new_request(redis_client, 8, None)  # the job queued for 7 takes 8 too
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-due-7"]
+    assert enqueue.take_due(redis_client) == [7, 8]
     assert enqueue.new_request(unreachable, 9, 6) is False
 
 
-def test_an_offer_is_sent_now_and_looked_at_when_its_time_is_up(redis_client: redis.Redis) -> None:
-    assert enqueue.new_offer(redis_client, 11, MOMENT)
-    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["offer-11"]
+def test_requests_due_are_taken_in_order_by_one_job_a_batch(redis_client: redis.Redis) -> None:
+    """However the ids come (one by one, or many at once from the sweeper), there is a job queued for
+    each batch of them waiting, and each job takes the next batch."""
+    batch = enqueue.DISPATCH_BATCH
+    assert enqueue.dispatch_request(redis_client, 1)
+    assert enqueue.dispatch_requests(redis_client, list(range(2, 2 * batch + 2)))  # 1 .. 2 batches + 1
+    dispatch = Queue("dispatch", connection=redis_client)
+    assert [job.id for job in dispatch.jobs] == [
+        "dispatch-due-1",
+        f"dispatch-due-{batch + 1}",
+        f"dispatch-due-{2 * batch + 1}",
+    ]
+    assert {job.timeout for job in dispatch.jobs} == {enqueue.DISPATCH_DUE_TIMEOUT_S}  # a batch outlasts RQ's 180 s
+    assert enqueue.take_due(redis_client) == list(range(1, batch + 1))
+    assert enqueue.dispatch_request(redis_client, 100)  # 2 batches + 1 still wait: no job more
+    assert len(dispatch.jobs) == 3
+    assert enqueue.take_due(redis_client) == list(range(batch + 1, 2 * batch + 1))
+    assert enqueue.take_due(redis_client) == [2 * batch + 1, 100]
+    assert enqueue.take_due(redis_client) == []
+
+
+def test_the_sweeper_queues_jobs_for_ids_a_lost_job_left_waiting(redis_client: redis.Redis) -> None:
+    redis_client.rpush(enqueue.DUE, *range(1, enqueue.DISPATCH_BATCH + 2))  # pushed, and their jobs lost
+    assert enqueue.dispatch_due(redis_client)
+    assert [job.func_name for job in Queue("dispatch", connection=redis_client).jobs] == [
+        "dispatch.jobs.dispatch_due"
+    ] * 2
+    redis_client.delete(enqueue.DUE)
+    assert enqueue.dispatch_due(redis_client)  # nothing waits: nothing queued
+    assert len(Queue("dispatch", connection=redis_client).jobs) == 2
+
+
+def test_new_offers_are_looked_at_when_their_time_is_up_in_one_round_trip(
+    redis_client: redis.Redis, unreachable: redis.Redis
+) -> None:
+    """The dispatch job sends the offers it makes itself: only their expiries are queued."""
+    later = MOMENT + timedelta(seconds=30)
+    assert enqueue.offer_expiries(redis_client, [(11, MOMENT), (12, later)])
+    assert Queue("dispatch", connection=redis_client).jobs == []
     scheduled = ScheduledJobRegistry("dispatch", connection=redis_client)
-    assert scheduled.get_job_ids() == ["expire-11"]
+    assert sorted(scheduled.get_job_ids()) == ["expire-11", "expire-12"]
     assert scheduled.get_scheduled_time("expire-11") == MOMENT + enqueue.EXPIRY_MARGIN
+    assert scheduled.get_scheduled_time("expire-12") == later + enqueue.EXPIRY_MARGIN
+    assert enqueue.offer_expiries(unreachable, [(13, MOMENT)]) is False
 
 
 def test_an_offer_sent_again_later_is_scheduled_under_its_attempt(redis_client: redis.Redis) -> None:
