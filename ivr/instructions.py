@@ -16,7 +16,8 @@ QUEUE_WAIT_PATH = "/queue/wait"
 QUEUE_RESULT_PATH = "/queue/result"
 DIALLED_PATH = "/dialled"  # a bridged call's end: the platform's dial action
 DIAL_AGAIN_PATH = "/dial"  # a retried request whose answer was a dial: the number looked up again
-TOKEN_ARG = "t"  # noqa: S105 (a name, not a secret): a step URL's argument carrying the call's session (ivr.turntoken)
+# A step URL's argument carrying the call's session (ivr.turntoken); named so, the logs hide it.
+TOKEN_ARG = "token"  # noqa: S105 (a name, not a secret)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sqlmodel import Session, func, select
 
 from core.settings import Settings
 from flows import prompts
+from sewamitra import logs
 from sewamitra.app import create_app
 from storage.models import ServiceRequest
 from tests.factories import ALWAYS_OPEN, CITIZEN, call, signed_post, with_hours
@@ -44,7 +45,7 @@ def next_step(document: str) -> str:
 
 
 def token_of(step: str) -> str:
-    [token] = parse_qs(urlsplit(step).query)["t"]
+    [token] = parse_qs(urlsplit(step).query)["token"]
     return token
 
 
@@ -158,8 +159,16 @@ def test_without_a_secret_key_the_session_stays_in_redis(app_settings: Settings)
     app = create_app(app_settings.model_copy(update={"secret_key": None}))
     client = app.test_client()
     steps = keyed(client, ["2", "1"])
-    assert all("t=" not in urlsplit(step).query for step in steps)
+    assert all("token=" not in urlsplit(step).query for step in steps)
     transcript = call(app, "2,1,1,226001#,1,9", from_number="+919415000002")
     assert not transcript.errors
     assert requests_stored(app) == 1
     app.extensions["sewamitra"].engine.dispose()
+
+
+def test_the_access_log_hides_the_token(app: Flask) -> None:
+    """What the session holds (a PIN code, a request number, a worker's name) stays out of the logs."""
+    step = keyed(app.test_client(), ["2", "1", "1", "226001"])[-1]
+    line = logs.scrub(f'127.0.0.1 - - "POST {step} HTTP/1.1" 200 512 "-" "TwilioProxy/1.1"')
+    assert token_of(step) not in line
+    assert "&token=[hidden] HTTP/1.1" in line
