@@ -14,12 +14,18 @@ import binascii
 import hashlib
 import hmac
 import json
+import zlib
 
 from flows.engine import Session
 
 PURPOSE = b"sewamitra call turn token v1"  # the key is the secret key's, for this use only
 DIGEST_BYTES = 16
 MAX_LENGTH = 8000  # far above any session a flow makes; a longer one is junk, not worth a hash
+MAX_SESSION = 64 * 1024  # bytes of JSON a token may inflate to
+# Raw deflate with a 4 kB window and little memory: a session is a few kB at most, and setting up
+# zlib's default window would cost more than deflating it.
+WINDOW_BITS = -12
+MEMORY_LEVEL = 2
 
 
 def key_of(secret_key: str) -> bytes:
@@ -28,9 +34,11 @@ def key_of(secret_key: str) -> bytes:
 
 
 def sign(key: bytes, call_id: str, session: Session) -> str:
-    """The token of `session` for the call `call_id`: URL-safe base64 of the session, a dot, its MAC."""
+    """The token of `session` for the call `call_id`: URL-safe base64 of the session (JSON, deflated:
+    a third of its length once it holds the slots read out), a dot, its MAC."""
     payload = json.dumps(session.to_dict(), ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-    body = base64.urlsafe_b64encode(payload).rstrip(b"=")
+    deflate = zlib.compressobj(6, zlib.DEFLATED, WINDOW_BITS, MEMORY_LEVEL)
+    body = base64.urlsafe_b64encode(deflate.compress(payload) + deflate.flush()).rstrip(b"=")
     return f"{body.decode()}.{_mac(key, call_id, body)}"
 
 
@@ -43,9 +51,10 @@ def read(key: bytes, call_id: str, token: str) -> Session | None:
     if not hmac.compare_digest(mac, _mac(key, call_id, body).encode()):
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
+        deflated = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
+        data = json.loads(zlib.decompressobj(WINDOW_BITS).decompress(deflated, MAX_SESSION))
         return Session.from_dict(data)
-    except (binascii.Error, ValueError, KeyError, TypeError):  # signed by us, so a bug of ours: not a call
+    except (binascii.Error, zlib.error, ValueError, KeyError, TypeError):  # signed by us, so a bug of ours
         return None
 
 
