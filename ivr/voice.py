@@ -89,7 +89,8 @@ ROOM_EVENT_PATH = "/room/event"  # a platform's news of a member entering a room
 MOVE_TIMEOUT_S = 4.0  # the REST move of a caller happens inside the agent's webhook: quick, or the hold round
 MAX_APP_QUEUE = 100  # callers a queue the helpline keeps itself holds (Twilio's queues hold 100 by default)
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
-TOKEN_MARK = "~turn-token~"  # noqa: S105 (a mark, not a secret): where a remembered menu takes its call's token (URL-safe, XML-safe)
+# Where a remembered menu document takes its call's token (URL-safe, XML-safe).
+TOKEN_MARK = "~turn-token~"  # noqa: S105 (a mark, not a secret)
 # How a dial ended, in the platform's words (Twilio's DialCallStatus, Plivo's DialStatus read as the
 # helpline's), as the flow's dial outcomes; any other word is a call that was not connected.
 DIAL_OUTCOMES = {
@@ -294,11 +295,11 @@ def recorded() -> Response:
 
 
 def _carried_step(turn: int, carried: str) -> Response:
-    """A menu turn from the session its URL carries. One that commits nothing (no effect, no dial,
-    the language as it was, still waiting for keys) touches no shared state: the same request again
-    is answered the same. Any other takes the call's turn in Redis as a step without a token does,
-    so what it commits, it commits once. A token that is not this call's, or not this turn's, is
-    refused with the spoken apology."""
+    """A menu turn from the session its URL carries. One that commits nothing (its effects only
+    read, no dial, the language and the call log's outcome as they were, still waiting for keys)
+    touches no shared state: the same request again is answered the same. Any other takes the
+    call's turn in Redis as a step without a token does, so what it commits, it commits once. A
+    token that is not this call's, or not this turn's, is refused with the spoken apology."""
     state = _state()
     key = _ivr().token_key
     session = turntoken.read(key, state.call_sid, carried) if key else None
