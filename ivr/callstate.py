@@ -1,9 +1,11 @@
-"""Call state in Redis, keyed by CallSid: the flow session and the answer given at each turn, so
-a Twilio retry of a step gets the same answer and changes nothing twice.
+"""Call state in Redis, keyed by CallSid: the flow session and the answer given at each turn that
+commits something, so a Twilio retry of it gets the same answer and changes nothing twice.
 
-One request of a call at a time holds the call's lock. A turn takes two round trips to Redis: the
-lock taken and the answer and session read in one, the new ones stored and the lock let go in the
-other.
+One request of a call at a time holds the call's lock. Such a turn takes two round trips to Redis:
+the lock taken and the answer and session read in one, the new ones stored and the lock let go in
+the other. A menu turn that commits nothing takes none: its session travels in its step's URL
+(`ivr.turntoken`), and the session here is the one as of the call's last commit (what the call's
+log, the agents' queue and the record and dial actions read).
 """
 
 from __future__ import annotations

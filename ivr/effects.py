@@ -809,19 +809,25 @@ def _int(raw: str | None) -> int:
 
 @dataclass(frozen=True)
 class Performed:
-    """An effect this helpline can perform: its handler, and every outcome the handler reports."""
+    """An effect this helpline can perform: its handler, every outcome the handler reports, and
+    whether it only reads (it writes nothing and may run again for the same step, as a retry does)."""
 
     perform: Handler
     outcomes: frozenset[str]
+    reads_only: bool = False
 
 
 def _performs(handler: Handler, *outcomes: str) -> Performed:
     return Performed(handler, frozenset(outcomes))
 
 
+def _reads(handler: Handler, *outcomes: str) -> Performed:
+    return Performed(handler, frozenset(outcomes), reads_only=True)
+
+
 # The one list of effects a flow may name: `flows check` and the flows loaded at start refuse any other.
 EFFECTS: dict[str, Performed] = {
-    "find_pending_offer": _performs(find_pending_offer, "found", "rework", "none"),
+    "find_pending_offer": _reads(find_pending_offer, "found", "rework", "none"),
     "answer_offer": _performs(answer_offer, "accepted", "declined", "taken", "busy"),
     "set_availability": _performs(set_availability, "set"),
     "complete_job": _performs(complete_job, "completed", "refused"),
@@ -829,26 +835,26 @@ EFFECTS: dict[str, Performed] = {
     "visit_arrived": _performs(visit_arrived, "noted", "refused"),
     "visit_start": _performs(visit_start, "started", "code_sent", "wrong", "locked", "refused"),
     "find_address_recording": _performs(find_address_recording, "found", "none", "refused"),
-    "find_completed_request": _performs(find_completed_request, "found", "none"),
+    "find_completed_request": _reads(find_completed_request, "found", "none"),
     "record_rating": _performs(record_rating, "saved", "rework", "failed"),
     "report_problem": _performs(report_problem, "recorded", "rework", "failed"),
     "rework_other_worker": _performs(rework_other_worker, "changed", "kept"),
-    "lookup_pincode": _performs(lookup_pincode, "found", "unknown", "outside"),
-    "find_slots": _performs(find_slots, "open", "none"),
+    "lookup_pincode": _reads(lookup_pincode, "found", "unknown", "outside"),
+    "find_slots": _reads(find_slots, "open", "none"),
     "create_request": _performs(create_request, "created", "failed"),
-    "find_open_requests": _performs(find_open_requests, "found", "none"),
-    "find_request": _performs(find_request, "found", "unknown"),
-    "agents_available": _performs(agents_available, "open", "closed"),
+    "find_open_requests": _reads(find_open_requests, "found", "none"),
+    "find_request": _reads(find_request, "found", "unknown"),
+    "agents_available": _reads(agents_available, "open", "closed"),
     "request_callback": _performs(request_callback, "recorded", "failed"),
     "send_privacy_notice": _performs(send_privacy_notice, "sent", "no_sms"),
-    "find_jobs": _performs(find_jobs, "one", "several", "none"),
-    "pick_job": _performs(pick_job, "picked", "unknown"),
-    "find_worker_to_call": _performs(find_worker_to_call, "found", "closed", "none"),
+    "find_jobs": _reads(find_jobs, "one", "several", "none"),
+    "pick_job": _reads(pick_job, "picked", "unknown"),
+    "find_worker_to_call": _reads(find_worker_to_call, "found", "closed", "none"),
     "privacy_access": _performs(privacy_access, "found", "none", "withheld"),
     "privacy_erasure": _performs(privacy_erasure, "filed", "waiting", "withheld"),
-    "find_changeable_requests": _performs(find_changeable_requests, "one", "several", "none"),
-    "pick_changeable_request": _performs(pick_changeable_request, "one", "unknown"),
-    "change_policy": _performs(change_policy, *changes.Verdict),
+    "find_changeable_requests": _reads(find_changeable_requests, "one", "several", "none"),
+    "pick_changeable_request": _reads(pick_changeable_request, "one", "unknown"),
+    "change_policy": _reads(change_policy, *changes.Verdict),
     "cancel_request": _performs(cancel_request, "cancelled", "agent", "unknown", "failed"),
     "reschedule_request": _performs(reschedule_request, "moved", "kept", "agent", "gone", "failed"),
     "change_callback": _performs(change_callback, "recorded", "failed"),

@@ -16,6 +16,8 @@ QUEUE_WAIT_PATH = "/queue/wait"
 QUEUE_RESULT_PATH = "/queue/result"
 DIALLED_PATH = "/dialled"  # a bridged call's end: the platform's dial action
 DIAL_AGAIN_PATH = "/dial"  # a retried request whose answer was a dial: the number looked up again
+# A step URL's argument carrying the call's session (ivr.turntoken); named so, the logs hide it.
+TOKEN_ARG = "token"  # noqa: S105 (a name, not a secret)
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,16 @@ def instructions(
     turn: int,
     root: str,
     recordings: Recordings = no_recordings,
+    carried: str = "",
 ) -> list[call.Instruction]:
     """What the engine said, as instructions on the webhooks under `root`; a Gather always has a
-    Redirect after it."""
+    Redirect after it. `carried`: a token the step's URL carries (the call's session, `ivr.turntoken`)."""
     said: list[call.Instruction] = []
     for event in events:
         if isinstance(event, engine.Say):
             said.append(spoken(event, voices, recordings))
         elif isinstance(event, engine.Gather):
-            action = f"{root}{STEP_PATH}?turn={turn}"
+            action = f"{root}{STEP_PATH}?turn={turn}" + (f"&{TOKEN_ARG}={carried}" if carried else "")
             prompts = tuple(spoken(say, voices, recordings) for say in event.prompts)
             wait = call.Gather(prompts, action, event.timeout, event.finish_on_key, event.num_digits, on_empty=True)
             said.append(wait)

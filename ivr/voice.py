@@ -32,7 +32,8 @@ from flows import definition, prompts
 from flows.definition import Flow, ServiceChoice
 from flows.engine import Dial as DialEvent
 from flows.engine import Effect, Event, Keys, Outcome, Say, Session, Status, Trigger, pending_dial, resume, start
-from ivr import calllog
+from flows.engine import Gather as GatherEvent
+from ivr import calllog, turntoken
 from ivr.callstate import CallState
 from ivr.effects import (
     EFFECTS,
@@ -51,6 +52,7 @@ from ivr.instructions import (
     DIALLED_PATH,
     QUEUE_RESULT_PATH,
     QUEUE_WAIT_PATH,
+    TOKEN_ARG,
     Voice,
     instructions,
     queued_by_app,
@@ -87,6 +89,8 @@ ROOM_EVENT_PATH = "/room/event"  # a platform's news of a member entering a room
 MOVE_TIMEOUT_S = 4.0  # the REST move of a caller happens inside the agent's webhook: quick, or the hold round
 MAX_APP_QUEUE = 100  # callers a queue the helpline keeps itself holds (Twilio's queues hold 100 by default)
 MAX_EFFECTS_PER_TURN = 10  # a flow that keeps asking for effects without waiting is broken
+# Where a remembered menu document takes its call's token (URL-safe, XML-safe).
+TOKEN_MARK = "~turn-token~"  # noqa: S105 (a mark, not a secret)
 # How a dial ended, in the platform's words (Twilio's DialCallStatus, Plivo's DialStatus read as the
 # helpline's), as the flow's dial outcomes; any other word is a call that was not connected.
 DIAL_OUTCOMES = {
@@ -112,6 +116,7 @@ class Ivr:
     recordings_dir: Path
     platform: CallPlatform
     root: str = "/twilio/voice"  # where the platform's voice webhooks are: /<platform>/voice
+    token_key: bytes | None = None  # signs the sessions menu turns carry (None: no secret key, Redis only)
 
     def recording(self, prompt: str, language: str) -> str | None:
         if (self.recordings_dir / language / f"{prompt}.mp3").is_file():
@@ -122,13 +127,16 @@ class Ivr:
         """The platform's document of `said`; on a platform without queue verbs, the helpline's own queue."""
         return self.platform.document(said if self.platform.queues else queued_by_app(said, self.root))
 
-    def document(self, events: list[Event], turn: int) -> str:
-        """The platform's document of what the flow says. A menu is the same document for every
-        caller at that turn, so each is rendered once for the recordings on disk and then remembered."""
+    def document(self, events: list[Event], turn: int, token: str = "") -> str:
+        """The platform's document of what the flow says, its step URL carrying `token`. A menu is
+        the same document for every caller at that turn but for the token, so each is rendered once
+        for the recordings on disk, remembered, and given the call's token in place of a mark."""
         try:
-            return _rendered(self, tuple(events), turn, self._recordings_changed())
+            rendered = _rendered(self, tuple(events), turn, bool(token), self._recordings_changed())
         except TypeError:  # an event that cannot be a key (an effect): instructions() says what is wrong
-            return self.render(instructions(events, self.voices, turn=turn, root=self.root, recordings=self.recording))
+            said = instructions(events, self.voices, turn=turn, root=self.root, recordings=self.recording)
+            return self.render(said)
+        return rendered.replace(TOKEN_MARK, token) if token else rendered
 
     def _recordings_changed(self) -> tuple[int, ...]:
         """When a recording last came or went: adding or removing a file changes its directory."""
@@ -136,8 +144,12 @@ class Ivr:
 
 
 @functools.lru_cache(maxsize=1024)
-def _rendered(ivr: Ivr, events: tuple[Event, ...], turn: int, _recordings_changed: tuple[int, ...]) -> str:
-    return ivr.render(instructions(events, ivr.voices, turn=turn, root=ivr.root, recordings=ivr.recording))
+def _rendered(
+    ivr: Ivr, events: tuple[Event, ...], turn: int, carried: bool, _recordings_changed: tuple[int, ...]
+) -> str:
+    mark = TOKEN_MARK if carried else ""
+    said = instructions(events, ivr.voices, turn=turn, root=ivr.root, recordings=ivr.recording, carried=mark)
+    return ivr.render(said)
 
 
 def _modified(directory: Path) -> int:
@@ -156,6 +168,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         settings.recordings_dir,
         app.extensions["call_platform"],
         voice_root(settings),
+        turntoken.key_of(settings.secret_key) if settings.secret_key else None,
     )
     # The service area's PIN codes are placed here, at start (under a tenth of a second, from core/data), not at
     # the first caller's PIN (whose wait would also hold up every call that process serves).
@@ -246,9 +259,13 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
 @bp.post("/step")
 @webhook_signed
 def step() -> Response:
-    """The caller keyed something (or nothing) at a wait."""
-    state = _state()
+    """The caller keyed something (or nothing) at a wait: with the session the step's URL carries,
+    else the one in Redis."""
     turn = request.args.get("turn", default=-1, type=int)
+    carried = request.args.get(TOKEN_ARG)
+    if carried is not None:
+        return _carried_step(turn, carried)
+    state = _state()
     with state.turn(str(turn)) as (answered, session):
         if answered is not None:
             return _sent(answered)  # a retry of this very step
@@ -277,6 +294,64 @@ def recorded() -> Response:
         return _answer(state, session, events, key=f"record:{turn}", turn=turn)
 
 
+def _carried_step(turn: int, carried: str) -> Response:
+    """A menu turn from the session its URL carries. One that commits nothing (its effects only
+    read, no dial, the language and the call log's outcome as they were, still waiting for keys)
+    touches no shared state: the same request again is answered the same. Any other takes the
+    call's turn in Redis as a step without a token does, so what it commits, it commits once. A
+    token that is not this call's, or not this turn's, is refused with the spoken apology."""
+    state = _state()
+    key = _ivr().token_key
+    session = turntoken.read(key, state.call_sid, carried) if key else None
+    if session is None or session.turn != turn or session.status is not Status.WAITING_KEYS:
+        log.warning("call %s: a step's token refused (turn %s)", state.call_sid, turn)
+        return _apology()
+    flow = _ivr().flows[session.flow]
+    resumed, events = resume(flow, session, Keys(_turn().digits[:32]))
+    resumed, events = _read(state, flow, resumed, events, turn)
+    if _commits_nothing(session, resumed, events):
+        return _sent(_ivr().document(events, resumed.turn, _token(state.call_sid, resumed)))
+    with state.turn(str(turn)) as (answered, _stored):
+        if answered is not None:
+            return _sent(answered)  # a retry of this very step
+        return _answer(state, resumed, events, key=str(turn), turn=turn)
+
+
+def _read(
+    state: CallState, flow: Flow, session: Session, events: list[Event], turn: int
+) -> tuple[Session, list[Event]]:
+    """The effects that only read (a PIN code, the open slots, a request's status), performed while
+    the flow asks for them one after another; it stops at the first that writes, or at a dial."""
+    for _ in range(MAX_EFFECTS_PER_TURN):
+        asked = events[-1] if events and session.status is Status.WAITING_EFFECT else None
+        if not (isinstance(asked, Effect) and EFFECTS[asked.name].reads_only):
+            break
+        events.pop()
+        outcome = EFFECTS[asked.name].perform(_context(state, session, turn), asked.args)
+        session, more = resume(flow, session, outcome)
+        events += more
+    return session, events
+
+
+def _commits_nothing(before: Session, after: Session, events: list[Event]) -> bool:
+    """Whether a turn only says things and waits for keys again: nothing to write, and nothing the
+    others that read the call's session in Redis need (the call's log: its outcome and language;
+    the agents' queue; the record and dial actions, which only follow a turn that commits)."""
+    return (
+        after.status is Status.WAITING_KEYS
+        and after.language == before.language
+        and not (after.vars.get("remember_language") and after.language != after.vars.get("known_language"))
+        and calllog.outcome(after, "in-progress") == calllog.outcome(before, "in-progress")
+        and all(isinstance(event, (Say, GatherEvent)) for event in events)
+    )
+
+
+def _token(call_sid: str, session: Session) -> str:
+    """The token the next step's URL carries: the session, while it waits for keys ("" without a key)."""
+    key = _ivr().token_key
+    return turntoken.sign(key, call_sid, session) if key and session.status is Status.WAITING_KEYS else ""
+
+
 def _answer(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
     """Perform the effects the flow asks for, then store and send the document of what it says (and,
     when it puts the caller through to someone, the dial)."""
@@ -302,7 +377,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
         remember_language(ctx)
         session = _with_known_language(session)
     if dial is None:
-        document = _ivr().document(events, session.turn)
+        document = _ivr().document(events, session.turn, _token(state.call_sid, session))
         state.save(session, key, document)
         return _sent(document)
     # The number goes to the platform, never into the call's state: a retry of this request is

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, current_app, request
+from flask import Flask, Request, current_app, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -45,10 +46,22 @@ class Rule(WerkzeugRule):
 _BUILDERS: dict[tuple[object, ...], Callable[..., tuple[str, str]]] = {}
 
 
+class Sessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, opened without building the cookie's signer when the request
+    carries no session cookie (every webhook of the platforms, every API call): an empty session,
+    as Flask's own gives then."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 class App(Flask):
     """Flask, its rules' URL builders shared by every app of the process."""
 
     url_rule_class = Rule
+    session_interface = Sessions()
 
 
 def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask:

@@ -23,7 +23,7 @@ _START = r"(?:(?<![\w+%])|(?<=%[0-9A-Fa-f]{2}))"  # not inside a word, but right
 _NUMBER = re.compile(rf"{_START}{_PLUS}[1-9](?:{_GAP}\d){{9,14}}(?!\d)|{_START}[6-9]\d{{4}}{_GAP}\d{{5}}(?!\d)")
 _SECRET_PARAMETER = re.compile(
     rf"(?i)(?:(?<![a-z0-9_])|(?<=%[0-9a-f]{{2}}))((?:api_?key|access_token|auth_token|token|password|passwd|secret){_EQUALS})"
-    rf"(?:(?!{_AMPERSAND})[^\s\"'&])*"
+    r"[^\s\"'&%]*(?:%(?!26|2526)[^\s\"'&%]*)*"  # up to an ampersand, plain or encoded (a long value read fast)
 )
 _TOKEN = re.compile(re.escape(PREFIX) + r"[A-Za-z0-9_\-]{4,}")
 _ESCAPED_PLUS = re.compile(r"%(?:25)?2[bB]")

@@ -49,11 +49,14 @@ def hangups(transcript: Transcript) -> list[int]:
 def test_redis_dies_as_a_plivo_caller_keys_their_pincode_they_hear_sorry_and_are_promised_a_callback(
     app: Flask, own_redis: RedisServer, postgres: sa.Engine
 ) -> None:
-    # English, a new request, a plumber; Redis dies as the PIN code is keyed. The apology leads to
-    # the agent queue, which on Plivo lives in Redis: it cannot hold the caller, so a callback is
-    # recorded (in English: the database remembers their language) and the call ends kindly.
-    transcript = call(app, Line("2", "1", "1", own_redis.kill, "226001#"), caller="+919876500031")
+    # English, a new request, a plumber; Redis dies as the PIN code is keyed. The menu goes on
+    # without it (its turns carry their session in their URLs) to the first turn that must keep
+    # something, the slot picked before the address is recorded. The apology leads to the agent
+    # queue, which on Plivo lives in Redis: it cannot hold the caller, so a callback is recorded
+    # (in English: the database remembers their language) and the call ends kindly.
+    transcript = call(app, Line("2", "1", "1", own_redis.kill, "226001#", "1", "9"), caller="+919876500031")
 
+    assert transcript.said("You keyed PIN code two, two, six, zero, zero, one, district Lucknow.")
     assert transcript.said(SORRY)
     assert transcript.said("Thank you. An agent will call you back soon.")
     assert transcript.ended_by == "app"

@@ -62,11 +62,14 @@ def test_redis_dies_as_a_caller_keys_their_pincode_they_hear_sorry_and_wait_for_
     app: Flask, own_redis: RedisServer, postgres: sa.Engine
 ) -> None:
     # The caller has chosen English, a new request and a plumber; Redis dies as they key their
-    # PIN code. They hear an apology in both languages and wait for an agent, told in English
-    # (the database remembers their language) how to leave; pressing 1 leaves a callback.
-    line = Line("2", "1", "1", own_redis.kill, "226001#", "1")
+    # PIN code. The menu goes on without it (its turns carry their session in their URLs) to the
+    # first turn that must keep something, the slot picked before the address is recorded: there
+    # they hear an apology in both languages and wait for an agent, told in English (the database
+    # remembers their language) how to leave; pressing 1 leaves a callback.
+    line = Line("2", "1", "1", own_redis.kill, "226001#", "1", "9", "1")
     transcript = call(app, line, caller="+919876500003")
 
+    assert transcript.said("You keyed PIN code two, two, six, zero, zero, one, district Lucknow.")
     assert transcript.said(SORRY)
     assert Queued("helpline") in transcript.events
     assert transcript.said("To leave the queue and be called back, press 1.")
@@ -90,7 +93,8 @@ def test_out_of_hours_redis_dies_mid_call_and_the_caller_is_promised_a_callback(
 ) -> None:
     hours = chaos_settings.call_centre.model_copy(update=NEVER_OPEN)
     app = create_app(chaos_settings.model_copy(update={"call_centre": hours}))
-    transcript = call(app, Line("2", "1", own_redis.kill, "1"), caller="+919876500005")
+    # Redis dies in the menu; the caller hears sorry at the first turn that must keep something.
+    transcript = call(app, Line("2", "1", own_redis.kill, "1", "226001#", "1", "9"), caller="+919876500005")
 
     assert transcript.said(SORRY)
     assert Queued("helpline") not in transcript.events
