@@ -38,6 +38,7 @@ from tests.factories import (
     CITIZEN,
     ROOT,
     add_request,
+    queue_wait_form,
     with_hours,
 )
 
@@ -161,22 +162,7 @@ def shoot(page: Page, name: str) -> None:
 
 def caller_waits(live: Live, call_sid: str = CALL_SID, phone: str = CITIZEN, queue_time: int = 75) -> None:
     """Twilio fetches the queue's waitUrl for a caller on hold: over HTTP, signed over the public URL."""
-    url = f"{live.url}/twilio/voice/queue/wait"
-    form = {
-        "CallSid": call_sid,
-        "From": phone,
-        "To": "+18005550100",
-        "CallStatus": "in-progress",
-        "Direction": "inbound",
-        "QueuePosition": "1",
-        "QueueTime": str(queue_time),
-    }
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    posted = urllib.request.Request(
-        url, data=urllib.parse.urlencode(form).encode(), headers={"X-Twilio-Signature": signature}, method="POST"
-    )
-    with urllib.request.urlopen(posted, timeout=10) as answer:
-        assert answer.status == 200
+    twilio_posts(live, "/twilio/voice/queue/wait", queue_wait_form(call_sid, phone, queue_time))
 
 
 def filed_in(engine: sa.Engine, pincode: str, status: RequestStatus = RequestStatus.NEW) -> str:

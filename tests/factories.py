@@ -222,6 +222,19 @@ def signed_post(client: FlaskClient, path: str, form: dict[str, str], *, token: 
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
 
+def queue_wait_form(call_sid: str, phone: str, queue_time: int) -> dict[str, str]:
+    """What Twilio posts to a queue's waitUrl for a caller on hold (every half minute or so)."""
+    return {
+        "CallSid": call_sid,
+        "From": phone,
+        "To": "+18005550100",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+        "QueuePosition": "1",
+        "QueueTime": str(queue_time),
+    }
+
+
 def message_id(platform: str) -> str:
     """A fresh id of an inbound SMS as the platform makes them."""
     if platform == "plivo":

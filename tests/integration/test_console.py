@@ -51,6 +51,7 @@ from tests.factories import (
     add_worker,
     answer_our_call,
     engine_of,
+    queue_wait_form,
     run_jobs,
     signed_post,
     with_hours,
@@ -98,15 +99,7 @@ def file_request(app: Flask, **kwargs: object) -> str:
 
 def caller_waits(app: Flask, call_sid: str = CALL_SID, phone: str = CITIZEN, queue_time: int = 40) -> None:
     """Twilio fetches the queue's waitUrl for a caller on hold, as it does every half minute."""
-    form = {
-        "CallSid": call_sid,
-        "From": phone,
-        "To": "+18005550100",
-        "CallStatus": "in-progress",
-        "Direction": "inbound",
-        "QueuePosition": "1",
-        "QueueTime": str(queue_time),
-    }
+    form = queue_wait_form(call_sid, phone, queue_time)
     assert signed_post(app.test_client(), "/twilio/voice/queue/wait", form).status_code == 200
 
 
