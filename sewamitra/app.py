@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from types import CodeType
 
 from flask import Flask, Request, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
@@ -46,6 +49,25 @@ class Rule(WerkzeugRule):
 _BUILDERS: dict[tuple[object, ...], Callable[..., tuple[str, str]]] = {}
 
 
+class CompiledTemplates(BytecodeCache):
+    """Templates compiled once per process, as the URL builders above: every app of a process has the
+    same template environment (`create_app`'s extensions and options), so a template's code, found by
+    its name and its source's checksum, serves them all. Compiling the console's templates is most of
+    the time its first pages take; the code objects are the templates' own, so one app costs nothing more."""
+
+    def __init__(self) -> None:
+        self._code: dict[tuple[str, str], CodeType] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get((bucket.key, bucket.checksum))
+        if code is not None:
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is not None:
+            self._code[(bucket.key, bucket.checksum)] = bucket.code
+
+
 class Sessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, opened without building the cookie's signer when the request
     carries no session cookie (every webhook of the platforms, every API call): an empty session,
@@ -58,9 +80,10 @@ class Sessions(SecureCookieSessionInterface):
 
 
 class App(Flask):
-    """Flask, its rules' URL builders shared by every app of the process."""
+    """Flask, its rules' URL builders and its templates' code shared by every app of the process."""
 
     url_rule_class = Rule
+    jinja_options = {"bytecode_cache": CompiledTemplates()}  # noqa: RUF012 (Flask's own class attribute)
     session_interface = Sessions()
 
 
