@@ -7,6 +7,11 @@ TEST_PROCESSES ?= 4
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Python keeps its bytecode (`__pycache__`, ignored by git) whatever the shell says: with
+# PYTHONDONTWRITEBYTECODE set, as on CI's machines, every process the suite starts (xdist's, each
+# `sewamitra up`'s web, RQ and scheduler processes, the chaos tests') compiled the helpline's 40,000
+# lines again, about half a second of CPU each, and pytest rewrote every test module in each worker.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test lint clean
 
