@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 import os
 import re
@@ -776,7 +778,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
     try:
-        raw = yaml.load(text, Loader=SAFE_LOADER) or {}  # noqa: S506 (a safe loader, C or Python)
+        raw = copy.deepcopy(_document(text)) or {}  # the caller's own copy: the environment's values go into it
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -788,6 +790,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
                 f"variable {env_name}; remove it from the file"
             )
     return raw
+
+
+@functools.lru_cache(maxsize=8)
+def _document(text: str) -> Any:
+    """A configuration file's YAML, parsed once per process for each text (a process that loads the
+    settings again, as the tests do for each test, parses nothing again); never changed in place."""
+    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader, C or Python)
 
 
 def _get_nested(raw: dict[str, Any], key: tuple[str, ...]) -> Any:

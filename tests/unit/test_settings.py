@@ -65,6 +65,17 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
     assert settings.dispatch.max_offers == 5  # untouched siblings keep the file's value
 
 
+def test_one_loads_environment_never_reaches_the_next_load_of_the_same_file() -> None:
+    """The file is parsed once per process: each load overrides its own copy of it."""
+    plain = load_settings(ROOT / "config.yaml", {})
+    changed = load_settings(
+        ROOT / "config.yaml", {"SEWAMITRA_DISPATCH__OFFER_TIMEOUT": str(plain.dispatch.offer_timeout + 7)}
+    )
+    again = load_settings(ROOT / "config.yaml", {})
+    assert changed.dispatch.offer_timeout == plain.dispatch.offer_timeout + 7
+    assert again.dispatch.offer_timeout == plain.dispatch.offer_timeout
+
+
 def test_secrets_come_from_the_environment() -> None:
     env = {"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok", "SEWAMITRA_SECRET_KEY": "k" * 40}
     settings = load_settings(ROOT / "config.yaml", env)
