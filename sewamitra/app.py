@@ -38,7 +38,9 @@ class Rule(WerkzeugRule):
 
     def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
         defaults = self.defaults or {}
-        if any(dynamic and part in defaults for dynamic, part in self._trace):  # a default's value is compiled in
+        if defaults and any(
+            dynamic and part in defaults for dynamic, part in self._trace
+        ):  # a default's value is compiled in
             return super()._compile_builder(append_unknown)
         key = (self.rule, tuple(self._trace), tuple(str(name) for name in defaults), append_unknown)
         if key not in _BUILDERS:
