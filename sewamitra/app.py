@@ -148,7 +148,7 @@ class Helpline:
     the paths of its rules (`/twilio/…` or `/plivo/…`, `/healthz`); the console's and API's
     (`back_office_app`, with the same connections) is built by the first request for any other
     path, and answers them all. A worker that only ever serves calls never loads the console's and
-    the API's modules: some 5 MB less of its memory (docs/reliability.md)."""
+    the API's modules: about 7 MB less at its peak (docs/reliability.md)."""
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM, built: Callable[[], None] = lambda: None) -> None:
         self.webhooks = webhook_app(settings, clock)
