@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
+import sys
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ DISTRICT_NAMES = DATA / "districts.csv"
 Point = tuple[float, float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a web process keeps one for each PIN code of its service area
 class Place:
     pincode: str
     district: str
@@ -62,6 +63,7 @@ def lookup(pincode: str) -> Place | None:
     if line is None:
         return None  # unknown, or one of the few codes India Post knows only a state of
     _, state, district, latitude, longitude = line.split(",")
+    state, district = sys.intern(state), sys.intern(district)  # one string each, not one a PIN code
     position = (float(latitude), float(longitude)) if latitude else _district_centres(state).get(district)
     return Place(
         pincode=pincode,

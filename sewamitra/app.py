@@ -1,12 +1,15 @@
-"""The composition root: one Flask app from a frozen Settings, with every blueprint."""
+"""The composition root: the Flask app from a frozen Settings, with every blueprint; and what a
+gunicorn worker serves, the same paths in two apps, the console's and API's built when first asked."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from types import CodeType
+from typing import TYPE_CHECKING
 
-from flask import Flask, Request, current_app, request
+from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from jinja2 import BytecodeCache
@@ -20,6 +23,10 @@ from core.clock import SYSTEM, Clock
 from core.ids import MAX_ID
 from core.settings import Settings, load_settings
 from storage.runtime import Runtime
+from telephony.call import CallPlatform
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +97,50 @@ class App(Flask):
 
 
 def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask:
-    """The helpline's app; its views read the time from `clock` (tests freeze it)."""
-    settings = settings or load_settings()
+    """The helpline's app, every part of it: the platforms' webhooks, the console and the API; its views
+    read the time from `clock` (tests freeze it)."""
+    app = webhook_app(settings or load_settings(), clock)
+    _add_back_office(app)
+    return app
+
+
+def webhook_app(settings: Settings, clock: Clock = SYSTEM) -> Flask:
+    """The platforms' webhooks (a call's turns, SMS, an officer's call, an agent's browser, a
+    supervisor's leg, a call back) and /healthz: what a call needs."""
+    from ivr import callback_call, monitor, officer, sms, softphone, voice
+    from sewamitra import health
+    from telephony import call_platform
+
+    # whose webhooks the voice and SMS views answer
+    app = _bare_app(settings, Runtime(settings, clock), call_platform(settings))
+    platform = settings.telephony.platform
+    if not getattr(settings, platform).validate_signatures:
+        log.warning(
+            "!!! %s signature checks are OFF (%s.validate_signatures=false): local development only !!!",
+            platform.capitalize(),
+            platform,
+        )
+    voice.init_app(app, settings)
+    app.register_blueprint(voice.bp, url_prefix=voice.voice_root(settings))  # /twilio/voice or /plivo/voice
+    app.register_blueprint(officer.bp, url_prefix=f"{voice.voice_root(settings)}/officer")  # an officer's call
+    app.register_blueprint(softphone.bp, url_prefix=f"{voice.voice_root(settings)}/client")  # an agent's browser
+    app.register_blueprint(monitor.bp, url_prefix=f"{voice.voice_root(settings)}/monitor")  # a supervisor's
+    app.register_blueprint(callback_call.bp, url_prefix=f"{voice.voice_root(settings)}/callback")  # call back a caller
+    app.register_blueprint(sms.bp, url_prefix=f"/{platform}/sms")
+    app.register_blueprint(health.bp)
+    return app
+
+
+def back_office_app(webhooks: Flask) -> Flask:
+    """The console (and /privacy) and the API (and Open311), with the connections, clock and platform
+    of `webhooks`' app."""
+    runtime: Runtime = webhooks.extensions["sewamitra"]
+    app = _bare_app(runtime.settings, runtime, webhooks.extensions["call_platform"])
+    _add_back_office(app)
+    return app
+
+
+def _bare_app(settings: Settings, runtime: Runtime, platform: CallPlatform) -> Flask:
     app = App(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -103,50 +152,75 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     app.url_map.converters["id"] = RecordId
-    app.extensions["sewamitra"] = Runtime(settings, clock)
-    platform = settings.telephony.platform
-    if not getattr(settings, platform).validate_signatures:
-        log.warning(
-            "!!! %s signature checks are OFF (%s.validate_signatures=false): local development only !!!",
-            platform.capitalize(),
-            platform,
-        )
-
-    from api import web as api
-    from console import web as console
-    from ivr import callback_call, monitor, officer, sms, softphone, voice
-    from sewamitra import health
-    from telephony import call_platform
-
-    app.extensions["call_platform"] = call_platform(settings)  # whose webhooks the voice and SMS views answer
-    voice.init_app(app, settings)
-    app.register_blueprint(voice.bp, url_prefix=voice.voice_root(settings))  # /twilio/voice or /plivo/voice
-    app.register_blueprint(officer.bp, url_prefix=f"{voice.voice_root(settings)}/officer")  # an officer's call
-    app.register_blueprint(softphone.bp, url_prefix=f"{voice.voice_root(settings)}/client")  # an agent's browser
-    app.register_blueprint(monitor.bp, url_prefix=f"{voice.voice_root(settings)}/monitor")  # a supervisor's
-    app.register_blueprint(callback_call.bp, url_prefix=f"{voice.voice_root(settings)}/callback")  # call back a caller
-    app.register_blueprint(sms.bp, url_prefix=f"/{platform}/sms")
-    app.register_blueprint(health.bp)
-    console.init_app(app)
-    api.init_app(app)
+    app.extensions["sewamitra"] = runtime
+    app.extensions["call_platform"] = platform
     for code in (403, 404, 405):
         app.register_error_handler(code, _http_error)
     return app
 
 
-def _http_error(error: HTTPException) -> ResponseReturnValue:
-    """A refused, missing or misused path, answered in the language of the part asked: JSON for the
-    API, Open311's own errors, the console's pages (plain text elsewhere)."""
-    from api import open311
+def _add_back_office(app: Flask) -> None:
     from api import web as api
     from console import web as console
 
+    console.init_app(app)
+    api.init_app(app)
+
+
+class Helpline:
+    """What `sewamitra serve` runs in each gunicorn worker: every path `create_app`'s app answers,
+    answered alike, by two apps. The webhooks' app (`webhook_app`) is built at start and answers
+    the paths of its rules (`/twilio/…` or `/plivo/…`, `/healthz`); the console's and API's
+    (`back_office_app`, with the same connections) is built by the first request for any other
+    path, and answers them all. A worker that only ever serves calls never loads the console's and
+    the API's modules: about 7 MB less at its peak (docs/reliability.md)."""
+
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM, built: Callable[[], None] = lambda: None) -> None:
+        self.webhooks = webhook_app(settings, clock)
+        self._webhook_roots = frozenset(_root(rule.rule) for rule in self.webhooks.url_map.iter_rules())
+        self._back_office: Flask | None = None
+        self._building = threading.Lock()
+        self._built = built  # called once the back office is built (gunicorn's worker settles its heap)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        app = self.webhooks if _root(environ.get("PATH_INFO", "")) in self._webhook_roots else self.back_office()
+        return app(environ, start_response)
+
+    @property
+    def back_office_built(self) -> bool:
+        return self._back_office is not None
+
+    def back_office(self) -> Flask:
+        if self._back_office is None:
+            with self._building:
+                if self._back_office is None:
+                    self._back_office = back_office_app(self.webhooks)
+                    self._built()
+        return self._back_office
+
+
+def _root(path: str) -> str:
+    """A path's first segment: '/twilio/voice/turn' -> 'twilio', '/healthz' -> 'healthz'."""
+    return path.lstrip("/").split("/", 1)[0]
+
+
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    """A refused, missing or misused path, answered in the language of the part asked: JSON for the
+    API, Open311's own errors, the console's pages (plain text elsewhere)."""
     if request.path.startswith("/api/"):
+        from api import web as api
+
         answer = api.http_error(error)
     elif request.path.startswith("/open311/"):
+        from api import open311
+
         answer = open311.http_error(error)
-    else:
+    elif request.path.startswith("/console"):
+        from console import web as console
+
         answer = console.http_error(error)
+    else:
+        answer = Response(f"{error.name.lower()}\n", status=error.code or 500, mimetype="text/plain")
     response = current_app.make_response(answer)
     if isinstance(error, MethodNotAllowed) and error.valid_methods:  # RFC 9110: a 405 says what is allowed
         response.headers["Allow"] = ", ".join(error.valid_methods)

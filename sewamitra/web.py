@@ -6,14 +6,16 @@ import ctypes
 import gc
 import logging
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from flask import Flask
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from core.settings import Settings
 from sewamitra import logs
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 # Twilio waits 15 s for a webhook; a request still running after that is lost anyway.
 REQUEST_TIMEOUT_S = 20
@@ -22,7 +24,7 @@ _M_ARENA_MAX = -8
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, load: Callable[[], Flask], options: dict[str, Any]) -> None:
+    def __init__(self, load: Callable[[], WSGIApplication], options: dict[str, Any]) -> None:
         self.load_app = load
         self.options = options
         super().__init__()
@@ -31,7 +33,7 @@ class _Gunicorn(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
+    def load(self) -> WSGIApplication:
         app = self.load_app()
         settle()
         return app
@@ -66,7 +68,7 @@ def options(*, host: str, port: int, workers: int) -> dict[str, Any]:
     }
 
 
-def run(load: Callable[[], Flask], *, host: str, port: int, workers: int) -> None:
+def run(load: Callable[[], WSGIApplication], *, host: str, port: int, workers: int) -> None:
     """Serve the app `load` builds (in each worker) under the settings of `sewamitra serve`."""
     _one_malloc_arena()
     _Gunicorn(load, options(host=host, port=port, workers=workers)).run()
@@ -76,10 +78,11 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     run(lambda: _helpline(settings), host=host, port=port, workers=workers)
 
 
-def _helpline(settings: Settings) -> Flask:
-    from sewamitra.app import create_app
+def _helpline(settings: Settings) -> WSGIApplication:
+    """The webhooks' app at start, the console's and API's at their first request (`app.Helpline`)."""
+    from sewamitra.app import Helpline
 
-    return create_app(settings)
+    return Helpline(settings, built=settle)
 
 
 def settle() -> None:
