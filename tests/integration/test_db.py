@@ -37,9 +37,8 @@ def test_a_connection_given_back_by_autocommitted_runs_transactions_again(engine
     roll back as a whole, not keep its first statement."""
     with autocommitted(engine) as connection:
         connection.execute(sa.text("CREATE TABLE kept (id INTEGER)"))
-    with pytest.raises(sa.exc.DBAPIError), session_scope(engine) as session:
-        session.execute(sa.text("INSERT INTO kept VALUES (1)"))
-        session.execute(sa.text("INSERT INTO nowhere VALUES (1)"))
+    with pytest.raises(sa.exc.DBAPIError):
+        _two_inserts_the_second_refused(engine)
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 0
 
@@ -53,3 +52,9 @@ def test_an_autocommit_session_writes_one_row_in_one_round_trip(engine: sa.Engin
         assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 1
     assert trips.statements == 1
     assert trips.postgres == (2 if engine.dialect.name == "postgresql" else 0)  # the pool's ping, the INSERT
+
+
+def _two_inserts_the_second_refused(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        session.execute(sa.text("INSERT INTO kept VALUES (1)"))
+        session.execute(sa.text("INSERT INTO nowhere VALUES (1)"))
