@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis
 from rq import Retry
@@ -55,8 +56,15 @@ def _put(
 ) -> bool:
     """Queue `dispatch.jobs.<job>(*args)` on `name`; `then` says what makes up for a refusal."""
     return _attempt(
-        lambda: queue(connection, name).enqueue(JOBS + job, *args, job_id=job_id, **options), job_id or job, then
+        lambda: _one_trip(connection, name, JOBS + job, *args, job_id=job_id, **options), job_id or job, then
     )
+
+
+def _one_trip(connection: redis.Redis, name: QueueName, job: Any, *args: object, **options: object) -> None:
+    """One job queued in one round trip: RQ, left to itself, registers the queue and then the job in two."""
+    with connection.pipeline() as pipe:
+        queue(connection, name).enqueue(job, *args, pipeline=pipe, **options)
+        pipe.execute()
 
 
 # -- a request --------------------------------------------------------------------------------------
@@ -404,7 +412,7 @@ def call_log(connection: redis.Redis, write: Callable[..., object], call_id: str
     job_id = f"call-log-{call_id}-{re.sub(r'[^a-z-]', '', status)[:20]}"  # RQ's id characters
 
     def put() -> None:
-        queue(connection, QueueName.DEFAULT).enqueue(write, *args, job_id=job_id, retry=DATABASE_RETRY)
+        _one_trip(connection, QueueName.DEFAULT, write, *args, job_id=job_id, retry=DATABASE_RETRY)
 
     return _attempt(put, job_id, "the report misses this call")
 

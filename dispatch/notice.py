@@ -15,7 +15,7 @@ from sqlmodel import Session
 from core import phones
 from core.settings import Settings
 from dispatch import enqueue, sms_text
-from storage.db import session_scope
+from storage.db import autocommit_session, session_scope
 from storage.models import Caller, SmsDelivery, SmsLog
 
 PRIVACY_TEMPLATE = "privacy_notice"
@@ -81,8 +81,8 @@ def send(
     values: Mapping[str, str],
 ) -> int | None:
     """Record a citizen's SMS from a template, then queue its sending (after the commit); its id, or
-    None when the number is not an Indian mobile."""
-    with session_scope(engine) as session:
+    None when the number is not an Indian mobile. One row: its INSERT commits as it runs."""
+    with autocommit_session(engine) as session:
         sms_id = _record(session, settings, phone, template, language, values)
     if sms_id is not None:
         enqueue.send_sms(connection, sms_id)

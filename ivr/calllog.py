@@ -17,7 +17,7 @@ from dispatch import context
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
 from storage import audit
-from storage.db import insert, session_scope
+from storage.db import autocommitted, insert, session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest
 from telephony.call import CallTurn
 from telephony.twilio.twiml import call_turn as twilio_call_turn
@@ -63,7 +63,7 @@ def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datet
         "ended_at": at if status in FINAL else None,
         "request_number": number if isinstance(number, str) else None,
     }
-    with engine.begin() as connection:
+    with autocommitted(engine) as connection:
         connection.execute(_upsert(connection.dialect.name, session is not None, status in FINAL), values)
 
 

@@ -26,7 +26,7 @@ from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_up
 from flows.engine import Dial, Outcome
 from storage import audit
 from storage.audit import AuditAction
-from storage.db import session_scope, upsert
+from storage.db import autocommit_session, autocommitted, session_scope, upsert
 from storage.models import (
     CallbackRequest,
     Caller,
@@ -147,8 +147,8 @@ def _attach_recordings(ctx: CallContext, request_id: int) -> None:
     """The spoken address made earlier in this call belongs to the request it booked. The request is
     filed already: a failure here costs the worker the address, never the caller their booking."""
     try:
-        with session_scope(ctx.engine) as session:
-            session.execute(
+        with autocommitted(ctx.engine) as connection:
+            connection.execute(
                 sa.update(Recording)
                 .where(col(Recording.call_sid) == ctx.call_sid, col(Recording.request_id).is_(None))
                 .values(request_id=request_id)
@@ -211,7 +211,7 @@ def _is_mobile(phone: str) -> bool:
 def find_open_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     if ctx.caller is None:
         return Outcome("none")
-    with Session(ctx.engine) as session:
+    with autocommit_session(ctx.engine) as session:  # a read: no BEGIN, no ROLLBACK
         rows = _requests_of(session, ctx.caller, OPEN_STATUSES, limit=MAX_OPEN_READ)
     if not rows:
         return Outcome("none")
@@ -235,7 +235,7 @@ def find_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     number = args.get("number", "")
     if not numbers.is_valid(number):
         return Outcome("unknown")
-    with Session(ctx.engine) as session:
+    with autocommit_session(ctx.engine) as session:  # a read: no BEGIN, no ROLLBACK
         request = session.exec(select(ServiceRequest).where(ServiceRequest.number == number)).first()
     if request is None:
         return Outcome("unknown")
@@ -303,8 +303,10 @@ def remember_language(ctx: CallContext) -> None:
         return
     now = ctx.now()
     values = {"phone": ctx.caller, "language": ctx.language, "created_at": now, "last_seen_at": now}
-    with ctx.engine.begin() as connection:
-        retention.returning_caller(connection, ctx.caller, ctx.settings.privacy_key)
+    key = ctx.settings.privacy_key
+    # Without a privacy key there is no erased number to give back: the upsert alone, committed as it runs.
+    with ctx.engine.begin() if key else autocommitted(ctx.engine) as connection:
+        retention.returning_caller(connection, ctx.caller, key)
         upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at"))
 
 
@@ -322,7 +324,7 @@ def who_rings(engine: sa.Engine, phone: str | None) -> tuple[KnownWorker | None,
     citizen chose last time. One round trip: a call's first turn waits on it."""
     if phone is None:
         return None, None
-    with engine.connect() as connection:
+    with autocommitted(engine) as connection:
         rows = connection.execute(_WHO_RINGS, {"phone": phone}).all()
     for worker_id, name, language in rows:
         if worker_id is not None:
@@ -346,7 +348,7 @@ _WHO_RINGS = _who_rings()
 def known_language(engine: sa.Engine, phone: str | None) -> str | None:
     if phone is None:
         return None
-    with Session(engine) as session:
+    with autocommit_session(engine) as session:  # a read: no BEGIN, no ROLLBACK
         return _language_of(session, phone)
 
 
@@ -702,7 +704,7 @@ def find_changeable_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outc
     """The caller's own open requests (by the number they call from; never one named by its number)."""
     if ctx.caller is None:
         return Outcome("none")
-    with Session(ctx.engine) as session:
+    with autocommit_session(ctx.engine) as session:  # a read: no BEGIN, no ROLLBACK
         rows = _requests_of(session, ctx.caller, OPEN_STATUSES, limit=MAX_OPEN_READ)
     if not rows:
         return Outcome("none")
@@ -716,7 +718,7 @@ def pick_changeable_request(ctx: CallContext, args: Mapping[str, str]) -> Outcom
     """The request the caller picked by its place in the list they heard."""
     if ctx.caller is None:
         return Outcome("unknown")
-    with Session(ctx.engine) as session:
+    with autocommit_session(ctx.engine) as session:  # a read: no BEGIN, no ROLLBACK
         rows = _requests_of(session, ctx.caller, OPEN_STATUSES, limit=MAX_OPEN_READ)
     place = _int(args.get("place"))
     return Outcome("one", _changing(rows[place - 1])) if 1 <= place <= len(rows) else Outcome("unknown")

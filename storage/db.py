@@ -93,6 +93,23 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
             raise
 
 
+@contextmanager
+def autocommitted(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection on which each statement is its own transaction: no BEGIN and no COMMIT round
+    trips around it. For a block of one statement, or of statements each complete on its own (a
+    read, an upsert), never for writes that must stand or fall together."""
+    with engine.connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def autocommit_session(engine: sa.Engine) -> Iterator[Session]:
+    """A session over `autocommitted`: each statement it sends commits as it runs, so a session that
+    adds one row writes it with one round trip (an INSERT … RETURNING), not three."""
+    with autocommitted(engine) as connection, Session(connection, expire_on_commit=False) as session:
+        yield session
+
+
 def insert(dialect: str, model: type[Any] | sa.Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT into a model's table that can say ON CONFLICT, in PostgreSQL's or SQLite's words."""
     table = model if isinstance(model, sa.Table) else sa.inspect(model).local_table

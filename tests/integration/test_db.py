@@ -1,11 +1,13 @@
-"""Asynchronous commit is asked for per transaction, and only ever for that transaction."""
+"""Asynchronous commit is asked for per transaction, and only ever for that transaction; a statement
+run on its own commits as it runs, and only on the connection that asked for it."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-from storage.db import commit_without_waiting_for_disk, session_scope
+from devtools.bench import roundtrips
+from storage.db import autocommit_session, autocommitted, commit_without_waiting_for_disk, session_scope
 
 # Both databases: asynchronous commit is a PostgreSQL SET LOCAL that SQLite must skip; SQLite's pragmas are its own.
 pytestmark = pytest.mark.both_databases
@@ -20,3 +22,39 @@ def test_asynchronous_commit_lasts_one_transaction(engine: sa.Engine) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             assert connection.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+
+
+def test_a_statement_on_an_autocommitted_connection_is_kept_without_a_commit(engine: sa.Engine) -> None:
+    with autocommitted(engine) as connection:
+        connection.execute(sa.text("CREATE TABLE kept (id INTEGER)"))
+        connection.execute(sa.text("INSERT INTO kept VALUES (1)"))
+        with engine.connect() as other:  # another connection sees it while this one is still open
+            assert other.execute(sa.text("SELECT id FROM kept")).scalars().all() == [1]
+
+
+def test_a_connection_given_back_by_autocommitted_runs_transactions_again(engine: sa.Engine) -> None:
+    """The pool hands the same connection to the next block: a failing transaction there must still
+    roll back as a whole, not keep its first statement."""
+    with autocommitted(engine) as connection:
+        connection.execute(sa.text("CREATE TABLE kept (id INTEGER)"))
+    with pytest.raises(sa.exc.DBAPIError):
+        _two_inserts_the_second_refused(engine)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 0
+
+
+def test_an_autocommit_session_writes_one_row_in_one_round_trip(engine: sa.Engine) -> None:
+    with autocommitted(engine) as connection:
+        connection.execute(sa.text("CREATE TABLE kept (id INTEGER)"))
+    with roundtrips.counted() as trips, autocommit_session(engine) as session:
+        session.execute(sa.text("INSERT INTO kept VALUES (1)"))
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 1
+    assert trips.statements == 1
+    assert trips.postgres == (2 if engine.dialect.name == "postgresql" else 0)  # the pool's ping, the INSERT
+
+
+def _two_inserts_the_second_refused(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        session.execute(sa.text("INSERT INTO kept VALUES (1)"))
+        session.execute(sa.text("INSERT INTO nowhere VALUES (1)"))

@@ -12,7 +12,9 @@ import pytest
 import redis
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
+from rq.utils import get_version
 
+from devtools.bench import roundtrips
 from dispatch import enqueue
 from ivr import calllog
 
@@ -102,6 +104,25 @@ def test_each_job_has_its_id_queue_and_retries(
         args,
         retries,
     )
+
+
+# Every job but a dispatch (which joins the requests due first, dispatch_request).
+@pytest.mark.parametrize(("put", "name", "job_id", "function", "args", "retries"), JOBS[1:])
+def test_each_job_is_queued_in_one_round_trip(
+    redis_client: redis.Redis,
+    put: Callable[[redis.Redis], bool],
+    name: str,
+    job_id: str,
+    function: str,
+    args: tuple[Any, ...],
+    retries: int | None,
+) -> None:
+    get_version(redis_client)  # RQ asks a client once for the server's version (a web worker's, at its first job)
+    with roundtrips.counted() as trips:
+        assert put(redis_client) is True
+    assert trips.redis == 1
+    assert [job.id for job in Queue(name, connection=redis_client).jobs] == [job_id]
+    assert name in {queue.name for queue in Queue.all(connection=redis_client)}  # the queue registered too
 
 
 @pytest.mark.parametrize(("put", "name", "job_id", "function", "args", "retries"), JOBS)

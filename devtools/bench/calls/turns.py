@@ -21,9 +21,11 @@ from flask import Flask
 
 from core.exceptions import SewamitraError
 from core.settings import default_config_path, load_settings
+from devtools.bench import roundtrips
 from devtools.bench.calls import baseline, run
 from devtools.bench.calls.scripts import Mix, Script, judge
 from devtools.bench.output import table
+from devtools.bench.roundtrips import RoundTrips
 from devtools.bench.scratch import claimed_redis, fresh_database
 from devtools.simulator import CallSetup, FlaskTransport, drive
 from sewamitra import web
@@ -38,18 +40,23 @@ class Clock:
     """CPU seconds and requests, by webhook, of one app."""
 
     spent: dict[str, list[float]] = field(default_factory=dict)
+    trips: dict[str, RoundTrips] = field(default_factory=dict)  # summed, by webhook
+    counter: RoundTrips | None = None  # the process's round trips, counted while the helpline runs
     on: bool = False
 
     def wrap(self, app: Flask) -> None:
         inner = app.wsgi_app
 
         def timed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            started = time.process_time()
+            started, before = time.process_time(), self.counter.copy() if self.counter else None
             try:
                 return list(inner(environ, start_response))
             finally:
                 if self.on:
                     self.spent.setdefault(webhook(environ), []).append(time.process_time() - started)
+                if self.on and self.counter and before:
+                    name = webhook(environ)
+                    self.trips[name] = self.trips.get(name, RoundTrips()) + (self.counter - before)
 
         app.wsgi_app = timed  # type: ignore[method-assign]
 
@@ -93,10 +100,11 @@ def main(
         try:
             mix = run.callers_mix(engine, settings, random.Random(seed))
             scripts: list[Script] = []
-            helpline, errors = measure(
-                create_app(settings), _drawn(mix, WARM_UP_CALLS + calls, scripts), mix, helpline=True
-            )
-            base, base_errors = measure(baseline.create_app(), iter(scripts), None, helpline=False)  # the same calls
+            with roundtrips.counted() as counter:
+                helpline, errors = measure(
+                    create_app(settings), _drawn(mix, WARM_UP_CALLS + calls, scripts), mix, counter=counter
+                )
+            base, base_errors = measure(baseline.create_app(), iter(scripts), None)  # the same calls
         finally:
             engine.dispose()
     text = report(helpline, base, calls, errors + base_errors)
@@ -104,10 +112,13 @@ def main(
     return Result(helpline, base, errors + base_errors, text)
 
 
-def measure(app: Flask, scripts: Iterator[Script], mix: Mix | None, *, helpline: bool) -> tuple[Clock, int]:
-    """Every script as a call into `app`; the clock runs after the warm-up calls. A caller who heard
-    a request number may ring again, as in `sewamitra bench calls`, to hear it read back."""
-    clock, errors = Clock(), 0
+def measure(
+    app: Flask, scripts: Iterator[Script], mix: Mix | None, *, counter: RoundTrips | None = None
+) -> tuple[Clock, int]:
+    """Every script as a call into `app` (the helpline's when `mix` is given); the clock runs after the
+    warm-up calls. A caller who heard a request number may ring again, as in `sewamitra bench calls`,
+    to hear it read back."""
+    clock, errors, helpline = Clock(counter=counter), 0, mix is not None
     clock.wrap(app)
     web.settle()
     transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN)
@@ -134,9 +145,21 @@ def _drawn(mix: Mix, count: int, drawn: list[Script]) -> Iterator[Script]:
 
 
 def report(helpline: Clock, base: Clock, calls: int, errors: int) -> str:
-    rows = [("webhook", "requests", "CPU per request", "share of the helpline's CPU")]
+    rows = [
+        ("webhook", "requests", "CPU per request", "share of the helpline's CPU", "PostgreSQL round trips", "Redis")
+    ]
     for name, times in sorted(helpline.spent.items(), key=lambda item: -sum(item[1])):
-        rows.append((name, f"{len(times):,}", _ms(sum(times) / len(times)), f"{sum(times) / helpline.cpu_s:.1%}"))
+        trips = helpline.trips.get(name, RoundTrips())
+        rows.append(
+            (
+                name,
+                f"{len(times):,}",
+                _ms(sum(times) / len(times)),
+                f"{sum(times) / helpline.cpu_s:.1%}",
+                f"{trips.postgres / len(times):.2f}",
+                f"{trips.redis / len(times):.2f}",
+            )
+        )
     ours, theirs = helpline.cpu_s / helpline.requests, base.cpu_s / base.requests
     lines = [
         "",

@@ -1,0 +1,57 @@
+"""Round trips to PostgreSQL and Redis of a booking call's turns, counted (devtools/bench/roundtrips)
+on a call after a first one has warmed the pool, the statement caches and Redis's scripts: a turn
+that gains a round trip fails here, as one that loses some must say so by lowering its figure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from core.settings import Settings
+from devtools.bench import roundtrips
+from devtools.bench.calls.turns import webhook
+from devtools.bench.roundtrips import RoundTrips
+from devtools.twilio_sandbox import TwilioSandbox
+from tests.factories import ALWAYS_OPEN, CITIZEN, call, with_hours
+
+ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
+ANOTHER_CITIZEN = "+919812345678"
+
+
+@pytest.fixture
+def app_settings(helpline_settings: Settings) -> Settings:
+    return with_hours(helpline_settings, **ALWAYS_OPEN)
+
+
+def counted_by_webhook(app: Flask, trips: RoundTrips) -> list[tuple[str, RoundTrips]]:
+    """Each request the app serves from now on, with the round trips it made, in order."""
+    served: list[tuple[str, RoundTrips]] = []
+    inner = app.wsgi_app
+
+    def counting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        before = trips.copy()
+        try:
+            return list(inner(environ, start_response))
+        finally:
+            served.append((webhook(environ), trips - before))
+
+    app.wsgi_app = counting  # type: ignore[method-assign]
+    return served
+
+
+def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: TwilioSandbox) -> None:
+    call(app, ENGLISH_PLUMBER_AT_226001, from_number=ANOTHER_CITIZEN)  # warms the pool and the caches
+    with roundtrips.counted() as trips:
+        served = counted_by_webhook(app, trips)
+        transcript = call(app, ENGLISH_PLUMBER_AT_226001, from_number=CITIZEN)
+
+    by_webhook = dict(served)
+    assert len(by_webhook) == len(served), served  # each webhook once: the call's turns, in order
+    booking = by_webhook["/twilio/voice/record (turn 6)"]  # the caller confirms: the request is filed
+    assert transcript.said("Your request is registered. Your request number is:")
+    assert (booking.postgres, booking.redis) == (12, 3), served
+    whole = sum(by_webhook.values(), RoundTrips())
+    assert (whole.postgres, whole.redis) == (27, 12), served
