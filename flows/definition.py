@@ -155,16 +155,47 @@ def load(
     FlowError lists everything wrong."""
     path = directory / f"{name}.yaml"
     try:
-        raw = _document(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = _document(text)
     except (OSError, yaml.YAMLError) as exc:
         raise FlowError(path, [f"cannot read: {exc}"]) from None
+    languages, services = tuple(languages), tuple(services)
+    key = (text, languages, tuple(map(_service_key, services)), _effects_key(effects), _prompts_key(languages))
+    flow = _VALID.get(key)
+    if flow is not None:
+        return flow
     problems: list[str] = []
-    flow = _build(raw, tuple(languages), tuple(services), problems)
+    flow = _build(raw, languages, services, problems)
     if flow is not None:
         problems += validate(flow, effects)
     if problems or flow is None:
         raise FlowError(path, problems)
+    if len(_VALID) >= 64:  # a bound, as `_document`'s: a process loads a handful of flows
+        _VALID.clear()
+    _VALID[key] = flow
     return flow
+
+
+# Flows built and found valid, once per process for each text and what `load` checks them against
+# (the languages and their prompts, the catalogue, the edge's effects): every app of a process (each
+# test's) loads the same three. A flow is frozen and nothing changes it, so the apps share it.
+_VALID: dict[tuple[object, ...], Flow] = {}
+
+
+def _service_key(service: ServiceChoice) -> tuple[object, ...]:
+    return (service.code, service.digit, tuple(sorted(service.names.items())), service.visit_charge)
+
+
+def _effects_key(effects: Effects) -> tuple[tuple[str, frozenset[str]], ...]:
+    return tuple(sorted((name, frozenset(outcomes)) for name, outcomes in effects.items()))
+
+
+def _prompts_key(languages: tuple[str, ...]) -> tuple[object, ...]:
+    """The prompts a flow is checked against, in each of its languages (none where a language has none)."""
+    try:
+        return tuple(frozenset(prompt_files.prompts(language).items()) for language in languages)
+    except (OSError, ValueError, yaml.YAMLError):  # `validate` says what is wrong
+        return (object(),)  # a key never found again: the flow is built and checked each time
 
 
 @functools.lru_cache(maxsize=64)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -16,8 +16,9 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
 from werkzeug.routing import Rule as WerkzeugRule
+from werkzeug.routing.rules import RulePart
 
 from core.clock import SYSTEM, Clock
 from core.ids import MAX_ID
@@ -39,9 +40,40 @@ class RecordId(IntegerConverter):
 
 
 class Rule(WerkzeugRule):
-    """A URL rule whose URL builders are compiled once per process. Werkzeug compiles two Python
-    functions for every rule of every app, most of an app's start; they depend on the rule's text
-    and defaults alone (the rule itself is an argument), so every app of a process shares them."""
+    """A URL rule parsed, and its URL builders compiled, once per process. Werkzeug parses every rule
+    of every app into the parts it matches and compiles two Python functions for it, most of an app's
+    start; the parts depend on the rule's text, where it applies (host or subdomain) and the map's
+    converters, the builders on the rule's text and defaults alone (the rule itself is an argument),
+    so every app of a process shares them. Each rule gets converters of its own map."""
+
+    def compile(self) -> None:
+        assert self.map is not None, "rule not bound"
+        converters = tuple(self.map.converters.items())
+        key = (self.rule, self.host, self.subdomain, self.map.host_matching, self.merge_slashes, converters)
+        parsed = _PARSED.get(key)
+        if parsed is None:
+            self._asked: list[tuple[str, str, tuple[Any, ...], Mapping[str, Any]]] = []
+            try:
+                super().compile()
+                _PARSED[key] = (tuple(self._parts), tuple(self._trace), tuple(self._asked))
+            finally:
+                del self._asked
+            return
+        parts, trace, asked = parsed
+        self._parts, self._trace, self._converters = list(parts), list(trace), {}
+        for variable, name, args, kwargs in asked:  # as `_parse_rule` does, in the rule's order
+            self._converters[variable] = super().get_converter(variable, name, args, kwargs)
+            self.arguments.add(variable)
+        self._build = self._compile_builder(False).__get__(self, None)
+        self._build_unknown = self._compile_builder(True).__get__(self, None)
+
+    def get_converter(
+        self, variable_name: str, converter_name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> BaseConverter:
+        asked = getattr(self, "_asked", None)
+        if asked is not None:  # parsing the rule: the converters it asks for are kept with its parts
+            asked.append((variable_name, converter_name, args, kwargs))
+        return super().get_converter(variable_name, converter_name, args, kwargs)
 
     def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
         defaults = self.defaults or {}
@@ -56,6 +88,7 @@ class Rule(WerkzeugRule):
 
 
 _BUILDERS: dict[tuple[object, ...], Callable[..., tuple[str, str]]] = {}
+_PARSED: dict[tuple[object, ...], tuple[tuple[RulePart, ...], tuple[tuple[bool, str], ...], tuple[Any, ...]]] = {}
 
 
 class CompiledTemplates(BytecodeCache):

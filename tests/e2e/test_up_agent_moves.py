@@ -3,11 +3,14 @@ on Plivo: a caller waiting in the agent queue is moved into the agent's room as 
 takes them (their desk phone's key press), not at their next round of hold music. The caller is
 placed by the simulator against `up` over HTTP, asking `up`'s sandbox for the moves of its call, as
 `sewamitra simulate` does; then by `sewamitra simulate` itself, with keys typed at its prompt. A move
-of a call nobody simulates is left alone."""
+of a call nobody simulates is left alone. One `up` per platform serves the module's tests (each starts
+one of about ten seconds of CPU); each test has an agent of its own, with her own desk phone, and a
+caller of its own."""
 
 from __future__ import annotations
 
 import http.cookiejar
+import itertools
 import re
 import subprocess
 import threading
@@ -38,13 +41,20 @@ from devtools.simulator import (
 from devtools.up import running_sandbox
 from telephony import call_control
 from tests.calls import Line
-from tests.factories import ROOT
+from tests.factories import PLATFORMS, ROOT
 from tests.up import SEWAMITRA, get_json_list, read_output, running_up, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.both_platforms]
+# One `up` per platform for the module: the platform's parameter is the module's (conftest leaves it be),
+# and pytest-xdist's `--dist loadgroup` runs the module's tests in one process, where that `up` runs.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.both_platforms,
+    pytest.mark.parametrize("telephony_platform", PLATFORMS, scope="module"),
+    pytest.mark.xdist_group("up_agent_moves"),
+]
 
-CITIZEN = "+919876543210"
-DESK_PHONE = "+919811110001"
+CITIZEN = "+919876543211"  # not `sewamitra simulate`'s caller: each test's caller rings for the first time
+AGENTS = itertools.count(1)  # each test's agent and her desk phone
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 OFFER = re.compile(r'name="call" value="([^"]+)"')
@@ -89,29 +99,42 @@ class OneBox:
         return CallSimulator(http, public_url=self.public_url, **setup)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_box(request: pytest.FixtureRequest, telephony_platform: str) -> Iterator[OneBox]:
     """`sewamitra up` on the platform, no account (so its sandbox), the call centre always open, one
-    web and one RQ process, no demo data; an agent, Asha, with a desk phone."""
+    web and one RQ process, no demo data."""
     settings = {"SEWAMITRA_TELEPHONY__PLATFORM": telephony_platform}
     settings |= {"SEWAMITRA_WORKERS__WEB": "1", "SEWAMITRA_WORKERS__RQ": "1"}
     settings |= {"SEWAMITRA_CALL_CENTRE__OPENS": "00:00", "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999"}
     with running_up(request, "--no-seed", **settings) as up:
-        agent = [*SEWAMITRA, "create-user", "asha", "--role", "agent", "--phone", DESK_PHONE, "--password-stdin"]
-        made = subprocess.run(agent, env=up.env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
-        assert made.returncode == 0, made.stdout + made.stderr
         yield OneBox(telephony_platform, up.env, up.data_dir, up.public_url)
+
+
+@pytest.fixture
+def asha(one_box: OneBox) -> Iterator[Agent]:
+    """An agent of the test's own, Asha, with a desk phone of her own, signed in and ready. A caller of a
+    later test never rings for her: she signs out at the end (paused), or, still on the call the
+    simulators never end, she stays on it (a caller is offered to ready agents only)."""
+    n = next(AGENTS)
+    name, desk_phone = f"asha{n}", f"+91981111{n:04d}"
+    agent = [*SEWAMITRA, "create-user", name, "--role", "agent", "--phone", desk_phone, "--password-stdin"]
+    made = subprocess.run(agent, env=one_box.env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stdout + made.stderr
+    signed_in = Agent(one_box, name, desk_phone)
+    yield signed_in
+    signed_in.post("/console/sign-out")
 
 
 class Agent:
     """Asha at the console in her browser (cookies, the pages' CSRF token), and her desk phone."""
 
-    def __init__(self, box: OneBox) -> None:
+    def __init__(self, box: OneBox, username: str, desk_phone: str) -> None:
         self.box = box
+        self.desk_phone = desk_phone
         self.browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.csrf = ""
         self.get("/console/sign-in")
-        self.post("/console/sign-in", {"username": "asha", "password": PASSWORD})
+        self.post("/console/sign-in", {"username": username, "password": PASSWORD})
         self.get("/console/")
         self.post("/console/agent/ready")
 
@@ -133,7 +156,7 @@ class Agent:
         offered = wait_for(lambda: OFFER.search(self.get("/console/agent/bar")), 30, "the caller to ring for Asha")
         self.post("/console/agent/accept", {"call": offered.group(1)})
         [ring] = wait_for(
-            lambda: [c for c in get_json_list(f"{self.box.sandbox_url}/_sandbox/calls") if c["to"] == DESK_PHONE],
+            lambda: [c for c in get_json_list(f"{self.box.sandbox_url}/_sandbox/calls") if c["to"] == self.desk_phone],
             30,
             "her desk phone to ring",
         )
@@ -160,10 +183,9 @@ def moved_by_the_helpline(box: OneBox, call_id: str, url: str) -> None:
 
 
 def test_a_demo_caller_waiting_for_an_agent_is_put_through_to_her_room_as_soon_as_she_takes_them(
-    one_box: OneBox,
+    one_box: OneBox, asha: Agent
 ) -> None:
     box = one_box
-    asha = Agent(box)
     heard: list[Event] = []
     taken_at: list[int] = []
     desk_leg: list[Transcript] = []
@@ -205,10 +227,9 @@ def test_a_demo_caller_waiting_for_an_agent_is_put_through_to_her_room_as_soon_a
 
 
 def test_sewamitra_simulate_follows_the_move_into_the_agents_room_while_the_caller_waits_at_its_prompt(
-    one_box: OneBox,
+    one_box: OneBox, asha: Agent
 ) -> None:
     box = one_box
-    asha = Agent(box)
     simulate = subprocess.Popen(
         [*SEWAMITRA, "simulate"],
         env=box.env,

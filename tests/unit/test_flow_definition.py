@@ -201,3 +201,33 @@ def test_loading_a_flow_twice_gives_equal_flows_and_leaves_the_parsed_file_as_it
     second = definition.load("helpline", languages=["hi", "en"], effects=known_effects(), services=SERVICES)
     assert first == second
     assert definition._document(text) == yaml.safe_load(text)
+
+
+def test_a_flow_is_built_once_for_its_text_and_what_it_is_checked_against(tmp_path: Path) -> None:
+    """Every app of a process (each test's) shares the flows it built; another catalogue, other languages,
+    other effects or another text build and check the flow again, and a flow refused is refused every time."""
+    first = load(tmp_path, small_flow())
+    assert load(tmp_path, small_flow()) is first
+    other_services = [ServiceChoice("plumber", "1", {"hi": "प्लंबर", "en": "Plumber"}, 250)]
+    again = definition.load(
+        "test", languages=["hi", "en"], effects=known_effects(), services=other_services, directory=tmp_path
+    )
+    assert again is not first
+    assert again.services == tuple(other_services)
+    hindi = definition.load("test", languages=["hi"], effects=known_effects(), services=SERVICES, directory=tmp_path)
+    assert hindi.languages == ("hi",)
+    dialled = load(tmp_path, a_dial())
+    assert dialled is not first
+    assert "call" in dialled.nodes
+    looks = small_flow()
+    looks["nodes"]["menu"]["menu"]["options"]["1"] = "slots"
+    looks["nodes"]["slots"] = {"effect": "find_slots", "outcomes": {"open": "bye", "none": "bye"}}
+    with_slots = load(tmp_path, looks)
+    without_slots = {name: outcomes for name, outcomes in known_effects().items() if name != "find_slots"}
+    for _ in range(2):
+        with pytest.raises(FlowError) as caught:
+            definition.load(
+                "test", languages=["hi", "en"], effects=without_slots, services=SERVICES, directory=tmp_path
+            )
+        assert caught.value.problems[0].startswith("nodes.slots.effect: unknown effect 'find_slots'")
+    assert load(tmp_path, looks) is with_slots
