@@ -1007,23 +1007,26 @@ def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> 
     for attempt in range(1, RECORD_SENT_TRIES + 1):
         try:
             with engine.begin() as connection:
-                connection.execute(
-                    sa.update(SmsLog)
-                    .where(col(SmsLog.id) == sms_log_id, col(SmsLog.message_sid).is_(None))
-                    .values(
-                        message_sid=sid,
-                        status=SmsDelivery.QUEUED,
-                        error_code=None,
-                        updated_at=at,
-                        next_attempt_at=None,
-                    )
-                )
+                connection.execute(SENT, {"sms": sms_log_id, "sid": sid, "at": at})
             return
         except UNREACHABLE:
             if attempt == RECORD_SENT_TRIES:
                 raise
             log.warning("SMS %s was sent, but recording it failed; trying again on a new connection", sms_log_id)
             time.sleep(RECORD_SENT_PAUSE_S * attempt)
+
+
+SENT = (
+    sa.update(SmsLog)
+    .where(col(SmsLog.id) == sa.bindparam("sms"), col(SmsLog.message_sid).is_(None))
+    .values(
+        message_sid=sa.bindparam("sid"),
+        status=SmsDelivery.QUEUED,
+        error_code=None,
+        updated_at=sa.bindparam("at"),
+        next_attempt_at=None,
+    )
+)  # built once: a dispatch job records a sid for each offer it sent
 
 
 def _service(request: ServiceRequest, language: str) -> str:

@@ -21,7 +21,7 @@ from core import numbers, slots
 from core.settings import Dispatch
 from dispatch import quality
 from dispatch.matching import Candidate
-from storage.audit import AuditAction, record
+from storage.audit import AuditAction, record, record_rows, row
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -140,26 +140,35 @@ def next_offers(
     made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
     session.add_all(made)
     session.flush()  # the offers' ids, for the audit trail and the jobs that send them
-    if first:
-        audit(
-            session,
-            "dispatch",
-            AuditAction.REQUEST_OFFERED,
-            request,
-            from_status=RequestStatus.NEW.value,
-            reason="first offer sent",
-        )
-    for offer in made:
-        audit(
-            session,
-            "dispatch",
-            AuditAction.OFFER_SENT,
-            request,
-            worker_id=offer.worker_id,
-            offer_id=offer.id,
-            channel=offer.channel.value,
-        )
+    offered = RequestStatus.NEW.value if first else None
+    opened = [_moved(AuditAction.REQUEST_OFFERED, request, from_status=offered, reason="first offer sent")]
+    sent = [
+        _moved(AuditAction.OFFER_SENT, request, worker_id=o.worker_id, offer_id=o.id, channel=o.channel.value)
+        for o in made
+    ]
+    record_rows(session, [*(opened if first else []), *sent])  # one INSERT for the round's events
     return Dispatched(offers=made, workers=tuple(chosen))
+
+
+def _moved(
+    action: AuditAction,
+    request: ServiceRequest,
+    *,
+    from_status: str | None = None,
+    reason: str | None = None,
+    **detail: object,
+) -> dict[str, object]:
+    """`audit`'s event by dispatch, as a row."""
+    return row(
+        action,
+        actor="dispatch",
+        entity="service_request",
+        entity_id=request.id,
+        from_status=from_status,
+        to_status=request.status.value,
+        reason=reason,
+        detail=detail,
+    )
 
 
 def _choose(
@@ -187,7 +196,10 @@ def _choose(
 
 
 def _offers_of(session: Session, request_id: int) -> list[Offer]:
-    return list(session.exec(select(Offer).where(Offer.request_id == request_id)).all())
+    return list(session.exec(OFFERS_OF, params={"request": request_id}).all())
+
+
+OFFERS_OF = select(Offer).where(col(Offer.request_id) == sa.bindparam("request"))
 
 
 # Offers whose worker is not asked about the request again by dispatch: still open, said no, let it
@@ -357,18 +369,22 @@ def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dis
 
 def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) -> int:
     """How many of the worker's latest SMS offers went unanswered in a row."""
-    latest = session.exec(
-        select(Offer.status)
-        .where(Offer.worker_id == worker_id)
-        .order_by(col(Offer.id).desc())
-        .limit(rules.voice_after_unanswered_sms)
-    ).all()
+    params = {"worker": worker_id, "latest": rules.voice_after_unanswered_sms}
+    latest = session.exec(LATEST_ANSWERS, params=params).all()
     unanswered = 0
     for status in latest:
         if status is not OfferStatus.EXPIRED:
             break
         unanswered += 1
     return unanswered if unanswered >= rules.voice_after_unanswered_sms else 0
+
+
+LATEST_ANSWERS = (
+    select(Offer.status)
+    .where(col(Offer.worker_id) == sa.bindparam("worker"))
+    .order_by(col(Offer.id).desc())
+    .limit(sa.bindparam("latest"))
+)
 
 
 def _escalate(session: Session, request: ServiceRequest, reason: str, now: datetime) -> Dispatched:
