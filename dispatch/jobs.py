@@ -70,9 +70,9 @@ NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lo
 SEND_CLAIMED_WITHIN = timedelta(seconds=15)
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
 ABANDONED_AFTER = timedelta(minutes=5)
-# A killed worker's dispatch lock lives its 60 s: a dispatch of the same request waits this long for
-# it, then comes back after DISPATCH_AGAIN_AFTER (found by the soak: two such waits held both RQ workers).
-DISPATCH_LOCK_WAIT_S, DISPATCH_AGAIN_AFTER = 2, timedelta(seconds=5)
+# A killed worker's dispatch lock lives its 60 s (locks.LIFE_MS): a dispatch of the same request does not
+# wait for it but comes back after this (found by the soak: waits on such locks held both RQ workers).
+DISPATCH_AGAIN_AFTER = timedelta(seconds=5)
 RECORD_SENT_TRIES, RECORD_SENT_PAUSE_S = 3, 0.5  # recording an SMS Twilio took, on new connections
 UNANSWERED_FEEDBACK = AuditAction.FEEDBACK_CALL_UNANSWERED  # the citizen did not pick up the feedback call
 INDEX_LOCK = "sewamitra:geo-rebuild-lock"

@@ -788,7 +788,7 @@ def test_a_dispatch_lock_left_by_a_killed_worker_does_not_hold_the_next_worker_f
 ) -> None:
     """Found by `sewamitra soak`: an RQ worker SIGKILLed mid-dispatch leaves the request's lock for its
     60 s; the sweeper's dispatches of that request each waited 30 s on it, holding both RQ workers, so
-    nothing was sent and no offer expired meanwhile. Now a dispatch waits 2 s, then comes back later."""
+    nothing was sent and no offer expired meanwhile. Now a dispatch does not wait for it: it comes back later."""
     add_worker(engine, "Near", "+919800000761", 0.5)
     jobs.rebuild_index()
     request_id = add_request(engine)
