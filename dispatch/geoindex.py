@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import cast
@@ -205,6 +206,17 @@ def nearby(
     ]
 
 
+@dataclass(frozen=True)
+class Search:
+    """Where one request's ranked search looks: its skill, spot and radius (see `ranked`)."""
+
+    skill: str
+    latitude: float
+    longitude: float
+    radius_km: float
+    reach_km: float | None = None
+
+
 def ranked(
     connection: redis.Redis,
     skill: str,
@@ -218,14 +230,33 @@ def ranked(
 ) -> list[Candidate]:
     """`matching.rank(nearby(...))`, worked out by Redis next to the index: one round trip instead of
     two, and only the workers who reach the spot come back, best first."""
-    keys = (key(skill), RADIUS, RATING, f"{JOBS_TODAY}{today.isoformat()}")
-    args = (longitude, latitude, radius_km, SEARCH_LIMIT, default_radius_km, reach_km or 0.0)
+    search = Search(skill, latitude, longitude, radius_km, reach_km)
+    [found] = ranked_many(connection, [search], today, default_radius_km=default_radius_km)
+    return found
+
+
+def ranked_many(
+    connection: redis.Redis, searches: Sequence[Search], today: date, *, default_radius_km: float
+) -> list[list[Candidate]]:
+    """`ranked` of each search, in the same order, in one round trip to Redis (a dispatch batch's)."""
+    if not searches:
+        return []
+    day = f"{JOBS_TODAY}{today.isoformat()}"
+
+    def run() -> list[bytes]:
+        with connection.pipeline(transaction=False) as pipe:
+            for s in searches:
+                keys = (key(s.skill), RADIUS, RATING, day)
+                args = (s.longitude, s.latitude, s.radius_km, SEARCH_LIMIT, default_radius_km, s.reach_km or 0.0)
+                pipe.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
+            return cast(list[bytes], pipe.execute())
+
     try:
-        raw = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
+        answers = run()
     except redis.exceptions.NoScriptError:  # a Redis restarted, or its scripts flushed, since we last ran it
         connection.script_load(RANKED_NEARBY)
-        raw = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
-    return [_candidate(*line.split(b",")) for line in cast(bytes, raw).splitlines()]
+        answers = run()
+    return [[_candidate(*line.split(b",")) for line in raw.splitlines()] for raw in answers]
 
 
 def _candidate(member: bytes, distance: bytes, radius: bytes, rating: bytes, jobs: bytes) -> Candidate:

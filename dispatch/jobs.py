@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from dispatch import (
     geoindex,
     inbox,
     ladder,
+    locks,
     messages,
     offers,
     quality,
@@ -63,11 +64,15 @@ OFFER_SEND_BACKOFF = (10, 30)  # an offer that cannot be delivered after these r
 # An offer's SMS refused this long ago with no try since: the retry was lost (Redis restarted empty).
 RESEND_LOST_AFTER = timedelta(seconds=max(OFFER_SEND_BACKOFF)) + timedelta(seconds=30)
 NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lost its dispatch job
+# A dispatch job sends an offer's SMS it claimed only this soon after the claim: the sweeper sends a
+# claimed message once its try's time to retry and NEW_REQUEST_GRACE are past (40 s), and a batch's
+# sends slowed by a slow platform must not start so late that both send it. Later, the sweeper's.
+SEND_CLAIMED_WITHIN = timedelta(seconds=15)
 # A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
 ABANDONED_AFTER = timedelta(minutes=5)
-# A killed worker's dispatch lock lives its 60 s: a dispatch of the same request waits this long for
-# it, then comes back after DISPATCH_AGAIN_AFTER (found by the soak: two such waits held both RQ workers).
-DISPATCH_LOCK_WAIT_S, DISPATCH_AGAIN_AFTER = 2, timedelta(seconds=5)
+# A killed worker's dispatch lock lives its 60 s (locks.LIFE_MS): a dispatch of the same request does not
+# wait for it but comes back after this (found by the soak: waits on such locks held both RQ workers).
+DISPATCH_AGAIN_AFTER = timedelta(seconds=5)
 RECORD_SENT_TRIES, RECORD_SENT_PAUSE_S = 3, 0.5  # recording an SMS Twilio took, on new connections
 UNANSWERED_FEEDBACK = AuditAction.FEEDBACK_CALL_UNANSWERED  # the citizen did not pick up the feedback call
 INDEX_LOCK = "sewamitra:geo-rebuild-lock"
@@ -169,23 +174,17 @@ def enqueue_dispatch(request_id: int) -> None:
 
 
 def dispatch_due() -> str:
-    """Dispatch the next requests due (`enqueue.DISPATCH_BATCH` at most), one after another. One whose
-    dispatch fails is left for the sweeper, as a failed dispatch job's was, and the others go on; with
-    the database unreachable the rest are left too. The job fails if any did."""
-    ctx = context.current()
-    request_ids = enqueue.take_due(ctx.redis)
-    failed: list[int] = []
-    for place, request_id in enumerate(request_ids):
-        try:
-            dispatch_request(request_id)
-        except UNREACHABLE:
-            log.exception("the database is unreachable: requests %s are left for the sweeper", request_ids[place:])
-            raise
-        except Exception:
-            log.exception("the dispatch of request %s failed; the sweeper dispatches it again", request_id)
-            failed.append(request_id)
-    if failed:
-        raise DispatchFailed(f"the dispatch of requests {failed} failed (of {request_ids})")
+    """Dispatch the next requests due (`enqueue.DISPATCH_BATCH` at most), in one transaction. One whose
+    round fails is rolled back alone and left for the sweeper, as a failed dispatch job's was, and the
+    others go on; with the database unreachable the whole batch is left. The job fails if any did."""
+    request_ids = enqueue.take_due(context.current().redis)
+    try:
+        batch = _dispatch_batch(request_ids)
+    except UNREACHABLE:
+        log.exception("the database is unreachable: requests %s are left for the sweeper", request_ids)
+        raise
+    if batch.failed:
+        raise DispatchFailed(f"the dispatch of requests {sorted(batch.failed)} failed (of {request_ids})")
     return f"dispatched {len(request_ids)}"
 
 
@@ -194,52 +193,104 @@ class DispatchFailed(Exception):
 
 
 def dispatch_request(request_id: int) -> str:
-    """Offer the request to the best workers near it, or escalate it; then send the offers, from this
-    job: each offer's SMS is recorded, its first try claimed, in the round's own transaction (the outbox
-    the sweeper sends from should this job die before sending), and sent after the commit."""
+    """Offer the request to the best workers near it, or escalate it; then send the offers (a batch
+    of one: see `_dispatch_batch`). A round that fails raises its error."""
+    batch = _dispatch_batch([request_id])
+    if request_id in batch.failed:
+        raise batch.failed[request_id]
+    return batch.outcomes[request_id]
+
+
+@dataclass
+class Batch:
+    """What a dispatch batch did: each request's outcome in words, and each failed round's error."""
+
+    outcomes: dict[int, str]
+    failed: dict[int, Exception]
+
+
+def _dispatch_batch(request_ids: Sequence[int]) -> Batch:
+    """Each request's round, in one transaction committed once (waiting for the disk if any offer's SMS
+    was recorded), each round in a savepoint of its own so that one that fails is rolled back alone;
+    then the offers are sent, from this job: each offer's SMS is recorded, its first try claimed, in
+    the transaction (the outbox the sweeper sends from should this job die before sending), and sent
+    after the commit. A request another dispatch holds comes back shortly."""
     ctx = context.current()
-    rules = ctx.settings.dispatch
     _ensure_index()
-    lock = ctx.redis.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60, blocking_timeout=DISPATCH_LOCK_WAIT_S)
-    if not lock.acquire():
-        # Another dispatch of this request holds it, or held it and was killed (its lock lives on): this
-        # one comes back shortly, rather than keep one of the few RQ workers waiting on it.
-        enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
-        return "another dispatch holds the request: again shortly"
+    held = locks.take(ctx.redis, request_ids)
+    batch = Batch({}, {})
+    for request_id in request_ids:
+        if request_id not in held.request_ids:
+            # Another dispatch of this request holds it, or held it and was killed (its lock lives on): this
+            # one comes back shortly, rather than keep one of the few RQ workers waiting on it.
+            enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
+            batch.outcomes[request_id] = "another dispatch holds the request: again shortly"
     try:
         moment = now()
         with session_scope(ctx.engine) as session:
-            request = session.get(ServiceRequest, request_id)
-            if request is None or request.status not in offers.DISPATCHABLE:
-                return "nothing to do"
-            candidates = _candidates(session, request, moment)
-            first = rework.first_choice(session, request, ctx.settings.rework)
-            valid_days = ctx.settings.workers_quality.police_verification_valid_days
-            result = offers.next_offers(
-                session, request_id, candidates, rules, moment, first_choice=first, police_valid_days=valid_days
-            )
-            deliveries = _deliveries(session, result, moment)
+            rounds = _rounds(session, held.request_ids, moment, batch)
+            deliveries = [delivery for result, found in rounds.values() for delivery in found]
             if not deliveries:
                 commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
     finally:
-        lock.release()
-    if result.again:
-        enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
+        locks.release(ctx.redis, held)
+    for request_id, (result, _) in rounds.items():
+        if result.again:
+            enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
+        batch.outcomes[request_id] = result.reason or f"offered to {len(result.offers)}"
     enqueue.offer_expiries(ctx.redis, [(delivery.offer_id, delivery.expires_at) for delivery in deliveries])
     for delivery in deliveries:
         _deliver(delivery)
-    return result.reason or f"offered to {len(result.offers)}"
+    return batch
+
+
+def _rounds(
+    session: Session, request_ids: Sequence[int], moment: datetime, batch: Batch
+) -> dict[int, tuple[offers.Dispatched, list[Delivery]]]:
+    """A round of each request still to dispatch, each in its savepoint: its result and its offers'
+    deliveries. A round that fails is rolled back, logged and put in `batch.failed`; an unreachable
+    database fails them all."""
+    ctx = context.current()
+    rules = ctx.settings.dispatch
+    requests = session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(request_ids))).all()
+    loaded = {request.id: request for request in requests if request.status in offers.DISPATCHABLE}
+    due = {request_id: loaded[request_id] for request_id in request_ids if request_id in loaded}  # in turn
+    batch.outcomes |= {request_id: "nothing to do" for request_id in request_ids if request_id not in due}
+    found = _candidates_of(session, list(due.values()), moment)
+    valid_days = ctx.settings.workers_quality.police_verification_valid_days
+    rounds = {}
+    for request_id, request in due.items():
+        try:
+            with session.begin_nested():
+                first = rework.first_choice(session, request, ctx.settings.rework)
+                result = offers.next_offers(
+                    session,
+                    request_id,
+                    found[request_id],
+                    rules,
+                    moment,
+                    first_choice=first,
+                    police_valid_days=valid_days,
+                )
+                rounds[request_id] = (result, _deliveries(session, result, moment))
+        except UNREACHABLE:
+            raise
+        except Exception as exc:
+            log.exception("the dispatch of request %s failed; the sweeper dispatches it again", request_id)
+            batch.failed[request_id] = exc
+    return rounds
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """An offer made by a round, to be sent by the job that made it: by the SMS recorded with it, or by
-    a call to `phone`."""
+    """An offer made by a round, to be sent by the job that made it: by the SMS recorded with it (its
+    first try claimed at `made_at`), or by a call to `phone`."""
 
     offer_id: int
     expires_at: datetime
     phone: str
     sms: messages.Outgoing | None
+    made_at: datetime
 
 
 def _deliveries(session: Session, result: offers.Dispatched, moment: datetime) -> list[Delivery]:
@@ -269,16 +320,20 @@ def _deliveries(session: Session, result: offers.Dispatched, moment: datetime) -
         assert offer.id is not None
         assert offer.expires_at is not None
         sms = texts.get(offer.id)
-        found.append(Delivery(offer.id, offer.expires_at, worker.phone, messages.outgoing(sms) if sms else None))
+        outgoing = messages.outgoing(sms) if sms else None
+        found.append(Delivery(offer.id, offer.expires_at, worker.phone, outgoing, moment))
     return found
 
 
 def _deliver(delivery: Delivery) -> None:
-    """Send one offer made by this job: its SMS, claimed with the offer, or a call; undeliverable means
-    unanswered (or tried again, as `send_offer` tries)."""
+    """Send one offer made by this job: its SMS, claimed with the offer (unless `SEND_CLAIMED_WITHIN` has
+    passed: the sweeper's then), or a call; undeliverable means unanswered (or tried again, as
+    `send_offer` tries)."""
     try:
         if delivery.sms is None:
             _ring_for_offer(delivery.phone, delivery.offer_id)
+        elif now() - delivery.made_at >= SEND_CLAIMED_WITHIN:
+            log.warning("offer %s: its SMS %s, claimed long ago, is the sweeper's", delivery.offer_id, delivery.sms.id)
         else:
             _send_claimed(delivery.sms)
     except GatewayError as exc:
@@ -306,30 +361,36 @@ def _ensure_index() -> None:
         rebuild_index(only_if_missing=True)
 
 
-def _candidates(session: Session, request: ServiceRequest, moment: datetime) -> list[Candidate]:
-    """The workers near the request, ranked (by Redis, next to the index); with parallel jobs allowed,
-    those free at the visit's time first (without, a worker with a job in hand is not offered another
-    at all): `rank` again, which keeps the order among the free and among the busy."""
+def _candidates_of(
+    session: Session, requests: Sequence[ServiceRequest], moment: datetime
+) -> dict[int, list[Candidate]]:
+    """The workers near each request, ranked (by Redis, next to the index, for the whole batch in one
+    round trip); with parallel jobs allowed, those free at the visit's time first (without, a worker
+    with a job in hand is not offered another at all): `rank` again, which keeps the order among the
+    free and among the busy."""
     ctx = context.current()
-    if request.latitude is None or request.longitude is None:
-        return []
     rules = ctx.settings.dispatch
-    reach = request.round_radius_km  # an agent widened this round
-    radius = max(geoindex.search_radius(ctx.redis, rules.default_radius_km), reach or 0.0)
-    ranked = geoindex.ranked(
-        ctx.redis,
-        request.service_code,
-        request.latitude,
-        request.longitude,
-        radius,
-        moment.date(),
-        default_radius_km=rules.default_radius_km,
-        reach_km=reach,
-    )
-    if not rules.allow_parallel_jobs:
-        return ranked
-    busy = offers.busy_then(session, request, [c.worker_id for c in ranked], moment)
-    return rank(ranked, default_radius_km=rules.default_radius_km, reach_km=reach, busy_then=busy)
+    radius = geoindex.search_radius(ctx.redis, rules.default_radius_km)
+    placed = [r for r in requests if r.latitude is not None and r.longitude is not None]
+    searches = [
+        geoindex.Search(
+            r.service_code,
+            r.latitude or 0.0,
+            r.longitude or 0.0,
+            max(radius, r.round_radius_km or 0.0),  # an agent widened this round
+            r.round_radius_km,
+        )
+        for r in placed
+    ]
+    found = geoindex.ranked_many(ctx.redis, searches, moment.date(), default_radius_km=rules.default_radius_km)
+    ranked: dict[int, list[Candidate]] = {request.id or 0: [] for request in requests}
+    for request, candidates in zip(placed, found, strict=True):
+        if rules.allow_parallel_jobs:
+            busy = offers.busy_then(session, request, [c.worker_id for c in candidates], moment)
+            reach = request.round_radius_km
+            candidates = rank(candidates, default_radius_km=rules.default_radius_km, reach_km=reach, busy_then=busy)
+        ranked[request.id or 0] = candidates
+    return ranked
 
 
 def send_offer(offer_id: int, attempt: int = 1) -> str:
@@ -946,23 +1007,26 @@ def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> 
     for attempt in range(1, RECORD_SENT_TRIES + 1):
         try:
             with engine.begin() as connection:
-                connection.execute(
-                    sa.update(SmsLog)
-                    .where(col(SmsLog.id) == sms_log_id, col(SmsLog.message_sid).is_(None))
-                    .values(
-                        message_sid=sid,
-                        status=SmsDelivery.QUEUED,
-                        error_code=None,
-                        updated_at=at,
-                        next_attempt_at=None,
-                    )
-                )
+                connection.execute(SENT, {"sms": sms_log_id, "sid": sid, "at": at})
             return
         except UNREACHABLE:
             if attempt == RECORD_SENT_TRIES:
                 raise
             log.warning("SMS %s was sent, but recording it failed; trying again on a new connection", sms_log_id)
             time.sleep(RECORD_SENT_PAUSE_S * attempt)
+
+
+SENT = (
+    sa.update(SmsLog)
+    .where(col(SmsLog.id) == sa.bindparam("sms"), col(SmsLog.message_sid).is_(None))
+    .values(
+        message_sid=sa.bindparam("sid"),
+        status=SmsDelivery.QUEUED,
+        error_code=None,
+        updated_at=sa.bindparam("at"),
+        next_attempt_at=None,
+    )
+)  # built once: a dispatch job records a sid for each offer it sent
 
 
 def _service(request: ServiceRequest, language: str) -> str:

@@ -21,7 +21,7 @@ from core import numbers, slots
 from core.settings import Dispatch
 from dispatch import quality
 from dispatch.matching import Candidate
-from storage.audit import AuditAction, record
+from storage.audit import AuditAction, record, record_rows, row
 from storage.db import session_scope
 from storage.models import (
     AuditEvent,
@@ -140,26 +140,35 @@ def next_offers(
     made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
     session.add_all(made)
     session.flush()  # the offers' ids, for the audit trail and the jobs that send them
-    if first:
-        audit(
-            session,
-            "dispatch",
-            AuditAction.REQUEST_OFFERED,
-            request,
-            from_status=RequestStatus.NEW.value,
-            reason="first offer sent",
-        )
-    for offer in made:
-        audit(
-            session,
-            "dispatch",
-            AuditAction.OFFER_SENT,
-            request,
-            worker_id=offer.worker_id,
-            offer_id=offer.id,
-            channel=offer.channel.value,
-        )
+    offered = RequestStatus.NEW.value if first else None
+    opened = [_moved(AuditAction.REQUEST_OFFERED, request, from_status=offered, reason="first offer sent")]
+    sent = [
+        _moved(AuditAction.OFFER_SENT, request, worker_id=o.worker_id, offer_id=o.id, channel=o.channel.value)
+        for o in made
+    ]
+    record_rows(session, [*(opened if first else []), *sent])  # one INSERT for the round's events
     return Dispatched(offers=made, workers=tuple(chosen))
+
+
+def _moved(
+    action: AuditAction,
+    request: ServiceRequest,
+    *,
+    from_status: str | None = None,
+    reason: str | None = None,
+    **detail: object,
+) -> dict[str, object]:
+    """`audit`'s event by dispatch, as a row."""
+    return row(
+        action,
+        actor="dispatch",
+        entity="service_request",
+        entity_id=request.id,
+        from_status=from_status,
+        to_status=request.status.value,
+        reason=reason,
+        detail=detail,
+    )
 
 
 def _choose(
@@ -187,7 +196,10 @@ def _choose(
 
 
 def _offers_of(session: Session, request_id: int) -> list[Offer]:
-    return list(session.exec(select(Offer).where(Offer.request_id == request_id)).all())
+    return list(session.exec(OFFERS_OF, params={"request": request_id}).all())
+
+
+OFFERS_OF = select(Offer).where(col(Offer.request_id) == sa.bindparam("request"))
 
 
 # Offers whose worker is not asked about the request again by dispatch: still open, said no, let it
@@ -219,16 +231,25 @@ def _nobody_now(session: Session, request: ServiceRequest, held_elsewhere: bool,
 def _hold(session: Session, request: ServiceRequest, now: datetime) -> bool:
     """Lock the request row for this round, if it is still offered in the same round: an agent's
     cancel, assignment or new round waits for this round to commit, then finds it changed."""
-    held = session.execute(
-        sa.update(ServiceRequest)
-        .where(
-            col(ServiceRequest.id) == request.id,
-            col(ServiceRequest.status) == RequestStatus.OFFERED,
-            col(ServiceRequest.dispatch_round) == request.dispatch_round,
-        )
-        .values(updated_at=now)
-    ).rowcount  # type: ignore[attr-defined]
+    held = session.execute(HOLD, {"request": request.id, "round": request.dispatch_round, "at": now}).rowcount  # type: ignore[attr-defined]
+    if held:
+        set_committed_value(request, "updated_at", now)  # what the UPDATE wrote
     return bool(held)
+
+
+# Built once: a round runs these for every request, and building them cost as much as running them.
+# The session is not searched for the rows they change (synchronize_session): the callers set what
+# they wrote on the one request they hold.
+HOLD = (
+    sa.update(ServiceRequest)
+    .where(
+        col(ServiceRequest.id) == sa.bindparam("request"),
+        col(ServiceRequest.status) == RequestStatus.OFFERED,
+        col(ServiceRequest.dispatch_round) == sa.bindparam("round"),
+    )
+    .values(updated_at=sa.bindparam("at"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def _eligible(
@@ -247,29 +268,33 @@ def _eligible(
     if not wanted or limit < 1:
         return [], False
     held_elsewhere = False
-    has_skill = sa.exists().where(
-        col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == request.service_code
-    )
-    query = select(Worker).where(col(Worker.id).in_(wanted), has_skill)
+    query = WITH_SKILL
     if not rules.allow_parallel_jobs:
         # Checked after the workers are held, in a statement of its own: it sees every offer and every
         # assignment another transaction made to them before letting them go.
         held = hold_workers(session, wanted, skip_locked=True)
-        wanted, held_elsewhere = held, len(held) < len(wanted)
-        on_a_job = sa.exists().where(
-            col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status).in_(IN_HAND)
-        )
-        asked_elsewhere = sa.exists().where(
-            col(Offer.worker_id) == col(Worker.id), col(Offer.status) == OfferStatus.PENDING
-        )
-        query = query.where(col(Worker.id).in_(wanted), ~on_a_job, ~asked_elsewhere)  # one job, one question
+        wanted, held_elsewhere, query = held, len(held) < len(wanted), FREE_WITH_SKILL
     # Selected by primary key and filtered here, so no query plan can favour a poor index.
+    rows = session.exec(query, params={"wanted": wanted, "skill": request.service_code}).all() if wanted else []
     found = {
         worker.id: worker
-        for worker in session.exec(query).all()
+        for worker in rows
         if worker.available and quality.may_visit(worker, today, police_valid_days) is None
     }
     return [found[worker_id] for worker_id in wanted if worker_id in found][:limit], held_elsewhere
+
+
+# The workers wanted (by id) who have the skill; and of those, the ones free of any job and question.
+WITH_SKILL = select(Worker).where(
+    col(Worker.id).in_(sa.bindparam("wanted", expanding=True)),
+    sa.exists().where(
+        col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == sa.bindparam("skill")
+    ),
+)
+FREE_WITH_SKILL = WITH_SKILL.where(
+    ~sa.exists().where(col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status).in_(IN_HAND)),
+    ~sa.exists().where(col(Offer.worker_id) == col(Worker.id), col(Offer.status) == OfferStatus.PENDING),
+)  # one job, one question
 
 
 def hold_workers(session: Session, worker_ids: Sequence[int], *, skip_locked: bool) -> list[int]:
@@ -286,14 +311,16 @@ def hold_workers(session: Session, worker_ids: Sequence[int], *, skip_locked: bo
     if session.get_bind().dialect.name == "sqlite":
         session.execute(sa.update(Worker).where(col(Worker.id).in_(worker_ids)).values(active=col(Worker.active)))
         return list(worker_ids)
-    held = set(
-        session.exec(
-            select(Worker.id)
-            .where(col(Worker.id).in_(worker_ids))
-            .with_for_update(key_share=True, skip_locked=skip_locked)
-        ).all()
-    )
+    held = set(session.exec(HOLD_WORKERS[skip_locked], params={"ids": list(worker_ids)}).all())
     return [worker_id for worker_id in worker_ids if worker_id in held]
+
+
+HOLD_WORKERS = {
+    skip: select(Worker.id)
+    .where(col(Worker.id).in_(sa.bindparam("ids", expanding=True)))
+    .with_for_update(key_share=True, skip_locked=skip)
+    for skip in (False, True)
+}
 
 
 def busy_then(session: Session, request: ServiceRequest, worker_ids: Sequence[int], now: datetime) -> frozenset[int]:
@@ -342,18 +369,22 @@ def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dis
 
 def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) -> int:
     """How many of the worker's latest SMS offers went unanswered in a row."""
-    latest = session.exec(
-        select(Offer.status)
-        .where(Offer.worker_id == worker_id)
-        .order_by(col(Offer.id).desc())
-        .limit(rules.voice_after_unanswered_sms)
-    ).all()
+    params = {"worker": worker_id, "latest": rules.voice_after_unanswered_sms}
+    latest = session.exec(LATEST_ANSWERS, params=params).all()
     unanswered = 0
     for status in latest:
         if status is not OfferStatus.EXPIRED:
             break
         unanswered += 1
     return unanswered if unanswered >= rules.voice_after_unanswered_sms else 0
+
+
+LATEST_ANSWERS = (
+    select(Offer.status)
+    .where(col(Offer.worker_id) == sa.bindparam("worker"))
+    .order_by(col(Offer.id).desc())
+    .limit(sa.bindparam("latest"))
+)
 
 
 def _escalate(session: Session, request: ServiceRequest, reason: str, now: datetime) -> Dispatched:
@@ -544,14 +575,19 @@ def move(
 def _compare_and_set(
     session: Session, request: ServiceRequest, old: RequestStatus, new: RequestStatus, now: datetime
 ) -> bool:
-    moved = session.execute(
-        sa.update(ServiceRequest)
-        .where(col(ServiceRequest.id) == request.id, col(ServiceRequest.status) == old)
-        .values(status=new, updated_at=now)
-    ).rowcount  # type: ignore[attr-defined]
+    moved = session.execute(COMPARE_AND_SET, {"request": request.id, "old": old, "new": new, "at": now}).rowcount  # type: ignore[attr-defined]
     if moved:
         set_committed_value(request, "status", new)  # what the UPDATE wrote; no second write
+        set_committed_value(request, "updated_at", now)
     return bool(moved)
+
+
+COMPARE_AND_SET = (
+    sa.update(ServiceRequest)
+    .where(col(ServiceRequest.id) == sa.bindparam("request"), col(ServiceRequest.status) == sa.bindparam("old"))
+    .values(status=sa.bindparam("new"), updated_at=sa.bindparam("at"))
+    .execution_options(synchronize_session=False)
+)
 
 
 MAX_CODE_TRIES = 5  # wrong completion codes a worker may send for one job; then only an agent can close it

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
-from storage.models import AuditEvent, RequestStatus
+from storage.models import AuditEvent, RequestStatus, utcnow
 
 
 class AuditAction(StrEnum):
@@ -144,3 +145,35 @@ def record(
     )
     session.add(event)
     return event
+
+
+def row(
+    action: AuditAction,
+    *,
+    actor: str,
+    entity: str,
+    entity_id: int | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    detail: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """What `record` records, as a row for `record_rows`."""
+    return {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action.value,
+        "entity": entity,
+        "entity_id": entity_id,
+        "from_status": from_status,
+        "to_status": to_status,
+        "reason": reason,
+        "detail": dict(detail or {}),
+    }
+
+
+def record_rows(session: Session, rows: Sequence[Mapping[str, object]]) -> None:
+    """Several events in the session's transaction in one INSERT, with no ORM object each (a dispatch
+    round's): kept if, and only if, the change is."""
+    if rows:
+        session.execute(sa.insert(AuditEvent.__table__), list(rows))  # type: ignore[attr-defined]

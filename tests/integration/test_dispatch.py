@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from core.clock import FrozenClock
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, enqueue, geoindex, jobs, offers
+from dispatch import context, enqueue, geoindex, jobs, messages, offers
 from dispatch.matching import Candidate
 from dispatch.queues import QueueName, queue
 from sewamitra.app import create_app
@@ -33,6 +33,7 @@ from storage.models import (
     SmsLog,
     Worker,
 )
+from telephony.port import Telephony
 from tests.factories import (
     CITIZEN,
     PUBLIC_URL,
@@ -787,7 +788,7 @@ def test_a_dispatch_lock_left_by_a_killed_worker_does_not_hold_the_next_worker_f
 ) -> None:
     """Found by `sewamitra soak`: an RQ worker SIGKILLed mid-dispatch leaves the request's lock for its
     60 s; the sweeper's dispatches of that request each waited 30 s on it, holding both RQ workers, so
-    nothing was sent and no offer expired meanwhile. Now a dispatch waits 2 s, then comes back later."""
+    nothing was sent and no offer expired meanwhile. Now a dispatch does not wait for it: it comes back later."""
     add_worker(engine, "Near", "+919800000761", 0.5)
     jobs.rebuild_index()
     request_id = add_request(engine)
@@ -852,6 +853,49 @@ def test_a_request_whose_dispatch_fails_does_not_hold_up_its_batch_and_the_sweep
     run_jobs(installed)
     assert request_of(engine, broken).status is RequestStatus.OFFERED
     assert [m["to"] for m in sandbox.messages] == ["+919800000771", "+919800000772"]
+
+
+class SlowPlatform:
+    """The platform, slow to take the first SMS: the job's clock has moved on by `slowness` when it answers."""
+
+    def __init__(self, platform: Telephony, clock: FrozenClock, slowness: timedelta) -> None:
+        self.platform, self.clock, self.slowness, self.slow = platform, clock, slowness, True
+
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, dlt_template_id: str | None = None
+    ) -> str:
+        sid = self.platform.send_sms(to, body, status_callback=status_callback, dlt_template_id=dlt_template_id)
+        if self.slow:
+            self.clock.advance(self.slowness)
+            self.slow = False
+        return sid
+
+    def place_call(self, to: str, url: str, *, status_callback: str | None = None, timeout: int = 30) -> str:
+        return self.platform.place_call(to, url, status_callback=status_callback, timeout=timeout)
+
+
+def test_a_batchs_offer_sms_not_sent_soon_after_its_claim_is_left_to_the_sweeper_and_sent_once(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    """A batch's offers are sent after its one commit: behind a slow send, a claimed message's job no
+    longer sends it once SEND_CLAIMED_WITHIN has passed (the sweeper may be sending it by then)."""
+    clock = FrozenClock(datetime.now(UTC))
+    slow = SlowPlatform(installed.telephony, clock, jobs.SEND_CLAIMED_WITHIN)
+    context.install(replace(installed, clock=clock, telephony=slow))
+    add_worker(engine, "First", "+919800000791", 0.5)
+    add_worker(engine, "Second", "+919800000792", 1.5)
+    jobs.rebuild_index()
+    first, second = add_request(engine, created=clock.now()), add_request(engine, created=clock.now())
+    assert enqueue.dispatch_requests(redis_client, [first, second])
+
+    assert jobs.dispatch_due() == "dispatched 2"
+    assert [m["to"] for m in sandbox.messages] == ["+919800000791"]
+    assert request_of(engine, second).status is RequestStatus.OFFERED  # offered, its SMS in the outbox
+
+    clock.advance(messages.RETRY_PAUSES[0] + jobs.NEW_REQUEST_GRACE)  # the claimed try's time, and the grace
+    assert jobs.sweep()["unsent_sms"] == 1
+    run_jobs(installed)
+    assert [m["to"] for m in sandbox.messages] == ["+919800000791", "+919800000792"]
 
 
 def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
