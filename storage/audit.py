@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -134,14 +135,16 @@ def record(
 ) -> AuditEvent:
     """Add one audit event to the session's transaction: it is kept if, and only if, the change is."""
     event = AuditEvent(
-        actor=actor,
-        action=action.value,
-        entity=entity,
-        entity_id=entity_id,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        detail=dict(detail or {}),
+        **row(
+            action,
+            actor=actor,
+            entity=entity,
+            entity_id=entity_id,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            detail=detail,
+        )
     )
     session.add(event)
     return event
@@ -157,8 +160,8 @@ def row(
     to_status: str | None = None,
     reason: str | None = None,
     detail: Mapping[str, object] | None = None,
-) -> dict[str, object]:
-    """What `record` records, as a row for `record_rows`."""
+) -> dict[str, Any]:
+    """One audit event's columns: what `record` adds, and `record_rows` inserts."""
     return {
         "at": utcnow(),
         "actor": actor,
