@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from rq.utils import get_version
@@ -80,8 +82,9 @@ JOBS: list[tuple[Callable[[redis.Redis], bool], str, str, str, tuple[Any, ...], 
 
 @pytest.fixture
 def unreachable() -> Iterator[redis.Redis]:
-    """A Redis client for a port nothing listens on."""
-    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    """A Redis client for a port nothing listens on, that gives up at the first refusal (redis-py's own
+    ten tries with backoff would make each test wait some 3 s for the same error)."""
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     yield client
     client.close()
 
