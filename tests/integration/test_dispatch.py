@@ -984,7 +984,10 @@ def test_behind_a_slow_send_the_sids_so_far_are_recorded_before_the_next(
 
 
 def test_a_batchs_sids_never_written_come_from_the_platforms_reports_and_nothing_is_sent_twice(
-    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, webhook: FlaskClient,
+    installed: context.JobContext,
+    engine: sa.Engine,
+    sandbox: TwilioSandbox,
+    webhook: FlaskClient,
     redis_client: redis.Redis,
 ) -> None:
     """The batch's sid write fails: its offers stand (their messages went), the job goes on, and each
