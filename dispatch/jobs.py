@@ -74,6 +74,8 @@ ABANDONED_AFTER = timedelta(minutes=5)
 # wait for it but comes back after this (found by the soak: waits on such locks held both RQ workers).
 DISPATCH_AGAIN_AFTER = timedelta(seconds=5)
 RECORD_SENT_TRIES, RECORD_SENT_PAUSE_S = 3, 0.5  # recording an SMS Twilio took, on new connections
+# A batch's sids are recorded after its sends, or once the oldest unrecorded is this old.
+RECORD_SENT_WITHIN = timedelta(seconds=2)
 UNANSWERED_FEEDBACK = AuditAction.FEEDBACK_CALL_UNANSWERED  # the citizen did not pick up the feedback call
 INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 
@@ -239,9 +241,36 @@ def _dispatch_batch(request_ids: Sequence[int]) -> Batch:
             enqueue.dispatch_again(ctx.redis, request_id, DISPATCH_AGAIN_AFTER)
         batch.outcomes[request_id] = result.reason or f"offered to {len(result.offers)}"
     enqueue.offer_expiries(ctx.redis, [(delivery.offer_id, delivery.expires_at) for delivery in deliveries])
-    for delivery in deliveries:
-        _deliver(delivery)
+    _send_offers(deliveries)
     return batch
+
+
+def _send_offers(deliveries: Sequence[Delivery]) -> None:
+    """Send a batch's offers; the sids the platform gave are recorded together, in one transaction after
+    the sends, or before a send once the oldest unrecorded is `RECORD_SENT_WITHIN` old (a job killed
+    meanwhile leaves fewer to the platform's status reports, which fill a sid never written)."""
+    sent: list[tuple[int, str]] = []
+    oldest = now()
+    for delivery in deliveries:
+        if sent and now() - oldest >= RECORD_SENT_WITHIN:
+            _record_batch_sent(sent)
+            sent = []
+        if not sent:
+            oldest = now()
+        sid = _deliver(delivery)
+        if sid is not None and delivery.sms is not None:
+            sent.append((delivery.sms.id, sid))
+    if sent:
+        _record_batch_sent(sent)
+
+
+def _record_batch_sent(sent: Sequence[tuple[int, str]]) -> None:
+    """`_record_sent`, whose failure leaves the sids to the platform's status reports (`/sms/status?sms=`)
+    and the batch's other sends going: the offers stand, their messages having gone."""
+    try:
+        _record_sent(context.current().engine, sent, now())
+    except Exception:
+        log.exception("SMS %s were sent, but their sids were not recorded: the platform's reports give them", sent)
 
 
 def _rounds(
@@ -325,21 +354,22 @@ def _deliveries(session: Session, result: offers.Dispatched, moment: datetime) -
     return found
 
 
-def _deliver(delivery: Delivery) -> None:
+def _deliver(delivery: Delivery) -> str | None:
     """Send one offer made by this job: its SMS, claimed with the offer (unless `SEND_CLAIMED_WITHIN` has
     passed: the sweeper's then), or a call; undeliverable means unanswered (or tried again, as
-    `send_offer` tries)."""
+    `send_offer` tries). The SMS's sid, for the caller to record."""
     try:
         if delivery.sms is None:
             _ring_for_offer(delivery.phone, delivery.offer_id)
         elif now() - delivery.made_at >= SEND_CLAIMED_WITHIN:
             log.warning("offer %s: its SMS %s, claimed long ago, is the sweeper's", delivery.offer_id, delivery.sms.id)
         else:
-            _send_claimed(delivery.sms)
+            return _hand_over(delivery.sms)
     except GatewayError as exc:
         _undelivered(delivery.offer_id, 1, exc, retryable=exc.retryable)
     except Exception as exc:  # not the platform's answer: trying the same send again cannot help
         _undelivered(delivery.offer_id, 1, exc, retryable=False)
+    return None
 
 
 def _index_rules() -> dict[str, Any]:
@@ -974,6 +1004,14 @@ def send_sms(sms_log_id: int) -> str | None:
 
 def _send_claimed(sms: messages.Outgoing) -> str:
     """Send an SMS whose try this job claimed; record Twilio's sid, or the refusal (and raise it)."""
+    sid = _hand_over(sms)
+    _record_sent(context.current().engine, [(sms.id, sid)], now())
+    return sid
+
+
+def _hand_over(sms: messages.Outgoing) -> str:
+    """Send an SMS whose try this job claimed; Twilio's sid, for the caller to record, or the refusal
+    recorded (and raised)."""
     ctx = context.current()
     callback = webhook_url(ctx.settings, f"/sms/status?sms={sms.id}")
     template = ctx.settings.sms.templates.get(sms.template)
@@ -996,23 +1034,24 @@ def _send_claimed(sms: messages.Outgoing) -> str:
                     row.attempts if row else "?",
                 )
         raise
-    _record_sent(ctx.engine, sms.id, sid, now())
     return sid
 
 
-def _record_sent(engine: sa.Engine, sms_log_id: int, sid: str, at: datetime) -> None:
-    """Twilio took the message: its sid is recorded, on a new connection if the one in use was cut
-    meanwhile. A message left unrecorded would look unsent, and be sent again. The platform's status
-    report may have come first and recorded it (with a later status, kept)."""
+def _record_sent(engine: sa.Engine, sent: Sequence[tuple[int, str]], at: datetime) -> None:
+    """Twilio took the messages: their sids are recorded, in one transaction, on a new connection if the
+    one in use was cut meanwhile. A message left unrecorded would look unsent, and be sent again. The
+    platform's status report may have come first and recorded one (with a later status, kept)."""
+    rows = [{"sms": sms_log_id, "sid": sid, "at": at} for sms_log_id, sid in sent]
     for attempt in range(1, RECORD_SENT_TRIES + 1):
         try:
             with engine.begin() as connection:
-                connection.execute(SENT, {"sms": sms_log_id, "sid": sid, "at": at})
+                connection.execute(SENT, rows)
             return
         except UNREACHABLE:
             if attempt == RECORD_SENT_TRIES:
                 raise
-            log.warning("SMS %s was sent, but recording it failed; trying again on a new connection", sms_log_id)
+            ids = [sms_log_id for sms_log_id, _ in sent]
+            log.warning("SMS %s were sent, but recording them failed; trying again on a new connection", ids)
             time.sleep(RECORD_SENT_PAUSE_S * attempt)
 
 
@@ -1026,7 +1065,7 @@ SENT = (
         updated_at=sa.bindparam("at"),
         next_attempt_at=None,
     )
-)  # built once: a dispatch job records a sid for each offer it sent
+)  # built once: a dispatch job records the sids of the offers it sent, in one executemany
 
 
 def _service(request: ServiceRequest, language: str) -> str:

@@ -5,8 +5,10 @@ Redis, real databases of each kind, real RQ jobs; only the clock is moved, by ed
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -896,6 +898,123 @@ def test_a_batchs_offer_sms_not_sent_soon_after_its_claim_is_left_to_the_sweeper
     assert jobs.sweep()["unsent_sms"] == 1
     run_jobs(installed)
     assert [m["to"] for m in sandbox.messages] == ["+919800000791", "+919800000792"]
+
+
+@pytest.fixture
+def sid_writes(engine: sa.Engine) -> Iterator[list[int]]:
+    """How many sids each write of sids records (an executemany is one write)."""
+    writes: list[int] = []
+
+    def count(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.startswith("UPDATE sms_log SET message_sid"):
+            writes.append(len(parameters) if many else 1)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    yield writes
+    sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def three_requests_due(engine: sa.Engine, redis_client: redis.Redis, clock: datetime) -> list[int]:
+    for n, km in enumerate((0.5, 1.5, 2.5), start=1):
+        add_worker(engine, f"Worker {n}", f"+91980000080{n}", km)
+    jobs.rebuild_index()
+    due = [add_request(engine, created=clock) for _ in range(3)]
+    assert enqueue.dispatch_requests(redis_client, due)
+    return due
+
+
+def test_a_batchs_offer_sids_are_recorded_in_one_write_after_its_sends(
+    installed: context.JobContext,
+    engine: sa.Engine,
+    sandbox: TwilioSandbox,
+    redis_client: redis.Redis,
+    sid_writes: list[int],
+) -> None:
+    """One transaction, waiting for the disk once, for the batch's sids rather than one per SMS."""
+    three_requests_due(engine, redis_client, datetime.now(UTC))
+
+    assert jobs.dispatch_due() == "dispatched 3"
+    assert sid_writes == [3]
+    with Session(engine) as session:
+        recorded = {sms.to_number: sms.message_sid for sms in session.exec(select(SmsLog)).all()}
+    assert recorded == {m["to"]: m["sid"] for m in sandbox.messages}
+    assert len(recorded) == 3
+
+
+class DatabaseWatchingPlatform:
+    """The platform, slow to take the first SMS (the job's clock moves on by `slowness`), noting before
+    each send which of our messages have their sid written."""
+
+    def __init__(self, platform: Telephony, clock: FrozenClock, slowness: timedelta, engine: sa.Engine) -> None:
+        self.platform, self.clock, self.slowness, self.engine = platform, clock, slowness, engine
+        self.written_before: list[int] = []
+
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, dlt_template_id: str | None = None
+    ) -> str:
+        with Session(self.engine) as session:
+            written = session.exec(select(SmsLog.id).where(col(SmsLog.message_sid).is_not(None))).all()
+        self.written_before.append(len(written))
+        sid = self.platform.send_sms(to, body, status_callback=status_callback, dlt_template_id=dlt_template_id)
+        if len(self.written_before) == 1:
+            self.clock.advance(self.slowness)
+        return sid
+
+    def place_call(self, to: str, url: str, *, status_callback: str | None = None, timeout: int = 30) -> str:
+        return self.platform.place_call(to, url, status_callback=status_callback, timeout=timeout)
+
+
+def test_behind_a_slow_send_the_sids_so_far_are_recorded_before_the_next(
+    installed: context.JobContext,
+    engine: sa.Engine,
+    sandbox: TwilioSandbox,
+    redis_client: redis.Redis,
+    sid_writes: list[int],
+) -> None:
+    """A sid waits for the batch's one write at most RECORD_SENT_WITHIN: a job killed during slow sends
+    leaves few sids unwritten (each filled by the platform's report, but sent again should none come)."""
+    clock = FrozenClock(datetime.now(UTC))
+    watching = DatabaseWatchingPlatform(installed.telephony, clock, jobs.RECORD_SENT_WITHIN, engine)
+    context.install(replace(installed, clock=clock, telephony=watching))
+    three_requests_due(engine, redis_client, clock.now())
+
+    assert jobs.dispatch_due() == "dispatched 3"
+    assert watching.written_before == [0, 1, 1]
+    assert sid_writes == [1, 2]
+
+
+def test_a_batchs_sids_never_written_come_from_the_platforms_reports_and_nothing_is_sent_twice(
+    installed: context.JobContext,
+    engine: sa.Engine,
+    sandbox: TwilioSandbox,
+    webhook: FlaskClient,
+    redis_client: redis.Redis,
+) -> None:
+    """The batch's sid write fails: its offers stand (their messages went), the job goes on, and each
+    message's report, naming it in its URL, gives its sid, so the sweeper sends none of them again."""
+    due = three_requests_due(engine, redis_client, datetime.now(UTC))
+    the_sid_write_is_lost(engine)
+    try:
+        assert jobs.dispatch_due() == "dispatched 3"
+    finally:
+        the_sid_write_is_lost(engine, lost=False)
+    assert [o.status for request_id in due for o in offers_of(engine, request_id)] == [OfferStatus.PENDING] * 3
+    assert len(sandbox.messages) == 3
+    platform = platform_of(webhook.application)
+    for sent in sandbox.messages:
+        if platform == "plivo":
+            form = {"MessageUUID": sent["sid"], "Status": "sent", "ErrorCode": ""}
+        else:
+            form = {"MessageSid": sent["sid"], "MessageStatus": "sent"}
+        assert signed_post(webhook, sent["status_callback"].removeprefix(PUBLIC_URL), form).status_code == 204
+    with Session(engine) as session:
+        recorded = {sms.to_number: (sms.message_sid, sms.status) for sms in session.exec(select(SmsLog)).all()}
+    assert recorded == {m["to"]: (m["sid"], "sent") for m in sandbox.messages}
+    with session_scope(engine) as session:  # long past the time they would have been tried again
+        session.execute(sa.update(SmsLog).values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+    jobs.sweep()
+    run_jobs(installed)
+    assert len(sandbox.messages) == 3
 
 
 def test_a_landline_citizen_gets_no_sms_but_the_worker_still_gets_the_details(
