@@ -1,4 +1,5 @@
-"""Round trips to PostgreSQL and Redis, counted in this process while a block runs.
+"""Round trips to PostgreSQL and Redis, counted in this thread while a block runs (another thread's,
+a test database being made ready, say, are not this block's).
 
 PostgreSQL: each statement, each BEGIN psycopg sends before the first statement of a transaction,
 each COMMIT or ROLLBACK of a transaction that ran one, each pool pre-ping. Redis: each packed send of
@@ -7,6 +8,7 @@ a connection (a command, or a whole pipeline). SQLite statements are counted apa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,8 +51,14 @@ class _Listeners:
 
     def __init__(self, trips: RoundTrips) -> None:
         self.trips = trips
+        self.thread = threading.get_ident()
+
+    def mine(self) -> bool:
+        return threading.get_ident() == self.thread
 
     def statement(self, _conn: Any, cursor: Any, *_args: Any) -> None:
+        if not self.mine():
+            return
         self.trips.statements += 1
         dbapi_connection = cursor.connection
         if _postgres(dbapi_connection):
@@ -61,7 +69,7 @@ class _Listeners:
         self.reset(conn.connection.dbapi_connection)
 
     def reset(self, dbapi_connection: Any, *_args: Any) -> None:
-        if _postgres(dbapi_connection) and _in_transaction(dbapi_connection):
+        if self.mine() and _postgres(dbapi_connection) and _in_transaction(dbapi_connection):
             self.trips.postgres += 1
 
     def events(self) -> list[tuple[Any, str, Callable[..., None]]]:
@@ -75,17 +83,17 @@ class _Listeners:
 
 @contextmanager
 def counted() -> Iterator[RoundTrips]:
-    """Count every engine's and every Redis connection's round trips while the block runs."""
+    """Count this thread's round trips, on every engine and every Redis connection, while the block runs."""
     trips = RoundTrips()
     listeners = _Listeners(trips)
     ping, send = default.DefaultDialect._do_ping_w_event, redis_connection.AbstractConnection.send_packed_command
 
     def pinged(self: Any, dbapi_connection: Any) -> bool:
-        trips.postgres += 1 if _postgres(dbapi_connection) else 0
+        trips.postgres += 1 if listeners.mine() and _postgres(dbapi_connection) else 0
         return ping(self, dbapi_connection)
 
     def sent(self: Any, command: Any, check_health: bool = True) -> None:
-        trips.redis += 1
+        trips.redis += 1 if listeners.mine() else 0
         send(self, command, check_health)
 
     for target, name, listener in listeners.events():

@@ -3,6 +3,8 @@ run on its own commits as it runs, and only on the connection that asked for it.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 
@@ -58,3 +60,20 @@ def _two_inserts_the_second_refused(engine: sa.Engine) -> None:
     with session_scope(engine) as session:
         session.execute(sa.text("INSERT INTO kept VALUES (1)"))
         session.execute(sa.text("INSERT INTO nowhere VALUES (1)"))
+
+
+def test_round_trips_are_counted_for_the_counting_thread_only(engine: sa.Engine) -> None:
+    """Another thread's statements (the suite's own, making test databases ready) are not the block's:
+    counted, they made the one-round-trip test above fail now and then in CI."""
+
+    def elsewhere() -> None:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    with roundtrips.counted() as trips:
+        other = threading.Thread(target=elsewhere)
+        other.start()
+        other.join()
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 2"))
+    assert trips.statements == 1
