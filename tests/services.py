@@ -26,7 +26,7 @@ from tests.chaos import free_port, redis_command, wait_until
 
 # The services CI starts; override to point the suite elsewhere.
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")  # pytest-xdist's workers: 12, 13, …
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/10")  # pytest-xdist's workers: 10, 11, …
 # A run split over pytest-xdist's workers: the services its controller chose (and started), for them.
 SHARED = "TEST_RUN_SERVICES"
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
