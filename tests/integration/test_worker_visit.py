@@ -127,6 +127,11 @@ def code_in(text: str) -> str:
     return found.group(1)
 
 
+def codes_in(text: str) -> list[str]:
+    """Every group of four digits in `text`, none of them a part of a longer number."""
+    return re.findall(r"(?<!\d)(\d{4})(?!\d)", text)
+
+
 # -- by SMS -------------------------------------------------------------------------------------------
 
 
@@ -145,7 +150,9 @@ def test_a_whole_visit_by_sms_on_my_way_arrived_a_wrong_code_the_right_one_then_
     assert "155330" in to_citizen
     assert not MOBILE.search(to_citizen)
     assert texts_to(sandbox, WORKER)[-1].startswith(f"Sewamitra: job {job.number}: on the way, 20 min noted.")
-    assert start not in " ".join(texts_to(sandbox, WORKER))  # the worker has it only from the citizen
+    # The worker has it only from the citizen: no group of four digits in their texts is the code (a
+    # code such as 5533 is a part of 155330, the helpline's number, which their texts do hold).
+    assert start not in codes_in(" ".join(texts_to(sandbox, WORKER)))
     assert request_of(engine_of(app), job.id or 0).eta_minutes == 20
 
     sms_from(client, WORKER, "omw 20")  # the same again (his one job): the citizen is not texted twice
