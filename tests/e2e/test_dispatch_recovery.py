@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from rq.registry import StartedJobRegistry
 
 from core.settings import Settings
-from dispatch import context, jobs
+from dispatch import context, jobs, locks
 from dispatch.queues import QueueName, queue
 from storage.models import RequestStatus
 from telephony.twilio.rest import TwilioTelephony
@@ -55,20 +55,31 @@ def test_a_worker_killed_mid_dispatch_loses_nothing(
         add_worker(engine, "Ramesh Kumar", "+919800000901", 1.0)
         jobs.rebuild_index()
         request_id = add_request(engine, created=datetime.now(UTC) - timedelta(minutes=2))
-        # Hold the request's dispatch lock, so the worker is caught inside the job.
-        held = redis_client.lock(f"sewamitra:dispatch-lock:{request_id}", timeout=60)
-        assert held.acquire()
-        queue(redis_client, QueueName.DISPATCH).enqueue(
-            jobs.dispatch_request, request_id, job_id=f"dispatch-{request_id}"
-        )
-        worker = start_worker(helpline_settings, tmp_path)
-        started = StartedJobRegistry(QueueName.DISPATCH.value, connection=redis_client)
-        wait_until(lambda: f"dispatch-{request_id}" in started.get_job_ids(), 30, "the worker to start the job")
-
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and the scheduler process it forked
-        worker.wait(10)
-        held.release()
+        # Hold the request's row, so that the worker is caught inside the job: its round waits to move the
+        # request on. (A dispatch lock held in Redis would not do: the job leaves such a request for later.)
+        with engine.connect() as holder:
+            held = holder.begin()
+            holder.execute(sa.text("SELECT id FROM service_request WHERE id = :id FOR UPDATE"), {"id": request_id})
+            queue(redis_client, QueueName.DISPATCH).enqueue(
+                jobs.dispatch_request, request_id, job_id=f"dispatch-{request_id}"
+            )
+            worker = start_worker(helpline_settings, tmp_path)
+            try:
+                started = StartedJobRegistry(QueueName.DISPATCH.value, connection=redis_client)
+                job_id = f"dispatch-{request_id}"
+                wait_until(lambda: job_id in started.get_job_ids(), 30, "the worker to start the job")
+                wait_until(lambda: _waits_for_a_row(engine), 30, "the job to wait for the request's row")
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)  # the worker and the scheduler process it forked
+                worker.wait(10)
+            held.rollback()
         assert request_of(engine, request_id).status is RequestStatus.NEW  # the job died with it
+        # The killed job's dispatch lock runs out by itself, a minute after it was taken: Redis is told
+        # that minute has passed, rather than the test waiting it out.
+        left = redis_client.pttl(locks.key(request_id))
+        assert 0 < left <= locks.LIFE_MS
+        redis_client.pexpire(locks.key(request_id), 1)
 
         again = start_worker(helpline_settings, tmp_path)
         try:
@@ -81,3 +92,12 @@ def test_a_worker_killed_mid_dispatch_loses_nothing(
                 os.killpg(again.pid, signal.SIGKILL)
     finally:
         context.install(None)
+
+
+def _waits_for_a_row(engine: sa.Engine) -> bool:
+    """Whether a session of this database (the worker's) waits for a row lock another holds."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as connection:
+        return bool(connection.execute(query).scalar())
