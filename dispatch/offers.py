@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
@@ -82,17 +83,7 @@ def audit(
     **detail: object,
 ) -> None:
     """A move of a request, recorded with the status it reached."""
-    record(
-        session,
-        action,
-        actor=actor,
-        entity="service_request",
-        entity_id=request.id,
-        from_status=from_status,
-        to_status=request.status.value,
-        reason=reason,
-        detail=detail,
-    )
+    session.add(AuditEvent(**_moved(action, request, actor=actor, from_status=from_status, reason=reason, **detail)))
 
 
 def next_offers(
@@ -154,14 +145,16 @@ def _moved(
     action: AuditAction,
     request: ServiceRequest,
     *,
+    actor: str = "dispatch",
     from_status: str | None = None,
     reason: str | None = None,
     **detail: object,
-) -> dict[str, object]:
-    """`audit`'s event by dispatch, as a row."""
+) -> dict[str, Any]:
+    """A move of `request` by `actor` as an audit row, with the status it reached: `audit` adds it to
+    the session, a round inserts its rows at once (`record_rows`)."""
     return row(
         action,
-        actor="dispatch",
+        actor=actor,
         entity="service_request",
         entity_id=request.id,
         from_status=from_status,
