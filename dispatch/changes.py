@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from core.settings import ChangeReason, Changes, Settings
 from core.slots import Slot
 from dispatch import enqueue
-from dispatch.offers import VISIT_CLEARED, audit, move, set_offer
+from dispatch.offers import VISIT_CLEARED, audit, move, new_round, set_offer
 from storage.audit import AuditAction
 from storage.models import AuditEvent, Offer, OfferStatus, RequestStatus, ServiceRequest, Worker
 
@@ -252,10 +252,7 @@ def give_up(session: Session, worker_id: int, number: str | None, now: datetime)
         .values(
             status=RequestStatus.NEW,
             worker_id=None,
-            round_started_at=now,
-            round_radius_km=None,
-            updated_at=now,
-            dispatch_round=col(ServiceRequest.dispatch_round) + 1,
+            **new_round(now),
             **VISIT_CLEARED,  # the next worker's visit starts afresh: none of this one's codes or steps
         )
     ).rowcount  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from dispatch.offers import (
     hold_workers,
     job_in_hand,
     move,
+    new_round,
     set_offer,
     withdraw_pending,
 )
@@ -94,10 +95,7 @@ def redispatch(
         .where(col(ServiceRequest.id) == request_id, col(ServiceRequest.status) == old)
         .values(
             status=RequestStatus.OFFERED if still_open else RequestStatus.NEW,
-            round_started_at=now,
-            round_radius_km=reach_km,
-            updated_at=now,
-            dispatch_round=col(ServiceRequest.dispatch_round) + 1,
+            **new_round(now, reach_km),
         )
     ).rowcount  # type: ignore[attr-defined]
     if not moved:

@@ -52,6 +52,17 @@ VISIT_CLEARED: dict[str, object] = {
 }
 
 
+def new_round(now: datetime, reach_km: float | None = None) -> dict[str, Any]:
+    """A request's columns as a fresh round of offers starts: its offer count and escalation clock
+    start again from `now`, reaching `reach_km` (None: the service's own radius)."""
+    return {
+        "round_started_at": now,
+        "round_radius_km": reach_km,
+        "updated_at": now,
+        "dispatch_round": col(ServiceRequest.dispatch_round) + 1,
+    }
+
+
 class Answer(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
