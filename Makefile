@@ -2,8 +2,9 @@
 PYTHON ?= python3
 # pytest-xdist's processes for the suite: six on the two cores CI and the developers have, as the
 # tests wait on PostgreSQL, Redis, sockets and child processes about half the time. On the AMD EPYC
-# machine, with warm caches, one run each: 4 took 291.7 s, 6 took 264.8 s, 8 took 304.2 s (more CPU
-# lost to switching than waits filled). Each process uses the Redis database after the previous one's:
+# machine, with warm caches, one run each back to back: 4 took 291.7 s, 6 took 264.8 s, 8 took 304.2 s
+# (more CPU lost to switching than waits filled); the same code took 262 to 387 s over the day, so
+# only runs side by side compare. Each process uses the Redis database after the previous one's:
 # TEST_REDIS_URL's, and the next five; 0 runs it in one.
 TEST_PROCESSES ?= 6
 VENV   := .venv
