@@ -142,13 +142,16 @@ def next_offers(
     made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
     session.add_all(made)
     session.flush()  # the offers' ids, for the audit trail and the jobs that send them
-    offered = RequestStatus.NEW.value if first else None
-    opened = [_moved(AuditAction.REQUEST_OFFERED, request, from_status=offered, reason="first offer sent")]
+    opened = (
+        [_moved(AuditAction.REQUEST_OFFERED, request, from_status=RequestStatus.NEW.value, reason="first offer sent")]
+        if first
+        else []
+    )
     sent = [
         _moved(AuditAction.OFFER_SENT, request, worker_id=o.worker_id, offer_id=o.id, channel=o.channel.value)
         for o in made
     ]
-    record_rows(session, [*(opened if first else []), *sent])  # one INSERT for the round's events
+    record_rows(session, [*opened, *sent])  # one INSERT for the round's events
     return Dispatched(offers=made, workers=tuple(chosen))
 
 
