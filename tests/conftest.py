@@ -27,7 +27,7 @@ from dispatch.context import JobContext, install
 from sewamitra.app import create_app
 from storage.db import create_engine, upgrade
 from telephony import telephony
-from tests import databases, services
+from tests import databases, rewritten, services
 from tests.chaos import Chaos, RedisServer
 from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PLATFORMS, PLIVO_AUTH_ID, PUBLIC_URL, make_settings
 
@@ -47,8 +47,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if worker is not None:  # a pytest-xdist worker: the controller's services, a Redis database of its own
         RUN = services.joined(int(worker["workerid"].removeprefix("gw")))
         return
+    split = getattr(session.config.option, "dist", "no") != "no"  # xdist starts the workers after this hook
+    if split:
+        rewritten.ahead(session.config)
     RUN = services.start()
-    if getattr(session.config.option, "dist", "no") != "no":  # xdist starts the workers after this hook
+    if split:
         services.share(RUN)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and session.config.get_verbosity() < 0:  # -q prints no header: say it anyway
