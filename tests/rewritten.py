@@ -69,7 +69,10 @@ def _rewrite(files: Sequence[str]) -> int:
     written = 0
     for name in files:
         path = Path(name)
-        source_stat, code = _rewrite_test(path, _config)
+        try:
+            source_stat, code = _rewrite_test(path, _config)
+        except SyntaxError:  # left for the workers' import, which reports it as the module's collection error
+            continue
         pyc = _pyc(path)
         pyc.parent.mkdir(exist_ok=True)
         written += _write_pyc(state, code, source_stat, pyc)

@@ -31,7 +31,7 @@ def test_each_test_module_and_conftest_is_rewritten_once_and_read_back(pytestcon
     assert code is not None, "pytest's import reads what was kept"
     names = {name for constant in code.co_consts if hasattr(constant, "co_names") for name in constant.co_names}
     assert "@pytest_ar" in names, "the assert was rewritten, so its failure explains itself"
-    assert not (tree / "__pycache__" / "helpers.cpython-311.pyc").exists()  # not a test module: left alone
+    assert not rewritten._pyc(tree / "helpers.py").exists()  # not a test module: pytest does not rewrite it
 
     assert rewritten.ahead(pytestconfig, tree) == 0  # kept: nothing to do on the next run
 
@@ -51,3 +51,10 @@ def test_nothing_is_kept_where_python_keeps_no_bytecode(
 
     assert rewritten.ahead(pytestconfig, tree) == 0
     assert not list(tree.rglob("*.pyc"))
+
+
+def test_a_module_that_does_not_parse_is_left_for_pytest_to_report(pytestconfig: pytest.Config, tree: Path) -> None:
+    (tree / "test_broken.py").write_text("def test_it(:\n")
+
+    assert rewritten.ahead(pytestconfig, tree) == 2  # the others
+    assert not rewritten._pyc(tree / "test_broken.py").exists()
