@@ -86,6 +86,7 @@ class Copies:
         )
         self.ready: queue.Queue[str] = queue.Queue()
         self.used: queue.Queue[str] = queue.Queue()
+        self.out: set[str] = set()  # handed to tests and not given back yet
         self.wanted = threading.Event()
         self.stopping = False
         self.error: BaseException | None = None
@@ -97,13 +98,17 @@ class Copies:
         self.wanted.set()
         while True:
             try:
-                return self.ready.get(timeout=1)
+                name = self.ready.get(timeout=1)
             except queue.Empty:
                 if not self.thread.is_alive():
                     raise RuntimeError("the thread preparing test databases stopped") from self.error
+                continue
+            self.out.add(name)
+            return name
 
     def give_back(self, name: str) -> None:
         """The test is over: its database (a copy, or any other it made) is emptied or dropped."""
+        self.out.discard(name)
         self.used.put(name)
         self.wanted.set()
 
@@ -147,11 +152,15 @@ class Copies:
         self.ready.put(name)
 
     def close(self) -> None:
-        """Stop; drop every database made, used or not."""
+        """Stop; drop every database made, used or not, and any still out (a test that never gave
+        its database back: it is over too)."""
         self.stopping = True
         self.wanted.set()
         self.thread.join()
         for waiting in (self.ready, self.used):
             while not waiting.empty():
                 drop_database(self.admin, waiting.get_nowait())
+        for name in sorted(self.out):
+            drop_database(self.admin, name)
+        self.out.clear()
         self.admin.dispose()

@@ -60,3 +60,15 @@ def test_a_database_whose_schema_changed_is_dropped_not_reused(
     assert name not in taken
     copies.close()
     assert not existing(postgres_admin, name)
+
+
+def test_closing_drops_every_database_even_those_never_given_back(
+    copies: databases.Copies, postgres_admin: sa.Engine
+) -> None:
+    """A run's pool is closed at its end: a test stopped before giving its database back (or one
+    that kept it) leaves nothing on the server either."""
+    kept = {copies.take() for _ in range(databases.AHEAD + 1)}
+    given_back = copies.take()
+    copies.give_back(given_back)
+    copies.close()
+    assert not [name for name in {*kept, given_back} if existing(postgres_admin, name)]
