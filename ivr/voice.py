@@ -143,9 +143,10 @@ class Ivr:
         return tuple(_modified(self.recordings_dir / language) for language in ("", *self.voices))
 
 
-# The menus every caller hears are a few hundred documents and always recent; the rest are one call's own
-# (a read-back) and are seldom asked again. In `sewamitra bench turns` (1,500 calls), 256 documents missed
-# 1.5% more of the 12,115 turns than 1,024 (2,842 against 2,663), and held 0.5 MB, not 2 MB, of a web worker.
+# The menus every caller hears are asked for all the time, so they stay in a smaller cache; many other
+# documents are one call's own (a read-back) and are seldom asked again. In `sewamitra bench turns` (1,500
+# calls), 256 documents missed 1.5% more of the 12,115 turns than 1,024 (2,842 against 2,663), and held
+# 0.5 MB, not 2 MB, of a web worker.
 @functools.lru_cache(maxsize=256)
 def _rendered(
     ivr: Ivr, events: tuple[Event, ...], turn: int, carried: bool, _recordings_changed: tuple[int, ...]
