@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import email.utils
 import functools
 import hashlib
@@ -94,6 +95,7 @@ MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
 MAX_BODY_CHARS = 1600
 DEFAULT_CALL_TIMEOUT = 60
 MAX_REQUEST_BYTES = 1 << 20
+IDLE_CONNECTION_S = 60  # an idle client connection is closed after this long
 SHUTDOWN_POLL = 0.01  # seconds: how soon stop() is noticed: every test stops one, so its teardown stays quick
 
 # Twilio's own error codes, as its API answers them.
@@ -346,6 +348,7 @@ class TwilioSandbox:
         self._stopping.set()
         server.shutdown()
         server.server_close()
+        server.cut_connections()
         if self._thread is not None:
             self._thread.join()
 
@@ -620,17 +623,40 @@ class TwilioSandbox:
 
 
 class _SandboxServer(ThreadingHTTPServer):
-    """The HTTP server, refusing anything but loopback peers and holding the sandbox for handlers."""
+    """The HTTP server, refusing anything but loopback peers and holding the sandbox for handlers. It
+    keeps each client's connection open for its next request, as Twilio's API does (HTTP/1.1; the
+    Python SDK's `TwilioHttpClient` sends every request through one `requests.Session`), and cuts the
+    connections still open when the sandbox stops, so a platform stopped is unreachable at once."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], sandbox: TwilioSandbox, handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sandbox = sandbox
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(address, handler)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         return is_loopback(str(client_address[0]))
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        """End every connection still open: its handler, waiting for the next request, reads the end."""
+        with self._open_lock:
+            still_open = list(self._open)
+        for connection in still_open:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("Twilio sandbox: request from %s failed", client_address, exc_info=True)
@@ -641,6 +667,42 @@ class _SandboxHandler(BaseHTTPRequestHandler):
 
     server: _SandboxServer
     server_version = "TwilioSandbox/1"
+    protocol_version = "HTTP/1.1"  # the connection stays open after each answer (each has its length)
+    # An answer is written in two sends (its head, then its body): with Nagle's algorithm the second
+    # waits for the client's delayed ACK of the first, some 40 ms, on a connection kept open.
+    disable_nagle_algorithm = True
+    timeout = IDLE_CONNECTION_S
+    body = b""
+    told_close = False
+
+    def parse_request(self) -> bool:
+        """Read the request's body whatever its method and path, so that the next request on the
+        connection starts where it should; a body over MAX_REQUEST_BYTES is cut, and the connection
+        with it."""
+        if not super().parse_request():
+            return False
+        try:
+            declared = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad Content-Length")
+            return False
+        if declared > MAX_REQUEST_BYTES:
+            self.close_connection = True
+        self.body = self.rfile.read(min(declared, MAX_REQUEST_BYTES)) if declared > 0 else b""
+        return True
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.told_close = False
+        super().send_response(code, message)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        self.told_close = self.told_close or (keyword.lower() == "connection" and value.lower() == "close")
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        if self.close_connection and not self.told_close:  # told, rather than found at the next request
+            self.send_header("Connection", "close")
+        super().end_headers()
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
@@ -764,8 +826,7 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         self._send_json(refusal.status, refusal.payload())
 
     def _body(self) -> bytes:
-        length = min(int(self.headers.get("Content-Length") or 0), MAX_REQUEST_BYTES)
-        return self.rfile.read(length)
+        return self.body
 
     def _send_json(self, status: int, payload: Any) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")

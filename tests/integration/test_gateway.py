@@ -5,6 +5,7 @@ says whether a retry can help."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 
 from core.settings import Settings
 from devtools.simulator import SandboxMoves
-from devtools.twilio_sandbox import TwilioSandbox, num_segments
+from devtools.twilio_sandbox import MAX_REQUEST_BYTES, TwilioSandbox, num_segments
 from telephony import telephony
 from telephony.port import GatewayError
 from telephony.twilio.rest import TwilioTelephony
@@ -394,6 +395,66 @@ def test_the_sandbox_answers_a_message_as_twilio_does(sandbox: TwilioSandbox) ->
     assert message["uri"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{message['sid']}.json"
     assert message["direction"] == "outbound-api"
     assert message["date_created"].endswith("+0000")
+
+
+API_HEADERS = {
+    "Authorization": basic_auth(ACCOUNT_SID, AUTH_TOKEN),
+    "Content-Type": "application/x-www-form-urlencoded",
+}
+
+
+def _api_post(connection: http.client.HTTPConnection, resource: str, form: dict[str, str]) -> tuple[int, Any]:
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/{resource}.json"
+    connection.request("POST", path, urllib.parse.urlencode(form), API_HEADERS)
+    answer = connection.getresponse()
+    return answer.status, json.loads(answer.read())
+
+
+def test_the_sandbox_keeps_a_clients_connection_open_between_requests_as_twilios_api_does(
+    sandbox: TwilioSandbox,
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    try:
+        assert _api_post(connection, "Messages", {"To": CITIZEN, "From": HELPLINE_NUMBER, "Body": "one"})[0] == 201
+        first = connection.sock
+        # A request whose method carries no form still has its body read, so the next one starts clean.
+        connection.request("DELETE", "/_sandbox/nothing-here", body=b'{"x": 1}')
+        refused = connection.getresponse()
+        assert (refused.status, json.loads(refused.read())["status"]) == (404, 404)
+        assert _api_post(connection, "Messages", {"To": WORKER, "From": HELPLINE_NUMBER, "Body": "two"})[0] == 201
+
+        assert first is not None
+        assert connection.sock is first
+        assert [(m["to"], m["body"]) for m in sandbox.messages] == [(CITIZEN, "one"), (WORKER, "two")]
+    finally:
+        connection.close()
+
+
+def test_a_stopped_sandbox_ends_the_connections_it_kept_open(sandbox: TwilioSandbox) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    try:
+        assert _api_post(connection, "Messages", {"To": CITIZEN, "From": HELPLINE_NUMBER, "Body": "hi"})[0] == 201
+        assert connection.sock is not None
+
+        sandbox.stop()
+
+        assert connection.sock.recv(1) == b""  # the end of the connection: no request of a stopped platform is answered
+    finally:
+        connection.close()
+
+
+def test_a_body_over_the_limit_is_cut_and_its_connection_closed(sandbox: TwilioSandbox) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    try:
+        body = b"Body=" + b"x" * MAX_REQUEST_BYTES
+        connection.request("POST", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", body, API_HEADERS)
+        answer = connection.getresponse()
+        answer.read()
+
+        assert answer.status == 400
+        assert answer.will_close
+    finally:
+        connection.close()
 
 
 def test_the_sandbox_listens_on_loopback_only() -> None:
