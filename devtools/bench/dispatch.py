@@ -35,7 +35,7 @@ from sqlmodel import Session, col
 from core import numbers, pincodes
 from core.exceptions import SewamitraError
 from core.settings import Dispatch, Settings, default_config_path, load_settings
-from devtools.bench import knn, scratch, stats
+from devtools.bench import knn, roundtrips, scratch, stats
 from devtools.bench.output import describe_machine, heading, say, table
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, enqueue, geoindex, queues
@@ -157,6 +157,8 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "e2e_delivered": ("end to end", "offers delivered to the Twilio sandbox (SMS + calls)", "offers"),
     "e2e_delivered_per_s": ("end to end", "delivery rate (offers delivered / time to drain)", "offers/s"),
     "e2e_worker_cpu_ms": ("end to end", "RQ worker processes' CPU per request (user + system, from go to done)", "ms"),
+    "e2e_postgres_trips": ("end to end", "RQ worker processes' PostgreSQL round trips per request", "round trips"),
+    "e2e_redis_trips": ("end to end", "RQ worker processes' Redis round trips per request (RQ's too)", "round trips"),
     "sql_offered": ("SQL baseline", "requests offered by a plain loop (one process, no Redis/RQ)", "requests"),
     "sql_dispatch_s": ("SQL baseline", "loop wall time", "s"),
     "sql_offered_per_s": ("SQL baseline", "requests offered per second", "requests/s"),
@@ -510,7 +512,7 @@ def measure_offers(
     """`count` new requests through the real dispatch queue and `processes` RQ workers."""
     request_ids = insert_requests(bench, count)
     bench.say(f"dispatching {count:,} requests through RQ with {processes} worker process(es)")
-    started, worker_cpu_s = run_workers(bench, request_ids, processes)
+    started, worker_cpu_s, trips = run_workers(bench, request_ids, processes)
     statuses = _statuses(bench.engine)
     dispatched, drained = _finish_times(bench, started)
     delivered = len(sandbox.messages) + len(sandbox.calls)
@@ -528,6 +530,8 @@ def measure_offers(
         "e2e_delivered": float(delivered),
         "e2e_delivered_per_s": stats.ratio(delivered, drained),
         "e2e_worker_cpu_ms": stats.ratio(worker_cpu_s * 1000, count),
+        "e2e_postgres_trips": stats.ratio(trips.postgres, count),
+        "e2e_redis_trips": stats.ratio(trips.redis, count),
     }
     return figures, _failures(bench, failed), request_ids
 
@@ -569,10 +573,13 @@ def _request_numbers(rng: random.Random, count: int) -> list[str]:
     return list(made)
 
 
-def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> tuple[datetime, float]:
+def run_workers(
+    bench: Bench, request_ids: Sequence[int], processes: int
+) -> tuple[datetime, float, roundtrips.RoundTrips]:
     """Enqueue every dispatch job only once all workers are connected; returns when the clock started,
     and the CPU seconds the worker processes spent from then until their queues were empty (each by its
-    own clock: on a shared machine, what the work costs, apart from how long it waited for a core)."""
+    own clock: on a shared machine, what the work costs, apart from how long it waited for a core),
+    and their round trips to PostgreSQL and Redis (a count: the same however busy the machine)."""
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no connection crosses a fork
     ready, go, spent = spawn.Queue(), spawn.Event(), spawn.Queue()
     workers = [
@@ -590,7 +597,9 @@ def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> tup
             raise SewamitraError("Redis refused the dispatch of the requests; see the error above")
         go.set()
         _join(workers)
-        return started, sum(spent.get(timeout=READY_TIMEOUT_S) for _ in workers)
+        reports = [spent.get(timeout=READY_TIMEOUT_S) for _ in workers]
+        trips = sum((report[1] for report in reports), roundtrips.RoundTrips())
+        return started, sum(report[0] for report in reports), trips
     finally:
         for worker in workers:
             if worker.is_alive():
@@ -598,9 +607,15 @@ def run_workers(bench: Bench, request_ids: Sequence[int], processes: int) -> tup
                 worker.join(5)
 
 
-def _serve(settings: Settings, ready: ProcessQueue[str], go: Event, spent: ProcessQueue[float], name: str) -> None:
+def _serve(
+    settings: Settings,
+    ready: ProcessQueue[str],
+    go: Event,
+    spent: ProcessQueue[tuple[float, roundtrips.RoundTrips]],
+    name: str,
+) -> None:
     """One RQ worker process as `sewamitra worker` runs it, connected before the clock starts; it
-    reports the CPU seconds its burst took."""
+    reports the CPU seconds its burst took, and its round trips."""
     engine = create_engine(settings.sqlalchemy_url)
     with engine.connect():
         pass
@@ -610,8 +625,9 @@ def _serve(settings: Settings, ready: ProcessQueue[str], go: Event, spent: Proce
     ready.put(name)
     go.wait()
     cpu = time.process_time()
-    queues.worker(connection, name=name).work(burst=True, logging_level="WARNING")
-    spent.put(time.process_time() - cpu)
+    with roundtrips.counted() as trips:
+        queues.worker(connection, name=name).work(burst=True, logging_level="WARNING")
+    spent.put((time.process_time() - cpu, trips))
 
 
 def _await_ready(ready: ProcessQueue[str], workers: Sequence[SpawnProcess]) -> None:
@@ -755,6 +771,8 @@ def _value(value: float, unit: str) -> str:
         return f"{value:.2f}"
     if unit == "share":
         return f"{value:.1%}"
+    if unit == "round trips":
+        return f"{value:.1f} {unit}"
     return f"{value:,.0f} {unit}"
 
 
