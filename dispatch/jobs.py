@@ -213,7 +213,8 @@ class Batch:
 
 def _dispatch_batch(request_ids: Sequence[int]) -> Batch:
     """Each request's round, in one transaction committed once (waiting for the disk if any offer's SMS
-    was recorded), each round in a savepoint of its own so that one that fails is rolled back alone;
+    was recorded): tried together, the rounds' offers written at once; should that fail, again with
+    each round in a savepoint of its own, so that one that fails is rolled back alone (`_rounds`);
     then the offers are sent, from this job: each offer's SMS is recorded, its first try claimed, in
     the transaction (the outbox the sweeper sends from should this job die before sending), and sent
     after the commit. A request another dispatch holds comes back shortly."""
@@ -230,7 +231,16 @@ def _dispatch_batch(request_ids: Sequence[int]) -> Batch:
     try:
         moment = now()
         with session_scope(ctx.engine) as session:
-            rounds = _rounds(session, held.request_ids, moment, batch)
+            # SQLite (Python's driver) opens no transaction before a SAVEPOINT: the RELEASE of each round's
+            # commits it, and a batch's writes that fail after them could not take their rounds back.
+            together = ctx.engine.dialect.name != "sqlite"
+            try:
+                rounds = _rounds(session, held.request_ids, moment, batch, together=together)
+            except _NotTogether:
+                log.warning("a dispatch batch tried together failed: each round again alone", exc_info=True)
+                session.rollback()
+                batch.failed.clear()
+                rounds = _rounds(session, held.request_ids, moment, batch, together=False)
             deliveries = [delivery for result, found in rounds.values() for delivery in found]
             if not deliveries:
                 commit_without_waiting_for_disk(session)  # a lost round is redone by the sweeper
@@ -274,11 +284,16 @@ def _record_batch_sent(sent: Sequence[tuple[int, str]]) -> None:
 
 
 def _rounds(
-    session: Session, request_ids: Sequence[int], moment: datetime, batch: Batch
+    session: Session, request_ids: Sequence[int], moment: datetime, batch: Batch, *, together: bool
 ) -> dict[int, tuple[offers.Dispatched, list[Delivery]]]:
-    """A round of each request still to dispatch, each in its savepoint: its result and its offers'
-    deliveries. A round that fails is rolled back, logged and put in `batch.failed`; an unreachable
-    database fails them all."""
+    """A round of each request still to dispatch: its result and its offers' deliveries. An
+    unreachable database fails them all.
+
+    `together` (the way a batch is tried first): the rounds run one after the other in the batch's
+    transaction, then the offers of every round, their audit events and their SMS are written, each
+    kind in one INSERT. Should anything fail, `_NotTogether` is raised for the caller to roll the batch
+    back and run it again apart: each round with its writes in a savepoint of its own, so that a round
+    that fails is rolled back alone, logged and put in `batch.failed`, and the others go on."""
     ctx = context.current()
     rules = ctx.settings.dispatch
     requests = session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(request_ids))).all()
@@ -287,27 +302,50 @@ def _rounds(
     batch.outcomes |= {request_id: "nothing to do" for request_id in request_ids if request_id not in due}
     found = _candidates_of(session, list(due.values()), moment)
     valid_days = ctx.settings.workers_quality.police_verification_valid_days
-    rounds = {}
-    for request_id, request in due.items():
-        try:
-            with session.begin_nested():
-                first = rework.first_choice(session, request, ctx.settings.rework)
-                result = offers.next_offers(
-                    session,
-                    request_id,
-                    found[request_id],
-                    rules,
-                    moment,
-                    first_choice=first,
-                    police_valid_days=valid_days,
-                )
-                rounds[request_id] = (result, _deliveries(session, result, moment))
-        except UNREACHABLE:
-            raise
-        except Exception as exc:
-            log.exception("the dispatch of request %s failed; the sweeper dispatches it again", request_id)
-            batch.failed[request_id] = exc
-    return rounds
+
+    def round_of(request_id: int, request: ServiceRequest, offered_before: frozenset[int]) -> offers.Dispatched:
+        return offers.next_offers(
+            session,
+            request_id,
+            found[request_id],
+            rules,
+            moment,
+            first_choice=rework.first_choice(session, request, ctx.settings.rework),
+            police_valid_days=valid_days,
+            offered_before=offered_before,
+            record=not together,
+        )
+
+    rounds: dict[int, tuple[offers.Dispatched, list[Delivery]]] = {}
+    if not together:
+        for request_id, request in due.items():
+            try:
+                with session.begin_nested():
+                    result = round_of(request_id, request, frozenset())
+                    rounds[request_id] = (result, _deliveries(session, [result], moment).get(request_id, []))
+            except UNREACHABLE:
+                raise
+            except Exception as exc:
+                log.exception("the dispatch of request %s failed; the sweeper dispatches it again", request_id)
+                batch.failed[request_id] = exc
+        return rounds
+    made: dict[int, offers.Dispatched] = {}
+    offered: set[int] = set()  # the workers the rounds so far offered, their offers not written yet
+    try:
+        for request_id, request in due.items():
+            made[request_id] = result = round_of(request_id, request, frozenset(offered))
+            offered.update(offer.worker_id for offer in result.offers)
+        offers.record_offers(session, list(made.values()))
+        written = _deliveries(session, list(made.values()), moment)
+    except UNREACHABLE:
+        raise
+    except Exception as exc:
+        raise _NotTogether from exc
+    return {request_id: (result, written.get(request_id, [])) for request_id, result in made.items()}
+
+
+class _NotTogether(Exception):
+    """A batch tried together failed: it runs again, each round alone."""
 
 
 @dataclass(frozen=True)
@@ -322,35 +360,40 @@ class Delivery:
     made_at: datetime
 
 
-def _deliveries(session: Session, result: offers.Dispatched, moment: datetime) -> list[Delivery]:
-    """Each new offer's delivery; an SMS offer's text recorded, its first try claimed, in the round's
-    transaction. A message sent must be in the database first, so that round commits waiting for the
-    disk (PostgreSQL's synchronous commit)."""
+def _deliveries(session: Session, rounds: Sequence[offers.Dispatched], moment: datetime) -> dict[int, list[Delivery]]:
+    """Each new offer's delivery, by request; an SMS offer's text recorded, its first try claimed, in
+    the rounds' transaction (one INSERT for them all). A message sent must be in the database first,
+    so that transaction commits waiting for the disk (PostgreSQL's synchronous commit)."""
     texts: dict[int, SmsLog] = {}
-    for offer, worker in zip(result.offers, result.workers, strict=True):
-        if offer.channel is OfferChannel.SMS:
-            request = session.get(ServiceRequest, offer.request_id)
-            assert request is not None
-            template, values = _offer_text(session, request, worker)
-            texts[offer.id or 0] = messages.record_claimed(
-                session,
-                context.current().settings,
-                worker.phone,
-                template,
-                worker.language,
-                values,
-                moment,
-                request_id=request.id,
-                worker_id=worker.id,
+    for result in rounds:
+        for offer, worker in zip(result.offers, result.workers, strict=True):
+            if offer.channel is OfferChannel.SMS:
+                request = result.request
+                assert request is not None
+                template, values = _offer_text(session, request, worker)
+                texts[offer.id or 0] = messages.record_claimed(
+                    session,
+                    context.current().settings,
+                    worker.phone,
+                    template,
+                    worker.language,
+                    values,
+                    moment,
+                    request_id=request.id,
+                    worker_id=worker.id,
+                )
+    if texts:
+        session.flush()
+    found: dict[int, list[Delivery]] = {}
+    for result in rounds:
+        for offer, worker in zip(result.offers, result.workers, strict=True):
+            assert offer.id is not None
+            assert offer.expires_at is not None
+            sms = texts.get(offer.id)
+            outgoing = messages.outgoing(sms) if sms else None
+            found.setdefault(offer.request_id, []).append(
+                Delivery(offer.id, offer.expires_at, worker.phone, outgoing, moment)
             )
-    session.flush()
-    found = []
-    for offer, worker in zip(result.offers, result.workers, strict=True):
-        assert offer.id is not None
-        assert offer.expires_at is not None
-        sms = texts.get(offer.id)
-        outgoing = messages.outgoing(sms) if sms else None
-        found.append(Delivery(offer.id, offer.expires_at, worker.phone, outgoing, moment))
     return found
 
 

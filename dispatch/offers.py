@@ -81,6 +81,8 @@ class Dispatched:
     escalated: bool = False
     reason: str = ""
     again: bool = False  # nobody could be asked now, but a worker another transaction held may be free shortly
+    request: ServiceRequest | None = None  # the request offered, when the round made offers
+    opened: bool = False  # the round's offers are the request's first: it went from new to offered
 
 
 def audit(
@@ -106,12 +108,18 @@ def next_offers(
     *,
     first_choice: int | None = None,
     police_valid_days: int = 0,
+    offered_before: frozenset[int] = frozenset(),
+    record: bool = True,
 ) -> Dispatched:
     """One round of dispatch: expire stale offers, then offer to the best eligible candidates or,
     when the request has waited or been refused too long, escalate it. A rework is offered to its
     `first_choice` (the worker who did the job) alone, if they were never asked about it and may
     take it; its `avoid_worker_id` is never asked. A police verification older than
-    `police_valid_days` (0: no limit) no longer holds."""
+    `police_valid_days` (0: no limit) no longer holds.
+
+    The offers are inserted with their audit events (`record_offers`), unless `record` is False: then
+    the caller inserts them, with other rounds' of the same transaction, before it commits; it names
+    the workers those rounds offered (`offered_before`), whose offers this round cannot yet see."""
     request = session.get(ServiceRequest, request_id)
     if request is None or request.status not in DISPATCHABLE:
         return Dispatched(reason="not dispatchable")
@@ -132,27 +140,41 @@ def next_offers(
         return _escalate(session, request, "no worker took it in time", now)
     limit = rules.parallel_offers - len(live)
     chosen, held_elsewhere = _choose(
-        session, request, candidates, earlier, rules, limit, now.date(), first_choice, police_valid_days
+        session, request, candidates, earlier, rules, limit, now.date(), first_choice, police_valid_days, offered_before
     )
     if not chosen and not live:
         return _nobody_now(session, request, held_elsewhere, now)
     first = request.status is RequestStatus.NEW
     if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
         return Dispatched(reason="changed meanwhile")
-    made = tuple(_offer(session, request, worker, rules, now) for worker in chosen)
+    made = tuple(_offer(session, request, worker, rules, now, offered_before) for worker in chosen)
+    result = Dispatched(offers=made, workers=tuple(chosen), request=request, opened=first)
+    if record:
+        record_offers(session, [result])
+    return result
+
+
+def record_offers(session: Session, rounds: Sequence[Dispatched]) -> None:
+    """The rounds' offers inserted (their ids, for the audit trail and the jobs that send them), then
+    their audit events: one INSERT for the offers, one for the events, however many rounds."""
+    made = [offer for result in rounds for offer in result.offers]
+    if not made:
+        return
     session.add_all(made)
-    session.flush()  # the offers' ids, for the audit trail and the jobs that send them
-    opened = (
-        [_moved(AuditAction.REQUEST_OFFERED, request, from_status=RequestStatus.NEW.value, reason="first offer sent")]
-        if first
-        else []
-    )
-    sent = [
-        _moved(AuditAction.OFFER_SENT, request, worker_id=o.worker_id, offer_id=o.id, channel=o.channel.value)
-        for o in made
-    ]
-    record_rows(session, [*opened, *sent])  # one INSERT for the round's events
-    return Dispatched(offers=made, workers=tuple(chosen))
+    session.flush()
+    events = []
+    for result in rounds:
+        request = result.request
+        if request is None or not result.offers:
+            continue
+        if result.opened:
+            new = RequestStatus.NEW.value
+            events.append(_moved(AuditAction.REQUEST_OFFERED, request, from_status=new, reason="first offer sent"))
+        events += [
+            _moved(AuditAction.OFFER_SENT, request, worker_id=o.worker_id, offer_id=o.id, channel=o.channel.value)
+            for o in result.offers
+        ]
+    record_rows(session, events)
 
 
 def _moved(
@@ -188,6 +210,7 @@ def _choose(
     today: date,
     first_choice: int | None,
     police_valid_days: int,
+    offered_before: frozenset[int],
 ) -> tuple[list[Worker], bool]:
     """Whom this round asks: a rework's first choice alone, if never asked about it and able to take
     it; else the best eligible candidates. Never a worker the request's citizen asked not to have."""
@@ -195,11 +218,11 @@ def _choose(
     if first_choice is not None and first_choice not in asked and all(o.worker_id != first_choice for o in earlier):
         first = [Candidate(first_choice, 0.0, None, None)]
         chosen, held_elsewhere = _eligible(
-            session, request, first, asked, rules, min(limit, 1), today, police_valid_days
+            session, request, first, asked, rules, min(limit, 1), today, police_valid_days, offered_before
         )
         if chosen:
             return chosen, held_elsewhere
-    return _eligible(session, request, candidates, asked, rules, limit, today, police_valid_days)
+    return _eligible(session, request, candidates, asked, rules, limit, today, police_valid_days, offered_before)
 
 
 def _offers_of(session: Session, request_id: int) -> list[Offer]:
@@ -268,9 +291,12 @@ def _eligible(
     limit: int,
     today: date,
     police_valid_days: int,
+    offered_before: frozenset[int] = frozenset(),
 ) -> tuple[list[Worker], bool]:
     """The first `limit` candidates the database confirms (the index may lag a moment behind),
-    in the ranking's order; and whether any was left out because another transaction held them."""
+    in the ranking's order; and whether any was left out because another transaction held them.
+    Without parallel jobs, a worker `offered_before` in this transaction (not inserted yet) is not
+    free, as one whose offer the database holds is not."""
     wanted = [c.worker_id for c in candidates if c.worker_id not in asked][: max(limit * 4, 8)]
     if not wanted or limit < 1:
         return [], False
@@ -281,6 +307,7 @@ def _eligible(
         # assignment another transaction made to them before letting them go.
         held = hold_workers(session, wanted, skip_locked=True)
         wanted, held_elsewhere, query = held, len(held) < len(wanted), FREE_WITH_SKILL
+        wanted = [worker_id for worker_id in wanted if worker_id not in offered_before]
     # Selected by primary key and filtered here, so no query plan can favour a poor index.
     rows = session.exec(query, params={"wanted": wanted, "skill": request.service_code}).all() if wanted else []
     found = {
@@ -357,12 +384,22 @@ def job_in_hand(session: Session, worker_id: int, but_not: int | None = None) ->
     return session.exec(query.order_by(col(ServiceRequest.assigned_at))).first()
 
 
-def _offer(session: Session, request: ServiceRequest, worker: Worker, rules: Dispatch, now: datetime) -> Offer:
-    """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered."""
+def _offer(
+    session: Session,
+    request: ServiceRequest,
+    worker: Worker,
+    rules: Dispatch,
+    now: datetime,
+    offered_before: frozenset[int] = frozenset(),
+) -> Offer:
+    """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered (an
+    offer `offered_before` in this transaction is their latest, and not unanswered)."""
     assert worker.id is not None
     assert request.id is not None
     by_voice = worker.voice_preferred or (
-        rules.voice_after_unanswered_sms > 0 and _unanswered_sms_offers(session, worker.id, rules) > 0
+        rules.voice_after_unanswered_sms > 0
+        and worker.id not in offered_before
+        and _unanswered_sms_offers(session, worker.id, rules) > 0
     )
     return Offer(
         request_id=request.id,

@@ -941,6 +941,56 @@ def test_a_batchs_offer_sids_are_recorded_in_one_write_after_its_sends(
     assert len(recorded) == 3
 
 
+def test_a_batchs_offers_their_audit_events_and_their_sms_are_each_written_in_one_insert(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    """On PostgreSQL a batch's rounds run one after another, with no savepoint each; what they made is
+    written after the last, each kind at once, and reads back as the rounds made it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite (Python's driver) commits a savepoint's release: each round is written on its own")
+    due = three_requests_due(engine, redis_client, datetime.now(UTC))
+    tables: list[str] = []
+
+    def note(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO "):
+            tables.append(statement.split()[2])
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert jobs.dispatch_due() == "dispatched 3"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+
+    assert tables == ["offer", "audit_event", "sms_log"]
+    with Session(engine) as session:
+        made = session.exec(select(Offer).order_by(col(Offer.request_id))).all()
+        events = session.exec(select(AuditEvent).where(AuditEvent.entity == "service_request")).all()
+    assert [(o.request_id, o.status) for o in made] == [(r, OfferStatus.PENDING) for r in due]
+    assert sorted((e.entity_id, e.action) for e in events) == sorted(
+        [(r, "request.offered") for r in due] + [(r, "offer.sent") for r in due]
+    )
+    assert {e.detail["offer_id"] for e in events if e.action == "offer.sent"} == {o.id for o in made}
+    assert len(sandbox.messages) == 3
+
+
+def test_two_requests_of_one_batch_near_the_only_worker_ask_them_once(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    """One job, one question: the batch's second round cannot yet see the first's offer in the
+    database, and still leaves its worker out."""
+    only = add_worker(engine, "Only", "+919800000811", 0.5)
+    jobs.rebuild_index()
+    first, second = add_request(engine), add_request(engine)
+    assert enqueue.dispatch_requests(redis_client, [first, second])
+
+    assert jobs.dispatch_due() == "dispatched 2"
+
+    assert [(o.request_id, o.worker_id) for o in offers_of(engine, first)] == [(first, only)]
+    assert offers_of(engine, second) == []
+    assert request_of(engine, second).status is RequestStatus.ESCALATED
+    assert [m["to"] for m in sandbox.messages] == ["+919800000811"]
+
+
 class DatabaseWatchingPlatform:
     """The platform, slow to take the first SMS (the job's clock moves on by `slowness`), noting before
     each send which of our messages have their sid written."""
