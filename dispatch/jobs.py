@@ -335,7 +335,8 @@ def _rounds(
         for request_id, request in due.items():
             made[request_id] = result = round_of(request_id, request, frozenset(offered))
             offered.update(offer.worker_id for offer in result.offers)
-        offers.record_offers(session, list(made.values()))
+        for request_id in offers.record_offers(session, list(made.values()), moment):
+            made[request_id] = offers.Dispatched(reason="changed meanwhile")
         written = _deliveries(session, list(made.values()), moment)
     except UNREACHABLE:
         raise

@@ -82,7 +82,7 @@ class Dispatched:
     reason: str = ""
     again: bool = False  # nobody could be asked now, but a worker another transaction held may be free shortly
     request: ServiceRequest | None = None  # the request offered, when the round made offers
-    opened: bool = False  # the round's offers are the request's first: it went from new to offered
+    opened: bool = False  # the round's offers are the request's first: it goes from new to offered
 
 
 def audit(
@@ -117,9 +117,10 @@ def next_offers(
     take it; its `avoid_worker_id` is never asked. A police verification older than
     `police_valid_days` (0: no limit) no longer holds.
 
-    The offers are inserted with their audit events (`record_offers`), unless `record` is False: then
-    the caller inserts them, with other rounds' of the same transaction, before it commits; it names
-    the workers those rounds offered (`offered_before`), whose offers this round cannot yet see."""
+    The request is moved to offered and its offers are inserted with their audit events, unless
+    `record` is False: then the caller does both (`record_offers`), with other rounds' of the same
+    transaction, before it commits; it names the workers those rounds offered (`offered_before`),
+    whose offers this round cannot yet see."""
     request = session.get(ServiceRequest, request_id)
     if request is None or request.status not in DISPATCHABLE:
         return Dispatched(reason="not dispatchable")
@@ -145,21 +146,28 @@ def next_offers(
     if not chosen and not live:
         return _nobody_now(session, request, held_elsewhere, now)
     first = request.status is RequestStatus.NEW
-    if first and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
+    if first and record and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
         return Dispatched(reason="changed meanwhile")
     made = tuple(_offer(session, request, worker, rules, now, offered_before) for worker in chosen)
     result = Dispatched(offers=made, workers=tuple(chosen), request=request, opened=first)
     if record:
-        record_offers(session, [result])
+        record_offers(session, [result], now)
     return result
 
 
-def record_offers(session: Session, rounds: Sequence[Dispatched]) -> None:
-    """The rounds' offers inserted (their ids, for the audit trail and the jobs that send them), then
-    their audit events: one INSERT for the offers, one for the events, however many rounds."""
+def record_offers(session: Session, rounds: Sequence[Dispatched], now: datetime) -> set[int]:
+    """The rounds' requests still new moved to offered (rounds that left it to this: `record` False),
+    their offers inserted (their ids, for the audit trail and the jobs that send them), then their
+    audit events: one statement for each, however many rounds. A round whose request changed
+    meanwhile (an agent cancelled it, say) writes nothing: the ids of their requests."""
+    waiting = [
+        r.request for r in rounds if r.opened and r.request is not None and r.request.status is RequestStatus.NEW
+    ]
+    changed = _open(session, waiting, now)
+    rounds = [r for r in rounds if r.request is None or r.request.id not in changed]
     made = [offer for result in rounds for offer in result.offers]
     if not made:
-        return
+        return changed
     session.add_all(made)
     session.flush()
     events = []
@@ -175,6 +183,33 @@ def record_offers(session: Session, rounds: Sequence[Dispatched]) -> None:
             for o in result.offers
         ]
     record_rows(session, events)
+    return changed
+
+
+def _open(session: Session, requests: Sequence[ServiceRequest], now: datetime) -> set[int]:
+    """Move these requests from new to offered, each only if still new, in one UPDATE; those that were
+    not (their ids)."""
+    if not requests:
+        return set()
+    ids = [request.id for request in requests if request.id is not None]
+    moved = set(session.execute(OPEN, {"ids": ids, "at": now}).scalars())
+    for request in requests:
+        if request.id in moved:
+            set_committed_value(request, "status", RequestStatus.OFFERED)  # what the UPDATE wrote
+            set_committed_value(request, "updated_at", now)
+    return set(ids) - moved
+
+
+OPEN = (
+    sa.update(ServiceRequest)
+    .where(
+        col(ServiceRequest.id).in_(sa.bindparam("ids", expanding=True)),
+        col(ServiceRequest.status) == RequestStatus.NEW,
+    )
+    .values(status=RequestStatus.OFFERED, updated_at=sa.bindparam("at"))
+    .returning(col(ServiceRequest.id))
+    .execution_options(synchronize_session=False)
+)
 
 
 def _moved(

@@ -973,6 +973,44 @@ def test_a_batchs_offers_their_audit_events_and_their_sms_are_each_written_in_on
     assert len(sandbox.messages) == 3
 
 
+def test_a_request_cancelled_while_its_batch_runs_gets_no_offer_and_the_rest_of_the_batch_goes_on(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    """An agent cancels a request after its round chose a worker, before the batch writes: the move to
+    offered finds it changed, so its offer is never written nor sent; the batch's other request is
+    offered as its own round chose."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite batches run apart: each round moves its request before it makes offers")
+    add_worker(engine, "First", "+919800000821", 0.5)
+    add_worker(engine, "Second", "+919800000822", 1.5)
+    jobs.rebuild_index()
+    cancelled, offered = add_request(engine), add_request(engine)
+    assert enqueue.dispatch_requests(redis_client, [cancelled, offered])
+    agent_acted: list[int] = []
+
+    def agent_cancels(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.startswith("UPDATE service_request SET status") and not agent_acted:
+            agent_acted.append(cancelled)
+            with engine.begin() as other:
+                other.execute(
+                    sa.update(ServiceRequest)
+                    .where(col(ServiceRequest.id) == cancelled)
+                    .values(status=RequestStatus.CANCELLED)
+                )
+
+    sa.event.listen(engine, "before_cursor_execute", agent_cancels)
+    try:
+        assert jobs.dispatch_due() == "dispatched 2"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", agent_cancels)
+
+    assert agent_acted == [cancelled]
+    assert request_of(engine, cancelled).status is RequestStatus.CANCELLED
+    assert offers_of(engine, cancelled) == []
+    assert request_of(engine, offered).status is RequestStatus.OFFERED
+    assert [m["to"] for m in sandbox.messages] == ["+919800000822"]  # the worker its round chose
+
+
 def test_two_requests_of_one_batch_near_the_only_worker_ask_them_once(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
 ) -> None:
