@@ -289,11 +289,13 @@ def _rounds(
     """A round of each request still to dispatch: its result and its offers' deliveries. An
     unreachable database fails them all.
 
-    `together` (the way a batch is tried first): the rounds run one after the other in the batch's
-    transaction, then the offers of every round, their audit events and their SMS are written, each
-    kind in one INSERT. Should anything fail, `_NotTogether` is raised for the caller to roll the batch
-    back and run it again apart: each round with its writes in a savepoint of its own, so that a round
-    that fails is rolled back alone, logged and put in `batch.failed`, and the others go on."""
+    `together` (the way a batch is tried first): the workers the rounds would each hold and read are
+    held and read at once (`offers.hold_for`), the rounds run one after the other in the batch's
+    transaction, then their new requests are moved to offered in one UPDATE, and the offers of every
+    round, their audit events and their SMS are written, each kind in one INSERT. Should anything
+    fail, `_NotTogether` is raised for the caller to roll the batch back and run it again apart: each
+    round with its writes in a savepoint of its own, so that a round that fails is rolled back alone,
+    logged and put in `batch.failed`, and the others go on."""
     ctx = context.current()
     rules = ctx.settings.dispatch
     requests = session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(request_ids))).all()
@@ -303,7 +305,7 @@ def _rounds(
     found = _candidates_of(session, list(due.values()), moment)
     valid_days = ctx.settings.workers_quality.police_verification_valid_days
 
-    def round_of(request_id: int, request: ServiceRequest, offered_before: frozenset[int]) -> offers.Dispatched:
+    def round_of(request_id: int, request: ServiceRequest, together: offers.Together | None) -> offers.Dispatched:
         return offers.next_offers(
             session,
             request_id,
@@ -312,8 +314,7 @@ def _rounds(
             moment,
             first_choice=rework.first_choice(session, request, ctx.settings.rework),
             police_valid_days=valid_days,
-            offered_before=offered_before,
-            record=not together,
+            together=together,
         )
 
     rounds: dict[int, tuple[offers.Dispatched, list[Delivery]]] = {}
@@ -321,7 +322,7 @@ def _rounds(
         for request_id, request in due.items():
             try:
                 with session.begin_nested():
-                    result = round_of(request_id, request, frozenset())
+                    result = round_of(request_id, request, None)
                     rounds[request_id] = (result, _deliveries(session, [result], moment).get(request_id, []))
             except UNREACHABLE:
                 raise
@@ -330,11 +331,10 @@ def _rounds(
                 batch.failed[request_id] = exc
         return rounds
     made: dict[int, offers.Dispatched] = {}
-    offered: set[int] = set()  # the workers the rounds so far offered, their offers not written yet
     try:
+        held = offers.hold_for(session, rules, [(request, found[request_id]) for request_id, request in due.items()])
         for request_id, request in due.items():
-            made[request_id] = result = round_of(request_id, request, frozenset(offered))
-            offered.update(offer.worker_id for offer in result.offers)
+            made[request_id] = round_of(request_id, request, held)
         for request_id in offers.record_offers(session, list(made.values()), moment):
             made[request_id] = offers.Dispatched(reason="changed meanwhile")
         written = _deliveries(session, list(made.values()), moment)

@@ -8,8 +8,8 @@ transaction, and sends SMS or places calls only after it has committed. `reply` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence, Set
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -108,8 +108,7 @@ def next_offers(
     *,
     first_choice: int | None = None,
     police_valid_days: int = 0,
-    offered_before: frozenset[int] = frozenset(),
-    record: bool = True,
+    together: Together | None = None,
 ) -> Dispatched:
     """One round of dispatch: expire stale offers, then offer to the best eligible candidates or,
     when the request has waited or been refused too long, escalate it. A rework is offered to its
@@ -117,10 +116,9 @@ def next_offers(
     take it; its `avoid_worker_id` is never asked. A police verification older than
     `police_valid_days` (0: no limit) no longer holds.
 
-    The request is moved to offered and its offers are inserted with their audit events, unless
-    `record` is False: then the caller does both (`record_offers`), with other rounds' of the same
-    transaction, before it commits; it names the workers those rounds offered (`offered_before`),
-    whose offers this round cannot yet see."""
+    The request is moved to offered and its offers are inserted with their audit events, unless the
+    round is one of a batch tried `together`: then the batch does both for all its rounds
+    (`record_offers`) before it commits."""
     request = session.get(ServiceRequest, request_id)
     if request is None or request.status not in DISPATCHABLE:
         return Dispatched(reason="not dispatchable")
@@ -141,18 +139,64 @@ def next_offers(
         return _escalate(session, request, "no worker took it in time", now)
     limit = rules.parallel_offers - len(live)
     chosen, held_elsewhere = _choose(
-        session, request, candidates, earlier, rules, limit, now.date(), first_choice, police_valid_days, offered_before
+        session, request, candidates, earlier, rules, limit, now.date(), first_choice, police_valid_days, together
     )
     if not chosen and not live:
         return _nobody_now(session, request, held_elsewhere, now)
     first = request.status is RequestStatus.NEW
-    if first and record and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now):
+    if (
+        first
+        and together is None
+        and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now)
+    ):
         return Dispatched(reason="changed meanwhile")
+    offered_before = together.offered if together is not None else frozenset()
     made = tuple(_offer(session, request, worker, rules, now, offered_before) for worker in chosen)
     result = Dispatched(offers=made, workers=tuple(chosen), request=request, opened=first)
-    if record:
+    if together is None:
         record_offers(session, [result], now)
+    else:
+        together.offered.update(offer.worker_id for offer in made)
     return result
+
+
+@dataclass
+class Together:
+    """What a batch tried together knows for its rounds: the workers its rounds so far offered, their
+    offers not written yet (without parallel jobs, not free, as one whose offer the database holds is
+    not; and their latest offer is no unanswered one); and the workers it held for them all at once
+    before the first (`hold_for`), read once in the same way `_eligible` reads a round's."""
+
+    offered: set[int] = field(default_factory=set)
+    tried: frozenset[int] = frozenset()  # the workers the batch tried to hold
+    held: frozenset[int] = frozenset()  # of those, the ones it holds (the others another transaction does)
+    free: dict[int, Worker] = field(default_factory=dict)  # of those, the ones free of any job and question
+    skills: dict[int, set[str]] = field(default_factory=dict)  # the free workers' skills
+
+
+def hold_for(
+    session: Session, rules: Dispatch, rounds: Sequence[tuple[ServiceRequest, Sequence[Candidate]]]
+) -> Together:
+    """A batch's `Together`, holding and reading at once the workers each first round would hold and
+    read (without parallel jobs): two statements for the batch rather than two a round. A round that
+    wants a worker outside them (a later round's, a rework's first choice) holds and reads its own."""
+    if rules.allow_parallel_jobs:
+        return Together()
+    wanted: list[int] = []
+    for request, candidates in rounds:
+        if request.status is RequestStatus.NEW and request.dispatch_round == 0:
+            avoid = request.avoid_worker_id
+            ids = [c.worker_id for c in candidates if c.worker_id != avoid][: _wanted_at_most(rules.parallel_offers)]
+            wanted += [worker_id for worker_id in ids if worker_id not in wanted]
+    if not wanted:
+        return Together()
+    held = hold_workers(session, wanted, skip_locked=True)
+    rows = session.exec(FREE_WITH_SKILLS, params={"wanted": held}).all() if held else []
+    together = Together(tried=frozenset(wanted), held=frozenset(held))
+    for worker, skill in rows:
+        together.free[worker.id or 0] = worker
+        together.skills.setdefault(worker.id or 0, set()).add(skill)
+    return together
 
 
 def record_offers(session: Session, rounds: Sequence[Dispatched], now: datetime) -> set[int]:
@@ -245,7 +289,7 @@ def _choose(
     today: date,
     first_choice: int | None,
     police_valid_days: int,
-    offered_before: frozenset[int],
+    together: Together | None,
 ) -> tuple[list[Worker], bool]:
     """Whom this round asks: a rework's first choice alone, if never asked about it and able to take
     it; else the best eligible candidates. Never a worker the request's citizen asked not to have."""
@@ -253,11 +297,11 @@ def _choose(
     if first_choice is not None and first_choice not in asked and all(o.worker_id != first_choice for o in earlier):
         first = [Candidate(first_choice, 0.0, None, None)]
         chosen, held_elsewhere = _eligible(
-            session, request, first, asked, rules, min(limit, 1), today, police_valid_days, offered_before
+            session, request, first, asked, rules, min(limit, 1), today, police_valid_days, together
         )
         if chosen:
             return chosen, held_elsewhere
-    return _eligible(session, request, candidates, asked, rules, limit, today, police_valid_days, offered_before)
+    return _eligible(session, request, candidates, asked, rules, limit, today, police_valid_days, together)
 
 
 def _offers_of(session: Session, request_id: int) -> list[Offer]:
@@ -326,31 +370,50 @@ def _eligible(
     limit: int,
     today: date,
     police_valid_days: int,
-    offered_before: frozenset[int] = frozenset(),
+    together: Together | None = None,
 ) -> tuple[list[Worker], bool]:
     """The first `limit` candidates the database confirms (the index may lag a moment behind),
     in the ranking's order; and whether any was left out because another transaction held them.
-    Without parallel jobs, a worker `offered_before` in this transaction (not inserted yet) is not
-    free, as one whose offer the database holds is not."""
-    wanted = [c.worker_id for c in candidates if c.worker_id not in asked][: max(limit * 4, 8)]
+    In a batch tried `together`, without parallel jobs, a worker its rounds offered is not free, and
+    the workers it held and read for all its rounds are not held and read again."""
+    wanted = [c.worker_id for c in candidates if c.worker_id not in asked][: _wanted_at_most(limit)]
     if not wanted or limit < 1:
         return [], False
     held_elsewhere = False
     query = WITH_SKILL
     if not rules.allow_parallel_jobs:
+        offered = together.offered if together is not None else set()
+        if together is not None and together.tried.issuperset(wanted):
+            held = [worker_id for worker_id in wanted if worker_id in together.held]
+            free = [worker_id for worker_id in held if worker_id not in offered]
+            skill = request.service_code
+            ready = [together.free[w] for w in free if w in together.free and skill in together.skills[w]]
+            return _confirmed(wanted, ready, limit, today, police_valid_days), len(held) < len(wanted)
         # Checked after the workers are held, in a statement of its own: it sees every offer and every
         # assignment another transaction made to them before letting them go.
         held = hold_workers(session, wanted, skip_locked=True)
         wanted, held_elsewhere, query = held, len(held) < len(wanted), FREE_WITH_SKILL
-        wanted = [worker_id for worker_id in wanted if worker_id not in offered_before]
+        wanted = [worker_id for worker_id in wanted if worker_id not in offered]
     # Selected by primary key and filtered here, so no query plan can favour a poor index.
     rows = session.exec(query, params={"wanted": wanted, "skill": request.service_code}).all() if wanted else []
+    return _confirmed(wanted, rows, limit, today, police_valid_days), held_elsewhere
+
+
+def _wanted_at_most(limit: int) -> int:
+    """How many of the nearest candidates a round asks the database about, to find `limit` to offer."""
+    return max(limit * 4, 8)
+
+
+def _confirmed(
+    wanted: Sequence[int], rows: Sequence[Worker], limit: int, today: date, police_valid_days: int
+) -> list[Worker]:
+    """The first `limit` of `wanted` whose rows say they may take the job, in `wanted`'s order."""
     found = {
         worker.id: worker
         for worker in rows
         if worker.available and quality.may_visit(worker, today, police_valid_days) is None
     }
-    return [found[worker_id] for worker_id in wanted if worker_id in found][:limit], held_elsewhere
+    return [found[worker_id] for worker_id in wanted if worker_id in found][:limit]
 
 
 # The workers wanted (by id) who have the skill; and of those, the ones free of any job and question.
@@ -360,10 +423,17 @@ WITH_SKILL = select(Worker).where(
         col(WorkerSkill.worker_id) == col(Worker.id), col(WorkerSkill.service_code) == sa.bindparam("skill")
     ),
 )
-FREE_WITH_SKILL = WITH_SKILL.where(
+_FREE = (
     ~sa.exists().where(col(ServiceRequest.worker_id) == col(Worker.id), col(ServiceRequest.status).in_(IN_HAND)),
     ~sa.exists().where(col(Offer.worker_id) == col(Worker.id), col(Offer.status) == OfferStatus.PENDING),
 )  # one job, one question
+FREE_WITH_SKILL = WITH_SKILL.where(*_FREE)
+# The workers wanted who are free, each with each of their skills (a batch's: `hold_for`).
+FREE_WITH_SKILLS = (
+    select(Worker, WorkerSkill.service_code)
+    .join(WorkerSkill, col(WorkerSkill.worker_id) == col(Worker.id))
+    .where(col(Worker.id).in_(sa.bindparam("wanted", expanding=True)), *_FREE)
+)
 
 
 def hold_workers(session: Session, worker_ids: Sequence[int], *, skip_locked: bool) -> list[int]:
@@ -425,7 +495,7 @@ def _offer(
     worker: Worker,
     rules: Dispatch,
     now: datetime,
-    offered_before: frozenset[int] = frozenset(),
+    offered_before: Set[int] = frozenset(),
 ) -> Offer:
     """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered (an
     offer `offered_before` in this transaction is their latest, and not unanswered)."""

@@ -944,16 +944,20 @@ def test_a_batchs_offer_sids_are_recorded_in_one_write_after_its_sends(
 def test_a_batchs_offers_their_audit_events_and_their_sms_are_each_written_in_one_insert(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
 ) -> None:
-    """On PostgreSQL a batch's rounds run one after another, with no savepoint each; what they made is
-    written after the last, each kind at once, and reads back as the rounds made it."""
+    """On PostgreSQL a batch holds and reads its rounds' workers at once, its rounds run one after
+    another with no savepoint each, and what they made is written after the last, each kind at once:
+    it reads back as the rounds made it."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite (Python's driver) commits a savepoint's release: each round is written on its own")
     due = three_requests_due(engine, redis_client, datetime.now(UTC))
     tables: list[str] = []
+    holds: list[str] = []
 
     def note(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         if statement.startswith("INSERT INTO "):
             tables.append(statement.split()[2])
+        if "FOR NO KEY UPDATE" in statement:
+            holds.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", note)
     try:
@@ -962,6 +966,7 @@ def test_a_batchs_offers_their_audit_events_and_their_sms_are_each_written_in_on
         sa.event.remove(engine, "before_cursor_execute", note)
 
     assert tables == ["offer", "audit_event", "sms_log"]
+    assert len(holds) == 1  # the three rounds' workers, held at once
     with Session(engine) as session:
         made = session.exec(select(Offer).order_by(col(Offer.request_id))).all()
         events = session.exec(select(AuditEvent).where(AuditEvent.entity == "service_request")).all()
