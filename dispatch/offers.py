@@ -8,7 +8,7 @@ transaction, and sends SMS or places calls only after it has committed. `reply` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -150,8 +150,7 @@ def next_offers(
         and not _compare_and_set(session, request, RequestStatus.NEW, RequestStatus.OFFERED, now)
     ):
         return Dispatched(reason="changed meanwhile")
-    offered_before = together.offered if together is not None else frozenset()
-    made = tuple(_offer(session, request, worker, rules, now, offered_before) for worker in chosen)
+    made = tuple(_offer(session, request, worker, rules, now, together) for worker in chosen)
     result = Dispatched(offers=made, workers=tuple(chosen), request=request, opened=first)
     if together is None:
         record_offers(session, [result], now)
@@ -172,6 +171,7 @@ class Together:
     held: frozenset[int] = frozenset()  # of those, the ones it holds (the others another transaction does)
     free: dict[int, Worker] = field(default_factory=dict)  # of those, the ones free of any job and question
     skills: dict[int, set[str]] = field(default_factory=dict)  # the free workers' skills
+    unanswered: set[int] = field(default_factory=set)  # the free workers whose latest offers went unanswered
 
 
 def hold_for(
@@ -196,6 +196,12 @@ def hold_for(
     for worker, skill in rows:
         together.free[worker.id or 0] = worker
         together.skills.setdefault(worker.id or 0, set()).add(skill)
+    latest = rules.voice_after_unanswered_sms
+    if latest > 0 and together.free:
+        answers: dict[int, list[str]] = {}
+        for worker_id, status in session.execute(LATEST_ANSWERS_OF, {"ids": list(together.free), "latest": latest}):
+            answers.setdefault(worker_id, []).append(status)
+        together.unanswered = {worker_id for worker_id, them in answers.items() if _unanswered(them, latest)}
     return together
 
 
@@ -495,17 +501,23 @@ def _offer(
     worker: Worker,
     rules: Dispatch,
     now: datetime,
-    offered_before: Set[int] = frozenset(),
+    together: Together | None = None,
 ) -> Offer:
-    """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered (an
-    offer `offered_before` in this transaction is their latest, and not unanswered)."""
+    """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered (in
+    a batch tried `together`, an offer one of its rounds made them is their latest, and not
+    unanswered; what the batch read of the workers it holds is not read again)."""
     assert worker.id is not None
     assert request.id is not None
-    by_voice = worker.voice_preferred or (
-        rules.voice_after_unanswered_sms > 0
-        and worker.id not in offered_before
-        and _unanswered_sms_offers(session, worker.id, rules) > 0
-    )
+    if worker.voice_preferred or rules.voice_after_unanswered_sms <= 0:
+        by_voice = worker.voice_preferred
+    elif together is None:
+        by_voice = _unanswered_sms_offers(session, worker.id, rules) > 0
+    elif worker.id in together.offered:
+        by_voice = False
+    elif worker.id in together.free:
+        by_voice = worker.id in together.unanswered
+    else:
+        by_voice = _unanswered_sms_offers(session, worker.id, rules) > 0
     return Offer(
         request_id=request.id,
         worker_id=worker.id,
@@ -520,12 +532,17 @@ def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) ->
     """How many of the worker's latest SMS offers went unanswered in a row."""
     params = {"worker": worker_id, "latest": rules.voice_after_unanswered_sms}
     latest = session.exec(LATEST_ANSWERS, params=params).all()
+    return rules.voice_after_unanswered_sms if _unanswered(latest, rules.voice_after_unanswered_sms) else 0
+
+
+def _unanswered(latest: Sequence[str], at_least: int) -> bool:
+    """Whether the latest `at_least` of a worker's offers (`latest`, newest first) all went unanswered."""
     unanswered = 0
     for status in latest:
-        if status is not OfferStatus.EXPIRED:
+        if status != OfferStatus.EXPIRED:
             break
         unanswered += 1
-    return unanswered if unanswered >= rules.voice_after_unanswered_sms else 0
+    return unanswered >= at_least
 
 
 LATEST_ANSWERS = (
@@ -533,6 +550,21 @@ LATEST_ANSWERS = (
     .where(col(Offer.worker_id) == sa.bindparam("worker"))
     .order_by(col(Offer.id).desc())
     .limit(sa.bindparam("latest"))
+)
+# The same for several workers at once (a batch's: `hold_for`): (worker, status), newest first.
+_NEWEST_FIRST = (
+    sa.select(
+        col(Offer.worker_id).label("worker_id"),
+        col(Offer.status).label("status"),
+        sa.func.row_number().over(partition_by=col(Offer.worker_id), order_by=col(Offer.id).desc()).label("newer"),
+    )
+    .where(col(Offer.worker_id).in_(sa.bindparam("ids", expanding=True)))
+    .subquery()
+)
+LATEST_ANSWERS_OF = (
+    sa.select(_NEWEST_FIRST.c.worker_id, _NEWEST_FIRST.c.status)
+    .where(_NEWEST_FIRST.c.newer <= sa.bindparam("latest"))
+    .order_by(_NEWEST_FIRST.c.worker_id, _NEWEST_FIRST.c.newer)
 )
 
 
