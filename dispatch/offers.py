@@ -206,8 +206,8 @@ def hold_for(
 
 
 def record_offers(session: Session, rounds: Sequence[Dispatched], now: datetime) -> set[int]:
-    """The rounds' requests still new moved to offered (rounds that left it to this: `record` False),
-    their offers inserted (their ids, for the audit trail and the jobs that send them), then their
+    """The rounds' requests still new moved to offered (the rounds of a batch tried together leave it
+    to this), their offers inserted (their ids, for the audit trail and the jobs that send them), then their
     audit events: one statement for each, however many rounds. A round whose request changed
     meanwhile (an agent cancelled it, say) writes nothing: the ids of their requests."""
     waiting = [
