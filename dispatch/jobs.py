@@ -305,7 +305,7 @@ def _rounds(
     found = _candidates_of(session, list(due.values()), moment)
     valid_days = ctx.settings.workers_quality.police_verification_valid_days
 
-    def round_of(request_id: int, request: ServiceRequest, together: offers.Together | None) -> offers.Dispatched:
+    def round_of(request_id: int, request: ServiceRequest, held: offers.Together | None) -> offers.Dispatched:
         return offers.next_offers(
             session,
             request_id,
@@ -314,7 +314,7 @@ def _rounds(
             moment,
             first_choice=rework.first_choice(session, request, ctx.settings.rework),
             police_valid_days=valid_days,
-            together=together,
+            together=held,
         )
 
     rounds: dict[int, tuple[offers.Dispatched, list[Delivery]]] = {}

@@ -161,10 +161,10 @@ def next_offers(
 
 @dataclass
 class Together:
-    """What a batch tried together knows for its rounds: the workers its rounds so far offered, their
-    offers not written yet (without parallel jobs, not free, as one whose offer the database holds is
-    not; and their latest offer is no unanswered one); and the workers it held for them all at once
-    before the first (`hold_for`), read once in the same way `_eligible` reads a round's."""
+    """What a batch tried together tells its rounds. The workers its earlier rounds offered, whose
+    offers are not written yet: without parallel jobs they are not free, as a worker with an open
+    offer in the database is not. And the workers it held and read for all its first rounds at once
+    (`hold_for`), as `_eligible` holds and reads a round's own."""
 
     offered: set[int] = field(default_factory=set)
     tried: frozenset[int] = frozenset()  # the workers the batch tried to hold
@@ -503,21 +503,12 @@ def _offer(
     now: datetime,
     together: Together | None = None,
 ) -> Offer:
-    """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered (in
-    a batch tried `together`, an offer one of its rounds made them is their latest, and not
-    unanswered; what the batch read of the workers it holds is not read again)."""
+    """An offer by SMS, or by a call to a worker who prefers calls or let SMS offers go unanswered."""
     assert worker.id is not None
     assert request.id is not None
-    if worker.voice_preferred or rules.voice_after_unanswered_sms <= 0:
-        by_voice = worker.voice_preferred
-    elif together is None:
-        by_voice = _unanswered_sms_offers(session, worker.id, rules) > 0
-    elif worker.id in together.offered:
-        by_voice = False
-    elif worker.id in together.free:
-        by_voice = worker.id in together.unanswered
-    else:
-        by_voice = _unanswered_sms_offers(session, worker.id, rules) > 0
+    by_voice = worker.voice_preferred or (
+        rules.voice_after_unanswered_sms > 0 and _latest_went_unanswered(session, worker.id, rules, together)
+    )
     return Offer(
         request_id=request.id,
         worker_id=worker.id,
@@ -528,21 +519,21 @@ def _offer(
     )
 
 
-def _unanswered_sms_offers(session: Session, worker_id: int, rules: Dispatch) -> int:
-    """How many of the worker's latest SMS offers went unanswered in a row."""
-    params = {"worker": worker_id, "latest": rules.voice_after_unanswered_sms}
-    latest = session.exec(LATEST_ANSWERS, params=params).all()
-    return rules.voice_after_unanswered_sms if _unanswered(latest, rules.voice_after_unanswered_sms) else 0
+def _latest_went_unanswered(session: Session, worker_id: int, rules: Dispatch, together: Together | None) -> bool:
+    """Whether the worker's latest `voice_after_unanswered_sms` offers all went unanswered. In a batch
+    tried `together`, an offer one of its rounds made them is their latest (and open), and what the
+    batch read of the workers it holds is not read again."""
+    if together is not None and worker_id in together.offered:
+        return False
+    if together is not None and worker_id in together.free:
+        return worker_id in together.unanswered
+    latest = session.exec(LATEST_ANSWERS, params={"worker": worker_id, "latest": rules.voice_after_unanswered_sms})
+    return _unanswered(latest.all(), rules.voice_after_unanswered_sms)
 
 
 def _unanswered(latest: Sequence[str], at_least: int) -> bool:
-    """Whether the latest `at_least` of a worker's offers (`latest`, newest first) all went unanswered."""
-    unanswered = 0
-    for status in latest:
-        if status != OfferStatus.EXPIRED:
-            break
-        unanswered += 1
-    return unanswered >= at_least
+    """Whether a worker's latest `at_least` offers (`latest`, newest first) all went unanswered."""
+    return len(latest) >= at_least and all(status == OfferStatus.EXPIRED for status in latest[:at_least])
 
 
 LATEST_ANSWERS = (
