@@ -49,8 +49,9 @@ def ahead(config: pytest.Config, root: Path = TESTS) -> int:
 
 
 def _rewritten(path: Path) -> bool:
-    """What pytest rewrites of ours: the conftests and the test modules (`python_files`' default)."""
-    return path.name == "conftest.py" or (path.name.startswith("test_") and path.suffix == ".py")
+    """What pytest rewrites of ours (`ahead` looks at `*.py` only): the conftests and the test modules
+    (`python_files`' default)."""
+    return path.name == "conftest.py" or path.name.startswith("test_")
 
 
 def _stale(path: Path) -> bool:
