@@ -215,6 +215,7 @@ class Search:
     longitude: float
     radius_km: float
     reach_km: float | None = None
+    wanted: int = 0  # the first of the ranking, as many as this (0: all)
 
 
 def ranked(
@@ -227,12 +228,19 @@ def ranked(
     *,
     default_radius_km: float,
     reach_km: float | None = None,
+    wanted: int = 0,
 ) -> list[Candidate]:
     """`matching.rank(nearby(...))`, worked out by Redis next to the index: one round trip instead of
-    two, and only the workers who reach the spot come back, best first."""
-    search = Search(skill, latitude, longitude, radius_km, reach_km)
-    [found] = ranked_many(connection, [search], today, default_radius_km=default_radius_km)
-    return found
+    two, and only the workers who reach the spot come back, best first; given `wanted`, only the first
+    of them, as many as that (the others are not read, nor ranked, nor sent)."""
+    search = Search(skill, latitude, longitude, radius_km, reach_km, wanted)
+    keys, args = _arguments(search, today, default_radius_km)
+    try:
+        answer = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:  # a Redis restarted, or its scripts flushed, since we last ran it
+        connection.script_load(RANKED_NEARBY)
+        answer = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
+    return _candidates(cast(bytes, answer))
 
 
 def ranked_many(
@@ -241,13 +249,11 @@ def ranked_many(
     """`ranked` of each search, in the same order, in one round trip to Redis (a dispatch batch's)."""
     if not searches:
         return []
-    day = f"{JOBS_TODAY}{today.isoformat()}"
 
     def run() -> list[bytes]:
         with connection.pipeline(transaction=False) as pipe:
-            for s in searches:
-                keys = (key(s.skill), RADIUS, RATING, day)
-                args = (s.longitude, s.latitude, s.radius_km, SEARCH_LIMIT, default_radius_km, s.reach_km or 0.0)
+            for search in searches:
+                keys, args = _arguments(search, today, default_radius_km)
                 pipe.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
             return cast(list[bytes], pipe.execute())
 
@@ -256,7 +262,19 @@ def ranked_many(
     except redis.exceptions.NoScriptError:  # a Redis restarted, or its scripts flushed, since we last ran it
         connection.script_load(RANKED_NEARBY)
         answers = run()
-    return [[_candidate(*line.split(b",")) for line in raw.splitlines()] for raw in answers]
+    return [_candidates(answer) for answer in answers]
+
+
+def _arguments(search: Search, today: date, default_radius_km: float) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """nearby.lua's KEYS and ARGV for one search."""
+    keys = (key(search.skill), RADIUS, RATING, f"{JOBS_TODAY}{today.isoformat()}")
+    where = (search.longitude, search.latitude, search.radius_km, SEARCH_LIMIT)
+    return keys, (*where, default_radius_km, search.reach_km or 0.0, search.wanted)
+
+
+def _candidates(answer: bytes) -> list[Candidate]:
+    """nearby.lua's answer: a line a worker, best first."""
+    return [_candidate(*line.split(b",")) for line in answer.splitlines()]
 
 
 def _candidate(member: bytes, distance: bytes, radius: bytes, rating: bytes, jobs: bytes) -> Candidate:

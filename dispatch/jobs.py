@@ -439,9 +439,9 @@ def _candidates_of(
     session: Session, requests: Sequence[ServiceRequest], moment: datetime
 ) -> dict[int, list[Candidate]]:
     """The workers near each request, ranked (by Redis, next to the index, for the whole batch in one
-    round trip); with parallel jobs allowed, those free at the visit's time first (without, a worker
-    with a job in hand is not offered another at all): `rank` again, which keeps the order among the
-    free and among the busy."""
+    round trip), as many of the ranking as the request's round can look at; with parallel jobs
+    allowed, those free at the visit's time first (without, a worker with a job in hand is not offered
+    another at all): `rank` again, which keeps the order among the free and among the busy."""
     ctx = context.current()
     rules = ctx.settings.dispatch
     radius = geoindex.search_radius(ctx.redis, rules.default_radius_km)
@@ -453,6 +453,7 @@ def _candidates_of(
             r.longitude or 0.0,
             max(radius, r.round_radius_km or 0.0),  # an agent widened this round
             r.round_radius_km,
+            offers.candidates_wanted(rules, r),
         )
         for r in placed
     ]

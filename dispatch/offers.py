@@ -405,6 +405,22 @@ def _eligible(
     return _confirmed(wanted, rows, limit, today, police_valid_days), held_elsewhere
 
 
+def candidates_wanted(rules: Dispatch, request: ServiceRequest) -> int:
+    """How many of the ranked candidates the request's next round can look at (0: no telling). A new
+    request's first round looks at `first_round_wanted` of them, besides the worker its citizen asked
+    not to have; a later round passes over the workers asked before."""
+    if request.status is not RequestStatus.NEW or request.dispatch_round != 0:
+        return 0
+    wanted = first_round_wanted(rules)
+    return wanted + 1 if wanted and request.avoid_worker_id is not None else wanted
+
+
+def first_round_wanted(rules: Dispatch) -> int:
+    """How many of the ranked candidates a new request's first round asks the database about
+    (`hold_for`, `_eligible`); 0, all of them, with parallel jobs, where the free are ranked first."""
+    return 0 if rules.allow_parallel_jobs else _wanted_at_most(rules.parallel_offers)
+
+
 def _wanted_at_most(limit: int) -> int:
     """How many of the nearest candidates a round asks the database about, to find `limit` to offer."""
     return max(limit * 4, 8)

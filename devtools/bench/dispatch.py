@@ -38,7 +38,7 @@ from core.settings import Dispatch, Settings, default_config_path, load_settings
 from devtools.bench import knn, roundtrips, scratch, stats
 from devtools.bench.output import describe_machine, heading, say, table
 from devtools.twilio_sandbox import TwilioSandbox
-from dispatch import context, enqueue, geoindex, queues
+from dispatch import context, enqueue, geoindex, offers, queues
 from dispatch.matching import Candidate, rank
 from storage import redisdb
 from storage.db import create_engine, upgrade
@@ -389,11 +389,12 @@ def measure_matching(bench: Bench, count: int) -> tuple[dict[str, float], list[s
     points = request_points(bench, count)
     radius = geoindex.search_radius(bench.redis, bench.rules.default_radius_km)
     today = datetime.now(UTC).date()
+    wanted = offers.first_round_wanted(bench.rules)
     with bench.engine.connect() as connection:
         (index_ns, ranked), (python_ns, by_python), (sql_ns, rows) = _timed_in_turn(
             [
-                lambda point: by_index(bench, point, radius, today),
-                lambda point: by_index_in_python(bench, point, radius, today),
+                lambda point: by_index(bench, point, radius, today, wanted),
+                lambda point: by_index_in_python(bench, point, radius, today, wanted),
                 lambda point: by_sql(bench, connection, point, radius),
             ],
             points,
@@ -434,8 +435,9 @@ def request_points(bench: Bench, count: int) -> list[Point]:
     return points
 
 
-def by_index(bench: Bench, point: Point, radius_km: float, today: date) -> list[Candidate]:
-    """What a dispatch job does to choose: the GEO search and the ranking, in Redis, in one round trip."""
+def by_index(bench: Bench, point: Point, radius_km: float, today: date, wanted: int) -> list[Candidate]:
+    """What a dispatch job does to choose: the GEO search and the ranking, in Redis, in one round trip;
+    the first `wanted` of the ranking come back (0: all)."""
     return geoindex.ranked(
         bench.redis,
         point.skill,
@@ -444,13 +446,14 @@ def by_index(bench: Bench, point: Point, radius_km: float, today: date) -> list[
         radius_km,
         today,
         default_radius_km=bench.rules.default_radius_km,
+        wanted=wanted,
     )
 
 
-def by_index_in_python(bench: Bench, point: Point, radius_km: float, today: date) -> list[Candidate]:
+def by_index_in_python(bench: Bench, point: Point, radius_km: float, today: date, wanted: int) -> list[Candidate]:
     """What a dispatch job did before: the GEO search and the reads, then the ranking in Python."""
     found = geoindex.nearby(bench.redis, point.skill, point.latitude, point.longitude, radius_km, today)
-    return rank(found, default_radius_km=bench.rules.default_radius_km)
+    return rank(found, default_radius_km=bench.rules.default_radius_km)[: wanted or None]
 
 
 def by_sql(bench: Bench, connection: sa.Connection, point: Point, radius_km: float) -> list[sa.Row[Any]]:
@@ -754,7 +757,9 @@ def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[st
         "PostGIS: its KNN search over the indexed workers, one row a skill, under a GiST index; without: a",
         f"haversine scan of the workers of the skill; each within the worker's radius, LIMIT {knn.LIMIT}); its",
         "loop writes one Offer row per request and commits, in one process, with no Redis, RQ, lock, audit",
-        "event or SMS. Matching times each point by the index (in Redis, and in Python) and by SQL in turn.",
+        "event or SMS. Matching times each point by the index (in Redis, and in Python) and by SQL in turn;",
+        "the index ranks the nearest workers it reads and keeps as many of the ranking as a new request's",
+        "first round looks at (dispatch.offers.first_round_wanted), as dispatch does.",
     ]
     lines += ["", *(f"note: {note}" for note in notes)] if notes else []
     return "\n".join(lines) + "\n"

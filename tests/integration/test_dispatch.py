@@ -128,6 +128,28 @@ def test_the_nearest_available_verified_plumber_gets_the_offer(
     assert "लखनऊ 226001" in text
 
 
+def test_a_new_request_reads_one_candidate_more_when_its_citizen_asked_not_to_have_the_nearest(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    """A first round asks the database about its eight best candidates (`offers._wanted_at_most`),
+    and Redis sends no more of the ranking than that (`offers.candidates_wanted`): the ninth too when
+    one of the eight is the worker the citizen does not want."""
+    avoided = add_worker(engine, "Not Him Again", "+919800000020", 0.1)
+    lagging = [add_worker(engine, f"Gone Off {n}", f"+91980000002{n}", 0.1 + n / 10) for n in range(1, 8)]
+    ninth = add_worker(engine, "Ninth Nearest", "+919800000029", 1.0)
+    add_worker(engine, "Tenth Nearest", "+919800000030", 1.1)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    with session_scope(engine) as session:  # gone off in the database; the index has not heard yet
+        session.execute(sa.update(Worker).where(col(Worker.id).in_(lagging)).values(available=False))
+        asked_not = sa.update(ServiceRequest).where(col(ServiceRequest.id) == request_id)
+        session.execute(asked_not.values(avoid_worker_id=avoided))
+
+    jobs.dispatch_request(request_id)
+
+    assert [o.worker_id for o in offers_of(engine, request_id)] == [ninth]
+
+
 def test_index_rebuilds_take_turns_whoever_asks(installed: context.JobContext, engine: sa.Engine) -> None:
     """Two rebuilds at once (the scheduler's, and a dispatch's after Redis lost its data) would swap
     in or delete each other's fresh keys and leave a skill's index empty: the second waits."""

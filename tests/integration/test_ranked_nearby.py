@@ -130,6 +130,19 @@ def test_the_index_ranks_as_python_ranks_what_nearby_reads(redis_client: redis.R
         )
 
         assert ours == rank(found, default_radius_km=default, reach_km=reach)
+        for wanted in (1, 2, 9, 40):  # many share a home: the wanted often end inside a tie to 100 m
+            first = geoindex.ranked(
+                redis_client,
+                SKILL,
+                latitude,
+                longitude,
+                radius,
+                TODAY,
+                default_radius_km=default,
+                reach_km=reach,
+                wanted=wanted,
+            )
+            assert first == ours[:wanted]
 
 
 def place_workers(connection: redis.Redis, rng: random.Random, count: int) -> None:
@@ -172,6 +185,9 @@ def test_a_redis_that_lost_its_scripts_is_given_the_ranking_again(own_redis: Red
         assert connection.script_exists(geoindex.RANKED_NEARBY_SHA) == [False]
         place_workers(connection, random.Random(3), 60)
         rankings.append(geoindex.ranked(connection, SKILL, *LUCKNOW, 20.0, TODAY, default_radius_km=10.0))
+        connection.script_flush()  # a dispatch batch's searches, in one pipeline, find the script gone too
+        search = geoindex.Search(SKILL, *LUCKNOW, 20.0)
+        assert geoindex.ranked_many(connection, [search], TODAY, default_radius_km=10.0) == [rankings[-1]]
         connection.close()
 
     assert rankings[0]
