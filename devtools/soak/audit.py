@@ -12,12 +12,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from devtools.bench.calls.scripts import Verdict
+from devtools.soak import faults
 from devtools.soak.faults import Fault
 from devtools.soak.people import People
 
 # An offer past its time is closed by the first sweep after it: the sweep job, then the expiry job it
 # queues, run in turn on the RQ workers, on a machine that the soak keeps busy.
 JOBS_RUN_S = 2
+# The faults that can take a sweep: its queued job (Redis restarted), or its run (the database's
+# connections ended under it, the RQ worker running it killed). The next sweep then does its work.
+TAKE_A_SWEEP = (faults.REDIS_AOF, faults.REDIS_EMPTY, faults.DATABASE, faults.RQ_WORKER)
 
 # A message tried once, whose retry found it moot (an offer closed meanwhile): not to be tried again.
 MOOT_PENDING = "status = 'pending' AND attempts > 0 AND next_attempt_at IS NULL"
@@ -256,9 +260,9 @@ def _lost(connection: sa.Connection, evidence: Evidence) -> Invariant:
 
 
 def _offers_closed(connection: sa.Connection, evidence: Evidence) -> Invariant:
-    """Every offer is closed by its own expiry job, or else by the first sweep after its time. A Redis
-    restart may take that sweep's job with it (queued, not yet run): then the next sweep closes it,
-    one interval later, and the figure says how many needed that."""
+    """Every offer is closed by its own expiry job, or else by the first sweep after its time. A fault
+    may take that sweep (`TAKE_A_SWEEP`): then the next sweep closes it, one interval later, and the
+    figure says how many needed that."""
     pending = _rows(connection, "SELECT count(*) FROM offer WHERE status = 'pending'")[0][0]
     closed = _rows(
         connection,
@@ -268,14 +272,16 @@ def _offers_closed(connection: sa.Connection, evidence: Evidence) -> Invariant:
         "WHERE status <> 'pending' AND expires_at IS NOT NULL",
     )
     bound = evidence.sweep_interval_s + JOBS_RUN_S
-    restarts = [
-        evidence.load_started_at + timedelta(seconds=fault.at_s) for fault in evidence.faults if "Redis" in fault.kind
+    takers = [
+        evidence.load_started_at + timedelta(seconds=fault.at_s)
+        for fault in evidence.faults
+        if fault.kind in TAKE_A_SWEEP
     ]
     late = [row for row in closed if float(row[2]) > bound]
     lost_sweep = [
         row
         for row in late
-        if float(row[2]) <= bound + evidence.sweep_interval_s and any(row[0] <= at <= row[1] for at in restarts)
+        if float(row[2]) <= bound + evidence.sweep_interval_s and any(row[0] <= at <= row[1] for at in takers)
     ]
     over = sorted((row for row in late if row not in lost_sweep), key=lambda row: -float(row[2]))
     worst = max((float(row[2]) for row in closed), default=0.0)
@@ -286,9 +292,10 @@ def _offers_closed(connection: sa.Connection, evidence: Evidence) -> Invariant:
     return Invariant(
         f"every offer closed within its timeout ({evidence.offer_timeout_s} s) + one sweep interval "
         f"({evidence.sweep_interval_s} s) + {JOBS_RUN_S} s for the sweep and the expiry it queues to run; "
-        "one interval more where a Redis restart took that sweep",
+        "one interval more where a fault took that sweep (Redis restarted, the database's connections ended, "
+        "the RQ worker killed)",
         f"{len(closed):,} closed, {pending} still open; latest {max(0.0, worst):.1f} s past its timeout; "
-        f"{len(lost_sweep)} a sweep later, a Redis restart between; {len(over)} over"
+        f"{len(lost_sweep)} a sweep later, such a fault between; {len(over)} over"
         + (f" (worst: {examples})" if examples else ""),
         not pending and not over,
     )
