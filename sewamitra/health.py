@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import redis
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
-from rq import Worker
-from rq.cron import CronScheduler
+from rq import Worker, cron_scheduler_registry
 from rq.registry import FailedJobRegistry
 
 from dispatch.jobs import HEARTBEAT_KEY
@@ -32,7 +32,7 @@ def healthz() -> ResponseReturnValue:
         connection.ping()
         report["redis"] = "ok"
         report["rq_workers"] = Worker.count(connection=connection)
-        report["schedulers"] = len(CronScheduler.all(connection))
+        report["schedulers"] = schedulers(connection)
         report["jobs_last_ran_s_ago"] = _seconds_since(connection.get(HEARTBEAT_KEY), helpline.clock.now())
         report["queues"] = {name.value: queue(connection, name).count for name in QUEUE_ORDER}
         report["failed_jobs"] = sum(FailedJobRegistry(queue=queue(connection, name)).count for name in QUEUE_ORDER)
@@ -41,6 +41,18 @@ def healthz() -> ResponseReturnValue:
     healthy = report["database"] == "ok" and report["redis"] == "ok"
     report["status"] = "ok" if healthy else "degraded"
     return jsonify(report), 200 if healthy else 503
+
+
+def schedulers(connection: redis.Redis) -> int:
+    """The schedulers running, as `rq.cron.CronScheduler.all` finds them (its registry cleaned of the
+    silent, each one's own record there), without importing `rq.cron`: it brings croniter and
+    dateutil into every web worker for this one count."""
+    cron_scheduler_registry.cleanup(connection)
+    names = cron_scheduler_registry.get_keys(connection)
+    return sum(1 for name in names if connection.exists(f"{SCHEDULER_PREFIX}{name}"))
+
+
+SCHEDULER_PREFIX = "rq:cron_scheduler:"  # rq.cron.CronScheduler.fetch's key of a scheduler's record
 
 
 def _seconds_since(raw: bytes | None, now: datetime) -> float | None:

@@ -6,12 +6,14 @@ field, missing token and role out of bounds is answered for what it is, and noth
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from rq.cron import CronScheduler
 from sqlmodel import Session, col, select
 from werkzeug.test import TestResponse
 
@@ -493,6 +495,24 @@ def test_health_reports_the_database_redis_workers_and_queue_depth(app: Flask, p
     assert health["queues"] == {"dispatch": 1, "default": 1}  # the dispatch, and the confirmation SMS
     assert health["failed_jobs"] == 0
     assert health["rq_workers"] == 0
+
+
+def test_health_counts_the_schedulers_as_rq_does(app: Flask) -> None:
+    """/healthz counts them without importing rq.cron (croniter and dateutil, in every web worker)."""
+    connection = app.extensions["sewamitra"].redis
+    running, stopped = (
+        CronScheduler(connection=connection, name="running"),
+        CronScheduler(connection=connection, name="gone"),
+    )
+    for scheduler in (running, stopped):
+        scheduler.register_birth()
+    connection.delete(stopped.key)  # its record expired while its registry entry lingers
+    silent = CronScheduler(connection=connection, name="silent")
+    silent.register_birth()
+    connection.zadd("rq:cron_schedulers", {"silent": time.time() - 3600})  # no heartbeat for an hour
+
+    assert app.test_client().get("/healthz").get_json()["schedulers"] == 1
+    assert [scheduler.name for scheduler in CronScheduler.all(connection)] == ["running"]
 
 
 def test_health_says_how_long_ago_the_jobs_last_ran_by_the_apps_clock(helpline_settings: Settings) -> None:
