@@ -204,9 +204,33 @@ def _telephony(settings: Settings, sandbox_port: int | None) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port nothing is bound to, for a server started soon after. Drawn from below the ports the
+    system gives outgoing connections as their own (Linux: net.ipv4.ip_local_port_range): a port
+    from that range, free when probed, can be taken by any connection made before the server binds
+    it, and the server then fails with "Address already in use"."""
+    lowest = _ephemeral_ports()[0]
+    for _ in range(200):
+        port = secrets.randbelow(lowest - PORTS_FROM) + PORTS_FROM
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # bound already, or lingering
+                continue
+            return port
+    raise OSError(f"no free port found between {PORTS_FROM} and {lowest}")
+
+
+PORTS_FROM = 10_000  # free_port draws from here up to the first port of the ephemeral range
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range of ports the system gives outgoing connections (Linux's own default elsewhere)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return max(low, PORTS_FROM + 1000), high
 
 
 def _worker_args(index: int) -> list[str]:

@@ -21,15 +21,10 @@ import redis
 
 from core.settings import Settings
 from devtools.embedded_redis import redis_server_binary
+from devtools.up import free_port
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str, *, every: float = 0.1) -> T:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from devtools.up import free_port
 from tests.factories import ROOT
 
 SEWAMITRA = [sys.executable, "-m", "sewamitra", "--config", str(ROOT / "config.yaml")]
@@ -78,12 +78,6 @@ def running_up(request: pytest.FixtureRequest, *args: str, **settings: str) -> I
         shutil.rmtree(data_dir, ignore_errors=True)
         if request.session.testsfailed > failed_before:
             print("--- what `sewamitra up` printed ---\n" + "".join(output))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json_list(url: str) -> list[Any]:
