@@ -208,7 +208,7 @@ def free_port() -> int:
     system gives outgoing connections as their own (Linux: net.ipv4.ip_local_port_range): a port
     from that range, free when probed, can be taken by any connection made before the server binds
     it, and the server then fails with "Address already in use"."""
-    lowest = _ephemeral_ports()[0]
+    lowest = lowest_ephemeral_port()
     for _ in range(200):
         port = secrets.randbelow(lowest - PORTS_FROM) + PORTS_FROM
         with socket.socket() as probe:
@@ -224,13 +224,14 @@ PORTS_FROM = 10_000  # free_port draws from here up to the first port of the eph
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
-def _ephemeral_ports() -> tuple[int, int]:
-    """The range of ports the system gives outgoing connections (Linux's own default elsewhere)."""
+def lowest_ephemeral_port() -> int:
+    """The first of the ports the system gives outgoing connections (Linux's default where it cannot
+    be read), at least a thousand above where `free_port` starts."""
     try:
-        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
-    except (OSError, ValueError):
-        return 32768, 60999
-    return max(low, PORTS_FROM + 1000), high
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, PORTS_FROM + 1000)
 
 
 def _worker_args(index: int) -> list[str]:

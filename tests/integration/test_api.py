@@ -500,15 +500,10 @@ def test_health_reports_the_database_redis_workers_and_queue_depth(app: Flask, p
 def test_health_counts_the_schedulers_as_rq_does(app: Flask) -> None:
     """/healthz counts them without importing rq.cron (croniter and dateutil, in every web worker)."""
     connection = app.extensions["sewamitra"].redis
-    running, stopped = (
-        CronScheduler(connection=connection, name="running"),
-        CronScheduler(connection=connection, name="gone"),
-    )
-    for scheduler in (running, stopped):
+    running, gone, silent = (CronScheduler(connection=connection, name=name) for name in ("running", "gone", "silent"))
+    for scheduler in (running, gone, silent):
         scheduler.register_birth()
-    connection.delete(stopped.key)  # its record expired while its registry entry lingers
-    silent = CronScheduler(connection=connection, name="silent")
-    silent.register_birth()
+    connection.delete(gone.key)  # its record expired while its registry entry lingers
     connection.zadd("rq:cron_schedulers", {"silent": time.time() - 3600})  # no heartbeat for an hour
 
     assert app.test_client().get("/healthz").get_json()["schedulers"] == 1

@@ -8,7 +8,7 @@ from devtools import up
 def test_a_free_port_is_drawn_from_below_the_ports_outgoing_connections_are_given() -> None:
     """A port from the ephemeral range can become a new connection's own before the server binds it
     (a suite run's soak failed so: gunicorn could not bind the port it was given)."""
-    lowest, _ = up._ephemeral_ports()
+    lowest = up.lowest_ephemeral_port()
     drawn = [up.free_port() for _ in range(200)]
 
     assert all(up.PORTS_FROM <= port < lowest for port in drawn)
