@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import redis
 from sqlmodel import Session, select
@@ -21,6 +21,8 @@ from sqlmodel import Session, select
 from dispatch import quality
 from dispatch.matching import Candidate
 from storage.models import RequestStatus, ServiceRequest, Worker, WorkerSkill
+
+T = TypeVar("T")
 
 PREFIX = "sewamitra:geo:"
 RADIUS = "sewamitra:worker-radius"  # hash: worker id → own service radius (km), when set
@@ -235,11 +237,7 @@ def ranked(
     of them, as many as that (the others are not read, nor ranked, nor sent)."""
     search = Search(skill, latitude, longitude, radius_km, reach_km, wanted)
     keys, args = _arguments(search, today, default_radius_km)
-    try:
-        answer = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
-    except redis.exceptions.NoScriptError:  # a Redis restarted, or its scripts flushed, since we last ran it
-        connection.script_load(RANKED_NEARBY)
-        answer = connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
+    answer = _with_script(connection, lambda: connection.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args))
     return _candidates(cast(bytes, answer))
 
 
@@ -257,12 +255,17 @@ def ranked_many(
                 pipe.evalsha(RANKED_NEARBY_SHA, len(keys), *keys, *args)
             return cast(list[bytes], pipe.execute())
 
+    return [_candidates(answer) for answer in _with_script(connection, run)]
+
+
+def _with_script(connection: redis.Redis, run: Callable[[], T]) -> T:
+    """`run`'s answer, the ranking script loaded again first where Redis no longer has it (restarted,
+    or its scripts flushed, since we last ran it)."""
     try:
-        answers = run()
-    except redis.exceptions.NoScriptError:  # a Redis restarted, or its scripts flushed, since we last ran it
+        return run()
+    except redis.exceptions.NoScriptError:
         connection.script_load(RANKED_NEARBY)
-        answers = run()
-    return [_candidates(answer) for answer in answers]
+        return run()
 
 
 def _arguments(search: Search, today: date, default_radius_km: float) -> tuple[tuple[str, ...], tuple[float, ...]]:

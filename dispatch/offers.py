@@ -128,7 +128,7 @@ def next_offers(
             return Dispatched(reason="changed meanwhile")
         expire_stale(session, request_id, now)
     since = request.round_started_at or request.created_at  # an agent may start a new round of offers
-    earlier = [] if first_round and request.dispatch_round == 0 else _offers_of(session, request_id)
+    earlier = [] if _never_offered(request) else _offers_of(session, request_id)
     offers = [o for o in earlier if o.dispatch_round == request.dispatch_round]
     # Open offers count whichever round made them: an agent's new round waits for one still open (its
     # worker was texted; asking them again would be a second SMS for one job) as for its own.
@@ -184,7 +184,7 @@ def hold_for(
         return Together()
     wanted: list[int] = []
     for request, candidates in rounds:
-        if request.status is RequestStatus.NEW and request.dispatch_round == 0:
+        if _never_offered(request):
             avoid = request.avoid_worker_id
             ids = [c.worker_id for c in candidates if c.worker_id != avoid][: _wanted_at_most(rules.parallel_offers)]
             wanted += [worker_id for worker_id in ids if worker_id not in wanted]
@@ -409,10 +409,16 @@ def candidates_wanted(rules: Dispatch, request: ServiceRequest) -> int:
     """How many of the ranked candidates the request's next round can look at (0: no telling). A new
     request's first round looks at `first_round_wanted` of them, besides the worker its citizen asked
     not to have; a later round passes over the workers asked before."""
-    if request.status is not RequestStatus.NEW or request.dispatch_round != 0:
+    if not _never_offered(request):
         return 0
     wanted = first_round_wanted(rules)
     return wanted + 1 if wanted and request.avoid_worker_id is not None else wanted
+
+
+def _never_offered(request: ServiceRequest) -> bool:
+    """New, in its first round: no worker was ever offered it (an agent's new round sets it back to
+    new in the next round)."""
+    return request.status is RequestStatus.NEW and request.dispatch_round == 0
 
 
 def first_round_wanted(rules: Dispatch) -> int:
