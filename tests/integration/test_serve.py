@@ -1,0 +1,82 @@
+"""What `sewamitra serve` runs: gunicorn's master and its workers in an interpreter started with -OO
+(the modules then keep no docstrings, some 6 MB of a worker's peak), in the very process the operator
+started, so whatever watches that pid (a service manager, `sewamitra up`) still watches the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.chaos import free_port, wait_until
+from tests.factories import AUTH_TOKEN, ROOT
+
+
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.fixture
+def serving(
+    tmp_path: Path, database_url: str, redis_server_url: str
+) -> Iterator[tuple[subprocess.Popen[bytes], list[str]]]:
+    """`sewamitra serve` with two workers, as an operator starts it, and the arguments it was given."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_", "PYTHONOPTIMIZE"))}
+    environ |= {
+        "SEWAMITRA_DATA_DIR": str(tmp_path / "var"),
+        "SEWAMITRA_DATABASE_URL": database_url,
+        "SEWAMITRA_REDIS_URL": redis_server_url,
+        "SEWAMITRA_SECRET_KEY": "s" * 40,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+    }
+    arguments = [
+        "-m",
+        "sewamitra",
+        "--config",
+        str(ROOT / "config.yaml"),
+        "serve",
+        "--port",
+        str(free_port()),
+        "--workers",
+        "2",
+    ]
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, *arguments],
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+    try:
+        yield process, arguments
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+
+
+def test_the_server_and_its_workers_run_without_docstrings_in_the_process_started(
+    serving: tuple[subprocess.Popen[bytes], list[str]],
+) -> None:
+    process, arguments = serving
+
+    def workers() -> list[int]:
+        if process.poll() is not None:
+            raise AssertionError(f"`sewamitra serve` exited with {process.returncode}")
+        forked = children(process.pid)
+        return forked if len(forked) == 2 else []
+
+    forked = wait_until(workers, 60, "gunicorn's two workers")
+
+    assert command_line(process.pid) == [sys.executable, "-OO", *arguments]
+    assert [command_line(worker) for worker in forked] == [[sys.executable, "-OO", *arguments]] * 2
