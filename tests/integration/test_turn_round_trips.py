@@ -53,5 +53,9 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     booking = by_webhook["/twilio/voice/record (turn 6)"]  # the caller confirms: the request is filed
     assert transcript.said("Your request is registered. Your request number is:")
     assert (booking.postgres, booking.redis) == (12, 3), served
+    # the caller picks a language: it is remembered, the privacy notice's SMS is filed and queued, and
+    # whether they have a worker to be put through to is read, in autocommit as the others
+    language = by_webhook["/twilio/voice/step (turn 0)"]
+    assert (language.postgres, language.statements, language.redis) == (9, 4, 3), served
     whole = sum(by_webhook.values(), RoundTrips())
-    assert (whole.postgres, whole.redis) == (27, 12), served
+    assert (whole.postgres, whole.redis) == (25, 12), served
