@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos import free_port, wait_until
-from tests.factories import AUTH_TOKEN, ROOT
+from core.settings import Settings
+from tests.chaos import free_port, helpline_environment, wait_until
+from tests.factories import ROOT
+from tests.up import SEWAMITRA
 
 
 def command_line(pid: int) -> list[str]:
@@ -26,32 +28,14 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def serving(
-    tmp_path: Path, database_url: str, redis_server_url: str
-) -> Iterator[tuple[subprocess.Popen[bytes], list[str]]]:
+def serving(tmp_path: Path, helpline_settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], list[str]]]:
     """`sewamitra serve` with two workers, as an operator starts it, and the arguments it was given."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SEWAMITRA_", "TWILIO_", "PYTHONOPTIMIZE"))}
-    environ |= {
-        "SEWAMITRA_DATA_DIR": str(tmp_path / "var"),
-        "SEWAMITRA_DATABASE_URL": database_url,
-        "SEWAMITRA_REDIS_URL": redis_server_url,
-        "SEWAMITRA_SECRET_KEY": "s" * 40,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-    }
-    arguments = [
-        "-m",
-        "sewamitra",
-        "--config",
-        str(ROOT / "config.yaml"),
-        "serve",
-        "--port",
-        str(free_port()),
-        "--workers",
-        "2",
-    ]
+    environ = helpline_environment(helpline_settings, tmp_path / "var")
+    environ.pop("PYTHONOPTIMIZE", None)  # an interpreter that starts with -OO has nothing to start again
+    command = [*SEWAMITRA, "serve", "--port", str(free_port()), "--workers", "2"]
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *arguments],
+            command,
             env=environ,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -59,7 +43,7 @@ def serving(
             start_new_session=True,
         )
     try:
-        yield process, arguments
+        yield process, command[1:]  # what follows the interpreter
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait()
