@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import gc
 import logging
 import os
 import sys
@@ -15,6 +14,7 @@ from gunicorn.app.base import BaseApplication
 
 from core.settings import Settings
 from sewamitra import logs
+from sewamitra.process import settle
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -86,14 +86,6 @@ def _helpline(settings: Settings) -> WSGIApplication:
     from sewamitra.app import Helpline
 
     return Helpline(settings, built=settle)
-
-
-def settle() -> None:
-    """What a process loaded at start (the PIN codes, the flows, the modules) lives as long as the
-    process: keep it out of the garbage collector's full passes, each of which would otherwise walk
-    it all (some 75 ms) while every thread of the process waits."""
-    gc.collect()
-    gc.freeze()
 
 
 def _without_docstrings() -> None:

@@ -39,7 +39,9 @@ from devtools.bench import knn, roundtrips, scratch, stats
 from devtools.bench.output import describe_machine, heading, say, table
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, enqueue, geoindex, offers, queues
+from dispatch import jobs as _jobs  # noqa: F401 (loaded before a worker's heap settles, as `sewamitra worker` does)
 from dispatch.matching import Candidate, rank
+from sewamitra.process import settle
 from storage import redisdb
 from storage.db import create_engine, upgrade
 from storage.models import (
@@ -625,6 +627,7 @@ def _serve(
     connection = redisdb.connect(settings)
     connection.ping()
     context.install(context.JobContext(settings, engine, connection, TwilioTelephony(settings)))
+    settle()
     ready.put(name)
     go.wait()
     cpu = time.process_time()

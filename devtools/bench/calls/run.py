@@ -35,7 +35,7 @@ from devtools.bench.calls.report import report
 from devtools.bench.calls.scripts import Mix, Verdict
 from devtools.simulator import SAY_CHARS_PER_SECOND
 from devtools.up import free_port
-from sewamitra import web
+from sewamitra import process, web
 from storage.db import create_engine, session_scope, upgrade
 
 PUBLIC_URL = "https://helpline.bench.invalid"  # what Twilio would call, and sign for
@@ -129,7 +129,7 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
             world = World(
                 plan, engine, str(engine.url.database), environ, callers_mix(engine, settings, rng), rng, Path(tmp), say
             )
-            web.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
+            process.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
             ours = measure(world, "helpline", lambda port: servers.helpline_command(config, port, plan.workers))
             base = measure(
                 world, "baseline", lambda port: servers.baseline_command(port, plan.workers, plan.platform, PUBLIC_URL)

@@ -28,7 +28,7 @@ from devtools.bench.output import table
 from devtools.bench.roundtrips import RoundTrips
 from devtools.bench.scratch import claimed_redis, fresh_database
 from devtools.simulator import CallSetup, FlaskTransport, drive
-from sewamitra import web
+from sewamitra import process
 from sewamitra.app import create_app
 from storage.db import create_engine
 
@@ -120,7 +120,7 @@ def measure(
     to hear it read back."""
     clock, errors, helpline = Clock(counter=counter), 0, mix is not None
     clock.wrap(app)
-    web.settle()
+    process.settle()
     transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN)
     for index, script in enumerate(scripts):
         clock.on = index >= WARM_UP_CALLS
