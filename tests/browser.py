@@ -154,6 +154,17 @@ def go_to(page: Page, section: str) -> None:
     page.locator("header nav").get_by_role("link", name=section, exact=True).click()
 
 
+def refreshed(page: Page) -> None:
+    """Wait for the page's next live fetch (static/console.js) to be handled: its part drawn again,
+    or left as it was when nothing changed (the `console:refreshed` event)."""
+    page.evaluate(
+        """() => new Promise((done, fail) => {
+            document.addEventListener("console:refreshed", () => done(), {once: true});
+            setTimeout(() => fail(new Error("no live part was fetched within 30 s")), 30000);
+        })"""
+    )
+
+
 def shoot(page: Page, name: str) -> None:
     """A screenshot of the whole page, for a person to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

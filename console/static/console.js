@@ -3,7 +3,8 @@
 // A page opened with a control's id as its fragment (#call-resume) gives that control the focus: the
 // server sends an agent back there after the control was pressed. Content put into the page without
 // loading it (static/softphone.js, during a call in the browser) is announced by a "console:swapped"
-// event on the document, and set up the same way.
+// event on the document, and set up the same way. Each fetch of a live part, once handled (drawn
+// again, or left as it was), is announced by a "console:refreshed" event on that part.
 "use strict";
 (function () {
   const PERIOD_MS = 3000;
@@ -18,6 +19,38 @@
     const again = document.getElementById(id);
     if (again && !again.disabled) again.focus();
   }
+  // What the user chose or typed in `element` and has not sent: each control by its id, with what
+  // the server had drawn there and the hidden fields of its form (which call, which request).
+  function checkable(control) { return control.type === "checkbox" || control.type === "radio"; }
+  function drawnValue(control) {
+    if (checkable(control)) return control.defaultChecked;
+    if (control.tagName !== "SELECT") return control.defaultValue;
+    const drawn = Array.from(control.options).find(function (option) { return option.defaultSelected; });
+    return drawn ? drawn.value : control.options.length ? control.options[0].value : "";
+  }
+  function drawn(control) {
+    const hidden = control.form ? Array.from(control.form.querySelectorAll("input[type=hidden]")) : [];
+    return JSON.stringify([drawnValue(control), hidden
+      .filter(function (field) { return field.name !== "csrf_token"; })
+      .map(function (field) { return field.name + "=" + field.value; })]);
+  }
+  function edits(element) {
+    const found = [];
+    element.querySelectorAll("input[id]:not([type=hidden]), select[id], textarea[id]").forEach(function (control) {
+      const now = checkable(control) ? control.checked : control.value;
+      if (now !== drawnValue(control)) found.push({id: control.id, drawn: drawn(control), now: now});
+    });
+    return found;
+  }
+  // Those edits put back into the new content, where the same control stands as the server drew it before.
+  function restore(found) {
+    found.forEach(function (edit) {
+      const control = document.getElementById(edit.id);
+      if (!control || control.disabled || drawn(control) !== edit.drawn) return;
+      if (checkable(control)) control.checked = edit.now;
+      else control.value = edit.now;
+    });
+  }
   function refresh(element) {
     if (document.hidden || !element.isConnected) return;
     fetch(element.dataset.live, {headers: {"X-Live": "1"}, credentials: "same-origin"})
@@ -30,16 +63,20 @@
       })
       .then(function (html) {
         if (html === null || html === undefined) return;
-        // A timer's start differs at each fetch while nothing else did: keep what is on the screen
-        // (a reason being chosen in a select), and let the timers tick on by themselves.
-        const key = html.replace(/data-(elapsed|left)="\d+"/g, "");
-        if (element.liveKey === key) return;
-        const offered = element.querySelector("[data-focus]") !== null;
-        element.liveKey = key;
-        keepFocus(element, function () { element.innerHTML = html; });
-        startTimers(element);
-        const focus = element.querySelector("[data-focus]");
-        if (focus && !offered) focus.focus();  // a caller rings: Accept has the focus
+        // A timer (its seconds and the time it shows) differs at each fetch while nothing else did:
+        // keep what is on the screen then, and let the timers tick on by themselves. When something
+        // did change, what the user chose or typed and has not sent stays.
+        const key = html.replace(/(data-(?:elapsed|left)=)"\d+"([^>]*>)[^<]*/g, "$1$2");
+        if (element.liveKey !== key) {
+          const offered = element.querySelector("[data-focus]") !== null;
+          const unsent = edits(element);
+          element.liveKey = key;
+          keepFocus(element, function () { element.innerHTML = html; restore(unsent); });
+          startTimers(element);
+          const focus = element.querySelector("[data-focus]");
+          if (focus && !offered) focus.focus();  // a caller rings: Accept has the focus
+        }
+        element.dispatchEvent(new CustomEvent("console:refreshed", {bubbles: true}));
       })
       .catch(function () { /* offline for a moment: try again at the next tick */ });
   }

@@ -14,6 +14,8 @@ from tests.browser import (
     CALL_SID,
     DESK_PHONE,
     Live,
+    caller_waits,
+    refreshed,
     shoot,
     sign_in,
 )
@@ -61,6 +63,49 @@ def test_the_wrap_up_form_takes_the_focus_when_the_call_ends_and_ends_wrap_up_on
     with Session(live.engine) as db:
         call = db.exec(select(AgentCall).where(AgentCall.call_sid == CALL_SID)).one()
     assert (call.disposition, call.disposition_note) == ("booked", "Booked a plumber")
+
+
+def test_a_code_and_note_being_written_stay_while_the_bar_refreshes(live: Live, page: Page) -> None:
+    """An agent takes longer than the bar's refresh to write a note: what they chose and typed stays,
+    through the bar's fetches, until they save it."""
+    asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    assert asha.id is not None
+    sign_in(page, "asha")
+    bar = page.get_by_role("region", name="Your state")
+    bar.get_by_role("button", name="Ready", exact=True).click()
+    the_call_ends(live, asha.id)
+    code = bar.get_by_label("Wrap-up code")
+    expect(code).to_be_focused()
+
+    code.select_option("booked")
+    note = bar.get_by_label("Note (optional)")
+    note.fill("Booked a plumber for Tuesday")
+    refreshed(page)
+    refreshed(page)  # two fetches of the bar, each a second or more after the state's timers began
+    expect(code).to_have_value("booked")
+    expect(note).to_have_value("Booked a plumber for Tuesday")
+
+    bar.get_by_role("button", name="Save and end wrap-up").click()
+    expect(bar.locator("#agent-state")).to_have_text("Ready")
+    with Session(live.engine) as db:
+        call = db.exec(select(AgentCall).where(AgentCall.call_sid == CALL_SID)).one()
+    assert (call.disposition, call.disposition_note) == ("booked", "Booked a plumber for Tuesday")
+
+
+def test_a_choice_not_yet_sent_stays_when_the_bar_changes_around_it(live: Live, page: Page) -> None:
+    """The bar is drawn again because something did change (a caller rings): the pause reason the
+    agent had chosen, and not yet sent, is still chosen."""
+    add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    sign_in(page, "asha")
+    bar = page.get_by_role("region", name="Your state")
+    bar.get_by_role("button", name="Ready", exact=True).click()
+    expect(bar.locator("#agent-state")).to_have_text("Ready")
+    reason = bar.get_by_label("Pause reason")
+    reason.select_option("lunch")
+
+    caller_waits(live)
+    expect(bar.locator("#offer")).to_contain_text("A caller is ringing for you")
+    expect(reason).to_have_value("lunch")
 
 
 def test_a_supervisor_scores_the_call_on_its_page(
