@@ -16,7 +16,7 @@ import redis
 
 from devtools import procfs
 from devtools.bench import stats
-from devtools.bench.calls import baseline, figures, report, run, scripts, servers, turns
+from devtools.bench.calls import baseline, figures, load, report, run, scripts, servers, turns
 from devtools.bench.calls.load import Log, Pacing, Sample
 from devtools.simulator import APPLICATION_ERROR, Event, Failure, Heard, Request, Send, Transcript, TwilioError
 from flows import prompts
@@ -95,6 +95,18 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
     assert "paced: same callers and pace" in short_run.report
     assert "saturated: closed loop, no think time, 30 callers for each" in short_run.report
     assert "not judged at 30" in short_run.report  # the latency target is for 1,000 callers
+    ours, _base, ours_saturated, _base_saturated = short_run.phases
+    for phase in (ours, ours_saturated):  # every turn of the hold counted under its webhook, once
+        assert sum(count for count, _spread in phase.by_webhook.values()) == phase.turns
+    assert "| the helpline's turns by webhook |" in short_run.report
+    for webhook in ours.by_webhook:
+        assert f"| {webhook} " in short_run.report
+
+
+def test_a_request_counts_under_its_path_and_a_step_under_its_turn() -> None:
+    assert load.webhook("/twilio/voice", "") == "/twilio/voice"
+    assert load.webhook("/twilio/voice/step", "token=abc&turn=3") == "/twilio/voice/step (turn 3)"
+    assert load.webhook("/plivo/voice/step", "turn=0") == "/plivo/voice/step (turn 0)"
 
 
 @pytest.mark.slow
@@ -124,12 +136,12 @@ def log_of(samples: list[Sample]) -> Log:
 
 def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phase() -> None:
     samples = [
-        Sample(101.0, 0.500, True, 200),  # in the ramp: left out
-        Sample(102.0, 0.010, True, 200),
-        Sample(103.0, 0.020, True, 200),
-        Sample(104.0, 0.030, False, 204),  # a status callback: not a turn
-        Sample(105.0, 15.000, True, 0),  # no answer: its latency counts, the turn was not answered
-        Sample(106.5, 0.040, True, 200),  # in the drain: left out
+        Sample(101.0, 0.500, True, 200, "/twilio/voice"),  # in the ramp: left out
+        Sample(102.0, 0.010, True, 200, "/twilio/voice"),
+        Sample(103.0, 0.020, True, 200, "/twilio/voice/step (turn 0)"),
+        Sample(104.0, 0.030, False, 204, "/twilio/voice/status"),  # a status callback: not a turn
+        Sample(105.0, 15.000, True, 0, "/twilio/voice/step (turn 0)"),  # no answer: its latency counts
+        Sample(106.5, 0.040, True, 200, "/twilio/voice/step (turn 1)"),  # in the drain: left out
     ]
     verdict = scripts.Verdict("CA1", scripts.BOOK, "+919800000001", ("timeout",), None, (), 5, ("!! timeout",), 40)
     log = log_of(samples)
@@ -147,6 +159,10 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
 
     assert (phase.turns, phase.turns_per_s) == (2, 0.5)
     assert phase.latency_ms == {"p50": 20.0, "p95": 15000.0, "p99": 15000.0, "max": 15000.0}
+    assert phase.by_webhook == {
+        "/twilio/voice": (1, {"p50": 10.0, "p95": 10.0, "p99": 10.0, "max": 10.0}),
+        "/twilio/voice/step (turn 0)": (2, {"p50": 20.0, "p95": 15000.0, "p99": 15000.0, "max": 15000.0}),
+    }
     assert phase.errors == Counter({"timeout": 1})
     assert phase.error_count == 1
     assert (phase.calls, phase.calls_completed, phase.requests) == (2, 1, 6)

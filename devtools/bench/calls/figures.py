@@ -44,6 +44,7 @@ class Phase:
     turns: int  # turns answered 2xx that started in the hold
     turns_per_s: float
     latency_ms: dict[str, float]  # p50, p95, p99, max over every turn started in the hold
+    by_webhook: dict[str, tuple[int, dict[str, float]]]  # the same turns by webhook: how many, and their spread
     errors: Counter[str]  # whole phase, ramp and drain included: a kind per occurrence
     first_errors: dict[str, str]  # the first error of each kind, in a line
     calls: int  # calls placed
@@ -78,6 +79,14 @@ def latencies_ms(samples: Sequence[Sample]) -> dict[str, float]:
     return stats.spread((s.seconds * 1000 for s in samples), (50, 95, 99))
 
 
+def by_webhook(samples: Sequence[Sample]) -> dict[str, tuple[int, dict[str, float]]]:
+    """Each webhook's turns: how many, and their latency's p50, p95, p99 and max."""
+    grouped: dict[str, list[Sample]] = {}
+    for sample in samples:
+        grouped.setdefault(sample.webhook, []).append(sample)
+    return {name: (len(group), latencies_ms(group)) for name, group in grouped.items()}
+
+
 def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Phase:
     turns = in_hold(log)
     answered = [s for s in turns if 200 <= s.status < 300]
@@ -94,6 +103,7 @@ def phase(name: str, log: Log, server: Server, bookings: Bookings | None) -> Pha
         turns=len(answered),
         turns_per_s=len(answered) / log.pacing.hold_s,
         latency_ms=latencies_ms(turns),
+        by_webhook=by_webhook(turns),
         errors=errors,
         first_errors=first_errors(log.verdicts),
         calls=len(log.verdicts),

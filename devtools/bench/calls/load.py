@@ -70,6 +70,13 @@ class Sample:
     seconds: float
     turn: bool  # the caller waited on its TwiML (not a status callback)
     status: int
+    webhook: str = ""  # its path, and for a step the turn it answers (`webhook`)
+
+
+def webhook(path: str, query: str) -> str:
+    """What a request is counted as by webhook: its path, and for a step the turn it answers."""
+    turn = next((part[5:] for part in query.split("&") if part.startswith("turn=")), None)
+    return f"{path} (turn {turn})" if turn is not None else path
 
 
 @dataclass
@@ -109,11 +116,12 @@ class Wire:
         if form:
             headers["Content-Type"] = FORM
         data = urllib.parse.urlencode(form).encode() if form else None  # as Twilio posts it
+        named = webhook(*urllib.parse.urlsplit(path)[2:4])
         reply = Reply(0, "", "")
         for _attempt in range(2):  # Twilio tries once more when it cannot connect
             started = time.perf_counter()
             reply, connected = await self._exchange(method, self.target.base_url + path, data, headers)
-            self.log.samples.append(Sample(started, time.perf_counter() - started, turn, reply.status))
+            self.log.samples.append(Sample(started, time.perf_counter() - started, turn, reply.status, named))
             if connected:
                 break
         return reply

@@ -84,9 +84,30 @@ def report(
     lines = heading("sewamitra bench calls", machine, parameters)
     lines += ["- gunicorn, as `sewamitra serve` runs it: " + ", ".join(f"{k}={v}" for k, v in gunicorn.items()), ""]
     lines += table([("figure", *(p.name for p in phases)), *((label, *(f(p) for p in phases)) for label, f in ROWS)])
-    lines += ["", *ratios(phases), "", *targets(phases[0]), ""]
+    lines += ["", *ratios(phases), "", *targets(phases[0]), "", *webhooks(phases[0], phases[2]), ""]
     lines += [f"note: {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def webhooks(paced: Phase, saturated: Phase) -> list[str]:
+    """Where the helpline's turn latency comes from: each webhook's turns in both its phases, the
+    slowest at the paced p99 first."""
+    rows = [("the helpline's turns by webhook", "paced: turns", "p50", "p99", "max", "saturated: turns", "p50", "p99")]
+    for name, (count, spread) in sorted(paced.by_webhook.items(), key=lambda item: -item[1][1]["p99"]):
+        busy_count, busy = saturated.by_webhook.get(name, (0, {"p50": 0.0, "p99": 0.0}))
+        rows.append(
+            (
+                name,
+                f"{count:,}",
+                _ms(spread["p50"]),
+                _ms(spread["p99"]),
+                _ms(spread["max"]),
+                f"{busy_count:,}",
+                _ms(busy["p50"]),
+                _ms(busy["p99"]),
+            )
+        )
+    return table(rows)
 
 
 def ratios(phases: Sequence[Phase]) -> list[str]:

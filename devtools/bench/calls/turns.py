@@ -22,7 +22,7 @@ from flask import Flask
 from core.exceptions import SewamitraError
 from core.settings import default_config_path, load_settings
 from devtools.bench import roundtrips
-from devtools.bench.calls import baseline, run
+from devtools.bench.calls import baseline, load, run
 from devtools.bench.calls.scripts import Mix, Script, judge
 from devtools.bench.output import table
 from devtools.bench.roundtrips import RoundTrips
@@ -79,9 +79,7 @@ class Result:
 
 def webhook(environ: dict[str, Any]) -> str:
     """The row a request counts in: its path, and for a step the turn it answers."""
-    path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
-    turn = next((part[5:] for part in query.split("&") if part.startswith("turn=")), None)
-    return f"{path} (turn {turn})" if turn is not None else path
+    return load.webhook(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
 
 
 def main(
