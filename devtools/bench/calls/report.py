@@ -94,7 +94,7 @@ def webhooks(paced: Phase, saturated: Phase) -> list[str]:
     slowest at the paced p99 first."""
     rows = [("the helpline's turns by webhook", "paced: turns", "p50", "p99", "max", "saturated: turns", "p50", "p99")]
     for name, (count, spread) in sorted(paced.by_webhook.items(), key=lambda item: -item[1][1]["p99"]):
-        busy_count, busy = saturated.by_webhook.get(name, (0, {"p50": 0.0, "p99": 0.0}))
+        count_saturated, spread_saturated = saturated.by_webhook.get(name, (0, {"p50": 0.0, "p99": 0.0}))
         rows.append(
             (
                 name,
@@ -102,9 +102,9 @@ def webhooks(paced: Phase, saturated: Phase) -> list[str]:
                 _ms(spread["p50"]),
                 _ms(spread["p99"]),
                 _ms(spread["max"]),
-                f"{busy_count:,}",
-                _ms(busy["p50"]),
-                _ms(busy["p99"]),
+                f"{count_saturated:,}",
+                _ms(spread_saturated["p50"]),
+                _ms(spread_saturated["p99"]),
             )
         )
     return table(rows)
