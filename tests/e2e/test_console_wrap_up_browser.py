@@ -5,7 +5,7 @@ Screenshots go to var/screenshots/ to be looked at."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from sqlmodel import Session, select
 
 from callcentre import desk
@@ -28,6 +28,15 @@ def the_call_ends(served: Live, agent_id: int) -> None:
     runtime = served.app.extensions["sewamitra"]
     desk.bridged(runtime.redis, runtime.engine, agent_id, CALL_SID, "hi", runtime.clock.now())
     desk.leg_ended(runtime.redis, runtime.engine, agent_id, runtime.settings.agents, runtime.clock.now())
+
+
+def saved_and_ended(served: Live, bar: Locator) -> tuple[str | None, str | None]:
+    """Save and end wrap-up pressed: the agent is Ready, and the call's code and note as stored."""
+    bar.get_by_role("button", name="Save and end wrap-up").click()
+    expect(bar.locator("#agent-state")).to_have_text("Ready")
+    with Session(served.engine) as db:
+        call = db.exec(select(AgentCall).where(AgentCall.call_sid == CALL_SID)).one()
+    return call.disposition, call.disposition_note
 
 
 def test_the_wrap_up_form_takes_the_focus_when_the_call_ends_and_ends_wrap_up_only_with_a_code(
@@ -58,11 +67,7 @@ def test_the_wrap_up_form_takes_the_focus_when_the_call_ends_and_ends_wrap_up_on
     page.keyboard.press("ArrowDown")  # keyboard only: the first code, a note, then save and end
     page.keyboard.press("Tab")
     page.keyboard.type("Booked a plumber")
-    bar.get_by_role("button", name="Save and end wrap-up").click()
-    expect(bar.locator("#agent-state")).to_have_text("Ready")
-    with Session(live.engine) as db:
-        call = db.exec(select(AgentCall).where(AgentCall.call_sid == CALL_SID)).one()
-    assert (call.disposition, call.disposition_note) == ("booked", "Booked a plumber")
+    assert saved_and_ended(live, bar) == ("booked", "Booked a plumber")
 
 
 def test_a_code_and_note_being_written_stay_while_the_bar_refreshes(live: Live, page: Page) -> None:
@@ -84,12 +89,7 @@ def test_a_code_and_note_being_written_stay_while_the_bar_refreshes(live: Live, 
     refreshed(page)  # two fetches of the bar, each a second or more after the state's timers began
     expect(code).to_have_value("booked")
     expect(note).to_have_value("Booked a plumber for Tuesday")
-
-    bar.get_by_role("button", name="Save and end wrap-up").click()
-    expect(bar.locator("#agent-state")).to_have_text("Ready")
-    with Session(live.engine) as db:
-        call = db.exec(select(AgentCall).where(AgentCall.call_sid == CALL_SID)).one()
-    assert (call.disposition, call.disposition_note) == ("booked", "Booked a plumber for Tuesday")
+    assert saved_and_ended(live, bar) == ("booked", "Booked a plumber for Tuesday")
 
 
 def test_a_choice_not_yet_sent_stays_when_the_bar_changes_around_it(live: Live, page: Page) -> None:
