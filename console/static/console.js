@@ -19,18 +19,18 @@
     const again = document.getElementById(id);
     if (again && !again.disabled) again.focus();
   }
-  // What the user chose or typed in `element` and has not sent: each control by its id, with what
-  // the server had drawn there and the hidden fields of its form (which call, which request).
+  // What the user chose or typed in `element` and has not sent: each control by its id, with the
+  // server's own value for it, and its form's action and hidden fields (which call, which request).
   function checkable(control) { return control.type === "checkbox" || control.type === "radio"; }
-  function drawnValue(control) {
+  function serverValue(control) {  // a select with no option marked selected: the server chose nothing
     if (checkable(control)) return control.defaultChecked;
     if (control.tagName !== "SELECT") return control.defaultValue;
-    const drawn = Array.from(control.options).find(function (option) { return option.defaultSelected; });
-    return drawn ? drawn.value : control.options.length ? control.options[0].value : "";
+    const chosen = Array.from(control.options).find(function (option) { return option.defaultSelected; });
+    return chosen ? chosen.value : null;
   }
   function drawn(control) {
     const hidden = control.form ? Array.from(control.form.querySelectorAll("input[type=hidden]")) : [];
-    return JSON.stringify([drawnValue(control), hidden
+    return JSON.stringify([serverValue(control), control.form ? control.form.getAttribute("action") : "", hidden
       .filter(function (field) { return field.name !== "csrf_token"; })
       .map(function (field) { return field.name + "=" + field.value; })]);
   }
@@ -38,15 +38,21 @@
     const found = [];
     element.querySelectorAll("input[id]:not([type=hidden]), select[id], textarea[id]").forEach(function (control) {
       const now = checkable(control) ? control.checked : control.value;
-      if (now !== drawnValue(control)) found.push({id: control.id, drawn: drawn(control), now: now});
+      const first = serverValue(control);
+      const shown = first === null ? (control.options.length ? control.options[0].value : "") : first;
+      if (now !== shown) found.push({id: control.id, drawn: drawn(control), now: now});
     });
     return found;
   }
-  // Those edits put back into the new content, where the same control stands as the server drew it before.
+  // Those edits put back into the new content, where the same control stands as the server drew it
+  // before, and a choice only where it is still offered (an agent to transfer to may have gone).
+  function offers(control, value) {
+    return control.tagName !== "SELECT" || Array.from(control.options).some(function (option) { return option.value === value; });
+  }
   function restore(found) {
     found.forEach(function (edit) {
       const control = document.getElementById(edit.id);
-      if (!control || control.disabled || drawn(control) !== edit.drawn) return;
+      if (!control || control.disabled || drawn(control) !== edit.drawn || !offers(control, edit.now)) return;
       if (checkable(control)) control.checked = edit.now;
       else control.value = edit.now;
     });

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 from sqlmodel import Session, col, select
 
+from callcentre import desk
 from devtools.twilio_sandbox import TwilioSandbox
 from storage.db import session_scope
 from storage.models import (
@@ -28,6 +29,7 @@ from storage.models import (
     RequestStatus,
     Role,
     ServiceRequest,
+    User,
     Worker,
 )
 from tests.browser import (
@@ -649,6 +651,40 @@ def test_the_agent_holds_her_caller_from_the_callers_screen_once_they_talk(
     expect(page.get_by_role("button", name="Hold")).to_be_focused()
     updates = [c["params"] for c in sandbox.control if c["action"] == "participant.update"]
     assert [(u.get("Hold"), u.get("Muted")) for u in updates] == [("true", None), (None, "true"), ("false", None)]
+
+
+def test_an_agent_chosen_to_transfer_to_stays_chosen_while_the_card_changes_and_only_while_offered(
+    live: Live, page: Page, sandbox: TwilioSandbox
+) -> None:
+    """The card is drawn again when another agent's state changes; the agent Asha picked to transfer
+    her caller to stays picked, until he is no longer one she can send the caller to."""
+    asha = add_user(live.engine, "asha", Role.AGENT, phone=DESK_PHONE)
+    meera = add_user(live.engine, "meera", Role.AGENT)
+    ravi = add_user(live.engine, "ravi", Role.AGENT)
+    caller_waits(live)
+    sign_in(page, "asha")
+    page.get_by_role("button", name="Ready", exact=True).click()
+    page.get_by_role("button", name="Take next caller").click()
+    leg = {"CallSid": "CA" + "7" * 32, "From": "+18005550100", "To": DESK_PHONE, "Direction": "outbound-api"}
+    twilio_posts(live, f"/twilio/voice/agent/answer?user={asha.id}", {**leg, "Digits": "1"})
+    caller = {"CallSid": CALL_SID, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
+    twilio_posts(live, "/twilio/voice/queue/connect", caller)
+    target = page.get_by_label("Transfer to agent")
+    expect(target).to_be_enabled()  # the card came alive: the caller is with her
+    target.select_option(str(ravi.id))  # Meera is first in the list
+
+    runtime = live.app.extensions["sewamitra"]
+    assert ravi.id is not None
+    desk.pause(runtime.redis, runtime.engine, ravi.id, "lunch", runtime.clock.now())
+    expect(target.locator("option:checked")).to_have_text(re.compile("Ravi · Paused"))  # drawn again, still him
+
+    with session_scope(live.engine) as db:
+        gone = db.get(User, ravi.id)
+        assert gone is not None
+        gone.active = False
+        db.add(gone)
+    expect(target.locator("option")).to_have_count(1)  # drawn again without him: Meera is who is left
+    expect(target).to_have_value(str(meera.id))
 
 
 # -- an agent's call recording -------------------------------------------------------------------------
