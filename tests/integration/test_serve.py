@@ -14,17 +14,10 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
+from devtools import procfs
 from tests.chaos import free_port, helpline_environment, wait_until
 from tests.factories import ROOT
 from tests.up import SEWAMITRA
-
-
-def command_line(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-
-
-def children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 @pytest.fixture
@@ -57,10 +50,10 @@ def test_the_server_and_its_workers_run_without_docstrings_in_the_process_starte
     def workers() -> list[int]:
         if process.poll() is not None:
             raise AssertionError(f"`sewamitra serve` exited with {process.returncode}")
-        forked = children(process.pid)
+        forked = procfs.children(process.pid)
         return forked if len(forked) == 2 else []
 
     forked = wait_until(workers, 60, "gunicorn's two workers")
 
-    assert command_line(process.pid) == [sys.executable, "-OO", *arguments]
-    assert [command_line(worker) for worker in forked] == [[sys.executable, "-OO", *arguments]] * 2
+    assert procfs.command_line(process.pid) == [sys.executable, "-OO", *arguments]
+    assert [procfs.command_line(worker) for worker in forked] == [[sys.executable, "-OO", *arguments]] * 2
