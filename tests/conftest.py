@@ -28,7 +28,7 @@ from dispatch.context import JobContext, install
 from sewamitra.app import create_app
 from storage.db import create_engine, upgrade
 from telephony import telephony
-from tests import databases, rewritten, services
+from tests import databases, engines, rewritten, services
 from tests.chaos import Chaos, RedisServer
 from tests.factories import ACCOUNT_SID, AUTH_TOKEN, PLATFORMS, PLIVO_AUTH_ID, PUBLIC_URL, make_settings
 
@@ -41,16 +41,17 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 
 # A process of the suite collects its youngest objects after 10,000 allocations, not CPython's 700: a
 # test's objects mostly die young, by their references, and fewer live long enough to reach the oldest
-# generation, each collection of which walks everything the process holds, every earlier test's
-# SQLAlchemy dialect among it (the mappers' caches of compiled statements keep one for each test's
-# engine). Three modules in one process (tests/integration/test_dispatch, test_console,
-# test_escalation_ladder): 23 full collections, 7.2 s of the garbage collector's CPU in 33.6 s; then 6,
-# 2.7 s in 28.8 s.
+# generation, each collection of which walks everything the process holds. Measured when every
+# test's engine still had a SQLAlchemy dialect of its own, which the mappers' caches of compiled
+# statements kept (they share one now: tests/engines.py), three modules in one process
+# (tests/integration/test_dispatch, test_console, test_escalation_ladder): 23 full collections, 7.2 s
+# of the garbage collector's CPU in 33.6 s; then 6, 2.7 s in 28.8 s.
 GC_YOUNGEST = 10_000
 
 
 def pytest_configure(config: pytest.Config) -> None:
     gc.set_threshold(GC_YOUNGEST, *gc.get_threshold()[1:])
+    engines.install()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
