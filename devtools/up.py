@@ -173,7 +173,8 @@ def _supervise(
     sandbox_port: int | None,
     services: Sequence[Service] = (),
 ) -> int:
-    children = [Child("web", ["serve", "--host", host, "--port", str(port)])]
+    # -OO, as `serve` would start itself again with it (sewamitra.web): its modules load once, not twice.
+    children = [Child("web", ["serve", "--host", host, "--port", str(port)], interpreter=("-OO",))]
     platform = settings.telephony.platform
     if sandbox_port is not None:
         children.append(

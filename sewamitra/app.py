@@ -23,7 +23,10 @@ from werkzeug.routing.rules import RulePart
 from core.clock import SYSTEM, Clock
 from core.ids import MAX_ID
 from core.settings import Settings, load_settings
+from ivr import callback_call, monitor, officer, sms, softphone, voice
+from sewamitra import health
 from storage.runtime import Runtime
+from telephony import call_platform
 from telephony.call import CallPlatform
 
 if TYPE_CHECKING:
@@ -140,10 +143,6 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
 def webhook_app(settings: Settings, clock: Clock = SYSTEM) -> Flask:
     """The platforms' webhooks (a call's turns, SMS, an officer's call, an agent's browser, a
     supervisor's leg, a call back) and /healthz: what a call needs."""
-    from ivr import callback_call, monitor, officer, sms, softphone, voice
-    from sewamitra import health
-    from telephony import call_platform
-
     # whose webhooks the voice and SMS views answer
     app = _bare_app(settings, Runtime(settings, clock), call_platform(settings))
     platform = settings.telephony.platform

@@ -31,13 +31,14 @@ class Child:
     # since RQ refuses a name still registered by the worker that died without saying so.
     args: list[str] | Callable[[], list[str]]
     module: str = "sewamitra"
+    interpreter: tuple[str, ...] = ()  # the interpreter's own options, before -m
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
     def start(self, environ: Mapping[str, str]) -> None:
         args = self.args() if callable(self.args) else self.args
         self.process = subprocess.Popen(  # noqa: S603 (our own modules, our own arguments)
-            [sys.executable, "-m", self.module, *args],
+            [sys.executable, *self.interpreter, "-m", self.module, *args],
             env=dict(environ),
             # A group of its own: Ctrl-C reaches `up` alone, which then sends each child one SIGTERM
             # (a second signal would make an RQ worker abandon the job it is running).

@@ -70,15 +70,34 @@ def options(*, host: str, port: int, workers: int) -> dict[str, Any]:
     }
 
 
-def run(load: Callable[[], WSGIApplication], *, host: str, port: int, workers: int) -> None:
-    """Serve the app `load` builds (in each worker) under the settings of `sewamitra serve`."""
+def run(
+    load: Callable[[], WSGIApplication],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    preload: Callable[[], object] = lambda: None,
+) -> None:
+    """Serve the app `load` builds (in each worker) under the settings of `sewamitra serve`, with
+    what `preload` imports loaded once, in the master, before it forks the workers."""
     _without_docstrings()
     _one_malloc_arena()
+    preload()
     _Gunicorn(load, options(host=host, port=port, workers=workers)).run()
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
-    run(lambda: _helpline(settings), host=host, port=port, workers=workers)
+    run(lambda: _helpline(settings), host=host, port=port, workers=workers, preload=_webhook_modules)
+
+
+def _webhook_modules() -> None:
+    """The modules of the webhooks' app: each worker is forked with them loaded and builds its app
+    in about a quarter of the CPU (0.1 s against 0.4 s). The console's and the API's stay out, loaded by
+    a worker at its first request for them (`app.Helpline`). Frozen out of the collector's way, as
+    a worker's own start-up heap is."""
+    import sewamitra.app  # noqa: F401 (loaded, not used here)
+
+    settle()
 
 
 def _helpline(settings: Settings) -> WSGIApplication:
