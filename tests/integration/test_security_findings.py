@@ -435,6 +435,9 @@ def test_simulate_reaches_up_on_another_port_without_the_public_url_set_by_hand(
         "SEWAMITRA_DATA_DIR": str(data_dir),
         "SEWAMITRA_CALL_CENTRE__OPENS": "00:00",
         "SEWAMITRA_CALL_CENTRE__CLOSES": "23:59:59.999999",
+        # One web and one RQ process take this call as well as the default two each.
+        "SEWAMITRA_WORKERS__WEB": "1",
+        "SEWAMITRA_WORKERS__RQ": "1",
     }
     written = data_dir.parent / f"{data_dir.name}.log"
     with written.open("wb") as out:
