@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
@@ -109,21 +109,13 @@ def live(helpline_settings: Settings) -> Iterator[Live]:
     app.extensions["sewamitra"].engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    """Playwright's driver, one per test process: a start costs about a second of CPU."""
-    with sync_playwright() as started:
-        yield started
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright, chromium: str) -> Iterator[Browser]:
-    """The run's Chromium (the system's, else Playwright's own), headless: one per test process, as
-    a launch costs about a second of CPU; each test's windows are contexts of their own (`windows`),
-    with their own cookies and storage."""
-    launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-    yield launched
-    launched.close()
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    """The run's Chromium (the system's, else Playwright's own), headless."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
 
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
@@ -80,20 +80,18 @@ def helpline_settings(helpline_settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def playwright_chromium(playwright: Playwright, chromium: str) -> Iterator[Callable[[list[str]], Browser]]:
-    """Chromium launched with `extra` arguments (a fake microphone), once for each set of them: each
-    test's window is a context of its own."""
-    launched: dict[tuple[str, ...], Browser] = {}
+def playwright_chromium(chromium: str) -> Iterator[Callable[[list[str]], Browser]]:
+    with sync_playwright() as playwright:
+        launched: list[Browser] = []
 
-    def launch(extra: list[str]) -> Browser:
-        if tuple(extra) not in launched:
-            args = CHROMIUM_ARGS + extra
-            launched[tuple(extra)] = playwright.chromium.launch(executable_path=chromium, args=args, headless=True)
-        return launched[tuple(extra)]
+        def launch(extra: list[str]) -> Browser:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + extra, headless=True)
+            launched.append(browser)
+            return browser
 
-    yield launch
-    for browser in launched.values():
-        browser.close()
+        yield launch
+        for browser in launched:
+            browser.close()
 
 
 def window(launch: Callable[[list[str]], Browser], live: Live, *, microphone: bool) -> tuple[Page, BrowserContext]:
