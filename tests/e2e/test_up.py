@@ -164,10 +164,16 @@ def test_up_runs_everything_books_a_call_and_stops_cleanly(helpline) -> None:
     assert f"admin, password in {data_dir / 'console-admin-password'}" in banner
     assert password not in banner
 
+    # Each RQ worker registers once it has started, the first job may run on either before the other
+    # has: what /healthz says is waited for, not read at the first job.
     health = wait_for(
-        lambda: (h := get_json(f"http://127.0.0.1:{port}/healthz"))["jobs_last_ran_s_ago"] is not None and h,
+        lambda: (
+            (h := get_json(f"http://127.0.0.1:{port}/healthz"))["jobs_last_ran_s_ago"] is not None
+            and (h["rq_workers"], h["schedulers"]) == (2, 1)
+            and h
+        ),
         60,
-        "the scheduler's first job to run on a worker",
+        "the scheduler's first job to run on a worker, and both RQ workers and the scheduler to be registered",
     )
     assert health["status"] == "ok"
     assert health["rq_workers"] == 2
