@@ -21,7 +21,9 @@ from devtools.soak.people import People
 JOBS_RUN_S = 2
 # The faults that can take a sweep: its queued job (Redis restarted), or its run (the database's
 # connections ended under it, the RQ worker running it killed). The next sweep then does its work.
-TAKE_A_SWEEP = (faults.REDIS_AOF, faults.REDIS_EMPTY, faults.DATABASE, faults.RQ_WORKER)
+# Faults that can take a sweep: its job lost from the queue, its run cut short, or (the scheduler killed)
+# never enqueued until `up` has started the scheduler again.
+TAKE_A_SWEEP = (faults.REDIS_AOF, faults.REDIS_EMPTY, faults.DATABASE, faults.RQ_WORKER, faults.SCHEDULER)
 
 # A message tried once, whose retry found it moot (an offer closed meanwhile): not to be tried again.
 MOOT_PENDING = "status = 'pending' AND attempts > 0 AND next_attempt_at IS NULL"
@@ -293,7 +295,7 @@ def _offers_closed(connection: sa.Connection, evidence: Evidence) -> Invariant:
         f"every offer closed within its timeout ({evidence.offer_timeout_s} s) + one sweep interval "
         f"({evidence.sweep_interval_s} s) + {JOBS_RUN_S} s for the sweep and the expiry it queues to run; "
         "one interval more where a fault took that sweep (Redis restarted, the database's connections ended, "
-        "the RQ worker killed)",
+        "the RQ worker or the scheduler killed)",
         f"{len(closed):,} closed, {pending} still open; latest {max(0.0, worst):.1f} s past its timeout; "
         f"{len(lost_sweep)} a sweep later, such a fault between; {len(over)} over"
         + (f" (worst: {examples})" if examples else ""),
