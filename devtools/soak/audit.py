@@ -19,10 +19,9 @@ from devtools.soak.people import People
 # An offer past its time is closed by the first sweep after it: the sweep job, then the expiry job it
 # queues, run in turn on the RQ workers, on a machine that the soak keeps busy.
 JOBS_RUN_S = 2
-# The faults that can take a sweep: its queued job (Redis restarted), or its run (the database's
-# connections ended under it, the RQ worker running it killed). The next sweep then does its work.
-# Faults that can take a sweep: its job lost from the queue, its run cut short, or (the scheduler killed)
-# never enqueued until `up` has started the scheduler again.
+# The faults that can take a sweep: its queued job (Redis restarted), its run (the database's
+# connections ended under it, the RQ worker running it killed), or its enqueueing (the scheduler
+# killed, until `up` has started it again). The next sweep then does its work.
 TAKE_A_SWEEP = (faults.REDIS_AOF, faults.REDIS_EMPTY, faults.DATABASE, faults.RQ_WORKER, faults.SCHEDULER)
 
 # A message tried once, whose retry found it moot (an offer closed meanwhile): not to be tried again.
