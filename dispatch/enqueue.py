@@ -80,6 +80,9 @@ DUE = "sewamitra:dispatch:due"
 DISPATCH_BATCH = 20
 # A batch whose every send waits out the platform's 10 s still ends within it (RQ's default: 180 s).
 DISPATCH_DUE_TIMEOUT_S = 600
+# Handling an inbound SMS is a few queries (a row lock waited on at most): RQ stops one still at it after
+# this, so that one claimed longer ago than this and a margin died with its worker (jobs.ABANDONED_AFTER).
+HANDLE_SMS_TIMEOUT_S = 60
 
 
 def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) -> bool:
@@ -331,7 +334,14 @@ def send_sms(connection: redis.Redis, sms_id: int) -> bool:
 
 def handle_sms(connection: redis.Redis, sms_id: int) -> bool:
     """Act on an SMS recorded as received."""
-    return _put(connection, QueueName.DISPATCH, "handle_sms", sms_id, job_id=f"inbound-{sms_id}")
+    return _put(
+        connection,
+        QueueName.DISPATCH,
+        "handle_sms",
+        sms_id,
+        job_id=f"inbound-{sms_id}",
+        job_timeout=HANDLE_SMS_TIMEOUT_S,
+    )
 
 
 def receive_sms(connection: redis.Redis, message_sid: str, sender: str, body: str) -> bool:

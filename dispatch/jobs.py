@@ -68,8 +68,10 @@ NEW_REQUEST_GRACE = timedelta(seconds=30)  # a request this old and still new lo
 # claimed message once its try's time to retry and NEW_REQUEST_GRACE are past (40 s), and a batch's
 # sends slowed by a slow platform must not start so late that both send it. Later, the sweeper's.
 SEND_CLAIMED_WITHIN = timedelta(seconds=15)
-# A job still at it after this long died with its worker: RQ stops any job after 180 s by default.
-ABANDONED_AFTER = timedelta(minutes=5)
+# An inbound SMS still being handled this long after its job claimed it was abandoned by a dead worker:
+# RQ stops a live one at its timeout. (It was five minutes, RQ's default 180 s and more: a worker's YES
+# caught by a killed RQ worker waited out the offer; the soak's drain waited for it.)
+ABANDONED_AFTER = timedelta(seconds=enqueue.HANDLE_SMS_TIMEOUT_S + 30)
 # A killed worker's dispatch lock lives its 60 s (locks.LIFE_MS): a dispatch of the same request does not
 # wait for it but comes back after this (found by the soak: waits on such locks held both RQ workers).
 DISPATCH_AGAIN_AFTER = timedelta(seconds=5)

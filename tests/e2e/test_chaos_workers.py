@@ -125,7 +125,7 @@ def test_a_worker_killed_while_handling_a_yes_the_yes_is_handled_after_all(
     assert request_of(postgres, request_id).status is RequestStatus.OFFERED  # the YES died with the worker
 
     chaos.worker(chaos_settings)
-    time_passes(postgres, minutes=10)  # longer than any job may run (RQ's 180 s timeout)
+    time_passes(postgres, minutes=10)  # longer than a handling job may run (its own timeout, 60 s)
     assert jobs.sweep()["abandoned_sms"] == 1
     wait_until(lambda: sms_log(postgres, direction="inbound", status="handled"), 60, "the YES to be handled")
     assert request_of(postgres, request_id).status is RequestStatus.ASSIGNED  # Ramesh has the job

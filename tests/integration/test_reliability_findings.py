@@ -12,6 +12,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from rq import Queue
 from sqlmodel import Session, col, select
 
 from console.labels import DOMAIN, TRANSLATIONS
@@ -314,3 +315,43 @@ def test_a_yes_whose_handling_lost_its_database_connection_is_handled_again_not_
     run_jobs(installed)
     assert sms_row(engine, yes.id or 0).status == "handled"
     assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [(ramesh, "accepted")]
+
+
+def test_a_yes_abandoned_by_a_killed_worker_is_handled_again_long_before_its_offer_runs_out(
+    installed: context.JobContext, engine: sa.Engine, settings: Settings, webhook: FlaskClient
+) -> None:
+    """Found by the soak: an RQ worker SIGKILLed while handling a worker's yes left it `handling` for
+    five minutes (past RQ's default 180 s timeout), as long as the offer it answers lasts. Its job has
+    a timeout of its own now, and the sweeper takes the message back once that and a margin are past."""
+    ramesh = add_worker(engine, "Ramesh Kumar", WORKER, 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    sms_from(webhook, WORKER, "1")
+    queued = Queue("dispatch", connection=installed.redis)
+    [job] = [job for job in queued.jobs if job.func_name == "dispatch.jobs.handle_sms"]
+    assert job.timeout == enqueue.HANDLE_SMS_TIMEOUT_S
+    queued.empty()  # an RQ worker took the job, claimed the message, and was killed
+    with Session(engine) as session:
+        yes = session.exec(select(SmsLog).where(SmsLog.direction == "inbound")).one()
+    claimed_ago(engine, yes.id or 0, jobs.ABANDONED_AFTER - timedelta(seconds=5))
+
+    assert jobs.sweep()["abandoned_sms"] == 0  # still within its job's timeout: maybe still at it
+    assert sms_row(engine, yes.id or 0).status == "handling"
+    claimed_ago(engine, yes.id or 0, jobs.ABANDONED_AFTER + timedelta(seconds=5))
+    assert jobs.sweep()["abandoned_sms"] == 1
+    run_jobs(installed)
+    assert sms_row(engine, yes.id or 0).status == "handled"
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [(ramesh, "accepted")]
+    # Taken back and handled within a sweep after that: well inside the offer's time, as configured.
+    sweep, offer = (timedelta(seconds=s) for s in (settings.dispatch.sweep_interval, settings.dispatch.offer_timeout))
+    assert jobs.ABANDONED_AFTER + sweep <= offer / 2
+
+
+def claimed_ago(engine: sa.Engine, sms_id: int, ago: timedelta) -> None:
+    """The inbound message as a handling job leaves it when it claims it, `ago`."""
+    with session_scope(engine) as session:
+        sms = session.get_one(SmsLog, sms_id)
+        sms.status, sms.updated_at = "handling", datetime.now(UTC) - ago
+        session.add(sms)
