@@ -85,8 +85,9 @@ def get_json_list(url: str) -> list[Any]:
         return list(json.load(answer))
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """`predicate`'s first true value, asked every half second (an OSError counts as not yet)."""
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, shown: Callable[[], str] = str) -> Any:
+    """`predicate`'s first true value, asked every half second (an OSError counts as not yet); the
+    failure says what `shown` gives then (a process's output so far)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -96,7 +97,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         if value:
             return value
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}\n{shown()}".rstrip())
 
 
 def read_output(process: subprocess.Popen[str], output: list[str]) -> None:

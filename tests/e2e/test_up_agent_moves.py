@@ -9,6 +9,7 @@ caller of its own."""
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import itertools
 import re
@@ -247,8 +248,9 @@ def test_sewamitra_simulate_follows_the_move_into_the_agents_room_while_the_call
         simulate.stdin.flush()
         asha.takes_the_caller()  # once the caller rings on her console: they wait in the queue
         moved = f"the call is moved by the REST API to {box.voice('/queue/connect')}"
-        wait_for(lambda: saying(told, moved), 60, "the caller to be moved into Asha's room")
-        wait_for(lambda: saying(told, " is in room "), 60, "the caller to be in the room")
+        said_so_far = functools.partial("".join, told)
+        wait_for(lambda: saying(told, moved), 60, "the caller to be moved into Asha's room", said_so_far)
+        wait_for(lambda: saying(told, " is in room "), 60, "the caller to be in the room", said_so_far)
         said = "".join(told)
         assert said.index(moved) < said.index("अब आपको सहायक से जोड़ा जा रहा है।") < said.index(" is in room ")
         simulate.stdin.close()  # the caller hangs up
