@@ -296,14 +296,7 @@ def test_a_yes_whose_handling_lost_its_database_connection_is_handled_again_not_
 ) -> None:
     """A connection cut is not the message's fault: it goes back to `received` for the sweeper, and the
     worker's yes takes the job, instead of `handling_failed` for an agent while the offer runs out."""
-    ramesh = add_worker(engine, "Ramesh Kumar", WORKER, 0.5)
-    jobs.rebuild_index()
-    request_id = add_request(engine)
-    jobs.dispatch_request(request_id)
-    run_jobs(installed)
-    sms_from(webhook, WORKER, "1")
-    with Session(engine) as session:
-        yes = session.exec(select(SmsLog).where(SmsLog.direction == "inbound")).one()
+    ramesh, request_id, yes = offered_and_answered_yes(installed, engine, webhook)
     cut = cut_off_at(engine, "SELECT worker.")
 
     with pytest.raises(sa.exc.OperationalError):
@@ -323,18 +316,11 @@ def test_a_yes_abandoned_by_a_killed_worker_is_handled_again_long_before_its_off
     """Found by the soak: an RQ worker SIGKILLed while handling a worker's yes left it `handling` for
     five minutes (past RQ's default 180 s timeout), as long as the offer it answers lasts. Its job has
     a timeout of its own now, and the sweeper takes the message back once that and a margin are past."""
-    ramesh = add_worker(engine, "Ramesh Kumar", WORKER, 0.5)
-    jobs.rebuild_index()
-    request_id = add_request(engine)
-    jobs.dispatch_request(request_id)
-    run_jobs(installed)
-    sms_from(webhook, WORKER, "1")
+    ramesh, request_id, yes = offered_and_answered_yes(installed, engine, webhook)
     queued = Queue("dispatch", connection=installed.redis)
     [job] = [job for job in queued.jobs if job.func_name == "dispatch.jobs.handle_sms"]
     assert job.timeout == enqueue.HANDLE_SMS_TIMEOUT_S
     queued.empty()  # an RQ worker took the job, claimed the message, and was killed
-    with Session(engine) as session:
-        yes = session.exec(select(SmsLog).where(SmsLog.direction == "inbound")).one()
     claimed_ago(engine, yes.id or 0, jobs.ABANDONED_AFTER - timedelta(seconds=5))
 
     assert jobs.sweep()["abandoned_sms"] == 0  # still within its job's timeout: maybe still at it
@@ -347,6 +333,22 @@ def test_a_yes_abandoned_by_a_killed_worker_is_handled_again_long_before_its_off
     # Taken back and handled within a sweep after that: well inside the offer's time, as configured.
     sweep, offer = (timedelta(seconds=s) for s in (settings.dispatch.sweep_interval, settings.dispatch.offer_timeout))
     assert jobs.ABANDONED_AFTER + sweep <= offer / 2
+
+
+def offered_and_answered_yes(
+    installed: context.JobContext, engine: sa.Engine, webhook: FlaskClient
+) -> tuple[int, int, SmsLog]:
+    """Ramesh is offered a request by SMS and texts yes: his id, the request's, and his message, kept
+    and queued for handling."""
+    ramesh = add_worker(engine, "Ramesh Kumar", WORKER, 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    run_jobs(installed)
+    sms_from(webhook, WORKER, "1")
+    with Session(engine) as session:
+        yes = session.exec(select(SmsLog).where(SmsLog.direction == "inbound")).one()
+    return ramesh, request_id, yes
 
 
 def claimed_ago(engine: sa.Engine, sms_id: int, ago: timedelta) -> None:
