@@ -21,9 +21,10 @@ unexport PYTHONDONTWRITEBYTECODE
 run: $(STAMP)
 	$(BIN)/sewamitra up
 
-# No Debian chromium: the browser tests drive Playwright's own, downloaded here when it can be.
+# No Debian Chromium (chromium-headless-shell or chromium): the browser tests drive Playwright's own,
+# downloaded here when it can be.
 test: $(STAMP) lint
-	@test -x /usr/bin/chromium || $(BIN)/playwright install chromium >$(VENV)/playwright-install.log 2>&1 \
+	@test -x /usr/bin/chromium-headless-shell || test -x /usr/bin/chromium || $(BIN)/playwright install chromium >$(VENV)/playwright-install.log 2>&1 \
 	  || echo "make test: could not download Playwright's Chromium (see $(VENV)/playwright-install.log)"
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup
 

@@ -156,7 +156,7 @@ def redis_server_url() -> str:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The Chromium the browser tests drive: the system's, else Playwright's own."""
+    """The Chromium the browser tests drive: Debian's headless shell or Chromium, else Playwright's own."""
     found = run().chromium
     assert found is not None, services.INSTALL_CHROMIUM
     return found.url
