@@ -131,7 +131,7 @@ class Copies:
 
     def _recycle(self, name: str) -> None:
         """Empty the database back to the template's state; drop it if its schema is not the template's."""
-        if name not in self.kept:  # pre-pinged: a test may have ended the kept connection
+        if name not in self.kept:  # pinged at each checkout: a test may have ended the kept connection
             self.kept[name] = sa.create_engine(url_of(self.admin, name), pool_size=1, pool_pre_ping=True)
         try:
             with self.kept[name].connect() as connection:
