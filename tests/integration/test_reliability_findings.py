@@ -22,7 +22,7 @@ from dispatch import context, enqueue, jobs
 from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import TCP_USER_TIMEOUT_MS, create_engine, session_scope
-from storage.models import AuditEvent, Offer, SmsDelivery, SmsLog, Worker
+from storage.models import AuditEvent, Offer, SmsDelivery, SmsHandling, SmsLog, Worker
 from tests.calls import Line, call
 from tests.chaos import RedisServer
 from tests.factories import CITIZEN, add_request, add_worker, assigned_job, offers_of, sms_from
@@ -355,5 +355,5 @@ def claimed_ago(engine: sa.Engine, sms_id: int, ago: timedelta) -> None:
     """The inbound message as a handling job leaves it when it claims it, `ago`."""
     with session_scope(engine) as session:
         sms = session.get_one(SmsLog, sms_id)
-        sms.status, sms.updated_at = "handling", datetime.now(UTC) - ago
+        sms.status, sms.updated_at = SmsHandling.HANDLING, datetime.now(UTC) - ago
         session.add(sms)
