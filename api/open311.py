@@ -26,7 +26,6 @@ from api.errors import RETRY_AFTER_S, ApiError, unavailable
 from api.georeport import Format, answer, errors
 from core import numbers, pincodes, slots
 from core.settings import Settings
-from dispatch.intake import Filed
 from storage.models import ApiRole, ApiToken, Channel, Provider, RequestStatus, ServiceRequest, Worker
 
 log = logging.getLogger(__name__)
@@ -284,7 +283,10 @@ def create(fmt: Format) -> Response:
         raise Refused(404, {"service_code": f"no service {service[:32]!r}; see services.{fmt}"})
     made = _filing(form, settings, service)
     filed = filing.file(runtime(), made, channel=Channel.OPEN311, client=token.client, key=inputs.idempotency_key())
-    return answer(fmt, "service_requests", [_receipt(settings, filed)])
+    with Session(runtime().engine) as db:
+        found = db.get(ServiceRequest, filed.id)
+    assert found is not None  # committed, and a request is never deleted
+    return answer(fmt, "service_requests", [_receipt(settings, found)])
 
 
 def _form() -> dict[str, str]:
@@ -394,8 +396,7 @@ def _renamed(problems: dict[str, str]) -> dict[str, str]:
     return {names.get(field, field): text for field, text in problems.items()}
 
 
-def _receipt(settings: Settings, filed: Filed) -> dict[str, Any]:
-    found = filed.request
+def _receipt(settings: Settings, found: ServiceRequest) -> dict[str, Any]:
     service = settings.service(found.service_code)
     notice = (
         f"A verified {service.name_en.lower()} near {pincodes.display_name(found.district)} is being "

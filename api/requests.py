@@ -147,7 +147,9 @@ def create() -> ResponseReturnValue:
     )
     filed = filing.file(runtime(), made, channel=Channel.API, client=client().client, key=key)
     with Session(runtime().engine) as db:
-        shown = present.request_detail(db, settings, filed.request, client())
+        request = db.get(ServiceRequest, filed.id)
+        assert request is not None  # committed, and a request is never deleted
+        shown = present.request_detail(db, settings, request, client())
     return present.answer(shown, 201 if filed.created else 200)
 
 

@@ -191,7 +191,7 @@ def create() -> ResponseReturnValue:
     if filed.created:
         queue_follow_ups(runtime().redis, filed)
         flash("Request created.")
-    return redirect(url_for("console.requests.show", number=filed.request.number))
+    return redirect(url_for("console.requests.show", number=filed.number))
 
 
 def _checked(form: MultiDict[str, str]) -> tuple[Draft, dict[str, str], pincodes.Place | None, str | None]:

@@ -133,13 +133,12 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         detail=(("call_sid", ctx.call_sid),),
     )
     filed = file_request(ctx.engine, ctx.settings, intake)
-    _attach_recordings(ctx, filed.request.id or 0)
+    _attach_recordings(ctx, filed.id)
     queue_follow_ups(ctx.redis, filed)  # a retry finds the request filed before, and queues nothing again
     texted = ctx.caller is not None and _is_mobile(ctx.caller)
-    request = filed.request
-    words = slots.when(ctx.settings, request.slot_starts_at, request.slot_ends_at, ctx.language, ctx.now(), spoken=True)
+    words = slots.when(ctx.settings, filed.slot_starts_at, filed.slot_ends_at, ctx.language, ctx.now(), spoken=True)
     return Outcome(
-        "created", {"request_number": request.number, "sms_sent": "yes" if texted else "no", "slot_words": words}
+        "created", {"request_number": filed.number, "sms_sent": "yes" if texted else "no", "slot_words": words}
     )
 
 
