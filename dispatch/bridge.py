@@ -90,19 +90,22 @@ def jobs_of(session: Session, worker_id: int, now: datetime, window: BridgedCall
     return [job for job in session.exec(query).all() if why_closed(job, now, window) is None]
 
 
+# Built once: a citizen's language turn asks it, and building it took longer than running it.
+_HAD_WORKER = (
+    select(ServiceRequest)
+    .join(Caller, col(Caller.id) == ServiceRequest.caller_id)
+    .where(col(Caller.phone) == sa.bindparam("phone", type_=sa.String), col(ServiceRequest.worker_id).is_not(None))
+    .order_by(col(ServiceRequest.created_at).desc())
+    .limit(10)
+)
+
+
 def request_of_citizen(
     session: Session, phone: str, now: datetime, window: BridgedCalls
 ) -> tuple[ServiceRequest | None, Closed | None]:
     """The citizen's request whose worker they may ring (None, None when they have none to ring);
     else the newest that had a worker and closed for calls within EXPLAINED_FOR, with why."""
-    query = (
-        select(ServiceRequest)
-        .join(Caller, col(Caller.id) == ServiceRequest.caller_id)
-        .where(Caller.phone == phone, col(ServiceRequest.worker_id).is_not(None))
-        .order_by(col(ServiceRequest.created_at).desc())
-        .limit(10)
-    )
-    had_worker = list(session.exec(query).all())
+    had_worker = list(session.exec(_HAD_WORKER, params={"phone": phone}).all())
     open_now = [request for request in had_worker if why_closed(request, now, window) is None]
     if open_now:
         return open_now[0], None

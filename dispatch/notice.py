@@ -10,18 +10,19 @@ from datetime import datetime
 
 import redis
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core import phones
 from core.settings import Settings
 from dispatch import enqueue, sms_text
-from storage.db import autocommit_session, session_scope
+from storage.db import autocommitted, session_scope
 from storage.models import Caller, SmsDelivery, SmsLog
 
 PRIVACY_TEMPLATE = "privacy_notice"
 BREACH_TEMPLATE = "breach_notice"
 ERASURE_TEMPLATE = "erasure_notice"  # not a contact: the retention job does not count it as the citizen seen
 MISSED_CALL_TEMPLATE = "missed_call_callback"
+_INSERT_SMS = sa.insert(SmsLog).returning(col(SmsLog.id))
 
 
 def privacy_url(settings: Settings, language: str) -> str:
@@ -82,23 +83,29 @@ def send(
 ) -> int | None:
     """Record a citizen's SMS from a template, then queue its sending (after the commit); its id, or
     None when the number is not an Indian mobile. One row: its INSERT commits as it runs."""
-    with autocommit_session(engine) as session:
-        sms_id = _record(session, settings, phone, template, language, values)
+    with autocommitted(engine) as db:
+        sms_id = _record(db, settings, phone, template, language, values)
     if sms_id is not None:
         enqueue.send_sms(connection, sms_id)
     return sms_id
 
 
 def _record(
-    session: Session, settings: Settings, phone: str, template: str, language: str, values: Mapping[str, str]
+    db: sa.Connection | Session,
+    settings: Settings,
+    phone: str,
+    template: str,
+    language: str,
+    values: Mapping[str, str],
 ) -> int | None:
-    """The SMS recorded as pending in `session`, its sending queued by the caller after the commit."""
+    """The SMS recorded as pending in the connection's (or session's) transaction, its sending queued by
+    the caller after the commit. One INSERT … RETURNING, no ORM object: the privacy notice is sent on
+    a first-time caller's language turn."""
     to = phones.indian_mobile(phone)
     if to is None:
         return None
     body = sms_text.compose(settings, template, language, values)
-    sms = SmsLog(to_number=to, body=body, template=template, status=SmsDelivery.PENDING)
-    session.add(sms)
-    session.flush()
-    assert sms.id is not None
-    return sms.id
+    row = {"to_number": to, "body": body, "template": template, "status": SmsDelivery.PENDING}
+    sms_id = db.execute(_INSERT_SMS, row).scalar_one()
+    assert sms_id is not None
+    return int(sms_id)
