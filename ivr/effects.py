@@ -161,6 +161,21 @@ def _attach_recordings(ctx: CallContext, request_id: int) -> None:
 MIN_RECORDING_SECONDS = 1  # shorter is a beep and a key: nothing said
 
 
+def _kept_once() -> sa.Insert:
+    """INSERT … SELECT the recording's values WHERE NOT EXISTS one of the same call and turn: a retry of
+    the turn keeps nothing twice, in one round trip (on SQLite and PostgreSQL alike)."""
+    table = sa.inspect(Recording).local_table
+    names = ("call_sid", "turn", "platform", "recording_id", "url", "duration_s", "created_at", "kind")
+    kept = sa.exists().where(
+        table.c.call_sid == sa.bindparam("call_sid"), table.c.turn == sa.bindparam("turn", type_=sa.Integer)
+    )
+    values = sa.select(*(sa.bindparam(name, type_=table.c[name].type) for name in names)).where(~kept)
+    return sa.insert(Recording).from_select(names, values, include_defaults=False)
+
+
+_KEEP_RECORDING_ONCE = _kept_once()  # built once: the booking turn keeps one
+
+
 def keep_recording(ctx: CallContext, made: call.Recording | None) -> Outcome:
     """A Record's action: `empty` when nothing was said (or the platform made no recording: `made`
     None), `failed` when the platform named no recording or the helpline could not keep it; else the
@@ -171,23 +186,19 @@ def keep_recording(ctx: CallContext, made: call.Recording | None) -> Outcome:
     if not (made.recording_id and made.url) or len(made.recording_id) > 64 or len(made.url) > 500:
         log.warning("call %s: the platform's recording came without its id or URL", ctx.call_sid)
         return Outcome("failed", {"address_recording": "failed"})
+    values = {
+        "call_sid": ctx.call_sid,
+        "turn": ctx.turn,
+        "platform": ctx.settings.telephony.platform,
+        "recording_id": made.recording_id,
+        "url": made.url,
+        "duration_s": seconds,
+        "created_at": ctx.now(),
+        "kind": RecordingKind.ADDRESS,
+    }
     try:
-        with session_scope(ctx.engine) as session:
-            kept = session.exec(
-                select(Recording).where(Recording.call_sid == ctx.call_sid, Recording.turn == ctx.turn)
-            ).first()
-            if kept is None:
-                session.add(
-                    Recording(
-                        call_sid=ctx.call_sid,
-                        turn=ctx.turn,
-                        platform=ctx.settings.telephony.platform,
-                        recording_id=made.recording_id,
-                        url=made.url,
-                        duration_s=seconds,
-                        created_at=ctx.now(),
-                    )
-                )
+        with autocommitted(ctx.engine) as connection:  # one statement: kept unless this turn's is already
+            connection.execute(_KEEP_RECORDING_ONCE, values)
     except sa.exc.SQLAlchemyError:
         log.exception("call %s: the spoken address could not be kept", ctx.call_sid)
         return Outcome("failed", {"address_recording": "failed"})

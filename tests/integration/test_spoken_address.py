@@ -6,6 +6,7 @@ Whatever comes of the recording, the booking is made; the worker the job is assi
 from __future__ import annotations
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, select
@@ -13,9 +14,11 @@ from sqlmodel import Session, col, select
 from core.settings import Settings
 from devtools.simulator import Played, Transcript
 from devtools.twilio_sandbox import TwilioSandbox
+from ivr.effects import CallContext, keep_recording
 from storage.audit import AuditAction
 from storage.db import session_scope
 from storage.models import AuditEvent, Recording, RequestStatus, ServiceRequest, Worker, utcnow
+from telephony import call
 from tests.factories import (
     ACCOUNT_SID,
     ALWAYS_OPEN,
@@ -103,6 +106,25 @@ def test_a_caller_who_hangs_up_while_speaking_is_still_booked_with_their_address
     (recording,) = recordings(app)
     assert recording.request_id == booked(app).id
     assert recording.duration_s == 12
+
+
+@pytest.mark.both_databases
+def test_the_turn_that_kept_a_recording_keeps_no_other_when_it_runs_again(
+    app: Flask, app_settings: Settings, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    """The Record's turn run again (a platform's retry that finds no stored answer: the process that
+    kept the recording died before it could store one) keeps the first recording and adds none."""
+    ring(app, sandbox, BOOK_AT_226001 + ",say:8#,2")
+    (kept,) = recordings(app)
+    again = CallContext(app_settings, engine_of(app), redis_client, kept.call_sid, CITIZEN, kept.turn, "en")
+    retried = call.Recording(recording_id="RE" + "9" * 32, url=f"{sandbox.base_url}/again", duration="8")
+
+    assert keep_recording(again, retried).name == "recorded"
+    assert [(r.id, r.recording_id, r.url) for r in recordings(app)] == [(kept.id, kept.recording_id, kept.url)]
+
+    later = CallContext(app_settings, engine_of(app), redis_client, kept.call_sid, CITIZEN, kept.turn + 1, "en")
+    assert keep_recording(later, retried).name == "recorded"  # another turn's recording is another one
+    assert [r.recording_id for r in recordings(app)] == [kept.recording_id, retried.recording_id]
 
 
 # -- the worker -------------------------------------------------------------------------------------

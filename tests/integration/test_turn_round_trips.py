@@ -15,7 +15,7 @@ from devtools.bench import roundtrips
 from devtools.bench.calls.turns import webhook
 from devtools.bench.roundtrips import RoundTrips
 from devtools.twilio_sandbox import TwilioSandbox
-from tests.factories import ALWAYS_OPEN, CITIZEN, call, with_hours
+from tests.factories import ACCOUNT_SID, ALWAYS_OPEN, CITIZEN, call, simulator, with_hours
 
 ENGLISH_PLUMBER_AT_226001 = "2,1,1,226001#,1,9"
 ANOTHER_CITIZEN = "+919812345678"
@@ -59,3 +59,17 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     assert (language.postgres, language.statements, language.redis) == (9, 4, 3), served
     whole = sum(by_webhook.values(), RoundTrips())
     assert (whole.postgres, whole.redis) == (25, 12), served
+
+
+def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flask, sandbox: TwilioSandbox) -> None:
+    call(app, ENGLISH_PLUMBER_AT_226001, from_number=ANOTHER_CITIZEN)  # warms the pool and the caches
+    speaking = simulator(app.test_client(), from_number=CITIZEN, account_sid=ACCOUNT_SID, media_url=sandbox.base_url)
+    with roundtrips.counted() as trips:
+        served = counted_by_webhook(app, trips)
+        transcript = speaking.run(ENGLISH_PLUMBER_AT_226001 + ",say:8#,2")
+
+    assert not transcript.errors, transcript.render(requests=True)
+    assert transcript.said("Thank you, your address is recorded.")
+    booking = dict(served)["/twilio/voice/record (turn 6)"]
+    # the booking's 12, and the recording kept unless the turn kept one before: a ping and one INSERT
+    assert (booking.postgres, booking.redis) == (14, 3), served
