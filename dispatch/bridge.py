@@ -9,9 +9,11 @@ A request is open for bridged calls while a worker is assigned to it and for
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -45,6 +47,31 @@ class Closed(StrEnum):
     UNREACHABLE = "unreachable"  # the other party has no number to dial (erased, or none on file)
 
 
+class Bridgeable(Protocol):
+    """What tells whether a request is open for bridged calls: a `ServiceRequest`, or a `CitizensRequest`."""
+
+    @property
+    def status(self) -> RequestStatus: ...
+    @property
+    def worker_id(self) -> int | None: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class CitizensRequest:
+    """A citizen's request that had a worker, as much of it as their call needs."""
+
+    id: int
+    number: str
+    status: RequestStatus
+    worker_id: int | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+
 @dataclass(frozen=True)
 class Dialled:
     """What the edge dials: never said, never stored in the call's state."""
@@ -53,7 +80,7 @@ class Dialled:
     time_limit_s: int
 
 
-def why_closed(request: ServiceRequest, now: datetime, window: BridgedCalls) -> Closed | None:
+def why_closed(request: Bridgeable, now: datetime, window: BridgedCalls) -> Closed | None:
     """None when the request's worker and citizen may be put through to each other now."""
     if request.status is RequestStatus.CANCELLED:
         return Closed.CANCELLED
@@ -90,9 +117,10 @@ def jobs_of(session: Session, worker_id: int, now: datetime, window: BridgedCall
     return [job for job in session.exec(query).all() if why_closed(job, now, window) is None]
 
 
-# Built once: a citizen's language turn asks it, and building it took longer than running it.
+# Built once, as a Core query of the columns a call needs: every citizen's call asks it (after the
+# language), and building it, or loading table models, took longer than running it.
 _HAD_WORKER = (
-    select(ServiceRequest)
+    sa.select(*(col(getattr(ServiceRequest, field.name)) for field in dataclasses.fields(CitizensRequest)))
     .join(Caller, col(Caller.id) == ServiceRequest.caller_id)
     .where(col(Caller.phone) == sa.bindparam("phone", type_=sa.String), col(ServiceRequest.worker_id).is_not(None))
     .order_by(col(ServiceRequest.created_at).desc())
@@ -101,11 +129,11 @@ _HAD_WORKER = (
 
 
 def request_of_citizen(
-    session: Session, phone: str, now: datetime, window: BridgedCalls
-) -> tuple[ServiceRequest | None, Closed | None]:
+    connection: sa.Connection, phone: str, now: datetime, window: BridgedCalls
+) -> tuple[CitizensRequest | None, Closed | None]:
     """The citizen's request whose worker they may ring (None, None when they have none to ring);
     else the newest that had a worker and closed for calls within EXPLAINED_FOR, with why."""
-    had_worker = list(session.exec(_HAD_WORKER, params={"phone": phone}).all())
+    had_worker = [CitizensRequest(*row) for row in connection.execute(_HAD_WORKER, {"phone": phone})]
     open_now = [request for request in had_worker if why_closed(request, now, window) is None]
     if open_now:
         return open_now[0], None
@@ -113,7 +141,7 @@ def request_of_citizen(
     return (recent[0], why_closed(recent[0], now, window)) if recent else (None, None)
 
 
-def _closed_at(request: ServiceRequest, window: BridgedCalls) -> datetime:
+def _closed_at(request: Bridgeable, window: BridgedCalls) -> datetime:
     """When the request stopped being open for bridged calls."""
     if request.status in DONE and request.completed_at is not None:
         return request.completed_at + timedelta(hours=window.after_completion_hours)

@@ -535,8 +535,8 @@ def find_worker_to_call(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     if ctx.caller is None:
         return Outcome("none")
     window = ctx.settings.privacy.bridged_calls
-    with autocommit_session(ctx.engine) as session:  # one read: no BEGIN and ROLLBACK round trips
-        request, closed = bridge.request_of_citizen(session, ctx.caller, ctx.now(), window)
+    with autocommitted(ctx.engine) as connection:  # one read: no BEGIN and ROLLBACK round trips
+        request, closed = bridge.request_of_citizen(connection, ctx.caller, ctx.now(), window)
     if request is None:
         return Outcome("none")
     values = {"bridge_request": str(request.id), "bridge_number": request.number}
