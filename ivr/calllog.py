@@ -83,9 +83,14 @@ def _upsert(dialect: str, with_session: bool, final: bool) -> sa.Executable:
     changes: dict[str, Any] = {name: statement.excluded[name] for name in updated}
     changes["duration_s"] = sa.func.coalesce(statement.excluded.duration_s, table.duration_s)
     changes["hangup_cause"] = sa.func.coalesce(statement.excluded.hangup_cause, table.hangup_cause)
-    still_open = sa.func.coalesce(table.status, "").not_in(FINAL)
+    # The final statuses as bound values, not a list that IN expands at each execution: every call's
+    # last callback runs this statement.
+    final_statuses = [sa.literal(status) for status in sorted(FINAL)]
+    still_open = sa.func.coalesce(table.status, "").not_in(final_statuses)
     return statement.on_conflict_do_update(
-        index_elements=["call_sid"], set_=changes, where=sa.or_(still_open, statement.excluded.status.in_(FINAL))
+        index_elements=["call_sid"],
+        set_=changes,
+        where=sa.or_(still_open, statement.excluded.status.in_(final_statuses)),
     )
 
 
