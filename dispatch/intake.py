@@ -135,7 +135,7 @@ def new_request(connection: sa.Connection, settings: Settings, intake: Intake) -
         return filed
     sms = {
         "to_number": intake.phone,
-        "body": confirmation_sms(settings, intake.service, intake.language, filed, intake.filed_at),
+        "body": confirmation_sms(settings, intake, filed),
         "template": "request_created",
         "status": SmsDelivery.PENDING,
         "request_id": request_id,
@@ -188,12 +188,12 @@ def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
         enqueue.new_request(connection, filed.id, filed.sms_id)
 
 
-def confirmation_sms(settings: Settings, service: str, language: str, filed: Filed, filed_at: datetime) -> str:
+def confirmation_sms(settings: Settings, intake: Intake, filed: Filed) -> str:
     """The request's number, its service and when the visit is (its slot, or as soon as possible)."""
-    name = settings.service(service).name(language)
-    when = slots.when(settings, filed.slot_starts_at, filed.slot_ends_at, language, filed_at)
-    values = {"number": filed.number, "service": name, "slot": when}
-    return sms_text.compose(settings, "request_created", language, values)
+    service = settings.service(intake.service).name(intake.language)
+    when = slots.when(settings, filed.slot_starts_at, filed.slot_ends_at, intake.language, intake.filed_at)
+    values = {"number": filed.number, "service": service, "slot": when}
+    return sms_text.compose(settings, "request_created", intake.language, values)
 
 
 def unused_number(connection: sa.Connection | Session) -> str:
