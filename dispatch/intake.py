@@ -15,7 +15,7 @@ from sqlmodel import Session, col
 from core import numbers, phones, pincodes, slots
 from core.settings import Settings
 from core.slots import Slot
-from dispatch import enqueue, retention, sms_text
+from dispatch import enqueue, messages, retention
 from storage import audit
 from storage.audit import AuditAction
 from storage.db import upsert
@@ -27,8 +27,6 @@ from storage.models import (
     Direction,
     RequestStatus,
     ServiceRequest,
-    SmsDelivery,
-    SmsLog,
 )
 
 log = logging.getLogger(__name__)
@@ -39,13 +37,15 @@ _NUMBER_TAKEN = sa.select(col(ServiceRequest.id)).where(
 )
 _CALLER_ID = sa.select(col(Caller.id)).where(col(Caller.phone) == sa.bindparam("phone", type_=sa.String))
 _SAME_KEY = sa.select(
-    *(col(c) for c in (ServiceRequest.id, ServiceRequest.number, ServiceRequest.idempotency_digest)),
-    *(col(c) for c in (ServiceRequest.slot_starts_at, ServiceRequest.slot_ends_at)),
+    col(ServiceRequest.id),
+    col(ServiceRequest.number),
+    col(ServiceRequest.idempotency_digest),
+    col(ServiceRequest.slot_starts_at),
+    col(ServiceRequest.slot_ends_at),
 ).where(col(ServiceRequest.idempotency_key) == sa.bindparam("key", type_=sa.String))
 _INSERT_CALLER = sa.insert(Caller).returning(col(Caller.id))
 _INSERT_REQUEST = sa.insert(ServiceRequest).returning(col(ServiceRequest.id))
 _INSERT_AUDIT = sa.insert(AuditEvent)
-_INSERT_SMS = sa.insert(SmsLog).returning(col(SmsLog.id))
 
 
 @dataclass(frozen=True)
@@ -133,14 +133,11 @@ def new_request(connection: sa.Connection, settings: Settings, intake: Intake) -
     filed = Filed(request_id, number, starts_at, ends_at, sms_id=None, created=True)
     if intake.phone is None or phones.indian_mobile(intake.phone) is None:
         return filed
-    sms = {
-        "to_number": intake.phone,
-        "body": confirmation_sms(settings, intake, filed),
-        "template": "request_created",
-        "status": SmsDelivery.PENDING,
-        "request_id": request_id,
-    }
-    return dataclasses.replace(filed, sms_id=connection.execute(_INSERT_SMS, sms).scalar_one())
+    said = confirmation_values(settings, intake, filed)
+    sms_id = messages.record_outbound(
+        connection, settings, intake.phone, "request_created", intake.language, said, request_id=request_id
+    )
+    return dataclasses.replace(filed, sms_id=sms_id)
 
 
 def _log_the_call(connection: sa.Connection, call_sid: str, intake: Intake, request_id: int) -> None:
@@ -188,12 +185,12 @@ def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
         enqueue.new_request(connection, filed.id, filed.sms_id)
 
 
-def confirmation_sms(settings: Settings, intake: Intake, filed: Filed) -> str:
-    """The request's number, its service and when the visit is (its slot, or as soon as possible)."""
+def confirmation_values(settings: Settings, intake: Intake, filed: Filed) -> dict[str, str]:
+    """What the confirmation SMS says: the request's number, its service and when the visit is (its
+    slot, or as soon as possible)."""
     service = settings.service(intake.service).name(intake.language)
     when = slots.when(settings, filed.slot_starts_at, filed.slot_ends_at, intake.language, intake.filed_at)
-    values = {"number": filed.number, "service": service, "slot": when}
-    return sms_text.compose(settings, "request_created", intake.language, values)
+    return {"number": filed.number, "service": service, "slot": when}
 
 
 def unused_number(connection: sa.Connection | Session) -> str:

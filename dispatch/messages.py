@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -27,6 +28,7 @@ from storage.models import (
 )
 
 log = logging.getLogger(__name__)
+_INSERT_OUTBOUND = sa.insert(SmsLog).returning(col(SmsLog.id))
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
 ORDER = {
@@ -55,7 +57,7 @@ WHILE_ASSIGNED = frozenset(
 
 
 def record_outbound(
-    session: Session,
+    db: sa.Connection | Session,
     settings: Settings,
     to: str,
     template: str,
@@ -66,12 +68,13 @@ def record_outbound(
     worker_id: int | None = None,
 ) -> int:
     """An SMS from a template, fitted to two segments, recorded as pending in the caller's
-    transaction (sent after its commit; a lost send, the sweeper sends); its id."""
-    sms = _outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id)
-    session.add(sms)
-    session.flush()
-    assert sms.id is not None
-    return sms.id
+    transaction (sent after its commit; a lost send, the sweeper sends); its id. One INSERT …
+    RETURNING, no table model: a booking and a first-time caller's language turn record one while the
+    caller waits."""
+    row = _outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id)
+    sms_id = db.execute(_INSERT_OUTBOUND, row).scalar_one()
+    assert sms_id is not None
+    return int(sms_id)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def record_claimed(
     claim it, one transaction later): nobody else sends it before that try's time to retry; if the job
     that recorded it dies before sending, the sweeper sends it from this row then. Flushed by the caller;
     `outgoing` reads it."""
-    sms = _outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id)
+    sms = SmsLog(**_outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id))
     sms.attempts, sms.next_attempt_at, sms.updated_at = 1, now + RETRY_PAUSES[0], now
     session.add(sms)
     return sms
@@ -122,16 +125,16 @@ def _outbound(
     *,
     request_id: int | None,
     worker_id: int | None,
-) -> SmsLog:
-    body = sms_text.compose(settings, template, language, values)
-    return SmsLog(
-        to_number=to,
-        body=body,
-        template=template,
-        status=SmsDelivery.PENDING,
-        request_id=request_id,
-        worker_id=worker_id,
-    )
+) -> dict[str, Any]:
+    """An outbound SMS's columns, pending."""
+    return {
+        "to_number": to,
+        "body": sms_text.compose(settings, template, language, values),
+        "template": template,
+        "status": SmsDelivery.PENDING,
+        "request_id": request_id,
+        "worker_id": worker_id,
+    }
 
 
 def record_inbound(engine: sa.Engine, message_sid: str, sender: str, body: str) -> int | None:

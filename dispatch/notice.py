@@ -10,19 +10,18 @@ from datetime import datetime
 
 import redis
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from core import phones
 from core.settings import Settings
-from dispatch import enqueue, sms_text
+from dispatch import enqueue, messages
 from storage.db import autocommitted, session_scope
-from storage.models import Caller, SmsDelivery, SmsLog
+from storage.models import Caller
 
 PRIVACY_TEMPLATE = "privacy_notice"
 BREACH_TEMPLATE = "breach_notice"
 ERASURE_TEMPLATE = "erasure_notice"  # not a contact: the retention job does not count it as the citizen seen
 MISSED_CALL_TEMPLATE = "missed_call_callback"
-_INSERT_SMS = sa.insert(SmsLog).returning(col(SmsLog.id))
 
 
 def privacy_url(settings: Settings, language: str) -> str:
@@ -99,13 +98,6 @@ def _record(
     values: Mapping[str, str],
 ) -> int | None:
     """The SMS recorded as pending in the connection's (or session's) transaction, its sending queued by
-    the caller after the commit. One INSERT … RETURNING, no ORM object: the privacy notice is sent on
-    a first-time caller's language turn."""
+    the caller after the commit; None when the number is not an Indian mobile."""
     to = phones.indian_mobile(phone)
-    if to is None:
-        return None
-    body = sms_text.compose(settings, template, language, values)
-    row = {"to_number": to, "body": body, "template": template, "status": SmsDelivery.PENDING}
-    sms_id = db.execute(_INSERT_SMS, row).scalar_one()
-    assert sms_id is not None
-    return int(sms_id)
+    return None if to is None else messages.record_outbound(db, settings, to, template, language, values)
