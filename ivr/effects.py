@@ -133,7 +133,8 @@ def create_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         detail=(("call_sid", ctx.call_sid),),
     )
     filed = file_request(ctx.engine, ctx.settings, intake)
-    _attach_recordings(ctx, filed.id)
+    if args.get("address_recording") == "recorded":  # kept by this call's Record (or a retry of it)
+        _attach_recordings(ctx, filed.id)
     queue_follow_ups(ctx.redis, filed)  # a retry finds the request filed before, and queues nothing again
     texted = ctx.caller is not None and _is_mobile(ctx.caller)
     words = slots.when(ctx.settings, filed.slot_starts_at, filed.slot_ends_at, ctx.language, ctx.now(), spoken=True)

@@ -141,8 +141,8 @@ def test_english_plumber_at_226001_books_a_request() -> None:
         "To skip, press hash now."
     ]
     assert call.recording() == Record(max_length=30, timeout=5, finish_on_key="#", beep=True)
-    assert call.outcome("recorded") == ["Thank you, your address is recorded."]
-    booked = {"service": "plumber", "pincode": "226001", "slot": "2026-12-04/morning"}
+    assert call.outcome("recorded", address_recording="recorded") == ["Thank you, your address is recorded."]
+    booked = {"service": "plumber", "pincode": "226001", "slot": "2026-12-04/morning", "address_recording": "recorded"}
     assert call.effect() == Effect("create_request", booked)
     words = "tomorrow morning, 08:00 to 12:00"
     spoken = call.outcome("created", request_number="9320413", sms_sent="yes", slot_words=words)
@@ -165,6 +165,9 @@ def test_english_plumber_at_226001_books_a_request() -> None:
     )
 
 
+UNRECORDED_ASAP = {"service": "plumber", "pincode": "226001", "slot": "", "address_recording": ""}
+
+
 @pytest.mark.parametrize("outcome", ["empty", "failed"])
 def test_an_address_not_recorded_still_books_the_request_and_says_nothing_of_it(outcome: str) -> None:
     call = Call(language="en")
@@ -176,7 +179,7 @@ def test_an_address_not_recorded_still_books_the_request_and_says_nothing_of_it(
     call.press("9")
     turn = call.session.turn
     assert call.outcome(outcome) == []
-    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001", "slot": ""})
+    assert call.effect() == Effect("create_request", UNRECORDED_ASAP)
     assert call.session.turn == turn + 1  # the recording was the caller's turn: a retry of it is told apart
     assert call.session.vars.get("address_recording") is None
 
@@ -433,7 +436,7 @@ def test_a_key_of_no_slot_hears_the_menu_again_and_the_third_falls_back_to_as_so
         "To skip, press hash now.",
     ]
     call.outcome("empty")
-    assert call.effect() == Effect("create_request", {"service": "plumber", "pincode": "226001", "slot": ""})
+    assert call.effect() == Effect("create_request", UNRECORDED_ASAP)
 
 
 def test_zero_at_the_slot_menu_still_reaches_an_agent() -> None:
