@@ -4,7 +4,9 @@ caller, audited, and its confirmation SMS recorded in the same transaction (sent
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +20,7 @@ from core.slots import Slot
 from dispatch import enqueue, messages, retention
 from storage import audit
 from storage.audit import AuditAction
-from storage.db import upsert
+from storage.db import insert, upsert
 from storage.models import (
     AuditEvent,
     Caller,
@@ -44,7 +46,6 @@ _SAME_KEY = sa.select(
     col(ServiceRequest.slot_ends_at),
 ).where(col(ServiceRequest.idempotency_key) == sa.bindparam("key", type_=sa.String))
 _INSERT_CALLER = sa.insert(Caller).returning(col(Caller.id))
-_INSERT_REQUEST = sa.insert(ServiceRequest).returning(col(ServiceRequest.id))
 _INSERT_AUDIT = sa.insert(AuditEvent)
 
 
@@ -94,9 +95,7 @@ def new_request(connection: sa.Connection, settings: Settings, intake: Intake) -
     caller_id = caller_id_for(connection, intake.phone, intake.language, settings.privacy_key) if intake.phone else None
     place, slot = intake.place, intake.slot
     starts_at, ends_at = (slot.starts_at, slot.ends_at) if slot else (None, None)
-    number = unused_number(connection)
     values = {
-        "number": number,
         "idempotency_key": intake.idempotency_key,
         "idempotency_digest": intake.idempotency_digest,
         "service_code": intake.service,
@@ -116,8 +115,7 @@ def new_request(connection: sa.Connection, settings: Settings, intake: Intake) -
         "channel": intake.channel,
         "created_at": intake.filed_at,
     }
-    request_id = connection.execute(_INSERT_REQUEST, values).scalar_one()
-    assert request_id is not None
+    request_id, number = insert_request(connection, values)
     row = audit.row(
         AuditAction.REQUEST_CREATED,
         actor=intake.actor,
@@ -191,6 +189,28 @@ def confirmation_values(settings: Settings, intake: Intake, filed: Filed) -> dic
     service = settings.service(intake.service).name(intake.language)
     when = slots.when(settings, filed.slot_starts_at, filed.slot_ends_at, intake.language, intake.filed_at)
     return {"number": filed.number, "service": service, "slot": when}
+
+
+def insert_request(
+    connection: sa.Connection, values: Mapping[str, object], draw: Callable[[], str] = numbers.new_request_number
+) -> tuple[int, str]:
+    """The request inserted under a request number no other has: each drawn number is tried by the
+    insert itself, which does nothing where the number is taken (one round trip a draw, not two)."""
+    statement = _insert_request(connection.dialect.name)
+    for _ in range(MAX_NUMBER_DRAWS):
+        number = draw()
+        request_id = connection.execute(statement, {**values, "number": number}).scalar()
+        if request_id is not None:
+            return request_id, number
+    raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
+
+
+@functools.cache
+def _insert_request(dialect: str) -> sa.Executable:
+    """Built once for each database: INSERT … ON CONFLICT (number) DO NOTHING RETURNING id. A clash
+    of idempotency keys still fails the insert, as `file_request` expects."""
+    statement = insert(dialect, ServiceRequest)
+    return statement.on_conflict_do_nothing(index_elements=["number"]).returning(col(ServiceRequest.id))
 
 
 def unused_number(connection: sa.Connection | Session) -> str:
