@@ -319,10 +319,10 @@ def remember_language(ctx: CallContext) -> None:
         return
     now = ctx.now()
     values = {"phone": ctx.caller, "language": ctx.language, "created_at": now, "last_seen_at": now}
-    key = ctx.settings.privacy_key
-    # Without a privacy key there is no erased number to give back: the upsert alone, committed as it runs.
-    with ctx.engine.begin() if key else autocommitted(ctx.engine) as connection:
-        retention.returning_caller(connection, ctx.caller, key)
+    # Each statement commits as it runs: an erased caller's number given back stands on its own (their
+    # next call gives it back anyway), and no BEGIN and COMMIT round trips wrap the two.
+    with autocommitted(ctx.engine) as connection:
+        retention.returning_caller(connection, ctx.caller, ctx.settings.privacy_key)
         upsert(connection, Caller, values, key="phone", update=("language", "last_seen_at"))
 
 

@@ -25,6 +25,7 @@ from core.ids import MAX_ID
 from core.settings import Settings, load_settings
 from ivr import callback_call, monitor, officer, sms, softphone, voice
 from sewamitra import health
+from storage.db import one_connection
 from storage.runtime import Runtime
 from telephony import call_platform
 from telephony.call import CallPlatform
@@ -125,11 +126,16 @@ class Sessions(SecureCookieSessionInterface):
 
 
 class App(Flask):
-    """Flask, its rules' URL builders and its templates' code shared by every app of the process."""
+    """Flask, its rules' URL builders and its templates' code shared by every app of the process; a
+    request's one-statement reads and writes share one connection (`storage.db.one_connection`)."""
 
     url_rule_class = Rule
     jinja_options = {"bytecode_cache": CompiledTemplates()}  # noqa: RUF012 (Flask's own class attribute)
     session_interface = Sessions()
+
+    def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        with one_connection(self.extensions["sewamitra"].engine):
+            return super().wsgi_app(environ, start_response)
 
 
 def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask:

@@ -7,6 +7,8 @@ import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,13 +95,51 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
             raise
 
 
+@dataclass
+class _Shared:
+    """The connection the `autocommitted` blocks of one request share, once the first checked it out."""
+
+    engine: sa.Engine
+    connection: sa.Connection | None = None
+
+
+_shared: ContextVar[_Shared | None] = ContextVar("sewamitra_shared_connection", default=None)
+
+
 @contextmanager
 def autocommitted(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection on which each statement is its own transaction: no BEGIN and no COMMIT round
     trips around it. For a block of one statement, or of statements each complete on its own (a
-    read, an upsert), never for writes that must stand or fall together."""
-    with engine.connect() as connection:
-        yield connection.execution_options(isolation_level="AUTOCOMMIT")
+    read, an upsert), never for writes that must stand or fall together. Inside `one_connection`,
+    every such block on `engine` is given the same connection."""
+    shared = _shared.get()
+    if shared is None or shared.engine is not engine:
+        with engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+        return
+    if shared.connection is None:
+        shared.connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield shared.connection
+    except BaseException:
+        shared.connection.rollback()  # the next block finds it usable (or, cut off, reconnecting)
+        raise
+
+
+@contextmanager
+def one_connection(engine: sa.Engine) -> Iterator[None]:
+    """The `autocommitted` blocks on `engine` inside share one connection, checked out by the first
+    and given back at the end: a webhook whose effects each read or write a row pays one checkout
+    (and the pool's ping, a round trip) for them all. Transactions (`engine.begin`, `session_scope`)
+    still take connections of their own."""
+    shared = _Shared(engine)
+    token = _shared.set(shared)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+        if shared.connection is not None:
+            shared.connection.close()
 
 
 @contextmanager

@@ -55,12 +55,13 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     # the caller said nothing at the beep: no spoken address to attach to the request; the request's
     # number is tried by its INSERT, not looked up first
     assert (booking.postgres, booking.redis) == (9, 3), served
-    # the caller picks a language: it is remembered, the privacy notice's SMS is filed and queued, and
-    # whether they have a worker to be put through to is read, in autocommit as the others
+    # the caller picks a language: it is remembered (their number given back, were it erased), the
+    # privacy notice's SMS is filed and queued, and whether they have a worker to be put through to is
+    # read: each statement in autocommit, all on the one connection the turn checked out (one ping)
     language = by_webhook["/twilio/voice/step (turn 0)"]
-    assert (language.postgres, language.statements, language.redis) == (9, 4, 3), served
+    assert (language.postgres, language.statements, language.redis) == (5, 4, 3), served
     whole = sum(by_webhook.values(), RoundTrips())
-    assert (whole.postgres, whole.redis) == (22, 12), served
+    assert (whole.postgres, whole.redis) == (18, 12), served
 
 
 def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flask, sandbox: TwilioSandbox) -> None:
@@ -73,6 +74,6 @@ def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flas
     assert not transcript.errors, transcript.render(requests=True)
     assert transcript.said("Thank you, your address is recorded.")
     booking = dict(served)["/twilio/voice/record (turn 6)"]
-    # the booking's 9; the recording kept unless the turn kept one before: a ping and one INSERT; and
-    # attached to the request: a ping and one UPDATE
-    assert (booking.postgres, booking.redis) == (13, 3), served
+    # the booking's 9; the recording kept unless the turn kept one before (a ping and one INSERT), and
+    # attached to the request by one UPDATE on the same connection
+    assert (booking.postgres, booking.redis) == (11, 3), served
