@@ -24,7 +24,7 @@ from core.clock import SYSTEM, Clock
 from core.ids import MAX_ID
 from core.settings import Settings, load_settings
 from ivr import callback_call, monitor, officer, sms, softphone, voice
-from sewamitra import health
+from sewamitra import forms, health
 from storage.db import one_connection
 from storage.runtime import Runtime
 from telephony import call_platform
@@ -127,9 +127,11 @@ class Sessions(SecureCookieSessionInterface):
 
 class App(Flask):
     """Flask, its rules' URL builders and its templates' code shared by every app of the process; a
-    request's one-statement reads and writes share one connection (`storage.db.one_connection`)."""
+    request's form read in one pass (`forms`), and its one-statement reads and writes sharing one
+    connection (`storage.db.one_connection`)."""
 
     url_rule_class = Rule
+    request_class = forms.Request
     jinja_options = {"bytecode_cache": CompiledTemplates()}  # noqa: RUF012 (Flask's own class attribute)
     session_interface = Sessions()
 
