@@ -9,7 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from devtools.bench import roundtrips
-from storage.db import autocommit_session, autocommitted, commit_without_waiting_for_disk, session_scope
+from storage.db import (
+    autocommit_session,
+    autocommitted,
+    commit_without_waiting_for_disk,
+    one_connection,
+    session_scope,
+)
 
 # Both databases: asynchronous commit is a PostgreSQL SET LOCAL that SQLite must skip; SQLite's pragmas are its own.
 pytestmark = pytest.mark.both_databases
@@ -54,6 +60,38 @@ def test_an_autocommit_session_writes_one_row_in_one_round_trip(engine: sa.Engin
         assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 1
     assert trips.statements == 1
     assert trips.postgres == (2 if engine.dialect.name == "postgresql" else 0)  # the pool's ping, the INSERT
+
+
+def test_the_autocommitted_blocks_of_one_connection_share_it_and_a_refused_statement_spoils_none(
+    engine: sa.Engine,
+) -> None:
+    with autocommitted(engine) as connection:
+        connection.execute(sa.text("CREATE TABLE kept (id INTEGER PRIMARY KEY)"))
+    with roundtrips.counted() as trips, one_connection(engine):
+        with autocommitted(engine) as first:
+            first.execute(sa.text("INSERT INTO kept VALUES (1)"))
+        with pytest.raises(sa.exc.IntegrityError), autocommitted(engine) as second:
+            second.execute(sa.text("INSERT INTO kept VALUES (1)"))
+        with autocommit_session(engine) as session:
+            session.execute(sa.text("INSERT INTO kept VALUES (2)"))
+        assert second is first
+        with autocommitted(engine) as third, engine.connect() as other:
+            assert third is first
+            assert other is not first  # a transaction's connection is its own
+            assert other.execute(sa.text("SELECT id FROM kept ORDER BY id")).scalars().all() == [1, 2]
+    assert first.closed  # given back at the end
+    assert trips.statements == 4
+    if engine.dialect.name == "postgresql":  # one ping for the shared connection, one for the other's
+        assert trips.postgres == 6 + 1  # and the other's ROLLBACK when it is given back
+
+
+def test_another_engines_autocommitted_blocks_keep_their_own_connections(engine: sa.Engine) -> None:
+    other_engine = sa.create_engine(engine.url)
+    try:
+        with one_connection(engine), autocommitted(other_engine) as theirs, autocommitted(other_engine) as again:
+            assert theirs is not again
+    finally:
+        other_engine.dispose()
 
 
 def _two_inserts_the_second_refused(engine: sa.Engine) -> None:
