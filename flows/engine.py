@@ -402,7 +402,7 @@ class _Run:
     def render_value(self, value: str, values: Mapping[str, Any], language: str | None = None) -> str:
         """`form:template` → text: `{var}` filled in, then read as digits, a prompt or a service name."""
         form, _, template = value.partition(":") if ":" in value else ("text", "", value)
-        filled = re.sub(r"{(\w+)}", lambda m: str(values.get(m.group(1), "")), template)
+        filled = _VARIABLE.sub(lambda m: str(values.get(m.group(1), "")), template) if "{" in template else template
         language = language or self.language
         if form == "digits":
             return prompts.digits(filled, language)
@@ -412,6 +412,9 @@ class _Run:
             service = self.flow.service(filled)
             return service.names.get(language, service.code) if service else filled
         return filled
+
+
+_VARIABLE = re.compile(r"{(\w+)}")  # a session variable in a prompt's parameter or an effect's argument
 
 
 def pending_dial(flow: Flow, session: Session) -> Dial | None:
