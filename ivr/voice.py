@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -140,7 +141,12 @@ class Ivr:
 
     def _recordings_changed(self) -> tuple[int, ...]:
         """When a recording last came or went: adding or removing a file changes its directory."""
-        return tuple(_modified(self.recordings_dir / language) for language in ("", *self.voices))
+        return tuple(_modified(directory) for directory in self._recording_dirs)
+
+    @functools.cached_property
+    def _recording_dirs(self) -> tuple[str, ...]:
+        """The directories every answer looks at, as strings: `os.stat` of each, without building paths."""
+        return tuple(str(self.recordings_dir / language) for language in ("", *self.voices))
 
 
 # The menus every caller hears are asked for all the time, so they stay in a smaller cache; many other
@@ -156,9 +162,9 @@ def _rendered(
     return ivr.render(said)
 
 
-def _modified(directory: Path) -> int:
+def _modified(directory: str) -> int:
     try:
-        return directory.stat().st_mtime_ns
+        return os.stat(directory).st_mtime_ns
     except OSError:
         return -1
 
