@@ -120,7 +120,8 @@ class Sessions(SecureCookieSessionInterface):
     as Flask's own gives then."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+        cookies = "HTTP_COOKIE" in request.environ  # no header: no cookies to parse
+        if app.secret_key and (not cookies or self.get_cookie_name(app) not in request.cookies):
             return self.session_class()
         return super().open_session(app, request)
 
