@@ -59,7 +59,7 @@ class CallState:
         self._token = ""  # the lock this request holds, until save() or the end of its turn
 
     def load(self) -> Session | None:
-        return _session(self.redis.hget(self.key, "session"))
+        return session_of(self.redis.hget(self.key, "session"))
 
     def answer(self, step: str) -> str | None:
         """The TwiML already given to the request of this step ("start", or a turn), if any."""
@@ -77,7 +77,7 @@ class CallState:
             time.sleep(LOCK_POLL_S)
         self._token = token
         try:
-            yield _text(found[0]), _session(found[1])
+            yield _text(found[0]), session_of(found[1])
         finally:
             if self._token == token:  # save() did not let go of it
                 self._token = ""
@@ -107,5 +107,6 @@ def _text(raw: bytes | str | None) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def _session(raw: bytes | str | None) -> Session | None:
+def session_of(raw: bytes | str | None) -> Session | None:
+    """The session stored as `raw` (None for none)."""
     return Session.from_dict(json.loads(raw)) if raw else None

@@ -34,7 +34,7 @@ from flows.definition import Flow, ServiceChoice
 from flows.engine import Dial as DialEvent
 from flows.engine import Effect, Event, Keys, Outcome, Say, Session, Status, Trigger, pending_dial, resume, start
 from flows.engine import Gather as GatherEvent
-from ivr import calllog, turntoken
+from ivr import calllog, callstate, turntoken
 from ivr.callstate import CallState
 from ivr.effects import (
     EFFECTS,
@@ -937,7 +937,7 @@ def status() -> Response:
     turn = _turn()
     if not callqueue.CALL_SID.match(turn.call_id):
         return Response(status=204)
-    session = _session()
+    session = _session_as_the_room_closes() if turn.status in calllog.FINAL else _session()
     try:
         calllog.record(_runtime().engine, turn, session, _runtime().clock.now())
     except UNREACHABLE:
@@ -948,19 +948,25 @@ def status() -> Response:
         _unanswered_outbound_call()
     if turn.status in calllog.FINAL and not _ivr().platform.queues:
         _hung_up_in_our_queue()
-    if turn.status in calllog.FINAL:
-        _room_closed(turn.call_id)
     if turn.status in calllog.FINAL and request.args.get("agent"):
         _agents_desk_phone_hung_up(_user_arg("agent"))
     return Response(status=204)
 
 
-def _room_closed(call_id: str) -> None:
-    """A caller's call is over: their room, if they had one, with it (no hold or mute on it now)."""
+def _session_as_the_room_closes() -> Session | None:
+    """A call is over: its flow session, for its log, and its room, if it had one, closed with it (no
+    hold or mute on it now), in one round trip to Redis. None when Redis cannot be reached now (the
+    room expires)."""
+    state = _state()
     try:
-        rooms.closed(_runtime().redis, room_of(call_id))
+        with _runtime().redis.pipeline(transaction=False) as pipe:
+            pipe.hget(state.key, "session")
+            rooms.closed(pipe, room_of(state.call_sid))
+            raw = pipe.execute()[0]
     except redis.RedisError:
-        log.warning("could not close the room of %s (it expires)", call_id)
+        log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
+        return None
+    return callstate.session_of(raw)
 
 
 def _agents_desk_phone_hung_up(user: int) -> None:

@@ -15,9 +15,11 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
+from callcentre.rooms import room_of
 from core import pincodes
 from core.settings import Settings
 from sewamitra.app import create_app
+from storage import rooms
 from storage.models import CallLog, SmsLog
 from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL, make_settings, signed_post, with_hours
 
@@ -249,6 +251,22 @@ def test_a_call_logged_from_the_agent_queue_is_completed_by_its_status_callback(
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.duration_s, log.queue_result, log.queue_wait_s) == ("completed", 50, "hangup", 42)
     assert log.ended_at is not None
+
+
+def test_a_calls_end_closes_its_room_and_logs_the_path_its_session_took(app: Flask, client: FlaskClient) -> None:
+    """The last callback reads the call's session (for its log) and closes the caller's room (no hold or
+    mute left on it) in one round trip to Redis; a callback before the end leaves the room as it is."""
+    connection = app.extensions["sewamitra"].redis
+    assert signed_post(client, "/twilio/voice", CALL).status_code == 200  # the call's session, in Redis
+    room = room_of(CALL["CallSid"])
+    rooms.opened(connection, room, CALL["CallSid"], 7, "CA" + "a" * 32)
+    assert signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "in-progress"}).status_code == 204
+    assert rooms.of(connection, room) is not None
+    assert signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "completed"}).status_code == 204
+    assert rooms.of(connection, room) is None
+    with Session(app.extensions["sewamitra"].engine) as session:
+        [log] = session.exec(select(CallLog)).all()
+    assert (log.status, log.outcome, log.path[:2]) == ("completed", "abandoned", ["welcome", "language"])
 
 
 def test_the_service_areas_pin_codes_are_placed_when_the_app_starts_not_at_a_callers_turn(settings: Settings) -> None:
