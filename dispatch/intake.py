@@ -213,10 +213,11 @@ def _insert_request(dialect: str) -> sa.Executable:
     return statement.on_conflict_do_nothing(index_elements=["number"]).returning(col(ServiceRequest.id))
 
 
-def unused_number(connection: sa.Connection | Session) -> str:
+def unused_number(session: Session) -> str:
+    """A request number no request has yet, for a request built as a table model (a rework's)."""
     for _ in range(MAX_NUMBER_DRAWS):
         number = numbers.new_request_number()
-        if connection.scalar(_NUMBER_TAKEN, {"number": number}) is None:
+        if session.scalar(_NUMBER_TAKEN, {"number": number}) is None:
             return number
     raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
 
