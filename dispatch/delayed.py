@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 import redis
@@ -28,14 +28,21 @@ LOCK_TTL_S = 10  # a holder that stops refreshing its lock (it died) loses it af
 OWNED = ("acquired", "refreshed")
 
 
+def _nothing(_connection: redis.Redis) -> None:
+    pass
+
+
 class DelayedJobs(RQScheduler):
     """RQ's scheduler of delayed jobs, run in a thread of the process, with a short-lived lock."""
 
-    def __init__(self, connection: redis.Redis, queue_names: Iterable[str]) -> None:
+    def __init__(
+        self, connection: redis.Redis, queue_names: Iterable[str], also: Callable[[redis.Redis], object] = _nothing
+    ) -> None:
         # A pool of its own (RQScheduler.connection): an RQ worker lengthens its pool's socket timeout for
         # its long BLPOP, and a connection this thread made before that would cut the BLPOP short.
         super().__init__(list(queue_names), connection=connection, interval=INTERVAL_S)
         self._stopped = threading.Event()
+        self._also = also
 
     def acquire_locks(self, auto_start: bool = False) -> set[str]:
         """Take or keep the lock of each queue, for LOCK_TTL_S."""
@@ -54,11 +61,12 @@ class DelayedJobs(RQScheduler):
 
     def tick(self) -> None:
         """Once a second: say who we are (`rq info`, the lock's holder by pid), hold the locks we can,
-        move what is due in their queues."""
+        move what is due in their queues, and (the holder) do what else is asked once a second."""
         self.pid, self.last_heartbeat = os.getpid(), now()
         self.save()
         if self.acquire_locks():
             self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # RQ's own, unannotated
+            self._also(self.connection)
 
     def run(self) -> None:
         """Tick until stopped; a Redis error waits for the next tick (Redis restarting, or gone for a while)."""
@@ -86,9 +94,12 @@ class DelayedJobs(RQScheduler):
 
 
 @contextlib.contextmanager
-def moved(connection: redis.Redis, queue_names: Iterable[str]) -> Iterator[DelayedJobs]:
-    """A mover thread for the life of the block (a process's life: the thread dies with it)."""
-    mover = DelayedJobs(connection, queue_names)
+def moved(
+    connection: redis.Redis, queue_names: Iterable[str], also: Callable[[redis.Redis], object]
+) -> Iterator[DelayedJobs]:
+    """A mover thread for the life of the block (a process's life: the thread dies with it); its lock's
+    holder does `also` at each tick."""
+    mover = DelayedJobs(connection, queue_names, also)
     thread = threading.Thread(target=mover.run, name="delayed-jobs", daemon=True)
     thread.start()
     try:

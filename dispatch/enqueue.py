@@ -6,14 +6,12 @@ logged here and the caller goes on. Job ids are fixed here, once: the sweeper an
 jobs by them. RQ does not dedupe by id: a job queued twice runs twice, and every job can.
 
 Jobs are named by their dotted path (RQ imports them in the worker), so that `dispatch.jobs`, whose
-jobs queue further jobs, can use this module too. A job of a layer above (the call log's writer, in
-`ivr`) is handed in by its caller: this module keeps its id and retries without importing it.
+jobs queue further jobs, can use this module too.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import redis
 from rq import Retry
 
+from dispatch import calllogs
 from dispatch.queues import QueueName, queue
 
 log = logging.getLogger(__name__)
@@ -416,15 +415,28 @@ def ring_supervisor(connection: redis.Redis, session_id: str, phone: str) -> boo
     )
 
 
-def call_log(connection: redis.Redis, write: Callable[..., object], call_id: str, status: str, *args: object) -> bool:
-    """A call's status that the database could not take: `write` (the call log's own job, handed in
-    by the layer that owns it) keeps it when the database is back."""
-    job_id = f"call-log-{call_id}-{re.sub(r'[^a-z-]', '', status)[:20]}"  # RQ's id characters
+# The call logs' writer is queued (`call_log_writer`) at most once this long, while none ran: a writer
+# that died, or a database that is out, is tried again after it.
+CALL_LOG_WRITER = "sewamitra:calllogs:writer-queued"
+CALL_LOG_WRITER_S = 30
+
+
+def call_log_writer(connection: redis.Redis) -> bool:
+    """The writer of the call logs waiting (`dispatch.calllogs`), queued when some wait and none is
+    queued already. The mover of delayed jobs asks each second."""
 
     def put() -> None:
-        _one_trip(connection, QueueName.DEFAULT, write, *args, job_id=job_id, retry=DATABASE_RETRY)
+        if not connection.llen(calllogs.DUE):
+            return
+        if connection.set(CALL_LOG_WRITER, 1, nx=True, ex=CALL_LOG_WRITER_S):
+            _one_trip(connection, QueueName.DEFAULT, JOBS + "write_call_logs", job_id=None, result_ttl=RESULT_TTL)
 
-    return _attempt(put, job_id, "the report misses this call")
+    return _attempt(put, "the call logs' writer", "the next second queues it")
+
+
+def call_log_writer_done(connection: redis.Redis) -> None:
+    """The writer ran: the next logs queue the next."""
+    connection.delete(CALL_LOG_WRITER)
 
 
 # -- workers ----------------------------------------------------------------------------------------

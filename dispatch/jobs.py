@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from core import phones, pincodes, slots
 from dispatch import (
     callbacks,
+    calllogs,
     changes,
     citizen_calls,
     context,
@@ -85,6 +86,20 @@ INDEX_LOCK = "sewamitra:geo-rebuild-lock"
 def now() -> datetime:
     """The moment by the job context's clock (tests freeze it)."""
     return context.current().clock.now()
+
+
+def write_call_logs() -> str:
+    """The call logs waiting in Redis, written (`dispatch.calllogs`); queued by the mover of delayed
+    jobs when some wait. With the database out they wait, and the writer is queued again after
+    `enqueue.CALL_LOG_WRITER_S`."""
+    ctx = context.current()
+    try:
+        written = calllogs.write_due(ctx.engine, ctx.redis)
+    except UNREACHABLE:
+        log.warning("the database cannot be reached: %s call logs wait", calllogs.waiting(ctx.redis))
+        return "the database cannot be reached"
+    enqueue.call_log_writer_done(ctx.redis)
+    return f"{written} written"
 
 
 def heartbeat() -> str:

@@ -108,9 +108,10 @@ def worker(connection: redis.Redis, name: str | None = None) -> HelplineWorker:
     return HelplineWorker(queues, connection=connection, name=name, worker_ttl=WORKER_TTL_S)
 
 
-def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
+def work(connection: redis.Redis, *, name: str | None, burst: bool, also: Callable[[redis.Redis], object]) -> None:
     """`sewamitra worker`: run an RQ worker through Redis outages, and move delayed jobs when due
-    (dispatch.delayed, not RQ's scheduler: a dead worker's lock held RQ's for minutes)."""
+    (dispatch.delayed, not RQ's scheduler: a dead worker's lock held RQ's for minutes), doing `also`
+    each time it moves them (`enqueue.call_log_writer`, which this module cannot import)."""
 
     def run(attempt: int) -> None:
         # A name of its own at each start: RQ refuses one still registered by the worker before it.
@@ -123,12 +124,12 @@ def work(connection: redis.Redis, *, name: str | None, burst: bool) -> None:
             raise WorkerQuit(f"RQ worker {helpline_worker.name} quit on an error")
 
     if burst:  # what is due now, once, then the queues until they are empty
-        mover = delayed.DelayedJobs(connection, [q.value for q in QUEUE_ORDER])
+        mover = delayed.DelayedJobs(connection, [q.value for q in QUEUE_ORDER], also)
         mover.tick()
         mover.stop()
         outlast_redis_outages(run, connection, "RQ worker")
         return
-    with delayed.moved(connection, [q.value for q in QUEUE_ORDER]):
+    with delayed.moved(connection, [q.value for q in QUEUE_ORDER], also):
         outlast_redis_outages(run, connection, "RQ worker")
 
 

@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from core import phones
 from core.exceptions import ConfigError
 from core.settings import Settings
-from dispatch import notice
+from dispatch import calllogs, notice
 from storage import audit
 from storage.audit import AuditAction
 from storage.models import (
@@ -337,6 +337,7 @@ def sweep(engine: sa.Engine, connection: redis.Redis, settings: Settings, moment
     counts = Counts()
     citizens_before = moment - timedelta(days=days.citizens)
     counts.erasure_notices = tell_before_erasure(engine, connection, settings, moment)
+    calllogs.write_due(engine, connection)  # the logs still waiting in Redis, hashed with the rest
     with Session(engine) as session, session.begin():
         for number in erasable_numbers(session, settings, citizens_before, moment, counts):
             erase_number(session, number, key, counts)
@@ -600,6 +601,7 @@ def erase_caller(
     the caller's clock."""
     key = key_of(settings)
     counts = Counts()
+    calllogs.write_due(engine, connection)  # their calls' logs still waiting in Redis, hashed with the rest
     with Session(engine) as session, session.begin():
         caller = session.get(Caller, caller_id)
         if caller is None:

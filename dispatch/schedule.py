@@ -6,7 +6,7 @@ import redis
 from rq.cron import CronScheduler
 
 from core.settings import Settings
-from dispatch import delayed, jobs
+from dispatch import delayed, enqueue, jobs
 from dispatch.queues import QUEUE_ORDER, QueueName, outlast_redis_outages
 
 HEARTBEAT_INTERVAL = 30
@@ -30,5 +30,5 @@ def run(connection: redis.Redis, settings: Settings) -> None:
     """`sewamitra scheduler`: the periodic jobs, through Redis outages. A new scheduler after an
     outage runs each job at once: the sweep that brings back what the outage lost, and the index. It
     moves delayed jobs too, as each worker does: whichever of them is alive."""
-    with delayed.moved(connection, [q.value for q in QUEUE_ORDER]):
+    with delayed.moved(connection, [q.value for q in QUEUE_ORDER], enqueue.call_log_writer):
         outlast_redis_outages(lambda _attempt: scheduler(connection, settings).start(), connection, "scheduler")  # type: ignore[no-untyped-call]

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import redis
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import select
 
 from core import phones
 from core.text import storable
-from dispatch import context
+from dispatch import calllogs, context
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
 from storage import audit
-from storage.db import autocommitted, insert, session_scope
+from storage.db import session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest
 from telephony.call import CallTurn
 from telephony.twilio.twiml import call_turn as twilio_call_turn
 
-FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+log = logging.getLogger(__name__)
+FINAL = calllogs.FINAL
 UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
 
 
@@ -42,10 +43,8 @@ def outcome(session: Session | None, call_status: str) -> str:
     return "ended_in_menu" if session.status.value == "ended" else "abandoned"
 
 
-def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime) -> None:
-    """Insert or update the call's log in one statement (every call ends with this callback, so it
-    stays one round trip); a late, out-of-order callback never undoes a final status. `at`: when
-    the platform sent the callback."""
+def entry(turn: CallTurn, session: Session | None, at: datetime) -> calllogs.Entry:
+    """The call's log as this callback leaves it. `at`: when the platform sent the callback."""
     status = storable(turn.status, 20)
     number = session.vars.get("request_number") if session else None  # the request the call filed
     values = {
@@ -63,48 +62,33 @@ def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datet
         "ended_at": at if status in FINAL else None,
         "request_number": number if isinstance(number, str) else None,
     }
-    with autocommitted(engine) as connection:
-        connection.execute(_upsert(connection.dialect.name, session is not None, status in FINAL), values)
+    return calllogs.Entry(values, with_session=session is not None)
 
 
-@functools.lru_cache(maxsize=8)
-def _upsert(dialect: str, with_session: bool, final: bool) -> sa.Executable:
-    """The statement that logs a callback, built once for each shape: what a callback with or without
-    a flow session, final or not, may change in a log already there."""
-    table = CallLog.__table__.c  # type: ignore[attr-defined]
-    filed = sa.select(col(ServiceRequest.id)).where(col(ServiceRequest.number) == sa.bindparam("request_number"))
-    statement = insert(dialect, CallLog).values(request_id=filed.scalar_subquery())
-    updated = [
-        "status",
-        "outcome",
-        *(["path", "language", "request_id"] if with_session else []),
-        *(["ended_at"] if final else []),
-    ]
-    changes: dict[str, Any] = {name: statement.excluded[name] for name in updated}
-    changes["duration_s"] = sa.func.coalesce(statement.excluded.duration_s, table.duration_s)
-    changes["hangup_cause"] = sa.func.coalesce(statement.excluded.hangup_cause, table.hangup_cause)
-    # The final statuses as bound values, not a list that IN expands at each execution: every call's
-    # last callback runs this statement.
-    final_statuses = [sa.literal(status) for status in sorted(FINAL)]
-    still_open = sa.func.coalesce(table.status, "").not_in(final_statuses)
-    return statement.on_conflict_do_update(
-        index_elements=["call_sid"],
-        set_=changes,
-        where=sa.or_(still_open, statement.excluded.status.in_(final_statuses)),
-    )
+def keep(connection: redis.Redis, engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime) -> None:
+    """The call's log handed to the writer (`dispatch.calllogs`): one push to Redis. When Redis
+    refuses it, written here; a database error then is raised."""
+    kept = entry(turn, session, at)
+    try:
+        calllogs.push(connection, kept)
+    except redis.RedisError:
+        log.warning("Redis did not take the log of call %s; writing it now", turn.call_id)
+        calllogs.write(engine, [kept])
+
+
+def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime) -> None:
+    """The call's log written now: insert or update in one statement; a late, out-of-order callback
+    never undoes a final status."""
+    calllogs.write(engine, [entry(turn, session, at)])
 
 
 def record_when_back(turn: dict[str, Any], session: dict[str, Any] | None, at: str) -> str:
-    """The RQ job a status callback hands its log to when the database cannot be reached: written
-    when it is back (RQ tries again, jobs.DATABASE_RETRY), dated when the platform sent it."""
+    """The RQ job a status callback handed its log to, before `keep`, when the database could not be
+    reached: written when it is back (RQ tries again, jobs.DATABASE_RETRY), dated when the platform
+    sent it. Kept for the jobs still queued by a helpline from before."""
     engine = context.current().engine
     record(engine, _call_turn(turn), Session.from_dict(session) if session else None, datetime.fromisoformat(at))
     return "logged"
-
-
-def fields(turn: CallTurn) -> dict[str, Any]:
-    """A status callback as a job's argument (plain values, read back by record_when_back)."""
-    return dataclasses.asdict(turn)
 
 
 def _call_turn(fields: dict[str, Any]) -> CallTurn:

@@ -60,7 +60,7 @@ from ivr.instructions import (
     spoken,
 )
 from storage import callqueue, rooms
-from storage.db import UNREACHABLE, session_scope
+from storage.db import session_scope
 from storage.runtime import Runtime
 from telephony import call_control, our_number, webhook_signed
 from telephony.call import (
@@ -939,11 +939,9 @@ def status() -> Response:
         return Response(status=204)
     session = _session_as_the_room_closes() if turn.status in calllog.FINAL else _session()
     try:
-        calllog.record(_runtime().engine, turn, session, _runtime().clock.now())
-    except UNREACHABLE:
-        _log_when_back(session)
+        calllog.keep(_runtime().redis, _runtime().engine, turn, session, _runtime().clock.now())
     except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
-        log.exception("could not keep the log of call %s", turn.call_id)
+        log.exception("neither Redis nor the database took the log of call %s; the report misses it", turn.call_id)
     if turn.status in calllog.UNANSWERED:
         _unanswered_outbound_call()
     if turn.status in calllog.FINAL and not _ivr().platform.queues:
@@ -987,21 +985,6 @@ def _hung_up_in_our_queue() -> None:
         return  # the entry goes stale and leaves the console's list by itself
     if waiting:
         _left_queue("hangup")
-
-
-def _log_when_back(session: Session | None) -> None:
-    """The database is out of reach: a job writes the call's log when it is back. If Redis cannot
-    take the job either, the report misses this call (and says so in the log)."""
-    turn = _turn()
-    enqueue.call_log(
-        _runtime().redis,
-        calllog.record_when_back,
-        turn.call_id,
-        turn.status,
-        calllog.fields(turn),
-        session.to_dict() if session else None,
-        _runtime().clock.now().isoformat(),
-    )
 
 
 def _unanswered_outbound_call() -> None:

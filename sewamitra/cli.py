@@ -79,7 +79,7 @@ def serve(ctx: click.Context, port: int, host: str, workers: int | None) -> None
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for the dispatch and default queues; it waits out a Redis outage."""
-    from dispatch import context, jobs  # noqa: F401 (the jobs' modules, loaded before the heap settles)
+    from dispatch import context, enqueue, jobs  # noqa: F401 (jobs: the jobs' modules, loaded before the heap settles)
     from dispatch.queues import work
     from sewamitra.process import settle
     from storage.db import create_engine
@@ -91,7 +91,7 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
         context.JobContext(settings, create_engine(settings.sqlalchemy_url), connection, telephony(settings))
     )
     settle()
-    work(connection, name=name, burst=burst)
+    work(connection, name=name, burst=burst, also=enqueue.call_log_writer)
 
 
 @main.command()

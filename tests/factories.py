@@ -27,7 +27,7 @@ from core.clock import SYSTEM, Clock
 from core.settings import Settings, load_settings
 from devtools.plivo_simulator import PlivoCallSimulator, plivo_headers, plivo_number
 from devtools.simulator import CallSimulator, FlaskTransport, Queued, Transcript
-from dispatch import context, jobs
+from dispatch import calllogs, context, jobs
 from dispatch.queues import worker as rq_worker
 from storage import tokens
 from storage.db import session_scope
@@ -346,6 +346,13 @@ def run_jobs(app: Flask) -> None:
     """What the RQ workers would do next: every queued job, in the jobs' context for the while."""
     with jobs_context(app):
         rq_worker(app.extensions["sewamitra"].redis).work(burst=True)
+
+
+def write_call_logs(app: Flask) -> int:
+    """What the call logs' writer does when a worker's mover queues it: the logs of the calls that
+    ended, written (`dispatch.calllogs`)."""
+    runtime: Runtime = app.extensions["sewamitra"]
+    return calllogs.write_due(runtime.engine, runtime.redis)
 
 
 # -- shared by several modules ---------------------------------------------------------------------

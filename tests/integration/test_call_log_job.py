@@ -1,8 +1,10 @@
-"""A status callback handed to a job (the database was out of reach) is logged when the job runs:
-from the platform-neutral call turn, and from the Twilio form a job queued before it held."""
+"""A status callback handed to a job by a helpline from before `calllog.keep` (the database was out of
+reach) is logged when the job runs: from the platform-neutral call turn, and from the Twilio form a
+job queued before that held."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 from sqlmodel import Session, select
@@ -29,7 +31,7 @@ def logged(installed: JobContext) -> list[CallLog]:
 
 
 def test_a_call_turn_handed_to_a_job_is_logged_when_it_runs(installed: JobContext) -> None:
-    fields = pickle.loads(pickle.dumps(calllog.fields(call_turn(FORM))))  # noqa: S301 (as RQ keeps a job's arguments)
+    fields = pickle.loads(pickle.dumps(dataclasses.asdict(call_turn(FORM))))  # noqa: S301 (as RQ kept a job's arguments)
     assert calllog.record_when_back(fields, None, SENT_AT) == "logged"
     (log,) = logged(installed)
     assert (log.call_sid, log.from_number, log.to_number, log.status, log.duration_s, log.direction) == (

@@ -17,8 +17,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.utils import get_version
 
 from devtools.bench import roundtrips
-from dispatch import enqueue
-from ivr import calllog
+from dispatch import calllogs, enqueue
 
 MOMENT = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 SID = "SM" + "a" * 32
@@ -206,16 +205,20 @@ def test_an_offer_sent_again_later_is_scheduled_under_its_attempt(redis_client: 
     assert sorted(scheduled.get_job_ids()) == ["expire-12", "offer-11-2"]
 
 
-def test_a_call_log_the_database_could_not_take_waits_for_it(
+def test_the_call_logs_writer_is_queued_once_while_logs_wait(
     redis_client: redis.Redis, unreachable: redis.Redis
 ) -> None:
-    """The writer is the call log's own job (in ivr), handed in; its id and retries are set here."""
-    assert enqueue.call_log(redis_client, calllog.record_when_back, "CA1", "no-answer!", {"a": 1}, None, "at")
+    """The mover of delayed jobs asks each second: no log waiting, no writer; logs waiting, one
+    writer until it has run."""
+    assert enqueue.call_log_writer(redis_client)
+    assert Queue("default", connection=redis_client).jobs == []
+    redis_client.rpush(calllogs.DUE, "{}")
+    assert enqueue.call_log_writer(redis_client)
+    assert enqueue.call_log_writer(redis_client)
     [job] = Queue("default", connection=redis_client).jobs
-    assert (job.id, job.func_name, tuple(job.args), job.retries_left) == (
-        "call-log-CA1-no-answer",
-        "ivr.calllog.record_when_back",
-        ({"a": 1}, None, "at"),
-        8,
-    )
-    assert enqueue.call_log(unreachable, calllog.record_when_back, "CA1", "busy", {}, None, "at") is False
+    assert (job.func_name, tuple(job.args)) == ("dispatch.jobs.write_call_logs", ())
+    assert 0 < redis_client.ttl(enqueue.CALL_LOG_WRITER) <= enqueue.CALL_LOG_WRITER_S  # a lost writer is queued again
+    enqueue.call_log_writer_done(redis_client)
+    assert enqueue.call_log_writer(redis_client)
+    assert len(Queue("default", connection=redis_client).jobs) == 2
+    assert enqueue.call_log_writer(unreachable) is False

@@ -35,6 +35,7 @@ from tests.factories import (
     simulator,
     spoken_digits,
     with_hours,
+    write_call_logs,
 )
 
 # Both databases: a call upserts its caller and its call log (INSERT ... ON CONFLICT in each dialect's words).
@@ -313,6 +314,7 @@ def test_a_retried_step_answers_the_same_and_stores_one_request(app: Flask, tele
 
 def test_the_status_callback_keeps_a_call_log(app: Flask) -> None:
     transcript = call(app, ENGLISH_PLUMBER_AT_226001)
+    assert write_call_logs(app) == 1  # the call's last status callback left its log for the writer
     [log] = rows(app, CallLog)
     [request] = stored(app)
     assert (log.call_sid, log.status, log.outcome, log.request_id) == (

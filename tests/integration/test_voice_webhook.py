@@ -21,7 +21,15 @@ from core.settings import Settings
 from sewamitra.app import create_app
 from storage import rooms
 from storage.models import CallLog, SmsLog
-from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL, make_settings, signed_post, with_hours
+from tests.factories import (
+    ALWAYS_OPEN,
+    AUTH_TOKEN,
+    PUBLIC_URL,
+    make_settings,
+    signed_post,
+    with_hours,
+    write_call_logs,
+)
 
 # Both databases: status callbacks upsert the call log (INSERT ... ON CONFLICT, coalesce) in each dialect's words.
 pytestmark = pytest.mark.both_databases
@@ -191,6 +199,7 @@ def test_a_nul_in_a_message_or_a_call_field_loses_nothing(app: Flask, client: Fl
     left = {**CALL, "CallSid": "CA" + "d" * 32, "QueueResult": "hangup\x00", "QueueTime": "7"}
     assert signed_post(client, "/twilio/voice/queue/result", left).status_code == 200
     engine = app.extensions["sewamitra"].engine
+    write_call_logs(app)
     with Session(engine) as session:
         [sms] = session.exec(select(SmsLog)).all()
         logs = {log.call_sid: log for log in session.exec(select(CallLog)).all()}
@@ -208,6 +217,7 @@ def test_a_status_callback_naming_a_record_that_cannot_exist_is_logged_quietly(
     """Ids in our callback URLs past PostgreSQL's integer are no records at all, not a crash."""
     answer = signed_post(client, f"/twilio/voice/status?{query}", {**CALL, "CallStatus": "no-answer"})
     assert answer.status_code == 204
+    write_call_logs(app)
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert log.status == "no-answer"
@@ -221,6 +231,7 @@ def test_a_call_duration_that_is_not_a_count_of_seconds_keeps_the_call_log(
     signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "in-progress", "CallDuration": "40"})
     answer = signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "completed", "CallDuration": duration})
     assert answer.status_code == 204
+    write_call_logs(app)
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.duration_s) == ("completed", 40)
@@ -233,6 +244,7 @@ def test_a_late_status_callback_never_undoes_the_end_of_the_call(app: Flask, cli
     for status, duration in (("completed", "31"), ("ringing", "0"), ("in-progress", "")):
         form = {**CALL, "CallStatus": status, **({"CallDuration": duration} if duration else {})}
         assert signed_post(client, "/twilio/voice/status", form).status_code == 204
+    write_call_logs(app)
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.duration_s, log.outcome) == ("completed", 31, "no_flow")
@@ -247,6 +259,7 @@ def test_a_call_logged_from_the_agent_queue_is_completed_by_its_status_callback(
     assert signed_post(client, "/twilio/voice/queue/result", left).status_code == 200
     done = {**CALL, "CallStatus": "completed", "CallDuration": "50"}
     assert signed_post(client, "/twilio/voice/status", done).status_code == 204
+    write_call_logs(app)
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.duration_s, log.queue_result, log.queue_wait_s) == ("completed", 50, "hangup", 42)
@@ -264,6 +277,7 @@ def test_a_calls_end_closes_its_room_and_logs_the_path_its_session_took(app: Fla
     assert rooms.of(connection, room) is not None
     assert signed_post(client, "/twilio/voice/status", {**CALL, "CallStatus": "completed"}).status_code == 204
     assert rooms.of(connection, room) is None
+    write_call_logs(app)
     with Session(app.extensions["sewamitra"].engine) as session:
         [log] = session.exec(select(CallLog)).all()
     assert (log.status, log.outcome, log.path[:2]) == ("completed", "abandoned", ["welcome", "language"])
