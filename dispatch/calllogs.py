@@ -86,6 +86,8 @@ class Entry:
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
         values["direction"] = Direction(values["direction"])
+        if not isinstance(values["call_sid"], str) or not isinstance(values["status"], str):
+            raise TypeError("a call log names its call and its status")
         return cls(values, bool(data["with_session"]))
 
 
