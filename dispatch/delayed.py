@@ -28,15 +28,11 @@ LOCK_TTL_S = 10  # a holder that stops refreshing its lock (it died) loses it af
 OWNED = ("acquired", "refreshed")
 
 
-def _nothing(_connection: redis.Redis) -> None:
-    pass
-
-
 class DelayedJobs(RQScheduler):
     """RQ's scheduler of delayed jobs, run in a thread of the process, with a short-lived lock."""
 
     def __init__(
-        self, connection: redis.Redis, queue_names: Iterable[str], also: Callable[[redis.Redis], object] = _nothing
+        self, connection: redis.Redis, queue_names: Iterable[str], also: Callable[[redis.Redis], object]
     ) -> None:
         # A pool of its own (RQScheduler.connection): an RQ worker lengthens its pool's socket timeout for
         # its long BLPOP, and a connection this thread made before that would cut the BLPOP short.

@@ -76,18 +76,12 @@ def keep(connection: redis.Redis, engine: sa.Engine, turn: CallTurn, session: Se
         calllogs.write(engine, [kept])
 
 
-def record(engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime) -> None:
-    """The call's log written now: insert or update in one statement; a late, out-of-order callback
-    never undoes a final status."""
-    calllogs.write(engine, [entry(turn, session, at)])
-
-
 def record_when_back(turn: dict[str, Any], session: dict[str, Any] | None, at: str) -> str:
     """The RQ job a status callback handed its log to, before `keep`, when the database could not be
     reached: written when it is back (RQ tries again, jobs.DATABASE_RETRY), dated when the platform
     sent it. Kept for the jobs still queued by a helpline from before."""
-    engine = context.current().engine
-    record(engine, _call_turn(turn), Session.from_dict(session) if session else None, datetime.fromisoformat(at))
+    logged = entry(_call_turn(turn), Session.from_dict(session) if session else None, datetime.fromisoformat(at))
+    calllogs.write(context.current().engine, [logged])
     return "logged"
 
 
