@@ -1,26 +1,29 @@
 """A request comes in, from the phone line, an agent's console or another system: stored with its
-caller, audited, and its confirmation SMS recorded in the same transaction (sent after the commit)."""
+caller, audited, and its confirmation SMS recorded in the same commit (sent after it): on PostgreSQL
+one statement, on SQLite one transaction of several."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import redis
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col
 
 from core import numbers, phones, pincodes, slots
 from core.settings import Settings
 from core.slots import Slot
-from dispatch import enqueue, messages, retention
+from dispatch import enqueue, messages, retention, sms_text
 from storage import audit
 from storage.audit import AuditAction
-from storage.db import insert, upsert
+from storage.db import autocommitted, insert, upsert
 from storage.models import (
     AuditEvent,
     Caller,
@@ -29,6 +32,9 @@ from storage.models import (
     Direction,
     RequestStatus,
     ServiceRequest,
+    SmsDelivery,
+    SmsLog,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,39 @@ _SAME_KEY = sa.select(
 ).where(col(ServiceRequest.idempotency_key) == sa.bindparam("key", type_=sa.String))
 _INSERT_CALLER = sa.insert(Caller).returning(col(Caller.id))
 _INSERT_AUDIT = sa.insert(AuditEvent)
+CONFIRMATION = "request_created"  # the SMS that gives a request's number
+_REQUEST_COLUMNS = (
+    "idempotency_key",
+    "idempotency_digest",
+    "service_code",
+    "pincode",
+    "district",
+    "latitude",
+    "longitude",
+    "address_note",
+    "preferred_time",
+    "slot_starts_at",
+    "slot_ends_at",
+    "description",
+    "contact_name",
+    "filed_by",
+    "language",
+    "channel",
+    "created_at",
+)
+_AUDIT_COLUMNS = ("at", "actor", "action", "entity", "entity_id", "from_status", "to_status", "reason", "detail")
+_CALL_COLUMNS = (
+    "call_sid",
+    "direction",
+    "from_number",
+    "status",
+    "outcome",
+    "language",
+    "path",
+    "request_id",
+    "started_at",
+)
+_CALL_FILED = ("outcome", "request_id")  # what a filing writes over on a call already logged
 
 
 @dataclass(frozen=True)
@@ -88,14 +127,36 @@ class Filed:
     created: bool
 
 
-def new_request(connection: sa.Connection, settings: Settings, intake: Intake) -> Filed:
+def new_request(
+    connection: sa.Connection, settings: Settings, intake: Intake, draw: Callable[[], str] = numbers.new_request_number
+) -> Filed:
     """Store the request, its audit event, the call that filed it and its confirmation SMS in the
     connection's transaction. Core statements, no ORM objects: on the phone this is the turn a caller
     waits on, and building and flushing three table models cost more than the statements' round trips."""
     caller_id = caller_id_for(connection, intake.phone, intake.language, settings.privacy_key) if intake.phone else None
-    place, slot = intake.place, intake.slot
+    values = _request_columns(intake, intake.place, intake.slot)
+    request_id, number = insert_request(connection, {**values, "caller_id": caller_id}, draw)
+    connection.execute(_INSERT_AUDIT, _created_event(intake, request_id))
+    call_sid = dict(intake.detail).get("call_sid")
+    if call_sid:
+        # The call that files a request is on the call log from the same commit. Its status callback,
+        # which writes the rest of the log, may never come (a web worker killed as it arrived; the
+        # platform does not send it again), and the request would be a phone request without its call.
+        upsert(connection, CallLog, _call_columns(call_sid, intake, request_id), key="call_sid", update=_CALL_FILED)
+    filed = Filed(request_id, number, values["slot_starts_at"], values["slot_ends_at"], sms_id=None, created=True)
+    if intake.phone is None or phones.indian_mobile(intake.phone) is None:
+        return filed
+    said = confirmation_values(settings, intake, filed)
+    sms_id = messages.record_outbound(
+        connection, settings, intake.phone, CONFIRMATION, intake.language, said, request_id=request_id
+    )
+    return dataclasses.replace(filed, sms_id=sms_id)
+
+
+def _request_columns(intake: Intake, place: pincodes.Place, slot: Slot | None) -> dict[str, Any]:
+    """The request's columns as filed, but its number and its caller."""
     starts_at, ends_at = (slot.starts_at, slot.ends_at) if slot else (None, None)
-    values = {
+    return {
         "idempotency_key": intake.idempotency_key,
         "idempotency_digest": intake.idempotency_digest,
         "service_code": intake.service,
@@ -110,13 +171,14 @@ def new_request(connection: sa.Connection, settings: Settings, intake: Intake) -
         "description": intake.description,
         "contact_name": intake.contact_name,
         "filed_by": intake.filed_by,
-        "caller_id": caller_id,
         "language": intake.language,
         "channel": intake.channel,
         "created_at": intake.filed_at,
     }
-    request_id, number = insert_request(connection, values)
-    row = audit.row(
+
+
+def _created_event(intake: Intake, request_id: int | None) -> dict[str, Any]:
+    return audit.row(
         AuditAction.REQUEST_CREATED,
         actor=intake.actor,
         entity="service_request",
@@ -124,25 +186,11 @@ def new_request(connection: sa.Connection, settings: Settings, intake: Intake) -
         to_status=RequestStatus.NEW.value,
         detail=dict(intake.detail),
     )
-    connection.execute(_INSERT_AUDIT, row)
-    call_sid = dict(intake.detail).get("call_sid")
-    if call_sid:
-        _log_the_call(connection, call_sid, intake, request_id)
-    filed = Filed(request_id, number, starts_at, ends_at, sms_id=None, created=True)
-    if intake.phone is None or phones.indian_mobile(intake.phone) is None:
-        return filed
-    said = confirmation_values(settings, intake, filed)
-    sms_id = messages.record_outbound(
-        connection, settings, intake.phone, "request_created", intake.language, said, request_id=request_id
-    )
-    return dataclasses.replace(filed, sms_id=sms_id)
 
 
-def _log_the_call(connection: sa.Connection, call_sid: str, intake: Intake, request_id: int) -> None:
-    """The call that files a request is on the call log from the same commit. Its status callback,
-    which writes the rest of the log, may never come (a web worker killed as it arrived; the platform
-    does not send it again), and the request would be a phone request without its call."""
-    values: dict[str, object] = {
+def _call_columns(call_sid: str, intake: Intake, request_id: int | None) -> dict[str, Any]:
+    """The call that filed the request, on the call log until its status callback writes the rest."""
+    return {
         "call_sid": call_sid,
         "direction": Direction.INBOUND.value,
         "from_number": intake.phone or "anonymous",  # as the status callback logs a withheld number
@@ -153,28 +201,179 @@ def _log_the_call(connection: sa.Connection, call_sid: str, intake: Intake, requ
         "request_id": request_id,
         "started_at": intake.filed_at,
     }
-    upsert(connection, CallLog, values, key="call_sid", update=("outcome", "request_id"))
 
 
-def file_request(engine: sa.Engine, settings: Settings, intake: Intake) -> Filed:
+def file_request(
+    engine: sa.Engine, settings: Settings, intake: Intake, draw: Callable[[], str] = numbers.new_request_number
+) -> Filed:
     """Store the request once per idempotency key (a form sent twice, a client's retry), committed.
     The key is unique in the table, so a first filing does not look for it first: a key filed before
-    fails the insert, and the second try finds its request."""
+    fails the insert, and the second try finds its request. `draw` gives the request numbers tried."""
+    file = _file_at_once if engine.dialect.name == "postgresql" else _file
     try:
-        return _file(engine, settings, intake, look_first=False)
+        return file(engine, settings, intake, draw, look_first=False)
     except sa.exc.IntegrityError:  # the key filed before (or at the same moment), or a first-time caller added twice
-        return _file(engine, settings, intake, look_first=True)
+        return file(engine, settings, intake, draw, look_first=True)
 
 
-def _file(engine: sa.Engine, settings: Settings, intake: Intake, *, look_first: bool) -> Filed:
+def _file(engine: sa.Engine, settings: Settings, intake: Intake, draw: Callable[[], str], *, look_first: bool) -> Filed:
+    """A filing in one transaction, statement by statement (SQLite)."""
     with engine.begin() as connection:
-        key = intake.idempotency_key
-        found = connection.execute(_SAME_KEY, {"key": key}).first() if key and look_first else None
+        found = _same_key(connection, intake) if look_first else None
+        return found or new_request(connection, settings, intake, draw)
+
+
+def _same_key(connection: sa.Connection, intake: Intake) -> Filed | None:
+    """The request the intake's idempotency key filed before, if any; its reuse for another is refused."""
+    key = intake.idempotency_key
+    found = connection.execute(_SAME_KEY, {"key": key}).first() if key else None
+    if found is None:
+        return None
+    if intake.idempotency_digest and found.idempotency_digest not in (None, intake.idempotency_digest):
+        raise KeyReused(key)
+    return Filed(found.id, found.number, found.slot_starts_at, found.slot_ends_at, sms_id=None, created=False)
+
+
+def _file_at_once(
+    engine: sa.Engine, settings: Settings, intake: Intake, draw: Callable[[], str], *, look_first: bool
+) -> Filed:
+    """PostgreSQL: the whole filing is one statement (`_filing`), which commits as it runs: no BEGIN
+    and COMMIT round trips, and one round trip for its five writes, not one each (the booking is the
+    turn a caller waits on longest). A number another request has files nothing (a first-time caller's
+    row stays, as it would in the transaction of the statements one by one): the next draw is tried."""
+    with autocommitted(engine) as connection:
+        found = _same_key(connection, intake) if look_first else None
         if found is not None:
-            if intake.idempotency_digest and found.idempotency_digest not in (None, intake.idempotency_digest):
-                raise KeyReused(key)
-            return Filed(found.id, found.number, found.slot_starts_at, found.slot_ends_at, sms_id=None, created=False)
-        return new_request(connection, settings, intake)
+            return found
+        values = _filing_values(settings, intake)
+        to = phones.indian_mobile(intake.phone) if intake.phone else None
+        starts_at, ends_at = values["r_slot_starts_at"], values["r_slot_ends_at"]
+        for _ in range(MAX_NUMBER_DRAWS):
+            filed = Filed(0, draw(), starts_at, ends_at, sms_id=None, created=True)
+            said = confirmation_values(settings, intake, filed) if to else None
+            values["r_number"], values["s_to_number"] = filed.number, to
+            values["s_body"] = sms_text.compose(settings, CONFIRMATION, intake.language, said) if said else ""
+            row = connection.execute(_filing(), values).first()
+            if row is not None:
+                return dataclasses.replace(filed, id=row.id, sms_id=row.sms_id)
+    raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
+
+
+def _filing_values(settings: Settings, intake: Intake) -> dict[str, Any]:
+    """`_filing`'s parameters but the number and the SMS's text, drawn and written for each try."""
+    place, slot, now = intake.place, intake.slot, utcnow()
+    call_sid = dict(intake.detail).get("call_sid")
+    hashed = (
+        phones.pseudonym(retention.normal(intake.phone), settings.privacy_key)
+        if intake.phone and settings.privacy_key
+        else None
+    )
+    return {
+        "caller_phone": intake.phone,
+        "caller_hashed": hashed,
+        "caller_language": intake.language,
+        "caller_at": now,
+        **_prefixed("r_", _request_columns(intake, place, slot)),
+        **_prefixed("a_", _created_event(intake, request_id=None)),
+        **_prefixed("c_", _call_columns(call_sid or "", intake, request_id=None)),
+        "c_wanted": call_sid is not None,
+        "r_status": RequestStatus.NEW,
+        "r_updated_at": now,
+        "s_template": CONFIRMATION,
+        "s_status": SmsDelivery.PENDING,
+        "s_direction": Direction.OUTBOUND,
+        "s_attempts": 0,
+        "s_created_at": now,
+        "s_updated_at": now,
+    }
+
+
+def _prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {prefix + name: value for name, value in values.items()}
+
+
+@functools.cache
+def _filing() -> sa.Select[Any]:
+    """The filing on PostgreSQL, one statement whose data-modifying WITH queries all run (each once,
+    on one snapshot) and commit or fail together: the caller given back their erased number
+    (`retention.returning_caller`), or found, or added; the request, under `r_number` unless another
+    request has it (then nothing hangs on it, and no row comes back); its audit event; the call that
+    filed it, when `c_wanted`; its confirmation SMS, when `s_to_number` is a mobile. One row: the
+    request's id and the SMS's (or NULL). A reused idempotency key, or a first-time caller added
+    twice at once, fails the statement with an IntegrityError, as the statements one by one would.
+    Built once: building it takes longer than running it."""
+    tables: list[sa.Table] = [
+        model.__table__  # type: ignore[union-attr]
+        for model in (Caller, ServiceRequest, AuditEvent, CallLog, SmsLog)
+    ]
+    caller, request, event, call, text = tables
+
+    def given(table: sa.Table, prefix: str, names: Iterable[str]) -> list[sa.BindParameter[Any]]:
+        return [sa.bindparam(prefix + name, type_=table.c[name].type) for name in names]
+
+    phone, hashed = (sa.bindparam(name, type_=caller.c.phone.type) for name in ("caller_phone", "caller_hashed"))
+    language = sa.bindparam("caller_language", type_=caller.c.language.type)
+    now = sa.bindparam("caller_at", type_=caller.c.created_at.type)
+    given_back = (
+        sa.update(caller)
+        .where(caller.c.phone == hashed, ~sa.exists().where(caller.c.phone == phone))
+        .values(phone=phone)
+        .returning(caller.c.id)
+        .cte("given_back")
+    )
+    found = sa.select(caller.c.id).where(caller.c.phone == phone).cte("found")
+    added = (
+        sa.insert(caller)
+        .from_select(
+            ["phone", "language", "created_at", "last_seen_at"],
+            sa.select(phone, language, now, now).where(
+                phone.is_not(None), ~sa.exists(found.select()), ~sa.exists(given_back.select())
+            ),
+            include_defaults=False,
+        )
+        .returning(caller.c.id)
+        .cte("added")
+    )
+    who = sa.union_all(given_back.select(), found.select(), added.select()).subquery("who")
+    columns = [*_REQUEST_COLUMNS, "number", "status", "updated_at"]
+    filed = (
+        postgresql.insert(request)
+        .from_select(
+            [*columns, "caller_id"],
+            sa.select(*given(request, "r_", columns), sa.select(who.c.id).limit(1).scalar_subquery()),
+            include_defaults=False,
+        )
+        .on_conflict_do_nothing(index_elements=["number"])
+        .returning(request.c.id)
+        .cte("filed")
+    )
+    names = [name for name in _AUDIT_COLUMNS if name != "entity_id"]
+    audited = sa.insert(event).from_select(
+        [*names, "entity_id"], sa.select(*given(event, "a_", names), filed.c.id), include_defaults=False
+    )
+    names = [name for name in _CALL_COLUMNS if name != "request_id"]
+    logged = postgresql.insert(call).from_select(
+        [*names, "request_id"],
+        sa.select(*given(call, "c_", names), filed.c.id).where(sa.bindparam("c_wanted", type_=sa.Boolean)),
+        include_defaults=False,
+    )
+    logged = logged.on_conflict_do_update(
+        index_elements=["call_sid"], set_={name: logged.excluded[name] for name in _CALL_FILED}
+    )
+    names = ["to_number", "body", "template", "status", "direction", "attempts", "created_at", "updated_at"]
+    sent = given(text, "s_", names)
+    texted = (
+        sa.insert(text)
+        .from_select(
+            [*names, "request_id"],
+            sa.select(*sent, filed.c.id).where(sent[0].is_not(None)),
+            include_defaults=False,
+        )
+        .returning(text.c.id)
+        .cte("texted")
+    )
+    sms_id = sa.select(texted.c.id).scalar_subquery().label("sms_id")
+    return sa.select(filed.c.id, sms_id).add_cte(audited.cte("audited"), logged.cte("logged"))
 
 
 def queue_follow_ups(connection: redis.Redis, filed: Filed) -> None:
