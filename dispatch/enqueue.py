@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from dispatch import calllogs
 from dispatch.queues import QueueName, queue
 
 log = logging.getLogger(__name__)
-# A failed send is tried again after these pauses (seconds), then left as failed.
+# A refused send is tried again after these pauses (seconds), then left as failed.
 SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
 # A webhook whose write the database could not take hands it to a job, tried again for about an
 # hour; after that it waits in RQ's failed registry for an operator, never dropped.
@@ -69,16 +70,44 @@ def _one_trip(connection: redis.Redis, name: QueueName, job: Any, *args: object,
 # -- a request --------------------------------------------------------------------------------------
 
 
-# Requests waiting for a dispatch job, oldest first. A dispatch job takes the next DISPATCH_BATCH of
-# them (RQ's own handling of a job cost about as much CPU as a dispatch round: one job a burst of
-# requests, not one a request); a job is queued each time the list reaches 1, 1 + DISPATCH_BATCH, …
-# ids, so there are always enough queued to take what waits, and a burst's jobs are shared among the
-# RQ workers. Ids lost with Redis, or with a job that died, are the sweeper's (a request left new, or
-# offered with no offer open), as a lost dispatch job's was.
-DUE = "sewamitra:dispatch:due"
-DISPATCH_BATCH = 20
-# A batch whose every send waits out the platform's 10 s still ends within it (RQ's default: 180 s).
-DISPATCH_DUE_TIMEOUT_S = 600
+@dataclass(frozen=True)
+class Due:
+    """Ids waiting in a Redis list, oldest first, for a job that takes the next `batch` of them (RQ's own
+    handling of a job costs about as much CPU as the work on one id: one job a burst, not one an id). A
+    job is queued each time the list reaches 1, 1 + batch, … ids, so there are always enough queued to
+    take what waits, and a burst's jobs are shared among the RQ workers; each is named by the id that
+    opened its batch. Ids lost with Redis, or with a job that died, are the sweeper's, as a lost job of
+    one id's was."""
+
+    key: str
+    batch: int
+    queue: QueueName
+    job: str
+    job_id: str  # with the id that opened the batch in place of {}
+    timeout_s: int  # a batch whose every call to the platform waits out its 10 s still ends (RQ's default: 180 s)
+
+    def opened(self, pushed: Sequence[int], waiting: int) -> list[str]:
+        """The jobs the ids just pushed (the last `len(pushed)` of `waiting`) call for, by id."""
+        first = waiting - len(pushed) + 1
+        return [self.job_id.format(id_) for place, id_ in enumerate(pushed, first) if (place - 1) % self.batch == 0]
+
+    def take(self, connection: redis.Redis) -> list[int]:
+        """The next batch, taken off the list (a job that dies with them leaves them to the sweeper)."""
+        return [int(id_) for id_ in connection.lpop(self.key, self.batch) or []]
+
+    def queue_job(self, connection: redis.Redis, job_id: str | None, pipe: redis.client.Pipeline) -> None:
+        queue(connection, self.queue).enqueue(
+            JOBS + self.job, job_id=job_id, result_ttl=RESULT_TTL, job_timeout=self.timeout_s, pipeline=pipe
+        )
+
+
+# Requests waiting for a dispatch job (`jobs.dispatch_due`): a request left new, or offered with no offer
+# open, is the sweeper's.
+DISPATCH = Due("sewamitra:dispatch:due", 20, QueueName.DISPATCH, "dispatch_due", "dispatch-due-{}", 600)
+# SMS recorded as pending, waiting for a sending job (`jobs.send_due_sms`): a web turn that records one
+# pushes its id (one RPUSH), not a job of its own (RQ's job hash, some fifteen fields). One the platform
+# refuses is tried again by a job of its own (`retry_sms`); one never tried is the sweeper's.
+TEXTS = Due("sewamitra:sms:due", 20, QueueName.DEFAULT, "send_due_sms", "sms-due-{}", 600)
 # Handling an inbound SMS is a few queries (a row lock waited on at most): RQ stops one still at it after
 # this, so that one claimed longer ago than this and a margin died with its worker (jobs.ABANDONED_AFTER).
 HANDLE_SMS_TIMEOUT_S = 60
@@ -90,13 +119,14 @@ def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) ->
 
     def put() -> None:
         with connection.pipeline() as pipe:
+            pipe.rpush(DISPATCH.key, request_id)
             if sms_id is not None:
-                queue(connection, QueueName.DEFAULT).enqueue(
-                    JOBS + "send_sms", sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY, pipeline=pipe
-                )
-            pipe.rpush(DUE, request_id)
-            waiting = int(pipe.execute()[-1])
-        _batch_jobs(connection, [request_id], waiting)
+                pipe.rpush(TEXTS.key, sms_id)
+            waiting = [int(length) for length in pipe.execute()]
+        opened = [(DISPATCH, job_id) for job_id in DISPATCH.opened([request_id], waiting[0])]
+        if sms_id is not None:
+            opened += [(TEXTS, job_id) for job_id in TEXTS.opened([sms_id], waiting[1])]
+        _batch_jobs(connection, opened)
 
     return _attempt(put, f"request {request_id}")
 
@@ -109,58 +139,46 @@ def dispatch_request(connection: redis.Redis, request_id: int) -> bool:
 def dispatch_requests(connection: redis.Redis, request_ids: Sequence[int]) -> bool:
     """Offer each request to the next workers: they join the requests due, and jobs to take them are
     queued as their number calls for, in one round trip or two."""
-    if not request_ids:
+    return _join(connection, DISPATCH, request_ids, "the dispatch of requests")
+
+
+def _join(connection: redis.Redis, due: Due, ids: Sequence[int], what: str) -> bool:
+    """The ids join those due, and the jobs their batches call for are queued: one round trip, or two."""
+    if not ids:
         return True
 
     def put() -> None:
-        waiting = int(connection.rpush(DUE, *request_ids))
-        _batch_jobs(connection, request_ids, waiting)
+        waiting = int(connection.rpush(due.key, *ids))
+        _batch_jobs(connection, [(due, job_id) for job_id in due.opened(ids, waiting)])
 
-    return _attempt(put, "the dispatch of requests " + ", ".join(str(request_id) for request_id in request_ids))
+    return _attempt(put, what + " " + ", ".join(str(id_) for id_ in ids))
 
 
-def _batch_jobs(connection: redis.Redis, pushed: Sequence[int], waiting: int) -> None:
-    """A dispatch job for each batch that the ids just pushed (the last `len(pushed)` of `waiting`)
-    opened; each is named by the request that opened it."""
-    opened = [
-        request_id
-        for place, request_id in enumerate(pushed, start=waiting - len(pushed) + 1)
-        if (place - 1) % DISPATCH_BATCH == 0
-    ]
+def _batch_jobs(connection: redis.Redis, opened: Sequence[tuple[Due, str]]) -> None:
     if not opened:
         return
     with connection.pipeline() as pipe:
-        for request_id in opened:
-            _dispatch_job(connection, f"dispatch-due-{request_id}", pipe)
+        for due, job_id in opened:
+            due.queue_job(connection, job_id, pipe)
         pipe.execute()
 
 
-def _dispatch_job(connection: redis.Redis, job_id: str | None, pipe: redis.client.Pipeline) -> None:
-    queue(connection, QueueName.DISPATCH).enqueue(
-        JOBS + "dispatch_due", job_id=job_id, result_ttl=RESULT_TTL, job_timeout=DISPATCH_DUE_TIMEOUT_S, pipeline=pipe
-    )
-
-
-def take_due(connection: redis.Redis) -> list[int]:
-    """The next requests due, taken off the list (a job that dies with them leaves them to the sweeper)."""
-    taken = connection.lpop(DUE, DISPATCH_BATCH) or []
-    return [int(request_id) for request_id in taken]
-
-
 def dispatch_due(connection: redis.Redis) -> bool:
-    """Jobs enough for every request due, whatever was queued before (the sweeper's, after a lost job
-    left ids waiting; a job too many finds nothing to do)."""
+    """Jobs enough for every id due, requests and SMS, whatever was queued before (the sweeper's, after a
+    lost job left ids waiting; a job too many finds nothing to do)."""
 
     def put() -> None:
-        waiting = int(connection.llen(DUE))
-        if not waiting:
-            return
         with connection.pipeline() as pipe:
-            for _ in range(-(-waiting // DISPATCH_BATCH)):
-                _dispatch_job(connection, None, pipe)
+            for due in (DISPATCH, TEXTS):
+                pipe.llen(due.key)
+            waiting = pipe.execute()
+        with connection.pipeline() as pipe:
+            for due, count in zip((DISPATCH, TEXTS), waiting, strict=True):
+                for _ in range(-(-int(count) // due.batch)):
+                    due.queue_job(connection, None, pipe)
             pipe.execute()
 
-    return _attempt(put, "the dispatch of the requests due")
+    return _attempt(put, "the jobs of the requests and SMS due")
 
 
 def dispatch_again(connection: redis.Redis, request_id: int, delay: timedelta) -> bool:
@@ -327,8 +345,28 @@ def _unanswered(connection: redis.Redis, offer_id: int, why: str, reason: str) -
 
 
 def send_sms(connection: redis.Redis, sms_id: int) -> bool:
-    """Send an SMS already recorded as pending."""
-    return _put(connection, QueueName.DEFAULT, "send_sms", sms_id, job_id=f"sms-{sms_id}", retry=SMS_RETRY)
+    """Send an SMS already recorded as pending: it joins the SMS due (`TEXTS`)."""
+    return send_many_sms(connection, [sms_id])
+
+
+def send_many_sms(connection: redis.Redis, sms_ids: Sequence[int]) -> bool:
+    """Send SMS already recorded as pending: they join the SMS due, in one round trip or two."""
+    return _join(connection, TEXTS, sms_ids, "SMS")
+
+
+def retry_sms(connection: redis.Redis, sms_id: int) -> bool:
+    """An SMS the platform refused, tried again by a job of its own, on SMS_RETRY's schedule."""
+    first, *then = SMS_RETRY.intervals
+    return _attempt(
+        lambda: queue(connection, QueueName.DEFAULT).enqueue_in(
+            timedelta(seconds=first),
+            JOBS + "send_sms",
+            sms_id,
+            job_id=f"sms-{sms_id}",
+            retry=Retry(max=len(then), interval=then),
+        ),
+        f"sms-{sms_id}",
+    )
 
 
 def handle_sms(connection: redis.Redis, sms_id: int) -> bool:

@@ -193,10 +193,10 @@ def enqueue_dispatch(request_id: int) -> None:
 
 
 def dispatch_due() -> str:
-    """Dispatch the next requests due (`enqueue.DISPATCH_BATCH` at most), in one transaction. One whose
+    """Dispatch the next requests due (`enqueue.DISPATCH.batch` at most), in one transaction. One whose
     round fails is rolled back alone and left for the sweeper, as a failed dispatch job's was, and the
     others go on; with the database unreachable the whole batch is left. The job fails if any did."""
-    request_ids = enqueue.take_due(context.current().redis)
+    request_ids = enqueue.DISPATCH.take(context.current().redis)
     try:
         batch = _dispatch_batch(request_ids)
     except UNREACHABLE:
@@ -995,8 +995,7 @@ def _follow_up(sender: str, outcome: inbox.Outcome) -> None:
         enqueue.after_completion(connection, outcome.completed)
     if outcome.worker_changed is not None:
         enqueue.reindex_worker(connection, outcome.worker_changed)
-    for sms_id in outcome.recorded:
-        enqueue.send_sms(connection, sms_id)
+    enqueue.send_many_sms(connection, outcome.recorded)
     if outcome.changed is not None:
         changes.tell(connection, outcome.changed)
     for reply in outcome.replies:
@@ -1042,6 +1041,27 @@ def record_sms(
     return messages.record_outbound(
         session, settings, to, template, language, values, request_id=request_id, worker_id=worker_id
     )
+
+
+def send_due_sms() -> str:
+    """Send the next SMS due (`enqueue.TEXTS.batch` at most), each as `send_sms` sends one. One the
+    platform refused (its try recorded) is tried again by a job of its own (`enqueue.retry_sms`), on the
+    SMS's retry schedule; with the database unreachable, the job fails, and what it had not sent yet is
+    the sweeper's (pending, never tried), as a lost job's was."""
+    ctx = context.current()
+    sms_ids = enqueue.TEXTS.take(ctx.redis)
+    refused = []
+    for sms_id in sms_ids:
+        try:
+            send_sms(sms_id)
+        except UNREACHABLE:
+            log.exception("the database is unreachable: SMS %s are left for the sweeper", sms_ids)
+            raise
+        except Exception:
+            log.exception("SMS %s was not sent; a job of its own tries it again", sms_id)
+            refused.append(sms_id)
+            enqueue.retry_sms(ctx.redis, sms_id)
+    return f"sent {len(sms_ids) - len(refused)} of {len(sms_ids)}"
 
 
 def send_sms(sms_log_id: int) -> str | None:
@@ -1215,8 +1235,7 @@ def sweep() -> dict[str, int]:
         enqueue.handle_sms(ctx.redis, int(sms_id or 0))
     for request_id in untold:  # assigned, but the job that tells both sides was lost
         enqueue.notify_assigned(ctx.redis, int(request_id or 0))
-    for sms_id in [*unsent, *refused]:
-        enqueue.send_sms(ctx.redis, int(sms_id or 0))
+    enqueue.send_many_sms(ctx.redis, [int(sms_id or 0) for sms_id in [*unsent, *refused]])
     for request_id, level in overdue_rungs:  # past its rung's deadline: up the escalation ladder
         enqueue.climb_ladder(ctx.redis, int(request_id or 0), level)
     for request_id in late:  # a visit not started in time: flag it, or take it back

@@ -369,7 +369,7 @@ def test_a_worker_rejected_while_asked_loses_the_offer_and_a_job_in_hand_goes_ba
     assert job.status is RequestStatus.ASSIGNED
     assert job.worker_id == kamla
     # the offered request goes to the next worker: it is due for dispatch, and a job will take it
-    assert enqueue.take_due(redis_client) == [offered_id]
+    assert enqueue.DISPATCH.take(redis_client) == [offered_id]
     queued = [j.func_name for j in queue(redis_client, QueueName.DISPATCH).get_jobs()]
     assert "dispatch.jobs.dispatch_due" in queued
 

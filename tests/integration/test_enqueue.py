@@ -13,6 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rq import Queue
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.utils import get_version
 
@@ -56,7 +57,7 @@ JOBS: list[tuple[Callable[[redis.Redis], bool], str, str, str, tuple[Any, ...], 
         (2, "+919800000002"),
         None,
     ),
-    (lambda r: enqueue.send_sms(r, 5), "default", "sms-5", "send_sms", (5,), 3),
+    (lambda r: enqueue.send_sms(r, 5), "default", "sms-due-5", "send_due_sms", (), None),
     (lambda r: enqueue.handle_sms(r, 5), "dispatch", "inbound-5", "handle_sms", (5,), None),
     (
         lambda r: enqueue.receive_sms(r, SID, "+919800000001", "HAAN"),
@@ -108,8 +109,8 @@ def test_each_job_has_its_id_queue_and_retries(
     )
 
 
-# Every job but a dispatch (which joins the requests due first, dispatch_request).
-@pytest.mark.parametrize(("put", "name", "job_id"), [job[:3] for job in JOBS[1:]])
+# Every job but those that take a batch of ids due (the ids join their list first: a dispatch, an SMS).
+@pytest.mark.parametrize(("put", "name", "job_id"), [job[:3] for job in JOBS if "-due-" not in job[2]])
 def test_each_job_is_queued_in_one_round_trip(
     redis_client: redis.Redis, put: Callable[[redis.Redis], bool], name: str, job_id: str
 ) -> None:
@@ -142,46 +143,78 @@ def test_a_worker_reindexed_outside_a_call_gets_a_fresh_id(redis_client: redis.R
     assert tuple(first.args) == tuple(second.args) == (4,)
 
 
-def test_a_new_request_is_texted_and_dispatched(redis_client: redis.Redis, unreachable: redis.Redis) -> None:
+def test_a_new_request_is_texted_and_dispatched_in_one_round_trip(
+    redis_client: redis.Redis, unreachable: redis.Redis
+) -> None:
     assert enqueue.new_request(redis_client, 7, 5)
-    assert [job.id for job in Queue("default", connection=redis_client).jobs] == ["sms-5"]
+    assert [job.id for job in Queue("default", connection=redis_client).jobs] == ["sms-due-5"]
     assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-due-7"]
-    assert enqueue.new_request(redis_client, 8, None)  # the job queued for 7 takes 8 too
+    with roundtrips.counted() as trips:
+        assert enqueue.new_request(redis_client, 8, 6)  # the jobs queued for 7 and its SMS take 8 and its SMS too
+    assert trips.redis == 1
+    assert [job.id for job in Queue("default", connection=redis_client).jobs] == ["sms-due-5"]
     assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-due-7"]
-    assert enqueue.take_due(redis_client) == [7, 8]
-    assert enqueue.new_request(unreachable, 9, 6) is False
+    assert enqueue.new_request(redis_client, 9, None)  # a number that cannot get an SMS
+    assert enqueue.DISPATCH.take(redis_client) == [7, 8, 9]
+    assert enqueue.TEXTS.take(redis_client) == [5, 6]
+    assert enqueue.new_request(unreachable, 10, 7) is False
 
 
-def test_requests_due_are_taken_in_order_by_one_job_a_batch(redis_client: redis.Redis) -> None:
+@pytest.mark.parametrize(
+    ("due", "put"),
+    [(enqueue.DISPATCH, enqueue.dispatch_requests), (enqueue.TEXTS, enqueue.send_many_sms)],
+    ids=["requests", "sms"],
+)
+def test_ids_due_are_taken_in_order_by_one_job_a_batch(
+    redis_client: redis.Redis, due: enqueue.Due, put: Callable[[redis.Redis, list[int]], bool]
+) -> None:
     """However the ids come (one by one, or many at once from the sweeper), there is a job queued for
     each batch of them waiting, and each job takes the next batch."""
-    batch = enqueue.DISPATCH_BATCH
-    assert enqueue.dispatch_request(redis_client, 1)
-    assert enqueue.dispatch_requests(redis_client, list(range(2, 2 * batch + 2)))  # 1 .. 2 batches + 1
-    dispatch = Queue("dispatch", connection=redis_client)
-    assert [job.id for job in dispatch.jobs] == [
-        "dispatch-due-1",
-        f"dispatch-due-{batch + 1}",
-        f"dispatch-due-{2 * batch + 1}",
-    ]
-    assert {job.timeout for job in dispatch.jobs} == {enqueue.DISPATCH_DUE_TIMEOUT_S}  # a batch outlasts RQ's 180 s
-    assert enqueue.take_due(redis_client) == list(range(1, batch + 1))
-    assert enqueue.dispatch_request(redis_client, 100)  # 2 batches + 1 still wait: no job more
-    assert len(dispatch.jobs) == 3
-    assert enqueue.take_due(redis_client) == list(range(batch + 1, 2 * batch + 1))
-    assert enqueue.take_due(redis_client) == [2 * batch + 1, 100]
-    assert enqueue.take_due(redis_client) == []
+    batch = due.batch
+    assert put(redis_client, [1])
+    assert put(redis_client, list(range(2, 2 * batch + 2)))  # 1 .. 2 batches + 1
+    queued = Queue(due.queue.value, connection=redis_client)
+    assert [job.id for job in queued.jobs] == [due.job_id.format(n) for n in (1, batch + 1, 2 * batch + 1)]
+    assert {job.func_name for job in queued.jobs} == {f"dispatch.jobs.{due.job}"}
+    assert {job.timeout for job in queued.jobs} == {due.timeout_s}  # a batch outlasts RQ's 180 s
+    assert due.take(redis_client) == list(range(1, batch + 1))
+    assert put(redis_client, [100])  # 2 batches + 1 still wait: no job more
+    assert len(queued.jobs) == 3
+    assert due.take(redis_client) == list(range(batch + 1, 2 * batch + 1))
+    assert due.take(redis_client) == [2 * batch + 1, 100]
+    assert due.take(redis_client) == []
 
 
 def test_the_sweeper_queues_jobs_for_ids_a_lost_job_left_waiting(redis_client: redis.Redis) -> None:
-    redis_client.rpush(enqueue.DUE, *range(1, enqueue.DISPATCH_BATCH + 2))  # pushed, and their jobs lost
+    redis_client.rpush(enqueue.DISPATCH.key, *range(1, enqueue.DISPATCH.batch + 2))  # pushed, and their jobs lost
+    redis_client.rpush(enqueue.TEXTS.key, 5)
     assert enqueue.dispatch_due(redis_client)
     assert [job.func_name for job in Queue("dispatch", connection=redis_client).jobs] == [
         "dispatch.jobs.dispatch_due"
     ] * 2
-    redis_client.delete(enqueue.DUE)
+    assert [job.func_name for job in Queue("default", connection=redis_client).jobs] == ["dispatch.jobs.send_due_sms"]
+    redis_client.delete(enqueue.DISPATCH.key, enqueue.TEXTS.key)
     assert enqueue.dispatch_due(redis_client)  # nothing waits: nothing queued
     assert len(Queue("dispatch", connection=redis_client).jobs) == 2
+
+
+def test_a_refused_sms_is_tried_again_by_a_job_of_its_own_on_its_schedule(
+    redis_client: redis.Redis, unreachable: redis.Redis
+) -> None:
+    before = datetime.now(UTC)
+    assert enqueue.retry_sms(redis_client, 5)
+    scheduled = ScheduledJobRegistry("default", connection=redis_client)
+    assert scheduled.get_job_ids() == ["sms-5"]
+    assert scheduled.get_scheduled_time("sms-5") >= before.replace(microsecond=0) + timedelta(seconds=10)
+    [job] = Job.fetch_many(["sms-5"], connection=redis_client)
+    assert job is not None
+    assert (job.func_name, tuple(job.args), job.retries_left, job.retry_intervals) == (
+        "dispatch.jobs.send_sms",
+        (5,),
+        2,
+        [30, 90],
+    )
+    assert enqueue.retry_sms(unreachable, 6) is False
 
 
 def test_new_offers_are_looked_at_when_their_time_is_up_in_one_round_trip(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gettext
 import logging
 from datetime import UTC, datetime, timedelta
@@ -13,12 +14,15 @@ import redis
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
 from console.labels import DOMAIN, TRANSLATIONS
 from core.settings import Settings
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, enqueue, jobs
+from dispatch.context import install
 from sewamitra.app import create_app
 from storage.audit import AuditAction
 from storage.db import TCP_USER_TIMEOUT_MS, create_engine, session_scope
@@ -118,6 +122,50 @@ def sms_row(engine: sa.Engine, sms_id: int) -> SmsLog:
         sms = session.get(SmsLog, sms_id)
         assert sms is not None
         return sms
+
+
+def test_sms_due_are_sent_by_one_job_and_one_refused_is_tried_again_by_a_job_of_its_own(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    sms_ids = [confirmation(engine, add_request(engine)) for _ in range(3)]
+    sandbox.fail_next(1, status=500)  # the first of them
+    assert enqueue.send_many_sms(installed.redis, sms_ids)
+    [batch] = Queue("default", connection=redis_client).jobs
+    assert batch.func_name == "dispatch.jobs.send_due_sms"
+
+    run_jobs(installed)
+
+    assert len(sandbox.messages) == 2
+    assert [sms_row(engine, sms_id).status for sms_id in sms_ids] == ["send_failed", "queued", "queued"]
+    retry = ScheduledJobRegistry("default", connection=redis_client)
+    assert retry.get_job_ids() == [f"sms-{sms_ids[0]}"]  # on the SMS's own schedule: 10 s, then 30 and 90
+    retry.remove(f"sms-{sms_ids[0]}")
+    Queue("default", connection=redis_client).enqueue_job(Job.fetch(f"sms-{sms_ids[0]}", connection=redis_client))
+    run_jobs(installed)
+    assert [sms_row(engine, sms_id).status for sms_id in sms_ids] == ["queued"] * 3
+    assert len(sandbox.messages) == 3  # each sent once
+
+
+def test_sms_due_whose_job_finds_the_database_out_are_sent_by_the_sweeper(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    sms_ids = [confirmation(engine, add_request(engine)) for _ in range(2)]
+    assert enqueue.send_many_sms(installed.redis, sms_ids)
+    out = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/nothing", connect_args={"connect_timeout": 1})
+    install(dataclasses.replace(installed, engine=out))
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            jobs.send_due_sms()
+    finally:
+        install(installed)
+    assert sandbox.messages == []
+    assert redis_client.llen(enqueue.TEXTS.key) == 0  # taken by the job that failed
+
+    later(engine, minutes=5)
+    assert jobs.sweep()["unsent_sms"] == 2
+    run_jobs(installed)
+    assert sorted(m["to"] for m in sandbox.messages) == [CITIZEN, CITIZEN]
+    assert [sms_row(engine, sms_id).status for sms_id in sms_ids] == ["queued"] * 2
 
 
 def test_an_sms_twilio_refused_is_sent_from_the_database_after_redis_lost_its_retry(
