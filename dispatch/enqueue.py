@@ -163,7 +163,7 @@ def _batch_jobs(connection: redis.Redis, opened: Sequence[tuple[Due, str]]) -> N
         pipe.execute()
 
 
-def dispatch_due(connection: redis.Redis) -> bool:
+def jobs_for_what_waits(connection: redis.Redis) -> bool:
     """Jobs enough for every id due, requests and SMS, whatever was queued before (the sweeper's, after a
     lost job left ids waiting; a job too many finds nothing to do)."""
 

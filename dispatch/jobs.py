@@ -1225,7 +1225,7 @@ def sweep() -> dict[str, int]:
         ).all()
     # new, or offered with every offer closed; and jobs for whatever waits for one (a lost job's ids)
     enqueue.dispatch_requests(ctx.redis, [int(request_id or 0) for request_id in [*stuck_new, *unoffered]])
-    enqueue.dispatch_due(ctx.redis)
+    enqueue.jobs_for_what_waits(ctx.redis)
     for offer_id in overdue:
         enqueue.overdue_offer(ctx.redis, int(offer_id or 0))
     for offer_id in undelivered:  # its SMS never left and its next try was lost: the next worker, now

@@ -188,13 +188,13 @@ def test_ids_due_are_taken_in_order_by_one_job_a_batch(
 def test_the_sweeper_queues_jobs_for_ids_a_lost_job_left_waiting(redis_client: redis.Redis) -> None:
     redis_client.rpush(enqueue.DISPATCH.key, *range(1, enqueue.DISPATCH.batch + 2))  # pushed, and their jobs lost
     redis_client.rpush(enqueue.TEXTS.key, 5)
-    assert enqueue.dispatch_due(redis_client)
+    assert enqueue.jobs_for_what_waits(redis_client)
     assert [job.func_name for job in Queue("dispatch", connection=redis_client).jobs] == [
         "dispatch.jobs.dispatch_due"
     ] * 2
     assert [job.func_name for job in Queue("default", connection=redis_client).jobs] == ["dispatch.jobs.send_due_sms"]
     redis_client.delete(enqueue.DISPATCH.key, enqueue.TEXTS.key)
-    assert enqueue.dispatch_due(redis_client)  # nothing waits: nothing queued
+    assert enqueue.jobs_for_what_waits(redis_client)  # nothing waits: nothing queued
     assert len(Queue("dispatch", connection=redis_client).jobs) == 2
 
 
