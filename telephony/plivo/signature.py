@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from flask import Response, current_app, request
+from flask import Response, current_app
 
-from telephony.webhooks import LOGGED_PATH, public_url_of_request, too_large
+from telephony.webhooks import LOGGED_PATH, public_url_of_request, this_request, too_large
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Plivo-Signature-V3"
@@ -55,7 +55,8 @@ def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        refused = too_large()
+        req = this_request()
+        refused = too_large(req)
         if refused is not None:
             return refused
         runtime = current_app.extensions["sewamitra"]
@@ -63,15 +64,13 @@ def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         if not settings.plivo.validate_signatures:
             return view(*args, **kwargs)
         token = settings.plivo.auth_token
-        url = public_url_of_request(settings.public_url)
-        nonce = request.headers.get(NONCE_HEADER, "")
-        if not token or not is_signed(token, url, request.form, nonce, request.headers.get(SIGNATURE_HEADER, "")):
-            log.warning(
-                "refused unsigned or mis-signed webhook %r from %s", request.path[:LOGGED_PATH], request.remote_addr
-            )
+        url = public_url_of_request(req, settings.public_url)
+        nonce = req.headers.get(NONCE_HEADER, "")
+        if not token or not is_signed(token, url, req.form, nonce, req.headers.get(SIGNATURE_HEADER, "")):
+            log.warning("refused unsigned or mis-signed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
             return Response("invalid Plivo signature\n", status=403, mimetype="text/plain")
         if not first_use(runtime.redis, nonce):
-            log.warning("refused a replayed webhook %r from %s", request.path[:LOGGED_PATH], request.remote_addr)
+            log.warning("refused a replayed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
             return Response("this Plivo request was already received\n", status=403, mimetype="text/plain")
         return view(*args, **kwargs)
 

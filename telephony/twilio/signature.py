@@ -8,11 +8,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 from twilio.request_validator import RequestValidator
 
 from telephony.twilio.twiml import account
-from telephony.webhooks import LOGGED_PATH, MAX_BODY, public_url_of_request, too_large
+from telephony.webhooks import LOGGED_PATH, MAX_BODY, public_url_of_request, this_request, too_large
 
 __all__ = ["MAX_BODY", "SIGNATURE_HEADER", "is_signed", "public_url_of_request", "too_large", "twilio_signed"]
 
@@ -38,27 +38,25 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        refused = too_large()
+        req = this_request()
+        refused = too_large(req)
         if refused is not None:
             return refused
         settings = current_app.extensions["sewamitra"].settings
         if not settings.twilio.validate_signatures:
             return view(*args, **kwargs)
         token = settings.twilio.auth_token
-        url = public_url_of_request(settings.public_url)
-        if not token or not is_signed(token, url, request.form, request.headers.get(SIGNATURE_HEADER, "")):
+        url = public_url_of_request(req, settings.public_url)
+        form = req.form
+        if not token or not is_signed(token, url, form, req.headers.get(SIGNATURE_HEADER, "")):
             # The path alone, quoted and cut short: anyone can send a URL of any length, with line ends,
             # or a query holding a phone number (Twilio's GET webhooks carry From there).
-            log.warning(
-                "refused unsigned or mis-signed webhook %r from %s", request.path[:LOGGED_PATH], request.remote_addr
-            )
+            log.warning("refused unsigned or mis-signed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
             return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
-        ours, theirs = settings.twilio.account_sid, account(request.form)
+        ours, theirs = settings.twilio.account_sid, account(form)
         if ours and theirs and theirs != ours:  # signed, yet for another account: a token shared or leaked
             log.warning(
-                "refused a signed webhook %r for another account from %s",
-                request.path[:LOGGED_PATH],
-                request.remote_addr,
+                "refused a signed webhook %r for another account from %s", req.path[:LOGGED_PATH], req.remote_addr
             )
             return Response("not this helpline's Twilio account\n", status=403, mimetype="text/plain")
         return view(*args, **kwargs)
