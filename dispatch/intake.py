@@ -131,10 +131,11 @@ def new_request(
     connection: sa.Connection, settings: Settings, intake: Intake, draw: Callable[[], str] = numbers.new_request_number
 ) -> Filed:
     """Store the request, its audit event, the call that filed it and its confirmation SMS in the
-    connection's transaction. Core statements, no ORM objects: on the phone this is the turn a caller
-    waits on, and building and flushing three table models cost more than the statements' round trips."""
+    connection's transaction, statement by statement: SQLite's filing (PostgreSQL's is `_filing`, one
+    statement). Core statements, no ORM objects: on the phone this is the turn a caller waits on, and
+    building and flushing three table models cost more than the statements' round trips."""
     caller_id = caller_id_for(connection, intake.phone, intake.language, settings.privacy_key) if intake.phone else None
-    values = _request_columns(intake, intake.place, intake.slot)
+    values = _request_columns(intake)
     request_id, number = insert_request(connection, {**values, "caller_id": caller_id}, draw)
     connection.execute(_INSERT_AUDIT, _created_event(intake, request_id))
     call_sid = dict(intake.detail).get("call_sid")
@@ -153,8 +154,9 @@ def new_request(
     return dataclasses.replace(filed, sms_id=sms_id)
 
 
-def _request_columns(intake: Intake, place: pincodes.Place, slot: Slot | None) -> dict[str, Any]:
+def _request_columns(intake: Intake) -> dict[str, Any]:
     """The request's columns as filed, but its number and its caller."""
+    place, slot = intake.place, intake.slot
     starts_at, ends_at = (slot.starts_at, slot.ends_at) if slot else (None, None)
     return {
         "idempotency_key": intake.idempotency_key,
@@ -261,7 +263,7 @@ def _file_at_once(
 
 def _filing_values(settings: Settings, intake: Intake) -> dict[str, Any]:
     """`_filing`'s parameters but the number and the SMS's text, drawn and written for each try."""
-    place, slot, now = intake.place, intake.slot, utcnow()
+    now = utcnow()
     call_sid = dict(intake.detail).get("call_sid")
     hashed = (
         phones.pseudonym(retention.normal(intake.phone), settings.privacy_key)
@@ -273,7 +275,7 @@ def _filing_values(settings: Settings, intake: Intake) -> dict[str, Any]:
         "caller_hashed": hashed,
         "caller_language": intake.language,
         "caller_at": now,
-        **_prefixed("r_", _request_columns(intake, place, slot)),
+        **_prefixed("r_", _request_columns(intake)),
         **_prefixed("a_", _created_event(intake, request_id=None)),
         **_prefixed("c_", _call_columns(call_sid or "", intake, request_id=None)),
         "c_wanted": call_sid is not None,

@@ -1051,11 +1051,11 @@ def send_due_sms() -> str:
     ctx = context.current()
     sms_ids = enqueue.TEXTS.take(ctx.redis)
     refused = []
-    for sms_id in sms_ids:
+    for place, sms_id in enumerate(sms_ids):
         try:
             send_sms(sms_id)
         except UNREACHABLE:
-            log.exception("the database is unreachable: SMS %s are left for the sweeper", sms_ids)
+            log.exception("the database is unreachable: SMS %s are left for the sweeper", sms_ids[place:])
             raise
         except Exception:
             log.exception("SMS %s was not sent; a job of its own tries it again", sms_id)

@@ -4,7 +4,7 @@ SQLite a transaction of several: each test runs on both, and expects the same ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,10 +51,6 @@ def booked(phone: str | None = CITIZEN, call_sid: str | None = "CA0001", key: st
 def rows(engine: sa.Engine, model: type) -> list:
     with Session(engine) as session:
         return list(session.exec(select(model).order_by(model.id)).all())  # type: ignore[attr-defined]
-
-
-def numbers_drawn(*numbers: str) -> Iterator[str]:
-    return iter(numbers)
 
 
 def test_a_filing_stores_the_caller_the_request_its_event_its_call_and_its_sms(
@@ -107,7 +103,7 @@ def test_a_filing_stores_the_caller_the_request_its_event_its_call_and_its_sms(
 def test_a_drawn_number_another_request_has_is_passed_over_for_the_next(engine: sa.Engine, settings: Settings) -> None:
     first = add_request(engine)
     taken = request_of(engine, first).number
-    draws = numbers_drawn(taken, taken, "2000004")
+    draws = iter([taken, taken, "2000004"])
 
     filed = file_request(engine, settings, booked(), draw=lambda: next(draws))
 
@@ -160,10 +156,10 @@ def test_the_same_key_files_once_and_another_filing_under_it_is_refused(engine: 
 
     assert (again.id, again.number, again.created, again.sms_id) == (first.id, first.number, False, None)
     assert len(rows(engine, ServiceRequest)) == len(rows(engine, SmsLog)) == 1
-    other = Intake(**{**booked(key="api:1").__dict__, "idempotency_digest": "one"})
+    other = dataclasses.replace(booked(key="api:1"), idempotency_digest="one")
     file_request(engine, settings, other)
     with pytest.raises(KeyReused):
-        file_request(engine, settings, Intake(**{**other.__dict__, "idempotency_digest": "another"}))
+        file_request(engine, settings, dataclasses.replace(other, idempotency_digest="another"))
     assert len(rows(engine, ServiceRequest)) == 2
 
 
