@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 from core import numbers, phones, pincodes, slots
 from core.settings import Settings
 from core.slots import Slot
-from dispatch import enqueue, messages, retention, sms_text
+from dispatch import enqueue, messages, retention
 from storage import audit
 from storage.audit import AuditAction
 from storage.db import autocommitted, insert, upsert
@@ -145,11 +145,12 @@ def new_request(
         # platform does not send it again), and the request would be a phone request without its call.
         upsert(connection, CallLog, _call_columns(call_sid, intake, request_id), key="call_sid", update=_CALL_FILED)
     filed = Filed(request_id, number, values["slot_starts_at"], values["slot_ends_at"], sms_id=None, created=True)
-    if intake.phone is None or phones.indian_mobile(intake.phone) is None:
+    to = phones.indian_mobile(intake.phone) if intake.phone else None
+    if to is None:
         return filed
     said = confirmation_values(settings, intake, filed)
     sms_id = messages.record_outbound(
-        connection, settings, intake.phone, CONFIRMATION, intake.language, said, request_id=request_id
+        connection, settings, to, CONFIRMATION, intake.language, said, request_id=request_id
     )
     return dataclasses.replace(filed, sms_id=sms_id)
 
@@ -252,13 +253,21 @@ def _file_at_once(
         starts_at, ends_at = values["r_slot_starts_at"], values["r_slot_ends_at"]
         for _ in range(MAX_NUMBER_DRAWS):
             filed = Filed(0, draw(), starts_at, ends_at, sms_id=None, created=True)
-            said = confirmation_values(settings, intake, filed) if to else None
-            values["r_number"], values["s_to_number"] = filed.number, to
-            values["s_body"] = sms_text.compose(settings, CONFIRMATION, intake.language, said) if said else ""
+            values["r_number"] = filed.number
+            if to is not None:
+                values |= _confirmation(settings, intake, filed, to)
             row = connection.execute(_filing(), values).first()
             if row is not None:
                 return dataclasses.replace(filed, id=row.id, sms_id=row.sms_id)
     raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
+
+
+def _confirmation(settings: Settings, intake: Intake, filed: Filed, to: str) -> dict[str, Any]:
+    """`_filing`'s parameters of the confirmation SMS, its columns as every SMS is recorded (its request
+    is the one the statement files)."""
+    said = confirmation_values(settings, intake, filed)
+    row = messages.outbound_row(settings, to, CONFIRMATION, intake.language, said, request_id=None, worker_id=None)
+    return _prefixed("s_", row)
 
 
 def _filing_values(settings: Settings, intake: Intake) -> dict[str, Any]:
@@ -266,9 +275,7 @@ def _filing_values(settings: Settings, intake: Intake) -> dict[str, Any]:
     now = utcnow()
     call_sid = dict(intake.detail).get("call_sid")
     hashed = (
-        phones.pseudonym(retention.normal(intake.phone), settings.privacy_key)
-        if intake.phone and settings.privacy_key
-        else None
+        retention.erased_form(intake.phone, settings.privacy_key) if intake.phone and settings.privacy_key else None
     )
     return {
         "caller_phone": intake.phone,
@@ -281,8 +288,8 @@ def _filing_values(settings: Settings, intake: Intake) -> dict[str, Any]:
         "c_wanted": call_sid is not None,
         "r_status": RequestStatus.NEW,
         "r_updated_at": now,
-        "s_template": CONFIRMATION,
-        "s_status": SmsDelivery.PENDING,
+        # No SMS unless a draw records one (`s_to_number` stays None for a number that cannot get one)
+        **_prefixed("s_", {"to_number": None, "body": "", "template": CONFIRMATION, "status": SmsDelivery.PENDING}),
         "s_direction": Direction.OUTBOUND,
         "s_attempts": 0,
         "s_created_at": now,

@@ -71,7 +71,7 @@ def record_outbound(
     transaction (sent after its commit; a lost send, the sweeper sends); its id. One INSERT …
     RETURNING, no table model: a booking and a first-time caller's language turn record one while the
     caller waits."""
-    row = _outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id)
+    row = outbound_row(settings, to, template, language, values, request_id=request_id, worker_id=worker_id)
     sms_id = db.execute(_INSERT_OUTBOUND, row).scalar_one()
     assert sms_id is not None
     return int(sms_id)
@@ -103,7 +103,7 @@ def record_claimed(
     claim it, one transaction later): nobody else sends it before that try's time to retry; if the job
     that recorded it dies before sending, the sweeper sends it from this row then. Flushed by the caller;
     `outgoing` reads it."""
-    sms = SmsLog(**_outbound(settings, to, template, language, values, request_id=request_id, worker_id=worker_id))
+    sms = SmsLog(**outbound_row(settings, to, template, language, values, request_id=request_id, worker_id=worker_id))
     sms.attempts, sms.next_attempt_at, sms.updated_at = 1, now + RETRY_PAUSES[0], now
     session.add(sms)
     return sms
@@ -116,7 +116,7 @@ def outgoing(sms: SmsLog) -> Outgoing:
     return Outgoing(sms.id, sms.to_number, sms.body, sms.template or "")
 
 
-def _outbound(
+def outbound_row(
     settings: Settings,
     to: str,
     template: str,

@@ -106,6 +106,11 @@ def normal(number: str) -> str:
     return phones.to_e164(number) or number
 
 
+def erased_form(number: str, key: str) -> str:
+    """What the number becomes where it is erased: the keyed hash of its normal form."""
+    return phones.pseudonym(normal(number), key)
+
+
 def searchable(number: str) -> str:
     """What every written form of the number holds: its last ten digits (E.164, national, %2B-encoded)."""
     digits = "".join(char for char in number if char.isdigit())
@@ -117,7 +122,7 @@ def searchable(number: str) -> str:
 
 def erase_number(session: Session, number: str, key: str, counts: Counts) -> None:
     """Erase a citizen's number from every table: the hash in its place, their free text and SMS blanked."""
-    hashed = phones.pseudonym(normal(number), key)
+    hashed = erased_form(number, key)
     forms = sorted({number, normal(number), searchable(number)})
     _erase_caller(session, forms, hashed, counts)
     blank_notes_about(session, [*forms, hashed], counts)  # while the number still finds their calls
@@ -187,7 +192,7 @@ def returning_caller(connection: sa.Connection | Session, number: str, key: str 
     same caller (a repeat caller) with the same history, not a new one."""
     if not key:
         return
-    connection.execute(_NUMBER_GIVEN_BACK, {"hashed": phones.pseudonym(normal(number), key), "number": number})
+    connection.execute(_NUMBER_GIVEN_BACK, {"hashed": erased_form(number, key), "number": number})
 
 
 def _number_given_back() -> sa.Update:
