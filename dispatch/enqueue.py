@@ -181,9 +181,12 @@ def jobs_for_what_waits(connection: redis.Redis) -> bool:
     return _attempt(put, "the jobs of the requests and SMS due")
 
 
+DISPATCH_AGAIN_JOB_ID = "dispatch-{}-again"  # with the request's id in place of {}
+
+
 def dispatch_again(connection: redis.Redis, request_id: int, delay: timedelta) -> bool:
     """The request's dispatch, after `delay`: another held it. One such job at a time per request."""
-    job_id = f"dispatch-{request_id}-again"
+    job_id = DISPATCH_AGAIN_JOB_ID.format(request_id)
 
     def put() -> None:
         queue(connection, QueueName.DISPATCH).enqueue_in(
