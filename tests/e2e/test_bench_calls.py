@@ -43,11 +43,11 @@ def short_run(postgres_server_url: str, redis_server_url: str) -> run.Result:
 
 @pytest.mark.slow
 def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_run: run.Result) -> None:
-    ours, base, ours_saturated, base_saturated = short_run.phases
+    ours, base, ours_saturated, base_saturated, ours_again, base_again = short_run.phases
 
     assert short_run.errors == 0, short_run.report
     assert not short_run.failed, short_run.report
-    for phase in (ours, ours_saturated):
+    for phase in (ours, ours_saturated, ours_again):
         assert phase.server.database_cpu_s  # its own PostgreSQL backends were found and measured
         assert phase.bookings is not None
         assert phase.bookings.heard > 0
@@ -55,6 +55,7 @@ def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_
         assert phase.bookings.created == phase.bookings.heard  # no caller missed the number of a stored request
     assert base.bookings is None
     assert base_saturated.bookings is None
+    assert base_again.bookings is None
 
 
 @pytest.mark.slow
@@ -75,8 +76,8 @@ def test_the_short_run_on_plivo_has_no_errors_and_every_booking_is_in_the_databa
         config=ROOT / "config.yaml",
     )
     assert result.errors == 0, result.report
-    ours, _base, ours_saturated, _base_saturated = result.phases
-    for phase in (ours, ours_saturated):
+    ours, _base, ours_saturated, _base_saturated, ours_again, _base_again = result.phases
+    for phase in (ours, ours_saturated, ours_again):
         assert phase.bookings is not None
         assert phase.bookings.heard > 0
         assert phase.bookings.created == phase.bookings.heard
@@ -93,10 +94,19 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
     for label, _figure in report.ROWS:
         assert label in short_run.report
     assert "paced: same callers and pace" in short_run.report
-    assert "saturated: closed loop, no think time, 30 callers for each" in short_run.report
+    assert "saturated: closed loop, no think time, 30 callers for each, 2 rounds (each: " in short_run.report
+    names = [phase.name for phase in short_run.phases]
+    assert names == [
+        "helpline, paced",
+        "baseline, paced",
+        "helpline, saturated",
+        "baseline, saturated",
+        "helpline, saturated again",
+        "baseline, saturated again",
+    ]
     assert "not judged at 30" in short_run.report  # the latency target is for 1,000 callers
-    ours, _base, ours_saturated, _base_saturated = short_run.phases
-    for phase in (ours, ours_saturated):  # every turn of the hold counted under its webhook, once
+    ours, _base, ours_saturated, _base_saturated, ours_again, _base_again = short_run.phases
+    for phase in (ours, ours_saturated, ours_again):  # every turn of the hold counted under its webhook, once
         assert sum(count for count, _spread in phase.by_webhook.values()) == phase.turns
     assert "| the helpline's turns by webhook |" in short_run.report
     for webhook in ours.by_webhook:
@@ -321,3 +331,18 @@ def test_bench_turns_counts_every_request_of_its_calls_by_webhook(
     for webhook in result.helpline.spent:
         assert f"| {webhook} " in result.report
     assert "| baseline (one fixed menu) |" in result.report
+
+
+def test_the_saturated_ratio_is_taken_over_both_rounds_and_each_is_printed() -> None:
+    """Helpline, baseline, baseline, helpline: a machine that slowed down from the first round to the
+    second weighs on both servers alike."""
+    server = figures.Server(1.0, None, 2.0, (1024,), True, 0)
+    one = figures.phase("any", log_of([Sample(102.0, 0.010, True, 200, "/twilio/voice")]), server, None)
+    paced = [replace(one, turns_per_s=300.0), replace(one, turns_per_s=310.0)]
+    saturated = [replace(one, turns_per_s=turns) for turns in (600.0, 1_000.0, 300.0, 900.0)]
+
+    lines = "\n".join(report.ratios([*paced, *saturated]))
+
+    assert "300.0 / 310.0 = 96.8%" in lines
+    assert "10 callers for each, 2 rounds (each: 60.0%; 33.3%)" in lines
+    assert "900.0 / 1,900.0 = 47.4% | MISSED" in lines

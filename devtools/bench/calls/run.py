@@ -2,8 +2,11 @@
 helpline under gunicorn on real PostgreSQL and Redis, beside a bare Flask baseline run under the
 same gunicorn settings with the same callers.
 
-Four phases: the helpline with paced callers (ramp up, hold, drain), the baseline paced the same
-way, then each saturated (closed loop, no think time, the same number of callers). The run builds
+Both servers run from start to end, the one not measured idle. The helpline with paced callers (ramp
+up, hold, drain), the baseline paced the same way, then each saturated (closed loop, no think time,
+the same number of callers) twice, in the order helpline, baseline, baseline, helpline: a machine
+that speeds up or slows down over the run (a shared machine's neighbours) weighs on both alike, and
+the saturated ratio is taken over both rounds. The run builds
 its own world and takes it away: a fresh PostgreSQL database (migrated, demo data seeded) and a
 Redis database emptied before and after. It prints the figures as measured; errors, or a booking
 missing from the database, make the run fail.
@@ -12,11 +15,12 @@ missing from the database, make the run fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import secrets
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -78,7 +82,8 @@ SHORT = Plan(callers=30, ramp_s=2.0, hold_s=4.0, think_s=0.3, listen=False, satu
 
 @dataclass(frozen=True)
 class Result:
-    phases: tuple[Phase, ...]  # helpline paced, baseline paced, helpline saturated, baseline saturated
+    # helpline paced, baseline paced, helpline saturated, baseline saturated, each saturated again
+    phases: tuple[Phase, ...]
     report: str
 
     @property
@@ -110,7 +115,7 @@ class World:
 
 
 def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: Path | None = None) -> Result:
-    """Run the four phases on a world of their own, print the report, and return the figures."""
+    """Run the six phases on a world of their own, print the report, and return the figures."""
     _check(plan)
     config = config or default_config_path()
 
@@ -130,14 +135,14 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
                 plan, engine, str(engine.url.database), environ, callers_mix(engine, settings, rng), rng, Path(tmp), say
             )
             process.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
-            ours = measure(world, "helpline", lambda port: servers.helpline_command(config, port, plan.workers))
-            base = measure(
-                world, "baseline", lambda port: servers.baseline_command(port, plan.workers, plan.platform, PUBLIC_URL)
+            phases = measure(
+                world,
+                lambda port: servers.helpline_command(config, port, plan.workers),
+                lambda port: servers.baseline_command(port, plan.workers, plan.platform, PUBLIC_URL),
             )
             machine = output.describe_machine(engine, connection)
         finally:
             engine.dispose()
-    phases = (ours[0], base[0], ours[1], base[1])
     gunicorn = {k: v for k, v in web.options(host="", port=0, workers=plan.workers).items() if k != "bind"}
     text = report(machine, asdict(plan), gunicorn, phases, notes(phases) + world.logged)
     out.write(text)
@@ -183,26 +188,63 @@ def callers_mix(engine: sa.Engine, settings: Settings, rng: random.Random) -> Mi
     return Mix(rng, digits, pincodes.pincodes(settings.service_area.state), workers)
 
 
-def measure(world: World, name: str, command: Callable[[int], list[str]]) -> tuple[Phase, Phase]:
-    """One server, paced and then saturated."""
-    plan, port = world.plan, free_port()
+def measure(
+    world: World, helpline: Callable[[int], list[str]], baseline: Callable[[int], list[str]]
+) -> tuple[Phase, ...]:
+    """Both servers up; each paced, then each saturated twice, helpline, baseline, baseline, helpline.
+    The phases in the report's order: paced, saturated, saturated again, each helpline then baseline."""
+    plan = world.plan
+    with contextlib.ExitStack() as stack:
+        ours = stack.enter_context(_serving(world, "helpline", helpline))
+        base = stack.enter_context(_serving(world, "baseline", baseline))
+
+        def paced(name: str, server: servers.Server, target: load.Target) -> Phase:
+            world.say(
+                f"{name}: {plan.callers:,} callers, {plan.ramp_s:g} s ramp, {plan.hold_s:g} s hold, "
+                f"{'listening, ' if plan.listen else ''}{plan.think_s:g} s think time"
+            )
+            return phase(world, f"{name}, paced", server, target, plan.paced())
+
+        def saturated(name: str, server: servers.Server, target: load.Target, again: str = "") -> Phase:
+            world.say(f"{name}: {plan.saturation_callers:,} callers, closed loop for {plan.saturation_s:g} s{again}")
+            return phase(world, f"{name}, saturated{again}", server, target, plan.saturated())
+
+        ours_paced, base_paced = paced("helpline", *ours), paced("baseline", *base)
+        ours_saturated, base_saturated = saturated("helpline", *ours), saturated("baseline", *base)
+        base_again, ours_again = saturated("baseline", *base, " again"), saturated("helpline", *ours, " again")
+    for name, (server, _target) in (("helpline", ours), ("baseline", base)):
+        world.logged.extend(
+            f"the {name} logged {count:,}x: {line}" for line, count in servers.logged_errors(server.log).most_common(5)
+        )
+    return ours_paced, base_paced, ours_saturated, base_saturated, ours_again, base_again
+
+
+@contextlib.contextmanager
+def _serving(
+    world: World, name: str, command: Callable[[int], list[str]]
+) -> Iterator[tuple[servers.Server, load.Target]]:
+    """One server running, and how its callers reach it."""
+    port = free_port()
     with servers.running(
-        name, command(port), world.environ, port=port, workers=plan.workers, ready_path=READY_PATH, log_dir=world.logs
+        name,
+        command(port),
+        world.environ,
+        port=port,
+        workers=world.plan.workers,
+        ready_path=READY_PATH,
+        log_dir=world.logs,
     ) as server:
-        target = load.Target(
-            server.base_url, PUBLIC_URL, AUTH_TOKEN, ACCOUNT_SID, helpline=name == "helpline", platform=plan.platform
+        yield (
+            server,
+            load.Target(
+                server.base_url,
+                PUBLIC_URL,
+                AUTH_TOKEN,
+                ACCOUNT_SID,
+                helpline=name == "helpline",
+                platform=world.plan.platform,
+            ),
         )
-        world.say(
-            f"{name}: {plan.callers:,} callers, {plan.ramp_s:g} s ramp, {plan.hold_s:g} s hold, "
-            f"{'listening, ' if plan.listen else ''}{plan.think_s:g} s think time"
-        )
-        paced = phase(world, f"{name}, paced", server, target, plan.paced())
-        world.say(f"{name}: {plan.saturation_callers:,} callers, closed loop for {plan.saturation_s:g} s")
-        saturated = phase(world, f"{name}, saturated", server, target, plan.saturated())
-    world.logged.extend(
-        f"the {name} logged {count:,}x: {line}" for line, count in servers.logged_errors(server.log).most_common(5)
-    )
-    return paced, saturated
 
 
 def phase(world: World, name: str, server: servers.Server, target: load.Target, pacing: load.Pacing) -> Phase:
