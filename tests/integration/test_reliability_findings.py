@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from console.labels import DOMAIN, TRANSLATIONS
 from core.settings import Settings
+from devtools.bench import roundtrips
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, enqueue, jobs
 from dispatch.context import install
@@ -307,6 +308,29 @@ def test_a_postgresql_connection_gives_up_on_a_host_that_goes_silent_mid_query(p
 
 
 # -- found by `sewamitra soak`: the database ending the helpline's connections (pg_terminate_backend) --
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_at_checkout_without_a_round_trip(
+    postgres: sa.Engine,
+) -> None:
+    """What pool_pre_ping's round trip did, a poll of the socket does: the next request gets a new
+    connection, never an error, and asks the server nothing before its own statement."""
+    backend = sa.text("SELECT pg_backend_pid()")
+    with postgres.connect() as connection:
+        ended = connection.execute(backend).scalar_one()
+    admin = create_engine(postgres.url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as other:
+        assert other.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": ended}).scalar_one()
+    admin.dispose()
+
+    with roundtrips.counted() as trips:
+        with postgres.connect() as connection:  # the pool's one connection, ended: a new one in its place
+            assert connection.execute(backend).scalar_one() != ended
+        with postgres.connect() as connection:  # and that one, alive, is kept
+            kept = connection.execute(backend).scalar_one()
+        with postgres.connect() as connection:
+            assert connection.execute(backend).scalar_one() == kept
+    assert trips.postgres == 3 * 3  # BEGIN, the statement and ROLLBACK, three times: no ping before any
 
 
 def cut_off_at(engine: sa.Engine, starts: str) -> list[str]:
