@@ -41,8 +41,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # What SQLAlchemy raises when the database cannot be reached (refused, cut, timed out), as opposed
 # to a statement it refused.
 UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
-PRIVATE_FILE, PRIVATE_DIRECTORY = 0o600, 0o700
-CONNECTION_OK = ConnStatus.OK  # a SQLite database and the directory made for it
+PRIVATE_FILE, PRIVATE_DIRECTORY = 0o600, 0o700  # a SQLite database and the directory made for it
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
@@ -69,7 +68,7 @@ def _ended_by_the_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> No
     An idle connection has nothing to read: the server speaks only when asked (the helpline neither
     LISTENs nor leaves a query running). One it ended (pg_terminate_backend, a restart, a failover's
     reset) has its last message and the end of the stream waiting; one whose host went silent has the
-    error its keepalives found, SILENT_HOST's 5 s after it went. A poll of the socket, about 2 µs, sees
+    error its keepalives found, SILENT_HOST's 5 s after it went. A poll of the socket, a few µs, sees
     either; SQLAlchemy's `pool_pre_ping` asked the server instead, a round trip (some 75 µs of client CPU,
     and the server's) before every request's first statement. Raising DisconnectionError has the pool
     open a new connection in its place (https://docs.sqlalchemy.org/en/20/core/pooling.html,
@@ -78,7 +77,7 @@ def _ended_by_the_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> No
     pgconn = getattr(dbapi_connection, "pgconn", None)
     if pgconn is None:  # not psycopg's
         return
-    if pgconn.status != CONNECTION_OK:
+    if pgconn.status != ConnStatus.OK:
         raise sa.exc.DisconnectionError("the connection is closed")
     readable, _, failed = select.select([pgconn.socket], [], [pgconn.socket], 0)
     if readable or failed:
