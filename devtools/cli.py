@@ -206,6 +206,20 @@ def bench_calls(short: bool, postgres_url: str, redis_url: str, **sizes: Any) ->
         sys.exit(1)
 
 
+@bench_group.command(name="checkout")
+@click.option(
+    "--statements", type=int, default=3_000, show_default=True, help="checkouts a round, each with one statement"
+)
+@click.option("--rounds", type=int, default=6, show_default=True, help="rounds of each engine, taking turns")
+@POSTGRES_URL_OPTION
+def bench_checkout(statements: int, rounds: int, postgres_url: str) -> None:
+    """A pooled connection taken and one statement run: the pool's pre-ping against the poll of its socket."""
+    from devtools.bench import checkout
+
+    with _reported():
+        checkout.main(statements, rounds, postgres_url=postgres_url, out=sys.stdout)
+
+
 @bench_group.command(name="turns")
 @click.option("--calls", type=int, default=400, show_default=True, help="calls measured, after 20 not counted")
 @click.option("--seed", type=int, default=155330, show_default=True, help="random seed of the callers' mix")

@@ -18,18 +18,20 @@ def say(out: TextIO, line: str) -> None:
     out.flush()
 
 
-def describe_machine(engine: sa.Engine, connection: redis.Redis) -> dict[str, str]:
-    """What the figures were measured on: they mean nothing without it."""
+def describe_machine(engine: sa.Engine, connection: redis.Redis | None) -> dict[str, str]:
+    """What the figures were measured on: they mean nothing without it. Redis, when the bench uses it."""
     with engine.connect() as db:
         postgres = str(db.execute(sa.text("SHOW server_version")).scalar_one())
-    return {
+    machine = {
         "CPUs (nproc)": str(len(os.sched_getaffinity(0))),
         "CPU": _cpu_model(),
         "system": f"{platform.system()} {platform.release()} {platform.machine()}",
         "Python": platform.python_version(),
         "PostgreSQL": postgres,
-        "Redis": str(connection.info("server")["redis_version"]),
     }
+    if connection is not None:
+        machine["Redis"] = str(connection.info("server")["redis_version"])
+    return machine
 
 
 def _cpu_model() -> str:

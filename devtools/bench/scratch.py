@@ -19,7 +19,7 @@ MARKER = "sewamitra:bench:owner"  # a Redis database holding this may be emptied
 @contextmanager
 def fresh_database(admin_url: str) -> Iterator[str]:
     """A new PostgreSQL database on the server `admin_url` names, dropped however the run ends."""
-    admin = sa.create_engine(_with_driver(admin_url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(with_driver(admin_url), isolation_level="AUTOCOMMIT")
     name = f"sewamitra_bench_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:
@@ -33,7 +33,7 @@ def fresh_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _with_driver(url: str) -> str:
+def with_driver(url: str) -> str:
     """postgresql:// means psycopg2 to SQLAlchemy; the helpline ships psycopg 3."""
     parsed = sa.engine.make_url(url)
     if parsed.drivername == "postgresql":
