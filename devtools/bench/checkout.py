@@ -20,6 +20,7 @@ from devtools.bench.output import describe_machine, heading, table
 from storage.db import autocommitted, create_engine
 
 WARM_UP = 200  # first checkouts open the connection and fill the statement cache: not what a request costs
+SELECT_ONE = sa.text("SELECT 1")
 BASELINE, OURS = "pre-ping (pool_pre_ping, the baseline)", "poll of the socket (the helpline's)"
 
 
@@ -32,6 +33,8 @@ class Clocks:
 
 
 def main(statements: int, rounds: int, *, postgres_url: str, out: TextIO) -> dict[str, Clocks]:
+    """Both engines on the server `postgres_url` names, `rounds` rounds each; print the report and
+    return each one's clocks."""
     if statements < 1 or rounds < 2:
         raise SewamitraError("--statements must be at least 1 and --rounds at least 2")
     url = scratch.with_driver(postgres_url)
@@ -61,9 +64,6 @@ def timed(engine: sa.Engine, statements: int) -> tuple[float, float]:
         with autocommitted(engine) as connection:
             connection.execute(SELECT_ONE).scalar_one()
     return time.process_time() - cpu, time.perf_counter() - wall
-
-
-SELECT_ONE = sa.text("SELECT 1")
 
 
 def report(machine: dict[str, str], parameters: dict[str, int], clocks: dict[str, Clocks]) -> str:
