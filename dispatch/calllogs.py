@@ -38,6 +38,7 @@ from sqlmodel import col
 
 from storage.db import UNREACHABLE, insert
 from storage.models import CallLog, Direction, ServiceRequest
+from storage.redisdb import direct
 
 DUE = "sewamitra:calllogs:due"
 # The writer's lock: one writer at a time, so that the batch it read is the one it trims. A writer
@@ -93,7 +94,7 @@ class Entry:
 
 def push(connection: redis.Redis, entry: Entry) -> None:
     """The log joins those waiting for the writer; a Redis error is the caller's to handle."""
-    connection.rpush(DUE, entry.encoded())
+    direct(connection)("RPUSH", DUE, entry.encoded())
 
 
 def waiting(connection: redis.Redis) -> int:

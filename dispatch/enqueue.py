@@ -22,6 +22,7 @@ from rq import Retry
 
 from dispatch import calllogs
 from dispatch.queues import QueueName, queue
+from storage.redisdb import direct
 
 log = logging.getLogger(__name__)
 # A refused send is tried again after these pauses (seconds), then left as failed.
@@ -118,11 +119,8 @@ def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) ->
     when it opens a batch)."""
 
     def put() -> None:
-        with connection.pipeline() as pipe:
-            pipe.rpush(DISPATCH.key, request_id)
-            if sms_id is not None:
-                pipe.rpush(TEXTS.key, sms_id)
-            waiting = [int(length) for length in pipe.execute()]
+        pushes = [("RPUSH", DISPATCH.key, request_id)] + ([("RPUSH", TEXTS.key, sms_id)] if sms_id is not None else [])
+        waiting = [int(length) for length in direct(connection).each(*pushes)]
         opened = [(DISPATCH, job_id) for job_id in DISPATCH.opened([request_id], waiting[0])]
         if sms_id is not None:
             opened += [(TEXTS, job_id) for job_id in TEXTS.opened([sms_id], waiting[1])]
@@ -148,7 +146,7 @@ def _join(connection: redis.Redis, due: Due, ids: Sequence[int], what: str) -> b
         return True
 
     def put() -> None:
-        waiting = int(connection.rpush(due.key, *ids))
+        waiting = int(direct(connection)("RPUSH", due.key, *ids))
         _batch_jobs(connection, [(due, job_id) for job_id in due.opened(ids, waiting)])
 
     return _attempt(put, what + " " + ", ".join(str(id_) for id_ in ids))

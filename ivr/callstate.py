@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import redis
 
 from flows.engine import Session
+from storage.redisdb import Lua, direct
 
 PREFIX = "sewamitra:call:"
 TTL_S = 4 * 3600  # longer than any call, short enough to keep Redis small
@@ -26,44 +27,44 @@ LOCK_TTL_S = 20  # Twilio gives up on a webhook after 15 s
 LOCK_POLL_S = 0.1  # how often a retry looks whether the first request is done
 
 # Take the call's lock if it is free, and then read the step's answer and the session.
-TAKE_AND_READ = """
+TAKE_AND_READ = Lua("""
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
     return false
 end
 return redis.call('HMGET', KEYS[1], ARGV[3], 'session')
-"""
+""")
 # Store the session and a step's answer; then free the call's lock, but only while it is still ours
 # (a request that outlived its lock must not free the one a retry took since).
-SAVE_AND_UNLOCK = """
+SAVE_AND_UNLOCK = Lua("""
 redis.call('HSET', KEYS[1], 'session', ARGV[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) == ARGV[5] then
     redis.call('DEL', KEYS[2])
 end
 return 1
-"""
-UNLOCK = """
+""")
+UNLOCK = Lua("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
-"""
+""")
 
 
 class CallState:
     def __init__(self, connection: redis.Redis, call_sid: str) -> None:
-        self.redis = connection
+        self._commands = direct(connection)  # a turn's commands, without the client's overhead
         self.call_sid = call_sid
         self.key = PREFIX + call_sid
         self.lock_key = self.key + ":lock"
         self._token = ""  # the lock this request holds, until save() or the end of its turn
 
     def load(self) -> Session | None:
-        return session_of(self.redis.hget(self.key, "session"))
+        return session_of(self._commands("HGET", self.key, "session"))
 
     def answer(self, step: str) -> str | None:
         """The TwiML already given to the request of this step ("start", or a turn), if any."""
-        return _text(self.redis.hget(self.key, f"answer:{step}"))
+        return _text(self._commands("HGET", self.key, f"answer:{step}"))
 
     @contextmanager
     def turn(self, step: str, wait_s: float = 10) -> Iterator[tuple[str | None, Session | None]]:
@@ -81,7 +82,7 @@ class CallState:
         finally:
             if self._token == token:  # save() did not let go of it
                 self._token = ""
-                self.redis.register_script(UNLOCK)(keys=[self.lock_key], args=[token])
+                self._commands.run(UNLOCK, [self.lock_key], [token])
 
     def save(self, session: Session, step: str, answer: str) -> None:
         """Store the new session and the answer given to `step`, together, and let go of the call's lock."""
@@ -92,13 +93,12 @@ class CallState:
             TTL_S,
             self._token,
         ]
-        self.redis.register_script(SAVE_AND_UNLOCK)(keys=[self.key, self.lock_key], args=values)
+        self._commands.run(SAVE_AND_UNLOCK, [self.key, self.lock_key], values)
         self._token = ""
 
     def _take(self, token: str, step: str) -> list[bytes | None] | None:
-        take = self.redis.register_script(TAKE_AND_READ)
-        found: list[bytes | None] | None = take(
-            keys=[self.key, self.lock_key], args=[token, LOCK_TTL_S * 1000, f"answer:{step}"]
+        found: list[bytes | None] | None = self._commands.run(
+            TAKE_AND_READ, [self.key, self.lock_key], [token, LOCK_TTL_S * 1000, f"answer:{step}"]
         )
         return found
 

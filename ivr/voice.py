@@ -61,6 +61,7 @@ from ivr.instructions import (
 )
 from storage import callqueue, rooms
 from storage.db import session_scope
+from storage.redisdb import direct
 from storage.runtime import Runtime
 from telephony import call_control, our_number, webhook_signed
 from telephony.call import (
@@ -957,10 +958,7 @@ def _session_as_the_room_closes() -> Session | None:
     room expires)."""
     state = _state()
     try:
-        with _runtime().redis.pipeline(transaction=False) as pipe:
-            pipe.hget(state.key, "session")
-            rooms.closed(pipe, room_of(state.call_sid))
-            raw = pipe.execute()[0]
+        raw = direct(_runtime().redis).each(("HGET", state.key, "session"), rooms.closing(room_of(state.call_sid)))[0]
     except redis.RedisError:
         log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
         return None

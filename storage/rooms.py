@@ -64,5 +64,10 @@ def closed(connection: redis.Redis, room: str) -> None:
     connection.delete(ROOM + room)
 
 
+def closing(room: str) -> tuple[str, str]:
+    """The command that closes a room (forgets its members), to send with others."""
+    return ("DEL", ROOM + room)
+
+
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
