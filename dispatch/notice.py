@@ -5,18 +5,21 @@ callback to a caller who hung up in the queue."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import redis
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from core import phones
 from core.settings import Settings
 from dispatch import enqueue, messages
 from storage.db import autocommitted, session_scope
-from storage.models import Caller
+from storage.models import Caller, Direction, SmsLog, utcnow
 
 PRIVACY_TEMPLATE = "privacy_notice"
 BREACH_TEMPLATE = "breach_notice"
@@ -36,6 +39,81 @@ def send_privacy_notice(
     return send(
         engine, connection, settings, phone, PRIVACY_TEMPLATE, language, {"url": privacy_url(settings, language)}
     )
+
+
+def greet_first_call(
+    engine: sa.Engine,
+    connection: redis.Redis,
+    settings: Settings,
+    phone: str,
+    language: str,
+    now: datetime,
+    erased_form: str | None,
+) -> int | None:
+    """PostgreSQL: a caller the helpline has not seen, remembered with their language (given back the
+    number erased as `erased_form`, when a row has it and no other has the number) and sent the privacy
+    notice's link, in one statement that commits as it runs (`_first_call`): the caller's language turn
+    writes once, not two or three times. Its sending queued after. The SMS's id, or None when the number
+    cannot get one (the caller is remembered all the same)."""
+    to = phones.indian_mobile(phone)  # None: no SMS (`_first_call` records none without a number)
+    told = {"url": privacy_url(settings, language)}
+    row = messages.outbound_row(settings, phone, PRIVACY_TEMPLATE, language, told, request_id=None, worker_id=None)
+    sent_at = utcnow()  # as every SMS row is stamped (the model's default), not the caller's clock
+    values: dict[str, Any] = {
+        "phone": phone,
+        "erased_form": erased_form,
+        "language": language,
+        "now": now,
+        **{f"s_{name}": row[name] for name in ("body", "template", "status")},
+        "s_to_number": to,
+        "s_direction": Direction.OUTBOUND,
+        "s_attempts": 0,
+        "s_created_at": sent_at,
+        "s_updated_at": sent_at,
+    }
+    with autocommitted(engine) as db:
+        sms_id = db.execute(_first_call(), values).scalar_one()
+    if sms_id is not None:
+        enqueue.send_sms(connection, sms_id)
+    return None if sms_id is None else int(sms_id)
+
+
+@functools.cache
+def _first_call() -> sa.Select[Any]:
+    """The caller given back their erased number, or added, or found and updated (language, last seen);
+    and the privacy notice's SMS recorded when `s_to_number` is a mobile. Each data-modifying WITH query
+    runs once, on one snapshot, and all commit or fail together: the UPDATE of a given-back row and the
+    upsert never meet (the upsert runs only when nothing was given back). One row: the SMS's id, or NULL.
+    Built once: building it takes longer than running it."""
+    caller: sa.Table = Caller.__table__  # type: ignore[attr-defined]
+    text: sa.Table = SmsLog.__table__  # type: ignore[attr-defined]
+    phone, erased = (sa.bindparam(name, type_=caller.c.phone.type) for name in ("phone", "erased_form"))
+    language = sa.bindparam("language", type_=caller.c.language.type)
+    now = sa.bindparam("now", type_=caller.c.last_seen_at.type)
+    given_back = (
+        sa.update(caller)
+        .where(caller.c.phone == erased, ~sa.exists().where(caller.c.phone == phone))
+        .values(phone=phone, language=language, last_seen_at=now)
+        .returning(caller.c.id)
+        .cte("given_back")
+    )
+    seen = postgresql.insert(caller).from_select(
+        ["phone", "language", "created_at", "last_seen_at"],
+        sa.select(phone, language, now, now).where(~sa.exists(given_back.select())),
+        include_defaults=False,
+    )
+    seen = seen.on_conflict_do_update(
+        index_elements=["phone"], set_={"language": seen.excluded.language, "last_seen_at": seen.excluded.last_seen_at}
+    )
+    names = ["to_number", "body", "template", "status", "direction", "attempts", "created_at", "updated_at"]
+    sent = [sa.bindparam(f"s_{name}", type_=text.c[name].type) for name in names]
+    texted = (
+        sa.insert(text)
+        .from_select(names, sa.select(*sent).where(sent[0].is_not(None)), include_defaults=False)
+        .returning(text.c.id)
+        .cte("texted")
+    )
+    return sa.select(sa.select(texted.c.id).scalar_subquery().label("sms_id")).add_cte(seen.cte("seen"))
 
 
 def send_breach_notice(
