@@ -220,6 +220,20 @@ def bench_checkout(statements: int, rounds: int, postgres_url: str) -> None:
         checkout.main(statements, rounds, postgres_url=postgres_url, out=sys.stdout)
 
 
+@bench_group.command(name="commits")
+@click.option("--turns", type=int, default=2_000, show_default=True, help="turns a round, each way")
+@click.option("--rounds", type=int, default=6, show_default=True, help="rounds of each way, taking turns")
+@POSTGRES_URL_OPTION
+@redis_url_option(11)
+def bench_commits(turns: int, rounds: int, postgres_url: str, redis_url: str) -> None:
+    """A turn that commits: its call state, through redis-py's client against direct commands; a first
+    caller's language turn, statement by statement against one statement."""
+    from devtools.bench import commits
+
+    with _reported():
+        commits.main(turns, rounds, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout)
+
+
 @bench_group.command(name="turns")
 @click.option("--calls", type=int, default=400, show_default=True, help="calls measured, after 20 not counted")
 @click.option("--seed", type=int, default=155330, show_default=True, help="random seed of the callers' mix")
