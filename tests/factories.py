@@ -13,6 +13,7 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
@@ -418,6 +419,20 @@ def table_dump(engine: sa.Engine) -> str:
         for table in SQLModel.metadata.sorted_tables:
             lines += [f"{table.name}: {tuple(row)}" for row in connection.execute(sa.select(table))]
     return "\n".join(lines)
+
+
+def redis_sends(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What every Redis connection of this process sends from now on, one entry a round trip (a command
+    or several sent together)."""
+    sent: list[object] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: redis.connection.AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        sent.append(args)
+        send(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent
 
 
 def redis_dump(connection: redis.Redis) -> str:

@@ -3,13 +3,12 @@ stored, and a turn in two round trips."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import redis
 
 from flows.engine import Session, Status
 from ivr.callstate import CallState
+from tests.factories import redis_sends
 
 SESSION = Session("helpline", "main_menu", Status.WAITING_KEYS, "en", {"service": "plumber"}, {}, 3, 2, ("welcome",))
 
@@ -70,14 +69,7 @@ def test_a_turn_is_two_round_trips(redis_client: redis.Redis, monkeypatch: pytes
     state = CallState(redis_client, "CA1")
     with state.turn("1"):
         state.save(SESSION, "1", "<Response/>")  # the first turn loads the scripts into Redis
-    sent: list[object] = []
-    send = redis.connection.AbstractConnection.send_packed_command
-
-    def counted(self: redis.connection.AbstractConnection, *args: Any, **kwargs: Any) -> None:
-        sent.append(args)
-        send(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    sent = redis_sends(monkeypatch)
 
     with state.turn("2"):
         state.save(SESSION, "2", "<Response/>")

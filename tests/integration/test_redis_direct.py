@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from typing import Any
 
 import pytest
 import redis
 
 from storage.redisdb import Lua, direct
+from tests.factories import redis_sends
 
 
 def test_a_thread_keeps_its_connection_and_another_thread_has_its_own(redis_client: redis.Redis) -> None:
@@ -44,14 +44,7 @@ def test_commands_sent_together_are_one_round_trip_answered_in_order(
 ) -> None:
     commands = direct(redis_client)
     commands("SET", "word", "not a number")
-    sent: list[object] = []
-    send = redis.connection.AbstractConnection.send_packed_command
-
-    def counted(self: redis.connection.AbstractConnection, *args: Any, **kwargs: Any) -> None:
-        sent.append(args)
-        send(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    sent = redis_sends(monkeypatch)
 
     assert commands.each(("RPUSH", "due", 7), ("RPUSH", "due", 8), ("LRANGE", "due", 0, -1)) == [1, 2, [b"7", b"8"]]
     assert len(sent) == 1

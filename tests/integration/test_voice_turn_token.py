@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
@@ -19,7 +18,7 @@ from flows import prompts
 from sewamitra import logs
 from sewamitra.app import create_app
 from storage.models import ServiceRequest
-from tests.factories import ALWAYS_OPEN, CITIZEN, call, signed_post, with_hours
+from tests.factories import ALWAYS_OPEN, CITIZEN, call, redis_sends, signed_post, with_hours
 
 CALL = {"CallSid": "CA" + "7" * 32, "From": CITIZEN, "To": "+18005550100", "Direction": "inbound"}
 OTHER_CALL = {**CALL, "CallSid": "CA" + "8" * 32}
@@ -74,14 +73,7 @@ def test_a_menu_turn_that_commits_nothing_sends_nothing_to_redis(app: Flask, mon
     client = app.test_client()
     _english, new_request = keyed(client, ["2"])  # the language is remembered: that turn commits
     stored_before = app.extensions["sewamitra"].redis.hgetall("sewamitra:call:" + CALL["CallSid"])
-    sent: list[Any] = []
-    send = redis.connection.AbstractConnection.send_packed_command
-
-    def counted(self: redis.connection.AbstractConnection, *args: Any, **kwargs: Any) -> None:
-        sent.append(args)
-        send(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    sent = redis_sends(monkeypatch)
     services = post(client, new_request, {**CALL, "Digits": "1"})  # a new request: the service menu
 
     assert sent == []
