@@ -323,13 +323,7 @@ def _filing() -> sa.Select[Any]:
     phone, hashed = (sa.bindparam(name, type_=caller.c.phone.type) for name in ("caller_phone", "caller_hashed"))
     language = sa.bindparam("caller_language", type_=caller.c.language.type)
     now = sa.bindparam("caller_at", type_=caller.c.created_at.type)
-    given_back = (
-        sa.update(caller)
-        .where(caller.c.phone == hashed, ~sa.exists().where(caller.c.phone == phone))
-        .values(phone=phone)
-        .returning(caller.c.id)
-        .cte("given_back")
-    )
+    given_back = retention.number_given_back(phone, hashed).returning(caller.c.id).cte("given_back")
     found = sa.select(caller.c.id).where(caller.c.phone == phone).cte("found")
     added = (
         sa.insert(caller)

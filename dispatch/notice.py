@@ -85,18 +85,15 @@ def _first_call() -> sa.Select[Any]:
     runs once, on one snapshot, and all commit or fail together: the UPDATE of a given-back row and the
     upsert never meet (the upsert runs only when nothing was given back). One row: the SMS's id, or NULL.
     Built once: building it takes longer than running it."""
+    from dispatch import retention  # here: retention sends its notices through this module
+
     caller: sa.Table = Caller.__table__  # type: ignore[attr-defined]
     text: sa.Table = SmsLog.__table__  # type: ignore[attr-defined]
     phone, erased = (sa.bindparam(name, type_=caller.c.phone.type) for name in ("phone", "erased_form"))
     language = sa.bindparam("language", type_=caller.c.language.type)
     now = sa.bindparam("now", type_=caller.c.last_seen_at.type)
-    given_back = (
-        sa.update(caller)
-        .where(caller.c.phone == erased, ~sa.exists().where(caller.c.phone == phone))
-        .values(phone=phone, language=language, last_seen_at=now)
-        .returning(caller.c.id)
-        .cte("given_back")
-    )
+    back = retention.number_given_back(phone, erased, language=language, last_seen_at=now)
+    given_back = back.returning(caller.c.id).cte("given_back")
     seen = postgresql.insert(caller).from_select(
         ["phone", "language", "created_at", "last_seen_at"],
         sa.select(phone, language, now, now).where(~sa.exists(given_back.select())),

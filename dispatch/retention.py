@@ -195,16 +195,19 @@ def returning_caller(connection: sa.Connection | Session, number: str, key: str 
     connection.execute(_NUMBER_GIVEN_BACK, {"hashed": erased_form(number, key), "number": number})
 
 
-def _number_given_back() -> sa.Update:
-    """Built once, on the table (no ORM session to synchronise): every citizen's call and booking runs
-    it where numbers are erased, and building it took longer than running it."""
+def number_given_back(number: sa.ColumnElement[Any], erased: sa.ColumnElement[Any], **also: Any) -> sa.Update:
+    """The row that holds `erased`, the number's erased form, given `number` back (and the values of
+    `also`), unless another row has the number again: the one rule of a returning caller, for the
+    statements that apply it (`returning_caller`'s, and the filing's and a first call's on PostgreSQL).
+    On the table: no ORM session to synchronise."""
     table: sa.Table = Caller.__table__  # type: ignore[attr-defined]
-    number = sa.bindparam("number", type_=sa.String)
     taken = sa.exists().where(table.c.phone == number)
-    return sa.update(table).where(table.c.phone == sa.bindparam("hashed", type_=sa.String), ~taken).values(phone=number)
+    return sa.update(table).where(table.c.phone == erased, ~taken).values(phone=number, **also)
 
 
-_NUMBER_GIVEN_BACK = _number_given_back()
+# Built once: every citizen's call and booking runs it where numbers are erased, and building it took
+# longer than running it.
+_NUMBER_GIVEN_BACK = number_given_back(sa.bindparam("number", type_=sa.String), sa.bindparam("hashed", type_=sa.String))
 
 
 # -- what staff wrote about a call ------------------------------------------------------------------
