@@ -69,12 +69,11 @@ def main(turns: int, rounds: int, *, postgres_url: str, redis_url: str, out: Tex
         engine = create_engine(database_url)
         try:
             upgrade(engine)
-            callers = itertools.count(1)
             compared = {
                 STATE: {STATE_CLIENT: _state_through_the_client(connection), STATE_DIRECT: _state_direct(connection)},
                 FIRST: {
-                    FIRST_ONE_BY_ONE: _first_one_by_one(settings, engine, connection, callers),
-                    FIRST_AT_ONCE: _first_at_once(settings, engine, connection, callers),
+                    FIRST_ONE_BY_ONE: _first_call(settings, engine, connection, _one_by_one),
+                    FIRST_AT_ONCE: _first_call(settings, engine, connection, _at_once),
                 },
             }
             measured = {name: _measure(ways, turns, rounds) for name, ways in compared.items()}
@@ -150,35 +149,29 @@ def _state_turn(run_script: Callable[[Lua, Sequence[str], Sequence[str | int]], 
     return turn
 
 
-def _context(settings: Settings, engine: sa.Engine, connection: redis.Redis, caller: int) -> CallContext:
-    phone = f"+9198{caller:08d}"  # a new mobile each turn: a first call
-    return CallContext(settings, engine, connection, f"CA{caller:032x}", phone, 0, "en", SYSTEM)
-
-
-def _first_one_by_one(
-    settings: Settings, engine: sa.Engine, connection: redis.Redis, callers: itertools.count[int]
+def _first_call(
+    settings: Settings, engine: sa.Engine, connection: redis.Redis, writes: Callable[[CallContext, str], None]
 ) -> Turn:
-    def turn(_call: int) -> None:
-        ctx = _context(settings, engine, connection, next(callers))
-        assert ctx.caller is not None
+    """A first-time caller's language turn, as a request runs it: a new mobile each call (the calls of
+    both ways are numbered on), its writes inside `one_connection`."""
+
+    def turn(call: int) -> None:
+        phone = f"+9198{call:08d}"
+        ctx = CallContext(settings, engine, connection, f"CA{call:032x}", phone, 0, "en", SYSTEM)
         with one_connection(engine):
-            notice.send_privacy_notice(engine, connection, settings, ctx.caller, ctx.language)
-            remember_language(ctx)  # the caller's number given back, were it erased, then their language
+            writes(ctx, phone)
 
     return turn
 
 
-def _first_at_once(
-    settings: Settings, engine: sa.Engine, connection: redis.Redis, callers: itertools.count[int]
-) -> Turn:
-    def turn(_call: int) -> None:
-        ctx = _context(settings, engine, connection, next(callers))
-        assert ctx.caller is not None
-        erased = retention.erased_form(ctx.caller, PRIVACY_KEY)
-        with one_connection(engine):
-            notice.greet_first_call(engine, connection, settings, ctx.caller, ctx.language, ctx.now(), erased)
+def _one_by_one(ctx: CallContext, phone: str) -> None:
+    notice.send_privacy_notice(ctx.engine, ctx.redis, ctx.settings, phone, ctx.language)
+    remember_language(ctx)  # the caller's number given back, were it erased, then their language
 
-    return turn
+
+def _at_once(ctx: CallContext, phone: str) -> None:
+    erased = retention.erased_form(phone, PRIVACY_KEY)
+    notice.greet_first_call(ctx.engine, ctx.redis, ctx.settings, phone, ctx.language, ctx.now(), erased)
 
 
 def report(
