@@ -41,10 +41,16 @@ def ahead(config: pytest.Config, root: Path = TESTS) -> int:
         return 0
     processes = min(os.cpu_count() or 1, len(files))
     _config = config
-    try:  # forked, so that each process has the controller's config
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            return sum(pool.map(_rewrite, [files[k::processes] for k in range(processes)]))
+    pool = multiprocessing.get_context("fork").Pool(processes)  # forked: each has the controller's config
+    try:
+        return sum(pool.map(_rewrite, [files[k::processes] for k in range(processes)]))
     finally:
+        # Ended as the workers end by themselves, not killed (the pool's `with` terminates them): a worker
+        # killed while it holds the task queue's lock, or the pool's own hold of that lock while it
+        # kills them, left another worker waiting on it for ever, and the run with it (seen once, in a
+        # run of this module's tests in a pytest-xdist worker).
+        pool.close()
+        pool.join()
         _config = None
 
 
