@@ -10,13 +10,14 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, current_app, request
+from flask.ctx import RequestContext
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import BaseConverter, IntegerConverter, Map
+from werkzeug.routing import BaseConverter, IntegerConverter, Map, MapAdapter
 from werkzeug.routing import Rule as WerkzeugRule
 from werkzeug.routing.rules import RulePart
 
@@ -136,12 +137,82 @@ class App(Flask):
     jinja_options = {"bytecode_cache": CompiledTemplates()}  # noqa: RUF012 (Flask's own class attribute)
     session_interface = Sessions()
 
+    by_path: frozenset[str] = frozenset()  # the endpoints `fixed_rules` may route (`webhook_app`'s)
+    _fixed: dict[tuple[str, str], WerkzeugRule] | None = None
+
     def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         with one_connection(self.extensions["sewamitra"].engine):
-            return super().wsgi_app(environ, start_response)
+            rule = self.fixed_rules().get((environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")))
+            if rule is None:
+                return super().wsgi_app(environ, start_response)
+            return self._answer_routed(rule, environ, start_response)
+
+    def fixed_rules(self) -> dict[tuple[str, str], WerkzeugRule]:
+        """The rules a request's path and method name alone, read once the app serves: each rule of
+        `by_path` with a fixed path (no variables, defaults or redirect), by its path and each method it
+        answers but OPTIONS (Flask answers that itself). Empty when the URL map reads more than the
+        path: a server name, trusted hosts, host or subdomain matching."""
+        if self._fixed is None:
+            self._fixed = {} if self._routes_by_host() else _fixed_rules(self.url_map, self.by_path)
+        return self._fixed
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        if request is not None and request.url_rule is not None:
+            return None  # routed by `fixed_rules`: nothing to match, and no webhook builds a URL
+        return super().create_url_adapter(request)
+
+    def _routes_by_host(self) -> bool:
+        return bool(
+            self.config["SERVER_NAME"]
+            or self.config["TRUSTED_HOSTS"]
+            or self.url_map.host_matching
+            or self.subdomain_matching
+        )
+
+    def _answer_routed(self, rule: WerkzeugRule, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """`Flask.wsgi_app` for a request `fixed_rules` routed: its rule set on the request, so Flask
+        neither binds a URL adapter to the request's host nor matches its path, some 10 µs of a
+        webhook's CPU (`sewamitra bench turns`); with no adapter, `url_for` builds no URL in it, and
+        no webhook builds one. Everything else is Flask's own: the contexts, the dispatch with its
+        hooks and error handlers, the response."""
+        req = self.request_class(environ)
+        req.json_module = self.json
+        req.url_rule, req.view_args = rule, {}
+        ctx = RequestContext(self, environ, request=req)
+        error: BaseException | None = None
+        try:
+            try:
+                ctx.push()
+                response = self.full_dispatch_request()
+            except Exception as e:
+                error = e
+                response = self.handle_exception(e)
+            except BaseException as e:  # popped with the context, then raised on, as Flask does
+                error = e
+                raise
+            return response(environ, start_response)
+        finally:
+            if error is not None and self.should_ignore_error(error):
+                error = None
+            ctx.pop(error)
 
 
-def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask:
+def _fixed_rules(url_map: Map, endpoints: frozenset[str]) -> dict[tuple[str, str], WerkzeugRule]:
+    fixed: dict[tuple[str, str], WerkzeugRule] = {}
+    for rule in url_map.iter_rules():
+        if rule.endpoint in endpoints and _fixed(rule):
+            for method in (rule.methods or set()) - {"OPTIONS"}:
+                fixed.setdefault((rule.rule, method), rule)
+    return fixed
+
+
+def _fixed(rule: WerkzeugRule) -> bool:
+    """Whether the path alone is the rule's: no variables, defaults, host, subdomain or redirect."""
+    plain = not (rule.arguments or rule.defaults or rule.host or rule.subdomain or rule.websocket)
+    return plain and rule.redirect_to is None and rule.rule.isascii()
+
+
+def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> App:
     """The helpline's app, every part of it: the platforms' webhooks, the console and the API; its views
     read the time from `clock` (tests freeze it)."""
     app = webhook_app(settings or load_settings(), clock)
@@ -149,7 +220,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
     return app
 
 
-def webhook_app(settings: Settings, clock: Clock = SYSTEM) -> Flask:
+def webhook_app(settings: Settings, clock: Clock = SYSTEM) -> App:
     """The platforms' webhooks (a call's turns, SMS, an officer's call, an agent's browser, a
     supervisor's leg, a call back) and /healthz: what a call needs."""
     # whose webhooks the voice and SMS views answer
@@ -169,6 +240,8 @@ def webhook_app(settings: Settings, clock: Clock = SYSTEM) -> Flask:
     app.register_blueprint(callback_call.bp, url_prefix=f"{voice.voice_root(settings)}/callback")  # call back a caller
     app.register_blueprint(sms.bp, url_prefix=f"/{platform}/sms")
     app.register_blueprint(health.bp)
+    # A call's requests are routed by their path alone (`App.fixed_rules`): none of these views builds a URL.
+    app.by_path = frozenset(rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint != "static")
     return app
 
 
@@ -181,7 +254,7 @@ def back_office_app(webhooks: Flask) -> Flask:
     return app
 
 
-def _bare_app(settings: Settings, runtime: Runtime, platform: CallPlatform) -> Flask:
+def _bare_app(settings: Settings, runtime: Runtime, platform: CallPlatform) -> App:
     app = App(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,

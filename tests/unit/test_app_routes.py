@@ -4,6 +4,8 @@ as werkzeug's own rules do, with converters of its own map."""
 
 from __future__ import annotations
 
+import inspect
+import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -106,3 +108,42 @@ def test_a_second_app_parses_no_rule_of_its_own(tmp_path: Path) -> None:
     second = create_app(make_settings(tmp_path))
     assert parsed == composition._PARSED
     assert len(parsed) >= len(list(second.url_map.iter_rules()))
+
+
+def test_a_call_request_routed_by_its_path_alone_gets_the_rule_werkzeug_matches(tmp_path: Path) -> None:
+    for settings in (make_settings(tmp_path), make_settings(tmp_path, **PLIVO)):
+        platform = settings.telephony.platform
+        for app in (composition.webhook_app(settings), create_app(settings)):
+            fixed = app.fixed_rules()
+            adapter = app.url_map.bind("localhost")
+            assert fixed[(f"/{platform}/voice/step", "POST")].endpoint == "voice.step"
+            assert fixed[("/healthz", "HEAD")].endpoint == "health.healthz"
+            for (path, method), rule in fixed.items():
+                assert adapter.match(path, method=method, return_rule=True) == (rule, {})
+            assert {rule.endpoint for rule in fixed.values()} <= composition.webhook_app(settings).by_path
+            assert not any(rule.endpoint.startswith(("console", "api", "open311")) for rule in fixed.values())
+
+
+def test_a_request_the_path_alone_does_not_route_is_flasks_to_answer(tmp_path: Path) -> None:
+    client = composition.webhook_app(make_settings(tmp_path)).test_client()
+    wrong_method = client.get("/twilio/voice/step")
+    assert (wrong_method.status_code, wrong_method.headers["Allow"]) == (405, "POST, OPTIONS")
+    assert client.post("/twilio/voice/step/").status_code == 404
+    assert client.post("/twilio/voice/nowhere").status_code == 404
+
+
+def test_trusted_hosts_are_checked_by_flask_on_every_request(tmp_path: Path) -> None:
+    app = composition.webhook_app(make_settings(tmp_path))
+    app.config["TRUSTED_HOSTS"] = ["helpline.example.org"]
+    assert app.fixed_rules() == {}
+    assert app.test_client().post("/twilio/voice/step", base_url="http://elsewhere.example.org").status_code == 400
+
+
+def test_no_view_routed_by_its_path_builds_a_url(tmp_path: Path) -> None:
+    """A request routed by its path has no URL adapter, so `url_for` would fail in it: the views
+    `webhook_app` routes so come from modules that never call it."""
+    app = composition.webhook_app(make_settings(tmp_path))
+    modules = {sys.modules[app.view_functions[endpoint].__module__] for endpoint in app.by_path}
+    assert {module.__name__ for module in modules} >= {"ivr.voice", "ivr.sms", "sewamitra.health"}
+    for module in modules:
+        assert "url_for" not in inspect.getsource(module), module.__name__
