@@ -127,7 +127,8 @@ def test_a_call_request_routed_by_its_path_alone_gets_the_rule_werkzeug_matches(
 def test_a_request_the_path_alone_does_not_route_is_flasks_to_answer(tmp_path: Path) -> None:
     client = composition.webhook_app(make_settings(tmp_path)).test_client()
     wrong_method = client.get("/twilio/voice/step")
-    assert (wrong_method.status_code, wrong_method.headers["Allow"]) == (405, "POST, OPTIONS")
+    assert wrong_method.status_code == 405
+    assert set(wrong_method.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
     assert client.post("/twilio/voice/step/").status_code == 404
     assert client.post("/twilio/voice/nowhere").status_code == 404
 
