@@ -171,10 +171,10 @@ class App(Flask):
 
     def _answer_routed(self, rule: WerkzeugRule, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         """`Flask.wsgi_app` for a request `fixed_rules` routed: its rule set on the request, so Flask
-        neither binds a URL adapter to the request's host nor matches its path, some 10 µs of a
-        webhook's CPU (`sewamitra bench turns`); with no adapter, `url_for` builds no URL in it, and
-        no webhook builds one. Everything else is Flask's own: the contexts, the dispatch with its
-        hooks and error handlers, the response."""
+        neither binds a URL adapter to the request's host nor matches its path (with the signature
+        computed once, a menu turn's CPU 0.94x in `sewamitra bench turns`: docs/reliability.md).
+        With no adapter, `url_for` builds no URL in it, and no webhook builds one. Everything else is
+        Flask's own: the contexts, the dispatch with its hooks and error handlers, the response."""
         req = self.request_class(environ)
         req.json_module = self.json
         req.url_rule, req.view_args = rule, {}
