@@ -142,10 +142,20 @@ class App(Flask):
 
     def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         with one_connection(self.extensions["sewamitra"].engine):
-            rule = self.fixed_rules().get((environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")))
-            if rule is None:
-                return super().wsgi_app(environ, start_response)
-            return self._answer_routed(rule, environ, start_response)
+            return super().wsgi_app(environ, start_response)
+
+    def request_context(self, environ: WSGIEnvironment) -> RequestContext:
+        """Flask's request context; for a request `fixed_rules` routes, with its rule set on the request,
+        so Flask neither binds a URL adapter to the request's host nor matches its path (with the
+        signature computed once, a menu turn's CPU 0.94x in `sewamitra bench turns`:
+        docs/reliability.md). With no adapter, `url_for` builds no URL in it, and no webhook builds one."""
+        rule = self.fixed_rules().get((environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")))
+        if rule is None:
+            return super().request_context(environ)
+        req = self.request_class(environ)
+        req.json_module = self.json
+        req.url_rule, req.view_args = rule, {}
+        return RequestContext(self, environ, request=req)
 
     def fixed_rules(self) -> dict[tuple[str, str], WerkzeugRule]:
         """The rules a request's path and method name alone, read once the app serves: each rule of
@@ -168,33 +178,6 @@ class App(Flask):
             or self.url_map.host_matching
             or self.subdomain_matching
         )
-
-    def _answer_routed(self, rule: WerkzeugRule, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        """`Flask.wsgi_app` for a request `fixed_rules` routed: its rule set on the request, so Flask
-        neither binds a URL adapter to the request's host nor matches its path (with the signature
-        computed once, a menu turn's CPU 0.94x in `sewamitra bench turns`: docs/reliability.md).
-        With no adapter, `url_for` builds no URL in it, and no webhook builds one. Everything else is
-        Flask's own: the contexts, the dispatch with its hooks and error handlers, the response."""
-        req = self.request_class(environ)
-        req.json_module = self.json
-        req.url_rule, req.view_args = rule, {}
-        ctx = RequestContext(self, environ, request=req)
-        error: BaseException | None = None
-        try:
-            try:
-                ctx.push()
-                response = self.full_dispatch_request()
-            except Exception as e:
-                error = e
-                response = self.handle_exception(e)
-            except BaseException as e:  # popped with the context, then raised on, as Flask does
-                error = e
-                raise
-            return response(environ, start_response)
-        finally:
-            if error is not None and self.should_ignore_error(error):
-                error = None
-            ctx.pop(error)
 
 
 def _fixed_rules(url_map: Map, endpoints: frozenset[str]) -> dict[tuple[str, str], WerkzeugRule]:
