@@ -20,7 +20,6 @@ from storage import audit
 from storage.db import session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest
 from telephony.call import CallTurn
-from telephony.twilio.twiml import call_turn as twilio_call_turn
 
 log = logging.getLogger(__name__)
 FINAL = calllogs.FINAL
@@ -86,8 +85,11 @@ def record_when_back(turn: dict[str, Any], session: dict[str, Any] | None, at: s
 
 
 def _call_turn(fields: dict[str, Any]) -> CallTurn:
-    """A job's status callback; one queued before the call turn existed holds Twilio's form."""
+    """A job's status callback; one queued before the call turn existed holds Twilio's form (read by
+    Twilio's adapter, imported only then: a web worker answering Plivo never loads Twilio's TwiML)."""
     if "CallSid" in fields:
+        from telephony.twilio.twiml import call_turn as twilio_call_turn
+
         return twilio_call_turn(fields)
     return CallTurn(**fields)
 

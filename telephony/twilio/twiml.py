@@ -62,11 +62,6 @@ class TwilioWebhooks:
         return EMPTY_MESSAGE_REPLY
 
 
-def account(form: Mapping[str, str]) -> str:
-    """The Twilio account a webhook is for ('' when the form does not say)."""
-    return form.get("AccountSid", "")
-
-
 def call_turn(form: Mapping[str, str]) -> CallTurn:
     """A voice webhook's form (Twilio's names) as a CallTurn."""
     direction = form.get("Direction", "inbound")
