@@ -1,6 +1,9 @@
 """Plivo's webhooks: its forms read into the helpline's call types, and call instructions written as
-Plivo XML with the SDK's own builders (`plivo.plivoxml`), by the rules Plivo documents
-(plivo.com/docs/voice/xml/getdigits, /xml/request, /xml/speak, /xml/dial).
+Plivo XML by the rules Plivo documents (plivo.com/docs/voice/xml/getdigits, /xml/request, /xml/speak,
+/xml/dial). The document is the one the SDK's builders (`plivo.plivoxml`) write, character for
+character (tests/unit/test_plivo_xml.py holds it to them), written here as text: the SDK, lxml and
+the REST client its package brings in are some 11 MB of a web worker that answers Plivo's webhooks
+(docs/reliability.md).
 
 Plivo XML has no queue verbs: `Enqueue`, `Leave` and a `Dial` to a queue never reach this renderer,
 the web adapter keeps the queue itself (`CallPlatform.queues` is False), asks for documents made
@@ -8,10 +11,9 @@ of the other instructions, and bridges an agent with a caller in a `Conference`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-from plivo import plivoxml
 
 from telephony.call import (
     CallTurn,
@@ -31,6 +33,7 @@ from telephony.call import (
 )
 
 MIMETYPE = "application/xml"
+EMPTY = "<Response/>"
 # Plivo's CallStatus on a hangup says "timeout" where the helpline (and Twilio) say "no-answer".
 STATUS_WORDS = {"timeout": "no-answer"}
 # Plivo's message states (plivo.com/docs/messaging/api/message): "rejected" is Plivo's refusal before
@@ -82,22 +85,22 @@ class PlivoWebhooks:
 
     def document(self, instructions: Sequence[Instruction]) -> str:
         """The Plivo XML document of `instructions`, in order."""
-        response = plivoxml.ResponseElement()
+        elements = []
         for instruction in instructions:
             if isinstance(instruction, DialNumber) and instruction.recording_callback:
-                response.add(_record_dial(self, instruction))
-            response.add(self._element(instruction))
-        return str(response.to_string(pretty=False))
+                elements.append(_record_dial(self, instruction))
+            elements.append(self._element(instruction))
+        return f"<Response>{''.join(elements)}</Response>" if elements else EMPTY
 
     def message_reply(self) -> str:
         """An empty Response: Plivo sends nothing back for it."""
-        return str(plivoxml.ResponseElement().to_string(pretty=False))
+        return EMPTY
 
     def url(self, path: str) -> str:
         """A URL of ours as Plivo must be given it: fully qualified."""
         return path if "://" in path else f"{self.public_url}{path}"
 
-    def _element(self, instruction: Instruction) -> Any:
+    def _element(self, instruction: Instruction) -> str:
         writer = _WRITERS.get(type(instruction))
         if writer is None:
             raise ValueError(f"{type(instruction).__name__} has no Plivo XML: the helpline keeps its queue itself")
@@ -129,93 +132,97 @@ def _number(raw: str) -> str:
     return f"+{raw}" if raw.isascii() and raw.isdigit() and len(raw) > 6 else raw
 
 
-# Each instruction as a Plivo XML element (the Response's child, or a GetDigits' for its prompts).
-def _speak(platform: PlivoWebhooks, say: Say) -> Any:
+Attributes = Mapping[str, str | int | bool | None]  # an element's, in order; None is left out
+
+
+# Each instruction as a Plivo XML element (the Response's child, or a GetDigits' for its prompts), its
+# attributes in the order the SDK's `to_dict` gives them.
+def _speak(platform: PlivoWebhooks, say: Say) -> str:
     """Speak in the language's voice: Polly voices (Polly.Aditi speaks hi-IN and en-IN) or WOMAN/MAN."""
-    return plivoxml.SpeakElement(say.text, voice=say.voice, language=say.language)
+    return _element("Speak", {"voice": say.voice, "language": say.language}, say.text)
 
 
-def _play(platform: PlivoWebhooks, play: Play) -> Any:
-    return plivoxml.PlayElement(platform.url(play.url))
+def _play(platform: PlivoWebhooks, play: Play) -> str:
+    return _element("Play", {}, platform.url(play.url))
 
 
-def _get_digits(platform: PlivoWebhooks, gather: Gather) -> Any:
+def _get_digits(platform: PlivoWebhooks, gather: Gather) -> str:
     """GetDigits: Plivo posts to `action` only when keys were pressed (then `redirect` follows it); after
     silence it goes on to the next element, which the helpline makes a Redirect to the same action.
     digitTimeout (Plivo's default 2 s between keys) is the flow's timeout, as Twilio's Gather allows."""
-    element = plivoxml.GetDigitsElement(
-        action=platform.url(gather.action),
-        method="POST",
-        timeout=gather.timeout,
-        digit_timeout=gather.timeout,
-        finish_on_key=gather.finish_on_key or "none",
-        num_digits=gather.num_digits,
-        retries=GETDIGITS_RETRIES,
-        redirect=True,
-    )
-    for prompt in gather.prompts:
-        element.add(_WRITERS[type(prompt)](platform, prompt))
-    return element
+    attributes: Attributes = {
+        "action": platform.url(gather.action),
+        "method": "POST",
+        "timeout": gather.timeout,
+        "digitTimeout": gather.timeout,
+        "finishOnKey": gather.finish_on_key or "none",
+        "numDigits": gather.num_digits,
+        "retries": GETDIGITS_RETRIES,
+        "redirect": True,
+    }
+    prompts = "".join(_WRITERS[type(prompt)](platform, prompt) for prompt in gather.prompts)
+    return _element("GetDigits", attributes, inner=prompts)
 
 
-def _record(platform: PlivoWebhooks, record: Record) -> Any:
+def _record(platform: PlivoWebhooks, record: Record) -> str:
     """Record (plivo.com/docs/voice/xml/record): with `redirect` (the default) Plivo goes to `action`
     with the recording; the Redirect the helpline puts after it is for a recording Plivo did not make."""
-    return plivoxml.RecordElement(
-        action=platform.url(record.action),
-        method="POST",
-        max_length=record.max_length,
-        timeout=record.timeout,
-        finish_on_key=record.finish_on_key,
-        play_beep=record.beep,
-        redirect=True,
-    )
+    attributes: Attributes = {
+        "action": platform.url(record.action),
+        "method": "POST",
+        "redirect": True,
+        "timeout": record.timeout,
+        "maxLength": record.max_length,
+        "playBeep": record.beep,
+        "finishOnKey": record.finish_on_key,
+    }
+    return _element("Record", attributes)
 
 
-def _redirect(platform: PlivoWebhooks, redirect: Redirect) -> Any:
-    return plivoxml.RedirectElement(platform.url(redirect.url), method="POST")
+def _redirect(platform: PlivoWebhooks, redirect: Redirect) -> str:
+    return _element("Redirect", {"method": "POST"}, platform.url(redirect.url))
 
 
-def _wait(platform: PlivoWebhooks, pause: Pause) -> Any:
-    return plivoxml.WaitElement(length=pause.seconds)
+def _wait(platform: PlivoWebhooks, pause: Pause) -> str:
+    return _element("Wait", {"length": pause.seconds})
 
 
-def _hangup(platform: PlivoWebhooks, _hangup: Hangup) -> Any:
-    return plivoxml.HangupElement()
+def _hangup(platform: PlivoWebhooks, _hangup: Hangup) -> str:
+    return "<Hangup/>"
 
 
-def _dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
+def _dial(platform: PlivoWebhooks, dial: DialNumber) -> str:
     """Dial with a Number (plivo.com/docs/voice/xml/dial): numbers as digits without '+', as Plivo
     writes them; `action` gets DialStatus (timeout is the helpline's no-answer) and DialBLegDuration,
     and with redirect (Plivo's default) its XML goes on with the call."""
-    element = plivoxml.DialElement(
-        action=platform.url(dial.action),
-        method="POST",
-        caller_id=dial.caller_id.removeprefix("+"),
-        time_limit=dial.time_limit,
-        timeout=dial.timeout,
-        redirect=True,
-    )
-    element.add(plivoxml.NumberElement(dial.number.removeprefix("+")))
-    return element
+    attributes: Attributes = {
+        "action": platform.url(dial.action),
+        "method": "POST",
+        "timeLimit": dial.time_limit,
+        "timeout": dial.timeout,
+        "callerId": dial.caller_id.removeprefix("+"),
+        "redirect": True,
+    }
+    return _element("Dial", attributes, inner=_element("Number", {}, dial.number.removeprefix("+")))
 
 
-def _record_dial(platform: PlivoWebhooks, dial: DialNumber) -> Any:
+def _record_dial(platform: PlivoWebhooks, dial: DialNumber) -> str:
     """The Record before a recorded Dial (plivo.com/docs/voice/xml/record): `startOnDialAnswer`
     records the conversation once the dialled party answers, no beep; `redirect` false goes straight
     on to the Dial; `callbackUrl` is posted RecordUrl, RecordingID and RecordingDuration when the
     recording is ready."""
     assert dial.recording_callback is not None
-    return plivoxml.RecordElement(
-        start_on_dial_answer=True,
-        redirect=False,
-        max_length=dial.time_limit,
-        callback_url=platform.url(dial.recording_callback),
-        callback_method="POST",
-    )
+    attributes: Attributes = {
+        "redirect": False,
+        "maxLength": dial.time_limit,
+        "startOnDialAnswer": True,
+        "callbackUrl": platform.url(dial.recording_callback),
+        "callbackMethod": "POST",
+    }
+    return _element("Record", attributes)
 
 
-def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
+def _conference(platform: PlivoWebhooks, conference: Conference) -> str:
     """Conference (plivo.com/docs/voice/xml/conference): the room starts when a member enters, and
     ends when either member leaves; then Plivo goes on with the next element. `muted`: the member
     hears the room and nobody hears them (a supervisor listening); a supervisor's leg does not end it.
@@ -225,22 +232,53 @@ def _conference(platform: PlivoWebhooks, conference: Conference) -> Any:
     Plivo has the one callbackUrl: a recorded room without `callback` posts to `recording_callback`."""
     if conference.coach:
         raise ValueError("Plivo's Conference cannot coach: only one member hearing another is not Plivo XML")
-    options: dict[str, Any] = {}
-    if conference.record:
-        options = {"record": True, "record_file_format": "mp3"}
     callback = conference.callback or (conference.recording_callback if conference.record else None)
-    if callback:
-        options |= {"callback_url": platform.url(callback), "callback_method": "POST"}
-    return plivoxml.ConferenceElement(
-        conference.room,
-        muted=conference.muted or None,
-        start_conference_on_enter=True,
-        end_conference_on_exit=conference.ends_room,
-        **options,
-    )
+    attributes: Attributes = {
+        "muted": conference.muted or None,
+        "startConferenceOnEnter": True,
+        "endConferenceOnExit": conference.ends_room,
+        "record": conference.record or None,
+        "recordFileFormat": "mp3" if conference.record else None,
+        "callbackUrl": platform.url(callback) if callback else None,
+        "callbackMethod": "POST" if callback else None,
+    }
+    return _element("Conference", attributes, conference.room)
 
 
-_WRITERS: dict[type, Callable[[PlivoWebhooks, Any], Any]] = {
+# The XML as lxml writes the SDK's elements: text escapes &, <, > and CR; an attribute also the
+# double quote, LF and tab. A character XML 1.0 cannot hold is refused, as lxml refuses it.
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTRIBUTE = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _element(name: str, attributes: Attributes, text: str = "", inner: str = "") -> str:
+    """`<name a="…">text</name>`, or `inner` (elements already written) for content; an attribute
+    that is None is left out, a bool is written as Plivo reads it (true, false)."""
+    written = "".join(f' {key}="{_attribute(value)}"' for key, value in attributes.items() if value is not None)
+    content = _text(text) + inner
+    return f"<{name}{written}>{content}</{name}>" if content else f"<{name}{written}/>"
+
+
+def _text(text: str) -> str:
+    return _xml(text).translate(_TEXT)
+
+
+def _attribute(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _xml(str(value)).translate(_ATTRIBUTE)
+
+
+def _xml(text: str) -> str:
+    if _NOT_XML.search(text):
+        raise ValueError("text with a character XML 1.0 cannot hold, which lxml refuses too")
+    return text
+
+
+_WRITERS: dict[type, Callable[[PlivoWebhooks, Any], str]] = {
     Conference: _conference,
     DialNumber: _dial,
     Say: _speak,

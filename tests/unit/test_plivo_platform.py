@@ -1,5 +1,5 @@
 """The telephony seam on Plivo: Plivo's webhook forms read into the neutral call types, and the
-neutral instructions written as the Plivo XML Plivo documents (with the SDK's builders)."""
+neutral instructions written as the Plivo XML Plivo documents (as the SDK writes it: test_plivo_xml.py)."""
 
 from __future__ import annotations
 
