@@ -252,6 +252,7 @@ _ATTRIBUTE = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 )
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_PLAIN = bytes(range(0x20)) + b'&<>"'  # in ASCII, what needs escaping or refusing
 
 
 def _element(name: str, attributes: Attributes, text: str = "", inner: str = "") -> str:
@@ -263,19 +264,26 @@ def _element(name: str, attributes: Attributes, text: str = "", inner: str = "")
 
 
 def _text(text: str) -> str:
-    return _xml(text).translate(_TEXT)
+    return _escaped(text, _TEXT)
 
 
 def _attribute(value: str | int | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return _xml(str(value)).translate(_ATTRIBUTE)
+    return _escaped(str(value), _ATTRIBUTE)
 
 
-def _xml(text: str) -> str:
+def _escaped(text: str, escapes: dict[int, str]) -> str:
+    """`text` as XML, by `escapes`. Most of a document's text (its URLs with their turn tokens, voices,
+    numbers) is ASCII with no control character and no markup, and is told so by two scans in C: a
+    650-character URL in about 1 µs, where the regular expression and the translation take 13 µs."""
+    if text.isascii():
+        ascii = text.encode()
+        if len(ascii.translate(None, _PLAIN)) == len(ascii):
+            return text
     if _NOT_XML.search(text):
         raise ValueError("text with a character XML 1.0 cannot hold, which lxml refuses too")
-    return text
+    return text.translate(escapes)
 
 
 _WRITERS: dict[type, Callable[[PlivoWebhooks, Any], str]] = {
