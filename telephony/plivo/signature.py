@@ -80,12 +80,14 @@ def signature_of(auth_token: str, url: str, form: MultiDict[str, str], nonce: st
     return base64.b64encode(digest).decode()
 
 
-def first_use(connection: redis.Redis, nonce: str) -> bool:
-    """Remember the nonce; False when it was seen before (a replay). When Redis cannot answer, the
-    request is let through: the signature was good, and every step is idempotent by its own key,
-    while refusing would hang up on callers for as long as Redis is out."""
+def first_use(commands: Callable[..., Any], nonce: str) -> bool:
+    """Remember the nonce; False when it was seen before (a replay). Every request of Plivo's pays
+    this command, so it is sent by `commands` (the runtime's: on the thread's own connection, without
+    redis-py's client). When Redis cannot answer, the request is let through: the signature was good,
+    and every step is idempotent by its own key, while refusing would hang up on callers for as long
+    as Redis is out."""
     try:
-        return bool(connection.set(NONCE_KEY + nonce, b"1", nx=True, ex=NONCE_TTL_S))
+        return commands("SET", NONCE_KEY + nonce, b"1", "NX", "EX", NONCE_TTL_S) is not None
     except redis.RedisError:
         log.warning("Redis unreachable: a Plivo nonce could not be checked for replay")
         return True
@@ -111,7 +113,7 @@ def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         if not token or not is_signed(token, url, req.form, nonce, req.headers.get(SIGNATURE_HEADER, "")):
             log.warning("refused unsigned or mis-signed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
             return Response("invalid Plivo signature\n", status=403, mimetype="text/plain")
-        if not first_use(runtime.redis, nonce):
+        if not first_use(runtime.commands, nonce):
             log.warning("refused a replayed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
             return Response("this Plivo request was already received\n", status=403, mimetype="text/plain")
         return view(*args, **kwargs)
