@@ -237,14 +237,23 @@ def bench_commits(turns: int, rounds: int, postgres_url: str, redis_url: str) ->
 @bench_group.command(name="turns")
 @click.option("--calls", type=int, default=400, show_default=True, help="calls measured, after 20 not counted")
 @click.option("--seed", type=int, default=155330, show_default=True, help="random seed of the callers' mix")
+@click.option(
+    "--platform",
+    type=click.Choice(["twilio", "plivo"]),
+    default="twilio",
+    show_default=True,
+    help="the helpline on Twilio's or Plivo's webhooks, called by that platform's rules",
+)
 @POSTGRES_URL_OPTION
 @redis_url_option(11)
-def bench_turns(calls: int, seed: int, postgres_url: str, redis_url: str) -> None:
+def bench_turns(calls: int, seed: int, platform: str, postgres_url: str, redis_url: str) -> None:
     """CPU per webhook in one process, by webhook, the callers' mix of `bench calls`, against the baseline's."""
     from devtools.bench.calls import turns
 
     with _reported():
-        result = turns.main(calls, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout, seed=seed)
+        result = turns.main(
+            calls, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout, seed=seed, platform=platform
+        )
     if result.errors:
         click.echo(f"FAILED: the callers heard {result.errors} error(s)", err=True)
         sys.exit(1)

@@ -312,20 +312,27 @@ def test_the_exceptions_a_server_logged_are_counted_by_their_last_line(tmp_path:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("platform", ["twilio", "plivo"])
 def test_bench_turns_counts_every_request_of_its_calls_by_webhook(
-    postgres_server_url: str, redis_server_url: str
+    postgres_server_url: str, redis_server_url: str, platform: str
 ) -> None:
     client = redis.Redis.from_url(redis_server_url)
     client.flushdb()
     client.close()
     config = ROOT / "config.yaml"
     result = turns.main(
-        6, postgres_url=postgres_server_url, redis_url=redis_server_url, out=io.StringIO(), config=config
+        6,
+        postgres_url=postgres_server_url,
+        redis_url=redis_server_url,
+        out=io.StringIO(),
+        config=config,
+        platform=platform,
     )
 
     assert result.errors == 0, result.report
-    assert {"/twilio/voice", "/twilio/voice/status", "/twilio/voice/step (turn 0)"} <= set(result.helpline.spent)
-    assert len(result.helpline.spent["/twilio/voice"]) == 6  # each measured call once; the warm-up not counted
+    voice = f"/{platform}/voice"
+    assert {voice, f"{voice}/status", f"{voice}/step (turn 0)"} <= set(result.helpline.spent)
+    assert len(result.helpline.spent[voice]) == 6  # each measured call once; the warm-up not counted
     assert result.helpline.requests == result.baseline.requests  # the baseline took the same calls
     assert all(seconds > 0 for times in result.helpline.spent.values() for seconds in times)
     for webhook in result.helpline.spent:

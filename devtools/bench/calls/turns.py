@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ from devtools.bench.calls.scripts import Mix, Script, judge
 from devtools.bench.output import table
 from devtools.bench.roundtrips import RoundTrips
 from devtools.bench.scratch import claimed_redis, fresh_database
-from devtools.simulator import CallSetup, FlaskTransport, drive
+from devtools.plivo_simulator import PlivoCallSetup, plivo_headers
+from devtools.simulator import CallSetup, FlaskTransport, drive, twilio_headers
 from sewamitra import process
 from sewamitra.app import create_app
 from storage.db import create_engine
@@ -83,7 +85,14 @@ def webhook(environ: dict[str, Any]) -> str:
 
 
 def main(
-    calls: int, *, postgres_url: str, redis_url: str, out: TextIO, config: Path | None = None, seed: int = 155330
+    calls: int,
+    *,
+    postgres_url: str,
+    redis_url: str,
+    out: TextIO,
+    config: Path | None = None,
+    seed: int = 155330,
+    platform: str = "twilio",
 ) -> Result:
     if calls < 1:
         raise SewamitraError("--calls must be at least 1")
@@ -93,46 +102,56 @@ def main(
         claimed_redis(redis_url),
         tempfile.TemporaryDirectory(prefix="sewamitra-bench-turns-") as tmp,
     ):
-        settings = load_settings(config, run.bench_environ(database_url, redis_url, Path(tmp)))
+        settings = load_settings(config, run.bench_environ(database_url, redis_url, Path(tmp), platform))
         engine = create_engine(database_url)
         try:
             mix = run.callers_mix(engine, settings, random.Random(seed))
             scripts: list[Script] = []
             with roundtrips.counted() as counter:
-                helpline, errors = measure(
-                    create_app(settings), _drawn(mix, WARM_UP_CALLS + calls, scripts), mix, counter=counter
-                )
-            base, base_errors = measure(baseline.create_app(), iter(scripts), None)  # the same calls
+                drawn = _drawn(mix, WARM_UP_CALLS + calls, scripts)
+                helpline, errors = measure(create_app(settings), drawn, mix, platform, counter=counter)
+            base_app = baseline.create_app(platform, run.PUBLIC_URL)
+            base, base_errors = measure(base_app, iter(scripts), None, platform)  # the same calls
         finally:
             engine.dispose()
-    text = report(helpline, base, calls, errors + base_errors)
+    text = report(helpline, base, calls, errors + base_errors, platform)
     out.write(text)
     return Result(helpline, base, errors + base_errors, text)
 
 
 def measure(
-    app: Flask, scripts: Iterator[Script], mix: Mix | None, *, counter: RoundTrips | None = None
+    app: Flask, scripts: Iterator[Script], mix: Mix | None, platform: str, *, counter: RoundTrips | None = None
 ) -> tuple[Clock, int]:
-    """Every script as a call into `app` (the helpline's when `mix` is given); the clock runs after the
-    warm-up calls. A caller who heard a request number may ring again, as in `sewamitra bench calls`,
-    to hear it read back."""
+    """Every script as a call into `app` (the helpline's when `mix` is given), placed by `platform`'s
+    rules and signed as it signs; the clock runs after the warm-up calls. A caller who heard a request
+    number may ring again, as in `sewamitra bench calls`, to hear it read back."""
     clock, errors, helpline = Clock(counter=counter), 0, mix is not None
     clock.wrap(app)
     process.settle()
-    transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN)
+    sign = plivo_headers if platform == "plivo" else twilio_headers
+    transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN, sign=sign)
     for index, script in enumerate(scripts):
         clock.on = index >= WARM_UP_CALLS
-        setup = CallSetup(
-            public_url=run.PUBLIC_URL,
-            from_number=script.from_number,
-            account_sid=run.ACCOUNT_SID,
-            call_sid=f"CA{index:032x}",
-        )
+        setup = _setup(platform, script, index)
         verdict = judge(script, drive(setup.steps(script.keys), transport), helpline=helpline)
         errors += len(verdict.errors)
         if mix is not None and verdict.booked and not verdict.errors:
             mix.booked(script.from_number)
     return clock, errors
+
+
+def _setup(platform: str, script: Script, index: int) -> CallSetup:
+    """Call number `index` of the run, as `platform` places it."""
+    if platform == "plivo":
+        return PlivoCallSetup(
+            public_url=run.PUBLIC_URL, from_number=script.from_number, call_sid=str(uuid.UUID(int=index))
+        )
+    return CallSetup(
+        public_url=run.PUBLIC_URL,
+        from_number=script.from_number,
+        account_sid=run.ACCOUNT_SID,
+        call_sid=f"CA{index:032x}",
+    )
 
 
 def _drawn(mix: Mix, count: int, drawn: list[Script]) -> Iterator[Script]:
@@ -142,7 +161,7 @@ def _drawn(mix: Mix, count: int, drawn: list[Script]) -> Iterator[Script]:
         yield drawn[-1]
 
 
-def report(helpline: Clock, base: Clock, calls: int, errors: int) -> str:
+def report(helpline: Clock, base: Clock, calls: int, errors: int, platform: str = "twilio") -> str:
     rows = [
         ("webhook", "requests", "CPU per request", "share of the helpline's CPU", "PostgreSQL round trips", "Redis")
     ]
@@ -164,7 +183,8 @@ def report(helpline: Clock, base: Clock, calls: int, errors: int) -> str:
         "# sewamitra bench turns",
         "",
         f"- calls: {calls:,} of the callers' mix of `sewamitra bench calls`, "
-        f"after {WARM_UP_CALLS} not counted; one process, the CPU clock around each WSGI call",
+        f"after {WARM_UP_CALLS} not counted, on {platform.capitalize()}'s webhooks; one process, the CPU "
+        "clock around each WSGI call",
         "",
     ]
     lines += table(rows)
