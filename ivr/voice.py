@@ -61,7 +61,6 @@ from ivr.instructions import (
 )
 from storage import callqueue, rooms
 from storage.db import session_scope
-from storage.redisdb import direct
 from storage.runtime import Runtime
 from telephony import call_control, our_number, webhook_signed
 from telephony.call import (
@@ -938,31 +937,36 @@ def status() -> Response:
     turn = _turn()
     if not callqueue.CALL_SID.match(turn.call_id):
         return Response(status=204)
-    session = _session_as_the_room_closes() if turn.status in calllog.FINAL else _session()
+    final = turn.status in calllog.FINAL
+    session, in_our_queue = _session_as_the_room_closes() if final else (_session(), False)
     try:
         calllog.keep(_runtime().redis, _runtime().engine, turn, session, _runtime().clock.now())
     except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
         log.exception("neither Redis nor the database took the log of call %s; the report misses it", turn.call_id)
     if turn.status in calllog.UNANSWERED:
         _unanswered_outbound_call()
-    if turn.status in calllog.FINAL and not _ivr().platform.queues:
-        _hung_up_in_our_queue()
-    if turn.status in calllog.FINAL and request.args.get("agent"):
+    if in_our_queue:  # the call ended while the caller waited in the queue the helpline keeps
+        _left_queue("hangup")
+    if final and request.args.get("agent"):
         _agents_desk_phone_hung_up(_user_arg("agent"))
     return Response(status=204)
 
 
-def _session_as_the_room_closes() -> Session | None:
+def _session_as_the_room_closes() -> tuple[Session | None, bool]:
     """A call is over: its flow session, for its log, and its room, if it had one, closed with it (no
-    hold or mute on it now), in one round trip to Redis. None when Redis cannot be reached now (the
-    room expires)."""
+    hold or mute on it now), in one round trip to Redis; with it, where the helpline keeps the agents'
+    queue itself (Plivo), whether the caller was waiting in it. None and False when Redis cannot be
+    reached now (the room expires; a queue entry goes stale and leaves the console's list by itself)."""
     state = _state()
+    commands = [("HGET", state.key, "session"), rooms.closing(room_of(state.call_sid))]
+    if not _ivr().platform.queues:
+        commands.append(callqueue.entry(state.call_sid))
     try:
-        raw = direct(_runtime().redis).each(("HGET", state.key, "session"), rooms.closing(room_of(state.call_sid)))[0]
+        answers = _runtime().commands.each(*commands)
     except redis.RedisError:
         log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
-        return None
-    return callstate.session_of(raw)
+        return None, False
+    return callstate.session_of(answers[0]), len(answers) > 2 and answers[2] is not None
 
 
 def _agents_desk_phone_hung_up(user: int) -> None:
@@ -972,17 +976,6 @@ def _agents_desk_phone_hung_up(user: int) -> None:
         desk.leg_ended(_runtime().redis, _runtime().engine, user, _runtime().settings.agents, _runtime().clock.now())
     except redis.RedisError:
         log.warning("could not end the call of agent %s", user)
-
-
-def _hung_up_in_our_queue() -> None:
-    """The call ended while the caller waited in the queue the helpline keeps: off the console's list,
-    their wait kept for the abandon rate (a platform's queue says so in the Enqueue's action)."""
-    try:
-        waiting = callqueue.wait_of(_runtime().redis, _turn().call_id, _runtime().clock.now().timestamp()) is not None
-    except redis.RedisError:
-        return  # the entry goes stale and leaves the console's list by itself
-    if waiting:
-        _left_queue("hangup")
 
 
 def _unanswered_outbound_call() -> None:

@@ -98,6 +98,11 @@ def wait_of(connection: redis.Redis, call_sid: str, now: float) -> int | None:
     return max(0, int(now - float(json.loads(raw)["entered_at"]))) if raw else None
 
 
+def entry(call_sid: str) -> tuple[str, str, str]:
+    """The command reading the caller's entry in the queue (nil when they are not in it), to send with others."""
+    return ("HGET", KEY, call_sid)
+
+
 def call(connection: redis.Redis, call_sid: str) -> Call | None:
     """What the console knows of a call that reached the agent queue (for four hours)."""
     raw = connection.get(CALL + call_sid)
