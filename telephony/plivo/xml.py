@@ -2,8 +2,8 @@
 Plivo XML by the rules Plivo documents (plivo.com/docs/voice/xml/getdigits, /xml/request, /xml/speak,
 /xml/dial). The document is the one the SDK's builders (`plivo.plivoxml`) write, character for
 character (tests/unit/test_plivo_xml.py holds it to them), written here as text: the SDK, lxml and
-the REST client its package brings in are some 11 MB of a web worker that answers Plivo's webhooks
-(docs/reliability.md).
+the REST client its package brings in were some 13 MB of a web worker answering Plivo's webhooks
+(its peak 102-103 MB in the stress, 89-90 MB without them: docs/reliability.md).
 
 Plivo XML has no queue verbs: `Enqueue`, `Leave` and a `Dial` to a queue never reach this renderer,
 the web adapter keeps the queue itself (`CallPlatform.queues` is False), asks for documents made
