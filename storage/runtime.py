@@ -28,7 +28,7 @@ class Runtime:
     def redis(self) -> redis.Redis:
         return redisdb.connect(self.settings)
 
-    @property
+    @cached_property
     def commands(self) -> redisdb.Direct:
         """Redis commands sent on the calling thread's own connection, without the client's overhead:
         for the few a request sends on every turn (`redisdb.Direct`)."""
