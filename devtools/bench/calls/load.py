@@ -20,7 +20,7 @@ import aiohttp
 
 from devtools.bench.calls.scripts import Mix, Script, Verdict, cut_off, judge
 from devtools.plivo_simulator import PlivoCallSetup, plivo_headers
-from devtools.simulator import CallSetup, Reply, Send, drive_async, local_part, twilio_headers
+from devtools.simulator import CallSetup, Reply, Send, Signer, drive_async, local_part, twilio_headers
 
 CONNECT_TIMEOUT_S = 5.0  # Twilio's webhook timeouts
 TOTAL_TIMEOUT_S = 15.0
@@ -111,8 +111,7 @@ class Wire:
         path = local_part(self.target.public_url, url)
         if path is None:
             return Reply(0, "", "", failure=f"{url} is not under the public URL")
-        sign = plivo_headers if self.target.platform == "plivo" else twilio_headers
-        headers = sign(self.target.auth_token, url, form)
+        headers = signer(self.target.platform)(self.target.auth_token, url, form)
         if form:
             headers["Content-Type"] = FORM
         data = urllib.parse.urlencode(form).encode() if form else None  # as Twilio posts it
@@ -190,21 +189,22 @@ async def _caller(index: int, wire: Wire, mix: Mix, rng: random.Random) -> None:
             mix.booked(script.from_number)
 
 
+def call_setup(platform: str, public_url: str, from_number: str, call_sid: str, account_sid: str) -> CallSetup:
+    """One call placed by `platform`'s rules (Plivo's calls carry no account in their forms)."""
+    if platform == "plivo":
+        return PlivoCallSetup(public_url=public_url, from_number=from_number, call_sid=call_sid)
+    return CallSetup(public_url=public_url, from_number=from_number, call_sid=call_sid, account_sid=account_sid)
+
+
+def signer(platform: str) -> Signer:
+    """How `platform` signs its webhook requests: the headers it sends with each."""
+    return plivo_headers if platform == "plivo" else twilio_headers
+
+
 async def _call(script: Script, wire: Wire, rng: random.Random) -> Verdict:
     log, target = wire.log, wire.target
-    if target.platform == "plivo":
-        call_sid = str(uuid.uuid4())
-        setup: CallSetup = PlivoCallSetup(
-            public_url=target.public_url, from_number=script.from_number, call_sid=call_sid
-        )
-    else:
-        call_sid = "CA" + secrets.token_hex(16)
-        setup = CallSetup(
-            public_url=target.public_url,
-            from_number=script.from_number,
-            call_sid=call_sid,
-            account_sid=target.account_sid,
-        )
+    call_sid = str(uuid.uuid4()) if target.platform == "plivo" else "CA" + secrets.token_hex(16)
+    setup = call_setup(target.platform, target.public_url, script.from_number, call_sid, target.account_sid)
     line = Line(wire, lambda send: log.pacing.pause(send, rng))
     log.in_progress += 1
     try:

@@ -28,8 +28,7 @@ from devtools.bench.calls.scripts import Mix, Script, judge
 from devtools.bench.output import table
 from devtools.bench.roundtrips import RoundTrips
 from devtools.bench.scratch import claimed_redis, fresh_database
-from devtools.plivo_simulator import PlivoCallSetup, plivo_headers
-from devtools.simulator import CallSetup, FlaskTransport, drive, twilio_headers
+from devtools.simulator import FlaskTransport, drive
 from sewamitra import process
 from sewamitra.app import create_app
 from storage.db import create_engine
@@ -128,30 +127,16 @@ def measure(
     clock, errors, helpline = Clock(counter=counter), 0, mix is not None
     clock.wrap(app)
     process.settle()
-    sign = plivo_headers if platform == "plivo" else twilio_headers
-    transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN, sign=sign)
+    transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN, sign=load.signer(platform))
     for index, script in enumerate(scripts):
         clock.on = index >= WARM_UP_CALLS
-        setup = _setup(platform, script, index)
+        call_sid = str(uuid.UUID(int=index)) if platform == "plivo" else f"CA{index:032x}"
+        setup = load.call_setup(platform, run.PUBLIC_URL, script.from_number, call_sid, run.ACCOUNT_SID)
         verdict = judge(script, drive(setup.steps(script.keys), transport), helpline=helpline)
         errors += len(verdict.errors)
         if mix is not None and verdict.booked and not verdict.errors:
             mix.booked(script.from_number)
     return clock, errors
-
-
-def _setup(platform: str, script: Script, index: int) -> CallSetup:
-    """Call number `index` of the run, as `platform` places it."""
-    if platform == "plivo":
-        return PlivoCallSetup(
-            public_url=run.PUBLIC_URL, from_number=script.from_number, call_sid=str(uuid.UUID(int=index))
-        )
-    return CallSetup(
-        public_url=run.PUBLIC_URL,
-        from_number=script.from_number,
-        account_sid=run.ACCOUNT_SID,
-        call_sid=f"CA{index:032x}",
-    )
 
 
 def _drawn(mix: Mix, count: int, drawn: list[Script]) -> Iterator[Script]:
