@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,16 @@ def send_privacy_notice(
     )
 
 
+@dataclass(frozen=True)
+class FirstCall:
+    """What a first call's statement did: the privacy notice's SMS (None when the number cannot get
+    one), and whether the caller is new to the helpline (no row had their number, and no erased row
+    was given it back), so has no request of any kind."""
+
+    sms_id: int | None
+    new_caller: bool
+
+
 def greet_first_call(
     engine: sa.Engine,
     connection: redis.Redis,
@@ -49,12 +60,12 @@ def greet_first_call(
     language: str,
     now: datetime,
     erased_form: str | None,
-) -> int | None:
+) -> FirstCall:
     """PostgreSQL: a caller the helpline has not seen, remembered with their language (given back the
     number erased as `erased_form`, when a row has it and no other has the number) and sent the privacy
     notice's link, in one statement that commits as it runs (`_first_call`): the caller's language turn
-    writes once, not two or three times. Its sending queued after. The SMS's id, or None when the number
-    cannot get one (the caller is remembered all the same)."""
+    writes once, not two or three times. Its sending queued after. The caller is remembered all the same
+    when the number cannot get an SMS."""
     to = phones.indian_mobile(phone)  # None: no SMS (`_first_call` records none without a number)
     told = {"url": privacy_url(settings, language)}
     row = messages.outbound_row(settings, phone, PRIVACY_TEMPLATE, language, told, request_id=None, worker_id=None)
@@ -72,10 +83,10 @@ def greet_first_call(
         "s_updated_at": sent_at,
     }
     with autocommitted(engine) as db:
-        sms_id = db.execute(_first_call(), values).scalar_one()
+        sms_id, new_caller = db.execute(_first_call(), values).one()
     if sms_id is not None:
         enqueue.send_sms(connection, sms_id)
-    return None if sms_id is None else int(sms_id)
+    return FirstCall(None if sms_id is None else int(sms_id), bool(new_caller))
 
 
 @functools.cache
@@ -83,8 +94,9 @@ def _first_call() -> sa.Select[Any]:
     """The caller given back their erased number, or added, or found and updated (language, last seen);
     and the privacy notice's SMS recorded when `s_to_number` is a mobile. Each data-modifying WITH query
     runs once, on one snapshot, and all commit or fail together: the UPDATE of a given-back row and the
-    upsert never meet (the upsert runs only when nothing was given back). One row: the SMS's id, or NULL.
-    Built once: building it takes longer than running it."""
+    upsert never meet (the upsert runs only when nothing was given back). One row: the SMS's id, or NULL;
+    and whether the caller is new, read on the snapshot the statement started from (no row had the number)
+    and with nothing given back. Built once: building it takes longer than running it."""
     from dispatch import retention  # here: retention sends its notices through this module
 
     caller: sa.Table = Caller.__table__  # type: ignore[attr-defined]
@@ -110,7 +122,10 @@ def _first_call() -> sa.Select[Any]:
         .returning(text.c.id)
         .cte("texted")
     )
-    return sa.select(sa.select(texted.c.id).scalar_subquery().label("sms_id")).add_cte(seen.cte("seen"))
+    known = sa.exists().where(caller.c.phone == phone)
+    new_caller = sa.and_(~known, ~sa.exists(given_back.select()))
+    sms_id = sa.select(texted.c.id).scalar_subquery().label("sms_id")
+    return sa.select(sms_id, new_caller.label("new_caller")).add_cte(seen.cte("seen"))
 
 
 def send_breach_notice(

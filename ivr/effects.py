@@ -310,20 +310,23 @@ def send_privacy_notice(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
     except sa.exc.SQLAlchemyError:  # the notice is still heard; the call goes on to the menu
         log.exception("the privacy notice's SMS could not be recorded for call %s", ctx.call_sid)
         return Outcome("no_sms", values)
-    if remembered:  # the turn's end need not write the caller's language again
+    if remembered is not None:  # the turn's end need not write the caller's language again
         values["known_language"] = ctx.language
+    if remembered is not None and remembered.new_caller:  # no request of theirs to be put through to
+        values["new_caller"] = "yes"
     return Outcome("sent" if sent is not None else "no_sms", values)
 
 
-def _privacy_notice(ctx: CallContext, caller: str) -> tuple[int | None, bool]:
+def _privacy_notice(ctx: CallContext, caller: str) -> tuple[int | None, notice.FirstCall | None]:
     """The notice's SMS recorded and its sending queued (its id, or None for a number that cannot get
-    one); on PostgreSQL with the caller remembered in their language by the same statement (True),
-    elsewhere on its own (the turn's end remembers them)."""
+    one); on PostgreSQL with the caller remembered in their language by the same statement (what it
+    did), elsewhere on its own (None: the turn's end remembers them)."""
     if ctx.engine.dialect.name != "postgresql":
-        return notice.send_privacy_notice(ctx.engine, ctx.redis, ctx.settings, caller, ctx.language), False
+        return notice.send_privacy_notice(ctx.engine, ctx.redis, ctx.settings, caller, ctx.language), None
     key = ctx.settings.privacy_key
     erased = retention.erased_form(caller, key) if key else None
-    return notice.greet_first_call(ctx.engine, ctx.redis, ctx.settings, caller, ctx.language, ctx.now(), erased), True
+    first = notice.greet_first_call(ctx.engine, ctx.redis, ctx.settings, caller, ctx.language, ctx.now(), erased)
+    return first.sms_id, first
 
 
 def remember_language(ctx: CallContext) -> None:

@@ -28,7 +28,9 @@ def keyed(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, SEWAMITRA_PRIVACY_KEY=KEY)
 
 
-def greet(postgres: sa.Engine, redis_client: redis.Redis, settings: Settings, phone: str, language: str) -> int | None:
+def greet(
+    postgres: sa.Engine, redis_client: redis.Redis, settings: Settings, phone: str, language: str
+) -> notice.FirstCall:
     erased = retention.erased_form(phone, KEY)
     return notice.greet_first_call(postgres, redis_client, settings, phone, language, NOW, erased)
 
@@ -47,16 +49,17 @@ def test_a_new_caller_is_added_and_sent_the_notice_in_one_statement(
     postgres: sa.Engine, redis_client: redis.Redis, keyed: Settings
 ) -> None:
     with roundtrips.counted() as trips:
-        sms_id = greet(postgres, redis_client, keyed, MOBILE, "en")
+        first = greet(postgres, redis_client, keyed, MOBILE, "en")
 
     assert (trips.postgres, trips.statements) == (1, 1)
+    assert first.new_caller  # no request to look for: the language turn reads nothing more
     [caller] = callers(postgres)
     assert (caller.phone, caller.language, caller.created_at, caller.last_seen_at) == (MOBILE, "en", NOW, NOW)
     [sms] = texts(postgres)
-    assert sms.id == sms_id
+    assert sms.id == first.sms_id
     assert (sms.to_number, sms.template, sms.status, sms.attempts) == (MOBILE, "privacy_notice", "pending", 0)
     assert f"{keyed.public_url}/privacy?lang=en" in sms.body
-    assert redis_client.lrange(enqueue.TEXTS.key, 0, -1) == [str(sms_id).encode()]
+    assert redis_client.lrange(enqueue.TEXTS.key, 0, -1) == [str(first.sms_id).encode()]
 
 
 def test_a_known_caller_keeps_their_row_and_gets_the_new_language(
@@ -67,7 +70,9 @@ def test_a_known_caller_keeps_their_row_and_gets_the_new_language(
         session.add(Caller(phone=MOBILE, language=None, created_at=first, last_seen_at=first))
         session.commit()
 
-    assert greet(postgres, redis_client, keyed, MOBILE, "hi") is not None
+    greeted = greet(postgres, redis_client, keyed, MOBILE, "hi")
+    assert greeted.sms_id is not None
+    assert not greeted.new_caller  # booked for by an agent, say: they may have a request
 
     [caller] = callers(postgres)
     assert (caller.phone, caller.language, caller.created_at, caller.last_seen_at) == (MOBILE, "hi", first, NOW)
@@ -87,8 +92,9 @@ def test_an_erased_caller_is_given_their_number_back_on_the_same_row(
         session.commit()
     [erased] = callers(postgres)
 
-    greet(postgres, redis_client, keyed, MOBILE, "en")
+    first_call = greet(postgres, redis_client, keyed, MOBILE, "en")
 
+    assert not first_call.new_caller  # their row, and its requests, are theirs again
     [caller] = callers(postgres)
     assert (caller.id, caller.phone, caller.language, caller.created_at, caller.last_seen_at) == (
         erased.id,
@@ -119,7 +125,7 @@ def test_an_erased_row_stays_erased_when_the_number_has_a_row_again(
 def test_a_landline_is_remembered_and_gets_no_sms(
     postgres: sa.Engine, redis_client: redis.Redis, keyed: Settings
 ) -> None:
-    assert greet(postgres, redis_client, keyed, LANDLINE, "hi") is None
+    assert greet(postgres, redis_client, keyed, LANDLINE, "hi") == notice.FirstCall(sms_id=None, new_caller=True)
 
     assert [(caller.phone, caller.language) for caller in callers(postgres)] == [(LANDLINE, "hi")]
     assert texts(postgres) == []

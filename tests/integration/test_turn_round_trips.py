@@ -58,17 +58,16 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     # without one: storage.db._ended_by_the_server)
     assert (booking.postgres, booking.statements, booking.redis) == (1, 1, 3), served
     # the caller picks a language: it is remembered (their number given back, were it erased) and the
-    # privacy notice's SMS is filed, in one statement (notice.greet_first_call), and queued; then whether
-    # they have a worker to be put through to is read: each statement in autocommit, on the one
-    # connection the turn checked out
+    # privacy notice's SMS is filed, in one statement (notice.greet_first_call) in autocommit, and
+    # queued; the caller is new, so has no worker to be put through to, and nothing more is read
     language = by_webhook["/twilio/voice/step (turn 0)"]
-    assert (language.postgres, language.statements, language.redis) == (2, 2, 3), served
+    assert (language.postgres, language.statements, language.redis) == (1, 1, 3), served
     # the call ends: its session read and its room closed at once, then its log pushed for the writer;
     # no connection to the database
     ended = by_webhook["/twilio/voice/status"]
     assert (ended.postgres, ended.redis) == (0, 2), served
     whole = sum(by_webhook.values(), RoundTrips())
-    assert (whole.postgres, whole.redis) == (4, 12), served
+    assert (whole.postgres, whole.redis) == (3, 12), served
 
 
 def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flask, sandbox: TwilioSandbox) -> None:

@@ -78,8 +78,11 @@ class Call:
 
     def noticed(self, name: str, **values: object) -> list[str]:
         """The privacy notice's SMS went (or not); then, on a first call, a worker to ring is looked
-        up: here the caller has none, and hears the notice and the main menu."""
-        self.outcome(name, **values)
+        up (unless the caller is `new_caller`): here the caller has none, and hears the notice and the
+        main menu."""
+        said = self.outcome(name, **values)
+        if values.get("new_caller") == "yes":
+            return said
         assert self.effect() == Effect("find_worker_to_call", {})
         return self.outcome("none")
 
@@ -155,10 +158,11 @@ def test_english_plumber_at_226001_books_a_request() -> None:
     ]
     assert call.session.language == "en"
     assert call.node == "after_request"
-    assert call.session.path[:6] == (
+    assert call.session.path[:7] == (
         "welcome",
         "language",
         "privacy_notice",
+        "first_caller",
         "first_find_your_worker",
         "first_main_menu",
         "service_menu",
@@ -205,6 +209,16 @@ def test_hindi_is_the_default_when_the_caller_keys_nothing() -> None:
     assert spoken[1].startswith("नई सेवा बुक करने के लिए 1 दबाएँ।")
     assert call.session.language == "hi"
     assert call.session.vars["remember_language"] == "yes"
+
+
+def test_a_caller_new_to_the_helpline_hears_the_menu_without_a_worker_looked_up() -> None:
+    call = Call()
+    call.press("2")
+    spoken = call.outcome("sent", retention_days="365", new_caller="yes")
+    assert spoken[0].startswith("Before we go on: to serve you, the helpline keeps your phone number")
+    assert spoken[1].startswith("To book a new service, press 1.")
+    assert call.node == "first_main_menu"
+    assert "first_find_your_worker" not in call.session.path
 
 
 def test_a_returning_caller_skips_the_language_menu() -> None:
