@@ -3,9 +3,11 @@ commits something, so a Twilio retry of it gets the same answer and changes noth
 
 One request of a call at a time holds the call's lock. Such a turn takes two round trips to Redis:
 the lock taken and the answer and session read in one, the new ones stored and the lock let go in
-the other. A menu turn that commits nothing takes none: its session travels in its step's URL
-(`ivr.turntoken`), and the session here is the one as of the call's last commit (what the call's
-log, the agents' queue and the record and dial actions read).
+the other. A turn whose only write is its session (the call's first request, a turn that waits for a
+recording or ends the call, its effects only read) takes one, without the lock (`keep`). A menu turn
+that commits nothing takes none: its session travels in its step's URL (`ivr.turntoken`), and the
+session here is the one as of the call's last commit (what the call's log, the agents' queue and the
+record and dial actions read).
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) == ARGV[5] then
     redis.call('DEL', KEYS[2])
 end
 return 1
+""")
+# A turn that commits nothing but its session: store it and the step's answer, unless the step was
+# answered before (a retry: that answer is given again) or a request of the call holds its lock (the
+# turn is then taken as one that commits).
+KEEP_UNLESS_ANSWERED = Lua("""
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    return {'busy'}
+end
+local answered = redis.call('HGET', KEYS[1], ARGV[2])
+if answered then
+    return {'answered', answered}
+end
+redis.call('HSET', KEYS[1], 'session', ARGV[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {'kept'}
 """)
 UNLOCK = Lua("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -95,6 +112,18 @@ class CallState:
         ]
         self._commands.run(SAVE_AND_UNLOCK, [self.key, self.lock_key], values)
         self._token = ""
+
+    def keep(self, session: Session, step: str, answer: str) -> str | None:
+        """For a turn whose only write is its session (its effects only read; it waits for a recording,
+        the caller's keys or nothing): the session and the answer given to `step` stored in one round
+        trip, without taking the call's lock. The answer to send: `answer`, or the one `step` was given
+        before (a retry gets the same answer). None while another request of the call holds the lock:
+        nothing is stored, and the turn is to be taken (`turn`) as one that commits."""
+        values: list[str | int] = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S]
+        reply: list[bytes] = self._commands.run(KEEP_UNLESS_ANSWERED, [self.key, self.lock_key], values)
+        if reply[0] == b"busy":
+            return None
+        return answer if reply[0] == b"kept" else reply[1].decode()
 
     def _take(self, token: str, step: str) -> list[bytes | None] | None:
         found: list[bytes | None] | None = self._commands.run(

@@ -245,12 +245,11 @@ def _sent(document: str) -> Response:
 def incoming() -> Response:
     """A call comes in: greet, in the caller's remembered language if we know it."""
     state = _state()
-    with state.turn("start") as (answered, _session):
-        if answered is not None:
-            return _sent(answered)  # the platform retried the first request
-        flow, trigger = _flow_for(_party())
-        session, events = start(_ivr().flows[flow], trigger)
-        return _answer(state, session, events, key="start", turn=0)
+    name, trigger = _flow_for(_party())
+    flow = _ivr().flows[name]
+    session, events = start(flow, trigger)
+    session, events = _read(state, flow, session, events, 0)
+    return _kept_or_answered(state, session, events, key="start", turn=0)
 
 
 def _flow_for(party: str | None) -> tuple[str, Trigger]:
@@ -321,10 +320,22 @@ def _carried_step(turn: int, carried: str) -> Response:
     resumed, events = _read(state, flow, resumed, events, turn)
     if _commits_nothing(session, resumed, events):
         return _sent(_ivr().document(events, resumed.turn, _token(state.call_sid, resumed)))
-    with state.turn(str(turn)) as (answered, _stored):
+    return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn)
+
+
+def _kept_or_answered(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
+    """The rest of a turn whose read-only effects are done. When nothing is left but to store the
+    session and the answer, they are stored in one round trip (`CallState.keep`): a retry gets the
+    answer stored first. Otherwise, or while another request of the call holds its lock, the call's
+    turn is taken, so what it commits, it commits once."""
+    if session.status not in (Status.WAITING_EFFECT, Status.WAITING_DIAL) and not _language_to_remember(session):
+        kept = state.keep(session, key, _ivr().document(events, session.turn, _token(state.call_sid, session)))
+        if kept is not None:
+            return _sent(kept)
+    with state.turn(key) as (answered, _stored):
         if answered is not None:
             return _sent(answered)  # a retry of this very step
-        return _answer(state, resumed, events, key=str(turn), turn=turn)
+        return _answer(state, session, events, key=key, turn=turn)
 
 
 def _read(
@@ -350,10 +361,15 @@ def _commits_nothing(before: Session, after: Session, events: list[Event]) -> bo
     return (
         after.status is Status.WAITING_KEYS
         and after.language == before.language
-        and not (after.vars.get("remember_language") and after.language != after.vars.get("known_language"))
+        and not _language_to_remember(after)
         and calllog.outcome(after, "in-progress") == calllog.outcome(before, "in-progress")
         and all(isinstance(event, (Say, GatherEvent)) for event in events)
     )
+
+
+def _language_to_remember(session: Session) -> bool:
+    """Whether the caller chose a language the helpline is to remember, other than the one it knows."""
+    return bool(session.vars.get("remember_language")) and session.language != session.vars.get("known_language")
 
 
 def _token(call_sid: str, session: Session) -> str:
@@ -383,7 +399,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
         session, more = resume(_ivr().flows[session.flow], session, outcome)
         events += more
         ctx = _context(state, session, turn)
-    if session.vars.get("remember_language") and session.language != session.vars.get("known_language"):
+    if _language_to_remember(session):
         remember_language(ctx)
         session = _with_known_language(session)
     if dial is None:

@@ -1,5 +1,5 @@
 """Call state in the real Redis: one request of a call at a time, a retry answered from what was
-stored, and a turn in two round trips."""
+stored, a turn in two round trips, and one that writes only its session in one."""
 
 from __future__ import annotations
 
@@ -75,3 +75,38 @@ def test_a_turn_is_two_round_trips(redis_client: redis.Redis, monkeypatch: pytes
         state.save(SESSION, "2", "<Response/>")
 
     assert len(sent) == 2
+
+
+def test_a_turn_that_writes_only_its_session_keeps_it_in_one_round_trip(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = CallState(redis_client, "CA1")
+    state.keep(SESSION, "start", "<Response/>")  # the first loads the script into Redis
+    sent = redis_sends(monkeypatch)
+
+    assert state.keep(SESSION, "1", "<Response><Record/></Response>") == "<Response><Record/></Response>"
+
+    assert len(sent) == 1
+    assert state.answer("1") == "<Response><Record/></Response>"
+    assert state.load() == SESSION
+    assert not redis_client.exists(state.lock_key)  # kept without taking the call's lock
+    assert 0 < redis_client.ttl(state.key) <= 4 * 3600
+
+
+def test_a_retry_of_a_kept_turn_is_given_the_first_answer_and_changes_nothing(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    assert state.keep(SESSION, "start", "<Response>first</Response>") == "<Response>first</Response>"
+    later = Session("helpline", "language", Status.WAITING_KEYS, "hi", {}, {}, 1, 0, ("welcome",))
+
+    assert CallState(redis_client, "CA1").keep(later, "start", "<Response>again</Response>") == (
+        "<Response>first</Response>"
+    )
+    assert state.load() == SESSION
+
+
+def test_a_turn_is_not_kept_while_another_request_of_the_call_holds_its_lock(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("1"):
+        assert CallState(redis_client, "CA1").keep(SESSION, "2", "<Response/>") is None  # take the turn instead
+        assert state.answer("2") is None
+        assert state.load() is None

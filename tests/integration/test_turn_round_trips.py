@@ -62,12 +62,16 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     # queued; the caller is new, so has no worker to be put through to, and nothing more is read
     language = by_webhook["/twilio/voice/step (turn 0)"]
     assert (language.postgres, language.statements, language.redis) == (1, 1, 3), served
+    # the call's first request (who rings: one read) and the turn that waits for the address to be
+    # recorded commit nothing but the call's session: stored with the step's answer in one round trip,
+    # without the call's lock (ivr.callstate's `keep`)
+    assert by_webhook["/twilio/voice"].redis == by_webhook["/twilio/voice/step (turn 5)"].redis == 1, served
     # the call ends: its session read and its room closed at once, then its log pushed for the writer;
     # no connection to the database
     ended = by_webhook["/twilio/voice/status"]
     assert (ended.postgres, ended.redis) == (0, 2), served
     whole = sum(by_webhook.values(), RoundTrips())
-    assert (whole.postgres, whole.redis) == (3, 12), served
+    assert (whole.postgres, whole.redis) == (3, 10), served
 
 
 def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flask, sandbox: TwilioSandbox) -> None:
