@@ -89,7 +89,8 @@ def call_turn(form: Mapping[str, str]) -> CallTurn:
 
 def document(instructions: Sequence[Instruction]) -> str:
     """The TwiML document of `instructions`, in order."""
-    return DECLARATION + _element("Response", {}, "", "".join(_WRITERS[type(i)](i) for i in instructions))
+    verbs = "".join(_WRITERS[type(instruction)](instruction) for instruction in instructions)
+    return DECLARATION + _element("Response", {}, "", verbs)
 
 
 # The document the SDK writes (`TwiML.to_xml`: an ElementTree serialised): the declaration, each
