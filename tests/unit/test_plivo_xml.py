@@ -14,6 +14,7 @@ from plivo import plivoxml
 
 from telephony.call import Conference, DialNumber, Gather, Hangup, Instruction, Pause, Play, Record, Redirect, Say
 from telephony.plivo.xml import GETDIGITS_RETRIES, PlivoWebhooks
+from tests import documents
 
 PLIVO = PlivoWebhooks("https://helpline.example.gov.in")
 
@@ -107,40 +108,17 @@ SDK: dict[type, Callable[[Callable[[str], str], Any], Any]] = {
 }
 
 
-# Text of every kind: XML's own characters, tab, CR and LF, Hindi, "<cont>" (which the SDK rewrites
-# in the document it wrote), and now and then a character XML cannot hold.
-pieces = st.sampled_from([*"ab <>&\"'\t\r\n;=?/", "नमस्ते", "<cont>", "</cont>", "&amp;"])
-texts = st.one_of(st.lists(pieces, max_size=8).map("".join), st.text(max_size=8))
-paths = st.one_of(texts, texts.map(lambda text: f"/plivo/voice/step?turn={text}"), st.just("https://x.test/a?b=1&c=2"))
-seconds = st.integers(min_value=0, max_value=10_000)
-numbers = st.from_regex(r"\+?[0-9]{0,14}", fullmatch=True)
-says = st.builds(Say, texts, st.sampled_from(["hi-IN", "en-IN", ""]), texts)
-plays = st.builds(Play, paths)
 instructions = st.one_of(
-    says,
-    plays,
-    st.builds(
-        Gather,
-        st.lists(st.one_of(says, plays), max_size=3).map(tuple),
-        paths,
-        seconds,
-        st.sampled_from(["#", "", "*"]) | texts,
-        st.none() | st.integers(min_value=1, max_value=20),
-    ),
-    st.builds(Record, paths, seconds, seconds, texts, st.booleans()),
-    st.builds(Redirect, paths),
-    st.builds(Pause, seconds),
-    st.just(Hangup()),
-    st.builds(DialNumber, numbers, numbers, paths, seconds, seconds, st.none() | paths),
+    documents.common,
     st.builds(
         Conference,
-        texts,
+        documents.texts,
         muted=st.booleans(),
         ends_room=st.booleans(),
         beep=st.booleans(),
-        callback=st.none() | paths,
+        callback=st.none() | documents.paths,
         record=st.booleans(),
-        recording_callback=st.none() | paths,
+        recording_callback=st.none() | documents.paths,
     ),
 )
 

@@ -27,6 +27,7 @@ from telephony.call import (
     Say,
 )
 from telephony.twilio.twiml import document
+from tests import documents
 
 
 def sdk_document(instructions: list[Instruction]) -> str:
@@ -125,44 +126,20 @@ SDK: dict[type, Callable[[Any, Any], Any]] = {
 }
 
 
-# Text of every kind: XML's own characters, tab, CR and LF, Hindi, a lone surrogate (which UTF-8
-# cannot hold), and any other characters.
-pieces = st.sampled_from([*"ab <>&\"'\t\r\n;=?/", "नमस्ते", "&amp;", "\ud800", "\x00"])
-texts = st.one_of(st.lists(pieces, max_size=8).map("".join), st.text(max_size=8))
-paths = st.one_of(texts, texts.map(lambda text: f"/twilio/voice/step?turn={text}"), st.just("/a?b=1&c=2"))
-seconds = st.integers(min_value=0, max_value=10_000)
-numbers = st.from_regex(r"\+?[0-9]{0,14}", fullmatch=True)
-says = st.builds(Say, texts, st.sampled_from(["hi-IN", "en-IN", ""]), texts)
-plays = st.builds(Play, paths)
 instructions = st.one_of(
-    says,
-    plays,
-    st.builds(
-        Gather,
-        st.lists(st.one_of(says, plays), max_size=3).map(tuple),
-        paths,
-        seconds,
-        st.sampled_from(["#", "", "*"]) | texts,
-        st.none() | st.integers(min_value=1, max_value=20),
-        st.booleans(),
-    ),
-    st.builds(Record, paths, seconds, seconds, texts, st.booleans()),
-    st.builds(Redirect, paths),
-    st.builds(Enqueue, texts, paths, paths),
+    documents.common,
+    st.builds(Enqueue, documents.texts, documents.paths, documents.paths),
     st.just(Leave()),
-    st.builds(Pause, seconds),
-    st.just(Hangup()),
-    st.builds(Dial, texts, paths, paths, seconds),
-    st.builds(DialNumber, numbers, numbers, paths, seconds, seconds, st.none() | paths),
+    st.builds(Dial, documents.texts, documents.paths, documents.paths, documents.seconds),
     st.builds(
         Conference,
-        texts,
+        documents.texts,
         muted=st.booleans(),
-        coach=st.just("") | texts,
+        coach=st.just("") | documents.texts,
         ends_room=st.booleans(),
         beep=st.booleans(),
         record=st.booleans(),
-        recording_callback=st.none() | paths,
+        recording_callback=st.none() | documents.paths,
     ),
 )
 
