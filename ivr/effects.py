@@ -312,8 +312,8 @@ def send_privacy_notice(ctx: CallContext, args: Mapping[str, str]) -> Outcome:
         return Outcome("no_sms", values)
     if remembered is not None:  # the turn's end need not write the caller's language again
         values["known_language"] = ctx.language
-    if remembered is not None and remembered.new_caller:  # no request of theirs to be put through to
-        values["new_caller"] = "yes"
+        if remembered.new_caller:  # no request of theirs to be put through to
+            values["new_caller"] = "yes"
     return Outcome("sent" if sent is not None else "no_sms", values)
 
 
