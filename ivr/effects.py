@@ -843,12 +843,15 @@ def _int(raw: str | None) -> int:
 
 @dataclass(frozen=True)
 class Performed:
-    """An effect this helpline can perform: its handler, every outcome the handler reports, and
-    whether it only reads (it writes nothing and may run again for the same step, as a retry does)."""
+    """An effect this helpline can perform: its handler, every outcome the handler reports, whether
+    it only reads (it writes nothing and may run again for the same step, as a retry does), and
+    whether what it reads is anyone's record (a request, an offer, a job), not what any caller may
+    hear (the PIN codes, the slots open now, whether agents are in)."""
 
     perform: Handler
     outcomes: frozenset[str]
     reads_only: bool = False
+    reads_records: bool = True
 
 
 def _performs(handler: Handler, *outcomes: str) -> Performed:
@@ -857,6 +860,10 @@ def _performs(handler: Handler, *outcomes: str) -> Performed:
 
 def _reads(handler: Handler, *outcomes: str) -> Performed:
     return Performed(handler, frozenset(outcomes), reads_only=True)
+
+
+def _reads_public(handler: Handler, *outcomes: str) -> Performed:
+    return Performed(handler, frozenset(outcomes), reads_only=True, reads_records=False)
 
 
 # The one list of effects a flow may name: `flows check` and the flows loaded at start refuse any other.
@@ -873,12 +880,12 @@ EFFECTS: dict[str, Performed] = {
     "record_rating": _performs(record_rating, "saved", "rework", "failed"),
     "report_problem": _performs(report_problem, "recorded", "rework", "failed"),
     "rework_other_worker": _performs(rework_other_worker, "changed", "kept"),
-    "lookup_pincode": _reads(lookup_pincode, "found", "unknown", "outside"),
-    "find_slots": _reads(find_slots, "open", "none"),
+    "lookup_pincode": _reads_public(lookup_pincode, "found", "unknown", "outside"),
+    "find_slots": _reads_public(find_slots, "open", "none"),
     "create_request": _performs(create_request, "created", "failed"),
     "find_open_requests": _reads(find_open_requests, "found", "none"),
     "find_request": _reads(find_request, "found", "unknown"),
-    "agents_available": _reads(agents_available, "open", "closed"),
+    "agents_available": _reads_public(agents_available, "open", "closed"),
     "request_callback": _performs(request_callback, "recorded", "failed"),
     "send_privacy_notice": _performs(send_privacy_notice, "sent", "no_sms"),
     "find_jobs": _reads(find_jobs, "one", "several", "none"),

@@ -79,6 +79,7 @@ from telephony.call import (
 )
 from telephony.call import Say as Spoken
 from telephony.port import GatewayError
+from telephony.webhooks import checks_replays_itself, replay_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -248,7 +249,7 @@ def incoming() -> Response:
     name, trigger = _flow_for(_party())
     flow = _ivr().flows[name]
     session, events = start(flow, trigger)
-    session, events = _read(state, flow, session, events, 0)
+    session, events, _records_read = _read(state, flow, session, events, 0)
     return _kept_or_answered(state, session, events, key="start", turn=0)
 
 
@@ -267,13 +268,18 @@ def _flow_for(party: str | None) -> tuple[str, Trigger]:
 
 @bp.post("/step")
 @webhook_signed
+@checks_replays_itself
 def step() -> Response:
     """The caller keyed something (or nothing) at a wait: with the session the step's URL carries,
-    else the one in Redis."""
+    else the one in Redis. The platform's replay check (Plivo's nonce) is done before anything is
+    committed, and skipped only for a menu turn that commits nothing and reads no one's records."""
     turn = request.args.get("turn", default=-1, type=int)
     carried = request.args.get(TOKEN_ARG)
     if carried is not None:
         return _carried_step(turn, carried)
+    refused = replay_refusal()
+    if refused is not None:
+        return refused
     state = _state()
     with state.turn(str(turn)) as (answered, session):
         if answered is not None:
@@ -306,19 +312,27 @@ def recorded() -> Response:
 def _carried_step(turn: int, carried: str) -> Response:
     """A menu turn from the session its URL carries. One that commits nothing (its effects only
     read, no dial, the language and the call log's outcome as they were, still waiting for keys)
-    touches no shared state: the same request again is answered the same. Any other takes the
-    call's turn in Redis as a step without a token does, so what it commits, it commits once. A
-    token that is not this call's, or not this turn's, is refused with the spoken apology."""
+    touches no shared state: the same request again is answered the same. When it read no one's
+    records either, its answer holds nothing the request does not carry, and a replay of it is
+    answered as the request was, without the platform's replay check. Any other turn is checked for
+    a replay, then takes the call's turn in Redis as a step without a token does, so what it
+    commits, it commits once. A token that is not this call's, or not this turn's, is refused with
+    the spoken apology."""
     state = _state()
     key = _ivr().token_key
     session = turntoken.read(key, state.call_sid, carried) if key else None
     if session is None or session.turn != turn or session.status is not Status.WAITING_KEYS:
         log.warning("call %s: a step's token refused (turn %s)", state.call_sid, turn)
-        return _apology()
+        return replay_refusal() or _apology()
     flow = _ivr().flows[session.flow]
     resumed, events = resume(flow, session, Keys(_turn().digits[:32]))
-    resumed, events = _read(state, flow, resumed, events, turn)
-    if _commits_nothing(session, resumed, events):
+    resumed, events, records_read = _read(state, flow, resumed, events, turn)
+    committed = not _commits_nothing(session, resumed, events)
+    if committed or records_read:
+        refused = replay_refusal()
+        if refused is not None:
+            return refused
+    if not committed:
         return _sent(_ivr().document(events, resumed.turn, _token(state.call_sid, resumed)))
     return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn)
 
@@ -340,18 +354,21 @@ def _kept_or_answered(state: CallState, session: Session, events: list[Event], *
 
 def _read(
     state: CallState, flow: Flow, session: Session, events: list[Event], turn: int
-) -> tuple[Session, list[Event]]:
+) -> tuple[Session, list[Event], bool]:
     """The effects that only read (a PIN code, the open slots, a request's status), performed while
-    the flow asks for them one after another; it stops at the first that writes, or at a dial."""
+    the flow asks for them one after another; it stops at the first that writes, or at a dial. With
+    whether any of them read someone's records (`Performed.reads_records`)."""
+    records_read = False
     for _ in range(MAX_EFFECTS_PER_TURN):
         asked = events[-1] if events and session.status is Status.WAITING_EFFECT else None
         if not (isinstance(asked, Effect) and EFFECTS[asked.name].reads_only):
             break
+        effect = EFFECTS[asked.name]
         events.pop()
-        outcome = EFFECTS[asked.name].perform(_context(state, session, turn), asked.args)
-        session, more = resume(flow, session, outcome)
+        records_read = records_read or effect.reads_records
+        session, more = resume(flow, session, effect.perform(_context(state, session, turn), asked.args))
         events += more
-    return session, events
+    return session, events, records_read
 
 
 def _commits_nothing(before: Session, after: Session, events: list[Event]) -> bool:

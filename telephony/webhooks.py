@@ -1,12 +1,15 @@
 """What every platform's webhooks share before their signature is checked: the URL the platform
 signed (the public one, not the one behind a proxy), and a refusal of a body larger than any
-platform's, before its form is parsed or its signature computed."""
+platform's, before its form is parsed or its signature computed; and, after it, a replay check a
+view may do itself, where it knows whether the request commits anything."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import Request, Response, request
+from flask import Request, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -16,6 +19,8 @@ LOGGED_PATH = 120  # characters of a refused request's path worth logging
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 200
 FORM = "application/x-www-form-urlencoded"
+REPLAY_CHECK = "webhook_replay_check"  # on `g`: this request's replay check, when its view does it
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 def this_request() -> Request:
@@ -61,3 +66,28 @@ def _body(req: Request) -> bytes | None:
 def _refusal(req: Request, status: int, why: str) -> Response:
     log.warning("refused an oversized webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
     return Response(f"{why}\n", status=status, mimetype="text/plain")
+
+
+def checks_replays_itself(view: View) -> View:
+    """Mark a webhook view that does its platform's replay check itself (`replay_refusal`), before
+    anything it commits: its signature check leaves it to the view. A request that commits nothing,
+    and whose answer says nothing but what the request itself carries, may then be answered again
+    without the check's round trip, as every request is on a platform whose signature has no nonce."""
+    view.checks_replays_itself = True  # type: ignore[attr-defined]
+    return view
+
+
+def replays_checked_by(view: Callable[..., Any]) -> bool:
+    return bool(getattr(view, "checks_replays_itself", False))
+
+
+def leave_replay_check(check: Callable[[], Response | None]) -> None:
+    """For a signature check: `check` is this request's replay check, done when its view asks for it."""
+    setattr(g, REPLAY_CHECK, check)
+
+
+def replay_refusal() -> Response | None:
+    """This request's replay check, done now (once): the platform's refusal of a replay, or None for
+    a request received for the first time, or where the platform has no replay check."""
+    check: Callable[[], Response | None] | None = g.pop(REPLAY_CHECK, None)
+    return check() if check is not None else None

@@ -1,6 +1,7 @@
 """Plivo request signatures (V3: `X-Plivo-Signature-V3` over the URL, the POST parameters and
 `X-Plivo-Signature-V3-Nonce`), checked with the SDK's own `validate_v3_signature` against the public
-URL Plivo called (plivo.com/docs/voice/xml/request/validation), and each nonce accepted once."""
+URL Plivo called (plivo.com/docs/voice/xml/request/validation), and each nonce accepted once: before
+the view runs, or where the view checks replays itself, before anything it commits."""
 
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ import redis
 from flask import Response, current_app
 from werkzeug.datastructures import MultiDict
 
-from telephony.webhooks import LOGGED_PATH, public_url_of_request, this_request, too_large
+from telephony.webhooks import (
+    LOGGED_PATH,
+    leave_replay_check,
+    public_url_of_request,
+    replays_checked_by,
+    this_request,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Plivo-Signature-V3"
@@ -97,7 +105,9 @@ def first_use(commands: Callable[..., Any], nonce: str) -> bool:
 
 def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
     """Refuse a webhook request larger than Plivo's (413, 400), one without Plivo's V3 signature for our
-    URL (403), or one whose nonce was already used (403, a replay)."""
+    URL (403), or one whose nonce was already used (403, a replay): here, or when the view asks
+    (`telephony.webhooks.replay_refusal`) where it checks replays itself."""
+    by_view = replays_checked_by(view)
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -115,9 +125,18 @@ def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         if not token or not is_signed(token, url, req.form, nonce, req.headers.get(SIGNATURE_HEADER, "")):
             log.warning("refused unsigned or mis-signed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
             return Response("invalid Plivo signature\n", status=403, mimetype="text/plain")
-        if not first_use(runtime.commands, nonce):
-            log.warning("refused a replayed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
-            return Response("this Plivo request was already received\n", status=403, mimetype="text/plain")
-        return view(*args, **kwargs)
+        if by_view:
+            leave_replay_check(functools.partial(_replay_refusal, runtime.commands, nonce))
+            return view(*args, **kwargs)
+        refused = _replay_refusal(runtime.commands, nonce)
+        return refused if refused is not None else view(*args, **kwargs)
 
     return checked
+
+
+def _replay_refusal(commands: Callable[..., Any], nonce: str) -> Response | None:
+    if first_use(commands, nonce):
+        return None
+    req = this_request()
+    log.warning("refused a replayed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
+    return Response("this Plivo request was already received\n", status=403, mimetype="text/plain")

@@ -2,19 +2,25 @@
 refuses (403) a post without Plivo's V3 signature for our URL (unsigned, without its nonce, signed
 with another token, for another URL, tampered with) and a replay of a signed one (its nonce seen
 before), and records nothing: no call log, message, request, callback or audit event, no call state.
-A retry that Plivo signs anew changes nothing twice; the hangup callback keeps the call's log."""
+The one replay answered is a menu turn's that commits nothing and reads no one's records: it is
+answered as it was, without a nonce remembered. A retry that Plivo signs anew changes nothing
+twice; the hangup callback keeps the call's log."""
 
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import redis
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
 
 from core.settings import Settings
 from devtools.plivo_simulator import NONCE_HEADER, SIGNATURE_HEADER, plivo_headers
+from flows import prompts
 from storage.models import AuditEvent, CallbackRequest, CallLog, ServiceRequest, SmsLog
 from telephony.plivo.signature import NONCE_KEY
 from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL, call, signed_post, with_hours, write_call_logs
@@ -106,6 +112,77 @@ def test_a_replayed_plivo_request_is_refused_and_records_nothing_more(app: Flask
     assert replayed.status_code == 403
     assert b"already received" in replayed.data
     assert recorded(app) == after_first
+
+
+def next_step(answer: bytes) -> str:
+    """Where Plivo posts the caller's keys next: the GetDigits' action (path and query)."""
+    [gather] = ElementTree.fromstring(answer).findall("GetDigits")
+    action = urlsplit(gather.get("action", ""))
+    return f"{action.path}?{action.query}"
+
+
+def posted_twice(client: FlaskClient, path_and_query: str, form: dict[str, str]) -> tuple[int, int, bytes]:
+    """The same signed request posted twice, nonce and all, as someone who copied it would: both
+    statuses, and the first answer."""
+    path, _, query = path_and_query.partition("?")
+    headers = plivo_headers(AUTH_TOKEN, f"{PUBLIC_URL}{path_and_query}", form)
+    first = client.post(path, data=form, query_string=query, headers=headers)
+    again = client.post(path, data=form, query_string=query, headers=headers)
+    assert first.status_code == 200, first.data
+    if again.status_code == 200:
+        assert again.data == first.data
+    return first.status_code, again.status_code, first.data
+
+
+CALLER = {"CallUUID": CALL_UUID, "From": "919876543210", "To": "918035350100", "Direction": "inbound"}
+
+
+def test_a_replayed_menu_turn_that_commits_nothing_is_answered_again_without_a_nonce_kept(
+    app: Flask, redis_client: redis.Redis
+) -> None:
+    client = app.test_client()
+    language = next_step(signed_post(client, "/plivo/voice", CALLER).data)
+    main_menu = next_step(signed_post(client, language, {**CALLER, "Digits": "2"}).data)  # English: remembered
+    nonces_before = set(redis_client.keys(NONCE_KEY + "*"))
+    recorded_before = recorded(app)
+
+    first, again, services = posted_twice(client, main_menu, {**CALLER, "Digits": "1"})  # a new request
+
+    assert (first, again) == (200, 200)
+    assert prompts.text("choose_service", "en").encode() in services
+    assert set(redis_client.keys(NONCE_KEY + "*")) == nonces_before
+    assert recorded(app) == recorded_before
+
+
+def test_a_replayed_menu_turn_that_reads_the_callers_requests_is_refused(app: Flask, redis_client: redis.Redis) -> None:
+    client = app.test_client()
+    language = next_step(signed_post(client, "/plivo/voice", CALLER).data)
+    main_menu = next_step(signed_post(client, language, {**CALLER, "Digits": "2"}).data)
+
+    first, again, _asked = posted_twice(client, main_menu, {**CALLER, "Digits": "2"})  # track: their requests read
+
+    assert (first, again) == (200, 403)
+
+
+def test_a_replayed_menu_turn_that_commits_is_refused_and_records_nothing_more(app: Flask) -> None:
+    client = app.test_client()
+    language = next_step(signed_post(client, "/plivo/voice", CALLER).data)
+    recorded_before = recorded(app)
+
+    first, again, _main_menu = posted_twice(client, language, {**CALLER, "Digits": "2"})  # the notice's SMS, once
+
+    assert (first, again) == (200, 403)
+    assert recorded(app) == recorded_before | {"SmsLog": recorded_before["SmsLog"] + 1}
+
+
+@pytest.mark.parametrize("query", ["turn=0", "turn=0&token=spoilt"])
+def test_a_replayed_step_without_its_token_or_with_a_bad_one_is_refused(app: Flask, query: str) -> None:
+    client = app.test_client()
+    signed_post(client, "/plivo/voice", CALLER)
+
+    first, again, _answer = posted_twice(client, f"/plivo/voice/step?{query}", {**CALLER, "Digits": "2"})
+
+    assert (first, again) == (200, 403)
 
 
 def test_a_nonce_is_kept_a_week_and_no_longer(app: Flask, redis_client: redis.Redis) -> None:
