@@ -47,8 +47,12 @@ return 1
 """)
 # A turn that commits nothing but its session: store it and the step's answer, unless the step was
 # answered before (a retry: that answer is given again) or a request of the call holds its lock (the
-# turn is then taken as one that commits).
+# turn is then taken as one that commits). With a third key, the request's first delivery is marked
+# first (for ARGV[5] seconds), and a request that finds it marked (a replay) stores nothing.
 KEEP_UNLESS_ANSWERED = Lua("""
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[5]) then
+    return {'replayed'}
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then
     return {'busy'}
 end
@@ -66,6 +70,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """)
+
+
+class Replayed(Exception):
+    """The request was delivered before: its first delivery's key was set already."""
 
 
 class CallState:
@@ -113,14 +121,24 @@ class CallState:
         self._commands.run(SAVE_AND_UNLOCK, [self.key, self.lock_key], values)
         self._token = ""
 
-    def keep(self, session: Session, step: str, answer: str) -> str | None:
+    def keep(
+        self, session: Session, step: str, answer: str, first_delivery: tuple[str, int] | None = None
+    ) -> str | None:
         """For a turn whose only write is its session (its effects only read; it waits for a recording,
         the caller's keys or nothing): the session and the answer given to `step` stored in one round
         trip, without taking the call's lock. The answer to send: `answer`, or the one `step` was given
         before (a retry gets the same answer). None while another request of the call holds the lock:
-        nothing is stored, and the turn is to be taken (`turn`) as one that commits."""
+        nothing is stored, and the turn is to be taken (`turn`) as one that commits. With
+        `first_delivery` (a key and its life in seconds: a webhook's replay check), the key is set
+        first, in the same round trip, and Replayed raised when it was set already, nothing stored."""
         values: list[str | int] = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S]
-        reply: list[bytes] = self._commands.run(KEEP_UNLESS_ANSWERED, [self.key, self.lock_key], values)
+        keys = [self.key, self.lock_key]
+        if first_delivery is not None:
+            keys.append(first_delivery[0])
+            values.append(first_delivery[1])
+        reply: list[bytes] = self._commands.run(KEEP_UNLESS_ANSWERED, keys, values)
+        if reply[0] == b"replayed":
+            raise Replayed(first_delivery[0] if first_delivery else "")
         if reply[0] == b"busy":
             return None
         return answer if reply[0] == b"kept" else reply[1].decode()

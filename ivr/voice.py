@@ -79,7 +79,7 @@ from telephony.call import (
 )
 from telephony.call import Say as Spoken
 from telephony.port import GatewayError
-from telephony.webhooks import checks_replays_itself, replay_refusal
+from telephony.webhooks import ReplayCheck, checks_replays_itself, replay_check, replay_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -243,14 +243,16 @@ def _sent(document: str) -> Response:
 
 @bp.post("")
 @webhook_signed
+@checks_replays_itself
 def incoming() -> Response:
-    """A call comes in: greet, in the caller's remembered language if we know it."""
+    """A call comes in: greet, in the caller's remembered language if we know it. The platform's
+    replay check is made with the call's first write (`_kept_or_answered`)."""
     state = _state()
     name, trigger = _flow_for(_party())
     flow = _ivr().flows[name]
     session, events = start(flow, trigger)
     session, events, _records_read = _read(state, flow, session, events, 0)
-    return _kept_or_answered(state, session, events, key="start", turn=0)
+    return _kept_or_answered(state, session, events, key="start", turn=0, replay=replay_check())
 
 
 def _flow_for(party: str | None) -> tuple[str, Trigger]:
@@ -327,25 +329,31 @@ def _carried_step(turn: int, carried: str) -> Response:
     flow = _ivr().flows[session.flow]
     resumed, events = resume(flow, session, Keys(_turn().digits[:32]))
     resumed, events, records_read = _read(state, flow, resumed, events, turn)
-    committed = not _commits_nothing(session, resumed, events)
-    if committed or records_read:
-        refused = replay_refusal()
-        if refused is not None:
-            return refused
-    if not committed:
-        return _sent(_ivr().document(events, resumed.turn, _token(state.call_sid, resumed)))
-    return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn)
+    if not _commits_nothing(session, resumed, events):
+        return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn, replay=replay_check())
+    refused = replay_refusal() if records_read else None
+    return refused or _sent(_ivr().document(events, resumed.turn, _token(state.call_sid, resumed)))
 
 
-def _kept_or_answered(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
+def _kept_or_answered(
+    state: CallState, session: Session, events: list[Event], *, key: str, turn: int, replay: ReplayCheck | None
+) -> Response:
     """The rest of a turn whose read-only effects are done. When nothing is left but to store the
-    session and the answer, they are stored in one round trip (`CallState.keep`): a retry gets the
-    answer stored first. Otherwise, or while another request of the call holds its lock, the call's
-    turn is taken, so what it commits, it commits once."""
+    session and the answer, they are stored in one round trip (`CallState.keep`), the platform's
+    replay check (`replay`) made in it: a retry gets the answer stored first, a replay the platform's
+    refusal. Otherwise, or while another request of the call holds its lock, the call's turn is taken
+    (after the replay check, on its own), so what it commits, it commits once."""
     if session.status not in (Status.WAITING_EFFECT, Status.WAITING_DIAL) and not _language_to_remember(session):
-        kept = state.keep(session, key, _ivr().document(events, session.turn, _token(state.call_sid, session)))
+        document = _ivr().document(events, session.turn, _token(state.call_sid, session))
+        try:
+            kept = state.keep(session, key, document, (replay.key, replay.ttl_s) if replay else None)
+        except callstate.Replayed:
+            assert replay is not None
+            return replay.refusal()
         if kept is not None:
             return _sent(kept)
+    elif replay is not None and not replay.first():
+        return replay.refusal()
     with state.turn(key) as (answered, _stored):
         if answered is not None:
             return _sent(answered)  # a retry of this very step
@@ -1050,6 +1058,9 @@ def internal_error(error: Exception) -> Response | HTTPException:
     if isinstance(error, HTTPException):
         return error
     log.exception("voice webhook failed", exc_info=error)
+    refused = replay_refusal()  # a view that failed before its replay check: a replay gets no apology's callback
+    if refused is not None:
+        return refused
     g.database_failed = isinstance(error, sa.exc.DBAPIError)  # asking it again could take what the platform has left
     return FAILSAFE.get(request.endpoint or "", _apology)()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Request, Response, g, request
@@ -68,11 +69,25 @@ def _refusal(req: Request, status: int, why: str) -> Response:
     return Response(f"{why}\n", status=status, mimetype="text/plain")
 
 
+@dataclass(frozen=True)
+class ReplayCheck:
+    """A request's replay check, left to its view by the signature check: the Redis key the request's
+    first delivery sets (a replay finds it set), how long it is kept, the check done on its own
+    (`first`: True the first time), and the platform's refusal of a replay. A view may set the key
+    itself instead, in a script of its own that commits nothing when it was set already."""
+
+    key: str
+    ttl_s: int
+    first: Callable[[], bool]
+    refusal: Callable[[], Response]
+
+
 def checks_replays_itself(view: View) -> View:
-    """Mark a webhook view that does its platform's replay check itself (`replay_refusal`), before
-    anything it commits: its signature check leaves it to the view. A request that commits nothing,
-    and whose answer says nothing but what the request itself carries, may then be answered again
-    without the check's round trip, as every request is on a platform whose signature has no nonce."""
+    """Mark a webhook view that does its platform's replay check itself (`replay_check`,
+    `replay_refusal`), before anything it commits: its signature check leaves it to the view. A
+    request that commits nothing, and whose answer says nothing but what the request itself carries,
+    may then be answered again without the check's round trip, as every request is on a platform
+    whose signature has no nonce."""
     view.checks_replays_itself = True  # type: ignore[attr-defined]
     return view
 
@@ -81,13 +96,19 @@ def replays_checked_by(view: Callable[..., Any]) -> bool:
     return bool(getattr(view, "checks_replays_itself", False))
 
 
-def leave_replay_check(check: Callable[[], Response | None]) -> None:
-    """For a signature check: `check` is this request's replay check, done when its view asks for it."""
+def leave_replay_check(check: ReplayCheck) -> None:
+    """For a signature check: this request's replay check, done when its view asks for it."""
     setattr(g, REPLAY_CHECK, check)
+
+
+def replay_check() -> ReplayCheck | None:
+    """This request's replay check, handed to the view to do (once); None where the platform has none."""
+    check: ReplayCheck | None = g.pop(REPLAY_CHECK, None)
+    return check
 
 
 def replay_refusal() -> Response | None:
     """This request's replay check, done now (once): the platform's refusal of a replay, or None for
     a request received for the first time, or where the platform has no replay check."""
-    check: Callable[[], Response | None] | None = g.pop(REPLAY_CHECK, None)
-    return check() if check is not None else None
+    check = replay_check()
+    return None if check is None or check.first() else check.refusal()

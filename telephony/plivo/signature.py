@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 from telephony.webhooks import (
     LOGGED_PATH,
+    ReplayCheck,
     leave_replay_check,
     public_url_of_request,
     replays_checked_by,
@@ -125,18 +126,16 @@ def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         if not token or not is_signed(token, url, req.form, nonce, req.headers.get(SIGNATURE_HEADER, "")):
             log.warning("refused unsigned or mis-signed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
             return Response("invalid Plivo signature\n", status=403, mimetype="text/plain")
-        if by_view:
-            leave_replay_check(functools.partial(_replay_refusal, runtime.commands, nonce))
-            return view(*args, **kwargs)
-        refused = _replay_refusal(runtime.commands, nonce)
-        return refused if refused is not None else view(*args, **kwargs)
+        if not by_view:
+            return view(*args, **kwargs) if first_use(runtime.commands, nonce) else _replayed()
+        first = functools.partial(first_use, runtime.commands, nonce)
+        leave_replay_check(ReplayCheck(NONCE_KEY + nonce, NONCE_TTL_S, first, _replayed))
+        return view(*args, **kwargs)
 
     return checked
 
 
-def _replay_refusal(commands: Callable[..., Any], nonce: str) -> Response | None:
-    if first_use(commands, nonce):
-        return None
+def _replayed() -> Response:
     req = this_request()
     log.warning("refused a replayed webhook %r from %s", req.path[:LOGGED_PATH], req.remote_addr)
     return Response("this Plivo request was already received\n", status=403, mimetype="text/plain")

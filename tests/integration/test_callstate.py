@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from flows.engine import Session, Status
-from ivr.callstate import CallState
+from ivr.callstate import CallState, Replayed
 from tests.factories import redis_sends
 
 SESSION = Session("helpline", "main_menu", Status.WAITING_KEYS, "en", {"service": "plumber"}, {}, 3, 2, ("welcome",))
@@ -101,6 +101,24 @@ def test_a_retry_of_a_kept_turn_is_given_the_first_answer_and_changes_nothing(re
     assert CallState(redis_client, "CA1").keep(later, "start", "<Response>again</Response>") == (
         "<Response>first</Response>"
     )
+    assert state.load() == SESSION
+
+
+def test_a_kept_turn_marks_its_first_delivery_in_the_same_round_trip_and_a_replay_stores_nothing(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = CallState(redis_client, "CA1")
+    state.keep(SESSION, "start", "<Response/>", ("nonce:0", 60))  # the first loads the script into Redis
+    sent = redis_sends(monkeypatch)
+
+    assert state.keep(SESSION, "1", "<Response>first</Response>", ("nonce:1", 60)) == "<Response>first</Response>"
+    assert len(sent) == 1
+    assert 0 < redis_client.ttl("nonce:1") <= 60
+
+    later = Session("helpline", "language", Status.WAITING_KEYS, "hi", {}, {}, 2, 0, ("welcome",))
+    with pytest.raises(Replayed):
+        CallState(redis_client, "CA1").keep(later, "2", "<Response>replayed</Response>", ("nonce:1", 60))
+    assert state.answer("2") is None
     assert state.load() == SESSION
 
 

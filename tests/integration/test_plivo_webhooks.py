@@ -23,7 +23,17 @@ from devtools.plivo_simulator import NONCE_HEADER, SIGNATURE_HEADER, plivo_heade
 from flows import prompts
 from storage.models import AuditEvent, CallbackRequest, CallLog, ServiceRequest, SmsLog
 from telephony.plivo.signature import NONCE_KEY
-from tests.factories import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL, call, signed_post, with_hours, write_call_logs
+from tests.factories import (
+    ALWAYS_OPEN,
+    AUTH_TOKEN,
+    PUBLIC_URL,
+    call,
+    redis_dump,
+    redis_sends,
+    signed_post,
+    with_hours,
+    write_call_logs,
+)
 
 CALL_UUID = "5" * 8 + "-5555-5555-5555-" + "5" * 12
 EVERYTHING = {  # every field a Plivo webhook reads, with values that would make each one act
@@ -173,6 +183,40 @@ def test_a_replayed_menu_turn_that_commits_is_refused_and_records_nothing_more(a
 
     assert (first, again) == (200, 403)
     assert recorded(app) == recorded_before | {"SmsLog": recorded_before["SmsLog"] + 1}
+
+
+def test_a_turn_that_keeps_its_session_checks_its_nonce_in_the_same_round_trip_and_its_replay_is_refused(
+    app: Flask, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = app.test_client()
+    step = next_step(signed_post(client, "/plivo/voice", CALLER).data)
+    for digits in ("2", "1", "1", "226001", "1"):  # English, a new request, a plumber, a PIN code, right
+        step = next_step(signed_post(client, step, {**CALLER, "Digits": digits}).data)
+    path, _, query = step.partition("?")
+    form = {**CALLER, "Digits": "9"}  # as soon as possible; then the address, recorded: the session kept
+    headers = plivo_headers(AUTH_TOKEN, f"{PUBLIC_URL}{step}", form)
+    sent = redis_sends(monkeypatch)
+    assert client.post(path, data=form, query_string=query, headers=headers).status_code == 200
+    assert len(sent) == 1  # the nonce remembered in the script that keeps the session
+    kept = redis_dump(redis_client)
+
+    replayed = client.post(path, data=form, query_string=query, headers=headers)
+
+    assert replayed.status_code == 403
+    assert redis_dump(redis_client) == kept
+
+
+def test_a_replayed_call_is_refused_and_leaves_the_call_as_it_was(app: Flask, redis_client: redis.Redis) -> None:
+    client = app.test_client()
+    headers = plivo_headers(AUTH_TOKEN, f"{PUBLIC_URL}/plivo/voice", CALLER)
+    assert client.post("/plivo/voice", data=CALLER, headers=headers).status_code == 200
+    redis_client.delete(f"sewamitra:call:{CALL_UUID}")  # as hours after the call, its state expired
+    kept = redis_dump(redis_client)
+
+    replayed = client.post("/plivo/voice", data=CALLER, headers=headers)
+
+    assert replayed.status_code == 403
+    assert redis_dump(redis_client) == kept
 
 
 @pytest.mark.parametrize("query", ["turn=0", "turn=0&token=spoilt"])
