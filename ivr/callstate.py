@@ -28,8 +28,13 @@ TTL_S = 4 * 3600  # longer than any call, short enough to keep Redis small
 LOCK_TTL_S = 20  # Twilio gives up on a webhook after 15 s
 LOCK_POLL_S = 0.1  # how often a retry looks whether the first request is done
 
-# Take the call's lock if it is free, and then read the step's answer and the session.
+# Take the call's lock if it is free, and then read the step's answer and the session. With a third
+# key, the request's first delivery is marked first (for ARGV[4] seconds), and a request that finds it
+# marked (a replay) takes nothing.
 TAKE_AND_READ = Lua("""
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then
+    return 'replayed'
+end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
     return false
 end
@@ -92,12 +97,17 @@ class CallState:
         return _text(self._commands("HGET", self.key, f"answer:{step}"))
 
     @contextmanager
-    def turn(self, step: str, wait_s: float = 10) -> Iterator[tuple[str | None, Session | None]]:
+    def turn(
+        self, step: str, wait_s: float = 10, first_delivery: tuple[str, int] | None = None
+    ) -> Iterator[tuple[str | None, Session | None]]:
         """One request of a call at a time (a retry waits for the first to finish), given the answer
-        already stored for `step` (when this is a retry) and the session."""
+        already stored for `step` (when this is a retry) and the session. With `first_delivery` (a
+        key and its life in seconds: a webhook's replay check), the key is set in the first try's
+        round trip, and Replayed raised when it was set already, nothing taken."""
         token = secrets.token_hex(16)
         deadline = time.monotonic() + wait_s
-        while (found := self._take(token, step)) is None:
+        while (found := self._take(token, step, first_delivery)) is None:
+            first_delivery = None  # set by the first try
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"call {self.key} is busy")
             time.sleep(LOCK_POLL_S)
@@ -143,10 +153,16 @@ class CallState:
             return None
         return answer if reply[0] == b"kept" else reply[1].decode()
 
-    def _take(self, token: str, step: str) -> list[bytes | None] | None:
-        found: list[bytes | None] | None = self._commands.run(
-            TAKE_AND_READ, [self.key, self.lock_key], [token, LOCK_TTL_S * 1000, f"answer:{step}"]
-        )
+    def _take(self, token: str, step: str, first_delivery: tuple[str, int] | None) -> list[bytes | None] | None:
+        keys = [self.key, self.lock_key]
+        values: list[str | int] = [token, LOCK_TTL_S * 1000, f"answer:{step}"]
+        if first_delivery is not None:
+            keys.append(first_delivery[0])
+            values.append(first_delivery[1])
+        found: list[bytes | None] | bytes | None = self._commands.run(TAKE_AND_READ, keys, values)
+        if found == b"replayed":
+            raise Replayed(keys[2])
+        assert not isinstance(found, bytes)
         return found
 
 

@@ -79,7 +79,7 @@ from telephony.call import (
 )
 from telephony.call import Say as Spoken
 from telephony.port import GatewayError
-from telephony.webhooks import ReplayCheck, checks_replays_itself, replay_check, replay_refusal
+from telephony.webhooks import checks_replays_itself, replay_mark, replay_refusal, replay_refused
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -252,7 +252,7 @@ def incoming() -> Response:
     flow = _ivr().flows[name]
     session, events = start(flow, trigger)
     session, events, _records_read = _read(state, flow, session, events, 0)
-    return _kept_or_answered(state, session, events, key="start", turn=0, replay=replay_check())
+    return _kept_or_answered(state, session, events, key="start", turn=0, first_delivery=replay_mark())
 
 
 def _flow_for(party: str | None) -> tuple[str, Trigger]:
@@ -295,12 +295,14 @@ def step() -> Response:
 
 @bp.post("/record")
 @webhook_signed
+@checks_replays_itself
 def recorded() -> Response:
     """A Record's action, with the recording the platform kept; or the Redirect after the Record
-    (`empty=1`) when the platform made none (Twilio, when nothing was said). The flow goes on either way."""
+    (`empty=1`) when the platform made none (Twilio, when nothing was said). The flow goes on either
+    way. The platform's replay check is made as the call's turn is taken."""
     state = _state()
     turn = request.args.get("turn", default=-1, type=int)
-    with state.turn(f"record:{turn}") as (answered, session):
+    with state.turn(f"record:{turn}", first_delivery=replay_mark()) as (answered, session):
         if answered is not None:
             return _sent(answered)  # a retry of this very action
         if session is None or session.turn != turn or session.status is not Status.WAITING_RECORDING:
@@ -330,31 +332,32 @@ def _carried_step(turn: int, carried: str) -> Response:
     resumed, events = resume(flow, session, Keys(_turn().digits[:32]))
     resumed, events, records_read = _read(state, flow, resumed, events, turn)
     if not _commits_nothing(session, resumed, events):
-        return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn, replay=replay_check())
+        return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn, first_delivery=replay_mark())
     refused = replay_refusal() if records_read else None
     return refused or _sent(_ivr().document(events, resumed.turn, _token(state.call_sid, resumed)))
 
 
 def _kept_or_answered(
-    state: CallState, session: Session, events: list[Event], *, key: str, turn: int, replay: ReplayCheck | None
+    state: CallState,
+    session: Session,
+    events: list[Event],
+    *,
+    key: str,
+    turn: int,
+    first_delivery: tuple[str, int] | None,
 ) -> Response:
     """The rest of a turn whose read-only effects are done. When nothing is left but to store the
-    session and the answer, they are stored in one round trip (`CallState.keep`), the platform's
-    replay check (`replay`) made in it: a retry gets the answer stored first, a replay the platform's
-    refusal. Otherwise, or while another request of the call holds its lock, the call's turn is taken
-    (after the replay check, on its own), so what it commits, it commits once."""
+    session and the answer, they are stored in one round trip (`CallState.keep`): a retry gets the
+    answer stored first. Otherwise, or while another request of the call holds its lock, the call's
+    turn is taken, so what it commits, it commits once. The platform's replay check (`first_delivery`,
+    from `replay_mark`) is made in the same round trip as the first of these: a replay is refused."""
     if session.status not in (Status.WAITING_EFFECT, Status.WAITING_DIAL) and not _language_to_remember(session):
         document = _ivr().document(events, session.turn, _token(state.call_sid, session))
-        try:
-            kept = state.keep(session, key, document, (replay.key, replay.ttl_s) if replay else None)
-        except callstate.Replayed:
-            assert replay is not None
-            return replay.refusal()
+        kept = state.keep(session, key, document, first_delivery)
         if kept is not None:
             return _sent(kept)
-    elif replay is not None and not replay.first():
-        return replay.refusal()
-    with state.turn(key) as (answered, _stored):
+        first_delivery = None  # marked as the turn was kept
+    with state.turn(key, first_delivery=first_delivery) as (answered, _stored):
         if answered is not None:
             return _sent(answered)  # a retry of this very step
         return _answer(state, session, events, key=key, turn=turn)
@@ -973,13 +976,18 @@ def _said(prompt: str, language: str, **params: str) -> Spoken | Play:
 
 @bp.post("/status")
 @webhook_signed
+@checks_replays_itself
 def status() -> Response:
-    """The platform's status callback: keep a CallLog with duration, path and outcome."""
+    """The platform's status callback: keep a CallLog with duration, path and outcome. The platform's
+    replay check is made before anything else, a final callback's as its room closes."""
     turn = _turn()
     if not callqueue.CALL_SID.match(turn.call_id):
         return Response(status=204)
     final = turn.status in calllog.FINAL
-    session, in_our_queue = _session_as_the_room_closes() if final else (_session(), False)
+    refused = None if final else replay_refusal()
+    if refused is not None:
+        return refused
+    session, in_our_queue = _session_as_the_room_closes(replay_mark()) if final else (_session(), False)
     try:
         calllog.keep(_runtime().redis, _runtime().engine, turn, session, _runtime().clock.now())
     except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
@@ -993,20 +1001,27 @@ def status() -> Response:
     return Response(status=204)
 
 
-def _session_as_the_room_closes() -> tuple[Session | None, bool]:
+def _session_as_the_room_closes(first_delivery: tuple[str, int] | None) -> tuple[Session | None, bool]:
     """A call is over: its flow session, for its log, and its room, if it had one, closed with it (no
     hold or mute on it now), in one round trip to Redis; with it, where the helpline keeps the agents'
     queue itself (Plivo), whether the caller was waiting in it. None and False when Redis cannot be
-    reached now (the room expires; a queue entry goes stale and leaves the console's list by itself)."""
+    reached now (the room expires; a queue entry goes stale and leaves the console's list by itself).
+    With `first_delivery` (`replay_mark`), the request's first delivery is marked first in the same
+    round trip, and Replayed raised when it was marked already: the callback it repeats closed the
+    room, so closing it again changes nothing, and nothing else is done."""
     state = _state()
-    commands = [("HGET", state.key, "session"), rooms.closing(room_of(state.call_sid))]
+    commands: list[tuple[str | int, ...]] = [("HGET", state.key, "session"), rooms.closing(room_of(state.call_sid))]
     if not _ivr().platform.queues:
         commands.append(callqueue.entry(state.call_sid))
+    if first_delivery is not None:
+        commands.insert(0, ("SET", first_delivery[0], "1", "NX", "EX", first_delivery[1]))
     try:
         answers = _runtime().commands.each(*commands)
     except redis.RedisError:
         log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
         return None, False
+    if first_delivery is not None and answers.pop(0) is None:
+        raise callstate.Replayed(first_delivery[0])
     return callstate.session_of(answers[0]), len(answers) > 2 and answers[2] is not None
 
 
@@ -1049,6 +1064,12 @@ def recording(language: str, name: str) -> Response:
     if language not in _ivr().voices or not re.fullmatch(r"[a-z0-9_]{1,60}", name):
         return Response(status=404)
     return send_from_directory(_ivr().recordings_dir / language, f"{name}.mp3", mimetype="audio/mpeg")
+
+
+@bp.errorhandler(callstate.Replayed)
+def replayed(_error: callstate.Replayed) -> Response:
+    """A request the platform delivered before, found out as the call's state was written: refused."""
+    return replay_refused()
 
 
 @bp.errorhandler(Exception)

@@ -21,6 +21,7 @@ MAX_BODY = 64 * 1024
 MAX_FIELDS = 200
 FORM = "application/x-www-form-urlencoded"
 REPLAY_CHECK = "webhook_replay_check"  # on `g`: this request's replay check, when its view does it
+REPLAY_MARKED = "webhook_replay_marked"  # on `g`: the check the view makes in a script of its own
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -74,7 +75,7 @@ class ReplayCheck:
     """A request's replay check, left to its view by the signature check: the Redis key the request's
     first delivery sets (a replay finds it set), how long it is kept, the check done on its own
     (`first`: True the first time), and the platform's refusal of a replay. A view may set the key
-    itself instead, in a script of its own that commits nothing when it was set already."""
+    itself instead, in a script of its own that commits nothing when it finds it set (`replay_mark`)."""
 
     key: str
     ttl_s: int
@@ -83,11 +84,11 @@ class ReplayCheck:
 
 
 def checks_replays_itself(view: View) -> View:
-    """Mark a webhook view that does its platform's replay check itself (`replay_check`,
-    `replay_refusal`), before anything it commits: its signature check leaves it to the view. A
-    request that commits nothing, and whose answer says nothing but what the request itself carries,
-    may then be answered again without the check's round trip, as every request is on a platform
-    whose signature has no nonce."""
+    """Mark a webhook view that does its platform's replay check itself (`replay_refusal`, or
+    `replay_mark` in a script of its own), before anything it commits: its signature check leaves
+    it to the view. A request that commits nothing, and whose answer says nothing but what the
+    request itself carries, may then be answered again without the check's round trip, as every
+    request is on a platform whose signature has no nonce."""
     view.checks_replays_itself = True  # type: ignore[attr-defined]
     return view
 
@@ -101,14 +102,25 @@ def leave_replay_check(check: ReplayCheck) -> None:
     setattr(g, REPLAY_CHECK, check)
 
 
-def replay_check() -> ReplayCheck | None:
-    """This request's replay check, handed to the view to do (once); None where the platform has none."""
+def replay_mark() -> tuple[str, int] | None:
+    """This request's replay check, handed to the view to make in a script of its own (once): the key
+    the request's first delivery sets (a replay finds it set) and its life in seconds; None where the
+    platform has none. A view whose script finds the key set answers `replay_refused()`."""
     check: ReplayCheck | None = g.pop(REPLAY_CHECK, None)
-    return check
+    if check is None:
+        return None
+    setattr(g, REPLAY_MARKED, check)
+    return check.key, check.ttl_s
+
+
+def replay_refused() -> Response:
+    """The platform's refusal of this request, which the view's script found a replay (`replay_mark`)."""
+    check: ReplayCheck = getattr(g, REPLAY_MARKED)
+    return check.refusal()
 
 
 def replay_refusal() -> Response | None:
     """This request's replay check, done now (once): the platform's refusal of a replay, or None for
     a request received for the first time, or where the platform has no replay check."""
-    check = replay_check()
+    check: ReplayCheck | None = g.pop(REPLAY_CHECK, None)
     return None if check is None or check.first() else check.refusal()

@@ -122,6 +122,37 @@ def test_a_kept_turn_marks_its_first_delivery_in_the_same_round_trip_and_a_repla
     assert state.load() == SESSION
 
 
+def test_a_taken_turn_marks_its_first_delivery_in_the_same_round_trip_and_a_replay_takes_nothing(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("0"):  # the first loads the script into Redis
+        state.save(SESSION, "0", "<Response/>")
+    sent = redis_sends(monkeypatch)
+
+    with state.turn("1", first_delivery=("nonce:1", 60)) as (answered, session):
+        assert len(sent) == 1
+        assert (answered, session) == (None, SESSION)
+        state.save(SESSION, "1", "<Response>first</Response>")
+    assert 0 < redis_client.ttl("nonce:1") <= 60
+
+    with pytest.raises(Replayed), CallState(redis_client, "CA1").turn("2", first_delivery=("nonce:1", 60)):
+        pytest.fail("a replay took the call's turn")
+    assert not redis_client.exists(state.lock_key)
+
+
+def test_a_turn_that_waits_for_the_lock_marks_its_first_delivery_once(redis_client: redis.Redis) -> None:
+    state = CallState(redis_client, "CA1")
+    with state.turn("1"):
+        second = CallState(redis_client, "CA1")
+        with pytest.raises(TimeoutError), second.turn("2", wait_s=0.3, first_delivery=("nonce:2", 60)):
+            pytest.fail("the lock was held")
+    with CallState(redis_client, "CA1").turn("2", first_delivery=("nonce:3", 60)) as (answered, _session):
+        assert answered is None
+    assert redis_client.exists("nonce:2")
+    assert redis_client.exists("nonce:3")
+
+
 def test_a_turn_is_not_kept_while_another_request_of_the_call_holds_its_lock(redis_client: redis.Redis) -> None:
     state = CallState(redis_client, "CA1")
     with state.turn("1"):

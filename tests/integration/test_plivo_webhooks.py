@@ -219,6 +219,65 @@ def test_a_replayed_call_is_refused_and_leaves_the_call_as_it_was(app: Flask, re
     assert redis_dump(redis_client) == kept
 
 
+def test_a_recordings_action_checks_its_nonce_as_it_takes_the_turn_and_its_replay_is_refused(
+    app: Flask, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = app.test_client()
+    step = next_step(signed_post(client, "/plivo/voice", CALLER).data)
+    for digits in ("2", "1", "1", "226001", "1"):
+        step = next_step(signed_post(client, step, {**CALLER, "Digits": digits}).data)
+    signed_post(client, step, {**CALLER, "Digits": "9"})  # as soon as possible: the address is recorded
+    form = {**CALLER, "RecordingDuration": "-1", "Digits": ""}  # the caller said nothing at the beep
+    headers = plivo_headers(AUTH_TOKEN, f"{PUBLIC_URL}/plivo/voice/record?turn=6", form)
+    sent = redis_sends(monkeypatch)
+
+    first = client.post("/plivo/voice/record", data=form, query_string="turn=6", headers=headers)
+
+    assert first.status_code == 200
+    assert b"request number" in first.data
+    [with_the_nonce] = [repr(trip) for trip in sent if headers[NONCE_HEADER] in repr(trip)]
+    assert "EVALSHA" in with_the_nonce  # remembered in the script that takes the call's turn
+    after = recorded(app)
+    kept = redis_dump(redis_client)
+
+    replayed = client.post("/plivo/voice/record", data=form, query_string="turn=6", headers=headers)
+
+    assert replayed.status_code == 403
+    assert recorded(app) == after
+    assert redis_dump(redis_client) == kept
+
+
+def test_a_hangup_callback_checks_its_nonce_as_it_reads_the_call_and_its_replay_is_refused(
+    app: Flask, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = app.test_client()
+    signed_post(client, "/plivo/voice", CALLER)
+    hangup = {**CALLER, "CallStatus": "completed", "Duration": "40", "HangupCause": "NORMAL_CLEARING"}
+    headers = plivo_headers(AUTH_TOKEN, f"{PUBLIC_URL}/plivo/voice/status", hangup)
+    sent = redis_sends(monkeypatch)
+
+    assert client.post("/plivo/voice/status", data=hangup, headers=headers).status_code == 204
+
+    [with_the_nonce] = [repr(trip) for trip in sent if headers[NONCE_HEADER] in repr(trip)]
+    assert f"sewamitra:call:{CALL_UUID}" in with_the_nonce  # sent with the call's session read
+    after = recorded(app)
+    kept = redis_dump(redis_client)
+    replayed = client.post("/plivo/voice/status", data=hangup, headers=headers)
+    assert replayed.status_code == 403
+    assert recorded(app) == after
+    assert redis_dump(redis_client) == kept
+
+
+def test_a_replayed_status_callback_before_the_hangup_is_refused(app: Flask) -> None:
+    client = app.test_client()
+    signed_post(client, "/plivo/voice", CALLER)
+    ringing = {**CALLER, "CallStatus": "in-progress"}
+    headers = plivo_headers(AUTH_TOKEN, f"{PUBLIC_URL}/plivo/voice/status", ringing)
+
+    assert client.post("/plivo/voice/status", data=ringing, headers=headers).status_code == 204
+    assert client.post("/plivo/voice/status", data=ringing, headers=headers).status_code == 403
+
+
 @pytest.mark.parametrize("query", ["turn=0", "turn=0&token=spoilt"])
 def test_a_replayed_step_without_its_token_or_with_a_bad_one_is_refused(app: Flask, query: str) -> None:
     client = app.test_client()
