@@ -83,6 +83,30 @@ def test_every_effect_the_shipped_flows_name_has_a_handler() -> None:
     assert all(callable(EFFECTS[name].perform) and EFFECTS[name].outcomes for name in named)
 
 
+def test_an_effect_that_reads_no_ones_records_touches_neither_store() -> None:
+    """A menu turn whose read effects are all of this kind is answered again, on Plivo, without the
+    nonce's replay check (ivr/voice.py): what they read must be what any caller may hear. With a
+    database and a Redis that cannot answer, each still performs."""
+    ctx = CallContext(
+        load_settings(ROOT / "config.yaml", {}),
+        sa.create_engine("sqlite:////nonexistent/nowhere.db"),
+        redis.Redis(port=1),
+        "CA" + "1" * 32,
+        "+919876543210",
+        3,
+        "en",
+        FrozenClock(datetime(2026, 12, 3, 6, 0, tzinfo=UTC)),
+    )
+    with pytest.raises(sa.exc.OperationalError):
+        ctx.engine.connect().close()
+    with pytest.raises(redis.ConnectionError):
+        ctx.redis.ping()
+    public = {name for name, effect in EFFECTS.items() if effect.reads_only and not effect.reads_records}
+    assert public == {"lookup_pincode", "find_slots", "agents_available"}
+    for name in sorted(public):
+        assert EFFECTS[name].perform(ctx, {"pincode": "226001"}).name in EFFECTS[name].outcomes, name
+
+
 # -- the slot menu's list -----------------------------------------------------------------------------
 
 
