@@ -142,28 +142,40 @@ class CallState:
         `first_delivery` (a key and its life in seconds: a webhook's replay check), the key is set
         first, in the same round trip, and Replayed raised when it was set already, nothing stored."""
         values: list[str | int] = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S]
-        keys = [self.key, self.lock_key]
-        if first_delivery is not None:
-            keys.append(first_delivery[0])
-            values.append(first_delivery[1])
-        reply: list[bytes] = self._commands.run(KEEP_UNLESS_ANSWERED, keys, values)
+        reply: list[bytes] = self._commands.run(
+            KEEP_UNLESS_ANSWERED, *_marking([self.key, self.lock_key], values, first_delivery)
+        )
         if reply[0] == b"replayed":
-            raise Replayed(first_delivery[0] if first_delivery else "")
+            raise Replayed()
         if reply[0] == b"busy":
             return None
         return answer if reply[0] == b"kept" else reply[1].decode()
 
     def _take(self, token: str, step: str, first_delivery: tuple[str, int] | None) -> list[bytes | None] | None:
-        keys = [self.key, self.lock_key]
         values: list[str | int] = [token, LOCK_TTL_S * 1000, f"answer:{step}"]
-        if first_delivery is not None:
-            keys.append(first_delivery[0])
-            values.append(first_delivery[1])
-        found: list[bytes | None] | bytes | None = self._commands.run(TAKE_AND_READ, keys, values)
+        found: list[bytes | None] | bytes | None = self._commands.run(
+            TAKE_AND_READ, *_marking([self.key, self.lock_key], values, first_delivery)
+        )
         if found == b"replayed":
-            raise Replayed(keys[2])
+            raise Replayed()
         assert not isinstance(found, bytes)
         return found
+
+
+def marking(first_delivery: tuple[str, int]) -> tuple[str | int, ...]:
+    """The command that marks a request's first delivery (its key set for its life), to send with
+    others: it answers nil when the key was set already (a replay)."""
+    key, life_s = first_delivery
+    return ("SET", key, "1", "NX", "EX", life_s)
+
+
+def _marking(
+    keys: list[str], values: list[str | int], first_delivery: tuple[str, int] | None
+) -> tuple[list[str], list[str | int]]:
+    """A script's keys and arguments, with the first-delivery key and its life last when there is one."""
+    if first_delivery is None:
+        return keys, values
+    return [*keys, first_delivery[0]], [*values, first_delivery[1]]
 
 
 def _text(raw: bytes | str | None) -> str | None:

@@ -1014,14 +1014,14 @@ def _session_as_the_room_closes(first_delivery: tuple[str, int] | None) -> tuple
     if not _ivr().platform.queues:
         commands.append(callqueue.entry(state.call_sid))
     if first_delivery is not None:
-        commands.insert(0, ("SET", first_delivery[0], "1", "NX", "EX", first_delivery[1]))
+        commands.insert(0, callstate.marking(first_delivery))
     try:
         answers = _runtime().commands.each(*commands)
     except redis.RedisError:
         log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
         return None, False
     if first_delivery is not None and answers.pop(0) is None:
-        raise callstate.Replayed(first_delivery[0])
+        raise callstate.Replayed()
     return callstate.session_of(answers[0]), len(answers) > 2 and answers[2] is not None
 
 

@@ -106,8 +106,9 @@ def first_use(commands: Callable[..., Any], nonce: str) -> bool:
 
 def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
     """Refuse a webhook request larger than Plivo's (413, 400), one without Plivo's V3 signature for our
-    URL (403), or one whose nonce was already used (403, a replay): here, or when the view asks
-    (`telephony.webhooks.replay_refusal`) where it checks replays itself."""
+    URL (403), or one whose nonce was already used (403, a replay): here, or where the view checks
+    replays itself, when it asks (`telephony.webhooks.replay_refusal`) or sets the nonce's key in a
+    script of its own (`replay_mark`)."""
     by_view = replays_checked_by(view)
 
     @functools.wraps(view)
