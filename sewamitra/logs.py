@@ -30,11 +30,27 @@ _ESCAPED_PLUS = re.compile(r"%(?:25)?2[bB]")
 _ESCAPED_SPACE = re.compile(r"%(?:25)?20")
 
 
+# What each pass needs to find anything, looked for first: most lines (an access log's) need none of
+# the passes, whose look-behinds cost more than these scans (timeit, a request line with no token:
+# 24 µs for the four passes, 3 µs for the scans).
+# A secret's parameter name, in any case: `_SECRET_PARAMETER` ignores case as `str.casefold` folds it
+# (each character it matches to one of these letters folds to that letter).
+_SECRET_WORDS = ("key", "token", "passw", "secret")
+# The start of any number `_NUMBER` or `mask_all` masks: a plus sign, plain or encoded, and a digit;
+# or five digits, the first 6-9.
+_NUMBER_START = re.compile(rf"{_PLUS}[1-9]|[6-9]\d{{4}}")
+
+
 def scrub(text: str) -> str:
     """`text` with every phone number masked (written plainly or URL-encoded) and every API token,
     password and key hidden."""
-    text = _SECRET_PARAMETER.sub(lambda found: found.group(1) + HIDDEN, text)
-    text = _TOKEN.sub(PREFIX + HIDDEN, text)
+    folded = text.casefold()
+    if any(word in folded for word in _SECRET_WORDS):
+        text = _SECRET_PARAMETER.sub(lambda found: found.group(1) + HIDDEN, text)
+    if PREFIX in text:
+        text = _TOKEN.sub(PREFIX + HIDDEN, text)
+    if _NUMBER_START.search(text) is None:
+        return text
     return _NUMBER.sub(_masked, mask_all(text))
 
 
