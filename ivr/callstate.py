@@ -162,13 +162,6 @@ class CallState:
         return found
 
 
-def marking(first_delivery: tuple[str, int]) -> tuple[str | int, ...]:
-    """The command that marks a request's first delivery (its key set for its life), to send with
-    others: it answers nil when the key was set already (a replay)."""
-    key, life_s = first_delivery
-    return ("SET", key, "1", "NX", "EX", life_s)
-
-
 def _marking(
     keys: list[str], values: list[str | int], first_delivery: tuple[str, int] | None
 ) -> tuple[list[str], list[str | int]]:

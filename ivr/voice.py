@@ -79,7 +79,7 @@ from telephony.call import (
 )
 from telephony.call import Say as Spoken
 from telephony.port import GatewayError
-from telephony.webhooks import checks_replays_itself, replay_mark, replay_refusal, replay_refused
+from telephony.webhooks import checks_replays_itself, marking, replay_mark, replay_refusal, replay_refused
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -1014,7 +1014,7 @@ def _session_as_the_room_closes(first_delivery: tuple[str, int] | None) -> tuple
     if not _ivr().platform.queues:
         commands.append(callqueue.entry(state.call_sid))
     if first_delivery is not None:
-        commands.insert(0, callstate.marking(first_delivery))
+        commands.insert(0, marking(first_delivery))
     try:
         answers = _runtime().commands.each(*commands)
     except redis.RedisError:

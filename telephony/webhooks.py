@@ -113,6 +113,13 @@ def replay_mark() -> tuple[str, int] | None:
     return check.key, check.ttl_s
 
 
+def marking(first_delivery: tuple[str, int]) -> tuple[str | int, ...]:
+    """The Redis command that marks a request's first delivery (`replay_mark`'s key set for its life),
+    to send alone or with others: it answers nil when the key was set already (a replay)."""
+    key, life_s = first_delivery
+    return ("SET", key, "1", "NX", "EX", life_s)
+
+
 def replay_refused() -> Response:
     """The platform's refusal of this request, which the view's script found a replay (`replay_mark`)."""
     check: ReplayCheck = getattr(g, REPLAY_MARKED)

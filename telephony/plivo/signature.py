@@ -22,6 +22,7 @@ from telephony.webhooks import (
     LOGGED_PATH,
     ReplayCheck,
     leave_replay_check,
+    marking,
     public_url_of_request,
     replays_checked_by,
     this_request,
@@ -98,7 +99,7 @@ def first_use(commands: Callable[..., Any], nonce: str) -> bool:
     and every step is idempotent by its own key, while refusing would hang up on callers for as long
     as Redis is out."""
     try:
-        return commands("SET", NONCE_KEY + nonce, b"1", "NX", "EX", NONCE_TTL_S) is not None
+        return commands(*marking((NONCE_KEY + nonce, NONCE_TTL_S))) is not None
     except redis.RedisError:
         log.warning("Redis unreachable: a Plivo nonce could not be checked for replay")
         return True
