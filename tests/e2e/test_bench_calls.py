@@ -49,13 +49,14 @@ def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_
     assert not short_run.failed, short_run.report
     for phase in (ours, ours_saturated, ours_again):
         assert phase.server.database_cpu_s  # its own PostgreSQL backends were found and measured
+        assert phase.server.redis_cpu_s  # and the Redis server, by its INFO
         assert phase.bookings is not None
         assert phase.bookings.heard > 0
         assert phase.bookings.lost == 0
         assert phase.bookings.created == phase.bookings.heard  # no caller missed the number of a stored request
-    assert base.bookings is None
-    assert base_saturated.bookings is None
-    assert base_again.bookings is None
+    for phase in (base, base_saturated, base_again):
+        assert phase.bookings is None
+        assert phase.server.redis_cpu_s is None  # the baseline uses no Redis
 
 
 @pytest.mark.slow
@@ -109,6 +110,9 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
     for phase in (ours, ours_saturated, ours_again):  # every turn of the hold counted under its webhook, once
         assert sum(count for count, _spread in phase.by_webhook.values()) == phase.turns
     assert "| the helpline's turns by webhook |" in short_run.report
+    assert "| CPU per webhook request, saturated (both rounds) " in short_run.report
+    for label, _key in report.BUDGET:
+        assert f"| {label} " in short_run.report
     for webhook in ours.by_webhook:
         assert f"| {webhook} " in short_run.report
 
@@ -182,6 +186,48 @@ def test_a_phase_counts_the_turns_of_the_hold_and_its_errors_over_the_whole_phas
     assert phase.first_errors == {"timeout": "!! timeout"}
     assert phase.listening_s_per_request == 10.0  # 130 s of calls over 13 requests
     assert round(phase.server_ms_per_request, 3) == round(5.0 / 6 * 1000, 3)
+
+
+def test_a_request_s_cpu_is_split_by_process_and_the_rest_is_the_machine_s_beyond_them() -> None:
+    """Two rounds of 6 requests each: CPU seconds summed over both, per request, in ms."""
+    one = figures.phase("any", log_of([Sample(102.0, 0.010, True, 200, "/twilio/voice")] * 6), SERVER, None)
+    first = replace(one, server=replace(SERVER, cpu_s=3.0, database_cpu_s=0.6, redis_cpu_s=0.3, machine_busy_s=6.0))
+    second = replace(one, server=replace(SERVER, cpu_s=3.0, database_cpu_s=0.6, redis_cpu_s=0.3, machine_busy_s=9.0))
+    first, second = replace(first, generator_cpu_cores=0.1), replace(second, generator_cpu_cores=0.2)  # 1 s, 2 s
+
+    spent = figures.cpu_ms_per_request([first, second])
+
+    assert spent == pytest.approx(
+        {"server": 500.0, "generator": 250.0, "postgres": 100.0, "redis": 50.0, "rest": 350.0, "machine": 1250.0}
+    )
+    assert sum(spent[name] or 0 for name in ("server", "generator", "postgres", "redis", "rest")) == pytest.approx(
+        spent["machine"]
+    )
+    baseline = figures.cpu_ms_per_request([replace(first, server=replace(SERVER, machine_busy_s=6.0))])
+    assert (baseline["postgres"], baseline["redis"]) == (None, None)  # nothing to measure, not nothing spent
+    assert baseline["rest"] == pytest.approx((6.0 - 1.0 - 1.0) / 6 * 1000)
+
+
+def test_the_report_sets_each_request_s_cpu_against_the_baseline_s() -> None:
+    ours = replace(SERVER, cpu_s=3.0, database_cpu_s=0.6, redis_cpu_s=0.3, machine_busy_s=6.0)
+    one = figures.phase("any", log_of([Sample(102.0, 0.010, True, 200, "/twilio/voice")] * 6), SERVER, None)
+    helpline, base = replace(one, server=ours), replace(one, server=replace(SERVER, cpu_s=1.5, machine_busy_s=3.0))
+
+    lines = report.budget([one, one, helpline, base, helpline, base])  # the report's order of phases
+
+    rows = {cells[0]: cells[1:] for cells in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)}
+    assert rows["the server (gunicorn master and workers)"] == ["500.0 ms", "250.0 ms", "2.00x"]  # 6 s, 3 s over 12
+    assert rows["PostgreSQL (backends of the bench's database)"] == ["100.0 ms", "n/a", ""]
+    assert rows["Redis (the server)"] == ["50.0 ms", "n/a", ""]
+    assert rows["the machine (every process)"] == ["1,000.0 ms", "500.0 ms", "2.00x"]
+    assert rows["the rest (the kernel's work no process is charged for, other processes)"] == [
+        "350.0 ms",
+        "250.0 ms",
+        "1.40x",
+    ]
+
+
+SERVER = figures.Server(1.0, None, 2.0, (1024,), True, 0)
 
 
 def test_the_callers_mix_books_first_and_tracks_only_what_was_booked() -> None:

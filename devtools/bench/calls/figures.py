@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from devtools.bench import stats
@@ -21,6 +21,7 @@ class Server:
     peak_rss_kb: tuple[int, ...]  # per worker, over this phase (VmHWM)
     peaks_reset: bool  # False: the peaks are since the worker started, not since the phase did
     restarted_workers: int  # workers gone during the phase (gunicorn replaces a worker that timed out)
+    redis_cpu_s: float | None = None  # the Redis server's own, from its INFO (None: the server uses no Redis)
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,25 @@ def first_errors(verdicts: Sequence[Verdict]) -> dict[str, str]:
         for kind, line in zip(verdict.errors, verdict.error_lines, strict=True):
             found.setdefault(kind, line)
     return found
+
+
+def cpu_ms_per_request(phases: Sequence[Phase]) -> dict[str, float | None]:
+    """Where the machine's CPU went over `phases`, per webhook request: each process measured (None:
+    the server uses no such thing), and the rest (the kernel's work no process is charged for,
+    PostgreSQL's own processes, anything else running)."""
+    requests = sum(phase.requests for phase in phases)
+
+    def total(figure: Callable[[Phase], float | None]) -> float | None:
+        values = [figure(phase) for phase in phases]
+        return None if None in values else sum(value or 0.0 for value in values)
+
+    spent: dict[str, float | None] = {
+        "server": total(lambda phase: phase.server.cpu_s),
+        "generator": total(lambda phase: phase.generator_cpu_cores * phase.wall_s),
+        "postgres": total(lambda phase: phase.server.database_cpu_s),
+        "redis": total(lambda phase: phase.server.redis_cpu_s),
+    }
+    machine = total(lambda phase: phase.server.machine_busy_s) or 0.0
+    spent["rest"] = machine - sum(value or 0.0 for value in spent.values())
+    spent["machine"] = machine
+    return {name: None if value is None or not requests else value / requests * 1000 for name, value in spent.items()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from devtools.bench.calls.figures import Phase
+from devtools.bench.calls.figures import Phase, cpu_ms_per_request
 from devtools.bench.output import heading, table
 from devtools.bench.stats import ratio
 
@@ -39,6 +39,11 @@ def _database_cpu(phase: Phase) -> str:
     return f"{cpu / phase.wall_s:.2f} cores" if cpu is not None else "n/a (no database)"
 
 
+def _redis_cpu(phase: Phase) -> str:
+    cpu = phase.server.redis_cpu_s
+    return f"{cpu / phase.wall_s:.2f} cores" if cpu is not None else "n/a (no Redis)"
+
+
 def _peaks(phase: Phase) -> str:
     peaks = " / ".join(f"{kb / 1024:,.0f}" for kb in phase.server.peak_rss_kb) + " MB"
     return peaks if phase.server.peaks_reset else peaks + " (since start)"
@@ -65,6 +70,7 @@ ROWS: Sequence[Row] = (
     ("server CPU (gunicorn master + workers)", lambda p: f"{p.server.cpu_s / p.wall_s:.2f} cores"),
     ("server CPU per webhook request", lambda p: _ms(p.server_ms_per_request)),
     ("PostgreSQL CPU (backends of the bench's database)", _database_cpu),
+    ("Redis CPU (the server, by its INFO)", _redis_cpu),
     ("generator CPU (the bench's own process)", lambda p: f"{p.generator_cpu_cores:.2f} cores"),
     ("generator CPU per webhook request", lambda p: _ms(p.generator_ms_per_request)),
     ("machine busy (every process)", lambda p: f"{p.server.machine_busy_s / p.wall_s:.2f} cores"),
@@ -85,7 +91,8 @@ def report(
     lines = heading("sewamitra bench calls", machine, parameters)
     lines += ["- gunicorn, as `sewamitra serve` runs it: " + ", ".join(f"{k}={v}" for k, v in gunicorn.items()), ""]
     lines += table([("figure", *(p.name for p in phases)), *((label, *(f(p) for p in phases)) for label, f in ROWS)])
-    lines += ["", *ratios(phases), "", *targets(phases[0]), "", *webhooks(phases[0], phases[2]), ""]
+    lines += ["", *ratios(phases), "", *budget(phases), "", *targets(phases[0]), ""]
+    lines += [*webhooks(phases[0], phases[2]), ""]
     lines += [f"note: {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
@@ -142,6 +149,37 @@ def ratios(phases: Sequence[Phase]) -> list[str]:
             ),
         ]
     )
+
+
+BUDGET = (
+    ("the server (gunicorn master and workers)", "server"),
+    ("the generator (the callers, the platform's side)", "generator"),
+    ("PostgreSQL (backends of the bench's database)", "postgres"),
+    ("Redis (the server)", "redis"),
+    ("the rest (the kernel's work no process is charged for, other processes)", "rest"),
+    ("the machine (every process)", "machine"),
+)
+
+
+def budget(phases: Sequence[Phase]) -> list[str]:
+    """Where a request's CPU went on the whole machine, saturated: both rounds of each server, and the
+    helpline's against the baseline's (not for a figure under 0.01 ms). On a machine the saturated
+    phases keep busy, turns a second go as the inverse of the machine's CPU a request."""
+    _ours, _base, *saturated = phases
+    ours = cpu_ms_per_request(saturated[0::2])
+    base = cpu_ms_per_request(saturated[1::2])
+    rows = [("CPU per webhook request, saturated (both rounds)", "helpline", "baseline", "helpline / baseline")]
+    for label, key in BUDGET:
+        mine, theirs = ours[key], base[key]
+        rows.append(
+            (
+                label,
+                _ms(mine) if mine is not None else "n/a",
+                _ms(theirs) if theirs is not None else "n/a",
+                f"{mine / theirs:.2f}x" if mine is not None and theirs is not None and theirs >= 0.01 else "",
+            )
+        )
+    return table(rows)
 
 
 def targets(ours: Phase) -> list[str]:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import redis
 import sqlalchemy as sa
 
 from core import pincodes
@@ -110,6 +111,7 @@ class World:
     mix: Mix
     rng: random.Random
     logs: Path
+    redis: redis.Redis  # the bench's Redis database (its server's CPU is measured by its INFO)
     say: Callable[[str], None]
     logged: list[str] = field(default_factory=list)  # errors the servers logged, for the report
 
@@ -131,9 +133,8 @@ def main(plan: Plan, *, postgres_url: str, redis_url: str, out: TextIO, config: 
         try:
             say("migrating and seeding the demo data")
             rng = random.Random(plan.seed)
-            world = World(
-                plan, engine, str(engine.url.database), environ, callers_mix(engine, settings, rng), rng, Path(tmp), say
-            )
+            mix = callers_mix(engine, settings, rng)
+            world = World(plan, engine, str(engine.url.database), environ, mix, rng, Path(tmp), connection, say)
             process.settle()  # the generator's start-up heap (PIN codes, demo data) out of its collector's way too
             phases = measure(
                 world,
@@ -251,7 +252,9 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
     workers = set(server.workers())
     reset = server.reset_peaks()
     cpu, busy, database = server.cpu_seconds(), procfs.machine_busy_s(), _database_cpu(world)
+    redis_cpu = redis_cpu_s(world.redis)
     log = asyncio.run(load.run(pacing, target, world.mix, world.rng))
+    redis_cpu = redis_cpu_s(world.redis) - redis_cpu
     database_cpu = sum(_database_cpu(world).get(pid, 0.0) - seconds for pid, seconds in database.items())
     database_cpu += sum(seconds for pid, seconds in _database_cpu(world).items() if pid not in database)
     measured = figures.Server(
@@ -261,9 +264,17 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
         peak_rss_kb=tuple(server.peaks_kb()),
         peaks_reset=reset,
         restarted_workers=len(workers - set(server.workers())),
+        redis_cpu_s=redis_cpu if target.helpline else None,
     )
     bookings = check_bookings(world.engine, log.verdicts) if target.helpline else None
     return figures.phase(name, log, measured, bookings)
+
+
+def redis_cpu_s(connection: redis.Redis) -> float:
+    """CPU seconds so far of the Redis server (its own, not a child's: a save's fork is not the bench's),
+    as its INFO counts them: the server may run on another machine, or in a container /proc cannot see."""
+    cpu = connection.info("cpu")
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
 
 
 def _database_cpu(world: World) -> dict[int, float]:
