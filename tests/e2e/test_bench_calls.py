@@ -399,3 +399,13 @@ def test_the_saturated_ratio_is_taken_over_both_rounds_and_each_is_printed() -> 
     assert "300.0 / 310.0 = 96.8%" in lines
     assert "10 callers for each, 2 rounds (each: 60.0%; 33.3%)" in lines
     assert "900.0 / 1,900.0 = 47.4% | MISSED" in lines
+
+
+def test_redis_s_cpu_is_read_only_where_it_is_this_machine_s(redis_server_url: str) -> None:
+    here = redis.Redis.from_url(redis_server_url)
+    elsewhere = redis.Redis(host="redis.bench.invalid", port=6379)  # never connected: nothing is asked of it
+    try:
+        assert (run.redis_cpu_s(here) or 0.0) > 0
+        assert run.redis_cpu_s(elsewhere) is None
+    finally:
+        here.close()

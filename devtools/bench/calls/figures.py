@@ -21,7 +21,7 @@ class Server:
     peak_rss_kb: tuple[int, ...]  # per worker, over this phase (VmHWM)
     peaks_reset: bool  # False: the peaks are since the worker started, not since the phase did
     restarted_workers: int  # workers gone during the phase (gunicorn replaces a worker that timed out)
-    redis_cpu_s: float | None = None  # the Redis server's own, from its INFO (None: the server uses no Redis)
+    redis_cpu_s: float | None = None  # the Redis server's own, by its INFO (None: no Redis, or on another machine)
 
 
 @dataclass(frozen=True)

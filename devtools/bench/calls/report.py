@@ -41,7 +41,7 @@ def _database_cpu(phase: Phase) -> str:
 
 def _redis_cpu(phase: Phase) -> str:
     cpu = phase.server.redis_cpu_s
-    return f"{cpu / phase.wall_s:.2f} cores" if cpu is not None else "n/a (no Redis)"
+    return f"{cpu / phase.wall_s:.2f} cores" if cpu is not None else "n/a (no Redis, or not on this machine)"
 
 
 def _peaks(phase: Phase) -> str:

@@ -252,9 +252,9 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
     workers = set(server.workers())
     reset = server.reset_peaks()
     cpu, busy, database = server.cpu_seconds(), procfs.machine_busy_s(), _database_cpu(world)
-    redis_cpu = redis_cpu_s(world.redis)
+    redis_before = redis_cpu_s(world.redis) if target.helpline else None
     log = asyncio.run(load.run(pacing, target, world.mix, world.rng))
-    redis_cpu = redis_cpu_s(world.redis) - redis_cpu
+    redis_cpu = None if redis_before is None else (redis_cpu_s(world.redis) or 0.0) - redis_before
     database_cpu = sum(_database_cpu(world).get(pid, 0.0) - seconds for pid, seconds in database.items())
     database_cpu += sum(seconds for pid, seconds in _database_cpu(world).items() if pid not in database)
     measured = figures.Server(
@@ -264,17 +264,23 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
         peak_rss_kb=tuple(server.peaks_kb()),
         peaks_reset=reset,
         restarted_workers=len(workers - set(server.workers())),
-        redis_cpu_s=redis_cpu if target.helpline else None,
+        redis_cpu_s=redis_cpu,
     )
     bookings = check_bookings(world.engine, log.verdicts) if target.helpline else None
     return figures.phase(name, log, measured, bookings)
 
 
-def redis_cpu_s(connection: redis.Redis) -> float:
+def redis_cpu_s(connection: redis.Redis) -> float | None:
     """CPU seconds so far of the Redis server (its own, not a child's: a save's fork is not the bench's),
-    as its INFO counts them: the server may run on another machine, or in a container /proc cannot see."""
+    as its INFO counts them; None when the server is on another machine, whose CPU is not this one's."""
+    where = connection.connection_pool.connection_kwargs
+    if "path" not in where and where.get("host") not in LOCAL_HOSTS:  # a unix socket is on this machine
+        return None
     cpu = connection.info("cpu")
     return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _database_cpu(world: World) -> dict[int, float]:
