@@ -4,6 +4,7 @@ database, a Redis database emptied before and after, and the helpline's environm
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 from core.exceptions import SewamitraError
 
-MARKER = "sewamitra:bench:owner"  # a Redis database holding this may be emptied by the next run
+MARKER = "sewamitra:bench:owner"  # the bench that claimed a Redis database: its host and process
 
 
 @contextmanager
@@ -45,19 +46,48 @@ def with_driver(url: str) -> str:
 
 @contextmanager
 def claimed_redis(url: str) -> Iterator[redis.Redis]:
-    """The Redis database `url` names, emptied before and after: only if it is empty or a bench's."""
+    """The Redis database `url` names, emptied before and after: only if it is empty or a bench's that
+    is over. A bench still running there is refused, not emptied under it: its calls would lose their
+    state and look like the helpline's errors."""
     connection = redis.Redis.from_url(url)
     try:
-        if connection.dbsize() and not connection.exists(MARKER):
+        owner = _text(connection.get(MARKER))
+        if owner is not None and _running(owner):
+            raise SewamitraError(
+                f"{url} is in use by another benchmark ({owner}); give this one another Redis database, "
+                "or wait for that one to end"
+            )
+        if owner is None and connection.dbsize():
             raise SewamitraError(f"{url} holds keys the benchmark did not make; give it an empty Redis database")
         connection.flushdb()
-        connection.set(MARKER, "1")
+        connection.set(MARKER, f"{socket.gethostname()} process {os.getpid()}")
         try:
             yield connection
         finally:
             connection.flushdb()
     finally:
         connection.close()
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+def _running(owner: str) -> bool:
+    """Whether the bench that claimed a database (`host process pid`) runs still. One on another host
+    cannot be looked at, so counts as running; a claim of an older bench, which named no process, as over."""
+    host, _, pid = owner.partition(" process ")
+    if not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, but another user's
+        return True
+    return True
 
 
 def helpline_environ(
