@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import urllib.parse
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -42,14 +43,16 @@ def short_run(postgres_server_url: str, redis_server_url: str) -> run.Result:
 
 
 @pytest.mark.slow
-def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(short_run: run.Result) -> None:
+def test_the_short_run_has_no_errors_and_every_booking_is_in_the_database(
+    short_run: run.Result, redis_server_url: str
+) -> None:
     ours, base, ours_saturated, base_saturated, ours_again, base_again = short_run.phases
 
     assert short_run.errors == 0, short_run.report
     assert not short_run.failed, short_run.report
     for phase in (ours, ours_saturated, ours_again):
         assert phase.server.database_cpu_s  # its own PostgreSQL backends were found and measured
-        assert phase.server.redis_cpu_s  # and the Redis server, by its INFO
+        assert phase.server.redis_cpu_s or not on_this_machine(redis_server_url)  # and Redis, by its INFO
         assert phase.bookings is not None
         assert phase.bookings.heard > 0
         assert phase.bookings.lost == 0
@@ -402,6 +405,8 @@ def test_the_saturated_ratio_is_taken_over_both_rounds_and_each_is_printed() -> 
 
 
 def test_redis_s_cpu_is_read_only_where_it_is_this_machine_s(redis_server_url: str) -> None:
+    if not on_this_machine(redis_server_url):
+        pytest.skip("the suite's Redis runs on another machine")
     here = redis.Redis.from_url(redis_server_url)
     elsewhere = redis.Redis(host="redis.bench.invalid", port=6379)  # never connected: nothing is asked of it
     try:
@@ -409,3 +414,8 @@ def test_redis_s_cpu_is_read_only_where_it_is_this_machine_s(redis_server_url: s
         assert run.redis_cpu_s(elsewhere) is None
     finally:
         here.close()
+
+
+def on_this_machine(url: str) -> bool:
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.scheme == "unix" or parsed.hostname in run.LOCAL_HOSTS
