@@ -86,7 +86,7 @@ def _running(owner: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # there, but another user's
-        return True
+        pass
     return True
 
 

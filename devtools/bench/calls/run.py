@@ -50,6 +50,7 @@ AUTH_TOKEN = "bench-calls-" + "0" * 20
 NOWHERE = "http://127.0.0.1:9"  # Twilio's REST API for the app: nothing listens, nothing leaves the machine
 SATURATION_RAMP_S = 5.0
 READY_PATH = "/healthz"  # the baseline answers every path
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # a Redis there is on this machine: its CPU is the machine's
 GENERATOR_LAG_LIMIT_MS = 50.0  # a generator this late to wake is short of CPU: the run measures the machine
 
 
@@ -278,9 +279,6 @@ def redis_cpu_s(connection: redis.Redis) -> float | None:
         return None
     cpu = connection.info("cpu")
     return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
-
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _database_cpu(world: World) -> dict[int, float]:
