@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from urllib.parse import parse_qsl
 
+import flask
+import pytest
 import werkzeug.urls  # noqa: F401 (registers the "werkzeug.url_quote" error handler)
 from flask import Flask, request
 from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from sewamitra.forms import Fields, Request, parse
 
@@ -57,3 +61,60 @@ def test_the_request_reads_its_form_and_query_string_into_fields() -> None:
         assert isinstance(request.form, Fields)
         assert request.args.get("turn", -1, int) == 3
         assert request.form.get("CallStatus") is None
+
+
+def _environ(body: bytes, *, length: int | None = None, content_type: str = FORM) -> dict[str, object]:
+    environ: dict[str, object] = {
+        "REQUEST_METHOD": "POST",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_TYPE": content_type,
+    }
+    environ["CONTENT_LENGTH"] = str(len(body) if length is None else length)
+    return environ
+
+
+BODIES = st.tuples(st.lists(PIECES | st.text(max_size=4), max_size=30).map("".join), st.sampled_from([b"", b"\xff"]))
+
+
+@given(BODIES, st.booleans(), st.sampled_from([FORM, f"{FORM}; charset=UTF-8", "text/plain"]))
+def test_a_body_and_its_form_read_as_werkzeug_reads_them(
+    body: tuple[str, bytes], read_first: bool, content_type: str
+) -> None:
+    """A webhook's size check reads its body first (`read_first`), then its form is read; a body that is
+    not UTF-8 is an empty form, as Werkzeug's silent parser gives it."""
+    data = body[0].encode() + body[1]
+    ours, werkzeugs = (
+        Request(_environ(data, content_type=content_type)),
+        flask.Request(_environ(data, content_type=content_type)),
+    )
+    with Flask(__name__).app_context():
+        if read_first:
+            assert ours.get_data(cache=True) == werkzeugs.get_data(cache=True) == data
+        assert ours.form.to_dict(flat=False) == werkzeugs.form.to_dict(flat=False)
+        assert not ours.files
+        assert not werkzeugs.files
+        assert ours.stream.read() == werkzeugs.stream.read()
+        assert ours.get_data() == werkzeugs.get_data()
+
+
+def test_a_body_shorter_than_its_length_is_a_client_gone() -> None:
+    with Flask(__name__).app_context(), pytest.raises(ClientDisconnected):
+        Request(_environ(b"Digits=1", length=20)).get_data(cache=True)
+
+
+def test_a_body_over_the_limit_is_refused_as_werkzeug_refuses_it() -> None:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 8
+    with app.app_context(), pytest.raises(RequestEntityTooLarge):
+        Request(_environ(b"Digits=12345")).get_data(cache=True)
+
+
+def test_a_body_without_a_length_is_read_by_werkzeugs_stream() -> None:
+    """A chunked body, from a server that ends its input (as gunicorn does): read to its end, within the limit."""
+    environ = _environ(b"Digits=1&From=%2B91")
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True
+    with Flask(__name__).app_context():
+        request = Request(environ)
+        assert request.get_data(cache=True) == b"Digits=1&From=%2B91"
+        assert request.form.to_dict() == {"Digits": "1", "From": "+91"}
