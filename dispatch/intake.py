@@ -23,7 +23,7 @@ from core.slots import Slot
 from dispatch import enqueue, messages, retention
 from storage import audit
 from storage.audit import AuditAction
-from storage.db import autocommitted, insert, upsert
+from storage.db import autocommitted, insert, rows_of, upsert
 from storage.models import (
     AuditEvent,
     Caller,
@@ -256,9 +256,10 @@ def _file_at_once(
             values["r_number"] = filed.number
             if to is not None:
                 values |= _confirmation(settings, intake, filed, to)
-            row = connection.execute(_filing(), values).first()
-            if row is not None:
-                return dataclasses.replace(filed, id=row.id, sms_id=row.sms_id)
+            found = rows_of(connection, _filing(), values)
+            if found:  # else another request has the number
+                [(request_id, sms_id)] = found
+                return dataclasses.replace(filed, id=request_id, sms_id=sms_id)
     raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
 
 

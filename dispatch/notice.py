@@ -19,7 +19,7 @@ from sqlmodel import Session
 from core import phones
 from core.settings import Settings
 from dispatch import enqueue, messages
-from storage.db import autocommitted, session_scope
+from storage.db import autocommitted, rows_of, session_scope
 from storage.models import Caller, Direction, SmsLog, utcnow
 
 PRIVACY_TEMPLATE = "privacy_notice"
@@ -83,7 +83,7 @@ def greet_first_call(
         "s_updated_at": sent_at,
     }
     with autocommitted(engine) as db:
-        sms_id, new_caller = db.execute(_first_call(), values).one()
+        [(sms_id, new_caller)] = rows_of(db, _first_call(), values)
     if sms_id is not None:
         enqueue.send_sms(connection, sms_id)
     return FirstCall(None if sms_id is None else int(sms_id), bool(new_caller))

@@ -26,7 +26,7 @@ from dispatch.intake import Intake, caller_id_for, file_request, queue_follow_up
 from flows.engine import Dial, Outcome
 from storage import audit
 from storage.audit import AuditAction
-from storage.db import autocommit_session, autocommitted, session_scope, upsert
+from storage.db import autocommit_session, autocommitted, rows_of, session_scope, upsert
 from storage.models import (
     CallbackRequest,
     Caller,
@@ -357,7 +357,7 @@ def who_rings(engine: sa.Engine, phone: str | None) -> tuple[KnownWorker | None,
     if phone is None:
         return None, None
     with autocommitted(engine) as connection:
-        rows = connection.execute(_WHO_RINGS, {"phone": phone}).all()
+        rows = rows_of(connection, _WHO_RINGS, {"phone": phone})
     for worker_id, name, language in rows:
         if worker_id is not None:
             return KnownWorker(worker_id, name, language), None

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import select
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from psycopg.pq import ConnStatus
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session
 
 if TYPE_CHECKING:
@@ -167,6 +168,84 @@ def one_connection(engine: sa.Engine) -> Iterator[None]:
         _shared.reset(token)
         if shared.connection is not None:
             shared.connection.close()
+
+
+def rows_of(connection: sa.Connection, statement: sa.Executable, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of one statement, as tuples of what the driver read. On PostgreSQL the statement runs on
+    psycopg's own cursor, compiled once for it (`_cursor_form`): SQLAlchemy's execution around a cursor
+    costs more than the statement's own round trip (the call's first request, a first caller's language
+    turn and a booking each run one: docs/reliability.md). Its listeners (`before_cursor_execute`) are
+    told, and an error is SQLAlchemy's, a connection cut invalidated, as its own execution gives them.
+    For a statement whose rows need no type of SQLAlchemy's read back (integers, text, booleans)."""
+    form = _cursor_form(statement, connection.dialect)
+    if form is None:
+        return [tuple(row) for row in connection.execute(statement, values)]
+    params: dict[str, Any] = dict(form.compiled.construct_params(values) or {})
+    for name, process in form.processors:
+        params[name] = process(params[name])
+    sql = form.sql
+    cursor = connection.connection.cursor()
+    try:
+        for listener in connection.dispatch.before_cursor_execute:
+            sql, params = listener(connection, cursor, sql, params, None, False)
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description is not None else []
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise _wrapped(connection, error, sql, params, cursor) from error
+    finally:
+        cursor.close()
+
+
+@dataclass(frozen=True)
+class _CursorForm:
+    statement: sa.Executable  # held, so that its id names no other statement while this lives
+    compiled: SQLCompiler
+    sql: str
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]  # each bind's, where its type has one
+
+
+_CURSOR_FORMS: dict[int, _CursorForm | None] = {}
+
+
+def _cursor_form(statement: sa.Executable, dialect: sa.Dialect) -> _CursorForm | None:
+    """A statement compiled for psycopg, with its binds' processors (SQLAlchemy's own, from their types);
+    None where the statement is left to SQLAlchemy: another database, or binds it rewrites as it runs."""
+    if dialect.name != "postgresql":
+        return None
+    key = id(statement)
+    if key not in _CURSOR_FORMS:
+        assert isinstance(statement, sa.ClauseElement)
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        rewrites = compiled.positional or compiled.escaped_bind_names or compiled.post_compile_params
+        processors = [
+            (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+            for bind, name in compiled.bind_names.items()
+        ]
+        kept = tuple((name, process) for name, process in processors if process is not None)
+        _CURSOR_FORMS[key] = None if rewrites else _CursorForm(statement, compiled, compiled.string, kept)
+    return _CURSOR_FORMS[key]
+
+
+def _wrapped(
+    connection: sa.Connection, error: Any, sql: str, params: Mapping[str, Any], cursor: Any
+) -> sa.exc.StatementError:
+    """The driver's error as SQLAlchemy's execution raises it (IntegrityError, OperationalError…), with
+    the connection invalidated when the error says it is gone, so the pool connects anew."""
+    dialect = connection.dialect
+    gone = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    if gone:
+        connection.invalidate(error)
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql,
+        params,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=connection.engine.hide_parameters,
+        connection_invalidated=gone,
+        dialect=dialect,
+    )
+    return wrapped
 
 
 @contextmanager

@@ -3,7 +3,10 @@ run on its own commits as it runs, and only on the connection that asked for it.
 
 from __future__ import annotations
 
+import enum
 import threading
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +17,7 @@ from storage.db import (
     autocommitted,
     commit_without_waiting_for_disk,
     one_connection,
+    rows_of,
     session_scope,
 )
 
@@ -115,3 +119,99 @@ def test_round_trips_are_counted_for_the_counting_thread_only(engine: sa.Engine)
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 2"))
     assert trips.statements == 1
+
+
+class Kind(enum.Enum):
+    FIRST = "first"
+    SECOND = "second"
+
+
+def _kinds_table() -> tuple[sa.Table, sa.Insert]:
+    table = sa.Table(
+        "kinds",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("kind", sa.Enum(Kind)),
+        sa.Column("detail", sa.JSON),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("name", sa.String),
+    )
+    names = ("id", "kind", "detail", "at", "name")
+    inserted = sa.insert(table).values({name: sa.bindparam(name, type_=table.c[name].type) for name in names})
+    return table, inserted.returning(table.c.id, table.c.name)
+
+
+def test_a_statements_rows_are_sqlalchemys_and_its_binds_go_through_their_types(engine: sa.Engine) -> None:
+    """On PostgreSQL `rows_of` runs the statement on psycopg's own cursor: each bind is processed by its
+    type as SQLAlchemy's execution processes it (an Enum by its name, JSON dumped), and the rows read
+    are the same."""
+    table, insert = _kinds_table()
+    at = datetime(2026, 12, 6, 21, 30, tzinfo=UTC)
+    with autocommitted(engine) as connection:
+        table.create(connection)
+        ours = rows_of(
+            connection, insert, {"id": 1, "kind": Kind.SECOND, "detail": {"path": ["1", "2"]}, "at": at, "name": "ह"}
+        )
+        sqlalchemys = connection.execute(
+            insert, {"id": 2, "kind": Kind.SECOND, "detail": {"path": ["1", "2"]}, "at": at, "name": "ह"}
+        ).all()
+        assert ours == [(1, "ह")]
+        assert [tuple(row) for row in sqlalchemys] == [(2, "ह")]
+        stored = connection.execute(sa.select(table).order_by(table.c.id)).all()
+        assert tuple(stored[0])[1:] == tuple(stored[1])[1:]  # each column stored alike
+        assert tuple(stored[0])[1:3] == (Kind.SECOND, {"path": ["1", "2"]})
+        if engine.dialect.name == "postgresql":  # stored as SQLAlchemy stores it: the enum's name
+            kinds = connection.execute(sa.text("SELECT kind::text FROM kinds")).scalars().all()
+            assert kinds == ["SECOND", "SECOND"]
+        assert rows_of(connection, sa.select(table.c.id).where(table.c.id > sa.bindparam("above")), {"above": 5}) == []
+
+
+def test_a_statements_listeners_are_told_and_its_round_trip_counted(engine: sa.Engine) -> None:
+    table, insert = _kinds_table()
+    with autocommitted(engine) as connection:
+        table.create(connection)
+    with roundtrips.counted() as trips, autocommitted(engine) as connection:
+        rows_of(connection, insert, {"id": 1, "kind": Kind.FIRST, "detail": None, "at": None, "name": None})
+    assert trips.statements == 1
+    assert trips.postgres == (1 if engine.dialect.name == "postgresql" else 0)
+
+
+def test_a_statement_refused_raises_sqlalchemys_error_and_spoils_nothing(engine: sa.Engine) -> None:
+    table, insert = _kinds_table()
+    row = {"id": 1, "kind": Kind.FIRST, "detail": None, "at": None, "name": None}
+    with one_connection(engine):
+        with autocommitted(engine) as connection:
+            table.create(connection)
+            rows_of(connection, insert, row)
+        with pytest.raises(sa.exc.IntegrityError), autocommitted(engine) as connection:
+            rows_of(connection, insert, row)
+        with autocommitted(engine) as connection:
+            assert rows_of(connection, insert, {**row, "id": 2}) == [(2, None)]
+
+
+def test_a_connection_cut_under_a_statement_is_sqlalchemys_error_and_the_next_gets_another(postgres: sa.Engine) -> None:
+    """The server ends the connection as the statement is sent (an administrator, a failover): the error
+    is SQLAlchemy's OperationalError and the connection is invalidated, so the request's next block, on
+    the connection it shares, connects anew."""
+    admin = sa.create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    cut: list[int] = []
+
+    @sa.event.listens_for(postgres, "before_cursor_execute")
+    def end_it(_connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not cut and statement.startswith("SELECT pg_backend_pid"):
+            cut.append(cursor.connection.info.backend_pid)
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": cut[0]})
+
+    pid = sa.select(sa.func.pg_backend_pid().label("pid"), sa.bindparam("n", type_=sa.Integer))
+    try:
+        with one_connection(postgres):
+            with pytest.raises(sa.exc.OperationalError) as refused, autocommitted(postgres) as connection:
+                rows_of(connection, pid, {"n": 1})
+            assert refused.value.connection_invalidated
+            with autocommitted(postgres) as connection:
+                [(again, n)] = rows_of(connection, pid, {"n": 2})
+        assert (again != cut[0], n) == (True, 2)
+    finally:
+        sa.event.remove(postgres, "before_cursor_execute", end_it)
+        admin.dispose()
