@@ -256,9 +256,9 @@ def _file_at_once(
             values["r_number"] = filed.number
             if to is not None:
                 values |= _confirmation(settings, intake, filed, to)
-            found = rows_of(connection, _filing(), values)
-            if found:  # else another request has the number
-                [(request_id, sms_id)] = found
+            filing = rows_of(connection, _filing(), values)
+            if filing:  # else another request has the number
+                [(request_id, sms_id)] = filing
                 return dataclasses.replace(filed, id=request_id, sms_id=sms_id)
     raise RuntimeError(f"no free request number found in {MAX_NUMBER_DRAWS} draws")
 
