@@ -71,9 +71,9 @@ class FormParser(FormDataParser):
 class Request(flask.Request):
     """Flask's request, its form and query string read by `parse`, into `Fields`. A body of a given
     length is read straight from the server's input (Werkzeug's guarded stream is for a body without
-    one), and a url-encoded body already read is parsed as it is: a webhook's size check reads it
-    first (`telephony.webhooks.too_large`), then its form: a Twilio turn's check and form, some 45 µs
-    by Werkzeug's path, take some 31 (docs/reliability.md)."""
+    one), and a url-encoded body already read is parsed as it is. A webhook's size check reads its
+    body (`telephony.webhooks.too_large`), then its view reads the form: for a Twilio turn the two took
+    some 45 µs by Werkzeug's path, and take some 31 (docs/reliability.md)."""
 
     form_data_parser_class = FormParser
     parameter_storage_class = Fields

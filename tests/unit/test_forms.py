@@ -64,13 +64,12 @@ def test_the_request_reads_its_form_and_query_string_into_fields() -> None:
 
 
 def _environ(body: bytes, *, length: int | None = None, content_type: str = FORM) -> dict[str, object]:
-    environ: dict[str, object] = {
+    return {
         "REQUEST_METHOD": "POST",
         "wsgi.input": io.BytesIO(body),
         "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body) if length is None else length),
     }
-    environ["CONTENT_LENGTH"] = str(len(body) if length is None else length)
-    return environ
 
 
 BODIES = st.tuples(st.lists(PIECES | st.text(max_size=4), max_size=30).map("".join), st.sampled_from([b"", b"\xff"]))
