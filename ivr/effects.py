@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import sqlalchemy as sa
@@ -224,6 +224,22 @@ def _is_mobile(phone: str) -> bool:
     return phones.indian_mobile(phone) is not None
 
 
+# a select of whole requests, or of some of their columns
+_Query = TypeVar("_Query", bound=sa.Select[*tuple[Any, ...]])
+
+
+def _of_caller(query: _Query, phone: object, statuses: tuple[RequestStatus, ...], limit: int) -> _Query:
+    """`query` narrowed to a caller's requests in these states, the newest first. Each state is its own
+    bind (not an expanding IN), so the statement runs on psycopg's cursor as it is (`rows_of`)."""
+    status = col(ServiceRequest.status)
+    return (
+        query.join(Caller, col(Caller.id) == col(ServiceRequest.caller_id))
+        .where(col(Caller.phone) == phone, sa.or_(*(status == state for state in statuses)))
+        .order_by(col(ServiceRequest.created_at).desc())
+        .limit(limit)
+    )
+
+
 def find_open_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
     if ctx.caller is None:
         return Outcome("none")
@@ -236,18 +252,10 @@ def find_open_requests(ctx: CallContext, _args: Mapping[str, str]) -> Outcome:
 
 
 def _open_requests() -> sa.Select[str, str, RequestStatus]:
-    """A caller's open requests as the tracking menu reads them out, the newest first. Built once:
-    building it takes longer than running it."""
-    status = col(ServiceRequest.status)
-    return (
-        sa.select(col(ServiceRequest.number), col(ServiceRequest.service_code), status)
-        .join(Caller, col(Caller.id) == col(ServiceRequest.caller_id))
-        .where(
-            col(Caller.phone) == sa.bindparam("phone", type_=sa.String), sa.or_(*(status == s for s in OPEN_STATUSES))
-        )
-        .order_by(col(ServiceRequest.created_at).desc())
-        .limit(MAX_OPEN_READ)
-    )
+    """A caller's open requests as the tracking menu reads them out. Built once: building it takes
+    longer than running it."""
+    columns = sa.select(col(ServiceRequest.number), col(ServiceRequest.service_code), col(ServiceRequest.status))
+    return _of_caller(columns, sa.bindparam("phone", type_=sa.String), OPEN_STATUSES, MAX_OPEN_READ)
 
 
 _OPEN_REQUESTS = _open_requests()
@@ -255,14 +263,7 @@ _OPEN_REQUESTS = _open_requests()
 
 def _requests_of(session: Session, phone: str, statuses: tuple[RequestStatus, ...], limit: int) -> list[ServiceRequest]:
     """A caller's requests in these states, the newest first."""
-    query = (
-        select(ServiceRequest)
-        .join(Caller, col(Caller.id) == ServiceRequest.caller_id)
-        .where(Caller.phone == phone, col(ServiceRequest.status).in_(statuses))
-        .order_by(col(ServiceRequest.created_at).desc())
-        .limit(limit)
-    )
-    return list(session.exec(query).all())
+    return list(session.exec(_of_caller(select(ServiceRequest), phone, statuses, limit)).all())
 
 
 def find_request(ctx: CallContext, args: Mapping[str, str]) -> Outcome:

@@ -182,7 +182,7 @@ def rows_of(connection: sa.Connection, statement: sa.Executable, values: Mapping
     form = _cursor_form(statement, connection.dialect)
     if form is None:
         return [tuple(row) for row in connection.execute(statement, values)]
-    params: dict[str, Any] = dict(form.compiled.construct_params(values) or {})
+    params: dict[str, Any] = form.compiled.construct_params(values)  # type: ignore[assignment]  # a new dict
     for name, process in form.processors:
         params[name] = process(params[name])
     sql = form.sql
