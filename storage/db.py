@@ -178,7 +178,8 @@ def rows_of(connection: sa.Connection, statement: sa.Executable, values: Mapping
     `before_cursor_execute` listeners are told, and an error is SQLAlchemy's, a connection cut
     invalidated, as its own execution gives them. For a statement whose rows need no type of
     SQLAlchemy's read back (integers, text, booleans, an Enum stored as its value's text); elsewhere
-    (SQLite), SQLAlchemy's rows as tuples."""
+    (SQLite), SQLAlchemy's rows as tuples. For a statement built once, at import or under a cache: each
+    statement it is given is compiled and kept for the life of the process."""
     form = _cursor_form(statement, connection.dialect)
     if form is None:
         return [tuple(row) for row in connection.execute(statement, values)]
