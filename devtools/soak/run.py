@@ -276,9 +276,16 @@ def report(plan: Plan, machine: dict[str, str], run: Run, invariants: Sequence[I
     lines += ["", "## Invariants", "", *output.table(_invariant_rows(invariants))]
     lines += ["", "## What callers heard that was not the happy path (first of each kind)", ""]
     lines += [f"- {kind}: {line}" for kind, line in sorted(_first_errors(run.calls.verdicts).items())] or ["- nothing"]
+    return "\n".join([*lines, "", *verdict(invariants), ""])
+
+
+def verdict(invariants: Sequence[Invariant]) -> list[str]:
+    """The report's last lines: all held, or the failed invariants named again with their figures, so
+    that a log cut in its middle (as CI's is) still shows what failed."""
     failed = [i for i in invariants if not i.held]
-    verdict = f"FAILED: {len(failed)} of {len(invariants)} invariants" if failed else f"all {len(invariants)} held"
-    return "\n".join([*lines, "", verdict, ""])
+    if not failed:
+        return [f"all {len(invariants)} held"]
+    return [*(f"- {i.name}: {i.figure}" for i in failed), "", f"FAILED: {len(failed)} of {len(invariants)} invariants"]
 
 
 def _load_rows(run: Run) -> list[tuple[str, ...]]:
