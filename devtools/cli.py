@@ -182,6 +182,13 @@ def bench_dispatch(
     help="calls at once in each closed-loop phase, the same for both servers  [default: 50]",
 )
 @click.option("--workers", type=int, default=None, help="gunicorn processes, for both servers  [default: 2]")
+@click.option(
+    "--server-niceness",
+    type=int,
+    default=None,
+    help="both servers this much nicer than the callers, who stand for the platform: they then wait "
+    "behind no server's threads for a core (an experiment; docs/reliability.md)  [default: 0]",
+)
 @click.option("--seed", type=int, default=None, help="random seed of the callers' mix  [default: 155330]")
 @click.option("--short", is_flag=True, help="a small run for CI: 30 callers, seconds not minutes")
 @click.option(

@@ -1,5 +1,5 @@
 """What Linux's /proc says about the processes the tools started: whether they run, their children,
-CPU time and peak memory."""
+CPU time, peak memory and niceness."""
 
 from __future__ import annotations
 
@@ -49,6 +49,14 @@ def cpu_seconds(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
+
+
+def niceness(pid: int) -> int | None:
+    """`pid`'s nice value (-20 to 19); None once it is gone."""
+    try:
+        return int(_stat_fields(pid)[16])  # field 19 of stat, the 17th after the command name
+    except (OSError, IndexError):
+        return None
 
 
 def peak_rss_kb(pid: int) -> int:

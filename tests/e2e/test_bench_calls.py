@@ -4,9 +4,12 @@ are printed, never asserted. Then the pure parts: percentiles, the callers' mix,
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import random
+import subprocess
+import sys
 import urllib.parse
 from collections import Counter
 from dataclasses import replace
@@ -95,6 +98,7 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
         assert phase.calls_completed > 0, phase.name
         assert len(phase.server.peak_rss_kb) == run.SHORT.workers
         assert all(phase.server.peak_rss_kb)
+        assert phase.server.niceness == (phase.server.callers_niceness,) * (1 + run.SHORT.workers), phase.name
     for label, _figure in report.ROWS:
         assert label in short_run.report
     assert "paced: same callers and pace" in short_run.report
@@ -341,8 +345,27 @@ def test_proc_reads_this_process() -> None:
 
     assert procfs.cpu_seconds(pid) > 0
     assert procfs.peak_rss_kb(pid) > 0
+    assert procfs.niceness(pid) == os.getpriority(os.PRIO_PROCESS, 0)
     assert os.getpid() in procfs.children(os.getppid())
     assert procfs.machine_busy_s() > 0
+
+
+def test_a_server_started_nicer_than_the_bench_and_its_workers_inherit_it() -> None:
+    """`--server-niceness`: the server's process and what it starts."""
+    child = (
+        "import os, subprocess, sys; print(os.nice(0), flush=True); "
+        "subprocess.run([sys.executable, '-c', 'import os; print(os.nice(0))'])"
+    )
+    ours = os.nice(0)
+    for niceness in (0, 3):
+        out = subprocess.run(
+            [sys.executable, "-c", child],
+            preexec_fn=functools.partial(servers.started, niceness),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert out == [str(min(ours + niceness, 19))] * 2
 
 
 def test_the_exceptions_a_server_logged_are_counted_by_their_last_line(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ class Server:
     peaks_reset: bool  # False: the peaks are since the worker started, not since the phase did
     restarted_workers: int  # workers gone during the phase (gunicorn replaces a worker that timed out)
     redis_cpu_s: float | None = None  # the Redis server's own, by its INFO (None: no Redis, or on another machine)
+    niceness: tuple[int, ...] = ()  # the master's and each worker's, as the phase began
+    callers_niceness: int = 0  # the bench's own process, whose event loop is the callers
 
 
 @dataclass(frozen=True)

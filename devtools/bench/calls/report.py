@@ -44,6 +44,10 @@ def _redis_cpu(phase: Phase) -> str:
     return f"{cpu / phase.wall_s:.2f} cores" if cpu is not None else "n/a (no Redis here)"
 
 
+def _niceness(phase: Phase) -> str:
+    return " / ".join(str(n) for n in phase.server.niceness) + f", {phase.server.callers_niceness}"
+
+
 def _peaks(phase: Phase) -> str:
     peaks = " / ".join(f"{kb / 1024:,.0f}" for kb in phase.server.peak_rss_kb) + " MB"
     return peaks if phase.server.peaks_reset else peaks + " (since start)"
@@ -75,6 +79,7 @@ ROWS: Sequence[Row] = (
     ("generator CPU per webhook request", lambda p: _ms(p.generator_ms_per_request)),
     ("machine busy (every process)", lambda p: f"{p.server.machine_busy_s / p.wall_s:.2f} cores"),
     ("generator event-loop lag p99", lambda p: _ms(p.loop_lag_p99_ms)),
+    ("niceness: server (master / workers), callers", _niceness),
     ("phase wall time (ramp, hold, drain)", lambda p: f"{p.wall_s:,.1f} s"),
 )
 

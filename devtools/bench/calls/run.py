@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import random
 import secrets
 import tempfile
@@ -70,6 +71,7 @@ class Plan:
     workers: int = 2
     seed: int = 155330
     platform: str = "twilio"  # whose webhooks the helpline answers, and whose rules the callers follow
+    server_niceness: int = 0  # both servers this much nicer than the callers (an experiment: see the CLI)
 
     def paced(self) -> load.Pacing:
         return load.Pacing(self.callers, self.ramp_s, self.hold_s, self.think_s, self.listen)
@@ -155,6 +157,8 @@ def _check(plan: Plan) -> None:
     for name in ("callers", "saturation_callers", "workers"):
         if getattr(plan, name) < 1:
             raise SewamitraError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= plan.server_niceness <= 19:
+        raise SewamitraError("--server-niceness must be from 0 to 19")
     if plan.hold_s <= 0 or plan.saturation_s <= 0 or plan.ramp_s < 0 or plan.think_s < 0:
         raise SewamitraError("the hold and saturation times must be positive, the ramp and think time not negative")
 
@@ -235,6 +239,7 @@ def _serving(
         workers=world.plan.workers,
         ready_path=READY_PATH,
         log_dir=world.logs,
+        niceness=world.plan.server_niceness,
     ) as server:
         yield (
             server,
@@ -251,6 +256,7 @@ def _serving(
 
 def phase(world: World, name: str, server: servers.Server, target: load.Target, pacing: load.Pacing) -> Phase:
     workers = set(server.workers())
+    niceness = tuple(server.niceness())
     reset = server.reset_peaks()
     cpu, busy, database = server.cpu_seconds(), procfs.machine_busy_s(), _database_cpu(world)
     redis_before = redis_cpu_s(world.redis) if target.helpline else None
@@ -266,6 +272,8 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
         peaks_reset=reset,
         restarted_workers=len(workers - set(server.workers())),
         redis_cpu_s=redis_cpu,
+        niceness=niceness,
+        callers_niceness=os.getpriority(os.PRIO_PROCESS, 0),
     )
     bookings = check_bookings(world.engine, log.verdicts) if target.helpline else None
     return figures.phase(name, log, measured, bookings)

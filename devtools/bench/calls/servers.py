@@ -3,6 +3,8 @@ settings of `sewamitra serve`: the helpline itself (`sewamitra serve`), and the 
 
 from __future__ import annotations
 
+import functools
+import os
 import subprocess
 import sys
 import time
@@ -44,6 +46,10 @@ class Server:
 
     def peaks_kb(self) -> list[int]:
         return [procfs.peak_rss_kb(pid) for pid in self.workers()]
+
+    def niceness(self) -> list[int]:
+        """The master's and each live worker's."""
+        return [n for n in map(procfs.niceness, [self.pid, *self.workers()]) if n is not None]
 
 
 def helpline_command(config: Path, port: int, workers: int) -> list[str]:
@@ -90,12 +96,18 @@ def running(
     workers: int,
     ready_path: str,
     log_dir: Path,
+    niceness: int = 0,
 ) -> Iterator[Server]:
-    """Start the server, wait until it answers with all its workers up, and stop it afterwards."""
+    """Start the server, wait until it answers with all its workers up, and stop it afterwards;
+    `niceness`: added to the bench's own, for the server and its workers (`started`)."""
     log = log_dir / f"{name}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command, env=dict(environ), stdout=output, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            command,
+            env=dict(environ),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=functools.partial(started, niceness),
         )
     server = Server(name, process.pid, f"http://{HOST}:{port}", log)
     try:
@@ -103,6 +115,14 @@ def running(
         yield server
     finally:
         stop(process)
+
+
+def started(niceness: int) -> None:
+    """A server's process as it starts (`preexec_fn`): it dies with the bench and, `niceness` above
+    the bench's own, gives way to the bench's callers (`--server-niceness`); its workers inherit both."""
+    die_with_parent()
+    if niceness:
+        os.nice(niceness)
 
 
 def _await_ready(process: subprocess.Popen[bytes], server: Server, workers: int, path: str) -> None:
