@@ -251,15 +251,28 @@ def bench_commits(turns: int, rounds: int, postgres_url: str, redis_url: str) ->
     show_default=True,
     help="the helpline on Twilio's or Plivo's webhooks, called by that platform's rules",
 )
+@click.option(
+    "--replays",
+    type=int,
+    default=0,
+    show_default=True,
+    help="send each menu turn that made no round trip this many times again, both apps, for steadier figures",
+)
 @POSTGRES_URL_OPTION
 @redis_url_option(11)
-def bench_turns(calls: int, seed: int, platform: str, postgres_url: str, redis_url: str) -> None:
+def bench_turns(calls: int, seed: int, platform: str, postgres_url: str, redis_url: str, replays: int) -> None:
     """CPU per webhook in one process, by webhook, the callers' mix of `bench calls`, against the baseline's."""
     from devtools.bench.calls import turns
 
     with _reported():
         result = turns.main(
-            calls, postgres_url=postgres_url, redis_url=redis_url, out=sys.stdout, seed=seed, platform=platform
+            calls,
+            postgres_url=postgres_url,
+            redis_url=redis_url,
+            out=sys.stdout,
+            seed=seed,
+            platform=platform,
+            replays=replays,
         )
     if result.errors:
         click.echo(f"FAILED: the callers heard {result.errors} error(s)", err=True)

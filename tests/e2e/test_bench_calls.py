@@ -399,10 +399,15 @@ def test_bench_turns_counts_every_request_of_its_calls_by_webhook(
         out=io.StringIO(),
         config=config,
         platform=platform,
+        replays=2,
     )
 
     assert result.errors == 0, result.report
     voice = f"/{platform}/voice"
+    # The menu turns that committed nothing, sent again and answered as the first time (else it raises)
+    assert f"{voice}/step (turn 1)" in {replayed.webhook for replayed in result.replayed}, result.report
+    assert all(r.helpline > 0 and r.baseline > 0 and 0 < r.requests <= turns.REPLAYED for r in result.replayed)
+    assert "| webhook, replayed " in result.report
     assert {voice, f"{voice}/status", f"{voice}/step (turn 0)"} <= set(result.helpline.spent)
     assert len(result.helpline.spent[voice]) == 6  # each measured call once; the warm-up not counted
     assert result.helpline.requests == result.baseline.requests  # the baseline took the same calls

@@ -9,6 +9,7 @@ flow. The database's and Redis's own CPU are not in it; `sewamitra bench calls` 
 
 from __future__ import annotations
 
+import io
 import random
 import tempfile
 import time
@@ -34,6 +35,8 @@ from sewamitra.app import create_app
 from storage.db import create_engine
 
 WARM_UP_CALLS = 20  # first uses fill caches (compiled statements, rendered menus): not what a call costs
+REPLAYED = 20  # requests of each webhook kept to replay (`--replays`)
+REPLAY_ROUNDS = 5  # the best round is taken: the one the machine disturbed least
 
 
 @dataclass
@@ -44,22 +47,61 @@ class Clock:
     trips: dict[str, RoundTrips] = field(default_factory=dict)  # summed, by webhook
     counter: RoundTrips | None = None  # the process's round trips, counted while the helpline runs
     on: bool = False
+    keep: Callable[[str], bool] | None = None  # which webhooks' requests to keep for `replay`
+    kept: dict[str, list[tuple[dict[str, Any], bytes, bytes]]] = field(default_factory=dict)  # request, answer
+    app: Callable[..., Iterable[bytes]] | None = None  # the app's own WSGI callable, under the clock
 
     def wrap(self, app: Flask) -> None:
-        inner = app.wsgi_app
+        inner = self.app = app.wsgi_app
 
         def timed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            name = webhook(environ)
+            body = self._body(environ) if self.on and self.keep and self.keep(name) else None
             started, before = time.process_time(), self.counter.copy() if self.counter else None
+            answer: list[bytes] = []
             try:
-                return list(inner(environ, start_response))
+                answer = list(inner(environ, start_response))
+                return answer
             finally:
                 if self.on:
-                    self.spent.setdefault(webhook(environ), []).append(time.process_time() - started)
+                    self.spent.setdefault(name, []).append(time.process_time() - started)
                 if self.on and self.counter and before:
-                    name = webhook(environ)
-                    self.trips[name] = self.trips.get(name, RoundTrips()) + (self.counter - before)
+                    trips = self.counter - before
+                    self.trips[name] = self.trips.get(name, RoundTrips()) + trips
+                    if trips.statements or trips.redis:  # a request that read or wrote: not replayable
+                        body = None
+                if body is not None and len(kept := self.kept.setdefault(name, [])) < REPLAYED:
+                    kept.append((environ, body, b"".join(answer)))
 
         app.wsgi_app = timed  # type: ignore[method-assign]
+
+    @staticmethod
+    def _body(environ: dict[str, Any]) -> bytes:
+        """The request's body, read and put back for the app to read."""
+        body: bytes = environ["wsgi.input"].read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    def replay(self, name: str, times: int) -> float:
+        """CPU seconds a request of `name`'s kept requests takes, each sent `times` times again in turn: the
+        best of REPLAY_ROUNDS rounds' means. Only requests that made no round trip are kept by the helpline,
+        so the same request again does the same work (a menu turn that commits nothing); an answer that
+        is not the one first given stops the bench."""
+        assert self.app is not None, "not wrapped"
+        requests = self.kept[name]
+        best = float("inf")
+        for _ in range(REPLAY_ROUNDS):
+            environs = [
+                {**environ, "wsgi.input": io.BytesIO(body)} for _ in range(times) for environ, body, _ in requests
+            ]
+            answers: list[bytes] = []
+            started = time.process_time()
+            for environ in environs:
+                answers.append(b"".join(self.app(environ, _ignored)))
+            best = min(best, (time.process_time() - started) / len(environs))
+            if answers != [answer for _ in range(times) for _, _, answer in requests]:
+                raise SewamitraError(f"{name}: a request sent again was not answered as it was the first time")
+        return best
 
     @property
     def requests(self) -> int:
@@ -70,12 +112,27 @@ class Clock:
         return sum(sum(times) for times in self.spent.values())
 
 
+def _ignored(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
+    return lambda data: None
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A webhook's requests that commit nothing, sent again: CPU seconds a request, each app's best round."""
+
+    webhook: str
+    requests: int
+    helpline: float
+    baseline: float
+
+
 @dataclass(frozen=True)
 class Result:
     helpline: Clock
     baseline: Clock
     errors: int
     report: str
+    replayed: tuple[Replayed, ...] = ()
 
 
 def webhook(environ: dict[str, Any]) -> str:
@@ -92,9 +149,12 @@ def main(
     config: Path | None = None,
     seed: int = 155330,
     platform: str = "twilio",
+    replays: int = 0,
 ) -> Result:
     if calls < 1:
         raise SewamitraError("--calls must be at least 1")
+    if replays < 0:
+        raise SewamitraError("--replays must be 0 or more")
     config = config or default_config_path()
     with (
         fresh_database(postgres_url) as database_url,
@@ -106,25 +166,58 @@ def main(
         try:
             mix = run.callers_mix(engine, settings, random.Random(seed))
             scripts: list[Script] = []
+            keep = _menu_turn if replays else None
             with roundtrips.counted() as counter:
                 drawn = _drawn(mix, WARM_UP_CALLS + calls, scripts)
-                helpline, errors = measure(create_app(settings), drawn, mix, platform, counter=counter)
+                helpline, errors = measure(create_app(settings), drawn, mix, platform, counter=counter, keep=keep)
             base_app = baseline.create_app(platform, run.PUBLIC_URL)
-            base, base_errors = measure(base_app, iter(scripts), None, platform)  # the same calls
+            base, base_errors = measure(base_app, iter(scripts), None, platform, keep=keep)  # the same calls
+            replayed = _replayed(helpline, base, replays)
         finally:
             engine.dispose()
-    text = report(helpline, base, calls, errors + base_errors, platform)
+    text = report(helpline, base, calls, errors + base_errors, platform, replayed, replays)
     out.write(text)
-    return Result(helpline, base, errors + base_errors, text)
+    return Result(helpline, base, errors + base_errors, text, replayed)
+
+
+def _menu_turn(name: str) -> bool:
+    """A step's request, of a turn that may commit nothing (the helpline keeps those that did not); the
+    baseline's steps, which carry no turn (it answers every one with its one menu)."""
+    return _path(name).endswith("/step")
+
+
+def _path(name: str) -> str:
+    """A row's webhook path, without the turn: '/twilio/voice/step (turn 2)' -> '/twilio/voice/step'."""
+    return name.split(" (", 1)[0]
+
+
+def _replayed(helpline: Clock, base: Clock, replays: int) -> tuple[Replayed, ...]:
+    """Each of the helpline's kept webhooks replayed, against the baseline's requests to the same path."""
+    theirs: dict[str, float] = {}
+    replayed = []
+    for name, kept in sorted(helpline.kept.items()):
+        path = _path(name)
+        if path not in base.kept:
+            continue
+        if path not in theirs:
+            theirs[path] = base.replay(path, replays)
+        replayed.append(Replayed(name, len(kept), helpline.replay(name, replays), theirs[path]))
+    return tuple(replayed)
 
 
 def measure(
-    app: Flask, scripts: Iterator[Script], mix: Mix | None, platform: str, *, counter: RoundTrips | None = None
+    app: Flask,
+    scripts: Iterator[Script],
+    mix: Mix | None,
+    platform: str,
+    *,
+    counter: RoundTrips | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> tuple[Clock, int]:
     """Every script as a call into `app` (the helpline's when `mix` is given), placed by `platform`'s
     rules and signed as it signs; the clock runs after the warm-up calls. A caller who heard a request
     number may ring again, as in `sewamitra bench calls`, to hear it read back."""
-    clock, errors, helpline = Clock(counter=counter), 0, mix is not None
+    clock, errors, helpline = Clock(counter=counter, keep=keep), 0, mix is not None
     clock.wrap(app)
     process.settle()
     transport = FlaskTransport(app.test_client(), run.PUBLIC_URL, run.AUTH_TOKEN, sign=load.signer(platform))
@@ -146,7 +239,15 @@ def _drawn(mix: Mix, count: int, drawn: list[Script]) -> Iterator[Script]:
         yield drawn[-1]
 
 
-def report(helpline: Clock, base: Clock, calls: int, errors: int, platform: str = "twilio") -> str:
+def report(
+    helpline: Clock,
+    base: Clock,
+    calls: int,
+    errors: int,
+    platform: str = "twilio",
+    replayed: tuple[Replayed, ...] = (),
+    replays: int = 0,
+) -> str:
     rows = [
         ("webhook", "requests", "CPU per request", "share of the helpline's CPU", "PostgreSQL round trips", "Redis")
     ]
@@ -183,9 +284,23 @@ def report(helpline: Clock, base: Clock, calls: int, errors: int, platform: str 
             ]
         ),
         "",
-        f"errors the callers heard: {errors}",
-        "",
     ]
+    if replayed:
+        lines += [
+            f"- replayed: up to {REPLAYED} requests of each menu turn that made no round trip, each sent "
+            f"{replays} times again in turn, the best of {REPLAY_ROUNDS} rounds; the baseline's requests "
+            "to the same path likewise",
+            "",
+            *table(
+                [("webhook, replayed", "requests", "helpline", "baseline", "helpline / baseline")]
+                + [
+                    (r.webhook, str(r.requests), _ms(r.helpline), _ms(r.baseline), f"{r.helpline / r.baseline:.1f}x")
+                    for r in replayed
+                ]
+            ),
+            "",
+        ]
+    lines += [f"errors the callers heard: {errors}", ""]
     return "\n".join(lines)
 
 
