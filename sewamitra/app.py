@@ -3,13 +3,15 @@ gunicorn worker serves, the same paths in two apps, the console's and API's buil
 
 from __future__ import annotations
 
+import inspect
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Flask, Request, Response, current_app, request, request_finished, request_started
 from flask.ctx import RequestContext
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
@@ -142,7 +144,70 @@ class App(Flask):
 
     def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         with one_connection(self.extensions["sewamitra"].engine):
-            return super().wsgi_app(environ, start_response)
+            rule = self.fixed_rules().get((environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")))
+            if rule is None:
+                return super().wsgi_app(environ, start_response)
+            return self._answer(rule, environ, start_response)
+
+    def _answer(self, rule: WerkzeugRule, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """Flask's `wsgi_app` for a request `fixed_rules` routes (every webhook of a call), less the
+        steps that have nothing to do for it: each hook, signal and the session's save is taken only
+        where something is registered for it or the session was touched, the view called as itself
+        (none is a coroutine), and a plain answer sent as it is (`_sent`). That takes 13–18 µs off each
+        menu turn's 230–400 in one process (`sewamitra bench turns --replays 20`: docs/reliability.md);
+        the answer is Flask's, byte for byte (`tests/unit/test_webhook_dispatch.py`)."""
+        ctx = self._routed(rule, environ)
+        error: BaseException | None = None
+        try:
+            try:
+                ctx.push()
+                response = self._dispatched(ctx, rule)
+            except Exception as e:
+                error = e
+                response = self.handle_exception(e)
+            except:  # as Flask's: the error is the teardown's, then goes on up
+                error = sys.exc_info()[1]
+                raise
+            return _sent(response, environ, start_response)
+        finally:
+            if error is not None and self.should_ignore_error(error):
+                error = None
+            ctx.pop(error)
+
+    def _dispatched(self, ctx: RequestContext, rule: WerkzeugRule) -> Response:
+        """`full_dispatch_request` for `rule`'s view: the same steps, each only where it has work."""
+        self._got_first_request = True
+        blueprints = ctx.request.blueprints
+        rv: Any = None
+        try:
+            if request_started.receivers:
+                request_started.send(self, _async_wrapper=self.ensure_sync)
+            preprocessed = _hooked(self.url_value_preprocessors, blueprints) or _hooked(
+                self.before_request_funcs, blueprints
+            )
+            if preprocessed:
+                rv = self.preprocess_request()
+            if rv is None:
+                rv = self.view_functions[rule.endpoint]()  # a coroutine's rule is not routed here (`_fixed_rules`)
+        except Exception as e:
+            rv = self.handle_user_exception(e)
+        session = ctx._session  # opened by the push
+        untouched = session is None or not (session or session.accessed or session.modified)  # nothing to save
+        if (
+            isinstance(rv, self.response_class)
+            and untouched
+            and not ctx._after_request_functions
+            and not _hooked(self.after_request_funcs, blueprints)
+            and not request_finished.receivers
+        ):
+            return rv
+        return self.finalize_request(rv)
+
+    def _routed(self, rule: WerkzeugRule, environ: WSGIEnvironment) -> RequestContext:
+        req = self.request_class(environ)
+        req.json_module = self.json
+        req.url_rule, req.view_args = rule, {}
+        return RequestContext(self, environ, request=req)
 
     def request_context(self, environ: WSGIEnvironment) -> RequestContext:
         """Flask's request context; for a request `fixed_rules` routes, with its rule set on the request,
@@ -150,20 +215,17 @@ class App(Flask):
         signature computed once, a menu turn's CPU 0.94x in `sewamitra bench turns`:
         docs/reliability.md). With no adapter, `url_for` builds no URL in it, and no webhook builds one."""
         rule = self.fixed_rules().get((environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")))
-        if rule is None:
-            return super().request_context(environ)
-        req = self.request_class(environ)
-        req.json_module = self.json
-        req.url_rule, req.view_args = rule, {}
-        return RequestContext(self, environ, request=req)
+        return super().request_context(environ) if rule is None else self._routed(rule, environ)
 
     def fixed_rules(self) -> dict[tuple[str, str], WerkzeugRule]:
         """The rules a request's path and method name alone, read once the app serves: each rule of
         `by_path` with a fixed path (no variables, defaults or redirect), by its path and each method it
-        answers but OPTIONS (Flask answers that itself). Empty when the URL map reads more than the
-        path: a server name, trusted hosts, host or subdomain matching."""
+        answers but OPTIONS (Flask answers that itself), its view no coroutine. Empty when the URL map
+        reads more than the path: a server name, trusted hosts, host or subdomain matching."""
         if self._fixed is None:
-            self._fixed = {} if self._routes_by_host() else _fixed_rules(self.url_map, self.by_path)
+            self._fixed = (
+                {} if self._routes_by_host() else _fixed_rules(self.url_map, self.by_path, self.view_functions)
+            )
         return self._fixed
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
@@ -180,13 +242,44 @@ class App(Flask):
         )
 
 
-def _fixed_rules(url_map: Map, endpoints: frozenset[str]) -> dict[tuple[str, str], WerkzeugRule]:
+def _fixed_rules(
+    url_map: Map, endpoints: frozenset[str], views: Mapping[str, Callable[..., Any]]
+) -> dict[tuple[str, str], WerkzeugRule]:
     fixed: dict[tuple[str, str], WerkzeugRule] = {}
     for rule in url_map.iter_rules():
-        if rule.endpoint in endpoints and _fixed(rule):
+        coroutine = inspect.iscoroutinefunction(views.get(rule.endpoint))  # left to Flask, which runs it
+        if rule.endpoint in endpoints and _fixed(rule) and not coroutine:
             for method in (rule.methods or set()) - {"OPTIONS"}:
                 fixed.setdefault((rule.rule, method), rule)
     return fixed
+
+
+def _hooked(hooks: Mapping[str | None, list[Any]], blueprints: Iterable[str]) -> bool:
+    """Whether `hooks` (Flask's, by blueprint, None the app's own) has any for the app or these blueprints."""
+    return bool(hooks.get(None)) or any(hooks.get(name) for name in blueprints)
+
+
+def _sent(response: Response, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """`response(environ, start_response)`, and for a plain answer (200, its body bytes in a list with
+    their length given, no location to make absolute, nothing to call at its close, not to a HEAD) that
+    answer as it is: Werkzeug would copy its headers, look through them for nothing to change, and
+    wrap its body in a generator and a closing iterator, to send the same bytes."""
+    body = response.response
+    if (
+        response.status_code != 200
+        or environ.get("REQUEST_METHOD") == "HEAD"
+        or response.direct_passthrough
+        or response._on_close
+        or type(body) is not list
+        or not all(type(part) is bytes for part in body)
+    ):
+        return response(environ, start_response)
+    headers = response.headers.to_wsgi_list()
+    names = {name.lower() for name, _ in headers}
+    if "content-length" not in names or "location" in names or "content-location" in names:
+        return response(environ, start_response)
+    start_response(response.status, headers)
+    return body
 
 
 def _fixed(rule: WerkzeugRule) -> bool:
