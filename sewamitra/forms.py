@@ -2,7 +2,8 @@
 
 Every webhook of the platforms is a form of some thirty fields, most of them without an escape; the
 standard library's `parse_qsl` treats each field alike whether it has one or not, and took some 7% of a
-menu turn's CPU (28 µs of a Twilio form, against 14 µs here). `parse` gives the same pairs
+menu turn's CPU (28 µs of a Twilio form, against 14 µs here; less since its phone numbers' "+" are
+unescaped at once). `parse` gives the same pairs
 (`tests/unit/test_forms.py` holds it to `parse_qsl`)."""
 
 from __future__ import annotations
@@ -32,13 +33,21 @@ def parse(text: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = unquote(name, errors=ERRORS)
+            name = _unquoted(name)
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value, errors=ERRORS)
+            value = _unquoted(value)
         pairs.append((name, value))
     return pairs
+
+
+def _unquoted(text: str) -> str:
+    """`unquote(text, errors=ERRORS)`; a text whose only escapes are "%2B" (a phone number's "+", four
+    fields of every Twilio webhook: From, To, Caller, Called) unescaped at once, in a tenth of its time."""
+    if text.count("%") == text.count("%2B"):
+        return text.replace("%2B", "+")
+    return unquote(text, errors=ERRORS)
 
 
 class Fields(ImmutableMultiDict[str, str]):
