@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import redis
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, g, request, send_from_directory
+from flask import Blueprint, Flask, Response, g, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from callcentre import desk, priority
@@ -80,7 +80,16 @@ from telephony.call import (
 )
 from telephony.call import Say as Spoken
 from telephony.port import GatewayError
-from telephony.webhooks import checks_replays_itself, marking, replay_mark, replay_refusal, replay_refused
+from telephony.webhooks import (
+    checks_replays_itself,
+    marking,
+    replay_mark,
+    replay_refusal,
+    replay_refused,
+    this_app,
+    this_g,
+    this_request,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -239,20 +248,21 @@ def voices(settings: Settings) -> dict[str, Voice]:
 
 
 def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["sewamitra"]
+    runtime: Runtime = this_app().extensions["sewamitra"]
     return runtime
 
 
 def _ivr() -> Ivr:
-    ivr: Ivr = current_app.extensions["ivr"]
+    ivr: Ivr = this_app().extensions["ivr"]
     return ivr
 
 
 def _turn() -> CallTurn:
     """This webhook, read by the platform once per request."""
-    turn: CallTurn | None = g.get("call_turn")
+    here = this_g()
+    turn: CallTurn | None = here.get("call_turn")
     if turn is None:
-        turn = g.call_turn = _ivr().platform.call_turn(request.form)
+        turn = here.call_turn = _ivr().platform.call_turn(this_request().form)
     return turn
 
 

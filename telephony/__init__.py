@@ -116,8 +116,8 @@ def webhook_signed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        from flask import current_app
+        from telephony.webhooks import this_app
 
-        return checks[current_app.extensions["sewamitra"].settings.telephony.platform](*args, **kwargs)
+        return checks[this_app().extensions["sewamitra"].settings.telephony.platform](*args, **kwargs)
 
     return checked

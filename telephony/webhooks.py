@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Request, Response, g, request
+from flask import Flask, Request, Response
+from flask.ctx import _AppCtxGlobals
+from flask.globals import _cv_app, _cv_request  # what Flask's proxies look up
 from werkzeug.exceptions import RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -27,9 +29,20 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 def this_request() -> Request:
     """The request itself, not Flask's proxy to it: a webhook's checks read it a dozen times, and
-    each read through the proxy looks it up again (about 0.9 µs each)."""
-    found: Request = request._get_current_object()  # type: ignore[attr-defined]
+    each read through the proxy looks it up again (about 0.8 µs each, against 0.1 µs here)."""
+    found: Request = _cv_request.get().request
     return found
+
+
+def this_app() -> Flask:
+    """The app serving this request, not Flask's `current_app` proxy to it: a call's webhook asks for
+    its app's parts some ten times (the platform, the flows, the connections)."""
+    return _cv_app.get().app
+
+
+def this_g() -> _AppCtxGlobals:
+    """This request's `g` itself, not Flask's proxy to it."""
+    return _cv_app.get().g
 
 
 def public_url_of_request(req: Request, public_url: str) -> str:
@@ -99,17 +112,17 @@ def replays_checked_by(view: Callable[..., Any]) -> bool:
 
 def leave_replay_check(check: ReplayCheck) -> None:
     """For a signature check: this request's replay check, done when its view asks for it."""
-    setattr(g, REPLAY_CHECK, check)
+    setattr(this_g(), REPLAY_CHECK, check)
 
 
 def replay_mark() -> tuple[str, int] | None:
     """This request's replay check, handed to the view to make in a script of its own (once): the key
     the request's first delivery sets (a replay finds it set) and its life in seconds; None where the
     platform has none. A view whose script finds the key set answers `replay_refused()`."""
-    check: ReplayCheck | None = g.pop(REPLAY_CHECK, None)
+    check: ReplayCheck | None = this_g().pop(REPLAY_CHECK, None)
     if check is None:
         return None
-    setattr(g, REPLAY_MARKED, check)
+    setattr(this_g(), REPLAY_MARKED, check)
     return check.key, check.ttl_s
 
 
@@ -122,12 +135,12 @@ def marking(first_delivery: tuple[str, int]) -> tuple[str | int, ...]:
 
 def replay_refused() -> Response:
     """The platform's refusal of this request, which the view's script found a replay (`replay_mark`)."""
-    check: ReplayCheck = getattr(g, REPLAY_MARKED)
+    check: ReplayCheck = getattr(this_g(), REPLAY_MARKED)
     return check.refusal()
 
 
 def replay_refusal() -> Response | None:
     """This request's replay check, done now (once): the platform's refusal of a replay, or None for
     a request received for the first time, or where the platform has no replay check."""
-    check: ReplayCheck | None = g.pop(REPLAY_CHECK, None)
+    check: ReplayCheck | None = this_g().pop(REPLAY_CHECK, None)
     return None if check is None or check.first() else check.refusal()

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse, urlunparse
 
 import redis
-from flask import Response, current_app
+from flask import Response
 from werkzeug.datastructures import MultiDict
 
 from telephony.webhooks import (
@@ -25,6 +25,7 @@ from telephony.webhooks import (
     marking,
     public_url_of_request,
     replays_checked_by,
+    this_app,
     this_request,
     too_large,
 )
@@ -118,7 +119,7 @@ def plivo_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         refused = too_large(req)
         if refused is not None:
             return refused
-        runtime = current_app.extensions["sewamitra"]
+        runtime = this_app().extensions["sewamitra"]
         settings = runtime.settings
         if not settings.plivo.validate_signatures:
             return view(*args, **kwargs)

@@ -9,10 +9,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 from werkzeug.datastructures import MultiDict
 
-from telephony.webhooks import LOGGED_PATH, MAX_BODY, public_url_of_request, this_request, too_large
+from telephony.webhooks import LOGGED_PATH, MAX_BODY, public_url_of_request, this_app, this_request, too_large
 
 __all__ = ["MAX_BODY", "SIGNATURE_HEADER", "is_signed", "public_url_of_request", "too_large", "twilio_signed"]
 
@@ -62,7 +62,7 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         refused = too_large(req)
         if refused is not None:
             return refused
-        settings = current_app.extensions["sewamitra"].settings
+        settings = this_app().extensions["sewamitra"].settings
         if not settings.twilio.validate_signatures:
             return view(*args, **kwargs)
         token = settings.twilio.auth_token
