@@ -1,7 +1,8 @@
 """`sewamitra bench turns`: where a web process's CPU goes, webhook by webhook.
 
-The callers' mix of `sewamitra bench calls` runs through the helpline's Flask app in this one
-process (no gunicorn, no threads, no network between caller and app), then the same calls through the
+The callers' mix of `sewamitra bench calls` runs through the helpline's webhooks' app (`webhook_app`,
+as a worker of `sewamitra serve` builds it, without the console's and the API's) in this one process
+(no gunicorn, no threads, no network between caller and app), then the same calls through the
 baseline's app. The process's CPU clock is read around each WSGI call and added to that webhook's row,
 so a row holds what the app spent on it: Flask, the signature, Redis, PostgreSQL's client side, the
 flow. The database's and Redis's own CPU are not in it; `sewamitra bench calls` measures those.
@@ -31,7 +32,7 @@ from devtools.bench.roundtrips import RoundTrips
 from devtools.bench.scratch import claimed_redis, fresh_database
 from devtools.simulator import FlaskTransport, drive
 from sewamitra import process
-from sewamitra.app import create_app
+from sewamitra.app import webhook_app
 from storage.db import create_engine
 
 WARM_UP_CALLS = 20  # first uses fill caches (compiled statements, rendered menus): not what a call costs
@@ -169,7 +170,8 @@ def main(
             keep = _menu_turn if replays else None
             with roundtrips.counted() as counter:
                 drawn = _drawn(mix, WARM_UP_CALLS + calls, scripts)
-                helpline, errors = measure(create_app(settings), drawn, mix, platform, counter=counter, keep=keep)
+                app = webhook_app(settings)  # what a worker of `sewamitra serve` answers webhooks with (`app.Helpline`)
+                helpline, errors = measure(app, drawn, mix, platform, counter=counter, keep=keep)
             base_app = baseline.create_app(platform, run.PUBLIC_URL)
             base, base_errors = measure(base_app, iter(scripts), None, platform, keep=keep)  # the same calls
             replayed = _replayed(helpline, base, replays)
