@@ -153,8 +153,8 @@ class App(Flask):
         """Flask's `wsgi_app` for a request `fixed_rules` routes (every webhook of a call), less the
         steps that have nothing to do for it: each hook, signal and the session's save is taken only
         where something is registered for it or the session was touched, the view called as itself
-        (none is a coroutine), and a plain answer sent as it is (`_sent`). That takes 13–18 µs off each
-        menu turn's 230–400 in one process (`sewamitra bench turns --replays 20`: docs/reliability.md);
+        (none is a coroutine), and a plain answer sent as it is (`_sent`). That took 11–19 µs off each
+        menu turn's 245–395 in one process (`sewamitra bench turns --replays 20`: docs/reliability.md);
         the answer is Flask's, byte for byte (`tests/unit/test_webhook_dispatch.py`)."""
         ctx = self._routed(rule, environ)
         error: BaseException | None = None
