@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, current_app, request, request_finished, request_started
 from flask.ctx import RequestContext
+from flask.globals import _cv_app, _cv_request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from jinja2 import BytecodeCache
@@ -170,6 +171,9 @@ class App(Flask):
                 raise
             return _sent(response, environ, start_response)
         finally:
+            if "werkzeug.debug.preserve_context" in environ:  # a test client's `with`, as Flask's
+                environ["werkzeug.debug.preserve_context"](_cv_app.get())
+                environ["werkzeug.debug.preserve_context"](_cv_request.get())
             if error is not None and self.should_ignore_error(error):
                 error = None
             ctx.pop(error)

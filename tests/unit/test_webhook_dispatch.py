@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask, Response, abort, redirect, request_finished, request_started, session
+from flask import Flask, Response, abort, redirect, request, request_finished, request_started, session
 from werkzeug.test import EnvironBuilder
 
 from sewamitra import app as composition
@@ -167,11 +167,17 @@ def test_a_plain_answer_is_sent_as_it_is_and_any_other_as_werkzeug_sends_it() ->
 
 def test_a_body_read_by_the_view_is_the_one_posted() -> None:
     def echo() -> Response:
-        from flask import request
-
         return Response(request.form["Digits"])
 
     app = make_app(turn=echo)
     environ = EnvironBuilder(path="/hook/turn", method="POST", data={"Digits": "42"}).get_environ()
     environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read())
     assert b"".join(app.wsgi_app(environ, ignored)) == b"42"
+
+
+def test_a_test_clients_with_keeps_the_request_as_flask_does() -> None:
+    app = make_app(turn=lambda: Response("ok"))
+    with app.test_client() as client:
+        client.post("/hook/turn", data={"Digits": "7"})
+        assert request.path == "/hook/turn"
+        assert request.form["Digits"] == "7"
