@@ -152,17 +152,14 @@ class Ivr:
 
     def look_for_recordings(self) -> None:
         """Look at the recordings' directories now (a call's first request does): a recording added is
-        played from the next call on, and within a second (`Recordings`) on every call."""
+        played from the next call on, and within a second (`RecordingsSeen`) on every call."""
         self._recordings.look()
 
     @functools.cached_property
-    def _recordings(self) -> Recordings:
-        return Recordings(self._recording_dirs)
-
-    @functools.cached_property
-    def _recording_dirs(self) -> tuple[str, ...]:
-        """The directories every answer looks at, as strings: `os.stat` of each, without building paths."""
-        return tuple(str(self.recordings_dir / language) for language in ("", *self.voices))
+    def _recordings(self) -> RecordingsSeen:
+        """The directories every answer depends on, the root and each language's, as strings (`os.stat`
+        of each, without building paths)."""
+        return RecordingsSeen(tuple(str(self.recordings_dir / language) for language in ("", *self.voices)))
 
 
 # The menus every caller hears are asked for all the time, so they stay in a smaller cache; many other
@@ -178,7 +175,7 @@ def _rendered(
     return ivr.render(said)
 
 
-class Recordings:
+class RecordingsSeen:
     """When a recording last came or went in `directories` (adding or removing a file changes its
     directory's time), as last looked at: looked at again at most once a second but when asked to
     `look`. Each look is a `stat` of each directory. Every document rendered looked, three `stat`s a

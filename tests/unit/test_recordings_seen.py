@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ivr.voice import Recordings
+from ivr.voice import RecordingsSeen
 
 
 class Clock:
@@ -27,7 +27,7 @@ def test_a_recording_added_is_seen_within_a_second_or_at_once_when_looked_for(tm
     hindi = tmp_path / "hi"
     hindi.mkdir()
     clock = Clock()
-    recordings = Recordings((str(tmp_path), str(hindi), str(tmp_path / "en")), now=clock)
+    recordings = RecordingsSeen((str(tmp_path), str(hindi), str(tmp_path / "en")), now=clock)
     first = recordings.changed()
     assert first[2] == -1  # no English recordings at all
 
