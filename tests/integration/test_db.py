@@ -215,3 +215,30 @@ def test_a_connection_cut_under_a_statement_is_sqlalchemys_error_and_the_next_ge
     finally:
         sa.event.remove(postgres, "before_cursor_execute", end_it)
         admin.dispose()
+
+
+def test_a_write_after_a_connection_was_cut_is_kept(postgres: sa.Engine) -> None:
+    """A request's shared connection is ended by the server (a restart, a failover) and the request
+    goes on to write: the connection opened in its place commits each statement as it runs too, so
+    the write is not rolled back when the connection is given back."""
+    admin = sa.create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    try:
+        with autocommitted(postgres) as connection:
+            connection.execute(sa.text("CREATE TABLE kept (id INTEGER)"))
+        with one_connection(postgres):
+            with autocommitted(postgres) as connection:
+                cut = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": cut})
+            with pytest.raises(sa.exc.OperationalError), autocommitted(postgres) as connection:
+                connection.execute(sa.text("SELECT 1"))
+            with autocommitted(postgres) as connection:
+                connection.execute(sa.text("INSERT INTO kept VALUES (1)"))
+        with postgres.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 1
+            # and the pool's connections run transactions again: this one's two statements are one
+            with pytest.raises(sa.exc.DBAPIError):
+                _two_inserts_the_second_refused(postgres)
+            assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 1
+    finally:
+        admin.dispose()
