@@ -22,6 +22,7 @@ GSM7_BASIC = frozenset(
 )
 # The extension table: each character is sent as ESC + character, two septets.
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 # (one segment, per segment once split): the split loses 6 bytes to the concatenation header.
 LIMITS: dict[Encoding, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
@@ -71,12 +72,19 @@ class SmsTooLong(ValueError):
 
 def encoding(text: str) -> Encoding:
     """GSM-7 only when every character is in the GSM alphabet; one other character costs half the room."""
-    return "GSM-7" if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text) else "UCS-2"
+    return "GSM-7" if _GSM7.issuperset(text) else "UCS-2"
 
 
 def length(text: str) -> int:
     """Length as the carrier counts it: septets for GSM-7, UTF-16 code units for UCS-2."""
-    return sum(_widths(text, encoding(text)))
+    return _length(text, encoding(text))
+
+
+def _length(text: str, enc: Encoding) -> int:
+    """`sum(_widths(text, enc))`, counted by str's own methods: a text's every character was a step of Python."""
+    if enc == "GSM-7":
+        return len(text) + sum(map(text.count, GSM7_EXTENSION))
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2  # a lone surrogate is one unit, as in _widths
 
 
 def capacity(enc: Encoding, segments: int) -> int:
@@ -89,11 +97,13 @@ def segments(text: str) -> int:
     """Parts the carrier bills; an escape pair or surrogate pair is never split across two parts."""
     enc = encoding(text)
     single, part = LIMITS[enc]
-    widths = list(_widths(text, enc))
-    if sum(widths) <= single:
+    units = _length(text, enc)
+    if units <= single:
         return 1
+    if units == len(text):  # no pair to keep whole: every part is full but the last
+        return -(-units // part)
     count, used = 1, 0
-    for width in widths:
+    for width in _widths(text, enc):
         if used + width > part:
             count, used = count + 1, 0
         used += width
@@ -109,6 +119,8 @@ def placeholders(template: str) -> list[str]:
 def clean(value: object) -> str:
     """One line of plain text: an untrusted value may not add lines, controls or invisible marks."""
     text = str(value)[:MAX_VALUE_CHARS]
+    if text.isprintable():  # no control, format or separator character but the space: only spaces to even out
+        return " ".join(text.split())
     kept = []
     for char in text:
         if char.isspace():

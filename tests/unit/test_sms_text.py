@@ -4,6 +4,7 @@ long address or a hostile value never costs a third segment or rewrites the mess
 from __future__ import annotations
 
 import random
+import unicodedata
 
 import pytest
 
@@ -277,6 +278,53 @@ def test_random_text_segments_agree_with_the_lengths() -> None:
             assert segments(text) == 1
         else:  # at most one unit per part is lost to a pair that cannot straddle
             assert -(-length(text) // part) <= segments(text) <= -(-length(text) // (part - 1))
+
+
+def _one_by_one_clean(value: str) -> str:
+    """`clean` as first written: a character at a time."""
+    kept = [
+        " " if char.isspace() else char
+        for char in value[: sms_text.MAX_VALUE_CHARS]
+        if char.isspace() or unicodedata.category(char) not in ("Cc", "Cf", "Cs") or char in "\u200c\u200d"
+    ]
+    return " ".join("".join(kept).split())
+
+
+def _one_by_one_segments(text: str) -> int:
+    """`segments` as first written: every character's width summed, then the parts filled in turn."""
+    enc: sms_text.Encoding = (
+        "GSM-7" if all(c in sms_text.GSM7_BASIC or c in sms_text.GSM7_EXTENSION for c in text) else "UCS-2"
+    )
+    widths = [
+        (2 if c in sms_text.GSM7_EXTENSION else 1) if enc == "GSM-7" else (2 if ord(c) > 0xFFFF else 1) for c in text
+    ]
+    single, part = sms_text.LIMITS[enc]
+    if sum(widths) <= single:
+        return 1
+    count, used = 1, 0
+    for width in widths:
+        if used + width > part:
+            count, used = count + 1, 0
+        used += width
+    return count
+
+
+# Every kind of character the counts tell apart: GSM-7's own and its escapes, Devanagari with its
+# joiners, a pair, a lone surrogate, spaces of every kind, controls, marks and an unassigned point.
+EVERY_KIND = SAFE + "\u200c\u200d\u00a0\u2003\u3000\u2028\x85\x1c\t\n\x00\u200b\u202e\ufeff\ud800\ue000\U000e0001\u0378"
+
+
+def test_the_counts_made_by_strs_own_methods_are_those_made_a_character_at_a_time() -> None:
+    rng = random.Random(20261207)
+    palettes = [EVERY_KIND, SAFE.replace(EMOJI, ""), "aZ09 {}€", "aZ09 .,", HI + " ", HI + EMOJI]
+    for _ in range(3000):
+        text = random_text(rng, 400, rng.choice(palettes))
+        assert sms_text.clean(text) == _one_by_one_clean(text), repr(text)
+        assert segments(text) == _one_by_one_segments(text), repr(text)
+        assert length(text) == sum(
+            (2 if c in sms_text.GSM7_EXTENSION else 1) if encoding(text) == "GSM-7" else (2 if ord(c) > 0xFFFF else 1)
+            for c in text
+        )
 
 
 # -- the visit's slot (issue 19) -------------------------------------------------------------------------
