@@ -11,9 +11,12 @@ jobs queue further jobs, can use this module too.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,17 +119,9 @@ HANDLE_SMS_TIMEOUT_S = 60
 
 def new_request(connection: redis.Redis, request_id: int, sms_id: int | None) -> bool:
     """A request just filed: text its number and dispatch it, both in one round trip to Redis (two
-    when it opens a batch)."""
-
-    def put() -> None:
-        pushes = [("RPUSH", DISPATCH.key, request_id)] + ([("RPUSH", TEXTS.key, sms_id)] if sms_id is not None else [])
-        waiting = [int(length) for length in direct(connection).each(*pushes)]
-        opened = [(DISPATCH, job_id) for job_id in DISPATCH.opened([request_id], waiting[0])]
-        if sms_id is not None:
-            opened += [(TEXTS, job_id) for job_id in TEXTS.opened([sms_id], waiting[1])]
-        _batch_jobs(connection, opened)
-
-    return _attempt(put, f"request {request_id}")
+    when it opens a batch), or held for the round trip of the turn that filed it (`held`)."""
+    joining = [(DISPATCH, [request_id])] + ([(TEXTS, [sms_id])] if sms_id is not None else [])
+    return _push(connection, joining, f"request {request_id}")
 
 
 def dispatch_request(connection: redis.Redis, request_id: int) -> bool:
@@ -141,15 +136,99 @@ def dispatch_requests(connection: redis.Redis, request_ids: Sequence[int]) -> bo
 
 
 def _join(connection: redis.Redis, due: Due, ids: Sequence[int], what: str) -> bool:
-    """The ids join those due, and the jobs their batches call for are queued: one round trip, or two."""
+    """The ids join those due, and the jobs their batches call for are queued: one round trip, or two
+    (or held, `held`)."""
     if not ids:
         return True
+    return _push(connection, [(due, ids)], what + " " + ", ".join(str(id_) for id_ in ids))
 
-    def put() -> None:
-        waiting = int(direct(connection)("RPUSH", due.key, *ids))
-        _batch_jobs(connection, [(due, job_id) for job_id in due.opened(ids, waiting)])
 
-    return _attempt(put, what + " " + ", ".join(str(id_) for id_ in ids))
+def _push(connection: redis.Redis, joining: Sequence[tuple[Due, Sequence[int]]], what: str) -> bool:
+    """Each list's ids pushed in one round trip and the jobs their batches call for queued; or, inside
+    `held` on the same client, held for the caller's round trip (True: it is to go)."""
+
+    def opened(waiting: Sequence[int]) -> list[tuple[Due, str]]:
+        return [
+            (due, job_id)
+            for (due, ids), count in zip(joining, waiting, strict=True)
+            for job_id in due.opened(ids, count)
+        ]
+
+    pushes = _Pushes([("RPUSH", due.key, *ids) for due, ids in joining], opened, what)
+    holding = _held.get()
+    if holding is not None and holding.connection is connection and not holding.taken:
+        holding.pushes.append(pushes)
+        return True
+    return _attempt(functools.partial(pushes.send, connection), what)
+
+
+@dataclass(frozen=True)
+class _Pushes:
+    """Ids pushed onto the lists due; then the jobs the lists' lengths call for."""
+
+    commands: list[tuple[Any, ...]]
+    opened: Callable[[Sequence[int]], list[tuple[Due, str]]]
+    what: str
+
+    def send(self, connection: redis.Redis) -> None:
+        self.queue_jobs(connection, direct(connection).each(*self.commands))
+
+    def queue_jobs(self, connection: redis.Redis, lengths: Sequence[Any]) -> None:
+        _batch_jobs(connection, self.opened([int(length) for length in lengths]))
+
+
+@dataclass
+class Holding:
+    """The pushes held by `held`, to go in the round trip of the caller's last write: `take` their
+    commands for it, then give Redis's answers to `answered`."""
+
+    connection: redis.Redis
+    pushes: list[_Pushes] = field(default_factory=list)
+    taken: bool = False
+
+    def take(self) -> list[tuple[Any, ...]]:
+        """The commands, taken to be sent: whatever then becomes of their round trip, they are not
+        sent again (an id Redis did not get is the sweeper's, as when a push of its own failed)."""
+        self.taken = True
+        return [command for pushes in self.pushes for command in pushes.commands]
+
+    def answered(self, answers: Sequence[Any]) -> None:
+        """What Redis answered to the commands taken: the jobs the lists' lengths call for are queued."""
+        at = 0
+        for pushes in self.pushes:
+            mine, at = answers[at : at + len(pushes.commands)], at + len(pushes.commands)
+            refused = next((answer for answer in mine if isinstance(answer, Exception)), None)
+            if refused is not None:
+                log.error("Redis refused %s (%s); %s", pushes.what, refused, SWEEPER)
+                continue
+            _attempt(functools.partial(pushes.queue_jobs, self.connection, mine), pushes.what)
+
+    def send(self) -> None:
+        """The pushes not taken, each in a round trip of its own."""
+        if self.taken:
+            return
+        self.taken = True
+        for pushes in self.pushes:
+            _attempt(functools.partial(pushes.send, self.connection), pushes.what)
+
+
+_held: ContextVar[Holding | None] = ContextVar("sewamitra_held_pushes", default=None)
+
+
+@contextmanager
+def held(connection: redis.Redis) -> Iterator[Holding]:
+    """Inside, the ids that `new_request`, `send_sms` and the like push onto the lists due (on
+    `connection`) are held, to go in the round trip of the caller's last write to Redis: a call's turn
+    files a request and texts it in the round trip that stores its answer (`CallState.save`), not in
+    one of their own. What was not sent so (the turn failed, or made no such write) goes at the end,
+    in a round trip of its own, whatever happened."""
+    holding = Holding(connection)
+    token = _held.set(holding)
+    try:
+        yield holding
+    finally:
+        _held.reset(token)
+        holding.send()
 
 
 def _batch_jobs(connection: redis.Redis, opened: Sequence[tuple[Due, str]]) -> None:

@@ -3,7 +3,7 @@ commits something, so a Twilio retry of it gets the same answer and changes noth
 
 One request of a call at a time holds the call's lock. Such a turn takes two round trips to Redis:
 the lock taken and the answer and session read in one, the new ones stored and the lock let go in
-the other. A turn whose only write is its session (the call's first request, a turn that waits for a
+the other, with the ids its effects pushed for their jobs (`dispatch.enqueue.held`). A turn whose only write is its session (the call's first request, a turn that waits for a
 recording or ends the call, its effects only read) takes one, without the lock (`keep`). A menu turn
 that commits nothing takes none: its session travels in its step's URL (`ivr.turntoken`), and the
 session here is the one as of the call's last commit (what the call's log, the agents' queue and the
@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 
@@ -119,8 +120,10 @@ class CallState:
                 self._token = ""
                 self._commands.run(UNLOCK, [self.lock_key], [token])
 
-    def save(self, session: Session, step: str, answer: str) -> None:
-        """Store the new session and the answer given to `step`, together, and let go of the call's lock."""
+    def save(self, session: Session, step: str, answer: str, also: Sequence[Sequence[Any]] = ()) -> list[Any]:
+        """Store the new session and the answer given to `step`, together, and let go of the call's
+        lock; with `also`'s commands in the same round trip, after them: their answers (an error Redis
+        answered to one among them)."""
         values: list[str | int] = [
             json.dumps(session.to_dict(), ensure_ascii=False),
             f"answer:{step}",
@@ -128,8 +131,9 @@ class CallState:
             TTL_S,
             self._token,
         ]
-        self._commands.run(SAVE_AND_UNLOCK, [self.key, self.lock_key], values)
+        _saved, answers = self._commands.run_with(SAVE_AND_UNLOCK, [self.key, self.lock_key], values, also)
         self._token = ""
+        return answers
 
     def keep(
         self, session: Session, step: str, answer: str, first_delivery: tuple[str, int] | None = None

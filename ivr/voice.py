@@ -449,6 +449,13 @@ def _token(call_sid: str, session: Session) -> str:
 def _answer(state: CallState, session: Session, events: list[Event], *, key: str, turn: int) -> Response:
     """Perform the effects the flow asks for, then store and send the document of what it says (and,
     when it puts the caller through to someone, the dial)."""
+    with enqueue.held(_runtime().redis) as pushes:  # the ids its effects push go with its save
+        return _performed(state, session, events, key=key, turn=turn, pushes=pushes)
+
+
+def _performed(
+    state: CallState, session: Session, events: list[Event], *, key: str, turn: int, pushes: enqueue.Holding
+) -> Response:
     ctx = _context(state, session, turn)
     performed, dial = 0, None
     while session.status in (Status.WAITING_EFFECT, Status.WAITING_DIAL):
@@ -472,12 +479,13 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
         session = _with_known_language(session)
     if dial is None:
         document = _ivr().document(events, session.turn, _token(state.call_sid, session))
-        state.save(session, key, document)
+        pushes.answered(state.save(session, key, document, also=pushes.take()))
         return _sent(document)
     # The number goes to the platform, never into the call's state: a retry of this request is
     # answered by a redirect that looks the number up again.
     said = instructions(events, _ivr().voices, turn=session.turn, root=_ivr().root, recordings=_ivr().recording)
-    state.save(session, key, _ivr().render([*said, Redirect(_path(f"{DIAL_AGAIN_PATH}?turn={session.turn}"))]))
+    redirect = Redirect(_path(f"{DIAL_AGAIN_PATH}?turn={session.turn}"))
+    pushes.answered(state.save(session, key, _ivr().render([*said, redirect]), also=pushes.take()))
     return _answered(*said, dial)
 
 

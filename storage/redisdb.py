@@ -81,6 +81,27 @@ class Direct:
     def each(self, *commands: Sequence[Any]) -> list[Any]:
         """Commands sent together, in one round trip (not a transaction), and their answers in order.
         An error Redis answers to one is raised once every answer is read."""
+        answers = self._answers(commands)
+        for answer in answers:
+            if isinstance(answer, redis.exceptions.ResponseError):
+                raise answer
+        return answers
+
+    def run_with(
+        self, script: Lua, keys: Sequence[str], args: Sequence[str | int], also: Sequence[Sequence[Any]]
+    ) -> tuple[Any, list[Any]]:
+        """`script` as `run` runs it, with `also`'s commands sent after it in the same round trip: the
+        script's answer, and theirs in order (an error Redis answers to one of them is its answer, not
+        raised). They run whether or not Redis had the script; the script, when it lacked it, is loaded
+        and run again on its own."""
+        first, *answers = self._answers([("EVALSHA", script.sha, len(keys), *keys, *args), *also])
+        if isinstance(first, redis.exceptions.NoScriptError):
+            first = self.run(script, keys, args)
+        elif isinstance(first, redis.exceptions.ResponseError):
+            raise first
+        return first, answers
+
+    def _answers(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         connection = self._connection()
         return connection.retry.call_with_retry(
             lambda: _exchange(connection, commands), lambda _error: connection.disconnect()
@@ -111,6 +132,7 @@ class Direct:
 
 
 def _exchange(connection: _Connection, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """The commands' answers, an error Redis answered among them as it came."""
     connection.send_packed_command(connection.pack_commands(commands))
     answers: list[Any] = []
     try:
@@ -122,9 +144,6 @@ def _exchange(connection: _Connection, commands: Sequence[Sequence[Any]]) -> lis
     except BaseException:
         connection.disconnect()  # an answer may still be on its way: never read as the next command's
         raise
-    for answer in answers:
-        if isinstance(answer, redis.exceptions.ResponseError):
-            raise answer
     return answers
 
 

@@ -19,6 +19,7 @@ from rq.utils import get_version
 
 from devtools.bench import roundtrips
 from dispatch import calllogs, enqueue
+from storage.redisdb import Lua, direct
 
 MOMENT = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 SID = "SM" + "a" * 32
@@ -255,3 +256,76 @@ def test_the_call_logs_writer_is_queued_once_while_logs_wait(
     assert enqueue.call_log_writer(redis_client)
     assert len(Queue("default", connection=redis_client).jobs) == 2
     assert enqueue.call_log_writer(unreachable) is False
+
+
+def test_ids_held_go_in_the_round_trip_of_the_callers_write_and_open_their_batches(redis_client: redis.Redis) -> None:
+    """A call's turn files a request and an SMS: their ids are pushed with the turn's own write (a
+    script standing for it), and the jobs their lists' lengths call for are queued after."""
+    turn = Lua("return redis.call('SET', KEYS[1], 'saved')")
+    redis_client.script_load(turn.text)
+    direct(redis_client)("PING")  # this thread's connection made
+    with enqueue.held(redis_client) as holding:
+        with roundtrips.counted() as trips:
+            assert enqueue.new_request(redis_client, 7, 5)
+            assert enqueue.send_sms(redis_client, 6)
+            assert trips.redis == 0  # held
+            saved, answers = direct(redis_client).run_with(turn, ["sewamitra:test:turn"], [], holding.take())
+            assert (saved, trips.redis) == (b"OK", 1)  # the write and the pushes, in one round trip
+        holding.answered(answers)
+        with roundtrips.counted() as trips:
+            assert enqueue.dispatch_request(redis_client, 8)  # after the take: pushed at once
+        assert trips.redis == 1
+    assert [job.id for job in Queue("default", connection=redis_client).jobs] == ["sms-due-5"]
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-due-7"]
+    assert enqueue.DISPATCH.take(redis_client) == [7, 8]
+    assert enqueue.TEXTS.take(redis_client) == [5, 6]
+
+
+def test_ids_held_by_a_turn_that_failed_are_pushed_all_the_same(redis_client: redis.Redis) -> None:
+    def a_turn_that_fails_after_filing() -> None:
+        with enqueue.held(redis_client):
+            assert enqueue.new_request(redis_client, 7, 5)
+            raise RuntimeError("an effect after the filing failed")
+
+    with pytest.raises(RuntimeError):
+        a_turn_that_fails_after_filing()
+    assert enqueue.DISPATCH.take(redis_client) == [7]
+    assert enqueue.TEXTS.take(redis_client) == [5]
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-due-7"]
+
+
+def test_ids_held_for_another_client_are_not_held(redis_client: redis.Redis) -> None:
+    other = redis.Redis(connection_pool=redis_client.connection_pool)
+    with enqueue.held(other) as holding:
+        assert enqueue.new_request(redis_client, 7, None)
+        assert enqueue.DISPATCH.take(redis_client) == [7]  # pushed already
+        assert holding.take() == []
+
+
+def test_a_refused_push_among_the_held_leaves_its_ids_to_the_sweeper_and_the_others_go(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_client.set(enqueue.TEXTS.key, "not a list")
+    with enqueue.held(redis_client) as holding:
+        enqueue.send_sms(redis_client, 5)
+        enqueue.dispatch_request(redis_client, 7)
+        _done, answers = direct(redis_client).run_with(Lua("return 1"), [], [], holding.take())
+        holding.answered(answers)
+    assert "Redis refused SMS 5" in caplog.text
+    assert enqueue.DISPATCH.take(redis_client) == [7]
+    assert [job.id for job in Queue("dispatch", connection=redis_client).jobs] == ["dispatch-due-7"]
+    assert Queue("default", connection=redis_client).jobs == []
+
+
+def test_a_script_sent_with_other_commands_is_loaded_when_redis_lacks_it_and_they_run_once(
+    redis_client: redis.Redis,
+) -> None:
+    script = Lua("return redis.call('INCR', KEYS[1])")
+    commands = direct(redis_client)
+    redis_client.script_flush()
+    counted, answers = commands.run_with(script, ["sewamitra:test:runs"], [], [("RPUSH", "sewamitra:test:also", "a")])
+    assert (counted, answers) == (1, [1])  # the script ran once, loaded after NOSCRIPT; the push once
+    counted, answers = commands.run_with(script, ["sewamitra:test:runs"], [], [("INCR", "sewamitra:test:also")])
+    assert counted == 2
+    assert isinstance(answers[0], redis.exceptions.ResponseError)  # Redis's answer to it, not raised
+    assert redis_client.lrange("sewamitra:test:also", 0, -1) == [b"a"]

@@ -55,13 +55,15 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     # the caller said nothing at the beep: no spoken address to attach to the request. The filing is
     # one statement, committed as it runs (the caller, the request under a number its INSERT tries, its
     # audit event, the call's log and the SMS, in one round trip; the pooled connection is checked
-    # without one: storage.db._ended_by_the_server)
-    assert (booking.postgres, booking.statements, booking.redis) == (1, 1, 3), served
+    # without one: storage.db._ended_by_the_server). In Redis: the call's turn taken, then its answer
+    # stored with the request's and the SMS's ids pushed for their jobs (enqueue.held)
+    assert (booking.postgres, booking.statements, booking.redis) == (1, 1, 2), served
     # the caller picks a language: it is remembered (their number given back, were it erased) and the
     # privacy notice's SMS is filed, in one statement (notice.greet_first_call) in autocommit, and
-    # queued; the caller is new, so has no worker to be put through to, and nothing more is read
+    # queued with the turn's answer; the caller is new, so has no worker to be put through to, and
+    # nothing more is read
     language = by_webhook["/twilio/voice/step (turn 0)"]
-    assert (language.postgres, language.statements, language.redis) == (1, 1, 3), served
+    assert (language.postgres, language.statements, language.redis) == (1, 1, 2), served
     # the call's first request (who rings: one read) and the turn that waits for the address to be
     # recorded commit nothing but the call's session: stored with the step's answer in one round trip,
     # without the call's lock (ivr.callstate's `keep`)
@@ -71,7 +73,7 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     ended = by_webhook["/twilio/voice/status"]
     assert (ended.postgres, ended.redis) == (0, 2), served
     whole = sum(by_webhook.values(), RoundTrips())
-    assert (whole.postgres, whole.redis) == (3, 10), served
+    assert (whole.postgres, whole.redis) == (3, 8), served
 
 
 def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flask, sandbox: TwilioSandbox) -> None:
@@ -86,4 +88,4 @@ def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flas
     booking = dict(served)["/twilio/voice/record (turn 6)"]
     # the booking's 1; the recording kept unless the turn kept one before (one INSERT, on the connection
     # the turn checked out), and attached to the request by one UPDATE on the same connection
-    assert (booking.postgres, booking.redis) == (3, 3), served
+    assert (booking.postgres, booking.redis) == (3, 2), served
