@@ -3,11 +3,12 @@ commits something, so a Twilio retry of it gets the same answer and changes noth
 
 One request of a call at a time holds the call's lock. Such a turn takes two round trips to Redis:
 the lock taken and the answer and session read in one, the new ones stored and the lock let go in
-the other, with the ids its effects pushed for their jobs (`dispatch.enqueue.held`). A turn whose only write is its session (the call's first request, a turn that waits for a
-recording or ends the call, its effects only read) takes one, without the lock (`keep`). A menu turn
-that commits nothing takes none: its session travels in its step's URL (`ivr.turntoken`), and the
-session here is the one as of the call's last commit (what the call's log, the agents' queue and the
-record and dial actions read).
+the other, with the ids its effects pushed for their jobs (`dispatch.enqueue.held`). A turn whose
+only write is its session (the call's first request, a turn that waits for a recording or ends the
+call, its effects only read) takes one, without the lock (`keep`). A menu turn that commits nothing
+takes none: its session travels in its step's URL (`ivr.turntoken`), and the session here is the one
+as of the call's last commit (what the call's log, the agents' queue and the record and dial
+actions read).
 """
 
 from __future__ import annotations
