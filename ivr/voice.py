@@ -456,6 +456,7 @@ def _answer(state: CallState, session: Session, events: list[Event], *, key: str
 def _performed(
     state: CallState, session: Session, events: list[Event], *, key: str, turn: int, pushes: enqueue.Holding
 ) -> Response:
+    """`_answer`'s work, the ids its effects push held in `pushes` for the save's round trip."""
     ctx = _context(state, session, turn)
     performed, dial = 0, None
     while session.status in (Status.WAITING_EFFECT, Status.WAITING_DIAL):
