@@ -4,6 +4,7 @@ nothing: the call says False, and the database keeps the work for the sweeper.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -320,11 +321,13 @@ def test_a_refused_push_among_the_held_leaves_its_ids_to_the_sweeper_and_the_oth
 def test_a_script_sent_with_other_commands_is_loaded_when_redis_lacks_it_and_they_run_once(
     redis_client: redis.Redis,
 ) -> None:
-    script = Lua("return redis.call('INCR', KEYS[1])")
+    # A script Redis has never seen (not SCRIPT FLUSH: the other test processes share this Redis, and
+    # their scripts with it)
+    script = Lua(f"-- {uuid.uuid4()}\nreturn redis.call('INCR', KEYS[1])")
     commands = direct(redis_client)
-    redis_client.script_flush()
     counted, answers = commands.run_with(script, ["sewamitra:test:runs"], [], [("RPUSH", "sewamitra:test:also", "a")])
     assert (counted, answers) == (1, [1])  # the script ran once, loaded after NOSCRIPT; the push once
+    assert redis_client.script_exists(script.sha) == [True]
     counted, answers = commands.run_with(script, ["sewamitra:test:runs"], [], [("INCR", "sewamitra:test:also")])
     assert counted == 2
     assert isinstance(answers[0], redis.exceptions.ResponseError)  # Redis's answer to it, not raised
