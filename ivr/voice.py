@@ -479,15 +479,16 @@ def _performed(
         remember_language(ctx)
         session = _with_known_language(session)
     if dial is None:
-        document = _ivr().document(events, session.turn, _token(state.call_sid, session))
-        pushes.answered(state.save(session, key, document, also=pushes.take()))
-        return _sent(document)
-    # The number goes to the platform, never into the call's state: a retry of this request is
-    # answered by a redirect that looks the number up again.
-    said = instructions(events, _ivr().voices, turn=session.turn, root=_ivr().root, recordings=_ivr().recording)
-    redirect = Redirect(_path(f"{DIAL_AGAIN_PATH}?turn={session.turn}"))
-    pushes.answered(state.save(session, key, _ivr().render([*said, redirect]), also=pushes.take()))
-    return _answered(*said, dial)
+        stored = _ivr().document(events, session.turn, _token(state.call_sid, session))
+        answer = _sent(stored)
+    else:
+        # The number goes to the platform, never into the call's state: a retry of this request is
+        # answered by a redirect that looks the number up again.
+        said = instructions(events, _ivr().voices, turn=session.turn, root=_ivr().root, recordings=_ivr().recording)
+        stored = _ivr().render([*said, Redirect(_path(f"{DIAL_AGAIN_PATH}?turn={session.turn}"))])
+        answer = _answered(*said, dial)
+    pushes.answered(state.save(session, key, stored, also=pushes.take()))
+    return answer
 
 
 def _dial(ctx: CallContext, asked: DialEvent, turn: int) -> DialNumber | None:
