@@ -557,6 +557,37 @@ def call_log_writer_done(connection: redis.Redis) -> None:
     connection.delete(CALL_LOG_WRITER)
 
 
+# Set while Redis holds what the helpline put there; gone when Redis came back without its data
+# (restarted with no persistence, or flushed), as every queued and delayed job went with it.
+KEPT = "sewamitra:redis-kept"
+SWEEP_RESULT_TTL = 300
+
+
+def sweep_if_redis_lost_its_data(connection: redis.Redis) -> bool:
+    """A sweep at once when Redis lost its data: it queues again what the database says waits (offers
+    past their time, requests, SMS), which would otherwise wait for the scheduler's next sweep, up to
+    `dispatch.sweep_interval` later. The scheduler does not see such a restart: redis-py reconnects
+    under it. The mover of delayed jobs asks each second; a new Redis (the helpline's first start)
+    gets a sweep too, as the scheduler's start gives one."""
+
+    def put() -> None:
+        if connection.exists(KEPT):
+            return
+        log.warning("Redis holds none of the helpline's keys (restarted without its data?): sweeping now")
+        with connection.pipeline() as pipe:  # MULTI: the mark only with the sweep queued
+            queue(connection, QueueName.DISPATCH).enqueue(JOBS + "sweep", result_ttl=SWEEP_RESULT_TTL, pipeline=pipe)
+            pipe.set(KEPT, 1)
+            pipe.execute()
+
+    return _attempt(put, "the sweep after Redis lost its data", "the scheduler's next sweep does it")
+
+
+def each_second(connection: redis.Redis) -> None:
+    """What the holder of the delayed jobs' lock does each second, besides moving them."""
+    sweep_if_redis_lost_its_data(connection)
+    call_log_writer(connection)
+
+
 # -- workers ----------------------------------------------------------------------------------------
 
 

@@ -111,7 +111,7 @@ def worker(connection: redis.Redis, name: str | None = None) -> HelplineWorker:
 def work(connection: redis.Redis, *, name: str | None, burst: bool, also: Callable[[redis.Redis], object]) -> None:
     """`sewamitra worker`: run an RQ worker through Redis outages, and move delayed jobs when due
     (dispatch.delayed, not RQ's scheduler: a dead worker's lock held RQ's for minutes), doing `also`
-    each time it moves them (`enqueue.call_log_writer`, which this module cannot import)."""
+    each time it moves them (`enqueue.each_second`, which this module cannot import)."""
 
     def run(attempt: int) -> None:
         # A name of its own at each start: RQ refuses one still registered by the worker before it.

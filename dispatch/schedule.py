@@ -28,7 +28,9 @@ def scheduler(connection: redis.Redis, settings: Settings) -> CronScheduler:
 
 def run(connection: redis.Redis, settings: Settings) -> None:
     """`sewamitra scheduler`: the periodic jobs, through Redis outages. A new scheduler after an
-    outage runs each job at once: the sweep that brings back what the outage lost, and the index. It
-    moves delayed jobs too, as each worker does: whichever of them is alive."""
-    with delayed.moved(connection, [q.value for q in QUEUE_ORDER], enqueue.call_log_writer):
+    outage runs each job at once: the sweep that brings back what the outage lost, and the index. An
+    outage the scheduler slept through (redis-py reconnects under it) starts no new one: there, the
+    mover of delayed jobs sweeps at once if Redis lost its data (`enqueue.each_second`). It moves
+    delayed jobs too, as each worker does: whichever of them is alive."""
+    with delayed.moved(connection, [q.value for q in QUEUE_ORDER], enqueue.each_second):
         outlast_redis_outages(lambda _attempt: scheduler(connection, settings).start(), connection, "scheduler")  # type: ignore[no-untyped-call]

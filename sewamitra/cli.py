@@ -91,7 +91,7 @@ def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
         context.JobContext(settings, create_engine(settings.sqlalchemy_url), connection, telephony(settings))
     )
     settle()
-    work(connection, name=name, burst=burst, also=enqueue.call_log_writer)
+    work(connection, name=name, burst=burst, also=enqueue.each_second)
 
 
 @main.command()

@@ -259,6 +259,30 @@ def test_the_call_logs_writer_is_queued_once_while_logs_wait(
     assert enqueue.call_log_writer(unreachable) is False
 
 
+def test_redis_that_lost_its_data_is_swept_at_once_and_only_then(
+    redis_client: redis.Redis, unreachable: redis.Redis
+) -> None:
+    """The mover of delayed jobs asks each second. A Redis holding the helpline's keys gets no sweep;
+    one that came back without them (or a new one) gets one at once, not at the scheduler's next turn."""
+
+    def sweeps() -> list[Job]:
+        queued = Queue("dispatch", connection=redis_client).jobs
+        return [job for job in queued if job.func_name == "dispatch.jobs.sweep"]
+
+    assert enqueue.sweep_if_redis_lost_its_data(redis_client)
+    assert len(sweeps()) == 1
+    assert enqueue.sweep_if_redis_lost_its_data(redis_client)
+    enqueue.each_second(redis_client)
+    assert len(sweeps()) == 1
+
+    redis_client.flushdb()  # as a Redis restarted with no persistence holds nothing
+    enqueue.each_second(redis_client)
+    [sweep] = sweeps()
+    assert sweep.result_ttl == enqueue.SWEEP_RESULT_TTL
+    assert redis_client.exists(enqueue.KEPT)
+    assert enqueue.sweep_if_redis_lost_its_data(unreachable) is False
+
+
 def test_ids_held_go_in_the_round_trip_of_the_callers_write_and_open_their_batches(redis_client: redis.Redis) -> None:
     """A call's turn files a request and an SMS: their ids are pushed with the turn's own write (a
     script standing for it), and the jobs their lists' lengths call for are queued after."""
