@@ -3,7 +3,9 @@ writes what waits in batches, one transaction each.
 
 A call's last status callback is about a tenth of a web process's work on a call, and the call's
 only reason to open a database connection after its booking: the log is for supervisors' reports,
-and no caller waits on it. Here the callback's share is one RPUSH. The writer runs when an RQ
+and no caller waits on it. Here the callback's share is one script in its one round trip to Redis
+(`push_with_session`): the log's head pushed with the call's flow session as Redis holds it, of which
+the writer makes the log's path, language and outcome. The writer runs when an RQ
 worker's mover of delayed jobs sees logs waiting (`enqueue.call_log_writer`, at most once a second),
 so a log reaches the database a second or two after the call, or when a worker is back.
 
@@ -38,7 +40,7 @@ from sqlmodel import col
 
 from storage.db import UNREACHABLE, insert
 from storage.models import CallLog, Direction, ServiceRequest
-from storage.redisdb import direct
+from storage.redisdb import Direct, Lua, direct
 
 DUE = "sewamitra:calllogs:due"
 # The writer's lock: one writer at a time, so that the batch it read is the one it trims. A writer
@@ -56,6 +58,17 @@ return 1
 RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _DATES = ("started_at", "ended_at")
+# A status callback's log, pushed with its call's flow session as Redis holds it, in the callback's one
+# round trip: the log's head (what the callback itself says), a newline (JSON has none), then the
+# session (nothing when the call has none); the log's fields that come of the session are the
+# writer's to make (`from_session`). With a third key, the request's first delivery is marked first
+# (a replay's key is there already: 0, and nothing pushed).
+PUSH_WITH_SESSION = Lua("""
+if #KEYS > 2 and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+local session = redis.call('HGET', KEYS[1], 'session')
+redis.call('RPUSH', KEYS[2], ARGV[1] .. '\\n' .. (session or ''))
+return 1
+""")
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +94,10 @@ class Entry:
 
     @classmethod
     def decoded(cls, raw: bytes | str) -> Entry:
-        data = json.loads(raw)
+        """A log as `push` pushed it, or as `push_with_session` did: its head, then its session."""
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        head, with_session_after, session = text.partition("\n")
+        data = json.loads(head)
         values = dict(data["values"])
         for name in _DATES:
             if values.get(name) is not None:
@@ -89,12 +105,71 @@ class Entry:
         values["direction"] = Direction(values["direction"])
         if not isinstance(values["call_sid"], str) or not isinstance(values["status"], str):
             raise TypeError("a call log names its call and its status")
-        return cls(values, bool(data["with_session"]))
+        if not with_session_after:
+            return cls(values, bool(data["with_session"]))
+        flow_session = json.loads(session) if session else None
+        if flow_session is not None and not isinstance(flow_session, dict):
+            raise TypeError("a call's flow session is an object")
+        return cls(values | from_session(flow_session, values["status"]), flow_session is not None)
+
+
+def outcome(path: Iterable[str], variables: Mapping[str, Any], flow_status: str | None, call_status: str) -> str:
+    """What the call came to, in the words a supervisor's report uses, from its flow session's path,
+    variables and status (None: the call has no session)."""
+    if flow_status is None:
+        return "no_flow" if call_status in FINAL else "in_progress"
+    visited = set(path)
+    if variables.get("request_number"):
+        return "request_created"
+    if "record_callback" in visited:
+        return "callback_requested"
+    if "agent_queue" in visited:
+        return "agent_queue"
+    if visited & {"read_requests", "find_request"}:
+        return "tracked"
+    return "ended_in_menu" if flow_status == "ended" else "abandoned"
+
+
+def from_session(session: Mapping[str, Any] | None, call_status: str) -> dict[str, Any]:
+    """A log's fields that come of the call's flow session, in its stored form (`Session.to_dict`)."""
+    if session is None:
+        return {"outcome": outcome((), {}, None, call_status), "path": [], "language": None, "request_number": None}
+    variables = session.get("vars") or {}
+    number = variables.get("request_number")  # the request the call filed
+    return {
+        "outcome": outcome(session["path"], variables, session["status"], call_status),
+        "path": list(session["path"]),
+        "language": session["language"],
+        "request_number": number if isinstance(number, str) else None,
+    }
 
 
 def push(connection: redis.Redis, entry: Entry) -> None:
     """The log joins those waiting for the writer; a Redis error is the caller's to handle."""
     direct(connection)("RPUSH", DUE, entry.encoded())
+
+
+def head(values: Mapping[str, Any]) -> str:
+    """What a status callback says of its call (`values`: a log's own, less `from_session`'s), for
+    `push_with_session`."""
+    return Entry(values, with_session=False).encoded()
+
+
+def push_with_session(
+    commands: Direct,
+    state_key: str,
+    values: Mapping[str, Any],
+    first_delivery: tuple[str, int] | None = None,
+    also: Sequence[Sequence[Any]] = (),
+) -> tuple[bool, list[Any]]:
+    """The log joins those waiting for the writer with the call's flow session, stored under
+    `state_key`, read by Redis as it pushes, and `also`'s commands are sent in the same round trip:
+    whether the log was pushed (False: `first_delivery` was marked already, a replay), and their
+    answers. A Redis error is the caller's to handle."""
+    keys = [state_key, DUE] + ([first_delivery[0]] if first_delivery else [])
+    args = [head(values)] + ([first_delivery[1]] if first_delivery else [])
+    pushed, answers = commands.run_with(PUSH_WITH_SESSION, keys, args, also)
+    return bool(pushed), answers
 
 
 def waiting(connection: redis.Redis) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +16,11 @@ from core.text import storable
 from dispatch import calllogs, context
 from dispatch.jobs import UNANSWERED_FEEDBACK
 from flows.engine import Session
+from ivr.callstate import Replayed
 from storage import audit
 from storage.db import session_scope
 from storage.models import AuditEvent, CallLog, Direction, ServiceRequest
+from storage.redisdb import Direct
 from telephony.call import CallTurn
 
 log = logging.getLogger(__name__)
@@ -29,24 +31,14 @@ UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
 def outcome(session: Session | None, call_status: str) -> str:
     """What the call came to, in the words a supervisor's report uses."""
     if session is None:
-        return "no_flow" if call_status in FINAL else "in_progress"
-    path = set(session.path)
-    if session.vars.get("request_number"):
-        return "request_created"
-    if "record_callback" in path:
-        return "callback_requested"
-    if "agent_queue" in path:
-        return "agent_queue"
-    if path & {"read_requests", "find_request"}:
-        return "tracked"
-    return "ended_in_menu" if session.status.value == "ended" else "abandoned"
+        return calllogs.outcome((), {}, None, call_status)
+    return calllogs.outcome(session.path, session.vars, session.status.value, call_status)
 
 
-def entry(turn: CallTurn, session: Session | None, at: datetime) -> calllogs.Entry:
-    """The call's log as this callback leaves it. `at`: when the platform sent the callback."""
+def head(turn: CallTurn, at: datetime) -> dict[str, Any]:
+    """What this callback says of its call, for its log. `at`: when the platform sent the callback."""
     status = storable(turn.status, 20)
-    number = session.vars.get("request_number") if session else None  # the request the call filed
-    values = {
+    return {
         "call_sid": turn.call_id,
         "from_number": _number(turn.caller),
         "to_number": _number(turn.callee),
@@ -54,25 +46,41 @@ def entry(turn: CallTurn, session: Session | None, at: datetime) -> calllogs.Ent
         "duration_s": seconds(turn.duration),
         "hangup_cause": storable(turn.hangup_cause, 40) or None,
         "direction": Direction.OUTBOUND if turn.outbound else Direction.INBOUND,
-        "outcome": outcome(session, status),
-        "path": list(session.path) if session else [],
-        "language": session.language if session else None,
         "started_at": at,
         "ended_at": at if status in FINAL else None,
-        "request_number": number if isinstance(number, str) else None,
     }
+
+
+def entry(turn: CallTurn, session: Session | None, at: datetime) -> calllogs.Entry:
+    """The call's log as this callback leaves it. `at`: when the platform sent the callback."""
+    values = head(turn, at)
+    values |= calllogs.from_session(session.to_dict() if session else None, values["status"])
     return calllogs.Entry(values, with_session=session is not None)
 
 
-def keep(connection: redis.Redis, engine: sa.Engine, turn: CallTurn, session: Session | None, at: datetime) -> None:
-    """The call's log handed to the writer (`dispatch.calllogs`): one push to Redis. When Redis
-    refuses it, written here; a database error then is raised."""
-    kept = entry(turn, session, at)
+def keep(
+    commands: Direct,
+    engine: sa.Engine,
+    turn: CallTurn,
+    state_key: str,
+    at: datetime,
+    first_delivery: tuple[str, int] | None = None,
+    also: Sequence[Sequence[Any]] = (),
+) -> list[Any] | None:
+    """The call's log handed to the writer (`dispatch.calllogs`) with its flow session, stored under
+    `state_key`, in one round trip to Redis, `also`'s commands sent in it: their answers. When Redis
+    cannot be reached, the log is written here without the session, and None; a database error then
+    is raised. With `first_delivery` (`replay_mark`), Replayed is raised when it was marked already:
+    nothing was pushed."""
     try:
-        calllogs.push(connection, kept)
+        pushed, answers = calllogs.push_with_session(commands, state_key, head(turn, at), first_delivery, also)
     except redis.RedisError:
         log.warning("Redis did not take the log of call %s; writing it now", turn.call_id)
-        calllogs.write(engine, [kept])
+        calllogs.write(engine, [entry(turn, None, at)])
+        return None
+    if not pushed:
+        raise Replayed()
+    return answers
 
 
 def record_when_back(turn: dict[str, Any], session: dict[str, Any] | None, at: str) -> str:

@@ -82,7 +82,6 @@ from telephony.call import Say as Spoken
 from telephony.port import GatewayError
 from telephony.webhooks import (
     checks_replays_itself,
-    marking,
     replay_mark,
     replay_refusal,
     replay_refused,
@@ -1037,11 +1036,7 @@ def status() -> Response:
     refused = None if final else replay_refusal()
     if refused is not None:
         return refused
-    session, in_our_queue = _session_as_the_room_closes(replay_mark()) if final else (_session(), False)
-    try:
-        calllog.keep(_runtime().redis, _runtime().engine, turn, session, _runtime().clock.now())
-    except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
-        log.exception("neither Redis nor the database took the log of call %s; the report misses it", turn.call_id)
+    in_our_queue = _logged(replay_mark()) if final else _logged(None, closing=False)
     if turn.status in calllog.UNANSWERED:
         _unanswered_outbound_call()
     if in_our_queue:  # the call ended while the caller waited in the queue the helpline keeps
@@ -1051,28 +1046,33 @@ def status() -> Response:
     return Response(status=204)
 
 
-def _session_as_the_room_closes(first_delivery: tuple[str, int] | None) -> tuple[Session | None, bool]:
-    """A call is over: its flow session, for its log, and its room, if it had one, closed with it (no
-    hold or mute on it now), in one round trip to Redis; with it, where the helpline keeps the agents'
-    queue itself (Plivo), whether the caller was waiting in it. None and False when Redis cannot be
-    reached now (the room expires; a queue entry goes stale and leaves the console's list by itself).
-    With `first_delivery` (`replay_mark`), the request's first delivery is marked first in the same
-    round trip, and Replayed raised when it was marked already: the callback it repeats closed the
-    room, so closing it again changes nothing, and nothing else is done."""
+def _logged(first_delivery: tuple[str, int] | None, *, closing: bool = True) -> bool:
+    """The call's log handed to the writer with its flow session, in one round trip to Redis; with
+    `closing` (the call is over), its room, if it had one, closed in it (no hold or mute on it now),
+    and, where the helpline keeps the agents' queue itself (Plivo), whether the caller was waiting in
+    it. When Redis cannot be reached now, the log is written without the session, and False (the room
+    expires; a queue entry goes stale and leaves the console's list by itself). With `first_delivery`
+    (`replay_mark`), the request's first delivery is marked first in the same round trip, and Replayed
+    raised when it was marked already: the callback it repeats logged the call and closed the room,
+    so closing it again changes nothing, and nothing else is done."""
     state = _state()
-    commands: list[tuple[str | int, ...]] = [("HGET", state.key, "session"), rooms.closing(room_of(state.call_sid))]
-    if not _ivr().platform.queues:
-        commands.append(callqueue.entry(state.call_sid))
-    if first_delivery is not None:
-        commands.insert(0, marking(first_delivery))
+    also: list[tuple[str | int, ...]] = []
+    if closing:
+        also.append(rooms.closing(room_of(state.call_sid)))
+        if not _ivr().platform.queues:
+            also.append(callqueue.entry(state.call_sid))
+    runtime = _runtime()
     try:
-        answers = _runtime().commands.each(*commands)
-    except redis.RedisError:
+        answers = calllog.keep(
+            runtime.commands, runtime.engine, _turn(), state.key, runtime.clock.now(), first_delivery, also
+        )
+    except sa.exc.SQLAlchemyError:  # the report misses this call; what must follow from it still does
+        log.exception("neither Redis nor the database took the log of call %s; the report misses it", state.call_sid)
+        return False
+    if answers is None:
         log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
-        return None, False
-    if first_delivery is not None and answers.pop(0) is None:
-        raise callstate.Replayed()
-    return callstate.session_of(answers[0]), len(answers) > 2 and answers[2] is not None
+        return False
+    return len(answers) > 1 and answers[1] is not None
 
 
 def _agents_desk_phone_hung_up(user: int) -> None:

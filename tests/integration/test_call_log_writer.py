@@ -4,6 +4,7 @@ database cannot take yet waits, what it refuses is dropped alone, and an erasure
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,13 +18,16 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlmodel import Session, select
 
+import flows.engine as flows
 from core import phones
 from dispatch import calllogs, retention
 from ivr import calllog
+from ivr.callstate import CallState, Replayed
 from storage.db import UNREACHABLE, create_engine
-from storage.models import Caller, CallLog, Direction
+from storage.models import Caller, CallLog, Direction, ServiceRequest
+from storage.redisdb import direct
 from telephony.call import CallTurn
-from tests.factories import make_settings
+from tests.factories import add_request, make_settings
 
 pytestmark = pytest.mark.both_databases
 
@@ -185,6 +189,61 @@ def test_an_erasure_hashes_the_number_in_a_log_still_waiting(
 
 def test_a_callback_whose_log_redis_refuses_writes_it_itself(engine: sa.Engine, unreachable: redis.Redis) -> None:
     turn = CallTurn(sid(1), CITIZEN, "+911204567890", outbound=False, inbound=True, status="completed", duration="12")
-    calllog.keep(unreachable, engine, turn, None, AT)
+    assert calllog.keep(direct(unreachable), engine, turn, CallState(unreachable, sid(1)).key, AT) is None
     [log] = logs(engine).values()
     assert (log.call_sid, log.status, log.duration_s, log.outcome) == (sid(1), "completed", 12, "no_flow")
+
+
+def test_a_callbacks_log_goes_with_the_calls_session_as_redis_holds_it(
+    engine: sa.Engine, redis_client: redis.Redis
+) -> None:
+    """A status callback's one round trip: Redis reads the call's flow session as it pushes the log, and
+    the writer makes the log's path, language, outcome and request of it. A call with no session (an
+    outbound call with no menu) is logged as one with no flow, and changes no path."""
+    request_id = add_request(engine)
+    with Session(engine) as db:
+        number = db.get_one(ServiceRequest, request_id).number
+    booked = flows.Session(
+        "citizen", "goodbye", flows.Status.ENDED, "hi", {"request_number": number}, {}, 9, 8, ("welcome", "record")
+    )
+    redis_client.hset(CallState(redis_client, sid(1)).key, "session", json.dumps(booked.to_dict(), ensure_ascii=False))
+    room = "sewamitra:room:" + sid(1)
+    redis_client.hset(room, "members", "x")
+    ended = CallTurn(sid(1), CITIZEN, "+911204567890", outbound=False, inbound=True, status="completed", duration="61")
+    unanswered = CallTurn(sid(2), "+911204567890", CITIZEN, outbound=True, inbound=False, status="no-answer")
+
+    assert calllog.keep(
+        direct(redis_client), engine, ended, CallState(redis_client, sid(1)).key, AT, None, [("DEL", room)]
+    ) == [1]
+    assert calllog.keep(direct(redis_client), engine, unanswered, CallState(redis_client, sid(2)).key, AT) == []
+    assert not redis_client.exists(room)
+    assert logs(engine) == {}  # the callback's part ends at the push
+    assert calllogs.write_due(engine, redis_client) == 2
+
+    first, second = logs(engine)[sid(1)], logs(engine)[sid(2)]
+    assert (first.status, first.duration_s, first.outcome, first.path, first.language, first.request_id) == (
+        "completed",
+        61,
+        "request_created",
+        ["welcome", "record"],
+        "hi",
+        request_id,
+    )
+    assert (second.status, second.direction, second.outcome, second.path) == (
+        "no-answer",
+        Direction.OUTBOUND,
+        "no_flow",
+        [],
+    )
+
+
+def test_a_replayed_callback_pushes_no_second_log(engine: sa.Engine, redis_client: redis.Redis) -> None:
+    """Where the platform's signature has a nonce (Plivo), the callback's first delivery is marked in its
+    round trip; a replay finds the mark, and pushes nothing."""
+    turn = CallTurn(sid(1), CITIZEN, "+911204567890", outbound=False, inbound=True, status="completed", duration="5")
+    key, first_delivery = CallState(redis_client, sid(1)).key, ("sewamitra:replay:n1", 60)
+    assert calllog.keep(direct(redis_client), engine, turn, key, AT, first_delivery) == []
+    with pytest.raises(Replayed):
+        calllog.keep(direct(redis_client), engine, turn, key, AT, first_delivery)
+    assert calllogs.waiting(redis_client) == 1
+    assert 0 < redis_client.ttl("sewamitra:replay:n1") <= 60

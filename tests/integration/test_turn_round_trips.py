@@ -68,12 +68,12 @@ def test_a_booking_calls_turns_keep_their_round_trips(app: Flask, sandbox: Twili
     # recorded commit nothing but the call's session: stored with the step's answer in one round trip,
     # without the call's lock (ivr.callstate's `keep`)
     assert by_webhook["/twilio/voice"].redis == by_webhook["/twilio/voice/step (turn 5)"].redis == 1, served
-    # the call ends: its session read and its room closed at once, then its log pushed for the writer;
-    # no connection to the database
+    # the call ends: its log pushed for the writer with its session, read by Redis as it pushes
+    # (calllogs.PUSH_WITH_SESSION), and its room closed, in one round trip; no connection to the database
     ended = by_webhook["/twilio/voice/status"]
-    assert (ended.postgres, ended.redis) == (0, 2), served
+    assert (ended.postgres, ended.redis) == (0, 1), served
     whole = sum(by_webhook.values(), RoundTrips())
-    assert (whole.postgres, whole.redis) == (3, 8), served
+    assert (whole.postgres, whole.redis) == (3, 7), served
 
 
 def test_a_spoken_address_is_kept_in_one_statement_of_the_booking_turn(app: Flask, sandbox: TwilioSandbox) -> None:
