@@ -1070,9 +1070,11 @@ def _logged(first_delivery: tuple[str, int] | None, *, closing: bool = True) -> 
         log.exception("neither Redis nor the database took the log of call %s; the report misses it", state.call_sid)
         return False
     if answers is None:
-        log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
+        if closing:
+            log.warning("call state of %s unreachable, its room not closed (it expires)", state.call_sid)
         return False
-    return len(answers) > 1 and answers[1] is not None
+    entry = answers[1] if len(answers) > 1 else None  # the caller's in the queue; nil when not in it
+    return entry is not None and not isinstance(entry, redis.RedisError)
 
 
 def _agents_desk_phone_hung_up(user: int) -> None:
