@@ -40,7 +40,7 @@ from sqlmodel import col
 
 from storage.db import UNREACHABLE, insert
 from storage.models import CallLog, Direction, ServiceRequest
-from storage.redisdb import Direct, Lua, direct
+from storage.redisdb import Direct, Lua, direct, with_first_delivery
 
 DUE = "sewamitra:calllogs:due"
 # The writer's lock: one writer at a time, so that the batch it read is the one it trims. A writer
@@ -64,7 +64,7 @@ _DATES = ("started_at", "ended_at")
 # writer's to make (`from_session`). With a third key, the request's first delivery is marked first
 # (a replay's key is there already: 0, and nothing pushed).
 PUSH_WITH_SESSION = Lua("""
-if #KEYS > 2 and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2]) then return 0 end
 local session = redis.call('HGET', KEYS[1], 'session')
 redis.call('RPUSH', KEYS[2], ARGV[1] .. '\\n' .. (session or ''))
 return 1
@@ -166,8 +166,7 @@ def push_with_session(
     `state_key`, read by Redis as it pushes, and `also`'s commands are sent in the same round trip:
     whether the log was pushed (False: `first_delivery` was marked already, a replay), and their
     answers. A Redis error is the caller's to handle."""
-    keys = [state_key, DUE] + ([first_delivery[0]] if first_delivery else [])
-    args = [head(values)] + ([first_delivery[1]] if first_delivery else [])
+    keys, args = with_first_delivery([state_key, DUE], [head(values)], first_delivery)
     pushed, answers = commands.run_with(PUSH_WITH_SESSION, keys, args, also)
     return bool(pushed), answers
 

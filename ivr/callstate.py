@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from flows.engine import Session
-from storage.redisdb import Lua, direct
+from storage.redisdb import Lua, direct, with_first_delivery
 
 PREFIX = "sewamitra:call:"
 TTL_S = 4 * 3600  # longer than any call, short enough to keep Redis small
@@ -148,7 +148,7 @@ class CallState:
         first, in the same round trip, and Replayed raised when it was set already, nothing stored."""
         values: list[str | int] = [json.dumps(session.to_dict(), ensure_ascii=False), f"answer:{step}", answer, TTL_S]
         reply: list[bytes] = self._commands.run(
-            KEEP_UNLESS_ANSWERED, *_marking([self.key, self.lock_key], values, first_delivery)
+            KEEP_UNLESS_ANSWERED, *with_first_delivery([self.key, self.lock_key], values, first_delivery)
         )
         if reply[0] == b"replayed":
             raise Replayed()
@@ -159,21 +159,12 @@ class CallState:
     def _take(self, token: str, step: str, first_delivery: tuple[str, int] | None) -> list[bytes | None] | None:
         values: list[str | int] = [token, LOCK_TTL_S * 1000, f"answer:{step}"]
         found: list[bytes | None] | bytes | None = self._commands.run(
-            TAKE_AND_READ, *_marking([self.key, self.lock_key], values, first_delivery)
+            TAKE_AND_READ, *with_first_delivery([self.key, self.lock_key], values, first_delivery)
         )
         if found == b"replayed":
             raise Replayed()
         assert not isinstance(found, bytes)
         return found
-
-
-def _marking(
-    keys: list[str], values: list[str | int], first_delivery: tuple[str, int] | None
-) -> tuple[list[str], list[str | int]]:
-    """A script's keys and arguments, with the first-delivery key and its life last when there is one."""
-    if first_delivery is None:
-        return keys, values
-    return [*keys, first_delivery[0]], [*values, first_delivery[1]]
 
 
 def _text(raw: bytes | str | None) -> str | None:

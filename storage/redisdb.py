@@ -57,6 +57,16 @@ class Lua:
         object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())  # noqa: S324 (Redis's name for it)
 
 
+def with_first_delivery(
+    keys: Sequence[str], args: Sequence[str | int], first_delivery: tuple[str, int] | None
+) -> tuple[list[str], list[str | int]]:
+    """A script's keys and arguments, with a webhook's first-delivery key (its replay check) and its
+    life in seconds last, when there is one: the scripts that mark it set it NX first."""
+    if first_delivery is None:
+        return [*keys], [*args]
+    return [*keys, first_delivery[0]], [*args, first_delivery[1]]
+
+
 class Direct:
     """A client's commands sent on a connection of the calling thread's own, kept for the next.
 
