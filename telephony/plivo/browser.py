@@ -16,6 +16,7 @@ from plivo import exceptions
 
 from core.settings import Settings
 from telephony.browser import BrowserToken, ClientLeg, user_of
+from telephony.http import Unreachable
 from telephony.plivo.rest import DEFAULT_TIMEOUT, plivo_client
 from telephony.port import GatewayError
 
@@ -40,7 +41,7 @@ def access_token(settings: Settings, identity: str, now: int, ttl_s: int) -> Bro
             app=plivo.browser_app_id,
         )
         token = str(made["token"])
-    except (exceptions.PlivoRestError, requests.RequestException, KeyError, AttributeError) as error:
+    except (exceptions.PlivoRestError, requests.RequestException, Unreachable, KeyError, AttributeError) as error:
         raise GatewayError(f"Plivo gave no browser token: {error}", retryable=True) from error
     return BrowserToken("plivo", token, identity, now + ttl_s)
 

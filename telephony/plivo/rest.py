@@ -15,13 +15,14 @@ from requests.adapters import HTTPAdapter
 
 from core import phones
 from core.settings import Settings
+from telephony.http import TimedOut, Unreachable
 from telephony.media import audio_of
+from telephony.plivo.http import PLIVO_API, LeanRestClient
 from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_status
 
 DEFAULT_TIMEOUT = 10.0  # seconds for one REST request: a hung API must not hang a job
 AUTH_ID_ENV = "PLIVO_AUTH_ID"
 AUTH_TOKEN_ENV = "PLIVO_AUTH_TOKEN"  # noqa: S105 (a variable name)
-PLIVO_API = "https://api.plivo.com/"  # the SDK builds every URL on this literal base
 # The HTTP statuses Plivo documents for its API (plivo.com/docs/messaging/api/response): each of the
 # SDK's exceptions stands for one of them; a status without its own class is named in the message.
 STATUS_OF = {
@@ -54,10 +55,11 @@ class _Elsewhere(HTTPAdapter):
 
 
 def plivo_client(auth_id: str, auth_token: str, *, api_base_url: str | None, timeout: float) -> plivo.RestClient:
-    """The real REST client, with a request timeout and, when configured, another API base URL."""
+    """The real REST client, with a request timeout and, when configured, another API base URL: its
+    JSON requests over `telephony.http` (`LeanRestClient`), the rest through its `requests` sessions."""
     if timeout <= 0:
         raise ValueError("the Plivo request timeout must be positive")
-    client = plivo.RestClient(auth_id, auth_token, timeout=timeout)
+    client = LeanRestClient(auth_id, auth_token, timeout=timeout, api_base_url=api_base_url)
     if api_base_url:
         for session in (client.session, client.multipart_session):
             session.trust_env = False  # proxies from the environment would reroute a local URL
@@ -250,10 +252,10 @@ class PlivoTelephony:
             return send(self._client)
         except exceptions.PlivoRestError as error:
             raise _refused(action, error) from error
-        except requests.Timeout as error:
+        except (requests.Timeout, TimedOut) as error:
             message = f"cannot {action}: Plivo did not answer within {self.timeout}s"
             raise GatewayError(message, retryable=True) from error
-        except requests.RequestException as error:
+        except (requests.RequestException, Unreachable) as error:
             raise GatewayError(f"cannot {action}: Plivo is unreachable ({error})", retryable=True) from error
         except (ValueError, AttributeError) as error:
             raise GatewayError(f"cannot {action}: unexpected answer from Plivo ({error})", retryable=False) from error

@@ -8,13 +8,14 @@ from typing import Any, TypeVar
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from core import phones
 from core.settings import Settings
+from telephony.http import TimedOut, Unreachable
 from telephony.media import audio_of
 from telephony.port import DEFAULT_RING_TIMEOUT, GatewayError, is_retryable_status
+from telephony.twilio.http import LeanHttpClient
 
 TWILIO_API = "https://api.twilio.com"
 RECORDING_SID = re.compile(r"^RE[0-9a-f]{32}$")
@@ -30,15 +31,12 @@ def twilio_client(account_sid: str, auth_token: str, *, api_base_url: str | None
     """The real REST client, with a request timeout and, when configured, another API base URL."""
     if timeout <= 0:
         raise ValueError("the Twilio request timeout must be positive")
-    http_client = TwilioHttpClient(timeout=timeout)
-    client = Client(account_sid, auth_token, http_client=http_client)
+    # TWILIO_EDGE / TWILIO_REGION would rewrite the host of a configured URL, proxies reroute it.
+    client = Client(account_sid, auth_token, http_client=LeanHttpClient(timeout=timeout, direct=bool(api_base_url)))
     if api_base_url:
         # Every Messages/Calls URL is the Api domain's base_url + "/2010-04-01/Accounts/...".
         client.api.base_url = api_base_url.rstrip("/")
-        # TWILIO_EDGE / TWILIO_REGION would rewrite the host of this literal URL, proxies reroute it.
         client.edge = client.region = None
-        if http_client.session is not None:
-            http_client.session.trust_env = False
     return client
 
 
@@ -55,6 +53,8 @@ class TwilioTelephony:
         self._client: Client | None = None
         self._credentials = (sid or "", token or "")
         self._api = (twilio.api_base_url or TWILIO_API).rstrip("/")
+        self._media = requests.Session()  # a recording's audio, streamed: not the SDK's requests
+        self._media.trust_env = not twilio.api_base_url  # proxies from the environment would reroute a local URL
         if sid and token:
             self._client = twilio_client(sid, token, api_base_url=twilio.api_base_url, timeout=timeout)
 
@@ -75,7 +75,7 @@ class TwilioTelephony:
         sid, token = self._credentials
         url = f"{self._api}/2010-04-01/Accounts/{sid}/Recordings/{recording_id}.mp3"
         return audio_of(
-            self._request("fetch a recording", lambda client: _get(client, url, (sid, token), self.timeout))
+            self._request("fetch a recording", lambda _client: _get(self._media, url, (sid, token), self.timeout))
         )
 
     def send_sms(
@@ -197,10 +197,10 @@ class TwilioTelephony:
             return send(self._client)
         except (TwilioRestException, TwilioServiceException) as error:
             raise _refused(action, error) from error
-        except requests.Timeout as error:
+        except (requests.Timeout, TimedOut) as error:
             message = f"cannot {action}: Twilio did not answer within {self.timeout}s"
             raise GatewayError(message, retryable=True) from error
-        except requests.RequestException as error:
+        except (requests.RequestException, Unreachable) as error:
             raise GatewayError(f"cannot {action}: Twilio is unreachable ({error})", retryable=True) from error
         except (TwilioException, ValueError) as error:
             raise GatewayError(f"cannot {action}: unexpected answer from Twilio ({error})", retryable=False) from error
@@ -228,8 +228,7 @@ def _check_sid(recording_id: str) -> None:
         raise GatewayError(f"not a Twilio RecordingSid: {recording_id[:40]!r}", retryable=False)
 
 
-def _get(client: Client, url: str, auth: tuple[str, str], timeout: float) -> requests.Response:
-    session = getattr(client.http_client, "session", None) or requests.Session()
+def _get(session: requests.Session, url: str, auth: tuple[str, str], timeout: float) -> requests.Response:
     return session.get(url, auth=auth, timeout=timeout, stream=True)
 
 
