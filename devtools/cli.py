@@ -129,11 +129,19 @@ def bench_group() -> None:
 @click.option("--requests", "requests_", default=2_000, show_default=True, help="requests dispatched end to end")
 @click.option("--matches", default=2_000, show_default=True, help="request points matched")
 @click.option("--processes", default=2, show_default=True, help="RQ worker processes")
+@click.option("--sends", default=1_000, show_default=True, help="SMS each REST client sends, on each platform")
 @click.option("--seed", default=155330, show_default=True)
 @POSTGRES_URL_OPTION
 @redis_url_option(12)
 def bench_dispatch(
-    workers: int, requests_: int, matches: int, processes: int, seed: int, postgres_url: str, redis_url: str
+    workers: int,
+    requests_: int,
+    matches: int,
+    processes: int,
+    sends: int,
+    seed: int,
+    postgres_url: str,
+    redis_url: str,
 ) -> None:
     """Matching latency (p50/p99) and requests offered per second through real RQ and Redis."""
     from devtools.bench.dispatch import main as run_bench
@@ -144,6 +152,7 @@ def bench_dispatch(
             requests=requests_,
             matches=matches,
             processes=processes,
+            sends=sends,
             seed=seed,
             postgres_url=postgres_url,
             redis_url=redis_url,

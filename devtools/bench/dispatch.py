@@ -36,7 +36,7 @@ from sqlmodel import Session, col
 from core import numbers, pincodes
 from core.exceptions import SewamitraError
 from core.settings import Dispatch, Settings, default_config_path, load_settings
-from devtools.bench import knn, roundtrips, scratch, stats
+from devtools.bench import knn, roundtrips, scratch, sending, stats
 from devtools.bench.output import describe_machine, heading, say, table
 from devtools.twilio_sandbox import TwilioSandbox
 from dispatch import context, enqueue, geoindex, offers, queues
@@ -175,6 +175,12 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "sql_offered_per_s": ("SQL baseline", "requests offered per second", "requests/s"),
     "e2e_speedup_created": ("SQL baseline", "ratio, offers created (ours / baseline)", "x"),
     "e2e_speedup_drained": ("SQL baseline", "ratio, queue drained (ours / baseline)", "x"),
+    "send_twilio_ours_ms": ("sending", "one SMS's send on Twilio, the helpline's client (telephony.http)", "ms"),
+    "send_twilio_sdk_ms": ("sending", "the same with the SDK's own client (requests)", "ms"),
+    "send_twilio_ratio": ("sending", "ratio, ours / the SDK's", "ratio"),
+    "send_plivo_ours_ms": ("sending", "one SMS's send on Plivo, the helpline's client (telephony.http)", "ms"),
+    "send_plivo_sdk_ms": ("sending", "the same with the SDK's own client (requests)", "ms"),
+    "send_plivo_ratio": ("sending", "ratio, ours / the SDK's", "ratio"),
     "total_s": ("run", "whole benchmark wall time", "s"),
 }
 TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
@@ -197,6 +203,7 @@ def main(
     redis_url: str,
     out: TextIO,
     config: Path | None = None,
+    sends: int = 1_000,
 ) -> dict[str, float]:
     """Run every phase on a world of its own, print the report, and return the figures."""
     # Worker processes are spawned, and a spawned process imports its parent's main script again.
@@ -205,7 +212,7 @@ def main(
             "the dispatch benchmark was started again inside one of its own worker processes: "
             "call main() under `if __name__ == '__main__':`"
         )
-    _check_sizes(workers=workers, requests=requests, matches=matches, processes=processes)
+    _check_sizes(workers=workers, requests=requests, matches=matches, processes=processes, sends=sends)
     started = time.perf_counter()
     with (
         scratch.fresh_database(postgres_url) as database_url,
@@ -218,7 +225,7 @@ def main(
             upgrade(engine)
             bench = Bench(settings, engine, connection, random.Random(seed), spots(settings.service_area.state), out)
             figures, notes = _run(
-                bench, sandbox, workers=workers, requests=requests, matches=matches, processes=processes
+                bench, sandbox, workers=workers, requests=requests, matches=matches, processes=processes, sends=sends
             )
             machine = describe_machine(engine, connection) | {"SQL baseline": bench.baseline.name}
         finally:
@@ -229,6 +236,7 @@ def main(
         "requests": requests,
         "matches": matches,
         "processes": processes,
+        "sends": sends,
         "seed": seed,
         **settings.dispatch.model_dump(),
     }
@@ -237,17 +245,29 @@ def main(
 
 
 def _run(
-    bench: Bench, sandbox: TwilioSandbox, *, workers: int, requests: int, matches: int, processes: int
+    bench: Bench, sandbox: TwilioSandbox, *, workers: int, requests: int, matches: int, processes: int, sends: int
 ) -> tuple[dict[str, float], list[str]]:
     figures = set_up(bench, workers)
     figures["baseline_build_s"] = prepare_baseline(bench)
     matching, notes = measure_matching(bench, matches)
     offered, more_notes, request_ids = measure_offers(bench, sandbox, requests, processes)
     baseline = measure_sql_offers(bench, request_ids)
-    figures |= matching | offered | baseline
+    figures |= matching | offered | baseline | measure_sends(bench, sends)
     figures["e2e_speedup_created"] = stats.ratio(figures["e2e_created_per_s"], figures["sql_offered_per_s"])
     figures["e2e_speedup_drained"] = stats.ratio(figures["e2e_offered_per_s"], figures["sql_offered_per_s"])
     return figures, notes + more_notes
+
+
+def measure_sends(bench: Bench, count: int) -> dict[str, float]:
+    """One SMS's send, the sending thread's CPU, with the helpline's client and with the SDK's own, on
+    each platform (`devtools.bench.sending`)."""
+    bench.say(f"sending {count:,} SMS with each client, on each platform")
+    figures = {}
+    for platform, cost in sending.measure(count).items():
+        figures[f"send_{platform}_ours_ms"] = cost.ours_ms
+        figures[f"send_{platform}_sdk_ms"] = cost.sdk_ms
+        figures[f"send_{platform}_ratio"] = cost.ratio
+    return figures
 
 
 def _check_sizes(**sizes: int) -> None:
@@ -796,7 +816,10 @@ def report(machine: dict[str, str], parameters: dict[str, Any], figures: dict[st
         "loop writes one Offer row per request and commits, in one process, with no Redis, RQ, lock, audit",
         "event or SMS. Matching times each point by the index (in Redis, and in Python) and by SQL in turn;",
         "the index ranks the nearest workers it reads and keeps as many of the ranking as a new request's",
-        "first round looks at (dispatch.offers.first_round_wanted), as dispatch does.",
+        "first round looks at (dispatch.offers.first_round_wanted), as dispatch does. Sending: the",
+        "helpline's REST client of each platform (telephony.http) and the SDK's own (requests) send an",
+        "offer's SMS to a sandbox of the platform in turn, 50 at a time, each timed by the sending thread's",
+        "CPU clock (the sandbox answers from threads of its own).",
     ]
     lines += ["", *(f"note: {note}" for note in notes)] if notes else []
     return "\n".join(lines) + "\n"

@@ -50,6 +50,7 @@ def run(postgres_server_url: str, redis_server_url: str) -> tuple[str, dict[str,
         redis_url=redis_server_url,
         out=out,
         config=ROOT / "config.yaml",
+        sends=100,
     )
     return out.getvalue(), figures
 
@@ -81,7 +82,7 @@ def test_the_report_says_which_sql_baseline_it_measured(
         assert "- SQL baseline: haversine scan, no spatial index (PostGIS is not installed" in report
     else:
         assert f"- SQL baseline: PostGIS {postgis} KNN" in report
-    assert "workers=2000, requests=50, matches=100, processes=1, seed=155330" in report
+    assert "workers=2000, requests=50, matches=100, processes=1, sends=100, seed=155330" in report
 
 
 def test_every_time_rate_and_ratio_is_measured(run: tuple[str, dict[str, float]]) -> None:
