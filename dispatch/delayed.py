@@ -1,5 +1,6 @@
-"""Delayed jobs (offer expiries, SMS and offer retries) moved to their queues when they are due, by
-whichever helpline process holds a lock that outlives a dead holder by seconds.
+"""Delayed jobs (SMS and offer retries) moved to their queues when they are due, and offers whose time
+is up moved to the jobs that expire them (`enqueue.each_second`), by whichever helpline process holds
+a lock that outlives a dead holder by seconds.
 
 RQ's own scheduler runs in one worker's child process under a lock of 61 s, and the other workers
 look for a free lock only at their maintenance, every ten minutes: a killed holder stopped delayed

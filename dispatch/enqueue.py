@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -25,7 +26,7 @@ from rq import Retry
 
 from dispatch import calllogs
 from dispatch.queues import QueueName, queue
-from storage.redisdb import direct
+from storage.redisdb import Lua, direct
 
 log = logging.getLogger(__name__)
 # A refused send is tried again after these pauses (seconds), then left as failed.
@@ -112,6 +113,15 @@ DISPATCH = Due("sewamitra:dispatch:due", 20, QueueName.DISPATCH, "dispatch_due",
 # pushes its id (one RPUSH), not a job of its own (RQ's job hash, some fifteen fields). One the platform
 # refuses is tried again by a job of its own (`retry_sms`); one never tried is the sweeper's.
 TEXTS = Due("sewamitra:sms:due", 20, QueueName.DEFAULT, "send_due_sms", "sms-due-{}", 600)
+# Offers waiting for their time to come (a sorted set: offer id -> the epoch second its expiry is due,
+# its time and `EXPIRY_MARGIN`): one ZADD for a dispatch job's new offers, where an RQ job each cost
+# some 0.2 ms of that job's CPU to make (its hash of some fifteen fields, the scheduled registry) and as
+# much again to run. The mover of delayed jobs moves those due onto `EXPIRED` each second
+# (`move_expired`), for jobs that expire the next batch (`jobs.expire_due`). Ids lost with Redis are
+# the sweeper's: it expires every offer past its time.
+EXPIRING = "sewamitra:offers:expiring"
+EXPIRED = Due("sewamitra:offers:expired", 20, QueueName.DISPATCH, "expire_due", "expire-due-{}", 600)
+MOVED_AT_MOST = 1_000  # expiries moved a round trip: a backlog (a mover stopped for minutes) takes several
 # Handling an inbound SMS is a few queries (a row lock waited on at most): RQ stops one still at it after
 # this, so that one claimed longer ago than this and a margin died with its worker (jobs.ABANDONED_AFTER).
 HANDLE_SMS_TIMEOUT_S = 60
@@ -246,16 +256,16 @@ def jobs_for_what_waits(connection: redis.Redis) -> bool:
 
     def put() -> None:
         with connection.pipeline() as pipe:
-            for due in (DISPATCH, TEXTS):
+            for due in (DISPATCH, TEXTS, EXPIRED):
                 pipe.llen(due.key)
             waiting = pipe.execute()
         with connection.pipeline() as pipe:
-            for due, count in zip((DISPATCH, TEXTS), waiting, strict=True):
+            for due, count in zip((DISPATCH, TEXTS, EXPIRED), waiting, strict=True):
                 for _ in range(-(-int(count) // due.batch)):
                     due.queue_job(connection, None, pipe)
             pipe.execute()
 
-    return _attempt(put, "the jobs of the requests and SMS due")
+    return _attempt(put, "the jobs of the requests, SMS and offer expiries due")
 
 
 DISPATCH_AGAIN_JOB_ID = "dispatch-{}-again"  # with the request's id in place of {}
@@ -359,37 +369,47 @@ def late_visit(connection: redis.Redis, request_id: int) -> bool:
 
 
 def offer_expiries(connection: redis.Redis, due: Sequence[tuple[int, datetime]]) -> bool:
-    """Look at each new offer again when its time is up, all in one round trip to Redis. (The dispatch
-    job that made them sends them itself.)"""
+    """Look at each new offer again when its time is up (`EXPIRING`), all in one round trip to Redis.
+    (The dispatch job that made them sends them itself.)"""
     if not due:
         return True
-
-    def put() -> None:
-        with connection.pipeline() as pipe:
-            for offer_id, expires_at in due:
-                _expiry(connection, offer_id, expires_at, pipe)
-            pipe.execute()
-
-    offers = ", ".join(str(offer_id) for offer_id, _ in due)
-    return _attempt(put, f"the expiry of offers {offers}", "the sweeper expires them")
+    times = {str(offer_id): math.ceil((expires_at + EXPIRY_MARGIN).timestamp()) for offer_id, expires_at in due}
+    offers = ", ".join(times)
+    return _attempt(
+        lambda: connection.zadd(EXPIRING, times), f"the expiry of offers {offers}", "the sweeper expires them"
+    )
 
 
 def offer_expiry(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:
     """Look at an offer again when its time is up."""
-    return _attempt(lambda: _expiry(connection, offer_id, expires_at), f"expire-{offer_id}")
+    return offer_expiries(connection, [(offer_id, expires_at)])
 
 
-def _expiry(
-    connection: redis.Redis, offer_id: int, expires_at: datetime, pipe: redis.client.Pipeline | None = None
-) -> None:
-    queue(connection, QueueName.DISPATCH).enqueue_at(
-        expires_at + EXPIRY_MARGIN,
-        JOBS + "expire_offer",
-        offer_id,
-        job_id=f"expire-{offer_id}",
-        result_ttl=RESULT_TTL,
-        pipeline=pipe,
-    )
+def move_expired(connection: redis.Redis, now: datetime | None = None) -> bool:
+    """The offers whose expiry is due moved from `EXPIRING` onto `EXPIRED`, and the jobs their batches
+    call for queued. The mover of delayed jobs asks each second."""
+    moment = math.floor((now or datetime.now(UTC)).timestamp())
+
+    def put() -> None:
+        while True:
+            length, *moved = direct(connection).run(MOVE_EXPIRED, [EXPIRING, EXPIRED.key], [moment, MOVED_AT_MOST])
+            ids = [int(offer_id) for offer_id in moved]
+            _batch_jobs(connection, [(EXPIRED, job_id) for job_id in EXPIRED.opened(ids, int(length))])
+            if len(ids) < MOVED_AT_MOST:
+                return
+
+    return _attempt(put, "the offers whose time is up", "the next second moves them, or the sweeper")
+
+
+# Those due (at most ARGV[2], by ARGV[1], the epoch second now) off the sorted set KEYS[1] and onto the
+# list KEYS[2]: the list's length, then their ids. One script, so two movers for a moment move each once.
+MOVE_EXPIRED = Lua("""
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due == 0 then return {0} end
+redis.call('ZREM', KEYS[1], unpack(due))
+local length = redis.call('RPUSH', KEYS[2], unpack(due))
+return {length, unpack(due)}
+""")
 
 
 def offer_resent(connection: redis.Redis, offer_id: int, attempt: int, delay: timedelta) -> bool:
@@ -585,6 +605,7 @@ def sweep_if_redis_lost_its_data(connection: redis.Redis) -> bool:
 def each_second(connection: redis.Redis) -> None:
     """What the holder of the delayed jobs' lock does each second, besides moving them."""
     sweep_if_redis_lost_its_data(connection)
+    move_expired(connection)
     call_log_writer(connection)
 
 

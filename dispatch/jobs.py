@@ -544,6 +544,30 @@ def _undelivered(offer_id: int, attempt: int, error: Exception, *, retryable: bo
     return expire_offer(offer_id, reason="could not be delivered", force=True)
 
 
+def expire_due() -> str:
+    """Expire the next offers whose time is up (`enqueue.EXPIRED.batch` at most), each as its own
+    `expire_offer` would. One that fails is logged and left to the sweeper, and the others go on; with
+    the database unreachable the rest of the batch is left to it. The job fails if any did."""
+    offer_ids = enqueue.EXPIRED.take(context.current().redis)
+    failed = []
+    for offer_id in offer_ids:
+        try:
+            expire_offer(offer_id)
+        except UNREACHABLE:
+            log.exception("the database is unreachable: offers %s are left for the sweeper", offer_ids)
+            raise
+        except Exception:
+            log.exception("the expiry of offer %s failed; the sweeper expires it", offer_id)
+            failed.append(offer_id)
+    if failed:
+        raise ExpiryFailed(f"the expiry of offers {failed} failed (of {offer_ids})")
+    return f"looked at {len(offer_ids)}"
+
+
+class ExpiryFailed(Exception):
+    """Some offers of an expiry job's batch could not be expired (each logged with its error)."""
+
+
 def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool = False) -> str:
     """The worker did not answer in time: the request goes to the next candidate."""
     ctx = context.current()
@@ -553,7 +577,7 @@ def expire_offer(offer_id: int, reason: str = "no answer in time", force: bool =
         if offer is None or offer.status is not OfferStatus.PENDING:
             return "already answered"
         if not force and offer.expires_at is not None and offer.expires_at > moment:
-            # RQ's scheduler works in whole seconds and may run a job early
+            # the expiries due are moved in whole seconds, and a clock may run ahead of the database's
             enqueue.offer_expiry(ctx.redis, offer_id, offer.expires_at)
             return "not due yet"
         offers.expire(session, offer_id, moment, reason)

@@ -261,9 +261,9 @@ def _lost(connection: sa.Connection, evidence: Evidence) -> Invariant:
 
 
 def _offers_closed(connection: sa.Connection, evidence: Evidence) -> Invariant:
-    """Every offer is closed by its own expiry job, or else by the first sweep after its time. A fault
-    may take that sweep (`TAKE_A_SWEEP`): then the next sweep closes it, one interval later, and the
-    figure says how many needed that."""
+    """Every offer is closed by its expiry (a batch job the movers queue once its time is up), or else
+    by the first sweep after its time. A fault may take that sweep (`TAKE_A_SWEEP`): then the next
+    sweep closes it, one interval later, and the figure says how many needed that."""
     pending = _rows(connection, "SELECT count(*) FROM offer WHERE status = 'pending'")[0][0]
     closed = _rows(
         connection,

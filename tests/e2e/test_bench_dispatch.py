@@ -166,7 +166,7 @@ def test_a_round_sent_back_for_later_runs_before_the_requests_are_counted(
         bench.rebuild_index(world)
         [request_id] = bench.insert_requests(world, 1)
         enqueue.dispatch_again(redis_client, request_id, timedelta(hours=1))
-        enqueue.offer_expiries(redis_client, [(999_999, datetime.now(UTC) + timedelta(hours=1))])  # not a round
+        enqueue.offer_resent(redis_client, 999_999, 2, timedelta(hours=1))  # not a round
 
         assert bench.rounds_sent_back(world, processes=1) == 1
 
@@ -176,7 +176,7 @@ def test_a_round_sent_back_for_later_runs_before_the_requests_are_counted(
     engine.dispose()
     later = set(ScheduledJobRegistry("dispatch", connection=redis_client).get_job_ids())
     assert f"dispatch-{request_id}-again" not in later
-    assert "expire-999999" in later  # another offer's expiry still waits for its time
+    assert "offer-999999-2" in later  # another offer's retry still waits for its time
 
 
 def home_distance(connection: sa.Connection, point: bench.Point, worker_id: int) -> float:

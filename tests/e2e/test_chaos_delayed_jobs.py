@@ -1,7 +1,7 @@
-"""Chaos: the process that moves RQ's delayed jobs (offer expiries, SMS retries) to their queues is
-SIGKILLed. Another process takes over within seconds, not at RQ's next maintenance minutes later.
-Redis comes back without its data, delayed jobs and all: the movers sweep at once. Real `sewamitra
-worker` processes on a redis-server of the test's own."""
+"""Chaos: the process that moves RQ's delayed jobs (SMS retries) to their queues, and offers whose time
+is up to the jobs that expire them, is SIGKILLed. Another process takes over within seconds, not at
+RQ's next maintenance minutes later. Redis comes back without its data, delayed jobs and all: the
+movers sweep at once. Real `sewamitra worker` processes on a redis-server of the test's own."""
 
 from __future__ import annotations
 
@@ -99,3 +99,39 @@ def test_an_offer_past_its_time_when_redis_comes_back_empty_is_expired_at_once_n
         "the offer expired and the next worker offered the job",
     )
     assert worker.running
+
+
+def test_an_offer_whose_time_comes_is_expired_by_the_workers_after_the_process_moving_expiries_is_killed(
+    job_context: JobContext, chaos: Chaos, chaos_settings: Settings, postgres: sa.Engine
+) -> None:
+    """Offers wait for their time in a sorted set, not as RQ jobs: the holder of the movers' lock moves
+    those due each second to a batch job. With that holder killed, the other worker moves them."""
+    hourly = chaos_settings.dispatch.model_copy(update={"sweep_interval": 3600})  # no sweep to make up for it
+    settings = chaos_settings.model_copy(update={"dispatch": hourly})
+    connection = job_context.redis
+    workers = [chaos.worker(settings), chaos.worker(settings)]
+    wait_until(lambda: Worker.count(connection=connection) == 2, 60, "both RQ workers to register")
+    moving = wait_until(lambda: holder(connection, workers, QueueName.DISPATCH), 60, "a process to move delayed jobs")
+    assert moving is not None
+    silent = add_worker(postgres, "Silent", "+919800000781", 0.5)
+    second = add_worker(postgres, "Next", "+919800000782", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(postgres)
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(postgres, request_id)
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    with session_scope(postgres) as session:  # its time comes in two seconds
+        session.execute(sa.update(Offer).values(expires_at=soon))
+    assert enqueue.offer_expiry(connection, offer.id or 0, soon)
+
+    moving.kill()
+
+    wait_until(
+        lambda: (
+            [(o.worker_id, o.status) for o in offers_of(postgres, request_id)]
+            == [(silent, OfferStatus.EXPIRED), (second, OfferStatus.PENDING)]
+        ),
+        TAKEOVER_WITHIN_S,
+        "the offer expired by the surviving worker and the next worker offered the job",
+    )
+    assert connection.zcard(enqueue.EXPIRING) == 1  # the next worker's offer, waiting for its own time

@@ -4,6 +4,7 @@ Redis, real databases of each kind, real RQ jobs; only the clock is moved, by ed
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -205,6 +206,53 @@ def test_silence_moves_the_offer_to_the_next_worker_then_it_escalates(
     jobs.expire_offer(offers_of(engine, request_id)[-1].id or 0)
     run_jobs(installed)
     assert request_of(engine, request_id).status is RequestStatus.ESCALATED  # max_offers=2 reached
+
+
+def test_an_offer_whose_time_is_up_is_moved_to_a_batch_job_that_expires_it_and_offers_the_next_worker(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    first = add_worker(engine, "First", "+919800000015", 0.5)
+    second = add_worker(engine, "Second", "+919800000016", 1.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(engine, request_id)
+    assert offer.expires_at is not None
+    due = offer.expires_at.replace(tzinfo=UTC) + enqueue.EXPIRY_MARGIN
+    assert installed.redis.zscore(enqueue.EXPIRING, str(offer.id)) == math.ceil(due.timestamp())
+    dispatch_queue = queue(installed.redis, QueueName.DISPATCH)
+
+    assert enqueue.move_expired(installed.redis, now=due - timedelta(seconds=1))  # not yet
+    assert installed.redis.llen(enqueue.EXPIRED.key) == 0
+    time_passes(engine, request_id)
+    assert enqueue.move_expired(installed.redis, now=due + timedelta(seconds=1))
+
+    assert installed.redis.zcard(enqueue.EXPIRING) == 0
+    assert f"expire-due-{offer.id}" in dispatch_queue.job_ids
+    run_jobs(installed)
+    assert [(o.worker_id, o.status) for o in offers_of(engine, request_id)] == [
+        (first, OfferStatus.EXPIRED),
+        (second, OfferStatus.PENDING),
+    ]
+
+
+def test_an_offer_moved_before_the_database_says_its_time_is_up_waits_again(
+    installed: context.JobContext, engine: sa.Engine
+) -> None:
+    add_worker(engine, "First", "+919800000017", 0.5)
+    jobs.rebuild_index()
+    request_id = add_request(engine)
+    jobs.dispatch_request(request_id)
+    [offer] = offers_of(engine, request_id)
+    assert offer.expires_at is not None
+    installed.redis.delete(enqueue.EXPIRING)
+    installed.redis.rpush(enqueue.EXPIRED.key, offer.id or 0)  # a mover whose clock ran ahead
+
+    assert jobs.expire_due() == "looked at 1"
+
+    assert offers_of(engine, request_id)[0].status is OfferStatus.PENDING
+    due = offer.expires_at.replace(tzinfo=UTC) + enqueue.EXPIRY_MARGIN
+    assert installed.redis.zscore(enqueue.EXPIRING, str(offer.id)) == math.ceil(due.timestamp())
 
 
 def test_an_offer_is_not_expired_before_its_time(installed: context.JobContext, engine: sa.Engine) -> None:

@@ -222,22 +222,57 @@ def test_a_refused_sms_is_tried_again_by_a_job_of_its_own_on_its_schedule(
 def test_new_offers_are_looked_at_when_their_time_is_up_in_one_round_trip(
     redis_client: redis.Redis, unreachable: redis.Redis
 ) -> None:
-    """The dispatch job sends the offers it makes itself: only their expiries are queued."""
-    later = MOMENT + timedelta(seconds=30)
-    assert enqueue.offer_expiries(redis_client, [(11, MOMENT), (12, later)])
+    """The dispatch job sends the offers it makes itself: only their expiries wait, by their second."""
+    later = MOMENT + timedelta(seconds=30, milliseconds=400)
+    with roundtrips.counted() as trips:
+        assert enqueue.offer_expiries(redis_client, [(11, MOMENT), (12, later)])
+    assert trips.redis == 1
     assert Queue("dispatch", connection=redis_client).jobs == []
-    scheduled = ScheduledJobRegistry("dispatch", connection=redis_client)
-    assert sorted(scheduled.get_job_ids()) == ["expire-11", "expire-12"]
-    assert scheduled.get_scheduled_time("expire-11") == MOMENT + enqueue.EXPIRY_MARGIN
-    assert scheduled.get_scheduled_time("expire-12") == later + enqueue.EXPIRY_MARGIN
+    assert redis_client.zrange(enqueue.EXPIRING, 0, -1, withscores=True) == [
+        (b"11", (MOMENT + enqueue.EXPIRY_MARGIN).timestamp()),
+        (b"12", (MOMENT + timedelta(seconds=32)).timestamp()),  # a second's part is a whole second more
+    ]
     assert enqueue.offer_expiries(unreachable, [(13, MOMENT)]) is False
+
+
+def test_the_offers_due_are_moved_each_once_with_a_job_for_each_batch_they_open(redis_client: redis.Redis) -> None:
+    moments = {offer_id: MOMENT + timedelta(seconds=offer_id % 3) for offer_id in range(1, 46)}
+    assert enqueue.offer_expiries(redis_client, [(offer_id, at) for offer_id, at in moments.items()])
+    dispatch = Queue("dispatch", connection=redis_client)
+
+    assert enqueue.move_expired(redis_client, now=MOMENT)  # none is due before its margin
+    assert redis_client.llen(enqueue.EXPIRED.key) == 0
+    assert enqueue.move_expired(redis_client, now=MOMENT + enqueue.EXPIRY_MARGIN + timedelta(seconds=1))
+
+    due_by_then = [offer_id for offer_id, at in moments.items() if at <= MOMENT + timedelta(seconds=1)]
+    assert sorted(int(offer_id) for offer_id in redis_client.lrange(enqueue.EXPIRED.key, 0, -1)) == due_by_then
+    assert len(due_by_then) == 30
+    first_of_batches = sorted(int(job_id.removeprefix("expire-due-")) for job_id in dispatch.job_ids)
+    assert len(first_of_batches) == 2  # 30 ids: batches of 20 open at the 1st and the 21st
+    assert redis_client.zcard(enqueue.EXPIRING) == 15
+
+    assert enqueue.move_expired(redis_client, now=MOMENT + enqueue.EXPIRY_MARGIN + timedelta(seconds=1))
+    assert redis_client.llen(enqueue.EXPIRED.key) == 30  # moved once
+    assert len(dispatch.job_ids) == 2
+
+
+def test_a_backlog_of_expiries_is_moved_whole_in_one_call(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(enqueue, "MOVED_AT_MOST", 7)
+    assert enqueue.offer_expiries(redis_client, [(offer_id, MOMENT) for offer_id in range(1, 31)])
+
+    assert enqueue.move_expired(redis_client, now=MOMENT + timedelta(minutes=10))
+
+    assert redis_client.llen(enqueue.EXPIRED.key) == 30
+    assert redis_client.zcard(enqueue.EXPIRING) == 0
+    assert len(Queue("dispatch", connection=redis_client).job_ids) == 2
 
 
 def test_an_offer_sent_again_later_is_scheduled_under_its_attempt(redis_client: redis.Redis) -> None:
     assert enqueue.offer_resent(redis_client, 11, 2, timedelta(seconds=10))
-    assert enqueue.offer_expiry(redis_client, 12, MOMENT)
     scheduled = ScheduledJobRegistry("dispatch", connection=redis_client)
-    assert sorted(scheduled.get_job_ids()) == ["expire-12", "offer-11-2"]
+    assert scheduled.get_job_ids() == ["offer-11-2"]
 
 
 def test_the_call_logs_writer_is_queued_once_while_logs_wait(
