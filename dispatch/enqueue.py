@@ -35,7 +35,7 @@ SMS_RETRY = Retry(max=3, interval=[10, 30, 90])
 # hour; after that it waits in RQ's failed registry for an operator, never dropped.
 DATABASE_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
 RESULT_TTL = 60  # seconds RQ keeps a dispatch job's result: enough to look at, not to pile up
-EXPIRY_MARGIN = timedelta(seconds=1)  # RQ's scheduler works in whole seconds
+EXPIRY_MARGIN = timedelta(seconds=1)  # expiries are due, and moved, in whole seconds
 JOBS = "dispatch.jobs."
 SWEEPER = "the sweeper queues it again"
 
@@ -373,11 +373,17 @@ def offer_expiries(connection: redis.Redis, due: Sequence[tuple[int, datetime]])
     (The dispatch job that made them sends them itself.)"""
     if not due:
         return True
-    times = {str(offer_id): math.ceil((expires_at + EXPIRY_MARGIN).timestamp()) for offer_id, expires_at in due}
+    times = {str(offer_id): _second_of(expires_at + EXPIRY_MARGIN) for offer_id, expires_at in due}
     offers = ", ".join(times)
     return _attempt(
         lambda: connection.zadd(EXPIRING, times), f"the expiry of offers {offers}", "the sweeper expires them"
     )
+
+
+def _second_of(moment: datetime) -> int:
+    """The epoch second at or after `moment` (a naive one read as UTC, as RQ reads it)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return math.ceil(aware.timestamp())
 
 
 def offer_expiry(connection: redis.Redis, offer_id: int, expires_at: datetime) -> bool:

@@ -1,11 +1,11 @@
 """The Twilio SDK's HTTP client, over `telephony.http`'s kept-alive connections rather than `requests`.
 
-The SDK lets a program give it its own client (a `twilio.http.HttpClient`: "Custom HTTP Clients for
-the Twilio Python Helper Library", github.com/twilio/twilio-python, advanced-examples/
-custom-http-client.md): `request` gets the
-method, the URL, the query and form fields, the headers and the account's credentials, and
-answers a `twilio.http.response.Response` of the status, the text and the headers. This one encodes
-them as `TwilioHttpClient` has `requests` encode them (a form, or JSON where the SDK asks for it).
+The SDK lets a program give it its own client, a `twilio.http.HttpClient` ("Custom HTTP Clients for
+the Twilio Python Helper Library": github.com/twilio/twilio-python, advanced-examples/
+custom-http-client.md). Its `request` gets the method, the URL, the query and form fields, the
+headers and the account's credentials, and answers a `twilio.http.response.Response` of the status,
+the text and the headers. This one encodes them as `TwilioHttpClient` has `requests` encode them (a
+form, or JSON where the SDK asks for it).
 """
 
 from __future__ import annotations

@@ -31,11 +31,12 @@ def twilio_client(account_sid: str, auth_token: str, *, api_base_url: str | None
     """The real REST client, with a request timeout and, when configured, another API base URL."""
     if timeout <= 0:
         raise ValueError("the Twilio request timeout must be positive")
-    # TWILIO_EDGE / TWILIO_REGION would rewrite the host of a configured URL, proxies reroute it.
+    # A configured API is reached directly: proxies from the environment would reroute it.
     client = Client(account_sid, auth_token, http_client=LeanHttpClient(timeout=timeout, direct=bool(api_base_url)))
     if api_base_url:
         # Every Messages/Calls URL is the Api domain's base_url + "/2010-04-01/Accounts/...".
         client.api.base_url = api_base_url.rstrip("/")
+        # TWILIO_EDGE / TWILIO_REGION would rewrite the host of this literal URL.
         client.edge = client.region = None
     return client
 

@@ -4,10 +4,12 @@ nothing: the call says False, and the database keeps the work for the sweeper.""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -224,15 +226,30 @@ def test_new_offers_are_looked_at_when_their_time_is_up_in_one_round_trip(
 ) -> None:
     """The dispatch job sends the offers it makes itself: only their expiries wait, by their second."""
     later = MOMENT + timedelta(seconds=30, milliseconds=400)
+    in_india = MOMENT.astimezone(ZoneInfo("Asia/Kolkata")) + timedelta(seconds=60)
     with roundtrips.counted() as trips:
-        assert enqueue.offer_expiries(redis_client, [(11, MOMENT), (12, later)])
+        assert enqueue.offer_expiries(redis_client, [(11, MOMENT), (12, later), (13, in_india)])
     assert trips.redis == 1
     assert Queue("dispatch", connection=redis_client).jobs == []
     assert redis_client.zrange(enqueue.EXPIRING, 0, -1, withscores=True) == [
         (b"11", (MOMENT + enqueue.EXPIRY_MARGIN).timestamp()),
         (b"12", (MOMENT + timedelta(seconds=32)).timestamp()),  # a second's part is a whole second more
+        (b"13", (MOMENT + timedelta(seconds=61)).timestamp()),
     ]
     assert enqueue.offer_expiries(unreachable, [(13, MOMENT)]) is False
+
+
+def test_a_naive_moment_is_read_as_utc_whatever_the_servers_zone(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert enqueue.offer_expiry(redis_client, 14, MOMENT.replace(tzinfo=None))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert redis_client.zscore(enqueue.EXPIRING, "14") == (MOMENT + enqueue.EXPIRY_MARGIN).timestamp()
 
 
 def test_the_offers_due_are_moved_each_once_with_a_job_for_each_batch_they_open(redis_client: redis.Redis) -> None:
