@@ -3,9 +3,9 @@
 Both SDKs send through `requests` by default, and `requests` prepares every request afresh: it
 merges the session's cookies, hooks and settings, looks for proxies and a netrc in the environment,
 and checks each argument against a runtime Protocol (`requests.utils.to_key_val_list`: some 7 µs a
-call on Python 3.11, called 16 times a message). That cost about 1.2 ms of CPU an SMS, a third of
-what a dispatch job spends on a request (`sewamitra bench dispatch`). A job sends one message an
-offer, so this sends them with urllib3 (which `requests` itself sends with) and nothing more:
+call on Python 3.11, called 16 times a message). A dispatch job sends one message an offer, so this
+sends them with urllib3 (which `requests` itself sends with) and nothing more, at about half the
+CPU a message on Twilio and three quarters on Plivo (`sewamitra bench dispatch`'s sending phase):
 
 - a timeout for connecting and one for reading, no retries (a POST tried again could send an SMS
   twice), no redirects followed (the SDKs' own default);
