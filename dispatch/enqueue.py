@@ -122,6 +122,7 @@ TEXTS = Due("sewamitra:sms:due", 20, QueueName.DEFAULT, "send_due_sms", "sms-due
 EXPIRING = "sewamitra:offers:expiring"
 EXPIRED = Due("sewamitra:offers:expired", 20, QueueName.DISPATCH, "expire_due", "expire-due-{}", 600)
 MOVED_AT_MOST = 1_000  # expiries moved a round trip: a backlog (a mover stopped for minutes) takes several
+DUES = (DISPATCH, TEXTS, EXPIRED)  # every list of ids due for a batch job
 # Handling an inbound SMS is a few queries (a row lock waited on at most): RQ stops one still at it after
 # this, so that one claimed longer ago than this and a margin died with its worker (jobs.ABANDONED_AFTER).
 HANDLE_SMS_TIMEOUT_S = 60
@@ -256,11 +257,11 @@ def jobs_for_what_waits(connection: redis.Redis) -> bool:
 
     def put() -> None:
         with connection.pipeline() as pipe:
-            for due in (DISPATCH, TEXTS, EXPIRED):
+            for due in DUES:
                 pipe.llen(due.key)
             waiting = pipe.execute()
         with connection.pipeline() as pipe:
-            for due, count in zip((DISPATCH, TEXTS, EXPIRED), waiting, strict=True):
+            for due, count in zip(DUES, waiting, strict=True):
                 for _ in range(-(-int(count) // due.batch)):
                     due.queue_job(connection, None, pipe)
             pipe.execute()

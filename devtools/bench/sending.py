@@ -47,20 +47,20 @@ class Sends:
         return self.ours_ms / self.sdk_ms
 
 
-def sdk_twilio(base_url: str) -> Client:
+def sdk_twilio(account_sid: str, auth_token: str, base_url: str) -> Client:
     """Twilio's SDK with its own HTTP client, on `requests`, at `base_url`."""
     http_client = TwilioHttpClient(timeout=TIMEOUT_S)
     assert http_client.session is not None
     http_client.session.trust_env = False  # proxies from the environment would reroute a local URL
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http_client)
+    client = Client(account_sid, auth_token, http_client=http_client)
     client.api.base_url = base_url.rstrip("/")
     client.edge = client.region = None
     return client
 
 
-def sdk_plivo(base_url: str) -> plivo.RestClient:
+def sdk_plivo(auth_id: str, auth_token: str, base_url: str) -> plivo.RestClient:
     """Plivo's SDK as it comes, on `requests`, its requests sent to `base_url`."""
-    client = plivo.RestClient(AUTH_ID, AUTH_TOKEN, timeout=TIMEOUT_S)
+    client = plivo.RestClient(auth_id, auth_token, timeout=TIMEOUT_S)
     client.session.trust_env = False
     client.session.mount(PLIVO_API, _Elsewhere(base_url))
     return client
@@ -88,8 +88,8 @@ def measure(count: int) -> dict[str, Sends]:
         our_twilio = twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_base_url=twilio.base_url, timeout=TIMEOUT_S)
         our_plivo = plivo_client(AUTH_ID, AUTH_TOKEN, api_base_url=plivo_api.base_url, timeout=TIMEOUT_S)
         return {
-            "twilio": _in_turn(our_twilio, sdk_twilio(twilio.base_url), on_twilio, blocks),
-            "plivo": _in_turn(our_plivo, sdk_plivo(plivo_api.base_url), on_plivo, blocks),
+            "twilio": _in_turn(our_twilio, sdk_twilio(ACCOUNT_SID, AUTH_TOKEN, twilio.base_url), on_twilio, blocks),
+            "plivo": _in_turn(our_plivo, sdk_plivo(AUTH_ID, AUTH_TOKEN, plivo_api.base_url), on_plivo, blocks),
         }
 
 

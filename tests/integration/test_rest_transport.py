@@ -18,12 +18,11 @@ from typing import Any
 import plivo
 import pytest
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from devtools.bench.sending import sdk_plivo, sdk_twilio
 from telephony.http import TimedOut, Transport, Unreachable
-from telephony.plivo.http import PLIVO_API
-from telephony.plivo.rest import _Elsewhere, plivo_client
+from telephony.plivo.rest import plivo_client
 from telephony.twilio.http import LeanHttpClient
 from telephony.twilio.rest import twilio_client
 
@@ -106,17 +105,6 @@ def recorder() -> Iterator[Recorder]:
         yield recorder
 
 
-def _requests_twilio(base_url: str) -> Client:
-    """The SDK's own client, on `requests`, at `base_url`."""
-    http_client = TwilioHttpClient(timeout=5)
-    assert http_client.session is not None
-    http_client.session.trust_env = False
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http_client)
-    client.api.base_url = base_url
-    client.edge = client.region = None
-    return client
-
-
 def _same_request(ours: Seen, theirs: Seen) -> None:
     assert ours.method == theirs.method
     assert ours.path_and_query == theirs.path_and_query
@@ -137,7 +125,7 @@ def test_an_sms_on_twilio_leaves_as_the_sdks_requests_client_sends_it(recorder: 
         return str(message.sid)
 
     assert send(twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_base_url=recorder.url, timeout=5)) == MESSAGE["sid"]
-    assert send(_requests_twilio(recorder.url)) == MESSAGE["sid"]
+    assert send(sdk_twilio(ACCOUNT_SID, AUTH_TOKEN, recorder.url)) == MESSAGE["sid"]
 
     ours, theirs = recorder.seen
     _same_request(ours, theirs)
@@ -159,7 +147,7 @@ def test_a_list_on_twilio_sends_its_filters_in_the_query_as_the_sdk_does(recorde
 
     for client in (
         twilio_client(ACCOUNT_SID, AUTH_TOKEN, api_base_url=recorder.url, timeout=5),
-        _requests_twilio(recorder.url),
+        sdk_twilio(ACCOUNT_SID, AUTH_TOKEN, recorder.url),
     ):
         assert client.conferences.list(friendly_name="room 7/ok", status="in-progress", limit=1) == []
 
@@ -187,10 +175,7 @@ def test_an_sms_on_plivo_leaves_as_the_sdks_requests_client_sends_it(recorder: R
         )
 
     answer = send(plivo_client(AUTH_ID, AUTH_TOKEN, api_base_url=recorder.url, timeout=5))
-    theirs_client = plivo.RestClient(AUTH_ID, AUTH_TOKEN, timeout=5)  # the SDK's own, on `requests`
-    theirs_client.session.trust_env = False
-    theirs_client.session.mount(PLIVO_API, _Elsewhere(recorder.url))
-    theirs_answer = send(theirs_client)
+    theirs_answer = send(sdk_plivo(AUTH_ID, AUTH_TOKEN, recorder.url))  # the SDK's own, on `requests`
 
     assert answer.message_uuid == theirs_answer.message_uuid == ["b5a5c8c2-0f3e-11ef-9a5f-0242ac110002"]
     ours, theirs = recorder.seen
