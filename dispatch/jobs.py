@@ -382,16 +382,16 @@ def _deliveries(session: Session, rounds: Sequence[offers.Dispatched], moment: d
     """Each new offer's delivery, by request; an SMS offer's text recorded, its first try claimed, in
     the rounds' transaction (one INSERT for them all). A message sent must be in the database first,
     so that transaction commits waiting for the disk (PostgreSQL's synchronous commit)."""
-    texts: dict[int, SmsLog] = {}
+    settings = context.current().settings
+    claims: dict[int, dict[str, Any]] = {}  # by offer
     for result in rounds:
         for offer, worker in zip(result.offers, result.workers, strict=True):
             if offer.channel is OfferChannel.SMS:
                 request = result.request
                 assert request is not None
                 template, values = _offer_text(session, request, worker)
-                texts[offer.id or 0] = messages.record_claimed(
-                    session,
-                    context.current().settings,
+                claims[offer.id or 0] = messages.claimed_row(
+                    settings,
                     worker.phone,
                     template,
                     worker.language,
@@ -400,17 +400,14 @@ def _deliveries(session: Session, rounds: Sequence[offers.Dispatched], moment: d
                     request_id=request.id,
                     worker_id=worker.id,
                 )
-    if texts:
-        session.flush()
+    texts = dict(zip(claims, messages.record_claimed(session, list(claims.values())), strict=True))
     found: dict[int, list[Delivery]] = {}
     for result in rounds:
         for offer, worker in zip(result.offers, result.workers, strict=True):
             assert offer.id is not None
             assert offer.expires_at is not None
-            sms = texts.get(offer.id)
-            outgoing = messages.outgoing(sms) if sms else None
             found.setdefault(offer.request_id, []).append(
-                Delivery(offer.id, offer.expires_at, worker.phone, outgoing, moment)
+                Delivery(offer.id, offer.expires_at, worker.phone, texts.get(offer.id), moment)
             )
     return found
 

@@ -5,17 +5,18 @@ that Twilio refused is tried again, or given up on. Called by the SMS webhooks a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from core.settings import Settings
 from dispatch import sms_text
-from storage.db import session_scope
+from storage.db import rows_of, session_scope
 from storage.models import (
     Direction,
     Offer,
@@ -25,10 +26,38 @@ from storage.models import (
     SmsDelivery,
     SmsHandling,
     SmsLog,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
 _INSERT_OUTBOUND = sa.insert(SmsLog).returning(col(SmsLog.id))
+# The columns of `claimed_row`, and its rows inserted at once (`record_claimed`): on PostgreSQL each
+# column given as one array, the rows in the arrays' order; elsewhere (SQLite) one INSERT a row.
+_CLAIMED = (
+    "direction",
+    "to_number",
+    "body",
+    "template",
+    "status",
+    "request_id",
+    "worker_id",
+    "created_at",
+    "updated_at",
+    "attempts",
+    "next_attempt_at",
+)
+_COLUMNS = SmsLog.__table__.c  # type: ignore[attr-defined]
+_ARRAYS = (
+    sa.func.unnest(*[sa.bindparam(name, type_=postgresql.ARRAY(_COLUMNS[name].type)) for name in _CLAIMED])
+    .table_valued(*_CLAIMED, with_ordinality="n")
+    .render_derived()
+)
+_INSERT_CLAIMED = (
+    sa.insert(SmsLog)
+    .from_select(_CLAIMED, sa.select(*[_ARRAYS.c[name] for name in _CLAIMED]).order_by(_ARRAYS.c.n))
+    .returning(col(SmsLog.id))
+)
+_INSERT_IN_ORDER = sa.insert(SmsLog).returning(col(SmsLog.id), sort_by_parameter_order=True)
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
 ORDER = {
@@ -87,8 +116,7 @@ class Outgoing:
     template: str
 
 
-def record_claimed(
-    session: Session,
+def claimed_row(
     settings: Settings,
     to: str,
     template: str,
@@ -98,15 +126,39 @@ def record_claimed(
     *,
     request_id: int | None = None,
     worker_id: int | None = None,
-) -> SmsLog:
-    """`record_outbound` with its first try claimed in the same transaction (as `claim_attempt` would
-    claim it, one transaction later): nobody else sends it before that try's time to retry; if the job
-    that recorded it dies before sending, the sweeper sends it from this row then. Flushed by the caller;
-    `outgoing` reads it."""
-    sms = SmsLog(**outbound_row(settings, to, template, language, values, request_id=request_id, worker_id=worker_id))
-    sms.attempts, sms.next_attempt_at, sms.updated_at = 1, now + RETRY_PAUSES[0], now
-    session.add(sms)
-    return sms
+) -> dict[str, Any]:
+    """`outbound_row` with its first try claimed, for `record_claimed`: claimed in the transaction that
+    records it (as `claim_attempt` would claim it, one transaction later), nobody else sends it before
+    that try's time to retry; if the job that recorded it dies before sending, the sweeper sends it from
+    this row then."""
+    return {
+        **outbound_row(settings, to, template, language, values, request_id=request_id, worker_id=worker_id),
+        "direction": Direction.OUTBOUND,
+        "created_at": utcnow(),
+        "updated_at": now,
+        "attempts": 1,
+        "next_attempt_at": now + RETRY_PAUSES[0],
+    }
+
+
+def record_claimed(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[Outgoing]:
+    """Messages of `claimed_row` inserted in the session's transaction, in one statement, and what each
+    one's sender needs (`Outgoing`), in their order. No table model is built and none joins the session.
+    On PostgreSQL the statement is one text however many messages it inserts (`_INSERT_CLAIMED`): a
+    dispatch batch's, as one INSERT of many VALUES, was a new text each time, parsed anew by psycopg."""
+    if not rows:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # SERIAL ids follow the order of the SELECT the rows come from: sorted, they are the rows'.
+        given = {name: [row[name] for row in rows] for name in _CLAIMED}
+        ids = sorted(sms_id for (sms_id,) in rows_of(connection, _INSERT_CLAIMED, given))
+    else:
+        ids = list(connection.execute(_INSERT_IN_ORDER, list(rows)).scalars())
+    return [
+        Outgoing(sms_id, row["to_number"], row["body"], row["template"] or "")
+        for sms_id, row in zip(ids, rows, strict=True)
+    ]
 
 
 def outgoing(sms: SmsLog) -> Outgoing:

@@ -23,7 +23,7 @@ from core.settings import Dispatch
 from dispatch import quality
 from dispatch.matching import Candidate
 from storage.audit import AuditAction, record, record_rows, row
-from storage.db import session_scope
+from storage.db import any_id, session_scope
 from storage.models import (
     AuditEvent,
     Offer,
@@ -456,11 +456,11 @@ _FREE = (
     ~sa.exists().where(col(Offer.worker_id) == col(Worker.id), col(Offer.status) == OfferStatus.PENDING),
 )  # one job, one question
 FREE_WITH_SKILL = WITH_SKILL.where(*_FREE)
-# The workers wanted who are free, each with each of their skills (a batch's: `hold_for`).
+# The workers wanted who are free, each with each of their skills (a batch's: `hold_for`, on PostgreSQL).
 FREE_WITH_SKILLS = (
     select(Worker, WorkerSkill.service_code)
     .join(WorkerSkill, col(WorkerSkill.worker_id) == col(Worker.id))
-    .where(col(Worker.id).in_(sa.bindparam("wanted", expanding=True)), *_FREE)
+    .where(col(Worker.id) == any_id("wanted"), *_FREE)
 )
 
 
@@ -483,9 +483,7 @@ def hold_workers(session: Session, worker_ids: Sequence[int], *, skip_locked: bo
 
 
 HOLD_WORKERS = {
-    skip: select(Worker.id)
-    .where(col(Worker.id).in_(sa.bindparam("ids", expanding=True)))
-    .with_for_update(key_share=True, skip_locked=skip)
+    skip: select(Worker.id).where(col(Worker.id) == any_id("ids")).with_for_update(key_share=True, skip_locked=skip)
     for skip in (False, True)
 }
 
@@ -564,14 +562,14 @@ LATEST_ANSWERS = (
     .order_by(col(Offer.id).desc())
     .limit(sa.bindparam("latest"))
 )
-# The same for several workers at once (a batch's: `hold_for`): (worker, status), newest first.
+# The same for several workers at once (a batch's: `hold_for`, on PostgreSQL): (worker, status), newest first.
 _NEWEST_FIRST = (
     sa.select(
         col(Offer.worker_id).label("worker_id"),
         col(Offer.status).label("status"),
         sa.func.row_number().over(partition_by=col(Offer.worker_id), order_by=col(Offer.id).desc()).label("newer"),
     )
-    .where(col(Offer.worker_id).in_(sa.bindparam("ids", expanding=True)))
+    .where(col(Offer.worker_id) == any_id("ids"))
     .subquery()
 )
 LATEST_ANSWERS_OF = (

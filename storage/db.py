@@ -298,6 +298,14 @@ def autocommit_session(engine: sa.Engine) -> Iterator[Session]:
         yield session
 
 
+def any_id(name: str) -> sa.ColumnElement[Any]:
+    """PostgreSQL's `= ANY(%(name)s)` for `column == any_id(name)`: the ids bound as one integer array.
+    Unlike an expanding IN list, whose text grows with the list (and, past 50 ids or 4 KB, is parsed by
+    psycopg anew each time: docs/reliability.md), the statement is one text however many ids it is
+    given, parsed once and prepared by the server like any other. PostgreSQL plans an IN list as this."""
+    return sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer)))
+
+
 def insert(dialect: str, model: type[Any] | sa.Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT into a model's table that can say ON CONFLICT, in PostgreSQL's or SQLite's words."""
     table = model if isinstance(model, sa.Table) else sa.inspect(model).local_table

@@ -1048,6 +1048,62 @@ def test_a_batchs_offers_their_audit_events_and_their_sms_are_each_written_in_on
     assert len(sandbox.messages) == 3
 
 
+def test_a_batchs_worker_reads_and_sms_insert_are_one_text_whatever_its_size(
+    installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
+) -> None:
+    """On PostgreSQL the statements a batch holds and reads its workers with, and the one that records
+    its SMS, are the same text for a batch of one and a batch of four, within what psycopg keeps parsed
+    (4 KB, 50 parameters: `psycopg._queries`): an IN list or one VALUES a row made a new text each size,
+    parsed anew by psycopg at every batch."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs each round alone, and its statements are not psycopg's")
+    for n in range(1, 7):
+        add_worker(engine, f"Worker {n}", f"+9198000008{n:02d}", 0.4 * n)
+    jobs.rebuild_index()
+    texts: list[set[str]] = []
+
+    def note(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "= ANY (" in statement or statement.startswith("INSERT INTO sms_log"):
+            texts[-1].add(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        for size in (1, 4):
+            texts.append(set())
+            due = [add_request(engine, created=datetime.now(UTC)) for _ in range(size)]
+            assert enqueue.dispatch_requests(redis_client, due)
+            assert jobs.dispatch_due() == f"dispatched {size}"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+
+    assert len(sandbox.messages) == 5  # each request offered to a worker of its own, by SMS
+    one, four = texts
+    assert one == four
+    assert [s.split()[0] for s in sorted(one)] == ["INSERT", "SELECT", "SELECT", "SELECT"]
+    assert all(len(s) <= 4096 and s.count("%(") <= 50 for s in one)
+
+
+def test_messages_recorded_at_once_are_each_given_their_own_id(engine: sa.Engine, settings: Settings) -> None:
+    """Many offers' SMS inserted in one statement: each id read back is the row of the message it was
+    given for, in the order given, its first try claimed."""
+    moment = datetime.now(UTC)
+    values = {"service": "plumber", "locality": "Hazratganj", "slot": "today, 4-6 pm"}
+    rows = [
+        messages.claimed_row(settings, f"+9198000{n:05d}", "offer", "en", {**values, "number": f"{n:07d}"}, moment)
+        for n in range(40)
+    ]
+    with session_scope(engine) as session:
+        sent = messages.record_claimed(session, rows)
+    with Session(engine) as session:
+        kept = {sms.id: sms for sms in session.exec(select(SmsLog)).all()}
+    assert [(o.to, o.body) for o in sent] == [(r["to_number"], r["body"]) for r in rows]
+    assert len({o.id for o in sent}) == 40
+    for outgoing in sent:
+        sms = kept[outgoing.id]
+        assert (sms.to_number, sms.body, sms.template) == (outgoing.to, outgoing.body, "offer")
+        assert (sms.attempts, sms.status, sms.next_attempt_at) == (1, "pending", moment + messages.RETRY_PAUSES[0])
+
+
 def test_a_request_cancelled_while_its_batch_runs_gets_no_offer_and_the_rest_of_the_batch_goes_on(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
 ) -> None:
