@@ -11,12 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from core.settings import Settings
 from dispatch import sms_text
-from storage.db import rows_of, session_scope
+from storage.db import ArrayInsert, session_scope
 from storage.models import (
     Direction,
     Offer,
@@ -46,17 +45,7 @@ _CLAIMED = (
     "attempts",
     "next_attempt_at",
 )
-_COLUMNS = SmsLog.__table__.c  # type: ignore[attr-defined]
-_ARRAYS = (
-    sa.func.unnest(*[sa.bindparam(name, type_=postgresql.ARRAY(_COLUMNS[name].type)) for name in _CLAIMED])
-    .table_valued(*_CLAIMED, with_ordinality="n")
-    .render_derived()
-)
-_INSERT_CLAIMED = (
-    sa.insert(SmsLog)
-    .from_select(_CLAIMED, sa.select(*[_ARRAYS.c[name] for name in _CLAIMED]).order_by(_ARRAYS.c.n))
-    .returning(col(SmsLog.id))
-)
+_INSERT_CLAIMED = ArrayInsert.of(SmsLog, _CLAIMED)
 _INSERT_IN_ORDER = sa.insert(SmsLog).returning(col(SmsLog.id), sort_by_parameter_order=True)
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
@@ -150,11 +139,9 @@ def record_claimed(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[
         return []
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # SERIAL ids follow the order of the SELECT the rows come from: sorted, they are the rows'.
-        given = {name: [row[name] for row in rows] for name in _CLAIMED}
-        ids = sorted(sms_id for (sms_id,) in rows_of(connection, _INSERT_CLAIMED, given))
+        ids = _INSERT_CLAIMED.ids(connection, rows)
     else:
-        ids = list(connection.execute(_INSERT_IN_ORDER, list(rows)).scalars())
+        ids = [int(sms_id or 0) for sms_id in connection.execute(_INSERT_IN_ORDER, list(rows)).scalars()]
     return [
         Outgoing(sms_id, row["to_number"], row["body"], row["template"] or "")
         for sms_id, row in zip(ids, rows, strict=True)

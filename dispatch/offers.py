@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -23,7 +24,7 @@ from core.settings import Dispatch
 from dispatch import quality
 from dispatch.matching import Candidate
 from storage.audit import AuditAction, record, record_rows, row
-from storage.db import any_id, session_scope
+from storage.db import ArrayInsert, any_id, session_scope
 from storage.models import (
     AuditEvent,
     Offer,
@@ -218,8 +219,7 @@ def record_offers(session: Session, rounds: Sequence[Dispatched], now: datetime)
     made = [offer for result in rounds for offer in result.offers]
     if not made:
         return changed
-    session.add_all(made)
-    session.flush()
+    _insert(session, made)
     events = []
     for result in rounds:
         request = result.request
@@ -234,6 +234,27 @@ def record_offers(session: Session, rounds: Sequence[Dispatched], now: datetime)
         ]
     record_rows(session, events)
     return changed
+
+
+def _insert(session: Session, made: Sequence[Offer]) -> None:
+    """New offers inserted and given their ids, the session's as if read back. On PostgreSQL in one
+    text however many (`_INSERT_OFFERS`): a batch's, flushed as one VALUES an offer, were a new text
+    each size, parsed anew by psycopg. Elsewhere (SQLite), the session's flush."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.add_all(made)
+        session.flush()
+        return
+    ids = _INSERT_OFFERS.ids(connection, [{name: getattr(offer, name) for name in _OFFER_COLUMNS} for offer in made])
+    for offer, offer_id in zip(made, ids, strict=True):
+        offer.id = offer_id
+        make_transient_to_detached(offer)  # as loaded: the session keeps it, and has nothing of it to write
+        session.add(offer)
+
+
+# Every column of an offer but its id, each as the model holds it (a default included).
+_OFFER_COLUMNS = tuple(column.name for column in sa.inspect(Offer).local_table.c if column.name != "id")
+_INSERT_OFFERS = ArrayInsert.of(Offer, _OFFER_COLUMNS)
 
 
 def _open(session: Session, requests: Sequence[ServiceRequest], now: datetime) -> set[int]:

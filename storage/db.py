@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import select
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -304,6 +304,33 @@ def any_id(name: str) -> sa.ColumnElement[Any]:
     psycopg anew each time: docs/reliability.md), the statement is one text however many ids it is
     given, parsed once and prepared by the server like any other. PostgreSQL plans an IN list as this."""
     return sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer)))
+
+
+@dataclass(frozen=True)
+class ArrayInsert:
+    """PostgreSQL's INSERT of a model's rows given as one array a column, returning their ids: one text
+    however many rows, which psycopg parses once, where SQLAlchemy's one VALUES a row is a new text for
+    each number of rows, parsed anew past 50 parameters or 4 KB (docs/reliability.md)."""
+
+    columns: tuple[str, ...]
+    statement: sa.Insert
+
+    @classmethod
+    def of(cls, model: type[Any], columns: tuple[str, ...]) -> ArrayInsert:
+        table = sa.inspect(model).local_table
+        arrays = (
+            sa.func.unnest(*[sa.bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns])
+            .table_valued(*columns, with_ordinality="n")
+            .render_derived()
+        )
+        rows = sa.select(*[arrays.c[name] for name in columns]).order_by(arrays.c.n)
+        return cls(columns, sa.insert(table).from_select(columns, rows).returning(table.c.id))
+
+    def ids(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The rows inserted, and their ids in their order: SERIAL ids follow the order of the SELECT the
+        rows come from (as SQLAlchemy's insertmanyvalues relies on), so sorted they are the rows'."""
+        given = {name: [row[name] for row in rows] for name in self.columns}
+        return sorted(row_id for (row_id,) in rows_of(connection, self.statement, given))
 
 
 def insert(dialect: str, model: type[Any] | sa.Table) -> postgresql.Insert | sqlite.Insert:

@@ -1045,14 +1045,18 @@ def test_a_batchs_offers_their_audit_events_and_their_sms_are_each_written_in_on
         [(r, "request.offered") for r in due] + [(r, "offer.sent") for r in due]
     )
     assert {e.detail["offer_id"] for e in events if e.action == "offer.sent"} == {o.id for o in made}
+    by_id = {o.id: o for o in made}
+    for sent in (e for e in events if e.action == "offer.sent"):  # each id the offer's it was given for
+        offer = by_id[sent.detail["offer_id"]]
+        assert (offer.request_id, offer.worker_id) == (sent.entity_id, sent.detail["worker_id"])
     assert len(sandbox.messages) == 3
 
 
-def test_a_batchs_worker_reads_and_sms_insert_are_one_text_whatever_its_size(
+def test_a_batchs_worker_reads_and_inserts_are_one_text_whatever_its_size(
     installed: context.JobContext, engine: sa.Engine, sandbox: TwilioSandbox, redis_client: redis.Redis
 ) -> None:
-    """On PostgreSQL the statements a batch holds and reads its workers with, and the one that records
-    its SMS, are the same text for a batch of one and a batch of four, within what psycopg keeps parsed
+    """On PostgreSQL the statements a batch holds and reads its workers with, and those that record its
+    offers and their SMS, are the same text for a batch of one and a batch of four, within what psycopg keeps parsed
     (4 KB, 50 parameters: `psycopg._queries`): an IN list or one VALUES a row made a new text each size,
     parsed anew by psycopg at every batch."""
     if engine.dialect.name != "postgresql":
@@ -1063,7 +1067,7 @@ def test_a_batchs_worker_reads_and_sms_insert_are_one_text_whatever_its_size(
     texts: list[set[str]] = []
 
     def note(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if "= ANY (" in statement or statement.startswith("INSERT INTO sms_log"):
+        if "= ANY (" in statement or statement.startswith(("INSERT INTO offer", "INSERT INTO sms_log")):
             texts[-1].add(statement)
 
     sa.event.listen(engine, "before_cursor_execute", note)
@@ -1079,7 +1083,7 @@ def test_a_batchs_worker_reads_and_sms_insert_are_one_text_whatever_its_size(
     assert len(sandbox.messages) == 5  # each request offered to a worker of its own, by SMS
     one, four = texts
     assert one == four
-    assert [s.split()[0] for s in sorted(one)] == ["INSERT", "SELECT", "SELECT", "SELECT"]
+    assert [s.split()[0] for s in sorted(one)] == ["INSERT", "INSERT", "SELECT", "SELECT", "SELECT"]
     assert all(len(s) <= 4096 and s.count("%(") <= 50 for s in one)
 
 
