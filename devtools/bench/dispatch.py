@@ -170,6 +170,11 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "e2e_worker_cpu_ms": ("end to end", "RQ worker processes' CPU per request (user + system, from go to done)", "ms"),
     "e2e_postgres_trips": ("end to end", "RQ worker processes' PostgreSQL round trips per request", "round trips"),
     "e2e_redis_trips": ("end to end", "RQ worker processes' Redis round trips per request (RQ's too)", "round trips"),
+    "e2e_parsed_anew": (
+        "end to end",
+        "RQ worker processes' statements psycopg parses anew (over 4 KB or 50 parameters) per request",
+        "statements",
+    ),
     "sql_offered": ("SQL baseline", "requests offered by a plain loop (one process, no Redis/RQ)", "requests"),
     "sql_dispatch_s": ("SQL baseline", "loop wall time", "s"),
     "sql_offered_per_s": ("SQL baseline", "requests offered per second", "requests/s"),
@@ -570,6 +575,7 @@ def measure_offers(
         "e2e_worker_cpu_ms": stats.ratio(worker_cpu_s * 1000, count),
         "e2e_postgres_trips": stats.ratio(trips.postgres, count),
         "e2e_redis_trips": stats.ratio(trips.redis, count),
+        "e2e_parsed_anew": stats.ratio(trips.parsed_anew, count),
     }
     return figures, _failures(bench, failed), request_ids
 
@@ -838,6 +844,8 @@ def _value(value: float, unit: str) -> str:
         return f"{value:.1%}"
     if unit == "round trips":
         return f"{value:.1f} {unit}"
+    if unit == "statements":
+        return f"{value:.2f} {unit}"
     return f"{value:,.0f} {unit}"
 
 

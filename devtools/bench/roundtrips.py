@@ -3,7 +3,8 @@ a test database being made ready, say, are not this block's).
 
 PostgreSQL: each statement, each BEGIN psycopg sends before the first statement of a transaction,
 each COMMIT or ROLLBACK of a transaction that ran one, each pool pre-ping. Redis: each packed send of
-a connection (a command, or a whole pipeline). SQLite statements are counted apart: no network.
+a connection (a command, or a whole pipeline). SQLite statements are counted apart: no network. And
+PostgreSQL statements psycopg parses anew each time they run: longer than it keeps parsed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,10 @@ from redis import connection as redis_connection
 from sqlalchemy.engine import default
 
 IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open, so a COMMIT or ROLLBACK sends nothing
+# What psycopg keeps parsed (its query's conversion to PostgreSQL's placeholders, in an LRU cache): a
+# statement of at most this many bytes and parameters (psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
+# and MAX_CACHED_STATEMENT_PARAMS); a longer one it parses again each time it runs.
+PARSE_KEPT_BYTES, PARSE_KEPT_PARAMETERS = 4096, 50
 
 
 @dataclass
@@ -26,15 +31,16 @@ class RoundTrips:
     postgres: int = 0
     statements: int = 0  # on any database, SQLite included
     redis: int = 0
+    parsed_anew: int = 0  # PostgreSQL statements past what psycopg keeps parsed
 
     def __add__(self, other: RoundTrips) -> RoundTrips:
-        return RoundTrips(self.postgres + other.postgres, self.statements + other.statements, self.redis + other.redis)
+        return RoundTrips(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
 
     def __sub__(self, other: RoundTrips) -> RoundTrips:
-        return RoundTrips(self.postgres - other.postgres, self.statements - other.statements, self.redis - other.redis)
+        return RoundTrips(*(mine - theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
 
     def copy(self) -> RoundTrips:
-        return RoundTrips(self.postgres, self.statements, self.redis)
+        return replace(self)
 
 
 def _postgres(dbapi_connection: Any) -> bool:
@@ -56,7 +62,7 @@ class _Listeners:
     def mine(self) -> bool:
         return threading.get_ident() == self.thread
 
-    def statement(self, _conn: Any, cursor: Any, *_args: Any) -> None:
+    def statement(self, _conn: Any, cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
         if not self.mine():
             return
         self.trips.statements += 1
@@ -64,6 +70,7 @@ class _Listeners:
         if _postgres(dbapi_connection):
             begins = not dbapi_connection.autocommit and not _in_transaction(dbapi_connection)
             self.trips.postgres += 2 if begins else 1
+            self.trips.parsed_anew += _parsed_anew(statement, parameters)
 
     def ended(self, conn: sa.Connection, *_args: Any) -> None:
         self.reset(conn.connection.dbapi_connection)
@@ -79,6 +86,12 @@ class _Listeners:
             (sa.Engine, "rollback", self.ended),
             (sa.pool.Pool, "reset", self.reset),
         ]
+
+
+def _parsed_anew(statement: str, parameters: Any) -> bool:
+    """Whether psycopg parses this statement anew: longer, or with more parameters, than it keeps."""
+    given = parameters[0] if isinstance(parameters, list) and parameters else parameters
+    return len(statement.encode()) > PARSE_KEPT_BYTES or len(given or ()) > PARSE_KEPT_PARAMETERS
 
 
 @contextmanager

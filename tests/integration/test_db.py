@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from psycopg import _queries as psycopg_queries
 
 from devtools.bench import roundtrips
 from storage.db import (
@@ -119,6 +120,25 @@ def test_round_trips_are_counted_for_the_counting_thread_only(engine: sa.Engine)
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 2"))
     assert trips.statements == 1
+
+
+def test_statements_psycopg_parses_anew_are_counted(engine: sa.Engine) -> None:
+    """psycopg keeps a statement parsed up to 50 parameters and 4 KB, and parses a longer one again
+    each time it runs: the bench counts those (on PostgreSQL; SQLite's are not psycopg's)."""
+
+    def selecting(count: int) -> tuple[sa.TextClause, dict[str, int]]:
+        return sa.text("SELECT " + ", ".join(f":p{n}" for n in range(count))), {f"p{n}": n for n in range(count)}
+
+    with roundtrips.counted() as trips, engine.connect() as connection:
+        connection.execute(*selecting(roundtrips.PARSE_KEPT_PARAMETERS))
+        connection.execute(*selecting(roundtrips.PARSE_KEPT_PARAMETERS + 1))
+        connection.execute(sa.text("SELECT 1 -- " + "x" * roundtrips.PARSE_KEPT_BYTES))
+    assert trips.statements == 3
+    assert trips.parsed_anew == (2 if engine.dialect.name == "postgresql" else 0)
+    assert (roundtrips.PARSE_KEPT_BYTES, roundtrips.PARSE_KEPT_PARAMETERS) == (
+        psycopg_queries.MAX_CACHED_STATEMENT_LENGTH,
+        psycopg_queries.MAX_CACHED_STATEMENT_PARAMS,
+    )
 
 
 class Kind(enum.Enum):
