@@ -141,8 +141,8 @@ def record_claimed(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[
     if connection.dialect.name == "postgresql":
         ids = _INSERT_CLAIMED.ids(connection, rows)
     else:
-        ids = [int(sms_id or 0) for sms_id in connection.execute(_INSERT_IN_ORDER, list(rows)).scalars()]
-    return [
+        ids = [sms_id for sms_id in connection.execute(_INSERT_IN_ORDER, list(rows)).scalars() if sms_id is not None]
+    return [  # one id a row, or zip raises
         Outgoing(sms_id, row["to_number"], row["body"], row["template"] or "")
         for sms_id, row in zip(ids, rows, strict=True)
     ]
