@@ -30,8 +30,7 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 _INSERT_OUTBOUND = sa.insert(SmsLog).returning(col(SmsLog.id))
-# The columns of `claimed_row`, and its rows inserted at once (`record_claimed`): on PostgreSQL each
-# column given as one array, the rows in the arrays' order; elsewhere (SQLite) one INSERT a row.
+# The columns of `claimed_row`, its rows inserted at once (`record_claimed`).
 _CLAIMED = (
     "direction",
     "to_number",
@@ -46,7 +45,6 @@ _CLAIMED = (
     "next_attempt_at",
 )
 _INSERT_CLAIMED = ArrayInsert.of(SmsLog, _CLAIMED)
-_INSERT_IN_ORDER = sa.insert(SmsLog).returning(col(SmsLog.id), sort_by_parameter_order=True)
 
 # Twilio's order of message states; a report arriving late never moves a message backwards.
 ORDER = {
@@ -133,15 +131,9 @@ def claimed_row(
 def record_claimed(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[Outgoing]:
     """Messages of `claimed_row` inserted in the session's transaction, in one statement, and what each
     one's sender needs (`Outgoing`), in their order. No table model is built and none joins the session.
-    On PostgreSQL the statement is one text however many messages it inserts (`_INSERT_CLAIMED`): a
-    dispatch batch's, as one INSERT of many VALUES, was a new text each time, parsed anew by psycopg."""
-    if not rows:
-        return []
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        ids = _INSERT_CLAIMED.ids(connection, rows)
-    else:
-        ids = [sms_id for sms_id in connection.execute(_INSERT_IN_ORDER, list(rows)).scalars() if sms_id is not None]
+    On PostgreSQL the statement is one text however many messages it inserts (`storage.db.ArrayInsert`):
+    a dispatch batch's, as one INSERT of many VALUES, was a new text each time, parsed anew by psycopg."""
+    ids = _INSERT_CLAIMED.ids(session.connection(), rows)
     return [  # one id a row, or zip raises
         Outgoing(sms_id, row["to_number"], row["body"], row["template"] or "")
         for sms_id, row in zip(ids, rows, strict=True)

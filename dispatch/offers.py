@@ -237,15 +237,11 @@ def record_offers(session: Session, rounds: Sequence[Dispatched], now: datetime)
 
 
 def _insert(session: Session, made: Sequence[Offer]) -> None:
-    """New offers inserted and given their ids, the session's as if read back. On PostgreSQL in one
-    text however many (`_INSERT_OFFERS`): a batch's, flushed as one VALUES an offer, were a new text
-    each size, parsed anew by psycopg. Elsewhere (SQLite), the session's flush."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.add_all(made)
-        session.flush()
-        return
-    ids = _INSERT_OFFERS.ids(connection, [{name: getattr(offer, name) for name in _OFFER_COLUMNS} for offer in made])
+    """New offers inserted in one statement and given their ids, the session's as if read back. On
+    PostgreSQL one text however many (`storage.db.ArrayInsert`): a batch's, flushed as one VALUES an
+    offer, were a new text each size, parsed anew by psycopg."""
+    rows = [{name: getattr(offer, name) for name in _OFFER_COLUMNS} for offer in made]
+    ids = _INSERT_OFFERS.ids(session.connection(), rows)
     for offer, offer_id in zip(made, ids, strict=True):
         offer.id = offer_id
         make_transient_to_detached(offer)  # as loaded: the session keeps it, and has nothing of it to write

@@ -308,12 +308,14 @@ def any_id(name: str) -> sa.ColumnElement[Any]:
 
 @dataclass(frozen=True)
 class ArrayInsert:
-    """PostgreSQL's INSERT of a model's rows given as one array a column, returning their ids: one text
-    however many rows, which psycopg parses once, where SQLAlchemy's one VALUES a row is a new text for
-    each number of rows, parsed anew past 50 parameters or 4 KB (docs/reliability.md)."""
+    """A model's rows inserted in one statement, their ids back in their order. On PostgreSQL the rows
+    go as one array a column: one text however many rows, which psycopg parses once, where SQLAlchemy's
+    one VALUES a row is a new text for each number of rows, parsed anew past 50 parameters or 4 KB
+    (docs/reliability.md). Elsewhere (SQLite), SQLAlchemy's INSERT … RETURNING in the rows' order."""
 
     columns: tuple[str, ...]
-    statement: sa.Insert
+    from_arrays: sa.Insert
+    in_order: sa.Insert
 
     @classmethod
     def of(cls, model: type[Any], columns: tuple[str, ...]) -> ArrayInsert:
@@ -324,13 +326,20 @@ class ArrayInsert:
             .render_derived()
         )
         rows = sa.select(*[arrays.c[name] for name in columns]).order_by(arrays.c.n)
-        return cls(columns, sa.insert(table).from_select(columns, rows).returning(table.c.id))
+        from_arrays = sa.insert(table).from_select(columns, rows).returning(table.c.id)
+        return cls(columns, from_arrays, sa.insert(table).returning(table.c.id, sort_by_parameter_order=True))
 
     def ids(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        """The rows inserted, and their ids in their order: SERIAL ids follow the order of the SELECT the
-        rows come from (as SQLAlchemy's insertmanyvalues relies on), so sorted they are the rows'."""
-        given = {name: [row[name] for row in rows] for name in self.columns}
-        return sorted(row_id for (row_id,) in rows_of(connection, self.statement, given))
+        """The rows inserted (`columns` of each), and their ids in their order. From arrays, SERIAL ids
+        follow the order of the SELECT the rows come from (as SQLAlchemy's insertmanyvalues relies on),
+        so sorted they are the rows'."""
+        if not rows:
+            return []
+        if connection.dialect.name != "postgresql":
+            given = [{name: row[name] for name in self.columns} for row in rows]
+            return list(connection.execute(self.in_order, given).scalars())
+        arrays = {name: [row[name] for row in rows] for name in self.columns}
+        return sorted(row_id for (row_id,) in rows_of(connection, self.from_arrays, arrays))
 
 
 def insert(dialect: str, model: type[Any] | sa.Table) -> postgresql.Insert | sqlite.Insert:
