@@ -51,6 +51,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
 
 
+def system_cpu_seconds(pid: int) -> float:
+    """The part of `cpu_seconds` spent in the kernel on `pid`'s behalf (its system calls: sockets,
+    futexes, files); 0 once it is gone."""
+    try:
+        fields = _stat_fields(pid)
+    except (OSError, IndexError):
+        return 0.0
+    return int(fields[12]) / TICKS_PER_S  # stime
+
+
 def niceness(pid: int) -> int | None:
     """`pid`'s nice value (-20 to 19); None once it is gone."""
     try:

@@ -24,6 +24,7 @@ class Server:
     redis_cpu_s: float | None = None  # the Redis server's own, by its INFO (None: no Redis, or on another machine)
     niceness: tuple[int, ...] = ()  # the master's and each worker's, as the phase began
     callers_niceness: int = 0  # the bench's own process, whose event loop is the callers
+    system_cpu_s: float | None = None  # the part of cpu_s in the kernel for the server (None: not measured)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ def first_errors(verdicts: Sequence[Verdict]) -> dict[str, str]:
 def cpu_ms_per_request(phases: Sequence[Phase]) -> dict[str, float | None]:
     """Where the machine's CPU went over `phases`, per webhook request: each process measured (None:
     the server uses no such thing), and the rest (the kernel's work no process is charged for,
-    PostgreSQL's own processes, anything else running)."""
+    PostgreSQL's own processes, anything else running); and of the server's, the part the kernel spent
+    for it (its system time), which tells its Python from its I/O and its threads' waking."""
     requests = sum(phase.requests for phase in phases)
 
     def total(figure: Callable[[Phase], float | None]) -> float | None:
@@ -154,4 +156,5 @@ def cpu_ms_per_request(phases: Sequence[Phase]) -> dict[str, float | None]:
     machine = total(lambda phase: phase.server.machine_busy_s) or 0.0
     spent["rest"] = machine - sum(value or 0.0 for value in spent.values())
     spent["machine"] = machine
+    spent["server_system"] = total(lambda phase: phase.server.system_cpu_s)  # inside "server", not beside it
     return {name: None if value is None or not requests else value / requests * 1000 for name, value in spent.items()}

@@ -158,6 +158,7 @@ def ratios(phases: Sequence[Phase]) -> list[str]:
 
 BUDGET = (
     ("the server (gunicorn master and workers)", "server"),
+    ("of it, the kernel's for the server (system time: sockets, threads' waits)", "server_system"),
     ("the generator (the callers, the platform's side)", "generator"),
     ("PostgreSQL (backends of the bench's database)", "postgres"),
     ("Redis (the server)", "redis"),

@@ -258,7 +258,8 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
     workers = set(server.workers())
     niceness = tuple(server.niceness())
     reset = server.reset_peaks()
-    cpu, busy, database = server.cpu_seconds(), procfs.machine_busy_s(), _database_cpu(world)
+    cpu, system = server.cpu_seconds(), server.system_cpu_seconds()
+    busy, database = procfs.machine_busy_s(), _database_cpu(world)
     redis_before = redis_cpu_s(world.redis) if target.helpline else None
     log = asyncio.run(load.run(pacing, target, world.mix, world.rng))
     redis_cpu = None if redis_before is None else (redis_cpu_s(world.redis) or 0.0) - redis_before
@@ -266,6 +267,7 @@ def phase(world: World, name: str, server: servers.Server, target: load.Target, 
     database_cpu += sum(seconds for pid, seconds in _database_cpu(world).items() if pid not in database)
     measured = figures.Server(
         cpu_s=server.cpu_seconds() - cpu,
+        system_cpu_s=server.system_cpu_seconds() - system,
         database_cpu_s=database_cpu if target.helpline else None,
         machine_busy_s=procfs.machine_busy_s() - busy,
         peak_rss_kb=tuple(server.peaks_kb()),

@@ -41,6 +41,10 @@ class Server:
         """CPU time of the master and its live workers so far."""
         return sum(procfs.cpu_seconds(pid) for pid in [self.pid, *self.workers()])
 
+    def system_cpu_seconds(self) -> float:
+        """The part of `cpu_seconds` spent in the kernel for them."""
+        return sum(procfs.system_cpu_seconds(pid) for pid in [self.pid, *self.workers()])
+
     def reset_peaks(self) -> bool:
         return all([procfs.reset_peak_rss(pid) for pid in self.workers()])
 
