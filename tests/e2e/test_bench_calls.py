@@ -99,6 +99,8 @@ def test_every_phase_measured_turns_and_the_report_prints_every_figure(short_run
         assert len(phase.server.peak_rss_kb) == run.SHORT.workers
         assert all(phase.server.peak_rss_kb)
         assert phase.server.niceness == (phase.server.callers_niceness,) * (1 + run.SHORT.workers), phase.name
+        assert phase.server.system_cpu_s is not None
+        assert 0 <= phase.server.system_cpu_s <= phase.server.cpu_s, phase.name
     for label, _figure in report.ROWS:
         assert label in short_run.report
     assert "paced: same callers and pace" in short_run.report
