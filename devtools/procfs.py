@@ -8,6 +8,7 @@ from pathlib import Path
 
 PROC = Path("/proc")
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+UTIME, STIME = 11, 12  # user and kernel clock ticks: stat fields 14 and 15, counted after the command name
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -44,21 +45,21 @@ def _running(fields: list[str]) -> bool:
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time `pid` has used so far; 0 once it is gone."""
-    try:
-        fields = _stat_fields(pid)
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
+    return _seconds(pid, UTIME, STIME)
 
 
 def system_cpu_seconds(pid: int) -> float:
     """The part of `cpu_seconds` spent in the kernel on `pid`'s behalf (its system calls: sockets,
     futexes, files); 0 once it is gone."""
+    return _seconds(pid, STIME)
+
+
+def _seconds(pid: int, *clocks: int) -> float:
     try:
         fields = _stat_fields(pid)
     except (OSError, IndexError):
         return 0.0
-    return int(fields[12]) / TICKS_PER_S  # stime
+    return sum(int(fields[clock]) for clock in clocks) / TICKS_PER_S
 
 
 def niceness(pid: int) -> int | None:
