@@ -45,21 +45,18 @@ def _running(fields: list[str]) -> bool:
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time `pid` has used so far; 0 once it is gone."""
-    return _seconds(pid, UTIME, STIME)
+    return cpu_times(pid)[0]
 
 
-def system_cpu_seconds(pid: int) -> float:
-    """The part of `cpu_seconds` spent in the kernel on `pid`'s behalf (its system calls: sockets,
-    futexes, files); 0 once it is gone."""
-    return _seconds(pid, STIME)
-
-
-def _seconds(pid: int, *clocks: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """`cpu_seconds`, and the part of it spent in the kernel on `pid`'s behalf (its system calls:
+    sockets, futexes, files), from one reading; 0 once it is gone."""
     try:
         fields = _stat_fields(pid)
     except (OSError, IndexError):
-        return 0.0
-    return sum(int(fields[clock]) for clock in clocks) / TICKS_PER_S
+        return 0.0, 0.0
+    user, system = int(fields[UTIME]), int(fields[STIME])
+    return (user + system) / TICKS_PER_S, system / TICKS_PER_S
 
 
 def niceness(pid: int) -> int | None:

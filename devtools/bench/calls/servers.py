@@ -37,13 +37,11 @@ class Server:
     def workers(self) -> list[int]:
         return procfs.children(self.pid)
 
-    def cpu_seconds(self) -> float:
-        """CPU time of the master and its live workers so far."""
-        return sum(procfs.cpu_seconds(pid) for pid in [self.pid, *self.workers()])
-
-    def system_cpu_seconds(self) -> float:
-        """The part of `cpu_seconds` spent in the kernel for them."""
-        return sum(procfs.system_cpu_seconds(pid) for pid in [self.pid, *self.workers()])
+    def cpu_times(self) -> tuple[float, float]:
+        """CPU time of the master and its live workers so far, and the part of it the kernel spent for
+        them, from one reading of each."""
+        times = [procfs.cpu_times(pid) for pid in [self.pid, *self.workers()]]
+        return sum(whole for whole, _system in times), sum(system for _whole, system in times)
 
     def reset_peaks(self) -> bool:
         return all([procfs.reset_peak_rss(pid) for pid in self.workers()])
