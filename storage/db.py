@@ -318,8 +318,8 @@ class ArrayInsert:
     in_order: sa.Insert
 
     @classmethod
-    def of(cls, model: type[Any], columns: tuple[str, ...]) -> ArrayInsert:
-        table = sa.inspect(model).local_table
+    def of(cls, model: type[Any] | sa.Table, columns: tuple[str, ...]) -> ArrayInsert:
+        table = model if isinstance(model, sa.Table) else sa.inspect(model).local_table
         arrays = (
             sa.func.unnest(*[sa.bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns])
             .table_valued(*columns, with_ordinality="n")
@@ -330,14 +330,15 @@ class ArrayInsert:
         return cls(columns, from_arrays, sa.insert(table).returning(table.c.id, sort_by_parameter_order=True))
 
     def ids(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        """The rows inserted (`columns` of each), and their ids in their order. From arrays, SERIAL ids
-        follow the order of the SELECT the rows come from (as SQLAlchemy's insertmanyvalues relies on),
-        so sorted they are the rows'."""
+        """The rows inserted (each of `columns`, and no other), and their ids in their order. From
+        arrays, SERIAL ids follow the order of the SELECT the rows come from (as SQLAlchemy's
+        insertmanyvalues relies on), so sorted they are the rows'."""
         if not rows:
             return []
+        if rows[0].keys() != set(self.columns):  # a column given and not inserted, or one missing
+            raise ValueError(f"rows of {sorted(rows[0])}, not of this insert's {sorted(self.columns)}")
         if connection.dialect.name != "postgresql":
-            given = [{name: row[name] for name in self.columns} for row in rows]
-            return list(connection.execute(self.in_order, given).scalars())
+            return list(connection.execute(self.in_order, list(rows)).scalars())
         arrays = {name: [row[name] for row in rows] for name in self.columns}
         return sorted(row_id for (row_id,) in rows_of(connection, self.from_arrays, arrays))
 

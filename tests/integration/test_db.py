@@ -14,6 +14,7 @@ from psycopg import _queries as psycopg_queries
 
 from devtools.bench import roundtrips
 from storage.db import (
+    ArrayInsert,
     autocommit_session,
     autocommitted,
     commit_without_waiting_for_disk,
@@ -262,3 +263,22 @@ def test_a_write_after_a_connection_was_cut_is_kept(postgres: sa.Engine) -> None
             assert connection.execute(sa.text("SELECT count(*) FROM kept")).scalar() == 1
     finally:
         admin.dispose()
+
+
+def test_rows_inserted_at_once_get_their_ids_in_order_and_a_column_not_inserted_is_refused(engine: sa.Engine) -> None:
+    notes = sa.Table(
+        "array_insert_note", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("text", sa.Text)
+    )
+    notes.create(engine)
+    insert = ArrayInsert.of(notes, ("text",))
+    try:
+        with engine.begin() as connection:
+            ids = insert.ids(connection, [{"text": f"note {n}"} for n in range(30)])
+            read = {row_id: text for row_id, text in connection.execute(sa.select(notes.c.id, notes.c.text))}
+
+            assert [read[row_id] for row_id in ids] == [f"note {n}" for n in range(30)]
+            assert insert.ids(connection, []) == []
+            with pytest.raises(ValueError, match="not of this insert"):
+                insert.ids(connection, [{"text": "kept", "id": 7}])
+    finally:
+        notes.drop(engine)
