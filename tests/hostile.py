@@ -106,7 +106,22 @@ VERBS: dict[str, set[str]] = {
     "Dial": {"action", "method", "timeout", "callerId", "record", "timeLimit", "hangupOnStar"},
     "Record": {"action", "method", "timeout", "finishOnKey", "maxLength", "playBeep", "trim"},
 }
-DIAL_NOUNS = {"Queue": {"url", "method"}, "Number": {"url", "method", "sendDigits"}, "Client": set()}
+DIAL_NOUNS = {
+    "Queue": {"url", "method"},
+    "Number": {"url", "method", "sendDigits"},
+    "Client": set(),
+    # twilio.com/docs/voice/twiml/conference#attributes: those the helpline's rooms use
+    "Conference": {
+        "endConferenceOnExit",
+        "muted",
+        "coach",
+        "beep",
+        "record",
+        "recordingStatusCallback",
+        "recordingStatusCallbackEvent",
+        "recordingStatusCallbackMethod",
+    },
+}
 ENDS_DOCUMENT = frozenset({"Redirect", "Hangup", "Reject", "Leave"})
 LANGUAGES = frozenset({"hi-IN", "en-IN"})
 MAX_TWIML_BYTES = 64 * 1024
@@ -188,8 +203,9 @@ def _check_verb(app: Flask, verb: ElementTree.Element) -> None:  # noqa: C901 (T
         for noun in children:
             if noun.tag not in DIAL_NOUNS or set(noun.attrib) - DIAL_NOUNS[noun.tag]:
                 raise TwimlProblem(f"<Dial> holds <{noun.tag} {sorted(noun.attrib)}>")
-            if noun.get("url"):
-                check_route(app, noun.get("url", ""))
+            for name in ("url", "recordingStatusCallback"):
+                if noun.get(name):
+                    check_route(app, noun.get(name, ""))
     elif children:
         raise TwimlProblem(f"<{verb.tag}> holds <{children[0].tag}>")
 

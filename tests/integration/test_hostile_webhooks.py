@@ -361,6 +361,24 @@ CONTENT_TYPES = st.sampled_from(
 )
 
 
+def test_an_agent_who_takes_a_waiting_caller_gets_a_recorded_room_twilio_can_run(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Found by the raw-bodies test below (2026-12-07): the agent's recorded leg into a caller's room,
+    `<Dial><Conference record=… recordingStatusCallback=…>`, is TwiML Twilio runs; the checker knew no
+    `<Conference>` in a `<Dial>`."""
+    waiting = post_pairs(client, "/twilio/voice/queue/wait", [("CallSid", VICTIM), ("QueuePosition", "1")])
+    assert waiting.status_code == 200
+
+    agent = "CA" + "b" * 32
+    answer = post_pairs(client, "/twilio/voice/agent/answer", [("CallSid", agent), ("Digits", "1")], query=b"user=7")
+
+    check_answer(app, "/twilio/voice/agent/answer", answer, must_end=True)
+    room = twiml(answer).find("Dial/Conference")
+    assert room is not None, answer.data
+    assert room.get("record") == "record-from-start"
+
+
 def test_raw_bodies_of_any_bytes_and_content_type_get_an_answer(
     app: Flask, client: FlaskClient, redis_client: redis.Redis
 ) -> None:
