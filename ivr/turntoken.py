@@ -36,25 +36,44 @@ def key_of(secret_key: str) -> bytes:
 def sign(key: bytes, call_id: str, session: Session) -> str:
     """The token of `session` for the call `call_id`: URL-safe base64 of the session (JSON, deflated:
     a third of its length once it holds the slots read out), a dot, its MAC."""
+    return signed(key, call_id, body_of(session))
+
+
+def body_of(session: Session) -> bytes:
+    """What a token of `session` carries before its MAC: the same for every call."""
     payload = json.dumps(session.to_dict(), ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
     deflate = zlib.compressobj(6, zlib.DEFLATED, WINDOW_BITS, MEMORY_LEVEL)
-    body = base64.urlsafe_b64encode(deflate.compress(payload) + deflate.flush()).rstrip(b"=")
+    return base64.urlsafe_b64encode(deflate.compress(payload) + deflate.flush()).rstrip(b"=")
+
+
+def signed(key: bytes, call_id: str, body: bytes) -> str:
+    """The token of a session's `body` (`body_of`) for the call `call_id`."""
     return f"{body.decode()}.{_mac(key, call_id, body)}"
 
 
 def read(key: bytes, call_id: str, token: str) -> Session | None:
     """The session `token` carries for the call `call_id`; None when it was not signed for this call
     by this helpline, or is not a session."""
+    body = verified(key, call_id, token)
+    return None if body is None else session_of(body)
+
+
+def verified(key: bytes, call_id: str, token: str) -> bytes | None:
+    """The body of `token` (`body_of` a session), when it was signed for the call `call_id` by this
+    helpline; else None."""
     if len(token) > MAX_LENGTH or not token.isascii():
         return None
     body, _, mac = token.encode().partition(b".")
-    if not hmac.compare_digest(mac, _mac(key, call_id, body).encode()):
-        return None
+    return body if hmac.compare_digest(mac, _mac(key, call_id, body).encode()) else None
+
+
+def session_of(body: bytes) -> Session | None:
+    """The session a verified token's `body` holds; None when it is not one (signed by us, so a bug of ours)."""
     try:
         deflated = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
         data = json.loads(zlib.decompressobj(WINDOW_BITS).decompress(deflated, MAX_SESSION))
         return Session.from_dict(data)
-    except (binascii.Error, zlib.error, ValueError, KeyError, TypeError):  # signed by us, so a bug of ours
+    except (binascii.Error, zlib.error, ValueError, KeyError, TypeError):
         return None
 
 

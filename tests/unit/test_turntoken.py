@@ -46,3 +46,14 @@ def test_a_session_changed_under_its_mac_reads_as_nothing() -> None:
     spoiled_ones = (f"{other}.{mac}", f"{made_up}.{mac}", body, f"{body}.", f"{body}.{mac[:-1]}", "", "é.é", "x" * 9000)
     for spoiled in spoiled_ones:
         assert turntoken.read(KEY, CALL, spoiled) is None, spoiled
+
+
+def test_a_sessions_body_is_every_calls_and_only_its_mac_is_the_calls_own() -> None:
+    body = turntoken.body_of(SESSION)
+    for call_id in (CALL, OTHER_CALL):
+        token = turntoken.signed(KEY, call_id, body)
+        assert token == turntoken.sign(KEY, call_id, SESSION)
+        assert turntoken.verified(KEY, call_id, token) == body
+        assert turntoken.session_of(body) == SESSION
+    assert turntoken.verified(KEY, OTHER_CALL, turntoken.signed(KEY, CALL, body)) is None
+    assert turntoken.session_of(b"not deflated json") is None
