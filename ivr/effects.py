@@ -871,12 +871,16 @@ class Performed:
     """An effect this helpline can perform: its handler, every outcome the handler reports, whether
     it only reads (it writes nothing and may run again for the same step, as a retry does), and
     whether what it reads is anyone's record (a request, an offer, a job), not what any caller may
-    hear (the PIN codes, the slots open now, whether agents are in)."""
+    hear (the PIN codes, the slots open now, whether agents are in), and whether its outcome depends
+    on nothing but its arguments, the caller's language and what the process loaded at start (a PIN
+    code's district; not the slots open now, nor whether agents are in): the same for every call that
+    asks the same, so a menu turn that performed it may be answered from memory (`ivr.menuturns`)."""
 
     perform: Handler
     outcomes: frozenset[str]
     reads_only: bool = False
     reads_records: bool = True
+    static: bool = False
 
 
 def _performs(handler: Handler, *outcomes: str) -> Performed:
@@ -889,6 +893,10 @@ def _reads(handler: Handler, *outcomes: str) -> Performed:
 
 def _reads_public(handler: Handler, *outcomes: str) -> Performed:
     return Performed(handler, frozenset(outcomes), reads_only=True, reads_records=False)
+
+
+def _reads_static(handler: Handler, *outcomes: str) -> Performed:
+    return Performed(handler, frozenset(outcomes), reads_only=True, reads_records=False, static=True)
 
 
 # The one list of effects a flow may name: `flows check` and the flows loaded at start refuse any other.
@@ -905,7 +913,7 @@ EFFECTS: dict[str, Performed] = {
     "record_rating": _performs(record_rating, "saved", "rework", "failed"),
     "report_problem": _performs(report_problem, "recorded", "rework", "failed"),
     "rework_other_worker": _performs(rework_other_worker, "changed", "kept"),
-    "lookup_pincode": _reads_public(lookup_pincode, "found", "unknown", "outside"),
+    "lookup_pincode": _reads_static(lookup_pincode, "found", "unknown", "outside"),
     "find_slots": _reads_public(find_slots, "open", "none"),
     "create_request": _performs(create_request, "created", "failed"),
     "find_open_requests": _reads(find_open_requests, "found", "none"),

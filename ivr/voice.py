@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +40,7 @@ from ivr.callstate import CallState
 from ivr.effects import (
     EFFECTS,
     CallContext,
+    Performed,
     keep_recording,
     known_effects,
     known_language,
@@ -60,6 +61,7 @@ from ivr.instructions import (
     queued_by_app,
     spoken,
 )
+from ivr.menuturns import MenuTurns, Remembered
 from storage import callqueue, rooms
 from storage.db import session_scope
 from storage.runtime import Runtime
@@ -128,6 +130,7 @@ class Ivr:
     platform: CallPlatform
     root: str = "/twilio/voice"  # where the platform's voice webhooks are: /<platform>/voice
     token_key: bytes | None = None  # signs the sessions menu turns carry (None: no secret key, Redis only)
+    menu_turns: MenuTurns = field(default_factory=MenuTurns)  # the process's, answered from memory
 
     def recording(self, prompt: str, language: str) -> str | None:
         if (self.recordings_dir / language / f"{prompt}.mp3").is_file():
@@ -143,11 +146,15 @@ class Ivr:
         the same document for every caller at that turn but for the token, so each is rendered once
         for the recordings on disk, remembered, and given the call's token in place of a mark."""
         try:
-            rendered = _rendered(self, tuple(events), turn, bool(token), self._recordings.changed())
+            rendered = _rendered(self, tuple(events), turn, bool(token), self.recordings_seen())
         except TypeError:  # an event that cannot be a key (an effect): instructions() says what is wrong
             said = instructions(events, self.voices, turn=turn, root=self.root, recordings=self.recording)
             return self.render(said)
         return rendered.replace(TOKEN_MARK, token) if token else rendered
+
+    def recordings_seen(self) -> tuple[int, ...]:
+        """When the recordings every answer depends on last changed, as last looked at (`RecordingsSeen`)."""
+        return self._recordings.changed()
 
     def look_for_recordings(self) -> None:
         """Look at the recordings' directories now (a call's first request does): a recording added is
@@ -290,7 +297,7 @@ def incoming() -> Response:
     name, trigger = _flow_for(_party())
     flow = _ivr().flows[name]
     session, events = start(flow, trigger)
-    session, events, _records_read = _read(state, flow, session, events, 0)
+    session, events, _performed = _read(state, flow, session, events, 0)
     return _kept_or_answered(state, session, events, key="start", turn=0, first_delivery=replay_mark())
 
 
@@ -357,23 +364,42 @@ def _carried_step(turn: int, carried: str) -> Response:
     read, no dial, the language and the call log's outcome as they were, still waiting for keys)
     touches no shared state: the same request again is answered the same. When it read no one's
     records either, its answer holds nothing the request does not carry, and a replay of it is
-    answered as the request was, without the platform's replay check. Any other turn is checked for
-    a replay, then takes the call's turn in Redis as a step without a token does, so what it
-    commits, it commits once. A token that is not this call's, or not this turn's, is refused with
-    the spoken apology."""
+    answered as the request was, without the platform's replay check; when its effects read only what
+    the process loaded at start, every call carrying the same session and keys gets that answer, so it
+    is remembered (`ivr.menuturns`). Any other turn is checked for a replay, then takes the call's turn
+    in Redis as a step without a token does, so what it commits, it commits once. A token that is not
+    this call's, or not this turn's, is refused with the spoken apology."""
     state = _state()
-    key = _ivr().token_key
-    session = turntoken.read(key, state.call_sid, carried) if key else None
+    ivr = _ivr()
+    key = ivr.token_key
+    body = turntoken.verified(key, state.call_sid, carried) if key else None
+    if key is None or body is None:
+        return _token_refused(state, turn)
+    asked = (body, _turn().digits[:32], ivr.recordings_seen())
+    remembered = ivr.menu_turns.get(asked)
+    if remembered is not None and remembered.turn == turn:
+        return _sent(remembered.document.replace(TOKEN_MARK, turntoken.signed(key, state.call_sid, remembered.body)))
+    session = turntoken.session_of(body)
     if session is None or session.turn != turn or session.status is not Status.WAITING_KEYS:
-        log.warning("call %s: a step's token refused (turn %s)", state.call_sid, turn)
-        return replay_refusal() or _apology()
-    flow = _ivr().flows[session.flow]
-    resumed, events = resume(flow, session, Keys(_turn().digits[:32]))
-    resumed, events, records_read = _read(state, flow, resumed, events, turn)
+        return _token_refused(state, turn)
+    flow = ivr.flows[session.flow]
+    resumed, events = resume(flow, session, Keys(asked[1]))
+    resumed, events, performed = _read(state, flow, resumed, events, turn)
     if not _commits_nothing(session, resumed, events):
         return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn, first_delivery=replay_mark())
-    refused = replay_refusal() if records_read else None
-    return refused or _sent(_ivr().document(events, resumed.turn, _token(state.call_sid, resumed)))
+    if any(effect.reads_records for effect in performed):
+        return replay_refusal() or _sent(ivr.document(events, resumed.turn, _token(state.call_sid, resumed)))
+    document = _rendered(ivr, tuple(events), resumed.turn, True, asked[2])  # a menu: says and gathers only
+    next_body = turntoken.body_of(resumed)
+    if all(effect.static for effect in performed):
+        ivr.menu_turns.keep(asked, Remembered(turn, document, next_body))
+    return _sent(document.replace(TOKEN_MARK, turntoken.signed(key, state.call_sid, next_body)))
+
+
+def _token_refused(state: CallState, turn: int) -> Response:
+    """A step whose token is not this call's, or not this turn's: the spoken apology."""
+    log.warning("call %s: a step's token refused (turn %s)", state.call_sid, turn)
+    return replay_refusal() or _apology()
 
 
 def _kept_or_answered(
@@ -404,21 +430,21 @@ def _kept_or_answered(
 
 def _read(
     state: CallState, flow: Flow, session: Session, events: list[Event], turn: int
-) -> tuple[Session, list[Event], bool]:
+) -> tuple[Session, list[Event], list[Performed]]:
     """The effects that only read (a PIN code, the open slots, a request's status), performed while
     the flow asks for them one after another; it stops at the first that writes, or at a dial. With
-    whether any of them read someone's records (`Performed.reads_records`)."""
-    records_read = False
+    the effects performed, in turn."""
+    performed: list[Performed] = []
     for _ in range(MAX_EFFECTS_PER_TURN):
         asked = events[-1] if events and session.status is Status.WAITING_EFFECT else None
         if not (isinstance(asked, Effect) and EFFECTS[asked.name].reads_only):
             break
         effect = EFFECTS[asked.name]
         events.pop()
-        records_read = records_read or effect.reads_records
+        performed.append(effect)
         session, more = resume(flow, session, effect.perform(_context(state, session, turn), asked.args))
         events += more
-    return session, events, records_read
+    return session, events, performed
 
 
 def _commits_nothing(before: Session, after: Session, events: list[Event]) -> bool:

@@ -4,6 +4,8 @@ another turn is refused with the spoken apology; a replayed one commits nothing 
 
 from __future__ import annotations
 
+from pathlib import Path
+from time import sleep
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
@@ -88,6 +90,66 @@ def test_the_same_menu_turn_again_is_answered_the_same(app: Flask) -> None:
     _, new_request = keyed(client, ["2"])
     first = post(client, new_request, {**CALL, "Digits": "1"})
     assert post(client, new_request, {**CALL, "Digits": "1"}) == first
+
+
+def test_a_menu_every_caller_hears_is_answered_from_memory_with_the_calls_own_token(app: Flask) -> None:
+    client = app.test_client()
+    first = keyed(client, ["2", "1"])  # English, a new request: the service menu
+    turns = app.extensions["ivr"].menu_turns
+    hits = turns.hits
+    another = {**OTHER_CALL, "From": "+919415000003"}  # another new caller: the same menus, in the same order
+    second = keyed(client, ["2", "1"], another)
+    assert turns.hits == hits + 1  # the new request's turn, as the first call had it
+    assert token_of(second[-1]) != token_of(first[-1])  # each call's own, under its own MAC
+    assert second[-1].replace(token_of(second[-1]), "") == first[-1].replace(token_of(first[-1]), "")
+    plumber = post(client, second[-1], {**another, "Digits": "1"})  # the token works for that call
+    assert prompts.text("enter_pincode", "en") in plumber
+    refused = post(client, second[-1], {**CALL, "Digits": "1"})  # and for no other
+    assert APOLOGY in refused
+
+
+def test_a_remembered_turn_is_refused_at_another_turn(app: Flask) -> None:
+    client = app.test_client()
+    steps = keyed(client, ["2", "1"])
+    post(client, steps[-1], {**CALL, "Digits": "1"})  # the service menu's turn, now remembered
+    elsewhere = steps[-1].replace("turn=2", "turn=5")
+    answer = post(client, elsewhere, {**CALL, "Digits": "1"})
+    assert APOLOGY in answer
+    assert "Gather" not in answer
+
+
+def test_a_turn_that_read_the_time_or_anyones_records_is_not_remembered(app: Flask) -> None:
+    client = app.test_client()
+    turns = app.extensions["ivr"].menu_turns
+    steps = keyed(client, ["2", "1", "1", "226001"])  # the PIN code's district read back: remembered
+    kept = len(turns)
+    slots = post(client, steps[-1], {**CALL, "Digits": "1"})  # right: the slots open now are read out
+    assert prompts.text("choose_slot", "en")[:20] in slots
+    assert len(turns) == kept
+    tracking = {**OTHER_CALL, "From": "+919415000003"}
+    main_menu = keyed(client, ["2"], tracking)[-1]
+    requests_read = post(client, main_menu, {**tracking, "Digits": "2"})  # their requests: anyone's records
+    assert prompts.text("enter_request_number", "en") in requests_read  # none yet
+    assert len(turns) == kept
+
+
+def test_a_recording_added_while_the_helpline_runs_is_played_at_a_remembered_menu(
+    app_settings: Settings, tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    app = create_app(app_settings.model_copy(update={"recordings_dir": recordings}))
+    client = app.test_client()
+    before = post(client, keyed(client, ["2"])[-1], {**CALL, "Digits": "1"})
+    sleep(0.05)  # directory times are coarse: the recording comes clearly after that first answer
+    (recordings / "en").mkdir(parents=True)
+    (recordings / "en" / "choose_service.mp3").write_bytes(b"ID3")
+
+    another = {**OTHER_CALL, "From": "+919415000003"}  # another new caller: the same menus
+    after = post(client, keyed(client, ["2"], another)[-1], {**another, "Digits": "1"})
+
+    assert "<Play" not in before
+    assert "/recordings/en/choose_service.mp3</Play>" in after
+    app.extensions["sewamitra"].engine.dispose()
 
 
 @pytest.mark.parametrize(
