@@ -433,6 +433,11 @@ def test_bench_turns_counts_every_request_of_its_calls_by_webhook(
     for webhook in result.helpline.spent:
         assert f"| {webhook} " in result.report
     assert "| baseline (one fixed menu) |" in result.report
+    # The first menus are every new caller's: after the first call, answered from memory
+    memory = result.remembered
+    assert 0 < memory.hits < memory.asked, result.report
+    assert 0 < memory.kept <= memory.misses
+    assert "answered from memory (`ivr.menuturns`), of the steps whose URL carried a session, " in result.report
 
 
 def test_the_saturated_ratio_is_taken_over_both_rounds_and_each_is_printed() -> None:

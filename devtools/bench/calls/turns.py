@@ -128,12 +128,26 @@ class Replayed:
 
 
 @dataclass(frozen=True)
+class Remembered:
+    """The helpline's menu turns answered from memory (`ivr.menuturns`) over its calls, warm-up included."""
+
+    hits: int
+    misses: int
+    kept: int
+
+    @property
+    def asked(self) -> int:
+        return self.hits + self.misses
+
+
+@dataclass(frozen=True)
 class Result:
     helpline: Clock
     baseline: Clock
     errors: int
     report: str
     replayed: tuple[Replayed, ...] = ()
+    remembered: Remembered = Remembered(0, 0, 0)
 
 
 def webhook(environ: dict[str, Any]) -> str:
@@ -172,14 +186,16 @@ def main(
                 drawn = _drawn(mix, WARM_UP_CALLS + calls, scripts)
                 app = webhook_app(settings)  # what a worker of `sewamitra serve` answers webhooks with (`app.Helpline`)
                 helpline, errors = measure(app, drawn, mix, platform, counter=counter, keep=keep)
+            memory = app.extensions["ivr"].menu_turns  # before the replays, which ask the same turns again
+            remembered = Remembered(memory.hits, memory.misses, len(memory))
             base_app = baseline.create_app(platform, run.PUBLIC_URL)
             base, base_errors = measure(base_app, iter(scripts), None, platform, keep=keep)  # the same calls
             replayed = _replayed(helpline, base, replays)
         finally:
             engine.dispose()
-    text = report(helpline, base, calls, errors + base_errors, platform, replayed, replays)
+    text = report(helpline, base, calls, errors + base_errors, platform, replayed, replays, remembered)
     out.write(text)
-    return Result(helpline, base, errors + base_errors, text, replayed)
+    return Result(helpline, base, errors + base_errors, text, replayed, remembered)
 
 
 def _menu_turn(name: str) -> bool:
@@ -249,6 +265,7 @@ def report(
     platform: str = "twilio",
     replayed: tuple[Replayed, ...] = (),
     replays: int = 0,
+    remembered: Remembered | None = None,
 ) -> str:
     rows = [
         ("webhook", "requests", "CPU per request", "share of the helpline's CPU", "PostgreSQL round trips", "Redis")
@@ -300,6 +317,13 @@ def report(
                     for r in replayed
                 ]
             ),
+            "",
+        ]
+    if remembered is not None and remembered.asked:
+        lines += [
+            f"- menu turns answered from memory (`ivr.menuturns`), of the steps whose URL carried a session, "
+            f"warm-up included: {remembered.hits:,} of {remembered.asked:,} "
+            f"({remembered.hits / remembered.asked:.1%}); {remembered.kept:,} turns kept",
             "",
         ]
     lines += [f"errors the callers heard: {errors}", ""]
