@@ -128,7 +128,7 @@ class Replayed:
 
 
 @dataclass(frozen=True)
-class Remembered:
+class MenuMemory:
     """The helpline's menu turns answered from memory (`ivr.menuturns`) over its calls, warm-up included."""
 
     hits: int
@@ -147,7 +147,7 @@ class Result:
     errors: int
     report: str
     replayed: tuple[Replayed, ...] = ()
-    remembered: Remembered = Remembered(0, 0, 0)
+    remembered: MenuMemory = MenuMemory(0, 0, 0)
 
 
 def webhook(environ: dict[str, Any]) -> str:
@@ -187,7 +187,7 @@ def main(
                 app = webhook_app(settings)  # what a worker of `sewamitra serve` answers webhooks with (`app.Helpline`)
                 helpline, errors = measure(app, drawn, mix, platform, counter=counter, keep=keep)
             memory = app.extensions["ivr"].menu_turns  # before the replays, which ask the same turns again
-            remembered = Remembered(memory.hits, memory.misses, len(memory))
+            remembered = MenuMemory(memory.hits, memory.misses, len(memory))
             base_app = baseline.create_app(platform, run.PUBLIC_URL)
             base, base_errors = measure(base_app, iter(scripts), None, platform, keep=keep)  # the same calls
             replayed = _replayed(helpline, base, replays)
@@ -265,7 +265,7 @@ def report(
     platform: str = "twilio",
     replayed: tuple[Replayed, ...] = (),
     replays: int = 0,
-    remembered: Remembered | None = None,
+    remembered: MenuMemory | None = None,
 ) -> str:
     rows = [
         ("webhook", "requests", "CPU per request", "share of the helpline's CPU", "PostgreSQL round trips", "Redis")
