@@ -375,7 +375,8 @@ def _carried_step(turn: int, carried: str) -> Response:
     body = turntoken.verified(key, state.call_sid, carried) if key else None
     if key is None or body is None:
         return _token_refused(state, turn)
-    asked = (body, _turn().digits[:32], ivr.recordings_seen())
+    digits, seen = _turn().digits[:32], ivr.recordings_seen()
+    asked = (body, digits, seen)
     remembered = ivr.menu_turns.get(asked)
     if remembered is not None and remembered.turn == turn:
         return _sent(remembered.document.replace(TOKEN_MARK, turntoken.signed(key, state.call_sid, remembered.body)))
@@ -383,15 +384,15 @@ def _carried_step(turn: int, carried: str) -> Response:
     if session is None or session.turn != turn or session.status is not Status.WAITING_KEYS:
         return _token_refused(state, turn)
     flow = ivr.flows[session.flow]
-    resumed, events = resume(flow, session, Keys(asked[1]))
+    resumed, events = resume(flow, session, Keys(digits))
     resumed, events, performed = _read(state, flow, resumed, events, turn)
     if not _commits_nothing(session, resumed, events):
         return _kept_or_answered(state, resumed, events, key=str(turn), turn=turn, first_delivery=replay_mark())
-    if any(effect.reads_records for effect in performed):
-        return replay_refusal() or _sent(ivr.document(events, resumed.turn, _token(state.call_sid, resumed)))
-    document = _rendered(ivr, tuple(events), resumed.turn, True, asked[2])  # a menu: says and gathers only
+    if any(effect.reads_records for effect in performed) and (refused := replay_refusal()) is not None:
+        return refused
+    document = _rendered(ivr, tuple(events), resumed.turn, True, seen)  # a menu: says and gathers only
     next_body = turntoken.body_of(resumed)
-    if all(effect.static for effect in performed):
+    if all(effect.static for effect in performed):  # none read anyone's records, the time or the agents
         ivr.menu_turns.keep(asked, Remembered(turn, document, next_body))
     return _sent(document.replace(TOKEN_MARK, turntoken.signed(key, state.call_sid, next_body)))
 

@@ -124,7 +124,7 @@ def test_a_turn_that_read_the_time_or_anyones_records_is_not_remembered(app: Fla
     steps = keyed(client, ["2", "1", "1", "226001"])  # the PIN code's district read back: remembered
     kept = len(turns)
     slots = post(client, steps[-1], {**CALL, "Digits": "1"})  # right: the slots open now are read out
-    assert prompts.text("choose_slot", "en")[:20] in slots
+    assert prompts.text("choose_slot", "en") in slots
     assert len(turns) == kept
     tracking = {**OTHER_CALL, "From": "+919415000003"}
     main_menu = keyed(client, ["2"], tracking)[-1]
