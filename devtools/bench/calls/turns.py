@@ -58,7 +58,8 @@ class Clock:
         def timed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             name = webhook(environ)
             body = self._body(environ) if self.on and self.keep and self.keep(name) else None
-            started, before = time.process_time(), self.counter.copy() if self.counter else None
+            before = self.counter.copy() if self.counter else None  # the bench's own work: off the clock
+            started = time.process_time()
             answer: list[bytes] = []
             try:
                 answer = list(inner(environ, start_response))
