@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +19,16 @@ from core.exceptions import SewamitraError
 from core.settings import Settings
 
 KEY_PREFIX = "sewamitra:"
+# A Redis restarting refuses connections, then answers LOADING while it reads its data back: some
+# 0.2-0.4 s for `sewamitra up`'s embedded one (`sewamitra soak`), a few seconds for a managed one that
+# fails over. A command of the hot path is sent again meanwhile (Redis did nothing with it), for up to
+# this long from the first refusal the process saw: a caller hears that turn a little late, not the
+# apology. Past it, every command fails at once until Redis answers again, so a Redis that stays down
+# does not hold a web worker's threads (the platform waits 15 s for a webhook).
+RESTART_WAIT_S = 2.0
+RETRY_EVERY_S = 0.05
+
+log = logging.getLogger(__name__)
 
 
 class RedisUnavailable(SewamitraError):
@@ -40,7 +52,7 @@ class _Connection(Protocol):
 
     def pack_commands(self, commands: Sequence[Sequence[Any]]) -> list[bytes]: ...
     def send_packed_command(self, command: list[bytes]) -> None: ...
-    def read_response(self) -> Any: ...
+    def read_response(self, disconnect_on_error: bool = True) -> Any: ...
     def connect(self) -> None: ...
     def can_read(self) -> bool: ...
     def disconnect(self) -> None: ...
@@ -78,11 +90,15 @@ class Direct:
     (its timeouts, health check and retry policy), made when the thread first asks and again in a
     forked child. Errors are the client's: a lost connection raises ConnectionError (a RedisError)
     and is made again by the next command; an error Redis answers (ResponseError) leaves the
-    connection as it was."""
+    connection as it was. A Redis restarting, which refuses the connection or answers LOADING to
+    every command sent, is waited for (`RESTART_WAIT_S` from the first refusal); commands Redis may
+    have run are never sent again."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, restart_wait_s: float = RESTART_WAIT_S) -> None:
         self._pool = client.connection_pool
         self._local = threading.local()
+        self._restart_wait_s = restart_wait_s
+        self._refused: tuple[int, float] | None = None  # the process and when Redis first refused it, for its threads
 
     def __call__(self, *args: Any) -> Any:
         """One command, and Redis's answer as it came (bytes, ints, lists)."""
@@ -112,10 +128,34 @@ class Direct:
         return first, answers
 
     def _answers(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        while True:
+            try:
+                answers = self._sent(commands)
+            except _Refused as refused:
+                self._wait_for_restart(refused.error)
+                continue
+            if self._refused is not None:
+                log.warning("Redis answers again, %.2f s after it first refused", time.monotonic() - self._refused[1])
+                self._refused = None
+            return answers
+
+    def _sent(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         connection = self._connection()
         return connection.retry.call_with_retry(
             lambda: _exchange(connection, commands), lambda _error: connection.disconnect()
         )
+
+    def _wait_for_restart(self, error: redis.exceptions.ConnectionError) -> None:
+        """A pause before the commands Redis refused are sent again; `error` raised once Redis has
+        refused for `RESTART_WAIT_S`."""
+        now, pid = time.monotonic(), os.getpid()
+        if self._refused is None or self._refused[0] != pid:  # the first refusal, or a forked parent's
+            self._refused = (pid, now)
+            log.warning("Redis refused (%s): waiting up to %g s for it to restart", error, self._restart_wait_s)
+        since = self._refused[1]
+        if now - since >= self._restart_wait_s:
+            raise error
+        time.sleep(min(RETRY_EVERY_S, since + self._restart_wait_s - now))
 
     def run(self, script: Lua, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """`script` on `keys` with `args`: by its SHA1, or loaded and run when Redis lacks it (after a restart)."""
@@ -131,29 +171,47 @@ class Direct:
             local.connection = self._pool.connection_class(**self._pool.connection_kwargs)
             local.pid = os.getpid()
         connection: _Connection = local.connection
-        connection.connect()
-        try:  # as the pool checks a connection it hands out: one Redis closed (a restart) is made again
-            if connection.can_read():
-                raise redis.exceptions.ConnectionError("the connection has data nobody asked for")
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-            connection.disconnect()
+        try:  # nothing is sent before the connection is made: a refusal is a restart's
             connection.connect()
+            try:  # as the pool checks a connection it hands out: one Redis closed (a restart) is made again
+                if connection.can_read():
+                    raise redis.exceptions.ConnectionError("the connection has data nobody asked for")
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                connection.disconnect()
+                connection.connect()
+        except redis.exceptions.ConnectionError as error:
+            raise _Refused(error) from error
         return connection
 
 
+class _Refused(Exception):
+    """Redis did nothing with the commands: it refused the connection, or answered LOADING to each."""
+
+    def __init__(self, error: redis.exceptions.ConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _exchange(connection: _Connection, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    """The commands' answers, an error Redis answered among them as it came."""
+    """The commands' answers, an error Redis answered among them as it came. `_Refused` when Redis
+    answered each with LOADING (a restart reading its data back): none of them ran."""
     connection.send_packed_command(connection.pack_commands(commands))
     answers: list[Any] = []
     try:
         for _ in commands:
             try:
-                answers.append(connection.read_response())
-            except redis.exceptions.ResponseError as error:  # answered: the next answer follows
+                answers.append(connection.read_response(disconnect_on_error=False))
+            except (redis.exceptions.ResponseError, redis.exceptions.BusyLoadingError) as error:  # answered
                 answers.append(error)
     except BaseException:
         connection.disconnect()  # an answer may still be on its way: never read as the next command's
         raise
+    loading = [answer for answer in answers if isinstance(answer, redis.exceptions.BusyLoadingError)]
+    if loading and len(loading) == len(answers):
+        raise _Refused(loading[0])
+    if loading:  # some ran as Redis finished loading: they are not sent again
+        connection.disconnect()
+        raise loading[0]
     return answers
 
 

@@ -1,17 +1,28 @@
 """The hot path's direct Redis commands (`storage.redisdb.Direct`), on the real Redis: a connection a
 thread keeps, errors as the client raises them, several commands in one round trip, a connection
-Redis closed made again, a script Redis lacks loaded, a forked child on a connection of its own."""
+Redis closed made again, a script Redis lacks loaded, a forked child on a connection of its own; a
+Redis restarting waited for, and one that stays down refused at once."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import shutil
+import subprocess
+import tempfile
 import threading
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from storage.redisdb import Lua, direct
+from devtools.embedded_redis import redis_server_binary
+from storage.redisdb import Direct, Lua, direct
 from tests.factories import redis_sends
 
 
@@ -91,3 +102,173 @@ def test_a_forked_child_sends_on_a_connection_of_its_own(redis_client: redis.Red
     assert child.exitcode == 0
     assert childs != parents
     assert commands("CLIENT", "ID") == parents  # the parent's connection was not the child's to close
+
+
+# -- a Redis restarting ---------------------------------------------------------------------------------
+# A redis-server of the test's own, on a Unix socket: stopped and started again under the commands.
+
+
+class OwnRedis:
+    """A redis-server the test stops and starts, its data kept in `directory` (an RDB)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.socket = directory / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        """A client that tries each command once: redis-py's own retries would wait out a restart too."""
+        return redis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0))
+
+    def start(self, *settings: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *settings,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        ping = self.client
+        for _ in range(6000):
+            try:
+                ping.ping()
+                return
+            except redis.BusyLoadingError:  # up, reading its data back
+                return
+            except redis.ConnectionError:
+                time.sleep(0.005)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    directory = Path(tempfile.mkdtemp(prefix="sewamitra-redis-", dir="/tmp"))  # a socket's path is short
+    server = OwnRedis(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Heard(logging.Handler):
+    """The log lines of `storage.redisdb`, each setting an event a test waits on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused, self.back = threading.Event(), threading.Event()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        self.lines.append(line)
+        (self.refused if line.startswith("Redis refused") else self.back).set()
+
+
+@pytest.fixture
+def heard() -> Iterator[Heard]:
+    handler = Heard()
+    logger = logging.getLogger("storage.redisdb")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def _in_a_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_command_sent_while_redis_restarts_waits_for_it(own_redis: OwnRedis, heard: Heard) -> None:
+    commands = Direct(own_redis.client, restart_wait_s=120)  # far longer than any machine takes
+    assert commands("SET", "turn", "4") == b"OK"
+    own_redis.stop()
+
+    thread, outcome = _in_a_thread(lambda: commands("INCR", "calls"))
+    assert heard.refused.wait(60), "the command did not meet the stopped Redis"
+    own_redis.start()
+    thread.join(60)
+
+    assert outcome == [1]  # sent once, answered once Redis was back
+    assert heard.back.is_set()
+    assert "waiting up to 120 s" in heard.lines[0]
+
+
+def test_a_command_redis_answers_loading_to_is_sent_again_once_it_has_loaded(own_redis: OwnRedis, heard: Heard) -> None:
+    client = own_redis.client
+    client.mset({f"filler:{n}": "x" * 2048 for n in range(500)})
+    client.save()
+    own_redis.stop()
+    # Each key read back 20 ms late, and clients answered every kB read: LOADING for some 10 s
+    own_redis.start("--key-load-delay", "20000", "--loading-process-events-interval-bytes", "1024")
+    with pytest.raises(redis.BusyLoadingError):
+        client.get("filler:1")
+    commands = Direct(client, restart_wait_s=120)
+
+    thread, outcome = _in_a_thread(lambda: commands.each(("INCR", "calls"), ("INCR", "calls")))
+    assert heard.refused.wait(60), "the commands were not answered LOADING"
+    client.config_set("key-load-delay", 0)  # the rest of the data at once
+    thread.join(60)
+
+    assert outcome == [[1, 2]]  # neither ran while Redis loaded
+    assert client.dbsize() == 501
+    assert "Redis is loading" in heard.lines[0]
+
+
+def test_a_redis_down_longer_than_a_restart_fails_every_command_at_once(
+    own_redis: OwnRedis, heard: Heard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands = Direct(own_redis.client, restart_wait_s=0.2)
+    assert commands("PING") == b"PONG"
+    own_redis.stop()
+    pauses: list[float] = []
+    sleep = time.sleep
+
+    def paused(seconds: float) -> None:
+        pauses.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", paused)  # the pauses between tries, counted (and taken)
+
+    with pytest.raises(redis.ConnectionError):
+        commands("INCR", "calls")  # waited out the restart's time
+    waited = len(pauses)
+    with pytest.raises(redis.ConnectionError):
+        commands("INCR", "calls")  # Redis still down: no wait
+    assert waited > 0
+    assert len(pauses) == waited
+    monkeypatch.undo()
+    own_redis.start()
+
+    assert commands("INCR", "calls") == 1  # back: answered
+    assert heard.back.is_set()
+    assert len([line for line in heard.lines if line.startswith("Redis refused")]) == 1
