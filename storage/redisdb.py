@@ -197,19 +197,22 @@ def _exchange(connection: _Connection, commands: Sequence[Sequence[Any]]) -> lis
     answered each with LOADING (a restart reading its data back): none of them ran."""
     connection.send_packed_command(connection.pack_commands(commands))
     answers: list[Any] = []
+    loading: list[redis.exceptions.BusyLoadingError] = []
     try:
         for _ in commands:
             try:
                 answers.append(connection.read_response(disconnect_on_error=False))
-            except (redis.exceptions.ResponseError, redis.exceptions.BusyLoadingError) as error:  # answered
+            except redis.exceptions.ResponseError as error:  # answered: the next answer follows
                 answers.append(error)
+            except redis.exceptions.BusyLoadingError as error:  # answered LOADING: not run
+                answers.append(error)
+                loading.append(error)
     except BaseException:
         connection.disconnect()  # an answer may still be on its way: never read as the next command's
         raise
-    loading = [answer for answer in answers if isinstance(answer, redis.exceptions.BusyLoadingError)]
     if loading and len(loading) == len(answers):
         raise _Refused(loading[0])
-    if loading:  # some ran as Redis finished loading: they are not sent again
+    if loading:  # the others ran, as Redis finished loading between them: none is sent again
         connection.disconnect()
         raise loading[0]
     return answers
