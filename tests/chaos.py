@@ -109,7 +109,8 @@ class Process:
 
 class RedisServer(Process):
     """A redis-server of our own on a free port. Without persistence a restart comes back empty:
-    every queued job, call state and index entry is gone, the worst a Redis restart can do."""
+    every queued job, call state and index entry is gone, the worst a Redis restart can do (but for
+    a dump the test had it SAVE, which it reads back)."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -121,8 +122,9 @@ class RedisServer(Process):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
-        self.spawn(redis_command(self.port, self.directory))
+    def start(self, *settings: str) -> RedisServer:
+        """Start it, with redis-server's `settings` after ours; up once it answers."""
+        self.spawn([*redis_command(self.port, self.directory), *settings])
         wait_until(self.ping, 10, "redis-server to answer")
         return self
 
@@ -130,6 +132,8 @@ class RedisServer(Process):
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         try:
             return bool(client.ping())
+        except redis.BusyLoadingError:  # it answers, reading a dump back
+            return True
         except redis.RedisError:
             return False
         finally:

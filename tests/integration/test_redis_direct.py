@@ -7,22 +7,16 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from devtools.embedded_redis import redis_server_binary
 from storage.redisdb import Direct, Lua, direct
+from tests.chaos import RedisServer
 from tests.factories import redis_sends
 
 
@@ -105,68 +99,8 @@ def test_a_forked_child_sends_on_a_connection_of_its_own(redis_client: redis.Red
 
 
 # -- a Redis restarting ---------------------------------------------------------------------------------
-# A redis-server of the test's own, on a Unix socket: stopped and started again under the commands.
-
-
-class OwnRedis:
-    """A redis-server the test stops and starts, its data kept in `directory` (an RDB)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.socket = directory / "redis.sock"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def client(self) -> redis.Redis:
-        """A client that tries each command once: redis-py's own retries would wait out a restart too."""
-        return redis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0))
-
-    def start(self, *settings: str) -> None:
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--dir",
-                str(self.directory),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                *settings,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        ping = self.client
-        while self.process.poll() is None:  # until it answers, however long a loaded machine takes
-            try:
-                ping.ping()
-                return
-            except redis.BusyLoadingError:  # up, reading its data back
-                return
-            except redis.ConnectionError:
-                time.sleep(0.005)
-        raise AssertionError(f"redis-server exited with status {self.process.returncode}")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    directory = Path(tempfile.mkdtemp(prefix="sewamitra-redis-", dir="/tmp"))  # a socket's path is short
-    server = OwnRedis(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+# On the test's own redis-server (`own_redis`), stopped and started again under the commands, through a
+# client made from its URL as the helpline's is (`redisdb.connect`): redis-py retries nothing for it.
 
 
 class Heard(logging.Handler):
@@ -208,8 +142,8 @@ def _in_a_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[obj
     return thread, outcome
 
 
-def test_a_command_sent_while_redis_restarts_waits_for_it(own_redis: OwnRedis, heard: Heard) -> None:
-    commands = Direct(own_redis.client, restart_wait_s=120)  # far longer than any machine takes
+def test_a_command_sent_while_redis_restarts_waits_for_it(own_redis: RedisServer, heard: Heard) -> None:
+    commands = Direct(redis.Redis.from_url(own_redis.url), restart_wait_s=120)  # far longer than any machine takes
     assert commands("SET", "turn", "4") == b"OK"
     own_redis.stop()
 
@@ -223,8 +157,10 @@ def test_a_command_sent_while_redis_restarts_waits_for_it(own_redis: OwnRedis, h
     assert "waiting up to 120 s" in heard.lines[0]
 
 
-def test_a_command_redis_answers_loading_to_is_sent_again_once_it_has_loaded(own_redis: OwnRedis, heard: Heard) -> None:
-    client = own_redis.client
+def test_a_command_redis_answers_loading_to_is_sent_again_once_it_has_loaded(
+    own_redis: RedisServer, heard: Heard
+) -> None:
+    client = redis.Redis.from_url(own_redis.url)
     client.mset({f"filler:{n}": "x" * 2048 for n in range(6000)})
     client.save()
     own_redis.stop()
@@ -246,9 +182,9 @@ def test_a_command_redis_answers_loading_to_is_sent_again_once_it_has_loaded(own
 
 
 def test_a_redis_down_longer_than_a_restart_fails_every_command_at_once(
-    own_redis: OwnRedis, heard: Heard, monkeypatch: pytest.MonkeyPatch
+    own_redis: RedisServer, heard: Heard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commands = Direct(own_redis.client, restart_wait_s=0.2)
+    commands = Direct(redis.Redis.from_url(own_redis.url), restart_wait_s=0.2)
     assert commands("PING") == b"PONG"
     own_redis.stop()
     pauses: list[float] = []
