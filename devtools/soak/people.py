@@ -29,6 +29,10 @@ ACCEPT = ("1", "YES", "yes", "1", "Yes")
 # Without it Twilio logs error 11200 and the message is lost before the helpline could keep it.
 SMS_WEBHOOK_RETRIES = 2
 DECLINE = ("2", "NO", "no")
+# From the drain, citizens rate above `rework.threshold_rating` (2): a low rating books a rework visit,
+# new work the drain would then wait for. Filed as the load ends, reworks of reworks kept the drain
+# going for up to 583 s of its 600 (docs/reliability.md, the soak's "The last run").
+RATINGS, DRAIN_RATINGS = (1, 5), (3, 5)
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class People:
     sandbox: Any  # TwilioSandbox
     rng: random.Random
     manner: Manner
-    draining: bool = False  # nobody leaves an offer unanswered any more
+    draining: bool = False  # nobody leaves an offer unanswered, nor books a rework visit, any more
     sent: list[Sent] = field(default_factory=list)
     calls: list[Transcript] = field(default_factory=list)
     unanswered_calls: int = 0
@@ -134,8 +138,13 @@ class People:
         if template == "assigned_worker":
             return f"DONE {number} {code}"
         if template == "feedback":
-            return str(self.rng.randint(1, 5))
+            return self._rating()
         return None
+
+    def _rating(self) -> str:
+        """A citizen's rating of a job, by SMS or on the feedback call."""
+        low, high = DRAIN_RATINGS if self.draining else RATINGS
+        return str(self.rng.randint(low, high))
 
     async def _record_of(self, sid: str) -> tuple[str, str, str | None] | None:
         """The message's template, and its request's number and completion code, from the database."""
@@ -208,7 +217,7 @@ class People:
             await self._unanswered(placed)
             return
         if feedback:
-            keys = [str(self.rng.randint(1, 5))]
+            keys = [self._rating()]
         else:
             keys = [self.rng.choice(["2"] if self.rng.random() < self.manner.decline else ["1"])]
         setup = CallSetup(
